@@ -1,0 +1,48 @@
+import { parsedMessage, rawBody } from '../../message';
+import type { SymbolDef } from '../../score/types';
+import type { Check, CheckModule } from '../types';
+
+/**
+ * The GTUBE test string (SpamAssassin's Generic Test for Unsolicited Bulk
+ * Email). A message carrying it scores far past any reject threshold, so an
+ * operator can test the reject path end to end without real spam.
+ */
+export const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
+
+export const builtinSymbols: SymbolDef[] = [
+  { name: 'GTUBE', score: 1000, group: 'policy', description: 'Body carries the GTUBE anti-spam test string (forces the reject path)' },
+  { name: 'MIME_PARSE_ERROR', score: 0, group: 'policy', description: 'The message could not be fully parsed as MIME; checks ran on what could be read' },
+  { name: 'CHECK_ERROR', score: 0, group: 'policy', description: 'A check failed internally; it added nothing else and mail was not refused because of it' },
+];
+
+const gtube: Check = {
+  name: 'builtin.gtube',
+  phase: 'data',
+  async run(ctx) {
+    if (rawBody(ctx).includes(GTUBE)) return [{ name: 'GTUBE', detail: 'GTUBE test string in body' }];
+    const parsed = await parsedMessage(ctx);
+    if (parsed && `${parsed.text ?? ''}${parsed.html ?? ''}`.includes(GTUBE)) return [{ name: 'GTUBE', detail: 'GTUBE test string in decoded body' }];
+    return [];
+  },
+};
+
+const parseResult: Check = {
+  name: 'builtin.parse',
+  phase: 'data',
+  async run(ctx) {
+    await parsedMessage(ctx);
+    return ctx.parse.ok ? [] : [{ name: 'MIME_PARSE_ERROR', detail: ctx.parse.error }];
+  },
+};
+
+export const builtinModule: CheckModule<null> = {
+  name: 'builtin',
+  file: null,
+  symbols: builtinSymbols,
+  parseSettings() {
+    return { settings: null };
+  },
+  createChecks() {
+    return [gtube, parseResult];
+  },
+};

@@ -1,0 +1,58 @@
+import type { IniReader } from '../config/reader';
+import type { SharedSettings } from '../config/shared';
+import type { DnsResolver } from '../dns/resolver';
+import type { MessageContext } from '../message';
+import type { Ledger } from '../score/ledger';
+import type { Hit, SymbolDef } from '../score/types';
+import type { StateStore } from '../state/types';
+
+/** SMTP phases, in the order a transaction goes through them. */
+export const PHASES = ['connect', 'helo', 'mail', 'rcpt', 'data'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** What checks may use beyond the message: one set per process, shared by all plugins. */
+export interface Services {
+  shared: SharedSettings;
+  dns: DnsResolver;
+  state: StateStore;
+  /** Milliseconds since the epoch; injectable so tests can move time. */
+  clock: () => number;
+  log: Logger;
+}
+
+export interface CheckInput {
+  /** At the rcpt phase: the recipient being added (also the last of ctx.rcptTo). */
+  recipient?: string;
+}
+
+/** One check: reads the context (and the ledger so far), reports hits. */
+export interface Check {
+  /** e.g. "reputation.dnsbl"; used in logs and to skip checks from rules. */
+  name: string;
+  phase: Phase;
+  run(ctx: MessageContext, ledger: Ledger, input: CheckInput): Promise<Hit[] | void>;
+}
+
+/**
+ * One concern (reputation, auth, ...): its symbols, its ini file, its checks.
+ * The Haraka plugin of the same name and `createMailward().scan()` both run
+ * the checks a module creates.
+ */
+export interface CheckModule<S = unknown> {
+  name: string;
+  /** Its own ini file (`mailward.<name>.ini`), or null when it only uses mailward.ini. */
+  file: string | null;
+  symbols: SymbolDef[];
+  /** Reads its ini file; may define extra symbols from config (e.g. DNSBL codes). */
+  parseSettings(reader: IniReader, shared: SharedSettings): { settings: S; symbols?: SymbolDef[] };
+  createChecks(settings: S, services: Services): Check[];
+  /** Releases what createChecks opened (timers, connections). */
+  close?(settings: S): Promise<void>;
+}

@@ -1,0 +1,142 @@
+import { isIP } from 'node:net';
+import { ConfigError } from './errors';
+import type { RawIni } from './ini';
+
+interface NumberOptions {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+}
+
+/**
+ * Typed access to one section, remembering which keys were read so that a
+ * misspelt key is reported instead of silently ignored.
+ */
+export class SectionReader {
+  readonly used = new Set<string>();
+
+  constructor(
+    readonly file: string,
+    readonly name: string,
+    readonly values: Record<string, string>,
+  ) {}
+
+  private raw(key: string): string | undefined {
+    this.used.add(key);
+    const value = this.values[key];
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  error(key: string | null, problem: string): ConfigError {
+    return new ConfigError(this.file, this.name, key, problem);
+  }
+
+  has(key: string): boolean {
+    return this.raw(key) !== undefined;
+  }
+
+  string(key: string, fallback: string): string {
+    return this.raw(key) ?? fallback;
+  }
+
+  optionalString(key: string): string | undefined {
+    return this.raw(key);
+  }
+
+  number(key: string, fallback: number, options: NumberOptions = {}): number {
+    const raw = this.raw(key);
+    if (raw === undefined) return fallback;
+    if (/^(off|none|disabled)$/i.test(raw)) return Infinity;
+    const value = Number(raw);
+    if (!Number.isFinite(value)) throw this.error(key, `expected a number, got ${JSON.stringify(raw)}`);
+    if (options.integer && !Number.isInteger(value)) throw this.error(key, `expected a whole number, got ${raw}`);
+    if (options.min !== undefined && value < options.min) throw this.error(key, `must be at least ${options.min}, got ${raw}`);
+    if (options.max !== undefined && value > options.max) throw this.error(key, `must be at most ${options.max}, got ${raw}`);
+    return value;
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const raw = this.raw(key);
+    if (raw === undefined) return fallback;
+    if (/^(true|yes|on|1)$/i.test(raw)) return true;
+    if (/^(false|no|off|0)$/i.test(raw)) return false;
+    throw this.error(key, `expected true or false, got ${JSON.stringify(raw)}`);
+  }
+
+  oneOf<T extends string>(key: string, choices: readonly T[], fallback: T): T {
+    const raw = this.raw(key);
+    if (raw === undefined) return fallback;
+    if (!(choices as readonly string[]).includes(raw)) throw this.error(key, `expected one of ${choices.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw as T;
+  }
+
+  /** A comma- or space-separated list. */
+  list(key: string, fallback: string[] = []): string[] {
+    const raw = this.raw(key);
+    if (raw === undefined) return fallback;
+    return raw.split(/[\s,]+/).filter(Boolean);
+  }
+
+  ipList(key: string, fallback: string[] = []): string[] {
+    const items = this.list(key, fallback);
+    for (const item of items) {
+      const host = item.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1');
+      if (!isIP(host)) throw this.error(key, `${JSON.stringify(item)} is not an IP address`);
+    }
+    return items;
+  }
+
+  /** Every key of a free-form section (e.g. `[scores]`), marked as used. */
+  entries(): [string, string][] {
+    for (const key of Object.keys(this.values)) this.used.add(key);
+    return Object.entries(this.values);
+  }
+
+  unknownKeys(): string[] {
+    return Object.keys(this.values).filter((k) => !this.used.has(k));
+  }
+}
+
+/**
+ * Typed access to one ini file. `finish()` reports the first key or section
+ * nobody read, naming file, section and key.
+ */
+export class IniReader {
+  private readonly readers = new Map<string, SectionReader>();
+  private readonly freeForm: RegExp[] = [];
+
+  constructor(
+    readonly file: string,
+    readonly raw: RawIni,
+  ) {}
+
+  section(name: string): SectionReader {
+    let reader = this.readers.get(name);
+    if (!reader) {
+      reader = new SectionReader(this.file, name, this.raw[name] ?? {});
+      this.readers.set(name, reader);
+    }
+    return reader;
+  }
+
+  /** Sections whose names match (e.g. `domain:*`), each read by the caller. */
+  sectionsMatching(pattern: RegExp): SectionReader[] {
+    this.freeForm.push(pattern);
+    return Object.keys(this.raw)
+      .filter((name) => pattern.test(name))
+      .map((name) => this.section(name));
+  }
+
+  finish(): void {
+    for (const [name, keys] of Object.entries(this.raw)) {
+      const reader = this.readers.get(name);
+      if (!reader) {
+        if (name === 'main' && Object.keys(keys).length === 0) continue;
+        if (this.freeForm.some((p) => p.test(name))) continue;
+        throw new ConfigError(this.file, name, null, 'unknown section');
+      }
+      const unknown = reader.unknownKeys();
+      if (unknown.length) throw reader.error(unknown[0]!, 'unknown key');
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { hostname } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import type { DnsSettings } from '../dns/resolver';
+import type { ActionPolicy, Thresholds } from '../score/verdict';
+import type { StateSettings } from '../state/types';
+import type { IniReader } from './reader';
+
+export interface TrackingSettings {
+  enabled: boolean;
+  backend: 'sqlite' | 'postgres';
+  sqlitePath: string;
+  postgresUrl: string;
+  postgresSchema: string;
+  postgresTable: string;
+  batchSize: number;
+  flushIntervalMs: number;
+  /** Rows waiting in memory beyond this go straight to the spool file. */
+  maxQueue: number;
+  spoolPath: string;
+  /** How often a spool left by an outage is retried. */
+  retryIntervalMs: number;
+}
+
+export interface QuarantineSettings {
+  dir: string;
+  retentionDays: number;
+}
+
+export interface HeaderSettings {
+  /** Add X-Mailward-* headers to accepted mail too (not only add_header and above). */
+  always: boolean;
+  /** Value of X-Spam-Flag style header for add_header and worse: tag the subject with this, or empty. */
+  subjectTag: string;
+}
+
+/** Everything in mailward.ini except `[scores]`, which needs every module's symbols first. */
+export interface SharedSettings {
+  nodeName: string;
+  dataDir: string;
+  policy: ActionPolicy;
+  dns: DnsSettings;
+  state: StateSettings;
+  tracking: TrackingSettings;
+  quarantine: QuarantineSettings;
+  headers: HeaderSettings;
+}
+
+export const SHARED_FILE = 'mailward.ini';
+
+function readThresholds(reader: ReturnType<IniReader['section']>, base: Thresholds): Thresholds {
+  const t: Thresholds = {
+    reject: reader.number('reject', base.reject),
+    soft_reject: reader.number('soft_reject', base.soft_reject),
+    quarantine: reader.number('quarantine', base.quarantine),
+    add_header: reader.number('add_header', base.add_header),
+  };
+  const order: (keyof Thresholds)[] = ['add_header', 'quarantine', 'soft_reject', 'reject'];
+  for (let i = 1; i < order.length; i++) {
+    const lower = order[i - 1]!;
+    const higher = order[i]!;
+    if (t[higher] < t[lower]) {
+      throw reader.error(higher, `threshold ${t[higher]} is below ${lower} (${t[lower]}): thresholds must rise from add_header to reject`);
+    }
+  }
+  return t;
+}
+
+/** Reads mailward.ini. `baseDir` anchors relative paths (Haraka's directory, or the config dir's parent). */
+export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSettings {
+  const main = ini.section('main');
+  const dataDir = resolvePath(baseDir, main.string('data_dir', 'data'));
+  const nodeName = main.string('node_name', hostname());
+
+  const thresholds = readThresholds(ini.section('actions'), { reject: 15, soft_reject: 10, quarantine: 8, add_header: 5 });
+  const domains = new Map<string, Thresholds>();
+  for (const section of ini.sectionsMatching(/^domain:/)) {
+    domains.set(section.name.slice('domain:'.length).trim().toLowerCase(), readThresholds(section, thresholds));
+  }
+  const policy = ini.section('policy');
+  const notOverridable = new Set(policy.list('not_overridable', ['SPOOF_LOCAL_DOMAIN', 'VIRUS_FOUND']));
+
+  const dns = ini.section('dns');
+  const state = ini.section('state');
+  const tracking = ini.section('tracking');
+  const quarantine = ini.section('quarantine');
+  const headers = ini.section('headers');
+
+  return {
+    nodeName,
+    dataDir,
+    policy: { thresholds, domains, notOverridable },
+    dns: {
+      servers: dns.ipList('servers', []),
+      timeoutMs: dns.number('timeout_ms', 1500, { min: 50, max: 30000 }),
+      cacheSize: dns.number('cache_size', 10000, { min: 0, integer: true }),
+      maxTtl: dns.number('max_ttl', 3600, { min: 0 }),
+      negativeTtl: dns.number('negative_ttl', 300, { min: 0 }),
+    },
+    state: {
+      backend: state.oneOf('backend', ['memory', 'redis'] as const, 'memory'),
+      redisUrl: state.string('redis_url', 'redis://127.0.0.1:6379'),
+      prefix: state.string('prefix', 'mailward:'),
+      timeoutMs: state.number('timeout_ms', 250, { min: 10, max: 30000 }),
+      memoryMaxEntries: state.number('memory_max_entries', 200000, { min: 100, integer: true }),
+    },
+    tracking: {
+      enabled: tracking.boolean('enabled', true),
+      backend: tracking.oneOf('backend', ['sqlite', 'postgres'] as const, 'sqlite'),
+      sqlitePath: resolvePath(dataDir, tracking.string('sqlite_path', 'tracking.sqlite')),
+      postgresUrl: tracking.string('postgres_url', 'postgres://127.0.0.1:5432/mailward'),
+      postgresSchema: identifier(tracking, 'postgres_schema', 'public'),
+      postgresTable: identifier(tracking, 'postgres_table', 'mailward_tracking'),
+      batchSize: tracking.number('batch_size', 200, { min: 1, integer: true }),
+      flushIntervalMs: tracking.number('flush_interval_ms', 500, { min: 10 }),
+      maxQueue: tracking.number('max_queue', 10000, { min: 1, integer: true }),
+      spoolPath: resolvePath(dataDir, tracking.string('spool_path', 'tracking.spool')),
+      retryIntervalMs: tracking.number('retry_interval_ms', 5000, { min: 100 }),
+    },
+    quarantine: {
+      dir: resolvePath(dataDir, quarantine.string('dir', 'quarantine')),
+      retentionDays: quarantine.number('retention_days', 30, { min: 1 }),
+    },
+    headers: {
+      always: headers.boolean('always', true),
+      subjectTag: headers.string('subject_tag', ''),
+    },
+  };
+}
+
+function identifier(section: ReturnType<IniReader['section']>, key: string, fallback: string): string {
+  const value = section.string(key, fallback);
+  if (!/^[a-z_][a-z0-9_]*$/i.test(value)) throw section.error(key, `${JSON.stringify(value)} is not a plain SQL identifier`);
+  return value;
+}
+
+export function resolvePath(base: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(base, path);
+}

@@ -1,0 +1,70 @@
+import type { LoadOptions } from './config/load';
+import { createContext, setMessage, type ContextInit, type MessageContext } from './message';
+import { Runtime, type RuntimeOptions } from './runtime';
+import type { Verdict } from './score/types';
+import { rowFromVerdict } from './tracking/row';
+import type { TrackingRow } from './tracking/types';
+
+export { ConfigError } from './config/errors';
+export { loadConfig, type LoadOptions, type MailwardConfig } from './config/load';
+export { createContext, setMessage, headerValues, firstHeader, parsedMessage, type MessageContext, type ContextInit } from './message';
+export { Ledger } from './score/ledger';
+export { SymbolTable } from './score/symbol-table';
+export { decide, smtpReplyText, formatSymbols, actionForScore } from './score/verdict';
+export type { Action, Verdict, ScoredSymbol, SymbolDef, Hit, ForcedAction } from './score/types';
+export type { TrackingRow } from './tracking/types';
+export { Runtime } from './runtime';
+
+export interface ScanResult {
+  verdict: Verdict;
+  /** The tracking row for this message (written too when tracking is on). */
+  row: TrackingRow;
+  /** Recipients refused at RCPT (e.g. spamtraps), with the reason. */
+  refusedRecipients: Record<string, string>;
+  context: MessageContext;
+}
+
+export interface Mailward {
+  /** Runs every check, phase by phase, in the same order as the Haraka plugins, and decides. */
+  scan(input: ContextInit | MessageContext): Promise<ScanResult>;
+  readonly runtime: Runtime;
+  close(): Promise<void>;
+}
+
+export interface MailwardOptions extends LoadOptions, RuntimeOptions {
+  /** Only these modules' checks run (default: all). */
+  modules?: string[];
+  /** Receives each scan's tracking row (e.g. a TrackingWriter's write). */
+  onRow?: (row: TrackingRow) => void;
+}
+
+/** The library's front door, for any Node MTA: `const mw = createMailward({ configDir }); await mw.scan({...})`. */
+export function createMailward(options: MailwardOptions = {}): Mailward {
+  const runtime = Runtime.load(options);
+  const modules = options.modules ?? runtime.moduleNames();
+  return {
+    runtime,
+    async scan(input) {
+      const ctx = 'headers' in input && 'notes' in input ? (input as MessageContext) : createContext(input as ContextInit);
+      if (!ctx.raw && (input as ContextInit).raw !== undefined) setMessage(ctx, (input as ContextInit).raw!);
+      const ledger = runtime.newLedger();
+      await runtime.runPhase(modules, 'connect', ctx, ledger);
+      await runtime.runPhase(modules, 'helo', ctx, ledger);
+      await runtime.runPhase(modules, 'mail', ctx, ledger);
+      const recipients = [...ctx.rcptTo];
+      ctx.rcptTo = [];
+      for (const recipient of recipients) {
+        ctx.rcptTo.push(recipient);
+        await runtime.runPhase(modules, 'rcpt', ctx, ledger, { recipient });
+      }
+      const accepted = ctx.rcptTo.filter((r) => !ledger.refusedRecipients.has(r.toLowerCase()));
+      ctx.rcptTo = accepted.length ? accepted : ctx.rcptTo;
+      await runtime.runPhase(modules, 'data', ctx, ledger);
+      const verdict = runtime.decide(ctx, ledger);
+      const row = rowFromVerdict(ctx, verdict, runtime.config.shared.nodeName);
+      options.onRow?.(row);
+      return { verdict, row, refusedRecipients: Object.fromEntries(ledger.refusedRecipients), context: ctx };
+    },
+    close: () => runtime.close(),
+  };
+}

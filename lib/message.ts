@@ -1,0 +1,165 @@
+import PostalMime from 'postal-mime';
+import type { Email } from 'postal-mime';
+import { newRef } from './score/ref';
+
+/** One header field, unfolded. `key` is the lower-case name. */
+export interface HeaderField {
+  key: string;
+  name: string;
+  value: string;
+}
+
+export interface ParseResult {
+  ok: boolean;
+  /** What went wrong, for the tracking row's parse result; empty when ok. */
+  error: string;
+}
+
+/**
+ * What every check reads about one SMTP transaction. Built up phase by phase
+ * (connect, helo, mail, rcpt, data) by whichever front door is in use: the
+ * Haraka plugins or `createMailward().scan()`.
+ */
+export interface MessageContext {
+  /** Reference id of this transaction (SMTP reply, headers, tracking row). */
+  ref: string;
+  startedAt: number;
+  /** The MTA's own id for the transaction (Haraka's uuid), when it has one. */
+  queueId?: string;
+  ip: string;
+  /** Remote host name from reverse DNS: undefined when not looked up, null when there is none. */
+  ptr?: string | null;
+  helo: string;
+  /** Our own host name, as the MTA announces itself. */
+  localHostname: string;
+  /** True for authenticated submission or a relay-allowed client (outbound mail). */
+  relaying: boolean;
+  authUser?: string;
+  /** Envelope sender; '' is the null sender (bounces); undefined before MAIL FROM. */
+  mailFrom?: string;
+  rcptTo: string[];
+  /** The whole message, headers and body, once DATA has been received. */
+  raw?: Buffer;
+  headers: HeaderField[];
+  /** Where checks leave results for later checks (e.g. auth results for the rules). */
+  notes: Record<string, unknown>;
+  /** Parsed MIME, computed on first use and shared by every check. */
+  parsed?: Promise<Email | null>;
+  parse: ParseResult;
+}
+
+export interface ContextInit {
+  ip: string;
+  helo?: string;
+  ptr?: string | null;
+  localHostname?: string;
+  relaying?: boolean;
+  authUser?: string;
+  mailFrom?: string;
+  rcptTo?: string[];
+  queueId?: string;
+  ref?: string;
+  raw?: Buffer | string;
+}
+
+export function createContext(init: ContextInit): MessageContext {
+  const ctx: MessageContext = {
+    ref: init.ref ?? newRef(),
+    startedAt: Date.now(),
+    queueId: init.queueId,
+    ip: init.ip,
+    ptr: init.ptr,
+    helo: init.helo ?? '',
+    localHostname: init.localHostname ?? 'localhost',
+    relaying: init.relaying ?? false,
+    authUser: init.authUser,
+    mailFrom: init.mailFrom,
+    rcptTo: [...(init.rcptTo ?? [])],
+    headers: [],
+    notes: {},
+    parse: { ok: true, error: '' },
+  };
+  if (init.raw !== undefined) setMessage(ctx, init.raw);
+  return ctx;
+}
+
+/** Upper bound on the header block we index; the rest is still delivered untouched. */
+const MAX_HEADER_BYTES = 1024 * 1024;
+
+/** Attaches the message data and indexes its header block (tolerant of malformed input). */
+export function setMessage(ctx: MessageContext, raw: Buffer | string): void {
+  ctx.raw = Buffer.isBuffer(raw) ? raw : Buffer.from(raw, 'utf8');
+  ctx.parsed = undefined;
+  const { headers, complete } = parseHeaderBlock(ctx.raw);
+  ctx.headers = headers;
+  ctx.parse = complete ? { ok: true, error: '' } : { ok: false, error: 'header block not terminated or too large' };
+}
+
+export function headerBlockEnd(raw: Buffer): number {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  if (crlf < 0) return lf;
+  if (lf < 0) return crlf;
+  return Math.min(crlf, lf);
+}
+
+export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complete: boolean } {
+  let end = headerBlockEnd(raw);
+  const complete = end >= 0 && end <= MAX_HEADER_BYTES;
+  if (end < 0 || end > MAX_HEADER_BYTES) end = Math.min(raw.length, MAX_HEADER_BYTES);
+  const text = raw.subarray(0, end).toString('utf8');
+  const headers: HeaderField[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line) && headers.length) {
+      const last = headers[headers.length - 1]!;
+      last.value = `${last.value} ${line.trim()}`.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim();
+    if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) continue;
+    headers.push({ key: name.toLowerCase(), name, value: line.slice(colon + 1).trim() });
+  }
+  return { headers, complete };
+}
+
+/** All values of a header, in message order. */
+export function headerValues(ctx: MessageContext, name: string): string[] {
+  const key = name.toLowerCase();
+  return ctx.headers.filter((h) => h.key === key).map((h) => h.value);
+}
+
+export function firstHeader(ctx: MessageContext, name: string): string | undefined {
+  const key = name.toLowerCase();
+  return ctx.headers.find((h) => h.key === key)?.value;
+}
+
+/** The message body as text (undecoded), or '' before DATA. */
+export function rawBody(ctx: MessageContext): string {
+  if (!ctx.raw) return '';
+  const end = headerBlockEnd(ctx.raw);
+  if (end < 0) return '';
+  const sep = ctx.raw[end] === 0x0d ? 4 : 2;
+  return ctx.raw.subarray(end + sep).toString('utf8');
+}
+
+/**
+ * The decoded MIME structure (text, html, attachments, addresses). Parsed once;
+ * a message that cannot be parsed yields null and records the error, so every
+ * check can still run on headers and raw body.
+ */
+export function parsedMessage(ctx: MessageContext): Promise<Email | null> {
+  if (!ctx.raw) return Promise.resolve(null);
+  ctx.parsed ??= PostalMime.parse(ctx.raw, { maxNestingDepth: 50, maxHeadersSize: MAX_HEADER_BYTES }).catch((err: unknown) => {
+    ctx.parse = { ok: false, error: `MIME parse failed: ${err instanceof Error ? err.message : String(err)}` };
+    return null;
+  });
+  return ctx.parsed;
+}
+
+export function domainOf(address: string | undefined): string {
+  if (!address) return '';
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).toLowerCase().replace(/>$/, '');
+}

@@ -1,0 +1,93 @@
+import type { Check, CheckInput, Logger, Phase, Services } from './checks/types';
+import { loadConfig, type LoadOptions, type MailwardConfig } from './config/load';
+import { DnsResolver } from './dns/resolver';
+import type { MessageContext } from './message';
+import { Ledger } from './score/ledger';
+import type { Verdict } from './score/types';
+import { decide } from './score/verdict';
+import { createStateStore } from './state';
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface RuntimeOptions {
+  log?: Logger;
+  clock?: () => number;
+}
+
+/**
+ * One configuration with its services (DNS, state) and every module's checks:
+ * shared by all mailward plugins of a Haraka process, or owned by one
+ * `createMailward()` instance.
+ */
+export class Runtime {
+  readonly services: Services;
+  private readonly checks = new Map<string, Check[]>();
+
+  constructor(
+    readonly config: MailwardConfig,
+    options: RuntimeOptions = {},
+  ) {
+    const log = options.log ?? silentLogger;
+    this.services = {
+      shared: config.shared,
+      dns: new DnsResolver(config.shared.dns),
+      state: createStateStore(config.shared.state, log),
+      clock: options.clock ?? Date.now,
+      log,
+    };
+    for (const { module, settings } of config.modules) this.checks.set(module.name, module.createChecks(settings, this.services));
+  }
+
+  static load(options: LoadOptions & RuntimeOptions = {}): Runtime {
+    return new Runtime(loadConfig(options), options);
+  }
+
+  moduleNames(): string[] {
+    return [...this.checks.keys()];
+  }
+
+  newLedger(): Ledger {
+    return new Ledger(this.config.symbols);
+  }
+
+  /**
+   * Runs the checks of the named modules for one phase: modules one after the
+   * other (later ones read earlier results), a module's checks concurrently.
+   * A check that throws adds CHECK_ERROR (score 0) and is logged; it never
+   * stops the others or the mail.
+   */
+  async runPhase(modules: string[], phase: Phase, ctx: MessageContext, ledger: Ledger, input: CheckInput = {}): Promise<void> {
+    const skip = skippedChecks(ctx);
+    for (const name of modules) {
+      const checks = (this.checks.get(name) ?? []).filter((c) => c.phase === phase && !skip.has(c.name) && !skip.has(name));
+      if (!checks.length) continue;
+      await Promise.all(
+        checks.map(async (check) => {
+          try {
+            const hits = await check.run(ctx, ledger, input);
+            if (hits) ledger.addAll(hits);
+          } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            this.services.log.error(`mailward check ${check.name} failed: ${message}`);
+            ledger.add({ name: 'CHECK_ERROR', detail: `${check.name}: ${message}` });
+          }
+        }),
+      );
+    }
+  }
+
+  decide(ctx: MessageContext, ledger: Ledger): Verdict {
+    return decide(ledger, this.config.shared.policy, ctx.rcptTo, ctx.ref);
+  }
+
+  async close(): Promise<void> {
+    for (const { module, settings } of this.config.modules) await module.close?.(settings);
+    await this.services.state.close();
+  }
+}
+
+/** Checks (or whole modules) a filter rule asked to skip for this message. */
+export function skippedChecks(ctx: MessageContext): Set<string> {
+  const skip = ctx.notes.skipChecks;
+  return skip instanceof Set ? (skip as Set<string>) : new Set();
+}

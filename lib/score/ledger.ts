@@ -1,0 +1,87 @@
+import type { SymbolTable } from './symbol-table';
+import type { ForcedAction, Hit, ScoredSymbol } from './types';
+import { severity } from './types';
+
+/**
+ * The per-message account of everything that fired. Checks add hits; only the
+ * verdict reads the total. A symbol fires once: a repeat keeps the stronger score
+ * and joins the details, so a message cannot be punished twice for one finding.
+ */
+export class Ledger {
+  private readonly entries = new Map<string, ScoredSymbol>();
+  private forcedAction?: ForcedAction;
+  /** Recipients refused at RCPT time with the reason (e.g. a spamtrap). */
+  readonly refusedRecipients = new Map<string, string>();
+
+  constructor(readonly table: SymbolTable) {}
+
+  add(hit: Hit | string): ScoredSymbol {
+    const { name, detail = '', factor = 1 } = typeof hit === 'string' ? { name: hit } : hit;
+    const def = this.table.get(name);
+    const score = round(def.score * factor);
+    const existing = this.entries.get(name);
+    if (existing) {
+      if (Math.abs(score) > Math.abs(existing.score)) existing.score = score;
+      if (detail && !existing.detail.includes(detail)) existing.detail = existing.detail ? `${existing.detail}; ${detail}` : detail;
+      return existing;
+    }
+    const symbol: ScoredSymbol = { name, score, group: def.group, detail };
+    this.entries.set(name, symbol);
+    return symbol;
+  }
+
+  addAll(hits: Iterable<Hit>): void {
+    for (const hit of hits) this.add(hit);
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  get(name: string): ScoredSymbol | undefined {
+    return this.entries.get(name);
+  }
+
+  remove(name: string): void {
+    this.entries.delete(name);
+  }
+
+  /** Symbols by descending absolute score, the order an explanation reads best in. */
+  get symbols(): ScoredSymbol[] {
+    return [...this.entries.values()].sort((a, b) => Math.abs(b.score) - Math.abs(a.score) || a.name.localeCompare(b.name));
+  }
+
+  get total(): number {
+    let sum = 0;
+    for (const s of this.entries.values()) sum += s.score;
+    return round(sum);
+  }
+
+  get groups(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const s of this.entries.values()) out[s.group] = round((out[s.group] ?? 0) + s.score);
+    return out;
+  }
+
+  /**
+   * Imposes an action from a rule. The first deciding rule wins, except that a
+   * harsher forced action (a block) is never softened by a later allow.
+   */
+  force(forced: ForcedAction): void {
+    if (!this.forcedAction || severity(forced.action) > severity(this.forcedAction.action)) {
+      this.forcedAction = { ...forced };
+    }
+  }
+
+  get forced(): ForcedAction | undefined {
+    return this.forcedAction;
+  }
+
+  refuseRecipient(recipient: string, reason: string): void {
+    this.refusedRecipients.set(recipient.toLowerCase(), reason);
+  }
+}
+
+export function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

@@ -1,0 +1,12 @@
+import type { Logger } from '../checks/types';
+import { MemoryStore } from './memory';
+import { RedisStore } from './redis';
+import type { StateSettings, StateStore } from './types';
+
+export type { StateSettings, StateStore } from './types';
+export { MemoryStore } from './memory';
+export { RedisStore } from './redis';
+
+export function createStateStore(settings: StateSettings, log: Logger): StateStore {
+  return settings.backend === 'redis' ? new RedisStore(settings, log) : new MemoryStore(settings.memoryMaxEntries);
+}

@@ -1,0 +1,38 @@
+/**
+ * Shared state: what must agree across MTA nodes (reputation, counters,
+ * throttles, run-time allow lists). In-process by default, Redis for a fleet.
+ * Every method may fail when the backend is remote: callers treat a failure
+ * as "no information" and never refuse mail because of it.
+ */
+export interface StateStore {
+  readonly backend: 'memory' | 'redis';
+  get(key: string): Promise<string | null>;
+  /** ttlSeconds 0 or absent: no expiry. */
+  set(key: string, value: string, ttlSeconds?: number): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Adds to a counter, (re)setting its expiry; returns the new value. */
+  incrBy(key: string, by: number, ttlSeconds: number): Promise<number>;
+  /** Adds to several fields of a hash at once (atomically in Redis); sets the hash's expiry. */
+  hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void>;
+  hashGetAll(key: string): Promise<Record<string, string>>;
+  hashSet(key: string, fields: Record<string, string>, ttlSeconds?: number): Promise<void>;
+  /** Values of several keys, null where absent. */
+  mget(keys: string[]): Promise<(string | null)[]>;
+  setAdd(key: string, members: string[]): Promise<void>;
+  setRemove(key: string, members: string[]): Promise<void>;
+  setMembers(key: string): Promise<string[]>;
+  /** Keys (without the store's prefix) that start with `prefix`; for listings, not hot paths. */
+  keys(prefix: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface StateSettings {
+  backend: 'memory' | 'redis';
+  redisUrl: string;
+  /** Prepended to every key, so several deployments (or tests) can share one Redis. */
+  prefix: string;
+  /** Deadline for one Redis operation before falling back. */
+  timeoutMs: number;
+  /** Entries kept by the in-process store (and the fallback while Redis is down). */
+  memoryMaxEntries: number;
+}
