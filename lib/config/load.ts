@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { packageRoot } from '../util/package-root';
 import { ALL_MODULES } from '../checks';
 import type { CheckModule } from '../checks/types';
 import { SymbolTable } from '../score/symbol-table';
@@ -9,7 +10,7 @@ import { IniReader } from './reader';
 import { parseSharedSettings, SHARED_FILE, type SharedSettings } from './shared';
 
 /** The package's own config/ directory: the shipped defaults. */
-export const SHIPPED_CONFIG_DIR = resolve(__dirname, '..', '..', '..', 'config');
+export const SHIPPED_CONFIG_DIR = join(packageRoot(), 'config');
 
 export interface LoadOptions {
   /** The operator's directory (CLI `--config DIR`); a file missing there falls back to the shipped one. */

@@ -1,0 +1,36 @@
+import type { ParseArgsConfig } from 'node:util';
+
+export interface CliIO {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export interface CliArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+/**
+ * One `mailward <name>` command: a file in lib/cli/commands/ exporting
+ * `command`. The dispatcher finds commands by file name, so adding one needs no
+ * central list.
+ */
+export interface CliCommand {
+  name: string;
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  /** Returns the exit code. Throw UserError for mistakes the user can fix (no stack trace). */
+  run(args: CliArgs, io: CliIO): Promise<number>;
+}
+
+/** A problem the user can fix: printed as one line, exit code 2 by default. */
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
