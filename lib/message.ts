@@ -9,6 +9,13 @@ export interface HeaderField {
   value: string;
 }
 
+export interface HeaderChanges {
+  /** [name, value] pairs, added in order. */
+  add: [string, string][];
+  /** Names of headers to remove (all instances), e.g. forged X-Mailward-* from outside. */
+  remove: string[];
+}
+
 export interface ParseResult {
   ok: boolean;
   /** What went wrong, for the tracking row's parse result; empty when ok. */
@@ -43,6 +50,8 @@ export interface MessageContext {
   headers: HeaderField[];
   /** Where checks leave results for later checks (e.g. auth results for the rules). */
   notes: Record<string, unknown>;
+  /** Header changes checks ask the MTA to make on the delivered message (e.g. Authentication-Results). */
+  headerChanges: HeaderChanges;
   /** Parsed MIME, computed on first use and shared by every check. */
   parsed?: Promise<Email | null>;
   parse: ParseResult;
@@ -77,6 +86,7 @@ export function createContext(init: ContextInit): MessageContext {
     rcptTo: [...(init.rcptTo ?? [])],
     headers: [],
     notes: {},
+    headerChanges: { add: [], remove: [] },
     parse: { ok: true, error: '' },
   };
   if (init.raw !== undefined) setMessage(ctx, init.raw);
