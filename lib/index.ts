@@ -61,6 +61,7 @@ export function createMailward(options: MailwardOptions = {}): Mailward {
       ctx.rcptTo = accepted.length ? accepted : ctx.rcptTo;
       await runtime.runPhase(modules, 'data', ctx, ledger);
       const verdict = runtime.decide(ctx, ledger);
+      await runtime.afterVerdict(ctx, verdict);
       const row = rowFromVerdict(ctx, verdict, runtime.config.shared.nodeName);
       options.onRow?.(row);
       return { verdict, row, refusedRecipients: Object.fromEntries(ledger.refusedRecipients), context: ctx };

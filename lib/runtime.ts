@@ -42,6 +42,11 @@ export class Runtime {
     return new Runtime(loadConfig(options), options);
   }
 
+  /** Phases in which a module has checks (which hooks its plugin needs). */
+  phasesOf(moduleName: string): Phase[] {
+    return [...new Set((this.checks.get(moduleName) ?? []).map((c) => c.phase))];
+  }
+
   moduleNames(): string[] {
     return [...this.checks.keys()];
   }
@@ -78,6 +83,18 @@ export class Runtime {
 
   decide(ctx: MessageContext, ledger: Ledger): Verdict {
     return decide(ledger, this.config.shared.policy, ctx.rcptTo, ctx.ref);
+  }
+
+  /** Lets modules learn from a decision (reputation, classifier autolearn); never throws. */
+  async afterVerdict(ctx: MessageContext, verdict: Verdict): Promise<void> {
+    for (const { module, settings } of this.config.modules) {
+      if (!module.afterVerdict) continue;
+      try {
+        await module.afterVerdict(settings, this.services, ctx, verdict);
+      } catch (err) {
+        this.services.log.error(`mailward ${module.name} afterVerdict failed: ${(err as Error).message}`);
+      }
+    }
   }
 
   async close(): Promise<void> {

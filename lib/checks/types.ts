@@ -3,7 +3,7 @@ import type { SharedSettings } from '../config/shared';
 import type { DnsResolver } from '../dns/resolver';
 import type { MessageContext } from '../message';
 import type { Ledger } from '../score/ledger';
-import type { Hit, SymbolDef } from '../score/types';
+import type { Hit, SymbolDef, Verdict } from '../score/types';
 import type { StateStore } from '../state/types';
 
 /** SMTP phases, in the order a transaction goes through them. */
@@ -53,6 +53,11 @@ export interface CheckModule<S = unknown> {
   /** Reads its ini file; may define extra symbols from config (e.g. DNSBL codes). */
   parseSettings(reader: IniReader, shared: SharedSettings): { settings: S; symbols?: SymbolDef[] };
   createChecks(settings: S, services: Services): Check[];
+  /**
+   * Called once a message has its verdict (learning: reputation, autolearn).
+   * Runs off the reply path; errors are logged, never raised.
+   */
+  afterVerdict?(settings: S, services: Services, ctx: MessageContext, verdict: Verdict): Promise<void>;
   /** Releases what createChecks opened (timers, connections). */
   close?(settings: S): Promise<void>;
 }
