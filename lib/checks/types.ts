@@ -6,6 +6,11 @@ import type { Ledger } from '../score/ledger';
 import type { Hit, SymbolDef, Verdict } from '../score/types';
 import type { StateStore } from '../state/types';
 
+/** Text of a module's extra config file, or null when there is none anywhere (not even shipped). */
+export interface ConfigTexts {
+  text(file: string): { text: string; source: string } | null;
+}
+
 /** SMTP phases, in the order a transaction goes through them. */
 export const PHASES = ['connect', 'helo', 'mail', 'rcpt', 'data'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -50,8 +55,14 @@ export interface CheckModule<S = unknown> {
   /** Its own ini file (`mailward.<name>.ini`), or null when it only uses mailward.ini. */
   file: string | null;
   symbols: SymbolDef[];
+  /**
+   * Other config files it reads that are not ini (e.g. `mailward.rules`): read
+   * through the same loader (Haraka's config, --config DIR, shipped default)
+   * and watched for reloads like the ini files.
+   */
+  extraFiles?: string[];
   /** Reads its ini file; may define extra symbols from config (e.g. DNSBL codes). */
-  parseSettings(reader: IniReader, shared: SharedSettings): { settings: S; symbols?: SymbolDef[] };
+  parseSettings(reader: IniReader, shared: SharedSettings, files?: ConfigTexts): { settings: S; symbols?: SymbolDef[] };
   createChecks(settings: S, services: Services): Check[];
   /**
    * Called once a message has its verdict (learning: reputation, autolearn).

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../util/package-root';
 import { ALL_MODULES } from '../checks';
-import type { CheckModule } from '../checks/types';
+import type { CheckModule, ConfigTexts } from '../checks/types';
 import { SymbolTable } from '../score/symbol-table';
 import { ConfigError } from './errors';
 import { mergeIni, parseIni, type RawIni } from './ini';
@@ -57,6 +57,25 @@ function readRaw(file: string, options: LoadOptions): RawIni {
   return shipped;
 }
 
+/** A non-ini file (e.g. mailward.rules), whole: supplied text, else configDir, else shipped; not merged. */
+function readText(file: string, options: LoadOptions): { text: string; source: string } | null {
+  const supplied = options.texts?.[file];
+  if (supplied !== undefined && supplied !== null && supplied.length) {
+    return { text: Array.isArray(supplied) ? supplied.join('\n') : supplied, source: file };
+  }
+  for (const dir of [options.configDir, SHIPPED_CONFIG_DIR]) {
+    if (!dir) continue;
+    const path = join(dir, file);
+    if (!existsSync(path)) continue;
+    try {
+      return { text: readFileSync(path, 'utf8'), source: path };
+    } catch (err) {
+      throw new ConfigError(path, 'main', null, `cannot read: ${(err as Error).message}`);
+    }
+  }
+  return null;
+}
+
 /**
  * Reads mailward.ini and each module's mailward.<name>.ini into typed, checked
  * settings. One loader for Haraka, the CLI and the library; any invalid value
@@ -78,7 +97,8 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
       continue;
     }
     const reader = new IniReader(module.file, readRaw(module.file, options));
-    const parsed = module.parseSettings(reader, shared);
+    const texts: ConfigTexts = { text: (file) => readText(file, options) };
+    const parsed = module.parseSettings(reader, shared, texts);
     reader.finish();
     for (const def of parsed.symbols ?? []) symbols.define(def);
     modules.push({ module, settings: parsed.settings });
@@ -91,5 +111,5 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
 
 /** Names of every ini file a configuration reads (for Haraka's reload watching). */
 export function configFiles(modules: CheckModule<any>[] = ALL_MODULES): string[] {
-  return [SHARED_FILE, ...modules.map((m) => m.file).filter((f): f is string => !!f)];
+  return [SHARED_FILE, ...modules.flatMap((m) => [m.file, ...(m.extraFiles ?? [])]).filter((f): f is string => !!f)];
 }
