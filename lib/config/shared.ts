@@ -24,6 +24,9 @@ export interface TrackingSettings {
 export interface QuarantineSettings {
   dir: string;
   retentionDays: number;
+  /** Where `mailward quarantine release` re-injects a message by SMTP (the MTA's own listener). */
+  releaseHost: string;
+  releasePort: number;
 }
 
 export interface HeaderSettings {
@@ -119,6 +122,8 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
     quarantine: {
       dir: resolvePath(dataDir, quarantine.string('dir', 'quarantine')),
       retentionDays: quarantine.number('retention_days', 30, { min: 1 }),
+      releaseHost: quarantine.string('release_host', '127.0.0.1'),
+      releasePort: quarantine.number('release_port', 25, { min: 1, max: 65535, integer: true }),
     },
     headers: {
       always: headers.boolean('always', true),
