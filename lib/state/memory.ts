@@ -65,6 +65,13 @@ export class MemoryStore implements StateStore {
     this.put(key, hash, ttlSeconds, true);
   }
 
+  async hashDel(key: string, fields: string[]): Promise<void> {
+    const existing = this.read(key);
+    if (!(existing instanceof Map)) return;
+    for (const field of fields) existing.delete(field);
+    if (!existing.size) this.cache.delete(key);
+  }
+
   async mget(keys: string[]): Promise<(string | null)[]> {
     return keys.map((k) => {
       const v = this.read(k);

@@ -134,6 +134,15 @@ export class RedisStore implements StateStore {
     );
   }
 
+  hashDel(key: string, fields: string[]) {
+    return this.op(
+      async (c) => {
+        if (fields.length) await c.hDel(this.k(key), fields);
+      },
+      (m) => m.hashDel(key, fields),
+    );
+  }
+
   mget(keys: string[]) {
     if (!keys.length) return Promise.resolve([]);
     return this.op((c) => c.mGet(keys.map((k) => this.k(k))) as Promise<(string | null)[]>, (m) => m.mget(keys));

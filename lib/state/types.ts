@@ -16,6 +16,8 @@ export interface StateStore {
   hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void>;
   hashGetAll(key: string): Promise<Record<string, string>>;
   hashSet(key: string, fields: Record<string, string>, ttlSeconds?: number): Promise<void>;
+  /** Removes fields of a hash (e.g. time buckets past their horizon); keeps the hash's expiry. */
+  hashDel(key: string, fields: string[]): Promise<void>;
   /** Values of several keys, null where absent. */
   mget(keys: string[]): Promise<(string | null)[]>;
   setAdd(key: string, members: string[]): Promise<void>;
