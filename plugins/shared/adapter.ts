@@ -1,0 +1,130 @@
+import type { Phase } from '../../lib/checks/types';
+import { setMessage } from '../../lib/message';
+import type { Runtime } from '../../lib/runtime';
+import { addressOf, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
+import { runtimeFor } from './runtime';
+import { connectionState, type MailwardState, transactionState } from './state';
+
+/** A hook body: resolves to nothing (CONT) or to a reply. */
+export type HookResult = void | { code: number; message?: string };
+export type HookBody = (this: HarakaPlugin, connection: HarakaConnection, params: any[]) => Promise<HookResult>;
+
+/**
+ * Turns an async hook body into Haraka's callback style. An async hook that
+ * rejects kills Haraka, so every error becomes a logged CONT: mail keeps
+ * flowing when a check or a dependency fails.
+ */
+export function hook(body: HookBody) {
+  return function (this: HarakaPlugin, next: Next, connection: HarakaConnection, ...params: any[]): void {
+    let result: Promise<HookResult>;
+    try {
+      result = body.call(this, connection, params);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (reply) => (reply ? next(reply.code, reply.message) : next()),
+      (err: unknown) => {
+        this.logerror(`mailward ${this.name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, connection);
+        next();
+      },
+    );
+  };
+}
+
+/** The raw message, fetched from Haraka once per transaction and attached to the context. */
+export async function loadMessage(state: MailwardState, txn: HarakaTransaction): Promise<void> {
+  state.data ??= new Promise<Buffer>((resolve) => txn.message_stream.get_data(resolve));
+  const raw = await state.data;
+  if (!state.ctx.raw) setMessage(state.ctx, raw);
+}
+
+/** Keeps the context's recipients equal to those Haraka accepted (plus the one being checked). */
+function syncRecipients(state: MailwardState, txn: HarakaTransaction, current?: string): void {
+  const accepted = txn.rcpt_to.map((r) => addressOf(r)!);
+  state.ctx.rcptTo = current && !accepted.includes(current) ? [...accepted, current] : accepted;
+}
+
+/** Applies header edits checks asked for since the last time. */
+export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction): void {
+  const { add, remove } = state.ctx.headerChanges;
+  for (const name of remove) txn.remove_header(name);
+  remove.length = 0;
+  for (const [name, value] of add.slice(state.appliedHeaders)) txn.add_header(name, value);
+  state.appliedHeaders = add.length;
+}
+
+/** Runs one module's checks of one phase for the connection's current state. */
+export async function runModulePhase(
+  plugin: HarakaPlugin,
+  runtime: Runtime,
+  moduleName: string,
+  phase: Phase,
+  connection: HarakaConnection,
+  params: any[],
+): Promise<MailwardState> {
+  const txn = connection.transaction;
+  const early = phase === 'connect' || phase === 'helo';
+  const state = early || !txn ? connectionState(runtime, connection) : transactionState(runtime, connection, txn);
+  let recipient: string | undefined;
+  if (txn && phase === 'rcpt') {
+    recipient = addressOf(params[0]);
+    syncRecipients(state, txn, recipient);
+  }
+  if (txn && phase === 'data') {
+    syncRecipients(state, txn);
+    await loadMessage(state, txn);
+  }
+  const before = new Set(state.ledger.symbols.map((s) => s.name));
+  await runtime.runPhase([moduleName], phase, state.ctx, state.ledger, { recipient });
+  if (txn && phase === 'data') applyHeaderChanges(state, txn);
+  const added = state.ledger.symbols.filter((s) => !before.has(s.name));
+  if (added.length) {
+    (txn ?? connection).results.add(plugin, {
+      score: added.reduce((sum, s) => sum + s.score, 0),
+      symbols: added.map((s) => `${s.name}(${s.score})`),
+    });
+  }
+  return state;
+}
+
+const HOOK_PHASES: [hook: string, phase: Phase][] = [
+  ['connect', 'connect'],
+  ['helo', 'helo'],
+  ['ehlo', 'helo'],
+  ['mail', 'mail'],
+  ['rcpt', 'rcpt'],
+  ['data_post', 'data'],
+];
+
+export interface PluginExtras {
+  /** More hooks, registered after the phase hooks: hook name -> body. */
+  hooks?: Record<string, HookBody>;
+  /** Priority of the phase hooks (Haraka runs lower first). */
+  priority?: number;
+}
+
+/**
+ * A Haraka plugin for one check module: registers a hook for every phase the
+ * module has checks in and runs them. Export the result from the plugin's
+ * index (Haraka copies a module's enumerable exports onto the plugin object).
+ */
+export function definePlugin(moduleName: string, extras: PluginExtras = {}): Record<string, unknown> {
+  const plugin: Record<string, unknown> = {
+    register(this: HarakaPlugin) {
+      const runtime = runtimeFor(this);
+      const phases = new Set(runtime.phasesOf(moduleName));
+      for (const [hookName, phase] of HOOK_PHASES) {
+        if (phases.has(phase)) this.register_hook(hookName, `mailward_${hookName}`, extras.priority ?? 0);
+      }
+      for (const hookName of Object.keys(extras.hooks ?? {})) this.register_hook(hookName, `mailward_extra_${hookName}`);
+    },
+  };
+  for (const [hookName, phase] of HOOK_PHASES) {
+    plugin[`mailward_${hookName}`] = hook(async function (connection, params) {
+      await runModulePhase(this, runtimeFor(this), moduleName, phase, connection, params);
+    });
+  }
+  for (const [hookName, body] of Object.entries(extras.hooks ?? {})) plugin[`mailward_extra_${hookName}`] = hook(body);
+  return plugin;
+}

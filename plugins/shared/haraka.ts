@@ -1,0 +1,67 @@
+// The parts of Haraka's plugin API mailward uses. Haraka ships no type
+// declarations, so this small hand-written subset keeps the adapters typed.
+
+/** Return codes of haraka-constants (stable across Haraka releases). */
+export const CONT = 900;
+export const DENY = 902;
+export const DENYSOFT = 903;
+export const OK = 906;
+
+export type Next = (code?: number, message?: string | string[]) => void;
+
+export interface HarakaAddress {
+  /** A getter in @haraka/email-address 3 (Haraka 3.3), a method in older releases. */
+  address: string | (() => string);
+  isNull(): boolean;
+  host?: string | null;
+}
+
+/** The bare user@host of an envelope address, whichever Haraka release made it. */
+export function addressOf(value: unknown): string | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const a = (value as HarakaAddress).address;
+  const text = typeof a === 'function' ? a.call(value) : a;
+  return typeof text === 'string' ? text : undefined;
+}
+
+export interface HarakaResults {
+  add(plugin: { name: string } | string, result: Record<string, unknown>): void;
+}
+
+export interface HarakaTransaction {
+  uuid: string;
+  mail_from: HarakaAddress | null;
+  rcpt_to: HarakaAddress[];
+  notes: Record<string, any>;
+  results: HarakaResults;
+  data_bytes?: number;
+  message_stream: { get_data(cb: (data: Buffer) => void): void };
+  add_header(name: string, value: string): void;
+  remove_header(name: string): void;
+}
+
+export interface HarakaConnection {
+  uuid: string;
+  remote: { ip: string; host?: string | null; is_private?: boolean; is_local?: boolean };
+  local: { host?: string; ip?: string; port?: number };
+  hello: { host?: string | null; verb?: string | null };
+  relaying: boolean;
+  notes: Record<string, any>;
+  transaction: HarakaTransaction | null;
+  results: HarakaResults;
+}
+
+export interface HarakaConfig {
+  get(name: string, type?: string, cb?: () => void): any;
+}
+
+export interface HarakaPlugin {
+  name: string;
+  config: HarakaConfig;
+  register_hook(hook: string, method: string, priority?: number): void;
+  logdebug(message: string, conn?: unknown): void;
+  loginfo(message: string, conn?: unknown): void;
+  logwarn(message: string, conn?: unknown): void;
+  logerror(message: string, conn?: unknown): void;
+  [method: string]: any;
+}

@@ -1,0 +1,64 @@
+import { configFiles } from '../../lib/config/load';
+import type { Logger } from '../../lib/checks/types';
+import { Runtime } from '../../lib/runtime';
+import type { HarakaPlugin } from './haraka';
+
+/**
+ * One mailward Runtime per Haraka process, shared by every mailward plugin:
+ * one configuration, one DNS cache, one state connection. Files are read
+ * through Haraka's config loader (so they live in Haraka's config/ and are
+ * watched); a change rebuilds the runtime, and a broken change keeps the last
+ * good one in force, logged.
+ */
+let current: Runtime | undefined;
+let reloadTimer: NodeJS.Timeout | undefined;
+let reader: HarakaPlugin | undefined;
+
+function loggerFor(plugin: HarakaPlugin): Logger {
+  return {
+    debug: (m) => plugin.logdebug(m),
+    info: (m) => plugin.loginfo(m),
+    warn: (m) => plugin.logwarn(m),
+    error: (m) => plugin.logerror(m),
+  };
+}
+
+function build(plugin: HarakaPlugin): Runtime {
+  const texts: Record<string, string[]> = {};
+  for (const file of configFiles()) {
+    texts[file] = plugin.config.get(file, 'data', () => scheduleReload()) ?? [];
+  }
+  return Runtime.load({ texts, baseDir: process.env.HARAKA ?? process.cwd(), log: loggerFor(plugin) });
+}
+
+function scheduleReload(): void {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => {
+    if (!reader) return;
+    try {
+      const previous = current;
+      current = build(reader);
+      reader.loginfo('mailward configuration reloaded');
+      // Let in-flight checks finish on the old runtime before closing it.
+      if (previous) setTimeout(() => void previous.close().catch(() => {}), 30_000).unref();
+    } catch (err) {
+      reader.logerror(`mailward configuration NOT reloaded, the previous one stays in force: ${(err as Error).message}`);
+    }
+  }, 200);
+  reloadTimer.unref();
+}
+
+/** The process's runtime, built on first use. Throws (at register time) if the config is invalid. */
+export function runtimeFor(plugin: HarakaPlugin): Runtime {
+  if (!current) {
+    reader = plugin;
+    current = build(plugin);
+  }
+  return current;
+}
+
+export async function closeRuntime(): Promise<void> {
+  const r = current;
+  current = undefined;
+  await r?.close();
+}

@@ -1,0 +1,119 @@
+import { createTrackingWriter } from '../../lib/tracking';
+import { rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
+import type { TrackingWriter } from '../../lib/tracking/types';
+import { hook } from '../shared/adapter';
+import { addressOf, DENYSOFT, type HarakaConnection, type HarakaPlugin } from '../shared/haraka';
+import { runtimeFor } from '../shared/runtime';
+import { connectionState, existingConnectionState, existingTransactionState, type MailwardState, transactionState } from '../shared/state';
+
+// One row per SMTP transaction, whoever ended it: our verdict, another
+// plugin's refusal (seen through Haraka's `deny` hook), Haraka's own default
+// refusal of unknown recipients, or a client that went away. Rows are queued
+// and written in batches by the writer, never on the mail path.
+
+let writer: TrackingWriter | undefined;
+
+function writerFor(plugin: HarakaPlugin): TrackingWriter | undefined {
+  const runtime = runtimeFor(plugin);
+  if (!runtime.config.shared.tracking.enabled) return undefined;
+  writer ??= createTrackingWriter(runtime.config.shared.tracking, runtime.services.log);
+  return writer;
+}
+
+const ATTEMPTED = 'mailward_attempted_rcpts';
+
+function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | undefined, attempted: string[] = []): void {
+  if (state.tracked) return;
+  state.tracked = true;
+  const out = writerFor(plugin);
+  if (!out) return;
+  const node = runtimeFor(plugin).config.shared.nodeName;
+  const refused = [
+    ...state.refusedRecipients,
+    ...attempted.filter((a) => !(accepted ?? []).includes(a) && !state.refusedRecipients.some((r) => r.address === a)).map((address) => ({ address, reason: 'recipient not accepted' })),
+  ];
+  if (accepted) state.ctx.rcptTo = accepted;
+  const refusedNote = refused.length ? `; refused recipients: ${refused.map((r) => `${r.address} (${r.reason})`).join(', ')}` : '';
+  if (state.verdict) {
+    const row = rowFromVerdict(state.ctx, state.verdict, node);
+    if (state.outcome && state.outcome.phase !== 'data' && state.outcome.phase !== 'data_post') {
+      // Accepted by us, but refused later (e.g. by the queue): record what the client was told.
+      row.action = state.outcome.action;
+      row.phase = state.outcome.phase;
+      row.reason = `${state.verdict.reason}; then ${state.outcome.reason}`;
+    }
+    if (state.quarantined) row.reason = `${row.reason}; held in quarantine`;
+    row.reason += refusedNote;
+    out.write(row);
+    return;
+  }
+  const outcome = state.outcome ??
+    (refused.length && !(accepted ?? []).length
+      ? { action: 'reject', phase: 'rcpt', reason: 'every recipient was refused' }
+      : { action: 'abandoned', phase: state.ctx.mailFrom === undefined ? 'connect' : 'rcpt', reason: 'the client ended the transaction before a verdict' });
+  const ledger = state.ledger;
+  out.write(
+    rowForEarlyEnd(state.ctx, node, {
+      ...outcome,
+      reason: outcome.reason + refusedNote,
+      symbols: ledger.symbols,
+      score: ledger.total,
+      groups: ledger.groups,
+    }),
+  );
+}
+
+export = {
+  register(this: HarakaPlugin) {
+    writerFor(this);
+    // Early, so every transaction has a ref and a start time from its first command.
+    this.register_hook('mail', 'tracking_mail', -100);
+    this.register_hook('rcpt', 'tracking_rcpt', -100);
+    this.register_hook('deny', 'tracking_deny');
+    this.register_hook('reset_transaction', 'tracking_reset');
+    this.register_hook('disconnect', 'tracking_disconnect');
+  },
+
+  tracking_mail: hook(async function (connection) {
+    if (connection.transaction) transactionState(runtimeFor(this), connection, connection.transaction);
+  }),
+
+  tracking_rcpt: hook(async function (connection, params) {
+    const txn = connection.transaction;
+    const address: string | undefined = addressOf(params[0]);
+    if (txn && address) (txn.notes[ATTEMPTED] ??= []).push(address);
+  }),
+
+  /** Any plugin's refusal: params are [code, message, plugin, function, params, hook]. */
+  tracking_deny: hook(async function (connection: HarakaConnection, params) {
+    const [code, message, pluginName, , hookParams, hookName] = params as [number, string | string[], string, string, any, string];
+    const action = code === DENYSOFT || code === 909 ? 'soft_reject' : 'reject';
+    const reason = `${Array.isArray(message) ? message.join(' ') : (message ?? '')} (by ${pluginName})`.trim();
+    const runtime = runtimeFor(this);
+    const txn = connection.transaction;
+    if (hookName === 'rcpt' && txn) {
+      const state = transactionState(runtime, connection, txn);
+      const address = addressOf(Array.isArray(hookParams) ? hookParams[0] : hookParams);
+      if (address) state.refusedRecipients.push({ address, reason });
+      return;
+    }
+    const state = txn ? transactionState(runtime, connection, txn) : connectionState(runtime, connection);
+    state.outcome = { action, phase: hookName, reason };
+  }),
+
+  tracking_reset: hook(async function (connection) {
+    const txn = connection.transaction;
+    const state = existingTransactionState(txn);
+    if (txn && state) write(this, state, txn.rcpt_to.map((r) => addressOf(r)!), txn.notes[ATTEMPTED]);
+  }),
+
+  /** A connection refused before any transaction still gets its row. */
+  tracking_disconnect: hook(async function (connection) {
+    const state = existingConnectionState(connection);
+    if (state?.outcome) write(this, state, undefined);
+  }),
+
+  shutdown() {
+    void writer?.close();
+  },
+};

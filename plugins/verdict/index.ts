@@ -1,0 +1,125 @@
+import { FileQuarantine } from '../../lib/quarantine/files';
+import { firstHeader } from '../../lib/message';
+import type { Verdict } from '../../lib/score/types';
+import { formatSymbols, smtpReplyText } from '../../lib/score/verdict';
+import { hook, runModulePhase } from '../shared/adapter';
+import { addressOf, DENY, DENYSOFT, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
+import { runtimeFor } from '../shared/runtime';
+import { existingTransactionState, type MailwardState } from '../shared/state';
+
+// The only mailward plugin that refuses mail. Its hooks run after every other
+// plugin's (priority 50) so the ledger is complete when it decides.
+const LATE = 50;
+
+const VERDICT_HEADERS = ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref'];
+
+function statusHeader(verdict: Verdict): string {
+  const text = `${verdict.action} score=${verdict.score} ref=${verdict.ref} symbols=${formatSymbols(verdict.symbols)}`;
+  // Header lines must stay under 998 octets; the tracking row keeps the full list.
+  return text.length > 900 ? `${text.slice(0, 880)} ...` : text;
+}
+
+function addVerdictHeaders(txn: HarakaTransaction, verdict: Verdict): void {
+  // Remove any copies a sender forged, then add ours.
+  for (const name of VERDICT_HEADERS) txn.remove_header(name);
+  txn.add_header('X-Mailward-Score', String(verdict.score));
+  txn.add_header('X-Mailward-Status', statusHeader(verdict));
+  txn.add_header('X-Mailward-Ref', verdict.ref);
+}
+
+function forcedRefusal(state: MailwardState): { code: number; message: string } | undefined {
+  const forced = state.ledger.forced;
+  if (!forced || (forced.action !== 'reject' && forced.action !== 'soft_reject')) return undefined;
+  const code = forced.action === 'reject' ? DENY : DENYSOFT;
+  const status = forced.action === 'reject' ? '5.7.1' : '4.7.1';
+  return { code, message: `${status} Message refused by ${forced.source}: ${forced.reason} (ref ${state.ctx.ref})` };
+}
+
+export = {
+  register(this: HarakaPlugin) {
+    runtimeFor(this);
+    this.register_hook('mail', 'verdict_mail', LATE);
+    this.register_hook('rcpt', 'verdict_rcpt', LATE);
+    this.register_hook('data_post', 'verdict_data_post', LATE);
+    // Before any queue plugin: a quarantined message is kept by us, not delivered.
+    this.register_hook('queue', 'verdict_queue', -100);
+    this.register_hook('queue_outbound', 'verdict_queue', -100);
+  },
+
+  /** Envelope rules (block lists) may already have decided. */
+  verdict_mail: hook(async function (connection) {
+    const state = existingTransactionState(connection.transaction);
+    const refusal = state && forcedRefusal(state);
+    if (refusal && state) state.outcome = { action: refusal.code === DENY ? 'reject' : 'soft_reject', phase: 'mail', reason: refusal.message };
+    return refusal;
+  }),
+
+  /** Recipients a check refused (spamtraps), and envelope-level forced refusals. */
+  verdict_rcpt: hook(async function (connection, params) {
+    const state = existingTransactionState(connection.transaction);
+    if (!state) return;
+    const refusal = forcedRefusal(state);
+    if (refusal) return refusal;
+    const address: string | undefined = addressOf(params[0]);
+    const reason = address ? state.ledger.refusedRecipients.get(address.toLowerCase()) : undefined;
+    if (reason) return { code: DENY, message: `5.7.1 Recipient refused: ${reason} (ref ${state.ctx.ref})` };
+  }),
+
+  verdict_data_post: hook(async function (connection) {
+    const txn = connection.transaction;
+    if (!txn) return;
+    const runtime = runtimeFor(this);
+    // Built-in checks (GTUBE, parse errors) also load the message into the context.
+    const state = await runModulePhase(this, runtime, 'builtin', 'data', connection, []);
+    const verdict = runtime.decide(state.ctx, state.ledger);
+    state.verdict = verdict;
+    txn.results.add(this, { action: verdict.action, score: verdict.score, ref: verdict.ref, reason: verdict.reason });
+    void runtime.afterVerdict(state.ctx, verdict);
+
+    const headers = runtime.config.shared.headers;
+    if (verdict.action !== 'accept' || headers.always) addVerdictHeaders(txn, verdict);
+    if (headers.subjectTag && (verdict.action === 'add_header' || verdict.action === 'quarantine')) {
+      const subject = firstHeader(state.ctx, 'subject') ?? '';
+      txn.remove_header('Subject');
+      txn.add_header('Subject', `${headers.subjectTag} ${subject}`.trim());
+    }
+    this.loginfo(`mailward ${verdict.action} score=${verdict.score} ref=${verdict.ref}: ${verdict.reason}`, connection);
+
+    switch (verdict.action) {
+      case 'reject':
+        return { code: DENY, message: `5.7.1 ${smtpReplyText(verdict)}` };
+      case 'soft_reject':
+        return { code: DENYSOFT, message: `4.7.1 ${smtpReplyText(verdict)}` };
+      case 'quarantine':
+        try {
+          const store = new FileQuarantine(runtime.config.shared.quarantine.dir);
+          await store.put(
+            {
+              ref: verdict.ref,
+              time: new Date(state.ctx.startedAt).toISOString(),
+              mailFrom: state.ctx.mailFrom ?? '',
+              rcptTo: state.ctx.rcptTo,
+              subject: firstHeader(state.ctx, 'subject') ?? '',
+              remoteIp: state.ctx.ip,
+              score: verdict.score,
+              reason: verdict.reason,
+              symbols: verdict.symbols,
+            },
+            state.ctx.raw ?? Buffer.alloc(0),
+          );
+          state.quarantined = true;
+        } catch (err) {
+          // Never lose mail: if it cannot be held, it is delivered with its verdict headers.
+          this.logerror(`mailward: quarantine store failed, delivering ref ${verdict.ref} instead: ${(err as Error).message}`, connection);
+        }
+        return;
+      default:
+        return;
+    }
+  }),
+
+  verdict_queue: hook(async function (connection) {
+    const state = existingTransactionState(connection.transaction);
+    if (state?.quarantined && state.verdict) return { code: OK, message: smtpReplyText(state.verdict) };
+  }),
+};
