@@ -1,18 +1,262 @@
-import type { CheckModule } from '../types';
+import { authenticate } from 'mailauth';
+import { DnsTempError, type DnsResolver } from '../../dns/resolver';
+import type { MessageContext } from '../../message';
+import type { Hit, SymbolDef } from '../../score/types';
+import type { Check, CheckModule, Services } from '../types';
+import { AUTH_NOTE, headerPairs, summarise, type AuthResults } from './results';
 
-/** Placeholder until the auth issue lands: no symbols, no checks. */
+export { authResults, hasAlignedDkim, hasAlignedSpf, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
+export { orgDomain, relaxedAligned, withinDomain } from './align';
+
 export interface AuthSettings {
   enabled: boolean;
+  /** Deadline for the whole authenticate() call (every look-up also has the [dns] deadline). */
+  timeoutMs: number;
+  /** Skip authenticated submission / relay clients. */
+  skipRelaying: boolean;
+  /** DKIM and ARC keys shorter than this fail. */
+  minKeyBits: number;
+  /** ARC sealers (domains, subdomains included) whose chain may neutralise a DMARC fail. */
+  trustedSealers: string[];
+  /** The trusted sealer must have recorded dmarc=pass when it received the message. */
+  requireUpstreamPass: boolean;
+  addAuthenticationResults: boolean;
+  addReceivedSpf: boolean;
+  /** authserv-id of Authentication-Results; empty: the MTA's host name. */
+  authservId: string;
+}
+
+export const AUTH_DEFAULTS: AuthSettings = {
+  enabled: true,
+  timeoutMs: 6000,
+  skipRelaying: true,
+  minKeyBits: 1024,
+  trustedSealers: [],
+  requireUpstreamPass: true,
+  addAuthenticationResults: true,
+  addReceivedSpf: true,
+  authservId: '',
+};
+
+const g = 'auth';
+export const authSymbols: SymbolDef[] = [
+  { name: 'SPF_PASS', score: -0.5, group: g, description: 'SPF pass: the envelope domain authorises the connecting IP' },
+  { name: 'SPF_FAIL', score: 2, group: g, description: 'SPF fail (-all): the envelope domain says this IP must not send its mail' },
+  { name: 'SPF_SOFTFAIL', score: 1, group: g, description: 'SPF softfail (~all): the envelope domain does not authorise this IP' },
+  { name: 'SPF_NEUTRAL', score: 0.2, group: g, description: 'SPF neutral (?all): the envelope domain makes no assertion about this IP' },
+  { name: 'SPF_NONE', score: 0.5, group: g, description: 'The envelope domain (or HELO name for bounces) publishes no SPF record' },
+  { name: 'SPF_TEMPERROR', score: 0, group: g, description: 'SPF could not be evaluated because of a DNS failure (never counts against the mail)' },
+  { name: 'SPF_PERMERROR', score: 0.5, group: g, description: 'The SPF record is broken (syntax, too many look-ups)' },
+  { name: 'DKIM_VALID_ALIGNED', score: -1, group: g, description: 'A DKIM signature verifies and its d= is aligned with the From: domain' },
+  { name: 'DKIM_VALID', score: -0.2, group: g, description: 'A DKIM signature verifies, but for a domain other than the From: domain' },
+  { name: 'DKIM_INVALID', score: 1, group: g, description: 'A DKIM signature does not verify (body or headers changed, missing or bad key)' },
+  { name: 'DKIM_NONE', score: 0, group: g, description: 'The message carries no DKIM signature' },
+  { name: 'DKIM_TEMPERROR', score: 0, group: g, description: 'A DKIM key could not be fetched because of a DNS failure' },
+  { name: 'DMARC_PASS', score: -1, group: g, description: 'DMARC pass: aligned SPF or DKIM for the From: domain' },
+  { name: 'DMARC_POLICY_REJECT', score: 8, group: g, description: 'DMARC fail and the From: domain asks receivers to reject (p=reject)' },
+  { name: 'DMARC_POLICY_QUARANTINE', score: 5, group: g, description: 'DMARC fail and the From: domain asks receivers to quarantine (p=quarantine)' },
+  { name: 'DMARC_POLICY_NONE', score: 1, group: g, description: 'DMARC fail; the From: domain only monitors (p=none)' },
+  { name: 'DMARC_NONE', score: 0, group: g, description: 'The From: domain publishes no DMARC record' },
+  { name: 'DMARC_TEMPERROR', score: 0, group: g, description: 'DMARC could not be evaluated because of a DNS failure' },
+  { name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: g, description: 'DMARC failed but a trusted ARC sealer ([arc] trusted_sealers) vouches it passed before forwarding: no policy symbol' },
+  { name: 'ARC_PASS', score: 0, group: g, description: 'The ARC chain validates (credit only through a trusted sealer)' },
+  { name: 'ARC_FAIL', score: 0.5, group: g, description: 'The message carries an ARC chain that does not validate' },
+  { name: 'ARC_TEMPERROR', score: 0, group: g, description: 'The ARC chain could not be checked because of a DNS failure' },
+  { name: 'AUTH_NONE', score: 1, group: g, description: 'No authentication at all: no SPF record, no DKIM signature, no DMARC record' },
+  { name: 'AUTH_TEMPERROR', score: 0, group: g, description: 'Authentication did not finish (deadline or internal error); nothing counted against the mail' },
+];
+
+function parseSettings(reader: import('../../config/reader').IniReader): AuthSettings {
+  const main = reader.section('main');
+  const skip = reader.section('skip');
+  const dkim = reader.section('dkim');
+  const arc = reader.section('arc');
+  const headers = reader.section('headers');
+  const d = AUTH_DEFAULTS;
+  return {
+    enabled: main.boolean('enabled', d.enabled),
+    timeoutMs: main.number('timeout_ms', d.timeoutMs, { min: 100, integer: true }),
+    skipRelaying: skip.boolean('relaying', d.skipRelaying),
+    minKeyBits: dkim.number('min_key_bits', d.minKeyBits, { min: 512, integer: true }),
+    trustedSealers: arc.list('trusted_sealers', d.trustedSealers).map((s) => s.toLowerCase().replace(/\.$/, '')),
+    requireUpstreamPass: arc.boolean('require_upstream_pass', d.requireUpstreamPass),
+    addAuthenticationResults: headers.boolean('authentication_results', d.addAuthenticationResults),
+    addReceivedSpf: headers.boolean('received_spf', d.addReceivedSpf),
+    authservId: headers.string('authserv_id', d.authservId),
+  };
+}
+
+/**
+ * Our resolver in the shape mailauth expects from `dns.promises.resolve`:
+ * "no records" is an ENOTFOUND error (mailauth counts void look-ups and tells
+ * "no key" from a failure by it) and a temporary failure keeps a DNS-like code.
+ */
+function mailauthResolver(dns: DnsResolver, onTempError: () => void) {
+  return async (name: string, type: string): Promise<any[]> => {
+    let answer: any[];
+    try {
+      answer = await dns.resolve(name, type);
+    } catch (err) {
+      if (err instanceof DnsTempError) {
+        onTempError();
+        throw Object.assign(new Error(err.message), { code: err.code === 'TIMEOUT' ? 'ETIMEOUT' : err.code });
+      }
+      throw err;
+    }
+    if (!answer.length) throw Object.assign(new Error(`${type} ${name}: no records`), { code: 'ENOTFOUND' });
+    return answer;
+  };
+}
+
+class Deadline extends Error {}
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Deadline(`authentication took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface AuthRun {
+  auth: AuthResults;
+  /** mailauth's header lines as [name, value] pairs. */
+  headers: [string, string][];
+}
+
+/** One mailauth authenticate() call for a message; exported for the benchmark. */
+export async function runAuthenticate(ctx: MessageContext, settings: AuthSettings, dns: DnsResolver): Promise<AuthRun> {
+  let tempErrors = 0;
+  const mta = settings.authservId || ctx.localHostname || 'localhost';
+  const result = await authenticate(ctx.raw!, {
+    ip: ctx.ip,
+    helo: ctx.helo || undefined,
+    // The null sender has no domain: mailauth then checks SPF for postmaster@<HELO name> (RFC 7208 2.4).
+    sender: ctx.mailFrom || undefined,
+    mta,
+    resolver: mailauthResolver(dns, () => tempErrors++) as any,
+    minBitLength: settings.minKeyBits,
+    disableBimi: true,
+  });
+  const auth = summarise(result, settings.trustedSealers);
+  if (tempErrors) auth.temporaryError = true;
+  return { auth, headers: headerPairs(result.headers ?? '') };
+}
+
+function spfHits(auth: AuthResults): Hit[] {
+  const { result, domain, comment } = auth.spf;
+  return [{ name: `SPF_${result.toUpperCase()}`, detail: `${domain || '(no domain)'}${comment ? `: ${comment}` : ''}` }];
+}
+
+function dkimHits(auth: AuthResults): Hit[] {
+  if (!auth.dkim.length) return [{ name: 'DKIM_NONE', detail: 'no DKIM-Signature header' }];
+  return auth.dkim.map((sig) => {
+    const id = `d=${sig.domain} s=${sig.selector}`;
+    if (sig.result === 'pass') return sig.aligned ? { name: 'DKIM_VALID_ALIGNED', detail: id } : { name: 'DKIM_VALID', detail: `${id} (From: is ${auth.fromDomain || 'missing'})` };
+    if (sig.result === 'temperror') return { name: 'DKIM_TEMPERROR', detail: `${id}: ${sig.comment}` };
+    return { name: 'DKIM_INVALID', detail: `${id}: ${sig.result}${sig.comment ? ` (${sig.comment})` : ''}` };
+  });
+}
+
+function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
+  const { dmarc, arc } = auth;
+  const domain = dmarc.domain || '(no single From: domain)';
+  switch (dmarc.result) {
+    case 'pass':
+      return [{ name: 'DMARC_PASS', detail: `From: ${domain} (p=${dmarc.policy || 'none'})` }];
+    case 'temperror':
+      return [{ name: 'DMARC_TEMPERROR', detail: `From: ${domain}: DNS failure` }];
+    case 'none':
+      return dmarc.domain ? [{ name: 'DMARC_NONE', detail: `${domain} publishes no DMARC record` }] : [];
+    case 'fail': {
+      const policy = dmarc.policy || 'none';
+      const why = `From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
+      if (arc.result === 'pass' && arc.trusted) {
+        if (!settings.requireUpstreamPass || arc.upstreamDmarc === 'pass') {
+          dmarc.arcOverride = arc.sealer;
+          return [
+            {
+              name: 'DMARC_FAIL_ARC_OVERRIDE',
+              detail: `${why}, neutralised: forwarded through trusted ARC sealer ${arc.sealer} (i=${arc.instance}) which recorded dmarc=${arc.upstreamDmarc || 'unknown'} on receipt`,
+            },
+          ];
+        }
+        return [{ name: `DMARC_POLICY_${policy.toUpperCase()}`, detail: `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc || 'nothing'}, so no override` }];
+      }
+      return [{ name: `DMARC_POLICY_${policy.toUpperCase()}`, detail: why }];
+    }
+    default:
+      return [];
+  }
+}
+
+function arcHits(auth: AuthResults): Hit[] {
+  const { arc } = auth;
+  const comment = arc.comment;
+  if (arc.result === 'pass') return [{ name: 'ARC_PASS', detail: `sealed by ${arc.sealer} (i=${arc.instance})${arc.trusted ? ', a trusted sealer' : ''}` }];
+  if (arc.result === 'fail') {
+    if (auth.temporaryError && /no key|dns/i.test(comment)) return [{ name: 'ARC_TEMPERROR', detail: comment }];
+    return [{ name: 'ARC_FAIL', detail: `${arc.sealer ? `sealer ${arc.sealer}: ` : ''}${comment || 'chain does not validate'}` }];
+  }
+  return [];
+}
+
+/** Symbols for one authentication result. */
+export function authHits(auth: AuthResults, settings: AuthSettings): Hit[] {
+  const hits = [...spfHits(auth), ...dkimHits(auth), ...dmarcHits(auth, settings), ...arcHits(auth)];
+  if (auth.spf.result === 'none' && !auth.dkim.length && auth.dmarc.result === 'none') {
+    hits.push({ name: 'AUTH_NONE', detail: `${auth.fromDomain || auth.spf.domain || 'sender'}: no SPF, DKIM or DMARC` });
+  }
+  return hits;
+}
+
+/** What later checks see when authentication could not finish: only temporary errors. */
+function unknownResults(): AuthResults {
+  return {
+    fromDomain: '',
+    spf: { result: 'temperror', domain: '', aligned: false, comment: '' },
+    dkim: [],
+    dmarc: { result: 'temperror', policy: '', domain: '' },
+    arc: { result: 'none', sealer: '', instance: 0, trusted: false, upstreamDmarc: '', comment: '' },
+    temporaryError: true,
+  };
+}
+
+function createAuthCheck(settings: AuthSettings, services: Services): Check {
+  return {
+    name: 'auth.authenticate',
+    phase: 'data',
+    async run(ctx) {
+      if (!ctx.raw) return [];
+      if (settings.skipRelaying && ctx.relaying) return [];
+      let run: AuthRun;
+      try {
+        run = await withDeadline(runAuthenticate(ctx, settings, services.dns), settings.timeoutMs);
+      } catch (err) {
+        ctx.notes[AUTH_NOTE] = unknownResults();
+        const message = err instanceof Error ? err.message : String(err);
+        if (!(err instanceof Deadline)) services.log.warn(`mailward auth: authenticate() failed: ${message}`);
+        return [{ name: 'AUTH_TEMPERROR', detail: message }];
+      }
+      ctx.notes[AUTH_NOTE] = run.auth;
+      for (const [name, value] of run.headers) {
+        const key = name.toLowerCase();
+        if (key === 'authentication-results' && settings.addAuthenticationResults) ctx.headerChanges.add.push([name, value]);
+        if (key === 'received-spf' && settings.addReceivedSpf) ctx.headerChanges.add.push([name, value]);
+      }
+      return authHits(run.auth, settings);
+    },
+  };
 }
 
 export const authModule: CheckModule<AuthSettings> = {
   name: 'auth',
   file: 'mailward.auth.ini',
-  symbols: [],
+  symbols: authSymbols,
   parseSettings(reader) {
-    return { settings: { enabled: reader.section('main').boolean('enabled', true) } };
+    return { settings: parseSettings(reader) };
   },
-  createChecks() {
-    return [];
+  createChecks(settings, services) {
+    return settings.enabled ? [createAuthCheck(settings, services)] : [];
   },
 };

@@ -1,0 +1,27 @@
+import { getDomain } from 'tldts';
+
+/** Same options mailauth uses for its own DMARC alignment (private suffixes count as boundaries). */
+const TLD_OPTIONS = { allowIcannDomains: true, allowPrivateDomains: true };
+
+export function normaliseDomain(domain: string): string {
+  return domain.trim().toLowerCase().replace(/\.$/, '');
+}
+
+/** The organisational domain (public suffix + one label), or the name itself when there is none. */
+export function orgDomain(domain: string): string {
+  const clean = normaliseDomain(domain);
+  return getDomain(clean, TLD_OPTIONS) ?? clean;
+}
+
+/** DMARC relaxed alignment: both names share an organisational domain. */
+export function relaxedAligned(a: string, b: string): boolean {
+  if (!a || !b) return false;
+  return orgDomain(a) === orgDomain(b);
+}
+
+/** `name` is `domain` or one of its subdomains. */
+export function withinDomain(name: string, domain: string): boolean {
+  const n = normaliseDomain(name);
+  const d = normaliseDomain(domain);
+  return !!n && !!d && (n === d || n.endsWith(`.${d}`));
+}

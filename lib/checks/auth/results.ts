@@ -1,0 +1,153 @@
+import type { AuthenticateResult } from 'mailauth';
+import type { MessageContext } from '../../message';
+import { normaliseDomain, relaxedAligned, withinDomain } from './align';
+
+export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
+export type DmarcResult = 'pass' | 'fail' | 'none' | 'temperror';
+export type DmarcPolicy = 'none' | 'quarantine' | 'reject' | '';
+
+export interface DkimSignatureResult {
+  /** mailauth's result: pass, fail, neutral (bad body hash, no key, ...), policy (weak key), temperror. */
+  result: string;
+  /** d= of the signature. */
+  domain: string;
+  selector: string;
+  /** d= is aligned (relaxed) with the From: domain. */
+  aligned: boolean;
+  /** Why it did not pass, when it did not. */
+  comment: string;
+}
+
+/**
+ * What the auth check found, left in `ctx.notes.auth` for later checks
+ * (antispoof, content, rules). Read it with `authResults(ctx)`.
+ */
+export interface AuthResults {
+  /** The From: header's domain ('' when there is none or several). */
+  fromDomain: string;
+  spf: {
+    result: SpfResult;
+    /** Domain SPF was evaluated for: the envelope sender's, or the HELO name's for the null sender. */
+    domain: string;
+    /** Passed and relaxed-aligned with the From: domain. */
+    aligned: boolean;
+    /** mailauth's explanation, e.g. "domain of a@b.example designates 192.0.2.1 as permitted sender". */
+    comment: string;
+  };
+  dkim: DkimSignatureResult[];
+  dmarc: {
+    result: DmarcResult;
+    /** Policy that applies to the From: domain (sp= for subdomains), '' without a record. */
+    policy: DmarcPolicy;
+    /** The From: domain DMARC was evaluated for. */
+    domain: string;
+    /** A DMARC fail neutralised by a trusted ARC sealer: the sealer's domain. */
+    arcOverride?: string;
+  };
+  arc: {
+    result: 'pass' | 'fail' | 'none';
+    /** d= of the newest ARC set ('' when there is no chain). */
+    sealer: string;
+    /** Instance number of the newest set (0 without a chain). */
+    instance: number;
+    /** The sealer is listed in `[arc] trusted_sealers`. */
+    trusted: boolean;
+    /** What the newest sealer recorded for DMARC when it received the message ('' unknown). */
+    upstreamDmarc: string;
+    /** Why the chain failed, when it did. */
+    comment: string;
+  };
+  /** DNS or another temporary error prevented a full answer somewhere. */
+  temporaryError: boolean;
+}
+
+export const AUTH_NOTE = 'auth';
+
+export function authResults(ctx: MessageContext): AuthResults | undefined {
+  return ctx.notes[AUTH_NOTE] as AuthResults | undefined;
+}
+
+/** Domains whose DKIM signature verified and is aligned with `domain` (relaxed). */
+export function hasAlignedDkim(auth: AuthResults, domain: string): boolean {
+  return auth.dkim.some((d) => d.result === 'pass' && relaxedAligned(d.domain, domain));
+}
+
+/** SPF passed for `domain` (relaxed). */
+export function hasAlignedSpf(auth: AuthResults, domain: string): boolean {
+  return auth.spf.result === 'pass' && relaxedAligned(auth.spf.domain, domain);
+}
+
+const SPF_RESULTS: SpfResult[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror'];
+
+/** Turns mailauth's answer into our small, stable shape. */
+export function summarise(result: AuthenticateResult, trustedSealers: string[]): AuthResults {
+  const from = result.dkim?.headerFrom ?? [];
+  const fromAddress = Array.isArray(from) && from.length === 1 ? String(from[0]) : '';
+  const fromDomain = fromAddress.includes('@') ? normaliseDomain(fromAddress.slice(fromAddress.lastIndexOf('@') + 1)) : '';
+
+  const spfRaw = result.spf ? String(result.spf.status?.result ?? 'temperror') : 'none';
+  const spfResult = (SPF_RESULTS as string[]).includes(spfRaw) ? (spfRaw as SpfResult) : 'temperror';
+  const spfDomain = result.spf ? normaliseDomain(String(result.spf.domain ?? '')) : '';
+
+  // An unsigned message comes back as one pseudo-result "none": no signature at all.
+  const signatures = (result.dkim?.results ?? []).filter((r: any) => r.status?.result !== 'none');
+  const dkim: DkimSignatureResult[] = signatures.map((r: any) => ({
+    result: String(r.status?.result ?? 'neutral'),
+    domain: normaliseDomain(String(r.signingDomain ?? '')),
+    selector: String(r.selector ?? ''),
+    aligned: !!fromDomain && relaxedAligned(String(r.signingDomain ?? ''), fromDomain),
+    comment: String(r.status?.comment ?? ''),
+  }));
+
+  const dmarcRaw: any = result.dmarc;
+  const dmarcResult: DmarcResult = dmarcRaw ? normaliseDmarc(String(dmarcRaw.status?.result ?? 'none')) : 'none';
+  const policy = dmarcRaw && ['none', 'quarantine', 'reject'].includes(dmarcRaw.policy) ? (dmarcRaw.policy as DmarcPolicy) : '';
+
+  const arcRaw: any = result.arc;
+  const arcStatus = arcRaw ? String(arcRaw.status?.result ?? 'none') : 'none';
+  const lastSeal = (result.dkim as any)?.arc?.lastEntry?.['arc-seal']?.parsed?.d?.value;
+  const sealer = normaliseDomain(String(lastSeal ?? arcRaw?.signature?.signingDomain ?? ''));
+  const upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
+
+  const auth: AuthResults = {
+    fromDomain,
+    spf: { result: spfResult, domain: spfDomain, aligned: false, comment: String(result.spf ? (result.spf.status?.comment ?? '') : '') },
+    dkim,
+    dmarc: { result: dmarcResult, policy, domain: fromDomain },
+    arc: {
+      result: arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none',
+      sealer,
+      instance: typeof arcRaw?.i === 'number' ? arcRaw.i : 0,
+      trusted: !!sealer && trustedSealers.some((t) => withinDomain(sealer, t)),
+      upstreamDmarc,
+      comment: String(arcRaw?.status?.comment ?? ''),
+    },
+    temporaryError: spfResult === 'temperror' || dmarcResult === 'temperror' || dkim.some((d) => d.result === 'temperror'),
+  };
+  auth.spf.aligned = !!fromDomain && hasAlignedSpf(auth, fromDomain);
+  return auth;
+}
+
+function normaliseDmarc(result: string): DmarcResult {
+  if (result === 'pass' || result === 'fail' || result === 'temperror') return result;
+  return 'none';
+}
+
+/**
+ * mailauth's header block ("Received-SPF: ...\r\nAuthentication-Results: ...")
+ * as [name, value] pairs, unfolded: the MTA adapter decides how to write them.
+ */
+export function headerPairs(block: string): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (const field of block.split(/\r?\n(?=[^ \t\r\n])/)) {
+    const colon = field.indexOf(':');
+    if (colon <= 0) continue;
+    const name = field.slice(0, colon).trim();
+    const value = field
+      .slice(colon + 1)
+      .replace(/\r?\n[ \t]+/g, ' ')
+      .trim();
+    if (name && value) pairs.push([name, value]);
+  }
+  return pairs;
+}

@@ -1,0 +1,247 @@
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { AUTH_DEFAULTS, authResults, authModule } from '../lib/checks/auth';
+import { IniReader } from '../lib/config/reader';
+import { parseIni } from '../lib/config/ini';
+import { readFileSync } from 'node:fs';
+import { createMailward, type Mailward, type ScanResult } from '../lib/index';
+import { repoPath } from './support/paths';
+import { configDir, directResolver, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+
+function symbolNames(result: ScanResult): string[] {
+  return result.verdict.symbols.map((s) => s.name).sort();
+}
+
+function symbol(result: ScanResult, name: string) {
+  return result.verdict.symbols.find((s) => s.name === name);
+}
+
+function headerChange(result: ScanResult, name: string): string | undefined {
+  return result.context.headerChanges.add.find(([n]) => n.toLowerCase() === name.toLowerCase())?.[1];
+}
+
+describe('auth module (mailauth) against a real DNS server', function () {
+  this.timeout(20_000);
+  let world: AuthWorld;
+  let dir: string;
+  let mw: Mailward;
+
+  before(async () => {
+    world = await startAuthWorld();
+    dir = configDir({
+      'mailward.ini': sharedIni(world.dns),
+      'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n',
+    });
+    mw = createMailward({ configDir: dir, modules: ['builtin', 'auth'] });
+  });
+  after(async () => {
+    await mw?.close();
+    await world?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const scan = (raw: string, ip: string, mailFrom: string, helo = 'mail.sender.test') =>
+    mw.scan({ ip, helo, mailFrom, rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
+
+  it('pass/pass/pass: SPF, aligned DKIM and DMARC pass, with Authentication-Results and Received-SPF headers', async () => {
+    const raw = await sign(message(), 'example.com', 's1', world.keys.example);
+    const result = await scan(raw, IP.example, 'alice@example.com');
+    assert.deepEqual(symbolNames(result), ['DKIM_VALID_ALIGNED', 'DMARC_PASS', 'SPF_PASS']);
+    assert.ok(result.verdict.score < 0, `score ${result.verdict.score}`);
+    assert.equal(result.verdict.action, 'accept');
+    const ar = headerChange(result, 'Authentication-Results')!;
+    assert.match(ar, /^mx\.example\.org; /);
+    assert.match(ar, /dkim=pass header\.i=@example\.com header\.s=s1/);
+    assert.match(ar, /spf=pass .* smtp\.mailfrom=alice@example\.com/);
+    assert.match(ar, /dmarc=pass \(p=REJECT[^)]*\) header\.from=example\.com/);
+    assert.doesNotMatch(ar, /\r|\n/);
+    assert.match(headerChange(result, 'Received-SPF')!, /^pass \(.*\) client-ip=127\.0\.0\.10;$/);
+    const auth = authResults(result.context)!;
+    assert.equal(auth.fromDomain, 'example.com');
+    assert.deepEqual(auth.spf, { result: 'pass', domain: 'example.com', aligned: true, comment: auth.spf.comment });
+    assert.equal(auth.dkim.length, 1);
+    assert.deepEqual({ ...auth.dkim[0], comment: '' }, { result: 'pass', domain: 'example.com', selector: 's1', aligned: true, comment: '' });
+    assert.deepEqual(auth.dmarc, { result: 'pass', policy: 'reject', domain: 'example.com' });
+  });
+
+  it('spoof: From example.com sent from the attacker\'s SPF-authorised IP with DKIM d=attacker.test fails DMARC under p=reject', async () => {
+    const raw = await sign(message({ from: 'CEO <ceo@example.com>' }), 'attacker.test', 'sel', world.keys.attacker);
+    const result = await scan(raw, IP.attacker, 'bounce@attacker.test');
+    assert.deepEqual(symbolNames(result), ['DKIM_VALID', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+    const dmarc = symbol(result, 'DMARC_POLICY_REJECT')!;
+    assert.equal(dmarc.score, 8);
+    assert.match(dmarc.detail, /From: example\.com fails DMARC .*p=reject/);
+    const auth = authResults(result.context)!;
+    assert.equal(auth.spf.aligned, false);
+    assert.equal(auth.dkim[0]!.aligned, false);
+    assert.deepEqual(auth.dmarc, { result: 'fail', policy: 'reject', domain: 'example.com' });
+    assert.match(headerChange(result, 'Authentication-Results')!, /dmarc=fail/);
+  });
+
+  it('p=quarantine and p=none fails give their own, weaker symbols', async () => {
+    const q = await scan(message({ from: 'shop@quarantine.test' }), IP.nobody, 'shop@quarantine.test');
+    assert.deepEqual(symbolNames(q), ['DKIM_NONE', 'DMARC_POLICY_QUARANTINE', 'SPF_FAIL']);
+    assert.equal(symbol(q, 'DMARC_POLICY_QUARANTINE')!.score, 5);
+    const n = await scan(message({ from: 'news@monitor.test' }), IP.nobody, 'news@monitor.test');
+    assert.deepEqual(symbolNames(n), ['DKIM_NONE', 'DMARC_POLICY_NONE', 'SPF_SOFTFAIL']);
+    assert.ok(symbol(n, 'DMARC_POLICY_NONE')!.score < symbol(q, 'DMARC_POLICY_QUARANTINE')!.score);
+  });
+
+  it('a body changed in transit fails DKIM (body hash) and with it DMARC when SPF does not align', async () => {
+    const signed = await sign(message(), 'example.com', 's1', world.keys.example);
+    const tampered = signed.replace('figures are attached', 'figures are at http://evil.test/');
+    const viaOwnServer = await scan(tampered, IP.example, 'alice@example.com');
+    assert.ok(symbol(viaOwnServer, 'DKIM_INVALID'), symbolNames(viaOwnServer).join());
+    assert.match(symbol(viaOwnServer, 'DKIM_INVALID')!.detail, /d=example\.com s=s1: .*body hash did not verify/);
+    assert.ok(symbol(viaOwnServer, 'DMARC_PASS'), 'SPF still aligns');
+    const elsewhere = await scan(tampered, IP.nobody, 'alice@example.com');
+    assert.deepEqual(symbolNames(elsewhere), ['DKIM_INVALID', 'DMARC_POLICY_REJECT', 'SPF_FAIL']);
+  });
+
+  it('ARC-sealed forwarded mail from a trusted sealer: the DMARC fail is neutralised and explained', async () => {
+    const original = await sign(message(), 'example.com', 's1', world.keys.example);
+    const forwarded = await forwardWithArc(original, {
+      sealer: 'fwd.test',
+      key: world.keys.fwd,
+      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
+      resolver: directResolver(world.dns.server),
+    });
+    const result = await scan(forwarded, IP.forwarder, 'list-bounces@fwd.test');
+    assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_INVALID', 'DMARC_FAIL_ARC_OVERRIDE', 'SPF_PASS']);
+    const override = symbol(result, 'DMARC_FAIL_ARC_OVERRIDE')!;
+    assert.equal(override.score, 0);
+    assert.match(override.detail, /p=reject, neutralised: forwarded through trusted ARC sealer fwd\.test \(i=1\) which recorded dmarc=pass/);
+    assert.match(symbol(result, 'ARC_PASS')!.detail, /sealed by fwd\.test \(i=1\), a trusted sealer/);
+    const auth = authResults(result.context)!;
+    assert.equal(auth.dmarc.arcOverride, 'fwd.test');
+    assert.deepEqual({ ...auth.arc, comment: '' }, { result: 'pass', sealer: 'fwd.test', instance: 1, trusted: true, upstreamDmarc: 'pass', comment: '' });
+    assert.equal(result.verdict.action, 'accept');
+  });
+
+  it('the same forwarding through a sealer that is not trusted keeps DMARC_POLICY_REJECT', async () => {
+    const original = await sign(message(), 'example.com', 's1', world.keys.example);
+    const forwarded = await forwardWithArc(original, {
+      sealer: 'untrusted.test',
+      key: world.keys.untrusted,
+      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
+      resolver: directResolver(world.dns.server),
+    });
+    const result = await scan(forwarded, IP.untrustedForwarder, 'list@untrusted.test');
+    assert.ok(symbol(result, 'ARC_PASS'));
+    assert.ok(symbol(result, 'DMARC_POLICY_REJECT'));
+    assert.equal(symbol(result, 'DMARC_FAIL_ARC_OVERRIDE'), undefined);
+  });
+
+  it('a trusted sealer that saw DMARC fail on receipt does not override it', async () => {
+    const spoof = message({ from: 'ceo@example.com' });
+    const forwarded = await forwardWithArc(spoof, {
+      sealer: 'fwd.test',
+      key: world.keys.fwd,
+      receivedFrom: { ip: IP.attacker, helo: 'attacker.test', sender: 'x@attacker.test' },
+      resolver: directResolver(world.dns.server),
+    });
+    const result = await scan(forwarded, IP.forwarder, 'list-bounces@fwd.test');
+    assert.ok(symbol(result, 'ARC_PASS'));
+    assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /trusted ARC sealer fwd\.test recorded dmarc=fail, so no override/);
+  });
+
+  it('a broken ARC chain gives ARC_FAIL', async () => {
+    const original = await sign(message(), 'example.com', 's1', world.keys.example);
+    const forwarded = await forwardWithArc(original, {
+      sealer: 'fwd.test',
+      key: world.keys.fwd,
+      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
+      resolver: directResolver(world.dns.server),
+    });
+    const result = await scan(forwarded.replace('Sent through', 'Altered after sealing,'), IP.forwarder, 'list-bounces@fwd.test');
+    assert.ok(symbol(result, 'ARC_FAIL'), symbolNames(result).join());
+    assert.ok(symbol(result, 'DMARC_POLICY_REJECT'));
+  });
+
+  it('a domain that publishes nothing: SPF_NONE, DKIM_NONE, DMARC_NONE and AUTH_NONE', async () => {
+    const result = await scan(message({ from: 'someone@nothing.test' }), IP.nobody, 'someone@nothing.test');
+    assert.deepEqual(symbolNames(result), ['AUTH_NONE', 'DKIM_NONE', 'DMARC_NONE', 'SPF_NONE']);
+    assert.ok(symbol(result, 'AUTH_NONE')!.score > 0);
+  });
+
+  it('SPF neutral and permerror', async () => {
+    const neutral = await scan(message({ from: 'a@neutral.test' }), IP.nobody, 'a@neutral.test');
+    assert.ok(symbol(neutral, 'SPF_NEUTRAL'), symbolNames(neutral).join());
+    const broken = await scan(message({ from: 'a@broken.test' }), IP.nobody, 'a@broken.test');
+    assert.ok(symbol(broken, 'SPF_PERMERROR'), symbolNames(broken).join());
+  });
+
+  it('the null sender is checked against the HELO name', async () => {
+    const bounce = message({ from: 'MAILER-DAEMON@example.com', subject: 'Undelivered Mail Returned to Sender' });
+    const result = await scan(bounce, IP.example, '', 'example.com');
+    const auth = authResults(result.context)!;
+    assert.equal(auth.spf.domain, 'example.com');
+    assert.equal(auth.spf.result, 'pass');
+    assert.match(headerChange(result, 'Authentication-Results')!, /smtp\.mailfrom=postmaster@example\.com/);
+  });
+
+  it('skips relayed (authenticated submission) mail by default', async () => {
+    const result = await mw.scan({ ip: IP.nobody, helo: 'laptop', mailFrom: 'alice@example.com', rcptTo: ['x@example.org'], raw: message(), relaying: true });
+    assert.deepEqual(symbolNames(result), []);
+    assert.equal(authResults(result.context), undefined);
+    assert.equal(result.context.headerChanges.add.length, 0);
+  });
+
+  it('parses every key, and the code defaults equal the shipped mailward.auth.ini', () => {
+    const shipped = new IniReader('mailward.auth.ini', parseIni(readFileSync(repoPath('config', 'mailward.auth.ini'), 'utf8'), 'mailward.auth.ini'));
+    const settings = authModule.parseSettings(shipped, {} as any).settings;
+    shipped.finish();
+    assert.deepEqual(settings, AUTH_DEFAULTS);
+    const bad = new IniReader('mailward.auth.ini', { arc: { trusted: 'x' } } as any);
+    authModule.parseSettings(bad, {} as any);
+    assert.throws(() => bad.finish(), /mailward\.auth\.ini.*arc.*trusted/);
+  });
+
+  describe('DNS failures', () => {
+    let silentDir: string;
+    let silent: Mailward;
+    before(() => {
+      silentDir = configDir({ 'mailward.ini': sharedIni(world.dns, 300) });
+      silent = createMailward({ configDir: silentDir, modules: ['builtin', 'auth'] });
+    });
+    after(async () => {
+      world.dns.mode = 'normal';
+      await silent.close();
+      rmSync(silentDir, { recursive: true, force: true });
+    });
+
+    it('a silent DNS server gives *_TEMPERROR symbols with score 0, within a bounded time, and no refusal', async () => {
+      const raw = await sign(message({ subject: 'during the outage' }), 'example.com', 's1', world.keys.example);
+      world.dns.mode = 'silent';
+      const started = Date.now();
+      const result = await silent.scan({ ip: IP.example, helo: 'mail.example.com', mailFrom: 'alice@example.com', rcptTo: ['bob@example.org'], raw });
+      const elapsed = Date.now() - started;
+      world.dns.mode = 'normal';
+      assert.deepEqual(symbolNames(result), ['DKIM_TEMPERROR', 'DMARC_TEMPERROR', 'SPF_TEMPERROR']);
+      assert.ok(result.verdict.symbols.every((s) => s.score === 0));
+      assert.equal(result.verdict.action, 'accept');
+      assert.equal(authResults(result.context)!.temporaryError, true);
+      // SPF, DKIM and DMARC each wait one 300 ms look-up at most (plus the SPF A/AAAA pair).
+      assert.ok(elapsed < 3000, `took ${elapsed} ms`);
+    });
+
+    it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
+      const slowDir = configDir({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' });
+      const slow = createMailward({ configDir: slowDir, modules: ['builtin', 'auth'] });
+      try {
+        world.dns.mode = 'silent';
+        const started = Date.now();
+        const result = await slow.scan({ ip: IP.example, helo: 'mail.example.com', mailFrom: 'alice@example.com', rcptTo: ['bob@example.org'], raw: message() });
+        const elapsed = Date.now() - started;
+        assert.deepEqual(symbolNames(result), ['AUTH_TEMPERROR']);
+        assert.equal(symbol(result, 'AUTH_TEMPERROR')!.score, 0);
+        assert.ok(elapsed < 2000, `took ${elapsed} ms`);
+        assert.equal(authResults(result.context)!.temporaryError, true);
+      } finally {
+        world.dns.mode = 'normal';
+        await slow.close();
+        rmSync(slowDir, { recursive: true, force: true });
+      }
+    });
+  });
+});
