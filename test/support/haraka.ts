@@ -64,6 +64,13 @@ function installMailward(dir: string): void {
     mkdirSync(join(root, 'plugins', name), { recursive: true });
     copyFileSync(manifest, join(root, 'plugins', name, 'package.json'));
   }
+  // Haraka's own rDNS look-up uses the system resolver, i.e. traffic off this
+  // machine; tests keep DNS on loopback, so this answers it locally (mailward's
+  // reputation checks resolve PTRs themselves through the configured servers).
+  writeFileSync(
+    join(dir, 'plugins', 'test_no_system_rdns.js'),
+    "exports.hook_lookup_rdns = function (next) { next(906, 'NXDOMAIN'); };\n",
+  );
   const demoPlugins = repoPath('demo', 'haraka', 'plugins');
   for (const name of readdirSync(demoPlugins)) symlinkSync(join(demoPlugins, name), join(dir, 'plugins', name));
 }
@@ -91,11 +98,12 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
   }
   const defaults: Record<string, string> = {
     'smtp.ini': `[main]\nlisten=127.0.0.1:${port}\nnodes=0\n\n[headers]\nmax_lines=1000\nmax_received=100\n`,
-    'plugins': ['rcpt_to.in_host_list', ...plugins, 'mailward_demo_store'].join('\n') + '\n',
+    'plugins': ['test_no_system_rdns', 'rcpt_to.in_host_list', ...plugins, 'mailward_demo_store'].join('\n') + '\n',
     'host_list': (options.hostList ?? ['example.com']).join('\n') + '\n',
     'me': `${options.me ?? 'mx.example.com'}\n`,
     'log.ini': '[main]\nlevel=info\ntimestamps=false\nformat=default\n',
-    'mailward.ini': '[main]\ndata_dir = data\n',
+    // DNS stays on loopback in tests: nothing answers on port 9, so look-ups fail fast.
+    'mailward.ini': '[main]\ndata_dir = data\n\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n',
   };
   for (const [name, content] of Object.entries({ ...defaults, ...(options.files ?? {}) })) writeFileSync(join(configDir, name), content);
 

@@ -1,0 +1,62 @@
+import { createContext, firstHeader } from '../../message';
+import { createMailward, type ScanResult } from '../../index';
+import { readMessages } from '../sources';
+import { type CliCommand, type CliIO, UserError } from '../types';
+
+function addressIn(header: string | undefined): string | undefined {
+  const match = header ? /<([^<>\s]+@[^<>\s]+)>|([^\s<>,"]+@[^\s<>,"]+)/.exec(header) : null;
+  return match ? (match[1] ?? match[2]) : undefined;
+}
+
+function printText(io: CliIO, name: string, result: ScanResult, describe: (symbol: string) => string): void {
+  const { verdict } = result;
+  io.out(`${name}: ${verdict.action} (score ${verdict.score}, ref ${verdict.ref})`);
+  io.out(`  why: ${verdict.reason}`);
+  for (const s of verdict.symbols) {
+    io.out(`  ${s.score >= 0 ? '+' : ''}${String(s.score).padStart(7)}  ${s.name.padEnd(28)} ${s.group.padEnd(12)} ${describe(s.name)}${s.detail ? ` [${s.detail}]` : ''}`);
+  }
+  for (const [rcpt, reason] of Object.entries(result.refusedRecipients)) io.out(`  recipient ${rcpt} refused: ${reason}`);
+  if (result.row.parseResult !== 'ok') io.out(`  parse: ${result.row.parseResult}`);
+}
+
+export const command: CliCommand = {
+  name: 'scan',
+  summary: 'scan message files, directories, maildirs or mbox files and explain each verdict',
+  usage: 'mailward scan PATH... [--ip A] [--helo H] [--from F] [--to T] [--config DIR] [--json]',
+  options: {
+    ip: { type: 'string' },
+    helo: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string', multiple: true },
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(args, io) {
+    const v = args.values as { ip?: string; helo?: string; from?: string; to?: string[]; config?: string; json?: boolean };
+    if (!args.positionals.length) throw new UserError(`nothing to scan\nusage: ${command.usage}`);
+    // Scanning files must not write tracking rows or learn: it only explains.
+    const mailward = createMailward({ configDir: v.config });
+    const describe = (name: string) => (mailward.runtime.config.symbols.has(name) ? mailward.runtime.config.symbols.get(name).description : '');
+    let count = 0;
+    try {
+      for (const message of readMessages(args.positionals)) {
+        const ctx = createContext({ ip: v.ip ?? '127.0.0.1', helo: v.helo ?? 'localhost', raw: message.raw });
+        // Without an envelope on the command line, take it from the headers.
+        ctx.mailFrom = v.from ?? addressIn(firstHeader(ctx, 'return-path')) ?? addressIn(firstHeader(ctx, 'from')) ?? '';
+        ctx.rcptTo = v.to ?? [addressIn(firstHeader(ctx, 'to')) ?? 'postmaster@localhost'];
+        const result = await mailward.scan(ctx);
+        count++;
+        if (v.json) {
+          const { verdict } = result;
+          io.out(JSON.stringify({ file: message.name, action: verdict.action, score: verdict.score, ref: verdict.ref, reason: verdict.reason, symbols: verdict.symbols, parse: result.row.parseResult }));
+        } else {
+          printText(io, message.name, result, describe);
+        }
+      }
+    } finally {
+      await mailward.close();
+    }
+    if (!v.json) io.err(`${count} message${count === 1 ? '' : 's'} scanned`);
+    return 0;
+  },
+};
