@@ -1,0 +1,45 @@
+import type { Logger } from '../checks/types';
+import type { TrackingSettings } from '../config/shared';
+import { PostgresTrackingStore, type PostgresOptions } from './postgres';
+import { SqliteTrackingStore } from './sqlite';
+import type { TrackingStore } from './store';
+import type { TrackingReader, TrackingWriter } from './types';
+import { BatchingTrackingWriter, DisabledTrackingWriter } from './writer';
+
+export type { TrackingReader, TrackingRow, TrackingWriter, TraceFilter } from './types';
+export { BatchingTrackingWriter, DisabledTrackingWriter, type WriterStats } from './writer';
+export { rowForEarlyEnd, rowFromVerdict } from './row';
+export type { RowStore, TrackingStore } from './store';
+
+/** Deadlines for the PostgreSQL backend (not in mailward.ini: the defaults suit a LAN). */
+export type PostgresTimeouts = Pick<PostgresOptions, 'connectTimeoutMs' | 'queryTimeoutMs'>;
+
+/** The configured backend as a store (the writer's database and a reader at once). */
+export function openTrackingStore(settings: TrackingSettings, log?: Logger, timeouts: PostgresTimeouts = {}, readonly = false): TrackingStore {
+  if (settings.backend === 'postgres') {
+    return new PostgresTrackingStore({
+      url: settings.postgresUrl,
+      schema: settings.postgresSchema,
+      table: settings.postgresTable,
+      log,
+      ...timeouts,
+    });
+  }
+  return new SqliteTrackingStore(settings.sqlitePath, { readonly, log });
+}
+
+/**
+ * The writer an MTA uses: one per process, `write(row)` at the end of every
+ * transaction, `close()` at shutdown. Opening never fails because the
+ * database is down (PostgreSQL is connected lazily); an SQLite file that
+ * cannot be opened is reported by throwing, since that is a local setup error.
+ */
+export function createTrackingWriter(settings: TrackingSettings, log: Logger, timeouts?: PostgresTimeouts): BatchingTrackingWriter | DisabledTrackingWriter {
+  if (!settings.enabled) return new DisabledTrackingWriter();
+  return new BatchingTrackingWriter(openTrackingStore(settings, log, timeouts), settings, log);
+}
+
+/** Reads rows for `mailward trace` / `explain` from the configured backend. */
+export function createTrackingReader(settings: TrackingSettings): TrackingReader {
+  return openTrackingStore(settings, undefined, {}, true);
+}

@@ -1,0 +1,187 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from '../checks/types';
+import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, type TrackingStore } from './store';
+import type { TraceFilter, TrackingRow } from './types';
+
+const TABLE = 'tracking';
+
+/** Column order shared by the INSERT and the row mapping. */
+const COLUMNS = [
+  'ref', 'time', 'node', 'queue_id', 'message_id', 'remote_ip', 'ptr', 'helo', 'mail_from', 'rcpt_to',
+  'size', 'groups', 'score', 'action', 'phase', 'symbols', 'reason', 'parse_result', 'processing_ms',
+] as const;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ${TABLE} (
+  ref           TEXT PRIMARY KEY,
+  time          TEXT NOT NULL,    -- ISO 8601 UTC, sorts as text
+  node          TEXT NOT NULL,
+  queue_id      TEXT,
+  message_id    TEXT,
+  remote_ip     TEXT NOT NULL,
+  ptr           TEXT,
+  helo          TEXT,
+  mail_from     TEXT,             -- '' is the null sender, NULL: ended before MAIL FROM
+  rcpt_to       TEXT NOT NULL,    -- JSON array
+  size          INTEGER,
+  groups        TEXT NOT NULL,    -- JSON object: group -> score
+  score         REAL NOT NULL,
+  action        TEXT NOT NULL,
+  phase         TEXT NOT NULL,
+  symbols       TEXT NOT NULL,    -- JSON array of {name, score, group, detail}
+  reason        TEXT NOT NULL,
+  parse_result  TEXT NOT NULL,
+  processing_ms REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${TABLE}_time ON ${TABLE} (time);
+CREATE INDEX IF NOT EXISTS ${TABLE}_remote_ip ON ${TABLE} (remote_ip, time);
+CREATE INDEX IF NOT EXISTS ${TABLE}_mail_from ON ${TABLE} (mail_from COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS ${TABLE}_action ON ${TABLE} (action, time);
+`;
+
+interface DbRow {
+  ref: string; time: string; node: string; queue_id: string | null; message_id: string | null;
+  remote_ip: string; ptr: string | null; helo: string | null; mail_from: string | null; rcpt_to: string;
+  size: number | null; groups: string; score: number; action: string; phase: string; symbols: string;
+  reason: string; parse_result: string; processing_ms: number;
+}
+
+function toDb(row: TrackingRow): unknown[] {
+  return [
+    row.ref, row.time, row.node, row.queueId, row.messageId, row.remoteIp, row.ptr, row.helo, row.mailFrom,
+    JSON.stringify(row.rcptTo), row.size, JSON.stringify(row.groups), row.score, row.action, row.phase,
+    JSON.stringify(row.symbols), row.reason, row.parseResult, row.processingMs,
+  ];
+}
+
+function fromDb(r: DbRow): TrackingRow {
+  return {
+    ref: r.ref, time: r.time, node: r.node, queueId: r.queue_id, messageId: r.message_id, remoteIp: r.remote_ip,
+    ptr: r.ptr, helo: r.helo, mailFrom: r.mail_from, rcptTo: JSON.parse(r.rcpt_to), size: r.size,
+    groups: JSON.parse(r.groups), score: r.score, action: r.action, phase: r.phase, symbols: JSON.parse(r.symbols),
+    reason: r.reason, parseResult: r.parse_result, processingMs: r.processing_ms,
+  };
+}
+
+export interface SqliteOptions {
+  /** Open an existing database for reading only (the CLI). */
+  readonly?: boolean;
+  /** How long a write waits for another process's write lock (ms). Short: it runs on the event loop. */
+  busyTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** The row is at fault (a missing field, a value SQLite cannot bind), not the database. */
+function isRowError(err: unknown): boolean {
+  if (err instanceof TypeError || err instanceof RangeError) return true;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^SQLITE_(CONSTRAINT|MISMATCH)/.test(code);
+}
+
+/**
+ * Tracking rows in one SQLite table (WAL, so readers such as `mailward trace`
+ * never block the MTA's writes). Writes are synchronous in better-sqlite3 but
+ * come in batches inside one transaction: about a millisecond per batch.
+ */
+export class SqliteTrackingStore implements TrackingStore {
+  readonly description: string;
+  private readonly db: Database.Database;
+  private readonly insertMany?: (rows: TrackingRow[]) => number;
+
+  constructor(readonly path: string, options: SqliteOptions = {}) {
+    this.description = `sqlite ${path}`;
+    if (options.readonly) {
+      this.db = new Database(path, { readonly: true, fileMustExist: true });
+    } else {
+      mkdirSync(dirname(path), { recursive: true });
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      // WAL + NORMAL: a power cut may lose the last commits but never corrupts.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.exec(SCHEMA);
+      // Like INSERT OR IGNORE for a known ref, but only for the ref: OR IGNORE would
+      // also swallow a NOT NULL violation, silently losing a malformed row we want logged.
+      const insert = this.db.prepare(
+        `INSERT INTO ${TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (ref) DO NOTHING`,
+      );
+      this.insertMany = this.db.transaction((rows: TrackingRow[]) => {
+        let added = 0;
+        for (const row of rows) {
+          try {
+            added += insert.run(toDb(row)).changes;
+          } catch (err) {
+            // A failed statement aborts only itself: drop the bad row, keep the batch.
+            if (!isRowError(err)) throw err;
+            options.log?.error(`tracking: SQLite refused row ${(row as Partial<TrackingRow>)?.ref} (${(err as Error).message}); row dropped`);
+          }
+        }
+        return added;
+      });
+    }
+    this.db.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 2000)}`);
+  }
+
+  async insert(rows: TrackingRow[]): Promise<number> {
+    if (!this.insertMany) throw new Error(`${this.description} is open read-only`);
+    return rows.length ? this.insertMany(rows) : 0;
+  }
+
+  async get(ref: string): Promise<TrackingRow | null> {
+    const row = this.db.prepare(`SELECT * FROM ${TABLE} WHERE ref = ?`).get(ref) as DbRow | undefined;
+    return row ? fromDb(row) : null;
+  }
+
+  async find(filter: TraceFilter): Promise<TrackingRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.since) {
+      where.push('time >= ?');
+      params.push(filter.since.toISOString());
+    }
+    if (filter.ip) {
+      where.push('remote_ip = ?');
+      params.push(filter.ip);
+    }
+    if (filter.action) {
+      where.push('action = ?');
+      params.push(filter.action);
+    }
+    if (filter.from !== undefined) {
+      const m = addressMatch(filter.from);
+      if (m.kind === 'null') where.push(`mail_from = ''`);
+      else if (m.kind === 'address') {
+        where.push('mail_from = ? COLLATE NOCASE');
+        params.push(m.address);
+      } else {
+        where.push(`mail_from LIKE ? ESCAPE '\\'`);
+        params.push(`%@${likeLiteral(m.domain)}`);
+      }
+    }
+    if (filter.to !== undefined) {
+      const m = addressMatch(filter.to);
+      if (m.kind === 'address') {
+        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE lower(r.value) = ?)`);
+        params.push(m.address);
+      } else if (m.kind === 'domain') {
+        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE r.value LIKE ? ESCAPE '\\')`);
+        params.push(`%@${likeLiteral(m.domain)}`);
+      } else {
+        where.push(`rcpt_to = '[]'`);
+      }
+    }
+    params.push(filter.limit ?? DEFAULT_FIND_LIMIT);
+    const sql = `SELECT * FROM ${TABLE}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY time DESC, ref LIMIT ?`;
+    return (this.db.prepare(sql).all(...params) as DbRow[]).map(fromDb);
+  }
+
+  /** Number of rows (tests, benchmarks). */
+  count(): number {
+    return (this.db.prepare(`SELECT count(*) AS n FROM ${TABLE}`).get() as { n: number }).n;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,41 @@
+import type { TrackingReader, TrackingRow } from './types';
+
+/**
+ * A database that takes tracking rows. Inserting a row whose ref is already
+ * there is a no-op, so replaying a spool (or a batch whose commit we never
+ * heard back about) can never duplicate a row.
+ */
+export interface RowStore {
+  /** Human-readable target for logs (never includes a password). */
+  readonly description: string;
+  /** Inserts the rows; resolves with how many were new. Rejects when the database is unusable. */
+  insert(rows: TrackingRow[]): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Both backends are a writer's store and a reader at once. */
+export type TrackingStore = RowStore & TrackingReader;
+
+/** Default number of rows `find` returns when the filter has no limit. */
+export const DEFAULT_FIND_LIMIT = 100;
+
+/**
+ * How `--from` / `--to` values match: `<>` is the null sender, a value without
+ * `@` (or starting with `@`) is a domain, anything else an exact address.
+ * Always case-insensitive.
+ */
+export type AddressMatch = { kind: 'null' } | { kind: 'domain'; domain: string } | { kind: 'address'; address: string };
+
+export function addressMatch(value: string): AddressMatch {
+  const v = value.trim().toLowerCase();
+  if (v === '<>' || v === '') return { kind: 'null' };
+  const bare = v.replace(/^<(.*)>$/, '$1');
+  if (bare.startsWith('@')) return { kind: 'domain', domain: bare.slice(1) };
+  if (!bare.includes('@')) return { kind: 'domain', domain: bare };
+  return { kind: 'address', address: bare };
+}
+
+/** Escapes LIKE wildcards so a domain is matched literally (escape character: backslash). */
+export function likeLiteral(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

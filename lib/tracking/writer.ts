@@ -1,0 +1,184 @@
+import type { Logger } from '../checks/types';
+import { Spool } from './spool';
+import type { RowStore } from './store';
+import type { TrackingRow, TrackingWriter } from './types';
+
+export interface BatchingOptions {
+  batchSize: number;
+  flushIntervalMs: number;
+  /** Rows waiting in memory beyond this go straight to the spool. */
+  maxQueue: number;
+  spoolPath: string;
+  retryIntervalMs: number;
+}
+
+export interface WriterStats {
+  /** Rows waiting in memory. */
+  queued: number;
+  /** Rows the database confirmed as new (direct writes and replays). */
+  written: number;
+  /** Rows appended to the spool (database failing, or queue full). */
+  spooled: number;
+  /** Rows inserted from the spool by replays. */
+  replayed: number;
+  /** True while the database is failing: batches go to the spool until a replay succeeds. */
+  outage: boolean;
+}
+
+/**
+ * The MTA's tracking writer. `write` only pushes onto an in-memory queue (or,
+ * when that is full, appends to the spool file), so mail never waits for the
+ * database. Batches are written on a timer or once `batchSize` rows wait; a
+ * failed batch goes to the spool and the writer enters "outage": later batches
+ * go straight to the spool (no connect timeout per batch), and every
+ * `retryIntervalMs` a replay of the spool probes the database. The first
+ * replay that succeeds ends the outage.
+ *
+ * All database work runs one task at a time on one promise chain, so batches
+ * and replays never race. Memory: at most `maxQueue` queued rows plus one batch
+ * in flight.
+ */
+export class BatchingTrackingWriter implements TrackingWriter {
+  private queue: TrackingRow[] = [];
+  private tail: Promise<void> = Promise.resolve();
+  private drainPending = false;
+  private replayPending = false;
+  private outage = false;
+  private closed = false;
+  private readonly spool: Spool;
+  private readonly flushTimer: NodeJS.Timeout;
+  private readonly retryTimer: NodeJS.Timeout;
+  private readonly counts = { written: 0, spooled: 0, replayed: 0 };
+  private lastOverflowWarning = 0;
+
+  constructor(
+    private readonly store: RowStore,
+    private readonly options: BatchingOptions,
+    private readonly log: Logger,
+  ) {
+    this.spool = new Spool(options.spoolPath, log);
+    this.flushTimer = setInterval(() => this.scheduleDrain(), options.flushIntervalMs);
+    this.retryTimer = setInterval(() => this.scheduleReplay(), options.retryIntervalMs);
+    // Timers must not keep a process alive; close() drains what is left.
+    this.flushTimer.unref();
+    this.retryTimer.unref();
+    // Rows spooled by a previous run (or its interrupted replay) go in as soon as possible.
+    if (this.spool.hasRows()) setImmediate(() => this.scheduleReplay());
+  }
+
+  write(row: TrackingRow): void {
+    try {
+      if (this.closed || this.queue.length >= this.options.maxQueue) {
+        this.toSpool([row]);
+        if (!this.closed) this.warnOverflow();
+        return;
+      }
+      this.queue.push(row);
+      if (this.queue.length >= this.options.batchSize) this.scheduleDrain();
+    } catch (err) {
+      this.log.error(`tracking: cannot queue row ${row?.ref}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Writes every queued row, then replays the spool (even during an outage). Never rejects. */
+  async flush(): Promise<void> {
+    this.scheduleDrain();
+    this.scheduleReplay();
+    await this.tail;
+    // Rows written while that ran (and held back during an outage the replay just ended).
+    this.scheduleDrain();
+    await this.tail;
+  }
+
+  /** Drains the queue (into the spool if the database is failing) and closes the database. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    clearInterval(this.flushTimer);
+    clearInterval(this.retryTimer);
+    this.scheduleDrain();
+    if (!this.outage) this.scheduleReplay();
+    this.closed = true;
+    await this.tail;
+    // Anything written during the final drain went to the spool, for the next start.
+    await this.store.close().catch((err) => this.log.warn(`tracking: closing ${this.store.description}: ${(err as Error).message}`));
+  }
+
+  stats(): WriterStats {
+    return { queued: this.queue.length, ...this.counts, outage: this.outage };
+  }
+
+  private enqueue(task: () => Promise<void>): void {
+    this.tail = this.tail.then(task).catch((err) => this.log.error(`tracking: ${(err as Error).stack ?? err}`));
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainPending || !this.queue.length) return;
+    this.drainPending = true;
+    this.enqueue(async () => {
+      this.drainPending = false;
+      await this.drain();
+    });
+  }
+
+  private scheduleReplay(): void {
+    if (this.replayPending) return;
+    this.replayPending = true;
+    this.enqueue(async () => {
+      this.replayPending = false;
+      if (this.spool.hasRows()) await this.replay();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, this.options.batchSize);
+      if (this.outage) {
+        this.toSpool(batch);
+        continue;
+      }
+      try {
+        this.counts.written += await this.store.insert(batch);
+      } catch (err) {
+        this.toSpool(batch);
+        this.outage = true;
+        this.log.warn(
+          `tracking: ${this.store.description} failed (${(err as Error).message}); spooling rows to ${this.options.spoolPath}, retrying every ${this.options.retryIntervalMs} ms`,
+        );
+      }
+    }
+  }
+
+  private async replay(): Promise<void> {
+    try {
+      const result = await this.spool.replay((rows) => this.store.insert(rows), this.options.batchSize);
+      this.counts.replayed += result.added;
+      this.counts.written += result.added;
+      if (this.outage) this.log.info(`tracking: ${this.store.description} is back`);
+      this.outage = false;
+      if (result.rows) {
+        this.log.info(`tracking: replayed ${result.rows} spooled row(s), ${result.added} new${result.skipped ? `, ${result.skipped} unreadable line(s) skipped` : ''}`);
+      }
+    } catch (err) {
+      if (!this.outage) this.log.warn(`tracking: replaying the spool into ${this.store.description} failed: ${(err as Error).message}`);
+      this.outage = true;
+    }
+  }
+
+  private toSpool(rows: TrackingRow[]): void {
+    if (this.spool.append(rows)) this.counts.spooled += rows.length;
+  }
+
+  private warnOverflow(): void {
+    const now = Date.now();
+    if (now - this.lastOverflowWarning < 60000) return;
+    this.lastOverflowWarning = now;
+    this.log.warn(`tracking: more than ${this.options.maxQueue} rows waiting for ${this.store.description}; new rows go to the spool ${this.options.spoolPath}`);
+  }
+}
+
+/** For `[tracking] enabled = false`. */
+export class DisabledTrackingWriter implements TrackingWriter {
+  write(): void {}
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,470 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import type { Logger } from '../lib/checks/types';
+import type { TrackingSettings } from '../lib/config/shared';
+import { BatchingTrackingWriter, createTrackingReader, createTrackingWriter, openTrackingStore, type TrackingStore } from '../lib/tracking';
+import type { TrackingRow } from '../lib/tracking/types';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
+
+const PG = { host: '127.0.0.1', port: 5432, database: 'test', user: 'postgres' };
+const PG_URL = `postgres://${PG.user}@${PG.host}:${PG.port}/${PG.database}`;
+
+/** Row number i: one second apart from 2026-01-01, varied enough for the filters. */
+function makeRow(i: number, over: Partial<TrackingRow> = {}): TrackingRow {
+  return {
+    ref: `T${String(i).padStart(6, '0')}`,
+    time: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    node: 'mx1.example.com',
+    queueId: `Q${i}`,
+    messageId: `<m${i}@example.net>`,
+    remoteIp: `192.0.2.${i % 4}`,
+    ptr: 'mail.example.net',
+    helo: 'mail.example.net',
+    mailFrom: `sender${i}@Example.NET`,
+    rcptTo: [`user${i}@example.com`, `other@example.org`],
+    size: 1000 + i,
+    groups: { reputation: 2, auth: 1.5 },
+    score: 3.5,
+    action: i % 3 === 0 ? 'reject' : 'accept',
+    phase: 'data',
+    symbols: [
+      { name: 'DNSBL_LISTED', score: 2, group: 'reputation', detail: 'zen 127.0.0.2' },
+      { name: 'SPF_SOFTFAIL', score: 1.5, group: 'auth', detail: 'ü ~all' },
+    ],
+    reason: 'score 3.5 below add_header (5)',
+    parseResult: 'ok',
+    processingMs: 12.5,
+    ...over,
+  };
+}
+
+function rows(from: number, to: number): TrackingRow[] {
+  const out: TrackingRow[] = [];
+  for (let i = from; i < to; i++) out.push(makeRow(i));
+  return out;
+}
+
+interface CapturedLog extends Logger {
+  lines: string[];
+}
+
+function captureLog(): CapturedLog {
+  const lines: string[] = [];
+  const push = (level: string) => (message: string) => void lines.push(`${level} ${message}`);
+  return { lines, debug: push('debug'), info: push('info'), warn: push('warn'), error: push('error') };
+}
+
+async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function countRows(settings: TrackingSettings): Promise<number> {
+  const reader = createTrackingReader(settings);
+  try {
+    return (await reader.find({ limit: 1_000_000 })).length;
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Counts each insert's batch size, around the real store. */
+function countingStore(store: TrackingStore): TrackingStore & { batches: number[] } {
+  const batches: number[] = [];
+  return Object.assign(Object.create(store) as TrackingStore, {
+    batches,
+    description: store.description,
+    insert: (batch: TrackingRow[]) => {
+      batches.push(batch.length);
+      return store.insert(batch);
+    },
+  });
+}
+
+interface Backend {
+  name: 'sqlite' | 'postgres';
+  /** Fresh settings (own file or own table) for one test. */
+  settings(): TrackingSettings;
+}
+
+function baseSettings(dir: string, over: Partial<TrackingSettings>): TrackingSettings {
+  return {
+    enabled: true,
+    backend: 'sqlite',
+    sqlitePath: join(dir, 'tracking.sqlite'),
+    postgresUrl: PG_URL,
+    postgresSchema: 'public',
+    postgresTable: 'mailward_tracking',
+    batchSize: 10,
+    // Long by default so tests decide when batches go; the timer has its own test.
+    flushIntervalMs: 60_000,
+    maxQueue: 1000,
+    spoolPath: join(dir, 'tracking.spool'),
+    retryIntervalMs: 60_000,
+    ...over,
+  };
+}
+
+function behaviour(backend: Backend): void {
+  let settings: TrackingSettings;
+  let log: CapturedLog;
+  const open: { close(): Promise<void> }[] = [];
+
+  beforeEach(() => {
+    settings = backend.settings();
+    log = captureLog();
+  });
+  afterEach(async () => {
+    for (const thing of open.splice(0)) await thing.close();
+  });
+
+  function writer(over: Partial<TrackingSettings> = {}, store?: TrackingStore): BatchingTrackingWriter {
+    Object.assign(settings, over);
+    const w = store ? new BatchingTrackingWriter(store, settings, log) : (createTrackingWriter(settings, log) as BatchingTrackingWriter);
+    open.push(w);
+    return w;
+  }
+
+  function reader() {
+    const r = createTrackingReader(settings);
+    open.push(r);
+    return r;
+  }
+
+  it('stores a row and reads it back field for field', async () => {
+    const w = writer();
+    const full = makeRow(1);
+    const sparse = makeRow(2, { queueId: null, messageId: null, ptr: null, helo: null, mailFrom: null, rcptTo: [], size: null, groups: {}, symbols: [], phase: 'connect', action: 'reject', parseResult: 'no data' });
+    const bounce = makeRow(3, { mailFrom: '' });
+    for (const r of [full, sparse, bounce]) w.write(r);
+    await w.flush();
+    const db = reader();
+    assert.deepEqual(await db.get(full.ref), full);
+    assert.deepEqual(await db.get(sparse.ref), sparse);
+    assert.equal((await db.get(bounce.ref))!.mailFrom, '', 'the null sender stays distinct from "no MAIL FROM"');
+    assert.equal(await db.get('NOSUCH1'), null);
+    assert.equal(w.stats().written, 3);
+  });
+
+  it('filters by time, IP, sender, recipient and action, newest first', async () => {
+    const w = writer({ batchSize: 100 });
+    for (const r of rows(0, 40)) w.write(r);
+    w.write(makeRow(40, { mailFrom: '', rcptTo: ['postmaster@example.com'] }));
+    w.write(makeRow(41, { rcptTo: ['100%_off@example.com'] }));
+    await w.flush();
+    const db = reader();
+    const refs = async (filter: Parameters<typeof db.find>[0]) => (await db.find(filter)).map((r) => r.ref);
+
+    const all = await refs({});
+    assert.equal(all.length, 42);
+    assert.equal(all[0], 'T000041', 'newest first');
+    assert.deepEqual(await refs({ limit: 2 }), ['T000041', 'T000040']);
+    assert.deepEqual(await refs({ since: new Date(Date.UTC(2026, 0, 1, 0, 0, 39)) }), ['T000041', 'T000040', 'T000039']);
+    assert.equal((await refs({ ip: '192.0.2.1' })).length, 11); // 1, 5, ... 41
+    assert.deepEqual(await refs({ ip: '192.0.2.1', action: 'reject' }), ['T000033', 'T000021', 'T000009']);
+    assert.deepEqual(await refs({ from: 'SENDER7@example.net' }), ['T000007'], 'address match ignores case');
+    assert.equal((await refs({ from: 'example.net' })).length, 41, 'a bare domain matches every sender at it');
+    assert.equal((await refs({ from: '@example.net' })).length, 41);
+    assert.deepEqual(await refs({ from: '<>' }), ['T000040'], '<> is the null sender');
+    assert.deepEqual(await refs({ to: 'user12@EXAMPLE.com' }), ['T000012']);
+    assert.equal((await refs({ to: 'example.org' })).length, 40);
+    assert.deepEqual(await refs({ to: 'postmaster@example.com' }), ['T000040']);
+    assert.deepEqual(await refs({ from: 'nobody@example.net' }), []);
+    assert.deepEqual(await refs({ to: '_off@example.com' }), [], 'LIKE wildcards in a value are literal');
+    assert.equal((await refs({ action: 'reject' })).length, 14);
+  });
+
+  it('writes in batches of batch_size, and a partial batch on the flush timer', async () => {
+    const store = countingStore(openTrackingStore(settings, log));
+    const w = writer({ batchSize: 10, flushIntervalMs: 150 }, store);
+    for (const r of rows(0, 9)) w.write(r);
+    await sleep(20);
+    assert.deepEqual(store.batches, [], 'nothing written before a batch is full or the timer fires');
+    w.write(makeRow(9));
+    await until(() => store.batches.length === 1, 2000, 'the full batch');
+    assert.deepEqual(store.batches, [10]);
+    for (const r of rows(10, 35)) w.write(r);
+    await until(() => store.batches.length === 4, 2000, 'three more batches');
+    assert.deepEqual(store.batches, [10, 10, 10, 5], 'a full batch goes at once, the remainder with it');
+    w.write(makeRow(35));
+    await until(() => store.batches.length === 5, 2000, 'the timer flush');
+    assert.equal(await countRows(settings), 36);
+  });
+
+  it('never stores a ref twice (ON CONFLICT (ref) DO NOTHING)', async () => {
+    const w = writer();
+    const first = makeRow(1, { action: 'accept' });
+    w.write(first);
+    w.write(makeRow(1, { action: 'reject' })); // same ref in the same batch
+    await w.flush();
+    w.write(makeRow(1, { action: 'quarantine' })); // and in a later one
+    await w.flush();
+    assert.equal(await countRows(settings), 1);
+    assert.equal((await reader().get(first.ref))!.action, 'accept', 'the first row written wins');
+    const store = openTrackingStore(settings);
+    open.push(store);
+    assert.equal(await store.insert([makeRow(1), makeRow(2)]), 1, 'insert reports only new rows');
+  });
+
+  it('keeps memory bounded: beyond max_queue rows go straight to the spool, then all are written once', async () => {
+    const w = writer({ maxQueue: 5, batchSize: 100 });
+    for (const r of rows(0, 12)) w.write(r);
+    assert.equal(w.stats().queued, 5);
+    assert.equal(w.stats().spooled, 7);
+    const spooled = readFileSync(settings.spoolPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l).ref);
+    assert.deepEqual(spooled, rows(5, 12).map((r) => r.ref));
+    assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes('more than 5 rows waiting')));
+    await w.flush();
+    assert.equal(await countRows(settings), 12);
+    assert.equal(existsSync(settings.spoolPath), false, 'spool removed after replay');
+    assert.equal(w.stats().replayed, 7);
+  });
+
+  it('replays a spool left by an earlier run at start-up, exactly once, skipping torn lines', async () => {
+    // A previous process: rows 0-4 reached the database; 3-9 are in an interrupted replay
+    // (so 3 and 4 are in both); 10-14 in the spool, which ends with a write torn by a crash.
+    const first = writer();
+    for (const r of rows(0, 5)) first.write(r);
+    await first.close();
+    open.pop();
+    const lines = (list: TrackingRow[]) => list.map((r) => `${JSON.stringify(r)}\n`).join('');
+    writeFileSync(`${settings.spoolPath}.replaying`, lines(rows(3, 10)));
+    writeFileSync(settings.spoolPath, `${lines(rows(10, 15))}{"ref":"T0000`);
+
+    const w = writer();
+    w.write(makeRow(15)); // a new row lands after the torn line, on its own line
+    await until(() => w.stats().replayed > 0, 3000, 'the start-up replay');
+    await w.flush();
+    assert.equal(await countRows(settings), 16);
+    const refs = (await reader().find({ limit: 100 })).map((r) => r.ref).sort();
+    assert.deepEqual(refs, rows(0, 16).map((r) => r.ref));
+    assert.equal(existsSync(settings.spoolPath), false);
+    assert.equal(existsSync(`${settings.spoolPath}.replaying`), false);
+    assert.ok(log.lines.some((l) => l.includes('not a row (torn write?)')), log.lines.join('\n'));
+  });
+
+  it('drops only a row the database refuses, not its batch', async () => {
+    const w = writer();
+    w.write(makeRow(1));
+    w.write({ ...makeRow(2), node: undefined } as unknown as TrackingRow); // NOT NULL violated
+    w.write(makeRow(3, { helo: 'bad\u0000helo', symbols: [{ name: 'X', score: 0, group: 'g', detail: 'nul\u0000' }] }));
+    await w.flush();
+    const db = reader();
+    assert.ok(await db.get('T000001'));
+    assert.equal(await db.get('T000002'), null);
+    const nul = await db.get('T000003');
+    assert.ok(nul, 'a NUL byte from a malformed message does not lose the row');
+    if (backend.name === 'postgres') assert.equal(nul.helo, 'bad\ufffdhelo');
+    assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('T000002')));
+    assert.equal(w.stats().outage, false, 'a bad row is not an outage');
+    assert.equal(existsSync(settings.spoolPath), false);
+  });
+
+  it('write() never throws and close() drains what is queued', async () => {
+    const w = writer({ batchSize: 1000 });
+    assert.doesNotThrow(() => w.write(undefined as unknown as TrackingRow));
+    for (const r of rows(0, 25)) w.write(r);
+    await w.close();
+    open.pop();
+    assert.equal(await countRows(settings), 25);
+    w.write(makeRow(99)); // after close: kept in the spool for the next start
+    assert.equal(readFileSync(settings.spoolPath, 'utf8').trim().split('\n').length, 1);
+  });
+}
+
+describe('tracking rows', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-tracking-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  let n = 0;
+  const fresh = () => mkdtempSync(join(dir, `t${n++}-`));
+
+  describe('SQLite backend', () => {
+    behaviour({ name: 'sqlite', settings: () => baseSettings(fresh(), {}) });
+
+    it('uses WAL and indexes time, remote_ip, mail_from and action', async () => {
+      const settings = baseSettings(fresh(), {});
+      const w = createTrackingWriter(settings, captureLog());
+      w.write(makeRow(1));
+      await w.close();
+      const Database = (await import('better-sqlite3')).default;
+      const db = new Database(settings.sqlitePath, { readonly: true });
+      try {
+        assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+        const indexed = (db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL`).all() as { sql: string }[]).map((r) => r.sql).join('\n');
+        for (const column of ['(time)', '(remote_ip', '(mail_from', '(action']) assert.ok(indexed.includes(column), `${column} in\n${indexed}`);
+      } finally {
+        db.close();
+      }
+    });
+
+    it('a reader on a missing database says where it looked', () => {
+      const settings = baseSettings(fresh(), {});
+      assert.throws(() => createTrackingReader(settings), /tracking\.sqlite|does not exist|unable to open/i);
+    });
+
+    it('is disabled by enabled = false', async () => {
+      const settings = baseSettings(fresh(), { enabled: false });
+      const w = createTrackingWriter(settings, captureLog());
+      w.write(makeRow(1));
+      await w.close();
+      assert.equal(existsSync(settings.sqlitePath), false);
+    });
+  });
+
+  describe('PostgreSQL backend (127.0.0.1:5432, own schema)', () => {
+    const schema = `mwtest_tracking_${randomBytes(4).toString('hex')}`;
+    let admin: Client;
+    before(async () => {
+      admin = new Client(PG);
+      await admin.connect();
+    });
+    after(async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    });
+
+    let table = 0;
+    const pgSettings = (over: Partial<TrackingSettings> = {}) =>
+      baseSettings(fresh(), { backend: 'postgres', postgresSchema: schema, postgresTable: `rows_${table++}`, ...over });
+
+    behaviour({ name: 'postgres', settings: () => pgSettings() });
+
+    it('creates the schema, table, jsonb columns and indexes', async () => {
+      const settings = pgSettings();
+      const w = createTrackingWriter(settings, captureLog());
+      w.write(makeRow(1));
+      await w.close();
+      const columns = await admin.query(
+        `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`,
+        [schema, settings.postgresTable],
+      );
+      const types = Object.fromEntries(columns.rows.map((r) => [r.column_name, r.data_type]));
+      assert.equal(types.symbols, 'jsonb');
+      assert.equal(types.rcpt_to, 'jsonb');
+      assert.equal(types.groups, 'jsonb');
+      assert.equal(types.time, 'timestamp with time zone');
+      const indexes = await admin.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, [schema, settings.postgresTable]);
+      const defs = indexes.rows.map((r) => r.indexdef).join('\n');
+      for (const column of ['(ref)', '(("time"))', '(remote_ip', 'lower(mail_from)', '(action']) {
+        assert.ok(defs.includes(column) || defs.includes(column.replace('(("time"))', '("time")')), `${column} in\n${defs}`);
+      }
+    });
+
+    describe('faults: PostgreSQL unreachable while rows are written', () => {
+      let proxy: TcpProxy;
+      beforeEach(async () => {
+        proxy = await startTcpProxy({ host: PG.host, port: PG.port });
+      });
+      afterEach(() => proxy.stop());
+
+      const faultSettings = () =>
+        pgSettings({
+          postgresUrl: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+          batchSize: 20,
+          flushIntervalMs: 50,
+          retryIntervalMs: 200,
+        });
+
+      it('spools rows while the server is down and replays them exactly once when it is back', async function () {
+        this.timeout(30000);
+        const settings = faultSettings();
+        const log = captureLog();
+        const w = createTrackingWriter(settings, log, { connectTimeoutMs: 500, queryTimeoutMs: 1000 }) as BatchingTrackingWriter;
+        try {
+          for (const r of rows(0, 50)) w.write(r);
+          await w.flush();
+          assert.equal(w.stats().written, 50);
+
+          await proxy.stop(); // connections cut, port refuses
+          const started = Date.now();
+          for (let i = 50; i < 150; i++) {
+            w.write(makeRow(i));
+            if (i % 10 === 0) await sleep(15); // mail keeps flowing across several flushes and retries
+          }
+          assert.ok(Date.now() - started < 5000, 'writes never waited for the database');
+          await until(() => w.stats().queued === 0 && w.stats().outage, 5000, 'the outage to be noticed and the queue spooled');
+          await sleep(500); // a few failed replays while it is down
+          assert.equal(w.stats().outage, true);
+          assert.equal(w.stats().written, 50);
+          const spooled = readFileSync(settings.spoolPath, 'utf8').trim().split('\n').length
+            + (existsSync(`${settings.spoolPath}.replaying`) ? readFileSync(`${settings.spoolPath}.replaying`, 'utf8').trim().split('\n').length : 0);
+          assert.equal(spooled, 100, 'every row written during the outage is in the spool');
+          assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes('spooling rows')), log.lines.join('\n'));
+
+          await proxy.start(); // back, on the same port
+          for (let i = 150; i < 160; i++) w.write(makeRow(i));
+          await until(() => !w.stats().outage && w.stats().queued === 0, 10000, 'the replay after recovery');
+          await w.flush();
+          assert.equal(existsSync(settings.spoolPath), false);
+          assert.equal(existsSync(`${settings.spoolPath}.replaying`), false);
+          assert.ok(log.lines.some((l) => l.includes('is back')), log.lines.join('\n'));
+        } finally {
+          await w.close();
+        }
+        const count = await admin.query(`SELECT count(*)::int AS n, count(DISTINCT ref)::int AS d FROM ${schema}.${settings.postgresTable}`);
+        assert.deepEqual(count.rows[0], { n: 160, d: 160 }, 'no row lost, none duplicated');
+        const refs = await admin.query(`SELECT ref FROM ${schema}.${settings.postgresTable} ORDER BY ref`);
+        assert.deepEqual(refs.rows.map((r) => r.ref), rows(0, 160).map((r) => r.ref));
+      });
+
+      it('notices a black-holed server by its connect deadline, then recovers', async function () {
+        this.timeout(30000);
+        const settings = faultSettings();
+        const log = captureLog();
+        const w = createTrackingWriter(settings, log, { connectTimeoutMs: 400, queryTimeoutMs: 800 }) as BatchingTrackingWriter;
+        try {
+          proxy.mode = 'silent';
+          await proxy.stop();
+          await proxy.start(); // accepts connections, answers nothing
+          const started = Date.now();
+          for (const r of rows(0, 30)) w.write(r);
+          await until(() => w.stats().outage, 5000, 'the deadline to fire');
+          assert.ok(Date.now() - started < 3000, `outage noticed after ${Date.now() - started} ms`);
+          await until(() => w.stats().queued === 0, 3000, 'the queue to be spooled');
+
+          proxy.mode = 'forward';
+          await proxy.stop();
+          await proxy.start();
+          await until(() => !w.stats().outage, 10000, 'recovery');
+          await w.flush();
+        } finally {
+          await w.close();
+        }
+        const count = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.${settings.postgresTable}`);
+        assert.equal(count.rows[0].n, 30);
+      });
+
+      it('a node that starts while PostgreSQL is down keeps its rows and writes them later', async function () {
+        this.timeout(30000);
+        await proxy.stop();
+        const settings = faultSettings();
+        const first = createTrackingWriter(settings, captureLog(), { connectTimeoutMs: 400, queryTimeoutMs: 800 });
+        for (const r of rows(0, 15)) first.write(r);
+        await first.flush();
+        await first.close(); // shut down during the outage: rows stay in the spool
+        assert.ok(existsSync(settings.spoolPath) || existsSync(`${settings.spoolPath}.replaying`));
+
+        await proxy.start();
+        const second = createTrackingWriter(settings, captureLog(), { connectTimeoutMs: 400, queryTimeoutMs: 800 });
+        for (const r of rows(10, 20)) second.write(r); // overlaps the spooled rows
+        await second.flush();
+        await second.close();
+        const count = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.${settings.postgresTable}`);
+        assert.equal(count.rows[0].n, 20);
+      });
+    });
+  });
+});
