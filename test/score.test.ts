@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { ConfigError } from '../lib/config/errors';
+import { Ledger } from '../lib/score/ledger';
+import { SymbolTable } from '../lib/score/symbol-table';
+import { actionForScore, decide, smtpReplyText, type ActionPolicy } from '../lib/score/verdict';
+
+const table = () =>
+  new SymbolTable([
+    { name: 'DNSBL_LISTED', score: 6, group: 'reputation', description: 'listed' },
+    { name: 'DMARC_POLICY_REJECT', score: 8, group: 'auth', description: 'dmarc reject' },
+    { name: 'BAYES_SPAM', score: 5, group: 'content', description: 'bayes' },
+    { name: 'DNSWL_HI', score: -4, group: 'reputation', description: 'allow list' },
+    { name: 'SPOOF_LOCAL_DOMAIN', score: 12, group: 'antispoof', description: 'spoof' },
+  ]);
+
+const policy = (over: Partial<ActionPolicy> = {}): ActionPolicy => ({
+  thresholds: { reject: 15, soft_reject: 10, quarantine: 8, add_header: 5 },
+  domains: new Map(),
+  notOverridable: new Set(['SPOOF_LOCAL_DOMAIN']),
+  ...over,
+});
+
+describe('Ledger', () => {
+  it('resolves weights from the table, totals and groups them', () => {
+    const ledger = new Ledger(table());
+    ledger.add('DNSBL_LISTED');
+    ledger.add({ name: 'DMARC_POLICY_REJECT', detail: 'p=reject' });
+    ledger.add('DNSWL_HI');
+    assert.equal(ledger.total, 10);
+    assert.deepEqual(ledger.groups, { reputation: 2, auth: 8 });
+    assert.equal(ledger.get('DMARC_POLICY_REJECT')!.detail, 'p=reject');
+  });
+
+  it('scales by factor and keeps one entry per symbol (the stronger score)', () => {
+    const ledger = new Ledger(table());
+    ledger.add({ name: 'BAYES_SPAM', factor: 0.5, detail: 'p=0.9' });
+    ledger.add({ name: 'BAYES_SPAM', factor: 0.9, detail: 'p=0.99' });
+    assert.equal(ledger.symbols.length, 1);
+    assert.equal(ledger.get('BAYES_SPAM')!.score, 4.5);
+    assert.equal(ledger.get('BAYES_SPAM')!.detail, 'p=0.9; p=0.99');
+  });
+
+  it('refuses an unregistered symbol instead of scoring it zero', () => {
+    assert.throws(() => new Ledger(table()).add('NO_SUCH_SYMBOL'), /unknown symbol NO_SUCH_SYMBOL/);
+  });
+
+  it('orders symbols by absolute score for explanations', () => {
+    const ledger = new Ledger(table());
+    ledger.add('DNSWL_HI');
+    ledger.add('DMARC_POLICY_REJECT');
+    ledger.add('DNSBL_LISTED');
+    assert.deepEqual(ledger.symbols.map((s) => s.name), ['DMARC_POLICY_REJECT', 'DNSBL_LISTED', 'DNSWL_HI']);
+  });
+
+  it('keeps the harsher of two forced actions', () => {
+    const ledger = new Ledger(table());
+    ledger.force({ action: 'reject', source: 'rule a', reason: 'blocked' });
+    ledger.force({ action: 'accept', source: 'allow list', reason: 'allowed' });
+    assert.equal(ledger.forced!.action, 'reject');
+  });
+});
+
+describe('SymbolTable', () => {
+  it('applies [scores] overrides', () => {
+    const t = table();
+    t.applyOverrides({ DNSBL_LISTED: '7.5' }, 'mailward.ini');
+    assert.equal(t.get('DNSBL_LISTED').score, 7.5);
+  });
+
+  it('rejects an override of an unknown symbol, naming file, section and key', () => {
+    assert.throws(
+      () => table().applyOverrides({ DNSBL_LISTD: '3' }, 'mailward.ini'),
+      (err: unknown) => err instanceof ConfigError && err.message === 'mailward.ini [scores] DNSBL_LISTD: no such symbol (see docs/symbols.md)',
+    );
+  });
+
+  it('rejects a non-numeric override', () => {
+    assert.throws(() => table().applyOverrides({ DNSBL_LISTED: 'high' }, 'mailward.ini'), /\[scores\] DNSBL_LISTED: expected a number/);
+  });
+
+  it('rejects names that are not UPPER_SNAKE', () => {
+    assert.throws(() => new SymbolTable([{ name: 'lower', score: 1, group: 'x', description: '' }]), /UPPER_SNAKE/);
+  });
+});
+
+describe('thresholds and decide', () => {
+  it('maps scores to actions at the documented defaults', () => {
+    const t = policy().thresholds;
+    assert.equal(actionForScore(4.99, t), 'accept');
+    assert.equal(actionForScore(5, t), 'add_header');
+    assert.equal(actionForScore(8, t), 'quarantine');
+    assert.equal(actionForScore(10, t), 'soft_reject');
+    assert.equal(actionForScore(15, t), 'reject');
+  });
+
+  it('explains a threshold verdict and builds a 550 text with the ref and symbols', () => {
+    const ledger = new Ledger(table());
+    ledger.add('DNSBL_LISTED');
+    ledger.add('DMARC_POLICY_REJECT');
+    ledger.add('DNSBL_LISTED');
+    ledger.add('BAYES_SPAM');
+    const verdict = decide(ledger, policy(), ['bob@example.com'], '7KQ2M9X');
+    assert.equal(verdict.action, 'reject');
+    assert.equal(verdict.reason, 'score 19 reached the reject threshold 15');
+    assert.equal(smtpReplyText(verdict), 'Message rejected as spam (ref 7KQ2M9X: DMARC_POLICY_REJECT 8, DNSBL_LISTED 6, BAYES_SPAM 5)');
+  });
+
+  it('uses per-recipient-domain thresholds, and the mildest action across domains', () => {
+    const ledger = new Ledger(table());
+    ledger.add('DNSBL_LISTED');
+    ledger.add('DMARC_POLICY_REJECT');
+    const lenient = { reject: 30, soft_reject: 25, quarantine: 20, add_header: 12 };
+    const p = policy({ domains: new Map([['lenient.example', lenient]]) });
+    assert.equal(decide(ledger, p, ['a@strict.example']).action, 'soft_reject');
+    assert.equal(decide(ledger, p, ['a@lenient.example']).action, 'add_header');
+    assert.equal(decide(ledger, p, ['a@strict.example', 'b@lenient.example']).action, 'add_header');
+  });
+
+  it('lets a forced allow win over the score, and explains it', () => {
+    const ledger = new Ledger(table());
+    ledger.add('DNSBL_LISTED');
+    ledger.add('DMARC_POLICY_REJECT');
+    ledger.add('BAYES_SPAM');
+    ledger.force({ action: 'accept', source: 'allow list (partner.example)', reason: 'sender authenticated by DKIM' });
+    const verdict = decide(ledger, policy(), ['bob@example.com']);
+    assert.equal(verdict.action, 'accept');
+    assert.match(verdict.reason, /^accept forced by allow list \(partner\.example\): sender authenticated by DKIM \(score 19 would give reject\)$/);
+  });
+
+  it('does not let an allow override a not-overridable finding, and says both', () => {
+    const ledger = new Ledger(table());
+    ledger.add('SPOOF_LOCAL_DOMAIN');
+    ledger.add('DNSBL_LISTED');
+    ledger.force({ action: 'accept', source: 'allow list (example.com)', reason: 'listed sender' });
+    const verdict = decide(ledger, policy(), ['bob@example.com']);
+    assert.equal(verdict.action, 'reject');
+    assert.match(verdict.reason, /allow list \(example\.com\) would allow this message .* but SPOOF_LOCAL_DOMAIN cannot be overridden; score 18 gives reject/);
+  });
+
+  it('lets a forced block refuse a low-scoring message, naming the rule in the reply', () => {
+    const ledger = new Ledger(table());
+    ledger.force({ action: 'reject', source: 'rule no-lottery', reason: 'subject matches lottery' });
+    const verdict = decide(ledger, policy(), ['bob@example.com'], 'ABCDEFG');
+    assert.equal(verdict.action, 'reject');
+    assert.equal(smtpReplyText(verdict), 'Message rejected as spam (ref ABCDEFG: rule no-lottery)');
+  });
+});
