@@ -1,0 +1,184 @@
+import { isIP } from 'node:net';
+import type { StateStore } from '../../state/types';
+import { networkOf, normaliseIp } from './net';
+import { EVENT_KINDS, type EventKind, type LearnedSettings } from './settings';
+
+/**
+ * Locally learned reputation. Each entity (an IP, its /24 or /64, a sender
+ * domain) is one hash in the state store whose fields are `<bucket start>:<kind>`
+ * counters. Reading weighs every bucket by 0.5^(age / half-life) and ignores
+ * buckets past the horizon, so a reputation drifts back to neutral by itself,
+ * on any node, after any pause: no cron, nothing to sweep.
+ */
+
+export type EntityType = 'ip' | 'net' | 'domain';
+
+export interface Entity {
+  type: EntityType;
+  /** Normalised: IP, CIDR (/24, /64), or lower-case domain. */
+  id: string;
+}
+
+const KEY_PREFIX: Record<EntityType, string> = { ip: 'rep:ip:', net: 'rep:net:', domain: 'rep:dom:' };
+
+export function entityKey(entity: Entity): string {
+  return KEY_PREFIX[entity.type] + entity.id;
+}
+
+export function ipEntity(ip: string): Entity {
+  return { type: 'ip', id: normaliseIp(ip) };
+}
+
+export function netEntity(ip: string): Entity {
+  return { type: 'net', id: networkOf(ip) };
+}
+
+export function domainEntity(domain: string): Entity {
+  return { type: 'domain', id: domain.toLowerCase().replace(/\.$/, '') };
+}
+
+/** IP, CIDR (as networkOf writes it) or domain, as typed by an operator. */
+export function parseEntity(text: string): Entity {
+  const t = text.trim().toLowerCase();
+  if (isIP(t)) return ipEntity(t);
+  const cidr = /^(.+)\/(\d+)$/.exec(t);
+  if (cidr && isIP(cidr[1]!)) {
+    const expected = isIP(cidr[1]!) === 4 ? '24' : '64';
+    if (cidr[2] !== expected) throw new Error(`only /24 (IPv4) and /64 (IPv6) networks are tracked, e.g. ${networkOf(cidr[1]!)}`);
+    return { type: 'net', id: networkOf(cidr[1]!) };
+  }
+  if (/^[a-z0-9_-]+(\.[a-z0-9_-]+)+\.?$/.test(t)) return domainEntity(t);
+  throw new Error(`${JSON.stringify(text)} is neither an IP address, a network (a.b.c.0/24) nor a domain`);
+}
+
+export type Counts = Record<EventKind, number>;
+
+export function zeroCounts(): Counts {
+  return { spam: 0, ham: 0, trap: 0, complaint: 0, invalid: 0 };
+}
+
+export interface Decayed {
+  /** Decayed event counts per kind. */
+  counts: Counts;
+  /** Raw (undecayed) counts within the horizon. */
+  raw: Counts;
+  /** Fields past the horizon, to prune. */
+  stale: string[];
+  /** Start of the newest bucket with an event (ms), or 0. */
+  newest: number;
+}
+
+/** Weighs each bucket by its age. Pure: `now` comes from the injected clock. */
+export function decay(fields: Record<string, string>, now: number, s: LearnedSettings): Decayed {
+  const out: Decayed = { counts: zeroCounts(), raw: zeroCounts(), stale: [], newest: 0 };
+  for (const [field, value] of Object.entries(fields)) {
+    const sep = field.indexOf(':');
+    const start = Number(field.slice(0, sep)) * 1000;
+    const kind = field.slice(sep + 1) as EventKind;
+    const n = Number(value);
+    if (!Number.isFinite(start) || !EVENT_KINDS.includes(kind) || !Number.isFinite(n)) {
+      out.stale.push(field);
+      continue;
+    }
+    if (now - start >= s.horizonSeconds * 1000) {
+      out.stale.push(field);
+      continue;
+    }
+    // Events are spread over their bucket: age them from its middle.
+    const age = Math.max(0, now - start - (s.bucketSeconds * 1000) / 2);
+    out.counts[kind] += n * 0.5 ** (age / (s.halfLifeSeconds * 1000));
+    out.raw[kind] += n;
+    out.newest = Math.max(out.newest, start);
+  }
+  return out;
+}
+
+export interface ReputationScore {
+  /** Learned from our verdicts (spam minus ham), capped at ±verdictCap. */
+  verdict: number;
+  /** From evidence that is not our own opinion: trap hits, complaints, unknown recipients. */
+  evidence: number;
+  /** verdict + evidence: positive is bad, negative good, 0 neutral. */
+  total: number;
+}
+
+/**
+ * Only the part learned from our own verdicts is capped: that is the part that
+ * could feed on itself (rspamd's removed ip_score). Trap hits and complaints
+ * are outside evidence and may push a reputation all the way.
+ */
+export function scoreOf(counts: Counts, s: LearnedSettings): ReputationScore {
+  const w = s.weights;
+  const rawVerdict = counts.spam * w.spam - counts.ham * w.ham;
+  const verdict = Math.max(-s.verdictCap, Math.min(s.verdictCap, rawVerdict));
+  const evidence = counts.trap * w.trap + counts.complaint * w.complaint + counts.invalid * w.invalid;
+  return { verdict, evidence, total: verdict + evidence };
+}
+
+/** counts(a) - counts(b), never below 0 (an IP's neighbours = its net minus itself). */
+export function subtractCounts(a: Counts, b: Counts): Counts {
+  const out = zeroCounts();
+  for (const k of EVENT_KINDS) out[k] = Math.max(0, a[k] - b[k]);
+  return out;
+}
+
+/**
+ * How strongly a REP_* symbol fires: bad reputations scale up to `saturation`,
+ * good ones (which only our verdicts can earn) up to `verdictCap`.
+ * Returns 0 when the reputation is close enough to neutral.
+ */
+export function symbolFactor(total: number, s: LearnedSettings): number {
+  const f = total > 0 ? total / s.saturation : s.verdictCap > 0 ? -total / s.verdictCap : 0;
+  const clamped = Math.min(1, f);
+  return clamped >= NEUTRAL_FACTOR ? Math.round(clamped * 1000) / 1000 : 0;
+}
+
+/** Below this fraction of a symbol's weight the reputation counts as neutral. */
+export const NEUTRAL_FACTOR = 0.05;
+
+export class LearnedStore {
+  constructor(
+    private readonly state: StateStore,
+    private readonly s: LearnedSettings,
+    private readonly clock: () => number,
+  ) {}
+
+  private bucketField(now: number, kind: EventKind): string {
+    const start = Math.floor(now / 1000 / this.s.bucketSeconds) * this.s.bucketSeconds;
+    return `${start}:${kind}`;
+  }
+
+  /** Counts events for entities (one atomic hash update each; keys expire after the horizon). */
+  async record(entities: Entity[], kind: EventKind, n = 1): Promise<void> {
+    const now = this.clock();
+    const field = this.bucketField(now, kind);
+    const ttl = this.s.horizonSeconds + this.s.bucketSeconds;
+    await Promise.all(entities.map((e) => this.state.hashIncrBy(entityKey(e), { [field]: n }, ttl)));
+  }
+
+  async read(entity: Entity, at = this.clock()): Promise<Decayed> {
+    const key = entityKey(entity);
+    const fields = await this.state.hashGetAll(key);
+    const decayed = decay(fields, at, this.s);
+    // Pruning is housekeeping: never make the caller wait for it or fail on it.
+    if (decayed.stale.length && at >= this.clock()) void this.state.hashDel(key, decayed.stale).catch(() => {});
+    return decayed;
+  }
+
+  async forget(entity: Entity): Promise<void> {
+    await this.state.del(entityKey(entity));
+  }
+}
+
+/**
+ * When a reputation will count as neutral again (ms since the epoch), if no
+ * new events arrive: the first moment its REP_* symbol would no longer fire.
+ */
+export function neutralAt(fields: Record<string, string>, now: number, s: LearnedSettings): number {
+  const step = Math.max(s.bucketSeconds, s.halfLifeSeconds / 16) * 1000;
+  const end = now + s.horizonSeconds * 1000 + s.bucketSeconds * 1000;
+  for (let t = now; t <= end; t += step) {
+    if (symbolFactor(scoreOf(decay(fields, t, s).counts, s).total, s) === 0) return t;
+  }
+  return end;
+}
