@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+
+/** Reply/forward markers in the languages bounces and auto-replies commonly use. */
+const PREFIX = /^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|doorst|tr|rif|r|odp|enc|res|ynt|atb|ref|rv)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)/i;
+/** A leading "[list-tag]" or "*SPAM*"-style tag another filter added. */
+const TAG = /^\s*(?:\[[^\]]{0,40}\]|\*{1,3}[^*]{1,20}\*{1,3})\s*/;
+const ADDRESS = /[^\s<>"'()]+@[^\s<>"'()]+/g;
+/** Any token holding a digit: counters, dates, ticket ids, hex queue ids. */
+const NUMERIC_TOKEN = /[^\s]*\d[^\s]*/g;
+
+/** Longest normalised subject kept (state keys hash it; listings show it). */
+export const MAX_SUBJECT_CHARS = 200;
+
+/**
+ * Folds the variations a flood of one bounce subject shows into one key:
+ * Unicode compatibility forms, case, leading "Re:/Fwd:/AW:" and tags, addresses,
+ * anything with digits (counters, dates, queue ids), punctuation runs and
+ * whitespace. "Undeliverable: Order 1234" and "RE: undeliverable:  order 98"
+ * become the same "undeliverable: order #".
+ */
+export function normaliseSubject(subject: string | undefined | null): string {
+  if (!subject) return '';
+  let s = subject.normalize('NFKC').replace(/[\u0000-\u001f\u007f\ufffd]/g, ' ');
+  // Prefixes and tags may be stacked ("Re: [list] Fwd: ..."); strip until none is left.
+  for (let i = 0; i < 20; i++) {
+    const next = s.replace(PREFIX, '').replace(TAG, '');
+    if (next === s) break;
+    s = next;
+  }
+  s = s
+    .toLowerCase()
+    .replace(ADDRESS, '@')
+    .replace(NUMERIC_TOKEN, '#')
+    .replace(/([^\p{L}\p{N}\s#@])\1+/gu, '$1')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return s.length > MAX_SUBJECT_CHARS ? s.slice(0, MAX_SUBJECT_CHARS) : s;
+}
+
+/** Stable short id of a normalised subject, used in state keys and by `mailward throttle clear`. */
+export function subjectId(normalised: string): string {
+  return createHash('sha256').update(normalised, 'utf8').digest('hex').slice(0, 20);
+}

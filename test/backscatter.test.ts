@@ -1,0 +1,339 @@
+import assert from 'node:assert/strict';
+import { createContext } from '../lib/message';
+import { IniReader } from '../lib/config/reader';
+import { parseIni } from '../lib/config/ini';
+import { ConfigError } from '../lib/config/errors';
+import { loadConfig } from '../lib/config/load';
+import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
+import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
+import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } from '../lib/checks/backscatter/signing';
+import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
+import type { ScanResult } from '../lib';
+import { bounce, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, type TestMailward } from './backscatter/support';
+
+const DAEMONS = new Set(DEFAULTS.daemonSenders);
+const keyA: SigningKey = { id: 'ka', secret: 'secret-number-one-0123456789' };
+const keyB: SigningKey = { id: 'kb', secret: 'secret-number-two-9876543210' };
+const T0 = Date.UTC(2025, 2, 10, 9, 14);
+const VERIFY = { maxAgeSeconds: 14 * 86400, maxFutureSeconds: 900 };
+const FIELDS = { messageId: '<original.1@example.com>', date: 'Mon, 10 Mar 2025 09:14:00 +0000', from: 'Alice <alice@example.com>' };
+
+function symbols(result: ScanResult): Record<string, string> {
+  return Object.fromEntries(result.verdict.symbols.map((s) => [s.name, s.detail]));
+}
+
+describe('backscatter: subject normalisation', () => {
+  it('folds case, whitespace, numbers, addresses and Re:/Fwd:/AW: prefixes', () => {
+    const a = normaliseSubject('Undeliverable: Order 1234 for bob@remote.example');
+    assert.equal(a, 'undeliverable: order # for @');
+    assert.equal(normaliseSubject('RE: Fwd:  undeliverable:   ORDER 98 for eve@x.example'), a);
+    assert.equal(normaliseSubject('AW: [list] Re[2]: Undeliverable: order 5 for a@b.c'), a);
+    assert.equal(normaliseSubject('Undeliverable Mail'), 'undeliverable mail');
+    assert.equal(normaliseSubject('  UNDELIVERABLE\tmail  '), 'undeliverable mail');
+    assert.notEqual(normaliseSubject('Undeliverable Mail'), normaliseSubject('Deliverable Mail'));
+  });
+
+  it('folds ids with digits (queue ids, dates) and punctuation runs', () => {
+    assert.equal(normaliseSubject('Delivery failure [#A1B2C3] 2025-03-10!!!'), normaliseSubject('delivery failure [#ff00ee9] 2024-12-01!'));
+  });
+
+  it('copes with empty, 8-bit and full-width subjects', () => {
+    assert.equal(normaliseSubject(''), '');
+    assert.equal(normaliseSubject(undefined), '');
+    assert.equal(normaliseSubject('   '), '');
+    assert.equal(normaliseSubject('Re:'), '');
+    assert.equal(normaliseSubject('ＵＮＤＥＬＩＶＥＲＡＢＬＥ'), 'undeliverable');
+    assert.equal(normaliseSubject('Unzustellbar: Bestellbestätigung'), 'unzustellbar: bestellbestätigung');
+    assert.equal(normaliseSubject('bad \ufffd byte'), 'bad byte');
+    assert.ok(normaliseSubject('x'.repeat(5000)).length <= 200);
+  });
+
+  it('gives a stable id per normalised subject', () => {
+    assert.equal(subjectId('undeliverable mail'), subjectId(normaliseSubject('UNDELIVERABLE  Mail')));
+    assert.match(subjectId('a'), /^[0-9a-f]{20}$/);
+  });
+});
+
+describe('backscatter: signing', () => {
+  it('round trip: what one key signs verifies', () => {
+    const header = sign(keyA, FIELDS, T0);
+    assert.match(header, /^v=1; k=ka; t=\d+; s=[A-Za-z0-9_-]{43}$/);
+    const result = verify(header, FIELDS, [keyA], T0 + 3600_000, VERIFY);
+    assert.deepEqual(result, { ok: true, keyId: 'ka', signedAt: Math.floor(T0 / 1000) });
+  });
+
+  it('survives the refolding and case changes a bounce applies to quoted headers', () => {
+    const header = sign(keyA, FIELDS, T0);
+    const quoted = { messageId: '<ORIGINAL.1@EXAMPLE.COM>', date: 'Mon, 10 Mar 2025\r\n 09:14:00 +0000', from: 'alice@Example.com' };
+    assert.equal(verify(header.replace('; s=', ';\r\n\ts='), quoted, [keyA], T0, VERIFY).ok, true);
+  });
+
+  it('rejects a forged signature, a changed field, an unknown key and garbage', () => {
+    const header = sign(keyA, FIELDS, T0);
+    const forged = header.replace(/s=(.)/, (_, c: string) => `s=${c === 'A' ? 'B' : 'A'}`);
+    assert.deepEqual(verify(forged, FIELDS, [keyA], T0, VERIFY), { ok: false, reason: 'bad_signature', keyId: 'ka', signedAt: Math.floor(T0 / 1000) });
+    assert.equal(verify(header, { ...FIELDS, from: 'mallory@example.com' }, [keyA], T0, VERIFY).ok, false);
+    assert.equal(verify(header, { ...FIELDS, messageId: '<other@example.com>' }, [keyA], T0, VERIFY).ok, false);
+    // Same key id, different secret: a forger who guessed the id.
+    assert.equal(verify(header, FIELDS, [{ id: 'ka', secret: 'guessed-secret-xxxxxxxxxx' }], T0, VERIFY).ok, false);
+    assert.equal((verify(header, FIELDS, [keyB], T0, VERIFY) as { reason: string }).reason, 'unknown_key');
+    assert.equal((verify('v=1; k=ka; t=abc; s=zz', FIELDS, [keyA], T0, VERIFY) as { reason: string }).reason, 'malformed');
+    assert.equal((verify('', FIELDS, [keyA], T0, VERIFY) as { reason: string }).reason, 'malformed');
+    assert.equal(parseSignature('v=2; k=ka; t=1; s=x'), null);
+  });
+
+  it('expires signatures older than the maximum age and refuses ones from the future', () => {
+    const header = sign(keyA, FIELDS, T0);
+    assert.equal(verify(header, FIELDS, [keyA], T0 + 14 * 86400_000 - 1000, VERIFY).ok, true);
+    assert.equal((verify(header, FIELDS, [keyA], T0 + 14 * 86400_000 + 2000, VERIFY) as { reason: string }).reason, 'expired');
+    assert.equal((verify(header, FIELDS, [keyA], T0 - 3600_000, VERIFY) as { reason: string }).reason, 'future');
+  });
+
+  it('rotation: the old key still verifies after a new key signs; a removed key does not', () => {
+    const old = sign(keyA, FIELDS, T0);
+    const fresh = sign(keyB, FIELDS, T0);
+    const rotated = [keyB, keyA];
+    assert.equal(verify(old, FIELDS, rotated, T0, VERIFY).ok, true);
+    assert.equal(verify(fresh, FIELDS, rotated, T0, VERIFY).ok, true);
+    assert.equal(verify(old, FIELDS, [keyB], T0, VERIFY).ok, false);
+  });
+
+  it('normalises Message-IDs', () => {
+    assert.equal(normaliseMessageId(' <AbC@Example.com> '), 'abc@example.com');
+    assert.equal(normaliseMessageId('abc@example.com'), 'abc@example.com');
+    assert.equal(normaliseMessageId(undefined), '');
+  });
+});
+
+describe('backscatter: recognising bounces and auto-replies', () => {
+  const ctx = (raw: string | Buffer, mailFrom: string, rcptTo = ['alice@example.com']) => createContext({ ip: '192.0.2.25', mailFrom, rcptTo, raw });
+
+  it('recognises null-sender DSNs, MAILER-DAEMON and postmaster senders', () => {
+    const dsn = recognise(ctx(bounce('postfix-dsn.eml'), ''), DAEMONS);
+    assert.equal(dsn.kind, 'bounce');
+    assert.ok(dsn.reasons.includes('null sender'));
+    assert.ok(dsn.reasons.includes('delivery-status report'));
+    assert.equal(recognise(ctx(bounce('qmail-text.eml'), 'MAILER-DAEMON@qmail.remote.example'), DAEMONS).kind, 'bounce');
+    assert.equal(recognise(ctx(bounce('exchange-ndr.eml'), 'postmaster@exchange.remote.example'), DAEMONS).kind, 'bounce');
+    // From header alone is enough (envelope sender rewritten by a forwarder)
+    assert.equal(recognise(ctx(bounce('qmail-text.eml'), 'srs0=abc@forwarder.example'), DAEMONS).kind, 'bounce');
+  });
+
+  it('recognises auto-replies, and a null-sender auto-reply stays an auto-reply', () => {
+    const v = recognise(ctx(bounce('vacation.eml'), ''), DAEMONS);
+    assert.equal(v.kind, 'auto_reply');
+    assert.ok(v.reasons.some((r) => r.startsWith('Auto-Submitted')));
+    const prec = 'From: bob@remote.example\r\nPrecedence: auto_reply\r\nSubject: away\r\n\r\nbody\r\n';
+    assert.equal(recognise(ctx(prec, 'bob@remote.example'), DAEMONS).kind, 'auto_reply');
+    assert.equal(recognise(ctx('From: bob@remote.example\r\nAuto-Submitted: no\r\n\r\nx\r\n', 'bob@remote.example'), DAEMONS).kind, null);
+  });
+
+  it('leaves ordinary mail alone', () => {
+    assert.equal(recognise(ctx(outbound(), 'alice@example.com'), DAEMONS).kind, null);
+  });
+
+  it('extracts the original from message/rfc822, header parts, inline NDR parts and quoted text', async () => {
+    const fields = { mid: '<orig.42@example.com>', sigLine: 'X-Mailward-Sig: v=1; k=ka; t=1; s=abc' };
+    for (const [file, source] of [
+      ['postfix-dsn.eml', 'message/rfc822'],
+      ['headers-only-dsn.eml', 'rfc822-headers'],
+      ['exchange-ndr.eml', 'message/rfc822'],
+      ['qmail-text.eml', 'quoted text'],
+    ] as const) {
+      const original = await extractOriginal(ctx(bounce(file, fields), ''), 'x-mailward-sig');
+      assert.ok(original, file);
+      assert.equal(original.source, source, file);
+      assert.equal(original.headers.find((h) => h.key === 'message-id')?.value, '<orig.42@example.com>', file);
+      assert.equal(original.headers.find((h) => h.key === 'x-mailward-sig')?.value, 'v=1; k=ka; t=1; s=abc', file);
+    }
+  });
+
+  it('bad input: a truncated original keeps what survived; a missing one gives null', async () => {
+    const truncated = await extractOriginal(ctx(bounce('truncated-dsn.eml', { mid: '<cut@example.com>' }), ''), 'x-mailward-sig');
+    assert.ok(truncated);
+    assert.equal(truncated.headers.find((h) => h.key === 'message-id')?.value, '<cut@example.com>');
+    assert.equal(await extractOriginal(ctx(bounce('missing-original.eml'), ''), 'x-mailward-sig'), null);
+    assert.equal(await extractOriginal(ctx('garbage without headers', ''), 'x-mailward-sig'), null);
+    assert.equal(await extractOriginal(ctx(Buffer.alloc(0), ''), 'x-mailward-sig'), null);
+    assert.equal(await extractOriginal(ctx(fixtureBytes('8bit-subject.eml'), ''), 'x-mailward-sig'), null);
+  });
+});
+
+describe('backscatter: settings', () => {
+  const parse = (text: string) => {
+    const reader = new IniReader('mailward.backscatter.ini', parseIni(text, 'mailward.backscatter.ini'));
+    const settings = parseBackscatterSettings(reader);
+    reader.finish();
+    return settings;
+  };
+
+  it('the shipped file equals the code defaults', () => {
+    const shipped = loadConfig({}).modules.find((m) => m.module.name === 'backscatter')!.settings;
+    assert.deepEqual(shipped, parse(''));
+    assert.equal(loadConfig({}).symbols.get('BACKSCATTER_SUBJECT_BLOCKED').score, DEFAULTS.actionScore);
+  });
+
+  it('reads keys in order and [throttle] action_score sets the block weight', () => {
+    const s = parse(`[signing]\nkeys = ${KEY_B}, ${KEY_A}\n[throttle]\naction_score = 20\nmatch = BOUNCE_UNVERIFIED, AUTO_REPLY\n`);
+    assert.deepEqual(s.signing.keys.map((k) => k.id), ['kb', 'ka']);
+    assert.equal(s.throttle.actionScore, 20);
+    assert.deepEqual(s.throttle.match, ['BOUNCE_UNVERIFIED', 'AUTO_REPLY']);
+  });
+
+  it('names file, section and key for bad values', () => {
+    assert.throws(() => parse('[signing]\nkeys = k1:short\n'), (e: unknown) => e instanceof ConfigError && /signing/.test(e.message) && /keys/.test(e.message) && /shorter/.test(e.message));
+    assert.throws(() => parse('[signing]\nkeys = nosecret\n'), ConfigError);
+    assert.throws(() => parse(`[signing]\nkeys = ${KEY_A}, ${KEY_A}\n`), /twice/);
+    assert.throws(() => parse('[throttle]\nmatch = bounce_unverified\n'), /neither a symbol name/);
+    assert.throws(() => parse('[throttle]\nthreshold = 0\n'), /at least 1/);
+    assert.throws(() => parse('[throttle]\nthreshhold = 5\n'), /unknown key/);
+  });
+});
+
+describe('backscatter module through the library front door (memory state, injected clock)', () => {
+  let t: TestMailward;
+  const ini = `[signing]\nkeys = ${KEY_A}\n[throttle]\nthreshold = 5\nwindow_minutes = 2\nblock_minutes = 10\n`;
+  beforeEach(() => {
+    t = testMailward(ini);
+  });
+  afterEach(() => t.close());
+
+  async function sendOut(fields: Parameters<typeof outbound>[0] = {}) {
+    const result = await t.mw.scan({ ip: '10.0.0.5', relaying: true, authUser: 'alice', mailFrom: 'alice@example.com', rcptTo: ['nobody@remote.example'], raw: outbound(fields), localHostname: 'mx.example.com' });
+    return result;
+  }
+  const inbound = (raw: string | Buffer, rcptTo = ['alice@example.com'], mailFrom = '') => t.mw.scan({ ip: '192.0.2.25', mailFrom, rcptTo, raw });
+
+  it('signs relayed mail, records its Message-ID, and verifies its bounce (round trip)', async () => {
+    const out = await sendOut();
+    assert.ok(symbols(out).OUTBOUND_SIGNED?.includes('signed with key ka'));
+    const [name, value] = out.context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')!;
+    assert.equal(name, 'X-Mailward-Sig');
+    assert.deepEqual(out.context.headerChanges.remove, ['X-Mailward-Sig']);
+    const result = await inbound(bounce('postfix-dsn.eml', { sigLine: `X-Mailward-Sig: ${value}` }));
+    const s = symbols(result);
+    assert.match(s.BOUNCE_VERIFIED!, /signature by key ka/);
+    assert.equal(s.BOUNCE_UNVERIFIED, undefined);
+    assert.equal(result.verdict.action, 'accept');
+  });
+
+  it('verifies by recorded Message-ID when the bounce carries only the headers without a signature', async () => {
+    await sendOut({ mid: '<only-id.7@example.com>' });
+    const result = await inbound(bounce('headers-only-dsn.eml', { mid: '<only-id.7@example.com>' }));
+    assert.match(symbols(result).BOUNCE_VERIFIED!, /Message-ID <only-id.7@example.com> was sent by us/);
+  });
+
+  it('verifies an auto-reply by its In-Reply-To', async () => {
+    await sendOut({ mid: '<asked.1@example.com>' });
+    const s = symbols(await inbound(bounce('vacation.eml', { mid: '<asked.1@example.com>' }), ['alice@example.com'], 'bob@remote.example'));
+    assert.ok('AUTO_REPLY' in s);
+    assert.ok('BOUNCE_VERIFIED' in s);
+  });
+
+  it('adds a Message-ID to relayed mail without one, and signs over it', async () => {
+    const out = await sendOut({ mid: '' });
+    const added = out.context.headerChanges.add.find(([n]) => n === 'Message-ID');
+    assert.ok(added);
+    assert.match(added[1], /^<.+@mx\.example\.com>$/);
+    assert.match(symbols(out).OUTBOUND_SIGNED!, /Message-ID added/);
+  });
+
+  it('forged, expired and unknown-key signatures leave the bounce unverified', async () => {
+    const out = await sendOut();
+    const value = out.context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')![1];
+    // Forged: right format, wrong MAC, and a Message-ID we never sent.
+    const forged = value.replace(/s=.*/, 's=' + 'A'.repeat(43));
+    let s = symbols(await inbound(bounce('postfix-dsn.eml', { mid: '<never-sent@example.com>', sigLine: `X-Mailward-Sig: ${forged}` })));
+    assert.match(s.BOUNCE_SIG_INVALID!, /bad signature/);
+    assert.ok('BOUNCE_UNVERIFIED' in s);
+    // A real signature copied onto a message we never sent.
+    s = symbols(await inbound(bounce('postfix-dsn.eml', { mid: '<never-sent@example.com>', sigLine: `X-Mailward-Sig: ${value}` })));
+    assert.match(s.BOUNCE_SIG_INVALID!, /bad signature/);
+    assert.ok('BOUNCE_UNVERIFIED' in s);
+    t.clock.now += 15 * 86400_000;
+    // The real one, 15 days on: its signature and its Message-ID record (14 days) have both expired.
+    const expired = symbols(await inbound(bounce('postfix-dsn.eml', { sigLine: `X-Mailward-Sig: ${value}` })));
+    assert.match(expired.BOUNCE_SIG_EXPIRED!, /older than 14 days/);
+    assert.ok('BOUNCE_UNVERIFIED' in expired);
+    assert.ok(!('BOUNCE_VERIFIED' in expired));
+    // Unknown key: signed by a key this node does not have.
+    const other = sign({ id: 'zz', secret: 'another-secret-entirely-123' }, FIELDS, t.clock.now);
+    s = symbols(await inbound(bounce('postfix-dsn.eml', { mid: '<never-sent@example.com>', sigLine: `X-Mailward-Sig: ${other}` })));
+    assert.match(s.BOUNCE_SIG_INVALID!, /unknown key \(key zz\)/);
+    assert.ok('BOUNCE_UNVERIFIED' in s);
+  });
+
+  it('bad input: truncated original, missing original, 8-bit subject, empty subject never throw', async () => {
+    let s = symbols(await inbound(bounce('truncated-dsn.eml', { mid: '<cut.1@example.com>' })));
+    assert.match(s.BOUNCE_UNVERIFIED!, /<cut.1@example.com>/);
+    s = symbols(await inbound(bounce('missing-original.eml')));
+    assert.ok('BOUNCE_NO_ORIGINAL' in s);
+    assert.match(s.BOUNCE_UNVERIFIED!, /no original/);
+    const eight = await inbound(fixtureBytes('8bit-subject.eml'));
+    assert.ok('BOUNCE_UNVERIFIED' in symbols(eight));
+    assert.equal(eight.verdict.symbols.find((x) => x.name === 'CHECK_ERROR'), undefined);
+    const empty = await inbound(fixtureBytes('empty-subject.eml'));
+    assert.ok('BOUNCE_UNVERIFIED' in symbols(empty));
+    assert.equal((empty.context.notes.backscatter as { subject: string }).subject, '');
+  });
+
+  it('a bounce to several recipients is a symbol of its own', async () => {
+    const s = symbols(await inbound(bounce('postfix-dsn.eml'), ['alice@example.com', 'carol@example.com']));
+    assert.equal(s.BOUNCE_MULTI_RCPT, '2 recipients');
+  });
+
+  it('throttle: the 5th unverified bounce with one subject starts a block for every IP and any message; verified bounces pass', async () => {
+    const unverified = (n: number) => bounce('postfix-dsn.eml', { mid: `<spam.${n}@example.com>` });
+    for (let i = 1; i <= 4; i++) assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(await inbound(unverified(i)))), `message ${i}`);
+    const fifth = await inbound(unverified(5));
+    assert.match(symbols(fifth).BACKSCATTER_SUBJECT_BLOCKED!, /this message started the block: subject "undelivered mail returned to sender" blocked after 5 matching messages within 2 min \(since 2025-03-10T09:15:00Z on test-node, until 2025-03-10T09:25:00Z\)/);
+    // 12 + 4: rejected outright with the default thresholds
+    assert.equal(fifth.verdict.action, 'reject');
+
+    // Ordinary mail with the same subject (case and spacing differ) from another IP is deferred.
+    const plain = await t.mw.scan({ ip: '198.51.100.9', mailFrom: 'carol@other.example', rcptTo: ['alice@example.com'], raw: 'From: carol@other.example\r\nSubject: UNDELIVERED  mail returned to sender\r\n\r\nhi\r\n' });
+    assert.ok('BACKSCATTER_SUBJECT_BLOCKED' in symbols(plain));
+    assert.equal(plain.verdict.action, 'soft_reject');
+
+    // A bounce of our own mail with the same subject is accepted.
+    const out = await sendOut({ mid: '<real.1@example.com>' });
+    const sig = out.context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')![1];
+    const verified = await inbound(bounce('postfix-dsn.eml', { mid: '<real.1@example.com>', sigLine: `X-Mailward-Sig: ${sig}` }));
+    assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(verified)));
+    assert.equal(verified.verdict.action, 'accept');
+
+    // After the block period mail flows again.
+    t.clock.now += 10 * 60_000 + 1;
+    const later = await inbound(unverified(99));
+    assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(later)));
+    assert.equal(later.verdict.action, 'accept');
+  });
+
+  it('relayed mail is neither counted nor blocked', async () => {
+    for (let i = 0; i < 5; i++) await inbound(bounce('postfix-dsn.eml', { mid: `<s.${i}@example.com>` }));
+    const out = await sendOut({ subject: 'Undelivered Mail Returned to Sender' });
+    assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(out)));
+  });
+
+  it('messages that do not match the rule do not count, and an empty subject is not throttled by default', async () => {
+    const plain = (i: number) => `From: carol@other.example\r\nSubject: Hello there\r\nMessage-ID: <p${i}@other.example>\r\n\r\nhi\r\n`;
+    for (let i = 0; i < 8; i++) assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(await t.mw.scan({ ip: '198.51.100.9', mailFrom: 'carol@other.example', rcptTo: ['alice@example.com'], raw: plain(i) }))));
+    for (let i = 0; i < 8; i++) assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(await inbound(fixtureBytes('empty-subject.eml')))));
+  });
+});
+
+describe('backscatter module: match = * and empty_subject = true', () => {
+  let t: TestMailward;
+  before(() => {
+    t = testMailward('[throttle]\nmatch = *\nthreshold = 3\nempty_subject = true\n');
+  });
+  after(() => t.close());
+
+  it('counts every message and throttles empty subjects when asked', async () => {
+    const msg = 'From: carol@other.example\r\nSubject: \r\n\r\nhi\r\n';
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await t.mw.scan({ ip: '198.51.100.9', mailFrom: 'carol@other.example', rcptTo: ['alice@example.com'], raw: msg }));
+    assert.deepEqual(results.map((r) => 'BACKSCATTER_SUBJECT_BLOCKED' in symbols(r)), [false, false, true]);
+    assert.match(symbols(results[2]!).BACKSCATTER_SUBJECT_BLOCKED!, /subject "" blocked after 3/);
+  });
+});
