@@ -1,18 +1,194 @@
-import type { CheckModule } from '../types';
+import { isIP } from 'node:net';
+import { DnsTempError, type DnsResolver } from '../../dns/resolver';
+import { domainOf, headerValues, parsedMessage, type MessageContext } from '../../message';
+import type { Hit, SymbolDef } from '../../score/types';
+import { withinDomain } from '../auth/align';
+import { authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
+import type { Check, CheckModule, Services } from '../types';
+import { normaliseName, parseAntispoofSettings, plainIp, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
-/** Placeholder until the antispoof issue lands: no symbols, no checks. */
-export interface AntispoofSettings {
-  enabled: boolean;
+export { ANTISPOOF_DEFAULTS, IpSet, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
+
+const g = 'antispoof';
+export const antispoofSymbols: SymbolDef[] = [
+  { name: 'SPOOF_LOCAL_DOMAIN', score: 12, group: g, description: 'From: or MAIL FROM claims a local domain, but the sending server is not authorised for it (no listed IP/PTR, no aligned DKIM/SPF, no trusted service)' },
+  { name: 'DISPLAY_NAME_SPOOF', score: 4, group: g, description: "An external sender uses a local person's name, or a local address, as the From: display name" },
+  { name: 'LOCAL_DOMAIN_AUTHORISED', score: 0, group: g, description: 'Mail claiming a local domain comes from an authorised sender (the detail says which rule)' },
+  { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', score: 0, group: g, description: 'Mail claiming a local domain matches every condition of a [service:NAME] section' },
+  { name: 'ANTISPOOF_TEMPERROR', score: 0, group: g, description: 'Whether the sender is authorised could not be decided because of a DNS failure' },
+];
+
+interface Claim {
+  source: 'From:' | 'MAIL FROM';
+  address: string;
+  /** The local domain claimed (the entry from the settings). */
+  domain: string;
+}
+
+/** Per-message evidence, looked up once and shared by every claim. */
+class Evidence {
+  private names?: Promise<{ names: string[]; tempError: boolean }>;
+
+  constructor(
+    readonly ctx: MessageContext,
+    readonly dns: DnsResolver,
+    readonly auth: AuthResults | undefined,
+  ) {}
+
+  /** Forward-confirmed reverse DNS names of the client (a PTR alone can be set by anyone owning the IP). */
+  confirmedNames(): Promise<{ names: string[]; tempError: boolean }> {
+    this.names ??= (async () => {
+      const ip = plainIp(this.ctx.ip);
+      if (!isIP(ip)) return { names: [], tempError: false };
+      try {
+        const ptrs = (await this.dns.reverse(ip)).map((n: string) => n.toLowerCase().replace(/\.$/, ''));
+        const confirmed: string[] = [];
+        for (const name of ptrs.slice(0, 5)) {
+          const addresses = await this.dns.resolve(name, isIP(ip) === 6 ? 'AAAA' : 'A');
+          if (addresses.includes(ip)) confirmed.push(name);
+        }
+        return { names: confirmed, tempError: false };
+      } catch (err) {
+        if (err instanceof DnsTempError) return { names: [], tempError: true };
+        throw err;
+      }
+    })();
+    return this.names;
+  }
+
+  received(): string[] {
+    return headerValues(this.ctx, 'received').map((v) => v.toLowerCase());
+  }
+}
+
+function policyFor(settings: AntispoofSettings, domain: string): SenderPolicy {
+  return settings.perDomain.get(domain) ?? settings.authorised;
+}
+
+function localDomainOf(settings: AntispoofSettings, domain: string): string | undefined {
+  if (!domain) return undefined;
+  // The most specific entry wins (a [domain:shop.example.com] over example.com).
+  return settings.domains.filter((d) => withinDomain(domain, d)).sort((a, b) => b.length - a.length)[0];
+}
+
+async function ptrMatch(evidence: Evidence, suffixes: string[]): Promise<{ name?: string; tempError: boolean }> {
+  if (!suffixes.length) return { tempError: false };
+  const { names, tempError } = await evidence.confirmedNames();
+  const name = names.find((n) => suffixes.some((s) => withinDomain(n, s)));
+  return { name, tempError };
+}
+
+/** Why the server may send for the claim, or undefined. */
+async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Evidence): Promise<{ reason?: string; tempError: boolean }> {
+  const ip = evidence.ctx.ip;
+  if (policy.ips.has(ip)) return { reason: `${ip} is a listed sending server for ${claim.domain}`, tempError: false };
+  const ptr = await ptrMatch(evidence, policy.ptrSuffixes);
+  if (ptr.name) return { reason: `${ip} is ${ptr.name} (forward-confirmed), within a listed PTR suffix for ${claim.domain}`, tempError: false };
+  const auth = evidence.auth;
+  if (auth && policy.alignedDkim && hasAlignedDkim(auth, claim.domain)) return { reason: `aligned DKIM signature for ${claim.domain}`, tempError: ptr.tempError };
+  if (auth && policy.alignedSpf && hasAlignedSpf(auth, claim.domain)) return { reason: `SPF pass for ${auth.spf.domain}, aligned with ${claim.domain}`, tempError: ptr.tempError };
+  return { tempError: ptr.tempError };
+}
+
+/** The conditions of a service that do not hold (empty: it matches). */
+async function unmetConditions(service: TrustedService, evidence: Evidence): Promise<{ unmet: string[]; tempError: boolean }> {
+  const unmet: string[] = [];
+  let tempError = false;
+  const received = evidence.received();
+  for (const text of service.receivedContains) {
+    if (!received.some((r) => r.includes(text))) unmet.push(`no Received: header contains "${text}"`);
+  }
+  if (service.ips.size && !service.ips.has(evidence.ctx.ip)) unmet.push(`${evidence.ctx.ip} is not one of its IPs`);
+  if (service.ptrSuffixes.length) {
+    const ptr = await ptrMatch(evidence, service.ptrSuffixes);
+    tempError ||= ptr.tempError;
+    if (!ptr.name) unmet.push(`${evidence.ctx.ip} has no forward-confirmed PTR within ${service.ptrSuffixes.join(', ')}`);
+  }
+  if (service.dkimDomains.length) {
+    const signed = evidence.auth?.dkim.some((d) => d.result === 'pass' && service.dkimDomains.some((s) => withinDomain(d.domain, s)));
+    if (!signed) unmet.push(`no valid DKIM signature by ${service.dkimDomains.join(', ')}`);
+  }
+  return { unmet, tempError };
+}
+
+async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: Evidence): Promise<Hit> {
+  const who = `${claim.source} ${claim.address} claims local domain ${claim.domain}`;
+  const authorised = await authorisedBy(claim, policyFor(settings, claim.domain), evidence);
+  if (authorised.reason) return { name: 'LOCAL_DOMAIN_AUTHORISED', detail: `${who}: ${authorised.reason}` };
+
+  let tempError = authorised.tempError;
+  const nearMisses: string[] = [];
+  for (const service of settings.services.filter((s) => s.domains.some((d) => withinDomain(claim.domain, d)))) {
+    const { unmet, tempError: serviceTemp } = await unmetConditions(service, evidence);
+    tempError ||= serviceTemp;
+    if (!unmet.length) return { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', detail: `${who}: every condition of trusted service ${service.name} holds` };
+    nearMisses.push(`service ${service.name} does not match (${unmet.join('; ')})`);
+  }
+
+  const auth = evidence.auth;
+  if (tempError || auth?.temporaryError) {
+    return { name: 'ANTISPOOF_TEMPERROR', detail: `${who}: DNS failure, could not check the sender (not counted)` };
+  }
+  const missing = [`${evidence.ctx.ip} is not a listed sending server`];
+  missing.push(auth ? `no aligned DKIM or SPF pass for ${claim.domain}` : 'no auth results (list mailward/auth before mailward/antispoof)');
+  return { name: 'SPOOF_LOCAL_DOMAIN', detail: `${who}, but ${[...missing, ...nearMisses].join('; ')}` };
+}
+
+/** A display name that impersonates a local person or address while the address is external. */
+function displayNameSpoof(name: string, address: string, settings: AntispoofSettings): Hit | undefined {
+  const display = normaliseName(name);
+  if (!display) return undefined;
+  if (settings.protectedNames.includes(display)) {
+    return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" is a local person's, but the address is ${address}` };
+  }
+  if (settings.displayNameAddresses) {
+    for (const match of display.matchAll(/[^\s<>"'@]+@([a-z0-9.-]+\.[a-z]{2,})/g)) {
+      const local = localDomainOf(settings, match[1]!);
+      if (local && match[0] !== address.toLowerCase()) {
+        return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" shows local address ${match[0]}, but the address is ${address}` };
+      }
+    }
+  }
+  return undefined;
+}
+
+function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
+  return {
+    name: 'antispoof.local',
+    phase: 'data',
+    async run(ctx) {
+      if (!ctx.raw) return [];
+      if (settings.skipRelaying && ctx.relaying) return [];
+      const parsed = await parsedMessage(ctx);
+      const from = parsed?.from;
+      const fromAddress = (from?.address ?? '').toLowerCase();
+      const hits: Hit[] = [];
+      const claims: Claim[] = [];
+      const fromLocal = localDomainOf(settings, domainOf(fromAddress));
+      if (fromLocal) claims.push({ source: 'From:', address: fromAddress, domain: fromLocal });
+      const envelope = (ctx.mailFrom ?? '').toLowerCase();
+      const envelopeLocal = settings.checkEnvelope ? localDomainOf(settings, domainOf(envelope)) : undefined;
+      if (envelopeLocal) claims.push({ source: 'MAIL FROM', address: envelope, domain: envelopeLocal });
+
+      const evidence = new Evidence(ctx, services.dns, authResults(ctx));
+      for (const claim of claims) hits.push(await checkClaim(claim, settings, evidence));
+      if (!fromLocal && fromAddress && from?.name) {
+        const spoof = displayNameSpoof(from.name, fromAddress, settings);
+        if (spoof) hits.push(spoof);
+      }
+      return hits;
+    },
+  };
 }
 
 export const antispoofModule: CheckModule<AntispoofSettings> = {
   name: 'antispoof',
   file: 'mailward.antispoof.ini',
-  symbols: [],
+  symbols: antispoofSymbols,
   parseSettings(reader) {
-    return { settings: { enabled: reader.section('main').boolean('enabled', true) } };
+    return { settings: parseAntispoofSettings(reader) };
   },
-  createChecks() {
-    return [];
+  createChecks(settings, services) {
+    return settings.enabled && (settings.domains.length || settings.protectedNames.length) ? [createAntispoofCheck(settings, services)] : [];
   },
 };

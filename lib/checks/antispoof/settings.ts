@@ -1,0 +1,183 @@
+import { BlockList, isIP } from 'node:net';
+import type { IniReader, SectionReader } from '../../config/reader';
+import { normaliseDomain } from '../auth/align';
+
+/** IPs and networks (CIDR), kept as text for explanations. */
+export class IpSet {
+  private readonly list = new BlockList();
+
+  constructor(readonly entries: string[] = []) {
+    for (const entry of entries) addEntry(this.list, entry);
+  }
+
+  has(ip: string): boolean {
+    const address = plainIp(ip);
+    const family = isIP(address);
+    return family !== 0 && this.list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+}
+
+/** ::ffff:192.0.2.1 -> 192.0.2.1 (Node reports IPv4 clients of dual-stack sockets so). */
+export function plainIp(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return mapped ? mapped[1]! : ip;
+}
+
+function addEntry(list: BlockList, entry: string): void {
+  const [address, prefix] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (!family) throw new Error(`${JSON.stringify(entry)} is not an IP address or network`);
+  const type = family === 6 ? 'ipv6' : 'ipv4';
+  if (prefix === undefined) return list.addAddress(address!, type);
+  const bits = Number(prefix);
+  if (!/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) throw new Error(`${JSON.stringify(entry)} has a bad prefix length`);
+  list.addSubnet(address!, bits, type);
+}
+
+/** Who may send mail claiming a local domain. */
+export interface SenderPolicy {
+  ips: IpSet;
+  /** Forward-confirmed PTR names ending in one of these (".mail.example.com" or "example.com"). */
+  ptrSuffixes: string[];
+  /** A valid DKIM signature aligned with the domain authorises the mail. */
+  alignedDkim: boolean;
+  /** An SPF pass aligned with the domain authorises the mail. */
+  alignedSpf: boolean;
+}
+
+/**
+ * A third-party service recognised by evidence in the message, for the local
+ * domains it sends as. Every condition given must hold (never a blanket allow).
+ */
+export interface TrustedService {
+  name: string;
+  domains: string[];
+  /** Each text must appear in some Received: header. */
+  receivedContains: string[];
+  /** The connecting IP is in this set (if any given). */
+  ips: IpSet;
+  /** The connecting IP has a forward-confirmed PTR within one of these (if any given). */
+  ptrSuffixes: string[];
+  /** A valid DKIM signature by one of these domains or their subdomains (if any given). */
+  dkimDomains: string[];
+}
+
+export interface AntispoofSettings {
+  enabled: boolean;
+  skipRelaying: boolean;
+  /** Our own domains (and their subdomains). */
+  domains: string[];
+  /** Also check MAIL FROM, not only the From: header. */
+  checkEnvelope: boolean;
+  /** For every local domain; a [domain:NAME] section adds to it. */
+  authorised: SenderPolicy;
+  perDomain: Map<string, SenderPolicy>;
+  services: TrustedService[];
+  /** Display names of local people (lower case, single-spaced). */
+  protectedNames: string[];
+  /** A display name holding an address of a local domain while the sender is external. */
+  displayNameAddresses: boolean;
+}
+
+export const ANTISPOOF_DEFAULTS = {
+  enabled: true,
+  skipRelaying: true,
+  checkEnvelope: true,
+  alignedDkim: true,
+  alignedSpf: true,
+  displayNameAddresses: true,
+};
+
+export function normaliseName(name: string): string {
+  return name
+    .replace(/["'“”‘’]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+}
+
+function ipSet(section: SectionReader, key: string, base: string[] = []): IpSet {
+  const entries = [...base, ...section.list(key)];
+  try {
+    return new IpSet(entries);
+  } catch (err) {
+    throw section.error(key, (err as Error).message);
+  }
+}
+
+function domains(section: SectionReader, key: string): string[] {
+  return section.list(key).map(normaliseDomain).filter(Boolean);
+}
+
+function suffixes(section: SectionReader, key: string): string[] {
+  return section.list(key).map((s) => normaliseDomain(s.replace(/^\*?\./, '')));
+}
+
+export function parseAntispoofSettings(reader: IniReader): AntispoofSettings {
+  const main = reader.section('main');
+  const skip = reader.section('skip');
+  const domainsSection = reader.section('domains');
+  const authorisedSection = reader.section('authorised');
+  const displaySection = reader.section('display_name');
+  const d = ANTISPOOF_DEFAULTS;
+
+  const authorised: SenderPolicy = {
+    ips: ipSet(authorisedSection, 'ips'),
+    ptrSuffixes: suffixes(authorisedSection, 'ptr_suffixes'),
+    alignedDkim: authorisedSection.boolean('aligned_dkim', d.alignedDkim),
+    alignedSpf: authorisedSection.boolean('aligned_spf', d.alignedSpf),
+  };
+
+  const perDomain = new Map<string, SenderPolicy>();
+  for (const section of reader.sectionsMatching(/^domain:/)) {
+    const domain = normaliseDomain(section.name.slice('domain:'.length));
+    if (!domain) throw section.error(null, 'section needs a domain name: [domain:example.com]');
+    perDomain.set(domain, {
+      ips: ipSet(section, 'ips', authorised.ips.entries),
+      ptrSuffixes: [...authorised.ptrSuffixes, ...suffixes(section, 'ptr_suffixes')],
+      alignedDkim: section.boolean('aligned_dkim', authorised.alignedDkim),
+      alignedSpf: section.boolean('aligned_spf', authorised.alignedSpf),
+    });
+  }
+
+  const services: TrustedService[] = [];
+  for (const section of reader.sectionsMatching(/^service:/)) {
+    const service: TrustedService = {
+      name: section.name.slice('service:'.length).trim(),
+      domains: domains(section, 'domains'),
+      // Received texts may contain spaces only as separators; commas and spaces both split.
+      receivedContains: section.list('received_contains').map((s) => s.toLowerCase()),
+      ips: ipSet(section, 'ips'),
+      ptrSuffixes: suffixes(section, 'ptr_suffixes'),
+      dkimDomains: domains(section, 'dkim_domains'),
+    };
+    if (!service.domains.length) throw section.error('domains', 'a trusted service must name the local domains it sends as');
+    if (!service.receivedContains.length && !service.ips.size && !service.ptrSuffixes.length && !service.dkimDomains.length) {
+      throw section.error(null, 'a trusted service needs evidence (received_contains, ips, ptr_suffixes or dkim_domains): without it, it would allow anyone to use the domain');
+    }
+    services.push(service);
+  }
+
+  const localDomains = [...new Set([...domains(domainsSection, 'list'), ...perDomain.keys(), ...services.flatMap((s) => s.domains)])];
+
+  return {
+    enabled: main.boolean('enabled', d.enabled),
+    skipRelaying: skip.boolean('relaying', d.skipRelaying),
+    domains: localDomains,
+    checkEnvelope: domainsSection.boolean('check_envelope', d.checkEnvelope),
+    authorised,
+    perDomain,
+    services,
+    // Names contain spaces: only commas separate them.
+    protectedNames: displaySection
+      .string('protected', '')
+      .split(',')
+      .map(normaliseName)
+      .filter(Boolean),
+    displayNameAddresses: displaySection.boolean('check_addresses', d.displayNameAddresses),
+  };
+}

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { ANTISPOOF_DEFAULTS, antispoofModule } from '../lib/checks/antispoof';
+import { parseIni } from '../lib/config/ini';
+import { IniReader } from '../lib/config/reader';
+import { createMailward, smtpReplyText, type Mailward, type ScanResult } from '../lib/index';
+import { repoPath } from './support/paths';
+import { configDir, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+
+const names = (r: ScanResult) => r.verdict.symbols.map((s) => s.name).sort();
+const symbol = (r: ScanResult, name: string) => r.verdict.symbols.find((s) => s.name === name);
+
+const O365_RECEIVED = [
+  'Received: from NAM12-MW2-obe.outbound.protection.outlook.com (mail-mw2nam12lp2049.outbound.protection.outlook.com [104.47.66.49]) by mx1.widget.test with ESMTPS id 1A73BB4005F; Mon, 24 Feb 2020 16:21:33 +0000',
+  'Received: from SN6PR05MB4415.namprd05.prod.outlook.com (2603:10b6:805:3a::13) by SN6PR05MB4736.namprd05.prod.outlook.com (2603:10b6:805:92::28) with Microsoft SMTP Server id 15.20.2772.11; Mon, 24 Feb 2020 16:21:30 +0000',
+];
+
+const ANTISPOOF_INI = `
+[domains]
+list = example.com, widget.test
+
+[domain:example.com]
+ptr_suffixes = web.example.com
+
+[service:o365]
+domains = widget.test
+received_contains = prod.outlook.com, outbound.protection.outlook.com
+
+[display_name]
+protected = Jane Doe, John Smith
+`;
+
+describe('antispoof module with auth results, against a real DNS server', function () {
+  this.timeout(20_000);
+  let world: AuthWorld;
+  const dirs: string[] = [];
+  const instances: Mailward[] = [];
+
+  function mailward(antispoofIni: string, timeoutMs = 500): Mailward {
+    const dir = configDir({ 'mailward.ini': sharedIni(world.dns, timeoutMs), 'mailward.antispoof.ini': antispoofIni });
+    dirs.push(dir);
+    const mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
+    instances.push(mw);
+    return mw;
+  }
+
+  let mw: Mailward;
+  before(async () => {
+    world = await startAuthWorld();
+    mw = mailward(ANTISPOOF_INI);
+  });
+  after(async () => {
+    for (const m of instances) await m.close();
+    await world?.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  const scan = (m: Mailward, raw: string, ip: string, mailFrom: string, extra: { relaying?: boolean } = {}) =>
+    m.scan({ ip, helo: 'sender.test', mailFrom, rcptTo: ['staff@widget.test'], raw, localHostname: 'mx.widget.test', ...extra });
+
+  const webForm = () => message({ from: 'Website <webform@widget.test>', to: 'sales@widget.test', subject: 'Information request' });
+
+  it('web form from an unlisted server: SPOOF_LOCAL_DOMAIN, held back', async () => {
+    const result = await scan(mw, webForm(), IP.webform, 'www-data@widget.test');
+    const spoof = symbol(result, 'SPOOF_LOCAL_DOMAIN');
+    assert.ok(spoof, names(result).join());
+    assert.equal(spoof.score, 12);
+    assert.match(spoof.detail, /From: webform@widget\.test claims local domain widget\.test, but 127\.0\.0\.30 is not a listed sending server; no aligned DKIM or SPF pass for widget\.test/);
+    assert.match(spoof.detail, /MAIL FROM www-data@widget\.test claims local domain widget\.test/);
+    assert.ok(['soft_reject', 'reject'].includes(result.verdict.action), result.verdict.action);
+  });
+
+  it('the same web form once its server is listed: clean', async () => {
+    const listed = mailward(`${ANTISPOOF_INI}\n[domain:widget.test]\nips = 127.0.0.28/30\n`);
+    const result = await scan(listed, webForm(), IP.webform, 'www-data@widget.test');
+    assert.equal(symbol(result, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    assert.match(symbol(result, 'LOCAL_DOMAIN_AUTHORISED')!.detail, /127\.0\.0\.30 is a listed sending server for widget\.test/);
+    assert.equal(result.verdict.action, 'accept');
+    assert.ok(result.verdict.score < 5, String(result.verdict.score));
+  });
+
+  it('a server with a forward-confirmed PTR within a listed suffix is authorised; a PTR that does not confirm is not', async () => {
+    const from = message({ from: 'noreply@example.com' });
+    const good = await scan(mw, from, IP.webformPtr, 'noreply@example.com');
+    assert.match(symbol(good, 'LOCAL_DOMAIN_AUTHORISED')!.detail, /is web\.example\.com \(forward-confirmed\)/);
+    assert.equal(symbol(good, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    const forged = await scan(mw, from, IP.attacker, 'noreply@example.com');
+    assert.ok(symbol(forged, 'SPOOF_LOCAL_DOMAIN'));
+  });
+
+  it('an aligned DKIM signature authorises mail from any server', async () => {
+    const raw = await sign(message({ from: 'alice@example.com' }), 'example.com', 's1', world.keys.example);
+    const result = await scan(mw, raw, IP.nobody, 'alice@example.com');
+    assert.match(symbol(result, 'LOCAL_DOMAIN_AUTHORISED')!.detail, /aligned DKIM signature for example\.com/);
+    assert.equal(symbol(result, 'SPOOF_LOCAL_DOMAIN'), undefined);
+  });
+
+  it('a spoof of our p=reject domain from the attacker\'s own authorised server is rejected, naming DMARC', async () => {
+    const raw = await sign(message({ from: 'CEO <ceo@example.com>', subject: 'Urgent wire transfer' }), 'attacker.test', 'sel', world.keys.attacker);
+    const result = await scan(mw, raw, IP.attacker, 'bounce@attacker.test');
+    assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'));
+    assert.ok(symbol(result, 'DMARC_POLICY_REJECT'));
+    assert.equal(result.verdict.action, 'reject');
+    assert.match(smtpReplyText(result.verdict), /SPOOF_LOCAL_DOMAIN 12.*DMARC_POLICY_REJECT 8/);
+  });
+
+  it('Office 365 header evidence: both Received markers -> trusted service; one marker only -> SPOOF_LOCAL_DOMAIN', async () => {
+    const both = message({ from: 'Yves <yves@widget.test>', prepend: O365_RECEIVED });
+    const trusted = await scan(mw, both, IP.o365, 'yves@widget.test');
+    assert.match(symbol(trusted, 'LOCAL_DOMAIN_TRUSTED_SERVICE')!.detail, /every condition of trusted service o365 holds/);
+    assert.equal(symbol(trusted, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    assert.equal(trusted.verdict.action, 'accept');
+
+    const one = message({ from: 'Yves <yves@widget.test>', prepend: [O365_RECEIVED[1]!] });
+    const spoofed = await scan(mw, one, IP.o365, 'yves@widget.test');
+    const spoof = symbol(spoofed, 'SPOOF_LOCAL_DOMAIN')!;
+    assert.ok(spoof, names(spoofed).join());
+    assert.match(spoof.detail, /service o365 does not match \(no Received: header contains "outbound\.protection\.outlook\.com"\)/);
+    assert.equal(symbol(spoofed, 'LOCAL_DOMAIN_TRUSTED_SERVICE'), undefined);
+  });
+
+  it('display names: a local person\'s name or a local address on an external address is DISPLAY_NAME_SPOOF', async () => {
+    const byName = await scan(mw, message({ from: '"Jane  Doe" <jane.doe.ceo@freemail.test>' }), IP.nobody, 'jane.doe.ceo@freemail.test');
+    assert.match(symbol(byName, 'DISPLAY_NAME_SPOOF')!.detail, /display name "Jane {1,2}Doe" is a local person's, but the address is jane\.doe\.ceo@freemail\.test/);
+    assert.equal(symbol(byName, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    const byAddress = await scan(mw, message({ from: '"ceo@example.com" <x@evil.test>' }), IP.nobody, 'x@evil.test');
+    assert.match(symbol(byAddress, 'DISPLAY_NAME_SPOOF')!.detail, /shows local address ceo@example\.com/);
+    const stranger = await scan(mw, message({ from: 'Jane Roe <jane@freemail.test>' }), IP.nobody, 'jane@freemail.test');
+    assert.equal(symbol(stranger, 'DISPLAY_NAME_SPOOF'), undefined);
+    const real = await sign(message({ from: 'Jane Doe <jane@example.com>' }), 'example.com', 's1', world.keys.example);
+    const genuine = await scan(mw, real, IP.example, 'jane@example.com');
+    assert.equal(symbol(genuine, 'DISPLAY_NAME_SPOOF'), undefined);
+  });
+
+  it('skips relayed mail from our own users', async () => {
+    const result = await scan(mw, webForm(), IP.webform, 'www-data@widget.test', { relaying: true });
+    assert.deepEqual(names(result), []);
+  });
+
+  it('a DNS outage gives ANTISPOOF_TEMPERROR (score 0), never SPOOF_LOCAL_DOMAIN', async () => {
+    const outage = mailward(ANTISPOOF_INI, 200);
+    world.dns.mode = 'silent';
+    try {
+      const result = await scan(outage, message({ from: 'noreply@example.com' }), IP.webformPtr, 'noreply@example.com');
+      assert.ok(symbol(result, 'ANTISPOOF_TEMPERROR'), names(result).join());
+      assert.equal(symbol(result, 'SPOOF_LOCAL_DOMAIN'), undefined);
+      assert.equal(result.verdict.score, 0);
+    } finally {
+      world.dns.mode = 'normal';
+    }
+  });
+
+  it('settings: shipped defaults equal the code, and bad entries are errors naming the key', () => {
+    const shipped = new IniReader('mailward.antispoof.ini', parseIni(readFileSync(repoPath('config', 'mailward.antispoof.ini'), 'utf8'), 'x'));
+    const s = antispoofModule.parseSettings(shipped, {} as any).settings;
+    shipped.finish();
+    assert.deepEqual(
+      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, displayNameAddresses: s.displayNameAddresses },
+      ANTISPOOF_DEFAULTS,
+    );
+    assert.deepEqual(s.domains, []);
+    const parse = (text: string) => antispoofModule.parseSettings(new IniReader('mailward.antispoof.ini', parseIni(text, 'x')), {} as any);
+    assert.throws(() => parse('[service:blanket]\ndomains = example.com\n'), /service:blanket.*needs evidence/);
+    assert.throws(() => parse('[domain:example.com]\nips = 10.0.0.0/40\n'), /domain:example\.com.*ips.*prefix/);
+    assert.throws(() => parse('[authorised]\nips = web.example.com\n'), /authorised.*ips.*not an IP/);
+    const ok = parse('[domain:Example.COM]\nips = 192.0.2.0/24, 2001:db8::/32\n').settings;
+    assert.deepEqual(ok.domains, ['example.com']);
+    assert.ok(ok.perDomain.get('example.com')!.ips.has('192.0.2.77'));
+    assert.ok(ok.perDomain.get('example.com')!.ips.has('::ffff:192.0.2.77'));
+    assert.ok(ok.perDomain.get('example.com')!.ips.has('2001:db8::5'));
+    assert.ok(!ok.perDomain.get('example.com')!.ips.has('192.0.3.1'));
+  });
+});
