@@ -239,7 +239,7 @@ export async function recordRecipientOutcome(services: Services, s: ReputationSe
  * Records outside evidence about an IP, network or domain (e.g. a complaint
  * from a feedback loop, or a trap hit reported by another system).
  */
-export async function recordEvent(services: Services, s: ReputationSettings, target: string, kind: EventKind, count = 1): Promise<void> {
+export async function recordEvent(services: Pick<Services, 'state' | 'clock'>, s: ReputationSettings, target: string, kind: EventKind, count = 1): Promise<void> {
   const entity = parseEntity(target);
   const entities = entity.type === 'ip' ? [entity, netEntity(entity.id)] : [entity];
   await new LearnedStore(services.state, s.learned, services.clock).record(entities, kind, count);
