@@ -155,7 +155,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const s = antispoofModule.parseSettings(shipped, {} as any).settings;
     shipped.finish();
     assert.deepEqual(
-      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, displayNameAddresses: s.displayNameAddresses },
+      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses },
       ANTISPOOF_DEFAULTS,
     );
     assert.deepEqual(s.domains, []);

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { domainOf, headerValues, parsedMessage, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
-import { withinDomain } from '../auth/align';
+import { relaxedAligned, withinDomain } from '../auth/align';
 import { authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseName, parseAntispoofSettings, plainIp, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
@@ -87,6 +87,10 @@ async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Eviden
   const auth = evidence.auth;
   if (auth && policy.alignedDkim && hasAlignedDkim(auth, claim.domain)) return { reason: `aligned DKIM signature for ${claim.domain}`, tempError: ptr.tempError };
   if (auth && policy.alignedSpf && hasAlignedSpf(auth, claim.domain)) return { reason: `SPF pass for ${auth.spf.domain}, aligned with ${claim.domain}`, tempError: ptr.tempError };
+  // Mailing lists break DKIM and SPF; a trusted ARC sealer that saw DMARC pass for this From: domain vouches for it.
+  if (auth && policy.trustedArc && claim.source === 'From:' && auth.dmarc.arcOverride && relaxedAligned(auth.dmarc.domain, claim.domain)) {
+    return { reason: `forwarded by trusted ARC sealer ${auth.dmarc.arcOverride}, which saw DMARC pass for ${claim.domain}`, tempError: ptr.tempError };
+  }
   return { tempError: ptr.tempError };
 }
 

@@ -47,6 +47,8 @@ export interface SenderPolicy {
   alignedDkim: boolean;
   /** An SPF pass aligned with the domain authorises the mail. */
   alignedSpf: boolean;
+  /** A DMARC fail neutralised by a trusted ARC sealer (auth's [arc] trusted_sealers) authorises the mail. */
+  trustedArc: boolean;
 }
 
 /**
@@ -89,6 +91,7 @@ export const ANTISPOOF_DEFAULTS = {
   checkEnvelope: true,
   alignedDkim: true,
   alignedSpf: true,
+  trustedArc: true,
   displayNameAddresses: true,
 };
 
@@ -130,6 +133,7 @@ export function parseAntispoofSettings(reader: IniReader): AntispoofSettings {
     ptrSuffixes: suffixes(authorisedSection, 'ptr_suffixes'),
     alignedDkim: authorisedSection.boolean('aligned_dkim', d.alignedDkim),
     alignedSpf: authorisedSection.boolean('aligned_spf', d.alignedSpf),
+    trustedArc: authorisedSection.boolean('trusted_arc', d.trustedArc),
   };
 
   const perDomain = new Map<string, SenderPolicy>();
@@ -141,6 +145,7 @@ export function parseAntispoofSettings(reader: IniReader): AntispoofSettings {
       ptrSuffixes: [...authorised.ptrSuffixes, ...suffixes(section, 'ptr_suffixes')],
       alignedDkim: section.boolean('aligned_dkim', authorised.alignedDkim),
       alignedSpf: section.boolean('aligned_spf', authorised.alignedSpf),
+      trustedArc: section.boolean('trusted_arc', authorised.trustedArc),
     });
   }
 
