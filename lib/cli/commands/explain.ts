@@ -1,0 +1,71 @@
+import type { SymbolTable } from '../../score/symbol-table';
+import type { TrackingRow } from '../../tracking/types';
+import { envelopeAddress, findInSpool, formatScore, openTracking, readRows } from '../tracking';
+import { type CliCommand, type CliIO, UserError } from '../types';
+
+const GONE = '(no longer registered: renamed or removed since this row was written)';
+
+function describe(symbols: SymbolTable, name: string): string | null {
+  return symbols.has(name) ? symbols.get(name).description : null;
+}
+
+function printStory(io: CliIO, row: TrackingRow, symbols: SymbolTable): void {
+  const label = (name: string) => name.padEnd(11);
+  io.out(`${label('ref')}${row.ref}`);
+  io.out(`${label('time')}${row.time} on ${row.node}${row.queueId ? ` (queue id ${row.queueId})` : ''}`);
+  io.out(`${label('client')}${row.remoteIp}  ptr ${row.ptr ?? '(none)'}  helo ${row.helo ?? '(none)'}`);
+  io.out(`${label('mail from')}${envelopeAddress(row.mailFrom)}${row.mailFrom === '' ? ' (null sender: a bounce or notification)' : ''}`);
+  io.out(`${label('rcpt to')}${row.rcptTo.length ? row.rcptTo.map((r) => `<${r}>`).join(', ') : '(none)'}`);
+  const size = row.size === null ? 'no message (ended before DATA)' : `${row.size} bytes`;
+  io.out(`${label('message')}${row.messageId ? `Message-ID ${row.messageId}, ` : row.size !== null ? 'no Message-ID, ' : ''}${size}`);
+  io.out(`${label('parse')}${row.parseResult}`);
+  io.out(`${label('action')}${row.action} (score ${formatScore(row.score)}, decided at ${row.phase})`);
+  io.out(`${label('reason')}${row.reason}`);
+  const groups = Object.entries(row.groups).sort((a, b) => b[1] - a[1]);
+  io.out(`${label('groups')}${groups.length ? groups.map(([g, s]) => `${g} ${formatScore(s)}`).join(', ') : '(none)'}`);
+  io.out(`${label('symbols')}${row.symbols.length ? `${row.symbols.length}, by score` : '(none fired)'}`);
+  const width = Math.max(0, ...row.symbols.map((s) => s.name.length));
+  for (const s of [...row.symbols].sort((a, b) => b.score - a.score)) {
+    const score = `${s.score > 0 ? '+' : ''}${formatScore(s.score)}`.padStart(7);
+    io.out(`  ${score}  ${s.name.padEnd(width)}  ${s.group}${s.detail ? `: ${s.detail}` : ''}`);
+    io.out(`  ${' '.repeat(7)}  ${' '.repeat(width)}  ${describe(symbols, s.name) ?? GONE}`);
+  }
+  io.out(`${label('processing')}${formatScore(row.processingMs)} ms`);
+}
+
+export const command: CliCommand = {
+  name: 'explain',
+  summary: 'tell the whole story of one tracked transaction by its ref (from the SMTP reply or X-Mailward-Ref)',
+  usage: 'mailward explain REF [--config DIR] [--json]',
+  options: {
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(args, io) {
+    const v = args.values as { config?: string; json?: boolean };
+    if (args.positionals.length !== 1) throw new UserError(`give exactly one ref\nusage: ${command.usage}`);
+    // Refs are Crockford base32: read aloud or retyped, they come back in any case.
+    const ref = args.positionals[0]!.trim().replace(/^ref\s+/i, '').toUpperCase();
+    if (!/^[0-9A-Z]{1,32}$/.test(ref)) throw new UserError(`${JSON.stringify(args.positionals[0])} is not a ref (7 letters and digits, e.g. 7KQ2M9X)`);
+    const source = openTracking(v.config);
+    try {
+      let row = await readRows(source, (r) => r.get(ref));
+      let spooled = false;
+      if (!row && source.spoolFiles.length) {
+        row = await findInSpool(source.spoolFiles, ref);
+        spooled = row !== null;
+      }
+      if (!row) throw new UserError(`no tracked transaction with ref ${ref} in ${source.where}`, 1);
+      const symbols = source.config.symbols;
+      if (v.json) {
+        io.out(JSON.stringify({ ...row, symbols: row.symbols.map((s) => ({ ...s, description: describe(symbols, s.name) })) }));
+      } else {
+        printStory(io, row, symbols);
+      }
+      if (spooled) io.err(`note: this row is in the spool, not yet in the database (it was unreachable); it goes in once replayed`);
+      return 0;
+    } finally {
+      await source.reader.close();
+    }
+  },
+};

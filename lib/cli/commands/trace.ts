@@ -1,0 +1,106 @@
+import { ACTIONS } from '../../score/types';
+import type { TrackingRow } from '../../tracking/types';
+import { formatScore, openTracking, readRows } from '../tracking';
+import { type CliCommand, type CliIO, UserError } from '../types';
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--since`: an ISO date/time, or a span back from now such as 30m, 1h, 2d, 1w. */
+export function parseSince(value: string, now = Date.now()): Date {
+  const span = /^(\d+(?:\.\d+)?)\s*([smhdw])$/i.exec(value.trim());
+  if (span) return new Date(now - Number(span[1]) * UNITS[span[2]!.toLowerCase()]!);
+  if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const time = Date.parse(value);
+    if (!Number.isNaN(time)) return new Date(time);
+  }
+  throw new UserError(`--since ${JSON.stringify(value)}: give an ISO time (2026-01-31 or 2026-01-31T08:00Z) or a span such as 30m, 1h, 2d, 1w`);
+}
+
+function parseLimit(value: string | undefined): number {
+  if (value === undefined) return 50;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--limit ${JSON.stringify(value)}: give a whole number of rows, 1 or more`);
+  return n;
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+}
+
+/** Column titles and the widest a value may make them (the last column is never cut). */
+const COLUMNS = [
+  { title: 'TIME (UTC)', max: 19 },
+  { title: 'REF', max: 12 },
+  { title: 'IP', max: 39 },
+  { title: 'ACTION', max: 24 },
+  { title: 'SCORE', max: 8 },
+  { title: 'FROM', max: 32 },
+  { title: 'TO', max: 32 },
+  { title: 'TOP SYMBOLS', max: Infinity },
+];
+
+function cells(row: TrackingRow): string[] {
+  const to = row.rcptTo.length ? `${row.rcptTo[0]}${row.rcptTo.length > 1 ? ` +${row.rcptTo.length - 1}` : ''}` : '-';
+  const top = [...row.symbols]
+    .sort((a, b) => Math.abs(b.score) - Math.abs(a.score))
+    .slice(0, 3)
+    .map((s) => `${s.name}(${formatScore(s.score)})`)
+    .join(' ');
+  return [
+    row.time.slice(0, 19).replace('T', ' '),
+    row.ref,
+    row.remoteIp,
+    row.phase === 'data' ? row.action : `${row.action}@${row.phase}`,
+    formatScore(row.score),
+    row.mailFrom === null ? '-' : row.mailFrom === '' ? '<>' : row.mailFrom,
+    to,
+    top || '-',
+  ];
+}
+
+function printTable(io: CliIO, rows: TrackingRow[]): void {
+  const table = rows.map(cells);
+  const widths = COLUMNS.map((c, i) => Math.min(c.max, Math.max(c.title.length, ...table.map((r) => r[i]!.length))));
+  const line = (values: string[]) => values.map((v, i) => clip(v, widths[i]!).padEnd(widths[i]!)).join('  ').trimEnd();
+  io.out(line(COLUMNS.map((c) => c.title)));
+  for (const row of table) io.out(line(row));
+}
+
+export const command: CliCommand = {
+  name: 'trace',
+  summary: 'list tracked SMTP transactions (newest first), filtered by time, client, envelope or action',
+  usage: 'mailward trace [--config DIR] [--since ISO|30m|1h|2d] [--ip A] [--from F] [--to T] [--action A] [--limit N] [--json]',
+  options: {
+    config: { type: 'string' },
+    since: { type: 'string' },
+    ip: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    action: { type: 'string' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(args, io) {
+    const v = args.values as { config?: string; since?: string; ip?: string; from?: string; to?: string; action?: string; limit?: string; json?: boolean };
+    if (args.positionals.length) throw new UserError(`unexpected argument ${JSON.stringify(args.positionals[0])}\nusage: ${command.usage}`);
+    const limit = parseLimit(v.limit);
+    const since = v.since === undefined ? undefined : parseSince(v.since);
+    if (v.action !== undefined && !/^[a-z_]+$/.test(v.action)) {
+      throw new UserError(`--action ${JSON.stringify(v.action)}: one of ${ACTIONS.join(', ')} (or a refusal recorded at an earlier phase)`);
+    }
+    const source = openTracking(v.config);
+    try {
+      const rows = await readRows(source, (r) => r.find({ since, ip: v.ip, from: v.from, to: v.to, action: v.action, limit }));
+      if (v.json) {
+        for (const row of rows) io.out(JSON.stringify(row));
+      } else {
+        printTable(io, rows);
+        io.err(`${rows.length} row${rows.length === 1 ? '' : 's'} from ${source.where}${rows.length === limit ? ` (limit ${limit}: --limit N for more)` : ''}; mailward explain REF tells the whole story`);
+      }
+      if (source.spoolFiles.length) io.err(`note: ${source.spoolFiles.join(' and ')} hold rows not yet in the database (it was unreachable); they appear once replayed`);
+      return 0;
+    } finally {
+      await source.reader.close();
+    }
+  },
+};
