@@ -1,39 +1,188 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { QuarantineEntry, QuarantineStore } from './types';
+import type { Logger } from '../checks/types';
+import { SqliteQuarantineIndex } from './index-sqlite';
+import type { QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
+
+export interface FileQuarantineOptions {
+  /** Default: a SQLite index in the quarantine directory (`index.sqlite`), one handle per process. */
+  index?: QuarantineIndex;
+  /** Held messages older than this are deleted by purge(). */
+  retentionDays?: number;
+  log?: Logger;
+}
+
+const INDEX_FILE = 'index.sqlite';
+const sharedIndexes = new Map<string, SqliteQuarantineIndex>();
+
+/** One SQLite handle per index file per process (the MTA builds a store per held message). */
+function sharedSqliteIndex(dir: string): SqliteQuarantineIndex {
+  const path = join(dir, INDEX_FILE);
+  let index = sharedIndexes.get(path);
+  if (!index) {
+    index = new SqliteQuarantineIndex(path);
+    sharedIndexes.set(path, index);
+  }
+  return index;
+}
+
+/** Closes the per-process SQLite indexes (tests; a CLI exits anyway). */
+export async function closeSharedIndexes(): Promise<void> {
+  for (const index of sharedIndexes.values()) await index.close();
+  sharedIndexes.clear();
+}
+
+const REF = /^[0-9A-Z]+$/;
 
 /**
  * Embedded quarantine: each held message as REF.eml beside REF.json (its
- * verdict), written to a temporary name first so a crash never leaves half a
- * message that looks whole.
+ * verdict and status), written to a temporary name first so a crash never
+ * leaves half a message that looks whole. The files are the truth; the index
+ * (SQLite here, PostgreSQL for a fleet) makes listing fast and is brought
+ * back in line with the files by sync().
  */
 export class FileQuarantine implements QuarantineStore {
-  constructor(readonly dir: string) {}
+  private readonly ownIndex?: QuarantineIndex;
+  private readonly log?: Logger;
+
+  constructor(
+    readonly dir: string,
+    private readonly options: FileQuarantineOptions = {},
+  ) {
+    this.ownIndex = options.index;
+    this.log = options.log;
+  }
+
+  /** The index, opened on first use. */
+  get index(): QuarantineIndex {
+    return this.ownIndex ?? sharedSqliteIndex(this.dir);
+  }
 
   private paths(ref: string) {
-    if (!/^[0-9A-Z]+$/.test(ref)) throw new Error(`invalid quarantine ref ${JSON.stringify(ref)}`);
+    if (!REF.test(ref)) throw new Error(`invalid quarantine ref ${JSON.stringify(ref)}`);
     return { eml: join(this.dir, `${ref}.eml`), meta: join(this.dir, `${ref}.json`) };
+  }
+
+  private async writeMeta(record: QuarantineRecord): Promise<void> {
+    const { meta } = this.paths(record.ref);
+    await writeFile(`${meta}.tmp`, JSON.stringify(record, null, 2));
+    await rename(`${meta}.tmp`, meta);
+  }
+
+  /** Indexing failures are logged, never raised: the message is safe on disk and sync() indexes it later. */
+  private async indexRecord(record: QuarantineRecord): Promise<void> {
+    try {
+      await this.index.upsert(record);
+    } catch (err) {
+      this.log?.warn(`mailward quarantine: ${record.ref} is held but not indexed yet (${(err as Error).message})`);
+    }
   }
 
   async put(entry: QuarantineEntry, raw: Buffer): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const { eml, meta } = this.paths(entry.ref);
+    const { eml } = this.paths(entry.ref);
     await writeFile(`${eml}.tmp`, raw);
     await rename(`${eml}.tmp`, eml);
-    await writeFile(`${meta}.tmp`, JSON.stringify(entry, null, 2));
-    await rename(`${meta}.tmp`, meta);
+    const record: QuarantineRecord = { ...entry, status: 'held' };
+    await this.writeMeta(record);
+    await this.indexRecord(record);
   }
 
-  async get(ref: string): Promise<{ entry: QuarantineEntry; raw: Buffer } | null> {
+  async get(ref: string): Promise<{ entry: QuarantineRecord; raw: Buffer } | null> {
     const { eml, meta } = this.paths(ref);
     try {
       const [raw, json] = await Promise.all([readFile(eml), readFile(meta, 'utf8')]);
-      return { entry: JSON.parse(json) as QuarantineEntry, raw };
+      const entry = JSON.parse(json) as QuarantineRecord;
+      entry.status ??= 'held';
+      return { entry, raw };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
   }
 
-  async close(): Promise<void> {}
+  /** The record alone (no message). */
+  async record(ref: string): Promise<QuarantineRecord | null> {
+    const { meta } = this.paths(ref);
+    try {
+      const entry = JSON.parse(await readFile(meta, 'utf8')) as QuarantineRecord;
+      entry.status ??= 'held';
+      return entry;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Changes status fields, in the file first (durable) and then in the index. */
+  async update(ref: string, changes: Partial<Pick<QuarantineRecord, 'status' | 'statusTime' | 'error'>>): Promise<QuarantineRecord> {
+    const current = await this.record(ref);
+    if (!current) throw new Error(`no quarantined message ${ref}`);
+    const next: QuarantineRecord = { ...current, ...changes };
+    if ('error' in changes && changes.error === undefined) delete next.error;
+    await this.writeMeta(next);
+    await this.indexRecord(next);
+    return next;
+  }
+
+  async list(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
+    await this.sync();
+    return this.index.list(filter);
+  }
+
+  /** Indexes held messages the index lacks and forgets ones whose files are gone. Returns how many changed. */
+  async sync(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    const onDisk = new Set(names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
+    const indexed = await this.index.refs();
+    let changed = 0;
+    for (const ref of onDisk) {
+      if (indexed.has(ref)) continue;
+      const record = await this.record(ref).catch(() => null);
+      if (!record) continue;
+      await this.index.upsert(record);
+      changed++;
+    }
+    for (const ref of indexed) {
+      if (onDisk.has(ref)) continue;
+      await this.index.delete(ref);
+      changed++;
+    }
+    return changed;
+  }
+
+  /** Removes a message and its record; false when there was none. */
+  async delete(ref: string): Promise<boolean> {
+    const { eml, meta } = this.paths(ref);
+    let found = false;
+    for (const path of [meta, eml]) {
+      try {
+        await unlink(path);
+        found = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    await this.index.delete(ref);
+    return found;
+  }
+
+  /** Deletes messages held longer than the retention period; returns their refs. */
+  async purge(now = Date.now(), retentionDays = this.options.retentionDays): Promise<string[]> {
+    if (!retentionDays || !Number.isFinite(retentionDays)) return [];
+    await this.sync();
+    const refs = await this.index.olderThan(new Date(now - retentionDays * 86_400_000));
+    for (const ref of refs) await this.delete(ref);
+    return refs;
+  }
+
+  async close(): Promise<void> {
+    await this.ownIndex?.close();
+  }
 }

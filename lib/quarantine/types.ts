@@ -14,9 +14,47 @@ export interface QuarantineEntry {
   symbols: Verdict['symbols'];
 }
 
+/** held: waiting; released: delivered again by `mailward quarantine release` (kept until retention ends). */
+export type QuarantineStatus = 'held' | 'released';
+
+/** An entry with what happened to it since. */
+export interface QuarantineRecord extends QuarantineEntry {
+  status: QuarantineStatus;
+  /** ISO 8601 time of the last release or failed release. */
+  statusTime?: string;
+  /** Why the last release failed (the message stays held). */
+  error?: string;
+}
+
+export interface QuarantineFilter {
+  /** Only messages for this recipient (any of the message's recipients). */
+  rcpt?: string;
+  since?: Date;
+  /** Default: held only. */
+  status?: QuarantineStatus | 'all';
+  limit?: number;
+}
+
 export interface QuarantineStore {
   /** Keeps the whole message; resolves only once it is safely on disk. */
   put(entry: QuarantineEntry, raw: Buffer): Promise<void>;
   get(ref: string): Promise<{ entry: QuarantineEntry; raw: Buffer } | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * A searchable index of the held messages (the files stay the source of
+ * truth; an index can always be rebuilt from them).
+ */
+export interface QuarantineIndex {
+  readonly description: string;
+  upsert(record: QuarantineRecord): Promise<void>;
+  get(ref: string): Promise<QuarantineRecord | null>;
+  list(filter: QuarantineFilter): Promise<QuarantineRecord[]>;
+  delete(ref: string): Promise<void>;
+  /** Refs of every indexed message. */
+  refs(): Promise<Set<string>>;
+  /** Refs held before this time. */
+  olderThan(time: Date): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -1,18 +1,136 @@
-import type { CheckModule } from '../types';
+import { openQuarantine } from '../../quarantine';
+import { RELEASE_HEADER, releaseKey, verifyRelease } from '../../quarantine/release-token';
+import { headerValues, type MessageContext } from '../../message';
+import type { Ledger } from '../../score/ledger';
+import type { Hit, SymbolDef } from '../../score/types';
+import type { Check, CheckModule, Services } from '../types';
+import { evaluateData, evaluateEnvelope } from './evaluate';
+import { SqliteListStore, StateListStore, type SenderListStore } from './list-store';
+import { parseRulesSettings, RULES_FILE, type RulesSettings } from './settings';
 
-/** Placeholder until the rules issue lands: no symbols, no checks. */
-export interface RulesSettings {
-  enabled: boolean;
+export type { RulesSettings } from './settings';
+export { parseRules, type Rule } from './ruleset';
+
+const GROUP = 'rules';
+
+export const rulesSymbols: SymbolDef[] = [
+  { name: 'RULE_ALLOW', score: 0, group: GROUP, description: 'A filter rule allowed the message (accept whatever the score, except not-overridable symbols)' },
+  { name: 'RULE_BLOCK', score: 0, group: GROUP, description: 'A filter rule blocked the message (reject)' },
+  { name: 'RULE_QUARANTINE', score: 0, group: GROUP, description: 'A filter rule sent the message to quarantine' },
+  { name: 'RULE_SCORE', score: 1, group: GROUP, description: 'Filter rules added to or took from the score ("action score N"; the weight multiplies N)' },
+  { name: 'RULE_SKIP', score: 0, group: GROUP, description: 'A filter rule skipped named checks; the detail lists the symbols removed' },
+  { name: 'ALLOWLIST', score: 0, group: GROUP, description: 'The sender is on an allowed-senders list and the entry holds (authenticated, or from a named server)' },
+  { name: 'ALLOWLIST_NOT_HELD', score: 0, group: GROUP, description: 'The sender matches an allowed-senders entry that does not hold: not authenticated, our own domain, or not allowed by every recipient' },
+  { name: 'BLOCKLIST', score: 0, group: GROUP, description: 'A sender address of the message is on a blocked-senders list' },
+  { name: 'RULES_LIST_ERROR', score: 0, group: GROUP, description: 'The run-time allow/block lists could not be read; the ini entries still applied' },
+  { name: 'QUARANTINE_RELEASED', score: 0, group: GROUP, description: 'An operator released this message from quarantine (valid release stamp): accepted' },
+];
+
+interface Opened {
+  store?: Promise<SenderListStore | undefined>;
+  purgeTimer?: NodeJS.Timeout;
+  closers: (() => Promise<void>)[];
+}
+
+const opened = new WeakMap<RulesSettings, Opened>();
+
+/** The run-time list store the settings ask for (also used by the CLI). */
+export function openListStore(settings: RulesSettings, services: Pick<Services, 'state'>): SenderListStore {
+  const useState = settings.listStore === 'state' || (settings.listStore === 'auto' && settings.stateBackend === 'redis');
+  return useState ? new StateListStore(services.state) : new SqliteListStore(settings.listSqlitePath);
+}
+
+/**
+ * A message an operator released from quarantine comes back stamped: accept
+ * it (the review is the override), and clear what cannot otherwise be
+ * overridden, saying so. A stamp that does not verify is only stripped.
+ */
+function checkRelease(ctx: MessageContext, ledger: Ledger, settings: RulesSettings, services: Services): Hit[] {
+  const values = headerValues(ctx, RELEASE_HEADER);
+  if (!values.length) return [];
+  ctx.headerChanges.remove.push(RELEASE_HEADER);
+  const key = releaseKey(settings.quarantineDir, false);
+  if (!key || !ctx.raw) return [];
+  const result = verifyRelease(key, values[0]!, ctx.mailFrom ?? '', ctx.raw, services.clock());
+  if ('error' in result) {
+    services.log.warn(`mailward rules: ${RELEASE_HEADER} not honoured: ${result.error}`);
+    return [];
+  }
+  const cleared: string[] = [];
+  for (const name of services.shared.policy.notOverridable) {
+    const s = ledger.get(name);
+    if (s) {
+      cleared.push(`${s.name} ${s.score}`);
+      ledger.remove(s.name);
+    }
+  }
+  ledger.force({ action: 'accept', source: `quarantine release of ${result.ref}`, reason: 'an operator reviewed and released it' });
+  return [{ name: 'QUARANTINE_RELEASED', detail: `released from quarantine (ref ${result.ref})${cleared.length ? `; cleared ${cleared.join(', ')}` : ''}` }];
+}
+
+function startPurge(settings: RulesSettings, services: Services, state: Opened): void {
+  if (!settings.purgeIntervalMinutes || !Number.isFinite(settings.purgeIntervalMinutes)) return;
+  const run = async () => {
+    const q = openQuarantine(services.shared, services.log);
+    try {
+      const purged = await q.purge(services.clock());
+      if (purged.length) services.log.info(`mailward quarantine: purged ${purged.length} message(s) past ${settings.retentionDays} days`);
+    } catch (err) {
+      services.log.warn(`mailward quarantine purge failed: ${(err as Error).message}`);
+    } finally {
+      await q.close();
+    }
+  };
+  state.purgeTimer = setInterval(() => void run(), settings.purgeIntervalMinutes * 60_000);
+  state.purgeTimer.unref();
 }
 
 export const rulesModule: CheckModule<RulesSettings> = {
   name: 'rules',
   file: 'mailward.rules.ini',
-  symbols: [],
-  parseSettings(reader) {
-    return { settings: { enabled: reader.section('main').boolean('enabled', true) } };
+  extraFiles: [RULES_FILE],
+  symbols: rulesSymbols,
+  parseSettings(reader, shared, files) {
+    return { settings: parseRulesSettings(reader, shared, files) };
   },
-  createChecks() {
-    return [];
+  createChecks(settings, services) {
+    if (!settings.enabled) return [];
+    for (const warning of settings.warnings) services.log.warn(`mailward rules: ${warning}`);
+    const state: Opened = { closers: [] };
+    opened.set(settings, state);
+    // Opened on first use: a deployment without lists never creates the file.
+    const store = () => {
+      state.store ??= (async () => {
+        const s = openListStore(settings, services);
+        state.closers.push(() => s.close());
+        return s;
+      })();
+      return state.store;
+    };
+    startPurge(settings, services, state);
+    const dc = { settings, store, log: services.log };
+
+    // The envelope checks are registered even without envelope rules, so a
+    // reload that adds some finds the MAIL and RCPT hooks in place.
+    return [
+      { name: 'rules.envelope', phase: 'mail', run: (ctx, ledger) => evaluateEnvelope(settings.rules, ctx, ledger, 'mail') },
+      { name: 'rules.envelope', phase: 'rcpt', run: (ctx, ledger, input) => evaluateEnvelope(settings.rules, ctx, ledger, 'rcpt', input.recipient) },
+      {
+        name: 'rules.filter',
+        phase: 'data',
+        async run(ctx, ledger) {
+          const released = checkRelease(ctx, ledger, settings, services);
+          if (released.length) return released;
+          return evaluateData(ctx, ledger, dc);
+        },
+      },
+    ] satisfies Check[];
+  },
+  async close(settings) {
+    const state = opened.get(settings);
+    if (!state) return;
+    opened.delete(settings);
+    if (state.purgeTimer) clearInterval(state.purgeTimer);
+    for (const close of state.closers) await close().catch(() => {});
   },
 };

@@ -1,0 +1,234 @@
+import type { MessageContext } from '../../message';
+import type { Ledger } from '../../score/ledger';
+import type { Hit } from '../../score/types';
+import type { Logger } from '../types';
+import { authView } from './auth-view';
+import { addressDomain } from './match';
+import {
+  allowHolds,
+  describeScope,
+  identityOf,
+  isOwnDomain,
+  parseEntry,
+  scopesOf,
+  type ListEntry,
+  type ListKind,
+  type ScopedEntry,
+} from './lists';
+import type { SenderListStore } from './list-store';
+import { MessageView } from './message-view';
+import { describeDecision, LEVEL_ORDER, ruleMatches, type Decision, type Rule } from './ruleset';
+import type { RulesSettings } from './settings';
+
+const DECISION_SYMBOL: Record<Decision, string> = { accept: 'RULE_ALLOW', reject: 'RULE_BLOCK', quarantine: 'RULE_QUARANTINE' };
+
+/** The checks (or modules) a rule asked to skip, as the runtime reads them. */
+export function skipSet(ctx: MessageContext): Set<string> {
+  let set = ctx.notes.skipChecks as Set<string> | undefined;
+  if (!(set instanceof Set)) {
+    set = new Set<string>();
+    ctx.notes.skipChecks = set;
+  }
+  return set;
+}
+
+function conditionWords(rule: Rule): string {
+  return rule.conditions.map((c) => c.text).join(' and ');
+}
+
+/**
+ * MAIL and RCPT: rules that can be decided from the envelope alone, in file
+ * order. A block decided here refuses at once (the whole transaction, or just
+ * this recipient when the rule names recipients); skips are recorded so the
+ * skipped checks never run. The walk stops at the first deciding rule that
+ * matches, or that cannot be decided yet: a later rule must not pre-empt it.
+ */
+export async function evaluateEnvelope(rules: Rule[], ctx: MessageContext, ledger: Ledger, phase: 'mail' | 'rcpt', recipient?: string): Promise<Hit[]> {
+  const view = new MessageView(ctx, phase, recipient);
+  const hits: Hit[] = [];
+  for (const rule of rules) {
+    const decidable = LEVEL_ORDER[rule.level] <= LEVEL_ORDER[phase];
+    if (!decidable) {
+      if (rule.decision) break;
+      continue;
+    }
+    if (!(await ruleMatches(rule, view))) continue;
+    if (rule.skip.length) for (const name of rule.skip) skipSet(ctx).add(name);
+    if (!rule.decision) continue;
+    if (rule.decision === 'reject') {
+      const reason = rule.reason || conditionWords(rule);
+      hits.push({ name: 'RULE_BLOCK', detail: `rule ${rule.name} (line ${rule.line}): ${reason}` });
+      if (phase === 'rcpt' && recipient && rule.level === 'rcpt') ledger.refuseRecipient(recipient, `rule ${rule.name}: ${reason}`);
+      else ledger.force({ action: 'reject', source: `rule ${rule.name}`, reason });
+    }
+    break;
+  }
+  return hits;
+}
+
+export interface DataContext {
+  settings: RulesSettings;
+  /** Run-time entries; undefined when the store could not be opened. */
+  store: () => Promise<SenderListStore | undefined>;
+  log: Logger;
+}
+
+/**
+ * DATA: every rule in order (score and skip actions of matching rules apply;
+ * the first matching rule with allow, block or quarantine decides), then for
+ * inbound mail the allowed-sender lists and then the blocked-sender lists.
+ */
+export async function evaluateData(ctx: MessageContext, ledger: Ledger, dc: DataContext): Promise<Hit[]> {
+  const hits: Hit[] = [];
+  const view = new MessageView(ctx, 'data');
+  let score = 0;
+  const scoreDetails: string[] = [];
+  const skips: { rule: Rule; names: string[] }[] = [];
+  let decided: Rule | undefined;
+  for (const rule of dc.settings.rules) {
+    if (!(await ruleMatches(rule, view))) continue;
+    if (rule.score) {
+      score += rule.score;
+      scoreDetails.push(`rule ${rule.name} ${rule.score > 0 ? '+' : ''}${rule.score}`);
+    }
+    if (rule.skip.length) skips.push({ rule, names: rule.skip });
+    if (rule.decision) {
+      decided = rule;
+      break;
+    }
+  }
+  if (score) hits.push({ name: 'RULE_SCORE', factor: score, detail: scoreDetails.join('; ') });
+  for (const { rule, names } of skips) hits.push(applySkip(ctx, ledger, rule, names));
+
+  if (decided) {
+    const reason = decided.reason || conditionWords(decided);
+    hits.push({ name: DECISION_SYMBOL[decided.decision!], detail: `rule ${decided.name} (line ${decided.line}): ${reason}` });
+    ledger.force({ action: decided.decision!, source: `rule ${decided.name}`, reason });
+    return hits;
+  }
+  if (ctx.relaying) return hits;
+  hits.push(...(await evaluateLists(ctx, view, ledger, dc)));
+  return hits;
+}
+
+/** Records the skip for checks still to run, and removes what the skipped ones already added. */
+function applySkip(ctx: MessageContext, ledger: Ledger, rule: Rule, names: string[]): Hit {
+  const removed: string[] = [];
+  const skip = skipSet(ctx);
+  for (const name of names) {
+    skip.add(name);
+    for (const s of ledger.symbols) {
+      if (s.name === name || s.group === name) {
+        ledger.remove(s.name);
+        removed.push(`${s.name} ${s.score}`);
+      }
+    }
+  }
+  const what = removed.length ? `removed ${removed.join(', ')}` : 'nothing had fired yet';
+  return { name: 'RULE_SKIP', detail: `rule ${rule.name} skipped ${names.join(', ')}: ${what}` };
+}
+
+interface ListMatch {
+  scope: string;
+  entry: ListEntry;
+}
+
+async function entriesFor(kind: ListKind, recipients: string[], dc: DataContext, problems: string[]): Promise<ScopedEntry[]> {
+  const scopes: string[] = [...new Set(recipients.flatMap(scopesOf))];
+  const out = dc.settings.staticLists[kind].filter((e) => scopes.includes(e.scope));
+  let store: SenderListStore | undefined;
+  try {
+    store = await dc.store();
+  } catch (err) {
+    problems.push(`run-time lists unavailable: ${(err as Error).message}`);
+  }
+  if (!store) return out;
+  try {
+    for (const row of await store.entries(kind, scopes)) {
+      try {
+        out.push({ scope: row.scope, entry: parseEntry(kind, row.entry) });
+      } catch (err) {
+        dc.log.warn(`mailward rules: ignoring bad ${kind} entry ${JSON.stringify(row.entry)} for ${describeScope(row.scope)}: ${(err as Error).message}`);
+      }
+    }
+  } catch (err) {
+    problems.push(`run-time ${kind} list unavailable: ${(err as Error).message}`);
+  }
+  return out;
+}
+
+function listSource(kind: ListKind, matches: ListMatch[]): string {
+  const parts = [...new Set(matches.map((m) => `${describeScope(m.scope)}: ${m.entry.text}`))];
+  return `${kind} list (${parts.join('; ')})`;
+}
+
+async function evaluateLists(ctx: MessageContext, view: MessageView, ledger: Ledger, dc: DataContext): Promise<Hit[]> {
+  const hits: Hit[] = [];
+  const recipients = ctx.rcptTo.map((r) => r.toLowerCase());
+  const identity = identityOf(view.fromAddresses, ctx.mailFrom);
+  if (!recipients.length || !identity) return hits;
+  const problems: string[] = [];
+  const allowEntries = await entriesFor('allow', recipients, dc, problems);
+  const blockEntries = await entriesFor('block', recipients, dc, problems);
+  if (problems.length) hits.push({ name: 'RULES_LIST_ERROR', detail: problems.join('; ') });
+
+  // Allowed senders: every recipient must allow the sender, or one user's
+  // entry would let the message through for everyone on it.
+  if (identity.address && allowEntries.length) {
+    const auth = authView(ctx);
+    const own = dc.settings.localDomains.size ? dc.settings.localDomains : new Set(recipients.map(addressDomain));
+    const ownDomain = isOwnDomain(addressDomain(identity.address), own);
+    const held: ListMatch[] = [];
+    const refused: string[] = [];
+    const without: string[] = [];
+    for (const r of recipients) {
+      const scopes = scopesOf(r);
+      const candidates = allowEntries.filter((e) => scopes.includes(e.scope as never) && e.entry.pattern.matches(identity.address));
+      let holding: ListMatch | undefined;
+      for (const c of candidates) {
+        const result = allowHolds(c.entry, identity, ctx.ip, auth, ownDomain);
+        if (result.holds) {
+          holding = { ...c };
+          held.push({ ...c, entry: { ...c.entry, text: `${c.entry.text}, ${result.why}` } });
+          break;
+        }
+        refused.push(`${describeScope(c.scope)}: ${c.entry.text} does not hold: ${result.why}`);
+      }
+      if (!holding) without.push(r);
+    }
+    if (refused.length && !held.length) hits.push({ name: 'ALLOWLIST_NOT_HELD', detail: [...new Set(refused)].join('; ') });
+    if (held.length && !without.length) {
+      const source = listSource('allow', held);
+      hits.push({ name: 'ALLOWLIST', detail: `${identity.address}: ${source}` });
+      ledger.force({ action: 'accept', source, reason: `sender ${identity.address} is allowed` });
+      return hits;
+    }
+    if (held.length) {
+      hits.push({ name: 'ALLOWLIST_NOT_HELD', detail: `${identity.address} is allowed for ${[...new Set(held.map((h) => describeScope(h.scope)))].join(', ')} but not for ${without.join(', ')}` });
+    }
+  }
+
+  // Blocked senders: any sender address in the message (From: or envelope).
+  if (blockEntries.length) {
+    const matched: ListMatch[] = [];
+    const blockedFor: string[] = [];
+    for (const r of recipients) {
+      const scopes = scopesOf(r);
+      const hit = blockEntries.find((e) => scopes.includes(e.scope as never) && identity.all.some((a) => e.entry.pattern.matches(a)));
+      if (hit) {
+        matched.push(hit);
+        blockedFor.push(r);
+      }
+    }
+    if (matched.length && blockedFor.length === recipients.length) {
+      const source = listSource('block', matched);
+      hits.push({ name: 'BLOCKLIST', detail: `${identity.all.join(', ')}: ${source}` });
+      ledger.force({ action: 'reject', source, reason: `sender ${identity.all.join(', ')} is blocked` });
+    } else if (matched.length) {
+      hits.push({ name: 'BLOCKLIST', detail: `blocked by ${blockedFor.join(', ')} only (${listSource('block', matched)}); not refused for the other recipients` });
+    }
+  }
+  return hits;
+}
+
+export { describeDecision };

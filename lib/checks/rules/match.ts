@@ -1,0 +1,107 @@
+import { BlockList, isIP } from 'node:net';
+
+/** Lower-case, without angle brackets or a trailing dot. */
+export function normaliseAddress(address: string): string {
+  return address.trim().replace(/^<|>$/g, '').toLowerCase();
+}
+
+export function addressDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).replace(/\.$/, '');
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A `*`/`?` glob as an anchored, case-insensitive RegExp (linear: no nested repetition). */
+export function globToRegex(glob: string): RegExp {
+  const body = escapeRegex(glob.toLowerCase()).replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${body}$`, 'i');
+}
+
+/**
+ * One sender or recipient pattern, as operators write them in rules and lists:
+ * `bob@example.com` (that address), `example.com` (that domain),
+ * `.example.com` or `*.example.com` (the domain and its subdomains),
+ * `*@example.com`, `bob@*` or any other glob, and `<>` (the null sender).
+ */
+export class AddressPattern {
+  private readonly test: (address: string) => boolean;
+
+  constructor(readonly text: string) {
+    const p = text.trim().toLowerCase();
+    if (!p) throw new Error('empty address pattern');
+    if (p === '<>') {
+      this.test = (a) => a === '';
+    } else if (p.includes('@')) {
+      const re = globToRegex(p);
+      this.test = (a) => a !== '' && re.test(a);
+    } else if (p.startsWith('.') || p.startsWith('*.')) {
+      const domain = p.replace(/^\*?\./, '');
+      this.test = (a) => {
+        const d = addressDomain(a);
+        return d === domain || d.endsWith(`.${domain}`);
+      };
+    } else if (/[*?]/.test(p)) {
+      const re = globToRegex(p);
+      this.test = (a) => re.test(addressDomain(a));
+    } else {
+      this.test = (a) => addressDomain(a) === p;
+    }
+  }
+
+  matches(address: string | undefined): boolean {
+    if (address === undefined) return false;
+    return this.test(normaliseAddress(address));
+  }
+
+  /** The domain the pattern names, when it names exactly one ('' for globs). */
+  get domain(): string {
+    const p = this.text.trim().toLowerCase();
+    if (p === '<>' || /[*?]/.test(p.replace(/^\*@/, '').replace(/^\*\./, ''))) return '';
+    return p.includes('@') ? addressDomain(p) : p.replace(/^\*?\./, '');
+  }
+}
+
+/** IPs and CIDR ranges (v4 and v6); IPv4-mapped IPv6 clients match IPv4 entries. */
+export class IpSet {
+  private readonly list = new BlockList();
+
+  constructor(readonly items: string[]) {
+    for (const item of items) {
+      const [addr, bits] = item.split('/');
+      const family = isIP(addr ?? '');
+      if (!family) throw new Error(`${JSON.stringify(item)} is not an IP address or CIDR range`);
+      const type = family === 6 ? 'ipv6' : 'ipv4';
+      if (bits === undefined) {
+        this.list.addAddress(addr!, type);
+        continue;
+      }
+      const prefix = Number(bits);
+      if (!/^\d+$/.test(bits) || prefix > (family === 6 ? 128 : 32)) throw new Error(`${JSON.stringify(item)} has a bad prefix length`);
+      this.list.addSubnet(addr!, prefix, type);
+    }
+  }
+
+  has(ip: string): boolean {
+    const clean = ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    const family = isIP(clean);
+    if (!family) return false;
+    return this.list.check(clean, family === 6 ? 'ipv6' : 'ipv4');
+  }
+}
+
+/** `name` equals `suffix` or ends with `.suffix` (a leading dot in suffix is optional). */
+export function hostHasSuffix(name: string | null | undefined, suffix: string): boolean {
+  if (!name) return false;
+  const n = name.toLowerCase().replace(/\.$/, '');
+  const s = suffix.toLowerCase().replace(/^\.|\.$/g, '');
+  return !!s && (n === s || n.endsWith(`.${s}`));
+}
+
+/** Is `text` an IP or CIDR range? */
+export function looksLikeIpOrCidr(text: string): boolean {
+  const [addr, bits] = text.split('/');
+  return !!isIP(addr ?? '') && (bits === undefined || /^\d+$/.test(bits));
+}

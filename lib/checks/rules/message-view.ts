@@ -1,0 +1,50 @@
+import addressparser from 'nodemailer/lib/addressparser';
+import { headerValues, parsedMessage, rawBody, type MessageContext } from '../../message';
+
+/**
+ * What the rules read about a message, computed once per evaluation: the
+ * phase decides which recipients count (the one being added at RCPT, all the
+ * accepted ones at DATA) and whether headers and body exist yet.
+ */
+export class MessageView {
+  private fromCache?: string[];
+  private bodyCache?: Promise<string>;
+
+  constructor(
+    readonly ctx: MessageContext,
+    readonly phase: 'mail' | 'rcpt' | 'data',
+    readonly recipient?: string,
+  ) {}
+
+  get recipients(): string[] {
+    if (this.phase === 'rcpt') return this.recipient ? [this.recipient] : [];
+    if (this.phase === 'mail') return [];
+    return this.ctx.rcptTo;
+  }
+
+  /** Every address in every From: header (a forger may add a second one). */
+  get fromAddresses(): string[] {
+    if (!this.fromCache) {
+      const out: string[] = [];
+      for (const value of headerValues(this.ctx, 'from')) {
+        try {
+          for (const a of addressparser(value, { flatten: true })) if (a.address) out.push(a.address.toLowerCase());
+        } catch {
+          // unparseable From: no address
+        }
+      }
+      this.fromCache = out;
+    }
+    return this.fromCache;
+  }
+
+  /** Raw body plus the decoded text and HTML parts, lower-cased, for "body contains". */
+  body(): Promise<string> {
+    this.bodyCache ??= (async () => {
+      const parsed = await parsedMessage(this.ctx);
+      const decoded = parsed ? `${parsed.text ?? ''}\n${parsed.html ?? ''}` : '';
+      return `${rawBody(this.ctx)}\n${decoded}`;
+    })();
+    return this.bodyCache;
+  }
+}

@@ -1,0 +1,311 @@
+import { headerValues } from '../../message';
+import { ConfigError } from '../../config/errors';
+import { AUTH_TOKENS, authHas, authView, type AuthToken } from './auth-view';
+import { AddressPattern, hostHasSuffix, IpSet } from './match';
+import type { MessageView } from './message-view';
+import { compileSafeRegex, MAX_REGEX_INPUT } from './regex-guard';
+
+/**
+ * Filter rules: named blocks in `mailward.rules`, read top to bottom.
+ *
+ *   rule webform
+ *     sender info@widget.com
+ *     header Received contains webhoster.someformservice.com
+ *     action allow
+ *
+ * Conditions are ANDed; a comma-separated list inside one condition is any-of;
+ * `not` before a condition inverts it. The first matching rule with a deciding
+ * action (allow, block, quarantine) wins; score and skip actions of the
+ * matching rules before it apply too.
+ */
+
+export type Decision = 'accept' | 'reject' | 'quarantine';
+
+/**
+ * The earliest phase a condition can be decided in: mail (sender, client),
+ * rcpt (recipient), data (headers, body, auth results).
+ */
+export type Level = 'mail' | 'rcpt' | 'data';
+export const LEVEL_ORDER: Record<Level, number> = { mail: 0, rcpt: 1, data: 2 };
+
+export interface Condition {
+  /** As written, for explanations. */
+  text: string;
+  line: number;
+  level: Level;
+  test(view: MessageView): boolean | Promise<boolean>;
+}
+
+export interface Rule {
+  name: string;
+  line: number;
+  conditions: Condition[];
+  decision?: Decision;
+  score: number;
+  /** Module names (content), check names (content.bayes) or symbol names to skip. */
+  skip: string[];
+  reason: string;
+  /** The phase from which every condition can be decided. */
+  level: Level;
+}
+
+export const CONDITIONS = ['sender', 'from', 'recipient', 'ip', 'ptr', 'helo', 'header', 'body', 'auth', 'direction'] as const;
+
+const DECISIONS: Record<string, Decision> = { allow: 'accept', accept: 'accept', block: 'reject', reject: 'reject', quarantine: 'quarantine' };
+
+/** Names of modules and checks that a rule may not skip (the rules themselves decide the skipping). */
+const UNSKIPPABLE = new Set(['rules', 'verdict']);
+
+class LineError extends Error {}
+
+/** Splits `a, "b, c", d` into [a, "b, c", d]; quotes (" or ') keep commas and spaces. */
+export function splitValues(text: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    while (i < text.length && /[\s,]/.test(text[i]!)) i++;
+    if (i >= text.length) break;
+    const quote = text[i];
+    if (quote === '"' || quote === "'") {
+      const end = text.indexOf(quote, i + 1);
+      if (end < 0) throw new LineError(`unterminated quote in ${JSON.stringify(text)}`);
+      out.push(text.slice(i + 1, end));
+      i = end + 1;
+      while (i < text.length && /\s/.test(text[i]!)) i++;
+      if (i < text.length && text[i] !== ',') throw new LineError(`expected a comma after the quoted value in ${JSON.stringify(text)}`);
+      continue;
+    }
+    let end = text.indexOf(',', i);
+    if (end < 0) end = text.length;
+    const item = text.slice(i, end).trim();
+    if (item) out.push(item);
+    i = end;
+  }
+  return out;
+}
+
+function nonEmpty(values: string[], what: string): string[] {
+  if (!values.length) throw new LineError(`${what} needs at least one value`);
+  return values;
+}
+
+/** `/source/flags`, or a bare source (case-insensitive). */
+function parseRegex(text: string): RegExp {
+  const t = text.trim();
+  const m = /^\/(.*)\/([a-z]*)$/s.exec(t);
+  const [source, flags] = m ? [m[1]!, m[2]!] : [t, 'i'];
+  if (!source) throw new LineError('empty regular expression');
+  if (/[^imsu]/.test(flags)) throw new LineError(`unsupported regular expression flags ${JSON.stringify(flags)} (use i, m, s, u)`);
+  try {
+    return compileSafeRegex(source, flags);
+  } catch (err) {
+    throw new LineError((err as Error).message);
+  }
+}
+
+function textTest(op: string, rest: string, what: string): (values: string[]) => boolean {
+  if (op === 'contains') {
+    const needles = nonEmpty(splitValues(rest), `${what} contains`).map((n) => n.toLowerCase());
+    return (values) => values.some((v) => {
+      const lower = v.toLowerCase();
+      return needles.some((n) => lower.includes(n));
+    });
+  }
+  if (op === 'matches') {
+    const re = parseRegex(rest);
+    return (values) => values.some((v) => re.test(v.length > MAX_REGEX_INPUT ? v.slice(0, MAX_REGEX_INPUT) : v));
+  }
+  throw new LineError(`expected "${what} contains TEXT" or "${what} matches /REGEX/", got ${JSON.stringify(op || '(nothing)')}`);
+}
+
+function patterns(rest: string, what: string): AddressPattern[] {
+  return nonEmpty(splitValues(rest), what).map((p) => {
+    try {
+      return new AddressPattern(p);
+    } catch (err) {
+      throw new LineError(`${what}: ${(err as Error).message}`);
+    }
+  });
+}
+
+function compileCondition(keyword: string, rest: string, line: number, text: string): Condition {
+  const make = (level: Level, test: Condition['test']): Condition => ({ text, line, level, test });
+  switch (keyword) {
+    case 'sender': {
+      const ps = patterns(rest, 'sender');
+      return make('mail', (v) => v.ctx.mailFrom !== undefined && ps.some((p) => p.matches(v.ctx.mailFrom)));
+    }
+    case 'from': {
+      const ps = patterns(rest, 'from');
+      return make('data', (v) => v.fromAddresses.some((a) => ps.some((p) => p.matches(a))));
+    }
+    case 'recipient': {
+      const ps = patterns(rest, 'recipient');
+      // At DATA every recipient must match: a rule for one user must not decide for the others.
+      return make('rcpt', (v) => v.recipients.length > 0 && v.recipients.every((r) => ps.some((p) => p.matches(r))));
+    }
+    case 'ip': {
+      let set: IpSet;
+      try {
+        set = new IpSet(nonEmpty(splitValues(rest), 'ip'));
+      } catch (err) {
+        throw new LineError((err as Error).message);
+      }
+      return make('mail', (v) => set.has(v.ctx.ip));
+    }
+    case 'ptr':
+    case 'helo': {
+      const suffixes = nonEmpty(splitValues(rest), keyword);
+      return make('mail', (v) => {
+        const name = keyword === 'ptr' ? v.ctx.ptr : v.ctx.helo;
+        return suffixes.some((s) => hostHasSuffix(name, s));
+      });
+    }
+    case 'header': {
+      const m = /^(\S+)\s+(\S+)\s*(.*)$/s.exec(rest);
+      if (!m) throw new LineError('expected "header NAME contains TEXT" or "header NAME matches /REGEX/"');
+      let [, name, op, value] = m as unknown as [string, string, string, string];
+      // "header contains TEXT": any header.
+      if ((name === 'contains' || name === 'matches') && op !== 'contains' && op !== 'matches') {
+        value = `${op} ${value}`.trim();
+        op = name;
+        name = '*';
+      }
+      const test = textTest(op, value, 'header');
+      if (name === '*') return make('data', (v) => test(v.ctx.headers.map((h) => `${h.name}: ${h.value}`)));
+      if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) throw new LineError(`${JSON.stringify(name)} is not a header name`);
+      return make('data', (v) => test(headerValues(v.ctx, name)));
+    }
+    case 'body': {
+      const m = /^(\S+)\s*(.*)$/s.exec(rest);
+      const test = textTest(m?.[1] ?? '', m?.[2] ?? '', 'body');
+      return make('data', async (v) => test([await v.body()]));
+    }
+    case 'auth': {
+      const tokens = nonEmpty(splitValues(rest), 'auth').map((t) => t.toLowerCase());
+      for (const t of tokens) {
+        if (!(AUTH_TOKENS as readonly string[]).includes(t)) throw new LineError(`unknown auth result ${JSON.stringify(t)} (expected one of ${AUTH_TOKENS.join(', ')})`);
+      }
+      return make('data', (v) => {
+        const auth = authView(v.ctx);
+        return tokens.some((t) => authHas(auth, t as AuthToken));
+      });
+    }
+    case 'direction': {
+      const d = rest.trim().toLowerCase();
+      if (d !== 'inbound' && d !== 'outbound') throw new LineError(`direction is inbound or outbound, got ${JSON.stringify(rest.trim())}`);
+      return make('mail', (v) => (d === 'outbound') === v.ctx.relaying);
+    }
+    default:
+      throw new LineError(`unknown condition ${JSON.stringify(keyword)} (expected one of: ${CONDITIONS.join(', ')}, optionally after "not")`);
+  }
+}
+
+function applyAction(rule: Rule, rest: string): void {
+  const m = /^(\S+)\s*(.*)$/s.exec(rest.trim());
+  const verb = m?.[1]?.toLowerCase() ?? '';
+  const arg = m?.[2]?.trim() ?? '';
+  if (verb in DECISIONS) {
+    if (arg) throw new LineError(`"action ${verb}" takes no value`);
+    if (rule.decision) throw new LineError('a rule can have only one of allow, block, quarantine');
+    rule.decision = DECISIONS[verb];
+    return;
+  }
+  if (verb === 'score') {
+    if (!/^[+-]?\d+(\.\d+)?$/.test(arg)) throw new LineError(`"action score" needs a number like +3 or -2.5, got ${JSON.stringify(arg)}`);
+    rule.score += Number(arg);
+    return;
+  }
+  if (verb === 'skip') {
+    for (const name of nonEmpty(splitValues(arg), 'action skip')) {
+      if (!/^([a-z][a-z0-9_-]*(\.[a-z0-9_.-]+)?|[A-Z][A-Z0-9_]*)$/.test(name)) {
+        throw new LineError(`cannot skip ${JSON.stringify(name)}: name a module (content), a check (content.bayes) or a symbol (BAYES_SPAM)`);
+      }
+      if (UNSKIPPABLE.has(name.split('.')[0]!)) throw new LineError(`the ${name} checks cannot be skipped`);
+      rule.skip.push(name);
+    }
+    return;
+  }
+  throw new LineError(`unknown action ${JSON.stringify(verb || '(nothing)')} (expected allow, block, quarantine, score N, skip NAMES)`);
+}
+
+/**
+ * Compiles a rules file. Any mistake is a ConfigError naming the file, the
+ * rule and the line, so a bad file never half-loads.
+ */
+export function parseRules(text: string, file = 'mailward.rules'): Rule[] {
+  const rules: Rule[] = [];
+  let current: Rule | undefined;
+  const fail = (line: number, message: string): never => {
+    throw new ConfigError(file, current ? `rule ${current.name}` : 'rules', null, `line ${line}: ${message}`);
+  };
+  const finish = () => {
+    if (!current) return;
+    if (!current.conditions.length) fail(current.line, `rule ${current.name} has no conditions (a rule that matches every message is almost always a mistake)`);
+    if (!current.decision && !current.score && !current.skip.length) fail(current.line, `rule ${current.name} has no action (allow, block, quarantine, score N or skip NAMES)`);
+    // Cheap envelope conditions first; AND does not care about order.
+    current.conditions.sort((a, b) => LEVEL_ORDER[a.level] - LEVEL_ORDER[b.level]);
+    current.level = current.conditions[current.conditions.length - 1]!.level;
+    rules.push(current);
+  };
+
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const lineNo = index + 1;
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) return;
+    const m = /^(\S+)\s*(.*)$/s.exec(line)!;
+    const keyword = m[1]!.toLowerCase();
+    const rest = m[2]!.trim();
+    try {
+      if (keyword === 'rule') {
+        finish();
+        current = undefined;
+        const name = rest.replace(/:$/, '').replace(/^(["'])(.*)\1$/, '$2');
+        if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new LineError(`rule names are letters, digits, "_", "-" and ".", got ${JSON.stringify(rest)}`);
+        if (rules.some((r) => r.name === name)) throw new LineError(`rule ${name} is defined twice (the first is on line ${rules.find((r) => r.name === name)!.line})`);
+        current = { name, line: lineNo, conditions: [], score: 0, skip: [], reason: '', level: 'mail' };
+        return;
+      }
+      if (!current) throw new LineError(`${JSON.stringify(line)} is outside a rule (start one with "rule NAME")`);
+      if (keyword === 'action') return applyAction(current, rest);
+      if (keyword === 'reason') {
+        current.reason = rest.replace(/^(["'])(.*)\1$/, '$2');
+        return;
+      }
+      let negate = false;
+      let kw = keyword;
+      let args = rest;
+      if (kw === 'not') {
+        negate = true;
+        const n = /^(\S+)\s*(.*)$/s.exec(rest);
+        if (!n) throw new LineError('"not" needs a condition after it');
+        kw = n[1]!.toLowerCase();
+        args = n[2]!.trim();
+      }
+      const condition = compileCondition(kw, args, lineNo, line);
+      if (negate) {
+        const inner = condition.test;
+        condition.test = (v) => {
+          const r = inner(v);
+          return typeof r === 'boolean' ? !r : r.then((x) => !x);
+        };
+      }
+      current.conditions.push(condition);
+    } catch (err) {
+      if (err instanceof LineError) fail(lineNo, err.message);
+      throw err;
+    }
+  });
+  finish();
+  return rules;
+}
+
+/** Does every condition hold? Stops at the first that does not. */
+export async function ruleMatches(rule: Rule, view: MessageView): Promise<boolean> {
+  for (const c of rule.conditions) if (!(await c.test(view))) return false;
+  return true;
+}
+
+export function describeDecision(decision: Decision): string {
+  return decision === 'accept' ? 'allow' : decision === 'reject' ? 'block' : 'quarantine';
+}

@@ -1,0 +1,24 @@
+import type { Logger } from '../checks/types';
+import type { SharedSettings } from '../config/shared';
+import { FileQuarantine } from './files';
+import { PostgresQuarantineIndex } from './index-postgres';
+
+export { FileQuarantine, closeSharedIndexes } from './files';
+export { SqliteQuarantineIndex } from './index-sqlite';
+export { PostgresQuarantineIndex } from './index-postgres';
+export { releaseMessage, type ReleaseOptions, type ReleaseResult, ReleaseError } from './release';
+export type { QuarantineEntry, QuarantineRecord, QuarantineFilter, QuarantineIndex, QuarantineStore, QuarantineStatus } from './types';
+
+/**
+ * The quarantine as configured: files in `[quarantine] dir` with a SQLite
+ * index there (one node), or a PostgreSQL index in the tracking database when
+ * `[tracking] backend = postgres` (a fleet sharing that directory).
+ */
+export function openQuarantine(shared: SharedSettings, log?: Logger): FileQuarantine {
+  const { quarantine, tracking } = shared;
+  const index =
+    tracking.backend === 'postgres'
+      ? new PostgresQuarantineIndex({ url: tracking.postgresUrl, schema: tracking.postgresSchema, table: 'mailward_quarantine', log })
+      : undefined;
+  return new FileQuarantine(quarantine.dir, { index, retentionDays: quarantine.retentionDays, log });
+}

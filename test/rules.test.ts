@@ -1,0 +1,347 @@
+// Filter rules and allow/block lists, evaluated on contexts built here (no MTA):
+// parsing and its errors, each condition type, AND and any-of, ordering and
+// first match, skip and score, and the spoof-safety of list entries.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '../lib/config/errors';
+import { parseIni } from '../lib/config/ini';
+import { IniReader } from '../lib/config/reader';
+import { parseSharedSettings } from '../lib/config/shared';
+import { createContext, type MessageContext } from '../lib/message';
+import { Ledger } from '../lib/score/ledger';
+import { SymbolTable } from '../lib/score/symbol-table';
+import { decide } from '../lib/score/verdict';
+import { rulesSymbols } from '../lib/checks/rules';
+import { evaluateData, evaluateEnvelope } from '../lib/checks/rules/evaluate';
+import { SqliteListStore } from '../lib/checks/rules/list-store';
+import { parseEntry } from '../lib/checks/rules/lists';
+import { parseRules } from '../lib/checks/rules/ruleset';
+import { parseRulesSettings, type RulesSettings } from '../lib/checks/rules/settings';
+import { silentLogger } from '../lib/runtime';
+
+const tmp = mkdtempSync(join(tmpdir(), 'mailward-rules-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function table(): SymbolTable {
+  return new SymbolTable([
+    ...rulesSymbols,
+    { name: 'BAYES_SPAM', score: 5, group: 'content', description: 'test symbol' },
+    { name: 'CONTENT_PHRASE', score: 2, group: 'content', description: 'test symbol' },
+    { name: 'SPOOF_LOCAL_DOMAIN', score: 10, group: 'antispoof', description: 'test symbol' },
+    { name: 'DNSBL_HIT', score: 4, group: 'reputation', description: 'test symbol' },
+  ]);
+}
+
+function shared(ini = '') {
+  return parseSharedSettings(new IniReader('mailward.ini', parseIni(`[main]\ndata_dir = ${tmp}\n${ini}`, 'mailward.ini')), tmp);
+}
+
+function settings(rules: string, ini = ''): RulesSettings {
+  const reader = new IniReader('mailward.rules.ini', parseIni(ini, 'mailward.rules.ini'));
+  const s = parseRulesSettings(reader, shared(), { text: (f) => (f === 'mailward.rules' ? { text: rules, source: 'mailward.rules' } : null) });
+  reader.finish();
+  return s;
+}
+
+interface Msg {
+  ip?: string;
+  ptr?: string | null;
+  helo?: string;
+  mailFrom?: string;
+  rcptTo?: string[];
+  relaying?: boolean;
+  headers?: string[];
+  body?: string;
+  auth?: 'from-aligned' | 'spf-only' | 'none' | 'dmarc';
+}
+
+function ctxOf(m: Msg): MessageContext {
+  const headers = m.headers ?? ['From: Bob <bob@partner.test>', 'Subject: hello'];
+  const ctx = createContext({
+    ip: m.ip ?? '192.0.2.10',
+    ptr: m.ptr === undefined ? 'mail.partner.test' : m.ptr,
+    helo: m.helo ?? 'mail.partner.test',
+    mailFrom: m.mailFrom ?? 'bob@partner.test',
+    rcptTo: m.rcptTo ?? ['alice@example.com'],
+    relaying: m.relaying ?? false,
+    raw: `${headers.join('\r\n')}\r\n\r\n${m.body ?? 'Hello there\r\n'}`,
+  });
+  if (m.auth && m.auth !== 'none') {
+    const fromDomain = 'partner.test';
+    ctx.notes.auth = {
+      fromDomain,
+      spf: { result: 'pass', domain: 'partner.test', aligned: m.auth !== 'spf-only' },
+      dkim: m.auth === 'from-aligned' ? [{ result: 'pass', domain: 'partner.test', aligned: true }] : [],
+      dmarc: { result: m.auth === 'spf-only' ? 'none' : 'pass' },
+    };
+    if (m.auth === 'spf-only') ctx.notes.auth = { ...(ctx.notes.auth as object), spf: { result: 'pass', domain: 'bulk.test', aligned: false } };
+  }
+  return ctx;
+}
+
+async function run(s: RulesSettings, m: Msg, prior: string[] = []) {
+  const ctx = ctxOf(m);
+  const ledger = new Ledger(table());
+  for (const name of prior) ledger.add({ name, detail: 'prior' });
+  const store = new SqliteListStore(join(tmp, `lists-${Math.random()}.sqlite`));
+  const hits = await evaluateData(ctx, ledger, { settings: s, store: async () => store, log: silentLogger });
+  ledger.addAll(hits);
+  await store.close();
+  const verdict = decide(ledger, { thresholds: { reject: 15, soft_reject: 10, quarantine: 8, add_header: 5 }, domains: new Map(), notOverridable: new Set(['SPOOF_LOCAL_DOMAIN']) }, ctx.rcptTo);
+  return { ctx, ledger, verdict, hits };
+}
+
+describe('rules: parsing', () => {
+  it('reads named rules with conditions, actions and a reason', () => {
+    const rules = parseRules(`# comment\nrule one\n  sender a@b.test, *.c.test\n  header Received contains "x y, z", w\n  action allow\n  reason because\n\nrule two:\n  not ip 10.0.0.0/8\n  action score -2.5\n  action skip content, BAYES_SPAM\n`);
+    assert.equal(rules.length, 2);
+    assert.equal(rules[0]!.name, 'one');
+    assert.equal(rules[0]!.decision, 'accept');
+    assert.equal(rules[0]!.reason, 'because');
+    assert.equal(rules[0]!.level, 'data');
+    assert.equal(rules[1]!.name, 'two');
+    assert.equal(rules[1]!.score, -2.5);
+    assert.deepEqual(rules[1]!.skip, ['content', 'BAYES_SPAM']);
+    assert.equal(rules[1]!.level, 'mail');
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['unknown condition', 'rule r1\n  sender a@b.test\n  snder x\n  action allow\n', /mailward\.rules \[rule r1\]: line 3: unknown condition "snder"/],
+    ['bad regex', 'rule r2\n  header Subject matches /a(b/\n  action block\n', /\[rule r2\]: line 2: bad regular expression/],
+    ['catastrophic regex', 'rule r3\n\n  body matches /(a+)+$/\n  action block\n', /\[rule r3\]: line 3: .*catastrophic/],
+    ['unknown action', 'rule r4\n  ip 192.0.2.1\n  action deliver\n', /\[rule r4\]: line 3: unknown action "deliver"/],
+    ['no action', 'rule r5\n  ip 192.0.2.1\n', /\[rule r5\]: line 1: rule r5 has no action/],
+    ['no condition', 'rule r6\n  action allow\n', /\[rule r6\]: line 1: .*no conditions/],
+    ['two decisions', 'rule r7\n  ip 192.0.2.1\n  action allow\n  action block\n', /line 4: a rule can have only one/],
+    ['duplicate name', 'rule r8\n  ip 192.0.2.1\n  action allow\nrule r8\n  ip 192.0.2.2\n  action allow\n', /line 4: rule r8 is defined twice \(the first is on line 1\)/],
+    ['outside a rule', 'sender a@b.test\n', /\[rules\]: line 1: .*outside a rule/],
+    ['bad ip', 'rule r9\n  ip 300.1.1.1\n  action block\n', /\[rule r9\]: line 2: .*not an IP/],
+    ['bad auth', 'rule r10\n  auth spff\n  action allow\n', /\[rule r10\]: line 2: unknown auth result "spff"/],
+    ['skip rules', 'rule r11\n  ip 192.0.2.1\n  action skip rules\n', /line 3: the rules checks cannot be skipped/],
+  ];
+  for (const [what, text, message] of bad) {
+    it(`refuses a rule file with ${what}, naming the rule and line`, () => {
+      assert.throws(() => parseRules(text), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+    });
+  }
+});
+
+describe('rules: conditions', () => {
+  const cases: [string, string, Msg, Msg][] = [
+    ['sender address', 'sender bob@partner.test', {}, { mailFrom: 'eve@partner.test' }],
+    ['sender domain', 'sender partner.test', {}, { mailFrom: 'bob@sub.partner.test' }],
+    ['sender subdomain glob', 'sender *.partner.test', { mailFrom: 'x@a.partner.test' }, { mailFrom: 'x@partner.test.evil' }],
+    ['sender glob', 'sender news-*@partner.test', { mailFrom: 'news-42@partner.test' }, {}],
+    ['null sender', 'sender <>', { mailFrom: '' }, {}],
+    ['From: header', 'from *@partner.test', {}, { headers: ['From: x@other.test'] }],
+    ['recipient', 'recipient alice@example.com', {}, { rcptTo: ['carol@example.com'] }],
+    ['recipient: every recipient must match', 'recipient alice@example.com', {}, { rcptTo: ['alice@example.com', 'carol@example.com'] }],
+    ['ip', 'ip 192.0.2.10', {}, { ip: '192.0.2.11' }],
+    ['cidr', 'ip 198.51.100.0/24, 192.0.2.0/28', {}, { ip: '192.0.2.16' }],
+    ['ipv6 cidr', 'ip 2001:db8::/32', { ip: '2001:db8::1' }, { ip: '2001:db9::1' }],
+    ['ptr suffix', 'ptr partner.test', {}, { ptr: 'partner.test.evil' }],
+    ['no ptr', 'ptr partner.test', {}, { ptr: null }],
+    ['helo suffix', 'helo .partner.test', {}, { helo: 'mailpartner.test' }],
+    ['header contains (case-insensitive)', 'header Subject contains HELLO', {}, { headers: ['Subject: bye'] }],
+    ['header contains, any instance', 'header Received contains form.host', { headers: ['Received: from a', 'Received: from form.host', 'From: b@c.test'] }, { headers: ['Received: from a', 'X-Note: form.host'] }],
+    ['header matches', 'header Received matches /from [a-z]+\\.host\\b/', { headers: ['Received: from form.host by mx'] }, { headers: ['Received: from form.hostile'] }],
+    ['any header contains', 'header contains 203.0.113.5', { headers: ['X-Originating-IP: [203.0.113.5]'] }, {}],
+    ['body contains', 'body contains "Cogito Ergo Sum"', { body: 'Regards\r\n\r\ncogito ergo sum\r\n' }, {}],
+    ['body contains, base64 part decoded', 'body contains "open sesame"', { headers: ['From: a@b.test', 'Content-Transfer-Encoding: base64'], body: `${Buffer.from('say open sesame\r\n').toString('base64')}\r\n` }, { body: 'open\r\nsesame' }],
+    ['body matches', 'body matches /order #\\d{5}/', { body: 'your order #12345' }, { body: 'order #12' }],
+    ['auth aligned', 'auth aligned', { auth: 'from-aligned' }, { auth: 'spf-only' }],
+    ['auth spf (not aligned)', 'auth spf', { auth: 'spf-only' }, { auth: 'none' }],
+    ['auth none', 'auth none', { auth: 'none' }, { auth: 'dmarc' }],
+    ['direction inbound', 'direction inbound', {}, { relaying: true }],
+    ['direction outbound', 'direction outbound', { relaying: true }, {}],
+    ['not', 'not sender partner.test', { mailFrom: 'x@other.test' }, {}],
+  ];
+  for (const [what, condition, yes, no] of cases) {
+    it(`${what}: "${condition}"`, async () => {
+      const s = settings(`rule t\n  ${condition}\n  action quarantine\n`);
+      assert.equal((await run(s, yes)).ledger.forced?.action, 'quarantine', 'should match');
+      assert.equal((await run(s, no)).ledger.forced, undefined, 'should not match');
+    });
+  }
+
+  it('conditions are ANDed, values inside one condition are any-of', async () => {
+    const s = settings('rule o365\n  from *@partner.test\n  header Received contains outbound.protection.outlook.com\n  header Received contains prod.outlook.com\n  action allow\n');
+    const both = ['Received: from x.outbound.protection.outlook.com', 'Received: from y.namprd05.prod.outlook.com', 'From: b@partner.test'];
+    assert.equal((await run(s, { headers: both })).ledger.forced?.action, 'accept');
+    assert.equal((await run(s, { headers: [both[0]!, both[2]!] })).ledger.forced, undefined, 'one marker is not enough');
+    assert.equal((await run(s, { headers: [both[0]!, both[1]!, 'From: b@other.test'] })).ledger.forced, undefined, 'wrong From');
+    const anyOf = settings('rule r\n  sender a@x.test, bob@partner.test\n  action block\n');
+    assert.equal((await run(anyOf, {})).ledger.forced?.action, 'reject');
+  });
+});
+
+describe('rules: order and actions', () => {
+  it('the first matching deciding rule wins and the explanation names it', async () => {
+    const s = settings('rule never\n  ip 10.0.0.1\n  action block\nrule first\n  sender partner.test\n  action quarantine\nrule second\n  ip 192.0.2.10\n  action allow\n');
+    const { verdict, ledger } = await run(s, {});
+    assert.equal(verdict.action, 'quarantine');
+    assert.match(verdict.reason, /forced by rule first/);
+    assert.match(ledger.get('RULE_QUARANTINE')!.detail, /rule first \(line 4\)/);
+    assert.ok(!ledger.has('RULE_ALLOW'));
+  });
+
+  it('score actions of matching rules add up; rules after the deciding one do not apply', async () => {
+    const s = settings('rule a\n  ip 192.0.2.0/24\n  action score +3\nrule b\n  sender partner.test\n  action score 2.5\nrule c\n  ptr partner.test\n  action quarantine\nrule d\n  ip 192.0.2.10\n  action score +100\n');
+    const { ledger } = await run(s, {});
+    assert.equal(ledger.get('RULE_SCORE')!.score, 5.5);
+    assert.match(ledger.get('RULE_SCORE')!.detail, /rule a \+3; rule b \+2\.5/);
+  });
+
+  it('skip removes the symbols of checks that already ran, and marks checks still to run', async () => {
+    const s = settings('rule open-sesame\n  direction outbound\n  body contains "Cogito Ergo Sum"\n  action skip content, DNSBL_HIT, reputation.dnsbl\n');
+    const { ledger, ctx, verdict } = await run(s, { relaying: true, body: 'Yves\r\nCogito Ergo Sum\r\n' }, ['BAYES_SPAM', 'CONTENT_PHRASE', 'DNSBL_HIT']);
+    assert.ok(!ledger.has('BAYES_SPAM') && !ledger.has('CONTENT_PHRASE') && !ledger.has('DNSBL_HIT'));
+    assert.match(ledger.get('RULE_SKIP')!.detail, /skipped content, DNSBL_HIT, reputation\.dnsbl: removed .*BAYES_SPAM 5/);
+    assert.deepEqual([...(ctx.notes.skipChecks as Set<string>)].sort(), ['DNSBL_HIT', 'content', 'reputation.dnsbl']);
+    assert.equal(verdict.action, 'accept');
+    const inbound = await run(s, { body: 'Cogito Ergo Sum' }, ['BAYES_SPAM']);
+    assert.ok(inbound.ledger.has('BAYES_SPAM'), 'an inbound message with the phrase keeps its content score');
+  });
+
+  it('allow cannot override a not-overridable symbol unless the rule skips its check, and the explanation says so', async () => {
+    const plain = settings('rule webform\n  from info@partner.test\n  header Received contains webhoster.formservice.test\n  action allow\n');
+    const msg: Msg = { headers: ['Received: from webhoster.formservice.test', 'From: info@partner.test'] };
+    const refused = await run(plain, msg, ['SPOOF_LOCAL_DOMAIN']);
+    assert.equal(refused.verdict.action, 'soft_reject');
+    assert.match(refused.verdict.reason, /rule webform would allow .*SPOOF_LOCAL_DOMAIN cannot be overridden/);
+    const skipping = settings('rule webform\n  from info@partner.test\n  header Received contains webhoster.formservice.test\n  action skip antispoof\n  action allow\n');
+    const allowed = await run(skipping, msg, ['SPOOF_LOCAL_DOMAIN']);
+    assert.equal(allowed.verdict.action, 'accept');
+    assert.match(allowed.ledger.get('RULE_SKIP')!.detail, /removed SPOOF_LOCAL_DOMAIN 10/);
+  });
+
+  it('envelope rules decide at MAIL and RCPT only when no earlier rule could still decide', async () => {
+    const s = settings('rule hdr\n  header X-Trusted contains yes\n  action allow\nrule blk\n  sender spammer.test\n  action block\n');
+    const ctx = ctxOf({ mailFrom: 'x@spammer.test' });
+    const ledger = new Ledger(table());
+    await evaluateEnvelope(s.rules, ctx, ledger, 'mail');
+    assert.equal(ledger.forced, undefined, 'the header rule above it is undecided at MAIL');
+    const early = settings('rule blk\n  sender spammer.test\n  action block\nrule hdr\n  header X-Trusted contains yes\n  action allow\n');
+    const ledger2 = new Ledger(table());
+    await evaluateEnvelope(early.rules, ctx, ledger2, 'mail');
+    assert.equal(ledger2.forced?.action, 'reject');
+    assert.equal(ledger2.forced?.source, 'rule blk');
+  });
+
+  it('a block rule naming a recipient refuses only that recipient at RCPT', async () => {
+    const s = settings('rule r\n  recipient alice@example.com\n  sender spammer.test\n  action block\n');
+    const ctx = ctxOf({ mailFrom: 'x@spammer.test', rcptTo: ['alice@example.com', 'carol@example.com'] });
+    const ledger = new Ledger(table());
+    await evaluateEnvelope(s.rules, ctx, ledger, 'rcpt', 'alice@example.com');
+    await evaluateEnvelope(s.rules, ctx, ledger, 'rcpt', 'carol@example.com');
+    assert.deepEqual([...ledger.refusedRecipients.keys()], ['alice@example.com']);
+    assert.equal(ledger.forced, undefined);
+  });
+
+  it('an envelope skip marks checks before they run', async () => {
+    const s = settings('rule out\n  direction outbound\n  sender *@example.com\n  action skip content\n');
+    const ctx = ctxOf({ relaying: true, mailFrom: 'me@example.com' });
+    await evaluateEnvelope(s.rules, ctx, new Ledger(table()), 'mail');
+    assert.ok((ctx.notes.skipChecks as Set<string>).has('content'));
+  });
+});
+
+describe('rules: allowed and blocked senders are spoof-safe', () => {
+  it('an authenticated sender on the list is allowed; the same From unauthenticated is not', async () => {
+    const s = settings('', '[allow]\nsenders = partner.test\n');
+    const ok = await run(s, { auth: 'from-aligned' }, ['BAYES_SPAM', 'DNSBL_HIT']);
+    assert.equal(ok.verdict.action, 'accept');
+    assert.match(ok.verdict.reason, /accept forced by allow list \(everyone: partner\.test, spf=pass aligned/);
+    const forged = await run(s, { auth: 'none' }, ['BAYES_SPAM', 'DNSBL_HIT']);
+    assert.equal(forged.ledger.forced, undefined);
+    assert.equal(forged.verdict.action, 'quarantine', 'the score decides as if there were no entry');
+    assert.match(forged.ledger.get('ALLOWLIST_NOT_HELD')!.detail, /partner\.test does not hold: no authentication results/);
+    const spfOther = await run(s, { auth: 'spf-only' });
+    assert.equal(spfOther.ledger.forced, undefined, 'SPF for another domain does not authenticate the From:');
+  });
+
+  it('an entry with a named sending server holds from that server only; unauthenticated: holds always', async () => {
+    const s = settings('', '[allow]\nsenders = news@partner.test[192.0.2.0/28], unauthenticated:bob@partner.test\n');
+    assert.match(s.warnings.join('\n'), /unauthenticated:bob@partner\.test is unauthenticated/);
+    const fromServer = await run(s, { headers: ['From: news@partner.test'], ip: '192.0.2.3' });
+    assert.equal(fromServer.ledger.forced?.action, 'accept');
+    const elsewhere = await run(s, { headers: ['From: news@partner.test'], ip: '192.0.2.99' });
+    assert.equal(elsewhere.ledger.forced, undefined);
+    const unauth = await run(s, {});
+    assert.equal(unauth.ledger.forced?.action, 'accept');
+  });
+
+  it('a From: in our own domain is never allowed by an entry alone, only with a named server', async () => {
+    const s = settings('', '[lists]\nlocal_domains = example.com\n[allow]\nsenders = unauthenticated:example.com, ceo@example.com, web@example.com[192.0.2.10]\n');
+    assert.match(s.warnings.join('\n'), /names our own domain example\.com: it never holds without a named sending server/);
+    const forged = await run(s, { headers: ['From: ceo@example.com'], ip: '203.0.113.9', auth: 'none' });
+    assert.equal(forged.ledger.forced, undefined);
+    assert.match(forged.ledger.get('ALLOWLIST_NOT_HELD')!.detail, /one of our own domains/);
+    const server = await run(s, { headers: ['From: web@example.com'], ip: '192.0.2.10' });
+    assert.equal(server.ledger.forced?.action, 'accept');
+  });
+
+  it('two From: addresses are never allowed', async () => {
+    const s = settings('', '[allow]\nsenders = unauthenticated:partner.test\n');
+    const r = await run(s, { headers: ['From: bob@partner.test', 'From: eve@evil.test'] });
+    assert.equal(r.ledger.forced, undefined);
+  });
+
+  it('a user-level entry allows for that recipient only, and not when another recipient is on the message', async () => {
+    const s = settings('', '[allow:alice@example.com]\nsenders = partner.test\n[allow:example.org]\nsenders = partner.test\n');
+    assert.equal((await run(s, { auth: 'dmarc' })).ledger.forced?.action, 'accept');
+    assert.equal((await run(s, { auth: 'dmarc', rcptTo: ['carol@example.com'] })).ledger.forced, undefined);
+    const mixed = await run(s, { auth: 'dmarc', rcptTo: ['alice@example.com', 'carol@example.com'] });
+    assert.equal(mixed.ledger.forced, undefined);
+    assert.match(mixed.ledger.get('ALLOWLIST_NOT_HELD')!.detail, /allowed for alice@example\.com but not for carol@example\.com/);
+    const domain = await run(s, { auth: 'dmarc', rcptTo: ['x@example.org', 'alice@example.com'] });
+    assert.equal(domain.ledger.forced?.action, 'accept');
+  });
+
+  it('filter rules come before allow lists, allow lists before block lists', async () => {
+    const s = settings('rule q\n  sender partner.test\n  action quarantine\n', '[allow]\nsenders = partner.test\n[block]\nsenders = partner.test\n');
+    assert.equal((await run(s, { auth: 'dmarc' })).verdict.action, 'quarantine');
+    const lists = settings('', '[allow]\nsenders = partner.test\n[block]\nsenders = partner.test\n');
+    assert.equal((await run(lists, { auth: 'dmarc' })).ledger.forced?.action, 'accept');
+    const blocked = await run(lists, { auth: 'none' });
+    assert.equal(blocked.ledger.forced?.action, 'reject');
+    assert.match(blocked.verdict.reason, /reject forced by block list \(everyone: partner\.test\)/);
+  });
+
+  it('block entries match the envelope sender or any From: address, for every recipient', async () => {
+    const s = settings('', '[block:alice@example.com]\nsenders = evil.test\n');
+    assert.equal((await run(s, { mailFrom: 'x@evil.test' })).ledger.forced?.action, 'reject');
+    assert.equal((await run(s, { headers: ['From: x@evil.test'] })).ledger.forced?.action, 'reject');
+    const partial = await run(s, { mailFrom: 'x@evil.test', rcptTo: ['alice@example.com', 'bob@example.com'] });
+    assert.equal(partial.ledger.forced, undefined);
+    assert.match(partial.ledger.get('BLOCKLIST')!.detail, /blocked by alice@example\.com only/);
+  });
+
+  it('lists do not apply to outbound mail', async () => {
+    const s = settings('', '[block]\nsenders = partner.test\n');
+    assert.equal((await run(s, { relaying: true })).ledger.forced, undefined);
+  });
+
+  it('run-time entries in the store count like ini entries', async () => {
+    const s = settings('');
+    const store = new SqliteListStore(join(tmp, 'runtime.sqlite'));
+    await store.add('allow', 'user:alice@example.com', 'bob@partner.test');
+    const ctx = ctxOf({ auth: 'from-aligned' });
+    const ledger = new Ledger(table());
+    ledger.addAll(await evaluateData(ctx, ledger, { settings: s, store: async () => store, log: silentLogger }));
+    assert.match(ledger.forced!.source, /allow list \(alice@example\.com: bob@partner\.test/);
+    const failing = new Ledger(table());
+    failing.addAll(await evaluateData(ctxOf({}), failing, { settings: s, store: async () => { throw new Error('disk gone'); }, log: silentLogger }));
+    assert.match(failing.get('RULES_LIST_ERROR')!.detail, /disk gone/);
+    await store.close();
+  });
+
+  it('bad entries are refused with the reason', () => {
+    assert.throws(() => parseEntry('allow', 'bob@x.test[mail.x.test]'), /must be an IP or CIDR/);
+    assert.throws(() => parseEntry('block', 'unauthenticated:x.test'), /only applies to allow/);
+    assert.throws(() => parseEntry('allow', '*'), /every sender/);
+    assert.throws(() => settings('', '[allow]\nsenders = a@b.test[nope]\n'), /mailward\.rules\.ini \[allow\] senders: "a@b\.test\[nope\]"/);
+  });
+});
