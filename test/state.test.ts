@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createClient } from 'redis';
+import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
+import type { StateSettings } from '../lib/state/types';
+import { freePort } from './support/haraka';
+import { deleteRedisKeys, recordingLogger, REDIS_URL, uniquePrefix } from './reputation/setup';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function redisSettings(prefix: string, url = REDIS_URL, timeoutMs = 250): StateSettings {
+  return { backend: 'redis', redisUrl: url, prefix, timeoutMs, memoryMaxEntries: 1000 };
+}
+
+// One behavioural suite, two stores: whatever a check relies on must hold for both.
+const backends: { name: string; make: (prefix: string) => StateStore; cleanup?: (prefix: string) => Promise<unknown> }[] = [
+  { name: 'MemoryStore', make: () => new MemoryStore(1000) },
+  { name: 'RedisStore (127.0.0.1:6379)', make: (prefix) => new RedisStore(redisSettings(prefix), recordingLogger()), cleanup: deleteRedisKeys },
+];
+
+for (const backend of backends) {
+  describe(`state store contract: ${backend.name}`, () => {
+    const prefix = uniquePrefix('state');
+    let store: StateStore;
+    before(() => {
+      store = backend.make(prefix);
+    });
+    after(async () => {
+      await store.close();
+      await backend.cleanup?.(prefix);
+    });
+
+    it('gets, sets and deletes strings; absent keys are null', async () => {
+      assert.equal(await store.get('s:none'), null);
+      await store.set('s:a', 'one');
+      assert.equal(await store.get('s:a'), 'one');
+      await store.set('s:a', 'two');
+      assert.equal(await store.get('s:a'), 'two');
+      await store.del('s:a');
+      assert.equal(await store.get('s:a'), null);
+      await store.del('s:never');
+    });
+
+    it('expires keys after their ttl', async () => {
+      await store.set('t:short', 'x', 1);
+      await store.incrBy('t:counter', 1, 1);
+      assert.equal(await store.get('t:short'), 'x');
+      await sleep(1150);
+      assert.equal(await store.get('t:short'), null);
+      assert.equal(await store.get('t:counter'), null);
+    });
+
+    it('adds to counters (integers and fractions) and returns the new value', async () => {
+      assert.equal(await store.incrBy('c:n', 1, 60), 1);
+      assert.equal(await store.incrBy('c:n', 2, 60), 3);
+      assert.equal(await store.incrBy('c:f', 0.5, 60), 0.5);
+      assert.equal(await store.incrBy('c:f', 0.25, 60), 0.75);
+      assert.equal(await store.incrBy('c:n', -3, 60), 0);
+    });
+
+    it('adds to several hash fields at once, reads, sets and deletes fields', async () => {
+      assert.deepEqual(await store.hashGetAll('h:none'), {});
+      await store.hashIncrBy('h:a', { x: 1, y: 2 }, 60);
+      await store.hashIncrBy('h:a', { x: 1, z: 0.5 }, 60);
+      assert.deepEqual(await store.hashGetAll('h:a'), { x: '2', y: '2', z: '0.5' });
+      await store.hashSet('h:a', { y: 'text' });
+      await store.hashDel('h:a', ['x', 'missing']);
+      assert.deepEqual(await store.hashGetAll('h:a'), { y: 'text', z: '0.5' });
+      await store.hashDel('h:a', ['y', 'z']);
+      assert.deepEqual(await store.hashGetAll('h:a'), {});
+      await store.hashDel('h:none', ['x']);
+    });
+
+    it('reads several keys at once, null where absent', async () => {
+      await store.set('m:1', 'a');
+      await store.set('m:3', 'c');
+      assert.deepEqual(await store.mget(['m:1', 'm:2', 'm:3']), ['a', null, 'c']);
+      assert.deepEqual(await store.mget([]), []);
+    });
+
+    it('keeps sets', async () => {
+      await store.setAdd('set:a', ['x', 'y', 'x']);
+      await store.setAdd('set:a', ['z']);
+      assert.deepEqual((await store.setMembers('set:a')).sort(), ['x', 'y', 'z']);
+      await store.setRemove('set:a', ['y', 'nope']);
+      assert.deepEqual((await store.setMembers('set:a')).sort(), ['x', 'z']);
+      assert.deepEqual(await store.setMembers('set:none'), []);
+    });
+
+    it('lists keys by prefix, without the store\'s own prefix', async () => {
+      await store.set('list:one', '1');
+      await store.hashIncrBy('list:two', { a: 1 }, 60);
+      await store.set('other:three', '3');
+      assert.deepEqual((await store.keys('list:')).sort(), ['list:one', 'list:two']);
+    });
+
+    if (backend.name.startsWith('Redis')) {
+      it('writes under its prefix in Redis, with the expiry asked for', async () => {
+        await store.hashIncrBy('raw:h', { a: 1 }, 300);
+        const client = createClient({ url: REDIS_URL });
+        await client.connect();
+        try {
+          assert.deepEqual({ ...(await client.hGetAll(`${prefix}raw:h`)) }, { a: '1' });
+          const ttl = await client.ttl(`${prefix}raw:h`);
+          assert.ok(ttl > 290 && ttl <= 300, `ttl ${ttl}`);
+        } finally {
+          await client.quit();
+        }
+      });
+
+      it('shares state between two stores (two MTA nodes)', async () => {
+        const other = backend.make(prefix);
+        try {
+          await store.incrBy('shared:c', 2, 60);
+          assert.equal(await other.incrBy('shared:c', 3, 60), 5);
+          assert.equal(await store.get('shared:c'), '5');
+        } finally {
+          await other.close();
+        }
+      });
+    }
+  });
+}
+
+describe('RedisStore: Redis stopped mid-run (a redis-server of its own)', () => {
+  let port: number;
+  let server: ChildProcess | undefined;
+  let store: RedisStore;
+  const log = recordingLogger();
+
+  async function startRedis(): Promise<void> {
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
+    client.on('error', () => {});
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        await client.connect();
+        await client.quit();
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error('redis-server did not start');
+        await sleep(50);
+      }
+    }
+  }
+
+  async function stopRedis(): Promise<void> {
+    const child = server;
+    server = undefined;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((done) => {
+      child.once('exit', () => done());
+      child.kill('SIGKILL');
+    });
+  }
+
+  before(async () => {
+    port = await freePort();
+    await startRedis();
+    store = new RedisStore(redisSettings('mwtest:fault:', `redis://127.0.0.1:${port}`, 200), log);
+  });
+  after(async () => {
+    await store.close();
+    await stopRedis();
+  });
+
+  it('falls back to in-process state with a logged warning, never throws, and recovers when Redis returns', async () => {
+    await store.set('k', 'from-redis');
+    assert.equal(await store.get('k'), 'from-redis');
+    assert.ok(!log.lines.some((l) => l.startsWith('warn')));
+
+    await stopRedis();
+    const started = Date.now();
+    // Every operation still answers (from the fallback), within a bounded time.
+    assert.equal(await store.get('k'), null);
+    assert.equal(await store.incrBy('c', 1, 60), 1);
+    assert.equal(await store.incrBy('c', 1, 60), 2);
+    await store.hashIncrBy('h', { a: 1 }, 60);
+    assert.deepEqual(await store.hashGetAll('h'), { a: '1' });
+    assert.ok(Date.now() - started < 3000, `fallback took ${Date.now() - started} ms`);
+    const warnings = log.lines.filter((l) => l.startsWith('warn'));
+    assert.ok(warnings.some((l) => /Redis .* unavailable/.test(l)), log.lines.join('\n'));
+    assert.ok(warnings.length <= 2, `warned once per outage, not per operation: ${warnings.length}`);
+
+    await startRedis();
+    const deadline = Date.now() + 10_000;
+    const raw = createClient({ url: `redis://127.0.0.1:${port}` });
+    await raw.connect();
+    try {
+      for (;;) {
+        await store.set('back', 'yes');
+        if ((await raw.get('mwtest:fault:back')) === 'yes') break;
+        assert.ok(Date.now() < deadline, 'the store did not return to Redis within 10 s');
+        await sleep(200);
+      }
+    } finally {
+      await raw.quit();
+    }
+    assert.ok(log.lines.some((l) => /^info .*Redis .* is back/.test(l)), log.lines.join('\n'));
+  });
+});
