@@ -185,7 +185,9 @@ export class RedisStore implements StateStore {
 
   async close(): Promise<void> {
     try {
-      if (this.client.isOpen) await this.client.quit();
+      // quit() on a client still trying to reconnect never settles: drop it instead.
+      if (this.client.isReady) await this.client.quit();
+      else if (this.client.isOpen) this.client.destroy();
     } catch {
       this.client.destroy();
     }
