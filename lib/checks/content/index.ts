@@ -1,18 +1,129 @@
-import type { CheckModule } from '../types';
+import type { MessageContext } from '../../message';
+import type { Ledger } from '../../score/ledger';
+import type { Hit, SymbolDef, Verdict } from '../../score/types';
+import type { Check, CheckModule, Services } from '../types';
+import { bulkHits } from './bulk';
+import { acquireClassifier, releaseClassifier, type Classifier } from './classifier';
+import { builtinHeuristics, ruleHits } from './heuristics';
+import { messageParts } from './parts';
+import { parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
+import { tokenize } from './tokenize';
 
-/** Placeholder until the content issue lands: no symbols, no checks. */
-export interface ContentSettings {
-  enabled: boolean;
+export type { ContentSettings } from './settings';
+export { templateFingerprint, templateWords, type TemplateFingerprint } from './fingerprint';
+export { compileSafeRegex, regexProblem, UnsafeRegexError } from './safe-regex';
+export { learnMessage, unlearnMessage, messageTokens } from './learn';
+export { Classifier, acquireClassifier, releaseClassifier, createBayesStore } from './classifier';
+
+const g = 'content';
+export const contentSymbols: SymbolDef[] = [
+  { name: 'BAYES_SPAM', score: 6, group: g, description: 'Bayesian classifier: spam probability at or above spam_threshold (weight x 0.5..1 by probability)' },
+  { name: 'BAYES_HAM', score: -3, group: g, description: 'Bayesian classifier: spam probability at or below ham_threshold (weight x 0.5..1 by probability)' },
+  { name: 'BAYES_ERROR', score: 0, group: g, description: 'The Bayes model could not be loaded or saved; the classifier abstained' },
+  { name: 'MIXED_SCRIPT_WORDS', score: 2.5, group: g, description: 'Words mixing Latin letters with look-alike letters of another script (confusables)' },
+  { name: 'INVISIBLE_CHARACTERS', score: 2, group: g, description: 'Zero-width or invisible characters inside words (splitting words past filters)' },
+  { name: 'HTML_HIDDEN_TEXT', score: 1.5, group: g, description: 'A lot of text styled invisible in the HTML (display:none, zero size, white on white)' },
+  { name: 'HTML_LINK_MISMATCH', score: 2, group: g, description: 'A link shows one domain as its text while it goes to another' },
+  { name: 'HTML_ONLY_LITTLE_TEXT', score: 1, group: g, description: 'HTML-only message with almost no visible text (image spam)' },
+  { name: 'SUBJECT_ALL_CAPS', score: 1, group: g, description: 'Subject written mostly in capitals' },
+  { name: 'SUBJECT_PUNCTUATION', score: 1, group: g, description: 'Subject full of !, ?, $ and similar' },
+  { name: 'BULK', score: 0, group: g, description: 'Bulk: more than [bulk] threshold similar messages in the window. Not spam by itself' },
+  { name: 'BULK_UNAUTHENTICATED', score: 3, group: g, description: 'Bulk mail without DMARC pass or aligned SPF/DKIM' },
+  { name: 'BULK_BAD_REPUTATION', score: 3, group: g, description: 'Bulk mail from a source with a poor reputation score' },
+  { name: 'BULK_NO_UNSUBSCRIBE', score: 1.5, group: g, description: 'Bulk marketing mail without a List-Unsubscribe header' },
+  { name: 'BULK_ERROR', score: 0, group: g, description: 'Bulk fingerprints could not be counted (state store failure)' },
+];
+
+/** Per message, the tokens the classifier saw: autolearn reuses them. */
+const tokensSeen = new WeakMap<MessageContext, string[]>();
+const classifiers = new WeakMap<ContentSettings, Classifier>();
+
+function bayesHits(settings: ContentSettings, classifier: Classifier, tokens: string[]): Hit[] {
+  const b = settings.bayes;
+  if (classifier.lastError && !classifier.loaded) return [{ name: 'BAYES_ERROR', detail: classifier.lastError }];
+  const result = classifier.classify(tokens, b.minLearns);
+  if (!result) return [];
+  const p = result.probability;
+  const learnt = `${classifier.model.nspam} spam/${classifier.model.nham} ham learnt`;
+  const show = (e: { token: string; prob: number }[]) => e.map((x) => x.token).join(', ');
+  if (p >= b.spamThreshold) {
+    const factor = b.spamThreshold >= 1 ? 1 : 0.5 + (0.5 * (p - b.spamThreshold)) / (1 - b.spamThreshold);
+    return [{ name: 'BAYES_SPAM', factor, detail: `p=${p.toFixed(4)} (${learnt}); spam words: ${show(result.spamTokens)}` }];
+  }
+  if (p <= b.hamThreshold) {
+    const factor = b.hamThreshold <= 0 ? 1 : 0.5 + (0.5 * (b.hamThreshold - p)) / b.hamThreshold;
+    return [{ name: 'BAYES_HAM', factor, detail: `p=${p.toFixed(4)} (${learnt}); ham words: ${show(result.hamTokens)}` }];
+  }
+  return [];
+}
+
+/** Scales positive hits down so content alone never scores above max_score. */
+export function capHits(hits: Hit[], ledger: Ledger, maxScore: number): Hit[] {
+  const weight = (h: Hit) => ledger.table.get(h.name).score * (h.factor ?? 1);
+  const positive = hits.reduce((sum, h) => sum + Math.max(0, weight(h)), 0);
+  if (positive <= maxScore) return hits;
+  const scale = maxScore / positive;
+  return hits.map((h) => (weight(h) > 0 ? { ...h, factor: (h.factor ?? 1) * scale, detail: `${h.detail ?? ''} (content capped at ${maxScore})`.trim() } : h));
+}
+
+function createChecks(settings: ContentSettings, services: Services): Check[] {
+  if (!settings.enabled) return [];
+  const classifier = settings.bayes.enabled ? acquireClassifier(settings.bayes, services.log) : undefined;
+  if (classifier) classifiers.set(settings, classifier);
+  const check: Check = {
+    name: 'content.scan',
+    phase: 'data',
+    async run(ctx, ledger) {
+      if (!ctx.raw || (settings.skipRelaying && ctx.relaying)) return [];
+      const parts = await messageParts(ctx, settings.limits);
+      const hits: Hit[] = [];
+      if (classifier) {
+        const tokens = tokenize(parts);
+        tokensSeen.set(ctx, tokens);
+        hits.push(...bayesHits(settings, classifier, tokens));
+      }
+      if (settings.heuristics.enabled) hits.push(...builtinHeuristics(parts, settings.heuristics), ...ruleHits(parts, settings.heuristics));
+      if (settings.bulk.enabled) hits.push(...(await bulkHits(ctx, ledger, parts, services.state, services.clock(), settings.bulk)));
+      return capHits(hits, ledger, settings.maxScore);
+    },
+  };
+  return [check];
+}
+
+/** Autolearn (off by default) and learning from spamtrap-like symbols, after the verdict. */
+async function afterVerdict(settings: ContentSettings, _services: Services, ctx: MessageContext, verdict: Verdict): Promise<void> {
+  const classifier = classifiers.get(settings);
+  const tokens = tokensSeen.get(ctx);
+  if (!classifier || !tokens) return;
+  const b = settings.bayes;
+  if (b.learnSpamSymbols.length && verdict.symbols.some((s) => b.learnSpamSymbols.includes(s.name))) {
+    classifier.learn(tokens, 'spam');
+    return;
+  }
+  if (!b.autolearn) return;
+  // Judge by everything except content itself, so the classifier does not teach itself its own mistakes.
+  const others = verdict.score - (verdict.groups.content ?? 0);
+  if (others >= b.autolearnSpamScore) classifier.learn(tokens, 'spam');
+  else if (others <= b.autolearnHamScore) classifier.learn(tokens, 'ham');
 }
 
 export const contentModule: CheckModule<ContentSettings> = {
   name: 'content',
   file: 'mailward.content.ini',
-  symbols: [],
-  parseSettings(reader) {
-    return { settings: { enabled: reader.section('main').boolean('enabled', true) } };
+  extraFiles: [RULES_FILE],
+  symbols: contentSymbols,
+  parseSettings(reader, shared, files) {
+    const settings = parseContentSettings(reader, shared, files);
+    const symbols: SymbolDef[] = settings.heuristics.rules.map((r) => ({ name: r.name, score: r.score, group: g, description: r.description }));
+    return { settings, symbols };
   },
-  createChecks() {
-    return [];
+  createChecks,
+  afterVerdict,
+  async close(settings) {
+    const classifier = classifiers.get(settings);
+    if (classifier) {
+      classifiers.delete(settings);
+      await releaseClassifier(settings.bayes, classifier);
+    }
   },
 };

@@ -1,0 +1,143 @@
+import type { Logger } from '../types';
+import { BayesModel, type Classification, type Label } from './bayes';
+import type { BayesSettings } from './settings';
+import { RedisBayesStore, SqliteBayesStore, type BayesStore } from './store';
+
+/**
+ * The model in memory plus its store: loaded in the background at start (the
+ * classifier abstains until then), changes saved every save_interval and
+ * re-read every reload_interval (to pick up `mailward learn` and other
+ * nodes). Nothing here runs on the mail path except `classify`.
+ */
+export class Classifier {
+  readonly model = new BayesModel();
+  loaded = false;
+  lastError = '';
+  private timers: NodeJS.Timeout[] = [];
+  private loading?: Promise<void>;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly store: BayesStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads now (in the background) and starts the periodic save and reload. */
+  start(saveIntervalS: number, reloadIntervalS: number): void {
+    void this.ready();
+    this.timers.push(setInterval(() => void this.flush(), saveIntervalS * 1000).unref());
+    this.timers.push(setInterval(() => void this.reload(), reloadIntervalS * 1000).unref());
+  }
+
+  ready(): Promise<void> {
+    this.loading ??= this.reload();
+    return this.loading;
+  }
+
+  /** Saves what was learnt, then reads the store's sum (keeping anything learnt meanwhile). */
+  async reload(): Promise<void> {
+    await this.flush();
+    try {
+      const fresh = new BayesModel(this.model.options);
+      await this.store.load(fresh);
+      // Learnt while loading and not saved yet: still to be added on top.
+      for (const [token, [s, h]] of this.model.pending) {
+        if (token === '') {
+          fresh.nspam += s;
+          fresh.nham += h;
+        } else {
+          const c = fresh.tokens.get(token) ?? { spam: 0, ham: 0 };
+          fresh.setCounts(token, c.spam + s, c.ham + h);
+        }
+      }
+      this.model.tokens.clear();
+      for (const [token, c] of fresh.tokens) this.model.tokens.set(token, c);
+      this.model.nspam = fresh.nspam;
+      this.model.nham = fresh.nham;
+      this.loaded = true;
+      this.lastError = '';
+    } catch (err) {
+      this.lastError = `loading the Bayes model from ${this.store.description} failed: ${(err as Error).message}`;
+      this.log.warn(`mailward content: ${this.lastError}`);
+    }
+  }
+
+  /** Writes pending changes; on failure they stay pending for the next try. */
+  flush(): Promise<void> {
+    this.saving = this.saving.then(async () => {
+      const deltas = this.model.takePending();
+      if (!deltas.size) return;
+      try {
+        await this.store.save(deltas);
+      } catch (err) {
+        this.model.restorePending(deltas);
+        this.lastError = `saving the Bayes model to ${this.store.description} failed: ${(err as Error).message}`;
+        this.log.warn(`mailward content: ${this.lastError}`);
+      }
+    });
+    return this.saving;
+  }
+
+  learn(tokens: string[], label: Label): void {
+    this.model.learn(tokens, label);
+  }
+
+  unlearn(tokens: string[], label: Label): void {
+    this.model.unlearn(tokens, label);
+  }
+
+  /** Null until the model is loaded and has seen `minLearns` messages of each class. */
+  classify(tokens: string[], minLearns: number): Classification | null {
+    if (!this.loaded || this.model.nspam < minLearns || this.model.nham < minLearns) return null;
+    return this.model.classify(tokens);
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.flush();
+    await this.store.close();
+  }
+}
+
+export function createBayesStore(settings: BayesSettings): BayesStore {
+  return settings.storage === 'redis' ? new RedisBayesStore(settings.redisUrl, settings.redisPrefix) : new SqliteBayesStore(settings.path);
+}
+
+function storeKey(settings: BayesSettings): string {
+  return settings.storage === 'redis' ? `redis ${settings.redisUrl} ${settings.redisPrefix}` : `sqlite ${settings.path}`;
+}
+
+/**
+ * One classifier per store per process, shared across configuration reloads
+ * (a reload must not make the classifier abstain while the model loads again).
+ */
+const open = new Map<string, { classifier: Classifier; users: number }>();
+
+export function acquireClassifier(settings: BayesSettings, log: Logger): Classifier {
+  const key = storeKey(settings);
+  let entry = open.get(key);
+  if (!entry) {
+    const classifier = new Classifier(createBayesStore(settings), log);
+    classifier.start(settings.saveIntervalS, settings.reloadIntervalS);
+    entry = { classifier, users: 0 };
+    open.set(key, entry);
+  }
+  entry.users++;
+  return entry.classifier;
+}
+
+export async function releaseClassifier(settings: BayesSettings, classifier: Classifier): Promise<void> {
+  const key = storeKey(settings);
+  const entry = open.get(key);
+  if (!entry || entry.classifier !== classifier) {
+    await classifier.close();
+    return;
+  }
+  if (--entry.users > 0) {
+    await classifier.flush();
+    return;
+  }
+  open.delete(key);
+  await classifier.close();
+}

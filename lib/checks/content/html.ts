@@ -1,0 +1,139 @@
+import { Parser } from 'htmlparser2';
+
+/** One `<a href>` with the text a reader sees. */
+export interface HtmlLink {
+  href: string;
+  text: string;
+}
+
+/** What the content checks need from an HTML part, from one streaming pass. */
+export interface HtmlInfo {
+  /** Visible text (script, style and hidden elements left out). */
+  text: string;
+  /** `alt` and `title` texts of images. */
+  altText: string;
+  /** Text a reader does not see (display:none, zero font size, white on white...). */
+  hiddenText: string;
+  links: HtmlLink[];
+  images: number;
+  /** True when the input was cut at the byte limit. */
+  truncated: boolean;
+}
+
+const SKIP_TAGS = new Set(['script', 'style', 'head', 'title', 'noscript', 'template']);
+const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
+const HIDDEN_STYLE =
+  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?\s*(?:;|$|!)|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+const WHITE = /^(?:#fff(?:fff)?|white|rgb\(\s*255\s*,\s*255\s*,\s*255\s*\))$/i;
+/** Text pieces kept per field: enough for every check, bounded for hostile input. */
+const MAX_TEXT_CHARS = 200_000;
+const MAX_LINKS = 500;
+
+function styleColor(style: string, property: 'color' | 'background-color' | 'background'): string | undefined {
+  const match = new RegExp(`(?:^|;)\\s*${property}\\s*:\\s*([^;!]+)`, 'i').exec(style);
+  return match?.[1]?.trim();
+}
+
+/** Whether an element hides its content: hiding styles, or white text on a white (or default) background. */
+function hides(tag: string, attrs: Record<string, string>, inheritedBg: string): boolean {
+  if ('hidden' in attrs) return true;
+  const style = attrs.style ?? '';
+  if (style && HIDDEN_STYLE.test(style)) return true;
+  const color = (style && styleColor(style, 'color')) ?? (tag === 'font' ? attrs.color : undefined);
+  if (color && WHITE.test(color)) {
+    const bg = (style && (styleColor(style, 'background-color') ?? styleColor(style, 'background'))) ?? attrs.bgcolor ?? inheritedBg;
+    if (!bg || WHITE.test(bg)) return true;
+  }
+  return false;
+}
+
+interface Frame {
+  tag: string;
+  skip: boolean;
+  hidden: boolean;
+  bg: string;
+  link?: HtmlLink;
+}
+
+/**
+ * Reads an HTML part once with htmlparser2 (tolerant of broken markup, linear
+ * time), up to `maxBytes` characters: visible text, alt text, hidden text,
+ * links with their visible text, image count.
+ */
+export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
+  const truncated = html.length > maxBytes;
+  const input = truncated ? html.slice(0, maxBytes) : html;
+  const text: string[] = [];
+  const hidden: string[] = [];
+  const alt: string[] = [];
+  const links: HtmlLink[] = [];
+  let textChars = 0;
+  let hiddenChars = 0;
+  let images = 0;
+  const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '' }];
+  const top = () => stack[stack.length - 1]!;
+
+  const parser = new Parser(
+    {
+      onopentag(name, attrs) {
+        const parent = top();
+        const bg = attrs.bgcolor ?? (attrs.style && (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background'))) ?? parent.bg;
+        const frame: Frame = {
+          tag: name,
+          skip: parent.skip || SKIP_TAGS.has(name),
+          hidden: parent.hidden || hides(name, attrs, parent.bg),
+          bg,
+          link: parent.link,
+        };
+        if (name === 'a' && attrs.href && links.length < MAX_LINKS) {
+          frame.link = { href: attrs.href.trim(), text: '' };
+          links.push(frame.link);
+        }
+        if (name === 'img') {
+          images++;
+          const words = `${attrs.alt ?? ''} ${attrs.title ?? ''}`.trim();
+          if (words && !frame.skip) alt.push(words);
+        }
+        if (BLOCK_TAGS.has(name) && textChars < MAX_TEXT_CHARS) text.push('\n');
+        stack.push(frame);
+      },
+      ontext(data) {
+        const frame = top();
+        if (frame.skip) return;
+        if (frame.hidden) {
+          if (hiddenChars < MAX_TEXT_CHARS && /\S/.test(data)) {
+            hidden.push(data);
+            hiddenChars += data.length;
+          }
+          return;
+        }
+        if (textChars < MAX_TEXT_CHARS) {
+          text.push(data);
+          textChars += data.length;
+        }
+        if (frame.link && frame.link.text.length < 500) frame.link.text += data;
+      },
+      onclosetag(name) {
+        // htmlparser2 closes implied elements itself, so opens and closes pair up.
+        if (stack.length > 1 && top().tag === name) stack.pop();
+        else {
+          const at = stack.map((f) => f.tag).lastIndexOf(name);
+          if (at > 0) stack.length = at;
+        }
+        if (BLOCK_TAGS.has(name) && textChars < MAX_TEXT_CHARS) text.push('\n');
+      },
+    },
+    { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
+  );
+  parser.write(input);
+  parser.end();
+  for (const link of links) link.text = link.text.replace(/\s+/g, ' ').trim();
+  return {
+    text: text.join('').replace(/[ \t\r\f\v\u00a0]+/g, ' ').replace(/\n\s*/g, '\n').trim(),
+    altText: alt.join(' '),
+    hiddenText: hidden.join(' ').replace(/\s+/g, ' ').trim(),
+    links,
+    images,
+    truncated,
+  };
+}

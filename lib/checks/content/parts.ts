@@ -1,0 +1,109 @@
+import type { Email } from 'postal-mime';
+import { firstHeader, parsedMessage, type HeaderField, type MessageContext } from '../../message';
+import { analyseHtml, type HtmlInfo } from './html';
+
+export interface AttachmentInfo {
+  mimeType: string;
+  filename: string;
+  size: number;
+}
+
+/** The decoded pieces of a message that the content checks read; computed once per message. */
+export interface MessageParts {
+  subject: string;
+  fromName: string;
+  fromAddress: string;
+  headers: HeaderField[];
+  /** Decoded text/plain, or the visible text of the HTML part when there is no plain part. */
+  text: string;
+  /** Length of the text/plain part ('' when the message is HTML only). */
+  plainLength: number;
+  html?: HtmlInfo;
+  /** Link targets from the HTML plus URLs written in the text. */
+  urls: string[];
+  attachments: AttachmentInfo[];
+  /** False when MIME decoding failed and the parts come from the raw body. */
+  decoded: boolean;
+}
+
+export interface PartLimits {
+  /** Characters of decoded text kept for the checks. */
+  maxTextChars: number;
+  /** Characters of an HTML part read. */
+  maxHtmlChars: number;
+}
+
+export const DEFAULT_LIMITS: PartLimits = { maxTextChars: 256 * 1024, maxHtmlChars: 1024 * 1024 };
+
+const URL_IN_TEXT = /\b(?:https?:\/\/|www\.)[^\s<>"'()[\]{}]{1,300}/gi;
+const MAX_URLS = 300;
+
+const cache = new WeakMap<MessageContext, Promise<MessageParts>>();
+
+function size(content: Email['attachments'][number]['content']): number {
+  if (typeof content === 'string') return content.length;
+  return content.byteLength;
+}
+
+/** Text of a raw body when MIME decoding failed: strip obvious base64 blocks, keep the rest. */
+function fallbackText(ctx: MessageContext, limit: number): string {
+  if (!ctx.raw) return '';
+  const raw = ctx.raw.subarray(0, limit * 2).toString('latin1');
+  const start = raw.search(/\r?\n\r?\n/);
+  const body = start < 0 ? '' : raw.slice(start);
+  return body.replace(/^[A-Za-z0-9+/=]{60,}$/gm, ' ').slice(0, limit);
+}
+
+export function urlsIn(text: string, into: string[]): void {
+  URL_IN_TEXT.lastIndex = 0;
+  let match: RegExpExecArray | null;
+  while (into.length < MAX_URLS && (match = URL_IN_TEXT.exec(text))) into.push(match[0]);
+}
+
+/** Host name of a URL-ish string (href or text), lower case, or '' when it has none. */
+export function hostOf(url: string): string {
+  const match = /^(?:[a-z][a-z0-9+.-]*:)?\/\/([^/?#\s\\]+)/i.exec(url.trim()) ?? /^(www\.[^/?#\s\\]+)/i.exec(url.trim());
+  if (!match) return '';
+  let host = match[1]!.toLowerCase();
+  const at = host.lastIndexOf('@');
+  if (at >= 0) host = host.slice(at + 1);
+  host = host.replace(/:\d*$/, '').replace(/\.$/, '');
+  return /^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$|[^\x00-\x7f]/i.test(host) ? host : '';
+}
+
+async function extract(ctx: MessageContext, limits: PartLimits): Promise<MessageParts> {
+  const parsed = await parsedMessage(ctx);
+  const fromHeader = parsed?.from;
+  const fromName = fromHeader?.name ?? '';
+  const fromAddress = (fromHeader && 'address' in fromHeader ? fromHeader.address : '') ?? '';
+  const subject = parsed?.subject ?? firstHeader(ctx, 'subject') ?? '';
+  const html = parsed?.html ? analyseHtml(parsed.html, limits.maxHtmlChars) : undefined;
+  const plain = parsed ? (parsed.text ?? '') : fallbackText(ctx, limits.maxTextChars);
+  const text = (plain.trim() ? plain : (html?.text ?? '')).slice(0, limits.maxTextChars);
+  const urls: string[] = [];
+  for (const link of html?.links ?? []) if (urls.length < MAX_URLS) urls.push(link.href);
+  urlsIn(text, urls);
+  const attachments = (parsed?.attachments ?? []).map((a) => ({ mimeType: (a.mimeType || '').toLowerCase(), filename: a.filename ?? '', size: size(a.content) }));
+  return {
+    subject,
+    fromName,
+    fromAddress: fromAddress.toLowerCase(),
+    headers: ctx.headers,
+    text,
+    plainLength: plain.trim().length,
+    html,
+    urls,
+    attachments,
+    decoded: !!parsed,
+  };
+}
+
+/** The message's decoded parts, shared by the Bayes, heuristic and bulk checks. Never rejects. */
+export function messageParts(ctx: MessageContext, limits: PartLimits = DEFAULT_LIMITS): Promise<MessageParts> {
+  let parts = cache.get(ctx);
+  if (!parts) {
+    parts = extract(ctx, limits);
+    cache.set(ctx, parts);
+  }
+  return parts;
+}

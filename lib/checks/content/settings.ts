@@ -1,0 +1,172 @@
+import type { IniReader } from '../../config/reader';
+import { resolvePath, type SharedSettings } from '../../config/shared';
+import type { ConfigTexts } from '../types';
+import type { PartLimits } from './parts';
+import { parseRules, type ContentRule } from './rules-file';
+
+export interface BayesSettings {
+  enabled: boolean;
+  /** sqlite: a file per node (default); redis: shared by a fleet. `auto` follows [state] backend. */
+  storage: 'sqlite' | 'redis';
+  /** SQLite model file (absolute, resolved under data_dir). */
+  path: string;
+  redisUrl: string;
+  /** Redis key prefix ([state] prefix + "bayes:"). */
+  redisPrefix: string;
+  /** The classifier abstains until it has learnt this many messages of EACH class. */
+  minLearns: number;
+  /** Probability at or above which BAYES_SPAM fires. */
+  spamThreshold: number;
+  /** Probability at or below which BAYES_HAM fires. */
+  hamThreshold: number;
+  /** Learnt counts are written this often (seconds), off the mail path. */
+  saveIntervalS: number;
+  /** Counts learnt elsewhere (CLI, other processes, other nodes) are re-read this often. */
+  reloadIntervalS: number;
+  autolearn: boolean;
+  /** Autolearn spam when every other module together scored at least this. */
+  autolearnSpamScore: number;
+  /** Autolearn ham when every other module together scored at most this. */
+  autolearnHamScore: number;
+  /** Symbols that make a message learnt as spam whatever the score (e.g. a spamtrap hit). */
+  learnSpamSymbols: string[];
+}
+
+export interface HeuristicSettings {
+  enabled: boolean;
+  rulesFile: string;
+  rules: ContentRule[];
+  /** Subject: minimum letters before the capitals ratio counts. */
+  subjectMinLetters: number;
+  subjectCapsRatio: number;
+  subjectPunctRatio: number;
+  /** HTML-only message with fewer visible characters than this. */
+  htmlMinText: number;
+}
+
+export interface BulkSettings {
+  enabled: boolean;
+  /** Similar messages (counted per recipient) within the window that make a message bulk. */
+  threshold: number;
+  windowHours: number;
+  /** Bodies with fewer words (after normalisation) are not fingerprinted. */
+  minWords: number;
+  /** Reputation group score at or above which the sender counts as poorly reputed. */
+  badReputationScore: number;
+}
+
+export interface ContentSettings {
+  enabled: boolean;
+  /** Content symbols together never score more than this (below the reject threshold). */
+  maxScore: number;
+  skipRelaying: boolean;
+  limits: PartLimits;
+  bayes: BayesSettings;
+  heuristics: HeuristicSettings;
+  bulk: BulkSettings;
+}
+
+/** Code defaults; config/mailward.content.ini ships the same values. */
+export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
+  enabled: true,
+  maxScore: 9,
+  skipRelaying: true,
+  limits: { maxTextChars: 256 * 1024, maxHtmlChars: 1024 * 1024 },
+  bayes: {
+    enabled: true,
+    storage: 'sqlite',
+    path: 'bayes.sqlite',
+    redisUrl: 'redis://127.0.0.1:6379',
+    redisPrefix: 'mailward:bayes:',
+    minLearns: 200,
+    spamThreshold: 0.9,
+    hamThreshold: 0.1,
+    saveIntervalS: 30,
+    reloadIntervalS: 300,
+    autolearn: false,
+    autolearnSpamScore: 12,
+    autolearnHamScore: -2,
+    learnSpamSymbols: [],
+  },
+  heuristics: {
+    enabled: true,
+    rulesFile: 'mailward.content.rules',
+    rules: [],
+    subjectMinLetters: 10,
+    subjectCapsRatio: 0.7,
+    subjectPunctRatio: 0.25,
+    htmlMinText: 100,
+  },
+  bulk: { enabled: true, threshold: 100, windowHours: 24, minWords: 12, badReputationScore: 3 },
+};
+
+export const RULES_FILE = DEFAULT_CONTENT_SETTINGS.heuristics.rulesFile;
+
+export function parseContentSettings(reader: IniReader, shared: SharedSettings, files?: ConfigTexts): ContentSettings {
+  const d = DEFAULT_CONTENT_SETTINGS;
+  const main = reader.section('main');
+  const bayes = reader.section('bayes');
+  const autolearn = reader.section('autolearn');
+  const heuristics = reader.section('heuristics');
+  const bulk = reader.section('bulk');
+
+  const maxScore = main.number('max_score', d.maxScore, { min: 0 });
+  const reject = shared.policy.thresholds.reject;
+  if (Number.isFinite(reject) && maxScore >= reject) {
+    throw main.error('max_score', `must stay below the reject threshold (${reject}): content alone must never reject mail`);
+  }
+  const storage = bayes.oneOf('storage', ['auto', 'sqlite', 'redis'] as const, 'auto');
+  const spamThreshold = bayes.number('spam_threshold', d.bayes.spamThreshold, { min: 0.5, max: 1 });
+  const hamThreshold = bayes.number('ham_threshold', d.bayes.hamThreshold, { min: 0, max: 0.5 });
+
+  const heuristicsEnabled = heuristics.boolean('enabled', d.heuristics.enabled);
+  const rulesFile = heuristics.string('rules_file', d.heuristics.rulesFile);
+  let rules: ContentRule[] = [];
+  if (heuristicsEnabled && rulesFile !== 'none') {
+    const found = files?.text(rulesFile);
+    if (found) rules = parseRules(found.text, found.source);
+    else if (rulesFile !== d.heuristics.rulesFile) throw heuristics.error('rules_file', `${rulesFile} not found in the config directory`);
+  }
+
+  return {
+    enabled: main.boolean('enabled', d.enabled),
+    maxScore,
+    skipRelaying: main.boolean('skip_relaying', d.skipRelaying),
+    limits: {
+      maxTextChars: main.number('max_text_kb', d.limits.maxTextChars / 1024, { min: 1, integer: true }) * 1024,
+      maxHtmlChars: main.number('max_html_kb', d.limits.maxHtmlChars / 1024, { min: 1, integer: true }) * 1024,
+    },
+    bayes: {
+      enabled: bayes.boolean('enabled', d.bayes.enabled),
+      storage: storage === 'auto' ? (shared.state.backend === 'redis' ? 'redis' : 'sqlite') : storage,
+      path: resolvePath(shared.dataDir, bayes.string('path', d.bayes.path)),
+      redisUrl: shared.state.redisUrl,
+      redisPrefix: `${shared.state.prefix}bayes:`,
+      minLearns: bayes.number('min_learns', d.bayes.minLearns, { min: 0, integer: true }),
+      spamThreshold,
+      hamThreshold,
+      saveIntervalS: bayes.number('save_interval', d.bayes.saveIntervalS, { min: 1 }),
+      reloadIntervalS: bayes.number('reload_interval', d.bayes.reloadIntervalS, { min: 5 }),
+      autolearn: autolearn.boolean('enabled', d.bayes.autolearn),
+      autolearnSpamScore: autolearn.number('spam_score', d.bayes.autolearnSpamScore),
+      autolearnHamScore: autolearn.number('ham_score', d.bayes.autolearnHamScore),
+      learnSpamSymbols: autolearn.list('spam_symbols', d.bayes.learnSpamSymbols).map((s) => s.toUpperCase()),
+    },
+    heuristics: {
+      enabled: heuristicsEnabled,
+      rulesFile,
+      rules,
+      subjectMinLetters: heuristics.number('subject_min_letters', d.heuristics.subjectMinLetters, { min: 1, integer: true }),
+      subjectCapsRatio: heuristics.number('subject_caps_ratio', d.heuristics.subjectCapsRatio, { min: 0, max: 1 }),
+      subjectPunctRatio: heuristics.number('subject_punct_ratio', d.heuristics.subjectPunctRatio, { min: 0, max: 1 }),
+      htmlMinText: heuristics.number('html_min_text', d.heuristics.htmlMinText, { min: 0, integer: true }),
+    },
+    bulk: {
+      enabled: bulk.boolean('enabled', d.bulk.enabled),
+      threshold: bulk.number('threshold', d.bulk.threshold, { min: 1, integer: true }),
+      windowHours: bulk.number('window_hours', d.bulk.windowHours, { min: 1, max: 24 * 30, integer: true }),
+      minWords: bulk.number('min_words', d.bulk.minWords, { min: 1, integer: true }),
+      badReputationScore: bulk.number('bad_reputation_score', d.bulk.badReputationScore),
+    },
+  };
+}
