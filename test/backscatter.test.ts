@@ -3,13 +3,16 @@ import { createContext } from '../lib/message';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { ConfigError } from '../lib/config/errors';
-import { loadConfig } from '../lib/config/load';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { backscatterModule } from '../lib/checks/backscatter';
+import { repoPath } from './support/paths';
 import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
 import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
 import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } from '../lib/checks/backscatter/signing';
 import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
 import type { ScanResult } from '../lib';
-import { bounce, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, type TestMailward } from './backscatter/support';
+import { backscatterRuntime, bounce, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, type TestMailward } from './backscatter/support';
 
 const DAEMONS = new Set(DEFAULTS.daemonSenders);
 const keyA: SigningKey = { id: 'ka', secret: 'secret-number-one-0123456789' };
@@ -168,9 +171,21 @@ describe('backscatter: settings', () => {
   };
 
   it('the shipped file equals the code defaults', () => {
-    const shipped = loadConfig({}).modules.find((m) => m.module.name === 'backscatter')!.settings;
-    assert.deepEqual(shipped, parse(''));
-    assert.equal(loadConfig({}).symbols.get('BACKSCATTER_SUBJECT_BLOCKED').score, DEFAULTS.actionScore);
+    const shipped = readFileSync(repoPath('config', 'mailward.backscatter.ini'), 'utf8');
+    assert.deepEqual(parse(shipped), parse(''));
+    const reader = new IniReader('mailward.backscatter.ini', parseIni(shipped, 'mailward.backscatter.ini'));
+    const blocked = backscatterModule.parseSettings(reader, undefined as never).symbols!.find((s) => s.name === 'BACKSCATTER_SUBJECT_BLOCKED')!;
+    assert.equal(blocked.score, DEFAULTS.actionScore);
+    assert.equal(backscatterModule.symbols.find((s) => s.name === 'BACKSCATTER_SUBJECT_BLOCKED')!.score, DEFAULTS.actionScore);
+  });
+
+  it('[scores] in mailward.ini still overrides the block weight', async () => {
+    const mw = backscatterRuntime('[scores]\nBACKSCATTER_SUBJECT_BLOCKED = 30\n', '[throttle]\naction_score = 20\n', tmpdir(), Date.now);
+    try {
+      assert.equal(mw.runtime.config.symbols.get('BACKSCATTER_SUBJECT_BLOCKED').score, 30);
+    } finally {
+      await mw.close();
+    }
   });
 
   it('reads keys in order and [throttle] action_score sets the block weight', () => {

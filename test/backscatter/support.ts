@@ -1,9 +1,18 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
-import { createMailward, type Mailward } from '../../lib';
+import type { ScanResult } from '../../lib';
+import { backscatterModule } from '../../lib/checks/backscatter';
+import { builtinModule } from '../../lib/checks/builtin';
+import type { MailwardConfig } from '../../lib/config/load';
+import { parseIni } from '../../lib/config/ini';
+import { IniReader } from '../../lib/config/reader';
+import { parseSharedSettings } from '../../lib/config/shared';
+import { createContext, type ContextInit } from '../../lib/message';
+import { Runtime } from '../../lib/runtime';
+import { SymbolTable } from '../../lib/score/symbol-table';
 import { repoPath } from '../support/paths';
 
 export const KEY_A = 'ka:secret-number-one-0123456789';
@@ -48,8 +57,50 @@ export function outbound(fields: { mid?: string; date?: string; from?: string; s
   ].join('\r\n');
 }
 
+/** Scans like createMailward().scan, with only the builtin and backscatter modules. */
+export interface BackscatterOnly {
+  runtime: Runtime;
+  scan(init: ContextInit): Promise<ScanResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * A runtime with just these two modules, configured from ini texts, so these
+ * tests depend on no other module's configuration.
+ */
+export function backscatterRuntime(sharedIni: string, backscatterIni: string, baseDir: string, clock: () => number): BackscatterOnly {
+  const sharedReader = new IniReader('mailward.ini', parseIni(sharedIni, 'mailward.ini'));
+  const shared = parseSharedSettings(sharedReader, baseDir);
+  const reader = new IniReader('mailward.backscatter.ini', parseIni(backscatterIni, 'mailward.backscatter.ini'));
+  const parsed = backscatterModule.parseSettings(reader, shared);
+  reader.finish();
+  const symbols = new SymbolTable([...builtinModule.symbols, ...backscatterModule.symbols, ...(parsed.symbols ?? [])]);
+  symbols.applyOverrides(Object.fromEntries(sharedReader.section('scores').entries()), 'mailward.ini');
+  const config: MailwardConfig = {
+    shared,
+    symbols,
+    modules: [
+      { module: builtinModule, settings: null },
+      { module: backscatterModule, settings: parsed.settings },
+    ],
+  };
+  const runtime = new Runtime(config, { clock });
+  const modules = ['builtin', 'backscatter'];
+  return {
+    runtime,
+    async scan(init) {
+      const ctx = createContext(init);
+      const ledger = runtime.newLedger();
+      for (const phase of ['connect', 'helo', 'mail', 'rcpt', 'data'] as const) await runtime.runPhase(modules, phase, ctx, ledger);
+      const verdict = runtime.decide(ctx, ledger);
+      return { verdict, row: undefined as never, refusedRecipients: {}, context: ctx };
+    },
+    close: () => runtime.close(),
+  };
+}
+
 export interface TestMailward {
-  mw: Mailward;
+  mw: BackscatterOnly;
   dir: string;
   clock: { now: number };
   prefix: string;
@@ -64,10 +115,9 @@ export function uniquePrefix(what: string): string {
 export function testMailward(backscatterIni: string, options: { backend?: 'memory' | 'redis'; prefix?: string; start?: number } = {}): TestMailward {
   const dir = mkdtempSync(join(tmpdir(), 'mw-backscatter-'));
   const prefix = options.prefix ?? uniquePrefix('lib');
-  writeFileSync(join(dir, 'mailward.ini'), `[main]\nnode_name = test-node\ndata_dir = ${dir}\n[state]\nbackend = ${options.backend ?? 'memory'}\nprefix = ${prefix}\n[tracking]\nenabled = false\n`);
-  writeFileSync(join(dir, 'mailward.backscatter.ini'), backscatterIni);
+  const sharedIni = `[main]\nnode_name = test-node\ndata_dir = ${dir}\n[state]\nbackend = ${options.backend ?? 'memory'}\nprefix = ${prefix}\n[tracking]\nenabled = false\n`;
   const clock = { now: options.start ?? Date.UTC(2025, 2, 10, 9, 15) };
-  const mw = createMailward({ configDir: dir, clock: () => clock.now, modules: ['backscatter'] });
+  const mw = backscatterRuntime(sharedIni, backscatterIni, dir, () => clock.now);
   return {
     mw,
     dir,
