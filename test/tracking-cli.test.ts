@@ -193,7 +193,8 @@ describe('mailward trace / explain', () => {
 
   it('explain finds a row still waiting in the spool, and says so', async () => {
     const spooled = { ...bounce, ref: 'SP00L01' };
-    writeFileSync(join(root, 'haraka', 'data', 'tracking.spool'), `${JSON.stringify(spooled)}\n`);
+    const spoolFile = join(root, 'haraka', 'data', `tracking.spool.${process.pid}`);
+    writeFileSync(spoolFile, `${JSON.stringify(spooled)}\n`);
     try {
       const { code, out, err } = await run(['explain', 'SP00L01', '--config', configDir]);
       assert.equal(code, 0, err.join('\n'));
@@ -202,7 +203,7 @@ describe('mailward trace / explain', () => {
       const trace = await run(['trace', '--config', configDir]);
       assert.match(trace.err.join('\n'), /hold rows not yet in the database/);
     } finally {
-      rmSync(join(root, 'haraka', 'data', 'tracking.spool'));
+      rmSync(spoolFile);
     }
   });
 

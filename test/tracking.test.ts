@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import type { Logger } from '../lib/checks/types';
 import type { TrackingSettings } from '../lib/config/shared';
+import { spawnSync } from 'node:child_process';
+import { Spool } from '../lib/tracking/spool';
 import { BatchingTrackingWriter, createTrackingReader, createTrackingWriter, openTrackingStore, type TrackingStore } from '../lib/tracking';
 import type { TrackingRow } from '../lib/tracking/types';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
@@ -65,6 +67,16 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs: num
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Rows in every spool file under the configured spool path. */
+function spooledRefs(settings: TrackingSettings): string[] {
+  return Spool.files(settings.spoolPath).flatMap((f) =>
+    readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as TrackingRow).ref),
+  );
+}
+
+/** This process's spool file. */
+const ownSpool = (settings: TrackingSettings) => `${settings.spoolPath}.${process.pid}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -220,36 +232,45 @@ function behaviour(backend: Backend): void {
     for (const r of rows(0, 12)) w.write(r);
     assert.equal(w.stats().queued, 5);
     assert.equal(w.stats().spooled, 7);
-    const spooled = readFileSync(settings.spoolPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l).ref);
-    assert.deepEqual(spooled, rows(5, 12).map((r) => r.ref));
+    assert.deepEqual(Spool.files(settings.spoolPath), [ownSpool(settings)], 'each process appends to spool_path.<pid>');
+    assert.deepEqual(spooledRefs(settings), rows(5, 12).map((r) => r.ref));
     assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes('more than 5 rows waiting')));
     await w.flush();
     assert.equal(await countRows(settings), 12);
-    assert.equal(existsSync(settings.spoolPath), false, 'spool removed after replay');
+    assert.deepEqual(Spool.files(settings.spoolPath), [], 'spool removed after replay');
     assert.equal(w.stats().replayed, 7);
   });
 
-  it('replays a spool left by an earlier run at start-up, exactly once, skipping torn lines', async () => {
-    // A previous process: rows 0-4 reached the database; 3-9 are in an interrupted replay
-    // (so 3 and 4 are in both); 10-14 in the spool, which ends with a write torn by a crash.
+  it('replays spools left by earlier runs at start-up, exactly once, skipping torn lines', async () => {
+    // Earlier processes: rows 0-4 reached the database; 3-9 are in an interrupted replay
+    // (so 3 and 4 are in both); 10-14 in a spool ending with a write torn by a crash;
+    // 15-17 in the spool of a worker that has exited; 30-32 in that of a live one.
     const first = writer();
     for (const r of rows(0, 5)) first.write(r);
     await first.close();
     open.pop();
     const lines = (list: TrackingRow[]) => list.map((r) => `${JSON.stringify(r)}\n`).join('');
-    writeFileSync(`${settings.spoolPath}.replaying`, lines(rows(3, 10)));
-    writeFileSync(settings.spoolPath, `${lines(rows(10, 15))}{"ref":"T0000`);
+    const dead = spawnSync('true').pid!;
+    const live = process.ppid;
+    writeFileSync(`${settings.spoolPath}.${dead}.replaying`, lines(rows(3, 10)));
+    writeFileSync(`${settings.spoolPath}.${dead}`, `${lines(rows(10, 15))}{"ref":"T0000`);
+    writeFileSync(settings.spoolPath, lines(rows(15, 18))); // no owner (written by hand)
+    writeFileSync(`${settings.spoolPath}.${live}`, lines(rows(30, 33)));
 
     const w = writer();
-    w.write(makeRow(15)); // a new row lands after the torn line, on its own line
+    w.write(makeRow(18));
     await until(() => w.stats().replayed > 0, 3000, 'the start-up replay');
     await w.flush();
-    assert.equal(await countRows(settings), 16);
     const refs = (await reader().find({ limit: 100 })).map((r) => r.ref).sort();
-    assert.deepEqual(refs, rows(0, 16).map((r) => r.ref));
-    assert.equal(existsSync(settings.spoolPath), false);
-    assert.equal(existsSync(`${settings.spoolPath}.replaying`), false);
+    assert.deepEqual(refs, rows(0, 19).map((r) => r.ref), 'every row once, the live worker\'s rows left to it');
+    assert.deepEqual(Spool.files(settings.spoolPath), [`${settings.spoolPath}.${live}`]);
     assert.ok(log.lines.some((l) => l.includes('not a row (torn write?)')), log.lines.join('\n'));
+
+    // A new row after a torn line starts on a line of its own.
+    writeFileSync(ownSpool(settings), '{"ref":"T0000');
+    const spool = new Spool(settings.spoolPath);
+    spool.append([makeRow(40)]);
+    assert.deepEqual(readFileSync(ownSpool(settings), 'utf8').split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l).ref), ['T000040']);
   });
 
   it('drops only a row the database refuses, not its batch', async () => {
@@ -266,7 +287,7 @@ function behaviour(backend: Backend): void {
     if (backend.name === 'postgres') assert.equal(nul.helo, 'bad\ufffdhelo');
     assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('T000002')));
     assert.equal(w.stats().outage, false, 'a bad row is not an outage');
-    assert.equal(existsSync(settings.spoolPath), false);
+    assert.deepEqual(Spool.files(settings.spoolPath), []);
   });
 
   it('write() never throws and close() drains what is queued', async () => {
@@ -277,7 +298,7 @@ function behaviour(backend: Backend): void {
     open.pop();
     assert.equal(await countRows(settings), 25);
     w.write(makeRow(99)); // after close: kept in the spool for the next start
-    assert.equal(readFileSync(settings.spoolPath, 'utf8').trim().split('\n').length, 1);
+    assert.deepEqual(spooledRefs(settings), ['T000099']);
   });
 }
 
@@ -399,17 +420,14 @@ describe('tracking rows', () => {
           await sleep(500); // a few failed replays while it is down
           assert.equal(w.stats().outage, true);
           assert.equal(w.stats().written, 50);
-          const spooled = readFileSync(settings.spoolPath, 'utf8').trim().split('\n').length
-            + (existsSync(`${settings.spoolPath}.replaying`) ? readFileSync(`${settings.spoolPath}.replaying`, 'utf8').trim().split('\n').length : 0);
-          assert.equal(spooled, 100, 'every row written during the outage is in the spool');
+          assert.deepEqual(spooledRefs(settings).sort(), rows(50, 150).map((r) => r.ref), 'every row written during the outage is in the spool');
           assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes('spooling rows')), log.lines.join('\n'));
 
           await proxy.start(); // back, on the same port
           for (let i = 150; i < 160; i++) w.write(makeRow(i));
           await until(() => !w.stats().outage && w.stats().queued === 0, 10000, 'the replay after recovery');
           await w.flush();
-          assert.equal(existsSync(settings.spoolPath), false);
-          assert.equal(existsSync(`${settings.spoolPath}.replaying`), false);
+          assert.deepEqual(Spool.files(settings.spoolPath), []);
           assert.ok(log.lines.some((l) => l.includes('is back')), log.lines.join('\n'));
         } finally {
           await w.close();
@@ -455,7 +473,7 @@ describe('tracking rows', () => {
         for (const r of rows(0, 15)) first.write(r);
         await first.flush();
         await first.close(); // shut down during the outage: rows stay in the spool
-        assert.ok(existsSync(settings.spoolPath) || existsSync(`${settings.spoolPath}.replaying`));
+        assert.equal(spooledRefs(settings).length, 15);
 
         await proxy.start();
         const second = createTrackingWriter(settings, captureLog(), { connectTimeoutMs: 400, queryTimeoutMs: 800 });

@@ -1,7 +1,8 @@
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { loadConfig, type MailwardConfig } from '../config/load';
 import { createTrackingReader } from '../tracking';
+import { Spool } from '../tracking/spool';
 import type { TrackingReader, TrackingRow } from '../tracking/types';
 import { UserError } from './types';
 
@@ -31,7 +32,7 @@ export function openTracking(configDir: string | undefined): TrackingSource {
   } catch (err) {
     throw new UserError(`cannot open ${where}: ${(err as Error).message}`, 1);
   }
-  const spoolFiles = [t.spoolPath, `${t.spoolPath}.replaying`].filter((f) => existsSync(f) && statSync(f).size > 0);
+  const spoolFiles = Spool.files(t.spoolPath);
   return { config, reader, where, spoolFiles };
 }
 

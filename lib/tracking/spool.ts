@@ -1,5 +1,5 @@
-import { appendFileSync, closeSync, createReadStream, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendFileSync, closeSync, createReadStream, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
 import type { TrackingRow } from './types';
@@ -13,25 +13,40 @@ export interface ReplayResult {
   skipped: number;
 }
 
+/** A spool file and the process that owns it (null: no owner, e.g. written by hand). */
+interface SpoolFile {
+  path: string;
+  pid: number | null;
+  replaying: boolean;
+}
+
 /**
- * Append-only JSON-lines file for rows the database could not take.
+ * Append-only JSON-lines files for rows the database could not take.
  *
- * Replay first renames the file to `<path>.replaying` (appends are synchronous,
- * so none can interleave with the rename), inserts its rows in batches and
- * deletes it only once every batch is in. A crash or a failure part-way leaves
- * the `.replaying` file, which the next replay starts with; rows already
- * inserted are ignored then because the database keys rows by ref. So a row
- * is never lost and never stored twice.
+ * Each process appends to its own file, `<spool_path>.<pid>`, so the several
+ * worker processes of a Haraka cluster never write into a file another one is
+ * replaying. A replay renames the file to `<spool_path>.<pid>.replaying`
+ * (appends are synchronous, so none can interleave with the rename), inserts
+ * its rows in batches, and deletes it only once every batch is in. A failure
+ * or a crash part-way leaves the `.replaying` file, which the next replay
+ * starts with; rows already inserted are then ignored, because the database
+ * keys rows by ref. Files of processes that no longer run are claimed (by an
+ * atomic rename) and replayed by whichever process gets there first. So a
+ * row is never lost and never stored twice.
  */
 export class Spool {
+  /** This process's file. */
+  readonly path: string;
   readonly replayingPath: string;
   private checkedTail = false;
 
   constructor(
-    readonly path: string,
+    readonly basePath: string,
     private readonly log?: Logger,
+    readonly pid = process.pid,
   ) {
-    this.replayingPath = `${path}.replaying`;
+    this.path = `${basePath}.${pid}`;
+    this.replayingPath = `${this.path}.replaying`;
   }
 
   /** Appends rows; never throws (a failure is logged with the number of rows lost). */
@@ -42,7 +57,7 @@ export class Spool {
       for (const row of rows) text += `${JSON.stringify(row)}\n`;
       if (!this.checkedTail) {
         mkdirSync(dirname(this.path), { recursive: true });
-        // A crash mid-append may have left half a line: start ours on a fresh one.
+        // A crash mid-append may have left half a line (a reused pid): start ours on a fresh one.
         if (!endsWithNewline(this.path)) text = `\n${text}`;
         this.checkedTail = true;
       }
@@ -54,36 +69,67 @@ export class Spool {
     }
   }
 
-  /** True when rows wait in the spool (or in an interrupted replay). */
+  /** True when rows wait in a spool file this process should replay (its own, or a dead process's). */
   hasRows(): boolean {
-    return size(this.replayingPath) > 0 || size(this.path) > 0;
+    return this.replayable().some((f) => size(f.path) > 0);
   }
 
   /**
-   * Inserts every spooled row, `batchSize` at a time, and removes the spool
-   * once they are all in. Rejects (keeping what is not confirmed) when an insert fails.
+   * Inserts every replayable spooled row, `batchSize` at a time, removing each
+   * file once all its rows are in. Rejects, keeping what is not confirmed,
+   * when an insert fails.
    */
   async replay(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
     const total: ReplayResult = { rows: 0, added: 0, skipped: 0 };
-    // Bounded: rows spooled during a replay are taken in the next round, not chased for ever.
-    for (let round = 0; round < 3; round++) {
-      if (!existsSync(this.replayingPath)) {
-        if (size(this.path) === 0) break;
-        renameSync(this.path, this.replayingPath);
-        this.checkedTail = false;
-      }
-      const result = await this.replayFile(insert, batchSize);
-      unlinkSync(this.replayingPath);
-      total.rows += result.rows;
-      total.added += result.added;
-      total.skipped += result.skipped;
+    const add = (r: ReplayResult) => {
+      total.rows += r.rows;
+      total.added += r.added;
+      total.skipped += r.skipped;
+    };
+    // Our own interrupted replay first, then orphans, then our current file.
+    if (exists(this.replayingPath)) add(await this.replayClaimed(insert, batchSize));
+    for (const orphan of this.replayable().filter((f) => f.pid !== this.pid)) {
+      if (!this.claim(orphan.path)) continue;
+      add(await this.replayClaimed(insert, batchSize));
+    }
+    if (size(this.path) > 0 && this.claim(this.path)) {
+      this.checkedTail = false;
+      add(await this.replayClaimed(insert, batchSize));
     }
     return total;
   }
 
-  private async replayFile(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
+  /** Every spool file under this base path, whoever owns it (for `mailward trace`/`explain`). */
+  static files(basePath: string): string[] {
+    return listSpoolFiles(basePath)
+      .map((f) => f.path)
+      .filter((p) => size(p) > 0);
+  }
+
+  private replayable(): SpoolFile[] {
+    return listSpoolFiles(this.basePath).filter((f) => f.pid === this.pid || f.pid === null || !isAlive(f.pid));
+  }
+
+  /** Renames a file to our `.replaying` name; false if another process claimed it first. */
+  private claim(path: string): boolean {
+    try {
+      renameSync(path, this.replayingPath);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  private async replayClaimed(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
+    const result = await this.replayFile(this.replayingPath, insert, batchSize);
+    unlinkSync(this.replayingPath);
+    return result;
+  }
+
+  private async replayFile(path: string, insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
     const result: ReplayResult = { rows: 0, added: 0, skipped: 0 };
-    const lines = createInterface({ input: createReadStream(this.replayingPath, 'utf8'), crlfDelay: Infinity });
+    const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
     let batch: TrackingRow[] = [];
     try {
       for await (const line of lines) {
@@ -112,12 +158,53 @@ export class Spool {
   }
 }
 
+/** `<base>`, `<base>.replaying`, `<base>.<pid>` and `<base>.<pid>.replaying`. */
+function listSpoolFiles(basePath: string): SpoolFile[] {
+  const dir = dirname(basePath);
+  const base = basename(basePath);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const files: SpoolFile[] = [];
+  for (const name of names) {
+    if (name === base || name === `${base}.replaying`) {
+      files.push({ path: join(dir, name), pid: null, replaying: name !== base });
+      continue;
+    }
+    if (!name.startsWith(`${base}.`)) continue;
+    const m = /^(\d+)(\.replaying)?$/.exec(name.slice(base.length + 1));
+    if (m) files.push({ path: join(dir, name), pid: Number(m[1]), replaying: !!m[2] });
+  }
+  return files;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function parseRow(line: string): TrackingRow | null {
   try {
     const row = JSON.parse(line) as TrackingRow;
     return row && typeof row.ref === 'string' && typeof row.time === 'string' ? row : null;
   } catch {
     return null;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -103,6 +103,11 @@ export class BatchingTrackingWriter implements TrackingWriter {
     await this.store.close().catch((err) => this.log.warn(`tracking: closing ${this.store.description}: ${(err as Error).message}`));
   }
 
+  /** This process's spool file (`<spool_path>.<pid>`). */
+  get spoolFile(): string {
+    return this.spool.path;
+  }
+
   stats(): WriterStats {
     return { queued: this.queue.length, ...this.counts, outage: this.outage };
   }
@@ -142,7 +147,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
         this.toSpool(batch);
         this.outage = true;
         this.log.warn(
-          `tracking: ${this.store.description} failed (${(err as Error).message}); spooling rows to ${this.options.spoolPath}, retrying every ${this.options.retryIntervalMs} ms`,
+          `tracking: ${this.store.description} failed (${(err as Error).message}); spooling rows to ${this.spool.path}, retrying every ${this.options.retryIntervalMs} ms`,
         );
       }
     }
@@ -172,7 +177,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
     const now = Date.now();
     if (now - this.lastOverflowWarning < 60000) return;
     this.lastOverflowWarning = now;
-    this.log.warn(`tracking: more than ${this.options.maxQueue} rows waiting for ${this.store.description}; new rows go to the spool ${this.options.spoolPath}`);
+    this.log.warn(`tracking: more than ${this.options.maxQueue} rows waiting for ${this.store.description}; new rows go to the spool ${this.spool.path}`);
   }
 }
 
