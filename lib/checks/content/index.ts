@@ -78,6 +78,8 @@ function createChecks(settings: ContentSettings, services: Services): Check[] {
       const parts = await messageParts(ctx, settings.limits);
       const hits: Hit[] = [];
       if (classifier) {
+        // Only right after start: give the background load a moment, never more.
+        if (!classifier.loaded) await Promise.race([classifier.ready(), new Promise((r) => setTimeout(r, 250).unref())]);
         const tokens = tokenize(parts);
         tokensSeen.set(ctx, tokens);
         hits.push(...bayesHits(settings, classifier, tokens));

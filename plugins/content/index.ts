@@ -1,0 +1,3 @@
+import { definePlugin } from '../shared/adapter';
+
+export = definePlugin('content');
