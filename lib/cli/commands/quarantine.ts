@@ -1,0 +1,231 @@
+import { addEntry, openLists } from '../../checks/rules/cli';
+import { loadConfig, type MailwardConfig } from '../../config/load';
+import { parsedMessage, createContext } from '../../message';
+import { openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
+import { type CliCommand, type CliIO, UserError } from '../types';
+import { parseSince } from './trace';
+
+const ACTIONS = ['list', 'show', 'release', 'release-approve', 'delete', 'digest', 'purge'] as const;
+
+function when(iso: string): string {
+  return iso.slice(0, 16).replace('T', ' ');
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+}
+
+function sender(r: QuarantineRecord): string {
+  return r.mailFrom === '' ? '<>' : r.mailFrom;
+}
+
+function printList(io: CliIO, records: QuarantineRecord[]): void {
+  io.out(`${'HELD (UTC)'.padEnd(16)}  ${'REF'.padEnd(8)}  ${'STATUS'.padEnd(8)}  ${'SCORE'.padStart(6)}  ${'FROM'.padEnd(30)}  ${'TO'.padEnd(30)}  SUBJECT`);
+  for (const r of records) {
+    const to = `${r.rcptTo[0] ?? '-'}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
+    const status = r.error && r.status === 'held' ? 'held!' : r.status;
+    io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(8)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(r.subject, 60)}`);
+  }
+}
+
+/**
+ * The ham learner of the content module, when it offers one (an exported
+ * `learnMessage(config, raw, 'ham')`); releasing works without it.
+ */
+function hamLearner(config: MailwardConfig): ((raw: Buffer) => Promise<void>) | undefined {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const content = require('../../checks/content') as { learnMessage?: (config: MailwardConfig, raw: Buffer, label: 'ham' | 'spam') => Promise<unknown> };
+  if (typeof content.learnMessage !== 'function') return undefined;
+  return async (raw) => {
+    await content.learnMessage!(config, raw, 'ham');
+  };
+}
+
+/** One text summary per recipient of what is held for them, ready to mail. */
+export async function digestText(records: QuarantineRecord[], now: Date, onlyRcpt?: string): Promise<Map<string, string>> {
+  const byRcpt = new Map<string, QuarantineRecord[]>();
+  for (const r of records) {
+    for (const rcpt of r.rcptTo.map((x) => x.toLowerCase())) {
+      if (onlyRcpt && rcpt !== onlyRcpt.toLowerCase()) continue;
+      if (!byRcpt.has(rcpt)) byRcpt.set(rcpt, []);
+      byRcpt.get(rcpt)!.push(r);
+    }
+  }
+  const out = new Map<string, string>();
+  for (const [rcpt, held] of [...byRcpt.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    const lines = [
+      `To: ${rcpt}`,
+      `Subject: ${held.length} message${held.length === 1 ? '' : 's'} held for you in quarantine`,
+      `Date: ${now.toUTCString()}`,
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      `These messages for ${rcpt} were held as possible spam and are kept for review.`,
+      'To receive one, ask your mail administrator to release it by its reference',
+      '(mailward quarantine release REF), or to release it and always accept that',
+      'sender for you (mailward quarantine release-approve REF).',
+      '',
+    ];
+    for (const r of held) {
+      lines.push(`  ${r.ref}  ${when(r.time)} UTC  score ${r.score}`);
+      lines.push(`    From:    ${sender(r)}`);
+      lines.push(`    Subject: ${r.subject || '(no subject)'}`);
+      lines.push(`    Why:     ${r.reason}`);
+      lines.push('');
+    }
+    out.set(rcpt, lines.join('\n'));
+  }
+  return out;
+}
+
+async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean): Promise<number> {
+  const held = await store.get(ref);
+  if (!held) throw new UserError(`no quarantined message ${ref}`, 1);
+  if (raw) {
+    io.out(held.raw.toString('utf8'));
+    return 0;
+  }
+  const r = held.entry as QuarantineRecord;
+  io.out(`ref:       ${r.ref}`);
+  io.out(`held:      ${r.time}`);
+  io.out(`status:    ${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
+  if (r.error) io.out(`error:     ${r.error}`);
+  io.out(`client:    ${r.remoteIp}`);
+  io.out(`from:      ${sender(r)}`);
+  io.out(`to:        ${r.rcptTo.join(', ')}`);
+  io.out(`subject:   ${r.subject}`);
+  io.out(`score:     ${r.score}`);
+  io.out(`reason:    ${r.reason}`);
+  io.out('symbols:');
+  for (const s of r.symbols) io.out(`  ${s.name.padEnd(28)} ${String(s.score).padStart(7)}  ${s.detail}`);
+  const ctx = createContext({ ip: r.remoteIp, raw: held.raw });
+  const parsed = await parsedMessage(ctx);
+  const text = (parsed?.text ?? '').trim();
+  if (text) {
+    io.out('text (first lines):');
+    for (const line of text.split(/\r?\n/).slice(0, 15)) io.out(`  ${line}`);
+  }
+  return 0;
+}
+
+export const command: CliCommand = {
+  name: 'quarantine',
+  summary: 'list, show, release (and approve the sender), delete, digest or purge held messages',
+  usage:
+    'mailward quarantine list [--rcpt R] [--since 2d] [--all] [--limit N] [--json] | show REF [--raw] | release REF [--force] | ' +
+    'release-approve REF | delete REF | digest [--rcpt R] [--since 1d] | purge   [--config DIR]',
+  options: {
+    config: { type: 'string' },
+    rcpt: { type: 'string' },
+    since: { type: 'string' },
+    all: { type: 'boolean' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+    raw: { type: 'boolean' },
+    force: { type: 'boolean' },
+  },
+  async run(args, io) {
+    const [action, ref, ...extra] = args.positionals;
+    const v = args.values as { config?: string; rcpt?: string; since?: string; all?: boolean; limit?: string; json?: boolean; raw?: boolean; force?: boolean };
+    if (!action || !(ACTIONS as readonly string[]).includes(action)) throw new UserError(`give one of ${ACTIONS.join(', ')}`);
+    if (extra.length) throw new UserError(`unexpected ${extra.join(' ')}`);
+    const needsRef = ['show', 'release', 'release-approve', 'delete'].includes(action);
+    if (needsRef && !ref) throw new UserError(`${action} needs a REF (see mailward quarantine list)`);
+    if (!needsRef && ref) throw new UserError(`${action} takes no REF`);
+    const normalRef = ref?.toUpperCase();
+    if (normalRef && !/^[0-9A-Z]+$/.test(normalRef)) throw new UserError(`${JSON.stringify(ref)} is not a reference`);
+
+    const config = loadConfig({ configDir: v.config });
+    const store = openQuarantine(config.shared);
+    try {
+      switch (action) {
+        case 'list': {
+          const limit = v.limit === undefined ? 100 : Number(v.limit);
+          if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit ${JSON.stringify(v.limit)}: give a whole number, 1 or more`);
+          const records = await store.list({ rcpt: v.rcpt, since: v.since ? parseSince(v.since) : undefined, status: v.all ? 'all' : 'held', limit });
+          if (v.json) io.out(JSON.stringify(records, null, 2));
+          else if (!records.length) io.out(`nothing ${v.all ? 'in' : 'held in'} quarantine${v.rcpt ? ` for ${v.rcpt}` : ''}`);
+          else printList(io, records);
+          return 0;
+        }
+        case 'show':
+          return await show(io, store, normalRef!, !!v.raw);
+        case 'release':
+        case 'release-approve': {
+          const { releaseHost: host, releasePort: port } = config.shared.quarantine;
+          let result;
+          try {
+            result = await releaseMessage(store, normalRef!, { host, port, force: v.force, learnHam: hamLearner(config) });
+          } catch (err) {
+            if (err instanceof ReleaseError) throw new UserError(err.message, 1);
+            throw err;
+          }
+          io.out(`released ${normalRef} to ${result.record.rcptTo.join(', ')} via ${host}:${port}: ${result.response}`);
+          if (result.record.error) io.err(`warning: ${result.record.error}`);
+          io.out(`ham learning: ${result.learned}`);
+          if (action === 'release-approve') {
+            const from = result.record.mailFrom;
+            const approved = await approveSender(v.config, result.record, io);
+            if (!approved && !from) io.err('warning: nothing to approve: no sender address (null sender and no From:)');
+          }
+          return 0;
+        }
+        case 'delete': {
+          if (!(await store.delete(normalRef!))) throw new UserError(`no quarantined message ${normalRef}`, 1);
+          io.out(`deleted ${normalRef}`);
+          return 0;
+        }
+        case 'digest': {
+          const records = await store.list({ rcpt: v.rcpt, since: v.since ? parseSince(v.since) : undefined, status: 'held', limit: 100_000 });
+          const digests = await digestText(records, new Date(), v.rcpt);
+          if (!digests.size) {
+            io.out(`nothing held${v.rcpt ? ` for ${v.rcpt}` : ''}`);
+            return 0;
+          }
+          let first = true;
+          for (const text of digests.values()) {
+            if (!first) io.out('\f');
+            first = false;
+            io.out(text);
+          }
+          return 0;
+        }
+        case 'purge': {
+          const refs = await store.purge(Date.now(), config.shared.quarantine.retentionDays);
+          io.out(`purged ${refs.length} message${refs.length === 1 ? '' : 's'} held longer than ${config.shared.quarantine.retentionDays} days`);
+          return 0;
+        }
+      }
+      return 2;
+    } finally {
+      await store.close();
+    }
+  },
+};
+
+/**
+ * "Release and approve": the sender (the From: address the recipient saw,
+ * else the envelope sender) becomes an allowed sender of each recipient, as
+ * an authenticated entry: a forgery of that sender is still not allowed.
+ */
+async function approveSender(configDir: string | undefined, record: QuarantineRecord, io: CliIO): Promise<boolean> {
+  const store = openQuarantine(loadConfig({ configDir }).shared);
+  const held = await store.get(record.ref);
+  await store.close();
+  let address = record.mailFrom;
+  if (held) {
+    const parsed = await parsedMessage(createContext({ ip: record.remoteIp, raw: held.raw }));
+    if (parsed?.from?.address) address = parsed.from.address;
+  }
+  if (!address) return false;
+  const lists = openLists(configDir);
+  try {
+    for (const rcpt of record.rcptTo) {
+      const result = await addEntry(lists, 'allow', `user:${rcpt.toLowerCase()}`, address.toLowerCase());
+      for (const w of result.warnings) io.err(`warning: ${w}`);
+      io.out(result.added ? `approved ${result.entry} for ${rcpt}` : `${result.entry} was already approved for ${rcpt}`);
+    }
+  } finally {
+    await lists.close();
+  }
+  return true;
+}

@@ -1,0 +1,253 @@
+// The quarantine store (files + SQLite or PostgreSQL index), release stamps,
+// a failed release, and the quarantine/allow/block commands through main().
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { main } from '../lib/cli/main';
+import type { CliIO } from '../lib/cli/types';
+import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMessage, ReleaseError, type QuarantineEntry, type QuarantineIndex } from '../lib/quarantine';
+import { releaseKey, signRelease, verifyRelease } from '../lib/quarantine/release-token';
+import { freePort } from './support/haraka';
+
+const DAY = 86_400_000;
+
+function entry(ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry {
+  return {
+    ref,
+    time: new Date().toISOString(),
+    mailFrom: 'bob@partner.test',
+    rcptTo: ['alice@example.com'],
+    subject: `subject ${ref}`,
+    remoteIp: '192.0.2.1',
+    score: 9,
+    reason: 'score 9 reached the quarantine threshold 8',
+    symbols: [{ name: 'BAYES_SPAM', score: 9, group: 'content', detail: 'p=0.99' }],
+    ...fields,
+  };
+}
+
+const RAW = Buffer.from('From: Bob <bob@partner.test>\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello Alice\r\n');
+
+function capture(): CliIO & { outText(): string; errText(): string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out: (l) => out.push(l), err: (l) => err.push(l), outText: () => out.join('\n'), errText: () => err.join('\n') };
+}
+
+async function exerciseStore(q: FileQuarantine): Promise<void> {
+  const old = new Date(Date.now() - 40 * DAY).toISOString();
+  await q.put(entry('AAA1', { time: old }), RAW);
+  await q.put(entry('BBB2', { rcptTo: ['carol@example.com', 'Alice@Example.com'] }), RAW);
+  await q.put(entry('CCC3', { rcptTo: ['carol@example.com'] }), RAW);
+
+  const got = await q.get('BBB2');
+  assert.ok(got);
+  assert.equal(got.raw.toString(), RAW.toString());
+  assert.equal(got.entry.status, 'held');
+
+  assert.deepEqual((await q.list()).map((r) => r.ref).sort(), ['AAA1', 'BBB2', 'CCC3']);
+  assert.deepEqual((await q.list({ rcpt: 'alice@example.com' })).map((r) => r.ref).sort(), ['AAA1', 'BBB2']);
+  assert.deepEqual((await q.list({ since: new Date(Date.now() - DAY) })).map((r) => r.ref).sort(), ['BBB2', 'CCC3']);
+
+  await q.update('CCC3', { status: 'released', statusTime: new Date().toISOString() });
+  assert.deepEqual((await q.list()).map((r) => r.ref).sort(), ['AAA1', 'BBB2']);
+  assert.deepEqual((await q.list({ status: 'all' })).map((r) => r.ref).sort(), ['AAA1', 'BBB2', 'CCC3']);
+
+  assert.deepEqual(await q.purge(Date.now(), 30), ['AAA1']);
+  assert.equal(await q.get('AAA1'), null);
+  assert.equal(await q.delete('BBB2'), true);
+  assert.equal(await q.delete('BBB2'), false);
+  assert.deepEqual((await q.list({ status: 'all' })).map((r) => r.ref), ['CCC3']);
+}
+
+describe('quarantine store', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'mailward-q-'))));
+  afterEach(async () => {
+    await closeSharedIndexes();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps messages whole with a SQLite index: list by recipient and time, status, delete, retention purge', async () => {
+    const q = new FileQuarantine(dir);
+    await exerciseStore(q);
+    assert.ok(existsSync(join(dir, 'index.sqlite')));
+  });
+
+  it('the files are the truth: a message the index missed is listed, one deleted by hand is forgotten', async () => {
+    const q = new FileQuarantine(dir);
+    await q.put(entry('DDD4'), RAW);
+    // Written by another node (or while the index was down): files only.
+    writeFileSync(join(dir, 'EEE5.eml'), RAW);
+    writeFileSync(join(dir, 'EEE5.json'), JSON.stringify(entry('EEE5')));
+    unlinkSync(join(dir, 'DDD4.json'));
+    unlinkSync(join(dir, 'DDD4.eml'));
+    assert.deepEqual((await q.list()).map((r) => r.ref), ['EEE5']);
+  });
+
+  it('a put with a broken index still keeps the message (and says so)', async () => {
+    const warnings: string[] = [];
+    const broken: QuarantineIndex = {
+      description: 'broken',
+      upsert: async () => { throw new Error('index down'); },
+      get: async () => null, list: async () => [], delete: async () => {}, refs: async () => new Set(), olderThan: async () => [], close: async () => {},
+    };
+    const q = new FileQuarantine(dir, { index: broken, log: { debug() {}, info() {}, error() {}, warn: (m) => warnings.push(m) } });
+    await q.put(entry('FFF6'), RAW);
+    assert.ok(await q.get('FFF6'));
+    assert.match(warnings.join(), /FFF6 is held but not indexed yet \(index down\)/);
+  });
+
+  it('a release that fails leaves the message held with the error recorded', async () => {
+    const q = new FileQuarantine(dir);
+    await q.put(entry('GGG7'), RAW);
+    const port = await freePort(); // nothing listens there
+    await assert.rejects(releaseMessage(q, 'GGG7', { host: '127.0.0.1', port, timeoutMs: 2000 }), (err: unknown) => err instanceof ReleaseError && /GGG7 stays in quarantine: release to 127\.0\.0\.1:\d+ failed: .*ECONNREFUSED/.test((err as Error).message));
+    const record = await q.record('GGG7');
+    assert.equal(record!.status, 'held');
+    assert.match(record!.error!, /ECONNREFUSED/);
+    assert.deepEqual((await q.list()).map((r) => r.ref), ['GGG7']);
+    await assert.rejects(releaseMessage(q, 'NOPE', { host: '127.0.0.1', port }), /no quarantined message NOPE/);
+  });
+
+  it('release stamps verify for the same sender and body only, and expire', () => {
+    const key = releaseKey(dir, true)!;
+    assert.deepEqual(releaseKey(dir, false), key, 'the key is kept');
+    const stamp = signRelease(key, 'HHH8', 'bob@partner.test', RAW, 1_000_000_000_000);
+    // Re-injected: headers added on top, line ends and trailing blanks changed in transit.
+    const reinjected = Buffer.from(`Received: from localhost\r\nX-Mailward-Release: x\r\n${RAW.toString().replace(/\r\n/g, '\n').replace('Hello Alice', 'Hello Alice  ')}`);
+    assert.deepEqual(verifyRelease(key, stamp, 'Bob@Partner.test', reinjected, 1_000_000_000_000 + 1000), { ref: 'HHH8' });
+    assert.match((verifyRelease(key, stamp, 'eve@evil.test', RAW, 1_000_000_000_000) as { error: string }).error, /does not match/);
+    const changed = Buffer.from(RAW.toString().replace('Hello Alice', 'Send money'));
+    assert.match((verifyRelease(key, stamp, 'bob@partner.test', changed, 1_000_000_000_000) as { error: string }).error, /does not match/);
+    assert.match((verifyRelease(key, stamp, 'bob@partner.test', RAW, 1_000_000_000_000 + 2 * DAY) as { error: string }).error, /expired/);
+    assert.match((verifyRelease(key, 'HHH8 1 abc', 'bob@partner.test', RAW) as { error: string }).error, /malformed/);
+  });
+});
+
+describe('quarantine index in PostgreSQL (a fleet)', function () {
+  const schema = `mwtest_rules_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
+  const url = 'postgres://postgres@127.0.0.1:5432/test';
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'mailward-qpg-'))));
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await client.end();
+  });
+
+  it('does what the SQLite index does', async () => {
+    const index = new PostgresQuarantineIndex({ url, schema });
+    const q = new FileQuarantine(dir, { index });
+    try {
+      await exerciseStore(q);
+    } finally {
+      await q.close();
+    }
+  });
+});
+
+describe('mailward quarantine / allow / block commands', () => {
+  let base: string;
+  let configDir: string;
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'mailward-qcli-'));
+    configDir = join(base, 'config');
+    require('node:fs').mkdirSync(configDir);
+  });
+  afterEach(async () => {
+    await closeSharedIndexes();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  async function cli(...argv: string[]) {
+    const io = capture();
+    const code = await main([...argv, '--config', configDir], io);
+    return { code, out: io.outText(), err: io.errText() };
+  }
+
+  it('list, show, digest and delete held messages', async () => {
+    const q = new FileQuarantine(join(base, 'data', 'quarantine'));
+    await q.put(entry('JJJ1', { rcptTo: ['alice@example.com', 'carol@example.com'], subject: 'Invoice 42' }), RAW);
+    await q.put(entry('KKK2', { rcptTo: ['carol@example.com'], time: new Date(Date.now() - 3 * DAY).toISOString() }), RAW);
+
+    const list = await cli('quarantine', 'list');
+    assert.equal(list.code, 0, list.err);
+    assert.match(list.out, /JJJ1 .*held .*bob@partner\.test .*alice@example\.com \+1 .*Invoice 42/);
+    assert.match(list.out, /KKK2/);
+    const forAlice = await cli('quarantine', 'list', '--rcpt', 'alice@example.com', '--json');
+    assert.deepEqual(JSON.parse(forAlice.out).map((r: { ref: string }) => r.ref), ['JJJ1']);
+    const recent = await cli('quarantine', 'list', '--since', '1d');
+    assert.doesNotMatch(recent.out, /KKK2/);
+
+    const show = await cli('quarantine', 'show', 'jjj1');
+    assert.equal(show.code, 0, show.err);
+    assert.match(show.out, /reason: +score 9 reached the quarantine threshold 8/);
+    assert.match(show.out, /BAYES_SPAM +9 +p=0\.99/);
+    assert.match(show.out, /Hello Alice/);
+
+    const digest = await cli('quarantine', 'digest');
+    assert.match(digest.out, /To: alice@example\.com\nSubject: 1 message held for you in quarantine/);
+    assert.match(digest.out, /To: carol@example\.com\nSubject: 2 messages held for you/);
+    const one = await cli('quarantine', 'digest', '--rcpt', 'alice@example.com');
+    assert.doesNotMatch(one.out, /carol/);
+    assert.match(one.out, /JJJ1 .*score 9\n +From: +bob@partner\.test\n +Subject: Invoice 42/);
+
+    assert.equal((await cli('quarantine', 'delete', 'JJJ1')).code, 0);
+    const missing = await cli('quarantine', 'show', 'JJJ1');
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /mailward quarantine: no quarantined message JJJ1/);
+    assert.equal((await cli('quarantine', 'show')).code, 2);
+  });
+
+  it('a failed release exits 1, keeps the message and shows the error in list and show', async () => {
+    const port = await freePort();
+    writeFileSync(join(configDir, 'mailward.ini'), `[quarantine]\nrelease_port = ${port}\n`);
+    const q = new FileQuarantine(join(base, 'data', 'quarantine'));
+    await q.put(entry('LLL3'), RAW);
+    const r = await cli('quarantine', 'release', 'LLL3');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /LLL3 stays in quarantine: release to 127\.0\.0\.1:\d+ failed/);
+    assert.match((await cli('quarantine', 'list')).out, /LLL3 +held!/);
+    assert.match((await cli('quarantine', 'show', 'LLL3')).out, /error: +release to 127\.0\.0\.1/);
+  });
+
+  it('allow and block add, list and remove entries per scope, warning about weak ones', async () => {
+    const add = await cli('allow', 'add', '--rcpt', 'alice@example.com', 'bob@partner.test');
+    assert.equal(add.code, 0, add.err);
+    assert.match(add.out, /allow bob@partner\.test for alice@example\.com/);
+    assert.equal(add.err, '');
+    const again = await cli('allow', 'add', '--rcpt', 'alice@example.com', 'bob@partner.test');
+    assert.match(again.out, /already allowed/);
+    const weak = await cli('allow', 'add', '--domain', 'example.com', '--unauthenticated', 'partner.test');
+    assert.match(weak.err, /warning: .*unauthenticated:partner\.test is unauthenticated/);
+    const own = await cli('allow', 'add', '--domain', 'example.com', 'example.com');
+    assert.match(own.err, /names our own domain example\.com/);
+    const via = await cli('allow', 'add', '--via', '192.0.2.0/24', 'news@partner.test');
+    assert.match(via.out, /allow news@partner\.test\[192\.0\.2\.0\/24\] for everyone/);
+    const bad = await cli('allow', 'add', '--via', 'mail.partner.test', 'news@partner.test');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /must be an IP or CIDR/);
+
+    const list = await cli('allow', 'list');
+    assert.match(list.out, /alice@example\.com +run-time +bob@partner\.test/);
+    assert.match(list.out, /domain example\.com +run-time +unauthenticated:partner\.test/);
+    const mine = await cli('allow', 'list', '--rcpt', 'alice@example.com', '--json');
+    assert.deepEqual(JSON.parse(mine.out), [{ scope: 'user:alice@example.com', entry: 'bob@partner.test', source: 'run-time' }]);
+
+    assert.equal((await cli('allow', 'remove', '--rcpt', 'alice@example.com', 'bob@partner.test')).code, 0);
+    const gone = await cli('allow', 'remove', '--rcpt', 'alice@example.com', 'bob@partner.test');
+    assert.equal(gone.code, 1);
+    assert.match(gone.err, /is not allowed for alice@example\.com/);
+    assert.equal((await cli('allow', 'remove', '--via', '1.2.3.4', 'news@partner.test')).code, 0, 'removing by the bare sender');
+
+    assert.equal((await cli('block', 'add', 'spammer.test')).code, 0);
+    assert.match((await cli('block', 'list')).out, /everyone +run-time +spammer\.test/);
+    assert.equal((await cli('block', 'add', '--via', '1.2.3.4', 'x.test')).code, 2);
+    assert.ok(readdirSync(join(base, 'data')).includes('senders.sqlite'));
+  });
+});
