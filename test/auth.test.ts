@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { AUTH_DEFAULTS, authResults, authModule } from '../lib/checks/auth';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
-import { readFileSync } from 'node:fs';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { repoPath } from './support/paths';
 import { configDir, directResolver, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
