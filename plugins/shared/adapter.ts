@@ -15,10 +15,11 @@ export type HookBody = (this: HarakaPlugin, connection: HarakaConnection, params
  * flowing when a check or a dependency fails.
  */
 export function hook(body: HookBody) {
-  return function (this: HarakaPlugin, next: Next, connection: HarakaConnection, ...params: any[]): void {
+  // Haraka calls hooks as (next, connection, params), params being the hook's array (or nothing).
+  return function (this: HarakaPlugin, next: Next, connection: HarakaConnection, params?: unknown): void {
     let result: Promise<HookResult>;
     try {
-      result = body.call(this, connection, params);
+      result = body.call(this, connection, Array.isArray(params) ? params : params === undefined ? [] : [params]);
     } catch (err) {
       result = Promise.reject(err);
     }

@@ -98,7 +98,7 @@ export = {
       return;
     }
     const state = txn ? transactionState(runtime, connection, txn) : connectionState(runtime, connection);
-    state.outcome = { action, phase: hookName, reason };
+    state.outcome = { action, phase: hookName ?? 'unknown', reason };
   }),
 
   tracking_reset: hook(async function (connection) {

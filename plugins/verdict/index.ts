@@ -27,6 +27,21 @@ function addVerdictHeaders(txn: HarakaTransaction, verdict: Verdict): void {
   txn.add_header('X-Mailward-Ref', verdict.ref);
 }
 
+/**
+ * The message as it would have been delivered: the headers mailward added
+ * (Authentication-Results, X-Mailward-*) on top, so a released copy explains itself.
+ */
+function heldCopy(state: MailwardState, verdict: Verdict): Buffer {
+  const added: [string, string][] = [
+    ...state.ctx.headerChanges.add,
+    ['X-Mailward-Score', String(verdict.score)],
+    ['X-Mailward-Status', statusHeader(verdict)],
+    ['X-Mailward-Ref', verdict.ref],
+  ];
+  const top = added.map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  return Buffer.concat([Buffer.from(top, 'utf8'), state.ctx.raw ?? Buffer.alloc(0)]);
+}
+
 function forcedRefusal(state: MailwardState): { code: number; message: string } | undefined {
   const forced = state.ledger.forced;
   if (!forced || (forced.action !== 'reject' && forced.action !== 'soft_reject')) return undefined;
@@ -105,7 +120,7 @@ export = {
               reason: verdict.reason,
               symbols: verdict.symbols,
             },
-            state.ctx.raw ?? Buffer.alloc(0),
+            heldCopy(state, verdict),
           );
           state.quarantined = true;
         } catch (err) {
