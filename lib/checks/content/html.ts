@@ -39,9 +39,9 @@ function hides(tag: string, attrs: Record<string, string>, inheritedBg: string):
   if ('hidden' in attrs) return true;
   const style = attrs.style ?? '';
   if (style && HIDDEN_STYLE.test(style)) return true;
-  const color = (style && styleColor(style, 'color')) ?? (tag === 'font' ? attrs.color : undefined);
+  const color = (style ? styleColor(style, 'color') : undefined) ?? (tag === 'font' ? attrs.color : undefined);
   if (color && WHITE.test(color)) {
-    const bg = (style && (styleColor(style, 'background-color') ?? styleColor(style, 'background'))) ?? attrs.bgcolor ?? inheritedBg;
+    const bg = (style ? (styleColor(style, 'background-color') ?? styleColor(style, 'background')) : undefined) ?? attrs.bgcolor ?? inheritedBg;
     if (!bg || WHITE.test(bg)) return true;
   }
   return false;
@@ -77,7 +77,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     {
       onopentag(name, attrs) {
         const parent = top();
-        const bg = attrs.bgcolor ?? (attrs.style && (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background'))) ?? parent.bg;
+        const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
         const frame: Frame = {
           tag: name,
           skip: parent.skip || SKIP_TAGS.has(name),

@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { BayesModel, chi2Q } from '../lib/checks/content/bayes';
+import { templateFingerprint } from '../lib/checks/content/fingerprint';
+import { analyseHtml } from '../lib/checks/content/html';
+import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
+import { messageParts } from '../lib/checks/content/parts';
+import { parseRules } from '../lib/checks/content/rules-file';
+import { compileSafeRegex, regexProblem, UnsafeRegexError } from '../lib/checks/content/safe-regex';
+import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
+import { tokenize } from '../lib/checks/content/tokenize';
+import { capHits } from '../lib/checks/content';
+import { ConfigError } from '../lib/config/errors';
+import { loadConfig } from '../lib/config/load';
+import { createContext } from '../lib/message';
+import { Ledger } from '../lib/score/ledger';
+
+function parts(raw: string) {
+  return messageParts(createContext({ ip: '192.0.2.1', raw }));
+}
+
+const SPAMMY = ['viagra', 'cheap', 'pills', 'winner', 'casino', 'bonus'];
+const HAMMY = ['meeting', 'agenda', 'patch', 'review', 'lunch', 'minutes'];
+
+function sample(words: string[], i: number): string[] {
+  return [...words.slice(0, 4), `noise${i % 7}`, `shared${i % 3}`];
+}
+
+function trained(n: number): BayesModel {
+  const model = new BayesModel();
+  for (let i = 0; i < n; i++) {
+    model.learn(sample(SPAMMY, i), 'spam');
+    model.learn(sample(HAMMY, i), 'ham');
+  }
+  return model;
+}
+
+describe('content: Bayes model', () => {
+  it('chi2Q is a probability that falls as chi-square grows', () => {
+    assert.ok(Math.abs(chi2Q(0, 4) - 1) < 1e-12);
+    assert.ok(chi2Q(10, 4) < chi2Q(2, 4));
+    assert.ok(Math.abs(chi2Q(2, 2) - Math.exp(-1)) < 1e-12);
+  });
+
+  it('learns: spam words score near 1, ham words near 0, unknown words 0.5', () => {
+    const model = trained(50);
+    assert.equal(model.nspam, 50);
+    assert.equal(model.nham, 50);
+    assert.ok(model.classify(['viagra', 'casino', 'pills']).probability > 0.95);
+    assert.ok(model.classify(['meeting', 'agenda', 'review']).probability < 0.05);
+    assert.equal(model.classify(['never-seen']).probability, 0.5);
+    const c = model.classify(['viagra', 'meeting']);
+    assert.equal(c.spamTokens[0]?.token, 'viagra');
+    assert.equal(c.hamTokens[0]?.token, 'meeting');
+  });
+
+  it('unlearning a message takes exactly its counts back, never below zero', () => {
+    const model = trained(10);
+    const before = model.tokens.get('viagra')!.spam;
+    model.learn(['viagra', 'fresh'], 'spam');
+    model.unlearn(['viagra', 'fresh'], 'spam');
+    assert.equal(model.tokens.get('viagra')!.spam, before);
+    assert.equal(model.tokens.has('fresh'), false);
+    assert.equal(model.nspam, 10);
+    model.unlearn(['unknown-token'], 'ham');
+    assert.equal(model.tokens.has('unknown-token'), false);
+    const empty = new BayesModel();
+    empty.unlearn(['a1b'], 'spam');
+    assert.equal(empty.nspam, 0);
+  });
+
+  it('records pending deltas for the store, and restores them after a failed save', () => {
+    const model = new BayesModel();
+    model.learn(['abc', 'def'], 'spam');
+    model.learn(['abc'], 'ham');
+    const deltas = model.takePending();
+    assert.deepEqual(deltas.get('abc'), [1, 1]);
+    assert.deepEqual(deltas.get(''), [1, 1]);
+    assert.equal(model.pending.size, 0);
+    model.learn(['abc'], 'spam');
+    model.restorePending(deltas);
+    assert.deepEqual(model.pending.get('abc'), [2, 1]);
+  });
+
+  it('the check caps content so it never reaches the reject threshold alone', () => {
+    const config = loadConfig();
+    const ledger = new Ledger(config.symbols);
+    const capped = capHits(
+      [
+        { name: 'BAYES_SPAM', factor: 1 },
+        { name: 'MIXED_SCRIPT_WORDS' },
+        { name: 'HTML_LINK_MISMATCH' },
+        { name: 'INVISIBLE_CHARACTERS' },
+        { name: 'BAYES_HAM', factor: 0 },
+      ],
+      ledger,
+      9,
+    );
+    ledger.addAll(capped);
+    assert.ok(ledger.total <= 9.01, `content total ${ledger.total}`);
+    assert.ok(ledger.total >= 8.9);
+    assert.match(ledger.get('BAYES_SPAM')!.detail, /capped at 9/);
+    assert.throws(
+      () => loadConfig({ texts: { 'mailward.content.ini': '[main]\nmax_score = 15\n' } }),
+      (err: unknown) => err instanceof ConfigError && /max_score: must stay below the reject threshold/.test(err.message),
+    );
+  });
+});
+
+describe('content: tokens and MIME', () => {
+  it('tokenizes decoded text, subject, sender, URL domains; skips long debris; leaves Received out', async () => {
+    const p = await parts(
+      [
+        'Received: from relay.internal.example (10.0.0.1) by mx',
+        'From: "Cheap Pharmacy" <sales@shop.example.co.uk>',
+        'Subject: =?UTF-8?B?V2lubmVyIQ==?=',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<p>Running <b>offers</b> at <a href="http://click.tracker.example.com/x?id=1">here</a> aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa</p>',
+      ].join('\r\n'),
+    );
+    const tokens = tokenize(p);
+    for (const t of ['s:winner', 'fn:cheap', 'fd:example.co.uk', 'run', 'offer', 'url:example.com', 'tld:com', 'html:only', 'ct:text/html', 'cs:utf-8', 'skip:a:50']) {
+      assert.ok(tokens.includes(t), `${t} missing from ${tokens.join(' ')}`);
+    }
+    assert.ok(!tokens.some((t) => t.includes('relay') || t.includes('internal')), 'Received header leaked into tokens');
+  });
+
+  it('reads HTML: hidden text, alt text, links with their visible text, bounded input', () => {
+    const html = analyseHtml(
+      '<html><head><style>p{}</style></head><body><p>Hello</p><div style="display:none">secret words</div>' +
+        '<font color="#ffffff">white on white</font><img src=x alt="Buy now"><a href="http://evil.test/">www.bank.example</a></body></html>',
+    );
+    assert.match(html.text, /Hello/);
+    assert.doesNotMatch(html.text, /secret|white on white|p\{\}/);
+    assert.match(html.hiddenText, /secret words/);
+    assert.match(html.hiddenText, /white on white/);
+    assert.equal(html.altText, 'Buy now');
+    assert.deepEqual(html.links, [{ href: 'http://evil.test/', text: 'www.bank.example' }]);
+    assert.equal(analyseHtml('<p>' + 'x'.repeat(100), 50).truncated, true);
+  });
+});
+
+describe('content: heuristics', () => {
+  const s = DEFAULT_CONTENT_SETTINGS.heuristics;
+
+  it('built-in detectors fire with their names on obfuscated mail and stay quiet on plain mail', async () => {
+    const bad = await parts(
+      [
+        'Subject: URGENT!!! VERIFY YOUR ACCOUNT NOW $$$',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<p>Your P\u0430yPal acc\u200bount is loc\u200bked.</p><a href="http://phish.test/login">https://www.paypal.com</a>',
+      ].join('\r\n'),
+    );
+    const names = builtinHeuristics(bad, s).map((h) => h.name).sort();
+    assert.deepEqual(names, ['HTML_LINK_MISMATCH', 'HTML_ONLY_LITTLE_TEXT', 'INVISIBLE_CHARACTERS', 'MIXED_SCRIPT_WORDS', 'SUBJECT_ALL_CAPS', 'SUBJECT_PUNCTUATION']);
+    const good = await parts('Subject: Minutes of Tuesday\r\nContent-Type: text/plain\r\n\r\nHi all, the minutes are attached. Привет, Ivan! Thanks.\r\n');
+    assert.deepEqual(builtinHeuristics(good, s), []);
+    assert.deepEqual(mixedScriptWords('Привет Paris'), []);
+  });
+
+  it('operator rules match body, header and uri targets', async () => {
+    const rules = parseRules(
+      ['body  R_BODY  /you have won/i', 'score R_BODY 2', 'describe R_BODY Won', 'header R_SUBJ Subject =~ "free"', 'score R_SUBJ 1', 'describe R_SUBJ Free', 'uri R_URI /\\.zip\\b/', 'score R_URI 1', 'describe R_URI Zip'].join('\n'),
+      'test.rules',
+    );
+    const p = await parts('Subject: Free stuff\r\n\r\nYou have WON! see https://x.zip/a\r\n');
+    assert.deepEqual(ruleHits(p, { ...s, rules }).map((h) => h.name), ['R_BODY', 'R_SUBJ', 'R_URI']);
+  });
+
+  it('the shipped rules file loads and its rules are symbols', () => {
+    const config = loadConfig();
+    assert.equal(config.symbols.get('CONTENT_LOTTERY_WIN').group, 'content');
+  });
+});
+
+describe('content: regex guard', () => {
+  it('refuses catastrophic patterns and explains why', () => {
+    assert.match(regexProblem('(a+)+$')!, /catastrophic backtracking/);
+    assert.match(regexProblem('(x|y*)*z')!, /catastrophic/);
+    assert.match(regexProblem('a.*b.*c.*d.*e')!, /unbounded quantifiers/);
+    assert.match(regexProblem('(unclosed')!, /does not compile/);
+    assert.match(regexProblem('abc', 'g')!, /flags/);
+    assert.equal(regexProblem('\\bfree\\s+money\\b'), null);
+    assert.throws(() => compileSafeRegex('(a*)*'), UnsafeRegexError);
+    assert.ok(compileSafeRegex('you (?:have )?won', 'i').test('You have won'));
+  });
+
+  it('a rules file with an unsafe regex is a ConfigError naming the rule and the line', () => {
+    const text = '# rules\nbody GOOD /fine/\nscore GOOD 1\ndescribe GOOD ok\n\nbody EVIL_RULE /(a+)+b/\nscore EVIL_RULE 1\ndescribe EVIL_RULE bad\n';
+    assert.throws(
+      () => parseRules(text, 'x.rules'),
+      (err: unknown) => err instanceof ConfigError && /x\.rules \[rule EVIL_RULE\]: line 6: unsafe regex/.test(err.message),
+    );
+    assert.throws(
+      () => loadConfig({ texts: { 'mailward.content.rules': text } }),
+      (err: unknown) => err instanceof ConfigError && /EVIL_RULE.*line 6/.test(err.message),
+    );
+  });
+
+  it('other rules-file mistakes name rule and line too', () => {
+    const cases: [string, RegExp][] = [
+      ['body lower /x/', /rule lower\]: line 1: rule names are UPPER_SNAKE/],
+      ['body R1 /x/\nscore R1 abc', /rule R1\]: line 2: score must be a number/],
+      ['body R1 /x/\ndescribe R1 d', /rule R1\]: line 1: has no "score" line/],
+      ['score R2 1\ndescribe R2 d', /rule R2\]: line 1: has a score or description but no/],
+      ['header R3 Subject /x/', /line 1: header rules read/],
+      ['bodyy R4 /x/', /line 1: unknown directive/],
+    ];
+    for (const [text, expected] of cases) assert.throws(() => parseRules(text, 'f'), (err: unknown) => err instanceof ConfigError && expected.test(err.message), text);
+  });
+});
+
+describe('content: template fingerprints', () => {
+  const letter = (name: string, balance: string, account: string, date: string) =>
+    `Dear ${name},\n\nYour statement for account ${account} dated ${date} is now available. The balance is ${balance}.\n` +
+    `You can view it in online banking at https://bank.example/statements?u=${account}. Thank you for banking with us, ${name}.\n\n` +
+    `-- \nJane Roe, Customer Service, direct line +44 20 7946 0${date.slice(-3)}\n`;
+
+  it('is the same across per-recipient names, amounts, accounts, dates, link tokens and signatures', () => {
+    const a = templateFingerprint(letter('John Smith', '£1,234.56', 'AC-10023', '2024-01-05'))!;
+    const b = templateFingerprint(letter('María José Carreño', '$99.00', 'ZX998877', '2024-02-11'))!;
+    assert.ok(a && b);
+    assert.equal(a.key, b.key);
+    assert.deepEqual(a.bands, b.bands);
+  });
+
+  it('differs for a different text, and skips bodies too short to tell', () => {
+    const a = templateFingerprint(letter('John', '1', '2', '2024-01-01'))!;
+    const other = templateFingerprint('Hello team, the quarterly planning meeting moves to the large room on the third floor after lunch, please bring your laptops and the draft budget figures.')!;
+    assert.notEqual(a.key, other.key);
+    assert.equal(a.bands.filter((band) => other.bands.includes(band)).length, 0);
+    assert.equal(templateFingerprint('ok thanks, see you'), null);
+  });
+
+  it('near-identical texts (one sentence added) still share a band', () => {
+    const base = letter('John', '1', '2', '2024-01-01');
+    const a = templateFingerprint(base)!;
+    const b = templateFingerprint(base.replace('Thank you', 'Note that branch hours change in spring. Thank you'))!;
+    assert.notEqual(a.key, b.key);
+    assert.ok(a.bands.some((band) => b.bands.includes(band)));
+  });
+});
