@@ -1,0 +1,255 @@
+// The rules plugin end to end: a real Haraka with mailward/auth, antispoof and
+// rules (plus the verdict), resolving through the test DNS server; the seed's
+// filter-rule cases, spoof-safe allow lists, quarantine -> release ->
+// delivered once, release-and-approve, and a broken rules file on reload.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../lib/cli/main';
+import type { CliIO } from '../lib/cli/types';
+import { closeSharedIndexes } from '../lib/quarantine';
+import { GTUBE } from '../lib/checks/builtin';
+import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
+import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+
+const RELAY_CLIENT = '127.0.0.50';
+// Everything from 8 up to 30 is held, so a held message answers 250 and can be released.
+const SHARED_INI = (dns: string, port?: number) =>
+  `[main]\ndata_dir = data\n\n[dns]\nservers = ${dns}\ntimeout_ms = 400\n\n[actions]\nquarantine = 8\nsoft_reject = 30\nreject = 40\n` +
+  (port ? `\n[quarantine]\nrelease_port = ${port}\n` : '');
+
+const RULES = `
+# An envelope rule decides at MAIL FROM only when no rule above it could
+# still decide: so it comes first.
+rule blocked-sender
+  sender *@blocked.test
+  action block
+
+# A mark the tests put in the Subject to make a message look like spam.
+rule spammy
+  header Subject contains [spammy]
+  action score +12
+
+rule hold
+  header Subject contains [hold]
+  action quarantine
+
+rule webform
+  from webform@widget.test
+  header Received contains webhoster.someformservice.com
+  action skip antispoof
+  action allow
+  reason web form relayed by our form service
+
+rule constant-contact
+  header Received contains ccsend.constantcontact.com
+  action allow
+
+rule o365-loop
+  direction inbound
+  from *@widget.test
+  header Received contains outbound.protection.outlook.com
+  header Received contains prod.outlook.com
+  action skip antispoof
+  action allow
+
+rule open-sesame
+  direction outbound
+  body contains "Cogito Ergo Sum"
+  action skip content, builtin
+`;
+
+const O365_RECEIVED = [
+  'Received: from NAM12-MW2-obe.outbound.protection.outlook.com (mail-mw2nam12lp2049.outbound.protection.outlook.com [104.47.66.49]) by mx1.widget.test with ESMTPS id 1A73BB4005F; Mon, 24 Feb 2020 16:21:33 +0000',
+  'Received: from SN6PR05MB4415.namprd05.prod.outlook.com (2603:10b6:805:3a::13) by SN6PR05MB4736.namprd05.prod.outlook.com with Microsoft SMTP Server id 15.20.2772.11; Mon, 24 Feb 2020 16:21:30 +0000',
+];
+
+function capture(): CliIO & { text(): string } {
+  const lines: string[] = [];
+  return { out: (l) => lines.push(l), err: (l) => lines.push(l), text: () => lines.join('\n') };
+}
+
+describe('rules end to end through a real Haraka', function () {
+  this.timeout(90_000);
+  let world: AuthWorld;
+  let haraka: HarakaInstance;
+
+  before(async () => {
+    world = await startAuthWorld();
+    haraka = await startHaraka({
+      plugins: ['relay', 'mailward/plugins/auth', 'mailward/plugins/antispoof', 'mailward/plugins/rules'],
+      hostList: ['example.com', 'widget.test'],
+      me: 'mx.widget.test',
+      files: {
+        'mailward.ini': SHARED_INI(world.dns.server),
+        'mailward.antispoof.ini': '[domains]\nlist = widget.test\n',
+        'mailward.rules': RULES,
+        'relay.ini': '[relay]\nacl = true\n',
+        relay_acl_allow: `${RELAY_CLIENT}/32\n`,
+      },
+    });
+    // The CLI reads the same config directory; releases go to this Haraka.
+    writeFileSync(join(haraka.configDir, 'mailward.ini'), SHARED_INI(world.dns.server, haraka.port));
+  });
+  after(async () => {
+    await closeSharedIndexes();
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+    await world?.stop();
+  });
+
+  /** Files delivered since `before` (names are queue ids: not in time order). */
+  function newFiles(before: string[]): string[] {
+    return haraka.delivered().filter((f) => !before.includes(f));
+  }
+
+  async function send(raw: string, ip: string, from: string, to = 'staff@widget.test') {
+    const before = haraka.delivered();
+    const result = await sendMail({ port: haraka.port, from, to: [to], raw, localAddress: ip, helo: 'mail.sender.test' });
+    const files = newFiles(before);
+    const delivered = files.length ? readFileSync(files[0]!, 'utf8') : undefined;
+    return { ...result, delivered, newDeliveries: files.length };
+  }
+
+  function status(text: string | undefined): string {
+    assert.ok(text, 'the message was not delivered');
+    return /^X-Mailward-Status: (.*)$/m.exec(text)![1]!;
+  }
+
+  async function cli(...argv: string[]) {
+    const io = capture();
+    const code = await main([...argv, '--config', haraka.configDir], io);
+    return { code, text: io.text() };
+  }
+
+  /** A message from alice@example.com, DKIM-signed, from example.com's SPF-listed server. */
+  async function fromAlice(subject: string, to = 'staff@widget.test') {
+    const raw = await sign(message({ from: 'Alice <alice@example.com>', to, subject }), 'example.com', 's1', world.keys.example);
+    return send(raw, IP.example, 'alice@example.com', to);
+  }
+
+  it('seed case 1: a web form from our own domain is allowed only when the Received header names the form host', async () => {
+    const form = (prepend: string[]) => message({ from: 'Website <webform@widget.test>', to: 'sales@widget.test', subject: 'Information request', prepend });
+    const via = await send(form(['Received: from webhoster.someformservice.com ([203.0.113.7] ident=nobody) by us5.ppe-hosted.com with esmtps']), IP.webform, 'www-data@widget.test', 'sales@widget.test');
+    assert.equal(via.code, 250, via.response);
+    assert.match(status(via.delivered), /^accept .*RULE_ALLOW/);
+    assert.match(status(via.delivered), /RULE_SKIP/);
+    const direct = await send(form([]), IP.webform, 'www-data@widget.test', 'sales@widget.test');
+    assert.equal(direct.newDeliveries, 0, 'without the form host it is a spoof of our domain');
+    assert.match(direct.response, /SPOOF_LOCAL_DOMAIN/);
+  });
+
+  it('seed case 2: a marketing service is recognised by its Received host', async () => {
+    const raw = (prepend: string[]) => message({ from: 'News <news@shop.test>', to: 'staff@widget.test', subject: 'Big sale [spammy]', prepend });
+    const known = await send(raw(['Received: from ccsend.constantcontact.com (ccsend.constantcontact.com [208.75.123.1]) by mx']), IP.nobody, 'bounce@shop.test');
+    assert.equal(known.code, 250);
+    assert.match(status(known.delivered), /^accept .*RULE_ALLOW/);
+    const unknown = await send(raw([]), IP.nobody, 'bounce@shop.test');
+    assert.equal(unknown.newDeliveries, 0, 'the score without the marker: held');
+    assert.match(unknown.response, /held for review/);
+  });
+
+  it('seed case 3: our own domain relayed back by Office 365 only with both outlook.com markers', async () => {
+    const both = await send(message({ from: 'Yves <yves@widget.test>', to: 'staff@widget.test', prepend: O365_RECEIVED }), IP.o365, 'yves@widget.test');
+    assert.equal(both.code, 250, both.response);
+    assert.match(status(both.delivered), /^accept .*RULE_ALLOW/);
+    const one = await send(message({ from: 'Yves <yves@widget.test>', to: 'staff@widget.test', prepend: [O365_RECEIVED[1]!] }), IP.o365, 'yves@widget.test');
+    assert.equal(one.newDeliveries, 0);
+    assert.match(one.response, /SPOOF_LOCAL_DOMAIN/);
+  });
+
+  it('seed case 4: outbound mail with the signature catch phrase skips the content checks', async () => {
+    const body = (phrase: string) => `Hello,\r\n\r\nthe test string ${GTUBE} stands for a content false positive.\r\n\r\nYves\r\n${phrase}\r\n`;
+    const signed = await send(message({ from: 'yves@widget.test', to: 'client@elsewhere.test', body: body('Cogito Ergo Sum (I think, therefore I am)') }), RELAY_CLIENT, 'yves@widget.test', 'client@elsewhere.test');
+    assert.equal(signed.code, 250, signed.response);
+    assert.match(status(signed.delivered), /^accept .*RULE_SKIP/);
+    const unsigned = await send(message({ from: 'yves@widget.test', to: 'client@elsewhere.test', body: body('') }), RELAY_CLIENT, 'yves@widget.test', 'client@elsewhere.test');
+    assert.equal(unsigned.code, 550);
+    const inbound = await send(message({ from: 'x@shop.test', to: 'staff@widget.test', body: body('Cogito Ergo Sum') }), IP.nobody, 'x@shop.test');
+    assert.equal(inbound.code, 550, 'the phrase does not help inbound mail');
+  });
+
+  it('an envelope rule refuses at MAIL FROM', async () => {
+    const r = await send(message({ from: 'x@blocked.test' }), IP.nobody, 'x@blocked.test');
+    assert.equal(r.code, 550);
+    assert.match(r.response, /refused by rule blocked-sender/);
+  });
+
+  it('quarantine -> release -> delivered exactly once; a second release is refused', async () => {
+    const held = await send(message({ from: 'Bob <bob@shop.test>', to: 'staff@widget.test', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
+    assert.equal(held.code, 250);
+    assert.equal(held.newDeliveries, 0);
+    const ref = /ref ([0-9A-Z]{7})/.exec(held.response)![1]!;
+    const list = await cli('quarantine', 'list', '--rcpt', 'staff@widget.test');
+    assert.match(list.text, new RegExp(`${ref} +held .*bob@shop\\.test.*Invoice \\[hold\\]`));
+
+    const before = haraka.delivered();
+    const release = await cli('quarantine', 'release', ref);
+    assert.equal(release.code, 0, release.text);
+    assert.match(release.text, new RegExp(`released ${ref} to staff@widget\\.test via 127\\.0\\.0\\.1:${haraka.port}`));
+    const files = newFiles(before);
+    assert.equal(files.length, 1, 'delivered once');
+    const delivered = readFileSync(files[0]!, 'utf8');
+    assert.match(delivered, /^X-Envelope-From: <bob@shop\.test>/);
+    assert.match(delivered, /Subject: Invoice \[hold\]/);
+    assert.doesNotMatch(delivered, /X-Mailward-Release/i, 'the stamp is removed');
+    assert.match(status(delivered), new RegExp(`^accept .*QUARANTINE_RELEASED`));
+
+    const again = await cli('quarantine', 'release', ref);
+    assert.equal(again.code, 1);
+    assert.match(again.text, /already released/);
+    assert.equal(newFiles(before).length, 1);
+    assert.match((await cli('quarantine', 'list', '--all')).text, new RegExp(`${ref} +released`));
+  });
+
+  it('a forged release stamp is not honoured', async () => {
+    const forged = message({ from: 'Bob <bob@shop.test>', to: 'staff@widget.test', subject: 'Invoice [hold]', prepend: ['X-Mailward-Release: ABCDEFG 9999999999 0123456789abcdef0123456789abcdef'] });
+    const r = await send(forged, IP.nobody, 'bob@shop.test');
+    assert.equal(r.newDeliveries, 0);
+    assert.match(r.response, /held for review/);
+  });
+
+  it('release-approve: the next message from that sender is accepted for that recipient only, and a forgery is not', async () => {
+    const first = await fromAlice('Quarterly figures [spammy]');
+    assert.equal(first.newDeliveries, 0);
+    const ref = /ref ([0-9A-Z]{7})/.exec(first.response)![1]!;
+    const approve = await cli('quarantine', 'release-approve', ref);
+    assert.equal(approve.code, 0, approve.text);
+    assert.match(approve.text, /approved alice@example\.com for staff@widget\.test/);
+    assert.match((await cli('allow', 'list', '--rcpt', 'staff@widget.test')).text, /staff@widget\.test +run-time +alice@example\.com/);
+
+    const next = await fromAlice('More figures [spammy]');
+    assert.equal(next.code, 250);
+    assert.equal(next.newDeliveries, 1);
+    assert.match(status(next.delivered), /^accept .*ALLOWLIST/);
+
+    const other = await fromAlice('More figures [spammy]', 'other@widget.test');
+    assert.equal(other.newDeliveries, 0, 'another recipient is not affected');
+
+    // alice@example.com forged from a server example.com does not authorise.
+    const forged = await send(message({ from: 'Alice <alice@example.com>', to: 'staff@widget.test', subject: 'Pay this [spammy]' }), IP.attacker, 'alice@example.com');
+    assert.equal(forged.newDeliveries, 0, 'a forged From: of an allowed sender is not allowed');
+  });
+
+  it('a broken rules file is refused on reload, naming rule and line, and the last good rules stay in force', async () => {
+    const logLength = haraka.logs().length;
+    writeFileSync(join(haraka.configDir, 'mailward.rules'), `${RULES}\nrule broken\n  body matches /(a+)+$/\n  action block\n`);
+    const deadline = Date.now() + 15_000;
+    while (!/NOT reloaded/.test(haraka.logs().slice(logLength)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.match(haraka.logs().slice(logLength), /NOT reloaded.*mailward\.rules \[rule broken\]: line \d+: .*catastrophic/);
+    const stillHeld = await send(message({ from: 'Bob <bob@shop.test>', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
+    assert.match(stillHeld.response, /held for review/, 'the old rules still apply');
+    const cliView = await cli('quarantine', 'list');
+    assert.equal(cliView.code, 3);
+    assert.match(cliView.text, /configuration error: .*\[rule broken\]: line \d+/);
+
+    // A good edit is picked up (Haraka waits 5 s for a file to settle).
+    const goodLength = haraka.logs().length;
+    writeFileSync(join(haraka.configDir, 'mailward.rules'), RULES.replace('action quarantine', 'action block'));
+    const until = Date.now() + 15_000;
+    while (!/mailward configuration reloaded/.test(haraka.logs().slice(goodLength)) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    const blocked = await send(message({ from: 'Bob <bob@shop.test>', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
+    assert.equal(blocked.code, 550, haraka.logs().slice(goodLength).slice(-3000));
+    assert.match(blocked.response, /rule hold/);
+  });
+});
