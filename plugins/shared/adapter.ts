@@ -89,6 +89,10 @@ export async function runModulePhase(
   return state;
 }
 
+/** Checks run at this priority; the verdict plugin decides just after (VERDICT_PRIORITY). */
+export const CHECK_PRIORITY = -20;
+export const VERDICT_PRIORITY = -10;
+
 const HOOK_PHASES: [hook: string, phase: Phase][] = [
   ['connect', 'connect'],
   ['helo', 'helo'],
@@ -101,7 +105,11 @@ const HOOK_PHASES: [hook: string, phase: Phase][] = [
 export interface PluginExtras {
   /** More hooks, registered after the phase hooks: hook name -> body. */
   hooks?: Record<string, HookBody>;
-  /** Priority of the phase hooks (Haraka runs lower first). */
+  /**
+   * Priority of the phase hooks (Haraka runs lower first). The default, -20,
+   * runs checks before the operator's own plugins: a recipient plugin's OK
+   * (rcpt_to.in_host_list) ends the rcpt hooks, so checks must come first.
+   */
   priority?: number;
 }
 
@@ -116,7 +124,7 @@ export function definePlugin(moduleName: string, extras: PluginExtras = {}): Rec
       const runtime = runtimeFor(this);
       const phases = new Set(runtime.phasesOf(moduleName));
       for (const [hookName, phase] of HOOK_PHASES) {
-        if (phases.has(phase)) this.register_hook(hookName, `mailward_${hookName}`, extras.priority ?? 0);
+        if (phases.has(phase)) this.register_hook(hookName, `mailward_${hookName}`, extras.priority ?? CHECK_PRIORITY);
       }
       for (const hookName of Object.keys(extras.hooks ?? {})) this.register_hook(hookName, `mailward_extra_${hookName}`);
     },

@@ -2,14 +2,15 @@ import { FileQuarantine } from '../../lib/quarantine/files';
 import { firstHeader } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { formatSymbols, smtpReplyText } from '../../lib/score/verdict';
-import { hook, runModulePhase } from '../shared/adapter';
+import { hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
 import { addressOf, DENY, DENYSOFT, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { existingTransactionState, type MailwardState } from '../shared/state';
 
-// The only mailward plugin that refuses mail. Its hooks run after every other
-// plugin's (priority 50) so the ledger is complete when it decides.
-const LATE = 50;
+// The only mailward plugin that refuses mail. Its hooks run right after the
+// checks (which run at CHECK_PRIORITY) and before the operator's own plugins:
+// a recipient plugin's OK would end the rcpt hooks before a later refusal.
+const LATE = VERDICT_PRIORITY;
 
 const VERDICT_HEADERS = ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref'];
 
