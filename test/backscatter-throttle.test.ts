@@ -83,6 +83,15 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal(d.count, 1);
     });
 
+    it('a block shorter than the window: the flood that started it does not restart it when it ends', async () => {
+      const t = throttle({ windowMinutes: 10, blockMinutes: 1 });
+      for (let i = 0; i < 10; i++) await t.decide(SUBJECT, 's', true);
+      clock.now += MIN + 1;
+      const after = await t.decide(SUBJECT, 's', true);
+      assert.equal(after.block, null);
+      assert.equal(after.count, 1);
+    });
+
     it('lists active blocks and clears one by subject or id, counters included', async () => {
       const t = throttle();
       for (let i = 0; i < 10; i++) await t.decide(SUBJECT, 'Undeliverable Mail', true);

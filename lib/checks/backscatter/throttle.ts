@@ -76,16 +76,24 @@ export class SubjectThrottle {
   async decide(subject: string, example: string, counts: boolean): Promise<ThrottleDecision> {
     const now = this.clock();
     const id = subjectId(subject);
-    const existing = await this.readBlock(id, now);
-    if (existing) {
-      await this.store.hashIncrBy(BLOCK + id, { refused: 1 }, ttlSeconds(existing.until - now));
-      existing.refused += 1;
-      return { block: existing, count: 0, started: false };
+    const bucket = Math.floor(now / this.bucketMs);
+    const earlier = Array.from({ length: BUCKETS - 1 }, (_, i) => `${COUNTER}${id}:${bucket - 1 - i}`);
+    const fields = await this.store.hashGetAll(BLOCK + id);
+    if (fields.until) {
+      const existing = fromFields(id, fields);
+      if (existing.until > now) {
+        await this.store.hashIncrBy(BLOCK + id, { refused: 1 }, this.blockTtl(existing, now));
+        existing.refused += 1;
+        return { block: existing, count: 0, started: false };
+      }
+      // The block is over and the flood that started it is spent: it takes a fresh
+      // `threshold` messages to start another, even when the window is longer than
+      // the block. (Done here, not when the block starts, so messages in flight
+      // then cannot slip through on an emptied counter.)
+      await Promise.all([BLOCK + id, `${COUNTER}${id}:${bucket}`, ...earlier].map((key) => this.store.del(key)));
     }
     if (!counts) return { block: null, count: 0, started: false };
 
-    const bucket = Math.floor(now / this.bucketMs);
-    const earlier = Array.from({ length: BUCKETS - 1 }, (_, i) => `${COUNTER}${id}:${bucket - 1 - i}`);
     // Buckets outlive the window a little; the window itself is computed from bucket numbers.
     const keep = ttlSeconds((BUCKETS + 1) * this.bucketMs);
     const [current, previous] = await Promise.all([this.store.incrBy(`${COUNTER}${id}:${bucket}`, 1, keep), this.store.mget(earlier)]);
@@ -102,7 +110,7 @@ export class SubjectThrottle {
       node: this.node,
       refused: 1,
     };
-    await this.store.hashSet(BLOCK + id, toFields(block), ttlSeconds(block.until - now));
+    await this.store.hashSet(BLOCK + id, toFields(block), this.blockTtl(block, now));
     return { block, count, started: true };
   }
 
@@ -125,6 +133,11 @@ export class SubjectThrottle {
     await this.store.del(BLOCK + id);
     for (const key of await this.store.keys(`${COUNTER}${id}:`)) await this.store.del(key);
     return block;
+  }
+
+  /** Kept past its end for as long as the counters that started it, so its end can reset them. */
+  private blockTtl(block: SubjectBlock, now: number): number {
+    return ttlSeconds(block.until - now + (BUCKETS + 1) * this.bucketMs);
   }
 
   private async readBlock(id: string, now: number): Promise<SubjectBlock | null> {

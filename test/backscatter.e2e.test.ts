@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { main } from '../lib/cli/main';
+import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
+import { bounce, deleteRedisKeys, KEY_A, outbound, uniquePrefix } from './backscatter/support';
+
+const FLOOD = 2000;
+const IPS = 50;
+const THRESHOLD = 50;
+const RELAY_IP = '127.0.0.200';
+
+function files(prefix: string, node: string, throttle: string): Record<string, string> {
+  return {
+    'mailward.ini': `[main]\nnode_name = ${node}\ndata_dir = data\n[state]\nbackend = redis\nprefix = ${prefix}\n[tracking]\nflush_interval_ms = 100\n`,
+    'mailward.backscatter.ini': `[signing]\nkeys = ${KEY_A}\n[throttle]\n${throttle}`,
+    // Clients at 127.0.0.200 may relay (our own users' outbound mail).
+    'relay.ini': '[relay]\nacl = true\nforce_routing = false\n',
+    'relay_acl_allow': `${RELAY_IP}/32\n`,
+  };
+}
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A bounce of something we never sent, as a backscatter run delivers them. */
+function backscatter(n: number): string {
+  return bounce('postfix-dsn.eml', { mid: `<forged.${n}.${Math.random().toString(36).slice(2)}@example.com>`, subject: `Cheap pills ${n}` });
+}
+
+const refByResponse = (response: string) => /ref ([0-9A-Z]{7})/.exec(response)?.[1];
+
+describe('backscatter end to end through a real Haraka (Redis state)', function () {
+  this.timeout(180_000);
+  let haraka: HarakaInstance;
+  const prefix = uniquePrefix('e2e');
+  let signedOriginal = '';
+
+  before(async () => {
+    haraka = await startHaraka({
+      plugins: ['relay', 'mailward/plugins/backscatter'],
+      files: files(prefix, 'mx-a', `threshold = ${THRESHOLD}\nwindow_minutes = 5\nblock_minutes = 60\n`),
+    });
+  });
+  after(async () => {
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+    await deleteRedisKeys(prefix);
+  });
+
+  it('signs relayed mail on the queue_outbound path', async () => {
+    // A client-supplied signature header is replaced, never passed on.
+    const raw = outbound({ mid: '<real.outbound.1@example.com>' }).replace('\r\n\r\n', '\r\nX-Mailward-Sig: v=1; k=ka; t=1; s=FORGED\r\n\r\n');
+    const result = await sendMail({ port: haraka.port, from: 'alice@example.com', to: ['nobody@remote.example'], raw, localAddress: RELAY_IP });
+    assert.equal(result.code, 250, result.response);
+    assert.equal(haraka.delivered().length, 1);
+    const stored = readFileSync(haraka.delivered()[0]!, 'utf8');
+    assert.match(stored, /^X-Envelope-To: <nobody@remote\.example>/m);
+    assert.match(stored, /^X-Mailward-Sig: v=1; k=ka; t=\d+; s=[A-Za-z0-9_-]{43}\r?$/m);
+    assert.equal(stored.match(/^X-Mailward-Sig:/gm)?.length, 1);
+    assert.doesNotMatch(stored, /FORGED/);
+    signedOriginal = stored.replace(/^X-Envelope-(From|To):.*\r?\n/gm, '');
+  });
+
+  it(`2,000 bounces with one subject from ${IPS} IPs: block after ${THRESHOLD}, the rest refused with an explanation; a verified bounce still passes`, async () => {
+    const results: { code: number; response: string; at: number }[] = [];
+    let next = 0;
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: IPS }, async (_, worker) => {
+        const localAddress = `127.0.0.${10 + worker}`;
+        while (next < FLOOD) {
+          const n = next++;
+          const r = await sendMail({ port: haraka.port, from: '', to: ['alice@example.com'], raw: backscatter(n), localAddress });
+          results.push({ ...r, at: Date.now() });
+        }
+      }),
+    );
+    const elapsed = (Date.now() - started) / 1000;
+    const accepted = results.filter((r) => r.code === 250);
+    const refused = results.filter((r) => r.code !== 250);
+    // Counting is atomic in Redis: exactly threshold-1 get through, give or take a
+    // message racing the bucket boundary of the sliding window.
+    assert.ok(accepted.length >= THRESHOLD - 1 && accepted.length <= THRESHOLD + 2, `${accepted.length} accepted`);
+    assert.equal(accepted.length + refused.length, FLOOD);
+    for (const r of refused) {
+      assert.equal(r.code, 550, r.response);
+      assert.match(r.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{7}: BACKSCATTER_SUBJECT_BLOCKED 12, BOUNCE_UNVERIFIED 4/);
+    }
+    const blockHeld = (Math.max(...refused.map((r) => r.at)) - Math.min(...refused.map((r) => r.at))) / 1000;
+    const rate = Math.round(refused.length / blockHeld);
+    console.log(`      flood: ${FLOOD} bounces in ${elapsed.toFixed(1)} s (${Math.round(FLOOD / elapsed)} msg/s); ${accepted.length} accepted, ${refused.length} refused at ${rate} msg/s while the block held`);
+
+    // The explanation of a refusal: subject, count and end of the block.
+    await new Promise((r) => setTimeout(r, 500));
+    const ref = refByResponse(refused.at(-1)!.response)!;
+    const explained = await cli('explain', ref, '--config', haraka.configDir);
+    assert.equal(explained.code, 0, explained.err);
+    assert.match(explained.out, /BACKSCATTER_SUBJECT_BLOCKED\s+backscatter: subject "undelivered mail returned to sender" blocked after 5\d matching messages within 5 min \(since \S+Z on mx-a, until \S+Z\)/);
+
+    // A bounce of mail we really sent, same subject, during the block: accepted.
+    const sig = /^X-Mailward-Sig: (.*?)\r?$/m.exec(signedOriginal)![1]!;
+    const real = bounce('postfix-dsn.eml', { mid: '<real.outbound.1@example.com>', date: 'Mon, 10 Mar 2025 09:14:00 +0000', from: 'Alice <alice@example.com>', sigLine: `X-Mailward-Sig: ${sig}` });
+    const verified = await sendMail({ port: haraka.port, from: '', to: ['alice@example.com'], raw: real, localAddress: '127.0.0.77' });
+    assert.equal(verified.code, 250, verified.response);
+    const delivered = haraka.delivered().map((f) => readFileSync(f, 'utf8')).find((t) => t.startsWith('X-Envelope-From: <>') && t.includes('<real.outbound.1@example.com>'));
+    assert.ok(delivered, 'the verified bounce was delivered');
+    assert.match(delivered, /^X-Mailward-Status: accept .*BOUNCE_VERIFIED -2/m);
+    // Ordinary mail with the blocked subject, from a fresh IP, is deferred.
+    const plain = outbound({ mid: '<someone@other.example>', subject: 'Undelivered Mail Returned to Sender', from: 'carol@other.example' });
+    const deferred = await sendMail({ port: haraka.port, from: 'carol@other.example', to: ['alice@example.com'], raw: plain, localAddress: '127.0.0.78' });
+    assert.equal(deferred.code, 450, deferred.response);
+    assert.match(deferred.response, /450 4\.7\.1 Message deferred/);
+    assert.match(deferred.response, /BACKSCATTER_SUBJECT_BLOCKED 12/);
+  });
+
+  it('mailward throttle list shows the block; clear lifts it and bounces flow again', async () => {
+    const listed = await cli('throttle', 'list', '--config', haraka.configDir);
+    assert.equal(listed.code, 0, listed.err);
+    assert.match(listed.out, /"undelivered mail returned to sender"/);
+    assert.match(listed.out, /started after 5\d messages, since \S+ \(on mx-a\), until \S+ \(60 min left\)/);
+    assert.match(listed.out, /19\d\d messages refused so far/);
+    const cleared = await cli('throttle', 'clear', 'Undelivered Mail Returned to Sender', '--config', haraka.configDir);
+    assert.equal(cleared.code, 0, cleared.err);
+    const after = await sendMail({ port: haraka.port, from: '', to: ['alice@example.com'], raw: backscatter(9999), localAddress: '127.0.0.79' });
+    assert.equal(after.code, 250, after.response);
+  });
+});
+
+describe('backscatter end to end: two Haraka nodes sharing Redis', function () {
+  this.timeout(120_000);
+  let a: HarakaInstance;
+  let b: HarakaInstance;
+  const prefix = uniquePrefix('fleet');
+  // A short block, so its end can be seen through Haraka's own clock.
+  const throttle = 'threshold = 10\nwindow_minutes = 5\nblock_minutes = 0.1\n';
+
+  before(async () => {
+    [a, b] = await Promise.all([
+      startHaraka({ plugins: ['mailward/plugins/backscatter'], files: files(prefix, 'mx-a', throttle) }),
+      startHaraka({ plugins: ['mailward/plugins/backscatter'], files: files(prefix, 'mx-b', throttle) }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    if (a) removeDir(a.dir);
+    if (b) removeDir(b.dir);
+    await deleteRedisKeys(prefix);
+  });
+
+  it('a block started on one node is enforced on the other, and ends for both when its time is up', async () => {
+    for (let i = 0; i < 9; i++) {
+      const r = await sendMail({ port: a.port, from: '', to: ['alice@example.com'], raw: backscatter(i), localAddress: `127.0.1.${i + 1}` });
+      assert.equal(r.code, 250, r.response);
+    }
+    const tenth = await sendMail({ port: a.port, from: '', to: ['alice@example.com'], raw: backscatter(10), localAddress: '127.0.1.10' });
+    assert.equal(tenth.code, 550, tenth.response);
+    const startedAt = Date.now();
+
+    const onB = await sendMail({ port: b.port, from: '', to: ['alice@example.com'], raw: backscatter(11), localAddress: '127.0.2.1' });
+    assert.equal(onB.code, 550, onB.response);
+    assert.match(onB.response, /BACKSCATTER_SUBJECT_BLOCKED/);
+    await new Promise((r) => setTimeout(r, 400));
+    const explained = await cli('explain', refByResponse(onB.response)!, '--config', b.configDir);
+    assert.match(explained.out, /blocked after 10 matching messages within 5 min \(since \S+Z on mx-a, until \S+Z\)/);
+
+    // 6 s block: wait it out, then mail flows on both nodes.
+    await new Promise((r) => setTimeout(r, Math.max(0, 6_000 - (Date.now() - startedAt)) + 500));
+    for (const node of [a, b]) {
+      const r = await sendMail({ port: node.port, from: '', to: ['alice@example.com'], raw: backscatter(100 + node.port), localAddress: '127.0.3.1' });
+      assert.equal(r.code, 250, r.response);
+    }
+  });
+});
