@@ -62,6 +62,12 @@ export async function benchAuth(options: { calls?: number } = {}): Promise<AuthB
   }
 }
 
+export function formatAuthBench(r: AuthBenchResult): string[] {
+  return [
+    `auth: ${r.signedPerSecond} authenticate() calls/s (DKIM-signed, warm DNS cache), ${r.arcPerSecond}/s (ARC-sealed forward); ${r.dnsQueriesDuringRun} DNS queries during the run`,
+  ];
+}
+
 if (require.main === module) {
   benchAuth({ calls: Number(process.argv[2] ?? 1000) }).then(
     (result) => console.log(JSON.stringify(result, null, 2)),

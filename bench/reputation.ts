@@ -118,6 +118,14 @@ async function cleanup(url: string, prefix: string): Promise<void> {
   }
 }
 
+export function formatReputationBench(r: ReputationBenchResult): string[] {
+  return [r.memory, r.redis].map((f) =>
+    f.error
+      ? `reputation (${f.backend}): not measured: ${f.error}`
+      : `reputation (${f.backend}): ${f.lookupsPerSecond.toLocaleString('en')} look-ups/s, ${f.recordsPerSecond.toLocaleString('en')} records/s (${f.operations} each, ${f.concurrency} concurrent)`,
+  );
+}
+
 if (require.main === module) {
   benchReputation().then(
     (r) => console.log(JSON.stringify(r, null, 2)),
