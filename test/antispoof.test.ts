@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../lib/config/load';
 import { ANTISPOOF_DEFAULTS, antispoofModule } from '../lib/checks/antispoof';
 import { parseIni } from '../lib/config/ini';
 import { IniReader } from '../lib/config/reader';
@@ -155,7 +158,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const s = antispoofModule.parseSettings(shipped, {} as any).settings;
     shipped.finish();
     assert.deepEqual(
-      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses },
+      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses, useHostList: s.useHostList },
       ANTISPOOF_DEFAULTS,
     );
     assert.deepEqual(s.domains, []);
@@ -169,5 +172,20 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.ok(ok.perDomain.get('example.com')!.ips.has('::ffff:192.0.2.77'));
     assert.ok(ok.perDomain.get('example.com')!.ips.has('2001:db8::5'));
     assert.ok(!ok.perDomain.get('example.com')!.ips.has('192.0.3.1'));
+  });
+});
+
+describe('antispoof local domains from host_list', () => {
+  it('adds the domains of host_list in the config directory, and not when use_host_list is off', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-hostlist-'));
+    try {
+      writeFileSync(join(dir, 'host_list'), '# our domains\nExample.COM\n\nexample.org ; second\n');
+      const settings = (cfg: ReturnType<typeof loadConfig>) => cfg.modules.find((m) => m.module.name === 'antispoof')!.settings as { domains: string[] };
+      assert.deepEqual(settings(loadConfig({ configDir: dir })).domains.sort(), ['example.com', 'example.org']);
+      writeFileSync(join(dir, 'mailward.antispoof.ini'), '[domains]\nuse_host_list = false\n');
+      assert.deepEqual(settings(loadConfig({ configDir: dir })).domains, []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -189,8 +189,10 @@ export const antispoofModule: CheckModule<AntispoofSettings> = {
   name: 'antispoof',
   file: 'mailward.antispoof.ini',
   symbols: antispoofSymbols,
-  parseSettings(reader) {
-    return { settings: parseAntispoofSettings(reader) };
+  // The MTA's own list of local domains (Haraka's config/host_list), when there is one.
+  extraFiles: ['host_list'],
+  parseSettings(reader, _shared, files) {
+    return { settings: parseAntispoofSettings(reader, files) };
   },
   createChecks(settings, services) {
     return settings.enabled && (settings.domains.length || settings.protectedNames.length) ? [createAntispoofCheck(settings, services)] : [];

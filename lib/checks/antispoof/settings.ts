@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import type { IniReader, SectionReader } from '../../config/reader';
+import type { ConfigTexts } from '../types';
 import { normaliseDomain } from '../auth/align';
 
 /** IPs and networks (CIDR), kept as text for explanations. */
@@ -73,6 +74,8 @@ export interface AntispoofSettings {
   skipRelaying: boolean;
   /** Our own domains (and their subdomains). */
   domains: string[];
+  /** Whether the MTA's host_list counted as local domains. */
+  useHostList: boolean;
   /** Also check MAIL FROM, not only the From: header. */
   checkEnvelope: boolean;
   /** For every local domain; a [domain:NAME] section adds to it. */
@@ -93,7 +96,19 @@ export const ANTISPOOF_DEFAULTS = {
   alignedSpf: true,
   trustedArc: true,
   displayNameAddresses: true,
+  useHostList: true,
 };
+
+/** Domains of an MTA's host_list file (Haraka's list of domains it accepts mail for). */
+export function hostListDomains(files: ConfigTexts | undefined): string[] {
+  const found = files?.text('host_list');
+  if (!found) return [];
+  return found.text
+    .split(/\r?\n/)
+    .map((line) => line.replace(/[#;].*$/, '').trim())
+    .filter(Boolean)
+    .map(normaliseDomain);
+}
 
 export function normaliseName(name: string): string {
   return name
@@ -120,7 +135,7 @@ function suffixes(section: SectionReader, key: string): string[] {
   return section.list(key).map((s) => normaliseDomain(s.replace(/^\*?\./, '')));
 }
 
-export function parseAntispoofSettings(reader: IniReader): AntispoofSettings {
+export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): AntispoofSettings {
   const main = reader.section('main');
   const skip = reader.section('skip');
   const domainsSection = reader.section('domains');
@@ -167,13 +182,16 @@ export function parseAntispoofSettings(reader: IniReader): AntispoofSettings {
     services.push(service);
   }
 
-  const localDomains = [...new Set([...domains(domainsSection, 'list'), ...perDomain.keys(), ...services.flatMap((s) => s.domains)])];
+  const useHostList = domainsSection.boolean('use_host_list', d.useHostList);
+  const fromHostList = useHostList ? hostListDomains(files) : [];
+  const localDomains = [...new Set([...domains(domainsSection, 'list'), ...fromHostList, ...perDomain.keys(), ...services.flatMap((s) => s.domains)])];
 
   return {
     enabled: main.boolean('enabled', d.enabled),
     skipRelaying: skip.boolean('relaying', d.skipRelaying),
     domains: localDomains,
     checkEnvelope: domainsSection.boolean('check_envelope', d.checkEnvelope),
+    useHostList,
     authorised,
     perDomain,
     services,
