@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GTUBE } from '../lib/checks/builtin';
+import { createMailward } from '../lib/index';
+import { startExampleServer, type ExampleServer } from '../demo/smtp-server';
+import { freePort, sendMail, simpleMessage } from './support/haraka';
+
+describe('library front door: createMailward() without Haraka', function () {
+  this.timeout(30_000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-library-'));
+    // DNS stays on loopback (nothing answers on port 9: look-ups fail fast, as TEMPERRORs).
+    writeFileSync(join(dir, 'mailward.ini'), '[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n\n[scores]\nGTUBE = 1000\n');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('scans a message through every module and returns verdict, row and context', async () => {
+    const rows: unknown[] = [];
+    const mailward = createMailward({ configDir: dir, onRow: (row) => rows.push(row) });
+    try {
+      const { verdict, row, context } = await mailward.scan({ ip: '192.0.2.10', helo: 'mail.partner.example', mailFrom: 'a@partner.example', rcptTo: ['bob@example.com'], raw: simpleMessage({ body: `${GTUBE}\r\n` }) });
+      assert.equal(verdict.action, 'reject');
+      assert.ok(verdict.symbols.some((s) => s.name === 'GTUBE' && s.score === 1000));
+      assert.equal(row.ref, verdict.ref);
+      assert.equal(row.remoteIp, '192.0.2.10');
+      assert.equal(rows.length, 1);
+      assert.equal(context.mailFrom, 'a@partner.example');
+    } finally {
+      await mailward.close();
+    }
+  });
+
+  it('runs only the named modules', async () => {
+    const mailward = createMailward({ configDir: dir, modules: ['builtin'] });
+    try {
+      const { verdict } = await mailward.scan({ ip: '192.0.2.10', mailFrom: 'a@partner.example', rcptTo: ['bob@example.com'], raw: simpleMessage() });
+      assert.deepEqual(verdict.symbols, []);
+      assert.equal(verdict.action, 'accept');
+    } finally {
+      await mailward.close();
+    }
+  });
+
+  describe('the smtp-server example of docs/library.md', () => {
+    let example: ExampleServer;
+    let port: number;
+    before(async () => {
+      port = await freePort();
+      example = await startExampleServer(port, dir);
+    });
+    after(() => example?.close());
+
+    it('accepts clean mail with a ref and the headers mailward asked for', async () => {
+      const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage() });
+      assert.equal(result.code, 250);
+      assert.match(result.response, /Message accepted \(ref [0-9A-Z]{7}\)/);
+      assert.match(example.delivered.at(-1)!.toString(), /^X-Mailward-Ref: [0-9A-Z]{7}\r\n/m);
+    });
+
+    it('refuses GTUBE with 550 and the explanation', async () => {
+      const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ body: `${GTUBE}\r\n` }) });
+      assert.equal(result.code, 550);
+      assert.match(result.response, /Message rejected as spam \(ref [0-9A-Z]{7}: GTUBE 1000/);
+    });
+  });
+});
