@@ -1,22 +1,19 @@
-import safeRegex from 'safe-regex2';
+import { compileSafeRegex as contentGuard } from '../content/safe-regex';
 
 /**
- * Compiles an operator's regular expression only when it cannot backtrack
- * catastrophically (safe-regex2: star height at most 1, a bounded number of
- * repetitions). Kept behind this one function so the content module's guard
- * can replace it without touching the rule parser.
+ * Compiles an operator's regular expression through the same guard as the
+ * content rules (lib/checks/content/safe-regex.ts: it must compile, no
+ * quantified group that itself repeats, few unbounded quantifiers, bounded
+ * length), so a rule can never hang the MTA on a crafted message.
  */
 export function compileSafeRegex(source: string, flags = ''): RegExp {
-  let re: RegExp;
   try {
-    re = new RegExp(source, flags);
+    return contentGuard(source, flags);
   } catch (err) {
-    throw new RegexError(`bad regular expression /${source}/${flags}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`);
+    const problem = (err as { problem?: string }).problem ?? (err as Error).message;
+    const what = /does not compile/.test(problem) ? 'bad regular expression' : 'unsafe regular expression';
+    throw new RegexError(`${what} /${source}/${flags}: ${problem}`);
   }
-  if (!safeRegex(re)) {
-    throw new RegexError(`regular expression /${source}/${flags} could backtrack catastrophically (nested or too many repetitions); rewrite it without a repeated group that itself repeats`);
-  }
-  return re;
 }
 
 export class RegexError extends Error {

@@ -1,4 +1,8 @@
+import { Classifier, createBayesStore } from '../../checks/content/classifier';
+import { messageTokens } from '../../checks/content/learn';
+import type { ContentSettings } from '../../checks/content/settings';
 import { addEntry, openLists } from '../../checks/rules/cli';
+import { silentLogger } from '../../runtime';
 import { loadConfig, type MailwardConfig } from '../../config/load';
 import { parsedMessage, createContext } from '../../message';
 import { openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
@@ -29,15 +33,21 @@ function printList(io: CliIO, records: QuarantineRecord[]): void {
 }
 
 /**
- * The ham learner of the content module, when it offers one (an exported
- * `learnMessage(config, raw, 'ham')`); releasing works without it.
+ * Learns a released message as ham into the content module's Bayes model
+ * (the same store the MTA reads; it picks the change up at its next reload).
  */
-function hamLearner(config: MailwardConfig): ((raw: Buffer) => Promise<void>) | undefined {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const content = require('../../checks/content') as { learnMessage?: (config: MailwardConfig, raw: Buffer, label: 'ham' | 'spam') => Promise<unknown> };
-  if (typeof content.learnMessage !== 'function') return undefined;
+function hamLearner(config: MailwardConfig): (raw: Buffer) => Promise<void> {
   return async (raw) => {
-    await content.learnMessage!(config, raw, 'ham');
+    const settings = config.modules.find((m) => m.module.name === 'content')!.settings as ContentSettings;
+    const classifier = new Classifier(createBayesStore(settings.bayes), silentLogger);
+    try {
+      await classifier.ready();
+      if (!classifier.loaded) throw new Error(classifier.lastError || 'the Bayes model could not be loaded');
+      classifier.learn(await messageTokens(raw, settings.limits), 'ham');
+      await classifier.flush();
+    } finally {
+      await classifier.close();
+    }
   };
 }
 
