@@ -1,0 +1,94 @@
+import { verify } from '../backscatter/signing';
+import { addressOf } from '../backscatter/signing';
+import type { FeedbackReport } from './arf';
+import type { Kind, OutboundLedger, Suspension } from './ledger';
+import type { Identity, OutboundSettings } from './settings';
+
+/** The key a sender is counted under: the authenticated user, else the envelope sender; or their domain. */
+export function senderKey(identity: Identity, authUser: string | undefined, mailFrom: string | undefined): string {
+  const who = (authUser || mailFrom || '').trim().toLowerCase();
+  if (identity === 'user' || !who) return who;
+  const at = who.lastIndexOf('@');
+  // A bare user name (no domain) stays itself: there is no domain to group it under.
+  return at < 0 ? who : who.slice(at + 1);
+}
+
+export type ComplaintStatus = 'counted' | 'duplicate' | 'ignored' | 'unattributed' | 'untrusted';
+
+export interface ComplaintOutcome {
+  status: ComplaintStatus;
+  /** complaint or trap, when counted. */
+  kind?: Kind;
+  sender?: string;
+  /** How the sender was found: "Message-ID" or "signature (key k)". */
+  via?: string;
+  /** A suspension this report started. */
+  suspension?: Suspension | null;
+  detail: string;
+}
+
+function matches(domain: string, list: string[]): boolean {
+  return list.some((d) => domain === d || domain.endsWith(`.${d}`));
+}
+
+export interface ReportSource {
+  /** The report's From domain passed DMARC / aligned SPF or DKIM; undefined: not known (no auth results). */
+  authenticated?: boolean;
+}
+
+/**
+ * Counts one feedback report against the sender of the reported message:
+ * found by the Message-ID recorded when we relayed it, else by our signature
+ * header on the original (the From address then names the sender). A report
+ * is counted once, whichever node or import sees it again.
+ */
+export async function countReport(
+  report: FeedbackReport,
+  settings: OutboundSettings,
+  ledger: OutboundLedger,
+  clock: () => number,
+  source: ReportSource = {},
+): Promise<ComplaintOutcome> {
+  const c = settings.complaints;
+  const about = `${report.feedbackType} report by ${report.reporter || '(no From)'} about ${report.originalMessageId ? `<${report.originalMessageId}>` : 'a message without Message-ID'}`;
+  if (c.reporters.length && !matches(report.reporterDomain, c.reporters) && !matches(report.reporterDomain, c.trapReporters)) {
+    return { status: 'untrusted', detail: `${about}: reporter domain ${report.reporterDomain || '(none)'} is not in [complaints] reporters` };
+  }
+  if (c.requireAuthenticated && source.authenticated !== true) {
+    const why = source.authenticated === false ? 'fails DMARC/SPF/DKIM alignment' : 'could not be authenticated (no auth results: run mailward/auth before mailward/outbound)';
+    return { status: 'untrusted', detail: `${about}: the reporter ${report.reporterDomain || '(none)'} ${why}` };
+  }
+  const isTrap = matches(report.reporterDomain, c.trapReporters);
+  if (!isTrap && !c.countTypes.has(report.feedbackType)) {
+    return { status: 'ignored', detail: `${about}: Feedback-Type ${report.feedbackType} is not counted ([complaints] count_types)` };
+  }
+
+  let sender: string | null = null;
+  let via = '';
+  if (report.originalMessageId) {
+    sender = await ledger.senderOf(report.originalMessageId);
+    if (sender) via = 'Message-ID';
+  }
+  const signing = settings.signing;
+  const header = (name: string) => report.original.find((h) => h.key === name)?.value;
+  const signature = signing ? header(signing.header.toLowerCase()) : undefined;
+  if (!sender && signing && signature) {
+    const fields = { messageId: header('message-id') ?? '', date: header('date') ?? '', from: header('from') ?? '' };
+    const result = verify(signature, fields, signing.keys, clock(), signing);
+    const from = addressOf(header('from'));
+    if (result.ok && from) {
+      sender = senderKey(settings.identity, undefined, from);
+      via = `signature (key ${result.keyId})`;
+    }
+  }
+  if (!sender) return { status: 'unattributed', detail: `${about}: no recorded Message-ID or valid signature of ours` };
+
+  const original = report.originalMessageId || report.original.map((h) => `${h.key}:${h.value}`).join('\n');
+  if (!(await ledger.firstTime(`${original}|${report.reporterDomain}|${report.originalRcptTo}`))) {
+    return { status: 'duplicate', sender, via, detail: `${about}: already counted` };
+  }
+  const kind: Kind = isTrap ? 'trap' : 'complaint';
+  await ledger.add(sender, { [kind]: 1 });
+  const suspension = await ledger.evaluate(sender);
+  return { status: 'counted', kind, sender, via, suspension, detail: `${about}: ${kind} counted against ${sender} (found by ${via})` };
+}

@@ -1,0 +1,244 @@
+import { firstHeader, parsedMessage, type MessageContext } from '../../message';
+import type { Hit, SymbolDef, Verdict } from '../../score/types';
+import type { StateStore } from '../../state/types';
+import { authResults, hasAlignedDkim, hasAlignedSpf } from '../auth/results';
+import { extractOriginal } from '../backscatter/recognise';
+import { normaliseMessageId } from '../backscatter/signing';
+import { templateFingerprint } from '../content/fingerprint';
+import type { Check, CheckModule, Services } from '../types';
+import { ArfError, invalidRecipientsOfDsn, parseArf } from './arf';
+import { countReport, senderKey, type ComplaintOutcome } from './complaints';
+import { OutboundLedger, type Suspension } from './ledger';
+import { parseOutboundSettings, type OutboundSettings } from './settings';
+
+export type { OutboundSettings } from './settings';
+export { parseArf, looksLikeArf, invalidRecipientsOfDsn, ArfError, type FeedbackReport } from './arf';
+export { countReport, senderKey, type ComplaintOutcome } from './complaints';
+export { OutboundLedger, KINDS, type Counts, type Suspension, type SenderReport } from './ledger';
+
+const GROUP = 'outbound';
+export const POLICY_SOURCE = 'outbound policy';
+
+export const outboundSymbols: SymbolDef[] = [
+  { name: 'OUTBOUND_SUSPENDED', score: 0, group: GROUP, description: 'Relayed mail from a sender suspended by the outbound policy (complaint or invalid-recipient rate); deferred' },
+  { name: 'OUTBOUND_BULK', score: 0, group: GROUP, description: 'Relayed message counted as bulk ([bulk] threshold similar messages in the window): tagged and routed' },
+  { name: 'OUTBOUND_BULK_NO_UNSUBSCRIBE', score: 1, group: GROUP, description: 'Relayed bulk message without a List-Unsubscribe header (a warning to the sender)' },
+  { name: 'OUTBOUND_BULK_BAD_UNSUBSCRIBE', score: 1, group: GROUP, description: 'Relayed bulk message whose List-Unsubscribe has no <mailto:> or <https:> URI' },
+  { name: 'FEEDBACK_REPORT', score: 0, group: GROUP, description: 'An ARF feedback report to a feedback address: consumed, and counted against the sender it is about' },
+  { name: 'FEEDBACK_REPORT_INVALID', score: 0, group: GROUP, description: 'A message to a feedback address that is not a valid ARF report (detail says why); consumed, nothing counted' },
+  { name: 'OUTBOUND_SENDER_SUSPENDED', score: 0, group: GROUP, description: 'This report or bounce took a sender over the outbound policy: the sender is now suspended' },
+  { name: 'OUTBOUND_INVALID_RCPT', score: 0, group: GROUP, description: 'A bounce of mail we relayed reports invalid recipients (5.1.x): counted against its sender' },
+  { name: 'OUTBOUND_ERROR', score: 0, group: GROUP, description: 'The shared state could not be read or written; outbound accounting skipped for this message' },
+];
+
+/** What the data check leaves for the Haraka plugin and afterVerdict. */
+export interface OutboundNote {
+  /** Relayed mail: whom it counts against, whether it is bulk, where bulk goes. */
+  sender?: string;
+  bulk?: boolean;
+  messageId?: string;
+  route?: { bindIp: string; bindHelo: string; relay: string };
+  /** Inbound: feedback addresses among the recipients (to be consumed, not delivered). */
+  consume?: string[];
+  complaint?: ComplaintOutcome | { status: 'invalid'; detail: string };
+}
+
+export function outboundNote(ctx: MessageContext): OutboundNote | undefined {
+  return ctx.notes.outbound as OutboundNote | undefined;
+}
+
+const HOUR = 3600_000;
+
+/** Similar relayed messages (by template fingerprint bands) in the window, this one included; shared across nodes. */
+async function countSimilar(store: StateStore, bands: string[], recipients: number, now: number, windowHours: number): Promise<number> {
+  const hour = Math.floor(now / HOUR);
+  await Promise.all(bands.map((band) => store.incrBy(`ob:bulk:${band}:${hour}`, Math.max(1, recipients), (windowHours + 1) * 3600)));
+  let best = 0;
+  for (const band of bands) {
+    const values = await store.mget(Array.from({ length: windowHours }, (_, i) => `ob:bulk:${band}:${hour - i}`));
+    best = Math.max(best, values.reduce((sum, v) => sum + (Number(v) || 0), 0));
+  }
+  return best;
+}
+
+function bodyText(email: Awaited<ReturnType<typeof parsedMessage>>): string {
+  if (!email) return '';
+  if (email.text) return email.text;
+  return (email.html ?? '').replace(/<(script|style)[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]+>/g, ' ').replace(/&nbsp;/g, ' ');
+}
+
+/** A List-Unsubscribe that can work: at least one <mailto:...> or <https://...> URI (RFC 2369 / 8058). */
+export function unsubscribeProblem(value: string | undefined): 'missing' | 'unusable' | null {
+  if (value === undefined || !value.trim()) return 'missing';
+  return /<\s*(mailto:[^>\s@]+@[^>\s]+|https:\/\/[^>\s]+)\s*>/i.test(value) ? null : 'unusable';
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function suspensionText(s: Suspension): string {
+  return `sender ${s.sender} suspended since ${iso(s.since)}${s.until ? ` until ${iso(s.until)}` : ''}: ${s.reason}`;
+}
+
+function errorHit(err: unknown, what: string): Hit {
+  return { name: 'OUTBOUND_ERROR', detail: `${what}: ${err instanceof Error ? err.message : String(err)}` };
+}
+
+/** The report's From domain authenticated (DMARC pass or aligned SPF/DKIM); undefined when the auth plugin did not run. */
+function reporterAuthenticated(ctx: MessageContext): boolean | undefined {
+  const auth = authResults(ctx);
+  if (!auth) return undefined;
+  const domain = auth.fromDomain;
+  return auth.dmarc.result === 'pass' || (!!domain && (hasAlignedSpf(auth, domain) || hasAlignedDkim(auth, domain)));
+}
+
+function suspendedHit(s: Suspension | null | undefined): Hit[] {
+  return s ? [{ name: 'OUTBOUND_SENDER_SUSPENDED', detail: suspensionText(s) }] : [];
+}
+
+function createChecks(settings: OutboundSettings, services: Services): Check[] {
+  if (!settings.enabled) return [];
+  const ledger = new OutboundLedger(services.state, settings, services.clock, services.shared.nodeName);
+
+  /** Suspended senders are refused at MAIL FROM, before they upload anything. */
+  const mail: Check = {
+    name: 'outbound.mail',
+    phase: 'mail',
+    async run(ctx, book) {
+      if (!ctx.relaying) return [];
+      const sender = senderKey(settings.identity, ctx.authUser, ctx.mailFrom);
+      if (!sender) return [];
+      let suspension: Suspension | null;
+      try {
+        suspension = await ledger.suspension(sender);
+      } catch (err) {
+        // Never refuse because the state is unreachable.
+        return [errorHit(err, 'reading the suspension list')];
+      }
+      if (!suspension) return [];
+      const reason = `${suspensionText(suspension)}; contact the postmaster to be reinstated`;
+      book.force({ action: 'soft_reject', source: POLICY_SOURCE, reason });
+      return [{ name: 'OUTBOUND_SUSPENDED', detail: suspensionText(suspension) }];
+    },
+  };
+
+  async function relayed(ctx: MessageContext): Promise<Hit[]> {
+    const sender = senderKey(settings.identity, ctx.authUser, ctx.mailFrom);
+    const note: OutboundNote = { sender };
+    ctx.notes.outbound = note;
+    const hits: Hit[] = [];
+    // The Message-ID the recipient will see: the client's, or one an earlier plugin (backscatter) adds.
+    let messageId = firstHeader(ctx, 'message-id') ?? ctx.headerChanges.add.find(([n]) => n.toLowerCase() === 'message-id')?.[1];
+    if (!normaliseMessageId(messageId)) {
+      messageId = `<${ctx.ref}.${services.clock().toString(36)}@${ctx.localHostname}>`;
+      ctx.headerChanges.add.push(['Message-ID', messageId]);
+    }
+    note.messageId = messageId;
+    if (!settings.bulk.enabled || !ctx.raw) return hits;
+    const fp = templateFingerprint(bodyText(await parsedMessage(ctx)), settings.bulk.minWords);
+    if (!fp) return hits;
+    let count: number;
+    try {
+      count = await countSimilar(services.state, fp.bands, ctx.rcptTo.length, services.clock(), settings.bulk.windowHours);
+    } catch (err) {
+      return [...hits, errorHit(err, 'counting bulk fingerprints')];
+    }
+    if (count < settings.bulk.threshold) return hits;
+    note.bulk = true;
+    const b = settings.bulk;
+    if (b.bindIp || b.relay) note.route = { bindIp: b.bindIp, bindHelo: b.bindHelo, relay: b.relay };
+    const route = b.relay ? `, routed via ${b.relay}` : b.bindIp ? `, routed from ${b.bindIp}` : '';
+    // Our header only: a client's own copy is replaced.
+    if (!ctx.headerChanges.remove.includes(b.header)) ctx.headerChanges.remove.push(b.header);
+    ctx.headerChanges.add.push([b.header, `count=${count}; template=${fp.key.slice(0, 12)}; window=${b.windowHours}h`]);
+    hits.push({ name: 'OUTBOUND_BULK', detail: `${count} similar messages in ${b.windowHours} h (template ${fp.key.slice(0, 12)})${route}` });
+    const problem = unsubscribeProblem(firstHeader(ctx, 'list-unsubscribe'));
+    if (problem === 'missing') hits.push({ name: 'OUTBOUND_BULK_NO_UNSUBSCRIBE', detail: `bulk from ${sender} without List-Unsubscribe` });
+    if (problem === 'unusable') hits.push({ name: 'OUTBOUND_BULK_BAD_UNSUBSCRIBE', detail: `List-Unsubscribe: ${firstHeader(ctx, 'list-unsubscribe')!.slice(0, 120)}` });
+    return hits;
+  }
+
+  async function feedback(ctx: MessageContext, consume: string[], book: Parameters<Check['run']>[1]): Promise<Hit[]> {
+    const note: OutboundNote = { consume };
+    ctx.notes.outbound = note;
+    // Reports are consumed whatever their content (the spam they quote must not make us refuse them).
+    if (consume.length === ctx.rcptTo.length) book.force({ action: 'accept', source: 'outbound feedback', reason: `feedback report to ${consume.join(', ')}` });
+    let report;
+    try {
+      report = await parseArf(ctx.raw ?? Buffer.alloc(0));
+    } catch (err) {
+      if (!(err instanceof ArfError)) throw err;
+      note.complaint = { status: 'invalid', detail: err.message };
+      return [{ name: 'FEEDBACK_REPORT_INVALID', detail: err.message }];
+    }
+    try {
+      const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx) });
+      note.complaint = outcome;
+      return [{ name: 'FEEDBACK_REPORT', detail: `${outcome.status}: ${outcome.detail}` }, ...suspendedHit(outcome.suspension)];
+    } catch (err) {
+      return [{ name: 'FEEDBACK_REPORT', detail: `not counted: ${report.feedbackType} report by ${report.reporter}` }, errorHit(err, 'counting the report')];
+    }
+  }
+
+  /** A DSN about mail we relayed: hard bounces to invalid recipients count against its sender. */
+  async function bounce(ctx: MessageContext): Promise<Hit[]> {
+    const invalid = await invalidRecipientsOfDsn(ctx.raw!);
+    if (!invalid.length) return [];
+    const original = await extractOriginal(ctx, (settings.signing?.header ?? 'x-mailward-sig').toLowerCase());
+    const mid = normaliseMessageId(original?.headers.find((h) => h.key === 'message-id')?.value);
+    if (!mid) return [];
+    try {
+      const sender = await ledger.senderOf(mid);
+      if (!sender) return [];
+      let counted = 0;
+      for (const rcpt of invalid) if (await ledger.firstTime(`dsn|${mid}|${rcpt}`)) counted++;
+      if (!counted) return [];
+      await ledger.add(sender, { invalid: counted });
+      const suspension = await ledger.evaluate(sender);
+      return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${invalid.join(', ')}` }, ...suspendedHit(suspension)];
+    } catch (err) {
+      return [errorHit(err, 'counting invalid recipients')];
+    }
+  }
+
+  const data: Check = {
+    name: 'outbound.data',
+    phase: 'data',
+    async run(ctx, book) {
+      if (ctx.relaying) {
+        if (book.forced?.source === POLICY_SOURCE) return [];
+        return relayed(ctx);
+      }
+      const consume = ctx.rcptTo.filter((r) => settings.complaints.addresses.has(r.toLowerCase()));
+      if (consume.length) return feedback(ctx, consume, book);
+      const contentType = firstHeader(ctx, 'content-type');
+      if (settings.bounces.enabled && ctx.raw && contentType && /^\s*multipart\/report\b/i.test(contentType) && /report-type\s*=\s*"?delivery-status/i.test(contentType)) {
+        return bounce(ctx);
+      }
+      return [];
+    },
+  };
+  return [mail, data];
+}
+
+/** Relayed mail that was sent: counted for its sender, its Message-ID remembered for complaints. */
+async function afterVerdict(settings: OutboundSettings, services: Services, ctx: MessageContext, verdict: Verdict): Promise<void> {
+  const note = outboundNote(ctx);
+  if (!settings.enabled || !ctx.relaying || !note?.sender) return;
+  if (verdict.action !== 'accept' && verdict.action !== 'add_header') return;
+  const ledger = new OutboundLedger(services.state, settings, services.clock, services.shared.nodeName);
+  const n = Math.max(1, ctx.rcptTo.length);
+  await Promise.all([ledger.add(note.sender, { sent: n, bulk: note.bulk ? n : 0 }), note.messageId ? ledger.recordMessage(note.messageId, note.sender) : undefined]);
+}
+
+export const outboundModule: CheckModule<OutboundSettings> = {
+  name: 'outbound',
+  file: 'mailward.outbound.ini',
+  symbols: outboundSymbols,
+  parseSettings(reader, _shared, files) {
+    return { settings: parseOutboundSettings(reader, files) };
+  },
+  createChecks,
+  afterVerdict,
+};

@@ -1,0 +1,182 @@
+import { createHash } from 'node:crypto';
+import type { StateStore } from '../../state/types';
+import { normaliseMessageId } from '../backscatter/signing';
+import type { OutboundSettings } from './settings';
+
+/** What is counted per sender. */
+export const KINDS = ['sent', 'bulk', 'complaint', 'invalid', 'trap'] as const;
+export type Kind = (typeof KINDS)[number];
+export type Counts = Record<Kind, number>;
+
+/** The window is kept in this many slices: it slides in steps of window/SLICES. */
+const SLICES = 24;
+
+export interface Suspension {
+  sender: string;
+  since: number;
+  /** 0: until reinstated. */
+  until: number;
+  reason: string;
+  counts: Counts;
+  node: string;
+}
+
+export interface SenderReport {
+  sender: string;
+  counts: Counts;
+  suspension: Suspension | null;
+}
+
+const STATS = 'ob:stats:';
+const SUSPENDED = 'ob:susp:';
+const MID = 'ob:mid:';
+const SEEN = 'ob:seen:';
+
+function hash(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+}
+
+function zero(): Counts {
+  return { sent: 0, bulk: 0, complaint: 0, invalid: 0, trap: 0 };
+}
+
+function percent(n: number): string {
+  return `${Math.round(n * 10000) / 100}%`;
+}
+
+/**
+ * Per-sender outbound reputation in the shared state: counters in time slices
+ * of one hash per sender (atomic increments in Redis, so every node adds to
+ * the same numbers), the suspension record, the Message-IDs we relayed and the
+ * reports already counted. Windows are computed from timestamps: correct on any
+ * node after any pause, no cron.
+ */
+export class OutboundLedger {
+  private readonly sliceMs: number;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly settings: Pick<OutboundSettings, 'window' | 'policy' | 'recordSeconds'>,
+    private readonly clock: () => number,
+    private readonly nodeName = '',
+  ) {
+    this.sliceMs = Math.max(60_000, Math.floor((settings.window.hours * 3600_000) / SLICES));
+  }
+
+  private slice(now = this.clock()): number {
+    return Math.floor(now / this.sliceMs);
+  }
+
+  private ttl(): number {
+    return Math.ceil((this.sliceMs * (SLICES + 1)) / 1000);
+  }
+
+  async add(sender: string, counts: Partial<Counts>): Promise<void> {
+    const slice = this.slice();
+    const fields: Record<string, number> = {};
+    for (const [kind, n] of Object.entries(counts)) if (n) fields[`${kind}.${slice}`] = n;
+    if (Object.keys(fields).length) await this.store.hashIncrBy(STATS + sender, fields, this.ttl());
+  }
+
+  /** Counts over the window (the current slice and the SLICES-1 before it); drops older slices. */
+  async counts(sender: string): Promise<Counts> {
+    const all = await this.store.hashGetAll(STATS + sender);
+    const first = this.slice() - SLICES + 1;
+    const out = zero();
+    const stale: string[] = [];
+    for (const [field, value] of Object.entries(all)) {
+      const dot = field.indexOf('.');
+      const kind = field.slice(0, dot) as Kind;
+      const slice = Number(field.slice(dot + 1));
+      if (!(KINDS as readonly string[]).includes(kind) || !Number.isFinite(slice)) continue;
+      if (slice < first) stale.push(field);
+      else out[kind] += Number(value) || 0;
+    }
+    if (stale.length) await this.store.hashDel(STATS + sender, stale).catch(() => {});
+    return out;
+  }
+
+  /**
+   * The policy: a rate above its threshold, computed over at least
+   * min_messages messages (so a handful of complaints about a small sender's
+   * first mails does not suspend it, and a flood of them still does), or trap
+   * hits above their limit. Sent volume alone can never trigger it.
+   */
+  breach(counts: Counts): string | null {
+    const p = this.settings.policy;
+    const base = Math.max(counts.sent, p.minMessages);
+    const over = counts.sent < p.minMessages ? ` (rate over at least ${p.minMessages} messages)` : '';
+    if (counts.complaint / base > p.complaintRate) {
+      return `complaint rate ${percent(counts.complaint / base)} (${counts.complaint} complaints / ${counts.sent} messages${over}) is above ${percent(p.complaintRate)} in ${this.settings.window.hours} h`;
+    }
+    if (counts.invalid / base > p.invalidRate) {
+      return `invalid-recipient rate ${percent(counts.invalid / base)} (${counts.invalid} hard bounces / ${counts.sent} messages${over}) is above ${percent(p.invalidRate)} in ${this.settings.window.hours} h`;
+    }
+    if (counts.trap >= p.maxTrapHits) return `${counts.trap} spamtrap hits in ${this.settings.window.hours} h (limit ${p.maxTrapHits})`;
+    return null;
+  }
+
+  /** Suspends the sender if its counts breach the policy (and it is not already suspended). */
+  async evaluate(sender: string): Promise<Suspension | null> {
+    if (await this.suspension(sender)) return null;
+    const counts = await this.counts(sender);
+    const reason = this.breach(counts);
+    if (!reason) return null;
+    const now = this.clock();
+    const hours = this.settings.policy.suspendHours;
+    const suspension: Suspension = { sender, since: now, until: hours > 0 ? now + hours * 3600_000 : 0, reason, counts, node: this.nodeName };
+    await this.store.set(SUSPENDED + sender, JSON.stringify(suspension), hours > 0 ? Math.ceil(hours * 3600) : 0);
+    return suspension;
+  }
+
+  async suspension(sender: string): Promise<Suspension | null> {
+    const value = await this.store.get(SUSPENDED + sender);
+    if (!value) return null;
+    try {
+      const s = JSON.parse(value) as Suspension;
+      return s.until && s.until <= this.clock() ? null : s;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Lifts a suspension and forgives what caused it: the complaint, invalid and
+   * trap counts in the window are cleared (sent and bulk stay), so the sender
+   * starts again from a clean rate. Returns the lifted suspension, if any.
+   */
+  async reinstate(sender: string): Promise<Suspension | null> {
+    const lifted = await this.suspension(sender);
+    await this.store.del(SUSPENDED + sender);
+    const all = await this.store.hashGetAll(STATS + sender);
+    const forgiven = Object.keys(all).filter((f) => /^(complaint|invalid|trap)\./.test(f));
+    if (forgiven.length) await this.store.hashDel(STATS + sender, forgiven);
+    return lifted;
+  }
+
+  /** Every sender with counters in the window or a suspension, with both. */
+  async report(): Promise<SenderReport[]> {
+    const senders = new Set<string>();
+    for (const key of await this.store.keys(STATS)) senders.add(key.slice(STATS.length));
+    for (const key of await this.store.keys(SUSPENDED)) senders.add(key.slice(SUSPENDED.length));
+    const out: SenderReport[] = [];
+    for (const sender of [...senders].sort()) out.push({ sender, counts: await this.counts(sender), suspension: await this.suspension(sender) });
+    return out;
+  }
+
+  /** Remembers who relayed a message, for attributing complaints and bounces about it. */
+  async recordMessage(messageId: string, sender: string): Promise<void> {
+    const id = normaliseMessageId(messageId);
+    if (id) await this.store.set(MID + hash(id), sender, this.settings.recordSeconds);
+  }
+
+  async senderOf(messageId: string): Promise<string | null> {
+    const id = normaliseMessageId(messageId);
+    return id ? this.store.get(MID + hash(id)) : null;
+  }
+
+  /** True the first time a report key is seen (atomic across nodes): nothing is counted twice. */
+  async firstTime(reportKey: string): Promise<boolean> {
+    return (await this.store.incrBy(SEEN + hash(reportKey), 1, this.settings.recordSeconds)) === 1;
+  }
+}
