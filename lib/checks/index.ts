@@ -3,6 +3,7 @@ import { authModule } from './auth';
 import { backscatterModule } from './backscatter';
 import { builtinModule } from './builtin';
 import { contentModule } from './content';
+import { outboundModule } from './outbound';
 import { reputationModule } from './reputation';
 import { rulesModule } from './rules';
 import type { CheckModule } from './types';
@@ -20,6 +21,7 @@ export const ALL_MODULES: CheckModule<any>[] = [
   contentModule,
   backscatterModule,
   rulesModule,
+  outboundModule,
 ];
 
 export function moduleByName(name: string): CheckModule<any> {
