@@ -25,6 +25,8 @@ export interface HarakaOptions {
 
 export interface HarakaInstance {
   port: number;
+  /** The Haraka process id (e.g. to read its RSS from /proc/<pid>/status). */
+  pid: number;
   dir: string;
   configDir: string;
   dataDir: string;
@@ -131,6 +133,7 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
 
   return {
     port,
+    pid: child.pid!,
     dir,
     configDir,
     dataDir,
