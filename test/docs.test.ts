@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { symbolsMarkdown } from '../lib/cli/commands/symbols';
+import { cliMarkdown } from '../lib/cli/main';
 import { loadConfig } from '../lib/config/load';
 import { parseIni } from '../lib/config/ini';
 import { repoPath } from './support/paths';
@@ -8,6 +9,10 @@ import { repoPath } from './support/paths';
 describe('documentation stays true to the code', () => {
   it('docs/symbols.md lists every registered symbol with its default weight (regenerate: npm run docs:symbols)', () => {
     assert.equal(readFileSync(repoPath('docs', 'symbols.md'), 'utf8'), symbolsMarkdown());
+  });
+
+  it('docs/cli.md lists every command with its usage (regenerate: npm run docs:cli)', () => {
+    assert.equal(readFileSync(repoPath('docs', 'cli.md'), 'utf8'), cliMarkdown());
   });
 
   it('every symbol has a description', () => {

@@ -1,4 +1,5 @@
-import { FileQuarantine } from '../../lib/quarantine/files';
+import { openQuarantine, type FileQuarantine } from '../../lib/quarantine';
+import type { Runtime } from '../../lib/runtime';
 import { firstHeader } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { formatSymbols, smtpReplyText } from '../../lib/score/verdict';
@@ -11,6 +12,17 @@ import { existingTransactionState, type MailwardState } from '../shared/state';
 // checks (which run at CHECK_PRIORITY) and before the operator's own plugins:
 // a recipient plugin's OK would end the rcpt hooks before a later refusal.
 const LATE = VERDICT_PRIORITY;
+
+/** One quarantine per configuration: its index (SQLite, or PostgreSQL for a fleet) is opened once. */
+const quarantines = new WeakMap<Runtime, FileQuarantine>();
+function quarantineFor(runtime: Runtime): FileQuarantine {
+  let store = quarantines.get(runtime);
+  if (!store) {
+    store = openQuarantine(runtime.config.shared, runtime.services.log);
+    quarantines.set(runtime, store);
+  }
+  return store;
+}
 
 const VERDICT_HEADERS = ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref'];
 
@@ -108,8 +120,7 @@ export = {
         return { code: DENYSOFT, message: `4.7.1 ${smtpReplyText(verdict)}` };
       case 'quarantine':
         try {
-          const store = new FileQuarantine(runtime.config.shared.quarantine.dir);
-          await store.put(
+          await quarantineFor(runtime).put(
             {
               ref: verdict.ref,
               time: new Date(state.ctx.startedAt).toISOString(),
