@@ -37,7 +37,12 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
   const rowFor = (ref: string) => waitFor(`tracking row ${ref}`, () => reader.get(ref));
 
   before(async () => {
-    haraka = await startHaraka({ plugins: [], files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n' } });
+    haraka = await startHaraka({
+      plugins: [],
+      files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n' },
+      // Another (non-mailward) plugin refusing a client at connect: its transaction still gets a row.
+      pluginFiles: { test_refuse_connect: "exports.hook_connect = function (next, connection) { if (connection.remote.ip === '127.0.0.66') return next(902, 'no mail from this client'); next(); };\n" },
+    });
     reader = readerFor(haraka);
   });
   after(async () => {
@@ -91,6 +96,16 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
     assert.equal(row.action, 'reject');
     assert.equal(row.phase, 'rcpt');
     assert.match(row.reason, /nobody@elsewhere\.example/);
+  });
+
+  it('writes a row for a client refused at connect by another plugin', async () => {
+    const result = await sendMail({ port: haraka.port, from: 'a@example.net', to: ['bob@example.com'], raw: simpleMessage(), localAddress: '127.0.0.66' }).catch((err: Error) => ({ code: 0, response: err.message }));
+    assert.notEqual(result.code, 250);
+    const row = await waitFor('connect-refused row', async () => (await reader.find({ ip: '127.0.0.66', limit: 5 }))[0]);
+    assert.equal(row.action, 'reject');
+    assert.equal(row.phase, 'connect');
+    assert.match(row.reason, /no mail from this client \(by test_refuse_connect\)/);
+    assert.equal(row.mailFrom, null);
   });
 
   describe('bad input gets a verdict and a row, never a crash', () => {

@@ -18,6 +18,8 @@ export interface HarakaOptions {
   env?: Record<string, string>;
   /** Add mailward/plugins/verdict and tracking automatically (default true). */
   verdict?: boolean;
+  /** Plain Haraka plugins written into the instance's plugins/ (name -> code), listed first. */
+  pluginFiles?: Record<string, string>;
   /** A directory to run in (to restart an instance on the same data). */
   dir?: string;
   port?: number;
@@ -92,6 +94,7 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
     if (!existsSync(join(configDir, name))) cpSync(join(harakaDefaults, name), join(configDir, name), { recursive: true });
   }
 
+  for (const [name, code] of Object.entries(options.pluginFiles ?? {})) writeFileSync(join(dir, 'plugins', `${name}.js`), code);
   const port = options.port ?? (await freePort());
   const plugins = [...options.plugins];
   if (options.verdict !== false) {
@@ -100,7 +103,7 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
   }
   const defaults: Record<string, string> = {
     'smtp.ini': `[main]\nlisten=127.0.0.1:${port}\nnodes=0\n\n[headers]\nmax_lines=1000\nmax_received=100\n`,
-    'plugins': ['test_no_system_rdns', 'rcpt_to.in_host_list', ...plugins, 'mailward_demo_store'].join('\n') + '\n',
+    'plugins': ['test_no_system_rdns', ...Object.keys(options.pluginFiles ?? {}), 'rcpt_to.in_host_list', ...plugins, 'mailward_demo_store'].join('\n') + '\n',
     'host_list': (options.hostList ?? ['example.com']).join('\n') + '\n',
     'me': `${options.me ?? 'mx.example.com'}\n`,
     'log.ini': '[main]\nlevel=info\ntimestamps=false\nformat=default\n',

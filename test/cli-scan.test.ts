@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GTUBE } from '../lib/checks/builtin';
+import { main } from '../lib/cli/main';
+import type { CliIO } from '../lib/cli/types';
+
+function capture(): CliIO & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l) };
+}
+
+const message = (subject: string, body: string) => `From: Alice <alice@example.net>\r\nTo: bob@example.com\r\nSubject: ${subject}\r\n\r\n${body}\r\n`;
+
+describe('mailward scan', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let config: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-scan-'));
+    config = join(dir, 'config');
+    mkdirSync(config);
+    writeFileSync(join(config, 'mailward.ini'), '[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n');
+    writeFileSync(join(dir, 'gtube.eml'), message('test', GTUBE));
+    writeFileSync(join(dir, 'clean.eml'), message('hello', 'See you tomorrow.'));
+    // An mbox with two messages, one of them quoting a "From " line.
+    writeFileSync(join(dir, 'box.mbox'), `From alice@example.net Mon Nov 23 10:00:00 2026\n${message('one', 'first')}\nFrom bob@example.net Mon Nov 23 10:01:00 2026\n${message('two', `>From the start\r\n${GTUBE}`)}\n`);
+    // A maildir with one new and one read message.
+    for (const sub of ['new', 'cur', 'tmp']) mkdirSync(join(dir, 'maildir', sub), { recursive: true });
+    writeFileSync(join(dir, 'maildir', 'new', '1.host'), message('new one', 'hello'));
+    writeFileSync(join(dir, 'maildir', 'cur', '2.host:2,S'), message('read one', GTUBE));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('explains each verdict with every symbol, its score and description', async () => {
+    const io = capture();
+    assert.equal(await main(['scan', join(dir, 'gtube.eml'), '--config', config], io), 0);
+    const text = io.stdout.join('\n');
+    assert.match(text, /gtube\.eml: reject \(score [\d.]+, ref [0-9A-Z]{7}\)/);
+    assert.match(text, /why: score [\d.]+ reached the reject threshold 15/);
+    assert.match(text, /\+ +1000 +GTUBE +policy +Body carries the GTUBE anti-spam test string/);
+  });
+
+  it('prints one JSON object per message with --json, across mbox and maildir', async () => {
+    const io = capture();
+    assert.equal(await main(['scan', join(dir, 'box.mbox'), join(dir, 'maildir'), '--config', config, '--json'], io), 0);
+    const results = io.stdout.map((l) => JSON.parse(l));
+    assert.deepEqual(results.map((r) => [r.file.replace(dir, ''), r.action === 'reject']), [
+      ['/box.mbox#1', false],
+      ['/box.mbox#2', true],
+      [join('/maildir', 'new', '1.host'), false],
+      [join('/maildir', 'cur', '2.host:2,S'), true],
+    ]);
+    for (const r of results) {
+      assert.match(r.ref, /^[0-9A-Z]{7}$/);
+      assert.ok(Array.isArray(r.symbols));
+      for (const s of r.symbols) assert.deepEqual(Object.keys(s).sort(), ['detail', 'group', 'name', 'score']);
+    }
+  });
+
+  it('uses the envelope given on the command line', async () => {
+    const io = capture();
+    await main(['scan', join(dir, 'clean.eml'), '--config', config, '--json', '--ip', '192.0.2.1', '--from', 'x@partner.example', '--to', 'y@example.com'], io);
+    assert.equal(JSON.parse(io.stdout[0]!).action, 'accept');
+  });
+
+  it('says which path is missing, with exit code 2 and no stack trace', async () => {
+    const io = capture();
+    assert.equal(await main(['scan', join(dir, 'nope.eml'), '--config', config], io), 2);
+    assert.deepEqual(io.stderr, [`mailward scan: no such file or directory: ${join(dir, 'nope.eml')}`]);
+  });
+
+  it('reports a configuration error by file, section and key, exit code 3', async () => {
+    const bad = join(dir, 'bad-config');
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(join(bad, 'mailward.ini'), '[actions]\nreject = soon\n');
+    const io = capture();
+    assert.equal(await main(['scan', join(dir, 'clean.eml'), '--config', bad], io), 3);
+    assert.match(io.stderr.join('\n'), /configuration error: .*mailward\.ini \[actions\] reject: expected a number, got "soon"/);
+  });
+
+  it('rejects an unknown option with the usage', async () => {
+    const io = capture();
+    assert.equal(await main(['scan', '--colour'], io), 2);
+    assert.match(io.stderr.join('\n'), /usage: mailward scan PATH/);
+  });
+});
