@@ -13,6 +13,7 @@ import { createClient } from 'redis';
 import { SubjectThrottle, type ThrottleSettings } from '../lib/checks/backscatter/throttle';
 import { MemoryStore, RedisStore } from '../lib/state';
 import type { StateStore } from '../lib/state/types';
+import { opsPerSecond } from './rate';
 
 const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -35,27 +36,16 @@ export interface BackscatterBenchResult {
 
 const SETTINGS: ThrottleSettings = { enabled: true, match: ['*'], threshold: 1_000_000_000, windowMinutes: 5, blockMinutes: 60, emptySubject: false };
 
-async function run(total: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await one(next++);
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return Math.round(total / seconds);
-}
 
 async function measure(backend: 'memory' | 'redis', store: StateStore, decisions: number, concurrency: number): Promise<ThrottleFigures> {
   const counting = new SubjectThrottle(store, SETTINGS, Date.now, 'bench');
   // 1,000 subjects: realistic spread of counters, none reaching the threshold.
-  await run(Math.min(1000, decisions), concurrency, (i) => counting.decide(`warm-up subject ${i % 1000}`, 's', true));
-  const countingPerSecond = await run(decisions, concurrency, (i) => counting.decide(`subject number ${i % 1000}`, 's', true));
+  await opsPerSecond(Math.min(1000, decisions), concurrency, (i) => counting.decide(`warm-up subject ${i % 1000}`, 's', true));
+  const countingPerSecond = await opsPerSecond(decisions, concurrency, (i) => counting.decide(`subject number ${i % 1000}`, 's', true));
 
   const blocking = new SubjectThrottle(store, { ...SETTINGS, threshold: 1 }, Date.now, 'bench');
   await blocking.decide('undeliverable mail', 'Undeliverable Mail', true);
-  const blockedPerSecond = await run(decisions, concurrency, () => blocking.decide('undeliverable mail', 'Undeliverable Mail', true));
+  const blockedPerSecond = await opsPerSecond(decisions, concurrency, () => blocking.decide('undeliverable mail', 'Undeliverable Mail', true));
   return { backend, countingPerSecond, blockedPerSecond, decisions, concurrency };
 }
 

@@ -14,6 +14,7 @@ import { ipEntity, LearnedStore, netEntity, scoreOf } from '../lib/checks/reputa
 import type { LearnedSettings } from '../lib/checks/reputation/settings';
 import { MemoryStore, RedisStore } from '../lib/state';
 import type { StateStore } from '../lib/state/types';
+import { opsPerSecond } from './rate';
 
 const silentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -48,32 +49,21 @@ const SETTINGS: LearnedSettings = {
 const IPS = 10_000;
 const ip = (i: number) => `198.${18 + ((i >> 16) & 1)}.${(i >> 8) & 255}.${i & 255}`;
 
-async function run(total: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) await one(next++);
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return Math.round(total / seconds);
-}
 
 async function measure(backend: 'memory' | 'redis', store: StateStore, operations: number, concurrency: number): Promise<ReputationFigures> {
   // History: each IP saw events in 4 of the last hours.
   let now = Date.now() - 4 * 3600_000;
   const history = new LearnedStore(store, SETTINGS, () => now);
   for (let h = 0; h < 4; h++) {
-    await run(IPS, concurrency, (i) => history.record([ipEntity(ip(i)), netEntity(ip(i))], i % 7 ? 'ham' : 'spam'));
+    await opsPerSecond(IPS, concurrency, (i) => history.record([ipEntity(ip(i)), netEntity(ip(i))], i % 7 ? 'ham' : 'spam'));
     now += 3600_000;
   }
   const learned = new LearnedStore(store, SETTINGS, Date.now);
-  const lookupsPerSecond = await run(operations, concurrency, async (i) => {
+  const lookupsPerSecond = await opsPerSecond(operations, concurrency, async (i) => {
     const [a, b] = await Promise.all([learned.read(ipEntity(ip(i % IPS))), learned.read(netEntity(ip(i % IPS)))]);
     return scoreOf(a.counts, SETTINGS).total + scoreOf(b.counts, SETTINGS).total;
   });
-  const recordsPerSecond = await run(operations, concurrency, (i) => learned.record([ipEntity(ip(i % IPS)), netEntity(ip(i % IPS))], 'invalid'));
+  const recordsPerSecond = await opsPerSecond(operations, concurrency, (i) => learned.record([ipEntity(ip(i % IPS)), netEntity(ip(i % IPS))], 'invalid'));
   return { backend, lookupsPerSecond, recordsPerSecond, operations, concurrency };
 }
 
