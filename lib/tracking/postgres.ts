@@ -1,6 +1,6 @@
 import { Pool, type PoolClient } from 'pg';
 import type { Logger } from '../checks/types';
-import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, type TrackingStore } from './store';
+import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, rowValues, type TrackingStore } from './store';
 import type { TraceFilter, TrackingRow } from './types';
 
 export interface PostgresOptions {
@@ -46,11 +46,7 @@ function withoutNul<T>(value: T): T {
 
 function toDb(row: TrackingRow): unknown[] {
   if (JSON.stringify(row).includes('\\u0000')) row = withoutNul(row);
-  return [
-    row.ref, row.time, row.node, row.queueId, row.messageId, row.remoteIp, row.ptr, row.helo, row.mailFrom,
-    JSON.stringify(row.rcptTo), row.size, JSON.stringify(row.groups), row.score, row.action, row.phase,
-    JSON.stringify(row.symbols), row.reason, row.parseResult, row.processingMs,
-  ];
+  return rowValues(row);
 }
 
 function fromDb(r: DbRow): TrackingRow {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../checks/types';
-import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, type TrackingStore } from './store';
+import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, rowValues, type TrackingStore } from './store';
 import type { TraceFilter, TrackingRow } from './types';
 
 const TABLE = 'tracking';
@@ -48,13 +48,7 @@ interface DbRow {
   reason: string; parse_result: string; processing_ms: number;
 }
 
-function toDb(row: TrackingRow): unknown[] {
-  return [
-    row.ref, row.time, row.node, row.queueId, row.messageId, row.remoteIp, row.ptr, row.helo, row.mailFrom,
-    JSON.stringify(row.rcptTo), row.size, JSON.stringify(row.groups), row.score, row.action, row.phase,
-    JSON.stringify(row.symbols), row.reason, row.parseResult, row.processingMs,
-  ];
-}
+const toDb = rowValues;
 
 function fromDb(r: DbRow): TrackingRow {
   return {

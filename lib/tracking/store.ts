@@ -39,3 +39,12 @@ export function addressMatch(value: string): AddressMatch {
 export function likeLiteral(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
+
+/** A row's values in column order (JSON fields as text), as both backends insert them. */
+export function rowValues(row: TrackingRow): unknown[] {
+  return [
+    row.ref, row.time, row.node, row.queueId, row.messageId, row.remoteIp, row.ptr, row.helo, row.mailFrom,
+    JSON.stringify(row.rcptTo), row.size, JSON.stringify(row.groups), row.score, row.action, row.phase,
+    JSON.stringify(row.symbols), row.reason, row.parseResult, row.processingMs,
+  ];
+}
