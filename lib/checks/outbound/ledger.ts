@@ -63,6 +63,11 @@ export class OutboundLedger {
     this.sliceMs = Math.max(60_000, Math.floor((settings.window.hours * 3600_000) / SLICES));
   }
 
+  /** Length of one slice of the window: counts are kept (and `--since` rounds) to this. */
+  get sliceMinutes(): number {
+    return this.sliceMs / 60_000;
+  }
+
   private slice(now = this.clock()): number {
     return Math.floor(now / this.sliceMs);
   }
@@ -78,10 +83,14 @@ export class OutboundLedger {
     if (Object.keys(fields).length) await this.store.hashIncrBy(STATS + sender, fields, this.ttl());
   }
 
-  /** Counts over the window (the current slice and the SLICES-1 before it); drops older slices. */
-  async counts(sender: string): Promise<Counts> {
+  /**
+   * Counts over the window (the current slice and the SLICES-1 before it), or
+   * from the slice holding `since` on when that is later; drops older slices.
+   */
+  async counts(sender: string, since?: number): Promise<Counts> {
     const all = await this.store.hashGetAll(STATS + sender);
-    const first = this.slice() - SLICES + 1;
+    const windowStart = this.slice() - SLICES + 1;
+    const first = since === undefined ? windowStart : Math.max(windowStart, this.slice(since));
     const out = zero();
     const stale: string[] = [];
     for (const [field, value] of Object.entries(all)) {
@@ -89,8 +98,8 @@ export class OutboundLedger {
       const kind = field.slice(0, dot) as Kind;
       const slice = Number(field.slice(dot + 1));
       if (!(KINDS as readonly string[]).includes(kind) || !Number.isFinite(slice)) continue;
-      if (slice < first) stale.push(field);
-      else out[kind] += Number(value) || 0;
+      if (slice < windowStart) stale.push(field);
+      else if (slice >= first) out[kind] += Number(value) || 0;
     }
     if (stale.length) await this.store.hashDel(STATS + sender, stale).catch(() => {});
     return out;
@@ -155,12 +164,12 @@ export class OutboundLedger {
   }
 
   /** Every sender with counters in the window or a suspension, with both. */
-  async report(): Promise<SenderReport[]> {
+  async report(since?: number): Promise<SenderReport[]> {
     const senders = new Set<string>();
     for (const key of await this.store.keys(STATS)) senders.add(key.slice(STATS.length));
     for (const key of await this.store.keys(SUSPENDED)) senders.add(key.slice(SUSPENDED.length));
     const out: SenderReport[] = [];
-    for (const sender of [...senders].sort()) out.push({ sender, counts: await this.counts(sender), suspension: await this.suspension(sender) });
+    for (const sender of [...senders].sort()) out.push({ sender, counts: await this.counts(sender, since), suspension: await this.suspension(sender) });
     return out;
   }
 

@@ -1,0 +1,144 @@
+import { loadConfig } from '../../config/load';
+import { OutboundLedger, suspensionText, type OutboundSettings, type SenderReport } from '../../checks/outbound';
+import { createStateStore } from '../../state';
+import type { StateStore } from '../../state/types';
+import { type CliCommand, type CliIO, UserError } from '../types';
+
+const USAGE = [
+  'mailward outbound status [SENDER] [--config DIR] [--json]',
+  '       mailward outbound reinstate SENDER [--config DIR]',
+  '       mailward outbound report [--since 24h|7d|ISO-TIME] [--config DIR] [--json]',
+].join('\n');
+
+export interface OutboundState {
+  store: StateStore;
+  ledger: OutboundLedger;
+  settings: OutboundSettings;
+  /** The first warning or error of the state store (unreachable Redis), if any. */
+  problem: () => string | undefined;
+}
+
+/** The MTA's shared outbound ledger (Redis); the in-process store is out of a command's reach. */
+export function openOutboundState(configDir: string | undefined, what: string): OutboundState {
+  const config = loadConfig({ configDir });
+  const settings = config.modules.find((m) => m.module.name === 'outbound')?.settings as OutboundSettings | undefined;
+  if (!settings) throw new UserError('the outbound module is not configured', 1);
+  const state = config.shared.state;
+  if (state.backend !== 'redis') {
+    throw new UserError(
+      `[state] backend = memory (in ${configDir ?? 'the shipped defaults: give --config DIR'}) keeps ${what} inside each running MTA, out of this command's reach; use backend = redis to share and manage them`,
+      1,
+    );
+  }
+  let problem: string | undefined;
+  const log = { debug() {}, info() {}, warn: (m: string) => (problem ??= m), error: (m: string) => (problem ??= m) };
+  const store = createStateStore({ ...state, timeoutMs: Math.max(state.timeoutMs, 3000) }, log);
+  return { store, settings, ledger: new OutboundLedger(store, settings, Date.now, config.shared.nodeName), problem: () => problem };
+}
+
+/** "24h", "7d", "90m" before now, or an ISO time. */
+export function parseSince(value: string, now = Date.now()): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([mhd])$/i.exec(value.trim());
+  if (m) return now - Number(m[1]) * { m: 60_000, h: 3600_000, d: 86400_000 }[m[2]!.toLowerCase() as 'm' | 'h' | 'd'];
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw new UserError(`--since ${JSON.stringify(value)}: expected 90m, 24h, 7d or an ISO time`);
+  return t;
+}
+
+function rate(n: number, of: number): string {
+  return of ? `${(Math.round((n / of) * 10000) / 100).toFixed(2)}%` : '-';
+}
+
+function status(r: SenderReport): string {
+  return r.suspension ? 'SUSPENDED' : 'ok';
+}
+
+function printReport(io: CliIO, rows: SenderReport[], heading: string): void {
+  io.out(heading);
+  if (!rows.length) {
+    io.out('no relayed mail counted');
+    return;
+  }
+  const table = [
+    ['SENDER', 'SENT', 'BULK', 'COMPLAINTS', 'INVALID RCPTS', 'TRAPS', 'STATUS'],
+    ...rows.map((r) => [
+      r.sender,
+      String(r.counts.sent),
+      rate(r.counts.bulk, r.counts.sent),
+      `${r.counts.complaint} (${rate(r.counts.complaint, r.counts.sent)})`,
+      `${r.counts.invalid} (${rate(r.counts.invalid, r.counts.sent)})`,
+      String(r.counts.trap),
+      status(r),
+    ]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) io.out(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
+  for (const r of rows) if (r.suspension) io.out(`  ${suspensionText(r.suspension)}`);
+}
+
+export const command: CliCommand = {
+  name: 'outbound',
+  summary: 'outbound senders: status, reinstate a suspended sender, per-sender report (shared state in Redis)',
+  usage: USAGE,
+  options: {
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+    since: { type: 'string' },
+  },
+  async run(args, io) {
+    const v = args.values as { config?: string; json?: boolean; since?: string };
+    const [action, ...rest] = args.positionals;
+    if (action !== 'status' && action !== 'reinstate' && action !== 'report') throw new UserError(`say status, reinstate or report\nusage: ${USAGE}`);
+    if (action === 'reinstate' && rest.length !== 1) throw new UserError(`reinstate takes one SENDER\nusage: ${USAGE}`);
+    if (action !== 'reinstate' && rest.length > (action === 'status' ? 1 : 0)) throw new UserError(`too many arguments\nusage: ${USAGE}`);
+    if (v.since && action !== 'report') throw new UserError('--since goes with report');
+    const since = v.since ? parseSince(v.since) : undefined;
+
+    const { store, ledger, settings, problem } = openOutboundState(v.config, 'outbound counters and suspensions');
+    const check = () => {
+      const p = problem();
+      if (p) throw new UserError(`cannot reach the shared state: ${p}`, 1);
+    };
+    try {
+      if (action === 'reinstate') {
+        const sender = rest[0]!.toLowerCase();
+        const lifted = await ledger.reinstate(sender);
+        check();
+        if (!lifted) {
+          io.out(`${sender} is not suspended (its complaint, invalid-recipient and trap counts were cleared anyway)`);
+          return 1;
+        }
+        io.out(`reinstated ${sender}: ${lifted.reason}; its complaint, invalid-recipient and trap counts in the window were cleared`);
+        return 0;
+      }
+      if (action === 'status' && rest.length) {
+        const sender = rest[0]!.toLowerCase();
+        const [counts, suspension] = [await ledger.counts(sender), await ledger.suspension(sender)];
+        check();
+        if (v.json) {
+          io.out(JSON.stringify({ sender, counts, suspension }, null, 2));
+          return 0;
+        }
+        printReport(io, [{ sender, counts, suspension }], `${sender} over the last ${settings.window.hours} h:`);
+        return suspension ? 3 : 0;
+      }
+      const rows = await ledger.report(since);
+      check();
+      const shown = action === 'status' ? rows.filter((r) => r.suspension) : rows;
+      if (v.json) {
+        io.out(JSON.stringify(shown, null, 2));
+        return 0;
+      }
+      if (action === 'status') {
+        if (!shown.length) io.out('no sender is suspended');
+        for (const r of shown) io.out(suspensionText(r.suspension!));
+        return 0;
+      }
+      const from = since === undefined ? `the last ${settings.window.hours} h` : `${new Date(since).toISOString()} (in steps of ${Math.round(ledger.sliceMinutes)} min)`;
+      printReport(io, shown, `relayed mail per sender since ${from}:`);
+      return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};

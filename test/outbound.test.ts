@@ -1,0 +1,356 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sign } from '../lib/checks/backscatter/signing';
+import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf, senderKey, unsubscribeProblem } from '../lib/checks/outbound';
+import { DEFAULTS } from '../lib/checks/outbound/settings';
+import { main } from '../lib/cli/main';
+import { loadConfig } from '../lib/config/load';
+import { ConfigError } from '../lib/config/errors';
+import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
+import { arfReport, deleteRedisKeys, outboundSettings, REDIS_URL, uniquePrefix } from './outbound/support';
+import { repoPath } from './support/paths';
+
+const fixture = (...p: string[]) => readFileSync(repoPath('test', 'fixtures', 'outbound', ...p));
+const HOUR = 3600_000;
+
+async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof ArfError, `expected ArfError, got ${String(err)}`);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe('outbound: ARF feedback reports (RFC 5965)', () => {
+  it('parses a full report with a message/rfc822 original', async () => {
+    const r = await parseArf(fixture('abuse-yahoo.eml'));
+    assert.equal(r.feedbackType, 'abuse');
+    assert.equal(r.userAgent, 'Yahoo!-Mail-Feedback/2.0');
+    assert.equal(r.reporter, 'feedback@arf.mail.yahoo.com');
+    assert.equal(r.reporterDomain, 'arf.mail.yahoo.com');
+    assert.equal(r.originalRcptTo, 'someone@yahoo.example');
+    assert.equal(r.originalMessageId, 'spring.0001@example.com');
+    assert.equal(r.fields['reported-domain'], 'example.com');
+    assert.equal(r.original.find((h) => h.key === 'from')?.value, 'Alice <alice@example.com>');
+  });
+
+  it('parses a report whose original is text/rfc822-headers, quoted report-type', async () => {
+    const r = await parseArf(fixture('abuse-headers-only.eml'));
+    assert.equal(r.originalMessageId, 'spring.0002@example.com');
+    assert.equal(r.originalRcptTo, 'carol@reports.example.org');
+  });
+
+  it('refuses malformed reports with an error that says what is wrong', async () => {
+    await rejects(parseArf(fixture('malformed', 'not-a-report.eml')), /not a feedback report: Content-Type is "text\/plain", expected multipart\/report/);
+    await rejects(parseArf(fixture('malformed', 'missing-feedback-type.eml')), /no Feedback-Type field/);
+    await rejects(parseArf(fixture('malformed', 'no-original.eml')), /no copy of the reported message/);
+    await rejects(parseArf(fixture('malformed', 'delivery-status.eml')), /report-type=delivery-status, expected feedback-report/);
+    await rejects(parseArf(arfReport({ mid: '<x@example.com>', version: '2' })), /Version "2" is not 1/);
+    await rejects(parseArf('From: a@b.example\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=x'), /not terminated/);
+    await rejects(parseArf(Buffer.from([0xff, 0xfe, 0x00, 0x01])), /not terminated|expected multipart/);
+    await rejects(parseArf('Content-Type: multipart/report; report-type=feedback-report; boundary="q"\r\n\r\nno parts at all\r\n'), /no message\/feedback-report part/);
+  });
+
+  it('reads invalid recipients (5.1.x, failed) from a delivery-status report and nothing else', async () => {
+    assert.deepEqual(await invalidRecipientsOfDsn(fixture('malformed', 'delivery-status.eml')), ['nobody@other.example']);
+    const full = fixture('malformed', 'delivery-status.eml').toString().replace('Status: 5.1.1', 'Status: 5.2.2');
+    assert.deepEqual(await invalidRecipientsOfDsn(Buffer.from(full)), []);
+  });
+});
+
+describe('outbound: settings', () => {
+  it('the shipped mailward.outbound.ini equals the code defaults', () => {
+    const shipped = outboundSettings(readFileSync(repoPath('config', 'mailward.outbound.ini'), 'utf8'));
+    assert.deepEqual(shipped, outboundSettings(''));
+    assert.equal(shipped.policy.complaintRate, DEFAULTS.complaintRatePercent / 100);
+    assert.equal(shipped.policy.minMessages, 1000);
+    assert.equal(shipped.policy.maxTrapHits, Infinity);
+  });
+
+  it('names file, section and key of a bad value or an unknown key', () => {
+    assert.throws(() => outboundSettings('[bulk]\nrelay = not a host\n'), (e: unknown) => e instanceof ConfigError && /mailward\.outbound\.ini.*\[bulk\].*relay/.test(e.message));
+    assert.throws(() => outboundSettings('[policy]\ncomplaint_rate = 1\n'), (e: unknown) => e instanceof ConfigError && /complaint_rate/.test(e.message));
+    assert.throws(() => outboundSettings('[complaints]\naddresses = not-an-address\n'), /not an address/);
+  });
+
+  it('borrows the backscatter signing keys', () => {
+    const s = outboundSettings('', '[signing]\nkeys = ka:secret-number-one-0123456789\n');
+    assert.equal(s.signing?.keys[0]?.id, 'ka');
+    assert.equal(outboundSettings('').signing, null);
+  });
+
+  it('is part of the whole configuration (loadConfig)', () => {
+    const config = loadConfig();
+    assert.ok(config.modules.some((m) => m.module.name === 'outbound'));
+    assert.equal(config.symbols.get('OUTBOUND_BULK_NO_UNSUBSCRIBE').group, 'outbound');
+  });
+});
+
+describe('outbound: helpers', () => {
+  it('sender keys: the authenticated user first, else the envelope sender; or the domain', () => {
+    assert.equal(senderKey('user', 'Alice', 'x@example.com'), 'alice');
+    assert.equal(senderKey('user', undefined, 'Bob@Example.com'), 'bob@example.com');
+    assert.equal(senderKey('domain', 'alice@Example.com', undefined), 'example.com');
+    assert.equal(senderKey('domain', undefined, 'bob@shop.example'), 'shop.example');
+    assert.equal(senderKey('domain', 'alice', undefined), 'alice');
+  });
+
+  it('a working List-Unsubscribe has a mailto: or https: URI', () => {
+    assert.equal(unsubscribeProblem(undefined), 'missing');
+    assert.equal(unsubscribeProblem('<mailto:unsub@example.com?subject=x>'), null);
+    assert.equal(unsubscribeProblem('<https://example.com/u/1>, <mailto:u@example.com>'), null);
+    assert.equal(unsubscribeProblem('http://example.com/unsubscribe'), 'unusable');
+    assert.equal(unsubscribeProblem('<http://example.com/u>'), 'unusable');
+  });
+});
+
+const backends: { name: string; make: (prefix: string) => StateStore; cleanup?: (prefix: string) => Promise<unknown> }[] = [
+  { name: 'memory', make: () => new MemoryStore(10000) },
+  {
+    name: 'Redis',
+    make: (prefix) => new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 1000 }, { debug() {}, info() {}, warn() {}, error() {} }),
+    cleanup: deleteRedisKeys,
+  },
+];
+
+for (const backend of backends) {
+  describe(`outbound: ledger and policy (${backend.name})`, () => {
+    let now = Date.UTC(2025, 2, 11, 12);
+    const clock = () => now;
+    let prefix: string;
+    let store: StateStore;
+    const settings = outboundSettings('[complaints]\nrequire_authenticated = false\ntrap_reporters = traps.example.net\n', '[signing]\nkeys = ka:secret-number-one-0123456789\n');
+    let ledger: OutboundLedger;
+
+    beforeEach(() => {
+      prefix = uniquePrefix(backend.name);
+      store = backend.make(prefix);
+      now = Date.UTC(2025, 2, 11, 12);
+      ledger = new OutboundLedger(store, settings, clock, 'node-a');
+    });
+    afterEach(async () => {
+      await store.close();
+      await backend.cleanup?.(prefix);
+    });
+
+    it('volume alone never suspends: a million messages without complaints', async () => {
+      await ledger.add('alice', { sent: 1_000_000, bulk: 1_000_000 });
+      assert.equal(await ledger.evaluate('alice'), null);
+      assert.equal(await ledger.suspension('alice'), null);
+    });
+
+    it('0.3% of complaints over 2,000 messages is not above the threshold; one more is', async () => {
+      await ledger.add('alice', { sent: 2000 });
+      for (let i = 0; i < 6; i++) {
+        const out = await countReport(await parseArf(arfReport({ mid: `<m${i}@example.com>` })), settings, ledger, clock);
+        assert.equal(out.status, 'unattributed');
+      }
+      for (let i = 0; i < 7; i++) await ledger.recordMessage(`<m${i}@example.com>`, 'alice');
+      for (let i = 0; i < 6; i++) {
+        const out = await countReport(await parseArf(arfReport({ mid: `<m${i}@example.com>` })), settings, ledger, clock);
+        assert.equal(out.status, 'counted', out.detail);
+        assert.equal(out.via, 'Message-ID');
+        assert.equal(out.suspension, null);
+      }
+      const seventh = await countReport(await parseArf(arfReport({ mid: '<m6@example.com>' })), settings, ledger, clock);
+      assert.equal(seventh.status, 'counted');
+      assert.ok(seventh.suspension);
+      assert.match(seventh.suspension.reason, /^complaint rate 0\.35% \(7 complaints \/ 2000 messages\) is above 0\.3% in 168 h$/);
+      assert.equal((await ledger.suspension('alice'))?.node, 'node-a');
+      assert.deepEqual((await ledger.counts('alice')), { sent: 2000, bulk: 0, complaint: 7, invalid: 0, trap: 0 });
+    });
+
+    it('nothing is counted twice: the same report again, or the same original from the same reporter', async () => {
+      await ledger.recordMessage('<dup@example.com>', 'alice');
+      const report = arfReport({ mid: '<dup@example.com>' });
+      assert.equal((await countReport(await parseArf(report), settings, ledger, clock)).status, 'counted');
+      assert.equal((await countReport(await parseArf(report), settings, ledger, clock)).status, 'duplicate');
+      const again = arfReport({ mid: '<DUP@example.com>' });
+      assert.equal((await countReport(await parseArf(again), settings, ledger, clock)).status, 'duplicate');
+      // Another recipient's complaint about the same message is another complaint.
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<dup@example.com>', rcpt: 'other@reports.example.org' })), settings, ledger, clock)).status, 'counted');
+      assert.equal((await ledger.counts('alice')).complaint, 2);
+    });
+
+    it('a small sender: the rate is taken over at least min_messages', async () => {
+      await ledger.add('bob', { sent: 20 });
+      for (let i = 0; i < 3; i++) await ledger.recordMessage(`<b${i}@example.com>`, 'bob');
+      for (let i = 0; i < 3; i++) await countReport(await parseArf(arfReport({ mid: `<b${i}@example.com>` })), settings, ledger, clock);
+      assert.equal(await ledger.suspension('bob'), null, '3/max(20,1000) = 0.3% is not above 0.3%');
+      await ledger.recordMessage('<b3@example.com>', 'bob');
+      const out = await countReport(await parseArf(arfReport({ mid: '<b3@example.com>' })), settings, ledger, clock);
+      assert.match(out.suspension!.reason, /0\.4% \(4 complaints \/ 20 messages \(rate over at least 1000 messages\)\)/);
+    });
+
+    it('attributes by our signature when the Message-ID is not recorded; a forged one is not attributed', async () => {
+      const key = settings.signing!.keys[0]!;
+      const date = 'Tue, 11 Mar 2025 09:57:58 +0000';
+      const sig = sign(key, { messageId: '<signed@shop.example>', date, from: 'News <news@shop.example>' }, now - HOUR);
+      const out = await countReport(await parseArf(arfReport({ mid: '<signed@shop.example>', from: 'News <news@shop.example>', date, extraOriginal: [`X-Mailward-Sig: ${sig}`] })), settings, ledger, clock);
+      assert.equal(out.status, 'counted', out.detail);
+      assert.equal(out.sender, 'news@shop.example');
+      assert.equal(out.via, 'signature (key ka)');
+      const forged = await countReport(await parseArf(arfReport({ mid: '<forged@shop.example>', from: 'News <news@shop.example>', date, extraOriginal: [`X-Mailward-Sig: ${sig}`] })), settings, ledger, clock);
+      assert.equal(forged.status, 'unattributed');
+    });
+
+    it('not-spam reports are ignored, trap reporters count trap hits, untrusted reporters nothing', async () => {
+      await ledger.recordMessage('<t1@example.com>', 'alice');
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<t1@example.com>', feedbackType: 'not-spam' })), settings, ledger, clock)).status, 'ignored');
+      const trap = await countReport(await parseArf(arfReport({ mid: '<t1@example.com>', reporter: 'arf@traps.example.net' })), settings, ledger, clock);
+      assert.equal(trap.kind, 'trap');
+      assert.equal((await ledger.counts('alice')).trap, 1);
+      const strict = outboundSettings('[complaints]\nreporters = reports.example.org\n');
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<t1@example.com>', reporter: 'x@evil.example' })), strict, ledger, clock)).status, 'untrusted');
+      const unauth = await countReport(await parseArf(arfReport({ mid: '<t1@example.com>', rcpt: 'z@reports.example.org' })), strict, ledger, clock);
+      assert.equal(unauth.status, 'untrusted');
+      assert.match(unauth.detail, /could not be authenticated/);
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<t1@example.com>', rcpt: 'z@reports.example.org' })), strict, ledger, clock, { authenticated: true })).status, 'counted');
+    });
+
+    it('invalid-recipient rate suspends; complaints older than the window no longer count', async () => {
+      await ledger.add('carol', { sent: 1000, complaint: 3 });
+      now += 169 * HOUR;
+      assert.deepEqual(await ledger.counts('carol'), { sent: 0, bulk: 0, complaint: 0, invalid: 0, trap: 0 });
+      await ledger.add('carol', { sent: 1000, invalid: 50 });
+      assert.equal(await ledger.evaluate('carol'), null, '5% is not above 5%');
+      await ledger.add('carol', { invalid: 1 });
+      const s = await ledger.evaluate('carol');
+      assert.match(s!.reason, /^invalid-recipient rate 5\.1% \(51 hard bounces \/ 1000 messages\) is above 5% in 168 h$/);
+    });
+
+    it('reinstate lifts the suspension and forgives its causes, keeping the sent count', async () => {
+      await ledger.add('dave', { sent: 1000, complaint: 10 });
+      assert.ok(await ledger.evaluate('dave'));
+      const lifted = await ledger.reinstate('dave');
+      assert.match(lifted!.reason, /complaint rate 1%/);
+      assert.equal(await ledger.suspension('dave'), null);
+      assert.deepEqual(await ledger.counts('dave'), { sent: 1000, bulk: 0, complaint: 0, invalid: 0, trap: 0 });
+      assert.equal(await ledger.reinstate('dave'), null);
+    });
+
+    it('a timed suspension (suspend_hours) ends by itself', async () => {
+      const timed = new OutboundLedger(store, outboundSettings('[policy]\nsuspend_hours = 2\n'), clock);
+      await timed.add('erin', { sent: 10, complaint: 5 });
+      assert.ok(await timed.evaluate('erin'));
+      now += HOUR;
+      assert.ok(await timed.suspension('erin'));
+      now += 2 * HOUR;
+      assert.equal(await timed.suspension('erin'), null);
+    });
+  });
+}
+
+describe('outbound: two nodes share one ledger through Redis', () => {
+  const prefix = uniquePrefix('nodes');
+  const settings = outboundSettings('[complaints]\nrequire_authenticated = false\n');
+  const log = { debug() {}, info() {}, warn() {}, error() {} };
+  const a = new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 1000 }, log);
+  const b = new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 1000 }, log);
+  after(async () => {
+    await a.close();
+    await b.close();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('sent counted on both, a report seen on both counts once, the suspension holds on both', async () => {
+    const la = new OutboundLedger(a, settings, Date.now, 'a');
+    const lb = new OutboundLedger(b, settings, Date.now, 'b');
+    await Promise.all([la.add('alice', { sent: 600 }), lb.add('alice', { sent: 400 })]);
+    for (let i = 0; i < 4; i++) await la.recordMessage(`<n${i}@example.com>`, 'alice');
+    const reports = await Promise.all([0, 1, 2, 3].map((i) => parseArf(arfReport({ mid: `<n${i}@example.com>` }))));
+    // Every report arrives at both nodes at the same time.
+    const outcomes = await Promise.all(reports.flatMap((r) => [countReport(r, settings, la, Date.now), countReport(r, settings, lb, Date.now)]));
+    assert.equal(outcomes.filter((o) => o.status === 'counted').length, 4);
+    assert.equal(outcomes.filter((o) => o.status === 'duplicate').length, 4);
+    assert.deepEqual(await lb.counts('alice'), { sent: 1000, bulk: 0, complaint: 4, invalid: 0, trap: 0 });
+    assert.ok(await la.suspension('alice'));
+    assert.ok(await lb.suspension('alice'));
+  });
+});
+
+describe('outbound: mailward complaints import and mailward outbound', function () {
+  this.timeout(30_000);
+  const prefix = uniquePrefix('cli');
+  let dir: string;
+  let configDir: string;
+
+  async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-outbound-cli-'));
+    configDir = join(dir, 'config');
+    mkdirSync(configDir);
+    writeFileSync(join(configDir, 'mailward.ini'), `[main]\ndata_dir = data\n[state]\nbackend = redis\nprefix = ${prefix}\n`);
+    const store = new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 1000 }, { debug() {}, info() {}, warn() {}, error() {} });
+    const ledger = new OutboundLedger(store, outboundSettings(''), Date.now);
+    await ledger.add('alice', { sent: 1000, bulk: 400 });
+    await ledger.add('bob', { sent: 50 });
+    await ledger.recordMessage('<spring.0001@example.com>', 'alice');
+    await ledger.recordMessage('<spring.0002@example.com>', 'alice');
+    await store.close();
+  });
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await deleteRedisKeys(prefix);
+  });
+
+  it('imports a directory: counts the reports, names what is wrong with the malformed ones, exit 1', async () => {
+    const reports = join(dir, 'reports');
+    mkdirSync(join(reports, 'malformed'), { recursive: true });
+    for (const name of readdirSync(repoPath('test', 'fixtures', 'outbound'))) {
+      if (name.endsWith('.eml')) copyFileSync(repoPath('test', 'fixtures', 'outbound', name), join(reports, name));
+    }
+    for (const name of readdirSync(repoPath('test', 'fixtures', 'outbound', 'malformed'))) copyFileSync(repoPath('test', 'fixtures', 'outbound', 'malformed', name), join(reports, 'malformed', name));
+    const first = await cli('complaints', 'import', reports, '--config', configDir);
+    assert.equal(first.code, 1, first.err);
+    assert.match(first.out, /abuse-yahoo\.eml: counted: abuse report by feedback@arf\.mail\.yahoo\.com about <spring\.0001@example\.com>: complaint counted against alice \(found by Message-ID\)/);
+    assert.match(first.out, /abuse-headers-only\.eml: counted: .*against alice/);
+    assert.match(first.out, /not-spam\.eml: ignored: .*Feedback-Type not-spam is not counted/);
+    assert.match(first.out, /malformed\/missing-feedback-type\.eml: not a valid feedback report: the message\/feedback-report part has no Feedback-Type field/);
+    assert.match(first.out, /7 files: 2 counted, 0 already counted, 1 ignored, 0 unattributed, 0 untrusted, 4 invalid/);
+    const second = await cli('complaints', 'import', join(reports, 'abuse-yahoo.eml'), join(reports, 'abuse-headers-only.eml'), '--config', configDir);
+    assert.equal(second.code, 0, second.err);
+    assert.match(second.out, /2 files: 0 counted, 2 already counted/);
+  });
+
+  it('outbound report shows sent, bulk share, complaints, invalid recipients and status per sender', async () => {
+    const r = await cli('outbound', 'report', '--config', configDir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^alice\s+1000\s+40\.00%\s+2 \(0\.20%\)\s+0 \(0\.00%\)\s+0\s+ok$/m);
+    assert.match(r.out, /^bob\s+50\s+0\.00%\s+0 \(0\.00%\)\s+0 \(0\.00%\)\s+0\s+ok$/m);
+    const json = JSON.parse((await cli('outbound', 'report', '--since', '1h', '--json', '--config', configDir)).out);
+    assert.equal(json.find((x: any) => x.sender === 'alice').counts.complaint, 2);
+  });
+
+  it('status and reinstate; user mistakes are one line', async () => {
+    const store = new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 1000 }, { debug() {}, info() {}, warn() {}, error() {} });
+    const ledger = new OutboundLedger(store, outboundSettings(''), Date.now);
+    await ledger.add('alice', { complaint: 5 });
+    assert.ok(await ledger.evaluate('alice'));
+    await store.close();
+    const status = await cli('outbound', 'status', '--config', configDir);
+    assert.match(status.out, /^sender alice suspended since \S+Z: complaint rate 0\.7% \(7 complaints \/ 1000 messages\) is above 0\.3% in 168 h$/);
+    const one = await cli('outbound', 'status', 'alice', '--config', configDir);
+    assert.equal(one.code, 3);
+    assert.match(one.out, /SUSPENDED/);
+    const lifted = await cli('outbound', 'reinstate', 'Alice', '--config', configDir);
+    assert.equal(lifted.code, 0, lifted.err);
+    assert.match(lifted.out, /^reinstated alice: complaint rate 0\.7%/);
+    assert.match((await cli('outbound', 'status', '--config', configDir)).out, /no sender is suspended/);
+    assert.equal((await cli('outbound', 'reinstate', 'alice', '--config', configDir)).code, 1);
+    const bad = await cli('outbound', 'report', '--since', 'yesterday', '--config', configDir);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /^mailward outbound: --since "yesterday": expected 90m, 24h, 7d or an ISO time$/);
+    const memory = await cli('outbound', 'status');
+    assert.equal(memory.code, 1);
+    assert.match(memory.err, /backend = memory .* use backend = redis/);
+  });
+});

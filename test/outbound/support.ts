@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import { createClient } from 'redis';
+import { parseIni } from '../../lib/config/ini';
+import { IniReader } from '../../lib/config/reader';
+import { parseOutboundSettings, type OutboundSettings } from '../../lib/checks/outbound/settings';
+
+export const REDIS_URL = 'redis://127.0.0.1:6379';
+
+export function uniquePrefix(what: string): string {
+  return `mwtest:outbound:${what}:${randomBytes(4).toString('hex')}:`;
+}
+
+export async function deleteRedisKeys(prefix: string): Promise<number> {
+  const client = createClient({ url: REDIS_URL });
+  await client.connect();
+  let n = 0;
+  try {
+    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+      const keys = batch as unknown as string[];
+      if (keys.length) n += await client.del(keys);
+    }
+  } finally {
+    await client.quit();
+  }
+  return n;
+}
+
+/** Settings from an ini text (and optionally the backscatter ini, for its signing keys). */
+export function outboundSettings(ini = '', backscatterIni?: string): OutboundSettings {
+  const reader = new IniReader('mailward.outbound.ini', parseIni(ini, 'mailward.outbound.ini'));
+  const settings = parseOutboundSettings(reader, {
+    text: (file) => (file === 'mailward.backscatter.ini' && backscatterIni !== undefined ? { text: backscatterIni, source: file } : null),
+  });
+  reader.finish();
+  return settings;
+}
+
+export interface ReportFields {
+  reporter?: string;
+  feedbackType?: string;
+  rcpt?: string;
+  /** Message-ID of the reported message, with angle brackets. */
+  mid?: string;
+  from?: string;
+  date?: string;
+  extraOriginal?: string[];
+  version?: string;
+}
+
+/** An RFC 5965 report shaped like the ones large mailbox providers send. */
+export function arfReport(f: ReportFields = {}): string {
+  const boundary = `----=_arf_${randomBytes(4).toString('hex')}`;
+  const original = [
+    'Received: from mx.example.com (mx.example.com [192.0.2.25]) by mta.reports.example.org; Tue, 11 Mar 2025 09:58:01 +0000',
+    `From: ${f.from ?? 'Alice <alice@example.com>'}`,
+    `To: ${f.rcpt ?? 'someone@reports.example.org'}`,
+    'Subject: Spring offers',
+    `Date: ${f.date ?? 'Tue, 11 Mar 2025 09:57:58 +0000'}`,
+    ...(f.mid ? [`Message-ID: ${f.mid}`] : []),
+    ...(f.extraOriginal ?? []),
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Dear customer, our spring offers are here.',
+  ];
+  return [
+    `From: Feedback Loop <${f.reporter ?? 'fbl@reports.example.org'}>`,
+    'To: fbl@example.com',
+    'Subject: Abuse report',
+    'Date: Wed, 12 Mar 2025 08:00:00 +0000',
+    `Message-ID: <report.${randomBytes(6).toString('hex')}@reports.example.org>`,
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=feedback-report; boundary="${boundary}"`,
+    '',
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=us-ascii',
+    '',
+    'This is an email abuse report for a message received from IP 192.0.2.25.',
+    '',
+    `--${boundary}`,
+    'Content-Type: message/feedback-report',
+    '',
+    `Feedback-Type: ${f.feedbackType ?? 'abuse'}`,
+    'User-Agent: ExampleFBL/1.3',
+    `Version: ${f.version ?? '1'}`,
+    `Original-Rcpt-To: <${f.rcpt ?? 'someone@reports.example.org'}>`,
+    'Source-IP: 192.0.2.25',
+    '',
+    `--${boundary}`,
+    'Content-Type: message/rfc822',
+    'Content-Disposition: inline',
+    '',
+    ...original,
+    '',
+    `--${boundary}--`,
+    '',
+  ].join('\r\n');
+}
