@@ -1,7 +1,6 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
+import { openSharedSqlite } from '../util/sqlite';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -24,10 +23,7 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
   private readonly db: Database.Database;
 
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 2000');
+    this.db = openSharedSqlite(path);
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
     this.description = `sqlite ${path}`;

@@ -1,8 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { StateStore } from '../../state/types';
 import type { ListKind } from './lists';
+import { openSharedSqlite } from '../../util/sqlite';
 
 export interface StoredEntry {
   list: ListKind;
@@ -85,10 +84,7 @@ export class SqliteListStore implements SenderListStore {
   private readonly db: Database.Database;
 
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('busy_timeout = 2000');
+    this.db = openSharedSqlite(path);
     this.db.exec(`CREATE TABLE IF NOT EXISTS sender_lists (
       list TEXT NOT NULL, scope TEXT NOT NULL, entry TEXT NOT NULL, added TEXT NOT NULL,
       PRIMARY KEY (list, scope, entry))`);
