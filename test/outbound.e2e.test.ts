@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { main } from '../lib/cli/main';
+import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
+import { arfReport, deleteRedisKeys, uniquePrefix } from './outbound/support';
+
+const MESSAGES = 2000;
+const WORKERS = 25;
+const BULK_THRESHOLD = 20;
+const USERS = { alice: 'alice-secret-1', bob: 'bob-secret-2' };
+
+function files(prefix: string, node: string): Record<string, string> {
+  return {
+    'mailward.ini': `[main]\nnode_name = ${node}\ndata_dir = data\n[state]\nbackend = redis\nprefix = ${prefix}\ntimeout_ms = 2000\n[tracking]\nflush_interval_ms = 100\n[headers]\nalways = true\n`,
+    'mailward.outbound.ini': `[complaints]\naddresses = fbl@example.com\nrequire_authenticated = false\n[bulk]\nthreshold = ${BULK_THRESHOLD}\nbind_ip = 127.0.0.1\n`,
+    // Authenticated submission: an authenticated client relays (connection.relaying).
+    'auth_flat_file.ini': `[core]\nmethods = PLAIN,LOGIN\n[users]\n${Object.entries(USERS).map(([u, p]) => `${u} = ${p}`).join('\n')}\n`,
+  };
+}
+
+/** One user's newsletter: the same template with a name, an amount and a tracking link per copy. */
+function newsletter(n: number, unsubscribe = true): string {
+  return simpleMessage({
+    from: 'Alice Shop <alice@example.com>',
+    to: `customer${n}@remote.example`,
+    subject: 'Our spring offers',
+    messageId: `<spring.${n}.${Date.now()}@example.com>`,
+    headers: unsubscribe ? { 'List-Unsubscribe': `<https://shop.example.com/unsubscribe/${n}>, <mailto:unsub@example.com>` } : {},
+    body: [
+      `Dear Customer${n},`,
+      '',
+      `our spring collection is here and your loyalty balance is ${n * 3} points. Every order this week`,
+      'ships for free and comes with a small gift from our workshop. Browse the new colours and the',
+      'garden furniture we make by hand, and tell us what you think of them.',
+      `https://shop.example.com/spring?c=${n}`,
+      '',
+    ].join('\r\n'),
+  });
+}
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const header = (text: string, name: string) => new RegExp(`^${name}: (.*)$`, 'mi').exec(text)?.[1]?.trim();
+
+describe('outbound end to end: two Haraka nodes with authenticated relaying, shared Redis', function () {
+  this.timeout(300_000);
+  const prefix = uniquePrefix('e2e');
+  let a: HarakaInstance;
+  let b: HarakaInstance;
+  const aliceIds: string[] = [];
+
+  const send = (node: HarakaInstance, user: keyof typeof USERS, raw: string, to = ['someone@remote.example']) =>
+    sendMail({ port: node.port, from: `${user}@example.com`, to, raw, auth: { user, pass: USERS[user] } });
+  const report = (node: HarakaInstance, raw: string, to = ['fbl@example.com']) => sendMail({ port: node.port, from: 'fbl@reports.example.org', to, raw, localAddress: '127.0.0.50' });
+
+  before(async () => {
+    [a, b] = await Promise.all([
+      startHaraka({ plugins: ['auth/flat_file', 'mailward/plugins/outbound'], files: files(prefix, 'mx-a') }),
+      startHaraka({ plugins: ['auth/flat_file', 'mailward/plugins/outbound'], files: files(prefix, 'mx-b') }),
+    ]);
+  });
+  after(async () => {
+    for (const node of [a, b]) {
+      await node?.stop();
+      if (node) removeDir(node.dir);
+    }
+    await deleteRedisKeys(prefix);
+  });
+
+  it(`${MESSAGES} templated messages from one user, no complaints: all accepted, tagged bulk from the threshold on, never suspended`, async () => {
+    let next = 0;
+    const codes: number[] = [];
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: WORKERS }, async () => {
+        while (next < MESSAGES) {
+          const n = next++;
+          const r = await send(a, 'alice', newsletter(n));
+          codes.push(r.code);
+          if (r.code !== 250) assert.fail(`message ${n}: ${r.code} ${r.response}`);
+        }
+      }),
+    );
+    const elapsed = (Date.now() - started) / 1000;
+    assert.equal(codes.filter((c) => c === 250).length, MESSAGES);
+    const stored = a.delivered().map((f) => readFileSync(f, 'utf8'));
+    assert.equal(stored.length, MESSAGES);
+    const bulk = stored.filter((t) => header(t, 'X-Mailward-Bulk'));
+    // Counting is atomic in Redis: the first threshold-1 copies are not bulk yet, the rest are
+    // (a few more may be, when concurrent copies read each other's increments).
+    assert.ok(bulk.length >= MESSAGES - BULK_THRESHOLD + 1 && bulk.length <= MESSAGES - BULK_THRESHOLD + 1 + WORKERS, `${bulk.length} tagged bulk`);
+    assert.match(header(bulk[0]!, 'X-Mailward-Bulk')!, /^count=\d+; template=[0-9a-f]{12}; window=24h$/);
+    assert.match(header(bulk[0]!, 'X-Mailward-Status')!, /^accept .*OUTBOUND_BULK 0/);
+    assert.doesNotMatch(header(bulk[0]!, 'X-Mailward-Status')!, /NO_UNSUBSCRIBE/);
+    for (const t of stored) aliceIds.push(header(t, 'Message-ID')!);
+    console.log(`      ${MESSAGES} relayed messages in ${elapsed.toFixed(1)} s (${Math.round(MESSAGES / elapsed)} msg/s, ${WORKERS} connections); ${bulk.length} tagged bulk`);
+
+    // Bulk without List-Unsubscribe: the warning symbol.
+    const noUnsub = await send(a, 'alice', newsletter(MESSAGES + 1, false));
+    assert.equal(noUnsub.code, 250, noUnsub.response);
+    const last = a.delivered().map((f) => readFileSync(f, 'utf8')).find((t) => t.includes(`customer${MESSAGES + 1}@`))!;
+    assert.match(header(last, 'X-Mailward-Status')!, /OUTBOUND_BULK_NO_UNSUBSCRIBE 1/);
+
+    const status = await cli('outbound', 'status', '--config', a.configDir);
+    assert.match(status.out, /no sender is suspended/);
+  });
+
+  it('feedback reports are consumed, counted once, malformed ones counted never; over 0.3% the user is deferred with the reason, others flow', async () => {
+    const before = a.delivered().length;
+    // Let afterVerdict record the last Message-IDs.
+    await new Promise((r) => setTimeout(r, 300));
+    // 6 complaints of 2,001 messages: 0.3%, not above it. The first is sent twice, to both nodes.
+    const first = arfReport({ mid: aliceIds[0], rcpt: 'customer0@remote.example' });
+    for (const node of [a, b]) {
+      const r = await report(node, first);
+      assert.equal(r.code, 250, r.response);
+      assert.match(r.response, /Feedback report (counted|duplicate) \(ref [0-9A-Z]{7}\)/);
+    }
+    const bad = await report(b, arfReport({ mid: aliceIds[1], version: '0.9' }));
+    assert.equal(bad.code, 250, bad.response);
+    assert.match(bad.response, /Feedback report invalid/);
+    for (let i = 1; i < 6; i++) assert.equal((await report(i % 2 ? a : b, arfReport({ mid: aliceIds[i], rcpt: `customer${i}@remote.example` }))).code, 250);
+    assert.equal(a.delivered().length, before, 'reports are not delivered');
+    const ok = await send(b, 'alice', newsletter(9001));
+    assert.equal(ok.code, 250, `6 complaints do not suspend: ${ok.response}`);
+
+    // A report to the feedback address and a person: consumed for one, delivered to the other.
+    const mixed = await report(a, arfReport({ mid: aliceIds[6], rcpt: 'customer6@remote.example' }), ['fbl@example.com', 'postmaster@example.com']);
+    assert.equal(mixed.code, 250, mixed.response);
+    const copy = a.delivered().map((f) => readFileSync(f, 'utf8')).filter((t) => t.includes(aliceIds[6]!) && t.startsWith('X-Envelope-From: <fbl@'));
+    assert.equal(copy.length, 1);
+    assert.match(copy[0]!, /^X-Envelope-To: <postmaster@example\.com>\r?$/m);
+    assert.match(header(copy[0]!, 'X-Mailward-Status')!, /FEEDBACK_REPORT 0/);
+    assert.match(header(copy[0]!, 'X-Mailward-Status')!, /OUTBOUND_SENDER_SUSPENDED 0/);
+
+    // The 7th complaint took alice over: her next message is deferred on both nodes, with the reason and the ref.
+    for (const node of [a, b]) {
+      const deferred = await send(node, 'alice', newsletter(9002));
+      assert.equal(deferred.code, 450, deferred.response);
+      assert.match(deferred.response, /^450 4\.7\.1 Message refused by outbound policy: sender alice suspended since \S+Z: complaint rate 0\.35% \(7 complaints \/ 2002 messages\) is above 0\.3% in 168 h; contact the postmaster to be reinstated \(ref [0-9A-Z]{7}\)$/);
+    }
+    const bob = await send(a, 'bob', simpleMessage({ from: 'bob@example.com', to: 'friend@remote.example', subject: 'Lunch?' }));
+    assert.equal(bob.code, 250, `bob is unaffected: ${bob.response}`);
+
+    // The refusal is in tracking with the forced action and its reason.
+    const deferred = await send(a, 'alice', newsletter(9003));
+    const ref = /ref ([0-9A-Z]{7})/.exec(deferred.response)![1]!;
+    await new Promise((r) => setTimeout(r, 600));
+    const explained = await cli('explain', ref, '--config', a.configDir);
+    assert.equal(explained.code, 0, explained.err);
+    assert.match(explained.out, /soft_reject/);
+    assert.match(explained.out, /outbound policy: sender alice suspended/);
+    assert.match(explained.out, /OUTBOUND_SUSPENDED/);
+
+    const report2 = await cli('outbound', 'report', '--config', b.configDir);
+    assert.match(report2.out, /^alice\s+2002\s+99\.\d\d%\s+7 \(0\.35%\)\s+0 \(0\.00%\)\s+0\s+SUSPENDED$/m);
+    assert.match(report2.out, /^bob\s+1\s+0\.00%\s+0 \(0\.00%\)\s+0 \(0\.00%\)\s+0\s+ok$/m);
+  });
+
+  it('mailward outbound reinstate lifts it: mail flows again on both nodes', async () => {
+    const lifted = await cli('outbound', 'reinstate', 'alice', '--config', a.configDir);
+    assert.equal(lifted.code, 0, lifted.err);
+    for (const node of [b, a]) {
+      const r = await send(node, 'alice', newsletter(9100));
+      assert.equal(r.code, 250, r.response);
+    }
+    assert.match((await cli('outbound', 'status', '--config', b.configDir)).out, /no sender is suspended/);
+  });
+});
