@@ -63,6 +63,21 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.deepEqual(auth.dmarc, { result: 'pass', policy: 'reject', domain: 'example.com' });
   });
 
+  it('removes Authentication-Results forged in our own name, keeping other hosts\' results', async () => {
+    const forged = 'Authentication-Results: mx.example.org; dkim=pass header.d=example.com; dmarc=pass\r\nAuthentication-Results: upstream.example.net; spf=pass smtp.mailfrom=example.com\r\n';
+    const raw = forged + (await sign(message(), 'example.com', 's1', world.keys.example));
+    const result = await scan(raw, IP.example, 'alice@example.com');
+    assert.ok(symbolNames(result).includes('AUTH_RESULTS_FORGED'));
+    assert.deepEqual(result.context.headerChanges.remove, ['Authentication-Results']);
+    const added = result.context.headerChanges.add.filter(([n]) => n === 'Authentication-Results').map(([, v]) => v);
+    assert.equal(added.length, 2);
+    assert.match(added[0]!, /^upstream\.example\.net; spf=pass/);
+    assert.match(added[1]!, /^mx\.example\.org; .*dkim=pass header\.i=@example\.com/);
+    const clean = await scan(await sign(message(), 'example.com', 's1', world.keys.example), IP.example, 'alice@example.com');
+    assert.ok(!symbolNames(clean).includes('AUTH_RESULTS_FORGED'));
+    assert.deepEqual(clean.context.headerChanges.remove, []);
+  });
+
   it('spoof: From example.com sent from the attacker\'s SPF-authorised IP with DKIM d=attacker.test fails DMARC under p=reject', async () => {
     const raw = await sign(message({ from: 'CEO <ceo@example.com>' }), 'attacker.test', 'sel', world.keys.attacker);
     const result = await scan(raw, IP.attacker, 'bounce@attacker.test');

@@ -1,6 +1,6 @@
 import { authenticate } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
-import type { MessageContext } from '../../message';
+import { headerValues, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { AUTH_NOTE, headerPairs, summarise, type AuthResults } from './results';
@@ -62,6 +62,7 @@ export const authSymbols: SymbolDef[] = [
   { name: 'ARC_PASS', score: 0, group: g, description: 'The ARC chain validates (credit only through a trusted sealer)' },
   { name: 'ARC_FAIL', score: 0.5, group: g, description: 'The message carries an ARC chain that does not validate' },
   { name: 'ARC_TEMPERROR', score: 0, group: g, description: 'The ARC chain could not be checked because of a DNS failure' },
+  { name: 'AUTH_RESULTS_FORGED', score: 1, group: g, description: 'The message arrived with an Authentication-Results header in our own name (authserv-id); it was removed' },
   { name: 'AUTH_NONE', score: 1, group: g, description: 'No authentication at all: no SPF record, no DKIM signature, no DMARC record' },
   { name: 'AUTH_TEMPERROR', score: 0, group: g, description: 'Authentication did not finish (deadline or internal error); nothing counted against the mail' },
 ];
@@ -222,6 +223,21 @@ function unknownResults(): AuthResults {
   };
 }
 
+/**
+ * RFC 8601 section 5: an Authentication-Results header in our own name that
+ * came with the message was written by someone else, and downstream filters
+ * and mail clients would trust it. Remove those (keeping other hosts' results).
+ */
+function dropForgedResults(ctx: MessageContext, authservId: string): Hit[] {
+  const all = headerValues(ctx, 'authentication-results');
+  const ours = (value: string) => (value.split(';')[0] ?? '').trim().split(/\s+/)[0]?.toLowerCase() === authservId.toLowerCase();
+  const forged = all.filter(ours);
+  if (!forged.length) return [];
+  ctx.headerChanges.remove.push('Authentication-Results');
+  for (const value of all.filter((v) => !ours(v))) ctx.headerChanges.add.push(['Authentication-Results', value]);
+  return [{ name: 'AUTH_RESULTS_FORGED', detail: `${forged.length} header${forged.length > 1 ? 's' : ''} claiming ${authservId} removed` }];
+}
+
 function createAuthCheck(settings: AuthSettings, services: Services): Check {
   return {
     name: 'auth.authenticate',
@@ -239,12 +255,13 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
         return [{ name: 'AUTH_TEMPERROR', detail: message }];
       }
       ctx.notes[AUTH_NOTE] = run.auth;
+      const forged = dropForgedResults(ctx, settings.authservId || ctx.localHostname || 'localhost');
       for (const [name, value] of run.headers) {
         const key = name.toLowerCase();
         if (key === 'authentication-results' && settings.addAuthenticationResults) ctx.headerChanges.add.push([name, value]);
         if (key === 'received-spf' && settings.addReceivedSpf) ctx.headerChanges.add.push([name, value]);
       }
-      return authHits(run.auth, settings);
+      return [...forged, ...authHits(run.auth, settings)];
     },
   };
 }
