@@ -91,8 +91,9 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     const stored = a.delivered().map((f) => readFileSync(f, 'utf8'));
     assert.equal(stored.length, MESSAGES);
     const bulk = stored.filter((t) => header(t, 'X-Mailward-Bulk'));
-    // Counting is atomic in Redis: the first threshold-1 copies are not bulk yet, the rest are
-    // (a few more may be, when concurrent copies read each other's increments).
+    // Counting is atomic in Redis: the first threshold-1 copies are not bulk yet, the rest are.
+    // Each copy counts itself before it reads, so up to WORKERS early copies arriving together
+    // read each other's increments and are bulk too (with 25 at once: sometimes all of them).
     assert.ok(bulk.length >= MESSAGES - BULK_THRESHOLD + 1 && bulk.length <= MESSAGES - BULK_THRESHOLD + 1 + WORKERS, `${bulk.length} tagged bulk`);
     assert.match(header(bulk[0]!, 'X-Mailward-Bulk')!, /^count=\d+; template=[0-9a-f]{12}; window=24h$/);
     assert.match(header(bulk[0]!, 'X-Mailward-Status')!, /^accept .*OUTBOUND_BULK 0/);
@@ -158,7 +159,7 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     assert.match(explained.out, /OUTBOUND_SUSPENDED/);
 
     const report2 = await cli('outbound', 'report', '--config', b.configDir);
-    assert.match(report2.out, /^alice\s+2002\s+99\.\d\d%\s+7 \(0\.35%\)\s+0 \(0\.00%\)\s+0\s+SUSPENDED$/m);
+    assert.match(report2.out, /^alice\s+2002\s+(?:99\.\d\d|100\.00)%\s+7 \(0\.35%\)\s+0 \(0\.00%\)\s+0\s+SUSPENDED$/m);
     assert.match(report2.out, /^bob\s+1\s+0\.00%\s+0 \(0\.00%\)\s+0 \(0\.00%\)\s+0\s+ok$/m);
   });
 

@@ -128,6 +128,8 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
     const note: OutboundNote = { sender };
     ctx.notes.outbound = note;
     const hits: Hit[] = [];
+    // The bulk header is ours alone: a client's own copy never reaches the recipient.
+    if (!ctx.headerChanges.remove.includes(settings.bulk.header)) ctx.headerChanges.remove.push(settings.bulk.header);
     // The Message-ID the recipient will see: the client's, or one an earlier plugin (backscatter) adds.
     let messageId = firstHeader(ctx, 'message-id') ?? ctx.headerChanges.add.find(([n]) => n.toLowerCase() === 'message-id')?.[1];
     if (!normaliseMessageId(messageId)) {
@@ -149,8 +151,6 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
     const b = settings.bulk;
     if (b.bindIp || b.relay) note.route = { bindIp: b.bindIp, bindHelo: b.bindHelo, relay: b.relay };
     const route = b.relay ? `, routed via ${b.relay}` : b.bindIp ? `, routed from ${b.bindIp}` : '';
-    // Our header only: a client's own copy is replaced.
-    if (!ctx.headerChanges.remove.includes(b.header)) ctx.headerChanges.remove.push(b.header);
     ctx.headerChanges.add.push([b.header, `count=${count}; template=${fp.key.slice(0, 12)}; window=${b.windowHours}h`]);
     hits.push({ name: 'OUTBOUND_BULK', detail: `${count} similar messages in ${b.windowHours} h (template ${fp.key.slice(0, 12)})${route}` });
     const problem = unsubscribeProblem(firstHeader(ctx, 'list-unsubscribe'));
