@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { OutboundLedger } from '../lib/checks/outbound';
+import { createContext } from '../lib/message';
+import { Runtime } from '../lib/runtime';
+import { MemoryStore } from '../lib/state';
+import { closeRuntime } from '../plugins/shared/runtime';
+import { startDnsServer, type TestDnsServer } from './support/dns-server';
+import { arfReport } from './outbound/support';
+import { repoPath } from './support/paths';
+
+// The plugin module as Haraka loads it (plain hook functions on an object).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const plugin = require('../plugins/outbound') as Record<string, any>;
+
+const OK = 906;
+const CONT = undefined;
+
+/** Calls a Haraka-style hook and resolves with what it passed to next(). */
+function callHook(name: string, self: object, ...args: unknown[]): Promise<[number | undefined, unknown]> {
+  return new Promise((resolve) => plugin[name].call(self, (code?: number, msg?: unknown) => resolve([code, msg]), ...args));
+}
+
+function fakePlugin(files: Record<string, string>): object {
+  const log = () => {};
+  return {
+    name: 'mailward/plugins/outbound',
+    config: { get: (name: string) => (files[name] ? files[name]!.split('\n') : null) },
+    register_hook() {},
+    logdebug: log,
+    loginfo: log,
+    logwarn: log,
+    logerror: (m: string) => {
+      throw new Error(`plugin logged an error: ${m}`);
+    },
+  };
+}
+
+const hmail = (notes: Record<string, unknown>, domain = 'remote.example') => ({ todo: { notes, domain, uuid: 'U1', rcpt_to: [] as unknown[] }, logerror() {} });
+
+describe('outbound plugin: delivery routing (get_mx) and Haraka bounces', function () {
+  this.timeout(20_000);
+  let dns: TestDnsServer;
+  let self: object;
+
+  before(async () => {
+    dns = await startDnsServer({ 'remote.example': { MX: [{ exchange: 'mx1.remote.example', priority: 10 }, { exchange: 'mx2.remote.example', priority: 20 }] } });
+    self = fakePlugin({
+      'mailward.ini': `[main]\ndata_dir = data\n[dns]\nservers = ${dns.server}\ntimeout_ms = 500\n[tracking]\nenabled = false\n`,
+      'mailward.outbound.ini': '[bulk]\nbind_ip = 192.0.2.26\n',
+    });
+  });
+  after(async () => {
+    await closeRuntime();
+    await dns.stop();
+  });
+
+  it('leaves non-bulk mail to Haraka (CONT)', async () => {
+    assert.deepEqual(await callHook('mailward_extra_get_mx', self, hmail({ mailward_outbound: { sender: 'alice', bulk: false } }), 'remote.example'), [CONT, undefined]);
+    assert.deepEqual(await callHook('mailward_extra_get_mx', self, hmail({}), 'remote.example'), [CONT, undefined]);
+  });
+
+  it('bulk with bind_ip: the MX hosts (mailward resolver) bound to the bulk address', async () => {
+    const route = { bindIp: '192.0.2.26', bindHelo: 'news.example.com', relay: '' };
+    const [code, mx] = await callHook('mailward_extra_get_mx', self, hmail({ mailward_outbound: { sender: 'alice', bulk: true, route } }), 'remote.example');
+    assert.equal(code, OK);
+    assert.deepEqual(
+      (mx as any[]).sort((a, b) => a.priority - b.priority),
+      [
+        { exchange: 'mx1.remote.example', priority: 10, bind: '192.0.2.26', bind_helo: 'news.example.com' },
+        { exchange: 'mx2.remote.example', priority: 20, bind: '192.0.2.26', bind_helo: 'news.example.com' },
+      ],
+    );
+  });
+
+  it('bulk with a relay: handed to it', async () => {
+    const route = { bindIp: '', bindHelo: '', relay: 'bulk-relay.example.com:2525' };
+    const [code, mx] = await callHook('mailward_extra_get_mx', self, hmail({ mailward_outbound: { sender: 'alice', bulk: true, route } }), 'remote.example');
+    assert.equal(code, OK);
+    assert.deepEqual(mx, { exchange: 'bulk-relay.example.com', port: 2525, priority: 0, bind: undefined, bind_helo: undefined });
+  });
+
+  it("Haraka's own hard bounce: 5.1.x recipients count against the sender once, others not", async () => {
+    const h = hmail({ mailward_outbound: { sender: 'zed', bulk: false } });
+    h.todo.rcpt_to = [
+      { address: 'gone@remote.example', dsn_status: '5.1.1' },
+      { address: 'full@remote.example', dsn_status: '5.2.2' },
+    ];
+    assert.deepEqual(await callHook('mailward_extra_bounce', self, h, new Error('Some recipients failed')), [CONT, undefined]);
+    await callHook('mailward_extra_bounce', self, h, new Error('again'));
+    // The plugin's runtime uses the in-process store; read it through the same runtime.
+    const { runtimeFor } = require('../plugins/shared/runtime');
+    const runtime = runtimeFor(self);
+    const settings = runtime.config.modules.find((m: any) => m.module.name === 'outbound').settings;
+    const counts = await new OutboundLedger(runtime.services.state, settings, Date.now).counts('zed');
+    assert.equal(counts.invalid, 1);
+  });
+});
+
+describe('outbound module: relayed mail, bounces of it and feedback reports (Runtime, memory state)', () => {
+  let runtime: Runtime;
+  const scan = async (init: Parameters<typeof createContext>[0], notes: Record<string, unknown> = {}) => {
+    const ctx = createContext(init);
+    Object.assign(ctx.notes, notes);
+    const ledger = runtime.newLedger();
+    for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, ledger);
+    const verdict = runtime.decide(ctx, ledger);
+    await runtime.afterVerdict(ctx, verdict);
+    return { ctx, ledger, verdict };
+  };
+  const ledgerOf = () => new OutboundLedger(runtime.services.state, runtime.config.modules.find((m) => m.module.name === 'outbound')!.settings, Date.now);
+
+  before(() => {
+    runtime = Runtime.load({
+      texts: {
+        'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nenabled = false\n',
+        'mailward.outbound.ini': '[complaints]\naddresses = fbl@example.com\n[bulk]\nthreshold = 2\n',
+      },
+    });
+    assert.equal(runtime.services.state instanceof MemoryStore, true);
+  });
+  after(() => runtime.close());
+
+  it('records relayed mail; a DSN about it counts its invalid recipient once; a DSN about unknown mail nothing', async () => {
+    const raw = 'From: a@example.com\r\nTo: x@remote.example\r\nSubject: hi\r\nMessage-ID: <rel.1@example.com>\r\n\r\nHello.\r\n';
+    const sent = await scan({ ip: '10.0.0.1', relaying: true, authUser: 'frank', mailFrom: 'a@example.com', rcptTo: ['x@remote.example'], raw });
+    assert.equal(sent.verdict.action, 'accept');
+    assert.equal((await ledgerOf().counts('frank')).sent, 1);
+    const dsn = readFileSync(repoPath('test', 'fixtures', 'outbound', 'malformed', 'delivery-status.eml'), 'utf8')
+      .replace('--b5--', '--b5\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: a@example.com\r\nMessage-ID: <rel.1@example.com>\r\n\r\n--b5--');
+    const first = await scan({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn });
+    assert.match(first.ledger.get('OUTBOUND_INVALID_RCPT')!.detail, /1 invalid recipient\(s\) of <rel\.1@example\.com> counted against frank: nobody@other\.example/);
+    const again = await scan({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn });
+    assert.equal(again.ledger.has('OUTBOUND_INVALID_RCPT'), false);
+    assert.equal((await ledgerOf().counts('frank')).invalid, 1);
+    const unknown = await scan({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn.replace('rel.1@', 'other.1@') });
+    assert.equal(unknown.ledger.has('OUTBOUND_INVALID_RCPT'), false);
+  });
+
+  it('a report needs its reporter authenticated by default; with DMARC pass it is counted; reports are forced accepted', async () => {
+    await ledgerOf().recordMessage('<fb.1@example.com>', 'frank');
+    const raw = arfReport({ mid: '<fb.1@example.com>' });
+    const untrusted = await scan({ ip: '203.0.113.7', mailFrom: 'fbl@reports.example.org', rcptTo: ['fbl@example.com'], raw });
+    assert.match(untrusted.ledger.get('FEEDBACK_REPORT')!.detail, /^untrusted: .*could not be authenticated/);
+    assert.equal(untrusted.verdict.action, 'accept');
+    assert.equal(untrusted.verdict.forced?.source, 'outbound feedback');
+    const auth = { fromDomain: 'reports.example.org', dmarc: { result: 'pass' }, spf: { result: 'none' }, dkim: [] };
+    const trusted = await scan({ ip: '203.0.113.7', mailFrom: 'fbl@reports.example.org', rcptTo: ['fbl@example.com'], raw }, { auth });
+    assert.match(trusted.ledger.get('FEEDBACK_REPORT')!.detail, /^counted: abuse report .* against frank \(found by Message-ID\)/);
+    assert.deepEqual((trusted.ctx.notes.outbound as any).consume, ['fbl@example.com']);
+    const failing = await scan({ ip: '203.0.113.7', mailFrom: 'fbl@reports.example.org', rcptTo: ['fbl@example.com'], raw }, { auth: { ...auth, dmarc: { result: 'fail' } } });
+    assert.match(failing.ledger.get('FEEDBACK_REPORT')!.detail, /^untrusted: .*fails DMARC/);
+  });
+
+  it('bulk: tagged from the threshold on, the warning without List-Unsubscribe, a forged bulk header removed', async () => {
+    const body = 'our spring collection is here and every order this week ships for free with a small gift from our workshop and garden.\r\n';
+    const raw = (n: number) => `From: shop@example.com\r\nTo: c${n}@remote.example\r\nSubject: offers\r\nX-Mailward-Bulk: forged\r\n\r\nDear Customer${n},\r\n${body}`;
+    const one = await scan({ ip: '10.0.0.1', relaying: true, authUser: 'gina', mailFrom: 'shop@example.com', rcptTo: ['c1@remote.example'], raw: raw(1) });
+    assert.equal(one.ledger.has('OUTBOUND_BULK'), false);
+    assert.deepEqual(one.ctx.headerChanges.remove, ['X-Mailward-Bulk']);
+    assert.equal(one.ctx.headerChanges.add.filter(([n]) => n === 'Message-ID').length, 1, 'a Message-ID is added when missing');
+    const two = await scan({ ip: '10.0.0.1', relaying: true, authUser: 'gina', mailFrom: 'shop@example.com', rcptTo: ['c2@remote.example'], raw: raw(2) });
+    assert.ok(two.ledger.has('OUTBOUND_BULK'));
+    assert.ok(two.ledger.has('OUTBOUND_BULK_NO_UNSUBSCRIBE'));
+    assert.match(two.ctx.headerChanges.add.find(([n]) => n === 'X-Mailward-Bulk')![1], /^count=2; template=[0-9a-f]{12}; window=24h$/);
+    assert.equal((await ledgerOf().counts('gina')).bulk, 1);
+  });
+});
