@@ -216,3 +216,38 @@ describe('spine end to end: PostgreSQL tracking, an outage, and the quarantine',
     await waitFor('quarantine row', async () => (await rows()).some((r) => r.ref === ref && r.action === 'quarantine'));
   });
 });
+
+describe('spine end to end: rows still in memory when Haraka is stopped', function () {
+  this.timeout(60_000);
+  let haraka: HarakaInstance | undefined;
+  after(async () => {
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+  });
+
+  it('are spooled at exit (SIGTERM) and written by the next start, each once', async () => {
+    // A long flush interval keeps the rows in memory until the signal.
+    const files = { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 60000\nretry_interval_ms = 200\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n' };
+    haraka = await startHaraka({ plugins: [], files });
+    const refs: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const result = await sendMail({ port: haraka.port, from: `exit${i}@example.net`, to: ['bob@example.com'], raw: simpleMessage() });
+      assert.equal(result.code, 250);
+      refs.push(headerOf(haraka.delivered().at(-1)!, 'X-Mailward-Ref')!);
+    }
+    await haraka.stop();
+    assert.ok(readdirSync(haraka.dataDir).some((f) => f.startsWith('tracking.spool')), 'rows spooled at exit');
+    haraka = await startHaraka({ plugins: [], files, dir: haraka.dir });
+    const reader = readerFor(haraka);
+    try {
+      // find() reads the database only (get() also looks into spools).
+      const stored = await waitFor('rows after restart', async () => {
+        const rows = (await reader.find({ limit: 100 })).filter((r) => refs.includes(r.ref));
+        return rows.length >= refs.length ? rows : undefined;
+      });
+      assert.deepEqual(stored.map((r) => r.ref).sort(), [...refs].sort());
+    } finally {
+      await reader.close();
+    }
+  });
+});

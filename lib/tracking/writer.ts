@@ -42,6 +42,8 @@ export class BatchingTrackingWriter implements TrackingWriter {
   private queue: TrackingRow[] = [];
   private tail: Promise<void> = Promise.resolve();
   private drainPending = false;
+  /** The batch being inserted right now: still ours to save if the process ends mid-insert. */
+  private inFlight: TrackingRow[] = [];
   private replayPending = false;
   private outage = false;
   private closed = false;
@@ -103,6 +105,19 @@ export class BatchingTrackingWriter implements TrackingWriter {
     await this.store.close().catch((err) => this.log.warn(`tracking: closing ${this.store.description}: ${(err as Error).message}`));
   }
 
+  /**
+   * Synchronously appends every row not yet confirmed by the database to the
+   * spool: for a process that is exiting (no event loop left to write with).
+   * A batch that was in flight may be spooled although it reached the
+   * database; the replay skips it (the ref is the key).
+   */
+  spoolPending(): void {
+    const rows = [...this.inFlight, ...this.queue];
+    this.queue = [];
+    this.inFlight = [];
+    if (rows.length) this.toSpool(rows);
+  }
+
   /** This process's spool file (`<spool_path>.<pid>`). */
   get spoolFile(): string {
     return this.spool.path;
@@ -142,6 +157,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
         continue;
       }
       try {
+        this.inFlight = batch;
         this.counts.written += await this.store.insert(batch);
       } catch (err) {
         this.toSpool(batch);
@@ -149,6 +165,8 @@ export class BatchingTrackingWriter implements TrackingWriter {
         this.log.warn(
           `tracking: ${this.store.description} failed (${(err as Error).message}); spooling rows to ${this.spool.path}, retrying every ${this.options.retryIntervalMs} ms`,
         );
+      } finally {
+        this.inFlight = [];
       }
     }
   }
@@ -186,4 +204,5 @@ export class DisabledTrackingWriter implements TrackingWriter {
   write(): void {}
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
+  spoolPending(): void {}
 }

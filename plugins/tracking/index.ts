@@ -11,12 +11,31 @@ import { connectionState, existingConnectionState, existingTransactionState, typ
 // refusal of unknown recipients, or a client that went away. Rows are queued
 // and written in batches by the writer, never on the mail path.
 
-let writer: TrackingWriter | undefined;
+let writer: ReturnType<typeof createTrackingWriter> | undefined;
+
+/**
+ * Rows still in memory when Haraka ends go to the spool, synchronously, and
+ * are written by the next start. Haraka exits with process.exit() on SIGINT,
+ * and SIGTERM (unless it runs as pid 1) ends it with no exit handlers at all:
+ * for that one we save the rows first, then let the signal do what it did.
+ */
+function saveRowsAtExit(): void {
+  process.once('exit', () => writer?.spoolPending());
+  if (process.listenerCount('SIGTERM') === 0) {
+    process.once('SIGTERM', () => {
+      writer?.spoolPending();
+      process.kill(process.pid, 'SIGTERM');
+    });
+  }
+}
 
 function writerFor(plugin: HarakaPlugin): TrackingWriter | undefined {
   const runtime = runtimeFor(plugin);
   if (!runtime.config.shared.tracking.enabled) return undefined;
-  writer ??= createTrackingWriter(runtime.config.shared.tracking, runtime.services.log);
+  if (!writer) {
+    writer = createTrackingWriter(runtime.config.shared.tracking, runtime.services.log);
+    saveRowsAtExit();
+  }
   return writer;
 }
 

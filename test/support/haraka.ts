@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,7 +32,7 @@ export interface HarakaInstance {
   dir: string;
   configDir: string;
   dataDir: string;
-  /** Files of the messages accepted for delivery so far. */
+  /** Files of the messages accepted for delivery so far, oldest first. */
   delivered(): string[];
   logs(): string;
   stop(): Promise<void>;
@@ -142,7 +142,13 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
     dataDir,
     delivered: () => {
       const mailbox = join(dataDir, 'mailbox');
-      return existsSync(mailbox) ? readdirSync(mailbox).filter((f) => f.endsWith('.eml')).sort().map((f) => join(mailbox, f)) : [];
+      if (!existsSync(mailbox)) return [];
+      // In delivery order (file names are queue ids, which do not sort by time).
+      return readdirSync(mailbox)
+        .filter((f) => f.endsWith('.eml'))
+        .map((f) => ({ path: join(mailbox, f), at: statSync(join(mailbox, f)).mtimeMs }))
+        .sort((a, b) => a.at - b.at || a.path.localeCompare(b.path))
+        .map((f) => f.path);
     },
     logs: () => output,
     stop: async () => {
