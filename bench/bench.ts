@@ -49,7 +49,7 @@ async function measure(haraka: HarakaInstance): Promise<Figures> {
   return { msgsPerSec: (MESSAGES / result.elapsedMs) * 1000, p50: percentile(sorted, 50), p99: percentile(sorted, 99), codes: result.codes };
 }
 
-const MAILWARD_PLUGINS = ['reputation', 'rules', 'backscatter', 'auth', 'antispoof', 'content', 'tracking', 'verdict'];
+const MAILWARD_PLUGINS = ['reputation', 'rules', 'backscatter', 'auth', 'antispoof', 'content', 'outbound', 'tracking', 'verdict'];
 
 async function harakaComparison(): Promise<string[]> {
   const dns = await startDnsServer({

@@ -12,7 +12,7 @@ const dir = join(root, '.demo');
 const config = join(dir, 'config');
 const data = join(dir, 'data');
 
-const MAILWARD_PLUGINS = ['reputation', 'rules', 'backscatter', 'auth', 'antispoof', 'content', 'tracking', 'verdict'];
+const MAILWARD_PLUGINS = ['reputation', 'rules', 'backscatter', 'auth', 'antispoof', 'content', 'outbound', 'tracking', 'verdict'];
 
 function setUp(): string[] {
   mkdirSync(config, { recursive: true });

@@ -28,7 +28,7 @@ describe('documentation stays true to the code', () => {
   });
 
   it('each plugin with a folder has a docs page', () => {
-    for (const name of ['verdict', 'tracking', 'reputation', 'auth', 'antispoof', 'content', 'backscatter', 'rules']) {
+    for (const name of ['verdict', 'tracking', 'reputation', 'auth', 'antispoof', 'content', 'backscatter', 'rules', 'outbound']) {
       if (existsSync(repoPath('plugins', name, 'package.json'))) assert.ok(existsSync(repoPath('docs', `${name}.md`)), `docs/${name}.md is missing`);
     }
   });
