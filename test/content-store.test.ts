@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
+import Database from 'better-sqlite3';
 import { Classifier } from '../lib/checks/content/classifier';
 import { RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
 import { silentLogger } from '../lib/runtime';
@@ -60,6 +61,46 @@ describe('content: Bayes persistence', () => {
       const keys = await client.keys(`${prefix}*`);
       if (keys.length) await client.del(keys);
       await client.quit();
+    }
+  });
+
+  it('a model learnt with the previous tokenizer (v1) is kept apart: the new one starts empty and warns to retrain', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-bayes-'));
+    const prefix = `mwtest:content:${randomBytes(4).toString('hex')}:bayes:`;
+    const client = createClient({ url: 'redis://127.0.0.1:6379' });
+    await client.connect();
+    try {
+      const path = join(dir, 'bayes.sqlite');
+      const db = new Database(path);
+      db.exec(`CREATE TABLE bayes_tokens (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL) WITHOUT ROWID;
+               CREATE TABLE bayes_totals (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
+               INSERT INTO bayes_totals VALUES (1, 300, 400); INSERT INTO bayes_tokens VALUES ('stem', 30, 1);`);
+      db.close();
+      await client.hSet(`${prefix}totals`, { spam: '250', ham: '250' });
+      await client.hSet(`${prefix}spam`, { stem: '30' });
+      for (const store of [new SqliteBayesStore(path), new RedisBayesStore('redis://127.0.0.1:6379', prefix)]) {
+        const warnings: string[] = [];
+        const c = new Classifier(store, { ...silentLogger, warn: (m: string) => warnings.push(m) });
+        await c.ready();
+        assert.equal(c.loaded, true);
+        assert.equal(c.model.nspam + c.model.nham, 0, `${store.description}: v1 counts were loaded`);
+        assert.equal(c.model.tokens.has('stem'), false);
+        assert.match(warnings.join('\n'), /holds (700|500) messages learnt with the previous tokenizer .* retrain with mailward learn/);
+        c.learn(['fresh'], 'spam');
+        await c.flush();
+        assert.equal(await store.legacyLearns(), 0, 'no warning once the new model has learnt');
+        await c.close();
+      }
+      // The old counts are left untouched (a downgrade finds them).
+      const again = new Database(path);
+      assert.deepEqual(again.prepare('SELECT spam, ham FROM bayes_totals').get(), { spam: 300, ham: 400 });
+      again.close();
+      assert.deepEqual(await client.hGetAll(`${prefix}totals`), { spam: '250', ham: '250' });
+    } finally {
+      const keys = await client.keys(`${prefix}*`);
+      if (keys.length) await client.del(keys);
+      await client.quit();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

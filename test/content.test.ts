@@ -119,10 +119,50 @@ describe('content: tokens and MIME', () => {
       ].join('\r\n'),
     );
     const tokens = tokenize(p);
-    for (const t of ['s:winner', 'fn:cheap', 'fd:example.co.uk', 'run', 'offer', 'url:example.com', 'tld:com', 'html:only', 'ct:text/html', 'cs:utf-8', 'skip:a:50']) {
+    for (const t of [
+      's:Winner!', 'fn:cheap', 'fd:example.co.uk', 'running', 'offers', 'url:example.com', 'tld:com', 'proto:http', 'uh:tracker', 'html:only',
+      'ct:text/html', 'cs:utf-8', 'type:text/html', 'charset:utf-8', 'h:Subject', 'h:From', 'skip:a:50',
+    ]) {
       assert.ok(tokens.includes(t), `${t} missing from ${tokens.join(' ')}`);
     }
-    assert.ok(!tokens.some((t) => t.includes('relay') || t.includes('internal')), 'Received header leaked into tokens');
+    assert.ok(!tokens.some((t) => t.includes('relay') || t.includes('internal') || t === 'h:Received'), 'Received header leaked into tokens');
+  });
+
+  it('reads MIME structure, buckets numbers, drops sentence punctuation, keeps relay headers out', async () => {
+    const p = await parts(
+      [
+        'Received: from mx1.corp.example by mx2.corp.example',
+        'Message-ID: <abc123@mx1.corp.example>',
+        'Delivered-To: someone@corp.example',
+        'From: sales@shop.example',
+        'To: a@x.example, b@x.example, c@x.example',
+        'Subject: Invoice',
+        'X-MSMail-Priority: High',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b1"',
+        '',
+        '--b1',
+        'Content-Type: text/plain; charset="KOI8-R"',
+        'Content-Transfer-Encoding: quoted-printable',
+        '',
+        'Please pay 1234567 today. "Urgent"',
+        '--b1',
+        'Content-Type: application/octet-stream; name="invoice.exe"',
+        'Content-Transfer-Encoding: base64',
+        'Content-Disposition: attachment; filename="invoice.exe"',
+        '',
+        'TVqQAAMAAAAEAAAA',
+        '--b1--',
+        '',
+      ].join('\r\n'),
+    );
+    const tokens = tokenize(p);
+    for (const t of ['type:multipart/mixed', 'type:text/plain', 'charset:koi8-r', 'cte:quoted-printable', 'cte:base64', 'disp:attachment', 'ext:exe',
+      'h:X-MSMail-Priority', 'h:MIME-Version', 'rcpts:2', 'num:7', 'today', 'urgent', 'pay']) {
+      assert.ok(tokens.includes(t), `${t} missing from ${tokens.join(' ')}`);
+    }
+    assert.ok(!tokens.includes('today.') && !tokens.includes('"urgent"'), 'sentence punctuation kept');
+    assert.ok(!tokens.some((t) => /corp|abc123|^h:(Received|Message-ID|Delivered-To)$/.test(t)), `relay headers leaked: ${tokens.join(' ')}`);
   });
 
   it('reads HTML: hidden text, alt text, links with their visible text, bounded input', () => {

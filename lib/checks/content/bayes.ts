@@ -21,6 +21,8 @@ export interface BayesOptions {
   minimumProbStrength: number;
   /** At most this many of the strongest tokens are combined. */
   maxDiscriminators: number;
+  /** Tokens seen fewer times than this (spam + ham) are not used. */
+  minTokenCount: number;
 }
 
 export const DEFAULT_BAYES_OPTIONS: BayesOptions = {
@@ -28,6 +30,7 @@ export const DEFAULT_BAYES_OPTIONS: BayesOptions = {
   unknownWordProb: 0.5,
   minimumProbStrength: 0.1,
   maxDiscriminators: 150,
+  minTokenCount: 1,
 };
 
 export interface Evidence {
@@ -144,15 +147,17 @@ export class BayesModel {
   }
 
   classify(tokens: Iterable<string>): Classification {
-    const { minimumProbStrength, maxDiscriminators } = this.options;
-    const clues: Evidence[] = [];
-    for (const token of new Set(tokens)) {
+    const { minimumProbStrength, maxDiscriminators, minTokenCount } = this.options;
+    const clues: (Evidence & { strength: number })[] = [];
+    const unique = Array.isArray(tokens) ? new Set(tokens as string[]) : new Set(tokens);
+    for (const token of unique) {
       const counts = this.tokens.get(token);
-      if (!counts) continue;
+      if (!counts || counts.spam + counts.ham < minTokenCount) continue;
       const prob = this.tokenProb(counts);
-      if (Math.abs(prob - 0.5) >= minimumProbStrength) clues.push({ token, prob });
+      const strength = Math.abs(prob - 0.5);
+      if (strength >= minimumProbStrength) clues.push({ token, prob, strength });
     }
-    clues.sort((a, b) => Math.abs(b.prob - 0.5) - Math.abs(a.prob - 0.5) || (a.token < b.token ? -1 : 1));
+    clues.sort((a, b) => b.strength - a.strength || (a.token < b.token ? -1 : 1));
     const used = clues.length > maxDiscriminators ? clues.slice(0, maxDiscriminators) : clues;
     if (!used.length) return { probability: 0.5, spamTokens: [], hamTokens: [], used: 0 };
     let lnSpam = 0;
@@ -168,8 +173,8 @@ export class BayesModel {
     const h = 1 - chi2Q(-2 * lnHam, 2 * n);
     return {
       probability: (s - h + 1) / 2,
-      spamTokens: used.filter((e) => e.prob > 0.5).slice(0, 5),
-      hamTokens: used.filter((e) => e.prob < 0.5).slice(0, 5),
+      spamTokens: used.filter((e) => e.prob > 0.5).slice(0, 5).map(({ token, prob }) => ({ token, prob })),
+      hamTokens: used.filter((e) => e.prob < 0.5).slice(0, 5).map(({ token, prob }) => ({ token, prob })),
       used: n,
     };
   }

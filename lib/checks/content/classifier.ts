@@ -1,7 +1,7 @@
 import type { Logger } from '../types';
 import { BayesModel, type Classification, type Label } from './bayes';
 import type { BayesSettings } from './settings';
-import { RedisBayesStore, SqliteBayesStore, type BayesStore } from './store';
+import { MODEL_VERSION, RedisBayesStore, SqliteBayesStore, type BayesStore } from './store';
 
 /**
  * The model in memory plus its store: loaded in the background at start (the
@@ -30,8 +30,23 @@ export class Classifier {
   }
 
   ready(): Promise<void> {
-    this.loading ??= this.reload();
+    this.loading ??= this.reload().then(() => this.warnLegacy());
     return this.loading;
+  }
+
+  /** After an upgrade of the tokenizer the old counts are not used: say so once, with the remedy. */
+  private async warnLegacy(): Promise<void> {
+    try {
+      const old = await this.store.legacyLearns();
+      if (old > 0) {
+        this.log.warn(
+          `mailward content: ${this.store.description} holds ${old} messages learnt with the previous tokenizer (model v1); ` +
+            `they are not used by model v${MODEL_VERSION}, which abstains until it has learnt min_learns of each class: retrain with mailward learn`,
+        );
+      }
+    } catch {
+      // Only a notice: the load itself reports store errors.
+    }
   }
 
   /** Saves what was learnt, then reads the store's sum (keeping anything learnt meanwhile). */

@@ -16,6 +16,8 @@ export interface HtmlInfo {
   hiddenText: string;
   links: HtmlLink[];
   images: number;
+  /** Names of the elements used (a structure clue for the classifier), at most 64. */
+  tags: Set<string>;
   /** True when the input was cut at the byte limit. */
   truncated: boolean;
 }
@@ -70,6 +72,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let textChars = 0;
   let hiddenChars = 0;
   let images = 0;
+  const tags = new Set<string>();
   const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '' }];
   const top = () => stack[stack.length - 1]!;
 
@@ -77,6 +80,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     {
       onopentag(name, attrs) {
         const parent = top();
+        if (tags.size < 64) tags.add(name);
         const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
         const frame: Frame = {
           tag: name,
@@ -134,6 +138,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     hiddenText: hidden.join(' ').replace(/\s+/g, ' ').trim(),
     links,
     images,
+    tags,
     truncated,
   };
 }

