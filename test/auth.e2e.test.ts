@@ -120,7 +120,7 @@ describe('auth and antispoof end to end through a real Haraka', function () {
   it('web form: SPOOF_LOCAL_DOMAIN from an unlisted server, clean once the server is listed', async () => {
     const form = () => message({ from: 'Website <webform@widget.test>', to: 'sales@widget.test', subject: 'Information request' });
     const unlisted = await send(form(), IP.webform, 'www-data@widget.test', 'sales@widget.test');
-    assert.equal(unlisted.code, 450, unlisted.response);
+    assert.equal(unlisted.code, 451, unlisted.response);
     assert.match(unlisted.response, /4\.7\.1 Message deferred/);
     assert.match(unlisted.response, /SPOOF_LOCAL_DOMAIN 12/);
 

@@ -112,8 +112,8 @@ describe('backscatter end to end through a real Haraka (Redis state)', function 
     // Ordinary mail with the blocked subject, from a fresh IP, is deferred.
     const plain = outbound({ mid: '<someone@other.example>', subject: 'Undelivered Mail Returned to Sender', from: 'carol@other.example' });
     const deferred = await sendMail({ port: haraka.port, from: 'carol@other.example', to: ['alice@example.com'], raw: plain, localAddress: '127.0.0.78' });
-    assert.equal(deferred.code, 450, deferred.response);
-    assert.match(deferred.response, /450 4\.7\.1 Message deferred/);
+    assert.equal(deferred.code, 451, deferred.response);
+    assert.match(deferred.response, /451 4\.7\.1 Message deferred/);
     assert.match(deferred.response, /BACKSCATTER_SUBJECT_BLOCKED 12/);
   });
 

@@ -142,8 +142,8 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     // The 7th complaint took alice over: her next message is deferred on both nodes, with the reason and the ref.
     for (const node of [a, b]) {
       const deferred = await send(node, 'alice', newsletter(9002));
-      assert.equal(deferred.code, 450, deferred.response);
-      assert.match(deferred.response, /^450 4\.7\.1 Message refused by outbound policy: sender alice suspended since \S+Z: complaint rate 0\.35% \(7 complaints \/ 2002 messages\) is above 0\.3% in 168 h; contact the postmaster to be reinstated \(ref [0-9A-Z]{7}\)$/);
+      assert.equal(deferred.code, 451, deferred.response);
+      assert.match(deferred.response, /^451 4\.7\.1 Message refused by outbound policy: sender alice suspended since \S+Z: complaint rate 0\.35% \(7 complaints \/ 2002 messages\) is above 0\.3% in 168 h; contact the postmaster to be reinstated \(ref [0-9A-Z]{7}\)$/);
     }
     const bob = await send(a, 'bob', simpleMessage({ from: 'bob@example.com', to: 'friend@remote.example', subject: 'Lunch?' }));
     assert.equal(bob.code, 250, `bob is unaffected: ${bob.response}`);

@@ -39,7 +39,9 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
   before(async () => {
     haraka = await startHaraka({
       plugins: [],
-      files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n' },
+      hostList: ['example.com', 'lenient.example.com'],
+      // lenient.example.com only defers what example.com rejects.
+      files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n[domain:lenient.example.com]\nreject = 5000\n' },
       // Another (non-mailward) plugin refusing a client at connect: its transaction still gets a row.
       pluginFiles: { test_refuse_connect: "exports.hook_connect = function (next, connection) { if (connection.remote.ip === '127.0.0.66') return next(902, 'no mail from this client'); next(); };\n" },
     });
@@ -80,6 +82,14 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
     assert.equal(row.score, 1000);
     assert.deepEqual(row.groups, { policy: 1000 });
     assert.equal(row.symbols[0]!.name, 'GTUBE');
+  });
+
+  it('defers with 451 4.7.1 and the ref where a recipient domain\'s thresholds say soft_reject', async () => {
+    const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@lenient.example.com'], raw: simpleMessage({ body: `test\r\n${GTUBE}\r\n` }) });
+    assert.equal(result.code, 451, result.response);
+    assert.match(result.response, /^451 4\.7\.1 Message deferred, try again later \(ref [0-9A-Z]{7}: GTUBE 1000\)/);
+    const row = await rowFor(REF.exec(result.response)![1]!);
+    assert.equal(row.action, 'soft_reject');
   });
 
   it('removes X-Mailward headers forged by the sender', async () => {

@@ -6,7 +6,7 @@ import { runtimeFor } from './runtime';
 import { connectionState, type MailwardState, transactionState } from './state';
 
 /** A hook body: resolves to nothing (CONT) or to a reply. */
-export type HookResult = void | { code: number; message?: string };
+export type HookResult = void | { code: number; message?: unknown };
 export type HookBody = (this: HarakaPlugin, connection: HarakaConnection, params: any[]) => Promise<HookResult>;
 
 /**

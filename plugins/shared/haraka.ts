@@ -7,7 +7,30 @@ export const DENY = 902;
 export const DENYSOFT = 903;
 export const OK = 906;
 
-export type Next = (code?: number, message?: string | string[]) => void;
+export type Next = (code?: number, message?: unknown) => void;
+
+/**
+ * A reply with an exact SMTP code. Haraka answers DENYSOFT with 450 unless the
+ * message is a DSN object (haraka-dsn's shape, recognised by its class name,
+ * with `code` and `reply`); this is that shape, without depending on
+ * haraka-dsn, so a soft refusal can be the 451 its meaning calls for.
+ */
+export class DSN {
+  constructor(
+    readonly code: number,
+    readonly reply: string,
+  ) {}
+
+  toString(): string {
+    return this.reply;
+  }
+}
+
+/** The text of a hook's message, whether a string, lines or a DSN. */
+export function replyText(message: unknown): string {
+  if (message instanceof DSN || (message && typeof message === 'object' && 'reply' in message)) return String((message as DSN).reply);
+  return Array.isArray(message) ? message.join(' ') : String(message ?? '');
+}
 
 export interface HarakaAddress {
   /** A getter in @haraka/email-address 3 (Haraka 3.3), a method in older releases. */

@@ -2,7 +2,7 @@ import { createTrackingWriter } from '../../lib/tracking';
 import { rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
 import type { TrackingWriter } from '../../lib/tracking/types';
 import { hook } from '../shared/adapter';
-import { addressOf, DENYSOFT, type HarakaConnection, type HarakaPlugin } from '../shared/haraka';
+import { addressOf, DENYSOFT, replyText, type HarakaConnection, type HarakaPlugin } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { connectionState, existingConnectionState, existingTransactionState, type MailwardState, transactionState } from '../shared/state';
 
@@ -105,9 +105,9 @@ export = {
 
   /** Any plugin's refusal: params are [code, message, plugin, function, params, hook]. */
   tracking_deny: hook(async function (connection: HarakaConnection, params) {
-    const [code, message, pluginName, , hookParams, hookName] = params as [number, string | string[], string, string, any, string];
+    const [code, message, pluginName, , hookParams, hookName] = params as [number, unknown, string, string, any, string];
     const action = code === DENYSOFT || code === 909 ? 'soft_reject' : 'reject';
-    const reason = `${Array.isArray(message) ? message.join(' ') : (message ?? '')} (by ${pluginName})`.trim();
+    const reason = `${replyText(message)} (by ${pluginName})`.trim();
     const runtime = runtimeFor(this);
     const txn = connection.transaction;
     if (hookName === 'rcpt' && txn) {

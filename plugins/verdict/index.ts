@@ -4,7 +4,7 @@ import { firstHeader } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { formatSymbols, smtpReplyText } from '../../lib/score/verdict';
 import { hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
-import { addressOf, DENY, DENYSOFT, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
+import { addressOf, DENY, DENYSOFT, DSN, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { existingTransactionState, type MailwardState } from '../shared/state';
 
@@ -55,12 +55,11 @@ function heldCopy(state: MailwardState, verdict: Verdict): Buffer {
   return Buffer.concat([Buffer.from(top, 'utf8'), state.ctx.raw ?? Buffer.alloc(0)]);
 }
 
-function forcedRefusal(state: MailwardState): { code: number; message: string } | undefined {
+function forcedRefusal(state: MailwardState): { code: number; message: DSN } | undefined {
   const forced = state.ledger.forced;
   if (!forced || (forced.action !== 'reject' && forced.action !== 'soft_reject')) return undefined;
-  const code = forced.action === 'reject' ? DENY : DENYSOFT;
-  const status = forced.action === 'reject' ? '5.7.1' : '4.7.1';
-  return { code, message: `${status} Message refused by ${forced.source}: ${forced.reason} (ref ${state.ctx.ref})` };
+  const text = `Message refused by ${forced.source}: ${forced.reason} (ref ${state.ctx.ref})`;
+  return forced.action === 'reject' ? { code: DENY, message: new DSN(550, `5.7.1 ${text}`) } : { code: DENYSOFT, message: new DSN(451, `4.7.1 ${text}`) };
 }
 
 export = {
@@ -78,7 +77,7 @@ export = {
   verdict_mail: hook(async function (connection) {
     const state = existingTransactionState(connection.transaction);
     const refusal = state && forcedRefusal(state);
-    if (refusal && state) state.outcome = { action: refusal.code === DENY ? 'reject' : 'soft_reject', phase: 'mail', reason: refusal.message };
+    if (refusal && state) state.outcome = { action: refusal.code === DENY ? 'reject' : 'soft_reject', phase: 'mail', reason: refusal.message.reply };
     return refusal;
   }),
 
@@ -90,7 +89,7 @@ export = {
     if (refusal) return refusal;
     const address: string | undefined = addressOf(params[0]);
     const reason = address ? state.ledger.refusedRecipients.get(address.toLowerCase()) : undefined;
-    if (reason) return { code: DENY, message: `5.7.1 Recipient refused: ${reason} (ref ${state.ctx.ref})` };
+    if (reason) return { code: DENY, message: new DSN(550, `5.7.1 Recipient refused: ${reason} (ref ${state.ctx.ref})`) };
   }),
 
   verdict_data_post: hook(async function (connection) {
@@ -115,9 +114,9 @@ export = {
 
     switch (verdict.action) {
       case 'reject':
-        return { code: DENY, message: `5.7.1 ${smtpReplyText(verdict)}` };
+        return { code: DENY, message: new DSN(550, `5.7.1 ${smtpReplyText(verdict)}`) };
       case 'soft_reject':
-        return { code: DENYSOFT, message: `4.7.1 ${smtpReplyText(verdict)}` };
+        return { code: DENYSOFT, message: new DSN(451, `4.7.1 ${smtpReplyText(verdict)}`) };
       case 'quarantine':
         try {
           await quarantineFor(runtime).put(
