@@ -3,7 +3,7 @@ import type { TrackingSettings } from '../config/shared';
 import { PostgresTrackingStore, type PostgresOptions } from './postgres';
 import { SqliteTrackingStore } from './sqlite';
 import type { TrackingStore } from './store';
-import type { TrackingReader, TrackingWriter } from './types';
+import type { TrackingReader } from './types';
 import { BatchingTrackingWriter, DisabledTrackingWriter } from './writer';
 
 export type { TrackingReader, TrackingRow, TrackingWriter, TraceFilter } from './types';
