@@ -14,7 +14,7 @@
 // score >= required_score 5, its default). msgs/s is wall time of the scoring
 // pass, one process, one core (neither parallelises a single stream).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Classifier, createBayesStore } from '../lib/checks/content/classifier';
@@ -61,9 +61,13 @@ function ensureSpamAssassin(): string {
   return v.stdout.split('\n')[0]!.trim();
 }
 
-/** Docs as one mbox: "From " separators, body lines starting with "From " quoted (mboxrd). */
+/**
+ * Docs as one mbox: "From " separators, body lines starting with "From "
+ * quoted (mboxrd). Each message is numbered in an X-Peers-Id header, because
+ * `spamassassin --mbox` does not write its output in input order.
+ */
 function mbox(docs: Doc[]): string {
-  return docs.map((d) => `From peers@bench Thu Jan  1 00:00:00 2004\n${d.raw.replace(/\r\n/g, '\n').replace(/^(>*From )/gm, '>$1').replace(/\n*$/, '\n')}\n`).join('');
+  return docs.map((d, i) => `From peers@bench Thu Jan  1 00:00:00 2004\nX-Peers-Id: ${i}\n${d.raw.replace(/\r\n/g, '\n').replace(/^(>*From )/gm, '>$1').replace(/\n*$/, '\n')}\n`).join('');
 }
 
 async function mailward(train: Doc[], test: Doc[], dir: string): Promise<Figures> {
@@ -125,8 +129,17 @@ function spamassassin(train: Doc[], test: Doc[], dir: string): Figures {
   // -L: local tests only (no DNS lists, no Razor/Pyzor); --mbox: the whole test set in one process.
   const out = execFileSync('spamassassin', ['-L', '--mbox', ...cfArgs, join(sa, 'test.mbox')], { maxBuffer: 1024 * 1024 * 1024, encoding: 'latin1', stdio: ['ignore', 'pipe', 'ignore'] });
   const seconds = Number(process.hrtime.bigint() - t1) / 1e9;
-  const statuses = [...out.matchAll(/^X-Spam-Status: (Yes|No), score=(-?[\d.]+)/gm)].map((m) => m[1] === 'Yes');
-  if (statuses.length !== test.length) throw new Error(`spamassassin returned ${statuses.length} verdicts for ${test.length} messages`);
+  // One chunk per message (the mbox separator we wrote): its X-Peers-Id and first X-Spam-Status.
+  const statuses: boolean[] = [];
+  let found = 0;
+  for (const chunk of out.split(/^From peers@bench [^\n]*\n/m).slice(1)) {
+    const id = Number(/^X-Peers-Id: (\d+)/m.exec(chunk)?.[1]);
+    const status = /^X-Spam-Status: (Yes|No)/m.exec(chunk)?.[1];
+    if (!Number.isInteger(id) || !status || statuses[id] !== undefined) throw new Error(`unreadable spamassassin output near: ${chunk.slice(0, 200)}`);
+    statuses[id] = status === 'Yes';
+    found++;
+  }
+  if (found !== test.length) throw new Error(`spamassassin returned ${found} verdicts for ${test.length} messages`);
   const nspam = /(\d+)\s+0\s+non-token data: nspam/.exec(learnt)?.[1];
   const nham = /(\d+)\s+0\s+non-token data: nham/.exec(learnt)?.[1];
   return figures('SpamAssassin -L (Bayes + local rules)', test, statuses, seconds, trainSeconds, `Bayes learnt ${nspam ?? '?'} spam / ${nham ?? '?'} ham; required_score 5`);

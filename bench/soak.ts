@@ -152,12 +152,12 @@ async function main(): Promise<void> {
     const distinct = await rig.distinctRefs();
     const lat = results.map((s) => s.latencyMs);
     const errors = results.filter(isError);
-    const logErrors = rig.haraka.logs().split('\n').filter((l) => /\[(CRIT|EMERG|ERROR)\].*mailward|uncaught|unhandled/i.test(l));
+    const logErrors = rig.haraka.logs().split('\n').filter((l) => (/\[(CRIT|EMERG|ERROR)\]/.test(l) && !/tls (key|cert)/.test(l)) || /uncaught|unhandled/i.test(l));
     say('');
     say(`messages sent ${sent} in ${elapsed.toFixed(0)} s: ${(sent / elapsed).toFixed(1)} msgs/s; latency p50 ${percentile(lat, 50)} ms, p99 ${percentile(lat, 99)} ms, max ${Math.max(0, ...lat)} ms`);
     say(`replies: ${codesOf(results)}`);
     say(`tracking rows in PostgreSQL: ${rows} (${distinct} distinct refs) for ${sent} messages sent: ${rows === sent && distinct === sent ? 'equal' : 'NOT EQUAL'}`);
-    say(`errors: ${errors.length} replies that were not a mailward verdict${errors.length ? ` (first: ${errors[0]!.code} ${errors[0]!.response})` : ''}; Haraka log error lines: ${logErrors.length}${logErrors.length ? ` (first: ${logErrors[0]!.slice(0, 200)})` : ''}`);
+    say(`errors: ${errors.length} replies that were not a mailward verdict${errors.length ? ` (first: ${errors[0]!.code} ${errors[0]!.response})` : ''}; Haraka log error lines (TLS key notices aside): ${logErrors.length}${logErrors.length ? ` (first: ${logErrors[0]!.slice(0, 200)})` : ''}`);
     say(`Haraka process: ${crashed || !rig.harakaAlive() ? 'DIED' : 'alive throughout'}; RSS MB per minute: ${rss.map((k) => (k / 1024).toFixed(0)).join(' ')}`);
     if (rss.length > 3) {
       const warm = rss.slice(2);
