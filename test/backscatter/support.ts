@@ -1,8 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
+import { countRedisKeys, deleteRedisKeys, uniqueRedisPrefix } from '../support/redis';
 import type { ScanResult } from '../../lib';
 import { backscatterModule } from '../../lib/checks/backscatter';
 import { builtinModule } from '../../lib/checks/builtin';
@@ -108,7 +107,7 @@ export interface TestMailward {
 }
 
 export function uniquePrefix(what: string): string {
-  return `mwtest:backscatter:${what}:${randomBytes(4).toString('hex')}:`;
+  return uniqueRedisPrefix('backscatter', what);
 }
 
 /** A library instance with only the backscatter module, an injectable clock and the given ini text. */
@@ -131,23 +130,6 @@ export function testMailward(backscatterIni: string, options: { backend?: 'memor
   };
 }
 
-export async function deleteRedisKeys(prefix: string): Promise<number> {
-  const client = createClient({ url: 'redis://127.0.0.1:6379' });
-  await client.connect();
-  let n = 0;
-  for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-    const keys = batch as unknown as string[];
-    if (keys.length) n += await client.del(keys);
-  }
-  await client.quit();
-  return n;
-}
 
-export async function countRedisKeys(prefix: string): Promise<number> {
-  const client = createClient({ url: 'redis://127.0.0.1:6379' });
-  await client.connect();
-  let n = 0;
-  for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) n += (batch as unknown as string[]).length;
-  await client.quit();
-  return n;
-}
+
+export { countRedisKeys, deleteRedisKeys };

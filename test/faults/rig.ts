@@ -6,11 +6,10 @@
 // process driving it over loopback.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server';
-import { freePort, removeDir, startHaraka, type HarakaInstance } from '../support/haraka';
+import { canConnect, freePort, removeDir, startHaraka, type HarakaInstance } from '../support/haraka';
 import { repoPath } from '../support/paths';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
 
@@ -26,16 +25,6 @@ export interface OwnRedis {
   keyCount(pattern: string): Promise<number>;
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      done(true);
-    });
-    socket.once('error', () => done(false));
-  });
-}
 
 async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

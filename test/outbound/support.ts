@@ -1,29 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
+import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from '../support/redis';
 import { parseIni } from '../../lib/config/ini';
 import { IniReader } from '../../lib/config/reader';
 import { parseOutboundSettings, type OutboundSettings } from '../../lib/checks/outbound/settings';
 
-export const REDIS_URL = 'redis://127.0.0.1:6379';
 
 export function uniquePrefix(what: string): string {
-  return `mwtest:outbound:${what}:${randomBytes(4).toString('hex')}:`;
+  return uniqueRedisPrefix('outbound', what);
 }
 
-export async function deleteRedisKeys(prefix: string): Promise<number> {
-  const client = createClient({ url: REDIS_URL });
-  await client.connect();
-  let n = 0;
-  try {
-    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-      const keys = batch as unknown as string[];
-      if (keys.length) n += await client.del(keys);
-    }
-  } finally {
-    await client.quit();
-  }
-  return n;
-}
 
 /** Settings from an ini text (and optionally the backscatter ini, for its signing keys). */
 export function outboundSettings(ini = '', backscatterIni?: string): OutboundSettings {
@@ -96,3 +81,5 @@ export function arfReport(f: ReportFields = {}): string {
     '',
   ].join('\r\n');
 }
+
+export { deleteRedisKeys, REDIS_URL };

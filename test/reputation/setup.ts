@@ -1,32 +1,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
+import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from '../support/redis';
 import { createMailward, type Mailward } from '../../lib';
 import type { Logger } from '../../lib/checks/types';
 
-export const REDIS_URL = 'redis://127.0.0.1:6379';
 
 export function uniquePrefix(name: string): string {
-  return `mwtest:${name}:${randomBytes(4).toString('hex')}:`;
+  return uniqueRedisPrefix(name);
 }
 
-/** Deletes every key under a prefix in the shared Redis. */
-export async function deleteRedisKeys(prefix: string, url = REDIS_URL): Promise<number> {
-  const client = createClient({ url });
-  await client.connect();
-  let n = 0;
-  try {
-    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-      const keys = batch as unknown as string[];
-      if (keys.length) n += await client.del(keys);
-    }
-  } finally {
-    await client.quit();
-  }
-  return n;
-}
 
 export interface ConfigOptions {
   dnsServer: string;
@@ -90,3 +73,5 @@ export function recordingLogger(): Logger & { lines: string[] } {
 export function reputationOnly(configDir: string, clock?: () => number, log?: Logger): Mailward {
   return createMailward({ configDir, modules: ['reputation'], clock, log });
 }
+
+export { deleteRedisKeys, REDIS_URL };

@@ -165,7 +165,8 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:port. */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((done) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     socket.once('connect', () => {
