@@ -101,6 +101,14 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.ok(symbol(n, 'DMARC_POLICY_NONE')!.score < symbol(q, 'DMARC_POLICY_QUARANTINE')!.score);
   });
 
+  it('pct= below 100 splits the weight between the policy and the next lower one (RFC 7489 sampling, as an expected score)', async () => {
+    const r = await scan(message({ from: 'news@rollout.test' }), IP.nobody, 'news@rollout.test');
+    assert.equal(symbol(r, 'DMARC_POLICY_REJECT')!.score, 2); // 25% of 8
+    assert.equal(symbol(r, 'DMARC_POLICY_QUARANTINE')!.score, 3.75); // 75% of 5
+    assert.match(symbol(r, 'DMARC_POLICY_REJECT')!.detail, /pct=25%/);
+    assert.equal(authResults(r.context)!.dmarc.pct, 25);
+  });
+
   it('a body changed in transit fails DKIM (body hash) and with it DMARC when SPF does not align', async () => {
     const signed = await sign(message(), 'example.com', 's1', world.keys.example);
     const tampered = signed.replace('figures are attached', 'figures are at http://evil.test/');

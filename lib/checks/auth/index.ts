@@ -184,7 +184,7 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
         }
         return [{ name: `DMARC_POLICY_${policy.toUpperCase()}`, detail: `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc || 'nothing'}, so no override` }];
       }
-      return [{ name: `DMARC_POLICY_${policy.toUpperCase()}`, detail: why }];
+      return policyHits(policy, dmarc.pct, why);
     }
     default:
       return [];
@@ -236,6 +236,24 @@ function dropForgedResults(ctx: MessageContext, authservId: string): Hit[] {
   ctx.headerChanges.remove.push('Authentication-Results');
   for (const value of all.filter((v) => !ours(v))) ctx.headerChanges.add.push(['Authentication-Results', value]);
   return [{ name: 'AUTH_RESULTS_FORGED', detail: `${forged.length} header${forged.length > 1 ? 's' : ''} claiming ${authservId} removed` }];
+}
+
+const LOWER_POLICY: Record<string, string> = { reject: 'quarantine', quarantine: 'none' };
+
+/**
+ * RFC 7489 pct=: the policy is meant for pct% of failing mail and the next
+ * lower one for the rest. A score has no sampling, so both symbols carry
+ * their share of the weight: the expected policy, explained.
+ */
+function policyHits(policy: string, pct: number | undefined, why: string): Hit[] {
+  const name = `DMARC_POLICY_${policy.toUpperCase()}`;
+  const lower = LOWER_POLICY[policy];
+  if (pct === undefined || pct >= 100 || !lower) return [{ name, detail: why }];
+  const share = pct / 100;
+  const hits: Hit[] = [];
+  if (share > 0) hits.push({ name, factor: share, detail: `${why}, applied to pct=${pct}% of failing mail` });
+  hits.push({ name: `DMARC_POLICY_${lower.toUpperCase()}`, factor: 1 - share, detail: `${why}, pct=${pct}: p=${lower} for the other ${100 - pct}%` });
+  return hits;
 }
 
 function createAuthCheck(settings: AuthSettings, services: Services): Check {

@@ -41,6 +41,8 @@ export interface AuthResults {
     policy: DmarcPolicy;
     /** The From: domain DMARC was evaluated for. */
     domain: string;
+    /** pct= of the record: the share of failing mail the policy is meant for (100 when absent). */
+    pct?: number;
     /** A DMARC fail neutralised by a trusted ARC sealer: the sealer's domain. */
     arcOverride?: string;
   };
@@ -100,6 +102,10 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[]):
   }));
 
   const dmarcRaw: any = result.dmarc;
+  const dmarcPct = (raw: any): number => {
+    const pct = Number(raw?.pct);
+    return Number.isFinite(pct) && raw?.pct !== undefined && raw?.pct !== '' ? Math.min(100, Math.max(0, pct)) : 100;
+  };
   const dmarcResult: DmarcResult = dmarcRaw ? normaliseDmarc(String(dmarcRaw.status?.result ?? 'none')) : 'none';
   const policy = dmarcRaw && ['none', 'quarantine', 'reject'].includes(dmarcRaw.policy) ? (dmarcRaw.policy as DmarcPolicy) : '';
 
@@ -113,7 +119,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[]):
     fromDomain,
     spf: { result: spfResult, domain: spfDomain, aligned: false, comment: String(result.spf ? (result.spf.status?.comment ?? '') : '') },
     dkim,
-    dmarc: { result: dmarcResult, policy, domain: fromDomain },
+    dmarc: { result: dmarcResult, policy, domain: fromDomain, ...(dmarcPct(dmarcRaw) < 100 ? { pct: dmarcPct(dmarcRaw) } : {}) },
     arc: {
       result: arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none',
       sealer,
