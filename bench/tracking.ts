@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import type { TrackingSettings } from '../lib/config/shared';
 import { BatchingTrackingWriter, openTrackingStore } from '../lib/tracking';
 import type { TrackingRow } from '../lib/tracking/types';
+import { loadConfig } from '../lib/config/load';
 
 export interface TrackingBackendFigures {
   backend: 'sqlite' | 'postgres';
@@ -89,19 +90,12 @@ async function measure(settings: TrackingSettings, rows: number): Promise<Tracki
 }
 
 function settingsIn(dir: string, over: Partial<TrackingSettings>): TrackingSettings {
-  // The shipped defaults of [tracking], except where the data goes.
+  // The shipped defaults of [tracking] (read as an operator's would be), except where the data goes.
   return {
-    enabled: true,
-    backend: 'sqlite',
+    ...loadConfig({ configDir: dir }).shared.tracking,
     sqlitePath: join(dir, 'tracking.sqlite'),
     postgresUrl: PG_URL,
-    postgresSchema: 'public',
-    postgresTable: 'mailward_tracking',
-    batchSize: 200,
-    flushIntervalMs: 500,
-    maxQueue: 10000,
     spoolPath: join(dir, 'tracking.spool'),
-    retryIntervalMs: 5000,
     ...over,
   };
 }
