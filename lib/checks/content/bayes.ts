@@ -73,7 +73,7 @@ export class BayesModel {
 
   constructor(readonly options: BayesOptions = DEFAULT_BAYES_OPTIONS) {}
 
-  private bump(token: string, ds: number, dh: number): void {
+  private bump(token: string, ds: number, dh: number, track: boolean): void {
     let c = this.tokens.get(token);
     if (!c) {
       if (ds <= 0 && dh <= 0) return;
@@ -86,7 +86,7 @@ export class BayesModel {
     c.spam += s;
     c.ham += h;
     if (c.spam === 0 && c.ham === 0) this.tokens.delete(token);
-    this.record(token, s, h);
+    if (track) this.record(token, s, h);
   }
 
   private record(key: string, ds: number, dh: number): void {
@@ -108,15 +108,24 @@ export class BayesModel {
     this.change(tokens, label, -1);
   }
 
-  private change(tokens: Iterable<string>, label: Label, by: 1 | -1): void {
+  /**
+   * Mirrors a change the store has already made (Classifier.learnOnce writes
+   * the counts and the message's seen record in one transaction): the counts
+   * move, nothing becomes pending.
+   */
+  applyStored(tokens: Iterable<string>, label: Label, by: 1 | -1): void {
+    this.change(tokens, label, by, false);
+  }
+
+  private change(tokens: Iterable<string>, label: Label, by: 1 | -1, track = true): void {
     const ds = label === 'spam' ? by : 0;
     const dh = label === 'ham' ? by : 0;
-    for (const token of new Set(tokens)) this.bump(token, ds, dh);
+    for (const token of new Set(tokens)) this.bump(token, ds, dh, track);
     const s = Math.max(0, this.nspam + ds) - this.nspam;
     const h = Math.max(0, this.nham + dh) - this.nham;
     this.nspam += s;
     this.nham += h;
-    this.record('', s, h);
+    if (track) this.record('', s, h);
   }
 
   /** Applies counts read from storage (absolute values), without marking them pending. */

@@ -1,6 +1,7 @@
 import type { Logger } from '../types';
 import { BayesModel, type Classification, type Label } from './bayes';
 import type { BayesSettings } from './settings';
+import { messageId, type LearnOutcome, type UnlearnOutcome } from './seen';
 import { MODEL_VERSION, RedisBayesStore, SqliteBayesStore, type BayesStore } from './store';
 
 /**
@@ -93,6 +94,37 @@ export class Classifier {
     return this.saving;
   }
 
+  /**
+   * Feedback learning, idempotent: every caller (mailward learn, autolearn,
+   * spamtrap symbols, quarantine release through learnMessage) comes here.
+   * The store checks and updates the message's seen record and its counts in
+   * one transaction, at once (not with the periodic save): learning a message
+   * again changes nothing, learning it as the other class moves it. Throws
+   * when the store cannot be reached (nothing is learnt then).
+   */
+  async learnOnce(tokens: readonly string[], label: Label): Promise<LearnOutcome> {
+    const unique = [...new Set(tokens)];
+    const was = await this.store.relabel(messageId(unique), unique, label);
+    if (was === label) return 'already learnt';
+    // Mirror the stored change in memory (a reload running meanwhile may hide it until the next one).
+    if (was) this.model.applyStored(unique, was, -1);
+    this.model.applyStored(unique, label, 1);
+    return was ? 'relearnt' : 'learnt';
+  }
+
+  /** Takes a message back out of whichever class it was learnt as; only a message with a seen record. */
+  async unlearnOnce(tokens: readonly string[]): Promise<UnlearnOutcome> {
+    const unique = [...new Set(tokens)];
+    const was = await this.store.relabel(messageId(unique), unique, null);
+    if (!was) return 'not learnt';
+    this.model.applyStored(unique, was, -1);
+    return 'unlearnt';
+  }
+
+  /**
+   * Raw counting, not idempotent and with no seen record: for training from a
+   * corpus in memory (evaluation, benchmarks). Feedback goes through learnOnce.
+   */
   learn(tokens: string[], label: Label): void {
     this.model.learn(tokens, label);
   }

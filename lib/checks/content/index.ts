@@ -2,6 +2,7 @@ import type { MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef, Verdict } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
+import type { Label } from './bayes';
 import { bulkHits } from './bulk';
 import { acquireClassifier, releaseClassifier, type Classifier } from './classifier';
 import { builtinHeuristics, ruleHits } from './heuristics';
@@ -13,6 +14,7 @@ export type { ContentSettings } from './settings';
 export { templateFingerprint, templateWords, type TemplateFingerprint } from './fingerprint';
 export { compileSafeRegex, regexProblem, UnsafeRegexError } from './safe-regex';
 export { learnMessage, unlearnMessage, messageTokens } from './learn';
+export { messageId, type LearnOutcome, type UnlearnOutcome } from './seen';
 export { Classifier, acquireClassifier, releaseClassifier, createBayesStore } from './classifier';
 
 const g = 'content';
@@ -93,20 +95,30 @@ function createChecks(settings: ContentSettings, services: Services): Check[] {
 }
 
 /** Autolearn (off by default) and learning from spamtrap-like symbols, after the verdict. */
-async function afterVerdict(settings: ContentSettings, _services: Services, ctx: MessageContext, verdict: Verdict): Promise<void> {
+async function afterVerdict(settings: ContentSettings, services: Services, ctx: MessageContext, verdict: Verdict): Promise<void> {
   const classifier = classifiers.get(settings);
   const tokens = tokensSeen.get(ctx);
   if (!classifier || !tokens) return;
-  const b = settings.bayes;
-  if (b.learnSpamSymbols.length && verdict.symbols.some((s) => b.learnSpamSymbols.includes(s.name))) {
-    classifier.learn(tokens, 'spam');
-    return;
+  const label = autolearnLabel(settings, verdict);
+  if (!label) return;
+  try {
+    // Idempotent (a seen record per message): a message delivered to several
+    // recipients, or to several nodes, is learnt once.
+    await classifier.learnOnce(tokens, label);
+  } catch (err) {
+    services.log.warn(`mailward content: autolearn as ${label} skipped: ${classifier.store.description}: ${(err as Error).message}`);
   }
-  if (!b.autolearn) return;
+}
+
+function autolearnLabel(settings: ContentSettings, verdict: Verdict): Label | null {
+  const b = settings.bayes;
+  if (b.learnSpamSymbols.length && verdict.symbols.some((s) => b.learnSpamSymbols.includes(s.name))) return 'spam';
+  if (!b.autolearn) return null;
   // Judge by everything except content itself, so the classifier does not teach itself its own mistakes.
   const others = verdict.score - (verdict.groups.content ?? 0);
-  if (others >= b.autolearnSpamScore) classifier.learn(tokens, 'spam');
-  else if (others <= b.autolearnHamScore) classifier.learn(tokens, 'ham');
+  if (others >= b.autolearnSpamScore) return 'spam';
+  if (others <= b.autolearnHamScore) return 'ham';
+  return null;
 }
 
 export const contentModule: CheckModule<ContentSettings> = {

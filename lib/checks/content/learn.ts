@@ -1,6 +1,7 @@
 import { createContext, type MessageContext } from '../../message';
 import type { Label } from './bayes';
 import type { Classifier } from './classifier';
+import type { LearnOutcome, UnlearnOutcome } from './seen';
 import { messageParts, type PartLimits, DEFAULT_LIMITS } from './parts';
 import { tokenize } from './tokenize';
 
@@ -11,17 +12,21 @@ export async function messageTokens(message: Buffer | string | MessageContext, l
 }
 
 /**
- * Feedback entry point (CLI `mailward learn`, quarantine release -> ham,
- * spamtrap -> spam): learns one message; saved with the next flush.
+ * Feedback entry point (quarantine release -> ham, `mailward learn`, and what
+ * autolearn and spamtrap symbols call underneath): learns one message once,
+ * written to the store at once. Learning it again is 'already learnt';
+ * learning it as the other class moves it ('relearnt').
  */
-export async function learnMessage(classifier: Classifier, message: Buffer | string | MessageContext, label: Label): Promise<number> {
-  const tokens = await messageTokens(message);
-  classifier.learn(tokens, label);
-  return tokens.length;
+export async function learnMessage(
+  classifier: Classifier,
+  message: Buffer | string | MessageContext,
+  label: Label,
+  limits: PartLimits = DEFAULT_LIMITS,
+): Promise<LearnOutcome> {
+  return classifier.learnOnce(await messageTokens(message, limits), label);
 }
 
-export async function unlearnMessage(classifier: Classifier, message: Buffer | string | MessageContext, label: Label): Promise<number> {
-  const tokens = await messageTokens(message);
-  classifier.unlearn(tokens, label);
-  return tokens.length;
+/** Takes a learnt message back out of the class it was learnt as ('not learnt' when there is no record of it). */
+export async function unlearnMessage(classifier: Classifier, message: Buffer | string | MessageContext, limits: PartLimits = DEFAULT_LIMITS): Promise<UnlearnOutcome> {
+  return classifier.unlearnOnce(await messageTokens(message, limits));
 }

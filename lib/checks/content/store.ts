@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { createClient } from 'redis';
-import type { BayesModel } from './bayes';
+import { createHash } from 'node:crypto';
+import type { BayesModel, Label } from './bayes';
 
 /**
  * Version of the token vocabulary (lib/checks/content/tokenize.ts). Counts
@@ -28,6 +29,14 @@ export interface BayesStore {
   /** Replaces the model's counts with the stored ones (pending deltas are the caller's). */
   load(model: BayesModel): Promise<void>;
   save(deltas: Deltas): Promise<void>;
+  /**
+   * Atomically: reads the seen record of message `id`, and unless it already
+   * says `label`, takes the message's (unique) tokens out of the class it was
+   * learnt as, adds them to `label` (null: forget it) and records the new
+   * class. Returns the class it had (null: not seen). Written at once, not
+   * with `save`: the record and the counts must never disagree.
+   */
+  relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null>;
   /** Messages learnt into the previous (v1) model, when the current one is empty: a reason to retrain. */
   legacyLearns(): Promise<number>;
   close(): Promise<void>;
@@ -35,6 +44,16 @@ export interface BayesStore {
 
 const TOKENS = `bayes_tokens_v${MODEL_VERSION}`;
 const TOTALS = `bayes_totals_v${MODEL_VERSION}`;
+const SEEN = `bayes_seen_v${MODEL_VERSION}`;
+
+/** The deltas that move one message from class `was` to `label` (either may be null). */
+function relabelDeltas(tokens: readonly string[], was: Label | null, label: Label | null): Deltas {
+  const ds = (label === 'spam' ? 1 : 0) - (was === 'spam' ? 1 : 0);
+  const dh = (label === 'ham' ? 1 : 0) - (was === 'ham' ? 1 : 0);
+  const deltas: Deltas = new Map([['', [ds, dh]]]);
+  for (const token of tokens) deltas.set(token, [ds, dh]);
+  return deltas;
+}
 
 /** One SQLite file per node (default): WAL, so readers and the writer do not block each other. */
 export class SqliteBayesStore implements BayesStore {
@@ -52,8 +71,13 @@ export class SqliteBayesStore implements BayesStore {
       const db = new Database(this.path);
       db.pragma('journal_mode = WAL');
       db.pragma('busy_timeout = 5000');
+      // Each learnt message is its own transaction (relabel): in WAL, NORMAL
+      // does not fsync every commit and still never corrupts the file; a power
+      // cut may lose the last few learnt messages.
+      db.pragma('synchronous = NORMAL');
       db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL) WITHOUT ROWID;
                CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
+               CREATE TABLE IF NOT EXISTS ${SEEN} (id TEXT PRIMARY KEY, class TEXT NOT NULL CHECK (class IN ('spam', 'ham')), learnt_at INTEGER NOT NULL) WITHOUT ROWID;
                INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0, 0);`);
       this.db = db;
     }
@@ -74,22 +98,45 @@ export class SqliteBayesStore implements BayesStore {
   async save(deltas: Deltas): Promise<void> {
     if (!deltas.size) return;
     const db = this.open();
+    db.transaction(() => this.apply(db, deltas))();
+  }
+
+  async relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null> {
+    const db = this.open();
+    const read = db.prepare(`SELECT class FROM ${SEEN} WHERE id = ?`).pluck();
+    const record = db.prepare(`INSERT INTO ${SEEN} (id, class, learnt_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET class = excluded.class, learnt_at = excluded.learnt_at`);
+    const forget = db.prepare(`DELETE FROM ${SEEN} WHERE id = ?`);
+    // IMMEDIATE takes the write lock before the read: another process cannot
+    // read the same record between our read and our write.
+    return db
+      .transaction((): Label | null => {
+        const was = (read.get(id) as Label | undefined) ?? null;
+        if (was === label) return was;
+        this.apply(db, relabelDeltas(tokens, was, label));
+        if (label) record.run(id, label, Date.now());
+        else forget.run(id);
+        return was;
+      })
+      .immediate();
+  }
+
+  /** Adds deltas (inside the caller's transaction); counts never go below zero. */
+  private apply(db: Database.Database, deltas: Deltas): void {
     const upsert = db.prepare(
-      `INSERT INTO ${TOKENS} (token, spam, ham) VALUES (?, max(0, ?), max(0, ?))
-       ON CONFLICT(token) DO UPDATE SET spam = max(0, spam + excluded.spam), ham = max(0, ham + excluded.ham)`,
+      // The update adds the delta itself, not excluded.* (already clamped to 0 for a negative delta).
+      `INSERT INTO ${TOKENS} (token, spam, ham) VALUES (@token, max(0, @s), max(0, @h))
+       ON CONFLICT(token) DO UPDATE SET spam = max(0, spam + @s), ham = max(0, ham + @h)`,
     );
     const prune = db.prepare(`DELETE FROM ${TOKENS} WHERE token = ? AND spam = 0 AND ham = 0`);
     const totals = db.prepare(`UPDATE ${TOTALS} SET spam = max(0, spam + ?), ham = max(0, ham + ?) WHERE id = 1`);
-    db.transaction(() => {
-      for (const [token, [s, h]] of deltas) {
-        if (token === '') {
-          totals.run(s, h);
-          continue;
-        }
-        upsert.run(token, s, h);
-        if (s < 0 || h < 0) prune.run(token);
+    for (const [token, [s, h]] of deltas) {
+      if (token === '') {
+        totals.run(s, h);
+        continue;
       }
-    })();
+      upsert.run({ token, s, h });
+      if (s < 0 || h < 0) prune.run(token);
+    }
   }
 
   async legacyLearns(): Promise<number> {
@@ -114,8 +161,36 @@ function newClient(url: string, timeoutMs: number) {
 type RedisClient = ReturnType<typeof newClient>;
 
 /**
- * Redis for a fleet: hashes <prefix>v2:spam and <prefix>v2:ham (token -> count)
- * and <prefix>v2:totals. Deltas are HINCRBY in one MULTI, so nodes add up.
+ * RedisBayesStore.relabel as one script, so the seen check and the count
+ * changes are atomic across a fleet. KEYS: seen, spam, ham, totals.
+ * ARGV: id, new class ('' = forget), tokens... Returns the old class ('' = none).
+ */
+const RELABEL_SCRIPT = `
+local was = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+local label = ARGV[2]
+if was == label then return was end
+local function add(class, by)
+  local key = class == 'spam' and KEYS[2] or KEYS[3]
+  for i = 3, #ARGV do
+    if redis.call('HINCRBY', key, ARGV[i], by) <= 0 then redis.call('HDEL', key, ARGV[i]) end
+  end
+  if redis.call('HINCRBY', KEYS[4], class, by) < 0 then redis.call('HSET', KEYS[4], class, 0) end
+end
+if was ~= '' then add(was, -1) end
+if label ~= '' then
+  add(label, 1)
+  redis.call('HSET', KEYS[1], ARGV[1], label)
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return was
+`;
+const RELABEL_SHA = createHash('sha1').update(RELABEL_SCRIPT).digest('hex');
+
+/**
+ * Redis for a fleet: hashes <prefix>v2:spam and <prefix>v2:ham (token -> count),
+ * <prefix>v2:totals and <prefix>v2:seen (message id -> class). Deltas are
+ * HINCRBY in one MULTI, so nodes add up.
  */
 export class RedisBayesStore implements BayesStore {
   private client?: RedisClient;
@@ -180,6 +255,20 @@ export class RedisBayesStore implements BayesStore {
       if (h) multi.hIncrBy(hamKey, hamField, h);
     }
     await multi.exec();
+  }
+
+  async relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null> {
+    const c = await this.connect();
+    const p = this.prefix;
+    const options = { keys: [`${p}seen`, `${p}spam`, `${p}ham`, `${p}totals`], arguments: [id, label ?? '', ...tokens] };
+    let was: unknown;
+    try {
+      was = await c.evalSha(RELABEL_SHA, options);
+    } catch (err) {
+      if (!/NOSCRIPT/.test((err as Error).message)) throw err;
+      was = await c.eval(RELABEL_SCRIPT, options);
+    }
+    return was === 'spam' || was === 'ham' ? was : null;
   }
 
   async legacyLearns(): Promise<number> {

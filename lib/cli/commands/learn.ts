@@ -1,15 +1,39 @@
 import { loadConfig } from '../../config/load';
 import { Classifier, createBayesStore } from '../../checks/content/classifier';
-import { messageTokens } from '../../checks/content/learn';
+import { learnMessage, unlearnMessage } from '../../checks/content/learn';
+import type { LearnOutcome, UnlearnOutcome } from '../../checks/content/seen';
 import type { ContentSettings } from '../../checks/content/settings';
 import type { Label } from '../../checks/content/bayes';
 import { silentLogger } from '../../runtime';
 import { readMessages } from '../sources';
 import { type CliCommand, UserError } from '../types';
 
+type Outcome = LearnOutcome | UnlearnOutcome;
+
+interface Tally {
+  done: number;
+  failed: number;
+  outcomes: Record<Outcome, number>;
+}
+
+function tally(): Tally {
+  return { done: 0, failed: 0, outcomes: { learnt: 0, 'already learnt': 0, relearnt: 0, unlearnt: 0, 'not learnt': 0 } };
+}
+
+/** "spam: 3 learnt, 1 already learnt, 1 relearnt (moved from ham)" or "spam: 2 unlearnt, 1 not learnt". */
+function summaryLine(label: Label, t: Tally, unlearn: boolean): string {
+  const o = t.outcomes;
+  const other = label === 'spam' ? 'ham' : 'spam';
+  const parts = unlearn
+    ? [`${o.unlearnt} unlearnt`, `${o['not learnt']} not learnt (nothing to take back)`]
+    : [`${o.learnt} learnt`, `${o['already learnt']} already learnt`, `${o.relearnt} relearnt (moved from ${other})`];
+  if (t.failed) parts.push(`${t.failed} skipped`);
+  return `${label}: ${parts.join(', ')}`;
+}
+
 function progress(label: string, done: number, failed: number, started: number): string {
   const rate = done / Math.max(0.001, (Date.now() - started) / 1000);
-  return `\rlearning ${label}: ${done} messages${failed ? `, ${failed} unreadable` : ''} (${rate.toFixed(0)}/s)`;
+  return `\rlearning ${label}: ${done} messages${failed ? `, ${failed} skipped` : ''} (${rate.toFixed(0)}/s)`;
 }
 
 export const command: CliCommand = {
@@ -33,7 +57,7 @@ export const command: CliCommand = {
     if (!classifier.loaded) throw new UserError(classifier.lastError || 'the Bayes model could not be loaded', 1);
     const before = { spam: classifier.model.nspam, ham: classifier.model.nham };
     const tty = process.stderr.isTTY;
-    const counts: Record<Label, { done: number; failed: number }> = { spam: { done: 0, failed: 0 }, ham: { done: 0, failed: 0 } };
+    const counts: Record<Label, Tally> = { spam: tally(), ham: tally() };
     try {
       for (const label of ['spam', 'ham'] as const) {
         const paths = v[label] ?? [];
@@ -42,28 +66,24 @@ export const command: CliCommand = {
         const c = counts[label];
         for (const message of readMessages(paths)) {
           try {
-            const tokens = await messageTokens(message.raw, settings.limits);
-            if (v.unlearn) classifier.unlearn(tokens, label);
-            else classifier.learn(tokens, label);
+            // Idempotent: the store keeps a seen record per message (docs/content.md).
+            const outcome = v.unlearn ? await unlearnMessage(classifier, message.raw, settings.limits) : await learnMessage(classifier, message.raw, label, settings.limits);
+            c.outcomes[outcome]++;
             c.done++;
           } catch (err) {
             c.failed++;
             io.err(`${tty ? '\n' : ''}${message.name}: skipped (${(err as Error).message})`);
           }
           if (tty && (c.done + c.failed) % 50 === 0) process.stderr.write(progress(label, c.done, c.failed, started));
-          // Save in batches so a long run keeps its work if interrupted.
-          if (c.done % 2000 === 0) await classifier.flush();
         }
         if (tty) process.stderr.write(`${progress(label, c.done, c.failed, started)}\n`);
         else io.err(progress(label, c.done, c.failed, started).slice(1));
       }
-      await classifier.flush();
     } finally {
       await classifier.close();
     }
-    const verb = v.unlearn ? 'unlearnt' : 'learnt';
-    io.out(`${verb} ${counts.spam.done} spam and ${counts.ham.done} ham into ${classifier.store.description}`);
-    io.out(`model: ${classifier.model.nspam} spam and ${classifier.model.nham} ham (was ${before.spam} and ${before.ham}), ${classifier.model.tokens.size} tokens`);
+    for (const label of ['spam', 'ham'] as const) if (v[label]?.length) io.out(summaryLine(label, counts[label], !!v.unlearn));
+    io.out(`model (${classifier.store.description}): ${classifier.model.nspam} spam and ${classifier.model.nham} ham (was ${before.spam} and ${before.ham}), ${classifier.model.tokens.size} tokens`);
     if (classifier.model.nspam < settings.bayes.minLearns || classifier.model.nham < settings.bayes.minLearns) {
       io.out(`note: the classifier scores only once it has ${settings.bayes.minLearns} of each ([bayes] min_learns)`);
     }
