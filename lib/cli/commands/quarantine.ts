@@ -1,5 +1,5 @@
 import { Classifier, createBayesStore } from '../../checks/content/classifier';
-import { messageTokens } from '../../checks/content/learn';
+import { learnMessage } from '../../checks/content/learn';
 import type { ContentSettings } from '../../checks/content/settings';
 import { addEntry, openLists } from '../../checks/rules/cli';
 import { silentLogger } from '../../runtime';
@@ -35,6 +35,7 @@ function printList(io: CliIO, records: QuarantineRecord[]): void {
 /**
  * Learns a released message as ham into the content module's Bayes model
  * (the same store the MTA reads; it picks the change up at its next reload).
+ * learnMessage is idempotent: a message autolearnt or trapped as spam moves to ham.
  */
 function hamLearner(config: MailwardConfig): (raw: Buffer) => Promise<void> {
   return async (raw) => {
@@ -43,8 +44,7 @@ function hamLearner(config: MailwardConfig): (raw: Buffer) => Promise<void> {
     try {
       await classifier.ready();
       if (!classifier.loaded) throw new Error(classifier.lastError || 'the Bayes model could not be loaded');
-      classifier.learn(await messageTokens(raw, settings.limits), 'ham');
-      await classifier.flush();
+      await learnMessage(classifier, raw, 'ham', settings.limits);
     } finally {
       await classifier.close();
     }
