@@ -7,7 +7,8 @@ export interface ReleaseOptions {
   host: string;
   port: number;
   /** Learns the message as ham once it is delivered (the content classifier), if available. */
-  learnHam?: (raw: Buffer) => Promise<void>;
+  /** Learns the released message as ham; resolves to what happened (e.g. 'learnt', 'relearnt'). */
+  learnHam?: (raw: Buffer) => Promise<string>;
   /** Release a message again even if it was released before. */
   force?: boolean;
   /** Give up on the SMTP server after this long (ms). */
@@ -19,7 +20,7 @@ export interface ReleaseResult {
   record: QuarantineRecord;
   /** The MTA's answer to the re-injected message. */
   response: string;
-  /** 'learned', 'not available', or why learning failed (the release itself succeeded). */
+  /** What learning did ('learnt', 'already learnt', 'relearnt'), 'not available', or why it failed (the release itself succeeded). */
   learned: string;
 }
 
@@ -80,8 +81,7 @@ export async function releaseMessage(store: FileQuarantine, ref: string, options
   let learned = 'not available';
   if (options.learnHam) {
     try {
-      await options.learnHam(raw);
-      learned = 'learned';
+      learned = await options.learnHam(raw);
     } catch (err) {
       learned = `learning failed: ${(err as Error).message}`;
     }

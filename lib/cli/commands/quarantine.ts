@@ -37,14 +37,15 @@ function printList(io: CliIO, records: QuarantineRecord[]): void {
  * (the same store the MTA reads; it picks the change up at its next reload).
  * learnMessage is idempotent: a message autolearnt or trapped as spam moves to ham.
  */
-function hamLearner(config: MailwardConfig): (raw: Buffer) => Promise<void> {
+function hamLearner(config: MailwardConfig): (raw: Buffer) => Promise<string> {
   return async (raw) => {
     const settings = config.modules.find((m) => m.module.name === 'content')!.settings as ContentSettings;
     const classifier = new Classifier(createBayesStore(settings.bayes), silentLogger);
     try {
       await classifier.ready();
       if (!classifier.loaded) throw new Error(classifier.lastError || 'the Bayes model could not be loaded');
-      await learnMessage(classifier, raw, 'ham', settings.limits);
+      const outcome = await learnMessage(classifier, raw, 'ham', settings.limits);
+      return outcome === 'relearnt' ? 'relearnt (moved from spam to ham)' : outcome;
     } finally {
       await classifier.close();
     }
