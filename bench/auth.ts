@@ -9,7 +9,7 @@
 import { AUTH_DEFAULTS, runAuthenticate } from '../lib/checks/auth';
 import { DnsResolver } from '../lib/dns/resolver';
 import { createContext } from '../lib/message';
-import { directResolver, forwardWithArc, IP, message, sign, startAuthWorld } from '../test/fixtures/auth/world';
+import { forwardFromExample, IP, message, sign, startAuthWorld } from '../test/fixtures/auth/world';
 
 export interface AuthBenchResult {
   /** authenticate() calls per second, DKIM-signed message, warm cache. */
@@ -34,12 +34,7 @@ export async function benchAuth(options: { calls?: number } = {}): Promise<AuthB
   try {
     const dns = new DnsResolver({ servers: [world.dns.server], timeoutMs: 1000, cacheSize: 10_000, maxTtl: 3600, negativeTtl: 300 });
     const signed = await sign(message(), 'example.com', 's1', world.keys.example);
-    const forwarded = await forwardWithArc(signed, {
-      sealer: 'fwd.test',
-      key: world.keys.fwd,
-      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
-      resolver: directResolver(world.dns.server),
-    });
+    const forwarded = await forwardFromExample(world, signed);
     const settings = { ...AUTH_DEFAULTS, trustedSealers: ['fwd.test'] };
     const signedCtx = () => createContext({ ip: IP.example, helo: 'mail.example.com', mailFrom: 'alice@example.com', raw: signed, localHostname: 'mx.bench.test' });
     const arcCtx = () => createContext({ ip: IP.forwarder, helo: 'mx.fwd.test', mailFrom: 'list-bounces@fwd.test', raw: forwarded, localHostname: 'mx.bench.test' });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
-import { directResolver, forwardWithArc, IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { forwardFromExample, IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 const O365_RECEIVED = [
   'Received: from NAM12-MW2-obe.outbound.protection.outlook.com (mail-mw2nam12lp2049.outbound.protection.outlook.com [104.47.66.49]) by mx1.widget.test with ESMTPS id 1A73BB4005F; Mon, 24 Feb 2020 16:21:33 +0000',
@@ -98,12 +98,7 @@ describe('auth and antispoof end to end through a real Haraka', function () {
 
   it('ARC-sealed forwarded mail from a trusted sealer passes', async () => {
     const original = await sign(message({ to: 'list@fwd.test' }), 'example.com', 's1', world.keys.example);
-    const forwarded = await forwardWithArc(original, {
-      sealer: 'fwd.test',
-      key: world.keys.fwd,
-      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
-      resolver: directResolver(world.dns.server),
-    });
+    const forwarded = await forwardFromExample(world, original);
     const result = await send(forwarded, IP.forwarder, 'list-bounces@fwd.test');
     assert.equal(result.code, 250, result.response);
     const ar = header(result.delivered!, 'Authentication-Results');

@@ -5,7 +5,7 @@ import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { repoPath } from './support/paths';
-import { configDir, directResolver, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { configDir, directResolver, forwardFromExample, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 function symbolNames(result: ScanResult): string[] {
   return result.verdict.symbols.map((s) => s.name).sort();
@@ -122,12 +122,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
 
   it('ARC-sealed forwarded mail from a trusted sealer: the DMARC fail is neutralised and explained', async () => {
     const original = await sign(message(), 'example.com', 's1', world.keys.example);
-    const forwarded = await forwardWithArc(original, {
-      sealer: 'fwd.test',
-      key: world.keys.fwd,
-      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
-      resolver: directResolver(world.dns.server),
-    });
+    const forwarded = await forwardFromExample(world, original);
     const result = await scan(forwarded, IP.forwarder, 'list-bounces@fwd.test');
     assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_INVALID', 'DMARC_FAIL_ARC_OVERRIDE', 'SPF_PASS']);
     const override = symbol(result, 'DMARC_FAIL_ARC_OVERRIDE')!;
@@ -142,12 +137,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
 
   it('the same forwarding through a sealer that is not trusted keeps DMARC_POLICY_REJECT', async () => {
     const original = await sign(message(), 'example.com', 's1', world.keys.example);
-    const forwarded = await forwardWithArc(original, {
-      sealer: 'untrusted.test',
-      key: world.keys.untrusted,
-      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
-      resolver: directResolver(world.dns.server),
-    });
+    const forwarded = await forwardFromExample(world, original, 'untrusted');
     const result = await scan(forwarded, IP.untrustedForwarder, 'list@untrusted.test');
     assert.ok(symbol(result, 'ARC_PASS'));
     assert.ok(symbol(result, 'DMARC_POLICY_REJECT'));
@@ -169,12 +159,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
 
   it('a broken ARC chain gives ARC_FAIL', async () => {
     const original = await sign(message(), 'example.com', 's1', world.keys.example);
-    const forwarded = await forwardWithArc(original, {
-      sealer: 'fwd.test',
-      key: world.keys.fwd,
-      receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
-      resolver: directResolver(world.dns.server),
-    });
+    const forwarded = await forwardFromExample(world, original);
     const result = await scan(forwarded.replace('Sent through', 'Altered after sealing,'), IP.forwarder, 'list-bounces@fwd.test');
     assert.ok(symbol(result, 'ARC_FAIL'), symbolNames(result).join());
     assert.ok(symbol(result, 'DMARC_POLICY_REJECT'));
