@@ -348,7 +348,7 @@ describe('outbound: mailward complaints import and mailward outbound', function 
     assert.equal((await cli('outbound', 'reinstate', 'alice', '--config', configDir)).code, 1);
     const bad = await cli('outbound', 'report', '--since', 'yesterday', '--config', configDir);
     assert.equal(bad.code, 2);
-    assert.match(bad.err, /^mailward outbound: --since "yesterday": expected 90m, 24h, 7d or an ISO time$/);
+    assert.match(bad.err, /^mailward outbound: --since "yesterday": give an ISO time \(2026-01-31 or 2026-01-31T08:00Z\) or a span such as 30m, 1h, 2d, 1w$/);
     const memory = await cli('outbound', 'status');
     assert.equal(memory.code, 1);
     assert.match(memory.err, /backend = memory .* use backend = redis/);

@@ -3,6 +3,7 @@ import { OutboundLedger, suspensionText, type OutboundSettings, type SenderRepor
 import { createStateStore } from '../../state';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
+import { parseSince } from '../since';
 
 const USAGE = [
   'mailward outbound status [SENDER] [--config DIR] [--json]',
@@ -34,15 +35,6 @@ export function openOutboundState(configDir: string | undefined, what: string): 
   const log = { debug() {}, info() {}, warn: (m: string) => (problem ??= m), error: (m: string) => (problem ??= m) };
   const store = createStateStore({ ...state, timeoutMs: Math.max(state.timeoutMs, 3000) }, log);
   return { store, settings, ledger: new OutboundLedger(store, settings, Date.now, config.shared.nodeName), problem: () => problem };
-}
-
-/** "24h", "7d", "90m" before now, or an ISO time. */
-export function parseSince(value: string, now = Date.now()): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([mhd])$/i.exec(value.trim());
-  if (m) return now - Number(m[1]) * { m: 60_000, h: 3600_000, d: 86400_000 }[m[2]!.toLowerCase() as 'm' | 'h' | 'd'];
-  const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new UserError(`--since ${JSON.stringify(value)}: expected 90m, 24h, 7d or an ISO time`);
-  return t;
 }
 
 function rate(n: number, of: number): string {
@@ -92,7 +84,7 @@ export const command: CliCommand = {
     if (action === 'reinstate' && rest.length !== 1) throw new UserError(`reinstate takes one SENDER\nusage: ${USAGE}`);
     if (action !== 'reinstate' && rest.length > (action === 'status' ? 1 : 0)) throw new UserError(`too many arguments\nusage: ${USAGE}`);
     if (v.since && action !== 'report') throw new UserError('--since goes with report');
-    const since = v.since ? parseSince(v.since) : undefined;
+    const since = v.since ? parseSince(v.since).getTime() : undefined;
 
     const { store, ledger, settings, problem } = openOutboundState(v.config, 'outbound counters and suspensions');
     const check = () => {

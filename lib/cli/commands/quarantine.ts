@@ -7,7 +7,7 @@ import { loadConfig, type MailwardConfig } from '../../config/load';
 import { parsedMessage, createContext } from '../../message';
 import { openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
-import { parseSince } from './trace';
+import { parseSince } from '../since';
 
 const ACTIONS = ['list', 'show', 'release', 'release-approve', 'delete', 'digest', 'purge'] as const;
 
