@@ -1,9 +1,9 @@
 import { loadConfig } from '../../config/load';
 import { OutboundLedger, suspensionText, type OutboundSettings, type SenderReport } from '../../checks/outbound';
-import { createStateStore } from '../../state';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
+import { openSharedState } from '../shared-state';
 
 const USAGE = [
   'mailward outbound status [SENDER] [--config DIR] [--json]',
@@ -24,17 +24,8 @@ export function openOutboundState(configDir: string | undefined, what: string): 
   const config = loadConfig({ configDir });
   const settings = config.modules.find((m) => m.module.name === 'outbound')?.settings as OutboundSettings | undefined;
   if (!settings) throw new UserError('the outbound module is not configured', 1);
-  const state = config.shared.state;
-  if (state.backend !== 'redis') {
-    throw new UserError(
-      `[state] backend = memory (in ${configDir ?? 'the shipped defaults: give --config DIR'}) keeps ${what} inside each running MTA, out of this command's reach; use backend = redis to share and manage them`,
-      1,
-    );
-  }
-  let problem: string | undefined;
-  const log = { debug() {}, info() {}, warn: (m: string) => (problem ??= m), error: (m: string) => (problem ??= m) };
-  const store = createStateStore({ ...state, timeoutMs: Math.max(state.timeoutMs, 3000) }, log);
-  return { store, settings, ledger: new OutboundLedger(store, settings, Date.now, config.shared.nodeName), problem: () => problem };
+  const { store, problem } = openSharedState(config.shared, configDir, what);
+  return { store, settings, ledger: new OutboundLedger(store, settings, Date.now, config.shared.nodeName), problem };
 }
 
 function rate(n: number, of: number): string {

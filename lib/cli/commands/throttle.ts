@@ -2,9 +2,9 @@ import type { BackscatterSettings } from '../../checks/backscatter/settings';
 import { normaliseSubject } from '../../checks/backscatter/subject';
 import { SubjectThrottle, type SubjectBlock } from '../../checks/backscatter/throttle';
 import { loadConfig } from '../../config/load';
-import { createStateStore } from '../../state';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
+import { openSharedState } from '../shared-state';
 
 const USAGE = 'mailward throttle list [--config DIR] [--json]\n       mailward throttle clear SUBJECT|ID [--config DIR]\n       mailward throttle clear --all [--config DIR]';
 
@@ -31,18 +31,8 @@ async function openState(configDir: string | undefined): Promise<{ store: StateS
   const config = loadConfig({ configDir });
   const settings = config.modules.find((m) => m.module.name === 'backscatter')?.settings as BackscatterSettings | undefined;
   if (!settings) throw new UserError('the backscatter module is not configured', 1);
-  const state = config.shared.state;
-  if (state.backend !== 'redis') {
-    throw new UserError(
-      `[state] backend = memory (in ${configDir ?? 'the shipped defaults: give --config DIR'}) keeps throttle blocks inside each running MTA, out of this command's reach; use backend = redis to share and manage them`,
-      1,
-    );
-  }
-  let problem: string | undefined;
-  const log = { debug() {}, info() {}, warn: (m: string) => (problem ??= m), error: (m: string) => (problem ??= m) };
-  // A command may wait longer for Redis than mail does.
-  const store = createStateStore({ ...state, timeoutMs: Math.max(state.timeoutMs, 3000) }, log);
-  return { store, throttle: new SubjectThrottle(store, settings.throttle, Date.now, config.shared.nodeName), problem: () => problem };
+  const { store, problem } = openSharedState(config.shared, configDir, 'throttle blocks');
+  return { store, throttle: new SubjectThrottle(store, settings.throttle, Date.now, config.shared.nodeName), problem };
 }
 
 export const command: CliCommand = {
