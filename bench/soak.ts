@@ -18,8 +18,9 @@ import { messageTokens } from '../lib/checks/content/learn';
 import type { ContentSettings } from '../lib/checks/content/settings';
 import { loadConfig } from '../lib/config/load';
 import { silentLogger } from '../lib/runtime';
-import { injectFault, percentile, startLoad, startRig, waitUntil, type FaultWindow, type Rig, type Sent } from '../test/faults/rig';
+import { injectFault, percentile, startLoad, startRig, type FaultWindow, type Rig, type Sent } from '../test/faults/rig';
 import { loadCorpus, split } from './corpus';
+import { waitFor } from '../test/support/wait';
 
 const { values: args } = parseArgs({
   options: {
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
     const sent = results.length;
     let rows = 0;
     try {
-      await waitUntil('every tracking row', async () => (rows = await rig.rowCount()) >= sent, 60_000);
+      await waitFor('every tracking row', async () => (rows = await rig.rowCount()) >= sent, 60_000);
       await new Promise((r) => setTimeout(r, 2000));
     } catch {
       /* reported below */

@@ -5,7 +5,8 @@
 // PostgreSQL becomes unreachable then black-holed. `npm run soak -- --faults`
 // runs the same faults for longer with corpus mail.
 import assert from 'node:assert/strict';
-import { injectFault, startLoad, startRig, waitUntil, type FaultWindow, type Rig, type Sent } from './faults/rig';
+import { injectFault, startLoad, startRig, type FaultWindow, type Rig, type Sent } from './faults/rig';
+import { waitFor } from './support/wait';
 
 const RATE = 25;
 const SECONDS = 40;
@@ -60,10 +61,10 @@ describe('faults under load: DNS, Redis and PostgreSQL go away and come back', f
 
     // Redis: the restarted server starts empty (no persistence); keys under our prefix prove the store reconnected.
     assert.ok(keysBefore > 0, 'state was in Redis before the fault');
-    await waitUntil('state written to the restarted Redis', async () => (await rig.redis.keyCount(`${rig.prefix}*`)) > 0, 10_000);
+    await waitFor('state written to the restarted Redis', async () => (await rig.redis.keyCount(`${rig.prefix}*`)) > 0, 10_000);
 
     // PostgreSQL: every row, once, after the spool replays.
-    await waitUntil('every tracking row in PostgreSQL', async () => (await rig.rowCount()) >= sent, 30_000);
+    await waitFor('every tracking row in PostgreSQL', async () => (await rig.rowCount()) >= sent, 30_000);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await rig.rowCount(), sent, 'tracking rows == messages sent');
     assert.equal(await rig.distinctRefs(), sent, 'no row twice');

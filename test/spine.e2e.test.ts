@@ -8,18 +8,10 @@ import { createTrackingReader } from '../lib/tracking';
 import type { TrackingReader, TrackingRow } from '../lib/tracking/types';
 import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
+import { waitFor } from './support/wait';
 
 const REF = /ref ([0-9A-Z]{7})/;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function readerFor(haraka: HarakaInstance): TrackingReader {
   return createTrackingReader(loadConfig({ configDir: haraka.configDir }).shared.tracking);

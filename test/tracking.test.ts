@@ -11,6 +11,7 @@ import { Spool } from '../lib/tracking/spool';
 import { BatchingTrackingWriter, createTrackingReader, createTrackingWriter, openTrackingStore, type TrackingStore } from '../lib/tracking';
 import type { TrackingRow } from '../lib/tracking/types';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
+import { waitFor } from './support/wait';
 
 const PG = { host: '127.0.0.1', port: 5432, database: 'test', user: 'postgres' };
 const PG_URL = `postgres://${PG.user}@${PG.host}:${PG.port}/${PG.database}`;
@@ -60,13 +61,6 @@ function captureLog(): CapturedLog {
   return { lines, debug: push('debug'), info: push('info'), warn: push('warn'), error: push('error') };
 }
 
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Rows in every spool file under the configured spool path. */
 function spooledRefs(settings: TrackingSettings): string[] {
@@ -202,13 +196,13 @@ function behaviour(backend: Backend): void {
     await sleep(20);
     assert.deepEqual(store.batches, [], 'nothing written before a batch is full or the timer fires');
     w.write(makeRow(9));
-    await until(() => store.batches.length === 1, 2000, 'the full batch');
+    await waitFor('the full batch', () => store.batches.length === 1, 2000, 20);
     assert.deepEqual(store.batches, [10]);
     for (const r of rows(10, 35)) w.write(r);
-    await until(() => store.batches.length === 4, 2000, 'three more batches');
+    await waitFor('three more batches', () => store.batches.length === 4, 2000, 20);
     assert.deepEqual(store.batches, [10, 10, 10, 5], 'a full batch goes at once, the remainder with it');
     w.write(makeRow(35));
-    await until(() => store.batches.length === 5, 2000, 'the timer flush');
+    await waitFor('the timer flush', () => store.batches.length === 5, 2000, 20);
     assert.equal(await countRows(settings), 36);
   });
 
@@ -259,7 +253,7 @@ function behaviour(backend: Backend): void {
 
     const w = writer();
     w.write(makeRow(18));
-    await until(() => w.stats().replayed > 0, 3000, 'the start-up replay');
+    await waitFor('the start-up replay', () => w.stats().replayed > 0, 3000, 20);
     await w.flush();
     const refs = (await reader().find({ limit: 100 })).map((r) => r.ref).sort();
     assert.deepEqual(refs, rows(0, 19).map((r) => r.ref), 'every row once, the live worker\'s rows left to it');
@@ -416,7 +410,7 @@ describe('tracking rows', () => {
             if (i % 10 === 0) await sleep(15); // mail keeps flowing across several flushes and retries
           }
           assert.ok(Date.now() - started < 5000, 'writes never waited for the database');
-          await until(() => w.stats().queued === 0 && w.stats().outage, 5000, 'the outage to be noticed and the queue spooled');
+          await waitFor('the outage to be noticed and the queue spooled', () => w.stats().queued === 0 && w.stats().outage, 5000, 20);
           await sleep(500); // a few failed replays while it is down
           assert.equal(w.stats().outage, true);
           assert.equal(w.stats().written, 50);
@@ -425,7 +419,7 @@ describe('tracking rows', () => {
 
           await proxy.start(); // back, on the same port
           for (let i = 150; i < 160; i++) w.write(makeRow(i));
-          await until(() => !w.stats().outage && w.stats().queued === 0, 10000, 'the replay after recovery');
+          await waitFor('the replay after recovery', () => !w.stats().outage && w.stats().queued === 0, 10000, 20);
           await w.flush();
           assert.deepEqual(Spool.files(settings.spoolPath), []);
           assert.ok(log.lines.some((l) => l.includes('is back')), log.lines.join('\n'));
@@ -449,14 +443,14 @@ describe('tracking rows', () => {
           await proxy.start(); // accepts connections, answers nothing
           const started = Date.now();
           for (const r of rows(0, 30)) w.write(r);
-          await until(() => w.stats().outage, 5000, 'the deadline to fire');
+          await waitFor('the deadline to fire', () => w.stats().outage, 5000, 20);
           assert.ok(Date.now() - started < 3000, `outage noticed after ${Date.now() - started} ms`);
-          await until(() => w.stats().queued === 0, 3000, 'the queue to be spooled');
+          await waitFor('the queue to be spooled', () => w.stats().queued === 0, 3000, 20);
 
           proxy.mode = 'forward';
           await proxy.stop();
           await proxy.start();
-          await until(() => !w.stats().outage, 10000, 'recovery');
+          await waitFor('recovery', () => !w.stats().outage, 10000, 20);
           await w.flush();
         } finally {
           await w.close();

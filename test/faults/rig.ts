@@ -12,6 +12,7 @@ import { startDnsServer, type TestDnsServer } from '../support/dns-server';
 import { canConnect, freePort, removeDir, startHaraka, type HarakaInstance } from '../support/haraka';
 import { repoPath } from '../support/paths';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { waitFor } from '../support/wait';
 
 export interface OwnRedis {
   port: number;
@@ -26,13 +27,6 @@ export interface OwnRedis {
 }
 
 
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A redis-server of our own on a free port (never the shared 6379): no persistence. */
 export async function startOwnRedis(): Promise<OwnRedis> {
@@ -45,7 +39,7 @@ export async function startOwnRedis(): Promise<OwnRedis> {
     async start() {
       if (redis.running()) return;
       child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-      await until(`redis-server on ${port}`, () => canConnect(port));
+      await waitFor(`redis-server on ${port}`, () => canConnect(port));
     },
     async stop() {
       const c = child;
@@ -270,8 +264,6 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Waits until `probe` holds (polling), or throws naming `what`. */
-export { until as waitUntil };
 
 // -------------------------------------------------------------- fault schedule
 
