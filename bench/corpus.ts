@@ -29,21 +29,31 @@ export function loadCorpus(): Doc[] {
   }));
 }
 
-/** Docs per folder, each folder in sha1 order. */
-function byFolder(docs: Doc[]): Doc[][] {
+/**
+ * Docs per folder, each folder in sha1 order: sha1("<folder>/<id>") for the
+ * fixed split, sha1("<seed>/<folder>/<id>") for the other splits `npm run eval
+ * -- --resplits N` draws.
+ */
+function byFolder(docs: Doc[], seed?: number): Doc[][] {
   const groups = new Map<string, Doc[]>();
   for (const doc of docs) {
     const list = groups.get(doc.group) ?? [];
     list.push(doc);
     groups.set(doc.group, list);
   }
-  return [...groups.keys()].sort().map((g) => groups.get(g)!.sort((a, b) => (a.key < b.key ? -1 : 1)));
+  const keyOf =
+    seed === undefined ? (d: Doc) => d.key : (d: Doc) => createHash('sha1').update(`${seed}/${d.group}/${d.id}`).digest('hex');
+  return [...groups.keys()].sort().map((g) => {
+    const keyed = groups.get(g)!.map((d) => ({ d, k: keyOf(d) }));
+    return keyed.sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.d);
+  });
 }
 
-export function split(docs: Doc[], testShare = 0.2): { train: Doc[]; test: Doc[] } {
+/** The fixed split (no seed), or another one drawn the same way (stratified 80/20) from a seed. */
+export function split(docs: Doc[], testShare = 0.2, seed?: number): { train: Doc[]; test: Doc[] } {
   const train: Doc[] = [];
   const test: Doc[] = [];
-  for (const list of byFolder(docs)) {
+  for (const list of byFolder(docs, seed)) {
     const cut = Math.round(list.length * testShare);
     list.forEach((doc, i) => (i < cut ? test : train).push(doc));
   }
