@@ -2,13 +2,16 @@ import type { Logger } from '../types';
 import { BayesModel, type Classification, type Label } from './bayes';
 import type { BayesSettings } from './settings';
 import { messageId, type LearnOutcome, type UnlearnOutcome } from './seen';
-import { MODEL_VERSION, RedisBayesStore, SqliteBayesStore, type BayesStore } from './store';
+import { MODEL_VERSION, RedisBayesStore, SqliteBayesStore, type BayesStore, type PrunePolicy } from './store';
+
+const DAY_MS = 86_400_000;
 
 /**
  * The model in memory plus its store: loaded in the background at start (the
  * classifier abstains until then), changes saved every save_interval and
  * re-read every reload_interval (to pick up `mailward learn` and other
- * nodes). Nothing here runs on the mail path except `classify`.
+ * nodes), and expired once a day when a prune policy is given. Nothing here
+ * runs on the mail path except `classify`.
  */
 export class Classifier {
   readonly model = new BayesModel();
@@ -23,11 +26,32 @@ export class Classifier {
     private readonly log: Logger,
   ) {}
 
-  /** Loads now (in the background) and starts the periodic save and reload. */
-  start(saveIntervalS: number, reloadIntervalS: number): void {
+  /** Loads now (in the background) and starts the periodic save, reload and (with a policy) daily prune. */
+  start(saveIntervalS: number, reloadIntervalS: number, prune?: PrunePolicy): void {
     void this.ready();
     this.timers.push(setInterval(() => void this.flush(), saveIntervalS * 1000).unref());
     this.timers.push(setInterval(() => void this.reload(), reloadIntervalS * 1000).unref());
+    if (prune) {
+      // The first run at a random point of the first hour: processes and nodes started together do not prune together.
+      const first = setTimeout(() => {
+        void this.prune(prune);
+        this.timers.push(setInterval(() => void this.prune(prune), DAY_MS).unref());
+      }, Math.random() * 3_600_000).unref();
+      this.timers.push(first);
+    }
+  }
+
+  /** Expires rare old tokens from the store (the next reload drops them from memory); never throws. */
+  async prune(policy: PrunePolicy): Promise<number> {
+    await this.flush();
+    try {
+      const removed = await this.store.prune(policy);
+      if (removed) this.log.info(`mailward content: expired ${removed} tokens of the Bayes model (seen in at most ${policy.maxCount} messages, not learnt for ${policy.olderThanDays} days)`);
+      return removed;
+    } catch (err) {
+      this.log.warn(`mailward content: expiring the Bayes model in ${this.store.description} failed: ${(err as Error).message}`);
+      return 0;
+    }
   }
 
   ready(): Promise<void> {
@@ -147,6 +171,11 @@ export class Classifier {
   }
 }
 
+/** The expiry settings as a policy, or undefined when expiry is off (prune_after_days = 0). */
+export function prunePolicy(settings: BayesSettings): PrunePolicy | undefined {
+  return settings.pruneAfterDays > 0 ? { olderThanDays: settings.pruneAfterDays, maxCount: settings.pruneMaxCount } : undefined;
+}
+
 export function createBayesStore(settings: BayesSettings): BayesStore {
   return settings.storage === 'redis' ? new RedisBayesStore(settings.redisUrl, settings.redisPrefix) : new SqliteBayesStore(settings.path);
 }
@@ -166,7 +195,7 @@ export function acquireClassifier(settings: BayesSettings, log: Logger): Classif
   let entry = open.get(key);
   if (!entry) {
     const classifier = new Classifier(createBayesStore(settings), log);
-    classifier.start(settings.saveIntervalS, settings.reloadIntervalS);
+    classifier.start(settings.saveIntervalS, settings.reloadIntervalS, prunePolicy(settings));
     entry = { classifier, users: 0 };
     open.set(key, entry);
   }

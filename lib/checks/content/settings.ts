@@ -23,6 +23,10 @@ export interface BayesSettings {
   saveIntervalS: number;
   /** Counts learnt elsewhere (CLI, other processes, other nodes) are re-read this often. */
   reloadIntervalS: number;
+  /** Expiry: tokens not learnt again for this many days... (0: never expire). */
+  pruneAfterDays: number;
+  /** ...and seen in at most this many learnt messages are removed, once a day. */
+  pruneMaxCount: number;
   autolearn: boolean;
   /** Autolearn spam when every other module together scored at least this. */
   autolearnSpamScore: number;
@@ -83,6 +87,8 @@ export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
     hamThreshold: 0.1,
     saveIntervalS: 30,
     reloadIntervalS: 300,
+    pruneAfterDays: 180,
+    pruneMaxCount: 1,
     autolearn: false,
     autolearnSpamScore: 12,
     autolearnHamScore: -2,
@@ -147,6 +153,8 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
       hamThreshold,
       saveIntervalS: bayes.number('save_interval', d.bayes.saveIntervalS, { min: 1 }),
       reloadIntervalS: bayes.number('reload_interval', d.bayes.reloadIntervalS, { min: 5 }),
+      pruneAfterDays: bayes.number('prune_after_days', d.bayes.pruneAfterDays, { min: 0, integer: true }),
+      pruneMaxCount: bayes.number('prune_max_count', d.bayes.pruneMaxCount, { min: 1, integer: true }),
       autolearn: autolearn.boolean('enabled', d.bayes.autolearn),
       autolearnSpamScore: autolearn.number('spam_score', d.bayes.autolearnSpamScore),
       autolearnHamScore: autolearn.number('ham_score', d.bayes.autolearnHamScore),

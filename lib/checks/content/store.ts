@@ -37,10 +37,33 @@ export interface BayesStore {
    * with `save`: the record and the counts must never disagree.
    */
   relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null>;
+  /**
+   * Expiry: removes the tokens seen in at most `maxCount` learnt messages
+   * whose last learn is more than `olderThanDays` ago. Works in batches and
+   * yields between them, so a process that also carries mail is not blocked.
+   * Returns how many tokens went.
+   */
+  prune(policy: PrunePolicy): Promise<number>;
   /** Messages learnt into the previous (v1) model, when the current one is empty: a reason to retrain. */
   legacyLearns(): Promise<number>;
   close(): Promise<void>;
 }
+
+export interface PrunePolicy {
+  olderThanDays: number;
+  maxCount: number;
+  /** Clock (ms), for tests. */
+  now?: number;
+}
+
+/** Days since the epoch: a token's age is kept to the day (one small integer per token). */
+export function dayNumber(ms: number): number {
+  return Math.floor(ms / 86_400_000);
+}
+
+/** Tokens looked at per batch by prune. */
+const PRUNE_BATCH = 2000;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const TOKENS = `bayes_tokens_v${MODEL_VERSION}`;
 const TOTALS = `bayes_totals_v${MODEL_VERSION}`;
@@ -75,10 +98,16 @@ export class SqliteBayesStore implements BayesStore {
       // does not fsync every commit and still never corrupts the file; a power
       // cut may lose the last few learnt messages.
       db.pragma('synchronous = NORMAL');
-      db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL) WITHOUT ROWID;
+      // last_day: day of the last learn that added to the token (its age for prune).
+      db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL, last_day INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
                CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
                CREATE TABLE IF NOT EXISTS ${SEEN} (id TEXT PRIMARY KEY, class TEXT NOT NULL CHECK (class IN ('spam', 'ham')), learnt_at INTEGER NOT NULL) WITHOUT ROWID;
                INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0, 0);`);
+      const columns = db.prepare(`PRAGMA table_info(${TOKENS})`).all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'last_day')) {
+        // A file from before expiry existed: its tokens' age starts counting today.
+        db.exec(`ALTER TABLE ${TOKENS} ADD COLUMN last_day INTEGER NOT NULL DEFAULT ${dayNumber(Date.now())}`);
+      }
       this.db = db;
     }
     return this.db;
@@ -98,7 +127,7 @@ export class SqliteBayesStore implements BayesStore {
   async save(deltas: Deltas): Promise<void> {
     if (!deltas.size) return;
     const db = this.open();
-    db.transaction(() => this.apply(db, deltas))();
+    db.transaction(() => this.apply(db, deltas, dayNumber(Date.now())))();
   }
 
   async relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null> {
@@ -112,20 +141,22 @@ export class SqliteBayesStore implements BayesStore {
       .transaction((): Label | null => {
         const was = (read.get(id) as Label | undefined) ?? null;
         if (was === label) return was;
-        this.apply(db, relabelDeltas(tokens, was, label));
-        if (label) record.run(id, label, Date.now());
+        const now = Date.now();
+        this.apply(db, relabelDeltas(tokens, was, label), dayNumber(now));
+        if (label) record.run(id, label, now);
         else forget.run(id);
         return was;
       })
       .immediate();
   }
 
-  /** Adds deltas (inside the caller's transaction); counts never go below zero. */
-  private apply(db: Database.Database, deltas: Deltas): void {
+  /** Adds deltas (inside the caller's transaction); counts never go below zero; a learn (a positive delta) dates the token. */
+  private apply(db: Database.Database, deltas: Deltas, day: number): void {
     const upsert = db.prepare(
       // The update adds the delta itself, not excluded.* (already clamped to 0 for a negative delta).
-      `INSERT INTO ${TOKENS} (token, spam, ham) VALUES (@token, max(0, @s), max(0, @h))
-       ON CONFLICT(token) DO UPDATE SET spam = max(0, spam + @s), ham = max(0, ham + @h)`,
+      `INSERT INTO ${TOKENS} (token, spam, ham, last_day) VALUES (@token, max(0, @s), max(0, @h), @day)
+       ON CONFLICT(token) DO UPDATE SET spam = max(0, spam + @s), ham = max(0, ham + @h),
+         last_day = CASE WHEN @s > 0 OR @h > 0 THEN @day ELSE last_day END`,
     );
     const prune = db.prepare(`DELETE FROM ${TOKENS} WHERE token = ? AND spam = 0 AND ham = 0`);
     const totals = db.prepare(`UPDATE ${TOTALS} SET spam = max(0, spam + ?), ham = max(0, ham + ?) WHERE id = 1`);
@@ -134,8 +165,26 @@ export class SqliteBayesStore implements BayesStore {
         totals.run(s, h);
         continue;
       }
-      upsert.run({ token, s, h });
+      upsert.run({ token, s, h, day });
       if (s < 0 || h < 0) prune.run(token);
+    }
+  }
+
+  async prune(policy: PrunePolicy): Promise<number> {
+    const db = this.open();
+    const cutoff = dayNumber(policy.now ?? Date.now()) - policy.olderThanDays;
+    // Keyset pages in primary-key order: each batch is a short transaction, then the event loop runs.
+    const page = db.prepare(`SELECT token FROM ${TOKENS} WHERE token > ? ORDER BY token LIMIT ${PRUNE_BATCH}`).pluck();
+    const remove = db.prepare(`DELETE FROM ${TOKENS} WHERE token >= ? AND token <= ? AND spam + ham <= ? AND last_day < ?`);
+    let after = '';
+    let removed = 0;
+    for (;;) {
+      const tokens = page.all(after) as string[];
+      if (!tokens.length) return removed;
+      const last = tokens[tokens.length - 1]!;
+      removed += remove.run(tokens[0], last, policy.maxCount, cutoff).changes;
+      after = last;
+      await yieldToEventLoop();
     }
   }
 
@@ -160,10 +209,22 @@ function newClient(url: string, timeoutMs: number) {
 }
 type RedisClient = ReturnType<typeof newClient>;
 
+/** EVALSHA, loading the script with EVAL when the server does not have it cached. */
+async function runScript(c: RedisClient, sha: string, script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
+  try {
+    return await c.evalSha(sha, options);
+  } catch (err) {
+    if (!/NOSCRIPT/.test((err as Error).message)) throw err;
+    return c.eval(script, options);
+  }
+}
+
 /**
  * RedisBayesStore.relabel as one script, so the seen check and the count
- * changes are atomic across a fleet. KEYS: seen, spam, ham, totals.
- * ARGV: id, new class ('' = forget), tokens... Returns the old class ('' = none).
+ * changes are atomic across a fleet. KEYS: seen, spam, ham, totals, day.
+ * ARGV: id, new class ('' = forget), today's day number, tokens... Returns
+ * the old class ('' = none). A learn dates its tokens (day hash); a token
+ * left with no count loses its date too.
  */
 const RELABEL_SCRIPT = `
 local was = redis.call('HGET', KEYS[1], ARGV[1]) or ''
@@ -171,8 +232,14 @@ local label = ARGV[2]
 if was == label then return was end
 local function add(class, by)
   local key = class == 'spam' and KEYS[2] or KEYS[3]
-  for i = 3, #ARGV do
-    if redis.call('HINCRBY', key, ARGV[i], by) <= 0 then redis.call('HDEL', key, ARGV[i]) end
+  local other = class == 'spam' and KEYS[3] or KEYS[2]
+  for i = 4, #ARGV do
+    if redis.call('HINCRBY', key, ARGV[i], by) <= 0 then
+      redis.call('HDEL', key, ARGV[i])
+      if redis.call('HEXISTS', other, ARGV[i]) == 0 then redis.call('HDEL', KEYS[5], ARGV[i]) end
+    elseif by > 0 then
+      redis.call('HSET', KEYS[5], ARGV[i], ARGV[3])
+    end
   end
   if redis.call('HINCRBY', KEYS[4], class, by) < 0 then redis.call('HSET', KEYS[4], class, 0) end
 end
@@ -188,9 +255,34 @@ return was
 const RELABEL_SHA = createHash('sha1').update(RELABEL_SCRIPT).digest('hex');
 
 /**
+ * RedisBayesStore.prune for one batch, atomic per batch. KEYS: spam, ham, day.
+ * ARGV: cutoff day, max count, today, tokens... A token with no date (learnt
+ * before tokens were dated) is dated today: its age starts now.
+ */
+const PRUNE_SCRIPT = `
+local removed = 0
+for i = 4, #ARGV do
+  local token = ARGV[i]
+  local day = redis.call('HGET', KEYS[3], token)
+  local count = (tonumber(redis.call('HGET', KEYS[1], token)) or 0) + (tonumber(redis.call('HGET', KEYS[2], token)) or 0)
+  if not day then
+    if count > 0 then redis.call('HSET', KEYS[3], token, ARGV[3]) end
+  elseif tonumber(day) < tonumber(ARGV[1]) and count <= tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[1], token)
+    redis.call('HDEL', KEYS[2], token)
+    redis.call('HDEL', KEYS[3], token)
+    if count > 0 then removed = removed + 1 end
+  end
+end
+return removed
+`;
+const PRUNE_SHA = createHash('sha1').update(PRUNE_SCRIPT).digest('hex');
+
+/**
  * Redis for a fleet: hashes <prefix>v2:spam and <prefix>v2:ham (token -> count),
- * <prefix>v2:totals and <prefix>v2:seen (message id -> class). Deltas are
- * HINCRBY in one MULTI, so nodes add up.
+ * <prefix>v2:day (token -> day of its last learn), <prefix>v2:totals and
+ * <prefix>v2:seen (message id -> class). Deltas are HINCRBY in one MULTI, so
+ * nodes add up.
  */
 export class RedisBayesStore implements BayesStore {
   private client?: RedisClient;
@@ -246,7 +338,9 @@ export class RedisBayesStore implements BayesStore {
     if (!deltas.size) return;
     const c = await this.connect();
     const multi = c.multi();
+    const day = String(dayNumber(Date.now()));
     for (const [token, [s, h]] of deltas) {
+      if (token !== '' && (s > 0 || h > 0)) multi.hSet(`${this.prefix}day`, token, day);
       const spamKey = token === '' ? `${this.prefix}totals` : `${this.prefix}spam`;
       const hamKey = token === '' ? `${this.prefix}totals` : `${this.prefix}ham`;
       const spamField = token === '' ? 'spam' : token;
@@ -260,15 +354,26 @@ export class RedisBayesStore implements BayesStore {
   async relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null> {
     const c = await this.connect();
     const p = this.prefix;
-    const options = { keys: [`${p}seen`, `${p}spam`, `${p}ham`, `${p}totals`], arguments: [id, label ?? '', ...tokens] };
-    let was: unknown;
-    try {
-      was = await c.evalSha(RELABEL_SHA, options);
-    } catch (err) {
-      if (!/NOSCRIPT/.test((err as Error).message)) throw err;
-      was = await c.eval(RELABEL_SCRIPT, options);
-    }
+    const options = { keys: [`${p}seen`, `${p}spam`, `${p}ham`, `${p}totals`, `${p}day`], arguments: [id, label ?? '', String(dayNumber(Date.now())), ...tokens] };
+    const was = await runScript(c, RELABEL_SHA, RELABEL_SCRIPT, options);
     return was === 'spam' || was === 'ham' ? was : null;
+  }
+
+  async prune(policy: PrunePolicy): Promise<number> {
+    const c = await this.connect();
+    const p = this.prefix;
+    const today = dayNumber(policy.now ?? Date.now());
+    const head = [String(today - policy.olderThanDays), String(policy.maxCount), String(today)];
+    let removed = 0;
+    // Every counted token is in spam or ham; dates left without counts are in day.
+    for (const key of [`${p}spam`, `${p}ham`, `${p}day`]) {
+      for await (const batch of c.hScanIterator(key, { COUNT: PRUNE_BATCH })) {
+        if (!batch.length) continue;
+        const options = { keys: [`${p}spam`, `${p}ham`, `${p}day`], arguments: [...head, ...batch.map((e) => e.field)] };
+        removed += Number(await runScript(c, PRUNE_SHA, PRUNE_SCRIPT, options)) || 0;
+      }
+    }
+    return removed;
   }
 
   async legacyLearns(): Promise<number> {

@@ -4,6 +4,7 @@ import { learnMessage, unlearnMessage } from '../../checks/content/learn';
 import type { LearnOutcome, UnlearnOutcome } from '../../checks/content/seen';
 import type { ContentSettings } from '../../checks/content/settings';
 import type { Label } from '../../checks/content/bayes';
+import type { PrunePolicy } from '../../checks/content/store';
 import { silentLogger } from '../../runtime';
 import { readMessages } from '../sources';
 import { type CliCommand, UserError } from '../types';
@@ -36,22 +37,43 @@ function progress(label: string, done: number, failed: number, started: number):
   return `\rlearning ${label}: ${done} messages${failed ? `, ${failed} skipped` : ''} (${rate.toFixed(0)}/s)`;
 }
 
+function wholeNumber(value: string, option: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min) throw new UserError(`${option} takes a whole number${min ? ` of at least ${min}` : ''}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** --older-than/--max-count, else [bayes] prune_after_days/prune_max_count (which may say "never": then --older-than is needed). */
+function prunePolicyOf(v: { 'older-than'?: string; 'max-count'?: string }, settings: ContentSettings): PrunePolicy {
+  const olderThanDays = v['older-than'] !== undefined ? wholeNumber(v['older-than'], '--older-than', 0) : settings.bayes.pruneAfterDays;
+  if (v['older-than'] === undefined && olderThanDays === 0) {
+    throw new UserError('[bayes] prune_after_days = 0 (expiry off): say how old with --older-than DAYS');
+  }
+  const maxCount = v['max-count'] !== undefined ? wholeNumber(v['max-count'], '--max-count', 1) : settings.bayes.pruneMaxCount;
+  return { olderThanDays, maxCount };
+}
+
 export const command: CliCommand = {
   name: 'learn',
-  summary: 'teach the content classifier spam and ham from .eml files, directories, maildirs or mbox files',
-  usage: 'mailward learn [--spam PATH]... [--ham PATH]... [--unlearn] [--config DIR]',
+  summary: 'teach the content classifier spam and ham from .eml files, directories, maildirs or mbox files; expire rare old tokens',
+  usage: 'mailward learn [--spam PATH]... [--ham PATH]... [--unlearn] [--prune [--older-than DAYS] [--max-count N]] [--config DIR]',
   options: {
     spam: { type: 'string', multiple: true },
     ham: { type: 'string', multiple: true },
     unlearn: { type: 'boolean' },
+    prune: { type: 'boolean' },
+    'older-than': { type: 'string' },
+    'max-count': { type: 'string' },
     config: { type: 'string' },
   },
   async run(args, io) {
-    const v = args.values as { spam?: string[]; ham?: string[]; unlearn?: boolean; config?: string };
-    if (!v.spam?.length && !v.ham?.length) throw new UserError(`give --spam PATH and/or --ham PATH\nusage: ${command.usage}`);
+    const v = args.values as { spam?: string[]; ham?: string[]; unlearn?: boolean; prune?: boolean; 'older-than'?: string; 'max-count'?: string; config?: string };
+    if (!v.prune && (v['older-than'] !== undefined || v['max-count'] !== undefined)) throw new UserError('--older-than and --max-count go with --prune');
+    if (!v.spam?.length && !v.ham?.length && !v.prune) throw new UserError(`give --spam PATH and/or --ham PATH, or --prune\nusage: ${command.usage}`);
     if (args.positionals.length) throw new UserError(`unexpected ${JSON.stringify(args.positionals[0])}: paths go after --spam or --ham`);
     const config = loadConfig({ configDir: v.config });
     const settings = config.modules.find((m) => m.module.name === 'content')!.settings as ContentSettings;
+    const policy = v.prune ? prunePolicyOf(v, settings) : undefined;
     const classifier = new Classifier(createBayesStore(settings.bayes), silentLogger);
     await classifier.ready();
     if (!classifier.loaded) throw new UserError(classifier.lastError || 'the Bayes model could not be loaded', 1);
@@ -78,6 +100,11 @@ export const command: CliCommand = {
         }
         if (tty) process.stderr.write(`${progress(label, c.done, c.failed, started)}\n`);
         else io.err(progress(label, c.done, c.failed, started).slice(1));
+      }
+      if (policy) {
+        const removed = await classifier.store.prune(policy);
+        await classifier.reload();
+        io.out(`expired ${removed} tokens seen in at most ${policy.maxCount} learnt message${policy.maxCount === 1 ? '' : 's'} and not learnt for ${policy.olderThanDays} days`);
       }
     } finally {
       await classifier.close();
