@@ -8,7 +8,8 @@ import { Client } from 'pg';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
 import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMessage, ReleaseError, type QuarantineEntry, type QuarantineIndex } from '../lib/quarantine';
-import { releaseKey, signRelease, verifyRelease } from '../lib/quarantine/release-token';
+import { createContext, headerValues } from '../lib/message';
+import { releaseHeaderLine, releaseKey, signRelease, verifyRelease } from '../lib/quarantine/release-token';
 import { freePort } from './support/haraka';
 
 const DAY = 86_400_000;
@@ -115,15 +116,67 @@ describe('quarantine store', () => {
   it('release stamps verify for the same sender and body only, and expire', () => {
     const key = releaseKey(dir, true)!;
     assert.deepEqual(releaseKey(dir, false), key, 'the key is kept');
-    const stamp = signRelease(key, 'HHH8', 'bob@partner.test', RAW, 1_000_000_000_000);
+    const bob = 'bob@partner.test';
+    const alice = ['alice@example.com'];
+    const stamp = signRelease(key, 'HHH8', { mailFrom: bob, rcptTo: alice }, RAW, 1_000_000_000_000);
     // Re-injected: headers added on top, line ends and trailing blanks changed in transit.
     const reinjected = Buffer.from(`Received: from localhost\r\nX-Mailward-Release: x\r\n${RAW.toString().replace(/\r\n/g, '\n').replace('Hello Alice', 'Hello Alice  ')}`);
-    assert.deepEqual(verifyRelease(key, stamp, 'Bob@Partner.test', reinjected, 1_000_000_000_000 + 1000), { ref: 'HHH8' });
-    assert.match((verifyRelease(key, stamp, 'eve@evil.test', RAW, 1_000_000_000_000) as { error: string }).error, /does not match/);
+    assert.deepEqual(verifyRelease(key, stamp, { mailFrom: 'Bob@Partner.test', rcptTo: alice }, reinjected, 1_000_000_000_000 + 1000), { ref: 'HHH8' });
+    assert.match((verifyRelease(key, stamp, { mailFrom: 'eve@evil.test', rcptTo: alice }, RAW, 1_000_000_000_000) as { error: string }).error, /does not match/);
     const changed = Buffer.from(RAW.toString().replace('Hello Alice', 'Send money'));
-    assert.match((verifyRelease(key, stamp, 'bob@partner.test', changed, 1_000_000_000_000) as { error: string }).error, /does not match/);
-    assert.match((verifyRelease(key, stamp, 'bob@partner.test', RAW, 1_000_000_000_000 + 2 * DAY) as { error: string }).error, /expired/);
-    assert.match((verifyRelease(key, 'HHH8 1 abc', 'bob@partner.test', RAW) as { error: string }).error, /malformed/);
+    assert.match((verifyRelease(key, stamp, { mailFrom: bob, rcptTo: alice }, changed, 1_000_000_000_000) as { error: string }).error, /does not match/);
+    assert.match((verifyRelease(key, stamp, { mailFrom: bob, rcptTo: alice }, RAW, 1_000_000_000_000 + 2 * DAY) as { error: string }).error, /expired/);
+    assert.match((verifyRelease(key, 'HHH8 1 abc', { mailFrom: bob, rcptTo: alice }, RAW) as { error: string }).error, /malformed/);
+    assert.deepEqual(verifyRelease(releaseKey(join(dir, 'other'), true)!, stamp, { mailFrom: bob, rcptTo: alice }, RAW, 1_000_000_000_000), { error: 'release stamp for HHH8 does not match this message' }, 'another key');
+  });
+
+  it('release stamps bind the recipients: the same or fewer verify, any other is named, case does not matter', () => {
+    const key = releaseKey(dir, true)!;
+    const now = 1_000_000_000_000;
+    const mailFrom = 'bob@partner.test';
+    const released = ['alice@example.com', 'carol@example.com', 'Dave@Example.com', 'alice@example.com'];
+    const stamp = signRelease(key, 'JJJ9', { mailFrom, rcptTo: released }, RAW, now);
+    const verify = (rcptTo: string[], value = stamp) => verifyRelease(key, value, { mailFrom, rcptTo }, RAW, now);
+    // One tag per distinct recipient (deduplicated), in an order that does not depend on the recipients'.
+    assert.match(stamp, /^JJJ9 \d+ [0-9a-f]{8},[0-9a-f]{8},[0-9a-f]{8} [0-9a-f]{32}$/);
+    assert.equal(signRelease(key, 'JJJ9', { mailFrom, rcptTo: ['dave@example.com', 'CAROL@example.com', 'alice@example.com'] }, RAW, now), stamp, 'same recipients, other order and case: same stamp');
+    assert.doesNotMatch(stamp, /example/, 'the stamp does not spell out the recipients');
+
+    assert.deepEqual(verify(['alice@example.com', 'carol@example.com', 'dave@example.com']), { ref: 'JJJ9' }, 'the same recipients');
+    assert.deepEqual(verify(['carol@example.com']), { ref: 'JJJ9' }, 'a subset (the MTA refused the others)');
+    assert.deepEqual(verify(['ALICE@Example.COM', 'dave@example.com']), { ref: 'JJJ9' }, 'case-insensitive');
+    assert.deepEqual(verify(['carol@example.com', 'x@example.org']), { error: 'release stamp for JJJ9 does not cover recipient x@example.org' });
+    assert.deepEqual(verify(['eve@example.com']), { error: 'release stamp for JJJ9 does not cover recipient eve@example.com' });
+
+    // The tag list is signed: dropping, adding or swapping a tag breaks the stamp.
+    const [ref, exp, tags, mac] = stamp.split(' ') as [string, string, string, string];
+    const list = tags.split(',');
+    const other = signRelease(key, 'JJJ9', { mailFrom, rcptTo: ['x@example.org'] }, RAW, now).split(' ')[2]!;
+    assert.deepEqual(verify(['alice@example.com'], [ref, exp, list.slice(1).join(','), mac].join(' ')), { error: 'release stamp for JJJ9 does not match this message' });
+    assert.deepEqual(verify(['x@example.org'], [ref, exp, [...list, other].join(','), mac].join(' ')), { error: 'release stamp for JJJ9 does not match this message' });
+    assert.deepEqual(verify(['x@example.org'], [ref, exp, [other, ...list.slice(1)].join(','), mac].join(' ')), { error: 'release stamp for JJJ9 does not match this message' });
+
+    // A stamp from before recipients were bound: REF EXPIRY HMAC.
+    assert.deepEqual(verify(['alice@example.com'], `${ref} ${exp} ${mac}`), { error: 'release stamp for JJJ9 without recipients (made by an older mailward): release again' });
+    assert.throws(() => signRelease(key, 'JJJ9', { mailFrom, rcptTo: [] }, RAW, now), /no recipients/);
+  });
+
+  it('a stamp for many recipients is folded into short header lines and still verifies as the rules module reads it', () => {
+    const key = releaseKey(dir, true)!;
+    const now = 1_000_000_000_000;
+    const rcptTo = Array.from({ length: 150 }, (_, i) => `user${i}@example.com`);
+    const stamp = signRelease(key, 'KKK1', { mailFrom: 'bob@partner.test', rcptTo }, RAW, now);
+    const line = releaseHeaderLine(stamp, '\r\n');
+    const lines = line.split('\r\n').slice(0, -1);
+    assert.ok(lines.length > 15, `folded: ${lines.length} lines`);
+    for (const l of lines) assert.ok(l.length <= 78, `short line: ${l}`);
+    assert.ok(lines.slice(1).every((l) => l.startsWith(' ')), 'continuation lines');
+    const ctx = createContext({ ip: '127.0.0.1', raw: Buffer.concat([Buffer.from(line), RAW]) });
+    const [value] = headerValues(ctx, 'X-Mailward-Release');
+    assert.notEqual(value, stamp, 'unfolded, it is not the one-line stamp');
+    assert.deepEqual(verifyRelease(key, value!, { mailFrom: 'bob@partner.test', rcptTo: [rcptTo[0]!, rcptTo[149]!] }, ctx.raw!, now), { ref: 'KKK1' });
+    assert.deepEqual(verifyRelease(key, value!, { mailFrom: 'bob@partner.test', rcptTo: ['user150@example.com'] }, ctx.raw!, now), { error: 'release stamp for KKK1 does not cover recipient user150@example.com' });
+    assert.equal(releaseHeaderLine(signRelease(key, 'KKK1', { mailFrom: 'bob@partner.test', rcptTo: ['a@example.com'] }, RAW, now), '\n').split('\n').length, 2, 'one recipient: one line');
   });
 });
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
 import { closeSharedIndexes } from '../lib/quarantine';
+import { releaseHeaderLine, releaseKey, signRelease } from '../lib/quarantine/release-token';
 import { GTUBE } from '../lib/checks/builtin';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
 import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
@@ -208,6 +209,26 @@ describe('rules end to end through a real Haraka', function () {
     const r = await send(forged, IP.nobody, 'bob@shop.test');
     assert.equal(r.newDeliveries, 0);
     assert.match(r.response, /held for review/);
+  });
+
+  it('a release stamp holds for the released recipients or fewer, not for one added', async () => {
+    // A valid stamp made as `quarantine release` makes it, with the key the MTA reads.
+    const key = releaseKey(join(haraka.dir, 'data', 'quarantine'), true)!;
+    const held = () => message({ from: 'Bob <bob@shop.test>', to: 'staff@widget.test', subject: 'Invoice [hold]' });
+    const stamped = (raw: string, rcptTo: string[]) => `${releaseHeaderLine(signRelease(key, 'ABCDEFG', { mailFrom: 'bob@shop.test', rcptTo }, Buffer.from(raw)), '\r\n')}${raw}`;
+
+    const raw = held();
+    const fewer = await send(stamped(raw, ['staff@widget.test', 'other@widget.test']), IP.nobody, 'bob@shop.test', 'Staff@Widget.test');
+    assert.equal(fewer.code, 250, fewer.response);
+    assert.match(status(fewer.delivered), /^accept .*QUARANTINE_RELEASED/, 'a subset of the released recipients, in another case');
+
+    const logLength = haraka.logs().length;
+    const before = haraka.delivered();
+    const raw2 = held();
+    const added = await sendMail({ port: haraka.port, from: 'bob@shop.test', to: ['staff@widget.test', 'other@widget.test'], raw: stamped(raw2, ['staff@widget.test']), localAddress: IP.nobody, helo: 'mail.sender.test' });
+    assert.match(added.response, /held for review/);
+    assert.equal(newFiles(before).length, 0);
+    assert.match(haraka.logs().slice(logLength), /not honoured: release stamp for ABCDEFG does not cover recipient other@widget\.test/);
   });
 
   it('release-approve: the next message from that sender is accepted for that recipient only, and a forgery is not', async () => {

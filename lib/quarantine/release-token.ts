@@ -6,10 +6,25 @@ import { headerBlockEnd } from '../message';
 /**
  * A released message goes back through the MTA and so through every check
  * again, where it would be held again (and its SPF now fails: it comes from
- * 127.0.0.1). The release therefore stamps it with this header: the ref, an
- * expiry and an HMAC over both, the envelope sender and the body, keyed with
- * a secret in the quarantine directory that only the MTA and the CLI read.
- * The rules module accepts a message with a valid stamp and strips the header.
+ * 127.0.0.1). The release therefore stamps it with this header:
+ *
+ *   X-Mailward-Release: REF EXPIRY TAG,TAG,... HMAC
+ *
+ * keyed with a secret in the quarantine directory that only the MTA and the
+ * CLI read. Each TAG stands for one released recipient; HMAC covers the ref,
+ * the expiry, the envelope sender, the body and the tag list. The rules module
+ * accepts a message with a valid stamp whose recipients are all among the
+ * tagged ones (the MTA may refuse some recipients of a release, so a subset
+ * is fine) and strips the header.
+ *
+ * Why tags rather than the recipients themselves (e.g. a base64url list):
+ * a tag is 8 hex characters whatever the address, so the header stays short
+ * for a long recipient list; the stamp stays self-contained (no lookup in the
+ * quarantine at DATA time); and the header, which transits the queue and
+ * logs, does not spell out every recipient (Bcc included) to anyone who
+ * sees it. A tag is a keyed HMAC: without the key, nobody can make the tag
+ * of another address, and a 32-bit tag leaves a chance of 1 in 2^32 per
+ * signed recipient that a given other address happens to match.
  */
 export const RELEASE_HEADER = 'X-Mailward-Release';
 const KEY_FILE = 'release.key';
@@ -49,23 +64,70 @@ function bodyDigest(raw: Buffer): string {
   return createHash('sha256').update(normal, 'latin1').digest('hex');
 }
 
-function mac(key: Buffer, ref: string, expires: number, mailFrom: string, raw: Buffer): string {
-  return createHmac('sha256', key).update(`${ref}\n${expires}\n${mailFrom.toLowerCase()}\n${bodyDigest(raw)}`).digest('hex').slice(0, 32);
+/** The key's tag for one recipient: lower-cased, so addresses match whatever their case. */
+function recipientTag(key: Buffer, address: string): string {
+  return createHmac('sha256', key).update(`rcpt\n${address.trim().toLowerCase()}`).digest('hex').slice(0, 8);
 }
 
-export function signRelease(key: Buffer, ref: string, mailFrom: string, raw: Buffer, now = Date.now()): string {
+function mac(key: Buffer, ref: string, expires: number, mailFrom: string, tags: string, raw: Buffer): string {
+  return createHmac('sha256', key).update(`${ref}\n${expires}\n${mailFrom.toLowerCase()}\n${bodyDigest(raw)}\n${tags}`).digest('hex').slice(0, 32);
+}
+
+export interface ReleaseEnvelope {
+  mailFrom: string;
+  /** At signing: the recipients released to. At verification: the transaction's recipients. */
+  rcptTo: readonly string[];
+}
+
+/** The stamp (the header's value, one line) for a release of `raw` to `envelope.rcptTo`. */
+export function signRelease(key: Buffer, ref: string, envelope: ReleaseEnvelope, raw: Buffer, now = Date.now()): string {
+  if (!envelope.rcptTo.length) throw new Error(`release stamp for ${ref}: no recipients`);
   const expires = Math.floor(now / 1000) + RELEASE_VALIDITY_SECONDS;
-  return `${ref} ${expires} ${mac(key, ref, expires, mailFrom, raw)}`;
+  // Sorted and deduplicated: the same recipients give the same list, in any order or case.
+  const tags = [...new Set(envelope.rcptTo.map((r) => recipientTag(key, r)))].sort().join(',');
+  return `${ref} ${expires} ${tags} ${mac(key, ref, expires, envelope.mailFrom, tags, raw)}`;
 }
 
-/** The ref a valid stamp names, or why it is not valid. */
-export function verifyRelease(key: Buffer, value: string, mailFrom: string, raw: Buffer, now = Date.now()): { ref: string } | { error: string } {
-  const m = /^([0-9A-Z]+) (\d+) ([0-9a-f]{32})$/.exec(value.trim());
+/**
+ * The stamp as a header line ending in `eol`, folded after commas of the tag
+ * list: lines stay short (an MTA breaks lines past 998 octets, Haraka at 992,
+ * wherever that falls), and verification reads the tags with or without the folds.
+ */
+export function releaseHeaderLine(stamp: string, eol: string): string {
+  const pieces = stamp.split(/(?<=,)/);
+  const lines: string[] = [];
+  let line = `${RELEASE_HEADER}: ${pieces[0]}`;
+  for (const piece of pieces.slice(1)) {
+    if (line.length + piece.length > 78) {
+      lines.push(line);
+      line = ` ${piece}`;
+    } else line += piece;
+  }
+  lines.push(line);
+  return lines.map((l) => `${l}${eol}`).join('');
+}
+
+/**
+ * The ref a valid stamp names, or why it is not valid: forged or altered,
+ * another sender or body, expired, or a recipient of `envelope` that the
+ * release did not cover.
+ */
+export function verifyRelease(key: Buffer, value: string, envelope: ReleaseEnvelope, raw: Buffer, now = Date.now()): { ref: string } | { error: string } {
+  // Unfolded, the tag list may read "a, b" where the header was folded.
+  const text = value.trim().replace(/\s+/g, ' ').replace(/, /g, ',');
+  const old = /^([0-9A-Z]+) \d+ [0-9a-f]{32}$/.exec(text);
+  if (old) return { error: `release stamp for ${old[1]} without recipients (made by an older mailward): release again` };
+  const m = /^([0-9A-Z]+) (\d+) ([0-9a-f]{8}(?:,[0-9a-f]{8})*) ([0-9a-f]{32})$/.exec(text);
   if (!m) return { error: 'malformed release stamp' };
-  const [, ref, exp, given] = m as unknown as [string, string, string, string];
+  const [, ref, exp, tags, given] = m as unknown as [string, string, string, string, string];
   const expires = Number(exp);
   if (expires * 1000 < now) return { error: `release stamp for ${ref} expired` };
-  const want = Buffer.from(mac(key, ref, expires, mailFrom, raw));
+  const want = Buffer.from(mac(key, ref, expires, envelope.mailFrom, tags, raw));
   if (!timingSafeEqual(want, Buffer.from(given))) return { error: `release stamp for ${ref} does not match this message` };
+  // An HMAC proves the list as a whole; the subset rule needs the list itself.
+  const signed = new Set(tags.split(','));
+  for (const rcpt of envelope.rcptTo) {
+    if (!signed.has(recipientTag(key, rcpt))) return { error: `release stamp for ${ref} does not cover recipient ${rcpt}` };
+  }
   return { ref };
 }

@@ -1,6 +1,6 @@
 import { createTransport } from 'nodemailer';
 import type { FileQuarantine } from './files';
-import { RELEASE_HEADER, releaseKey, signRelease } from './release-token';
+import { releaseHeaderLine, releaseKey, signRelease } from './release-token';
 import type { QuarantineRecord } from './types';
 
 export interface ReleaseOptions {
@@ -32,7 +32,7 @@ export class ReleaseError extends Error {
 /** Puts the stamp on top of the message: the rules module honours it once. */
 function stamped(raw: Buffer, stamp: string): Buffer {
   const eol = raw.includes('\r\n') ? '\r\n' : '\n';
-  return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${stamp}${eol}`), raw]);
+  return Buffer.concat([Buffer.from(releaseHeaderLine(stamp, eol)), raw]);
 }
 
 /**
@@ -50,7 +50,8 @@ export async function releaseMessage(store: FileQuarantine, ref: string, options
   }
   if (!entry.rcptTo.length) throw new ReleaseError(`${ref} has no recipients to release to`);
   const key = releaseKey(store.dir, true)!;
-  const message = stamped(raw, signRelease(key, ref, entry.mailFrom, raw, now()));
+  // The stamp covers exactly the held recipients, the ones this release sends to.
+  const message = stamped(raw, signRelease(key, ref, { mailFrom: entry.mailFrom, rcptTo: entry.rcptTo }, raw, now()));
   const timeout = options.timeoutMs ?? 30_000;
   const transport = createTransport({
     host: options.host,

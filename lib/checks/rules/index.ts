@@ -51,7 +51,8 @@ function checkRelease(ctx: MessageContext, ledger: Ledger, settings: RulesSettin
   ctx.headerChanges.remove.push(RELEASE_HEADER);
   const key = releaseKey(settings.quarantineDir, false);
   if (!key || !ctx.raw) return [];
-  const result = verifyRelease(key, values[0]!, ctx.mailFrom ?? '', ctx.raw, services.clock());
+  // Every recipient of this transaction must be one the operator released to.
+  const result = verifyRelease(key, values[0]!, { mailFrom: ctx.mailFrom ?? '', rcptTo: ctx.rcptTo }, ctx.raw, services.clock());
   if ('error' in result) {
     services.log.warn(`mailward rules: ${RELEASE_HEADER} not honoured: ${result.error}`);
     return [];
