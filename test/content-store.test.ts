@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import Database from 'better-sqlite3';
+import { BayesModel } from '../lib/checks/content/bayes';
 import { Classifier } from '../lib/checks/content/classifier';
 import { RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
 import { silentLogger } from '../lib/runtime';
@@ -47,6 +48,30 @@ describe('content: Bayes persistence', () => {
     try {
       await roundTrip(() => new SqliteBayesStore(join(dir, 'sub', 'bayes.sqlite')));
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('SQLite: a model of several pages loads whole, and mail gets the event loop between pages', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mw-bayes-'));
+    const store = new SqliteBayesStore(join(dir, 'bayes.sqlite'));
+    try {
+      const deltas = new Map<string, [number, number]>([['', [7, 9]]]);
+      for (let i = 0; i < 25_001; i++) deltas.set(`t${String(i).padStart(5, '0')}`, [i % 2, 1]);
+      await store.save(deltas);
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 0);
+      const model = new BayesModel();
+      await store.load(model);
+      clearInterval(ticker);
+      assert.equal(model.tokens.size, 25_001);
+      assert.deepEqual([model.nspam, model.nham], [7, 9]);
+      for (const i of [0, 9_999, 10_000, 10_001, 19_999, 20_000, 25_000]) {
+        assert.deepEqual(model.tokens.get(`t${String(i).padStart(5, '0')}`), { spam: i % 2, ham: 1 }, `token ${i}`);
+      }
+      assert.ok(ticks >= 1, 'timers ran while the model was read');
+    } finally {
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -61,6 +61,8 @@ export function dayNumber(ms: number): number {
   return Math.floor(ms / 86_400_000);
 }
 
+/** Tokens read per page by the SQLite load (a few ms each). */
+const LOAD_PAGE = 10_000;
 /** Tokens looked at per batch by prune. */
 const PRUNE_BATCH = 2000;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -113,12 +115,24 @@ export class SqliteBayesStore implements BayesStore {
     return this.db;
   }
 
+  /**
+   * Reads the model in pages of LOAD_PAGE tokens, yielding between them: a
+   * large model is re-read every reload_interval inside the MTA, and one
+   * synchronous read of it would hold up mail. Pages are not one snapshot; a
+   * learn landing between two pages is seen whole by the next reload.
+   */
   async load(model: BayesModel): Promise<void> {
     const db = this.open();
     const totals = db.prepare(`SELECT spam, ham FROM ${TOTALS} WHERE id = 1`).get() as { spam: number; ham: number };
+    const page = db.prepare(`SELECT token, spam, ham FROM ${TOKENS} WHERE token > ? ORDER BY token LIMIT ${LOAD_PAGE}`).raw();
     model.tokens.clear();
-    for (const row of db.prepare(`SELECT token, spam, ham FROM ${TOKENS}`).raw().iterate() as Iterable<[string, number, number]>) {
-      model.setCounts(row[0], row[1], row[2]);
+    let after = '';
+    for (;;) {
+      const rows = page.all(after) as [string, number, number][];
+      for (const row of rows) model.setCounts(row[0], row[1], row[2]);
+      if (rows.length < LOAD_PAGE) break;
+      after = rows[rows.length - 1]![0];
+      await yieldToEventLoop();
     }
     model.nspam = Math.max(0, totals.spam);
     model.nham = Math.max(0, totals.ham);
