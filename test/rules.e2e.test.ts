@@ -211,16 +211,24 @@ describe('rules end to end through a real Haraka', function () {
     assert.match(r.response, /held for review/);
   });
 
-  it('a release stamp holds for the released recipients or fewer, not for one added', async () => {
+  it('a release stamp holds once, for the released recipients or fewer, not for one added', async () => {
     // A valid stamp made as `quarantine release` makes it, with the key the MTA reads.
     const key = releaseKey(join(haraka.dir, 'data', 'quarantine'), true)!;
     const held = () => message({ from: 'Bob <bob@shop.test>', to: 'staff@widget.test', subject: 'Invoice [hold]' });
     const stamped = (raw: string, rcptTo: string[]) => `${releaseHeaderLine(signRelease(key, 'ABCDEFG', { mailFrom: 'bob@shop.test', rcptTo }, Buffer.from(raw)), '\r\n')}${raw}`;
 
     const raw = held();
-    const fewer = await send(stamped(raw, ['staff@widget.test', 'other@widget.test']), IP.nobody, 'bob@shop.test', 'Staff@Widget.test');
+    const once = stamped(raw, ['staff@widget.test', 'other@widget.test']);
+    const fewer = await send(once, IP.nobody, 'bob@shop.test', 'Staff@Widget.test');
     assert.equal(fewer.code, 250, fewer.response);
     assert.match(status(fewer.delivered), /^accept .*QUARANTINE_RELEASED/, 'a subset of the released recipients, in another case');
+
+    // The same stamped copy again (a replay): not honoured a second time.
+    const replayLog = haraka.logs().length;
+    const replay = await send(once, IP.nobody, 'bob@shop.test', 'staff@widget.test');
+    assert.equal(replay.newDeliveries, 0);
+    assert.match(replay.response, /held for review/);
+    assert.match(haraka.logs().slice(replayLog), /not honoured: release stamp for ABCDEFG was already used/);
 
     const logLength = haraka.logs().length;
     const before = haraka.delivered();

@@ -29,7 +29,7 @@ export class ReleaseError extends Error {
   override name = 'ReleaseError';
 }
 
-/** Puts the stamp on top of the message: the rules module honours it once. */
+/** Puts the stamp on top of the message: the rules module honours it once, for the released recipients. */
 function stamped(raw: Buffer, stamp: string): Buffer {
   const eol = raw.includes('\r\n') ? '\r\n' : '\n';
   return Buffer.concat([Buffer.from(releaseHeaderLine(stamp, eol)), raw]);

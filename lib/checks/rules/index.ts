@@ -1,5 +1,6 @@
 import { openQuarantine } from '../../quarantine';
-import { RELEASE_HEADER, releaseKey, verifyRelease } from '../../quarantine/release-token';
+import { createHash } from 'node:crypto';
+import { RELEASE_HEADER, RELEASE_VALIDITY_SECONDS, releaseKey, verifyRelease } from '../../quarantine/release-token';
 import { headerValues, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
@@ -43,9 +44,10 @@ export function openListStore(settings: RulesSettings, services: Pick<Services, 
 /**
  * A message an operator released from quarantine comes back stamped: accept
  * it (the review is the override), and clear what cannot otherwise be
- * overridden, saying so. A stamp that does not verify is only stripped.
+ * overridden, saying so. A stamp that does not verify, or was used before, is
+ * only stripped.
  */
-function checkRelease(ctx: MessageContext, ledger: Ledger, settings: RulesSettings, services: Services): Hit[] {
+async function checkRelease(ctx: MessageContext, ledger: Ledger, settings: RulesSettings, services: Services): Promise<Hit[]> {
   const values = headerValues(ctx, RELEASE_HEADER);
   if (!values.length) return [];
   ctx.headerChanges.remove.push(RELEASE_HEADER);
@@ -55,6 +57,14 @@ function checkRelease(ctx: MessageContext, ledger: Ledger, settings: RulesSettin
   const result = verifyRelease(key, values[0]!, { mailFrom: ctx.mailFrom ?? '', rcptTo: ctx.rcptTo }, ctx.raw, services.clock());
   if ('error' in result) {
     services.log.warn(`mailward rules: ${RELEASE_HEADER} not honoured: ${result.error}`);
+    return [];
+  }
+  // Single use: a copy of the stamped message replayed within the stamp's
+  // lifetime is not accepted again (fleet-wide with Redis state, per MTA
+  // process with memory state).
+  const stampId = createHash('sha256').update(values[0]!.replace(/\s+/g, ' ').trim()).digest('hex').slice(0, 32);
+  if ((await services.state.incrBy(`release-used:${stampId}`, 1, RELEASE_VALIDITY_SECONDS)) > 1) {
+    services.log.warn(`mailward rules: ${RELEASE_HEADER} not honoured: release stamp for ${result.ref} was already used`);
     return [];
   }
   const cleared: string[] = [];
@@ -120,7 +130,7 @@ export const rulesModule: CheckModule<RulesSettings> = {
         name: 'rules.filter',
         phase: 'data',
         async run(ctx, ledger) {
-          const released = checkRelease(ctx, ledger, settings, services);
+          const released = await checkRelease(ctx, ledger, settings, services);
           if (released.length) return released;
           return evaluateData(ctx, ledger, dc);
         },
