@@ -35,11 +35,11 @@ async function expiry(makeStore: () => BayesStore, backdate: (days: number) => P
   await c.learnOnce(['spamword', 'hamword'], 'ham');
 
   // Learnt today: nothing is old enough.
-  assert.equal(await c.store.prune({ olderThanDays: 180, maxCount: 1 }), 0);
+  assert.equal((await c.store.prune({ olderThanDays: 180, maxCount: 1 })).tokens, 0);
   // 100 days on: still not.
-  assert.equal(await c.store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(100) }), 0);
+  assert.equal((await c.store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(100) })).tokens, 0);
   // 200 days on: the tokens seen once go, those seen twice stay.
-  assert.equal(await c.store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(200) }), 2);
+  assert.equal((await c.store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(200) })).tokens, 2);
   await c.reload();
   assert.equal(c.model.tokens.has('rare-a'), false);
   assert.equal(c.model.tokens.has('rare-b'), false);
@@ -49,7 +49,7 @@ async function expiry(makeStore: () => BayesStore, backdate: (days: number) => P
   // A learn dates its tokens again: backdate everything, learn one token anew.
   await backdate(200);
   await c.learnOnce(['common', 'fresh'], 'spam');
-  assert.equal(await c.store.prune({ olderThanDays: 180, maxCount: 2 }), 2, 'spamword and hamword (2 each, old) go');
+  assert.equal((await c.store.prune({ olderThanDays: 180, maxCount: 2 })).tokens, 2, 'spamword and hamword (2 each, old) go');
   await c.reload();
   assert.deepEqual(c.model.tokens.get('common'), { spam: 2, ham: 1 }, 'learnt again today: kept although old before');
   assert.deepEqual(c.model.tokens.get('fresh'), { spam: 1, ham: 0 });
@@ -62,6 +62,14 @@ async function expiry(makeStore: () => BayesStore, backdate: (days: number) => P
   assert.deepEqual(c.model.tokens.get('rare-a'), { spam: 0, ham: 1 });
   assert.deepEqual(c.model.tokens.get('common'), { spam: 1, ham: 2 });
   assert.deepEqual([c.model.nspam, c.model.nham], [1, 3]);
+
+  // Seen records: kept until seen_days, then gone (learning the message again then counts it again).
+  const policy = { olderThanDays: 100_000, maxCount: 1, seenDays: 365 };
+  assert.deepEqual(await c.store.prune({ ...policy, now: inDays(364) }), { tokens: 0, seen: 0 });
+  assert.equal(await c.learnOnce(['common', 'fresh'], 'spam'), 'already learnt');
+  assert.deepEqual(await c.store.prune({ ...policy, now: inDays(366) }), { tokens: 0, seen: 4 });
+  assert.equal(await c.learnOnce(['common', 'fresh'], 'spam'), 'learnt');
+  assert.equal(await c.learnOnce(['common', 'fresh'], 'spam'), 'already learnt', 'and is recorded again');
   await c.close();
 }
 
@@ -91,8 +99,8 @@ describe('content: Bayes model expiry', () => {
     db.close();
     const store = new SqliteBayesStore(path);
     try {
-      assert.equal(await store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(179) }), 0);
-      assert.equal(await store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(181) }), 1);
+      assert.equal((await store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(179) })).tokens, 0);
+      assert.equal((await store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(181) })).tokens, 1);
     } finally {
       await store.close();
     }
@@ -121,15 +129,37 @@ describe('content: Bayes model expiry', () => {
       }
     });
 
+    it('seen records written before they carried a day still say their class, and are dated by the first prune', async () => {
+      const client = createClient({ url: REDIS_URL });
+      await client.connect();
+      const store = new RedisBayesStore(REDIS_URL, `${prefix}bayes:`);
+      try {
+        await client.hSet(`${prefix}bayes:v2:seen`, { old: 'spam', other: 'ham' });
+        await client.hSet(`${prefix}bayes:v2:spam`, { word: '1' });
+        await client.hSet(`${prefix}bayes:v2:totals`, { spam: '1', ham: '1' });
+        assert.equal(await store.relabel('old', ['word'], 'spam'), 'spam', 'an undated record is read as its class');
+        assert.equal(await store.relabel('old', ['word'], 'ham'), 'spam', 'and moved from it');
+        assert.match((await client.hGet(`${prefix}bayes:v2:seen`, 'old'))!, /^ham:\d+$/);
+        const policy = { olderThanDays: 100_000, maxCount: 1, seenDays: 30 };
+        assert.equal((await store.prune({ ...policy, now: inDays(1) })).seen, 0);
+        assert.equal(await client.hGet(`${prefix}bayes:v2:seen`, 'other'), `ham:${dayNumber(inDays(1))}`);
+        assert.equal((await store.prune({ ...policy, now: inDays(32) })).seen, 2);
+        assert.equal(await client.hLen(`${prefix}bayes:v2:seen`), 0);
+      } finally {
+        await store.close();
+        await client.quit();
+      }
+    });
+
     it('tokens counted before dating existed are dated by the first prune, not removed by it', async () => {
       const client = createClient({ url: REDIS_URL });
       await client.connect();
       const store = new RedisBayesStore(REDIS_URL, `${prefix}bayes:`);
       try {
         await client.hSet(`${prefix}bayes:v2:spam`, { legacy: '1' });
-        assert.equal(await store.prune({ olderThanDays: 0, maxCount: 1, now: inDays(1) }), 0);
+        assert.equal((await store.prune({ olderThanDays: 0, maxCount: 1, now: inDays(1) })).tokens, 0);
         assert.equal(await client.hGet(`${prefix}bayes:v2:day`, 'legacy'), String(dayNumber(inDays(1))));
-        assert.equal(await store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(182) }), 1);
+        assert.equal((await store.prune({ olderThanDays: 180, maxCount: 1, now: inDays(182) })).tokens, 1);
         assert.equal(await client.hGet(`${prefix}bayes:v2:spam`, 'legacy'), null);
       } finally {
         await store.close();
@@ -141,7 +171,7 @@ describe('content: Bayes model expiry', () => {
   it('a daily prune that cannot reach its store logs a warning and returns 0, throwing nothing', async () => {
     const warnings: string[] = [];
     const c = new Classifier(new RedisBayesStore('redis://127.0.0.1:1', 'mwtest:dead:', 500), { ...silentLogger, warn: (m: string) => warnings.push(m) });
-    assert.equal(await c.prune({ olderThanDays: 1, maxCount: 1 }), 0);
+    assert.deepEqual(await c.prune({ olderThanDays: 1, maxCount: 1, seenDays: 1 }), { tokens: 0, seen: 0 });
     assert.match(warnings.join('\n'), /expiring the Bayes model in redis redis:\/\/127\.0\.0\.1:1 mwtest:dead:v2:\* failed/);
     await c.close();
   });
@@ -164,21 +194,25 @@ describe('content: Bayes model expiry', () => {
 
     let r = await cli('--prune');
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^expired 0 tokens seen in at most 1 learnt message and not learnt for 180 days$/m, 'the shipped policy: nothing is old yet');
-    r = await cli('--prune', '--older-than', '0', '--max-count', '2');
+    assert.match(
+      r.out,
+      /^expired 0 tokens \(seen in at most 1 learnt message, not learnt for 180 days\) and 0 seen records \(older than 365 days\)$/m,
+      'the shipped policy: nothing is old yet',
+    );
+    r = await cli('--prune', '--older-than', '0', '--max-count', '2', '--seen-days', '0');
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /^expired 0 tokens .*2 learnt messages and not learnt for 0 days$/m, 'learnt today is not older than today');
+    assert.match(r.out, /^expired 0 tokens \(.*2 learnt messages, not learnt for 0 days\)$/m, 'learnt today is not older than today; seen records kept');
 
     const db = new Database(join(dir, 'data', 'bayes.sqlite'));
     db.prepare('UPDATE bayes_tokens_v2 SET last_day = last_day - 1').run();
     db.close();
     r = await cli('--prune', '--older-than', '0');
-    assert.match(r.out, /^expired 1 tokens seen in at most 1 learnt message/m);
+    assert.match(r.out, /^expired 1 tokens \(seen in at most 1 learnt message/m);
     assert.match(r.out, /: 1 spam and 1 ham \(was 1 and 1\), 1 tokens/);
 
     r = await cli('--max-count', '2');
     assert.equal(r.code, 2);
-    assert.match(r.err, /--older-than and --max-count go with --prune/);
+    assert.match(r.err, /--older-than, --max-count and --seen-days go with --prune/);
     r = await cli('--prune', '--older-than', 'soon');
     assert.equal(r.code, 2);
     assert.match(r.err, /--older-than takes a whole number, not "soon"/);

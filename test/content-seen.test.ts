@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { Classifier } from '../lib/checks/content/classifier';
 import { learnMessage, messageTokens, unlearnMessage } from '../lib/checks/content/learn';
 import { messageId } from '../lib/checks/content/seen';
-import { RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
+import { dayNumber, RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
 import { createMailward } from '../lib';
@@ -142,7 +142,7 @@ describe('content: learning is idempotent (seen records)', function () {
       await learnMessage(c, HAMMY, 'ham');
       await c.close();
       const id = messageId(await messageTokens(HAMMY));
-      assert.deepEqual(await client.hGetAll(`${prefix}bayes:v2:seen`), { [id]: 'ham' });
+      assert.deepEqual(await client.hGetAll(`${prefix}bayes:v2:seen`), { [id]: `ham:${dayNumber(Date.now())}` }, 'class and day of the learn');
     } finally {
       await client.quit();
     }

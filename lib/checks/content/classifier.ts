@@ -2,7 +2,7 @@ import type { Logger } from '../types';
 import { BayesModel, type Classification, type Label } from './bayes';
 import type { BayesSettings } from './settings';
 import { messageId, type LearnOutcome, type UnlearnOutcome } from './seen';
-import { MODEL_VERSION, RedisBayesStore, SqliteBayesStore, type BayesStore, type PrunePolicy } from './store';
+import { MODEL_VERSION, RedisBayesStore, SqliteBayesStore, type BayesStore, type PrunePolicy, type PruneResult } from './store';
 
 const DAY_MS = 86_400_000;
 
@@ -41,16 +41,16 @@ export class Classifier {
     }
   }
 
-  /** Expires rare old tokens from the store (the next reload drops them from memory); never throws. */
-  async prune(policy: PrunePolicy): Promise<number> {
+  /** Expires rare old tokens (the next reload drops them from memory) and old seen records; never throws. */
+  async prune(policy: PrunePolicy): Promise<PruneResult> {
     await this.flush();
     try {
       const removed = await this.store.prune(policy);
-      if (removed) this.log.info(`mailward content: expired ${removed} tokens of the Bayes model (seen in at most ${policy.maxCount} messages, not learnt for ${policy.olderThanDays} days)`);
+      if (removed.tokens || removed.seen) this.log.info(`mailward content: ${pruneSummary(removed, policy)}`);
       return removed;
     } catch (err) {
       this.log.warn(`mailward content: expiring the Bayes model in ${this.store.description} failed: ${(err as Error).message}`);
-      return 0;
+      return { tokens: 0, seen: 0 };
     }
   }
 
@@ -171,9 +171,21 @@ export class Classifier {
   }
 }
 
-/** The expiry settings as a policy, or undefined when expiry is off (prune_after_days = 0). */
+/** The expiry settings as a policy, or undefined when expiry is off (prune_after_days and seen_days 0). */
 export function prunePolicy(settings: BayesSettings): PrunePolicy | undefined {
-  return settings.pruneAfterDays > 0 ? { olderThanDays: settings.pruneAfterDays, maxCount: settings.pruneMaxCount } : undefined;
+  if (!settings.pruneAfterDays && !settings.seenDays) return undefined;
+  // prune_after_days = 0 keeps every token: a cutoff before any learn.
+  const olderThanDays = settings.pruneAfterDays || Number.MAX_SAFE_INTEGER;
+  return { olderThanDays, maxCount: settings.pruneMaxCount, seenDays: settings.seenDays };
+}
+
+/** "expired 12 tokens (seen in at most 1 learnt message, not learnt for 180 days) and 3 seen records (older than 365 days)". */
+export function pruneSummary(removed: PruneResult, policy: PrunePolicy): string {
+  const tokens =
+    policy.olderThanDays >= Number.MAX_SAFE_INTEGER
+      ? `expired ${removed.tokens} tokens (token expiry off)`
+      : `expired ${removed.tokens} tokens (seen in at most ${policy.maxCount} learnt message${policy.maxCount === 1 ? '' : 's'}, not learnt for ${policy.olderThanDays} days)`;
+  return policy.seenDays ? `${tokens} and ${removed.seen} seen records (older than ${policy.seenDays} days)` : tokens;
 }
 
 export function createBayesStore(settings: BayesSettings): BayesStore {

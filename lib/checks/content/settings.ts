@@ -27,6 +27,8 @@ export interface BayesSettings {
   pruneAfterDays: number;
   /** ...and seen in at most this many learnt messages are removed, once a day. */
   pruneMaxCount: number;
+  /** Seen records (idempotent learning) older than this many days are removed with them (0: kept). */
+  seenDays: number;
   autolearn: boolean;
   /** Autolearn spam when every other module together scored at least this. */
   autolearnSpamScore: number;
@@ -89,6 +91,7 @@ export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
     reloadIntervalS: 300,
     pruneAfterDays: 180,
     pruneMaxCount: 1,
+    seenDays: 365,
     autolearn: false,
     autolearnSpamScore: 12,
     autolearnHamScore: -2,
@@ -155,6 +158,7 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
       reloadIntervalS: bayes.number('reload_interval', d.bayes.reloadIntervalS, { min: 5 }),
       pruneAfterDays: bayes.number('prune_after_days', d.bayes.pruneAfterDays, { min: 0, integer: true }),
       pruneMaxCount: bayes.number('prune_max_count', d.bayes.pruneMaxCount, { min: 1, integer: true }),
+      seenDays: bayes.number('seen_days', d.bayes.seenDays, { min: 0, integer: true }),
       autolearn: autolearn.boolean('enabled', d.bayes.autolearn),
       autolearnSpamScore: autolearn.number('spam_score', d.bayes.autolearnSpamScore),
       autolearnHamScore: autolearn.number('ham_score', d.bayes.autolearnHamScore),

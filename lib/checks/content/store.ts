@@ -39,11 +39,11 @@ export interface BayesStore {
   relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null>;
   /**
    * Expiry: removes the tokens seen in at most `maxCount` learnt messages
-   * whose last learn is more than `olderThanDays` ago. Works in batches and
-   * yields between them, so a process that also carries mail is not blocked.
-   * Returns how many tokens went.
+   * whose last learn is more than `olderThanDays` ago, and with `seenDays`
+   * the seen records older than that. Works in batches and yields between
+   * them, so a process that also carries mail is not blocked.
    */
-  prune(policy: PrunePolicy): Promise<number>;
+  prune(policy: PrunePolicy): Promise<PruneResult>;
   /** Messages learnt into the previous (v1) model, when the current one is empty: a reason to retrain. */
   legacyLearns(): Promise<number>;
   close(): Promise<void>;
@@ -52,8 +52,15 @@ export interface BayesStore {
 export interface PrunePolicy {
   olderThanDays: number;
   maxCount: number;
+  /** Seen records (idempotent learning) older than this many days go too; 0 or absent: kept. */
+  seenDays?: number;
   /** Clock (ms), for tests. */
   now?: number;
+}
+
+export interface PruneResult {
+  tokens: number;
+  seen: number;
 }
 
 /** Days since the epoch: a token's age is kept to the day (one small integer per token). */
@@ -104,6 +111,7 @@ export class SqliteBayesStore implements BayesStore {
       db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL, last_day INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
                CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
                CREATE TABLE IF NOT EXISTS ${SEEN} (id TEXT PRIMARY KEY, class TEXT NOT NULL CHECK (class IN ('spam', 'ham')), learnt_at INTEGER NOT NULL) WITHOUT ROWID;
+               CREATE INDEX IF NOT EXISTS ${SEEN}_learnt_at ON ${SEEN} (learnt_at);
                INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0, 0);`);
       const columns = db.prepare(`PRAGMA table_info(${TOKENS})`).all() as { name: string }[];
       if (!columns.some((c) => c.name === 'last_day')) {
@@ -184,7 +192,24 @@ export class SqliteBayesStore implements BayesStore {
     }
   }
 
-  async prune(policy: PrunePolicy): Promise<number> {
+  async prune(policy: PrunePolicy): Promise<PruneResult> {
+    const tokens = await this.pruneTokens(policy);
+    let seen = 0;
+    if (policy.seenDays) {
+      const db = this.open();
+      const before = (policy.now ?? Date.now()) - policy.seenDays * 86_400_000;
+      const remove = db.prepare(`DELETE FROM ${SEEN} WHERE id IN (SELECT id FROM ${SEEN} WHERE learnt_at < ? LIMIT ${PRUNE_BATCH})`);
+      for (;;) {
+        const n = remove.run(before).changes;
+        seen += n;
+        if (n < PRUNE_BATCH) break;
+        await yieldToEventLoop();
+      }
+    }
+    return { tokens, seen };
+  }
+
+  private async pruneTokens(policy: PrunePolicy): Promise<number> {
     const db = this.open();
     const cutoff = dayNumber(policy.now ?? Date.now()) - policy.olderThanDays;
     // Keyset pages in primary-key order: each batch is a short transaction, then the event loop runs.
@@ -237,11 +262,13 @@ async function runScript(c: RedisClient, sha: string, script: string, options: {
  * RedisBayesStore.relabel as one script, so the seen check and the count
  * changes are atomic across a fleet. KEYS: seen, spam, ham, totals, day.
  * ARGV: id, new class ('' = forget), today's day number, tokens... Returns
- * the old class ('' = none). A learn dates its tokens (day hash); a token
+ * the old class ('' = none). A seen record is "class:day" ("class" alone
+ * before records were dated). A learn dates its tokens (day hash); a token
  * left with no count loses its date too.
  */
 const RELABEL_SCRIPT = `
-local was = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+local record = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+local was = string.match(record, '^(%a*)')
 local label = ARGV[2]
 if was == label then return was end
 local function add(class, by)
@@ -260,7 +287,7 @@ end
 if was ~= '' then add(was, -1) end
 if label ~= '' then
   add(label, 1)
-  redis.call('HSET', KEYS[1], ARGV[1], label)
+  redis.call('HSET', KEYS[1], ARGV[1], label .. ':' .. ARGV[3])
 else
   redis.call('HDEL', KEYS[1], ARGV[1])
 end
@@ -293,9 +320,32 @@ return removed
 const PRUNE_SHA = createHash('sha1').update(PRUNE_SCRIPT).digest('hex');
 
 /**
+ * Seen-record expiry for one batch. KEYS: seen. ARGV: cutoff day, today,
+ * ids... A record without a day (written before records were dated) is
+ * dated today.
+ */
+const PRUNE_SEEN_SCRIPT = `
+local removed = 0
+for i = 3, #ARGV do
+  local record = redis.call('HGET', KEYS[1], ARGV[i])
+  if record then
+    local class, day = string.match(record, '^(%a+):?(%d*)$')
+    if day == nil or day == '' then
+      redis.call('HSET', KEYS[1], ARGV[i], (class or record) .. ':' .. ARGV[2])
+    elseif tonumber(day) < tonumber(ARGV[1]) then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+      removed = removed + 1
+    end
+  end
+end
+return removed
+`;
+const PRUNE_SEEN_SHA = createHash('sha1').update(PRUNE_SEEN_SCRIPT).digest('hex');
+
+/**
  * Redis for a fleet: hashes <prefix>v2:spam and <prefix>v2:ham (token -> count),
  * <prefix>v2:day (token -> day of its last learn), <prefix>v2:totals and
- * <prefix>v2:seen (message id -> class). Deltas are HINCRBY in one MULTI, so
+ * <prefix>v2:seen (message id -> "class:day"). Deltas are HINCRBY in one MULTI, so
  * nodes add up.
  */
 export class RedisBayesStore implements BayesStore {
@@ -373,7 +423,23 @@ export class RedisBayesStore implements BayesStore {
     return was === 'spam' || was === 'ham' ? was : null;
   }
 
-  async prune(policy: PrunePolicy): Promise<number> {
+  async prune(policy: PrunePolicy): Promise<PruneResult> {
+    const tokens = await this.pruneTokens(policy);
+    let seen = 0;
+    if (policy.seenDays) {
+      const c = await this.connect();
+      const today = dayNumber(policy.now ?? Date.now());
+      const head = [String(today - policy.seenDays), String(today)];
+      for await (const batch of c.hScanIterator(`${this.prefix}seen`, { COUNT: PRUNE_BATCH })) {
+        if (!batch.length) continue;
+        const options = { keys: [`${this.prefix}seen`], arguments: [...head, ...batch.map((e) => e.field)] };
+        seen += Number(await runScript(c, PRUNE_SEEN_SHA, PRUNE_SEEN_SCRIPT, options)) || 0;
+      }
+    }
+    return { tokens, seen };
+  }
+
+  private async pruneTokens(policy: PrunePolicy): Promise<number> {
     const c = await this.connect();
     const p = this.prefix;
     const today = dayNumber(policy.now ?? Date.now());

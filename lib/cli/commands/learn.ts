@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/load';
-import { Classifier, createBayesStore } from '../../checks/content/classifier';
+import { Classifier, createBayesStore, pruneSummary } from '../../checks/content/classifier';
 import { learnMessage, unlearnMessage } from '../../checks/content/learn';
 import type { LearnOutcome, UnlearnOutcome } from '../../checks/content/seen';
 import type { ContentSettings } from '../../checks/content/settings';
@@ -43,20 +43,31 @@ function wholeNumber(value: string, option: string, min: number): number {
   return n;
 }
 
-/** --older-than/--max-count, else [bayes] prune_after_days/prune_max_count (which may say "never": then --older-than is needed). */
-function prunePolicyOf(v: { 'older-than'?: string; 'max-count'?: string }, settings: ContentSettings): PrunePolicy {
+interface PruneOptions {
+  'older-than'?: string;
+  'max-count'?: string;
+  'seen-days'?: string;
+}
+
+/**
+ * --older-than/--max-count/--seen-days, else [bayes] prune_after_days,
+ * prune_max_count and seen_days (prune_after_days may say "never": then
+ * --older-than is needed).
+ */
+function prunePolicyOf(v: PruneOptions, settings: ContentSettings): PrunePolicy {
   const olderThanDays = v['older-than'] !== undefined ? wholeNumber(v['older-than'], '--older-than', 0) : settings.bayes.pruneAfterDays;
   if (v['older-than'] === undefined && olderThanDays === 0) {
     throw new UserError('[bayes] prune_after_days = 0 (expiry off): say how old with --older-than DAYS');
   }
   const maxCount = v['max-count'] !== undefined ? wholeNumber(v['max-count'], '--max-count', 1) : settings.bayes.pruneMaxCount;
-  return { olderThanDays, maxCount };
+  const seenDays = v['seen-days'] !== undefined ? wholeNumber(v['seen-days'], '--seen-days', 0) : settings.bayes.seenDays;
+  return { olderThanDays, maxCount, seenDays };
 }
 
 export const command: CliCommand = {
   name: 'learn',
   summary: 'teach the content classifier spam and ham from .eml files, directories, maildirs or mbox files; expire rare old tokens',
-  usage: 'mailward learn [--spam PATH]... [--ham PATH]... [--unlearn] [--prune [--older-than DAYS] [--max-count N]] [--config DIR]',
+  usage: 'mailward learn [--spam PATH]... [--ham PATH]... [--unlearn] [--prune [--older-than DAYS] [--max-count N] [--seen-days DAYS]] [--config DIR]',
   options: {
     spam: { type: 'string', multiple: true },
     ham: { type: 'string', multiple: true },
@@ -64,11 +75,12 @@ export const command: CliCommand = {
     prune: { type: 'boolean' },
     'older-than': { type: 'string' },
     'max-count': { type: 'string' },
+    'seen-days': { type: 'string' },
     config: { type: 'string' },
   },
   async run(args, io) {
-    const v = args.values as { spam?: string[]; ham?: string[]; unlearn?: boolean; prune?: boolean; 'older-than'?: string; 'max-count'?: string; config?: string };
-    if (!v.prune && (v['older-than'] !== undefined || v['max-count'] !== undefined)) throw new UserError('--older-than and --max-count go with --prune');
+    const v = args.values as PruneOptions & { spam?: string[]; ham?: string[]; unlearn?: boolean; prune?: boolean; config?: string };
+    if (!v.prune && (v['older-than'] ?? v['max-count'] ?? v['seen-days']) !== undefined) throw new UserError('--older-than, --max-count and --seen-days go with --prune');
     if (!v.spam?.length && !v.ham?.length && !v.prune) throw new UserError(`give --spam PATH and/or --ham PATH, or --prune\nusage: ${command.usage}`);
     if (args.positionals.length) throw new UserError(`unexpected ${JSON.stringify(args.positionals[0])}: paths go after --spam or --ham`);
     const config = loadConfig({ configDir: v.config });
@@ -104,7 +116,7 @@ export const command: CliCommand = {
       if (policy) {
         const removed = await classifier.store.prune(policy);
         await classifier.reload();
-        io.out(`expired ${removed} tokens seen in at most ${policy.maxCount} learnt message${policy.maxCount === 1 ? '' : 's'} and not learnt for ${policy.olderThanDays} days`);
+        io.out(pruneSummary(removed, policy));
       }
     } finally {
       await classifier.close();
