@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createClient } from 'redis';
-import { Classifier } from '../lib/checks/content/classifier';
+import { Classifier, prunePolicy } from '../lib/checks/content/classifier';
+import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
 import { dayNumber, RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
@@ -166,6 +167,19 @@ describe('content: Bayes model expiry', () => {
         await client.quit();
       }
     });
+  });
+
+  it('the daily policy follows [bayes]: prune_after_days = 0 keeps every token, seen_days = 0 every record, both 0 no prune', async () => {
+    const bayes = DEFAULT_CONTENT_SETTINGS.bayes;
+    assert.deepEqual(prunePolicy(bayes), { olderThanDays: 180, maxCount: 1, seenDays: 365 });
+    assert.equal(prunePolicy({ ...bayes, pruneAfterDays: 0, seenDays: 0 }), undefined);
+    const seenOnly = prunePolicy({ ...bayes, pruneAfterDays: 0 })!;
+    const c = await open(new SqliteBayesStore(join(dir, 'policy.sqlite')));
+    await c.learnOnce(['lonely'], 'spam');
+    assert.deepEqual(await c.store.prune({ ...seenOnly, now: inDays(100_000) }), { tokens: 0, seen: 1 });
+    await c.reload();
+    assert.deepEqual(c.model.tokens.get('lonely'), { spam: 1, ham: 0 });
+    await c.close();
   });
 
   it('a daily prune that cannot reach its store logs a warning and returns 0, throwing nothing', async () => {
