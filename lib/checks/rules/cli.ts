@@ -1,8 +1,7 @@
 import { loadConfig, type MailwardConfig } from '../../config/load';
 import type { CliCommand, CliIO } from '../../cli/types';
 import { UserError } from '../../cli/types';
-import { silentLogger } from '../../runtime';
-import { createStateStore } from '../../state';
+import { openSharedState } from '../../cli/shared-state';
 import type { StateStore } from '../../state/types';
 import { openListStore } from '.';
 import type { SenderListStore } from './list-store';
@@ -16,14 +15,38 @@ export interface OpenedLists {
   close(): Promise<void>;
 }
 
+/**
+ * Fails every call once the shared state reported a problem: the Redis store
+ * answers from an in-process fallback when Redis is unreachable or slow, and
+ * an entry written there is lost with the command (it must not print
+ * "block X for Y" and exit 0).
+ */
+function failOnProblem(store: SenderListStore, problem: () => string | undefined): SenderListStore {
+  const check = <T>(result: T): T => {
+    const p = problem();
+    if (p) throw new UserError(`cannot reach the shared state: ${p}`, 1);
+    return result;
+  };
+  return {
+    kind: store.kind,
+    entries: async (list, scopes) => check(await store.entries(list, scopes)),
+    add: async (list, scope, entry) => check(await store.add(list, scope, entry)),
+    remove: async (list, scope, entry) => check(await store.remove(list, scope, entry)),
+    all: async (list, scope) => check(await store.all(list, scope)),
+    close: () => store.close(),
+  };
+}
+
 /** The configured run-time list store, for the CLI (the MTA reads the same one). */
 export function openLists(configDir: string | undefined): OpenedLists {
   const config = loadConfig({ configDir });
   const settings = config.modules.find((m) => m.module.name === 'rules')!.settings as RulesSettings;
   let state: StateStore | undefined;
+  let problem: (() => string | undefined) | undefined;
   const useState = settings.listStore === 'state' || (settings.listStore === 'auto' && settings.stateBackend === 'redis');
-  if (useState) state = createStateStore(config.shared.state, silentLogger);
-  const store = openListStore(settings, { state: state! });
+  if (useState) ({ store: state, problem } = openSharedState(config.shared, configDir, 'run-time allowed and blocked senders'));
+  const opened = openListStore(settings, { state: state! });
+  const store = problem ? failOnProblem(opened, problem) : opened;
   return {
     config,
     settings,
