@@ -15,7 +15,8 @@ import { SymbolTable } from '../lib/score/symbol-table';
 import { decide } from '../lib/score/verdict';
 import { rulesSymbols } from '../lib/checks/rules';
 import { evaluateData, evaluateEnvelope } from '../lib/checks/rules/evaluate';
-import { SqliteListStore } from '../lib/checks/rules/list-store';
+import { SqliteListStore, StateListStore } from '../lib/checks/rules/list-store';
+import { RedisStore } from '../lib/state/redis';
 import { parseEntry } from '../lib/checks/rules/lists';
 import { parseRules } from '../lib/checks/rules/ruleset';
 import { parseRulesSettings, type RulesSettings } from '../lib/checks/rules/settings';
@@ -336,6 +337,20 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
     failing.addAll(await evaluateData(ctxOf({}), failing, { settings: s, store: async () => { throw new Error('disk gone'); }, log: silentLogger }));
     assert.match(failing.get('RULES_LIST_ERROR')!.detail, /disk gone/);
     await store.close();
+  });
+
+  it('shared lists on an unreachable Redis: RULES_LIST_ERROR, not an empty list read as "no entries"', async () => {
+    const s = settings('');
+    const state = new RedisStore({ backend: 'redis', redisUrl: 'redis://127.0.0.1:1', prefix: 'mwtest:rules-down:', timeoutMs: 200, memoryMaxEntries: 1000 }, silentLogger);
+    const store = new StateListStore(state);
+    try {
+      const ledger = new Ledger(table());
+      ledger.addAll(await evaluateData(ctxOf({ auth: 'from-aligned' }), ledger, { settings: s, store: async () => store, log: silentLogger }));
+      assert.match(ledger.get('RULES_LIST_ERROR')!.detail, /run-time allow list unavailable: the shared state \(redis\) is unreachable/);
+      assert.equal(ledger.forced, undefined, 'nothing forced either way');
+    } finally {
+      await state.close();
+    }
   });
 
   it('bad entries are refused with the reason', () => {

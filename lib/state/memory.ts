@@ -6,6 +6,7 @@ type Value = string | Map<string, string> | Set<string>;
 /** In-process state for a single node: bounded, with per-key expiry. */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
+  readonly degraded = false;
   private readonly cache: LRUCache<string, { value: Value }>;
 
   constructor(maxEntries = 100_000) {

@@ -15,7 +15,7 @@ export class RedisStore implements StateStore {
   readonly backend = 'redis' as const;
   private readonly client: Client;
   private readonly fallback: MemoryStore;
-  private degraded = false;
+  private down = false;
   private readonly ready: Promise<void>;
 
   constructor(
@@ -33,8 +33,8 @@ export class RedisStore implements StateStore {
     });
     this.client.on('error', (err: Error) => this.markDown(err));
     this.client.on('ready', () => {
-      if (this.degraded) this.log.info(`mailward state: Redis at ${settings.redisUrl} is back`);
-      this.degraded = false;
+      if (this.down) this.log.info(`mailward state: Redis at ${settings.redisUrl} is back`);
+      this.down = false;
     });
     this.ready = this.client.connect().then(
       () => undefined,
@@ -43,10 +43,14 @@ export class RedisStore implements StateStore {
   }
 
   private markDown(err: Error): void {
-    if (!this.degraded) {
+    if (!this.down) {
       this.log.warn(`mailward state: Redis at ${this.settings.redisUrl} unavailable (${err.message}); using in-process state until it returns`);
     }
-    this.degraded = true;
+    this.down = true;
+  }
+
+  get degraded(): boolean {
+    return this.down || !this.client.isReady;
   }
 
   private k(key: string): string {

@@ -6,6 +6,12 @@
  */
 export interface StateStore {
   readonly backend: 'memory' | 'redis';
+  /**
+   * True while a shared backend is unreachable and answers come from the
+   * in-process fallback: callers whose data only the shared store holds
+   * (run-time lists) can say so instead of reading an empty fallback as "none".
+   */
+  readonly degraded: boolean;
   get(key: string): Promise<string | null>;
   /** ttlSeconds 0 or absent: no expiry. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
