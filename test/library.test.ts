@@ -44,6 +44,23 @@ describe('library front door: createMailward() without Haraka', function () {
     }
   });
 
+  it('shared state on an unreachable Redis: mail flows, and the outbound and rules checks say they could not read it', async () => {
+    const down = mkdtempSync(join(tmpdir(), 'mw-library-down-'));
+    writeFileSync(join(down, 'mailward.ini'), '[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n\n[state]\nbackend = redis\nredis_url = redis://127.0.0.1:1\ntimeout_ms = 200\n');
+    const mailward = createMailward({ configDir: down, modules: ['outbound', 'rules'] });
+    try {
+      const relayed = await mailward.scan({ ip: '127.0.0.1', mailFrom: 'alice@example.com', rcptTo: ['someone@remote.example'], relaying: true, authUser: 'alice', raw: simpleMessage() });
+      assert.equal(relayed.verdict.action, 'accept');
+      assert.match(relayed.verdict.symbols.find((s) => s.name === 'OUTBOUND_ERROR')?.detail ?? '', /reading the suspension list: the shared state \(redis\) is unreachable/);
+      const inbound = await mailward.scan({ ip: '192.0.2.10', mailFrom: 'a@partner.example', rcptTo: ['bob@example.com'], raw: simpleMessage() });
+      assert.equal(inbound.verdict.action, 'accept');
+      assert.match(inbound.verdict.symbols.find((s) => s.name === 'RULES_LIST_ERROR')?.detail ?? '', /the shared state \(redis\) is unreachable/);
+    } finally {
+      await mailward.close();
+      rmSync(down, { recursive: true, force: true });
+    }
+  });
+
   describe('the smtp-server example of docs/library.md', () => {
     let example: ExampleServer;
     let port: number;

@@ -116,7 +116,10 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
         // Never refuse because the state is unreachable.
         return [errorHit(err, 'reading the suspension list')];
       }
-      if (!suspension) return [];
+      if (!suspension) {
+        // Redis down: the in-process fallback knows no suspension; mail flows, and the row says why.
+        return services.state.degraded ? [errorHit(new Error(`the shared state (${services.state.backend}) is unreachable`), 'reading the suspension list')] : [];
+      }
       const reason = `${suspensionText(suspension)}; contact the postmaster to be reinstated`;
       book.force({ action: 'soft_reject', source: POLICY_SOURCE, reason });
       return [{ name: 'OUTBOUND_SUSPENDED', detail: suspensionText(suspension) }];
