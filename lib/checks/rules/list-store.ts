@@ -92,12 +92,15 @@ export class SqliteListStore implements SenderListStore {
       PRIMARY KEY (list, scope, entry))`);
   }
 
+  private entriesStatement?: Database.Statement;
+
   async entries(list: ListKind, scopes: string[]): Promise<StoredEntry[]> {
     if (!scopes.length) return [];
-    const rows = this.db
-      .prepare(`SELECT list, scope, entry FROM sender_lists WHERE list = ? AND scope IN (${scopes.map(() => '?').join(',')}) ORDER BY added`)
-      .all(list, ...scopes) as StoredEntry[];
-    return rows;
+    // Read for every message: prepared once, whatever the number of scopes (passed as a JSON array).
+    this.entriesStatement ??= this.db.prepare(
+      'SELECT list, scope, entry FROM sender_lists WHERE list = ? AND scope IN (SELECT value FROM json_each(?)) ORDER BY added',
+    );
+    return this.entriesStatement.all(list, JSON.stringify(scopes)) as StoredEntry[];
   }
 
   async add(list: ListKind, scope: string, entry: string): Promise<boolean> {
