@@ -3,6 +3,7 @@ import { type TestDnsServer, startDnsServer } from './support/dns-server';
 import { canConnect, type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
 import { type SinkMessage, type SmtpSink, startSmtpSink } from './support/smtp-sink';
 import { waitFor } from './support/wait';
+import { newsletter } from './outbound/support';
 
 // Bulk routing with Haraka's own outbound delivery: a real Haraka relays for an
 // authenticated user, queues to outbound (no queue plugin), and its get_mx hook
@@ -40,25 +41,6 @@ exports.hook_get_mx = function (next, hmail, domain) {
   );
 };
 `;
-
-function newsletter(n: number, domain = 'remote.example'): string {
-  return simpleMessage({
-    from: 'Alice Shop <alice@example.com>',
-    to: `customer${n}@${domain}`,
-    subject: 'Our spring offers',
-    messageId: `<spring.${n}.${Date.now()}@example.com>`,
-    headers: { 'List-Unsubscribe': `<https://shop.example.com/unsubscribe/${n}>, <mailto:unsub@example.com>` },
-    body: [
-      `Dear Customer${n},`,
-      '',
-      `our spring collection is here and your loyalty balance is ${n * 3} points. Every order this week`,
-      'ships for free and comes with a small gift from our workshop. Browse the new colours and the',
-      'garden furniture we make by hand, and tell us what you think of them.',
-      `https://shop.example.com/spring?c=${n}`,
-      '',
-    ].join('\r\n'),
-  });
-}
 
 const header = (text: string, name: string) => new RegExp(`^${name}: (.*)$`, 'mi').exec(text)?.[1]?.trim();
 const rcpts = (messages: SinkMessage[]) => messages.flatMap((m) => m.rcptTo).sort();
@@ -146,7 +128,7 @@ describe('outbound end to end: Haraka delivers relayed bulk to the bulk relay, o
 
   it('bulk bypasses the MX look-up; non-bulk to a domain without the port stand-in goes to Haraka\'s own look-up and port 25', async function () {
     // Bulk for other.example: the relay, without asking DNS for other.example's MX.
-    const bulk = await send('alice', 'customer6@other.example', newsletter(6, 'other.example'));
+    const bulk = await send('alice', 'customer6@other.example', newsletter(6, { domain: 'other.example' }));
     assert.equal(bulk.code, 250, bulk.response);
     await waitFor('the bulk copy for other.example at the relay', () => relay.messages.some((m) => m.rcptTo.includes('customer6@other.example')));
     assert.equal(header(relay.messages.at(-1)!.raw, 'X-Mailward-Bulk')?.startsWith('count=6;'), true);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { main } from '../lib/cli/main';
 import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
-import { arfReport, deleteRedisKeys, uniquePrefix } from './outbound/support';
+import { arfReport, deleteRedisKeys, newsletter, uniquePrefix } from './outbound/support';
 
 const MESSAGES = 2000;
 const WORKERS = 25;
@@ -16,26 +16,6 @@ function files(prefix: string, node: string): Record<string, string> {
     // Authenticated submission: an authenticated client relays (connection.relaying).
     'auth_flat_file.ini': `[core]\nmethods = PLAIN,LOGIN\n[users]\n${Object.entries(USERS).map(([u, p]) => `${u} = ${p}`).join('\n')}\n`,
   };
-}
-
-/** One user's newsletter: the same template with a name, an amount and a tracking link per copy. */
-function newsletter(n: number, unsubscribe = true): string {
-  return simpleMessage({
-    from: 'Alice Shop <alice@example.com>',
-    to: `customer${n}@remote.example`,
-    subject: 'Our spring offers',
-    messageId: `<spring.${n}.${Date.now()}@example.com>`,
-    headers: unsubscribe ? { 'List-Unsubscribe': `<https://shop.example.com/unsubscribe/${n}>, <mailto:unsub@example.com>` } : {},
-    body: [
-      `Dear Customer${n},`,
-      '',
-      `our spring collection is here and your loyalty balance is ${n * 3} points. Every order this week`,
-      'ships for free and comes with a small gift from our workshop. Browse the new colours and the',
-      'garden furniture we make by hand, and tell us what you think of them.',
-      `https://shop.example.com/spring?c=${n}`,
-      '',
-    ].join('\r\n'),
-  });
 }
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -102,7 +82,7 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     console.log(`      ${MESSAGES} relayed messages in ${elapsed.toFixed(1)} s (${Math.round(MESSAGES / elapsed)} msg/s, ${WORKERS} connections); ${bulk.length} tagged bulk`);
 
     // Bulk without List-Unsubscribe: the warning symbol.
-    const noUnsub = await send(a, 'alice', newsletter(MESSAGES + 1, false));
+    const noUnsub = await send(a, 'alice', newsletter(MESSAGES + 1, { unsubscribe: false }));
     assert.equal(noUnsub.code, 250, noUnsub.response);
     const last = a.delivered().map((f) => readFileSync(f, 'utf8')).find((t) => t.includes(`customer${MESSAGES + 1}@`))!;
     assert.match(header(last, 'X-Mailward-Status')!, /OUTBOUND_BULK_NO_UNSUBSCRIBE 1/);

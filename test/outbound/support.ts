@@ -3,6 +3,7 @@ import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from '../support/redis'
 import { parseIni } from '../../lib/config/ini';
 import { IniReader } from '../../lib/config/reader';
 import { parseOutboundSettings, type OutboundSettings } from '../../lib/checks/outbound/settings';
+import { simpleMessage } from '../support/haraka';
 
 
 export function uniquePrefix(what: string): string {
@@ -83,3 +84,27 @@ export function arfReport(f: ReportFields = {}): string {
 }
 
 export { deleteRedisKeys, REDIS_URL };
+
+/**
+ * One user's newsletter: the same template with a name, an amount and a
+ * tracking link per copy (what the bulk fingerprint must see through).
+ */
+export function newsletter(n: number, options: { domain?: string; unsubscribe?: boolean } = {}): string {
+  const { domain = 'remote.example', unsubscribe = true } = options;
+  return simpleMessage({
+    from: 'Alice Shop <alice@example.com>',
+    to: `customer${n}@${domain}`,
+    subject: 'Our spring offers',
+    messageId: `<spring.${n}.${Date.now()}@example.com>`,
+    headers: unsubscribe ? { 'List-Unsubscribe': `<https://shop.example.com/unsubscribe/${n}>, <mailto:unsub@example.com>` } : {},
+    body: [
+      `Dear Customer${n},`,
+      '',
+      `our spring collection is here and your loyalty balance is ${n * 3} points. Every order this week`,
+      'ships for free and comes with a small gift from our workshop. Browse the new colours and the',
+      'garden furniture we make by hand, and tell us what you think of them.',
+      `https://shop.example.com/spring?c=${n}`,
+      '',
+    ].join('\r\n'),
+  });
+}
