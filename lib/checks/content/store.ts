@@ -248,13 +248,22 @@ function newClient(url: string, timeoutMs: number) {
 }
 type RedisClient = ReturnType<typeof newClient>;
 
+interface LuaScript {
+  source: string;
+  sha: string;
+}
+
+function lua(source: string): LuaScript {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
 /** EVALSHA, loading the script with EVAL when the server does not have it cached. */
-async function runScript(c: RedisClient, sha: string, script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
+async function runScript(c: RedisClient, script: LuaScript, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
   try {
-    return await c.evalSha(sha, options);
+    return await c.evalSha(script.sha, options);
   } catch (err) {
     if (!/NOSCRIPT/.test((err as Error).message)) throw err;
-    return c.eval(script, options);
+    return c.eval(script.source, options);
   }
 }
 
@@ -266,7 +275,7 @@ async function runScript(c: RedisClient, sha: string, script: string, options: {
  * before records were dated). A learn dates its tokens (day hash); a token
  * left with no count loses its date too.
  */
-const RELABEL_SCRIPT = `
+const RELABEL_SCRIPT = lua(`
 local record = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 local was = string.match(record, '^(%a*)')
 local label = ARGV[2]
@@ -292,15 +301,14 @@ else
   redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return was
-`;
-const RELABEL_SHA = createHash('sha1').update(RELABEL_SCRIPT).digest('hex');
+`);
 
 /**
  * RedisBayesStore.prune for one batch, atomic per batch. KEYS: spam, ham, day.
  * ARGV: cutoff day, max count, today, tokens... A token with no date (learnt
  * before tokens were dated) is dated today: its age starts now.
  */
-const PRUNE_SCRIPT = `
+const PRUNE_SCRIPT = lua(`
 local removed = 0
 for i = 4, #ARGV do
   local token = ARGV[i]
@@ -316,15 +324,14 @@ for i = 4, #ARGV do
   end
 end
 return removed
-`;
-const PRUNE_SHA = createHash('sha1').update(PRUNE_SCRIPT).digest('hex');
+`);
 
 /**
  * Seen-record expiry for one batch. KEYS: seen. ARGV: cutoff day, today,
  * ids... A record without a day (written before records were dated) is
  * dated today.
  */
-const PRUNE_SEEN_SCRIPT = `
+const PRUNE_SEEN_SCRIPT = lua(`
 local removed = 0
 for i = 3, #ARGV do
   local record = redis.call('HGET', KEYS[1], ARGV[i])
@@ -339,8 +346,7 @@ for i = 3, #ARGV do
   end
 end
 return removed
-`;
-const PRUNE_SEEN_SHA = createHash('sha1').update(PRUNE_SEEN_SCRIPT).digest('hex');
+`);
 
 /**
  * Redis for a fleet: hashes <prefix>v2:spam and <prefix>v2:ham (token -> count),
@@ -419,7 +425,7 @@ export class RedisBayesStore implements BayesStore {
     const c = await this.connect();
     const p = this.prefix;
     const options = { keys: [`${p}seen`, `${p}spam`, `${p}ham`, `${p}totals`, `${p}day`], arguments: [id, label ?? '', String(dayNumber(Date.now())), ...tokens] };
-    const was = await runScript(c, RELABEL_SHA, RELABEL_SCRIPT, options);
+    const was = await runScript(c, RELABEL_SCRIPT, options);
     return was === 'spam' || was === 'ham' ? was : null;
   }
 
@@ -433,7 +439,7 @@ export class RedisBayesStore implements BayesStore {
       for await (const batch of c.hScanIterator(`${this.prefix}seen`, { COUNT: PRUNE_BATCH })) {
         if (!batch.length) continue;
         const options = { keys: [`${this.prefix}seen`], arguments: [...head, ...batch.map((e) => e.field)] };
-        seen += Number(await runScript(c, PRUNE_SEEN_SHA, PRUNE_SEEN_SCRIPT, options)) || 0;
+        seen += Number(await runScript(c, PRUNE_SEEN_SCRIPT, options)) || 0;
       }
     }
     return { tokens, seen };
@@ -450,7 +456,7 @@ export class RedisBayesStore implements BayesStore {
       for await (const batch of c.hScanIterator(key, { COUNT: PRUNE_BATCH })) {
         if (!batch.length) continue;
         const options = { keys: [`${p}spam`, `${p}ham`, `${p}day`], arguments: [...head, ...batch.map((e) => e.field)] };
-        removed += Number(await runScript(c, PRUNE_SHA, PRUNE_SCRIPT, options)) || 0;
+        removed += Number(await runScript(c, PRUNE_SCRIPT, options)) || 0;
       }
     }
     return removed;
