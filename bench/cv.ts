@@ -6,40 +6,113 @@
  *
  *   --folds N               folds (5)
  *   --try 'k=v,k=v'         a variant to compare with the defaults (repeatable);
- *                           keys are TokenizerOptions and BayesOptions fields
+ *                           keys are TokenizerOptions and BayesOptions fields,
+ *                           `threshold`, and the training regime: `train=tone`
+ *                           (train on or near error: classify each message and
+ *                           learn it only when its score is within `margin`
+ *                           (0.02) of the wrong end; `passes` (3) passes, each
+ *                           message learnt at most once, in the order of
+ *                           sha1(`order` + key), `first=spam|ham` to learn
+ *                           one class before the other, everything learnt
+ *                           until `warm` (200) of each) instead of `train=all`
  *   --json                  one JSON object per variant
  *
  * Prints per variant, on the out-of-fold scores: recall and ham FP at the
  * default threshold, AUC, recall at ham FP <= 0.25% and at zero ham FP, and
  * the largest out-of-fold ham score (the zero-FP threshold `npm run eval` uses).
  */
+import { createHash } from 'node:crypto';
 import { createContext } from '../lib/message';
-import { BayesModel, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
+import { BayesModel, DEFAULT_BAYES_OPTIONS, type BayesOptions, type Label } from '../lib/checks/content/bayes';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { tokenize, DEFAULT_TOKENIZER_OPTIONS, type TokenizerOptions } from '../lib/checks/content/tokenize';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
 import { auc, folds as assignFolds, loadCorpus, recallAt, split, thresholdForFpr, type Doc } from './corpus';
+
+/** How a fold's model is trained: every message once, or on or near error (TONE). */
+interface Training {
+  train: 'all' | 'tone';
+  margin: number;
+  passes: number;
+  order: string;
+  /** Which class is learnt first ('mixed': one sequence), as `mailward learn --spam A --ham B` does spam first. */
+  first: 'mixed' | Label;
+  /** Messages of each class learnt unconditionally first ([bayes] min_learns). */
+  warm: number;
+}
 
 interface Variant {
   name: string;
   tokenizer: TokenizerOptions;
   bayes: BayesOptions;
   threshold: number;
+  training: Training;
 }
 
 function parseVariant(spec: string): Variant {
   const tokenizer: Record<string, unknown> = { ...DEFAULT_TOKENIZER_OPTIONS };
   const bayes: Record<string, unknown> = { ...DEFAULT_BAYES_OPTIONS };
   let threshold = DEFAULT_CONTENT_SETTINGS.bayes.spamThreshold;
+  const training: Record<string, unknown> = {
+    train: 'all',
+    margin: 0.02,
+    passes: 3,
+    order: '',
+    first: 'mixed',
+    warm: DEFAULT_CONTENT_SETTINGS.bayes.minLearns,
+  };
   for (const pair of spec.split(',').filter(Boolean)) {
     const [key, raw] = pair.split('=') as [string, string | undefined];
     const value: unknown = raw === 'true' ? true : raw === 'false' ? false : raw !== undefined && /^-?[\d.]+$/.test(raw) ? Number(raw) : raw;
     if (key === 'threshold') threshold = Number(raw);
     else if (key in tokenizer) tokenizer[key] = value;
     else if (key in bayes) bayes[key] = value;
-    else throw new Error(`unknown option ${key} (tokenizer: ${Object.keys(tokenizer).join(' ')}; bayes: ${Object.keys(bayes).join(' ')})`);
+    else if (key in training) training[key] = key === 'order' ? String(raw ?? '') : value;
+    else
+      throw new Error(
+        `unknown option ${key} (tokenizer: ${Object.keys(tokenizer).join(' ')}; bayes: ${Object.keys(bayes).join(' ')}; training: ${Object.keys(training).join(' ')})`,
+      );
   }
-  return { name: spec || 'defaults', tokenizer: tokenizer as unknown as TokenizerOptions, bayes: bayes as unknown as BayesOptions, threshold };
+  if (training.train !== 'all' && training.train !== 'tone') throw new Error(`train must be all or tone, not ${String(training.train)}`);
+  if (!['mixed', 'spam', 'ham'].includes(String(training.first))) throw new Error(`first must be mixed, spam or ham, not ${String(training.first)}`);
+  return {
+    name: spec || 'defaults',
+    tokenizer: tokenizer as unknown as TokenizerOptions,
+    bayes: bayes as unknown as BayesOptions,
+    threshold,
+    training: training as unknown as Training,
+  };
+}
+
+/**
+ * A fold's model. TONE (train on or near error, as dspam and CRM114 offer)
+ * learns a message only while the model gets it wrong or nearly wrong; until
+ * the model has `warm` of each class it learns everything. Kept here as an
+ * experiment (docs/performance.md): its gain depends on the order messages
+ * come in, so the classifier learns every message it is given.
+ */
+function trainFold(samples: { tokens: string[]; label: Label; key: string }[], bayes: BayesOptions, training: Training): BayesModel {
+  const model = new BayesModel(bayes);
+  if (training.train === 'all') {
+    for (const s of samples) model.learn(s.tokens, s.label);
+  } else {
+    const orderKey = (key: string) => createHash('sha1').update(training.order + key).digest('hex');
+    let pending = samples.map((s) => ({ s, k: orderKey(s.key) })).sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.s);
+    if (training.first !== 'mixed') pending = [...pending.filter((s) => s.label === training.first), ...pending.filter((s) => s.label !== training.first)];
+    for (let pass = 0; pass < training.passes && pending.length; pass++) {
+      const skipped: typeof pending = [];
+      for (const s of pending) {
+        const warm = model.nspam >= training.warm && model.nham >= training.warm;
+        const p = warm ? model.classify(s.tokens).probability : 0.5;
+        const nearError = s.label === 'spam' ? p < 1 - training.margin : p > training.margin;
+        if (!warm || nearError) model.learn(s.tokens, s.label);
+        else skipped.push(s);
+      }
+      pending = skipped;
+    }
+  }
+  model.takePending();
+  return model;
 }
 
 export interface CvResult {
@@ -65,11 +138,8 @@ export function crossValidate(docs: { doc: Doc; parts: MessageParts }[], fold: M
   const fp: string[] = [];
   const fn: string[] = [];
   for (let f = 0; f < k; f++) {
-    const model = new BayesModel(v.bayes);
-    docs.forEach((d, i) => {
-      if (fold.get(d.doc) !== f) model.learn(tokens[i]!, d.doc.label);
-    });
-    model.takePending();
+    const fitOn = docs.flatMap((d, i) => (fold.get(d.doc) === f ? [] : [{ tokens: tokens[i]!, label: d.doc.label, key: d.doc.key }]));
+    const model = trainFold(fitOn, v.bayes, v.training);
     docs.forEach((d, i) => {
       if (fold.get(d.doc) !== f) return;
       const p = model.classify(tokens[i]!).probability;
