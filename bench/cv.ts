@@ -5,6 +5,10 @@
  * set. Folds: round robin within each folder in sha1 order (stratified).
  *
  *   --folds N               folds (5)
+ *   --drift                 instead of folds, one round across time within the
+ *                           training split: learn the earlier collections
+ *                           (easy-ham-1, hard-ham-1, spam-1), score the later
+ *                           ones (easy-ham-2, spam-2)
  *   --try 'k=v,k=v'         a variant to compare with the defaults (repeatable);
  *                           keys are TokenizerOptions and BayesOptions fields,
  *                           `threshold`, and the training regime: `train=tone`
@@ -14,7 +18,9 @@
  *                           message learnt at most once, in the order of
  *                           sha1(`order` + key), `first=spam|ham` to learn
  *                           one class before the other, everything learnt
- *                           until `warm` (200) of each) instead of `train=all`
+ *                           until `warm` (200) of each) instead of `train=all`;
+ *                           `spamShare`/`hamShare` (1) learn only that share
+ *                           of a class (a fixed draw), to measure imbalance
  *   --json                  one JSON object per variant
  *
  * Prints per variant, on the out-of-fold scores: recall and ham FP at the
@@ -39,6 +45,9 @@ interface Training {
   first: 'mixed' | Label;
   /** Messages of each class learnt unconditionally first ([bayes] min_learns). */
   warm: number;
+  /** Share of each class's training messages learnt (a fixed subset by sha1), to see how a class imbalance moves the figures. */
+  spamShare: number;
+  hamShare: number;
 }
 
 interface Variant {
@@ -60,6 +69,8 @@ function parseVariant(spec: string): Variant {
     order: '',
     first: 'mixed',
     warm: DEFAULT_CONTENT_SETTINGS.bayes.minLearns,
+    spamShare: 1,
+    hamShare: 1,
   };
   for (const pair of spec.split(',').filter(Boolean)) {
     const [key, raw] = pair.split('=') as [string, string | undefined];
@@ -93,6 +104,10 @@ function parseVariant(spec: string): Variant {
  */
 function trainFold(samples: { tokens: string[]; label: Label; key: string }[], bayes: BayesOptions, training: Training): BayesModel {
   const model = new BayesModel(bayes);
+  const share = (s: { label: Label; key: string }) => (s.label === 'spam' ? training.spamShare : training.hamShare);
+  // A hash of its own: the keys themselves are not uniform here (the split took the lowest 20% for the test set).
+  const draw = (key: string) => parseInt(createHash('sha1').update(`share/${key}`).digest('hex').slice(0, 8), 16) / 2 ** 32;
+  samples = samples.filter((s) => share(s) >= 1 || draw(s.key) < share(s));
   if (training.train === 'all') {
     for (const s of samples) model.learn(s.tokens, s.label);
   } else {
@@ -130,18 +145,36 @@ export interface CvResult {
   errors: { fp: string[]; fn: string[] };
 }
 
-/** Out-of-fold scores of one variant. */
-export function crossValidate(docs: { doc: Doc; parts: MessageParts }[], fold: Map<Doc, number>, k: number, v: Variant): CvResult {
+/** One training and scoring round: the model learns the docs `fit` accepts and scores the ones `score` accepts. */
+export interface Round {
+  fit: (doc: Doc) => boolean;
+  score: (doc: Doc) => boolean;
+}
+
+/** k folds: each fold is scored by a model trained on the other k-1. */
+export function foldRounds(fold: Map<Doc, number>, k: number): Round[] {
+  return Array.from({ length: k }, (_, f) => ({ fit: (d: Doc) => fold.get(d) !== f, score: (d: Doc) => fold.get(d) === f }));
+}
+
+/**
+ * Drift within the training split: learn its messages from the earlier
+ * collections (easy-ham-1, hard-ham-1, spam-1), score its messages from the
+ * later ones (easy-ham-2, spam-2). The test split is never read.
+ */
+export const DRIFT_ROUND: Round = { fit: (d) => d.group.endsWith('-1'), score: (d) => d.group.endsWith('-2') };
+
+/** Scores of one variant over the rounds (out-of-fold scores for foldRounds). */
+export function crossValidate(docs: { doc: Doc; parts: MessageParts }[], rounds: Round[], v: Variant): CvResult {
   const tokens = docs.map((d) => tokenize(d.parts, v.tokenizer));
   const spam: number[] = [];
   const ham: number[] = [];
   const fp: string[] = [];
   const fn: string[] = [];
-  for (let f = 0; f < k; f++) {
-    const fitOn = docs.flatMap((d, i) => (fold.get(d.doc) === f ? [] : [{ tokens: tokens[i]!, label: d.doc.label, key: d.doc.key }]));
+  for (const round of rounds) {
+    const fitOn = docs.flatMap((d, i) => (round.fit(d.doc) ? [{ tokens: tokens[i]!, label: d.doc.label, key: d.doc.key }] : []));
     const model = trainFold(fitOn, v.bayes, v.training);
     docs.forEach((d, i) => {
-      if (fold.get(d.doc) !== f) return;
+      if (!round.score(d.doc)) return;
       const p = model.classify(tokens[i]!).probability;
       if (d.doc.label === 'spam') {
         spam.push(p);
@@ -180,15 +213,19 @@ async function main(): Promise<void> {
   });
   const variants = specs.map(parseVariant);
 
+  const withDrift = args.includes('--drift');
   const { train } = split(loadCorpus());
-  const fold = assignFolds(train, k);
+  const rounds = withDrift ? [DRIFT_ROUND] : foldRounds(assignFolds(train, k), k);
   const docs: { doc: Doc; parts: MessageParts }[] = [];
   for (const doc of train) docs.push({ doc, parts: await messageParts(createContext({ ip: '192.0.2.1', raw: doc.raw })) });
 
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`.padStart(7);
-  if (!json) process.stdout.write(`${k}-fold CV on the training split (${train.length} messages)\n recall@thr  hamFP@thr      AUC  rec@FP.25%  rec@FP0  maxHam  variant\n`);
+  const what = withDrift
+    ? `drift within the training split: learn its ${train.filter(DRIFT_ROUND.fit).length} messages of easy-ham-1, hard-ham-1 and spam-1, score its ${train.filter(DRIFT_ROUND.score).length} of easy-ham-2 and spam-2`
+    : `${k}-fold CV on the training split (${train.length} messages)`;
+  if (!json) process.stdout.write(`${what}\n recall@thr  hamFP@thr      AUC  rec@FP.25%  rec@FP0  maxHam  variant\n`);
   for (const v of variants) {
-    const r = crossValidate(docs, fold, k, v);
+    const r = crossValidate(docs, rounds, v);
     if (json) process.stdout.write(`${JSON.stringify({ ...r, errors: showErrors ? r.errors : undefined })}\n`);
     else {
       process.stdout.write(`${pct(r.spamRecall)}  ${pct(r.hamFpr)} (${r.hamFp})  ${r.auc.toFixed(5)}  ${pct(r.recallAtFpr0025)}  ${pct(r.recallAtZeroFp)}  ${r.maxHamScore.toFixed(4)}  ${r.variant}\n`);
