@@ -230,11 +230,13 @@ describe('content: learning is idempotent (seen records)', function () {
     assert.match(text, /^spam: 3 learnt, 0 already learnt, 0 relearnt \(moved from ham\)$/m);
     assert.match(text, /^ham: 1 learnt, 0 already learnt, 0 relearnt \(moved from spam\)$/m);
     assert.match(text, /model \(sqlite .*bayes\.sqlite\): 3 spam and 1 ham \(was 0 and 0\)/);
+    assert.match(text, /^note: fewer ham than spam learnt \(1 and 3\)/m);
 
     text = await cli('--spam', join(dir, 'spam'), '--ham', join(dir, 'more'), '--ham', join(dir, 'ham'));
     assert.match(text, /^spam: 0 learnt, 3 already learnt, 0 relearnt/m);
     assert.match(text, /^ham: 1 learnt, 1 already learnt, 1 relearnt \(moved from spam\)$/m);
     assert.match(text, /: 2 spam and 3 ham \(was 3 and 1\)/);
+    assert.doesNotMatch(text, /fewer ham|spam scarce/);
 
     // Unlearning forgets a message whatever it was learnt as (as sa-learn --forget):
     // spam/0.eml was moved to ham above, and is taken out of ham here.

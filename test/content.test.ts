@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { BayesModel, chi2Q } from '../lib/checks/content/bayes';
+import { BayesModel, chi2Q, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
 import { templateFingerprint } from '../lib/checks/content/fingerprint';
 import { analyseHtml } from '../lib/checks/content/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
@@ -51,6 +51,22 @@ describe('content: Bayes model', () => {
     const c = model.classify(['viagra', 'meeting']);
     assert.equal(c.spamTokens[0]?.token, 'viagra');
     assert.equal(c.hamTokens[0]?.token, 'meeting');
+  });
+
+  it('how sure it is of a token does not depend on which class it was fed more of', () => {
+    // 'offer' is in half the spam and a tenth of the ham in both models; B has learnt ten times the ham.
+    const fed = (options: BayesOptions, hams: number) => {
+      const model = new BayesModel(options);
+      for (let i = 0; i < 10; i++) model.learn(i < 5 ? ['offer', `s${i}`] : [`s${i}`], 'spam');
+      for (let i = 0; i < hams; i++) model.learn(i < hams / 10 ? ['offer', `h${i}`] : [`h${i}`], 'ham');
+      return model.tokenProb(model.tokens.get('offer')!);
+    };
+    const balanced = DEFAULT_BAYES_OPTIONS;
+    assert.equal(balanced.balanceClasses, true);
+    assert.ok(Math.abs(fed(balanced, 10) - fed(balanced, 100)) < 1e-12);
+    // Counting raw messages, the extra ham makes the model surer of the same ratio.
+    const raw = { ...balanced, balanceClasses: false };
+    assert.ok(Math.abs(fed(raw, 10) - fed(raw, 100)) > 0.005);
   });
 
   it('unlearning a message takes exactly its counts back, never below zero', () => {

@@ -23,14 +23,22 @@ export interface BayesOptions {
   maxDiscriminators: number;
   /** Tokens seen fewer times than this (spam + ham) are not used. */
   minTokenCount: number;
+  /**
+   * Robinson's confidence weight n counts a token's messages of each class
+   * scaled to the smaller class (a ham count times nspam/nham when ham is the
+   * larger class), so how sure the model is of a token does not depend on
+   * which class an operator happened to feed more of.
+   */
+  balanceClasses: boolean;
 }
 
 export const DEFAULT_BAYES_OPTIONS: BayesOptions = {
-  unknownWordStrength: 0.45,
+  unknownWordStrength: 0.3,
   unknownWordProb: 0.5,
   minimumProbStrength: 0.1,
   maxDiscriminators: 150,
   minTokenCount: 1,
+  balanceClasses: true,
 };
 
 export interface Evidence {
@@ -151,7 +159,11 @@ export class BayesModel {
     const spamRatio = counts.spam / Math.max(1, this.nspam);
     const hamRatio = counts.ham / Math.max(1, this.nham);
     const p = spamRatio + hamRatio === 0 ? x : spamRatio / (spamRatio + hamRatio);
-    const n = counts.spam + counts.ham;
+    let n = counts.spam + counts.ham;
+    if (this.options.balanceClasses && this.nspam > 0 && this.nham > 0) {
+      const smaller = Math.min(this.nspam, this.nham);
+      n = smaller * (spamRatio + hamRatio);
+    }
     return (s * x + n * p) / (s + n);
   }
 

@@ -32,6 +32,18 @@ function summaryLine(label: Label, t: Tally, unlearn: boolean): string {
   return `${label}: ${parts.join(', ')}`;
 }
 
+/**
+ * Measured on the SpamAssassin corpus (docs/performance.md, "Class
+ * imbalance"): with less ham than spam learnt, good mail is flagged more
+ * often; with under a tenth as much spam as ham, less spam is caught.
+ */
+function balanceNote(nspam: number, nham: number): string | undefined {
+  if (!nspam || !nham) return undefined;
+  if (nham < nspam) return `note: fewer ham than spam learnt (${nham} and ${nspam}): with ham scarce, more good mail is taken for spam; learn at least as much ham as spam`;
+  if (nspam * 10 < nham) return `note: under a tenth as much spam as ham learnt (${nspam} and ${nham}): with spam scarce, less of it is caught; learn more spam`;
+  return undefined;
+}
+
 function progress(label: string, done: number, failed: number, started: number): string {
   const rate = done / Math.max(0.001, (Date.now() - started) / 1000);
   return `\rlearning ${label}: ${done} messages${failed ? `, ${failed} skipped` : ''} (${rate.toFixed(0)}/s)`;
@@ -126,6 +138,8 @@ export const command: CliCommand = {
     if (classifier.model.nspam < settings.bayes.minLearns || classifier.model.nham < settings.bayes.minLearns) {
       io.out(`note: the classifier scores only once it has ${settings.bayes.minLearns} of each ([bayes] min_learns)`);
     }
+    const balance = balanceNote(classifier.model.nspam, classifier.model.nham);
+    if (balance) io.out(balance);
     return counts.spam.failed + counts.ham.failed ? 1 : 0;
   },
 };
