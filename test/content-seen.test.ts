@@ -10,6 +10,7 @@ import { Classifier } from '../lib/checks/content/classifier';
 import { learnMessage, messageTokens, unlearnMessage } from '../lib/checks/content/learn';
 import { messageId } from '../lib/checks/content/seen';
 import { dayNumber, RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
+import { balanceNote } from '../lib/cli/commands/learn';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
 import { createMailward } from '../lib';
@@ -237,6 +238,10 @@ describe('content: learning is idempotent (seen records)', function () {
     assert.match(text, /^ham: 1 learnt, 1 already learnt, 1 relearnt \(moved from spam\)$/m);
     assert.match(text, /: 2 spam and 3 ham \(was 3 and 1\)/);
     assert.doesNotMatch(text, /fewer ham|spam scarce/);
+    // The other way round: spam under a tenth of the ham.
+    assert.match(balanceNote(9, 100) ?? '', /^note: under a tenth as much spam as ham learnt \(9 and 100\)/);
+    assert.equal(balanceNote(10, 100), undefined);
+    assert.equal(balanceNote(0, 100), undefined);
 
     // Unlearning forgets a message whatever it was learnt as (as sa-learn --forget):
     // spam/0.eml was moved to ham above, and is taken out of ham here.

@@ -37,7 +37,7 @@ function summaryLine(label: Label, t: Tally, unlearn: boolean): string {
  * imbalance"): with less ham than spam learnt, good mail is flagged more
  * often; with under a tenth as much spam as ham, less spam is caught.
  */
-function balanceNote(nspam: number, nham: number): string | undefined {
+export function balanceNote(nspam: number, nham: number): string | undefined {
   if (!nspam || !nham) return undefined;
   if (nham < nspam) return `note: fewer ham than spam learnt (${nham} and ${nspam}): with ham scarce, more good mail is taken for spam; learn at least as much ham as spam`;
   if (nspam * 10 < nham) return `note: under a tenth as much spam as ham learnt (${nspam} and ${nham}): with spam scarce, less of it is caught; learn more spam`;
