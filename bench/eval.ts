@@ -17,8 +17,8 @@
  *                   order) as learning would, and test on the rest
  *
  * The baseline (bench/baseline.ts), a plain token model of the raw message
- * with SpamBayes' classic combining, is trained and measured in the same run on the
- * same split, so figures can be read as ratios against it.
+ * with SpamBayes' classic options, is trained and measured in the same run
+ * on the same split, so figures can be read as ratios against it.
  */
 import { createContext } from '../lib/message';
 import { BayesModel, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';

@@ -34,7 +34,7 @@ function summaryLine(label: Label, t: Tally, unlearn: boolean): string {
 
 /**
  * Measured on the SpamAssassin corpus (docs/performance.md, "Class
- * imbalance"): with less ham than spam learnt, good mail is flagged more
+ * balance"): with less ham than spam learnt, good mail is flagged more
  * often; with under a tenth as much spam as ham, less spam is caught.
  */
 export function balanceNote(nspam: number, nham: number): string | undefined {
