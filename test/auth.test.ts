@@ -250,6 +250,63 @@ describe('auth module (mailauth) against a real DNS server', function () {
       assert.ok(elapsed < 3000, `took ${elapsed} ms`);
     });
 
+    it('a trusted sealer whose ARC key times out: ARC_TEMPERROR, and the DMARC policy is not applied', async () => {
+      const arcDir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+      const fresh = createMailward({ configDir: arcDir, modules: ['builtin', 'auth'] });
+      try {
+        const original = await sign(message(), 'example.com', 's1', world.keys.example);
+        const forwarded = await forwardFromExample(world, original);
+        world.dns.silentNames.add('arc._domainkey.fwd.test');
+        const result = await fresh.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw: forwarded });
+        assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_TEMPERROR', 'SPF_PASS']);
+        assert.match(symbol(result, 'ARC_TEMPERROR')!.detail, /fwd\.test.*arc\._domainkey\.fwd\.test/);
+        assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject.*trusted ARC sealer fwd\.test.*not applied/);
+        assert.equal(result.verdict.action, 'accept');
+        assert.equal(authResults(result.context)!.arc.result, 'temperror');
+      } finally {
+        world.dns.silentNames.clear();
+        await fresh.close();
+        rmSync(arcDir, { recursive: true, force: true });
+      }
+    });
+
+    it('the same time-out under a sealer that is not trusted keeps the DMARC policy', async () => {
+      const arcDir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+      const fresh = createMailward({ configDir: arcDir, modules: ['builtin', 'auth'] });
+      try {
+        const original = await sign(message(), 'example.com', 's1', world.keys.example);
+        const forwarded = await forwardFromExample(world, original, 'untrusted');
+        world.dns.silentNames.add('arc._domainkey.untrusted.test');
+        const result = await fresh.scan({ ip: IP.untrustedForwarder, helo: 'mail.untrusted.test', mailFrom: 'list@untrusted.test', rcptTo: ['bob@example.org'], raw: forwarded });
+        assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+      } finally {
+        world.dns.silentNames.clear();
+        await fresh.close();
+        rmSync(arcDir, { recursive: true, force: true });
+      }
+    });
+
+    it('a DMARC fail while the aligned DKIM key times out is DMARC_TEMPERROR; an unaligned key time-out keeps the policy', async () => {
+      const dir2 = configDir({ 'mailward.ini': sharedIni(world.dns, 300) });
+      const fresh = createMailward({ configDir: dir2, modules: ['builtin', 'auth'] });
+      try {
+        // example.com's letter relayed by a host outside its SPF: only DKIM could pass DMARC.
+        const signed = await sign(message({ subject: 'relayed' }), 'example.com', 's1', world.keys.example);
+        const spoof = await sign(message({ subject: 'not ours' }), 'attacker.test', 'sel', world.keys.attacker);
+        world.dns.silentNames.add('s1._domainkey.example.com').add('sel._domainkey.attacker.test');
+        const relayed = await fresh.scan({ ip: IP.nobody, helo: 'relay.nothing.test', mailFrom: 'bounce@nothing.test', rcptTo: ['bob@example.org'], raw: signed });
+        assert.deepEqual(symbolNames(relayed), ['DKIM_TEMPERROR', 'DMARC_TEMPERROR', 'SPF_NONE']);
+        assert.match(symbol(relayed, 'DMARC_TEMPERROR')!.detail, /p=reject; the aligned DKIM signature d=example\.com s=s1 could not be checked/);
+        assert.equal(relayed.verdict.action, 'accept');
+        const forged = await fresh.scan({ ip: IP.nobody, helo: 'relay.nothing.test', mailFrom: 'bounce@nothing.test', rcptTo: ['bob@example.org'], raw: spoof });
+        assert.deepEqual(symbolNames(forged), ['DKIM_TEMPERROR', 'DMARC_POLICY_REJECT', 'SPF_NONE']);
+      } finally {
+        world.dns.silentNames.clear();
+        await fresh.close();
+        rmSync(dir2, { recursive: true, force: true });
+      }
+    });
+
     it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
       const slowDir = configDir({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' });
       const slow = createMailward({ configDir: slowDir, modules: ['builtin', 'auth'] });

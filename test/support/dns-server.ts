@@ -26,6 +26,8 @@ export interface TestDnsServer {
   add(name: string, records: RecordSet): void;
   remove(name: string): void;
   mode: DnsMode;
+  /** Names that never get an answer, whatever the mode (a timeout on one look-up). */
+  silentNames: Set<string>;
   /** Every question received, as "TYPE name". */
   queries: string[];
   stop(): Promise<void>;
@@ -58,6 +60,7 @@ export async function startDnsServer(zones: Record<string, RecordSet> = {}): Pro
     port: 0,
     server: '',
     mode: 'normal',
+    silentNames: new Set(),
     queries: [],
     set(name, set) {
       records.set(normalise(name), { ...set });
@@ -85,7 +88,7 @@ export async function startDnsServer(zones: Record<string, RecordSet> = {}): Pro
       const name = normalise(question.name);
       const typeName = TYPE_NAMES[question.type];
       api.queries.push(`${typeName ?? question.type} ${name}`);
-      if (api.mode === 'silent') return;
+      if (api.mode === 'silent' || api.silentNames.has(name)) return;
       if (api.mode === 'servfail') {
         response.header.rcode = Packet.RCODE.SERVFAIL;
         return send(response);

@@ -3,6 +3,7 @@ import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { headerValues, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
+import { relaxedAligned } from './align';
 import { AUTH_NOTE, headerPairs, summarise, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
@@ -57,11 +58,11 @@ export const authSymbols: SymbolDef[] = [
   { name: 'DMARC_POLICY_QUARANTINE', score: 5, group: g, description: 'DMARC fail and the From: domain asks receivers to quarantine (p=quarantine)' },
   { name: 'DMARC_POLICY_NONE', score: 1, group: g, description: 'DMARC fail; the From: domain only monitors (p=none)' },
   { name: 'DMARC_NONE', score: 0, group: g, description: 'The From: domain publishes no DMARC record' },
-  { name: 'DMARC_TEMPERROR', score: 0, group: g, description: 'DMARC could not be evaluated because of a DNS failure' },
+  { name: 'DMARC_TEMPERROR', score: 0, group: g, description: 'DMARC could not be decided because of a DNS failure (its record, or an aligned DKIM key, aligned SPF or a trusted ARC key): no policy applied' },
   { name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: g, description: 'DMARC failed but a trusted ARC sealer ([arc] trusted_sealers) vouches it passed before forwarding: no policy symbol' },
   { name: 'ARC_PASS', score: 0, group: g, description: 'The ARC chain validates (credit only through a trusted sealer)' },
   { name: 'ARC_FAIL', score: 0.5, group: g, description: 'The message carries an ARC chain that does not validate' },
-  { name: 'ARC_TEMPERROR', score: 0, group: g, description: 'The ARC chain could not be checked because of a DNS failure' },
+  { name: 'ARC_TEMPERROR', score: 0, group: g, description: 'The ARC chain could not be checked because a key look-up failed (DNS)' },
   { name: 'AUTH_RESULTS_FORGED', score: 1, group: g, description: 'The message arrived with an Authentication-Results header in our own name (authserv-id); it was removed' },
   { name: 'AUTH_NONE', score: 1, group: g, description: 'No authentication at all: no SPF record, no DKIM signature, no DMARC record' },
   { name: 'AUTH_TEMPERROR', score: 0, group: g, description: 'Authentication did not finish (deadline or internal error); nothing counted against the mail' },
@@ -92,14 +93,14 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
  * "no records" is an ENOTFOUND error (mailauth counts void look-ups and tells
  * "no key" from a failure by it) and a temporary failure keeps a DNS-like code.
  */
-function mailauthResolver(dns: DnsResolver, onTempError: () => void) {
+function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void) {
   return async (name: string, type: string): Promise<any[]> => {
     let answer: any[];
     try {
       answer = await dns.resolve(name, type);
     } catch (err) {
       if (err instanceof DnsTempError) {
-        onTempError();
+        onTempError(name.toLowerCase().replace(/\.$/, ''));
         throw Object.assign(new Error(err.message), { code: err.code === 'TIMEOUT' ? 'ETIMEOUT' : err.code });
       }
       throw err;
@@ -127,7 +128,7 @@ export interface AuthRun {
 
 /** One mailauth authenticate() call for a message; exported for the benchmark. */
 export async function runAuthenticate(ctx: MessageContext, settings: AuthSettings, dns: DnsResolver): Promise<AuthRun> {
-  let tempErrors = 0;
+  const tempErrorNames: string[] = [];
   const mta = settings.authservId || ctx.localHostname || 'localhost';
   const result = await authenticate(ctx.raw!, {
     ip: ctx.ip,
@@ -135,12 +136,12 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     // The null sender has no domain: mailauth then checks SPF for postmaster@<HELO name> (RFC 7208 2.4).
     sender: ctx.mailFrom || undefined,
     mta,
-    resolver: mailauthResolver(dns, () => tempErrors++) as any,
+    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name)) as any,
     minBitLength: settings.minKeyBits,
     disableBimi: true,
   });
-  const auth = summarise(result, settings.trustedSealers);
-  if (tempErrors) auth.temporaryError = true;
+  const auth = summarise(result, settings.trustedSealers, tempErrorNames);
+  if (tempErrorNames.length) auth.temporaryError = true;
   return { auth, headers: headerPairs(result.headers ?? '') };
 }
 
@@ -159,6 +160,18 @@ function dkimHits(auth: AuthResults): Hit[] {
   });
 }
 
+/**
+ * A DMARC fail is only final when nothing that could have aligned was lost to
+ * a DNS failure: an aligned DKIM signature whose key timed out, or SPF for an
+ * aligned envelope domain that did. Otherwise a dead resolver would reject mail.
+ */
+function uncheckedAlignedAuth(auth: AuthResults): string {
+  const dkim = auth.dkim.find((d) => d.result === 'temperror' && d.aligned);
+  if (dkim) return `the aligned DKIM signature d=${dkim.domain} s=${dkim.selector}`;
+  if (auth.spf.result === 'temperror' && auth.fromDomain && relaxedAligned(auth.spf.domain, auth.fromDomain)) return `SPF for the aligned ${auth.spf.domain}`;
+  return '';
+}
+
 function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   const { dmarc, arc } = auth;
   const domain = dmarc.domain || '(no single From: domain)';
@@ -172,6 +185,13 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
     case 'fail': {
       const policy = dmarc.policy || 'none';
       const why = `From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
+      const unchecked = uncheckedAlignedAuth(auth);
+      if (unchecked) return [{ name: 'DMARC_TEMPERROR', detail: `${why}; ${unchecked} could not be checked (DNS failure) and might have passed, so the policy is not applied` }];
+      // A dependency failure must not turn into a rejection: the sealer we
+      // trust may have vouched for this message, we could not tell.
+      if (arc.result === 'temperror' && arc.trusted) {
+        return [{ name: 'DMARC_TEMPERROR', detail: `${why}; the chain of trusted ARC sealer ${arc.sealer} could not be checked (DNS failure), so the policy is not applied` }];
+      }
       if (arc.result === 'pass' && arc.trusted) {
         if (!settings.requireUpstreamPass || arc.upstreamDmarc === 'pass') {
           dmarc.arcOverride = arc.sealer;
@@ -195,8 +215,8 @@ function arcHits(auth: AuthResults): Hit[] {
   const { arc } = auth;
   const comment = arc.comment;
   if (arc.result === 'pass') return [{ name: 'ARC_PASS', detail: `sealed by ${arc.sealer} (i=${arc.instance})${arc.trusted ? ', a trusted sealer' : ''}` }];
+  if (arc.result === 'temperror') return [{ name: 'ARC_TEMPERROR', detail: `sealer ${arc.sealer || '(unknown)'}: ${comment}` }];
   if (arc.result === 'fail') {
-    if (auth.temporaryError && /no key|dns/i.test(comment)) return [{ name: 'ARC_TEMPERROR', detail: comment }];
     return [{ name: 'ARC_FAIL', detail: `${arc.sealer ? `sealer ${arc.sealer}: ` : ''}${comment || 'chain does not validate'}` }];
   }
   return [];

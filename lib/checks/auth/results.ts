@@ -47,7 +47,8 @@ export interface AuthResults {
     arcOverride?: string;
   };
   arc: {
-    result: 'pass' | 'fail' | 'none';
+    /** temperror: a key of the chain could not be fetched (DNS failure), so it was not judged. */
+    result: 'pass' | 'fail' | 'none' | 'temperror';
     /** d= of the newest ARC set ('' when there is no chain). */
     sealer: string;
     /** Instance number of the newest set (0 without a chain). */
@@ -81,8 +82,26 @@ export function hasAlignedSpf(auth: AuthResults, domain: string): boolean {
 
 const SPF_RESULTS: SpfResult[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror'];
 
-/** Turns mailauth's answer into our small, stable shape. */
-export function summarise(result: AuthenticateResult, trustedSealers: string[]): AuthResults {
+/** The key names (`s._domainkey.d`) an ARC chain's seals and message signatures point at. */
+function arcKeyNames(arcRaw: any): string[] {
+  const names: string[] = [];
+  for (const set of arcRaw?.chain ?? []) {
+    for (const header of ['arc-seal', 'arc-message-signature']) {
+      const parsed = set?.[header]?.parsed;
+      const s = parsed?.s?.value;
+      const d = parsed?.d?.value;
+      if (s && d) names.push(normaliseDomain(`${s}._domainkey.${d}`));
+    }
+  }
+  return names;
+}
+
+/**
+ * Turns mailauth's answer into our small, stable shape. `tempErrorNames`: the
+ * names whose look-up failed temporarily (mailauth reports every ARC failure
+ * as permanent, a time-out on the sealer's key included).
+ */
+export function summarise(result: AuthenticateResult, trustedSealers: string[], tempErrorNames: string[] = []): AuthResults {
   const from = result.dkim?.headerFrom ?? [];
   const fromAddress = Array.isArray(from) && from.length === 1 ? String(from[0]) : '';
   const fromDomain = fromAddress.includes('@') ? normaliseDomain(fromAddress.slice(fromAddress.lastIndexOf('@') + 1)) : '';
@@ -114,6 +133,15 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[]):
   const lastSeal = (result.dkim as any)?.arc?.lastEntry?.['arc-seal']?.parsed?.d?.value;
   const sealer = normaliseDomain(String(lastSeal ?? arcRaw?.signature?.signingDomain ?? ''));
   const upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
+  let arcResult: AuthResults['arc']['result'] = arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none';
+  let arcComment = String(arcRaw?.status?.comment ?? '');
+  if (arcResult === 'fail') {
+    const unreachable = arcKeyNames(arcRaw).find((name) => tempErrorNames.includes(name));
+    if (unreachable) {
+      arcResult = 'temperror';
+      arcComment = `DNS failure fetching the key ${unreachable}`;
+    }
+  }
 
   const auth: AuthResults = {
     fromDomain,
@@ -121,14 +149,14 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[]):
     dkim,
     dmarc: { result: dmarcResult, policy, domain: fromDomain, ...(dmarcPct(dmarcRaw) < 100 ? { pct: dmarcPct(dmarcRaw) } : {}) },
     arc: {
-      result: arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none',
+      result: arcResult,
       sealer,
       instance: typeof arcRaw?.i === 'number' ? arcRaw.i : 0,
       trusted: !!sealer && trustedSealers.some((t) => withinDomain(sealer, t)),
       upstreamDmarc,
-      comment: String(arcRaw?.status?.comment ?? ''),
+      comment: arcComment,
     },
-    temporaryError: spfResult === 'temperror' || dmarcResult === 'temperror' || dkim.some((d) => d.result === 'temperror'),
+    temporaryError: spfResult === 'temperror' || dmarcResult === 'temperror' || arcResult === 'temperror' || dkim.some((d) => d.result === 'temperror'),
   };
   auth.spf.aligned = !!fromDomain && hasAlignedSpf(auth, fromDomain);
   return auth;
