@@ -153,6 +153,25 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('only a DNS failure that could have authorised the claim gives ANTISPOOF_TEMPERROR; a key of a domain of its own choosing that times out does not', async () => {
+    const partial = mailward(ANTISPOOF_INI, 200);
+    world.dns.silentNames.add('sel._domainkey.attacker.test').add('s1._domainkey.example.com');
+    try {
+      // A spoofer's own signature whose key never answers must not buy the benefit of the doubt.
+      const spoof = await sign(message({ from: 'ceo@example.com', subject: 'Wire transfer' }), 'attacker.test', 'sel', world.keys.attacker);
+      const refused = await scan(partial, spoof, IP.nobody, 'ceo@example.com');
+      assert.ok(symbol(refused, 'SPOOF_LOCAL_DOMAIN'), names(refused).join());
+      assert.ok(symbol(refused, 'DKIM_TEMPERROR'));
+      // example.com's own signature whose key times out could have authorised it: not counted.
+      const own = await sign(message({ from: 'alice@example.com' }), 'example.com', 's1', world.keys.example);
+      const undecided = await scan(partial, own, IP.nobody, 'alice@example.com');
+      assert.ok(symbol(undecided, 'ANTISPOOF_TEMPERROR'), names(undecided).join());
+      assert.equal(symbol(undecided, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    } finally {
+      world.dns.silentNames.clear();
+    }
+  });
+
   it('settings: shipped defaults equal the code, and bad entries are errors naming the key', () => {
     const shipped = new IniReader('mailward.antispoof.ini', parseIni(readFileSync(repoPath('config', 'mailward.antispoof.ini'), 'utf8'), 'x'));
     const s = antispoofModule.parseSettings(shipped, {} as any).settings;

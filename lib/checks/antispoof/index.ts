@@ -109,10 +109,26 @@ async function unmetConditions(service: TrustedService, evidence: Evidence): Pro
     if (!ptr.name) unmet.push(`${evidence.ctx.ip} has no forward-confirmed PTR within ${service.ptrSuffixes.join(', ')}`);
   }
   if (service.dkimDomains.length) {
-    const signed = evidence.auth?.dkim.some((d) => d.result === 'pass' && service.dkimDomains.some((s) => withinDomain(d.domain, s)));
+    const byService = (d: { domain: string }) => service.dkimDomains.some((s) => withinDomain(d.domain, s));
+    const signed = evidence.auth?.dkim.some((d) => d.result === 'pass' && byService(d));
     if (!signed) unmet.push(`no valid DKIM signature by ${service.dkimDomains.join(', ')}`);
+    tempError ||= !signed && (!!evidence.auth?.incomplete || !!evidence.auth?.dkim.some((d) => d.result === 'temperror' && byService(d)));
   }
   return { unmet, tempError };
+}
+
+/**
+ * Whether a DNS failure during authentication could have authorised the claim.
+ * Only those count: a spoofer who signs with a domain of its own whose key
+ * never answers must not turn SPOOF_LOCAL_DOMAIN into a temporary error.
+ */
+function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | undefined): boolean {
+  if (!auth) return false;
+  if (auth.incomplete) return true;
+  if (policy.alignedDkim && auth.dkim.some((d) => d.result === 'temperror' && relaxedAligned(d.domain, claim.domain))) return true;
+  if (policy.alignedSpf && auth.spf.result === 'temperror' && relaxedAligned(auth.spf.domain, claim.domain)) return true;
+  const arcCouldVouch = auth.arc.trusted && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
+  return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }
 
 async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: Evidence): Promise<Hit> {
@@ -130,7 +146,7 @@ async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: E
   }
 
   const auth = evidence.auth;
-  if (tempError || auth?.temporaryError) {
+  if (tempError || authUndecided(claim, policyFor(settings, claim.domain), auth)) {
     return { name: 'ANTISPOOF_TEMPERROR', detail: `${who}: DNS failure, could not check the sender (not counted)` };
   }
   const missing = [`${evidence.ctx.ip} is not a listed sending server`];

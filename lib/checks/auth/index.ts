@@ -240,6 +240,7 @@ function unknownResults(): AuthResults {
     dmarc: { result: 'temperror', policy: '', domain: '' },
     arc: { result: 'none', sealer: '', instance: 0, trusted: false, upstreamDmarc: '', comment: '' },
     temporaryError: true,
+    incomplete: true,
   };
 }
 

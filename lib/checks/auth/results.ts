@@ -62,6 +62,8 @@ export interface AuthResults {
   };
   /** DNS or another temporary error prevented a full answer somewhere. */
   temporaryError: boolean;
+  /** Authentication did not finish (deadline, internal error): nothing above is known. */
+  incomplete?: boolean;
 }
 
 export const AUTH_NOTE = 'auth';
