@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { BayesModel, chi2Q, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
+import { bulkHits } from '../lib/checks/content/bulk';
 import { templateFingerprint } from '../lib/checks/content/fingerprint';
 import { analyseHtml } from '../lib/checks/content/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
@@ -13,6 +14,9 @@ import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
 import { createContext } from '../lib/message';
 import { Ledger } from '../lib/score/ledger';
+import { SymbolTable } from '../lib/score/symbol-table';
+import { MemoryStore } from '../lib/state/memory';
+import type { AuthResults } from '../lib/checks/auth';
 
 function parts(raw: string) {
   return messageParts(createContext({ ip: '192.0.2.1', raw }));
@@ -287,6 +291,29 @@ describe('content: template fingerprints', () => {
     assert.notEqual(a.key, other.key);
     assert.equal(a.bands.filter((band) => other.bands.includes(band)).length, 0);
     assert.equal(templateFingerprint('ok thanks, see you'), null);
+  });
+
+  it('BULK_UNAUTHENTICATED needs authentication to have failed, not a DNS time-out on the aligned key', async () => {
+    const state = new MemoryStore();
+    const settings = { ...DEFAULT_CONTENT_SETTINGS.bulk, threshold: 2 };
+    const auth = (dkimResult: string): AuthResults => ({
+      fromDomain: 'bank.example',
+      spf: { result: 'none', domain: 'mailer.bank.example', aligned: false, comment: '' },
+      dkim: [{ result: dkimResult, domain: 'bank.example', selector: 's1', aligned: true, comment: '' }],
+      dmarc: { result: 'fail', policy: 'none', domain: 'bank.example' },
+      arc: { result: 'none', sealer: '', instance: 0, trusted: false, upstreamDmarc: '', comment: '' },
+      temporaryError: dkimResult === 'temperror',
+    });
+    const bulkSymbols = async (dkimResult: string, i: number) => {
+      const ctx = createContext({ ip: '192.0.2.1', rcptTo: ['a@example.org'], raw: 'Subject: statement\r\n\r\nx' });
+      ctx.notes.auth = auth(dkimResult);
+      const text = letter(`Customer ${i}`, `${i}.00`, `AC-${i}`, '2024-01-05');
+      const hits = await bulkHits(ctx, new Ledger(new SymbolTable()), { text } as any, state, Date.now(), settings);
+      return hits.map((h) => h.name);
+    };
+    assert.deepEqual(await bulkSymbols('temperror', 1), []);
+    assert.deepEqual(await bulkSymbols('temperror', 2), ['BULK']);
+    assert.deepEqual(await bulkSymbols('fail', 3), ['BULK', 'BULK_UNAUTHENTICATED']);
   });
 
   it('near-identical texts (one sentence added) still share a band', () => {

@@ -3,10 +3,9 @@ import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { headerValues, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
-import { relaxedAligned } from './align';
-import { AUTH_NOTE, headerPairs, summarise, type AuthResults } from './results';
+import { AUTH_NOTE, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
-export { authResults, hasAlignedDkim, hasAlignedSpf, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
+export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
 export { orgDomain, relaxedAligned, withinDomain } from './align';
 
 export interface AuthSettings {
@@ -160,18 +159,6 @@ function dkimHits(auth: AuthResults): Hit[] {
   });
 }
 
-/**
- * A DMARC fail is only final when nothing that could have aligned was lost to
- * a DNS failure: an aligned DKIM signature whose key timed out, or SPF for an
- * aligned envelope domain that did. Otherwise a dead resolver would reject mail.
- */
-function uncheckedAlignedAuth(auth: AuthResults): string {
-  const dkim = auth.dkim.find((d) => d.result === 'temperror' && d.aligned);
-  if (dkim) return `the aligned DKIM signature d=${dkim.domain} s=${dkim.selector}`;
-  if (auth.spf.result === 'temperror' && auth.fromDomain && relaxedAligned(auth.spf.domain, auth.fromDomain)) return `SPF for the aligned ${auth.spf.domain}`;
-  return '';
-}
-
 function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   const { dmarc, arc } = auth;
   const domain = dmarc.domain || '(no single From: domain)';
@@ -185,7 +172,7 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
     case 'fail': {
       const policy = dmarc.policy || 'none';
       const why = `From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
-      const unchecked = uncheckedAlignedAuth(auth);
+      const unchecked = unresolvedAlignedAuth(auth, dmarc.domain);
       if (unchecked) return [{ name: 'DMARC_TEMPERROR', detail: `${why}; ${unchecked} could not be checked (DNS failure) and might have passed, so the policy is not applied` }];
       // A dependency failure must not turn into a rejection: the sealer we
       // trust may have vouched for this message, we could not tell.

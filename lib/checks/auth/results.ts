@@ -82,6 +82,21 @@ export function hasAlignedSpf(auth: AuthResults, domain: string): boolean {
   return auth.spf.result === 'pass' && relaxedAligned(auth.spf.domain, domain);
 }
 
+/**
+ * Which look-up that could have authenticated `domain` (an aligned DKIM key,
+ * SPF for an aligned envelope domain) failed temporarily, or '' when none
+ * did. A failed authentication is only final without one: otherwise a dead
+ * resolver would count against the mail.
+ */
+export function unresolvedAlignedAuth(auth: AuthResults, domain: string): string {
+  if (auth.incomplete) return 'authentication, which did not finish,';
+  if (!domain) return '';
+  const dkim = auth.dkim.find((d) => d.result === 'temperror' && relaxedAligned(d.domain, domain));
+  if (dkim) return `the aligned DKIM signature d=${dkim.domain} s=${dkim.selector}`;
+  if (auth.spf.result === 'temperror' && relaxedAligned(auth.spf.domain, domain)) return `SPF for the aligned ${auth.spf.domain}`;
+  return '';
+}
+
 const SPF_RESULTS: SpfResult[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror'];
 
 /** The key names (`s._domainkey.d`) an ARC chain's seals and message signatures point at. */
