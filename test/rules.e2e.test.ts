@@ -54,6 +54,13 @@ rule o365-loop
   action skip antispoof
   action allow
 
+# Alice's mail must be authenticated: a rule an operator writes against CEO fraud.
+rule alice-signed-only
+  from alice@example.com
+  header Subject contains [signed-only]
+  not auth aligned
+  action block
+
 rule open-sesame
   direction outbound
   body contains "Cogito Ergo Sum"
@@ -174,6 +181,27 @@ describe('rules end to end through a real Haraka', function () {
     const r = await send(message({ from: 'x@blocked.test' }), IP.nobody, 'x@blocked.test');
     assert.equal(r.code, 550);
     assert.match(r.response, /refused by rule blocked-sender/);
+  });
+
+  it('a rule whose auth condition hangs on a DNS time-out is not applied, and says so; unauthenticated mail is still blocked', async () => {
+    // A selector of its own, so that no earlier test has its key in the resolver's cache.
+    world.dns.set('s9._domainkey.example.com', { TXT: [`v=DKIM1; k=rsa; p=${world.keys.example.publicKey}`] });
+    world.dns.silentNames.add('s9._domainkey.example.com');
+    try {
+      const raw = await sign(message({ from: 'Alice <alice@example.com>', subject: '[signed-only] figures' }), 'example.com', 's9', world.keys.example);
+      // Not from example.com's SPF-listed server: only the DKIM signature could authenticate it.
+      const undecided = await send(raw, IP.nobody, 'alice@example.com');
+      assert.equal(undecided.code, 250, undecided.response);
+      assert.match(status(undecided.delivered), /RULE_UNDECIDED 0/);
+      assert.match(status(undecided.delivered), /DMARC_TEMPERROR 0/);
+      assert.match(undecided.delivered!, /dkim=temperror/);
+    } finally {
+      world.dns.silentNames.clear();
+    }
+    const unsigned = await send(message({ from: 'Alice <alice@example.com>', subject: '[signed-only] figures' }), IP.nobody, 'alice@example.com');
+    assert.equal(unsigned.newDeliveries, 0);
+    assert.match(unsigned.response, /^5\d\d/);
+    assert.match(unsigned.response, /rule alice-signed-only/);
   });
 
   it('quarantine -> release -> delivered exactly once; a second release is refused', async () => {

@@ -49,20 +49,23 @@ function settings(rules: string, ini = ''): RulesSettings {
 interface Msg {
   ip?: string;
   ptr?: string | null;
+  /** The reverse DNS look-up timed out (ptr then undefined). */
+  ptrTempError?: boolean;
   helo?: string;
   mailFrom?: string;
   rcptTo?: string[];
   relaying?: boolean;
   headers?: string[];
   body?: string;
-  auth?: 'from-aligned' | 'spf-only' | 'none' | 'dmarc';
+  auth?: 'from-aligned' | 'spf-only' | 'none' | 'dmarc' | 'dkim-timeout';
 }
 
 function ctxOf(m: Msg): MessageContext {
   const headers = m.headers ?? ['From: Bob <bob@partner.test>', 'Subject: hello'];
   const ctx = createContext({
     ip: m.ip ?? '192.0.2.10',
-    ptr: m.ptr === undefined ? 'mail.partner.test' : m.ptr,
+    ptr: m.ptrTempError ? undefined : m.ptr === undefined ? 'mail.partner.test' : m.ptr,
+    ptrTempError: m.ptrTempError,
     helo: m.helo ?? 'mail.partner.test',
     mailFrom: m.mailFrom ?? 'bob@partner.test',
     rcptTo: m.rcptTo ?? ['alice@example.com'],
@@ -77,6 +80,16 @@ function ctxOf(m: Msg): MessageContext {
       dkim: m.auth === 'from-aligned' ? [{ result: 'pass', domain: 'partner.test', aligned: true }] : [],
       dmarc: { result: m.auth === 'spf-only' ? 'none' : 'pass' },
     };
+    // partner.test's own signature whose key look-up timed out; SPF failed for a relay's domain.
+    if (m.auth === 'dkim-timeout') {
+      ctx.notes.auth = {
+        fromDomain,
+        spf: { result: 'fail', domain: 'relay.test', aligned: false },
+        dkim: [{ result: 'temperror', domain: 'partner.test', aligned: true }],
+        dmarc: { result: 'temperror' },
+        temporaryError: true,
+      };
+    }
     if (m.auth === 'spf-only') ctx.notes.auth = { ...(ctx.notes.auth as object), spf: { result: 'pass', domain: 'bulk.test', aligned: false } };
   }
   return ctx;
@@ -166,6 +179,35 @@ describe('rules: conditions', () => {
       assert.equal((await run(s, no)).ledger.forced, undefined, 'should not match');
     });
   }
+
+  it('an auth condition a DNS failure kept from being known leaves its rule undecided: not applied, and said so', async () => {
+    const s = settings('rule ceo-must-sign\n  from bob@partner.test\n  not auth aligned\n  action block\n\nrule no-auth\n  auth none\n  action score +4\n');
+    const timeout = await run(s, { auth: 'dkim-timeout' });
+    assert.equal(timeout.ledger.forced, undefined, 'a resolver outage must not block');
+    assert.equal(timeout.ledger.has('RULE_SCORE'), false);
+    const undecided = timeout.ledger.symbols.find((x) => x.name === 'RULE_UNDECIDED')!;
+    assert.equal(undecided.score, 0);
+    assert.match(undecided.detail, /rule ceo-must-sign \(line 1\) not applied: "not auth aligned" could not be decided/);
+    assert.match(undecided.detail, /rule no-auth \(line 6\) not applied: "auth none"/);
+    // The same rules decide when authentication really failed, or passed.
+    assert.equal((await run(s, { auth: 'none' })).ledger.forced?.action, 'reject');
+    const signed = await run(s, { auth: 'from-aligned' });
+    assert.equal(signed.ledger.forced, undefined);
+    assert.equal(signed.ledger.has('RULE_UNDECIDED'), false);
+    // A condition that fails outright still just does not match.
+    assert.equal((await run(s, { auth: 'dkim-timeout', headers: ['From: eve@other.test'] })).ledger.has('RULE_UNDECIDED'), true, 'auth none is still undecided');
+    const other = await run(settings('rule r\n  from bob@partner.test\n  not auth aligned\n  action block\n'), { auth: 'dkim-timeout', headers: ['From: eve@other.test'] });
+    assert.equal(other.ledger.has('RULE_UNDECIDED'), false);
+  });
+
+  it('a ptr condition while reverse DNS timed out is undecided too; no PTR at all is an answer', async () => {
+    const s = settings('rule partner-servers-only\n  from *@partner.test\n  not ptr partner.test\n  action quarantine\n');
+    const timeout = await run(s, { ptrTempError: true });
+    assert.equal(timeout.ledger.forced, undefined);
+    assert.match(timeout.ledger.symbols.find((x) => x.name === 'RULE_UNDECIDED')!.detail, /"not ptr partner\.test" could not be decided/);
+    assert.equal((await run(s, { ptr: null })).ledger.forced?.action, 'quarantine');
+    assert.equal((await run(s, { ptr: 'mx.partner.test' })).ledger.forced, undefined);
+  });
 
   it('conditions are ANDed, values inside one condition are any-of', async () => {
     const s = settings('rule o365\n  from *@partner.test\n  header Received contains outbound.protection.outlook.com\n  header Received contains prod.outlook.com\n  action allow\n');

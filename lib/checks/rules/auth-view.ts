@@ -1,4 +1,5 @@
 import type { MessageContext } from '../../message';
+import { relaxedAligned } from '../auth/align';
 
 /**
  * The part of the auth module's `ctx.notes.auth` the rules read
@@ -11,6 +12,8 @@ export interface AuthView {
   spf: { result: string; domain: string; aligned: boolean };
   dkim: { result: string; domain: string; aligned: boolean }[];
   dmarc: { result: string };
+  /** Authentication did not finish: nothing is known. */
+  incomplete?: boolean;
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -28,24 +31,40 @@ export function fromAuthenticated(auth: AuthView | undefined): boolean {
   return auth.dmarc.result === 'pass' || (auth.spf.result === 'pass' && auth.spf.aligned) || auth.dkim.some((d) => d.result === 'pass' && d.aligned);
 }
 
-export function authHas(auth: AuthView | undefined, token: AuthToken): boolean {
-  const spf = auth?.spf.result === 'pass';
-  const dkim = !!auth?.dkim.some((d) => d.result === 'pass');
-  const dmarc = auth?.dmarc.result === 'pass';
+/** A result a DNS failure kept from being known: the rule that asks cannot be decided. */
+export type Undecided = 'undecided';
+
+/**
+ * Does the message have this authentication result? 'undecided' when the
+ * answer hangs on a look-up that failed temporarily: a rule must not block
+ * (or allow) mail because a resolver was down.
+ */
+export function authHas(auth: AuthView | undefined, token: AuthToken): boolean | Undecided {
+  if (!auth) return token === 'none';
+  if (auth.incomplete) return 'undecided';
+  const spf = auth.spf.result === 'pass';
+  const dkim = auth.dkim.some((d) => d.result === 'pass');
+  const dmarc = auth.dmarc.result === 'pass';
+  const spfAlignedTemp = auth.spf.result === 'temperror' && !!auth.fromDomain && relaxedAligned(auth.spf.domain, auth.fromDomain);
+  const dkimAlignedTemp = auth.dkim.some((d) => d.result === 'temperror' && d.aligned);
+  const known = (value: boolean, unknown: boolean): boolean | Undecided => (value ? true : unknown ? 'undecided' : false);
   switch (token) {
     case 'spf':
-      return spf;
+      return known(spf, auth.spf.result === 'temperror');
     case 'dkim':
-      return dkim;
+      return known(dkim, auth.dkim.some((d) => d.result === 'temperror'));
     case 'dmarc':
-      return dmarc;
+      return known(dmarc, auth.dmarc.result === 'temperror' || spfAlignedTemp || dkimAlignedTemp);
     case 'aligned':
-      return fromAuthenticated(auth);
+      return known(fromAuthenticated(auth), spfAlignedTemp || dkimAlignedTemp);
     case 'spf-aligned':
-      return spf && !!auth?.spf.aligned;
+      return known(spf && auth.spf.aligned, spfAlignedTemp);
     case 'dkim-aligned':
-      return !!auth?.dkim.some((d) => d.result === 'pass' && d.aligned);
-    case 'none':
-      return !spf && !dkim && !dmarc;
+      return known(auth.dkim.some((d) => d.result === 'pass' && d.aligned), dkimAlignedTemp);
+    case 'none': {
+      if (spf || dkim || dmarc) return false;
+      const anyTemp = auth.spf.result === 'temperror' || auth.dmarc.result === 'temperror' || auth.dkim.some((d) => d.result === 'temperror');
+      return anyTemp ? 'undecided' : true;
+    }
   }
 }

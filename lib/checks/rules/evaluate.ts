@@ -17,7 +17,7 @@ import {
 } from './lists';
 import type { SenderListStore } from './list-store';
 import { MessageView } from './message-view';
-import { describeDecision, LEVEL_ORDER, ruleMatches, type Decision, type Rule } from './ruleset';
+import { describeDecision, LEVEL_ORDER, ruleMatches, ruleOutcome, type Decision, type Rule } from './ruleset';
 import type { RulesSettings } from './settings';
 
 const DECISION_SYMBOL: Record<Decision, string> = { accept: 'RULE_ALLOW', reject: 'RULE_BLOCK', quarantine: 'RULE_QUARANTINE' };
@@ -86,7 +86,13 @@ export async function evaluateData(ctx: MessageContext, ledger: Ledger, dc: Data
   const skips: { rule: Rule; names: string[] }[] = [];
   let decided: Rule | undefined;
   for (const rule of dc.settings.rules) {
-    if (!(await ruleMatches(rule, view))) continue;
+    const result = await ruleOutcome(rule, view);
+    if (result.outcome === 'undecided') {
+      // Neither applied nor silently passed over: a DNS failure must not block mail, and the operator should see why the rule did nothing.
+      hits.push({ name: 'RULE_UNDECIDED', detail: `rule ${rule.name} (line ${rule.line}) not applied: "${result.condition.text}" could not be decided (a DNS look-up behind it failed)` });
+      continue;
+    }
+    if (result.outcome === 'no match') continue;
     if (rule.score) {
       score += rule.score;
       scoreDetails.push(`rule ${rule.name} ${rule.score > 0 ? '+' : ''}${rule.score}`);

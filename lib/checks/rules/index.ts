@@ -19,6 +19,7 @@ export const rulesSymbols: SymbolDef[] = [
   { name: 'RULE_BLOCK', score: 0, group: GROUP, description: 'A filter rule blocked the message (reject)' },
   { name: 'RULE_QUARANTINE', score: 0, group: GROUP, description: 'A filter rule sent the message to quarantine' },
   { name: 'RULE_SCORE', score: 1, group: GROUP, description: 'Filter rules added to or took from the score ("action score N"; the weight multiplies N)' },
+  { name: 'RULE_UNDECIDED', score: 0, group: GROUP, description: 'A filter rule was not applied: one of its conditions (auth, ptr) could not be decided because a DNS look-up failed' },
   { name: 'RULE_SKIP', score: 0, group: GROUP, description: 'A filter rule skipped named checks; the detail lists the symbols removed' },
   { name: 'ALLOWLIST', score: 0, group: GROUP, description: 'The sender is on an allowed-senders list and the entry holds (authenticated, or from a named server)' },
   { name: 'ALLOWLIST_NOT_HELD', score: 0, group: GROUP, description: 'The sender matches an allowed-senders entry that does not hold: not authenticated, our own domain, or not allowed by every recipient' },

@@ -1,6 +1,6 @@
 import { headerValues } from '../../message';
 import { ConfigError } from '../../config/errors';
-import { AUTH_TOKENS, authHas, authView, type AuthToken } from './auth-view';
+import { AUTH_TOKENS, authHas, authView, type AuthToken, type Undecided } from './auth-view';
 import { AddressPattern, hostHasSuffix, IpSet } from './match';
 import type { MessageView } from './message-view';
 import { compileSafeRegex, MAX_REGEX_INPUT } from './regex-guard';
@@ -33,8 +33,11 @@ export interface Condition {
   text: string;
   line: number;
   level: Level;
-  test(view: MessageView): boolean | Promise<boolean>;
+  /** 'undecided': the answer hangs on a look-up that failed (auth results under a DNS failure). */
+  test(view: MessageView): Truth | Promise<Truth>;
 }
+
+export type Truth = boolean | Undecided;
 
 export interface Rule {
   name: string;
@@ -158,6 +161,7 @@ function compileCondition(keyword: string, rest: string, line: number, text: str
       const suffixes = nonEmpty(splitValues(rest), keyword);
       return make('mail', (v) => {
         const name = keyword === 'ptr' ? v.ctx.ptr : v.ctx.helo;
+        if (keyword === 'ptr' && name === undefined && v.ctx.ptrTempError) return 'undecided';
         return suffixes.some((s) => hostHasSuffix(name, s));
       });
     }
@@ -188,7 +192,8 @@ function compileCondition(keyword: string, rest: string, line: number, text: str
       }
       return make('data', (v) => {
         const auth = authView(v.ctx);
-        return tokens.some((t) => authHas(auth, t as AuthToken));
+        const answers = tokens.map((t) => authHas(auth, t as AuthToken));
+        return answers.includes(true) ? true : answers.includes('undecided') ? 'undecided' : false;
       });
     }
     case 'direction': {
@@ -285,9 +290,10 @@ export function parseRules(text: string, file = 'mailward.rules'): Rule[] {
       const condition = compileCondition(kw, args, lineNo, line);
       if (negate) {
         const inner = condition.test;
+        const invert = (x: Truth): Truth => (x === 'undecided' ? x : !x);
         condition.test = (v) => {
           const r = inner(v);
-          return typeof r === 'boolean' ? !r : r.then((x) => !x);
+          return r instanceof Promise ? r.then(invert) : invert(r);
         };
       }
       current.conditions.push(condition);
@@ -300,10 +306,26 @@ export function parseRules(text: string, file = 'mailward.rules'): Rule[] {
   return rules;
 }
 
-/** Does every condition hold? Stops at the first that does not. */
+export type RuleOutcome = { outcome: 'match' | 'no match' } | { outcome: 'undecided'; condition: Condition };
+
+/**
+ * Does every condition hold? Stops at the first that does not. A rule none of
+ * whose conditions fails but one of which could not be decided is
+ * 'undecided': it neither matches nor is passed over silently.
+ */
+export async function ruleOutcome(rule: Rule, view: MessageView): Promise<RuleOutcome> {
+  let undecided: Condition | undefined;
+  for (const c of rule.conditions) {
+    const truth = await c.test(view);
+    if (truth === false) return { outcome: 'no match' };
+    if (truth === 'undecided') undecided ??= c;
+  }
+  return undecided ? { outcome: 'undecided', condition: undecided } : { outcome: 'match' };
+}
+
+/** Every condition holds (an undecided rule does not match). */
 export async function ruleMatches(rule: Rule, view: MessageView): Promise<boolean> {
-  for (const c of rule.conditions) if (!(await c.test(view))) return false;
-  return true;
+  return (await ruleOutcome(rule, view)).outcome === 'match';
 }
 
 export function describeDecision(decision: Decision): string {
