@@ -36,8 +36,6 @@ export interface MessageContext {
   ip: string;
   /** Remote host name from reverse DNS: undefined when not looked up, null when there is none. */
   ptr?: string | null;
-  /** The reverse DNS look-up failed temporarily (ptr stays undefined): rules on it cannot be decided. */
-  ptrTempError?: boolean;
   helo: string;
   /** Our own host name, as the MTA announces itself. */
   localHostname: string;
@@ -63,7 +61,6 @@ export interface ContextInit {
   ip: string;
   helo?: string;
   ptr?: string | null;
-  ptrTempError?: boolean;
   localHostname?: string;
   relaying?: boolean;
   authUser?: string;
@@ -81,7 +78,6 @@ export function createContext(init: ContextInit): MessageContext {
     queueId: init.queueId,
     ip: init.ip,
     ptr: init.ptr,
-    ...(init.ptrTempError ? { ptrTempError: true } : {}),
     helo: init.helo ?? '',
     localHostname: init.localHostname ?? 'localhost',
     relaying: init.relaying ?? false,

@@ -21,9 +21,32 @@ import { parseEntry } from '../lib/checks/rules/lists';
 import { parseRules } from '../lib/checks/rules/ruleset';
 import { parseRulesSettings, type RulesSettings } from '../lib/checks/rules/settings';
 import { silentLogger } from '../lib/runtime';
+import { DnsResolver } from '../lib/dns/resolver';
+import { startDnsServer, type TestDnsServer } from './support/dns-server';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mailward-rules-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+
+// Reverse DNS of the test clients, for ptr conditions (forward-confirmed only).
+const PTR_ZONES = {
+  '10.2.0.192.in-addr.arpa': { PTR: ['mail.partner.test'] },
+  'mail.partner.test': { A: ['192.0.2.10'] },
+  // A PTR claiming partner.test that its name does not confirm: anyone can write one.
+  '11.2.0.192.in-addr.arpa': { PTR: ['mail.partner.test'] },
+  '12.2.0.192.in-addr.arpa': { PTR: ['partner.test.evil'] },
+  'partner.test.evil': { A: ['192.0.2.12'] },
+  // 192.0.2.13 has no PTR at all; 192.0.2.14's reverse zone never answers.
+};
+let dnsServer: TestDnsServer;
+let dns: DnsResolver;
+before(async () => {
+  dnsServer = await startDnsServer(PTR_ZONES);
+  dnsServer.silentNames.add('14.2.0.192.in-addr.arpa');
+  dns = new DnsResolver({ servers: [dnsServer.server], timeoutMs: 300, cacheSize: 100, maxTtl: 60, negativeTtl: 60 });
+});
+after(async () => {
+  await dnsServer?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 function table(): SymbolTable {
   return new SymbolTable([
@@ -48,9 +71,6 @@ function settings(rules: string, ini = ''): RulesSettings {
 
 interface Msg {
   ip?: string;
-  ptr?: string | null;
-  /** The reverse DNS look-up timed out (ptr then undefined). */
-  ptrTempError?: boolean;
   helo?: string;
   mailFrom?: string;
   rcptTo?: string[];
@@ -64,8 +84,8 @@ function ctxOf(m: Msg): MessageContext {
   const headers = m.headers ?? ['From: Bob <bob@partner.test>', 'Subject: hello'];
   const ctx = createContext({
     ip: m.ip ?? '192.0.2.10',
-    ptr: m.ptrTempError ? undefined : m.ptr === undefined ? 'mail.partner.test' : m.ptr,
-    ptrTempError: m.ptrTempError,
+    // What the MTA reports; a ptr condition looks it up and confirms it itself.
+    ptr: 'mail.partner.test',
     helo: m.helo ?? 'mail.partner.test',
     mailFrom: m.mailFrom ?? 'bob@partner.test',
     rcptTo: m.rcptTo ?? ['alice@example.com'],
@@ -100,7 +120,7 @@ async function run(s: RulesSettings, m: Msg, prior: string[] = []) {
   const ledger = new Ledger(table());
   for (const name of prior) ledger.add({ name, detail: 'prior' });
   const store = new SqliteListStore(join(tmp, `lists-${Math.random()}.sqlite`));
-  const hits = await evaluateData(ctx, ledger, { settings: s, store: async () => store, log: silentLogger });
+  const hits = await evaluateData(ctx, ledger, { settings: s, store: async () => store, log: silentLogger, dns });
   ledger.addAll(hits);
   await store.close();
   const verdict = decide(ledger, { thresholds: { reject: 15, soft_reject: 10, quarantine: 8, add_header: 5 }, domains: new Map(), notOverridable: new Set(['SPOOF_LOCAL_DOMAIN']) }, ctx.rcptTo);
@@ -155,8 +175,9 @@ describe('rules: conditions', () => {
     ['ip', 'ip 192.0.2.10', {}, { ip: '192.0.2.11' }],
     ['cidr', 'ip 198.51.100.0/24, 192.0.2.0/28', {}, { ip: '192.0.2.16' }],
     ['ipv6 cidr', 'ip 2001:db8::/32', { ip: '2001:db8::1' }, { ip: '2001:db9::1' }],
-    ['ptr suffix', 'ptr partner.test', {}, { ptr: 'partner.test.evil' }],
-    ['no ptr', 'ptr partner.test', {}, { ptr: null }],
+    ['ptr suffix (forward-confirmed)', 'ptr partner.test', {}, { ip: '192.0.2.12' }],
+    ['ptr: a PTR its name does not confirm', 'ptr partner.test', {}, { ip: '192.0.2.11' }],
+    ['no ptr', 'ptr partner.test', {}, { ip: '192.0.2.13' }],
     ['helo suffix', 'helo .partner.test', {}, { helo: 'mailpartner.test' }],
     ['header contains (case-insensitive)', 'header Subject contains HELLO', {}, { headers: ['Subject: bye'] }],
     ['header contains, any instance', 'header Received contains form.host', { headers: ['Received: from a', 'Received: from form.host', 'From: b@c.test'] }, { headers: ['Received: from a', 'X-Note: form.host'] }],
@@ -200,13 +221,22 @@ describe('rules: conditions', () => {
     assert.equal(other.ledger.has('RULE_UNDECIDED'), false);
   });
 
-  it('a ptr condition while reverse DNS timed out is undecided too; no PTR at all is an answer', async () => {
+  it('a ptr condition while reverse DNS times out is undecided too; no PTR at all is an answer', async () => {
     const s = settings('rule partner-servers-only\n  from *@partner.test\n  not ptr partner.test\n  action quarantine\n');
-    const timeout = await run(s, { ptrTempError: true });
+    const timeout = await run(s, { ip: '192.0.2.14' });
     assert.equal(timeout.ledger.forced, undefined);
     assert.match(timeout.ledger.symbols.find((x) => x.name === 'RULE_UNDECIDED')!.detail, /"not ptr partner\.test" could not be decided/);
-    assert.equal((await run(s, { ptr: null })).ledger.forced?.action, 'quarantine');
-    assert.equal((await run(s, { ptr: 'mx.partner.test' })).ledger.forced, undefined);
+    assert.equal((await run(s, { ip: '192.0.2.13' })).ledger.forced?.action, 'quarantine');
+    assert.equal((await run(s, { ip: '192.0.2.11' })).ledger.forced?.action, 'quarantine', 'an unconfirmed PTR is no PTR');
+    assert.equal((await run(s, {})).ledger.forced, undefined);
+  });
+
+  it('an allow rule on ptr cannot be spoofed by a PTR the client wrote for its own address', async () => {
+    const s = settings('rule partner\n  ptr mail.partner.test\n  action allow\n');
+    assert.equal((await run(s, {})).ledger.forced?.action, 'accept');
+    const forged = await run(s, { ip: '192.0.2.11' });
+    assert.equal(forged.ledger.forced, undefined);
+    assert.equal(forged.ledger.has('RULE_UNDECIDED'), false);
   });
 
   it('conditions are ANDed, values inside one condition are any-of', async () => {
@@ -264,11 +294,11 @@ describe('rules: order and actions', () => {
     const s = settings('rule hdr\n  header X-Trusted contains yes\n  action allow\nrule blk\n  sender spammer.test\n  action block\n');
     const ctx = ctxOf({ mailFrom: 'x@spammer.test' });
     const ledger = new Ledger(table());
-    await evaluateEnvelope(s.rules, ctx, ledger, 'mail');
+    await evaluateEnvelope(s.rules, ctx, ledger, dns, 'mail');
     assert.equal(ledger.forced, undefined, 'the header rule above it is undecided at MAIL');
     const early = settings('rule blk\n  sender spammer.test\n  action block\nrule hdr\n  header X-Trusted contains yes\n  action allow\n');
     const ledger2 = new Ledger(table());
-    await evaluateEnvelope(early.rules, ctx, ledger2, 'mail');
+    await evaluateEnvelope(early.rules, ctx, ledger2, dns, 'mail');
     assert.equal(ledger2.forced?.action, 'reject');
     assert.equal(ledger2.forced?.source, 'rule blk');
   });
@@ -277,8 +307,8 @@ describe('rules: order and actions', () => {
     const s = settings('rule r\n  recipient alice@example.com\n  sender spammer.test\n  action block\n');
     const ctx = ctxOf({ mailFrom: 'x@spammer.test', rcptTo: ['alice@example.com', 'carol@example.com'] });
     const ledger = new Ledger(table());
-    await evaluateEnvelope(s.rules, ctx, ledger, 'rcpt', 'alice@example.com');
-    await evaluateEnvelope(s.rules, ctx, ledger, 'rcpt', 'carol@example.com');
+    await evaluateEnvelope(s.rules, ctx, ledger, dns, 'rcpt', 'alice@example.com');
+    await evaluateEnvelope(s.rules, ctx, ledger, dns, 'rcpt', 'carol@example.com');
     assert.deepEqual([...ledger.refusedRecipients.keys()], ['alice@example.com']);
     assert.equal(ledger.forced, undefined);
   });
@@ -286,7 +316,7 @@ describe('rules: order and actions', () => {
   it('an envelope skip marks checks before they run', async () => {
     const s = settings('rule out\n  direction outbound\n  sender *@example.com\n  action skip content\n');
     const ctx = ctxOf({ relaying: true, mailFrom: 'me@example.com' });
-    await evaluateEnvelope(s.rules, ctx, new Ledger(table()), 'mail');
+    await evaluateEnvelope(s.rules, ctx, new Ledger(table()), dns, 'mail');
     assert.ok((ctx.notes.skipChecks as Set<string>).has('content'));
   });
 });
@@ -373,10 +403,10 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
     await store.add('allow', 'user:alice@example.com', 'bob@partner.test');
     const ctx = ctxOf({ auth: 'from-aligned' });
     const ledger = new Ledger(table());
-    ledger.addAll(await evaluateData(ctx, ledger, { settings: s, store: async () => store, log: silentLogger }));
+    ledger.addAll(await evaluateData(ctx, ledger, { settings: s, store: async () => store, log: silentLogger, dns }));
     assert.match(ledger.forced!.source, /allow list \(alice@example\.com: bob@partner\.test/);
     const failing = new Ledger(table());
-    failing.addAll(await evaluateData(ctxOf({}), failing, { settings: s, store: async () => { throw new Error('disk gone'); }, log: silentLogger }));
+    failing.addAll(await evaluateData(ctxOf({}), failing, { settings: s, store: async () => { throw new Error('disk gone'); }, log: silentLogger, dns }));
     assert.match(failing.get('RULES_LIST_ERROR')!.detail, /disk gone/);
     await store.close();
   });
@@ -387,7 +417,7 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
     const store = new StateListStore(state);
     try {
       const ledger = new Ledger(table());
-      ledger.addAll(await evaluateData(ctxOf({ auth: 'from-aligned' }), ledger, { settings: s, store: async () => store, log: silentLogger }));
+      ledger.addAll(await evaluateData(ctxOf({ auth: 'from-aligned' }), ledger, { settings: s, store: async () => store, log: silentLogger, dns }));
       assert.match(ledger.get('RULES_LIST_ERROR')!.detail, /run-time allow list unavailable: the shared state \(redis\) is unreachable/);
       assert.equal(ledger.forced, undefined, 'nothing forced either way');
     } finally {

@@ -37,7 +37,6 @@ export function connectionState(runtime: Runtime, connection: HarakaConnection):
       ip: connection.remote.ip,
       // Haraka's own rDNS leaves markers rather than names when it fails.
       ptr: host && !['NXDOMAIN', 'DNSERROR', 'Unknown'].includes(host) ? host : undefined,
-      ptrTempError: host === 'DNSERROR',
       helo: connection.hello.host ?? '',
       localHostname: connection.local.host ?? 'localhost',
       relaying: connection.relaying,
@@ -64,7 +63,6 @@ export function transactionState(runtime: Runtime, connection: HarakaConnection,
     const ctx = createContext({
       ip: conn.ctx.ip,
       ptr: conn.ctx.ptr,
-      ptrTempError: conn.ctx.ptrTempError,
       helo: conn.ctx.helo,
       localHostname: conn.ctx.localHostname,
       relaying: connection.relaying,
@@ -79,7 +77,6 @@ export function transactionState(runtime: Runtime, connection: HarakaConnection,
   }
   const ctx = state.ctx;
   ctx.ptr = ctx.ptr ?? conn.ctx.ptr;
-  if (ctx.ptr === undefined && conn.ctx.ptrTempError) ctx.ptrTempError = true;
   ctx.relaying = connection.relaying;
   ctx.authUser = connection.notes.auth_user ?? ctx.authUser;
   if (txn.mail_from) ctx.mailFrom = txn.mail_from.isNull() ? '' : (addressOf(txn.mail_from) ?? '');

@@ -1,11 +1,11 @@
-import { isIP } from 'node:net';
-import { DnsTempError, type DnsResolver } from '../../dns/resolver';
+import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
+import type { DnsResolver } from '../../dns/resolver';
 import { domainOf, headerValues, parsedMessage, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
 import { authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
 import type { Check, CheckModule, Services } from '../types';
-import { normaliseName, parseAntispoofSettings, plainIp, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
+import { normaliseName, parseAntispoofSettings, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
 export { ANTISPOOF_DEFAULTS, IpSet, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
@@ -27,8 +27,6 @@ interface Claim {
 
 /** Per-message evidence, looked up once and shared by every claim. */
 class Evidence {
-  private names?: Promise<{ names: string[]; tempError: boolean }>;
-
   constructor(
     readonly ctx: MessageContext,
     readonly dns: DnsResolver,
@@ -36,24 +34,8 @@ class Evidence {
   ) {}
 
   /** Forward-confirmed reverse DNS names of the client (a PTR alone can be set by anyone owning the IP). */
-  confirmedNames(): Promise<{ names: string[]; tempError: boolean }> {
-    this.names ??= (async () => {
-      const ip = plainIp(this.ctx.ip);
-      if (!isIP(ip)) return { names: [], tempError: false };
-      try {
-        const ptrs = (await this.dns.reverse(ip)).map((n: string) => n.toLowerCase().replace(/\.$/, ''));
-        const confirmed: string[] = [];
-        for (const name of ptrs.slice(0, 5)) {
-          const addresses = await this.dns.resolve(name, isIP(ip) === 6 ? 'AAAA' : 'A');
-          if (addresses.includes(ip)) confirmed.push(name);
-        }
-        return { names: confirmed, tempError: false };
-      } catch (err) {
-        if (err instanceof DnsTempError) return { names: [], tempError: true };
-        throw err;
-      }
-    })();
-    return this.names;
+  confirmedNames(): Promise<ConfirmedNames> {
+    return confirmedNames(this.ctx, this.ctx.ip, this.dns);
   }
 
   received(): string[] {

@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import type { IniReader, SectionReader } from '../../config/reader';
 import type { ConfigTexts } from '../types';
 import { normaliseDomain } from '../auth/align';
+import { plainIp } from '../../dns/fcrdns';
 
 /** IPs and networks (CIDR), kept as text for explanations. */
 export class IpSet {
@@ -20,12 +21,6 @@ export class IpSet {
   get size(): number {
     return this.entries.length;
   }
-}
-
-/** ::ffff:192.0.2.1 -> 192.0.2.1 (Node reports IPv4 clients of dual-stack sockets so). */
-export function plainIp(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return mapped ? mapped[1]! : ip;
 }
 
 function addEntry(list: BlockList, entry: string): void {

@@ -39,7 +39,6 @@ export async function checkReverseDns(ctx: MessageContext, dns: DnsResolver): Pr
       names = ((await dns.reverse(ctx.ip)) as string[]).map((n) => n.toLowerCase().replace(/\.$/, ''));
     } catch (err) {
       ctx.notes[RDNS_NOTE] = { names: [], temperror: true } satisfies RdnsNote;
-      ctx.ptrTempError = true;
       return [{ name: 'RDNS_TEMPERROR', detail: tempDetail(err) }];
     }
   }

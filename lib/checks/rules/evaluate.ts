@@ -1,3 +1,4 @@
+import type { DnsResolver } from '../../dns/resolver';
 import type { MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit } from '../../score/types';
@@ -43,8 +44,8 @@ function conditionWords(rule: Rule): string {
  * skipped checks never run. The walk stops at the first deciding rule that
  * matches, or that cannot be decided yet: a later rule must not pre-empt it.
  */
-export async function evaluateEnvelope(rules: Rule[], ctx: MessageContext, ledger: Ledger, phase: 'mail' | 'rcpt', recipient?: string): Promise<Hit[]> {
-  const view = new MessageView(ctx, phase, recipient);
+export async function evaluateEnvelope(rules: Rule[], ctx: MessageContext, ledger: Ledger, dns: DnsResolver, phase: 'mail' | 'rcpt', recipient?: string): Promise<Hit[]> {
+  const view = new MessageView(ctx, phase, dns, recipient);
   const hits: Hit[] = [];
   for (const rule of rules) {
     const decidable = LEVEL_ORDER[rule.level] <= LEVEL_ORDER[phase];
@@ -71,6 +72,8 @@ export interface DataContext {
   /** Run-time entries; undefined when the store could not be opened. */
   store: () => Promise<SenderListStore | undefined>;
   log: Logger;
+  /** For ptr conditions (forward-confirmed reverse DNS). */
+  dns: DnsResolver;
 }
 
 /**
@@ -80,7 +83,7 @@ export interface DataContext {
  */
 export async function evaluateData(ctx: MessageContext, ledger: Ledger, dc: DataContext): Promise<Hit[]> {
   const hits: Hit[] = [];
-  const view = new MessageView(ctx, 'data');
+  const view = new MessageView(ctx, 'data', dc.dns);
   let score = 0;
   const scoreDetails: string[] = [];
   const skips: { rule: Rule; names: string[] }[] = [];

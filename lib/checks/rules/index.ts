@@ -120,13 +120,13 @@ export const rulesModule: CheckModule<RulesSettings> = {
       return state.store;
     };
     startPurge(settings, services, state);
-    const dc = { settings, store, log: services.log };
+    const dc = { settings, store, log: services.log, dns: services.dns };
 
     // The envelope checks are registered even without envelope rules, so a
     // reload that adds some finds the MAIL and RCPT hooks in place.
     return [
-      { name: 'rules.envelope', phase: 'mail', run: (ctx, ledger) => evaluateEnvelope(settings.rules, ctx, ledger, 'mail') },
-      { name: 'rules.envelope', phase: 'rcpt', run: (ctx, ledger, input) => evaluateEnvelope(settings.rules, ctx, ledger, 'rcpt', input.recipient) },
+      { name: 'rules.envelope', phase: 'mail', run: (ctx, ledger) => evaluateEnvelope(settings.rules, ctx, ledger, services.dns, 'mail') },
+      { name: 'rules.envelope', phase: 'rcpt', run: (ctx, ledger, input) => evaluateEnvelope(settings.rules, ctx, ledger, services.dns, 'rcpt', input.recipient) },
       {
         name: 'rules.filter',
         phase: 'data',

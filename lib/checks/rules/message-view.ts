@@ -1,4 +1,6 @@
 import addressparser from 'nodemailer/lib/addressparser';
+import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
+import type { DnsResolver } from '../../dns/resolver';
 import { headerValues, parsedMessage, rawBody, type MessageContext } from '../../message';
 
 /**
@@ -13,8 +15,14 @@ export class MessageView {
   constructor(
     readonly ctx: MessageContext,
     readonly phase: 'mail' | 'rcpt' | 'data',
+    private readonly dns: DnsResolver,
     readonly recipient?: string,
   ) {}
+
+  /** The client's forward-confirmed host names: what a ptr condition may trust. */
+  confirmedPtrNames(): Promise<ConfirmedNames> {
+    return confirmedNames(this.ctx, this.ctx.ip, this.dns);
+  }
 
   get recipients(): string[] {
     if (this.phase === 'rcpt') return this.recipient ? [this.recipient] : [];

@@ -156,14 +156,18 @@ function compileCondition(keyword: string, rest: string, line: number, text: str
       }
       return make('mail', (v) => set.has(v.ctx.ip));
     }
-    case 'ptr':
+    case 'ptr': {
+      // Only forward-confirmed names: anyone can give their own address a PTR of yourbank.com.
+      const suffixes = nonEmpty(splitValues(rest), keyword);
+      return make('mail', async (v) => {
+        const { names, tempError } = await v.confirmedPtrNames();
+        if (names.some((name) => suffixes.some((s) => hostHasSuffix(name, s)))) return true;
+        return tempError ? 'undecided' : false;
+      });
+    }
     case 'helo': {
       const suffixes = nonEmpty(splitValues(rest), keyword);
-      return make('mail', (v) => {
-        const name = keyword === 'ptr' ? v.ctx.ptr : v.ctx.helo;
-        if (keyword === 'ptr' && name === undefined && v.ctx.ptrTempError) return 'undecided';
-        return suffixes.some((s) => hostHasSuffix(name, s));
-      });
+      return make('mail', (v) => suffixes.some((s) => hostHasSuffix(v.ctx.helo, s)));
     }
     case 'header': {
       const m = /^(\S+)\s+(\S+)\s*(.*)$/s.exec(rest);
