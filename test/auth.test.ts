@@ -235,6 +235,24 @@ describe('auth module (mailauth) against a real DNS server', function () {
       rmSync(silentDir, { recursive: true, force: true });
     });
 
+    /**
+     * A mailward of its own (its own resolver cache, so the look-ups the test
+     * silences are really made); the DNS server answers normally again after.
+     */
+    async function withFresh(files: Record<string, string>, test: (fresh: Mailward) => Promise<void>): Promise<void> {
+      const freshDir = configDir(files);
+      const fresh = createMailward({ configDir: freshDir, modules: ['builtin', 'auth'] });
+      try {
+        await test(fresh);
+      } finally {
+        world.dns.mode = 'normal';
+        world.dns.silentNames.clear();
+        await fresh.close();
+        rmSync(freshDir, { recursive: true, force: true });
+      }
+    }
+    const trustingFwd = () => ({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+
     it('a silent DNS server gives *_TEMPERROR symbols with score 0, within a bounded time, and no refusal', async () => {
       const raw = await sign(message({ subject: 'during the outage' }), 'example.com', 's1', world.keys.example);
       world.dns.mode = 'silent';
@@ -251,9 +269,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
     });
 
     it('a trusted sealer whose ARC key times out: ARC_TEMPERROR, and the DMARC policy is not applied', async () => {
-      const arcDir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
-      const fresh = createMailward({ configDir: arcDir, modules: ['builtin', 'auth'] });
-      try {
+      await withFresh(trustingFwd(), async (fresh) => {
         const original = await sign(message(), 'example.com', 's1', world.keys.example);
         const forwarded = await forwardFromExample(world, original);
         world.dns.silentNames.add('arc._domainkey.fwd.test');
@@ -263,33 +279,21 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject.*trusted ARC sealer fwd\.test.*not applied/);
         assert.equal(result.verdict.action, 'accept');
         assert.equal(authResults(result.context)!.arc.result, 'temperror');
-      } finally {
-        world.dns.silentNames.clear();
-        await fresh.close();
-        rmSync(arcDir, { recursive: true, force: true });
-      }
+      });
     });
 
     it('the same time-out under a sealer that is not trusted keeps the DMARC policy', async () => {
-      const arcDir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
-      const fresh = createMailward({ configDir: arcDir, modules: ['builtin', 'auth'] });
-      try {
+      await withFresh(trustingFwd(), async (fresh) => {
         const original = await sign(message(), 'example.com', 's1', world.keys.example);
         const forwarded = await forwardFromExample(world, original, 'untrusted');
         world.dns.silentNames.add('arc._domainkey.untrusted.test');
         const result = await fresh.scan({ ip: IP.untrustedForwarder, helo: 'mail.untrusted.test', mailFrom: 'list@untrusted.test', rcptTo: ['bob@example.org'], raw: forwarded });
         assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
-      } finally {
-        world.dns.silentNames.clear();
-        await fresh.close();
-        rmSync(arcDir, { recursive: true, force: true });
-      }
+      });
     });
 
     it('a DMARC fail while the aligned DKIM key times out is DMARC_TEMPERROR; an unaligned key time-out keeps the policy', async () => {
-      const dir2 = configDir({ 'mailward.ini': sharedIni(world.dns, 300) });
-      const fresh = createMailward({ configDir: dir2, modules: ['builtin', 'auth'] });
-      try {
+      await withFresh({ 'mailward.ini': sharedIni(world.dns, 300) }, async (fresh) => {
         // example.com's letter relayed by a host outside its SPF: only DKIM could pass DMARC.
         const signed = await sign(message({ subject: 'relayed' }), 'example.com', 's1', world.keys.example);
         const spoof = await sign(message({ subject: 'not ours' }), 'attacker.test', 'sel', world.keys.attacker);
@@ -300,17 +304,11 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.equal(relayed.verdict.action, 'accept');
         const forged = await fresh.scan({ ip: IP.nobody, helo: 'relay.nothing.test', mailFrom: 'bounce@nothing.test', rcptTo: ['bob@example.org'], raw: spoof });
         assert.deepEqual(symbolNames(forged), ['DKIM_TEMPERROR', 'DMARC_POLICY_REJECT', 'SPF_NONE']);
-      } finally {
-        world.dns.silentNames.clear();
-        await fresh.close();
-        rmSync(dir2, { recursive: true, force: true });
-      }
+      });
     });
 
     it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
-      const slowDir = configDir({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' });
-      const slow = createMailward({ configDir: slowDir, modules: ['builtin', 'auth'] });
-      try {
+      await withFresh({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' }, async (slow) => {
         world.dns.mode = 'silent';
         const started = Date.now();
         const result = await slow.scan({ ip: IP.example, helo: 'mail.example.com', mailFrom: 'alice@example.com', rcptTo: ['bob@example.org'], raw: message() });
@@ -319,11 +317,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.equal(symbol(result, 'AUTH_TEMPERROR')!.score, 0);
         assert.ok(elapsed < 2000, `took ${elapsed} ms`);
         assert.equal(authResults(result.context)!.temporaryError, true);
-      } finally {
-        world.dns.mode = 'normal';
-        await slow.close();
-        rmSync(slowDir, { recursive: true, force: true });
-      }
+      });
     });
   });
 });

@@ -3,7 +3,7 @@ import type { DnsResolver } from '../../dns/resolver';
 import { domainOf, headerValues, parsedMessage, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
-import { authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
+import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseName, parseAntispoofSettings, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
@@ -107,8 +107,8 @@ async function unmetConditions(service: TrustedService, evidence: Evidence): Pro
 function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | undefined): boolean {
   if (!auth) return false;
   if (auth.incomplete) return true;
-  if (policy.alignedDkim && auth.dkim.some((d) => d.result === 'temperror' && relaxedAligned(d.domain, claim.domain))) return true;
-  if (policy.alignedSpf && auth.spf.result === 'temperror' && relaxedAligned(auth.spf.domain, claim.domain)) return true;
+  if (policy.alignedDkim && alignedDkimTempError(auth.dkim, claim.domain)) return true;
+  if (policy.alignedSpf && alignedSpfTempError(auth.spf, claim.domain)) return true;
   const arcCouldVouch = auth.arc.trusted && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
   return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }

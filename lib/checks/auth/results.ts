@@ -90,11 +90,20 @@ export function hasAlignedSpf(auth: AuthResults, domain: string): boolean {
  */
 export function unresolvedAlignedAuth(auth: AuthResults, domain: string): string {
   if (auth.incomplete) return 'authentication, which did not finish,';
-  if (!domain) return '';
-  const dkim = auth.dkim.find((d) => d.result === 'temperror' && relaxedAligned(d.domain, domain));
+  const dkim = alignedDkimTempError(auth.dkim, domain);
   if (dkim) return `the aligned DKIM signature d=${dkim.domain} s=${dkim.selector}`;
-  if (auth.spf.result === 'temperror' && relaxedAligned(auth.spf.domain, domain)) return `SPF for the aligned ${auth.spf.domain}`;
+  if (alignedSpfTempError(auth.spf, domain)) return `SPF for the aligned ${auth.spf.domain}`;
   return '';
+}
+
+/** A DKIM signature aligned with `domain` whose key look-up failed temporarily (read structurally: the rules see a subset). */
+export function alignedDkimTempError<T extends { result: string; domain: string }>(dkim: T[], domain: string): T | undefined {
+  return domain ? dkim.find((d) => d.result === 'temperror' && relaxedAligned(d.domain, domain)) : undefined;
+}
+
+/** SPF for an envelope domain aligned with `domain` failed temporarily. */
+export function alignedSpfTempError(spf: { result: string; domain: string }, domain: string): boolean {
+  return !!domain && spf.result === 'temperror' && relaxedAligned(spf.domain, domain);
 }
 
 const SPF_RESULTS: SpfResult[] = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror'];

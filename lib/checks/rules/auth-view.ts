@@ -1,5 +1,5 @@
 import type { MessageContext } from '../../message';
-import { relaxedAligned } from '../auth/align';
+import { alignedDkimTempError, alignedSpfTempError } from '../auth/results';
 
 /**
  * The part of the auth module's `ctx.notes.auth` the rules read
@@ -45,8 +45,8 @@ export function authHas(auth: AuthView | undefined, token: AuthToken): boolean |
   const spf = auth.spf.result === 'pass';
   const dkim = auth.dkim.some((d) => d.result === 'pass');
   const dmarc = auth.dmarc.result === 'pass';
-  const spfAlignedTemp = auth.spf.result === 'temperror' && !!auth.fromDomain && relaxedAligned(auth.spf.domain, auth.fromDomain);
-  const dkimAlignedTemp = auth.dkim.some((d) => d.result === 'temperror' && d.aligned);
+  const spfAlignedTemp = alignedSpfTempError(auth.spf, auth.fromDomain);
+  const dkimAlignedTemp = !!alignedDkimTempError(auth.dkim, auth.fromDomain);
   const known = (value: boolean, unknown: boolean): boolean | Undecided => (value ? true : unknown ? 'undecided' : false);
   switch (token) {
     case 'spf':
