@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { openSharedSqlite } from '../util/sqlite';
 import type { Logger } from '../checks/types';
 import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, rowValues, type TrackingStore } from './store';
 import type { TraceFilter, TrackingRow } from './types';
@@ -87,11 +86,9 @@ export class SqliteTrackingStore implements TrackingStore {
   constructor(readonly path: string, options: SqliteOptions = {}) {
     this.description = `sqlite ${path}`;
     if (options.readonly) {
-      this.db = new Database(path, { readonly: true, fileMustExist: true });
+      this.db = new Database(path, { readonly: true, fileMustExist: true, timeout: Math.round(options.busyTimeoutMs ?? 2000) });
     } else {
-      mkdirSync(dirname(path), { recursive: true });
-      this.db = new Database(path);
-      this.db.pragma('journal_mode = WAL');
+      this.db = openSharedSqlite(path, options.busyTimeoutMs ?? 2000);
       // WAL + NORMAL: a power cut may lose the last commits but never corrupts.
       this.db.pragma('synchronous = NORMAL');
       this.db.exec(SCHEMA);
@@ -114,7 +111,6 @@ export class SqliteTrackingStore implements TrackingStore {
         return added;
       });
     }
-    this.db.pragma(`busy_timeout = ${Math.round(options.busyTimeoutMs ?? 2000)}`);
   }
 
   async insert(rows: TrackingRow[]): Promise<number> {

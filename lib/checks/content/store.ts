@@ -1,8 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { createClient } from 'redis';
 import { createHash } from 'node:crypto';
+import { openSharedSqlite } from '../../util/sqlite';
 import type { BayesModel, Label } from './bayes';
 
 /**
@@ -99,10 +98,7 @@ export class SqliteBayesStore implements BayesStore {
 
   private open(): Database.Database {
     if (!this.db) {
-      mkdirSync(dirname(this.path), { recursive: true });
-      const db = new Database(this.path);
-      db.pragma('journal_mode = WAL');
-      db.pragma('busy_timeout = 5000');
+      const db = openSharedSqlite(this.path, 5000);
       // Each learnt message is its own transaction (relabel): in WAL, NORMAL
       // does not fsync every commit and still never corrupts the file; a power
       // cut may lose the last few learnt messages.
