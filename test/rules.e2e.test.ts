@@ -85,7 +85,9 @@ describe('rules end to end through a real Haraka', function () {
   before(async () => {
     world = await startAuthWorld();
     haraka = await startHaraka({
-      plugins: ['relay', 'mailward/plugins/auth', 'mailward/plugins/antispoof', 'mailward/plugins/rules'],
+      // The order of the operator guide, rules above auth: the checks still run in pipeline order,
+      // so the allow lists and auth conditions see the authentication results.
+      plugins: ['relay', 'mailward/plugins/rules', 'mailward/plugins/auth', 'mailward/plugins/antispoof'],
       hostList: ['example.com', 'widget.test'],
       me: 'mx.widget.test',
       files: {

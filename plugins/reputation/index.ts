@@ -32,8 +32,6 @@ function refusedByUs(connection: HarakaConnection, address: string | undefined):
 }
 
 export = definePlugin('reputation', {
-  // Before rcpt_to.* plugins: one that accepts a recipient ends the rcpt hooks.
-  priority: -20,
   hooks: {
     async rcpt(connection, params) {
       await settlePending(this, connection);

@@ -1,3 +1,4 @@
+import { ALL_MODULES } from '../../lib/checks';
 import type { Phase } from '../../lib/checks/types';
 import { setMessage } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
@@ -89,9 +90,22 @@ export async function runModulePhase(
   return state;
 }
 
-/** Checks run at this priority; the verdict plugin decides just after (VERDICT_PRIORITY). */
+/** Checks run from this priority on; the verdict plugin decides just after (VERDICT_PRIORITY). */
 export const CHECK_PRIORITY = -20;
 export const VERDICT_PRIORITY = -10;
+
+/**
+ * The priority of a module's phase hooks: one step per place in the pipeline
+ * order (lib/checks ALL_MODULES), so Haraka runs the checks in the order
+ * createMailward().scan() does, whatever order config/plugins lists them in.
+ * Hooks of one priority run in config/plugins order, and a plugins file with
+ * rules above auth would have the allow lists judge mail before it was
+ * authenticated.
+ */
+export function checkPriority(moduleName: string): number {
+  const place = ALL_MODULES.findIndex((m) => m.name === moduleName);
+  return CHECK_PRIORITY + Math.max(0, place);
+}
 
 const HOOK_PHASES: [hook: string, phase: Phase][] = [
   ['connect', 'connect'],
@@ -106,9 +120,10 @@ export interface PluginExtras {
   /** More hooks, registered after the phase hooks: hook name -> body. */
   hooks?: Record<string, HookBody>;
   /**
-   * Priority of the phase hooks (Haraka runs lower first). The default, -20,
-   * runs checks before the operator's own plugins: a recipient plugin's OK
-   * (rcpt_to.in_host_list) ends the rcpt hooks, so checks must come first.
+   * Priority of the phase hooks (Haraka runs lower first). The default,
+   * checkPriority(module) (-20 to -13), runs checks before the operator's own
+   * plugins: a recipient plugin's OK (rcpt_to.in_host_list) ends the rcpt
+   * hooks, so checks must come first.
    */
   priority?: number;
 }
@@ -124,7 +139,7 @@ export function definePlugin(moduleName: string, extras: PluginExtras = {}): Rec
       const runtime = runtimeFor(this);
       const phases = new Set(runtime.phasesOf(moduleName));
       for (const [hookName, phase] of HOOK_PHASES) {
-        if (phases.has(phase)) this.register_hook(hookName, `mailward_${hookName}`, extras.priority ?? CHECK_PRIORITY);
+        if (phases.has(phase)) this.register_hook(hookName, `mailward_${hookName}`, extras.priority ?? checkPriority(moduleName));
       }
       for (const hookName of Object.keys(extras.hooks ?? {})) this.register_hook(hookName, `mailward_extra_${hookName}`);
     },
