@@ -1,4 +1,4 @@
-import PostalMime from 'postal-mime';
+import PostalMime, { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
 import { newRef } from './score/ref';
 
@@ -127,7 +127,9 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
     }
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim();
+    // Only blanks may stand before the colon (obsolete syntax): trim() would also take a NBSP or form
+    // feed, and read as From: a line that other parsers (mailauth's) skip.
+    const name = line.slice(0, colon).replace(/[ \t]+$/, '');
     if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) continue;
     headers.push({ key: name.toLowerCase(), name, value: line.slice(colon + 1).trim() });
   }
@@ -138,6 +140,31 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
 export function headerValues(ctx: MessageContext, name: string): string[] {
   const key = name.toLowerCase();
   return ctx.headers.filter((h) => h.key === key).map((h) => h.value);
+}
+
+/** One mailbox of a From: header: the display name decoded, the address lower-cased. */
+export interface Mailbox {
+  name: string;
+  address: string;
+}
+
+/**
+ * Every mailbox in every From: header, groups flattened, in message order.
+ * Checks that judge the sender must look at all of them: a forger puts the
+ * address it wants believed second, in a group, or in a second From: header.
+ */
+export function fromMailboxes(ctx: MessageContext): Mailbox[] {
+  const out: Mailbox[] = [];
+  for (const value of headerValues(ctx, 'from')) {
+    try {
+      for (const a of addressParser(value, { flatten: true })) {
+        if (a.address) out.push({ name: a.name ?? '', address: a.address.toLowerCase() });
+      }
+    } catch {
+      // an unparseable From: names no mailbox
+    }
+  }
+  return out;
 }
 
 export function firstHeader(ctx: MessageContext, name: string): string | undefined {

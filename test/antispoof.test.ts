@@ -107,6 +107,22 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.match(smtpReplyText(result.verdict), /SPOOF_LOCAL_DOMAIN 12.*DMARC_POLICY_REJECT 8/);
   });
 
+  it('a local address hidden second in From:, in a group, or in a second From: header is still claimed: SPOOF_LOCAL_DOMAIN', async () => {
+    const hidden = [
+      message({ from: 'x@attacker.test, "CEO" <ceo@example.com>' }),
+      message({ from: 'Management: "CEO" <ceo@example.com>;' }),
+      message({ from: 'x@attacker.test', headers: { From: '"CEO" <ceo@example.com>' } }),
+    ];
+    for (const unsigned of hidden) {
+      const raw = await sign(unsigned, 'attacker.test', 'sel', world.keys.attacker);
+      const result = await scan(mw, raw, IP.attacker, 'bounce@attacker.test');
+      const spoof = symbol(result, 'SPOOF_LOCAL_DOMAIN');
+      assert.ok(spoof, `${unsigned.split('\r\n')[0]}: ${names(result).join()}`);
+      assert.match(spoof.detail, /From: ceo@example\.com claims local domain example\.com/);
+      assert.notEqual(result.verdict.action, 'accept');
+    }
+  });
+
   it('Office 365 header evidence: both Received markers -> trusted service; one marker only -> SPOOF_LOCAL_DOMAIN', async () => {
     const both = message({ from: 'Yves <yves@widget.test>', prepend: O365_RECEIVED });
     const trusted = await scan(mw, both, IP.o365, 'yves@widget.test');

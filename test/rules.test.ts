@@ -78,6 +78,8 @@ interface Msg {
   headers?: string[];
   body?: string;
   auth?: 'from-aligned' | 'spf-only' | 'none' | 'dmarc' | 'dkim-timeout';
+  /** The From: domain authentication was for, when the auth module read another From: than the rules. */
+  authFromDomain?: string;
 }
 
 function ctxOf(m: Msg): MessageContext {
@@ -93,7 +95,7 @@ function ctxOf(m: Msg): MessageContext {
     raw: `${headers.join('\r\n')}\r\n\r\n${m.body ?? 'Hello there\r\n'}`,
   });
   if (m.auth && m.auth !== 'none') {
-    const fromDomain = 'partner.test';
+    const fromDomain = m.authFromDomain ?? 'partner.test';
     ctx.notes.auth = {
       fromDomain,
       spf: { result: 'pass', domain: 'partner.test', aligned: m.auth !== 'spf-only' },
@@ -335,6 +337,27 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
     assert.equal(spfOther.ledger.forced, undefined, 'SPF for another domain does not authenticate the From:');
   });
 
+  it('authentication for another From: domain holds no entry and no auth condition (a From: header read two ways)', async () => {
+    // mailauth read the attacker's From: (authenticated); the rules read partner.test's.
+    const s = settings('rule aligned-partner\n  from bob@partner.test\n  auth aligned, dmarc, dkim-aligned, spf-aligned\n  action allow\n', '[allow]\nsenders = partner.test\n');
+    const forged = await run(s, { auth: 'from-aligned', authFromDomain: 'attacker.test' }, ['BAYES_SPAM', 'DNSBL_HIT']);
+    assert.equal(forged.ledger.forced, undefined);
+    assert.equal(forged.verdict.action, 'quarantine');
+    assert.match(forged.ledger.get('ALLOWLIST_NOT_HELD')!.detail, /authentication was for From: domain attacker\.test, not partner\.test/);
+    const genuine = await run(s, { auth: 'from-aligned' });
+    assert.equal(genuine.ledger.forced?.action, 'accept');
+    assert.match(genuine.verdict.reason, /aligned-partner/);
+  });
+
+  it('a header name is read as mailauth reads it: a NBSP or form feed around "From" makes no From: header', async () => {
+    const s = settings('', '[allow]\nsenders = partner.test\n');
+    for (const line of ['From\u00a0: bob@partner.test', '\fFrom: bob@partner.test']) {
+      const r = await run(s, { headers: ['From: evil@attacker.test', 'X-A: 1', line], auth: 'from-aligned', authFromDomain: 'attacker.test' });
+      assert.deepEqual(r.ctx.headers.filter((h) => h.key === 'from').map((h) => h.value), ['evil@attacker.test'], JSON.stringify(line));
+      assert.equal(r.ledger.forced, undefined);
+    }
+  });
+
   it('an entry with a named sending server holds from that server only; unauthenticated: holds always', async () => {
     const s = settings('', '[allow]\nsenders = news@partner.test[192.0.2.0/28], unauthenticated:bob@partner.test\n');
     assert.match(s.warnings.join('\n'), /unauthenticated:bob@partner\.test is unauthenticated/);
@@ -428,7 +451,8 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
   it('bad entries are refused with the reason', () => {
     assert.throws(() => parseEntry('allow', 'bob@x.test[mail.x.test]'), /must be an IP or CIDR/);
     assert.throws(() => parseEntry('block', 'unauthenticated:x.test'), /only applies to allow/);
-    assert.throws(() => parseEntry('allow', '*'), /every sender/);
+    for (const every of ['*', '*@*', '*@*.*', 'unauthenticated:*@*.*', '*.*', '?*@*.??*']) assert.throws(() => parseEntry('allow', every), /every sender/, every);
+    for (const fine of ['*@partner.test', '*.partner.test', 'bob@*']) assert.doesNotThrow(() => parseEntry('allow', fine), fine);
     assert.throws(() => settings('', '[allow]\nsenders = a@b.test[nope]\n'), /mailward\.rules\.ini \[allow\] senders: "a@b\.test\[nope\]"/);
   });
 });

@@ -1,6 +1,6 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { domainOf, headerValues, parsedMessage, type MessageContext } from '../../message';
+import { domainOf, fromMailboxes, headerValues, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
 import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
@@ -161,21 +161,22 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
     async run(ctx) {
       if (!ctx.raw) return [];
       if (settings.skipRelaying && ctx.relaying) return [];
-      const parsed = await parsedMessage(ctx);
-      const from = parsed?.from;
-      const fromAddress = (from?.address ?? '').toLowerCase();
+      // Every From: mailbox is a claim: the local address may be the second one, in a group, or in a second header.
+      const mailboxes = fromMailboxes(ctx);
       const hits: Hit[] = [];
       const claims: Claim[] = [];
-      const fromLocal = localDomainOf(settings, domainOf(fromAddress));
-      if (fromLocal) claims.push({ source: 'From:', address: fromAddress, domain: fromLocal });
+      for (const { address } of mailboxes) {
+        const local = localDomainOf(settings, domainOf(address));
+        if (local && !claims.some((c) => c.address === address)) claims.push({ source: 'From:', address, domain: local });
+      }
       const envelope = (ctx.mailFrom ?? '').toLowerCase();
       const envelopeLocal = settings.checkEnvelope ? localDomainOf(settings, domainOf(envelope)) : undefined;
       if (envelopeLocal) claims.push({ source: 'MAIL FROM', address: envelope, domain: envelopeLocal });
 
       const evidence = new Evidence(ctx, services.dns, authResults(ctx));
       for (const claim of claims) hits.push(await checkClaim(claim, settings, evidence));
-      if (!fromLocal && fromAddress && from?.name) {
-        const spoof = displayNameSpoof(from.name, fromAddress, settings);
+      if (!claims.some((c) => c.source === 'From:')) {
+        const spoof = mailboxes.map((m) => (m.name ? displayNameSpoof(m.name, m.address, settings) : undefined)).find(Boolean);
         if (spoof) hits.push(spoof);
       }
       return hits;

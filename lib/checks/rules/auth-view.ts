@@ -1,4 +1,5 @@
 import type { MessageContext } from '../../message';
+import { normaliseDomain } from '../auth/align';
 import { alignedDkimTempError, alignedSpfTempError } from '../auth/results';
 
 /**
@@ -25,9 +26,19 @@ export function authView(ctx: MessageContext): AuthView | undefined {
 export const AUTH_TOKENS = ['spf', 'dkim', 'dmarc', 'aligned', 'spf-aligned', 'dkim-aligned', 'none'] as const;
 export type AuthToken = (typeof AUTH_TOKENS)[number];
 
-/** The From: domain is authenticated: DMARC pass, or SPF or DKIM passing aligned with it. */
-export function fromAuthenticated(auth: AuthView | undefined): boolean {
-  if (!auth) return false;
+/**
+ * The From: domain the rules read is the one authentication was for. They can
+ * differ: mailauth and mailward each parse the header block, and a forger can
+ * write a From: line one reads and the other skips (a NBSP before the colon),
+ * pairing a signature of its own domain with an allowed sender's address.
+ */
+export function sameFromDomain(auth: AuthView, fromDomain: string): boolean {
+  return !!auth.fromDomain && normaliseDomain(auth.fromDomain) === normaliseDomain(fromDomain);
+}
+
+/** `fromDomain` (the From: domain as the rules read it) is authenticated: DMARC pass, or SPF or DKIM passing aligned with it. */
+export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string): boolean {
+  if (!auth || !sameFromDomain(auth, fromDomain)) return false;
   return auth.dmarc.result === 'pass' || (auth.spf.result === 'pass' && auth.spf.aligned) || auth.dkim.some((d) => d.result === 'pass' && d.aligned);
 }
 
@@ -39,12 +50,14 @@ export type Undecided = 'undecided';
  * answer hangs on a look-up that failed temporarily: a rule must not block
  * (or allow) mail because a resolver was down.
  */
-export function authHas(auth: AuthView | undefined, token: AuthToken): boolean | Undecided {
+export function authHas(auth: AuthView | undefined, token: AuthToken, fromDomain: string): boolean | Undecided {
   if (!auth) return token === 'none';
   if (auth.incomplete) return 'undecided';
+  // Results about the From: domain count only for the From: the rules read.
+  const sameFrom = sameFromDomain(auth, fromDomain);
   const spf = auth.spf.result === 'pass';
   const dkim = auth.dkim.some((d) => d.result === 'pass');
-  const dmarc = auth.dmarc.result === 'pass';
+  const dmarc = sameFrom && auth.dmarc.result === 'pass';
   const spfAlignedTemp = alignedSpfTempError(auth.spf, auth.fromDomain);
   const dkimAlignedTemp = !!alignedDkimTempError(auth.dkim, auth.fromDomain);
   const known = (value: boolean, unknown: boolean): boolean | Undecided => (value ? true : unknown ? 'undecided' : false);
@@ -54,13 +67,13 @@ export function authHas(auth: AuthView | undefined, token: AuthToken): boolean |
     case 'dkim':
       return known(dkim, auth.dkim.some((d) => d.result === 'temperror'));
     case 'dmarc':
-      return known(dmarc, auth.dmarc.result === 'temperror' || spfAlignedTemp || dkimAlignedTemp);
+      return known(dmarc, sameFrom && (auth.dmarc.result === 'temperror' || spfAlignedTemp || dkimAlignedTemp));
     case 'aligned':
-      return known(fromAuthenticated(auth), spfAlignedTemp || dkimAlignedTemp);
+      return known(fromAuthenticated(auth, fromDomain), sameFrom && (spfAlignedTemp || dkimAlignedTemp));
     case 'spf-aligned':
-      return known(spf && auth.spf.aligned, spfAlignedTemp);
+      return known(sameFrom && spf && auth.spf.aligned, sameFrom && spfAlignedTemp);
     case 'dkim-aligned':
-      return known(auth.dkim.some((d) => d.result === 'pass' && d.aligned), dkimAlignedTemp);
+      return known(sameFrom && auth.dkim.some((d) => d.result === 'pass' && d.aligned), sameFrom && dkimAlignedTemp);
     case 'none': {
       if (spf || dkim || dmarc) return false;
       const anyTemp = auth.spf.result === 'temperror' || auth.dmarc.result === 'temperror' || auth.dkim.some((d) => d.result === 'temperror');

@@ -1,4 +1,4 @@
-import { fromAuthenticated, type AuthView } from './auth-view';
+import { fromAuthenticated, sameFromDomain, type AuthView } from './auth-view';
 import { AddressPattern, addressDomain, IpSet, looksLikeIpOrCidr } from './match';
 
 /**
@@ -72,8 +72,16 @@ export function parseEntry(kind: ListKind, text: string): ListEntry {
     rest = m[1]!;
   }
   if (/[[\]\s]/.test(rest)) throw new Error(`${JSON.stringify(text)} is not an address, domain or glob`);
-  if (rest === '*' || rest === '*@*') throw new Error(`${JSON.stringify(text)} would match every sender`);
+  if (matchesEverySender(rest)) throw new Error(`${JSON.stringify(text)} would match every sender`);
   return { text: text.trim(), pattern: new AddressPattern(rest), unauthenticated, servers };
+}
+
+/** Nothing but wildcards and dots on both sides of the @ ("*", "*@*", "*@*.*", "*.*"). */
+function matchesEverySender(pattern: string): boolean {
+  const at = pattern.lastIndexOf('@');
+  const local = at < 0 ? '*' : pattern.slice(0, at);
+  const domain = pattern.slice(at + 1);
+  return /^[*?.]*$/.test(local) && /^[*?.]*$/.test(domain);
 }
 
 export interface ScopedEntry {
@@ -117,8 +125,12 @@ export function allowHolds(entry: ListEntry, identity: Identity, ip: string, aut
   if (ownDomain) return { holds: false, why: `${addressDomain(identity.address)} is one of our own domains: a list entry allows it only from a named sending server` };
   if (entry.unauthenticated) return { holds: true, why: 'unauthenticated entry' };
   if (identity.source === 'from') {
-    if (fromAuthenticated(auth)) return { holds: true, why: authWords(auth!) };
-    return { holds: false, why: auth ? `From: ${addressDomain(identity.address)} is not authenticated (${authWords(auth)})` : 'no authentication results' };
+    const domain = addressDomain(identity.address);
+    if (fromAuthenticated(auth, domain)) return { holds: true, why: authWords(auth!) };
+    if (auth && auth.fromDomain && !sameFromDomain(auth, domain)) {
+      return { holds: false, why: `authentication was for From: domain ${auth.fromDomain}, not ${domain}: the From: header reads two ways` };
+    }
+    return { holds: false, why: auth ? `From: ${domain} is not authenticated (${authWords(auth)})` : 'no authentication results' };
   }
   const domain = addressDomain(identity.address);
   if (auth?.spf.result === 'pass' && auth.spf.domain === domain) return { holds: true, why: `SPF pass for ${domain}` };

@@ -1,7 +1,7 @@
-import addressparser from 'nodemailer/lib/addressparser';
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { headerValues, parsedMessage, rawBody, type MessageContext } from '../../message';
+import { addressDomain } from './match';
+import { fromMailboxes, parsedMessage, rawBody, type MessageContext } from '../../message';
 
 /**
  * What the rules read about a message, computed once per evaluation: the
@@ -32,18 +32,14 @@ export class MessageView {
 
   /** Every address in every From: header (a forger may add a second one). */
   get fromAddresses(): string[] {
-    if (!this.fromCache) {
-      const out: string[] = [];
-      for (const value of headerValues(this.ctx, 'from')) {
-        try {
-          for (const a of addressparser(value, { flatten: true })) if (a.address) out.push(a.address.toLowerCase());
-        } catch {
-          // unparseable From: no address
-        }
-      }
-      this.fromCache = out;
-    }
+    this.fromCache ??= fromMailboxes(this.ctx).map((m) => m.address);
     return this.fromCache;
+  }
+
+  /** The domain of the single From: address ('' with none or several): what From:-domain authentication must be for. */
+  get fromDomain(): string {
+    const from = this.fromAddresses;
+    return from.length === 1 ? addressDomain(from[0]!) : '';
   }
 
   /** Raw body plus the decoded text and HTML parts, lower-cased, for "body contains". */

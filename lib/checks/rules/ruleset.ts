@@ -196,7 +196,7 @@ function compileCondition(keyword: string, rest: string, line: number, text: str
       }
       return make('data', (v) => {
         const auth = authView(v.ctx);
-        const answers = tokens.map((t) => authHas(auth, t as AuthToken));
+        const answers = tokens.map((t) => authHas(auth, t as AuthToken, v.fromDomain));
         return answers.includes(true) ? true : answers.includes('undecided') ? 'undecided' : false;
       });
     }
