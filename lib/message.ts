@@ -136,6 +136,27 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
   return { headers, complete };
 }
 
+/**
+ * The message with every field named in `names` (any case) taken out of its
+ * header block, continuation lines included; the body and every other byte
+ * are left as they were.
+ */
+export function withoutHeaders(raw: Buffer, names: string[]): Buffer {
+  const end = headerBlockEnd(raw);
+  if (end < 0 || !names.length) return raw;
+  const drop = new Set(names.map((n) => n.toLowerCase()));
+  // latin1 maps bytes to characters one to one, so the kept lines come back byte for byte.
+  const lines = raw.subarray(0, end).toString('latin1').split(/(?<=\n)/);
+  let dropping = false;
+  const kept = lines.filter((line) => {
+    if (/^[ \t]/.test(line)) return !dropping;
+    const colon = line.indexOf(':');
+    dropping = colon > 0 && drop.has(line.slice(0, colon).replace(/[ \t]+$/, '').toLowerCase());
+    return !dropping;
+  });
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(end)]);
+}
+
 /** All values of a header, in message order. */
 export function headerValues(ctx: MessageContext, name: string): string[] {
   const key = name.toLowerCase();

@@ -291,6 +291,44 @@ describe('rules end to end through a real Haraka', function () {
     assert.equal(forged.newDeliveries, 0, 'a forged From: of an allowed sender is not allowed');
   });
 
+  it('the held copy carries only our verdict and Authentication-Results, not the copies a sender forged', async () => {
+    const forged = [
+      'X-Mailward-Status: accept score=-5 ref=FORGED3',
+      'X-Mailward-Score: -5',
+      'Authentication-Results: mx.widget.test;',
+      '\tdmarc=pass header.from=shop.test FORGED4',
+    ];
+    const held = await send(message({ from: 'News <news@shop.test>', to: 'staff@widget.test', subject: 'Big sale [spammy]', prepend: forged }), IP.nobody, 'news@shop.test');
+    assert.equal(held.newDeliveries, 0);
+    const ref = /ref ([0-9A-Z]{7})/.exec(held.response)![1]!;
+    const raw = (await cli('quarantine', 'show', ref, '--raw')).text;
+    assert.match(raw, new RegExp(`^X-Mailward-Ref: ${ref}$`, 'm'));
+    assert.match(raw, /^X-Mailward-Status: quarantine /m);
+    assert.match(raw, /^Authentication-Results: mx\.widget\.test;/m);
+    assert.doesNotMatch(raw, /FORGED3/);
+    // Haraka itself renames the sender's Authentication-Results at DATA; none in our name is left.
+    assert.doesNotMatch(raw, /^Authentication-Results: mx\.widget\.test;\r?\n\tdmarc=pass header\.from=shop\.test FORGED4/m);
+    assert.match(raw, /^Subject: Big sale \[spammy\]/m, 'the rest of the message is kept');
+  });
+
+  it('release-approve takes the From: as one literal address: a From: written as an entry is not approved', async () => {
+    for (const from of ['"Shop" <unauthenticated:*@*.*>', 'news@shop.test, Alice <alice@example.com>']) {
+      const held = await send(message({ from, to: 'staff@widget.test', subject: 'Big sale [spammy]' }), IP.nobody, 'news@shop.test');
+      assert.equal(held.newDeliveries, 0, from);
+      const ref = /ref ([0-9A-Z]{7})/.exec(held.response)![1]!;
+      const approve = await cli('quarantine', 'release-approve', ref);
+      assert.equal(approve.code, 0, approve.text);
+      assert.match(approve.text, /released /);
+      assert.match(approve.text, /warning: nothing approved: /, from);
+      assert.doesNotMatch(approve.text, /^approved /m);
+    }
+    const list = (await cli('allow', 'list', '--rcpt', 'staff@widget.test')).text;
+    assert.doesNotMatch(list, /\*|news@shop\.test/, list);
+    // GTUBE from anyone to staff is still refused: no wildcard entry was written.
+    const gtube = await send(message({ from: 'x@anywhere.test', to: 'staff@widget.test', body: 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n' }), IP.nobody, 'x@anywhere.test');
+    assert.equal(gtube.newDeliveries, 0);
+  });
+
   it('a broken rules file is refused on reload, naming rule and line, and the last good rules stay in force', async () => {
     const logLength = haraka.logs().length;
     writeFileSync(join(haraka.configDir, 'mailward.rules'), `${RULES}\nrule broken\n  body matches /(a+)+$/\n  action block\n`);

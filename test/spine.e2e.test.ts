@@ -91,6 +91,20 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
     assert.doesNotMatch(readFileSync(haraka.delivered().at(-1)!, 'utf8'), /FORGED1/);
   });
 
+  it('removes forged X-Mailward headers also where ours are not added to accepted mail ([headers] always = false)', async () => {
+    const quiet = await startHaraka({ plugins: [], hostList: ['example.com'], files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nenabled = false\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n[headers]\nalways = false\n' } });
+    try {
+      const raw = simpleMessage({ headers: { 'X-Mailward-Status': 'accept score=-100 ref=FORGED2', 'X-Mailward-Score': '-100' } });
+      const result = await sendMail({ port: quiet.port, from: 'alice@example.net', to: ['bob@example.com'], raw });
+      assert.equal(result.code, 250, result.response);
+      const delivered = readFileSync(quiet.delivered().at(-1)!, 'utf8');
+      assert.doesNotMatch(delivered, /X-Mailward-/i);
+    } finally {
+      await quiet.stop();
+      removeDir(quiet.dir);
+    }
+  });
+
   it('writes a row for a transaction refused at RCPT (no verdict reached)', async () => {
     const result = await sendMail({ port: haraka.port, from: 'probe@example.net', to: ['nobody@elsewhere.example'], raw: simpleMessage() });
     assert.equal(result.code, 550);

@@ -50,8 +50,9 @@ function syncRecipients(state: MailwardState, txn: HarakaTransaction, current?: 
 /** Applies header edits checks asked for since the last time. */
 export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction): void {
   const { add, remove } = state.ctx.headerChanges;
-  for (const name of remove) txn.remove_header(name);
-  remove.length = 0;
+  // Both lists are kept whole: the quarantined copy is rebuilt from them.
+  for (const name of remove.slice(state.appliedRemovals)) txn.remove_header(name);
+  state.appliedRemovals = remove.length;
   for (const [name, value] of add.slice(state.appliedHeaders)) txn.add_header(name, value);
   state.appliedHeaders = add.length;
 }

@@ -17,8 +17,9 @@ export interface MailwardState {
   ledger: Ledger;
   /** Raw message, fetched once at data_post for every plugin. */
   data?: Promise<Buffer>;
-  /** Header changes already applied to the transaction. */
+  /** Header additions and removals already applied to the transaction. */
   appliedHeaders: number;
+  appliedRemovals: number;
   verdict?: Verdict;
   outcome?: Outcome;
   /** Recipients refused at RCPT by any plugin, with the reason. */
@@ -42,7 +43,7 @@ export function connectionState(runtime: Runtime, connection: HarakaConnection):
       relaying: connection.relaying,
       authUser: connection.notes.auth_user,
     });
-    state = { ctx, ledger: runtime.newLedger(), appliedHeaders: 0, refusedRecipients: [] };
+    state = { ctx, ledger: runtime.newLedger(), appliedHeaders: 0, appliedRemovals: 0, refusedRecipients: [] };
     connection.notes[KEY] = state;
   }
   state.ctx.helo = connection.hello.host ?? state.ctx.helo;
@@ -72,7 +73,7 @@ export function transactionState(runtime: Runtime, connection: HarakaConnection,
     Object.assign(ctx.notes, conn.ctx.notes);
     const ledger = runtime.newLedger();
     for (const s of conn.ledger.symbols) ledger.add({ name: s.name, detail: s.detail, factor: factorOf(runtime, s.name, s.score) });
-    state = { ctx, ledger, appliedHeaders: 0, refusedRecipients: [] };
+    state = { ctx, ledger, appliedHeaders: 0, appliedRemovals: 0, refusedRecipients: [] };
     txn.notes[KEY] = state;
   }
   const ctx = state.ctx;

@@ -1,6 +1,6 @@
 import { openQuarantine, type FileQuarantine } from '../../lib/quarantine';
 import type { Runtime } from '../../lib/runtime';
-import { firstHeader } from '../../lib/message';
+import { firstHeader, withoutHeaders } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { formatSymbols, smtpReplyText } from '../../lib/score/verdict';
 import { hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
@@ -33,16 +33,15 @@ function statusHeader(verdict: Verdict): string {
 }
 
 function addVerdictHeaders(txn: HarakaTransaction, verdict: Verdict): void {
-  // Remove any copies a sender forged, then add ours.
-  for (const name of VERDICT_HEADERS) txn.remove_header(name);
   txn.add_header('X-Mailward-Score', String(verdict.score));
   txn.add_header('X-Mailward-Status', statusHeader(verdict));
   txn.add_header('X-Mailward-Ref', verdict.ref);
 }
 
 /**
- * The message as it would have been delivered: the headers mailward added
- * (Authentication-Results, X-Mailward-*) on top, so a released copy explains itself.
+ * The message as it would have been delivered: without the headers mailward
+ * removes (a sender's forged X-Mailward-* and Authentication-Results), with
+ * the ones it added on top, so a released copy explains itself.
  */
 function heldCopy(state: MailwardState, verdict: Verdict): Buffer {
   const added: [string, string][] = [
@@ -52,7 +51,8 @@ function heldCopy(state: MailwardState, verdict: Verdict): Buffer {
     ['X-Mailward-Ref', verdict.ref],
   ];
   const top = added.map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  return Buffer.concat([Buffer.from(top, 'utf8'), state.ctx.raw ?? Buffer.alloc(0)]);
+  const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS]);
+  return Buffer.concat([Buffer.from(top, 'utf8'), raw]);
 }
 
 function forcedRefusal(state: MailwardState): { code: number; message: DSN } | undefined {
@@ -104,6 +104,8 @@ export = {
     void runtime.afterVerdict(state.ctx, verdict);
 
     const headers = runtime.config.shared.headers;
+    // A sender's copies go whether or not ours are added: downstream filters may read them.
+    for (const name of VERDICT_HEADERS) txn.remove_header(name);
     if (verdict.action !== 'accept' || headers.always) addVerdictHeaders(txn, verdict);
     if (headers.subjectTag && (verdict.action === 'add_header' || verdict.action === 'quarantine')) {
       const subject = firstHeader(state.ctx, 'subject') ?? '';

@@ -4,7 +4,7 @@ import type { ContentSettings } from '../../checks/content/settings';
 import { addEntry, openLists } from '../../checks/rules/cli';
 import { silentLogger } from '../../runtime';
 import { loadConfig, type MailwardConfig } from '../../config/load';
-import { parsedMessage, createContext } from '../../message';
+import { createContext, fromMailboxes, parsedMessage } from '../../message';
 import { openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
@@ -217,6 +217,8 @@ export const command: CliCommand = {
  * "Release and approve": the sender (the From: address the recipient saw,
  * else the envelope sender) becomes an allowed sender of each recipient, as
  * an authenticated entry: a forgery of that sender is still not allowed.
+ * The address comes from the message, so it is taken only as one literal
+ * address: a From: of "unauthenticated:*@*.*" must not become a wildcard.
  */
 async function approveSender(configDir: string | undefined, record: QuarantineRecord, io: CliIO): Promise<boolean> {
   const store = openQuarantine(loadConfig({ configDir }).shared);
@@ -224,10 +226,18 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   await store.close();
   let address = record.mailFrom;
   if (held) {
-    const parsed = await parsedMessage(createContext({ ip: record.remoteIp, raw: held.raw }));
-    if (parsed?.from?.address) address = parsed.from.address;
+    const from = fromMailboxes(createContext({ ip: record.remoteIp, raw: held.raw }));
+    if (from.length > 1) {
+      io.err(`warning: nothing approved: the message has ${from.length} From: addresses (${from.map((m) => m.address).join(', ')}); add the one you trust with "mailward allow add --rcpt USER SENDER"`);
+      return true;
+    }
+    if (from.length === 1) address = from[0]!.address;
   }
   if (!address) return false;
+  if (!isLiteralAddress(address)) {
+    io.err(`warning: nothing approved: ${JSON.stringify(address)} is not a plain address (wildcards, brackets and "unauthenticated:" are refused here); add an entry by hand with "mailward allow add" if you mean it`);
+    return true;
+  }
   const lists = openLists(configDir);
   try {
     for (const rcpt of record.rcptTo) {
@@ -239,4 +249,9 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
     await lists.close();
   }
   return true;
+}
+
+/** local@domain with nothing a list entry would read as a wildcard, prefix or server. */
+function isLiteralAddress(address: string): boolean {
+  return /^[^\s@*?:[\]]+@[a-z0-9-]+(\.[a-z0-9-]+)+\.?$/i.test(address);
 }

@@ -1,0 +1,23 @@
+// The shared message helpers every check reads headers through.
+import assert from 'node:assert/strict';
+import { createContext, fromMailboxes, withoutHeaders } from '../lib/message';
+
+describe('message helpers', () => {
+  it('fromMailboxes: every mailbox of every From: header, groups flattened, names decoded', () => {
+    const raw = 'From: x@attacker.test, "CEO" <CEO@Example.com>\r\nFrom: Board: =?utf-8?q?J=C3=BCrgen?= <j@example.com>;\r\nTo: a@b.test\r\n\r\nbody\r\n';
+    assert.deepEqual(fromMailboxes(createContext({ ip: '192.0.2.1', raw })), [
+      { name: '', address: 'x@attacker.test' },
+      { name: 'CEO', address: 'ceo@example.com' },
+      { name: 'Jürgen', address: 'j@example.com' },
+    ]);
+  });
+
+  it('withoutHeaders removes the named fields with their continuation lines, and keeps every other byte', () => {
+    const raw = Buffer.from('X-Keep: 1\r\nX-Mailward-Status: accept\r\n\tforged\r\nx-mailward-score : -5\r\nSubject: S\xe9\r\n\r\nX-Mailward-Status: in the body\r\n', 'latin1');
+    const out = withoutHeaders(raw, ['X-Mailward-Status', 'X-Mailward-Score']);
+    assert.equal(out.toString('latin1'), 'X-Keep: 1\r\nSubject: S\xe9\r\n\r\nX-Mailward-Status: in the body\r\n');
+    assert.equal(withoutHeaders(raw, []), raw);
+    const headerless = Buffer.from('no header block at all');
+    assert.equal(withoutHeaders(headerless, ['X-A']), headerless);
+  });
+});
