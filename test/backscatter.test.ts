@@ -310,6 +310,23 @@ describe('backscatter module through the library front door (memory state, injec
     assert.ok('BACKSCATTER_SUBJECT_BLOCKED' in symbols(plain));
     assert.equal(plain.verdict.action, 'soft_reject');
 
+    // The same subject on mail whose From: domain is authenticated is not held up by forged bounces.
+    const authenticated = createContext({ ip: '198.51.100.10', mailFrom: 'news@other.example', rcptTo: ['alice@example.com'], raw: 'From: news@other.example\r\nSubject: Undelivered mail returned to sender\r\n\r\nhi\r\n' });
+    authenticated.notes.auth = { fromDomain: 'other.example', spf: { result: 'pass', domain: 'other.example', aligned: true, comment: '' }, dkim: [], dmarc: { result: 'pass', policy: 'none', domain: 'other.example' } };
+    const vouched = await t.mw.scan(authenticated);
+    assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(vouched)));
+    assert.match(symbols(vouched).BACKSCATTER_BLOCK_EXEMPT!, /is blocked until 2025-03-10T09:25:00Z, but this is no bounce and From: domain other\.example is authenticated \(dmarc=pass, spf=pass aligned\)/);
+    assert.equal(vouched.verdict.action, 'accept');
+    // ... unless the operator turns the exemption off.
+    const strict = testMailward(`${ini}exempt_authenticated = false\n`);
+    try {
+      for (let i = 1; i <= 5; i++) await strict.mw.scan({ ip: '192.0.2.25', mailFrom: '', rcptTo: ['alice@example.com'], raw: unverified(i) });
+      authenticated.notes = { auth: authenticated.notes.auth };
+      assert.ok('BACKSCATTER_SUBJECT_BLOCKED' in symbols(await strict.mw.scan(authenticated)));
+    } finally {
+      await strict.close();
+    }
+
     // A bounce of our own mail with the same subject is accepted.
     const out = await sendOut({ mid: '<real.1@example.com>' });
     const sig = out.context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')![1];

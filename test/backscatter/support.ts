@@ -9,7 +9,7 @@ import type { MailwardConfig } from '../../lib/config/load';
 import { parseIni } from '../../lib/config/ini';
 import { IniReader } from '../../lib/config/reader';
 import { parseSharedSettings } from '../../lib/config/shared';
-import { createContext, type ContextInit } from '../../lib/message';
+import { createContext, type ContextInit, type MessageContext } from '../../lib/message';
 import { Runtime } from '../../lib/runtime';
 import { SymbolTable } from '../../lib/score/symbol-table';
 import { repoPath } from '../support/paths';
@@ -59,7 +59,8 @@ export function outbound(fields: { mid?: string; date?: string; from?: string; s
 /** Scans like createMailward().scan, with only the builtin and backscatter modules. */
 export interface BackscatterOnly {
   runtime: Runtime;
-  scan(init: ContextInit): Promise<ScanResult>;
+  /** A context made by the caller keeps its notes (e.g. auth results). */
+  scan(init: ContextInit | MessageContext): Promise<ScanResult>;
   close(): Promise<void>;
 }
 
@@ -88,7 +89,7 @@ export function backscatterRuntime(sharedIni: string, backscatterIni: string, ba
   return {
     runtime,
     async scan(init) {
-      const ctx = createContext(init);
+      const ctx = 'notes' in init ? init : createContext(init);
       const ledger = runtime.newLedger();
       for (const phase of ['connect', 'helo', 'mail', 'rcpt', 'data'] as const) await runtime.runPhase(modules, phase, ctx, ledger);
       const verdict = runtime.decide(ctx, ledger);

@@ -77,6 +77,11 @@ export function hasAlignedDkim(auth: AuthResults, domain: string): boolean {
   return auth.dkim.some((d) => d.result === 'pass' && relaxedAligned(d.domain, domain));
 }
 
+/** The From: domain is authenticated: DMARC pass, or SPF or DKIM passing aligned with it. */
+export function fromDomainAuthenticated(auth: AuthResults): boolean {
+  return auth.dmarc.result === 'pass' || (!!auth.fromDomain && (hasAlignedSpf(auth, auth.fromDomain) || hasAlignedDkim(auth, auth.fromDomain)));
+}
+
 /** SPF passed for `domain` (relaxed). */
 export function hasAlignedSpf(auth: AuthResults, domain: string): boolean {
   return auth.spf.result === 'pass' && relaxedAligned(auth.spf.domain, domain);

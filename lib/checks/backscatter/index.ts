@@ -1,6 +1,7 @@
 import { firstHeader, parsedMessage, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
+import { authResults, fromDomainAuthenticated } from '../auth/results';
 import type { Check, CheckModule, Services } from '../types';
 import { extractOriginal, recognise, referencedMessageIds, type EmbeddedOriginal } from './recognise';
 import { SentMessages } from './sent';
@@ -18,6 +19,7 @@ export { SentMessages } from './sent';
 
 const GROUP = 'backscatter';
 const BLOCKED = 'BACKSCATTER_SUBJECT_BLOCKED';
+const EXEMPT = 'BACKSCATTER_BLOCK_EXEMPT';
 
 export const backscatterSymbols: SymbolDef[] = [
   { name: 'BOUNCE', score: 0, group: GROUP, description: 'A delivery status notification (null or MAILER-DAEMON sender, delivery-status report)' },
@@ -29,6 +31,7 @@ export const backscatterSymbols: SymbolDef[] = [
   { name: 'BOUNCE_SIG_INVALID', score: 2, group: GROUP, description: 'The bounced original carries a signature header that does not verify (forged, unknown key, malformed)' },
   { name: 'BOUNCE_SIG_EXPIRED', score: 1, group: GROUP, description: 'The bounced original carries a valid signature older than [signing] max_age_days' },
   { name: BLOCKED, score: DEFAULTS.actionScore, group: GROUP, description: 'Subject blocked by the flood throttle: too many matching messages with it in the window ([throttle] action_score)' },
+  { name: EXEMPT, score: 0, group: GROUP, description: 'The subject is blocked, but the message is no bounce and its From: domain is authenticated ([throttle] exempt_authenticated)' },
   { name: 'BACKSCATTER_ERROR', score: 0, group: GROUP, description: 'The shared state could not be read or written; validation or throttling was skipped' },
   { name: 'OUTBOUND_SIGNED', score: 0, group: GROUP, description: 'Relayed mail: signature header added and/or Message-ID recorded, so its bounces verify' },
 ];
@@ -47,6 +50,12 @@ function iso(ms: number): string {
 
 function minutes(n: number): string {
   return Number.isInteger(n) ? `${n} min` : `${Math.round(n * 10) / 10} min`;
+}
+
+/** Why the sender is vouched for ('' when not): DMARC pass, or SPF or DKIM aligned with the From: domain. */
+function authenticatedSender(ctx: MessageContext): string {
+  const auth = authResults(ctx);
+  return auth && fromDomainAuthenticated(auth) ? `From: domain ${auth.fromDomain || auth.dmarc.domain} is authenticated (dmarc=${auth.dmarc.result}, spf=${auth.spf.result}${auth.spf.aligned ? ' aligned' : ''})` : '';
 }
 
 function errorHit(err: unknown, what: string): Hit {
@@ -157,6 +166,13 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
       note.subject = normalised;
       if (!normalised && !settings.throttle.emptySubject) return hits;
       try {
+        const vouched = !kind && settings.throttle.exemptAuthenticated ? authenticatedSender(ctx) : '';
+        if (vouched) {
+          // Neither counted nor blocked; said so when a block is in force.
+          const block = await throttle.activeBlock(normalised);
+          if (block) hits.push({ name: EXEMPT, detail: `subject "${block.subject}" is blocked until ${iso(block.until)}, but this is no bounce and ${vouched}` });
+          return hits;
+        }
         const decision = await throttle.decide(normalised, subject, counts(ledger, hits));
         const block = decision.block;
         if (block) {

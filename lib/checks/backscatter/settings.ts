@@ -19,7 +19,15 @@ export interface BackscatterSettings {
     maxAgeSeconds: number;
     maxFutureSeconds: number;
   };
-  throttle: ThrottleSettings & { actionScore: number };
+  throttle: ThrottleSettings & {
+    actionScore: number;
+    /**
+     * Leave out mail that is no bounce or auto-reply and whose From: domain is
+     * authenticated: anyone can start a block with forged bounces, and must
+     * not stop a domain's own newsletter with it.
+     */
+    exemptAuthenticated: boolean;
+  };
 }
 
 /** Code defaults; config/mailward.backscatter.ini ships the same values. */
@@ -84,6 +92,7 @@ export function parseBackscatterSettings(ini: IniReader): BackscatterSettings {
       windowMinutes: throttle.number('window_minutes', DEFAULTS.windowMinutes, { min: 0.1, max: 1440 }),
       blockMinutes: throttle.number('block_minutes', DEFAULTS.blockMinutes, { min: 0.1, max: 10080 }),
       emptySubject: throttle.boolean('empty_subject', false),
+      exemptAuthenticated: throttle.boolean('exempt_authenticated', true),
       actionScore: throttle.number('action_score', DEFAULTS.actionScore, { min: 0, max: 1000 }),
     },
   };

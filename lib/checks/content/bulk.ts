@@ -2,7 +2,7 @@ import { firstHeader, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit } from '../../score/types';
 import type { StateStore } from '../../state/types';
-import { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth } from '../auth/results';
+import { authResults, fromDomainAuthenticated, unresolvedAlignedAuth } from '../auth/results';
 import { templateFingerprint, type TemplateFingerprint } from './fingerprint';
 import type { MessageParts } from './parts';
 import type { BulkSettings } from './settings';
@@ -36,7 +36,7 @@ export async function countSimilar(state: StateStore, fp: TemplateFingerprint, r
 function authenticated(ctx: MessageContext): { ok: boolean; detail: string } | undefined {
   const auth = authResults(ctx);
   if (!auth) return undefined;
-  const ok = auth.dmarc.result === 'pass' || (!!auth.fromDomain && (hasAlignedSpf(auth, auth.fromDomain) || hasAlignedDkim(auth, auth.fromDomain)));
+  const ok = fromDomainAuthenticated(auth);
   if (!ok && unresolvedAlignedAuth(auth, auth.fromDomain)) return undefined;
   const dkim = auth.dkim.length ? auth.dkim.map((d) => d.result).join('/') : 'none';
   return { ok, detail: `spf=${auth.spf.result} dkim=${dkim} dmarc=${auth.dmarc.result}` };

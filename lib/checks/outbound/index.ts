@@ -1,7 +1,7 @@
 import { firstHeader, parsedMessage, type MessageContext } from '../../message';
 import type { Hit, SymbolDef, Verdict } from '../../score/types';
 import type { StateStore } from '../../state/types';
-import { authResults, hasAlignedDkim, hasAlignedSpf } from '../auth/results';
+import { authResults, fromDomainAuthenticated } from '../auth/results';
 import { extractOriginal } from '../backscatter/recognise';
 import { normaliseMessageId } from '../backscatter/signing';
 import { templateFingerprint } from '../content/fingerprint';
@@ -88,9 +88,7 @@ function errorHit(err: unknown, what: string): Hit {
 /** The report's From domain authenticated (DMARC pass or aligned SPF/DKIM); undefined when the auth plugin did not run. */
 function reporterAuthenticated(ctx: MessageContext): boolean | undefined {
   const auth = authResults(ctx);
-  if (!auth) return undefined;
-  const domain = auth.fromDomain;
-  return auth.dmarc.result === 'pass' || (!!domain && (hasAlignedSpf(auth, domain) || hasAlignedDkim(auth, domain)));
+  return auth ? fromDomainAuthenticated(auth) : undefined;
 }
 
 function suspendedHit(s: Suspension | null | undefined): Hit[] {
