@@ -82,7 +82,7 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal(score(r, 'SPAMTRAP'), 6);
     });
 
-    it('then penalises the IP, its neighbours and the sender domain (one hit per message)', async () => {
+    it('then penalises the IP and its neighbours (one hit per message), and the sender domain only once SPF or DKIM passed for it', async () => {
       const same = await mw.scan({ ip: '192.0.2.50', helo: 'x.test', mailFrom: 'other@elsewhere.test', rcptTo: ['user@example.com'] });
       // One trap hit (two trap recipients count once): 10 of saturation 20 -> half of REP_IP_BAD's 4.
       assert.equal(score(same, 'REP_IP_BAD'), 2);
@@ -90,6 +90,13 @@ for (const backend of ['memory', 'redis'] as const) {
       const neighbour = await mw.scan({ ip: '192.0.2.51', helo: 'x.test', mailFrom: 'other@elsewhere.test', rcptTo: ['user@example.com'] });
       assert.equal(score(neighbour, 'REP_IP_BAD'), undefined);
       assert.equal(score(neighbour, 'REP_NET_BAD'), 1);
+      // The trap hit above came with an unauthenticated MAIL FROM: anyone can write that one.
+      const forged = await mw.scan({ ip: '203.0.113.9', helo: 'x.test', mailFrom: 'again@spamco.test', rcptTo: ['user@example.com'] });
+      assert.equal(score(forged, 'REP_DOMAIN_BAD'), undefined);
+      // A trap hit whose message then passed SPF for its domain charges the domain.
+      const authenticated = createContext({ ip: '192.0.2.52', helo: 'x.test', mailFrom: 'promo@spamco.test', rcptTo: ['trap@example.com', 'user@example.com'], raw: 'From: promo@spamco.test\r\nSubject: deal\r\n\r\nbuy\r\n' });
+      authenticated.notes.auth = { spf: { result: 'pass', domain: 'spamco.test' }, dkim: [] };
+      await mw.scan(authenticated);
       const domain = await mw.scan({ ip: '203.0.113.9', helo: 'x.test', mailFrom: 'again@spamco.test', rcptTo: ['user@example.com'] });
       assert.equal(score(domain, 'REP_DOMAIN_BAD'), 1.5);
       const unrelated = await mw.scan({ ip: '203.0.113.10', helo: 'x.test', mailFrom: 'a@clean.test', rcptTo: ['user@example.com'] });
@@ -130,7 +137,9 @@ for (const backend of ['memory', 'redis'] as const) {
     }
 
     it('decays a trap hit: half the penalty after one half-life, nothing after the horizon', async () => {
-      await mw.scan({ ip: '198.51.100.60', helo: 'x.test', mailFrom: 'a@decay.test', rcptTo: ['trap@example.com'] });
+      const hit = createContext({ ip: '198.51.100.60', helo: 'x.test', mailFrom: 'a@decay.test', rcptTo: ['trap@example.com', 'user@example.com'], raw: 'From: a@decay.test\r\nSubject: x\r\n\r\nx\r\n' });
+      hit.notes.auth = { spf: { result: 'pass', domain: 'decay.test' }, dkim: [] };
+      await mw.scan(hit);
       const probe = () => mw.scan({ ip: '198.51.100.60', helo: 'x.test', mailFrom: 'a@decay.test', rcptTo: ['user@example.com'] });
       assert.equal(score(await probe(), 'REP_IP_BAD'), 2);
       clock.advance(24 * HOUR);

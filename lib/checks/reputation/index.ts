@@ -42,7 +42,7 @@ export const reputationSymbols: SymbolDef[] = [
   sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain is bad'),
   sym('REP_DOMAIN_GOOD', -1, 'Learned reputation of the envelope sender domain is good'),
   sym('REP_TEMPERROR', 0, 'The reputation state could not be read; nothing was concluded'),
-  sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP and sender domain are penalised'),
+  sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP (and the sender domain once authenticated) are penalised'),
   sym('DIRECTORY_HARVEST', 4, 'A high share of this IP\'s recent recipients were unknown (directory harvest)'),
 ];
 
@@ -148,7 +148,10 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
           // One message is one trap hit, however many traps it was addressed to.
           ctx.notes[TRAP_NOTE] = true;
           if (s.learned.enabled) {
-            await learned.record([ipEntity(ctx.ip), netEntity(ctx.ip), ...senderEntities(ctx)], 'trap').catch((err: Error) => {
+            // Nothing is authenticated at RCPT and anyone can write MAIL FROM: the sender
+            // domain is charged after DATA, once SPF or DKIM passed for it (recordTrapDomain).
+            const domain = s.learned.domainRequiresAuth ? [] : senderEntities(ctx);
+            await learned.record([ipEntity(ctx.ip), netEntity(ctx.ip), ...domain], 'trap').catch((err: Error) => {
               services.log.warn(`mailward reputation: could not record a trap hit: ${err.message}`);
             });
           }
@@ -188,6 +191,26 @@ function senderAuthenticated(ctx: MessageContext, domain: string): boolean {
   if (!auth) return false;
   const within = (d: string | undefined) => !!d && (d.toLowerCase() === domain || domain.endsWith(`.${d.toLowerCase()}`));
   return (auth.spf?.result === 'pass' && within(auth.spf.domain)) || !!auth.dkim?.some((d) => d.result === 'pass' && within(d.domain));
+}
+
+/**
+ * A message that hit a spam trap at RCPT and went on to DATA charges its
+ * envelope sender domain with the trap hit only when SPF or DKIM passed for
+ * that domain (with `domain_requires_auth`; without it the domain was
+ * charged at RCPT). Otherwise two forged MAIL FROMs to a trap would spoil an
+ * innocent domain's authenticated mail. Returns whether it charged the domain.
+ */
+export async function recordTrapDomain(services: Services, s: ReputationSettings, ctx: MessageContext): Promise<boolean> {
+  if (!s.learned.enabled || !s.learned.domainRequiresAuth || !ctx.notes[TRAP_NOTE] || exempt(ctx, s)) return false;
+  const domain = domainOf(ctx.mailFrom);
+  if (!domain || !senderAuthenticated(ctx, domain)) return false;
+  try {
+    await new LearnedStore(services.state, s.learned, services.clock).record([domainEntity(domain)], 'trap');
+    return true;
+  } catch (err) {
+    services.log.warn(`mailward reputation: could not record a trap hit for ${domain}: ${(err as Error).message}`);
+    return false;
+  }
 }
 
 /**
@@ -254,6 +277,7 @@ export const reputationModule: CheckModule<ReputationSettings> = {
   },
   createChecks,
   async afterVerdict(settings, services, ctx, verdict) {
+    await recordTrapDomain(services, settings, ctx);
     await recordVerdict(services, settings, ctx, verdict);
   },
 };
