@@ -122,6 +122,38 @@ for (const backend of backends) {
   });
 }
 
+describe('RedisStore: error replies are not outages', () => {
+  const prefix = uniquePrefix('state-reply');
+  const log = recordingLogger();
+  let store: RedisStore;
+  before(() => {
+    store = new RedisStore(redisSettings(prefix), log);
+  });
+  after(async () => {
+    await store.close();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('a WRONGTYPE reply answers that operation from the fallback; the store stays up and the next operation goes to Redis', async () => {
+    const raw = createClient({ url: REDIS_URL });
+    await raw.connect();
+    try {
+      // A key of the wrong type, written by someone else.
+      await raw.set(`${prefix}senders:allow:*`, 'not a set');
+      assert.deepEqual(await store.hashGetAll('senders:allow:*'), {});
+      assert.equal(store.degraded, false);
+      await assert.rejects(store.setMembersShared('senders:allow:*'), /WRONGTYPE/);
+      await store.set('after', 'in-redis');
+      assert.equal(await raw.get(`${prefix}after`), 'in-redis', 'the next operation reached Redis');
+      assert.equal(store.degraded, false);
+      assert.equal(log.lines.filter((l) => /refused a command \(WRONGTYPE/.test(l)).length, 1, log.lines.join('\n'));
+      assert.ok(!log.lines.some((l) => /unavailable/.test(l)), log.lines.join('\n'));
+    } finally {
+      await raw.quit();
+    }
+  });
+});
+
 describe('RedisStore: Redis stopped mid-run (a redis-server of its own)', () => {
   let port: number;
   let server: ChildProcess | undefined;
@@ -198,5 +230,26 @@ describe('RedisStore: Redis stopped mid-run (a redis-server of its own)', () => 
       await raw.quit();
     }
     assert.ok(log.lines.some((l) => /^info .*Redis .* is back/.test(l)), log.lines.join('\n'));
+  });
+
+  it('a Redis that hangs (stopped, connection open) costs one deadline, then answers come at once; it is used again once it answers', async () => {
+    await store.set('h', 'from-redis');
+    assert.equal(await store.get('h'), 'from-redis');
+    server!.kill('SIGSTOP');
+    try {
+      assert.equal(await store.get('h'), null, 'the first operation waits its deadline, then the fallback answers');
+      const started = Date.now();
+      for (let i = 0; i < 50; i++) await store.incrBy('hung', 1, 60);
+      // 50 deadlines would be 10 s: while down nothing is sent, so nothing waits (or piles up) on the hung connection.
+      assert.ok(Date.now() - started < 1000, `50 operations took ${Date.now() - started} ms`);
+      assert.equal(store.degraded, true);
+    } finally {
+      server!.kill('SIGCONT');
+    }
+    const deadline = Date.now() + 10_000;
+    while (store.degraded || (await store.get('h')) !== 'from-redis') {
+      assert.ok(Date.now() < deadline, `the store did not use Redis again within 10 s: degraded ${store.degraded}, ${await store.get('h')}\n${log.lines.join('\n')}`);
+      await sleep(100);
+    }
   });
 });

@@ -97,6 +97,10 @@ export class MemoryStore implements StateStore {
     const v = this.read(key);
     return v instanceof Set ? [...v] : [];
   }
+  setMembersShared(key: string): Promise<string[]> {
+    return this.setMembers(key);
+  }
+
 
   async keys(prefix: string): Promise<string[]> {
     return [...this.cache.keys()].filter((k) => k.startsWith(prefix) && this.cache.has(k));

@@ -1,44 +1,79 @@
-import { createClient } from 'redis';
+import { createClient, ErrorReply } from 'redis';
 import type { Logger } from '../checks/types';
 import { MemoryStore } from './memory';
 import type { StateSettings, StateStore } from './types';
 
-type Client = ReturnType<typeof createClient>;
+function makeClient(settings: StateSettings) {
+  return createClient({
+    url: settings.redisUrl,
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: Math.max(200, settings.timeoutMs * 4),
+      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
+    },
+  });
+}
+
+type Client = ReturnType<typeof makeClient>;
+
+type Attempt<T> = { ok: true; value: T } | { ok: false; error: Error };
+
+/** How long a connection may stay unready (a handshake that hangs) before it is replaced. */
+const REPLACE_UNREADY_MS = 30_000;
+/** Error replies (OOM, READONLY, WRONGTYPE...) are logged at most this often. */
+const REPLY_LOG_INTERVAL_MS = 60_000;
 
 /**
- * Shared state in Redis for a fleet of MTAs. Every operation has a deadline;
- * while Redis is unreachable the store answers from an in-process fallback
- * (logged once per outage) and reconnects by itself, so mail never waits on
- * or fails because of Redis.
+ * Shared state in Redis for a fleet of MTAs. Every operation has a deadline.
+ * While Redis is unreachable or hangs, the store is "down": operations answer
+ * from an in-process fallback at once, without sending anything (logged once
+ * per outage), and one PING at a time probes whether Redis is back. A
+ * connection that is open but no longer answers is replaced, which drops the
+ * commands queued on it. An error reply (OOM, READONLY, WRONGTYPE) is not an
+ * outage: that one operation answers from the fallback, and the next one goes
+ * to Redis again. So mail never waits on, nor fails because of, Redis.
  */
 export class RedisStore implements StateStore {
   readonly backend = 'redis' as const;
-  private readonly client: Client;
+  private client!: Client;
+  private ready!: Promise<void>;
   private readonly fallback: MemoryStore;
   private down = false;
-  private readonly ready: Promise<void>;
+  private probing = false;
+  private lastProbe = 0;
+  private unreadySince = Date.now();
+  private lastReplyLog = 0;
+  private closed = false;
+  private readonly probeIntervalMs: number;
 
   constructor(
     private readonly settings: StateSettings,
     private readonly log: Logger,
   ) {
     this.fallback = new MemoryStore(settings.memoryMaxEntries);
-    this.client = createClient({
-      url: settings.redisUrl,
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: Math.max(200, settings.timeoutMs * 4),
-        reconnectStrategy: (retries: number) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
-      },
+    this.probeIntervalMs = Math.max(1000, settings.timeoutMs * 4);
+    this.connect();
+  }
+
+  private connect(): void {
+    const client = makeClient(this.settings);
+    // A replaced client may still report: only the current one counts (the listener stays, so nothing is unhandled).
+    client.on('error', (err: Error) => {
+      if (client === this.client) this.markDown(err);
     });
-    this.client.on('error', (err: Error) => this.markDown(err));
-    this.client.on('ready', () => {
-      if (this.down) this.log.info(`mailward state: Redis at ${settings.redisUrl} is back`);
-      this.down = false;
+    client.on('end', () => {
+      if (client === this.client) this.unreadySince = Date.now();
     });
-    this.ready = this.client.connect().then(
+    client.on('ready', () => {
+      if (client === this.client) this.markUp();
+    });
+    this.client = client;
+    this.unreadySince = Date.now();
+    this.ready = client.connect().then(
       () => undefined,
-      (err: Error) => this.markDown(err),
+      (err: Error) => {
+        if (client === this.client) this.markDown(err);
+      },
     );
   }
 
@@ -49,6 +84,11 @@ export class RedisStore implements StateStore {
     this.down = true;
   }
 
+  private markUp(): void {
+    if (this.down) this.log.info(`mailward state: Redis at ${this.settings.redisUrl} is back`);
+    this.down = false;
+  }
+
   get degraded(): boolean {
     return this.down || !this.client.isReady;
   }
@@ -57,26 +97,79 @@ export class RedisStore implements StateStore {
     return this.settings.prefix + key;
   }
 
+  /**
+   * While down: at most one PING in flight, one per probe interval. A ready
+   * connection that does not answer is hung (a stopped server, a black hole):
+   * it is replaced, and the commands waiting on it go with it.
+   */
+  private probe(): void {
+    const now = Date.now();
+    if (this.closed || this.probing || now - this.lastProbe < this.probeIntervalMs) return;
+    this.lastProbe = now;
+    this.probing = true;
+    void (async () => {
+      try {
+        if (this.client.isReady) {
+          await withDeadline(this.client.ping(), this.settings.timeoutMs);
+          this.markUp();
+        } else if (now - this.unreadySince > REPLACE_UNREADY_MS) {
+          this.replaceClient();
+        }
+      } catch {
+        this.replaceClient();
+      } finally {
+        this.probing = false;
+      }
+    })();
+  }
+
+  private replaceClient(): void {
+    if (this.closed) return;
+    const old = this.client;
+    this.connect();
+    try {
+      old.destroy();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Runs an operation against Redis within the deadline, or says why it could not. */
+  private async attempt<T>(remote: (c: Client) => Promise<T>): Promise<Attempt<T>> {
+    if (this.down) {
+      this.probe();
+      return { ok: false, error: new Error(`Redis at ${this.settings.redisUrl} is unreachable`) };
+    }
+    if (!this.client.isReady) {
+      // Starting up, or reconnecting: wait once, within the deadline.
+      await Promise.race([this.ready, delay(this.settings.timeoutMs)]);
+      if (!this.client.isReady) {
+        const error = new Error(`Redis not ready within ${this.settings.timeoutMs} ms`);
+        this.markDown(error);
+        return { ok: false, error };
+      }
+    }
+    try {
+      return { ok: true, value: await withDeadline(remote(this.client), this.settings.timeoutMs) };
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (isErrorReply(error)) {
+        // Redis answered: it is up. Only this operation failed.
+        if (Date.now() - this.lastReplyLog > REPLY_LOG_INTERVAL_MS) {
+          this.lastReplyLog = Date.now();
+          this.log.warn(`mailward state: Redis at ${this.settings.redisUrl} refused a command (${error.message}); that operation used in-process state`);
+        }
+      } else {
+        this.markDown(error);
+      }
+      return { ok: false, error };
+    }
+  }
+
   /** Runs an operation against Redis, or the fallback when Redis fails or is too slow. */
   private async op<T>(remote: (c: Client) => Promise<T>, local: (m: MemoryStore) => Promise<T>): Promise<T> {
-    if (!this.client.isReady) {
-      await Promise.race([this.ready, delay(this.settings.timeoutMs)]);
-      if (!this.client.isReady) return local(this.fallback);
-    }
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        remote(this.client),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`Redis operation exceeded ${this.settings.timeoutMs} ms`)), this.settings.timeoutMs);
-        }),
-      ]);
-    } catch (err) {
-      this.markDown(err as Error);
-      return local(this.fallback);
-    } finally {
-      clearTimeout(timer);
-    }
+    const result = await this.attempt(remote);
+    return result.ok ? result.value : local(this.fallback);
   }
 
   get(key: string) {
@@ -174,6 +267,12 @@ export class RedisStore implements StateStore {
     return this.op((c) => c.sMembers(this.k(key)) as Promise<string[]>, (m) => m.setMembers(key));
   }
 
+  async setMembersShared(key: string): Promise<string[]> {
+    const result = await this.attempt((c) => c.sMembers(this.k(key)) as Promise<string[]>);
+    if (!result.ok) throw result.error;
+    return result.value;
+  }
+
   keys(prefix: string) {
     return this.op(
       async (c) => {
@@ -188,6 +287,7 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     try {
       // quit() on a client still trying to reconnect never settles: drop it instead.
       if (this.client.isReady) await this.client.quit();
@@ -201,4 +301,20 @@ export class RedisStore implements StateStore {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The promise's value, or a rejection once `ms` have passed (the promise is left to settle on its own). */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis operation exceeded ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** An error Redis itself answered with (also inside a MULTI), as opposed to a connection failure or a deadline. */
+function isErrorReply(err: Error): boolean {
+  return err instanceof ErrorReply || (err as { replies?: unknown }).replies !== undefined;
 }

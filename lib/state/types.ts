@@ -29,6 +29,12 @@ export interface StateStore {
   setAdd(key: string, members: string[]): Promise<void>;
   setRemove(key: string, members: string[]): Promise<void>;
   setMembers(key: string): Promise<string[]>;
+  /**
+   * setMembers that never answers from a fallback: it rejects when the shared
+   * backend could not answer (down, too slow, an error reply), for data only
+   * the shared store holds (run-time lists), where an empty set would read as "none".
+   */
+  setMembersShared(key: string): Promise<string[]>;
   /** Keys (without the store's prefix) that start with `prefix`; for listings, not hot paths. */
   keys(prefix: string): Promise<string[]>;
   close(): Promise<void>;

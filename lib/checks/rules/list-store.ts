@@ -41,9 +41,10 @@ export class StateListStore implements SenderListStore {
   }
 
   async entries(list: ListKind, scopes: string[]): Promise<StoredEntry[]> {
-    const sets = await Promise.all(scopes.map((scope) => this.state.setMembers(this.key(list, scope))));
-    // The fallback's empty sets would read as "no entries": say the lists were not read (RULES_LIST_ERROR).
-    if (this.state.degraded) throw new Error(`the shared state (${this.state.backend}) is unreachable`);
+    // Never the fallback's empty sets, which would read as "no entries": a failure is RULES_LIST_ERROR.
+    const sets = await Promise.all(scopes.map((scope) => this.state.setMembersShared(this.key(list, scope)))).catch((err: Error) => {
+      throw new Error(`the shared state (${this.state.backend}) could not be read: ${err.message}`);
+    });
     return sets.flatMap((members, i) => members.map((entry) => ({ list, scope: scopes[i]!, entry })));
   }
 
