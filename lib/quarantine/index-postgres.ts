@@ -44,6 +44,9 @@ export class PostgresQuarantineIndex implements QuarantineIndex {
 
   private ensure(): Promise<void> {
     this.ready ??= (async () => {
+      // Tables set up by their owner are used as they are (the role may lack the right to create).
+      const found = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS r', [this.t, this.r]);
+      if (found.rows[0]?.t && found.rows[0]?.r) return;
       const statements = [
         `CREATE SCHEMA IF NOT EXISTS ${quote(this.options.schema)}`,
         `CREATE TABLE IF NOT EXISTS ${this.t} (ref text PRIMARY KEY, time timestamptz NOT NULL, status text NOT NULL, record jsonb NOT NULL)`,

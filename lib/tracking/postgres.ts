@@ -58,10 +58,18 @@ function fromDb(r: DbRow): TrackingRow {
   };
 }
 
-/** SQLSTATE classes 22 (data exception) and 23 (integrity): the row is at fault, not the server. */
+/**
+ * SQLSTATE class 22 (data exception: a character the database cannot store,
+ * a number out of range): this row is at fault, and only it is dropped.
+ * Not class 23 (a NOT NULL or CHECK constraint, a foreign key) nor 22001 (a
+ * value too long): every column mailward writes is text, jsonb or a number it
+ * always fills, so those mean the table was changed under us (a DBA adding a
+ * NOT NULL column). The batch then waits in the spool, as in any outage,
+ * instead of being dropped row by row.
+ */
 function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && /^2[23]/.test(code);
+  return typeof code === 'string' && code.startsWith('22') && code !== '22001';
 }
 
 /**
@@ -112,6 +120,11 @@ export class PostgresTrackingStore implements TrackingStore {
   private async createSchema(): Promise<void> {
     const t = this.qualifiedTable;
     const { schema, table } = this.options;
+    // A table set up by its owner (docs/tracking.md: mailward's role may only
+    // insert and select) is used as it is: creating the schema or an index
+    // needs rights that role has no reason to hold.
+    const existing = await this.pool.query('SELECT to_regclass($1) AS found', [t]);
+    if (existing.rows[0]?.found) return;
     const statements = [
       `CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`,
       `CREATE TABLE IF NOT EXISTS ${t} (
