@@ -63,6 +63,25 @@ describe('configuration', () => {
   it('refuses a DNS server that is not an address', () => {
     rejects('[dns]\nservers = dns.example.com\n', 'mailward.ini [dns] servers: "dns.example.com" is not an IP address');
   });
+  it('refuses a DNS server port outside 1-65535 (port 0 aborts the process inside c-ares)', () => {
+    rejects('[dns]\nservers = 127.0.0.1:0\n', 'mailward.ini [dns] servers: "127.0.0.1:0": port must be 1 to 65535');
+    rejects('[dns]\nservers = [::1]:99999\n', 'mailward.ini [dns] servers: "[::1]:99999": port must be 1 to 65535');
+    assert.deepEqual(load('[dns]\nservers = 127.0.0.1:5353, [::1]:53\n').shared.dns.servers, ['127.0.0.1:5353', '[::1]:53']);
+  });
+  it('"off" only where a key can be turned off: an action threshold, not a timeout', () => {
+    rejects('[dns]\ntimeout_ms = off\n', 'mailward.ini [dns] timeout_ms: expected a number, got "off" (this key cannot be turned off)');
+    rejects('[state]\nmemory_max_entries = none\n', 'mailward.ini [state] memory_max_entries: expected a number, got "none" (this key cannot be turned off)');
+    // Any action may be off, not only the top ones; the others must still rise.
+    const t = load('[actions]\nadd_header = off\nquarantine = off\n').shared.policy.thresholds;
+    assert.equal(t.add_header, Infinity);
+    assert.equal(t.soft_reject, 10);
+    rejects('[actions]\nsoft_reject = off\nquarantine = 16\n', 'mailward.ini [actions] reject: threshold 15 is below quarantine (16): thresholds must rise from add_header to reject');
+  });
+  it('refuses a number that is empty or hexadecimal, and a key set twice', () => {
+    rejects('[actions]\nreject =\n', 'mailward.ini [actions] reject: expected a number, got "" (leave the key out for its default)');
+    rejects('[actions]\nreject = 0x10\n', 'mailward.ini [actions] reject: expected a number, got "0x10"');
+    assert.throws(() => load('[actions]\nreject = 20\nreject = 25\n'), /mailward\.ini \[actions\] reject: set twice \(again at line 3\)$/);
+  });
   it('refuses a line that is not key = value, with its number', () => {
     assert.throws(() => load('[actions]\nreject\n'), /\[actions\]: line 2 is not "key = value"/);
   });

@@ -40,6 +40,14 @@ describe('Ledger', () => {
     assert.equal(ledger.get('BAYES_SPAM')!.detail, 'p=0.9; p=0.99');
   });
 
+  it('counts a weight that is not a finite number as 0 and says so: one NaN would turn the total into NaN, below every threshold', () => {
+    const ledger = new Ledger(table());
+    ledger.add({ name: 'BAYES_SPAM', factor: Infinity / Infinity, detail: 'p=0.99' });
+    ledger.add('DNSBL_LISTED');
+    assert.equal(ledger.total, 6);
+    assert.match(ledger.get('BAYES_SPAM')!.detail, /^p=0\.99 \(weight 5 × factor NaN is not a finite number: counted as 0\)$/);
+  });
+
   it('refuses an unregistered symbol instead of scoring it zero', () => {
     assert.throws(() => new Ledger(table()).add('NO_SUCH_SYMBOL'), /unknown symbol NO_SUCH_SYMBOL/);
   });

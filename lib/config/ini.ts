@@ -29,6 +29,8 @@ export function parseIni(text: string | string[], file: string): RawIni {
     const key = line.slice(0, eq).trim();
     let value = line.slice(eq + 1).trim();
     if (value.length >= 2 && /^(["']).*\1$/.test(value)) value = value.slice(1, -1);
+    // The second of two would silently win: an edit below a forgotten line would never apply.
+    if (Object.prototype.hasOwnProperty.call(out[section], key)) throw new ConfigError(file, section, key, `set twice (again at line ${index + 1})`);
     out[section]![key] = value;
   });
   return out;

@@ -6,6 +6,8 @@ interface NumberOptions {
   min?: number;
   max?: number;
   integer?: boolean;
+  /** `off`, `none` or `disabled` is accepted and means never (Infinity). Only for keys documented so. */
+  off?: boolean;
 }
 
 /**
@@ -45,9 +47,14 @@ export class SectionReader {
 
   number(key: string, fallback: number, options: NumberOptions = {}): number {
     const raw = this.raw(key);
+    if (this.values[key] === '') throw this.error(key, 'expected a number, got "" (leave the key out for its default)');
     if (raw === undefined) return fallback;
-    if (/^(off|none|disabled)$/i.test(raw)) return Infinity;
-    const value = Number(raw);
+    if (/^(off|none|disabled)$/i.test(raw)) {
+      if (options.off) return Infinity;
+      throw this.error(key, `expected a number, got ${JSON.stringify(raw)} (this key cannot be turned off)`);
+    }
+    // Decimal only: Number() would also take "0x10", "1e3" is fine, "" is not a value.
+    const value = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw.trim()) ? Number(raw) : NaN;
     if (!Number.isFinite(value)) throw this.error(key, `expected a number, got ${JSON.stringify(raw)}`);
     if (options.integer && !Number.isInteger(value)) throw this.error(key, `expected a whole number, got ${raw}`);
     if (options.min !== undefined && value < options.min) throw this.error(key, `must be at least ${options.min}, got ${raw}`);
@@ -77,11 +84,16 @@ export class SectionReader {
     return raw.split(/[\s,]+/).filter(Boolean);
   }
 
+  /** IP addresses, each optionally with a port (`192.0.2.1:5353`, `[2001:db8::1]:53`). */
   ipList(key: string, fallback: string[] = []): string[] {
     const items = this.list(key, fallback);
     for (const item of items) {
-      const host = item.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([\d.]+):\d+$/, '$1');
+      const m = /^\[(.*)\](?::(\d+))?$/.exec(item) ?? /^([\d.]+)(?::(\d+))?$/.exec(item);
+      const host = m ? m[1]! : item;
       if (!isIP(host)) throw this.error(key, `${JSON.stringify(item)} is not an IP address`);
+      // Port 0 passes here but aborts the process inside c-ares at the first look-up.
+      const port = m?.[2];
+      if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) throw this.error(key, `${JSON.stringify(item)}: port must be 1 to 65535`);
     }
     return items;
   }

@@ -52,12 +52,13 @@ export const SHARED_FILE = 'mailward.ini';
 
 function readThresholds(reader: ReturnType<IniReader['section']>, base: Thresholds): Thresholds {
   const t: Thresholds = {
-    reject: reader.number('reject', base.reject),
-    soft_reject: reader.number('soft_reject', base.soft_reject),
-    quarantine: reader.number('quarantine', base.quarantine),
-    add_header: reader.number('add_header', base.add_header),
+    reject: reader.number('reject', base.reject, { off: true }),
+    soft_reject: reader.number('soft_reject', base.soft_reject, { off: true }),
+    quarantine: reader.number('quarantine', base.quarantine, { off: true }),
+    add_header: reader.number('add_header', base.add_header, { off: true }),
   };
-  const order: (keyof Thresholds)[] = ['add_header', 'quarantine', 'soft_reject', 'reject'];
+  // Actions turned off (Infinity) drop out; the ones left must rise.
+  const order = (['add_header', 'quarantine', 'soft_reject', 'reject'] as (keyof Thresholds)[]).filter((a) => Number.isFinite(t[a]));
   for (let i = 1; i < order.length; i++) {
     const lower = order[i - 1]!;
     const higher = order[i]!;

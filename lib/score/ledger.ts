@@ -16,9 +16,13 @@ export class Ledger {
   constructor(readonly table: SymbolTable) {}
 
   add(hit: Hit | string): ScoredSymbol {
-    const { name, detail = '', factor = 1 } = typeof hit === 'string' ? { name: hit } : hit;
+    const { name, factor = 1 } = typeof hit === 'string' ? { name: hit } : hit;
+    let detail = typeof hit === 'string' ? '' : (hit.detail ?? '');
     const def = this.table.get(name);
-    const score = round(def.score * factor);
+    const weighted = round(def.score * factor);
+    // One NaN would make the total NaN, which is below every threshold: everything accepted.
+    const score = Number.isFinite(weighted) ? weighted : 0;
+    if (score !== weighted) detail = `${detail ? `${detail} ` : ''}(weight ${def.score} × factor ${factor} is not a finite number: counted as 0)`;
     const existing = this.entries.get(name);
     if (existing) {
       if (Math.abs(score) > Math.abs(existing.score)) existing.score = score;

@@ -20,7 +20,10 @@ export const MAX_SUBJECT_CHARS = 200;
  */
 export function normaliseSubject(subject: string | undefined | null): string {
   if (!subject) return '';
-  let s = subject.normalize('NFKC').replace(/[\u0000-\u001f\u007f\ufffd]/g, ' ');
+  // Only the start is kept, so only the start is worked on: the address and
+  // numeric-token patterns cost the square of a space-free run's length (a
+  // subject of many encoded words decodes to one such run).
+  let s = subject.slice(0, MAX_SUBJECT_CHARS * 4).normalize('NFKC').replace(/[\u0000-\u001f\u007f\ufffd]/g, ' ');
   // Prefixes and tags may be stacked ("Re: [list] Fwd: ..."); strip until none is left.
   for (let i = 0; i < 20; i++) {
     const next = s.replace(PREFIX, '').replace(TAG, '');

@@ -116,7 +116,7 @@ export function parseOutboundSettings(ini: IniReader, files?: ConfigTexts): Outb
       complaintRate: policy.number('complaint_rate_percent', DEFAULTS.complaintRatePercent, { min: 0, max: 100 }) / 100,
       invalidRate: policy.number('invalid_rate_percent', DEFAULTS.invalidRatePercent, { min: 0, max: 100 }) / 100,
       minMessages: policy.number('min_messages', DEFAULTS.minMessages, { min: 1, integer: true }),
-      maxTrapHits: policy.number('max_trap_hits', Infinity, { min: 1, integer: true }),
+      maxTrapHits: policy.number('max_trap_hits', Infinity, { min: 1, integer: true, off: true }),
       suspendHours: policy.number('suspend_hours', DEFAULTS.suspendHours, { min: 0 }),
     },
     complaints: {
