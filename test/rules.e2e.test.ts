@@ -331,10 +331,10 @@ describe('rules end to end through a real Haraka', function () {
 
   it('a broken rules file is refused on reload, naming rule and line, and the last good rules stay in force', async () => {
     const logLength = haraka.logs().length;
-    writeFileSync(join(haraka.configDir, 'mailward.rules'), `${RULES}\nrule broken\n  body matches /(a+)+$/\n  action block\n`);
+    writeFileSync(join(haraka.configDir, 'mailward.rules'), `${RULES}\nrule broken\n  body matches /free(?=money)/\n  action block\n`);
     const deadline = Date.now() + 15_000;
     while (!/NOT reloaded/.test(haraka.logs().slice(logLength)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    assert.match(haraka.logs().slice(logLength), /NOT reloaded.*mailward\.rules \[rule broken\]: line \d+: .*catastrophic/);
+    assert.match(haraka.logs().slice(logLength), /NOT reloaded.*mailward\.rules \[rule broken\]: line \d+: bad regular expression .*RE2 syntax/);
     const stillHeld = await send(message({ from: 'Bob <bob@shop.test>', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
     assert.match(stillHeld.response, /held for review/, 'the old rules still apply');
     const cliView = await cli('quarantine', 'list');

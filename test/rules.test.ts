@@ -146,7 +146,7 @@ describe('rules: parsing', () => {
   const bad: [string, string, RegExp][] = [
     ['unknown condition', 'rule r1\n  sender a@b.test\n  snder x\n  action allow\n', /mailward\.rules \[rule r1\]: line 3: unknown condition "snder"/],
     ['bad regex', 'rule r2\n  header Subject matches /a(b/\n  action block\n', /\[rule r2\]: line 2: bad regular expression/],
-    ['catastrophic regex', 'rule r3\n\n  body matches /(a+)+$/\n  action block\n', /\[rule r3\]: line 3: .*catastrophic/],
+    ['regex RE2 cannot run', 'rule r3\n\n  body matches /free(?=money)/\n  action block\n', /\[rule r3\]: line 3: bad regular expression .*RE2 syntax/],
     ['unknown action', 'rule r4\n  ip 192.0.2.1\n  action deliver\n', /\[rule r4\]: line 3: unknown action "deliver"/],
     ['no action', 'rule r5\n  ip 192.0.2.1\n', /\[rule r5\]: line 1: rule r5 has no action/],
     ['no condition', 'rule r6\n  action allow\n', /\[rule r6\]: line 1: .*no conditions/],

@@ -3,6 +3,7 @@ import { ConfigError } from '../../config/errors';
 import { AUTH_TOKENS, authHas, authView, type AuthToken, type Undecided } from './auth-view';
 import { AddressPattern, hostHasSuffix, IpSet } from './match';
 import type { MessageView } from './message-view';
+import type { SafeRegex } from '../content/safe-regex';
 import { compileSafeRegex, MAX_REGEX_INPUT } from './regex-guard';
 
 /**
@@ -93,7 +94,7 @@ function nonEmpty(values: string[], what: string): string[] {
 }
 
 /** `/source/flags`, or a bare source (case-insensitive). */
-function parseRegex(text: string): RegExp {
+function parseRegex(text: string): SafeRegex {
   const t = text.trim();
   const m = /^\/(.*)\/([a-z]*)$/s.exec(t);
   const [source, flags] = m ? [m[1]!, m[2]!] : [t, 'i'];
