@@ -1,6 +1,7 @@
 import PostalMime, { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
 import { newRef } from './score/ref';
+import { plainIp } from './util/ip';
 
 /** One header field, unfolded. `key` is the lower-case name. */
 export interface HeaderField {
@@ -76,7 +77,8 @@ export function createContext(init: ContextInit): MessageContext {
     ref: init.ref ?? newRef(),
     startedAt: Date.now(),
     queueId: init.queueId,
-    ip: init.ip,
+    // One form for every check and the tracking row: an IPv4 client of a dual-stack socket is IPv4.
+    ip: plainIp(init.ip),
     ptr: init.ptr,
     helo: init.helo ?? '',
     localHostname: init.localHostname ?? 'localhost',

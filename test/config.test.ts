@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../lib/config/errors';
 import { parseIni } from '../lib/config/ini';
 import { loadConfig } from '../lib/config/load';
+import { parseSince } from '../lib/cli/since';
+import { UserError } from '../lib/cli/types';
 
 describe('configuration', () => {
   let dir: string;
@@ -81,6 +83,13 @@ describe('configuration', () => {
     rejects('[actions]\nreject =\n', 'mailward.ini [actions] reject: expected a number, got "" (leave the key out for its default)');
     rejects('[actions]\nreject = 0x10\n', 'mailward.ini [actions] reject: expected a number, got "0x10"');
     assert.throws(() => load('[actions]\nreject = 20\nreject = 25\n'), /mailward\.ini \[actions\] reject: set twice \(again at line 3\)$/);
+  });
+  it('refuses a configuration directory that does not exist (a mistyped --config would run on the defaults alone)', () => {
+    assert.throws(() => loadConfig({ configDir: join(dir, 'no-such-dir') }), /no-such-dir \[main\]: no such configuration directory/);
+  });
+  it('--since: a span too far back for a date is a usage error, not a stack trace', () => {
+    assert.throws(() => parseSince('99999999w'), (err: unknown) => err instanceof UserError && /--since "99999999w"/.test((err as Error).message));
+    assert.equal(parseSince('2d', Date.UTC(2026, 0, 3)).toISOString(), '2026-01-01T00:00:00.000Z');
   });
   it('refuses a line that is not key = value, with its number', () => {
     assert.throws(() => load('[actions]\nreject\n'), /\[actions\]: line 2 is not "key = value"/);

@@ -54,7 +54,7 @@ describe('library front door: createMailward() without Haraka', function () {
       assert.match(relayed.verdict.symbols.find((s) => s.name === 'OUTBOUND_ERROR')?.detail ?? '', /reading the suspension list: the shared state \(redis\) is unreachable/);
       const inbound = await mailward.scan({ ip: '192.0.2.10', mailFrom: 'a@partner.example', rcptTo: ['bob@example.com'], raw: simpleMessage() });
       assert.equal(inbound.verdict.action, 'accept');
-      assert.match(inbound.verdict.symbols.find((s) => s.name === 'RULES_LIST_ERROR')?.detail ?? '', /the shared state \(redis\) is unreachable/);
+      assert.match(inbound.verdict.symbols.find((s) => s.name === 'RULES_LIST_ERROR')?.detail ?? '', /the shared state \(redis\) could not be read: Redis at redis:\/\/127\.0\.0\.1:1 is unreachable/);
     } finally {
       await mailward.close();
       rmSync(down, { recursive: true, force: true });

@@ -3,6 +3,12 @@ import assert from 'node:assert/strict';
 import { createContext, fromMailboxes, withoutHeaders } from '../lib/message';
 
 describe('message helpers', () => {
+  it('an IPv4 client reported as IPv6 by a dual-stack socket is IPv4 in the context (reverse DNS, DNSBLs, rules, the row)', () => {
+    for (const ip of ['::ffff:192.0.2.1', '::FFFF:c000:201', '0:0:0:0:0:ffff:192.0.2.1']) assert.equal(createContext({ ip }).ip, '192.0.2.1', ip);
+    assert.equal(createContext({ ip: '2001:db8::1' }).ip, '2001:db8::1');
+    assert.equal(createContext({ ip: '::1' }).ip, '::1');
+  });
+
   it('fromMailboxes: every mailbox of every From: header, groups flattened, names decoded', () => {
     const raw = 'From: x@attacker.test, "CEO" <CEO@Example.com>\r\nFrom: Board: =?utf-8?q?J=C3=BCrgen?= <j@example.com>;\r\nTo: a@b.test\r\n\r\nbody\r\n';
     assert.deepEqual(fromMailboxes(createContext({ ip: '192.0.2.1', raw })), [

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../util/package-root';
 import { ALL_MODULES } from '../checks';
@@ -82,6 +82,10 @@ function readText(file: string, options: LoadOptions): { text: string; source: s
  * is a ConfigError naming file, section and key.
  */
 export function loadConfig(options: LoadOptions = {}): MailwardConfig {
+  // A mistyped --config path would otherwise run on the shipped defaults alone, silently.
+  if (options.configDir && !(existsSync(options.configDir) && statSync(options.configDir).isDirectory())) {
+    throw new ConfigError(options.configDir, 'main', null, 'no such configuration directory');
+  }
   const baseDir = options.baseDir ?? (options.configDir ? dirname(resolve(options.configDir)) : process.cwd());
   const sharedReader = new IniReader(SHARED_FILE, readRaw(SHARED_FILE, options));
   const shared = parseSharedSettings(sharedReader, baseDir);

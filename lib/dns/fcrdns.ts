@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { plainIp } from '../util/ip';
 import { DnsTempError, type DnsResolver } from './resolver';
 
 export interface ConfirmedNames {
@@ -13,11 +14,6 @@ const MAX_NAMES = 5;
 
 const memo = new WeakMap<object, Promise<ConfirmedNames>>();
 
-/** ::ffff:192.0.2.1 -> 192.0.2.1 (Node reports IPv4 clients of a dual-stack socket that way). */
-export function plainIp(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return mapped ? mapped[1]! : ip;
-}
 
 async function lookUp(ip: string, dns: DnsResolver): Promise<ConfirmedNames> {
   if (!isIP(ip)) return { names: [], tempError: false };

@@ -2,7 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import type { IniReader, SectionReader } from '../../config/reader';
 import type { ConfigTexts } from '../types';
 import { normaliseDomain } from '../auth/align';
-import { plainIp } from '../../dns/fcrdns';
+import { plainIp } from '../../util/ip';
 
 /** IPs and networks (CIDR), kept as text for explanations. */
 export class IpSet {

@@ -1,3 +1,4 @@
+import { plainIp } from '../../util/ip';
 import { BlockList, isIP, isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { expandIPv6 } from '../../dns/resolver';
@@ -24,11 +25,10 @@ for (const [net, bits] of [
   INTERNAL.addSubnet(net, bits, 'ipv6');
 }
 
-/** An IPv4 address written as IPv6 (::ffff:1.2.3.4) becomes plain IPv4. */
+/** An IPv4 address written as IPv6 (::ffff:1.2.3.4) becomes plain IPv4; IPv6 is written out in full. */
 export function normaliseIp(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
-  return isIP(ip) === 6 ? expandIPv6(ip) : ip;
+  const plain = plainIp(ip);
+  return isIP(plain) === 6 ? expandIPv6(plain) : plain;
 }
 
 export function isInternalIp(ip: string): boolean {
