@@ -6,12 +6,19 @@ import { Ledger } from './score/ledger';
 import type { Verdict } from './score/types';
 import { decide } from './score/verdict';
 import { createStateStore } from './state';
+import type { StateStore } from './state/types';
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface RuntimeOptions {
   log?: Logger;
   clock?: () => number;
+  /**
+   * A state store to use instead of opening one: a reload with unchanged
+   * [state] settings keeps the in-process store, and with it the counters,
+   * reputation, throttle blocks and suspensions learnt so far.
+   */
+  state?: StateStore;
 }
 
 /**
@@ -22,6 +29,8 @@ export interface RuntimeOptions {
 export class Runtime {
   readonly services: Services;
   private readonly checks = new Map<string, Check[]>();
+  /** False once the state store was handed to a successor (handOverState): close() leaves it open. */
+  private ownsState: boolean;
 
   constructor(
     readonly config: MailwardConfig,
@@ -31,11 +40,18 @@ export class Runtime {
     this.services = {
       shared: config.shared,
       dns: new DnsResolver(config.shared.dns),
-      state: createStateStore(config.shared.state, log),
+      state: options.state ?? createStateStore(config.shared.state, log),
       clock: options.clock ?? Date.now,
       log,
     };
+    this.ownsState = !options.state;
     for (const { module, settings } of config.modules) this.checks.set(module.name, module.createChecks(settings, this.services));
+  }
+
+  /** Gives this runtime's state store to the runtime that replaces it; this one no longer closes it. */
+  handOverState(): StateStore {
+    this.ownsState = false;
+    return this.services.state;
   }
 
   static load(options: LoadOptions & RuntimeOptions = {}): Runtime {
@@ -99,7 +115,7 @@ export class Runtime {
 
   async close(): Promise<void> {
     for (const { module, settings } of this.config.modules) await module.close?.(settings);
-    await this.services.state.close();
+    if (this.ownsState) await this.services.state.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import { configFiles } from '../../lib/config/load';
+import { configFiles, loadConfig } from '../../lib/config/load';
 import type { Logger } from '../../lib/checks/types';
 import { Runtime } from '../../lib/runtime';
 import type { HarakaPlugin } from './haraka';
@@ -23,12 +23,20 @@ function loggerFor(plugin: HarakaPlugin): Logger {
   };
 }
 
-function build(plugin: HarakaPlugin): Runtime {
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
   const texts: Record<string, string[]> = {};
   for (const file of configFiles()) {
     texts[file] = plugin.config.get(file, 'data', () => scheduleReload()) ?? [];
   }
-  return Runtime.load({ texts, baseDir: process.env.HARAKA ?? process.cwd(), log: loggerFor(plugin) });
+  const config = loadConfig({ texts, baseDir: process.env.HARAKA ?? process.cwd() });
+  // An edit elsewhere must not forget what the node learnt (with memory state, everything).
+  const keep = previous && same(previous.config.shared.state, config.shared.state);
+  if (previous && !same(previous.config.shared.tracking, config.shared.tracking)) {
+    plugin.logwarn('mailward: [tracking] changes take effect when Haraka restarts; rows still go where they went');
+  }
+  return new Runtime(config, { log: loggerFor(plugin), state: keep ? previous.handOverState() : undefined });
 }
 
 function scheduleReload(): void {
@@ -37,7 +45,7 @@ function scheduleReload(): void {
     if (!reader) return;
     try {
       const previous = current;
-      current = build(reader);
+      current = build(reader, previous);
       reader.loginfo('mailward configuration reloaded');
       // Let in-flight checks finish on the old runtime before closing it.
       if (previous) setTimeout(() => void previous.close().catch(() => {}), 30_000).unref();
