@@ -236,6 +236,28 @@ function behaviour(backend: Backend): void {
     assert.equal(w.stats().replayed, 7);
   });
 
+  it('rows neither the database nor the spool takes (an unwritable spool) wait in memory and go in when the database is back', async () => {
+    const real = openTrackingStore(settings, log);
+    open.push(real);
+    let down = true;
+    const flaky = Object.assign(Object.create(real) as TrackingStore, {
+      description: real.description,
+      insert: (batch: TrackingRow[]) => (down ? Promise.reject(new Error('connection refused')) : real.insert(batch)),
+    });
+    // The spool's directory is a file: every append fails (ENOTDIR), as on a full or read-only disk.
+    writeFileSync(join(settings.spoolPath, '..', 'not-a-dir'), '');
+    const w = writer({ spoolPath: join(settings.spoolPath, '..', 'not-a-dir', 'spool') }, flaky);
+    for (const r of rows(0, 5)) w.write(r);
+    await w.flush();
+    assert.equal(w.stats().held, 5);
+    assert.ok(!log.lines.some((l) => /lost/.test(l)), log.lines.join('\n'));
+    down = false;
+    await w.flush();
+    assert.equal(w.stats().held, 0);
+    assert.equal(w.stats().outage, false);
+    assert.equal(await countRows(settings), 5);
+  });
+
   it('replays spools left by earlier runs at start-up, exactly once, skipping torn lines', async () => {
     // Earlier processes: rows 0-4 reached the database; 3-9 are in an interrupted replay
     // (so 3 and 4 are in both); 10-14 in a spool ending with a write torn by a crash;
@@ -325,6 +347,64 @@ describe('tracking rows', () => {
         for (const column of ['(time)', '(remote_ip', '(mail_from', '(action']) assert.ok(indexed.includes(column), `${column} in\n${indexed}`);
       } finally {
         db.close();
+      }
+    });
+
+    it('a file that cannot be opened (not a database) keeps no MTA from starting: rows wait in the spool and go in once it can be', async () => {
+      const settings = baseSettings(fresh(), {});
+      writeFileSync(settings.sqlitePath, 'this is not a database, but a backup script gone wrong\n'.repeat(100));
+      const log = captureLog();
+      const w = createTrackingWriter(settings, log) as BatchingTrackingWriter;
+      try {
+        for (const r of rows(1, 5)) w.write(r);
+        await w.flush();
+        assert.equal(w.stats().outage, true);
+        assert.ok(log.lines.some((l) => /file is not a database/.test(l)), log.lines.join('\n'));
+        rmSync(settings.sqlitePath);
+        await w.flush();
+        assert.equal(w.stats().outage, false, log.lines.join('\n'));
+      } finally {
+        await w.close();
+      }
+      const db = createTrackingReader(settings);
+      try {
+        assert.deepEqual((await db.find({ limit: 10 })).map((r) => r.ref).sort(), rows(1, 5).map((r) => r.ref).sort());
+      } finally {
+        await db.close();
+      }
+    });
+
+    it('a write lock held by another process costs a batch a short wait on the event loop, not 2 s: the rows wait in the spool', async () => {
+      const settings = baseSettings(fresh(), {});
+      const log = captureLog();
+      const w = createTrackingWriter(settings, log) as BatchingTrackingWriter;
+      const Database = (await import('better-sqlite3')).default;
+      try {
+        w.write(makeRow(1));
+        await w.flush();
+        // A sqlite3 shell (or a backup) in a write transaction.
+        const holder = new Database(settings.sqlitePath);
+        holder.exec('BEGIN IMMEDIATE');
+        try {
+          w.write(makeRow(2));
+          const started = Date.now();
+          await w.flush();
+          assert.ok(Date.now() - started < 1000, `the batch waited ${Date.now() - started} ms`);
+          assert.equal(w.stats().outage, true);
+        } finally {
+          holder.exec('ROLLBACK');
+          holder.close();
+        }
+        await w.flush();
+        assert.equal(w.stats().outage, false);
+      } finally {
+        await w.close();
+      }
+      const db = createTrackingReader(settings);
+      try {
+        assert.ok(await db.get('T000002'), 'the row held back by the lock is written after it');
+      } finally {
+        await db.close();
       }
     });
 

@@ -25,14 +25,22 @@ export function openTrackingStore(settings: TrackingSettings, log?: Logger, time
       ...timeouts,
     });
   }
-  return new SqliteTrackingStore(settings.sqlitePath, { readonly, log });
+  return new SqliteTrackingStore(settings.sqlitePath, { readonly, log, busyTimeoutMs: readonly ? 2000 : MTA_BUSY_TIMEOUT_MS });
 }
 
 /**
+ * How long the MTA's writer waits for another process's lock on the SQLite
+ * file (a backup, a sqlite3 shell). better-sqlite3 waits on the event loop, so
+ * every connection of the process waits with it; past this the batch goes to
+ * the spool and is replayed later.
+ */
+const MTA_BUSY_TIMEOUT_MS = 100;
+
+/**
  * The writer an MTA uses: one per process, `write(row)` at the end of every
- * transaction, `close()` at shutdown. Opening never fails because the
- * database is down (PostgreSQL is connected lazily); an SQLite file that
- * cannot be opened is reported by throwing, since that is a local setup error.
+ * transaction, `close()` at shutdown. Opening never fails: PostgreSQL is
+ * connected and an SQLite file opened on the first batch, and a database that
+ * cannot be reached or opened sends rows to the spool until it can.
  */
 export function createTrackingWriter(settings: TrackingSettings, log: Logger, timeouts?: PostgresTimeouts): BatchingTrackingWriter | DisabledTrackingWriter {
   if (!settings.enabled) return new DisabledTrackingWriter();

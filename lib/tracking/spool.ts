@@ -49,7 +49,7 @@ export class Spool {
     this.replayingPath = `${this.path}.replaying`;
   }
 
-  /** Appends rows; never throws (a failure is logged with the number of rows lost). */
+  /** Appends rows; never throws (a failure is logged, and false returned: the caller keeps the rows). */
   append(rows: TrackingRow[]): boolean {
     if (!rows.length) return true;
     try {
@@ -64,7 +64,7 @@ export class Spool {
       appendFileSync(this.path, text);
       return true;
     } catch (err) {
-      this.log?.error(`tracking: cannot append to spool ${this.path}: ${(err as Error).message}; ${rows.length} row(s) lost`);
+      this.log?.error(`tracking: cannot append to spool ${this.path}: ${(err as Error).message}; ${rows.length} row(s) kept in memory instead`);
       return false;
     }
   }

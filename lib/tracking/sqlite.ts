@@ -61,7 +61,7 @@ function fromDb(r: DbRow): TrackingRow {
 export interface SqliteOptions {
   /** Open an existing database for reading only (the CLI). */
   readonly?: boolean;
-  /** How long a write waits for another process's write lock (ms). Short: it runs on the event loop. */
+  /** How long a write waits for another process's write lock (ms). Short in the MTA: it blocks the event loop. */
   busyTimeoutMs?: number;
   log?: Logger;
 }
@@ -80,42 +80,64 @@ function isRowError(err: unknown): boolean {
  */
 export class SqliteTrackingStore implements TrackingStore {
   readonly description: string;
-  private readonly db: Database.Database;
-  private readonly insertMany?: (rows: TrackingRow[]) => number;
+  private opened?: { db: Database.Database; insertMany?: (rows: TrackingRow[]) => number };
 
-  constructor(readonly path: string, options: SqliteOptions = {}) {
+  constructor(
+    readonly path: string,
+    private readonly options: SqliteOptions = {},
+  ) {
     this.description = `sqlite ${path}`;
+    // A reader (the CLI) says at once what is wrong with the file. The MTA's
+    // writer opens on its first batch instead: a file that cannot be opened
+    // (corrupt, unwritable) then fails that batch into the spool and the open
+    // is retried with every replay, rather than keeping Haraka from starting.
+    if (options.readonly) this.open();
+  }
+
+  private open(): { db: Database.Database; insertMany?: (rows: TrackingRow[]) => number } {
+    if (this.opened) return this.opened;
+    const options = this.options;
     if (options.readonly) {
-      this.db = new Database(path, { readonly: true, fileMustExist: true, timeout: Math.round(options.busyTimeoutMs ?? 2000) });
-    } else {
-      this.db = openSharedSqlite(path, options.busyTimeoutMs ?? 2000);
-      // WAL + NORMAL: a power cut may lose the last commits but never corrupts.
-      this.db.pragma('synchronous = NORMAL');
-      this.db.exec(SCHEMA);
-      // Like INSERT OR IGNORE for a known ref, but only for the ref: OR IGNORE would
-      // also swallow a NOT NULL violation, silently losing a malformed row we want logged.
-      const insert = this.db.prepare(
-        `INSERT INTO ${TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (ref) DO NOTHING`,
-      );
-      this.insertMany = this.db.transaction((rows: TrackingRow[]) => {
-        let added = 0;
-        for (const row of rows) {
-          try {
-            added += insert.run(toDb(row)).changes;
-          } catch (err) {
-            // A failed statement aborts only itself: drop the bad row, keep the batch.
-            if (!isRowError(err)) throw err;
-            options.log?.error(`tracking: SQLite refused row ${(row as Partial<TrackingRow>)?.ref} (${(err as Error).message}); row dropped`);
-          }
-        }
-        return added;
-      });
+      this.opened = { db: new Database(this.path, { readonly: true, fileMustExist: true, timeout: Math.round(options.busyTimeoutMs ?? 2000) }) };
+      return this.opened;
     }
+    const db = openSharedSqlite(this.path, options.busyTimeoutMs ?? 2000);
+    try {
+      // WAL + NORMAL: a power cut may lose the last commits but never corrupts.
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    // Like INSERT OR IGNORE for a known ref, but only for the ref: OR IGNORE would
+    // also swallow a NOT NULL violation, silently losing a malformed row we want logged.
+    const insert = db.prepare(`INSERT INTO ${TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (ref) DO NOTHING`);
+    const insertMany = db.transaction((rows: TrackingRow[]) => {
+      let added = 0;
+      for (const row of rows) {
+        try {
+          added += insert.run(toDb(row)).changes;
+        } catch (err) {
+          // A failed statement aborts only itself: drop the bad row, keep the batch.
+          if (!isRowError(err)) throw err;
+          options.log?.error(`tracking: SQLite refused row ${(row as Partial<TrackingRow>)?.ref} (${(err as Error).message}); row dropped`);
+        }
+      }
+      return added;
+    });
+    this.opened = { db, insertMany };
+    return this.opened;
+  }
+
+  private get db(): Database.Database {
+    return this.open().db;
   }
 
   async insert(rows: TrackingRow[]): Promise<number> {
-    if (!this.insertMany) throw new Error(`${this.description} is open read-only`);
-    return rows.length ? this.insertMany(rows) : 0;
+    const { insertMany } = this.open();
+    if (!insertMany) throw new Error(`${this.description} is open read-only`);
+    return rows.length ? insertMany(rows) : 0;
   }
 
   async get(ref: string): Promise<TrackingRow | null> {
@@ -172,6 +194,6 @@ export class SqliteTrackingStore implements TrackingStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    if (this.opened?.db.open) this.opened.db.close();
   }
 }

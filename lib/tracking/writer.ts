@@ -15,6 +15,8 @@ export interface BatchingOptions {
 export interface WriterStats {
   /** Rows waiting in memory. */
   queued: number;
+  /** Rows neither the database nor the spool took (an unwritable spool), waiting in memory. */
+  held: number;
   /** Rows the database confirmed as new (direct writes and replays). */
   written: number;
   /** Rows appended to the spool (database failing, or queue full). */
@@ -36,6 +38,7 @@ export interface WriterStats {
  *
  * All database work runs one task at a time on one promise chain, so batches
  * and replays never race. Memory: at most `maxQueue` queued rows plus one batch
+ * (and, while the spool cannot be written either, up to `maxQueue` rows held)
  * in flight.
  */
 export class BatchingTrackingWriter implements TrackingWriter {
@@ -44,6 +47,8 @@ export class BatchingTrackingWriter implements TrackingWriter {
   private drainPending = false;
   /** The batch being inserted right now: still ours to save if the process ends mid-insert. */
   private inFlight: TrackingRow[] = [];
+  /** Rows neither the database nor the spool took (an unwritable spool): kept, up to maxQueue, and retried. */
+  private held: TrackingRow[] = [];
   private replayPending = false;
   private outage = false;
   private closed = false;
@@ -101,6 +106,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
     if (!this.outage) this.scheduleReplay();
     this.closed = true;
     await this.tail;
+    if (this.held.length) this.log.error(`tracking: ${this.held.length} row(s) lost at shutdown: neither ${this.store.description} nor the spool took them`);
     // Anything written during the final drain went to the spool, for the next start.
     await this.store.close().catch((err) => this.log.warn(`tracking: closing ${this.store.description}: ${(err as Error).message}`));
   }
@@ -112,7 +118,8 @@ export class BatchingTrackingWriter implements TrackingWriter {
    * database; the replay skips it (the ref is the key).
    */
   spoolPending(): void {
-    const rows = [...this.inFlight, ...this.queue];
+    const rows = [...this.held, ...this.inFlight, ...this.queue];
+    this.held = [];
     this.queue = [];
     this.inFlight = [];
     if (rows.length) this.toSpool(rows);
@@ -124,7 +131,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
   }
 
   stats(): WriterStats {
-    return { queued: this.queue.length, ...this.counts, outage: this.outage };
+    return { queued: this.queue.length, held: this.held.length, ...this.counts, outage: this.outage };
   }
 
   private enqueue(task: () => Promise<void>): void {
@@ -145,6 +152,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
     this.replayPending = true;
     this.enqueue(async () => {
       this.replayPending = false;
+      if (this.held.length) await this.retryHeld();
       if (this.spool.hasRows()) await this.replay();
     });
   }
@@ -188,7 +196,29 @@ export class BatchingTrackingWriter implements TrackingWriter {
   }
 
   private toSpool(rows: TrackingRow[]): void {
-    if (this.spool.append(rows)) this.counts.spooled += rows.length;
+    if (this.spool.append(rows)) {
+      this.counts.spooled += rows.length;
+      return;
+    }
+    this.held.push(...rows);
+    const over = this.held.length - this.options.maxQueue;
+    if (over > 0) {
+      this.held.splice(0, over);
+      this.log.error(`tracking: neither ${this.store.description} nor the spool takes rows, and ${this.options.maxQueue} wait in memory; ${over} oldest row(s) lost`);
+    }
+  }
+
+  /** Rows the spool could not take: to the database if it is back, else to the spool if it is writable again. */
+  private async retryHeld(): Promise<void> {
+    const rows = this.held;
+    this.held = [];
+    try {
+      this.counts.written += await this.store.insert(rows);
+      if (this.outage) this.log.info(`tracking: ${this.store.description} is back`);
+      this.outage = false;
+    } catch {
+      this.toSpool(rows);
+    }
   }
 
   private warnOverflow(): void {
