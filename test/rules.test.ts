@@ -148,6 +148,7 @@ describe('rules: parsing', () => {
     ['bad regex', 'rule r2\n  header Subject matches /a(b/\n  action block\n', /\[rule r2\]: line 2: bad regular expression/],
     ['regex RE2 cannot run', 'rule r3\n\n  body matches /free(?=money)/\n  action block\n', /\[rule r3\]: line 3: bad regular expression .*RE2 syntax/],
     ['unknown action', 'rule r4\n  ip 192.0.2.1\n  action deliver\n', /\[rule r4\]: line 3: unknown action "deliver"/],
+    ['two prefix lengths', 'rule r4b\n  ip 192.0.2.0/24/8\n  action block\n', /\[rule r4b\]: line 2: .*"192\.0\.2\.0\/24\/8" is not an IP address or CIDR network/],
     ['no action', 'rule r5\n  ip 192.0.2.1\n', /\[rule r5\]: line 1: rule r5 has no action/],
     ['no condition', 'rule r6\n  action allow\n', /\[rule r6\]: line 1: .*no conditions/],
     ['two decisions', 'rule r7\n  ip 192.0.2.1\n  action allow\n  action block\n', /line 4: a rule can have only one/],

@@ -1,3 +1,5 @@
+import { BlockList, isIP } from 'node:net';
+
 /**
  * An IPv4 client written as IPv6 (`::ffff:192.0.2.1`, or `::ffff:c000:201` as
  * some stacks print it) becomes plain IPv4; anything else is returned as it
@@ -14,4 +16,45 @@ export function plainIp(ip: string): string {
     return [high >> 8, high & 255, low >> 8, low & 255].join('.');
   }
   return ip;
+}
+
+/**
+ * A set of addresses and CIDR networks (`192.0.2.10`, `198.51.100.0/24`,
+ * `2001:db8::/32`), as operators write them in rules and settings. An entry
+ * that is not exactly an address with at most one prefix length is refused.
+ */
+export class IpSet {
+  private readonly list = new BlockList();
+
+  constructor(readonly entries: string[] = []) {
+    for (const entry of entries) addEntry(this.list, entry);
+  }
+
+  has(ip: string): boolean {
+    const address = plainIp(ip);
+    const family = isIP(address);
+    return family !== 0 && this.list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+}
+
+function addEntry(list: BlockList, entry: string): void {
+  const parts = entry.split('/');
+  const [address, prefix] = parts;
+  const family = isIP(address ?? '');
+  if (!family || parts.length > 2) throw new Error(`${JSON.stringify(entry)} is not an IP address or CIDR network`);
+  const type = family === 6 ? 'ipv6' : 'ipv4';
+  if (prefix === undefined) return list.addAddress(address!, type);
+  const bits = Number(prefix);
+  if (!/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) throw new Error(`${JSON.stringify(entry)} has a bad prefix length`);
+  list.addSubnet(address!, bits, type);
+}
+
+/** Is `text` one IP address or CIDR network? */
+export function looksLikeIpOrCidr(text: string): boolean {
+  const parts = text.split('/');
+  return parts.length <= 2 && !!isIP(parts[0] ?? '') && (parts[1] === undefined || /^\d+$/.test(parts[1]));
 }

@@ -1,39 +1,11 @@
-import { BlockList, isIP } from 'node:net';
 import type { IniReader, SectionReader } from '../../config/reader';
 import type { ConfigTexts } from '../types';
 import { normaliseDomain } from '../auth/align';
-import { plainIp } from '../../util/ip';
+import { IpSet } from '../../util/ip';
+
+export { IpSet };
 
 /** IPs and networks (CIDR), kept as text for explanations. */
-export class IpSet {
-  private readonly list = new BlockList();
-
-  constructor(readonly entries: string[] = []) {
-    for (const entry of entries) addEntry(this.list, entry);
-  }
-
-  has(ip: string): boolean {
-    const address = plainIp(ip);
-    const family = isIP(address);
-    return family !== 0 && this.list.check(address, family === 6 ? 'ipv6' : 'ipv4');
-  }
-
-  get size(): number {
-    return this.entries.length;
-  }
-}
-
-function addEntry(list: BlockList, entry: string): void {
-  const [address, prefix] = entry.split('/');
-  const family = isIP(address ?? '');
-  if (!family) throw new Error(`${JSON.stringify(entry)} is not an IP address or network`);
-  const type = family === 6 ? 'ipv6' : 'ipv4';
-  if (prefix === undefined) return list.addAddress(address!, type);
-  const bits = Number(prefix);
-  if (!/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) throw new Error(`${JSON.stringify(entry)} has a bad prefix length`);
-  list.addSubnet(address!, bits, type);
-}
-
 /** Who may send mail claiming a local domain. */
 export interface SenderPolicy {
   ips: IpSet;

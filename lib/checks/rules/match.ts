@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net';
+export { IpSet, looksLikeIpOrCidr } from '../../util/ip';
 
 /** Lower-case, without angle brackets or a trailing dot. */
 export function normaliseAddress(address: string): string {
@@ -65,33 +65,6 @@ export class AddressPattern {
 }
 
 /** IPs and CIDR ranges (v4 and v6); IPv4-mapped IPv6 clients match IPv4 entries. */
-export class IpSet {
-  private readonly list = new BlockList();
-
-  constructor(readonly items: string[]) {
-    for (const item of items) {
-      const [addr, bits] = item.split('/');
-      const family = isIP(addr ?? '');
-      if (!family) throw new Error(`${JSON.stringify(item)} is not an IP address or CIDR range`);
-      const type = family === 6 ? 'ipv6' : 'ipv4';
-      if (bits === undefined) {
-        this.list.addAddress(addr!, type);
-        continue;
-      }
-      const prefix = Number(bits);
-      if (!/^\d+$/.test(bits) || prefix > (family === 6 ? 128 : 32)) throw new Error(`${JSON.stringify(item)} has a bad prefix length`);
-      this.list.addSubnet(addr!, prefix, type);
-    }
-  }
-
-  has(ip: string): boolean {
-    const clean = ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-    const family = isIP(clean);
-    if (!family) return false;
-    return this.list.check(clean, family === 6 ? 'ipv6' : 'ipv4');
-  }
-}
-
 /** `name` equals `suffix` or ends with `.suffix` (a leading dot in suffix is optional). */
 export function hostHasSuffix(name: string | null | undefined, suffix: string): boolean {
   if (!name) return false;
@@ -100,8 +73,3 @@ export function hostHasSuffix(name: string | null | undefined, suffix: string): 
   return !!s && (n === s || n.endsWith(`.${s}`));
 }
 
-/** Is `text` an IP or CIDR range? */
-export function looksLikeIpOrCidr(text: string): boolean {
-  const [addr, bits] = text.split('/');
-  return !!isIP(addr ?? '') && (bits === undefined || /^\d+$/.test(bits));
-}
