@@ -8,6 +8,9 @@ import { decide } from './score/verdict';
 import { createStateStore } from './state';
 import type { StateStore } from './state/types';
 
+/** How long a host waits for learning from a verdict (see Runtime.afterVerdict). */
+export const AFTER_VERDICT_WAIT_MS = 2000;
+
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface RuntimeOptions {
@@ -101,16 +104,32 @@ export class Runtime {
     return decide(ledger, this.config.shared.policy, ctx.rcptTo, ctx.ref);
   }
 
-  /** Lets modules learn from a decision (reputation, classifier autolearn); never throws. */
+  /**
+   * Lets modules learn from a decision (reputation, classifier autolearn);
+   * never throws, and returns within AFTER_VERDICT_WAIT_MS: learning that
+   * waits on a hung store goes on in the background instead of holding up the
+   * host's reply (the library's scan() awaits this).
+   */
   async afterVerdict(ctx: MessageContext, verdict: Verdict): Promise<void> {
-    for (const { module, settings } of this.config.modules) {
-      if (!module.afterVerdict) continue;
-      try {
-        await module.afterVerdict(settings, this.services, ctx, verdict);
-      } catch (err) {
-        this.services.log.error(`mailward ${module.name} afterVerdict failed: ${(err as Error).message}`);
+    const learning = (async () => {
+      for (const { module, settings } of this.config.modules) {
+        if (!module.afterVerdict) continue;
+        try {
+          await module.afterVerdict(settings, this.services, ctx, verdict);
+        } catch (err) {
+          this.services.log.error(`mailward ${module.name} afterVerdict failed: ${(err as Error).message}`);
+        }
       }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), AFTER_VERDICT_WAIT_MS);
+      timer.unref();
+    });
+    if ((await Promise.race([learning, late])) === 'late') {
+      this.services.log.warn(`mailward: learning from verdict ${verdict.ref} still waits on a store after ${AFTER_VERDICT_WAIT_MS} ms; not waiting for it`);
     }
+    clearTimeout(timer);
   }
 
   async close(): Promise<void> {

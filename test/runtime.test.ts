@@ -1,7 +1,9 @@
 // The runtime one Haraka process shares between its plugins, across reloads.
 import assert from 'node:assert/strict';
 import { loadConfig } from '../lib/config/load';
-import { Runtime } from '../lib/runtime';
+import { AFTER_VERDICT_WAIT_MS, Runtime } from '../lib/runtime';
+import { createContext } from '../lib/message';
+import type { Verdict } from '../lib/score/types';
 
 describe('runtime reload', () => {
   it('a runtime built for a reload can take over the state store: what the node learnt survives the old runtime closing', async () => {
@@ -22,5 +24,20 @@ describe('runtime reload', () => {
     assert.equal(await two.services.state.get('k'), null);
     await one.close();
     await two.close();
+  });
+
+  it('learning from a verdict that waits on a hung store does not hold up the host: afterVerdict returns after its wait', async function () {
+    this.timeout(10_000);
+    const config = loadConfig({ texts: { 'mailward.ini': '[tracking]\nenabled = false\n' } });
+    const lines: string[] = [];
+    const runtime = new Runtime(config, { log: { debug() {}, info() {}, warn: (m) => lines.push(m), error: (m) => lines.push(m) } });
+    // A module whose store never answers (a Redis that hangs).
+    config.modules.push({ module: { name: 'hung', file: null, symbols: [], parseSettings: () => ({ settings: null }), createChecks: () => [], afterVerdict: () => new Promise<void>(() => {}) }, settings: null });
+    const started = Date.now();
+    await runtime.afterVerdict(createContext({ ip: '192.0.2.1' }), { ref: 'HUNG123' } as Verdict);
+    assert.ok(Date.now() - started >= AFTER_VERDICT_WAIT_MS - 50);
+    assert.match(lines.join('\n'), /learning from verdict HUNG123 still waits on a store after 2000 ms/);
+    config.modules.pop();
+    await runtime.close();
   });
 });
