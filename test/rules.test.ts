@@ -18,6 +18,7 @@ import { evaluateData, evaluateEnvelope } from '../lib/checks/rules/evaluate';
 import { SqliteListStore, StateListStore } from '../lib/checks/rules/list-store';
 import { RedisStore } from '../lib/state/redis';
 import { parseEntry } from '../lib/checks/rules/lists';
+import { AddressPattern } from '../lib/checks/rules/match';
 import { parseRules } from '../lib/checks/rules/ruleset';
 import { parseRulesSettings, type RulesSettings } from '../lib/checks/rules/settings';
 import { silentLogger } from '../lib/runtime';
@@ -128,6 +129,24 @@ async function run(s: RulesSettings, m: Msg, prior: string[] = []) {
   const verdict = decide(ledger, { thresholds: { reject: 15, soft_reject: 10, quarantine: 8, add_header: 5 }, domains: new Map(), notOverridable: new Set(['SPOOF_LOCAL_DOMAIN']) }, ctx.rcptTo);
   return { ctx, ledger, verdict, hits };
 }
+
+describe('rules: address patterns', () => {
+  it('an internationalised domain matches in either form, and a trailing dot changes nothing', () => {
+    for (const text of ['*@bücher.de', 'bücher.de', '.BÜCHER.de', 'bob@xn--bcher-kva.de', 'xn--bcher-kva.de.']) {
+      const p = new AddressPattern(text);
+      assert.ok(p.matches('bob@xn--bcher-kva.de'), `${text} vs punycode`);
+      assert.ok(p.matches('Bob@Bücher.DE.'), `${text} vs unicode`);
+      assert.equal(p.matches('bob@buecher.de'), false, text);
+    }
+    assert.equal(new AddressPattern('bücher.de').domain, 'xn--bcher-kva.de');
+  });
+
+  it('a pattern with nothing before or after the @ is refused', () => {
+    assert.throws(() => new AddressPattern('bob@'), /"bob@" has nothing after the @/);
+    assert.throws(() => new AddressPattern('@example.com'), /nothing before the @/);
+    assert.throws(() => parseEntry('allow', 'bob@'), /nothing after the @/);
+  });
+});
 
 describe('rules: parsing', () => {
   it('reads named rules with conditions, actions and a reason', () => {

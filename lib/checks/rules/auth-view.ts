@@ -1,5 +1,6 @@
 import type { MessageContext } from '../../message';
 import { normaliseDomain } from '../auth/align';
+import { asciiDomain } from './match';
 import { alignedDkimTempError, alignedSpfTempError } from '../auth/results';
 
 /**
@@ -33,7 +34,7 @@ export type AuthToken = (typeof AUTH_TOKENS)[number];
  * pairing a signature of its own domain with an allowed sender's address.
  */
 export function sameFromDomain(auth: AuthView, fromDomain: string): boolean {
-  return !!auth.fromDomain && normaliseDomain(auth.fromDomain) === normaliseDomain(fromDomain);
+  return !!auth.fromDomain && asciiDomain(normaliseDomain(auth.fromDomain)) === asciiDomain(normaliseDomain(fromDomain));
 }
 
 /** `fromDomain` (the From: domain as the rules read it) is authenticated: DMARC pass, or SPF or DKIM passing aligned with it. */

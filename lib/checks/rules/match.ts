@@ -1,8 +1,25 @@
+import { domainToASCII } from 'node:url';
 export { IpSet, looksLikeIpOrCidr } from '../../util/ip';
 
-/** Lower-case, without angle brackets or a trailing dot. */
+/**
+ * A domain in one form: lower case, no trailing dot, internationalised labels
+ * in their ASCII (punycode) form, so `bücher.de`, `xn--bcher-kva.de` and
+ * `BÜCHER.DE.` are one domain. A label that is a glob is left as it is.
+ */
+export function asciiDomain(domain: string): string {
+  return domain
+    .toLowerCase()
+    .replace(/\.$/, '')
+    .split('.')
+    .map((label) => (/[^\x00-\x7f]/.test(label) && !/[*?]/.test(label) ? domainToASCII(label) || label : label))
+    .join('.');
+}
+
+/** Lower-case, without angle brackets or a trailing dot, the domain in ASCII. */
 export function normaliseAddress(address: string): string {
-  return address.trim().replace(/^<|>$/g, '').toLowerCase();
+  const a = address.trim().replace(/^<|>$/g, '').toLowerCase();
+  const at = a.lastIndexOf('@');
+  return at < 0 ? a : `${a.slice(0, at + 1)}${asciiDomain(a.slice(at + 1))}`;
 }
 
 export function addressDomain(address: string): string {
@@ -30,8 +47,11 @@ export class AddressPattern {
   private readonly test: (address: string) => boolean;
 
   constructor(readonly text: string) {
-    const p = text.trim().toLowerCase();
-    if (!p) throw new Error('empty address pattern');
+    const raw = text.trim().toLowerCase();
+    if (!raw) throw new Error('empty address pattern');
+    const at = raw.lastIndexOf('@');
+    if (raw !== '<>' && at >= 0 && (at === 0 || at === raw.length - 1)) throw new Error(`${JSON.stringify(text)} has nothing ${at === 0 ? 'before' : 'after'} the @`);
+    const p = raw === '<>' ? raw : at >= 0 ? `${raw.slice(0, at + 1)}${asciiDomain(raw.slice(at + 1))}` : asciiDomain(raw);
     if (p === '<>') {
       this.test = (a) => a === '';
     } else if (p.includes('@')) {
@@ -60,7 +80,7 @@ export class AddressPattern {
   get domain(): string {
     const p = this.text.trim().toLowerCase();
     if (p === '<>' || /[*?]/.test(p.replace(/^\*@/, '').replace(/^\*\./, ''))) return '';
-    return p.includes('@') ? addressDomain(p) : p.replace(/^\*?\./, '');
+    return asciiDomain(p.includes('@') ? addressDomain(p) : p.replace(/^\*?\./, ''));
   }
 }
 
