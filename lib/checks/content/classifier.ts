@@ -188,9 +188,18 @@ export function pruneSummary(removed: PruneResult, policy: PrunePolicy): string 
   return policy.seenDays ? `${tokens} and ${removed.seen} seen records (older than ${policy.seenDays} days)` : tokens;
 }
 
-export function createBayesStore(settings: BayesSettings): BayesStore {
-  return settings.storage === 'redis' ? new RedisBayesStore(settings.redisUrl, settings.redisPrefix) : new SqliteBayesStore(settings.path);
+/**
+ * The configured store. `busyTimeoutMs`: how long an SQLite write waits for
+ * another process's lock; the MTA passes a short one (it waits on the event
+ * loop, and a save that fails keeps its changes pending for the next one),
+ * the CLI keeps the long default.
+ */
+export function createBayesStore(settings: BayesSettings, busyTimeoutMs?: number): BayesStore {
+  return settings.storage === 'redis' ? new RedisBayesStore(settings.redisUrl, settings.redisPrefix) : new SqliteBayesStore(settings.path, busyTimeoutMs);
 }
+
+/** The MTA's wait for a lock on the model's SQLite file (a `mailward learn` or a shell holding it). */
+const MTA_BUSY_TIMEOUT_MS = 250;
 
 function storeKey(settings: BayesSettings): string {
   return settings.storage === 'redis' ? `redis ${settings.redisUrl} ${settings.redisPrefix}` : `sqlite ${settings.path}`;
@@ -206,7 +215,7 @@ export function acquireClassifier(settings: BayesSettings, log: Logger): Classif
   const key = storeKey(settings);
   let entry = open.get(key);
   if (!entry) {
-    const classifier = new Classifier(createBayesStore(settings), log);
+    const classifier = new Classifier(createBayesStore(settings, MTA_BUSY_TIMEOUT_MS), log);
     classifier.start(settings.saveIntervalS, settings.reloadIntervalS, prunePolicy(settings));
     entry = { classifier, users: 0 };
     open.set(key, entry);

@@ -90,7 +90,10 @@ function relabelDeltas(tokens: readonly string[], was: Label | null, label: Labe
 export class SqliteBayesStore implements BayesStore {
   private db?: Database.Database;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly busyTimeoutMs = 5000,
+  ) {}
 
   get description(): string {
     return `sqlite ${this.path}`;
@@ -98,7 +101,7 @@ export class SqliteBayesStore implements BayesStore {
 
   private open(): Database.Database {
     if (!this.db) {
-      const db = openSharedSqlite(this.path, 5000);
+      const db = openSharedSqlite(this.path, this.busyTimeoutMs);
       // Each learnt message is its own transaction (relabel): in WAL, NORMAL
       // does not fsync every commit and still never corrupts the file; a power
       // cut may lose the last few learnt messages.
