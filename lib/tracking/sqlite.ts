@@ -88,10 +88,17 @@ export class SqliteTrackingStore implements TrackingStore {
   ) {
     this.description = `sqlite ${path}`;
     // A reader (the CLI) says at once what is wrong with the file. The MTA's
-    // writer opens on its first batch instead: a file that cannot be opened
-    // (corrupt, unwritable) then fails that batch into the spool and the open
-    // is retried with every replay, rather than keeping Haraka from starting.
+    // writer tries too, but a file that cannot be opened (corrupt,
+    // unwritable) must not keep Haraka from starting: the open is retried with
+    // the first batch, which fails into the spool, and with every replay.
     if (options.readonly) this.open();
+    else {
+      try {
+        this.open();
+      } catch {
+        // reported by the first batch that cannot be written
+      }
+    }
   }
 
   private open(): { db: Database.Database; insertMany?: (rows: TrackingRow[]) => number } {

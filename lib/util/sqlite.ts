@@ -36,6 +36,11 @@ export function openSharedSqlite(path: string, busyTimeoutMs = 2000): Database.D
   mkdirSync(dirname(path), { recursive: true });
   const timeout = Math.floor(busyTimeoutMs);
   const db = new Database(path, { timeout });
-  useWal(db, timeout);
+  try {
+    useWal(db, timeout);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }
