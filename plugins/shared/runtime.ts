@@ -36,7 +36,10 @@ function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
   if (previous && !same(previous.config.shared.tracking, config.shared.tracking)) {
     plugin.logwarn('mailward: [tracking] changes take effect when Haraka restarts; rows still go where they went');
   }
-  return new Runtime(config, { log: loggerFor(plugin), state: keep ? previous.handOverState() : undefined });
+  const runtime = new Runtime(config, { log: loggerFor(plugin), state: keep ? previous.services.state : undefined });
+  // Only once the new runtime exists: a failed reload leaves the old one owning its store.
+  if (keep) previous.handOverState();
+  return runtime;
 }
 
 function scheduleReload(): void {
