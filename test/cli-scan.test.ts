@@ -81,6 +81,15 @@ describe('mailward scan', function () {
     assert.match(io.stderr.join('\n'), /configuration error: .*mailward\.ini \[actions\] reject: expected a number, got "soon"/);
   });
 
+  it('refuses an --ip that is not an address, and a --config directory that does not exist', async () => {
+    const io = capture();
+    assert.equal(await main(['scan', join(dir, 'clean.eml'), '--config', config, '--ip', 'notanip'], io), 2);
+    assert.deepEqual(io.stderr, ['mailward scan: --ip "notanip" is not an IP address']);
+    const missing = capture();
+    assert.equal(await main(['scan', join(dir, 'clean.eml'), '--config', join(dir, 'no-such-config')], missing), 3);
+    assert.match(missing.stderr.join('\n'), /no such configuration directory/);
+  });
+
   it('rejects an unknown option with the usage', async () => {
     const io = capture();
     assert.equal(await main(['scan', '--colour'], io), 2);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createContext, firstHeader } from '../../message';
 import { createMailward, type ScanResult } from '../../index';
 import { readMessages } from '../sources';
@@ -34,6 +35,7 @@ export const command: CliCommand = {
   async run(args, io) {
     const v = args.values as { ip?: string; helo?: string; from?: string; to?: string[]; config?: string; json?: boolean };
     if (!args.positionals.length) throw new UserError(`nothing to scan\nusage: ${command.usage}`);
+    if (v.ip !== undefined && !isIP(v.ip)) throw new UserError(`--ip ${JSON.stringify(v.ip)} is not an IP address`);
     // Scanning files must not write tracking rows or learn: it only explains.
     const mailward = createMailward({ configDir: v.config });
     const describe = (name: string) => (mailward.runtime.config.symbols.has(name) ? mailward.runtime.config.symbols.get(name).description : '');
