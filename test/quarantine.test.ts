@@ -242,6 +242,9 @@ describe('mailward quarantine / allow / block commands', () => {
     assert.match(show.out, /reason: +score 9 reached the quarantine threshold 8/);
     assert.match(show.out, /BAYES_SPAM +9 +p=0\.99/);
     assert.match(show.out, /Hello Alice/);
+    // The envelope and the From: the recipient sees (what release-approve would approve), each named.
+    assert.match(show.out, /^from: +bob@partner\.test \(envelope\)$/m);
+    assert.match(show.out, /^From: +Bob <bob@partner\.test>$/m);
 
     const digest = await cli('quarantine', 'digest');
     assert.match(digest.out, /To: alice@example\.com\nSubject: 1 message held for you in quarantine/);

@@ -101,7 +101,10 @@ async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean)
   io.out(`status:    ${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
   if (r.error) io.out(`error:     ${r.error}`);
   io.out(`client:    ${r.remoteIp}`);
-  io.out(`from:      ${sender(r)}`);
+  io.out(`from:      ${sender(r)} (envelope)`);
+  // What the recipient sees, and what release-approve would approve: it may differ from the envelope.
+  const shown = fromMailboxes(createContext({ ip: r.remoteIp, raw: held.raw })).map((m) => (m.name ? `${m.name} <${m.address}>` : m.address));
+  io.out(`From:      ${shown.length ? shown.join(', ') : '(none)'}`);
   io.out(`to:        ${r.rcptTo.join(', ')}`);
   io.out(`subject:   ${r.subject}`);
   io.out(`score:     ${r.score}`);
