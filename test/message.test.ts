@@ -1,12 +1,23 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
 import { createContext, fromMailboxes, withoutHeaders } from '../lib/message';
+import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
   it('an IPv4 client reported as IPv6 by a dual-stack socket is IPv4 in the context (reverse DNS, DNSBLs, rules, the row)', () => {
     for (const ip of ['::ffff:192.0.2.1', '::FFFF:c000:201', '0:0:0:0:0:ffff:192.0.2.1']) assert.equal(createContext({ ip }).ip, '192.0.2.1', ip);
     assert.equal(createContext({ ip: '2001:db8::1' }).ip, '2001:db8::1');
     assert.equal(createContext({ ip: '::1' }).ip, '::1');
+  });
+
+  it('IpSet: each family matches its own networks (::/0 is not every IPv4 client); IPv4 written as IPv6 is IPv4', () => {
+    const v6all = new IpSet(['::/0']);
+    assert.equal(v6all.has('192.0.2.1'), false);
+    assert.equal(v6all.has('2001:db8::1'), true);
+    assert.equal(new IpSet(['192.0.2.0/24']).has('::ffff:192.0.2.9'), true);
+    assert.equal(new IpSet(['::ffff:192.0.2.1']).has('192.0.2.1'), true);
+    assert.throws(() => new IpSet(['192.0.2.0/24/8']), /not an IP address or CIDR network/);
+    assert.throws(() => new IpSet(['192.0.2.0/33']), /bad prefix length/);
   });
 
   it('fromMailboxes: every mailbox of every From: header, groups flattened, names decoded', () => {

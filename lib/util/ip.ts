@@ -24,16 +24,20 @@ export function plainIp(ip: string): string {
  * that is not exactly an address with at most one prefix length is refused.
  */
 export class IpSet {
-  private readonly list = new BlockList();
+  // One list per family: Node's BlockList also matches IPv4 addresses against
+  // IPv6 networks (as ::ffff:a.b.c.d), so `::/0` would take in every IPv4 client.
+  private readonly v4 = new BlockList();
+  private readonly v6 = new BlockList();
 
   constructor(readonly entries: string[] = []) {
-    for (const entry of entries) addEntry(this.list, entry);
+    for (const entry of entries) addEntry(this.v4, this.v6, entry);
   }
 
   has(ip: string): boolean {
     const address = plainIp(ip);
     const family = isIP(address);
-    return family !== 0 && this.list.check(address, family === 6 ? 'ipv6' : 'ipv4');
+    if (family === 4) return this.v4.check(address, 'ipv4');
+    return family === 6 && this.v6.check(address, 'ipv6');
   }
 
   get size(): number {
@@ -41,12 +45,15 @@ export class IpSet {
   }
 }
 
-function addEntry(list: BlockList, entry: string): void {
+function addEntry(v4: BlockList, v6: BlockList, entry: string): void {
   const parts = entry.split('/');
-  const [address, prefix] = parts;
+  const [written, prefix] = parts;
+  // A single IPv4 address written as IPv6 is that IPv4 address, as a client's is.
+  const address = prefix === undefined ? plainIp(written ?? '') : written;
   const family = isIP(address ?? '');
   if (!family || parts.length > 2) throw new Error(`${JSON.stringify(entry)} is not an IP address or CIDR network`);
   const type = family === 6 ? 'ipv6' : 'ipv4';
+  const list = family === 6 ? v6 : v4;
   if (prefix === undefined) return list.addAddress(address!, type);
   const bits = Number(prefix);
   if (!/^\d+$/.test(prefix) || bits > (family === 6 ? 128 : 32)) throw new Error(`${JSON.stringify(entry)} has a bad prefix length`);
