@@ -23,7 +23,10 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
   private readonly db: Database.Database;
 
   constructor(readonly path: string) {
-    this.db = openSharedSqlite(path);
+    // Short: better-sqlite3 waits on the event loop, and the files are the truth
+    // (a put or status change the index misses is still listed), so a lock held
+    // elsewhere (a shell, a backup) costs the MTA 250 ms, not 2 s.
+    this.db = openSharedSqlite(path, 250);
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
     this.description = `sqlite ${path}`;
