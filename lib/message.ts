@@ -177,8 +177,13 @@ export interface Mailbox {
  * address it wants believed second, in a group, or in a second From: header.
  */
 export function fromMailboxes(ctx: MessageContext): Mailbox[] {
+  return mailboxesOf(headerValues(ctx, 'from'));
+}
+
+/** Every mailbox in these address-header values, groups flattened (an unparseable value names none). */
+export function mailboxesOf(values: string[]): Mailbox[] {
   const out: Mailbox[] = [];
-  for (const value of headerValues(ctx, 'from')) {
+  for (const value of values) {
     try {
       for (const a of addressParser(value, { flatten: true })) {
         if (a.address) out.push({ name: a.name ?? '', address: a.address.toLowerCase() });

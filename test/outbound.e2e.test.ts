@@ -60,7 +60,7 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
       Array.from({ length: WORKERS }, async () => {
         while (next < MESSAGES) {
           const n = next++;
-          const r = await send(a, 'alice', newsletter(n));
+          const r = await send(a, 'alice', newsletter(n), [`customer${n}@remote.example`]);
           codes.push(r.code);
           if (r.code !== 250) assert.fail(`message ${n}: ${r.code} ${r.response}`);
         }
@@ -79,6 +79,9 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     assert.match(header(bulk[0]!, 'X-Mailward-Status')!, /^accept .*OUTBOUND_BULK 0/);
     assert.doesNotMatch(header(bulk[0]!, 'X-Mailward-Status')!, /NO_UNSUBSCRIBE/);
     for (const t of stored) aliceIds.push(header(t, 'Message-ID')!);
+    // In send order: aliceIds[n] went to customer<n> (a report must name a real recipient).
+    const nth = (mid: string) => Number(/spring\.(\d+)\./.exec(mid)?.[1]);
+    aliceIds.sort((x, y) => nth(x) - nth(y));
     console.log(`      ${MESSAGES} relayed messages in ${elapsed.toFixed(1)} s (${Math.round(MESSAGES / elapsed)} msg/s, ${WORKERS} connections); ${bulk.length} tagged bulk`);
 
     // Bulk without List-Unsubscribe: the warning symbol.

@@ -174,6 +174,36 @@ for (const backend of backends) {
       assert.equal((await ledger.counts('alice')).complaint, 2);
     });
 
+    it('a report counts only for a real recipient of the message, and at most once per recipient when the recipient is redacted', async () => {
+      await ledger.recordMessage('<few@example.com>', 'alice', ['Carol@Remote.example', 'dave@remote.example']);
+      const forged = await countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: 'made-up@remote.example' })), settings, ledger, clock);
+      assert.equal(forged.status, 'untrusted');
+      assert.match(forged.detail, /Original-Rcpt-To made-up@remote\.example was not a recipient of that message/);
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: 'carol@remote.example' })), settings, ledger, clock)).status, 'counted');
+      // A provider that redacts Original-Rcpt-To: at most one report per recipient (two here).
+      const redacted = async () => countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: '' })), settings, ledger, clock);
+      assert.equal((await redacted()).status, 'counted');
+      assert.equal((await redacted()).status, 'counted');
+      const third = await redacted();
+      assert.equal(third.status, 'duplicate');
+      assert.match(third.detail, /already counted 2 times \(once per recipient\)/);
+      assert.equal((await ledger.counts('alice')).complaint, 3);
+    });
+
+    it('the reporter is the one From: mailbox, and must be the domain that authenticated', async () => {
+      const strict = outboundSettings('[complaints]\nreporters = reports.example.org\n');
+      await ledger.recordMessage('<r1@example.com>', 'alice');
+      // A trusted reporter's address written inside the quoted display name is not the reporter.
+      const quoted = await parseArf(arfReport({ mid: '<r1@example.com>' }).replace(/^From: .*$/m, 'From: "Feedback <fbl@reports.example.org>" <fbl@attacker.example>'));
+      assert.equal(quoted.reporter, 'fbl@attacker.example');
+      assert.equal((await countReport(quoted, strict, ledger, clock, { authenticated: true, fromDomain: 'attacker.example' })).status, 'untrusted');
+      // The right reporter, but authentication was for another From: domain.
+      const other = await countReport(await parseArf(arfReport({ mid: '<r1@example.com>' })), strict, ledger, clock, { authenticated: true, fromDomain: 'attacker.example' });
+      assert.equal(other.status, 'untrusted');
+      assert.match(other.detail, /the authenticated From: domain attacker\.example is not the reporter's/);
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<r1@example.com>' })), strict, ledger, clock, { authenticated: true, fromDomain: 'Reports.Example.org' })).status, 'counted');
+    });
+
     it('a small sender: the rate is taken over at least min_messages', async () => {
       await ledger.add('bob', { sent: 20 });
       for (let i = 0; i < 3; i++) await ledger.recordMessage(`<b${i}@example.com>`, 'bob');

@@ -69,7 +69,8 @@ export function arfReport(f: ReportFields = {}): string {
     `Feedback-Type: ${f.feedbackType ?? 'abuse'}`,
     'User-Agent: ExampleFBL/1.3',
     `Version: ${f.version ?? '1'}`,
-    `Original-Rcpt-To: <${f.rcpt ?? 'someone@reports.example.org'}>`,
+    // rcpt '' leaves the field out, as providers that redact recipients do.
+    ...(f.rcpt === '' ? [] : [`Original-Rcpt-To: <${f.rcpt ?? 'someone@reports.example.org'}>`]),
     'Source-IP: 192.0.2.25',
     '',
     `--${boundary}`,

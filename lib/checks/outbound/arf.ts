@@ -1,5 +1,6 @@
 import PostalMime from 'postal-mime';
-import { parseHeaderBlock, type HeaderField } from '../../message';
+import { asciiDomain } from '../../util/domain';
+import { mailboxesOf, parseHeaderBlock, type HeaderField } from '../../message';
 import { addressOf, normaliseMessageId } from '../backscatter/signing';
 
 /** A report that is not a usable RFC 5965 feedback report; the message says what is wrong. */
@@ -41,7 +42,7 @@ function text(content: ArrayBuffer | Uint8Array | string): string {
 
 function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1).toLowerCase();
+  return at < 0 ? '' : asciiDomain(address.slice(at + 1));
 }
 
 /**
@@ -84,7 +85,10 @@ export async function parseArf(raw: Buffer | string): Promise<FeedbackReport> {
   const original = parseHeaderBlock(Buffer.from(`${text(originalPart.content).replace(/^\s+/, '')}\r\n\r\n`, 'utf8')).headers;
   if (!original.length) throw new ArfError('the reported message part has no header fields');
 
-  const reporter = addressOf(get('from'));
+  // The one From: mailbox, read as auth reads it: the first <...> anywhere would also
+  // take one written inside a quoted display name ("<fbl@trusted>" <x@attacker>).
+  const from = mailboxesOf(headers.filter((h) => h.key === 'from').map((h) => h.value));
+  const reporter = from.length === 1 ? from[0]!.address : '';
   return {
     feedbackType,
     userAgent: fields['user-agent'] ?? '',

@@ -1,7 +1,8 @@
 import { verify } from '../backscatter/signing';
 import { addressOf } from '../backscatter/signing';
 import type { FeedbackReport } from './arf';
-import type { Kind, OutboundLedger, Suspension } from './ledger';
+import { asciiDomain } from '../../util/domain';
+import { recipientKey, type Kind, type OutboundLedger, type Suspension } from './ledger';
 import type { Identity, OutboundSettings } from './settings';
 
 /** The key a sender is counted under: the authenticated user, else the envelope sender; or their domain. */
@@ -34,6 +35,8 @@ function matches(domain: string, list: string[]): boolean {
 export interface ReportSource {
   /** The report's From domain passed DMARC / aligned SPF or DKIM; undefined: not known (no auth results). */
   authenticated?: boolean;
+  /** The From domain authentication was for (the auth module's reading of the header), when known. */
+  fromDomain?: string;
 }
 
 /**
@@ -57,6 +60,11 @@ export async function countReport(
   if (c.requireAuthenticated && source.authenticated !== true) {
     const why = source.authenticated === false ? 'fails DMARC/SPF/DKIM alignment' : 'could not be authenticated (no auth results: run mailward/auth before mailward/outbound)';
     return { status: 'untrusted', detail: `${about}: the reporter ${report.reporterDomain || '(none)'} ${why}` };
+  }
+  // The domain that authenticated must be the reporter's: otherwise a report signed by any
+  // domain could name a trusted reporter in a second From: reading.
+  if (source.fromDomain !== undefined && asciiDomain(source.fromDomain) !== report.reporterDomain) {
+    return { status: 'untrusted', detail: `${about}: the authenticated From: domain ${source.fromDomain || '(none)'} is not the reporter's` };
   }
   const isTrap = matches(report.reporterDomain, c.trapReporters);
   if (!isTrap && !c.countTypes.has(report.feedbackType)) {
@@ -84,8 +92,19 @@ export async function countReport(
   if (!sender) return { status: 'unattributed', detail: `${about}: no recorded Message-ID or valid signature of ours` };
 
   const original = report.originalMessageId || report.original.map((h) => `${h.key}:${h.value}`).join('\n');
-  if (!(await ledger.firstTime(`${original}|${report.reporterDomain}|${report.originalRcptTo}`))) {
-    return { status: 'duplicate', sender, via, detail: `${about}: already counted` };
+  // A report counts once per recipient the message really had: a forger who knows one
+  // Message-ID must not file one complaint per made-up Original-Rcpt-To.
+  const recipients = via === 'Message-ID' ? await ledger.recipientsOf(report.originalMessageId) : null;
+  if (recipients && report.originalRcptTo && !recipients.includes(recipientKey(report.originalRcptTo))) {
+    return { status: 'untrusted', sender, via, detail: `${about}: Original-Rcpt-To ${report.originalRcptTo} was not a recipient of that message` };
+  }
+  const key = report.originalRcptTo ? `${original}|${report.reporterDomain}|${report.originalRcptTo.toLowerCase()}` : `${original}|${report.reporterDomain}`;
+  const seen = await ledger.timesSeen(key);
+  // Without Original-Rcpt-To (providers redact it) a report counts at most once per recipient
+  // of the message (once, when the recipients are not known).
+  const allowed = report.originalRcptTo ? 1 : Math.max(1, recipients?.length ?? 1);
+  if (seen > allowed) {
+    return { status: 'duplicate', sender, via, detail: `${about}: already counted${allowed > 1 ? ` ${allowed} times (once per recipient)` : ''}` };
   }
   const kind: Kind = isTrap ? 'trap' : 'complaint';
   await ledger.add(sender, { [kind]: 1 });

@@ -98,6 +98,11 @@ function suspendedHit(s: Suspension | null | undefined): Hit[] {
 function createChecks(settings: OutboundSettings, services: Services): Check[] {
   if (!settings.enabled) return [];
   const ledger = new OutboundLedger(services.state, settings, services.clock, services.shared.nodeName);
+  if (settings.complaints.addresses.size && !settings.complaints.reporters.length) {
+    services.log.warn(
+      'mailward outbound: [complaints] reporters is empty, so a report from any domain that authenticates counts; list the feedback loops you are enrolled in',
+    );
+  }
 
   /** Suspended senders are refused at MAIL FROM, before they upload anything. */
   const mail: Check = {
@@ -174,7 +179,7 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       return [{ name: 'FEEDBACK_REPORT_INVALID', detail: err.message }];
     }
     try {
-      const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx) });
+      const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx), fromDomain: authResults(ctx)?.fromDomain });
       note.complaint = outcome;
       return [{ name: 'FEEDBACK_REPORT', detail: `${outcome.status}: ${outcome.detail}` }, ...suspendedHit(outcome.suspension)];
     } catch (err) {
@@ -230,7 +235,7 @@ async function afterVerdict(settings: OutboundSettings, services: Services, ctx:
   if (verdict.action !== 'accept' && verdict.action !== 'add_header') return;
   const ledger = new OutboundLedger(services.state, settings, services.clock, services.shared.nodeName);
   const n = Math.max(1, ctx.rcptTo.length);
-  await Promise.all([ledger.add(note.sender, { sent: n, bulk: note.bulk ? n : 0 }), note.messageId ? ledger.recordMessage(note.messageId, note.sender) : undefined]);
+  await Promise.all([ledger.add(note.sender, { sent: n, bulk: note.bulk ? n : 0 }), note.messageId ? ledger.recordMessage(note.messageId, note.sender, ctx.rcptTo) : undefined]);
 }
 
 export const outboundModule: CheckModule<OutboundSettings> = {

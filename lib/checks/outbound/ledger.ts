@@ -31,9 +31,15 @@ const STATS = 'ob:stats:';
 const SUSPENDED = 'ob:susp:';
 const MID = 'ob:mid:';
 const SEEN = 'ob:seen:';
+const RCPT = 'ob:rcpt:';
 
 function hash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+}
+
+/** A recipient as kept with a relayed message's record: hashed, so the state holds no address book. */
+export function recipientKey(address: string): string {
+  return hash(address.trim().toLowerCase()).slice(0, 16);
 }
 
 function zero(): Counts {
@@ -174,9 +180,14 @@ export class OutboundLedger {
   }
 
   /** Remembers who relayed a message, for attributing complaints and bounces about it. */
-  async recordMessage(messageId: string, sender: string): Promise<void> {
+  /** Remembers who sent a relayed message, and to whom (hashed), for the complaints about it. */
+  async recordMessage(messageId: string, sender: string, recipients: string[] = []): Promise<void> {
     const id = normaliseMessageId(messageId);
-    if (id) await this.store.set(MID + hash(id), sender, this.settings.recordSeconds);
+    if (!id) return;
+    await this.store.set(MID + hash(id), sender, this.settings.recordSeconds);
+    if (recipients.length) {
+      await this.store.hashSet(RCPT + hash(id), Object.fromEntries(recipients.map((r) => [recipientKey(r), '1'])), this.settings.recordSeconds);
+    }
   }
 
   async senderOf(messageId: string): Promise<string | null> {
@@ -184,8 +195,21 @@ export class OutboundLedger {
     return id ? this.store.get(MID + hash(id)) : null;
   }
 
+  /** The hashed recipients recorded for a message, or null when none were (recorded before they were kept). */
+  async recipientsOf(messageId: string): Promise<string[] | null> {
+    const id = normaliseMessageId(messageId);
+    if (!id) return null;
+    const keys = Object.keys(await this.store.hashGetAll(RCPT + hash(id)));
+    return keys.length ? keys : null;
+  }
+
   /** True the first time a report key is seen (atomic across nodes): nothing is counted twice. */
   async firstTime(reportKey: string): Promise<boolean> {
-    return (await this.store.incrBy(SEEN + hash(reportKey), 1, this.settings.recordSeconds)) === 1;
+    return (await this.timesSeen(reportKey)) === 1;
+  }
+
+  /** How many times a report key has been seen, this time included (atomic across nodes). */
+  async timesSeen(reportKey: string): Promise<number> {
+    return this.store.incrBy(SEEN + hash(reportKey), 1, this.settings.recordSeconds);
   }
 }

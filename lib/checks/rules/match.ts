@@ -1,19 +1,7 @@
-import { domainToASCII } from 'node:url';
-export { IpSet, looksLikeIpOrCidr } from '../../util/ip';
+import { asciiDomain } from '../../util/domain';
 
-/**
- * A domain in one form: lower case, no trailing dot, internationalised labels
- * in their ASCII (punycode) form, so `bücher.de`, `xn--bcher-kva.de` and
- * `BÜCHER.DE.` are one domain. A label that is a glob is left as it is.
- */
-export function asciiDomain(domain: string): string {
-  return domain
-    .toLowerCase()
-    .replace(/\.$/, '')
-    .split('.')
-    .map((label) => (/[^\x00-\x7f]/.test(label) && !/[*?]/.test(label) ? domainToASCII(label) || label : label))
-    .join('.');
-}
+export { asciiDomain };
+export { IpSet, looksLikeIpOrCidr } from '../../util/ip';
 
 /** Lower-case, without angle brackets or a trailing dot, the domain in ASCII. */
 export function normaliseAddress(address: string): string {
