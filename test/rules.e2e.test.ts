@@ -259,6 +259,11 @@ describe('rules end to end through a real Haraka', function () {
     assert.equal(replay.newDeliveries, 0);
     assert.match(replay.response, /held for review/);
     assert.match(haraka.logs().slice(replayLog), /not honoured: release stamp for ABCDEFG was already used/);
+    // Spelt otherwise (a zero before the expiry, other folding): still the stamp that was used.
+    const respelt = once.replace(/^(X-Mailward-Release: ABCDEFG )(\d+)/m, '$1 0$2');
+    assert.notEqual(respelt, once);
+    const again = await send(respelt, IP.nobody, 'bob@shop.test', 'staff@widget.test');
+    assert.equal(again.newDeliveries, 0, 'a respelt stamp is not a new one');
 
     const logLength = haraka.logs().length;
     const before = haraka.delivered();

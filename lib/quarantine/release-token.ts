@@ -117,7 +117,8 @@ export function verifyRelease(key: Buffer, value: string, envelope: ReleaseEnvel
   const text = value.trim().replace(/\s+/g, ' ').replace(/, /g, ',');
   const old = /^([0-9A-Z]+) \d+ [0-9a-f]{32}$/.exec(text);
   if (old) return { error: `release stamp for ${old[1]} without recipients (made by an older mailward): release again` };
-  const m = /^([0-9A-Z]+) (\d+) ([0-9a-f]{8}(?:,[0-9a-f]{8})*) ([0-9a-f]{32})$/.exec(text);
+  // One way to write each part: a stamp that verified must not verify again spelt otherwise.
+  const m = /^([0-9A-Z]+) ([1-9]\d*) ([0-9a-f]{8}(?:,[0-9a-f]{8})*) ([0-9a-f]{32})$/.exec(text);
   if (!m) return { error: 'malformed release stamp' };
   const [, ref, exp, tags, given] = m as unknown as [string, string, string, string, string];
   const expires = Number(exp);
@@ -130,4 +131,14 @@ export function verifyRelease(key: Buffer, value: string, envelope: ReleaseEnvel
     if (!signed.has(recipientTag(key, rcpt))) return { error: `release stamp for ${ref} does not cover recipient ${rcpt}` };
   }
   return { ref };
+}
+
+/**
+ * What makes a stamp single-use: its ref and MAC, however the header was
+ * written (folded, spaced, a zero before the expiry), so a copy spelt
+ * otherwise is still the stamp that was used.
+ */
+export function releaseStampId(value: string): string {
+  const parts = value.trim().split(/\s+/);
+  return `${parts[0] ?? ''} ${parts[parts.length - 1] ?? ''}`;
 }

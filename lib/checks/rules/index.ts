@@ -1,6 +1,6 @@
 import { openQuarantine } from '../../quarantine';
 import { createHash } from 'node:crypto';
-import { RELEASE_HEADER, RELEASE_VALIDITY_SECONDS, releaseKey, verifyRelease } from '../../quarantine/release-token';
+import { RELEASE_HEADER, RELEASE_VALIDITY_SECONDS, releaseKey, releaseStampId, verifyRelease } from '../../quarantine/release-token';
 import { headerValues, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
@@ -63,7 +63,7 @@ async function checkRelease(ctx: MessageContext, ledger: Ledger, settings: Rules
   // Single use: a copy of the stamped message replayed within the stamp's
   // lifetime is not accepted again (fleet-wide with Redis state, per MTA
   // process with memory state).
-  const stampId = createHash('sha256').update(values[0]!.replace(/\s+/g, ' ').trim()).digest('hex').slice(0, 32);
+  const stampId = createHash('sha256').update(releaseStampId(values[0]!)).digest('hex').slice(0, 32);
   if ((await services.state.incrBy(`release-used:${stampId}`, 1, RELEASE_VALIDITY_SECONDS)) > 1) {
     services.log.warn(`mailward rules: ${RELEASE_HEADER} not honoured: release stamp for ${result.ref} was already used`);
     return [];
