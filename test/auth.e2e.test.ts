@@ -82,7 +82,7 @@ describe('auth and antispoof end to end through a real Haraka', function () {
     const raw = await sign(message({ from: 'CEO <ceo@example.com>', to: 'staff@widget.test', subject: 'Urgent wire transfer' }), 'attacker.test', 'sel', world.keys.attacker);
     const result = await send(raw, IP.attacker, 'bounce@attacker.test');
     assert.equal(result.code, 550, result.response);
-    assert.match(result.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{7}: .*DMARC_POLICY_REJECT 8/);
+    assert.match(result.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{10}: .*DMARC_POLICY_REJECT 8/);
     assert.match(result.response, /SPOOF_LOCAL_DOMAIN 12/);
     assert.equal(result.delivered, undefined);
   });

@@ -31,7 +31,7 @@ function backscatter(n: number): string {
   return bounce('postfix-dsn.eml', { mid: `<forged.${n}.${Math.random().toString(36).slice(2)}@example.com>`, subject: `Cheap pills ${n}` });
 }
 
-const refByResponse = (response: string) => /ref ([0-9A-Z]{7})/.exec(response)?.[1];
+const refByResponse = (response: string) => /ref ([0-9A-Z]{10})/.exec(response)?.[1];
 
 describe('backscatter end to end through a real Haraka (Redis state)', function () {
   this.timeout(180_000);
@@ -88,7 +88,7 @@ describe('backscatter end to end through a real Haraka (Redis state)', function 
     assert.equal(accepted.length + refused.length, FLOOD);
     for (const r of refused) {
       assert.equal(r.code, 550, r.response);
-      assert.match(r.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{7}: BACKSCATTER_SUBJECT_BLOCKED 12, BOUNCE_UNVERIFIED 4/);
+      assert.match(r.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{10}: BACKSCATTER_SUBJECT_BLOCKED 12, BOUNCE_UNVERIFIED 4/);
     }
     const blockHeld = (Math.max(...refused.map((r) => r.at)) - Math.min(...refused.map((r) => r.at))) / 1000;
     const rate = Math.round(refused.length / blockHeld);

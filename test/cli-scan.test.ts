@@ -38,7 +38,7 @@ describe('mailward scan', function () {
     const io = capture();
     assert.equal(await main(['scan', join(dir, 'gtube.eml'), '--config', config], io), 0);
     const text = io.stdout.join('\n');
-    assert.match(text, /gtube\.eml: reject \(score [\d.]+, ref [0-9A-Z]{7}\)/);
+    assert.match(text, /gtube\.eml: reject \(score [\d.]+, ref [0-9A-Z]{10}\)/);
     assert.match(text, /why: score [\d.]+ reached the reject threshold 15/);
     assert.match(text, /\+ +1000 +GTUBE +policy +Body carries the GTUBE anti-spam test string/);
   });
@@ -54,7 +54,7 @@ describe('mailward scan', function () {
       [join('/maildir', 'cur', '2.host:2,S'), true],
     ]);
     for (const r of results) {
-      assert.match(r.ref, /^[0-9A-Z]{7}$/);
+      assert.match(r.ref, /^[0-9A-Z]{10}$/);
       assert.ok(Array.isArray(r.symbols));
       for (const s of r.symbols) assert.deepEqual(Object.keys(s).sort(), ['detail', 'group', 'name', 'score']);
     }

@@ -48,7 +48,7 @@ function problemWith(result: ScanResult): string {
   const v = result.verdict;
   if (!ACTIONS.has(v.action)) return `unknown action ${JSON.stringify(v.action)}`;
   if (!Number.isFinite(v.score)) return `score ${v.score}`;
-  if (!/^[0-9A-Z]{7}$/.test(v.ref)) return `ref ${JSON.stringify(v.ref)}`;
+  if (!/^[0-9A-Z]{10}$/.test(v.ref)) return `ref ${JSON.stringify(v.ref)}`;
   const failed = v.symbols.find((s) => s.name === 'CHECK_ERROR');
   if (failed) return `a check threw: ${failed.detail}`;
   for (const s of v.symbols) if (!Number.isFinite(s.score)) return `symbol ${s.name} score ${s.score}`;

@@ -73,14 +73,14 @@ describe('library front door: createMailward() without Haraka', function () {
     it('accepts clean mail with a ref and the headers mailward asked for', async () => {
       const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage() });
       assert.equal(result.code, 250);
-      assert.match(result.response, /Message accepted \(ref [0-9A-Z]{7}\)/);
-      assert.match(example.delivered.at(-1)!.toString(), /^X-Mailward-Ref: [0-9A-Z]{7}\r\n/m);
+      assert.match(result.response, /Message accepted \(ref [0-9A-Z]{10}\)/);
+      assert.match(example.delivered.at(-1)!.toString(), /^X-Mailward-Ref: [0-9A-Z]{10}\r\n/m);
     });
 
     it('refuses GTUBE with 550 and the explanation', async () => {
       const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ body: `${GTUBE}\r\n` }) });
       assert.equal(result.code, 550);
-      assert.match(result.response, /Message rejected as spam \(ref [0-9A-Z]{7}: GTUBE 1000/);
+      assert.match(result.response, /Message rejected as spam \(ref [0-9A-Z]{10}: GTUBE 1000/);
     });
   });
 });

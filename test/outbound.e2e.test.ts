@@ -103,7 +103,7 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     for (const node of [a, b]) {
       const r = await report(node, first);
       assert.equal(r.code, 250, r.response);
-      assert.match(r.response, /Feedback report (counted|duplicate) \(ref [0-9A-Z]{7}\)/);
+      assert.match(r.response, /Feedback report (counted|duplicate) \(ref [0-9A-Z]{10}\)/);
     }
     const bad = await report(b, arfReport({ mid: aliceIds[1], version: '0.9' }));
     assert.equal(bad.code, 250, bad.response);
@@ -126,14 +126,14 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
     for (const node of [a, b]) {
       const deferred = await send(node, 'alice', newsletter(9002));
       assert.equal(deferred.code, 451, deferred.response);
-      assert.match(deferred.response, /^451 4\.7\.1 Message refused by outbound policy: sender alice suspended since \S+Z: complaint rate 0\.35% \(7 complaints \/ 2002 messages\) is above 0\.3% in 168 h; contact the postmaster to be reinstated \(ref [0-9A-Z]{7}\)$/);
+      assert.match(deferred.response, /^451 4\.7\.1 Message refused by outbound policy: sender alice suspended since \S+Z: complaint rate 0\.35% \(7 complaints \/ 2002 messages\) is above 0\.3% in 168 h; contact the postmaster to be reinstated \(ref [0-9A-Z]{10}\)$/);
     }
     const bob = await send(a, 'bob', simpleMessage({ from: 'bob@example.com', to: 'friend@remote.example', subject: 'Lunch?' }));
     assert.equal(bob.code, 250, `bob is unaffected: ${bob.response}`);
 
     // The refusal is in tracking with the forced action and its reason.
     const deferred = await send(a, 'alice', newsletter(9003));
-    const ref = /ref ([0-9A-Z]{7})/.exec(deferred.response)![1]!;
+    const ref = /ref ([0-9A-Z]{10})/.exec(deferred.response)![1]!;
     await new Promise((r) => setTimeout(r, 600));
     const explained = await cli('explain', ref, '--config', a.configDir);
     assert.equal(explained.code, 0, explained.err);

@@ -77,6 +77,16 @@ describe('quarantine store', () => {
     assert.ok(existsSync(join(dir, 'index.sqlite')));
   });
 
+  it('a put never replaces a message already held under the same ref', async () => {
+    const q = new FileQuarantine(dir);
+    await q.put(entry('SAME123456', { subject: 'first' }), Buffer.from('Subject: first\r\n\r\none\r\n'));
+    await assert.rejects(q.put(entry('SAME123456', { subject: 'second' }), Buffer.from('Subject: second\r\n\r\ntwo\r\n')), /a message with ref SAME123456 is already held: not replaced/);
+    const held = await q.get('SAME123456');
+    assert.match(held!.raw.toString(), /Subject: first/);
+    assert.equal(held!.entry.subject, 'first');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+
   it('the files are the truth: a message the index missed is listed, one deleted by hand is forgotten', async () => {
     const q = new FileQuarantine(dir);
     await q.put(entry('DDD4'), RAW);

@@ -102,7 +102,7 @@ describe('rules end to end: run-time allow/block lists in Redis shared by two Ha
     const result = await sendMail({ port: node.port, from: o.from, to: o.to, raw, localAddress: o.ip, helo: 'mail.sender.test' });
     const copies = node.delivered().filter((f) => readDelivered(f).includes(`Subject: ${subject}\r\n`));
     const status = copies.length ? (/^X-Mailward-Status: (.*)$/m.exec(readDelivered(copies[0]!))?.[1] ?? '') : undefined;
-    const ref = /ref ([0-9A-Z]{7})/.exec(result.response)?.[1] ?? (status ? /\bref=([0-9A-Z]{7})/.exec(status)?.[1] : undefined);
+    const ref = /ref ([0-9A-Z]{10})/.exec(result.response)?.[1] ?? (status ? /\bref=([0-9A-Z]{10})/.exec(status)?.[1] : undefined);
     return { ...result, copies: copies.length, status, ref };
   }
 

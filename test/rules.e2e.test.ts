@@ -210,7 +210,7 @@ describe('rules end to end through a real Haraka', function () {
     const held = await send(message({ from: 'Bob <bob@shop.test>', to: 'staff@widget.test', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
     assert.equal(held.code, 250);
     assert.equal(held.newDeliveries, 0);
-    const ref = /ref ([0-9A-Z]{7})/.exec(held.response)![1]!;
+    const ref = /ref ([0-9A-Z]{10})/.exec(held.response)![1]!;
     const list = await cli('quarantine', 'list', '--rcpt', 'staff@widget.test');
     assert.match(list.text, new RegExp(`${ref} +held .*bob@shop\\.test.*Invoice \\[hold\\]`));
 
@@ -277,7 +277,7 @@ describe('rules end to end through a real Haraka', function () {
   it('release-approve: the next message from that sender is accepted for that recipient only, and a forgery is not', async () => {
     const first = await fromAlice('Quarterly figures [spammy]');
     assert.equal(first.newDeliveries, 0);
-    const ref = /ref ([0-9A-Z]{7})/.exec(first.response)![1]!;
+    const ref = /ref ([0-9A-Z]{10})/.exec(first.response)![1]!;
     const approve = await cli('quarantine', 'release-approve', ref);
     assert.equal(approve.code, 0, approve.text);
     assert.match(approve.text, /approved alice@example\.com for staff@widget\.test/);
@@ -305,7 +305,7 @@ describe('rules end to end through a real Haraka', function () {
     ];
     const held = await send(message({ from: 'News <news@shop.test>', to: 'staff@widget.test', subject: 'Big sale [spammy]', prepend: forged }), IP.nobody, 'news@shop.test');
     assert.equal(held.newDeliveries, 0);
-    const ref = /ref ([0-9A-Z]{7})/.exec(held.response)![1]!;
+    const ref = /ref ([0-9A-Z]{10})/.exec(held.response)![1]!;
     const raw = (await cli('quarantine', 'show', ref, '--raw')).text;
     assert.match(raw, new RegExp(`^X-Mailward-Ref: ${ref}$`, 'm'));
     assert.match(raw, /^X-Mailward-Status: quarantine /m);
@@ -320,7 +320,7 @@ describe('rules end to end through a real Haraka', function () {
     for (const from of ['"Shop" <unauthenticated:*@*.*>', 'news@shop.test, Alice <alice@example.com>']) {
       const held = await send(message({ from, to: 'staff@widget.test', subject: 'Big sale [spammy]' }), IP.nobody, 'news@shop.test');
       assert.equal(held.newDeliveries, 0, from);
-      const ref = /ref ([0-9A-Z]{7})/.exec(held.response)![1]!;
+      const ref = /ref ([0-9A-Z]{10})/.exec(held.response)![1]!;
       const approve = await cli('quarantine', 'release-approve', ref);
       assert.equal(approve.code, 0, approve.text);
       assert.match(approve.text, /released /);

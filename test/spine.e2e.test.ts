@@ -10,7 +10,7 @@ import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } 
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 
-const REF = /ref ([0-9A-Z]{7})/;
+const REF = /ref ([0-9A-Z]{10})/;
 
 
 function readerFor(haraka: HarakaInstance): TrackingReader {
@@ -50,7 +50,7 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
     assert.equal(result.code, 250, result.response);
     const file = haraka.delivered().at(-1)!;
     assert.equal(headerOf(file, 'X-Mailward-Score'), '0');
-    assert.match(headerOf(file, 'X-Mailward-Status')!, /^accept score=0 ref=[0-9A-Z]{7} symbols=$/);
+    assert.match(headerOf(file, 'X-Mailward-Status')!, /^accept score=0 ref=[0-9A-Z]{10} symbols=$/);
     const ref = headerOf(file, 'X-Mailward-Ref')!;
     const row = await rowFor(ref);
     assert.equal(row.action, 'accept');
@@ -68,7 +68,7 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
   it('rejects GTUBE with 550 5.7.1 naming the ref and the symbol, and tracks it', async () => {
     const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ body: `test\r\n${GTUBE}\r\n` }) });
     assert.equal(result.code, 550, result.response);
-    assert.match(result.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{7}: GTUBE 1000\)/);
+    assert.match(result.response, /5\.7\.1 Message rejected as spam \(ref [0-9A-Z]{10}: GTUBE 1000\)/);
     const row = await rowFor(REF.exec(result.response)![1]!);
     assert.equal(row.action, 'reject');
     assert.equal(row.score, 1000);
@@ -79,7 +79,7 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
   it('defers with 451 4.7.1 and the ref where a recipient domain\'s thresholds say soft_reject', async () => {
     const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@lenient.example.com'], raw: simpleMessage({ body: `test\r\n${GTUBE}\r\n` }) });
     assert.equal(result.code, 451, result.response);
-    assert.match(result.response, /^451 4\.7\.1 Message deferred, try again later \(ref [0-9A-Z]{7}: GTUBE 1000\)/);
+    assert.match(result.response, /^451 4\.7\.1 Message deferred, try again later \(ref [0-9A-Z]{10}: GTUBE 1000\)/);
     const row = await rowFor(REF.exec(result.response)![1]!);
     assert.equal(row.action, 'soft_reject');
   });
@@ -222,7 +222,7 @@ describe('spine end to end: PostgreSQL tracking, an outage, and the quarantine',
     const delivered = haraka.delivered().length;
     const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: 'hold me', body: `${GTUBE}\r\n` }) });
     assert.equal(result.code, 250, result.response);
-    assert.match(result.response, /Message accepted and held for review \(ref [0-9A-Z]{7}: GTUBE 9\)/);
+    assert.match(result.response, /Message accepted and held for review \(ref [0-9A-Z]{10}: GTUBE 9\)/);
     const ref = REF.exec(result.response)![1]!;
     assert.equal(haraka.delivered().length, delivered, 'not passed to the queue');
     const meta = JSON.parse(readFileSync(join(haraka.dataDir, 'quarantine', `${ref}.json`), 'utf8'));

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { SqliteQuarantineIndex } from './index-sqlite';
@@ -82,7 +82,15 @@ export class FileQuarantine implements QuarantineStore {
     await mkdir(this.dir, { recursive: true });
     const { eml } = this.paths(entry.ref);
     await writeFile(`${eml}.tmp`, raw);
-    await rename(`${eml}.tmp`, eml);
+    // Never over another held message: link() fails if the name exists, where rename() replaces.
+    try {
+      await link(`${eml}.tmp`, eml);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`a message with ref ${entry.ref} is already held: not replaced`);
+      throw err;
+    } finally {
+      await unlink(`${eml}.tmp`).catch(() => {});
+    }
     const record: QuarantineRecord = { ...entry, status: 'held' };
     await this.writeMeta(record);
     await this.indexRecord(record);
