@@ -165,7 +165,7 @@ export function headerValues(ctx: MessageContext, name: string): string[] {
   return ctx.headers.filter((h) => h.key === key).map((h) => h.value);
 }
 
-/** One mailbox of a From: header: the display name decoded, the address lower-cased. */
+/** One mailbox of a From: header: the display name decoded, the address lower-cased ('' when it has none). */
 export interface Mailbox {
   name: string;
   address: string;
@@ -186,7 +186,8 @@ export function mailboxesOf(values: string[]): Mailbox[] {
   for (const value of values) {
     try {
       for (const a of addressParser(value, { flatten: true })) {
-        if (a.address) out.push({ name: a.name ?? '', address: a.address.toLowerCase() });
+        // A name without an address ("Jane Doe" <>) is kept: it is still what the reader sees.
+        if (a.address || a.name) out.push({ name: a.name ?? '', address: (a.address ?? '').toLowerCase() });
       }
     } catch {
       // an unparseable From: names no mailbox

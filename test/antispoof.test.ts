@@ -123,6 +123,14 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a local domain written in Unicode, punycode or fullwidth characters is still claimed', async () => {
+    const idn = mailward(`${ANTISPOOF_INI}\n[domain:bücher.test]\n`);
+    for (const from of ['CEO <ceo@ｅｘａｍｐｌｅ.com>', 'ceo@EXAMPLE.com.', 'ceo@xn--bcher-kva.test', 'ceo@BÜCHER.test']) {
+      const result = await scan(idn, message({ from }), IP.attacker, 'bounce@attacker.test');
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), `${from}: ${names(result).join()}`);
+    }
+  });
+
   it('Office 365 header evidence: both Received markers -> trusted service; one marker only -> SPOOF_LOCAL_DOMAIN', async () => {
     const both = message({ from: 'Yves <yves@widget.test>', prepend: O365_RECEIVED });
     const trusted = await scan(mw, both, IP.o365, 'yves@widget.test');
@@ -144,6 +152,11 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.equal(symbol(byName, 'SPOOF_LOCAL_DOMAIN'), undefined);
     const byAddress = await scan(mw, message({ from: '"ceo@example.com" <x@evil.test>' }), IP.nobody, 'x@evil.test');
     assert.match(symbol(byAddress, 'DISPLAY_NAME_SPOOF')!.detail, /shows local address ceo@example\.com/);
+    // A name with no address, or with invisible characters between the letters, is still the name.
+    for (const from of ['"Jane Doe" <>', '"Jane Doe"', '"Ja\u200bne D\u00adoe" <x@freemail.test>']) {
+      const hidden = await scan(mw, message({ from }), IP.nobody, 'x@freemail.test');
+      assert.ok(symbol(hidden, 'DISPLAY_NAME_SPOOF'), `${from}: ${names(hidden).join()}`);
+    }
     const stranger = await scan(mw, message({ from: 'Jane Roe <jane@freemail.test>' }), IP.nobody, 'jane@freemail.test');
     assert.equal(symbol(stranger, 'DISPLAY_NAME_SPOOF'), undefined);
     const real = await sign(message({ from: 'Jane Doe <jane@example.com>' }), 'example.com', 's1', world.keys.example);

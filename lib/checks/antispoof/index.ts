@@ -4,6 +4,7 @@ import { domainOf, fromMailboxes, headerValues, type MessageContext } from '../.
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
 import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
+import { asciiDomain } from '../../util/domain';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseName, parseAntispoofSettings, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
@@ -47,7 +48,9 @@ function policyFor(settings: AntispoofSettings, domain: string): SenderPolicy {
   return settings.perDomain.get(domain) ?? settings.authorised;
 }
 
-function localDomainOf(settings: AntispoofSettings, domain: string): string | undefined {
+function localDomainOf(settings: AntispoofSettings, written: string): string | undefined {
+  // bücher.test, xn--bcher-kva.test and a fullwidth ｅｘａｍｐｌｅ.com are the domains they map to.
+  const domain = asciiDomain(written);
   if (!domain) return undefined;
   // The most specific entry wins (a [domain:shop.example.com] over example.com).
   return settings.domains.filter((d) => withinDomain(domain, d)).sort((a, b) => b.length - a.length)[0];
@@ -137,8 +140,9 @@ async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: E
 }
 
 /** A display name that impersonates a local person or address while the address is external. */
-function displayNameSpoof(name: string, address: string, settings: AntispoofSettings): Hit | undefined {
+function displayNameSpoof(name: string, written: string, settings: AntispoofSettings): Hit | undefined {
   const display = normaliseName(name);
+  const address = written || '(no address)';
   if (!display) return undefined;
   if (settings.protectedNames.includes(display)) {
     return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" is a local person's, but the address is ${address}` };

@@ -1,6 +1,9 @@
 import type { IniReader, SectionReader } from '../../config/reader';
 import type { ConfigTexts } from '../types';
-import { normaliseDomain } from '../auth/align';
+import { asciiDomain } from '../../util/domain';
+
+/** Domains in one form (lower case, no trailing dot, IDNA-mapped punycode): as claims are compared. */
+const normaliseDomain = (domain: string): string => asciiDomain(domain.trim());
 import { IpSet } from '../../util/ip';
 
 export { IpSet };
@@ -79,6 +82,9 @@ export function hostListDomains(files: ConfigTexts | undefined): string[] {
 
 export function normaliseName(name: string): string {
   return name
+    .normalize('NFKC')
+    // Invisible characters a forger slips between the letters: zero-width, joiners, BOM, soft hyphen.
+    .replace(/[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]/g, '')
     .replace(/["'“”‘’]/g, '')
     .replace(/\s+/g, ' ')
     .trim()

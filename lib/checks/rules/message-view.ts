@@ -32,7 +32,9 @@ export class MessageView {
 
   /** Every address in every From: header (a forger may add a second one). */
   get fromAddresses(): string[] {
-    this.fromCache ??= fromMailboxes(this.ctx).map((m) => m.address);
+    this.fromCache ??= fromMailboxes(this.ctx)
+      .map((m) => m.address)
+      .filter(Boolean);
     return this.fromCache;
   }
 

@@ -229,7 +229,7 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   await store.close();
   let address = record.mailFrom;
   if (held) {
-    const from = fromMailboxes(createContext({ ip: record.remoteIp, raw: held.raw }));
+    const from = fromMailboxes(createContext({ ip: record.remoteIp, raw: held.raw })).filter((m) => m.address);
     if (from.length > 1) {
       io.err(`warning: nothing approved: the message has ${from.length} From: addresses (${from.map((m) => m.address).join(', ')}); add the one you trust with "mailward allow add --rcpt USER SENDER"`);
       return true;
