@@ -138,6 +138,15 @@ describe('reputation: DNS lists and sending practices (real DNS server on loopba
       raw: 'From: "Bank" <alert@listed-from.test>\r\nSubject: hi\r\n\r\nbody\r\n',
     });
     assert.match(header.verdict.symbols.find((s) => s.name === 'TEST_DBL')!.detail, /listed-from\.test/);
+    // A clean address written inside the quoted display name does not hide the real one.
+    const hidden = await mw.scan({
+      ip: '192.0.2.10',
+      helo: 'mail.good.test',
+      mailFrom: 'a@good.test',
+      rcptTo: ['u@example.com'],
+      raw: 'From: "<news@good.test>" <alert@listed-from.test>\r\nSubject: hi\r\n\r\nbody\r\n',
+    });
+    assert.match(hidden.verdict.symbols.find((s) => s.name === 'TEST_DBL')?.detail ?? '', /listed-from\.test/);
   });
 
   it('reports a missing PTR and sets ctx.ptr to null', async () => {

@@ -1,4 +1,4 @@
-import { domainOf, firstHeader, type MessageContext } from '../../message';
+import { domainOf, fromMailboxes, type MessageContext } from '../../message';
 import type { Hit, SymbolDef, Verdict } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { DNSBL_BLOCKED, DNSBL_TEMPERROR, DnsLists } from './dnsbl';
@@ -97,8 +97,10 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
         name: 'reputation.dnsbl_from',
         phase: 'data',
         run: guard(async (ctx) => {
-          const from = headerFromDomain(ctx);
-          return from && from !== domainOf(ctx.mailFrom) ? lists.checkDomain(from, 'header_from') : [];
+          // Every From: domain: the first <...> of the header may sit in a quoted display name.
+          const envelope = domainOf(ctx.mailFrom);
+          const domains = [...new Set(fromMailboxes(ctx).map((m) => domainOf(m.address)))].filter((d) => d && d !== envelope);
+          return (await Promise.all(domains.map((d) => lists.checkDomain(d, 'header_from')))).flat();
         }),
       },
     );
@@ -175,13 +177,6 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
   return checks;
 }
 
-function headerFromDomain(ctx: MessageContext): string {
-  const from = firstHeader(ctx, 'from');
-  if (!from) return '';
-  const angle = /<([^<>]*)>/.exec(from);
-  const address = angle ? angle[1]! : from.trim();
-  return domainOf(address);
-}
 
 /** Did SPF or DKIM pass for the sender domain (from the auth module's notes)? */
 function senderAuthenticated(ctx: MessageContext, domain: string): boolean {
