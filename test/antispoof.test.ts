@@ -87,6 +87,12 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const good = await scan(mw, from, IP.webformPtr, 'noreply@example.com');
     assert.match(symbol(good, 'LOCAL_DOMAIN_AUTHORISED')!.detail, /is web\.example\.com \(forward-confirmed\)/);
     assert.equal(symbol(good, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    // example.com publishes p=reject and an SPF record without this server: the operator's
+    // authorisation makes the mail clean, not deferred (the seed's web form).
+    assert.equal(symbol(good, 'DMARC_POLICY_REJECT'), undefined, names(good).join());
+    assert.equal(symbol(good, 'SPF_FAIL'), undefined, names(good).join());
+    assert.match(good.verdict.symbols.filter((x) => x.name === 'LOCAL_DOMAIN_AUTHORISED').map((x) => x.detail).join(), /not counted, this server being authorised for example\.com: DMARC_POLICY_REJECT 8/);
+    assert.equal(good.verdict.action, 'accept');
     const forged = await scan(mw, from, IP.attacker, 'noreply@example.com');
     assert.ok(symbol(forged, 'SPOOF_LOCAL_DOMAIN'));
   });

@@ -1,6 +1,7 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
 import { domainOf, fromMailboxes, headerValues, type MessageContext } from '../../message';
+import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
 import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
@@ -64,11 +65,11 @@ async function ptrMatch(evidence: Evidence, suffixes: string[]): Promise<{ name?
 }
 
 /** Why the server may send for the claim, or undefined. */
-async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Evidence): Promise<{ reason?: string; tempError: boolean }> {
+async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Evidence): Promise<{ reason?: string; byServer?: boolean; tempError: boolean }> {
   const ip = evidence.ctx.ip;
-  if (policy.ips.has(ip)) return { reason: `${ip} is a listed sending server for ${claim.domain}`, tempError: false };
+  if (policy.ips.has(ip)) return { reason: `${ip} is a listed sending server for ${claim.domain}`, byServer: true, tempError: false };
   const ptr = await ptrMatch(evidence, policy.ptrSuffixes);
-  if (ptr.name) return { reason: `${ip} is ${ptr.name} (forward-confirmed), within a listed PTR suffix for ${claim.domain}`, tempError: false };
+  if (ptr.name) return { reason: `${ip} is ${ptr.name} (forward-confirmed), within a listed PTR suffix for ${claim.domain}`, byServer: true, tempError: false };
   const auth = evidence.auth;
   if (auth && policy.alignedDkim && hasAlignedDkim(auth, claim.domain)) return { reason: `aligned DKIM signature for ${claim.domain}`, tempError: ptr.tempError };
   if (auth && policy.alignedSpf && hasAlignedSpf(auth, claim.domain)) return { reason: `SPF pass for ${auth.spf.domain}, aligned with ${claim.domain}`, tempError: ptr.tempError };
@@ -116,17 +117,20 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
   return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }
 
-async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: Evidence): Promise<Hit> {
+/** A claim's verdict; `byServer`: the operator named this server (IP, PTR, trusted service) for the domain. */
+type ClaimHit = Hit & { byServer?: boolean };
+
+async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: Evidence): Promise<ClaimHit> {
   const who = `${claim.source} ${claim.address} claims local domain ${claim.domain}`;
   const authorised = await authorisedBy(claim, policyFor(settings, claim.domain), evidence);
-  if (authorised.reason) return { name: 'LOCAL_DOMAIN_AUTHORISED', detail: `${who}: ${authorised.reason}` };
+  if (authorised.reason) return { name: 'LOCAL_DOMAIN_AUTHORISED', detail: `${who}: ${authorised.reason}`, byServer: authorised.byServer };
 
   let tempError = authorised.tempError;
   const nearMisses: string[] = [];
   for (const service of settings.services.filter((s) => s.domains.some((d) => withinDomain(claim.domain, d)))) {
     const { unmet, tempError: serviceTemp } = await unmetConditions(service, evidence);
     tempError ||= serviceTemp;
-    if (!unmet.length) return { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', detail: `${who}: every condition of trusted service ${service.name} holds` };
+    if (!unmet.length) return { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', detail: `${who}: every condition of trusted service ${service.name} holds`, byServer: true };
     nearMisses.push(`service ${service.name} does not match (${unmet.join('; ')})`);
   }
 
@@ -158,11 +162,37 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
   return undefined;
 }
 
+/**
+ * The operator named this server for the domain: its own DMARC policy and SPF
+ * record, which do not list it (a web form, a copier, an old relay), no longer
+ * count against the mail. "List it and the same mail is clean" (the seed's web
+ * form) must hold without also editing DNS. Says what it removed.
+ */
+function waived(claim: Claim, auth: AuthResults | undefined, ledger: Ledger): string {
+  if (!auth) return '';
+  const names =
+    claim.source === 'From:'
+      ? relaxedAligned(auth.dmarc.domain, claim.domain)
+        ? ['DMARC_POLICY_REJECT', 'DMARC_POLICY_QUARANTINE', 'DMARC_POLICY_NONE']
+        : []
+      : withinDomain(auth.spf.domain, claim.domain)
+        ? ['SPF_FAIL', 'SPF_SOFTFAIL', 'SPF_NEUTRAL']
+        : [];
+  const removed: string[] = [];
+  for (const name of names) {
+    const symbol = ledger.get(name);
+    if (!symbol) continue;
+    removed.push(`${name} ${symbol.score}`);
+    ledger.remove(name);
+  }
+  return removed.length ? `; not counted, this server being authorised for ${claim.domain}: ${removed.join(', ')}` : '';
+}
+
 function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
   return {
     name: 'antispoof.local',
     phase: 'data',
-    async run(ctx) {
+    async run(ctx, ledger) {
       if (!ctx.raw) return [];
       if (settings.skipRelaying && ctx.relaying) return [];
       // Every From: mailbox is a claim: the local address may be the second one, in a group, or in a second header.
@@ -178,7 +208,12 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       if (envelopeLocal) claims.push({ source: 'MAIL FROM', address: envelope, domain: envelopeLocal });
 
       const evidence = new Evidence(ctx, services.dns, authResults(ctx));
-      for (const claim of claims) hits.push(await checkClaim(claim, settings, evidence));
+      for (const claim of claims) {
+        const hit = await checkClaim(claim, settings, evidence);
+        const { byServer, ...plain } = hit;
+        if (byServer) plain.detail += waived(claim, evidence.auth, ledger);
+        hits.push(plain);
+      }
       if (!claims.some((c) => c.source === 'From:')) {
         const spoof = mailboxes.map((m) => (m.name ? displayNameSpoof(m.name, m.address, settings) : undefined)).find(Boolean);
         if (spoof) hits.push(spoof);
