@@ -36,6 +36,12 @@ export interface MailwardOptions extends LoadOptions, RuntimeOptions {
   modules?: string[];
   /** Receives each scan's tracking row (e.g. a TrackingWriter's write). */
   onRow?: (row: TrackingRow) => void;
+  /**
+   * false: modules do not learn from the verdicts (reputation, classifier
+   * autolearn, outbound counts). For tools that only explain (`mailward
+   * scan`), with `state` set to an in-process store so that counters stay untouched too.
+   */
+  learn?: boolean;
 }
 
 /** The library's front door, for any Node MTA: `const mw = createMailward({ configDir }); await mw.scan({...})`. */
@@ -61,7 +67,7 @@ export function createMailward(options: MailwardOptions = {}): Mailward {
       ctx.rcptTo = accepted.length ? accepted : ctx.rcptTo;
       await runtime.runPhase(modules, 'data', ctx, ledger);
       const verdict = runtime.decide(ctx, ledger);
-      await runtime.afterVerdict(ctx, verdict);
+      if (options.learn !== false) await runtime.afterVerdict(ctx, verdict);
       const row = rowFromVerdict(ctx, verdict, runtime.config.shared.nodeName);
       options.onRow?.(row);
       return { verdict, row, refusedRecipients: Object.fromEntries(ledger.refusedRecipients), context: ctx };

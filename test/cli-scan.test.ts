@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { GTUBE } from '../lib/checks/builtin';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
+import { createClient } from 'redis';
+import { deleteRedisKeys, REDIS_URL, uniquePrefix } from './reputation/setup';
 
 function capture(): CliIO & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -88,6 +90,23 @@ describe('mailward scan', function () {
     const missing = capture();
     assert.equal(await main(['scan', join(dir, 'clean.eml'), '--config', join(dir, 'no-such-config')], missing), 3);
     assert.match(missing.stderr.join('\n'), /no such configuration directory/);
+  });
+
+  it('touches no shared state: a scan against an MTA\'s Redis configuration writes nothing there', async () => {
+    const prefix = uniquePrefix('scan');
+    const live = join(dir, 'live-config');
+    mkdirSync(live, { recursive: true });
+    writeFileSync(join(live, 'mailward.ini'), `[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n[state]\nbackend = redis\nprefix = ${prefix}\n`);
+    writeFileSync(join(live, 'mailward.reputation.ini'), '[practices]\nenabled = false\n[learned]\nlearn_spam_score = 5\n');
+    const client = createClient({ url: REDIS_URL });
+    await client.connect();
+    try {
+      for (let i = 0; i < 3; i++) assert.equal(await main(['scan', join(dir, 'gtube.eml'), '--config', live, '--ip', '192.0.2.77'], capture()), 0);
+      assert.deepEqual(await client.keys(`${prefix}*`), [], 'no reputation learnt, no counter written');
+    } finally {
+      await client.quit();
+      await deleteRedisKeys(prefix);
+    }
   });
 
   it('rejects an unknown option with the usage', async () => {
