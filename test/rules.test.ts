@@ -2,7 +2,7 @@
 // parsing and its errors, each condition type, AND and any-of, ordering and
 // first match, skip and score, and the spoof-safety of list entries.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../lib/config/errors';
@@ -24,6 +24,7 @@ import { parseRulesSettings, type RulesSettings } from '../lib/checks/rules/sett
 import { silentLogger } from '../lib/runtime';
 import { DnsResolver } from '../lib/dns/resolver';
 import { startDnsServer, type TestDnsServer } from './support/dns-server';
+import { repoPath } from './support/paths';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mailward-rules-'));
 
@@ -145,6 +146,29 @@ describe('rules: address patterns', () => {
     assert.throws(() => new AddressPattern('bob@'), /"bob@" has nothing after the @/);
     assert.throws(() => new AddressPattern('@example.com'), /nothing before the @/);
     assert.throws(() => parseEntry('allow', 'bob@'), /nothing after the @/);
+  });
+});
+
+describe('rules: allow rules a sender can satisfy alone', () => {
+  it('are warned about at load, naming rule and line; one with ip, ptr or auth is not', () => {
+    const s = settings('rule cc\n  header Received contains ccsend.constantcontact.com\n  action allow\n\nrule cc-ip\n  header Received contains ccsend.constantcontact.com\n  ip 208.75.120.0/22\n  action allow\n\nrule block-it\n  header Subject contains x\n  action block\n');
+    assert.deepEqual(s.warnings, ['mailward.rules [rule cc]: line 1: allows on conditions any sender can write (header): add an ip, ptr or auth condition']);
+  });
+
+  it('none for the shipped examples once uncommented', () => {
+    // Uncomment the example rules only: a "#rule" line and the indented "#  " lines under it.
+    let inRule = false;
+    const shipped = readFileSync(repoPath('config', 'mailward.rules'), 'utf8')
+      .split('\n')
+      .map((line) => {
+        if (/^#rule /.test(line)) inRule = true;
+        else if (!/^# {2}\S/.test(line)) inRule = false;
+        return inRule ? line.slice(1) : line;
+      })
+      .join('\n');
+    const s = settings(shipped);
+    assert.ok(s.rules.length >= 4, String(s.rules.length));
+    assert.deepEqual(s.warnings, []);
   });
 });
 

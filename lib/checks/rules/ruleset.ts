@@ -243,6 +243,28 @@ function applyAction(rule: Rule, rest: string): void {
  * Compiles a rules file. Any mistake is a ConfigError naming the file, the
  * rule and the line, so a bad file never half-loads.
  */
+/** Conditions a remote sender cannot simply write: the connecting address, its confirmed name, authentication, relaying. */
+const UNFORGEABLE = new Set(['ip', 'ptr', 'auth', 'direction']);
+
+/**
+ * Warnings for allow rules that any sender can satisfy: every condition reads
+ * something the message or the client writes itself (From:, a Received:
+ * header, the body, HELO). A spammer who adds "Received: ... ccsend.constantcontact.com"
+ * is then allowed, GTUBE and all.
+ */
+export function ruleWarnings(rules: Rule[], source: string): string[] {
+  const out: string[] = [];
+  for (const rule of rules) {
+    if (rule.decision !== 'accept') continue;
+    const keywords = rule.conditions.map((c) => c.text.replace(/^not\s+/i, '').split(/\s+/)[0]!.toLowerCase());
+    if (keywords.some((k) => UNFORGEABLE.has(k))) continue;
+    out.push(
+      `${source} [rule ${rule.name}]: line ${rule.line}: allows on conditions any sender can write (${[...new Set(keywords)].join(', ')}): add an ip, ptr or auth condition`,
+    );
+  }
+  return out;
+}
+
 export function parseRules(text: string, file = 'mailward.rules'): Rule[] {
   const rules: Rule[] = [];
   let current: Rule | undefined;

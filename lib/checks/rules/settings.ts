@@ -2,7 +2,7 @@ import type { IniReader } from '../../config/reader';
 import { resolvePath, type SharedSettings } from '../../config/shared';
 import type { ConfigTexts } from '../types';
 import { entryWarnings, parseEntry, type ListKind, type ScopedEntry } from './lists';
-import { parseRules, type Rule } from './ruleset';
+import { parseRules, ruleWarnings, type Rule } from './ruleset';
 
 export const RULES_FILE = 'mailward.rules';
 
@@ -68,6 +68,7 @@ export function parseRulesSettings(reader: IniReader, shared: SharedSettings, fi
   const file = files?.text(RULES_FILE);
   if (file) {
     settings.rules = parseRules(file.text, file.source);
+    settings.warnings.push(...ruleWarnings(settings.rules, file.source));
     settings.rulesSource = file.source;
   }
   return settings;
