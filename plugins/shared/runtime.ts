@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { configFiles, loadConfig } from '../../lib/config/load';
 import type { Logger } from '../../lib/checks/types';
 import { Runtime } from '../../lib/runtime';
@@ -64,6 +65,11 @@ export function runtimeFor(plugin: HarakaPlugin): Runtime {
   if (!current) {
     reader = plugin;
     current = build(plugin);
+    // Haraka's cluster mode (smtp.ini nodes > 1) runs one process per worker: with memory
+    // state each keeps its own counters, blocks and suspensions (N workers, N-fold thresholds).
+    if (cluster.isWorker && current.config.shared.state.backend === 'memory') {
+      plugin.logwarn('mailward: Haraka runs several worker processes and [state] backend = memory: each worker counts, throttles and suspends alone; use backend = redis, or nodes = 0');
+    }
   }
   return current;
 }
