@@ -281,6 +281,7 @@ describe('rules end to end through a real Haraka', function () {
     const approve = await cli('quarantine', 'release-approve', ref);
     assert.equal(approve.code, 0, approve.text);
     assert.match(approve.text, /approved alice@example\.com for staff@widget\.test/);
+    assert.doesNotMatch(approve.text, /was not authenticated/, 'alice signs her mail: no warning');
     assert.match((await cli('allow', 'list', '--rcpt', 'staff@widget.test')).text, /staff@widget\.test +run-time +alice@example\.com/);
 
     const next = await fromAlice('More figures [spammy]');
@@ -317,6 +318,14 @@ describe('rules end to end through a real Haraka', function () {
   });
 
   it('release-approve takes the From: as one literal address: a From: written as an entry is not approved', async () => {
+    // An unauthenticated sender: approved, with a warning that says how to make it hold.
+    const unsigned = await send(message({ from: 'News <news@shop.test>', to: 'staff@widget.test', subject: 'Big sale [spammy]' }), IP.nobody, 'news@shop.test');
+    const unsignedRef = /ref ([0-9A-Z]{10})/.exec(unsigned.response)![1]!;
+    const warned = await cli('quarantine', 'release-approve', unsignedRef);
+    assert.match(warned.text, /approved news@shop\.test for staff@widget\.test/);
+    assert.match(warned.text, /warning: the held message was not authenticated for shop\.test .*mailward allow add --rcpt staff@widget\.test --via 127\.0\.0\.\d+ news@shop\.test/);
+    await cli('allow', 'remove', '--rcpt', 'staff@widget.test', 'news@shop.test');
+
     for (const from of ['"Shop" <unauthenticated:*@*.*>', 'news@shop.test, Alice <alice@example.com>']) {
       const held = await send(message({ from, to: 'staff@widget.test', subject: 'Big sale [spammy]' }), IP.nobody, 'news@shop.test');
       assert.equal(held.newDeliveries, 0, from);

@@ -251,6 +251,16 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   } finally {
     await lists.close();
   }
+  // The entry holds only for mail whose From: domain authenticates; if this one did not,
+  // the sender's next message is held again and the approval seems to do nothing.
+  const authenticated = record.symbols.some((x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED');
+  if (!authenticated) {
+    io.err(
+      `warning: the held message was not authenticated for ${address.slice(address.lastIndexOf('@') + 1)} (no DMARC pass, no aligned DKIM signature): ` +
+        `the approval holds only for its authenticated mail. If this sender cannot authenticate, name its server: ` +
+        `mailward allow add --rcpt ${record.rcptTo[0] ?? 'USER'} --via ${record.remoteIp} ${address}`,
+    );
+  }
   return true;
 }
 
