@@ -29,7 +29,7 @@ export const contentSymbols: SymbolDef[] = [
   { name: 'HTML_ONLY_LITTLE_TEXT', score: 1, group: g, description: 'HTML-only message with almost no visible text (image spam)' },
   { name: 'SUBJECT_ALL_CAPS', score: 1, group: g, description: 'Subject written mostly in capitals' },
   { name: 'SUBJECT_PUNCTUATION', score: 1, group: g, description: 'Subject full of !, ?, $ and similar' },
-  { name: 'BULK', score: 0, group: g, description: 'Bulk: more than [bulk] threshold similar messages in the window. Not spam by itself' },
+  { name: 'BULK', score: 0, group: g, description: 'Bulk: at least [bulk] threshold similar messages in the window. Not spam by itself' },
   { name: 'BULK_UNAUTHENTICATED', score: 3, group: g, description: 'Bulk mail without DMARC pass or aligned SPF/DKIM' },
   { name: 'BULK_BAD_REPUTATION', score: 3, group: g, description: 'Bulk mail from a source with a poor reputation score' },
   { name: 'BULK_NO_UNSUBSCRIBE', score: 1.5, group: g, description: 'Bulk marketing mail without a List-Unsubscribe header' },
