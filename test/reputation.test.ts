@@ -209,7 +209,11 @@ describe('reputation: DNS lists and sending practices (real DNS server on loopba
   it('rejects a malformed zone at load, naming file, section and key', () => {
     const bad = writeConfig({ dnsServer: dns.server, reputation: '[zone:x.test]\n127.0.0.2 = lowercase:3\n' });
     const unknown = writeConfig({ dnsServer: dns.server, reputation: '[zone:x.test]\nbogus = 1\n' });
+    const reward = writeConfig({ dnsServer: dns.server, reputation: '[zone:dwl.test]\ntype = domain\n127.0.2.* = DWL_HI:-3\n' });
     try {
+      // A domain list can only add: the domain it looks up is whatever the sender wrote.
+      assert.throws(() => loadConfig({ configDir: reward }), (err: unknown) => err instanceof ConfigError && /zone:dwl\.test\] 127\.0\.2\.\*: a domain list cannot lower the score/.test(err.message));
+      removeDir(reward);
       assert.throws(() => loadConfig({ configDir: bad }), (err: unknown) => err instanceof ConfigError && /zone:x\.test/.test(err.message) && /127\.0\.0\.2/.test(err.message));
       assert.throws(() => loadConfig({ configDir: unknown }), (err: unknown) => err instanceof ConfigError && /bogus/.test(err.message));
     } finally {

@@ -113,6 +113,16 @@ describe('thresholds and decide', () => {
     assert.equal(smtpReplyText(verdict), 'Message rejected as spam (ref 7KQ2M9X: DMARC_POLICY_REJECT 8, DNSBL_LISTED 6, BAYES_SPAM 5)');
   });
 
+  it('the reply also names what lowered the score: the listed symbols add up to the score that decided', () => {
+    const ledger = new Ledger(table());
+    ledger.add('DMARC_POLICY_REJECT');
+    ledger.add('DNSBL_LISTED');
+    ledger.add('DNSWL_HI');
+    const verdict = decide(ledger, policy(), ['bob@example.com'], 'ABCDEFGHJK');
+    assert.equal(verdict.score, 10);
+    assert.equal(smtpReplyText(verdict), 'Message deferred, try again later (ref ABCDEFGHJK: DMARC_POLICY_REJECT 8, DNSBL_LISTED 6, DNSWL_HI -4)');
+  });
+
   it('uses per-recipient-domain thresholds, and the mildest action across domains', () => {
     const ledger = new Ledger(table());
     ledger.add('DNSBL_LISTED');

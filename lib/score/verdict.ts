@@ -81,10 +81,22 @@ export function decide(ledger: Ledger, policy: ActionPolicy, recipients: string[
   return { action, score, symbols, ref, reason, groups };
 }
 
+/**
+ * The symbols a reply names: the strongest that raised the score, then the
+ * strongest that lowered it, so what is listed adds up to the score that
+ * decided (a reply listing only the raising ones would show more than it).
+ */
+function replySymbols(symbols: ScoredSymbol[]): string {
+  const raising = symbols.filter((s) => s.score > 0);
+  const lowering = symbols.filter((s) => s.score < 0);
+  const shown = [...raising.slice(0, 6), ...lowering.slice(0, 2)];
+  const rest = raising.length + lowering.length - shown.length;
+  return [...shown.map((s) => `${s.name} ${s.score}`), ...(rest ? [`+${rest} more`] : [])].join(', ');
+}
+
 /** The SMTP reply text for a verdict that refuses or holds mail. */
 export function smtpReplyText(verdict: Verdict): string {
-  const positive = verdict.symbols.filter((s) => s.score > 0);
-  const why = verdict.forced && verdict.forced.action === verdict.action ? `${verdict.forced.source}` : formatSymbols(positive, 6);
+  const why = verdict.forced && verdict.forced.action === verdict.action ? `${verdict.forced.source}` : replySymbols(verdict.symbols);
   const detail = `(ref ${verdict.ref}${why ? `: ${why}` : ''})`;
   switch (verdict.action) {
     case 'reject':

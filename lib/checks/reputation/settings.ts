@@ -108,6 +108,11 @@ function parseZone(section: SectionReader, symbols: Map<string, SymbolUse>): Zon
     if (!m) throw section.error(key, `expected SYMBOL:weight (e.g. DNSBL_EXAMPLE:3), got ${JSON.stringify(value)}`);
     const [, symbol, weightText] = m;
     const score = Number(weightText);
+    // A domain is looked up as the sender writes it, before anything is authenticated: a
+    // forger would earn the bonus of the bank whose domain it writes.
+    if (type === 'domain' && score < 0) {
+      throw section.error(key, `a domain list cannot lower the score (${symbol}:${weightText}): the sender domain it looks up is not authenticated, anyone can write it; reward authenticated senders with an allow entry instead`);
+    }
     const existing = symbols.get(symbol!);
     if (existing && existing.score !== score) {
       throw section.error(key, `symbol ${symbol} already has weight ${existing.score} from another return code; give both the same weight`);
