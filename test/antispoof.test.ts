@@ -141,6 +141,8 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const both = message({ from: 'Yves <yves@widget.test>', prepend: O365_RECEIVED });
     const trusted = await scan(mw, both, IP.o365, 'yves@widget.test');
     assert.match(symbol(trusted, 'LOCAL_DOMAIN_TRUSTED_SERVICE')!.detail, /every condition of trusted service o365 holds/);
+    // Known by Received: lines alone (which a spoofer can write), it waives no DNS policy.
+    assert.doesNotMatch(symbol(trusted, 'LOCAL_DOMAIN_TRUSTED_SERVICE')!.detail, /not counted/);
     assert.equal(symbol(trusted, 'SPOOF_LOCAL_DOMAIN'), undefined);
     assert.equal(trusted.verdict.action, 'accept');
 

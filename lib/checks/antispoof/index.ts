@@ -130,7 +130,12 @@ async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: E
   for (const service of settings.services.filter((s) => s.domains.some((d) => withinDomain(claim.domain, d)))) {
     const { unmet, tempError: serviceTemp } = await unmetConditions(service, evidence);
     tempError ||= serviceTemp;
-    if (!unmet.length) return { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', detail: `${who}: every condition of trusted service ${service.name} holds`, byServer: true };
+    if (!unmet.length) {
+      // Received: lines are written by the sender: a service known by them alone vouches for
+      // no DNS policy. One named by its addresses, PTR or DKIM domain does.
+      const byServer = service.ips.size > 0 || service.ptrSuffixes.length > 0 || service.dkimDomains.length > 0;
+      return { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', detail: `${who}: every condition of trusted service ${service.name} holds`, byServer };
+    }
     nearMisses.push(`service ${service.name} does not match (${unmet.join('; ')})`);
   }
 
