@@ -73,7 +73,7 @@ async function trainClassifier(configDir: string): Promise<string> {
 
 function isError(s: Sent): boolean {
   // A refusal that is not a mailward verdict (every verdict names its ref), or no reply at all.
-  return s.code === 0 || (s.code >= 400 && !/\bref [0-9A-Z]{7}\b/.test(s.response));
+  return s.code === 0 || (s.code >= 400 && !/\bref [0-9A-Z]{10}\b/.test(s.response));
 }
 
 function codesOf(list: Sent[]): string {
