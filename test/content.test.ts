@@ -250,6 +250,21 @@ describe('content: regex guard', () => {
     assert.equal(regexProblem('\\bfree\\s+money\\b'), null);
   });
 
+  it('means what the pattern means in JavaScript: \\s takes a no-break space, . no \\r, \\uXXXX escapes work', () => {
+    const cases: [string, string, string][] = [
+      ['free\\s+money', 'i', 'free\u00a0MONEY'],
+      ['free\\s+money', 'i', 'free\u2003money'],
+      ['a.b', '', 'a\rb'],
+      ['a.b', 's', 'a\rb'],
+      ['caf\\u00e9', '', 'café'],
+      ['x\\S+y', '', 'x\u00a0y'],
+      ['[^\\s]x', '', '\u00a0x'],
+      ['[\\s\\d]x', '', '\u00a0x'],
+      ['\\bfree\\b', 'i', 'get FREE now'],
+    ];
+    for (const [pattern, flags, text] of cases) assert.equal(compileSafeRegex(pattern, flags).test(text), new RegExp(pattern, flags).test(text), `/${pattern}/${flags} on ${JSON.stringify(text)}`);
+  });
+
   it('refuses what RE2 cannot run, bad flags and overlong patterns, saying why', () => {
     assert.match(regexProblem('free(?=money)')!, /does not compile \(RE2 syntax: no look-around, no back-references\)/);
     assert.match(regexProblem('(a)\\1')!, /does not compile/);

@@ -7,7 +7,9 @@ import { RE2JS } from 're2js';
  * load-time check catches every pattern that makes it hang: /^(a|a)*$/ or
  * /\s*\s*x/ passed one (safe-regex2 plus a quantifier count) and took
  * minutes on a few kilobytes. RE2 has no look-around and no back-references;
- * a pattern that uses them is refused at load with RE2's reason.
+ * a pattern that uses them is refused at load with RE2's reason. Where the
+ * two syntaxes mean different things (\s, ., \uXXXX), the pattern is rewritten
+ * to mean what it means in JavaScript (fromJavaScriptSyntax).
  */
 export const MAX_PATTERN_LENGTH = 1000;
 const ALLOWED_FLAGS = /^[imsu]*$/;
@@ -38,8 +40,59 @@ function re2Flags(flags: string): number {
   return out;
 }
 
+/** JavaScript's \s: ASCII blanks plus the Unicode spaces (a spammer's &nbsp; decodes to U+00A0). */
+const JS_SPACE = '\\t\\n\\x0B\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}';
+
+/**
+ * Rewrites the JavaScript escapes whose meaning RE2 does not share, so an
+ * operator's pattern matches what it would in JavaScript: `\s` and `\S`
+ * (RE2: ASCII only), `.` (RE2 without `s`: anything but \n; JavaScript: also
+ * not \r, U+2028, U+2029) and `\uXXXX` / `\u{X}` (RE2: `\x{X}`).
+ */
+export function fromJavaScriptSyntax(source: string, flags: string): string {
+  let out = '';
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === '\\') {
+      const next = source[i + 1] ?? '';
+      const braced = next === 'u' ? /^u\{([0-9a-fA-F]{1,6})\}/.exec(source.slice(i + 1)) : null;
+      const plain = next === 'u' && !braced ? /^u([0-9a-fA-F]{4})/.exec(source.slice(i + 1)) : null;
+      if (braced || plain) {
+        out += `\\x{${(braced ?? plain)![1]}}`;
+        i += (braced ?? plain)![0].length;
+      } else if (next === 's') {
+        out += inClass ? JS_SPACE : `[${JS_SPACE}]`;
+        i++;
+      } else if (next === 'S' && !inClass) {
+        out += `[^${JS_SPACE}]`;
+        i++;
+      } else {
+        out += c + next;
+        i++;
+      }
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      out += c;
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a member, not the end.
+      if (source[i + 1] === '^') out += source[++i];
+      if (source[i + 1] === ']') out += source[++i];
+      continue;
+    }
+    out += c === '.' && !flags.includes('s') ? '[^\\n\\r\\x{2028}\\x{2029}]' : c;
+  }
+  return out;
+}
+
 function compile(source: string, flags: string): RE2JS {
-  return RE2JS.compile(source, re2Flags(flags));
+  return RE2JS.compile(fromJavaScriptSyntax(source, flags), re2Flags(flags));
 }
 
 /** Why a pattern is refused, or null when it may be used. */
