@@ -39,7 +39,7 @@ export interface MailwardOptions extends LoadOptions, RuntimeOptions {
   /**
    * false: modules do not learn from the verdicts (reputation, classifier
    * autolearn, outbound counts). For tools that only explain (`mailward
-   * scan`), with `state` set to an in-process store so that counters stay untouched too.
+   * scan`), with `state` set to an OverlayStore so that counters stay untouched too.
    */
   learn?: boolean;
 }

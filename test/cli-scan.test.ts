@@ -103,6 +103,13 @@ describe('mailward scan', function () {
     try {
       for (let i = 0; i < 3; i++) assert.equal(await main(['scan', join(dir, 'gtube.eml'), '--config', live, '--ip', '192.0.2.77'], capture()), 0);
       assert.deepEqual(await client.keys(`${prefix}*`), [], 'no reputation learnt, no counter written');
+      // ...but it reads what the MTA's state holds: a run-time block entry decides the scan.
+      assert.equal(await main(['block', 'add', 'alice@example.net', '--config', live], capture()), 0);
+      const keysBefore = (await client.keys(`${prefix}*`)).sort();
+      const io = capture();
+      assert.equal(await main(['scan', join(dir, 'clean.eml'), '--config', live, '--ip', '192.0.2.78', '--json'], io), 0);
+      assert.equal(JSON.parse(io.stdout[0]!).action, 'reject', io.stdout[0]);
+      assert.deepEqual((await client.keys(`${prefix}*`)).sort(), keysBefore);
     } finally {
       await client.quit();
       await deleteRedisKeys(prefix);

@@ -2,7 +2,9 @@ import { isIP } from 'node:net';
 import { createContext, firstHeader } from '../../message';
 import { createMailward, type ScanResult } from '../../index';
 import { loadConfig } from '../../config/load';
-import { MemoryStore } from '../../state/memory';
+import { createStateStore } from '../../state';
+import { OverlayStore } from '../../state/overlay';
+import { silentLogger } from '../../runtime';
 import { readMessages } from '../sources';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
@@ -24,7 +26,7 @@ function printText(io: CliIO, name: string, result: ScanResult, describe: (symbo
 
 export const command: CliCommand = {
   name: 'scan',
-  summary: 'scan message files, directories, maildirs or mbox files and explain each verdict (learns and counts nothing: a store of its own)',
+  summary: 'scan message files, directories, maildirs or mbox files and explain each verdict (reads the MTA state, changes nothing in it)',
   usage: 'mailward scan PATH... [--ip A] [--helo H] [--from F] [--to T] [--config DIR] [--json]',
   options: {
     ip: { type: 'string' },
@@ -38,10 +40,11 @@ export const command: CliCommand = {
     const v = args.values as { ip?: string; helo?: string; from?: string; to?: string[]; config?: string; json?: boolean };
     if (!args.positionals.length) throw new UserError(`nothing to scan\nusage: ${command.usage}`);
     if (v.ip !== undefined && !isIP(v.ip)) throw new UserError(`--ip ${JSON.stringify(v.ip)} is not an IP address`);
-    // Scanning files must not write tracking rows, learn or count: it only explains. Counters,
-    // reputation and throttles live in a store of this run's own, never in the MTA's shared one.
+    // Scanning files must not write tracking rows, learn or count: it only explains. It reads the
+    // MTA's state (run-time lists, learned reputation) and writes only into a copy of its own.
     const config = loadConfig({ configDir: v.config });
-    const mailward = createMailward({ configDir: v.config, learn: false, state: new MemoryStore(config.shared.state.memoryMaxEntries) });
+    const state = new OverlayStore(createStateStore(config.shared.state, silentLogger));
+    const mailward = createMailward({ configDir: v.config, learn: false, state, adoptState: true });
     const describe = (name: string) => (mailward.runtime.config.symbols.has(name) ? mailward.runtime.config.symbols.get(name).description : '');
     let count = 0;
     try {
