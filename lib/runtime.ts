@@ -22,6 +22,8 @@ export interface RuntimeOptions {
    * reputation, throttle blocks and suspensions learnt so far.
    */
   state?: StateStore;
+  /** With `state`: this runtime takes it over (a reload's successor), and closes it when it closes. */
+  adoptState?: boolean;
 }
 
 /**
@@ -47,7 +49,7 @@ export class Runtime {
       clock: options.clock ?? Date.now,
       log,
     };
-    this.ownsState = !options.state;
+    this.ownsState = !options.state || !!options.adoptState;
     for (const { module, settings } of config.modules) this.checks.set(module.name, module.createChecks(settings, this.services));
   }
 

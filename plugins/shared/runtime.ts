@@ -37,7 +37,7 @@ function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
   if (previous && !same(previous.config.shared.tracking, config.shared.tracking)) {
     plugin.logwarn('mailward: [tracking] changes take effect when Haraka restarts; rows still go where they went');
   }
-  const runtime = new Runtime(config, { log: loggerFor(plugin), state: keep ? previous.services.state : undefined });
+  const runtime = new Runtime(config, { log: loggerFor(plugin), state: keep ? previous.services.state : undefined, adoptState: keep });
   // Only once the new runtime exists: a failed reload leaves the old one owning its store.
   if (keep) previous.handOverState();
   return runtime;
