@@ -152,7 +152,18 @@ describe('rules: address patterns', () => {
 describe('rules: allow rules a sender can satisfy alone', () => {
   it('are warned about at load, naming rule and line; one with ip, ptr or auth is not', () => {
     const s = settings('rule cc\n  header Received contains ccsend.constantcontact.com\n  action allow\n\nrule cc-ip\n  header Received contains ccsend.constantcontact.com\n  ip 208.75.120.0/22\n  action allow\n\nrule block-it\n  header Subject contains x\n  action block\n');
-    assert.deepEqual(s.warnings, ['mailward.rules [rule cc]: line 1: allows on conditions any sender can write (header): add an ip, ptr or auth condition']);
+    assert.deepEqual(s.warnings, ['mailward.rules [rule cc]: line 1: allows on conditions any sender can meet (header): add an ip, ptr or "auth aligned" condition']);
+  });
+
+  it('auth spf, auth dkim, direction inbound and negated conditions do not count: a forger meets them with a domain or address of its own', () => {
+    const forgeable = ['auth spf', 'auth dkim', 'direction inbound', 'not ip 192.0.2.0/24', 'auth aligned, spf'];
+    for (const condition of forgeable) {
+      const s = settings(`rule r\n  from ceo@partner.example\n  ${condition}\n  action allow\n`);
+      assert.equal(s.warnings.length, 1, condition);
+    }
+    for (const condition of ['auth aligned', 'auth dkim-aligned, dmarc', 'direction outbound', 'ptr partner.example']) {
+      assert.deepEqual(settings(`rule r\n  from ceo@partner.example\n  ${condition}\n  action allow\n`).warnings, [], condition);
+    }
   });
 
   it('none for the shipped examples once uncommented', () => {

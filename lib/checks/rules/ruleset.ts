@@ -243,8 +243,24 @@ function applyAction(rule: Rule, rest: string): void {
  * Compiles a rules file. Any mistake is a ConfigError naming the file, the
  * rule and the line, so a bad file never half-loads.
  */
-/** Conditions a remote sender cannot simply write: the connecting address, its confirmed name, authentication, relaying. */
-const UNFORGEABLE = new Set(['ip', 'ptr', 'auth', 'direction']);
+/**
+ * Conditions a remote sender cannot meet by writing something: its address is
+ * one of these, its confirmed name is, its From: domain authenticated, or the
+ * mail is relayed for our own users. Not `auth spf` or `auth dkim` (a forger
+ * passes them for a domain of its own), not `direction inbound`, and no negated
+ * condition (`not ip X` holds for every other address).
+ */
+function unforgeable(condition: string): boolean {
+  const words = condition.trim().toLowerCase().split(/\s+/);
+  if (words[0] === 'not') return false;
+  if (words[0] === 'ip' || words[0] === 'ptr') return true;
+  if (words[0] === 'direction') return words[1] === 'outbound';
+  if (words[0] === 'auth') {
+    const tokens = words.slice(1).join(' ').split(/[\s,]+/).filter(Boolean);
+    return tokens.length > 0 && tokens.every((t) => ['aligned', 'dmarc', 'spf-aligned', 'dkim-aligned'].includes(t));
+  }
+  return false;
+}
 
 /**
  * Warnings for allow rules that any sender can satisfy: every condition reads
@@ -256,10 +272,10 @@ export function ruleWarnings(rules: Rule[], source: string): string[] {
   const out: string[] = [];
   for (const rule of rules) {
     if (rule.decision !== 'accept') continue;
-    const keywords = rule.conditions.map((c) => c.text.replace(/^not\s+/i, '').split(/\s+/)[0]!.toLowerCase());
-    if (keywords.some((k) => UNFORGEABLE.has(k))) continue;
+    if (rule.conditions.some((c) => unforgeable(c.text))) continue;
+    const keywords = rule.conditions.map((c) => c.text.trim().split(/\s+/).slice(0, c.text.trim().toLowerCase().startsWith('not ') ? 2 : 1).join(' ').toLowerCase());
     out.push(
-      `${source} [rule ${rule.name}]: line ${rule.line}: allows on conditions any sender can write (${[...new Set(keywords)].join(', ')}): add an ip, ptr or auth condition`,
+      `${source} [rule ${rule.name}]: line ${rule.line}: allows on conditions any sender can meet (${[...new Set(keywords)].join(', ')}): add an ip, ptr or "auth aligned" condition`,
     );
   }
   return out;
