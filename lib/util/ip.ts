@@ -47,9 +47,15 @@ export class IpSet {
 
 function addEntry(v4: BlockList, v6: BlockList, entry: string): void {
   const parts = entry.split('/');
-  const [written, prefix] = parts;
-  // A single IPv4 address written as IPv6 is that IPv4 address, as a client's is.
-  const address = prefix === undefined ? plainIp(written ?? '') : written;
+  const [written] = parts;
+  let prefix = parts[1];
+  // IPv4 written as IPv6 (::ffff:192.0.2.0, /96 and longer) is that IPv4 address or network, as a client's is.
+  const address = plainIp(written ?? '');
+  if (address !== written && prefix !== undefined) {
+    const bits = Number(prefix);
+    if (!/^\d+$/.test(prefix) || bits < 96 || bits > 128) throw new Error(`${JSON.stringify(entry)}: an IPv4-mapped network needs a prefix of 96 to 128`);
+    prefix = String(bits - 96);
+  }
   const family = isIP(address ?? '');
   if (!family || parts.length > 2) throw new Error(`${JSON.stringify(entry)} is not an IP address or CIDR network`);
   const type = family === 6 ? 'ipv6' : 'ipv4';
