@@ -1,6 +1,7 @@
 // The quarantine store (files + SQLite or PostgreSQL index), release stamps,
 // a failed release, and the quarantine/allow/block commands through main().
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +78,23 @@ describe('quarantine store', () => {
     assert.ok(existsSync(join(dir, 'index.sqlite')));
   });
 
+  it('a status change the index missed (its lock held elsewhere) is indexed by the next listing', async () => {
+    const q = new FileQuarantine(dir);
+    await q.put(entry('LOCKED1234'), RAW);
+    assert.equal((await q.list({ status: 'all' })).find((r) => r.ref === 'LOCKED1234')?.status, 'held');
+    const holder = new Database(join(dir, 'index.sqlite'));
+    holder.exec('BEGIN IMMEDIATE');
+    try {
+      await q.update('LOCKED1234', { status: 'released', statusTime: new Date().toISOString() });
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+    assert.equal((await q.record('LOCKED1234'))?.status, 'released', 'the file has it');
+    assert.equal((await q.list({ status: 'all' })).find((r) => r.ref === 'LOCKED1234')?.status, 'released', 'and the index after the next listing');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.reindex')), []);
+  });
+
   it('a put never replaces a message already held under the same ref', async () => {
     const q = new FileQuarantine(dir);
     await q.put(entry('SAME123456', { subject: 'first' }), Buffer.from('Subject: first\r\n\r\none\r\n'));
@@ -108,7 +126,7 @@ describe('quarantine store', () => {
     const q = new FileQuarantine(dir, { index: broken, log: { debug() {}, info() {}, error() {}, warn: (m) => warnings.push(m) } });
     await q.put(entry('FFF6'), RAW);
     assert.ok(await q.get('FFF6'));
-    assert.match(warnings.join(), /FFF6 is held but not indexed yet \(index down\)/);
+    assert.match(warnings.join(), /FFF6 \(held\) is on disk but not in the index yet; the next listing indexes it \(index down\)/);
   });
 
   it('a release that fails leaves the message held with the error recorded', async () => {

@@ -1,4 +1,4 @@
-import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { SqliteQuarantineIndex } from './index-sqlite';
@@ -33,6 +33,8 @@ export async function closeSharedIndexes(): Promise<void> {
 }
 
 const REF = /^[0-9A-Z]+$/;
+/** Marks a record whose last index write failed (see indexRecord). */
+const REINDEX = '.reindex';
 
 /**
  * Embedded quarantine: each held message as REF.eml beside REF.json (its
@@ -69,12 +71,17 @@ export class FileQuarantine implements QuarantineStore {
     await rename(`${meta}.tmp`, meta);
   }
 
-  /** Indexing failures are logged, never raised: the message is safe on disk and sync() indexes it later. */
+  /**
+   * Indexing failures are logged, never raised: the record is safe on disk, and
+   * a marker file (<ref>.reindex) makes the next sync() index it again, in
+   * whichever process lists next (a status change the index missed included).
+   */
   private async indexRecord(record: QuarantineRecord): Promise<void> {
     try {
       await this.index.upsert(record);
     } catch (err) {
-      this.log?.warn(`mailward quarantine: ${record.ref} is held but not indexed yet (${(err as Error).message})`);
+      this.log?.warn(`mailward quarantine: ${record.ref} (${record.status}) is on disk but not in the index yet; the next listing indexes it (${(err as Error).message})`);
+      await writeFile(join(this.dir, `${record.ref}${REINDEX}`), '').catch(() => {});
     }
   }
 
@@ -86,8 +93,12 @@ export class FileQuarantine implements QuarantineStore {
     try {
       await link(`${eml}.tmp`, eml);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`a message with ref ${entry.ref} is already held: not replaced`);
-      throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw new Error(`a message with ref ${entry.ref} is already held: not replaced`);
+      // A file system without hard links: check, then rename (not atomic, but refs are 50 random bits).
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
+      if (await exists(eml)) throw new Error(`a message with ref ${entry.ref} is already held: not replaced`);
+      await rename(`${eml}.tmp`, eml);
     } finally {
       await unlink(`${eml}.tmp`).catch(() => {});
     }
@@ -150,6 +161,16 @@ export class FileQuarantine implements QuarantineStore {
     const onDisk = new Set(names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
     const indexed = await this.index.refs();
     let changed = 0;
+    // Records whose last index write failed (a lock held elsewhere): their status may be stale.
+    for (const marker of names.filter((n) => n.endsWith(REINDEX))) {
+      const ref = marker.slice(0, -REINDEX.length);
+      const record = onDisk.has(ref) ? await this.record(ref).catch(() => null) : null;
+      if (record) {
+        await this.index.upsert(record);
+        changed++;
+      }
+      await unlink(join(this.dir, marker)).catch(() => {});
+    }
     for (const ref of onDisk) {
       if (indexed.has(ref)) continue;
       const record = await this.record(ref).catch(() => null);
@@ -192,5 +213,14 @@ export class FileQuarantine implements QuarantineStore {
 
   async close(): Promise<void> {
     await this.ownIndex?.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
