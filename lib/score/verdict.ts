@@ -83,8 +83,9 @@ export function decide(ledger: Ledger, policy: ActionPolicy, recipients: string[
 
 /**
  * The symbols a reply names: the strongest that raised the score, then the
- * strongest that lowered it, so what is listed adds up to the score that
- * decided (a reply listing only the raising ones would show more than it).
+ * strongest that lowered it, so that up to six and two of each, what is
+ * listed adds up to the score that decided (a reply listing only the raising
+ * ones would show more than it); beyond that, `+N more`.
  */
 function replySymbols(symbols: ScoredSymbol[]): string {
   const raising = symbols.filter((s) => s.score > 0);

@@ -177,10 +177,10 @@ function waived(claim: Claim, auth: AuthResults | undefined, ledger: Ledger): st
   if (!auth) return '';
   const names =
     claim.source === 'From:'
-      ? relaxedAligned(auth.dmarc.domain, claim.domain)
+      ? relaxedAligned(asciiDomain(auth.dmarc.domain), claim.domain)
         ? ['DMARC_POLICY_REJECT', 'DMARC_POLICY_QUARANTINE', 'DMARC_POLICY_NONE']
         : []
-      : withinDomain(auth.spf.domain, claim.domain)
+      : withinDomain(asciiDomain(auth.spf.domain), claim.domain)
         ? ['SPF_FAIL', 'SPF_SOFTFAIL', 'SPF_NEUTRAL']
         : [];
   const removed: string[] = [];

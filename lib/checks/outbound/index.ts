@@ -91,6 +91,12 @@ function reporterAuthenticated(ctx: MessageContext): boolean | undefined {
   return auth ? fromDomainAuthenticated(auth) : undefined;
 }
 
+/** The From: domain authentication was for, when authentication finished and read one. */
+function reporterFromDomain(ctx: MessageContext): string | undefined {
+  const auth = authResults(ctx);
+  return auth && !auth.incomplete && auth.fromDomain ? auth.fromDomain : undefined;
+}
+
 function suspendedHit(s: Suspension | null | undefined): Hit[] {
   return s ? [{ name: 'OUTBOUND_SENDER_SUSPENDED', detail: suspensionText(s) }] : [];
 }
@@ -179,7 +185,7 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       return [{ name: 'FEEDBACK_REPORT_INVALID', detail: err.message }];
     }
     try {
-      const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx), fromDomain: authResults(ctx)?.fromDomain });
+      const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx), fromDomain: reporterFromDomain(ctx) });
       note.complaint = outcome;
       return [{ name: 'FEEDBACK_REPORT', detail: `${outcome.status}: ${outcome.detail}` }, ...suspendedHit(outcome.suspension)];
     } catch (err) {

@@ -1,5 +1,5 @@
 import { fromAuthenticated, sameFromDomain, type AuthView } from './auth-view';
-import { AddressPattern, addressDomain, IpSet, looksLikeIpOrCidr } from './match';
+import { AddressPattern, addressDomain, asciiDomain, IpSet, looksLikeIpOrCidr } from './match';
 
 /**
  * Allowed and blocked senders. An entry is written the same way in the ini
@@ -159,7 +159,11 @@ export function entryWarnings(kind: ListKind, entry: ListEntry, where: string, o
 }
 
 export function isOwnDomain(domain: string, ownDomains: Set<string>): boolean {
-  const d = domain.toLowerCase();
-  for (const own of ownDomains) if (d === own || d.endsWith(`.${own}`)) return true;
+  // Both in ASCII form: a From: written in Unicode must not slip past a punycode entry, or the reverse.
+  const d = asciiDomain(domain);
+  for (const entry of ownDomains) {
+    const own = asciiDomain(entry);
+    if (d === own || d.endsWith(`.${own}`)) return true;
+  }
   return false;
 }

@@ -2,6 +2,8 @@ import { Classifier, createBayesStore } from '../../checks/content/classifier';
 import { learnMessage } from '../../checks/content/learn';
 import type { ContentSettings } from '../../checks/content/settings';
 import { addEntry, openLists } from '../../checks/rules/cli';
+import { normaliseAddress } from '../../checks/rules/match';
+import { relaxedAligned } from '../../checks/auth/align';
 import { silentLogger } from '../../runtime';
 import { loadConfig, type MailwardConfig } from '../../config/load';
 import { createContext, fromMailboxes, parsedMessage } from '../../message';
@@ -237,6 +239,8 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
     if (from.length === 1) address = from[0]!.address;
   }
   if (!address) return false;
+  // An internationalised domain in its ASCII form: as the lists compare it.
+  address = normaliseAddress(address);
   if (!isLiteralAddress(address)) {
     io.err(`warning: nothing approved: ${JSON.stringify(address)} is not a plain address (wildcards, brackets and "unauthenticated:" are refused here); add an entry by hand with "mailward allow add" if you mean it`);
     return true;
@@ -253,10 +257,13 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   }
   // The entry holds only for mail whose From: domain authenticates; if this one did not,
   // the sender's next message is held again and the approval seems to do nothing.
-  const authenticated = record.symbols.some((x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED');
+  const domain = address.slice(address.lastIndexOf('@') + 1);
+  // SPF_PASS names its domain first: it holds the entry when aligned with the approved address.
+  const spfAligned = (detail: string) => relaxedAligned(detail.split(/[:\s]/)[0] ?? '', domain);
+  const authenticated = record.symbols.some((x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED' || (x.name === 'SPF_PASS' && spfAligned(x.detail)));
   if (!authenticated) {
     io.err(
-      `warning: the held message was not authenticated for ${address.slice(address.lastIndexOf('@') + 1)} (no DMARC pass, no aligned DKIM signature): ` +
+      `warning: the held message was not authenticated for ${domain} (no DMARC pass, no aligned DKIM signature or SPF pass): ` +
         `the approval holds only for its authenticated mail. If this sender cannot authenticate, name its server: ` +
         `mailward allow add --rcpt ${record.rcptTo[0] ?? 'USER'} --via ${record.remoteIp} ${address}`,
     );
