@@ -17,6 +17,10 @@ describe('message helpers', () => {
     assert.equal(new IpSet(['192.0.2.0/24']).has('::ffff:192.0.2.9'), true);
     assert.equal(new IpSet(['::ffff:192.0.2.1']).has('192.0.2.1'), true);
     assert.throws(() => new IpSet(['192.0.2.0/24/8']), /not an IP address or CIDR network/);
+    // An IPv4-mapped network is that IPv4 network.
+    assert.equal(new IpSet(['::ffff:192.0.2.0/120']).has('192.0.2.5'), true);
+    assert.equal(new IpSet(['::ffff:192.0.2.0/120']).has('192.0.3.5'), false);
+    assert.throws(() => new IpSet(['::ffff:0:0/95']), /IPv4-mapped network needs a prefix of 96 to 128/);
     assert.throws(() => new IpSet(['192.0.2.0/33']), /bad prefix length/);
   });
 
