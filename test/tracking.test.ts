@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import type { Logger } from '../lib/checks/types';
 import type { TrackingSettings } from '../lib/config/shared';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { Spool } from '../lib/tracking/spool';
 import { BatchingTrackingWriter, createTrackingReader, createTrackingWriter, openTrackingStore, type TrackingStore } from '../lib/tracking';
 import { PostgresTrackingStore } from '../lib/tracking/postgres';
@@ -256,6 +256,23 @@ function behaviour(backend: Backend): void {
     assert.equal(w.stats().held, 0);
     assert.equal(w.stats().outage, false);
     assert.equal(await countRows(settings), 5);
+  });
+
+  it('replays a spool whose pid now belongs to a process started after the file was written (a reused pid)', async function () {
+    if (!existsSync('/proc/self/stat')) this.skip();
+    const reused = spawn('sleep', ['30']);
+    try {
+      const file = `${settings.spoolPath}.${reused.pid}`;
+      writeFileSync(file, rows(50, 53).map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const hourAgo = new Date(Date.now() - 3600_000);
+      utimesSync(file, hourAgo, hourAgo);
+      const w = writer();
+      await waitFor('the start-up replay', () => w.stats().replayed > 0, 3000, 20);
+      assert.equal(w.stats().replayed, 3);
+      assert.equal(existsSync(file), false);
+    } finally {
+      reused.kill();
+    }
   });
 
   it('replays spools left by earlier runs at start-up, exactly once, skipping torn lines', async () => {

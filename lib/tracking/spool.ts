@@ -1,4 +1,4 @@
-import { appendFileSync, closeSync, createReadStream, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { appendFileSync, closeSync, createReadStream, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
@@ -107,7 +107,7 @@ export class Spool {
   }
 
   private replayable(): SpoolFile[] {
-    return listSpoolFiles(this.basePath).filter((f) => f.pid === this.pid || f.pid === null || !isAlive(f.pid));
+    return listSpoolFiles(this.basePath).filter((f) => f.pid === this.pid || f.pid === null || !ownedByLiveProcess(f.pid, f.path));
   }
 
   /** Renames a file to our `.replaying` name; false if another process claimed it first. */
@@ -179,6 +179,40 @@ function listSpoolFiles(basePath: string): SpoolFile[] {
     if (m) files.push({ path: join(dir, name), pid: Number(m[1]), replaying: !!m[2] });
   }
   return files;
+}
+
+/**
+ * Is the file still its writer's? Its pid must be alive, and (where Linux's
+ * /proc tells) that process must have started before the file was last
+ * written: after a reboot or a container restart the pid may belong to
+ * another process, and the file would otherwise never be replayed.
+ */
+function ownedByLiveProcess(pid: number, path: string): boolean {
+  if (!isAlive(pid)) return false;
+  const started = processStartMs(pid);
+  if (started === null) return true;
+  try {
+    // A second of slack for clock-tick rounding.
+    return started <= statSync(path).mtimeMs + 1000;
+  } catch {
+    return true;
+  }
+}
+
+/** When a process started (ms since the epoch), from /proc on Linux; null where that cannot be read. */
+function processStartMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22 (starttime, in clock ticks since boot) counts from after the ")" that ends the command name.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    const boot = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    if (!Number.isFinite(ticks) || !boot) return null;
+    // USER_HZ is 100 on every Linux ABI Node runs on.
+    return Number(boot[1]) * 1000 + (ticks / 100) * 1000;
+  } catch {
+    return null;
+  }
 }
 
 function isAlive(pid: number): boolean {
