@@ -1,4 +1,4 @@
-import type { LoadOptions } from './config/load';
+import type { LoadOptions, MailwardConfig } from './config/load';
 import { createContext, setMessage, type ContextInit, type MessageContext } from './message';
 import { Runtime, type RuntimeOptions } from './runtime';
 import type { Verdict } from './score/types';
@@ -32,6 +32,8 @@ export interface Mailward {
 }
 
 export interface MailwardOptions extends LoadOptions, RuntimeOptions {
+  /** A configuration already loaded (the load options are then not read again). */
+  config?: MailwardConfig;
   /** Only these modules' checks run (default: all). */
   modules?: string[];
   /** Receives each scan's tracking row (e.g. a TrackingWriter's write). */
@@ -46,7 +48,7 @@ export interface MailwardOptions extends LoadOptions, RuntimeOptions {
 
 /** The library's front door, for any Node MTA: `const mw = createMailward({ configDir }); await mw.scan({...})`. */
 export function createMailward(options: MailwardOptions = {}): Mailward {
-  const runtime = Runtime.load(options);
+  const runtime = options.config ? new Runtime(options.config, options) : Runtime.load(options);
   const modules = options.modules ?? runtime.moduleNames();
   return {
     runtime,

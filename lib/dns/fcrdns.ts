@@ -14,7 +14,6 @@ const MAX_NAMES = 5;
 
 const memo = new WeakMap<object, Promise<ConfirmedNames>>();
 
-
 async function lookUp(ip: string, dns: DnsResolver): Promise<ConfirmedNames> {
   if (!isIP(ip)) return { names: [], tempError: false };
   const confirmed: string[] = [];

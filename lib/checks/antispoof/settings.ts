@@ -1,14 +1,10 @@
 import type { IniReader, SectionReader } from '../../config/reader';
 import type { ConfigTexts } from '../types';
 import { asciiDomain } from '../../util/domain';
-
-/** Domains in one form (lower case, no trailing dot, IDNA-mapped punycode): as claims are compared. */
-const normaliseDomain = (domain: string): string => asciiDomain(domain.trim());
 import { IpSet } from '../../util/ip';
 
 export { IpSet };
 
-/** IPs and networks (CIDR), kept as text for explanations. */
 /** Who may send mail claiming a local domain. */
 export interface SenderPolicy {
   ips: IpSet;
@@ -77,7 +73,7 @@ export function hostListDomains(files: ConfigTexts | undefined): string[] {
     .split(/\r?\n/)
     .map((line) => line.replace(/[#;].*$/, '').trim())
     .filter(Boolean)
-    .map(normaliseDomain);
+    .map(asciiDomain);
 }
 
 export function normaliseName(name: string): string {
@@ -101,11 +97,11 @@ function ipSet(section: SectionReader, key: string, base: string[] = []): IpSet 
 }
 
 function domains(section: SectionReader, key: string): string[] {
-  return section.list(key).map(normaliseDomain).filter(Boolean);
+  return section.list(key).map(asciiDomain).filter(Boolean);
 }
 
 function suffixes(section: SectionReader, key: string): string[] {
-  return section.list(key).map((s) => normaliseDomain(s.replace(/^\*?\./, '')));
+  return section.list(key).map((s) => asciiDomain(s.replace(/^\*?\./, '')));
 }
 
 export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): AntispoofSettings {
@@ -126,7 +122,7 @@ export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): 
 
   const perDomain = new Map<string, SenderPolicy>();
   for (const section of reader.sectionsMatching(/^domain:/)) {
-    const domain = normaliseDomain(section.name.slice('domain:'.length));
+    const domain = asciiDomain(section.name.slice('domain:'.length));
     if (!domain) throw section.error(null, 'section needs a domain name: [domain:example.com]');
     perDomain.set(domain, {
       ips: ipSet(section, 'ips', authorised.ips.entries),

@@ -1,6 +1,6 @@
 import PostalMime from 'postal-mime';
 import { asciiDomain } from '../../util/domain';
-import { mailboxesOf, parseHeaderBlock, type HeaderField } from '../../message';
+import { domainOf, mailboxesOf, parseHeaderBlock, type HeaderField } from '../../message';
 import { addressOf, normaliseMessageId } from '../backscatter/signing';
 
 /** A report that is not a usable RFC 5965 feedback report; the message says what is wrong. */
@@ -38,11 +38,6 @@ function contentTypeParam(value: string, param: string): string | undefined {
 function text(content: ArrayBuffer | Uint8Array | string): string {
   if (typeof content === 'string') return content;
   return Buffer.from(content instanceof Uint8Array ? content : new Uint8Array(content)).toString('utf8');
-}
-
-function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : asciiDomain(address.slice(at + 1));
 }
 
 /**
@@ -94,7 +89,7 @@ export async function parseArf(raw: Buffer | string): Promise<FeedbackReport> {
     userAgent: fields['user-agent'] ?? '',
     fields,
     reporter,
-    reporterDomain: domainOf(reporter),
+    reporterDomain: asciiDomain(domainOf(reporter)),
     originalRcptTo: addressOf(fields['original-rcpt-to']),
     original,
     originalMessageId: normaliseMessageId(original.find((h) => h.key === 'message-id')?.value),

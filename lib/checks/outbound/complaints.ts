@@ -1,5 +1,4 @@
-import { verify } from '../backscatter/signing';
-import { addressOf } from '../backscatter/signing';
+import { addressOf, verify } from '../backscatter/signing';
 import type { FeedbackReport } from './arf';
 import { asciiDomain } from '../../util/domain';
 import { recipientKey, type Kind, type OutboundLedger, type Suspension } from './ledger';

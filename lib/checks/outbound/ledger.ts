@@ -179,7 +179,6 @@ export class OutboundLedger {
     return out;
   }
 
-  /** Remembers who relayed a message, for attributing complaints and bounces about it. */
   /** Remembers who sent a relayed message, and to whom (hashed), for the complaints about it. */
   async recordMessage(messageId: string, sender: string, recipients: string[] = []): Promise<void> {
     const id = normaliseMessageId(messageId);

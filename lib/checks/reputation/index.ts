@@ -177,7 +177,6 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
   return checks;
 }
 
-
 /** Did SPF or DKIM pass for the sender domain (from the auth module's notes)? */
 function senderAuthenticated(ctx: MessageContext, domain: string): boolean {
   const auth = ctx.notes.auth as

@@ -1,6 +1,5 @@
 import type { MessageContext } from '../../message';
-import { normaliseDomain } from '../auth/align';
-import { asciiDomain } from './match';
+import { asciiDomain } from '../../util/domain';
 import { alignedDkimTempError, alignedSpfTempError } from '../auth/results';
 
 /**
@@ -34,7 +33,7 @@ export type AuthToken = (typeof AUTH_TOKENS)[number];
  * pairing a signature of its own domain with an allowed sender's address.
  */
 export function sameFromDomain(auth: AuthView, fromDomain: string): boolean {
-  return !!auth.fromDomain && asciiDomain(normaliseDomain(auth.fromDomain)) === asciiDomain(normaliseDomain(fromDomain));
+  return !!auth.fromDomain && asciiDomain(auth.fromDomain) === asciiDomain(fromDomain);
 }
 
 /** `fromDomain` (the From: domain as the rules read it) is authenticated: DMARC pass, or SPF or DKIM passing aligned with it. */

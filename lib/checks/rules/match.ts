@@ -72,7 +72,6 @@ export class AddressPattern {
   }
 }
 
-/** IPs and CIDR ranges (v4 and v6); IPv4-mapped IPv6 clients match IPv4 entries. */
 /** `name` equals `suffix` or ends with `.suffix` (a leading dot in suffix is optional). */
 export function hostHasSuffix(name: string | null | undefined, suffix: string): boolean {
   if (!name) return false;

@@ -44,7 +44,7 @@ export const command: CliCommand = {
     // MTA's state (run-time lists, learned reputation) and writes only into a copy of its own.
     const config = loadConfig({ configDir: v.config });
     const state = new OverlayStore(createStateStore(config.shared.state, silentLogger));
-    const mailward = createMailward({ configDir: v.config, learn: false, state, adoptState: true });
+    const mailward = createMailward({ config, learn: false, state, adoptState: true });
     const describe = (name: string) => (mailward.runtime.config.symbols.has(name) ? mailward.runtime.config.symbols.get(name).description : '');
     let count = 0;
     try {
