@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { DnsResolver } from '../../dns/resolver';
 import type { MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
@@ -142,6 +143,23 @@ interface ListMatch {
   entry: ListEntry;
 }
 
+/**
+ * Run-time entries as parsed, by kind and text: every message reads its
+ * scopes' entries from the store, and a list of thousands would otherwise be
+ * parsed again for each one. Entries are never changed once parsed.
+ */
+const parsedEntries = new LRUCache<string, ListEntry>({ max: 50_000 });
+
+function parsedEntry(kind: ListKind, text: string): ListEntry {
+  const key = `${kind}\0${text}`;
+  let entry = parsedEntries.get(key);
+  if (!entry) {
+    entry = parseEntry(kind, text);
+    parsedEntries.set(key, entry);
+  }
+  return entry;
+}
+
 async function entriesFor(kind: ListKind, recipients: string[], dc: DataContext, problems: string[]): Promise<ScopedEntry[]> {
   const scopes: string[] = [...new Set(recipients.flatMap(scopesOf))];
   const out = dc.settings.staticLists[kind].filter((e) => scopes.includes(e.scope));
@@ -155,7 +173,7 @@ async function entriesFor(kind: ListKind, recipients: string[], dc: DataContext,
   try {
     for (const row of await store.entries(kind, scopes)) {
       try {
-        out.push({ scope: row.scope, entry: parseEntry(kind, row.entry) });
+        out.push({ scope: row.scope, entry: parsedEntry(kind, row.entry) });
       } catch (err) {
         dc.log.warn(`mailward rules: ignoring bad ${kind} entry ${JSON.stringify(row.entry)} for ${describeScope(row.scope)}: ${(err as Error).message}`);
       }

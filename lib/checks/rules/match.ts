@@ -3,11 +3,25 @@ import { asciiDomain } from '../../util/domain';
 export { asciiDomain };
 export { IpSet, looksLikeIpOrCidr } from '../../util/ip';
 
+/**
+ * The last addresses normalised: one message's sender and From: addresses are
+ * matched against every pattern of a rules file, and IDNA mapping is the
+ * costly part of each match.
+ */
+const normalised = new Map<string, string>();
+const NORMALISED_KEPT = 64;
+
 /** Lower-case, without angle brackets or a trailing dot, the domain in ASCII. */
 export function normaliseAddress(address: string): string {
-  const a = address.trim().replace(/^<|>$/g, '').toLowerCase();
-  const at = a.lastIndexOf('@');
-  return at < 0 ? a : `${a.slice(0, at + 1)}${asciiDomain(a.slice(at + 1))}`;
+  let out = normalised.get(address);
+  if (out === undefined) {
+    const a = address.trim().replace(/^<|>$/g, '').toLowerCase();
+    const at = a.lastIndexOf('@');
+    out = at < 0 ? a : `${a.slice(0, at + 1)}${asciiDomain(a.slice(at + 1))}`;
+    if (normalised.size >= NORMALISED_KEPT) normalised.clear();
+    normalised.set(address, out);
+  }
+  return out;
 }
 
 export function addressDomain(address: string): string {

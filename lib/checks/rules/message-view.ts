@@ -1,7 +1,17 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
 import { addressDomain } from './match';
-import { fromMailboxes, parsedMessage, rawBody, type MessageContext } from '../../message';
+import { fromMailboxes, headerValues, parsedMessage, rawBody, type MessageContext } from '../../message';
+
+/** Texts a condition tests, with their lower-cased form made once per message (a file may hold thousands of "contains"). */
+export class Texts {
+  private lowered?: string[];
+  constructor(readonly values: string[]) {}
+  lower(): string[] {
+    this.lowered ??= this.values.map((v) => v.toLowerCase());
+    return this.lowered;
+  }
+}
 
 /**
  * What the rules read about a message, computed once per evaluation: the
@@ -10,7 +20,8 @@ import { fromMailboxes, parsedMessage, rawBody, type MessageContext } from '../.
  */
 export class MessageView {
   private fromCache?: string[];
-  private bodyCache?: Promise<string>;
+  private bodyCache?: Promise<Texts>;
+  private headerCache = new Map<string, Texts>();
 
   constructor(
     readonly ctx: MessageContext,
@@ -44,12 +55,23 @@ export class MessageView {
     return from.length === 1 ? addressDomain(from[0]!) : '';
   }
 
-  /** Raw body plus the decoded text and HTML parts, lower-cased, for "body contains". */
-  body(): Promise<string> {
+  /** The values of one header, or with no name every header as "Name: value". */
+  headerTexts(name?: string): Texts {
+    const key = name === undefined ? '' : name.toLowerCase();
+    let texts = this.headerCache.get(key);
+    if (!texts) {
+      texts = new Texts(name === undefined ? this.ctx.headers.map((h) => `${h.name}: ${h.value}`) : headerValues(this.ctx, key));
+      this.headerCache.set(key, texts);
+    }
+    return texts;
+  }
+
+  /** Raw body plus the decoded text and HTML parts, for "body contains" and "body matches". */
+  bodyTexts(): Promise<Texts> {
     this.bodyCache ??= (async () => {
       const parsed = await parsedMessage(this.ctx);
       const decoded = parsed ? `${parsed.text ?? ''}\n${parsed.html ?? ''}` : '';
-      return `${rawBody(this.ctx)}\n${decoded}`;
+      return new Texts([`${rawBody(this.ctx)}\n${decoded}`]);
     })();
     return this.bodyCache;
   }

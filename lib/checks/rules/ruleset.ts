@@ -1,8 +1,7 @@
-import { headerValues } from '../../message';
 import { ConfigError } from '../../config/errors';
 import { AUTH_TOKENS, authHas, authView, type AuthToken, type Undecided } from './auth-view';
 import { AddressPattern, hostHasSuffix, IpSet } from './match';
-import type { MessageView } from './message-view';
+import type { MessageView, Texts } from './message-view';
 import type { SafeRegex } from '../content/safe-regex';
 import { compileSafeRegex, MAX_REGEX_INPUT } from './regex-guard';
 
@@ -107,17 +106,14 @@ function parseRegex(text: string): SafeRegex {
   }
 }
 
-function textTest(op: string, rest: string, what: string): (values: string[]) => boolean {
+function textTest(op: string, rest: string, what: string): (texts: Texts) => boolean {
   if (op === 'contains') {
     const needles = nonEmpty(splitValues(rest), `${what} contains`).map((n) => n.toLowerCase());
-    return (values) => values.some((v) => {
-      const lower = v.toLowerCase();
-      return needles.some((n) => lower.includes(n));
-    });
+    return (texts) => texts.lower().some((lower) => needles.some((n) => lower.includes(n)));
   }
   if (op === 'matches') {
     const re = parseRegex(rest);
-    return (values) => values.some((v) => re.test(v.length > MAX_REGEX_INPUT ? v.slice(0, MAX_REGEX_INPUT) : v));
+    return (texts) => texts.values.some((v) => re.test(v.length > MAX_REGEX_INPUT ? v.slice(0, MAX_REGEX_INPUT) : v));
   }
   throw new LineError(`expected "${what} contains TEXT" or "${what} matches /REGEX/", got ${JSON.stringify(op || '(nothing)')}`);
 }
@@ -181,14 +177,14 @@ function compileCondition(keyword: string, rest: string, line: number, text: str
         name = '*';
       }
       const test = textTest(op, value, 'header');
-      if (name === '*') return make('data', (v) => test(v.ctx.headers.map((h) => `${h.name}: ${h.value}`)));
+      if (name === '*') return make('data', (v) => test(v.headerTexts()));
       if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) throw new LineError(`${JSON.stringify(name)} is not a header name`);
-      return make('data', (v) => test(headerValues(v.ctx, name)));
+      return make('data', (v) => test(v.headerTexts(name)));
     }
     case 'body': {
       const m = /^(\S+)\s*(.*)$/s.exec(rest);
       const test = textTest(m?.[1] ?? '', m?.[2] ?? '', 'body');
-      return make('data', async (v) => test([await v.body()]));
+      return make('data', async (v) => test(await v.bodyTexts()));
     }
     case 'auth': {
       const tokens = nonEmpty(splitValues(rest), 'auth').map((t) => t.toLowerCase());
@@ -283,6 +279,8 @@ export function ruleWarnings(rules: Rule[], source: string): string[] {
 
 export function parseRules(text: string, file = 'mailward.rules'): Rule[] {
   const rules: Rule[] = [];
+  // Name -> line of its definition: a duplicate check that stays linear over tens of thousands of rules.
+  const defined = new Map<string, number>();
   let current: Rule | undefined;
   const fail = (line: number, message: string): never => {
     throw new ConfigError(file, current ? `rule ${current.name}` : 'rules', null, `line ${line}: ${message}`);
@@ -310,7 +308,9 @@ export function parseRules(text: string, file = 'mailward.rules'): Rule[] {
         current = undefined;
         const name = rest.replace(/:$/, '').replace(/^(["'])(.*)\1$/, '$2');
         if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw new LineError(`rule names are letters, digits, "_", "-" and ".", got ${JSON.stringify(rest)}`);
-        if (rules.some((r) => r.name === name)) throw new LineError(`rule ${name} is defined twice (the first is on line ${rules.find((r) => r.name === name)!.line})`);
+        const first = defined.get(name);
+        if (first !== undefined) throw new LineError(`rule ${name} is defined twice (the first is on line ${first})`);
+        defined.set(name, lineNo);
         current = { name, line: lineNo, conditions: [], score: 0, skip: [], reason: '', level: 'mail' };
         return;
       }
@@ -359,7 +359,9 @@ export type RuleOutcome = { outcome: 'match' | 'no match' } | { outcome: 'undeci
 export async function ruleOutcome(rule: Rule, view: MessageView): Promise<RuleOutcome> {
   let undecided: Condition | undefined;
   for (const c of rule.conditions) {
-    const truth = await c.test(view);
+    // Most conditions answer at once: awaiting only promises keeps a long file's walk off the microtask queue.
+    const answer = c.test(view);
+    const truth = answer instanceof Promise ? await answer : answer;
     if (truth === false) return { outcome: 'no match' };
     if (truth === 'undecided') undecided ??= c;
   }
