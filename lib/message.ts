@@ -196,6 +196,37 @@ export function mailboxesOf(values: string[]): Mailbox[] {
   return out;
 }
 
+/** An address as text: what a reader takes for one in a display or group name (any script in the domain). */
+const SHOWN_ADDRESS = /[^\s<>"'@,;:()]+@([\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.[\p{L}\p{N}-]{2,})/gu;
+
+/** Addresses written as text in a name: `"ceo@example.com" <x@y>`, an encoded word, a group's name. */
+export function addressesInText(text: string): string[] {
+  return [...text.normalize('NFKC').matchAll(SHOWN_ADDRESS)].map((m) => m[0]!.toLowerCase());
+}
+
+/**
+ * The addresses a reader sees in From: when it holds no address at all (an
+ * encoded word, or a group, whose text is an address; RFC 2047 forbids the
+ * first, but clients show it): the author DMARC and the local-domain check
+ * must judge. Empty when From: has an address.
+ */
+export function shownFromAddresses(ctx: MessageContext): string[] {
+  const values = headerValues(ctx, 'from');
+  if (mailboxesOf(values).some((m) => m.address)) return [];
+  const names: string[] = [];
+  for (const value of values) {
+    try {
+      for (const a of addressParser(value)) {
+        names.push(a.name ?? '');
+        for (const member of a.group ?? []) names.push(member.name ?? '');
+      }
+    } catch {
+      names.push(value);
+    }
+  }
+  return [...new Set(names.flatMap(addressesInText))];
+}
+
 export function firstHeader(ctx: MessageContext, name: string): string | undefined {
   const key = name.toLowerCase();
   return ctx.headers.find((h) => h.key === key)?.value;

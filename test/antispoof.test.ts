@@ -129,11 +129,32 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a From: with no address but our address as its text (encoded word, group name), or a Sender: in our domain, is claimed', async () => {
+    const encoded = `=?utf-8?B?${Buffer.from('ceo@example.com').toString('base64')}?=`;
+    for (const from of [encoded, 'ceo@example.com:;']) {
+      const raw = await sign(message({ from }), 'attacker.test', 'sel', world.keys.attacker);
+      const result = await scan(mw, raw, IP.attacker, 'bounce@attacker.test');
+      assert.match(symbol(result, 'SPOOF_LOCAL_DOMAIN')?.detail ?? names(result).join(), /From: ceo@example\.com \(shown as text, From: has no address\) claims local domain example\.com/, from);
+      assert.notEqual(result.verdict.action, 'accept', from);
+    }
+    const sender = await scan(mw, message({ from: 'x@attacker.test', headers: { Sender: 'CEO <ceo@example.com>' } }), IP.attacker, 'x@attacker.test');
+    assert.match(symbol(sender, 'SPOOF_LOCAL_DOMAIN')?.detail ?? names(sender).join(), /Sender: ceo@example\.com claims local domain example\.com/);
+    // Our own server may send on behalf of anyone.
+    const real = await sign(message({ from: 'partner@attacker.test', headers: { Sender: 'jane@example.com' } }), 'example.com', 's1', world.keys.example);
+    const onBehalf = await scan(mw, real, IP.example, 'jane@example.com');
+    assert.equal(symbol(onBehalf, 'SPOOF_LOCAL_DOMAIN'), undefined);
+  });
+
   it('a local domain written in Unicode, punycode or fullwidth characters is still claimed', async () => {
     const idn = mailward(`${ANTISPOOF_INI}\n[domain:bücher.test]\n`);
     for (const from of ['CEO <ceo@ｅｘａｍｐｌｅ.com>', 'ceo@EXAMPLE.com.', 'ceo@xn--bcher-kva.test', 'ceo@BÜCHER.test']) {
       const result = await scan(idn, message({ from }), IP.attacker, 'bounce@attacker.test');
       assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), `${from}: ${names(result).join()}`);
+    }
+    // The same domain shown in a display name, in any of its spellings.
+    for (const name of ['ceo@bücher.test', 'ceo@BÜCHER.test', 'ceo@xn--bcher-kva.test']) {
+      const result = await scan(idn, message({ from: `"${name}" <x@attacker.test>` }), IP.attacker, 'x@attacker.test');
+      assert.ok(symbol(result, 'DISPLAY_NAME_SPOOF'), `${name}: ${names(result).join()}`);
     }
   });
 
@@ -161,7 +182,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const byAddress = await scan(mw, message({ from: '"ceo@example.com" <x@evil.test>' }), IP.nobody, 'x@evil.test');
     assert.match(symbol(byAddress, 'DISPLAY_NAME_SPOOF')!.detail, /shows local address ceo@example\.com/);
     // A name with no address, or with invisible characters between the letters, is still the name.
-    for (const from of ['"Jane Doe" <>', '"Jane Doe"', '"Ja\u200bne D\u00adoe" <x@freemail.test>']) {
+    for (const from of ['"Jane Doe" <>', '"Jane Doe"', '"Ja\u200bne D\u00adoe" <x@freemail.test>', '"ceo@EXAMPLE.com" <x@evil.test>']) {
       const hidden = await scan(mw, message({ from }), IP.nobody, 'x@freemail.test');
       assert.ok(symbol(hidden, 'DISPLAY_NAME_SPOOF'), `${from}: ${names(hidden).join()}`);
     }

@@ -92,6 +92,42 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.match(headerChange(result, 'Authentication-Results')!, /dmarc=fail/);
   });
 
+  it('a second From: address does not turn DMARC off: each author domain is judged and the strictest failing policy applies', async () => {
+    const forms = {
+      'two From: headers': message({ from: 'CEO <ceo@example.com>', headers: { From: 'x@attacker.test' } }),
+      'two addresses in one From:': message({ from: 'x@attacker.test, CEO <ceo@example.com>' }),
+    };
+    for (const [form, unsigned] of Object.entries(forms)) {
+      const raw = await sign(unsigned, 'attacker.test', 'sel', world.keys.attacker);
+      const result = await scan(raw, IP.attacker, 'bounce@attacker.test');
+      assert.deepEqual(symbolNames(result), ['DKIM_VALID', 'DMARC_POLICY_REJECT', 'FROM_MULTIPLE', 'SPF_PASS'], form);
+      assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /From: names 2 domains \(.*example\.com.*\), each judged; From: example\.com fails DMARC .*p=reject/, form);
+      assert.match(symbol(result, 'FROM_MULTIPLE')!.detail, /ceo@example\.com/, form);
+      const auth = authResults(result.context)!;
+      assert.equal(auth.fromDomain, '', form);
+      assert.equal(auth.dmarc.domain, 'example.com', form);
+    }
+    // Every author passing authenticates no single From: domain: no DMARC_PASS, nothing allowed on it.
+    const both = await sign(message({ from: 'alice@example.com, x@attacker.test' }), 'example.com', 's1', world.keys.example);
+    const signed = await sign(both, 'attacker.test', 'sel', world.keys.attacker);
+    const pass = await scan(signed, IP.example, 'alice@example.com');
+    assert.ok(!symbol(pass, 'DMARC_PASS'));
+    assert.equal(authResults(pass.context)!.dmarc.result, 'none');
+    assert.ok(symbol(pass, 'FROM_MULTIPLE'));
+  });
+
+  it('a From: without an address is FROM_MISSING, and an address it shows as text is the author DMARC judges', async () => {
+    const encoded = `=?utf-8?B?${Buffer.from('ceo@example.com').toString('base64')}?=`;
+    for (const from of [encoded, 'ceo@example.com:;']) {
+      const raw = await sign(message({ from }), 'attacker.test', 'sel', world.keys.attacker);
+      const result = await scan(raw, IP.attacker, 'bounce@attacker.test');
+      assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), from);
+      assert.match(symbol(result, 'FROM_MISSING')!.detail, /shows ceo@example\.com/, from);
+    }
+    const none = await scan(message({ from: 'Nobody <>' }).replace(/^From: .*\r\n/m, ''), IP.nobody, 'x@attacker.test');
+    assert.equal(symbol(none, 'FROM_MISSING')!.detail, 'no From: header');
+  });
+
   it('p=quarantine and p=none fails give their own, weaker symbols', async () => {
     const q = await scan(message({ from: 'shop@quarantine.test' }), IP.nobody, 'shop@quarantine.test');
     assert.deepEqual(symbolNames(q), ['DKIM_NONE', 'DMARC_POLICY_QUARANTINE', 'SPF_FAIL']);

@@ -11,6 +11,9 @@ import { Spool } from '../lib/tracking/spool';
 import { BatchingTrackingWriter, createTrackingReader, createTrackingWriter, openTrackingStore, type TrackingStore } from '../lib/tracking';
 import { PostgresTrackingStore } from '../lib/tracking/postgres';
 import type { TrackingRow } from '../lib/tracking/types';
+import { rowFromVerdict } from '../lib/tracking/row';
+import { createContext } from '../lib/message';
+import type { Verdict } from '../lib/score/types';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 
@@ -628,5 +631,18 @@ describe('tracking rows', () => {
         assert.equal(count.rows[0].n, 20);
       });
     });
+  });
+});
+
+describe('tracking row fields', () => {
+  it('a message without a Message-ID is recorded with the one mailward adds for delivery (what a complaint will quote)', () => {
+    const ctx = createContext({ ip: '192.0.2.1', mailFrom: 'a@example.com', rcptTo: ['b@example.org'], raw: 'From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n' });
+    const verdict = { groups: {}, score: 0, action: 'accept', symbols: [], reason: '' } as unknown as Verdict;
+    assert.equal(rowFromVerdict(ctx, verdict, 'n1').messageId, null);
+    ctx.headerChanges.add.push(['Message-ID', '<ADDED.1@mx.example.com>']);
+    assert.equal(rowFromVerdict(ctx, verdict, 'n1').messageId, '<ADDED.1@mx.example.com>');
+    const own = createContext({ ip: '192.0.2.1', raw: 'Message-ID: <own@example.com>\r\n\r\nhi\r\n' });
+    own.headerChanges.add.push(['Message-ID', '<ADDED.2@mx.example.com>']);
+    assert.equal(rowFromVerdict(own, verdict, 'n1').messageId, '<own@example.com>');
   });
 });

@@ -39,7 +39,8 @@ function baseRow(ctx: MessageContext, node: string, now: number) {
     time: new Date(ctx.startedAt).toISOString(),
     node,
     queueId: ctx.queueId ?? null,
-    messageId: ctx.raw ? (firstHeader(ctx, 'message-id') ?? null) : null,
+    // A message without one gets ours (outbound, bounces): the id a later complaint or trace will quote.
+    messageId: ctx.raw ? (firstHeader(ctx, 'message-id') ?? ctx.headerChanges.add.find(([name]) => name.toLowerCase() === 'message-id')?.[1] ?? null) : null,
     remoteIp: ctx.ip,
     ptr: ctx.ptr ?? null,
     helo: ctx.helo || null,

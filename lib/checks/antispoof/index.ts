@@ -1,6 +1,6 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { domainOf, fromMailboxes, headerValues, type MessageContext } from '../../message';
+import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
@@ -21,8 +21,10 @@ export const antispoofSymbols: SymbolDef[] = [
 ];
 
 interface Claim {
-  source: 'From:' | 'MAIL FROM';
+  source: 'From:' | 'Sender:' | 'MAIL FROM';
   address: string;
+  /** How the address was found, when it is not a plain mailbox ("shown as text, From: has no address"). */
+  how?: string;
   /** The local domain claimed (the entry from the settings). */
   domain: string;
 }
@@ -121,7 +123,7 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
 type ClaimHit = Hit & { byServer?: boolean };
 
 async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: Evidence): Promise<ClaimHit> {
-  const who = `${claim.source} ${claim.address} claims local domain ${claim.domain}`;
+  const who = `${claim.source} ${claim.address}${claim.how ? ` (${claim.how})` : ''} claims local domain ${claim.domain}`;
   const authorised = await authorisedBy(claim, policyFor(settings, claim.domain), evidence);
   if (authorised.reason) return { name: 'LOCAL_DOMAIN_AUTHORISED', detail: `${who}: ${authorised.reason}`, byServer: authorised.byServer };
 
@@ -157,10 +159,11 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
     return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" is a local person's, but the address is ${address}` };
   }
   if (settings.displayNameAddresses) {
-    for (const match of display.matchAll(/[^\s<>"'@]+@([a-z0-9.-]+\.[a-z]{2,})/g)) {
-      const local = localDomainOf(settings, match[1]!);
-      if (local && match[0] !== address.toLowerCase()) {
-        return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" shows local address ${match[0]}, but the address is ${address}` };
+    // Any script: "ceo@bücher.example" shows our xn--bcher-kva.example.
+    for (const shown of addressesInText(display)) {
+      const local = localDomainOf(settings, domainOf(shown));
+      if (local && shown !== address.toLowerCase()) {
+        return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" shows local address ${shown}, but the address is ${address}` };
       }
     }
   }
@@ -175,6 +178,7 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
  */
 function waived(claim: Claim, auth: AuthResults | undefined, ledger: Ledger): string {
   if (!auth) return '';
+  if (claim.source === 'Sender:') return '';
   const names =
     claim.source === 'From:'
       ? relaxedAligned(asciiDomain(auth.dmarc.domain), claim.domain)
@@ -204,10 +208,15 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       const mailboxes = fromMailboxes(ctx);
       const hits: Hit[] = [];
       const claims: Claim[] = [];
-      for (const { address } of mailboxes) {
+      const claim = (source: Claim['source'], address: string, how?: string) => {
         const local = localDomainOf(settings, domainOf(address));
-        if (local && !claims.some((c) => c.address === address)) claims.push({ source: 'From:', address, domain: local });
-      }
+        if (local && !claims.some((c) => c.source === source && c.address === address)) claims.push({ source, address, domain: local, ...(how ? { how } : {}) });
+      };
+      for (const { address } of mailboxes) claim('From:', address);
+      // A From: with no address at all: clients show its text, which may be our address.
+      for (const address of shownFromAddresses(ctx)) claim('From:', address, 'shown as text, From: has no address');
+      // Clients show Sender: too ("on behalf of").
+      for (const { address } of mailboxesOf(headerValues(ctx, 'sender'))) claim('Sender:', address);
       const envelope = (ctx.mailFrom ?? '').toLowerCase();
       const envelopeLocal = settings.checkEnvelope ? localDomainOf(settings, domainOf(envelope)) : undefined;
       if (envelopeLocal) claims.push({ source: 'MAIL FROM', address: envelope, domain: envelopeLocal });

@@ -1,9 +1,9 @@
-import { authenticate } from 'mailauth';
+import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
-import { headerValues, type MessageContext } from '../../message';
+import { domainOf, fromMailboxes, headerValues, shownFromAddresses, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
-import { AUTH_NOTE, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
+import { AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
 export { orgDomain, relaxedAligned, withinDomain } from './align';
@@ -65,6 +65,8 @@ export const authSymbols: SymbolDef[] = [
   { name: 'AUTH_RESULTS_FORGED', score: 1, group: g, description: 'The message arrived with an Authentication-Results header in our own name (authserv-id); it was removed' },
   { name: 'AUTH_NONE', score: 1, group: g, description: 'No authentication at all: no SPF record, no DKIM signature, no DMARC record' },
   { name: 'AUTH_TEMPERROR', score: 0, group: g, description: 'Authentication did not finish (deadline or internal error); nothing counted against the mail' },
+  { name: 'FROM_MULTIPLE', score: 2, group: g, description: 'The message has several From: headers or addresses: no single author domain to authenticate (DMARC is checked for each, the strictest failing policy applies)' },
+  { name: 'FROM_MISSING', score: 2, group: g, description: 'The message has no From: address (no header, an empty group, or only a name, which may show an address as text)' },
 ];
 
 function parseSettings(reader: import('../../config/reader').IniReader): AuthSettings {
@@ -140,8 +142,50 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     disableBimi: true,
   });
   const auth = summarise(result, settings.trustedSealers, tempErrorNames);
+  // mailauth evaluates DMARC only for exactly one From: address; a forger adds a second one to turn it off.
+  const headerFrom = result.dkim?.headerFrom;
+  if (!(Array.isArray(headerFrom) && headerFrom.length === 1)) {
+    const authors = authorAddresses(ctx);
+    if (authors.length) {
+      const spfDomains = result.spf && result.spf.status?.result === 'pass' && result.spf.domain ? [result.spf.domain] : [];
+      const dkimDomains = (result.dkim?.results ?? [])
+        .filter((r: any) => r.status?.result === 'pass')
+        .map((r: any) => ({ id: r.id, domain: r.signingDomain, aligned: r.status?.aligned, underSized: r.status?.underSized }));
+      const resolver = mailauthResolver(dns, (name) => tempErrorNames.push(name));
+      const answers = await Promise.all(
+        authors.map(async (address) => ({
+          domain: domainOf(address),
+          raw: await verifyDmarc({ headerFrom: address, spfDomains, dkimDomains, arcResult: result.arc, resolver } as any),
+        })),
+      );
+      auth.dmarc = authorsDmarc(answers);
+      if (auth.dmarc.result === 'temperror') auth.temporaryError = true;
+    }
+  }
   if (tempErrorNames.length) auth.temporaryError = true;
   return { auth, headers: headerPairs(result.headers ?? '') };
+}
+
+/** One address per author domain: From:'s addresses, or with none the addresses its text shows. */
+function authorAddresses(ctx: MessageContext): string[] {
+  const written = fromMailboxes(ctx).map((m) => m.address).filter((a) => a.includes('@'));
+  const byDomain = new Map<string, string>();
+  for (const address of written.length ? written : shownFromAddresses(ctx)) if (!byDomain.has(domainOf(address))) byDomain.set(domainOf(address), address);
+  return [...byDomain.values()];
+}
+
+/** RFC 5322 wants exactly one From: header with one address (several only with a Sender:). */
+function fromHeaderHits(ctx: MessageContext): Hit[] {
+  const headers = headerValues(ctx, 'from');
+  const addresses = [...new Set(fromMailboxes(ctx).map((m) => m.address).filter(Boolean))];
+  if (headers.length > 1 || addresses.length > 1) {
+    const what = headers.length > 1 ? `${headers.length} From: headers` : `From: has ${addresses.length} addresses`;
+    return [{ name: 'FROM_MULTIPLE', detail: `${what}${addresses.length ? ` (${addresses.join(', ')})` : ''}` }];
+  }
+  if (addresses.length) return [];
+  if (!headers.length) return [{ name: 'FROM_MISSING', detail: 'no From: header' }];
+  const shown = shownFromAddresses(ctx);
+  return [{ name: 'FROM_MISSING', detail: `From: has no address${shown.length ? `, but its text shows ${shown.join(', ')}` : ''}` }];
 }
 
 function spfHits(auth: AuthResults): Hit[] {
@@ -153,7 +197,7 @@ function dkimHits(auth: AuthResults): Hit[] {
   if (!auth.dkim.length) return [{ name: 'DKIM_NONE', detail: 'no DKIM-Signature header' }];
   return auth.dkim.map((sig) => {
     const id = `d=${sig.domain} s=${sig.selector}`;
-    if (sig.result === 'pass') return sig.aligned ? { name: 'DKIM_VALID_ALIGNED', detail: id } : { name: 'DKIM_VALID', detail: `${id} (From: is ${auth.fromDomain || 'missing'})` };
+    if (sig.result === 'pass') return sig.aligned ? { name: 'DKIM_VALID_ALIGNED', detail: id } : { name: 'DKIM_VALID', detail: `${id} (From: is ${auth.fromDomain || 'not a single address'})` };
     if (sig.result === 'temperror') return { name: 'DKIM_TEMPERROR', detail: `${id}: ${sig.comment}` };
     return { name: 'DKIM_INVALID', detail: `${id}: ${sig.result}${sig.comment ? ` (${sig.comment})` : ''}` };
   });
@@ -162,16 +206,18 @@ function dkimHits(auth: AuthResults): Hit[] {
 function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   const { dmarc, arc } = auth;
   const domain = dmarc.domain || '(no single From: domain)';
+  // Several author domains: say so, each was judged on its own.
+  const of = dmarc.authors && dmarc.authors.length > 1 ? `From: names ${dmarc.authors.length} domains (${dmarc.authors.join(', ')}), each judged; ` : '';
   switch (dmarc.result) {
     case 'pass':
       return [{ name: 'DMARC_PASS', detail: `From: ${domain} (p=${dmarc.policy || 'none'})` }];
     case 'temperror':
-      return [{ name: 'DMARC_TEMPERROR', detail: `From: ${domain}: DNS failure` }];
+      return [{ name: 'DMARC_TEMPERROR', detail: `${of}From: ${domain}: DNS failure` }];
     case 'none':
       return dmarc.domain ? [{ name: 'DMARC_NONE', detail: `${domain} publishes no DMARC record` }] : [];
     case 'fail': {
       const policy = dmarc.policy || 'none';
-      const why = `From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
+      const why = `${of}From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
       const unchecked = unresolvedAlignedAuth(auth, dmarc.domain);
       if (unchecked) return [{ name: 'DMARC_TEMPERROR', detail: `${why}; ${unchecked} could not be checked (DNS failure) and might have passed, so the policy is not applied` }];
       // A dependency failure must not turn into a rejection: the sealer we
@@ -278,7 +324,7 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
         ctx.notes[AUTH_NOTE] = unknownResults();
         const message = err instanceof Error ? err.message : String(err);
         if (!(err instanceof Deadline)) services.log.warn(`mailward auth: authenticate() failed: ${message}`);
-        return [{ name: 'AUTH_TEMPERROR', detail: message }];
+        return [...fromHeaderHits(ctx), { name: 'AUTH_TEMPERROR', detail: message }];
       }
       ctx.notes[AUTH_NOTE] = run.auth;
       const forged = dropForgedResults(ctx, settings.authservId || ctx.localHostname || 'localhost');
@@ -287,7 +333,7 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
         if (key === 'authentication-results' && settings.addAuthenticationResults) ctx.headerChanges.add.push([name, value]);
         if (key === 'received-spf' && settings.addReceivedSpf) ctx.headerChanges.add.push([name, value]);
       }
-      return [...forged, ...authHits(run.auth, settings)];
+      return [...forged, ...fromHeaderHits(ctx), ...authHits(run.auth, settings)];
     },
   };
 }

@@ -45,6 +45,14 @@ export interface AuthResults {
     pct?: number;
     /** A DMARC fail neutralised by a trusted ARC sealer: the sealer's domain. */
     arcOverride?: string;
+    /**
+     * From: did not name exactly one address (several, or none but an
+     * address shown as text): the domains DMARC was evaluated for, each on its
+     * own (RFC 7489 6.6.1). `domain` and the result are then the strictest
+     * failure's; every author passing gives 'none', never 'pass', since no
+     * single From: domain is authenticated.
+     */
+    authors?: string[];
   };
   arc: {
     /** temperror: a key of the chain could not be fetched (DNS failure), so it was not judged. */
@@ -151,13 +159,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     comment: String(r.status?.comment ?? ''),
   }));
 
-  const dmarcRaw: any = result.dmarc;
-  const dmarcPct = (raw: any): number => {
-    const pct = Number(raw?.pct);
-    return Number.isFinite(pct) && raw?.pct !== undefined && raw?.pct !== '' ? Math.min(100, Math.max(0, pct)) : 100;
-  };
-  const dmarcResult: DmarcResult = dmarcRaw ? normaliseDmarc(String(dmarcRaw.status?.result ?? 'none')) : 'none';
-  const policy = dmarcRaw && ['none', 'quarantine', 'reject'].includes(dmarcRaw.policy) ? (dmarcRaw.policy as DmarcPolicy) : '';
+  const { result: dmarcResult, policy, pct } = dmarcOf(result.dmarc);
 
   const arcRaw: any = result.arc;
   const arcStatus = arcRaw ? String(arcRaw.status?.result ?? 'none') : 'none';
@@ -178,7 +180,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     fromDomain,
     spf: { result: spfResult, domain: spfDomain, aligned: false, comment: String(result.spf ? (result.spf.status?.comment ?? '') : '') },
     dkim,
-    dmarc: { result: dmarcResult, policy, domain: fromDomain, ...(dmarcPct(dmarcRaw) < 100 ? { pct: dmarcPct(dmarcRaw) } : {}) },
+    dmarc: { result: dmarcResult, policy, domain: fromDomain, ...(pct < 100 ? { pct } : {}) },
     arc: {
       result: arcResult,
       sealer,
@@ -191,6 +193,31 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   };
   auth.spf.aligned = !!fromDomain && hasAlignedSpf(auth, fromDomain);
   return auth;
+}
+
+/** mailauth's DMARC answer (false or missing when it evaluated none) in our shape. */
+export function dmarcOf(raw: any): { result: DmarcResult; policy: DmarcPolicy; pct: number } {
+  const result: DmarcResult = raw ? normaliseDmarc(String(raw.status?.result ?? 'none')) : 'none';
+  const policy = raw && ['none', 'quarantine', 'reject'].includes(raw.policy) ? (raw.policy as DmarcPolicy) : '';
+  const n = Number(raw?.pct);
+  const pct = Number.isFinite(n) && raw?.pct !== undefined && raw?.pct !== '' ? Math.min(100, Math.max(0, n)) : 100;
+  return { result, policy, pct };
+}
+
+const POLICY_RANK: Record<string, number> = { reject: 3, quarantine: 2, none: 1, '': 1 };
+
+/**
+ * DMARC for a From: that names several author domains (or none but shows
+ * addresses as text), from one mailauth answer per domain: the strictest
+ * failing policy applies (RFC 7489 6.6.1); else a DNS failure; else nothing.
+ */
+export function authorsDmarc(answers: { domain: string; raw: any }[]): AuthResults['dmarc'] {
+  const authors = answers.map((a) => a.domain);
+  const judged = answers.map((a) => ({ domain: a.domain, ...dmarcOf(a.raw) }));
+  const failed = judged.filter((j) => j.result === 'fail').sort((a, b) => POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!);
+  const chosen = failed[0] ?? judged.find((j) => j.result === 'temperror');
+  if (!chosen) return { result: 'none', policy: '', domain: '', authors };
+  return { result: chosen.result, policy: chosen.policy, domain: chosen.domain, ...(chosen.pct < 100 ? { pct: chosen.pct } : {}), authors };
 }
 
 function normaliseDmarc(result: string): DmarcResult {
