@@ -9,6 +9,7 @@ import { silentLogger } from '../lib/runtime';
 import { MemoryStore, RedisStore } from '../lib/state';
 import type { StateStore } from '../lib/state/types';
 import { countRedisKeys, deleteRedisKeys, uniquePrefix } from './backscatter/support';
+import { holdAt } from './support/hold';
 
 const SETTINGS: ThrottleSettings = { enabled: true, match: ['BOUNCE_UNVERIFIED'], threshold: 10, windowMinutes: 2, blockMinutes: 30, emptySubject: false };
 const SUBJECT = normaliseSubject('Undeliverable Mail');
@@ -92,6 +93,23 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal(after.count, 1);
     });
 
+    it('a message that read a block as it ended cannot wipe the block another node starts meanwhile', async () => {
+      const nodeA = throttle({}, 'node-a');
+      for (let i = 0; i < 10; i++) await nodeA.decide(SUBJECT, 's', true);
+      clock.now += 30 * MIN + 1;
+      const held = holdAt(store, 'hashGetAll', 'after');
+      const slow = new SubjectThrottle(held.store, SETTINGS, () => clock.now, 'node-c').decide(SUBJECT, 's', true);
+      await held.reached;
+      const nodeB = throttle({}, 'node-b');
+      let started = false;
+      for (let i = 0; i < 10; i++) started = (await nodeB.decide(SUBJECT, 's', true)).started || started;
+      assert.ok(started);
+      held.release();
+      await slow;
+      assert.ok(await nodeA.activeBlock(SUBJECT), 'the new block is in force');
+      assert.ok((await nodeA.decide(SUBJECT, 's', true)).block);
+    });
+
     it('lists active blocks and clears one by subject or id, counters included', async () => {
       const t = throttle();
       for (let i = 0; i < 10; i++) await t.decide(SUBJECT, 'Undeliverable Mail', true);
@@ -125,6 +143,31 @@ for (const backend of ['memory', 'redis'] as const) {
           assert.equal(seen.block?.refused, 2);
         } finally {
           await other.close();
+        }
+      });
+
+      it('a refusal counted against a block as it ended does not shorten the block another node starts meanwhile', async () => {
+        const t = throttle();
+        for (let i = 0; i < 10; i++) await t.decide(SUBJECT, 's', true);
+        clock.now += 30 * MIN - 1;
+        const held = holdAt(store, 'hashIncrBy', 'before');
+        const refused = new SubjectThrottle(held.store, SETTINGS, () => clock.now, 'node-c').decide(SUBJECT, 's', true);
+        await held.reached;
+        clock.now += 2;
+        // Counting restarts after the old block's flood: ten new messages start a new, full-length block.
+        let block = null;
+        for (let i = 0; i < 10; i++) block = (await t.decide(SUBJECT, 's', true)).block ?? block;
+        assert.equal(block?.until, clock.now + 30 * MIN);
+        held.release();
+        await refused;
+        const { createClient } = await import('redis');
+        const c = createClient({ url: 'redis://127.0.0.1:6379' });
+        await c.connect();
+        try {
+          const ttl = await c.ttl(`${prefix}bs:blk:${subjectId(SUBJECT)}`);
+          assert.ok(ttl >= 30 * 60, `the block key expires in ${ttl} s, before the block's end`);
+        } finally {
+          await c.quit();
         }
       });
 

@@ -11,6 +11,7 @@ import { ConfigError } from '../lib/config/errors';
 import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
 import { arfReport, deleteRedisKeys, outboundSettings, REDIS_URL, uniquePrefix } from './outbound/support';
 import { repoPath } from './support/paths';
+import { holdAt } from './support/hold';
 
 const fixture = (...p: string[]) => readFileSync(repoPath('test', 'fixtures', 'outbound', ...p));
 const HOUR = 3600_000;
@@ -259,6 +260,21 @@ for (const backend of backends) {
       assert.equal(await ledger.suspension('dave'), null);
       assert.deepEqual(await ledger.counts('dave'), { sent: 1000, bulk: 0, complaint: 0, invalid: 0, trap: 0 });
       assert.equal(await ledger.reinstate('dave'), null);
+    });
+
+    it('an evaluation on another node while reinstate runs does not suspend the sender again on the forgiven complaints', async () => {
+      await ledger.add('dave', { sent: 1000, complaint: 10 });
+      assert.ok(await ledger.evaluate('dave'));
+      // The operator's reinstate stalls after its first read; a node evaluates the sender meanwhile.
+      const held = holdAt(store, 'hashGetAll', 'after');
+      const reinstating = new OutboundLedger(held.store, settings, clock, 'cli').reinstate('dave');
+      await held.reached;
+      await ledger.add('dave', { sent: 1 });
+      assert.equal(await ledger.evaluate('dave'), null);
+      held.release();
+      assert.ok(await reinstating);
+      assert.equal(await ledger.suspension('dave'), null);
+      assert.equal(await ledger.evaluate('dave'), null);
     });
 
     it('a timed suspension (suspend_hours) ends by itself', async () => {

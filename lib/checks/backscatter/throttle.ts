@@ -79,25 +79,32 @@ export class SubjectThrottle {
     const bucket = Math.floor(now / this.bucketMs);
     const earlier = Array.from({ length: BUCKETS - 1 }, (_, i) => `${COUNTER}${id}:${bucket - 1 - i}`);
     const fields = await this.store.hashGetAll(BLOCK + id);
+    // Buckets up to this one hold a flood that has already had its block.
+    let spentUpTo = -Infinity;
     if (fields.until) {
       const existing = fromFields(id, fields);
       if (existing.until > now) {
-        await this.store.hashIncrBy(BLOCK + id, { refused: 1 }, this.blockTtl(existing, now));
+        // The longest expiry a block can need: another node may have started a newer block
+        // on this key since it was read, and counting a refusal must not shorten its life.
+        await this.store.hashIncrBy(BLOCK + id, { refused: 1 }, this.blockTtl(now + this.settings.blockMinutes * 60_000, now));
         existing.refused += 1;
         return { block: existing, count: 0, started: false };
       }
       // The block is over and the flood that started it is spent: it takes a fresh
       // `threshold` messages to start another, even when the window is longer than
-      // the block. (Done here, not when the block starts, so messages in flight
-      // then cannot slip through on an emptied counter.)
-      await Promise.all([BLOCK + id, `${COUNTER}${id}:${bucket}`, ...earlier].map((key) => this.store.del(key)));
+      // the block. The ended block (kept a window past its end) marks where counting
+      // starts again; nothing is deleted, so a block another node starts meanwhile
+      // on the same key cannot be wiped by a message that read the old one.
+      spentUpTo = Math.floor(existing.since / this.bucketMs);
     }
     if (!counts) return { block: null, count: 0, started: false };
 
     // Buckets outlive the window a little; the window itself is computed from bucket numbers.
     const keep = ttlSeconds((BUCKETS + 1) * this.bucketMs);
-    const [current, previous] = await Promise.all([this.store.incrBy(`${COUNTER}${id}:${bucket}`, 1, keep), this.store.mget(earlier)]);
-    const count = previous.reduce((sum, v) => sum + (Number(v) || 0), current);
+    const fresh = earlier.filter((_, i) => bucket - 1 - i > spentUpTo);
+    const [current, previous] = await Promise.all([this.store.incrBy(`${COUNTER}${id}:${bucket}`, 1, keep), fresh.length ? this.store.mget(fresh) : Promise.resolve([])]);
+    // A block shorter than a bucket ends in the bucket of its flood: this message is all that counts there.
+    const count = previous.reduce((sum, v) => sum + (Number(v) || 0), bucket > spentUpTo ? current : 1);
     if (count < this.settings.threshold) return { block: null, count, started: false };
 
     const block: SubjectBlock = {
@@ -110,7 +117,7 @@ export class SubjectThrottle {
       node: this.node,
       refused: 1,
     };
-    await this.store.hashSet(BLOCK + id, toFields(block), this.blockTtl(block, now));
+    await this.store.hashSet(BLOCK + id, toFields(block), this.blockTtl(block.until, now));
     return { block, count, started: true };
   }
 
@@ -136,8 +143,8 @@ export class SubjectThrottle {
   }
 
   /** Kept past its end for as long as the counters that started it, so its end can reset them. */
-  private blockTtl(block: SubjectBlock, now: number): number {
-    return ttlSeconds(block.until - now + (BUCKETS + 1) * this.bucketMs);
+  private blockTtl(until: number, now: number): number {
+    return ttlSeconds(until - now + (BUCKETS + 1) * this.bucketMs);
   }
 
   private async readBlock(id: string, now: number): Promise<SubjectBlock | null> {

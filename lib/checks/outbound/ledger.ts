@@ -161,11 +161,15 @@ export class OutboundLedger {
    * starts again from a clean rate. Returns the lifted suspension, if any.
    */
   async reinstate(sender: string): Promise<Suspension | null> {
-    const lifted = await this.suspension(sender);
-    await this.store.del(SUSPENDED + sender);
+    // Forgive first, lift second: an evaluation on another node in between still
+    // sees the suspension (and leaves it), one after sees the cleared counts. The
+    // other order let an evaluation see no suspension but the old complaints, and
+    // suspend the sender again right after "reinstated".
     const all = await this.store.hashGetAll(STATS + sender);
     const forgiven = Object.keys(all).filter((f) => /^(complaint|invalid|trap)\./.test(f));
     if (forgiven.length) await this.store.hashDel(STATS + sender, forgiven);
+    const lifted = await this.suspension(sender);
+    await this.store.del(SUSPENDED + sender);
     return lifted;
   }
 
