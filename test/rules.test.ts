@@ -79,7 +79,7 @@ interface Msg {
   relaying?: boolean;
   headers?: string[];
   body?: string;
-  auth?: 'from-aligned' | 'spf-only' | 'none' | 'dmarc' | 'dkim-timeout';
+  auth?: 'from-aligned' | 'spf-only' | 'none' | 'dmarc' | 'dkim-timeout' | 'envelope-spf';
   /** The From: domain authentication was for, when the auth module read another From: than the rules. */
   authFromDomain?: string;
 }
@@ -114,6 +114,7 @@ function ctxOf(m: Msg): MessageContext {
         temporaryError: true,
       };
     }
+    if (m.auth === 'envelope-spf') ctx.notes.auth = { fromDomain: '', spf: { result: 'pass', domain: 'partner.test', aligned: false }, dkim: [], dmarc: { result: 'none' } };
     if (m.auth === 'spf-only') ctx.notes.auth = { ...(ctx.notes.auth as object), spf: { result: 'pass', domain: 'bulk.test', aligned: false } };
   }
   return ctx;
@@ -438,6 +439,19 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
     const s = settings('', '[allow]\nsenders = unauthenticated:partner.test\n');
     const r = await run(s, { headers: ['From: bob@partner.test', 'From: eve@evil.test'] });
     assert.equal(r.ledger.forced, undefined);
+  });
+
+  it('a From: with no address is not allowed on the envelope sender; mail with no From: header at all is', async () => {
+    const s = settings('', '[allow]\nsenders = partner.test\n');
+    // SPF passes for partner.test's envelope (anyone on its shared ESP can), while the reader sees another name.
+    const encoded = `=?utf-8?B?${Buffer.from('ceo@bank.test').toString('base64')}?=`;
+    for (const from of [`From: ${encoded}`, 'From: ceo@bank.test:;', 'From: "Bank" <>']) {
+      const r = await run(s, { headers: [from, 'Subject: x'], auth: 'envelope-spf' });
+      assert.equal(r.ledger.forced, undefined, from);
+    }
+    const none = await run(s, { headers: ['Subject: no From: header'], auth: 'envelope-spf' });
+    assert.equal(none.ledger.forced?.action, 'accept');
+    assert.match(none.verdict.reason, /SPF pass for partner\.test/);
   });
 
   it('a user-level entry allows for that recipient only, and not when another recipient is on the message', async () => {

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { DnsResolver } from '../../dns/resolver';
-import type { MessageContext } from '../../message';
+import { headerValues, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit } from '../../score/types';
 import type { Logger } from '../types';
@@ -192,7 +192,7 @@ function listSource(kind: ListKind, matches: ListMatch[]): string {
 async function evaluateLists(ctx: MessageContext, view: MessageView, ledger: Ledger, dc: DataContext): Promise<Hit[]> {
   const hits: Hit[] = [];
   const recipients = ctx.rcptTo.map((r) => r.toLowerCase());
-  const identity = identityOf(view.fromAddresses, ctx.mailFrom);
+  const identity = identityOf(view.fromAddresses, ctx.mailFrom, headerValues(ctx, 'from').length);
   if (!recipients.length || !identity) return hits;
   const problems: string[] = [];
   const allowEntries = await entriesFor('allow', recipients, dc, problems);

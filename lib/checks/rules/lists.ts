@@ -99,11 +99,14 @@ export interface Identity {
   all: string[];
 }
 
-export function identityOf(fromAddresses: string[], mailFrom: string | undefined): Identity | undefined {
+export function identityOf(fromAddresses: string[], mailFrom: string | undefined, fromHeaders = fromAddresses.length): Identity | undefined {
   const all = [...new Set([...fromAddresses, ...(mailFrom ? [mailFrom.toLowerCase()] : [])])];
   // Two From: addresses are a forger's trick: nothing to allow.
   if (fromAddresses.length > 1) return { address: '', source: 'from', all };
   if (fromAddresses.length === 1) return { address: fromAddresses[0]!, source: 'from', all };
+  // A From: with no address still shows the reader something (an encoded name, a group's name):
+  // allowing it on the envelope's SPF would let anyone on the sender's shared ESP show anything.
+  if (fromHeaders > 0) return { address: '', source: 'from', all };
   if (mailFrom) return { address: mailFrom.toLowerCase(), source: 'envelope', all };
   return all.length ? { address: '', source: 'from', all } : undefined;
 }
