@@ -171,37 +171,75 @@ export interface Mailbox {
   address: string;
 }
 
+/** One address header parsed: its mailboxes (groups flattened) and every name written in it (group names too). */
+interface AddressField {
+  mailboxes: Mailbox[];
+  names: string[];
+}
+
+function parseAddressField(value: string): AddressField {
+  const field: AddressField = { mailboxes: [], names: [] };
+  const add = (a: { name?: string; address?: string; group?: unknown[] }): void => {
+    field.names.push(a.name ?? '');
+    if (Array.isArray(a.group)) {
+      for (const member of a.group) add(member as typeof a);
+      return;
+    }
+    // A name without an address ("Jane Doe" <>) is kept: it is still what the reader sees.
+    if (a.address || a.name) field.mailboxes.push({ name: a.name ?? '', address: (a.address ?? '').toLowerCase() });
+  };
+  try {
+    for (const a of addressParser(value)) add(a);
+  } catch {
+    // an unparseable field names no mailbox; its text is still what the reader sees
+    field.names.push(value);
+  }
+  return field;
+}
+
+/** Every mailbox in these address-header values, groups flattened (an unparseable value names none). */
+export function mailboxesOf(values: string[]): Mailbox[] {
+  return values.flatMap((v) => parseAddressField(v).mailboxes);
+}
+
+/**
+ * The From: header(s) parsed once per message: several checks read them, and
+ * a forger controls their size.
+ */
+const fromFields = new WeakMap<MessageContext, { headers: HeaderField[]; fields: AddressField[] }>();
+
+function fromFieldsOf(ctx: MessageContext): AddressField[] {
+  let cached = fromFields.get(ctx);
+  if (!cached || cached.headers !== ctx.headers) {
+    cached = { headers: ctx.headers, fields: headerValues(ctx, 'from').map(parseAddressField) };
+    fromFields.set(ctx, cached);
+  }
+  return cached.fields;
+}
+
 /**
  * Every mailbox in every From: header, groups flattened, in message order.
  * Checks that judge the sender must look at all of them: a forger puts the
  * address it wants believed second, in a group, or in a second From: header.
  */
 export function fromMailboxes(ctx: MessageContext): Mailbox[] {
-  return mailboxesOf(headerValues(ctx, 'from'));
+  return fromFieldsOf(ctx).flatMap((f) => f.mailboxes);
 }
 
-/** Every mailbox in these address-header values, groups flattened (an unparseable value names none). */
-export function mailboxesOf(values: string[]): Mailbox[] {
-  const out: Mailbox[] = [];
-  for (const value of values) {
-    try {
-      for (const a of addressParser(value, { flatten: true })) {
-        // A name without an address ("Jane Doe" <>) is kept: it is still what the reader sees.
-        if (a.address || a.name) out.push({ name: a.name ?? '', address: (a.address ?? '').toLowerCase() });
-      }
-    } catch {
-      // an unparseable From: names no mailbox
-    }
-  }
-  return out;
-}
+/** A word that reads as an address: what a reader takes for one in a display or group name (any script in the domain). */
+const SHOWN_ADDRESS = /^[^@]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.[\p{L}\p{N}-]{2,}$/u;
 
-/** An address as text: what a reader takes for one in a display or group name (any script in the domain). */
-const SHOWN_ADDRESS = /[^\s<>"'@,;:()]+@([\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.[\p{L}\p{N}-]{2,})/gu;
-
-/** Addresses written as text in a name: `"ceo@example.com" <x@y>`, an encoded word, a group's name. */
+/**
+ * Addresses written as text in a name: `"ceo@example.com" <x@y>`, an encoded
+ * word, a group's name. Split into words first and each tested anchored, so
+ * the time stays linear in the text (a forger controls its length).
+ */
 export function addressesInText(text: string): string[] {
-  return [...text.normalize('NFKC').matchAll(SHOWN_ADDRESS)].map((m) => m[0]!.toLowerCase());
+  return text
+    .normalize('NFKC')
+    .split(/[\s<>"'(),;:[\]]+/)
+    .filter((word) => word.includes('@') && SHOWN_ADDRESS.test(word))
+    .map((word) => word.toLowerCase());
 }
 
 /**
@@ -211,20 +249,9 @@ export function addressesInText(text: string): string[] {
  * must judge. Empty when From: has an address.
  */
 export function shownFromAddresses(ctx: MessageContext): string[] {
-  const values = headerValues(ctx, 'from');
-  if (mailboxesOf(values).some((m) => m.address)) return [];
-  const names: string[] = [];
-  for (const value of values) {
-    try {
-      for (const a of addressParser(value)) {
-        names.push(a.name ?? '');
-        for (const member of a.group ?? []) names.push(member.name ?? '');
-      }
-    } catch {
-      names.push(value);
-    }
-  }
-  return [...new Set(names.flatMap(addressesInText))];
+  const fields = fromFieldsOf(ctx);
+  if (fields.some((f) => f.mailboxes.some((m) => m.address))) return [];
+  return [...new Set(fields.flatMap((f) => f.names).flatMap(addressesInText))];
 }
 
 export function firstHeader(ctx: MessageContext, name: string): string | undefined {

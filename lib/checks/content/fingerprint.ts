@@ -54,7 +54,8 @@ export function templateWords(text: string): string[] {
     const greeting = GREETING.exec(line);
     const kept = greeting ? (line.trim().split(/[\s,]+/)[0] ?? '') : line;
     const cleaned = kept
-      .replace(/\S+@\S+/g, ' ')
+      // An address is any word with an @ inside it. Word by word: /\S+@\S+/ is quadratic on a long line without one.
+      .replace(/\S+/g, (word) => (word.length > 2 && word.slice(1, -1).includes('@') ? ' ' : word))
       .replace(/\b(?:https?:\/\/|www\.)([^\s/?#<>"]+)\S*/gi, ' $1 ');
     for (const raw of cleaned.split(/[^\p{L}\p{N}.'-]+/u)) {
       const word = raw.replace(/^[.'-]+|[.'-]+$/g, '');
