@@ -166,11 +166,17 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   return { auth, headers: headerPairs(result.headers ?? '') };
 }
 
-/** One address per author domain: From:'s addresses, or with none the addresses its text shows. */
+/** At most this many author domains get a DMARC look-up: a forged From: may name thousands. */
+const MAX_AUTHOR_DOMAINS = 10;
+
+/** One address per author domain, the first ones in message order: From:'s addresses, or with none the addresses its text shows. */
 function authorAddresses(ctx: MessageContext): string[] {
   const written = fromMailboxes(ctx).map((m) => m.address).filter((a) => a.includes('@'));
   const byDomain = new Map<string, string>();
-  for (const address of written.length ? written : shownFromAddresses(ctx)) if (!byDomain.has(domainOf(address))) byDomain.set(domainOf(address), address);
+  for (const address of written.length ? written : shownFromAddresses(ctx)) {
+    if (byDomain.size >= MAX_AUTHOR_DOMAINS) break;
+    if (!byDomain.has(domainOf(address))) byDomain.set(domainOf(address), address);
+  }
   return [...byDomain.values()];
 }
 
