@@ -169,6 +169,8 @@ export function headerValues(ctx: MessageContext, name: string): string[] {
 export interface Mailbox {
   name: string;
   address: string;
+  /** The address as written: case matters to what a reader sees (an upper-case I reads as l). */
+  written: string;
 }
 
 /** One address header parsed: its mailboxes (groups flattened) and every name written in it (group names too). */
@@ -186,7 +188,7 @@ function parseAddressField(value: string): AddressField {
       return;
     }
     // A name without an address ("Jane Doe" <>) is kept: it is still what the reader sees.
-    if (a.address || a.name) field.mailboxes.push({ name: a.name ?? '', address: (a.address ?? '').toLowerCase() });
+    if (a.address || a.name) field.mailboxes.push({ name: a.name ?? '', address: (a.address ?? '').toLowerCase(), written: a.address ?? '' });
   };
   try {
     for (const a of addressParser(value)) add(a);
@@ -234,12 +236,12 @@ const SHOWN_ADDRESS = /^[^@]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.[\p{L}\p{N}-]
  * word, a group's name. Split into words first and each tested anchored, so
  * the time stays linear in the text (a forger controls its length).
  */
-export function addressesInText(text: string): string[] {
-  return text
+export function addressesInText(text: string, asWritten = false): string[] {
+  const words = text
     .normalize('NFKC')
     .split(/[\s<>"'(),;:[\]]+/)
-    .filter((word) => word.includes('@') && SHOWN_ADDRESS.test(word))
-    .map((word) => word.toLowerCase());
+    .filter((word) => word.includes('@') && SHOWN_ADDRESS.test(word));
+  return asWritten ? words : words.map((word) => word.toLowerCase());
 }
 
 /**
@@ -248,10 +250,10 @@ export function addressesInText(text: string): string[] {
  * first, but clients show it): the author DMARC and the local-domain check
  * must judge. Empty when From: has an address.
  */
-export function shownFromAddresses(ctx: MessageContext): string[] {
+export function shownFromAddresses(ctx: MessageContext, asWritten = false): string[] {
   const fields = fromFieldsOf(ctx);
   if (fields.some((f) => f.mailboxes.some((m) => m.address))) return [];
-  return [...new Set(fields.flatMap((f) => f.names).flatMap(addressesInText))];
+  return [...new Set(fields.flatMap((f) => f.names).flatMap((name) => addressesInText(name, asWritten)))];
 }
 
 export function firstHeader(ctx: MessageContext, name: string): string | undefined {

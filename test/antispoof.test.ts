@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { domainToASCII } from 'node:url';
 import { loadConfig } from '../lib/config/load';
 import { ANTISPOOF_DEFAULTS, antispoofModule } from '../lib/checks/antispoof';
 import { parseIni } from '../lib/config/ini';
@@ -193,6 +194,76 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.equal(symbol(genuine, 'DISPLAY_NAME_SPOOF'), undefined);
   });
 
+  it('a cousin domain that reads as ours (examp1e.com) is LOOKALIKE_LOCAL_DOMAIN even though it authenticates', async () => {
+    const raw = await sign(message({ from: 'CEO <ceo@examp1e.com>', subject: 'Urgent wire transfer' }), 'examp1e.com', 'sel', world.keys.attacker);
+    const result = await scan(mw, raw, IP.attacker, 'ceo@examp1e.com');
+    assert.ok(symbol(result, 'DMARC_PASS'), names(result).join());
+    assert.equal(symbol(result, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    assert.match(symbol(result, 'LOOKALIKE_LOCAL_DOMAIN')!.detail, /From: ceo@examp1e\.com: examp1e\.com reads as local domain example\.com/);
+    assert.match(symbol(result, 'LOOKALIKE_LOCAL_DOMAIN')!.detail, /MAIL FROM ceo@examp1e\.com/);
+    // Authentication does not outweigh it: the mail is at least marked.
+    assert.notEqual(result.verdict.action, 'accept');
+  });
+
+  it('an allow entry (a user fooled into approving the cousin) cannot override LOOKALIKE_LOCAL_DOMAIN', async () => {
+    const dir = configDir({
+      'mailward.ini': sharedIni(world.dns),
+      'mailward.antispoof.ini': ANTISPOOF_INI,
+      'mailward.rules.ini': '[lists]\nstore = state\n[allow]\nsenders = ceo@examp1e.com\n',
+    });
+    dirs.push(dir);
+    const withRules = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof', 'rules'] });
+    instances.push(withRules);
+    const raw = await sign(message({ from: 'CEO <ceo@examp1e.com>' }), 'examp1e.com', 'sel', world.keys.attacker);
+    const result = await scan(withRules, raw, IP.attacker, 'ceo@examp1e.com');
+    assert.ok(symbol(result, 'ALLOWLIST'), names(result).join());
+    assert.notEqual(result.verdict.action, 'accept');
+    assert.match(result.verdict.reason, /LOOKALIKE_LOCAL_DOMAIN cannot be overridden/);
+  });
+
+  it('look-alikes in every spelling and every address a reader sees or replies to; near names that do not read alike are not flagged', async () => {
+    const cyrillicE = 'ceo@\u0435xample.com';
+    const cases: [string, Record<string, string>][] = [
+      ['ceo@exampIe.com', {}], // upper-case I
+      ['ceo@exarnple.com', {}], // rn for m
+      [cyrillicE, {}],
+      [`ceo@${domainToASCII('\u0435xample.com')}`, {}], // the same as punycode
+      ['billing@mail.examp1e.com', {}], // a subdomain of a cousin
+      ['ceo@ｅxamp1e.com', {}], // fullwidth and a digit
+      ['Jane <jane@freemail.test>', { 'Reply-To': 'ceo@examp1e.com' }],
+      ['Jane <jane@freemail.test>', { Sender: 'ops@w\u0456dget.test' }], // Cyrillic і
+    ];
+    for (const [from, headers] of cases) {
+      const result = await scan(mw, message({ from, headers }), IP.nobody, 'x@freemail.test');
+      assert.ok(symbol(result, 'LOOKALIKE_LOCAL_DOMAIN'), `${from} ${JSON.stringify(headers)}: ${names(result).join()}`);
+    }
+    // Our own domains, their subdomains, and names that differ in more than looks are left alone.
+    for (const from of ['alice@example.com', 'alice@mail.example.com', 'a@examples.com', 'a@exampel.com', 'a@example.co', 'a@widget-test.com']) {
+      const result = await scan(mw, message({ from }), IP.nobody, 'x@freemail.test');
+      assert.equal(symbol(result, 'LOOKALIKE_LOCAL_DOMAIN'), undefined, `${from}: ${names(result).join()}`);
+    }
+  });
+
+  it('a look-alike address shown as the display name is DISPLAY_NAME_SPOOF; [lookalike] ignore and enabled are honoured', async () => {
+    const shown = await scan(mw, message({ from: '"ceo@\u0435xample.com" <x@evil.test>' }), IP.nobody, 'x@evil.test');
+    assert.match(symbol(shown, 'DISPLAY_NAME_SPOOF')!.detail, /shows ceo@\u0435xample\.com, which reads as local domain example\.com, but the address is x@evil\.test/);
+    assert.equal(symbol(shown, 'LOOKALIKE_LOCAL_DOMAIN'), undefined);
+    // A name that only repeats its own address is judged once, as the address.
+    const repeated = await scan(mw, message({ from: '"ceo@examp1e.com" <ceo@examp1e.com>' }), IP.nobody, 'x@evil.test');
+    assert.equal(symbol(repeated, 'DISPLAY_NAME_SPOOF'), undefined);
+    assert.ok(symbol(repeated, 'LOOKALIKE_LOCAL_DOMAIN'));
+
+    const ignoring = mailward(`${ANTISPOOF_INI}\n[lookalike]\nignore = examp1e.com\n`);
+    const partner = await scan(ignoring, message({ from: 'a@mail.examp1e.com' }), IP.nobody, 'x@freemail.test');
+    assert.equal(symbol(partner, 'LOOKALIKE_LOCAL_DOMAIN'), undefined);
+    const other = await scan(ignoring, message({ from: 'a@exampIe.com' }), IP.nobody, 'x@freemail.test');
+    assert.ok(symbol(other, 'LOOKALIKE_LOCAL_DOMAIN'));
+    const off = mailward(`${ANTISPOOF_INI}\n[lookalike]\nenabled = false\n`);
+    const offResult = await scan(off, message({ from: '"ceo@\u0435xample.com" <ceo@examp1e.com>' }), IP.nobody, 'x@freemail.test');
+    assert.equal(symbol(offResult, 'LOOKALIKE_LOCAL_DOMAIN'), undefined);
+    assert.equal(symbol(offResult, 'DISPLAY_NAME_SPOOF'), undefined);
+  });
+
   it('skips relayed mail from our own users', async () => {
     const result = await scan(mw, webForm(), IP.webform, 'www-data@widget.test', { relaying: true });
     assert.deepEqual(names(result), []);
@@ -235,10 +306,11 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const s = antispoofModule.parseSettings(shipped, {} as any).settings;
     shipped.finish();
     assert.deepEqual(
-      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses, useHostList: s.useHostList },
+      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses, useHostList: s.useHostList, lookalike: s.lookalike },
       ANTISPOOF_DEFAULTS,
     );
     assert.deepEqual(s.domains, []);
+    assert.deepEqual(s.lookalikeIgnore, []);
     const parse = (text: string) => antispoofModule.parseSettings(new IniReader('mailward.antispoof.ini', parseIni(text, 'x')), {} as any);
     assert.throws(() => parse('[service:blanket]\ndomains = example.com\n'), /service:blanket.*needs evidence/);
     assert.throws(() => parse('[domain:example.com]\nips = 10.0.0.0/40\n'), /domain:example\.com.*ips.*prefix/);

@@ -81,7 +81,7 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
     domains.set(section.name.slice('domain:'.length).trim().toLowerCase(), readThresholds(section, thresholds));
   }
   const policy = ini.section('policy');
-  const notOverridable = new Set(policy.list('not_overridable', ['SPOOF_LOCAL_DOMAIN', 'VIRUS_FOUND']));
+  const notOverridable = new Set(policy.list('not_overridable', ['SPOOF_LOCAL_DOMAIN', 'LOOKALIKE_LOCAL_DOMAIN', 'VIRUS_FOUND']));
 
   const dns = ini.section('dns');
   const state = ini.section('state');

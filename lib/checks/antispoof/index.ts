@@ -7,14 +7,16 @@ import { relaxedAligned, withinDomain } from '../auth/align';
 import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
 import { asciiDomain } from '../../util/domain';
 import type { Check, CheckModule, Services } from '../types';
-import { normaliseName, parseAntispoofSettings, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
+import { LookalikeDomains } from './lookalike';
+import { normaliseName, parseAntispoofSettings, visibleText, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
 export { ANTISPOOF_DEFAULTS, IpSet, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
 const g = 'antispoof';
 export const antispoofSymbols: SymbolDef[] = [
   { name: 'SPOOF_LOCAL_DOMAIN', score: 12, group: g, description: 'From: or MAIL FROM claims a local domain, but the sending server is not authorised for it (no listed IP/PTR, no aligned DKIM/SPF, no trusted service)' },
-  { name: 'DISPLAY_NAME_SPOOF', score: 4, group: g, description: "An external sender uses a local person's name, or a local address, as the From: display name" },
+  { name: 'DISPLAY_NAME_SPOOF', score: 4, group: g, description: "An external sender uses a local person's name, or a local address or a look-alike of one, as the From: display name" },
+  { name: 'LOOKALIKE_LOCAL_DOMAIN', score: 8, group: g, description: 'From:, Reply-To:, Sender: or MAIL FROM uses a domain that reads as a local one on screen (examp1e.com, exarnple.com, a Cyrillic е): a cousin domain authenticates for whoever registered it' },
   { name: 'LOCAL_DOMAIN_AUTHORISED', score: 0, group: g, description: 'Mail claiming a local domain comes from an authorised sender (the detail says which rule)' },
   { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', score: 0, group: g, description: 'Mail claiming a local domain matches every condition of a [service:NAME] section' },
   { name: 'ANTISPOOF_TEMPERROR', score: 0, group: g, description: 'Whether the sender is authorised could not be decided because of a DNS failure' },
@@ -150,8 +152,13 @@ async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: E
   return { name: 'SPOOF_LOCAL_DOMAIN', detail: `${who}, but ${[...missing, ...nearMisses].join('; ')}` };
 }
 
+/** The domain of an address as written (case kept: `exampIe.com` with an upper-case I reads as ours). */
+function writtenDomain(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).replace(/>$/, '');
+}
+
 /** A display name that impersonates a local person or address while the address is external. */
-function displayNameSpoof(name: string, written: string, settings: AntispoofSettings): Hit | undefined {
+function displayNameSpoof(name: string, written: string, settings: AntispoofSettings, lookalikes?: LookalikeDomains): Hit | undefined {
   const display = normaliseName(name);
   const address = written || '(no address)';
   if (!display) return undefined;
@@ -166,8 +173,34 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
         return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" shows local address ${shown}, but the address is ${address}` };
       }
     }
+    for (const shown of lookalikes ? addressesInText(visibleText(name), true) : []) {
+      // A name that only repeats the address is no disguise: LOOKALIKE_LOCAL_DOMAIN judges the address.
+      const imitated = shown.toLowerCase() !== address.toLowerCase() && lookalikes?.imitated(writtenDomain(shown));
+      if (imitated) {
+        return { name: 'DISPLAY_NAME_SPOOF', detail: `From: display name "${name}" shows ${shown}, which reads as local domain ${imitated}, but the address is ${address}` };
+      }
+    }
   }
   return undefined;
+}
+
+/** Cousin domains of ours in the addresses a reader sees or replies to. */
+function lookalikeHit(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit | undefined {
+  const written: [string, string][] = [
+    ...fromMailboxes(ctx).map((m): [string, string] => ['From:', m.written]),
+    ...shownFromAddresses(ctx, true).map((a): [string, string] => ['From:', a]),
+    ...mailboxesOf(headerValues(ctx, 'reply-to')).map((m): [string, string] => ['Reply-To:', m.written]),
+    ...mailboxesOf(headerValues(ctx, 'sender')).map((m): [string, string] => ['Sender:', m.written]),
+  ];
+  if (checkEnvelope && ctx.mailFrom) written.push(['MAIL FROM', ctx.mailFrom]);
+  const found = new Set<string>();
+  for (const [source, address] of written) {
+    const domain = writtenDomain(address);
+    const imitated = address.includes('@') ? lookalikes.imitated(domain) : undefined;
+    if (imitated) found.add(`${source} ${address}: ${domain} reads as local domain ${imitated}`);
+    if (found.size >= 3) break;
+  }
+  return found.size ? { name: 'LOOKALIKE_LOCAL_DOMAIN', detail: [...found].join('; ') } : undefined;
 }
 
 /**
@@ -198,6 +231,7 @@ function waived(claim: Claim, auth: AuthResults | undefined, ledger: Ledger): st
 }
 
 function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
+  const lookalikes = settings.lookalike ? new LookalikeDomains(settings.domains, settings.lookalikeIgnore) : undefined;
   return {
     name: 'antispoof.local',
     phase: 'data',
@@ -229,9 +263,11 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
         hits.push(plain);
       }
       if (!claims.some((c) => c.source === 'From:')) {
-        const spoof = mailboxes.map((m) => (m.name ? displayNameSpoof(m.name, m.address, settings) : undefined)).find(Boolean);
+        const spoof = mailboxes.map((m) => (m.name ? displayNameSpoof(m.name, m.address, settings, lookalikes) : undefined)).find(Boolean);
         if (spoof) hits.push(spoof);
       }
+      const cousin = lookalikes && lookalikeHit(ctx, lookalikes, settings.checkEnvelope);
+      if (cousin) hits.push(cousin);
       return hits;
     },
   };

@@ -52,6 +52,10 @@ export interface AntispoofSettings {
   protectedNames: string[];
   /** A display name holding an address of a local domain while the sender is external. */
   displayNameAddresses: boolean;
+  /** Flag domains that read as a local one on screen (examp1e.com, Cyrillic е). */
+  lookalike: boolean;
+  /** Domains (and subdomains) that resemble a local one and are known good. */
+  lookalikeIgnore: string[];
 }
 
 export const ANTISPOOF_DEFAULTS = {
@@ -63,6 +67,7 @@ export const ANTISPOOF_DEFAULTS = {
   trustedArc: true,
   displayNameAddresses: true,
   useHostList: true,
+  lookalike: true,
 };
 
 /** Domains of an MTA's host_list file (Haraka's list of domains it accepts mail for). */
@@ -76,11 +81,14 @@ export function hostListDomains(files: ConfigTexts | undefined): string[] {
     .map(asciiDomain);
 }
 
+/** A name as a reader sees it, case kept: NFKC, without the invisible characters a forger slips between letters. */
+export function visibleText(name: string): string {
+  // zero-width, joiners, direction marks, BOM, soft hyphen
+  return name.normalize('NFKC').replace(/[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]/g, '');
+}
+
 export function normaliseName(name: string): string {
-  return name
-    .normalize('NFKC')
-    // Invisible characters a forger slips between the letters: zero-width, joiners, BOM, soft hyphen.
-    .replace(/[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]/g, '')
+  return visibleText(name)
     .replace(/["'“”‘’]/g, '')
     .replace(/\s+/g, ' ')
     .trim()
@@ -110,6 +118,7 @@ export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): 
   const domainsSection = reader.section('domains');
   const authorisedSection = reader.section('authorised');
   const displaySection = reader.section('display_name');
+  const lookalikeSection = reader.section('lookalike');
   const d = ANTISPOOF_DEFAULTS;
 
   const authorised: SenderPolicy = {
@@ -171,5 +180,7 @@ export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): 
       .map(normaliseName)
       .filter(Boolean),
     displayNameAddresses: displaySection.boolean('check_addresses', d.displayNameAddresses),
+    lookalike: lookalikeSection.boolean('enabled', d.lookalike),
+    lookalikeIgnore: domains(lookalikeSection, 'ignore'),
   };
 }

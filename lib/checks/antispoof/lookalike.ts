@@ -1,0 +1,59 @@
+import { domainToUnicode } from 'node:url';
+import unhomoglyph from 'unhomoglyph';
+import { asciiDomain } from '../../util/domain';
+
+/** A domain is at most 253 characters; a forged header's longer text is cut, not read whole. */
+const MAX_DOMAIN = 255;
+
+function within(name: string, domain: string): boolean {
+  return name === domain || name.endsWith(`.${domain}`);
+}
+
+/**
+ * What a domain looks like on screen: characters that look alike folded to
+ * one (Unicode's confusables table: Cyrillic е and Latin e, 1 and l, rn and
+ * m), in lower case. Folded again after lower-casing, since an upper-case
+ * letter may be confusable only once lowered (M is not, m is: rn).
+ */
+export function domainSkeleton(written: string): string {
+  const text = written.slice(0, MAX_DOMAIN).normalize('NFKC').trim().replace(/\.$/, '');
+  return unhomoglyph(unhomoglyph(text).toLowerCase());
+}
+
+/**
+ * Finds cousin domains of our own: a domain that is not local but reads as
+ * one on screen (`examp1e.com`, `exarnple.com`, `еxample.com` with a
+ * Cyrillic е). Such a domain passes SPF, DKIM and DMARC for whoever registered
+ * it, so authentication alone never catches it.
+ */
+export class LookalikeDomains {
+  private readonly locals: { domain: string; skeleton: string }[];
+
+  /**
+   * @param localDomains our domains, in their ASCII form (a look-alike of a subdomain counts too)
+   * @param ignored domains (and their subdomains) that resemble ours and are known good
+   */
+  constructor(
+    private readonly localDomains: string[],
+    private readonly ignored: string[],
+  ) {
+    this.locals = localDomains
+      .filter((d) => d && !/[*?]/.test(d))
+      .map((domain) => ({ domain, skeleton: domainSkeleton(domainToUnicode(domain) || domain) }));
+  }
+
+  /** The local domain `written` imitates, or undefined (it is local, ignored, or looks like none). */
+  imitated(written: string): string | undefined {
+    if (!this.locals.length) return undefined;
+    const ascii = asciiDomain(written.slice(0, MAX_DOMAIN));
+    if (!ascii || !ascii.includes('.')) return undefined;
+    if (this.localDomains.some((d) => within(ascii, d)) || this.ignored.some((d) => within(ascii, d))) return undefined;
+    // As written (an upper-case I reads as l) and as a client shows punycode (xn--xample-2of.com).
+    const forms = new Set([domainSkeleton(written), domainSkeleton(domainToUnicode(ascii) || ascii)]);
+    for (const form of forms) {
+      const local = this.locals.find((l) => within(form, l.skeleton));
+      if (local) return local.domain;
+    }
+    return undefined;
+  }
+}
