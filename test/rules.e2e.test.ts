@@ -297,6 +297,25 @@ describe('rules end to end through a real Haraka', function () {
     assert.equal(forged.newDeliveries, 0, 'a forged From: of an allowed sender is not allowed');
   });
 
+  it('release-approve of a cousin domain (examp1e.com) warns, and the approval does not let its next message through', async () => {
+    const fromCousin = async (subject: string) => {
+      const raw = await sign(message({ from: 'CEO <ceo@examp1e.com>', to: 'staff@widget.test', subject }), 'examp1e.com', 'sel', world.keys.attacker);
+      return send(raw, IP.attacker, 'ceo@examp1e.com');
+    };
+    const first = await fromCousin('Wire today [spammy]');
+    assert.equal(first.newDeliveries, 0);
+    const ref = /ref ([0-9A-Z]{10})/.exec(first.response)![1]!;
+    const approve = await cli('quarantine', 'release-approve', ref);
+    assert.equal(approve.code, 0, approve.text);
+    assert.match(approve.text, /warning: the held message carries LOOKALIKE_LOCAL_DOMAIN \(.*examp1e\.com reads as local domain example\.com.*\), which no approval overrides/);
+    assert.match(approve.text, /approved ceo@examp1e\.com for staff@widget\.test/);
+
+    const next = await fromCousin('Wire again [spammy]');
+    assert.equal(next.newDeliveries, 0, 'the approval does not outweigh the look-alike');
+    assert.match(next.response, /held for review/);
+    await cli('allow', 'remove', '--rcpt', 'staff@widget.test', 'ceo@examp1e.com');
+  });
+
   it('the held copy carries only our verdict and Authentication-Results, not the copies a sender forged', async () => {
     const forged = [
       'X-Mailward-Status: accept score=-5 ref=FORGED3',

@@ -226,7 +226,8 @@ export const command: CliCommand = {
  * address: a From: of "unauthenticated:*@*.*" must not become a wildcard.
  */
 async function approveSender(configDir: string | undefined, record: QuarantineRecord, io: CliIO): Promise<boolean> {
-  const store = openQuarantine(loadConfig({ configDir }).shared);
+  const { shared } = loadConfig({ configDir });
+  const store = openQuarantine(shared);
   const held = await store.get(record.ref);
   await store.close();
   let address = record.mailFrom;
@@ -244,6 +245,10 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   if (!isLiteralAddress(address)) {
     io.err(`warning: nothing approved: ${JSON.stringify(address)} is not a plain address (wildcards, brackets and "unauthenticated:" are refused here); add an entry by hand with "mailward allow add" if you mean it`);
     return true;
+  }
+  // An approval cannot outweigh these (a cousin domain, a spoof of ours): say so, and why, before adding it.
+  for (const symbol of record.symbols.filter((x) => shared.policy.notOverridable.has(x.name))) {
+    io.err(`warning: the held message carries ${symbol.name} (${symbol.detail}), which no approval overrides: this sender's next message is judged by its score again. Make sure it is who it claims to be.`);
   }
   const lists = openLists(configDir);
   try {
