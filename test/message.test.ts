@@ -27,9 +27,10 @@ describe('message helpers', () => {
   it('fromMailboxes: every mailbox of every From: header, groups flattened, names decoded', () => {
     const raw = 'From: x@attacker.test, "CEO" <CEO@Example.com>\r\nFrom: Board: =?utf-8?q?J=C3=BCrgen?= <j@example.com>;\r\nTo: a@b.test\r\n\r\nbody\r\n';
     assert.deepEqual(fromMailboxes(createContext({ ip: '192.0.2.1', raw })), [
-      { name: '', address: 'x@attacker.test' },
-      { name: 'CEO', address: 'ceo@example.com' },
-      { name: 'Jürgen', address: 'j@example.com' },
+      { name: '', address: 'x@attacker.test', written: 'x@attacker.test' },
+      // The address as written is kept beside it: an upper-case I reads as l.
+      { name: 'CEO', address: 'ceo@example.com', written: 'CEO@Example.com' },
+      { name: 'Jürgen', address: 'j@example.com', written: 'j@example.com' },
     ]);
   });
 
