@@ -209,7 +209,7 @@ describe('content: heuristics', () => {
         'Subject: URGENT!!! VERIFY YOUR ACCOUNT NOW $$$',
         'Content-Type: text/html; charset=utf-8',
         '',
-        '<p>Your P\u0430yPal acc\u200bount is loc\u200bked.</p><a href="http://phish.test/login">https://www.paypal.com</a>',
+        '<p>Your P\u0430yPal acc\u200bount is loc\u200bked.</p><a href="http://phish.test/login">https://www.paypal.com</a><img src="http://phish.test/logo.gif">',
       ].join('\r\n'),
     );
     const names = builtinHeuristics(bad, s).map((h) => h.name).sort();

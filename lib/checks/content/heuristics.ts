@@ -1,8 +1,12 @@
+import { isIP } from 'node:net';
+import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
 import { hostOf } from './parts';
+import type { RuleTest } from './rules-file';
 import type { HeuristicSettings } from './settings';
 import { registrableDomain } from './tokenize';
+import { IpSet } from '../../util/ip';
 
 /** Characters of each target the detectors and operator rules read (bounds regex time). */
 export const RULE_MAX_CHARS = 64 * 1024;
@@ -10,91 +14,234 @@ export const RULE_MAX_CHARS = 64 * 1024;
 const LATIN = /\p{Script=Latin}/u;
 const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Cherokee}]/u;
 const WORDS = /[\p{L}\p{M}\u200b-\u200d\u2060\ufeff\u00ad]+/gu;
-/** Invisible characters hidden between letters (to split words past filters). */
-const HIDDEN_BETWEEN_LETTERS = /\p{L}[\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f\u180e\u2061-\u2064]+\p{L}/gu;
+const LETTER = /\p{L}/u;
 
-/** Words mixing Latin letters with look-alike letters of another script ("PаyPal" with a Cyrillic а). */
+/** A letter of another script that reads as Latin (Unicode's confusables: Cyrillic а, Greek ο). */
+function readsAsLatin(letter: string): boolean {
+  return /^[a-z]+$/i.test(unhomoglyph(letter));
+}
+
+const CYRILLIC_ALPHABET = /[\u0410-\u044f\u0401\u0451\u0404\u0454\u0406\u0456\u0407\u0457\u0490\u0491\u040e\u045e]/u;
+
+/** Latin letters that some Cyrillic or Greek letter reads as: what a Cyrillic word can hide among its own. */
+const LATIN_LOOKALIKES = new Set<string>();
+for (let code = 0x370; code < 0x530; code++) {
+  const folded = unhomoglyph(String.fromCharCode(code));
+  if (/^[a-z]$/i.test(folded)) LATIN_LOOKALIKES.add(folded);
+}
+
+/**
+ * A word disguised with look-alike letters: a Latin word with a Cyrillic or
+ * Greek look-alike inside it ("PаyPal"), or a Cyrillic/Greek word with Latin
+ * look-alikes ("Cбepбaнк"). Not: mis-decoded text (its foreign letters read as
+ * nothing Latin), "iPhoneом" (an ending on a brand), "μmol" (a unit), or
+ * Ukrainian typed with a Latin i.
+ */
+function disguisedWord(word: string): boolean {
+  const letters = [...word].filter((c) => LETTER.test(c));
+  const latin = letters.filter((c) => LATIN.test(c));
+  const other = letters.filter((c) => !LATIN.test(c));
+  if (!latin.length || !other.length) return false;
+  if (latin.length > other.length) {
+    if (!other.every(readsAsLatin)) return false;
+    // At least one look-alike sits between Latin letters: a prefix or suffix is a word of its own glued on.
+    let lastLatin = letters.length - 1;
+    while (lastLatin >= 0 && !LATIN.test(letters[lastLatin]!)) lastLatin--;
+    return letters.some((c, i) => i > 0 && i < lastLatin && !LATIN.test(c) && LATIN.test(letters[i - 1]!));
+  }
+  // Russian, Ukrainian and Belarusian letters only: "вЂ" is UTF-8 punctuation read as windows-1251, not a word.
+  const oneScript = other.every((c) => CYRILLIC_ALPHABET.test(c)) || other.every((c) => /\p{Script=Greek}/u.test(c));
+  return letters.length >= 4 && oneScript && latin.every((c) => LATIN_LOOKALIKES.has(c)) && latin.some((c) => c !== 'i' && c !== 'I');
+}
+
+/** Words disguised with look-alike letters of another script (see disguisedWord). */
 export function mixedScriptWords(text: string, limit = 5): string[] {
   const found: string[] = [];
   for (const word of text.slice(0, RULE_MAX_CHARS).match(WORDS) ?? []) {
-    if (word.length < 3 || !LATIN.test(word) || !LOOKALIKE_SCRIPT.test(word)) continue;
+    if (word.length < 3 || !LATIN.test(word) || !LOOKALIKE_SCRIPT.test(word) || !disguisedWord(word)) continue;
     found.push(word);
     if (found.length >= limit) break;
   }
   return found;
 }
 
+const INVISIBLE = '\u200b\u200c\u200d\u2060\ufeff\u00ad\u034f\u180e\u2061-\u2064';
+const WORD_WITH_INVISIBLES = new RegExp(`[\\p{L}\\p{M}${INVISIBLE}]+`, 'gu');
+const INVISIBLE_RUNS = new RegExp(`([${INVISIBLE}]+)`, 'u');
+/** Scripts whose words never need a joiner or zero-width space (Persian, Thai and Indic scripts do). */
+const PLAIN_SCRIPT = /[\p{Script=Latin}\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}]/u;
+
+/**
+ * Invisible characters between two letters of a script that has no use for
+ * them ("V\u200biagra"). Soft hyphens at syllable breaks of a long word are
+ * typography (German and French newsletters), not a disguise.
+ */
 export function invisibleInsideWords(text: string): number {
-  return (text.slice(0, RULE_MAX_CHARS).match(HIDDEN_BETWEEN_LETTERS) ?? []).length;
+  let count = 0;
+  for (const word of text.slice(0, RULE_MAX_CHARS).match(WORD_WITH_INVISIBLES) ?? []) {
+    const pieces = word.split(INVISIBLE_RUNS);
+    if (pieces.length < 3) continue;
+    const letters = pieces.filter((_, i) => i % 2 === 0);
+    const typographic = letters.join('').length >= 8 && letters.every((p) => p.length >= 2);
+    for (let i = 1; i < pieces.length; i += 2) {
+      const before = pieces[i - 1]!.slice(-1);
+      const after = pieces[i + 1]!.charAt(0);
+      if (!PLAIN_SCRIPT.test(before) || !PLAIN_SCRIPT.test(after)) continue;
+      if (typographic && /^\u00ad+$/.test(pieces[i]!)) continue;
+      count++;
+    }
+  }
+  return count;
 }
 
-/** Links whose visible text names one organisational domain while the href goes to another. */
-export function mismatchedLinks(parts: MessageParts, limit = 3): string[] {
+/** Security gateways that rewrite links (the original is a parameter, or cannot be recovered). */
+const LINK_GATEWAYS = /(?:^|\.)(?:safelinks\.protection\.outlook\.com|urldefense\.com|urldefense\.proofpoint\.com|protect[\w-]*\.mimecast\.com|linkprotect\.cudasvc\.com|secure-web\.cisco\.com|clicktime\.symantec\.com)$/i;
+
+/** The link a gateway rewrote (Safe Links, urldefense v2 and v3), '' when it cannot be recovered. */
+function unwrapGateway(href: string): string {
+  try {
+    const url = new URL(href);
+    if (/safelinks\.protection\.outlook\.com$/i.test(url.hostname)) return url.searchParams.get('url') ?? '';
+    if (/urldefense\.(?:proofpoint\.)?com$/i.test(url.hostname)) {
+      const v3 = /\/v3\/__(.+?)__;/.exec(href);
+      if (v3) return v3[1]!;
+      const v2 = url.searchParams.get('u');
+      if (v2) return v2.replace(/_/g, '/').replace(/-([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    }
+  } catch {
+    // not a URL: nothing to recover
+  }
+  return '';
+}
+
+/** What a link check knows besides the message: the sender's own, authenticated domain; trackers to pass over. */
+export interface LinkContext {
+  /** The From: domain (organisational) when it authenticated (DMARC pass, aligned SPF or DKIM). */
+  authenticatedDomain?: string;
+  /** Organisational domains of click trackers ([heuristics] link_trackers). */
+  trackers: string[];
+}
+
+/**
+ * Links whose visible text names one organisational domain while the href
+ * goes to another. Not counted: a link through a security gateway that hides
+ * where it goes, one through a known click tracker, and one showing the
+ * sender's own authenticated domain (a newsletter linking its site through its
+ * tracker; a phisher cannot authenticate the domain it shows).
+ */
+export function mismatchedLinks(parts: MessageParts, context: LinkContext = { trackers: [] }, limit = 3): string[] {
   const out: string[] = [];
   for (const link of parts.html?.links ?? []) {
     const shown = link.text.trim();
     if (!/^(?:https?:\/\/)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:[/:?#]\S*)?$/i.test(shown)) continue;
     const shownHost = hostOf(/^https?:\/\//i.test(shown) ? shown : `http://${shown}`);
-    const hrefHost = hostOf(link.href);
+    let hrefHost = hostOf(link.href);
     if (!shownHost || !hrefHost || !/^https?:/i.test(link.href.trim())) continue;
+    if (LINK_GATEWAYS.test(hrefHost)) {
+      hrefHost = hostOf(unwrapGateway(link.href));
+      if (!hrefHost) continue;
+    }
     const a = registrableDomain(shownHost);
     const b = registrableDomain(hrefHost);
-    if (a && b && a !== b) out.push(`${shownHost} -> ${hrefHost}`);
+    if (!a || !b || a === b || a === context.authenticatedDomain || context.trackers.includes(b)) continue;
+    out.push(`${shownHost} -> ${hrefHost}`);
     if (out.length >= limit) break;
   }
   return out;
 }
 
+/** Addresses no one outside reaches: a link to one is an intranet device or monitoring page, not a hidden host. */
+const PRIVATE_NETWORKS = new IpSet(['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '::1/128', 'fc00::/7', 'fe80::/10']);
+
+/** Links to a bare public IP address (also written in hex or as one number: the URL parser normalises them). */
+export function publicIpLinks(parts: MessageParts, limit = 3): string[] {
+  const out: string[] = [];
+  for (const raw of parts.urls) {
+    let host: string;
+    try {
+      host = new URL(raw.slice(0, 2048)).hostname.replace(/^\[|\]$/g, '');
+    } catch {
+      continue;
+    }
+    if (isIP(host) && !PRIVATE_NETWORKS.has(host)) out.push(host);
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+/** The subject without reply and forward prefixes and [list] tags. */
+function subjectCore(subject: string): string {
+  let core = subject;
+  for (let i = 0; i < 5; i++) core = core.replace(/^\s*(?:(?:re|fwd?|aw|wg|sv|vs|rif|tr)\s*(?:\[\d+\])?\s*:|\[[^\]]{1,40}\])\s*/i, '');
+  return core;
+}
+
 function subjectHits(subject: string, s: HeuristicSettings): Hit[] {
   const hits: Hit[] = [];
-  const letters = subject.match(/\p{L}/gu) ?? [];
-  const upper = subject.match(/\p{Lu}/gu) ?? [];
-  if (letters.length >= s.subjectMinLetters && upper.length / letters.length >= s.subjectCapsRatio) {
+  // A reply's prefixes and a list's [TAG] are not the sender shouting; acronyms alone (DHCP, KPI) are not either.
+  const core = subjectCore(subject);
+  const letters = core.match(/\p{L}/gu) ?? [];
+  const upper = core.match(/\p{Lu}/gu) ?? [];
+  const shoutedWords = (core.match(/(?<!\p{L})\p{Lu}{4,}(?!\p{L})/gu) ?? []).length;
+  if (letters.length >= s.subjectMinLetters && upper.length / letters.length >= s.subjectCapsRatio && shoutedWords >= 2) {
     hits.push({ name: 'SUBJECT_ALL_CAPS', detail: `${Math.round((100 * upper.length) / letters.length)}% capitals` });
   }
-  const visible = subject.replace(/\s+/g, '');
+  const visible = core.replace(/\s+/g, '');
   const punct = visible.match(/[!?$%*#@]/g) ?? [];
-  if ((visible.length >= 4 && punct.length / visible.length >= s.subjectPunctRatio && punct.length >= 3) || /[!?]{3,}|\${2,}/.test(subject)) {
+  // "Siamese Cats???" in a thread is conversation; a new subject with "!!!" or "$$" is a pitch.
+  const burst = core === subject && /[!?]{3,}|\${2,}/.test(subject);
+  if ((visible.length >= 4 && punct.length / visible.length >= s.subjectPunctRatio && punct.length >= 3) || burst) {
     hits.push({ name: 'SUBJECT_PUNCTUATION', detail: `${punct.length} of ${visible.length} characters are !?$%*#@` });
   }
   return hits;
 }
 
 /** The built-in detectors (obfuscation and presentation tricks). */
-export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings): Hit[] {
+export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, links: LinkContext = { trackers: s.linkTrackers }): Hit[] {
   const hits: Hit[] = [];
   const text = `${parts.subject}\n${parts.text}`;
   const mixed = mixedScriptWords(text);
   if (mixed.length) hits.push({ name: 'MIXED_SCRIPT_WORDS', detail: `e.g. ${mixed.slice(0, 3).map((w) => JSON.stringify(w)).join(', ')}` });
-  const invisible = invisibleInsideWords(text) + (parts.html ? invisibleInsideWords(parts.html.text) : 0);
+  // The larger count, not the sum: an HTML-only message's text is its HTML's text.
+  const invisible = Math.max(invisibleInsideWords(text), parts.html ? invisibleInsideWords(parts.html.text) : 0);
   if (invisible >= 2) hits.push({ name: 'INVISIBLE_CHARACTERS', detail: `${invisible} zero-width or invisible characters inside words` });
   if (parts.html) {
     const hiddenLetters = (parts.html.hiddenText.match(/\p{L}/gu) ?? []).length;
-    if (hiddenLetters >= 200) hits.push({ name: 'HTML_HIDDEN_TEXT', detail: `${hiddenLetters} letters of text styled invisible` });
-    const mismatched = mismatchedLinks(parts);
+    const visibleLetters = (parts.html.text.match(/\p{L}/gu) ?? []).length;
+    // A hidden preheader or menu beside a long newsletter is layout; hidden text that outweighs a tenth of the visible is a trick.
+    if (hiddenLetters >= 200 && hiddenLetters >= 0.1 * visibleLetters) {
+      hits.push({ name: 'HTML_HIDDEN_TEXT', detail: `${hiddenLetters} letters of text styled invisible (${visibleLetters} visible)` });
+    }
+    const mismatched = mismatchedLinks(parts, links);
     if (mismatched.length) hits.push({ name: 'HTML_LINK_MISMATCH', detail: mismatched.join('; ') });
     const visibleChars = parts.html.text.replace(/\s+/g, '').length;
-    if (!parts.plainLength && visibleChars < s.htmlMinText) {
+    // Image spam: pictures and no words. A short HTML receipt or sign-in code has no picture to carry it.
+    if (!parts.plainLength && visibleChars < s.htmlMinText && parts.html.images > 0) {
       hits.push({ name: 'HTML_ONLY_LITTLE_TEXT', detail: `HTML only, ${visibleChars} visible characters, ${parts.html.images} images` });
     }
   }
+  const ipLinks = publicIpLinks(parts);
+  if (ipLinks.length) hits.push({ name: 'URI_PUBLIC_IP', detail: `link to ${ipLinks.join(', ')}` });
   hits.push(...subjectHits(parts.subject, s));
   return hits;
 }
 
-/** Operator rules from mailward.content.rules. */
+/** Whether one test of a rule matches (body: decoded text and alt text; uri: any link; header: any value). */
+function testMatches(test: RuleTest, parts: MessageParts, body: string): boolean {
+  if (test.target === 'body') return test.test(body);
+  if (test.target === 'uri') return parts.urls.some((u) => test.test(u.slice(0, 2048)));
+  const values = test.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === test.header).map((h) => h.value);
+  return values.some((v) => test.test(v.slice(0, RULE_MAX_CHARS)));
+}
+
+/** Operator rules from mailward.content.rules: a rule fires when all its tests match. */
 export function ruleHits(parts: MessageParts, s: HeuristicSettings): Hit[] {
   const hits: Hit[] = [];
   const body = `${parts.text}\n${parts.html?.altText ?? ''}`.slice(0, RULE_MAX_CHARS);
   for (const rule of s.rules) {
-    let matched = false;
-    if (rule.target === 'body') matched = rule.test(body);
-    else if (rule.target === 'uri') matched = parts.urls.some((u) => rule.test(u.slice(0, 2048)));
-    else {
-      const values = rule.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === rule.header).map((h) => h.value);
-      matched = values.some((v) => rule.test(v.slice(0, RULE_MAX_CHARS)));
-    }
-    if (matched) hits.push({ name: rule.name, detail: `${rule.target}${rule.header ? ` ${rule.header}` : ''} matches ${rule.pattern}` });
+    if (!rule.tests.every((t) => testMatches(t, parts, body))) continue;
+    const detail = rule.tests.map((t) => `${t.target}${t.header ? ` ${t.header}` : ''} matches ${t.pattern}`).join(' and ');
+    hits.push({ name: rule.name, detail });
   }
   return hits;
 }

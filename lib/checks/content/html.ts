@@ -36,15 +36,24 @@ function styleColor(style: string, property: 'color' | 'background-color' | 'bac
   return match?.[1]?.trim();
 }
 
-/** Whether an element hides its content: hiding styles, or white text on a white (or default) background. */
-function hides(tag: string, attrs: Record<string, string>, inheritedBg: string): boolean {
+/** A style sheet rule giving something a background other than white. */
+const CSS_BACKGROUND = /background(?:-color)?\s*:\s*(?!#fff\b|#ffffff\b|white\b)[#a-z(]/i;
+const IMAGE_BACKGROUND = /background(?:-image)?\s*:[^;]*url\(/i;
+
+/**
+ * Whether an element hides its content: hiding styles, or white text on a
+ * white background — or on no background we know of, unless a background may
+ * come from where we do not look (a style sheet class, a background image):
+ * a dark footer with white text is not hidden.
+ */
+function hides(tag: string, attrs: Record<string, string>, inheritedBg: string, bgUnknown: boolean): boolean {
   if ('hidden' in attrs) return true;
   const style = attrs.style ?? '';
   if (style && HIDDEN_STYLE.test(style)) return true;
   const color = (style ? styleColor(style, 'color') : undefined) ?? (tag === 'font' ? attrs.color : undefined);
   if (color && WHITE.test(color)) {
     const bg = (style ? (styleColor(style, 'background-color') ?? styleColor(style, 'background')) : undefined) ?? attrs.bgcolor ?? inheritedBg;
-    if (!bg || WHITE.test(bg)) return true;
+    if (bg ? WHITE.test(bg) : !bgUnknown) return true;
   }
   return false;
 }
@@ -54,6 +63,8 @@ interface Frame {
   skip: boolean;
   hidden: boolean;
   bg: string;
+  /** A background may be set where we do not look (a style sheet class, a background image). */
+  bgUnknown: boolean;
   link?: HtmlLink;
 }
 
@@ -73,7 +84,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let hiddenChars = 0;
   let images = 0;
   const tags = new Set<string>();
-  const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '' }];
+  // Set once a <style> block gives something a background: an element with a class may then have one.
+  let styleSheetBackground = false;
+  const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
 
   const parser = new Parser(
@@ -82,11 +95,13 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         const parent = top();
         if (tags.size < 64) tags.add(name);
         const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
+        const bgUnknown = parent.bgUnknown || ('class' in attrs && styleSheetBackground) || 'background' in attrs || IMAGE_BACKGROUND.test((attrs.style ?? '').slice(0, 2048));
         const frame: Frame = {
           tag: name,
           skip: parent.skip || SKIP_TAGS.has(name),
-          hidden: parent.hidden || hides(name, attrs, parent.bg),
+          hidden: parent.hidden || hides(name, attrs, parent.bg, bgUnknown),
           bg,
+          bgUnknown,
           link: parent.link,
         };
         if (name === 'a' && attrs.href && links.length < MAX_LINKS) {
@@ -103,6 +118,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
       },
       ontext(data) {
         const frame = top();
+        if (frame.tag === 'style' && !styleSheetBackground && CSS_BACKGROUND.test(data)) styleSheetBackground = true;
         if (frame.skip) return;
         if (frame.hidden) {
           if (hiddenChars < MAX_TEXT_CHARS && /\S/.test(data)) {

@@ -8,7 +8,8 @@ import { acquireClassifier, releaseClassifier, type Classifier } from './classif
 import { builtinHeuristics, ruleHits } from './heuristics';
 import { messageParts } from './parts';
 import { parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
-import { tokenize } from './tokenize';
+import { registrableDomain, tokenize } from './tokenize';
+import { authResults, fromDomainAuthenticated } from '../auth/results';
 
 export type { ContentSettings } from './settings';
 export { templateFingerprint, templateWords, type TemplateFingerprint } from './fingerprint';
@@ -22,11 +23,12 @@ export const contentSymbols: SymbolDef[] = [
   { name: 'BAYES_SPAM', score: 6, group: g, description: 'Bayesian classifier: spam probability at or above spam_threshold (weight x 0.5..1 by probability)' },
   { name: 'BAYES_HAM', score: -3, group: g, description: 'Bayesian classifier: spam probability at or below ham_threshold (weight x 0.5..1 by probability)' },
   { name: 'BAYES_ERROR', score: 0, group: g, description: 'The Bayes model could not be loaded or saved; the classifier abstained' },
-  { name: 'MIXED_SCRIPT_WORDS', score: 2.5, group: g, description: 'Words mixing Latin letters with look-alike letters of another script (confusables)' },
-  { name: 'INVISIBLE_CHARACTERS', score: 2, group: g, description: 'Zero-width or invisible characters inside words (splitting words past filters)' },
-  { name: 'HTML_HIDDEN_TEXT', score: 1.5, group: g, description: 'A lot of text styled invisible in the HTML (display:none, zero size, white on white)' },
-  { name: 'HTML_LINK_MISMATCH', score: 2, group: g, description: 'A link shows one domain as its text while it goes to another' },
-  { name: 'HTML_ONLY_LITTLE_TEXT', score: 1, group: g, description: 'HTML-only message with almost no visible text (image spam)' },
+  { name: 'MIXED_SCRIPT_WORDS', score: 2.5, group: g, description: 'Words disguised with look-alike letters of another script (a Cyrillic а inside PayPal; Latin letters inside a Cyrillic word)' },
+  { name: 'INVISIBLE_CHARACTERS', score: 2, group: g, description: 'Zero-width or invisible characters inside Latin, Cyrillic, Greek or Armenian words (splitting words past filters)' },
+  { name: 'HTML_HIDDEN_TEXT', score: 1.5, group: g, description: 'A lot of text styled invisible in the HTML (display:none, zero size, white on white): 200 letters and a tenth of the visible text' },
+  { name: 'HTML_LINK_MISMATCH', score: 2, group: g, description: "A link shows one domain as its text while it goes to another (not through a known click tracker, nor when it shows the sender's own authenticated domain)" },
+  { name: 'HTML_ONLY_LITTLE_TEXT', score: 1, group: g, description: 'HTML-only message with images and almost no visible text (image spam)' },
+  { name: 'URI_PUBLIC_IP', score: 1, group: g, description: 'Link to a bare public IP address instead of a host name (private, loopback and link-local addresses do not count)' },
   { name: 'SUBJECT_ALL_CAPS', score: 1, group: g, description: 'Subject written mostly in capitals' },
   { name: 'SUBJECT_PUNCTUATION', score: 1, group: g, description: 'Subject full of !, ?, $ and similar' },
   { name: 'BULK', score: 0, group: g, description: 'Bulk: at least [bulk] threshold similar messages in the window. Not spam by itself' },
@@ -86,7 +88,12 @@ function createChecks(settings: ContentSettings, services: Services): Check[] {
         tokensSeen.set(ctx, tokens);
         hits.push(...bayesHits(settings, classifier, tokens));
       }
-      if (settings.heuristics.enabled) hits.push(...builtinHeuristics(parts, settings.heuristics), ...ruleHits(parts, settings.heuristics));
+      if (settings.heuristics.enabled) {
+        const auth = authResults(ctx);
+        const authenticatedDomain = auth?.fromDomain && fromDomainAuthenticated(auth) ? registrableDomain(auth.fromDomain) : undefined;
+        const links = { trackers: settings.heuristics.linkTrackers, ...(authenticatedDomain ? { authenticatedDomain } : {}) };
+        hits.push(...builtinHeuristics(parts, settings.heuristics, links), ...ruleHits(parts, settings.heuristics));
+      }
       if (settings.bulk.enabled) hits.push(...(await bulkHits(ctx, ledger, parts, services.state, services.clock(), settings.bulk)));
       return capHits(hits, ledger, settings.maxScore);
     },

@@ -3,15 +3,25 @@ import { compileSafeRegex, UnsafeRegexError } from './safe-regex';
 
 export type RuleTarget = 'body' | 'header' | 'uri';
 
-/** One operator rule from mailward.content.rules; it is also a symbol of group content. */
-export interface ContentRule {
-  name: string;
+/** One test of a rule: a pattern on the body, a header or each link. */
+export interface RuleTest {
   target: RuleTarget;
-  /** For header rules: the header name, lower case. */
+  /** For header tests: the header name, lower case. */
   header?: string;
   /** The pattern as written, for explanations. */
   pattern: string;
   test: (text: string) => boolean;
+  line: number;
+}
+
+/**
+ * One operator rule from mailward.content.rules; it is also a symbol of group
+ * content. It fires when every one of its tests matches: two signs together
+ * ("next of kin" and "beneficiary") where either alone is ordinary mail.
+ */
+export interface ContentRule {
+  name: string;
+  tests: RuleTest[];
   score: number;
   description: string;
   line: number;
@@ -19,10 +29,7 @@ export interface ContentRule {
 
 interface Draft {
   name: string;
-  target?: RuleTarget;
-  header?: string;
-  pattern?: string;
-  test?: (text: string) => boolean;
+  tests: RuleTest[];
   score?: number;
   description?: string;
   line: number;
@@ -56,6 +63,7 @@ function parsePattern(text: string): { pattern: string; test: (s: string) => boo
  *   score    NAME  2.5
  *   describe NAME  One line saying what it means
  *
+ * A rule may have several test lines: it fires when every one matches.
  * Every rule needs a test, a score and a description. Any mistake, including
  * a regex that could backtrack catastrophically, is a ConfigError naming the
  * file, the rule and the line.
@@ -76,21 +84,18 @@ export function parseRules(text: string, source: string): ContentRule[] {
       case 'body':
       case 'uri':
       case 'header': {
-        if (draft?.target) throw fail(name, line, `already defined on line ${draft.line}`);
-        draft ??= { name, line };
-        draft.line = line;
-        draft.target = directive;
+        draft ??= { name, line, tests: [] };
         let patternText = rest.trim();
+        let header: string | undefined;
         if (directive === 'header') {
           const h = /^([A-Za-z0-9-]+)\s+=~\s+(.+)$/.exec(patternText);
           if (!h) throw fail(name, line, 'header rules read "header NAME Header-Name =~ /regex/flags" (or "literal")');
-          draft.header = h[1]!.toLowerCase();
+          header = h[1]!.toLowerCase();
           patternText = h[2]!.trim();
         }
         try {
           const parsed = parsePattern(patternText);
-          draft.pattern = parsed.pattern;
-          draft.test = parsed.test;
+          draft.tests.push({ target: directive, ...(header ? { header } : {}), pattern: parsed.pattern, test: parsed.test, line });
         } catch (err) {
           const problem = err instanceof UnsafeRegexError ? `unsafe regex ${err.message}` : (err as Error).message;
           throw fail(name, line, problem);
@@ -101,14 +106,14 @@ export function parseRules(text: string, source: string): ContentRule[] {
       case 'score': {
         const score = Number(rest.trim());
         if (!rest.trim() || !Number.isFinite(score)) throw fail(name, line, `score must be a number, got ${JSON.stringify(rest.trim())}`);
-        draft ??= { name, line };
+        draft ??= { name, line, tests: [] };
         draft.score = score;
         drafts.set(name, draft);
         return;
       }
       case 'describe': {
         if (!rest.trim()) throw fail(name, line, 'empty description');
-        draft ??= { name, line };
+        draft ??= { name, line, tests: [] };
         draft.description = rest.trim();
         drafts.set(name, draft);
         return;
@@ -119,10 +124,10 @@ export function parseRules(text: string, source: string): ContentRule[] {
   });
   const rules: ContentRule[] = [];
   for (const d of drafts.values()) {
-    if (!d.target || !d.test) throw fail(d.name, d.line, 'has a score or description but no body/header/uri test');
+    if (!d.tests.length) throw fail(d.name, d.line, 'has a score or description but no body/header/uri test');
     if (d.score === undefined) throw fail(d.name, d.line, 'has no "score" line');
     if (!d.description) throw fail(d.name, d.line, 'has no "describe" line');
-    rules.push({ name: d.name, target: d.target, header: d.header, pattern: d.pattern!, test: d.test, score: d.score, description: d.description, line: d.line });
+    rules.push({ name: d.name, tests: d.tests, score: d.score, description: d.description, line: d.tests[0]!.line });
   }
   return rules;
 }

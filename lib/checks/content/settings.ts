@@ -1,3 +1,4 @@
+import { asciiDomain } from '../../util/domain';
 import type { IniReader } from '../../config/reader';
 import { resolvePath, type SharedSettings } from '../../config/shared';
 import type { ConfigTexts } from '../types';
@@ -48,6 +49,8 @@ export interface HeuristicSettings {
   subjectPunctRatio: number;
   /** HTML-only message with fewer visible characters than this. */
   htmlMinText: number;
+  /** Organisational domains of click trackers: a link through one is not HTML_LINK_MISMATCH. */
+  linkTrackers: string[];
 }
 
 export interface BulkSettings {
@@ -105,6 +108,9 @@ export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
     subjectCapsRatio: 0.7,
     subjectPunctRatio: 0.25,
     htmlMinText: 100,
+    // The large email services' click-tracking domains: every newsletter sent through them shows
+    // the sender's site and links here.
+    linkTrackers: ['list-manage.com', 'mailchimp.com', 'mcsv.net', 'sendgrid.net', 'mandrillapp.com', 'rs6.net', 'hubspotlinks.com', 'exct.net', 'createsend1.com', 'klaviyomail.com', 'mjt.lu', 'sparkpostmail.com', 'mlsend.com', 'sendibt3.com'],
   },
   bulk: { enabled: true, threshold: 100, windowHours: 24, minWords: 12, badReputationScore: 3 },
 };
@@ -172,6 +178,7 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
       subjectCapsRatio: heuristics.number('subject_caps_ratio', d.heuristics.subjectCapsRatio, { min: 0, max: 1 }),
       subjectPunctRatio: heuristics.number('subject_punct_ratio', d.heuristics.subjectPunctRatio, { min: 0, max: 1 }),
       htmlMinText: heuristics.number('html_min_text', d.heuristics.htmlMinText, { min: 0, integer: true }),
+      linkTrackers: heuristics.list('link_trackers', d.heuristics.linkTrackers).map((t) => asciiDomain(t)),
     },
     bulk: {
       enabled: bulk.boolean('enabled', d.bulk.enabled),
