@@ -101,6 +101,9 @@ export class MemoryStore implements StateStore {
     return this.setMembers(key);
   }
 
+  getShared(key: string): Promise<string | null> {
+    return this.get(key);
+  }
 
   async keys(prefix: string): Promise<string[]> {
     return [...this.cache.keys()].filter((k) => k.startsWith(prefix) && this.cache.has(k));

@@ -101,6 +101,10 @@ export class OverlayStore implements StateStore {
     return this.touched.has(key) ? this.local.setMembersShared(key) : this.base.setMembersShared(key);
   }
 
+  getShared(key: string) {
+    return this.touched.has(key) ? this.local.getShared(key) : this.base.getShared(key);
+  }
+
   async keys(prefix: string) {
     const [shared, own] = await Promise.all([this.base.keys(prefix), this.local.keys(prefix)]);
     return [...new Set([...shared.filter((k) => !this.touched.has(k)), ...own])];

@@ -273,6 +273,12 @@ export class RedisStore implements StateStore {
     return result.value;
   }
 
+  async getShared(key: string): Promise<string | null> {
+    const result = await this.attempt((c) => c.get(this.k(key)) as Promise<string | null>);
+    if (!result.ok) throw result.error;
+    return result.value;
+  }
+
   keys(prefix: string) {
     return this.op(
       async (c) => {

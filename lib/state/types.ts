@@ -35,6 +35,8 @@ export interface StateStore {
    * the shared store holds (run-time lists), where an empty set would read as "none".
    */
   setMembersShared(key: string): Promise<string[]>;
+  /** get that never answers from a fallback, likewise (the run-time lists' change mark). */
+  getShared(key: string): Promise<string | null>;
   /** Keys (without the store's prefix) that start with `prefix`; for listings, not hot paths. */
   keys(prefix: string): Promise<string[]>;
   close(): Promise<void>;

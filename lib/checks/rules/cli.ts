@@ -29,7 +29,7 @@ function failOnProblem(store: SenderListStore, problem: () => string | undefined
   };
   return {
     kind: store.kind,
-    entries: async (list, scopes) => check(await store.entries(list, scopes)),
+    entries: async (list, scopes, keys) => check(await store.entries(list, scopes, keys)),
     add: async (list, scope, entry) => check(await store.add(list, scope, entry)),
     remove: async (list, scope, entry) => check(await store.remove(list, scope, entry)),
     all: async (list, scope) => check(await store.all(list, scope)),

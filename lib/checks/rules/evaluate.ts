@@ -17,6 +17,7 @@ import {
   type ListKind,
   type ScopedEntry,
 } from './lists';
+import { lookupKeys, staticCandidates } from './list-index';
 import type { SenderListStore } from './list-store';
 import { MessageView } from './message-view';
 import { describeDecision, LEVEL_ORDER, ruleMatches, ruleOutcome, type Decision, type Rule } from './ruleset';
@@ -144,9 +145,9 @@ interface ListMatch {
 }
 
 /**
- * Run-time entries as parsed, by kind and text: every message reads its
- * scopes' entries from the store, and a list of thousands would otherwise be
- * parsed again for each one. Entries are never changed once parsed.
+ * Run-time entries as parsed, by kind and text: the entries without a key
+ * (globs) are read for every message, and would otherwise be parsed again for
+ * each one. Entries are never changed once parsed.
  */
 const parsedEntries = new LRUCache<string, ListEntry>({ max: 50_000 });
 
@@ -160,9 +161,17 @@ function parsedEntry(kind: ListKind, text: string): ListEntry {
   return entry;
 }
 
-async function entriesFor(kind: ListKind, recipients: string[], dc: DataContext, problems: string[]): Promise<ScopedEntry[]> {
+/**
+ * The entries of these recipients' scopes that match one of `addresses`, ini
+ * entries first (file order), then run-time ones (store order): the order the
+ * lists were walked in when they were read whole. Exact entries are looked up
+ * by key (list-index.ts); only the others are matched one by one.
+ */
+async function entriesFor(kind: ListKind, recipients: string[], addresses: string[], dc: DataContext, problems: string[]): Promise<ScopedEntry[]> {
   const scopes: string[] = [...new Set(recipients.flatMap(scopesOf))];
-  const out = dc.settings.staticLists[kind].filter((e) => scopes.includes(e.scope));
+  const keys = lookupKeys(addresses);
+  const matchesOne = (e: ScopedEntry) => addresses.some((a) => e.entry.pattern.matches(a));
+  const out = staticCandidates(dc.settings.staticLists[kind], scopes, keys).filter(matchesOne);
   let store: SenderListStore | undefined;
   try {
     store = await dc.store();
@@ -171,9 +180,10 @@ async function entriesFor(kind: ListKind, recipients: string[], dc: DataContext,
   }
   if (!store) return out;
   try {
-    for (const row of await store.entries(kind, scopes)) {
+    for (const row of await store.entries(kind, scopes, keys)) {
       try {
-        out.push({ scope: row.scope, entry: parsedEntry(kind, row.entry) });
+        const scoped = { scope: row.scope, entry: parsedEntry(kind, row.entry) };
+        if (matchesOne(scoped)) out.push(scoped);
       } catch (err) {
         dc.log.warn(`mailward rules: ignoring bad ${kind} entry ${JSON.stringify(row.entry)} for ${describeScope(row.scope)}: ${(err as Error).message}`);
       }
@@ -195,8 +205,9 @@ async function evaluateLists(ctx: MessageContext, view: MessageView, ledger: Led
   const identity = identityOf(view.fromAddresses, ctx.mailFrom, headerValues(ctx, 'from').length);
   if (!recipients.length || !identity) return hits;
   const problems: string[] = [];
-  const allowEntries = await entriesFor('allow', recipients, dc, problems);
-  const blockEntries = await entriesFor('block', recipients, dc, problems);
+  // Only the entries that can match: an allow entry is checked against the one identity, a block entry against every sender address.
+  const allowEntries = await entriesFor('allow', recipients, identity.address ? [identity.address] : [], dc, problems);
+  const blockEntries = await entriesFor('block', recipients, identity.all, dc, problems);
   if (problems.length) hits.push({ name: 'RULES_LIST_ERROR', detail: problems.join('; ') });
 
   // Allowed senders: every recipient must allow the sender, or one user's

@@ -47,6 +47,16 @@ export function globToRegex(glob: string): RegExp {
  */
 export class AddressPattern {
   private readonly test: (address: string) => boolean;
+  /**
+   * Where the allow/block list indexes file this pattern: `a:ADDRESS`,
+   * `d:DOMAIN` or `s:DOMAIN` (and subdomains), found again through
+   * addressKeys(); '' for globs and `<>`, which are tried one by one. Only
+   * ASCII patterns get a key: keys are stored (SQLite), so they must not
+   * depend on the IDNA tables of the Node.js that computed them, and only in
+   * ASCII is the glob's case-insensitive match the same as equal lower case.
+   * A change of meaning must bump KEY_FORMAT in list-store.ts.
+   */
+  readonly key: string;
 
   constructor(readonly text: string) {
     const raw = text.trim().toLowerCase();
@@ -54,22 +64,27 @@ export class AddressPattern {
     const at = raw.lastIndexOf('@');
     if (raw !== '<>' && at >= 0 && (at === 0 || at === raw.length - 1)) throw new Error(`${JSON.stringify(text)} has nothing ${at === 0 ? 'before' : 'after'} the @`);
     const p = raw === '<>' ? raw : at >= 0 ? `${raw.slice(0, at + 1)}${asciiDomain(raw.slice(at + 1))}` : asciiDomain(raw);
+    const exact = (value: string) => /^[\x00-\x7f]*$/.test(raw) && !/[*?]/.test(value);
+    this.key = '';
     if (p === '<>') {
       this.test = (a) => a === '';
     } else if (p.includes('@')) {
       const re = globToRegex(p);
       this.test = (a) => a !== '' && re.test(a);
+      if (exact(p)) this.key = `a:${p}`;
     } else if (p.startsWith('.') || p.startsWith('*.')) {
       const domain = p.replace(/^\*?\./, '');
       this.test = (a) => {
         const d = addressDomain(a);
         return d === domain || d.endsWith(`.${domain}`);
       };
+      if (exact(domain)) this.key = `s:${domain}`;
     } else if (/[*?]/.test(p)) {
       const re = globToRegex(p);
       this.test = (a) => re.test(addressDomain(a));
     } else {
       this.test = (a) => addressDomain(a) === p;
+      if (exact(p)) this.key = `d:${p}`;
     }
   }
 
@@ -84,6 +99,19 @@ export class AddressPattern {
     if (p === '<>' || /[*?]/.test(p.replace(/^\*@/, '').replace(/^\*\./, ''))) return '';
     return asciiDomain(p.includes('@') ? addressDomain(p) : p.replace(/^\*?\./, ''));
   }
+}
+
+/**
+ * Every key under which a pattern matching `address` is filed (see
+ * AddressPattern.key): the address, its domain, and the domain and each
+ * parent domain for `.domain` patterns.
+ */
+export function addressKeys(address: string): string[] {
+  const a = normaliseAddress(address);
+  const d = addressDomain(a);
+  const keys = [`a:${a}`, `d:${d}`, `s:${d}`];
+  for (let dot = d.indexOf('.'); dot >= 0; dot = d.indexOf('.', dot + 1)) keys.push(`s:${d.slice(dot + 1)}`);
+  return keys;
 }
 
 /** `name` equals `suffix` or ends with `.suffix` (a leading dot in suffix is optional). */
