@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { domainToASCII } from 'node:url';
 import { loadConfig } from '../lib/config/load';
 import { ANTISPOOF_DEFAULTS, antispoofModule } from '../lib/checks/antispoof';
+import { LookalikeDomains } from '../lib/checks/antispoof/lookalike';
 import { parseIni } from '../lib/config/ini';
 import { IniReader } from '../lib/config/reader';
 import { createMailward, smtpReplyText, type Mailward, type ScanResult } from '../lib/index';
@@ -230,6 +231,8 @@ describe('antispoof module with auth results, against a real DNS server', functi
       [`ceo@${domainToASCII('\u0435xample.com')}`, {}], // the same as punycode
       ['billing@mail.examp1e.com', {}], // a subdomain of a cousin
       ['ceo@ｅxamp1e.com', {}], // fullwidth and a digit
+      ['ceo@examp\u04cfe.com', {}], // a Cyrillic palochka for l
+      ['ceo@exampl\u00e9.com', {}], // an accent
       ['Jane <jane@freemail.test>', { 'Reply-To': 'ceo@examp1e.com' }],
       ['Jane <jane@freemail.test>', { Sender: 'ops@w\u0456dget.test' }], // Cyrillic і
     ];
@@ -321,6 +324,18 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.ok(ok.perDomain.get('example.com')!.ips.has('::ffff:192.0.2.77'));
     assert.ok(ok.perDomain.get('example.com')!.ips.has('2001:db8::5'));
     assert.ok(!ok.perDomain.get('example.com')!.ips.has('192.0.3.1'));
+  });
+});
+
+describe('antispoof look-alike domains (unit)', () => {
+  it('an upper-case I reads as l only among lower case; an all-capitals domain is read in lower case', () => {
+    const lookalikes = new LookalikeDomains(['al.com', 'example.com'], []);
+    assert.equal(lookalikes.imitated('aI.com'), 'al.com');
+    assert.equal(lookalikes.imitated('exampIe.com'), 'example.com');
+    assert.equal(lookalikes.imitated('AI.COM'), undefined);
+    assert.equal(lookalikes.imitated('EXAMP1E.COM'), 'example.com');
+    assert.equal(lookalikes.imitated('mail.example.com'), undefined);
+    assert.equal(lookalikes.imitated('example'), undefined);
   });
 });
 

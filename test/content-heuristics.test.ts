@@ -22,11 +22,12 @@ interface Spec {
   from?: string;
   text?: string;
   html?: string;
+  headers?: string[];
 }
 
-function raw({ subject = 'Hello', from = 'News <news@example.com>', text, html }: Spec): string {
+function raw({ subject = 'Hello', from = 'News <news@example.com>', text, html, headers = [] }: Spec): string {
   const b64 = (t: string) => Buffer.from(t, 'utf8').toString('base64').replace(/.{76}/g, '$&\r\n');
-  const head = `From: ${from}\r\nTo: user@example.org\r\nSubject: =?UTF-8?B?${Buffer.from(subject).toString('base64')}?=\r\nMIME-Version: 1.0\r\n`;
+  const head = `From: ${from}\r\nTo: user@example.org\r\nSubject: =?UTF-8?B?${Buffer.from(subject).toString('base64')}?=\r\n${headers.map((h) => `${h}\r\n`).join('')}MIME-Version: 1.0\r\n`;
   const part = (type: string, body: string) => `Content-Type: text/${type}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(body)}\r\n`;
   if (text && html) return `${head}Content-Type: multipart/alternative; boundary="B"\r\n\r\n--B\r\n${part('plain', text)}--B\r\n${part('html', html)}--B--\r\n`;
   return head + (html ? part('html', html) : part('plain', text ?? ''));
@@ -49,18 +50,15 @@ const poison = 'meadow quantum lantern orchestra pebble velvet cactus harbor son
 
 describe('content heuristics: good mail stays clean', () => {
   const clean: [string, Spec][] = [
-    ['a Mailchimp click-tracking link showing the sender site', { html: newsletter('<a href="https://example.us1.list-manage.com/track/click?u=abc">www.example.com</a>') }],
-    ['a SendGrid click-tracking link', { html: newsletter('<a href="https://u1234567.ct.sendgrid.net/ls/click?upn=abc">https://www.example.com/account</a>') }],
     ['a Safe Links rewrite of the same site', { text: 'See below', html: newsletter('<a href="https://nam12.safelinks.protection.outlook.com/?url=https%3A%2F%2Fwww.example.com%2F&data=05">www.example.com</a>') }],
     ['a urldefense v3 rewrite of the same site', { text: 'See below', html: newsletter('<a href="https://urldefense.com/v3/__https://www.example.com/docs__;!!ABC$">https://www.example.com/docs</a>') }],
-    ['a Mimecast rewrite (target not recoverable)', { text: 'See below', html: newsletter('<a href="https://protect-eu.mimecast.com/s/AbCdEf?domain=example.com">www.example.com</a>') }],
     ['a hidden preheader', { html: newsletter('', preheader) }],
     ['white legal text on a dark footer set by a style sheet class', { html: newsletter('', preheader).replace('</body>', `${darkFooter}</body>`) }],
     ['white text on a background image', { html: newsletter('', '<table><tr><td background="https://cdn.example.com/hero.jpg"><p style="color:#ffffff">Discover the new autumn collection: warm knitwear, waterproof jackets and leather boots made to last, with free delivery.</p></td></tr></table>') }],
     ['an HTML-only sign-in code with no picture', { subject: 'Your verification code', html: '<html><body><p>Your code is <b>482913</b>.</p><p>It expires in 10 minutes.</p></body></html>' }],
     ['a reply subject in capitals', { subject: 'RE: Q3 KPI REVIEW', text: paragraph }],
     ['a list subject with acronyms', { subject: 'Re: [ILUG] DHCP', text: paragraph }],
-    ['a reply subject with ???', { subject: 'Re: Siamese Cats???', text: paragraph }],
+    ['a reply subject with ???', { subject: 'Re: Siamese Cats???', text: paragraph, headers: ['In-Reply-To: <a@example.org>'] }],
     ['Russian with a brand name glued to an ending', { text: 'Оплатить можно iPhoneом или через SMSку, а также картой Visa. Спасибо!' }],
     ['Ukrainian typed with a Latin i', { subject: 'Вiдповiдь щодо зустрiчi', text: 'Добрий день! Дякую за вiдповiдь. Зустрiч вiдбудеться у вiвторок о 10:00 в нашому офiсi.' }],
     ['units with a Greek mu', { text: 'Results: creatinine 80 μmol/L, latency 120 μsec on the test rig.' }],
@@ -78,19 +76,30 @@ describe('content heuristics: good mail stays clean', () => {
     it(label, async () => assert.deepEqual(await names(spec), []));
   }
 
-  it("a link showing the sender's own domain through its own tracker counts only when the domain did not authenticate", async () => {
-    const spec = { from: 'Shop <news@example.com>', html: newsletter('<a href="https://links.example-email.com/c/abc">www.example.com</a>') };
-    assert.deepEqual(await names(spec, { trackers: [] }), ['HTML_LINK_MISMATCH']);
-    assert.deepEqual(await names(spec, { trackers: [], authenticatedDomain: 'example.com' }), []);
-    // An authenticated phisher shows someone else's domain: still a mismatch.
-    const phish = { from: 'Support <help@evil.example>', html: newsletter('<a href="https://evil.example/login">www.paypal.com</a>') };
-    assert.deepEqual(await names(phish, { trackers: [], authenticatedDomain: 'evil.example' }), ['HTML_LINK_MISMATCH']);
+  it("a link into a click tracker or an opaque gateway is exempt only when it shows the sender's own authenticated domain", async () => {
+    const trackers = settings.linkTrackers;
+    const ownSite = (href: string) => ({ from: 'Shop <news@example.com>', html: newsletter(`<a href="${href}">www.example.com</a>`) });
+    for (const href of ['https://example.us1.list-manage.com/track/click?u=abc', 'https://u1234567.ct.sendgrid.net/ls/click?upn=abc', 'https://protect-eu.mimecast.com/s/AbCdEf?domain=example.com']) {
+      assert.deepEqual(await names(ownSite(href), { trackers, authenticatedDomain: 'example.com' }), [], href);
+      // Not authenticated: anyone can send through a tracker and show any site.
+      assert.deepEqual(await names(ownSite(href), { trackers }), ['HTML_LINK_MISMATCH'], href);
+    }
+    // A tracker of the sender's own under another name: exempt once the operator lists it.
+    const branded = ownSite('https://links.example-email.com/c/abc');
+    assert.deepEqual(await names(branded, { trackers, authenticatedDomain: 'example.com' }), ['HTML_LINK_MISMATCH']);
+    assert.deepEqual(await names(branded, { trackers: [...trackers, 'example-email.com'], authenticatedDomain: 'example.com' }), []);
+    // A phisher through a tracker shows someone else's domain; a freemail sender authenticates as the freemail domain.
+    const viaTracker = { html: newsletter('<a href="https://u1.ct.sendgrid.net/ls/click?upn=a">www.paypal.com</a>') };
+    assert.deepEqual(await names(viaTracker, { trackers, authenticatedDomain: 'example.com' }), ['HTML_LINK_MISMATCH']);
+    const freemail = { from: 'Help <helpdesk123@outlook.com>', html: newsletter('<a href="https://evil.example.net/owa">https://outlook.com/owa</a>') };
+    assert.deepEqual(await names(freemail, { trackers, authenticatedDomain: 'outlook.com' }), ['HTML_LINK_MISMATCH']);
   });
 });
 
 describe('content heuristics: the tricks still fire', () => {
   const tricks: [string, Spec, string[]][] = [
     ['a Cyrillic а inside PayPal', { subject: 'Your P\u0430yPal account is limited', text: 'Log in at once.' }, ['MIXED_SCRIPT_WORDS']],
+    ['a Cyrillic capital first (Аpple) or a palochka last (PaypaӀ)', { text: 'Your \u0410pple ID and your Paypa\u04c0 account are locked.' }, ['MIXED_SCRIPT_WORDS']],
     ['Latin look-alikes inside a Cyrillic brand', { text: 'Ваша карта Cбepбaнк заблокирована.' }, ['MIXED_SCRIPT_WORDS']],
     ['zero-width spaces inside Latin words', { text: 'Buy V\u200biag\u200bra and Cia\u200blis now.' }, ['INVISIBLE_CHARACTERS']],
     ['a soft hyphen after every letter', { html: `<p>Buy V&shy;i&shy;a&shy;g&shy;r&shy;a now. ${paragraph}</p>` }, ['INVISIBLE_CHARACTERS']],
@@ -103,6 +112,7 @@ describe('content heuristics: the tricks still fire', () => {
     ['links to public IPs, also written as one number or in hex', { text: 'Go to http://203.0.113.9/login or http://3405803785/x or http://0xCB007109/y' }, ['URI_PUBLIC_IP']],
     ['a shouted new subject', { subject: 'URGENT: VERIFY YOUR ACCOUNT NOW', text: paragraph }, ['SUBJECT_ALL_CAPS']],
     ['a new subject with !!!', { subject: 'Act now!!!', text: paragraph }, ['SUBJECT_PUNCTUATION']],
+    ['a "Re:" written on a message that replies to nothing', { subject: 'Re: FREE cash!!! act now', text: paragraph }, ['SUBJECT_PUNCTUATION']],
     ['419 wording with a second sign', { text: 'Our late client died leaving US$25,000,000.00 with no next of kin. I seek your assistance as beneficiary.' }, ['CONTENT_ADVANCE_FEE']],
     ['a lottery win', { text: 'Congratulations! You have won the sum of $1,000,000 in the Euro Millions lottery.' }, ['CONTENT_LOTTERY_WIN']],
     ['sextortion', { text: 'I recorded a video of you through your webcam. Send 0.1 BTC to my bitcoin address bc1qxyz within 48 hours.' }, ['CONTENT_CRYPTO_EXTORT']],
@@ -119,13 +129,20 @@ describe('content heuristics: the tricks still fire', () => {
     assert.deepEqual(mixedScriptWords("we can't wait, donвЂ™t"), [], 'UTF-8 punctuation read as windows-1251 is not a disguise');
   });
 
-  it('a white text counts as hidden on an unknown background only while no style sheet or image may give it one', () => {
-    const withSheet = analyseHtml(`<style>.dark{background:#000}</style><div class="dark"><font color="#fff">${poison}</font></div>`);
-    assert.equal(withSheet.hiddenText, '');
-    const withoutSheet = analyseHtml(`<div class="dark"><font color="#fff">${poison}</font></div>`);
-    assert.match(withoutSheet.hiddenText, /meadow/);
-    const explicitWhite = analyseHtml(`<style>.dark{background:#000}</style><div class="dark" style="background-color:#ffffff"><font color="#fff">${poison}</font></div>`);
-    assert.match(explicitWhite.hiddenText, /meadow/);
+  it('white text is not counted as hidden only on a class the style sheet gives a real background, or on a background image', () => {
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText);
+    assert.equal(hidden(`<style>.ftr td{background-color:#222}</style><table class="ftr"><tr><td><font color="#fff">${poison}</font></td></tr></table>`), false);
+    assert.equal(hidden(`<div style="background-image:url(https://cdn.example.com/a.jpg)"><font color="#fff">${poison}</font></div>`), false);
+    // A class the style sheet does not colour, a background of none, transparent or white, an empty image: still white on white.
+    for (const html of [
+      `<style>.dark{background:#000}</style><body class="other"><font color="#fff">${poison}</font></body>`,
+      `<style>.a{background:none}.b{background:transparent}.c{background-color:#ffffff}</style><body class="a b c"><font color="#fff">${poison}</font></body>`,
+      `<div background=""><font color="#fff">${poison}</font></div>`,
+      `<div style="background-image:url()"><font color="#fff">${poison}</font></div>`,
+      `<style>.dark{background:#000}</style><div class="dark" style="background-color:#ffffff"><font color="#fff">${poison}</font></div>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
   });
 });
 

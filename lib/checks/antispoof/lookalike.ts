@@ -9,14 +9,27 @@ function within(name: string, domain: string): boolean {
   return name === domain || name.endsWith(`.${domain}`);
 }
 
+/** Vertical strokes the confusables table folds to i (the Cyrillic palochka) or leaves alone: on screen they are an l. */
+const VERTICAL_STROKES = /[\u01c0\u04c0\u04cf\u05c0\u2223\u23fd\uffe8|]/g;
+
 /**
- * What a domain looks like on screen: characters that look alike folded to
- * one (Unicode's confusables table: Cyrillic е and Latin e, 1 and l, rn and
- * m), in lower case. Folded again after lower-casing, since an upper-case
- * letter may be confusable only once lowered (M is not, m is: rn).
+ * What a domain looks like on screen: accents dropped (é, ä, ł read as e, a,
+ * l at a glance), characters that look alike folded to one (Unicode's
+ * confusables table: Cyrillic е and Latin e, 1 and l, rn and m), in lower
+ * case. Folded again after lower-casing, since an upper-case letter may be
+ * confusable only once lowered (M is not, m is: rn).
  */
 export function domainSkeleton(written: string): string {
-  const text = written.slice(0, MAX_DOMAIN).normalize('NFKC').trim().replace(/\.$/, '');
+  const text = written
+    .slice(0, MAX_DOMAIN)
+    .normalize('NFKC')
+    .trim()
+    .replace(/\.$/, '')
+    .replace(VERTICAL_STROKES, 'l')
+    .normalize('NFD')
+    .replace(/\p{M}/gu, '')
+    .replace(/\u0142/g, 'l')
+    .replace(/\u0141/g, 'L');
   return unhomoglyph(unhomoglyph(text).toLowerCase());
 }
 
@@ -48,8 +61,10 @@ export class LookalikeDomains {
     const ascii = asciiDomain(written.slice(0, MAX_DOMAIN));
     if (!ascii || !ascii.includes('.')) return undefined;
     if (this.localDomains.some((d) => within(ascii, d)) || this.ignored.some((d) => within(ascii, d))) return undefined;
-    // As written (an upper-case I reads as l) and as a client shows punycode (xn--xample-2of.com).
-    const forms = new Set([domainSkeleton(written), domainSkeleton(domainToUnicode(ascii) || ascii)]);
+    // As a client shows punycode (xn--xample-2of.com), and as written when its case is mixed
+    // (exampIe.com: an upper-case I among lower case reads as l; AI.COM is read as ai.com).
+    const forms = new Set([domainSkeleton(domainToUnicode(ascii) || ascii)]);
+    if (/\p{Lu}/u.test(written) && /\p{Ll}/u.test(written)) forms.add(domainSkeleton(written));
     for (const form of forms) {
       const local = this.locals.find((l) => within(form, l.skeleton));
       if (local) return local.domain;

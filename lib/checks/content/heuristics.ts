@@ -44,10 +44,12 @@ function disguisedWord(word: string): boolean {
   if (!latin.length || !other.length) return false;
   if (latin.length > other.length) {
     if (!other.every(readsAsLatin)) return false;
-    // At least one look-alike sits between Latin letters: a prefix or suffix is a word of its own glued on.
+    // Look-alikes anywhere in the word (a Cyrillic А first in Аpple, Ӏ last in PaypaӀ), except an
+    // ending of two or more letters after the last Latin one: a Russian case ending on a brand (iPhoneом).
     let lastLatin = letters.length - 1;
-    while (lastLatin >= 0 && !LATIN.test(letters[lastLatin]!)) lastLatin--;
-    return letters.some((c, i) => i > 0 && i < lastLatin && !LATIN.test(c) && LATIN.test(letters[i - 1]!));
+    while (!LATIN.test(letters[lastLatin]!)) lastLatin--;
+    const trailing = letters.length - 1 - lastLatin;
+    return trailing < 2 || trailing < other.length;
   }
   // Russian, Ukrainian and Belarusian letters only: "вЂ" is UTF-8 punctuation read as windows-1251, not a word.
   const oneScript = other.every((c) => CYRILLIC_ALPHABET.test(c)) || other.every((c) => /\p{Script=Greek}/u.test(c));
@@ -97,14 +99,18 @@ export function invisibleInsideWords(text: string): number {
 /** Security gateways that rewrite links (the original is a parameter, or cannot be recovered). */
 const LINK_GATEWAYS = /(?:^|\.)(?:safelinks\.protection\.outlook\.com|urldefense\.com|urldefense\.proofpoint\.com|protect[\w-]*\.mimecast\.com|linkprotect\.cudasvc\.com|secure-web\.cisco\.com|clicktime\.symantec\.com)$/i;
 
+/** Characters of an href read: real links are far shorter, and a forger controls the length. */
+const MAX_HREF = 4096;
+
 /** The link a gateway rewrote (Safe Links, urldefense v2 and v3), '' when it cannot be recovered. */
 function unwrapGateway(href: string): string {
   try {
     const url = new URL(href);
     if (/safelinks\.protection\.outlook\.com$/i.test(url.hostname)) return url.searchParams.get('url') ?? '';
     if (/urldefense\.(?:proofpoint\.)?com$/i.test(url.hostname)) {
-      const v3 = /\/v3\/__(.+?)__;/.exec(href);
-      if (v3) return v3[1]!;
+      const start = href.indexOf('/v3/__');
+      const end = start < 0 ? -1 : href.indexOf('__;', start + 6);
+      if (end > 0) return href.slice(start + 6, end);
       const v2 = url.searchParams.get('u');
       if (v2) return v2.replace(/_/g, '/').replace(/-([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
     }
@@ -124,26 +130,33 @@ export interface LinkContext {
 
 /**
  * Links whose visible text names one organisational domain while the href
- * goes to another. Not counted: a link through a security gateway that hides
- * where it goes, one through a known click tracker, and one showing the
- * sender's own authenticated domain (a newsletter linking its site through its
- * tracker; a phisher cannot authenticate the domain it shows).
+ * goes to another. A link through a security gateway is judged by the link it
+ * wraps. One into a click tracker ([heuristics] link_trackers) or through a
+ * gateway that hides its target is not counted only when it shows the
+ * sender's own authenticated From: domain: a newsletter linking its site
+ * through its tracker. Anyone can open a tracker account, and a freemail
+ * address authenticates for anyone, so neither alone exempts a link.
  */
 export function mismatchedLinks(parts: MessageParts, context: LinkContext = { trackers: [] }, limit = 3): string[] {
   const out: string[] = [];
   for (const link of parts.html?.links ?? []) {
     const shown = link.text.trim();
     if (!/^(?:https?:\/\/)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:[/:?#]\S*)?$/i.test(shown)) continue;
+    const href = link.href.trim().slice(0, MAX_HREF);
     const shownHost = hostOf(/^https?:\/\//i.test(shown) ? shown : `http://${shown}`);
-    let hrefHost = hostOf(link.href);
-    if (!shownHost || !hrefHost || !/^https?:/i.test(link.href.trim())) continue;
-    if (LINK_GATEWAYS.test(hrefHost)) {
-      hrefHost = hostOf(unwrapGateway(link.href));
-      if (!hrefHost) continue;
-    }
+    let hrefHost = hostOf(href);
+    if (!shownHost || !hrefHost || !/^https?:/i.test(href)) continue;
     const a = registrableDomain(shownHost);
+    let opaque = false;
+    if (LINK_GATEWAYS.test(hrefHost)) {
+      const wrapped = hostOf(unwrapGateway(href));
+      opaque = !wrapped;
+      if (wrapped) hrefHost = wrapped;
+    }
     const b = registrableDomain(hrefHost);
-    if (!a || !b || a === b || a === context.authenticatedDomain || context.trackers.includes(b)) continue;
+    if (!a || !b || a === b) continue;
+    const ownSiteViaService = a === context.authenticatedDomain && (opaque || context.trackers.includes(b));
+    if (ownSiteViaService) continue;
     out.push(`${shownHost} -> ${hrefHost}`);
     if (out.length >= limit) break;
   }
@@ -176,7 +189,7 @@ function subjectCore(subject: string): string {
   return core;
 }
 
-function subjectHits(subject: string, s: HeuristicSettings): Hit[] {
+function subjectHits(subject: string, s: HeuristicSettings, isReply: boolean): Hit[] {
   const hits: Hit[] = [];
   // A reply's prefixes and a list's [TAG] are not the sender shouting; acronyms alone (DHCP, KPI) are not either.
   const core = subjectCore(subject);
@@ -188,8 +201,9 @@ function subjectHits(subject: string, s: HeuristicSettings): Hit[] {
   }
   const visible = core.replace(/\s+/g, '');
   const punct = visible.match(/[!?$%*#@]/g) ?? [];
-  // "Siamese Cats???" in a thread is conversation; a new subject with "!!!" or "$$" is a pitch.
-  const burst = core === subject && /[!?]{3,}|\${2,}/.test(subject);
+  // "Re: Siamese Cats???" in a thread is conversation; a new subject with "!!!" or "$$" is a pitch.
+  // Only a reply (In-Reply-To, References) or list mail (List-Id) is a thread: "Re:" alone is anyone's to write.
+  const burst = !(isReply && core !== subject) && /[!?]{3,}|\${2,}/.test(subject);
   if ((visible.length >= 4 && punct.length / visible.length >= s.subjectPunctRatio && punct.length >= 3) || burst) {
     hits.push({ name: 'SUBJECT_PUNCTUATION', detail: `${punct.length} of ${visible.length} characters are !?$%*#@` });
   }
@@ -222,7 +236,8 @@ export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, lin
   }
   const ipLinks = publicIpLinks(parts);
   if (ipLinks.length) hits.push({ name: 'URI_PUBLIC_IP', detail: `link to ${ipLinks.join(', ')}` });
-  hits.push(...subjectHits(parts.subject, s));
+  const isReply = parts.headers.some((h) => h.key === 'in-reply-to' || h.key === 'references' || h.key === 'list-id');
+  hits.push(...subjectHits(parts.subject, s, isReply));
   return hits;
 }
 

@@ -36,15 +36,38 @@ function styleColor(style: string, property: 'color' | 'background-color' | 'bac
   return match?.[1]?.trim();
 }
 
-/** A style sheet rule giving something a background other than white. */
-const CSS_BACKGROUND = /background(?:-color)?\s*:\s*(?!#fff\b|#ffffff\b|white\b)[#a-z(]/i;
-const IMAGE_BACKGROUND = /background(?:-image)?\s*:[^;]*url\(/i;
+/** A declaration giving a real background: a colour other than white, or an image (not none, transparent, inherit...). */
+const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#fff\b|#ffffff\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
+/** Style sheet text read per message (a forger controls its size). */
+const MAX_STYLE_CHARS = 64 * 1024;
+
+/**
+ * The classes a style sheet gives a real background, from selectors such as
+ * `.ftr td` or `td.dark`: an element carrying one may sit on a dark
+ * background we do not compute, so its white text is not counted as hidden.
+ */
+function backgroundClasses(css: string, into: Set<string>): void {
+  for (const block of css.slice(0, MAX_STYLE_CHARS).split('}')) {
+    const open = block.indexOf('{');
+    if (open < 0 || !REAL_BACKGROUND.test(block.slice(open + 1))) continue;
+    for (const match of block.slice(0, open).matchAll(/\.(-?[_a-zA-Z][\w-]*)/g)) into.add(match[1]!);
+  }
+}
+
+/** Whether an element's own attributes give it a background we do not compute: a class the style sheet colours, or a background image. */
+function unknownBackground(attrs: Record<string, string>, classes: Set<string>): boolean {
+  if (classes.size && attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c))) return true;
+  if (attrs.background && attrs.background.trim()) return true;
+  const style = (attrs.style ?? '').slice(0, 2048);
+  return style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style);
+}
 
 /**
  * Whether an element hides its content: hiding styles, or white text on a
- * white background — or on no background we know of, unless a background may
- * come from where we do not look (a style sheet class, a background image):
- * a dark footer with white text is not hidden.
+ * white background — or on no background we know of, unless one may come
+ * from where we do not compute it (a class the style sheet gives a real
+ * background, a background image): a dark footer with white text is not
+ * hidden.
  */
 function hides(tag: string, attrs: Record<string, string>, inheritedBg: string, bgUnknown: boolean): boolean {
   if ('hidden' in attrs) return true;
@@ -84,8 +107,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let hiddenChars = 0;
   let images = 0;
   const tags = new Set<string>();
-  // Set once a <style> block gives something a background: an element with a class may then have one.
-  let styleSheetBackground = false;
+  // Classes the style sheet gives a real background, and the text of the <style> element being read.
+  const darkClasses = new Set<string>();
+  let styleText = '';
   const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
 
@@ -95,7 +119,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         const parent = top();
         if (tags.size < 64) tags.add(name);
         const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
-        const bgUnknown = parent.bgUnknown || ('class' in attrs && styleSheetBackground) || 'background' in attrs || IMAGE_BACKGROUND.test((attrs.style ?? '').slice(0, 2048));
+        const bgUnknown = parent.bgUnknown || unknownBackground(attrs, darkClasses);
         const frame: Frame = {
           tag: name,
           skip: parent.skip || SKIP_TAGS.has(name),
@@ -118,7 +142,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
       },
       ontext(data) {
         const frame = top();
-        if (frame.tag === 'style' && !styleSheetBackground && CSS_BACKGROUND.test(data)) styleSheetBackground = true;
+        if (frame.tag === 'style' && styleText.length < MAX_STYLE_CHARS) styleText += data;
         if (frame.skip) return;
         if (frame.hidden) {
           if (hiddenChars < MAX_TEXT_CHARS && /\S/.test(data)) {
@@ -134,6 +158,10 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         if (frame.link && frame.link.text.length < 500) frame.link.text += data;
       },
       onclosetag(name) {
+        if (name === 'style' && styleText) {
+          backgroundClasses(styleText, darkClasses);
+          styleText = '';
+        }
         // htmlparser2 closes implied elements itself, so opens and closes pair up.
         if (stack.length > 1 && top().tag === name) stack.pop();
         else {

@@ -26,7 +26,7 @@ export const contentSymbols: SymbolDef[] = [
   { name: 'MIXED_SCRIPT_WORDS', score: 2.5, group: g, description: 'Words disguised with look-alike letters of another script (a Cyrillic а inside PayPal; Latin letters inside a Cyrillic word)' },
   { name: 'INVISIBLE_CHARACTERS', score: 2, group: g, description: 'Zero-width or invisible characters inside Latin, Cyrillic, Greek or Armenian words (splitting words past filters)' },
   { name: 'HTML_HIDDEN_TEXT', score: 1.5, group: g, description: 'A lot of text styled invisible in the HTML (display:none, zero size, white on white): 200 letters and a tenth of the visible text' },
-  { name: 'HTML_LINK_MISMATCH', score: 2, group: g, description: "A link shows one domain as its text while it goes to another (not through a known click tracker, nor when it shows the sender's own authenticated domain)" },
+  { name: 'HTML_LINK_MISMATCH', score: 2, group: g, description: "A link shows one domain as its text while it goes to another (a click tracker or opaque gateway is excepted only when the link shows the sender's own authenticated domain)" },
   { name: 'HTML_ONLY_LITTLE_TEXT', score: 1, group: g, description: 'HTML-only message with images and almost no visible text (image spam)' },
   { name: 'URI_PUBLIC_IP', score: 1, group: g, description: 'Link to a bare public IP address instead of a host name (private, loopback and link-local addresses do not count)' },
   { name: 'SUBJECT_ALL_CAPS', score: 1, group: g, description: 'Subject written mostly in capitals' },
