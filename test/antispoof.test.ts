@@ -247,6 +247,20 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a link to a cousin domain (a copy of our sign-in page) is LOOKALIKE_LOCAL_LINK; links to our own and to other domains are not', async () => {
+    const plain = message({ from: 'IT <it@freemail.test>', body: 'Your mailbox is full. Sign in at https://examp1e.com/owa/login to keep it.\r\n' });
+    const hit = symbol(await scan(mw, plain, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK');
+    assert.match(hit!.detail, /examp1e\.com reads as local domain example\.com/);
+    const html = message({
+      from: 'IT <it@freemail.test>',
+      headers: { 'Content-Type': 'text/html; charset=utf-8' },
+      body: '<p>Your mailbox is full.</p><a href="https://login.\u0435xample.com/owa">Keep my mail</a>\r\n',
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+    assert.ok(symbol(await scan(mw, html, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), 'a Cyrillic е in an href');
+    const fine = message({ from: 'IT <it@freemail.test>', body: 'See https://www.example.com/news and https://examples.com/ and http://www.exampel.com/\r\n' });
+    assert.equal(symbol(await scan(mw, fine, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), undefined);
+  });
+
   it('a look-alike address shown as the display name is DISPLAY_NAME_SPOOF; [lookalike] ignore and enabled are honoured', async () => {
     const shown = await scan(mw, message({ from: '"ceo@\u0435xample.com" <x@evil.test>' }), IP.nobody, 'x@evil.test');
     assert.match(symbol(shown, 'DISPLAY_NAME_SPOOF')!.detail, /shows ceo@\u0435xample\.com, which reads as local domain example\.com, but the address is x@evil\.test/);

@@ -1,6 +1,7 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
+import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, parsedMessage, shownFromAddresses, type MessageContext } from '../../message';
+import { hostOf, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
@@ -16,6 +17,7 @@ const g = 'antispoof';
 export const antispoofSymbols: SymbolDef[] = [
   { name: 'SPOOF_LOCAL_DOMAIN', score: 12, group: g, description: 'From: or MAIL FROM claims a local domain, but the sending server is not authorised for it (no listed IP/PTR, no aligned DKIM/SPF, no trusted service)' },
   { name: 'DISPLAY_NAME_SPOOF', score: 4, group: g, description: "An external sender uses a local person's name, or a local address or a look-alike of one, as the From: display name" },
+  { name: 'LOOKALIKE_LOCAL_LINK', score: 5, group: g, description: 'A link in the message goes to a domain that reads as a local one (https://examp1e.com/login): a copy of our own sign-in page' },
   { name: 'LOOKALIKE_LOCAL_DOMAIN', score: 8, group: g, description: 'From:, Reply-To:, Sender: or MAIL FROM uses a domain that reads as a local one on screen (examp1e.com, exarnple.com, a Cyrillic е): a cousin domain authenticates for whoever registered it' },
   { name: 'LOCAL_DOMAIN_AUTHORISED', score: 0, group: g, description: 'Mail claiming a local domain comes from an authorised sender (the detail says which rule)' },
   { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', score: 0, group: g, description: 'Mail claiming a local domain matches every condition of a [service:NAME] section' },
@@ -184,6 +186,24 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
   return undefined;
 }
 
+/** Text read for links (a forger controls its size; the link detectors read as much). */
+const MAX_LINK_TEXT = 1024 * 1024;
+
+/** Links to cousin domains of ours: a copy of our own sign-in page, the usual next step after the mail. */
+async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains): Promise<Hit | undefined> {
+  const parsed = await parsedMessage(ctx);
+  const urls: string[] = [];
+  for (const text of [parsed?.text, parsed?.html]) if (text) urlsIn(text.slice(0, MAX_LINK_TEXT), urls);
+  const found = new Set<string>();
+  for (const url of urls) {
+    const host = hostOf(url);
+    const imitated = host ? lookalikes.imitated(host) : undefined;
+    if (imitated) found.add(`${host} reads as local domain ${imitated}`);
+    if (found.size >= 3) break;
+  }
+  return found.size ? { name: 'LOOKALIKE_LOCAL_LINK', detail: [...found].join('; ') } : undefined;
+}
+
 /** Cousin domains of ours in the addresses a reader sees or replies to. */
 function lookalikeHit(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit | undefined {
   const written: [string, string][] = [
@@ -268,6 +288,8 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       }
       const cousin = lookalikes && lookalikeHit(ctx, lookalikes, settings.checkEnvelope);
       if (cousin) hits.push(cousin);
+      const cousinLinks = lookalikes && (await lookalikeLinks(ctx, lookalikes));
+      if (cousinLinks) hits.push(cousinLinks);
       return hits;
     },
   };
