@@ -5,6 +5,7 @@ import { asciiDomain } from '../../util/domain';
 /** A domain is at most 253 characters; a forged header's longer text is cut, not read whole. */
 const MAX_DOMAIN = 255;
 
+/** `name` is `domain` or under it, as plain text: skeletons are not domain names (withinDomain would re-encode them). */
 function within(name: string, domain: string): boolean {
   return name === domain || name.endsWith(`.${domain}`);
 }
