@@ -257,6 +257,12 @@ describe('antispoof module with auth results, against a real DNS server', functi
       body: '<p>Your mailbox is full.</p><a href="https://login.\u0435xample.com/owa">Keep my mail</a>\r\n',
     }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
     assert.ok(symbol(await scan(mw, html, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), 'a Cyrillic е in an href');
+    // Entities, percent escapes, backslashes and an upper-case I, each after 300 decoy links.
+    const decoys = Array.from({ length: 300 }, (_, i) => `<a href="https://news${i}.example.org/">n</a>`).join('');
+    for (const href of ['https://examp1e&#46;com/login', 'https://examp%31e.com/login', 'https:\\\\examp1e.com\\login', 'https://exampIe.com/login']) {
+      const hidden = message({ from: 'IT <it@freemail.test>', headers: { 'Content-Type': 'text/html; charset=utf-8' }, body: `${decoys}<a href="${href}">Keep my mail</a>\r\n` }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+      assert.ok(symbol(await scan(mw, hidden, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), href);
+    }
     const fine = message({ from: 'IT <it@freemail.test>', body: 'See https://www.example.com/news and https://examples.com/ and http://www.exampel.com/\r\n' });
     assert.equal(symbol(await scan(mw, fine, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), undefined);
   });

@@ -1,7 +1,7 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, parsedMessage, shownFromAddresses, type MessageContext } from '../../message';
-import { hostOf, urlsIn } from '../content/parts';
+import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
+import { messageParts, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
@@ -186,18 +186,33 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
   return undefined;
 }
 
-/** Text read for links (a forger controls its size; the link detectors read as much). */
-const MAX_LINK_TEXT = 1024 * 1024;
+/**
+ * A link's host as written (case kept: exampIe.com) and as a browser reads it
+ * (percent escapes, backslashes and case undone): both are judged.
+ */
+function linkHosts(url: string): string[] {
+  const trimmed = url.trim().slice(0, 2048);
+  const hosts: string[] = [];
+  const written = /^(?:[a-z][a-z0-9+.-]*:)?[/\\]{2}(?:[^/?#\s\\@]*@)?([^/?#\s\\:]+)/i.exec(trimmed) ?? /^(www\.[^/?#\s\\:]+)/i.exec(trimmed);
+  if (written) hosts.push(written[1]!);
+  try {
+    hosts.push(new URL(/^www\./i.test(trimmed) ? `http://${trimmed}` : trimmed).hostname);
+  } catch {
+    // not a URL a browser would follow
+  }
+  return hosts;
+}
 
 /** Links to cousin domains of ours: a copy of our own sign-in page, the usual next step after the mail. */
 async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains): Promise<Hit | undefined> {
-  const parsed = await parsedMessage(ctx);
-  const urls: string[] = [];
-  for (const text of [parsed?.text, parsed?.html]) if (text) urlsIn(text.slice(0, MAX_LINK_TEXT), urls);
+  const parts = await messageParts(ctx);
+  // The HTML's links as decoded (entities undone), and the text's own, each with its own budget.
+  const inText: string[] = [];
+  urlsIn(parts.text, inText);
+  const hosts = new Set([...(parts.html?.links ?? []).map((l) => l.href), ...inText].flatMap(linkHosts));
   const found = new Set<string>();
-  for (const url of urls) {
-    const host = hostOf(url);
-    const imitated = host ? lookalikes.imitated(host) : undefined;
+  for (const host of hosts) {
+    const imitated = lookalikes.imitated(host);
     if (imitated) found.add(`${host} reads as local domain ${imitated}`);
     if (found.size >= 3) break;
   }

@@ -5,9 +5,11 @@ import { asciiDomain } from '../../util/domain';
 /** A domain is at most 253 characters; a forged header's longer text is cut, not read whole. */
 const MAX_DOMAIN = 255;
 
-/** `name` is `domain` or under it, as plain text: skeletons are not domain names (withinDomain would re-encode them). */
-function within(name: string, domain: string): boolean {
-  return name === domain || name.endsWith(`.${domain}`);
+/** `name` and each domain above it (mail.example.com, example.com, com): what it is within. */
+function selfAndParents(name: string): string[] {
+  const out = [name];
+  for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) out.push(name.slice(dot + 1));
+  return out;
 }
 
 /** Vertical strokes the confusables table folds to i (the Cyrillic palochka) or leaves alone: on screen they are an l. */
@@ -41,34 +43,38 @@ export function domainSkeleton(written: string): string {
  * it, so authentication alone never catches it.
  */
 export class LookalikeDomains {
-  private readonly locals: { domain: string; skeleton: string }[];
+  /** Local domains by skeleton, and the local and ignored domains themselves: looked up, not walked (a hosting MX has thousands). */
+  private readonly bySkeleton = new Map<string, string>();
+  private readonly known: Set<string>;
 
   /**
    * @param localDomains our domains, in their ASCII form (a look-alike of a subdomain counts too)
    * @param ignored domains (and their subdomains) that resemble ours and are known good
    */
-  constructor(
-    private readonly localDomains: string[],
-    private readonly ignored: string[],
-  ) {
-    this.locals = localDomains
-      .filter((d) => d && !/[*?]/.test(d))
-      .map((domain) => ({ domain, skeleton: domainSkeleton(domainToUnicode(domain) || domain) }));
+  constructor(localDomains: string[], ignored: string[]) {
+    this.known = new Set([...localDomains, ...ignored]);
+    for (const domain of localDomains) {
+      if (!domain || /[*?]/.test(domain)) continue;
+      const skeleton = domainSkeleton(domainToUnicode(domain) || domain);
+      if (!this.bySkeleton.has(skeleton)) this.bySkeleton.set(skeleton, domain);
+    }
   }
 
   /** The local domain `written` imitates, or undefined (it is local, ignored, or looks like none). */
   imitated(written: string): string | undefined {
-    if (!this.locals.length) return undefined;
+    if (!this.bySkeleton.size) return undefined;
     const ascii = asciiDomain(written.slice(0, MAX_DOMAIN));
     if (!ascii || !ascii.includes('.')) return undefined;
-    if (this.localDomains.some((d) => within(ascii, d)) || this.ignored.some((d) => within(ascii, d))) return undefined;
+    if (selfAndParents(ascii).some((d) => this.known.has(d))) return undefined;
     // As a client shows punycode (xn--xample-2of.com), and as written when its case is mixed
     // (exampIe.com: an upper-case I among lower case reads as l; AI.COM is read as ai.com).
     const forms = new Set([domainSkeleton(domainToUnicode(ascii) || ascii)]);
     if (/\p{Lu}/u.test(written) && /\p{Ll}/u.test(written)) forms.add(domainSkeleton(written));
     for (const form of forms) {
-      const local = this.locals.find((l) => within(form, l.skeleton));
-      if (local) return local.domain;
+      for (const candidate of selfAndParents(form)) {
+        const local = this.bySkeleton.get(candidate);
+        if (local) return local;
+      }
     }
     return undefined;
   }

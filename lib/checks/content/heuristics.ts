@@ -32,25 +32,19 @@ for (let code = 0x370; code < 0x530; code++) {
 
 /**
  * A word disguised with look-alike letters: a Latin word with a Cyrillic or
- * Greek look-alike inside it ("PаyPal"), or a Cyrillic/Greek word with Latin
- * look-alikes ("Cбepбaнк"). Not: mis-decoded text (its foreign letters read as
- * nothing Latin), "iPhoneом" (an ending on a brand), "μmol" (a unit), or
- * Ukrainian typed with a Latin i.
+ * Greek look-alike in it ("PаyPal", "Аpple"), or a Cyrillic/Greek word with
+ * Latin look-alikes ("Cбepбaнк"). Not: mis-decoded text (its foreign letters
+ * read as nothing Latin), "iPhoneом" (an ending on a brand), "μmol" (a unit),
+ * or Ukrainian typed with a Latin i.
  */
 function disguisedWord(word: string): boolean {
   const letters = [...word].filter((c) => LETTER.test(c));
   const latin = letters.filter((c) => LATIN.test(c));
   const other = letters.filter((c) => !LATIN.test(c));
   if (!latin.length || !other.length) return false;
-  if (latin.length > other.length) {
-    if (!other.every(readsAsLatin)) return false;
-    // Look-alikes anywhere in the word (a Cyrillic А first in Аpple, Ӏ last in PaypaӀ), except an
-    // ending of two or more letters after the last Latin one: a Russian case ending on a brand (iPhoneом).
-    let lastLatin = letters.length - 1;
-    while (!LATIN.test(letters[lastLatin]!)) lastLatin--;
-    const trailing = letters.length - 1 - lastLatin;
-    return trailing < 2 || trailing < other.length;
-  }
+  // A Latin word whose every foreign letter reads as Latin, wherever it sits (Аpple, PаyPal, Googӏе).
+  // A Russian ending on a brand has letters that read as nothing Latin (iPhoneом: м), so it is not one.
+  if (latin.length > other.length) return other.every(readsAsLatin);
   // Russian, Ukrainian and Belarusian letters only: "вЂ" is UTF-8 punctuation read as windows-1251, not a word.
   const oneScript = other.every((c) => CYRILLIC_ALPHABET.test(c)) || other.every((c) => /\p{Script=Greek}/u.test(c));
   return letters.length >= 4 && oneScript && latin.every((c) => LATIN_LOOKALIKES.has(c)) && latin.some((c) => c !== 'i' && c !== 'I');
@@ -131,11 +125,11 @@ export interface LinkContext {
 /**
  * Links whose visible text names one organisational domain while the href
  * goes to another. A link through a security gateway is judged by the link it
- * wraps. One into a click tracker ([heuristics] link_trackers) or through a
- * gateway that hides its target is not counted only when it shows the
- * sender's own authenticated From: domain: a newsletter linking its site
- * through its tracker. Anyone can open a tracker account, and a freemail
- * address authenticates for anyone, so neither alone exempts a link.
+ * wraps, or skipped when the gateway hides it. One into a click tracker
+ * ([heuristics] link_trackers) is not counted only when it shows the sender's
+ * own authenticated From: domain: a newsletter linking its site through its
+ * tracker. Anyone can open a tracker account, and a freemail address
+ * authenticates for anyone, so neither alone exempts a link.
  */
 export function mismatchedLinks(parts: MessageParts, context: LinkContext = { trackers: [] }, limit = 3): string[] {
   const out: string[] = [];
@@ -146,17 +140,16 @@ export function mismatchedLinks(parts: MessageParts, context: LinkContext = { tr
     const shownHost = hostOf(/^https?:\/\//i.test(shown) ? shown : `http://${shown}`);
     let hrefHost = hostOf(href);
     if (!shownHost || !hrefHost || !/^https?:/i.test(href)) continue;
-    const a = registrableDomain(shownHost);
-    let opaque = false;
     if (LINK_GATEWAYS.test(hrefHost)) {
-      const wrapped = hostOf(unwrapGateway(href));
-      opaque = !wrapped;
-      if (wrapped) hrefHost = wrapped;
+      // A gateway that hides its target (Mimecast, Barracuda...): most such links are quoted in
+      // replies from its customers, and a forger needs the gateway to rewrite the link first.
+      hrefHost = hostOf(unwrapGateway(href));
+      if (!hrefHost) continue;
     }
+    const a = registrableDomain(shownHost);
     const b = registrableDomain(hrefHost);
     if (!a || !b || a === b) continue;
-    const ownSiteViaService = a === context.authenticatedDomain && (opaque || context.trackers.includes(b));
-    if (ownSiteViaService) continue;
+    if (a === context.authenticatedDomain && context.trackers.includes(b)) continue;
     out.push(`${shownHost} -> ${hrefHost}`);
     if (out.length >= limit) break;
   }

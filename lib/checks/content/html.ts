@@ -38,6 +38,10 @@ function styleColor(style: string, property: 'color' | 'background-color' | 'bac
 
 /** A declaration giving a real background: a colour other than white, or an image (not none, transparent, inherit...). */
 const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#fff\b|#ffffff\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
+/** Open elements followed; deeper markup ends the reading (truncated). */
+const MAX_DEPTH = 500;
+/** Characters of a style attribute read: real ones are short, and the style patterns are not all linear. */
+const MAX_STYLE_ATTR = 2048;
 /** Style sheet text read per message (a forger controls its size). */
 const MAX_STYLE_CHARS = 64 * 1024;
 
@@ -47,11 +51,39 @@ const MAX_STYLE_CHARS = 64 * 1024;
  * background we do not compute, so its white text is not counted as hidden.
  */
 function backgroundClasses(css: string, into: Set<string>): void {
-  for (const block of css.slice(0, MAX_STYLE_CHARS).split('}')) {
-    const open = block.indexOf('{');
-    if (open < 0 || !REAL_BACKGROUND.test(block.slice(open + 1))) continue;
-    for (const match of block.slice(0, open).matchAll(/\.(-?[_a-zA-Z][\w-]*)/g)) into.add(match[1]!);
+  const sheet = withoutComments(css.slice(0, MAX_STYLE_CHARS));
+  // One linear pass over "selector { declarations }" at the innermost level (inside @media too).
+  let selectorStart = 0;
+  let open = -1;
+  for (let i = 0; i < sheet.length; i++) {
+    const c = sheet[i];
+    if (c === '{') {
+      // Inside an outer block (@media), this selector starts after its brace.
+      if (open >= 0) selectorStart = open + 1;
+      open = i;
+    } else if (c === '}') {
+      if (open >= 0 && REAL_BACKGROUND.test(sheet.slice(open + 1, i))) {
+        // Escaped characters belong to the class name: .md\:bg-dark is class "md:bg-dark".
+        for (const match of sheet.slice(selectorStart, open).matchAll(/\.((?:\\.|[\w-])+)/g)) into.add(match[1]!.replace(/\\(.)/g, '$1'));
+      }
+      open = -1;
+      selectorStart = i + 1;
+    }
   }
+}
+
+/** CSS without its comments (a commented-out rule gives nothing a background), in one pass. */
+function withoutComments(css: string): string {
+  const kept: string[] = [];
+  let at = 0;
+  for (let start = css.indexOf('/*'); start >= 0; start = css.indexOf('/*', at)) {
+    kept.push(css.slice(at, start));
+    const end = css.indexOf('*/', start + 2);
+    if (end < 0) return kept.join('');
+    at = end + 2;
+  }
+  kept.push(css.slice(at));
+  return kept.join('');
 }
 
 /** Whether an element's own attributes give it a background we do not compute: a class the style sheet colours, or a background image. */
@@ -97,7 +129,7 @@ interface Frame {
  * links with their visible text, image count.
  */
 export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
-  const truncated = html.length > maxBytes;
+  let truncated = html.length > maxBytes;
   const input = truncated ? html.slice(0, maxBytes) : html;
   const text: string[] = [];
   const hidden: string[] = [];
@@ -112,12 +144,22 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let styleText = '';
   const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
+  let pausedTooDeep = false;
 
   const parser = new Parser(
     {
       onopentag(name, attrs) {
+        if (stack.length > MAX_DEPTH) {
+          // htmlparser2 walks its stack of open elements for every unmatched close tag: no real
+          // message nests this deep, and a forged one would cost time quadratic in its size.
+          truncated = true;
+          pausedTooDeep = true;
+          parser.pause();
+          return;
+        }
         const parent = top();
         if (tags.size < 64) tags.add(name);
+        if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
         const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
         const bgUnknown = parent.bgUnknown || unknownBackground(attrs, darkClasses);
         const frame: Frame = {
@@ -174,7 +216,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
   );
   parser.write(input);
-  parser.end();
+  if (!pausedTooDeep) parser.end();
   for (const link of links) link.text = link.text.replace(/\s+/g, ' ').trim();
   return {
     text: text.join('').replace(/[ \t\r\f\v\u00a0]+/g, ' ').replace(/\n\s*/g, '\n').trim(),

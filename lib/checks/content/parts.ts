@@ -73,7 +73,8 @@ export function mimeStructure(raw: Buffer | undefined): string[] {
   return out;
 }
 
-const cache = new WeakMap<MessageContext, Promise<MessageParts>>();
+/** Per message, the parts read with the limits they were read with (another check may ask with its own). */
+const cache = new WeakMap<MessageContext, { limits: PartLimits; parts: Promise<MessageParts> }>();
 
 function size(content: Email['attachments'][number]['content']): number {
   if (typeof content === 'string') return content.length;
@@ -136,10 +137,10 @@ async function extract(ctx: MessageContext, limits: PartLimits): Promise<Message
 
 /** The message's decoded parts, shared by the Bayes, heuristic and bulk checks. Never rejects. */
 export function messageParts(ctx: MessageContext, limits: PartLimits = DEFAULT_LIMITS): Promise<MessageParts> {
-  let parts = cache.get(ctx);
-  if (!parts) {
-    parts = extract(ctx, limits);
-    cache.set(ctx, parts);
-  }
+  const cached = cache.get(ctx);
+  const same = cached && cached.limits.maxTextChars === limits.maxTextChars && cached.limits.maxHtmlChars === limits.maxHtmlChars;
+  if (same) return cached.parts;
+  const parts = extract(ctx, limits);
+  cache.set(ctx, { limits, parts });
   return parts;
 }
