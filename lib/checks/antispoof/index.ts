@@ -1,7 +1,7 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
 import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
-import { messageParts, urlsIn } from '../content/parts';
+import { hostOf, messageParts, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
@@ -192,9 +192,8 @@ function displayNameSpoof(name: string, written: string, settings: AntispoofSett
  */
 function linkHosts(url: string): string[] {
   const trimmed = url.trim().slice(0, 2048);
-  const hosts: string[] = [];
-  const written = /^(?:[a-z][a-z0-9+.-]*:)?[/\\]{2}(?:[^/?#\s\\@]*@)?([^/?#\s\\:]+)/i.exec(trimmed) ?? /^(www\.[^/?#\s\\:]+)/i.exec(trimmed);
-  if (written) hosts.push(written[1]!);
+  const written = hostOf(trimmed, true);
+  const hosts = written ? [written] : [];
   try {
     hosts.push(new URL(/^www\./i.test(trimmed) ? `http://${trimmed}` : trimmed).hostname);
   } catch {

@@ -1,16 +1,9 @@
 import { domainToUnicode } from 'node:url';
 import unhomoglyph from 'unhomoglyph';
-import { asciiDomain } from '../../util/domain';
+import { asciiDomain, domainAndParents } from '../../util/domain';
 
 /** A domain is at most 253 characters; a forged header's longer text is cut, not read whole. */
 const MAX_DOMAIN = 255;
-
-/** `name` and each domain above it (mail.example.com, example.com, com): what it is within. */
-function selfAndParents(name: string): string[] {
-  const out = [name];
-  for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) out.push(name.slice(dot + 1));
-  return out;
-}
 
 /** Vertical strokes the confusables table folds to i (the Cyrillic palochka) or leaves alone: on screen they are an l. */
 const VERTICAL_STROKES = /[\u01c0\u04c0\u04cf\u05c0\u2223\u23fd\uffe8|]/g;
@@ -65,13 +58,13 @@ export class LookalikeDomains {
     if (!this.bySkeleton.size) return undefined;
     const ascii = asciiDomain(written.slice(0, MAX_DOMAIN));
     if (!ascii || !ascii.includes('.')) return undefined;
-    if (selfAndParents(ascii).some((d) => this.known.has(d))) return undefined;
+    if (domainAndParents(ascii).some((d) => this.known.has(d))) return undefined;
     // As a client shows punycode (xn--xample-2of.com), and as written when its case is mixed
     // (exampIe.com: an upper-case I among lower case reads as l; AI.COM is read as ai.com).
     const forms = new Set([domainSkeleton(domainToUnicode(ascii) || ascii)]);
     if (/\p{Lu}/u.test(written) && /\p{Ll}/u.test(written)) forms.add(domainSkeleton(written));
     for (const form of forms) {
-      for (const candidate of selfAndParents(form)) {
+      for (const candidate of domainAndParents(form)) {
         const local = this.bySkeleton.get(candidate);
         if (local) return local;
       }

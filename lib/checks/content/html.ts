@@ -86,11 +86,15 @@ function withoutComments(css: string): string {
   return kept.join('');
 }
 
-/** Whether an element's own attributes give it a background we do not compute: a class the style sheet colours, or a background image. */
+/**
+ * Whether an element's own attributes give it a background we do not compute:
+ * a class the style sheet colours, or a background image. Its style attribute
+ * is already cut to MAX_STYLE_ATTR.
+ */
 function unknownBackground(attrs: Record<string, string>, classes: Set<string>): boolean {
   if (classes.size && attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c))) return true;
   if (attrs.background && attrs.background.trim()) return true;
-  const style = (attrs.style ?? '').slice(0, 2048);
+  const style = attrs.style ?? '';
   return style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style);
 }
 

@@ -96,11 +96,11 @@ export function urlsIn(text: string, into: string[]): void {
   while (into.length < MAX_URLS && (match = URL_IN_TEXT.exec(text))) into.push(match[0]);
 }
 
-/** Host name of a URL-ish string (href or text), lower case, or '' when it has none. */
-export function hostOf(url: string): string {
+/** Host name of a URL-ish string (href or text), lower case (or as written), or '' when it has none. */
+export function hostOf(url: string, asWritten = false): string {
   const match = /^(?:[a-z][a-z0-9+.-]*:)?\/\/([^/?#\s\\]+)/i.exec(url.trim()) ?? /^(www\.[^/?#\s\\]+)/i.exec(url.trim());
   if (!match) return '';
-  let host = match[1]!.toLowerCase();
+  let host = asWritten ? match[1]! : match[1]!.toLowerCase();
   const at = host.lastIndexOf('@');
   if (at >= 0) host = host.slice(at + 1);
   host = host.replace(/:\d*$/, '').replace(/\.$/, '');

@@ -49,7 +49,7 @@ export interface HeuristicSettings {
   subjectPunctRatio: number;
   /** HTML-only message with fewer visible characters than this. */
   htmlMinText: number;
-  /** Organisational domains of click trackers: a link through one is not HTML_LINK_MISMATCH. */
+  /** Organisational domains of click trackers: a link into one that shows the sender's own authenticated domain is not HTML_LINK_MISMATCH. */
   linkTrackers: string[];
 }
 

@@ -1,4 +1,4 @@
-import { asciiDomain } from '../../util/domain';
+import { asciiDomain, domainAndParents } from '../../util/domain';
 
 export { asciiDomain };
 export { IpSet, looksLikeIpOrCidr } from '../../util/ip';
@@ -109,9 +109,7 @@ export class AddressPattern {
 export function addressKeys(address: string): string[] {
   const a = normaliseAddress(address);
   const d = addressDomain(a);
-  const keys = [`a:${a}`, `d:${d}`, `s:${d}`];
-  for (let dot = d.indexOf('.'); dot >= 0; dot = d.indexOf('.', dot + 1)) keys.push(`s:${d.slice(dot + 1)}`);
-  return keys;
+  return [`a:${a}`, `d:${d}`, ...domainAndParents(d).map((parent) => `s:${parent}`)];
 }
 
 /** `name` equals `suffix` or ends with `.suffix` (a leading dot in suffix is optional). */
