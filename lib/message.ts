@@ -121,10 +121,16 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
   if (end < 0 || end > MAX_HEADER_BYTES) end = Math.min(raw.length, MAX_HEADER_BYTES);
   const text = raw.subarray(0, end).toString('utf8');
   const headers: HeaderField[] = [];
+  // A field's lines are joined once it is complete: appending each continuation to the value
+  // so far would copy it per line, quadratic in a hostile field of 100,000 folds.
+  let pieces: string[] = [];
+  const finish = () => {
+    if (pieces.length > 1) headers[headers.length - 1]!.value = pieces.filter(Boolean).join(' ');
+    pieces = [];
+  };
   for (const line of text.split(/\r?\n/)) {
     if (/^[ \t]/.test(line) && headers.length) {
-      const last = headers[headers.length - 1]!;
-      last.value = `${last.value} ${line.trim()}`.trim();
+      pieces.push(line.trim());
       continue;
     }
     const colon = line.indexOf(':');
@@ -133,8 +139,12 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
     // feed, and read as From: a line that other parsers (mailauth's) skip.
     const name = line.slice(0, colon).replace(/[ \t]+$/, '');
     if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) continue;
-    headers.push({ key: name.toLowerCase(), name, value: line.slice(colon + 1).trim() });
+    finish();
+    const value = line.slice(colon + 1).trim();
+    headers.push({ key: name.toLowerCase(), name, value });
+    pieces.push(value);
   }
+  finish();
   return { headers, complete };
 }
 
