@@ -247,6 +247,44 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a typo cousin (exmaple.com) that authenticates is TYPO_LOCAL_DOMAIN and marked; an allow entry or [lookalike] ignore may let a real partner through', async () => {
+    const raw = await sign(message({ from: 'CEO <ceo@exmaple.com>', subject: 'Urgent wire transfer' }), 'exmaple.com', 'sel', world.keys.attacker);
+    const result = await scan(mw, raw, IP.attacker, 'ceo@exmaple.com');
+    assert.ok(symbol(result, 'DMARC_PASS'), names(result).join());
+    assert.equal(symbol(result, 'LOOKALIKE_LOCAL_DOMAIN'), undefined);
+    const typo = symbol(result, 'TYPO_LOCAL_DOMAIN');
+    assert.match(typo!.detail, /From: ceo@exmaple\.com: exmaple\.com is one typing slip from local domain example\.com/);
+    assert.match(typo!.detail, /\[lookalike\] ignore/);
+    // Authenticated or not, it is at least marked.
+    assert.equal(result.verdict.action, 'add_header', `${result.verdict.score} ${names(result).join()}`);
+
+    // Another suffix of our name, unauthenticated: held.
+    const suffix = await scan(mw, message({ from: 'CEO <ceo@example.co>' }), IP.nobody, 'ceo@example.co');
+    assert.match(symbol(suffix, 'TYPO_LOCAL_DOMAIN')!.detail, /example\.co is the name of local domain example\.com under a suffix that reads as its own/);
+
+    // Unlike a domain that reads as ours, a typo may be a real partner's: allow entries hold.
+    const dir = configDir({
+      'mailward.ini': sharedIni(world.dns),
+      'mailward.antispoof.ini': ANTISPOOF_INI,
+      'mailward.rules.ini': '[lists]\nstore = state\n[allow]\nsenders = ceo@exmaple.com\n',
+    });
+    dirs.push(dir);
+    const withRules = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof', 'rules'] });
+    instances.push(withRules);
+    const allowed = await scan(withRules, raw, IP.attacker, 'ceo@exmaple.com');
+    assert.ok(symbol(allowed, 'ALLOWLIST'), names(allowed).join());
+    assert.equal(allowed.verdict.action, 'accept');
+
+    const ignoring = mailward(`${ANTISPOOF_INI}\n[lookalike]\nignore = exmaple.com\n`);
+    assert.equal(symbol(await scan(ignoring, raw, IP.attacker, 'ceo@exmaple.com'), 'TYPO_LOCAL_DOMAIN'), undefined);
+    const off = mailward(`${ANTISPOOF_INI}\n[lookalike]\ntypos = false\n`);
+    const offResult = await scan(off, raw, IP.attacker, 'ceo@exmaple.com');
+    assert.equal(symbol(offResult, 'TYPO_LOCAL_DOMAIN'), undefined);
+    assert.equal(offResult.verdict.action, 'accept');
+    const longer = mailward(`${ANTISPOOF_INI}\n[lookalike]\ntypo_min_length = 8\n`);
+    assert.equal(symbol(await scan(longer, raw, IP.attacker, 'ceo@exmaple.com'), 'TYPO_LOCAL_DOMAIN'), undefined);
+  });
+
   it('a link to a cousin domain (a copy of our sign-in page) is LOOKALIKE_LOCAL_LINK; links to our own and to other domains are not', async () => {
     const plain = message({ from: 'IT <it@freemail.test>', body: 'Your mailbox is full. Sign in at https://examp1e.com/owa/login to keep it.\r\n' });
     const hit = symbol(await scan(mw, plain, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK');
@@ -329,7 +367,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const s = antispoofModule.parseSettings(shipped, {} as any).settings;
     shipped.finish();
     assert.deepEqual(
-      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses, useHostList: s.useHostList, lookalike: s.lookalike },
+      { enabled: s.enabled, skipRelaying: s.skipRelaying, checkEnvelope: s.checkEnvelope, alignedDkim: s.authorised.alignedDkim, alignedSpf: s.authorised.alignedSpf, trustedArc: s.authorised.trustedArc, displayNameAddresses: s.displayNameAddresses, useHostList: s.useHostList, lookalike: s.lookalike, typoMinLength: s.typoMinLength },
       ANTISPOOF_DEFAULTS,
     );
     assert.deepEqual(s.domains, []);
@@ -356,6 +394,58 @@ describe('antispoof look-alike domains (unit)', () => {
     assert.equal(lookalikes.imitated('EXAMP1E.COM'), 'example.com');
     assert.equal(lookalikes.imitated('mail.example.com'), undefined);
     assert.equal(lookalikes.imitated('example'), undefined);
+  });
+});
+
+describe('antispoof typo cousins (unit)', () => {
+  const cousins = new LookalikeDomains(['example.com', 'mail.widget-corp.co.uk', 'mx.coffee-shop.com', 'hotmall.com', 'acme.com', 'myorg.github.io'], ['exampel.net'], 6);
+  const kind = (domain: string) => {
+    const found = cousins.cousin(domain);
+    return found && `${found.kind} ${found.local}`;
+  };
+
+  it('one slip of the keyboard, or our name under a slip of our suffix', () => {
+    assert.equal(kind('exmaple.com'), 'typo example.com'); // two neighbours swapped
+    assert.equal(kind('examplle.com'), 'typo example.com'); // a letter doubled
+    assert.equal(kind('exampe.com'), 'typo example.com'); // a letter left out
+    assert.equal(kind('exanple.com'), 'typo example.com'); // a letter changed
+    assert.equal(kind('billing.exmaple.com'), 'typo example.com'); // within a cousin
+    assert.equal(kind('EXMAPLE.COM'), 'typo example.com');
+    assert.equal(kind('example.co'), 'suffix example.com');
+    assert.equal(kind('example.cm'), 'suffix example.com');
+    assert.equal(kind('example.com.mx'), 'suffix example.com');
+    assert.equal(kind('widget-corp.co.uk.com'), undefined); // uk.com is a suffix of its own, co. the name
+    assert.equal(kind('widgetcorp.co.uk'), 'typo mail.widget-corp.co.uk');
+    assert.equal(kind('cofee-shop.com'), 'typo mx.coffee-shop.com');
+    assert.equal(kind('exarnple.com'), 'looks example.com'); // reads as ours: the stronger sign wins
+    assert.equal(kind('b\u00fccher-shop.de'), undefined);
+  });
+
+  it('leaves alone our own domains, other names, short names, the ignored, and mailbox providers', () => {
+    for (const domain of [
+      'example.com',
+      'www.example.com',
+      'widget-corp.co.uk', // the organisation of a local subdomain
+      'other.widget-corp.co.uk',
+      'www.coffee-shop.com', // swapping its two f's or e's is no slip
+      'exampel.net', // ignored
+      'mail.exampel.net',
+      'exmapel.com', // two slips
+      'examples.org', // a slip AND another suffix
+      'example.org', // the same name under an unrelated suffix: often somebody else's
+      'example.net',
+      'widget-corp.com',
+      'acne.com', // acme is shorter than typo_min_length
+      'hotmail.com', // a mailbox provider one slip from local hotmall.com
+      'myorg.github.com', // the name of myorg.github.io is myorg, not github
+      'github.io',
+      'example',
+      '',
+    ]) {
+      assert.equal(kind(domain), undefined, domain);
+    }
+    assert.equal(kind('myorgg.github.io'), undefined, 'myorg has 5 letters');
+    assert.equal(new LookalikeDomains(['example.com'], [], 0).cousin('exmaple.com'), undefined, 'typos off');
   });
 });
 

@@ -18,6 +18,13 @@ export const antispoofSymbols: SymbolDef[] = [
   { name: 'SPOOF_LOCAL_DOMAIN', score: 12, group: g, description: 'From: or MAIL FROM claims a local domain, but the sending server is not authorised for it (no listed IP/PTR, no aligned DKIM/SPF, no trusted service)' },
   { name: 'DISPLAY_NAME_SPOOF', score: 4, group: g, description: "An external sender uses a local person's name, or a local address or a look-alike of one, as the From: display name" },
   { name: 'LOOKALIKE_LOCAL_LINK', score: 5, group: g, description: 'A link in the message goes to a domain that reads as a local one (https://examp1e.com/login): a copy of our own sign-in page' },
+  {
+    name: 'TYPO_LOCAL_DOMAIN',
+    score: 7.5,
+    group: g,
+    description:
+      'From:, Reply-To:, Sender: or MAIL FROM uses a domain one typing slip from a local one (exmaple.com, examplle.com) or a local name under a slip of its suffix (example.co, example.com.mx): a look-alike of the kind fraud registers',
+  },
   { name: 'LOOKALIKE_LOCAL_DOMAIN', score: 8, group: g, description: 'From:, Reply-To:, Sender: or MAIL FROM uses a domain that reads as a local one on screen (examp1e.com, exarnple.com, a Cyrillic е): a cousin domain authenticates for whoever registered it' },
   { name: 'LOCAL_DOMAIN_AUTHORISED', score: 0, group: g, description: 'Mail claiming a local domain comes from an authorised sender (the detail says which rule)' },
   { name: 'LOCAL_DOMAIN_TRUSTED_SERVICE', score: 0, group: g, description: 'Mail claiming a local domain matches every condition of a [service:NAME] section' },
@@ -219,7 +226,7 @@ async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains)
 }
 
 /** Cousin domains of ours in the addresses a reader sees or replies to. */
-function lookalikeHit(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit | undefined {
+function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit[] {
   const written: [string, string][] = [
     ...fromMailboxes(ctx).map((m): [string, string] => ['From:', m.written]),
     ...shownFromAddresses(ctx, true).map((a): [string, string] => ['From:', a]),
@@ -227,14 +234,23 @@ function lookalikeHit(ctx: MessageContext, lookalikes: LookalikeDomains, checkEn
     ...mailboxesOf(headerValues(ctx, 'sender')).map((m): [string, string] => ['Sender:', m.written]),
   ];
   if (checkEnvelope && ctx.mailFrom) written.push(['MAIL FROM', ctx.mailFrom]);
-  const found = new Set<string>();
+  const looks = new Set<string>();
+  const slips = new Set<string>();
   for (const [source, address] of written) {
+    if (looks.size + slips.size >= 3) break;
     const domain = writtenDomain(address);
-    const imitated = address.includes('@') ? lookalikes.imitated(domain) : undefined;
-    if (imitated) found.add(`${source} ${address}: ${domain} reads as local domain ${imitated}`);
-    if (found.size >= 3) break;
+    const cousin = address.includes('@') ? lookalikes.cousin(domain) : undefined;
+    if (!cousin) continue;
+    const what = `${source} ${address}: ${domain}`;
+    if (cousin.kind === 'looks') looks.add(`${what} reads as local domain ${cousin.local}`);
+    else if (cousin.kind === 'typo') slips.add(`${what} is one typing slip from local domain ${cousin.local}`);
+    else slips.add(`${what} is the name of local domain ${cousin.local} under a suffix that reads as its own`);
   }
-  return found.size ? { name: 'LOOKALIKE_LOCAL_DOMAIN', detail: [...found].join('; ') } : undefined;
+  const hits: Hit[] = [];
+  if (looks.size) hits.push({ name: 'LOOKALIKE_LOCAL_DOMAIN', detail: [...looks].join('; ') });
+  // The name says what to do when it is a real partner's or our own other domain.
+  if (slips.size) hits.push({ name: 'TYPO_LOCAL_DOMAIN', detail: `${[...slips].join('; ')} (if it is known good: [lookalike] ignore)` });
+  return hits;
 }
 
 /**
@@ -265,7 +281,7 @@ function waived(claim: Claim, auth: AuthResults | undefined, ledger: Ledger): st
 }
 
 function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
-  const lookalikes = settings.lookalike ? new LookalikeDomains(settings.domains, settings.lookalikeIgnore) : undefined;
+  const lookalikes = settings.lookalike ? new LookalikeDomains(settings.domains, settings.lookalikeIgnore, settings.typoMinLength) : undefined;
   return {
     name: 'antispoof.local',
     phase: 'data',
@@ -300,8 +316,7 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
         const spoof = mailboxes.map((m) => (m.name ? displayNameSpoof(m.name, m.address, settings, lookalikes) : undefined)).find(Boolean);
         if (spoof) hits.push(spoof);
       }
-      const cousin = lookalikes && lookalikeHit(ctx, lookalikes, settings.checkEnvelope);
-      if (cousin) hits.push(cousin);
+      if (lookalikes) hits.push(...cousinHits(ctx, lookalikes, settings.checkEnvelope));
       const cousinLinks = lookalikes && (await lookalikeLinks(ctx, lookalikes));
       if (cousinLinks) hits.push(cousinLinks);
       return hits;

@@ -56,6 +56,8 @@ export interface AntispoofSettings {
   lookalike: boolean;
   /** Domains (and subdomains) that resemble a local one and are known good. */
   lookalikeIgnore: string[];
+  /** Also flag typing slips of local names at least this long, and local names under a slip or extension of their suffix (0: off). */
+  typoMinLength: number;
 }
 
 export const ANTISPOOF_DEFAULTS = {
@@ -68,6 +70,7 @@ export const ANTISPOOF_DEFAULTS = {
   displayNameAddresses: true,
   useHostList: true,
   lookalike: true,
+  typoMinLength: 6,
 };
 
 /** Domains of an MTA's host_list file (Haraka's list of domains it accepts mail for). */
@@ -110,6 +113,12 @@ function domains(section: SectionReader, key: string): string[] {
 
 function suffixes(section: SectionReader, key: string): string[] {
   return section.list(key).map((s) => asciiDomain(s.replace(/^\*?\./, '')));
+}
+
+/** [lookalike] typo_min_length, or 0 when typos = false (the length is read either way: a key is never "unknown" for being switched off). */
+function typoMinLength(section: SectionReader, fallback: number): number {
+  const length = section.number('typo_min_length', fallback, { integer: true, min: 3, max: 40 });
+  return section.boolean('typos', true) ? length : 0;
 }
 
 export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): AntispoofSettings {
@@ -182,5 +191,6 @@ export function parseAntispoofSettings(reader: IniReader, files?: ConfigTexts): 
     displayNameAddresses: displaySection.boolean('check_addresses', d.displayNameAddresses),
     lookalike: lookalikeSection.boolean('enabled', d.lookalike),
     lookalikeIgnore: domains(lookalikeSection, 'ignore'),
+    typoMinLength: typoMinLength(lookalikeSection, d.typoMinLength),
   };
 }
