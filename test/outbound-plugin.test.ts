@@ -95,6 +95,25 @@ describe('outbound plugin: delivery routing (get_mx) and Haraka bounces', functi
     const counts = await new OutboundLedger(runtime.services.state, settings, Date.now).counts('zed');
     assert.equal(counts.invalid, 1);
   });
+
+  it("Haraka's bounce and the DSN it sends back through our MX count the same invalid recipient once", async () => {
+    const { runtimeFor } = require('../plugins/shared/runtime');
+    const runtime: Runtime = runtimeFor(self);
+    const settings = runtime.config.modules.find((m) => m.module.name === 'outbound')!.settings as any;
+    const ledger = new OutboundLedger(runtime.services.state, settings, Date.now);
+    await ledger.recordMessage('<rel.9@example.com>', 'yan');
+    const h = hmail({ mailward_outbound: { sender: 'yan', messageId: '<rel.9@example.com>', bulk: false } });
+    h.todo.rcpt_to = [{ address: 'Nobody@other.example', dsn_status: '5.1.1' }];
+    await callHook('mailward_extra_bounce', self, h, new Error('Some recipients failed'));
+    assert.equal((await ledger.counts('yan')).invalid, 1);
+    const dsn = readFileSync(repoPath('test', 'fixtures', 'outbound', 'malformed', 'delivery-status.eml'), 'utf8')
+      .replace('--b5--', '--b5\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: a@example.com\r\nMessage-ID: <rel.9@example.com>\r\n\r\n--b5--');
+    const ctx = createContext({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn });
+    const book = runtime.newLedger();
+    for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, book);
+    assert.equal(book.has('OUTBOUND_INVALID_RCPT'), false);
+    assert.equal((await ledger.counts('yan')).invalid, 1);
+  });
 });
 
 describe('outbound module: relayed mail, bounces of it and feedback reports (Runtime, memory state)', () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { main } from '../lib/cli/main';
 import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 import { arfReport, deleteRedisKeys, newsletter, uniquePrefix } from './outbound/support';
 
 const MESSAGES = 2000;
@@ -154,5 +155,59 @@ describe('outbound end to end: two Haraka nodes with authenticated relaying, sha
       assert.equal(r.code, 250, r.response);
     }
     assert.match((await cli('outbound', 'status', '--config', b.configDir)).out, /no sender is suspended/);
+  });
+});
+
+describe('outbound end to end: a feedback report while Redis is away', function () {
+  this.timeout(60_000);
+  const prefix = uniquePrefix('e2e-down');
+  let redis: TcpProxy;
+  let node: HarakaInstance;
+
+  before(async () => {
+    redis = await startTcpProxy({ host: '127.0.0.1', port: 6379 });
+    const shared = files(prefix, 'mx-c');
+    shared['mailward.ini'] = shared['mailward.ini'].replace('[state]\n', `[state]\nredis_url = redis://127.0.0.1:${redis.port}\n`);
+    node = await startHaraka({ plugins: ['auth/flat_file', 'mailward/plugins/outbound'], files: shared });
+  });
+  after(async () => {
+    await node?.stop();
+    if (node) removeDir(node.dir);
+    await redis?.stop();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('is deferred (450), not consumed as unattributed, and counted once Redis is back; with a person among the recipients it is delivered to all', async () => {
+    const message = newsletter(1);
+    const sent = await sendMail({ port: node.port, from: 'alice@example.com', to: ['customer1@remote.example'], raw: message, auth: { user: 'alice', pass: USERS.alice } });
+    assert.equal(sent.code, 250, sent.response);
+    const mid = /^Message-ID: (<[^>]+>)/im.exec(message)![1]!;
+    await new Promise((r) => setTimeout(r, 300));
+
+    await redis.stop();
+    const reportRaw = arfReport({ mid, rcpt: 'customer1@remote.example' });
+    const report = (to = ['fbl@example.com']) => sendMail({ port: node.port, from: 'fbl@reports.example.org', to, raw: reportRaw, localAddress: '127.0.0.50' });
+    const deferred = await report();
+    // Haraka answers 450 to DENYSOFT at the queue hook whatever code the reply object carries.
+    assert.equal(deferred.code, 450, deferred.response);
+    assert.match(deferred.response, /^450 4\.3\.0 Feedback report not counted now, please send it again later \(ref [0-9A-Z]{10}\) \([0-9A-F.-]+\)$/);
+    const before = node.delivered().length;
+    const mixed = await report(['fbl@example.com', 'postmaster@example.com']);
+    assert.equal(mixed.code, 250, mixed.response);
+    const copies = node.delivered().slice(before).map((f) => readFileSync(f, 'utf8'));
+    assert.equal(copies.length, 1);
+    assert.match(copies[0]!, /^X-Envelope-To: <fbl@example\.com>, <postmaster@example\.com>\r?$/m);
+    assert.match(header(copies[0]!, 'X-Mailward-Status')!, /OUTBOUND_ERROR 0/);
+
+    await redis.start();
+    let counted: Awaited<ReturnType<typeof report>> | undefined;
+    for (let i = 0; i < 40 && counted?.code !== 250; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      counted = await report();
+    }
+    assert.equal(counted!.code, 250, counted!.response);
+    assert.match(counted!.response, /Feedback report counted/);
+    const status = await cli('outbound', 'report', '--config', node.configDir);
+    assert.match(status.out, /^alice\s+1\s+\S+\s+1 \(100\.00%\)/m);
   });
 });

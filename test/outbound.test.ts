@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from '../lib/checks/backscatter/signing';
@@ -173,6 +173,34 @@ for (const backend of backends) {
       // Another recipient's complaint about the same message is another complaint.
       assert.equal((await countReport(await parseArf(arfReport({ mid: '<dup@example.com>', rcpt: 'other@reports.example.org' })), settings, ledger, clock)).status, 'counted');
       assert.equal((await ledger.counts('alice')).complaint, 2);
+    });
+
+    it('a report whose count could not be written is not taken for a duplicate when it comes again', async () => {
+      await ledger.recordMessage('<lost@example.com>', 'alice');
+      const report = arfReport({ mid: '<lost@example.com>' });
+      // The store fails the one write that counts (Redis gone between two commands).
+      const failing = Object.create(store) as StateStore;
+      failing.hashIncrBy = () => Promise.reject(new Error('connection lost'));
+      await assert.rejects(countReport(await parseArf(report), settings, new OutboundLedger(failing, settings, clock, 'node-a'), clock), /connection lost/);
+      const retry = await countReport(await parseArf(report), settings, ledger, clock);
+      assert.equal(retry.status, 'counted', retry.detail);
+      assert.equal((await ledger.counts('alice')).complaint, 1);
+    });
+
+    it('invalid recipients of one message count once, whether our bounce or the DSN reports them; a failed write counts on the next try', async () => {
+      assert.equal(await ledger.countInvalid('alice', 'rel.7@example.com', ['Gone@Remote.example', 'gone@remote.example', 'left@remote.example']), 2);
+      assert.equal(await ledger.countInvalid('alice', 'rel.7@example.com', ['gone@remote.example']), 0);
+      const failing = Object.create(store) as StateStore;
+      failing.hashIncrBy = () => Promise.reject(new Error('connection lost'));
+      await assert.rejects(new OutboundLedger(failing, settings, clock, 'node-a').countInvalid('alice', 'rel.8@example.com', ['x@remote.example']), /connection lost/);
+      assert.equal(await ledger.countInvalid('alice', 'rel.8@example.com', ['x@remote.example']), 1);
+      assert.equal((await ledger.counts('alice')).invalid, 3);
+    });
+
+    it('a rate just above the limit does not read as equal to it', async () => {
+      await ledger.add('alice', { sent: 5_000_000, complaint: 15_001 });
+      const suspension = await ledger.evaluate('alice');
+      assert.match(suspension!.reason, /^complaint rate 0\.30002% \(15001 complaints \/ 5000000 messages\) is above 0\.3% in 168 h$/);
     });
 
     it('a report counts only for a real recipient of the message, and at most once per recipient when the recipient is redacted', async () => {
@@ -367,6 +395,19 @@ describe('outbound: mailward complaints import and mailward outbound', function 
     assert.match(second.out, /2 files: 0 counted, 2 already counted/);
   });
 
+  it('import: a missing file is "not found" (exit 1); a directory linked back into itself is read once', async () => {
+    const missing = await cli('complaints', 'import', join(dir, 'no-such.eml'), '--config', configDir);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /no-such\.eml: no such file or directory$/);
+    const loop = join(dir, 'loop');
+    mkdirSync(loop);
+    copyFileSync(repoPath('test', 'fixtures', 'outbound', 'not-spam.eml'), join(loop, 'not-spam.eml'));
+    symlinkSync(loop, join(loop, 'again'));
+    const once = await cli('complaints', 'import', loop, '--config', configDir);
+    assert.equal(once.code, 0, once.err);
+    assert.match(once.out, /^1 file: 0 counted, 0 already counted, 1 ignored/m);
+  });
+
   it('outbound report shows sent, bulk share, complaints, invalid recipients and status per sender', async () => {
     const r = await cli('outbound', 'report', '--config', configDir);
     assert.equal(r.code, 0, r.err);
@@ -385,7 +426,7 @@ describe('outbound: mailward complaints import and mailward outbound', function 
     const status = await cli('outbound', 'status', '--config', configDir);
     assert.match(status.out, /^sender alice suspended since \S+Z: complaint rate 0\.7% \(7 complaints \/ 1000 messages\) is above 0\.3% in 168 h$/);
     const one = await cli('outbound', 'status', 'alice', '--config', configDir);
-    assert.equal(one.code, 3);
+    assert.equal(one.code, 4);
     assert.match(one.out, /SUSPENDED/);
     const lifted = await cli('outbound', 'reinstate', 'Alice', '--config', configDir);
     assert.equal(lifted.code, 0, lifted.err);

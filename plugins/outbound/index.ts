@@ -1,6 +1,7 @@
 import { OutboundLedger, outboundNote, type OutboundSettings } from '../../lib/checks/outbound';
+import { normaliseMessageId } from '../../lib/checks/backscatter/signing';
 import { definePlugin } from '../shared/adapter';
-import { addressOf, OK, type HarakaPlugin } from '../shared/haraka';
+import { addressOf, DENYSOFT, DSN, OK, type HarakaPlugin } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { existingTransactionState } from '../shared/state';
 
@@ -14,6 +15,8 @@ const ROUTE_NOTE = 'mailward_outbound';
 
 interface RouteNote {
   sender: string;
+  /** The relayed message's Message-ID: its invalid recipients count once, by bounce or by DSN. */
+  messageId?: string;
   bulk: boolean;
   route?: { bindIp: string; bindHelo: string; relay: string };
 }
@@ -32,8 +35,14 @@ export = definePlugin('outbound', {
       const note = state && outboundNote(state.ctx);
       if (!txn || !state || !note) return;
       if (note.sender) {
-        const routeNote: RouteNote = { sender: note.sender, bulk: !!note.bulk, route: note.route };
+        const routeNote: RouteNote = { sender: note.sender, messageId: note.messageId, bulk: !!note.bulk, route: note.route };
         txn.notes[ROUTE_NOTE] = routeNote;
+      }
+      // A report that could not be counted is not consumed: alone, it is deferred (450, queue hook); with
+      // other recipients it is delivered to all of them, feedback address included, and lost to no one.
+      if (note.consume?.length && note.complaint?.status === 'deferred') {
+        if (note.consume.length < txn.rcpt_to.length) note.consume = [];
+        return;
       }
       if (note.consume?.length && note.consume.length < txn.rcpt_to.length) {
         // Mixed recipients: the report is consumed for the feedback addresses, delivered to the others.
@@ -49,6 +58,10 @@ export = definePlugin('outbound', {
       const state = existingTransactionState(connection.transaction);
       const note = state && outboundNote(state.ctx);
       if (!note?.consume?.length) return;
+      if (note.complaint?.status === 'deferred') {
+        // Haraka answers 450 to a DENYSOFT at the queue hook whatever the DSN says; the text still carries 4.3.0.
+        return { code: DENYSOFT, message: new DSN(450, `4.3.0 Feedback report not counted now, please send it again later (ref ${state!.ctx.ref})`) };
+      }
       const what = note.complaint ? `${note.complaint.status}` : 'received';
       return { code: OK, message: `Feedback report ${what} (ref ${state!.ctx.ref})` };
     },
@@ -80,10 +93,10 @@ export = definePlugin('outbound', {
       if (!invalid.length) return;
       const runtime = runtimeFor(this);
       const ledger = new OutboundLedger(runtime.services.state, settings, runtime.services.clock, runtime.config.shared.nodeName);
-      let counted = 0;
-      for (const r of invalid) if (await ledger.firstTime(`hmail|${hmail.todo.uuid}|${addressOf(r)}`)) counted++;
+      // Keyed like the DSN path (lib/checks/outbound), so the DSN that comes back through our MX is not a second count.
+      const messageId = normaliseMessageId(note.messageId) || `hmail:${hmail.todo.uuid}`;
+      const counted = await ledger.countInvalid(note.sender, messageId, invalid.map((r: unknown) => addressOf(r) ?? ''));
       if (!counted) return;
-      await ledger.add(note.sender, { invalid: counted });
       const suspension = await ledger.evaluate(note.sender);
       this.loginfo(`mailward outbound: ${counted} invalid recipient(s) counted against ${note.sender}${suspension ? `; suspended: ${suspension.reason}` : ''}`);
     },

@@ -106,7 +106,13 @@ export async function countReport(
     return { status: 'duplicate', sender, via, detail: `${about}: already counted${allowed > 1 ? ` ${allowed} times (once per recipient)` : ''}` };
   }
   const kind: Kind = isTrap ? 'trap' : 'complaint';
-  await ledger.add(sender, { [kind]: 1 });
+  try {
+    await ledger.add(sender, { [kind]: 1 });
+  } catch (err) {
+    // Seen but not counted: the report's next delivery (or import) must count.
+    await ledger.unsee([key]);
+    throw err;
+  }
   const suspension = await ledger.evaluate(sender);
   return { status: 'counted', kind, sender, via, suspension, detail: `${about}: ${kind} counted against ${sender} (found by ${via})` };
 }

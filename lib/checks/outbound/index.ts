@@ -40,8 +40,11 @@ export interface OutboundNote {
   route?: { bindIp: string; bindHelo: string; relay: string };
   /** Inbound: feedback addresses among the recipients (to be consumed, not delivered). */
   consume?: string[];
-  complaint?: ComplaintOutcome | { status: 'invalid'; detail: string };
+  /** deferred: the shared state was down, so the report is to be sent again (a 450), not consumed. */
+  complaint?: ComplaintOutcome | { status: 'invalid' | 'deferred'; detail: string };
 }
+
+const STATE_DOWN = 'the shared state (Redis) is unavailable';
 
 export function outboundNote(ctx: MessageContext): OutboundNote | undefined {
   return ctx.notes.outbound as OutboundNote | undefined;
@@ -184,11 +187,20 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       note.complaint = { status: 'invalid', detail: err.message };
       return [{ name: 'FEEDBACK_REPORT_INVALID', detail: err.message }];
     }
+    // Only the shared store knows the Message-IDs we relayed: the in-process stand-in would
+    // consume the report as unattributed. The reporter is asked to send it again instead.
+    const deferred = () => {
+      note.complaint = { status: 'deferred', detail: `${report.feedbackType} report by ${report.reporter} not counted: ${STATE_DOWN}` };
+      return [{ name: 'FEEDBACK_REPORT', detail: `deferred: ${note.complaint.detail}` }, { name: 'OUTBOUND_ERROR', detail: note.complaint.detail }];
+    };
+    if (services.state.degraded) return deferred();
     try {
       const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx), fromDomain: reporterFromDomain(ctx) });
+      if (services.state.degraded) return deferred();
       note.complaint = outcome;
       return [{ name: 'FEEDBACK_REPORT', detail: `${outcome.status}: ${outcome.detail}` }, ...suspendedHit(outcome.suspension)];
     } catch (err) {
+      if (services.state.degraded) return deferred();
       return [{ name: 'FEEDBACK_REPORT', detail: `not counted: ${report.feedbackType} report by ${report.reporter}` }, errorHit(err, 'counting the report')];
     }
   }
@@ -200,13 +212,12 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
     const original = await extractOriginal(ctx, (settings.signing?.header ?? 'x-mailward-sig').toLowerCase());
     const mid = normaliseMessageId(original?.headers.find((h) => h.key === 'message-id')?.value);
     if (!mid) return [];
+    if (services.state.degraded) return [{ name: 'OUTBOUND_ERROR', detail: `invalid recipients of <${mid}> not counted: ${STATE_DOWN}` }];
     try {
       const sender = await ledger.senderOf(mid);
       if (!sender) return [];
-      let counted = 0;
-      for (const rcpt of invalid) if (await ledger.firstTime(`dsn|${mid}|${rcpt}`)) counted++;
+      const counted = await ledger.countInvalid(sender, mid, invalid);
       if (!counted) return [];
-      await ledger.add(sender, { invalid: counted });
       const suspension = await ledger.evaluate(sender);
       return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${invalid.join(', ')}` }, ...suspendedHit(suspension)];
     } catch (err) {

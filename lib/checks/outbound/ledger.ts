@@ -46,8 +46,12 @@ function zero(): Counts {
   return { sent: 0, bulk: 0, complaint: 0, invalid: 0, trap: 0 };
 }
 
-function percent(n: number): string {
-  return `${Math.round(n * 10000) / 100}%`;
+/** A share in per cent, two decimals; more when needed to show it is above `limit` (0.30002% is not 0.3%). */
+function percent(n: number, limit?: number): string {
+  const shown = (x: number, digits: number) => `${Math.round(x * 100 * 10 ** digits) / 10 ** digits}%`;
+  let digits = 2;
+  while (limit !== undefined && n > limit && digits < 8 && shown(n, digits) === shown(limit, digits)) digits++;
+  return shown(n, digits);
 }
 
 /**
@@ -122,10 +126,10 @@ export class OutboundLedger {
     const base = Math.max(counts.sent, p.minMessages);
     const over = counts.sent < p.minMessages ? ` (rate over at least ${p.minMessages} messages)` : '';
     if (counts.complaint / base > p.complaintRate) {
-      return `complaint rate ${percent(counts.complaint / base)} (${counts.complaint} complaints / ${counts.sent} messages${over}) is above ${percent(p.complaintRate)} in ${this.settings.window.hours} h`;
+      return `complaint rate ${percent(counts.complaint / base, p.complaintRate)} (${counts.complaint} complaints / ${counts.sent} messages${over}) is above ${percent(p.complaintRate)} in ${this.settings.window.hours} h`;
     }
     if (counts.invalid / base > p.invalidRate) {
-      return `invalid-recipient rate ${percent(counts.invalid / base)} (${counts.invalid} hard bounces / ${counts.sent} messages${over}) is above ${percent(p.invalidRate)} in ${this.settings.window.hours} h`;
+      return `invalid-recipient rate ${percent(counts.invalid / base, p.invalidRate)} (${counts.invalid} hard bounces / ${counts.sent} messages${over}) is above ${percent(p.invalidRate)} in ${this.settings.window.hours} h`;
     }
     if (counts.trap >= p.maxTrapHits) return `${counts.trap} spamtrap hits in ${this.settings.window.hours} h (limit ${p.maxTrapHits})`;
     return null;
@@ -214,5 +218,33 @@ export class OutboundLedger {
   /** How many times a report key has been seen, this time included (atomic across nodes). */
   async timesSeen(reportKey: string): Promise<number> {
     return this.store.incrBy(SEEN + hash(reportKey), 1, this.settings.recordSeconds);
+  }
+
+  /**
+   * Takes back a sighting whose count could not be written, so that the next
+   * delivery of the same report counts instead of reading as a duplicate.
+   * Best effort: it fails when the store is what failed.
+   */
+  async unsee(reportKeys: string[]): Promise<void> {
+    await Promise.all(reportKeys.map((key) => this.store.incrBy(SEEN + hash(key), -1, this.settings.recordSeconds))).catch(() => undefined);
+  }
+
+  /**
+   * Invalid recipients of one relayed message, each counted once against its
+   * sender however we learn of it: our own delivery's bounce, or the DSN that
+   * comes back to the sender through an MX of ours. Returns how many were new.
+   */
+  async countInvalid(sender: string, messageId: string, recipients: string[]): Promise<number> {
+    const keys = [...new Set(recipients.map((r) => r.toLowerCase()))].map((r) => `dsn|${messageId}|${r}`);
+    const fresh: string[] = [];
+    for (const key of keys) if (await this.firstTime(key)) fresh.push(key);
+    if (!fresh.length) return 0;
+    try {
+      await this.add(sender, { invalid: fresh.length });
+    } catch (err) {
+      await this.unsee(fresh);
+      throw err;
+    }
+    return fresh.length;
   }
 }

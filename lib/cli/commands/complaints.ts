@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArfError, countReport, parseArf, suspensionText, type ComplaintOutcome } from '../../checks/outbound';
 import { type CliCommand, UserError } from '../types';
@@ -6,19 +6,27 @@ import { openOutboundState } from './outbound';
 
 const USAGE = 'mailward complaints import FILE|DIR... [--config DIR] [--json]';
 
-/** Files to import: the named files, and every regular file under named directories (sorted). */
-function collect(paths: string[]): string[] {
+/**
+ * Files to import: the named files, and every regular file under named
+ * directories (sorted). A directory reached twice (a symbolic link back up
+ * the tree) is read once.
+ */
+function collect(paths: string[], seen = new Set<string>()): string[] {
   const out: string[] = [];
   for (const path of paths) {
     let stat;
     try {
       stat = statSync(path);
-    } catch {
-      throw new UserError(`${path}: no such file or directory`);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UserError(`${path}: ${code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`, 1);
     }
     if (stat.isDirectory()) {
+      const real = realpathSync(path);
+      if (seen.has(real)) continue;
+      seen.add(real);
       const names = readdirSync(path).filter((n) => !n.startsWith('.')).sort();
-      out.push(...collect(names.map((n) => join(path, n))));
+      out.push(...collect(names.map((n) => join(path, n)), seen));
     } else if (stat.isFile()) out.push(path);
   }
   return out;

@@ -103,7 +103,8 @@ export const command: CliCommand = {
           return 0;
         }
         printReport(io, [{ sender, counts, suspension }], `${sender} over the last ${settings.window.hours} h:`);
-        return suspension ? 3 : 0;
+        // Not 3: that is every command's configuration error.
+        return suspension ? 4 : 0;
       }
       const rows = await ledger.report(since);
       check();
