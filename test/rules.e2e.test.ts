@@ -3,7 +3,7 @@
 // filter-rule cases, spoof-safe allow lists, quarantine -> release ->
 // delivered once, release-and-approve, and a broken rules file on reload.
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
@@ -382,5 +382,14 @@ describe('rules end to end through a real Haraka', function () {
     const blocked = await send(message({ from: 'Bob <bob@shop.test>', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
     assert.equal(blocked.code, 550, haraka.logs().slice(goodLength).slice(-3000));
     assert.match(blocked.response, /rule hold/);
+
+    // Deleting the file takes its rules away too (haraka-config would keep serving its last text).
+    const goneLength = haraka.logs().length;
+    rmSync(join(haraka.configDir, 'mailward.rules'));
+    const gone = Date.now() + 15_000;
+    while (!/mailward configuration reloaded/.test(haraka.logs().slice(goneLength)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+    const free = await send(message({ from: 'Bob <bob@shop.test>', subject: 'Invoice [hold]' }), IP.nobody, 'bob@shop.test');
+    assert.equal(free.code, 250, free.response);
+    assert.doesNotMatch(free.response, /held for review/);
   });
 });

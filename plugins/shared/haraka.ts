@@ -76,6 +76,9 @@ export interface HarakaConnection {
 
 export interface HarakaConfig {
   get(name: string, type?: string, cb?: () => void): any;
+  /** Where haraka-config reads a plugin's defaults (module_config), and the Haraka directory's config/ that overrides them. */
+  root_path?: string;
+  overrides_path?: string;
 }
 
 export interface HarakaPlugin {

@@ -1,4 +1,6 @@
 import cluster from 'node:cluster';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { configFiles, loadConfig } from '../../lib/config/load';
 import type { Logger } from '../../lib/checks/types';
 import { Runtime } from '../../lib/runtime';
@@ -26,11 +28,21 @@ function loggerFor(plugin: HarakaPlugin): Logger {
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/**
+ * A config file's lines through Haraka's loader (which watches it), or none
+ * once the file is gone: haraka-config keeps serving a deleted file's last
+ * text from its cache, so an operator who removes an override would keep its
+ * rules in force until a restart while `mailward scan` reads the defaults.
+ */
+function configLines(plugin: HarakaPlugin, file: string): string[] {
+  const lines: string[] = plugin.config.get(file, 'data', () => scheduleReload()) ?? [];
+  const places = [plugin.config.overrides_path, plugin.config.root_path].filter((dir): dir is string => !!dir);
+  return !places.length || places.some((dir) => existsSync(join(dir, file))) ? lines : [];
+}
+
 function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
   const texts: Record<string, string[]> = {};
-  for (const file of configFiles()) {
-    texts[file] = plugin.config.get(file, 'data', () => scheduleReload()) ?? [];
-  }
+  for (const file of configFiles()) texts[file] = configLines(plugin, file);
   const config = loadConfig({ texts, baseDir: process.env.HARAKA ?? process.cwd() });
   // An edit elsewhere must not forget what the node learnt (with memory state, everything).
   const keep = previous && same(previous.config.shared.state, config.shared.state);
