@@ -175,6 +175,7 @@ describe('spine end to end: PostgreSQL tracking, an outage, and the quarantine',
           '[dns]', 'servers = 127.0.0.1:9', 'timeout_ms = 300',
           // GTUBE weighs 9 here, so it lands in the quarantine band (8..10).
           '[scores]', 'GTUBE = 9',
+          '[headers]', 'subject_tag = [SPAM?]',
           '[tracking]', 'backend = postgres', `postgres_url = postgres://postgres@127.0.0.1:${proxy.port}/test`, `postgres_schema = ${schema}`,
           'flush_interval_ms = 50', 'retry_interval_ms = 300',
         ].join('\n'),
@@ -228,7 +229,10 @@ describe('spine end to end: PostgreSQL tracking, an outage, and the quarantine',
     const meta = JSON.parse(readFileSync(join(haraka.dataDir, 'quarantine', `${ref}.json`), 'utf8'));
     assert.equal(meta.subject, 'hold me');
     assert.equal(meta.score, 9);
-    assert.match(readFileSync(join(haraka.dataDir, 'quarantine', `${ref}.eml`), 'utf8'), /X-Mailward-Ref: /);
+    const held = readFileSync(join(haraka.dataDir, 'quarantine', `${ref}.eml`), 'utf8');
+    assert.match(held, /X-Mailward-Ref: /);
+    // As it would have been delivered: with [headers] subject_tag, tagged (once).
+    assert.deepEqual(held.match(/^Subject: [^\r\n]*/gim), ['Subject: [SPAM?] hold me']);
     await waitFor('quarantine row', async () => (await rows()).some((r) => r.ref === ref && r.action === 'quarantine'));
   });
 });

@@ -43,15 +43,17 @@ function addVerdictHeaders(txn: HarakaTransaction, verdict: Verdict): void {
  * removes (a sender's forged X-Mailward-* and Authentication-Results), with
  * the ones it added on top, so a released copy explains itself.
  */
-function heldCopy(state: MailwardState, verdict: Verdict): Buffer {
+function heldCopy(state: MailwardState, verdict: Verdict, taggedSubject: string | undefined): Buffer {
   const added: [string, string][] = [
     ...state.ctx.headerChanges.add,
     ['X-Mailward-Score', String(verdict.score)],
     ['X-Mailward-Status', statusHeader(verdict)],
     ['X-Mailward-Ref', verdict.ref],
+    ...(taggedSubject !== undefined ? [['Subject', taggedSubject] as [string, string]] : []),
   ];
   const top = added.map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS]);
+  const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : [])];
+  const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), removed);
   return Buffer.concat([Buffer.from(top, 'utf8'), raw]);
 }
 
@@ -107,10 +109,13 @@ export = {
     // A sender's copies go whether or not ours are added: downstream filters may read them.
     for (const name of VERDICT_HEADERS) txn.remove_header(name);
     if (verdict.action !== 'accept' || headers.always) addVerdictHeaders(txn, verdict);
-    if (headers.subjectTag && (verdict.action === 'add_header' || verdict.action === 'quarantine')) {
-      const subject = firstHeader(state.ctx, 'subject') ?? '';
+    const taggedSubject =
+      headers.subjectTag && (verdict.action === 'add_header' || verdict.action === 'quarantine')
+        ? `${headers.subjectTag} ${firstHeader(state.ctx, 'subject') ?? ''}`.trim()
+        : undefined;
+    if (taggedSubject !== undefined) {
       txn.remove_header('Subject');
-      txn.add_header('Subject', `${headers.subjectTag} ${subject}`.trim());
+      txn.add_header('Subject', taggedSubject);
     }
     this.loginfo(`mailward ${verdict.action} score=${verdict.score} ref=${verdict.ref}: ${verdict.reason}`, connection);
 
@@ -133,7 +138,7 @@ export = {
               reason: verdict.reason,
               symbols: verdict.symbols,
             },
-            heldCopy(state, verdict),
+            heldCopy(state, verdict, taggedSubject),
           );
           state.quarantined = true;
         } catch (err) {
