@@ -103,6 +103,17 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.deepEqual(unrelated.verdict.symbols, []);
     });
 
+    if (backend === 'memory') {
+      it('mailward reputation refuses in-process state (it lives in each MTA) instead of reporting into a copy of its own', async () => {
+        for (const argv of [['report', '192.0.2.9', '--kind', 'trap'], ['show', '192.0.2.50'], ['forget', '192.0.2.50']]) {
+          const r = await cli(['reputation', ...argv, '--config', dir]);
+          assert.equal(r.code, 1, `${argv.join(' ')}: ${r.out}`);
+          assert.match(r.err, /\[state\] backend = memory .* keeps learned reputation inside each running MTA.*use backend = redis/);
+          assert.doesNotMatch(r.out, /recorded|reputation/);
+        }
+      });
+    }
+
     if (backend === 'redis') {
       it('keeps reputation in Redis under the prefix, with an expiry', async () => {
         const client = createClient({ url: REDIS_URL });

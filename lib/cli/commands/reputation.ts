@@ -13,9 +13,9 @@ import {
   symbolFactor,
 } from '../../checks/reputation/learned';
 import { EVENT_KINDS, type EventKind } from '../../checks/reputation/settings';
-import type { Logger } from '../../checks/types';
 import { loadConfig, type MailwardConfig } from '../../config/load';
-import { createStateStore, type StateStore } from '../../state';
+import type { StateStore } from '../../state';
+import { openSharedState } from '../shared-state';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
 const SYMBOL_PREFIX = { ip: 'REP_IP', net: 'REP_NET', domain: 'REP_DOMAIN' } as const;
@@ -39,31 +39,25 @@ interface Opened {
 }
 
 /**
- * Opens the state the MTA uses. A Redis that cannot be reached is an error
- * here (the MTA would fall back to in-process state; showing that would be a lie).
+ * Opens the state the MTAs share. In-process state lives inside each running
+ * MTA: a command would read and write a copy of its own and report success,
+ * so that is an error. A Redis that cannot be reached is one too (the MTA
+ * would fall back to in-process state; showing that would be a lie).
  */
-async function open(configDir: string | undefined): Promise<Opened & { problems: string[] }> {
+function open(configDir: string | undefined): Opened & { problem: () => string | undefined } {
   const config = loadConfig({ configDir });
   const settings = config.modules.find((m) => m.module.name === 'reputation')!.settings as ReputationSettings;
-  const problems: string[] = [];
-  const log: Logger = { debug() {}, info() {}, warn: (m) => problems.push(m), error: (m) => problems.push(m) };
+  const { store, problem } = openSharedState(config.shared, configDir, 'learned reputation');
   const s = config.shared.state;
-  const state = createStateStore(s, log);
-  const where = s.backend === 'redis' ? `redis ${s.redisUrl} (prefix ${s.prefix})` : 'memory';
-  return { config, settings, state, where, problems };
+  return { config, settings, state: store, where: `redis ${s.redisUrl} (prefix ${s.prefix})`, problem };
 }
 
-async function withState<T>(configDir: string | undefined, io: CliIO, body: (o: Opened) => Promise<T>): Promise<T> {
-  const opened = await open(configDir);
+async function withState<T>(configDir: string | undefined, body: (o: Opened) => Promise<T>): Promise<T> {
+  const opened = open(configDir);
   try {
-    if (opened.state.backend === 'memory') {
-      io.err(
-        'note: [state] backend = memory: each MTA process keeps its reputation in its own memory, which this command cannot see. ' +
-          'Use backend = redis to share (and inspect) it.',
-      );
-    }
     const result = await body(opened);
-    if (opened.problems.length) throw new UserError(`state store unavailable: ${opened.problems[0]}`, 1);
+    const problem = opened.problem();
+    if (problem) throw new UserError(`state store unavailable: ${problem}`, 1);
     return result;
   } finally {
     await opened.state.close();
@@ -135,7 +129,7 @@ export const command: CliCommand = {
     } catch (err) {
       throw new UserError((err as Error).message);
     }
-    return withState(v.config, io, async (o) => {
+    return withState(v.config, async (o) => {
       if (action === 'show') {
         await show(target, o, io, !!v.json);
         return 0;
