@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
 import { createClient } from 'redis';
 import { deleteRedisKeys, REDIS_URL, uniquePrefix } from './reputation/setup';
+import { repoPath } from './support/paths';
 
 function capture(): CliIO & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -15,6 +17,19 @@ function capture(): CliIO & { stdout: string[]; stderr: string[] } {
 }
 
 const message = (subject: string, body: string) => `From: Alice <alice@example.net>\r\nTo: bob@example.com\r\nSubject: ${subject}\r\n\r\n${body}\r\n`;
+
+describe('the mailward command', () => {
+  it('piped into a reader that stops early (| head): no crash, the command finishes with its own exit code', async () => {
+    const child = spawn(process.execPath, [repoPath('bin', 'mailward'), 'symbols'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    // Close the pipe before the command writes, as a reader that has seen enough does.
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(stderr, '');
+    assert.equal(code, 0);
+  });
+});
 
 describe('mailward scan', function () {
   this.timeout(30_000);

@@ -68,10 +68,28 @@ export function cliMarkdown(): string {
   return `${lines.join('\n').trimEnd()}\n`;
 }
 
+/** Set once the reader of standard output went away (`mailward ... | head`). */
+let stdoutClosed = false;
+
 export const consoleIO: CliIO = {
-  out: (line) => process.stdout.write(`${line}\n`),
+  out: (line) => {
+    if (!stdoutClosed) process.stdout.write(`${line}\n`);
+  },
   err: (line) => process.stderr.write(`${line}\n`),
 };
+
+/**
+ * For the command line: a reader that stops early closes the pipe, and Node
+ * reports that as an 'error' event that would end the process with a stack
+ * trace, possibly in the middle of learning or importing. The rest of the
+ * output is dropped instead, and the command finishes its work.
+ */
+export function dropOutputOnClosedPipe(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stdoutClosed = true;
+  });
+}
 
 /** Runs `mailward ...argv`; returns the exit code. User mistakes print one line, never a stack. */
 export async function main(argv: string[], io: CliIO = consoleIO): Promise<number> {
