@@ -6,7 +6,7 @@ import { GTUBE } from '../lib/checks/builtin';
 import { loadConfig } from '../lib/config/load';
 import { createTrackingReader } from '../lib/tracking';
 import type { TrackingReader, TrackingRow } from '../lib/tracking/types';
-import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
+import { freePort, type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 import { waitFor } from './support/wait';
 
@@ -270,4 +270,24 @@ describe('spine end to end: rows still in memory when Haraka is stopped', functi
       await reader.close();
     }
   });
+});
+
+describe('spine end to end: Haraka cluster mode', function () {
+  this.timeout(60_000);
+  const WARNING = /Haraka runs several worker processes and \[state\] backend = memory/;
+
+  for (const [nodes, warned] of [['1', false], ['2', true]] as const) {
+    it(`nodes = ${nodes} with memory state: ${warned ? 'warns that each worker counts alone' : 'no warning (one worker counts for all)'}`, async () => {
+      const port = await freePort();
+      const haraka = await startHaraka({ plugins: [], port, files: { 'smtp.ini': `[main]\nlisten=127.0.0.1:${port}\nnodes=${nodes}\n` } });
+      try {
+        const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage() });
+        assert.equal(result.code, 250, result.response);
+        assert.equal(WARNING.test(haraka.logs()), warned, haraka.logs().slice(-3000));
+      } finally {
+        await haraka.stop();
+        removeDir(haraka.dir);
+      }
+    });
+  }
 });

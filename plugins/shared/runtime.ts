@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { configFiles, loadConfig } from '../../lib/config/load';
 import type { Logger } from '../../lib/checks/types';
@@ -72,6 +73,14 @@ function scheduleReload(): void {
   reloadTimer.unref();
 }
 
+/** Worker processes Haraka runs (smtp.ini [main] nodes; unset, Haraka forks one worker). */
+function workers(plugin: HarakaPlugin): number {
+  const nodes = (plugin.config.get('smtp.ini', 'ini') as { main?: { nodes?: unknown } } | undefined)?.main?.nodes;
+  if (nodes === 'cpus') return availableParallelism();
+  const n = Number(nodes ?? 1);
+  return Number.isFinite(n) ? n : 1;
+}
+
 /** The process's runtime, built on first use. Throws (at register time) if the config is invalid. */
 export function runtimeFor(plugin: HarakaPlugin): Runtime {
   if (!current) {
@@ -79,7 +88,7 @@ export function runtimeFor(plugin: HarakaPlugin): Runtime {
     current = build(plugin);
     // Haraka's cluster mode (smtp.ini nodes > 1) runs one process per worker: with memory
     // state each keeps its own counters, blocks and suspensions (N workers, N-fold thresholds).
-    if (cluster.isWorker && current.config.shared.state.backend === 'memory') {
+    if (cluster.isWorker && workers(plugin) > 1 && current.config.shared.state.backend === 'memory') {
       plugin.logwarn('mailward: Haraka runs several worker processes and [state] backend = memory: each worker counts, throttles and suspends alone; use backend = redis, or nodes = 0');
     }
   }
