@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -308,6 +308,36 @@ function behaviour(backend: Backend): void {
     const spool = new Spool(settings.spoolPath);
     spool.append([makeRow(40)]);
     assert.deepEqual(readFileSync(ownSpool(settings), 'utf8').split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l).ref), ['T000040']);
+  });
+
+  it('an append cut short by a full disk leaves no torn line to swallow the next row', async function () {
+    this.timeout(10000);
+    // A real short write: the child's file-size limit (RLIMIT_FSIZE, as a full disk would) stops
+    // the big row part-way, and the write fails with EFBIG. The small rows fit.
+    const script = `
+      const { Spool } = require(${JSON.stringify(join(__dirname, '..', 'lib', 'tracking', 'spool'))});
+      const spool = new Spool(process.argv[1]);
+      const [small1, small2] = JSON.parse(process.argv[2]);
+      const big = { ...small1, ref: 'T000002', reason: 'x'.repeat(200000) };
+      const results = [spool.append([small1]), spool.append([big]), spool.append([small2])];
+      console.log(JSON.stringify({ results, file: spool.path }));`;
+    const child = spawnSync('sh', ['-c', 'ulimit -f 32 && exec "$0" "$@"', process.execPath, '-e', script, settings.spoolPath, JSON.stringify([makeRow(1), makeRow(3)])], { encoding: 'utf8' });
+    assert.equal(child.status, 0, `${child.signal} ${child.error} ${child.stderr}`);
+    const { results, file } = JSON.parse(child.stdout) as { results: boolean[]; file: string };
+    assert.deepEqual(results, [true, false, true], 'the big row is refused whole (its caller keeps it), the next one appended');
+    assert.deepEqual(readFileSync(file, 'utf8'), [makeRow(1), makeRow(3)].map((r) => `${JSON.stringify(r)}\n`).join(''), 'no part of the big row left behind');
+
+    // The torn tail such a write leaves when it cannot be cut off, between two appends of this process.
+    const spool = new Spool(settings.spoolPath);
+    spool.append([makeRow(4)]);
+    appendFileSync(spool.path, JSON.stringify(makeRow(5)).slice(0, 40));
+    spool.append([makeRow(6)]);
+
+    const w = writer();
+    await w.flush();
+    assert.deepEqual((await reader().find({ limit: 10 })).map((r) => r.ref).sort(), ['T000001', 'T000003', 'T000004', 'T000006']);
+    assert.equal(log.lines.filter((l) => l.includes('not a row (torn write?)')).length, 1, log.lines.join('\n'));
+    assert.deepEqual(Spool.files(settings.spoolPath), []);
   });
 
   it('drops only a row the database refuses, not its batch', async () => {

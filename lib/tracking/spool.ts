@@ -1,4 +1,4 @@
-import { appendFileSync, closeSync, createReadStream, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
@@ -38,7 +38,6 @@ export class Spool {
   /** This process's file. */
   readonly path: string;
   readonly replayingPath: string;
-  private checkedTail = false;
 
   constructor(
     readonly basePath: string,
@@ -52,20 +51,37 @@ export class Spool {
   /** Appends rows; never throws (a failure is logged, and false returned: the caller keeps the rows). */
   append(rows: TrackingRow[]): boolean {
     if (!rows.length) return true;
+    let fd: number | undefined;
+    let before = 0;
     try {
       let text = '';
       for (const row of rows) text += `${JSON.stringify(row)}\n`;
-      if (!this.checkedTail) {
-        mkdirSync(dirname(this.path), { recursive: true });
-        // A crash mid-append may have left half a line (a reused pid): start ours on a fresh one.
-        if (!endsWithNewline(this.path)) text = `\n${text}`;
-        this.checkedTail = true;
-      }
-      appendFileSync(this.path, text);
+      fd = openForAppend(this.path);
+      before = fstatSync(fd).size;
+      // Half a line at the end (a crash mid-append, a reused pid): start ours on a fresh one, or
+      // the first row of this append would be glued to it and unreadable at replay. Checked on
+      // every append, not once: a failed append can leave such a line too (below).
+      if (before > 0 && !endsWithNewline(fd, before)) text = `\n${text}`;
+      writeAll(fd, text);
       return true;
     } catch (err) {
+      // A write cut short (ENOSPC, EFBIG, EIO) leaves part of a line. The caller keeps these rows
+      // and retries them, so cut the part off; if that fails, the next append starts a fresh line.
+      if (fd !== undefined) {
+        try {
+          ftruncateSync(fd, before);
+        } catch {
+          // the tail check of the next append covers it
+        }
+      }
       this.log?.error(`tracking: cannot append to spool ${this.path}: ${(err as Error).message}; ${rows.length} row(s) kept in memory instead`);
       return false;
+    } finally {
+      try {
+        if (fd !== undefined) closeSync(fd);
+      } catch {
+        // append never throws; the rows are written or already reported
+      }
     }
   }
 
@@ -93,7 +109,6 @@ export class Spool {
       add(await this.replayClaimed(insert, batchSize));
     }
     if (size(this.path) > 0 && this.claim(this.path)) {
-      this.checkedTail = false;
       add(await this.replayClaimed(insert, batchSize));
     }
     return total;
@@ -250,20 +265,26 @@ function size(path: string): number {
   }
 }
 
-function endsWithNewline(path: string): boolean {
-  let fd: number;
+/** Opens (creating it, and its directory, if missing) a file to append to and read its tail. */
+function openForAppend(path: string): number {
   try {
-    fd = openSync(path, 'r');
-  } catch {
-    return true; // no file yet
+    return openSync(path, 'a+');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, 'a+');
   }
-  try {
-    const length = fstatSync(fd).size;
-    if (length === 0) return true;
-    const last = Buffer.alloc(1);
-    readSync(fd, last, 0, 1, length - 1);
-    return last[0] === 0x0a;
-  } finally {
-    closeSync(fd);
-  }
+}
+
+/** Is the last byte of the open file (`length` bytes long) a newline? */
+function endsWithNewline(fd: number, length: number): boolean {
+  const last = Buffer.alloc(1);
+  return readSync(fd, last, 0, 1, length - 1) === 1 && last[0] === 0x0a;
+}
+
+/** writeSync until every byte is written (a write may take only part of it); throws on the first error. */
+function writeAll(fd: number, text: string): void {
+  const data = Buffer.from(text, 'utf8');
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
 }
