@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Client } from 'pg';
 import type { Logger } from '../lib/checks/types';
 import type { TrackingSettings } from '../lib/config/shared';
@@ -340,6 +341,33 @@ function behaviour(backend: Backend): void {
     assert.deepEqual(Spool.files(settings.spoolPath), []);
   });
 
+  it('its replay file renamed away mid-replay (by another process) is not an outage', async () => {
+    const real = openTrackingStore(settings, log);
+    open.push(real);
+    const taken = `${settings.spoolPath}-taken`;
+    let first = true;
+    const store = Object.assign(Object.create(real) as TrackingStore, {
+      description: real.description,
+      insert: (batch: TrackingRow[]) => {
+        // Another worker renames our .replaying file while its first batch goes in.
+        if (first) renameSync(`${ownSpool(settings)}.replaying`, taken);
+        first = false;
+        return real.insert(batch);
+      },
+    });
+    const w = writer({ batchSize: 2 }, store);
+    new Spool(settings.spoolPath).append(rows(0, 5));
+    await w.flush();
+    assert.equal(w.stats().outage, false, log.lines.join('\n'));
+    assert.ok(!log.lines.some((l) => l.includes('replaying the spool') && l.includes('failed')), log.lines.join('\n'));
+    assert.equal(await countRows(settings), 5, 'the open file is read to its end');
+    w.write(makeRow(5));
+    await w.flush();
+    assert.equal(w.stats().spooled, 0, 'later rows go to the database, not the spool');
+    assert.equal(await countRows(settings), 6);
+    assert.ok(existsSync(taken));
+  });
+
   it('drops only a row the database refuses, not its batch', async () => {
     const w = writer();
     w.write(makeRow(1));
@@ -456,6 +484,59 @@ describe('tracking rows', () => {
       } finally {
         await db.close();
       }
+    });
+
+    it('an orphan another live process has claimed is left to it, not taken from under its replay', async function () {
+      this.timeout(15000);
+      const settings = baseSettings(fresh(), {});
+      const first = createTrackingWriter(settings, captureLog());
+      first.write(makeRow(0)); // creates the database
+      await first.close();
+      // A process that died an hour ago left rows 1-3.
+      const dead = `${settings.spoolPath}.${spawnSync('true').pid}`;
+      writeFileSync(dead, rows(1, 4).map((r) => `${JSON.stringify(r)}\n`).join(''));
+      const hourAgo = new Date(Date.now() - 3600_000);
+      utimesSync(dead, hourAgo, hourAgo);
+
+      // Worker B claims it, but its replay cannot write yet (a lock held by a backup), so it keeps
+      // the claimed file and retries later; then it replays once told to.
+      const Database = (await import('better-sqlite3')).default;
+      const holder = new Database(settings.sqlitePath);
+      holder.exec('BEGIN IMMEDIATE');
+      const script = `
+        const { createTrackingWriter } = require(${JSON.stringify(join(__dirname, '..', 'lib', 'tracking'))});
+        const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+        const w = createTrackingWriter(JSON.parse(process.argv[1]), quiet);
+        const report = () => console.log(JSON.stringify(w.stats()));
+        w.flush().then(report);
+        process.stdin.once('data', () => w.flush().then(report).then(() => w.close()).then(() => process.exit(0)));`;
+      const b = spawn(process.execPath, ['-e', script, JSON.stringify(settings)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const reports: { replayed: number; outage: boolean }[] = [];
+      createInterface({ input: b.stdout }).on('line', (line) => reports.push(JSON.parse(line)));
+      const claimed = `${settings.spoolPath}.${b.pid}.replaying`;
+      try {
+        await waitFor('B to claim the orphan and fail', () => reports.length === 1, 5000, 20);
+        assert.equal(reports[0]!.outage, true);
+        assert.ok(existsSync(claimed), 'B holds the orphan as its own replay file');
+        holder.exec('ROLLBACK');
+
+        // Worker A replays while B lives: B's replay file is not an orphan.
+        const log = captureLog();
+        const a = createTrackingWriter(settings, log) as BatchingTrackingWriter;
+        await a.flush();
+        await a.close();
+        assert.equal(a.stats().replayed, 0, log.lines.join('\n'));
+        assert.ok(existsSync(claimed), 'still B\'s');
+
+        b.stdin.write('go\n');
+        await waitFor('B to replay', () => reports.length === 2, 5000, 20);
+        assert.deepEqual(reports[1], { ...reports[1], replayed: 3, outage: false });
+      } finally {
+        holder.close();
+        b.kill();
+      }
+      assert.equal(existsSync(claimed), false);
+      assert.equal(await countRows(settings), 4);
     });
 
     it('a reader on a missing database says where it looked', () => {

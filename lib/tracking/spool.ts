@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
@@ -129,22 +129,48 @@ export class Spool {
   private claim(path: string): boolean {
     try {
       renameSync(path, this.replayingPath);
-      return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
+    // A rename keeps the mtime: an orphan's is older than our start, so other processes would
+    // take the file for one still and rename it away from under our replay. Written "now", it
+    // is ours for as long as we live (ownership is not an age, so no refresh is needed later).
+    try {
+      const now = new Date();
+      utimesSync(this.replayingPath, now, now);
+    } catch {
+      // taken in between after all: replayClaimed finds it gone
+    }
+    return true;
   }
 
   private async replayClaimed(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
-    const result = await this.replayFile(this.replayingPath, insert, batchSize);
-    unlinkSync(this.replayingPath);
+    let fd: number;
+    try {
+      fd = openSync(this.replayingPath, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Another process claimed it (its replay inserts the rows): not a database failure.
+      return { rows: 0, added: 0, skipped: 0 };
+    }
+    // Read through the open descriptor: a rename by another process cannot fail it part-way.
+    const result = await this.replayFile(fd, insert, batchSize);
+    try {
+      unlinkSync(this.replayingPath);
+    } catch (err) {
+      // Gone already: taken by another process mid-replay, which inserts the same rows again
+      // (ignored by ref). Every row here is in, so this is no outage.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.log?.warn(`tracking: ${this.replayingPath} was taken by another process during its replay; its rows are in`);
+    }
     return result;
   }
 
-  private async replayFile(path: string, insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
+  private async replayFile(fd: number, insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
     const result: ReplayResult = { rows: 0, added: 0, skipped: 0 };
-    const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+    const input = createReadStream('', { fd, encoding: 'utf8' });
+    const lines = createInterface({ input, crlfDelay: Infinity });
     let batch: TrackingRow[] = [];
     try {
       for await (const line of lines) {
@@ -168,6 +194,8 @@ export class Spool {
       }
     } finally {
       lines.close();
+      // Closes the descriptor also when an insert failed part-way (readline leaves the stream open).
+      input.destroy();
     }
     return result;
   }
