@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { main } from '../lib/cli/main';
+import { findInSpool, findSpooled } from '../lib/cli/tracking';
 import type { CliIO } from '../lib/cli/types';
 import { loadConfig } from '../lib/config/load';
 import { createTrackingWriter } from '../lib/tracking';
@@ -215,6 +217,100 @@ describe('mailward trace / explain', () => {
       assert.equal(code, 1);
       assert.match(err.join('\n'), /no tracking database at .*empty\/data\/tracking\.sqlite/);
     }
+  });
+
+  describe('when the database cannot be read, rows waiting in the spool', () => {
+    const spooledReject = { ...rejected, ref: 'SP00L02' };
+    const spooledBounce = { ...bounce, ref: 'SP00L03' };
+    const spooledOld = { ...old, ref: 'SP00L04' };
+    let closedPort: number;
+    before(async () => {
+      // A port nothing listens on: PostgreSQL is down.
+      const server = createServer();
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      closedPort = (server.address() as AddressInfo).port;
+      await new Promise((done) => server.close(done));
+    });
+
+    /** A config whose database is missing (SQLite) or refuses connections (PostgreSQL), and a spool with rows. */
+    function unreadable(name: string, ini: string): string {
+      const dir = join(root, name, 'config');
+      mkdirSync(join(root, name, 'data'), { recursive: true });
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'mailward.ini'), ini);
+      const lines = [spooledReject, spooledBounce].map((r) => JSON.stringify(r));
+      // A line torn by a crash between them is skipped.
+      writeFileSync(join(root, name, 'data', `tracking.spool.${process.pid}`), `${lines[0]}\n{"ref":"SP00L9\n${lines[1]}\n`);
+      writeFileSync(join(root, name, 'data', 'tracking.spool.999999.replaying'), `${JSON.stringify(spooledOld)}\n`);
+      return dir;
+    }
+
+    const cases = [
+      { name: 'SQLite file missing', why: /no tracking database at .*spool-sqlite\/data\/tracking\.sqlite/, ini: () => '' },
+      {
+        name: 'PostgreSQL refusing connections',
+        why: /cannot read postgres public\.mailward_tracking: connect ECONNREFUSED/,
+        ini: () => `[tracking]\nbackend = postgres\npostgres_url = postgres://postgres@127.0.0.1:${closedPort}/test\n`,
+      },
+    ];
+    for (const c of cases) {
+      describe(c.name, () => {
+        let dir: string;
+        before(() => {
+          dir = unreadable(c.name.startsWith('SQLite') ? 'spool-sqlite' : 'spool-pg', c.ini());
+        });
+
+        it('explain finds the row in the spool, and says why the database was not read (exit code 0)', async () => {
+          const { code, out, err } = await run(['explain', 'sp00l02', '--config', dir]);
+          assert.equal(code, 0, err.join('\n'));
+          assert.match(out.join('\n'), /^ref\s+SP00L02$/m);
+          assert.match(out.join('\n'), /Body carries the GTUBE/);
+          assert.match(err.join('\n'), /^note: this row is in the spool, not yet in the database \(the database could not be read: .*\); it goes in once replayed from .*tracking\.spool\.\d+$/);
+          assert.match(err.join('\n'), c.why);
+          const json = await run(['explain', 'SP00L04', '--config', dir, '--json']);
+          assert.equal(json.code, 0);
+          assert.equal(JSON.parse(json.out[0]!).ref, 'SP00L04', 'an interrupted replay\'s file is searched too');
+        });
+
+        it('explain of a ref in neither gives both reasons (exit code 1)', async () => {
+          const { code, out, err } = await run(['explain', 'ZZZZZZZ', '--config', dir]);
+          assert.equal(code, 1);
+          assert.deepEqual(out, []);
+          assert.match(err.join('\n'), /^mailward explain: no tracked transaction with ref ZZZZZZZ in the spool \(.*tracking\.spool\.\d+.*\), and /);
+          assert.match(err.join('\n'), /tracking\.spool\.999999\.replaying/, 'every spool file searched is named');
+          assert.match(err.join('\n'), c.why);
+        });
+
+        it('trace lists the spooled rows its filters match, as a database would, and still fails (exit code 1)', async () => {
+          const table = await run(['trace', '--config', dir]);
+          assert.equal(table.code, 1);
+          assert.deepEqual(table.out.slice(1).map((l) => l.split(/\s+/)[2]), ['SP00L03', 'SP00L02', 'SP00L04'], 'newest first');
+          assert.match(table.err.join('\n'), /listed only the 3 rows waiting in the spool/);
+          assert.match(table.err.join('\n'), c.why);
+          // The same filters over the same rows give what the database gave (first describe).
+          const refs = async (...args: string[]) => (await run(['trace', '--config', dir, '--json', ...args])).out.map((l) => (JSON.parse(l) as TrackingRow).ref);
+          assert.deepEqual(await refs('--since', '1h'), ['SP00L03', 'SP00L02']);
+          assert.deepEqual(await refs('--ip', '203.0.113.9'), ['SP00L02']);
+          assert.deepEqual(await refs('--from', 'bad.example'), ['SP00L02']);
+          assert.deepEqual(await refs('--from', '<>'), ['SP00L03']);
+          assert.deepEqual(await refs('--to', 'Bob@Example.com'), ['SP00L02']);
+          assert.deepEqual(await refs('--action', 'reject', '--since', '2d'), ['SP00L02']);
+          assert.deepEqual(await refs('--limit', '1'), ['SP00L03']);
+          const none = await run(['trace', '--config', dir, '--ip', '192.0.2.99']);
+          assert.equal(none.code, 1);
+          assert.deepEqual(none.out, []);
+          assert.match(none.err.join('\n'), /none of the rows waiting in the spool .* match/);
+        });
+      });
+    }
+  });
+
+  it('a spool file replayed (removed) between listing and reading is passed over', async () => {
+    const file = join(root, 'listed.spool');
+    writeFileSync(file, `${JSON.stringify(bounce)}\n`);
+    const gone = join(root, 'replayed-meanwhile.spool');
+    assert.deepEqual((await findInSpool([gone, file], bounce.ref))?.row, bounce);
+    assert.deepEqual(await findSpooled([gone, file], {}), [bounce]);
   });
 
   describe('with [tracking] backend = postgres', () => {

@@ -2,69 +2,109 @@ import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { loadConfig, type MailwardConfig } from '../config/load';
 import { createTrackingReader } from '../tracking';
-import { Spool } from '../tracking/spool';
-import type { TrackingReader, TrackingRow } from '../tracking/types';
-import { UserError } from './types';
+import { parseRow, Spool } from '../tracking/spool';
+import { DEFAULT_FIND_LIMIT, rowMatches } from '../tracking/store';
+import type { TraceFilter, TrackingReader, TrackingRow } from '../tracking/types';
 
-/** The configured tracking database, opened for reading, with errors a user can act on. */
+/**
+ * The configured tracking database, opened for reading, and the spool files
+ * beside it. A database that cannot be opened or read is not an error here:
+ * that is exactly when rows wait in the spool, so the commands still search it
+ * and say why the database was left out.
+ */
 export interface TrackingSource {
   config: MailwardConfig;
-  reader: TrackingReader;
+  /** Null when the database could not be opened (`problem` says why). */
+  reader: TrackingReader | null;
   /** What is read, for messages: "sqlite /var/haraka/data/tracking.sqlite". */
   where: string;
+  /** Why the database could not be opened or read, in words for the user; null while it can. */
+  problem: string | null;
   /** The spool files that may hold rows not in the database yet. */
   spoolFiles: string[];
+  /** Where spool files would be, for messages: "/var/haraka/data/tracking.spool.*". */
+  spoolWhere: string;
 }
 
 export function openTracking(configDir: string | undefined): TrackingSource {
   const config = loadConfig({ configDir });
   const t = config.shared.tracking;
   const where = t.backend === 'postgres' ? `postgres ${t.postgresSchema}.${t.postgresTable}` : `sqlite ${t.sqlitePath}`;
+  const source: TrackingSource = { config, reader: null, where, problem: null, spoolFiles: Spool.files(t.spoolPath), spoolWhere: `${t.spoolPath}.*` };
   if (t.backend === 'sqlite' && !existsSync(t.sqlitePath)) {
-    throw new UserError(
-      `no tracking database at ${t.sqlitePath} (${configDir ? `from ${configDir}` : 'no --config given: give the MTA\'s config directory'}; rows appear once mailward/tracking has written some)`,
-      1,
-    );
+    const hint = configDir ? `from ${configDir}` : 'no --config given: give the MTA\'s config directory';
+    source.problem = `no tracking database at ${t.sqlitePath} (${hint}; rows appear once mailward/tracking has written some)`;
+    return source;
   }
-  let reader: TrackingReader;
   try {
-    reader = createTrackingReader(t);
+    source.reader = createTrackingReader(t);
   } catch (err) {
-    throw new UserError(`cannot open ${where}: ${(err as Error).message}`, 1);
+    source.problem = `cannot open ${where}: ${(err as Error).message}`;
   }
-  const spoolFiles = Spool.files(t.spoolPath);
-  return { config, reader, where, spoolFiles };
+  return source;
 }
 
-/** Runs a read, turning a database failure into one line for the user. */
-export async function readRows<T>(source: TrackingSource, read: (reader: TrackingReader) => Promise<T>): Promise<T> {
+/** Runs a read; null when the database cannot be read, with the reason kept in `source.problem`. */
+export async function tryRead<T>(source: TrackingSource, read: (reader: TrackingReader) => Promise<T>): Promise<T | null> {
+  if (!source.reader) return null;
   try {
     return await read(source.reader);
   } catch (err) {
-    throw new UserError(`cannot read ${source.where}: ${(err as Error).message}`, 1);
+    source.problem = `cannot read ${source.where}: ${(err as Error).message}`;
+    return null;
+  }
+}
+
+export async function closeTracking(source: TrackingSource): Promise<void> {
+  await source.reader?.close();
+}
+
+/** The spool files in words: the files, or where there are none. */
+export function spoolNames(source: TrackingSource): string {
+  return source.spoolFiles.length ? source.spoolFiles.join(' and ') : `none at ${source.spoolWhere}`;
+}
+
+/** Each line of the spool files; a file replayed (removed) since it was listed is simply done. */
+async function* spoolLines(files: string[]): AsyncGenerator<{ file: string; line: string }> {
+  for (const file of files) {
+    const input = createReadStream(file, 'utf8');
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    try {
+      for await (const line of lines) yield { file, line };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    } finally {
+      lines.close();
+      input.destroy();
+    }
   }
 }
 
 /** Looks for a row in the spool (database unreachable when it was written). */
-export async function findInSpool(files: string[], ref: string): Promise<TrackingRow | null> {
+export async function findInSpool(files: string[], ref: string): Promise<{ row: TrackingRow; file: string } | null> {
+  // Only lines naming the ref are parsed: a spool after a long outage can be large.
   const needle = `"ref":${JSON.stringify(ref)}`;
-  for (const file of files) {
-    const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-    try {
-      for await (const line of lines) {
-        if (!line.includes(needle)) continue;
-        try {
-          const row = JSON.parse(line) as TrackingRow;
-          if (row.ref === ref) return row;
-        } catch {
-          // a torn line: not this row
-        }
-      }
-    } finally {
-      lines.close();
-    }
+  for await (const { file, line } of spoolLines(files)) {
+    if (!line.includes(needle)) continue;
+    const row = parseRow(line);
+    if (row?.ref === ref) return { row, file };
   }
   return null;
+}
+
+/** Spooled rows matching a trace filter, newest first, as the databases order them. */
+export async function findSpooled(files: string[], filter: TraceFilter): Promise<TrackingRow[]> {
+  const limit = filter.limit ?? DEFAULT_FIND_LIMIT;
+  const newestFirst = (a: TrackingRow, b: TrackingRow) => Date.parse(b.time) - Date.parse(a.time) || (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0);
+  let found: TrackingRow[] = [];
+  for await (const { line } of spoolLines(files)) {
+    const row = parseRow(line);
+    if (!row || !rowMatches(row, filter)) continue;
+    found.push(row);
+    // Memory stays bounded by the limit, however large the spool.
+    if (found.length >= 2 * limit + 1000) found = found.sort(newestFirst).slice(0, limit);
+  }
+  return found.sort(newestFirst).slice(0, limit);
 }
 
 /** `<a@b>`, `<>` for the null sender, or a note when the transaction ended before MAIL FROM. */

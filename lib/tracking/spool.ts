@@ -267,7 +267,8 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function parseRow(line: string): TrackingRow | null {
+/** A spool line as a row; null for a line that is none (torn by a crash mid-write). */
+export function parseRow(line: string): TrackingRow | null {
   try {
     const row = JSON.parse(line) as TrackingRow;
     return row && typeof row.ref === 'string' && typeof row.time === 'string' ? row : null;

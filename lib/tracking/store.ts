@@ -1,4 +1,4 @@
-import type { TrackingReader, TrackingRow } from './types';
+import type { TraceFilter, TrackingReader, TrackingRow } from './types';
 
 /**
  * A database that takes tracking rows. Inserting a row whose ref is already
@@ -33,6 +33,31 @@ export function addressMatch(value: string): AddressMatch {
   if (bare.startsWith('@')) return { kind: 'domain', domain: bare.slice(1) };
   if (!bare.includes('@')) return { kind: 'domain', domain: bare };
   return { kind: 'address', address: bare };
+}
+
+/**
+ * The trace filter applied in memory, for rows still in a spool: the same
+ * matches as the SQL of both backends (address case-insensitive, a domain
+ * matches every address at it, `<>` the null sender, or for `to` no recipient).
+ */
+export function rowMatches(row: TrackingRow, filter: TraceFilter): boolean {
+  if (filter.since && !(Date.parse(row.time) >= filter.since.getTime())) return false;
+  if (filter.ip && row.remoteIp !== filter.ip) return false;
+  if (filter.action && row.action !== filter.action) return false;
+  if (filter.from !== undefined && !addressMatches(row.mailFrom, addressMatch(filter.from))) return false;
+  if (filter.to !== undefined) {
+    const m = addressMatch(filter.to);
+    if (m.kind === 'null' ? row.rcptTo.length > 0 : !row.rcptTo.some((r) => addressMatches(r, m))) return false;
+  }
+  return true;
+}
+
+function addressMatches(address: string | null, m: AddressMatch): boolean {
+  if (address === null) return false;
+  const a = address.toLowerCase();
+  if (m.kind === 'null') return a === '';
+  if (m.kind === 'address') return a === m.address;
+  return a.endsWith(`@${m.domain}`);
 }
 
 /** Escapes LIKE wildcards so a domain is matched literally (escape character: backslash). */

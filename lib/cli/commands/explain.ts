@@ -1,6 +1,6 @@
 import type { SymbolTable } from '../../score/symbol-table';
 import type { TrackingRow } from '../../tracking/types';
-import { envelopeAddress, findInSpool, formatScore, openTracking, readRows } from '../tracking';
+import { closeTracking, envelopeAddress, findInSpool, formatScore, openTracking, spoolNames, tryRead } from '../tracking';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
 const GONE = '(no longer registered: renamed or removed since this row was written)';
@@ -49,23 +49,30 @@ export const command: CliCommand = {
     if (!/^[0-9A-Z]{1,32}$/.test(ref)) throw new UserError(`${JSON.stringify(args.positionals[0])} is not a ref (10 letters and digits, e.g. 7KQ2M9XA4F)`);
     const source = openTracking(v.config);
     try {
-      let row = await readRows(source, (r) => r.get(ref));
-      let spooled = false;
-      if (!row && source.spoolFiles.length) {
-        row = await findInSpool(source.spoolFiles, ref);
-        spooled = row !== null;
+      let row = await tryRead(source, (r) => r.get(ref));
+      let spooledIn: string | null = null;
+      // Also when the database cannot be read: that is when rows wait in the spool.
+      if (!row) {
+        const found = await findInSpool(source.spoolFiles, ref);
+        if (found) ({ row, file: spooledIn } = found);
       }
-      if (!row) throw new UserError(`no tracked transaction with ref ${ref} in ${source.where}`, 1);
+      if (!row) {
+        if (source.problem) throw new UserError(`no tracked transaction with ref ${ref} in the spool (${spoolNames(source)}), and ${source.problem}`, 1);
+        throw new UserError(`no tracked transaction with ref ${ref} in ${source.where}`, 1);
+      }
       const symbols = source.config.symbols;
       if (v.json) {
         io.out(JSON.stringify({ ...row, symbols: row.symbols.map((s) => ({ ...s, description: describe(symbols, s.name) })) }));
       } else {
         printStory(io, row, symbols);
       }
-      if (spooled) io.err(`note: this row is in the spool, not yet in the database (it was unreachable); it goes in once replayed`);
+      if (spooledIn) {
+        const why = source.problem ? `the database could not be read: ${source.problem}` : 'it was unreachable when the row was written';
+        io.err(`note: this row is in the spool, not yet in the database (${why}); it goes in once replayed from ${spooledIn}`);
+      }
       return 0;
     } finally {
-      await source.reader.close();
+      await closeTracking(source);
     }
   },
 };

@@ -1,6 +1,6 @@
 import { ACTIONS } from '../../score/types';
 import type { TrackingRow } from '../../tracking/types';
-import { formatScore, openTracking, readRows } from '../tracking';
+import { closeTracking, findSpooled, formatScore, openTracking, spoolNames, tryRead } from '../tracking';
 import { parseSince } from '../since';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
@@ -76,19 +76,33 @@ export const command: CliCommand = {
     if (v.action !== undefined && !/^[a-z_]+$/.test(v.action)) {
       throw new UserError(`--action ${JSON.stringify(v.action)}: one of ${ACTIONS.join(', ')} (or a refusal recorded at an earlier phase)`);
     }
+    const filter = { since, ip: v.ip, from: v.from, to: v.to, action: v.action, limit };
     const source = openTracking(v.config);
     try {
-      const rows = await readRows(source, (r) => r.find({ since, ip: v.ip, from: v.from, to: v.to, action: v.action, limit }));
+      const stored = await tryRead(source, (r) => r.find(filter));
+      // The database cannot be read: show what waits in the spool (the newest rows, as a rule),
+      // and still fail, because the list lacks every stored row.
+      const rows = stored ?? (await findSpooled(source.spoolFiles, filter));
       if (v.json) {
         for (const row of rows) io.out(JSON.stringify(row));
-      } else {
+      } else if (rows.length || stored) {
         printTable(io, rows);
+      }
+      if (source.problem) {
+        const spooled = rows.length
+          ? `listed only the ${rows.length} row${rows.length === 1 ? '' : 's'} waiting in the spool (${spoolNames(source)})`
+          : source.spoolFiles.length
+            ? `and none of the rows waiting in the spool (${spoolNames(source)}) match`
+            : `and no rows wait in a spool (${spoolNames(source)})`;
+        throw new UserError(`${source.problem}; ${spooled}`, 1);
+      }
+      if (!v.json) {
         io.err(`${rows.length} row${rows.length === 1 ? '' : 's'} from ${source.where}${rows.length === limit ? ` (limit ${limit}: --limit N for more)` : ''}; mailward explain REF tells the whole story`);
       }
       if (source.spoolFiles.length) io.err(`note: ${source.spoolFiles.join(' and ')} hold rows not yet in the database (it was unreachable); they appear once replayed`);
       return 0;
     } finally {
-      await source.reader.close();
+      await closeTracking(source);
     }
   },
 };
