@@ -255,9 +255,13 @@ describe('mailward quarantine / allow / block commands', () => {
     const q = new FileQuarantine(join(base, 'data', 'quarantine'));
     await q.put(entry('JJJ1', { rcptTo: ['alice@example.com', 'carol@example.com'], subject: 'Invoice 42' }), RAW);
     await q.put(entry('KKK2', { rcptTo: ['carol@example.com'], time: new Date(Date.now() - 3 * DAY).toISOString() }), RAW);
+    await q.put(entry('7KQ2M9XA4F', { rcptTo: ['dave@example.com'], subject: 'A ref of full length' }), RAW);
 
     const list = await cli('quarantine', 'list');
     assert.equal(list.code, 0, list.err);
+    // Columns line up under the header with refs of their real length (10).
+    const [header, ...rows] = list.out.split('\n');
+    for (const row of rows) assert.equal(row.indexOf(' held '), header!.indexOf('STATUS') - 1, `${header}\n${row}`);
     assert.match(list.out, /JJJ1 .*held .*bob@partner\.test .*alice@example\.com \+1 .*Invoice 42/);
     assert.match(list.out, /KKK2/);
     const forAlice = await cli('quarantine', 'list', '--rcpt', 'alice@example.com', '--json');

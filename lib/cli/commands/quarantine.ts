@@ -26,11 +26,11 @@ function sender(r: QuarantineRecord): string {
 }
 
 function printList(io: CliIO, records: QuarantineRecord[]): void {
-  io.out(`${'HELD (UTC)'.padEnd(16)}  ${'REF'.padEnd(8)}  ${'STATUS'.padEnd(8)}  ${'SCORE'.padStart(6)}  ${'FROM'.padEnd(30)}  ${'TO'.padEnd(30)}  SUBJECT`);
+  io.out(`${'HELD (UTC)'.padEnd(16)}  ${'REF'.padEnd(10)}  ${'STATUS'.padEnd(8)}  ${'SCORE'.padStart(6)}  ${'FROM'.padEnd(30)}  ${'TO'.padEnd(30)}  SUBJECT`);
   for (const r of records) {
     const to = `${r.rcptTo[0] ?? '-'}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
     const status = r.error && r.status === 'held' ? 'held!' : r.status;
-    io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(8)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(r.subject, 60)}`);
+    io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(10)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(r.subject, 60)}`);
   }
 }
 
