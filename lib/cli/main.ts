@@ -44,6 +44,7 @@ const COMMAND_DOCS: Record<string, string> = {
   quarantine: 'quarantine.md',
   outbound: 'outbound.md',
   complaints: 'outbound.md',
+  migrate: 'operator-guide.md',
 };
 
 /** docs/cli.md: every command's summary and usage, from the commands themselves. */

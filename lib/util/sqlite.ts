@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -43,4 +43,17 @@ export function openSharedSqlite(path: string, busyTimeoutMs = 2000): Database.D
     throw err;
   }
   return db;
+}
+
+const leftBehindWarned = new Set<string>();
+
+/**
+ * Once per file and process: says that a SQLite file is left behind by a
+ * store that now lives in Redis (a single node that joined a fleet), so what
+ * it holds is neither lost in silence nor used. `mailward migrate` copies it.
+ */
+export function warnIfLeftBehind(path: string, what: string, setting: string, warn: (message: string) => void): void {
+  if (leftBehindWarned.has(path) || !existsSync(path)) return;
+  leftBehindWarned.add(path);
+  warn(`${what} live in Redis now; ${path}, from when they lived in SQLite, is not used: copy it with \`mailward migrate\`, or set ${setting} = sqlite to keep it per node`);
 }

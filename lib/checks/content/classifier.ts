@@ -1,4 +1,5 @@
 import type { Logger } from '../types';
+import { warnIfLeftBehind } from '../../util/sqlite';
 import { BayesModel, type Classification, type Label } from './bayes';
 import type { BayesSettings } from './settings';
 import { messageId, type LearnOutcome, type UnlearnOutcome } from './seen';
@@ -215,6 +216,7 @@ export function acquireClassifier(settings: BayesSettings, log: Logger): Classif
   const key = storeKey(settings);
   let entry = open.get(key);
   if (!entry) {
+    if (settings.storage === 'redis') warnIfLeftBehind(settings.path, "mailward content: the classifier's counts", '[bayes] storage', (m) => log.warn(m));
     const classifier = new Classifier(createBayesStore(settings, MTA_BUSY_TIMEOUT_MS), log);
     classifier.start(settings.saveIntervalS, settings.reloadIntervalS, prunePolicy(settings));
     entry = { classifier, users: 0 };

@@ -62,6 +62,13 @@ export interface PruneResult {
   seen: number;
 }
 
+/** That message `id` was learnt as `label` on `day`: what makes learning it again count once. */
+export interface SeenRecord {
+  id: string;
+  label: Label;
+  day: number;
+}
+
 /** Days since the epoch: a token's age is kept to the day (one small integer per token). */
 export function dayNumber(ms: number): number {
   return Math.floor(ms / 86_400_000);
@@ -149,6 +156,18 @@ export class SqliteBayesStore implements BayesStore {
     if (!deltas.size) return;
     const db = this.open();
     db.transaction(() => this.apply(db, deltas, dayNumber(Date.now())))();
+  }
+
+  /** Every seen record, in pages (for `mailward migrate`: the records go with the counts). */
+  *seenRecords(): Generator<SeenRecord[]> {
+    const page = this.open().prepare(`SELECT id, class, learnt_at FROM ${SEEN} WHERE id > ? ORDER BY id LIMIT ${LOAD_PAGE}`).raw();
+    let after = '';
+    for (;;) {
+      const rows = page.all(after) as [string, Label, number][];
+      if (rows.length) yield rows.map(([id, label, learntAt]) => ({ id, label, day: dayNumber(learntAt) }));
+      if (rows.length < LOAD_PAGE) return;
+      after = rows[rows.length - 1]![0];
+    }
   }
 
   async relabel(id: string, tokens: readonly string[], label: Label | null): Promise<Label | null> {
@@ -417,6 +436,15 @@ export class RedisBayesStore implements BayesStore {
       if (s) multi.hIncrBy(spamKey, spamField, s);
       if (h) multi.hIncrBy(hamKey, hamField, h);
     }
+    await multi.exec();
+  }
+
+  /** Adds seen records as they are (`mailward migrate`); a record already here is kept. */
+  async importSeen(records: SeenRecord[]): Promise<void> {
+    if (!records.length) return;
+    const c = await this.connect();
+    const multi = c.multi();
+    for (const r of records) multi.hSetNX(`${this.prefix}seen`, r.id, `${r.label}:${r.day}`);
     await multi.exec();
   }
 

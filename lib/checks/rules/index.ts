@@ -1,3 +1,4 @@
+import { warnIfLeftBehind } from '../../util/sqlite';
 import { openQuarantine } from '../../quarantine';
 import { createHash } from 'node:crypto';
 import { RELEASE_HEADER, RELEASE_VALIDITY_SECONDS, releaseKey, releaseStampId, verifyRelease } from '../../quarantine/release-token';
@@ -120,6 +121,9 @@ export const rulesModule: CheckModule<RulesSettings> = {
       return state.store;
     };
     startPurge(settings, services, state);
+    if (settings.listStore === 'auto' && settings.stateBackend === 'redis') {
+      warnIfLeftBehind(settings.listSqlitePath, 'mailward rules: run-time allow and block lists', '[lists] store', (m) => services.log.warn(m));
+    }
     const dc = { settings, store, log: services.log, dns: services.dns };
 
     // The envelope checks are registered even without envelope rules, so a

@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import { copyModel } from '../../checks/content/copy';
+import type { ContentSettings } from '../../checks/content/settings';
+import { RedisBayesStore, SqliteBayesStore } from '../../checks/content/store';
+import { openListStore } from '../../checks/rules';
+import { SqliteListStore } from '../../checks/rules/list-store';
+import type { RulesSettings } from '../../checks/rules/settings';
+import { loadConfig } from '../../config/load';
+import { openSharedState } from '../shared-state';
+import { type CliCommand, UserError } from '../types';
+
+const USAGE = 'mailward migrate [--config DIR] [--force]';
+
+/**
+ * A single node that joins a fleet ([state] backend = redis) keeps its
+ * classifier model and run-time allow/block lists in Redis from then on; what
+ * it learnt and listed in its SQLite files would be left behind. This copies
+ * it over, once.
+ */
+export const command: CliCommand = {
+  name: 'migrate',
+  summary: "copy a single node's SQLite classifier model and run-time allow/block lists into the Redis of [state] (joining a fleet)",
+  usage: USAGE,
+  options: { config: { type: 'string' }, force: { type: 'boolean' } },
+  async run(args, io) {
+    const v = args.values as { config?: string; force?: boolean };
+    if (args.positionals.length) throw new UserError(`no arguments expected\nusage: ${USAGE}`);
+    const config = loadConfig({ configDir: v.config });
+    const { store: state, problem } = openSharedState(config.shared, v.config, 'the classifier model and run-time lists of a fleet');
+    let failed = false;
+    try {
+      const rules = config.modules.find((m) => m.module.name === 'rules')?.settings as RulesSettings | undefined;
+      if (rules) {
+        const useState = rules.listStore === 'state' || (rules.listStore === 'auto' && rules.stateBackend === 'redis');
+        if (!useState) io.out(`lists: not moved, [lists] store = sqlite keeps them in ${rules.listSqlitePath}`);
+        else if (!existsSync(rules.listSqlitePath)) io.out(`lists: nothing to copy (no ${rules.listSqlitePath})`);
+        else {
+          const from = new SqliteListStore(rules.listSqlitePath);
+          const to = openListStore(rules, { state });
+          try {
+            let added = 0;
+            const entries = await from.all();
+            for (const e of entries) if (await to.add(e.list, e.scope, e.entry)) added++;
+            const p = problem();
+            if (p) throw new UserError(`cannot reach the shared state: ${p}`, 1);
+            io.out(`lists: ${added} entr${added === 1 ? 'y' : 'ies'} copied from ${rules.listSqlitePath}${entries.length > added ? `, ${entries.length - added} already there` : ''}`);
+          } finally {
+            await from.close();
+          }
+        }
+      }
+      const content = config.modules.find((m) => m.module.name === 'content')?.settings as ContentSettings | undefined;
+      const bayes = content?.bayes;
+      if (bayes) {
+        if (bayes.storage !== 'redis') io.out(`model: not moved, [bayes] storage = sqlite keeps it in ${bayes.path}`);
+        else if (!existsSync(bayes.path)) io.out(`model: nothing to copy (no ${bayes.path})`);
+        else {
+          const from = new SqliteBayesStore(bayes.path);
+          const to = new RedisBayesStore(bayes.redisUrl, bayes.redisPrefix);
+          try {
+            const result = await copyModel(from, to, !!v.force);
+            if (result.copied) {
+              io.out(`model: ${result.spam} spam and ${result.ham} ham learnt (${result.tokens} tokens, ${result.seen} seen records) copied from ${bayes.path} to ${to.description}`);
+            } else {
+              io.out(`model: not copied: ${result.reason}`);
+              failed ||= result.occupied;
+            }
+          } catch (err) {
+            throw new UserError(`model: cannot copy to ${to.description}: ${(err as Error).message}`, 1);
+          } finally {
+            await Promise.all([from.close(), to.close()]);
+          }
+        }
+      }
+    } finally {
+      await state.close();
+    }
+    io.out('The SQLite files are left as they were.');
+    return failed ? 1 : 0;
+  },
+};
