@@ -148,6 +148,8 @@ describe('rules end to end: run-time allow/block lists in Redis shared by two Ha
         const code = await main([...argv, '--config', join(down, 'config')], io);
         assert.equal(code, 1, `${argv.join(' ')}: ${io.text()}`);
         assert.match(io.text(), /^mailward (block|allow): cannot reach the shared state: .*Redis at redis:\/\/127\.0\.0\.1:\d+ unavailable/, argv.join(' '));
+        // It does not go on about the MTA's in-process fallback: the command wrote nothing.
+        assert.doesNotMatch(io.text(), /using in-process state/, argv.join(' '));
         assert.doesNotMatch(io.text(), /^(block|allow) /m, argv.join(' '));
       }
     } finally {

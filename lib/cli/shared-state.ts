@@ -23,7 +23,9 @@ export function openSharedState(shared: SharedSettings, configDir: string | unde
     );
   }
   let problem: string | undefined;
-  const log: Logger = { debug() {}, info() {}, warn: (m) => (problem ??= m), error: (m) => (problem ??= m) };
+  // The store's own log line goes on to say it falls back to in-process state: a command does not.
+  const note = (m: string) => (problem ??= m.replace(/; using in-process state until it returns$/, ''));
+  const log: Logger = { debug() {}, info() {}, warn: note, error: note };
   // A command may wait longer for Redis than mail does.
   const store = createStateStore({ ...state, timeoutMs: Math.max(state.timeoutMs, 3000) }, log);
   return { store, problem: () => problem };

@@ -74,7 +74,7 @@ export const command: CliCommand = {
     const limit = parseLimit(v.limit);
     const since = v.since === undefined ? undefined : parseSince(v.since);
     if (v.action !== undefined && !/^[a-z_]+$/.test(v.action)) {
-      throw new UserError(`--action ${JSON.stringify(v.action)}: one of ${ACTIONS.join(', ')} (or a refusal recorded at an earlier phase)`);
+      throw new UserError(`--action ${JSON.stringify(v.action)}: one of ${ACTIONS.join(', ')} or an early end such as abandoned; a refusal shown as reject@rcpt is found with --action reject`);
     }
     const filter = { since, ip: v.ip, from: v.from, to: v.to, action: v.action, limit };
     const source = openTracking(v.config);
