@@ -14,6 +14,7 @@ import { repoPath } from './support/paths';
 const plugin = require('../plugins/outbound') as Record<string, any>;
 
 const OK = 906;
+const DENYSOFT = 903;
 const CONT = undefined;
 
 /** Calls a Haraka-style hook and resolves with what it passed to next(). */
@@ -71,6 +72,22 @@ describe('outbound plugin: delivery routing (get_mx) and Haraka bounces', functi
         { exchange: 'mx2.remote.example', priority: 20, bind: '192.0.2.26', bind_helo: 'news.example.com' },
       ],
     );
+  });
+
+  it('bulk with bind_ip: a failed MX look-up defers (Haraka retries); a domain without MX is its own mail host', async () => {
+    const route = { bindIp: '192.0.2.26', bindHelo: 'news.example.com', relay: '' };
+    const bulk = () => hmail({ mailward_outbound: { sender: 'alice', bulk: true, route } }, 'broken.example');
+    dns.mode = 'servfail';
+    try {
+      const [code, message] = await callHook('mailward_extra_get_mx', self, bulk(), 'broken.example');
+      assert.equal(code, DENYSOFT);
+      assert.match(String(message), /MX look-up for broken\.example failed: DNS ESERVFAIL/);
+    } finally {
+      dns.mode = 'normal';
+    }
+    const [code, mx] = await callHook('mailward_extra_get_mx', self, bulk(), 'no-mx.example');
+    assert.equal(code, OK);
+    assert.deepEqual(mx, [{ exchange: 'no-mx.example', priority: 0, bind: '192.0.2.26', bind_helo: 'news.example.com' }]);
   });
 
   it('bulk with a relay: handed to it', async () => {

@@ -79,7 +79,15 @@ export = definePlugin('outbound', {
       }
       const domain = String(params[0] ?? hmail.todo.domain);
       const runtime = runtimeFor(this);
-      const mxs = await runtime.services.dns.resolve(domain, 'MX').catch(() => []) as { exchange: string; priority: number }[];
+      let mxs: { exchange: string; priority: number }[];
+      try {
+        mxs = (await runtime.services.dns.resolve(domain, 'MX')) as { exchange: string; priority: number }[];
+      } catch (err) {
+        // A look-up that failed (timeout, SERVFAIL) is not "no MX": delivering to the domain's own
+        // address could hand the mail to a host that is no mail server. Haraka retries later.
+        return { code: DENYSOFT, message: `MX look-up for ${domain} failed: ${(err as Error).message}` };
+      }
+      // No MX at all: the domain itself is the mail host (RFC 5321 5.1).
       const list = mxs.length ? mxs : [{ exchange: domain, priority: 0 }];
       return { code: OK, message: list.map((mx) => ({ exchange: mx.exchange, priority: mx.priority, bind, bind_helo: bindHelo })) as any };
     },
