@@ -1,6 +1,7 @@
-import { access, link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
+import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
 import type { QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
 
@@ -67,8 +68,14 @@ export class FileQuarantine implements QuarantineStore {
 
   private async writeMeta(record: QuarantineRecord): Promise<void> {
     const { meta } = this.paths(record.ref);
-    await writeFile(`${meta}.tmp`, JSON.stringify(record, null, 2));
-    await rename(`${meta}.tmp`, meta);
+    try {
+      await writeFile(`${meta}.tmp`, JSON.stringify(record, null, 2));
+      await rename(`${meta}.tmp`, meta);
+    } catch (err) {
+      // A full disk leaves a cut-short copy: not a record of anything.
+      await unlink(`${meta}.tmp`).catch(() => {});
+      throw err;
+    }
   }
 
   /**
@@ -158,6 +165,13 @@ export class FileQuarantine implements QuarantineStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
       throw err;
     }
+    // Releases that went out while their status could not be written: record them first.
+    for (const marker of names.filter((n) => n.endsWith(DELIVERED_SUFFIX))) {
+      const ref = marker.slice(0, -DELIVERED_SUFFIX.length);
+      if (!REF.test(ref)) continue;
+      const unsettled = await this.settleDelivered(ref);
+      if (unsettled) this.log?.warn(`mailward quarantine: ${ref} was delivered at ${unsettled.time} but its status still cannot be recorded: ${unsettled.error}`);
+    }
     const onDisk = new Set(names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
     const indexed = await this.index.refs();
     let changed = 0;
@@ -186,29 +200,95 @@ export class FileQuarantine implements QuarantineStore {
     return changed;
   }
 
-  /** Removes a message and its record; false when there was none. */
-  async delete(ref: string): Promise<boolean> {
-    const { eml, meta } = this.paths(ref);
-    let found = false;
-    for (const path of [meta, eml]) {
-      try {
-        await unlink(path);
-        found = true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-    }
-    await this.index.delete(ref);
-    return found;
+  /** Locks one message against a concurrent release or delete (see claim.ts). */
+  async claim(ref: string, action: 'release' | 'delete'): Promise<Claim> {
+    this.paths(ref);
+    await mkdir(this.dir, { recursive: true });
+    return takeClaim(this.dir, ref, action, { mayBeEmpty: action === 'delete' });
   }
 
-  /** Deletes messages held longer than the retention period; returns their refs. */
+  /** A lock held on the message, and when a release went out without its status being recorded. */
+  async lockState(ref: string): Promise<{ lock: ClaimInfo | null; delivered: string | null }> {
+    const lock = await readClaim(join(this.dir, `${ref}${LOCK_SUFFIX}`));
+    const delivered = await stat(join(this.dir, `${ref}${DELIVERED_SUFFIX}`)).then(
+      (s) => s.mtime.toISOString(),
+      () => null,
+    );
+    return { lock, delivered };
+  }
+
+  /**
+   * A release that was delivered but whose status could not be written left
+   * REF.delivered: records the release now and removes the marker. Returns
+   * null when there is nothing left to settle, else when it was delivered and
+   * why it still cannot be recorded (the marker stays, so it is not sent again).
+   */
+  async settleDelivered(ref: string): Promise<{ time: string; error: string } | null> {
+    const marker = join(this.dir, `${ref}${DELIVERED_SUFFIX}`);
+    let time: string;
+    try {
+      time = (await stat(marker)).mtime.toISOString();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const record = await this.record(ref);
+      if (record && record.status !== 'released') await this.update(ref, { status: 'released', statusTime: time, error: undefined });
+      // No record: the message was deleted since; nothing to record.
+      await unlink(marker);
+      return null;
+    } catch (err) {
+      return { time, error: (err as Error).message };
+    }
+  }
+
+  /**
+   * Removes a message and its record; false when there was none. Refused
+   * (ClaimBusyError) while the message is being released.
+   */
+  async delete(ref: string): Promise<boolean> {
+    const { eml, meta } = this.paths(ref);
+    const claim = await this.claim(ref, 'delete');
+    try {
+      let found = false;
+      for (const path of [meta, eml]) {
+        try {
+          await unlink(path);
+          found = true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+      for (const marker of [DELIVERED_SUFFIX, REINDEX]) await unlink(join(this.dir, `${ref}${marker}`)).catch(() => {});
+      // The files are gone, which is what counts (a full disk must not stop a delete): the next listing forgets it.
+      try {
+        await this.index.delete(ref);
+      } catch (err) {
+        this.log?.warn(`mailward quarantine: ${ref} deleted, but still in the index until the next listing (${(err as Error).message})`);
+      }
+      return found;
+    } finally {
+      await claim.release();
+    }
+  }
+
+  /** Deletes messages held longer than the retention period; returns their refs. One being released is left for the next purge. */
   async purge(now = Date.now(), retentionDays = this.options.retentionDays): Promise<string[]> {
     if (!retentionDays || !Number.isFinite(retentionDays)) return [];
     await this.sync();
     const refs = await this.index.olderThan(new Date(now - retentionDays * 86_400_000));
-    for (const ref of refs) await this.delete(ref);
-    return refs;
+    const purged: string[] = [];
+    for (const ref of refs) {
+      try {
+        await this.delete(ref);
+        purged.push(ref);
+      } catch (err) {
+        if (!(err instanceof ClaimBusyError)) throw err;
+        this.log?.info(`mailward quarantine: purge skipped ${ref}: ${err.message}`);
+      }
+    }
+    return purged;
   }
 
   async close(): Promise<void> {

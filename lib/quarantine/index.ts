@@ -5,6 +5,7 @@ import { PostgresQuarantineIndex } from './index-postgres';
 
 export { FileQuarantine, closeSharedIndexes } from './files';
 export { SqliteQuarantineIndex } from './index-sqlite';
+export { ClaimBusyError, describeClaim, STALE_LOCK_MS, type ClaimInfo } from './claim';
 export { PostgresQuarantineIndex } from './index-postgres';
 export { releaseMessage, type ReleaseOptions, type ReleaseResult, ReleaseError } from './release';
 export type { QuarantineEntry, QuarantineRecord, QuarantineFilter, QuarantineIndex, QuarantineStore, QuarantineStatus } from './types';

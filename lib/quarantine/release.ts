@@ -1,4 +1,5 @@
 import { createTransport } from 'nodemailer';
+import { ClaimBusyError, describeClaim, type Claim } from './claim';
 import type { FileQuarantine } from './files';
 import { releaseHeaderLine, releaseKey, signRelease } from './release-token';
 import type { QuarantineRecord } from './types';
@@ -22,7 +23,12 @@ export interface ReleaseResult {
   response: string;
   /** What learning did ('learnt', 'already learnt', 'relearnt'), 'not available', or why it failed (the release itself succeeded). */
   learned: string;
+  /** Worth telling the operator (a stale lock taken over). */
+  warnings: string[];
 }
+
+/** What clears a REF.delivered marker (docs/quarantine.md says the same). */
+const SETTLE_HINT = 'once the quarantine directory can be written again, `mailward quarantine list` records it as released';
 
 /** A release that did not happen; the message is still held and the error recorded. */
 export class ReleaseError extends Error {
@@ -38,10 +44,35 @@ function stamped(raw: Buffer, stamp: string): Buffer {
 /**
  * Re-injects a held message into the MTA by SMTP with its original envelope,
  * stamped so the checks accept it. Nothing is lost: if the MTA does not take
- * it, the message stays held with the error recorded.
+ * it, the message stays held with the error recorded. Delivered once: the
+ * message is locked (REF.lock) from before its status is read until its new
+ * status is written, so a second release at the same time is refused.
  */
 export async function releaseMessage(store: FileQuarantine, ref: string, options: ReleaseOptions): Promise<ReleaseResult> {
   const now = options.now ?? Date.now;
+  let claim;
+  try {
+    claim = await store.claim(ref, 'release');
+  } catch (err) {
+    if (err instanceof ClaimBusyError) throw new ReleaseError(`${err.message}: not sent`);
+    const { delivered } = await store.lockState(ref).catch(() => ({ delivered: null }));
+    if (delivered) throw new ReleaseError(`${ref} was delivered at ${delivered}, but its status is still not recorded (${(err as Error).message}): not sent again; ${SETTLE_HINT}`);
+    throw new ReleaseError(`${ref} cannot be locked for its release, so it is not sent: ${(err as Error).message}`);
+  }
+  try {
+    const warnings = claim.tookOver
+      ? [`took over a stale lock of ${ref} (${describeClaim(claim.tookOver.info)}: ${claim.tookOver.reason}); if that was a release that crashed, the message may have gone out already`]
+      : [];
+    return { ...(await releaseClaimed(store, ref, options, now, claim)), warnings };
+  } finally {
+    await claim.release();
+  }
+}
+
+async function releaseClaimed(store: FileQuarantine, ref: string, options: ReleaseOptions, now: () => number, claim: Claim): Promise<Omit<ReleaseResult, 'warnings'>> {
+  // A release that went out before without its status being written: record it, never send it again.
+  const unrecorded = await store.settleDelivered(ref);
+  if (unrecorded) throw new ReleaseError(`${ref} was delivered at ${unrecorded.time}, but its status is still not recorded (${unrecorded.error}): not sent again; ${SETTLE_HINT}`);
   const held = await store.get(ref);
   if (!held) throw new ReleaseError(`no quarantined message ${ref}`);
   const { entry, raw } = held;
@@ -73,12 +104,23 @@ export async function releaseMessage(store: FileQuarantine, ref: string, options
     response = info.response;
   } catch (err) {
     const error = `release to ${options.host}:${options.port} failed: ${(err as Error).message}`;
-    await store.update(ref, { status: 'held', statusTime: new Date(now()).toISOString(), error });
-    throw new ReleaseError(`${ref} stays in quarantine: ${error}`);
+    const noted = await store.update(ref, { status: 'held', statusTime: new Date(now()).toISOString(), error }).then(
+      () => '',
+      (e: Error) => ` (and this error could not be recorded: ${e.message})`,
+    );
+    throw new ReleaseError(`${ref} stays in quarantine: ${error}${noted}`);
   } finally {
     transport.close();
   }
-  const record = await store.update(ref, { status: 'released', statusTime: new Date(now()).toISOString(), error: partial });
+  let record: QuarantineRecord;
+  try {
+    record = await store.update(ref, { status: 'released', statusTime: new Date(now()).toISOString(), error: partial });
+  } catch (err) {
+    // It went out: whatever failed here (a full disk, the record deleted meanwhile), it must not go out again.
+    const reason = (err as Error).message;
+    await claim.markDelivered(`${response}; status not recorded: ${reason}`).catch(() => {});
+    throw new ReleaseError(`${ref} delivered (${response}) to ${entry.rcptTo.join(', ')} via ${options.host}:${options.port}, but its status could not be recorded: ${reason}. It will not be sent again; ${SETTLE_HINT}`);
+  }
   let learned = 'not available';
   if (options.learnHam) {
     try {

@@ -20,7 +20,14 @@ export interface SmtpSink {
   stop(): Promise<void>;
 }
 
-export async function startSmtpSink(name = 'sink.test'): Promise<SmtpSink> {
+export interface SinkOptions {
+  /** Default: a free one. */
+  port?: number;
+  /** Runs once the message is in, before the 250 goes out: a slow MTA, or something that happens meanwhile. */
+  beforeReply?: (message: SinkMessage) => Promise<void>;
+}
+
+export async function startSmtpSink(name = 'sink.test', options: SinkOptions = {}): Promise<SmtpSink> {
   const messages: SinkMessage[] = [];
   const server = new SMTPServer({
     name,
@@ -32,20 +39,23 @@ export async function startSmtpSink(name = 'sink.test'): Promise<SmtpSink> {
     async onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       for await (const chunk of stream) chunks.push(chunk as Buffer);
-      messages.push({
+      const message: SinkMessage = {
         helo: session.hostNameAppearsAs,
         remoteAddress: session.remoteAddress,
         mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
         rcptTo: session.envelope.rcptTo.map((r) => r.address),
         raw: Buffer.concat(chunks).toString('utf8'),
-      });
-      callback(null, `Kept as message ${messages.length}`);
+      };
+      messages.push(message);
+      const number = messages.length;
+      await options.beforeReply?.(message);
+      callback(null, `Kept as message ${number}`);
     },
   });
   server.on('error', () => {});
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.server.address() as { port: number }).port));
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve((server.server.address() as { port: number }).port));
   });
   return {
     port,

@@ -7,7 +7,7 @@ import { relaxedAligned } from '../../checks/auth/align';
 import { silentLogger } from '../../runtime';
 import { loadConfig, type MailwardConfig } from '../../config/load';
 import { createContext, fromMailboxes, parsedMessage } from '../../message';
-import { openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
+import { ClaimBusyError, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
 
@@ -102,6 +102,9 @@ async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean)
   io.out(`held:      ${r.time}`);
   io.out(`status:    ${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
   if (r.error) io.out(`error:     ${r.error}`);
+  const { lock, delivered } = await store.lockState(r.ref);
+  if (lock) io.out(`locked:    ${describeClaim(lock)}`);
+  if (delivered) io.out(`delivered: ${delivered}, but the status could not be recorded (the next list records it)`);
   io.out(`client:    ${r.remoteIp}`);
   io.out(`from:      ${sender(r)} (envelope)`);
   // What the recipient sees, and what release-approve would approve: it may differ from the envelope.
@@ -151,7 +154,8 @@ export const command: CliCommand = {
     if (normalRef && !/^[0-9A-Z]+$/.test(normalRef)) throw new UserError(`${JSON.stringify(ref)} is not a reference`);
 
     const config = loadConfig({ configDir: v.config });
-    const store = openQuarantine(config.shared);
+    // The store's warnings (an index it could not write, a record it could not settle) are the operator's to read.
+    const store = openQuarantine(config.shared, { debug() {}, info() {}, warn: (m) => io.err(`warning: ${m.replace(/^mailward quarantine: /, '')}`), error: (m) => io.err(m) });
     try {
       switch (action) {
         case 'list': {
@@ -175,6 +179,7 @@ export const command: CliCommand = {
             if (err instanceof ReleaseError) throw new UserError(err.message, 1);
             throw err;
           }
+          for (const w of result.warnings) io.err(`warning: ${w}`);
           io.out(`released ${normalRef} to ${result.record.rcptTo.join(', ')} via ${host}:${port}: ${result.response}`);
           if (result.record.error) io.err(`warning: ${result.record.error}`);
           io.out(`ham learning: ${result.learned}`);
@@ -186,7 +191,14 @@ export const command: CliCommand = {
           return 0;
         }
         case 'delete': {
-          if (!(await store.delete(normalRef!))) throw new UserError(`no quarantined message ${normalRef}`, 1);
+          let found;
+          try {
+            found = await store.delete(normalRef!);
+          } catch (err) {
+            if (err instanceof ClaimBusyError) throw new UserError(`${err.message}: not deleted`, 1);
+            throw err;
+          }
+          if (!found) throw new UserError(`no quarantined message ${normalRef}`, 1);
           io.out(`deleted ${normalRef}`);
           return 0;
         }

@@ -1,0 +1,182 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+
+/**
+ * One operation at a time per held message, across processes and, on a
+ * shared directory, across nodes: `REF.lock`, created with 'wx' (exclusive)
+ * before the message is read for a release or removed by delete/purge. Two
+ * releases of one message at once would otherwise both send it, each with its
+ * own stamp (a new expiry second gives a new HMAC and a new single-use id),
+ * and the MTA would honour both.
+ *
+ * A release that went out but whose status could not be written (disk full)
+ * turns its lock into `REF.delivered` by a rename, which needs no free space;
+ * that marker is never stale: it stops any further send until the status is
+ * recorded (see FileQuarantine.settleDelivered).
+ */
+export const LOCK_SUFFIX = '.lock';
+export const DELIVERED_SUFFIX = '.delivered';
+
+/**
+ * A lock whose process is gone (same host) or older than this is stale: a
+ * release has 30 s timeouts per SMTP step, so no live one gets near it. On
+ * another node sharing the directory the process cannot be checked: the age
+ * alone decides there.
+ */
+export const STALE_LOCK_MS = 15 * 60_000;
+
+export interface ClaimInfo {
+  pid: number;
+  host: string;
+  /** ISO 8601: when it was taken. */
+  time: string;
+  action: string;
+}
+
+/** Refused because another process holds the message (or a delivered marker stands). */
+export class ClaimBusyError extends Error {
+  override name = 'ClaimBusyError';
+}
+
+export function describeClaim(info: ClaimInfo): string {
+  if (!info.pid) return `an unknown holder since ${info.time}`;
+  return `${info.action} by pid ${info.pid} on ${info.host} since ${info.time}`;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What a lock file says, or null (gone). A lock cut short (crash before its write) reads as pid 0 at its mtime. */
+export async function readClaim(path: string): Promise<ClaimInfo | null> {
+  let text: string;
+  let mtime: Date;
+  try {
+    [text, { mtime }] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const info = JSON.parse(text) as ClaimInfo;
+    if (typeof info.pid === 'number' && typeof info.host === 'string' && typeof info.time === 'string') return info;
+  } catch {
+    // fall through: unreadable
+  }
+  return { pid: 0, host: '', time: mtime.toISOString(), action: 'unknown operation' };
+}
+
+/** Why a lock may be taken over, or null while its holder may still be at work. */
+export function staleReason(info: ClaimInfo, now = Date.now()): string | null {
+  const age = now - Date.parse(info.time);
+  if (!(age < STALE_LOCK_MS)) return `older than ${STALE_LOCK_MS / 60_000} minutes`;
+  if (info.host === hostname() && info.pid !== process.pid && (info.pid <= 0 || !alive(info.pid))) return `its process ${info.pid} is gone`;
+  return null;
+}
+
+export interface Claim {
+  /** The stale lock this claim replaced, if any (a crashed release or delete). */
+  readonly tookOver?: { info: ClaimInfo; reason: string };
+  /** Gives the message back (no-op after markDelivered). */
+  release(): Promise<void>;
+  /** The lock becomes REF.delivered: no further send until the status is recorded. */
+  markDelivered(note: string): Promise<void>;
+}
+
+/**
+ * Creates the lock: 'written', or false when one exists. With no room for
+ * its content, `keepEmpty` keeps the lock empty ('empty': it still excludes
+ * others, read as an unknown holder); otherwise it is removed and the error raised.
+ */
+async function create(path: string, info: ClaimInfo, keepEmpty: boolean): Promise<'written' | 'empty' | false> {
+  let handle;
+  try {
+    handle = await open(path, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  let failure: unknown;
+  try {
+    await handle.writeFile(JSON.stringify(info));
+  } catch (err) {
+    failure = err;
+    if (keepEmpty) await handle.truncate(0).catch(() => {});
+  } finally {
+    await handle.close().catch(() => {});
+  }
+  if (!failure) return 'written';
+  if (keepEmpty) return 'empty';
+  await unlink(path).catch(() => {});
+  throw failure;
+}
+
+/**
+ * Moves a stale lock out of the way. Two processes may judge the same lock
+ * stale at once: each renames whatever is there to a name of its own and
+ * checks it moved the lock it judged; one that moved a fresh lock (the
+ * other's) puts it back.
+ */
+async function breakStale(path: string, judged: ClaimInfo): Promise<void> {
+  const aside = `${path}.${process.pid}.${Date.now()}.stale`;
+  try {
+    await rename(path, aside);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  const moved = await readClaim(aside);
+  if (moved && JSON.stringify(moved) !== JSON.stringify(judged)) await link(aside, path).catch(() => {});
+  await unlink(aside).catch(() => {});
+}
+
+/**
+ * Takes REF.lock for `action`, replacing a stale one; throws ClaimBusyError
+ * while another holds it. A release needs room for its lock (no room for it,
+ * no room for the status it must write after sending: refused before
+ * sending); a delete does not (`mayBeEmpty`): freeing space must work on a full disk.
+ */
+export async function takeClaim(dir: string, ref: string, action: string, options: { now?: number; mayBeEmpty?: boolean } = {}): Promise<Claim> {
+  const path = join(dir, `${ref}${LOCK_SUFFIX}`);
+  const now = options.now ?? Date.now();
+  const info: ClaimInfo = { pid: process.pid, host: hostname(), time: new Date(now).toISOString(), action };
+  let tookOver: Claim['tookOver'];
+  let created: 'written' | 'empty' | false;
+  for (let attempt = 0; ; attempt++) {
+    created = await create(path, info, !!options.mayBeEmpty);
+    if (created) break;
+    const held = await readClaim(path);
+    if (!held && attempt < 3) continue; // given back meanwhile: try again
+    const reason = held && staleReason(held, now);
+    // A stale lock is taken over once: found stale again, someone else is taking it over too.
+    if (!held || !reason || attempt > 0) throw new ClaimBusyError(`${ref} is locked (${held ? describeClaim(held) : 'by others, repeatedly'}); try again once it is done`);
+    await breakStale(path, held);
+    tookOver = { info: held, reason };
+  }
+  let done = false;
+  return {
+    tookOver,
+    async release() {
+      if (done) return;
+      done = true;
+      // Only our own: a lock wrongly judged stale and replaced is the other holder's now.
+      const current = created === 'written' ? await readClaim(path).catch(() => null) : null;
+      if (created === 'empty' || (current && JSON.stringify(current) === JSON.stringify(info))) await unlink(path).catch(() => {});
+    },
+    async markDelivered(note: string) {
+      if (done) return;
+      // A rename allocates nothing: it works on a full disk, where the status write just failed.
+      await rename(path, join(dir, `${ref}${DELIVERED_SUFFIX}`));
+      done = true;
+      // Best effort: what went out, for whoever looks (the marker's presence is what counts).
+      await writeFile(join(dir, `${ref}${DELIVERED_SUFFIX}`), JSON.stringify({ ...info, delivered: new Date().toISOString(), note })).catch(() => {});
+    },
+  };
+}
