@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
+import { tidyLeftovers } from './leftovers';
 import type { QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
 
 export interface FileQuarantineOptions {
@@ -110,7 +111,13 @@ export class FileQuarantine implements QuarantineStore {
       await unlink(`${eml}.tmp`).catch(() => {});
     }
     const record: QuarantineRecord = { ...entry, status: 'held' };
-    await this.writeMeta(record);
+    try {
+      await this.writeMeta(record);
+    } catch (err) {
+      // The put fails, so the MTA delivers the message instead: a copy left here would be listed and could go out twice.
+      await unlink(eml).catch(() => {});
+      throw err;
+    }
     await this.indexRecord(record);
   }
 
@@ -156,7 +163,11 @@ export class FileQuarantine implements QuarantineStore {
     return this.index.list(filter);
   }
 
-  /** Indexes held messages the index lacks and forgets ones whose files are gone. Returns how many changed. */
+  /**
+   * Indexes held messages the index lacks and forgets ones whose files are
+   * gone, after settling what a crash or a full disk left (see leftovers.ts).
+   * Returns how many changed.
+   */
   async sync(): Promise<number> {
     let names: string[];
     try {
@@ -172,7 +183,8 @@ export class FileQuarantine implements QuarantineStore {
       const unsettled = await this.settleDelivered(ref);
       if (unsettled) this.log?.warn(`mailward quarantine: ${ref} was delivered at ${unsettled.time} but its status still cannot be recorded: ${unsettled.error}`);
     }
-    const onDisk = new Set(names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5)));
+    const recovered = await tidyLeftovers(this.dir, names, Date.now(), this.log);
+    const onDisk = new Set([...names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5)), ...recovered]);
     const indexed = await this.index.refs();
     let changed = 0;
     // Records whose last index write failed (a lock held elsewhere): their status may be stale.

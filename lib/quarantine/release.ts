@@ -79,6 +79,7 @@ async function releaseClaimed(store: FileQuarantine, ref: string, options: Relea
   if (entry.status === 'released' && !options.force) {
     throw new ReleaseError(`${ref} was already released at ${entry.statusTime ?? '(unknown time)'}; add --force to deliver it again`);
   }
+  if (entry.recovered) throw new ReleaseError(`${ref} was ${entry.recovered}, so it cannot be released; read it with \`mailward quarantine show ${ref} --raw\`, or delete it`);
   if (!entry.rcptTo.length) throw new ReleaseError(`${ref} has no recipients to release to`);
   const key = releaseKey(store.dir, true)!;
   // The stamp covers exactly the held recipients, the ones this release sends to.

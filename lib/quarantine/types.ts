@@ -24,6 +24,8 @@ export interface QuarantineRecord extends QuarantineEntry {
   statusTime?: string;
   /** Why the last release failed (the message stays held). */
   error?: string;
+  /** Set when the record was rebuilt from the message alone (its own was never written): the envelope is unknown. */
+  recovered?: string;
 }
 
 export interface QuarantineFilter {

@@ -22,13 +22,14 @@ function clip(text: string, width: number): string {
 }
 
 function sender(r: QuarantineRecord): string {
+  if (r.recovered) return '(unknown)';
   return r.mailFrom === '' ? '<>' : r.mailFrom;
 }
 
 function printList(io: CliIO, records: QuarantineRecord[]): void {
   io.out(`${'HELD (UTC)'.padEnd(16)}  ${'REF'.padEnd(10)}  ${'STATUS'.padEnd(8)}  ${'SCORE'.padStart(6)}  ${'FROM'.padEnd(30)}  ${'TO'.padEnd(30)}  SUBJECT`);
   for (const r of records) {
-    const to = `${r.rcptTo[0] ?? '-'}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
+    const to = r.recovered ? '(unknown)' : `${r.rcptTo[0] ?? '-'}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
     const status = r.error && r.status === 'held' ? 'held!' : r.status;
     io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(10)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(r.subject, 60)}`);
   }
@@ -102,15 +103,16 @@ async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean)
   io.out(`held:      ${r.time}`);
   io.out(`status:    ${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
   if (r.error) io.out(`error:     ${r.error}`);
+  if (r.recovered) io.out(`recovered: ${r.recovered}`);
   const { lock, delivered } = await store.lockState(r.ref);
   if (lock) io.out(`locked:    ${describeClaim(lock)}`);
   if (delivered) io.out(`delivered: ${delivered}, but the status could not be recorded (the next list records it)`);
-  io.out(`client:    ${r.remoteIp}`);
+  io.out(`client:    ${r.remoteIp || '(unknown)'}`);
   io.out(`from:      ${sender(r)} (envelope)`);
   // What the recipient sees, and what release-approve would approve: it may differ from the envelope.
   const shown = fromMailboxes(createContext({ ip: r.remoteIp, raw: held.raw })).map((m) => (m.name ? `${m.name} <${m.address}>` : m.address));
   io.out(`From:      ${shown.length ? shown.join(', ') : '(none)'}`);
-  io.out(`to:        ${r.rcptTo.join(', ')}`);
+  io.out(`to:        ${r.recovered ? '(unknown)' : r.rcptTo.join(', ')}`);
   io.out(`subject:   ${r.subject}`);
   io.out(`score:     ${r.score}`);
   io.out(`reason:    ${r.reason}`);

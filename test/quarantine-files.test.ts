@@ -1,0 +1,98 @@
+// The quarantine directory after a crash or a full disk: leftovers listed or
+// removed, never while a write may still be in progress.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closeSharedIndexes, FileQuarantine, releaseMessage, type QuarantineEntry } from '../lib/quarantine';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const RAW = Buffer.from('From: Bob <bob@partner.test>\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello Alice\r\n');
+
+function entry(ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry {
+  return {
+    ref,
+    time: new Date().toISOString(),
+    mailFrom: 'bob@partner.test',
+    rcptTo: ['alice@example.com'],
+    subject: `subject ${ref}`,
+    remoteIp: '192.0.2.1',
+    score: 9,
+    reason: 'score 9 reached the quarantine threshold 8',
+    symbols: [],
+    ...fields,
+  };
+}
+
+describe('quarantine leftovers', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'mailward-qleft-'))));
+  afterEach(async () => {
+    await closeSharedIndexes();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A file as a crash left it, `ageMs` ago. */
+  function leftover(name: string, content: string | Buffer, ageMs: number): void {
+    writeFileSync(join(dir, name), content);
+    const at = new Date(Date.now() - ageMs);
+    utimesSync(join(dir, name), at, at);
+  }
+
+  it('a message whose record was never written is listed as held (envelope unknown) once an hour old: shown, not released, purged with retention', async () => {
+    const q = new FileQuarantine(dir);
+    await q.put(entry('KEPT000001'), RAW);
+    const held = Buffer.concat([Buffer.from('X-Mailward-Score: 9.5\r\nX-Mailward-Status: quarantine score=9.5 ref=ORPH000001 symbols=BAYES_SPAM(9.5)\r\n'), RAW]);
+    leftover('ORPH000001.eml', held, 2 * HOUR);
+    leftover('ORPH000001.json.tmp', '{"ref":"ORPH000001","ti', 2 * HOUR); // cut short by the crash
+    leftover('OLD0000001.eml', RAW, 40 * DAY);
+    leftover('YOUNG00001.eml', RAW, 60_000); // a put may still be writing its record
+
+    const listed = await q.list();
+    assert.deepEqual(listed.map((r) => r.ref), ['KEPT000001', 'ORPH000001', 'OLD0000001'], 'newest first, by the time of the file');
+    const orphan = listed.find((r) => r.ref === 'ORPH000001')!;
+    assert.equal(orphan.status, 'held');
+    assert.equal(orphan.subject, 'hi');
+    assert.equal(orphan.score, 9.5);
+    assert.deepEqual(orphan.rcptTo, []);
+    assert.match(orphan.recovered!, /envelope unknown/);
+    assert.match(orphan.reason, /verdict header: quarantine score=9\.5/);
+    assert.ok(Math.abs(Date.parse(orphan.time) - (Date.now() - 2 * HOUR)) < 60_000, 'held at the time of its file');
+    assert.equal((await q.get('ORPH000001'))!.raw.toString(), held.toString(), 'the message is whole');
+    assert.ok(existsSync(join(dir, 'YOUNG00001.eml')) && !existsSync(join(dir, 'YOUNG00001.json')), 'a young one is left alone');
+    assert.ok(!existsSync(join(dir, 'ORPH000001.json.tmp')), 'the cut-short record is removed');
+
+    await assert.rejects(
+      releaseMessage(q, 'ORPH000001', { host: '127.0.0.1', port: 9 }),
+      /ORPH000001 was kept without its record .* so it cannot be released; read it with `mailward quarantine show ORPH000001 --raw`, or delete it/,
+    );
+    assert.deepEqual(await q.purge(Date.now(), 30), ['OLD0000001'], 'retention counts from the time of the file');
+    assert.equal(await q.delete('ORPH000001'), true);
+    assert.deepEqual((await q.list()).map((r) => r.ref), ['KEPT000001']);
+  });
+
+  it('a record cut short between its write and its rename is restored whole; temporary files are removed once an hour old', async () => {
+    const q = new FileQuarantine(dir);
+    await q.put(entry('DONE000001'), RAW);
+    // The put crashed after writing the record, before its rename.
+    leftover('REST000001.eml', RAW, 2 * HOUR);
+    leftover('REST000001.json.tmp', JSON.stringify({ ...entry('REST000001', { mailFrom: 'carol@partner.test' }), status: 'held' }), 2 * HOUR);
+    leftover('DONE000001.json.tmp', '{"ref":"DONE', 2 * HOUR); // a status change cut short: the record stands
+    leftover('CUT0000001.eml.tmp', 'Subject: par', 2 * HOUR); // a message cut short: never acknowledged
+    leftover('WRIT000001.eml.tmp', 'Subject: being written', 60_000);
+    leftover('WRIT000002.json.tmp', '{"ref":', 60_000);
+
+    const listed = await q.list();
+    assert.deepEqual(listed.map((r) => [r.ref, r.mailFrom, r.recovered]).sort(), [['DONE000001', 'bob@partner.test', undefined], ['REST000001', 'carol@partner.test', undefined]]);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')).sort(), ['WRIT000001.eml.tmp', 'WRIT000002.json.tmp'], 'only writes that may be in progress remain');
+    assert.equal((await q.record('DONE000001'))!.status, 'held');
+  });
+
+  it('a put whose record cannot be written leaves no message behind (the MTA delivers it instead)', async () => {
+    const q = new FileQuarantine(dir);
+    mkdirSync(join(dir, 'NOREC00001.json.tmp')); // the record's write fails, as on a full disk
+    await assert.rejects(q.put(entry('NOREC00001'), RAW), /EISDIR/);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('NOREC00001') && f !== 'NOREC00001.json.tmp'), []);
+  });
+});
