@@ -1,9 +1,11 @@
 // The quarantine directory after a crash or a full disk: leftovers listed or
-// removed, never while a write may still be in progress.
+// removed, never while a write may still be in progress; a corrupt index
+// rebuilt from the files.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { main } from '../lib/cli/main';
 import { closeSharedIndexes, FileQuarantine, releaseMessage, type QuarantineEntry } from '../lib/quarantine';
 
 const HOUR = 3_600_000;
@@ -94,5 +96,69 @@ describe('quarantine leftovers', () => {
     mkdirSync(join(dir, 'NOREC00001.json.tmp')); // the record's write fails, as on a full disk
     await assert.rejects(q.put(entry('NOREC00001'), RAW), /EISDIR/);
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('NOREC00001') && f !== 'NOREC00001.json.tmp'), []);
+  });
+});
+
+describe('a corrupt quarantine index', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'mailward-qidx-'))));
+  afterEach(async () => {
+    await closeSharedIndexes();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function holdSome(n: number): Promise<void> {
+    const q = new FileQuarantine(dir);
+    for (let i = 0; i < n; i++) await q.put(entry(`IDX${String(i).padStart(7, '0')}`, { time: new Date(Date.now() - i * 1000).toISOString() }), RAW);
+    await closeSharedIndexes();
+  }
+
+  const warnings: string[] = [];
+  const log = { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) };
+  beforeEach(() => (warnings.length = 0));
+
+  it('not a database at all: moved aside with a warning, and the listing rebuilt from the files', async () => {
+    await holdSome(3);
+    writeFileSync(join(dir, 'index.sqlite'), 'this is not a database\n'.repeat(400));
+    const listed = await new FileQuarantine(dir, { log }).list();
+    assert.deepEqual(listed.map((r) => r.ref), ['IDX0000000', 'IDX0000001', 'IDX0000002']);
+    assert.match(warnings.join('\n'), /the index .*index\.sqlite is corrupt \(file is not a database\): moved aside to .*index\.sqlite\.corrupt-[0-9T-]+Z; it is rebuilt from the message files/);
+    const aside = readdirSync(dir).filter((f) => f.startsWith('index.sqlite.corrupt-'));
+    assert.equal(aside.length, 1, 'the corrupt file is kept for a look');
+    await closeSharedIndexes();
+    warnings.length = 0;
+    assert.equal((await new FileQuarantine(dir, { log }).list()).length, 3);
+    assert.deepEqual(warnings, [], 'the new index is sound');
+  });
+
+  it('damaged inside (its header intact): found on use, replaced, and the listing still complete', async () => {
+    await holdSome(300);
+    const path = join(dir, 'index.sqlite');
+    const bytes = readFileSync(path);
+    assert.ok(bytes.length > 3 * 4096);
+    // Page 1 (header and schema) stays; the tables' pages are overwritten.
+    bytes.fill(0x5a, 4096);
+    writeFileSync(path, bytes);
+    const listed = await new FileQuarantine(dir, { log }).list({ limit: 1000 });
+    assert.equal(listed.length, 300);
+    assert.equal(listed[0]!.ref, 'IDX0000000');
+    assert.match(warnings.join('\n'), /is corrupt \(.*\): moved aside/);
+  });
+
+  it('mailward quarantine list: exit 0, the held messages, and the warning on stderr', async () => {
+    const configDir = join(dir, 'config');
+    mkdirSync(configDir);
+    writeFileSync(join(configDir, 'mailward.ini'), `[quarantine]\ndir = ${join(dir, 'q')}\n`);
+    const q = new FileQuarantine(join(dir, 'q'));
+    await q.put(entry('CLIX000001'), RAW);
+    await closeSharedIndexes();
+    writeFileSync(join(dir, 'q', 'index.sqlite'), 'garbage'.repeat(1000));
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(['quarantine', 'list', '--config', configDir], { out: (l) => out.push(l), err: (l) => err.push(l) });
+    assert.equal(code, 0, err.join('\n'));
+    assert.match(out.join('\n'), /CLIX000001 +held/);
+    assert.match(err.join('\n'), /^warning: the index .* is corrupt \(file is not a database\): moved aside to /);
+    assert.doesNotMatch(err.join('\n'), /internal error|SqliteError/);
   });
 });

@@ -18,11 +18,11 @@ const INDEX_FILE = 'index.sqlite';
 const sharedIndexes = new Map<string, SqliteQuarantineIndex>();
 
 /** One SQLite handle per index file per process (the MTA builds a store per held message). */
-function sharedSqliteIndex(dir: string): SqliteQuarantineIndex {
+function sharedSqliteIndex(dir: string, log?: Logger): SqliteQuarantineIndex {
   const path = join(dir, INDEX_FILE);
   let index = sharedIndexes.get(path);
   if (!index) {
-    index = new SqliteQuarantineIndex(path);
+    index = new SqliteQuarantineIndex(path, log);
     sharedIndexes.set(path, index);
   }
   return index;
@@ -59,7 +59,7 @@ export class FileQuarantine implements QuarantineStore {
 
   /** The index, opened on first use. */
   get index(): QuarantineIndex {
-    return this.ownIndex ?? sharedSqliteIndex(this.dir);
+    return this.ownIndex ?? sharedSqliteIndex(this.dir, this.log);
   }
 
   private paths(ref: string) {
@@ -159,6 +159,11 @@ export class FileQuarantine implements QuarantineStore {
   }
 
   async list(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
+    const resets = this.index.resets;
+    await this.sync();
+    const found = await this.index.list(filter);
+    // The index was found corrupt on the way and started empty: fill it from the files, then read again.
+    if (this.index.resets === resets) return found;
     await this.sync();
     return this.index.list(filter);
   }

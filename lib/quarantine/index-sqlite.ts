@@ -1,4 +1,6 @@
+import { renameSync, statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
+import type { Logger } from '../checks/types';
 import type { QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
 import { openSharedSqlite } from '../util/sqlite';
 
@@ -17,35 +19,110 @@ CREATE TABLE IF NOT EXISTS quarantine_rcpt (
 );
 `;
 
-/** The embedded index: a SQLite file beside the held messages (WAL: the MTA writes while the CLI reads). */
+/** SQLite's answers for a file that is not, or no longer, a sound database. */
+function isCorrupt(err: unknown): boolean {
+  return /^SQLITE_(NOTADB|CORRUPT)/.test((err as { code?: string }).code ?? '');
+}
+
+/**
+ * The embedded index: a SQLite file beside the held messages (WAL: the MTA
+ * writes while the CLI reads). It holds nothing the files do not: a file that
+ * turns out corrupt is moved aside (kept for a look) and the index starts
+ * afresh, which the next sync fills from the files (see `resets`).
+ */
 export class SqliteQuarantineIndex implements QuarantineIndex {
   readonly description: string;
-  private readonly db: Database.Database;
+  private db!: Database.Database;
+  /** The file the handle is on: another process may have replaced a corrupt one already. */
+  private inode = 0;
+  resets = 0;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly log?: Logger,
+  ) {
+    this.description = `sqlite ${path}`;
+    this.open();
+  }
+
+  private open(): void {
+    try {
+      this.connect();
+    } catch (err) {
+      if (!isCorrupt(err)) throw err;
+      this.moveAside(err as Error);
+      this.connect();
+    }
+  }
+
+  private connect(): void {
     // Short: better-sqlite3 waits on the event loop, and the files are the truth
     // (a put or status change the index misses is still listed), so a lock held
     // elsewhere (a shell, a backup) costs the MTA 250 ms, not 2 s.
-    this.db = openSharedSqlite(path, 250);
-    this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
-    this.description = `sqlite ${path}`;
+    const db = openSharedSqlite(this.path, 250);
+    try {
+      db.pragma('foreign_keys = ON');
+      db.exec(SCHEMA);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    this.db = db;
+    this.inode = statSync(this.path).ino;
+  }
+
+  /** Keeps the corrupt file (and its WAL) under another name; the next open makes a new one. */
+  private moveAside(err: Error): void {
+    const aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    for (const suffix of ['', '-wal', '-shm']) {
+      try {
+        renameSync(`${this.path}${suffix}`, `${aside}${suffix}`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+    this.resets++;
+    this.log?.warn(`mailward quarantine: the index ${this.path} is corrupt (${err.message}): moved aside to ${aside}; it is rebuilt from the message files`);
+  }
+
+  /** Runs one operation; a corrupt file found on the way is replaced and the operation run again on the new one. */
+  private run<T>(op: () => T): T {
+    try {
+      return op();
+    } catch (err) {
+      if (!isCorrupt(err)) throw err;
+      if (this.db.open) this.db.close();
+      // Unless another process replaced it already (then the new file is just opened).
+      const current = (() => {
+        try {
+          return statSync(this.path).ino;
+        } catch {
+          return 0;
+        }
+      })();
+      if (current === this.inode) this.moveAside(err as Error);
+      else this.resets++;
+      this.open();
+      return op();
+    }
   }
 
   async upsert(record: QuarantineRecord): Promise<void> {
-    const write = this.db.transaction((r: QuarantineRecord) => {
-      this.db
-        .prepare('INSERT INTO quarantine (ref, time, status, record) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET time = excluded.time, status = excluded.status, record = excluded.record')
-        .run(r.ref, r.time, r.status, JSON.stringify(r));
-      this.db.prepare('DELETE FROM quarantine_rcpt WHERE ref = ?').run(r.ref);
-      const add = this.db.prepare('INSERT OR IGNORE INTO quarantine_rcpt (ref, rcpt) VALUES (?, ?)');
-      for (const rcpt of r.rcptTo) add.run(r.ref, rcpt.toLowerCase());
-    });
-    write(record);
+    // Built inside run(): after a reset, on the new handle.
+    this.run(() =>
+      this.db.transaction((r: QuarantineRecord) => {
+        this.db
+          .prepare('INSERT INTO quarantine (ref, time, status, record) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET time = excluded.time, status = excluded.status, record = excluded.record')
+          .run(r.ref, r.time, r.status, JSON.stringify(r));
+        this.db.prepare('DELETE FROM quarantine_rcpt WHERE ref = ?').run(r.ref);
+        const add = this.db.prepare('INSERT OR IGNORE INTO quarantine_rcpt (ref, rcpt) VALUES (?, ?)');
+        for (const rcpt of r.rcptTo) add.run(r.ref, rcpt.toLowerCase());
+      })(record),
+    );
   }
 
   async get(ref: string): Promise<QuarantineRecord | null> {
-    const row = this.db.prepare('SELECT record FROM quarantine WHERE ref = ?').get(ref) as { record: string } | undefined;
+    const row = this.run(() => this.db.prepare('SELECT record FROM quarantine WHERE ref = ?').get(ref)) as { record: string } | undefined;
     return row ? (JSON.parse(row.record) as QuarantineRecord) : null;
   }
 
@@ -67,19 +144,19 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
     }
     const sql = `SELECT record FROM quarantine q ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY q.time DESC, q.ref LIMIT ?`;
     params.push(filter.limit ?? 1000);
-    return (this.db.prepare(sql).all(...params) as { record: string }[]).map((r) => JSON.parse(r.record) as QuarantineRecord);
+    return (this.run(() => this.db.prepare(sql).all(...params)) as { record: string }[]).map((r) => JSON.parse(r.record) as QuarantineRecord);
   }
 
   async delete(ref: string): Promise<void> {
-    this.db.prepare('DELETE FROM quarantine WHERE ref = ?').run(ref);
+    this.run(() => this.db.prepare('DELETE FROM quarantine WHERE ref = ?').run(ref));
   }
 
   async refs(): Promise<Set<string>> {
-    return new Set((this.db.prepare('SELECT ref FROM quarantine').all() as { ref: string }[]).map((r) => r.ref));
+    return new Set((this.run(() => this.db.prepare('SELECT ref FROM quarantine').all()) as { ref: string }[]).map((r) => r.ref));
   }
 
   async olderThan(time: Date): Promise<string[]> {
-    return (this.db.prepare('SELECT ref FROM quarantine WHERE time < ?').all(time.toISOString()) as { ref: string }[]).map((r) => r.ref);
+    return (this.run(() => this.db.prepare('SELECT ref FROM quarantine WHERE time < ?').all(time.toISOString())) as { ref: string }[]).map((r) => r.ref);
   }
 
   async close(): Promise<void> {

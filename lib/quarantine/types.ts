@@ -58,5 +58,7 @@ export interface QuarantineIndex {
   refs(): Promise<Set<string>>;
   /** Refs held before this time. */
   olderThan(time: Date): Promise<string[]>;
+  /** How often the index was found corrupt and started empty (SQLite): a caller that saw it change syncs again. */
+  readonly resets?: number;
   close(): Promise<void>;
 }
