@@ -121,7 +121,8 @@ describe('quarantine store', () => {
     const broken: QuarantineIndex = {
       description: 'broken',
       upsert: async () => { throw new Error('index down'); },
-      get: async () => null, list: async () => [], delete: async () => {}, refs: async () => new Set(), olderThan: async () => [], close: async () => {},
+      upsertMany: async () => { throw new Error('index down'); },
+      get: async () => null, list: async () => [], delete: async () => {}, deleteMany: async () => {}, refs: async () => new Set(), olderThan: async () => [], close: async () => {},
     };
     const q = new FileQuarantine(dir, { index: broken, log: { debug() {}, info() {}, error() {}, warn: (m) => warnings.push(m) } });
     await q.put(entry('FFF6'), RAW);

@@ -1,4 +1,5 @@
 import { access, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
@@ -191,29 +192,17 @@ export class FileQuarantine implements QuarantineStore {
     const recovered = await tidyLeftovers(this.dir, names, Date.now(), this.log);
     const onDisk = new Set([...names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5)), ...recovered]);
     const indexed = await this.index.refs();
-    let changed = 0;
     // Records whose last index write failed (a lock held elsewhere): their status may be stale.
-    for (const marker of names.filter((n) => n.endsWith(REINDEX))) {
-      const ref = marker.slice(0, -REINDEX.length);
-      const record = onDisk.has(ref) ? await this.record(ref).catch(() => null) : null;
-      if (record) {
-        await this.index.upsert(record);
-        changed++;
-      }
-      await unlink(join(this.dir, marker)).catch(() => {});
-    }
-    for (const ref of onDisk) {
-      if (indexed.has(ref)) continue;
-      const record = await this.record(ref).catch(() => null);
-      if (!record) continue;
-      await this.index.upsert(record);
-      changed++;
-    }
-    for (const ref of indexed) {
-      if (onDisk.has(ref)) continue;
-      await this.index.delete(ref);
-      changed++;
-    }
+    const markers = names.filter((n) => n.endsWith(REINDEX));
+    const stale = markers.map((m) => m.slice(0, -REINDEX.length)).filter((ref) => onDisk.has(ref));
+    const missing = [...onDisk].filter((ref) => !indexed.has(ref));
+    const records = await readRecords(this.dir, [...new Set([...stale, ...missing])]);
+    // In batches, each one transaction: one per record made a first listing of 20,000 files take 15 s.
+    await this.index.upsertMany(records);
+    for (const marker of markers) await unlink(join(this.dir, marker)).catch(() => {});
+    const vanished = [...indexed].filter((ref) => !onDisk.has(ref));
+    await this.index.deleteMany(vanished);
+    const changed = records.length + vanished.length;
     return changed;
   }
 
@@ -311,6 +300,29 @@ export class FileQuarantine implements QuarantineStore {
   async close(): Promise<void> {
     await this.ownIndex?.close();
   }
+}
+
+/**
+ * The records of these refs that read (a first sync may read thousands).
+ * Read synchronously in chunks, yielding between them: the promise API costs
+ * ~45 µs a file here against ~7 µs (20,000 files: 0.9 s against 0.14 s), and
+ * a chunk holds the MTA's event loop for a few milliseconds at most.
+ */
+async function readRecords(dir: string, refs: string[]): Promise<QuarantineRecord[]> {
+  const out: QuarantineRecord[] = [];
+  for (let i = 0; i < refs.length; i += 256) {
+    if (i) await new Promise((resolve) => setImmediate(resolve));
+    for (const ref of refs.slice(i, i + 256)) {
+      try {
+        const record = JSON.parse(readFileSync(join(dir, `${ref}.json`), 'utf8')) as QuarantineRecord;
+        record.status ??= 'held';
+        out.push(record);
+      } catch {
+        // Gone meanwhile, or unreadable: as record() would, left out of the index.
+      }
+    }
+  }
+  return out;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -11,6 +11,9 @@ export interface PostgresIndexOptions {
   log?: Logger;
 }
 
+/** Records per statement in a sync. */
+const BATCH = 1000;
+
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 /**
@@ -45,13 +48,21 @@ export class PostgresQuarantineIndex implements QuarantineIndex {
   private ensure(): Promise<void> {
     this.ready ??= (async () => {
       // Tables set up by their owner are used as they are (the role may lack the right to create).
-      const found = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS r', [this.t, this.r]);
-      if (found.rows[0]?.t && found.rows[0]?.r) return;
+      // By ref too: rewriting or deleting one message's recipients (and the cascade) must not scan every message's.
+      const byRefName = quote(`${this.options.table ?? 'mailward_quarantine'}_rcpt_ref_idx`);
+      const byRef = `CREATE INDEX IF NOT EXISTS ${byRefName} ON ${this.r} (ref)`;
+      const found = await this.pool.query('SELECT to_regclass($1) AS t, to_regclass($2) AS r, to_regclass($3) AS i', [this.t, this.r, `${quote(this.options.schema)}.${byRefName}`]);
+      if (found.rows[0]?.t && found.rows[0]?.r) {
+        // Tables made by an older mailward lack it; a role without the right to add it still works, slower.
+        if (!found.rows[0]?.i) await this.pool.query(byRef).catch((err: Error) => this.options.log?.warn(`mailward quarantine: index on ${this.r} (ref) not added, listings of many new files are slow: ${err.message}`));
+        return;
+      }
       const statements = [
         `CREATE SCHEMA IF NOT EXISTS ${quote(this.options.schema)}`,
         `CREATE TABLE IF NOT EXISTS ${this.t} (ref text PRIMARY KEY, time timestamptz NOT NULL, status text NOT NULL, record jsonb NOT NULL)`,
         `CREATE INDEX IF NOT EXISTS ${quote(`${this.options.table ?? 'mailward_quarantine'}_time_idx`)} ON ${this.t} (status, time)`,
         `CREATE TABLE IF NOT EXISTS ${this.r} (ref text NOT NULL REFERENCES ${this.t} (ref) ON DELETE CASCADE, rcpt text NOT NULL, PRIMARY KEY (rcpt, ref))`,
+        byRef,
       ];
       for (const sql of statements) {
         try {
@@ -69,22 +80,39 @@ export class PostgresQuarantineIndex implements QuarantineIndex {
   }
 
   async upsert(record: QuarantineRecord): Promise<void> {
+    await this.upsertMany([record]);
+  }
+
+  /** A few statements per batch of records (a sync of thousands), each batch one transaction. */
+  async upsertMany(records: QuarantineRecord[]): Promise<void> {
+    if (!records.length) return;
     await this.ensure();
+    // One row per ref (the last wins): ON CONFLICT cannot update a row twice in one statement.
+    const unique = [...new Map(records.map((r) => [r.ref, r])).values()];
     const client = await this.pool.connect();
     try {
-      await client.query('BEGIN');
-      await client.query(
-        `INSERT INTO ${this.t} (ref, time, status, record) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (ref) DO UPDATE SET time = EXCLUDED.time, status = EXCLUDED.status, record = EXCLUDED.record`,
-        [record.ref, record.time, record.status, JSON.stringify(record).replace(/\\u0000/g, '\\ufffd')],
-      );
-      await client.query(`DELETE FROM ${this.r} WHERE ref = $1`, [record.ref]);
-      const rcpts = [...new Set(record.rcptTo.map((x) => x.toLowerCase()))];
-      if (rcpts.length) await client.query(`INSERT INTO ${this.r} (ref, rcpt) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [record.ref, rcpts]);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
+      for (let i = 0; i < unique.length; i += BATCH) {
+        const batch = unique.slice(i, i + BATCH);
+        const refs = batch.map((r) => r.ref);
+        const rcpts = batch.flatMap((r) => [...new Set(r.rcptTo.map((x) => x.toLowerCase()))].map((rcpt) => [r.ref, rcpt] as const));
+        try {
+          await client.query('BEGIN');
+          await client.query(
+            `INSERT INTO ${this.t} (ref, time, status, record)
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[])
+             ON CONFLICT (ref) DO UPDATE SET time = EXCLUDED.time, status = EXCLUDED.status, record = EXCLUDED.record`,
+            [refs, batch.map((r) => r.time), batch.map((r) => r.status), batch.map((r) => JSON.stringify(r).replace(/\\u0000/g, '\\ufffd'))],
+          );
+          await client.query(`DELETE FROM ${this.r} WHERE ref = ANY($1::text[])`, [refs]);
+          if (rcpts.length) {
+            await client.query(`INSERT INTO ${this.r} (ref, rcpt) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`, [rcpts.map((x) => x[0]), rcpts.map((x) => x[1])]);
+          }
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw err;
+        }
+      }
     } finally {
       client.release();
     }
@@ -120,8 +148,13 @@ export class PostgresQuarantineIndex implements QuarantineIndex {
   }
 
   async delete(ref: string): Promise<void> {
+    await this.deleteMany([ref]);
+  }
+
+  async deleteMany(refs: string[]): Promise<void> {
+    if (!refs.length) return;
     await this.ensure();
-    await this.pool.query(`DELETE FROM ${this.t} WHERE ref = $1`, [ref]);
+    for (let i = 0; i < refs.length; i += BATCH) await this.pool.query(`DELETE FROM ${this.t} WHERE ref = ANY($1::text[])`, [refs.slice(i, i + BATCH)]);
   }
 
   async refs(): Promise<Set<string>> {

@@ -17,7 +17,12 @@ CREATE TABLE IF NOT EXISTS quarantine_rcpt (
   rcpt TEXT NOT NULL,            -- lower case
   PRIMARY KEY (rcpt, ref)
 );
+-- By ref too: rewriting or deleting one message's recipients must not scan every message's.
+CREATE INDEX IF NOT EXISTS quarantine_rcpt_ref ON quarantine_rcpt (ref);
 `;
+
+/** Records per transaction in a sync. */
+const BATCH = 1000;
 
 /** SQLite's answers for a file that is not, or no longer, a sound database. */
 function isCorrupt(err: unknown): boolean {
@@ -108,17 +113,27 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
   }
 
   async upsert(record: QuarantineRecord): Promise<void> {
-    // Built inside run(): after a reset, on the new handle.
-    this.run(() =>
-      this.db.transaction((r: QuarantineRecord) => {
-        this.db
-          .prepare('INSERT INTO quarantine (ref, time, status, record) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET time = excluded.time, status = excluded.status, record = excluded.record')
-          .run(r.ref, r.time, r.status, JSON.stringify(r));
-        this.db.prepare('DELETE FROM quarantine_rcpt WHERE ref = ?').run(r.ref);
-        const add = this.db.prepare('INSERT OR IGNORE INTO quarantine_rcpt (ref, rcpt) VALUES (?, ?)');
-        for (const rcpt of r.rcptTo) add.run(r.ref, rcpt.toLowerCase());
-      })(record),
-    );
+    await this.upsertMany([record]);
+  }
+
+  async upsertMany(records: QuarantineRecord[]): Promise<void> {
+    // Batches keep each write lock short: the MTA's own index writes wait at most 250 ms.
+    for (let i = 0; i < records.length; i += BATCH) {
+      const batch = records.slice(i, i + BATCH);
+      // Built inside run(): after a reset, on the new handle.
+      this.run(() =>
+        this.db.transaction((rs: QuarantineRecord[]) => {
+          const put = this.db.prepare('INSERT INTO quarantine (ref, time, status, record) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET time = excluded.time, status = excluded.status, record = excluded.record');
+          const clear = this.db.prepare('DELETE FROM quarantine_rcpt WHERE ref = ?');
+          const add = this.db.prepare('INSERT OR IGNORE INTO quarantine_rcpt (ref, rcpt) VALUES (?, ?)');
+          for (const r of rs) {
+            put.run(r.ref, r.time, r.status, JSON.stringify(r));
+            clear.run(r.ref);
+            for (const rcpt of r.rcptTo) add.run(r.ref, rcpt.toLowerCase());
+          }
+        })(batch),
+      );
+    }
   }
 
   async get(ref: string): Promise<QuarantineRecord | null> {
@@ -148,7 +163,19 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
   }
 
   async delete(ref: string): Promise<void> {
-    this.run(() => this.db.prepare('DELETE FROM quarantine WHERE ref = ?').run(ref));
+    await this.deleteMany([ref]);
+  }
+
+  async deleteMany(refs: string[]): Promise<void> {
+    for (let i = 0; i < refs.length; i += BATCH) {
+      const batch = refs.slice(i, i + BATCH);
+      this.run(() =>
+        this.db.transaction((rs: string[]) => {
+          const del = this.db.prepare('DELETE FROM quarantine WHERE ref = ?');
+          for (const ref of rs) del.run(ref);
+        })(batch),
+      );
+    }
   }
 
   async refs(): Promise<Set<string>> {

@@ -51,9 +51,12 @@ export interface QuarantineStore {
 export interface QuarantineIndex {
   readonly description: string;
   upsert(record: QuarantineRecord): Promise<void>;
+  /** Many at once (a sync), in few transactions. */
+  upsertMany(records: QuarantineRecord[]): Promise<void>;
   get(ref: string): Promise<QuarantineRecord | null>;
   list(filter: QuarantineFilter): Promise<QuarantineRecord[]>;
   delete(ref: string): Promise<void>;
+  deleteMany(refs: string[]): Promise<void>;
   /** Refs of every indexed message. */
   refs(): Promise<Set<string>>;
   /** Refs held before this time. */
