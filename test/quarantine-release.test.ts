@@ -1,6 +1,7 @@
 // Releases that must deliver a message once: two at the same time, a status
 // that cannot be written after the MTA took the message, a delete or purge
-// during a release, and the locks a crashed release leaves behind.
+// during a release, the locks a crashed release leaves behind, and a copy the
+// MTA held again instead of delivering it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
 import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError, type QuarantineEntry, type QuarantineRecord } from '../lib/quarantine';
+import { heldRefOfReply, smtpReplyText } from '../lib/score/verdict';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from './support/smtp-sink';
 
 const DAY = 86_400_000;
@@ -203,5 +205,16 @@ describe('quarantine release delivers once', () => {
     assert.match((await cli('quarantine', 'list', '--all')).out, /CLI0000001 +released/);
     assert.match((await cli('quarantine', 'release', 'CLI0000001')).err, /already released/);
     assert.equal(mta.messages.length, 1);
+  });
+});
+
+describe('a release the MTA holds again', () => {
+  it("is recognised from the verdict's own reply, whatever the MTA puts around it", () => {
+    const verdict = { action: 'quarantine' as const, score: 9, ref: 'Q7K2M9XA4F', reason: 'score 9', groups: {}, symbols: [{ name: 'BAYES_SPAM', score: 9, group: 'content', detail: '' }] };
+    const text = smtpReplyText(verdict);
+    assert.equal(heldRefOfReply(`250 ${text}`), 'Q7K2M9XA4F');
+    assert.equal(heldRefOfReply(`250 2.0.0 ${text}`), 'Q7K2M9XA4F');
+    assert.equal(heldRefOfReply(`250 ${smtpReplyText({ ...verdict, action: 'accept' })}`), null);
+    assert.equal(heldRefOfReply('250 Kept as message 1'), null);
   });
 });

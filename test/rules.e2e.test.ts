@@ -7,7 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
-import { closeSharedIndexes } from '../lib/quarantine';
+import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError } from '../lib/quarantine';
 import { releaseHeaderLine, releaseKey, signRelease } from '../lib/quarantine/release-token';
 import { GTUBE } from '../lib/checks/builtin';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
@@ -232,6 +232,32 @@ describe('rules end to end through a real Haraka', function () {
     assert.match(again.text, /already released/);
     assert.equal(newFiles(before).length, 1);
     assert.match((await cli('quarantine', 'list', '--all')).text, new RegExp(`${ref} +released`));
+  });
+
+  it('a release the MTA holds again (its stamp not honoured) is not reported as released, nor learnt as ham', async () => {
+    const held = await send(message({ from: 'Bob <bob@shop.test>', to: 'staff@widget.test', subject: 'Order 7 [hold]' }), IP.nobody, 'bob@shop.test');
+    const ref = /ref ([0-9A-Z]{10})/.exec(held.response)![1]!;
+    const store = new FileQuarantine(join(haraka.dir, 'data', 'quarantine'));
+    const learnt: string[] = [];
+    // One instant for both releases: the second stamp is the first one again, which the MTA has seen.
+    const at = Date.now();
+    const options = { host: '127.0.0.1', port: haraka.port, now: () => at, learnHam: async (raw: Buffer) => (learnt.push(raw.toString()), 'learnt') };
+    const before = haraka.delivered();
+    assert.equal((await releaseMessage(store, ref, options)).record.status, 'released');
+    assert.equal(newFiles(before).length, 1);
+
+    const logLength = haraka.logs().length;
+    await assert.rejects(releaseMessage(store, ref, { ...options, force: true }), (err: unknown) => {
+      assert.ok(err instanceof ReleaseError, String(err));
+      assert.match(err.message, new RegExp(`^${ref} was not delivered: 127\\.0\\.0\\.1:${haraka.port} held it again as ([0-9A-Z]{10}) \\(250 .*held for review.*\\): its release stamp was not honoured`));
+      return true;
+    });
+    assert.match(haraka.logs().slice(logLength), /release stamp for .* was already used/);
+    assert.equal(newFiles(before).length, 1, 'delivered once');
+    assert.equal(learnt.length, 1, 'learnt once, for the release that was delivered');
+    const record = await store.record(ref);
+    assert.equal(record!.status, 'released', 'as the first release left it');
+    assert.match(record!.error!, /held it again as [0-9A-Z]{10}/);
   });
 
   it('a forged release stamp is not honoured', async () => {

@@ -1,6 +1,7 @@
 import { createTransport } from 'nodemailer';
 import { ClaimBusyError, describeClaim, type Claim } from './claim';
 import type { FileQuarantine } from './files';
+import { heldRefOfReply } from '../score/verdict';
 import { releaseHeaderLine, releaseKey, signRelease } from './release-token';
 import type { QuarantineRecord } from './types';
 
@@ -112,6 +113,20 @@ async function releaseClaimed(store: FileQuarantine, ref: string, options: Relea
     throw new ReleaseError(`${ref} stays in quarantine: ${error}${noted}`);
   } finally {
     transport.close();
+  }
+  // A 250 that says "held for review": the MTA did not honour the stamp (used before, the rules
+  // plugin missing, another release.key) and holds a copy under a new ref. Nothing was delivered.
+  const heldAgain = heldRefOfReply(response);
+  if (heldAgain) {
+    const error = `${options.host}:${options.port} held it again as ${heldAgain} (${response}): its release stamp was not honoured`;
+    const noted = await store.update(ref, { status: entry.status, statusTime: new Date(now()).toISOString(), error }).then(
+      () => '',
+      (e: Error) => ` (and this could not be recorded: ${e.message})`,
+    );
+    throw new ReleaseError(
+      `${ref} was not delivered: ${error}, see the MTA's log (a stamp used before, the rules plugin not loaded, another release.key)${noted}. ` +
+        `${ref} stays ${entry.status}; ${heldAgain} is the same message held again: delete one of the two`,
+    );
   }
   let record: QuarantineRecord;
   try {

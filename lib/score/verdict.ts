@@ -95,6 +95,19 @@ function replySymbols(symbols: ScoredSymbol[]): string {
   return [...shown.map((s) => `${s.name} ${s.score}`), ...(rest ? [`+${rest} more`] : [])].join(', ');
 }
 
+const HELD_REPLY = 'Message accepted and held for review';
+
+/**
+ * The ref in a reply that says the message was held (a 250: accepted, not
+ * delivered), or null: how a quarantine release learns that the MTA held
+ * the released copy again instead of delivering it.
+ */
+export function heldRefOfReply(reply: string): string | null {
+  const at = reply.indexOf(`${HELD_REPLY} (ref `);
+  if (at < 0) return null;
+  return /^[0-9A-Z]+/.exec(reply.slice(at + HELD_REPLY.length + 6))?.[0] ?? null;
+}
+
 /** The SMTP reply text for a verdict that refuses or holds mail. */
 export function smtpReplyText(verdict: Verdict): string {
   const why = verdict.forced && verdict.forced.action === verdict.action ? `${verdict.forced.source}` : replySymbols(verdict.symbols);
@@ -105,7 +118,7 @@ export function smtpReplyText(verdict: Verdict): string {
     case 'soft_reject':
       return `Message deferred, try again later ${detail}`;
     case 'quarantine':
-      return `Message accepted and held for review ${detail}`;
+      return `${HELD_REPLY} ${detail}`;
     default:
       return `Message accepted ${detail}`;
   }
