@@ -206,6 +206,23 @@ describe('a first listing of many files the index lacks', function () {
     assert.equal((await new FileQuarantine(dir).list({ rcpt: 'USER7@example.com', limit: 10_000 })).length, 200);
   });
 
+  it('PostgreSQL unreachable: held messages are listed from the files, filters and order kept, with a warning', async () => {
+    filesOnly(30);
+    const warnings: string[] = [];
+    const log = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m) };
+    // Nothing listens on port 1: every index query fails at once.
+    const q = new FileQuarantine(dir, { index: new PostgresQuarantineIndex({ url: 'postgres://postgres@127.0.0.1:1/test', schema: 'mwtest_q_down' }), log });
+    try {
+      const all = await q.list({ limit: 10 });
+      assert.deepEqual(all.map((r) => r.ref), Array.from({ length: 10 }, (_, i) => `MANY${String(i).padStart(6, '0')}`), 'newest first');
+      assert.equal((await q.list({ rcpt: 'USER7@example.com' })).length, 1);
+      assert.equal((await q.list({ status: 'released' })).length, 0);
+      assert.match(warnings[0]!, /the index cannot be read \(.*ECONNREFUSED.*\); listed from the files/);
+    } finally {
+      await q.close();
+    }
+  });
+
   it('PostgreSQL: the same batched indexing, recipients included', async () => {
     const schema = `mwtest_q_${process.pid}_${Math.floor(Math.random() * 1e6)}`;
     const url = 'postgres://postgres@127.0.0.1:5432/test';

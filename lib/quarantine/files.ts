@@ -160,13 +160,41 @@ export class FileQuarantine implements QuarantineStore {
   }
 
   async list(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
-    const resets = this.index.resets;
-    await this.sync();
-    const found = await this.index.list(filter);
-    // The index was found corrupt on the way and started empty: fill it from the files, then read again.
-    if (this.index.resets === resets) return found;
-    await this.sync();
-    return this.index.list(filter);
+    try {
+      const resets = this.index.resets;
+      await this.sync();
+      const found = await this.index.list(filter);
+      // The index was found corrupt on the way and started empty: fill it from the files, then read again.
+      if (this.index.resets === resets) return found;
+      await this.sync();
+      return this.index.list(filter);
+    } catch (err) {
+      // The index is a cache of the files (PostgreSQL down, a locked file): what is held can
+      // still be listed, more slowly, from the records themselves.
+      const records = await this.listFromFiles(filter).catch(() => undefined);
+      if (!records) throw err;
+      this.log?.warn(`mailward quarantine: the index cannot be read (${(err as Error).message}); listed from the files`);
+      return records;
+    }
+  }
+
+  /** list() without the index: every record file read and filtered here. */
+  private async listFromFiles(filter: QuarantineFilter): Promise<QuarantineRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const refs = names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    const status = filter.status ?? 'held';
+    const since = filter.since?.toISOString();
+    const rcpt = filter.rcpt?.toLowerCase();
+    return (await readRecords(this.dir, refs))
+      .filter((r) => (status === 'all' || r.status === status) && (!since || r.time >= since) && (!rcpt || r.rcptTo.some((a) => a.toLowerCase() === rcpt)))
+      .sort((a, b) => (a.time === b.time ? a.ref.localeCompare(b.ref) : a.time < b.time ? 1 : -1))
+      .slice(0, filter.limit ?? 1000);
   }
 
   /**
