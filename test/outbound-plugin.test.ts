@@ -159,9 +159,9 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
 
   it('records relayed mail; a DSN about it counts its invalid recipient once; a DSN about unknown mail nothing', async () => {
     const raw = 'From: a@example.com\r\nTo: x@remote.example\r\nSubject: hi\r\nMessage-ID: <rel.1@example.com>\r\n\r\nHello.\r\n';
-    const sent = await scan({ ip: '10.0.0.1', relaying: true, authUser: 'frank', mailFrom: 'a@example.com', rcptTo: ['x@remote.example'], raw });
+    const sent = await scan({ ip: '10.0.0.1', relaying: true, authUser: 'frank', mailFrom: 'a@example.com', rcptTo: ['x@remote.example', 'Nobody@other.example'], raw });
     assert.equal(sent.verdict.action, 'accept');
-    assert.equal((await ledgerOf().counts('frank')).sent, 1);
+    assert.equal((await ledgerOf().counts('frank')).sent, 2);
     const dsn = readFileSync(repoPath('test', 'fixtures', 'outbound', 'malformed', 'delivery-status.eml'), 'utf8')
       .replace('--b5--', '--b5\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: a@example.com\r\nMessage-ID: <rel.1@example.com>\r\n\r\n--b5--');
     const first = await scan({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn });
@@ -171,6 +171,14 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
     assert.equal((await ledgerOf().counts('frank')).invalid, 1);
     const unknown = await scan({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn.replace('rel.1@', 'other.1@') });
     assert.equal(unknown.ledger.has('OUTBOUND_INVALID_RCPT'), false);
+
+    // Anyone who got the message knows its Message-ID: a "bounce" naming 200 made-up recipients counts none of them.
+    const made = Array.from({ length: 200 }, (_, i) => `Final-Recipient: rfc822; fake${i}@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\n`).join('\r\n');
+    const forged = dsn.replace('Final-Recipient: rfc822; nobody@other.example', `${made}\r\nFinal-Recipient: rfc822; x@remote.example`);
+    const result = await scan({ ip: '203.0.113.66', mailFrom: '', rcptTo: ['a@example.com'], raw: forged });
+    assert.match(result.ledger.get('OUTBOUND_INVALID_RCPT')!.detail, /^1 invalid recipient\(s\) of <rel\.1@example\.com> counted against frank: x@remote\.example \(200 others not recipients of that message\)$/);
+    assert.equal((await ledgerOf().counts('frank')).invalid, 2);
+    assert.equal(await ledgerOf().suspension('frank'), null);
   });
 
   it('a report needs its reporter authenticated by default; with DMARC pass it is counted; reports are forced accepted', async () => {

@@ -8,7 +8,7 @@ import { templateFingerprint } from '../content/fingerprint';
 import type { Check, CheckModule, Services } from '../types';
 import { ArfError, invalidRecipientsOfDsn, parseArf } from './arf';
 import { countReport, senderKey, type ComplaintOutcome } from './complaints';
-import { OutboundLedger, type Suspension } from './ledger';
+import { OutboundLedger, recipientKey, type Suspension } from './ledger';
 import { parseOutboundSettings, type OutboundSettings } from './settings';
 
 export type { OutboundSettings } from './settings';
@@ -216,10 +216,16 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
     try {
       const sender = await ledger.senderOf(mid);
       if (!sender) return [];
-      const counted = await ledger.countInvalid(sender, mid, invalid);
+      // Anyone who got the message knows its Message-ID and can send a "bounce" of it: only its
+      // real recipients count (once each), or one when they were not recorded.
+      const recorded = await ledger.recipientsOf(mid);
+      const real = recorded ? invalid.filter((r) => recorded.includes(recipientKey(r))) : invalid.slice(0, 1);
+      const ignored = invalid.length - real.length;
+      const note = ignored ? ` (${ignored} other${ignored === 1 ? '' : 's'} not ${recorded ? 'recipients of that message' : 'counted: its recipients were not recorded'})` : '';
+      const counted = await ledger.countInvalid(sender, mid, real);
       if (!counted) return [];
       const suspension = await ledger.evaluate(sender);
-      return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${invalid.join(', ')}` }, ...suspendedHit(suspension)];
+      return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${real.join(', ')}${note}` }, ...suspendedHit(suspension)];
     } catch (err) {
       return [errorHit(err, 'counting invalid recipients')];
     }
