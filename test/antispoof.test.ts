@@ -285,6 +285,14 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.equal(symbol(await scan(longer, raw, IP.attacker, 'ceo@exmaple.com'), 'TYPO_LOCAL_DOMAIN'), undefined);
   });
 
+  it('judges the first 20 addresses of each header: a From: of 60,000 addresses costs no domain searches beyond them', async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `user${i}@sender${i}.test`);
+    const early = await scan(mw, message({ from: [...many(5), 'ceo@exmaple.com', ...many(60_000)].join(', ') }), IP.nobody, 'x@freemail.test');
+    assert.ok(symbol(early, 'TYPO_LOCAL_DOMAIN'), names(early).join());
+    const late = await scan(mw, message({ from: [...many(25), 'ceo@exmaple.com'].join(', ') }), IP.nobody, 'x@freemail.test');
+    assert.equal(symbol(late, 'TYPO_LOCAL_DOMAIN'), undefined);
+  });
+
   it('a link to a cousin domain (a copy of our sign-in page) is LOOKALIKE_LOCAL_LINK; links to our own and to other domains are not', async () => {
     const plain = message({ from: 'IT <it@freemail.test>', body: 'Your mailbox is full. Sign in at https://examp1e.com/owa/login to keep it.\r\n' });
     const hit = symbol(await scan(mw, plain, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK');
@@ -446,6 +454,15 @@ describe('antispoof typo cousins (unit)', () => {
     }
     assert.equal(kind('myorgg.github.io'), undefined, 'myorg has 5 letters');
     assert.equal(new LookalikeDomains(['example.com'], [], 0).cousin('exmaple.com'), undefined, 'typos off');
+  });
+
+  it('another country is not a slip of ours: only generic suffixes (com, net, org) have cousins under other suffixes', () => {
+    const countries = new LookalikeDomains(['siemens.de', 'company.it', 'acmeapp.co', 'example.com.au', 'stiftung.org'], [], 6);
+    for (const domain of ['siemens.dk', 'siemens.be', 'company.in', 'company.ie', 'acmeapp.com', 'acmeapp.co.uk', 'example.com.ar', 'example.com']) {
+      assert.equal(countries.cousin(domain), undefined, domain);
+    }
+    assert.equal(countries.cousin('stiftung.or')?.kind, 'suffix');
+    assert.equal(countries.cousin('siemnes.de')?.kind, 'typo', 'a slip of the name under our own country suffix still counts');
   });
 });
 

@@ -23,7 +23,7 @@ export const antispoofSymbols: SymbolDef[] = [
     score: 7.5,
     group: g,
     description:
-      'From:, Reply-To:, Sender: or MAIL FROM uses a domain one typing slip from a local one (exmaple.com, examplle.com) or a local name under a slip of its suffix (example.co, example.com.mx): a look-alike of the kind fraud registers',
+      'From:, Reply-To:, Sender: or MAIL FROM uses a domain one typing slip from a local one (exmaple.com, examplle.com) or a .com, .net or .org name of ours under a slip or extension of that suffix (example.co, example.com.mx): a look-alike of the kind fraud registers',
   },
   { name: 'LOOKALIKE_LOCAL_DOMAIN', score: 8, group: g, description: 'From:, Reply-To:, Sender: or MAIL FROM uses a domain that reads as a local one on screen (examp1e.com, exarnple.com, a Cyrillic е): a cousin domain authenticates for whoever registered it' },
   { name: 'LOCAL_DOMAIN_AUTHORISED', score: 0, group: g, description: 'Mail claiming a local domain comes from an authorised sender (the detail says which rule)' },
@@ -225,6 +225,9 @@ async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains)
   return found.size ? { name: 'LOOKALIKE_LOCAL_LINK', detail: [...found].join('; ') } : undefined;
 }
 
+/** Addresses of one header (From:, Reply-To:, Sender:) judged for cousin domains. */
+const MAX_COUSIN_ADDRESSES = 20;
+
 /** Cousin domains of ours in the addresses a reader sees or replies to. */
 function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit[] {
   const written: [string, string][] = [
@@ -236,7 +239,13 @@ function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnve
   if (checkEnvelope && ctx.mailFrom) written.push(['MAIL FROM', ctx.mailFrom]);
   const looks = new Set<string>();
   const slips = new Set<string>();
+  // The first addresses of each header are what a reader sees; a forged header of 60,000 would
+  // cost seconds of domain searches, and one more address never changes the verdict.
+  const perSource = new Map<string, number>();
   for (const [source, address] of written) {
+    const seen = (perSource.get(source) ?? 0) + 1;
+    perSource.set(source, seen);
+    if (seen > MAX_COUSIN_ADDRESSES) continue;
     if (looks.size + slips.size >= 3) break;
     const domain = writtenDomain(address);
     const cousin = address.includes('@') ? lookalikes.cousin(domain) : undefined;

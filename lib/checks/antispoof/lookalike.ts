@@ -31,6 +31,9 @@ export function domainSkeleton(written: string): string {
   return unhomoglyph(unhomoglyph(text).toLowerCase());
 }
 
+/** Suffixes whose slips and extensions (co, cm, om; com.mx) read as them: country suffixes' slips are other countries. */
+const GENERIC_SUFFIXES = new Set(['com', 'net', 'org']);
+
 /** What one slip of the keyboard can type in a domain name's label. */
 const LABEL_CHARACTERS = 'abcdefghijklmnopqrstuvwxyz0123456789-';
 
@@ -161,9 +164,12 @@ export class LookalikeDomains {
     if (domainAndParents(ascii).some((d) => this.known.has(d))) return undefined;
     const name = nameAndSuffix(ascii);
     if (!name || name.label.length > MAX_TYPO_LABEL + 1) return undefined;
-    // Our name under a suffix that reads as ours: a slip of it (example.co, example.cm) or ours
-    // extended (example.com.mx). Not any other suffix: example.org is often somebody else's.
-    const sameName = this.byLabel.get(name.label)?.find((e) => name.suffix.startsWith(`${e.suffix}.`) || oneSlipApart(e.suffix, name.suffix));
+    // Our name under a suffix that reads as ours: a slip of a generic one (example.co, example.cm
+    // for example.com) or it extended (example.com.mx). Between country suffixes a slip is another
+    // country (siemens.de, siemens.dk), and example.org is often somebody else's: neither counts.
+    const sameName = this.byLabel
+      .get(name.label)
+      ?.find((e) => GENERIC_SUFFIXES.has(e.suffix) && (name.suffix.startsWith(`${e.suffix}.`) || oneSlipApart(e.suffix, name.suffix)));
     if (sameName) return { local: sameName.local, kind: 'suffix' };
     const local = firstSlip(name.label, this.labelLengths, (slip) => this.byLabel.get(slip)?.find((e) => e.suffix === name.suffix));
     if (local) return { local: local.local, kind: 'typo' };
