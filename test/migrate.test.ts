@@ -1,12 +1,13 @@
 // mailward migrate: a single node joining a fleet takes its SQLite model and run-time lists to Redis.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisBayesStore, SqliteBayesStore } from '../lib/checks/content/store';
 import { BayesModel } from '../lib/checks/content/bayes';
 import { main } from '../lib/cli/main';
 import { createMailward } from '../lib/index';
+import { copiedMark, warnIfLeftBehind } from '../lib/util/sqlite';
 import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
 
 const mail = (subject: string, body: string) => `From: a@example.net\r\nTo: b@example.com\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.net>\r\n\r\n${body}\r\n`;
@@ -49,6 +50,13 @@ describe('mailward migrate', function () {
     assert.match(refused.err, /backend = memory/);
 
     useState('redis');
+    // An MTA started on this configuration says what it leaves behind, and how to copy it.
+    const warnings: string[] = [];
+    const mw = createMailward({ configDir: config, log: { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) } });
+    await mw.close();
+    assert.ok(warnings.some((w) => /^mailward content: the classifier's counts live in Redis now; .*bayes\.sqlite, from when they lived in SQLite, is not used: copy it with `mailward migrate`/.test(w)), warnings.join('\n'));
+    assert.ok(warnings.some((w) => /^mailward rules: run-time allow and block lists live in Redis now; .*senders\.sqlite/.test(w)), warnings.join('\n'));
+
     const moved = await cli('migrate');
     assert.equal(moved.code, 0, moved.err);
     assert.match(moved.out, /^lists: 2 entries copied from .*senders\.sqlite$/m);
@@ -64,12 +72,8 @@ describe('mailward migrate', function () {
     assert.deepEqual([redis.nspam, redis.nham], [3, 2]);
     assert.deepEqual([...redis.tokens].sort(), [...sqlite.tokens].sort());
 
-    // An MTA started on this configuration says what it leaves behind, and how to copy it.
-    const warnings: string[] = [];
-    const mw = createMailward({ configDir: config, log: { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) } });
-    await mw.close();
-    assert.ok(warnings.some((w) => /^mailward content: the classifier's counts live in Redis now; .*bayes\.sqlite, from when they lived in SQLite, is not used: copy it with `mailward migrate`/.test(w)), warnings.join('\n'));
-    assert.ok(warnings.some((w) => /^mailward rules: run-time allow and block lists live in Redis now; .*senders\.sqlite/.test(w)), warnings.join('\n'));
+    // Marked as copied: MTAs no longer warn about them.
+    for (const file of ['bayes.sqlite', 'senders.sqlite']) assert.ok(existsSync(join(dir, 'data', `${file}.copied`)), file);
 
     // The fleet sees what the node had: the lists, and messages already learnt.
     assert.match((await cli('allow', 'list')).out, /partner\.example/);
@@ -81,6 +85,40 @@ describe('mailward migrate', function () {
     const twice = await cli('migrate');
     assert.equal(twice.code, 1);
     assert.match(twice.out, /^lists: 0 entries copied from .*, 2 already there$/m);
-    assert.match(twice.out, /^model: not copied: redis .* already holds 3 spam and 2 ham learnt; copying would add to them \(--force to add anyway\)$/m);
+    assert.match(twice.out, /^model: not copied: redis .* already holds 3 spam and 2 ham learnt \(\d+ tokens\); copying would add to them \(--force to add anyway\)$/m);
+  });
+
+  it('a copy cut short is run again and gives the same counts, not twice them', async () => {
+    const prefix2 = uniqueRedisPrefix('migrate-again');
+    writeFileSync(join(config, 'mailward.ini'), `[main]\ndata_dir = ${join(dir, 'data')}\n[state]\nbackend = redis\nredis_url = ${REDIS_URL}\nprefix = ${prefix2}\n`);
+    const from = new SqliteBayesStore(join(dir, 'data', 'bayes.sqlite'));
+    const to = new RedisBayesStore(REDIS_URL, `${prefix2}bayes:`);
+    try {
+      // What an interrupted copy leaves: its mark and some counts, no totals.
+      const sqlite = new BayesModel();
+      await from.load(sqlite);
+      await to.markCopy(from.description);
+      await to.putCounts(new Map([...sqlite.tokens].slice(0, 5).map(([t, c]) => [t, [c.spam, c.ham]])));
+      const again = await cli('migrate');
+      assert.equal(again.code, 0, again.out);
+      const redis = new BayesModel();
+      await to.load(redis);
+      assert.deepEqual([redis.nspam, redis.nham], [sqlite.nspam, sqlite.nham]);
+      assert.deepEqual([...redis.tokens].sort(), [...sqlite.tokens].sort());
+      assert.equal(await to.copyInProgress(), null);
+    } finally {
+      await Promise.all([from.close(), to.close()]);
+      await deleteRedisKeys(prefix2);
+    }
+  });
+
+  it('the left-behind warning is given once, and not for a file marked as copied', () => {
+    const warned: string[] = [];
+    const fresh = join(dir, 'fresh.sqlite');
+    const copied = join(dir, 'copied.sqlite');
+    for (const f of [fresh, copied]) writeFileSync(f, '');
+    writeFileSync(copiedMark(copied), '{}\n');
+    for (let i = 0; i < 2; i++) for (const f of [fresh, copied]) warnIfLeftBehind(f, 'x', '[x] store', (m) => warned.push(m));
+    assert.deepEqual(warned.map((w) => w.includes('fresh.sqlite')), [true]);
   });
 });

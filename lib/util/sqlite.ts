@@ -53,7 +53,12 @@ const leftBehindWarned = new Set<string>();
  * it holds is neither lost in silence nor used. `mailward migrate` copies it.
  */
 export function warnIfLeftBehind(path: string, what: string, setting: string, warn: (message: string) => void): void {
-  if (leftBehindWarned.has(path) || !existsSync(path)) return;
+  if (leftBehindWarned.has(path) || !existsSync(path) || existsSync(copiedMark(path))) return;
   leftBehindWarned.add(path);
   warn(`${what} live in Redis now; ${path}, from when they lived in SQLite, is not used: copy it with \`mailward migrate\`, or set ${setting} = sqlite to keep it per node`);
+}
+
+/** Beside a SQLite file whose contents `mailward migrate` copied to Redis (what, where, when). */
+export function copiedMark(path: string): string {
+  return `${path}.copied`;
 }

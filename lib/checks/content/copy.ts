@@ -12,8 +12,10 @@ export type ModelCopy =
 /**
  * Copies a node's SQLite model into Redis (a single node joining a fleet):
  * the counts, and the seen records that make learning a message again count
- * once. Counts are added, so a Redis model that already holds learns is left
- * alone unless `force` (copying twice would count everything twice).
+ * once. Into an empty model the counts are set, not added, under a mark that
+ * says a copy is under way: a copy cut short (Redis gone, the command
+ * killed) is run again and gives the same counts. A model that already holds
+ * learns is left alone unless `force`, which adds to it.
  */
 export async function copyModel(from: SqliteBayesStore, to: RedisBayesStore, force = false): Promise<ModelCopy> {
   const source = new BayesModel();
@@ -21,24 +23,30 @@ export async function copyModel(from: SqliteBayesStore, to: RedisBayesStore, for
   if (!source.nspam && !source.nham) return { copied: false, occupied: false, reason: `${from.description} holds no learnt message` };
   const target = new BayesModel();
   await to.load(target);
-  if ((target.nspam || target.nham) && !force) {
-    return { copied: false, occupied: true, reason: `${to.description} already holds ${target.nspam} spam and ${target.nham} ham learnt; copying would add to them (--force to add anyway)` };
+  const resuming = (await to.copyInProgress()) === from.description;
+  const occupied = !!(target.nspam || target.nham || target.tokens.size) && !resuming;
+  if (occupied && !force) {
+    return { copied: false, occupied: true, reason: `${to.description} already holds ${target.nspam} spam and ${target.nham} ham learnt (${target.tokens.size} tokens); copying would add to them (--force to add anyway)` };
   }
+  const write = occupied ? (batch: Deltas) => to.save(batch) : (batch: Deltas) => to.putCounts(batch);
+  if (!occupied) await to.markCopy(from.description);
   let batch: Deltas = new Map();
   for (const [token, counts] of source.tokens) {
     batch.set(token, [counts.spam, counts.ham]);
     if (batch.size >= COPY_BATCH) {
-      await to.save(batch);
+      await write(batch);
       batch = new Map();
     }
   }
-  // The totals last: a node reading the model meanwhile sees counts without their messages, never the reverse.
+  // The totals last: a node reading the model meanwhile sees counts without their messages and
+  // abstains (min_learns), never the reverse.
   batch.set('', [source.nspam, source.nham]);
-  await to.save(batch);
+  await write(batch);
   let seen = 0;
   for (const records of from.seenRecords()) {
     await to.importSeen(records);
     seen += records.length;
   }
+  if (!occupied) await to.markCopy(null);
   return { copied: true, spam: source.nspam, ham: source.nham, tokens: source.tokens.size, seen };
 }

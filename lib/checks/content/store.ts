@@ -439,6 +439,39 @@ export class RedisBayesStore implements BayesStore {
     await multi.exec();
   }
 
+  /**
+   * Sets counts to the given values (`mailward migrate` into an empty model):
+   * unlike save(), writing the same batch twice leaves the same counts, so an
+   * interrupted copy can be run again. The key '' holds the message totals.
+   */
+  async putCounts(counts: Deltas): Promise<void> {
+    if (!counts.size) return;
+    const c = await this.connect();
+    const multi = c.multi();
+    const day = String(dayNumber(Date.now()));
+    for (const [token, [spam, ham]] of counts) {
+      if (token === '') {
+        multi.hSet(`${this.prefix}totals`, { spam: String(spam), ham: String(ham) });
+        continue;
+      }
+      if (spam) multi.hSet(`${this.prefix}spam`, token, String(spam));
+      if (ham) multi.hSet(`${this.prefix}ham`, token, String(ham));
+      multi.hSet(`${this.prefix}day`, token, day);
+    }
+    await multi.exec();
+  }
+
+  /** The source of a copy into this model that has not finished (`mailward migrate`), or null. */
+  async copyInProgress(): Promise<string | null> {
+    return (await this.connect()).get(`${this.prefix}copying`);
+  }
+
+  async markCopy(source: string | null): Promise<void> {
+    const c = await this.connect();
+    if (source === null) await c.del(`${this.prefix}copying`);
+    else await c.set(`${this.prefix}copying`, source);
+  }
+
   /** Adds seen records as they are (`mailward migrate`); a record already here is kept. */
   async importSeen(records: SeenRecord[]): Promise<void> {
     if (!records.length) return;

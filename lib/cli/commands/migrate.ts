@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { copyModel } from '../../checks/content/copy';
 import type { ContentSettings } from '../../checks/content/settings';
 import { RedisBayesStore, SqliteBayesStore } from '../../checks/content/store';
@@ -6,10 +6,16 @@ import { openListStore } from '../../checks/rules';
 import { SqliteListStore } from '../../checks/rules/list-store';
 import type { RulesSettings } from '../../checks/rules/settings';
 import { loadConfig } from '../../config/load';
+import { copiedMark } from '../../util/sqlite';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, UserError } from '../types';
 
 const USAGE = 'mailward migrate [--config DIR] [--force]';
+
+/** Says beside a SQLite file that its contents are in Redis now: an MTA stops warning that it was left behind. */
+function markCopied(path: string, what: string, to: string): void {
+  writeFileSync(copiedMark(path), `${JSON.stringify({ copied: what, to, at: new Date().toISOString() })}\n`);
+}
 
 /**
  * A single node that joins a fleet ([state] backend = redis) keeps its
@@ -44,6 +50,7 @@ export const command: CliCommand = {
             const p = problem();
             if (p) throw new UserError(`cannot reach the shared state: ${p}`, 1);
             io.out(`lists: ${added} entr${added === 1 ? 'y' : 'ies'} copied from ${rules.listSqlitePath}${entries.length > added ? `, ${entries.length - added} already there` : ''}`);
+            markCopied(rules.listSqlitePath, `${entries.length} entries`, `redis ${config.shared.state.redisUrl} (prefix ${config.shared.state.prefix})`);
           } finally {
             await from.close();
           }
@@ -61,6 +68,7 @@ export const command: CliCommand = {
             const result = await copyModel(from, to, !!v.force);
             if (result.copied) {
               io.out(`model: ${result.spam} spam and ${result.ham} ham learnt (${result.tokens} tokens, ${result.seen} seen records) copied from ${bayes.path} to ${to.description}`);
+              markCopied(bayes.path, `${result.spam} spam and ${result.ham} ham learnt`, to.description);
             } else {
               io.out(`model: not copied: ${result.reason}`);
               failed ||= result.occupied;
