@@ -8,6 +8,8 @@ import { closeRuntime } from '../plugins/shared/runtime';
 import { startDnsServer, type TestDnsServer } from './support/dns-server';
 import { arfReport } from './outbound/support';
 import { repoPath } from './support/paths';
+import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
+import { createClient } from 'redis';
 
 // The plugin module as Haraka loads it (plain hook functions on an object).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -208,5 +210,53 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
     assert.ok(two.ledger.has('OUTBOUND_BULK_NO_UNSUBSCRIBE'));
     assert.match(two.ctx.headerChanges.add.find(([n]) => n === 'X-Mailward-Bulk')![1], /^count=2; template=[0-9a-f]{12}; window=24h$/);
     assert.equal((await ledgerOf().counts('gina')).bulk, 1);
+  });
+});
+
+describe('outbound module: a Redis that refuses a command (Runtime, Redis state)', function () {
+  this.timeout(20_000);
+  const prefix = uniqueRedisPrefix('ob-refused');
+  let runtime: Runtime;
+  const scan = async (init: Parameters<typeof createContext>[0], notes: Record<string, unknown> = {}) => {
+    const ctx = createContext(init);
+    Object.assign(ctx.notes, notes);
+    const ledger = runtime.newLedger();
+    for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, ledger);
+    return { ctx, ledger };
+  };
+
+  before(() => {
+    runtime = Runtime.load({
+      texts: {
+        'mailward.ini': `[main]\ndata_dir = data\n[tracking]\nenabled = false\n[state]\nbackend = redis\nredis_url = ${REDIS_URL}\nprefix = ${prefix}\n`,
+        'mailward.outbound.ini': '[complaints]\naddresses = fbl@example.com\nrequire_authenticated = false\n',
+      },
+    });
+  });
+  after(async () => {
+    await runtime.close();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('a report whose count Redis refused (here WRONGTYPE; READONLY, OOM alike) is deferred, not counted in one process\'s memory, and counts when sent again', async () => {
+    const settings = runtime.config.modules.find((m) => m.module.name === 'outbound')!.settings as any;
+    await new OutboundLedger(runtime.services.state, settings, Date.now).recordMessage('<wt.1@example.com>', 'walt');
+    const client = createClient({ url: REDIS_URL });
+    await client.connect();
+    try {
+      // The sender's counters under a key of the wrong type: Redis answers HINCRBY with an error.
+      await client.set(`${prefix}ob:stats:walt`, 'not a hash');
+      const raw = arfReport({ mid: '<wt.1@example.com>' });
+      const refused = await scan({ ip: '203.0.113.7', mailFrom: 'fbl@reports.example.org', rcptTo: ['fbl@example.com'], raw });
+      assert.equal(runtime.services.state.degraded, false, 'Redis is up: only a command failed');
+      assert.match(refused.ledger.get('FEEDBACK_REPORT')!.detail, /^deferred: .*not counted: the shared state \(Redis\) is unavailable or refused a command/);
+      assert.equal((refused.ctx.notes.outbound as any).complaint.status, 'deferred');
+      await client.del(`${prefix}ob:stats:walt`);
+      const again = await scan({ ip: '203.0.113.7', mailFrom: 'fbl@reports.example.org', rcptTo: ['fbl@example.com'], raw });
+      assert.match(again.ledger.get('FEEDBACK_REPORT')!.detail, /^counted: /);
+      assert.equal(await client.hGet(`${prefix}ob:stats:walt`, Object.keys(await client.hGetAll(`${prefix}ob:stats:walt`))[0]!), '1');
+    } finally {
+      await client.quit();
+    }
   });
 });

@@ -7,6 +7,8 @@ type Value = string | Map<string, string> | Set<string>;
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
   readonly degraded = false;
+  /** This store is the in-process one: nothing falls back. */
+  readonly lastFallback = 0;
   private readonly cache: LRUCache<string, { value: Value }>;
 
   constructor(maxEntries = 100_000) {

@@ -23,6 +23,10 @@ export class OverlayStore implements StateStore {
     return this.base.degraded;
   }
 
+  get lastFallback(): number {
+    return this.base.lastFallback;
+  }
+
   get(key: string) {
     return this.touched.has(key) ? this.local.get(key) : this.base.get(key);
   }

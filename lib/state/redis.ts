@@ -93,6 +93,9 @@ export class RedisStore implements StateStore {
     return this.down || !this.client.isReady;
   }
 
+  /** When an operation was last answered by the in-process fallback (a refused command too: READONLY, OOM). */
+  lastFallback = 0;
+
   private k(key: string): string {
     return this.settings.prefix + key;
   }
@@ -169,7 +172,9 @@ export class RedisStore implements StateStore {
   /** Runs an operation against Redis, or the fallback when Redis fails or is too slow. */
   private async op<T>(remote: (c: Client) => Promise<T>, local: (m: MemoryStore) => Promise<T>): Promise<T> {
     const result = await this.attempt(remote);
-    return result.ok ? result.value : local(this.fallback);
+    if (result.ok) return result.value;
+    this.lastFallback = Date.now();
+    return local(this.fallback);
   }
 
   get(key: string) {

@@ -12,6 +12,13 @@ export interface StateStore {
    * (run-time lists) can say so instead of reading an empty fallback as "none".
    */
   readonly degraded: boolean;
+  /**
+   * When (ms) an operation was last answered by the in-process fallback, 0
+   * if never: also a single command Redis refused (READONLY, OOM), which does
+   * not make the store degraded. A caller whose writes must reach the shared
+   * store compares it with the time it started.
+   */
+  readonly lastFallback: number;
   get(key: string): Promise<string | null>;
   /** ttlSeconds 0 or absent: no expiry. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;

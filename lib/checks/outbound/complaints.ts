@@ -107,7 +107,7 @@ export async function countReport(
   }
   const kind: Kind = isTrap ? 'trap' : 'complaint';
   try {
-    await ledger.add(sender, { [kind]: 1 });
+    await ledger.addShared(sender, { [kind]: 1 });
   } catch (err) {
     // Seen but not counted: the report's next delivery (or import) must count.
     await ledger.unsee([key]);

@@ -44,7 +44,7 @@ export interface OutboundNote {
   complaint?: ComplaintOutcome | { status: 'invalid' | 'deferred'; detail: string };
 }
 
-const STATE_DOWN = 'the shared state (Redis) is unavailable';
+const STATE_DOWN = 'the shared state (Redis) is unavailable or refused a command';
 
 export function outboundNote(ctx: MessageContext): OutboundNote | undefined {
   return ctx.notes.outbound as OutboundNote | undefined;
@@ -193,14 +193,17 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       note.complaint = { status: 'deferred', detail: `${report.feedbackType} report by ${report.reporter} not counted: ${STATE_DOWN}` };
       return [{ name: 'FEEDBACK_REPORT', detail: `deferred: ${note.complaint.detail}` }, { name: 'OUTBOUND_ERROR', detail: note.complaint.detail }];
     };
-    if (services.state.degraded) return deferred();
+    // Down, or any read or write of this report answered by the stand-in (a READONLY replica, OOM).
+    const started = Date.now();
+    const unshared = () => services.state.degraded || services.state.lastFallback >= started;
+    if (unshared()) return deferred();
     try {
       const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx), fromDomain: reporterFromDomain(ctx) });
-      if (services.state.degraded) return deferred();
+      if (unshared()) return deferred();
       note.complaint = outcome;
       return [{ name: 'FEEDBACK_REPORT', detail: `${outcome.status}: ${outcome.detail}` }, ...suspendedHit(outcome.suspension)];
     } catch (err) {
-      if (services.state.degraded) return deferred();
+      if (unshared()) return deferred();
       return [{ name: 'FEEDBACK_REPORT', detail: `not counted: ${report.feedbackType} report by ${report.reporter}` }, errorHit(err, 'counting the report')];
     }
   }
@@ -212,10 +215,12 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
     const original = await extractOriginal(ctx, (settings.signing?.header ?? 'x-mailward-sig').toLowerCase());
     const mid = normaliseMessageId(original?.headers.find((h) => h.key === 'message-id')?.value);
     if (!mid) return [];
-    if (services.state.degraded) return [{ name: 'OUTBOUND_ERROR', detail: `invalid recipients of <${mid}> not counted: ${STATE_DOWN}` }];
+    const notCounted = [{ name: 'OUTBOUND_ERROR', detail: `invalid recipients of <${mid}> not counted: ${STATE_DOWN}` }];
+    const started = Date.now();
+    if (services.state.degraded) return notCounted;
     try {
       const sender = await ledger.senderOf(mid);
-      if (!sender) return [];
+      if (!sender) return services.state.lastFallback >= started ? notCounted : [];
       // Anyone who got the message knows its Message-ID and can send a "bounce" of it: only its
       // real recipients count (once each), or one when they were not recorded.
       const recorded = await ledger.recipientsOf(mid);
@@ -223,6 +228,7 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       const ignored = invalid.length - real.length;
       const note = ignored ? ` (${ignored} other${ignored === 1 ? '' : 's'} not ${recorded ? 'recipients of that message' : 'counted: its recipients were not recorded'})` : '';
       const counted = await ledger.countInvalid(sender, mid, real);
+      if (services.state.lastFallback >= started) return notCounted;
       if (!counted) return [];
       const suspension = await ledger.evaluate(sender);
       return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${real.join(', ')}${note}` }, ...suspendedHit(suspension)];

@@ -94,6 +94,17 @@ export class OutboundLedger {
   }
 
   /**
+   * add() that fails unless the count reached the shared store: a refused
+   * command (READONLY, OOM, WRONGTYPE) is answered by the in-process stand-in
+   * without an error, and a report counted there is lost with the process.
+   */
+  async addShared(sender: string, counts: Partial<Counts>): Promise<void> {
+    const started = Date.now();
+    await this.add(sender, counts);
+    if (this.store.lastFallback >= started) throw new Error('the shared state did not take the count (Redis refused the command or was unreachable)');
+  }
+
+  /**
    * Counts over the window (the current slice and the SLICES-1 before it), or
    * from the slice holding `since` on when that is later; drops older slices.
    */
@@ -240,7 +251,7 @@ export class OutboundLedger {
     for (const key of keys) if (await this.firstTime(key)) fresh.push(key);
     if (!fresh.length) return 0;
     try {
-      await this.add(sender, { invalid: fresh.length });
+      await this.addShared(sender, { invalid: fresh.length });
     } catch (err) {
       await this.unsee(fresh);
       throw err;
