@@ -29,6 +29,13 @@ describe('the mailward command', () => {
     assert.equal(stderr, '');
     assert.equal(code, 0);
   });
+
+  it('with its messages piped to a reader that is gone too, a usage mistake still exits 2', async () => {
+    const child = spawn(process.execPath, [repoPath('bin', 'mailward'), 'trace', '--since', 'yesterday'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    child.stderr.destroy();
+    assert.equal(await new Promise<number | null>((resolve) => child.on('exit', resolve)), 2);
+  });
 });
 
 describe('mailward scan', function () {

@@ -90,6 +90,10 @@ export function dropOutputOnClosedPipe(): void {
     if (err.code !== 'EPIPE') throw err;
     stdoutClosed = true;
   });
+  // Likewise for messages (`2>&1 | head -0`): the exit code still says what happened.
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
 }
 
 /** Runs `mailward ...argv`; returns the exit code. User mistakes print one line, never a stack. */
