@@ -252,6 +252,9 @@ describe('outbound module: a Redis that refuses a command (Runtime, Redis state)
       assert.match(refused.ledger.get('FEEDBACK_REPORT')!.detail, /^deferred: .*not counted: the shared state \(Redis\) is unavailable or refused a command/);
       assert.equal((refused.ctx.notes.outbound as any).complaint.status, 'deferred');
       await client.del(`${prefix}ob:stats:walt`);
+      // A refused command for someone else at the same moment is no reason to defer this one.
+      await client.set(`${prefix}ob:stats:zed`, 'not a hash');
+      await new OutboundLedger(runtime.services.state, settings, Date.now).add('zed', { sent: 1 });
       const again = await scan({ ip: '203.0.113.7', mailFrom: 'fbl@reports.example.org', rcptTo: ['fbl@example.com'], raw });
       assert.match(again.ledger.get('FEEDBACK_REPORT')!.detail, /^counted: /);
       assert.equal(await client.hGet(`${prefix}ob:stats:walt`, Object.keys(await client.hGetAll(`${prefix}ob:stats:walt`))[0]!), '1');

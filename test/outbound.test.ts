@@ -180,7 +180,7 @@ for (const backend of backends) {
       const report = arfReport({ mid: '<lost@example.com>' });
       // The store fails the one write that counts (Redis gone between two commands).
       const failing = Object.create(store) as StateStore;
-      failing.hashIncrBy = () => Promise.reject(new Error('connection lost'));
+      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
       await assert.rejects(countReport(await parseArf(report), settings, new OutboundLedger(failing, settings, clock, 'node-a'), clock), /connection lost/);
       const retry = await countReport(await parseArf(report), settings, ledger, clock);
       assert.equal(retry.status, 'counted', retry.detail);
@@ -191,7 +191,7 @@ for (const backend of backends) {
       assert.equal(await ledger.countInvalid('alice', 'rel.7@example.com', ['Gone@Remote.example', 'gone@remote.example', 'left@remote.example']), 2);
       assert.equal(await ledger.countInvalid('alice', 'rel.7@example.com', ['gone@remote.example']), 0);
       const failing = Object.create(store) as StateStore;
-      failing.hashIncrBy = () => Promise.reject(new Error('connection lost'));
+      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
       await assert.rejects(new OutboundLedger(failing, settings, clock, 'node-a').countInvalid('alice', 'rel.8@example.com', ['x@remote.example']), /connection lost/);
       assert.equal(await ledger.countInvalid('alice', 'rel.8@example.com', ['x@remote.example']), 1);
       assert.equal((await ledger.counts('alice')).invalid, 3);

@@ -7,8 +7,6 @@ type Value = string | Map<string, string> | Set<string>;
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
   readonly degraded = false;
-  /** This store is the in-process one: nothing falls back. */
-  readonly lastFallback = 0;
   private readonly cache: LRUCache<string, { value: Value }>;
 
   constructor(maxEntries = 100_000) {
@@ -47,6 +45,11 @@ export class MemoryStore implements StateStore {
     const next = (Number.isFinite(current) ? current : 0) + by;
     this.put(key, String(next), ttlSeconds);
     return next;
+  }
+
+  /** In process, there is nothing to fall back from. */
+  hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
+    return this.hashIncrBy(key, fields, ttlSeconds);
   }
 
   async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {

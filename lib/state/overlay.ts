@@ -23,10 +23,6 @@ export class OverlayStore implements StateStore {
     return this.base.degraded;
   }
 
-  get lastFallback(): number {
-    return this.base.lastFallback;
-  }
-
   get(key: string) {
     return this.touched.has(key) ? this.local.get(key) : this.base.get(key);
   }
@@ -55,6 +51,11 @@ export class OverlayStore implements StateStore {
     const current = await this.base.hashGetAll(key);
     this.touched.add(key);
     if (Object.keys(current).length) await this.local.hashSet(key, current, ttlSeconds);
+  }
+
+  /** Written here only, like every write of an overlay. */
+  hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number) {
+    return this.hashIncrBy(key, fields, ttlSeconds);
   }
 
   async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {

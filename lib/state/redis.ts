@@ -93,9 +93,6 @@ export class RedisStore implements StateStore {
     return this.down || !this.client.isReady;
   }
 
-  /** When an operation was last answered by the in-process fallback (a refused command too: READONLY, OOM). */
-  lastFallback = 0;
-
   private k(key: string): string {
     return this.settings.prefix + key;
   }
@@ -172,9 +169,7 @@ export class RedisStore implements StateStore {
   /** Runs an operation against Redis, or the fallback when Redis fails or is too slow. */
   private async op<T>(remote: (c: Client) => Promise<T>, local: (m: MemoryStore) => Promise<T>): Promise<T> {
     const result = await this.attempt(remote);
-    if (result.ok) return result.value;
-    this.lastFallback = Date.now();
-    return local(this.fallback);
+    return result.ok ? result.value : local(this.fallback);
   }
 
   get(key: string) {
@@ -209,16 +204,23 @@ export class RedisStore implements StateStore {
     );
   }
 
+  private async hashIncrByRemote(c: Client, key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
+    const multi = c.multi();
+    for (const [field, by] of Object.entries(fields)) multi.hIncrByFloat(this.k(key), field, by);
+    multi.expire(this.k(key), Math.ceil(ttlSeconds));
+    await multi.exec();
+  }
+
   hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {
     return this.op(
-      async (c) => {
-        const multi = c.multi();
-        for (const [field, by] of Object.entries(fields)) multi.hIncrByFloat(this.k(key), field, by);
-        multi.expire(this.k(key), Math.ceil(ttlSeconds));
-        await multi.exec();
-      },
+      (c) => this.hashIncrByRemote(c, key, fields, ttlSeconds),
       (m) => m.hashIncrBy(key, fields, ttlSeconds),
     );
+  }
+
+  async hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
+    const result = await this.attempt((c) => this.hashIncrByRemote(c, key, fields, ttlSeconds));
+    if (!result.ok) throw result.error;
   }
 
   hashGetAll(key: string) {

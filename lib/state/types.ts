@@ -12,13 +12,6 @@ export interface StateStore {
    * (run-time lists) can say so instead of reading an empty fallback as "none".
    */
   readonly degraded: boolean;
-  /**
-   * When (ms) an operation was last answered by the in-process fallback, 0
-   * if never: also a single command Redis refused (READONLY, OOM), which does
-   * not make the store degraded. A caller whose writes must reach the shared
-   * store compares it with the time it started.
-   */
-  readonly lastFallback: number;
   get(key: string): Promise<string | null>;
   /** ttlSeconds 0 or absent: no expiry. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
@@ -44,6 +37,13 @@ export interface StateStore {
   setMembersShared(key: string): Promise<string[]>;
   /** get that never answers from a fallback, likewise (the run-time lists' change mark). */
   getShared(key: string): Promise<string | null>;
+  /**
+   * hashIncrBy that never writes to a fallback: it rejects when the shared
+   * backend did not take the increment (down, too slow, or a refused command
+   * such as READONLY, OOM, WRONGTYPE), for counts only the shared store may
+   * hold (a complaint counted in one process's memory is lost with it).
+   */
+  hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void>;
   /** Keys (without the store's prefix) that start with `prefix`; for listings, not hot paths. */
   keys(prefix: string): Promise<string[]>;
   close(): Promise<void>;

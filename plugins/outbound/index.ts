@@ -103,7 +103,14 @@ export = definePlugin('outbound', {
       const ledger = new OutboundLedger(runtime.services.state, settings, runtime.services.clock, runtime.config.shared.nodeName);
       // Keyed like the DSN path (lib/checks/outbound), so the DSN that comes back through our MX is not a second count.
       const messageId = normaliseMessageId(note.messageId) || `hmail:${hmail.todo.uuid}`;
-      const counted = await ledger.countInvalid(note.sender, messageId, invalid.map((r: unknown) => addressOf(r) ?? ''));
+      let counted: number;
+      try {
+        counted = await ledger.countInvalid(note.sender, messageId, invalid.map((r: unknown) => addressOf(r) ?? ''));
+      } catch (err) {
+        // Redis away or refusing: these bounces go uncounted (the DSN, if it comes back through us, may still count them).
+        this.logwarn(`mailward outbound: invalid recipients of ${messageId} not counted against ${note.sender}: ${(err as Error).message}`);
+        return;
+      }
       if (!counted) return;
       const suspension = await ledger.evaluate(note.sender);
       this.loginfo(`mailward outbound: ${counted} invalid recipient(s) counted against ${note.sender}${suspension ? `; suspended: ${suspension.reason}` : ''}`);

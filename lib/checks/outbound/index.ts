@@ -8,7 +8,7 @@ import { templateFingerprint } from '../content/fingerprint';
 import type { Check, CheckModule, Services } from '../types';
 import { ArfError, invalidRecipientsOfDsn, parseArf } from './arf';
 import { countReport, senderKey, type ComplaintOutcome } from './complaints';
-import { OutboundLedger, recipientKey, type Suspension } from './ledger';
+import { NotSharedError, OutboundLedger, recipientKey, type Suspension } from './ledger';
 import { parseOutboundSettings, type OutboundSettings } from './settings';
 
 export type { OutboundSettings } from './settings';
@@ -193,17 +193,16 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       note.complaint = { status: 'deferred', detail: `${report.feedbackType} report by ${report.reporter} not counted: ${STATE_DOWN}` };
       return [{ name: 'FEEDBACK_REPORT', detail: `deferred: ${note.complaint.detail}` }, { name: 'OUTBOUND_ERROR', detail: note.complaint.detail }];
     };
-    // Down, or any read or write of this report answered by the stand-in (a READONLY replica, OOM).
-    const started = Date.now();
-    const unshared = () => services.state.degraded || services.state.lastFallback >= started;
-    if (unshared()) return deferred();
+    if (services.state.degraded) return deferred();
     try {
       const outcome = await countReport(report, settings, ledger, services.clock, { authenticated: reporterAuthenticated(ctx), fromDomain: reporterFromDomain(ctx) });
-      if (unshared()) return deferred();
+      // Went away meanwhile: what it read (no record of the Message-ID) may be the stand-in's.
+      if (services.state.degraded && outcome.status !== 'counted') return deferred();
       note.complaint = outcome;
       return [{ name: 'FEEDBACK_REPORT', detail: `${outcome.status}: ${outcome.detail}` }, ...suspendedHit(outcome.suspension)];
     } catch (err) {
-      if (unshared()) return deferred();
+      // The count did not reach Redis (refused, or gone): countReport took the report's seen mark back.
+      if (services.state.degraded || err instanceof NotSharedError) return deferred();
       return [{ name: 'FEEDBACK_REPORT', detail: `not counted: ${report.feedbackType} report by ${report.reporter}` }, errorHit(err, 'counting the report')];
     }
   }
@@ -216,11 +215,10 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
     const mid = normaliseMessageId(original?.headers.find((h) => h.key === 'message-id')?.value);
     if (!mid) return [];
     const notCounted = [{ name: 'OUTBOUND_ERROR', detail: `invalid recipients of <${mid}> not counted: ${STATE_DOWN}` }];
-    const started = Date.now();
     if (services.state.degraded) return notCounted;
     try {
       const sender = await ledger.senderOf(mid);
-      if (!sender) return services.state.lastFallback >= started ? notCounted : [];
+      if (!sender) return services.state.degraded ? notCounted : [];
       // Anyone who got the message knows its Message-ID and can send a "bounce" of it: only its
       // real recipients count (once each), or one when they were not recorded.
       const recorded = await ledger.recipientsOf(mid);
@@ -228,12 +226,11 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       const ignored = invalid.length - real.length;
       const note = ignored ? ` (${ignored} other${ignored === 1 ? '' : 's'} not ${recorded ? 'recipients of that message' : 'counted: its recipients were not recorded'})` : '';
       const counted = await ledger.countInvalid(sender, mid, real);
-      if (services.state.lastFallback >= started) return notCounted;
       if (!counted) return [];
       const suspension = await ledger.evaluate(sender);
       return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${real.join(', ')}${note}` }, ...suspendedHit(suspension)];
     } catch (err) {
-      return [errorHit(err, 'counting invalid recipients')];
+      return err instanceof NotSharedError ? notCounted : [errorHit(err, 'counting invalid recipients')];
     }
   }
 

@@ -42,6 +42,9 @@ export function recipientKey(address: string): string {
   return hash(address.trim().toLowerCase()).slice(0, 16);
 }
 
+/** A count that did not reach the shared store (see addShared). */
+export class NotSharedError extends Error {}
+
 function zero(): Counts {
   return { sent: 0, bulk: 0, complaint: 0, invalid: 0, trap: 0 };
 }
@@ -94,14 +97,21 @@ export class OutboundLedger {
   }
 
   /**
-   * add() that fails unless the count reached the shared store: a refused
-   * command (READONLY, OOM, WRONGTYPE) is answered by the in-process stand-in
-   * without an error, and a report counted there is lost with the process.
+   * add() that fails (NotSharedError) unless the count reached the shared
+   * store: a command Redis refuses (READONLY, OOM, WRONGTYPE) or a Redis that
+   * is away would otherwise be answered by the in-process stand-in without an
+   * error, and a report counted there is lost with the process.
    */
   async addShared(sender: string, counts: Partial<Counts>): Promise<void> {
-    const started = Date.now();
-    await this.add(sender, counts);
-    if (this.store.lastFallback >= started) throw new Error('the shared state did not take the count (Redis refused the command or was unreachable)');
+    const slice = this.slice();
+    const fields: Record<string, number> = {};
+    for (const [kind, n] of Object.entries(counts)) if (n) fields[`${kind}.${slice}`] = n;
+    if (!Object.keys(fields).length) return;
+    try {
+      await this.store.hashIncrByShared(STATS + sender, fields, this.ttl());
+    } catch (err) {
+      throw new NotSharedError(`the shared state did not take the count: ${(err as Error).message}`);
+    }
   }
 
   /**
