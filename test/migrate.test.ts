@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RedisBayesStore, SqliteBayesStore } from '../lib/checks/content/store';
+import { copyModel } from '../lib/checks/content/copy';
 import { BayesModel } from '../lib/checks/content/bayes';
 import { main } from '../lib/cli/main';
 import { createMailward } from '../lib/index';
@@ -86,26 +87,39 @@ describe('mailward migrate', function () {
     assert.equal(twice.code, 1);
     assert.match(twice.out, /^lists: 0 entries copied from .*, 2 already there$/m);
     assert.match(twice.out, /^model: not copied: redis .* already holds 3 spam and 2 ham learnt \(\d+ tokens\); copying would add to them \(--force to add anyway\)$/m);
+    // A model copied some other way is only marked, so MTAs stop warning.
+    rmSync(join(dir, 'data', 'bayes.sqlite.copied'));
+    const marked = await cli('migrate', '--mark-copied');
+    assert.equal(marked.code, 0);
+    assert.match(marked.out, /^marked .*bayes\.sqlite as copied$/m);
+    assert.ok(existsSync(join(dir, 'data', 'bayes.sqlite.copied')));
   });
 
-  it('a copy cut short is run again and gives the same counts, not twice them', async () => {
+  it('a copy cut short goes on where it stopped when run again, and keeps what the fleet learnt meanwhile', async () => {
     const prefix2 = uniqueRedisPrefix('migrate-again');
-    writeFileSync(join(config, 'mailward.ini'), `[main]\ndata_dir = ${join(dir, 'data')}\n[state]\nbackend = redis\nredis_url = ${REDIS_URL}\nprefix = ${prefix2}\n`);
     const from = new SqliteBayesStore(join(dir, 'data', 'bayes.sqlite'));
     const to = new RedisBayesStore(REDIS_URL, `${prefix2}bayes:`);
     try {
-      // What an interrupted copy leaves: its mark and some counts, no totals.
       const sqlite = new BayesModel();
       await from.load(sqlite);
-      await to.markCopy(from.description);
-      await to.putCounts(new Map([...sqlite.tokens].slice(0, 5).map(([t, c]) => [t, [c.spam, c.ham]])));
-      const again = await cli('migrate');
-      assert.equal(again.code, 0, again.out);
+      // Redis goes away after two batches of five tokens.
+      let saves = 0;
+      const flaky = Object.create(to) as RedisBayesStore;
+      flaky.save = (deltas, copy) => (++saves > 2 ? Promise.reject(new Error('connection lost')) : to.save(deltas, copy));
+      await assert.rejects(copyModel(from, flaky, false, 5), /connection lost/);
+      // Meanwhile an MTA of the fleet learns a message into the same counts.
+      await to.save(new Map([['', [1, 0]], ['fleet-word', [1, 0]]]));
+      const again = await copyModel(from, to, false, 5);
+      assert.equal(again.copied, true);
       const redis = new BayesModel();
       await to.load(redis);
-      assert.deepEqual([redis.nspam, redis.nham], [sqlite.nspam, sqlite.nham]);
-      assert.deepEqual([...redis.tokens].sort(), [...sqlite.tokens].sort());
-      assert.equal(await to.copyInProgress(), null);
+      assert.deepEqual([redis.nspam, redis.nham], [sqlite.nspam + 1, sqlite.nham]);
+      for (const [token, counts] of sqlite.tokens) assert.deepEqual(redis.tokens.get(token), counts, token);
+      assert.deepEqual(redis.tokens.get('fleet-word'), { spam: 1, ham: 0 });
+      assert.equal(await to.copyProgress(), null);
+      // A third run finds a model: refused, not added.
+      const third = await copyModel(from, to, false, 5);
+      assert.equal(third.copied, false);
     } finally {
       await Promise.all([from.close(), to.close()]);
       await deleteRedisKeys(prefix2);

@@ -11,42 +11,50 @@ export type ModelCopy =
 
 /**
  * Copies a node's SQLite model into Redis (a single node joining a fleet):
- * the counts, and the seen records that make learning a message again count
- * once. Into an empty model the counts are set, not added, under a mark that
- * says a copy is under way: a copy cut short (Redis gone, the command
- * killed) is run again and gives the same counts. A model that already holds
- * learns is left alone unless `force`, which adds to it.
+ * the counts, added in batches, and the seen records that make learning a
+ * message again count once. Each batch is recorded as done in the same
+ * transaction that adds it, so a copy cut short (Redis gone, the command
+ * killed) is run again and goes on where it stopped, while MTAs of the fleet
+ * keep learning into the same counts. A model that already holds learns is
+ * left alone unless `force`, which adds to it from the start.
  */
-export async function copyModel(from: SqliteBayesStore, to: RedisBayesStore, force = false): Promise<ModelCopy> {
+export async function copyModel(from: SqliteBayesStore, to: RedisBayesStore, force = false, batchSize = COPY_BATCH): Promise<ModelCopy> {
   const source = new BayesModel();
   await from.load(source);
   if (!source.nspam && !source.nham) return { copied: false, occupied: false, reason: `${from.description} holds no learnt message` };
+  // Named by its content too: nodes of a fleet often have their files at the same path.
+  const id = `${from.description} (${source.nspam} spam, ${source.nham} ham, ${source.tokens.size} tokens)`;
+  const progress = await to.copyProgress();
+  const resuming = progress?.source === id && !force;
   const target = new BayesModel();
   await to.load(target);
-  const resuming = (await to.copyInProgress()) === from.description;
-  const occupied = !!(target.nspam || target.nham || target.tokens.size) && !resuming;
-  if (occupied && !force) {
-    return { copied: false, occupied: true, reason: `${to.description} already holds ${target.nspam} spam and ${target.nham} ham learnt (${target.tokens.size} tokens); copying would add to them (--force to add anyway)` };
+  if (!resuming && !force && (progress || target.nspam || target.nham || target.tokens.size)) {
+    const why = progress
+      ? `a copy from ${progress.source} into ${to.description} was cut short; run mailward migrate where that model is to finish it`
+      : `${to.description} already holds ${target.nspam} spam and ${target.nham} ham learnt (${target.tokens.size} tokens); copying would add to them`;
+    return { copied: false, occupied: true, reason: `${why} (--force to add anyway)` };
   }
-  const write = occupied ? (batch: Deltas) => to.save(batch) : (batch: Deltas) => to.putCounts(batch);
-  if (!occupied) await to.markCopy(from.description);
+  // Batches in token order, the totals last: a node reading the model meanwhile sees counts
+  // without their messages and abstains (min_learns), never the reverse.
+  const batches: Deltas[] = [];
   let batch: Deltas = new Map();
-  for (const [token, counts] of source.tokens) {
+  for (const token of [...source.tokens.keys()].sort()) {
+    const counts = source.tokens.get(token)!;
     batch.set(token, [counts.spam, counts.ham]);
-    if (batch.size >= COPY_BATCH) {
-      await write(batch);
+    if (batch.size >= batchSize) {
+      batches.push(batch);
       batch = new Map();
     }
   }
-  // The totals last: a node reading the model meanwhile sees counts without their messages and
-  // abstains (min_learns), never the reverse.
   batch.set('', [source.nspam, source.nham]);
-  await write(batch);
+  batches.push(batch);
+  // A forced copy is not tracked: it must not take over the record of another copy cut short.
+  for (let i = resuming ? progress!.done : 0; i < batches.length; i++) await to.save(batches[i]!, force ? undefined : { source: id, done: i + 1 });
   let seen = 0;
   for (const records of from.seenRecords()) {
     await to.importSeen(records);
     seen += records.length;
   }
-  if (!occupied) await to.markCopy(null);
+  if (!force) await to.endCopy();
   return { copied: true, spam: source.nspam, ham: source.nham, tokens: source.tokens.size, seen };
 }

@@ -422,10 +422,16 @@ export class RedisBayesStore implements BayesStore {
     model.nham = Math.max(0, Number(totals.ham) || 0);
   }
 
-  async save(deltas: Deltas): Promise<void> {
+  /**
+   * Adds the deltas. With `copy`, records in the same transaction that this
+   * batch of a copy is done (`mailward migrate`): a copy cut short goes on
+   * from the next batch, and no batch is ever added twice.
+   */
+  async save(deltas: Deltas, copy?: { source: string; done: number }): Promise<void> {
     if (!deltas.size) return;
     const c = await this.connect();
     const multi = c.multi();
+    if (copy) multi.hSet(`${this.prefix}copying`, { source: copy.source, done: String(copy.done) });
     const day = String(dayNumber(Date.now()));
     for (const [token, [s, h]] of deltas) {
       if (token !== '' && (s > 0 || h > 0)) multi.hSet(`${this.prefix}day`, token, day);
@@ -439,37 +445,14 @@ export class RedisBayesStore implements BayesStore {
     await multi.exec();
   }
 
-  /**
-   * Sets counts to the given values (`mailward migrate` into an empty model):
-   * unlike save(), writing the same batch twice leaves the same counts, so an
-   * interrupted copy can be run again. The key '' holds the message totals.
-   */
-  async putCounts(counts: Deltas): Promise<void> {
-    if (!counts.size) return;
-    const c = await this.connect();
-    const multi = c.multi();
-    const day = String(dayNumber(Date.now()));
-    for (const [token, [spam, ham]] of counts) {
-      if (token === '') {
-        multi.hSet(`${this.prefix}totals`, { spam: String(spam), ham: String(ham) });
-        continue;
-      }
-      if (spam) multi.hSet(`${this.prefix}spam`, token, String(spam));
-      if (ham) multi.hSet(`${this.prefix}ham`, token, String(ham));
-      multi.hSet(`${this.prefix}day`, token, day);
-    }
-    await multi.exec();
+  /** Where a copy into this model (`mailward migrate`) stands: its source and the batches done; null when none is under way. */
+  async copyProgress(): Promise<{ source: string; done: number } | null> {
+    const fields = await (await this.connect()).hGetAll(`${this.prefix}copying`);
+    return fields.source ? { source: fields.source, done: Number(fields.done) || 0 } : null;
   }
 
-  /** The source of a copy into this model that has not finished (`mailward migrate`), or null. */
-  async copyInProgress(): Promise<string | null> {
-    return (await this.connect()).get(`${this.prefix}copying`);
-  }
-
-  async markCopy(source: string | null): Promise<void> {
-    const c = await this.connect();
-    if (source === null) await c.del(`${this.prefix}copying`);
-    else await c.set(`${this.prefix}copying`, source);
+  async endCopy(): Promise<void> {
+    await (await this.connect()).del(`${this.prefix}copying`);
   }
 
   /** Adds seen records as they are (`mailward migrate`); a record already here is kept. */

@@ -10,7 +10,7 @@ import { copiedMark } from '../../util/sqlite';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, UserError } from '../types';
 
-const USAGE = 'mailward migrate [--config DIR] [--force]';
+const USAGE = 'mailward migrate [--config DIR] [--force | --mark-copied]';
 
 /** Says beside a SQLite file that its contents are in Redis now: an MTA stops warning that it was left behind. */
 function markCopied(path: string, what: string, to: string): void {
@@ -27,11 +27,22 @@ export const command: CliCommand = {
   name: 'migrate',
   summary: "copy a single node's SQLite classifier model and run-time allow/block lists into the Redis of [state] (joining a fleet)",
   usage: USAGE,
-  options: { config: { type: 'string' }, force: { type: 'boolean' } },
+  options: { config: { type: 'string' }, force: { type: 'boolean' }, 'mark-copied': { type: 'boolean' } },
   async run(args, io) {
-    const v = args.values as { config?: string; force?: boolean };
+    const v = args.values as { config?: string; force?: boolean; 'mark-copied'?: boolean };
     if (args.positionals.length) throw new UserError(`no arguments expected\nusage: ${USAGE}`);
     const config = loadConfig({ configDir: v.config });
+    if (v['mark-copied']) {
+      // Copied before (by hand, by an older mailward): only say so, so MTAs stop warning.
+      const rules = config.modules.find((m) => m.module.name === 'rules')?.settings as RulesSettings | undefined;
+      const bayes = (config.modules.find((m) => m.module.name === 'content')?.settings as ContentSettings | undefined)?.bayes;
+      for (const path of [rules?.listSqlitePath, bayes?.path]) {
+        if (!path || !existsSync(path)) continue;
+        markCopied(path, 'marked by hand (--mark-copied)', 'redis');
+        io.out(`marked ${path} as copied`);
+      }
+      return 0;
+    }
     const { store: state, problem } = openSharedState(config.shared, v.config, 'the classifier model and run-time lists of a fleet');
     let failed = false;
     try {
