@@ -225,8 +225,8 @@ async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains)
   return found.size ? { name: 'LOOKALIKE_LOCAL_LINK', detail: [...found].join('; ') } : undefined;
 }
 
-/** Addresses of one header (From:, Reply-To:, Sender:) judged for cousin domains. */
-const MAX_COUSIN_ADDRESSES = 20;
+/** Distinct domains of one header (From:, Reply-To:, Sender:) judged for cousin domains. */
+const MAX_COUSIN_DOMAINS = 20;
 
 /** Cousin domains of ours in the addresses a reader sees or replies to. */
 function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit[] {
@@ -239,15 +239,17 @@ function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnve
   if (checkEnvelope && ctx.mailFrom) written.push(['MAIL FROM', ctx.mailFrom]);
   const looks = new Set<string>();
   const slips = new Set<string>();
-  // The first addresses of each header are what a reader sees; a forged header of 60,000 would
-  // cost seconds of domain searches, and one more address never changes the verdict.
-  const perSource = new Map<string, number>();
+  // The first domains of each header are what a reader sees; a forged header of 60,000 would
+  // cost seconds of domain searches. Counted by distinct domain: repeating our own address
+  // twenty times must not push a cousin out of sight.
+  const perSource = new Map<string, Set<string>>();
   for (const [source, address] of written) {
-    const seen = (perSource.get(source) ?? 0) + 1;
-    perSource.set(source, seen);
-    if (seen > MAX_COUSIN_ADDRESSES) continue;
     if (looks.size + slips.size >= 3) break;
     const domain = writtenDomain(address);
+    const judged = perSource.get(source) ?? new Set<string>();
+    perSource.set(source, judged);
+    if (judged.has(domain) || judged.size >= MAX_COUSIN_DOMAINS) continue;
+    judged.add(domain);
     const cousin = address.includes('@') ? lookalikes.cousin(domain) : undefined;
     if (!cousin) continue;
     const what = `${source} ${address}: ${domain}`;
