@@ -55,7 +55,10 @@ describe('outbound: ARF feedback reports (RFC 5965)', () => {
   });
 
   it('reads invalid recipients (5.1.x, failed) from a delivery-status report and nothing else', async () => {
-    assert.deepEqual(await invalidRecipientsOfDsn(fixture('malformed', 'delivery-status.eml')), ['nobody@other.example']);
+    assert.deepEqual(await invalidRecipientsOfDsn(fixture('malformed', 'delivery-status.eml')), [['nobody@other.example']]);
+    // A recipient the remote rewrote is given as both addresses: either may be the one we sent to.
+    const rewritten = fixture('malformed', 'delivery-status.eml').toString().replace('Final-Recipient: rfc822; nobody@other.example', 'Final-Recipient: rfc822; n.body@mailhost.other.example\r\nOriginal-Recipient: rfc822; Nobody@other.example');
+    assert.deepEqual(await invalidRecipientsOfDsn(Buffer.from(rewritten)), [['n.body@mailhost.other.example', 'nobody@other.example']]);
     const full = fixture('malformed', 'delivery-status.eml').toString().replace('Status: 5.1.1', 'Status: 5.2.2');
     assert.deepEqual(await invalidRecipientsOfDsn(Buffer.from(full)), []);
   });

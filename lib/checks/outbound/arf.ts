@@ -107,7 +107,12 @@ export function looksLikeArf(contentType: string | undefined): boolean {
  * mailbox, bad domain) from a message/delivery-status part: hard bounces to
  * invalid recipients. Other failures (full mailbox, policy) are not counted.
  */
-export async function invalidRecipientsOfDsn(raw: Buffer): Promise<string[]> {
+/**
+ * The recipients a delivery-status report says failed for good (5.1.x: no
+ * such mailbox or domain), each as the addresses the report gives for it:
+ * Final-Recipient, then Original-Recipient when the remote rewrote it.
+ */
+export async function invalidRecipientsOfDsn(raw: Buffer): Promise<string[][]> {
   let parsed;
   try {
     parsed = await PostalMime.parse(raw, { forceRfc822Attachments: true, maxNestingDepth: 20 });
@@ -116,13 +121,14 @@ export async function invalidRecipientsOfDsn(raw: Buffer): Promise<string[]> {
   }
   const part = (parsed.attachments ?? []).find((p) => /^message\/(global-)?delivery-status$/i.test(p.mimeType ?? ''));
   if (!part) return [];
-  const out: string[] = [];
+  const out: string[][] = [];
   // Per-recipient field groups are separated by blank lines; the first group is per-message.
   for (const group of text(part.content).split(/\r?\n\s*\r?\n/).slice(1)) {
     const fields: Record<string, string> = {};
     for (const h of parseHeaderBlock(Buffer.from(`${group.trim()}\r\n\r\n`, 'utf8')).headers) fields[h.key] ??= h.value;
-    const recipient = (fields['final-recipient'] ?? fields['original-recipient'] ?? '').replace(/^[^;]*;/, '').trim();
-    if (recipient && /^failed$/i.test(fields.action ?? '') && /^5\.1\.\d+/.test((fields.status ?? '').trim())) out.push(addressOf(recipient));
+    if (!/^failed$/i.test(fields.action ?? '') || !/^5\.1\.\d+/.test((fields.status ?? '').trim())) continue;
+    const names = [fields['final-recipient'], fields['original-recipient']].map((v) => (v ? addressOf(v.replace(/^[^;]*;/, '').trim()) : '')).filter(Boolean);
+    if (names.length) out.push([...new Set(names)]);
   }
   return out;
 }

@@ -222,7 +222,9 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       // Anyone who got the message knows its Message-ID and can send a "bounce" of it: only its
       // real recipients count (once each), or one when they were not recorded.
       const recorded = await ledger.recipientsOf(mid);
-      const real = recorded ? invalid.filter((r) => recorded.includes(recipientKey(r))) : invalid.slice(0, 1);
+      const real = recorded
+        ? invalid.map((names) => names.find((r) => recorded.includes(recipientKey(r)))).filter((r): r is string => !!r)
+        : invalid.slice(0, 1).map((names) => names[0]!);
       const ignored = invalid.length - real.length;
       const note = ignored ? ` (${ignored} other${ignored === 1 ? '' : 's'} not ${recorded ? 'recipients of that message' : 'counted: its recipients were not recorded'})` : '';
       const counted = await ledger.countInvalid(sender, mid, real);
