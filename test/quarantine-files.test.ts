@@ -8,26 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { main } from '../lib/cli/main';
-import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMessage, SqliteQuarantineIndex, type QuarantineEntry } from '../lib/quarantine';
+import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMessage, SqliteQuarantineIndex } from '../lib/quarantine';
+import { entry, RAW } from './support/quarantine';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const RAW = Buffer.from('From: Bob <bob@partner.test>\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello Alice\r\n');
 
-function entry(ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry {
-  return {
-    ref,
-    time: new Date().toISOString(),
-    mailFrom: 'bob@partner.test',
-    rcptTo: ['alice@example.com'],
-    subject: `subject ${ref}`,
-    remoteIp: '192.0.2.1',
-    score: 9,
-    reason: 'score 9 reached the quarantine threshold 8',
-    symbols: [],
-    ...fields,
-  };
-}
 
 describe('quarantine leftovers', () => {
   let dir: string;

@@ -9,27 +9,13 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import type { CliIO } from '../lib/cli/types';
-import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError, type QuarantineEntry, type QuarantineRecord } from '../lib/quarantine';
+import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError, type QuarantineRecord } from '../lib/quarantine';
 import { heldRefOfReply, smtpReplyText } from '../lib/score/verdict';
 import { startSmtpSink, type SinkOptions, type SmtpSink } from './support/smtp-sink';
+import { entry, RAW } from './support/quarantine';
 
 const DAY = 86_400_000;
-const RAW = Buffer.from('From: Bob <bob@partner.test>\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello Alice\r\n');
 
-function entry(ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry {
-  return {
-    ref,
-    time: new Date().toISOString(),
-    mailFrom: 'bob@partner.test',
-    rcptTo: ['alice@example.com'],
-    subject: `subject ${ref}`,
-    remoteIp: '192.0.2.1',
-    score: 9,
-    reason: 'score 9 reached the quarantine threshold 8',
-    symbols: [],
-    ...fields,
-  };
-}
 
 /** The stand-in MTA listens in 28000-28999 (the range these tests may use on a shared machine). */
 async function sink(options: SinkOptions = {}): Promise<SmtpSink> {

@@ -12,25 +12,13 @@ import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMes
 import { createContext, headerValues } from '../lib/message';
 import { releaseHeaderLine, releaseKey, signRelease, verifyRelease } from '../lib/quarantine/release-token';
 import { freePort } from './support/haraka';
+import { entry as heldEntry, RAW } from './support/quarantine';
 
 const DAY = 86_400_000;
 
-function entry(ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry {
-  return {
-    ref,
-    time: new Date().toISOString(),
-    mailFrom: 'bob@partner.test',
-    rcptTo: ['alice@example.com'],
-    subject: `subject ${ref}`,
-    remoteIp: '192.0.2.1',
-    score: 9,
-    reason: 'score 9 reached the quarantine threshold 8',
-    symbols: [{ name: 'BAYES_SPAM', score: 9, group: 'content', detail: 'p=0.99' }],
-    ...fields,
-  };
-}
+const entry = (ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry =>
+  heldEntry(ref, { symbols: [{ name: 'BAYES_SPAM', score: 9, group: 'content', detail: 'p=0.99' }], ...fields });
 
-const RAW = Buffer.from('From: Bob <bob@partner.test>\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nHello Alice\r\n');
 
 function capture(): CliIO & { outText(): string; errText(): string } {
   const out: string[] = [];

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { processAlive } from '../util/process';
 
 /**
  * One operation at a time per held message, across processes and, on a
@@ -44,15 +45,6 @@ export function describeClaim(info: ClaimInfo): string {
   return `${info.action} by pid ${info.pid} on ${info.host} since ${info.time}`;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** What a lock file says, or null (gone). A lock cut short (crash before its write) reads as pid 0 at its mtime. */
 export async function readClaim(path: string): Promise<ClaimInfo | null> {
@@ -77,7 +69,7 @@ export async function readClaim(path: string): Promise<ClaimInfo | null> {
 export function staleReason(info: ClaimInfo, now = Date.now()): string | null {
   const age = now - Date.parse(info.time);
   if (!(age < STALE_LOCK_MS)) return `older than ${STALE_LOCK_MS / 60_000} minutes`;
-  if (info.host === hostname() && info.pid !== process.pid && (info.pid <= 0 || !alive(info.pid))) return `its process ${info.pid} is gone`;
+  if (info.host === hostname() && info.pid !== process.pid && (info.pid <= 0 || !processAlive(info.pid))) return `its process ${info.pid} is gone`;
   return null;
 }
 

@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
 import type { TrackingRow } from './types';
+import { processAlive } from '../util/process';
 
 export interface ReplayResult {
   /** Rows read back from the spool. */
@@ -231,7 +232,7 @@ function listSpoolFiles(basePath: string): SpoolFile[] {
  * another process, and the file would otherwise never be replayed.
  */
 function ownedByLiveProcess(pid: number, path: string): boolean {
-  if (!isAlive(pid)) return false;
+  if (!processAlive(pid)) return false;
   const started = processStartMs(pid);
   if (started === null) return true;
   try {
@@ -258,14 +259,6 @@ function processStartMs(pid: number): number | null {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** A spool line as a row; null for a line that is none (torn by a crash mid-write). */
 export function parseRow(line: string): TrackingRow | null {
