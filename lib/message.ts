@@ -150,23 +150,29 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
 
 /**
  * The message with every field named in `names` (any case) taken out of its
- * header block, continuation lines included; the body and every other byte
- * are left as they were.
+ * header block, continuation lines included, except the first `keepFirst`
+ * fields of each name; the body and every other byte are left as they were.
  */
-export function withoutHeaders(raw: Buffer, names: string[]): Buffer {
+export function withoutHeaders(raw: Buffer, names: string[], keepFirst = 0): Buffer {
   const end = headerBlockEnd(raw);
   if (end < 0 || !names.length) return raw;
-  const drop = new Set(names.map((n) => n.toLowerCase()));
+  const seen = new Map(names.map((n) => [n.toLowerCase(), 0]));
+  // The last field's own line ending belongs to it (the blank line follows): dropping that field
+  // must not leave its ending behind as a second blank line, which would move the body down.
+  const blockEnd = end + (raw[end] === 0x0d ? 2 : 1);
   // latin1 maps bytes to characters one to one, so the kept lines come back byte for byte.
-  const lines = raw.subarray(0, end).toString('latin1').split(/(?<=\n)/);
+  const lines = raw.subarray(0, blockEnd).toString('latin1').split(/(?<=\n)/);
   let dropping = false;
   const kept = lines.filter((line) => {
     if (/^[ \t]/.test(line)) return !dropping;
     const colon = line.indexOf(':');
-    dropping = colon > 0 && drop.has(line.slice(0, colon).replace(/[ \t]+$/, '').toLowerCase());
+    const name = colon > 0 ? line.slice(0, colon).replace(/[ \t]+$/, '').toLowerCase() : '';
+    const count = seen.get(name);
+    if (count !== undefined) seen.set(name, count + 1);
+    dropping = count !== undefined && count >= keepFirst;
     return !dropping;
   });
-  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(end)]);
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(blockEnd)]);
 }
 
 /** All values of a header, in message order. */

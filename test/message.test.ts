@@ -36,6 +36,13 @@ describe('message helpers', () => {
     assert.equal(hostile.headers[1]!.value, 'x@y.test');
   });
 
+  it('withoutHeaders keeps the first N fields of a name when asked, folded lines and all, and never moves the body (the last field too)', () => {
+    const raw = Buffer.from('A: 1\r\nX: one\r\n two\r\nB: 2\r\nx: three\r\nX: four\r\n\r\nbody X: five\r\n');
+    assert.equal(withoutHeaders(raw, ['x'], 1).toString(), 'A: 1\r\nX: one\r\n two\r\nB: 2\r\n\r\nbody X: five\r\n');
+    assert.equal(withoutHeaders(raw, ['X']).toString(), 'A: 1\r\nB: 2\r\n\r\nbody X: five\r\n');
+    assert.equal(withoutHeaders(Buffer.from('A: 1\nX: 2\n\nbody\n'), ['x']).toString(), 'A: 1\n\nbody\n');
+  });
+
   it('fromMailboxes: every mailbox of every From: header, groups flattened, names decoded', () => {
     const raw = 'From: x@attacker.test, "CEO" <CEO@Example.com>\r\nFrom: Board: =?utf-8?q?J=C3=BCrgen?= <j@example.com>;\r\nTo: a@b.test\r\n\r\nbody\r\n';
     assert.deepEqual(fromMailboxes(createContext({ ip: '192.0.2.1', raw })), [
