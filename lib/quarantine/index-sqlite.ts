@@ -116,24 +116,29 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
     await this.upsertMany([record]);
   }
 
-  async upsertMany(records: QuarantineRecord[]): Promise<void> {
-    // Batches keep each write lock short: the MTA's own index writes wait at most 250 ms.
-    for (let i = 0; i < records.length; i += BATCH) {
-      const batch = records.slice(i, i + BATCH);
-      // Built inside run(): after a reset, on the new handle.
-      this.run(() =>
-        this.db.transaction((rs: QuarantineRecord[]) => {
-          const put = this.db.prepare('INSERT INTO quarantine (ref, time, status, record) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET time = excluded.time, status = excluded.status, record = excluded.record');
-          const clear = this.db.prepare('DELETE FROM quarantine_rcpt WHERE ref = ?');
-          const add = this.db.prepare('INSERT OR IGNORE INTO quarantine_rcpt (ref, rcpt) VALUES (?, ?)');
-          for (const r of rs) {
-            put.run(r.ref, r.time, r.status, JSON.stringify(r));
-            clear.run(r.ref);
-            for (const rcpt of r.rcptTo) add.run(r.ref, rcpt.toLowerCase());
-          }
-        })(batch),
-      );
+  /**
+   * Writes `items` in transactions of BATCH: short write locks, so the MTA's
+   * own index writes wait at most 250 ms. The transaction is built inside
+   * run(): after a reset, on the new handle.
+   */
+  private inBatches<T>(items: T[], write: (db: Database.Database, batch: T[]) => void): void {
+    for (let i = 0; i < items.length; i += BATCH) {
+      const batch = items.slice(i, i + BATCH);
+      this.run(() => this.db.transaction(() => write(this.db, batch))());
     }
+  }
+
+  async upsertMany(records: QuarantineRecord[]): Promise<void> {
+    this.inBatches(records, (db, rs) => {
+      const put = db.prepare('INSERT INTO quarantine (ref, time, status, record) VALUES (?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET time = excluded.time, status = excluded.status, record = excluded.record');
+      const clear = db.prepare('DELETE FROM quarantine_rcpt WHERE ref = ?');
+      const add = db.prepare('INSERT OR IGNORE INTO quarantine_rcpt (ref, rcpt) VALUES (?, ?)');
+      for (const r of rs) {
+        put.run(r.ref, r.time, r.status, JSON.stringify(r));
+        clear.run(r.ref);
+        for (const rcpt of r.rcptTo) add.run(r.ref, rcpt.toLowerCase());
+      }
+    });
   }
 
   async get(ref: string): Promise<QuarantineRecord | null> {
@@ -167,15 +172,10 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
   }
 
   async deleteMany(refs: string[]): Promise<void> {
-    for (let i = 0; i < refs.length; i += BATCH) {
-      const batch = refs.slice(i, i + BATCH);
-      this.run(() =>
-        this.db.transaction((rs: string[]) => {
-          const del = this.db.prepare('DELETE FROM quarantine WHERE ref = ?');
-          for (const ref of rs) del.run(ref);
-        })(batch),
-      );
-    }
+    this.inBatches(refs, (db, rs) => {
+      const del = db.prepare('DELETE FROM quarantine WHERE ref = ?');
+      for (const ref of rs) del.run(ref);
+    });
   }
 
   async refs(): Promise<Set<string>> {

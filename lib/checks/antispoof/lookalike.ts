@@ -156,12 +156,11 @@ export class LookalikeDomains {
   }
 
   private findCousin(written: string): Cousin | undefined {
-    const looks = this.imitated(written);
+    const ascii = this.foreign(written);
+    if (!ascii) return undefined;
+    const looks = this.readsAs(ascii, written);
     if (looks) return { local: looks, kind: 'looks' };
-    if (!this.byLabel.size) return undefined;
-    const ascii = asciiDomain(written);
-    if (!ascii.includes('.') || MAILBOX_PROVIDERS.has(getDomain(ascii) ?? '')) return undefined;
-    if (domainAndParents(ascii).some((d) => this.known.has(d))) return undefined;
+    if (!this.byLabel.size || MAILBOX_PROVIDERS.has(getDomain(ascii) ?? '')) return undefined;
     const name = nameAndSuffix(ascii);
     if (!name || name.label.length > MAX_TYPO_LABEL + 1) return undefined;
     // Our name under a suffix that reads as ours: a slip of a generic one (example.co, example.cm
@@ -178,10 +177,20 @@ export class LookalikeDomains {
 
   /** The local domain `written` imitates, or undefined (it is local, ignored, or looks like none). */
   imitated(written: string): string | undefined {
+    const ascii = this.foreign(written.slice(0, MAX_DOMAIN));
+    return ascii && this.readsAs(ascii, written);
+  }
+
+  /** `written` in ASCII when it is a domain that is neither ours nor ignored: the only ones that can be cousins. */
+  private foreign(written: string): string | undefined {
     if (!this.bySkeleton.size) return undefined;
-    const ascii = asciiDomain(written.slice(0, MAX_DOMAIN));
-    if (!ascii || !ascii.includes('.')) return undefined;
-    if (domainAndParents(ascii).some((d) => this.known.has(d))) return undefined;
+    const ascii = asciiDomain(written);
+    if (!ascii.includes('.') || domainAndParents(ascii).some((d) => this.known.has(d))) return undefined;
+    return ascii;
+  }
+
+  /** The local domain a foreign domain reads as on screen, or undefined. */
+  private readsAs(ascii: string, written: string): string | undefined {
     // As a client shows punycode (xn--xample-2of.com), and as written when its case is mixed
     // (exampIe.com: an upper-case I among lower case reads as l; AI.COM is read as ai.com).
     const forms = new Set([domainSkeleton(domainToUnicode(ascii) || ascii)]);

@@ -89,10 +89,16 @@ export class OutboundLedger {
     return Math.ceil((this.sliceMs * (SLICES + 1)) / 1000);
   }
 
-  async add(sender: string, counts: Partial<Counts>): Promise<void> {
+  /** The counter fields of the current slice that `counts` adds to (kind.slice -> n). */
+  private sliceFields(counts: Partial<Counts>): Record<string, number> {
     const slice = this.slice();
     const fields: Record<string, number> = {};
     for (const [kind, n] of Object.entries(counts)) if (n) fields[`${kind}.${slice}`] = n;
+    return fields;
+  }
+
+  async add(sender: string, counts: Partial<Counts>): Promise<void> {
+    const fields = this.sliceFields(counts);
     if (Object.keys(fields).length) await this.store.hashIncrBy(STATS + sender, fields, this.ttl());
   }
 
@@ -103,9 +109,7 @@ export class OutboundLedger {
    * error, and a report counted there is lost with the process.
    */
   async addShared(sender: string, counts: Partial<Counts>): Promise<void> {
-    const slice = this.slice();
-    const fields: Record<string, number> = {};
-    for (const [kind, n] of Object.entries(counts)) if (n) fields[`${kind}.${slice}`] = n;
+    const fields = this.sliceFields(counts);
     if (!Object.keys(fields).length) return;
     try {
       await this.store.hashIncrByShared(STATS + sender, fields, this.ttl());
