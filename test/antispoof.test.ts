@@ -49,6 +49,19 @@ describe('antispoof module with auth results, against a real DNS server', functi
     return mw;
   }
 
+  /** The rules module too, with one allow entry (a user who approved that sender). */
+  function allowing(sender: string): Mailward {
+    const dir = configDir({
+      'mailward.ini': sharedIni(world.dns),
+      'mailward.antispoof.ini': ANTISPOOF_INI,
+      'mailward.rules.ini': `[lists]\nstore = state\n[allow]\nsenders = ${sender}\n`,
+    });
+    dirs.push(dir);
+    const mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof', 'rules'] });
+    instances.push(mw);
+    return mw;
+  }
+
   let mw: Mailward;
   before(async () => {
     world = await startAuthWorld();
@@ -207,14 +220,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
   });
 
   it('an allow entry (a user fooled into approving the cousin) cannot override LOOKALIKE_LOCAL_DOMAIN', async () => {
-    const dir = configDir({
-      'mailward.ini': sharedIni(world.dns),
-      'mailward.antispoof.ini': ANTISPOOF_INI,
-      'mailward.rules.ini': '[lists]\nstore = state\n[allow]\nsenders = ceo@examp1e.com\n',
-    });
-    dirs.push(dir);
-    const withRules = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof', 'rules'] });
-    instances.push(withRules);
+    const withRules = allowing('ceo@examp1e.com');
     const raw = await sign(message({ from: 'CEO <ceo@examp1e.com>' }), 'examp1e.com', 'sel', world.keys.attacker);
     const result = await scan(withRules, raw, IP.attacker, 'ceo@examp1e.com');
     assert.ok(symbol(result, 'ALLOWLIST'), names(result).join());
@@ -263,14 +269,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.match(symbol(suffix, 'TYPO_LOCAL_DOMAIN')!.detail, /example\.co is the name of local domain example\.com under a suffix that reads as its own/);
 
     // Unlike a domain that reads as ours, a typo may be a real partner's: allow entries hold.
-    const dir = configDir({
-      'mailward.ini': sharedIni(world.dns),
-      'mailward.antispoof.ini': ANTISPOOF_INI,
-      'mailward.rules.ini': '[lists]\nstore = state\n[allow]\nsenders = ceo@exmaple.com\n',
-    });
-    dirs.push(dir);
-    const withRules = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof', 'rules'] });
-    instances.push(withRules);
+    const withRules = allowing('ceo@exmaple.com');
     const allowed = await scan(withRules, raw, IP.attacker, 'ceo@exmaple.com');
     assert.ok(symbol(allowed, 'ALLOWLIST'), names(allowed).join());
     assert.equal(allowed.verdict.action, 'accept');

@@ -39,6 +39,15 @@ function fakePlugin(files: Record<string, string>): object {
   };
 }
 
+/** The outbound module's checks on one message, through a Runtime (no verdict). */
+async function runOutbound(runtime: Runtime, init: Parameters<typeof createContext>[0], notes: Record<string, unknown> = {}) {
+  const ctx = createContext(init);
+  Object.assign(ctx.notes, notes);
+  const ledger = runtime.newLedger();
+  for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, ledger);
+  return { ctx, ledger };
+}
+
 const hmail = (notes: Record<string, unknown>, domain = 'remote.example') => ({ todo: { notes, domain, uuid: 'U1', rcpt_to: [] as unknown[] }, logerror() {} });
 
 describe('outbound plugin: delivery routing (get_mx) and Haraka bounces', function () {
@@ -127,9 +136,7 @@ describe('outbound plugin: delivery routing (get_mx) and Haraka bounces', functi
     assert.equal((await ledger.counts('yan')).invalid, 1);
     const dsn = readFileSync(repoPath('test', 'fixtures', 'outbound', 'malformed', 'delivery-status.eml'), 'utf8')
       .replace('--b5--', '--b5\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: a@example.com\r\nMessage-ID: <rel.9@example.com>\r\n\r\n--b5--');
-    const ctx = createContext({ ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn });
-    const book = runtime.newLedger();
-    for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, book);
+    const { ledger: book } = await runOutbound(runtime, { ip: '203.0.113.9', mailFrom: '', rcptTo: ['a@example.com'], raw: dsn });
     assert.equal(book.has('OUTBOUND_INVALID_RCPT'), false);
     assert.equal((await ledger.counts('yan')).invalid, 1);
   });
@@ -138,10 +145,7 @@ describe('outbound plugin: delivery routing (get_mx) and Haraka bounces', functi
 describe('outbound module: relayed mail, bounces of it and feedback reports (Runtime, memory state)', () => {
   let runtime: Runtime;
   const scan = async (init: Parameters<typeof createContext>[0], notes: Record<string, unknown> = {}) => {
-    const ctx = createContext(init);
-    Object.assign(ctx.notes, notes);
-    const ledger = runtime.newLedger();
-    for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, ledger);
+    const { ctx, ledger } = await runOutbound(runtime, init, notes);
     const verdict = runtime.decide(ctx, ledger);
     await runtime.afterVerdict(ctx, verdict);
     return { ctx, ledger, verdict };
@@ -217,13 +221,7 @@ describe('outbound module: a Redis that refuses a command (Runtime, Redis state)
   this.timeout(20_000);
   const prefix = uniqueRedisPrefix('ob-refused');
   let runtime: Runtime;
-  const scan = async (init: Parameters<typeof createContext>[0], notes: Record<string, unknown> = {}) => {
-    const ctx = createContext(init);
-    Object.assign(ctx.notes, notes);
-    const ledger = runtime.newLedger();
-    for (const phase of ['mail', 'rcpt', 'data'] as const) await runtime.runPhase(['outbound'], phase, ctx, ledger);
-    return { ctx, ledger };
-  };
+  const scan = (init: Parameters<typeof createContext>[0]) => runOutbound(runtime, init);
 
   before(() => {
     runtime = Runtime.load({
