@@ -308,6 +308,19 @@ for (const backend of backends) {
       assert.equal(await ledger.evaluate('dave'), null);
     });
 
+    it('a complaint counted on another node while reinstate runs is kept (only what was forgiven is taken off)', async () => {
+      await ledger.add('dave', { sent: 1000, complaint: 10 });
+      assert.ok(await ledger.evaluate('dave'));
+      const held = holdAt(store, 'hashGetAll', 'after');
+      const reinstating = new OutboundLedger(held.store, settings, clock, 'cli').reinstate('dave');
+      await held.reached;
+      // Same slice, same field as the ten forgiven ones.
+      await ledger.add('dave', { complaint: 1 });
+      held.release();
+      assert.ok(await reinstating);
+      assert.equal((await ledger.counts('dave')).complaint, 1);
+    });
+
     it('a timed suspension (suspend_hours) ends by itself', async () => {
       const timed = new OutboundLedger(store, outboundSettings('[policy]\nsuspend_hours = 2\n'), clock);
       await timed.add('erin', { sent: 10, complaint: 5 });

@@ -194,9 +194,15 @@ export class OutboundLedger {
     // sees the suspension (and leaves it), one after sees the cleared counts. The
     // other order let an evaluation see no suspension but the old complaints, and
     // suspend the sender again right after "reinstated".
+    // What was read is subtracted, not deleted: a complaint another node counts in
+    // between lands on the same field, and deleting the field would lose it.
     const all = await this.store.hashGetAll(STATS + sender);
-    const forgiven = Object.keys(all).filter((f) => /^(complaint|invalid|trap)\./.test(f));
-    if (forgiven.length) await this.store.hashDel(STATS + sender, forgiven);
+    const forgiven: Record<string, number> = {};
+    for (const [field, value] of Object.entries(all)) {
+      const n = Number(value) || 0;
+      if (n && /^(complaint|invalid|trap)\./.test(field)) forgiven[field] = -n;
+    }
+    if (Object.keys(forgiven).length) await this.store.hashIncrBy(STATS + sender, forgiven, this.ttl());
     const lifted = await this.suspension(sender);
     await this.store.del(SUSPENDED + sender);
     return lifted;
