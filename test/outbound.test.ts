@@ -167,7 +167,7 @@ for (const backend of backends) {
     });
 
     it('nothing is counted twice: the same report again, or the same original from the same reporter', async () => {
-      await ledger.recordMessage('<dup@example.com>', 'alice');
+      await ledger.recordMessage('<dup@example.com>', 'alice', ['someone@reports.example.org', 'other@reports.example.org']);
       const report = arfReport({ mid: '<dup@example.com>' });
       assert.equal((await countReport(await parseArf(report), settings, ledger, clock)).status, 'counted');
       assert.equal((await countReport(await parseArf(report), settings, ledger, clock)).status, 'duplicate');
@@ -256,6 +256,17 @@ for (const backend of backends) {
       assert.equal(out.via, 'signature (key ka)');
       const forged = await countReport(await parseArf(arfReport({ mid: '<forged@shop.example>', from: 'News <news@shop.example>', date, extraOriginal: [`X-Mailward-Sig: ${sig}`] })), settings, ledger, clock);
       assert.equal(forged.status, 'unattributed');
+    });
+
+    it('attributed by signature, the recipients are not known: a report counts once, whatever Original-Rcpt-To it names', async () => {
+      const key = settings.signing!.keys[0]!;
+      const date = 'Tue, 11 Mar 2025 09:57:58 +0000';
+      const sig = sign(key, { messageId: '<once@shop.example>', date, from: 'News <news@shop.example>' }, now - HOUR);
+      const report = (rcpt: string) => arfReport({ mid: '<once@shop.example>', from: 'News <news@shop.example>', date, rcpt, extraOriginal: [`X-Mailward-Sig: ${sig}`] });
+      assert.equal((await countReport(await parseArf(report('a@remote.example')), settings, ledger, clock)).status, 'counted');
+      const madeUp = await countReport(await parseArf(report('b@remote.example')), settings, ledger, clock);
+      assert.equal(madeUp.status, 'duplicate', madeUp.detail);
+      assert.equal((await ledger.counts('news@shop.example')).complaint, 1);
     });
 
     it('not-spam reports are ignored, trap reporters count trap hits, untrusted reporters nothing', async () => {

@@ -97,11 +97,14 @@ export async function countReport(
   if (recipients && report.originalRcptTo && !recipients.includes(recipientKey(report.originalRcptTo))) {
     return { status: 'untrusted', sender, via, detail: `${about}: Original-Rcpt-To ${report.originalRcptTo} was not a recipient of that message` };
   }
-  const key = report.originalRcptTo ? `${original}|${report.reporterDomain}|${report.originalRcptTo.toLowerCase()}` : `${original}|${report.reporterDomain}`;
+  // An Original-Rcpt-To makes a report new only when it could be checked above. Attributed
+  // by signature (no recipients recorded), a made-up one per report would count each time.
+  const perRecipient = recipients !== null && report.originalRcptTo !== '';
+  const key = perRecipient ? `${original}|${report.reporterDomain}|${report.originalRcptTo.toLowerCase()}` : `${original}|${report.reporterDomain}`;
   const seen = await ledger.timesSeen(key);
   // Without Original-Rcpt-To (providers redact it) a report counts at most once per recipient
   // of the message (once, when the recipients are not known).
-  const allowed = report.originalRcptTo ? 1 : Math.max(1, recipients?.length ?? 1);
+  const allowed = perRecipient ? 1 : Math.max(1, recipients?.length ?? 1);
   if (seen > allowed) {
     return { status: 'duplicate', sender, via, detail: `${about}: already counted${allowed > 1 ? ` ${allowed} times (once per recipient)` : ''}` };
   }
