@@ -26,6 +26,12 @@ rule blocked-sender
   sender *@blocked.test
   action block
 
+# A role mailbox that must see every abuse report unfiltered. Above the rules
+# that wait for DATA, so that RCPT could decide it.
+rule abuse-unfiltered
+  recipient abuse@widget.test
+  action skip content, builtin
+
 # A mark the tests put in the Subject to make a message look like spam.
 rule spammy
   header Subject contains [spammy]
@@ -177,6 +183,16 @@ describe('rules end to end through a real Haraka', function () {
     assert.equal(unsigned.code, 550);
     const inbound = await send(message({ from: 'x@shop.test', to: 'staff@widget.test', body: body('Cogito Ergo Sum') }), IP.nobody, 'x@shop.test');
     assert.equal(inbound.code, 550, 'the phrase does not help inbound mail');
+  });
+
+  it('a skip rule for one recipient does not switch the checks off for a second recipient of the same message', async () => {
+    const gtube = message({ from: 'x@shop.test', to: 'abuse@widget.test', body: `Spam sample:\r\n${GTUBE}\r\n` });
+    const alone = await send(gtube, IP.nobody, 'x@shop.test', 'abuse@widget.test');
+    assert.equal(alone.code, 250, alone.response);
+    assert.match(status(alone.delivered), /RULE_SKIP/);
+    const both = await sendMail({ port: haraka.port, from: 'x@shop.test', to: ['staff@widget.test', 'abuse@widget.test'], raw: gtube, localAddress: IP.nobody, helo: 'mail.sender.test' });
+    assert.equal(both.code, 550, both.response);
+    assert.match(both.response, /GTUBE/);
   });
 
   it('an envelope rule refuses at MAIL FROM', async () => {

@@ -156,6 +156,11 @@ describe('rules: allow rules a sender can satisfy alone', () => {
     assert.deepEqual(s.warnings, ['mailward.rules [rule cc]: line 1: allows on conditions any sender can meet (header): add an ip, ptr or "auth aligned" condition']);
   });
 
+  it('so are skip rules: switching checks off for a forgeable sender is as good as allowing it; not one naming recipients', () => {
+    const s = settings('rule partner\n  from *@partner.example\n  action skip content\n\nrule partner-ip\n  from *@partner.example\n  ip 192.0.2.1\n  action skip content\n\nrule abuse\n  recipient abuse@example.com\n  action skip content\n');
+    assert.deepEqual(s.warnings, ['mailward.rules [rule partner]: line 1: skips content on conditions any sender can meet (from): add an ip, ptr or "auth aligned" condition']);
+  });
+
   it('auth spf, auth dkim, direction inbound and negated conditions do not count: a forger meets them with a domain or address of its own', () => {
     const forgeable = ['auth spf', 'auth dkim', 'direction inbound', 'not ip 192.0.2.0/24', 'auth aligned, spf'];
     for (const condition of forgeable) {

@@ -42,8 +42,8 @@ function conditionWords(rule: Rule): string {
 /**
  * MAIL and RCPT: rules that can be decided from the envelope alone, in file
  * order. A block decided here refuses at once (the whole transaction, or just
- * this recipient when the rule names recipients); skips are recorded so the
- * skipped checks never run. The walk stops at the first deciding rule that
+ * this recipient when the rule names recipients); skips of rules that name no
+ * recipient are recorded so the skipped checks never run. The walk stops at the first deciding rule that
  * matches, or that cannot be decided yet: a later rule must not pre-empt it.
  */
 export async function evaluateEnvelope(rules: Rule[], ctx: MessageContext, ledger: Ledger, dns: DnsResolver, phase: 'mail' | 'rcpt', recipient?: string): Promise<Hit[]> {
@@ -56,7 +56,10 @@ export async function evaluateEnvelope(rules: Rule[], ctx: MessageContext, ledge
       continue;
     }
     if (!(await ruleMatches(rule, view))) continue;
-    if (rule.skip.length) for (const name of rule.skip) skipSet(ctx).add(name);
+    // The skip set is the whole transaction's: a rule that matched one recipient
+    // must not switch checks off for the others. Those skips wait for DATA, where
+    // every recipient must match.
+    if (rule.skip.length && rule.level !== 'rcpt') for (const name of rule.skip) skipSet(ctx).add(name);
     if (!rule.decision) continue;
     if (rule.decision === 'reject') {
       const reason = rule.reason || conditionWords(rule);

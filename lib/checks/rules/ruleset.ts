@@ -259,7 +259,7 @@ function unforgeable(condition: string): boolean {
 }
 
 /**
- * Warnings for allow rules that any sender can satisfy: every condition reads
+ * Warnings for allow and skip rules that any sender can satisfy: every condition reads
  * something the message or the client writes itself (From:, a Received:
  * header, the body, HELO). A spammer who adds "Received: ... ccsend.constantcontact.com"
  * is then allowed, GTUBE and all.
@@ -267,11 +267,15 @@ function unforgeable(condition: string): boolean {
 export function ruleWarnings(rules: Rule[], source: string): string[] {
   const out: string[] = [];
   for (const rule of rules) {
-    if (rule.decision !== 'accept') continue;
+    // A skip switches checks off for whoever meets the conditions: as forgeable as an allow.
+    // Not one that names recipients: "mail to abuse@ unfiltered" is meant for any sender.
+    const skips = rule.skip.length > 0 && !rule.conditions.some((c) => c.text.trim().toLowerCase().startsWith('recipient'));
+    if (rule.decision !== 'accept' && !skips) continue;
     if (rule.conditions.some((c) => unforgeable(c.text))) continue;
     const keywords = rule.conditions.map((c) => c.text.trim().split(/\s+/).slice(0, c.text.trim().toLowerCase().startsWith('not ') ? 2 : 1).join(' ').toLowerCase());
+    const what = rule.decision === 'accept' ? 'allows' : `skips ${rule.skip.join(', ')}`;
     out.push(
-      `${source} [rule ${rule.name}]: line ${rule.line}: allows on conditions any sender can meet (${[...new Set(keywords)].join(', ')}): add an ip, ptr or "auth aligned" condition`,
+      `${source} [rule ${rule.name}]: line ${rule.line}: ${what} on conditions any sender can meet (${[...new Set(keywords)].join(', ')}): add an ip, ptr or "auth aligned" condition`,
     );
   }
   return out;
