@@ -373,6 +373,53 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  describe('a spoofer whose own DNS answers slowly, to run past the authentication deadline', () => {
+    const includes = 'abcdefghi'.split('').map((l) => `${l}.slow.attacker.test`);
+    /** Auth deadline 1,200 ms; every slow answer below is within a look-up's own time-out. */
+    function deadlined(lookupMs = 500): Mailward {
+      const dir = configDir({ 'mailward.ini': sharedIni(world.dns, lookupMs), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[main]\ntimeout_ms = 1200\n' });
+      dirs.push(dir);
+      const m = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
+      instances.push(m);
+      return m;
+    }
+    before(() => {
+      world.dns.set('slow.attacker.test', { TXT: [`v=spf1 ${includes.map((i) => `include:${i}`).join(' ')} ip4:${IP.attacker} -all`] });
+      for (const name of includes) {
+        world.dns.set(name, { TXT: ['v=spf1 -all'] });
+        // Under a try's share of the 500 ms look-up time-out: slow, never timed out; 1.8 s in all.
+        world.dns.delays.set(name, 200);
+      }
+    });
+    after(() => world.dns.delays.clear());
+
+    it('a slow SPF chain of its own ends as SPF_TEMPERROR: DMARC is still evaluated, and the spoof is SPOOF_LOCAL_DOMAIN', async () => {
+      const result = await scan(deadlined(), message({ from: '"CEO" <ceo@example.com>', subject: 'Wire transfer' }), IP.attacker, 'x@slow.attacker.test');
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), names(result).join());
+      assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), names(result).join());
+      assert.ok(symbol(result, 'SPF_TEMPERROR'), names(result).join());
+      assert.equal(symbol(result, 'ANTISPOOF_TEMPERROR'), undefined);
+    });
+
+    it('past the deadline itself, only a pending look-up that could have authorised the claim gives ANTISPOOF_TEMPERROR', async () => {
+      world.dns.delays.set('_dmarc.example.com', 2000);
+      try {
+        const slowDmarc = deadlined(3000);
+        const spoof = await scan(slowDmarc, message({ from: '"CEO" <ceo@example.com>', subject: 'Wire transfer' }), IP.attacker, 'x@slow.attacker.test');
+        assert.ok(symbol(spoof, 'AUTH_TEMPERROR'), names(spoof).join());
+        assert.ok(symbol(spoof, 'SPOOF_LOCAL_DOMAIN'), names(spoof).join());
+        // example.com's own signature was pending: it could have authorised the message.
+        const own = await sign(message({ from: 'alice@example.com' }), 'example.com', 's1', world.keys.example);
+        const undecided = await scan(slowDmarc, own, IP.nobody, 'bounces@mailer.test');
+        assert.ok(symbol(undecided, 'AUTH_TEMPERROR'), names(undecided).join());
+        assert.ok(symbol(undecided, 'ANTISPOOF_TEMPERROR'), names(undecided).join());
+        assert.equal(symbol(undecided, 'SPOOF_LOCAL_DOMAIN'), undefined);
+      } finally {
+        world.dns.delays.delete('_dmarc.example.com');
+      }
+    });
+  });
+
   it('settings: shipped defaults equal the code, and bad entries are errors naming the key', () => {
     const shipped = new IniReader('mailward.antispoof.ini', parseIni(readFileSync(repoPath('config', 'mailward.antispoof.ini'), 'utf8'), 'x'));
     const s = antispoofModule.parseSettings(shipped, {} as any).settings;

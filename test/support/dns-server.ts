@@ -28,6 +28,8 @@ export interface TestDnsServer {
   mode: DnsMode;
   /** Names that never get an answer, whatever the mode (a timeout on one look-up). */
   silentNames: Set<string>;
+  /** Names answered only after this many ms (slow, but within a look-up's own time-out). */
+  delays: Map<string, number>;
   /** Every question received, as "TYPE name". */
   queries: string[];
   stop(): Promise<void>;
@@ -61,6 +63,7 @@ export async function startDnsServer(zones: Record<string, RecordSet> = {}): Pro
     server: '',
     mode: 'normal',
     silentNames: new Set(),
+    delays: new Map(),
     queries: [],
     set(name, set) {
       records.set(normalise(name), { ...set });
@@ -124,7 +127,17 @@ export async function startDnsServer(zones: Record<string, RecordSet> = {}): Pro
         default:
           break;
       }
-      send(response);
+      const delay = api.delays.get(name);
+      if (delay) {
+        setTimeout(() => {
+          try {
+            send(response);
+          } catch {
+            // Stopped meanwhile.
+          }
+        }, delay);
+      }
+      else send(response);
     },
   });
   server.on('requestError', () => {});

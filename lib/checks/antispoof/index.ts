@@ -111,7 +111,7 @@ async function unmetConditions(service: TrustedService, evidence: Evidence): Pro
     const byService = (d: { domain: string }) => service.dkimDomains.some((s) => withinDomain(d.domain, s));
     const signed = evidence.auth?.dkim.some((d) => d.result === 'pass' && byService(d));
     if (!signed) unmet.push(`no valid DKIM signature by ${service.dkimDomains.join(', ')}`);
-    tempError ||= !signed && (!!evidence.auth?.incomplete || !!evidence.auth?.dkim.some((d) => d.result === 'temperror' && byService(d)));
+    tempError ||= !signed && !!evidence.auth?.dkim.some((d) => d.result === 'temperror' && byService(d));
   }
   return { unmet, tempError };
 }
@@ -119,11 +119,11 @@ async function unmetConditions(service: TrustedService, evidence: Evidence): Pro
 /**
  * Whether a DNS failure during authentication could have authorised the claim.
  * Only those count: a spoofer who signs with a domain of its own whose key
- * never answers must not turn SPOOF_LOCAL_DOMAIN into a temporary error.
+ * never answers, or whose SPF chain answers slowly enough to pass the auth
+ * deadline, must not turn SPOOF_LOCAL_DOMAIN into a temporary error.
  */
 function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | undefined): boolean {
   if (!auth) return false;
-  if (auth.incomplete) return true;
   if (policy.alignedDkim && alignedDkimTempError(auth.dkim, claim.domain)) return true;
   if (policy.alignedSpf && alignedSpfTempError(auth.spf, claim.domain)) return true;
   const arcCouldVouch = auth.arc.trusted && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));

@@ -3,6 +3,7 @@ import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
+import { normaliseDomain, relaxedAligned, withinDomain } from './align';
 import { AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
@@ -94,11 +95,11 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
  * "no records" is an ENOTFOUND error (mailauth counts void look-ups and tells
  * "no key" from a failure by it) and a temporary failure keeps a DNS-like code.
  */
-function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void) {
+function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity) {
   return async (name: string, type: string): Promise<any[]> => {
     let answer: any[];
     try {
-      answer = await dns.resolve(name, type);
+      answer = await (name.toLowerCase().startsWith('_dmarc.') ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));
     } catch (err) {
       if (err instanceof DnsTempError) {
         onTempError(name.toLowerCase().replace(/\.$/, ''));
@@ -112,6 +113,23 @@ function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void)
 }
 
 class Deadline extends Error {}
+
+/**
+ * A look-up for SPF, a DKIM key or an ARC key that ends by `cutoff` (epoch ms)
+ * or fails as a time-out. mailauth runs DKIM, SPF and ARC before DMARC: a
+ * sender whose own SPF chain answers slowly, each look-up within its time-out,
+ * would otherwise use up the whole deadline and leave DMARC unevaluated.
+ */
+function beforeCutoff<T>(lookup: Promise<T>, name: string, cutoff: number): Promise<T> {
+  const left = cutoff - Date.now();
+  if (left === Infinity) return lookup;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DnsTempError(name, 'TIMEOUT')), Math.max(0, left));
+  });
+  lookup.catch(() => undefined);
+  return Promise.race([lookup, late]).finally(() => clearTimeout(timer));
+}
 
 function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -153,13 +171,15 @@ function forMailauth(ctx: MessageContext): Buffer {
 export async function runAuthenticate(ctx: MessageContext, settings: AuthSettings, dns: DnsResolver): Promise<AuthRun> {
   const tempErrorNames: string[] = [];
   const mta = settings.authservId || ctx.localHostname || 'localhost';
+  // SPF, DKIM and ARC get the first half of the deadline; what is left is DMARC's.
+  const cutoff = Date.now() + settings.timeoutMs / 2;
   const result = await authenticate(forMailauth(ctx), {
     ip: ctx.ip,
     helo: ctx.helo || undefined,
     // The null sender has no domain: mailauth then checks SPF for postmaster@<HELO name> (RFC 7208 2.4).
     sender: ctx.mailFrom || undefined,
     mta,
-    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name)) as any,
+    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff) as any,
     minBitLength: settings.minKeyBits,
     disableBimi: true,
   });
@@ -293,14 +313,47 @@ export function authHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   return hits;
 }
 
-/** What later checks see when authentication could not finish: only temporary errors. */
-function unknownResults(): AuthResults {
+/** A tag's value in a DKIM-Signature or ARC-Seal header (`d`, `s`, `i`), white space of folding removed. */
+function tagValue(header: string, tag: string): string {
+  const match = new RegExp(`(?:^|;)\\s*${tag}\\s*=([^;]*)`, 'i').exec(header);
+  return match ? match[1]!.replace(/\s+/g, '') : '';
+}
+
+/**
+ * What later checks see when authentication could not finish: a temporary
+ * error for each identifier the message carries (its envelope domain, each
+ * signature's d=, the newest ARC sealer), and for nothing else. A spoofer
+ * whose own DNS answers slowly enough to pass the deadline then has no aligned
+ * look-up pending: antispoof and DMARC-dependent rules still judge the claim.
+ */
+function unknownResults(ctx: MessageContext, settings: AuthSettings): AuthResults {
+  const authors = fromMailboxes(ctx).filter((m) => m.address.includes('@'));
+  const fromDomain = authors.length === 1 ? normaliseDomain(domainOf(authors[0]!.address)) : '';
+  // The null sender's SPF identity is the HELO name (RFC 7208 2.4), unless it is an address literal.
+  const heloName = ctx.helo && !/^\[|^[\d.]+$|:/.test(ctx.helo) ? ctx.helo : '';
+  const spfDomain = normaliseDomain(ctx.mailFrom ? domainOf(ctx.mailFrom) : heloName);
+  const dkim = headerValues(ctx, 'dkim-signature')
+    .slice(0, MAX_DKIM_SIGNATURES)
+    .map((h) => ({ domain: normaliseDomain(tagValue(h, 'd')), selector: tagValue(h, 's') }))
+    .filter((d) => d.domain)
+    .map((d) => ({ ...d, result: 'temperror', aligned: !!fromDomain && relaxedAligned(d.domain, fromDomain), comment: 'authentication did not finish' }));
+  const seals = headerValues(ctx, 'arc-seal').map((h) => ({ instance: Number(tagValue(h, 'i')) || 0, sealer: normaliseDomain(tagValue(h, 'd')) }));
+  const newest = seals.sort((a, b) => b.instance - a.instance)[0];
   return {
-    fromDomain: '',
-    spf: { result: 'temperror', domain: '', aligned: false, comment: '' },
-    dkim: [],
-    dmarc: { result: 'temperror', policy: '', domain: '' },
-    arc: { result: 'none', sealer: '', instance: 0, trusted: false, upstreamDmarc: '', comment: '' },
+    fromDomain,
+    spf: { result: 'temperror', domain: spfDomain, aligned: false, comment: 'authentication did not finish' },
+    dkim,
+    dmarc: { result: 'temperror', policy: '', domain: fromDomain },
+    arc: newest
+      ? {
+          result: 'temperror',
+          sealer: newest.sealer,
+          instance: newest.instance,
+          trusted: !!newest.sealer && settings.trustedSealers.some((t) => withinDomain(newest.sealer, t)),
+          upstreamDmarc: '',
+          comment: 'authentication did not finish',
+        }
+      : { result: 'none', sealer: '', instance: 0, trusted: false, upstreamDmarc: '', comment: '' },
     temporaryError: true,
     incomplete: true,
   };
@@ -350,7 +403,7 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
       try {
         run = await withDeadline(runAuthenticate(ctx, settings, services.dns), settings.timeoutMs);
       } catch (err) {
-        ctx.notes[AUTH_NOTE] = unknownResults();
+        ctx.notes[AUTH_NOTE] = unknownResults(ctx, settings);
         const message = err instanceof Error ? err.message : String(err);
         if (!(err instanceof Deadline)) services.log.warn(`mailward auth: authenticate() failed: ${message}`);
         return [...fromHeaderHits(ctx), { name: 'AUTH_TEMPERROR', detail: message }];

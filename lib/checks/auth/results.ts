@@ -70,7 +70,10 @@ export interface AuthResults {
   };
   /** DNS or another temporary error prevented a full answer somewhere. */
   temporaryError: boolean;
-  /** Authentication did not finish (deadline, internal error): nothing above is known. */
+  /**
+   * Authentication did not finish (deadline, internal error): every identifier
+   * the message carries (envelope domain, signatures, ARC sealer) is a temperror.
+   */
   incomplete?: boolean;
 }
 
@@ -102,11 +105,9 @@ export function hasAlignedSpf(auth: AuthResults, domain: string): boolean {
  * resolver would count against the mail.
  */
 export function unresolvedAlignedAuth(auth: AuthResults, domain: string): string {
-  if (auth.incomplete) return 'authentication, which did not finish,';
   const dkim = alignedDkimTempError(auth.dkim, domain);
-  if (dkim) return `the aligned DKIM signature d=${dkim.domain} s=${dkim.selector}`;
-  if (alignedSpfTempError(auth.spf, domain)) return `SPF for the aligned ${auth.spf.domain}`;
-  return '';
+  const pending = dkim ? `the aligned DKIM signature d=${dkim.domain} s=${dkim.selector}` : alignedSpfTempError(auth.spf, domain) ? `SPF for the aligned ${auth.spf.domain}` : '';
+  return pending && auth.incomplete ? `${pending} (authentication did not finish)` : pending;
 }
 
 /** A DKIM signature aligned with `domain` whose key look-up failed temporarily (read structurally: the rules see a subset). */

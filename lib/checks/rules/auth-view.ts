@@ -13,8 +13,6 @@ export interface AuthView {
   spf: { result: string; domain: string; aligned: boolean };
   dkim: { result: string; domain: string; aligned: boolean }[];
   dmarc: { result: string };
-  /** Authentication did not finish: nothing is known. */
-  incomplete?: boolean;
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -52,7 +50,6 @@ export type Undecided = 'undecided';
  */
 export function authHas(auth: AuthView | undefined, token: AuthToken, fromDomain: string): boolean | Undecided {
   if (!auth) return token === 'none';
-  if (auth.incomplete) return 'undecided';
   // Results about the From: domain count only for the From: the rules read.
   const sameFrom = sameFromDomain(auth, fromDomain);
   const spf = auth.spf.result === 'pass';
