@@ -377,9 +377,12 @@ describe('auth module (mailauth) against a real DNS server', function () {
       await withFresh({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' }, async (slow) => {
         world.dns.mode = 'silent';
         const started = Date.now();
-        const result = await slow.scan({ ip: IP.example, helo: 'mail.example.com', mailFrom: 'alice@example.com', rcptTo: ['bob@example.org'], raw: message() });
+        // A result forged in our name is removed even though authentication does not finish.
+        const raw = `Authentication-Results: mx.example.org; dmarc=pass header.from=example.com\r\n${message()}`;
+        const result = await slow.scan({ ip: IP.example, helo: 'mail.example.com', mailFrom: 'alice@example.com', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
         const elapsed = Date.now() - started;
-        assert.deepEqual(symbolNames(result), ['AUTH_TEMPERROR']);
+        assert.deepEqual([...symbolNames(result)].sort(), ['AUTH_RESULTS_FORGED', 'AUTH_TEMPERROR']);
+        assert.deepEqual(result.context.headerChanges.remove, ['Authentication-Results']);
         assert.equal(symbol(result, 'AUTH_TEMPERROR')!.score, 0);
         assert.ok(elapsed < 2000, `took ${elapsed} ms`);
         assert.equal(authResults(result.context)!.temporaryError, true);

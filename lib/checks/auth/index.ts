@@ -399,6 +399,8 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
     async run(ctx) {
       if (!ctx.raw) return [];
       if (settings.skipRelaying && ctx.relaying) return [];
+      // Forged results in our name go whether or not authentication finishes.
+      const forged = dropForgedResults(ctx, settings.authservId || ctx.localHostname || 'localhost');
       let run: AuthRun;
       try {
         run = await withDeadline(runAuthenticate(ctx, settings, services.dns), settings.timeoutMs);
@@ -406,10 +408,9 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
         ctx.notes[AUTH_NOTE] = unknownResults(ctx, settings);
         const message = err instanceof Error ? err.message : String(err);
         if (!(err instanceof Deadline)) services.log.warn(`mailward auth: authenticate() failed: ${message}`);
-        return [...fromHeaderHits(ctx), { name: 'AUTH_TEMPERROR', detail: message }];
+        return [...forged, ...fromHeaderHits(ctx), { name: 'AUTH_TEMPERROR', detail: message }];
       }
       ctx.notes[AUTH_NOTE] = run.auth;
-      const forged = dropForgedResults(ctx, settings.authservId || ctx.localHostname || 'localhost');
       for (const [name, value] of run.headers) {
         const key = name.toLowerCase();
         if (key === 'authentication-results' && settings.addAuthenticationResults) ctx.headerChanges.add.push([name, value]);
