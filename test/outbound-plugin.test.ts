@@ -6,7 +6,7 @@ import { Runtime } from '../lib/runtime';
 import { MemoryStore } from '../lib/state';
 import { closeRuntime } from '../plugins/shared/runtime';
 import { startDnsServer, type TestDnsServer } from './support/dns-server';
-import { arfReport } from './outbound/support';
+import { arfReport, deliveryStatus } from './outbound/support';
 import { repoPath } from './support/paths';
 import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
 import { createClient } from 'redis';
@@ -181,10 +181,52 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
     // Anyone who got the message knows its Message-ID: a "bounce" naming 200 made-up recipients counts none of them.
     const made = Array.from({ length: 200 }, (_, i) => `Final-Recipient: rfc822; fake${i}@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\n`).join('\r\n');
     const forged = dsn.replace('Final-Recipient: rfc822; nobody@other.example', `${made}\r\nFinal-Recipient: rfc822; x@remote.example`);
-    const result = await scan({ ip: '203.0.113.66', mailFrom: '', rcptTo: ['a@example.com'], raw: forged });
+    // (From an MTA authenticated for remote.example: an unauthenticated one's single count per message is spent.)
+    const remoteAuth = { fromDomain: '', spf: { result: 'pass', domain: 'mx.remote.example' }, dkim: [], dmarc: { result: 'none' } };
+    const result = await scan({ ip: '203.0.113.66', mailFrom: '', rcptTo: ['a@example.com'], raw: forged }, { auth: remoteAuth });
     assert.match(result.ledger.get('OUTBOUND_INVALID_RCPT')!.detail, /^1 invalid recipient\(s\) of <rel\.1@example\.com> counted against frank: x@remote\.example \(200 others not recipients of that message\)$/);
     assert.equal((await ledgerOf().counts('frank')).invalid, 2);
     assert.equal(await ledgerOf().suspension('frank'), null);
+  });
+
+  it('a DSN naming many recipients of one message counts them all only from an MTA authenticated for their domain; otherwise one per message', async () => {
+    // alice invites 55 partners and mallory; mallory knows the Message-ID and the To: list.
+    const partners = Array.from({ length: 55 }, (_, i) => `p${i}@partners.example`);
+    const raw = 'From: alice@example.com\r\nSubject: invitation\r\nMessage-ID: <inv.1@example.com>\r\n\r\nYou are invited.\r\n';
+    await scan({ ip: '10.0.0.1', relaying: true, authUser: 'ivy', mailFrom: 'alice@example.com', rcptTo: [...partners, 'mallory@evil.example'], raw });
+    const dsn = (failed: string[]) => deliveryStatus('<inv.1@example.com>', failed);
+    const auth = (spfDomain: string, dkimDomains: string[] = []) => ({
+      fromDomain: '',
+      spf: { result: spfDomain ? 'pass' : 'none', domain: spfDomain },
+      dkim: dkimDomains.map((domain) => ({ result: 'pass', domain, selector: 's1' })),
+      dmarc: { result: 'none' },
+    });
+
+    // Forged from anywhere (HELO and DKIM of mallory's own domain): the first partner counts, no more.
+    const forged = await scan({ ip: '203.0.113.66', mailFrom: '', rcptTo: ['alice@example.com'], raw: dsn(partners) }, { auth: auth('mx.evil.example', ['evil.example']) });
+    assert.match(
+      forged.ledger.get('OUTBOUND_INVALID_RCPT')!.detail,
+      /^1 invalid recipient\(s\) of <inv\.1@example\.com> counted against ivy: p0@partners\.example \(54 others not counted: the reporting MTA is not authenticated by SPF or DKIM for their domain, and one such recipient counts per message\)$/,
+    );
+    // Again, each partner named first in turn: that single count per message is spent.
+    for (let i = 1; i < 4; i++) {
+      const again = await scan({ ip: '203.0.113.66', mailFrom: '', rcptTo: ['alice@example.com'], raw: dsn([partners[i]!]) });
+      assert.equal(again.ledger.has('OUTBOUND_INVALID_RCPT'), false);
+    }
+    assert.equal((await ledgerOf().counts('ivy')).invalid, 1);
+    assert.equal(await ledgerOf().suspension('ivy'), null, '1 / max(56, 1000) is no reason to suspend');
+
+    // SPF passes for the reporting MTA's HELO name in the partners' organisational domain: every recorded one counts, once.
+    const real = await scan({ ip: '198.51.100.5', mailFrom: '', rcptTo: ['alice@example.com'], raw: dsn(partners) }, { auth: auth('mx1.partners.example') });
+    assert.match(real.ledger.get('OUTBOUND_INVALID_RCPT')!.detail, /^54 invalid recipient\(s\) of <inv\.1@example\.com> counted against ivy: p0@partners\.example, p1@/);
+    assert.equal((await ledgerOf().counts('ivy')).invalid, 55);
+    assert.match(String((await ledgerOf().suspension('ivy'))?.reason), /invalid-recipient rate 5\.5/);
+
+    // DKIM alike: a signature of the recipients' organisational domain vouches; of another domain, it does not.
+    const team = ['a@eu.team.example', 'b@us.team.example', 'c@other.example'];
+    await scan({ ip: '10.0.0.1', relaying: true, authUser: 'jon', mailFrom: 'jon@example.com', rcptTo: team, raw: raw.replace('inv.1@', 'inv.2@') });
+    const signed = await scan({ ip: '198.51.100.6', mailFrom: '', rcptTo: ['jon@example.com'], raw: deliveryStatus('<inv.2@example.com>', team) }, { auth: auth('', ['team.example']) });
+    assert.match(signed.ledger.get('OUTBOUND_INVALID_RCPT')!.detail, /^3 invalid recipient\(s\) of <inv\.2@example\.com> counted against jon: a@eu\.team\.example, b@us\.team\.example, c@other\.example$/);
   });
 
   it('a report needs its reporter authenticated by default; with DMARC pass it is counted; reports are forced accepted', async () => {

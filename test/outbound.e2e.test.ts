@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { main } from '../lib/cli/main';
 import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
-import { arfReport, deleteRedisKeys, newsletter, uniquePrefix } from './outbound/support';
+import { startDnsServer, type TestDnsServer } from './support/dns-server';
+import { arfReport, deleteRedisKeys, deliveryStatus, newsletter, uniquePrefix } from './outbound/support';
 
 const MESSAGES = 2000;
 const WORKERS = 25;
@@ -209,5 +210,56 @@ describe('outbound end to end: a feedback report while Redis is away', function 
     assert.match(counted!.response, /Feedback report counted/);
     const status = await cli('outbound', 'report', '--config', node.configDir);
     assert.match(status.out, /^alice\s+1\s+\S+\s+1 \(100\.00%\)/m);
+  });
+});
+
+describe('outbound end to end: a DSN naming many recipients of a relayed message (mailward/auth before mailward/outbound)', function () {
+  this.timeout(60_000);
+  const prefix = uniquePrefix('e2e-dsn');
+  let dns: TestDnsServer;
+  let node: HarakaInstance;
+
+  before(async () => {
+    // SPF for the HELO names the DSNs come with (the null sender's SPF identity).
+    dns = await startDnsServer({
+      'mx.partners.example': { TXT: ['v=spf1 ip4:127.0.0.60 -all'] },
+      'mx.evil.example': { TXT: ['v=spf1 ip4:127.0.0.66 -all'] },
+    });
+    const shared = files(prefix, 'mx-d');
+    shared['mailward.ini'] += `[dns]\nservers = ${dns.server}\ntimeout_ms = 500\n`;
+    node = await startHaraka({ plugins: ['auth/flat_file', 'mailward/plugins/auth', 'mailward/plugins/outbound'], files: shared });
+  });
+  after(async () => {
+    await node?.stop();
+    if (node) removeDir(node.dir);
+    await dns?.stop();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('a co-recipient\'s forged DSN listing 55 partners counts one and does not suspend; the partners\' authenticated MTA counts all 55 and does', async () => {
+    const partners = Array.from({ length: 55 }, (_, i) => `p${i}@partners.example`);
+    const mid = `<invite.${Date.now()}@example.com>`;
+    const invitation = simpleMessage({ from: 'alice@example.com', to: partners.join(', '), subject: 'Partner day', messageId: mid });
+    const sent = await sendMail({ port: node.port, from: 'alice@example.com', to: [...partners, 'mallory@evil.example'], raw: invitation, auth: { user: 'alice', pass: USERS.alice } });
+    assert.equal(sent.code, 250, sent.response);
+    await new Promise((r) => setTimeout(r, 300));
+    const bounce = (ip: string, helo: string) =>
+      sendMail({ port: node.port, from: '', to: ['alice@example.com'], raw: deliveryStatus(mid, partners, helo), localAddress: ip, helo });
+    const aliceSends = () => sendMail({ port: node.port, from: 'alice@example.com', to: ['friend@remote.example'], raw: simpleMessage({ from: 'alice@example.com', subject: 'hi' }), auth: { user: 'alice', pass: USERS.alice } });
+
+    // mallory's own server, SPF-authenticated for evil.example only.
+    const forged = await bounce('127.0.0.66', 'mx.evil.example');
+    assert.equal(forged.code, 250, forged.response);
+    const report = await cli('outbound', 'report', '--config', node.configDir);
+    assert.match(report.out, /^alice\s+56\s+\S+\s+0 \(0\.00%\)\s+1 \(1\.79%\)\s+0\s+ok$/m);
+    assert.equal((await aliceSends()).code, 250, 'alice is not suspended');
+
+    const real = await bounce('127.0.0.60', 'mx.partners.example');
+    assert.equal(real.code, 250, real.response);
+    const stored = node.delivered().map((f) => readFileSync(f, 'utf8')).filter((t) => t.includes(`Message-ID: ${mid}`) && /^X-Envelope-From: <>\r?$/m.test(t));
+    assert.equal(stored.length, 2, 'both DSNs are delivered to alice');
+    const deferred = await aliceSends();
+    assert.equal(deferred.code, 451, deferred.response);
+    assert.match(deferred.response, /: invalid-recipient rate 5\.5% \(55 hard bounces \/ 57 messages \(rate over at least 1000 messages\)\) is above 5%/);
   });
 });

@@ -200,6 +200,20 @@ for (const backend of backends) {
       assert.equal((await ledger.counts('alice')).invalid, 3);
     });
 
+    it('recipients of a DSN nobody vouches for: one per message, whichever it names; one counted already does not spend it; a failed write counts on the next try', async () => {
+      assert.equal(await ledger.countInvalid('alice', 'rel.9@example.com', ['gone@remote.example']), 1);
+      assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.9@example.com', 'Gone@remote.example'), 0);
+      const failing = Object.create(store) as StateStore;
+      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
+      await assert.rejects(new OutboundLedger(failing, settings, clock, 'node-a').countUnvouchedInvalid('alice', 'rel.9@example.com', 'a@remote.example'), /connection lost/);
+      assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.9@example.com', 'a@remote.example'), 1);
+      assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.9@example.com', 'b@remote.example'), 0);
+      // b was not counted: our own bounce (or a DSN vouched for) of it still counts.
+      assert.equal(await ledger.countInvalid('alice', 'rel.9@example.com', ['b@remote.example']), 1);
+      assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.10@example.com', 'b@remote.example'), 1);
+      assert.equal((await ledger.counts('alice')).invalid, 4);
+    });
+
     it('a rate just above the limit does not read as equal to it', async () => {
       await ledger.add('alice', { sent: 5_000_000, complaint: 15_001 });
       const suspension = await ledger.evaluate('alice');

@@ -109,3 +109,35 @@ export function newsletter(n: number, options: { domain?: string; unsubscribe?: 
     ].join('\r\n'),
   });
 }
+
+/** A delivery-status report (null sender's bounce) about `mid`, listing `failed` as 5.1.1 (Final-Recipient, in order). */
+export function deliveryStatus(mid: string, failed: string[], reportingMta = 'mx.remote.example'): string {
+  const perRecipient = failed.map((r) => `Final-Recipient: rfc822; ${r}\r\nAction: failed\r\nStatus: 5.1.1\r\n`);
+  return [
+    `From: MAILER-DAEMON@${reportingMta}`,
+    'To: alice@example.com',
+    'Subject: Undelivered Mail Returned to Sender',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=delivery-status; boundary="dsn1"',
+    '',
+    '--dsn1',
+    'Content-Type: text/plain',
+    '',
+    'Your message could not be delivered to some recipients.',
+    '',
+    '--dsn1',
+    'Content-Type: message/delivery-status',
+    '',
+    `Reporting-MTA: dns; ${reportingMta}`,
+    '',
+    perRecipient.join('\r\n'),
+    '--dsn1',
+    'Content-Type: text/rfc822-headers',
+    '',
+    'From: alice@example.com',
+    `Message-ID: ${mid}`,
+    '',
+    '--dsn1--',
+    '',
+  ].join('\r\n');
+}

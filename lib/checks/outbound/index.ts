@@ -1,10 +1,11 @@
 import { firstHeader, parsedMessage, type MessageContext } from '../../message';
 import type { Hit, SymbolDef, Verdict } from '../../score/types';
 import type { StateStore } from '../../state/types';
-import { authResults, fromDomainAuthenticated } from '../auth/results';
+import { authResults, fromDomainAuthenticated, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
 import { extractOriginal } from '../backscatter/recognise';
 import { normaliseMessageId } from '../backscatter/signing';
 import { templateFingerprint } from '../content/fingerprint';
+import { asciiDomain } from '../../util/domain';
 import type { Check, CheckModule, Services } from '../types';
 import { ArfError, invalidRecipientsOfDsn, parseArf } from './arf';
 import { countReport, senderKey, type ComplaintOutcome } from './complaints';
@@ -98,6 +99,17 @@ function reporterAuthenticated(ctx: MessageContext): boolean | undefined {
 function reporterFromDomain(ctx: MessageContext): string | undefined {
   const auth = authResults(ctx);
   return auth && !auth.incomplete && auth.fromDomain ? auth.fromDomain : undefined;
+}
+
+/**
+ * The MTA that sent a DSN is authenticated for the recipient's domain: SPF
+ * passed (for the null sender, its HELO name) or a DKIM signature verified,
+ * in the same organisational domain. Only such a DSN is believed about
+ * several recipients of one message.
+ */
+function reporterVouchesFor(auth: AuthResults, recipient: string): boolean {
+  const domain = asciiDomain(recipient.slice(recipient.lastIndexOf('@') + 1));
+  return !auth.incomplete && !!domain && (hasAlignedSpf(auth, domain) || hasAlignedDkim(auth, domain));
 }
 
 function suspendedHit(s: Suspension | null | undefined): Hit[] {
@@ -220,17 +232,26 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
       const sender = await ledger.senderOf(mid);
       if (!sender) return services.state.degraded ? notCounted : [];
       // Anyone who got the message knows its Message-ID and can send a "bounce" of it: only its
-      // real recipients count (once each), or one when they were not recorded.
+      // real recipients count (once each), and only those in domains the reporting MTA is
+      // authenticated for count together; of the others, one per message.
       const recorded = await ledger.recipientsOf(mid);
       const real = recorded
         ? invalid.map((names) => names.find((r) => recorded.includes(recipientKey(r)))).filter((r): r is string => !!r)
         : invalid.slice(0, 1).map((names) => names[0]!);
-      const ignored = invalid.length - real.length;
-      const note = ignored ? ` (${ignored} other${ignored === 1 ? '' : 's'} not ${recorded ? 'recipients of that message' : 'counted: its recipients were not recorded'})` : '';
-      const counted = await ledger.countInvalid(sender, mid, real);
+      const auth = authResults(ctx);
+      const vouched = recorded && auth ? real.filter((r) => reporterVouchesFor(auth, r)) : [];
+      const unvouched = real.find((r) => !vouched.includes(r));
+      const notes: string[] = [];
+      const notRecipients = invalid.length - real.length;
+      if (notRecipients) notes.push(`${notRecipients} other${notRecipients === 1 ? '' : 's'} not ${recorded ? 'recipients of that message' : 'counted: its recipients were not recorded'}`);
+      const held = real.length - vouched.length - (unvouched ? 1 : 0);
+      if (held) notes.push(`${held} other${held === 1 ? '' : 's'} not counted: the reporting MTA is not authenticated by SPF or DKIM for ${held === 1 ? 'its' : 'their'} domain, and one such recipient counts per message`);
+      const counted = (await ledger.countInvalid(sender, mid, vouched)) + (unvouched ? await ledger.countUnvouchedInvalid(sender, mid, unvouched) : 0);
       if (!counted) return [];
+      const shown = unvouched ? [...vouched, unvouched] : vouched;
+      const note = notes.length ? ` (${notes.join('; ')})` : '';
       const suspension = await ledger.evaluate(sender);
-      return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${real.join(', ')}${note}` }, ...suspendedHit(suspension)];
+      return [{ name: 'OUTBOUND_INVALID_RCPT', detail: `${counted} invalid recipient(s) of <${mid}> counted against ${sender}: ${shown.join(', ')}${note}` }, ...suspendedHit(suspension)];
     } catch (err) {
       return err instanceof NotSharedError ? notCounted : [errorHit(err, 'counting invalid recipients')];
     }

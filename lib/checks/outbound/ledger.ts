@@ -270,12 +270,38 @@ export class OutboundLedger {
     const fresh: string[] = [];
     for (const key of keys) if (await this.firstTime(key)) fresh.push(key);
     if (!fresh.length) return 0;
+    await this.addInvalid(sender, fresh.length, fresh);
+    return fresh.length;
+  }
+
+  /**
+   * One invalid recipient named by a DSN that nobody vouches for (its MTA is
+   * not authenticated for the recipient's domain): counted like those above,
+   * but one such per message at most, whatever the recipient. Anyone who got
+   * the message could otherwise count each of its recipients, one forged DSN
+   * at a time. Returns 1 when it counted.
+   */
+  async countUnvouchedInvalid(sender: string, messageId: string, recipient: string): Promise<number> {
+    const key = `dsn|${messageId}|${recipient.toLowerCase()}`;
+    if (!(await this.firstTime(key))) return 0;
+    // No '@': no recipient's key can be this one.
+    const slot = `dsn|${messageId}|unvouched`;
+    if (!(await this.firstTime(slot))) {
+      // Not counted here: a later bounce or vouched-for DSN of this recipient still counts.
+      await this.unsee([key]);
+      return 0;
+    }
+    await this.addInvalid(sender, 1, [key, slot]);
+    return 1;
+  }
+
+  /** Adds invalid-recipient counts whose report keys were just seen; a failed write takes the sightings back. */
+  private async addInvalid(sender: string, n: number, seen: string[]): Promise<void> {
     try {
-      await this.addShared(sender, { invalid: fresh.length });
+      await this.addShared(sender, { invalid: n });
     } catch (err) {
-      await this.unsee(fresh);
+      await this.unsee(seen);
       throw err;
     }
-    return fresh.length;
   }
 }
