@@ -110,6 +110,24 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.ok((await nodeA.decide(SUBJECT, 's', true)).block);
     });
 
+    it('invisible characters and look-alike letters make no new subject: the copies count as one, and a blocked subject stays blocked', async () => {
+      const t = throttle();
+      // Each copy of the flood differs only in zero-width and format characters, or a Cyrillic а for the Latin a.
+      const copies = ['Undeliverable Mail', 'Undeliver\u0430ble Mail', 'Un\u200bdeliverable Mail', 'Undeliver\u00adable M\u2060ail', '\ufeffUndeliverable\u200d Mail\u200e'];
+      for (let i = 0; i < 10; i++) {
+        const subject = copies[i % copies.length]!;
+        const d = await t.decide(normaliseSubject(subject), subject, true);
+        assert.equal(d.count, i + 1, JSON.stringify(subject));
+      }
+      const joined = await t.decide(normaliseSubject('Undeliverable M\u2060ail'), 'Undeliverable M\u2060ail', false);
+      assert.equal(joined.block?.subject, 'undeliverable mail', 'shown as the copy that started it reads, without its invisible characters');
+      assert.equal(joined.block?.refused, 2);
+      assert.ok(await t.activeBlock(normaliseSubject('Undeliver\u0430ble Mail')));
+      // The look-alike stays as it came in what operators read; it is folded only in the key.
+      assert.equal(normaliseSubject('Undeliver\u0430ble Mail'), 'undeliver\u0430ble mail');
+      assert.equal(await t.activeBlock(normaliseSubject('Undeliverable Nail')), null);
+    });
+
     it('lists active blocks and clears one by subject or id, counters included', async () => {
       const t = throttle();
       for (let i = 0; i < 10; i++) await t.decide(SUBJECT, 'Undeliverable Mail', true);

@@ -48,6 +48,9 @@ describe('backscatter: subject normalisation', () => {
     assert.equal(normaliseSubject('ＵＮＤＥＬＩＶＥＲＡＢＬＥ'), 'undeliverable');
     assert.equal(normaliseSubject('Unzustellbar: Bestellbestätigung'), 'unzustellbar: bestellbestätigung');
     assert.equal(normaliseSubject('bad \ufffd byte'), 'bad byte');
+    // Invisible characters are dropped, not spaced: one inside a word or between a letter and its accent changes nothing.
+    assert.equal(normaliseSubject('\ufeffRe\u200b: Un\u2060deliver\u00adable mail\u200f'), 'undeliverable mail');
+    assert.equal(normaliseSubject('Bestellbesta\u200b\u0308tigung'), 'bestellbestätigung');
     assert.ok(normaliseSubject('x'.repeat(5000)).length <= 200);
     // A subject of many encoded words decodes to one long run without spaces: its patterns
     // cost the square of the run's length (minutes for 128 KB) unless only the start is read.

@@ -11,24 +11,27 @@ const MAX_DOMAIN = 255;
 const VERTICAL_STROKES = /[\u01c0\u04c0\u04cf\u05c0\u2223\u23fd\uffe8|]/g;
 
 /**
- * What a domain looks like on screen: accents dropped (é, ä, ł read as e, a,
- * l at a glance), characters that look alike folded to one (Unicode's
- * confusables table: Cyrillic е and Latin e, 1 and l, rn and m), in lower
- * case. Folded again after lower-casing, since an upper-case letter may be
- * confusable only once lowered (M is not, m is: rn).
+ * What text looks like on screen: accents dropped (é, ä, ł read as e, a, l at
+ * a glance), characters that look alike folded to one (Unicode's confusables
+ * table: Cyrillic е and Latin e, 1 and l, rn and m). Folded again after
+ * lower-casing, since an upper-case letter may be confusable only once
+ * lowered (M is not, m is: rn); the result is for comparing, not showing,
+ * and may hold upper-case letters the table folds to.
  */
-export function domainSkeleton(written: string): string {
-  const text = written
-    .slice(0, MAX_DOMAIN)
+export function textSkeleton(text: string): string {
+  const folded = text
     .normalize('NFKC')
-    .trim()
-    .replace(/\.$/, '')
     .replace(VERTICAL_STROKES, 'l')
     .normalize('NFD')
     .replace(/\p{M}/gu, '')
     .replace(/\u0142/g, 'l')
     .replace(/\u0141/g, 'L');
-  return unhomoglyph(unhomoglyph(text).toLowerCase());
+  return unhomoglyph(unhomoglyph(folded).toLowerCase());
+}
+
+/** What a domain looks like on screen (textSkeleton of it, without a trailing dot). */
+export function domainSkeleton(written: string): string {
+  return textSkeleton(written.slice(0, MAX_DOMAIN).normalize('NFKC').trim().replace(/\.$/, ''));
 }
 
 /** Suffixes whose slips and extensions (co, cm, om; com.mx) read as them: country suffixes' slips are other countries. */
