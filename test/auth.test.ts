@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
+import { sealMessage } from 'mailauth';
 import { AUTH_DEFAULTS, authResults, authModule } from '../lib/checks/auth';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
@@ -345,6 +346,22 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject.*trusted ARC sealer fwd\.test.*not applied/);
         assert.equal(result.verdict.action, 'accept');
         assert.equal(authResults(result.context)!.arc.result, 'temperror');
+      });
+    });
+
+    it('a trusted sealer name written into a seal of the sender own, with a key that never answers, keeps the DMARC policy', async () => {
+      await withFresh(trustingFwd(), async (fresh) => {
+        const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Urgent wire transfer' });
+        // Sealed with the attacker's key under a selector its name server never answers; then the seal names fwd.test.
+        const sealed = (
+          await sealMessage(Buffer.from(spoof), { signingDomain: 'attacker.test', selector: 'slow', privateKey: world.keys.attacker.privateKey, authResults: 'mx.fwd.test; dmarc=pass header.from=example.com', cv: 'none', signTime: new Date() } as any)
+        ).toString();
+        const forged = sealed.replace(/(ARC-Seal:[^]*?)d=attacker\.test/, '$1d=fwd.test') + spoof;
+        world.dns.silentNames.add('slow._domainkey.attacker.test');
+        const result = await fresh.scan({ ip: IP.attacker, helo: 'mail.attacker.test', mailFrom: 'bounce@attacker.test', rcptTo: ['bob@example.org'], raw: forged });
+        assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
+        assert.equal(symbol(result, 'DMARC_TEMPERROR'), undefined);
+        assert.equal(authResults(result.context)!.arc.result, 'fail');
       });
     });
 

@@ -3,7 +3,7 @@ import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
-import { normaliseDomain, relaxedAligned, withinDomain } from './align';
+import { normaliseDomain, relaxedAligned } from './align';
 import { AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
@@ -322,11 +322,11 @@ function tagValue(header: string, tag: string): string {
 /**
  * What later checks see when authentication could not finish: a temporary
  * error for each identifier the message carries (its envelope domain, each
- * signature's d=, the newest ARC sealer), and for nothing else. A spoofer
+ * signature's d=; an ARC chain, unverified, is not trusted), and for nothing else. A spoofer
  * whose own DNS answers slowly enough to pass the deadline then has no aligned
  * look-up pending: antispoof and DMARC-dependent rules still judge the claim.
  */
-function unknownResults(ctx: MessageContext, settings: AuthSettings): AuthResults {
+function unknownResults(ctx: MessageContext): AuthResults {
   const authors = fromMailboxes(ctx).filter((m) => m.address.includes('@'));
   const fromDomain = authors.length === 1 ? normaliseDomain(domainOf(authors[0]!.address)) : '';
   // The null sender's SPF identity is the HELO name (RFC 7208 2.4), unless it is an address literal.
@@ -349,7 +349,8 @@ function unknownResults(ctx: MessageContext, settings: AuthSettings): AuthResult
           result: 'temperror',
           sealer: newest.sealer,
           instance: newest.instance,
-          trusted: !!newest.sealer && settings.trustedSealers.some((t) => withinDomain(newest.sealer, t)),
+          // Not verified, so not trusted: the seal's d= is the sender's to write.
+          trusted: false,
           upstreamDmarc: '',
           comment: 'authentication did not finish',
         }
@@ -405,7 +406,7 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
       try {
         run = await withDeadline(runAuthenticate(ctx, settings, services.dns), settings.timeoutMs);
       } catch (err) {
-        ctx.notes[AUTH_NOTE] = unknownResults(ctx, settings);
+        ctx.notes[AUTH_NOTE] = unknownResults(ctx);
         const message = err instanceof Error ? err.message : String(err);
         if (!(err instanceof Deadline)) services.log.warn(`mailward auth: authenticate() failed: ${message}`);
         return [...forged, ...fromHeaderHits(ctx), { name: 'AUTH_TEMPERROR', detail: message }];

@@ -167,10 +167,13 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   const lastSeal = (result.dkim as any)?.arc?.lastEntry?.['arc-seal']?.parsed?.d?.value;
   const sealer = normaliseDomain(String(lastSeal ?? arcRaw?.signature?.signingDomain ?? ''));
   const upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
+  const trusted = !!sealer && trustedSealers.some((t) => withinDomain(sealer, t));
   let arcResult: AuthResults['arc']['result'] = arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none';
   let arcComment = String(arcRaw?.status?.comment ?? '');
-  if (arcResult === 'fail') {
-    const unreachable = arcKeyNames(arcRaw).find((name) => tempErrorNames.includes(name));
+  if (arcResult === 'fail' && sealer) {
+    // Only a key in the sealer's own zone: the names and the sealer are written by the sender,
+    // and a key of its own that never answers must not buy a trusted sealer's temperror.
+    const unreachable = arcKeyNames(arcRaw).find((name) => withinDomain(name, sealer) && tempErrorNames.includes(name));
     if (unreachable) {
       arcResult = 'temperror';
       arcComment = `DNS failure fetching the key ${unreachable}`;
@@ -186,7 +189,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       result: arcResult,
       sealer,
       instance: typeof arcRaw?.i === 'number' ? arcRaw.i : 0,
-      trusted: !!sealer && trustedSealers.some((t) => withinDomain(sealer, t)),
+      trusted,
       upstreamDmarc,
       comment: arcComment,
     },
