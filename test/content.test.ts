@@ -7,11 +7,12 @@ import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/con
 import { messageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';
 import { compileSafeRegex, regexProblem, UnsafeRegexError } from '../lib/checks/content/safe-regex';
-import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
+import { DEFAULT_CONTENT_SETTINGS, type ContentSettings } from '../lib/checks/content/settings';
 import { tokenize } from '../lib/checks/content/tokenize';
 import { capHits } from '../lib/checks/content';
 import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
+import { createMailward, type Verdict } from '../lib';
 import { createContext } from '../lib/message';
 import { Ledger } from '../lib/score/ledger';
 import { SymbolTable } from '../lib/score/symbol-table';
@@ -116,13 +117,48 @@ describe('content: Bayes model', () => {
       9,
     );
     ledger.addAll(capped);
-    assert.ok(ledger.total <= 9.01, `content total ${ledger.total}`);
+    assert.ok(ledger.total <= 9, `content total ${ledger.total}`);
     assert.ok(ledger.total >= 8.9);
     assert.match(ledger.get('BAYES_SPAM')!.detail, /capped at 9/);
     assert.throws(
       () => loadConfig({ texts: { 'mailward.content.ini': '[main]\nmax_score = 15\n' } }),
       (err: unknown) => err instanceof ConfigError && /max_score: must stay below the reject threshold/.test(err.message),
     );
+  });
+});
+
+describe('content: the cap holds against every threshold that refuses', () => {
+  // Three rules whose scaled weights (9/14 of 2, 6, 6) each round up: 1.29 + 3.86 + 3.86 = 9.01.
+  const rules = ['A 2', 'B 6', 'C 6'].map((r) => r.split(' ')).map(([n, score]) => `body T_${n} /cap${n}/\nscore T_${n} ${score}\ndescribe T_${n} test\n`).join('');
+  const texts = {
+    'mailward.ini': '[domain:example.org]\nquarantine = 6\nsoft_reject = 7\nreject = 8\n',
+    'mailward.content.ini': '[bayes]\nenabled = false\n[bulk]\nenabled = false\n',
+    'mailward.content.rules': rules,
+  };
+  const raw = 'From: a@example.net\r\nSubject: hello\r\n\r\ncapA capB capC\r\n';
+
+  it('content alone stays under a [domain:NAME] soft_reject and reject, and at most max_score elsewhere', async () => {
+    const mw = createMailward({ texts, modules: ['content'] });
+    try {
+      const to = async (...rcptTo: string[]) => (await mw.scan({ ip: '192.0.2.1', mailFrom: 'a@example.net', rcptTo, raw })).verdict;
+      // Each scaled score is rounded down: the total may fall a few hundredths short of the cap, never over.
+      const within = (v: Verdict, action: string, low: number, cap: number) => assert.ok(v.action === action && v.score >= low && v.score <= cap, v.reason);
+      within(await to('b@example.org'), 'quarantine', 6.9, 6.99);
+      within(await to('b@example.com'), 'quarantine', 8.9, 9);
+      // Capped for the strictest domain of the message, so refused for none of them (the mildest action applies).
+      within(await to('b@example.com', 'c@example.org'), 'add_header', 6.9, 6.99);
+    } finally {
+      await mw.close();
+    }
+  });
+
+  it('says at load which section lowers the cap', () => {
+    const config = loadConfig({ texts: { ...texts, 'mailward.ini': `[actions]\nquarantine = 7\nsoft_reject = 9\n${texts['mailward.ini']}` } });
+    const settings = config.modules.find((m) => m.module.name === 'content')!.settings as ContentSettings;
+    assert.deepEqual(settings.warnings, [
+      'max_score 9 is not below mailward.ini [actions] soft_reject 9: content is capped at 8.99 for recipients of domains without a [domain:NAME] section, so that it never refuses mail alone',
+      'max_score 9 is not below mailward.ini [domain:example.org] soft_reject 7: content is capped at 6.99 for recipients in example.org, so that it never refuses mail alone',
+    ]);
   });
 });
 

@@ -31,16 +31,20 @@ function domainOf(address: string): string {
   return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
 
+/** The thresholds of each recipient domain of a message ([actions] for a domain without its own, or no recipients). */
+export function recipientThresholds(policy: ActionPolicy, recipients: string[]): Thresholds[] {
+  const domains = [...new Set(recipients.map(domainOf))];
+  return (domains.length ? domains : ['']).map((domain) => policy.domains.get(domain) ?? policy.thresholds);
+}
+
 /**
  * Thresholds in force for a message. With recipients in several domains the
  * mildest action wins: one domain's strict policy must not refuse mail another
  * domain asked to receive (the refusal at DATA applies to every recipient).
  */
 function thresholdAction(score: number, policy: ActionPolicy, recipients: string[]): { action: Action; thresholds: Thresholds } {
-  const domains = [...new Set(recipients.map(domainOf))];
   let best: { action: Action; thresholds: Thresholds } | undefined;
-  for (const domain of domains.length ? domains : ['']) {
-    const thresholds = policy.domains.get(domain) ?? policy.thresholds;
+  for (const thresholds of recipientThresholds(policy, recipients)) {
     const action = actionForScore(score, thresholds);
     if (!best || severity(action) < severity(best.action)) best = { action, thresholds };
   }

@@ -1,5 +1,5 @@
 import type { MessageContext } from '../../message';
-import type { Ledger } from '../../score/ledger';
+import { round, type Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef, Verdict } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import type { Label } from './bayes';
@@ -7,7 +7,7 @@ import { bulkHits } from './bulk';
 import { acquireClassifier, releaseClassifier, type Classifier } from './classifier';
 import { builtinHeuristics, ruleHits } from './heuristics';
 import { messageParts } from './parts';
-import { parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
+import { contentCap, parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
 import { registrableDomain, tokenize } from './tokenize';
 import { authResults, fromDomainAuthenticated } from '../auth/results';
 
@@ -61,17 +61,24 @@ function bayesHits(settings: ContentSettings, classifier: Classifier, tokens: st
   return [];
 }
 
-/** Scales positive hits down so content alone never scores above max_score. */
-export function capHits(hits: Hit[], ledger: Ledger, maxScore: number): Hit[] {
+/** Scales positive hits down so content alone never scores above the cap. */
+export function capHits(hits: Hit[], ledger: Ledger, cap: number): Hit[] {
   const weight = (h: Hit) => ledger.table.get(h.name).score * (h.factor ?? 1);
-  const positive = hits.reduce((sum, h) => sum + Math.max(0, weight(h)), 0);
-  if (positive <= maxScore) return hits;
-  const scale = maxScore / positive;
-  return hits.map((h) => (weight(h) > 0 ? { ...h, factor: (h.factor ?? 1) * scale, detail: `${h.detail ?? ''} (content capped at ${maxScore})`.trim() } : h));
+  // The ledger rounds each score to hundredths: compare what it will count.
+  if (hits.reduce((sum, h) => sum + Math.max(0, round(weight(h))), 0) <= cap) return hits;
+  const scale = cap / hits.reduce((sum, h) => sum + Math.max(0, weight(h)), 0);
+  return hits.map((h) => {
+    const w = weight(h);
+    if (w <= 0) return h;
+    // Rounded down (the epsilon only absorbs float error), so the rounded scores never add up to more than the cap.
+    const score = Math.floor(w * scale * 100 + 1e-9) / 100;
+    return { ...h, factor: score / ledger.table.get(h.name).score, detail: `${h.detail ?? ''} (content capped at ${cap})`.trim() };
+  });
 }
 
 function createChecks(settings: ContentSettings, services: Services): Check[] {
   if (!settings.enabled) return [];
+  for (const warning of settings.warnings) services.log.warn(`mailward content: ${warning}`);
   const classifier = settings.bayes.enabled ? acquireClassifier(settings.bayes, services.log) : undefined;
   if (classifier) classifiers.set(settings, classifier);
   const check: Check = {
@@ -95,7 +102,7 @@ function createChecks(settings: ContentSettings, services: Services): Check[] {
         hits.push(...builtinHeuristics(parts, settings.heuristics, links), ...ruleHits(parts, settings.heuristics));
       }
       if (settings.bulk.enabled) hits.push(...(await bulkHits(ctx, ledger, parts, services.state, services.clock(), settings.bulk)));
-      return capHits(hits, ledger, settings.maxScore);
+      return capHits(hits, ledger, contentCap(settings.maxScore, services.shared.policy, ctx.rcptTo));
     },
   };
   return [check];

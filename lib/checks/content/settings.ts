@@ -1,6 +1,7 @@
 import { asciiDomain } from '../../util/domain';
 import type { IniReader } from '../../config/reader';
 import { resolvePath, type SharedSettings } from '../../config/shared';
+import { recipientThresholds, type ActionPolicy, type Thresholds } from '../../score/verdict';
 import type { ConfigTexts } from '../types';
 import type { PartLimits } from './parts';
 import { parseRules, type ContentRule } from './rules-file';
@@ -66,8 +67,10 @@ export interface BulkSettings {
 
 export interface ContentSettings {
   enabled: boolean;
-  /** Content symbols together never score more than this (below the reject threshold). */
+  /** Content symbols together never score more than this, nor reach a refusing threshold of a recipient's domain. */
   maxScore: number;
+  /** Config problems worth a word at start (logged by the plugin). */
+  warnings: string[];
   skipRelaying: boolean;
   limits: PartLimits;
   bayes: BayesSettings;
@@ -79,6 +82,7 @@ export interface ContentSettings {
 export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
   enabled: true,
   maxScore: 9,
+  warnings: [],
   skipRelaying: true,
   limits: { maxTextChars: 256 * 1024, maxHtmlChars: 1024 * 1024 },
   bayes: {
@@ -130,6 +134,7 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
   if (Number.isFinite(reject) && maxScore >= reject) {
     throw main.error('max_score', `must stay below the reject threshold (${reject}): content alone must never reject mail`);
   }
+  const warnings = capWarnings(maxScore, shared);
   const storage = bayes.oneOf('storage', ['auto', 'sqlite', 'redis'] as const, 'auto');
   const spamThreshold = bayes.number('spam_threshold', d.bayes.spamThreshold, { min: 0.5, max: 1 });
   const hamThreshold = bayes.number('ham_threshold', d.bayes.hamThreshold, { min: 0, max: 0.5 });
@@ -146,6 +151,7 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
   return {
     enabled: main.boolean('enabled', d.enabled),
     maxScore,
+    warnings,
     skipRelaying: main.boolean('skip_relaying', d.skipRelaying),
     limits: {
       maxTextChars: main.number('max_text_kb', d.limits.maxTextChars / 1024, { min: 1, integer: true }) * 1024,
@@ -188,4 +194,38 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
       badReputationScore: bulk.number('bad_reputation_score', d.bulk.badReputationScore),
     },
   };
+}
+
+/**
+ * A refusing threshold at or below max_score (soft_reject in [actions], or
+ * either in a [domain:NAME] section) is not an error: the check lowers the cap
+ * for that domain's mail (contentCap). The operator is told, since content
+ * then counts for less there than max_score says.
+ */
+function capWarnings(maxScore: number, shared: SharedSettings): string[] {
+  const sections: [string, Thresholds][] = [['actions', shared.policy.thresholds], ...[...shared.policy.domains].map(([d, t]): [string, Thresholds] => [`domain:${d}`, t])];
+  const warnings: string[] = [];
+  for (const [section, t] of sections) {
+    const cap = capBelow(maxScore, t);
+    if (cap < maxScore) {
+      const which = t.soft_reject <= t.reject ? 'soft_reject' : 'reject';
+      const whose = section === 'actions' ? 'recipients of domains without a [domain:NAME] section' : `recipients in ${section.slice('domain:'.length)}`;
+      warnings.push(`max_score ${maxScore} is not below mailward.ini [${section}] ${which} ${t[which]}: content is capped at ${cap} for ${whose}, so that it never refuses mail alone`);
+    }
+  }
+  return warnings;
+}
+
+/** max_score, lowered to the last hundredth (scores count in hundredths) below the thresholds that refuse mail. */
+function capBelow(maxScore: number, t: Thresholds): number {
+  const refuse = Math.min(t.reject, t.soft_reject);
+  return Number.isFinite(refuse) ? Math.max(0, Math.min(maxScore, (Math.ceil(refuse * 100 - 1e-9) - 1) / 100)) : maxScore;
+}
+
+/**
+ * The cap for one message: the lowest over its recipients' domains, so content
+ * alone is refused for none of them (a domain without a section uses [actions]).
+ */
+export function contentCap(maxScore: number, policy: ActionPolicy, recipients: string[]): number {
+  return Math.min(...recipientThresholds(policy, recipients).map((t) => capBelow(maxScore, t)));
 }
