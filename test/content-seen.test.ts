@@ -125,6 +125,22 @@ describe('content: learning is idempotent (seen records)', function () {
     assert.match(messageId(['a']), /^[0-9a-f]{32}$/);
   });
 
+  it('a delivered or held copy has the tokens of the scanned one: subject tag and the headers mailward adds left out', async () => {
+    const added = [
+      'X-Mailward-Score: 9', 'X-Mailward-Status: quarantine score=9 ref=ABC symbols=TRAP 9', 'X-Mailward-Ref: ABC', 'X-Mailward-Bulk: count=120; template=abc; window=24h',
+      'X-Mailward-Sig: v=1; abc', 'X-Mailward-Release: v=1; ref=ABC', 'Authentication-Results: mx.example.com; spf=pass', 'Received-SPF: pass',
+    ].join('\r\n');
+    const original = await messageTokens(SPAMMY);
+    // Tagged once by the verdict, and once more if a released copy was tagged again.
+    for (const subject of ['[SPAM] Claim your prize', '[SPAM] [SPAM] Claim your prize']) {
+      const copy = `${added}\r\n${SPAMMY.replace('Subject: Claim your prize', `Subject: ${subject}`)}`;
+      assert.deepEqual(await messageTokens(copy, undefined, '[SPAM]'), original, subject);
+    }
+    // Only the configured tag, at the start, as a word of its own.
+    assert.notDeepEqual(await messageTokens(SPAMMY.replace('Subject: Claim', 'Subject: [SPAM]Claim'), undefined, '[SPAM]'), original);
+    assert.notDeepEqual(await messageTokens(SPAMMY.replace('Subject: Claim', 'Subject: [JUNK] Claim'), undefined, '[SPAM]'), original);
+  });
+
   it('SQLite: twice counts once, ham after spam moves it, unlearn goes back to the start', async () => {
     const path = join(dir, 'bayes.sqlite');
     await idempotence(() => new SqliteBayesStore(path));

@@ -5,7 +5,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startDnsServer, type TestDnsServer } from './support/dns-server';
-import { type HarakaInstance, readDelivered, removeDir, sendMail, startHaraka } from './support/haraka';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Classifier } from '../lib/checks/content/classifier';
+import { SqliteBayesStore } from '../lib/checks/content/store';
+import { main } from '../lib/cli/main';
+import { closeSharedIndexes } from '../lib/quarantine';
+import { silentLogger } from '../lib/runtime';
+import { type HarakaInstance, readDelivered, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
+import { startSmtpSink, type SmtpSink } from './support/smtp-sink';
+import { waitFor } from './support/wait';
 
 const BULK_THRESHOLD = 20;
 
@@ -119,5 +128,84 @@ describe('content end to end through a real Haraka', function () {
   it('Haraka is still serving after all that', async () => {
     const result = await sendMail({ port: haraka.port, from: 'statements@bank.test', to: ['customer999@example.com'], raw: letter(999, 'statements@bank.test'), localAddress: '127.0.9.1', helo: 'mail.bank.test' });
     assert.equal(result.code, 250, result.response);
+  });
+});
+
+describe('content end to end: feedback on a copy tagged by [headers] subject_tag', function () {
+  this.timeout(90_000);
+  let haraka: HarakaInstance;
+  let sink: SmtpSink;
+  const ini = (releasePort?: number) =>
+    `[main]\ndata_dir = data\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n[headers]\nsubject_tag = [SPAM]\n` + (releasePort ? `[quarantine]\nrelease_port = ${releasePort}\n` : '');
+
+  before(async () => {
+    sink = await startSmtpSink();
+    haraka = await startHaraka({
+      plugins: ['mailward/plugins/content'],
+      hostList: ['example.com'],
+      files: {
+        'mailward.ini': ini(),
+        // Spamtrap-like rules: what they match is autolearnt as spam at SMTP time. 9 is held, 6 marked.
+        'mailward.content.rules': 'body TRAP_HOLD "trapholdword"\nscore TRAP_HOLD 9\ndescribe TRAP_HOLD hold\nbody TRAP_MARK "trapmarkword"\nscore TRAP_MARK 6\ndescribe TRAP_MARK mark\n',
+        'mailward.content.ini': '[autolearn]\nspam_symbols = TRAP_HOLD, TRAP_MARK\n',
+      },
+    });
+    // The CLI reads the same config directory; releases go to the sink.
+    writeFileSync(join(haraka.configDir, 'mailward.ini'), ini(sink.port));
+  });
+  after(async () => {
+    await closeSharedIndexes();
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+    await sink?.stop();
+  });
+
+  async function cli(...argv: string[]) {
+    const lines: string[] = [];
+    const code = await main([...argv, '--config', haraka.configDir], { out: (l) => lines.push(l), err: (l) => lines.push(l) });
+    return { code, text: lines.join('\n') };
+  }
+
+  /** Spam and ham learnt, as stored (a fresh load). */
+  async function counts(): Promise<[number, number]> {
+    const c = new Classifier(new SqliteBayesStore(join(haraka.dataDir, 'bayes.sqlite')), silentLogger);
+    await c.ready();
+    const result: [number, number] = [c.model.nspam, c.model.nham];
+    await c.close();
+    return result;
+  }
+
+  /** Autolearn runs after the reply: waits for it. */
+  async function model(spam: number, ham: number) {
+    await waitFor(`${spam} spam and ${ham} ham in the model`, async () => (await counts()).join() === `${spam},${ham}`);
+  }
+
+  it('releasing a false positive moves it from spam to ham (relearnt), the tag notwithstanding', async () => {
+    const held = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: 'Garden furniture deals', body: 'trapholdword our garden chairs and tables are on sale this week' }) });
+    assert.match(held.response, /held for review/);
+    const ref = /ref ([0-9A-Z]{10})/.exec(held.response)![1]!;
+    await model(1, 0);
+    assert.match(readFileSync(join(haraka.dataDir, 'quarantine', `${ref}.eml`), 'utf8'), /^Subject: \[SPAM\] Garden furniture deals\r?$/m);
+
+    const release = await cli('quarantine', 'release', ref);
+    assert.equal(release.code, 0, release.text);
+    assert.equal(sink.messages.length, 1);
+    assert.match(release.text, /^ham learning: relearnt \(moved from spam to ham\)$/m);
+    await model(0, 1);
+  });
+
+  it('mailward learn --ham of a delivered tagged copy relearns it', async () => {
+    const [spam, ham] = await counts();
+    const before = haraka.delivered();
+    const marked = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: 'Lawn mower manual', body: 'trapmarkword the manual for your lawn mower is attached' }) });
+    assert.equal(marked.code, 250, marked.response);
+    const file = haraka.delivered().find((f) => !before.includes(f))!;
+    assert.match(readDelivered(file), /^Subject: \[SPAM\] Lawn mower manual\r?$/m);
+    await model(spam + 1, ham);
+
+    const learnt = await cli('learn', '--ham', file);
+    assert.equal(learnt.code, 0, learnt.text);
+    assert.match(learnt.text, /^ham: 0 learnt, 0 already learnt, 1 relearnt \(moved from spam\)$/m);
+    assert.deepEqual(await counts(), [spam, ham + 1]);
   });
 });

@@ -8,7 +8,8 @@ import { acquireClassifier, releaseClassifier, type Classifier } from './classif
 import { builtinHeuristics, ruleHits } from './heuristics';
 import { messageParts } from './parts';
 import { contentCap, parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
-import { registrableDomain, tokenize } from './tokenize';
+import { registrableDomain } from './tokenize';
+import { classifierTokens } from './learn';
 import { authResults, fromDomainAuthenticated } from '../auth/results';
 
 export type { ContentSettings } from './settings';
@@ -91,7 +92,7 @@ function createChecks(settings: ContentSettings, services: Services): Check[] {
       if (classifier) {
         // Only right after start: give the background load a moment, never more.
         if (!classifier.loaded) await Promise.race([classifier.ready(), new Promise((r) => setTimeout(r, 250).unref())]);
-        const tokens = tokenize(parts);
+        const tokens = classifierTokens(parts, settings.subjectTag);
         tokensSeen.set(ctx, tokens);
         hits.push(...bayesHits(settings, classifier, tokens));
       }

@@ -72,6 +72,8 @@ export interface ContentSettings {
   /** Config problems worth a word at start (logged by the plugin). */
   warnings: string[];
   skipRelaying: boolean;
+  /** mailward.ini [headers] subject_tag: left out of the subject's classifier tokens. */
+  subjectTag: string;
   limits: PartLimits;
   bayes: BayesSettings;
   heuristics: HeuristicSettings;
@@ -84,6 +86,7 @@ export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
   maxScore: 9,
   warnings: [],
   skipRelaying: true,
+  subjectTag: '',
   limits: { maxTextChars: 256 * 1024, maxHtmlChars: 1024 * 1024 },
   bayes: {
     enabled: true,
@@ -153,6 +156,7 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
     maxScore,
     warnings,
     skipRelaying: main.boolean('skip_relaying', d.skipRelaying),
+    subjectTag: shared.headers.subjectTag,
     limits: {
       maxTextChars: main.number('max_text_kb', d.limits.maxTextChars / 1024, { min: 1, integer: true }) * 1024,
       maxHtmlChars: main.number('max_html_kb', d.limits.maxHtmlChars / 1024, { min: 1, integer: true }) * 1024,

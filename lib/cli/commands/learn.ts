@@ -113,7 +113,9 @@ export const command: CliCommand = {
         for (const message of readMessages(paths)) {
           try {
             // Idempotent: the store keeps a seen record per message (docs/content.md).
-            const outcome = v.unlearn ? await unlearnMessage(classifier, message.raw, settings.limits) : await learnMessage(classifier, message.raw, label, settings.limits);
+            const outcome = v.unlearn
+              ? await unlearnMessage(classifier, message.raw, settings.limits, settings.subjectTag)
+              : await learnMessage(classifier, message.raw, label, settings.limits, settings.subjectTag);
             c.outcomes[outcome]++;
             c.done++;
           } catch (err) {

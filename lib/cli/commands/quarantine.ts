@@ -47,7 +47,7 @@ function hamLearner(config: MailwardConfig): (raw: Buffer) => Promise<string> {
     try {
       await classifier.ready();
       if (!classifier.loaded) throw new Error(classifier.lastError || 'the Bayes model could not be loaded');
-      const outcome = await learnMessage(classifier, raw, 'ham', settings.limits);
+      const outcome = await learnMessage(classifier, raw, 'ham', settings.limits, settings.subjectTag);
       return outcome === 'relearnt' ? 'relearnt (moved from spam to ham)' : outcome;
     } finally {
       await classifier.close();
