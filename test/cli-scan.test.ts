@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GTUBE } from '../lib/checks/builtin';
@@ -94,6 +94,22 @@ describe('mailward scan', function () {
     const io = capture();
     assert.equal(await main(['scan', join(dir, 'nope.eml'), '--config', config], io), 2);
     assert.deepEqual(io.stderr, [`mailward scan: no such file or directory: ${join(dir, 'nope.eml')}`]);
+  });
+
+  it('names what it cannot read or is not a message, scans the rest, and exits 1 for the unreadable', async () => {
+    const mixed = join(dir, 'mixed');
+    mkdirSync(mixed);
+    writeFileSync(join(mixed, 'a.eml'), message('hello', 'See you tomorrow.'));
+    writeFileSync(join(mixed, 'README'), 'Messages kept for testing\n');
+    symlinkSync(join(dir, 'nowhere.eml'), join(mixed, 'gone.eml'));
+    const io = capture();
+    assert.equal(await main(['scan', mixed, '--config', config], io), 1);
+    assert.match(io.stdout.join('\n'), /a\.eml: accept/);
+    assert.deepEqual(io.stderr, [
+      `${join(mixed, 'README')}: skipped (not a message: no header block)`,
+      `${join(mixed, 'gone.eml')}: skipped (ENOENT: no such file or directory)`,
+      '1 message scanned, 1 unreadable',
+    ]);
   });
 
   it('reports a configuration error by file, section and key, exit code 3', async () => {

@@ -13,12 +13,15 @@ type Outcome = LearnOutcome | UnlearnOutcome;
 
 interface Tally {
   done: number;
+  /** Unreadable entries and messages the store failed on: exit 1. */
   failed: number;
+  /** Files without a header block (images, READMEs): left out, not an error. */
+  notMessages: number;
   outcomes: Record<Outcome, number>;
 }
 
 function tally(): Tally {
-  return { done: 0, failed: 0, outcomes: { learnt: 0, 'already learnt': 0, relearnt: 0, unlearnt: 0, 'not learnt': 0 } };
+  return { done: 0, failed: 0, notMessages: 0, outcomes: { learnt: 0, 'already learnt': 0, relearnt: 0, unlearnt: 0, 'not learnt': 0 } };
 }
 
 /** "spam: 3 learnt, 1 already learnt, 1 relearnt (moved from ham)" or "spam: 2 unlearnt, 1 not learnt". */
@@ -29,6 +32,7 @@ function summaryLine(label: Label, t: Tally, unlearn: boolean): string {
     ? [`${o.unlearnt} unlearnt`, `${o['not learnt']} not learnt (nothing to take back)`]
     : [`${o.learnt} learnt`, `${o['already learnt']} already learnt`, `${o.relearnt} relearnt (moved from ${other})`];
   if (t.failed) parts.push(`${t.failed} skipped`);
+  if (t.notMessages) parts.push(`${t.notMessages} not ${t.notMessages === 1 ? 'a message' : 'messages'} (no header block)`);
   return `${label}: ${parts.join(', ')}`;
 }
 
@@ -111,6 +115,16 @@ export const command: CliCommand = {
         const started = Date.now();
         const c = counts[label];
         for (const message of readMessages(paths)) {
+          if (message.kind === 'unreadable') {
+            c.failed++;
+            io.err(`${tty ? '\n' : ''}${message.name}: skipped (${message.reason})`);
+            continue;
+          }
+          if (message.kind === 'not a message') {
+            c.notMessages++;
+            io.err(`${tty ? '\n' : ''}${message.name}: skipped (not a message: no header block)`);
+            continue;
+          }
           try {
             // Idempotent: the store keeps a seen record per message (docs/content.md).
             const outcome = v.unlearn

@@ -47,8 +47,14 @@ export const command: CliCommand = {
     const mailward = createMailward({ config, learn: false, state, adoptState: true });
     const describe = (name: string) => (mailward.runtime.config.symbols.has(name) ? mailward.runtime.config.symbols.get(name).description : '');
     let count = 0;
+    let unreadable = 0;
     try {
       for (const message of readMessages(args.positionals)) {
+        if (message.kind !== 'message') {
+          if (message.kind === 'unreadable') unreadable++;
+          io.err(`${message.name}: skipped (${message.kind === 'unreadable' ? message.reason : 'not a message: no header block'})`);
+          continue;
+        }
         const ctx = createContext({ ip: v.ip ?? '127.0.0.1', helo: v.helo ?? 'localhost', raw: message.raw });
         // Without an envelope on the command line, take it from the headers.
         ctx.mailFrom = v.from ?? addressIn(firstHeader(ctx, 'return-path')) ?? addressIn(firstHeader(ctx, 'from')) ?? '';
@@ -65,7 +71,7 @@ export const command: CliCommand = {
     } finally {
       await mailward.close();
     }
-    if (!v.json) io.err(`${count} message${count === 1 ? '' : 's'} scanned`);
-    return 0;
+    if (!v.json) io.err(`${count} message${count === 1 ? '' : 's'} scanned${unreadable ? `, ${unreadable} unreadable` : ''}`);
+    return unreadable ? 1 : 0;
   },
 };
