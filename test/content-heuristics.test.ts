@@ -46,6 +46,9 @@ const darkFooter =
   '<style>.ftr td{background-color:#222222}</style><table class="ftr"><tr><td style="color:#ffffff;font-size:12px">' +
   'You are receiving this email because you signed up for updates from Example Ltd at example.com. Example Ltd, 12 Market Street, Springfield, ' +
   'registered in England and Wales under number 01234567. Prices valid while stocks last. To stop receiving these emails, unsubscribe or manage your preferences.</td></tr></table>';
+const sextortion =
+  '<p>Your PayPal account is locked. Click <a href="http://evil-login.example.ru/x">www.paypal.com</a> to restore.</p>' +
+  '<p>I have recorded you with your webcam. Send to my bitcoin address 1FfmbHfnpaZjKFvyi1okTjJJusN455paPH within 48 hours.</p>';
 const poison = 'meadow quantum lantern orchestra pebble velvet cactus harbor sonnet glacier '.repeat(5);
 
 describe('content heuristics: good mail stays clean', () => {
@@ -121,6 +124,8 @@ describe('content heuristics: the tricks still fire', () => {
     ['a "Re:" written on a message that replies to nothing', { subject: 'Re: FREE cash!!! act now', text: paragraph }, ['SUBJECT_PUNCTUATION']],
     ['419 wording with a second sign', { text: 'Our late client died leaving US$25,000,000.00 with no next of kin. I seek your assistance as beneficiary.' }, ['CONTENT_ADVANCE_FEE']],
     ['a lottery win', { text: 'Congratulations! You have won the sum of $1,000,000 in the Euro Millions lottery.' }, ['CONTENT_LOTTERY_WIN']],
+    ['sextortion after a stray <head> in the body', { html: `<html><body><head>${sextortion}</body></html>` }, ['CONTENT_CRYPTO_EXTORT', 'HTML_LINK_MISMATCH']],
+    ['sextortion after 501 unclosed elements', { html: `<html><body>${'<span>'.repeat(501)}${sextortion}</body></html>` }, ['CONTENT_CRYPTO_EXTORT', 'HTML_LINK_MISMATCH']],
     ['sextortion', { text: 'I recorded a video of you through your webcam. Send 0.1 BTC to my bitcoin address bc1qxyz within 48 hours.' }, ['CONTENT_CRYPTO_EXTORT']],
   ];
   for (const [label, spec, expected] of tricks) {
@@ -155,10 +160,28 @@ describe('content heuristics: the tricks still fire', () => {
     assert.equal(hidden(`<style>.md\\:bg-dark{background:#111}</style><div class="md:bg-dark"><font color="#fff">${poison}</font></div>`), false);
   });
 
-  it('reads no deeper than 500 open elements: unmatched markup cannot cost time quadratic in its size', () => {
-    const info = analyseHtml(`<p>Hello</p>${'<div>'.repeat(50_000)}${'</span>'.repeat(50_000)}`);
-    assert.equal(info.truncated, true);
-    assert.match(info.text, /Hello/);
+  it('reads on past 500 open elements without stacking them: what follows deep markup is kept, in time linear in its size', () => {
+    const deep = '<span>'.repeat(501);
+    const info = analyseHtml(`<p>Hello</p><div style="display:none">${deep}secret</div><p>Visit <a href="http://evil.example.net/">www.paypal.com</a> now<script>var x = "<a href=x>";</script><img src=x alt="Buy"></p>`);
+    assert.equal(info.text, 'Hello\nVisit www.paypal.com now');
+    assert.equal(info.hiddenText, 'secret', 'the hidden element open at the limit still hides, until its close tag');
+    assert.deepEqual(info.links, [{ href: 'http://evil.example.net/', text: 'www.paypal.com' }]);
+    assert.equal(info.altText, 'Buy');
+    // htmlparser2 alone takes seconds on this (it walks its stack for every unmatched close tag); read flat, well under one.
+    const started = Date.now();
+    const unmatched = analyseHtml(`<p>Hello</p>${'<div>'.repeat(50_000)}World${'</span>'.repeat(50_000)}`);
+    assert.ok(Date.now() - started < 2500, `${Date.now() - started} ms`);
+    assert.match(unmatched.text, /World/);
+  });
+
+  it('shows what a stray <head> or a <noscript> holds, as mail clients do', async () => {
+    const head = await parse({ html: `<html><body><head>${sextortion}</body></html>` });
+    assert.match(head.html!.text, /webcam/);
+    assert.deepEqual(head.html!.links.map((l) => l.text), ['www.paypal.com']);
+    // A head's attributes hide nothing: what it holds that shows moves to the body.
+    assert.match(analyseHtml(`<html><head hidden style="display:none"><title>t</title>${sextortion}</html>`).text, /webcam/);
+    assert.match(analyseHtml(`<noscript>${sextortion}</noscript>`).text, /webcam/);
+    assert.doesNotMatch(analyseHtml('<html><head><title>Title</title><style>p{}</style><script>x()</script></head><body>Hi</body></html>').text, /Title|p\{|x\(\)/);
   });
 });
 

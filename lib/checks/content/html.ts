@@ -1,4 +1,4 @@
-import { Parser } from 'htmlparser2';
+import { Parser, Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
 
 /** One `<a href>` with the text a reader sees. */
 export interface HtmlLink {
@@ -22,7 +22,10 @@ export interface HtmlInfo {
   truncated: boolean;
 }
 
-const SKIP_TAGS = new Set(['script', 'style', 'head', 'title', 'noscript', 'template']);
+// Not `head`: browsers show what a stray <head> holds (text, or anything after <body>), and its
+// own children that show nothing (title, style, script) are skipped anyway. Not `noscript`:
+// mail clients run no scripts, so they show it.
+const SKIP_TAGS = new Set(['script', 'style', 'title', 'template']);
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
 const HIDDEN_STYLE =
   /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?\s*(?:;|$|!)|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
@@ -38,7 +41,7 @@ function styleColor(style: string, property: 'color' | 'background-color' | 'bac
 
 /** A declaration giving a real background: a colour other than white, or an image (not none, transparent, inherit...). */
 const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#fff\b|#ffffff\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
-/** Open elements followed; deeper markup ends the reading (truncated). */
+/** Open elements followed; deeper markup is read flat (see analyseHtml). */
 const MAX_DEPTH = 500;
 /** Characters of a style attribute read: real ones are short, and the style patterns are not all linear. */
 const MAX_STYLE_ATTR = 2048;
@@ -133,7 +136,7 @@ interface Frame {
  * links with their visible text, image count.
  */
 export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
-  let truncated = html.length > maxBytes;
+  const truncated = html.length > maxBytes;
   const input = truncated ? html.slice(0, maxBytes) : html;
   const text: string[] = [];
   const hidden: string[] = [];
@@ -148,22 +151,88 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let styleText = '';
   const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
-  let pausedTooDeep = false;
+
+  const take = (data: string, skip: boolean, isHidden: boolean, link: HtmlLink | undefined) => {
+    if (skip) return;
+    if (isHidden) {
+      if (hiddenChars < MAX_TEXT_CHARS && /\S/.test(data)) {
+        hidden.push(data);
+        hiddenChars += data.length;
+      }
+      return;
+    }
+    if (textChars < MAX_TEXT_CHARS) {
+      text.push(data);
+      textChars += data.length;
+    }
+    if (link && link.text.length < 500) link.text += data;
+  };
+  const newLink = (attrs: Record<string, string>): HtmlLink | undefined => {
+    if (!attrs.href || links.length >= MAX_LINKS) return undefined;
+    const link = { href: attrs.href.trim(), text: '' };
+    links.push(link);
+    return link;
+  };
+  const image = (attrs: Record<string, string>, skip: boolean) => {
+    images++;
+    const words = `${attrs.alt ?? ''} ${attrs.title ?? ''}`.trim();
+    if (words && !skip) alt.push(words);
+  };
+  const block = (name: string) => {
+    if (BLOCK_TAGS.has(name) && textChars < MAX_TEXT_CHARS) text.push('\n');
+  };
+  /** Pops the open elements down to the last one named `name`, if any (the stack holds at most MAX_DEPTH + 1). */
+  const close = (name: string) => {
+    for (let at = stack.length - 1; at > 0; at--) {
+      if (stack[at]!.tag === name) {
+        stack.length = at;
+        return;
+      }
+    }
+  };
+
+  // Past MAX_DEPTH the rest is read flat: no more frames, so text takes the state of the innermost
+  // element read (hidden, skipped, in a link), close tags still close those, and links, images and
+  // script or style to skip are still followed.
+  let flatFrom = -1;
+  let flatSkip = '';
+  let flatLink: HtmlLink | undefined;
+  const flatOpen = (name: string, attrs: Record<string, string>) => {
+    if (flatSkip) return; // inside a script, style, title (raw text) or template
+    if (tags.size < 64) tags.add(name);
+    if (SKIP_TAGS.has(name)) flatSkip = name;
+    else if (name === 'a') flatLink = newLink(attrs) ?? flatLink;
+    else if (name === 'img') image(attrs, top().skip);
+    block(name);
+  };
+  const flatClose = (name: string) => {
+    if (flatSkip) {
+      if (name === flatSkip) flatSkip = '';
+      return;
+    }
+    if (name === 'a' && flatLink) flatLink = undefined;
+    else close(name);
+    block(name);
+  };
 
   const parser = new Parser(
     {
       onopentag(name, attrs) {
+        if (flatFrom >= 0) return; // the paused parser's last events
         if (stack.length > MAX_DEPTH) {
           // htmlparser2 walks its stack of open elements for every unmatched close tag: no real
-          // message nests this deep, and a forged one would cost time quadratic in its size.
-          truncated = true;
-          pausedTooDeep = true;
+          // message nests this deep, and a forged one would cost time quadratic in its size. The
+          // rest is read by its tokenizer alone, which keeps no stack.
+          flatOpen(name, attrs);
+          flatFrom = parser.endIndex + 1;
           parser.pause();
           return;
         }
         const parent = top();
         if (tags.size < 64) tags.add(name);
         if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
+        // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
+        if (name === 'head') attrs = {};
         const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
         const bgUnknown = parent.bgUnknown || unknownBackground(attrs, darkClasses);
         const frame: Frame = {
@@ -174,53 +243,34 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
           bgUnknown,
           link: parent.link,
         };
-        if (name === 'a' && attrs.href && links.length < MAX_LINKS) {
-          frame.link = { href: attrs.href.trim(), text: '' };
-          links.push(frame.link);
-        }
-        if (name === 'img') {
-          images++;
-          const words = `${attrs.alt ?? ''} ${attrs.title ?? ''}`.trim();
-          if (words && !frame.skip) alt.push(words);
-        }
-        if (BLOCK_TAGS.has(name) && textChars < MAX_TEXT_CHARS) text.push('\n');
+        if (name === 'a') frame.link = newLink(attrs) ?? parent.link;
+        if (name === 'img') image(attrs, frame.skip);
+        block(name);
         stack.push(frame);
       },
       ontext(data) {
+        if (flatFrom >= 0) return;
         const frame = top();
         if (frame.tag === 'style' && styleText.length < MAX_STYLE_CHARS) styleText += data;
-        if (frame.skip) return;
-        if (frame.hidden) {
-          if (hiddenChars < MAX_TEXT_CHARS && /\S/.test(data)) {
-            hidden.push(data);
-            hiddenChars += data.length;
-          }
-          return;
-        }
-        if (textChars < MAX_TEXT_CHARS) {
-          text.push(data);
-          textChars += data.length;
-        }
-        if (frame.link && frame.link.text.length < 500) frame.link.text += data;
+        take(data, frame.skip, frame.hidden, frame.link);
       },
       onclosetag(name) {
+        if (flatFrom >= 0) return;
         if (name === 'style' && styleText) {
           backgroundClasses(styleText, darkClasses);
           styleText = '';
         }
         // htmlparser2 closes implied elements itself, so opens and closes pair up.
         if (stack.length > 1 && top().tag === name) stack.pop();
-        else {
-          const at = stack.map((f) => f.tag).lastIndexOf(name);
-          if (at > 0) stack.length = at;
-        }
-        if (BLOCK_TAGS.has(name) && textChars < MAX_TEXT_CHARS) text.push('\n');
+        else close(name);
+        block(name);
       },
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
   );
   parser.write(input);
-  if (!pausedTooDeep) parser.end();
+  if (flatFrom < 0) parser.end();
+  else readFlat(input.slice(flatFrom), flatOpen, flatClose, (data) => take(data, top().skip || !!flatSkip, top().hidden, flatLink ?? top().link));
   for (const link of links) link.text = link.text.replace(/\s+/g, ' ').trim();
   return {
     text: text.join('').replace(/[ \t\r\f\v\u00a0]+/g, ' ').replace(/\n\s*/g, '\n').trim(),
@@ -231,4 +281,49 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     tags,
     truncated,
   };
+}
+
+/**
+ * Tags and text of HTML through htmlparser2's tokenizer alone: no stack of
+ * open elements, so time linear in the input whatever its nesting.
+ * Script, style and title contents come as text (the tokenizer knows where they end).
+ */
+function readFlat(html: string, open: (name: string, attrs: Record<string, string>) => void, close: (name: string) => void, text: (data: string) => void): void {
+  let name = '';
+  let attrs: Record<string, string> = {};
+  let attrName = '';
+  let attrValue = '';
+  const slice = (start: number, end: number) => html.slice(start, end);
+  const callbacks: TokenizerCallbacks = {
+    ontext: (start, end) => text(slice(start, end)),
+    ontextentity: (codepoint) => text(String.fromCodePoint(codepoint)),
+    onopentagname(start, end) {
+      name = slice(start, end).toLowerCase();
+      attrs = {};
+    },
+    onattribname(start, end) {
+      attrName = slice(start, end).toLowerCase();
+      attrValue = '';
+    },
+    onattribdata(start, end) {
+      attrValue += slice(start, end);
+    },
+    onattribentity(codepoint) {
+      attrValue += String.fromCodePoint(codepoint);
+    },
+    onattribend() {
+      if (!(attrName in attrs)) attrs[attrName] = attrValue;
+    },
+    onopentagend: () => open(name, attrs),
+    onselfclosingtag: () => open(name, attrs),
+    onclosetag: (start, end) => close(slice(start, end).toLowerCase()),
+    oncdata() {},
+    oncomment() {},
+    ondeclaration() {},
+    onprocessinginstruction() {},
+    onend() {},
+  };
+  const tokenizer = new Tokenizer({ decodeEntities: true }, callbacks);
+  tokenizer.write(html);
+  tokenizer.end();
 }
