@@ -126,6 +126,11 @@ describe('content heuristics: the tricks still fire', () => {
     ['a lottery win', { text: 'Congratulations! You have won the sum of $1,000,000 in the Euro Millions lottery.' }, ['CONTENT_LOTTERY_WIN']],
     ['sextortion after a stray <head> in the body', { html: `<html><body><head>${sextortion}</body></html>` }, ['CONTENT_CRYPTO_EXTORT', 'HTML_LINK_MISMATCH']],
     ['sextortion after 501 unclosed elements', { html: `<html><body>${'<span>'.repeat(501)}${sextortion}</body></html>` }, ['CONTENT_CRYPTO_EXTORT', 'HTML_LINK_MISMATCH']],
+    [
+      'a look-alike brand and sextortion behind a decoy plain part',
+      { text: 'Please view this message in an HTML capable mail program.', html: '<p>Your P\u0430yPal account: I have recorded you with your webcam. Send to my bitcoin address 1FfmbHfnpaZjKFvyi1okTjJJusN455paPH within 48 hours.</p>' },
+      ['CONTENT_CRYPTO_EXTORT', 'MIXED_SCRIPT_WORDS'],
+    ],
     ['sextortion', { text: 'I recorded a video of you through your webcam. Send 0.1 BTC to my bitcoin address bc1qxyz within 48 hours.' }, ['CONTENT_CRYPTO_EXTORT']],
   ];
   for (const [label, spec, expected] of tricks) {

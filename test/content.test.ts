@@ -380,6 +380,20 @@ describe('content: template fingerprints', () => {
     assert.deepEqual(await bulkSymbols('fail', 3), ['BULK', 'BULK_UNAUTHENTICATED']);
   });
 
+  it('BULK_NO_UNSUBSCRIBE reads the HTML too: marketing wording only there still counts', async () => {
+    const state = new MemoryStore();
+    const settings = { ...DEFAULT_CONTENT_SETTINGS.bulk, threshold: 2 };
+    const bulkSymbols = async (i: number) => {
+      const text = letter(`Customer ${i}`, `${i}.00`, `AC-${i}`, '2024-01-05');
+      const html = `<p>${text}</p><p>You receive our newsletter as a customer. <a href="https://bank.example/u">Unsubscribe</a></p>`;
+      const raw = `From: news@bank.example\r\nSubject: statement\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n${text}\r\n--b\r\nContent-Type: text/html\r\n\r\n${html}\r\n--b--\r\n`;
+      const ctx = createContext({ ip: '192.0.2.1', rcptTo: ['a@example.org'], raw });
+      return (await bulkHits(ctx, new Ledger(new SymbolTable()), await messageParts(ctx), state, Date.now(), settings)).map((h) => h.name);
+    };
+    assert.deepEqual(await bulkSymbols(1), []);
+    assert.deepEqual(await bulkSymbols(2), ['BULK', 'BULK_NO_UNSUBSCRIBE']);
+  });
+
   it('near-identical texts (one sentence added) still share a band', () => {
     const base = letter('John', '1', '2', '2024-01-01');
     const a = templateFingerprint(base)!;

@@ -4,7 +4,7 @@ import type { Hit } from '../../score/types';
 import type { StateStore } from '../../state/types';
 import { authResults, fromDomainAuthenticated, unresolvedAlignedAuth } from '../auth/results';
 import { templateFingerprint, type TemplateFingerprint } from './fingerprint';
-import type { MessageParts } from './parts';
+import { bodyTexts, type MessageParts } from './parts';
 import type { BulkSettings } from './settings';
 
 const HOUR = 3600_000;
@@ -66,7 +66,7 @@ export async function bulkHits(ctx: MessageContext, ledger: Ledger, parts: Messa
     const bad = ledger.symbols.filter((x) => x.group === 'reputation' && x.score > 0).map((x) => x.name);
     hits.push({ name: 'BULK_BAD_REPUTATION', detail: `reputation ${reputation}: ${bad.join(', ')}` });
   }
-  if (!firstHeader(ctx, 'list-unsubscribe') && (MARKETING.test(parts.text.slice(0, 64 * 1024)) || /^(bulk|list)$/i.test(firstHeader(ctx, 'precedence') ?? ''))) {
+  if (!firstHeader(ctx, 'list-unsubscribe') && (bodyTexts(parts).some((text) => MARKETING.test(text.slice(0, 64 * 1024))) || /^(bulk|list)$/i.test(firstHeader(ctx, 'precedence') ?? ''))) {
     hits.push({ name: 'BULK_NO_UNSUBSCRIBE', detail: 'marketing mail without a List-Unsubscribe header' });
   }
   return hits;

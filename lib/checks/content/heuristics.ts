@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
-import { hostOf } from './parts';
+import { bodyTexts, hostOf } from './parts';
 import type { RuleTest } from './rules-file';
 import type { HeuristicSettings } from './settings';
 import { registrableDomain } from './tokenize';
@@ -206,11 +206,12 @@ function subjectHits(subject: string, s: HeuristicSettings, isReply: boolean): H
 /** The built-in detectors (obfuscation and presentation tricks). */
 export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, links: LinkContext = { trackers: s.linkTrackers }): Hit[] {
   const hits: Hit[] = [];
-  const text = `${parts.subject}\n${parts.text}`;
-  const mixed = mixedScriptWords(text);
+  // The subject with the text, and the HTML's visible text too beside a plain part (a decoy must not hide it).
+  const texts = bodyTexts(parts).map((text, i) => (i ? text : `${parts.subject}\n${text}`));
+  const mixed = [...new Set(texts.flatMap((text) => mixedScriptWords(text)))];
   if (mixed.length) hits.push({ name: 'MIXED_SCRIPT_WORDS', detail: `e.g. ${mixed.slice(0, 3).map((w) => JSON.stringify(w)).join(', ')}` });
-  // The larger count, not the sum: an HTML-only message's text is its HTML's text.
-  const invisible = Math.max(invisibleInsideWords(text), parts.html ? invisibleInsideWords(parts.html.text) : 0);
+  // The larger count, not the sum: the plain and HTML parts usually say the same.
+  const invisible = Math.max(...texts.map(invisibleInsideWords));
   if (invisible >= 2) hits.push({ name: 'INVISIBLE_CHARACTERS', detail: `${invisible} zero-width or invisible characters inside words` });
   if (parts.html) {
     const hiddenLetters = (parts.html.hiddenText.match(/\p{L}/gu) ?? []).length;
@@ -234,9 +235,9 @@ export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, lin
   return hits;
 }
 
-/** Whether one test of a rule matches (body: decoded text and alt text; uri: any link; header: any value). */
-function testMatches(test: RuleTest, parts: MessageParts, body: string): boolean {
-  if (test.target === 'body') return test.test(body);
+/** Whether one test of a rule matches (body: any of the bodies; uri: any link; header: any value). */
+function testMatches(test: RuleTest, parts: MessageParts, bodies: string[]): boolean {
+  if (test.target === 'body') return bodies.some((body) => test.test(body));
   if (test.target === 'uri') return parts.urls.some((u) => test.test(u.slice(0, 2048)));
   const values = test.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === test.header).map((h) => h.value);
   return values.some((v) => test.test(v.slice(0, RULE_MAX_CHARS)));
@@ -245,9 +246,12 @@ function testMatches(test: RuleTest, parts: MessageParts, body: string): boolean
 /** Operator rules from mailward.content.rules: a rule fires when all its tests match. */
 export function ruleHits(parts: MessageParts, s: HeuristicSettings): Hit[] {
   const hits: Hit[] = [];
-  const body = `${parts.text}\n${parts.html?.altText ?? ''}`.slice(0, RULE_MAX_CHARS);
+  // The text and, beside a plain part, the HTML's visible text (bodyTexts); the HTML's alt text goes with the last.
+  const texts = bodyTexts(parts);
+  const alt = parts.html?.altText ?? '';
+  const bodies = texts.map((text, i) => (i === texts.length - 1 ? `${text}\n${alt}` : text).slice(0, RULE_MAX_CHARS));
   for (const rule of s.rules) {
-    if (!rule.tests.every((t) => testMatches(t, parts, body))) continue;
+    if (!rule.tests.every((t) => testMatches(t, parts, bodies))) continue;
     const detail = rule.tests.map((t) => `${t.target}${t.header ? ` ${t.header}` : ''} matches ${t.pattern}`).join(' and ');
     hits.push({ name: rule.name, detail });
   }

@@ -14,7 +14,7 @@ export interface MessageParts {
   fromName: string;
   fromAddress: string;
   headers: HeaderField[];
-  /** Decoded text/plain, or the visible text of the HTML part when there is no plain part. */
+  /** Decoded text/plain, or the visible text of the HTML part when there is no plain part (see bodyTexts). */
   text: string;
   /** Length of the text/plain part ('' when the message is HTML only). */
   plainLength: number;
@@ -71,6 +71,17 @@ export function mimeStructure(raw: Buffer | undefined): string[] {
     if (ext) out.push(`ext:${ext}`);
   }
   return out;
+}
+
+/**
+ * The texts a reader may be shown, for the checks that read text: the text
+ * (the plain part, or the HTML's visible text when there is none) and, when
+ * there are both, the HTML's visible text as well. Mail programs show the
+ * HTML, so a decoy plain part ("view this in an HTML mail program") must not
+ * hide it. Kept apart, not joined: each is read up to the checks' own limit.
+ */
+export function bodyTexts(parts: MessageParts): string[] {
+  return parts.plainLength && parts.html?.text ? [parts.text, parts.html.text] : [parts.text];
 }
 
 /** Per message, the parts read with the limits they were read with (another check may ask with its own). */
