@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { analyseHtml } from '../lib/checks/content/html';
-import { builtinHeuristics, invisibleInsideWords, mixedScriptWords, ruleHits, type LinkContext } from '../lib/checks/content/heuristics';
+import { builtinHeuristics, invisibleInsideWords, mismatchedLinks, mixedScriptWords, ruleHits, type LinkContext } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';
 import { DEFAULT_CONTENT_SETTINGS, type HeuristicSettings } from '../lib/checks/content/settings';
@@ -78,6 +78,25 @@ describe('content heuristics: good mail stays clean', () => {
   for (const [label, spec] of clean) {
     it(label, async () => assert.deepEqual(await names(spec), []));
   }
+
+  it('link text that reads as a version, a file or a product name is not a domain shown', async () => {
+    const release = [
+      ['https://nodejs.org/en/blog/release/v20.11.0', 'Node.js'],
+      ['https://github.com/nodejs/node/releases/tag/v20.11.0', 'v20.11.0'],
+      ['https://dotnet.microsoft.com/', 'ASP.NET'],
+      ['https://learn.microsoft.com/dotnet/api/system.io', 'System.IO'],
+      ['https://github.com/acme/tool/blob/main/README.md', 'README.md'],
+      ['https://github.com/acme/tool/blob/main/install.sh', 'install.sh'],
+      ['https://cdn.example.com/files/report-q3.pdf', 'report.pdf'],
+      ['https://www.python.org/downloads/release/python-3120/', '3.12.0'],
+    ];
+    const html = newsletter(release.map(([href, text]) => `<p><a href="${href}">${text}</a></p>`).join(''));
+    assert.deepEqual(await names({ html }), []);
+    // Written as a domain, with a real suffix, it is one: these still count.
+    const shown = ['www.paypal.com', 'paypal.com', 'PayPal.com', 'https://paypal.com/signin', 'WWW.PAYPAL.COM', 'secure.paypal.co.uk', 'www.readme.md', 'http://example.md/'];
+    const parts = await parse({ html: newsletter(shown.map((text) => `<p><a href="http://evil.example.net/login">${text}</a></p>`).join('')) });
+    assert.equal(mismatchedLinks(parts, { trackers: [] }, 20).length, shown.length);
+  });
 
   it('a link through a gateway that hides its target (a quoted reply from a Mimecast customer) is not judged', async () => {
     const quoted = { text: 'See below', html: newsletter('<a href="https://protect-eu.mimecast.com/s/AbCdEf?domain=zoom.us">https://zoom.us/j/123</a>') };

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parse } from 'tldts';
 import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
@@ -123,8 +124,38 @@ export interface LinkContext {
 }
 
 /**
- * Links whose visible text names one organisational domain while the href
- * goes to another. A link through a security gateway is judged by the link it
+ * File extensions: bare link text "README.md" or "report.pdf" names a file.
+ * Some are also ICANN top-level domains (md Moldova, zip, mov, py Paraguay,
+ * pl Poland, rs Serbia, sh, ps, cc): bare, a name with one of them reads as a
+ * file, and a domain there counts when written with http:// or www. The
+ * others (js, pdf, txt...) are no public suffix today: listed so that a new
+ * top-level domain does not turn file names into domains.
+ */
+const FILE_EXTENSIONS = new Set(
+  'pdf md txt rtf csv doc docx xls xlsx ppt pptx odt ods zip gz tgz rar 7z png jpg jpeg gif svg webp mp3 mp4 mov avi wav html htm xml json yml yaml js ts py rb pl rs sh ps cc go java exe msi dmg apk iso ics'.split(' '),
+);
+
+/**
+ * The host that link text shows when a person would read it as a domain,
+ * else '': its suffix is a real (ICANN) top-level domain, so not "Node.js",
+ * "v20.11.0" or "3.12.0"; and, written bare (no http://, www. or path), it is
+ * not a file name ("README.md") nor a product name with the suffix in capitals
+ * ("ASP.NET", "VB.NET": asp.net is a domain, but a person reads a framework).
+ */
+function shownDomain(shown: string): string {
+  if (!/^(?:https?:\/\/)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:[/:?#]\S*)?$/i.test(shown)) return '';
+  const written = hostOf(/^https?:\/\//i.test(shown) ? shown : `http://${shown}`, true);
+  const host = written.toLowerCase();
+  if (!host || /^[\d.]+$/.test(host) || !parse(host, { allowPrivateDomains: false }).isIcann) return '';
+  const suffix = written.slice(written.lastIndexOf('.') + 1);
+  const bare = !/^(?:https?:\/\/|www\.)/i.test(shown) && !/[/:?#]/.test(shown);
+  if (bare && (FILE_EXTENSIONS.has(host.slice(host.lastIndexOf('.') + 1)) || suffix === suffix.toUpperCase())) return '';
+  return host;
+}
+
+/**
+ * Links whose visible text names one organisational domain (as a person reads
+ * it: see shownDomain) while the href goes to another. A link through a security gateway is judged by the link it
  * wraps, or skipped when the gateway hides it. One into a click tracker
  * ([heuristics] link_trackers) is not counted only when it shows the sender's
  * own authenticated From: domain: a newsletter linking its site through its
@@ -134,10 +165,8 @@ export interface LinkContext {
 export function mismatchedLinks(parts: MessageParts, context: LinkContext = { trackers: [] }, limit = 3): string[] {
   const out: string[] = [];
   for (const link of parts.html?.links ?? []) {
-    const shown = link.text.trim();
-    if (!/^(?:https?:\/\/)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:[/:?#]\S*)?$/i.test(shown)) continue;
+    const shownHost = shownDomain(link.text.trim());
     const href = link.href.trim().slice(0, MAX_HREF);
-    const shownHost = hostOf(/^https?:\/\//i.test(shown) ? shown : `http://${shown}`);
     let hrefHost = hostOf(href);
     if (!shownHost || !hrefHost || !/^https?:/i.test(href)) continue;
     if (LINK_GATEWAYS.test(hrefHost)) {
