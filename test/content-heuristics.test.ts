@@ -57,6 +57,10 @@ describe('content heuristics: good mail stays clean', () => {
     ['a urldefense v3 rewrite of the same site', { text: 'See below', html: newsletter('<a href="https://urldefense.com/v3/__https://www.example.com/docs__;!!ABC$">https://www.example.com/docs</a>') }],
     ['a hidden preheader', { html: newsletter('', preheader) }],
     ['white legal text on a dark footer set by a style sheet class', { html: newsletter('', preheader).replace('</body>', `${darkFooter}</body>`) }],
+    [
+      'a dark-themed newsletter whose background a body rule sets',
+      { html: `<html><head><style>body{background-color:#111111}</style></head><body><p style="color:#ffffff">${paragraph}</p></body></html>` },
+    ],
     ['white text on a background image', { html: newsletter('', '<table><tr><td background="https://cdn.example.com/hero.jpg"><p style="color:#ffffff">Discover the new autumn collection: warm knitwear, waterproof jackets and leather boots made to last, with free delivery.</p></td></tr></table>') }],
     ['an HTML-only sign-in code with no picture', { subject: 'Your verification code', html: '<html><body><p>Your code is <b>482913</b>.</p><p>It expires in 10 minutes.</p></body></html>' }],
     ['a reply subject in capitals', { subject: 'RE: Q3 KPI REVIEW', text: paragraph }],
@@ -182,6 +186,25 @@ describe('content heuristics: the tricks still fire', () => {
     // Rules inside @media, and escaped class names, are read.
     assert.equal(hidden(`<style>@media screen{.ftr{background:#111}}</style><div class="ftr"><font color="#fff">${poison}</font></div>`), false);
     assert.equal(hidden(`<style>.md\\:bg-dark{background:#111}</style><div class="md:bg-dark"><font color="#fff">${poison}</font></div>`), false);
+  });
+
+  it('white text is not counted as hidden where a style sheet rule we do not resolve gives a dark background; white on white still is', () => {
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText);
+    for (const css of ['body{background-color:#111}', '#hero{background:#1a1a1a}', 'td{background:#222}', 'table[role=presentation] td{background:#222}', 'h1, #main div > p{background:navy}']) {
+      const html = `<style>${css}</style><table role="presentation"><tr><td id="hero"><p style="color:#ffffff">${poison}</p></td></tr></table>`;
+      assert.equal(hidden(html), false, css);
+    }
+    for (const html of [
+      // A page grey, or a background shown only on hover, is nothing white text shows on at rest.
+      `<style>body{background:#f4f4f4}</style><p><font color="#fff">${poison}</font></p>`,
+      `<style>.box{background-color:#F4F4F4}</style><div class="box"><font color="#fff">${poison}</font></div>`,
+      `<style>a:hover, p::selection{background:#000}</style><p><font color="#fff">${poison}</font></p>`,
+      // An explicit white background, and hiding styles, still hide.
+      `<style>body{background:#000}</style><div style="background:#ffffff"><font color="#fff">${poison}</font></div>`,
+      `<style>body{background:#000}</style><div style="display:none">${poison}</div>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
   });
 
   it('reads on past 500 open elements without stacking them: what follows deep markup is kept, in time linear in its size', () => {

@@ -39,8 +39,14 @@ function styleColor(style: string, property: 'color' | 'background-color' | 'bac
   return match?.[1]?.trim();
 }
 
-/** A declaration giving a real background: a colour other than white, or an image (not none, transparent, inherit...). */
-const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#fff\b|#ffffff\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
+/**
+ * A declaration giving a real background: a colour white text shows on, or an
+ * image (not none, transparent, inherit..., nor white or a near-white page grey
+ * such as #f4f4f4: every channel at least e0).
+ */
+const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#[ef]{3}\b|#(?:[ef][0-9a-f]){3}\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
+/** Selectors that match only on hover, focus and the like: their background is not under the text at rest. */
+const NOT_AT_REST = /:(?:hover|focus|active|visited)\b|::?(?:selection|placeholder)\b/i;
 /** Open elements followed; deeper markup is read flat (see analyseHtml). */
 const MAX_DEPTH = 500;
 /** Characters of a style attribute read: real ones are short, and the style patterns are not all linear. */
@@ -48,12 +54,16 @@ const MAX_STYLE_ATTR = 2048;
 /** Style sheet text read per message (a forger controls its size). */
 const MAX_STYLE_CHARS = 64 * 1024;
 
-/**
- * The classes a style sheet gives a real background, from selectors such as
- * `.ftr td` or `td.dark`: an element carrying one may sit on a dark
- * background we do not compute, so its white text is not counted as hidden.
- */
-function backgroundClasses(css: string, into: Set<string>): void {
+/** Backgrounds the style sheets give that we do not compute: white text on one is not counted as hidden. */
+interface SheetBackgrounds {
+  /** Classes given a real background (`.ftr td`, `td.dark`): an element carrying one may sit on it. */
+  classes: Set<string>;
+  /** A real background on a selector naming no class (`body`, `#hero`, `td`, `table[role] td`): it may be under any element. */
+  elsewhere: boolean;
+}
+
+/** Reads one style sheet's real backgrounds into `into` (see SheetBackgrounds). */
+function sheetBackgrounds(css: string, into: SheetBackgrounds): void {
   const sheet = withoutComments(css.slice(0, MAX_STYLE_CHARS));
   // One linear pass over "selector { declarations }" at the innermost level (inside @media too).
   let selectorStart = 0;
@@ -66,8 +76,14 @@ function backgroundClasses(css: string, into: Set<string>): void {
       open = i;
     } else if (c === '}') {
       if (open >= 0 && REAL_BACKGROUND.test(sheet.slice(open + 1, i))) {
-        // Escaped characters belong to the class name: .md\:bg-dark is class "md:bg-dark".
-        for (const match of sheet.slice(selectorStart, open).matchAll(/\.((?:\\.|[\w-])+)/g)) into.add(match[1]!.replace(/\\(.)/g, '$1'));
+        for (const selector of sheet.slice(selectorStart, open).split(',')) {
+          if (NOT_AT_REST.test(selector)) continue;
+          // Escaped characters belong to the class name: .md\:bg-dark is class "md:bg-dark".
+          const classes = [...selector.matchAll(/\.((?:\\.|[\w-])+)/g)].map((match) => match[1]!.replace(/\\(.)/g, '$1'));
+          for (const name of classes) into.classes.add(name);
+          // A body, id, type or attribute selector: we do not match those, so it may be under any element.
+          if (!classes.length && /\S/.test(selector)) into.elsewhere = true;
+        }
       }
       open = -1;
       selectorStart = i + 1;
@@ -90,11 +106,14 @@ function withoutComments(css: string): string {
 }
 
 /**
- * Whether an element's own attributes give it a background we do not compute:
- * a class the style sheet colours, or a background image. Its style attribute
- * is already cut to MAX_STYLE_ATTR.
+ * Whether an element may sit on a background we do not compute: the style
+ * sheet gives one to a selector we do not resolve, or to one of its classes,
+ * or it has a background image. Its style attribute is already cut to
+ * MAX_STYLE_ATTR.
  */
-function unknownBackground(attrs: Record<string, string>, classes: Set<string>): boolean {
+function unknownBackground(attrs: Record<string, string>, sheet: SheetBackgrounds): boolean {
+  if (sheet.elsewhere) return true;
+  const classes = sheet.classes;
   if (classes.size && attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c))) return true;
   if (attrs.background && attrs.background.trim()) return true;
   const style = attrs.style ?? '';
@@ -104,9 +123,8 @@ function unknownBackground(attrs: Record<string, string>, classes: Set<string>):
 /**
  * Whether an element hides its content: hiding styles, or white text on a
  * white background — or on no background we know of, unless one may come
- * from where we do not compute it (a class the style sheet gives a real
- * background, a background image): a dark footer with white text is not
- * hidden.
+ * from where we do not compute it (a style sheet rule, a background
+ * image): a dark footer with white text is not hidden.
  */
 function hides(tag: string, attrs: Record<string, string>, inheritedBg: string, bgUnknown: boolean): boolean {
   if ('hidden' in attrs) return true;
@@ -125,7 +143,7 @@ interface Frame {
   skip: boolean;
   hidden: boolean;
   bg: string;
-  /** A background may be set where we do not look (a style sheet class, a background image). */
+  /** A background may be set where we do not look (a style sheet rule, a background image). */
   bgUnknown: boolean;
   link?: HtmlLink;
 }
@@ -146,8 +164,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let hiddenChars = 0;
   let images = 0;
   const tags = new Set<string>();
-  // Classes the style sheet gives a real background, and the text of the <style> element being read.
-  const darkClasses = new Set<string>();
+  // Real backgrounds the style sheets give, and the text of the <style> element being read.
+  const sheet: SheetBackgrounds = { classes: new Set(), elsewhere: false };
   let styleText = '';
   const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
@@ -234,7 +252,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
         if (name === 'head') attrs = {};
         const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
-        const bgUnknown = parent.bgUnknown || unknownBackground(attrs, darkClasses);
+        const bgUnknown = parent.bgUnknown || unknownBackground(attrs, sheet);
         const frame: Frame = {
           tag: name,
           skip: parent.skip || SKIP_TAGS.has(name),
@@ -257,7 +275,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
       onclosetag(name) {
         if (flatFrom >= 0) return;
         if (name === 'style' && styleText) {
-          backgroundClasses(styleText, darkClasses);
+          sheetBackgrounds(styleText, sheet);
           styleText = '';
         }
         // htmlparser2 closes implied elements itself, so opens and closes pair up.
