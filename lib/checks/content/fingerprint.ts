@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { trimChars } from '../../util/text';
 
 /**
  * Template fingerprints: messages made from one template with per-recipient
@@ -15,6 +16,7 @@ export interface TemplateFingerprint {
 }
 
 const SHINGLE = 4;
+const MAX_WORD = 100;
 const BANDS = 4;
 const ROWS = 4;
 const SEEDS = Array.from({ length: BANDS * ROWS }, (_, i) => (Math.imul(i + 1, 0x9e3779b1) ^ 0x5bd1e995) >>> 0);
@@ -58,7 +60,9 @@ export function templateWords(text: string): string[] {
       .replace(/\S+/g, (word) => (word.length > 2 && word.slice(1, -1).includes('@') ? ' ' : word))
       .replace(/\b(?:https?:\/\/|www\.)([^\s/?#<>"]+)\S*/gi, ' $1 ');
     for (const raw of cleaned.split(/[^\p{L}\p{N}.'-]+/u)) {
-      const word = raw.replace(/^[.'-]+|[.'-]+$/g, '');
+      // Longer is no word a template keeps (base64 debris, ids, padding); a host name is rarely near it.
+      if (raw.length > MAX_WORD) continue;
+      const word = trimChars(raw, ".'-");
       if (word.length < 2 || /\d/.test(word) || /^\p{Lu}/u.test(word)) continue;
       words.push(word.toLowerCase());
     }

@@ -1,6 +1,7 @@
 import { getDomain, getPublicSuffix } from 'tldts';
 // Subpath imports only: natural's package root loads mongoose, pg and redis and reads ./.env.
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
+import { trimChars } from '../../util/text';
 import type { MessageParts } from './parts';
 import { hostOf } from './parts';
 
@@ -93,17 +94,9 @@ function skipToken(w: string): string {
   return `skip:${w[0]}:${Math.floor(w.length / 10) * 10}`;
 }
 
-const TRIM_START = new Set(['"', "'", '(', '[']);
-const TRIM_END = new Set(['.', ',', ';', ':', '!', '?', '"', "'", ')', ']']);
-
-/** Drops quotes and sentence punctuation around a word (a loop: cheaper than a regex per word). */
-function trimPunctuation(w: string): string {
-  let start = 0;
-  let end = w.length;
-  while (start < end && TRIM_START.has(w[start]!)) start++;
-  while (end > start && TRIM_END.has(w[end - 1]!)) end--;
-  return start === 0 && end === w.length ? w : w.slice(start, end);
-}
+/** Quotes and sentence punctuation dropped around a 'space' word. */
+const TRIM_START = `"'([`;
+const TRIM_END = `.,;:!?"')]`;
 
 function isNumber(w: string): boolean {
   for (let i = 0; i < w.length; i++) {
@@ -122,8 +115,8 @@ export function normaliseWord(raw: string, options: TokenizerOptions = DEFAULT_T
 /** normaliseWord for a word already in lower case. */
 function normaliseLower(lower: string, options: TokenizerOptions): string {
   let w = lower;
-  if (options.words !== 'space') w = w.replace(/^['’-]+|['’-]+$/g, '');
-  else if (options.stripPunct) w = trimPunctuation(w);
+  if (options.words !== 'space') w = trimChars(w, "'’-");
+  else if (options.stripPunct) w = trimChars(w, TRIM_START, TRIM_END);
   if (w.length < MIN_LENGTH) return options.words !== 'space' && /[$€£]/.test(w) ? w : '';
   const max = options.words === 'stem' ? Math.max(options.maxWord, MAX_TOKEN_LENGTH) : options.maxWord;
   if (isNumber(w)) return w.length > 4 ? `num:${w.length}` : w;
