@@ -36,6 +36,22 @@ describe('message helpers', () => {
     assert.equal(hostile.headers[1]!.value, 'x@y.test');
   });
 
+  it('a header name padded with 150,000 blanks before its colon is read in linear time (parseHeaderBlock, withoutHeaders)', () => {
+    assert.deepEqual(parseHeaderBlock(Buffer.from('Subject \t: a\r\n\r\n')).headers.map((h) => h.name), ['Subject'], 'blanks before the colon are not the name');
+    // /[ \t]+$/ retried at every blank when more name followed (80,000: 6 s); mailward scan and learn have no line limit.
+    const raw = Buffer.from(`Subject: x\r\nX${' '.repeat(150_000)}b: v\r\nTo: x@y.test\r\n\r\nbody`);
+    let started = Date.now();
+    const { headers } = parseHeaderBlock(raw);
+    let ms = Date.now() - started;
+    assert.ok(ms < 1000, `parseHeaderBlock: ${ms} ms`);
+    assert.deepEqual(headers.map((h) => h.key), ['subject', 'to'], 'a name with blanks inside is no name');
+    started = Date.now();
+    const kept = withoutHeaders(raw, ['To']);
+    ms = Date.now() - started;
+    assert.ok(ms < 1000, `withoutHeaders: ${ms} ms`);
+    assert.equal(kept.length, raw.length - 'To: x@y.test\r\n'.length);
+  });
+
   it('withoutHeaders keeps the first N fields of a name when asked, folded lines and all, and never moves the body (the last field too)', () => {
     const raw = Buffer.from('A: 1\r\nX: one\r\n two\r\nB: 2\r\nx: three\r\nX: four\r\n\r\nbody X: five\r\n');
     assert.equal(withoutHeaders(raw, ['x'], 1).toString(), 'A: 1\r\nX: one\r\n two\r\nB: 2\r\n\r\nbody X: five\r\n');
