@@ -322,6 +322,42 @@ describe('content: regex guard', () => {
     );
   });
 
+  it('refuses wide counted repetitions at load, naming the rule: linear matching still took seconds per message on them', () => {
+    // On 64 KiB of text x.{0,998}z took 2 s and (?:x.{0,30}){30}z 5 s; the copies are counted, nested ones multiplied.
+    assert.match(regexProblem('x.{0,998}z')!, /counted repetitions \(\{n,m\}\) make 998 copies, more than 200/);
+    assert.match(regexProblem('(?:x.{0,30}){30}z', 's')!, /930 copies/);
+    assert.match(regexProblem('a{150}b[0-9]{60,}')!, /210 copies/);
+    for (const fine of ['\\b(?:bitcoin|btc) (?:wallet|address)\\b.{0,200}\\b(?:48|72) hours\\b', '\\p{L}{2,5}[{]{9}', 'x.*z', '\\x{41}{3}', 'a\\{999}']) {
+      assert.equal(regexProblem(fine, 'is'), null, fine);
+    }
+    const text = 'body WIDE_GAP /x.{0,998}z/i\nscore WIDE_GAP 1\ndescribe WIDE_GAP x then z\n';
+    assert.throws(
+      () => parseRules(text, 'x.rules'),
+      (err: unknown) => err instanceof ConfigError && /x\.rules \[rule WIDE_GAP\]: line 1: unsafe regex \/x\.\{0,998\}z\/: counted repetitions/.test(err.message),
+    );
+  });
+
+  it('a uri or header rule reads 64 KiB of a message in all, not 64 KiB or 2 KiB per link or field', () => {
+    // One uri rule over 300 links of 2 KiB took 20 s: ten times the text a body rule may read.
+    const [uriRule, headerRule] = parseRules('uri T_URI /x.{0,200}z/\nscore T_URI 1\ndescribe T_URI u\nheader T_HDR X-Pad =~ /x.{0,200}z/\nscore T_HDR 1\ndescribe T_HDR h\n', 'r');
+    let read = 0;
+    for (const rule of [uriRule!, headerRule!]) {
+      const test = rule.tests[0]!.test;
+      rule.tests[0]!.test = (s) => ((read += s.length), test(s));
+    }
+    const urls = Array.from({ length: 300 }, () => `http://z.test/${'x'.repeat(2034)}`);
+    const headers = Array.from({ length: 300 }, () => ({ key: 'x-pad', name: 'X-Pad', value: 'x'.repeat(2048) }));
+    const settings = { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules: [uriRule!, headerRule!] };
+    assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings), []);
+    assert.equal(read, 2 * 64 * 1024);
+    // What lies within it is still read: here the 21st link and the 31st field, each of 2048 characters.
+    read = 0;
+    urls[20] = `http://z.test/${'x'.repeat(2033)}z`;
+    headers[30]!.value = `${'x'.repeat(2047)}z`;
+    assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings).map((h) => h.name), ['T_URI', 'T_HDR']);
+    assert.equal(read, (21 + 31) * 2048);
+  });
+
   it('other rules-file mistakes name rule and line too', () => {
     const cases: [string, RegExp][] = [
       ['body lower /x/', /rule lower\]: line 1: rule names are UPPER_SNAKE/],

@@ -217,6 +217,7 @@ describe('rules: parsing', () => {
     ['bad ip', 'rule r9\n  ip 300.1.1.1\n  action block\n', /\[rule r9\]: line 2: .*not an IP/],
     ['bad auth', 'rule r10\n  auth spff\n  action allow\n', /\[rule r10\]: line 2: unknown auth result "spff"/],
     ['skip rules', 'rule r11\n  ip 192.0.2.1\n  action skip rules\n', /line 3: the rules checks cannot be skipped/],
+    ['a wide counted repetition', 'rule r12\n  body matches /x.{0,998}z/\n  action block\n', /\[rule r12\]: line 2: bad regular expression \/x\.\{0,998\}z\/: counted repetitions \(\{n,m\}\) make 998 copies, more than 200/],
   ];
   for (const [what, text, message] of bad) {
     it(`refuses a rule file with ${what}, naming the rule and line`, () => {
@@ -263,6 +264,20 @@ describe('rules: conditions', () => {
       assert.equal((await run(s, no)).ledger.forced, undefined, 'should not match');
     });
   }
+
+  it('a regular expression reads 256 KiB of a header in all, however many fields: "header matches" over 15 fields of 64 KiB is no hang', async () => {
+    const s = settings('rule t\n  header X-Pad matches /x.{0,200}z/\n  action quarantine\n');
+    // The z lets the pattern's required literal be found, so the text is really matched.
+    const pad = `X-Pad: z${'x'.repeat(64 * 1024)}`;
+    const last = `X-Pad: ${'x'.repeat(999)}z`;
+    // Each field was read up to 256 KiB on its own: 16 s here.
+    const started = Date.now();
+    const far = await run(s, { headers: [...Array<string>(15).fill(pad), last] });
+    const ms = Date.now() - started;
+    assert.ok(ms < 3000, `${ms} ms`);
+    assert.equal(far.ledger.forced, undefined, 'the last field lies beyond what is read');
+    assert.equal((await run(s, { headers: [pad, pad, last] })).ledger.forced?.action, 'quarantine');
+  });
 
   it('an auth condition a DNS failure kept from being known leaves its rule undecided: not applied, and said so', async () => {
     const s = settings('rule ceo-must-sign\n  from bob@partner.test\n  not auth aligned\n  action block\n\nrule no-auth\n  auth none\n  action score +4\n');

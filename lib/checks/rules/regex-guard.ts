@@ -20,7 +20,8 @@ export class RegexError extends Error {
 }
 
 /**
- * Upper bound on the text one regular expression is run over: matching is
- * linear in its input, and a header or body may be huge.
+ * Upper bound on the text one regular expression is run over per message (a
+ * header's values together): matching is linear in its input, and a header
+ * or body may be huge.
  */
 export const MAX_REGEX_INPUT = 256 * 1024;
