@@ -9,6 +9,7 @@ import type { CliIO } from '../lib/cli/types';
 import { createClient } from 'redis';
 import { deleteRedisKeys, REDIS_URL, uniquePrefix } from './reputation/setup';
 import { repoPath } from './support/paths';
+import { assertPrintable, HOSTILE, PLAIN } from './support/terminal';
 
 function capture(): CliIO & { stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];
@@ -65,6 +66,22 @@ describe('mailward scan', function () {
     assert.match(text, /gtube\.eml: reject \(score [\d.]+, ref [0-9A-Z]{10}\)/);
     assert.match(text, /why: score [\d.]+ reached the reject threshold 15/);
     assert.match(text, /\+ +1000 +GTUBE +policy +Body carries the GTUBE anti-spam test string/);
+  });
+
+  it('prints what the message wrote, and a file name, with control and bidi characters escaped', async () => {
+    const hostile = join(dir, 'hostile');
+    mkdirSync(hostile);
+    // Two From: addresses: FROM_MULTIPLE quotes them in its detail (the parser drops C0 there itself, not C1 or bidi).
+    writeFileSync(join(hostile, `saved\x1b[2J${PLAIN}.eml`), `From: a\x9b2J\u202eb@x.test, ${PLAIN}@y.test\r\nTo: bob@example.com\r\nSubject: ${HOSTILE}\r\n\r\n${GTUBE}\r\n`);
+    const io = capture();
+    assert.equal(await main(['scan', hostile, '--config', config], io), 0);
+    const text = io.stdout.join('\n');
+    assertPrintable(text, 'scan');
+    assert.ok(text.includes(`saved\\x1b[2J${PLAIN}.eml: reject`), 'the file name');
+    assert.ok(text.includes('[From: has 2 addresses (a\\x9b2j\\u202eb@x.test, '), 'the From: addresses in a detail');
+    const json = capture();
+    assert.equal(await main(['scan', hostile, '--config', config, '--json'], json), 0);
+    assertPrintable(json.stdout.join('\n'), 'scan --json');
   });
 
   it('prints one JSON object per message with --json, across mbox and maildir', async () => {

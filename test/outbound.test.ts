@@ -12,6 +12,7 @@ import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
 import { arfReport, deleteRedisKeys, outboundSettings, REDIS_URL, uniquePrefix } from './outbound/support';
 import { repoPath } from './support/paths';
 import { holdAt } from './support/hold';
+import { assertPrintable, HOSTILE, HOSTILE_SHOWN } from './support/terminal';
 
 const fixture = (...p: string[]) => readFileSync(repoPath('test', 'fixtures', 'outbound', ...p));
 const HOUR = 3600_000;
@@ -456,6 +457,20 @@ describe('outbound: mailward complaints import and mailward outbound', function 
     assert.match(r.out, /^bob\s+50\s+0\.00%\s+0 \(0\.00%\)\s+0 \(0\.00%\)\s+0\s+ok$/m);
     const json = JSON.parse((await cli('outbound', 'report', '--since', '1h', '--json', '--config', configDir)).out);
     assert.equal(json.find((x: any) => x.sender === 'alice').counts.complaint, 2);
+  });
+
+  it('outbound report prints a sender with control and bidi characters escaped', async () => {
+    const store = new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 1000 }, { debug() {}, info() {}, warn() {}, error() {} });
+    // An envelope sender is whatever the client wrote in MAIL FROM.
+    await new OutboundLedger(store, outboundSettings(''), Date.now).add(`${HOSTILE}@x.test`, { sent: 3 });
+    await store.close();
+    for (const json of [false, true]) {
+      const r = await cli('outbound', 'report', '--config', configDir, ...(json ? ['--json'] : []));
+      assert.equal(r.code, 0, r.err);
+      assertPrintable(r.out, `outbound report${json ? ' --json' : ''}`);
+      if (json) assert.ok(JSON.parse(r.out).some((x: { sender: string }) => x.sender === `${HOSTILE}@x.test`));
+      else assert.ok(r.out.includes(`\n${HOSTILE_SHOWN}@x.test  `), 'the sender, escaped, in its column');
+    }
   });
 
   it('status and reinstate; user mistakes are one line', async () => {

@@ -13,6 +13,7 @@ import { createContext, headerValues } from '../lib/message';
 import { releaseHeaderLine, releaseKey, signRelease, verifyRelease } from '../lib/quarantine/release-token';
 import { freePort } from './support/haraka';
 import { entry as heldEntry, RAW } from './support/quarantine';
+import { assertPrintable, HOSTILE, HOSTILE_SHOWN, PLAIN } from './support/terminal';
 
 const DAY = 86_400_000;
 
@@ -300,6 +301,46 @@ describe('mailward quarantine / allow / block commands', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.err, /mailward quarantine: no quarantined message JJJ1/);
     assert.equal((await cli('quarantine', 'show')).code, 2);
+  });
+
+  it('prints what a sender wrote with control and bidi characters escaped, other text as it is: list, show, digest, --json', async () => {
+    const subject = `${HOSTILE}\nFAKE ROW ${PLAIN}`;
+    const raw = Buffer.from(`From: "${HOSTILE} ${PLAIN}" <evil@attacker.test>\r\nTo: alice@example.com\r\nSubject: x\r\n\r\nDear ${PLAIN}\r\n${HOSTILE}\rhidden\r\n`);
+    const q = new FileQuarantine(join(base, 'data', 'quarantine'));
+    await q.put(entry('EVIL000001', { subject, mailFrom: 'a\x1bc@attacker.test', symbols: [{ name: 'FROM_MISSING', score: 1, group: 'auth', detail: `text shows ${HOSTILE}` }] }), raw);
+
+    const list = await cli('quarantine', 'list');
+    assert.equal(list.code, 0, list.err);
+    assertPrintable(list.out, 'list');
+    const rows = list.out.split('\n');
+    assert.equal(rows.length, 2, 'a newline in the subject starts no row of its own');
+    assert.ok(rows[1]!.includes('a\\x1bc@attacker.test'), 'the sender, escaped');
+    assert.ok(rows[1]!.includes(HOSTILE_SHOWN.slice(0, 40)), 'the subject (clipped), escaped');
+
+    const show = await cli('quarantine', 'show', 'EVIL000001');
+    assert.equal(show.code, 0, show.err);
+    assertPrintable(show.out, 'show');
+    assert.ok(show.out.includes(`subject:   ${HOSTILE_SHOWN}\\x0aFAKE ROW ${PLAIN}\n`), 'the subject');
+    // The address parser drops C0 from a display name itself; C1 and bidi it keeps.
+    assert.ok(show.out.includes(`\\x9b2J \\u202eevil\\u202c ${PLAIN} <evil@attacker.test>\n`), 'the From: name');
+    assert.ok(show.out.includes(`text shows ${HOSTILE_SHOWN}\n`), 'a symbol detail');
+    // The body keeps its lines; a CR that would let a line overwrite itself is shown.
+    assert.ok(show.out.includes(`  Dear ${PLAIN}\n  ${HOSTILE_SHOWN}\\x0dhidden`), 'the body text');
+
+    const digest = await cli('quarantine', 'digest');
+    assertPrintable(digest.out, 'digest');
+    assert.ok(digest.out.includes(`    Subject: ${HOSTILE_SHOWN}\\x0aFAKE ROW ${PLAIN}\n`), 'the digest subject');
+
+    // JSON keeps the very text (escaped the JSON way), and nothing raw either.
+    const json = await cli('quarantine', 'list', '--json');
+    assertPrintable(json.out, 'list --json');
+    assert.equal(JSON.parse(json.out)[0].subject, subject);
+
+    // release-approve adds the From: address of a message to the allow list: listed escaped too.
+    assert.equal((await cli('allow', 'add', '--rcpt', 'alice@example.com', 'a\x1bc\x9b@attacker.test')).code, 0);
+    const allowed = await cli('allow', 'list');
+    assertPrintable(allowed.out, 'allow list');
+    assert.match(allowed.out, /alice@example\.com +run-time +a\\x1bc\\x9b@attacker\.test/);
   });
 
   it('a failed release exits 1, keeps the message and shows the error in list and show', async () => {

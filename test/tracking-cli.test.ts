@@ -11,6 +11,7 @@ import type { CliIO } from '../lib/cli/types';
 import { loadConfig } from '../lib/config/load';
 import { createTrackingWriter } from '../lib/tracking';
 import type { TrackingRow } from '../lib/tracking/types';
+import { assertPrintable, HOSTILE, HOSTILE_SHOWN, PLAIN } from './support/terminal';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -206,6 +207,45 @@ describe('mailward trace / explain', () => {
       assert.match(trace.err.join('\n'), /hold rows not yet in the database/);
     } finally {
       rmSync(spoolFile);
+    }
+  });
+
+  it('trace and explain print what the client and sender wrote with control and bidi characters escaped, other text as it is', async () => {
+    const hostileDir = join(root, 'hostile', 'config');
+    mkdirSync(hostileDir, { recursive: true });
+    writeFileSync(join(hostileDir, 'mailward.ini'), '[tracking]\nsqlite_path = tracking.sqlite\n');
+    const row: TrackingRow = {
+      ...rejected,
+      ref: 'H0ST1LE',
+      messageId: `<x1${HOSTILE}\n@attacker.test>`,
+      ptr: `${PLAIN}.example`,
+      helo: `\u2066${PLAIN}\u2069`,
+      mailFrom: 'evil\x1b[2J@attacker.test',
+      rcptTo: ['alice@example.com'],
+      symbols: [{ name: 'GTUBE', score: 1000, group: 'policy', detail: `${HOSTILE} ${PLAIN}` }],
+    };
+    await seed(hostileDir, [row]);
+
+    const story = await run(['explain', 'H0ST1LE', '--config', hostileDir]);
+    assert.equal(story.code, 0);
+    const text = story.out.join('\n');
+    assertPrintable(text, 'explain');
+    assert.match(text, /^message {4}Message-ID <x1Hi \\x1b\]0;OWNED\\x07.*\\u202c\\x0a@attacker\.test>, 2048 bytes$/m);
+    assert.ok(text.includes(`helo \\u2066${PLAIN}\\u2069\n`), 'the HELO');
+    assert.ok(text.includes(`ptr ${PLAIN}.example `), 'the PTR, as it is');
+    assert.ok(text.includes(`policy: ${HOSTILE_SHOWN} ${PLAIN}\n`), 'a symbol detail');
+    assert.match(text, /^mail from {2}<evil\\x1b\[2J@attacker\.test>$/m);
+
+    const table = await run(['trace', '--config', hostileDir]);
+    assert.equal(table.code, 0);
+    assertPrintable(table.out.join('\n'), 'trace');
+    assert.equal(table.out.length, 2, 'a header and one row');
+    assert.ok(table.out[1]!.includes('evil\\x1b[2J@attacker.test'), 'the sender');
+
+    for (const argv of [['explain', 'H0ST1LE', '--json'], ['trace', '--json']]) {
+      const json = await run([...argv, '--config', hostileDir]);
+      assertPrintable(json.out.join('\n'), argv.join(' '));
+      assert.equal(JSON.parse(json.out[0]!).messageId, row.messageId, 'the very text, escaped the JSON way');
     }
   });
 

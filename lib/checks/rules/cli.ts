@@ -2,6 +2,7 @@ import { loadConfig, type MailwardConfig } from '../../config/load';
 import type { CliCommand, CliIO } from '../../cli/types';
 import { UserError } from '../../cli/types';
 import { openSharedState } from '../../cli/shared-state';
+import { jsonText, oneLine } from '../../cli/safe-text';
 import type { StateStore } from '../../state/types';
 import { openListStore } from '.';
 import type { SenderListStore } from './list-store';
@@ -122,16 +123,18 @@ function listCommand(kind: ListKind): CliCommand {
           const runtime = (await lists.store.all(kind, scope)).map((e) => ({ scope: e.scope, entry: e.entry, source: 'run-time' }));
           const rows = [...staticRows, ...runtime];
           if (v.json) {
-            io.out(JSON.stringify(rows, null, 2));
+            io.out(jsonText(rows, 2));
             return 0;
           }
           if (!rows.length) {
             io.out(`no ${what} senders${scope ? ` for ${describeScope(scope)}` : ''}`);
             return 0;
           }
-          const width = Math.max(5, ...rows.map((r) => describeScope(r.scope).length));
+          // Escaped: quarantine release-approve adds the From: address of a message, and recipients name scopes.
+          const scopeOf = (r: { scope: string }) => oneLine(describeScope(r.scope));
+          const width = Math.max(5, ...rows.map((r) => scopeOf(r).length));
           io.out(`${'SCOPE'.padEnd(width)}  SOURCE    ENTRY`);
-          for (const r of rows) io.out(`${describeScope(r.scope).padEnd(width)}  ${r.source.padEnd(8)}  ${r.entry}`);
+          for (const r of rows) io.out(`${scopeOf(r).padEnd(width)}  ${r.source.padEnd(8)}  ${oneLine(r.entry)}`);
           return 0;
         }
         if (!sender) throw new UserError(`${action} needs a SENDER`);
@@ -155,7 +158,7 @@ function listCommand(kind: ListKind): CliCommand {
           );
         }
         for (const m of matching) await lists.store.remove(kind, scope!, m);
-        io.out(`removed ${matching.join(', ')} from the ${what} senders of ${describeScope(scope!)}`);
+        io.out(`removed ${oneLine(matching.join(', '))} from the ${what} senders of ${describeScope(scope!)}`);
         return 0;
       } finally {
         await lists.close();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { ArfError, countReport, parseArf, suspensionText, type ComplaintOutcome } from '../../checks/outbound';
 import { type CliCommand, UserError } from '../types';
 import { openOutboundState } from './outbound';
+import { jsonText, oneLineIO } from '../safe-text';
 
 const USAGE = 'mailward complaints import FILE|DIR... [--config DIR] [--json]';
 
@@ -64,11 +65,13 @@ export const command: CliCommand = {
     } finally {
       await store.close();
     }
-    if (v.json) io.out(JSON.stringify(results, null, 2));
+    if (v.json) io.out(jsonText(results, 2));
     else {
+      // The details quote the reports (reporter, Feedback-Type, Message-ID): each line is escaped whole.
+      const said = oneLineIO(io);
       for (const r of results) {
-        io.out(`${r.file}: ${r.status === 'invalid' ? `not a valid feedback report: ${r.detail}` : `${r.status}: ${r.detail}`}`);
-        if (r.suspended) io.out(`  -> ${r.suspended}`);
+        said.out(`${r.file}: ${r.status === 'invalid' ? `not a valid feedback report: ${r.detail}` : `${r.status}: ${r.detail}`}`);
+        if (r.suspended) said.out(`  -> ${r.suspended}`);
       }
       const tally = (s: string) => results.filter((r) => r.status === s).length;
       io.out(

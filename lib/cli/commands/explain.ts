@@ -1,6 +1,7 @@
 import type { SymbolTable } from '../../score/symbol-table';
 import type { TrackingRow } from '../../tracking/types';
 import { closeTracking, envelopeAddress, findInSpool, formatScore, openTracking, spoolNames, tryRead } from '../tracking';
+import { jsonText, oneLineIO } from '../safe-text';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
 const GONE = '(no longer registered: renamed or removed since this row was written)';
@@ -62,9 +63,10 @@ export const command: CliCommand = {
       }
       const symbols = source.config.symbols;
       if (v.json) {
-        io.out(JSON.stringify({ ...row, symbols: row.symbols.map((s) => ({ ...s, description: describe(symbols, s.name) })) }));
+        io.out(jsonText({ ...row, symbols: row.symbols.map((s) => ({ ...s, description: describe(symbols, s.name) })) }));
       } else {
-        printStory(io, row, symbols);
+        // Every line quotes the transaction (HELO, PTR, addresses, Message-ID, details): each is escaped whole.
+        printStory(oneLineIO(io), row, symbols);
       }
       if (spooledIn) {
         const why = source.problem ? `the database could not be read: ${source.problem}` : 'it was unreachable when the row was written';

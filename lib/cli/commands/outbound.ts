@@ -4,6 +4,7 @@ import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
 import { openSharedState } from '../shared-state';
+import { jsonText, oneLine } from '../safe-text';
 
 const USAGE = [
   'mailward outbound status [SENDER] [--config DIR] [--json]',
@@ -45,7 +46,8 @@ function printReport(io: CliIO, rows: SenderReport[], heading: string): void {
   const table = [
     ['SENDER', 'SENT', 'BULK', 'COMPLAINTS', 'INVALID RCPTS', 'TRAPS', 'STATUS'],
     ...rows.map((r) => [
-      r.sender,
+      // Escaped before widths are measured: the sender is whatever the client said in MAIL FROM.
+      oneLine(r.sender),
       String(r.counts.sent),
       rate(r.counts.bulk, r.counts.sent),
       `${r.counts.complaint} (${rate(r.counts.complaint, r.counts.sent)})`,
@@ -56,7 +58,7 @@ function printReport(io: CliIO, rows: SenderReport[], heading: string): void {
   ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   for (const row of table) io.out(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
-  for (const r of rows) if (r.suspension) io.out(`  ${suspensionText(r.suspension)}`);
+  for (const r of rows) if (r.suspension) io.out(`  ${oneLine(suspensionText(r.suspension))}`);
 }
 
 export const command: CliCommand = {
@@ -99,7 +101,7 @@ export const command: CliCommand = {
         const [counts, suspension] = [await ledger.counts(sender), await ledger.suspension(sender)];
         check();
         if (v.json) {
-          io.out(JSON.stringify({ sender, counts, suspension }, null, 2));
+          io.out(jsonText({ sender, counts, suspension }, 2));
           return 0;
         }
         printReport(io, [{ sender, counts, suspension }], `${sender} over the last ${settings.window.hours} h:`);
@@ -110,12 +112,12 @@ export const command: CliCommand = {
       check();
       const shown = action === 'status' ? rows.filter((r) => r.suspension) : rows;
       if (v.json) {
-        io.out(JSON.stringify(shown, null, 2));
+        io.out(jsonText(shown, 2));
         return 0;
       }
       if (action === 'status') {
         if (!shown.length) io.out('no sender is suspended');
-        for (const r of shown) io.out(suspensionText(r.suspension!));
+        for (const r of shown) io.out(oneLine(suspensionText(r.suspension!)));
         return 0;
       }
       const from = since === undefined ? `the last ${settings.window.hours} h` : `${new Date(since).toISOString()} (in steps of ${Math.round(ledger.sliceMinutes)} min)`;

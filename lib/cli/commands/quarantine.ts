@@ -10,6 +10,7 @@ import { createContext, fromMailboxes, parsedMessage } from '../../message';
 import { ClaimBusyError, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
+import { jsonText, oneLine, oneLineIO } from '../safe-text';
 
 const ACTIONS = ['list', 'show', 'release', 'release-approve', 'delete', 'digest', 'purge'] as const;
 
@@ -21,17 +22,18 @@ function clip(text: string, width: number): string {
   return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
 }
 
+/** The envelope sender, escaped for printing (see safe-text.ts), like every field of a record printed here. */
 function sender(r: QuarantineRecord): string {
   if (r.recovered) return '(unknown)';
-  return r.mailFrom === '' ? '<>' : r.mailFrom;
+  return r.mailFrom === '' ? '<>' : oneLine(r.mailFrom);
 }
 
 function printList(io: CliIO, records: QuarantineRecord[]): void {
   io.out(`${'HELD (UTC)'.padEnd(16)}  ${'REF'.padEnd(10)}  ${'STATUS'.padEnd(8)}  ${'SCORE'.padStart(6)}  ${'FROM'.padEnd(30)}  ${'TO'.padEnd(30)}  SUBJECT`);
   for (const r of records) {
-    const to = r.recovered ? '(unknown)' : `${r.rcptTo[0] ?? '-'}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
+    const to = r.recovered ? '(unknown)' : `${oneLine(r.rcptTo[0] ?? '-')}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
     const status = r.error && r.status === 'held' ? 'held!' : r.status;
-    io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(10)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(r.subject, 60)}`);
+    io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(10)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(oneLine(r.subject), 60)}`);
   }
 }
 
@@ -68,12 +70,12 @@ export async function digestText(records: QuarantineRecord[], now: Date, onlyRcp
   const out = new Map<string, string>();
   for (const [rcpt, held] of [...byRcpt.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     const lines = [
-      `To: ${rcpt}`,
+      `To: ${oneLine(rcpt)}`,
       `Subject: ${held.length} message${held.length === 1 ? '' : 's'} held for you in quarantine`,
       `Date: ${now.toUTCString()}`,
       'Content-Type: text/plain; charset=utf-8',
       '',
-      `These messages for ${rcpt} were held as possible spam and are kept for review.`,
+      `These messages for ${oneLine(rcpt)} were held as possible spam and are kept for review.`,
       'To receive one, ask your mail administrator to release it by its reference',
       '(mailward quarantine release REF), or to release it and always accept that',
       'sender for you (mailward quarantine release-approve REF).',
@@ -82,8 +84,8 @@ export async function digestText(records: QuarantineRecord[], now: Date, onlyRcp
     for (const r of held) {
       lines.push(`  ${r.ref}  ${when(r.time)} UTC  score ${r.score}`);
       lines.push(`    From:    ${sender(r)}`);
-      lines.push(`    Subject: ${r.subject || '(no subject)'}`);
-      lines.push(`    Why:     ${r.reason}`);
+      lines.push(`    Subject: ${oneLine(r.subject) || '(no subject)'}`);
+      lines.push(`    Why:     ${oneLine(r.reason)}`);
       lines.push('');
     }
     out.set(rcpt, lines.join('\n'));
@@ -99,31 +101,34 @@ async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean)
     return 0;
   }
   const r = held.entry as QuarantineRecord;
-  io.out(`ref:       ${r.ref}`);
-  io.out(`held:      ${r.time}`);
-  io.out(`status:    ${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
-  if (r.error) io.out(`error:     ${r.error}`);
-  if (r.recovered) io.out(`recovered: ${r.recovered}`);
+  // Every value is escaped: most come from the message or its sender, the rest (an SMTP reply) may quote them.
+  const field = (label: string, value: string) => io.out(`${`${label}:`.padEnd(11)}${oneLine(value)}`);
+  field('ref', r.ref);
+  field('held', r.time);
+  field('status', `${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
+  if (r.error) field('error', r.error);
+  if (r.recovered) field('recovered', r.recovered);
   const { lock, delivered } = await store.lockState(r.ref);
-  if (lock) io.out(`locked:    ${describeClaim(lock)}`);
-  if (delivered) io.out(`delivered: ${delivered}, but the status could not be recorded (the next list records it)`);
-  io.out(`client:    ${r.remoteIp || '(unknown)'}`);
-  io.out(`from:      ${sender(r)} (envelope)`);
+  if (lock) field('locked', describeClaim(lock));
+  if (delivered) field('delivered', `${delivered}, but the status could not be recorded (the next list records it)`);
+  field('client', r.remoteIp || '(unknown)');
+  field('from', `${sender(r)} (envelope)`);
   // What the recipient sees, and what release-approve would approve: it may differ from the envelope.
   const shown = fromMailboxes(createContext({ ip: r.remoteIp, raw: held.raw })).map((m) => (m.name ? `${m.name} <${m.address}>` : m.address));
-  io.out(`From:      ${shown.length ? shown.join(', ') : '(none)'}`);
-  io.out(`to:        ${r.recovered ? '(unknown)' : r.rcptTo.join(', ')}`);
-  io.out(`subject:   ${r.subject}`);
-  io.out(`score:     ${r.score}`);
-  io.out(`reason:    ${r.reason}`);
+  field('From', shown.length ? shown.join(', ') : '(none)');
+  field('to', r.recovered ? '(unknown)' : r.rcptTo.join(', '));
+  field('subject', r.subject);
+  field('score', String(r.score));
+  field('reason', r.reason);
   io.out('symbols:');
-  for (const s of r.symbols) io.out(`  ${s.name.padEnd(28)} ${String(s.score).padStart(7)}  ${s.detail}`);
+  for (const s of r.symbols) io.out(`  ${s.name.padEnd(28)} ${String(s.score).padStart(7)}  ${oneLine(s.detail)}`);
   const ctx = createContext({ ip: r.remoteIp, raw: held.raw });
   const parsed = await parsedMessage(ctx);
   const text = (parsed?.text ?? '').trim();
   if (text) {
     io.out('text (first lines):');
-    for (const line of text.split(/\r?\n/).slice(0, 15)) io.out(`  ${line}`);
+    // Lines kept as lines; a lone CR in one (which would let it overwrite itself) is escaped with the rest.
+    for (const line of text.split(/\r?\n/).slice(0, 15)) io.out(`  ${oneLine(line)}`);
   }
   return 0;
 }
@@ -157,14 +162,15 @@ export const command: CliCommand = {
 
     const config = loadConfig({ configDir: v.config });
     // The store's warnings (an index it could not write, a record it could not settle) are the operator's to read.
-    const store = openQuarantine(config.shared, { debug() {}, info() {}, warn: (m) => io.err(`warning: ${m.replace(/^mailward quarantine: /, '')}`), error: (m) => io.err(m) });
+    const said = oneLineIO(io);
+    const store = openQuarantine(config.shared, { debug() {}, info() {}, warn: (m) => said.err(`warning: ${m.replace(/^mailward quarantine: /, '')}`), error: (m) => said.err(m) });
     try {
       switch (action) {
         case 'list': {
           const limit = v.limit === undefined ? 100 : Number(v.limit);
           if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit ${JSON.stringify(v.limit)}: give a whole number, 1 or more`);
           const records = await store.list({ rcpt: v.rcpt, since: v.since ? parseSince(v.since) : undefined, status: v.all ? 'all' : 'held', limit });
-          if (v.json) io.out(JSON.stringify(records, null, 2));
+          if (v.json) io.out(jsonText(records, 2));
           else if (!records.length) io.out(`nothing ${v.all ? 'in' : 'held in'} quarantine${v.rcpt ? ` for ${v.rcpt}` : ''}`);
           else printList(io, records);
           return 0;
@@ -181,14 +187,15 @@ export const command: CliCommand = {
             if (err instanceof ReleaseError) throw new UserError(err.message, 1);
             throw err;
           }
-          for (const w of result.warnings) io.err(`warning: ${w}`);
-          io.out(`released ${normalRef} to ${result.record.rcptTo.join(', ')} via ${host}:${port}: ${result.response}`);
-          if (result.record.error) io.err(`warning: ${result.record.error}`);
-          io.out(`ham learning: ${result.learned}`);
+          // Recipients, the reply and warnings may quote the message: each line is escaped whole.
+          for (const w of result.warnings) said.err(`warning: ${w}`);
+          said.out(`released ${normalRef} to ${result.record.rcptTo.join(', ')} via ${host}:${port}: ${result.response}`);
+          if (result.record.error) said.err(`warning: ${result.record.error}`);
+          said.out(`ham learning: ${result.learned}`);
           if (action === 'release-approve') {
             const from = result.record.mailFrom;
-            const approved = await approveSender(v.config, result.record, io);
-            if (!approved && !from) io.err('warning: nothing to approve: no sender address (null sender and no From:)');
+            const approved = await approveSender(v.config, result.record, said);
+            if (!approved && !from) said.err('warning: nothing to approve: no sender address (null sender and no From:)');
           }
           return 0;
         }
@@ -238,6 +245,7 @@ export const command: CliCommand = {
  * an authenticated entry: a forgery of that sender is still not allowed.
  * The address comes from the message, so it is taken only as one literal
  * address: a From: of "unauthenticated:*@*.*" must not become a wildcard.
+ * Its lines quote that address: `io` escapes them (oneLineIO).
  */
 async function approveSender(configDir: string | undefined, record: QuarantineRecord, io: CliIO): Promise<boolean> {
   const { shared } = loadConfig({ configDir });

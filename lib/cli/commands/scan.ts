@@ -6,6 +6,7 @@ import { createStateStore } from '../../state';
 import { OverlayStore } from '../../state/overlay';
 import { silentLogger } from '../../runtime';
 import { readMessages } from '../sources';
+import { jsonText, oneLineIO } from '../safe-text';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
 function addressIn(header: string | undefined): string | undefined {
@@ -63,9 +64,10 @@ export const command: CliCommand = {
         count++;
         if (v.json) {
           const { verdict } = result;
-          io.out(JSON.stringify({ file: message.name, action: verdict.action, score: verdict.score, ref: verdict.ref, reason: verdict.reason, symbols: verdict.symbols, parse: result.row.parseResult }));
+          io.out(jsonText({ file: message.name, action: verdict.action, score: verdict.score, ref: verdict.ref, reason: verdict.reason, symbols: verdict.symbols, parse: result.row.parseResult }));
         } else {
-          printText(io, message.name, result, describe);
+          // File names, reasons, details and recipients come from the messages: each line is escaped whole.
+          printText(oneLineIO(io), message.name, result, describe);
         }
       }
     } finally {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../config/load';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { openSharedState } from '../shared-state';
+import { jsonText, oneLine } from '../safe-text';
 
 const USAGE = 'mailward throttle list [--config DIR] [--json]\n       mailward throttle clear SUBJECT|ID [--config DIR]\n       mailward throttle clear --all [--config DIR]';
 
@@ -20,9 +21,9 @@ function printBlocks(io: CliIO, blocks: SubjectBlock[], now: number): void {
   io.out(`${blocks.length} subject${blocks.length === 1 ? '' : 's'} blocked:`);
   for (const b of blocks) {
     const left = Math.max(0, Math.round((b.until - now) / 60_000));
-    io.out(`  ${b.id}  "${b.subject}"`);
+    io.out(`  ${b.id}  "${oneLine(b.subject)}"`);
     io.out(`      started after ${b.count} messages, since ${iso(b.since)}${b.node ? ` (on ${b.node})` : ''}, until ${iso(b.until)} (${left} min left)`);
-    io.out(`      ${b.refused} message${b.refused === 1 ? '' : 's'} refused so far; e.g. "${b.example}"`);
+    io.out(`      ${b.refused} message${b.refused === 1 ? '' : 's'} refused so far; e.g. "${oneLine(b.example)}"`);
   }
 }
 
@@ -57,7 +58,7 @@ export const command: CliCommand = {
       const unreachable = problem();
       if (unreachable) throw new UserError(`cannot reach the shared state: ${unreachable}`, 1);
       if (action === 'list') {
-        if (v.json) io.out(JSON.stringify(blocks, null, 2));
+        if (v.json) io.out(jsonText(blocks, 2));
         else printBlocks(io, blocks, Date.now());
         return 0;
       }
@@ -72,7 +73,7 @@ export const command: CliCommand = {
         io.out(`no active block for ${/^[0-9a-f]{20}$/.test(target) ? target : `"${normaliseSubject(target)}"`} (its counters were reset)`);
         return 1;
       }
-      io.out(`lifted the block on "${lifted.subject}" (${lifted.refused} messages refused since ${iso(lifted.since)})`);
+      io.out(`lifted the block on "${oneLine(lifted.subject)}" (${lifted.refused} messages refused since ${iso(lifted.since)})`);
       return 0;
     } finally {
       await store.close();

@@ -2,6 +2,7 @@ import { ACTIONS } from '../../score/types';
 import type { TrackingRow } from '../../tracking/types';
 import { closeTracking, findSpooled, formatScore, openTracking, spoolNames, tryRead } from '../tracking';
 import { parseSince } from '../since';
+import { jsonText, oneLine } from '../safe-text';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
 function parseLimit(value: string | undefined): number {
@@ -47,7 +48,8 @@ function cells(row: TrackingRow): string[] {
 }
 
 function printTable(io: CliIO, rows: TrackingRow[]): void {
-  const table = rows.map(cells);
+  // Cells are escaped before widths are measured: clients and senders write most of them.
+  const table = rows.map((row) => cells(row).map(oneLine));
   const widths = COLUMNS.map((c, i) => Math.min(c.max, Math.max(c.title.length, ...table.map((r) => r[i]!.length))));
   const line = (values: string[]) => values.map((v, i) => clip(v, widths[i]!).padEnd(widths[i]!)).join('  ').trimEnd();
   io.out(line(COLUMNS.map((c) => c.title)));
@@ -84,7 +86,7 @@ export const command: CliCommand = {
       // and still fail, because the list lacks every stored row.
       const rows = stored ?? (await findSpooled(source.spoolFiles, filter));
       if (v.json) {
-        for (const row of rows) io.out(JSON.stringify(row));
+        for (const row of rows) io.out(jsonText(row));
       } else if (rows.length || stored) {
         printTable(io, rows);
       }
