@@ -183,3 +183,58 @@ describe('backscatter end to end: two Haraka nodes sharing Redis', function () {
     }
   });
 });
+
+describe("backscatter end to end: a signature copied from one of our messages verifies only its sender's bounces", function () {
+  this.timeout(120_000);
+  let haraka: HarakaInstance;
+  const prefix = uniquePrefix('replay');
+
+  before(async () => {
+    haraka = await startHaraka({ plugins: ['relay', 'mailward/plugins/backscatter'], files: files(prefix, 'mx-a', 'threshold = 5\nwindow_minutes = 5\nblock_minutes = 60\n') });
+  });
+  after(async () => {
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+    await deleteRedisKeys(prefix);
+  });
+
+  /** Sends one message and returns the SMTP code and the delivered copy's X-Mailward-Status. */
+  async function deliver(from: string, to: string, raw: string, localAddress: string): Promise<{ code: number; status: string }> {
+    const before = new Set(haraka.delivered());
+    const r = await sendMail({ port: haraka.port, from, to: [to], raw, localAddress });
+    const file = haraka.delivered().find((f) => !before.has(f));
+    return { code: r.code, status: file ? (/^X-Mailward-Status: (.*?)\r?$/m.exec(readFileSync(file, 'utf8'))?.[1] ?? '') : r.response };
+  }
+
+  it('bounces quoting alice\'s signed headers to other users are unverified and throttled; her own bounce and auto-reply still verify', async () => {
+    // alice writes once to an outsider, who receives her signature.
+    const mid = `<replayed.${Date.now()}@example.com>`;
+    const date = new Date().toUTCString();
+    const sent = await sendMail({ port: haraka.port, from: 'alice@example.com', to: ['attacker@evil.example'], raw: outbound({ mid, date }), localAddress: RELAY_IP });
+    assert.equal(sent.code, 250, sent.response);
+    const sig = /^X-Mailward-Sig: (.*?)\r?$/m.exec(readFileSync(haraka.delivered().at(-1)!, 'utf8'))![1]!;
+    const dsn = bounce('headers-only-dsn.eml', { mid, date, sigLine: `X-Mailward-Sig: ${sig}` });
+
+    // The outsider's "bounces" to others: never verified, so the throttle (threshold 5) stops them.
+    const replays = [];
+    for (let n = 0; n < 8; n++) replays.push(await deliver('', ['bob@example.com', 'carol@example.com', 'dave@example.com'][n % 3]!, dsn, `127.0.4.${n + 1}`));
+    for (const r of replays.slice(0, 4)) {
+      assert.equal(r.code, 250);
+      assert.match(r.status, /BOUNCE_UNVERIFIED 4/);
+      assert.doesNotMatch(r.status, /BOUNCE_VERIFIED/);
+    }
+    for (const r of replays.slice(4)) assert.equal(r.code, 550, r.status);
+
+    // The same bounce to alice herself is hers: verified, and passes the block.
+    const real = await deliver('', 'alice@example.com', dsn, '127.0.4.20');
+    assert.equal(real.code, 250, real.status);
+    assert.match(real.status, /^accept .*BOUNCE_VERIFIED -2/);
+
+    // An auto-reply naming alice's Message-ID: verified only when it goes to alice.
+    const reply = (n: number) => ['From: Promo <deals@spam.example>', `Subject: Away ${n}`, `Message-ID: <ar.${n}.${Date.now()}@spam.example>`, 'Auto-Submitted: auto-replied', `In-Reply-To: ${mid}`, '', 'Cheap pills.', ''].join('\r\n');
+    const toErin = await deliver('deals@spam.example', 'erin@example.com', reply(1), '127.0.4.21');
+    assert.match(toErin.status, /BOUNCE_UNVERIFIED 4/);
+    assert.doesNotMatch(toErin.status, /BOUNCE_VERIFIED/);
+    assert.match((await deliver('deals@spam.example', 'alice@example.com', reply(2), '127.0.4.22')).status, /BOUNCE_VERIFIED -2/);
+  });
+});

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { createContext } from '../lib/message';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
@@ -11,6 +12,8 @@ import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise'
 import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
 import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } from '../lib/checks/backscatter/signing';
 import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
+import { SentMessages } from '../lib/checks/backscatter/sent';
+import { MemoryStore } from '../lib/state/memory';
 import type { ScanResult } from '../lib';
 import { backscatterRuntime, bounce, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, type TestMailward } from './backscatter/support';
 
@@ -169,6 +172,33 @@ describe('backscatter: recognising bounces and auto-replies', () => {
   });
 });
 
+describe('backscatter: Message-ID records', () => {
+  const NOW = Date.UTC(2025, 2, 10, 9, 15);
+  const make = () => {
+    const store = new MemoryStore(1000);
+    return { store, sent: new SentMessages(store, 86400, () => NOW) };
+  };
+
+  it('keeps the senders hashed and matches them as addresses (case, IDN domain)', async () => {
+    const { store, sent } = make();
+    await sent.record('<m.1@example.com>', ['Alice@Bücher.example', 'alice@example.com', '']);
+    const [value] = await store.mget([`bs:mid:${createHash('sha256').update('m.1@example.com').digest('hex').slice(0, 32)}`]);
+    assert.match(value!, /^\d+ [0-9a-f]{16},[0-9a-f]{16}$/);
+    assert.doesNotMatch(value!, /alice/i);
+    assert.deepEqual(await sent.lookup(['<other@x>', '<M.1@example.com>'], 'alice@xn--bcher-kva.example'), { messageId: '<M.1@example.com>', toSender: true });
+    assert.deepEqual(await sent.lookup(['<m.1@example.com>'], 'ALICE@EXAMPLE.COM'), { messageId: '<m.1@example.com>', toSender: true });
+    assert.deepEqual(await sent.lookup(['<m.1@example.com>'], 'carol@example.com'), { messageId: '<m.1@example.com>', toSender: false });
+    assert.deepEqual(await sent.lookup(['<m.1@example.com>'], ''), { messageId: '<m.1@example.com>', toSender: false });
+    assert.equal(await sent.lookup(['<never@example.com>'], 'alice@example.com'), undefined);
+  });
+
+  it('a record from before senders were kept is known but verifies no one', async () => {
+    const { store, sent } = make();
+    await store.set(`bs:mid:${createHash('sha256').update('old.1@example.com').digest('hex').slice(0, 32)}`, String(NOW - 1000), 86400);
+    assert.deepEqual(await sent.lookup(['<old.1@example.com>'], 'alice@example.com'), { messageId: '<old.1@example.com>', toSender: false });
+  });
+});
+
 describe('backscatter: settings', () => {
   const parse = (text: string) => {
     const reader = new IniReader('mailward.backscatter.ini', parseIni(text, 'mailward.backscatter.ini'));
@@ -250,6 +280,44 @@ describe('backscatter module through the library front door (memory state, injec
     const s = symbols(await inbound(bounce('vacation.eml', { mid: '<asked.1@example.com>' }), ['alice@example.com'], 'bob@remote.example'));
     assert.ok('AUTO_REPLY' in s);
     assert.ok('BOUNCE_VERIFIED' in s);
+  });
+
+  it("a copied signature verifies only a bounce to the original's sender, not bounces to anyone else", async () => {
+    // alice wrote to an outsider, who now quotes her signed headers in "bounces" to other users.
+    const sig = (await sendOut()).context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')![1];
+    const replay = bounce('headers-only-dsn.eml', { sigLine: `X-Mailward-Sig: ${sig}` });
+    for (const rcpt of ['bob@example.com', 'carol@example.com', 'alice@other.example']) {
+      const s = symbols(await inbound(replay, [rcpt]));
+      assert.ok(!('BOUNCE_VERIFIED' in s), rcpt);
+      assert.match(s.BOUNCE_UNVERIFIED!, /valid signature by key ka .* but not addressed to the original's sender/, rcpt);
+    }
+    // To alice and someone else at once: not to the sender alone.
+    const both = symbols(await inbound(replay, ['alice@example.com', 'carol@example.com']));
+    assert.match(both.BOUNCE_UNVERIFIED!, /addressed to 2 recipients, not to the original's sender alone/);
+    // To alice herself (the domain's case does not matter): her real bounce.
+    assert.match(symbols(await inbound(replay, ['alice@EXAMPLE.com'])).BOUNCE_VERIFIED!, /signature by key ka/);
+    // Replayed bounces are unverified, so they count toward the subject throttle: the 4 above
+    // and one more reach the threshold of 5.
+    assert.match(symbols(await inbound(replay, ['dave@example.com'])).BACKSCATTER_SUBJECT_BLOCKED!, /this message started the block/);
+  });
+
+  it("a recorded Message-ID verifies only bounces and auto-replies to the message's sender (envelope or From:)", async () => {
+    await sendOut({ mid: '<asked.2@example.com>' });
+    const autoReply = bounce('vacation.eml', { mid: '<asked.2@example.com>' });
+    let s = symbols(await inbound(autoReply, ['erin@example.com'], 'deals@spam.example'));
+    assert.ok(!('BOUNCE_VERIFIED' in s));
+    assert.match(s.BOUNCE_UNVERIFIED!, /auto-reply: .*Message-ID <asked.2@example.com> was sent by us, but not addressed to the original's sender/);
+    s = symbols(await inbound(bounce('headers-only-dsn.eml', { mid: '<asked.2@example.com>' }), ['erin@example.com']));
+    assert.match(s.BOUNCE_UNVERIFIED!, /was sent by us, but not addressed/);
+    assert.match(symbols(await inbound(autoReply, ['alice@example.com'], 'bob@remote.example')).BOUNCE_VERIFIED!, /was sent by us from the recipient's address/);
+
+    // Envelope sender and From: differ (a list's bounce address): the bounce goes to the
+    // envelope sender, which the signature does not cover but the record does.
+    const out = await t.mw.scan({ ip: '10.0.0.5', relaying: true, authUser: 'alice', mailFrom: 'list-bounces@example.com', rcptTo: ['nobody@remote.example'], raw: outbound({ mid: '<list.1@example.com>' }), localHostname: 'mx.example.com' });
+    const sig = out.context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')![1];
+    const listBounce = bounce('postfix-dsn.eml', { mid: '<list.1@example.com>', sigLine: `X-Mailward-Sig: ${sig}` });
+    assert.match(symbols(await inbound(listBounce, ['list-bounces@example.com'])).BOUNCE_VERIFIED!, /Message-ID <list.1@example.com> was sent by us/);
+    assert.ok('BOUNCE_UNVERIFIED' in symbols(await inbound(listBounce, ['carol@example.com'])));
   });
 
   it('adds a Message-ID to relayed mail without one, and signs over it', async () => {

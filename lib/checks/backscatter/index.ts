@@ -6,7 +6,8 @@ import type { Check, CheckModule, Services } from '../types';
 import { extractOriginal, recognise, referencedMessageIds, type EmbeddedOriginal } from './recognise';
 import { SentMessages } from './sent';
 import { DEFAULTS, parseBackscatterSettings, type BackscatterSettings } from './settings';
-import { normaliseMessageId, sign, verify } from './signing';
+import { normaliseAddress } from '../rules/match';
+import { addressOf, normaliseMessageId, sign, verify } from './signing';
 import { normaliseSubject } from './subject';
 import { SubjectThrottle } from './throttle';
 
@@ -25,8 +26,8 @@ export const backscatterSymbols: SymbolDef[] = [
   { name: 'BOUNCE', score: 0, group: GROUP, description: 'A delivery status notification (null or MAILER-DAEMON sender, delivery-status report)' },
   { name: 'AUTO_REPLY', score: 0, group: GROUP, description: 'An automatic reply (Auto-Submitted, X-Autoreply, Precedence: auto_reply, read receipt)' },
   { name: 'BOUNCE_MULTI_RCPT', score: 3, group: GROUP, description: 'A bounce or auto-reply to more than one recipient (a real one goes to the one sender)' },
-  { name: 'BOUNCE_VERIFIED', score: -2, group: GROUP, description: 'The bounced original carries our valid signature or a Message-ID we sent; never throttled' },
-  { name: 'BOUNCE_UNVERIFIED', score: 4, group: GROUP, description: 'A bounce or auto-reply about mail we have no record of sending: likely backscatter' },
+  { name: 'BOUNCE_VERIFIED', score: -2, group: GROUP, description: 'The bounced original carries our valid signature or a Message-ID we sent, and the bounce goes to its sender alone; never throttled' },
+  { name: 'BOUNCE_UNVERIFIED', score: 4, group: GROUP, description: 'A bounce or auto-reply about mail we have no record of sending, or not addressed to its sender: likely backscatter' },
   { name: 'BOUNCE_NO_ORIGINAL', score: 1, group: GROUP, description: 'A bounce without a readable copy of the original (missing or cut off before its Message-ID)' },
   { name: 'BOUNCE_SIG_INVALID', score: 2, group: GROUP, description: 'The bounced original carries a signature header that does not verify (forged, unknown key, malformed)' },
   { name: 'BOUNCE_SIG_EXPIRED', score: 1, group: GROUP, description: 'The bounced original carries a valid signature older than [signing] max_age_days' },
@@ -86,7 +87,7 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
     }
     if (settings.outbound.recordMessageIds) {
       try {
-        await sent.record(messageId!);
+        await sent.record(messageId!, [ctx.mailFrom ?? '', addressOf(firstHeader(ctx, 'from'))]);
         done.push('Message-ID recorded');
       } catch (err) {
         return [errorHit(err, 'recording the Message-ID')];
@@ -95,33 +96,47 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
     return done.length ? [{ name: 'OUTBOUND_SIGNED', detail: done.join(', ') }] : [];
   }
 
-  /** BOUNCE_VERIFIED / _UNVERIFIED and signature symbols for one bounce or auto-reply. */
+  /**
+   * BOUNCE_VERIFIED / _UNVERIFIED and signature symbols for one bounce or auto-reply.
+   * Verified only when it goes back to the original's sender (its one
+   * recipient): a signed message or a Message-ID we sent reaches outsiders,
+   * who could otherwise quote it in "bounces" to anyone.
+   */
   async function validate(ctx: MessageContext, kind: 'bounce' | 'auto_reply'): Promise<{ hits: Hit[]; verified: boolean }> {
     const hits: Hit[] = [];
     const original: EmbeddedOriginal | null = await extractOriginal(ctx, sigKey);
     const get = (name: string) => original?.headers.find((h) => h.key === name)?.value;
     const signature = original?.headers.find((h) => h.key === sigKey)?.value;
     const originalId = get('message-id');
+    const recipient = ctx.rcptTo.length === 1 ? normaliseAddress(ctx.rcptTo[0]!) : '';
+    // Why a valid signature or known Message-ID did not verify it ('' when none was found).
+    let misdirected = '';
+    const notToSender = ctx.rcptTo.length === 1 ? "but not addressed to the original's sender" : `but addressed to ${ctx.rcptTo.length} recipients, not to the original's sender alone`;
 
     if (signature !== undefined && settings.signing.keys.length) {
       const fields = { messageId: originalId ?? '', date: get('date') ?? '', from: get('from') ?? '' };
       const result = verify(signature, fields, settings.signing.keys, services.clock(), settings.signing);
       if (result.ok) {
-        hits.push({ name: 'BOUNCE_VERIFIED', detail: `signature by key ${result.keyId} from ${iso(result.signedAt * 1000)} in the ${original!.source}` });
-        return { hits, verified: true };
-      }
-      if (result.reason === 'expired') hits.push({ name: 'BOUNCE_SIG_EXPIRED', detail: `signed ${iso(result.signedAt! * 1000)}, older than ${settings.signing.maxAgeSeconds / 86400} days` });
+        const signed = `signature by key ${result.keyId} from ${iso(result.signedAt * 1000)} in the ${original!.source}`;
+        if (recipient && recipient === normaliseAddress(addressOf(fields.from))) {
+          hits.push({ name: 'BOUNCE_VERIFIED', detail: signed });
+          return { hits, verified: true };
+        }
+        // The Message-ID record below may still name the recipient as the envelope sender.
+        misdirected = `valid ${signed}, ${notToSender}`;
+      } else if (result.reason === 'expired') hits.push({ name: 'BOUNCE_SIG_EXPIRED', detail: `signed ${iso(result.signedAt! * 1000)}, older than ${settings.signing.maxAgeSeconds / 86400} days` });
       else hits.push({ name: 'BOUNCE_SIG_INVALID', detail: result.reason.replace('_', ' ') + (result.keyId ? ` (key ${result.keyId})` : '') });
     }
 
     const candidates = [...(originalId ? [originalId] : []), ...referencedMessageIds(ctx)];
     if (settings.outbound.recordMessageIds && candidates.length) {
       try {
-        const known = await sent.firstKnown(candidates);
-        if (known) {
-          hits.push({ name: 'BOUNCE_VERIFIED', detail: `Message-ID ${known} was sent by us` });
+        const known = await sent.lookup(candidates, recipient);
+        if (known?.toSender) {
+          hits.push({ name: 'BOUNCE_VERIFIED', detail: `Message-ID ${known.messageId} was sent by us from the recipient's address` });
           return { hits, verified: true };
         }
+        if (known && !misdirected) misdirected = `Message-ID ${known.messageId} was sent by us, ${notToSender}`;
       } catch (err) {
         hits.push(errorHit(err, 'looking up Message-IDs'));
         return { hits, verified: false };
@@ -129,7 +144,8 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
     }
     if (!original && kind === 'bounce') hits.push({ name: 'BOUNCE_NO_ORIGINAL', detail: 'no message/rfc822 part, header part or quoted Message-ID' });
     const about = originalId ? `original ${originalId}` : original ? `original from the ${original.source} without Message-ID` : 'no original';
-    hits.push({ name: 'BOUNCE_UNVERIFIED', detail: `${kind === 'bounce' ? 'bounce' : 'auto-reply'}: ${about}${original?.truncated ? ' (truncated)' : ''}, no valid signature or known Message-ID` });
+    const why = misdirected || 'no valid signature or known Message-ID';
+    hits.push({ name: 'BOUNCE_UNVERIFIED', detail: `${kind === 'bounce' ? 'bounce' : 'auto-reply'}: ${about}${original?.truncated ? ' (truncated)' : ''}, ${why}` });
     return { hits, verified: false };
   }
 
