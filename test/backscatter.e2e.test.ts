@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Classifier } from '../lib/checks/content/classifier';
+import { SqliteBayesStore } from '../lib/checks/content/store';
+import { silentLogger } from '../lib/runtime';
 import { main } from '../lib/cli/main';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
 import { bounce, deleteRedisKeys, KEY_A, outbound, uniquePrefix } from './backscatter/support';
@@ -236,5 +240,54 @@ describe("backscatter end to end: a signature copied from one of our messages ve
     assert.match(toErin.status, /BOUNCE_UNVERIFIED 4/);
     assert.doesNotMatch(toErin.status, /BOUNCE_VERIFIED/);
     assert.match((await deliver('deals@spam.example', 'alice@example.com', reply(2), '127.0.4.22')).status, /BOUNCE_VERIFIED -2/);
+  });
+});
+
+describe('backscatter end to end: autolearn never learns a bounce as ham', function () {
+  this.timeout(120_000);
+  let haraka: HarakaInstance;
+
+  before(async () => {
+    haraka = await startHaraka({
+      plugins: ['relay', 'mailward/plugins/backscatter', 'mailward/plugins/content'],
+      files: {
+        // Memory state, the model in data/bayes.sqlite; autolearn with its default ham_score (-2 = BOUNCE_VERIFIED).
+        'mailward.ini': '[main]\ndata_dir = data\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n',
+        'mailward.backscatter.ini': `[signing]\nkeys = ${KEY_A}\n`,
+        'mailward.content.ini': '[autolearn]\nenabled = true\n',
+        'relay.ini': '[relay]\nacl = true\nforce_routing = false\n',
+        'relay_acl_allow': `${RELAY_IP}/32\n`,
+      },
+    });
+  });
+  after(async () => {
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+  });
+
+  it("verified bounces to alice carrying a forger's text are delivered but not learnt", async () => {
+    const mid = `<learn.${Date.now()}@example.com>`;
+    const date = new Date().toUTCString();
+    await sendMail({ port: haraka.port, from: 'alice@example.com', to: ['attacker@evil.example'], raw: outbound({ mid, date }), localAddress: RELAY_IP });
+    const sig = /^X-Mailward-Sig: (.*?)\r?$/m.exec(readFileSync(haraka.delivered().at(-1)!, 'utf8'))![1]!;
+    for (let n = 1; n <= 3; n++) {
+      const dsn = bounce('headers-only-dsn.eml', { mid, date, sigLine: `X-Mailward-Sig: ${sig}` }).replace('Address not found.', `viagra cialis casino jackpot crypto doubler ${n} cheap pills replica watches winner lottery`);
+      const before = new Set(haraka.delivered());
+      const r = await sendMail({ port: haraka.port, from: '', to: ['alice@example.com'], raw: dsn, localAddress: `127.0.5.${n}` });
+      assert.equal(r.code, 250, r.response);
+      const file = haraka.delivered().find((f) => !before.has(f))!;
+      assert.match(readFileSync(file, 'utf8'), /^X-Mailward-Status: .*BOUNCE_VERIFIED -2/m);
+    }
+    await haraka.stop();
+    const path = join(haraka.dataDir, 'bayes.sqlite');
+    assert.ok(existsSync(path), path);
+    const c = new Classifier(new SqliteBayesStore(path), silentLogger);
+    await c.ready();
+    try {
+      assert.equal(c.model.nham, 0);
+      assert.equal(c.model.tokens.get('casino'), undefined);
+    } finally {
+      await c.close();
+    }
   });
 });

@@ -4,8 +4,9 @@ import { createContext } from '../lib/message';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { ConfigError } from '../lib/config/errors';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { backscatterModule } from '../lib/checks/backscatter';
 import { repoPath } from './support/paths';
 import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
@@ -14,7 +15,10 @@ import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } fro
 import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
 import { SentMessages } from '../lib/checks/backscatter/sent';
 import { MemoryStore } from '../lib/state/memory';
-import type { ScanResult } from '../lib';
+import { createMailward, type ScanResult } from '../lib';
+import { SqliteBayesStore } from '../lib/checks/content/store';
+import { Classifier } from '../lib/checks/content/classifier';
+import { silentLogger } from '../lib/runtime';
 import { backscatterRuntime, bounce, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, type TestMailward } from './backscatter/support';
 
 const DAEMONS = new Set(DEFAULTS.daemonSenders);
@@ -442,5 +446,62 @@ describe('backscatter module: match = * and empty_subject = true', () => {
     for (let i = 0; i < 3; i++) results.push(await t.mw.scan({ ip: '198.51.100.9', mailFrom: 'carol@other.example', rcptTo: ['alice@example.com'], raw: msg }));
     assert.deepEqual(results.map((r) => 'BACKSCATTER_SUBJECT_BLOCKED' in symbols(r)), [false, false, true]);
     assert.match(symbols(results[2]!).BACKSCATTER_SUBJECT_BLOCKED!, /subject "" blocked after 3/);
+  });
+});
+
+describe('backscatter and content autolearn', () => {
+  const SPAM = 'viagra cialis casino jackpot crypto doubler cheap pills replica watches';
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-bs-learn-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Scans the messages with backscatter and content (autolearn on), then reads the model back. */
+  async function learnt(contentIni: string, scoresIni: string, backscatterIni: string, scans: (mw: ReturnType<typeof createMailward>) => Promise<void>) {
+    writeFileSync(join(dir, 'mailward.ini'), `[main]\ndata_dir = ${join(dir, 'data')}\n[tracking]\nenabled = false\n[scores]\n${scoresIni}`);
+    writeFileSync(join(dir, 'mailward.backscatter.ini'), `[signing]\nkeys = ${KEY_A}\n${backscatterIni}`);
+    writeFileSync(join(dir, 'mailward.content.ini'), `[autolearn]\nenabled = true\n${contentIni}`);
+    const mw = createMailward({ configDir: dir, modules: ['builtin', 'backscatter', 'content'] });
+    try {
+      await scans(mw);
+    } finally {
+      await mw.close();
+    }
+    const c = new Classifier(new SqliteBayesStore(join(dir, 'data', 'bayes.sqlite')), silentLogger);
+    await c.ready();
+    const result = { nham: c.model.nham, nspam: c.model.nspam, casino: c.model.tokens.get('casino') };
+    await c.close();
+    return result;
+  }
+
+  it('a verified bounce or auto-reply is never learnt as ham, whatever it says', async () => {
+    // ham_score 0: ordinary mail with no other symbol (score 0) is learnt as ham; a verified bounce (-2) was too.
+    const model = await learnt('ham_score = 0\n', '', '', async (mw) => {
+      const out = await mw.scan({ ip: '10.0.0.5', relaying: true, authUser: 'alice', mailFrom: 'alice@example.com', rcptTo: ['nobody@remote.example'], raw: outbound(), localHostname: 'mx.example.com' });
+      const sig = out.context.headerChanges.add.find(([n]) => n === 'X-Mailward-Sig')![1];
+      const dsn = bounce('headers-only-dsn.eml', { sigLine: `X-Mailward-Sig: ${sig}` }).replace('Address not found.', `${SPAM}. Address not found.`);
+      const verified = await mw.scan({ ip: '192.0.2.25', mailFrom: '', rcptTo: ['alice@example.com'], raw: dsn });
+      assert.ok('BOUNCE_VERIFIED' in symbols(verified));
+      assert.ok(dsn.includes('casino'));
+      const reply = bounce('vacation.eml').replace('I am away until Monday.', `${SPAM}.`);
+      assert.ok('BOUNCE_VERIFIED' in symbols(await mw.scan({ ip: '192.0.2.26', mailFrom: 'bob@remote.example', rcptTo: ['alice@example.com'], raw: reply })));
+      await mw.scan({ ip: '192.0.2.27', mailFrom: 'carol@other.example', rcptTo: ['alice@example.com'], raw: 'From: carol@other.example\r\nSubject: Lunch\r\nMessage-ID: <lunch@other.example>\r\n\r\nlunch at noon on friday\r\n' });
+    });
+    assert.equal(model.nham, 1, 'only the ordinary message');
+    assert.equal(model.casino, undefined);
+  });
+
+  it("backscatter's negative weights do not count toward learning ham", async () => {
+    // An operator's negative weight for the block exemption, on mail that is no bounce:
+    // the default ham_score -2 is reached only with it.
+    const model = await learnt('', 'BACKSCATTER_BLOCK_EXEMPT = -3\n', '[throttle]\nthreshold = 1\n', async (mw) => {
+      await mw.scan({ ip: '192.0.2.25', mailFrom: '', rcptTo: ['alice@example.com'], raw: bounce('postfix-dsn.eml', { mid: '<never@example.com>' }) });
+      const news = createContext({ ip: '198.51.100.10', mailFrom: 'news@other.example', rcptTo: ['alice@example.com'], raw: `From: news@other.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n${SPAM}\r\n` });
+      news.notes.auth = { fromDomain: 'other.example', spf: { result: 'pass', domain: 'other.example', aligned: true, comment: '' }, dkim: [], dmarc: { result: 'pass', policy: 'none', domain: 'other.example' } };
+      const result = await mw.scan(news);
+      assert.equal(result.verdict.symbols.find((x) => x.name === 'BACKSCATTER_BLOCK_EXEMPT')?.score, -3);
+    });
+    assert.equal(model.nham, 0);
   });
 });

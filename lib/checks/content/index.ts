@@ -11,6 +11,7 @@ import { contentCap, parseContentSettings, RULES_FILE, type ContentSettings } fr
 import { registrableDomain } from './tokenize';
 import { classifierTokens } from './learn';
 import { authResults, fromDomainAuthenticated } from '../auth/results';
+import type { BackscatterNote } from '../backscatter';
 
 export type { ContentSettings } from './settings';
 export { templateFingerprint, templateWords, type TemplateFingerprint } from './fingerprint';
@@ -114,7 +115,7 @@ async function afterVerdict(settings: ContentSettings, services: Services, ctx: 
   const classifier = classifiers.get(settings);
   const tokens = tokensSeen.get(ctx);
   if (!classifier || !tokens) return;
-  const label = autolearnLabel(settings, verdict);
+  const label = autolearnLabel(settings, verdict, ctx);
   if (!label) return;
   try {
     // Idempotent (a seen record per message): a message delivered to several
@@ -125,14 +126,19 @@ async function afterVerdict(settings: ContentSettings, services: Services, ctx: 
   }
 }
 
-function autolearnLabel(settings: ContentSettings, verdict: Verdict): Label | null {
+function autolearnLabel(settings: ContentSettings, verdict: Verdict, ctx: MessageContext): Label | null {
   const b = settings.bayes;
   if (b.learnSpamSymbols.length && verdict.symbols.some((s) => b.learnSpamSymbols.includes(s.name))) return 'spam';
   if (!b.autolearn) return null;
   // Judge by everything except content itself, so the classifier does not teach itself its own mistakes.
   const others = verdict.score - (verdict.groups.content ?? 0);
   if (others >= b.autolearnSpamScore) return 'spam';
-  if (others <= b.autolearnHamScore) return 'ham';
+  // Never ham: a bounce or auto-reply carries text its sender chose (a forger's,
+  // in a replayed "bounce"), and backscatter's credit (BOUNCE_VERIFIED) says who
+  // a message is for, not that its words are good.
+  if ((ctx.notes.backscatter as BackscatterNote | undefined)?.kind) return null;
+  const credit = verdict.symbols.reduce((sum, s) => sum + (s.group === 'backscatter' ? Math.min(0, s.score) : 0), 0);
+  if (others - credit <= b.autolearnHamScore) return 'ham';
   return null;
 }
 
