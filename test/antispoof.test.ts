@@ -401,6 +401,19 @@ describe('antispoof module with auth results, against a real DNS server', functi
       assert.equal(symbol(result, 'ANTISPOOF_TEMPERROR'), undefined);
     });
 
+    it('an SPF chain through names that start with _dmarc. is cut off like any other: only the author domains\' DMARC records are not', async () => {
+      const sneaky = 'abcdefghi'.split('').map((l) => `_dmarc.${l}.slow.attacker.test`);
+      world.dns.set('sneaky.attacker.test', { TXT: [`v=spf1 ${sneaky.map((i) => `include:${i}`).join(' ')} ip4:${IP.attacker} -all`] });
+      for (const name of sneaky) {
+        world.dns.set(name, { TXT: ['v=spf1 -all'] });
+        world.dns.delays.set(name, 200);
+      }
+      const result = await scan(deadlined(), message({ from: '"CEO" <ceo@example.com>', subject: 'Wire transfer' }), IP.attacker, 'x@sneaky.attacker.test');
+      assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), names(result).join());
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), names(result).join());
+      assert.equal(symbol(result, 'AUTH_TEMPERROR'), undefined);
+    });
+
     it('past the deadline itself, only a pending look-up that could have authorised the claim gives ANTISPOOF_TEMPERROR', async () => {
       world.dns.delays.set('_dmarc.example.com', 2000);
       try {

@@ -1,9 +1,10 @@
 import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
+import { asciiDomain } from '../../util/domain';
 import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
-import { normaliseDomain, relaxedAligned } from './align';
+import { normaliseDomain, orgDomain, relaxedAligned } from './align';
 import { AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
@@ -95,11 +96,11 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
  * "no records" is an ENOTFOUND error (mailauth counts void look-ups and tells
  * "no key" from a failure by it) and a temporary failure keeps a DNS-like code.
  */
-function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity) {
+function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>()) {
   return async (name: string, type: string): Promise<any[]> => {
     let answer: any[];
     try {
-      answer = await (name.toLowerCase().startsWith('_dmarc.') ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));
+      answer = await (dmarcNames.has(name.toLowerCase().replace(/\.$/, '')) ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));
     } catch (err) {
       if (err instanceof DnsTempError) {
         onTempError(name.toLowerCase().replace(/\.$/, ''));
@@ -171,15 +172,22 @@ function forMailauth(ctx: MessageContext): Buffer {
 export async function runAuthenticate(ctx: MessageContext, settings: AuthSettings, dns: DnsResolver): Promise<AuthRun> {
   const tempErrorNames: string[] = [];
   const mta = settings.authservId || ctx.localHostname || 'localhost';
-  // SPF, DKIM and ARC get the first half of the deadline; what is left is DMARC's.
+  // SPF, DKIM and ARC get the first half of the deadline; what is left is DMARC's, for the
+  // author domains' own records only (an SPF record may include names that start with _dmarc.).
   const cutoff = Date.now() + settings.timeoutMs / 2;
+  const dmarcNames = new Set(
+    authorAddresses(ctx).flatMap((address) => {
+      const domain = asciiDomain(domainOf(address));
+      return domain ? [`_dmarc.${domain}`, `_dmarc.${orgDomain(domain)}`] : [];
+    }),
+  );
   const result = await authenticate(forMailauth(ctx), {
     ip: ctx.ip,
     helo: ctx.helo || undefined,
     // The null sender has no domain: mailauth then checks SPF for postmaster@<HELO name> (RFC 7208 2.4).
     sender: ctx.mailFrom || undefined,
     mta,
-    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff) as any,
+    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff, dmarcNames) as any,
     minBitLength: settings.minKeyBits,
     disableBimi: true,
   });
