@@ -215,6 +215,11 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
     }
     assert.equal((await ledgerOf().counts('ivy')).invalid, 1);
     assert.equal(await ledgerOf().suspension('ivy'), null, '1 / max(56, 1000) is no reason to suspend');
+    // A co-recipient with a mailbox at the partners' provider authenticates for their domain too, but sends as
+    // herself, not with the null sender a mail server's report comes with: it vouches for no one.
+    const colleague = await scan({ ip: '198.51.100.5', mailFrom: 'mallory@partners.example', rcptTo: ['alice@example.com'], raw: dsn(partners.slice(4)) }, { auth: auth('partners.example', ['partners.example']) });
+    assert.equal(colleague.ledger.has('OUTBOUND_INVALID_RCPT'), false);
+    assert.equal((await ledgerOf().counts('ivy')).invalid, 1);
 
     // SPF passes for the reporting MTA's HELO name in the partners' organisational domain: every recorded one counts, once.
     const real = await scan({ ip: '198.51.100.5', mailFrom: '', rcptTo: ['alice@example.com'], raw: dsn(partners) }, { auth: auth('mx1.partners.example') });

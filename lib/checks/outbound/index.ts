@@ -102,14 +102,16 @@ function reporterFromDomain(ctx: MessageContext): string | undefined {
 }
 
 /**
- * The MTA that sent a DSN is authenticated for the recipient's domain: SPF
- * passed (for the null sender, its HELO name) or a DKIM signature verified,
- * in the same organisational domain. Only such a DSN is believed about
- * several recipients of one message.
+ * The MTA that sent a DSN is authenticated for the recipient's domain: it came
+ * with the null sender, as a mail server's own reports do, and SPF passed for
+ * its HELO name or a DKIM signature verified, in the same organisational
+ * domain. Only such a DSN is believed about several recipients of one message:
+ * a co-recipient with a mailbox at the same provider authenticates too, but
+ * its provider does not send its mail with the null sender.
  */
-function reporterVouchesFor(auth: AuthResults, recipient: string): boolean {
+function reporterVouchesFor(auth: AuthResults, nullSender: boolean, recipient: string): boolean {
   const domain = asciiDomain(recipient.slice(recipient.lastIndexOf('@') + 1));
-  return !auth.incomplete && !!domain && (hasAlignedSpf(auth, domain) || hasAlignedDkim(auth, domain));
+  return nullSender && !auth.incomplete && !!domain && (hasAlignedSpf(auth, domain) || hasAlignedDkim(auth, domain));
 }
 
 function suspendedHit(s: Suspension | null | undefined): Hit[] {
@@ -239,7 +241,7 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
         ? invalid.map((names) => names.find((r) => recorded.includes(recipientKey(r)))).filter((r): r is string => !!r)
         : invalid.slice(0, 1).map((names) => names[0]!);
       const auth = authResults(ctx);
-      const vouched = recorded && auth ? real.filter((r) => reporterVouchesFor(auth, r)) : [];
+      const vouched = recorded && auth ? real.filter((r) => reporterVouchesFor(auth, !ctx.mailFrom, r)) : [];
       const unvouched = real.find((r) => !vouched.includes(r));
       const notes: string[] = [];
       const notRecipients = invalid.length - real.length;
