@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from '../lib/checks/backscatter/signing';
-import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf, senderKey, unsubscribeProblem } from '../lib/checks/outbound';
+import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf, ReinstateBusyError, senderKey, unsubscribeProblem } from '../lib/checks/outbound';
 import { DEFAULTS } from '../lib/checks/outbound/settings';
 import { main } from '../lib/cli/main';
 import { loadConfig } from '../lib/config/load';
@@ -345,6 +345,20 @@ for (const backend of backends) {
       held.release();
       assert.ok(await reinstating);
       assert.equal((await ledger.counts('dave')).complaint, 1);
+    });
+
+    it('two reinstates of one sender at once: the second is refused, the counts never go below zero', async () => {
+      await ledger.add('dave', { sent: 1000, complaint: 10 });
+      assert.ok(await ledger.evaluate('dave'));
+      const held = holdAt(store, 'hashGetAll', 'after');
+      const first = new OutboundLedger(held.store, settings, clock, 'cli-1').reinstate('dave');
+      await held.reached;
+      await assert.rejects(new OutboundLedger(store, settings, clock, 'cli-2').reinstate('dave'), ReinstateBusyError);
+      held.release();
+      assert.ok(await first);
+      assert.equal((await ledger.counts('dave')).complaint, 0);
+      // Done: the next reinstate may run.
+      assert.equal(await ledger.reinstate('dave'), null);
     });
 
     it('a timed suspension (suspend_hours) ends by itself', async () => {

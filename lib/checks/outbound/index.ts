@@ -15,7 +15,7 @@ import { parseOutboundSettings, type OutboundSettings } from './settings';
 export type { OutboundSettings } from './settings';
 export { parseArf, looksLikeArf, invalidRecipientsOfDsn, ArfError, type FeedbackReport } from './arf';
 export { countReport, senderKey, type ComplaintOutcome } from './complaints';
-export { OutboundLedger, KINDS, type Counts, type Suspension, type SenderReport } from './ledger';
+export { OutboundLedger, ReinstateBusyError, KINDS, type Counts, type Suspension, type SenderReport } from './ledger';
 
 const GROUP = 'outbound';
 export const POLICY_SOURCE = 'outbound policy';

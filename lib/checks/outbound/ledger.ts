@@ -32,6 +32,7 @@ const SUSPENDED = 'ob:susp:';
 const MID = 'ob:mid:';
 const SEEN = 'ob:seen:';
 const RCPT = 'ob:rcpt:';
+const REINSTATING = 'ob:reinstating:';
 
 function hash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
@@ -41,6 +42,9 @@ function hash(text: string): string {
 export function recipientKey(address: string): string {
   return hash(address.trim().toLowerCase()).slice(0, 16);
 }
+
+/** Another reinstate of the same sender is running. */
+export class ReinstateBusyError extends Error {}
 
 /** A count that did not reach the shared store (see addShared). */
 export class NotSharedError extends Error {}
@@ -190,6 +194,17 @@ export class OutboundLedger {
    * starts again from a clean rate. Returns the lifted suspension, if any.
    */
   async reinstate(sender: string): Promise<Suspension | null> {
+    // One at a time per sender: two would each subtract what they read, and the counts go negative.
+    const lock = REINSTATING + sender;
+    if ((await this.store.incrBy(lock, 1, 60)) !== 1) throw new ReinstateBusyError(`${sender} is being reinstated by another command; try again in a minute`);
+    try {
+      return await this.forgiveAndLift(sender);
+    } finally {
+      await this.store.del(lock).catch(() => undefined);
+    }
+  }
+
+  private async forgiveAndLift(sender: string): Promise<Suspension | null> {
     // Forgive first, lift second: an evaluation on another node in between still
     // sees the suspension (and leaves it), one after sees the cleared counts. The
     // other order let an evaluation see no suspension but the old complaints, and

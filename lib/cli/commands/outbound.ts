@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/load';
-import { OutboundLedger, suspensionText, type OutboundSettings, type SenderReport } from '../../checks/outbound';
+import { OutboundLedger, ReinstateBusyError, suspensionText, type OutboundSettings, type SenderReport } from '../../checks/outbound';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
@@ -87,7 +87,9 @@ export const command: CliCommand = {
     try {
       if (action === 'reinstate') {
         const sender = rest[0]!.toLowerCase();
-        const lifted = await ledger.reinstate(sender);
+        const lifted = await ledger.reinstate(sender).catch((err: unknown) => {
+          throw err instanceof ReinstateBusyError ? new UserError(err.message, 1) : err;
+        });
         check();
         if (!lifted) {
           io.out(`${sender} is not suspended (its complaint, invalid-recipient and trap counts were cleared anyway)`);
