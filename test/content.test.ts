@@ -143,10 +143,27 @@ describe('content: the cap holds against every threshold that refuses', () => {
       const to = async (...rcptTo: string[]) => (await mw.scan({ ip: '192.0.2.1', mailFrom: 'a@example.net', rcptTo, raw })).verdict;
       // Each scaled score is rounded down: the total may fall a few hundredths short of the cap, never over.
       const within = (v: Verdict, action: string, low: number, cap: number) => assert.ok(v.action === action && v.score >= low && v.score <= cap, v.reason);
-      within(await to('b@example.org'), 'quarantine', 6.9, 6.99);
+      const strict = await to('b@example.org');
+      within(strict, 'quarantine', 6.9, 6.99);
+      assert.match(strict.reason, /^score 6\.99 \(content 8\.9\d capped at 6\.99 for example\.org\) reached the quarantine threshold 6$/);
+      assert.equal(strict.groups.content, 6.99, 'the groups add up to the score that decided');
       within(await to('b@example.com'), 'quarantine', 8.9, 9);
-      // Capped for the strictest domain of the message, so refused for none of them (the mildest action applies).
-      within(await to('b@example.com', 'c@example.org'), 'add_header', 6.9, 6.99);
+    } finally {
+      await mw.close();
+    }
+  });
+
+  it("a strict domain's recipient does not lower the content score for the other recipients", async () => {
+    const mw = createMailward({ texts, modules: ['content'] });
+    try {
+      const to = async (...rcptTo: string[]) => (await mw.scan({ ip: '192.0.2.1', mailFrom: 'a@example.net', rcptTo, raw })).verdict;
+      // Each domain counts content up to its own cap; the mildest action over the domains applies
+      // (quarantine for both here), with the score of the domain whose cap took nothing off.
+      for (const rcptTo of [['b@example.com', 'c@example.org'], ['c@example.org', 'b@example.com']]) {
+        const v = await to(...rcptTo);
+        assert.ok(v.action === 'quarantine' && v.score >= 8.9 && v.score <= 9, `${rcptTo}: ${v.action} ${v.reason}`);
+        assert.match(v.reason, /^score 8\.9\d reached the quarantine threshold 8$/);
+      }
     } finally {
       await mw.close();
     }

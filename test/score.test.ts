@@ -134,6 +134,28 @@ describe('thresholds and decide', () => {
     assert.equal(decide(ledger, p, ['a@strict.example', 'b@lenient.example']).action, 'add_header');
   });
 
+  it('counts a capped group (content) per recipient domain: below each domain\'s refusing thresholds, never lowered for the others', () => {
+    const strict = { reject: 8, soft_reject: 4, quarantine: 3, add_header: 2 };
+    const p = policy({ domains: new Map([['strict.example', strict]]) });
+    const ledger = new Ledger(table());
+    ledger.add('BAYES_SPAM');
+    // Not capped: content alone (5) refuses mail to strict.example.
+    assert.equal(decide(ledger, p, ['a@strict.example']).action, 'soft_reject');
+    ledger.capGroup('content', 9);
+    const alone = decide(ledger, p, ['a@strict.example']);
+    assert.deepEqual([alone.action, alone.score, alone.groups], ['quarantine', 3.99, { content: 3.99 }]);
+    assert.equal(alone.reason, 'score 3.99 (content 5 capped at 3.99 for strict.example) reached the quarantine threshold 3');
+    // example.com counts all 5 (add_header), whichever recipient comes first.
+    for (const rcpts of [['a@strict.example', 'b@example.com'], ['b@example.com', 'a@strict.example']]) {
+      const both = decide(ledger, p, rcpts);
+      assert.deepEqual([both.action, both.score, both.groups], ['add_header', 5, { content: 5 }]);
+    }
+    // Other groups count in full: the cap only keeps content from refusing alone.
+    ledger.add('DNSBL_LISTED');
+    const mixed = decide(ledger, p, ['a@strict.example']);
+    assert.deepEqual([mixed.action, mixed.score, mixed.groups], ['reject', 9.99, { content: 3.99, reputation: 6 }]);
+  });
+
   it('lets a forced allow win over the score, and explains it', () => {
     const ledger = new Ledger(table());
     ledger.add('DNSBL_LISTED');

@@ -10,6 +10,7 @@ import { severity } from './types';
 export class Ledger {
   private readonly entries = new Map<string, ScoredSymbol>();
   private forcedAction?: ForcedAction;
+  private readonly caps = new Map<string, number>();
   /** Recipients refused at RCPT time with the reason (e.g. a spamtrap). */
   readonly refusedRecipients = new Map<string, string>();
 
@@ -75,6 +76,20 @@ export class Ledger {
     if (!this.forcedAction || severity(forced.action) > severity(this.forcedAction.action)) {
       this.forcedAction = { ...forced };
     }
+  }
+
+  /**
+   * Marks a group that must never refuse mail alone (content): the verdict
+   * counts at most `max` of its score, and for each recipient domain less than
+   * that domain's refusing thresholds. Per domain, because one strict
+   * recipient must not lower the score for the others.
+   */
+  capGroup(group: string, max: number): void {
+    this.caps.set(group, max);
+  }
+
+  get groupCaps(): ReadonlyMap<string, number> {
+    return this.caps;
   }
 
   get forced(): ForcedAction | undefined {

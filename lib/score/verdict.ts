@@ -1,4 +1,4 @@
-import type { Ledger } from './ledger';
+import { round, type Ledger } from './ledger';
 import { newRef } from './ref';
 import type { Action, ScoredSymbol, Verdict } from './types';
 import { severity } from './types';
@@ -31,22 +31,52 @@ function domainOf(address: string): string {
   return at < 0 ? '' : address.slice(at + 1).toLowerCase();
 }
 
-/** The thresholds of each recipient domain of a message ([actions] for a domain without its own, or no recipients). */
-export function recipientThresholds(policy: ActionPolicy, recipients: string[]): Thresholds[] {
-  const domains = [...new Set(recipients.map(domainOf))];
-  return (domains.length ? domains : ['']).map((domain) => policy.domains.get(domain) ?? policy.thresholds);
+/**
+ * The last hundredth (scores count in hundredths) below the thresholds that
+ * refuse mail, and at most `max`: the most a capped group may count.
+ */
+export function capBelow(max: number, t: Thresholds): number {
+  const refuse = Math.min(t.reject, t.soft_reject);
+  return Number.isFinite(refuse) ? Math.max(0, Math.min(max, (Math.ceil(refuse * 100 - 1e-9) - 1) / 100)) : max;
+}
+
+interface ByScore {
+  action: Action;
+  thresholds: Thresholds;
+  /** The score for the deciding domain, capped groups (ledger.capGroup) counted at their cap there. */
+  score: number;
+  groups: Record<string, number>;
+  /** How, e.g. "content 8.98 capped at 6.99 for example.org", when a cap took something off. */
+  capped: string[];
 }
 
 /**
- * Thresholds in force for a message. With recipients in several domains the
- * mildest action wins: one domain's strict policy must not refuse mail another
- * domain asked to receive (the refusal at DATA applies to every recipient).
+ * Thresholds in force for a message. Each recipient domain scores it with the
+ * capped groups held below its own refusing thresholds; with recipients in
+ * several domains the mildest action wins: one domain's strict policy must not
+ * refuse mail another domain asked to receive (the refusal at DATA applies to
+ * every recipient), nor lower the score the others see.
  */
-function thresholdAction(score: number, policy: ActionPolicy, recipients: string[]): { action: Action; thresholds: Thresholds } {
-  let best: { action: Action; thresholds: Thresholds } | undefined;
-  for (const thresholds of recipientThresholds(policy, recipients)) {
+function thresholdAction(ledger: Ledger, policy: ActionPolicy, recipients: string[]): ByScore {
+  const domains = [...new Set(recipients.map(domainOf))];
+  let best: ByScore | undefined;
+  for (const domain of domains.length ? domains : ['']) {
+    const thresholds = policy.domains.get(domain) ?? policy.thresholds;
+    let score = ledger.total;
+    const groups = ledger.groups;
+    const capped: string[] = [];
+    for (const [group, max] of ledger.groupCaps) {
+      const part = groups[group] ?? 0;
+      const cap = capBelow(max, thresholds);
+      if (part <= cap) continue;
+      score = round(score - part + cap);
+      groups[group] = cap;
+      capped.push(`${group} ${part} capped at ${cap}${domain ? ` for ${domain}` : ''}`);
+    }
     const action = actionForScore(score, thresholds);
-    if (!best || severity(action) < severity(best.action)) best = { action, thresholds };
+    // Between domains with the same action, the higher score: what a domain's cap took off is not
+    // reported for the others, whatever the order of the recipients.
+    if (!best || severity(action) < severity(best.action) || (action === best.action && score > best.score)) best = { action, thresholds, score, groups, capped };
   }
   return best!;
 }
@@ -59,10 +89,11 @@ export function formatSymbols(symbols: ScoredSymbol[], limit = Infinity): string
 
 /** Turns a ledger into a verdict: thresholds, then forced actions from rules. */
 export function decide(ledger: Ledger, policy: ActionPolicy, recipients: string[], ref: string = newRef()): Verdict {
-  const score = ledger.total;
   const symbols = ledger.symbols;
-  const groups = ledger.groups;
-  const byScore = thresholdAction(score, policy, recipients);
+  const byScore = thresholdAction(ledger, policy, recipients);
+  // Score and groups as the deciding domain counts them, so that they add up (autolearn subtracts the content group).
+  const { score, groups } = byScore;
+  const scored = byScore.capped.length ? `${score} (${byScore.capped.join(', ')})` : `${score}`;
   const forced = ledger.forced;
 
   if (forced) {
@@ -70,18 +101,18 @@ export function decide(ledger: Ledger, policy: ActionPolicy, recipients: string[
     if (forced.action === 'accept' && blocking.length) {
       const reason = `${forced.source} would allow this message (${forced.reason}), but ${blocking
         .map((s) => s.name)
-        .join(', ')} cannot be overridden; score ${score} gives ${byScore.action}`;
+        .join(', ')} cannot be overridden; score ${scored} gives ${byScore.action}`;
       return { action: byScore.action, score, symbols, ref, reason, groups, forced };
     }
-    const reason = `${forced.action} forced by ${forced.source}: ${forced.reason} (score ${score} would give ${byScore.action})`;
+    const reason = `${forced.action} forced by ${forced.source}: ${forced.reason} (score ${scored} would give ${byScore.action})`;
     return { action: forced.action, score, symbols, ref, reason, groups, forced };
   }
 
   const { action, thresholds } = byScore;
   const reason =
     action === 'accept'
-      ? `score ${score} is below the add_header threshold ${thresholds.add_header}`
-      : `score ${score} reached the ${action} threshold ${thresholds[action]}`;
+      ? `score ${scored} is below the add_header threshold ${thresholds.add_header}`
+      : `score ${scored} reached the ${action} threshold ${thresholds[action]}`;
   return { action, score, symbols, ref, reason, groups };
 }
 

@@ -7,7 +7,7 @@ import { bulkHits } from './bulk';
 import { acquireClassifier, releaseClassifier, type Classifier } from './classifier';
 import { builtinHeuristics, ruleHits } from './heuristics';
 import { messageParts } from './parts';
-import { contentCap, parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
+import { parseContentSettings, RULES_FILE, type ContentSettings } from './settings';
 import { registrableDomain } from './tokenize';
 import { classifierTokens } from './learn';
 import { authResults, fromDomainAuthenticated } from '../auth/results';
@@ -104,7 +104,10 @@ function createChecks(settings: ContentSettings, services: Services): Check[] {
         hits.push(...builtinHeuristics(parts, settings.heuristics, links), ...ruleHits(parts, settings.heuristics));
       }
       if (settings.bulk.enabled) hits.push(...(await bulkHits(ctx, ledger, parts, services.state, services.clock(), settings.bulk)));
-      return capHits(hits, ledger, contentCap(settings.maxScore, services.shared.policy, ctx.rcptTo));
+      // The cap that depends on the recipient's domain is the verdict's, per domain: a
+      // cap per message would let one strict recipient lower the score for all.
+      ledger.capGroup(g, settings.maxScore);
+      return capHits(hits, ledger, settings.maxScore);
     },
   };
   return [check];

@@ -1,7 +1,7 @@
 import { asciiDomain } from '../../util/domain';
 import type { IniReader } from '../../config/reader';
 import { resolvePath, type SharedSettings } from '../../config/shared';
-import { recipientThresholds, type ActionPolicy, type Thresholds } from '../../score/verdict';
+import { capBelow, type Thresholds } from '../../score/verdict';
 import type { ConfigTexts } from '../types';
 import type { PartLimits } from './parts';
 import { parseRules, type ContentRule } from './rules-file';
@@ -67,7 +67,7 @@ export interface BulkSettings {
 
 export interface ContentSettings {
   enabled: boolean;
-  /** Content symbols together never score more than this, nor reach a refusing threshold of a recipient's domain. */
+  /** Content symbols together never score more than this (and the verdict keeps them below each recipient domain's refusing thresholds). */
   maxScore: number;
   /** Config problems worth a word at start (logged by the plugin). */
   warnings: string[];
@@ -202,9 +202,9 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
 
 /**
  * A refusing threshold at or below max_score (soft_reject in [actions], or
- * either in a [domain:NAME] section) is not an error: the check lowers the cap
- * for that domain's mail (contentCap). The operator is told, since content
- * then counts for less there than max_score says.
+ * either in a [domain:NAME] section) is not an error: the verdict counts
+ * content for less for that domain's recipients (capBelow, per domain). The
+ * operator is told, since content then counts for less there than max_score says.
  */
 function capWarnings(maxScore: number, shared: SharedSettings): string[] {
   const sections: [string, Thresholds][] = [['actions', shared.policy.thresholds], ...[...shared.policy.domains].map(([d, t]): [string, Thresholds] => [`domain:${d}`, t])];
@@ -218,18 +218,4 @@ function capWarnings(maxScore: number, shared: SharedSettings): string[] {
     }
   }
   return warnings;
-}
-
-/** max_score, lowered to the last hundredth (scores count in hundredths) below the thresholds that refuse mail. */
-function capBelow(maxScore: number, t: Thresholds): number {
-  const refuse = Math.min(t.reject, t.soft_reject);
-  return Number.isFinite(refuse) ? Math.max(0, Math.min(maxScore, (Math.ceil(refuse * 100 - 1e-9) - 1) / 100)) : maxScore;
-}
-
-/**
- * The cap for one message: the lowest over its recipients' domains, so content
- * alone is refused for none of them (a domain without a section uses [actions]).
- */
-export function contentCap(maxScore: number, policy: ActionPolicy, recipients: string[]): number {
-  return Math.min(...recipientThresholds(policy, recipients).map((t) => capBelow(maxScore, t)));
 }
