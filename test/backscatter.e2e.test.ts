@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Classifier } from '../lib/checks/content/classifier';
 import { SqliteBayesStore } from '../lib/checks/content/store';
 import { silentLogger } from '../lib/runtime';
 import { main } from '../lib/cli/main';
+import { RedisStore } from '../lib/state';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
 import { bounce, deleteRedisKeys, KEY_A, outbound, uniquePrefix } from './backscatter/support';
 
@@ -240,6 +242,33 @@ describe("backscatter end to end: a signature copied from one of our messages ve
     assert.match(toErin.status, /BOUNCE_UNVERIFIED 4/);
     assert.doesNotMatch(toErin.status, /BOUNCE_VERIFIED/);
     assert.match((await deliver('deals@spam.example', 'alice@example.com', reply(2), '127.0.4.22')).status, /BOUNCE_VERIFIED -2/);
+  });
+
+  it("a list's VERP copies of one message: the bounce of each verifies; a record of the previous release verifies a bounce to anyone", async () => {
+    // One Message-ID relayed once per recipient, each copy with its own envelope sender.
+    const mid = `<digest.${Date.now()}@example.com>`;
+    const date = new Date().toUTCString();
+    const verp = ['bob', 'carol', 'dave'].map((u) => `list-bounces+${u}=remote.example@example.com`);
+    for (const [i, sender] of verp.entries()) {
+      const r = await sendMail({ port: haraka.port, from: sender, to: [`${['bob', 'carol', 'dave'][i]}@remote.example`], raw: outbound({ mid, date, from: 'List <list@example.com>' }), localAddress: RELAY_IP });
+      assert.equal(r.code, 250, r.response);
+    }
+    const dsn = bounce('headers-only-dsn.eml', { mid, date, from: 'List <list@example.com>' });
+    for (const [i, sender] of verp.entries()) assert.match((await deliver('', sender, dsn, `127.0.4.${30 + i}`)).status, /^accept .*BOUNCE_VERIFIED -2/, sender);
+    assert.match((await deliver('', 'erin@example.com', dsn, '127.0.4.33')).status, /BOUNCE_UNVERIFIED 4/);
+
+    // Mail relayed before the upgrade: its record (bs:mid:, a plain time) verifies as it did then.
+    const old = `<before-upgrade.${Date.now()}@example.com>`;
+    const legacyKey = `bs:mid:${createHash('sha256').update(old.slice(1, -1)).digest('hex').slice(0, 32)}`;
+    const store = new RedisStore({ backend: 'redis', redisUrl: 'redis://127.0.0.1:6379', prefix, timeoutMs: 1000, memoryMaxEntries: 100 }, silentLogger);
+    try {
+      // Nothing this node relayed above left one (a node of the previous release would verify any bounce by it).
+      assert.deepEqual(await store.keys('bs:mid:'), []);
+      await store.set(legacyKey, String(Date.now() - 3600_000), 14 * 86400);
+    } finally {
+      await store.close();
+    }
+    assert.match((await deliver('', 'frank@example.com', bounce('headers-only-dsn.eml', { mid: old }), '127.0.4.34')).status, /^accept .*BOUNCE_VERIFIED -2/);
   });
 });
 

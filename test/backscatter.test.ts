@@ -15,11 +15,13 @@ import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } fro
 import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
 import { SentMessages } from '../lib/checks/backscatter/sent';
 import { MemoryStore } from '../lib/state/memory';
+import { RedisStore } from '../lib/state';
+import type { StateStore } from '../lib/state/types';
 import { createMailward, type ScanResult } from '../lib';
 import { SqliteBayesStore } from '../lib/checks/content/store';
 import { Classifier } from '../lib/checks/content/classifier';
 import { silentLogger } from '../lib/runtime';
-import { backscatterRuntime, bounce, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, type TestMailward } from './backscatter/support';
+import { backscatterRuntime, bounce, deleteRedisKeys, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, uniquePrefix, type TestMailward } from './backscatter/support';
 
 const DAEMONS = new Set(DEFAULTS.daemonSenders);
 const keyA: SigningKey = { id: 'ka', secret: 'secret-number-one-0123456789' };
@@ -176,32 +178,73 @@ describe('backscatter: recognising bounces and auto-replies', () => {
   });
 });
 
-describe('backscatter: Message-ID records', () => {
-  const NOW = Date.UTC(2025, 2, 10, 9, 15);
-  const make = () => {
-    const store = new MemoryStore(1000);
-    return { store, sent: new SentMessages(store, 86400, () => NOW) };
-  };
+const idHash = (mid: string) => createHash('sha256').update(mid).digest('hex').slice(0, 32);
 
-  it('keeps the senders hashed and matches them as addresses (case, IDN domain)', async () => {
-    const { store, sent } = make();
-    await sent.record('<m.1@example.com>', ['Alice@Bücher.example', 'alice@example.com', '']);
-    const [value] = await store.mget([`bs:mid:${createHash('sha256').update('m.1@example.com').digest('hex').slice(0, 32)}`]);
-    assert.match(value!, /^\d+ [0-9a-f]{16},[0-9a-f]{16}$/);
-    assert.doesNotMatch(value!, /alice/i);
-    assert.deepEqual(await sent.lookup(['<other@x>', '<M.1@example.com>'], 'alice@xn--bcher-kva.example'), { messageId: '<M.1@example.com>', toSender: true });
-    assert.deepEqual(await sent.lookup(['<m.1@example.com>'], 'ALICE@EXAMPLE.COM'), { messageId: '<m.1@example.com>', toSender: true });
-    assert.deepEqual(await sent.lookup(['<m.1@example.com>'], 'carol@example.com'), { messageId: '<m.1@example.com>', toSender: false });
-    assert.deepEqual(await sent.lookup(['<m.1@example.com>'], ''), { messageId: '<m.1@example.com>', toSender: false });
-    assert.equal(await sent.lookup(['<never@example.com>'], 'alice@example.com'), undefined);
-  });
+function redisStore(prefix: string): RedisStore {
+  return new RedisStore({ backend: 'redis', redisUrl: 'redis://127.0.0.1:6379', prefix, timeoutMs: 1000, memoryMaxEntries: 1000 }, silentLogger);
+}
 
-  it('a record from before senders were kept is known but verifies no one', async () => {
-    const { store, sent } = make();
-    await store.set(`bs:mid:${createHash('sha256').update('old.1@example.com').digest('hex').slice(0, 32)}`, String(NOW - 1000), 86400);
-    assert.deepEqual(await sent.lookup(['<old.1@example.com>'], 'alice@example.com'), { messageId: '<old.1@example.com>', toSender: false });
+for (const backend of ['memory', 'redis'] as const) {
+  describe(`backscatter: Message-ID records (${backend} state)`, () => {
+    const NOW = Date.UTC(2025, 2, 10, 9, 15);
+    const clock = { now: NOW };
+    let store: StateStore;
+    let sent: SentMessages;
+    let prefix: string;
+    beforeEach(() => {
+      prefix = uniquePrefix('sent');
+      store = backend === 'memory' ? new MemoryStore(1000) : redisStore(prefix);
+      clock.now = NOW;
+      sent = new SentMessages(store, 86400, () => clock.now);
+    });
+    afterEach(async () => {
+      await store.close();
+      if (backend === 'redis') await deleteRedisKeys(prefix);
+    });
+
+    it('keeps the senders hashed and matches them as addresses (case, IDN domain); writes no record the previous release would read', async () => {
+      await sent.record('<m.1@example.com>', ['Alice@Bücher.example', 'alice@example.com', '']);
+      const keys = (await store.keys('bs:')).sort();
+      // A plain-time bs:mid: record would verify a bounce to anyone on a node of the previous release.
+      assert.deepEqual(keys.map((k) => k.replace(/[0-9a-f]{16,}/g, 'H')), ['bs:sender:H:H', 'bs:sender:H:H', 'bs:sent:H']);
+      assert.ok(keys.every((k) => !/alice|bücher/i.test(k)));
+      assert.deepEqual(await store.mget(keys), [String(NOW), String(NOW), String(NOW)]);
+      assert.deepEqual(await sent.lookup(['<other@x>', '<M.1@example.com>'], 'alice@xn--bcher-kva.example'), { messageId: '<M.1@example.com>', match: 'sender' });
+      assert.deepEqual(await sent.lookup(['<m.1@example.com>'], 'ALICE@EXAMPLE.COM'), { messageId: '<m.1@example.com>', match: 'sender' });
+      assert.deepEqual(await sent.lookup(['<m.1@example.com>'], 'carol@example.com'), { messageId: '<m.1@example.com>', match: 'other' });
+      assert.deepEqual(await sent.lookup(['<m.1@example.com>'], ''), { messageId: '<m.1@example.com>', match: 'other' });
+      assert.equal(await sent.lookup(['<never@example.com>'], 'alice@example.com'), undefined);
+    });
+
+    it('VERP: one Message-ID relayed once per recipient, each with its own envelope sender, verifies the bounces to every one of them', async () => {
+      const verp = ['bob', 'carol', 'dave'].map((u) => `list-bounces+${u}=remote.example@example.com`);
+      for (const sender of verp) await sent.record('<digest.1@example.com>', [sender, 'list@example.com']);
+      for (const sender of [...verp, 'list@example.com']) assert.deepEqual(await sent.lookup(['<digest.1@example.com>'], sender), { messageId: '<digest.1@example.com>', match: 'sender' }, sender);
+      assert.deepEqual(await sent.lookup(['<digest.1@example.com>'], 'list-bounces+erin=remote.example@example.com'), { messageId: '<digest.1@example.com>', match: 'other' });
+      // Every sender is judged by the time of its own copy.
+      clock.now = NOW + 86400_000 - 1;
+      await sent.record('<digest.1@example.com>', ['list-bounces+erin=remote.example@example.com']);
+      clock.now = NOW + 86400_000 + 1;
+      assert.deepEqual(await sent.lookup(['<digest.1@example.com>'], verp[0]!), { messageId: '<digest.1@example.com>', match: 'other' });
+      assert.deepEqual(await sent.lookup(['<digest.1@example.com>'], 'list-bounces+erin=remote.example@example.com'), { messageId: '<digest.1@example.com>', match: 'sender' });
+    });
+
+    it("a record of the previous release (bs:mid:, a plain time) verifies a bounce to any one recipient until it expires", async () => {
+      await store.set(`bs:mid:${idHash('old.1@example.com')}`, String(NOW - 1000), 86400);
+      // Its unreleased successor's "time hashes" value: no plain time, so no record, as for the previous release.
+      await store.set(`bs:mid:${idHash('odd.1@example.com')}`, `${NOW} 0123456789abcdef`, 86400);
+      for (const rcpt of ['alice@example.com', 'bob@example.com']) assert.deepEqual(await sent.lookup(['<old.1@example.com>'], rcpt), { messageId: '<old.1@example.com>', match: 'legacy' }, rcpt);
+      // Not to the sender alone when there is more than one recipient.
+      assert.deepEqual(await sent.lookup(['<old.1@example.com>'], ''), { messageId: '<old.1@example.com>', match: 'other' });
+      assert.equal(await sent.lookup(['<odd.1@example.com>'], 'alice@example.com'), undefined);
+      // A record naming the recipient wins over a legacy one, whatever the order.
+      await sent.record('<new.1@example.com>', ['bob@example.com']);
+      assert.deepEqual(await sent.lookup(['<old.1@example.com>', '<new.1@example.com>'], 'bob@example.com'), { messageId: '<new.1@example.com>', match: 'sender' });
+      clock.now = NOW + 86400_000;
+      assert.equal(await sent.lookup(['<old.1@example.com>'], 'bob@example.com'), undefined);
+    });
   });
-});
+}
 
 describe('backscatter: settings', () => {
   const parse = (text: string) => {
@@ -432,6 +475,59 @@ describe('backscatter module through the library front door (memory state, injec
     for (let i = 0; i < 8; i++) assert.ok(!('BACKSCATTER_SUBJECT_BLOCKED' in symbols(await inbound(fixtureBytes('empty-subject.eml')))));
   });
 });
+
+for (const backend of ['memory', 'redis'] as const) {
+  describe(`backscatter: Message-ID records through the library front door (${backend} state, no signing keys)`, () => {
+    let t: TestMailward;
+    beforeEach(() => {
+      // Signing keys are empty by default: the Message-ID record is all that verifies.
+      t = testMailward('[throttle]\nthreshold = 3\n', { backend });
+    });
+    afterEach(() => t.close());
+    const relay = (mailFrom: string, mid: string, from = 'List <list@example.com>') =>
+      t.mw.scan({ ip: '10.0.0.5', relaying: true, authUser: 'list', mailFrom, rcptTo: ['someone@remote.example'], raw: outbound({ mid, from }), localHostname: 'mx.example.com' });
+    const inbound = (raw: string, rcpt: string, mailFrom = '') => t.mw.scan({ ip: '192.0.2.25', mailFrom, rcptTo: [rcpt], raw });
+
+    it("VERP: the bounce of each copy goes to that copy's envelope sender and verifies; bounces to anyone else do not; nothing the previous release would read is written", async () => {
+      const mid = '<digest.7@example.com>';
+      const verp = ['bob', 'carol', 'dave'].map((u) => `list-bounces+${u}=remote.example@example.com`);
+      for (const sender of verp) assert.match(symbols(await relay(sender, mid)).OUTBOUND_SIGNED!, /Message-ID recorded/);
+      const dsn = bounce('postfix-dsn.eml', { mid, from: 'List <list@example.com>' });
+      // Three verified bounces: with threshold 3 they would have started a block had they counted.
+      for (const sender of verp) {
+        const s = symbols(await inbound(dsn, sender));
+        assert.match(s.BOUNCE_VERIFIED!, /Message-ID <digest.7@example.com> was sent by us from the recipient's address/, sender);
+        assert.ok(!('BOUNCE_UNVERIFIED' in s) && !('BACKSCATTER_SUBJECT_BLOCKED' in s), sender);
+      }
+      assert.ok('BOUNCE_VERIFIED' in symbols(await inbound(bounce('vacation.eml', { mid }), 'list@example.com', 'bob@remote.example')));
+      // The replay fix holds: a bounce quoting that Message-ID to someone who did not send it.
+      const s = symbols(await inbound(dsn, 'erin@example.com'));
+      assert.ok(!('BOUNCE_VERIFIED' in s));
+      assert.match(s.BOUNCE_UNVERIFIED!, /Message-ID <digest.7@example.com> was sent by us, but not addressed to the original's sender/);
+      // A node of the previous release reads a bs:mid: time as "verifies a bounce to anyone".
+      assert.deepEqual(await t.mw.runtime.services.state.keys('bs:mid:'), []);
+    });
+
+    it('a record of the previous release verifies bounces and auto-replies to any one recipient, unthrottled, until it expires', async () => {
+      const mid = '<before-upgrade.1@example.com>';
+      await t.mw.runtime.services.state.set(`bs:mid:${idHash('before-upgrade.1@example.com')}`, String(t.clock.now - 3600_000), 14 * 86400);
+      const dsn = bounce('postfix-dsn.eml', { mid });
+      // Four bounces to four users, threshold 3: none unverified, none counted, none blocked.
+      for (const rcpt of ['alice@example.com', 'bob@example.com', 'carol@example.com', 'dave@example.com']) {
+        const s = symbols(await inbound(dsn, rcpt));
+        assert.match(s.BOUNCE_VERIFIED!, /Message-ID <before-upgrade.1@example.com> was sent by us \(recorded before senders were kept\)/, rcpt);
+        assert.ok(!('BOUNCE_UNVERIFIED' in s) && !('BACKSCATTER_SUBJECT_BLOCKED' in s), rcpt);
+      }
+      assert.ok('BOUNCE_VERIFIED' in symbols(await inbound(bounce('vacation.eml', { mid }), 'erin@example.com', 'bob@remote.example')));
+      // Not to one recipient: not verified.
+      const many = symbols(await t.mw.scan({ ip: '192.0.2.25', mailFrom: '', rcptTo: ['alice@example.com', 'bob@example.com'], raw: dsn }));
+      assert.match(many.BOUNCE_UNVERIFIED!, /was sent by us, but addressed to 2 recipients/);
+      // message_id_ttl_days (14) after it was sent, the record no longer verifies.
+      t.clock.now += 14 * 86400_000 - 3600_000 + 1;
+      assert.match(symbols(await inbound(dsn, 'alice@example.com')).BOUNCE_UNVERIFIED!, /no valid signature or known Message-ID/);
+    });
+  });
+}
 
 describe('backscatter module: match = * and empty_subject = true', () => {
   let t: TestMailward;

@@ -132,8 +132,14 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
     if (settings.outbound.recordMessageIds && candidates.length) {
       try {
         const known = await sent.lookup(candidates, recipient);
-        if (known?.toSender) {
+        if (known?.match === 'sender') {
           hits.push({ name: 'BOUNCE_VERIFIED', detail: `Message-ID ${known.messageId} was sent by us from the recipient's address` });
+          return { hits, verified: true };
+        }
+        // Recorded by the previous release, which kept no senders: verified as it was then,
+        // so an upgrade does not turn the bounces of mail already sent unverified (and throttled).
+        if (known?.match === 'legacy') {
+          hits.push({ name: 'BOUNCE_VERIFIED', detail: `Message-ID ${known.messageId} was sent by us (recorded before senders were kept)` });
           return { hits, verified: true };
         }
         if (known && !misdirected) misdirected = `Message-ID ${known.messageId} was sent by us, ${notToSender}`;

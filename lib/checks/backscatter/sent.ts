@@ -3,19 +3,30 @@ import type { StateStore } from '../../state/types';
 import { normaliseAddress } from '../rules/match';
 import { normaliseMessageId } from './signing';
 
-const SENT = 'bs:mid:';
+/**
+ * Keys (all hashed: bounded length, and the store holds no addresses):
+ * - `bs:sent:<id>`: we relayed this Message-ID (for the detail of a bounce to someone else);
+ * - `bs:sender:<id>:<sender>`: we relayed it from this sender. One key per pair, never
+ *   rewritten by another sender's copy: a list relays one Message-ID once per
+ *   recipient, each copy with its own VERP envelope sender;
+ * - `bs:mid:<id>`: written by releases before senders were kept (value: the time),
+ *   read only: verifies a bounce to any one recipient, as then, until it expires.
+ * Each value is the time it was sent: the age is judged by the clock, the
+ * store's expiry only collects garbage.
+ */
+const SENT = 'bs:sent:';
+const SENDER = 'bs:sender:';
+const LEGACY = 'bs:mid:';
 
 function hash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-function key(messageId: string): string {
-  // Hashed: bounded key length, and the store holds no addresses.
-  return SENT + hash(normaliseMessageId(messageId)).slice(0, 32);
+function idHash(messageId: string): string {
+  return hash(normaliseMessageId(messageId)).slice(0, 32);
 }
 
-/** A sender as kept with a Message-ID: hashed, so the store holds no addresses. */
-function senderKey(address: string): string {
+function senderHash(address: string): string {
   return hash(normaliseAddress(address)).slice(0, 16);
 }
 
@@ -23,8 +34,12 @@ function senderKey(address: string): string {
 export interface SentLookup {
   /** The Message-ID we sent. */
   messageId: string;
-  /** Sent by the bounce's recipient: the bounce is addressed to the original's sender. */
-  toSender: boolean;
+  /**
+   * 'sender': sent by the bounce's recipient, so the bounce goes back to the original's sender;
+   * 'legacy': recorded by a release that kept no senders, so any one recipient verifies;
+   * 'other': sent by us, but not by the recipient.
+   */
+  match: 'sender' | 'legacy' | 'other';
 }
 
 /** Message-IDs of mail we relayed, with who sent them, remembered for a while so bounces of it can be recognised. */
@@ -36,36 +51,41 @@ export class SentMessages {
   ) {}
 
   /**
-   * Stores when it was sent and its senders (envelope sender, From: address):
-   * a bounce or reply is ours only when it goes back to one of them. The age
-   * is judged by the clock, the store's expiry only collects garbage.
-   * Value: `<ms>` (records before senders were kept) or `<ms> <hash>,<hash>`.
+   * Stores that we sent it, and from which senders (envelope sender, From:
+   * address): a bounce or reply is ours only when it goes back to one of them.
+   * Plain writes, no read-modify-write, so concurrent copies from other
+   * senders (on any node) add to what is known and never replace it.
    */
   async record(messageId: string, senders: string[]): Promise<void> {
     if (!normaliseMessageId(messageId)) return;
-    const hashes = [...new Set(senders.filter((s) => s.includes('@')).map(senderKey))];
-    await this.store.set(key(messageId), `${this.clock()}${hashes.length ? ` ${hashes.join(',')}` : ''}`, this.ttlSeconds);
+    const id = idHash(messageId);
+    const now = String(this.clock());
+    const hashes = new Set(senders.filter((s) => s.includes('@')).map(senderHash));
+    await Promise.all([SENT + id, ...[...hashes].map((h) => `${SENDER}${id}:${h}`)].map((k) => this.store.set(k, now, this.ttlSeconds)));
   }
 
   /**
    * The first of these Message-IDs that `recipient` sent through us, else the
-   * first that another sender did (toSender false), else undefined. One round
-   * trip. `recipient` '' and a record without senders match no sender.
+   * first recorded by a release before senders were kept (when there is one
+   * recipient), else the first that another sender did, else undefined. One
+   * round trip. `recipient` '' (not exactly one recipient) matches no sender.
    */
   async lookup(messageIds: string[], recipient: string): Promise<SentLookup | undefined> {
     const ids = [...new Set(messageIds.filter((m) => normaliseMessageId(m)))];
     if (!ids.length) return undefined;
-    const found = await this.store.mget(ids.map(key));
+    const wanted = recipient ? senderHash(recipient) : '';
+    const per = wanted ? 3 : 2;
+    const found = await this.store.mget(ids.map(idHash).flatMap((h) => [SENT + h, LEGACY + h, ...(wanted ? [`${SENDER}${h}:${wanted}`] : [])]));
     const oldest = this.clock() - this.ttlSeconds * 1000;
-    const wanted = recipient ? senderKey(recipient) : '';
-    let other: SentLookup | undefined;
-    for (const [i, value] of found.entries()) {
-      if (value === null) continue;
-      const [at, senders = ''] = value.split(' ');
-      if (!(Number(at) >= oldest)) continue;
-      if (wanted && senders.split(',').includes(wanted)) return { messageId: ids[i]!, toSender: true };
-      other ??= { messageId: ids[i]!, toSender: false };
+    // Legacy values too are read as the previous release reads them: a plain time, else no record.
+    const fresh = (v: string | null | undefined) => v != null && Number(v) >= oldest;
+    const rank = { sender: 0, legacy: 1, other: 2 } as const;
+    let best: SentLookup | undefined;
+    for (const [i, messageId] of ids.entries()) {
+      const [sent, legacy, pair] = found.slice(per * i, per * i + per);
+      const match = fresh(pair) ? 'sender' : fresh(legacy) ? (wanted ? 'legacy' : 'other') : fresh(sent) ? 'other' : undefined;
+      if (match && (!best || rank[match] < rank[best.match])) best = { messageId, match };
     }
-    return other;
+    return best;
   }
 }
