@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backscatterModule } from '../lib/checks/backscatter';
+import { referencedMessageIds } from '../lib/checks/backscatter/recognise';
 import { repoPath } from './support/paths';
 import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
 import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
@@ -327,6 +328,14 @@ describe('backscatter module through the library front door (memory state, injec
     const s = symbols(await inbound(bounce('vacation.eml', { mid: '<asked.1@example.com>' }), ['alice@example.com'], 'bob@remote.example'));
     assert.ok('AUTO_REPLY' in s);
     assert.ok('BOUNCE_VERIFIED' in s);
+  });
+
+  it('looks up a few referenced Message-IDs: In-Reply-To and the newest of References, not thousands', () => {
+    const many = Array.from({ length: 5000 }, (_, i) => `<r${i}@x.example>`).join(' ');
+    const ctx = createContext({ ip: '192.0.2.1', rcptTo: ['alice@example.com'], raw: `From: a@x.example\r\nIn-Reply-To: <parent@example.com>\r\nReferences: ${many}\r\n\r\nhi\r\n` });
+    const ids = referencedMessageIds(ctx);
+    assert.equal(ids.length, 10);
+    assert.deepEqual(ids.slice(0, 3), ['<parent@example.com>', '<r4999@x.example>', '<r4998@x.example>']);
   });
 
   it("a copied signature verifies only a bounce to the original's sender, not bounces to anyone else", async () => {

@@ -129,11 +129,16 @@ export async function extractOriginal(ctx: MessageContext, signatureHeader: stri
   return null;
 }
 
-/** Message-IDs an auto-reply or bounce names as the message it answers. */
+/** Message-IDs of In-Reply-To, and of the end of References (the newest), looked up for one message. */
+const MAX_REFERENCED_IDS = 10;
+
+/**
+ * Message-IDs an auto-reply or bounce names as the message it answers:
+ * In-Reply-To's, then the newest of References. A few: each costs state
+ * look-ups, and a forged References may list thousands.
+ */
 export function referencedMessageIds(ctx: MessageContext): string[] {
-  const ids: string[] = [];
-  for (const name of ['in-reply-to', 'references']) {
-    for (const value of headerValues(ctx, name)) for (const m of value.matchAll(/<[^<>\s]+>/g)) ids.push(m[0]);
-  }
-  return ids;
+  const idsOf = (name: string) => headerValues(ctx, name).flatMap((value) => [...value.matchAll(/<[^<>\s]+>/g)].map((m) => m[0]));
+  const ids = new Set([...idsOf('in-reply-to').slice(0, MAX_REFERENCED_IDS), ...idsOf('references').slice(-MAX_REFERENCED_IDS).reverse()]);
+  return [...ids].slice(0, MAX_REFERENCED_IDS);
 }
