@@ -354,7 +354,7 @@ describe('content: regex guard', () => {
     );
   });
 
-  it('a uri or header rule reads 64 KiB of a message in all, not 64 KiB or 2 KiB per link or field', () => {
+  it('a uri or header rule shares 64 KiB among the links or fields: 256 characters at least of each, not 2 KiB or 64 KiB of each', () => {
     // One uri rule over 300 links of 2 KiB took 20 s: ten times the text a body rule may read.
     const [uriRule, headerRule] = parseRules('uri T_URI /x.{0,200}z/\nscore T_URI 1\ndescribe T_URI u\nheader T_HDR X-Pad =~ /x.{0,200}z/\nscore T_HDR 1\ndescribe T_HDR h\n', 'r');
     let read = 0;
@@ -362,17 +362,41 @@ describe('content: regex guard', () => {
       const test = rule.tests[0]!.test;
       rule.tests[0]!.test = (s) => ((read += s.length), test(s));
     }
-    const urls = Array.from({ length: 300 }, () => `http://z.test/${'x'.repeat(2034)}`);
-    const headers = Array.from({ length: 300 }, () => ({ key: 'x-pad', name: 'X-Pad', value: 'x'.repeat(2048) }));
+    const urls = Array.from({ length: 300 }, (_, i) => `http://z${i}.test/${'x'.repeat(2034)}`);
+    const headers = Array.from({ length: 300 }, (_, i) => ({ key: 'x-pad', name: 'X-Pad', value: `${i} ${'x'.repeat(2048)}` }));
     const settings = { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules: [uriRule!, headerRule!] };
     assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings), []);
-    assert.equal(read, 2 * 64 * 1024);
-    // What lies within it is still read: here the 21st link and the 31st field, each of 2048 characters.
-    read = 0;
-    urls[20] = `http://z.test/${'x'.repeat(2033)}z`;
-    headers[30]!.value = `${'x'.repeat(2047)}z`;
+    // Every one of the 300 links, 256 characters each; the first 256 fields (64 KiB / 256), 256 characters each.
+    assert.equal(read, 300 * 256 + 256 * 256);
+    // The last link and the 256th field are read, each as far as its share.
+    urls[299] = `http://z.test/${'x'.repeat(241)}z`;
+    headers[255]!.value = `${'x'.repeat(255)}z`;
     assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings).map((h) => h.name), ['T_URI', 'T_HDR']);
-    assert.equal(read, (21 + 31) * 2048);
+    // Repeats are read once: one link of 2 KiB given 300 times is read whole, once.
+    read = 0;
+    assert.deepEqual(ruleHits({ text: '', urls: Array<string>(300).fill(`http://z.test/${'x'.repeat(2033)}z`), headers: [], subject: '' } as any, settings).map((h) => h.name), ['T_URI']);
+    assert.equal(read, 2048);
+  });
+
+  it('junk placed first cannot push a link or header value out of what a rule reads', async () => {
+    // Read in order up to 64 KiB in all, 40 links of 2 KiB or one X-Mailer of 70 KB hid what followed.
+    const rules = parseRules('uri T_EVIL /evil\\.example/\nscore T_EVIL 1\ndescribe T_EVIL e\nheader T_MAILER X-Mailer =~ /SpamBlaster/\nscore T_MAILER 1\ndescribe T_MAILER m\n', 'r');
+    const links = Array.from({ length: 40 }, (_, i) => `<a href="http://pad${i}.test/${'p'.repeat(2030)}">x</a>`).join('\n');
+    const raw = [
+      'From: a@example.com',
+      'To: b@example.net',
+      'Subject: hello',
+      `X-Mailer: ${'m'.repeat(70 * 1024)}`,
+      'X-Mailer: SpamBlaster 3.1',
+      'Content-Type: text/html',
+      '',
+      `<html><body>${links}\n<a href="http://evil.example/claim">claim</a></body></html>`,
+      '',
+    ].join('\r\n');
+    const p = await parts(raw);
+    assert.equal(p.urls.length, 41);
+    const settings = { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules };
+    assert.deepEqual(ruleHits(p, settings).map((h) => h.name), ['T_EVIL', 'T_MAILER']);
   });
 
   it('other rules-file mistakes name rule and line too', () => {

@@ -3,7 +3,8 @@ import { parse } from 'tldts';
 import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
-import { bodyTexts, hostOf } from './parts';
+import { bodyTexts, hostOf, MAX_URLS } from './parts';
+import { anyShareMatches } from './safe-regex';
 import type { RuleTest } from './rules-file';
 import type { HeuristicSettings } from './settings';
 import { registrableDomain } from './tokenize';
@@ -266,27 +267,15 @@ export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, lin
   return hits;
 }
 
-/**
- * Whether `test` matches one of `texts`, read in order up to RULE_MAX_CHARS
- * in all: a rule's cost grows with the text it reads, and 300 links of 2 KiB
- * are ten times the body's share (one rule took 20 s on them).
- */
-function anyWithin(texts: string[], test: RuleTest): boolean {
-  let left = RULE_MAX_CHARS;
-  for (const text of texts) {
-    if (left <= 0) return false;
-    if (test.test(text.slice(0, left))) return true;
-    left -= text.length;
-  }
-  return false;
-}
-
 /** Whether one test of a rule matches (body: any of the bodies; uri: any link; header: any value). */
 function testMatches(test: RuleTest, parts: MessageParts, bodies: string[]): boolean {
   if (test.target === 'body') return bodies.some((body) => test.test(body));
-  if (test.target === 'uri') return anyWithin(parts.urls.map((u) => u.slice(0, MAX_URL_CHARS)), test);
+  // RULE_MAX_CHARS shared among the links or a header's values: every link's scheme and host is read, whatever
+  // comes first. Every link: parts holds at most MAX_URLS (300), so up to 300 x 256 characters (75 KiB).
+  if (test.target === 'uri') return anyShareMatches(parts.urls, RULE_MAX_CHARS, (u) => test.test(u), MAX_URL_CHARS, MAX_URLS);
   const values = test.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === test.header).map((h) => h.value);
-  return anyWithin(values, test);
+  // The first RULE_MAX_CHARS / MIN_SHARE (256) distinct values of the header: a message has a few.
+  return anyShareMatches(values, RULE_MAX_CHARS, (v) => test.test(v));
 }
 
 /** Operator rules from mailward.content.rules: a rule fires when all its tests match. */

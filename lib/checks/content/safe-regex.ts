@@ -175,3 +175,32 @@ export function compileSafeRegex(source: string, flags = ''): SafeRegex {
   // test() asks for no capture positions, which lets re2js run its DFA: .{0,200} on 64 KiB of x, 0.05 s against 0.9 s.
   return { source, flags, test: (text) => re.test(text) };
 }
+
+/** The least of a budget each value is read up to: a link's scheme and host, a header value's start. */
+export const MIN_SHARE = 256;
+
+/**
+ * Whether `test` matches one of `texts`, with `budget` characters shared
+ * among them: each distinct text is read up to max(MIN_SHARE, budget / n),
+ * and no more than `maxEach`. Read in order until the budget ran out, junk
+ * placed first (40 links of 2 KiB, a 70 KB header field) hid what followed.
+ * At most `maxValues` distinct texts are read, by default budget / MIN_SHARE
+ * so that the total stays within the budget; a caller that allows more
+ * allows up to maxValues * MIN_SHARE.
+ */
+export function anyShareMatches(
+  texts: readonly string[],
+  budget: number,
+  test: (text: string) => boolean,
+  maxEach = budget,
+  maxValues = Math.floor(budget / MIN_SHARE),
+): boolean {
+  const seen = new Set<string>();
+  for (const text of texts) {
+    if (seen.size >= maxValues) break;
+    seen.add(text);
+  }
+  const distinct = [...seen];
+  const share = Math.min(maxEach, Math.max(MIN_SHARE, Math.floor(budget / distinct.length)));
+  return distinct.some((text) => test(text.length > share ? text.slice(0, share) : text));
+}

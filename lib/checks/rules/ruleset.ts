@@ -2,7 +2,7 @@ import { ConfigError } from '../../config/errors';
 import { AUTH_TOKENS, authHas, authView, type AuthToken, type Undecided } from './auth-view';
 import { AddressPattern, hostHasSuffix, IpSet } from './match';
 import type { MessageView, Texts } from './message-view';
-import type { SafeRegex } from '../content/safe-regex';
+import { anyShareMatches, type SafeRegex } from '../content/safe-regex';
 import { compileSafeRegex, MAX_REGEX_INPUT } from './regex-guard';
 
 /**
@@ -113,16 +113,9 @@ function textTest(op: string, rest: string, what: string): (texts: Texts) => boo
   }
   if (op === 'matches') {
     const re = parseRegex(rest);
-    return (texts) => {
-      // MAX_REGEX_INPUT for all the values together: "header matches" reads every header, however many.
-      let left = MAX_REGEX_INPUT;
-      for (const v of texts.values) {
-        if (left <= 0) return false;
-        if (re.test(v.length > left ? v.slice(0, left) : v)) return true;
-        left -= v.length;
-      }
-      return false;
-    };
+    // MAX_REGEX_INPUT shared among the values ("header matches" reads every header, however many), so that
+    // every field's start is read whatever comes first; the first MAX_REGEX_INPUT / MIN_SHARE (1024) distinct.
+    return (texts) => anyShareMatches(texts.values, MAX_REGEX_INPUT, (v) => re.test(v));
   }
   throw new LineError(`expected "${what} contains TEXT" or "${what} matches /REGEX/", got ${JSON.stringify(op || '(nothing)')}`);
 }
