@@ -221,6 +221,31 @@ describe('content heuristics: the tricks still fire', () => {
     assert.match(unmatched.text, /World/);
   });
 
+  it('past 500 open elements, text that deeper elements hide is still hidden text', async () => {
+    // Read flat, deeper elements' styles were ignored: all of this counted as visible, and fed the classifier.
+    const hiddenTwoWays = `<div style="display:none">${poison}${poison}</div><font color="#ffffff">${poison}${poison}</font>`;
+    const html = `<html><body>${'<div>'.repeat(501)}<p>Hello reader, see you</p>${hiddenTwoWays}</body></html>`;
+    const deep = (await parse({ html })).html!;
+    assert.ok(deep.hiddenText.replace(/\s/g, '').length >= 700, deep.hiddenText);
+    assert.equal(deep.text, 'Hello reader, see you');
+    assert.equal(deep.deep, true);
+    assert.deepEqual(await names({ html }), ['HTML_HIDDEN_TEXT']);
+    assert.match(builtinHeuristics(await parse({ html }), settings).find((h) => h.name === 'HTML_HIDDEN_TEXT')?.detail ?? '', /nested deeper than 500/);
+    const info = (snippet: string) => analyseHtml(`${'<div>'.repeat(501)}${snippet}`);
+    // A close tag closes the deep element of its name, not the first one it meets; the hidden attribute hides.
+    const nested = info(`<div hidden><div>a</div>secret<span>b</span>more</div>shown`);
+    assert.equal(nested.hiddenText, 'a secret b more');
+    assert.equal(nested.text, 'shown');
+    // White on a background a deep element gives is no trick; white on white is.
+    assert.match(info(`<td bgcolor="#222"><p style="color:#fff">${poison}</p></td>`).text, /meadow/);
+    assert.match(info(`<td bgcolor="#fff"><p style="color:#fff">${poison}</p></td>`).hiddenText, /meadow/);
+    // Past 64 elements that change how text looks, the rest counts as hidden: one not followed might hide what follows.
+    const backgrounds = Array.from({ length: 64 }, (_, i) => `<div style="background:#${i % 2 ? '111' : '222'}">`).join('');
+    assert.equal(info(`${backgrounds}shown`).text, 'shown');
+    assert.equal(info(`${backgrounds}<b style="display:none">x</b>after`).hiddenText, 'x after');
+    assert.equal(analyseHtml('<p>Hello</p>').deep, false);
+  });
+
   it('shows what a stray <head> or a <noscript> holds, as mail clients do', async () => {
     const head = await parse({ html: `<html><body><head>${sextortion}</body></html>` });
     assert.match(head.html!.text, /webcam/);

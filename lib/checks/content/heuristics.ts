@@ -250,7 +250,9 @@ export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, lin
     const visibleLetters = (parts.html.text.match(/\p{L}/gu) ?? []).length;
     // A hidden preheader or menu beside a long newsletter is layout; hidden text that outweighs a tenth of the visible is a trick.
     if (hiddenLetters >= 200 && hiddenLetters >= 0.1 * visibleLetters) {
-      hits.push({ name: 'HTML_HIDDEN_TEXT', detail: `${hiddenLetters} letters of text styled invisible (${visibleLetters} visible)` });
+      // No real mail nests 500 elements deep: worth saying where it comes with hidden text.
+      const deep = parts.html.deep ? ', in markup nested deeper than 500 elements' : '';
+      hits.push({ name: 'HTML_HIDDEN_TEXT', detail: `${hiddenLetters} letters of text styled invisible (${visibleLetters} visible)${deep}` });
     }
     const mismatched = mismatchedLinks(parts, links);
     if (mismatched.length) hits.push({ name: 'HTML_LINK_MISMATCH', detail: mismatched.join('; ') });

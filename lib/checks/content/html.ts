@@ -20,6 +20,8 @@ export interface HtmlInfo {
   tags: Set<string>;
   /** True when the input was cut at the byte limit. */
   truncated: boolean;
+  /** True when elements nested deeper than MAX_DEPTH (500): no real mail does; the rest was read flat. */
+  deep: boolean;
 }
 
 // Not `head`: browsers show what a stray <head> holds (text, or anything after <body>), and its
@@ -49,6 +51,10 @@ const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#[ef]{3}\b|#(?:[e
 const NOT_AT_REST = /:(?:hover|focus|active|visited)\b|::?(?:selection|placeholder)\b/i;
 /** Open elements followed; deeper markup is read flat (see analyseHtml). */
 const MAX_DEPTH = 500;
+/** Past MAX_DEPTH, open elements followed that change how their text looks (hide it, give it a background). */
+const MAX_FLAT_STYLED = 64;
+/** Elements that have no close tag: past MAX_DEPTH, open ones are counted by name to pair them with their close tags. */
+const VOID_TAGS = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'param', 'source', 'track', 'wbr']);
 /** Characters of a style attribute read: real ones are short, and the style patterns are not all linear. */
 const MAX_STYLE_ATTR = 2048;
 /** Style sheet text read per message (a forger controls its size). */
@@ -146,6 +152,8 @@ interface Frame {
   /** A background may be set where we do not look (a style sheet rule, a background image). */
   bgUnknown: boolean;
   link?: HtmlLink;
+  /** Past MAX_DEPTH: how many elements of its name were open, itself included, when it opened. */
+  at?: number;
 }
 
 /**
@@ -169,6 +177,22 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let styleText = '';
   const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
+  /** The state an element opened under `parent` gives its text (link aside). */
+  const frameFor = (name: string, attrs: Record<string, string>, parent: Frame): Frame => {
+    if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
+    // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
+    if (name === 'head') attrs = {};
+    const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
+    const bgUnknown = parent.bgUnknown || unknownBackground(attrs, sheet);
+    return {
+      tag: name,
+      skip: parent.skip || SKIP_TAGS.has(name),
+      hidden: parent.hidden || hides(name, attrs, parent.bg, bgUnknown),
+      bg,
+      bgUnknown,
+      link: parent.link,
+    };
+  };
 
   const take = (data: string, skip: boolean, isHidden: boolean, link: HtmlLink | undefined) => {
     if (skip) return;
@@ -200,21 +224,30 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     if (BLOCK_TAGS.has(name) && textChars < MAX_TEXT_CHARS) text.push('\n');
   };
   /** Pops the open elements down to the last one named `name`, if any (the stack holds at most MAX_DEPTH + 1). */
-  const close = (name: string) => {
+  const close = (name: string): boolean => {
     for (let at = stack.length - 1; at > 0; at--) {
       if (stack[at]!.tag === name) {
         stack.length = at;
-        return;
+        return true;
       }
     }
+    return false;
   };
 
-  // Past MAX_DEPTH the rest is read flat: no more frames, so text takes the state of the innermost
-  // element read (hidden, skipped, in a link), close tags still close those, and links, images and
-  // script or style to skip are still followed.
+  // Past MAX_DEPTH the rest is read flat: no stack of every open element. Open elements are counted by
+  // name, so that a close tag closes a deep element of its name when one is open and one of the stack
+  // otherwise; links, images and script or style to skip are still followed. Text takes the state of
+  // the innermost element that changed it: a styled frame (hiding, or giving a background the colour
+  // test needs), of which MAX_FLAT_STYLED are kept, or else the innermost element of the stack.
   let flatFrom = -1;
   let flatSkip = '';
   let flatLink: HtmlLink | undefined;
+  const flatOpenCount = new Map<string, number>();
+  const styled: Frame[] = [];
+  // Set when a styled frame found no room: a hiding element not followed would show its text once the
+  // elements around it closed, so the rest counts as hidden. Only hostile markup gets here.
+  let flatHideRest = false;
+  const state = () => styled[styled.length - 1] ?? top();
   const flatOpen = (name: string, attrs: Record<string, string>) => {
     if (flatSkip) return; // inside a script, style, title (raw text) or template
     if (tags.size < 64) tags.add(name);
@@ -222,14 +255,37 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     else if (name === 'a') flatLink = newLink(attrs) ?? flatLink;
     else if (name === 'img') image(attrs, top().skip);
     block(name);
+    if (VOID_TAGS.has(name)) return;
+    const at = (flatOpenCount.get(name) ?? 0) + 1;
+    flatOpenCount.set(name, at);
+    const parent = state();
+    const frame = frameFor(name, attrs, parent);
+    if (frame.hidden === parent.hidden && frame.bg === parent.bg && frame.bgUnknown === parent.bgUnknown) return;
+    if (styled.length >= MAX_FLAT_STYLED) flatHideRest = true;
+    else styled.push({ ...frame, at });
   };
   const flatClose = (name: string) => {
     if (flatSkip) {
       if (name === flatSkip) flatSkip = '';
       return;
     }
-    if (name === 'a' && flatLink) flatLink = undefined;
-    else close(name);
+    const open = flatOpenCount.get(name) ?? 0;
+    if (open > 0) {
+      // Closes the innermost deep element of that name, and with it its styled frame and those inside.
+      flatOpenCount.set(name, open - 1);
+      if (name === 'a') flatLink = undefined;
+      for (let i = styled.length - 1; i >= 0; i--) {
+        if (styled[i]!.tag === name && styled[i]!.at === open) {
+          styled.length = i;
+          break;
+        }
+      }
+    } else if (close(name)) {
+      // An element of the stack closed: every deep element was inside it.
+      flatOpenCount.clear();
+      styled.length = 0;
+      flatLink = undefined;
+    }
     block(name);
   };
 
@@ -248,19 +304,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         }
         const parent = top();
         if (tags.size < 64) tags.add(name);
-        if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
-        // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
-        if (name === 'head') attrs = {};
-        const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
-        const bgUnknown = parent.bgUnknown || unknownBackground(attrs, sheet);
-        const frame: Frame = {
-          tag: name,
-          skip: parent.skip || SKIP_TAGS.has(name),
-          hidden: parent.hidden || hides(name, attrs, parent.bg, bgUnknown),
-          bg,
-          bgUnknown,
-          link: parent.link,
-        };
+        const frame = frameFor(name, attrs, parent);
         if (name === 'a') frame.link = newLink(attrs) ?? parent.link;
         if (name === 'img') image(attrs, frame.skip);
         block(name);
@@ -288,7 +332,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   );
   parser.write(input);
   if (flatFrom < 0) parser.end();
-  else readFlat(input.slice(flatFrom), flatOpen, flatClose, (data) => take(data, top().skip || !!flatSkip, top().hidden, flatLink ?? top().link));
+  else readFlat(input.slice(flatFrom), flatOpen, flatClose, (data) => take(data, top().skip || !!flatSkip, state().hidden || flatHideRest, flatLink ?? top().link));
   for (const link of links) link.text = link.text.replace(/\s+/g, ' ').trim();
   return {
     text: text.join('').replace(/[ \t\r\f\v\u00a0]+/g, ' ').replace(/\n\s*/g, '\n').trim(),
@@ -298,6 +342,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     images,
     tags,
     truncated,
+    deep: flatFrom >= 0,
   };
 }
 
