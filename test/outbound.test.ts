@@ -361,6 +361,15 @@ for (const backend of backends) {
       assert.equal(await ledger.reinstate('dave'), null);
     });
 
+    it('a lock left by a reinstate that died expires, however often it is refused meanwhile', async () => {
+      await store.set('ob:reinstating:erin', '1', 1); // left by a command that died
+      await assert.rejects(ledger.reinstate('erin'), ReinstateBusyError);
+      await new Promise((r) => setTimeout(r, 600));
+      await assert.rejects(ledger.reinstate('erin'), ReinstateBusyError);
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(await ledger.reinstate('erin'), null, 'the refusals did not extend the lock');
+    });
+
     it('a timed suspension (suspend_hours) ends by itself', async () => {
       const timed = new OutboundLedger(store, outboundSettings('[policy]\nsuspend_hours = 2\n'), clock);
       await timed.add('erin', { sent: 10, complaint: 5 });

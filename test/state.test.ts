@@ -41,6 +41,15 @@ for (const backend of backends) {
       await store.del('s:never');
     });
 
+    it('sets a key only if absent (a lock), which then expires', async () => {
+      assert.equal(await store.setIfAbsent('l:lock', 'a', 1), true);
+      assert.equal(await store.setIfAbsent('l:lock', 'b', 60), false);
+      assert.equal(await store.get('l:lock'), 'a', 'a refused attempt changes nothing');
+      await sleep(1150);
+      assert.equal(await store.setIfAbsent('l:lock', 'c', 1), true);
+      await store.del('l:lock');
+    });
+
     it('expires keys after their ttl', async () => {
       await store.set('t:short', 'x', 1);
       await store.incrBy('t:counter', 1, 1);

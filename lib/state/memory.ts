@@ -40,6 +40,12 @@ export class MemoryStore implements StateStore {
     this.cache.delete(key);
   }
 
+  async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    if (this.read(key) !== undefined) return false;
+    this.put(key, value, ttlSeconds);
+    return true;
+  }
+
   async incrBy(key: string, by: number, ttlSeconds: number): Promise<number> {
     const current = Number(this.read(key) ?? 0);
     const next = (Number.isFinite(current) ? current : 0) + by;

@@ -37,6 +37,12 @@ export class OverlayStore implements StateStore {
     await this.local.del(key);
   }
 
+  async setIfAbsent(key: string, value: string, ttlSeconds: number) {
+    if (!this.touched.has(key) && (await this.base.get(key)) !== null) return false;
+    this.touched.add(key);
+    return this.local.setIfAbsent(key, value, ttlSeconds);
+  }
+
   async incrBy(key: string, by: number, ttlSeconds: number) {
     if (!this.touched.has(key)) {
       const current = Number(await this.base.get(key)) || 0;

@@ -194,6 +194,13 @@ export class RedisStore implements StateStore {
     );
   }
 
+  setIfAbsent(key: string, value: string, ttlSeconds: number) {
+    return this.op(
+      async (c) => (await c.set(this.k(key), value, { NX: true, EX: Math.ceil(ttlSeconds) })) === 'OK',
+      (m) => m.setIfAbsent(key, value, ttlSeconds),
+    );
+  }
+
   incrBy(key: string, by: number, ttlSeconds: number) {
     return this.op(
       async (c) => {

@@ -195,12 +195,15 @@ export class OutboundLedger {
    */
   async reinstate(sender: string): Promise<Suspension | null> {
     // One at a time per sender: two would each subtract what they read, and the counts go negative.
+    // A lock that expires by itself (a command that dies leaves it for a minute at most); a refused
+    // attempt leaves it untouched, and only its owner releases it.
     const lock = REINSTATING + sender;
-    if ((await this.store.incrBy(lock, 1, 60)) !== 1) throw new ReinstateBusyError(`${sender} is being reinstated by another command; try again in a minute`);
+    const token = `${this.nodeName}:${process.pid}:${this.clock()}:${Math.random()}`;
+    if (!(await this.store.setIfAbsent(lock, token, 60))) throw new ReinstateBusyError(`${sender} is being reinstated by another command; try again in a minute`);
     try {
       return await this.forgiveAndLift(sender);
     } finally {
-      await this.store.del(lock).catch(() => undefined);
+      if ((await this.store.get(lock).catch(() => null)) === token) await this.store.del(lock).catch(() => undefined);
     }
   }
 
