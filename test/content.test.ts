@@ -366,8 +366,8 @@ describe('content: regex guard', () => {
     const headers = Array.from({ length: 300 }, (_, i) => ({ key: 'x-pad', name: 'X-Pad', value: `${i} ${'x'.repeat(2048)}` }));
     const settings = { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules: [uriRule!, headerRule!] };
     assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings), []);
-    // Every one of the 300 links, 256 characters each; the first 256 fields (64 KiB / 256), 256 characters each.
-    assert.equal(read, 300 * 256 + 256 * 256);
+    // The start of each of the 300 links and of each of the 300 fields, 256 characters each; no more (the heads fill the budget).
+    assert.equal(read, 300 * 256 * 2);
     // The last link and the 256th field are read, each as far as its share.
     urls[299] = `http://z.test/${'x'.repeat(241)}z`;
     headers[255]!.value = `${'x'.repeat(255)}z`;
@@ -376,6 +376,16 @@ describe('content: regex guard', () => {
     read = 0;
     assert.deepEqual(ruleHits({ text: '', urls: Array<string>(300).fill(`http://z.test/${'x'.repeat(2033)}z`), headers: [], subject: '' } as any, settings).map((h) => h.name), ['T_URI']);
     assert.equal(read, 2048);
+  });
+
+  it('many short fields do not use up what a rule reads, and a long link is read further while the budget lasts', () => {
+    const [uriRule, headerRule] = parseRules('uri T_CAMP /campaign=evilcampaign/\nscore T_CAMP 1\ndescribe T_CAMP c\nheader T_MAILER X-Mailer =~ /SpamBlaster/\nscore T_MAILER 1\ndescribe T_MAILER m\n', 'r');
+    const settings = { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules: [uriRule!, headerRule!] };
+    // 1,000 tiny fields first: a few characters each, far from the budget.
+    const headers = [...Array.from({ length: 1000 }, (_, i) => ({ key: 'x-mailer', name: 'X-Mailer', value: `m${i}` })), { key: 'x-mailer', name: 'X-Mailer', value: 'SpamBlaster 3.1' }];
+    // 100 tracking links of about 1 KB, the campaign deep in the first.
+    const urls = Array.from({ length: 100 }, (_, i) => `https://t.news.example/c/${i}/${'q'.repeat(660)}${i === 0 ? '&campaign=evilcampaign' : ''}&${'r'.repeat(300)}`);
+    assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings).map((h) => h.name).sort(), ['T_CAMP', 'T_MAILER']);
   });
 
   it('junk placed first cannot push a link or header value out of what a rule reads', async () => {

@@ -3,7 +3,7 @@ import { parse } from 'tldts';
 import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
-import { bodyTexts, hostOf, MAX_URLS } from './parts';
+import { bodyTexts, hostOf } from './parts';
 import { anyShareMatches } from './safe-regex';
 import type { RuleTest } from './rules-file';
 import type { HeuristicSettings } from './settings';
@@ -274,7 +274,7 @@ function testMatches(test: RuleTest, parts: MessageParts, bodies: string[]): boo
   if (test.target === 'body') return bodies.some((body) => test.test(body));
   // RULE_MAX_CHARS shared among the links or a header's values: every link's scheme and host is read, whatever
   // comes first. Every link: parts holds at most MAX_URLS (300), so up to 300 x 256 characters (75 KiB).
-  if (test.target === 'uri') return anyShareMatches(parts.urls, RULE_MAX_CHARS, (u) => test.test(u), MAX_URL_CHARS, MAX_URLS);
+  if (test.target === 'uri') return anyShareMatches(parts.urls, RULE_MAX_CHARS, (u) => test.test(u), MAX_URL_CHARS);
   const values = test.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === test.header).map((h) => h.value);
   // The first RULE_MAX_CHARS / MIN_SHARE (256) distinct values of the header: a message has a few.
   return anyShareMatches(values, RULE_MAX_CHARS, (v) => test.test(v));

@@ -179,28 +179,41 @@ export function compileSafeRegex(source: string, flags = ''): SafeRegex {
 /** The least of a budget each value is read up to: a link's scheme and host, a header value's start. */
 export const MIN_SHARE = 256;
 
+/** Distinct texts whose start is read whatever the budget (a message's links are capped at 300). */
+const HEADS = 300;
+
 /**
- * Whether `test` matches one of `texts`, with `budget` characters shared
- * among them: each distinct text is read up to max(MIN_SHARE, budget / n),
- * and no more than `maxEach`. Read in order until the budget ran out, junk
- * placed first (40 links of 2 KiB, a 70 KB header field) hid what followed.
- * At most `maxValues` distinct texts are read, by default budget / MIN_SHARE
- * so that the total stays within the budget; a caller that allows more
- * allows up to maxValues * MIN_SHARE.
+ * Whether `test` matches one of `texts`, reading about `budget` characters in
+ * all (and no text beyond `maxEach`). Read in order until the budget ran out,
+ * junk placed first (40 links of 2 KiB, a 70 KB header field) hid what
+ * followed. So first each distinct text is read up to its share, half the
+ * budget split among them but at least MIN_SHARE (a link's scheme and host, a
+ * header value's start), charged by what it really holds, up to
+ * max(budget, HEADS * MIN_SHARE) in all; then what is left of the budget reads
+ * the longer texts further, in order. Only junk of that size placed first can
+ * keep a later text from being read.
  */
-export function anyShareMatches(
-  texts: readonly string[],
-  budget: number,
-  test: (text: string) => boolean,
-  maxEach = budget,
-  maxValues = Math.floor(budget / MIN_SHARE),
-): boolean {
-  const seen = new Set<string>();
-  for (const text of texts) {
-    if (seen.size >= maxValues) break;
-    seen.add(text);
+export function anyShareMatches(texts: readonly string[], budget: number, test: (text: string) => boolean, maxEach = budget): boolean {
+  const distinct = [...new Set(texts)];
+  const share = Math.min(maxEach, Math.max(MIN_SHARE, Math.floor(budget / (2 * Math.max(1, distinct.length)))));
+  let heads = Math.max(budget, HEADS * MIN_SHARE);
+  let spent = 0;
+  const longer: string[] = [];
+  for (const text of distinct) {
+    const read = Math.min(text.length, share, heads);
+    if (read <= 0) return false;
+    if (test(read < text.length ? text.slice(0, read) : text)) return true;
+    heads -= read;
+    spent += read;
+    if (text.length > read) longer.push(text);
   }
-  const distinct = [...seen];
-  const share = Math.min(maxEach, Math.max(MIN_SHARE, Math.floor(budget / distinct.length)));
-  return distinct.some((text) => test(text.length > share ? text.slice(0, share) : text));
+  let left = budget - spent;
+  for (const text of longer) {
+    if (left <= 0) return false;
+    const read = Math.min(text.length, maxEach, share + left);
+    if (read <= share) continue;
+    if (test(text.slice(0, read))) return true;
+    left -= read - share;
+  }
+  return false;
 }
