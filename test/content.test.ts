@@ -386,6 +386,11 @@ describe('content: regex guard', () => {
     // 100 tracking links of about 1 KB, the campaign deep in the first.
     const urls = Array.from({ length: 100 }, (_, i) => `https://t.news.example/c/${i}/${'q'.repeat(660)}${i === 0 ? '&campaign=evilcampaign' : ''}&${'r'.repeat(300)}`);
     assert.deepEqual(ruleHits({ text: '', urls, headers, subject: '' } as any, settings).map((h) => h.name).sort(), ['T_CAMP', 'T_MAILER']);
+    // An empty field first (X-Mailer: with nothing after it) hides nothing, and an empty value is tested too.
+    const empty = [{ key: 'x-mailer', name: 'X-Mailer', value: '' }, { key: 'x-mailer', name: 'X-Mailer', value: 'SpamBlaster 3.1' }];
+    assert.deepEqual(ruleHits({ text: '', urls: [], headers: empty, subject: '' } as any, settings).map((h) => h.name), ['T_MAILER']);
+    const [blank] = parseRules('header T_BLANK Subject =~ /^\\s*$/\nscore T_BLANK 1\ndescribe T_BLANK b\n', 'r');
+    assert.deepEqual(ruleHits({ text: '', urls: [], headers: [], subject: '' } as any, { ...settings, rules: [blank!] }).map((h) => h.name), ['T_BLANK']);
   });
 
   it('junk placed first cannot push a link or header value out of what a rule reads', async () => {

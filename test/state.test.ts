@@ -48,6 +48,7 @@ for (const backend of backends) {
       await sleep(1150);
       assert.equal(await store.setIfAbsent('l:lock', 'c', 1), true);
       await store.del('l:lock');
+      await assert.rejects(store.setIfAbsent('l:forever', 'd', 0), /needs an expiry/);
     });
 
     it('expires keys after their ttl', async () => {

@@ -41,6 +41,7 @@ export class MemoryStore implements StateStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
+    if (!(ttlSeconds > 0)) throw new Error('setIfAbsent needs an expiry');
     if (this.read(key) !== undefined) return false;
     this.put(key, value, ttlSeconds);
     return true;

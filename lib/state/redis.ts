@@ -195,6 +195,8 @@ export class RedisStore implements StateStore {
   }
 
   setIfAbsent(key: string, value: string, ttlSeconds: number) {
+    // A lock without an expiry would outlive a command that dies; Redis refuses EX 0 anyway.
+    if (!(ttlSeconds > 0)) return Promise.reject(new Error('setIfAbsent needs an expiry'));
     return this.op(
       async (c) => (await c.set(this.k(key), value, { NX: true, EX: Math.ceil(ttlSeconds) })) === 'OK',
       (m) => m.setIfAbsent(key, value, ttlSeconds),

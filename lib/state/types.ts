@@ -16,7 +16,7 @@ export interface StateStore {
   /** ttlSeconds 0 or absent: no expiry. */
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
   del(key: string): Promise<void>;
-  /** Sets the key only if it does not exist (atomically in Redis); true when it was set. For short locks. */
+  /** Sets the key only if it does not exist (atomically in Redis); true when it was set. For short locks: ttlSeconds > 0. */
   setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean>;
   /** Adds to a counter, (re)setting its expiry; returns the new value. */
   incrBy(key: string, by: number, ttlSeconds: number): Promise<number>;

@@ -273,10 +273,10 @@ export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, lin
 function testMatches(test: RuleTest, parts: MessageParts, bodies: string[]): boolean {
   if (test.target === 'body') return bodies.some((body) => test.test(body));
   // RULE_MAX_CHARS shared among the links or a header's values: every link's scheme and host is read, whatever
-  // comes first. Every link: parts holds at most MAX_URLS (300), so up to 300 x 256 characters (75 KiB).
+  // comes first (parts holds at most 300 links: their starts fit the 75 KiB of starts anyShareMatches reads).
   if (test.target === 'uri') return anyShareMatches(parts.urls, RULE_MAX_CHARS, (u) => test.test(u), MAX_URL_CHARS);
   const values = test.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === test.header).map((h) => h.value);
-  // The first RULE_MAX_CHARS / MIN_SHARE (256) distinct values of the header: a message has a few.
+  // Every distinct value's start, up to 75 KiB of starts, then the longer ones further (anyShareMatches).
   return anyShareMatches(values, RULE_MAX_CHARS, (v) => test.test(v));
 }
 

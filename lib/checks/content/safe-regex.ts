@@ -200,8 +200,9 @@ export function anyShareMatches(texts: readonly string[], budget: number, test: 
   let spent = 0;
   const longer: string[] = [];
   for (const text of distinct) {
+    if (heads <= 0) return false;
+    // An empty value is tested too (a blank Subject), at no cost.
     const read = Math.min(text.length, share, heads);
-    if (read <= 0) return false;
     if (test(read < text.length ? text.slice(0, read) : text)) return true;
     heads -= read;
     spent += read;

@@ -114,7 +114,7 @@ function textTest(op: string, rest: string, what: string): (texts: Texts) => boo
   if (op === 'matches') {
     const re = parseRegex(rest);
     // MAX_REGEX_INPUT shared among the values ("header matches" reads every header, however many), so that
-    // every field's start is read whatever comes first; the first MAX_REGEX_INPUT / MIN_SHARE (1024) distinct.
+    // every field's start is read whatever comes first (up to MAX_REGEX_INPUT of starts, then the longer ones further).
     return (texts) => anyShareMatches(texts.values, MAX_REGEX_INPUT, (v) => re.test(v));
   }
   throw new LineError(`expected "${what} contains TEXT" or "${what} matches /REGEX/", got ${JSON.stringify(op || '(nothing)')}`);
