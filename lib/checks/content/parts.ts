@@ -41,7 +41,7 @@ export interface PartLimits {
 export const DEFAULT_LIMITS: PartLimits = { maxTextChars: 256 * 1024, maxHtmlChars: 1024 * 1024 };
 
 const URL_IN_TEXT = /\b(?:https?:\/\/|www\.)[^\s<>"'()[\]{}]{1,300}/gi;
-export const MAX_URLS = 300;
+const MAX_URLS = 300;
 
 /** A Content-Type / -Transfer-Encoding / -Disposition field anywhere (top level or a part), folded lines included. */
 const MIME_FIELD = /^content-(type|transfer-encoding|disposition)[ \t]*:[ \t]*([^\r\n]{0,500}(?:\r?\n[ \t]+[^\r\n]{0,500}){0,5})/gim;
