@@ -387,7 +387,7 @@ describe('rules end to end through a real Haraka', function () {
     assert.match(warned.text, /warning: the held message was not authenticated for shop\.test .*mailward allow add --rcpt staff@widget\.test --via 127\.0\.0\.\d+ news@shop\.test/);
     await cli('allow', 'remove', '--rcpt', 'staff@widget.test', 'news@shop.test');
 
-    for (const from of ['"Shop" <unauthenticated:*@*.*>', 'news@shop.test, Alice <alice@nowhere.test>']) {
+    for (const from of ['"Shop" <unauthenticated:*@*.*>', 'news@shop.test, Alice <alice@nowhere.test>', 'Shop <news\u001b(0\u202e@shop.test>']) {
       const held = await send(message({ from, to: 'staff@widget.test', subject: 'Big sale [spammy]' }), IP.nobody, 'news@shop.test');
       assert.equal(held.newDeliveries, 0, from);
       const ref = /ref ([0-9A-Z]{10})/.exec(held.response)![1]!;

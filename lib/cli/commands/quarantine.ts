@@ -298,7 +298,11 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   return true;
 }
 
-/** local@domain with nothing a list entry would read as a wildcard, prefix or server. */
+/**
+ * local@domain with nothing a list entry would read as a wildcard, prefix or
+ * server, and no control, format or bidi characters (an entry an operator
+ * could not read or type back).
+ */
 function isLiteralAddress(address: string): boolean {
-  return /^[^\s@*?:[\]]+@[a-z0-9-]+(\.[a-z0-9-]+)+\.?$/i.test(address);
+  return /^[^\s@*?:[\]]+@[a-z0-9-]+(\.[a-z0-9-]+)+\.?$/i.test(address) && !/[\u0000-\u001f\u007f-\u009f\p{Cf}]/u.test(address);
 }
