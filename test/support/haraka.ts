@@ -243,5 +243,7 @@ export function readDelivered(file: string): string {
 }
 
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  // In cluster mode a worker may still be writing into the directory for a moment after the
+  // master exited (ENOTEMPTY): rmSync retries.
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 }
