@@ -208,4 +208,23 @@ describe('content end to end: feedback on a copy tagged by [headers] subject_tag
     assert.match(learnt.text, /^ham: 0 learnt, 0 already learnt, 1 relearnt \(moved from spam\)$/m);
     assert.deepEqual(await counts(), [spam, ham + 1]);
   });
+
+  it('an emptied rules file means no rules, not the shipped ones (the last test here: it drops the trap rules)', async () => {
+    writeFileSync(join(haraka.configDir, 'mailward.content.rules'), '');
+    // haraka-config reloads a few seconds after the change: until then the trap rule still holds.
+    await waitFor('the emptied rules file in force', async () => {
+      const r = await sendMail({ port: haraka.port, from: 'probe@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: 'Probe', body: 'trapholdword probe' }) });
+      return !/held for review/.test(r.response);
+    }, 20_000);
+    const fraud = 'The late client left unclaimed funds to his next of kin; you are the beneficiary.';
+    const sent = await sendMail({ port: haraka.port, from: 'barrister@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: 'Inheritance', body: fraud }) });
+    assert.equal(sent.code, 250, sent.response);
+    let rows: { mailFrom?: string; symbols?: { name: string }[] }[] = [];
+    await waitFor('its tracking row', async () => {
+      // One JSON row per line.
+      rows = (await cli('trace', '--from', 'barrister@example.net', '--json')).text.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+      return rows.length > 0;
+    });
+    assert.deepEqual(rows[0]!.symbols!.filter((x) => x.name.startsWith('CONTENT_')), []);
+  });
 });

@@ -19,7 +19,9 @@ export interface LoadOptions {
   baseDir?: string;
   /**
    * File contents supplied by the host (Haraka's `config.get(name, 'data')`
-   * lines); take precedence over configDir. null or [] means "not there".
+   * lines); take precedence over configDir. null or undefined means "not
+   * there". An empty one is an empty file: for an ini file the shipped
+   * defaults, for a rules file no rules (not the shipped ones).
    */
   texts?: Record<string, string | string[] | null | undefined>;
 }
@@ -60,7 +62,8 @@ function readRaw(file: string, options: LoadOptions): RawIni {
 /** A non-ini file (e.g. mailward.rules), whole: supplied text, else configDir, else shipped; not merged. */
 function readText(file: string, options: LoadOptions): { text: string; source: string } | null {
   const supplied = options.texts?.[file];
-  if (supplied !== undefined && supplied !== null && supplied.length) {
+  // Present but empty is an operator's empty rules file: no rules, not the shipped ones.
+  if (supplied !== undefined && supplied !== null) {
     return { text: Array.isArray(supplied) ? supplied.join('\n') : supplied, source: file };
   }
   for (const dir of [options.configDir, SHIPPED_CONFIG_DIR]) {

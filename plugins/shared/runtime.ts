@@ -35,14 +35,16 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
  * text from its cache, so an operator who removes an override would keep its
  * rules in force until a restart while `mailward scan` reads the defaults.
  */
-function configLines(plugin: HarakaPlugin, file: string): string[] {
+function configLines(plugin: HarakaPlugin, file: string): string[] | null {
   const lines: string[] = plugin.config.get(file, 'data', () => scheduleReload()) ?? [];
   const places = [plugin.config.overrides_path, plugin.config.root_path].filter((dir): dir is string => !!dir);
-  return !places.length || places.some((dir) => existsSync(join(dir, file))) ? lines : [];
+  // null: not there (the shipped file applies); [] from a file that exists: an empty file.
+  if (places.length) return places.some((dir) => existsSync(join(dir, file))) ? lines : null;
+  return lines.length ? lines : null;
 }
 
 function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
-  const texts: Record<string, string[]> = {};
+  const texts: Record<string, string[] | null> = {};
   for (const file of configFiles()) texts[file] = configLines(plugin, file);
   const config = loadConfig({ texts, baseDir: process.env.HARAKA ?? process.cwd() });
   // An edit elsewhere must not forget what the node learnt (with memory state, everything).
