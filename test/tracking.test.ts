@@ -171,11 +171,17 @@ function behaviour(backend: Backend): void {
     for (const r of rows(0, 40)) w.write(r);
     w.write(makeRow(40, { mailFrom: '', rcptTo: ['postmaster@example.com'] }));
     w.write(makeRow(41, { rcptTo: ['100%_off@example.com'] }));
+    // Capitals beyond ASCII (SMTPUTF8): found by the address in any case, like any other.
+    w.write(makeRow(42, { mailFrom: 'ÄDMIN@BÜCHER.test', rcptTo: ['ÉLÈVE@widget.test'], time: '2025-01-01T00:00:00.000Z', action: 'accept' }));
     await w.flush();
     const db = reader();
     const refs = async (filter: Parameters<typeof db.find>[0]) => (await db.find(filter)).map((r) => r.ref);
 
-    const all = await refs({});
+    assert.deepEqual(await refs({ from: 'ädmin@bücher.test' }), ['T000042']);
+    assert.deepEqual(await refs({ from: 'bücher.test' }), ['T000042']);
+    assert.deepEqual(await refs({ to: 'élève@widget.test' }), ['T000042']);
+    assert.deepEqual(await refs({ to: 'WIDGET.test' }), ['T000042']);
+    const all = (await refs({})).filter((ref) => ref !== 'T000042');
     assert.equal(all.length, 42);
     assert.equal(all[0], 'T000041', 'newest first');
     assert.deepEqual(await refs({ limit: 2 }), ['T000041', 'T000040']);

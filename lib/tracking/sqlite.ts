@@ -73,6 +73,11 @@ function isRowError(err: unknown): boolean {
   return typeof code === 'string' && /^SQLITE_(CONSTRAINT|MISMATCH)/.test(code);
 }
 
+/** Only ASCII characters (SQLite's case folding then agrees with JavaScript's). */
+function ascii(text: string): boolean {
+  return !/[^\x00-\x7f]/.test(text);
+}
+
 /**
  * Tracking rows in one SQLite table (WAL, so readers such as `mailward trace`
  * never block the MTA's writes). Writes are synchronous in better-sqlite3 but
@@ -138,8 +143,17 @@ export class SqliteTrackingStore implements TrackingStore {
   }
 
   private get db(): Database.Database {
-    return this.open().db;
+    const { db } = this.open();
+    if (!this.lowerRegistered) {
+      // SQLite's lower() and NOCASE fold ASCII only: ÄDMIN@bücher.test would never be found as
+      // ädmin@bücher.test. Addresses with other letters are compared by JavaScript's lower case.
+      db.function('js_lower', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
+      this.lowerRegistered = true;
+    }
+    return db;
   }
+
+  private lowerRegistered = false;
 
   async insert(rows: TrackingRow[]): Promise<number> {
     const { insertMany } = this.open();
@@ -171,20 +185,21 @@ export class SqliteTrackingStore implements TrackingStore {
       const m = addressMatch(filter.from);
       if (m.kind === 'null') where.push(`mail_from = ''`);
       else if (m.kind === 'address') {
-        where.push('mail_from = ? COLLATE NOCASE');
+        // ASCII: the NOCASE index; other letters: a scan with js_lower (rare).
+        where.push(ascii(m.address) ? 'mail_from = ? COLLATE NOCASE' : 'js_lower(mail_from) = ?');
         params.push(m.address);
       } else {
-        where.push(`mail_from LIKE ? ESCAPE '\\'`);
+        where.push(ascii(m.domain) ? `mail_from LIKE ? ESCAPE '\\'` : `js_lower(mail_from) LIKE ? ESCAPE '\\'`);
         params.push(`%@${likeLiteral(m.domain)}`);
       }
     }
     if (filter.to !== undefined) {
       const m = addressMatch(filter.to);
       if (m.kind === 'address') {
-        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE lower(r.value) = ?)`);
+        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE js_lower(r.value) = ?)`);
         params.push(m.address);
       } else if (m.kind === 'domain') {
-        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE r.value LIKE ? ESCAPE '\\')`);
+        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE js_lower(r.value) LIKE ? ESCAPE '\\')`);
         params.push(`%@${likeLiteral(m.domain)}`);
       } else {
         where.push(`rcpt_to = '[]'`);
