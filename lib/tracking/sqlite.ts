@@ -196,10 +196,10 @@ export class SqliteTrackingStore implements TrackingStore {
     if (filter.to !== undefined) {
       const m = addressMatch(filter.to);
       if (m.kind === 'address') {
-        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE js_lower(r.value) = ?)`);
+        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE ${ascii(m.address) ? 'lower' : 'js_lower'}(r.value) = ?)`);
         params.push(m.address);
       } else if (m.kind === 'domain') {
-        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE js_lower(r.value) LIKE ? ESCAPE '\\')`);
+        where.push(`EXISTS (SELECT 1 FROM json_each(${TABLE}.rcpt_to) r WHERE ${ascii(m.domain) ? 'r.value' : 'js_lower(r.value)'} LIKE ? ESCAPE '\\')`);
         params.push(`%@${likeLiteral(m.domain)}`);
       } else {
         where.push(`rcpt_to = '[]'`);
