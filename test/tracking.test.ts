@@ -381,6 +381,8 @@ function behaviour(backend: Backend): void {
     // integrity errors mean the table changed (next test), a size out of integer range.
     w.write(backend.name === 'postgres' ? makeRow(2, { size: 2 ** 40 }) : ({ ...makeRow(2), node: undefined } as unknown as TrackingRow));
     w.write(makeRow(3, { helo: 'bad\u0000helo', symbols: [{ name: 'X', score: 0, group: 'g', detail: 'nul\u0000' }] }));
+    // Half a surrogate pair (a detail cut in the middle of an emoji): jsonb refuses it.
+    w.write(makeRow(4, { symbols: [{ name: 'X', score: 0, group: 'g', detail: 'cut \ud83d' }] }));
     await w.flush();
     const db = reader();
     assert.ok(await db.get('T000001'));
@@ -388,6 +390,9 @@ function behaviour(backend: Backend): void {
     const nul = await db.get('T000003');
     assert.ok(nul, 'a NUL byte from a malformed message does not lose the row');
     if (backend.name === 'postgres') assert.equal(nul.helo, 'bad\ufffdhelo');
+    const cut = await db.get('T000004');
+    assert.ok(cut, 'a lone surrogate does not lose the row');
+    if (backend.name === 'postgres') assert.equal(cut.symbols[0]!.detail, 'cut \ufffd');
     assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('T000002')));
     assert.equal(w.stats().outage, false, 'a bad row is not an outage');
     assert.deepEqual(Spool.files(settings.spoolPath), []);

@@ -34,9 +34,17 @@ interface DbRow {
 
 const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
-/** PostgreSQL text and jsonb cannot hold NUL; a malformed message must not poison a batch. */
+/** A UTF-16 surrogate without its pair: not a character, and not valid UTF-8. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+/** What JSON.stringify writes for NUL or a lone surrogate (a paired one it writes as is). */
+const NEEDS_REPLACING = /\\u0000|\\ud[89a-f][0-9a-f]{2}/i;
+
+/**
+ * PostgreSQL text and jsonb cannot hold NUL, nor a lone surrogate (jsonb
+ * refuses the row); a malformed message must not poison a batch or lose its row.
+ */
 function withoutNul<T>(value: T): T {
-  if (typeof value === 'string') return (value.includes('\u0000') ? value.replace(/\u0000/g, '\ufffd') : value) as T;
+  if (typeof value === 'string') return value.replace(/\u0000/g, '\ufffd').replace(LONE_SURROGATE, '\ufffd') as T;
   if (Array.isArray(value)) return value.map(withoutNul) as T;
   if (value && typeof value === 'object') {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [withoutNul(k), withoutNul(v)])) as T;
@@ -45,7 +53,7 @@ function withoutNul<T>(value: T): T {
 }
 
 function toDb(row: TrackingRow): unknown[] {
-  if (JSON.stringify(row).includes('\\u0000')) row = withoutNul(row);
+  if (NEEDS_REPLACING.test(JSON.stringify(row))) row = withoutNul(row);
   return rowValues(row);
 }
 
