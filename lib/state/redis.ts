@@ -2,6 +2,7 @@ import { createClient, ErrorReply } from 'redis';
 import type { Logger } from '../checks/types';
 import { MemoryStore } from './memory';
 import type { StateSettings, StateStore } from './types';
+import { withDeadline } from '../util/deadline';
 
 function makeClient(settings: StateSettings) {
   return createClient({
@@ -110,7 +111,7 @@ export class RedisStore implements StateStore {
     void (async () => {
       try {
         if (this.client.isReady) {
-          await withDeadline(this.client.ping(), this.settings.timeoutMs);
+          await this.inTime(this.client.ping());
           this.markUp();
         } else if (now - this.unreadySince > REPLACE_UNREADY_MS) {
           this.replaceClient();
@@ -150,7 +151,7 @@ export class RedisStore implements StateStore {
       }
     }
     try {
-      return { ok: true, value: await withDeadline(remote(this.client), this.settings.timeoutMs) };
+      return { ok: true, value: await this.inTime(remote(this.client)) };
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       if (isErrorReply(error)) {
@@ -164,6 +165,12 @@ export class RedisStore implements StateStore {
       }
       return { ok: false, error };
     }
+  }
+
+  /** An operation's answer within the store's deadline, or a rejection. */
+  private inTime<T>(work: Promise<T>): Promise<T> {
+    const ms = this.settings.timeoutMs;
+    return withDeadline(work, ms, () => new Error(`Redis operation exceeded ${ms} ms`));
   }
 
   /** Runs an operation against Redis, or the fallback when Redis fails or is too slow. */
@@ -325,16 +332,6 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The promise's value, or a rejection once `ms` have passed (the promise is left to settle on its own). */
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis operation exceeded ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** An error Redis itself answered with (also inside a MULTI), as opposed to a connection failure or a deadline. */
 function isErrorReply(err: Error): boolean {

@@ -1,5 +1,6 @@
 import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
+import { withDeadline } from '../../util/deadline';
 import { asciiDomain } from '../../util/domain';
 import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
@@ -98,12 +99,13 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
  */
 function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>()) {
   return async (name: string, type: string): Promise<any[]> => {
+    const key = name.toLowerCase().replace(/\.$/, '');
     let answer: any[];
     try {
-      answer = await (dmarcNames.has(name.toLowerCase().replace(/\.$/, '')) ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));
+      answer = await (dmarcNames.has(key) ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));
     } catch (err) {
       if (err instanceof DnsTempError) {
-        onTempError(name.toLowerCase().replace(/\.$/, ''));
+        onTempError(key);
         throw Object.assign(new Error(err.message), { code: err.code === 'TIMEOUT' ? 'ETIMEOUT' : err.code });
       }
       throw err;
@@ -122,22 +124,7 @@ class Deadline extends Error {}
  * would otherwise use up the whole deadline and leave DMARC unevaluated.
  */
 function beforeCutoff<T>(lookup: Promise<T>, name: string, cutoff: number): Promise<T> {
-  const left = cutoff - Date.now();
-  if (left === Infinity) return lookup;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DnsTempError(name, 'TIMEOUT')), Math.max(0, left));
-  });
-  lookup.catch(() => undefined);
-  return Promise.race([lookup, late]).finally(() => clearTimeout(timer));
-}
-
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Deadline(`authentication took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return cutoff === Infinity ? lookup : withDeadline(lookup, Math.max(0, cutoff - Date.now()), () => new DnsTempError(name, 'TIMEOUT'));
 }
 
 export interface AuthRun {
@@ -175,8 +162,9 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   // SPF, DKIM and ARC get the first half of the deadline; what is left is DMARC's, for the
   // author domains' own records only (an SPF record may include names that start with _dmarc.).
   const cutoff = Date.now() + settings.timeoutMs / 2;
+  const authors = authorAddresses(ctx);
   const dmarcNames = new Set(
-    authorAddresses(ctx).flatMap((address) => {
+    authors.flatMap((address) => {
       const domain = asciiDomain(domainOf(address));
       return domain ? [`_dmarc.${domain}`, `_dmarc.${orgDomain(domain)}`] : [];
     }),
@@ -195,7 +183,6 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   // mailauth evaluates DMARC only for exactly one From: address; a forger adds a second one to turn it off.
   const headerFrom = result.dkim?.headerFrom;
   if (!(Array.isArray(headerFrom) && headerFrom.length === 1)) {
-    const authors = authorAddresses(ctx);
     if (authors.length) {
       const spfDomains = result.spf && result.spf.status?.result === 'pass' && result.spf.domain ? [result.spf.domain] : [];
       const dkimDomains = (result.dkim?.results ?? [])
@@ -412,7 +399,7 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
       const forged = dropForgedResults(ctx, settings.authservId || ctx.localHostname || 'localhost');
       let run: AuthRun;
       try {
-        run = await withDeadline(runAuthenticate(ctx, settings, services.dns), settings.timeoutMs);
+        run = await withDeadline(runAuthenticate(ctx, settings, services.dns), settings.timeoutMs, () => new Deadline(`authentication took longer than ${settings.timeoutMs} ms`));
       } catch (err) {
         ctx.notes[AUTH_NOTE] = unknownResults(ctx);
         const message = err instanceof Error ? err.message : String(err);
