@@ -322,9 +322,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
           sheetBackgrounds(styleText, sheet);
           styleText = '';
         }
-        // htmlparser2 closes implied elements itself, so opens and closes pair up.
-        if (stack.length > 1 && top().tag === name) stack.pop();
-        else close(name);
+        // htmlparser2 closes implied elements itself, so opens and closes pair up: close() finds the top at once.
+        close(name);
         block(name);
       },
     },

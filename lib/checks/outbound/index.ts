@@ -1,4 +1,4 @@
-import { firstHeader, parsedMessage, type MessageContext } from '../../message';
+import { domainOf, firstHeader, parsedMessage, type MessageContext } from '../../message';
 import type { Hit, SymbolDef, Verdict } from '../../score/types';
 import type { StateStore } from '../../state/types';
 import { authResults, fromDomainAuthenticated, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
@@ -110,7 +110,7 @@ function reporterFromDomain(ctx: MessageContext): string | undefined {
  * its provider does not send its mail with the null sender.
  */
 function reporterVouchesFor(auth: AuthResults, nullSender: boolean, recipient: string): boolean {
-  const domain = asciiDomain(recipient.slice(recipient.lastIndexOf('@') + 1));
+  const domain = asciiDomain(domainOf(recipient));
   return nullSender && !auth.incomplete && !!domain && (hasAlignedSpf(auth, domain) || hasAlignedDkim(auth, domain));
 }
 

@@ -34,6 +34,11 @@ const SEEN = 'ob:seen:';
 const RCPT = 'ob:rcpt:';
 const REINSTATING = 'ob:reinstating:';
 
+/** The seen key of one invalid recipient of one relayed message: shared by the bounce and DSN paths. */
+function dsnKey(messageId: string, recipient: string): string {
+  return `dsn|${messageId}|${recipient.toLowerCase()}`;
+}
+
 function hash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
 }
@@ -284,7 +289,7 @@ export class OutboundLedger {
    * comes back to the sender through an MX of ours. Returns how many were new.
    */
   async countInvalid(sender: string, messageId: string, recipients: string[]): Promise<number> {
-    const keys = [...new Set(recipients.map((r) => r.toLowerCase()))].map((r) => `dsn|${messageId}|${r}`);
+    const keys = [...new Set(recipients.map((r) => dsnKey(messageId, r)))];
     const fresh: string[] = [];
     for (const key of keys) if (await this.firstTime(key)) fresh.push(key);
     if (!fresh.length) return 0;
@@ -300,7 +305,7 @@ export class OutboundLedger {
    * at a time. Returns 1 when it counted.
    */
   async countUnvouchedInvalid(sender: string, messageId: string, recipient: string): Promise<number> {
-    const key = `dsn|${messageId}|${recipient.toLowerCase()}`;
+    const key = dsnKey(messageId, recipient);
     if (!(await this.firstTime(key))) return 0;
     // No '@': no recipient's key can be this one.
     const slot = `dsn|${messageId}|unvouched`;
