@@ -1,5 +1,6 @@
 import { Resolver } from 'node:dns/promises';
 import { LRUCache } from 'lru-cache';
+import { withDeadline } from '../util/deadline';
 
 export interface DnsSettings {
   /** Resolver addresses (ip or ip:port); empty means the system's. */
@@ -68,13 +69,11 @@ export class DnsResolver {
 
   private async query(name: string, type: RecordType): Promise<{ answer: Answer; ttl: number }> {
     const resolver = this.newResolver();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        resolver.cancel();
-        reject(new DnsTempError(`${type} ${name}`, 'TIMEOUT'));
-      }, this.settings.timeoutMs);
-    });
+    // Past the deadline the look-up is cancelled, not only abandoned.
+    const late = () => {
+      resolver.cancel();
+      return new DnsTempError(`${type} ${name}`, 'TIMEOUT');
+    };
     try {
       const lookup = (async (): Promise<{ answer: Answer; ttl: number }> => {
         if (type === 'A' || type === 'AAAA') {
@@ -84,14 +83,12 @@ export class DnsResolver {
         const answer = (await resolver.resolve(name, type)) as Answer;
         return { answer, ttl: this.settings.maxTtl };
       })();
-      return await Promise.race([lookup, deadline]);
+      return await withDeadline(lookup, this.settings.timeoutMs, late);
     } catch (err) {
       if (err instanceof DnsTempError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? 'ERROR';
       if (NO_ANSWER.has(code)) return { answer: [], ttl: this.settings.negativeTtl };
       throw new DnsTempError(`${type} ${name}`, code);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
