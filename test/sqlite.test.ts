@@ -1,11 +1,14 @@
 // The shared SQLite opener: two processes (Haraka and the CLI) opening a new
-// file at the same moment must both get it, in WAL mode.
+// file at the same moment must both get it, in WAL mode; a failed set-up keeps no handle.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { BayesModel } from '../lib/checks/content/bayes';
+import { SqliteBayesStore } from '../lib/checks/content/store';
 
 const run = promisify(execFile);
 
@@ -38,5 +41,23 @@ describe('openSharedSqlite', () => {
     const start = String(Date.now() + 1500);
     const results = await Promise.all([0, 1].map(() => run(process.execPath, ['-e', script, dir, start])));
     for (const { stdout } of results) assert.deepEqual(JSON.parse(stdout), Array(40).fill('wal'));
+  });
+
+  it('closes the file again when setting it up fails, so a store that retries on every use leaks nothing', async () => {
+    const path = join(dir, 'model.sqlite');
+    // A file whose totals table is a view: the model store's schema set-up fails on it every time.
+    const prepared = new Database(path);
+    prepared.exec('CREATE VIEW bayes_totals_v2 AS SELECT 1 AS id, 0 AS spam, 0 AS ham');
+    prepared.close();
+    const store = new SqliteBayesStore(path);
+    for (let i = 0; i < 3; i++) await assert.rejects(store.load(new BayesModel()), /view/);
+    const openOnIt = readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(openOnIt, []);
   });
 });

@@ -64,15 +64,10 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
     // Short: better-sqlite3 waits on the event loop, and the files are the truth
     // (a put or status change the index misses is still listed), so a lock held
     // elsewhere (a shell, a backup) costs the MTA 250 ms, not 2 s.
-    const db = openSharedSqlite(this.path, 250);
-    try {
+    this.db = openSharedSqlite(this.path, 250, (db) => {
       db.pragma('foreign_keys = ON');
       db.exec(SCHEMA);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
-    this.db = db;
+    });
     this.inode = statSync(this.path).ino;
   }
 

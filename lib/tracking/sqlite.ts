@@ -113,15 +113,11 @@ export class SqliteTrackingStore implements TrackingStore {
       this.opened = { db: new Database(this.path, { readonly: true, fileMustExist: true, timeout: Math.round(options.busyTimeoutMs ?? 2000) }) };
       return this.opened;
     }
-    const db = openSharedSqlite(this.path, options.busyTimeoutMs ?? 2000);
-    try {
+    const db = openSharedSqlite(this.path, options.busyTimeoutMs ?? 2000, (opening) => {
       // WAL + NORMAL: a power cut may lose the last commits but never corrupts.
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+      opening.pragma('synchronous = NORMAL');
+      opening.exec(SCHEMA);
+    });
     // Like INSERT OR IGNORE for a known ref, but only for the ref: OR IGNORE would
     // also swallow a NOT NULL violation, silently losing a malformed row we want logged.
     const insert = db.prepare(`INSERT INTO ${TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (ref) DO NOTHING`);

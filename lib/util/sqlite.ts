@@ -31,13 +31,16 @@ function useWal(db: Database.Database, timeoutMs: number): void {
 /**
  * A SQLite file shared by the MTA and the CLI: WAL, so readers never wait for
  * the writer, and a busy timeout, so two writers wait briefly instead of failing.
+ * `setup` (pragmas, schema) runs on the new handle; if it throws, the handle is
+ * closed, so a store that tries again on every use does not leak one per try.
  */
-export function openSharedSqlite(path: string, busyTimeoutMs = 2000): Database.Database {
+export function openSharedSqlite(path: string, busyTimeoutMs = 2000, setup?: (db: Database.Database) => void): Database.Database {
   mkdirSync(dirname(path), { recursive: true });
   const timeout = Math.floor(busyTimeoutMs);
   const db = new Database(path, { timeout });
   try {
     useWal(db, timeout);
+    setup?.(db);
   } catch (err) {
     db.close();
     throw err;

@@ -93,6 +93,25 @@ function relabelDeltas(tokens: readonly string[], was: Label | null, label: Labe
   return deltas;
 }
 
+/** Pragmas and schema of a model file; an older file gains the columns added since. */
+function setUpModelFile(db: Database.Database): void {
+  // Each learnt message is its own transaction (relabel): in WAL, NORMAL
+  // does not fsync every commit and still never corrupts the file; a power
+  // cut may lose the last few learnt messages.
+  db.pragma('synchronous = NORMAL');
+  // last_day: day of the last learn that added to the token (its age for prune).
+  db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL, last_day INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+           CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
+           CREATE TABLE IF NOT EXISTS ${SEEN} (id TEXT PRIMARY KEY, class TEXT NOT NULL CHECK (class IN ('spam', 'ham')), learnt_at INTEGER NOT NULL) WITHOUT ROWID;
+           CREATE INDEX IF NOT EXISTS ${SEEN}_learnt_at ON ${SEEN} (learnt_at);
+           INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0, 0);`);
+  const columns = db.prepare(`PRAGMA table_info(${TOKENS})`).all() as { name: string }[];
+  if (!columns.some((c) => c.name === 'last_day')) {
+    // A file from before expiry existed: its tokens' age starts counting today.
+    db.exec(`ALTER TABLE ${TOKENS} ADD COLUMN last_day INTEGER NOT NULL DEFAULT ${dayNumber(Date.now())}`);
+  }
+}
+
 /** One SQLite file per node (default): WAL, so readers and the writer do not block each other. */
 export class SqliteBayesStore implements BayesStore {
   private db?: Database.Database;
@@ -107,25 +126,7 @@ export class SqliteBayesStore implements BayesStore {
   }
 
   private open(): Database.Database {
-    if (!this.db) {
-      const db = openSharedSqlite(this.path, this.busyTimeoutMs);
-      // Each learnt message is its own transaction (relabel): in WAL, NORMAL
-      // does not fsync every commit and still never corrupts the file; a power
-      // cut may lose the last few learnt messages.
-      db.pragma('synchronous = NORMAL');
-      // last_day: day of the last learn that added to the token (its age for prune).
-      db.exec(`CREATE TABLE IF NOT EXISTS ${TOKENS} (token TEXT PRIMARY KEY, spam INTEGER NOT NULL, ham INTEGER NOT NULL, last_day INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-               CREATE TABLE IF NOT EXISTS ${TOTALS} (id INTEGER PRIMARY KEY CHECK (id = 1), spam INTEGER NOT NULL, ham INTEGER NOT NULL);
-               CREATE TABLE IF NOT EXISTS ${SEEN} (id TEXT PRIMARY KEY, class TEXT NOT NULL CHECK (class IN ('spam', 'ham')), learnt_at INTEGER NOT NULL) WITHOUT ROWID;
-               CREATE INDEX IF NOT EXISTS ${SEEN}_learnt_at ON ${SEEN} (learnt_at);
-               INSERT OR IGNORE INTO ${TOTALS} VALUES (1, 0, 0);`);
-      const columns = db.prepare(`PRAGMA table_info(${TOKENS})`).all() as { name: string }[];
-      if (!columns.some((c) => c.name === 'last_day')) {
-        // A file from before expiry existed: its tokens' age starts counting today.
-        db.exec(`ALTER TABLE ${TOKENS} ADD COLUMN last_day INTEGER NOT NULL DEFAULT ${dayNumber(Date.now())}`);
-      }
-      this.db = db;
-    }
+    this.db ??= openSharedSqlite(this.path, this.busyTimeoutMs, setUpModelFile);
     return this.db;
   }
 

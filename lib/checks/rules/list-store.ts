@@ -172,10 +172,11 @@ export class SqliteListStore implements SenderListStore {
   private readonly keyFormat: Database.Statement;
 
   constructor(readonly path: string) {
-    this.db = openSharedSqlite(path);
-    this.db.exec(`CREATE TABLE IF NOT EXISTS sender_lists (
-      list TEXT NOT NULL, scope TEXT NOT NULL, entry TEXT NOT NULL, added TEXT NOT NULL, key TEXT,
-      PRIMARY KEY (list, scope, entry))`);
+    this.db = openSharedSqlite(path, undefined, (db) =>
+      db.exec(`CREATE TABLE IF NOT EXISTS sender_lists (
+        list TEXT NOT NULL, scope TEXT NOT NULL, entry TEXT NOT NULL, added TEXT NOT NULL, key TEXT,
+        PRIMARY KEY (list, scope, entry))`),
+    );
     this.keyFormat = this.db.prepare('PRAGMA user_version').pluck();
     if (this.upgradeNeeded()) {
       // Immediate, checked again inside: two processes opening an old file at once upgrade it once.
