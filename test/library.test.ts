@@ -44,6 +44,26 @@ describe('library front door: createMailward() without Haraka', function () {
     }
   });
 
+  it('decodes only the first 2 MB of a large message, says so, and still finds GTUBE at its end in the raw bytes', async () => {
+    // A 24 MB text body took postal-mime 6.7 s in one stretch of the event loop, holding up every connection.
+    const body = `${'lorem ipsum dolor sit amet consectetur adipiscing elit\r\n'.repeat(420_000)}${GTUBE}\r\n`;
+    const mailward = createMailward({ configDir: dir, modules: ['builtin'] });
+    try {
+      const { verdict, row, context } = await mailward.scan({ ip: '192.0.2.10', mailFrom: 'a@partner.example', rcptTo: ['bob@example.com'], raw: simpleMessage({ body }) });
+      assert.equal(verdict.action, 'reject');
+      assert.ok(verdict.symbols.some((s) => s.name === 'GTUBE'));
+      const partial = verdict.symbols.find((s) => s.name === 'MIME_PARTIAL');
+      assert.equal(partial?.score, 0);
+      assert.match(partial?.detail ?? '', /^decoded the first 2048 KB of 2\d{4} KB$/);
+      assert.equal(row.parseResult, `ok; ${partial?.detail}`);
+      const parsed = await context.parsed;
+      assert.ok(parsed?.text?.startsWith('lorem ipsum'));
+      assert.ok(parsed!.text!.length < 2 * 1024 * 1024 && !parsed!.text!.includes('GTUBE'));
+    } finally {
+      await mailward.close();
+    }
+  });
+
   it('shared state on an unreachable Redis: mail flows, and the outbound and rules checks say they could not read it', async () => {
     const down = mkdtempSync(join(tmpdir(), 'mw-library-down-'));
     writeFileSync(join(down, 'mailward.ini'), '[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n\n[state]\nbackend = redis\nredis_url = redis://127.0.0.1:1\ntimeout_ms = 200\n');

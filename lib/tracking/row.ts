@@ -47,7 +47,7 @@ function baseRow(ctx: MessageContext, node: string, now: number) {
     mailFrom: ctx.mailFrom ?? null,
     rcptTo: [...ctx.rcptTo],
     size: ctx.raw ? ctx.raw.length : null,
-    parseResult: ctx.raw ? (ctx.parse.ok ? 'ok' : ctx.parse.error) : 'no data',
+    parseResult: ctx.raw ? [ctx.parse.ok ? 'ok' : ctx.parse.error, ctx.parse.partial].filter(Boolean).join('; ') : 'no data',
     processingMs: Math.max(0, now - ctx.startedAt),
   };
 }
