@@ -1,3 +1,4 @@
+import { TextDecoder } from 'node:util';
 import PostalMime, { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
 import { newRef } from './score/ref';
@@ -312,6 +313,8 @@ function parsePrefix(raw: Buffer, limit: number): Buffer {
  * a message that cannot be parsed yields null and records the error, so every
  * check can still run on headers and raw body. Of a message over
  * MAX_PARSE_BYTES only the start is decoded, and `ctx.parse.partial` says so.
+ * An HTML part with no charset parameter is read in the charset its <meta>
+ * declares (redecodeByMeta).
  */
 export function parsedMessage(ctx: MessageContext): Promise<Email | null> {
   if (!ctx.raw) return Promise.resolve(null);
@@ -323,11 +326,86 @@ function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
   const input = parsePrefix(raw, MAX_PARSE_BYTES);
   const partial = input.length < raw.length ? `decoded the first ${Math.round(input.length / 1024)} KB of ${Math.round(raw.length / 1024)} KB` : undefined;
   if (partial) ctx.parse = { ...ctx.parse, partial };
-  return PostalMime.parse(input, { maxNestingDepth: 50, maxHeadersSize: MAX_HEADER_BYTES }).catch((err: unknown) => {
+  return decodeParts(input).catch((err: unknown) => {
     ctx.parse = { ok: false, error: `MIME parse failed: ${err instanceof Error ? err.message : String(err)}`, partial };
     return null;
   });
 }
+
+async function decodeParts(raw: Buffer): Promise<Email> {
+  const parser = new PostalMime({ maxNestingDepth: 50, maxHeadersSize: MAX_HEADER_BYTES });
+  const email = await parser.parse(raw);
+  // The part tree is postal-mime's own (not in its types): where it is not, the HTML stays as it decoded it.
+  redecodeByMeta(email, (parser as unknown as { root?: PartNode }).root);
+  return email;
+}
+
+/** What redecodeByMeta reads of a postal-mime part (MimeNode): its type and parameters, disposition, transfer-decoded bytes. */
+interface PartNode {
+  contentType?: { parsed?: { value?: string; params?: Record<string, string> } };
+  contentDisposition?: { parsed?: { value?: string } };
+  content?: ArrayBuffer | null;
+  childNodes?: PartNode[];
+}
+
+/** Bytes of an HTML part that browsers search for a <meta> charset (the HTML standard's prescan). */
+const META_PRESCAN_BYTES = 1024;
+/** `<meta charset="koi8-r">`, or the charset in `<meta http-equiv="Content-Type" content="text/html; charset=...">`. */
+const META_CHARSET = /<meta\s[^>]*?charset\s*=\s*["']?\s*([\w.:-]{1,40})/i;
+
+/**
+ * The decoder that an HTML part's `<meta>` charset names, or undefined: none in
+ * the first 1024 bytes (outside comments), a label TextDecoder does not know,
+ * or a UTF (UTF-8 is what postal-mime read it as; the HTML standard reads a
+ * UTF-16 label found by the prescan as UTF-8).
+ */
+function metaDecoder(content: ArrayBuffer): TextDecoder | undefined {
+  const head = Buffer.from(content, 0, Math.min(content.byteLength, META_PRESCAN_BYTES)).toString('latin1');
+  const label = META_CHARSET.exec(head.replace(/<!--[\s\S]*?(?:-->|$)/g, ''))?.[1];
+  if (!label) return undefined;
+  try {
+    const decoder = new TextDecoder(label);
+    return decoder.encoding.startsWith('utf-') ? undefined : decoder;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An inline text/html part with no charset parameter is read in the charset
+ * its `<meta>` declares, as browsers and mail clients do; postal-mime reads
+ * it as UTF-8, which turns koi8-r or windows-1251 into U+FFFD, so it is
+ * decoded again from its bytes. A charset parameter wins, as in mail clients.
+ * Parts are met in tree order, the order postal-mime joins them in
+ * (`email.html`), so each is looked for after the last one replaced: time
+ * linear in the message.
+ */
+function redecodeByMeta(email: Email, root: PartNode | undefined): void {
+  const html = email.html;
+  if (!html || !root) return;
+  // Pieces joined once: replacing in the string part by part would copy it per part.
+  const pieces: string[] = [];
+  let from = 0;
+  const stack = [root];
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    if (Array.isArray(node.childNodes)) for (let i = node.childNodes.length - 1; i >= 0; i--) stack.push(node.childNodes[i]!);
+    const type = node.contentType?.parsed;
+    if (type?.value !== 'text/html' || type.params?.charset || node.contentDisposition?.parsed?.value === 'attachment') continue;
+    if (!(node.content instanceof ArrayBuffer)) continue;
+    const decoder = metaDecoder(node.content);
+    if (!decoder) continue;
+    const read = utf8.decode(node.content);
+    const at = html.indexOf(read, from);
+    // Not where tree order puts it (nested alternatives): stop rather than search the rest again per part.
+    if (at < 0) break;
+    pieces.push(html.slice(from, at), decoder.decode(node.content));
+    from = at + read.length;
+  }
+  if (pieces.length) email.html = pieces.join('') + html.slice(from);
+}
+
+/** What postal-mime decodes a part with no charset with. */
+const utf8 = new TextDecoder();
 
 export function domainOf(address: string | undefined): string {
   if (!address) return '';

@@ -4,7 +4,7 @@ import { bulkHits } from '../lib/checks/content/bulk';
 import { templateFingerprint, templateWords } from '../lib/checks/content/fingerprint';
 import { analyseHtml } from '../lib/checks/content/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
-import { messageParts } from '../lib/checks/content/parts';
+import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';
 import { compileSafeRegex, regexProblem, UnsafeRegexError } from '../lib/checks/content/safe-regex';
 import { DEFAULT_CONTENT_SETTINGS, type ContentSettings } from '../lib/checks/content/settings';
@@ -236,6 +236,54 @@ describe('content: tokens and MIME', () => {
     }
     assert.ok(!tokens.includes('today.') && !tokens.includes('"urgent"'), 'sentence punctuation kept');
     assert.ok(!tokens.some((t) => /corp|abc123|^h:(Received|Message-ID|Delivered-To)$/.test(t)), `relay headers leaked: ${tokens.join(' ')}`);
+  });
+
+  it('reads an HTML part with no MIME charset in the charset its <meta> declares (koi8-r, windows-1251, latin-1); a MIME charset wins', async () => {
+    // Real bytes in a single-byte charset, from TextDecoder's own table.
+    const encode = (text: string, charset: string) => {
+      const decoder = new TextDecoder(charset);
+      const byte = new Map(Array.from({ length: 256 }, (_, b) => [decoder.decode(Uint8Array.of(b)), b] as const));
+      return Buffer.from([...text].map((c) => byte.get(c)!));
+    };
+    const message = (contentType: string, cte: string, body: Buffer, plain?: string) => {
+      const encoded = cte === 'base64' ? body.toString('base64').replace(/.{76}/g, '$&\r\n') : body.toString('latin1');
+      const html = `Content-Type: ${contentType}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${encoded}\r\n`;
+      const head = 'From: a@shop.example\r\nSubject: hi\r\nMIME-Version: 1.0\r\n';
+      const raw = plain === undefined
+        ? `${head}${html}`
+        : `${head}Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${plain}\r\n--b\r\n${html}--b--\r\n`;
+      return messageParts(createContext({ ip: '192.0.2.1', raw: Buffer.from(raw, 'latin1') }));
+    };
+    const rules = parseRules('body R_WIN /Вы выиграли приз/\nscore R_WIN 2\ndescribe R_WIN Won\nbody R_CAFE "Café crème"\nscore R_CAFE 1\ndescribe R_CAFE Cafe\n', 'test.rules');
+    const fired = (p: MessageParts) => ruleHits(p, { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules }).map((h) => h.name);
+    const russian = 'Вы выиграли приз! Получите деньги сегодня';
+
+    // koi8-r, <meta charset>, base64, beside a clean plain part: the words reach the tokens and a body rule.
+    const koi = await message('text/html', 'base64', Buffer.concat([Buffer.from('<html><head><meta charset="koi8-r"></head><body><p>'), encode(russian, 'koi8-r'), Buffer.from('</p></body></html>')]), 'Hello, see you tomorrow');
+    assert.match(koi.html!.text, /Вы выиграли приз/);
+    const tokens = tokenize(koi);
+    for (const t of ['выиграли', 'получите', 'деньги', 'сегодня']) assert.ok(tokens.includes(t), `${t} missing from ${tokens.join(' ')}`);
+    assert.deepEqual(fired(koi), ['R_WIN']);
+
+    // windows-1251, <meta http-equiv content>, 8bit, HTML only.
+    const cp1251 = Buffer.concat([Buffer.from('<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"><title>x</title></head><body>'), encode(russian, 'windows-1251'), Buffer.from('</body></html>')]);
+    const win = await message('text/html', '8bit', cp1251);
+    assert.match(win.text, /Получите деньги сегодня/);
+    assert.deepEqual(fired(win), ['R_WIN']);
+
+    // latin-1 (read as windows-1252, as browsers do).
+    const latin = await message('text/html', '8bit', Buffer.concat([Buffer.from('<meta charset=iso-8859-1><p>'), encode('Café crème à volonté', 'latin1'), Buffer.from('</p>')]));
+    assert.ok(tokenize(latin).includes('volonté'), tokenize(latin).join(' '));
+    assert.deepEqual(fired(latin), ['R_CAFE']);
+
+    // The MIME charset wins over the markup's; a label TextDecoder does not know, or one in a comment, changes nothing.
+    const mime = await message('text/html; charset=koi8-r', 'base64', Buffer.concat([Buffer.from('<meta charset="windows-1251"><p>'), encode(russian, 'koi8-r'), Buffer.from('</p>')]));
+    assert.deepEqual(fired(mime), ['R_WIN']);
+    const bytes = Buffer.concat([Buffer.from('<p>'), encode(russian, 'windows-1251'), Buffer.from('</p>')]);
+    for (const declared of ['<meta charset="no-such-charset">', '<!-- <meta charset="windows-1251"> -->']) {
+      const kept = await message('text/html', 'base64', Buffer.concat([Buffer.from(declared), bytes]));
+      assert.match(kept.html!.text, /\ufffd/, declared);
+    }
   });
 
   it('reads HTML: hidden text, alt text, links with their visible text, bounded input', () => {
