@@ -329,6 +329,34 @@ describe('content: heuristics', () => {
     assert.deepEqual(ruleHits(p, { ...s, rules }).map((h) => h.name), ['R_BODY', 'R_SUBJ', 'R_URI']);
   });
 
+  it('a URL written in the HTML text (not linked) is a uri rule\'s and a url: token beside a clean plain part, not listed twice', async () => {
+    const rules = parseRules('uri R_BAD /bad\\.example/\nscore R_BAD 2\ndescribe R_BAD Bad\n', 'test.rules');
+    const p = await parts(
+      [
+        'From: news@shop.example',
+        'Subject: Your order',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/alternative; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'Your order has shipped: https://shop.example/track',
+        '--b',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<p>Your order has shipped: <a href="https://shop.example/track">https://shop.example/track</a></p><p>Claim your refund at http://bad.example/ today (http://bad.example/)</p>',
+        '--b--',
+        '',
+      ].join('\r\n'),
+    );
+    assert.deepEqual(ruleHits(p, { ...s, rules }).map((h) => h.name), ['R_BAD']);
+    assert.ok(tokenize(p).includes('url:bad.example'), tokenize(p).join(' '));
+    // The HTML's text adds only URLs not listed yet: the tracking link (its href and the plain part's, as
+    // before) is not listed a third time, nor the bad one twice.
+    assert.deepEqual(p.urls, ['https://shop.example/track', 'https://shop.example/track', 'http://bad.example/']);
+  });
+
   it('the shipped rules file loads and its rules are symbols', () => {
     const config = loadConfig();
     assert.equal(config.symbols.get('CONTENT_LOTTERY_WIN').group, 'content');

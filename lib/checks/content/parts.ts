@@ -19,7 +19,7 @@ export interface MessageParts {
   /** Length of the text/plain part ('' when the message is HTML only). */
   plainLength: number;
   html?: HtmlInfo;
-  /** Link targets from the HTML plus URLs written in the text. */
+  /** Link targets from the HTML plus URLs written in the text and, beside a plain part, in the HTML's text (those once). */
   urls: string[];
   attachments: AttachmentInfo[];
   /**
@@ -101,10 +101,15 @@ function fallbackText(ctx: MessageContext, limit: number): string {
   return body.replace(/^[A-Za-z0-9+/=]{60,}$/gm, ' ').slice(0, limit);
 }
 
-export function urlsIn(text: string, into: string[]): void {
+/** URLs written in `text`, added to `into`; those in `skip` are not, and each added joins it. */
+export function urlsIn(text: string, into: string[], skip?: Set<string>): void {
   URL_IN_TEXT.lastIndex = 0;
   let match: RegExpExecArray | null;
-  while (into.length < MAX_URLS && (match = URL_IN_TEXT.exec(text))) into.push(match[0]);
+  while (into.length < MAX_URLS && (match = URL_IN_TEXT.exec(text))) {
+    if (skip?.has(match[0])) continue;
+    skip?.add(match[0]);
+    into.push(match[0]);
+  }
 }
 
 /** Host name of a URL-ish string (href or text), lower case (or as written), or '' when it has none. */
@@ -130,6 +135,9 @@ async function extract(ctx: MessageContext, limits: PartLimits): Promise<Message
   const urls: string[] = [];
   for (const link of html?.links ?? []) if (urls.length < MAX_URLS) urls.push(link.href);
   urlsIn(text, urls);
+  // Beside a plain part, the HTML's text as well: mail programs show the HTML, and a spammer writes another
+  // URL there than in the plain part. Mostly it repeats the plain part's and its own links: those are not added again.
+  if (plain.trim() && html?.text) urlsIn(html.text.slice(0, limits.maxTextChars), urls, new Set(urls));
   const attachments = (parsed?.attachments ?? []).map((a) => ({ mimeType: (a.mimeType || '').toLowerCase(), filename: a.filename ?? '', size: size(a.content) }));
   return {
     subject,
