@@ -312,6 +312,13 @@ describe('antispoof module with auth results, against a real DNS server', functi
       const hidden = message({ from: 'IT <it@freemail.test>', headers: { 'Content-Type': 'text/html; charset=utf-8' }, body: `${decoys}<a href="${href}">Keep my mail</a>\r\n` }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
       assert.ok(symbol(await scan(mw, hidden, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), href);
     }
+    // Written (not linked) in the HTML beside a clean plain part: mail programs show the HTML.
+    const alternative = message({
+      from: 'IT <it@freemail.test>',
+      headers: { 'Content-Type': 'multipart/alternative; boundary="alt"' },
+      body: '--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour mailbox is full.\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Your mailbox is full. Sign in at https://examp1e.com/owa</p>\r\n--alt--\r\n',
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+    assert.match(symbol(await scan(mw, alternative, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK')?.detail ?? '', /examp1e\.com/, 'a URL in the HTML text beside a plain part');
     const fine = message({ from: 'IT <it@freemail.test>', body: 'See https://www.example.com/news and https://examples.com/ and http://www.exampel.com/\r\n' });
     assert.equal(symbol(await scan(mw, fine, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), undefined);
   });

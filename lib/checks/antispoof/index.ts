@@ -1,7 +1,7 @@
 import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
 import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
-import { hostOf, messageParts, urlsIn } from '../content/parts';
+import { bodyTexts, hostOf, messageParts, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
@@ -212,9 +212,11 @@ function linkHosts(url: string): string[] {
 /** Links to cousin domains of ours: a copy of our own sign-in page, the usual next step after the mail. */
 async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains): Promise<Hit | undefined> {
   const parts = await messageParts(ctx);
-  // The HTML's links as decoded (entities undone), and the text's own, each with its own budget.
+  // The HTML's links as decoded (entities undone), and the URLs written in what a reader is
+  // shown (the plain part and, beside it, the HTML's text), each with its own budget.
   const inText: string[] = [];
-  urlsIn(parts.text, inText);
+  const listed = new Set<string>();
+  for (const text of bodyTexts(parts)) urlsIn(text, inText, listed);
   const hosts = new Set([...(parts.html?.links ?? []).map((l) => l.href), ...inText].flatMap(linkHosts));
   const found = new Set<string>();
   for (const host of hosts) {
