@@ -4,6 +4,7 @@ import { createClient } from 'redis';
 import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
 import type { StateSettings } from '../lib/state/types';
 import { freePort } from './support/haraka';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 import { deleteRedisKeys, recordingLogger, REDIS_URL, uniquePrefix } from './reputation/setup';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -261,5 +262,53 @@ describe('RedisStore: Redis stopped mid-run (a redis-server of its own)', () => 
       assert.ok(Date.now() < deadline, `the store did not use Redis again within 10 s: degraded ${store.degraded}, ${await store.get('h')}\n${log.lines.join('\n')}`);
       await sleep(100);
     }
+  });
+});
+
+describe('RedisStore: a black hole (connections accepted, never answered) that clears', () => {
+  const prefix = uniquePrefix('state-blackhole');
+  const log = recordingLogger();
+  let proxy: TcpProxy;
+  let store: RedisStore;
+  before(async () => {
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: 6379 }, await freePort());
+    store = new RedisStore(redisSettings(prefix, `redis://127.0.0.1:${proxy.port}`, 250), log);
+  });
+  after(async () => {
+    await store.close();
+    await proxy.stop();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('is used again within a few probe intervals (1 s here) once Redis answers, replacing at most one hung connection per interval', async () => {
+    await store.set('k', 'from-redis');
+    assert.equal(await store.get('k'), 'from-redis');
+    assert.equal(store.degraded, false);
+
+    // Black hole: the live connection is cut, new ones are accepted and never answered,
+    // so the client's reconnect hangs in its handshake (node-redis has no deadline there).
+    proxy.mode = 'silent';
+    await proxy.stop();
+    await proxy.start();
+    const before = proxy.connections;
+    const holeStarted = Date.now();
+    while (Date.now() - holeStarted < 3000) {
+      await store.get('k');
+      await sleep(100);
+    }
+    assert.equal(store.degraded, true);
+    const hung = proxy.connections - before;
+    // One reconnect by the client, then at most one replacement per probe interval (1 s): no storm.
+    assert.ok(hung >= 1 && hung <= 5, `connections opened during a 3 s black hole: ${hung}`);
+
+    proxy.mode = 'forward'; // answered again; the hung connections stay hung (state lost in a firewall)
+    const back = Date.now();
+    while (store.degraded) {
+      assert.ok(Date.now() - back < 5000, `still degraded ${Date.now() - back} ms after Redis answered again\n${log.lines.join('\n')}`);
+      await store.get('k');
+      await sleep(100);
+    }
+    assert.equal(await store.get('k'), 'from-redis', 'reads reach Redis again');
+    assert.ok(log.lines.some((l) => /^info .*Redis .* is back/.test(l)), log.lines.join('\n'));
   });
 });

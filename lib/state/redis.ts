@@ -19,7 +19,10 @@ type Client = ReturnType<typeof makeClient>;
 
 type Attempt<T> = { ok: true; value: T } | { ok: false; error: Error };
 
-/** How long a connection may stay unready (a handshake that hangs) before it is replaced. */
+/**
+ * How long a client may stay unready for any other reason (its own reconnect
+ * loop, which backs off by itself) before it is replaced all the same.
+ */
 const REPLACE_UNREADY_MS = 30_000;
 /** Error replies (OOM, READONLY, WRONGTYPE...) are logged at most this often. */
 const REPLY_LOG_INTERVAL_MS = 60_000;
@@ -43,6 +46,8 @@ export class RedisStore implements StateStore {
   private probing = false;
   private lastProbe = 0;
   private unreadySince = Date.now();
+  /** When the current client's socket connected and its handshake began; null while not in a handshake. */
+  private handshakeSince: number | null = null;
   private lastReplyLog = 0;
   private closed = false;
   private readonly probeIntervalMs: number;
@@ -63,13 +68,28 @@ export class RedisStore implements StateStore {
       if (client === this.client) this.markDown(err);
     });
     client.on('end', () => {
-      if (client === this.client) this.unreadySince = Date.now();
+      if (client === this.client) {
+        this.unreadySince = Date.now();
+        this.handshakeSince = null;
+      }
+    });
+    // The socket is open and the handshake (CLIENT SETINFO, AUTH, SELECT) begins. node-redis puts no
+    // deadline on it: against a black hole (connections accepted, nothing answered) it waits forever.
+    client.on('connect', () => {
+      if (client === this.client) this.handshakeSince = Date.now();
+    });
+    client.on('reconnecting', () => {
+      if (client === this.client) this.handshakeSince = null;
     });
     client.on('ready', () => {
-      if (client === this.client) this.markUp();
+      if (client === this.client) {
+        this.handshakeSince = null;
+        this.markUp();
+      }
     });
     this.client = client;
     this.unreadySince = Date.now();
+    this.handshakeSince = null;
     this.ready = client.connect().then(
       () => undefined,
       (err: Error) => {
@@ -101,7 +121,11 @@ export class RedisStore implements StateStore {
   /**
    * While down: at most one PING in flight, one per probe interval. A ready
    * connection that does not answer is hung (a stopped server, a black hole):
-   * it is replaced, and the commands waiting on it go with it.
+   * it is replaced, and the commands waiting on it go with it. So is a
+   * connection whose handshake has not finished within a probe interval (at
+   * least the connect timeout): it was accepted by something that does not
+   * answer. Refused or timed-out connects are left to the client's own
+   * reconnect back-off. Probes being one per interval, so are replacements.
    */
   private probe(): void {
     const now = Date.now();
@@ -113,6 +137,8 @@ export class RedisStore implements StateStore {
         if (this.client.isReady) {
           await this.inTime(this.client.ping());
           this.markUp();
+        } else if (this.handshakeSince !== null && now - this.handshakeSince >= this.probeIntervalMs) {
+          this.replaceClient();
         } else if (now - this.unreadySince > REPLACE_UNREADY_MS) {
           this.replaceClient();
         }
