@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../lib/config/errors';
 import { parseIni } from '../lib/config/ini';
 import { loadConfig } from '../lib/config/load';
+import { main } from '../lib/cli/main';
 import { parseSince } from '../lib/cli/since';
 import { UserError } from '../lib/cli/types';
 
@@ -93,6 +94,38 @@ describe('configuration', () => {
   });
   it('refuses a line that is not key = value, with its number', () => {
     assert.throws(() => load('[actions]\nreject\n'), /\[actions\]: line 2 is not "key = value"/);
+  });
+  it('refuses a redis_url or postgres_url that is not a URL of its kind, naming the key (and never the password)', () => {
+    rejects('[state]\nredis_url = localhost:6379\n', 'mailward.ini [state] redis_url: "localhost:6379": expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db])');
+    rejects('[state]\nredis_url = redis://127.0.0.1:99999\n', 'mailward.ini [state] redis_url: "redis://127.0.0.1:99999" is not a valid URL: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db]), port 1 to 65535');
+    rejects('[state]\nredis_url = redis://127.0.0.1:0\n', 'mailward.ini [state] redis_url: "redis://127.0.0.1:0": port must be 1 to 65535');
+    rejects('[state]\nredis_url = redis:///0\n', 'mailward.ini [state] redis_url: "redis:///0" names no host: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db])');
+    rejects('[state]\nredis_url = redis://:s3cret@10.0.0.5:6379/cache\n', 'mailward.ini [state] redis_url: "redis://:***@10.0.0.5:6379/cache": the path must be a database number (/0, /1...), got "/cache"');
+    rejects('[tracking]\npostgres_url = localhost:5432\n', 'mailward.ini [tracking] postgres_url: "localhost:5432": expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database)');
+    rejects('[tracking]\npostgres_url = postgres://u:s3cret@db:70000/mail\n', 'mailward.ini [tracking] postgres_url: "postgres://u:***@db:70000/mail" is not a valid URL: expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database), port 1 to 65535');
+    // What the docs show stays valid, and a Unix socket given as pg's host parameter.
+    const ok = load('[state]\nredis_url = rediss://:pw@[::1]:6380/2\n[tracking]\npostgres_url = postgresql://mailward:secret@db.example.com/mail?sslmode=require\n').shared;
+    assert.equal(ok.state.redisUrl, 'rediss://:pw@[::1]:6380/2');
+    assert.equal(ok.tracking.postgresUrl, 'postgresql://mailward:secret@db.example.com/mail?sslmode=require');
+    assert.equal(load('[tracking]\npostgres_url = postgres:///mail?host=/var/run/postgresql\n').shared.tracking.postgresUrl, 'postgres:///mail?host=/var/run/postgresql');
+  });
+  it('the command exits 3 (a configuration error) on a malformed redis_url or postgres_url, not with an internal error', async () => {
+    const run = async (ini: string, argv: string[]) => {
+      writeFileSync(join(dir, 'mailward.ini'), ini);
+      const err: string[] = [];
+      const code = await main([...argv, '--config', dir], { out: () => {}, err: (l) => void err.push(l) });
+      return { code, err: err.join('\n') };
+    };
+    const redis = await run('[state]\nbackend = redis\nredis_url = localhost:6379\n', ['outbound', 'status']);
+    assert.equal(redis.code, 3, redis.err);
+    assert.match(redis.err, /configuration error: .*mailward\.ini \[state\] redis_url: "localhost:6379"/);
+    assert.doesNotMatch(redis.err, /internal error|TypeError/);
+    const port = await run('[state]\nbackend = redis\nredis_url = redis://127.0.0.1:99999\n', ['reputation', 'show', '192.0.2.1']);
+    assert.equal(port.code, 3, port.err);
+    assert.match(port.err, /mailward\.ini \[state\] redis_url: /);
+    const pg = await run('[tracking]\nbackend = postgres\npostgres_url = localhost:5432\n', ['explain', 'ABCDEFG']);
+    assert.equal(pg.code, 3, pg.err);
+    assert.match(pg.err, /mailward\.ini \[tracking\] postgres_url: "localhost:5432"/);
   });
   it('refuses a [scores] entry for a symbol nobody defines', () => {
     rejects('[scores]\nNOT_A_SYMBOL = 1\n', 'mailward.ini [scores] NOT_A_SYMBOL: no such symbol (see docs/symbols.md)');

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { URL } from 'node:url';
 import { ConfigError } from './errors';
 import type { RawIni } from './ini';
 
@@ -98,6 +99,37 @@ export class SectionReader {
     return items;
   }
 
+  /**
+   * A server's URL, read with the WHATWG URL parser: a scheme from `schemes`, a host and, if
+   * given, a port from 1 to 65535. `check` adds what one kind of URL needs (a problem, or null);
+   * `allowNoHost` accepts a URL without a host when it returns true (e.g. a Unix socket given
+   * otherwise). A password in the URL is never repeated in the error.
+   */
+  url(
+    key: string,
+    fallback: string,
+    schemes: readonly string[],
+    example: string,
+    extra: { check?: (url: URL) => string | null; allowNoHost?: (url: URL) => boolean } = {},
+  ): string {
+    const value = this.string(key, fallback);
+    const shown = JSON.stringify(redactUrl(value));
+    const expected = `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example})`;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      // Port above 65535, non-digits in the port, no host before the port, spaces...
+      throw this.error(key, `${shown} is not a valid URL: ${expected}, port 1 to 65535`);
+    }
+    if (!schemes.includes(url.protocol)) throw this.error(key, `${shown}: ${expected}`);
+    if (url.hostname === '' && !extra.allowNoHost?.(url)) throw this.error(key, `${shown} names no host: ${expected}`);
+    if (url.port !== '' && !(Number(url.port) >= 1 && Number(url.port) <= 65535)) throw this.error(key, `${shown}: port must be 1 to 65535`);
+    const problem = extra.check?.(url);
+    if (problem) throw this.error(key, `${shown}: ${problem}`);
+    return value;
+  }
+
   /** Every key of a free-form section (e.g. `[scores]`), marked as used. */
   entries(): [string, string][] {
     for (const key of Object.keys(this.values)) this.used.add(key);
@@ -151,4 +183,9 @@ export class IniReader {
       if (unknown.length) throw reader.error(unknown[0]!, 'unknown key');
     }
   }
+}
+
+/** A URL as it may be shown in a message: the password (`user:password@`) replaced by `***`. */
+export function redactUrl(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^@/?#]*?:)[^@/?#]*@/i, '$1***@');
 }

@@ -102,7 +102,10 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
     },
     state: {
       backend: state.oneOf('backend', ['memory', 'redis'] as const, 'memory'),
-      redisUrl: state.string('redis_url', 'redis://127.0.0.1:6379'),
+      redisUrl: state.url('redis_url', 'redis://127.0.0.1:6379', ['redis:', 'rediss:'], 'redis://[:password@]host:port[/db]', {
+        // node-redis takes the path as the database number and throws at connect on anything else.
+        check: (url) => (/^(\/\d*)?$/.test(url.pathname) ? null : `the path must be a database number (/0, /1...), got ${JSON.stringify(url.pathname)}`),
+      }),
       prefix: state.string('prefix', 'mailward:'),
       timeoutMs: state.number('timeout_ms', 250, { min: 10, max: 30000 }),
       memoryMaxEntries: state.number('memory_max_entries', 200000, { min: 100, integer: true }),
@@ -111,7 +114,10 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       enabled: tracking.boolean('enabled', true),
       backend: tracking.oneOf('backend', ['sqlite', 'postgres'] as const, 'sqlite'),
       sqlitePath: resolvePath(dataDir, tracking.string('sqlite_path', 'tracking.sqlite')),
-      postgresUrl: tracking.string('postgres_url', 'postgres://127.0.0.1:5432/mailward'),
+      postgresUrl: tracking.url('postgres_url', 'postgres://127.0.0.1:5432/mailward', ['postgres:', 'postgresql:'], 'postgres://[user[:password]@]host[:port]/database', {
+        // postgres:///db?host=/run/postgresql: a Unix socket directory given as a parameter, as pg accepts.
+        allowNoHost: (url) => url.searchParams.has('host'),
+      }),
       postgresSchema: identifier(tracking, 'postgres_schema', 'public'),
       postgresTable: identifier(tracking, 'postgres_table', 'mailward_tracking'),
       batchSize: tracking.number('batch_size', 200, { min: 1, integer: true }),
