@@ -80,6 +80,16 @@ describe('configuration', () => {
     assert.equal(t.soft_reject, 10);
     rejects('[actions]\nsoft_reject = off\nquarantine = 16\n', 'mailward.ini [actions] reject: threshold 15 is below quarantine (16): thresholds must rise from add_header to reject');
   });
+  it('refuses an action threshold of 0 or below, in [actions] and in a [domain:NAME] section (score-0 mail would take that action)', () => {
+    rejects('[actions]\nadd_header = -5\n', 'mailward.ini [actions] add_header: must be above 0, got -5');
+    rejects('[actions]\nadd_header = 0\n', 'mailward.ini [actions] add_header: must be above 0, got 0');
+    rejects('[actions]\nadd_header = off\nquarantine = -1\n', 'mailward.ini [actions] quarantine: must be above 0, got -1');
+    rejects('[domain:example.org]\nadd_header = -2\n', 'mailward.ini [domain:example.org] add_header: must be above 0, got -2');
+    rejects('[domain:example.org]\nadd_header = 0\nquarantine = 0\n', 'mailward.ini [domain:example.org] quarantine: must be above 0, got 0');
+    // Small positive thresholds and off stay valid.
+    assert.equal(load('[actions]\nadd_header = 0.5\n').shared.policy.thresholds.add_header, 0.5);
+    assert.equal(load('[domain:example.org]\nadd_header = off\n').shared.policy.domains.get('example.org')!.add_header, Infinity);
+  });
   it('refuses a number that is empty or hexadecimal, and a key set twice', () => {
     rejects('[actions]\nreject =\n', 'mailward.ini [actions] reject: expected a number, got "" (leave the key out for its default)');
     rejects('[actions]\nreject = 0x10\n', 'mailward.ini [actions] reject: expected a number, got "0x10"');

@@ -5,6 +5,8 @@ import type { RawIni } from './ini';
 
 interface NumberOptions {
   min?: number;
+  /** The value must be strictly greater than this. */
+  above?: number;
   max?: number;
   integer?: boolean;
   /** `off`, `none` or `disabled` is accepted and means never (Infinity). Only for keys documented so. */
@@ -59,6 +61,7 @@ export class SectionReader {
     if (!Number.isFinite(value)) throw this.error(key, `expected a number, got ${JSON.stringify(raw)}`);
     if (options.integer && !Number.isInteger(value)) throw this.error(key, `expected a whole number, got ${raw}`);
     if (options.min !== undefined && value < options.min) throw this.error(key, `must be at least ${options.min}, got ${raw}`);
+    if (options.above !== undefined && !(value > options.above)) throw this.error(key, `must be above ${options.above}, got ${raw}`);
     if (options.max !== undefined && value > options.max) throw this.error(key, `must be at most ${options.max}, got ${raw}`);
     return value;
   }

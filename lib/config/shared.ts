@@ -50,12 +50,17 @@ export interface SharedSettings {
 
 export const SHARED_FILE = 'mailward.ini';
 
+/**
+ * `[actions]`, and each `[domain:NAME]` over it. A threshold is above 0 or `off`: at 0 or below,
+ * every message with nothing against it (score 0) would take that action.
+ */
 function readThresholds(reader: ReturnType<IniReader['section']>, base: Thresholds): Thresholds {
+  const options = { off: true, above: 0 };
   const t: Thresholds = {
-    reject: reader.number('reject', base.reject, { off: true }),
-    soft_reject: reader.number('soft_reject', base.soft_reject, { off: true }),
-    quarantine: reader.number('quarantine', base.quarantine, { off: true }),
-    add_header: reader.number('add_header', base.add_header, { off: true }),
+    reject: reader.number('reject', base.reject, options),
+    soft_reject: reader.number('soft_reject', base.soft_reject, options),
+    quarantine: reader.number('quarantine', base.quarantine, options),
+    add_header: reader.number('add_header', base.add_header, options),
   };
   // Actions turned off (Infinity) drop out; the ones left must rise.
   const order = (['add_header', 'quarantine', 'soft_reject', 'reject'] as (keyof Thresholds)[]).filter((a) => Number.isFinite(t[a]));
