@@ -227,14 +227,48 @@ for (const backend of backends) {
       assert.equal(forged.status, 'untrusted');
       assert.match(forged.detail, /Original-Rcpt-To made-up@remote\.example was not a recipient of that message/);
       assert.equal((await countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: 'carol@remote.example' })), settings, ledger, clock)).status, 'counted');
-      // A provider that redacts Original-Rcpt-To: at most one report per recipient (two here).
+      // A provider that redacts Original-Rcpt-To: the report may be anyone's, so it takes one of the
+      // two recipients' places; carol's report took the other, so a second one is a duplicate.
       const redacted = async () => countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: '' })), settings, ledger, clock);
-      assert.equal((await redacted()).status, 'counted');
       assert.equal((await redacted()).status, 'counted');
       const third = await redacted();
       assert.equal(third.status, 'duplicate');
       assert.match(third.detail, /already counted 2 times \(once per recipient\)/);
-      assert.equal((await ledger.counts('alice')).complaint, 3);
+      // dave's own report comes too late: two recipients, two complaints at most.
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: 'dave@remote.example' })), settings, ledger, clock)).status, 'duplicate');
+      assert.equal((await ledger.counts('alice')).complaint, 2);
+    });
+
+    it('the reporter does not make a report new: one complaint per recipient of the message, whichever domains report it', async () => {
+      // Alice wrote to mallory alone; mallory reports it from domains of its own (each authenticated).
+      await ledger.recordMessage('<lunch@example.com>', 'alice', ['mallory@attacker.example']);
+      const from = async (i: number, rcpt = 'mallory@attacker.example') =>
+        countReport(await parseArf(arfReport({ mid: '<lunch@example.com>', reporter: `fbl@r${i}.attacker.example`, rcpt })), settings, ledger, clock, { authenticated: true, fromDomain: `r${i}.attacker.example` });
+      const outcomes = [];
+      for (let i = 1; i <= 4; i++) outcomes.push(await from(i));
+      assert.deepEqual(outcomes.map((o) => o.status), ['counted', 'duplicate', 'duplicate', 'duplicate'], outcomes.map((o) => o.detail).join('\n'));
+      // Redacted, it is still one of the message's one recipient.
+      for (let i = 5; i <= 7; i++) assert.equal((await from(i, '')).status, 'duplicate');
+      assert.equal((await ledger.counts('alice')).complaint, 1);
+
+      // Recorded without its recipients (an older record): one complaint per message.
+      await ledger.recordMessage('<old@example.com>', 'alice');
+      const old = async (i: number) => countReport(await parseArf(arfReport({ mid: '<old@example.com>', reporter: `fbl@r${i}.attacker.example`, rcpt: `x${i}@attacker.example` })), settings, ledger, clock);
+      assert.equal((await old(1)).status, 'counted');
+      assert.equal((await old(2)).status, 'duplicate');
+      assert.equal((await old(3)).status, 'duplicate');
+      assert.equal((await ledger.counts('alice')).complaint, 2);
+    });
+
+    it('attributed by signature: one complaint per message, whichever domains report it', async () => {
+      const key = settings.signing!.keys[0]!;
+      const date = 'Tue, 11 Mar 2025 09:57:58 +0000';
+      const sig = sign(key, { messageId: '<sig-many@shop.example>', date, from: 'News <news@shop.example>' }, now - HOUR);
+      const report = (i: number) => arfReport({ mid: '<sig-many@shop.example>', from: 'News <news@shop.example>', date, reporter: `fbl@r${i}.attacker.example`, rcpt: `m${i}@attacker.example`, extraOriginal: [`X-Mailward-Sig: ${sig}`] });
+      const statuses = [];
+      for (let i = 1; i <= 4; i++) statuses.push((await countReport(await parseArf(report(i)), settings, ledger, clock)).status);
+      assert.deepEqual(statuses, ['counted', 'duplicate', 'duplicate', 'duplicate']);
+      assert.equal((await ledger.counts('news@shop.example')).complaint, 1);
     });
 
     it('the reporter is the one From: mailbox, and must be the domain that authenticated', async () => {

@@ -90,30 +90,47 @@ export async function countReport(
   }
   if (!sender) return { status: 'unattributed', detail: `${about}: no recorded Message-ID or valid signature of ours` };
 
-  const original = report.originalMessageId || report.original.map((h) => `${h.key}:${h.value}`).join('\n');
+  // The message a report is about: its Message-ID, else (attributed by signature) our signature,
+  // which only we can make; not the copy's other headers, which a reporter may vary at will.
+  const original = report.originalMessageId || `sig:${signature ?? ''}`;
   // A report counts once per recipient the message really had: a forger who knows one
   // Message-ID must not file one complaint per made-up Original-Rcpt-To.
   const recipients = via === 'Message-ID' ? await ledger.recipientsOf(report.originalMessageId) : null;
   if (recipients && report.originalRcptTo && !recipients.includes(recipientKey(report.originalRcptTo))) {
     return { status: 'untrusted', sender, via, detail: `${about}: Original-Rcpt-To ${report.originalRcptTo} was not a recipient of that message` };
   }
+  // Who reports does not make a report new: anyone who received one message can authenticate
+  // domains of their own and would file one complaint per domain. So a message draws at most one
+  // complaint per recipient it really had, whatever the reporters, and one in all when its
+  // recipients are not known (attributed by signature, or recorded without them). Spamtrap hits
+  // (trap_reporters, a list the operator wrote) are bounded the same way, apart.
+  const kind: Kind = isTrap ? 'trap' : 'complaint';
   // An Original-Rcpt-To makes a report new only when it could be checked above. Attributed
   // by signature (no recipients recorded), a made-up one per report would count each time.
   const perRecipient = recipients !== null && report.originalRcptTo !== '';
-  const key = perRecipient ? `${original}|${report.reporterDomain}|${report.originalRcptTo.toLowerCase()}` : `${original}|${report.reporterDomain}`;
-  const seen = await ledger.timesSeen(key);
-  // Without Original-Rcpt-To (providers redact it) a report counts at most once per recipient
-  // of the message (once, when the recipients are not known).
-  const allowed = perRecipient ? 1 : Math.max(1, recipients?.length ?? 1);
-  if (seen > allowed) {
+  const seen: string[] = [];
+  if (perRecipient) {
+    const rcptKey = `${original}|${kind}|rcpt|${recipientKey(report.originalRcptTo)}`;
+    if (!(await ledger.firstTime(rcptKey))) {
+      return { status: 'duplicate', sender, via, detail: `${about}: already counted for ${report.originalRcptTo}` };
+    }
+    seen.push(rcptKey);
+  }
+  // Without Original-Rcpt-To (providers redact it) a report may be any recipient's: all the
+  // reports about the message, named or not, count at most once per recipient.
+  const allowed = recipients?.length ?? 1;
+  const messageKey = `${original}|${kind}|message`;
+  if ((await ledger.timesSeen(messageKey)) > allowed) {
+    // Not counted: take the recipient's sighting back (counting is what "seen" means).
+    await ledger.unsee([...seen, messageKey]);
     return { status: 'duplicate', sender, via, detail: `${about}: already counted${allowed > 1 ? ` ${allowed} times (once per recipient)` : ''}` };
   }
-  const kind: Kind = isTrap ? 'trap' : 'complaint';
+  seen.push(messageKey);
   try {
     await ledger.addShared(sender, { [kind]: 1 });
   } catch (err) {
     // Seen but not counted: the report's next delivery (or import) must count.
-    await ledger.unsee([key]);
+    await ledger.unsee(seen);
     throw err;
   }
   const suspension = await ledger.evaluate(sender);

@@ -123,7 +123,7 @@ function createChecks(settings: OutboundSettings, services: Services): Check[] {
   const ledger = new OutboundLedger(services.state, settings, services.clock, services.shared.nodeName);
   if (settings.complaints.addresses.size && !settings.complaints.reporters.length) {
     services.log.warn(
-      'mailward outbound: [complaints] reporters is empty, so a report from any domain that authenticates counts; list the feedback loops you are enrolled in',
+      'mailward outbound: [complaints] reporters is empty, so a report from any domain that authenticates counts (anyone who received a few of a sender\'s messages can get it suspended); list the feedback loops you are enrolled in',
     );
   }
 
