@@ -148,6 +148,29 @@ describe('backscatter: recognising bounces and auto-replies', () => {
     assert.equal(recognise(ctx('From: bob@remote.example\r\nAuto-Submitted: no\r\n\r\nx\r\n', 'bob@remote.example'), DAEMONS).kind, null);
   });
 
+  it('Auto-Submitted: auto-generated is no reply (RFC 3834): ordinary mail with a sender, a bounce with the null sender or a DSN', () => {
+    const notification = (value: string) => `From: ACME Billing <invoices@billing.shop.example>\r\nSubject: Your invoice 1001\r\nAuto-Submitted: ${value}\r\n\r\nDear customer\r\n`;
+    assert.deepEqual(recognise(ctx(notification('auto-generated'), 'invoices@billing.shop.example'), DAEMONS), { kind: null, reasons: [] });
+    assert.equal(recognise(ctx(notification('Auto-Generated; owner-email="ops@shop.example"'), 'invoices@billing.shop.example'), DAEMONS).kind, null);
+    assert.equal(recognise(ctx(notification('auto-notified'), 'invoices@billing.shop.example'), DAEMONS).kind, null);
+    assert.equal(recognise(ctx(notification('auto-repliedx'), 'invoices@billing.shop.example'), DAEMONS).kind, null);
+    // auto-replied is a reply, whatever the case, with parameters or a sender of its own.
+    const replied = recognise(ctx(notification('Auto-Replied; owner-email="bob@remote.example"'), 'bob@remote.example'), DAEMONS);
+    assert.equal(replied.kind, 'auto_reply');
+    assert.deepEqual(replied.reasons, ['Auto-Submitted: Auto-Replied']);
+    // The other reply markers still make a reply beside auto-generated.
+    assert.equal(recognise(ctx(`X-Autoreply: yes\r\n${notification('auto-generated')}`, 'bob@remote.example'), DAEMONS).kind, 'auto_reply');
+    // Bounces stay bounces: the null sender, a daemon sender, a DSN.
+    const nullSender = recognise(ctx(notification('auto-generated'), ''), DAEMONS);
+    assert.equal(nullSender.kind, 'bounce');
+    assert.deepEqual(nullSender.reasons, ['null sender']);
+    assert.equal(recognise(ctx(notification('auto-generated'), 'MAILER-DAEMON@mx.remote.example'), DAEMONS).kind, 'bounce');
+    const dsn = bounce('postfix-dsn.eml').replace(/^Auto-Submitted: .*$/m, 'Auto-Submitted: auto-generated');
+    assert.match(dsn, /^Auto-Submitted: auto-generated/m);
+    assert.equal(recognise(ctx(dsn, ''), DAEMONS).kind, 'bounce');
+    assert.equal(recognise(ctx(dsn, 'bounces@remote.example'), DAEMONS).kind, 'bounce');
+  });
+
   it('leaves ordinary mail alone', () => {
     assert.equal(recognise(ctx(outbound(), 'alice@example.com'), DAEMONS).kind, null);
   });

@@ -24,7 +24,7 @@ const EXEMPT = 'BACKSCATTER_BLOCK_EXEMPT';
 
 export const backscatterSymbols: SymbolDef[] = [
   { name: 'BOUNCE', score: 0, group: GROUP, description: 'A delivery status notification (null or MAILER-DAEMON sender, delivery-status report)' },
-  { name: 'AUTO_REPLY', score: 0, group: GROUP, description: 'An automatic reply (Auto-Submitted, X-Autoreply, Precedence: auto_reply, read receipt)' },
+  { name: 'AUTO_REPLY', score: 0, group: GROUP, description: 'An automatic reply (Auto-Submitted: auto-replied, X-Autoreply, Precedence: auto_reply, read receipt)' },
   { name: 'BOUNCE_MULTI_RCPT', score: 3, group: GROUP, description: 'A bounce or auto-reply to more than one recipient (a real one goes to the one sender)' },
   { name: 'BOUNCE_VERIFIED', score: -2, group: GROUP, description: 'The bounced original carries our valid signature or a Message-ID we sent, and the bounce goes to its sender alone (to anyone, for a Message-ID recorded before senders were kept); never throttled' },
   { name: 'BOUNCE_UNVERIFIED', score: 4, group: GROUP, description: 'A bounce or auto-reply about mail we have no record of sending, or not addressed to its sender: likely backscatter' },

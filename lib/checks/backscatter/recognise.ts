@@ -40,8 +40,12 @@ export function recognise(ctx: MessageContext, daemonSenders: Set<string>): Reco
     else if (reportType === 'disposition-notification') auto.push('read receipt');
   }
 
+  // RFC 3834: only auto-replied marks a reply. auto-generated is "not a reply" (notifications,
+  // invoices, tickets, reports) and, with a sender of its own, is ordinary mail: taken for a
+  // reply it would be unverified backscatter and count toward the subject throttle. A bounce
+  // stays one by its own markers (null sender, daemon sender, delivery-status report).
   const autoSubmitted = firstHeader(ctx, 'auto-submitted');
-  if (autoSubmitted && !/^\s*no\b/i.test(autoSubmitted)) auto.push(`Auto-Submitted: ${autoSubmitted.split(';')[0]!.trim()}`);
+  if (autoSubmitted && /^\s*auto-replied(?![\w-])/i.test(autoSubmitted)) auto.push(`Auto-Submitted: ${autoSubmitted.split(';')[0]!.trim()}`);
   for (const name of ['x-autoreply', 'x-autorespond', 'x-auto-reply']) {
     if (firstHeader(ctx, name) !== undefined) auto.push(name.replace(/^x-a/, 'X-A'));
   }
