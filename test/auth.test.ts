@@ -60,7 +60,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.equal(auth.fromDomain, 'example.com');
     assert.deepEqual(auth.spf, { result: 'pass', domain: 'example.com', aligned: true, comment: auth.spf.comment });
     assert.equal(auth.dkim.length, 1);
-    assert.deepEqual({ ...auth.dkim[0], comment: '' }, { result: 'pass', domain: 'example.com', selector: 's1', aligned: true, comment: '' });
+    assert.deepEqual({ ...auth.dkim[0], comment: '' }, { result: 'pass', domain: 'example.com', selector: 's1', aligned: true, comment: '', signedRecipients: ['bob@example.org'] });
     assert.deepEqual(auth.dmarc, { result: 'pass', policy: 'reject', domain: 'example.com' });
   });
 

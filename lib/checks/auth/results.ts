@@ -1,5 +1,5 @@
 import type { AuthenticateResult } from 'mailauth';
-import type { MessageContext } from '../../message';
+import { mailboxesOf, type MessageContext } from '../../message';
 import { normaliseDomain, relaxedAligned, withinDomain } from './align';
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
@@ -16,6 +16,13 @@ export interface DkimSignatureResult {
   aligned: boolean;
   /** Why it did not pass, when it did not. */
   comment: string;
+  /**
+   * Addresses in the To: and Cc: header instances this signature covers (h=),
+   * lower case; only for a passing signature. A signature binds neither the
+   * envelope nor the recipients (anyone who received it can replay it to
+   * anyone): these are the only recipients it vouches for.
+   */
+  signedRecipients?: string[];
 }
 
 /**
@@ -158,6 +165,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     selector: String(r.selector ?? ''),
     aligned: !!fromDomain && relaxedAligned(String(r.signingDomain ?? ''), fromDomain),
     comment: String(r.status?.comment ?? ''),
+    ...(r.status?.result === 'pass' ? { signedRecipients: signedRecipients(r.signingHeaders?.headers) } : {}),
   }));
 
   const { result: dmarcResult, policy, pct } = dmarcOf(result.dmarc);
@@ -197,6 +205,23 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   };
   auth.spf.aligned = !!fromDomain && hasAlignedSpf(auth, fromDomain);
   return auth;
+}
+
+/** At most this many addresses are kept per signature: a signed To: can be as long as the signer likes. */
+const MAX_SIGNED_RECIPIENTS = 100;
+
+/**
+ * The addresses in the To:/Cc: lines a signature covers: mailauth hands back
+ * the exact header instances it hashed (bottom-up per h= entry, RFC 6376
+ * 5.4.2), so a To: a replayer adds above them is not among them.
+ */
+function signedRecipients(lines: unknown): string[] {
+  if (!Array.isArray(lines)) return [];
+  const values = lines
+    .map((l) => String(l))
+    .filter((l) => /^(to|cc)[ \t]*:/i.test(l))
+    .map((l) => l.slice(l.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' '));
+  return [...new Set(mailboxesOf(values).map((m) => m.address).filter((a) => a.includes('@')))].slice(0, MAX_SIGNED_RECIPIENTS);
 }
 
 /** mailauth's DMARC answer (false or missing when it evaluated none) in our shape. */

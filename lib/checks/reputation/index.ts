@@ -42,11 +42,13 @@ export const reputationSymbols: SymbolDef[] = [
   sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain is bad'),
   sym('REP_DOMAIN_GOOD', -1, 'Learned reputation of the envelope sender domain is good'),
   sym('REP_TEMPERROR', 0, 'The reputation state could not be read; nothing was concluded'),
-  sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP (and the sender domain once authenticated) are penalised'),
+  sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP (and the sender domain once SPF, or a DKIM signature naming the trap, binds it) are penalised'),
   sym('DIRECTORY_HARVEST', 4, 'A high share of this IP\'s recent recipients were unknown (directory harvest)'),
 ];
 
 const TRAP_NOTE = 'reputation.trapHit';
+/** Every trap recipient of the message (lower case), for recordTrapDomain. */
+const TRAP_RCPTS_NOTE = 'reputation.trapRecipients';
 
 /** Clients the reputation checks leave alone: outbound/authenticated, and internal networks. */
 function exempt(ctx: MessageContext, s: ReputationSettings): boolean {
@@ -146,12 +148,14 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
         if (!rcpt || !s.spamtrap.matchers.some((m) => m.test(rcpt))) return [];
         // The reason reaches the sender: never reveal that the address is a trap.
         ledger.refuseRecipient(rcpt, 'mailbox unavailable');
+        const traps = (ctx.notes[TRAP_RCPTS_NOTE] as string[] | undefined) ?? [];
+        if (!traps.includes(rcpt)) ctx.notes[TRAP_RCPTS_NOTE] = [...traps, rcpt];
         if (!ctx.notes[TRAP_NOTE]) {
           // One message is one trap hit, however many traps it was addressed to.
           ctx.notes[TRAP_NOTE] = true;
           if (s.learned.enabled) {
             // Nothing is authenticated at RCPT and anyone can write MAIL FROM: the sender
-            // domain is charged after DATA, once SPF or DKIM passed for it (recordTrapDomain).
+            // domain is charged after DATA, once bound to this delivery (recordTrapDomain).
             const domain = s.learned.domainRequiresAuth ? [] : senderEntities(ctx);
             await learned.record([ipEntity(ctx.ip), netEntity(ctx.ip), ...domain], 'trap').catch((err: Error) => {
               services.log.warn(`mailward reputation: could not record a trap hit: ${err.message}`);
@@ -177,27 +181,53 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
   return checks;
 }
 
-/** Did SPF or DKIM pass for the sender domain (from the auth module's notes)? */
-function senderAuthenticated(ctx: MessageContext, domain: string): boolean {
-  const auth = ctx.notes.auth as
-    | { spf?: { result?: string; domain?: string }; dkim?: { result?: string; domain?: string }[] }
-    | undefined;
-  if (!auth) return false;
+/** The part of the auth module's `ctx.notes.auth` read here (structurally: tests and hosts may set a subset). */
+interface AuthView {
+  spf?: { result?: string; domain?: string };
+  dkim?: { result?: string; domain?: string; signedRecipients?: string[] }[];
+}
+
+/**
+ * Is the envelope sender domain bound to this delivery, so that what the
+ * delivery did (hit a trap, got a verdict) may be charged to the domain?
+ *
+ * - SPF passed for the envelope domain itself: the client is one of the
+ *   domain's own servers.
+ * - Or a passing DKIM signature of the domain (or a parent of it) covers a
+ *   To:/Cc: naming every one of `recipients`: the domain itself addressed the
+ *   message to them.
+ *
+ * A passing signature alone is not enough: it binds neither the envelope nor
+ * the recipients, and anyone who received one signed message (a newsletter)
+ * can replay it from anywhere to anyone, a spam trap included, as often as it
+ * likes. Charging (or crediting) the signer for each replay would let an
+ * outsider make an innocent domain's own mail REP_DOMAIN_BAD, or launder a
+ * domain's reputation toward REP_DOMAIN_GOOD.
+ */
+function senderBound(ctx: MessageContext, domain: string, recipients: string[]): boolean {
+  const auth = ctx.notes.auth as AuthView | undefined;
+  if (!auth || !domain) return false;
+  if (auth.spf?.result === 'pass' && (auth.spf.domain ?? '').toLowerCase().replace(/\.$/, '') === domain) return true;
+  if (!recipients.length) return false;
   const within = (d: string | undefined) => !!d && (d.toLowerCase() === domain || domain.endsWith(`.${d.toLowerCase()}`));
-  return (auth.spf?.result === 'pass' && within(auth.spf.domain)) || !!auth.dkim?.some((d) => d.result === 'pass' && within(d.domain));
+  const wanted = recipients.map((r) => r.toLowerCase());
+  return !!auth.dkim?.some((d) => d.result === 'pass' && within(d.domain) && wanted.every((r) => d.signedRecipients?.includes(r)));
 }
 
 /**
  * A message that hit a spam trap at RCPT and went on to DATA charges its
- * envelope sender domain with the trap hit only when SPF or DKIM passed for
- * that domain (with `domain_requires_auth`; without it the domain was
- * charged at RCPT). Otherwise two forged MAIL FROMs to a trap would spoil an
- * innocent domain's authenticated mail. Returns whether it charged the domain.
+ * envelope sender domain with the trap hit only when the domain is bound to
+ * the delivery (with `domain_requires_auth`; without it the domain was charged
+ * at RCPT): SPF passed for the envelope domain, or a passing DKIM signature of
+ * the domain names a trap it hit in a signed To:/Cc: (senderBound). Otherwise
+ * forged MAIL FROMs, or replays of one genuine signed message, to a trap would
+ * spoil an innocent domain's own mail. Returns whether it charged the domain.
  */
 export async function recordTrapDomain(services: Services, s: ReputationSettings, ctx: MessageContext): Promise<boolean> {
   if (!s.learned.enabled || !s.learned.domainRequiresAuth || !ctx.notes[TRAP_NOTE] || exempt(ctx, s)) return false;
   const domain = domainOf(ctx.mailFrom);
-  if (!domain || !senderAuthenticated(ctx, domain)) return false;
+  const traps = (ctx.notes[TRAP_RCPTS_NOTE] as string[] | undefined) ?? [];
+  if (!domain || !(senderBound(ctx, domain, []) || traps.some((t) => senderBound(ctx, domain, [t])))) return false;
   try {
     await new LearnedStore(services.state, s.learned, services.clock).record([domainEntity(domain)], 'trap');
     return true;
@@ -222,7 +252,8 @@ export async function recordVerdict(services: Services, s: ReputationSettings, c
   if (!kind) return null;
   const entities = [ipEntity(ctx.ip), netEntity(ctx.ip)];
   const domain = domainOf(ctx.mailFrom);
-  if (domain && (!s.learned.domainRequiresAuth || senderAuthenticated(ctx, domain))) entities.push(domainEntity(domain));
+  // Spam and ham alike: a replayed signature must neither spoil nor launder the signer's reputation.
+  if (domain && (!s.learned.domainRequiresAuth || senderBound(ctx, domain, ctx.rcptTo))) entities.push(domainEntity(domain));
   try {
     await new LearnedStore(services.state, s.learned, services.clock).record(entities, kind);
   } catch (err) {

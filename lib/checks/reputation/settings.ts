@@ -48,7 +48,7 @@ export interface LearnedSettings {
   learnSpamScore: number;
   /** ... and "ham" at or below this one. */
   learnHamScore: number;
-  /** Learn a sender domain from verdicts only when SPF or DKIM passed for it. */
+  /** Learn a sender domain from verdicts and trap hits only when bound to the delivery (SPF pass, or DKIM naming the recipients). */
   domainRequiresAuth: boolean;
 }
 
