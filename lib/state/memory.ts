@@ -2,29 +2,64 @@ import { LRUCache } from 'lru-cache';
 import type { StateStore } from './types';
 
 type Value = string | Map<string, string> | Set<string>;
+type Pool = LRUCache<string, { value: Value }>;
 
-/** In-process state for a single node: bounded, with per-key expiry. */
+/**
+ * Keys of short-lived counters whose number the senders decide: one per
+ * distinct subject (the backscatter throttle), per client IP (directory
+ * harvest), per content fingerprint band and hour (bulk). They live minutes
+ * to hours and are worth little one by one.
+ */
+export const COUNTER_PREFIXES = ['bs:cnt:', 'harvest:', 'content:bulk:', 'ob:bulk:'] as const;
+
+export function isCounterKey(key: string): boolean {
+  return COUNTER_PREFIXES.some((p) => key.startsWith(p));
+}
+
+/**
+ * In-process state for a single node: bounded, with per-key expiry.
+ *
+ * Two least-recently-used pools, each of `maxEntries`: one for the counters
+ * above, one for everything else (learnt reputation, the Message-IDs of our
+ * relayed mail, suspensions, subject blocks, used release stamps, run-time
+ * lists). In one pool, a flood of fresh subjects from outside (one counter
+ * key each) pushed out those long-lived records: our users' genuine bounces
+ * turned unverified and a spammer's bad reputation was forgotten. Now a
+ * counter can only push out another counter.
+ */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
   readonly degraded = false;
-  private readonly cache: LRUCache<string, { value: Value }>;
+  private readonly records: Pool;
+  private readonly counters: Pool;
 
   constructor(maxEntries = 100_000) {
-    this.cache = new LRUCache({ max: maxEntries });
+    this.records = new LRUCache({ max: maxEntries });
+    this.counters = new LRUCache({ max: maxEntries });
+  }
+
+  private pool(key: string): Pool {
+    return isCounterKey(key) ? this.counters : this.records;
+  }
+
+  /** Entries held, per pool (for tests and diagnostics). */
+  get size(): { records: number; counters: number } {
+    return { records: this.records.size, counters: this.counters.size };
   }
 
   private put(key: string, value: Value, ttlSeconds?: number, keepTtl = false): void {
+    const cache = this.pool(key);
     if (keepTtl && !ttlSeconds) {
-      const remaining = this.cache.getRemainingTTL(key);
+      const remaining = cache.getRemainingTTL(key);
       const ttl = Number.isFinite(remaining) && remaining > 0 ? remaining : undefined;
-      this.cache.set(key, { value }, ttl ? { ttl } : {});
+      cache.set(key, { value }, ttl ? { ttl } : {});
       return;
     }
-    this.cache.set(key, { value }, ttlSeconds ? { ttl: ttlSeconds * 1000 } : {});
+    cache.set(key, { value }, ttlSeconds ? { ttl: ttlSeconds * 1000 } : {});
   }
 
   private read(key: string): Value | undefined {
-    return this.cache.get(key)?.value;
+    return this.pool(key).get(key)?.value;
   }
 
   async get(key: string): Promise<string | null> {
@@ -37,7 +72,7 @@ export class MemoryStore implements StateStore {
   }
 
   async del(key: string): Promise<void> {
-    this.cache.delete(key);
+    this.pool(key).delete(key);
   }
 
   async setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean> {
@@ -82,7 +117,7 @@ export class MemoryStore implements StateStore {
     const existing = this.read(key);
     if (!(existing instanceof Map)) return;
     for (const field of fields) existing.delete(field);
-    if (!existing.size) this.cache.delete(key);
+    if (!existing.size) this.pool(key).delete(key);
   }
 
   async mget(keys: string[]): Promise<(string | null)[]> {
@@ -118,10 +153,15 @@ export class MemoryStore implements StateStore {
   }
 
   async keys(prefix: string): Promise<string[]> {
-    return [...this.cache.keys()].filter((k) => k.startsWith(prefix) && this.cache.has(k));
+    const found: string[] = [];
+    for (const cache of [this.records, this.counters]) {
+      for (const k of cache.keys()) if (k.startsWith(prefix) && cache.has(k)) found.push(k);
+    }
+    return found;
   }
 
   async close(): Promise<void> {
-    this.cache.clear();
+    this.records.clear();
+    this.counters.clear();
   }
 }

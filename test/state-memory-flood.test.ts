@@ -1,0 +1,87 @@
+// The memory store (the single-node default) under a flood of fresh subjects.
+// Red team 4: every key shared one LRU of memory_max_entries, and each unverified bounce with a
+// fresh subject creates a throttle counter key, so ~memory_max_entries such bounces from outside
+// pushed out the record of Alice's relayed mail (her genuine bounce turned BOUNCE_UNVERIFIED) and
+// the attacker IP's learnt REP_IP_BAD. Scaled down: memory_max_entries = 1000 (default 200000).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMailward } from '../lib';
+import { MemoryStore } from '../lib/state/memory';
+import { bounce, outbound } from './backscatter/support';
+
+const letters = (n: number): string => {
+  let s = '';
+  do {
+    s += String.fromCharCode(97 + (n % 26));
+    n = Math.floor(n / 26);
+  } while (n);
+  return s;
+};
+
+describe('memory state: short-lived counters cannot push out long-lived records', function () {
+  this.timeout(120_000);
+  const MAX = 1000;
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-evict-'));
+    writeFileSync(join(dir, 'mailward.ini'), `[main]\nnode_name = evict\ndata_dir = ${dir}\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 200\n[state]\nbackend = memory\nmemory_max_entries = ${MAX}\n[tracking]\nenabled = false\n`);
+    writeFileSync(join(dir, 'mailward.reputation.ini'), `[practices]\nenabled = false\n[spamtrap]\naddresses = trap@example.com\n`);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a flood of bounces with fresh subjects keeps our relayed mail\'s record and the attacker\'s trap hits', async () => {
+    const mw = createMailward({ configDir: dir, modules: ['builtin', 'reputation', 'backscatter'] });
+    try {
+      await mw.scan({ ip: '192.0.2.25', mailFrom: 'alice@example.com', authUser: 'alice', relaying: true, rcptTo: ['nobody@remote.example'], raw: outbound({ mid: '<q1.alice@example.com>' }) });
+      const realBounce = bounce('postfix-dsn.eml', { mid: '<q1.alice@example.com>' });
+      const first = await mw.scan({ ip: '198.51.100.50', mailFrom: '', rcptTo: ['alice@example.com'], raw: realBounce });
+      assert.ok(first.verdict.symbols.some((s) => s.name === 'BOUNCE_VERIFIED'), 'verified before the flood');
+
+      const attacker = '203.0.113.99';
+      const spam = 'From: x@spam.example\r\nSubject: hi\r\n\r\nx\r\n';
+      for (let i = 0; i < 2; i++) await mw.scan({ ip: attacker, mailFrom: 'x@spam.example', rcptTo: ['trap@example.com', 'bob@example.com'], raw: spam });
+
+      for (let i = 0; i < MAX + 50; i++) {
+        const raw = `From: MAILER-DAEMON@bouncer${i % 7}.example\r\nTo: alice@example.com\r\nSubject: Undeliverable ${['alpha', 'beta', 'gamma', 'delta', 'eps'][i % 5]} ${letters(i)}\r\n\r\nno original\r\n`;
+        await mw.scan({ ip: `198.18.${(i >> 8) & 255}.${i & 255}`, mailFrom: '', rcptTo: ['bob@example.com'], raw });
+      }
+
+      const after = await mw.scan({ ip: '198.51.100.50', mailFrom: '', rcptTo: ['alice@example.com'], raw: realBounce });
+      const names = after.verdict.symbols.map((x) => x.name);
+      assert.ok(names.includes('BOUNCE_VERIFIED') && !names.includes('BOUNCE_UNVERIFIED'), `Alice's genuine bounce after the flood: ${names.join(' ')}`);
+      const post = await mw.scan({ ip: attacker, mailFrom: 'x@spam.example', rcptTo: ['bob@example.com'], raw: spam });
+      assert.ok(post.verdict.symbols.some((x) => x.name === 'REP_IP_BAD'), 'the attacker keeps its bad reputation');
+      const size = (mw.runtime.services.state as MemoryStore).size;
+      console.log('    pools after the flood:', size);
+      assert.equal(size.counters, MAX, `the flood filled the counters' pool (${JSON.stringify(size)})`);
+    } finally {
+      await mw.close();
+    }
+  });
+
+  it('MemoryStore: counters and records are bounded separately', async () => {
+    const store = new MemoryStore(100);
+    await store.set('ob:susp:alice', 'suspended', 3600);
+    await store.hashIncrBy('rep:ip:203.0.113.99', { '1:trap': 1 }, 3600);
+    await store.incrBy('release-used:stamp1', 1, 3600);
+    for (let i = 0; i < 500; i++) {
+      await store.incrBy(`bs:cnt:${i}:1`, 1, 600);
+      await store.hashIncrBy(`harvest:198.18.0.${i}`, { '1:u': 1 }, 600);
+      await store.incrBy(`content:bulk:${i}:1`, 1, 600);
+    }
+    assert.deepEqual(store.size, { records: 3, counters: 100 });
+    assert.equal(await store.get('ob:susp:alice'), 'suspended');
+    assert.deepEqual(await store.hashGetAll('rep:ip:203.0.113.99'), { '1:trap': '1' });
+    assert.equal(await store.get('release-used:stamp1'), '1');
+    // The newest counters are there, in both listings and reads.
+    assert.equal(await store.get('bs:cnt:499:1'), '1');
+    assert.deepEqual((await store.keys('bs:cnt:499:')).sort(), ['bs:cnt:499:1']);
+    assert.deepEqual(await store.keys('ob:susp:'), ['ob:susp:alice']);
+    // Records still evict each other past the bound (the store stays bounded).
+    for (let i = 0; i < 150; i++) await store.set(`bs:sent:${i}`, '1', 3600);
+    assert.equal(store.size.records, 100);
+    await store.close();
+  });
+});
