@@ -4,7 +4,7 @@ import type { Check, CheckModule, Services } from '../types';
 import { DNSBL_BLOCKED, DNSBL_TEMPERROR, DnsLists } from './dnsbl';
 import { countRecipient, isHarvest, recipientRate } from './harvest';
 import {
-  domainEntity,
+  domainEntities,
   type Entity,
   ipEntity,
   LearnedStore,
@@ -39,7 +39,7 @@ export const reputationSymbols: SymbolDef[] = [
   sym('REP_IP_GOOD', -1, 'Learned reputation of the client IP is good (capped: learned only from our own verdicts)'),
   sym('REP_NET_BAD', 2, 'Other addresses of the client\'s /24 (/64) have a bad learned reputation'),
   sym('REP_NET_GOOD', -0.5, 'Other addresses of the client\'s /24 (/64) have a good learned reputation'),
-  sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain is bad'),
+  sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain (or the worse of it and its organisational domain) is bad'),
   sym('REP_DOMAIN_GOOD', -1, 'Learned reputation of the envelope sender domain is good'),
   sym('REP_TEMPERROR', 0, 'The reputation state could not be read; nothing was concluded'),
   sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP (and the sender domain once SPF, or a DKIM signature naming the trap, binds it) are penalised'),
@@ -70,9 +70,15 @@ function reputationHit(prefix: 'REP_IP' | 'REP_NET' | 'REP_DOMAIN', what: string
   return [{ name: `${prefix}_${score.total > 0 ? 'BAD' : 'GOOD'}`, factor, detail: `${what} reputation ${score.total.toFixed(2)} (${describe(counts)})` }];
 }
 
+/** The envelope sender's domain and its organisational domain (see domainEntities). */
 export function senderEntities(ctx: MessageContext): Entity[] {
   const domain = domainOf(ctx.mailFrom);
-  return domain ? [domainEntity(domain)] : [];
+  return domain ? domainEntities(domain) : [];
+}
+
+/** The worse (higher) of several reputations, with the entity it belongs to. */
+function worst(read: { entity: Entity; counts: Counts }[], s: ReputationSettings): { entity: Entity; counts: Counts } {
+  return read.reduce((a, b) => (scoreOf(b.counts, s.learned).total > scoreOf(a.counts, s.learned).total ? b : a));
 }
 
 function createChecks(s: ReputationSettings, services: Services): Check[] {
@@ -128,10 +134,14 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
         name: 'reputation.learned_domain',
         phase: 'mail',
         run: guard(async (ctx) => {
-          const [entity] = senderEntities(ctx);
-          if (!entity) return [];
+          const entities = senderEntities(ctx);
+          if (!entities.length) return [];
           try {
-            return reputationHit('REP_DOMAIN', `sender domain ${entity.id}`, (await learned.read(entity)).counts, s);
+            // The worse of the domain's and its organisational domain's: a subdomain sheds nothing.
+            const read = await Promise.all(entities.map(async (entity) => ({ entity, counts: (await learned.read(entity)).counts })));
+            const { entity, counts } = worst(read, s);
+            const what = entity === entities[0] ? `sender domain ${entity.id}` : `sender domain ${entities[0]!.id}'s organisational domain ${entity.id}`;
+            return reputationHit('REP_DOMAIN', what, counts, s);
           } catch (err) {
             return [{ name: 'REP_TEMPERROR', detail: (err as Error).message }];
           }
@@ -229,7 +239,7 @@ export async function recordTrapDomain(services: Services, s: ReputationSettings
   const traps = (ctx.notes[TRAP_RCPTS_NOTE] as string[] | undefined) ?? [];
   if (!domain || !(senderBound(ctx, domain, []) || traps.some((t) => senderBound(ctx, domain, [t])))) return false;
   try {
-    await new LearnedStore(services.state, s.learned, services.clock).record([domainEntity(domain)], 'trap');
+    await new LearnedStore(services.state, s.learned, services.clock).record(domainEntities(domain), 'trap');
     return true;
   } catch (err) {
     services.log.warn(`mailward reputation: could not record a trap hit for ${domain}: ${(err as Error).message}`);
@@ -253,7 +263,7 @@ export async function recordVerdict(services: Services, s: ReputationSettings, c
   const entities = [ipEntity(ctx.ip), netEntity(ctx.ip)];
   const domain = domainOf(ctx.mailFrom);
   // Spam and ham alike: a replayed signature must neither spoil nor launder the signer's reputation.
-  if (domain && (!s.learned.domainRequiresAuth || senderBound(ctx, domain, ctx.rcptTo))) entities.push(domainEntity(domain));
+  if (domain && (!s.learned.domainRequiresAuth || senderBound(ctx, domain, ctx.rcptTo))) entities.push(...domainEntities(domain));
   try {
     await new LearnedStore(services.state, s.learned, services.clock).record(entities, kind);
   } catch (err) {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { StateStore } from '../../state/types';
+import { orgDomain } from '../auth/align';
 import { networkOf, normaliseIp } from './net';
 import { EVENT_KINDS, type EventKind, type LearnedSettings } from './settings';
 
@@ -35,6 +36,19 @@ export function netEntity(ip: string): Entity {
 
 export function domainEntity(domain: string): Entity {
   return { type: 'domain', id: domain.toLowerCase().replace(/\.$/, '') };
+}
+
+/**
+ * A sender domain and its organisational domain (public suffix + one label,
+ * private suffixes such as herokuapp.com counting as suffixes), when they
+ * differ. Events are recorded for both and the worse reputation is used:
+ * keyed by the exact name alone, a domain with a bad reputation would shed it
+ * by sending from any fresh subdomain (x1.spammer.example).
+ */
+export function domainEntities(domain: string): Entity[] {
+  const exact = domainEntity(domain);
+  const org = orgDomain(exact.id);
+  return org && org !== exact.id ? [exact, domainEntity(org)] : [exact];
 }
 
 /** IP, CIDR (as networkOf writes it) or domain, as typed by an operator. */

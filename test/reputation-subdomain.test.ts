@@ -1,0 +1,55 @@
+// Red team 4 (low): learnt sender-domain reputation was keyed by the exact envelope domain, so a
+// domain with a bad reputation shed it by sending from any fresh subdomain (wildcard DNS).
+// Now the organisational domain is read (and recorded) too, and the worse of the two counts.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMailward, type Mailward } from '../lib';
+import { recordEvent, recordVerdict, type ReputationSettings } from '../lib/checks/reputation';
+import { domainEntities, domainEntity, LearnedStore } from '../lib/checks/reputation/learned';
+
+describe('reputation: a subdomain does not shed its organisational domain\'s reputation', function () {
+  let dir: string;
+  let mw: Mailward;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mw-sub-'));
+    writeFileSync(join(dir, 'mailward.ini'), `[main]\ndata_dir = ${dir}\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 200\n[tracking]\nenabled = false\n`);
+    writeFileSync(join(dir, 'mailward.reputation.ini'), `[practices]\nenabled = false\n`);
+    mw = createMailward({ configDir: dir, modules: ['builtin', 'reputation'] });
+  });
+  afterEach(async () => {
+    await mw.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const settings = () => mw.runtime.config.modules.find((m) => m.module.name === 'reputation')!.settings as ReputationSettings;
+  const scan = (from: string) => mw.scan({ ip: '203.0.113.5', mailFrom: from, rcptTo: ['bob@example.com'], raw: `From: ${from}\r\nSubject: x\r\n\r\nx\r\n` });
+  const bad = async (from: string) => (await scan(from)).verdict.symbols.find((s) => s.name === 'REP_DOMAIN_BAD');
+
+  it('complaints against spammer.example reach x1.spammer.example', async () => {
+    await recordEvent(mw.runtime.services, settings(), 'spammer.example', 'complaint', 10);
+    assert.ok(await bad('x@spammer.example'));
+    const sub = await bad('x@x1.spammer.example');
+    assert.ok(sub, 'REP_DOMAIN_BAD for a fresh subdomain');
+    assert.match(sub.detail, /organisational domain spammer\.example/);
+    assert.ok(!(await bad('x@other.example')));
+  });
+
+  it('what a subdomain earns is recorded for its organisational domain too, and the worse counts', async () => {
+    // A verdict bound to the envelope (SPF passed for it) from a subdomain.
+    const r = await scan('x@x2.spammer.example');
+    r.context.notes.auth = { spf: { result: 'pass', domain: 'x2.spammer.example' }, dkim: [] };
+    for (let i = 0; i < 5; i++) await recordVerdict(mw.runtime.services, settings(), r.context, { ...r.verdict, score: 50, symbols: [], forced: undefined });
+    const store = new LearnedStore(mw.runtime.services.state, settings().learned, mw.runtime.services.clock);
+    assert.equal((await store.read(domainEntity('spammer.example'))).raw.spam, 5);
+    assert.equal((await store.read(domainEntity('x2.spammer.example'))).raw.spam, 5);
+    assert.ok(await bad('x@x3.spammer.example'), 'another fresh subdomain');
+  });
+
+  it('private suffixes count as suffixes: one customer does not spoil another', () => {
+    assert.deepEqual(domainEntities('a.b.spammer.example').map((e) => e.id), ['a.b.spammer.example', 'spammer.example']);
+    assert.deepEqual(domainEntities('spammer.example').map((e) => e.id), ['spammer.example']);
+    assert.deepEqual(domainEntities('mail.example.co.uk').map((e) => e.id), ['mail.example.co.uk', 'example.co.uk']);
+    assert.deepEqual(domainEntities('shop.herokuapp.com').map((e) => e.id), ['shop.herokuapp.com']);
+  });
+});
