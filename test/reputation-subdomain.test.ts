@@ -1,6 +1,7 @@
 // Red team 4 (low): learnt sender-domain reputation was keyed by the exact envelope domain, so a
 // domain with a bad reputation shed it by sending from any fresh subdomain (wildcard DNS).
-// Now the organisational domain is read (and recorded) too, and the worse of the two counts.
+// Now events are recorded for the organisational domain too, and a subdomain with no history of
+// its own is judged by it when it is bad; one with a history answers for itself.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,7 @@ describe('reputation: a subdomain does not shed its organisational domain\'s rep
     assert.ok(!(await bad('x@other.example')));
   });
 
-  it('what a subdomain earns is recorded for its organisational domain too, and the worse counts', async () => {
+  it('what a subdomain earns is recorded for its organisational domain too, and a fresh sibling is judged by it', async () => {
     // A verdict bound to the envelope (SPF passed for it) from a subdomain.
     const r = await scan('x@x2.spammer.example');
     r.context.notes.auth = { spf: { result: 'pass', domain: 'x2.spammer.example' }, dkim: [] };
@@ -44,6 +45,16 @@ describe('reputation: a subdomain does not shed its organisational domain\'s rep
     assert.equal((await store.read(domainEntity('spammer.example'))).raw.spam, 5);
     assert.equal((await store.read(domainEntity('x2.spammer.example'))).raw.spam, 5);
     assert.ok(await bad('x@x3.spammer.example'), 'another fresh subdomain');
+  });
+
+  it('a subdomain with a history of its own answers for itself; a fresh one does not inherit a good name', async () => {
+    await recordEvent(mw.runtime.services, settings(), 'esp.example', 'complaint', 10);
+    await recordEvent(mw.runtime.services, settings(), 'u1.esp.example', 'ham', 20);
+    assert.ok(!(await bad('x@u1.esp.example')), 'one customer with a good history is not spoilt by the organisation');
+    assert.ok(await bad('x@u2.esp.example'), 'a fresh subdomain still gets the bad organisational name');
+    await recordEvent(mw.runtime.services, settings(), 'bank.example', 'ham', 20);
+    const fresh = (await scan('x@new.bank.example')).verdict.symbols.map((s) => s.name);
+    assert.ok(!fresh.includes('REP_DOMAIN_GOOD') && !fresh.includes('REP_DOMAIN_BAD'), fresh.join(' '));
   });
 
   it('private suffixes count as suffixes: one customer does not spoil another', () => {

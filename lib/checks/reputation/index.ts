@@ -39,7 +39,7 @@ export const reputationSymbols: SymbolDef[] = [
   sym('REP_IP_GOOD', -1, 'Learned reputation of the client IP is good (capped: learned only from our own verdicts)'),
   sym('REP_NET_BAD', 2, 'Other addresses of the client\'s /24 (/64) have a bad learned reputation'),
   sym('REP_NET_GOOD', -0.5, 'Other addresses of the client\'s /24 (/64) have a good learned reputation'),
-  sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain (or the worse of it and its organisational domain) is bad'),
+  sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain is bad (of its organisational domain, for a subdomain with no history of its own)'),
   sym('REP_DOMAIN_GOOD', -1, 'Learned reputation of the envelope sender domain is good'),
   sym('REP_TEMPERROR', 0, 'The reputation state could not be read; nothing was concluded'),
   sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP (and the sender domain once SPF, or a DKIM signature naming the trap, binds it) are penalised'),
@@ -76,9 +76,18 @@ export function senderEntities(ctx: MessageContext): Entity[] {
   return domain ? domainEntities(domain) : [];
 }
 
-/** The worse (higher) of several reputations, with the entity it belongs to. */
-function worst(read: { entity: Entity; counts: Counts }[], s: ReputationSettings): { entity: Entity; counts: Counts } {
-  return read.reduce((a, b) => (scoreOf(b.counts, s.learned).total > scoreOf(a.counts, s.learned).total ? b : a));
+/**
+ * The reputation a sender domain is judged by: its own when it has a learnt
+ * history, else its organisational domain's when that is bad. A fresh
+ * subdomain (x1.spammer.example) so sheds nothing, while a subdomain with a
+ * history of its own (one customer's u123.esp.example) answers for itself
+ * alone, not for every other customer of the organisation; nor does a fresh
+ * one inherit a good name, which an unauthenticated MAIL FROM could claim.
+ */
+function domainJudged(read: { entity: Entity; counts: Counts }[], s: ReputationSettings): { entity: Entity; counts: Counts } {
+  const [own, org] = read;
+  if (!org || Object.values(own!.counts).some((n) => n > 0)) return own!;
+  return scoreOf(org.counts, s.learned).total > 0 ? org : own!;
 }
 
 function createChecks(s: ReputationSettings, services: Services): Check[] {
@@ -137,9 +146,8 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
           const entities = senderEntities(ctx);
           if (!entities.length) return [];
           try {
-            // The worse of the domain's and its organisational domain's: a subdomain sheds nothing.
             const read = await Promise.all(entities.map(async (entity) => ({ entity, counts: (await learned.read(entity)).counts })));
-            const { entity, counts } = worst(read, s);
+            const { entity, counts } = domainJudged(read, s);
             const what = entity === entities[0] ? `sender domain ${entity.id}` : `sender domain ${entities[0]!.id}'s organisational domain ${entity.id}`;
             return reputationHit('REP_DOMAIN', what, counts, s);
           } catch (err) {
