@@ -177,6 +177,26 @@ describe('thresholds and decide', () => {
     assert.match(verdict.reason, /allow list \(example\.com\) would allow this message .* but SPOOF_LOCAL_DOMAIN cannot be overridden; score 18 gives reject/);
   });
 
+  it('keeps the reply in one SMTP line with the ref, however long the symbol or rule names: the names that do not fit are counted', () => {
+    // 8 symbols of ~120 characters: listed whole they made a reply of over 1000 octets.
+    const names = Array.from({ length: 10 }, (_, i) => `CUSTOM_${i}_${'VERY_LONG_SYMBOL_NAME_'.repeat(5)}`);
+    const long = new SymbolTable(names.map((name, i) => ({ name, score: 10 - i / 10, group: 'rules', description: 'custom' })));
+    const ledger = new Ledger(long);
+    for (const name of names) ledger.add(name);
+    const verdict = decide(ledger, policy(), ['bob@example.com'], 'ABCDEFGHJK');
+    const text = smtpReplyText(verdict);
+    // "550 " + "5.7.1 " + text + CRLF, with room for Haraka's "[uuid@host] " in front.
+    assert.ok(Buffer.byteLength(`5.7.1 ${text}`) <= 400, `${Buffer.byteLength(text)} octets: ${text}`);
+    assert.match(text, /^Message rejected as spam \(ref ABCDEFGHJK: CUSTOM_0_VERY_LONG_SYMBOL_NAME_.* 10, .*\+\d+ more\)$/);
+    assert.equal(/\+(\d+) more/.exec(text)![1], String(10 - text.split(', ').length + 1), 'every symbol left out is counted');
+
+    const forced = new Ledger(table());
+    forced.force({ action: 'reject', source: `block list (${Array.from({ length: 40 }, (_, i) => `user${i}@example.com: *@spam${i}.example`).join('; ')})`, reason: 'sender is blocked' });
+    const byList = smtpReplyText(decide(forced, policy(), ['bob@example.com'], 'ABCDEFGHJK'));
+    assert.ok(Buffer.byteLength(`5.7.1 ${byList}`) <= 400, byList);
+    assert.match(byList, /^Message rejected as spam \(ref ABCDEFGHJK: block list \(user0@example\.com: .*\.\.\.\)$/);
+  });
+
   it('lets a forced block refuse a low-scoring message, naming the rule in the reply', () => {
     const ledger = new Ledger(table());
     ledger.force({ action: 'reject', source: 'rule no-lottery', reason: 'subject matches lottery' });

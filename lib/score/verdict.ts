@@ -120,14 +120,75 @@ export function decide(ledger: Ledger, policy: ActionPolicy, recipients: string[
  * The symbols a reply names: the strongest that raised the score, then the
  * strongest that lowered it, so that up to six and two of each, what is
  * listed adds up to the score that decided (a reply listing only the raising
- * ones would show more than it); beyond that, `+N more`.
+ * ones would show more than it); beyond that, `+N more` (hidden).
  */
-function replySymbols(symbols: ScoredSymbol[]): string {
+function replySymbols(symbols: ScoredSymbol[]): { items: string[]; hidden: number } {
   const raising = symbols.filter((s) => s.score > 0);
   const lowering = symbols.filter((s) => s.score < 0);
   const shown = [...raising.slice(0, 6), ...lowering.slice(0, 2)];
-  const rest = raising.length + lowering.length - shown.length;
-  return [...shown.map((s) => `${s.name} ${s.score}`), ...(rest ? [`+${rest} more`] : [])].join(', ');
+  return { items: shown.map((s) => `${s.name} ${s.score}`), hidden: raising.length + lowering.length - shown.length };
+}
+
+/**
+ * Most octets of reply text mailward hands the MTA, enhanced status code
+ * included (everything after "550 "). RFC 5321 4.5.3.1.5: a reply line is at
+ * most 512 octets with its code and CRLF, so 506 are left; Haraka may put
+ * "[<transaction uuid>@<host>] " in front of a refusal (`[uuid] deny_chars`
+ * in connection.ini), up to about 105 more. A longer line is cut by clients,
+ * and the ref at its end with it.
+ */
+export const REPLY_TEXT_MAX = 400;
+
+const octets = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/** The longest start of `text` of at most `max` octets (whole characters). */
+function cutToOctets(text: string, max: number): string {
+  if (octets(text) <= max) return text;
+  let out = '';
+  let used = 0;
+  for (const ch of text) {
+    used += octets(ch);
+    if (used > max) break;
+    out += ch;
+  }
+  return out;
+}
+
+export interface FitOptions {
+  /** Octets the whole text may take (default REPLY_TEXT_MAX). */
+  max?: number;
+  /** How the items left out are counted (default "... and N more"). */
+  more?: (n: number) => string;
+  /** Items already left out by the caller, counted with those this leaves out. */
+  hidden?: number;
+}
+
+/**
+ * The one way mailward builds SMTP reply text: `head`, the items joined by
+ * ", ", then `tail`, in at most `max` octets. The tail (which carries the ref)
+ * is always kept whole; items that do not fit are left out from the end and
+ * counted ("... and N more"); when not even the first fits, the text is cut
+ * and ends in "...". Line breaks become spaces (Haraka would make each its own
+ * reply line). The full text belongs in the tracking row and `mailward explain`.
+ */
+export function fitReply(head: string, items: string[], tail: string, options: FitOptions = {}): string {
+  const max = options.max ?? REPLY_TEXT_MAX;
+  const more = options.more ?? ((n: number) => `... and ${n} more`);
+  const hidden = options.hidden ?? 0;
+  const oneLine = (text: string) => text.replace(/[\r\n]+/g, ' ');
+  head = oneLine(head);
+  tail = oneLine(tail);
+  const list = items.map(oneLine).filter((item) => item !== '');
+  const room = max - octets(head) - octets(tail);
+  // Octets of the first k items joined.
+  const joined: number[] = [0];
+  for (const [i, item] of list.entries()) joined.push(joined[i]! + octets(item) + (i ? 2 : 0));
+  for (let k = list.length; k >= (list.length ? 1 : 0); k--) {
+    const left = list.length - k + hidden;
+    const suffix = left ? `${k ? ', ' : ''}${more(left)}` : '';
+    if (joined[k]! + octets(suffix) <= room) return `${head}${list.slice(0, k).join(', ')}${suffix}${tail}`;
+  }
+  return `${cutToOctets(`${head}${list.join(', ')}`, Math.max(0, max - octets(tail) - 3))}...${tail}`;
 }
 
 const HELD_REPLY = 'Message accepted and held for review';
@@ -143,18 +204,23 @@ export function heldRefOfReply(reply: string): string | null {
   return /^[0-9A-Z]+/.exec(reply.slice(at + HELD_REPLY.length + 6))?.[0] ?? null;
 }
 
-/** The SMTP reply text for a verdict that refuses or holds mail. */
+const ACTION_REPLY: Record<Verdict['action'], string> = {
+  reject: 'Message rejected as spam',
+  soft_reject: 'Message deferred, try again later',
+  quarantine: HELD_REPLY,
+  add_header: 'Message accepted',
+  accept: 'Message accepted',
+};
+
+/**
+ * The SMTP reply text for a verdict that refuses or holds mail, at most
+ * REPLY_TEXT_MAX octets with the enhanced status code ("5.7.1 ") the caller
+ * puts in front: long symbol or rule names are left out ("+N more"), the ref
+ * never is.
+ */
 export function smtpReplyText(verdict: Verdict): string {
-  const why = verdict.forced && verdict.forced.action === verdict.action ? `${verdict.forced.source}` : replySymbols(verdict.symbols);
-  const detail = `(ref ${verdict.ref}${why ? `: ${why}` : ''})`;
-  switch (verdict.action) {
-    case 'reject':
-      return `Message rejected as spam ${detail}`;
-    case 'soft_reject':
-      return `Message deferred, try again later ${detail}`;
-    case 'quarantine':
-      return `${HELD_REPLY} ${detail}`;
-    default:
-      return `Message accepted ${detail}`;
-  }
+  const { items, hidden } =
+    verdict.forced && verdict.forced.action === verdict.action ? { items: [verdict.forced.source], hidden: 0 } : replySymbols(verdict.symbols);
+  const head = `${ACTION_REPLY[verdict.action]} (ref ${verdict.ref}${items.some((i) => i !== '') ? ': ' : ''}`;
+  return fitReply(head, items, ')', { hidden, more: (n) => `+${n} more`, max: REPLY_TEXT_MAX - '5.7.1 '.length });
 }

@@ -19,6 +19,8 @@ export class DSN {
   constructor(
     readonly code: number,
     readonly reply: string,
+    /** The text before it was shortened to fit a reply line (fitReply), for the tracking row. */
+    readonly full?: string,
   ) {}
 
   toString(): string {
@@ -26,8 +28,9 @@ export class DSN {
   }
 }
 
-/** The text of a hook's message, whether a string, lines or a DSN. */
+/** The text of a hook's message, whether a string, lines or a DSN (its full text if the reply was shortened). */
 export function replyText(message: unknown): string {
+  if (message instanceof DSN && message.full) return message.full;
   if (message instanceof DSN || (message && typeof message === 'object' && 'reply' in message)) return String((message as DSN).reply);
   return Array.isArray(message) ? message.join(' ') : String(message ?? '');
 }

@@ -2,7 +2,7 @@ import { openQuarantine, type FileQuarantine } from '../../lib/quarantine';
 import type { Runtime } from '../../lib/runtime';
 import { firstHeader, withoutHeaders } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
-import { formatSymbols, smtpReplyText } from '../../lib/score/verdict';
+import { fitReply, formatSymbols, smtpReplyText } from '../../lib/score/verdict';
 import { hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
 import { addressOf, DENY, DENYSOFT, DSN, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
@@ -57,11 +57,24 @@ function heldCopy(state: MailwardState, verdict: Verdict, taggedSubject: string 
   return Buffer.concat([Buffer.from(top, 'utf8'), raw]);
 }
 
+/**
+ * A refusal whose reason may be long (a rule's conditions, a check's finding):
+ * the reply is cut to one SMTP line with the ref kept (fitReply), the whole
+ * text kept for the tracking row.
+ */
+function refusalReply(code: 550 | 451, head: string, reason: string, ref: string): DSN {
+  const status = code === 550 ? '5.7.1' : '4.7.1';
+  const tail = ` (ref ${ref})`;
+  return new DSN(code, fitReply(`${status} ${head}`, reason.split(', '), tail), `${status} ${head}${reason}${tail}`);
+}
+
 function forcedRefusal(state: MailwardState): { code: number; message: DSN } | undefined {
   const forced = state.ledger.forced;
   if (!forced || (forced.action !== 'reject' && forced.action !== 'soft_reject')) return undefined;
-  const text = `Message refused by ${forced.source}: ${forced.reason} (ref ${state.ctx.ref})`;
-  return forced.action === 'reject' ? { code: DENY, message: new DSN(550, `5.7.1 ${text}`) } : { code: DENYSOFT, message: new DSN(451, `4.7.1 ${text}`) };
+  const head = `Message refused by ${forced.source}: `;
+  return forced.action === 'reject'
+    ? { code: DENY, message: refusalReply(550, head, forced.reason, state.ctx.ref) }
+    : { code: DENYSOFT, message: refusalReply(451, head, forced.reason, state.ctx.ref) };
 }
 
 export = {
@@ -79,7 +92,7 @@ export = {
   verdict_mail: hook(async function (connection) {
     const state = existingTransactionState(connection.transaction);
     const refusal = state && forcedRefusal(state);
-    if (refusal && state) state.outcome = { action: refusal.code === DENY ? 'reject' : 'soft_reject', phase: 'mail', reason: refusal.message.reply };
+    if (refusal && state) state.outcome = { action: refusal.code === DENY ? 'reject' : 'soft_reject', phase: 'mail', reason: refusal.message.full ?? refusal.message.reply };
     return refusal;
   }),
 
@@ -91,7 +104,7 @@ export = {
     if (refusal) return refusal;
     const address: string | undefined = addressOf(params[0]);
     const reason = address ? state.ledger.refusedRecipients.get(address.toLowerCase()) : undefined;
-    if (reason) return { code: DENY, message: new DSN(550, `5.7.1 Recipient refused: ${reason} (ref ${state.ctx.ref})`) };
+    if (reason) return { code: DENY, message: refusalReply(550, 'Recipient refused: ', reason, state.ctx.ref) };
   }),
 
   verdict_data_post: hook(async function (connection) {
