@@ -2,6 +2,7 @@ import { ALL_MODULES } from '../../lib/checks';
 import type { Phase } from '../../lib/checks/types';
 import { setMessage } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
+import { encodedHeaderValue, foldHeaderValue } from '../../lib/util/header';
 import { addressOf, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
 import { runtimeFor } from './runtime';
 import { connectionState, type MailwardState, transactionState } from './state';
@@ -47,13 +48,27 @@ function syncRecipients(state: MailwardState, txn: HarakaTransaction, current?: 
   state.ctx.rcptTo = current && !accepted.includes(current) ? [...accepted, current] : accepted;
 }
 
+/**
+ * Adds a header field folded to lines of at most 78 octets where white space
+ * allows (never over 998): Haraka writes a value as it is given, on one line
+ * however long. Non-ASCII text is encoded first, in words short enough to fold
+ * between (Haraka would encode it as one word, folds included). X-Mailward-*
+ * fields are left on one line.
+ */
+export function addFoldedHeader(txn: HarakaTransaction, name: string, value: string): void {
+  // Our own fields (X-Mailward-Status, the backscatter signature) stay one line, as filters and
+  // bounce parsers read them: short ASCII values, the status cut below 998 (verdict statusHeader).
+  if (/^x-mailward-/i.test(name)) txn.add_header(name, value);
+  else txn.add_header(name, foldHeaderValue(name, encodedHeaderValue(value)));
+}
+
 /** Applies header edits checks asked for since the last time. */
 export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction): void {
   const { add, remove } = state.ctx.headerChanges;
   // Both lists are kept whole: the quarantined copy is rebuilt from them.
   for (const name of remove.slice(state.appliedRemovals)) txn.remove_header(name);
   state.appliedRemovals = remove.length;
-  for (const [name, value] of add.slice(state.appliedHeaders)) txn.add_header(name, value);
+  for (const [name, value] of add.slice(state.appliedHeaders)) addFoldedHeader(txn, name, value);
   state.appliedHeaders = add.length;
 }
 

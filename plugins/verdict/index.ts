@@ -3,7 +3,8 @@ import type { Runtime } from '../../lib/runtime';
 import { firstHeader, withoutHeaders } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { fitReply, formatSymbols, smtpReplyText } from '../../lib/score/verdict';
-import { hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
+import { foldHeaderValue } from '../../lib/util/header';
+import { addFoldedHeader, hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
 import { addressOf, DENY, DENYSOFT, DSN, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { existingTransactionState, type MailwardState } from '../shared/state';
@@ -26,9 +27,14 @@ function quarantineFor(runtime: Runtime): FileQuarantine {
 
 const VERDICT_HEADERS = ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref'];
 
+/**
+ * Our X-Mailward-* fields are written on one line each, as filters read them:
+ * the status is cut to 900 characters, all ASCII (action, numbers, ref and
+ * UPPER_SNAKE symbol names), so its line stays below 998 octets
+ * (HEADER_LINE_HARD); the tracking row keeps the full list.
+ */
 function statusHeader(verdict: Verdict): string {
   const text = `${verdict.action} score=${verdict.score} ref=${verdict.ref} symbols=${formatSymbols(verdict.symbols)}`;
-  // Header lines must stay under 998 octets; the tracking row keeps the full list.
   return text.length > 900 ? `${text.slice(0, 880)} ...` : text;
 }
 
@@ -51,7 +57,8 @@ function heldCopy(state: MailwardState, verdict: Verdict, taggedSubject: string 
     ['X-Mailward-Ref', verdict.ref],
     ...(taggedSubject !== undefined ? [['Subject', taggedSubject] as [string, string]] : []),
   ];
-  const top = added.map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  // Folded as on the delivered copy (addFoldedHeader); ours one line each (statusHeader).
+  const top = added.map(([name, value]) => `${name}: ${/^x-mailward-/i.test(name) ? value : foldHeaderValue(name, value)}\r\n`).join('');
   const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : [])];
   const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), removed);
   return Buffer.concat([Buffer.from(top, 'utf8'), raw]);
@@ -127,8 +134,9 @@ export = {
         ? `${headers.subjectTag} ${firstHeader(state.ctx, 'subject') ?? ''}`.trim()
         : undefined;
     if (taggedSubject !== undefined) {
+      // The Subject as read is unfolded: a long one, folded by its sender, must be folded again.
       txn.remove_header('Subject');
-      txn.add_header('Subject', taggedSubject);
+      addFoldedHeader(txn, 'Subject', taggedSubject);
     }
     this.loginfo(`mailward ${verdict.action} score=${verdict.score} ref=${verdict.ref}: ${verdict.reason}`, connection);
 

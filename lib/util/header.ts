@@ -1,0 +1,65 @@
+import * as mimeFuncs from 'nodemailer/lib/mime-funcs';
+
+/** RFC 5322 2.1.1: a header line should be at most 78 characters and must be at most 998 (CRLF excluded). */
+export const HEADER_LINE_SOFT = 78;
+export const HEADER_LINE_HARD = 998;
+
+const octets = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/** The longest start of `text` of at most `max` octets, whole characters (at least one). */
+function cutAt(text: string, max: number): number {
+  let used = 0;
+  let at = 0;
+  for (const ch of text) {
+    used += octets(ch);
+    if (used > max && at > 0) break;
+    at += ch.length;
+  }
+  return at;
+}
+
+/**
+ * `value` folded for the field `name: value` (RFC 5322 2.2.3): CRLF inserted
+ * before the white space where a line would pass 78 octets, so unfolding gives
+ * the value back as it was. A word longer than a line gets a line of its own;
+ * only a word that would still pass 998 octets (which no validly written field
+ * holds) is broken, with a fold and a space. Folding already in `value` is
+ * unfolded first.
+ */
+export function foldHeaderValue(name: string, value: string): string {
+  const unfolded = value
+    .replace(/\r?\n(?=[ \t])/g, '')
+    .replace(/[\r\n]+/g, ' ')
+    .trim();
+  if (!unfolded) return '';
+  // Tokens with the white space before them; the first is the field name, never folded from.
+  const tokens = [`${name}:`, ...(` ${unfolded}`.match(/[ \t]+[^ \t]+/g) ?? [])];
+  let out = '';
+  let line = 0;
+  for (const [i, token] of tokens.entries()) {
+    let rest = token;
+    if (i > 1 && line + octets(rest) > HEADER_LINE_SOFT) {
+      out += '\r\n';
+      line = 0;
+    }
+    while (line + octets(rest) > HEADER_LINE_HARD) {
+      const at = cutAt(rest, HEADER_LINE_HARD - line);
+      out += `${rest.slice(0, at)}\r\n`;
+      rest = ` ${rest.slice(at)}`;
+      line = 0;
+    }
+    out += rest;
+    line += octets(rest);
+  }
+  return out.slice(name.length + 2);
+}
+
+/**
+ * A value for an MTA that RFC 2047-encodes non-ASCII text itself, as one
+ * encoded word however long and with any folding inside it (Haraka's
+ * add_header): the non-ASCII words encoded here in words of at most 52
+ * characters of text, separated by white space, so that it can be folded.
+ */
+export function encodedHeaderValue(value: string): string {
+  return /[^\x00-\x7f]/.test(value) ? mimeFuncs.encodeWords(value, 'Q', 52) : value;
+}
