@@ -9,8 +9,21 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { BayesModel } from '../lib/checks/content/bayes';
 import { SqliteBayesStore } from '../lib/checks/content/store';
+import { SqliteListStore } from '../lib/checks/rules/list-store';
+import { SqliteTrackingStore } from '../lib/tracking/sqlite';
 
 const run = promisify(execFile);
+
+/** This process's open file descriptors on a file (or its -wal/-shm). */
+function handlesOn(path: string): string[] {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+    } catch {
+      return false;
+    }
+  });
+}
 
 describe('openSharedSqlite', () => {
   let dir: string;
@@ -51,13 +64,20 @@ describe('openSharedSqlite', () => {
     prepared.close();
     const store = new SqliteBayesStore(path);
     for (let i = 0; i < 3; i++) await assert.rejects(store.load(new BayesModel()), /view/);
-    const openOnIt = readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
-      } catch {
-        return false;
-      }
-    });
-    assert.deepEqual(openOnIt, []);
+    assert.deepEqual(handlesOn(path), []);
+  });
+
+  it('the list and tracking stores close the file when what follows the set-up fails on it (tables made by hand)', async () => {
+    const lists = join(dir, 'lists.sqlite');
+    const tracking = join(dir, 'tracking.sqlite');
+    const made = [new Database(lists), new Database(tracking)];
+    made[0]!.exec('CREATE TABLE sender_lists (list TEXT, scope TEXT, added TEXT)');
+    made[1]!.exec('CREATE TABLE tracking (ref TEXT PRIMARY KEY, time TEXT, remote_ip TEXT, mail_from TEXT, action TEXT)');
+    for (const db of made) db.close();
+    for (let i = 0; i < 3; i++) assert.throws(() => new SqliteListStore(lists), /no such column/);
+    // The tracking writer tries again on every batch and every spool replay.
+    const store = new SqliteTrackingStore(tracking, {});
+    for (let i = 0; i < 3; i++) await assert.rejects(store.insert([]), /has no column/);
+    assert.deepEqual([...handlesOn(lists), ...handlesOn(tracking)], []);
   });
 });

@@ -120,7 +120,15 @@ export class SqliteTrackingStore implements TrackingStore {
     });
     // Like INSERT OR IGNORE for a known ref, but only for the ref: OR IGNORE would
     // also swallow a NOT NULL violation, silently losing a malformed row we want logged.
-    const insert = db.prepare(`INSERT INTO ${TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (ref) DO NOTHING`);
+    let insert: Database.Statement;
+    try {
+      insert = db.prepare(`INSERT INTO ${TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ON CONFLICT (ref) DO NOTHING`);
+    } catch (err) {
+      // A table that lacks a column (made by hand, or by another program): the writer retries every
+      // batch, and each try must not leave a handle open.
+      db.close();
+      throw err;
+    }
     const insertMany = db.transaction((rows: TrackingRow[]) => {
       let added = 0;
       for (const row of rows) {

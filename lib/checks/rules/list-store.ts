@@ -178,14 +178,23 @@ export class SqliteListStore implements SenderListStore {
         PRIMARY KEY (list, scope, entry))`),
     );
     this.keyFormat = this.db.prepare('PRAGMA user_version').pluck();
-    if (this.upgradeNeeded()) {
-      // Immediate, checked again inside: two processes opening an old file at once upgrade it once.
-      try {
-        this.db.transaction(() => this.upgradeNeeded() && this.upgrade()).immediate();
-      } catch (err) {
-        // A writer held the file past the busy timeout: read it as it is (rows without keys are read whole) until the next open.
-        if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
-      }
+    try {
+      this.upgradeOnce();
+    } catch (err) {
+      // A file the upgrade cannot read (a table made by hand): no handle is left open per load.
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private upgradeOnce(): void {
+    if (!this.upgradeNeeded()) return;
+    // Immediate, checked again inside: two processes opening an old file at once upgrade it once.
+    try {
+      this.db.transaction(() => this.upgradeNeeded() && this.upgrade()).immediate();
+    } catch (err) {
+      // A writer held the file past the busy timeout: read it as it is (rows without keys are read whole) until the next open.
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
     }
   }
 
