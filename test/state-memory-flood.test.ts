@@ -8,6 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMailward } from '../lib';
+import { ipEntity, LearnedStore, netEntity } from '../lib/checks/reputation/learned';
+import { parseReputationSettings } from '../lib/checks/reputation/settings';
+import { IniReader } from '../lib/config/reader';
+import { OutboundLedger } from '../lib/checks/outbound/ledger';
+import { SentMessages } from '../lib/checks/backscatter/sent';
 import { MemoryStore } from '../lib/state/memory';
 import { bounce, outbound } from './backscatter/support';
 
@@ -71,7 +76,7 @@ describe('memory state: short-lived counters cannot push out long-lived records'
       await store.hashIncrBy(`harvest:198.18.0.${i}`, { '1:u': 1 }, 600);
       await store.incrBy(`content:bulk:${i}:1`, 1, 600);
     }
-    assert.deepEqual(store.size, { records: 3, counters: 100 });
+    assert.deepEqual(store.size, { records: 2, reputation: 1, counters: 100 });
     assert.equal(await store.get('ob:susp:alice'), 'suspended');
     assert.deepEqual(await store.hashGetAll('rep:ip:203.0.113.99'), { '1:trap': '1' });
     assert.equal(await store.get('release-used:stamp1'), '1');
@@ -84,4 +89,30 @@ describe('memory state: short-lived counters cannot push out long-lived records'
     assert.equal(store.size.records, 100);
     await store.close();
   });
+
+  it('a flood of fresh client IPs (one learnt reputation each) keeps suspensions and relayed Message-IDs', async () => {
+    // Review (rv2): 1,000 fresh IPv6 client IPs with one ham each (rep:ip: + rep:net: keys) filled the
+    // records pool and pushed out ob:susp:alice and the ob:mid record: the suspension lifted itself and
+    // complaints about Alice's relayed mail could no longer be attributed.
+    const store = new MemoryStore(1000);
+    const clock = () => Date.now();
+    const ledger = new OutboundLedger(store, { window: { hours: 168 }, policy: {} as never, recordSeconds: 86400 }, clock);
+    await store.set('ob:susp:alice', 'suspended');
+    await ledger.recordMessage('<m1@ours.example>', 'alice', ['bob@x.example']);
+    const sent = new SentMessages(store, 86400, clock);
+    await sent.record('<m2@ours.example>', ['alice@ours.example']);
+    const learned = new LearnedStore(store, parseReputationSettings(new IniReader('mailward.reputation.ini', {})).settings.learned, clock);
+    for (let i = 0; i < 1000; i++) {
+      const ip = `2001:db8:${i.toString(16)}::1`;
+      await learned.record([ipEntity(ip), netEntity(ip)], 'ham');
+    }
+    assert.equal(await store.get('ob:susp:alice'), 'suspended', 'the suspension survives');
+    assert.equal(await ledger.senderOf('<m1@ours.example>'), 'alice', 'complaint attribution survives');
+    assert.equal((await sent.lookup(['<m2@ours.example>'], 'alice@ours.example'))?.match, 'sender', 'the relayed Message-ID survives');
+    // Learnt reputation is bounded by its own pool, and evicts only its own kind.
+    assert.equal(store.size.reputation, 1000);
+    assert.deepEqual(await store.keys('ob:susp:'), ['ob:susp:alice']);
+    await store.close();
+  });
 });
+

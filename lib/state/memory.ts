@@ -17,34 +17,50 @@ export function isCounterKey(key: string): boolean {
 }
 
 /**
+ * Keys of learnt reputation (rep:ip:, rep:net:, rep:dom:, ...): one per
+ * client IP, network and sender domain with an event, so their number too is
+ * the senders' to decide (a sender with many IPv6 addresses makes as many).
+ */
+export const REPUTATION_PREFIX = 'rep:';
+
+export function isReputationKey(key: string): boolean {
+  return key.startsWith(REPUTATION_PREFIX);
+}
+
+/**
  * In-process state for a single node: bounded, with per-key expiry.
  *
- * Two least-recently-used pools, each of `maxEntries`: one for the counters
- * above, one for everything else (learnt reputation, the Message-IDs of our
- * relayed mail, suspensions, subject blocks, used release stamps, run-time
- * lists). In one pool, a flood of fresh subjects from outside (one counter
- * key each) pushed out those long-lived records: our users' genuine bounces
- * turned unverified and a spammer's bad reputation was forgotten. Now a
- * counter can only push out another counter.
+ * Three least-recently-used pools, each of `maxEntries`: one for the counters
+ * above, one for learnt reputation, one for everything else (the Message-IDs
+ * of our relayed mail, suspensions and outbound statistics, subject blocks,
+ * used release stamps, run-time lists). In one pool, a flood of fresh subjects
+ * from outside (one counter key each) pushed out those long-lived records: our
+ * users' genuine bounces turned unverified and a spammer's bad reputation was
+ * forgotten. With reputation among the records, a flood of fresh client IPs
+ * (one rep:ip: key each) pushed out a suspension, which so lifted itself, and
+ * the Message-IDs complaints are attributed by. Now each kind of key can only
+ * push out its own kind.
  */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
   readonly degraded = false;
   private readonly records: Pool;
+  private readonly reputation: Pool;
   private readonly counters: Pool;
 
   constructor(maxEntries = 100_000) {
     this.records = new LRUCache({ max: maxEntries });
+    this.reputation = new LRUCache({ max: maxEntries });
     this.counters = new LRUCache({ max: maxEntries });
   }
 
   private pool(key: string): Pool {
-    return isCounterKey(key) ? this.counters : this.records;
+    return isCounterKey(key) ? this.counters : isReputationKey(key) ? this.reputation : this.records;
   }
 
   /** Entries held, per pool (for tests and diagnostics). */
-  get size(): { records: number; counters: number } {
-    return { records: this.records.size, counters: this.counters.size };
+  get size(): { records: number; reputation: number; counters: number } {
+    return { records: this.records.size, reputation: this.reputation.size, counters: this.counters.size };
   }
 
   private put(key: string, value: Value, ttlSeconds?: number, keepTtl = false): void {
@@ -154,7 +170,7 @@ export class MemoryStore implements StateStore {
 
   async keys(prefix: string): Promise<string[]> {
     const found: string[] = [];
-    for (const cache of [this.records, this.counters]) {
+    for (const cache of [this.records, this.reputation, this.counters]) {
       for (const k of cache.keys()) if (k.startsWith(prefix) && cache.has(k)) found.push(k);
     }
     return found;
@@ -162,6 +178,7 @@ export class MemoryStore implements StateStore {
 
   async close(): Promise<void> {
     this.records.clear();
+    this.reputation.clear();
     this.counters.clear();
   }
 }
