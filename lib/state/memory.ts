@@ -17,7 +17,7 @@ export function isCounterKey(key: string): boolean {
 }
 
 /**
- * Keys of learnt reputation (rep:ip:, rep:net:, rep:dom:, ...): one per
+ * Keys of learnt reputation (rep:ip:, rep:net:, rep:dom:, rep:org:): one per
  * client IP, network and sender domain with an event, so their number too is
  * the senders' to decide (a sender with many IPv6 addresses makes as many).
  */

@@ -6,6 +6,7 @@ import { countRecipient, isHarvest, recipientRate } from './harvest';
 import {
   domainEntities,
   type Entity,
+  hasOwnHistory,
   ipEntity,
   LearnedStore,
   netEntity,
@@ -39,7 +40,7 @@ export const reputationSymbols: SymbolDef[] = [
   sym('REP_IP_GOOD', -1, 'Learned reputation of the client IP is good (capped: learned only from our own verdicts)'),
   sym('REP_NET_BAD', 2, 'Other addresses of the client\'s /24 (/64) have a bad learned reputation'),
   sym('REP_NET_GOOD', -0.5, 'Other addresses of the client\'s /24 (/64) have a good learned reputation'),
-  sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain is bad (of its organisational domain, for a subdomain with no history of its own)'),
+  sym('REP_DOMAIN_BAD', 3, 'Learned reputation of the envelope sender domain is bad (of its organisation, all its subdomains together, for a subdomain with too little history of its own)'),
   sym('REP_DOMAIN_GOOD', -1, 'Learned reputation of the envelope sender domain is good'),
   sym('REP_TEMPERROR', 0, 'The reputation state could not be read; nothing was concluded'),
   sym('SPAMTRAP', 6, 'A recipient is a spam trap: refused at RCPT, the client IP (and the sender domain once SPF, or a DKIM signature naming the trap, binds it) are penalised'),
@@ -70,24 +71,30 @@ function reputationHit(prefix: 'REP_IP' | 'REP_NET' | 'REP_DOMAIN', what: string
   return [{ name: `${prefix}_${score.total > 0 ? 'BAD' : 'GOOD'}`, factor, detail: `${what} reputation ${score.total.toFixed(2)} (${describe(counts)})` }];
 }
 
-/** The envelope sender's domain and its organisational domain (see domainEntities). */
+/** What the envelope sender domain's events are recorded on: it and its organisation's aggregate (see domainEntities). */
 export function senderEntities(ctx: MessageContext): Entity[] {
   const domain = domainOf(ctx.mailFrom);
   return domain ? domainEntities(domain) : [];
 }
 
 /**
- * The reputation a sender domain is judged by: its own when it has a learnt
- * history, else its organisational domain's when that is bad. A fresh
- * subdomain (x1.spammer.example) so sheds nothing, while a subdomain with a
- * history of its own (one customer's u123.esp.example) answers for itself
- * alone, not for every other customer of the organisation; nor does a fresh
- * one inherit a good name, which an unauthenticated MAIL FROM could claim.
+ * The reputation a sender domain is judged by: its own (rep:dom:, exactly
+ * its own events). A subdomain with too little history of its own
+ * (hasOwnHistory: fewer than MIN_OWN_HISTORY decayed events) is judged by its
+ * organisation's aggregate (rep:org:, the organisational domain and all its
+ * subdomains) instead, when that is bad. A fresh subdomain
+ * (x1.spammer.example), or one with a single ham event, so sheds nothing,
+ * while a subdomain with a history of its own (one customer's
+ * u123.esp.example) answers for itself alone; nor does a fresh one inherit a
+ * good name, which an unauthenticated MAIL FROM could claim. The
+ * organisational domain itself is always judged by its own events: its
+ * customers' subdomains do not make noreply@esp.example bad.
  */
 function domainJudged(read: { entity: Entity; counts: Counts }[], s: ReputationSettings): { entity: Entity; counts: Counts } {
-  const [own, org] = read;
-  if (!org || Object.values(own!.counts).some((n) => n > 0)) return own!;
-  return scoreOf(org.counts, s.learned).total > 0 ? org : own!;
+  const own = read.find((r) => r.entity.type === 'domain')!;
+  const org = read.find((r) => r.entity.type === 'org');
+  if (!org || org.entity.id === own.entity.id || hasOwnHistory(own.counts)) return own;
+  return scoreOf(org.counts, s.learned).total > 0 ? org : own;
 }
 
 function createChecks(s: ReputationSettings, services: Services): Check[] {
@@ -148,7 +155,7 @@ function createChecks(s: ReputationSettings, services: Services): Check[] {
           try {
             const read = await Promise.all(entities.map(async (entity) => ({ entity, counts: (await learned.read(entity)).counts })));
             const { entity, counts } = domainJudged(read, s);
-            const what = entity === entities[0] ? `sender domain ${entity.id}` : `sender domain ${entities[0]!.id}'s organisational domain ${entity.id}`;
+            const what = entity.type === 'domain' ? `sender domain ${entity.id}` : `sender domain ${entities[0]!.id}'s organisational domain ${entity.id} (with all its subdomains)`;
             return reputationHit('REP_DOMAIN', what, counts, s);
           } catch (err) {
             return [{ name: 'REP_TEMPERROR', detail: (err as Error).message }];
@@ -303,12 +310,15 @@ export async function recordRecipientOutcome(services: Services, s: ReputationSe
 
 /**
  * Records outside evidence about an IP, network or domain (e.g. a complaint
- * from a feedback loop, or a trap hit reported by another system).
+ * from a feedback loop, or a trap hit reported by another system): an IP's
+ * also for its network, a domain's also for its organisation's aggregate, as
+ * the events learnt from mail are. Returns the entities it was recorded on.
  */
-export async function recordEvent(services: Pick<Services, 'state' | 'clock'>, s: ReputationSettings, target: string, kind: EventKind, count = 1): Promise<void> {
+export async function recordEvent(services: Pick<Services, 'state' | 'clock'>, s: ReputationSettings, target: string, kind: EventKind, count = 1): Promise<Entity[]> {
   const entity = parseEntity(target);
-  const entities = entity.type === 'ip' ? [entity, netEntity(entity.id)] : [entity];
+  const entities = entity.type === 'ip' ? [entity, netEntity(entity.id)] : entity.type === 'domain' ? domainEntities(entity.id) : [entity];
   await new LearnedStore(services.state, s.learned, services.clock).record(entities, kind, count);
+  return entities;
 }
 
 export const reputationModule: CheckModule<ReputationSettings> = {

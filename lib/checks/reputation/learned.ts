@@ -6,21 +6,26 @@ import { EVENT_KINDS, type EventKind, type LearnedSettings } from './settings';
 
 /**
  * Locally learned reputation. Each entity (an IP, its /24 or /64, a sender
- * domain) is one hash in the state store whose fields are `<bucket start>:<kind>`
+ * domain, an organisational domain's aggregate) is one hash in the state store whose fields are `<bucket start>:<kind>`
  * counters. Reading weighs every bucket by 0.5^(age / half-life) and ignores
  * buckets past the horizon, so a reputation drifts back to neutral by itself,
  * on any node, after any pause: no cron, nothing to sweep.
  */
 
-export type EntityType = 'ip' | 'net' | 'domain';
+/**
+ * `domain`: the events of exactly that sender domain. `org`: the aggregate of
+ * an organisational domain, the events of it and of all its subdomains; read
+ * only for a subdomain without enough history of its own (see domainJudged).
+ */
+export type EntityType = 'ip' | 'net' | 'domain' | 'org';
 
 export interface Entity {
   type: EntityType;
-  /** Normalised: IP, CIDR (/24, /64), or lower-case domain. */
+  /** Normalised: IP, CIDR (/24, /64), or lower-case domain (for `org`, an organisational domain). */
   id: string;
 }
 
-const KEY_PREFIX: Record<EntityType, string> = { ip: 'rep:ip:', net: 'rep:net:', domain: 'rep:dom:' };
+const KEY_PREFIX: Record<EntityType, string> = { ip: 'rep:ip:', net: 'rep:net:', domain: 'rep:dom:', org: 'rep:org:' };
 
 export function entityKey(entity: Entity): string {
   return KEY_PREFIX[entity.type] + entity.id;
@@ -38,22 +43,48 @@ export function domainEntity(domain: string): Entity {
   return { type: 'domain', id: domain.toLowerCase().replace(/\.$/, '') };
 }
 
-/**
- * A sender domain and its organisational domain (public suffix + one label,
- * private suffixes such as herokuapp.com counting as suffixes), when they
- * differ. Events are recorded for both and the worse reputation is used:
- * keyed by the exact name alone, a domain with a bad reputation would shed it
- * by sending from any fresh subdomain (x1.spammer.example).
- */
-export function domainEntities(domain: string): Entity[] {
-  const exact = domainEntity(domain);
-  const org = orgDomain(exact.id);
-  return org && org !== exact.id ? [exact, domainEntity(org)] : [exact];
+/** The aggregate of the organisational domain of `domain` (public suffix + one label). */
+export function orgEntity(domain: string): Entity {
+  const exact = domainEntity(domain).id;
+  return { type: 'org', id: orgDomain(exact) || exact };
 }
 
-/** IP, CIDR (as networkOf writes it) or domain, as typed by an operator. */
+/**
+ * What an event of a sender domain is recorded on: the domain itself, and the
+ * aggregate of its organisational domain (public suffix + one label, private
+ * suffixes such as herokuapp.com counting as suffixes), which every subdomain
+ * and the organisational domain itself add to. The aggregate is a key of its
+ * own (rep:org:), never the organisational domain's own rep:dom: key: one
+ * customer's u7.esp.example must not make esp.example's own mail bad.
+ */
+export function domainEntities(domain: string): Entity[] {
+  return [domainEntity(domain), orgEntity(domain)];
+}
+
+/**
+ * Decayed events (of any kind) a subdomain needs before it is judged by its
+ * own reputation alone; with fewer, a bad organisational aggregate judges it.
+ * One ham event must not shed an organisation's bad name for a fresh
+ * subdomain (x9.spammer.example).
+ */
+export const MIN_OWN_HISTORY = 3; // docs/reputation.md says "fewer than 3 decayed events"
+
+/** Has an entity enough (decayed) events to be judged by them alone? */
+export function hasOwnHistory(counts: Counts): boolean {
+  return Object.values(counts).reduce((sum, n) => sum + n, 0) >= MIN_OWN_HISTORY;
+}
+
+/**
+ * IP, CIDR (as networkOf writes it) or domain, as typed by an operator;
+ * `org:DOMAIN` names the aggregate of DOMAIN's organisational domain.
+ */
 export function parseEntity(text: string): Entity {
   const t = text.trim().toLowerCase();
+  if (t.startsWith('org:')) {
+    const d = parseEntity(t.slice(4));
+    if (d.type !== 'domain') throw new Error(`${JSON.stringify(text)}: org: takes a domain, e.g. org:esp.example`);
+    return orgEntity(d.id);
+  }
   if (isIP(t)) return ipEntity(t);
   const cidr = /^(.+)\/(\d+)$/.exec(t);
   if (cidr && isIP(cidr[1]!)) {

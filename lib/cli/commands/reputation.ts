@@ -7,6 +7,7 @@ import {
   LearnedStore,
   netEntity,
   neutralAt,
+  orgEntity,
   parseEntity,
   scoreOf,
   subtractCounts,
@@ -18,7 +19,7 @@ import type { StateStore } from '../../state';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
-const SYMBOL_PREFIX = { ip: 'REP_IP', net: 'REP_NET', domain: 'REP_DOMAIN' } as const;
+const SYMBOL_PREFIX = { ip: 'REP_IP', net: 'REP_NET', domain: 'REP_DOMAIN', org: 'REP_DOMAIN' } as const;
 
 function signed(n: number): string {
   return `${n > 0 ? '+' : ''}${n.toFixed(2)}`;
@@ -90,6 +91,12 @@ async function show(target: Entity, o: Opened, io: CliIO, json: boolean): Promis
   const decayed = await store.read(target, now);
   lines.out(`state: ${o.where}`);
   out.reputation = describeEntity(lines, `${target.type} ${target.id}`, target, decayed, o, now, fields);
+  const org = target.type === 'domain' ? orgEntity(target.id) : undefined;
+  if (org && org.id !== target.id) {
+    // What a subdomain with too little history of its own is judged by, when it is bad.
+    const orgFields = await o.state.hashGetAll(entityKey(org));
+    out.organisation = describeEntity(lines, `org ${org.id} (the organisation with all its subdomains)`, org, await store.read(org, now), o, now, orgFields);
+  }
   if (target.type === 'ip') {
     const net = netEntity(target.id);
     const netFields = await o.state.hashGetAll(entityKey(net));
@@ -106,11 +113,11 @@ async function show(target: Entity, o: Opened, io: CliIO, json: boolean): Promis
 
 export const command: CliCommand = {
   name: 'reputation',
-  summary: 'show, forget or report the learned reputation of an IP, a /24 (/64) network or a sender domain',
+  summary: 'show, forget or report the learned reputation of an IP, a /24 (/64) network, a sender domain or an organisation (org:DOMAIN)',
   usage:
-    'mailward reputation show IP|NET|DOMAIN [--config DIR] [--json]\n' +
-    '       mailward reputation forget IP|NET|DOMAIN [--config DIR]\n' +
-    '       mailward reputation report IP|NET|DOMAIN --kind trap|complaint|spam|ham|invalid [--count N] [--config DIR]',
+    'mailward reputation show IP|NET|DOMAIN|org:DOMAIN [--config DIR] [--json]\n' +
+    '       mailward reputation forget IP|NET|DOMAIN|org:DOMAIN [--config DIR]\n' +
+    '       mailward reputation report IP|NET|DOMAIN|org:DOMAIN --kind trap|complaint|spam|ham|invalid [--count N] [--config DIR]',
   options: {
     config: { type: 'string' },
     json: { type: 'boolean' },
@@ -144,8 +151,8 @@ export const command: CliCommand = {
       if (!kind || !EVENT_KINDS.includes(kind)) throw new UserError(`--kind must be one of ${EVENT_KINDS.join(', ')}`);
       const count = v.count === undefined ? 1 : Number(v.count);
       if (!Number.isInteger(count) || count < 1 || count > 1000) throw new UserError('--count must be a whole number from 1 to 1000');
-      await recordEvent({ state: o.state, clock: Date.now }, o.settings, targetText, kind, count);
-      io.out(`recorded ${count} ${kind} event${count > 1 ? 's' : ''} for ${target.type} ${target.id}${target.type === 'ip' ? ` and ${netEntity(target.id).id}` : ''}`);
+      const recorded = await recordEvent({ state: o.state, clock: Date.now }, o.settings, targetText, kind, count);
+      io.out(`recorded ${count} ${kind} event${count > 1 ? 's' : ''} for ${recorded.map((e) => `${e.type} ${e.id}`).join(' and ')}`);
       return 0;
     });
   },
