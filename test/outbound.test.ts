@@ -233,10 +233,48 @@ for (const backend of backends) {
       assert.equal((await redacted()).status, 'counted');
       const third = await redacted();
       assert.equal(third.status, 'duplicate');
-      assert.match(third.detail, /already counted 2 times \(once per recipient\)/);
+      assert.match(third.detail, /already counted without Original-Rcpt-To/);
       // dave's own report comes too late: two recipients, two complaints at most.
-      assert.equal((await countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: 'dave@remote.example' })), settings, ledger, clock)).status, 'duplicate');
+      const dave = await countReport(await parseArf(arfReport({ mid: '<few@example.com>', rcpt: 'dave@remote.example' })), settings, ledger, clock);
+      assert.equal(dave.status, 'duplicate');
+      assert.match(dave.detail, /already counted 2 times \(once per recipient\)/);
       assert.equal((await ledger.counts('alice')).complaint, 2);
+    });
+
+    it('a report without Original-Rcpt-To counts once per (message, reporter domain), and once per message when any domain may report', async () => {
+      // Review 2: one recipient of a 5-recipient message sent the same redacted report 5 times and
+      // each took another recipient's place.
+      const rcpts = ['mallory@attacker.example', 'a@x.example', 'b@x.example', 'c@x.example', 'd@x.example'];
+      const redacted = async (s: typeof settings, mid: string, domain: string) =>
+        countReport(await parseArf(arfReport({ mid, reporter: `fbl@${domain}`, rcpt: '' })), s, ledger, clock, { authenticated: true, fromDomain: domain });
+      // reporters empty (any authenticating domain): once per message in all, whatever the domain.
+      await ledger.recordMessage('<team.1@example.com>', 'alice', rcpts);
+      const open = [];
+      for (let i = 0; i < 5; i++) open.push(await redacted(settings, '<team.1@example.com>', i < 3 ? 'attacker.example' : `r${i}.attacker.example`));
+      assert.deepEqual(open.map((o) => o.status), ['counted', 'duplicate', 'duplicate', 'duplicate', 'duplicate'], open.map((o) => o.detail).join('\n'));
+      assert.match(open[1]!.detail, /already counted without Original-Rcpt-To \(any reporter may report: once per message\)/);
+      // Named, checked recipients still count once each, whoever reports them.
+      const named = await countReport(await parseArf(arfReport({ mid: '<team.1@example.com>', rcpt: 'a@x.example' })), settings, ledger, clock);
+      assert.equal(named.status, 'counted', named.detail);
+      assert.equal((await ledger.counts('alice')).complaint, 2);
+
+      // A reporter list: once per (message, listed reporter domain).
+      const listed = outboundSettings('[complaints]\nrequire_authenticated = false\nreporters = fbl.one.example, fbl.two.example\n');
+      await ledger.recordMessage('<team.2@example.com>', 'alice', rcpts);
+      const statuses = [];
+      for (const domain of ['fbl.one.example', 'fbl.one.example', 'fbl.two.example', 'fbl.one.example', 'fbl.two.example']) statuses.push((await redacted(listed, '<team.2@example.com>', domain)).status);
+      assert.deepEqual(statuses, ['counted', 'duplicate', 'counted', 'duplicate', 'duplicate']);
+      assert.equal((await ledger.counts('alice')).complaint, 4);
+
+      // A write that fails takes the sighting back: the report's next delivery counts.
+      await ledger.recordMessage('<team.3@example.com>', 'alice', rcpts);
+      const failing = Object.create(store) as StateStore;
+      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
+      const failingLedger = new OutboundLedger(failing, settings, clock, 'node-a');
+      await assert.rejects(countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, failingLedger, clock), /connection lost/);
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, ledger, clock)).status, 'counted');
+      assert.equal((await countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, ledger, clock)).status, 'duplicate');
+      assert.equal((await ledger.counts('alice')).complaint, 5);
     });
 
     it('the reporter does not make a report new: one complaint per recipient of the message, whichever domains report it', async () => {

@@ -99,10 +99,11 @@ export async function countReport(
   if (recipients && report.originalRcptTo && !recipients.includes(recipientKey(report.originalRcptTo))) {
     return { status: 'untrusted', sender, via, detail: `${about}: Original-Rcpt-To ${report.originalRcptTo} was not a recipient of that message` };
   }
-  // Who reports does not make a report new: anyone who received one message can authenticate
-  // domains of their own and would file one complaint per domain. So a message draws at most one
-  // complaint per recipient it really had, whatever the reporters, and one in all when its
-  // recipients are not known (attributed by signature, or recorded without them). Spamtrap hits
+  // Who reports does not make a report that names a recipient new: anyone who received one
+  // message can authenticate domains of their own and would file one complaint per domain. So a
+  // message draws at most one complaint per recipient it really had, whatever the reporters, and
+  // one in all when its recipients are not known (attributed by signature, or recorded without
+  // them). Spamtrap hits
   // (trap_reporters, a list the operator wrote) are bounded the same way, apart.
   const kind: Kind = isTrap ? 'trap' : 'complaint';
   // An Original-Rcpt-To makes a report new only when it could be checked above. Attributed
@@ -115,9 +116,22 @@ export async function countReport(
       return { status: 'duplicate', sender, via, detail: `${about}: already counted for ${report.originalRcptTo}` };
     }
     seen.push(rcptKey);
+  } else {
+    // Without a checkable Original-Rcpt-To, nothing tells one recipient's report from another's:
+    // the same report sent again by the same reporter must not take every recipient's place.
+    // So it counts once per (message, reporter domain); and once per message in all when any
+    // authenticating domain may report (reporters empty), as anyone can set up domains of their
+    // own. Trap hits come only from trap_reporters, a list the operator wrote.
+    const open = c.reporters.length === 0 && !isTrap;
+    const redactedKey = open ? `${original}|${kind}|redacted` : `${original}|${kind}|redacted|${report.reporterDomain}`;
+    if (!(await ledger.firstTime(redactedKey))) {
+      const by = open ? 'without Original-Rcpt-To (any reporter may report: once per message)' : `without Original-Rcpt-To from ${report.reporterDomain || '(no domain)'}`;
+      return { status: 'duplicate', sender, via, detail: `${about}: already counted ${by}` };
+    }
+    seen.push(redactedKey);
   }
   // Without Original-Rcpt-To (providers redact it) a report may be any recipient's: all the
-  // reports about the message, named or not, count at most once per recipient.
+  // reports about the message, named or not, count at most once per recipient in all.
   const allowed = recipients?.length ?? 1;
   const messageKey = `${original}|${kind}|message`;
   if ((await ledger.timesSeen(messageKey)) > allowed) {
