@@ -106,18 +106,35 @@ describe('configuration', () => {
     assert.throws(() => load('[actions]\nreject\n'), /\[actions\]: line 2 is not "key = value"/);
   });
   it('refuses a redis_url or postgres_url that is not a URL of its kind, naming the key (and never the password)', () => {
-    rejects('[state]\nredis_url = localhost:6379\n', 'mailward.ini [state] redis_url: "localhost:6379": expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db])');
-    rejects('[state]\nredis_url = redis://127.0.0.1:99999\n', 'mailward.ini [state] redis_url: "redis://127.0.0.1:99999" is not a valid URL: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db]), port 1 to 65535');
+    rejects('[state]\nredis_url = localhost:6379\n', 'mailward.ini [state] redis_url: "localhost:6379": expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db]); or unix://[[user][:password]@]/path/to/redis.sock[?db=N]');
+    rejects('[state]\nredis_url = redis://127.0.0.1:99999\n', 'mailward.ini [state] redis_url: "redis://127.0.0.1:99999" is not a valid URL: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db]), port 1 to 65535; or unix://[[user][:password]@]/path/to/redis.sock[?db=N]');
     rejects('[state]\nredis_url = redis://127.0.0.1:0\n', 'mailward.ini [state] redis_url: "redis://127.0.0.1:0": port must be 1 to 65535');
-    rejects('[state]\nredis_url = redis:///0\n', 'mailward.ini [state] redis_url: "redis:///0" names no host: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db])');
+    rejects('[state]\nredis_url = redis:///0\n', 'mailward.ini [state] redis_url: "redis:///0" names no host: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db]); or unix://[[user][:password]@]/path/to/redis.sock[?db=N]');
     rejects('[state]\nredis_url = redis://:s3cret@10.0.0.5:6379/cache\n', 'mailward.ini [state] redis_url: "redis://:***@10.0.0.5:6379/cache": the path must be a database number (/0, /1...), got "/cache"');
-    rejects('[tracking]\npostgres_url = localhost:5432\n', 'mailward.ini [tracking] postgres_url: "localhost:5432": expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database)');
-    rejects('[tracking]\npostgres_url = postgres://u:s3cret@db:70000/mail\n', 'mailward.ini [tracking] postgres_url: "postgres://u:***@db:70000/mail" is not a valid URL: expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database), port 1 to 65535');
+    rejects('[tracking]\npostgres_url = localhost:5432\n', 'mailward.ini [tracking] postgres_url: "localhost:5432": expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database); or socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]');
+    rejects('[tracking]\npostgres_url = postgres://u:s3cret@db:70000/mail\n', 'mailward.ini [tracking] postgres_url: "postgres://u:***@db:70000/mail" is not a valid URL: expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database), port 1 to 65535; or socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]');
     // What the docs show stays valid, and a Unix socket given as pg's host parameter.
     const ok = load('[state]\nredis_url = rediss://:pw@[::1]:6380/2\n[tracking]\npostgres_url = postgresql://mailward:secret@db.example.com/mail?sslmode=require\n').shared;
     assert.equal(ok.state.redisUrl, 'rediss://:pw@[::1]:6380/2');
     assert.equal(ok.tracking.postgresUrl, 'postgresql://mailward:secret@db.example.com/mail?sslmode=require');
     assert.equal(load('[tracking]\npostgres_url = postgres:///mail?host=/var/run/postgresql\n').shared.tracking.postgresUrl, 'postgres:///mail?host=/var/run/postgresql');
+  });
+  it('accepts the Unix socket forms node-redis and pg read, and still refuses what they do not (review 2)', () => {
+    // A config that loaded before URL checks came must still load: node-redis reads unix://,
+    // pg reads user info with no host (and ?host=), socket: and a leading /.
+    for (const url of ['unix:///run/redis/redis.sock', 'unix://:s3cret@/run/redis/redis.sock?db=2', 'unix://mw:s3cret@/run/redis/redis.sock'])
+      assert.equal(load(`[state]\nbackend = redis\nredis_url = ${url}\n`).shared.state.redisUrl, url);
+    for (const url of ['postgres://mailward:secret@/mailward?host=/run/postgresql', 'postgresql://mailward@/mailward?host=/run/postgresql', 'socket:/run/postgresql?db=mailward', 'socket://mailward:secret@/run/postgresql?db=mailward', '/run/postgresql mailward', '/run/postgresql'])
+      assert.equal(load(`[tracking]\nbackend = postgres\npostgres_url = ${url}\n`).shared.tracking.postgresUrl, url);
+    rejects('[state]\nredis_url = unix:///\n', "mailward.ini [state] redis_url: \"unix:///\": a Unix socket URL names the socket's path: expected unix://[[user][:password]@]/path/to/redis.sock[?db=N]");
+    rejects('[state]\nredis_url = unix:/run/redis.sock\n', "mailward.ini [state] redis_url: \"unix:/run/redis.sock\": a Unix socket URL names the socket's path: expected unix://[[user][:password]@]/path/to/redis.sock[?db=N]");
+    rejects('[state]\nredis_url = unix://:s3cret@/run/redis.sock?db=cache\n', 'mailward.ini [state] redis_url: "unix://:***@/run/redis.sock?db=cache": ?db= must be a database number (0, 1...), got "cache"');
+    // User info and no host: the host must then come as a parameter.
+    rejects('[tracking]\npostgres_url = postgres://mailward:s3cret@/mailward\n', 'mailward.ini [tracking] postgres_url: "postgres://mailward:***@/mailward" names no host: expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database); or socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]');
+    rejects('[tracking]\npostgres_url = mysql://u:s3cret@/db?host=/run/x\n', 'mailward.ini [tracking] postgres_url: "mysql://u:***@/db?host=/run/x": expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database); or socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]');
+    rejects('[tracking]\npostgres_url = socket://run/postgresql?db=mailward\n', 'mailward.ini [tracking] postgres_url: "socket://run/postgresql?db=mailward": a socket: URL names no host, the socket directory is its path: expected socket:/path/to/socket-directory[?db=database]');
+    rejects('[tracking]\npostgres_url = socket:\n', 'mailward.ini [tracking] postgres_url: "socket:": a socket: URL names the socket directory as its path: expected socket:/path/to/socket-directory[?db=database]');
+    rejects('[tracking]\npostgres_url = /run/postgresql  mailward\n', 'mailward.ini [tracking] postgres_url: "/run/postgresql  mailward": a socket directory and an optional database name, one space apart, expected (/run/postgresql mailward)');
   });
   it('the command exits 3 (a configuration error) on a malformed redis_url or postgres_url, not with an internal error', async () => {
     const run = async (ini: string, argv: string[]) => {

@@ -106,27 +106,46 @@ export class SectionReader {
    * A server's URL, read with the WHATWG URL parser: a scheme from `schemes`, a host and, if
    * given, a port from 1 to 65535. `check` adds what one kind of URL needs (a problem, or null);
    * `allowNoHost` accepts a URL without a host when it returns true (e.g. a Unix socket given
-   * otherwise). A password in the URL is never repeated in the error.
+   * otherwise). `userInfoWithoutHost` reads `scheme://user:pass@/path` (user info and no host,
+   * which the WHATWG parser refuses but pg accepts) with a placeholder host, as having no host.
+   * `otherForm` checks forms that are not such URLs (a Unix socket path...): undefined when the
+   * value is not one of them, else null (accepted) or a problem; `otherForms` names them in
+   * errors. A password in the URL is never repeated in the error.
    */
   url(
     key: string,
     fallback: string,
     schemes: readonly string[],
     example: string,
-    extra: { check?: (url: URL) => string | null; allowNoHost?: (url: URL) => boolean } = {},
+    extra: {
+      check?: (url: URL) => string | null;
+      allowNoHost?: (url: URL) => boolean;
+      userInfoWithoutHost?: boolean;
+      otherForm?: (value: string) => string | null | undefined;
+      otherForms?: string;
+    } = {},
   ): string {
     const value = this.string(key, fallback);
     const shown = JSON.stringify(redactUrl(value));
-    const expected = `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example})`;
+    const forms = extra.otherForms ? `; or ${extra.otherForms}` : '';
+    const expected = `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example})${forms}`;
+    const other = extra.otherForm?.(value);
+    if (other === null) return value;
+    if (other !== undefined) throw this.error(key, `${shown}: ${other}`);
     let url: URL;
+    let noHost = false;
     try {
       url = new URL(value);
     } catch {
+      // scheme://user[:password]@/database: an authority with user info and no host.
+      const placeholder = extra.userInfoWithoutHost && /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*@\//i.test(value) ? parseOrNull(value.replace('@/', '@placeholder.invalid/')) : null;
       // Port above 65535, non-digits in the port, no host before the port, spaces...
-      throw this.error(key, `${shown} is not a valid URL: ${expected}, port 1 to 65535`);
+      if (!placeholder) throw this.error(key, `${shown} is not a valid URL: expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example}), port 1 to 65535${forms}`);
+      url = placeholder;
+      noHost = true;
     }
     if (!schemes.includes(url.protocol)) throw this.error(key, `${shown}: ${expected}`);
-    if (url.hostname === '' && !extra.allowNoHost?.(url)) throw this.error(key, `${shown} names no host: ${expected}`);
+    if ((noHost || url.hostname === '') && !extra.allowNoHost?.(url)) throw this.error(key, `${shown} names no host: ${expected}`);
     if (url.port !== '' && !(Number(url.port) >= 1 && Number(url.port) <= 65535)) throw this.error(key, `${shown}: port must be 1 to 65535`);
     const problem = extra.check?.(url);
     if (problem) throw this.error(key, `${shown}: ${problem}`);
@@ -185,6 +204,14 @@ export class IniReader {
       const unknown = reader.unknownKeys();
       if (unknown.length) throw reader.error(unknown[0]!, 'unknown key');
     }
+  }
+}
+
+function parseOrNull(value: string): URL | null {
+  try {
+    return new URL(value);
+  } catch {
+    return null;
   }
 }
 

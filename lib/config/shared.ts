@@ -110,6 +110,8 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       redisUrl: state.url('redis_url', 'redis://127.0.0.1:6379', ['redis:', 'rediss:'], 'redis://[:password@]host:port[/db]', {
         // node-redis takes the path as the database number and throws at connect on anything else.
         check: (url) => (/^(\/\d*)?$/.test(url.pathname) ? null : `the path must be a database number (/0, /1...), got ${JSON.stringify(url.pathname)}`),
+        otherForm: redisSocketUrl,
+        otherForms: 'unix://[[user][:password]@]/path/to/redis.sock[?db=N]',
       }),
       prefix: state.string('prefix', 'mailward:'),
       timeoutMs: state.number('timeout_ms', 250, { min: 10, max: 30000 }),
@@ -121,7 +123,11 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       sqlitePath: resolvePath(dataDir, tracking.string('sqlite_path', 'tracking.sqlite')),
       postgresUrl: tracking.url('postgres_url', 'postgres://127.0.0.1:5432/mailward', ['postgres:', 'postgresql:'], 'postgres://[user[:password]@]host[:port]/database', {
         // postgres:///db?host=/run/postgresql: a Unix socket directory given as a parameter, as pg accepts.
+        // postgres://user:pass@/db?host=/run/postgresql: user info and no host, the same (pg reads it).
         allowNoHost: (url) => url.searchParams.has('host'),
+        userInfoWithoutHost: true,
+        otherForm: postgresSocketUrl,
+        otherForms: 'socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]',
       }),
       postgresSchema: identifier(tracking, 'postgres_schema', 'public'),
       postgresTable: identifier(tracking, 'postgres_table', 'mailward_tracking'),
@@ -142,6 +148,48 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       subjectTag: headers.string('subject_tag', ''),
     },
   };
+}
+
+/**
+ * redis_url as a Unix socket, the form node-redis reads apart from URLs:
+ * unix://[[user][:password]@]/path/to/socket[?db=N]. Undefined: not this form.
+ */
+export function redisSocketUrl(value: string): string | null | undefined {
+  if (!value.startsWith('unix:')) return undefined;
+  const expected = 'expected unix://[[user][:password]@]/path/to/redis.sock[?db=N]';
+  const m = /^unix:\/\/(?:[^:@/]*(?::[^@/]*)?@)?(\/[^?#]*)(?:\?([^#]*))?(?:#.*)?$/.exec(value);
+  if (!m || m[1] === '/') return `a Unix socket URL names the socket's path: ${expected}`;
+  const db = m[2] === undefined ? null : new URLSearchParams(m[2]).get('db');
+  // node-redis selects the database given as ?db=N; anything but a number fails it.
+  if (db !== null && !/^\d+$/.test(db)) return `?db= must be a database number (0, 1...), got ${JSON.stringify(db)}`;
+  return null;
+}
+
+/**
+ * postgres_url as a Unix socket, the forms pg reads besides postgres:// URLs:
+ * `socket:/dir[?db=database]` and `/dir [database]`. Undefined: not one of these forms.
+ */
+export function postgresSocketUrl(value: string): string | null | undefined {
+  if (value.startsWith('/')) {
+    // pg splits it at spaces: the socket directory, then the database.
+    return /^\/\S*(?: \S+)?$/.test(value) ? null : 'a socket directory and an optional database name, one space apart, expected (/run/postgresql mailward)';
+  }
+  if (!/^socket:/i.test(value)) return undefined;
+  let url: URL | null = null;
+  for (const form of [value, value.replace('@/', '@placeholder.invalid/')]) {
+    try {
+      url = new URL(form);
+      break;
+    } catch {
+      url = null;
+    }
+  }
+  const expected = 'expected socket:/path/to/socket-directory[?db=database]';
+  if (!url) return `not a valid URL: ${expected}`;
+  // pg takes the path as the socket directory and ignores a host: one written there is a mistake.
+  if (url.hostname !== '' && url.hostname !== 'placeholder.invalid') return `a socket: URL names no host, the socket directory is its path: ${expected}`;
+  if (!url.pathname.startsWith('/') || url.pathname === '/') return `a socket: URL names the socket directory as its path: ${expected}`;
+  return null;
 }
 
 function identifier(section: ReturnType<IniReader['section']>, key: string, fallback: string): string {
