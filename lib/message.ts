@@ -324,12 +324,87 @@ export function parsedMessage(ctx: MessageContext): Promise<Email | null> {
 
 function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
   const input = parsePrefix(raw, MAX_PARSE_BYTES);
-  const partial = input.length < raw.length ? `decoded the first ${Math.round(input.length / 1024)} KB of ${Math.round(raw.length / 1024)} KB` : undefined;
+  let partial = input.length < raw.length ? `decoded the first ${Math.round(input.length / 1024)} KB of ${Math.round(raw.length / 1024)} KB` : undefined;
   if (partial) ctx.parse = { ...ctx.parse, partial };
-  return decodeParts(input).catch((err: unknown) => {
-    ctx.parse = { ok: false, error: `MIME parse failed: ${err instanceof Error ? err.message : String(err)}`, partial };
-    return null;
-  });
+  return decodeParts(input)
+    .then(async (email) => {
+      if (!partial) return email;
+      const found = await appendTailTextParts(email, raw, input.length);
+      if (found) {
+        partial = `${partial} and ${found} text part${found === 1 ? '' : 's'} after it`;
+        ctx.parse = { ...ctx.parse, partial };
+      }
+      return email;
+    })
+    .catch((err: unknown) => {
+      ctx.parse = { ok: false, error: `MIME parse failed: ${err instanceof Error ? err.message : String(err)}`, partial };
+      return null;
+    });
+}
+
+/** Text parts looked for past the cut of a partial parse. */
+const MAX_TAIL_PARTS = 4;
+/** Lines starting with `--` examined past the cut (base64 never starts a line so; a text attachment may). */
+const MAX_TAIL_BOUNDARIES = 200;
+/** A part's header block past the cut must end within this many bytes of its boundary line. */
+const MAX_TAIL_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Text parts past the cut of a partial parse: a spammer puts a large image
+ * first so that the text after it is never decoded. The undecoded rest is
+ * searched (Buffer.indexOf, no regex over it) for boundary lines followed by
+ * a header block of Content-Type text/plain or text/html that is not an
+ * attachment; each such part (its header block and body up to the next line
+ * starting with the same delimiter) is decoded by postal-mime as a small
+ * message of its own and its text and HTML appended to `email`. Attachment
+ * bodies are skipped undecoded. Bounded: MAX_TAIL_PARTS parts, bodies
+ * MAX_PARSE_BYTES in all, MAX_TAIL_BOUNDARIES boundary lines. Returns how
+ * many parts were appended.
+ */
+async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<number> {
+  let found = 0;
+  let budget = MAX_PARSE_BYTES;
+  let examined = 0;
+  // `cut` is a line start (parsePrefix cuts after a line end).
+  let at = raw[cut - 1] === 0x0a ? cut : raw.indexOf('\n', cut) + 1;
+  if (at === 0) return 0;
+  const text: string[] = [];
+  const html: string[] = [];
+  while (found < MAX_TAIL_PARTS && budget > 0 && examined < MAX_TAIL_BOUNDARIES && at > 0 && at < raw.length) {
+    const line = raw[at] === 0x2d && raw[at + 1] === 0x2d ? at : raw.indexOf('\n--', at) + 1;
+    if (line <= 0) break;
+    examined++;
+    const lineEnd = raw.indexOf(0x0a, line);
+    if (lineEnd < 0) break;
+    at = lineEnd + 1;
+    const delimiter = raw.subarray(line, lineEnd).toString('latin1').replace(/[ \t\r]+$/, '');
+    if (delimiter.length < 3 || delimiter.length > 200 || delimiter.endsWith('--') || raw[at] === 0x0d || raw[at] === 0x0a) continue;
+    const window = raw.subarray(at, at + MAX_TAIL_HEADER_BYTES);
+    const end = headerBlockEnd(window);
+    if (end < 0) continue;
+    const headerBytes = window.subarray(0, end + (window[end] === 0x0d ? 4 : 2));
+    const { headers } = parseHeaderBlock(headerBytes);
+    const type = headers.find((h) => h.key === 'content-type')?.value ?? '';
+    const disposition = headers.find((h) => h.key === 'content-disposition')?.value ?? '';
+    if (!/^\s*text\/(?:plain|html)\b/i.test(type) || /^\s*attachment\b/i.test(disposition)) continue;
+    const bodyStart = at + headerBytes.length;
+    const next = raw.indexOf(`\n${delimiter}`, bodyStart);
+    let bodyEnd = next < 0 ? raw.length : next + 1;
+    if (bodyEnd - bodyStart > budget) {
+      const lineCut = raw.lastIndexOf(0x0a, bodyStart + budget - 1);
+      bodyEnd = lineCut >= bodyStart ? lineCut + 1 : bodyStart + budget;
+    }
+    budget -= bodyEnd - bodyStart;
+    at = bodyEnd;
+    const part = await decodeParts(Buffer.concat([headerBytes, raw.subarray(bodyStart, bodyEnd)])).catch(() => undefined);
+    if (!part || (!part.text && !part.html)) continue;
+    found++;
+    if (part.text) text.push(part.text);
+    if (part.html) html.push(part.html);
+  }
+  if (text.length) email.text = [email.text ?? '', ...text].filter(Boolean).join('\n');
+  if (html.length) email.html = [email.html ?? '', ...html].filter(Boolean).join('\n');
+  return found;
 }
 
 async function decodeParts(raw: Buffer): Promise<Email> {

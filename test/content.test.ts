@@ -286,6 +286,30 @@ describe('content: tokens and MIME', () => {
     }
   });
 
+  it('a text part after a large leading attachment is read past the 2 MB cut (its text, links, a uri rule, tokens); attachment bodies are not decoded', async () => {
+    const b64 = Buffer.alloc(1600 * 1024, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const headers = ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', ''];
+    const image = ['--B', 'Content-Type: image/jpeg; name="a.jpg"', 'Content-Disposition: inline; filename="a.jpg"', 'Content-Transfer-Encoding: base64', '', b64];
+    const spam = ['--B', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', '<html><body><p>Buy cheap viagra now</p><a href=3D"https://evil-pharma.example/buy">click</a></body></html>'];
+    // A text attachment past the cut is not read, nor is a text part after the closing delimiter's own line.
+    const attached = ['--B', 'Content-Type: text/plain', 'Content-Disposition: attachment; filename="x.txt"', '', 'attached secret words'];
+    const raw = [...headers, ...image, ...spam, ...attached, '--B--', ''].join('\r\n');
+    const ctx = createContext({ ip: '192.0.2.1', raw });
+    const p = await messageParts(ctx);
+    assert.match(ctx.parse.partial ?? '', /^decoded the first 2048 KB of 21\d\d KB and 1 text part after it$/);
+    assert.match(p.html?.text ?? '', /Buy cheap viagra now/);
+    assert.match(p.text, /Buy cheap viagra now/);
+    assert.doesNotMatch(p.text + (p.html?.text ?? ''), /attached secret/);
+    assert.deepEqual(p.urls, ['https://evil-pharma.example/buy']);
+    const rules = parseRules('uri R_PHARMA /evil-pharma\\.example/\nscore R_PHARMA 2\ndescribe R_PHARMA Pharma\n', 'test.rules');
+    assert.deepEqual(ruleHits(p, { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules }).map((h) => h.name), ['R_PHARMA']);
+    assert.ok(tokenize(p).includes('viagra'), tokenize(p).join(' '));
+    // With no text part after the cut, the wording is as before.
+    const none = createContext({ ip: '192.0.2.1', raw: [...headers, ...image, ...image, '--B--', ''].join('\r\n') });
+    await messageParts(none);
+    assert.match(none.parse.partial ?? '', /^decoded the first 2048 KB of \d+ KB$/);
+  });
+
   it('reads HTML: hidden text, alt text, links with their visible text, bounded input', () => {
     const html = analyseHtml(
       '<html><head><style>p{}</style></head><body><p>Hello</p><div style="display:none">secret words</div>' +
