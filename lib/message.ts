@@ -309,6 +309,15 @@ function parsePrefix(raw: Buffer, limit: number): Buffer {
 }
 
 /**
+ * The part of a message that is MIME-decoded: its first MAX_PARSE_BYTES, cut
+ * at a line end. For every parser that decodes a message whole (a bounce's
+ * original, a DSN, a feedback report), not only parsedMessage.
+ */
+export function mimePrefix(raw: Buffer): Buffer {
+  return parsePrefix(raw, MAX_PARSE_BYTES);
+}
+
+/**
  * The decoded MIME structure (text, html, attachments, addresses). Parsed once;
  * a message that cannot be parsed yields null and records the error, so every
  * check can still run on headers and raw body. Of a message over
@@ -323,7 +332,7 @@ export function parsedMessage(ctx: MessageContext): Promise<Email | null> {
 }
 
 function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
-  const input = parsePrefix(raw, MAX_PARSE_BYTES);
+  const input = mimePrefix(raw);
   let partial = input.length < raw.length ? `decoded the first ${Math.round(input.length / 1024)} KB of ${Math.round(raw.length / 1024)} KB` : undefined;
   if (partial) ctx.parse = { ...ctx.parse, partial };
   return decodeParts(input)

@@ -11,6 +11,8 @@ import { backscatterModule } from '../lib/checks/backscatter';
 import { referencedMessageIds } from '../lib/checks/backscatter/recognise';
 import { repoPath } from './support/paths';
 import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
+import PostalMime from 'postal-mime';
+import { MAX_PARSE_BYTES } from '../lib/message';
 import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
 import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } from '../lib/checks/backscatter/signing';
 import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
@@ -34,6 +36,23 @@ const FIELDS = { messageId: '<original.1@example.com>', date: 'Mon, 10 Mar 2025 
 function symbols(result: ScanResult): Record<string, string> {
   return Object.fromEntries(result.verdict.symbols.map((s) => [s.name, s.detail]));
 }
+
+/** The sizes of what PostalMime.parse is given while `run` runs (a spy: the parse itself is unchanged). */
+async function postalInputSizes<T>(run: () => Promise<T>): Promise<{ result: T; sizes: number[] }> {
+  const parse = PostalMime.parse;
+  const sizes: number[] = [];
+  PostalMime.parse = ((input: Parameters<typeof parse>[0], options?: Parameters<typeof parse>[1]) => {
+    sizes.push((input as Buffer).length);
+    return parse.call(PostalMime, input, options);
+  }) as typeof parse;
+  try {
+    return { result: await run(), sizes };
+  } finally {
+    PostalMime.parse = parse;
+  }
+}
+/** 24 MB of text lines: what postal-mime would hold the event loop for seconds to decode. */
+const PADDING_24MB = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\r\n'.repeat(Math.ceil(24e6 / 78));
 
 describe('backscatter: subject normalisation', () => {
   it('folds case, whitespace, numbers, addresses and Re:/Fwd:/AW: prefixes', () => {
@@ -189,6 +208,15 @@ describe('backscatter: recognising bounces and auto-replies', () => {
       assert.equal(original.headers.find((h) => h.key === 'message-id')?.value, '<orig.42@example.com>', file);
       assert.equal(original.headers.find((h) => h.key === 'x-mailward-sig')?.value, 'v=1; k=ka; t=1; s=abc', file);
     }
+  });
+
+  it('a 24 MB bounce: only its first 2 MB are MIME-decoded; the original near its start is still found', async () => {
+    const fields = { mid: '<orig.big@example.com>', sigLine: 'X-Mailward-Sig: v=1; k=ka; t=1; s=abc' };
+    const big = Buffer.concat([Buffer.from(bounce('postfix-dsn.eml', fields)), Buffer.from(PADDING_24MB)]);
+    const { result, sizes } = await postalInputSizes(() => extractOriginal(ctx(big, ''), 'x-mailward-sig'));
+    assert.equal(result?.source, 'message/rfc822');
+    assert.equal(result?.headers.find((h) => h.key === 'message-id')?.value, '<orig.big@example.com>');
+    assert.ok(sizes.length > 0 && sizes.every((n) => n <= MAX_PARSE_BYTES), `PostalMime.parse given ${sizes.join(', ')} bytes`);
   });
 
   it('bad input: a truncated original keeps what survived; a missing one gives null', async () => {

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { sign } from '../lib/checks/backscatter/signing';
 import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf, ReinstateBusyError, senderKey, unsubscribeProblem } from '../lib/checks/outbound';
 import { DEFAULTS } from '../lib/checks/outbound/settings';
+import PostalMime from 'postal-mime';
+import { MAX_PARSE_BYTES } from '../lib/message';
 import { main } from '../lib/cli/main';
 import { loadConfig } from '../lib/config/load';
 import { ConfigError } from '../lib/config/errors';
@@ -24,6 +26,23 @@ async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void
     return true;
   });
 }
+
+/** The sizes of what PostalMime.parse is given while `run` runs (a spy: the parse itself is unchanged). */
+async function postalInputSizes<T>(run: () => Promise<T>): Promise<{ result: T; sizes: number[] }> {
+  const parse = PostalMime.parse;
+  const sizes: number[] = [];
+  PostalMime.parse = ((input: Parameters<typeof parse>[0], options?: Parameters<typeof parse>[1]) => {
+    sizes.push((input as Buffer).length);
+    return parse.call(PostalMime, input, options);
+  }) as typeof parse;
+  try {
+    return { result: await run(), sizes };
+  } finally {
+    PostalMime.parse = parse;
+  }
+}
+/** 24 MB of text lines: what postal-mime would hold the event loop for seconds to decode. */
+const PADDING_24MB = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\r\n'.repeat(Math.ceil(24e6 / 78));
 
 describe('outbound: ARF feedback reports (RFC 5965)', () => {
   it('parses a full report with a message/rfc822 original', async () => {
@@ -62,6 +81,15 @@ describe('outbound: ARF feedback reports (RFC 5965)', () => {
     assert.deepEqual(await invalidRecipientsOfDsn(Buffer.from(rewritten)), [['n.body@mailhost.other.example', 'nobody@other.example']]);
     const full = fixture('malformed', 'delivery-status.eml').toString().replace('Status: 5.1.1', 'Status: 5.2.2');
     assert.deepEqual(await invalidRecipientsOfDsn(Buffer.from(full)), []);
+  });
+  it('a 24 MB report or DSN: only its first 2 MB are MIME-decoded; what comes first is still read', async () => {
+    const arf = Buffer.concat([Buffer.from(fixture('abuse-yahoo.eml')), Buffer.from(PADDING_24MB)]);
+    const read = await postalInputSizes(() => parseArf(arf));
+    assert.equal(read.result.originalMessageId, 'spring.0001@example.com');
+    const dsn = Buffer.concat([fixture('malformed', 'delivery-status.eml'), Buffer.from(PADDING_24MB)]);
+    const failed = await postalInputSizes(() => invalidRecipientsOfDsn(dsn));
+    assert.deepEqual(failed.result, [['nobody@other.example']]);
+    for (const sizes of [read.sizes, failed.sizes]) assert.ok(sizes.length > 0 && sizes.every((n) => n <= MAX_PARSE_BYTES), `PostalMime.parse given ${sizes.join(', ')} bytes`);
   });
 });
 

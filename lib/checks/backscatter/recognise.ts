@@ -1,5 +1,5 @@
 import PostalMime from 'postal-mime';
-import { firstHeader, headerValues, parseHeaderBlock, rawBody, type HeaderField, type MessageContext } from '../../message';
+import { firstHeader, headerValues, mimePrefix, parseHeaderBlock, rawBody, type HeaderField, type MessageContext } from '../../message';
 
 export type NotificationKind = 'bounce' | 'auto_reply';
 
@@ -111,8 +111,9 @@ export async function extractOriginal(ctx: MessageContext, signatureHeader: stri
   const texts: string[] = [];
   try {
     // Our own parse: report parts as attachments even when the bounce is not a
-    // proper multipart/report (Exchange-style NDRs attach message/rfc822 inline).
-    const parsed = await PostalMime.parse(ctx.raw, { forceRfc822Attachments: true, maxNestingDepth: 50 });
+    // proper multipart/report (Exchange-style NDRs attach message/rfc822 inline). Only its
+    // first 2 MB, as parsedMessage: a 24 MB bounce decoded whole held the event loop for seconds.
+    const parsed = await PostalMime.parse(mimePrefix(ctx.raw), { forceRfc822Attachments: true, maxNestingDepth: 50 });
     for (const part of parsed.attachments ?? []) {
       const type = (part.mimeType ?? '').toLowerCase();
       const text = contentText(part.content);

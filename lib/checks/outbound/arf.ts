@@ -1,6 +1,6 @@
 import PostalMime from 'postal-mime';
 import { asciiDomain } from '../../util/domain';
-import { domainOf, mailboxesOf, parseHeaderBlock, type HeaderField } from '../../message';
+import { domainOf, mailboxesOf, mimePrefix, parseHeaderBlock, type HeaderField } from '../../message';
 import { addressOf, normaliseMessageId } from '../backscatter/signing';
 
 /** A report that is not a usable RFC 5965 feedback report; the message says what is wrong. */
@@ -59,7 +59,8 @@ export async function parseArf(raw: Buffer | string): Promise<FeedbackReport> {
 
   let parsed;
   try {
-    parsed = await PostalMime.parse(buffer, { forceRfc822Attachments: true, maxNestingDepth: 20 });
+    // Only the first 2 MB are decoded (mimePrefix): the report and the copy's headers come first.
+    parsed = await PostalMime.parse(mimePrefix(buffer), { forceRfc822Attachments: true, maxNestingDepth: 20 });
   } catch (err) {
     throw new ArfError(`the MIME structure cannot be parsed: ${(err as Error).message}`);
   }
@@ -115,7 +116,8 @@ export function looksLikeArf(contentType: string | undefined): boolean {
 export async function invalidRecipientsOfDsn(raw: Buffer): Promise<string[][]> {
   let parsed;
   try {
-    parsed = await PostalMime.parse(raw, { forceRfc822Attachments: true, maxNestingDepth: 20 });
+    // Only the first 2 MB are decoded (mimePrefix), as every MIME parse of a message.
+    parsed = await PostalMime.parse(mimePrefix(raw), { forceRfc822Attachments: true, maxNestingDepth: 20 });
   } catch {
     return [];
   }
