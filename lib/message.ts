@@ -434,18 +434,42 @@ interface PartNode {
 
 /** Bytes of an HTML part that browsers search for a <meta> charset (the HTML standard's prescan). */
 const META_PRESCAN_BYTES = 1024;
-/** `<meta charset="koi8-r">`, or the charset in `<meta http-equiv="Content-Type" content="text/html; charset=...">`. */
-const META_CHARSET = /<meta\s[^>]*?charset\s*=\s*["']?\s*([\w.:-]{1,40})/i;
+/** A `<meta ...>` tag: what stands between `<meta` and its `>` (quoted values may hold `>`). */
+const META_TAG = /<meta[\s/]((?:"[^"]*"|'[^']*'|[^'">])*)>?/gi;
+/** One attribute of a tag: name, and its value double-quoted, single-quoted or bare. */
+const TAG_ATTRIBUTE = /([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g;
+/** The charset in a Content-Type value (`text/html; charset=koi8-r`). */
+const CONTENT_CHARSET = /charset\s*=\s*["']?\s*([\w.:-]{1,40})/i;
+
+/** The charset one `<meta>` tag declares: its `charset` attribute, or `content` when `http-equiv` is Content-Type. */
+function metaTagCharset(attributes: string): string | undefined {
+  const attrs = new Map<string, string>();
+  for (const m of attributes.matchAll(TAG_ATTRIBUTE)) {
+    const name = m[1]!.toLowerCase();
+    if (!attrs.has(name)) attrs.set(name, m[2] ?? m[3] ?? m[4] ?? '');
+  }
+  const charset = attrs.get('charset')?.trim();
+  if (charset) return charset;
+  if (attrs.get('http-equiv')?.trim().toLowerCase() !== 'content-type') return undefined;
+  return CONTENT_CHARSET.exec(attrs.get('content') ?? '')?.[1];
+}
 
 /**
- * The decoder that an HTML part's `<meta>` charset names, or undefined: none in
- * the first 1024 bytes (outside comments), a label TextDecoder does not know,
- * or a UTF (UTF-8 is what postal-mime read it as; the HTML standard reads a
- * UTF-16 label found by the prescan as UTF-8).
+ * The decoder that an HTML part's `<meta>` charset names, or undefined: a
+ * byte order mark (it wins over any `<meta>`, as in the HTML standard), no
+ * meta tag in the first 1024 bytes (outside comments) with a `charset`
+ * attribute or an `http-equiv="Content-Type"` `content` naming one (a
+ * keywords meta or a `data-charset` attribute is no declaration), a label
+ * TextDecoder does not know, or a UTF (UTF-8 is what postal-mime read it as;
+ * the HTML standard reads a UTF-16 label found by the prescan as UTF-8).
  */
 function metaDecoder(content: ArrayBuffer): TextDecoder | undefined {
-  const head = Buffer.from(content, 0, Math.min(content.byteLength, META_PRESCAN_BYTES)).toString('latin1');
-  const label = META_CHARSET.exec(head.replace(/<!--[\s\S]*?(?:-->|$)/g, ''))?.[1];
+  const bytes = Buffer.from(content, 0, Math.min(content.byteLength, META_PRESCAN_BYTES));
+  const bom = (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) || (bytes[0] === 0xfe && bytes[1] === 0xff) || (bytes[0] === 0xff && bytes[1] === 0xfe);
+  if (bom) return undefined;
+  const head = bytes.toString('latin1').replace(/<!--[\s\S]*?(?:-->|$)/g, '');
+  let label: string | undefined;
+  for (const tag of head.matchAll(META_TAG)) if ((label = metaTagCharset(tag[1]!))) break;
   if (!label) return undefined;
   try {
     const decoder = new TextDecoder(label);

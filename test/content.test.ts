@@ -286,6 +286,24 @@ describe('content: tokens and MIME', () => {
     }
   });
 
+  it('a <meta> charset is only a meta tag\'s charset attribute or an http-equiv Content-Type content; a UTF-8 BOM wins over it', async () => {
+    const words = 'Купить виагру дешево сегодня';
+    const read = async (head: string, body: Buffer = Buffer.from(`<p>${words}</p></body></html>`, 'utf8')) => {
+      const html = Buffer.concat([Buffer.from(head, 'utf8'), body]);
+      const raw = Buffer.concat([Buffer.from('From: a@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n'), Buffer.from(html.toString('base64').replace(/.{76}/g, '$&\r\n') + '\r\n')]);
+      return (await messageParts(createContext({ ip: '192.0.2.1', raw }))).text.trim();
+    };
+    // UTF-8 text, not re-read as windows-1251.
+    for (const head of ['\ufeff<html><head><meta charset="windows-1251"></head><body>', '<html><head><meta name="keywords" content="charset=windows-1251"></head><body>', '<html><head><meta data-charset="windows-1251"></head><body>', '<meta http-equiv="refresh" content="5; charset=windows-1251"><body>']) {
+      assert.equal(await read(head), words, head);
+    }
+    // Declarations still read, in any attribute order and quoting, the first meta that declares one winning.
+    const cp1251 = Buffer.from([...`<p>${words}</p>`].map((c) => (c < '\u0400' ? c.charCodeAt(0) : c === 'Ё' ? 0xa8 : c === 'ё' ? 0xb8 : c.charCodeAt(0) - 0x410 + 0xc0)));
+    for (const head of ['<meta content="text/html; charset=windows-1251" http-equiv="Content-Type">', "<meta name=x><META HTTP-EQUIV='content-type' CONTENT='text/html;charset=windows-1251'>", '<meta charset=windows-1251 />', '<meta name="a>b" charset="windows-1251">']) {
+      assert.equal(await read(head, cp1251), words, head);
+    }
+  });
+
   it('a text part after a large leading attachment is read past the 2 MB cut (its text, links, a uri rule, tokens); attachment bodies are not decoded', async () => {
     const b64 = Buffer.alloc(1600 * 1024, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
     const headers = ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', ''];
