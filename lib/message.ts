@@ -486,7 +486,8 @@ function metaDecoder(content: ArrayBuffer): TextDecoder | undefined {
  * decoded again from its bytes. A charset parameter wins, as in mail clients.
  * Parts are met in tree order, the order postal-mime joins them in
  * (`email.html`), so each is looked for after the last one replaced: time
- * linear in the message.
+ * linear in the message. A part not found as it is (format=flowed) is skipped;
+ * after MAX_META_MISSES of those the rest are left as postal-mime read them.
  */
 function redecodeByMeta(email: Email, root: PartNode | undefined): void {
   const html = email.html;
@@ -494,6 +495,7 @@ function redecodeByMeta(email: Email, root: PartNode | undefined): void {
   // Pieces joined once: replacing in the string part by part would copy it per part.
   const pieces: string[] = [];
   let from = 0;
+  let misses = 0;
   const stack = [root];
   for (let node = stack.pop(); node; node = stack.pop()) {
     if (Array.isArray(node.childNodes)) for (let i = node.childNodes.length - 1; i >= 0; i--) stack.push(node.childNodes[i]!);
@@ -504,13 +506,20 @@ function redecodeByMeta(email: Email, root: PartNode | undefined): void {
     if (!decoder) continue;
     const read = utf8.decode(node.content);
     const at = html.indexOf(read, from);
-    // Not where tree order puts it (nested alternatives): stop rather than search the rest again per part.
-    if (at < 0) break;
+    // Not as postal-mime joined it (format=flowed, nested alternatives): that part is left as it is and the
+    // later ones still looked for; after MAX_META_MISSES misses, no more (each searches the rest again).
+    if (at < 0) {
+      if (++misses >= MAX_META_MISSES) break;
+      continue;
+    }
     pieces.push(html.slice(from, at), decoder.decode(node.content));
     from = at + read.length;
   }
   if (pieces.length) email.html = pieces.join('') + html.slice(from);
 }
+
+/** HTML parts redecodeByMeta fails to find in the joined HTML before it stops looking: each miss searches the rest. */
+const MAX_META_MISSES = 20;
 
 /** What postal-mime decodes a part with no charset with. */
 const utf8 = new TextDecoder();

@@ -304,6 +304,20 @@ describe('content: tokens and MIME', () => {
     }
   });
 
+  it('an HTML part postal-mime joins otherwise than its bytes (format=flowed) does not stop the <meta> charset of later parts', async () => {
+    const koi8 = new TextDecoder('koi8-r');
+    const byte = new Map(Array.from({ length: 256 }, (_, b) => [koi8.decode(Uint8Array.of(b)), b] as const));
+    const encode = (text: string) => Buffer.from([...text].map((c) => byte.get(c)!));
+    const part = (ct: string, html: Buffer) => [`Content-Type: ${ct}`, 'Content-Transfer-Encoding: base64', '', html.toString('base64').replace(/.{76}/g, '$&\r\n')].join('\r\n');
+    const decoy = Buffer.from('<html><head><meta charset="windows-1251"></head><body><p>Hello \r\nthere \r\n</p></body></html>');
+    const spam = Buffer.concat([Buffer.from('<html><head><meta charset="koi8-r"></head><body><p>'), encode('Купить виагру дешево'), Buffer.from('</p></body></html>')]);
+    const raw = ['From: a@example.com', 'Subject: x', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', '',
+      '--B', part('text/html; format=flowed', decoy), '--B', part('text/html', spam), '--B--', ''].join('\r\n');
+    const p = await messageParts(createContext({ ip: '192.0.2.1', raw }));
+    assert.match(p.html!.text, /Купить виагру дешево/);
+    assert.match(p.html!.text, /Hello/);
+  });
+
   it('a text part after a large leading attachment is read past the 2 MB cut (its text, links, a uri rule, tokens); attachment bodies are not decoded', async () => {
     const b64 = Buffer.alloc(1600 * 1024, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
     const headers = ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', ''];
