@@ -319,6 +319,13 @@ describe('antispoof module with auth results, against a real DNS server', functi
       body: '--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour mailbox is full.\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Your mailbox is full. Sign in at https://examp1e.com/owa</p>\r\n--alt--\r\n',
     }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
     assert.match(symbol(await scan(mw, alternative, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK')?.detail ?? '', /examp1e\.com/, 'a URL in the HTML text beside a plain part');
+    // ... also after 300 URLs in the plain part: each text has its own budget.
+    const crowded = message({
+      from: 'IT <it@freemail.test>',
+      headers: { 'Content-Type': 'multipart/alternative; boundary="alt"' },
+      body: `--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${Array.from({ length: 300 }, (_, i) => `https://ok${i}.example.org/`).join('\r\n')}\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Your mailbox is full. Sign in at https://examp1e.com/owa</p>\r\n--alt--\r\n`,
+    }).replace('Content-Type: text/plain; charset=utf-8\r\n', '');
+    assert.match(symbol(await scan(mw, crowded, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK')?.detail ?? '', /examp1e\.com/, 'a URL in the HTML text after 300 in the plain part');
     const fine = message({ from: 'IT <it@freemail.test>', body: 'See https://www.example.com/news and https://examples.com/ and http://www.exampel.com/\r\n' });
     assert.equal(symbol(await scan(mw, fine, IP.nobody, 'it@freemail.test'), 'LOOKALIKE_LOCAL_LINK'), undefined);
   });

@@ -318,6 +318,19 @@ describe('content: tokens and MIME', () => {
     assert.match(p.html!.text, /Hello/);
   });
 
+  it('URLs in the plain part, the HTML links and the HTML\'s text each have their own budget of 300: 300 plain URLs do not hide one in the HTML text', async () => {
+    const plain = Array.from({ length: 300 }, (_, i) => `https://ok${i}.example.org/`).join('\r\n');
+    const links = Array.from({ length: 300 }, (_, i) => `<a href="https://news${i}.example.org/">n</a>`).join('');
+    const raw = ['From: a@example.com', 'Subject: x', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="B"', '',
+      '--B', 'Content-Type: text/plain; charset=utf-8', '', plain,
+      '--B', 'Content-Type: text/html; charset=utf-8', '', `<html><body>${links}<p>Sign in at https://examp1e.com/owa now</p></body></html>`, '--B--', ''].join('\r\n');
+    const p = await messageParts(createContext({ ip: '192.0.2.1', raw }));
+    assert.ok(p.urls.includes('https://examp1e.com/owa'), `${p.urls.length} urls`);
+    assert.ok(p.urls.includes('https://ok299.example.org/') && p.urls.includes('https://news299.example.org/'));
+    const rules = parseRules('uri R_OWA /examp1e\\.com/\nscore R_OWA 2\ndescribe R_OWA Owa\n', 'test.rules');
+    assert.deepEqual(ruleHits(p, { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules }).map((h) => h.name), ['R_OWA']);
+  });
+
   it('a text part after a large leading attachment is read past the 2 MB cut (its text, links, a uri rule, tokens); attachment bodies are not decoded', async () => {
     const b64 = Buffer.alloc(1600 * 1024, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
     const headers = ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', ''];

@@ -19,7 +19,10 @@ export interface MessageParts {
   /** Length of the text/plain part ('' when the message is HTML only). */
   plainLength: number;
   html?: HtmlInfo;
-  /** Link targets from the HTML plus URLs written in the text and, beside a plain part, in the HTML's text (those once). */
+  /**
+   * Link targets from the HTML plus URLs written in the text and, beside a plain part, in the HTML's text (those once):
+   * up to MAX_URLS (300) from each of the three, so one cannot crowd out another.
+   */
   urls: string[];
   attachments: AttachmentInfo[];
   /**
@@ -101,14 +104,21 @@ function fallbackText(ctx: MessageContext, limit: number): string {
   return body.replace(/^[A-Za-z0-9+/=]{60,}$/gm, ' ').slice(0, limit);
 }
 
-/** URLs written in `text`, added to `into`; those in `skip` are not, and each added joins it. */
+/**
+ * URLs written in `text`, added to `into`, at most MAX_URLS of this text: its
+ * own budget, so that URLs in one text (the plain part, 300 links) do not
+ * crowd out another's (the HTML's text). Those in `skip` are not added, and
+ * each added joins it.
+ */
 export function urlsIn(text: string, into: string[], skip?: Set<string>): void {
   URL_IN_TEXT.lastIndex = 0;
   let match: RegExpExecArray | null;
-  while (into.length < MAX_URLS && (match = URL_IN_TEXT.exec(text))) {
+  let added = 0;
+  while (added < MAX_URLS && (match = URL_IN_TEXT.exec(text))) {
     if (skip?.has(match[0])) continue;
     skip?.add(match[0]);
     into.push(match[0]);
+    added++;
   }
 }
 
@@ -134,6 +144,7 @@ async function extract(ctx: MessageContext, limits: PartLimits): Promise<Message
   const text = (plain.trim() ? plain : (html?.text ?? '')).slice(0, limits.maxTextChars);
   const urls: string[] = [];
   for (const link of html?.links ?? []) if (urls.length < MAX_URLS) urls.push(link.href);
+  // Each source its own budget: 300 links or 300 plain-part URLs must not hide a URL written only in the HTML's text.
   urlsIn(text, urls);
   // Beside a plain part, the HTML's text as well: mail programs show the HTML, and a spammer writes another
   // URL there than in the plain part. Mostly it repeats the plain part's and its own links: those are not added again.
