@@ -357,6 +357,8 @@ const MAX_TAIL_PARTS = 4;
 const MAX_TAIL_BOUNDARIES = 200;
 /** A part's header block past the cut must end within this many bytes of its boundary line. */
 const MAX_TAIL_HEADER_BYTES = 16 * 1024;
+/** Bytes of text-part bodies decoded past the cut, in all: the content checks read at most 1 MB of HTML and 256 KB of text. */
+const MAX_TAIL_BYTES = 1024 * 1024;
 
 /**
  * Text parts past the cut of a partial parse: a spammer puts a large image
@@ -367,12 +369,12 @@ const MAX_TAIL_HEADER_BYTES = 16 * 1024;
  * starting with the same delimiter) is decoded by postal-mime as a small
  * message of its own and its text and HTML appended to `email`. Attachment
  * bodies are skipped undecoded. Bounded: MAX_TAIL_PARTS parts, bodies
- * MAX_PARSE_BYTES in all, MAX_TAIL_BOUNDARIES boundary lines. Returns how
+ * MAX_TAIL_BYTES in all, MAX_TAIL_BOUNDARIES boundary lines. Returns how
  * many parts were appended.
  */
 async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<number> {
   let found = 0;
-  let budget = MAX_PARSE_BYTES;
+  let budget = MAX_TAIL_BYTES;
   let examined = 0;
   // `cut` is a line start (parsePrefix cuts after a line end).
   let at = raw[cut - 1] === 0x0a ? cut : raw.indexOf('\n', cut) + 1;
