@@ -119,6 +119,14 @@ describe('configuration', () => {
     assert.equal(ok.tracking.postgresUrl, 'postgresql://mailward:secret@db.example.com/mail?sslmode=require');
     assert.equal(load('[tracking]\npostgres_url = postgres:///mail?host=/var/run/postgresql\n').shared.tracking.postgresUrl, 'postgres:///mail?host=/var/run/postgresql');
   });
+  it('refuses a redis_url whose user, password or socket path node-redis cannot decode (it threw URIError at start)', () => {
+    const message = (shown: string) => `mailward.ini [state] redis_url: ${JSON.stringify(shown)}: the user name, password or path holds a % that starts no escape (write %25 for a % sign)`;
+    rejects('[state]\nredis_url = redis://u:50%@10.0.0.5:6379\n', message('redis://u:***@10.0.0.5:6379'));
+    rejects('[state]\nredis_url = unix:///tmp/%zz.sock\n', message('unix:///tmp/%zz.sock'));
+    rejects('[state]\nredis_url = unix://%E0@/tmp/r.sock\n', message('unix://%E0@/tmp/r.sock'));
+    rejects('[state]\nredis_url = unix://u:%@/tmp/r.sock\n', message('unix://u:***@/tmp/r.sock'));
+    assert.equal(load('[state]\nredis_url = redis://u:50%25@10.0.0.5:6379\n').shared.state.redisUrl, 'redis://u:50%25@10.0.0.5:6379');
+  });
   it('accepts the Unix socket forms node-redis and pg read, and still refuses what they do not (review 2)', () => {
     // A config that loaded before URL checks came must still load: node-redis reads unix://,
     // pg reads user info with no host (and ?host=), socket: and a leading /.

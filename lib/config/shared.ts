@@ -109,7 +109,9 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       backend: state.oneOf('backend', ['memory', 'redis'] as const, 'memory'),
       redisUrl: state.url('redis_url', 'redis://127.0.0.1:6379', ['redis:', 'rediss:'], 'redis://[:password@]host:port[/db]', {
         // node-redis takes the path as the database number and throws at connect on anything else.
-        check: (url) => (/^(\/\d*)?$/.test(url.pathname) ? null : `the path must be a database number (/0, /1...), got ${JSON.stringify(url.pathname)}`),
+        check: (url) =>
+          (/^(\/\d*)?$/.test(url.pathname) ? null : `the path must be a database number (/0, /1...), got ${JSON.stringify(url.pathname)}`) ??
+          badPercentEscape([url.username, url.password]),
         otherForm: redisSocketUrl,
         otherForms: 'unix://[[user][:password]@]/path/to/redis.sock[?db=N]',
       }),
@@ -157,11 +159,29 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
 export function redisSocketUrl(value: string): string | null | undefined {
   if (!value.startsWith('unix:')) return undefined;
   const expected = 'expected unix://[[user][:password]@]/path/to/redis.sock[?db=N]';
-  const m = /^unix:\/\/(?:[^:@/]*(?::[^@/]*)?@)?(\/[^?#]*)(?:\?([^#]*))?(?:#.*)?$/.exec(value);
-  if (!m || m[1] === '/') return `a Unix socket URL names the socket's path: ${expected}`;
-  const db = m[2] === undefined ? null : new URLSearchParams(m[2]).get('db');
+  const m = /^unix:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?(\/[^?#]*)(?:\?([^#]*))?(?:#.*)?$/.exec(value);
+  if (!m || m[3] === '/') return `a Unix socket URL names the socket's path: ${expected}`;
+  const escapes = badPercentEscape([m[1] ?? '', m[2] ?? '', m[3]!]);
+  if (escapes) return escapes;
+  const db = m[4] === undefined ? null : new URLSearchParams(m[4]).get('db');
   // node-redis selects the database given as ?db=N; anything but a number fails it.
   if (db !== null && !/^\d+$/.test(db)) return `?db= must be a database number (0, 1...), got ${JSON.stringify(db)}`;
+  return null;
+}
+
+/**
+ * node-redis decodes the user, password and socket path with decodeURIComponent, which
+ * throws (and took Haraka down at start) on a `%` that starts no escape: `u:%@host`.
+ */
+function badPercentEscape(pieces: string[]): string | null {
+  for (const piece of pieces) {
+    try {
+      decodeURIComponent(piece);
+    } catch {
+      // Not repeated: it may be the password.
+      return 'the user name, password or path holds a % that starts no escape (write %25 for a % sign)';
+    }
+  }
   return null;
 }
 
