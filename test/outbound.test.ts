@@ -293,6 +293,13 @@ for (const backend of backends) {
       for (const domain of ['fbl.one.example', 'fbl.one.example', 'fbl.two.example', 'fbl.one.example', 'fbl.two.example']) statuses.push((await redacted(listed, '<team.2@example.com>', domain)).status);
       assert.deepEqual(statuses, ['counted', 'duplicate', 'counted', 'duplicate', 'duplicate']);
       assert.equal((await ledger.counts('alice')).complaint, 4);
+      // Subdomains of one listed reporter are that reporter (review 3: r0..r4.fbl.outlook.example each counted).
+      const outlook = outboundSettings('[complaints]\nrequire_authenticated = false\nreporters = fbl.outlook.example\n');
+      await ledger.recordMessage('<team.4@example.com>', 'alice', rcpts);
+      const subdomains = [];
+      for (let i = 0; i < 3; i++) subdomains.push((await redacted(outlook, '<team.4@example.com>', `r${i}.fbl.outlook.example`)).status);
+      assert.deepEqual(subdomains, ['counted', 'duplicate', 'duplicate']);
+      assert.equal((await ledger.counts('alice')).complaint, 5);
 
       // A write that fails takes the sighting back: the report's next delivery counts.
       await ledger.recordMessage('<team.3@example.com>', 'alice', rcpts);
@@ -302,7 +309,7 @@ for (const backend of backends) {
       await assert.rejects(countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, failingLedger, clock), /connection lost/);
       assert.equal((await countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, ledger, clock)).status, 'counted');
       assert.equal((await countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, ledger, clock)).status, 'duplicate');
-      assert.equal((await ledger.counts('alice')).complaint, 5);
+      assert.equal((await ledger.counts('alice')).complaint, 6);
     });
 
     it('the reporter does not make a report new: one complaint per recipient of the message, whichever domains report it', async () => {

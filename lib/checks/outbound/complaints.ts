@@ -1,6 +1,7 @@
 import { addressOf, verify } from '../backscatter/signing';
 import type { FeedbackReport } from './arf';
 import { asciiDomain } from '../../util/domain';
+import { orgDomain } from '../auth/align';
 import { recipientKey, type Kind, type OutboundLedger, type Suspension } from './ledger';
 import type { Identity, OutboundSettings } from './settings';
 
@@ -122,10 +123,13 @@ export async function countReport(
     // So it counts once per (message, reporter domain); and once per message in all when any
     // authenticating domain may report (reporters empty), as anyone can set up domains of their
     // own. Trap hits come only from trap_reporters, a list the operator wrote.
+    // The reporter counts by its organisational domain: fbl1. and fbl2. of one listed provider
+    // are one reporter, not two.
     const open = c.reporters.length === 0 && !isTrap;
-    const redactedKey = open ? `${original}|${kind}|redacted` : `${original}|${kind}|redacted|${report.reporterDomain}`;
+    const reporter = orgDomain(report.reporterDomain) || report.reporterDomain;
+    const redactedKey = open ? `${original}|${kind}|redacted` : `${original}|${kind}|redacted|${reporter}`;
     if (!(await ledger.firstTime(redactedKey))) {
-      const by = open ? 'without Original-Rcpt-To (any reporter may report: once per message)' : `without Original-Rcpt-To from ${report.reporterDomain || '(no domain)'}`;
+      const by = open ? 'without Original-Rcpt-To (any reporter may report: once per message)' : `without Original-Rcpt-To from ${reporter || '(no domain)'}`;
       return { status: 'duplicate', sender, via, detail: `${about}: already counted ${by}` };
     }
     seen.push(redactedKey);
