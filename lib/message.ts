@@ -340,7 +340,7 @@ function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
       if (!partial) return email;
       const found = await appendTailTextParts(email, raw, input.length);
       if (found) {
-        partial = `${partial} and ${found} text part${found === 1 ? '' : 's'} after it`;
+        partial = `${partial} and ${found} text part${found === 1 ? '' : 's'} crossing or after it`;
         ctx.parse = { ...ctx.parse, partial };
       }
       return email;
@@ -351,33 +351,75 @@ function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
     });
 }
 
-/** Text parts looked for past the cut of a partial parse. */
-const MAX_TAIL_PARTS = 4;
-/** Lines starting with `--` examined past the cut (base64 never starts a line so; a text attachment may). */
-const MAX_TAIL_BOUNDARIES = 200;
-/** A part's header block past the cut must end within this many bytes of its boundary line. */
-const MAX_TAIL_HEADER_BYTES = 16 * 1024;
-/** Bytes of text-part bodies decoded past the cut, in all: the content checks read at most 1 MB of HTML and 256 KB of text. */
+/** Text parts read at or past the cut of a partial parse: counted cheaply, the bound that matters is MAX_TAIL_BYTES. */
+const MAX_TAIL_PARTS = 32;
+/**
+ * Lines starting with `--` examined past the cut. Each costs little (a failed
+ * header block resumes at the line that failed it, a skipped part's body is
+ * jumped over with indexOf), so this only caps decoy lines in preambles.
+ */
+const MAX_TAIL_BOUNDARIES = 1000;
+/** A part's header block past the cut must end within this many bytes of its boundary line (a long field must not hide the part). */
+const MAX_TAIL_HEADER_BYTES = 256 * 1024;
+/** Bytes of text parts (header blocks and bodies) decoded past the cut, in all: the content checks read at most 1 MB of HTML and 256 KB of text. */
 const MAX_TAIL_BYTES = 1024 * 1024;
 
+/** Whether raw[start, end) is a header field line (`Name:`, blanks allowed before the colon) or, unless first, a continuation line. */
+function isHeaderLine(raw: Buffer, start: number, end: number, first: boolean): boolean {
+  if (raw[start] === 0x20 || raw[start] === 0x09) return !first;
+  let i = start;
+  while (i < end && raw[i]! > 0x20 && raw[i]! < 0x7f && raw[i] !== 0x3a) i++;
+  if (i === start) return false;
+  while (i < end && (raw[i] === 0x20 || raw[i] === 0x09)) i++;
+  return raw[i] === 0x3a;
+}
+
 /**
- * Text parts past the cut of a partial parse: a spammer puts a large image
- * first so that the text after it is never decoded. The undecoded rest is
+ * The header block of a part that starts at `at`: `end` is the index just past
+ * its blank line (an empty block is a blank line at `at`), or -1 when a line
+ * is not a header field or no blank line comes within MAX_TAIL_HEADER_BYTES;
+ * then `resume` is where the search for boundary lines goes on (the line that
+ * failed it may itself be one), so no byte is walked twice.
+ */
+function tailHeaderBlock(raw: Buffer, at: number): { end: number; resume: number } {
+  const limit = Math.min(raw.length, at + MAX_TAIL_HEADER_BYTES);
+  for (let line = at; line < limit; ) {
+    // A search past `limit` (a long last line) is repeated once at most, by the next boundary search.
+    const lineEnd = raw.indexOf(0x0a, line);
+    if (lineEnd < 0 || lineEnd >= limit) return { end: -1, resume: limit };
+    if (lineEnd === line || (lineEnd === line + 1 && raw[line] === 0x0d)) return { end: lineEnd + 1, resume: lineEnd + 1 };
+    if (!isHeaderLine(raw, line, raw[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd, line === at)) return { end: -1, resume: line };
+    line = lineEnd + 1;
+  }
+  return { end: -1, resume: limit };
+}
+
+/**
+ * Text parts at and past the cut of a partial parse: a spammer puts a large
+ * image first so that the text after it is never decoded. The search starts
+ * at the last line starting with `--` inside the decoded prefix, so a text
+ * part whose boundary line, header block or body straddles the cut is read
+ * whole (its first bytes twice: harmless). From there the raw message is
  * searched (Buffer.indexOf, no regex over it) for boundary lines followed by
- * a header block of Content-Type text/plain or text/html that is not an
- * attachment; each such part (its header block and body up to the next line
- * starting with the same delimiter) is decoded by postal-mime as a small
- * message of its own and its text and HTML appended to `email`. Attachment
- * bodies are skipped undecoded. Bounded: MAX_TAIL_PARTS parts, bodies
- * MAX_TAIL_BYTES in all, MAX_TAIL_BOUNDARIES boundary lines. Returns how
- * many parts were appended.
+ * a header block of header fields. A multipart's body is searched on for its
+ * children. A text/plain or text/html part that is not an attachment (no
+ * Content-Type is text/plain, RFC 2046; an empty header block too) is decoded
+ * by postal-mime as a small message of its own, up to the next line starting
+ * with its delimiter, and its text and HTML appended to `email`. Any other
+ * part (an attachment, message/*, other types) is jumped over to its own
+ * next delimiter line undecoded and unsearched: lines starting with `--` in a
+ * text attachment cannot use up the search, nor is the text inside an
+ * attached message read. Bounded: MAX_TAIL_BYTES decoded in all,
+ * MAX_TAIL_PARTS parts, MAX_TAIL_BOUNDARIES boundary lines. Returns how many
+ * parts were appended.
  */
 async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<number> {
   let found = 0;
   let budget = MAX_TAIL_BYTES;
   let examined = 0;
-  // `cut` is a line start (parsePrefix cuts after a line end).
-  let at = raw[cut - 1] === 0x0a ? cut : raw.indexOf('\n', cut) + 1;
+  // `cut` is a line start (parsePrefix cuts after a line end); the last `--` line before it opens the part that straddles it.
+  const last = raw.lastIndexOf('\n--', cut - 1);
+  let at = last >= 0 ? last + 1 : raw[cut - 1] === 0x0a ? cut : raw.indexOf('\n', cut) + 1;
   if (at === 0) return 0;
   const text: string[] = [];
   const html: string[] = [];
@@ -389,25 +431,40 @@ async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Prom
     if (lineEnd < 0) break;
     at = lineEnd + 1;
     const delimiter = raw.subarray(line, lineEnd).toString('latin1').replace(/[ \t\r]+$/, '');
-    if (delimiter.length < 3 || delimiter.length > 200 || delimiter.endsWith('--') || raw[at] === 0x0d || raw[at] === 0x0a) continue;
-    const window = raw.subarray(at, at + MAX_TAIL_HEADER_BYTES);
-    const end = headerBlockEnd(window);
-    if (end < 0) continue;
-    const headerBytes = window.subarray(0, end + (window[end] === 0x0d ? 4 : 2));
-    const { headers } = parseHeaderBlock(headerBytes);
-    const type = headers.find((h) => h.key === 'content-type')?.value ?? '';
-    const disposition = headers.find((h) => h.key === 'content-disposition')?.value ?? '';
-    if (!/^\s*text\/(?:plain|html)\b/i.test(type) || /^\s*attachment\b/i.test(disposition)) continue;
-    const bodyStart = at + headerBytes.length;
-    const next = raw.indexOf(`\n${delimiter}`, bodyStart);
-    let bodyEnd = next < 0 ? raw.length : next + 1;
-    if (bodyEnd - bodyStart > budget) {
-      const lineCut = raw.lastIndexOf(0x0a, bodyStart + budget - 1);
-      bodyEnd = lineCut >= bodyStart ? lineCut + 1 : bodyStart + budget;
+    if (delimiter.length < 3 || delimiter.length > 200 || delimiter.endsWith('--')) continue;
+    const block = tailHeaderBlock(raw, at);
+    if (block.end < 0) {
+      at = block.resume;
+      continue;
     }
-    budget -= bodyEnd - bodyStart;
+    const headerBytes = raw.subarray(at, block.end);
+    const bodyStart = block.end;
+    const { headers } = parseHeaderBlock(headerBytes);
+    const type = (headers.find((h) => h.key === 'content-type')?.value ?? 'text/plain').split(';')[0]!.trim().toLowerCase();
+    const disposition = headers.find((h) => h.key === 'content-disposition')?.value ?? '';
+    const attachment = /^\s*attachment\b/i.test(disposition);
+    if (type.startsWith('multipart/')) {
+      at = bodyStart;
+      continue;
+    }
+    if ((type !== 'text/plain' && type !== 'text/html') || attachment) {
+      // Not searched: its next delimiter line ends it (none: it runs to the end, and so does the search).
+      const next = raw.indexOf(`\n${delimiter}`, bodyStart);
+      at = next < 0 ? raw.length : next + 1;
+      continue;
+    }
+    const room = budget - headerBytes.length;
+    if (room <= 0) break;
+    // Its end is looked for only as far as the budget reaches: text parts that end nowhere cannot each search the rest.
+    const next = raw.subarray(bodyStart, bodyStart + room + delimiter.length + 1).indexOf(`\n${delimiter}`);
+    let bodyEnd = next < 0 ? raw.length : bodyStart + next + 1;
+    if (bodyEnd - bodyStart > room) {
+      const lineCut = raw.lastIndexOf(0x0a, bodyStart + room - 1);
+      bodyEnd = lineCut >= bodyStart ? lineCut + 1 : bodyStart + room;
+    }
+    budget -= headerBytes.length + bodyEnd - bodyStart;
     at = bodyEnd;
-    const part = await decodeParts(Buffer.concat([headerBytes, raw.subarray(bodyStart, bodyEnd)])).catch(() => undefined);
+    const part = await decodeParts(raw.subarray(bodyStart - headerBytes.length, bodyEnd)).catch(() => undefined);
     if (!part || (!part.text && !part.html)) continue;
     found++;
     if (part.text) text.push(part.text);

@@ -13,7 +13,7 @@ import { capHits } from '../lib/checks/content';
 import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
 import { createMailward, type Verdict } from '../lib';
-import { createContext } from '../lib/message';
+import { createContext, MAX_PARSE_BYTES, parsedMessage } from '../lib/message';
 import { Ledger } from '../lib/score/ledger';
 import { SymbolTable } from '../lib/score/symbol-table';
 import { MemoryStore } from '../lib/state/memory';
@@ -341,7 +341,7 @@ describe('content: tokens and MIME', () => {
     const raw = [...headers, ...image, ...spam, ...attached, '--B--', ''].join('\r\n');
     const ctx = createContext({ ip: '192.0.2.1', raw });
     const p = await messageParts(ctx);
-    assert.match(ctx.parse.partial ?? '', /^decoded the first 2048 KB of 21\d\d KB and 1 text part after it$/);
+    assert.match(ctx.parse.partial ?? '', /^decoded the first 2048 KB of 21\d\d KB and 1 text part crossing or after it$/);
     assert.match(p.html?.text ?? '', /Buy cheap viagra now/);
     assert.match(p.text, /Buy cheap viagra now/);
     assert.doesNotMatch(p.text + (p.html?.text ?? ''), /attached secret/);
@@ -353,6 +353,52 @@ describe('content: tokens and MIME', () => {
     const none = createContext({ ip: '192.0.2.1', raw: [...headers, ...image, ...image, '--B--', ''].join('\r\n') });
     await messageParts(none);
     assert.match(none.parse.partial ?? '', /^decoded the first 2048 KB of \d+ KB$/);
+  });
+
+  it('past the 2 MB cut: a text part straddling it, with no Content-Type or no headers, after decoys, is read; attached messages and preamble are not', async () => {
+    const CRLF = '\r\n';
+    const head = ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', ''].join(CRLF) + CRLF;
+    const b64 = (n: number) => Buffer.alloc(n, 7).toString('base64').replace(/.{76}/g, `$&${CRLF}`);
+    const img = (n: number, pad = 0) => ['--B', 'Content-Type: image/jpeg; name="a.jpg"', 'X-Pad: ' + 'p'.repeat(pad), 'Content-Transfer-Encoding: base64', '', b64(n)].join(CRLF) + CRLF;
+    const spam = 'Buy cheap viagra now';
+    const html = ['--B', 'Content-Type: text/html', '', `<p>${spam}</p>`, '--B--', ''].join(CRLF);
+    const read = async (raw: string, want = spam) => {
+      const ctx = createContext({ ip: '192.0.2.1', raw });
+      const e = await parsedMessage(ctx);
+      return { found: ((e?.text ?? '') + (e?.html ?? '')).includes(want), partial: ctx.parse.partial ?? '' };
+    };
+    // D: boundary, Content-Type and the start of the body before the cut, the rest after it.
+    const base = head.length + img(1400 * 1024).length;
+    let pre = head + img(1400 * 1024, MAX_PARSE_BYTES - base - 300);
+    const d = await read(pre + ['--B', 'Content-Type: text/html; charset=utf-8', '', '<html><body>', ' '.repeat(600), `<p>${spam}</p></body></html>`, '--B--', ''].join(CRLF));
+    assert.ok(d.found, 'D');
+    assert.match(d.partial, /^decoded the first 2048 KB of 20\d\d KB and 1 text part crossing or after it$/);
+    // D2: the boundary line before the cut, its header block after it.
+    pre = head + img(1400 * 1024, MAX_PARSE_BYTES - base - 10);
+    assert.ok((await read(pre + ['--B', 'X-Filler: ' + 'f'.repeat(100), 'Content-Type: text/html', '', `<p>${spam}</p>`, '--B--', ''].join(CRLF))).found, 'D2');
+    const big = head + img(1600 * 1024);
+    // B, C: no Content-Type (text/plain by default), an empty header block.
+    assert.ok((await read(big + ['--B', 'Content-Transfer-Encoding: 7bit', '', spam, '--B--', ''].join(CRLF))).found, 'B');
+    assert.ok((await read(big + ['--B', '', spam, '--B--', ''].join(CRLF))).found, 'C');
+    // I: a 17 KB field before the Content-Type.
+    assert.ok((await read(big + ['--B', 'X-Filler: ' + 'a'.repeat(17 * 1024), 'Content-Type: text/html', '', `<p>${spam}</p>`, '--B--', ''].join(CRLF))).found, 'I');
+    // K: four small text parts first.
+    const k = await read(big + Array.from({ length: 4 }, () => ['--B', 'Content-Type: text/plain', '', 'hello'].join(CRLF)).join(CRLF) + CRLF + html);
+    assert.ok(k.found, 'K');
+    assert.match(k.partial, /and 5 text parts crossing or after it$/);
+    // J': a text attachment of 200 lines starting with `--` first.
+    const decoy = ['--B', 'Content-Type: text/plain', 'Content-Disposition: attachment; filename="sig.txt"', '', ...Array.from({ length: 200 }, (_, i) => `--x${i}${CRLF}`)].join(CRLF) + CRLF;
+    assert.ok((await read(big + decoy + html)).found, "J'");
+    // E: the text of an attached message (postal-mime does not read it either), then a real text part.
+    const fwd = ['--B', 'Content-Type: message/rfc822', 'Content-Disposition: attachment; filename="fwd.eml"', '', 'From: x@y', 'Subject: fwd', 'MIME-Version: 1.0',
+      'Content-Type: multipart/alternative; boundary="I"', '', '--I', 'Content-Type: text/plain', '', 'INNER ATTACHED WORDS', '--I--', ''].join(CRLF);
+    assert.equal((await read(big + fwd + html, 'INNER ATTACHED')).found, false, 'E');
+    assert.ok((await read(big + fwd + html)).found, 'E then html');
+    // J: a "header block" of lines that are not header fields (a multipart's preamble) is not a part.
+    const preamble = ['--B', 'Content-Type: multipart/alternative; boundary="I"', '', '--x', 'not a header', 'Content-Type: text/html', '', 'PREAMBLE WORDS', '--I', 'Content-Type: text/html', '', `<p>${spam}</p>`, '--I--', ''].join(CRLF);
+    const j = await read(big + preamble + '--B--' + CRLF, 'PREAMBLE');
+    assert.equal(j.found, false, 'J');
+    assert.ok((await read(big + preamble + '--B--' + CRLF)).found, 'J then html');
   });
 
   it('reads HTML: hidden text, alt text, links with their visible text, bounded input', () => {
