@@ -11,7 +11,6 @@ import { backscatterModule } from '../lib/checks/backscatter';
 import { referencedMessageIds } from '../lib/checks/backscatter/recognise';
 import { repoPath } from './support/paths';
 import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
-import PostalMime from 'postal-mime';
 import { MAX_PARSE_BYTES } from '../lib/message';
 import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
 import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } from '../lib/checks/backscatter/signing';
@@ -25,6 +24,7 @@ import { SqliteBayesStore } from '../lib/checks/content/store';
 import { Classifier } from '../lib/checks/content/classifier';
 import { silentLogger } from '../lib/runtime';
 import { backscatterRuntime, bounce, deleteRedisKeys, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, uniquePrefix, type TestMailward } from './backscatter/support';
+import { PADDING_24MB, postalInputSizes } from './support/postal-spy';
 
 const DAEMONS = new Set(DEFAULTS.daemonSenders);
 const keyA: SigningKey = { id: 'ka', secret: 'secret-number-one-0123456789' };
@@ -37,22 +37,6 @@ function symbols(result: ScanResult): Record<string, string> {
   return Object.fromEntries(result.verdict.symbols.map((s) => [s.name, s.detail]));
 }
 
-/** The sizes of what PostalMime.parse is given while `run` runs (a spy: the parse itself is unchanged). */
-async function postalInputSizes<T>(run: () => Promise<T>): Promise<{ result: T; sizes: number[] }> {
-  const parse = PostalMime.parse;
-  const sizes: number[] = [];
-  PostalMime.parse = ((input: Parameters<typeof parse>[0], options?: Parameters<typeof parse>[1]) => {
-    sizes.push((input as Buffer).length);
-    return parse.call(PostalMime, input, options);
-  }) as typeof parse;
-  try {
-    return { result: await run(), sizes };
-  } finally {
-    PostalMime.parse = parse;
-  }
-}
-/** 24 MB of text lines: what postal-mime would hold the event loop for seconds to decode. */
-const PADDING_24MB = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\r\n'.repeat(Math.ceil(24e6 / 78));
 
 describe('backscatter: subject normalisation', () => {
   it('folds case, whitespace, numbers, addresses and Re:/Fwd:/AW: prefixes', () => {

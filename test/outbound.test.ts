@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { sign } from '../lib/checks/backscatter/signing';
 import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf, ReinstateBusyError, senderKey, unsubscribeProblem } from '../lib/checks/outbound';
 import { DEFAULTS } from '../lib/checks/outbound/settings';
-import PostalMime from 'postal-mime';
 import { MAX_PARSE_BYTES } from '../lib/message';
 import { main } from '../lib/cli/main';
 import { loadConfig } from '../lib/config/load';
@@ -15,6 +14,7 @@ import { arfReport, deleteRedisKeys, outboundSettings, REDIS_URL, uniquePrefix }
 import { repoPath } from './support/paths';
 import { holdAt } from './support/hold';
 import { assertPrintable, HOSTILE, HOSTILE_SHOWN } from './support/terminal';
+import { PADDING_24MB, postalInputSizes } from './support/postal-spy';
 
 const fixture = (...p: string[]) => readFileSync(repoPath('test', 'fixtures', 'outbound', ...p));
 const HOUR = 3600_000;
@@ -27,22 +27,6 @@ async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void
   });
 }
 
-/** The sizes of what PostalMime.parse is given while `run` runs (a spy: the parse itself is unchanged). */
-async function postalInputSizes<T>(run: () => Promise<T>): Promise<{ result: T; sizes: number[] }> {
-  const parse = PostalMime.parse;
-  const sizes: number[] = [];
-  PostalMime.parse = ((input: Parameters<typeof parse>[0], options?: Parameters<typeof parse>[1]) => {
-    sizes.push((input as Buffer).length);
-    return parse.call(PostalMime, input, options);
-  }) as typeof parse;
-  try {
-    return { result: await run(), sizes };
-  } finally {
-    PostalMime.parse = parse;
-  }
-}
-/** 24 MB of text lines: what postal-mime would hold the event loop for seconds to decode. */
-const PADDING_24MB = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\r\n'.repeat(Math.ceil(24e6 / 78));
 
 describe('outbound: ARF feedback reports (RFC 5965)', () => {
   it('parses a full report with a message/rfc822 original', async () => {
