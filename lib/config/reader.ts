@@ -128,7 +128,8 @@ export class SectionReader {
     const value = this.string(key, fallback);
     const shown = JSON.stringify(redactUrl(value));
     const forms = extra.otherForms ? `; or ${extra.otherForms}` : '';
-    const expected = `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example})${forms}`;
+    const kind = `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example})`;
+    const expected = `${kind}${forms}`;
     const other = extra.otherForm?.(value);
     if (other === null) return value;
     if (other !== undefined) throw this.error(key, `${shown}: ${other}`);
@@ -140,7 +141,7 @@ export class SectionReader {
       // scheme://user[:password]@/database: an authority with user info and no host.
       const placeholder = extra.userInfoWithoutHost && /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*@\//i.test(value) ? parseOrNull(value.replace('@/', '@placeholder.invalid/')) : null;
       // Port above 65535, non-digits in the port, no host before the port, spaces...
-      if (!placeholder) throw this.error(key, `${shown} is not a valid URL: expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL (${example}), port 1 to 65535${forms}`);
+      if (!placeholder) throw this.error(key, `${shown} is not a valid URL: ${kind}, port 1 to 65535${forms}`);
       url = placeholder;
       noHost = true;
     }

@@ -63,3 +63,13 @@ export function foldHeaderValue(name: string, value: string): string {
 export function encodedHeaderValue(value: string): string {
   return /[^\x00-\x7f]/.test(value) ? mimeFuncs.encodeWords(value, 'Q', 52) : value;
 }
+
+/**
+ * A field's value as mailward writes it: folded (foldHeaderValue), except our
+ * own X-Mailward-* fields (the status, the backscatter signature), which stay
+ * on one line as filters and bounce parsers read them: short ASCII values, the
+ * status cut below 998 octets (verdict statusHeader).
+ */
+export function valueToWrite(name: string, value: string): string {
+  return /^x-mailward-/i.test(name) ? value : foldHeaderValue(name, value);
+}

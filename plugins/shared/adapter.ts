@@ -2,7 +2,7 @@ import { ALL_MODULES } from '../../lib/checks';
 import type { Phase } from '../../lib/checks/types';
 import { setMessage } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
-import { encodedHeaderValue, foldHeaderValue } from '../../lib/util/header';
+import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import { addressOf, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
 import { runtimeFor } from './runtime';
 import { connectionState, type MailwardState, transactionState } from './state';
@@ -56,10 +56,7 @@ function syncRecipients(state: MailwardState, txn: HarakaTransaction, current?: 
  * fields are left on one line.
  */
 export function addFoldedHeader(txn: HarakaTransaction, name: string, value: string): void {
-  // Our own fields (X-Mailward-Status, the backscatter signature) stay one line, as filters and
-  // bounce parsers read them: short ASCII values, the status cut below 998 (verdict statusHeader).
-  if (/^x-mailward-/i.test(name)) txn.add_header(name, value);
-  else txn.add_header(name, foldHeaderValue(name, encodedHeaderValue(value)));
+  txn.add_header(name, valueToWrite(name, encodedHeaderValue(value)));
 }
 
 /** Applies header edits checks asked for since the last time. */
