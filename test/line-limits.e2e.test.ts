@@ -190,6 +190,23 @@ describe('line limits end to end: header fields mailward writes again', function
     assert.equal(subject.join('').replace(/^Subject: /, ''), `[SPAM] [holdme] ${words.join(' ')}`);
   });
 
+  it('the held copy of a quarantined message with a raw UTF-8 Subject has it encoded as on the delivered copy: 7-bit, lines <= 78 octets', async () => {
+    const text = Array.from({ length: 60 }, (_, i) => `wört${i}`).join(' ');
+    const result = await sendMail({ port: haraka.port, from: 'a@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: `[holdme] ${text}` }) });
+    assert.equal(result.code, 250, result.response);
+    const ref = /ref ([0-9A-Z]{10})/.exec(result.response)![1]!;
+    const out: string[] = [];
+    const code = await main(['quarantine', 'show', ref, '--raw', '--config', haraka.configDir], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    assert.equal(code, 0, out.join('\n'));
+    const held = out.join('\n');
+    const subject = fieldLines(held, 'Subject');
+    for (const line of subject) {
+      assert.ok(Buffer.byteLength(line) <= 78, `Subject line of ${Buffer.byteLength(line)} octets: ${line}`);
+      assert.doesNotMatch(line, /[^\x00-\x7f]/, `raw 8-bit in the held Subject: ${line}`);
+    }
+    assert.equal((await PostalMime.parse(held)).subject, `[SPAM] [holdme] ${text}`);
+  });
+
   it('the Authentication-Results mailward adds is folded at white space too (Haraka keeps the sender\'s, renamed, as they were folded)', async () => {
     const delivered = await deliver(simpleMessage({ subject: 'plain' }));
     assertHeaderLines(delivered, 'delivered');

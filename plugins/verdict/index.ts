@@ -3,7 +3,7 @@ import type { Runtime } from '../../lib/runtime';
 import { firstHeader, withoutHeaders } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { fitReply, formatSymbols, smtpReplyText } from '../../lib/score/verdict';
-import { valueToWrite } from '../../lib/util/header';
+import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import { addFoldedHeader, hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
 import { addressOf, DENY, DENYSOFT, DSN, OK, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
@@ -57,8 +57,8 @@ function heldCopy(state: MailwardState, verdict: Verdict, taggedSubject: string 
     ['X-Mailward-Ref', verdict.ref],
     ...(taggedSubject !== undefined ? [['Subject', taggedSubject] as [string, string]] : []),
   ];
-  // Folded as on the delivered copy (addFoldedHeader), ours one line each; not RFC 2047-encoded.
-  const top = added.map(([name, value]) => `${name}: ${valueToWrite(name, value)}\r\n`).join('');
+  // Encoded and folded as on the delivered copy (addFoldedHeader), ours one line each.
+  const top = added.map(([name, value]) => `${name}: ${valueToWrite(name, encodedHeaderValue(value))}\r\n`).join('');
   const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : [])];
   const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), removed);
   return Buffer.concat([Buffer.from(top, 'utf8'), raw]);
