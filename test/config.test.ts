@@ -112,6 +112,11 @@ describe('configuration', () => {
     rejects('[state]\nredis_url = redis:///0\n', 'mailward.ini [state] redis_url: "redis:///0" names no host: expected a redis:// or rediss:// URL (redis://[:password@]host:port[/db]); or unix://[[user][:password]@]/path/to/redis.sock[?db=N]');
     rejects('[state]\nredis_url = redis://:s3cret@10.0.0.5:6379/cache\n', 'mailward.ini [state] redis_url: "redis://:***@10.0.0.5:6379/cache": the path must be a database number (/0, /1...), got "/cache"');
     rejects('[tracking]\npostgres_url = localhost:5432\n', 'mailward.ini [tracking] postgres_url: "localhost:5432": expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database); or socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]');
+    // A password holding @ is hidden whole, up to the authority's last @.
+    assert.throws(
+      () => load('[tracking]\npostgres_url = postgres://u:s3@cr3t@db:70000/mail\n'),
+      (err: unknown) => err instanceof ConfigError && err.message.includes('"postgres://u:***@db:70000/mail" is not a valid URL') && !err.message.includes('cr3t'),
+    );
     rejects('[tracking]\npostgres_url = postgres://u:s3cret@db:70000/mail\n', 'mailward.ini [tracking] postgres_url: "postgres://u:***@db:70000/mail" is not a valid URL: expected a postgres:// or postgresql:// URL (postgres://[user[:password]@]host[:port]/database), port 1 to 65535; or socket:/path/to/socket-directory[?db=database] or /path/to/socket-directory [database]');
     // What the docs show stays valid, and a Unix socket given as pg's host parameter.
     const ok = load('[state]\nredis_url = rediss://:pw@[::1]:6380/2\n[tracking]\npostgres_url = postgresql://mailward:secret@db.example.com/mail?sslmode=require\n').shared;
@@ -132,7 +137,7 @@ describe('configuration', () => {
     // pg reads user info with no host (and ?host=), socket: and a leading /.
     for (const url of ['unix:///run/redis/redis.sock', 'unix://:s3cret@/run/redis/redis.sock?db=2', 'unix://mw:s3cret@/run/redis/redis.sock'])
       assert.equal(load(`[state]\nbackend = redis\nredis_url = ${url}\n`).shared.state.redisUrl, url);
-    for (const url of ['postgres://mailward:secret@/mailward?host=/run/postgresql', 'postgresql://mailward@/mailward?host=/run/postgresql', 'socket:/run/postgresql?db=mailward', 'socket://mailward:secret@/run/postgresql?db=mailward', '/run/postgresql mailward', '/run/postgresql'])
+    for (const url of ['postgres://mailward:secret@/mailward?host=/run/postgresql', 'postgres://mailward:se@cret@/mailward?host=/run/postgresql', 'postgres://mailward:se@cret@db.internal/mailward', 'postgresql://mailward@/mailward?host=/run/postgresql', 'socket:/run/postgresql?db=mailward', 'socket://mailward:secret@/run/postgresql?db=mailward', '/run/postgresql mailward', '/run/postgresql'])
       assert.equal(load(`[tracking]\nbackend = postgres\npostgres_url = ${url}\n`).shared.tracking.postgresUrl, url);
     rejects('[state]\nredis_url = unix:///\n', "mailward.ini [state] redis_url: \"unix:///\": a Unix socket URL names the socket's path: expected unix://[[user][:password]@]/path/to/redis.sock[?db=N]");
     rejects('[state]\nredis_url = unix:/run/redis.sock\n', "mailward.ini [state] redis_url: \"unix:/run/redis.sock\": a Unix socket URL names the socket's path: expected unix://[[user][:password]@]/path/to/redis.sock[?db=N]");

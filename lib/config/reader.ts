@@ -139,7 +139,7 @@ export class SectionReader {
       url = new URL(value);
     } catch {
       // scheme://user[:password]@/database: an authority with user info and no host.
-      const placeholder = extra.userInfoWithoutHost && /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*@\//i.test(value) ? parseOrNull(value.replace('@/', '@placeholder.invalid/')) : null;
+      const placeholder = extra.userInfoWithoutHost && /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@\//i.test(value) ? parseOrNull(value.replace('@/', '@placeholder.invalid/')) : null;
       // Port above 65535, non-digits in the port, no host before the port, spaces...
       if (!placeholder) throw this.error(key, `${shown} is not a valid URL: ${kind}, port 1 to 65535${forms}`);
       url = placeholder;
@@ -218,5 +218,6 @@ function parseOrNull(value: string): URL | null {
 
 /** A URL as it may be shown in a message: the password (`user:password@`) replaced by `***`. */
 export function redactUrl(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^@/?#]*?:)[^@/?#]*@/i, '$1***@');
+  // The password runs to the last @ of the authority: pg and the WHATWG parser read `u:p@ss@host` so.
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^@/?#:]*:)[^/?#]*@/i, '$1***@');
 }
