@@ -312,3 +312,20 @@ describe('RedisStore: a black hole (connections accepted, never answered) that c
     assert.ok(log.lines.some((l) => /^info .*Redis .* is back/.test(l)), log.lines.join('\n'));
   });
 });
+
+describe('RedisStore: the URL in what it logs', () => {
+  it('hides the password of redis_url (one holding @ too) when Redis is unreachable', async () => {
+    const log = recordingLogger();
+    const port = await freePort();
+    const store = new RedisStore(redisSettings('mwtest:redact:', `redis://mailward:s3cr@t-pw@127.0.0.1:${port}`, 100), log);
+    try {
+      assert.equal(await store.incrBy('c', 1, 60), 1, 'answers from the fallback');
+      const warned = log.lines.filter((l) => /Redis at .* unavailable/.test(l));
+      assert.ok(warned.length > 0, log.lines.join('\n'));
+      for (const line of log.lines) assert.doesNotMatch(line, /s3cr|t-pw/, line);
+      assert.match(warned[0]!, /Redis at redis:\/\/mailward:\*\*\*@127\.0\.0\.1:\d+ unavailable/);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { Pool } from 'pg';
 import type { Logger } from '../checks/types';
 import type { QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
+import { redactUrl } from '../config/reader';
 
 export interface PostgresIndexOptions {
   url: string;
@@ -32,7 +33,7 @@ export class PostgresQuarantineIndex implements QuarantineIndex {
     const table = options.table ?? 'mailward_quarantine';
     this.t = `${quote(options.schema)}.${quote(table)}`;
     this.r = `${quote(options.schema)}.${quote(`${table}_rcpt`)}`;
-    this.description = `postgres ${options.url.replace(/\/\/[^@/]*@/, '//***@')} ${options.schema}.${table}`;
+    this.description = `postgres ${redactUrl(options.url)} ${options.schema}.${table}`;
     this.pool = new Pool({
       connectionString: options.url,
       max: 2,

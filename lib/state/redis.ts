@@ -3,6 +3,7 @@ import type { Logger } from '../checks/types';
 import { MemoryStore } from './memory';
 import type { StateSettings, StateStore } from './types';
 import { withDeadline } from '../util/deadline';
+import { redactUrl } from '../config/reader';
 
 function makeClient(settings: StateSettings) {
   return createClient({
@@ -100,13 +101,13 @@ export class RedisStore implements StateStore {
 
   private markDown(err: Error): void {
     if (!this.down) {
-      this.log.warn(`mailward state: Redis at ${this.settings.redisUrl} unavailable (${err.message}); using in-process state until it returns`);
+      this.log.warn(`mailward state: Redis at ${redactUrl(this.settings.redisUrl)} unavailable (${err.message}); using in-process state until it returns`);
     }
     this.down = true;
   }
 
   private markUp(): void {
-    if (this.down) this.log.info(`mailward state: Redis at ${this.settings.redisUrl} is back`);
+    if (this.down) this.log.info(`mailward state: Redis at ${redactUrl(this.settings.redisUrl)} is back`);
     this.down = false;
   }
 
@@ -165,7 +166,7 @@ export class RedisStore implements StateStore {
   private async attempt<T>(remote: (c: Client) => Promise<T>): Promise<Attempt<T>> {
     if (this.down) {
       this.probe();
-      return { ok: false, error: new Error(`Redis at ${this.settings.redisUrl} is unreachable`) };
+      return { ok: false, error: new Error(`Redis at ${redactUrl(this.settings.redisUrl)} is unreachable`) };
     }
     if (!this.client.isReady) {
       // Starting up, or reconnecting: wait once, within the deadline.
@@ -184,7 +185,7 @@ export class RedisStore implements StateStore {
         // Redis answered: it is up. Only this operation failed.
         if (Date.now() - this.lastReplyLog > REPLY_LOG_INTERVAL_MS) {
           this.lastReplyLog = Date.now();
-          this.log.warn(`mailward state: Redis at ${this.settings.redisUrl} refused a command (${error.message}); that operation used in-process state`);
+          this.log.warn(`mailward state: Redis at ${redactUrl(this.settings.redisUrl)} refused a command (${error.message}); that operation used in-process state`);
         }
       } else {
         this.markDown(error);

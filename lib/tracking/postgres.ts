@@ -2,6 +2,7 @@ import { Pool, type PoolClient } from 'pg';
 import type { Logger } from '../checks/types';
 import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, rowValues, type TrackingStore } from './store';
 import type { TraceFilter, TrackingRow } from './types';
+import { redactUrl } from '../config/reader';
 
 export interface PostgresOptions {
   url: string;
@@ -98,7 +99,7 @@ export class PostgresTrackingStore implements TrackingStore {
     const queryTimeout = options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
     this.log = options.log;
     this.qualifiedTable = `${quote(options.schema)}.${quote(options.table)}`;
-    this.description = `postgres ${redact(options.url)} ${options.schema}.${options.table}`;
+    this.description = `postgres ${redactUrl(options.url)} ${options.schema}.${options.table}`;
     this.pool = new Pool({
       connectionString: options.url,
       // Writes are serialised by the writer; a second connection serves readers.
@@ -268,7 +269,7 @@ export class PostgresTrackingStore implements TrackingStore {
       return (await this.pool.query<DbRow>(sql, params)).rows.map(fromDb);
     } catch (err) {
       if ((err as { code?: string }).code === '42P01') {
-        throw new Error(`no tracking table ${this.options.schema}.${this.options.table} yet at ${redact(this.options.url)}`);
+        throw new Error(`no tracking table ${this.options.schema}.${this.options.table} yet at ${redactUrl(this.options.url)}`);
       }
       throw err;
     }
@@ -287,13 +288,3 @@ export class PostgresTrackingStore implements TrackingStore {
   }
 }
 
-/** The URL without its password, for logs. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
-  }
-}

@@ -3,6 +3,7 @@ import { createClient } from 'redis';
 import { createHash } from 'node:crypto';
 import { openSharedSqlite } from '../../util/sqlite';
 import type { BayesModel, Label } from './bayes';
+import { redactUrl } from '../../config/reader';
 
 /**
  * Version of the token vocabulary (lib/checks/content/tokenize.ts). Counts
@@ -388,7 +389,7 @@ export class RedisBayesStore implements BayesStore {
   }
 
   get description(): string {
-    return `redis ${this.url} ${this.prefix}*`;
+    return `redis ${redactUrl(this.url)} ${this.prefix}*`;
   }
 
   private async connect(): Promise<RedisClient> {

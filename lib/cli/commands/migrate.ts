@@ -9,6 +9,7 @@ import { loadConfig } from '../../config/load';
 import { copiedMark } from '../../util/sqlite';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, UserError } from '../types';
+import { redactUrl } from '../../config/reader';
 
 const USAGE = 'mailward migrate [--config DIR] [--force | --mark-copied]';
 
@@ -61,7 +62,7 @@ export const command: CliCommand = {
             const p = problem();
             if (p) throw new UserError(`cannot reach the shared state: ${p}`, 1);
             io.out(`lists: ${added} entr${added === 1 ? 'y' : 'ies'} copied from ${rules.listSqlitePath}${entries.length > added ? `, ${entries.length - added} already there` : ''}`);
-            markCopied(rules.listSqlitePath, `${entries.length} entries`, `redis ${config.shared.state.redisUrl} (prefix ${config.shared.state.prefix})`);
+            markCopied(rules.listSqlitePath, `${entries.length} entries`, `redis ${redactUrl(config.shared.state.redisUrl)} (prefix ${config.shared.state.prefix})`);
           } finally {
             await from.close();
           }

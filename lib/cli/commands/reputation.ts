@@ -18,6 +18,7 @@ import { loadConfig, type MailwardConfig } from '../../config/load';
 import type { StateStore } from '../../state';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, type CliIO, UserError } from '../types';
+import { redactUrl } from '../../config/reader';
 
 const SYMBOL_PREFIX = { ip: 'REP_IP', net: 'REP_NET', domain: 'REP_DOMAIN', org: 'REP_DOMAIN' } as const;
 
@@ -50,7 +51,7 @@ function open(configDir: string | undefined): Opened & { problem: () => string |
   const settings = config.modules.find((m) => m.module.name === 'reputation')!.settings as ReputationSettings;
   const { store, problem } = openSharedState(config.shared, configDir, 'learned reputation');
   const s = config.shared.state;
-  return { config, settings, state: store, where: `redis ${s.redisUrl} (prefix ${s.prefix})`, problem };
+  return { config, settings, state: store, where: `redis ${redactUrl(s.redisUrl)} (prefix ${s.prefix})`, problem };
 }
 
 async function withState<T>(configDir: string | undefined, body: (o: Opened) => Promise<T>): Promise<T> {
