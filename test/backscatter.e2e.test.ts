@@ -272,6 +272,62 @@ describe("backscatter end to end: a signature copied from one of our messages ve
   });
 });
 
+for (const backend of ['memory', 'redis'] as const) {
+  describe(`backscatter end to end: an automatic reply to the original's Reply-To: or second From: address verifies (${backend} state)`, function () {
+    this.timeout(120_000);
+    let haraka: HarakaInstance;
+    const prefix = uniquePrefix(`replyto-${backend}`);
+
+    before(async () => {
+      haraka = await startHaraka({
+        plugins: ['relay', 'mailward/plugins/backscatter'],
+        files: {
+          ...files(prefix, 'mx-a', 'threshold = 5\nwindow_minutes = 5\nblock_minutes = 60\n'),
+          'mailward.ini': `[main]\nnode_name = mx-a\ndata_dir = data\n[state]\nbackend = ${backend}\nprefix = ${prefix}\n[tracking]\nflush_interval_ms = 100\n`,
+        },
+      });
+    });
+    after(async () => {
+      await haraka?.stop();
+      if (haraka) removeDir(haraka.dir);
+      if (backend === 'redis') await deleteRedisKeys(prefix);
+    });
+
+    async function deliver(from: string, to: string, raw: string, localAddress: string): Promise<string> {
+      const before = new Set(haraka.delivered());
+      const r = await sendMail({ port: haraka.port, from, to: [to], raw, localAddress });
+      assert.equal(r.code, 250, r.response);
+      const file = haraka.delivered().find((f) => !before.has(f))!;
+      return /^X-Mailward-Status: (.*?)\r?$/m.exec(readFileSync(file, 'utf8'))?.[1] ?? '';
+    }
+
+    it('the vacation reply to the help desk alice named in Reply-To: and to her co-author verifies; a DSN to the help desk does not', async () => {
+      const mid = `<desk.${Date.now()}@example.com>`;
+      const date = new Date().toUTCString();
+      const raw = outbound({ mid, date, from: 'Alice <alice@example.com>, Team <team@example.com>', replyTo: 'Help Desk <desk@example.com>' });
+      const sent = await sendMail({ port: haraka.port, from: 'alice@example.com', to: ['bob@remote.example'], raw, localAddress: RELAY_IP });
+      assert.equal(sent.code, 250, sent.response);
+      const sig = /^X-Mailward-Sig: (.*?)\r?$/m.exec(readFileSync(haraka.delivered().at(-1)!, 'utf8'))![1]!;
+
+      // bob's responder answers Reply-To: (here with the null sender), or the second author.
+      const reply = (n: number, to: string) => [`From: Bob <bob@remote.example>`, `To: ${to}`, `Subject: Out of office ${n}`, `Message-ID: <ooo.${n}.${Date.now()}@remote.example>`, 'Auto-Submitted: auto-replied', `In-Reply-To: ${mid}`, '', 'Away until Monday.', ''].join('\r\n');
+      assert.match(await deliver('', 'desk@example.com', reply(1, 'desk@example.com'), '127.0.6.1'), /^accept .*BOUNCE_VERIFIED -2, AUTO_REPLY 0/);
+      assert.match(await deliver('bob@remote.example', 'team@example.com', reply(2, 'team@example.com'), '127.0.6.2'), /^accept .*BOUNCE_VERIFIED -2/);
+      // The same reply to someone alice did not name stays unverified.
+      const toErin = await deliver('bob@remote.example', 'erin@example.com', reply(3, 'erin@example.com'), '127.0.6.3');
+      assert.match(toErin, /BOUNCE_UNVERIFIED 4/);
+      assert.doesNotMatch(toErin, /BOUNCE_VERIFIED/);
+
+      // A DSN goes to the envelope sender: one to the help desk is not verified, one to alice still is.
+      const dsn = bounce('headers-only-dsn.eml', { mid, date, from: 'Alice <alice@example.com>, Team <team@example.com>', sigLine: `X-Mailward-Sig: ${sig}` });
+      const toDesk = await deliver('', 'desk@example.com', dsn, '127.0.6.4');
+      assert.match(toDesk, /BOUNCE_UNVERIFIED 4/);
+      assert.doesNotMatch(toDesk, /BOUNCE_VERIFIED/);
+      assert.match(await deliver('', 'alice@example.com', dsn, '127.0.6.5'), /^accept .*BOUNCE_VERIFIED -2/);
+    });
+  });
+}
+
 describe('backscatter end to end: autolearn never learns a bounce as ham', function () {
   this.timeout(120_000);
   let haraka: HarakaInstance;

@@ -265,6 +265,40 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.deepEqual(await sent.lookup(['<digest.1@example.com>'], 'list-bounces+erin=remote.example@example.com'), { messageId: '<digest.1@example.com>', match: 'sender' });
     });
 
+    it('reply addresses (Reply-To:, further From:) are kept apart from the senders, at most 4, and match only when asked (automatic replies)', async () => {
+      const kept = await sent.record('<r.1@example.com>', ['alice@example.com'], ['Desk@Example.com', 'ALICE@example.com', 'desk@example.com', 'a1@x.example', 'a2@x.example', 'a3@x.example', 'a4@x.example', '', 'no-address']);
+      // alice is a sender already, desk appears twice, a4 is the fifth: desk, a1, a2, a3 are kept.
+      assert.equal(kept, 4);
+      const keys = (await store.keys('bs:')).map((k) => k.replace(/[0-9a-f]{16,}/g, 'H')).sort();
+      // Only the senders are bs:sender: pairs, which a node of the previous release reads as "a bounce (DSN too) to this address verifies".
+      assert.deepEqual(keys, ['bs:reply:H:H', 'bs:reply:H:H', 'bs:reply:H:H', 'bs:reply:H:H', 'bs:sender:H:H', 'bs:sent:H']);
+      const reply = { replyAddresses: true };
+      for (const rcpt of ['desk@example.com', 'A1@X.example', 'a3@x.example']) {
+        assert.deepEqual(await sent.lookup(['<r.1@example.com>'], rcpt, reply), { messageId: '<r.1@example.com>', match: 'reply' }, rcpt);
+        // A DSN goes to the envelope sender: a reply address never verifies one.
+        assert.deepEqual(await sent.lookup(['<r.1@example.com>'], rcpt), { messageId: '<r.1@example.com>', match: 'other' }, rcpt);
+      }
+      assert.deepEqual(await sent.lookup(['<r.1@example.com>'], 'a4@x.example', reply), { messageId: '<r.1@example.com>', match: 'other' });
+      assert.deepEqual(await sent.lookup(['<r.1@example.com>'], '', reply), { messageId: '<r.1@example.com>', match: 'other' });
+      assert.deepEqual(await sent.lookup(['<r.1@example.com>'], 'alice@example.com', reply), { messageId: '<r.1@example.com>', match: 'sender' });
+      // A record naming the recipient as sender wins over one naming it as a reply address.
+      await sent.record('<r.2@example.com>', ['desk@example.com']);
+      assert.deepEqual(await sent.lookup(['<r.1@example.com>', '<r.2@example.com>'], 'desk@example.com', reply), { messageId: '<r.2@example.com>', match: 'sender' });
+      clock.now = NOW + 86400_000 + 1;
+      assert.equal(await sent.lookup(['<r.1@example.com>'], 'desk@example.com', reply), undefined);
+    });
+
+    it('a record written before reply addresses were kept (bs:sent: and bs:sender: only) verifies as it did, automatic replies included', async () => {
+      const senderHash = (a: string) => createHash('sha256').update(a).digest('hex').slice(0, 16);
+      const id = idHash('pre.1@example.com');
+      await store.set(`bs:sent:${id}`, String(NOW - 1000), 86400);
+      await store.set(`bs:sender:${id}:${senderHash('alice@example.com')}`, String(NOW - 1000), 86400);
+      for (const options of [{}, { replyAddresses: true }]) {
+        assert.deepEqual(await sent.lookup(['<pre.1@example.com>'], 'alice@example.com', options), { messageId: '<pre.1@example.com>', match: 'sender' });
+        assert.deepEqual(await sent.lookup(['<pre.1@example.com>'], 'desk@example.com', options), { messageId: '<pre.1@example.com>', match: 'other' });
+      }
+    });
+
     it("a record of the previous release (bs:mid:, a plain time) verifies a bounce to any one recipient until it expires", async () => {
       await store.set(`bs:mid:${idHash('old.1@example.com')}`, String(NOW - 1000), 86400);
       // Its unreleased successor's "time hashes" value: no plain time, so no record, as for the previous release.
@@ -550,6 +584,48 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.match(s.BOUNCE_UNVERIFIED!, /Message-ID <digest.7@example.com> was sent by us, but not addressed to the original's sender/);
       // A node of the previous release reads a bs:mid: time as "verifies a bounce to anyone".
       assert.deepEqual(await t.mw.runtime.services.state.keys('bs:mid:'), []);
+    });
+
+    it("an auto-reply to an address in the original's Reply-To: or a second From: address verifies; a DSN to it does not; DSNs to the envelope sender and first From: address still do", async () => {
+      const mid = '<asked-desk.1@example.com>';
+      const out = await t.mw.scan({
+        ip: '10.0.0.5',
+        relaying: true,
+        authUser: 'alice',
+        mailFrom: 'alice-bounces@example.com',
+        rcptTo: ['bob@remote.example'],
+        raw: outbound({ mid, from: 'Alice <alice@example.com>, Team <team@example.com>', replyTo: 'Help Desk <desk@example.com>, "Doe, Jo" <jo@example.com>' }),
+        localHostname: 'mx.example.com',
+      });
+      assert.match(symbols(out).OUTBOUND_SIGNED!, /Message-ID recorded \(and 3 Reply-To:\/From: addresses for auto-replies\)/);
+      const vacation = bounce('vacation.eml', { mid });
+      // Threshold 3: had these counted as unverified, the third would have started a block.
+      for (const rcpt of ['desk@example.com', 'jo@example.com', 'team@example.com']) {
+        const s = symbols(await inbound(vacation, rcpt, 'bob@remote.example'));
+        assert.match(s.BOUNCE_VERIFIED!, /Message-ID <asked-desk.1@example.com> was sent by us naming the recipient in its Reply-To: or From:/, rcpt);
+        assert.ok(!('BOUNCE_UNVERIFIED' in s) && !('BACKSCATTER_SUBJECT_BLOCKED' in s), rcpt);
+      }
+      // A DSN goes to the envelope sender, not to Reply-To:.
+      const dsn = bounce('headers-only-dsn.eml', { mid });
+      const toDesk = symbols(await inbound(dsn, 'desk@example.com'));
+      assert.ok(!('BOUNCE_VERIFIED' in toDesk));
+      assert.match(toDesk.BOUNCE_UNVERIFIED!, /Message-ID <asked-desk.1@example.com> was sent by us, but not addressed to the original's sender/);
+      // As before: a DSN to the envelope sender or the first From: address verifies.
+      for (const rcpt of ['alice-bounces@example.com', 'alice@example.com']) assert.match(symbols(await inbound(dsn, rcpt)).BOUNCE_VERIFIED!, /was sent by us from the recipient's address/, rcpt);
+      // An auto-reply to anyone else is still unverified.
+      assert.match(symbols(await inbound(vacation, 'erin@example.com', 'bob@remote.example')).BOUNCE_UNVERIFIED!, /but not addressed to the original's sender/);
+      // Only envelope sender and first From: are bs:sender: pairs: a node of the previous release verifies no DSN to desk@.
+      assert.equal((await t.mw.runtime.services.state.keys('bs:sender:')).length, 2);
+    });
+
+    it('one message keeps at most 4 reply addresses: an auto-reply to a fifth is unverified', async () => {
+      const mid = '<many-replyto.1@example.com>';
+      const replyTo = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'].map((u) => `${u}@example.com`).join(', ');
+      await t.mw.scan({ ip: '10.0.0.5', relaying: true, authUser: 'alice', mailFrom: 'alice@example.com', rcptTo: ['bob@remote.example'], raw: outbound({ mid, replyTo }), localHostname: 'mx.example.com' });
+      assert.equal((await t.mw.runtime.services.state.keys('bs:reply:')).length, 4);
+      const vacation = bounce('vacation.eml', { mid });
+      assert.ok('BOUNCE_VERIFIED' in symbols(await inbound(vacation, 'r4@example.com', 'bob@remote.example')));
+      assert.ok('BOUNCE_UNVERIFIED' in symbols(await inbound(vacation, 'r5@example.com', 'bob@remote.example')));
     });
 
     it('a record of the previous release verifies bounces and auto-replies to any one recipient, unthrottled, until it expires', async () => {

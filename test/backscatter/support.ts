@@ -43,9 +43,10 @@ export function fixtureBytes(name: string): Buffer {
   return readFileSync(repoPath('test', 'fixtures', 'backscatter', name));
 }
 
-export function outbound(fields: { mid?: string; date?: string; from?: string; subject?: string } = {}): string {
+export function outbound(fields: { mid?: string; date?: string; from?: string; subject?: string; replyTo?: string } = {}): string {
   return [
     `From: ${fields.from ?? 'Alice <alice@example.com>'}`,
+    ...(fields.replyTo ? [`Reply-To: ${fields.replyTo}`] : []),
     'To: nobody@remote.example',
     `Subject: ${fields.subject ?? 'Quarterly report'}`,
     `Date: ${fields.date ?? 'Mon, 10 Mar 2025 09:14:00 +0000'}`,

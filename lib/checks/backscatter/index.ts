@@ -1,4 +1,4 @@
-import { firstHeader, parsedMessage, type MessageContext } from '../../message';
+import { firstHeader, fromMailboxes, headerValues, mailboxesOf, parsedMessage, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { authResults, fromDomainAuthenticated } from '../auth/results';
@@ -26,7 +26,7 @@ export const backscatterSymbols: SymbolDef[] = [
   { name: 'BOUNCE', score: 0, group: GROUP, description: 'A delivery status notification (null or MAILER-DAEMON sender, delivery-status report)' },
   { name: 'AUTO_REPLY', score: 0, group: GROUP, description: 'An automatic reply (Auto-Submitted: auto-replied, X-Autoreply, Precedence: auto_reply, read receipt)' },
   { name: 'BOUNCE_MULTI_RCPT', score: 3, group: GROUP, description: 'A bounce or auto-reply to more than one recipient (a real one goes to the one sender)' },
-  { name: 'BOUNCE_VERIFIED', score: -2, group: GROUP, description: 'The bounced original carries our valid signature or a Message-ID we sent, and the bounce goes to its sender alone (to anyone, for a Message-ID recorded before senders were kept); never throttled' },
+  { name: 'BOUNCE_VERIFIED', score: -2, group: GROUP, description: "The bounced original carries our valid signature or a Message-ID we sent, and the bounce goes to its sender alone (an auto-reply also to an address in the original's Reply-To: or From:; to anyone, for a Message-ID recorded before senders were kept); never throttled" },
   { name: 'BOUNCE_UNVERIFIED', score: 4, group: GROUP, description: 'A bounce or auto-reply about mail we have no record of sending, or not addressed to its sender: likely backscatter' },
   { name: 'BOUNCE_NO_ORIGINAL', score: 1, group: GROUP, description: 'A bounce without a readable copy of the original (missing or cut off before its Message-ID)' },
   { name: 'BOUNCE_SIG_INVALID', score: 2, group: GROUP, description: 'The bounced original carries a signature header that does not verify (forged, unknown key, malformed)' },
@@ -59,6 +59,16 @@ function authenticatedSender(ctx: MessageContext): string {
   return auth && fromDomainAuthenticated(auth) ? `From: domain ${auth.fromDomain || auth.dmarc.domain} is authenticated (dmarc=${auth.dmarc.result}, spf=${auth.spf.result}${auth.spf.aligned ? ' aligned' : ''})` : '';
 }
 
+/**
+ * Where an automatic reply to this message may go besides its sender: the
+ * Reply-To: addresses (some responders answer them), then any From: address
+ * after the first (the first is recorded as a sender). SentMessages keeps
+ * only the first few.
+ */
+function replyAddresses(ctx: MessageContext): string[] {
+  return [...mailboxesOf(headerValues(ctx, 'reply-to')), ...fromMailboxes(ctx)].map((m) => m.address);
+}
+
 function errorHit(err: unknown, what: string): Hit {
   return { name: 'BACKSCATTER_ERROR', detail: `${what}: ${err instanceof Error ? err.message : String(err)}` };
 }
@@ -87,8 +97,8 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
     }
     if (settings.outbound.recordMessageIds) {
       try {
-        await sent.record(messageId!, [ctx.mailFrom ?? '', addressOf(firstHeader(ctx, 'from'))]);
-        done.push('Message-ID recorded');
+        const replies = await sent.record(messageId!, [ctx.mailFrom ?? '', addressOf(firstHeader(ctx, 'from'))], replyAddresses(ctx));
+        done.push(replies ? `Message-ID recorded (and ${replies} Reply-To:/From: address${replies > 1 ? 'es' : ''} for auto-replies)` : 'Message-ID recorded');
       } catch (err) {
         return [errorHit(err, 'recording the Message-ID')];
       }
@@ -99,8 +109,10 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
   /**
    * BOUNCE_VERIFIED / _UNVERIFIED and signature symbols for one bounce or auto-reply.
    * Verified only when it goes back to the original's sender (its one
-   * recipient): a signed message or a Message-ID we sent reaches outsiders,
-   * who could otherwise quote it in "bounces" to anyone.
+   * recipient), or, for an automatic reply, to one of the reply addresses
+   * recorded with it: a signed message or a Message-ID we sent reaches
+   * outsiders, who could otherwise quote it in "bounces" to anyone. A DSN
+   * goes to the envelope sender, so a reply address never verifies one.
    */
   async function validate(ctx: MessageContext, kind: 'bounce' | 'auto_reply'): Promise<{ hits: Hit[]; verified: boolean }> {
     const hits: Hit[] = [];
@@ -131,9 +143,13 @@ function createDataCheck(settings: BackscatterSettings, services: Services): Che
     const candidates = [...(originalId ? [originalId] : []), ...referencedMessageIds(ctx)];
     if (settings.outbound.recordMessageIds && candidates.length) {
       try {
-        const known = await sent.lookup(candidates, recipient);
+        const known = await sent.lookup(candidates, recipient, { replyAddresses: kind === 'auto_reply' });
         if (known?.match === 'sender') {
           hits.push({ name: 'BOUNCE_VERIFIED', detail: `Message-ID ${known.messageId} was sent by us from the recipient's address` });
+          return { hits, verified: true };
+        }
+        if (known?.match === 'reply') {
+          hits.push({ name: 'BOUNCE_VERIFIED', detail: `Message-ID ${known.messageId} was sent by us naming the recipient in its Reply-To: or From:` });
           return { hits, verified: true };
         }
         // Recorded by the previous release, which kept no senders: verified as it was then,
