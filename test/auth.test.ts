@@ -6,7 +6,7 @@ import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { repoPath } from './support/paths';
-import { configDir, directResolver, forwardFromExample, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 function symbolNames(result: ScanResult): string[] {
   return result.verdict.symbols.map((s) => s.name).sort();
@@ -362,6 +362,91 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
         assert.equal(symbol(result, 'DMARC_TEMPERROR'), undefined);
         assert.equal(authResults(result.context)!.arc.result, 'fail');
+      });
+    });
+
+    const viaFwd = (raw: string) => ({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw });
+
+    it('an older hop\'s seal key times out below a trusted sealer whose seal verifies: ARC_TEMPERROR and DMARC_TEMPERROR, never the policy', async () => {
+      // list.test seals first (i=1), the trusted fwd.test last (i=2, recording dmarc=pass); list.test's key then never answers.
+      const original = await sign(message({ subject: 'two hops' }), 'example.com', 's1', world.keys.example);
+      const forwarded = await forwardThrough(world, original, ['list', 'fwd']);
+      await withFresh(trustingFwd(), async (fresh) => {
+        world.dns.silentNames.add('arc._domainkey.list.test');
+        const result = await fresh.scan(viaFwd(forwarded));
+        assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_TEMPERROR', 'SPF_PASS']);
+        assert.match(symbol(result, 'ARC_TEMPERROR')!.detail, /sealer fwd\.test: .*arc\._domainkey\.list\.test of i=1/);
+        assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject.*trusted ARC sealer fwd\.test.*not applied/);
+        assert.ok(['ARC_TEMPERROR', 'DMARC_TEMPERROR'].every((name) => symbol(result, name)!.score === 0));
+        assert.equal(result.verdict.action, 'accept');
+        assert.deepEqual({ ...authResults(result.context)!.arc, comment: '' }, { result: 'temperror', sealer: 'fwd.test', instance: 2, trusted: true, upstreamDmarc: 'pass', comment: '' });
+      });
+      // The same chain with list.test's key answered: the override, so the time-out cost nothing the chain would have given.
+      await withFresh(trustingFwd(), async (fresh) => {
+        assert.deepEqual(symbolNames(await fresh.scan(viaFwd(forwarded))), ['ARC_PASS', 'DKIM_INVALID', 'DMARC_FAIL_ARC_OVERRIDE', 'SPF_PASS']);
+      });
+      // An older key that does not exist (NXDOMAIN) is a real failure.
+      await withFresh(trustingFwd(), async (fresh) => {
+        const published = `v=DKIM1; k=rsa; p=${world.keys.list.publicKey}`;
+        world.dns.remove('arc._domainkey.list.test');
+        try {
+          const result = await fresh.scan(viaFwd(forwarded));
+          assert.deepEqual(symbolNames(result), ['ARC_FAIL', 'DKIM_INVALID', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+        } finally {
+          world.dns.set('arc._domainkey.list.test', { TXT: [published] });
+        }
+      });
+      // A newest seal that does not verify (forged in fwd.test's name) buys nothing, even with the
+      // older key's name timing out through a DKIM-Signature that names it too.
+      await withFresh(trustingFwd(), async (fresh) => {
+        const tampered = forwarded.replace(/(ARC-Seal: i=2;[^]*?b=)([A-Za-z0-9+/])/, (_m, head: string, c: string) => head + (c === 'A' ? 'B' : 'A'));
+        const forged = await sign(tampered, 'list.test', 'arc', world.keys.list);
+        world.dns.silentNames.add('arc._domainkey.list.test');
+        const asked = world.dns.queries.length;
+        const result = await fresh.scan(viaFwd(forged));
+        assert.match(symbol(result, 'ARC_FAIL')?.detail ?? symbolNames(result).join(), /sealer fwd\.test: i=2 seal signature validation failed/);
+        assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
+        assert.ok(world.dns.queries.slice(asked).includes('TXT arc._domainkey.list.test'), 'the bait made the name time out');
+      });
+    });
+
+    it('a SERVFAIL on the oldest of three hops\' seal keys: ARC_TEMPERROR and DMARC_TEMPERROR', async () => {
+      const original = await sign(message({ subject: 'three hops' }), 'example.com', 's1', world.keys.example);
+      const forwarded = await forwardThrough(world, original, ['untrusted', 'list', 'fwd']);
+      await withFresh(trustingFwd(), async (fresh) => {
+        world.dns.servfailNames.add('arc._domainkey.untrusted.test');
+        try {
+          const result = await fresh.scan(viaFwd(forwarded));
+          assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_TEMPERROR', 'SPF_PASS']);
+          assert.match(symbol(result, 'ARC_TEMPERROR')!.detail, /arc\._domainkey\.untrusted\.test of i=1/);
+          assert.equal(result.verdict.action, 'accept');
+          assert.equal(authResults(result.context)!.arc.instance, 3);
+        } finally {
+          world.dns.servfailNames.clear();
+        }
+      });
+    });
+
+    it('an older hop\'s key times out but the trusted sealer recorded dmarc=fail: ARC_TEMPERROR, and the DMARC policy stands (no override either way)', async () => {
+      const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer via the list' });
+      const viaList = await forwardWithArc(spoof, {
+        sealer: 'list.test',
+        key: world.keys.list,
+        receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
+        resolver: directResolver(world.dns.server),
+        footer: '',
+      });
+      const forwarded = await forwardWithArc(viaList, {
+        sealer: 'fwd.test',
+        key: world.keys.fwd,
+        receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' },
+        resolver: directResolver(world.dns.server),
+      });
+      await withFresh(trustingFwd(), async (fresh) => {
+        world.dns.silentNames.add('arc._domainkey.list.test');
+        const result = await fresh.scan(viaFwd(forwarded));
+        assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_NONE', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+        assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /trusted ARC sealer fwd\.test recorded dmarc=fail, so no override/);
       });
     });
 

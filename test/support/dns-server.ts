@@ -28,6 +28,8 @@ export interface TestDnsServer {
   mode: DnsMode;
   /** Names that never get an answer, whatever the mode (a timeout on one look-up). */
   silentNames: Set<string>;
+  /** Names answered SERVFAIL, whatever the mode (a server failure on one look-up). */
+  servfailNames: Set<string>;
   /** Names answered only after this many ms (slow, but within a look-up's own time-out). */
   delays: Map<string, number>;
   /** Every question received, as "TYPE name". */
@@ -63,6 +65,7 @@ export async function startDnsServer(zones: Record<string, RecordSet> = {}): Pro
     server: '',
     mode: 'normal',
     silentNames: new Set(),
+    servfailNames: new Set(),
     delays: new Map(),
     queries: [],
     set(name, set) {
@@ -92,7 +95,7 @@ export async function startDnsServer(zones: Record<string, RecordSet> = {}): Pro
       const typeName = TYPE_NAMES[question.type];
       api.queries.push(`${typeName ?? question.type} ${name}`);
       if (api.mode === 'silent' || api.silentNames.has(name)) return;
-      if (api.mode === 'servfail') {
+      if (api.mode === 'servfail' || api.servfailNames.has(name)) {
         response.header.rcode = Packet.RCODE.SERVFAIL;
         return send(response);
       }

@@ -6,6 +6,7 @@ import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeade
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
+import { olderSealKeyTempError } from './arc';
 import { AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
@@ -179,7 +180,11 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     minBitLength: settings.minKeyBits,
     disableBimi: true,
   });
-  const auth = summarise(result, settings.trustedSealers, tempErrorNames);
+  const olderSeal =
+    result.arc && result.arc.status?.result === 'fail' && tempErrorNames.length
+      ? await olderSealKeyTempError((result.dkim as any)?.arc, mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff), tempErrorNames, settings.minKeyBits)
+      : undefined;
+  const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal);
   // mailauth evaluates DMARC only for exactly one From: address; a forger adds a second one to turn it off.
   const headerFrom = result.dkim?.headerFrom;
   if (!(Array.isArray(headerFrom) && headerFrom.length === 1)) {
@@ -267,6 +272,11 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
       // A dependency failure must not turn into a rejection: the sealer we
       // trust may have vouched for this message, we could not tell.
       if (arc.result === 'temperror' && arc.trusted) {
+        // What the sealer recorded is known only when its own seal verified (an older hop's key
+        // failed): an override it would not give either way is no reason to hold the policy back.
+        if (settings.requireUpstreamPass && arc.upstreamDmarc && arc.upstreamDmarc !== 'pass') {
+          return policyHits(policy, dmarc.pct, `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc}, so no override (its chain could not be checked: ${arc.comment})`);
+        }
         return [{ name: 'DMARC_TEMPERROR', detail: `${why}; the chain of trusted ARC sealer ${arc.sealer} could not be checked (DNS failure), so the policy is not applied` }];
       }
       if (arc.result === 'pass' && arc.trusted) {

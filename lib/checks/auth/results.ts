@@ -1,6 +1,7 @@
 import type { AuthenticateResult } from 'mailauth';
 import { mailboxesOf, type MessageContext } from '../../message';
 import { normaliseDomain, relaxedAligned, withinDomain } from './align';
+import type { OlderSealTempError } from './arc';
 
 export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
 export type DmarcResult = 'pass' | 'fail' | 'none' | 'temperror';
@@ -70,7 +71,10 @@ export interface AuthResults {
     instance: number;
     /** The sealer is listed in `[arc] trusted_sealers`. */
     trusted: boolean;
-    /** What the newest sealer recorded for DMARC when it received the message ('' unknown). */
+    /**
+     * What the newest sealer recorded for DMARC when it received the message: set
+     * only when the newest seal verified ('' unknown, or a seal not verified).
+     */
     upstreamDmarc: string;
     /** Why the chain failed, when it did. */
     comment: string;
@@ -146,9 +150,11 @@ function arcKeyNames(arcRaw: any): string[] {
 /**
  * Turns mailauth's answer into our small, stable shape. `tempErrorNames`: the
  * names whose look-up failed temporarily (mailauth reports every ARC failure
- * as permanent, a time-out on the sealer's key included).
+ * as permanent, a time-out on the sealer's key included); `olderSeal`: the
+ * chain stopped at an older hop's key that did not come, below verified seals
+ * (see olderSealKeyTempError).
  */
-export function summarise(result: AuthenticateResult, trustedSealers: string[], tempErrorNames: string[] = []): AuthResults {
+export function summarise(result: AuthenticateResult, trustedSealers: string[], tempErrorNames: string[] = [], olderSeal?: OlderSealTempError): AuthResults {
   const from = result.dkim?.headerFrom ?? [];
   const fromAddress = Array.isArray(from) && from.length === 1 ? String(from[0]) : '';
   const fromDomain = fromAddress.includes('@') ? normaliseDomain(fromAddress.slice(fromAddress.lastIndexOf('@') + 1)) : '';
@@ -174,11 +180,16 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   const arcStatus = arcRaw ? String(arcRaw.status?.result ?? 'none') : 'none';
   const lastSeal = (result.dkim as any)?.arc?.lastEntry?.['arc-seal']?.parsed?.d?.value;
   const sealer = normaliseDomain(String(lastSeal ?? arcRaw?.signature?.signingDomain ?? ''));
-  const upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
+  let upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
   const trusted = !!sealer && trustedSealers.some((t) => withinDomain(sealer, t));
   let arcResult: AuthResults['arc']['result'] = arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none';
   let arcComment = String(arcRaw?.status?.comment ?? '');
-  if (arcResult === 'fail' && sealer) {
+  if (arcResult === 'fail' && sealer && olderSeal) {
+    // The newest seal verified: its sealer and what it recorded on receipt are genuine.
+    arcResult = 'temperror';
+    arcComment = `the seals above i=${olderSeal.instance} verify; DNS failure fetching the key ${olderSeal.key} of i=${olderSeal.instance}`;
+    upstreamDmarc = olderSeal.upstreamDmarc;
+  } else if (arcResult === 'fail' && sealer) {
     // Only a key in the sealer's own zone: the names and the sealer are written by the sender,
     // and a key of its own that never answers must not buy a trusted sealer's temperror.
     const unreachable = arcKeyNames(arcRaw).find((name) => withinDomain(name, sealer) && tempErrorNames.includes(name));
