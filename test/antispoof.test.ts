@@ -10,7 +10,7 @@ import { parseIni } from '../lib/config/ini';
 import { IniReader } from '../lib/config/reader';
 import { createMailward, smtpReplyText, type Mailward, type ScanResult } from '../lib/index';
 import { repoPath } from './support/paths';
-import { configDir, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { configDir, directResolver, forwardThrough, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 const names = (r: ScanResult) => r.verdict.symbols.map((s) => s.name).sort();
 const symbol = (r: ScanResult, name: string) => r.verdict.symbols.find((s) => s.name === name);
@@ -382,6 +382,37 @@ describe('antispoof module with auth results, against a real DNS server', functi
       const undecided = await scan(partial, own, IP.nobody, 'alice@example.com');
       assert.ok(symbol(undecided, 'ANTISPOOF_TEMPERROR'), names(undecided).join());
       assert.equal(symbol(undecided, 'SPOOF_LOCAL_DOMAIN'), undefined);
+    } finally {
+      world.dns.silentNames.clear();
+    }
+  });
+
+  it('an older ARC hop\'s key that times out below trusted fwd.test: ANTISPOOF_TEMPERROR for our own list post, SPOOF_LOCAL_DOMAIN for a spoof fwd.test saw fail', async () => {
+    const dir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+    dirs.push(dir);
+    const trusting = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
+    instances.push(trusting);
+    // example.com's post through list.test (i=1) and fwd.test (i=2), which saw DMARC pass.
+    const post = await forwardThrough(world, await sign(message({ subject: 'list post' }), 'example.com', 's1', world.keys.example), ['list', 'fwd']);
+    // A spoof of example.com through the same two hops: fwd.test's seal records dmarc=fail.
+    const viaList = await forwardWithArc(message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' }), {
+      sealer: 'list.test',
+      key: world.keys.list,
+      receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
+      resolver: directResolver(world.dns.server),
+      footer: '',
+    });
+    const spoof = await forwardWithArc(viaList, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' }, resolver: directResolver(world.dns.server) });
+    world.dns.silentNames.add('arc._domainkey.list.test');
+    try {
+      const undecided = await scan(trusting, post, IP.forwarder, 'list-bounces@fwd.test');
+      assert.ok(symbol(undecided, 'ANTISPOOF_TEMPERROR'), names(undecided).join());
+      assert.equal(symbol(undecided, 'SPOOF_LOCAL_DOMAIN'), undefined);
+      assert.equal(undecided.verdict.action, 'accept');
+      const refused = await scan(trusting, spoof, IP.forwarder, 'list-bounces@fwd.test');
+      assert.ok(symbol(refused, 'SPOOF_LOCAL_DOMAIN'), names(refused).join());
+      assert.ok(symbol(refused, 'ARC_TEMPERROR'), names(refused).join());
+      assert.equal(symbol(refused, 'ANTISPOOF_TEMPERROR'), undefined);
     } finally {
       world.dns.silentNames.clear();
     }

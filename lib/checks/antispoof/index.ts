@@ -126,7 +126,8 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
   if (!auth) return false;
   if (policy.alignedDkim && alignedDkimTempError(auth.dkim, claim.domain)) return true;
   if (policy.alignedSpf && alignedSpfTempError(auth.spf, claim.domain)) return true;
-  const arcCouldVouch = auth.arc.trusted && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
+  // A sealer whose verified seal records that DMARC failed on receipt vouches for nothing, whatever its chain below.
+  const arcCouldVouch = auth.arc.trusted && !auth.dmarc.arcDeclined && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
   return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }
 

@@ -275,6 +275,7 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
         // What the sealer recorded is known only when its own seal verified (an older hop's key
         // failed): an override it would not give either way is no reason to hold the policy back.
         if (settings.requireUpstreamPass && arc.upstreamDmarc && arc.upstreamDmarc !== 'pass') {
+          dmarc.arcDeclined = arc.sealer;
           return policyHits(policy, dmarc.pct, `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc}, so no override (its chain could not be checked: ${arc.comment})`);
         }
         return [{ name: 'DMARC_TEMPERROR', detail: `${why}; the chain of trusted ARC sealer ${arc.sealer} could not be checked (DNS failure), so the policy is not applied` }];
@@ -289,6 +290,7 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
             },
           ];
         }
+        dmarc.arcDeclined = arc.sealer;
         return [{ name: `DMARC_POLICY_${policy.toUpperCase()}`, detail: `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc || 'nothing'}, so no override` }];
       }
       return policyHits(policy, dmarc.pct, why);

@@ -54,6 +54,13 @@ export interface AuthResults {
     /** A DMARC fail neutralised by a trusted ARC sealer: the sealer's domain. */
     arcOverride?: string;
     /**
+     * A DMARC fail a trusted ARC sealer does not neutralise because its own
+     * (verified) seal records dmarc other than pass on receipt ([arc]
+     * require_upstream_pass), whether or not the rest of its chain could be
+     * checked: the sealer's domain.
+     */
+    arcDeclined?: string;
+    /**
      * From: did not name exactly one address (several, or none but an
      * address shown as text): the domains DMARC was evaluated for, each on its
      * own (RFC 7489 6.6.1). `domain` and the result are then the strictest
