@@ -189,6 +189,30 @@ for (const backend of ['memory', 'redis'] as const) {
         }
       });
 
+      it('a node configured with a shorter block_minutes does not cut short a longer block another node started', async () => {
+        const other = redisStore(prefix);
+        try {
+          const long = throttle({ blockMinutes: 60 }, 'node-a');
+          const short = new SubjectThrottle(other, { ...SETTINGS, blockMinutes: 5 }, () => clock.now, 'node-b');
+          let block = null;
+          for (let i = 0; i < 10; i++) block = (await long.decide(SUBJECT, 's', true)).block ?? block;
+          assert.equal(block?.until, clock.now + 60 * MIN);
+          // node-b refuses one message under node-a's block: that must not make the block key expire in 5 minutes.
+          assert.equal((await short.decide(SUBJECT, 's', true)).block?.node, 'node-a');
+          const { createClient } = await import('redis');
+          const c = createClient({ url: 'redis://127.0.0.1:6379' });
+          await c.connect();
+          try {
+            const ttl = await c.ttl(`${prefix}bs:blk:${subjectId(SUBJECT)}`);
+            assert.ok(ttl >= 60 * 60, `the block key expires in ${ttl} s, 55 minutes before the block's end`);
+          } finally {
+            await c.quit();
+          }
+        } finally {
+          await other.close();
+        }
+      });
+
       it('keeps its keys under the prefix with an expiry', async () => {
         const t = throttle();
         for (let i = 0; i < 10; i++) await t.decide(SUBJECT, 's', true);

@@ -69,6 +69,25 @@ for (const backend of backends) {
       assert.equal(await store.incrBy('c:n', -3, 60), 0);
     });
 
+    it('an increment never shortens a counter\'s expiry (nodes asking for different lifetimes)', async () => {
+      // One node keeps the key for a minute, another (a shorter window in its config) asks for 1 s:
+      // the count the first node still needs must not vanish after 1 s.
+      await store.incrBy('x:long', 1, 60);
+      await store.incrBy('x:long', 1, 1);
+      await store.hashIncrBy('x:hlong', { a: 1 }, 60);
+      await store.hashIncrBy('x:hlong', { a: 1 }, 1);
+      // A longer lifetime asked later still extends it.
+      await store.incrBy('x:grow', 1, 1);
+      await store.incrBy('x:grow', 1, 60);
+      await store.hashIncrBy('x:hgrow', { a: 1 }, 1);
+      await store.hashIncrBy('x:hgrow', { a: 1 }, 60);
+      await sleep(1150);
+      assert.equal(await store.get('x:long'), '2');
+      assert.deepEqual(await store.hashGetAll('x:hlong'), { a: '2' });
+      assert.equal(await store.get('x:grow'), '2');
+      assert.deepEqual(await store.hashGetAll('x:hgrow'), { a: '2' });
+    });
+
     it('adds to several hash fields at once, reads, sets and deletes fields', async () => {
       assert.deepEqual(await store.hashGetAll('h:none'), {});
       await store.hashIncrBy('h:a', { x: 1, y: 2 }, 60);

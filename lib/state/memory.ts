@@ -74,6 +74,14 @@ export class MemoryStore implements StateStore {
     cache.set(key, { value }, ttlSeconds ? { ttl: ttlSeconds * 1000 } : {});
   }
 
+  /** put for counters: extends the key's expiry to ttlSeconds, never shortens it (as RedisStore does for a fleet). */
+  private putExtending(key: string, value: Value, ttlSeconds: number): void {
+    const remaining = this.pool(key).getRemainingTTL(key);
+    const wanted = ttlSeconds * 1000;
+    const ttl = Number.isFinite(remaining) && remaining > wanted ? remaining : wanted;
+    this.pool(key).set(key, { value }, ttl > 0 ? { ttl } : {});
+  }
+
   private read(key: string): Value | undefined {
     return this.pool(key).get(key)?.value;
   }
@@ -101,7 +109,7 @@ export class MemoryStore implements StateStore {
   async incrBy(key: string, by: number, ttlSeconds: number): Promise<number> {
     const current = Number(this.read(key) ?? 0);
     const next = (Number.isFinite(current) ? current : 0) + by;
-    this.put(key, String(next), ttlSeconds);
+    this.putExtending(key, String(next), ttlSeconds);
     return next;
   }
 
@@ -114,7 +122,7 @@ export class MemoryStore implements StateStore {
     const existing = this.read(key);
     const hash = existing instanceof Map ? existing : new Map<string, string>();
     for (const [field, by] of Object.entries(fields)) hash.set(field, String(Number(hash.get(field) ?? 0) + by));
-    this.put(key, hash, ttlSeconds);
+    this.putExtending(key, hash, ttlSeconds);
   }
 
   async hashGetAll(key: string): Promise<Record<string, string>> {

@@ -4,6 +4,7 @@ import { MemoryStore } from './memory';
 import type { StateSettings, StateStore } from './types';
 import { withDeadline } from '../util/deadline';
 import { redactUrl } from '../config/reader';
+import { lua, runScript } from '../util/lua';
 
 function makeClient(settings: StateSettings) {
   return createClient({
@@ -239,19 +240,14 @@ export class RedisStore implements StateStore {
 
   incrBy(key: string, by: number, ttlSeconds: number) {
     return this.op(
-      async (c) => {
-        const [value] = await c.multi().incrByFloat(this.k(key), by).expire(this.k(key), Math.ceil(ttlSeconds)).exec();
-        return Number(value);
-      },
+      async (c) => Number(await runScript(c, INCR_SCRIPT, { keys: [this.k(key)], arguments: [String(ttlMs(ttlSeconds)), String(by)] })),
       (m) => m.incrBy(key, by, ttlSeconds),
     );
   }
 
   private async hashIncrByRemote(c: Client, key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
-    const multi = c.multi();
-    for (const [field, by] of Object.entries(fields)) multi.hIncrByFloat(this.k(key), field, by);
-    multi.expire(this.k(key), Math.ceil(ttlSeconds));
-    await multi.exec();
+    const pairs = Object.entries(fields).flatMap(([field, by]) => [field, String(by)]);
+    await runScript(c, HASH_INCR_SCRIPT, { keys: [this.k(key)], arguments: [String(ttlMs(ttlSeconds)), ...pairs] });
   }
 
   hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {
@@ -353,6 +349,34 @@ export class RedisStore implements StateStore {
     }
     await this.fallback.close();
   }
+}
+
+/**
+ * Counters are written by every node, and nodes may ask for different
+ * lifetimes (a shorter window or block in one node's config): an increment
+ * extends a key's expiry, never shortens it, or one node's short setting would
+ * expire counts and blocks the others still rely on. (EXPIRE GT would do it
+ * on Redis 7 only.) A key without an expiry gets one, as EXPIRE gave it.
+ */
+const EXTEND_EXPIRY = `
+local ms = tonumber(ARGV[1])
+local left = redis.call('PTTL', KEYS[1])
+if ms > 0 and left < ms then redis.call('PEXPIRE', KEYS[1], ms) end`;
+
+/** KEYS: counter. ARGV: ttl ms, amount. Returns the new value. */
+const INCR_SCRIPT = lua(`
+local value = redis.call('INCRBYFLOAT', KEYS[1], ARGV[2])
+${EXTEND_EXPIRY}
+return value`);
+
+/** KEYS: hash. ARGV: ttl ms, then field, amount pairs. */
+const HASH_INCR_SCRIPT = lua(`
+for i = 2, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
+${EXTEND_EXPIRY}
+return 1`);
+
+function ttlMs(ttlSeconds: number): number {
+  return Math.ceil(ttlSeconds) * 1000;
 }
 
 function delay(ms: number): Promise<void> {

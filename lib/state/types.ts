@@ -18,9 +18,13 @@ export interface StateStore {
   del(key: string): Promise<void>;
   /** Sets the key only if it does not exist (atomically in Redis); true when it was set. For short locks: ttlSeconds > 0. */
   setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean>;
-  /** Adds to a counter, (re)setting its expiry; returns the new value. */
+  /**
+   * Adds to a counter; returns the new value. Its expiry becomes ttlSeconds
+   * from now unless it already had longer: nodes whose configs ask for
+   * different lifetimes never cut short what another counted.
+   */
   incrBy(key: string, by: number, ttlSeconds: number): Promise<number>;
-  /** Adds to several fields of a hash at once (atomically in Redis); sets the hash's expiry. */
+  /** Adds to several fields of a hash at once (atomically in Redis); extends the hash's expiry as incrBy does. */
   hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void>;
   hashGetAll(key: string): Promise<Record<string, string>>;
   hashSet(key: string, fields: Record<string, string>, ttlSeconds?: number): Promise<void>;

@@ -85,7 +85,8 @@ export class SubjectThrottle {
       const existing = fromFields(id, fields);
       if (existing.until > now) {
         // The longest expiry a block can need: another node may have started a newer block
-        // on this key since it was read, and counting a refusal must not shorten its life.
+        // on this key since it was read. The store never shortens an expiry, so a node
+        // configured with a shorter block_minutes cannot cut short a longer block either.
         await this.store.hashIncrBy(BLOCK + id, { refused: 1 }, this.blockTtl(now + this.settings.blockMinutes * 60_000, now));
         existing.refused += 1;
         return { block: existing, count: 0, started: false };

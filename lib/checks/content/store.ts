@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { createClient } from 'redis';
-import { createHash } from 'node:crypto';
+import { lua, runScript } from '../../util/lua';
 import { openSharedSqlite } from '../../util/sqlite';
 import type { BayesModel, Label } from './bayes';
 import { redactUrl } from '../../config/reader';
@@ -267,25 +267,6 @@ function newClient(url: string, timeoutMs: number) {
   return createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: timeoutMs, reconnectStrategy: false } });
 }
 type RedisClient = ReturnType<typeof newClient>;
-
-interface LuaScript {
-  source: string;
-  sha: string;
-}
-
-function lua(source: string): LuaScript {
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
-}
-
-/** EVALSHA, loading the script with EVAL when the server does not have it cached. */
-async function runScript(c: RedisClient, script: LuaScript, options: { keys: string[]; arguments: string[] }): Promise<unknown> {
-  try {
-    return await c.evalSha(script.sha, options);
-  } catch (err) {
-    if (!/NOSCRIPT/.test((err as Error).message)) throw err;
-    return c.eval(script.source, options);
-  }
-}
 
 /**
  * RedisBayesStore.relabel as one script, so the seen check and the count

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { createClient } from 'redis';
+import { countSimilar } from '../lib/checks/content/bulk';
+import type { TemplateFingerprint } from '../lib/checks/content/fingerprint';
+import { silentLogger } from '../lib/runtime';
+import { RedisStore } from '../lib/state';
+import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
+
+const HOUR = 3600_000;
+
+function node(prefix: string): RedisStore {
+  return new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 1000, memoryMaxEntries: 1000 }, silentLogger);
+}
+
+// Two nodes sharing one Redis whose configs differ: what one counted for its
+// longer window must not expire because the other asked for less.
+describe('fleet state: nodes with different windows share counters without cutting them short', () => {
+  const prefix = uniqueRedisPrefix('fleet-expiry');
+  let a: RedisStore;
+  let b: RedisStore;
+  let raw: ReturnType<typeof createClient>;
+  before(async () => {
+    a = node(prefix);
+    b = node(prefix);
+    raw = createClient({ url: REDIS_URL });
+    await raw.connect();
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+    await raw.quit();
+    await deleteRedisKeys(prefix);
+  });
+
+  it('bulk fingerprints: a node with window_hours = 1 does not make the hour a 24-hour node counted expire in 2 hours', async () => {
+    const fp: TemplateFingerprint = { key: 'k'.repeat(40), bands: ['band-one'], words: 50 };
+    const now = Date.UTC(2026, 11, 2, 1, 30);
+    assert.equal(await countSimilar(a, fp, 40, now, 24), 40);
+    // The second node, configured with a one-hour window, counts one more copy in the same hour.
+    assert.equal(await countSimilar(b, fp, 1, now, 1), 41);
+    const ttl = await raw.ttl(`${prefix}content:bulk:band-one:${Math.floor(now / HOUR)}`);
+    assert.ok(ttl > 24 * 3600, `the hour's count expires in ${ttl} s, before the 24-hour window has passed over it`);
+  });
+});
