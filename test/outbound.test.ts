@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createClient } from 'redis';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -498,6 +499,36 @@ describe('outbound: two nodes share one ledger through Redis', () => {
     assert.deepEqual(await lb.counts('alice'), { sent: 1000, bulk: 0, complaint: 4, invalid: 0, trap: 0 });
     assert.ok(await la.suspension('alice'));
     assert.ok(await lb.suspension('alice'));
+  });
+
+  it('a node (or an outbound status run) with another window_hours neither erases nor miscounts the others\' counts', async () => {
+    // Rolling out a new window, or a CLI whose config differs: the nodes share each sender's hash.
+    const week = new OutboundLedger(a, settings, Date.now, 'a');
+    const day = new OutboundLedger(b, outboundSettings('[complaints]\nrequire_authenticated = false\n[policy]\nwindow_hours = 24\n'), Date.now, 'b');
+    await week.add('wendy', { sent: 1000, complaint: 4 });
+    await day.add('wendy', { sent: 1000, complaint: 6 });
+    assert.deepEqual(await day.counts('wendy'), { sent: 2000, bulk: 0, complaint: 10, invalid: 0, trap: 0 });
+    // The 24-hour node's read left the week node's slices alone: ten complaints in 2,000 is a breach there.
+    assert.deepEqual(await week.counts('wendy'), { sent: 2000, bulk: 0, complaint: 10, invalid: 0, trap: 0 });
+    assert.match((await week.evaluate('wendy'))!.reason, /^complaint rate 0\.5% \(10 complaints \/ 2000 messages\)/);
+  });
+
+  it('counts an older version wrote (fields without a slice length) still count, and expire with the window', async () => {
+    const clock = { now: Date.UTC(2025, 2, 11, 12) };
+    const ledger = new OutboundLedger(a, settings, () => clock.now, 'a');
+    const sliceMs = ledger.sliceMinutes * 60_000;
+    const raw = createClient({ url: REDIS_URL });
+    await raw.connect();
+    try {
+      await raw.hSet(`${prefix}ob:stats:olga`, { [`sent.${Math.floor(clock.now / sliceMs)}`]: '700', [`complaint.${Math.floor(clock.now / sliceMs) - 3}`]: '2' });
+      await ledger.add('olga', { sent: 300 });
+      assert.deepEqual(await ledger.counts('olga'), { sent: 1000, bulk: 0, complaint: 2, invalid: 0, trap: 0 });
+      clock.now += 169 * HOUR;
+      assert.deepEqual(await ledger.counts('olga'), { sent: 0, bulk: 0, complaint: 0, invalid: 0, trap: 0 });
+      assert.deepEqual(await raw.hKeys(`${prefix}ob:stats:olga`), [], 'slices past the window are dropped');
+    } finally {
+      await raw.quit();
+    }
   });
 });
 

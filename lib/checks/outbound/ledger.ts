@@ -58,6 +58,11 @@ function zero(): Counts {
   return { sent: 0, bulk: 0, complaint: 0, invalid: 0, trap: 0 };
 }
 
+/** Start (ms) of the oldest slice in the window ending now, for slices of `sliceMs`. */
+function windowStartMs(now: number, sliceMs: number): number {
+  return (Math.floor(now / sliceMs) - SLICES + 1) * sliceMs;
+}
+
 /** A share in per cent, two decimals; more when needed to show it is above `limit` (0.30002% is not 0.3%). */
 function percent(n: number, limit?: number): string {
   const shown = (x: number, digits: number) => `${Math.round(x * 100 * 10 ** digits) / 10 ** digits}%`;
@@ -98,11 +103,17 @@ export class OutboundLedger {
     return Math.ceil((this.sliceMs * (SLICES + 1)) / 1000);
   }
 
-  /** The counter fields of the current slice that `counts` adds to (kind.slice -> n). */
+  /**
+   * The counter fields of the current slice that `counts` adds to
+   * (kind.slice.sliceMs -> n). The field names its slice's length: nodes
+   * whose window_hours differ share the hash, and a slice number means
+   * nothing without its length (one node took another's numbers for slices
+   * long past and deleted all its counts).
+   */
   private sliceFields(counts: Partial<Counts>): Record<string, number> {
     const slice = this.slice();
     const fields: Record<string, number> = {};
-    for (const [kind, n] of Object.entries(counts)) if (n) fields[`${kind}.${slice}`] = n;
+    for (const [kind, n] of Object.entries(counts)) if (n) fields[`${kind}.${slice}.${this.sliceMs}`] = n;
     return fields;
   }
 
@@ -133,17 +144,21 @@ export class OutboundLedger {
    */
   async counts(sender: string, since?: number): Promise<Counts> {
     const all = await this.store.hashGetAll(STATS + sender);
-    const windowStart = this.slice() - SLICES + 1;
-    const first = since === undefined ? windowStart : Math.max(windowStart, this.slice(since));
+    const now = this.clock();
+    const windowStart = windowStartMs(now, this.sliceMs);
+    const first = since === undefined ? windowStart : Math.max(windowStart, this.slice(since) * this.sliceMs);
     const out = zero();
     const stale: string[] = [];
     for (const [field, value] of Object.entries(all)) {
-      const dot = field.indexOf('.');
-      const kind = field.slice(0, dot) as Kind;
-      const slice = Number(field.slice(dot + 1));
-      if (!(KINDS as readonly string[]).includes(kind) || !Number.isFinite(slice)) continue;
-      if (slice < windowStart) stale.push(field);
-      else if (slice >= first) out[kind] += Number(value) || 0;
+      const [kind, sliceText, lengthText] = field.split('.') as [Kind, string?, string?];
+      // A field without a length was written before fields named theirs: by a node configured as this one, presumably.
+      const length = lengthText === undefined ? this.sliceMs : Number(lengthText);
+      const start = Number(sliceText) * length;
+      if (!(KINDS as readonly string[]).includes(kind) || !Number.isFinite(start) || !(length > 0)) continue;
+      // A slice is dropped once it is past the window of the node that wrote it (its window is
+      // SLICES of its slices), never by a node with a shorter window: that one just does not count it.
+      if (start < windowStartMs(now, length)) stale.push(field);
+      else if (start >= first) out[kind] += Number(value) || 0;
     }
     if (stale.length) await this.store.hashDel(STATS + sender, stale).catch(() => {});
     return out;
