@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createClient } from 'redis';
 import { countSimilar } from '../lib/checks/content/bulk';
 import type { TemplateFingerprint } from '../lib/checks/content/fingerprint';
+import { countRecipient, isHarvest, recipientRate } from '../lib/checks/reputation/harvest';
 import { silentLogger } from '../lib/runtime';
 import { RedisStore } from '../lib/state';
 import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
@@ -40,5 +41,22 @@ describe('fleet state: nodes with different windows share counters without cutti
     assert.equal(await countSimilar(b, fp, 1, now, 1), 41);
     const ttl = await raw.ttl(`${prefix}content:bulk:band-one:${Math.floor(now / HOUR)}`);
     assert.ok(ttl > 24 * 3600, `the hour's count expires in ${ttl} s, before the 24-hour window has passed over it`);
+  });
+
+  it('directory harvest: a node with window_minutes = 10 does not delete the recipients a 60-minute node still counts', async () => {
+    const hour = { enabled: true, windowSeconds: 3600, minRecipients: 10, maxUnknownShare: 0.5 };
+    const tenMinutes = { ...hour, windowSeconds: 600 };
+    const t0 = Date.UTC(2026, 11, 2, 1, 0);
+    for (let i = 0; i < 12; i++) await countRecipient(a, hour, '192.0.2.77', false, t0);
+    // A quarter of an hour later: outside the 10-minute node's window, inside the hour.
+    assert.deepEqual(await recipientRate(b, tenMinutes, '192.0.2.77', t0 + 15 * 60_000), { known: 0, unknown: 0 });
+    await new Promise((r) => setTimeout(r, 50)); // its pruning is not awaited
+    const rate = await recipientRate(a, hour, '192.0.2.77', t0 + 15 * 60_000);
+    assert.deepEqual(rate, { known: 0, unknown: 12 });
+    assert.ok(isHarvest(rate, hour));
+    // Past the hour the buckets are dropped, by either node.
+    await recipientRate(b, tenMinutes, '192.0.2.77', t0 + 61 * 60_000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(await raw.hKeys(`${prefix}harvest:192.0.2.77`), []);
   });
 });

@@ -28,7 +28,9 @@ function bucketSeconds(s: HarvestSettings): number {
 export async function countRecipient(state: StateStore, s: HarvestSettings, ip: string, known: boolean, now: number): Promise<void> {
   const b = bucketSeconds(s);
   const start = Math.floor(now / 1000 / b) * b;
-  await state.hashIncrBy(key(ip), { [`${start}:${known ? 'k' : 'u'}`]: 1 }, s.windowSeconds + b);
+  // The field names the writer's window: nodes whose window_minutes differ share the hash, and
+  // only the writer's window says when a bucket is spent for everyone.
+  await state.hashIncrBy(key(ip), { [`${start}:${known ? 'k' : 'u'}:${s.windowSeconds}`]: 1 }, s.windowSeconds + b);
 }
 
 export async function recipientRate(state: StateStore, s: HarvestSettings, ip: string, now: number): Promise<RecipientRate> {
@@ -36,11 +38,16 @@ export async function recipientRate(state: StateStore, s: HarvestSettings, ip: s
   const rate: RecipientRate = { known: 0, unknown: 0 };
   const stale: string[] = [];
   for (const [field, value] of Object.entries(fields)) {
-    const [start, kind] = field.split(':');
-    if (now - Number(start) * 1000 >= s.windowSeconds * 1000) {
+    const [start, kind, window] = field.split(':');
+    const age = now - Number(start) * 1000;
+    // A bucket is dropped once past the window of the node that wrote it (fields without one
+    // were written by an older version, presumably configured as this node), never by a node
+    // with a shorter window: that one just does not count it.
+    if (age >= (window === undefined ? s.windowSeconds : Number(window)) * 1000) {
       stale.push(field);
       continue;
     }
+    if (age >= s.windowSeconds * 1000) continue;
     if (kind === 'k') rate.known += Number(value) || 0;
     else if (kind === 'u') rate.unknown += Number(value) || 0;
   }
