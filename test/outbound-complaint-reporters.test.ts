@@ -25,7 +25,7 @@ describe('outbound: complaints about one message from rotating reporter domains'
     for (let i = 1; i <= N; i++) zones[`r${i}.attacker.example`] = { TXT: ['v=spf1 ip4:203.0.113.66 -all'] };
     dns = await startDnsServer(zones);
     dir = mkdtempSync(join(tmpdir(), 'mw-complaint-reporters-'));
-    writeFileSync(join(dir, 'mailward.ini'), `[main]\nnode_name = t\ndata_dir = ${dir}\n[dns]\nservers = ${dns.server}\ntimeout_ms = 1000\n[state]\nbackend = redis\nredis_url = redis://127.0.0.1:6379\nprefix = ${prefix}\n[tracking]\nenabled = false\n`);
+    writeFileSync(join(dir, 'mailward.ini'), `[main]\nnode_name = t\ndata_dir = ${dir}\n[dns]\nservers = ${dns.server}\ntimeout_ms = 1000\n[state]\nbackend = redis\nredis_url = redis://127.0.0.1:6379\nprefix = ${prefix}\ntimeout_ms = 2000\n[tracking]\nenabled = false\n`);
     writeFileSync(join(dir, 'mailward.outbound.ini'), `[complaints]\naddresses = fbl@example.com\n`);
   });
   after(async () => { await dns.stop(); rmSync(dir, { recursive: true, force: true }); await deleteRedisKeys(prefix); });
