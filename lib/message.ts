@@ -354,117 +354,217 @@ function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
 /** Text parts read at or past the cut of a partial parse: counted cheaply, the bound that matters is MAX_TAIL_BYTES. */
 const MAX_TAIL_PARTS = 32;
 /**
- * Lines starting with `--` examined past the cut. Each costs little (a failed
- * header block resumes at the line that failed it, a skipped part's body is
- * jumped over with indexOf), so this only caps decoy lines in preambles.
+ * Multiparts open at once that the walk follows: each open boundary is
+ * searched for, so time is the message's bytes times this. A multipart nested
+ * deeper is jumped over whole, undecoded, like an attachment.
  */
-const MAX_TAIL_BOUNDARIES = 1000;
-/** A part's header block past the cut must end within this many bytes of its boundary line (a long field must not hide the part). */
+const MAX_TAIL_DEPTH = 12;
+/**
+ * Lines past the cut that start like an open boundary's delimiter but are not
+ * one (`--B` then more than blanks): each restarts a search, so after this
+ * many the walk stops where it is. A boundary chosen as RFC 2046 asks is
+ * never one.
+ */
+const MAX_TAIL_DECOYS = 50000;
+/** Parts walked at or past the cut (each costs a few microseconds: a message of 25 MB of tiny parts took seconds). */
+const MAX_TAIL_WALKED = 10000;
+/** A part's header block must end within this many bytes of its delimiter line (a long field must not hide the part). */
 const MAX_TAIL_HEADER_BYTES = 256 * 1024;
 /** Bytes of text parts (header blocks and bodies) decoded past the cut, in all: the content checks read at most 1 MB of HTML and 256 KB of text. */
 const MAX_TAIL_BYTES = 1024 * 1024;
+/** Longest boundary followed (RFC 2046 allows 70 characters). */
+const MAX_BOUNDARY_LENGTH = 200;
 
-/** Whether raw[start, end) is a header field line (`Name:`, blanks allowed before the colon) or, unless first, a continuation line. */
-function isHeaderLine(raw: Buffer, start: number, end: number, first: boolean): boolean {
-  if (raw[start] === 0x20 || raw[start] === 0x09) return !first;
-  let i = start;
-  while (i < end && raw[i]! > 0x20 && raw[i]! < 0x7f && raw[i] !== 0x3a) i++;
-  if (i === start) return false;
-  while (i < end && (raw[i] === 0x20 || raw[i] === 0x09)) i++;
-  return raw[i] === 0x3a;
-}
-
-/**
- * The header block of a part that starts at `at`: `end` is the index just past
- * its blank line (an empty block is a blank line at `at`), or -1 when a line
- * is not a header field or no blank line comes within MAX_TAIL_HEADER_BYTES;
- * then `resume` is where the search for boundary lines goes on (the line that
- * failed it may itself be one), so no byte is walked twice.
- */
-function tailHeaderBlock(raw: Buffer, at: number): { end: number; resume: number } {
-  const limit = Math.min(raw.length, at + MAX_TAIL_HEADER_BYTES);
-  for (let line = at; line < limit; ) {
-    // A search past `limit` (a long last line) is repeated once at most, by the next boundary search.
-    const lineEnd = raw.indexOf(0x0a, line);
-    if (lineEnd < 0 || lineEnd >= limit) return { end: -1, resume: limit };
-    if (lineEnd === line || (lineEnd === line + 1 && raw[line] === 0x0d)) return { end: lineEnd + 1, resume: lineEnd + 1 };
-    if (!isHeaderLine(raw, line, raw[lineEnd - 1] === 0x0d ? lineEnd - 1 : lineEnd, line === at)) return { end: -1, resume: line };
-    line = lineEnd + 1;
+/** The first `boundary` parameter of a Content-Type value (first wins, as in postal-mime), outside quotes and comments. */
+function boundaryParam(value: string): string | undefined {
+  let name = '';
+  let text = '';
+  let inValue = false;
+  let quoted = false;
+  let closed = false;
+  let comment = 0;
+  const take = (): string | undefined => {
+    const found = inValue && name.trim().toLowerCase() === 'boundary' ? text.trim() : undefined;
+    name = text = '';
+    inValue = closed = false;
+    return found;
+  };
+  for (let i = value.indexOf(';'); i >= 0 && i < value.length; i++) {
+    const c = value[i]!;
+    if (quoted) {
+      if (c === '"') {
+        quoted = false;
+        closed = true;
+      } else text += c === '\\' ? (value[++i] ?? '') : c;
+    } else if (comment) {
+      if (c === '(') comment++;
+      else if (c === ')') comment--;
+    } else if (c === '(') comment = 1;
+    else if (c === ';') {
+      const found = take();
+      if (found !== undefined) return found;
+    } else if (!inValue && c === '=') inValue = true;
+    else if (closed) continue; // `boundary="AAA" junk` is AAA, as in postal-mime
+    else if (inValue && c === '"') quoted = true;
+    else if (inValue) text += c;
+    else name += c;
   }
-  return { end: -1, resume: limit };
+  return take();
+}
+
+/** What the walk needs of one part's header block: its media type (RFC 2046 defaults), boundary, whether it is an attachment. */
+function tailPartType(block: Buffer, digest: boolean): { type: string; boundary?: string; attachment: boolean } {
+  const { headers } = parseHeaderBlock(block);
+  const contentType = headers.find((h) => h.key === 'content-type')?.value;
+  const disposition = headers.find((h) => h.key === 'content-disposition')?.value ?? '';
+  const type = contentType?.replace(/\([^()]*\)/g, '').split(';')[0]!.trim().toLowerCase() || (digest ? 'message/rfc822' : 'text/plain');
+  const boundary = type.startsWith('multipart/') && contentType ? boundaryParam(contentType) : undefined;
+  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, attachment: /^\s*attachment\b/i.test(disposition) };
+}
+
+/** A multipart the walk is inside: its delimiter as searched for, and what is known of where it next stands. */
+interface OpenMultipart {
+  /** `\n--` and the boundary: a delimiter line starts just past the line end. */
+  search: Buffer;
+  digest: boolean;
+  /** Start of the next delimiter line found (valid while at or after the walk's position), or -1. */
+  hit: number;
+  /** No delimiter line of it starts before this (from where the walk was when it looked). */
+  clearTo: number;
+}
+
+/** Where the delimiter line whose `\n--boundary` ends at `at` ends (past its LF, or the message end), and whether it closes; end -1 when it is not one. */
+function delimiterLineEnd(raw: Buffer, at: number): { end: number; close: boolean } {
+  let i = at;
+  const close = raw[i] === 0x2d && raw[i + 1] === 0x2d;
+  if (close) i += 2;
+  // As postal-mime reads a line: blanks may follow the boundary (RFC 2046), CRs are dropped before the LF.
+  while (raw[i] === 0x20 || raw[i] === 0x09) i++;
+  while (raw[i] === 0x0d) i++;
+  if (i >= raw.length) return { end: raw.length, close };
+  return raw[i] === 0x0a ? { end: i + 1, close } : { end: -1, close };
 }
 
 /**
- * Text parts at and past the cut of a partial parse: a spammer puts a large
- * image first so that the text after it is never decoded. The search starts
- * at the last line starting with `--` inside the decoded prefix, so a text
- * part whose boundary line, header block or body straddles the cut is read
- * whole (its first bytes twice: harmless). From there the raw message is
- * searched (Buffer.indexOf, no regex over it) for boundary lines followed by
- * a header block of header fields. A multipart's body is searched on for its
- * children. A text/plain or text/html part that is not an attachment (no
- * Content-Type is text/plain, RFC 2046; an empty header block too) is decoded
- * by postal-mime as a small message of its own, up to the next line starting
- * with its delimiter, and its text and HTML appended to `email`. Any other
- * part (an attachment, message/*, other types) is jumped over to its own
- * next delimiter line undecoded and unsearched: lines starting with `--` in a
- * text attachment cannot use up the search, nor is the text inside an
- * attached message read. Bounded: MAX_TAIL_BYTES decoded in all,
- * MAX_TAIL_PARTS parts, MAX_TAIL_BOUNDARIES boundary lines. Returns how many
- * parts were appended.
+ * The byte ranges (header block and body) of the text parts at and past the
+ * cut of a partial parse, to be decoded one by one: a spammer puts a large
+ * image first so that the text after it is never decoded. The message is
+ * walked from its own header block by the delimiters of the boundaries that
+ * its multiparts declare (RFC 2046 §5.1: `--boundary` alone on a line, the
+ * close delimiter ending in `--`), no other line: a line like `--x` and a
+ * header block inside an attachment or a text part starts no part, so it
+ * can neither make text the check reads out of an attachment's body nor end
+ * a text part early. As in postal-mime, a delimiter of any open multipart
+ * ends the part it is in (the innermost one's wins a line both match), and
+ * an outer one closes the multiparts inside. A multipart's children are
+ * walked; a text/plain or text/html part that is not an attachment (no
+ * Content-Type is text/plain, message/rfc822 in a multipart/digest) and ends
+ * past the cut is taken, from its header block on, so one straddling the
+ * cut is read whole (its first bytes twice: harmless); any other part (an
+ * attachment, message/*, other types) is jumped over to the next delimiter,
+ * unread, so the text and boundaries of an attached message are not read.
+ * Bounded: each open boundary is searched for with Buffer.indexOf, resuming
+ * where it stopped (bytes times MAX_TAIL_DEPTH at most), MAX_TAIL_DECOYS
+ * lines that only look like a delimiter, MAX_TAIL_WALKED parts past the cut,
+ * MAX_TAIL_BYTES taken in all, MAX_TAIL_PARTS parts taken. The parts before
+ * the cut are walked too, to know which multiparts are open at it: fewer
+ * than postal-mime has just decoded there, each far cheaper.
  */
+function tailTextRanges(raw: Buffer, cut: number): [number, number][] {
+  const top = headerBlockEnd(raw);
+  if (top < 0) return [];
+  const open: OpenMultipart[] = [];
+  const enter = (boundary: string | undefined, type: string): boolean => {
+    if (!boundary || open.length >= MAX_TAIL_DEPTH) return false;
+    // UTF-8, as the header block was read and as postal-mime encodes a boundary.
+    open.push({ search: Buffer.from(`\n--${boundary}`, 'utf8'), digest: type === 'multipart/digest', hit: -1, clearTo: 0 });
+    return true;
+  };
+  let decoys = 0;
+  /** The first delimiter line of `m` starting in [pos, bound], or -1 (also when the decoys ran out: `decoys` says so). */
+  const delimiterOf = (m: OpenMultipart, pos: number, bound: number): number => {
+    if (m.hit >= pos) return m.hit <= bound ? m.hit : -1;
+    const from = Math.max(pos, m.clearTo);
+    if (from > bound) return -1;
+    // Only as far as `bound`: an inner boundary is not looked for past the outer delimiter that closes it.
+    const window = raw.subarray(0, Math.min(raw.length, bound + m.search.length - 1));
+    for (let i = window.indexOf(m.search, from - 1); i >= 0; i = window.indexOf(m.search, i + 1)) {
+      if (delimiterLineEnd(raw, i + m.search.length).end >= 0) return (m.hit = i + 1);
+      // Before the cut they are fewer than the lines postal-mime has just read there.
+      if (i >= cut && ++decoys > MAX_TAIL_DECOYS) return -1;
+    }
+    m.hit = -1;
+    m.clearTo = bound + 1;
+    return -1;
+  };
+  /** The next delimiter line of any open multipart at or after `pos`: outer ones first, each inner one only up to it. */
+  const nextDelimiter = (pos: number): { start: number; level: number } | undefined => {
+    let found: { start: number; level: number } | undefined;
+    for (let level = 0; level < open.length; level++) {
+      const start = delimiterOf(open[level]!, pos, found ? found.start : raw.length);
+      if (start >= 0) found = { start, level };
+    }
+    return found;
+  };
+  const sep = raw[top] === 0x0d ? 4 : 2;
+  const topType = tailPartType(raw.subarray(0, top + sep), false);
+  if (!enter(topType.boundary, topType.type)) return [];
+  const ranges: [number, number][] = [];
+  let budget = MAX_TAIL_BYTES;
+  let walked = 0;
+  let pos = top + sep;
+  while (ranges.length < MAX_TAIL_PARTS && budget > 0 && decoys <= MAX_TAIL_DECOYS) {
+    const delimiter = nextDelimiter(pos);
+    if (!delimiter) break;
+    const { end, close } = delimiterLineEnd(raw, delimiter.start - 1 + open[delimiter.level]!.search.length);
+    const parent = open[delimiter.level]!;
+    open.length = delimiter.level + (close ? 0 : 1);
+    pos = end;
+    // After a close delimiter comes its epilogue, up to the next delimiter of a multipart still open.
+    if (close || pos >= raw.length) {
+      if (!open.length) break;
+      continue;
+    }
+    const partEnd = nextDelimiter(pos)?.start ?? raw.length;
+    if (decoys > MAX_TAIL_DECOYS || (partEnd > cut && ++walked > MAX_TAIL_WALKED)) break;
+    // Its header block ends at its first blank line, within the part (a delimiter first: no body) and MAX_TAIL_HEADER_BYTES.
+    let headerEnd = raw[pos] === 0x0a ? pos + 1 : raw[pos] === 0x0d && raw[pos + 1] === 0x0a ? pos + 2 : -1;
+    if (headerEnd < 0) {
+      const block = raw.subarray(pos, Math.min(partEnd, pos + MAX_TAIL_HEADER_BYTES));
+      const crlf = block.indexOf('\n\r\n');
+      const lf = block.subarray(0, crlf < 0 ? block.length : crlf + 2).indexOf('\n\n');
+      const blank = lf < 0 ? crlf : lf;
+      if (blank < 0) continue;
+      headerEnd = pos + blank + (blank === lf ? 2 : 3);
+    }
+    const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest);
+    if (part.type.startsWith('multipart/')) {
+      // Its children are walked from its body on; one without a boundary, or too deep, is passed over whole.
+      if (enter(part.boundary, part.type)) pos = headerEnd;
+      continue;
+    }
+    // Decoded whole in the prefix; or not text the checks read.
+    if (partEnd <= cut || (part.type !== 'text/plain' && part.type !== 'text/html') || part.attachment) continue;
+    const room = budget - (headerEnd - pos);
+    if (room <= 0) break;
+    let bodyEnd = partEnd;
+    if (bodyEnd - headerEnd > room) {
+      const lineCut = raw.lastIndexOf(0x0a, headerEnd + room - 1);
+      bodyEnd = lineCut >= headerEnd ? lineCut + 1 : headerEnd + room;
+    }
+    budget -= bodyEnd - pos;
+    ranges.push([pos, bodyEnd]);
+  }
+  return ranges;
+}
+
+/** Decodes the text parts at and past the cut (tailTextRanges) and appends their text and HTML to `email`; returns how many had any. */
 async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<number> {
   let found = 0;
-  let budget = MAX_TAIL_BYTES;
-  let examined = 0;
-  // `cut` is a line start (parsePrefix cuts after a line end); the last `--` line before it opens the part that straddles it.
-  const last = raw.lastIndexOf('\n--', cut - 1);
-  let at = last >= 0 ? last + 1 : raw[cut - 1] === 0x0a ? cut : raw.indexOf('\n', cut) + 1;
-  if (at === 0) return 0;
   const text: string[] = [];
   const html: string[] = [];
-  while (found < MAX_TAIL_PARTS && budget > 0 && examined < MAX_TAIL_BOUNDARIES && at > 0 && at < raw.length) {
-    const line = raw[at] === 0x2d && raw[at + 1] === 0x2d ? at : raw.indexOf('\n--', at) + 1;
-    if (line <= 0) break;
-    examined++;
-    const lineEnd = raw.indexOf(0x0a, line);
-    if (lineEnd < 0) break;
-    at = lineEnd + 1;
-    const delimiter = raw.subarray(line, lineEnd).toString('latin1').replace(/[ \t\r]+$/, '');
-    if (delimiter.length < 3 || delimiter.length > 200 || delimiter.endsWith('--')) continue;
-    const block = tailHeaderBlock(raw, at);
-    if (block.end < 0) {
-      at = block.resume;
-      continue;
-    }
-    const headerBytes = raw.subarray(at, block.end);
-    const bodyStart = block.end;
-    const { headers } = parseHeaderBlock(headerBytes);
-    const type = (headers.find((h) => h.key === 'content-type')?.value ?? 'text/plain').split(';')[0]!.trim().toLowerCase();
-    const disposition = headers.find((h) => h.key === 'content-disposition')?.value ?? '';
-    const attachment = /^\s*attachment\b/i.test(disposition);
-    if (type.startsWith('multipart/')) {
-      at = bodyStart;
-      continue;
-    }
-    if ((type !== 'text/plain' && type !== 'text/html') || attachment) {
-      // Not searched: its next delimiter line ends it (none: it runs to the end, and so does the search).
-      const next = raw.indexOf(`\n${delimiter}`, bodyStart);
-      at = next < 0 ? raw.length : next + 1;
-      continue;
-    }
-    const room = budget - headerBytes.length;
-    if (room <= 0) break;
-    // Its end is looked for only as far as the budget reaches: text parts that end nowhere cannot each search the rest.
-    const next = raw.subarray(bodyStart, bodyStart + room + delimiter.length + 1).indexOf(`\n${delimiter}`);
-    let bodyEnd = next < 0 ? raw.length : bodyStart + next + 1;
-    if (bodyEnd - bodyStart > room) {
-      const lineCut = raw.lastIndexOf(0x0a, bodyStart + room - 1);
-      bodyEnd = lineCut >= bodyStart ? lineCut + 1 : bodyStart + room;
-    }
-    budget -= headerBytes.length + bodyEnd - bodyStart;
-    at = bodyEnd;
-    const part = await decodeParts(raw.subarray(bodyStart - headerBytes.length, bodyEnd)).catch(() => undefined);
+  for (const [start, end] of tailTextRanges(raw, cut)) {
+    const part = await decodeParts(raw.subarray(start, end)).catch(() => undefined);
     if (!part || (!part.text && !part.html)) continue;
     found++;
     if (part.text) text.push(part.text);

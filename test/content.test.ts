@@ -401,6 +401,70 @@ describe('content: tokens and MIME', () => {
     assert.ok((await read(big + preamble + '--B--' + CRLF)).found, 'J then html');
   });
 
+  describe('past the 2 MB cut only the delimiters of declared boundaries start or end a part (RFC 2046 §5.1)', () => {
+    const CRLF = '\r\n';
+    const head = ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="B"', ''].join(CRLF) + CRLF;
+    const img = (n: number) => ['--B', 'Content-Type: image/jpeg; name="a.jpg"', 'Content-Transfer-Encoding: base64', '', Buffer.alloc(n, 7).toString('base64').replace(/.{76}/g, `$&${CRLF}`)].join(CRLF) + CRLF;
+    /** Lines of filler text, `bytes` long or a line more. */
+    const filler = (bytes: number) => 'plain filler words on a line\r\n'.repeat(Math.ceil(bytes / 30));
+    const read = async (raw: string) => {
+      const ctx = createContext({ ip: '192.0.2.1', raw });
+      const e = await parsedMessage(ctx);
+      assert.ok(raw.length > MAX_PARSE_BYTES && e, 'a partial parse');
+      return { words: (e.text ?? '') + (e.html ?? ''), partial: ctx.parse.partial ?? '' };
+    };
+    const fake = (delimiter: string, words: string) => [delimiter, 'Content-Type: text/plain; charset=utf-8', '', words].join(CRLF) + CRLF;
+
+    it('a fake delimiter and text/plain header inside an attachment straddling the cut, or in the epilogue, is not read as a text part', async () => {
+      const start = head + img(1200 * 1024) + ['--B', 'Content-Type: text/plain; name="notes.txt"', 'Content-Disposition: attachment; filename="notes.txt"', '', ''].join(CRLF);
+      // The fake block stands 5 KB before the cut, the attachment goes on 20 KB past it.
+      const attachment = filler(MAX_PARSE_BYTES - start.length - 5000) + fake('--fake', 'SMUGGLED SPAM WORDS') + filler(25000);
+      const genuine = ['--B', 'Content-Type: text/plain', '', 'GENUINE TAIL WORDS', '--B--', ''].join(CRLF);
+      const r = await read(start + attachment + genuine + fake('--epilogue', 'EPILOGUE WORDS'));
+      assert.doesNotMatch(r.words, /SMUGGLED|EPILOGUE/);
+      assert.match(r.words, /GENUINE TAIL WORDS/);
+      assert.match(r.partial, /and 1 text part crossing or after it$/);
+    });
+
+    it('a text part straddling the cut is read to its own end: a fake delimiter and image header inside it hide nothing', async () => {
+      const start = head + img(1200 * 1024);
+      const before = ['--B', 'Content-Type: text/plain', '', ''].join(CRLF) + filler(MAX_PARSE_BYTES - start.length - 8000);
+      const hider = ['--hide', 'Content-Type: image/png', 'Content-Transfer-Encoding: base64', '', ''].join(CRLF);
+      const r = await read(start + before + hider + filler(20000) + 'HIDDEN SPAM WORDS\r\n' + ['--B', 'Content-Type: text/html', '', '<p>NEXT PART WORDS</p>', '--B--', ''].join(CRLF));
+      assert.match(r.words, /HIDDEN SPAM WORDS/);
+      assert.match(r.words, /NEXT PART WORDS/);
+    });
+
+    it('a nested multipart past the cut is walked by its own declared boundary; a line only starting like it, or a delimiter of an attached message, is no delimiter', async () => {
+      const inner = [
+        '--B', 'Content-Type: multipart/mixed; boundary="INNER"', '', 'preamble',
+        '--INNER', 'Content-Type: text/plain', 'Content-Disposition: attachment; filename="a.txt"', '', 'attached', fake('--INNERfake', 'SMUGGLED INNER WORDS'),
+        '--INNER', 'Content-Type: message/rfc822', '', 'Subject: fwd', 'Content-Type: multipart/alternative; boundary="FWD"', '', '--FWD', 'Content-Type: text/plain', '', 'FORWARDED WORDS',
+        '--INNER', 'Content-Type: text/html; charset=utf-8', '', '<p>NESTED GENUINE WORDS</p>',
+        '--INNER--', '',
+        // Never closed: the outer delimiter ends it, as in postal-mime.
+        '--B', 'Content-Type: multipart/alternative; boundary="OPEN"', '', '--OPEN', 'Content-Type: text/plain', '', 'OPEN INNER WORDS',
+        '--B', 'Content-Type: text/plain', '', 'OUTER AFTER WORDS', '--B--', '',
+      ].join(CRLF);
+      const r = await read(head + img(1600 * 1024) + inner);
+      assert.doesNotMatch(r.words, /SMUGGLED|FORWARDED/);
+      for (const words of ['NESTED GENUINE', 'OPEN INNER', 'OUTER AFTER']) assert.match(r.words, new RegExp(words));
+      assert.match(r.partial, /and 3 text parts crossing or after it$/);
+    });
+
+    it('stays bounded: thousands of declared boundaries never used, deep nesting and decoy lines still let the last text part be read', async () => {
+      // Each a multipart whose preamble holds a line only starting like the outer delimiter, with a text/plain header after it.
+      const unused = Array.from({ length: 5000 }, (_, i) => ['--B', `Content-Type: multipart/mixed; boundary="U${i}"`, '', fake(`--B${i}x`, 'DECOY WORDS')].join(CRLF)).join('');
+      const deep = Array.from({ length: 100 }, (_, i) => [`--${i ? `D${i - 1}` : 'B'}`, `Content-Type: multipart/related; boundary="D${i}"`, '', ''].join(CRLF)).join('');
+      const started = Date.now();
+      const r = await read(head + img(1600 * 1024) + unused + CRLF + deep + ['--B', 'Content-Type: text/plain', '', 'LAST PART WORDS', '--B--', ''].join(CRLF));
+      assert.match(r.words, /LAST PART WORDS/);
+      assert.doesNotMatch(r.words, /DECOY/);
+      assert.match(r.partial, /and 1 text part crossing or after it$/);
+      assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+    });
+  });
+
   it('reads HTML: hidden text, alt text, links with their visible text, bounded input', () => {
     const html = analyseHtml(
       '<html><head><style>p{}</style></head><body><p>Hello</p><div style="display:none">secret words</div>' +
