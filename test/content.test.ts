@@ -452,6 +452,13 @@ describe('content: tokens and MIME', () => {
       assert.match(r.partial, /and 3 text parts crossing or after it$/);
     });
 
+    it('the boundary is the Content-Type\'s own first boundary parameter, not one inside a quoted value or a comment', async () => {
+      const tricky = head.replace('boundary="B"', 'name="x; boundary=EVIL" (a comment; boundary=EVIL); boundary="B"; boundary=EVIL');
+      const r = await read(tricky + img(1600 * 1024) + ['--B', 'Content-Type: text/plain', '', 'GENUINE TAIL WORDS', '--B--', ''].join(CRLF) + fake('--EVIL', 'EVIL WORDS'));
+      assert.match(r.words, /GENUINE TAIL WORDS/);
+      assert.doesNotMatch(r.words, /EVIL WORDS/);
+    });
+
     it('stays bounded: thousands of declared boundaries never used, deep nesting and decoy lines still let the last text part be read', async () => {
       // Each a multipart whose preamble holds a line only starting like the outer delimiter, with a text/plain header after it.
       const unused = Array.from({ length: 5000 }, (_, i) => ['--B', `Content-Type: multipart/mixed; boundary="U${i}"`, '', fake(`--B${i}x`, 'DECOY WORDS')].join(CRLF)).join('');
