@@ -10,6 +10,7 @@ import { findInSpool, findSpooled } from '../lib/cli/tracking';
 import type { CliIO } from '../lib/cli/types';
 import { loadConfig } from '../lib/config/load';
 import { createTrackingWriter } from '../lib/tracking';
+import { SqliteTrackingStore } from '../lib/tracking/sqlite';
 import type { TrackingRow } from '../lib/tracking/types';
 import { assertPrintable, HOSTILE, HOSTILE_SHOWN, PLAIN } from './support/terminal';
 
@@ -383,5 +384,39 @@ describe('mailward trace / explain', () => {
       assert.equal(unknown.code, 1);
       assert.match(unknown.err.join('\n'), new RegExp(`no tracked transaction with ref ZZZZZZZ in postgres ${schema}\\.mailward_tracking`));
     });
+  });
+});
+
+describe('mailward trace over a large tracking store', () => {
+  let root: string;
+  let configDir: string;
+  const ROWS = 130_000;
+
+  before(async function () {
+    this.timeout(120_000);
+    root = mkdtempSync(join(tmpdir(), 'mw-trace-big-'));
+    configDir = join(root, 'haraka', 'config');
+    mkdirSync(configDir, { recursive: true });
+    writeFileSync(join(configDir, 'mailward.ini'), '[main]\nnode_name = mx-test\n[tracking]\nsqlite_path = tracking.sqlite\n');
+    // Straight into the store, in one transaction: the batched writer would take minutes.
+    const store = new SqliteTrackingStore(loadConfig({ configDir }).shared.tracking.sqlitePath);
+    const start = Date.now() - ROWS * 1000;
+    const rows: TrackingRow[] = [];
+    for (let i = 0; i < ROWS; i++) rows.push({ ...rejected, ref: `R${i.toString(36).toUpperCase().padStart(6, '0')}`, time: new Date(start + i * 1000).toISOString() });
+    assert.equal(await store.insert(rows), ROWS);
+    await store.close();
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it(`lists ${ROWS} rows (column widths were Math.max over a spread of every row: RangeError past ~120,000)`, async function () {
+    this.timeout(120_000);
+    const { code, out, err } = await run(['trace', '--config', configDir, '--limit', String(ROWS)]);
+    assert.equal(code, 0, err.join('\n'));
+    assert.equal(out.length, ROWS + 1, 'a title line and every row');
+    assert.match(out[0]!, /^TIME \(UTC\)\s+REF\s+IP/);
+    // The widest REF sets the column: every row's IP starts at the same place.
+    const at = out[1]!.indexOf('203.0.113.9');
+    assert.ok(at > 0 && out.every((l, i) => i === 0 || l.indexOf('203.0.113.9') === at), 'columns aligned');
+    assert.match(err.join('\n'), new RegExp(`${ROWS} rows from sqlite`));
   });
 });

@@ -11,3 +11,15 @@ export function trimChars(text: string, lead: string, trail: string = lead): str
   while (end > start && trail.includes(text[end - 1]!)) end--;
   return start === 0 && end === text.length ? text : text.slice(start, end);
 }
+
+/**
+ * The length of the longest of `texts`, and at least `atLeast`: the width of a
+ * table column. A loop, not Math.max(...lengths): a spread passes each length
+ * as an argument on the stack, and `mailward trace` over ~120,000 tracking rows
+ * threw RangeError (Maximum call stack size exceeded).
+ */
+export function longest(texts: Iterable<string>, atLeast = 0): number {
+  let width = atLeast;
+  for (const text of texts) if (text.length > width) width = text.length;
+  return width;
+}

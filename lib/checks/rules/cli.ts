@@ -8,6 +8,7 @@ import { openListStore } from '.';
 import type { SenderListStore } from './list-store';
 import { describeScope, entryWarnings, parseEntry, scopeFor, type ListKind } from './lists';
 import type { RulesSettings } from './settings';
+import { longest } from '../../util/text';
 
 export interface OpenedLists {
   config: MailwardConfig;
@@ -132,7 +133,7 @@ function listCommand(kind: ListKind): CliCommand {
           }
           // Escaped: quarantine release-approve adds the From: address of a message, and recipients name scopes.
           const scopeOf = (r: { scope: string }) => oneLine(describeScope(r.scope));
-          const width = Math.max(5, ...rows.map((r) => scopeOf(r).length));
+          const width = longest(rows.map(scopeOf), 'SCOPE'.length);
           io.out(`${'SCOPE'.padEnd(width)}  SOURCE    ENTRY`);
           for (const r of rows) io.out(`${scopeOf(r).padEnd(width)}  ${r.source.padEnd(8)}  ${oneLine(r.entry)}`);
           return 0;

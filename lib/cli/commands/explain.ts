@@ -3,6 +3,7 @@ import type { TrackingRow } from '../../tracking/types';
 import { closeTracking, envelopeAddress, findInSpool, formatScore, openTracking, spoolNames, tryRead } from '../tracking';
 import { jsonText, oneLineIO } from '../safe-text';
 import { type CliCommand, type CliIO, UserError } from '../types';
+import { longest } from '../../util/text';
 
 const GONE = '(no longer registered: renamed or removed since this row was written)';
 
@@ -25,7 +26,7 @@ function printStory(io: CliIO, row: TrackingRow, symbols: SymbolTable): void {
   const groups = Object.entries(row.groups).sort((a, b) => b[1] - a[1]);
   io.out(`${label('groups')}${groups.length ? groups.map(([g, s]) => `${g} ${formatScore(s)}`).join(', ') : '(none)'}`);
   io.out(`${label('symbols')}${row.symbols.length ? `${row.symbols.length}, by score` : '(none fired)'}`);
-  const width = Math.max(0, ...row.symbols.map((s) => s.name.length));
+  const width = longest(row.symbols.map((s) => s.name));
   for (const s of [...row.symbols].sort((a, b) => b.score - a.score)) {
     const score = `${s.score > 0 ? '+' : ''}${formatScore(s.score)}`.padStart(7);
     io.out(`  ${score}  ${s.name.padEnd(width)}  ${s.group}${s.detail ? `: ${s.detail}` : ''}`);

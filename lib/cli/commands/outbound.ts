@@ -5,6 +5,7 @@ import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
 import { openSharedState } from '../shared-state';
 import { jsonText, oneLine } from '../safe-text';
+import { longest } from '../../util/text';
 
 const USAGE = [
   'mailward outbound status [SENDER] [--config DIR] [--json]',
@@ -56,7 +57,7 @@ function printReport(io: CliIO, rows: SenderReport[], heading: string): void {
       status(r),
     ]),
   ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const widths = table[0]!.map((_, i) => longest(table.map((row) => row[i]!)));
   for (const row of table) io.out(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd());
   for (const r of rows) if (r.suspension) io.out(`  ${oneLine(suspensionText(r.suspension))}`);
 }

@@ -4,6 +4,7 @@ import { closeTracking, findSpooled, formatScore, openTracking, spoolNames, tryR
 import { parseSince } from '../since';
 import { jsonText, oneLine } from '../safe-text';
 import { type CliCommand, type CliIO, UserError } from '../types';
+import { longest } from '../../util/text';
 
 function parseLimit(value: string | undefined): number {
   if (value === undefined) return 50;
@@ -50,7 +51,7 @@ function cells(row: TrackingRow): string[] {
 function printTable(io: CliIO, rows: TrackingRow[]): void {
   // Cells are escaped before widths are measured: clients and senders write most of them.
   const table = rows.map((row) => cells(row).map(oneLine));
-  const widths = COLUMNS.map((c, i) => Math.min(c.max, Math.max(c.title.length, ...table.map((r) => r[i]!.length))));
+  const widths = COLUMNS.map((c, i) => Math.min(c.max, longest(table.map((r) => r[i]!), c.title.length)));
   const line = (values: string[]) => values.map((v, i) => clip(v, widths[i]!).padEnd(widths[i]!)).join('  ').trimEnd();
   io.out(line(COLUMNS.map((c) => c.title)));
   for (const row of table) io.out(line(row));
