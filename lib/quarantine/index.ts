@@ -3,7 +3,7 @@ import type { SharedSettings } from '../config/shared';
 import { FileQuarantine } from './files';
 import { PostgresQuarantineIndex } from './index-postgres';
 
-export { FileQuarantine, closeSharedIndexes } from './files';
+export { FileQuarantine, closeSharedIndexes, CorruptRecordError, damage } from './files';
 export { SqliteQuarantineIndex } from './index-sqlite';
 export { ClaimBusyError, describeClaim, STALE_LOCK_MS, type ClaimInfo } from './claim';
 export { PostgresQuarantineIndex } from './index-postgres';

@@ -1,6 +1,6 @@
 import { createTransport } from 'nodemailer';
 import { ClaimBusyError, describeClaim, type Claim } from './claim';
-import type { FileQuarantine } from './files';
+import { damage, type FileQuarantine } from './files';
 import { heldRefOfReply } from '../score/verdict';
 import { releaseHeaderLine, releaseKey, signRelease } from './release-token';
 import type { QuarantineRecord } from './types';
@@ -77,6 +77,11 @@ async function releaseClaimed(store: FileQuarantine, ref: string, options: Relea
   const held = await store.get(ref);
   if (!held) throw new ReleaseError(`no quarantined message ${ref}`);
   const { entry, raw } = held;
+  // Before --force is looked at: what is left of a damaged message must not go out, nor be learnt as ham.
+  const damaged = damage(entry, raw);
+  if (damaged) {
+    throw new ReleaseError(`${ref} is damaged, so it is not released (--force or not): ${damaged} (cut short or changed on disk since); read what is left with \`mailward quarantine show ${ref} --raw\`, or delete it`);
+  }
   if (entry.status === 'released' && !options.force) {
     throw new ReleaseError(`${ref} was already released at ${entry.statusTime ?? '(unknown time)'}; add --force to deliver it again`);
   }

@@ -26,6 +26,12 @@ export interface QuarantineRecord extends QuarantineEntry {
   error?: string;
   /** Set when the record was rebuilt from the message alone (its own was never written): the envelope is unknown. */
   recovered?: string;
+  /**
+   * Bytes of the message as it was held (REF.eml): a file cut short or emptied
+   * on disk since is refused for release (see damage() in files.ts). Absent in
+   * records written before mailward kept it: those are not checked.
+   */
+  size?: number;
 }
 
 export interface QuarantineFilter {

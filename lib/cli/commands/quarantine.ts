@@ -7,7 +7,7 @@ import { relaxedAligned } from '../../checks/auth/align';
 import { silentLogger } from '../../runtime';
 import { loadConfig, type MailwardConfig } from '../../config/load';
 import { createContext, fromMailboxes, parsedMessage } from '../../message';
-import { ClaimBusyError, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
+import { ClaimBusyError, CorruptRecordError, damage, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
 import { jsonText, oneLine, oneLineIO } from '../safe-text';
@@ -108,6 +108,8 @@ async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean)
   field('status', `${r.status}${r.statusTime ? ` (${r.statusTime})` : ''}`);
   if (r.error) field('error', r.error);
   if (r.recovered) field('recovered', r.recovered);
+  const damaged = damage(r, held.raw);
+  if (damaged) field('damaged', `${damaged}: it cannot be released`);
   const { lock, delivered } = await store.lockState(r.ref);
   if (lock) field('locked', describeClaim(lock));
   if (delivered) field('delivered', `${delivered}, but the status could not be recorded (the next list records it)`);
@@ -233,6 +235,10 @@ export const command: CliCommand = {
         }
       }
       return 2;
+    } catch (err) {
+      // A record file that does not parse: one line naming it, not a stack trace.
+      if (err instanceof CorruptRecordError) throw new UserError(err.message, 1);
+      throw err;
     } finally {
       await store.close();
     }
