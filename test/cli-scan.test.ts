@@ -129,6 +129,24 @@ describe('mailward scan', function () {
     ]);
   });
 
+  it('names skipped files and a missing path with control characters and newlines escaped, each on one line', async () => {
+    const hostile = join(dir, 'hostile-names');
+    mkdirSync(hostile);
+    writeFileSync(join(hostile, 'notes\x1b[31mred\nfake line.txt'), 'not a message\n');
+    symlinkSync(join(dir, 'nowhere.eml'), join(hostile, 'gone\x1b[31m\n.eml'));
+    const io = capture();
+    assert.equal(await main(['scan', hostile, '--config', config], io), 1);
+    assertPrintable(io.stderr.join('\n'), 'scan');
+    assert.deepEqual(io.stderr, [
+      `${join(hostile, 'gone\\x1b[31m\\x0a.eml')}: skipped (ENOENT: no such file or directory)`,
+      `${join(hostile, 'notes\\x1b[31mred\\x0afake line.txt')}: skipped (not a message: no header block)`,
+      '0 messages scanned, 1 unreadable',
+    ]);
+    const missing = capture();
+    assert.equal(await main(['scan', join(dir, 'nope\x1b[31m\nforged line.eml'), '--config', config], missing), 2);
+    assert.deepEqual(missing.stderr, [`mailward scan: no such file or directory: ${join(dir, 'nope\\x1b[31m\\x0aforged line.eml')}`]);
+  });
+
   it('reports a configuration error by file, section and key, exit code 3', async () => {
     const bad = join(dir, 'bad-config');
     mkdirSync(bad, { recursive: true });

@@ -5,6 +5,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
+import { assertPrintable } from './support/terminal';
 import { mboxMessages, readMessages } from '../lib/cli/sources';
 
 const mail = (subject: string, body: string) => `From: Alice <alice@example.net>\r\nTo: bob@example.com\r\nSubject: ${subject}\r\n\r\n${body}\r\n`;
@@ -59,6 +60,23 @@ describe('mailward learn: what it reads', function () {
     assert.match(r.out, /^spam: 1 learnt, 0 already learnt, 0 relearnt \(moved from ham\), 3 not messages \(no header block\)$/m);
     for (const name of ['empty.eml', 'photo.jpg', 'README']) assert.match(r.err, new RegExp(`${name.replace('.', '\\.')}: skipped \\(not a message: no header block\\)`));
     assert.match(r.out, /: 1 spam and 0 ham/);
+  });
+
+  it('names skipped files and a missing path with control characters and newlines escaped, each on one line', async () => {
+    writeFileSync(join(dir, 'spam', 'notes\x1b[31mred\nfake line.txt'), 'not a message\n');
+    symlinkSync(join(dir, 'nowhere.eml'), join(dir, 'spam', 'gone\x1b[31m\n.eml'));
+    const r = await learn('--spam', join(dir, 'spam'));
+    assert.equal(r.code, 1, r.err);
+    assertPrintable(r.err, 'learn');
+    assertPrintable(r.out, 'learn');
+    const lines = r.err.split('\n');
+    assert.ok(lines.includes(`${join(dir, 'spam', 'gone\\x1b[31m\\x0a.eml')}: skipped (ENOENT: no such file or directory)`), r.err);
+    assert.ok(lines.includes(`${join(dir, 'spam', 'notes\\x1b[31mred\\x0afake line.txt')}: skipped (not a message: no header block)`), r.err);
+    assert.ok(!lines.some((l) => l.startsWith('fake line') || l.startsWith('.eml')), 'no name starts a line of its own');
+    assert.match(r.out, /^spam: 1 learnt, 0 already learnt, 0 relearnt \(moved from ham\), 1 skipped, 1 not a message \(no header block\)$/m);
+    const missing = await learn('--spam', join(dir, 'nope\x1b[31m\nforged line.eml'));
+    assert.equal(missing.code, 2);
+    assert.equal(missing.err, `mailward learn: no such file or directory: ${join(dir, 'nope\\x1b[31m\\x0aforged line.eml')}`);
   });
 
   it('an mbox is read as a stream, message by message, with its ">From " quoting undone', () => {

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { oneLine } from './safe-text';
 import { UserError } from './types';
 
 /**
@@ -181,7 +182,8 @@ function* walk(path: string, visited: Set<string>): Generator<SourceEntry> {
 export function* readMessages(paths: string[]): Generator<SourceEntry> {
   const visited = new Set<string>();
   for (const path of paths) {
-    if (!existsSync(path)) throw new UserError(`no such file or directory: ${path}`);
+    // Escaped whole (a newline too): the error is printed as lines, and a path is one.
+    if (!existsSync(path)) throw new UserError(`no such file or directory: ${oneLine(path)}`);
     yield* walk(path, visited);
   }
 }

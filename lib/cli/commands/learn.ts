@@ -6,6 +6,7 @@ import type { ContentSettings } from '../../checks/content/settings';
 import type { Label } from '../../checks/content/bayes';
 import type { PrunePolicy } from '../../checks/content/store';
 import { silentLogger } from '../../runtime';
+import { oneLine } from '../safe-text';
 import { readMessages } from '../sources';
 import { type CliCommand, UserError } from '../types';
 
@@ -114,15 +115,18 @@ export const command: CliCommand = {
         if (!paths.length) continue;
         const started = Date.now();
         const c = counts[label];
+        // A file is named by whoever saved it (an attachment's name, a mail client): escaped, like the
+        // reasons that may quote it, so a name cannot write to the terminal or break the line.
+        const skipped = (name: string, why: string) => io.err(`${tty ? '\n' : ''}${oneLine(name)}: skipped (${oneLine(why)})`);
         for (const message of readMessages(paths)) {
           if (message.kind === 'unreadable') {
             c.failed++;
-            io.err(`${tty ? '\n' : ''}${message.name}: skipped (${message.reason})`);
+            skipped(message.name, message.reason);
             continue;
           }
           if (message.kind === 'not a message') {
             c.notMessages++;
-            io.err(`${tty ? '\n' : ''}${message.name}: skipped (not a message: no header block)`);
+            skipped(message.name, 'not a message: no header block');
             continue;
           }
           try {
@@ -134,7 +138,7 @@ export const command: CliCommand = {
             c.done++;
           } catch (err) {
             c.failed++;
-            io.err(`${tty ? '\n' : ''}${message.name}: skipped (${(err as Error).message})`);
+            skipped(message.name, (err as Error).message);
           }
           if (tty && (c.done + c.failed) % 50 === 0) process.stderr.write(progress(label, c.done, c.failed, started));
         }
@@ -150,7 +154,7 @@ export const command: CliCommand = {
       await classifier.close();
     }
     for (const label of ['spam', 'ham'] as const) if (v[label]?.length) io.out(summaryLine(label, counts[label], !!v.unlearn));
-    io.out(`model (${classifier.store.description}): ${classifier.model.nspam} spam and ${classifier.model.nham} ham (was ${before.spam} and ${before.ham}), ${classifier.model.tokens.size} tokens`);
+    io.out(`model (${oneLine(classifier.store.description)}): ${classifier.model.nspam} spam and ${classifier.model.nham} ham (was ${before.spam} and ${before.ham}), ${classifier.model.tokens.size} tokens`);
     if (classifier.model.nspam < settings.bayes.minLearns || classifier.model.nham < settings.bayes.minLearns) {
       io.out(`note: the classifier scores only once it has ${settings.bayes.minLearns} of each ([bayes] min_learns)`);
     }

@@ -6,7 +6,7 @@ import { createStateStore } from '../../state';
 import { OverlayStore } from '../../state/overlay';
 import { silentLogger } from '../../runtime';
 import { readMessages } from '../sources';
-import { jsonText, oneLineIO } from '../safe-text';
+import { jsonText, oneLine, oneLineIO } from '../safe-text';
 import { type CliCommand, type CliIO, UserError } from '../types';
 
 function addressIn(header: string | undefined): string | undefined {
@@ -53,7 +53,8 @@ export const command: CliCommand = {
       for (const message of readMessages(args.positionals)) {
         if (message.kind !== 'message') {
           if (message.kind === 'unreadable') unreadable++;
-          io.err(`${message.name}: skipped (${message.kind === 'unreadable' ? message.reason : 'not a message: no header block'})`);
+          // Escaped as the verdict lines are: a file name can hold control characters and newlines.
+          io.err(oneLine(`${message.name}: skipped (${message.kind === 'unreadable' ? message.reason : 'not a message: no header block'})`));
           continue;
         }
         const ctx = createContext({ ip: v.ip ?? '127.0.0.1', helo: v.helo ?? 'localhost', raw: message.raw });
