@@ -6,7 +6,7 @@ import { normaliseAddress } from '../../checks/rules/match';
 import { relaxedAligned } from '../../checks/auth/align';
 import { silentLogger } from '../../runtime';
 import { loadConfig, type MailwardConfig } from '../../config/load';
-import { createContext, fromMailboxes, parsedMessage } from '../../message';
+import { createContext, fromMailboxes, headerValues, parsedMessage } from '../../message';
 import { ClaimBusyError, CorruptRecordError, damage, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
@@ -260,12 +260,21 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   await store.close();
   let address = record.mailFrom;
   if (held) {
-    const from = fromMailboxes(createContext({ ip: record.remoteIp, raw: held.raw })).filter((m) => m.address);
+    const ctx = createContext({ ip: record.remoteIp, raw: held.raw });
+    const from = fromMailboxes(ctx).filter((m) => m.address);
     if (from.length > 1) {
       io.err(`warning: nothing approved: the message has ${from.length} From: addresses (${from.map((m) => m.address).join(', ')}); add the one you trust with "mailward allow add --rcpt USER SENDER"`);
       return true;
     }
     if (from.length === 1) address = from[0]!.address;
+    else if (headerValues(ctx, 'from').length) {
+      // A From: with a name and no address (or an encoded word, a group) showed the reader someone the
+      // envelope sender need not be; the rules never allow such a message by its envelope (identityOf),
+      // so approving the envelope sender would approve someone else and not help the next such message.
+      const written = headerValues(ctx, 'from')[0]!.trim();
+      io.err(`warning: nothing approved: the From: holds no address (${JSON.stringify(written)}), and the envelope sender ${record.mailFrom ? `${record.mailFrom} ` : ''}is not who it shows; add the sender you trust with "mailward allow add --rcpt USER SENDER"`);
+      return true;
+    }
   }
   if (!address) return false;
   // An internationalised domain in its ASCII form: as the lists compare it.
