@@ -79,6 +79,45 @@ describe('quarantine leftovers', () => {
     assert.equal((await q.record('DONE000001'))!.status, 'held');
   });
 
+  it('a put flushes the message to disk before its record is written, and the record before it resolves', async () => {
+    // A spy over the real file system (each call goes through): what was flushed, in what order.
+    const fsp = require('node:fs/promises') as typeof import('node:fs/promises');
+    const steps: string[] = [];
+    const name = (p: unknown) => String(p).slice(dir.length + 1) || '(dir)';
+    const { open, rename, link } = fsp;
+    fsp.open = (async (path: Parameters<typeof open>[0], ...rest: unknown[]) => {
+      const handle = await (open as (...a: unknown[]) => ReturnType<typeof open>)(path, ...rest);
+      const sync = handle.sync.bind(handle);
+      handle.sync = async () => {
+        await sync();
+        steps.push(`sync ${name(path)}`);
+      };
+      return handle;
+    }) as typeof open;
+    fsp.rename = (async (from: string, to: string) => {
+      await rename(from, to);
+      steps.push(`rename ${name(from)} ${name(to)}`);
+    }) as typeof rename;
+    fsp.link = (async (from: string, to: string) => {
+      await link(from, to);
+      steps.push(`link ${name(from)} ${name(to)}`);
+    }) as typeof link;
+    try {
+      await new FileQuarantine(dir).put(entry('SYNC000001'), RAW);
+    } finally {
+      Object.assign(fsp, { open, rename, link });
+    }
+    assert.deepEqual(steps, [
+      'sync SYNC000001.eml.tmp',
+      'link SYNC000001.eml.tmp SYNC000001.eml',
+      'sync (dir)',
+      'sync SYNC000001.json.tmp',
+      'rename SYNC000001.json.tmp SYNC000001.json',
+      'sync (dir)',
+    ]);
+    assert.deepEqual(readFileSync(join(dir, 'SYNC000001.eml')), RAW);
+  });
+
   it('a put whose record cannot be written leaves no message behind (the MTA delivers it instead)', async () => {
     const q = new FileQuarantine(dir);
     mkdirSync(join(dir, 'NOREC00001.json.tmp')); // the record's write fails, as on a full disk

@@ -1,4 +1,4 @@
-import { access, link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
@@ -36,6 +36,34 @@ export async function closeSharedIndexes(): Promise<void> {
 }
 
 const REF = /^[0-9A-Z]+$/;
+
+/**
+ * Writes a file and flushes it to the disk before resolving: a held message is
+ * accepted (250) on the strength of these files, and without the flush a power
+ * cut can leave a record beside an empty or cut-short message.
+ */
+async function writeDurably(path: string, data: string | Buffer): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Flushes a directory's entries (a new name, a rename). Some file systems refuse to: the files' own flush is what matters most. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // EINVAL, EISDIR, EPERM on file systems that cannot sync a directory.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
 
 /** A record file that does not parse (cut short or edited by hand): the message names the file, for one line of the CLI. */
 export class CorruptRecordError extends Error {
@@ -100,8 +128,9 @@ export class FileQuarantine implements QuarantineStore {
   private async writeMeta(record: QuarantineRecord): Promise<void> {
     const { meta } = this.paths(record.ref);
     try {
-      await writeFile(`${meta}.tmp`, JSON.stringify(record, null, 2));
+      await writeDurably(`${meta}.tmp`, JSON.stringify(record, null, 2));
       await rename(`${meta}.tmp`, meta);
+      await syncDirectory(this.dir);
     } catch (err) {
       // A full disk leaves a cut-short copy: not a record of anything.
       await unlink(`${meta}.tmp`).catch(() => {});
@@ -126,7 +155,8 @@ export class FileQuarantine implements QuarantineStore {
   async put(entry: QuarantineEntry, raw: Buffer): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const { eml } = this.paths(entry.ref);
-    await writeFile(`${eml}.tmp`, raw);
+    // On disk before its record is written: a record must never outlive its message's data.
+    await writeDurably(`${eml}.tmp`, raw);
     // Never over another held message: link() fails if the name exists, where rename() replaces.
     try {
       await link(`${eml}.tmp`, eml);
@@ -140,6 +170,7 @@ export class FileQuarantine implements QuarantineStore {
     } finally {
       await unlink(`${eml}.tmp`).catch(() => {});
     }
+    await syncDirectory(this.dir);
     const record: QuarantineRecord = { ...entry, size: raw.length, status: 'held' };
     try {
       await this.writeMeta(record);
