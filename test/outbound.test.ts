@@ -8,6 +8,7 @@ import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf
 import { DEFAULTS } from '../lib/checks/outbound/settings';
 import { MAX_PARSE_BYTES } from '../lib/message';
 import { main } from '../lib/cli/main';
+import { collect } from '../lib/cli/commands/complaints';
 import { loadConfig } from '../lib/config/load';
 import { ConfigError } from '../lib/config/errors';
 import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
@@ -640,5 +641,23 @@ describe('outbound: mailward complaints import and mailward outbound', function 
     const memory = await cli('outbound', 'status');
     assert.equal(memory.code, 1);
     assert.match(memory.err, /backend = memory .* use backend = redis/);
+  });
+});
+
+describe('mailward complaints import: the files of a large directory', () => {
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), 'mw-complaints-many-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('130,000 files are listed, in order (each directory\'s files were pushed as a spread: RangeError past ~120,000)', function () {
+    this.timeout(120_000);
+    const reports = join(dir, 'reports');
+    mkdirSync(reports);
+    const N = 130_000;
+    for (let i = 0; i < N; i++) writeFileSync(join(reports, `r${String(i).padStart(6, '0')}.eml`), '');
+    const files = collect([dir]);
+    assert.equal(files.length, N);
+    assert.equal(files[0], join(reports, 'r000000.eml'));
+    assert.equal(files[N - 1], join(reports, `r${N - 1}.eml`));
   });
 });

@@ -12,8 +12,7 @@ const USAGE = 'mailward complaints import FILE|DIR... [--config DIR] [--json]';
  * directories (sorted). A directory reached twice (a symbolic link back up
  * the tree) is read once.
  */
-function collect(paths: string[], seen = new Set<string>()): string[] {
-  const out: string[] = [];
+export function collect(paths: string[], seen = new Set<string>(), out: string[] = []): string[] {
   for (const path of paths) {
     let stat;
     try {
@@ -27,7 +26,8 @@ function collect(paths: string[], seen = new Set<string>()): string[] {
       if (seen.has(real)) continue;
       seen.add(real);
       const names = readdirSync(path).filter((n) => !n.startsWith('.')).sort();
-      out.push(...collect(names.map((n) => join(path, n)), seen));
+      // Into the same list, not out.push(...files): a spread of a directory's ~120,000 files overflows the stack.
+      collect(names.map((n) => join(path, n)), seen, out);
     } else if (stat.isFile()) out.push(path);
   }
   return out;
