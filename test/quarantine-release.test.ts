@@ -8,25 +8,15 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, wri
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
-import type { CliIO } from '../lib/cli/types';
 import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError, type QuarantineRecord } from '../lib/quarantine';
 import { heldRefOfReply, smtpReplyText } from '../lib/score/verdict';
-import { startSmtpSink, type SinkOptions, type SmtpSink } from './support/smtp-sink';
-import { entry, RAW } from './support/quarantine';
+import type { SinkOptions, SmtpSink } from './support/smtp-sink';
+import { capture, entry, RAW, releaseSink } from './support/quarantine';
 
 const DAY = 86_400_000;
 
-
 /** The stand-in MTA listens in 28000-28999 (the range these tests may use on a shared machine). */
-async function sink(options: SinkOptions = {}): Promise<SmtpSink> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await startSmtpSink('mta.test', { ...options, port: 28000 + Math.floor(Math.random() * 1000) });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt > 20) throw err;
-    }
-  }
-}
+const sink = (options: SinkOptions = {}) => releaseSink(28000, options);
 
 /** A gate the sink waits at before its first 250: the test acts while a release is in flight. */
 function gate() {
@@ -54,12 +44,6 @@ class FullDiskQuarantine extends FileQuarantine {
     if (this.full) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     return super.update(ref, changes);
   }
-}
-
-function capture(): CliIO & { outText(): string; errText(): string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out: (l) => out.push(l), err: (l) => err.push(l), outText: () => out.join('\n'), errText: () => err.join('\n') };
 }
 
 describe('quarantine release delivers once', () => {

@@ -7,12 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { main } from '../lib/cli/main';
-import type { CliIO } from '../lib/cli/types';
 import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMessage, ReleaseError, type QuarantineEntry, type QuarantineIndex } from '../lib/quarantine';
 import { createContext, headerValues } from '../lib/message';
 import { releaseHeaderLine, releaseKey, signRelease, verifyRelease } from '../lib/quarantine/release-token';
 import { freePort } from './support/haraka';
-import { entry as heldEntry, RAW } from './support/quarantine';
+import { capture, entry as heldEntry, RAW } from './support/quarantine';
 import { assertPrintable, HOSTILE, HOSTILE_SHOWN, PLAIN } from './support/terminal';
 
 const DAY = 86_400_000;
@@ -20,12 +19,6 @@ const DAY = 86_400_000;
 const entry = (ref: string, fields: Partial<QuarantineEntry> = {}): QuarantineEntry =>
   heldEntry(ref, { symbols: [{ name: 'BAYES_SPAM', score: 9, group: 'content', detail: 'p=0.99' }], ...fields });
 
-
-function capture(): CliIO & { outText(): string; errText(): string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out: (l) => out.push(l), err: (l) => err.push(l), outText: () => out.join('\n'), errText: () => err.join('\n') };
-}
 
 async function exerciseStore(q: FileQuarantine): Promise<void> {
   const old = new Date(Date.now() - 40 * DAY).toISOString();
