@@ -379,7 +379,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject.*trusted ARC sealer fwd\.test.*not applied/);
         assert.ok(['ARC_TEMPERROR', 'DMARC_TEMPERROR'].every((name) => symbol(result, name)!.score === 0));
         assert.equal(result.verdict.action, 'accept');
-        assert.deepEqual({ ...authResults(result.context)!.arc, comment: '' }, { result: 'temperror', sealer: 'fwd.test', instance: 2, trusted: true, upstreamDmarc: 'pass', comment: '' });
+        assert.deepEqual({ ...authResults(result.context)!.arc, comment: '' }, { result: 'temperror', sealer: 'fwd.test', instance: 2, trusted: true, upstreamDmarc: 'pass', sealVerified: true, comment: '' });
       });
       // The same chain with list.test's key answered: the override, so the time-out cost nothing the chain would have given.
       await withFresh(trustingFwd(), async (fresh) => {
@@ -407,6 +407,38 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.match(symbol(result, 'ARC_FAIL')?.detail ?? symbolNames(result).join(), /sealer fwd\.test: i=2 seal signature validation failed/);
         assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
         assert.ok(world.dns.queries.slice(asked).includes('TXT arc._domainkey.list.test'), 'the bait made the name time out');
+      });
+    });
+
+    it('a spoof whose own older hop times out below a trusted seal that records no dmarc=: the DMARC policy, as through that sealer alone', async () => {
+      // A trusted sealer that records spf/dkim but no dmarc= (require_upstream_pass: no override without a recorded pass).
+      const withoutDmarc = (found: string) => found.split(/;\s*/).filter((clause) => !/^dmarc=/i.test(clause)).join(';\r\n ');
+      const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
+      const fwd = { sealer: 'fwd.test', key: world.keys.fwd, resolver: directResolver(world.dns.server), recorded: withoutDmarc };
+      const oneHop = await forwardWithArc(spoof, { ...fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' } });
+      assert.doesNotMatch(oneHop.split('\r\n\r\n')[0]!, /dmarc=/i);
+      await withFresh(trustingFwd(), async (fresh) => {
+        const result = await fresh.scan(viaFwd(oneHop));
+        assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_NONE', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+      });
+      // The spoofer seals first with a hop of its own (list.test stands for it), whose key then never answers us.
+      const viaOwn = await forwardWithArc(spoof, {
+        sealer: 'list.test',
+        key: world.keys.list,
+        receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
+        resolver: directResolver(world.dns.server),
+        footer: '',
+      });
+      const twoHops = await forwardWithArc(viaOwn, { ...fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' } });
+      await withFresh(trustingFwd(), async (fresh) => {
+        world.dns.silentNames.add('arc._domainkey.list.test');
+        try {
+          const result = await fresh.scan(viaFwd(twoHops));
+          assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_NONE', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+          assert.equal(authResults(result.context)!.dmarc.arcDeclined, 'fwd.test');
+        } finally {
+          world.dns.silentNames.clear();
+        }
       });
     });
 

@@ -274,9 +274,11 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
       if (arc.result === 'temperror' && arc.trusted) {
         // What the sealer recorded is known only when its own seal verified (an older hop's key
         // failed): an override it would not give either way is no reason to hold the policy back.
-        if (settings.requireUpstreamPass && arc.upstreamDmarc && arc.upstreamDmarc !== 'pass') {
+        // Recording nothing is no pass either (as for a chain that verifies, below): a spoofer
+        // adding a hop of its own whose key never answers must not get more than without it.
+        if (arc.sealVerified && settings.requireUpstreamPass && arc.upstreamDmarc !== 'pass') {
           dmarc.arcDeclined = arc.sealer;
-          return policyHits(policy, dmarc.pct, `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc}, so no override (its chain could not be checked: ${arc.comment})`);
+          return policyHits(policy, dmarc.pct, `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc || 'nothing'}, so no override (its chain could not be checked: ${arc.comment})`);
         }
         return [{ name: 'DMARC_TEMPERROR', detail: `${why}; the chain of trusted ARC sealer ${arc.sealer} could not be checked (DNS failure), so the policy is not applied` }];
       }

@@ -83,6 +83,11 @@ export interface AuthResults {
      * only when the newest seal verified ('' unknown, or a seal not verified).
      */
     upstreamDmarc: string;
+    /**
+     * temperror only: the newest seal verified and an older hop's key did not
+     * come, so `upstreamDmarc` is what the sealer really recorded ('' nothing).
+     */
+    sealVerified?: boolean;
     /** Why the chain failed, when it did. */
     comment: string;
   };
@@ -191,11 +196,13 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   const trusted = !!sealer && trustedSealers.some((t) => withinDomain(sealer, t));
   let arcResult: AuthResults['arc']['result'] = arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none';
   let arcComment = String(arcRaw?.status?.comment ?? '');
+  let sealVerified = false;
   if (arcResult === 'fail' && sealer && olderSeal) {
     // The newest seal verified: its sealer and what it recorded on receipt are genuine.
     arcResult = 'temperror';
     arcComment = `the seals above i=${olderSeal.instance} verify; DNS failure fetching the key ${olderSeal.key} of i=${olderSeal.instance}`;
     upstreamDmarc = olderSeal.upstreamDmarc;
+    sealVerified = true;
   } else if (arcResult === 'fail' && sealer) {
     // Only a key in the sealer's own zone: the names and the sealer are written by the sender,
     // and a key of its own that never answers must not buy a trusted sealer's temperror.
@@ -217,6 +224,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       instance: typeof arcRaw?.i === 'number' ? arcRaw.i : 0,
       trusted,
       upstreamDmarc,
+      ...(sealVerified ? { sealVerified } : {}),
       comment: arcComment,
     },
     temporaryError: spfResult === 'temperror' || dmarcResult === 'temperror' || arcResult === 'temperror' || dkim.some((d) => d.result === 'temperror'),
