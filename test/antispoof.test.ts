@@ -418,6 +418,37 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a spoof of widget.test (no DMARC) whose own older ARC hop times out below trusted fwd.test: SPOOF_LOCAL_DOMAIN, as through fwd.test alone', async () => {
+    const dir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+    dirs.push(dir);
+    const trusting = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
+    instances.push(trusting);
+    // Without DMARC there is nothing for a sealer to override: one hop through fwd.test vouches for nothing.
+    const spoof = message({ from: 'Website <webform@widget.test>', to: 'sales@widget.test', subject: 'Invoice' });
+    const fwd = { sealer: 'fwd.test', key: world.keys.fwd, resolver: directResolver(world.dns.server) };
+    const oneHop = await forwardWithArc(spoof, { ...fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' } });
+    const direct = await scan(trusting, oneHop, IP.forwarder, 'list-bounces@fwd.test');
+    assert.ok(symbol(direct, 'SPOOF_LOCAL_DOMAIN'), names(direct).join());
+    // The spoofer seals first with a hop of its own (list.test stands for it), whose key later never answers.
+    const viaOwn = await forwardWithArc(spoof, {
+      sealer: 'list.test',
+      key: world.keys.list,
+      receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
+      resolver: directResolver(world.dns.server),
+      footer: '',
+    });
+    const twoHops = await forwardWithArc(viaOwn, { ...fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' } });
+    world.dns.silentNames.add('arc._domainkey.list.test');
+    try {
+      const result = await scan(trusting, twoHops, IP.forwarder, 'list-bounces@fwd.test');
+      assert.ok(symbol(result, 'ARC_TEMPERROR'), names(result).join());
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), names(result).join());
+      assert.equal(symbol(result, 'ANTISPOOF_TEMPERROR'), undefined);
+    } finally {
+      world.dns.silentNames.clear();
+    }
+  });
+
   describe('a spoofer whose own DNS answers slowly, to run past the authentication deadline', () => {
     const includes = 'abcdefghi'.split('').map((l) => `${l}.slow.attacker.test`);
     /** Auth deadline 1,200 ms; every slow answer below is within a look-up's own time-out. */

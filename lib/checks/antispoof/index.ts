@@ -127,7 +127,11 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
   if (policy.alignedDkim && alignedDkimTempError(auth.dkim, claim.domain)) return true;
   if (policy.alignedSpf && alignedSpfTempError(auth.spf, claim.domain)) return true;
   // A sealer whose verified seal records that DMARC failed on receipt vouches for nothing, whatever its chain below.
-  const arcCouldVouch = auth.arc.trusted && !auth.dmarc.arcDeclined && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
+  // Nor does one when DMARC here neither failed nor could not be evaluated: its override (arcOverride)
+  // only ever neutralises a DMARC fail, so a domain without DMARC gets none through a chain that
+  // verifies, and a spoofer must not get more by adding a hop of its own whose key never answers.
+  const overridable = auth.dmarc.result === 'fail' || auth.dmarc.result === 'temperror';
+  const arcCouldVouch = auth.arc.trusted && overridable && !auth.dmarc.arcDeclined && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
   return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }
 
