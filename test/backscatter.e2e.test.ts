@@ -284,10 +284,12 @@ for (const backend of ['memory', 'redis'] as const) {
 
     before(async () => {
       haraka = await startHaraka({
-        plugins: ['relay', 'mailward/plugins/backscatter'],
+        // Reply addresses are recorded for authenticated submission only (SMTP AUTH).
+        plugins: ['auth/flat_file', 'mailward/plugins/backscatter'],
         files: {
           ...files(prefix, 'mx-a', 'threshold = 5\nwindow_minutes = 5\nblock_minutes = 60\n'),
           'mailward.ini': `[main]\nnode_name = mx-a\ndata_dir = data\n[state]\nbackend = ${backend}\nprefix = ${prefix}\n[tracking]\nflush_interval_ms = 100\n`,
+          'auth_flat_file.ini': '[core]\nmethods = PLAIN,LOGIN\n[users]\nalice = alice-secret\n',
         },
       });
     });
@@ -309,7 +311,7 @@ for (const backend of ['memory', 'redis'] as const) {
       const mid = `<desk.${Date.now()}@example.com>`;
       const date = new Date().toUTCString();
       const raw = outbound({ mid, date, from: 'Alice <alice@example.com>, Team <team@example.com>', replyTo: 'Help Desk <desk@example.com>' });
-      const sent = await sendMail({ port: haraka.port, from: 'alice@example.com', to: ['bob@remote.example'], raw, localAddress: RELAY_IP });
+      const sent = await sendMail({ port: haraka.port, from: 'alice@example.com', to: ['bob@remote.example'], raw, auth: { user: 'alice', pass: 'alice-secret' } });
       assert.equal(sent.code, 250, sent.response);
       const sig = /^X-Mailward-Sig: (.*?)\r?$/m.exec(readFileSync(haraka.delivered().at(-1)!, 'utf8'))![1]!;
 

@@ -618,6 +618,16 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.equal((await t.mw.runtime.services.state.keys('bs:sender:')).length, 2);
     });
 
+    it('mail relayed by IP, without SMTP AUTH, records no reply addresses: a list server or web form passes on what outsiders wrote', async () => {
+      const mid = '<outsider-post.1@example.com>';
+      // An outsider's post re-sent by a host allowed to relay, naming a local mailbox in Reply-To:.
+      const out = await t.mw.scan({ ip: '10.0.0.9', relaying: true, mailFrom: 'list-bounces@example.com', rcptTo: ['bob@remote.example'], raw: outbound({ mid, from: 'Mallory <mallory@evil.example>', replyTo: 'ceo@example.com' }), localHostname: 'mx.example.com' });
+      assert.doesNotMatch(symbols(out).OUTBOUND_SIGNED!, /Reply-To/);
+      assert.equal((await t.mw.runtime.services.state.keys('bs:reply:')).length, 0);
+      // Her "auto-replies" to the CEO quoting it are unverified (and counted toward the throttle).
+      assert.match(symbols(await inbound(bounce('vacation.eml', { mid }), 'ceo@example.com', 'mallory@evil.example')).BOUNCE_UNVERIFIED!, /but not addressed to the original's sender/);
+    });
+
     it('one message keeps at most 4 reply addresses: an auto-reply to a fifth is unverified', async () => {
       const mid = '<many-replyto.1@example.com>';
       const replyTo = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'].map((u) => `${u}@example.com`).join(', ');

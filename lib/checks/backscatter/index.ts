@@ -63,9 +63,14 @@ function authenticatedSender(ctx: MessageContext): string {
  * Where an automatic reply to this message may go besides its sender: the
  * Reply-To: addresses (some responders answer them), then any From: address
  * after the first (the first is recorded as a sender). SentMessages keeps
- * only the first few.
+ * only the first few. Only for a client that authenticated (SMTP AUTH):
+ * nothing checks these headers, and a host relaying by IP (a list server,
+ * a web form) passes on what outsiders wrote, so an outsider could name any
+ * local mailbox and then send it "auto-replies" that verify (-2, never
+ * throttled) quoting the Message-ID.
  */
 function replyAddresses(ctx: MessageContext): string[] {
+  if (!ctx.authUser) return [];
   return [...mailboxesOf(headerValues(ctx, 'reply-to')), ...fromMailboxes(ctx)].map((m) => m.address);
 }
 
