@@ -301,27 +301,82 @@ export function rawBody(ctx: MessageContext): string {
  */
 export const MAX_PARSE_BYTES = 2 * 1024 * 1024;
 
-/** The message cut at the last line end within `limit` bytes, or as it is when shorter. */
-function parsePrefix(raw: Buffer, limit: number): Buffer {
-  if (raw.length <= limit) return raw;
-  const lineEnd = raw.lastIndexOf(0x0a, limit - 1);
-  return raw.subarray(0, lineEnd > 0 ? lineEnd + 1 : limit);
+/**
+ * ...and at most this many lines of it, whichever bound comes first. postal-mime's
+ * cost is per line and per part, not per byte: measured here under load, 2 MB
+ * of `--` lines (524k) took 13.7 s, 2 MB of 18-byte lines 2.5 s, 2 MB of
+ * 76-character lines (27k) 0.44 s, 233k tiny parts in 2 MB 23 s. 2 MB of
+ * 76-character lines (78 bytes with CRLF: base64, quoted-printable, most text)
+ * is 26,886 lines, so for ordinary mail the byte bound still comes first and
+ * it is decoded as far as before; cut here, the costliest lines found (short
+ * text or HTML lines, header fields, parts with headers) took 0.35-0.42 s in
+ * the run where 2 MB of 76-character text took 0.23-0.58 s.
+ */
+export const MAX_PARSE_LINES = 28_000;
+/**
+ * What a line starting with `--` counts towards MAX_PARSE_LINES: it may be a
+ * boundary delimiter, and a part costs postal-mime 2-3 lines' time (28k
+ * one-line parts took ~1.3 s, 9k ~0.45 s; 233k tiny parts in 2 MB, 23 s).
+ */
+const DELIMITER_LINE_COST = 3;
+
+/** How far whole lines fit in a byte and a line bound: where the last one that fits ends, what was spent, and which bound stopped them short. */
+interface LineFit {
+  end: number;
+  lines: number;
+  units: number;
+  /** What stopped it short of `end`. */
+  by?: 'bytes' | 'lines';
 }
 
 /**
- * The part of a message that is MIME-decoded: its first MAX_PARSE_BYTES, cut
- * at a line end. For every parser that decodes a message whole (a bounce's
- * original, a DSN, a feedback report), not only parsedMessage.
+ * How far the lines of raw[start, end) fit in `maxBytes` bytes and `maxUnits`
+ * line units (a line ends at LF, as postal-mime splits them; one starting with
+ * `--` costs DELIMITER_LINE_COST). Cheap: one Buffer.indexOf a line, at most
+ * `maxUnits` + 1 of them.
+ */
+function fitLines(raw: Buffer, start: number, end: number, maxBytes: number, maxUnits: number): LineFit {
+  const view = raw.subarray(0, end);
+  const limit = Math.min(end, start + maxBytes);
+  let at = start;
+  let lines = 0;
+  let units = 0;
+  while (at < end) {
+    const lf = view.indexOf(0x0a, at);
+    const next = lf < 0 ? end : lf + 1;
+    if (next > limit) return { end: at, lines, units, by: 'bytes' };
+    const cost = raw[at] === 0x2d && raw[at + 1] === 0x2d ? DELIMITER_LINE_COST : 1;
+    if (units + cost > maxUnits) return { end: at, lines, units, by: 'lines' };
+    units += cost;
+    lines++;
+    at = next;
+  }
+  return { end, lines, units };
+}
+
+/** Where the MIME-decoded part of a message ends (raw.length when whole), and, when it is cut, how many lines it holds and which bound cut it. */
+function mimeCut(raw: Buffer): LineFit {
+  const fit = fitLines(raw, 0, raw.length, MAX_PARSE_BYTES, MAX_PARSE_LINES);
+  // A first line longer than the byte bound is cut inside it, as before.
+  return fit.by === 'bytes' && fit.end === 0 ? { ...fit, end: MAX_PARSE_BYTES } : fit;
+}
+
+/**
+ * The part of a message that is MIME-decoded: its first MAX_PARSE_BYTES or
+ * MAX_PARSE_LINES lines, whichever ends first, cut at a line end. For every
+ * parser that decodes a message whole (a bounce's original, a DSN, a feedback
+ * report), not only parsedMessage.
  */
 export function mimePrefix(raw: Buffer): Buffer {
-  return parsePrefix(raw, MAX_PARSE_BYTES);
+  return raw.subarray(0, mimeCut(raw).end);
 }
 
 /**
  * The decoded MIME structure (text, html, attachments, addresses). Parsed once;
  * a message that cannot be parsed yields null and records the error, so every
  * check can still run on headers and raw body. Of a message over
- * MAX_PARSE_BYTES only the start is decoded, and `ctx.parse.partial` says so.
+ * MAX_PARSE_BYTES or MAX_PARSE_LINES only the start is decoded, and
+ * `ctx.parse.partial` says so.
  * An HTML part with no charset parameter is read in the charset its <meta>
  * declares (redecodeByMeta).
  */
@@ -332,8 +387,10 @@ export function parsedMessage(ctx: MessageContext): Promise<Email | null> {
 }
 
 function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
-  const input = mimePrefix(raw);
-  let partial = input.length < raw.length ? `decoded the first ${Math.round(input.length / 1024)} KB of ${Math.round(raw.length / 1024)} KB` : undefined;
+  const cut = mimeCut(raw);
+  const input = raw.subarray(0, cut.end);
+  const why = cut.by === 'lines' ? ` (${cut.lines} lines: the line limit)` : '';
+  let partial = input.length < raw.length ? `decoded the first ${Math.round(input.length / 1024)} KB${why} of ${Math.round(raw.length / 1024)} KB` : undefined;
   if (partial) ctx.parse = { ...ctx.parse, partial };
   return decodeParts(input)
     .then(async (email) => {
@@ -372,6 +429,8 @@ const MAX_TAIL_WALKED = 10000;
 const MAX_TAIL_HEADER_BYTES = 256 * 1024;
 /** Bytes of text parts (header blocks and bodies) decoded past the cut, in all: the content checks read at most 1 MB of HTML and 256 KB of text. */
 const MAX_TAIL_BYTES = 1024 * 1024;
+/** Line units (DELIMITER_LINE_COST) of them, in all: half the prefix's, as MAX_TAIL_BYTES is half MAX_PARSE_BYTES (1 MB of 4-byte lines there took postal-mime ~4 s). */
+const MAX_TAIL_LINES = MAX_PARSE_LINES / 2;
 /** Longest boundary followed (RFC 2046 allows 70 characters). */
 const MAX_BOUNDARY_LENGTH = 200;
 
@@ -459,18 +518,24 @@ function delimiterLineEnd(raw: Buffer, at: number): { end: number; close: boolea
  * an outer one closes the multiparts inside. A multipart's children are
  * walked; a text/plain or text/html part that is not an attachment (no
  * Content-Type is text/plain, message/rfc822 in a multipart/digest) and ends
- * past the cut is taken, from its header block on, so one straddling the
- * cut is read whole (its first bytes twice: harmless); any other part (an
+ * past the cut is taken, from its header block on; of the one straddling the
+ * cut (a line cut can fall early in a long part) its header block and its body
+ * from the cut on are taken, after every part past the cut, with what budget
+ * they left: re-reading what the prefix decoded would spend the budget on
+ * nothing new, and padding that part with short lines must not hide the parts
+ * after it (a base64 body whose lines are not a multiple of 4 characters
+ * decodes to noise from the cut: text parts are 76); any other part (an
  * attachment, message/*, other types) is jumped over to the next delimiter,
  * unread, so the text and boundaries of an attached message are not read.
  * Bounded: each open boundary is searched for with Buffer.indexOf, resuming
  * where it stopped (bytes times MAX_TAIL_DEPTH at most), MAX_TAIL_DECOYS
  * lines that only look like a delimiter, MAX_TAIL_WALKED parts past the cut,
- * MAX_TAIL_BYTES taken in all, MAX_TAIL_PARTS parts taken. The parts before
+ * MAX_TAIL_BYTES and MAX_TAIL_LINES taken in all, MAX_TAIL_PARTS parts
+ * taken. The parts before
  * the cut are walked too, to know which multiparts are open at it: fewer
  * than postal-mime has just decoded there, each far cheaper.
  */
-function tailTextRanges(raw: Buffer, cut: number): [number, number][] {
+function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
   const top = headerBlockEnd(raw);
   if (top < 0) return [];
   const open: OpenMultipart[] = [];
@@ -509,11 +574,29 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][] {
   const sep = raw[top] === 0x0d ? 4 : 2;
   const topType = tailPartType(raw.subarray(0, top + sep), false);
   if (!enter(topType.boundary, topType.type)) return [];
-  const ranges: [number, number][] = [];
+  const ranges: [number, number][][] = [];
   let budget = MAX_TAIL_BYTES;
+  let lineBudget = MAX_TAIL_LINES;
+  /** Takes a part as these ranges (its header block first, whole, or nothing), its body cut to the budgets at a line end; false when they ran out. */
+  const take = (segments: [number, number][]): boolean => {
+    const taken: [number, number][] = [];
+    for (const [start, end] of segments) {
+      const fit = fitLines(raw, start, end, budget, lineBudget);
+      // A header block cut short would be read with the wrong type or encoding; a first line too long for the bytes left is cut inside it.
+      const stop = fit.by === 'bytes' && fit.end === start && taken.length ? start + budget : fit.end;
+      if (!taken.length && fit.by) return false;
+      budget -= stop - start;
+      lineBudget -= fit.units;
+      taken.push([start, stop]);
+      if (fit.by) break;
+    }
+    ranges.push(taken);
+    return budget > 0 && lineBudget > 0;
+  };
+  let crossing: [number, number][] | undefined;
   let walked = 0;
   let pos = top + sep;
-  while (ranges.length < MAX_TAIL_PARTS && budget > 0 && decoys <= MAX_TAIL_DECOYS) {
+  while (ranges.length < MAX_TAIL_PARTS && budget > 0 && lineBudget > 0 && decoys <= MAX_TAIL_DECOYS) {
     const delimiter = nextDelimiter(pos);
     if (!delimiter) break;
     const { end, close } = delimiterLineEnd(raw, delimiter.start - 1 + open[delimiter.level]!.search.length);
@@ -545,16 +628,13 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][] {
     }
     // Decoded whole in the prefix; or not text the checks read.
     if (partEnd <= cut || (part.type !== 'text/plain' && part.type !== 'text/html') || part.attachment) continue;
-    const room = budget - (headerEnd - pos);
-    if (room <= 0) break;
-    let bodyEnd = partEnd;
-    if (bodyEnd - headerEnd > room) {
-      const lineCut = raw.lastIndexOf(0x0a, headerEnd + room - 1);
-      bodyEnd = lineCut >= headerEnd ? lineCut + 1 : headerEnd + room;
-    }
-    budget -= bodyEnd - pos;
-    ranges.push([pos, bodyEnd]);
+    if (headerEnd < cut) crossing = [[pos, headerEnd], [cut, partEnd]];
+    else if (!take([[pos, headerEnd], [headerEnd, partEnd]])) break;
   }
+  // The part straddling the cut last (its start is decoded already), put first: the text reads in order.
+  const before = ranges.length;
+  if (crossing && before < MAX_TAIL_PARTS && budget > 0 && lineBudget > 0) take(crossing);
+  if (ranges.length > before) ranges.unshift(ranges.pop()!);
   return ranges;
 }
 
@@ -563,8 +643,8 @@ async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Prom
   let found = 0;
   const text: string[] = [];
   const html: string[] = [];
-  for (const [start, end] of tailTextRanges(raw, cut)) {
-    const part = await decodeParts(raw.subarray(start, end)).catch(() => undefined);
+  for (const segments of tailTextRanges(raw, cut)) {
+    const part = await decodeParts(Buffer.concat(segments.map(([start, end]) => raw.subarray(start, end)))).catch(() => undefined);
     if (!part || (!part.text && !part.html)) continue;
     found++;
     if (part.text) text.push(part.text);

@@ -11,7 +11,7 @@ import { backscatterModule } from '../lib/checks/backscatter';
 import { referencedMessageIds } from '../lib/checks/backscatter/recognise';
 import { repoPath } from './support/paths';
 import { extractOriginal, recognise } from '../lib/checks/backscatter/recognise';
-import { MAX_PARSE_BYTES } from '../lib/message';
+import { MAX_PARSE_BYTES, MAX_PARSE_LINES } from '../lib/message';
 import { parseBackscatterSettings, DEFAULTS } from '../lib/checks/backscatter/settings';
 import { normaliseMessageId, parseSignature, sign, verify, type SigningKey } from '../lib/checks/backscatter/signing';
 import { normaliseSubject, subjectId } from '../lib/checks/backscatter/subject';
@@ -24,7 +24,7 @@ import { SqliteBayesStore } from '../lib/checks/content/store';
 import { Classifier } from '../lib/checks/content/classifier';
 import { silentLogger } from '../lib/runtime';
 import { backscatterRuntime, bounce, deleteRedisKeys, fixtureBytes, KEY_A, KEY_B, outbound, testMailward, uniquePrefix, type TestMailward } from './backscatter/support';
-import { PADDING_24MB, postalInputSizes } from './support/postal-spy';
+import { lineCount, PADDING_24MB, postalInputs, postalInputSizes } from './support/postal-spy';
 
 const DAEMONS = new Set(DEFAULTS.daemonSenders);
 const keyA: SigningKey = { id: 'ka', secret: 'secret-number-one-0123456789' };
@@ -201,6 +201,14 @@ describe('backscatter: recognising bounces and auto-replies', () => {
     assert.equal(result?.source, 'message/rfc822');
     assert.equal(result?.headers.find((h) => h.key === 'message-id')?.value, '<orig.big@example.com>');
     assert.ok(sizes.length > 0 && sizes.every((n) => n <= MAX_PARSE_BYTES), `PostalMime.parse given ${sizes.join(', ')} bytes`);
+  });
+
+  it('a bounce padded with 2 MB of short lines: only its first MAX_PARSE_LINES lines are MIME-decoded; the original is still found', async () => {
+    const fields = { mid: '<orig.short@example.com>', sigLine: 'X-Mailward-Sig: v=1; k=ka; t=1; s=abc' };
+    const padded = Buffer.concat([Buffer.from(bounce('postfix-dsn.eml', fields)), Buffer.from('--\r\n'.repeat(500_000))]);
+    const { result, inputs } = await postalInputs(() => extractOriginal(ctx(padded, ''), 'x-mailward-sig'));
+    assert.equal(result?.headers.find((h) => h.key === 'message-id')?.value, '<orig.short@example.com>');
+    assert.ok(inputs.length > 0 && inputs.every((b) => lineCount(b) <= MAX_PARSE_LINES), `postal-mime given ${inputs.map(lineCount).join(', ')} lines`);
   });
 
   it('bad input: a truncated original keeps what survived; a missing one gives null', async () => {

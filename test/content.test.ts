@@ -13,7 +13,8 @@ import { capHits } from '../lib/checks/content';
 import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
 import { createMailward, type Verdict } from '../lib';
-import { createContext, MAX_PARSE_BYTES, parsedMessage } from '../lib/message';
+import { createContext, MAX_PARSE_BYTES, MAX_PARSE_LINES, parsedMessage } from '../lib/message';
+import { lineCount, postalInputs } from './support/postal-spy';
 import { Ledger } from '../lib/score/ledger';
 import { SymbolTable } from '../lib/score/symbol-table';
 import { MemoryStore } from '../lib/state/memory';
@@ -469,6 +470,76 @@ describe('content: tokens and MIME', () => {
       assert.doesNotMatch(r.words, /DECOY/);
       assert.match(r.partial, /and 1 text part crossing or after it$/);
       assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+    });
+  });
+
+  describe('the line limit: postal-mime costs per line and per part, so a message of short lines is cut before 2 MB', () => {
+    const CRLF = '\r\n';
+    const head = (type: string) => ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', `Content-Type: ${type}`, ''].join(CRLF) + CRLF;
+    const decode = async (raw: string) => {
+      const ctx = createContext({ ip: '192.0.2.1', raw });
+      const { result: e, inputs } = await postalInputs(() => parsedMessage(ctx));
+      return { words: (e?.text ?? '') + (e?.html ?? ''), partial: ctx.parse.partial, inputs, lines: inputs.map(lineCount) };
+    };
+
+    it('2 MB of short lines hands postal-mime at most MAX_PARSE_LINES lines, and the parse result says why it was cut', async () => {
+      // 2 MB of 18-byte lines: 116k lines, 2.5 s of decoding in one stretch here before the limit.
+      const raw = head('text/plain') + 'abcdefghijklmnop\r\n'.repeat(116_000);
+      const r = await decode(raw);
+      assert.equal(r.inputs.length, 1);
+      assert.ok(r.lines[0]! <= MAX_PARSE_LINES, `postal-mime given ${r.lines[0]} lines`);
+      assert.ok(r.lines[0]! > MAX_PARSE_LINES - 10, `postal-mime given ${r.lines[0]} lines`);
+      assert.ok(r.inputs[0]!.at(-1) === 0x0a, 'cut at a line end');
+      assert.match(r.partial ?? '', new RegExp(`^decoded the first \\d+ KB \\(${r.lines[0]} lines: the line limit\\) of 20\\d\\d KB$`));
+    });
+
+    it('2 MB of tiny parts hands postal-mime at most a third as many delimiter lines (a part costs it 2-3 lines)', async () => {
+      // 233k parts with no Content-Type (text/plain): 23 s of decoding before the limit.
+      const raw = head('multipart/mixed; boundary="B"') + '--B\r\n\r\nx\r\n'.repeat(233_000) + '--B--\r\n';
+      const r = await decode(raw);
+      const delimiters = r.inputs.map((b) => b.toString('latin1').split('\n').filter((l) => l.startsWith('--B')).length);
+      assert.ok(delimiters[0]! <= MAX_PARSE_LINES / 3, `postal-mime given ${delimiters[0]} parts`);
+      // Past the cut the text parts read are bounded by the tail's own limits (32 parts).
+      assert.ok(r.inputs.length <= 33 && r.lines.slice(1).every((n) => n <= 10), r.lines.join(' '));
+      assert.match(r.partial ?? '', /\(\d+ lines: the line limit\) of 22\d\d KB and 32 text parts crossing or after it$/);
+    });
+
+    it('a text part after the line cut is still read by the tail scan, and so is the rest of the part the cut falls in, however long', async () => {
+      // A 60k-line text part (240 KB: the whole message was decoded before the limit) hides nothing after the cut.
+      const pad = (n: number) => 'ok\r\n'.repeat(n);
+      const first = ['--B', 'Content-Type: text/plain', '', pad(35_000) + 'CROSSING PART WORDS' + CRLF + pad(25_000)].join(CRLF);
+      const html = ['--B', 'Content-Type: text/html', '', '<p>Buy cheap viagra now</p>', '--B--', ''].join(CRLF);
+      const r = await decode(head('multipart/alternative; boundary="B"') + first + html);
+      assert.ok(r.lines.every((n) => n <= MAX_PARSE_LINES), `postal-mime given ${r.lines.join(', ')} lines`);
+      assert.match(r.words, /Buy cheap viagra now/);
+      assert.match(r.words, /CROSSING PART WORDS/);
+      assert.match(r.partial ?? '', /\(\d+ lines: the line limit\) of 2\d\d KB and 2 text parts crossing or after it$/);
+      // The part the cut falls in is decoded on from the cut, not again from its start (its words stand 7k lines past the cut, 35k into it).
+      const crossing = r.inputs.find((b) => b.includes('CROSSING PART WORDS'))!;
+      assert.ok(lineCount(crossing) <= MAX_PARSE_LINES / 2 + 10, `${lineCount(crossing)} lines`);
+    });
+
+    it('text past the cut is line-limited too: 1 MB of short lines after a large image is not decoded whole', async () => {
+      const b64 = Buffer.alloc(1600 * 1024, 7).toString('base64').replace(/.{76}/g, `$&${CRLF}`);
+      const image = ['--B', 'Content-Type: image/jpeg', 'Content-Transfer-Encoding: base64', '', b64].join(CRLF);
+      const text = ['--B', 'Content-Type: text/plain', '', 'TAIL START WORDS', 'ab\r\n'.repeat(262_000) + '--B--', ''].join(CRLF);
+      const r = await decode(head('multipart/mixed; boundary="B"') + image + CRLF + text);
+      assert.match(r.words, /TAIL START WORDS/);
+      const tail = r.lines.slice(1).reduce((a, b) => a + b, 0);
+      assert.ok(tail <= MAX_PARSE_LINES / 2 + 10, `past the cut postal-mime given ${tail} lines`);
+    });
+
+    it('ordinary mail of 76-character lines under 2 MB and the line limit is decoded whole, as before', async () => {
+      const line = 'The quick brown fox jumps over the lazy dog and keeps running far away ok--\r\n';
+      const raw = head('text/plain') + line.repeat(25_000) + 'LAST LINE WORDS\r\n';
+      assert.ok(raw.length > 1.8 * 1024 * 1024 && raw.length < MAX_PARSE_BYTES);
+      const r = await decode(raw);
+      assert.equal(r.partial, undefined);
+      assert.deepEqual(r.lines, [lineCount(Buffer.from(raw))]);
+      assert.match(r.words, /LAST LINE WORDS/);
+      // Over 2 MB, 76-character lines meet the byte limit first: coverage is what it was.
+      const over = await decode(head('text/plain') + line.repeat(27_500));
+      assert.match(over.partial ?? '', /^decoded the first 2048 KB of 20\d\d KB$/);
     });
   });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { sign } from '../lib/checks/backscatter/signing';
 import { ArfError, countReport, invalidRecipientsOfDsn, OutboundLedger, parseArf, ReinstateBusyError, senderKey, unsubscribeProblem } from '../lib/checks/outbound';
 import { DEFAULTS } from '../lib/checks/outbound/settings';
-import { MAX_PARSE_BYTES } from '../lib/message';
+import { MAX_PARSE_BYTES, MAX_PARSE_LINES } from '../lib/message';
 import { main } from '../lib/cli/main';
 import { collect } from '../lib/cli/commands/complaints';
 import { loadConfig } from '../lib/config/load';
@@ -16,7 +16,7 @@ import { arfReport, deleteRedisKeys, outboundSettings, REDIS_URL, uniquePrefix }
 import { repoPath } from './support/paths';
 import { holdAt } from './support/hold';
 import { assertPrintable, HOSTILE, HOSTILE_SHOWN } from './support/terminal';
-import { PADDING_24MB, postalInputSizes } from './support/postal-spy';
+import { lineCount, PADDING_24MB, postalInputs, postalInputSizes } from './support/postal-spy';
 
 const fixture = (...p: string[]) => readFileSync(repoPath('test', 'fixtures', 'outbound', ...p));
 const HOUR = 3600_000;
@@ -76,6 +76,15 @@ describe('outbound: ARF feedback reports (RFC 5965)', () => {
     const failed = await postalInputSizes(() => invalidRecipientsOfDsn(dsn));
     assert.deepEqual(failed.result, [['nobody@other.example']]);
     for (const sizes of [read.sizes, failed.sizes]) assert.ok(sizes.length > 0 && sizes.every((n) => n <= MAX_PARSE_BYTES), `PostalMime.parse given ${sizes.join(', ')} bytes`);
+  });
+  it('a report or DSN padded with 2 MB of short lines: only its first MAX_PARSE_LINES lines are MIME-decoded (postal-mime costs per line)', async () => {
+    // 500k lines of `--`: 13 s of decoding in one stretch before the line limit.
+    const padding = Buffer.from('--\r\n'.repeat(500_000));
+    const read = await postalInputs(() => parseArf(Buffer.concat([Buffer.from(fixture('abuse-yahoo.eml')), padding])));
+    assert.equal(read.result.originalMessageId, 'spring.0001@example.com');
+    const failed = await postalInputs(() => invalidRecipientsOfDsn(Buffer.concat([fixture('malformed', 'delivery-status.eml'), padding])));
+    assert.deepEqual(failed.result, [['nobody@other.example']]);
+    for (const { inputs } of [read, failed]) assert.ok(inputs.length > 0 && inputs.every((b) => lineCount(b) <= MAX_PARSE_LINES), `postal-mime given ${inputs.map(lineCount).join(', ')} lines`);
   });
 });
 

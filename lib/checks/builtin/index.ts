@@ -12,7 +12,7 @@ export const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-E
 export const builtinSymbols: SymbolDef[] = [
   { name: 'GTUBE', score: 1000, group: 'policy', description: 'Body carries the GTUBE anti-spam test string (forces the reject path)' },
   { name: 'MIME_PARSE_ERROR', score: 0, group: 'policy', description: 'The message could not be fully parsed as MIME; checks ran on what could be read' },
-  { name: 'MIME_PARTIAL', score: 0, group: 'policy', description: 'Only the start of a large message was MIME-decoded (2 MB); checks on the raw message read all of it' },
+  { name: 'MIME_PARTIAL', score: 0, group: 'policy', description: 'Only the start of a large message was MIME-decoded (2 MB or 28,000 lines); checks on the raw message read all of it' },
   { name: 'CHECK_ERROR', score: 0, group: 'policy', description: 'A check failed internally; it added nothing else and mail was not refused because of it' },
 ];
 
