@@ -54,7 +54,11 @@ function distDir(): string {
   return resolve(process.env.MAILWARD_DIST ?? repoPath('dist'));
 }
 
-/** node_modules/mailward in the Haraka dir: the repo's package, with dist/ pointing at the build under test. */
+/**
+ * node_modules/mailward in the Haraka dir: the repo's package, with dist/ pointing at the build
+ * under test. A node_modules/mailward already there is used as it is (a restart on the same
+ * directory, or the package the test installed itself from the packed tarball).
+ */
 function installMailward(dir: string): void {
   const root = join(dir, 'node_modules', 'mailward');
   if (existsSync(root)) return;
@@ -68,6 +72,10 @@ function installMailward(dir: string): void {
     mkdirSync(join(root, 'plugins', name), { recursive: true });
     copyFileSync(manifest, join(root, 'plugins', name, 'package.json'));
   }
+}
+
+/** The harness's own Haraka plugins in the instance's plugins/ (kept where a restart finds them). */
+function installTestPlugins(dir: string): void {
   // Haraka's own rDNS look-up uses the system resolver, i.e. traffic off this
   // machine; tests keep DNS on loopback, so this answers it locally (mailward's
   // reputation checks resolve PTRs themselves through the configured servers).
@@ -76,7 +84,9 @@ function installMailward(dir: string): void {
     "exports.hook_lookup_rdns = function (next) { next(906, 'NXDOMAIN'); };\n",
   );
   const demoPlugins = repoPath('demo', 'haraka', 'plugins');
-  for (const name of readdirSync(demoPlugins)) symlinkSync(join(demoPlugins, name), join(dir, 'plugins', name));
+  for (const name of readdirSync(demoPlugins)) {
+    if (!existsSync(join(dir, 'plugins', name))) symlinkSync(join(demoPlugins, name), join(dir, 'plugins', name));
+  }
 }
 
 /** Starts a real Haraka on 127.0.0.1 with the given plugins; resolves once it accepts connections. */
@@ -88,6 +98,7 @@ export async function startHaraka(options: HarakaOptions): Promise<HarakaInstanc
   mkdirSync(join(dir, 'plugins'), { recursive: true });
   mkdirSync(dataDir, { recursive: true });
   installMailward(dir);
+  installTestPlugins(dir);
   // What `haraka -i` would install: Haraka's own defaults (connection.ini etc.).
   const harakaDefaults = repoPath('node_modules', 'Haraka', 'config');
   for (const name of readdirSync(harakaDefaults)) {
