@@ -268,6 +268,24 @@ function behaviour(backend: Backend): void {
     assert.equal(await countRows(settings), 5);
   });
 
+  it('more rows held in memory than a spread can pass (max_queue 200,000) are kept, not lost to a RangeError, when a retry fails', async () => {
+    const real = openTrackingStore(settings, log);
+    open.push(real);
+    const down = Object.assign(Object.create(real) as TrackingStore, {
+      description: real.description,
+      insert: () => Promise.reject(new Error('connection refused')),
+    });
+    writeFileSync(join(settings.spoolPath, '..', 'not-a-dir'), '');
+    const w = writer({ maxQueue: 200_000, batchSize: 10_000, spoolPath: join(settings.spoolPath, '..', 'not-a-dir', 'spool') }, down);
+    for (let i = 0; i < 150_000; i++) w.write(makeRow(i));
+    await w.flush();
+    assert.equal(w.stats().held, 150_000);
+    // The retry of all 150,000 at once fails too: they go back to memory (push(...rows) overflowed the stack and dropped them).
+    await w.flush();
+    assert.equal(w.stats().held, 150_000);
+    assert.ok(!log.lines.some((l) => /lost|stack/.test(l)), log.lines.join('\n'));
+  });
+
   it('replays a spool whose pid now belongs to a process started after the file was written (a reused pid)', async function () {
     if (!existsSync('/proc/self/stat')) this.skip();
     const reused = spawn('sleep', ['30']);

@@ -200,7 +200,9 @@ export class BatchingTrackingWriter implements TrackingWriter {
       this.counts.spooled += rows.length;
       return;
     }
-    this.held.push(...rows);
+    // A loop, not push(...rows): a retry hands back everything held (up to max_queue), and a spread of
+    // more than ~120,000 rows overflows the stack, which dropped them all.
+    for (const row of rows) this.held.push(row);
     const over = this.held.length - this.options.maxQueue;
     if (over > 0) {
       this.held.splice(0, over);
