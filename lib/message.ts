@@ -434,51 +434,67 @@ const MAX_TAIL_LINES = MAX_PARSE_LINES / 2;
 /** Longest boundary followed (RFC 2046 allows 70 characters). */
 const MAX_BOUNDARY_LENGTH = 200;
 
-/** The first `boundary` parameter of a Content-Type value (first wins, as in postal-mime), outside quotes and comments. */
-function boundaryParam(value: string): string | undefined {
-  let name = '';
-  let text = '';
-  let inValue = false;
-  let quoted = false;
-  let closed = false;
-  let comment = 0;
-  const take = (): string | undefined => {
-    const found = inValue && name.trim().toLowerCase() === 'boundary' ? text.trim() : undefined;
-    name = text = '';
-    inValue = closed = false;
-    return found;
+/** postal-mime's reading of a structured header value (type, parameters; comments, quotes and RFC 2231 sections as it takes them). */
+interface StructuredValue {
+  value: string;
+  params: Record<string, string>;
+}
+let structuredParser: { parseStructuredHeader(value: string): StructuredValue } | undefined;
+
+/**
+ * A Content-Type or Content-Disposition value read by postal-mime's own
+ * parser (a method of its part node, stateless), so the walk takes the same
+ * boundary as the decoder that reads the parts: a parser of our own differed
+ * on RFC 2231 sections (`boundary*0=`, `boundary*=utf-8''B`), blanks inside
+ * quotes and `(` inside a value, and each difference hid every text part past
+ * the cut.
+ */
+function parseStructured(value: string): StructuredValue {
+  structuredParser ??= (new PostalMime() as unknown as { root: { parseStructuredHeader(value: string): StructuredValue } }).root;
+  return structuredParser.parseStructuredHeader(value);
+}
+
+/**
+ * The first Content-Type and Content-Disposition of a part's header block,
+ * unfolded as postal-mime unfolds them (the line break dropped, the folding
+ * blanks kept; trailing CRs dropped from each line), not as parseHeaderBlock
+ * does (blanks collapsed), which changes a folded quoted boundary.
+ */
+function contentFields(block: Buffer): { type?: string; disposition?: string } {
+  const fields: { type?: string; disposition?: string } = {};
+  let field: string[] = [];
+  const finish = () => {
+    const line = field.join('');
+    field = [];
+    const colon = line.indexOf(':');
+    if (colon < 0) return;
+    // trimChars, not a regex: /[ \t]+$/ is quadratic in a long blank run followed by more text.
+    const key = trimChars(line.slice(0, colon), ' \t').toLowerCase();
+    const value = trimChars(line.slice(colon + 1).replace(/\r+/g, ' '), ' \t');
+    if (key === 'content-type') fields.type ??= value;
+    else if (key === 'content-disposition') fields.disposition ??= value;
   };
-  for (let i = value.indexOf(';'); i >= 0 && i < value.length; i++) {
-    const c = value[i]!;
-    if (quoted) {
-      if (c === '"') {
-        quoted = false;
-        closed = true;
-      } else text += c === '\\' ? (value[++i] ?? '') : c;
-    } else if (comment) {
-      if (c === '(') comment++;
-      else if (c === ')') comment--;
-    } else if (c === '(') comment = 1;
-    else if (c === ';') {
-      const found = take();
-      if (found !== undefined) return found;
-    } else if (!inValue && c === '=') inValue = true;
-    else if (closed) continue; // `boundary="AAA" junk` is AAA, as in postal-mime
-    else if (inValue && c === '"') quoted = true;
-    else if (inValue) text += c;
-    else name += c;
+  for (const raw of block.toString('utf8').split('\n')) {
+    const line = trimChars(raw, '', '\r');
+    if (!line) break;
+    if (field.length && (line[0] === ' ' || line[0] === '\t')) field.push(line);
+    else {
+      finish();
+      field.push(line);
+    }
   }
-  return take();
+  finish();
+  return fields;
 }
 
 /** What the walk needs of one part's header block: its media type (RFC 2046 defaults), boundary, whether it is an attachment. */
 function tailPartType(block: Buffer, digest: boolean): { type: string; boundary?: string; attachment: boolean } {
-  const { headers } = parseHeaderBlock(block);
-  const contentType = headers.find((h) => h.key === 'content-type')?.value;
-  const disposition = headers.find((h) => h.key === 'content-disposition')?.value ?? '';
-  const type = contentType?.replace(/\([^()]*\)/g, '').split(';')[0]!.trim().toLowerCase() || (digest ? 'message/rfc822' : 'text/plain');
-  const boundary = type.startsWith('multipart/') && contentType ? boundaryParam(contentType) : undefined;
-  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, attachment: /^\s*attachment\b/i.test(disposition) };
+  const fields = contentFields(block);
+  const contentType = parseStructured(fields.type ?? '');
+  const type = contentType.value || (digest ? 'message/rfc822' : 'text/plain');
+  const boundary = type.startsWith('multipart/') ? contentType.params.boundary : undefined;
+  const attachment = parseStructured(fields.disposition ?? '').value === 'attachment';
+  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, attachment };
 }
 
 /** A multipart the walk is inside: its delimiter as searched for, and what is known of where it next stands. */

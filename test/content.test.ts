@@ -460,6 +460,26 @@ describe('content: tokens and MIME', () => {
       assert.doesNotMatch(r.words, /EVIL WORDS/);
     });
 
+    it('the boundary is the one postal-mime takes: RFC 2231 sections, blanks inside quotes, a folded value, `(` inside a value', async () => {
+      // Each declares the boundary a small message's decoder follows; a parser of the walk's own missed it and read nothing past the cut.
+      const declared: [string, string][] = [
+        ['boundary*0="PA"; boundary*1="RT"', 'PART'],
+        ["boundary*=utf-8''PART%21", 'PART!'],
+        ['boundary=" PART"', ' PART'],
+        ['boundary="PA\r\n\tRT"', 'PA\tRT'],
+        ['boundary=PA(RT)', 'PA(RT)'],
+      ];
+      for (const [param, boundary] of declared) {
+        const r = await read(
+          head.replace('boundary="B"', param) +
+            img(1600 * 1024).replace(/^--B/, `--${boundary}`) +
+            [`--${boundary}`, 'Content-Type: text/plain', '', 'TAIL SPAM WORDS', `--${boundary}--`, ''].join(CRLF),
+        );
+        assert.match(r.words, /TAIL SPAM WORDS/, param);
+        assert.match(r.partial, /and 1 text part crossing or after it$/, param);
+      }
+    });
+
     it('stays bounded: thousands of declared boundaries never used, deep nesting and decoy lines still let the last text part be read', async () => {
       // Each a multipart whose preamble holds a line only starting like the outer delimiter, with a text/plain header after it.
       const unused = Array.from({ length: 5000 }, (_, i) => ['--B', `Content-Type: multipart/mixed; boundary="U${i}"`, '', fake(`--B${i}x`, 'DECOY WORDS')].join(CRLF)).join('');
