@@ -487,14 +487,22 @@ function contentFields(block: Buffer): { type?: string; disposition?: string } {
   return fields;
 }
 
-/** What the walk needs of one part's header block: its media type (RFC 2046 defaults), boundary, whether it is an attachment. */
-function tailPartType(block: Buffer, digest: boolean): { type: string; boundary?: string; attachment: boolean } {
+/**
+ * What the walk needs of one part's header block: its media type (RFC 2046
+ * defaults), boundary, and whether postal-mime reads its text into the body:
+ * a text/plain or text/html part not disposed as an attachment, or a
+ * message/rfc822 disposed inline or not at all (its text is the body's too,
+ * as MUAs show it) unless the message is a report (a bounce's or complaint's
+ * original is evidence, postal-mime keeps it an attachment).
+ */
+function tailPartType(block: Buffer, digest: boolean, report: boolean): { type: string; boundary?: string; read: boolean } {
   const fields = contentFields(block);
   const contentType = parseStructured(fields.type ?? '');
   const type = contentType.value || (digest ? 'message/rfc822' : 'text/plain');
   const boundary = type.startsWith('multipart/') ? contentType.params.boundary : undefined;
-  const attachment = parseStructured(fields.disposition ?? '').value === 'attachment';
-  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, attachment };
+  const disposition = parseStructured(fields.disposition ?? '').value;
+  const read = type === 'message/rfc822' ? !report && (disposition || 'inline') === 'inline' : (type === 'text/plain' || type === 'text/html') && disposition !== 'attachment';
+  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, read };
 }
 
 /** A multipart the walk is inside: its delimiter as searched for, and what is known of where it next stands. */
@@ -541,8 +549,9 @@ function delimiterLineEnd(raw: Buffer, at: number): { end: number; close: boolea
  * nothing new, and padding that part with short lines must not hide the parts
  * after it (a base64 body whose lines are not a multiple of 4 characters
  * decodes to noise from the cut: text parts are 76); any other part (an
- * attachment, message/*, other types) is jumped over to the next delimiter,
- * unread, so the text and boundaries of an attached message are not read.
+ * attachment, an attached message, other types) is jumped over to the next
+ * delimiter, unread, so the text and boundaries of an attached message are
+ * not read; an inline message/rfc822 is taken like a text part (tailPartType).
  * Bounded: each open boundary is searched for with Buffer.indexOf, resuming
  * where it stopped (bytes times MAX_TAIL_DEPTH at most), MAX_TAIL_DECOYS
  * lines that only look like a delimiter, MAX_TAIL_WALKED parts past the cut,
@@ -588,7 +597,8 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
     return found;
   };
   const sep = raw[top] === 0x0d ? 4 : 2;
-  const topType = tailPartType(raw.subarray(0, top + sep), false);
+  const topType = tailPartType(raw.subarray(0, top + sep), false, false);
+  const report = topType.type === 'multipart/report';
   if (!enter(topType.boundary, topType.type)) return [];
   const ranges: [number, number][][] = [];
   let budget = MAX_TAIL_BYTES;
@@ -636,15 +646,16 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
       if (blank < 0) continue;
       headerEnd = pos + blank + (blank === lf ? 2 : 3);
     }
-    const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest);
+    const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest, report);
     if (part.type.startsWith('multipart/')) {
       // Its children are walked from its body on; one without a boundary, or too deep, is passed over whole.
       if (enter(part.boundary, part.type)) pos = headerEnd;
       continue;
     }
     // Decoded whole in the prefix; or not text the checks read.
-    if (partEnd <= cut || (part.type !== 'text/plain' && part.type !== 'text/html') || part.attachment) continue;
-    if (headerEnd < cut) crossing = [[pos, headerEnd], [cut, partEnd]];
+    if (partEnd <= cut || !part.read) continue;
+    // A message's body from the cut on is no message: an inline one straddling the cut is taken whole (its start twice).
+    if (headerEnd < cut && part.type !== 'message/rfc822') crossing = [[pos, headerEnd], [cut, partEnd]];
     else if (!take([[pos, headerEnd], [headerEnd, partEnd]])) break;
   }
   // The part straddling the cut last (its start is decoded already), put first: the text reads in order.

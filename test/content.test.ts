@@ -448,9 +448,22 @@ describe('content: tokens and MIME', () => {
         '--B', 'Content-Type: text/plain', '', 'OUTER AFTER WORDS', '--B--', '',
       ].join(CRLF);
       const r = await read(head + img(1600 * 1024) + inner);
-      assert.doesNotMatch(r.words, /SMUGGLED|FORWARDED/);
-      for (const words of ['NESTED GENUINE', 'OPEN INNER', 'OUTER AFTER']) assert.match(r.words, new RegExp(words));
-      assert.match(r.partial, /and 3 text parts crossing or after it$/);
+      assert.doesNotMatch(r.words, /SMUGGLED/);
+      // The inline forwarded message is read as a message of its own (its FWD delimiters end no outer part), as postal-mime reads it before the cut.
+      for (const words of ['FORWARDED', 'NESTED GENUINE', 'OPEN INNER', 'OUTER AFTER']) assert.match(r.words, new RegExp(words));
+      assert.match(r.partial, /and 4 text parts crossing or after it$/);
+    });
+
+    it('an inline message/rfc822 past the cut is read, as postal-mime reads one before it; an attached one, or a report\'s original, is not', async () => {
+      const message = (disposition: string, words: string) =>
+        ['--B', 'Content-Type: message/rfc822', ...(disposition ? [`Content-Disposition: ${disposition}`] : []), '', 'From: x@example.org', 'Subject: fwd', 'Content-Type: text/plain', '', words].join(CRLF) + CRLF;
+      const tail = message('', 'INLINE MESSAGE SPAM') + message('inline', 'DISPOSED INLINE SPAM') + message('attachment; filename="m.eml"', 'ATTACHED MESSAGE WORDS') + '--B--' + CRLF;
+      const r = await read(head + img(1600 * 1024) + tail);
+      assert.match(r.words, /INLINE MESSAGE SPAM/);
+      assert.match(r.words, /DISPOSED INLINE SPAM/);
+      assert.doesNotMatch(r.words, /ATTACHED MESSAGE WORDS/);
+      const report = await read(head.replace('multipart/mixed', 'multipart/report; report-type=delivery-status') + img(1600 * 1024) + tail);
+      assert.doesNotMatch(report.words, /INLINE MESSAGE SPAM|DISPOSED INLINE SPAM|ATTACHED MESSAGE WORDS/);
     });
 
     it('the boundary is the Content-Type\'s own first boundary parameter, not one inside a quoted value or a comment', async () => {
