@@ -413,7 +413,8 @@ const MAX_TAIL_PARTS = 32;
 /**
  * Multiparts open at once that the walk follows: each open boundary is
  * searched for, so time is the message's bytes times this. A multipart nested
- * deeper is jumped over whole, undecoded, like an attachment.
+ * deeper is decoded whole by postal-mime, as a text part is (within the same
+ * budget), its own structure walked by postal-mime.
  */
 const MAX_TAIL_DEPTH = 12;
 /**
@@ -648,14 +649,19 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
     }
     const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest, report);
     if (part.type.startsWith('multipart/')) {
-      // Its children are walked from its body on; one without a boundary, or too deep, is passed over whole.
-      if (enter(part.boundary, part.type)) pos = headerEnd;
-      continue;
+      // Its children are walked from its body on; one without a boundary has none (postal-mime finds none either).
+      if (enter(part.boundary, part.type)) {
+        pos = headerEnd;
+        continue;
+      }
+      // One nested too deep for the walk is decoded whole below, by postal-mime's own walk (within the
+      // budget): passed over, its text was never read, while a small copy had it read (postal-mime goes 50 deep).
+      if (!part.boundary) continue;
     }
     // Decoded whole in the prefix; or not text the checks read.
-    if (partEnd <= cut || !part.read) continue;
-    // A message's body from the cut on is no message: an inline one straddling the cut is taken whole (its start twice).
-    if (headerEnd < cut && part.type !== 'message/rfc822') crossing = [[pos, headerEnd], [cut, partEnd]];
+    if (partEnd <= cut || (!part.read && !part.type.startsWith('multipart/'))) continue;
+    // The body from the cut on of a message or a multipart is neither: one straddling the cut is taken whole (its start twice).
+    if (headerEnd < cut && part.type.startsWith('text/')) crossing = [[pos, headerEnd], [cut, partEnd]];
     else if (!take([[pos, headerEnd], [headerEnd, partEnd]])) break;
   }
   // The part straddling the cut last (its start is decoded already), put first: the text reads in order.

@@ -493,6 +493,14 @@ describe('content: tokens and MIME', () => {
       }
     });
 
+    it('text nested deeper than the walk follows (12 multiparts) is decoded with its multipart, as postal-mime reads it before the cut', async () => {
+      for (const depth of [12, 20]) {
+        const deep = Array.from({ length: depth }, (_, i) => [`--${i ? `D${i - 1}` : 'B'}`, `Content-Type: multipart/mixed; boundary="D${i}"`, '', ''].join(CRLF)).join('');
+        const r = await read(head + img(1600 * 1024) + deep + [`--D${depth - 1}`, 'Content-Type: text/plain', '', 'DEEP SPAM WORDS', `--D${depth - 1}--`, '--B--', ''].join(CRLF));
+        assert.match(r.words, /DEEP SPAM WORDS/, `${depth} deep`);
+      }
+    });
+
     it('stays bounded: thousands of declared boundaries never used, deep nesting and decoy lines still let the last text part be read', async () => {
       // Each a multipart whose preamble holds a line only starting like the outer delimiter, with a text/plain header after it.
       const unused = Array.from({ length: 5000 }, (_, i) => ['--B', `Content-Type: multipart/mixed; boundary="U${i}"`, '', fake(`--B${i}x`, 'DECOY WORDS')].join(CRLF)).join('');
