@@ -426,8 +426,14 @@ const MAX_TAIL_DEPTH = 12;
 const MAX_TAIL_DECOYS = 50000;
 /** Parts walked at or past the cut (each costs a few microseconds: a message of 25 MB of tiny parts took seconds). */
 const MAX_TAIL_WALKED = 10000;
-/** A part's header block must end within this many bytes of its delimiter line (a long field must not hide the part). */
-const MAX_TAIL_HEADER_BYTES = 256 * 1024;
+/**
+ * A part's header block must end within this many bytes of its delimiter
+ * line: postal-mime's own limit (maxHeadersSize), so a part whose header a
+ * small copy of the message has read is read past the cut too. Only its
+ * Content-* fields are decoded (tailPart), so a long header costs the budget
+ * nothing.
+ */
+const MAX_TAIL_HEADER_BYTES = MAX_HEADER_BYTES;
 /** Bytes of text parts (header blocks and bodies) decoded past the cut, in all: the content checks read at most 1 MB of HTML and 256 KB of text. */
 const MAX_TAIL_BYTES = 1024 * 1024;
 /** Line units (DELIMITER_LINE_COST) of them, in all: half the prefix's, as MAX_TAIL_BYTES is half MAX_PARSE_BYTES (1 MB of 4-byte lines there took postal-mime ~4 s). */
@@ -455,36 +461,44 @@ function parseStructured(value: string): StructuredValue {
   return structuredParser.parseStructuredHeader(value);
 }
 
+/** The first of each field of a part's header block that decides how postal-mime reads its body. */
+interface ContentFields {
+  type?: string;
+  disposition?: string;
+  encoding?: string;
+}
+
 /**
- * The first Content-Type and Content-Disposition of a part's header block,
+ * The first Content-Type, Content-Disposition and Content-Transfer-Encoding of a part's header block,
  * unfolded as postal-mime unfolds them (the line break dropped, the folding
  * blanks kept; trailing CRs dropped from each line), not as parseHeaderBlock
  * does (blanks collapsed), which changes a folded quoted boundary.
  */
-function contentFields(block: Buffer): { type?: string; disposition?: string } {
-  const fields: { type?: string; disposition?: string } = {};
-  let field: string[] = [];
-  const finish = () => {
-    const line = field.join('');
-    field = [];
-    const colon = line.indexOf(':');
-    if (colon < 0) return;
-    // trimChars, not a regex: /[ \t]+$/ is quadratic in a long blank run followed by more text.
-    const key = trimChars(line.slice(0, colon), ' \t').toLowerCase();
-    const value = trimChars(line.slice(colon + 1).replace(/\r+/g, ' '), ' \t');
-    if (key === 'content-type') fields.type ??= value;
-    else if (key === 'content-disposition') fields.disposition ??= value;
-  };
-  for (const raw of block.toString('utf8').split('\n')) {
-    const line = trimChars(raw, '', '\r');
-    if (!line) break;
-    if (field.length && (line[0] === ' ' || line[0] === '\t')) field.push(line);
-    else {
-      finish();
-      field.push(line);
+function contentFields(block: Buffer): ContentFields {
+  const fields: ContentFields = {};
+  const text = block.toString('utf8');
+  // Only the lines that start these fields are looked at: parsing every line of a header block of
+  // 1 MB in 3-byte lines took 140 ms a part. A field starts a line (a continuation starts with a blank).
+  const starts = /(?:^|\n)content-(type|disposition|transfer-encoding)[ \t]*:/gi;
+  for (let m = starts.exec(text); m; m = starts.exec(text)) {
+    const key = m[1]!.toLowerCase() as 'type' | 'disposition' | 'transfer-encoding';
+    const name = key === 'transfer-encoding' ? 'encoding' : key;
+    if (fields[name] !== undefined) continue;
+    // The field's first line and its continuations, each without its trailing CRs, joined as postal-mime unfolds them.
+    const pieces: string[] = [];
+    let at = m.index + m[0].length;
+    for (;;) {
+      const lf = text.indexOf('\n', at);
+      const line = trimChars(text.slice(at, lf < 0 ? text.length : lf), '', '\r');
+      if (pieces.length && !line) break;
+      pieces.push(line);
+      if (lf < 0 || (text[lf + 1] !== ' ' && text[lf + 1] !== '\t')) break;
+      at = lf + 1;
     }
+    // trimChars, not a regex: /[ \t]+$/ is quadratic in a long blank run followed by more text.
+    fields[name] = trimChars(pieces.join('').replace(/\r+/g, ' '), ' \t');
+    starts.lastIndex = Math.max(starts.lastIndex, at);
   }
-  finish();
   return fields;
 }
 
@@ -496,14 +510,50 @@ function contentFields(block: Buffer): { type?: string; disposition?: string } {
  * as MUAs show it) unless the message is a report (a bounce's or complaint's
  * original is evidence, postal-mime keeps it an attachment).
  */
-function tailPartType(block: Buffer, digest: boolean, report: boolean): { type: string; boundary?: string; read: boolean } {
+function tailPartType(block: Buffer, digest: boolean, report: boolean): { type: string; boundary?: string; read: boolean; fields: ContentFields } {
   const fields = contentFields(block);
   const contentType = parseStructured(fields.type ?? '');
   const type = contentType.value || (digest ? 'message/rfc822' : 'text/plain');
   const boundary = type.startsWith('multipart/') ? contentType.params.boundary : undefined;
   const disposition = parseStructured(fields.disposition ?? '').value;
   const read = type === 'message/rfc822' ? !report && (disposition || 'inline') === 'inline' : (type === 'text/plain' || type === 'text/html') && disposition !== 'attachment';
-  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, read };
+  return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, read, fields };
+}
+
+/**
+ * Where the header block starting at `at` ends (just past its blank line), or
+ * -1 when no blank line comes before `limit`. A blank line is empty but for
+ * CRs, as postal-mime reads a line (it drops CRs before the LF): one written
+ * `\r\r\n` ended the header for postal-mime and a mail client, not for a
+ * search of `\n\r\n`, and the part's text went unread. Linear: each line is
+ * looked at once, and only its leading CRs are scanned.
+ */
+function blankLineEnd(raw: Buffer, at: number, limit: number): number {
+  for (let line = at; line < limit; ) {
+    const lf = raw.indexOf(0x0a, line);
+    if (lf < 0 || lf >= limit) return -1;
+    let i = line;
+    while (i < lf && raw[i] === 0x0d) i++;
+    if (i === lf) return lf + 1;
+    line = lf + 1;
+  }
+  return -1;
+}
+
+/** A text part to decode past the cut: a header block of its Content-* fields alone, and where its body lies in the message. */
+interface TailPart {
+  header: Buffer;
+  start: number;
+  end: number;
+}
+
+/** The header block postal-mime needs to decode a part's body (type, charset, transfer encoding, disposition), one field a line. */
+function decodingHeader(fields: ContentFields, type: string): Buffer {
+  // The type as the walk took it when the part has none: message/rfc822 in a digest, which a part decoded alone would not know.
+  const lines = [`Content-Type: ${fields.type ?? type}`];
+  if (fields.encoding !== undefined) lines.push(`Content-Transfer-Encoding: ${fields.encoding}`);
+  if (fields.disposition !== undefined) lines.push(`Content-Disposition: ${fields.disposition}`);
+  return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8');
 }
 
 /** A multipart the walk is inside: its delimiter as searched for, and what is known of where it next stands. */
@@ -561,7 +611,7 @@ function delimiterLineEnd(raw: Buffer, at: number): { end: number; close: boolea
  * the cut are walked too, to know which multiparts are open at it: fewer
  * than postal-mime has just decoded there, each far cheaper.
  */
-function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
+function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
   const top = headerBlockEnd(raw);
   if (top < 0) return [];
   const open: OpenMultipart[] = [];
@@ -601,26 +651,26 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
   const topType = tailPartType(raw.subarray(0, top + sep), false, false);
   const report = topType.type === 'multipart/report';
   if (!enter(topType.boundary, topType.type)) return [];
-  const ranges: [number, number][][] = [];
+  const ranges: TailPart[] = [];
   let budget = MAX_TAIL_BYTES;
   let lineBudget = MAX_TAIL_LINES;
-  /** Takes a part as these ranges (its header block first, whole, or nothing), its body cut to the budgets at a line end; false when they ran out. */
-  const take = (segments: [number, number][]): boolean => {
-    const taken: [number, number][] = [];
-    for (const [start, end] of segments) {
-      const fit = fitLines(raw, start, end, budget, lineBudget);
-      // A header block cut short would be read with the wrong type or encoding; a first line too long for the bytes left is cut inside it.
-      const stop = fit.by === 'bytes' && fit.end === start && taken.length ? start + budget : fit.end;
-      if (!taken.length && fit.by) return false;
-      budget -= stop - start;
-      lineBudget -= fit.units;
-      taken.push([start, stop]);
-      if (fit.by) break;
-    }
-    ranges.push(taken);
+  /**
+   * Takes a part: its decoding header (whole, or nothing), and its body from `start`, cut to the
+   * budgets at a line end (a first line too long for the bytes left is cut inside it); false when they ran out.
+   */
+  const take = (part: TailPart): boolean => {
+    const headerLines = part.header.toString('latin1').split('\n').length - 2;
+    if (part.header.length >= budget || headerLines >= lineBudget) return false;
+    budget -= part.header.length;
+    lineBudget -= headerLines;
+    const fit = fitLines(raw, part.start, part.end, budget, lineBudget);
+    const end = fit.by === 'bytes' && fit.end === part.start ? part.start + budget : fit.end;
+    budget -= end - part.start;
+    lineBudget -= fit.units;
+    ranges.push({ ...part, end });
     return budget > 0 && lineBudget > 0;
   };
-  let crossing: [number, number][] | undefined;
+  let crossing: TailPart | undefined;
   let walked = 0;
   let pos = top + sep;
   while (ranges.length < MAX_TAIL_PARTS && budget > 0 && lineBudget > 0 && decoys <= MAX_TAIL_DECOYS) {
@@ -638,15 +688,8 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
     const partEnd = nextDelimiter(pos)?.start ?? raw.length;
     if (decoys > MAX_TAIL_DECOYS || (partEnd > cut && ++walked > MAX_TAIL_WALKED)) break;
     // Its header block ends at its first blank line, within the part (a delimiter first: no body) and MAX_TAIL_HEADER_BYTES.
-    let headerEnd = raw[pos] === 0x0a ? pos + 1 : raw[pos] === 0x0d && raw[pos + 1] === 0x0a ? pos + 2 : -1;
-    if (headerEnd < 0) {
-      const block = raw.subarray(pos, Math.min(partEnd, pos + MAX_TAIL_HEADER_BYTES));
-      const crlf = block.indexOf('\n\r\n');
-      const lf = block.subarray(0, crlf < 0 ? block.length : crlf + 2).indexOf('\n\n');
-      const blank = lf < 0 ? crlf : lf;
-      if (blank < 0) continue;
-      headerEnd = pos + blank + (blank === lf ? 2 : 3);
-    }
+    const headerEnd = blankLineEnd(raw, pos, Math.min(partEnd, pos + MAX_TAIL_HEADER_BYTES));
+    if (headerEnd < 0) continue;
     const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest, report);
     if (part.type.startsWith('multipart/')) {
       // Its children are walked from its body on; one without a boundary has none (postal-mime finds none either).
@@ -660,9 +703,10 @@ function tailTextRanges(raw: Buffer, cut: number): [number, number][][] {
     }
     // Decoded whole in the prefix; or not text the checks read.
     if (partEnd <= cut || (!part.read && !part.type.startsWith('multipart/'))) continue;
+    const header = decodingHeader(part.fields, part.type);
     // The body from the cut on of a message or a multipart is neither: one straddling the cut is taken whole (its start twice).
-    if (headerEnd < cut && part.type.startsWith('text/')) crossing = [[pos, headerEnd], [cut, partEnd]];
-    else if (!take([[pos, headerEnd], [headerEnd, partEnd]])) break;
+    if (headerEnd < cut && part.type.startsWith('text/')) crossing = { header, start: cut, end: partEnd };
+    else if (!take({ header, start: headerEnd, end: partEnd })) break;
   }
   // The part straddling the cut last (its start is decoded already), put first: the text reads in order.
   const before = ranges.length;
@@ -676,8 +720,8 @@ async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Prom
   let found = 0;
   const text: string[] = [];
   const html: string[] = [];
-  for (const segments of tailTextRanges(raw, cut)) {
-    const part = await decodeParts(Buffer.concat(segments.map(([start, end]) => raw.subarray(start, end)))).catch(() => undefined);
+  for (const { header, start, end } of tailTextRanges(raw, cut)) {
+    const part = await decodeParts(Buffer.concat([header, raw.subarray(start, end)])).catch(() => undefined);
     if (!part || (!part.text && !part.html)) continue;
     found++;
     if (part.text) text.push(part.text);

@@ -501,6 +501,18 @@ describe('content: tokens and MIME', () => {
       }
     });
 
+    it('a part\'s header block ends where postal-mime ends it: at a line of CRs only, or after 300 KB of fields', async () => {
+      const pad = `X-Pad: ${'p'.repeat(70)}${CRLF}`.repeat(4000);
+      const tail =
+        ['--B', 'Content-Type: text/plain', '\r', 'CR CR LF SPAM WORDS'].join(CRLF) + CRLF +
+        ['--B', 'Content-Type: text/html; charset=utf-8', pad + '', '<p>LONG HEADER SPAM WORDS</p>', '--B--', ''].join(CRLF);
+      const r = await read(head + img(1600 * 1024) + tail);
+      assert.match(r.words, /CR CR LF SPAM WORDS/);
+      assert.match(r.words, /LONG HEADER SPAM WORDS/);
+      assert.doesNotMatch(r.words, /X-Pad|pppp/, 'the header is not read as text');
+      assert.match(r.partial, /and 2 text parts crossing or after it$/);
+    });
+
     it('stays bounded: thousands of declared boundaries never used, deep nesting and decoy lines still let the last text part be read', async () => {
       // Each a multipart whose preamble holds a line only starting like the outer delimiter, with a text/plain header after it.
       const unused = Array.from({ length: 5000 }, (_, i) => ['--B', `Content-Type: multipart/mixed; boundary="U${i}"`, '', fake(`--B${i}x`, 'DECOY WORDS')].join(CRLF)).join('');
