@@ -507,16 +507,15 @@ function contentFields(block: Buffer): ContentFields {
  * defaults), boundary, and whether postal-mime reads its text into the body:
  * a text/plain or text/html part not disposed as an attachment, or a
  * message/rfc822 disposed inline or not at all (its text is the body's too,
- * as MUAs show it) unless the message is a report (a bounce's or complaint's
- * original is evidence, postal-mime keeps it an attachment).
+ * as MUAs show it; tailTextRanges drops it from a report, as postal-mime does).
  */
-function tailPartType(block: Buffer, digest: boolean, report: boolean): { type: string; boundary?: string; read: boolean; fields: ContentFields } {
+function tailPartType(block: Buffer, digest: boolean): { type: string; boundary?: string; read: boolean; fields: ContentFields } {
   const fields = contentFields(block);
   const contentType = parseStructured(fields.type ?? '');
   const type = contentType.value || (digest ? 'message/rfc822' : 'text/plain');
   const boundary = type.startsWith('multipart/') ? contentType.params.boundary : undefined;
   const disposition = parseStructured(fields.disposition ?? '').value;
-  const read = type === 'message/rfc822' ? !report && (disposition || 'inline') === 'inline' : (type === 'text/plain' || type === 'text/html') && disposition !== 'attachment';
+  const read = type === 'message/rfc822' ? (disposition || 'inline') === 'inline' : (type === 'text/plain' || type === 'text/html') && disposition !== 'attachment';
   return { type, boundary: boundary && boundary.length <= MAX_BOUNDARY_LENGTH ? boundary : undefined, read, fields };
 }
 
@@ -545,6 +544,8 @@ interface TailPart {
   header: Buffer;
   start: number;
   end: number;
+  /** An inline message/rfc822: dropped when the message turns out to be a report. */
+  message: boolean;
 }
 
 /** The header block postal-mime needs to decode a part's body (type, charset, transfer encoding, disposition), one field a line. */
@@ -648,8 +649,15 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     return found;
   };
   const sep = raw[top] === 0x0d ? 4 : 2;
-  const topType = tailPartType(raw.subarray(0, top + sep), false, false);
-  const report = topType.type === 'multipart/report';
+  const topType = tailPartType(raw.subarray(0, top + sep), false);
+  /**
+   * Whether a delivery-status or feedback-report part was walked, anywhere:
+   * postal-mime then keeps every message/rfc822 an attachment (a bounce's or
+   * complaint's original is evidence), and so is one past the cut. Not the
+   * top-level multipart/report alone: postal-mime reads the inline message of
+   * one without such a part, and so must the walk, or declaring it hid text.
+   */
+  let report = false;
   if (!enter(topType.boundary, topType.type)) return [];
   const ranges: TailPart[] = [];
   let budget = MAX_TAIL_BYTES;
@@ -690,7 +698,8 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     // Its header block ends at its first blank line, within the part (a delimiter first: no body) and MAX_TAIL_HEADER_BYTES.
     const headerEnd = blankLineEnd(raw, pos, Math.min(partEnd, pos + MAX_TAIL_HEADER_BYTES));
     if (headerEnd < 0) continue;
-    const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest, report);
+    const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest);
+    if (part.type === 'message/delivery-status' || part.type === 'message/feedback-report') report = true;
     if (part.type.startsWith('multipart/')) {
       // Its children are walked from its body on; one without a boundary has none (postal-mime finds none either).
       if (enter(part.boundary, part.type)) {
@@ -705,14 +714,15 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     if (partEnd <= cut || (!part.read && !part.type.startsWith('multipart/'))) continue;
     const header = decodingHeader(part.fields, part.type);
     // The body from the cut on of a message or a multipart is neither: one straddling the cut is taken whole (its start twice).
-    if (headerEnd < cut && part.type.startsWith('text/')) crossing = { header, start: cut, end: partEnd };
-    else if (!take({ header, start: headerEnd, end: partEnd })) break;
+    const message = part.type === 'message/rfc822';
+    if (headerEnd < cut && part.type.startsWith('text/')) crossing = { header, start: cut, end: partEnd, message };
+    else if (!take({ header, start: headerEnd, end: partEnd, message })) break;
   }
   // The part straddling the cut last (its start is decoded already), put first: the text reads in order.
   const before = ranges.length;
   if (crossing && before < MAX_TAIL_PARTS && budget > 0 && lineBudget > 0) take(crossing);
   if (ranges.length > before) ranges.unshift(ranges.pop()!);
-  return ranges;
+  return report ? ranges.filter((r) => !r.message) : ranges;
 }
 
 /** Decodes the text parts at and past the cut (tailTextRanges) and appends their text and HTML to `email`; returns how many had any. */
