@@ -551,7 +551,7 @@ interface TailPart {
 /** The header block postal-mime needs to decode a part's body (type, charset, transfer encoding, disposition), one field a line. */
 function decodingHeader(fields: ContentFields, type: string): Buffer {
   // The type as the walk took it when the part has none: message/rfc822 in a digest, which a part decoded alone would not know.
-  const lines = [`Content-Type: ${fields.type ?? type}`];
+  const lines = [`Content-Type: ${fields.type || type}`];
   if (fields.encoding !== undefined) lines.push(`Content-Transfer-Encoding: ${fields.encoding}`);
   if (fields.disposition !== undefined) lines.push(`Content-Disposition: ${fields.disposition}`);
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8');
