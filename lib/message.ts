@@ -660,28 +660,42 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
   let report = false;
   if (!enter(topType.boundary, topType.type)) return [];
   const ranges: TailPart[] = [];
-  let budget = MAX_TAIL_BYTES;
-  let lineBudget = MAX_TAIL_LINES;
   /**
-   * Takes a part: its decoding header (whole, or nothing), and its body from `start`, cut to the
-   * budgets at a line end (a first line too long for the bytes left is cut inside it); false when they ran out.
+   * Inline messages have a count and budgets of their own: they are dropped
+   * if a report part turns up later, and had they used up the shared ones, a
+   * report part placed after them would leave the text parts between unread.
    */
-  const take = (part: TailPart): boolean => {
+  const left = {
+    text: { parts: MAX_TAIL_PARTS, bytes: MAX_TAIL_BYTES, lines: MAX_TAIL_LINES },
+    message: { parts: MAX_TAIL_PARTS, bytes: MAX_TAIL_BYTES, lines: MAX_TAIL_LINES },
+  };
+  type Limits = (typeof left)['text'];
+  const hasRoom = (l: Limits) => l.parts > 0 && l.bytes > 0 && l.lines > 0;
+  /**
+   * Takes a part within `l`: its decoding header (whole, or nothing), and its body from `start`,
+   * cut to the budgets at a line end (a first line too long for the bytes left is cut inside it).
+   */
+  const take = (part: TailPart, l: Limits): void => {
     const headerLines = part.header.toString('latin1').split('\n').length - 2;
-    if (part.header.length >= budget || headerLines >= lineBudget) return false;
-    budget -= part.header.length;
-    lineBudget -= headerLines;
-    const fit = fitLines(raw, part.start, part.end, budget, lineBudget);
-    const end = fit.by === 'bytes' && fit.end === part.start ? part.start + budget : fit.end;
-    budget -= end - part.start;
-    lineBudget -= fit.units;
+    if (part.header.length >= l.bytes || headerLines >= l.lines) {
+      l.bytes = 0;
+      return;
+    }
+    l.bytes -= part.header.length;
+    l.lines -= headerLines;
+    const fit = fitLines(raw, part.start, part.end, l.bytes, l.lines);
+    const end = fit.by === 'bytes' && fit.end === part.start ? part.start + l.bytes : fit.end;
+    l.bytes -= end - part.start;
+    l.lines -= fit.units;
+    l.parts--;
     ranges.push({ ...part, end });
-    return budget > 0 && lineBudget > 0;
   };
   let crossing: TailPart | undefined;
   let walked = 0;
+  /** Header bytes of the parts read past the cut: postal-mime refuses a message whose part headers pass MAX_HEADER_BYTES in all, and each costs a parse. */
+  let headerBytes = 0;
   let pos = top + sep;
-  while (ranges.length < MAX_TAIL_PARTS && budget > 0 && lineBudget > 0 && decoys <= MAX_TAIL_DECOYS) {
+  while ((hasRoom(left.text) || hasRoom(left.message)) && decoys <= MAX_TAIL_DECOYS) {
     const delimiter = nextDelimiter(pos);
     if (!delimiter) break;
     const { end, close } = delimiterLineEnd(raw, delimiter.start - 1 + open[delimiter.level]!.search.length);
@@ -698,6 +712,8 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     // Its header block ends at its first blank line, within the part (a delimiter first: no body) and MAX_TAIL_HEADER_BYTES.
     const headerEnd = blankLineEnd(raw, pos, Math.min(partEnd, pos + MAX_TAIL_HEADER_BYTES));
     if (headerEnd < 0) continue;
+    // Beyond it a small copy of the message does not decode at all (postal-mime throws), and parsing on cost 200 ms a MB.
+    if (partEnd > cut && (headerBytes += headerEnd - pos) > MAX_HEADER_BYTES) break;
     const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest);
     if (part.type === 'message/delivery-status' || part.type === 'message/feedback-report') report = true;
     if (part.type.startsWith('multipart/')) {
@@ -712,15 +728,18 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     }
     // Decoded whole in the prefix; or not text the checks read.
     if (partEnd <= cut || (!part.read && !part.type.startsWith('multipart/'))) continue;
+    const message = part.type === 'message/rfc822';
+    if (message && report) continue;
+    const limits = message ? left.message : left.text;
+    if (!hasRoom(limits)) continue;
     const header = decodingHeader(part.fields, part.type);
     // The body from the cut on of a message or a multipart is neither: one straddling the cut is taken whole (its start twice).
-    const message = part.type === 'message/rfc822';
     if (headerEnd < cut && part.type.startsWith('text/')) crossing = { header, start: cut, end: partEnd, message };
-    else if (!take({ header, start: headerEnd, end: partEnd, message })) break;
+    else take({ header, start: headerEnd, end: partEnd, message }, limits);
   }
   // The part straddling the cut last (its start is decoded already), put first: the text reads in order.
   const before = ranges.length;
-  if (crossing && before < MAX_TAIL_PARTS && budget > 0 && lineBudget > 0) take(crossing);
+  if (crossing && hasRoom(left.text)) take(crossing, left.text);
   if (ranges.length > before) ranges.unshift(ranges.pop()!);
   return report ? ranges.filter((r) => !r.message) : ranges;
 }

@@ -468,6 +468,11 @@ describe('content: tokens and MIME', () => {
       for (const report of [await read(reportHead + img(1600 * 1024) + status + tail), await read(reportHead + img(1600 * 1024) + tail.replace('--B--', status + '--B--'))]) {
         assert.doesNotMatch(report.words, /INLINE MESSAGE SPAM|DISPOSED INLINE SPAM|ATTACHED MESSAGE WORDS/);
       }
+      // Inline messages that a later report part makes evidence do not use up what the text parts may take.
+      const many = Array.from({ length: 40 }, (_, i) => message('', `ORIGINAL ${i}`)).join('');
+      const late = await read(reportHead + img(1600 * 1024) + many + ['--B', 'Content-Type: text/plain', '', 'TEXT AFTER ORIGINALS'].join(CRLF) + CRLF + status + '--B--' + CRLF);
+      assert.match(late.words, /TEXT AFTER ORIGINALS/);
+      assert.doesNotMatch(late.words, /ORIGINAL \d/);
       // Declaring multipart/report without a report part hides nothing: postal-mime reads a small copy's inline message.
       const declared = await read(reportHead + img(1600 * 1024) + tail);
       assert.match(declared.words, /INLINE MESSAGE SPAM/);
