@@ -10,7 +10,7 @@ import { parseIni } from '../lib/config/ini';
 import { IniReader } from '../lib/config/reader';
 import { createMailward, smtpReplyText, type Mailward, type ScanResult } from '../lib/index';
 import { repoPath } from './support/paths';
-import { configDir, directResolver, forwardThrough, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { configDir, directResolver, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 const names = (r: ScanResult) => r.verdict.symbols.map((s) => s.name).sort();
 const symbol = (r: ScanResult, name: string) => r.verdict.symbols.find((s) => s.name === name);
@@ -395,13 +395,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     // example.com's post through list.test (i=1) and fwd.test (i=2), which saw DMARC pass.
     const post = await forwardThrough(world, await sign(message({ subject: 'list post' }), 'example.com', 's1', world.keys.example), ['list', 'fwd']);
     // A spoof of example.com through the same two hops: fwd.test's seal records dmarc=fail.
-    const viaList = await forwardWithArc(message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' }), {
-      sealer: 'list.test',
-      key: world.keys.list,
-      receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
-      resolver: directResolver(world.dns.server),
-      footer: '',
-    });
+    const viaList = await sealAsSpoofer(world, message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' }));
     const spoof = await forwardWithArc(viaList, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' }, resolver: directResolver(world.dns.server) });
     world.dns.silentNames.add('arc._domainkey.list.test');
     try {
@@ -430,13 +424,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const direct = await scan(trusting, oneHop, IP.forwarder, 'list-bounces@fwd.test');
     assert.ok(symbol(direct, 'SPOOF_LOCAL_DOMAIN'), names(direct).join());
     // The spoofer seals first with a hop of its own (list.test stands for it), whose key later never answers.
-    const viaOwn = await forwardWithArc(spoof, {
-      sealer: 'list.test',
-      key: world.keys.list,
-      receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
-      resolver: directResolver(world.dns.server),
-      footer: '',
-    });
+    const viaOwn = await sealAsSpoofer(world, spoof);
     const twoHops = await forwardWithArc(viaOwn, { ...fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' } });
     world.dns.silentNames.add('arc._domainkey.list.test');
     try {

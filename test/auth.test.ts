@@ -6,7 +6,7 @@ import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { repoPath } from './support/paths';
-import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 function symbolNames(result: ScanResult): string[] {
   return result.verdict.symbols.map((s) => s.name).sort();
@@ -422,13 +422,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_NONE', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
       });
       // The spoofer seals first with a hop of its own (list.test stands for it), whose key then never answers us.
-      const viaOwn = await forwardWithArc(spoof, {
-        sealer: 'list.test',
-        key: world.keys.list,
-        receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
-        resolver: directResolver(world.dns.server),
-        footer: '',
-      });
+      const viaOwn = await sealAsSpoofer(world, spoof);
       const twoHops = await forwardWithArc(viaOwn, { ...fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' } });
       await withFresh(trustingFwd(), async (fresh) => {
         world.dns.silentNames.add('arc._domainkey.list.test');
@@ -461,13 +455,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
 
     it('an older hop\'s key times out but the trusted sealer recorded dmarc=fail: ARC_TEMPERROR, and the DMARC policy stands (no override either way)', async () => {
       const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer via the list' });
-      const viaList = await forwardWithArc(spoof, {
-        sealer: 'list.test',
-        key: world.keys.list,
-        receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' },
-        resolver: directResolver(world.dns.server),
-        footer: '',
-      });
+      const viaList = await sealAsSpoofer(world, spoof);
       const forwarded = await forwardWithArc(viaList, {
         sealer: 'fwd.test',
         key: world.keys.fwd,
