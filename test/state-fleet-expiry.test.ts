@@ -3,6 +3,8 @@ import { createClient } from 'redis';
 import { countSimilar } from '../lib/checks/content/bulk';
 import type { TemplateFingerprint } from '../lib/checks/content/fingerprint';
 import { countRecipient, isHarvest, recipientRate } from '../lib/checks/reputation/harvest';
+import { ipEntity, LearnedStore } from '../lib/checks/reputation/learned';
+import type { LearnedSettings } from '../lib/checks/reputation/settings';
 import { silentLogger } from '../lib/runtime';
 import { RedisStore } from '../lib/state';
 import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
@@ -58,5 +60,45 @@ describe('fleet state: nodes with different windows share counters without cutti
     await recipientRate(b, tenMinutes, '192.0.2.77', t0 + 61 * 60_000);
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(await raw.hKeys(`${prefix}harvest:192.0.2.77`), []);
+  });
+
+  it('learnt reputation: a node with horizon_days = 1 does not delete the trap hits a 30-day node still counts', async () => {
+    const DAY = 24 * HOUR;
+    const month: LearnedSettings = {
+      enabled: true,
+      halfLifeSeconds: 72 * 3600,
+      horizonSeconds: 30 * 86400,
+      bucketSeconds: 3600,
+      weights: { trap: 10, complaint: 5, invalid: 0.5, spam: 1, ham: 1 },
+      verdictCap: 5,
+      saturation: 10,
+      learnFromVerdicts: true,
+      learnSpamScore: 8,
+      learnHamScore: -2,
+      domainRequiresAuth: true,
+    };
+    const oneDay = { ...month, horizonSeconds: 86400 };
+    const t0 = Date.UTC(2026, 11, 2, 1, 0);
+    let now = t0;
+    const longNode = new LearnedStore(a, month, () => now);
+    const shortNode = new LearnedStore(b, oneDay, () => now);
+    const ip = ipEntity('192.0.2.88');
+    await longNode.record([ip], 'trap', 3);
+    now = t0 + 4 * DAY;
+    // Past the short node's horizon: it does not count them...
+    assert.equal((await shortNode.read(ip)).raw.trap, 0);
+    await new Promise((r) => setTimeout(r, 50)); // its pruning is not awaited
+    // ...and leaves them to the node whose horizon they are within.
+    assert.equal((await longNode.read(ip)).raw.trap, 3);
+    // A field written before fields named their horizon is read with the reader's own.
+    await a.hashIncrBy('rep:ip:192.0.2.88', { [`${t0 / 1000}:complaint`]: 2 }, 86400 * 31);
+    assert.equal((await longNode.read(ip)).raw.complaint, 2);
+    // The previous release reads `start.horizon` as one number, within a second of the bucket's start.
+    for (const field of await raw.hKeys(`${prefix}rep:ip:192.0.2.88`)) assert.ok(Math.abs(Number(field.slice(0, field.indexOf(':'))) * 1000 - t0) < 1000, field);
+    // Past the writer's horizon, either node drops them.
+    now = t0 + 31 * DAY;
+    await shortNode.read(ip);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(await raw.hKeys(`${prefix}rep:ip:192.0.2.88`), []);
   });
 });

@@ -118,17 +118,23 @@ export function decay(fields: Record<string, string>, now: number, s: LearnedSet
   const out: Decayed = { counts: zeroCounts(), raw: zeroCounts(), stale: [], newest: 0 };
   for (const [field, value] of Object.entries(fields)) {
     const sep = field.indexOf(':');
-    const start = Number(field.slice(0, sep)) * 1000;
+    const [startText, writerHorizon] = field.slice(0, sep).split('.');
+    const start = Number(startText) * 1000;
+    // Fields written before they named their writer's horizon: by a node configured as this one, presumably.
+    const horizonMs = (writerHorizon === undefined ? s.horizonSeconds : Number(writerHorizon)) * 1000;
     const kind = field.slice(sep + 1) as EventKind;
     const n = Number(value);
-    if (!Number.isFinite(start) || !EVENT_KINDS.includes(kind) || !Number.isFinite(n)) {
+    if (!Number.isFinite(start) || !(horizonMs > 0) || !EVENT_KINDS.includes(kind) || !Number.isFinite(n)) {
       out.stale.push(field);
       continue;
     }
-    if (now - start >= s.horizonSeconds * 1000) {
+    // Dropped once past the horizon of the node that wrote it, never by a node with a shorter
+    // one: that one just does not count it (a 1-day node erased a 30-day node's trap hits).
+    if (now - start >= horizonMs) {
       out.stale.push(field);
       continue;
     }
+    if (now - start >= s.horizonSeconds * 1000) continue;
     // Events are spread over their bucket: age them from its middle.
     const age = Math.max(0, now - start - (s.bucketSeconds * 1000) / 2);
     out.counts[kind] += n * 0.5 ** (age / (s.halfLifeSeconds * 1000));
@@ -188,9 +194,16 @@ export class LearnedStore {
     private readonly clock: () => number,
   ) {}
 
+  /**
+   * `start.horizon:kind` (seconds): the field names this node's horizon, so a
+   * node with a shorter one leaves it for this one to drop. Written after a
+   * dot, where the previous release reads `start.horizon` as a number a
+   * fraction of a second past `start`, and so counts and drops it as before
+   * (a third `:` part it would delete as malformed).
+   */
   private bucketField(now: number, kind: EventKind): string {
     const start = Math.floor(now / 1000 / this.s.bucketSeconds) * this.s.bucketSeconds;
-    return `${start}:${kind}`;
+    return `${start}.${Math.round(this.s.horizonSeconds)}:${kind}`;
   }
 
   /** Counts events for entities (one atomic hash update each; keys expire after the horizon). */
