@@ -438,6 +438,8 @@ const MAX_TAIL_HEADER_BYTES = MAX_HEADER_BYTES;
 const MAX_TAIL_BYTES = 1024 * 1024;
 /** Line units (DELIMITER_LINE_COST) of them, in all: half the prefix's, as MAX_TAIL_BYTES is half MAX_PARSE_BYTES (1 MB of 4-byte lines there took postal-mime ~4 s). */
 const MAX_TAIL_LINES = MAX_PARSE_LINES / 2;
+/** Share of the tail budgets the text part the cut falls in may spend (it comes first: the parts past it have the rest). */
+const CROSSING_SHARE = 0.5;
 /** Longest boundary followed (RFC 2046 allows 70 characters). */
 const MAX_BOUNDARY_LENGTH = 200;
 
@@ -540,6 +542,28 @@ function blankLineEnd(raw: Buffer, at: number, limit: number): number {
 }
 
 /** A text part to decode past the cut: a header block of its Content-* fields alone, and where its body lies in the message. */
+const isBase64Char = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f;
+
+/**
+ * Where to resume decoding a base64 body at `cut` so that its 4-character
+ * units line up as they did from `bodyStart`: postal-mime joins the lines
+ * and decodes in units of 4 alphabet characters, a run of `=` closing one.
+ * Started at the cut after a count of characters that is not a multiple of 4
+ * (lines of 77 characters, one of 6), the rest decodes to noise: a spammer's
+ * text would be hidden. The characters of the unit the cut splits are skipped
+ * (at most 3: up to 2 decoded bytes lost). Cheap: one backward search, one
+ * pass over the bytes before the cut (2 MB at most, milliseconds).
+ */
+function base64Resume(raw: Buffer, bodyStart: number, cut: number, end: number): number {
+  const pad = raw.lastIndexOf(0x3d, cut - 1);
+  let count = 0;
+  for (let i = Math.max(bodyStart, pad + 1); i < cut; i++) if (isBase64Char(raw[i]!)) count++;
+  let skip = (4 - (count % 4)) % 4;
+  let at = cut;
+  while (skip > 0 && at < end && raw[at] !== 0x3d) if (isBase64Char(raw[at++]!)) skip--;
+  return at;
+}
+
 interface TailPart {
   header: Buffer;
   start: number;
@@ -596,11 +620,13 @@ function delimiterLineEnd(raw: Buffer, at: number): { end: number; close: boolea
  * Content-Type is text/plain, message/rfc822 in a multipart/digest) and ends
  * past the cut is taken, from its header block on; of the one straddling the
  * cut (a line cut can fall early in a long part) its header block and its body
- * from the cut on are taken, after every part past the cut, with what budget
- * they left: re-reading what the prefix decoded would spend the budget on
- * nothing new, and padding that part with short lines must not hide the parts
- * after it (a base64 body whose lines are not a multiple of 4 characters
- * decodes to noise from the cut: text parts are 76); any other part (an
+ * from the cut on are taken, in walk order, with at most half the budgets
+ * (CROSSING_SHARE): re-reading what the prefix decoded would spend the budget
+ * on nothing new, padding that part with short lines must not hide the parts
+ * after it, and padding in a part after it must not hide the text just past
+ * the cut (a base64 body is resumed where its 4-character units line up:
+ * base64Resume); a message that is one text part, not a multipart, has its
+ * body from the cut taken the same way; any other part (an
  * attachment, an attached message, other types) is jumped over to the next
  * delimiter, unread, so the text and boundaries of an attached message are
  * not read; an inline message/rfc822 is taken like a text part (tailPartType).
@@ -658,7 +684,6 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
    * one without such a part, and so must the walk, or declaring it hid text.
    */
   let report = false;
-  if (!enter(topType.boundary, topType.type)) return [];
   const ranges: TailPart[] = [];
   /**
    * Inline messages have a count and budgets of their own: they are dropped
@@ -675,22 +700,37 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
    * Takes a part within `l`: its decoding header (whole, or nothing), and its body from `start`,
    * cut to the budgets at a line end (a first line too long for the bytes left is cut inside it).
    */
-  const take = (part: TailPart, l: Limits): void => {
+  const take = (part: TailPart, l: Limits, share = 1): void => {
+    // What this part may spend: all that is left, or a share of it.
+    let bytes = Math.floor(l.bytes * share);
+    let lines = Math.floor(l.lines * share);
     const headerLines = part.header.toString('latin1').split('\n').length - 2;
-    if (part.header.length >= l.bytes || headerLines >= l.lines) {
-      l.bytes = 0;
+    if (part.header.length >= bytes || headerLines >= lines) {
+      if (share === 1) l.bytes = 0;
       return;
     }
-    l.bytes -= part.header.length;
-    l.lines -= headerLines;
-    const fit = fitLines(raw, part.start, part.end, l.bytes, l.lines);
-    const end = fit.by === 'bytes' && fit.end === part.start ? part.start + l.bytes : fit.end;
-    l.bytes -= end - part.start;
-    l.lines -= fit.units;
+    bytes -= part.header.length;
+    lines -= headerLines;
+    const fit = fitLines(raw, part.start, part.end, bytes, lines);
+    const end = fit.by === 'bytes' && fit.end === part.start ? part.start + bytes : fit.end;
+    l.bytes -= part.header.length + end - part.start;
+    l.lines -= headerLines + fit.units;
     l.parts--;
     ranges.push({ ...part, end });
   };
-  let crossing: TailPart | undefined;
+  /** Where a text part's body is read from past the cut: the cut, or the next whole base64 unit after it. */
+  const resumeAt = (fields: ContentFields, bodyStart: number, end: number): number => {
+    const from = Math.max(cut, bodyStart);
+    const base64 = (fields.encoding ?? '').replace(/\([^()]*\)/g, '').trim().toLowerCase() === 'base64';
+    return base64 && from > bodyStart ? base64Resume(raw, bodyStart, from, end) : from;
+  };
+  if (!enter(topType.boundary, topType.type)) {
+    // A message that is one text part (no multipart): the rest of its body, or its padding with short lines hides the text after them.
+    if (topType.read && topType.type.startsWith('text/') && raw.length > cut) {
+      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text);
+    }
+    return ranges;
+  }
   let walked = 0;
   /** Header bytes of the parts read past the cut: postal-mime refuses a message whose part headers pass MAX_HEADER_BYTES in all, and each costs a parse. */
   let headerBytes = 0;
@@ -733,14 +773,12 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     const limits = message ? left.message : left.text;
     if (!hasRoom(limits)) continue;
     const header = decodingHeader(part.fields, part.type);
-    // The body from the cut on of a message or a multipart is neither: one straddling the cut is taken whole (its start twice).
-    if (headerEnd < cut && part.type.startsWith('text/')) crossing = { header, start: cut, end: partEnd, message };
+    // The text part the cut falls in: its body from the cut on, with at most half the budgets, so that neither
+    // its padding hides the parts after it nor theirs the text just past the cut. The body from the cut on of a
+    // message or a multipart is neither: one straddling the cut is taken whole (its start twice).
+    if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE);
     else take({ header, start: headerEnd, end: partEnd, message }, limits);
   }
-  // The part straddling the cut last (its start is decoded already), put first: the text reads in order.
-  const before = ranges.length;
-  if (crossing && hasRoom(left.text)) take(crossing, left.text);
-  if (ranges.length > before) ranges.unshift(ranges.pop()!);
   return report ? ranges.filter((r) => !r.message) : ranges;
 }
 

@@ -429,9 +429,11 @@ describe('content: tokens and MIME', () => {
 
     it('a text part straddling the cut is read to its own end: a fake delimiter and image header inside it hide nothing', async () => {
       const start = head + img(1200 * 1024);
-      const before = ['--B', 'Content-Type: text/plain', '', ''].join(CRLF) + filler(MAX_PARSE_BYTES - start.length - 8000);
+      // The line limit cuts it (short lines): ~1,000 lines before the fake delimiter.
+      const before = ['--B', 'Content-Type: text/plain', '', ''].join(CRLF) + filler(30 * (MAX_PARSE_LINES - lineCount(Buffer.from(start)) + 1000));
       const hider = ['--hide', 'Content-Type: image/png', 'Content-Transfer-Encoding: base64', '', ''].join(CRLF);
-      const r = await read(start + before + hider + filler(20000) + 'HIDDEN SPAM WORDS\r\n' + ['--B', 'Content-Type: text/html', '', '<p>NEXT PART WORDS</p>', '--B--', ''].join(CRLF));
+      // An image after it keeps the message over 2 MB.
+      const r = await read(start + before + hider + filler(20000) + 'HIDDEN SPAM WORDS\r\n' + ['--B', 'Content-Type: text/html', '', '<p>NEXT PART WORDS</p>', ''].join(CRLF) + img(600 * 1024) + '--B--\r\n');
       assert.match(r.words, /HIDDEN SPAM WORDS/);
       assert.match(r.words, /NEXT PART WORDS/);
     });
@@ -540,7 +542,7 @@ describe('content: tokens and MIME', () => {
 
   describe('the line limit: postal-mime costs per line and per part, so a message of short lines is cut before 2 MB', () => {
     const CRLF = '\r\n';
-    const head = (type: string) => ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', `Content-Type: ${type}`, ''].join(CRLF) + CRLF;
+    const head = (type: string, more: string[] = []) => ['From: a@example.com', 'To: b@example.net', 'Subject: hi', 'MIME-Version: 1.0', `Content-Type: ${type}`, ...more, ''].join(CRLF) + CRLF;
     const decode = async (raw: string) => {
       const ctx = createContext({ ip: '192.0.2.1', raw });
       const { result: e, inputs } = await postalInputs(() => parsedMessage(ctx));
@@ -551,11 +553,13 @@ describe('content: tokens and MIME', () => {
       // 2 MB of 18-byte lines: 116k lines, 2.5 s of decoding in one stretch here before the limit.
       const raw = head('text/plain') + 'abcdefghijklmnop\r\n'.repeat(116_000);
       const r = await decode(raw);
-      assert.equal(r.inputs.length, 1);
+      // The prefix, then the rest of the one text part from the cut, within the tail's line bound.
+      assert.equal(r.inputs.length, 2);
       assert.ok(r.lines[0]! <= MAX_PARSE_LINES, `postal-mime given ${r.lines[0]} lines`);
       assert.ok(r.lines[0]! > MAX_PARSE_LINES - 10, `postal-mime given ${r.lines[0]} lines`);
+      assert.ok(r.lines[1]! <= MAX_PARSE_LINES / 2 + 10, `past the cut postal-mime given ${r.lines[1]} lines`);
       assert.ok(r.inputs[0]!.at(-1) === 0x0a, 'cut at a line end');
-      assert.match(r.partial ?? '', new RegExp(`^decoded the first \\d+ KB \\(${r.lines[0]} lines: the line limit\\) of 20\\d\\d KB$`));
+      assert.match(r.partial ?? '', new RegExp(`^decoded the first \\d+ KB \\(${r.lines[0]} lines: the line limit\\) of 20\\d\\d KB and 1 text part crossing or after it$`));
     });
 
     it('2 MB of tiny parts hands postal-mime at most a third as many delimiter lines (a part costs it 2-3 lines)', async () => {
@@ -572,14 +576,14 @@ describe('content: tokens and MIME', () => {
     it('a text part after the line cut is still read by the tail scan, and so is the rest of the part the cut falls in, however long', async () => {
       // A 60k-line text part (240 KB: the whole message was decoded before the limit) hides nothing after the cut.
       const pad = (n: number) => 'ok\r\n'.repeat(n);
-      const first = ['--B', 'Content-Type: text/plain', '', pad(35_000) + 'CROSSING PART WORDS' + CRLF + pad(25_000)].join(CRLF);
+      const first = ['--B', 'Content-Type: text/plain', '', pad(31_000) + 'CROSSING PART WORDS' + CRLF + pad(29_000)].join(CRLF);
       const html = ['--B', 'Content-Type: text/html', '', '<p>Buy cheap viagra now</p>', '--B--', ''].join(CRLF);
       const r = await decode(head('multipart/alternative; boundary="B"') + first + html);
       assert.ok(r.lines.every((n) => n <= MAX_PARSE_LINES), `postal-mime given ${r.lines.join(', ')} lines`);
       assert.match(r.words, /Buy cheap viagra now/);
       assert.match(r.words, /CROSSING PART WORDS/);
       assert.match(r.partial ?? '', /\(\d+ lines: the line limit\) of 2\d\d KB and 2 text parts crossing or after it$/);
-      // The part the cut falls in is decoded on from the cut, not again from its start (its words stand 7k lines past the cut, 35k into it).
+      // The part the cut falls in is decoded on from the cut, not again from its start (its words stand 3k lines past the cut, 31k into it).
       const crossing = r.inputs.find((b) => b.includes('CROSSING PART WORDS'))!;
       assert.ok(lineCount(crossing) <= MAX_PARSE_LINES / 2 + 10, `${lineCount(crossing)} lines`);
     });
@@ -594,6 +598,51 @@ describe('content: tokens and MIME', () => {
       assert.ok(tail <= MAX_PARSE_LINES / 2 + 10, `past the cut postal-mime given ${tail} lines`);
     });
 
+    it('a message that is one text part (no multipart) padded with 28k short lines still has the text after them read', async () => {
+      // 60 KB of blank lines cut the prefix: before, nothing past the cut of a single-part message was read.
+      const plain = await decode(head('text/plain') + CRLF.repeat(30_000) + 'Buy cheap viagra now' + CRLF);
+      assert.match(plain.partial ?? '', /\(28000 lines: the line limit\) of \d+ KB and 1 text part crossing or after it$/);
+      assert.match(plain.words, /Buy cheap viagra now/);
+      const html = await decode(head('text/html') + '<p>\r\n'.repeat(30_000) + '<b>Buy cheap viagra now</b>' + CRLF);
+      assert.match(html.words, /Buy cheap viagra now/);
+      // Read from the cut, not again from the start.
+      assert.ok(plain.lines.slice(1).every((n) => n < 3000), plain.lines.join(' '));
+      // An attachment is still not read.
+      const attached = await decode(head('text/plain', ['Content-Disposition: attachment; filename="a.txt"']) + CRLF.repeat(30_000) + 'Buy cheap viagra now' + CRLF);
+      assert.doesNotMatch(attached.words, /viagra/);
+    });
+
+    it('a base64 text part the cut falls in decodes from the cut even when the characters before it are not a multiple of 4', async () => {
+      // Lines of 4 characters but one of 6: 28k lines in, the rest (from the cut) decoded out of step was noise and hid the text.
+      const lines = Buffer.from(' '.repeat(90_000)).toString('base64').match(/.{4}/g)!;
+      lines[0] += 'IC';
+      const body = lines.join(CRLF) + 'IC' + CRLF + Buffer.from(' Buy cheap viagra now. '.repeat(5)).toString('base64').replace(/.{76}/g, `$&${CRLF}`);
+      assert.match(Buffer.from(body, 'base64').toString(), /Buy cheap viagra now/);
+      const part = ['--B', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding:', ' base64', '', body, '--B--', ''].join(CRLF);
+      const r = await decode(head('multipart/mixed; boundary="B"') + part);
+      assert.match(r.partial ?? '', /line limit\) of \d+ KB and 1 text part crossing or after it$/);
+      assert.match(r.words, /Buy cheap viagra now/);
+      // The same as a single-part message, and with padding (`=`) closing units before the cut.
+      const single = await decode(head('text/plain', ['Content-Transfer-Encoding: base64']) + body);
+      assert.match(single.words, /Buy cheap viagra now/);
+      // 'IC==' closes a unit: counted from the body's start the 6-character line that follows would look aligned.
+      const padded = ['IC==', 'ICAgIC', ...lines.slice(2)].join(CRLF) + 'IC' + CRLF + Buffer.from(' Buy cheap viagra now. '.repeat(5)).toString('base64').replace(/.{76}/g, `$&${CRLF}`);
+      const withPad = await decode(head('text/plain', ['Content-Transfer-Encoding: base64']) + padded);
+      assert.match(withPad.words, /Buy cheap viagra now/);
+    });
+
+    it('padding in a text part after the cut does not hide the text just past the cut in the part the cut falls in', async () => {
+      // 157 KB: the part the cut falls in was taken last, with what 15k lines of padding after it left (nothing).
+      const first = ['--B', 'Content-Type: text/plain', '', 'ok\r\n'.repeat(28_000) + 'Buy cheap viagra now'].join(CRLF);
+      const second = ['--B', 'Content-Type: text/plain', '', '.\r\n'.repeat(15_000) + 'SECOND PART END', '--B--', ''].join(CRLF);
+      const r = await decode(head('multipart/mixed; boundary="B"') + first + CRLF + second);
+      assert.match(r.words, /Buy cheap viagra now/);
+      // The part after it still gets the rest of the bounds (its start is read), and the tail as a whole stays within them.
+      assert.match(r.words, /\.\n\./);
+      const tail = r.lines.slice(1).reduce((a, b) => a + b, 0);
+      assert.ok(tail <= MAX_PARSE_LINES / 2 + 10, `past the cut postal-mime given ${tail} lines`);
+    });
+
     it('ordinary mail of 76-character lines under 2 MB and the line limit is decoded whole, as before', async () => {
       const line = 'The quick brown fox jumps over the lazy dog and keeps running far away ok--\r\n';
       const raw = head('text/plain') + line.repeat(25_000) + 'LAST LINE WORDS\r\n';
@@ -604,7 +653,7 @@ describe('content: tokens and MIME', () => {
       assert.match(r.words, /LAST LINE WORDS/);
       // Over 2 MB, 76-character lines meet the byte limit first: coverage is what it was.
       const over = await decode(head('text/plain') + line.repeat(27_500));
-      assert.match(over.partial ?? '', /^decoded the first 2048 KB of 20\d\d KB$/);
+      assert.match(over.partial ?? '', /^decoded the first 2048 KB of 20\d\d KB and 1 text part crossing or after it$/);
     });
   });
 
