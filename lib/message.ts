@@ -320,6 +320,42 @@ export const MAX_PARSE_LINES = 28_000;
  */
 const DELIMITER_LINE_COST = 3;
 
+const isBase64Char = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f;
+
+/**
+ * `=` signs that cost a line unit, in a line of nothing but base64 characters:
+ * postal-mime's base64 decoder starts a new chunk at each one, and joining
+ * them is slow (2 MB of `QQ==` took 3-4 s, 2 MB of ordinary base64 0.05 s).
+ * Quoted-printable `=XX` is cheap to decode and its lines mostly hold other
+ * characters too (blanks, punctuation); a line of CJK text in
+ * quoted-printable (25 `=` in 76 characters) costs 4 units.
+ */
+const PADDING_PER_UNIT = 8;
+
+/** The extra line units of raw[start, end) for its `=` signs (see PADDING_PER_UNIT): one pass over the line. */
+function paddingUnits(raw: Buffer, start: number, end: number): number {
+  let pads = 0;
+  for (let i = start; i < end; i++) {
+    const c = raw[i]!;
+    if (c === 0x3d) pads++;
+    else if (c !== 0x0d && c !== 0x0a && !isBase64Char(c)) return 0;
+  }
+  return Math.floor(pads / PADDING_PER_UNIT);
+}
+
+/**
+ * Where a line too long for `maxBytes` is cut: at `maxBytes`, or sooner where
+ * its `=` signs reach `maxUnits` (PADDING_PER_UNIT; all of them counted, a
+ * line this long being no ordinary text): 2 MB of `QQ==` on one line is one
+ * line, and 1 MB of it took postal-mime 2 s.
+ */
+function insideLine(raw: Buffer, start: number, maxBytes: number, maxUnits: number): number {
+  const end = Math.min(raw.length, start + maxBytes);
+  let pads = 0;
+  for (let i = start; i < end; i++) if (raw[i] === 0x3d && ++pads >= maxUnits * PADDING_PER_UNIT) return i;
+  return end;
+}
+
 /** How far whole lines fit in a byte and a line bound: where the last one that fits ends, what was spent, and which bound stopped them short. */
 interface LineFit {
   end: number;
@@ -332,7 +368,7 @@ interface LineFit {
 /**
  * How far the lines of raw[start, end) fit in `maxBytes` bytes and `maxUnits`
  * line units (a line ends at LF, as postal-mime splits them; one starting with
- * `--` costs DELIMITER_LINE_COST). Cheap: one Buffer.indexOf a line, at most
+ * `--` costs DELIMITER_LINE_COST, a base64 line dense with `=` more: PADDING_PER_UNIT). Cheap: one Buffer.indexOf a line, at most
  * `maxUnits` + 1 of them.
  */
 function fitLines(raw: Buffer, start: number, end: number, maxBytes: number, maxUnits: number): LineFit {
@@ -345,7 +381,7 @@ function fitLines(raw: Buffer, start: number, end: number, maxBytes: number, max
     const lf = view.indexOf(0x0a, at);
     const next = lf < 0 ? end : lf + 1;
     if (next > limit) return { end: at, lines, units, by: 'bytes' };
-    const cost = raw[at] === 0x2d && raw[at + 1] === 0x2d ? DELIMITER_LINE_COST : 1;
+    const cost = (raw[at] === 0x2d && raw[at + 1] === 0x2d ? DELIMITER_LINE_COST : 1) + paddingUnits(raw, at, next);
     if (units + cost > maxUnits) return { end: at, lines, units, by: 'lines' };
     units += cost;
     lines++;
@@ -542,8 +578,6 @@ function blankLineEnd(raw: Buffer, at: number, limit: number): number {
 }
 
 /** A text part to decode past the cut: a header block of its Content-* fields alone, and where its body lies in the message. */
-const isBase64Char = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2b || c === 0x2f;
-
 /**
  * Where to resume decoding a base64 body at `cut` so that its 4-character
  * units line up as they did from `bodyStart`: postal-mime joins the lines
@@ -712,7 +746,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     bytes -= part.header.length;
     lines -= headerLines;
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
-    const end = fit.by === 'bytes' && fit.end === part.start ? part.start + bytes : fit.end;
+    const end = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit.end;
     l.bytes -= part.header.length + end - part.start;
     l.lines -= headerLines + fit.units;
     l.parts--;
