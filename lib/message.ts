@@ -356,6 +356,14 @@ function insideLine(raw: Buffer, start: number, maxBytes: number, maxUnits: numb
   return end;
 }
 
+/** The `=` signs in raw[start, end). */
+function equalSigns(raw: Buffer, start: number, end: number): number {
+  const view = raw.subarray(0, end);
+  let n = 0;
+  for (let i = view.indexOf(0x3d, start); i >= 0; i = view.indexOf(0x3d, i + 1)) n++;
+  return n;
+}
+
 /** How far whole lines fit in a byte and a line bound: where the last one that fits ends, what was spent, and which bound stopped them short. */
 interface LineFit {
   end: number;
@@ -746,9 +754,12 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     bytes -= part.header.length;
     lines -= headerLines;
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
-    const end = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit.end;
+    const cutInside = fit.by === 'bytes' && fit.end === part.start;
+    const end = cutInside ? insideLine(raw, part.start, bytes, lines) : fit.end;
+    // A piece cut inside a line costs its = signs too: charged nothing, each such part had the whole line budget again.
+    const units = cutInside ? 1 + Math.floor(equalSigns(raw, part.start, end) / PADDING_PER_UNIT) : fit.units;
     l.bytes -= part.header.length + end - part.start;
-    l.lines -= headerLines + fit.units;
+    l.lines -= headerLines + units;
     l.parts--;
     ranges.push({ ...part, end });
   };

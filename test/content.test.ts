@@ -572,6 +572,13 @@ describe('content: tokens and MIME', () => {
         assert.ok(given <= (MAX_PARSE_LINES + MAX_PARSE_LINES / 2) * 8, `postal-mime given ${given} = signs`);
         assert.match(r.partial ?? '', /lines: the line limit/);
       }
+      // Past the cut, text parts each one line of QQ== longer than the bytes left: each piece cut inside its line
+      // must spend the line units its = signs cost, or every part gets the whole line budget again.
+      const big = (n: number) => `--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${'QQ=='.repeat(n)}\r\n`;
+      const image = `--B\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n${('A'.repeat(76) + '\r\n').repeat(28_000)}`;
+      const many = await decode(head('multipart/mixed; boundary="B"') + image + big(300_000).repeat(6) + '--B--\r\n');
+      const tailEquals = many.inputs.slice(1).reduce((n, b) => n + equals(b), 0);
+      assert.ok(tailEquals <= (MAX_PARSE_LINES / 2) * 8 + 8, `past the cut postal-mime given ${tailEquals} = signs`);
       // Quoted-printable Cyrillic (25 = in a 78-byte line, with blanks between words) (1.95 MB) is decoded whole.
       const cyrillic = '=D0=9F=D1=80=D0=B8=D0=B2=D0=B5=D1=82 =D0=BC=D0=B8=D1=80 =D0=BA=D0=B0=D0=BA =\r\n';
       const qp = await decode(head('text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable') + cyrillic.repeat(25_000));
