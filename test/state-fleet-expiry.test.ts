@@ -4,7 +4,9 @@ import { countSimilar } from '../lib/checks/content/bulk';
 import type { TemplateFingerprint } from '../lib/checks/content/fingerprint';
 import { countRecipient, isHarvest, recipientRate } from '../lib/checks/reputation/harvest';
 import { ipEntity, LearnedStore } from '../lib/checks/reputation/learned';
-import type { LearnedSettings } from '../lib/checks/reputation/settings';
+import { parseReputationSettings } from '../lib/checks/reputation/settings';
+import { parseIni } from '../lib/config/ini';
+import { IniReader } from '../lib/config/reader';
 import { silentLogger } from '../lib/runtime';
 import { RedisStore } from '../lib/state';
 import { deleteRedisKeys, REDIS_URL, uniqueRedisPrefix } from './support/redis';
@@ -64,20 +66,11 @@ describe('fleet state: nodes with different windows share counters without cutti
 
   it('learnt reputation: a node with horizon_days = 1 does not delete the trap hits a 30-day node still counts', async () => {
     const DAY = 24 * HOUR;
-    const month: LearnedSettings = {
-      enabled: true,
-      halfLifeSeconds: 72 * 3600,
-      horizonSeconds: 30 * 86400,
-      bucketSeconds: 3600,
-      weights: { trap: 10, complaint: 5, invalid: 0.5, spam: 1, ham: 1 },
-      verdictCap: 5,
-      saturation: 10,
-      learnFromVerdicts: true,
-      learnSpamScore: 8,
-      learnHamScore: -2,
-      domainRequiresAuth: true,
-    };
-    const oneDay = { ...month, horizonSeconds: 86400 };
+    // The shipped defaults (30 days), and a node configured with horizon_days = 1.
+    const learned = (ini: string) => parseReputationSettings(new IniReader('mailward.reputation.ini', parseIni(ini, 'x'))).settings.learned;
+    const month = learned('');
+    assert.equal(month.horizonSeconds, 30 * 86400);
+    const oneDay = learned('[learned]\nhorizon_days = 1\n');
     const t0 = Date.UTC(2026, 11, 2, 1, 0);
     let now = t0;
     const longNode = new LearnedStore(a, month, () => now);
