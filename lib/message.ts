@@ -347,21 +347,18 @@ function paddingUnits(raw: Buffer, start: number, end: number): number {
  * Where a line too long for `maxBytes` is cut: at `maxBytes`, or sooner where
  * its `=` signs reach `maxUnits` (PADDING_PER_UNIT; all of them counted, a
  * line this long being no ordinary text): 2 MB of `QQ==` on one line is one
- * line, and 1 MB of it took postal-mime 2 s.
+ * line, and 1 MB of it took postal-mime 2 s. `units`: what the piece costs,
+ * 1 and its `=` signs.
  */
-function insideLine(raw: Buffer, start: number, maxBytes: number, maxUnits: number): number {
+function insideLine(raw: Buffer, start: number, maxBytes: number, maxUnits: number): { end: number; units: number } {
   const end = Math.min(raw.length, start + maxBytes);
   let pads = 0;
-  for (let i = start; i < end; i++) if (raw[i] === 0x3d && ++pads >= maxUnits * PADDING_PER_UNIT) return i;
-  return end;
-}
-
-/** The `=` signs in raw[start, end). */
-function equalSigns(raw: Buffer, start: number, end: number): number {
-  const view = raw.subarray(0, end);
-  let n = 0;
-  for (let i = view.indexOf(0x3d, start); i >= 0; i = view.indexOf(0x3d, i + 1)) n++;
-  return n;
+  for (let i = start; i < end; i++) {
+    if (raw[i] !== 0x3d) continue;
+    if (pads + 1 >= maxUnits * PADDING_PER_UNIT) return { end: i, units: 1 + Math.floor(pads / PADDING_PER_UNIT) };
+    pads++;
+  }
+  return { end, units: 1 + Math.floor(pads / PADDING_PER_UNIT) };
 }
 
 /** How far whole lines fit in a byte and a line bound: where the last one that fits ends, what was spent, and which bound stopped them short. */
@@ -376,8 +373,9 @@ interface LineFit {
 /**
  * How far the lines of raw[start, end) fit in `maxBytes` bytes and `maxUnits`
  * line units (a line ends at LF, as postal-mime splits them; one starting with
- * `--` costs DELIMITER_LINE_COST, a base64 line dense with `=` more: PADDING_PER_UNIT). Cheap: one Buffer.indexOf a line, at most
- * `maxUnits` + 1 of them.
+ * `--` costs DELIMITER_LINE_COST, a base64 line dense with `=` more:
+ * PADDING_PER_UNIT). Cheap: one Buffer.indexOf a line, at most `maxUnits` + 1
+ * of them, and one pass over the bytes.
  */
 function fitLines(raw: Buffer, start: number, end: number, maxBytes: number, maxUnits: number): LineFit {
   const view = raw.subarray(0, end);
@@ -754,10 +752,8 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     bytes -= part.header.length;
     lines -= headerLines;
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
-    const cutInside = fit.by === 'bytes' && fit.end === part.start;
-    const end = cutInside ? insideLine(raw, part.start, bytes, lines) : fit.end;
     // A piece cut inside a line costs its = signs too: charged nothing, each such part had the whole line budget again.
-    const units = cutInside ? 1 + Math.floor(equalSigns(raw, part.start, end) / PADDING_PER_UNIT) : fit.units;
+    const { end, units } = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit;
     l.bytes -= part.header.length + end - part.start;
     l.lines -= headerLines + units;
     l.parts--;
