@@ -266,13 +266,13 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
       io.err(`warning: nothing approved: the message has ${from.length} From: addresses (${from.map((m) => m.address).join(', ')}); add the one you trust with "mailward allow add --rcpt USER SENDER"`);
       return true;
     }
+    const [written] = headerValues(ctx, 'from');
     if (from.length === 1) address = from[0]!.address;
-    else if (headerValues(ctx, 'from').length) {
+    else if (written !== undefined) {
       // A From: with a name and no address (or an encoded word, a group) showed the reader someone the
       // envelope sender need not be; the rules never allow such a message by its envelope (identityOf),
       // so approving the envelope sender would approve someone else and not help the next such message.
-      const written = headerValues(ctx, 'from')[0]!.trim();
-      io.err(`warning: nothing approved: the From: holds no address (${JSON.stringify(written)}), and the envelope sender ${record.mailFrom ? `${record.mailFrom} ` : ''}is not who it shows; add the sender you trust with "mailward allow add --rcpt USER SENDER"`);
+      io.err(`warning: nothing approved: the From: holds no address (${JSON.stringify(written.trim())}), and the envelope sender ${record.mailFrom ? `${record.mailFrom} ` : ''}is not who it shows; add the sender you trust with "mailward allow add --rcpt USER SENDER"`);
       return true;
     }
   }
