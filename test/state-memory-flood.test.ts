@@ -90,6 +90,31 @@ describe('memory state: short-lived counters cannot push out long-lived records'
     await store.close();
   });
 
+  it('a flood of fresh IPv6 clients (one verdict each) keeps the reputation of senders seen more than once', async () => {
+    // Known since stop 17: within the reputation pool, 100 fresh addresses of one /48 with one spam
+    // verdict each pushed out a spamtrap-hitting IP's and a good sender domain's whole history.
+    const store = new MemoryStore(100);
+    const clock = () => Date.now();
+    const learned = new LearnedStore(store, parseReputationSettings(new IniReader('mailward.reputation.ini', {})).settings.learned, clock);
+    const trapper = ipEntity('203.0.113.99');
+    const regular = { type: 'domain', id: 'regular.example' } as const;
+    await learned.record([trapper], 'trap');
+    await learned.record([trapper], 'trap');
+    for (let i = 0; i < 5; i++) await learned.record([regular], 'ham');
+    const once = ipEntity('198.51.100.7');
+    await learned.record([once], 'ham');
+    for (let i = 0; i < 500; i++) {
+      const ip = `2001:db8:77:${i.toString(16)}::1`;
+      await learned.record([ipEntity(ip), netEntity(ip)], 'spam');
+    }
+    assert.equal((await learned.read(trapper)).raw.trap, 2, 'two trap hits survive the flood');
+    assert.equal((await learned.read(regular)).raw.ham, 5, 'a regular sender keeps its history');
+    // The price: an entity seen once is one of the flood's kind, and may go.
+    assert.equal((await learned.read(once)).raw.ham ?? 0, 0);
+    assert.ok(store.size.reputation <= 200, `bounded: ${store.size.reputation}`);
+    await store.close();
+  });
+
   it('a flood of fresh client IPs (one learnt reputation each) keeps suspensions and relayed Message-IDs', async () => {
     // Review (rv2): 1,000 fresh IPv6 client IPs with one ham each (rep:ip: + rep:net: keys) filled the
     // records pool and pushed out ob:susp:alice and the ob:mid record: the suspension lifted itself and

@@ -2,7 +2,90 @@ import { LRUCache } from 'lru-cache';
 import type { StateStore } from './types';
 
 type Value = string | Map<string, string> | Set<string>;
-type Pool = LRUCache<string, { value: Value }>;
+type Entry = { value: Value };
+type SetOptions = { ttl?: number };
+
+/** What the store needs of a pool: the part of LRUCache's interface it uses. */
+interface Pool {
+  get(key: string): Entry | undefined;
+  set(key: string, entry: Entry, options?: SetOptions): unknown;
+  delete(key: string): boolean;
+  has(key: string): boolean;
+  getRemainingTTL(key: string): number;
+  keys(): Iterable<string>;
+  readonly size: number;
+  clear(): void;
+}
+
+const lru = (max: number): Pool => new LRUCache<string, Entry>({ max });
+
+/**
+ * A pool for keys of which most are written once and a few again and again
+ * (learnt reputation: one verdict from each of a botnet's fresh IPv6
+ * addresses, and repeated events for the senders worth remembering). A key
+ * starts in `once`; its second write moves it to `again`. A flood of
+ * fresh keys then pushes out only other once-written keys, never an entity
+ * with a history (the segmented LRU, or "2Q", of database buffer caches).
+ */
+export class SegmentedPool implements Pool {
+  private readonly once: Pool;
+  private readonly again: Pool;
+
+  constructor(maxEachSegment: number) {
+    this.once = lru(maxEachSegment);
+    this.again = lru(maxEachSegment);
+  }
+
+  private holder(key: string): Pool | undefined {
+    return this.again.has(key) ? this.again : this.once.has(key) ? this.once : undefined;
+  }
+
+  get(key: string): Entry | undefined {
+    return this.holder(key)?.get(key);
+  }
+
+  set(key: string, entry: Entry, options: SetOptions = {}): this {
+    if (this.again.has(key)) this.again.set(key, entry, options);
+    else if (this.once.has(key)) {
+      this.once.delete(key);
+      this.again.set(key, entry, options);
+    } else this.once.set(key, entry, options);
+    return this;
+  }
+
+  delete(key: string): boolean {
+    const a = this.again.delete(key);
+    const o = this.once.delete(key);
+    return a || o;
+  }
+
+  has(key: string): boolean {
+    return this.holder(key) !== undefined;
+  }
+
+  getRemainingTTL(key: string): number {
+    return this.holder(key)?.getRemainingTTL(key) ?? 0;
+  }
+
+  *keys(): Iterable<string> {
+    yield* this.again.keys();
+    yield* this.once.keys();
+  }
+
+  get size(): number {
+    return this.again.size + this.once.size;
+  }
+
+  /** Entries per segment (for tests and diagnostics). */
+  get segments(): { once: number; again: number } {
+    return { once: this.once.size, again: this.again.size };
+  }
+
+  clear(): void {
+    this.again.clear();
+    this.once.clear();
+  }
+}
 
 /**
  * Keys of short-lived counters whose number the senders decide: one per
@@ -39,7 +122,9 @@ export function isReputationKey(key: string): boolean {
  * forgotten. With reputation among the records, a flood of fresh client IPs
  * (one rep:ip: key each) pushed out a suspension, which so lifted itself, and
  * the Message-IDs complaints are attributed by. Now each kind of key can only
- * push out its own kind.
+ * push out its own kind. Within learnt reputation, fresh addresses (IPv6 gives
+ * a sender as many as it likes) push out only entities seen once: see
+ * SegmentedPool.
  */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
@@ -49,9 +134,9 @@ export class MemoryStore implements StateStore {
   private readonly counters: Pool;
 
   constructor(maxEntries = 100_000) {
-    this.records = new LRUCache({ max: maxEntries });
-    this.reputation = new LRUCache({ max: maxEntries });
-    this.counters = new LRUCache({ max: maxEntries });
+    this.records = lru(maxEntries);
+    this.reputation = new SegmentedPool(maxEntries);
+    this.counters = lru(maxEntries);
   }
 
   private pool(key: string): Pool {
