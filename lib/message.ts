@@ -24,6 +24,8 @@ export interface ParseResult {
   error: string;
   /** Set when only the start of a large message was MIME-decoded: how much of it. */
   partial?: string;
+  /** Set when text parts past that start were left unread (budgets spent, or the walk stopped): what and why. */
+  unread?: string;
 }
 
 /**

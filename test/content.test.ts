@@ -10,6 +10,7 @@ import { compileSafeRegex, regexProblem, UnsafeRegexError } from '../lib/checks/
 import { DEFAULT_CONTENT_SETTINGS, type ContentSettings } from '../lib/checks/content/settings';
 import { DEFAULT_TOKENIZER_OPTIONS, normaliseWord, tokenize } from '../lib/checks/content/tokenize';
 import { capHits } from '../lib/checks/content';
+import { builtinModule } from '../lib/checks/builtin';
 import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
 import { createMailward, type Verdict } from '../lib';
@@ -415,6 +416,31 @@ describe('content: tokens and MIME', () => {
       return { words: (e.text ?? '') + (e.html ?? ''), partial: ctx.parse.partial ?? '' };
     };
     const fake = (delimiter: string, words: string) => [delimiter, 'Content-Type: text/plain; charset=utf-8', '', words].join(CRLF) + CRLF;
+
+    it('text parts the tail budgets leave unread give MIME_TEXT_UNREAD with the count; parts all read, or read in part, do not', async () => {
+      const parseCheck = builtinModule.createChecks(null, undefined as never).find((c) => c.name === 'builtin.parse')!;
+      const verdictOf = async (raw: string) => {
+        const ctx = createContext({ ip: '192.0.2.1', raw });
+        const e = await parsedMessage(ctx);
+        const hits = (await parseCheck.run(ctx, undefined as never, undefined as never)) ?? [];
+        return { words: (e?.text ?? '') + (e?.html ?? ''), unread: hits.find((h) => h.name === 'MIME_TEXT_UNREAD')?.detail };
+      };
+      const small = (i: number, words: string) => ['--B', 'Content-Type: text/plain', '', `part ${i} ${words}`].join(CRLF) + CRLF;
+      // 32 decoy parts spend the tail's part budget; the spam stands in the 40th.
+      const parts = Array.from({ length: 40 }, (_, i) => small(i, i === 39 ? 'SPAM PAST THE BUDGET' : 'hello')).join('');
+      const hidden = await verdictOf(head + img(1600 * 1024) + parts + '--B--\r\n');
+      assert.doesNotMatch(hidden.words, /SPAM PAST THE BUDGET/);
+      assert.match(hidden.unread ?? '', /^8 text parts past the cut left unread \(the tail budget/);
+      // A large message whose text past the cut was all read: no symbol.
+      assert.equal((await verdictOf(head + img(1600 * 1024) + small(1, 'all read') + '--B--\r\n')).unread, undefined);
+      // One long HTML part (inline data: images) read only in part: its start was read, no symbol.
+      const html = ['--B', 'Content-Type: text/html', '', '<p>newsletter</p>' + '<img src="data:image/png;base64,' + 'A'.repeat(70) + '">\r\n'.repeat(1)].join(CRLF);
+      const longHtml = html + ('<p>' + 'x'.repeat(70) + '</p>\r\n').repeat(Math.ceil((3 * 1024 * 1024) / 79)) + '--B--\r\n';
+      assert.equal((await verdictOf(head + longHtml)).unread, undefined);
+      // A walk stopped by its own bound says what follows was not read.
+      const tiny = head + img(1600 * 1024) + '--B\r\nContent-Type: image/gif\r\n\r\nx\r\n'.repeat(10_050) + small(0, 'AFTER THE WALK') + '--B--\r\n';
+      assert.match((await verdictOf(tiny)).unread ?? '', /stopped at 10000 parts past the cut/);
+    });
 
     it('a fake delimiter and text/plain header inside an attachment straddling the cut, or in the epilogue, is not read as a text part', async () => {
       const start = head + img(1200 * 1024) + ['--B', 'Content-Type: text/plain; name="notes.txt"', 'Content-Disposition: attachment; filename="notes.txt"', '', ''].join(CRLF);

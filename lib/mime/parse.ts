@@ -29,11 +29,9 @@ function parseMime(ctx: MessageContext, raw: Buffer): Promise<Email | null> {
   return decodeParts(input)
     .then(async (email) => {
       if (!partial) return email;
-      const found = await appendTailTextParts(email, raw, input.length);
-      if (found) {
-        partial = `${partial} and ${found} text part${found === 1 ? '' : 's'} crossing or after it`;
-        ctx.parse = { ...ctx.parse, partial };
-      }
+      const { found, unread } = await appendTailTextParts(email, raw, input.length);
+      if (found) partial = `${partial} and ${found} text part${found === 1 ? '' : 's'} crossing or after it`;
+      ctx.parse = { ...ctx.parse, partial, ...(unread ? { unread } : {}) };
       return email;
     })
     .catch((err: unknown) => {

@@ -72,9 +72,9 @@ const CROSSING_SHARE = 0.5;
  * the cut are walked too, to know which multiparts are open at it: fewer
  * than postal-mime has just decoded there, each far cheaper.
  */
-function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
+function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   const top = headerBlockEnd(raw);
-  if (top < 0) return [];
+  if (top < 0) return { ranges: [], unread: 0 };
   const open: OpenMultipart[] = [];
   const enter = (boundary: string | undefined, type: string): boolean => {
     if (!boundary || open.length >= MAX_TAIL_DEPTH) return false;
@@ -130,6 +130,8 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
   };
   type Limits = (typeof left)['text'];
   const hasRoom = (l: Limits) => l.parts > 0 && l.bytes > 0 && l.lines > 0;
+  /** Text parts wholly past the cut that the budgets left unread: the walk goes on to count them. */
+  let unread = 0;
   /**
    * Takes a part within `l`: its decoding header (whole, or nothing), and its body from `start`,
    * cut to the budgets at a line end (a first line too long for the bytes left is cut inside it).
@@ -141,6 +143,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     const headerLines = part.header.toString('latin1').split('\n').length - 2;
     if (part.header.length >= bytes || headerLines >= lines) {
       if (share === 1) l.bytes = 0;
+      if (share === 1 && !part.message) unread++;
       return;
     }
     bytes -= part.header.length;
@@ -164,13 +167,21 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     if (topType.read && topType.type.startsWith('text/') && raw.length > cut) {
       take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text);
     }
-    return ranges;
+    return { ranges, unread: 0 };
   }
   let walked = 0;
   /** Header bytes of the parts read past the cut: postal-mime refuses a message whose part headers pass MAX_HEADER_BYTES in all, and each costs a parse. */
   let headerBytes = 0;
   let pos = top + sep;
-  while ((hasRoom(left.text) || hasRoom(left.message)) && decoys <= MAX_TAIL_DECOYS) {
+  /** Why the walk stopped before the message's end, if it did: what comes after was not looked at. */
+  let stopped: string | undefined;
+  // On once the budgets are spent, to count the text parts they leave unread: the walk's own
+  // bounds (decoys, parts walked, header bytes) bound its cost either way.
+  for (;;) {
+    if (decoys > MAX_TAIL_DECOYS) {
+      stopped = `${MAX_TAIL_DECOYS} lines like a boundary delimiter`;
+      break;
+    }
     const delimiter = nextDelimiter(pos);
     if (!delimiter) break;
     const { end, close } = delimiterLineEnd(raw, delimiter.start - 1 + open[delimiter.level]!.search.length);
@@ -183,12 +194,19 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
       continue;
     }
     const partEnd = nextDelimiter(pos)?.start ?? raw.length;
-    if (decoys > MAX_TAIL_DECOYS || (partEnd > cut && ++walked > MAX_TAIL_WALKED)) break;
+    if (decoys > MAX_TAIL_DECOYS) continue;
+    if (partEnd > cut && ++walked > MAX_TAIL_WALKED) {
+      stopped = `${MAX_TAIL_WALKED} parts past the cut`;
+      break;
+    }
     // Its header block ends at its first blank line, within the part (a delimiter first: no body) and MAX_TAIL_HEADER_BYTES.
     const headerEnd = blankLineEnd(raw, pos, Math.min(partEnd, pos + MAX_TAIL_HEADER_BYTES));
     if (headerEnd < 0) continue;
     // Beyond it a small copy of the message does not decode at all (postal-mime throws), and parsing on cost 200 ms a MB.
-    if (partEnd > cut && (headerBytes += headerEnd - pos) > MAX_HEADER_BYTES) break;
+    if (partEnd > cut && (headerBytes += headerEnd - pos) > MAX_HEADER_BYTES) {
+      stopped = `${MAX_HEADER_BYTES / 1024 / 1024} MB of part headers past the cut`;
+      break;
+    }
     const part = tailPartType(raw.subarray(pos, headerEnd), parent.digest);
     if (part.type === 'message/delivery-status' || part.type === 'message/feedback-report') report = true;
     if (part.type.startsWith('multipart/')) {
@@ -206,7 +224,11 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     const message = part.type === 'message/rfc822';
     if (message && report) continue;
     const limits = message ? left.message : left.text;
-    if (!hasRoom(limits)) continue;
+    if (!hasRoom(limits)) {
+      // Not an inline message (read only when no report part turns up): their own budget is theirs.
+      if (!message && headerEnd >= cut) unread++;
+      continue;
+    }
     const header = decodingHeader(part.fields, part.type);
     // The text part the cut falls in: its body from the cut on, with at most half the budgets, so that neither
     // its padding hides the parts after it nor theirs the text just past the cut. The body from the cut on of a
@@ -214,15 +236,31 @@ function tailTextRanges(raw: Buffer, cut: number): TailPart[] {
     if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE);
     else take({ header, start: headerEnd, end: partEnd, message }, limits);
   }
-  return report ? ranges.filter((r) => !r.message) : ranges;
+  return { ranges: report ? ranges.filter((r) => !r.message) : ranges, unread, stopped };
 }
 
-/** Decodes the text parts at and past the cut (tailTextRanges) and appends their text and HTML to `email`; returns how many had any. */
-export async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<number> {
+interface TailWalk {
+  ranges: TailPart[];
+  /** Text parts wholly past the cut left unread because the budgets were spent. */
+  unread: number;
+  /** Set when the walk stopped before the message's end (one of its own bounds): why. */
+  stopped?: string;
+}
+
+export interface TailText {
+  /** Text parts at or past the cut that were decoded and had text. */
+  found: number;
+  /** What the walk left unread, for MIME_TEXT_UNREAD; undefined when it read every text part it found to the end of the message. */
+  unread?: string;
+}
+
+/** Decodes the text parts at and past the cut (tailTextRanges) and appends their text and HTML to `email`. */
+export async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<TailText> {
   let found = 0;
   const text: string[] = [];
   const html: string[] = [];
-  for (const { header, start, end } of tailTextRanges(raw, cut)) {
+  const walk = tailTextRanges(raw, cut);
+  for (const { header, start, end } of walk.ranges) {
     const part = await decodeParts(Buffer.concat([header, raw.subarray(start, end)])).catch(() => undefined);
     if (!part || (!part.text && !part.html)) continue;
     found++;
@@ -231,5 +269,9 @@ export async function appendTailTextParts(email: Email, raw: Buffer, cut: number
   }
   if (text.length) email.text = [email.text ?? '', ...text].filter(Boolean).join('\n');
   if (html.length) email.html = [email.html ?? '', ...html].filter(Boolean).join('\n');
-  return found;
+  const unread = [
+    walk.unread ? `${walk.unread} text part${walk.unread === 1 ? '' : 's'} past the cut left unread (the tail budget: ${MAX_TAIL_BYTES / 1024 / 1024} MB, ${MAX_TAIL_LINES} lines, ${MAX_TAIL_PARTS} parts)` : '',
+    walk.stopped ? `the walk past the cut stopped at ${walk.stopped}: what follows was not read` : '',
+  ].filter(Boolean);
+  return { found, unread: unread.length ? unread.join('; ') : undefined };
 }

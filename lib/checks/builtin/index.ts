@@ -13,6 +13,7 @@ export const builtinSymbols: SymbolDef[] = [
   { name: 'GTUBE', score: 1000, group: 'policy', description: 'Body carries the GTUBE anti-spam test string (forces the reject path)' },
   { name: 'MIME_PARSE_ERROR', score: 0, group: 'policy', description: 'The message could not be fully parsed as MIME; checks ran on what could be read' },
   { name: 'MIME_PARTIAL', score: 0, group: 'policy', description: 'Only the start of a large message was MIME-decoded (2 MB or 28,000 lines); checks on the raw message read all of it' },
+  { name: 'MIME_TEXT_UNREAD', score: 2, group: 'policy', description: 'Text parts of a large message past the decoded start were left unread (too many, or behind padding): content checks did not see them' },
   { name: 'CHECK_ERROR', score: 0, group: 'policy', description: 'A check failed internally; it added nothing else and mail was not refused because of it' },
 ];
 
@@ -34,6 +35,7 @@ const parseResult: Check = {
     await parsedMessage(ctx);
     const hits = ctx.parse.ok ? [] : [{ name: 'MIME_PARSE_ERROR', detail: ctx.parse.error }];
     if (ctx.parse.partial) hits.push({ name: 'MIME_PARTIAL', detail: ctx.parse.partial });
+    if (ctx.parse.unread) hits.push({ name: 'MIME_TEXT_UNREAD', detail: ctx.parse.unread });
     return hits;
   },
 };
