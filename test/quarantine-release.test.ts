@@ -4,11 +4,12 @@
 // MTA held again instead of delivering it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError, type QuarantineRecord } from '../lib/quarantine';
+import { ClaimBusyError, machineIdentity, takeClaim } from '../lib/quarantine/claim';
 import { heldRefOfReply, smtpReplyText } from '../lib/score/verdict';
 import type { SinkOptions, SmtpSink } from './support/smtp-sink';
 import { capture, entry, RAW, releaseSink } from './support/quarantine';
@@ -97,7 +98,7 @@ describe('quarantine release delivers once', () => {
   it('a lock left by a crashed release is taken over (its process gone, or old), with a warning; a live one is not', async () => {
     mta = await sink();
     const q = new FileQuarantine(dir);
-    const lock = (ref: string, fields: object) => writeFileSync(join(dir, `${ref}.lock`), JSON.stringify({ pid: process.pid, host: hostname(), time: new Date().toISOString(), action: 'release', ...fields }));
+    const lock = (ref: string, fields: object) => writeFileSync(join(dir, `${ref}.lock`), JSON.stringify({ pid: process.pid, host: hostname(), boot: machineIdentity(), time: new Date().toISOString(), action: 'release', ...fields }));
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
 
     await q.put(entry('LIVE000001'), RAW);
@@ -117,6 +118,36 @@ describe('quarantine release delivers once', () => {
     assert.match((await releaseMessage(q, 'STALE00002', { host: '127.0.0.1', port: mta.port })).warnings.join(), /older than 15 minutes/);
     assert.equal(mta.messages.length, 2);
     assert.ok(!existsSync(join(dir, 'STALE00001.lock')) && !existsSync(join(dir, 'STALE00002.lock')));
+  });
+
+  it('a lock of another machine with the same host name (nodes sharing the directory) is not judged by its pid, only by its age', async () => {
+    // A pid that is dead here: on the node that wrote the lock, it may be a release at work.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const lock = (fields: object) => writeFileSync(join(dir, 'SHARED0001.lock'), JSON.stringify({ pid: gone, host: hostname(), time: new Date().toISOString(), action: 'release', ...fields }));
+
+    lock({ boot: 'another-machine' });
+    await assert.rejects(takeClaim(dir, 'SHARED0001', 'release'), (err: unknown) => err instanceof ClaimBusyError && /SHARED0001 is locked \(release by pid \d+ on /.test((err as Error).message));
+    assert.ok(existsSync(join(dir, 'SHARED0001.lock')), 'the live lock of the other machine is left alone');
+
+    // Written by a mailward that kept no identity: it may be another node's, so it is not pid-checked either (where this machine has one).
+    if (machineIdentity()) {
+      lock({});
+      await assert.rejects(takeClaim(dir, 'SHARED0001', 'release'), ClaimBusyError);
+    }
+
+    // Old enough, it is stale whoever wrote it.
+    lock({ boot: 'another-machine', time: new Date(Date.now() - 16 * 60_000).toISOString() });
+    const old = await takeClaim(dir, 'SHARED0001', 'release');
+    assert.match(old.tookOver!.reason, /older than 15 minutes/);
+    await old.release();
+
+    // Written on this machine (same host, same boot and pid namespace) by a process that is gone: stale now.
+    lock({ boot: machineIdentity() });
+    const taken = await takeClaim(dir, 'SHARED0001', 'release');
+    assert.equal(taken.tookOver!.reason, `its process ${gone} is gone`);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'SHARED0001.lock'), 'utf8')).boot, machineIdentity(), 'a new lock records the identity');
+    await taken.release();
+    assert.ok(!existsSync(join(dir, 'SHARED0001.lock')));
   });
 
   it('delivered but the status cannot be written: said so, never sent again, recorded by the next listing', async () => {

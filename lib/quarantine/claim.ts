@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { processAlive } from '../util/process';
 
 /**
@@ -20,16 +21,49 @@ export const LOCK_SUFFIX = '.lock';
 export const DELIVERED_SUFFIX = '.delivered';
 
 /**
- * A lock whose process is gone (same host) or older than this is stale: a
- * release has 30 s timeouts per SMTP step, so no live one gets near it. On
- * another node sharing the directory the process cannot be checked: the age
- * alone decides there.
+ * A lock whose process is gone (same machine, see machineIdentity) or older
+ * than this is stale: a release has 30 s timeouts per SMTP step, so no live
+ * one gets near it. On another node sharing the directory the process cannot
+ * be checked: the age alone decides there.
  */
 export const STALE_LOCK_MS = 15 * 60_000;
+
+let identity: string | undefined;
+
+/**
+ * What makes a pid mean the same process: this kernel's boot
+ * (/proc/sys/kernel/random/boot_id) and this process's pid namespace
+ * (/proc/self/ns/pid; containers on one kernel share the boot id but each has
+ * its own pids), else /etc/machine-id, else '' (none known). A host name does
+ * not: nodes sharing a quarantine directory over NFS are often all
+ * "localhost", or containers of one image with one name, and a pid checked on
+ * the wrong machine is dead (or someone else) while its release is at work.
+ */
+export function machineIdentity(): string {
+  if (identity !== undefined) return identity;
+  const read = (path: string, link = false) => {
+    try {
+      return (link ? readlinkSync(path) : readFileSync(path, 'utf8')).trim();
+    } catch {
+      return '';
+    }
+  };
+  const boot = read('/proc/sys/kernel/random/boot_id');
+  if (boot) {
+    const pidNamespace = read('/proc/self/ns/pid', true);
+    identity = pidNamespace ? `${boot} ${pidNamespace}` : boot;
+  } else identity = read('/etc/machine-id');
+  return identity;
+}
 
 export interface ClaimInfo {
   pid: number;
   host: string;
+  /**
+   * machineIdentity() of the holder ('' or absent: none known, or a lock
+   * written by a mailward before it was kept).
+   */
+  boot?: string;
   /** ISO 8601: when it was taken. */
   time: string;
   action: string;
@@ -65,11 +99,19 @@ export async function readClaim(path: string): Promise<ClaimInfo | null> {
   return { pid: 0, host: '', time: mtime.toISOString(), action: 'unknown operation' };
 }
 
-/** Why a lock may be taken over, or null while its holder may still be at work. */
+/**
+ * Why a lock may be taken over, or null while its holder may still be at work.
+ * Its pid is checked only when it was written on this machine: the same host
+ * name and the same machineIdentity(). A lock without an identity (written by
+ * a mailward before it was kept) is pid-checked only where this process has
+ * none either (no /proc, no /etc/machine-id): on Linux, its age alone decides,
+ * as a node of a fleet that is not upgraded yet may have written it.
+ */
 export function staleReason(info: ClaimInfo, now = Date.now()): string | null {
   const age = now - Date.parse(info.time);
   if (!(age < STALE_LOCK_MS)) return `older than ${STALE_LOCK_MS / 60_000} minutes`;
-  if (info.host === hostname() && info.pid !== process.pid && (info.pid <= 0 || !processAlive(info.pid))) return `its process ${info.pid} is gone`;
+  const sameMachine = info.host === hostname() && (info.boot ?? '') === machineIdentity();
+  if (sameMachine && info.pid !== process.pid && (info.pid <= 0 || !processAlive(info.pid))) return `its process ${info.pid} is gone`;
   return null;
 }
 
@@ -138,7 +180,7 @@ async function breakStale(path: string, judged: ClaimInfo): Promise<void> {
 export async function takeClaim(dir: string, ref: string, action: string, options: { now?: number; mayBeEmpty?: boolean } = {}): Promise<Claim> {
   const path = join(dir, `${ref}${LOCK_SUFFIX}`);
   const now = options.now ?? Date.now();
-  const info: ClaimInfo = { pid: process.pid, host: hostname(), time: new Date(now).toISOString(), action };
+  const info: ClaimInfo = { pid: process.pid, host: hostname(), boot: machineIdentity(), time: new Date(now).toISOString(), action };
   let tookOver: Claim['tookOver'];
   let created: 'written' | 'empty' | false;
   for (let attempt = 0; ; attempt++) {
