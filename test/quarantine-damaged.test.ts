@@ -2,7 +2,7 @@
 // emptied), and a record file that does not parse: neither is released, nor
 // learnt as ham, and each is reported in one line naming the ref or the file.
 import assert from 'node:assert/strict';
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileQuarantine, releaseMessage, ReleaseError } from '../lib/quarantine';
 import { entry, quarantineWorld, RAW } from './support/quarantine';
@@ -46,6 +46,25 @@ describe('quarantine: a held message damaged on disk', () => {
     const shown = await w.cli('quarantine', 'show', 'DMG0000002');
     assert.equal(shown.code, 0);
     assert.match(shown.out, new RegExp(`^damaged: +DMG0000002\\.eml is 0 bytes, but it was ${RAW.length} bytes when held: it cannot be released$`, 'm'));
+  });
+
+  it('mailward quarantine list marks a damaged or missing message (text and --json); an intact one is not marked', async () => {
+    const q = new FileQuarantine(w.qdir);
+    for (const ref of ['LST0000001', 'LST0000002', 'LST0000003']) await q.put(entry(ref), RAW);
+    truncateSync(join(w.qdir, 'LST0000001.eml'), 5);
+    unlinkSync(join(w.qdir, 'LST0000003.eml'));
+    const list = await w.cli('quarantine', 'list');
+    assert.equal(list.code, 0, list.err);
+    const line = (ref: string) => list.out.split('\n').find((l) => l.includes(ref)) ?? '';
+    assert.match(line('LST0000001'), /LST0000001 +damaged /);
+    assert.match(line('LST0000002'), /LST0000002 +held /);
+    assert.match(line('LST0000003'), /LST0000003 +damaged /);
+    const json = JSON.parse((await w.cli('quarantine', 'list', '--json')).out) as { ref: string; status: string; damaged?: string }[];
+    const byRef = new Map(json.map((r) => [r.ref, r]));
+    assert.equal(byRef.get('LST0000001')!.damaged, `LST0000001.eml is 5 bytes, but it was ${RAW.length} bytes when held`);
+    assert.equal(byRef.get('LST0000001')!.status, 'held', 'the status is kept beside the mark');
+    assert.equal(byRef.get('LST0000002')!.damaged, undefined);
+    assert.equal(byRef.get('LST0000003')!.damaged, 'LST0000003.eml is missing');
   });
 
   it('a record written before sizes were kept is released as before; an intact message shows no damage', async () => {

@@ -89,9 +89,10 @@ function parseRecord(path: string, json: string): QuarantineRecord {
  * since). Releasing it would deliver, and learn as ham, what is left of it.
  * A record written before sizes were kept has none and is not checked.
  */
-export function damage(record: QuarantineRecord, raw: Buffer): string | undefined {
-  if (typeof record.size !== 'number' || raw.length === record.size) return undefined;
-  return `${record.ref}.eml is ${raw.length} bytes, but it was ${record.size} bytes when held`;
+export function damage(record: QuarantineRecord, raw: Buffer | number): string | undefined {
+  const length = typeof raw === 'number' ? raw : raw.length;
+  if (typeof record.size !== 'number' || length === record.size) return undefined;
+  return `${record.ref}.eml is ${length} bytes, but it was ${record.size} bytes when held`;
 }
 /** Marks a record whose last index write failed (see indexRecord). */
 const REINDEX = '.reindex';
@@ -232,6 +233,27 @@ export class FileQuarantine implements QuarantineStore {
       this.log?.warn(`mailward quarantine: the index cannot be read (${(err as Error).message}); listed from the files`);
       return records;
     }
+  }
+
+  /**
+   * Why each of these records' message is damaged (damage()) or gone, by ref:
+   * a stat of each REF.eml, no read, so a listing can show it.
+   */
+  async damaged(records: QuarantineRecord[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (let i = 0; i < records.length; i += 256) {
+      await Promise.all(
+        records.slice(i, i + 256).map(async (r) => {
+          try {
+            const why = damage(r, (await stat(this.paths(r.ref).eml)).size);
+            if (why) found.set(r.ref, why);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') found.set(r.ref, `${r.ref}.eml is missing`);
+          }
+        }),
+      );
+    }
+    return found;
   }
 
   /** list() without the index: every record file read and filtered here. */

@@ -28,11 +28,12 @@ function sender(r: QuarantineRecord): string {
   return r.mailFrom === '' ? '<>' : oneLine(r.mailFrom);
 }
 
-function printList(io: CliIO, records: QuarantineRecord[]): void {
+/** The listing; a message whose file is damaged or gone (see `damaged`) shows `damaged` as its status: it cannot be released. */
+function printList(io: CliIO, records: QuarantineRecord[], damaged: Map<string, string>): void {
   io.out(`${'HELD (UTC)'.padEnd(16)}  ${'REF'.padEnd(10)}  ${'STATUS'.padEnd(8)}  ${'SCORE'.padStart(6)}  ${'FROM'.padEnd(30)}  ${'TO'.padEnd(30)}  SUBJECT`);
   for (const r of records) {
     const to = r.recovered ? '(unknown)' : `${oneLine(r.rcptTo[0] ?? '-')}${r.rcptTo.length > 1 ? ` +${r.rcptTo.length - 1}` : ''}`;
-    const status = r.error && r.status === 'held' ? 'held!' : r.status;
+    const status = damaged.has(r.ref) ? 'damaged' : r.error && r.status === 'held' ? 'held!' : r.status;
     io.out(`${when(r.time).padEnd(16)}  ${r.ref.padEnd(10)}  ${status.padEnd(8)}  ${String(r.score).padStart(6)}  ${clip(sender(r), 30).padEnd(30)}  ${clip(to, 30).padEnd(30)}  ${clip(oneLine(r.subject), 60)}`);
   }
 }
@@ -172,9 +173,11 @@ export const command: CliCommand = {
           const limit = v.limit === undefined ? 100 : Number(v.limit);
           if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit ${JSON.stringify(v.limit)}: give a whole number, 1 or more`);
           const records = await store.list({ rcpt: v.rcpt, since: v.since ? parseSince(v.since) : undefined, status: v.all ? 'all' : 'held', limit });
-          if (v.json) io.out(jsonText(records, 2));
+          // A stat per message, no read: what show and release would refuse as damaged is marked here too.
+          const damaged = await store.damaged(records);
+          if (v.json) io.out(jsonText(records.map((r) => (damaged.has(r.ref) ? { ...r, damaged: damaged.get(r.ref) } : r)), 2));
           else if (!records.length) io.out(`nothing ${v.all ? 'in' : 'held in'} quarantine${v.rcpt ? ` for ${v.rcpt}` : ''}`);
-          else printList(io, records);
+          else printList(io, records, damaged);
           return 0;
         }
         case 'show':
