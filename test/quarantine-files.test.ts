@@ -5,10 +5,12 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { main } from '../lib/cli/main';
 import { closeSharedIndexes, FileQuarantine, PostgresQuarantineIndex, releaseMessage, SqliteQuarantineIndex } from '../lib/quarantine';
+import { syncHandle } from '../lib/quarantine/files';
 import { entry, RAW } from './support/quarantine';
 
 const HOUR = 3_600_000;
@@ -275,5 +277,77 @@ describe('a first listing of many files the index lacks', function () {
       await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await client.end();
     }
+  });
+});
+
+describe('a file system that refuses fsync', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'mailward-qsync-'))));
+  afterEach(async () => {
+    await closeSharedIndexes();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `fn` while fsync of the given kinds of handle fails with `code`, as on some FUSE or SMB mounts (or a failing disk). */
+  async function refusingSync<T>(code: string, kinds: ('file' | 'directory')[], fn: () => Promise<T>): Promise<T> {
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    rmSync(join(dir, 'probe'));
+    const original = proto.sync;
+    proto.sync = async function (this: FileHandle) {
+      const kind = (await this.stat()).isDirectory() ? 'directory' : 'file';
+      if (kinds.includes(kind)) throw Object.assign(new Error(`${code}: fsync refused`), { code, syscall: 'fsync' });
+      return original.call(this);
+    };
+    try {
+      return await fn();
+    } finally {
+      proto.sync = original;
+    }
+  }
+
+  function logger() {
+    const warnings: string[] = [];
+    return { warnings, log: { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} } };
+  }
+
+  for (const code of ['EINVAL', 'ENOTSUP']) {
+    it(`fsync refused with ${code} (files and the directory): messages are still held, with one warning of each`, async () => {
+      const { warnings, log } = logger();
+      const q = new FileQuarantine(dir, { log });
+      await refusingSync(code, ['file', 'directory'], async () => {
+        await q.put(entry('NOSYNC0001'), RAW);
+        await q.put(entry('NOSYNC0002'), RAW);
+        await q.update('NOSYNC0001', { status: 'released', statusTime: new Date().toISOString() });
+      });
+      assert.deepEqual((await q.get('NOSYNC0002'))!.raw, RAW);
+      assert.equal((await q.record('NOSYNC0001'))!.status, 'released');
+      assert.deepEqual((await q.list()).map((r) => r.ref), ['NOSYNC0002']);
+      assert.equal(warnings.length, 2, warnings.join('\n'));
+      assert.match(warnings[0]!, new RegExp(`the file system of ${dir} does not flush files to disk \\(fsync: ${code}\\); messages are held without that guarantee`));
+      assert.match(warnings[1]!, new RegExp(`the file system of ${dir} does not flush directories to disk \\(fsync: ${code}\\)`));
+    });
+  }
+
+  for (const [code, kind] of [['EIO', 'file'], ['ENOSPC', 'file'], ['EIO', 'directory']] as const) {
+    it(`fsync of a ${kind} failing with ${code} still fails the put, and leaves nothing behind (the MTA delivers the message instead)`, async () => {
+      const { warnings, log } = logger();
+      const q = new FileQuarantine(dir, { log });
+      await refusingSync(code, [kind], async () => {
+        await assert.rejects(q.put(entry('FAILSYNC01'), RAW), (err: unknown) => (err as NodeJS.ErrnoException).code === code);
+      });
+      assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('FAILSYNC01')), [], 'no message, record or temporary file left');
+      assert.equal(await q.get('FAILSYNC01'), null);
+      assert.deepEqual(warnings, []);
+    });
+  }
+
+  it('syncHandle: EINVAL and ENOTSUP are passed over, EIO is raised', async () => {
+    const failing = (code: string) => ({ sync: async () => Promise.reject(Object.assign(new Error(code), { code })) });
+    await syncHandle(failing('EINVAL'), 'file', join(dir, 'a'));
+    await syncHandle(failing('ENOTSUP'), 'directory', dir);
+    await assert.rejects(syncHandle(failing('EIO'), 'file', join(dir, 'a')), /EIO/);
+    await assert.rejects(syncHandle(failing('EIO'), 'directory', dir), /EIO/);
   });
 });

@@ -1,6 +1,6 @@
 import { access, link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
@@ -42,26 +42,61 @@ const REF = /^[0-9A-Z]+$/;
  * accepted (250) on the strength of these files, and without the flush a power
  * cut can leave a record beside an empty or cut-short message.
  */
-async function writeDurably(path: string, data: string | Buffer): Promise<void> {
+async function writeDurably(path: string, data: string | Buffer, log?: Logger): Promise<void> {
   const handle = await open(path, 'w');
   try {
     await handle.writeFile(data);
-    await handle.sync();
+    await syncHandle(handle, 'file', path, log);
   } finally {
     await handle.close();
   }
 }
 
-/** Flushes a directory's entries (a new name, a rename). Some file systems refuse to: the files' own flush is what matters most. */
-async function syncDirectory(dir: string): Promise<void> {
+/**
+ * What fsync says on a file system that cannot flush at all (some FUSE and
+ * SMB mounts): not a failed write. Refusing every put there would deliver
+ * every message meant to be held. EIO, ENOSPC and the rest are real failures.
+ */
+const CANNOT_SYNC = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP']);
+/** Where a refused flush was said already (once per process, file and directory apart). */
+const saidCannotSync = new Set<string>();
+
+/**
+ * Flushes a file or a directory handle. A file system that does not support
+ * it is warned about once per process and directory, and the write goes on
+ * without that guarantee; any other error is raised.
+ */
+export async function syncHandle(handle: { sync(): Promise<void> }, kind: 'file' | 'directory', path: string, log?: Logger): Promise<void> {
+  try {
+    await handle.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    // A directory handle: EISDIR, EPERM where one cannot be flushed at all (as before, not warned about).
+    if (kind === 'directory' && (code === 'EISDIR' || code === 'EPERM')) return;
+    if (!CANNOT_SYNC.has(code)) throw err;
+    const dir = kind === 'directory' ? path : dirname(path);
+    const key = `${kind}\0${dir}`;
+    if (saidCannotSync.has(key)) return;
+    saidCannotSync.add(key);
+    log?.warn(
+      `mailward quarantine: the file system of ${dir} does not flush ${kind === 'file' ? 'files' : 'directories'} to disk (fsync: ${code}); ` +
+        'messages are held without that guarantee (a power cut may lose or cut short the latest ones)',
+    );
+  }
+}
+
+/** Flushes a directory's entries (a new name, a rename). One that cannot be opened for it (some platforms) is passed over. */
+async function syncDirectory(dir: string, log?: Logger): Promise<void> {
   let handle;
   try {
     handle = await open(dir, 'r');
-    await handle.sync();
   } catch {
-    // EINVAL, EISDIR, EPERM on file systems that cannot sync a directory.
+    return;
+  }
+  try {
+    await syncHandle(handle, 'directory', dir, log);
   } finally {
-    await handle?.close().catch(() => {});
+    await handle.close().catch(() => {});
   }
 }
 
@@ -129,9 +164,9 @@ export class FileQuarantine implements QuarantineStore {
   private async writeMeta(record: QuarantineRecord): Promise<void> {
     const { meta } = this.paths(record.ref);
     try {
-      await writeDurably(`${meta}.tmp`, JSON.stringify(record, null, 2));
+      await writeDurably(`${meta}.tmp`, JSON.stringify(record, null, 2), this.log);
       await rename(`${meta}.tmp`, meta);
-      await syncDirectory(this.dir);
+      await syncDirectory(this.dir, this.log);
     } catch (err) {
       // A full disk leaves a cut-short copy: not a record of anything.
       await unlink(`${meta}.tmp`).catch(() => {});
@@ -155,9 +190,14 @@ export class FileQuarantine implements QuarantineStore {
 
   async put(entry: QuarantineEntry, raw: Buffer): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const { eml } = this.paths(entry.ref);
+    const { eml, meta } = this.paths(entry.ref);
     // On disk before its record is written: a record must never outlive its message's data.
-    await writeDurably(`${eml}.tmp`, raw);
+    try {
+      await writeDurably(`${eml}.tmp`, raw, this.log);
+    } catch (err) {
+      await unlink(`${eml}.tmp`).catch(() => {});
+      throw err;
+    }
     // Never over another held message: link() fails if the name exists, where rename() replaces.
     try {
       await link(`${eml}.tmp`, eml);
@@ -171,12 +211,14 @@ export class FileQuarantine implements QuarantineStore {
     } finally {
       await unlink(`${eml}.tmp`).catch(() => {});
     }
-    await syncDirectory(this.dir);
     const record: QuarantineRecord = { ...entry, size: raw.length, status: 'held' };
     try {
+      await syncDirectory(this.dir, this.log);
       await this.writeMeta(record);
     } catch (err) {
-      // The put fails, so the MTA delivers the message instead: a copy left here would be listed and could go out twice.
+      // The put fails, so the MTA delivers the message instead: a copy left here would be listed and could go out
+      // twice. Its record goes first (one whose directory could not be flushed may be in place already).
+      await unlink(meta).catch(() => {});
       await unlink(eml).catch(() => {});
       throw err;
     }
