@@ -50,6 +50,8 @@ export class Runtime {
       log,
     };
     this.ownsState = !options.state || !!options.adoptState;
+    // E.g. the shipped defaults missing: mail flows on built-in defaults, and the operator hears of it at each load.
+    for (const warning of config.warnings ?? []) log.warn(`mailward: ${warning}`);
     for (const { module, settings } of config.modules) this.checks.set(module.name, module.createChecks(settings, this.services));
   }
 

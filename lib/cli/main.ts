@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors';
+import { shippedDefaultsWarnings } from '../config/load';
 import { multiLine } from './safe-text';
 import { type CliCommand, type CliIO, UserError } from './types';
 
@@ -98,8 +99,11 @@ export function dropOutputOnClosedPipe(): void {
   });
 }
 
-/** Runs `mailward ...argv`; returns the exit code. User mistakes print one line, never a stack. */
-export async function main(argv: string[], io: CliIO = consoleIO): Promise<number> {
+/**
+ * Runs `mailward ...argv`; returns the exit code. User mistakes print one line, never a stack.
+ * `shippedDir`: where the shipped defaults are looked for (tests; default the package's config/).
+ */
+export async function main(argv: string[], io: CliIO = consoleIO, shippedDir?: string): Promise<number> {
   const [name, ...rest] = argv;
   if (name === 'help' && rest[0] === '--markdown') {
     io.out(cliMarkdown().trimEnd());
@@ -120,6 +124,8 @@ export async function main(argv: string[], io: CliIO = consoleIO): Promise<numbe
       return 0;
     }
     const args = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    // A command that reads configuration would otherwise run on built-in defaults, without the shipped rules, in silence.
+    if ('config' in command.options) for (const w of shippedDefaultsWarnings(shippedDir)) io.err(`mailward ${name}: warning: ${w}`);
     return await command.run(args as never, io);
   } catch (err) {
     if (err instanceof UserError) {

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { packageRoot } from '../util/package-root';
 import { ALL_MODULES } from '../checks';
@@ -24,6 +24,8 @@ export interface LoadOptions {
    * defaults, for a rules file no rules (not the shipped ones).
    */
   texts?: Record<string, string | string[] | null | undefined>;
+  /** Where the shipped defaults are (default SHIPPED_CONFIG_DIR, the package's config/); for tests. */
+  shippedDir?: string;
 }
 
 export interface ModuleConfig<S = unknown> {
@@ -37,11 +39,70 @@ export interface MailwardConfig {
   modules: ModuleConfig<any>[];
   /** Where the operator's files were read from, if a directory. */
   configDir?: string;
+  /**
+   * Problems found while loading that do not stop mail (a shipped defaults
+   * file or directory missing): the Runtime logs them, the CLI prints them.
+   */
+  warnings?: string[];
 }
 
-function readRaw(file: string, options: LoadOptions): RawIni {
-  const shippedPath = join(SHIPPED_CONFIG_DIR, file);
-  const shipped = existsSync(shippedPath) ? parseIni(readFileSync(shippedPath, 'utf8'), shippedPath) : { main: {} };
+/**
+ * The files the package ships in config/: every mailward.* file the loader
+ * reads (not host_list, which is the MTA's own).
+ */
+export function shippedFiles(): string[] {
+  return configFiles().filter((f) => f.startsWith('mailward.'));
+}
+
+/** What is wrong with the shipped defaults (missing or unreadable directory or files); empty when all is there. */
+export function shippedDefaultsWarnings(dir: string = SHIPPED_CONFIG_DIR): string[] {
+  return readShipped(dir).warnings;
+}
+
+/** The shipped defaults, read once per load; what is missing or unreadable is a warning, not an error. */
+interface Shipped {
+  texts: Map<string, { text: string; path: string }>;
+  warnings: string[];
+}
+
+function readShipped(dir: string): Shipped {
+  const texts: Shipped['texts'] = new Map();
+  const warnings: string[] = [];
+  const files = shippedFiles();
+  let present: Set<string>;
+  try {
+    present = new Set(readdirSync(dir));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const rules = files.filter((f) => !f.endsWith('.ini')).join(', ');
+    warnings.push(
+      `the shipped defaults directory ${dir} ${e.code === 'ENOENT' ? 'is missing' : `cannot be read (${e.message})`} ` +
+        `(a broken install, or a bundler that left out the package's config/?): every key your configuration does not set takes its built-in default, ` +
+        `and the shipped rules (${rules}) are not loaded; reinstall mailward`,
+    );
+    return { texts, warnings };
+  }
+  for (const file of files) {
+    const path = join(dir, file);
+    const fallback = file.endsWith('.ini')
+      ? 'the keys it sets take their built-in defaults unless your configuration sets them'
+      : `its rules are not loaded unless your configuration has its own ${file}`;
+    if (!present.has(file)) {
+      warnings.push(`the shipped defaults file ${path} is missing (a broken install?): ${fallback}; reinstall mailward`);
+      continue;
+    }
+    try {
+      texts.set(file, { text: readFileSync(path, 'utf8'), path });
+    } catch (err) {
+      warnings.push(`the shipped defaults file ${path} cannot be read (${(err as Error).message}): ${fallback}; reinstall mailward`);
+    }
+  }
+  return { texts, warnings };
+}
+
+function readRaw(file: string, options: LoadOptions, defaults: Shipped): RawIni {
+  const found = defaults.texts.get(file);
+  const shipped = found ? parseIni(found.text, found.path) : { main: {} };
   const supplied = options.texts?.[file];
   if (supplied !== undefined && supplied !== null && supplied.length) return mergeIni(shipped, parseIni(supplied, file));
   if (options.configDir) {
@@ -60,23 +121,24 @@ function readRaw(file: string, options: LoadOptions): RawIni {
 }
 
 /** A non-ini file (e.g. mailward.rules), whole: supplied text, else configDir, else shipped; not merged. */
-function readText(file: string, options: LoadOptions): { text: string; source: string } | null {
+function readText(file: string, options: LoadOptions, defaults: Shipped): { text: string; source: string } | null {
   const supplied = options.texts?.[file];
   // Present but empty is an operator's empty rules file: no rules, not the shipped ones.
   if (supplied !== undefined && supplied !== null) {
     return { text: Array.isArray(supplied) ? supplied.join('\n') : supplied, source: file };
   }
-  for (const dir of [options.configDir, SHIPPED_CONFIG_DIR]) {
-    if (!dir) continue;
-    const path = join(dir, file);
-    if (!existsSync(path)) continue;
-    try {
-      return { text: readFileSync(path, 'utf8'), source: path };
-    } catch (err) {
-      throw new ConfigError(path, 'main', null, `cannot read: ${(err as Error).message}`);
+  if (options.configDir) {
+    const path = join(options.configDir, file);
+    if (existsSync(path)) {
+      try {
+        return { text: readFileSync(path, 'utf8'), source: path };
+      } catch (err) {
+        throw new ConfigError(path, 'main', null, `cannot read: ${(err as Error).message}`);
+      }
     }
   }
-  return null;
+  const shipped = defaults.texts.get(file);
+  return shipped ? { text: shipped.text, source: shipped.path } : null;
 }
 
 /**
@@ -90,7 +152,9 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
     throw new ConfigError(options.configDir, 'main', null, 'no such configuration directory');
   }
   const baseDir = options.baseDir ?? (options.configDir ? dirname(resolve(options.configDir)) : process.cwd());
-  const sharedReader = new IniReader(SHARED_FILE, readRaw(SHARED_FILE, options));
+  // Without them mail still flows, on built-in defaults and without the shipped rules: said loudly, not silently.
+  const defaults = readShipped(options.shippedDir ?? SHIPPED_CONFIG_DIR);
+  const sharedReader = new IniReader(SHARED_FILE, readRaw(SHARED_FILE, options, defaults));
   const shared = parseSharedSettings(sharedReader, baseDir);
 
   const symbols = new SymbolTable();
@@ -103,8 +167,8 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
       modules.push({ module, settings: module.parseSettings(new IniReader('(none)', {}), shared).settings });
       continue;
     }
-    const reader = new IniReader(module.file, readRaw(module.file, options));
-    const texts: ConfigTexts = { text: (file) => readText(file, options) };
+    const reader = new IniReader(module.file, readRaw(module.file, options, defaults));
+    const texts: ConfigTexts = { text: (file) => readText(file, options, defaults) };
     const parsed = module.parseSettings(reader, shared, texts);
     reader.finish();
     for (const def of parsed.symbols ?? []) symbols.define(def);
@@ -113,7 +177,7 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
   // Overrides can only be checked once every module (and config-defined symbol) is known.
   symbols.applyOverrides(Object.fromEntries(sharedReader.section('scores').entries()), SHARED_FILE);
   sharedReader.finish();
-  return { shared, symbols, modules, configDir: options.configDir };
+  return { shared, symbols, modules, configDir: options.configDir, warnings: defaults.warnings };
 }
 
 /** Names of every ini file a configuration reads (for Haraka's reload watching). */
