@@ -129,6 +129,54 @@ describe('content: Bayes persistence', () => {
     }
   });
 
+  it('Redis emptied under a trained model (flushed, restarted without persistence): one warning per fall, naming the store', async () => {
+    const prefix = `mwtest:content:${randomBytes(4).toString('hex')}:bayes:`;
+    const client = createClient({ url: 'redis://127.0.0.1:6379' });
+    await client.connect();
+    // Only this test's keys: the Redis is shared, never FLUSHALL.
+    const flushPrefix = async () => {
+      const keys = await client.keys(`${prefix}*`);
+      if (keys.length) await client.del(keys);
+    };
+    const warnings: string[] = [];
+    const c = new Classifier(new RedisBayesStore('redis://127.0.0.1:6379', prefix), { ...silentLogger, warn: (m: string) => warnings.push(m) }, 3);
+    const train = async () => {
+      for (let i = 0; i < 4; i++) c.learn(['cheap', 'pills', `s${i}`], 'spam');
+      for (let i = 0; i < 4; i++) c.learn(['meeting', 'notes', `h${i}`], 'ham');
+      await c.flush();
+      await c.reload();
+    };
+    try {
+      await c.ready();
+      await train();
+      assert.notEqual(c.classify(['cheap'], 3), null, 'trained above min_learns: the classifier scores');
+      assert.equal(warnings.length, 0, warnings.join('\n'));
+
+      await flushPrefix();
+      await c.reload();
+      assert.equal(c.classify(['cheap'], 3), null, 'emptied: the classifier abstains');
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.ok(warnings[0]!.includes(`the Bayes model in ${c.store.description} fell from 4 spam / 4 ham learnt to 0 / 0, below min_learns (3)`), warnings[0]);
+      assert.match(warnings[0]!, /emptied \(Redis flushed, or restarted without persistence\?\); the classifier abstains until it is retrained \(mailward learn\)/);
+
+      // Not once per read (nor per message): the next reads of the empty model say nothing.
+      await c.reload();
+      await c.reload();
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+
+      // Retrained, then lost again: a new fall, a new warning.
+      await train();
+      assert.equal(warnings.length, 1);
+      await flushPrefix();
+      await c.reload();
+      assert.equal(warnings.length, 2, warnings.join('\n'));
+    } finally {
+      await c.close();
+      await flushPrefix();
+      await client.quit();
+    }
+  });
+
   it('a store that cannot be reached leaves the classifier abstaining, keeping what it learnt pending', async () => {
     const c = new Classifier(new RedisBayesStore('redis://127.0.0.1:1', 'x:', 300), silentLogger);
     await c.ready();

@@ -21,10 +21,14 @@ export class Classifier {
   private timers: NodeJS.Timeout[] = [];
   private loading?: Promise<void>;
   private saving: Promise<void> = Promise.resolve();
+  /** The largest totals read from the store so far: a later read below min_learns means the model was lost. */
+  private peak = { spam: 0, ham: 0 };
 
   constructor(
     readonly store: BayesStore,
     private readonly log: Logger,
+    /** [bayes] min_learns: below it (of either class) the classifier abstains. */
+    public minLearns = 0,
   ) {}
 
   /** Loads now (in the background) and starts the periodic save, reload and (with a policy) daily prune. */
@@ -81,6 +85,7 @@ export class Classifier {
     try {
       const fresh = new BayesModel(this.model.options);
       await this.store.load(fresh);
+      this.watchTotals(fresh.nspam, fresh.nham);
       // Learnt while loading and not saved yet: still to be added on top.
       for (const [token, [s, h]] of this.model.pending) {
         if (token === '') {
@@ -101,6 +106,28 @@ export class Classifier {
       this.lastError = `loading the Bayes model from ${this.store.description} failed: ${(err as Error).message}`;
       this.log.warn(`mailward content: ${this.lastError}`);
     }
+  }
+
+  /**
+   * A shared model that falls from scoring to abstaining between two reads
+   * was lost (a Redis flushed, or restarted without persistence): every node
+   * would go on without its classifier, silently. Said once per fall, not
+   * per message; the largest totals are remembered again from there.
+   */
+  private watchTotals(spam: number, ham: number): void {
+    const gate = this.minLearns;
+    const scores = (s: number, h: number) => s >= gate && h >= gate && s + h > 0;
+    if (scores(this.peak.spam, this.peak.ham) && !scores(spam, ham)) {
+      const cause = this.store instanceof RedisBayesStore ? 'Redis flushed, or restarted without persistence?' : 'its file replaced or emptied?';
+      this.log.warn(
+        `mailward content: the Bayes model in ${this.store.description} fell from ${this.peak.spam} spam / ${this.peak.ham} ham learnt ` +
+          `to ${spam} / ${ham}${gate ? `, below min_learns (${gate})` : ''}: it was ${spam + ham ? 'mostly ' : ''}emptied (${cause}); ` +
+          'the classifier abstains until it is retrained (mailward learn)',
+      );
+      this.peak = { spam, ham };
+      return;
+    }
+    this.peak = { spam: Math.max(this.peak.spam, spam), ham: Math.max(this.peak.ham, ham) };
   }
 
   /** Writes pending changes; on failure they stay pending for the next try. */
@@ -217,12 +244,14 @@ export function acquireClassifier(settings: BayesSettings, log: Logger): Classif
   let entry = open.get(key);
   if (!entry) {
     if (settings.storage === 'redis') warnIfLeftBehind(settings.path, "mailward content: the classifier's counts", '[bayes] storage', (m) => log.warn(m));
-    const classifier = new Classifier(createBayesStore(settings, MTA_BUSY_TIMEOUT_MS), log);
+    const classifier = new Classifier(createBayesStore(settings, MTA_BUSY_TIMEOUT_MS), log, settings.minLearns);
     classifier.start(settings.saveIntervalS, settings.reloadIntervalS, prunePolicy(settings));
     entry = { classifier, users: 0 };
     open.set(key, entry);
   }
   entry.users++;
+  // A reload may change min_learns; the classifier (and what it remembers of the model) stays.
+  entry.classifier.minLearns = settings.minLearns;
   return entry.classifier;
 }
 
