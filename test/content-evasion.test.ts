@@ -2,8 +2,10 @@
 // that it never meets the token the model learnt. Each case tokenizes the
 // obfuscated form and the plain one and asserts they give the same token.
 import assert from 'node:assert/strict';
+import { builtinHeuristics } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
-import { tokenize } from '../lib/checks/content/tokenize';
+import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
+import { DEFAULT_TOKENIZER_OPTIONS, tokenize } from '../lib/checks/content/tokenize';
 import { createContext } from '../lib/message';
 
 interface Spec {
@@ -21,8 +23,82 @@ function raw({ subject = 'Hello there', text, html }: Spec): string {
 
 const parse = (spec: Spec): Promise<MessageParts> => messageParts(createContext({ ip: '192.0.2.1', raw: raw(spec) }));
 const tokens = async (spec: Spec): Promise<string[]> => tokenize(await parse(spec));
+/** Tokens that come from words of the body (no prefix). */
+const words = async (spec: Spec): Promise<string[]> => (await tokens(spec)).filter((t) => !t.includes(':'));
 /** Tokens that come from links. */
 const linkTokens = async (spec: Spec): Promise<string[]> => (await tokens(spec)).filter((t) => /^(?:url|tld|uh|up|proto):/.test(t)).sort();
+
+describe('content tokens: obfuscated words give the plain word\'s token', () => {
+  describe('invisible characters inside a word join it, they do not split it', () => {
+    const invisibles: [string, string][] = [
+      ['soft hyphen U+00AD', '\u00ad'],
+      ['zero-width space U+200B', '\u200b'],
+      ['zero-width non-joiner U+200C', '\u200c'],
+      ['zero-width joiner U+200D', '\u200d'],
+      ['word joiner U+2060', '\u2060'],
+      ['byte order mark U+FEFF', '\ufeff'],
+      ['combining grapheme joiner U+034F', '\u034f'],
+      ['left-to-right mark U+200E', '\u200e'],
+    ];
+    for (const [name, c] of invisibles) {
+      it(`${name} in the plain text`, async () => {
+        const got = await words({ text: `Buy cheap V${c}i${c}agra today` });
+        assert.ok(got.includes('viagra'), got.join(' '));
+        assert.deepEqual(got.sort(), (await words({ text: 'Buy cheap Viagra today' })).sort());
+      });
+    }
+    for (const entity of ['&shy;', '&#8203;', '&#x200B;', '&zwnj;', '&zwj;', '&#xFEFF;', '&NoBreak;']) {
+      it(`${entity} in an HTML part`, async () => {
+        const got = await words({ html: `<html><body><p>Buy cheap Vi${entity}ag${entity}ra today</p></body></html>` });
+        assert.ok(got.includes('viagra'), got.join(' '));
+      });
+    }
+    it('in the subject (s: tokens) and the image alt text', async () => {
+      const got = await tokens({ subject: 'Cheap Via\u200bgra', html: '<p>Hello</p><img src="x.png" alt="via&shy;gra">' });
+      assert.ok(got.includes('s:Viagra'), got.join(' '));
+      assert.ok(got.includes('viagra'), got.join(' '));
+    });
+    it('the INVISIBLE_CHARACTERS detector still sees them (it reads the parts, not the tokens)', async () => {
+      const parts = await parse({ text: 'Buy cheap V\u200bi\u200ba\u200bgra today' });
+      assert.ok(tokenize(parts).includes('viagra'));
+      const hits = builtinHeuristics(parts, DEFAULT_CONTENT_SETTINGS.heuristics).map((h) => h.name);
+      assert.ok(hits.includes('INVISIBLE_CHARACTERS'), hits.join(' '));
+      assert.match(parts.text, /V\u200bi/);
+    });
+    it('the plain splitter joins them too', async () => {
+      const parts = await parse({ text: 'Buy cheap Via\u200bgra today' });
+      assert.ok(tokenize(parts, { ...DEFAULT_TOKENIZER_OPTIONS, words: 'plain' }).includes('viagra'));
+    });
+  });
+
+  describe('compatibility forms fold (NFKC, then lower case)', () => {
+    const forms: [string, string, string][] = [
+      ['fullwidth letters', 'ｖｉａｇｒａ', 'viagra'],
+      ['fullwidth capitals', 'ＶＩＡＧＲＡ', 'viagra'],
+      ['mathematical bold', '𝐯𝐢𝐚𝐠𝐫𝐚', 'viagra'],
+      ['mathematical bold capitals', '𝐕𝐈𝐀𝐆𝐑𝐀', 'viagra'],
+      ['mathematical sans-serif italic', '𝘷𝘪𝘢𝘨𝘳𝘢', 'viagra'],
+      ['circled letters', 'ⓥⓘⓐⓖⓡⓐ', 'viagra'],
+      ['a ligature', 'ﬁnancial', 'financial'],
+      ['fullwidth digits', '１２３４５６', 'num:6'],
+    ];
+    for (const [name, written, token] of forms) {
+      it(name, async () => {
+        const got = (await tokens({ text: `Special offer ${written} today` })).filter((t) => !t.includes(':') || t.startsWith('num:'));
+        assert.ok(got.includes(token), got.join(' '));
+        assert.ok(!got.includes(written.toLowerCase()), got.join(' '));
+      });
+    }
+    it('in an HTML part and the subject', async () => {
+      assert.ok((await words({ html: '<p>Special &#xFF56;&#xFF49;&#xFF41;&#xFF47;&#xFF52;&#xFF41; today</p>' })).includes('viagra'));
+      assert.ok((await tokens({ subject: 'ＶＩＡＧＲＡ ｎｏｗ', text: 'hello' })).includes('s:VIAGRA'));
+    });
+    it('an ellipsis is sentence punctuation like "..."', async () => {
+      assert.ok((await words({ text: 'Wait for it\u2026 amazing\u2026' })).includes('amazing'));
+    });
+  });
+
+});
 
 describe('content tokens: obfuscated link hosts give the plain host\'s tokens', () => {
   const same: [string, string, string][] = [

@@ -107,14 +107,42 @@ function isNumber(w: string): boolean {
   return true;
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * Characters that show nothing (Unicode's Default_Ignorable_Code_Point: soft
+ * hyphen, zero-width space, joiners, word joiner, byte order mark, bidi marks,
+ * variation selectors...). A spammer puts them inside a word ("Via\u200bgra")
+ * so that it never meets the token the model learnt; they are taken out before
+ * the text is split, so the word joins rather than splits (the BOM is white
+ * space to JavaScript's \s). The heuristics read the parts' text, which keeps
+ * them (INVISIBLE_CHARACTERS).
+ */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+
+/** Text without the characters that show nothing (see IGNORABLE). */
+function withoutInvisibles(text: string): string {
+  return NON_ASCII.test(text) ? text.replace(IGNORABLE, '') : text;
+}
+
+/**
+ * A word's compatibility forms folded (NFKC, then lower case): fullwidth
+ * "ｖｉａｇｒａ", mathematical "𝐯𝐢𝐚𝐠𝐫𝐚", circled letters and ligatures ("ﬁ")
+ * read as the plain word, and "…" as "...". Lower case after NFKC: mathematical
+ * capitals have no lower case of their own.
+ */
+function foldWord(w: string): string {
+  if (!NON_ASCII.test(w)) return w;
+  return w.normalize('NFKC').toLowerCase();
+}
+
 /** Normalises one word to a token, or '' to drop it. Numbers are bucketed by length. */
 export function normaliseWord(raw: string, options: TokenizerOptions = DEFAULT_TOKENIZER_OPTIONS): string {
   return normaliseLower(raw.toLowerCase(), options);
 }
 
-/** normaliseWord for a word already in lower case. */
-function normaliseLower(lower: string, options: TokenizerOptions): string {
-  let w = lower;
+/** normaliseWord for a word already in lower case; `ascii` when its text is known to be ASCII (nothing to fold). */
+function normaliseLower(lower: string, options: TokenizerOptions, ascii = false): string {
+  let w = ascii ? lower : foldWord(lower);
   if (options.words !== 'space') w = trimChars(w, "'’-");
   else if (options.stripPunct) w = trimChars(w, TRIM_START, TRIM_END);
   if (w.length < MIN_LENGTH) return options.words !== 'space' && /[$€£]/.test(w) ? w : '';
@@ -135,10 +163,12 @@ function add(sink: Sink, token: string): void {
 }
 
 /** Words of a body text (see TokenizerOptions.words), with optional case tokens and bigrams. */
-function bodyWords(text: string, sink: Sink): void {
-  if (!text) return;
+function bodyWords(written: string, sink: Sink): void {
+  if (!written) return;
   const { options } = sink;
   const separator = options.words === 'space' ? WHITE_SPACE : PLAIN_SPLIT;
+  const text = withoutInvisibles(written);
+  const ascii = !NON_ASCII.test(text);
   const pieces = text.split(separator);
   // Lower-casing the whole text once is cheaper than word by word; raw words matter only for case tokens.
   const lowered = options.caseTokens ? undefined : text.toLowerCase().split(separator);
@@ -153,7 +183,7 @@ function bodyWords(text: string, sink: Sink): void {
       previous = '';
       continue;
     }
-    const token = aligned ? normaliseLower(lowered[i]!, options) : normaliseWord(raw, options);
+    const token = aligned ? normaliseLower(lowered[i]!, options, ascii) : normaliseWord(raw, options);
     if (!token) continue;
     add(sink, token);
     if (options.caseTokens && raw.length >= MIN_LENGTH && raw.length <= options.maxWord && raw !== raw.toLowerCase()) {
@@ -167,6 +197,8 @@ function bodyWords(text: string, sink: Sink): void {
 /** Words of a header value, with a prefix; case kept when asked. */
 function headerWords(text: string, prefix: string, keepCase: boolean, sink: Sink): void {
   if (!text) return;
+  // As body words: invisible characters out, compatibility forms folded (case kept).
+  if (NON_ASCII.test(text)) text = withoutInvisibles(text).normalize('NFKC');
   for (const raw of text.split(/[\s"<>()[\],;:]+/)) {
     if (!raw) continue;
     if (raw.length > sink.options.maxWord + 8) {
@@ -342,7 +374,7 @@ export function tokenize(parts: MessageParts, options: TokenizerOptions = DEFAUL
 /** The 'stem' tokenizer's words (split on punctuation), with a prefix. */
 function bodyWordsInto(text: string, prefix: string, sink: Sink): void {
   if (!text) return;
-  for (const raw of text.split(PLAIN_SPLIT)) {
+  for (const raw of withoutInvisibles(text).split(PLAIN_SPLIT)) {
     if (sink.out.size >= MAX_TOKENS) return;
     if (!raw) continue;
     const token = normaliseWord(raw, sink.options);
