@@ -2,7 +2,7 @@
 // that it never meets the token the model learnt. Each case tokenizes the
 // obfuscated form and the plain one and asserts they give the same token.
 import assert from 'node:assert/strict';
-import { builtinHeuristics } from '../lib/checks/content/heuristics';
+import { builtinHeuristics, mixedScriptWords } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
 import { DEFAULT_TOKENIZER_OPTIONS, tokenize } from '../lib/checks/content/tokenize';
@@ -98,6 +98,22 @@ describe('content tokens: obfuscated words give the plain word\'s token', () => 
     });
   });
 
+  describe('look-alike letters of another script in a Latin word', () => {
+    it('fold to Latin ("viаgrа" with Cyrillic а) and MIXED_SCRIPT_WORDS still fires', async () => {
+      const parts = await parse({ text: 'Buy cheap vi\u0430gr\u0430 and P\u0430yP\u0430l today' });
+      const got = tokenize(parts);
+      assert.ok(got.includes('viagra') && got.includes('paypal'), got.join(' '));
+      assert.ok(mixedScriptWords(parts.text).length > 0);
+    });
+    it('in the subject, case kept', async () => {
+      assert.ok((await tokens({ subject: 'Your P\u0430yP\u0430l account', text: 'hello' })).includes('s:PayPal'));
+    });
+    it('but not a Russian ending on a brand, nor a Russian word', async () => {
+      const got = await words({ text: 'Купите iPhone\u043e\u043c сегодня' });
+      assert.ok(got.includes('iphoneом'), got.join(' '));
+      assert.ok(got.includes('сегодня'), got.join(' '));
+    });
+  });
 });
 
 describe('content tokens: obfuscated link hosts give the plain host\'s tokens', () => {

@@ -1,4 +1,5 @@
 import { getDomain, getPublicSuffix } from 'tldts';
+import unhomoglyph from 'unhomoglyph';
 // Subpath imports only: natural's package root loads mongoose, pg and redis and reads ./.env.
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
 import { trimChars } from '../../util/text';
@@ -124,6 +125,37 @@ function withoutInvisibles(text: string): string {
   return NON_ASCII.test(text) ? text.replace(IGNORABLE, '') : text;
 }
 
+const LATIN = /\p{Script=Latin}/u;
+const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Cherokee}]/u;
+const LETTER = /\p{L}/u;
+
+/**
+ * A Latin word with look-alike letters of another script ("viаgrа", Cyrillic
+ * а) in Latin letters, else the word. Folded only when Latin letters are the
+ * more and every other letter reads as a Latin one (Unicode's confusables):
+ * "iPhoneом" (a Russian ending, м reads as nothing Latin) and Russian words
+ * stay as written. MIXED_SCRIPT_WORDS flags such words from the parts' text.
+ */
+function foldLookalikes(w: string): string {
+  if (!LATIN.test(w) || !LOOKALIKE_SCRIPT.test(w)) return w;
+  const chars = [...w];
+  let latin = 0;
+  let other = 0;
+  const folded: string[] = [];
+  for (const c of chars) {
+    if (!LETTER.test(c) || LATIN.test(c)) {
+      if (LETTER.test(c)) latin++;
+      folded.push(c);
+      continue;
+    }
+    other++;
+    const as = unhomoglyph(c);
+    if (!/^[a-z]+$/i.test(as)) return w;
+    folded.push(as);
+  }
+  return latin > other ? folded.join('') : w;
+}
+
 /**
  * A word's compatibility forms folded (NFKC, then lower case): fullwidth
  * "ｖｉａｇｒａ", mathematical "𝐯𝐢𝐚𝐠𝐫𝐚", circled letters and ligatures ("ﬁ")
@@ -132,7 +164,8 @@ function withoutInvisibles(text: string): string {
  */
 function foldWord(w: string): string {
   if (!NON_ASCII.test(w)) return w;
-  return w.normalize('NFKC').toLowerCase();
+  const folded = foldLookalikes(w.normalize('NFKC').toLowerCase());
+  return folded === w ? w : folded.toLowerCase();
 }
 
 /** Normalises one word to a token, or '' to drop it. Numbers are bucketed by length. */
@@ -197,10 +230,11 @@ function bodyWords(written: string, sink: Sink): void {
 /** Words of a header value, with a prefix; case kept when asked. */
 function headerWords(text: string, prefix: string, keepCase: boolean, sink: Sink): void {
   if (!text) return;
-  // As body words: invisible characters out, compatibility forms folded (case kept).
+  // As body words: invisible characters out, compatibility forms and look-alike letters folded (case kept).
   if (NON_ASCII.test(text)) text = withoutInvisibles(text).normalize('NFKC');
-  for (const raw of text.split(/[\s"<>()[\],;:]+/)) {
+  for (let raw of text.split(/[\s"<>()[\],;:]+/)) {
     if (!raw) continue;
+    if (NON_ASCII.test(raw)) raw = foldLookalikes(raw);
     if (raw.length > sink.options.maxWord + 8) {
       add(sink, prefix + skipToken(raw.toLowerCase()));
       continue;
