@@ -2,7 +2,7 @@
 // that it never meets the token the model learnt. Each case tokenizes the
 // obfuscated form and the plain one and asserts they give the same token.
 import assert from 'node:assert/strict';
-import { builtinHeuristics, mixedScriptWords } from '../lib/checks/content/heuristics';
+import { builtinHeuristics, mismatchedLinks, mixedScriptWords } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
 import { DEFAULT_TOKENIZER_OPTIONS, tokenize } from '../lib/checks/content/tokenize';
@@ -148,5 +148,24 @@ describe('content tokens: obfuscated link hosts give the plain host\'s tokens', 
     assert.ok(got.includes('url:evil.example') && !got.includes('url:paypal.com'), got.join(' '));
     const encoded = await linkTokens({ html: '<p><a href="http://www.paypal.com%2F@evil.example/login">PayPal</a></p>' });
     assert.ok(encoded.includes('url:evil.example') && !encoded.includes('url:paypal.com'), encoded.join(' '));
+  });
+});
+
+describe('HTML_LINK_MISMATCH reads the href host as a browser resolves it', () => {
+  const hosts = async (href: string) => {
+    const parts = await parse({ html: `<p>Sign in at <a href="${href}">www.paypal.com</a> today</p>` });
+    return mismatchedLinks(parts);
+  };
+  it('a percent-encoded host is judged (it was skipped: no host)', async () => {
+    assert.deepEqual(await hosts('http://%65vil.example/login'), ['www.paypal.com -> evil.example']);
+  });
+  it('a fullwidth host is named as the browser resolves it (it was named as written)', async () => {
+    assert.deepEqual(await hosts('http://ｅｖｉｌ.example/login'), ['www.paypal.com -> evil.example']);
+  });
+  it('user information with an encoded slash is not the host (guard: already right)', async () => {
+    assert.deepEqual(await hosts('http://www.paypal.com%2F@evil.example/login'), ['www.paypal.com -> evil.example']);
+  });
+  it('an encoded href to the shown domain is no mismatch', async () => {
+    assert.deepEqual(await hosts('http://WWW.%70aypal.com./login'), []);
   });
 });

@@ -122,15 +122,65 @@ export function urlsIn(text: string, into: string[], skip?: Set<string>): void {
   }
 }
 
-/** Host name of a URL-ish string (href or text), lower case (or as written), or '' when it has none. */
-export function hostOf(url: string, asWritten = false): string {
-  const match = /^(?:[a-z][a-z0-9+.-]*:)?\/\/([^/?#\s\\]+)/i.exec(url.trim()) ?? /^(www\.[^/?#\s\\]+)/i.exec(url.trim());
-  if (!match) return '';
-  let host = asWritten ? match[1]! : match[1]!.toLowerCase();
+/** Scheme and authority of a link (`scheme://` or `//`), or the start of a bare www. one. */
+const AUTHORITY = /^(?:[a-z][a-z0-9+.-]*:)?\/\/([^/?#\s\\]+)|^(www\.[^/?#\s\\]+)/i;
+
+/** The host of an authority as written: user information, port and a trailing dot dropped; '' when it is no host name. */
+function writtenHost(authority: string): string {
+  let host = authority;
   const at = host.lastIndexOf('@');
   if (at >= 0) host = host.slice(at + 1);
   host = host.replace(/:\d*$/, '').replace(/\.$/, '');
   return /^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$|[^\x00-\x7f]/i.test(host) ? host : '';
+}
+
+// Authorities repeat across messages (one host, many links).
+const resolvedHosts = new Map<string, string>();
+
+/**
+ * The host of an authority as a browser resolves it (WHATWG URL): lower case,
+ * user information and port dropped, percent-encoding decoded, an IDN in its
+ * ASCII (punycode) form after UTS 46 mapping (fullwidth letters, soft
+ * hyphens), IPv4 written as one number, in hex or in octal as dotted decimal,
+ * no trailing dot. "http://WWW.%70aypal.com./" is www.paypal.com and
+ * "http://3232235777/" is 192.168.1.1. Hosts the parser accepts that are no
+ * host name ("_", "{": template debris) give ''; an authority it refuses is
+ * read as written, in lower case.
+ */
+function resolvedHost(authority: string): string {
+  let host = resolvedHosts.get(authority);
+  if (host === undefined) {
+    try {
+      host = new URL(`http://${authority}/`).hostname.replace(/\.$/, '');
+      if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/.test(host)) host = '';
+    } catch {
+      host = writtenHost(authority).toLowerCase();
+    }
+    if (resolvedHosts.size > 50_000) resolvedHosts.clear();
+    resolvedHosts.set(authority, host);
+  }
+  return host;
+}
+
+/** A link's host as a browser resolves it (see hostOf) and what follows its authority as written; undefined without a host. */
+export function linkHostAndPath(url: string): { host: string; path: string } | undefined {
+  const trimmed = url.trim();
+  const match = AUTHORITY.exec(trimmed);
+  if (!match) return undefined;
+  const host = resolvedHost((match[1] ?? match[2])!);
+  return host ? { host, path: trimmed.slice(match[0].length) } : undefined;
+}
+
+/**
+ * Host name of a URL-ish string (href or text), or '' when it has none: as a
+ * browser resolves it (lower case, percent-encoding decoded, IDN as punycode,
+ * numeric IPv4 forms as dotted decimal: see resolvedHost), or, asWritten, as
+ * written (case kept, only user information, port and a trailing dot dropped).
+ */
+export function hostOf(url: string, asWritten = false): string {
+  if (!asWritten) return linkHostAndPath(url)?.host ?? '';
+  const match = AUTHORITY.exec(url.trim());
+  return match ? writtenHost((match[1] ?? match[2])!) : '';
 }
 
 async function extract(ctx: MessageContext, limits: PartLimits): Promise<MessageParts> {

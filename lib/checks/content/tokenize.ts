@@ -4,7 +4,7 @@ import unhomoglyph from 'unhomoglyph';
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
 import { trimChars } from '../../util/text';
 import type { MessageParts } from './parts';
-import { hostOf } from './parts';
+import { linkHostAndPath } from './parts';
 
 /**
  * What the tokenizer emits. The defaults are the ones chosen by 5-fold
@@ -275,45 +275,14 @@ function domainAndSuffix(host: string): [string, string] {
   return info;
 }
 
-/** Scheme and authority of a link, or of a bare www. one: what follows is its path. */
-const AUTHORITY = /^(?:[a-z][a-z0-9+.-]*:)?\/\/([^/?#\s\\]+)|^(www\.[^/?#\s\\]+)/i;
-
-// Authorities repeat across messages (one host, many links).
-const canonicalHosts = new Map<string, string>();
-
-/**
- * The host of a link's authority as a browser resolves it (WHATWG URL): lower
- * case, user information and port dropped, percent-encoding decoded, IDN in
- * its ASCII (punycode) form after UTS 46 mapping (fullwidth letters, soft
- * hyphens), IPv4 written as one number, in hex or octal as dotted decimal, and
- * without a trailing dot. So "http://WWW.%70aypal.com./" and
- * "http://www.paypal.com/" give one host, and "http://3232235777/" is an IP.
- * An authority the URL parser refuses falls back to hostOf.
- */
-function canonicalHost(authority: string, url: string): string {
-  let host = canonicalHosts.get(authority);
-  if (host === undefined) {
-    try {
-      host = new URL(`http://${authority}/`).hostname.replace(/\.$/, '');
-      // What hostOf accepts (no "_", "{", "$"...: template debris, not a host).
-      if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/.test(host)) host = '';
-    } catch {
-      host = hostOf(url);
-    }
-    if (canonicalHosts.size > 50_000) canonicalHosts.clear();
-    canonicalHosts.set(authority, host);
-  }
-  return host;
-}
-
 function urlTokens(parts: MessageParts, sink: Sink): void {
   let count = 0;
   for (const written of parts.urls) {
+    // The host as a browser resolves it: WWW.%70aypal.com., ｐａｙｐａｌ.com and paypal.com are one host.
+    const link = linkHostAndPath(written);
+    if (!link) continue;
+    const { host, path: rest } = link;
     const url = written.trim();
-    const match = AUTHORITY.exec(url);
-    if (!match) continue;
-    const host = canonicalHost((match[1] ?? match[2])!, url);
-    if (!host) continue;
     count++;
     const [domain, suffix] = domainAndSuffix(host);
     add(sink, `url:${domain}`);
@@ -323,7 +292,6 @@ function urlTokens(parts: MessageParts, sink: Sink): void {
     add(sink, `proto:${scheme ?? 'none'}`);
     if (domain === 'ip') continue;
     if (host !== domain) add(sink, `uh:${host.slice(0, host.length - domain.length - 1).split('.').slice(-1)[0]}`);
-    const rest = url.slice(match[0].length);
     if (rest.length > 1) {
       for (const piece of rest.slice(0, 200).split(/[/?=&#.%+:_-]+/)) {
         if (piece.length >= 3 && piece.length <= sink.options.maxWord && !/\d/.test(piece)) add(sink, `up:${piece.toLowerCase()}`);
