@@ -440,6 +440,12 @@ describe('content: tokens and MIME', () => {
       // A walk stopped by its own bound says what follows was not read.
       const tiny = head + img(1600 * 1024) + '--B\r\nContent-Type: image/gif\r\n\r\nx\r\n'.repeat(10_050) + small(0, 'AFTER THE WALK') + '--B--\r\n';
       assert.match((await verdictOf(tiny)).unread ?? '', /stopped at 10000 parts past the cut/);
+      // Review: the decoys spent while searching a nested multipart's boundary (the search at the top of the walk, not the
+      // part-end one) stopped the walk in silence, and the text after them was neither read nor scored.
+      const inner = head + img(1600 * 1024) + small(0, 'hello') + ['--B', 'Content-Type: multipart/mixed; boundary="C"', '', ''].join(CRLF) + '--Cx\r\n'.repeat(50_001) + ['--C', 'Content-Type: text/plain', '', 'SPAM AFTER THE DECOYS', '--C--', '--B--', ''].join(CRLF);
+      const decoyed = await verdictOf(inner);
+      assert.doesNotMatch(decoyed.words, /SPAM AFTER THE DECOYS/);
+      assert.match(decoyed.unread ?? '', /stopped at 50000 lines like a boundary delimiter/);
     });
 
     it('a fake delimiter and text/plain header inside an attachment straddling the cut, or in the epilogue, is not read as a text part', async () => {

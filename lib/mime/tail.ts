@@ -178,11 +178,12 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   // On once the budgets are spent, to count the text parts they leave unread: the walk's own
   // bounds (decoys, parts walked, header bytes) bound its cost either way.
   for (;;) {
+    const delimiter = nextDelimiter(pos);
+    // The decoys may run out in this very search (a nested multipart's first one): no delimiter then is not the end.
     if (decoys > MAX_TAIL_DECOYS) {
       stopped = `${MAX_TAIL_DECOYS} lines like a boundary delimiter`;
       break;
     }
-    const delimiter = nextDelimiter(pos);
     if (!delimiter) break;
     const { end, close } = delimiterLineEnd(raw, delimiter.start - 1 + open[delimiter.level]!.search.length);
     const parent = open[delimiter.level]!;
