@@ -129,6 +129,30 @@ describe('content: Bayes persistence', () => {
     }
   });
 
+  it('a model unlearnt just below min_learns is said to have fallen below it, not to have been emptied (review)', async () => {
+    // Review of 83a6018: unlearning one message of a model at the gate (4 / 4 -> 4 / 3) was logged as
+    // "it was mostly emptied (its file replaced or emptied?)": an operator went looking for a lost model.
+    const dir = mkdtempSync(join(tmpdir(), 'mw-bayes-fall-'));
+    const warnings: string[] = [];
+    const c = new Classifier(new SqliteBayesStore(join(dir, 'bayes.sqlite')), { ...silentLogger, warn: (m: string) => warnings.push(m) }, 4);
+    try {
+      await c.ready();
+      for (let i = 0; i < 4; i++) c.learn(['cheap', 'pills', `s${i}`], 'spam');
+      for (let i = 0; i < 4; i++) c.learn(['meeting', 'notes', `h${i}`], 'ham');
+      await c.flush();
+      await c.reload();
+      c.unlearn(['meeting', 'notes', 'h3'], 'ham');
+      await c.flush();
+      await c.reload();
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /fell from 4 spam \/ 4 ham learnt to 4 \/ 3, below min_learns \(4\): the classifier abstains until it has min_learns of each class again \(mailward learn\)$/);
+      assert.doesNotMatch(warnings[0]!, /emptied/);
+    } finally {
+      await c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('Redis emptied under a trained model (flushed, restarted without persistence): one warning per fall, naming the store', async () => {
     const prefix = `mwtest:content:${randomBytes(4).toString('hex')}:bayes:`;
     const client = createClient({ url: 'redis://127.0.0.1:6379' });

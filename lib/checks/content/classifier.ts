@@ -119,10 +119,14 @@ export class Classifier {
     const scores = (s: number, h: number) => s >= gate && h >= gate && s + h > 0;
     if (scores(this.peak.spam, this.peak.ham) && !scores(spam, ham)) {
       const cause = this.store instanceof RedisBayesStore ? 'Redis flushed, or restarted without persistence?' : 'its file replaced or emptied?';
+      // Lost: at most half of what it held. A few messages unlearnt (or relearnt) at the gate are not a lost model.
+      const lost = 2 * (spam + ham) <= this.peak.spam + this.peak.ham;
       this.log.warn(
         `mailward content: the Bayes model in ${this.store.description} fell from ${this.peak.spam} spam / ${this.peak.ham} ham learnt ` +
-          `to ${spam} / ${ham}${gate ? `, below min_learns (${gate})` : ''}: it was ${spam + ham ? 'mostly ' : ''}emptied (${cause}); ` +
-          'the classifier abstains until it is retrained (mailward learn)',
+          `to ${spam} / ${ham}${gate ? `, below min_learns (${gate})` : ''}: ` +
+          (lost
+            ? `it was ${spam + ham ? 'mostly ' : ''}emptied (${cause}); the classifier abstains until it is retrained (mailward learn)`
+            : 'the classifier abstains until it has min_learns of each class again (mailward learn)'),
       );
       this.peak = { spam, ham };
       return;
