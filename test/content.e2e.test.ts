@@ -228,3 +228,34 @@ describe('content end to end: feedback on a copy tagged by [headers] subject_tag
     assert.deepEqual(rows[0]!.symbols!.filter((x) => x.name.startsWith('CONTENT_')), []);
   });
 });
+
+describe('content through a real Haraka: an operator\'s own rules_file', function () {
+  this.timeout(120_000);
+  let haraka: HarakaInstance;
+  after(async () => {
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+  });
+
+  it('is read from Haraka\'s config directory, and a change to it is picked up', async () => {
+    // Review (stop 22): only the standard file names were handed to the loader, so a custom
+    // rules_file was "not found in the config directory" and the plugin refused to load.
+    haraka = await startHaraka({
+      plugins: ['mailward/plugins/content'],
+      files: {
+        'mailward.content.ini': '[heuristics]\nrules_file = site.rules\n',
+        'site.rules': 'body SITE_WORD /sitewordzz/\nscore SITE_WORD 3\ndescribe SITE_WORD A word only this site scores\n',
+      },
+    });
+    const send = () => sendMail({ port: haraka.port, from: 'a@example.net', to: ['bob@example.com'], raw: simpleMessage({ subject: 'Hello', body: 'a sitewordzz and sitewordyy here' }) });
+    const first = await send();
+    assert.equal(first.code, 250, first.response);
+    assert.match(status(readDelivered(haraka.delivered().at(-1)!)), /\bSITE_WORD 3\b/);
+    writeFileSync(join(haraka.configDir, 'site.rules'), 'body SITE_OTHER /sitewordyy/\nscore SITE_OTHER 2\ndescribe SITE_OTHER Another\n');
+    await waitFor('the edited rules file in force', async () => {
+      await send();
+      return /\bSITE_OTHER 2\b/.test(status(readDelivered(haraka.delivered().at(-1)!)));
+    }, 20_000);
+    assert.doesNotMatch(status(readDelivered(haraka.delivered().at(-1)!)), /SITE_WORD/);
+  });
+});

@@ -24,6 +24,12 @@ export interface LoadOptions {
    * defaults, for a rules file no rules (not the shipped ones).
    */
   texts?: Record<string, string | string[] | null | undefined>;
+  /**
+   * Reads a file named in the configuration that `texts` does not hold (an
+   * operator's own `rules_file`), from the host's config directory: null when
+   * it is not there. Haraka's plugins pass one; without it, configDir is read.
+   */
+  readFile?: (file: string) => string | string[] | null;
   /** Where the shipped defaults are (default SHIPPED_CONFIG_DIR, the package's config/); for tests. */
   shippedDir?: string;
 }
@@ -122,7 +128,7 @@ function readRaw(file: string, options: LoadOptions, defaults: Shipped): RawIni 
 
 /** A non-ini file (e.g. mailward.rules), whole: supplied text, else configDir, else shipped; not merged. */
 function readText(file: string, options: LoadOptions, defaults: Shipped): { text: string; source: string } | null {
-  const supplied = options.texts?.[file];
+  const supplied = options.texts?.[file] ?? (options.texts && file in options.texts ? null : options.readFile?.(file));
   // Present but empty is an operator's empty rules file: no rules, not the shipped ones.
   if (supplied !== undefined && supplied !== null) {
     return { text: Array.isArray(supplied) ? supplied.join('\n') : supplied, source: file };

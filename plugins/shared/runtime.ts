@@ -46,7 +46,8 @@ function configLines(plugin: HarakaPlugin, file: string): string[] | null {
 function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
   const texts: Record<string, string[] | null> = {};
   for (const file of configFiles()) texts[file] = configLines(plugin, file);
-  const config = loadConfig({ texts, baseDir: process.env.HARAKA ?? process.cwd() });
+  // A file the configuration names (an operator's own rules_file) is read, and watched, the same way.
+  const config = loadConfig({ texts, readFile: (file) => configLines(plugin, file), baseDir: process.env.HARAKA ?? process.cwd() });
   // An edit elsewhere must not forget what the node learnt (with memory state, everything).
   const keep = previous && same(previous.config.shared.state, config.shared.state);
   if (previous && !same(previous.config.shared.tracking, config.shared.tracking)) {
