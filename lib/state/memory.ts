@@ -2,8 +2,9 @@ import { LRUCache } from 'lru-cache';
 import type { StateStore } from './types';
 
 type Value = string | Map<string, string> | Set<string>;
-type Entry = { value: Value };
-type SetOptions = { ttl?: number };
+type Entry = { value: Value; born?: number };
+/** `keep`: the write is evidence worth keeping at once (SegmentedPool); plain pools ignore it. */
+type SetOptions = { ttl?: number; keep?: boolean };
 
 /** What the store needs of a pool: the part of LRUCache's interface it uses. */
 interface Pool {
@@ -19,19 +20,28 @@ interface Pool {
 
 const lru = (max: number): Pool => new LRUCache<string, Entry>({ max });
 
+/** A key written again this long after its first write has a history: see SegmentedPool. */
+export const PROMOTE_AFTER_MS = 60_000;
+
 /**
  * A pool for keys of which most are written once and a few again and again
  * (learnt reputation: one verdict from each of a botnet's fresh IPv6
  * addresses, and repeated events for the senders worth remembering). A key
- * starts in `once`; its second write moves it to `again`. A flood of
- * fresh keys then pushes out only other once-written keys, never an entity
- * with a history (the segmented LRU, or "2Q", of database buffer caches).
+ * starts in `once`; a write `promoteAfterMs` or more after its first, or one
+ * marked `keep` (a trap hit, a complaint), moves it to `again`. A flood of
+ * fresh keys then pushes out only other keys without a history, never an
+ * entity seen over time (the segmented LRU, or "2Q", of database buffer
+ * caches). Not on a second write alone: a flooding client makes two in one
+ * session (two unknown recipients, a verdict and an unknown recipient).
  */
 export class SegmentedPool implements Pool {
   private readonly once: Pool;
   private readonly again: Pool;
 
-  constructor(maxEachSegment: number) {
+  constructor(
+    maxEachSegment: number,
+    private readonly promoteAfterMs = PROMOTE_AFTER_MS,
+  ) {
     this.once = lru(maxEachSegment);
     this.again = lru(maxEachSegment);
   }
@@ -45,11 +55,23 @@ export class SegmentedPool implements Pool {
   }
 
   set(key: string, entry: Entry, options: SetOptions = {}): this {
-    if (this.again.has(key)) this.again.set(key, entry, options);
-    else if (this.once.has(key)) {
+    const { keep, ...lruOptions } = options;
+    if (this.again.has(key)) {
+      this.again.set(key, entry, lruOptions);
+      return this;
+    }
+    const now = Date.now();
+    const born = this.once.get(key)?.born;
+    if (born !== undefined && (keep || now - born >= this.promoteAfterMs)) {
       this.once.delete(key);
-      this.again.set(key, entry, options);
-    } else this.once.set(key, entry, options);
+      this.again.set(key, entry, lruOptions);
+    } else if (keep) {
+      this.again.set(key, entry, lruOptions);
+    } else {
+      // An entry expired in `again` is still held there until it is read or pushed out.
+      this.again.delete(key);
+      this.once.set(key, { ...entry, born: born ?? now }, lruOptions);
+    }
     return this;
   }
 
@@ -111,6 +133,13 @@ export function isReputationKey(key: string): boolean {
 }
 
 /**
+ * A learnt-reputation field of a spamtrap hit or a complaint (learned.ts
+ * names fields `<start>.<horizon>:<kind>`): rare, and the evidence most worth
+ * keeping, so its entity is kept from its first such event (SegmentedPool).
+ */
+const EVIDENCE_FIELD = /:(?:trap|complaint)$/;
+
+/**
  * In-process state for a single node: bounded, with per-key expiry.
  *
  * Three least-recently-used pools, each of `maxEntries`: one for the counters
@@ -133,9 +162,9 @@ export class MemoryStore implements StateStore {
   private readonly reputation: Pool;
   private readonly counters: Pool;
 
-  constructor(maxEntries = 100_000) {
+  constructor(maxEntries = 100_000, options: { promoteAfterMs?: number } = {}) {
     this.records = lru(maxEntries);
-    this.reputation = new SegmentedPool(maxEntries);
+    this.reputation = new SegmentedPool(maxEntries, options.promoteAfterMs);
     this.counters = lru(maxEntries);
   }
 
@@ -160,11 +189,11 @@ export class MemoryStore implements StateStore {
   }
 
   /** put for counters: extends the key's expiry to ttlSeconds, never shortens it (as RedisStore does for a fleet). */
-  private putExtending(key: string, value: Value, ttlSeconds: number): void {
+  private putExtending(key: string, value: Value, ttlSeconds: number, keep = false): void {
     const remaining = this.pool(key).getRemainingTTL(key);
     const wanted = ttlSeconds * 1000;
     const ttl = Number.isFinite(remaining) && remaining > wanted ? remaining : wanted;
-    this.pool(key).set(key, { value }, ttl > 0 ? { ttl } : {});
+    this.pool(key).set(key, { value }, { ...(ttl > 0 ? { ttl } : {}), ...(keep ? { keep } : {}) });
   }
 
   private read(key: string): Value | undefined {
@@ -207,7 +236,8 @@ export class MemoryStore implements StateStore {
     const existing = this.read(key);
     const hash = existing instanceof Map ? existing : new Map<string, string>();
     for (const [field, by] of Object.entries(fields)) hash.set(field, String(Number(hash.get(field) ?? 0) + by));
-    this.putExtending(key, hash, ttlSeconds);
+    const evidence = isReputationKey(key) && Object.keys(fields).some((f) => EVIDENCE_FIELD.test(f));
+    this.putExtending(key, hash, ttlSeconds, evidence);
   }
 
   async hashGetAll(key: string): Promise<Record<string, string>> {
