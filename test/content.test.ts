@@ -437,6 +437,11 @@ describe('content: tokens and MIME', () => {
       const html = ['--B', 'Content-Type: text/html', '', '<p>newsletter</p>' + '<img src="data:image/png;base64,' + 'A'.repeat(70) + '">\r\n'.repeat(1)].join(CRLF);
       const longHtml = html + ('<p>' + 'x'.repeat(70) + '</p>\r\n').repeat(Math.ceil((3 * 1024 * 1024) / 79)) + '--B--\r\n';
       assert.equal((await verdictOf(head + longHtml)).unread, undefined);
+      // Review (stop 22): one text part of 84 KB, 42,000 blank lines before its text: the line budgets run out inside it.
+      const padded = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html', '', ''].join(CRLF) + CRLF.repeat(42_000) + '<p>PADDED SPAM</p>' + CRLF;
+      const paddedRead = await verdictOf(padded);
+      assert.doesNotMatch(paddedRead.words, /PADDED SPAM/);
+      assert.match(paddedRead.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it/);
       // A walk stopped by its own bound says what follows was not read.
       const tiny = head + img(1600 * 1024) + '--B\r\nContent-Type: image/gif\r\n\r\nx\r\n'.repeat(10_050) + small(0, 'AFTER THE WALK') + '--B--\r\n';
       assert.match((await verdictOf(tiny)).unread ?? '', /stopped at 10000 parts past the cut/);

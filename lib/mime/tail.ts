@@ -74,7 +74,7 @@ const CROSSING_SHARE = 0.5;
  */
 function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   const top = headerBlockEnd(raw);
-  if (top < 0) return { ranges: [], unread: 0 };
+  if (top < 0) return { ranges: [], unread: 0, cutShort: 0 };
   const open: OpenMultipart[] = [];
   const enter = (boundary: string | undefined, type: string): boolean => {
     if (!boundary || open.length >= MAX_TAIL_DEPTH) return false;
@@ -132,6 +132,8 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   const hasRoom = (l: Limits) => l.parts > 0 && l.bytes > 0 && l.lines > 0;
   /** Text parts wholly past the cut that the budgets left unread: the walk goes on to count them. */
   let unread = 0;
+  /** Text parts whose reading the line budget cut short: short-line padding hides what follows it (no such bound on bytes). */
+  let cutShort = 0;
   /**
    * Takes a part within `l`: its decoding header (whole, or nothing), and its body from `start`,
    * cut to the budgets at a line end (a first line too long for the bytes left is cut inside it).
@@ -151,6 +153,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
     // A piece cut inside a line costs its = signs too: charged nothing, each such part had the whole line budget again.
     const { end, units } = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit;
+    if (fit.by === 'lines' && !part.message) cutShort++;
     l.bytes -= part.header.length + end - part.start;
     l.lines -= headerLines + units;
     l.parts--;
@@ -167,7 +170,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     if (topType.read && topType.type.startsWith('text/') && raw.length > cut) {
       take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text);
     }
-    return { ranges, unread: 0 };
+    return { ranges, unread: 0, cutShort };
   }
   let walked = 0;
   /** Header bytes of the parts read past the cut: postal-mime refuses a message whose part headers pass MAX_HEADER_BYTES in all, and each costs a parse. */
@@ -237,13 +240,15 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE);
     else take({ header, start: headerEnd, end: partEnd, message }, limits);
   }
-  return { ranges: report ? ranges.filter((r) => !r.message) : ranges, unread, stopped };
+  return { ranges: report ? ranges.filter((r) => !r.message) : ranges, unread, cutShort, stopped };
 }
 
 interface TailWalk {
   ranges: TailPart[];
   /** Text parts wholly past the cut left unread because the budgets were spent. */
   unread: number;
+  /** Text parts read only in part because the line budget ran out inside them. */
+  cutShort: number;
   /** Set when the walk stopped before the message's end (one of its own bounds): why. */
   stopped?: string;
 }
@@ -272,6 +277,7 @@ export async function appendTailTextParts(email: Email, raw: Buffer, cut: number
   if (html.length) email.html = [email.html ?? '', ...html].filter(Boolean).join('\n');
   const unread = [
     walk.unread ? `${walk.unread} text part${walk.unread === 1 ? '' : 's'} past the cut left unread (the tail budget: ${MAX_TAIL_BYTES / 1024 / 1024} MB, ${MAX_TAIL_LINES} lines, ${MAX_TAIL_PARTS} parts)` : '',
+    walk.cutShort ? `${walk.cutShort} text part${walk.cutShort === 1 ? '' : 's'} read only in part (the tail's ${MAX_TAIL_LINES} lines ran out inside ${walk.cutShort === 1 ? 'it' : 'them'}: padding with short lines?)` : '',
     walk.stopped ? `the walk past the cut stopped at ${walk.stopped}: what follows was not read` : '',
   ].filter(Boolean);
   return { found, unread: unread.length ? unread.join('; ') : undefined };
