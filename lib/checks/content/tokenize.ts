@@ -1,8 +1,8 @@
 import { getDomain, getPublicSuffix } from 'tldts';
-import unhomoglyph from 'unhomoglyph';
 // Subpath imports only: natural's package root loads mongoose, pg and redis and reads ./.env.
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
 import { trimChars } from '../../util/text';
+import { foldLookalikes, foldWord, NON_ASCII, withoutInvisibles } from './fold';
 import type { MessageParts } from './parts';
 import { linkHostAndPath } from './parts';
 
@@ -106,66 +106,6 @@ function isNumber(w: string): boolean {
     if (!((c >= 48 && c <= 58) || (c >= 44 && c <= 47))) return false;
   }
   return true;
-}
-
-const NON_ASCII = /[^\x00-\x7f]/;
-/**
- * Characters that show nothing (Unicode's Default_Ignorable_Code_Point: soft
- * hyphen, zero-width space, joiners, word joiner, byte order mark, bidi marks,
- * variation selectors...). A spammer puts them inside a word ("Via\u200bgra")
- * so that it never meets the token the model learnt; they are taken out before
- * the text is split, so the word joins rather than splits (the BOM is white
- * space to JavaScript's \s). The heuristics read the parts' text, which keeps
- * them (INVISIBLE_CHARACTERS).
- */
-const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
-
-/** Text without the characters that show nothing (see IGNORABLE). */
-function withoutInvisibles(text: string): string {
-  return NON_ASCII.test(text) ? text.replace(IGNORABLE, '') : text;
-}
-
-const LATIN = /\p{Script=Latin}/u;
-const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Cherokee}]/u;
-const LETTER = /\p{L}/u;
-
-/**
- * A Latin word with look-alike letters of another script ("viаgrа", Cyrillic
- * а) in Latin letters, else the word. Folded only when Latin letters are the
- * more and every other letter reads as a Latin one (Unicode's confusables):
- * "iPhoneом" (a Russian ending, м reads as nothing Latin) and Russian words
- * stay as written. MIXED_SCRIPT_WORDS flags such words from the parts' text.
- */
-function foldLookalikes(w: string): string {
-  if (!LATIN.test(w) || !LOOKALIKE_SCRIPT.test(w)) return w;
-  const chars = [...w];
-  let latin = 0;
-  let other = 0;
-  const folded: string[] = [];
-  for (const c of chars) {
-    if (!LETTER.test(c) || LATIN.test(c)) {
-      if (LETTER.test(c)) latin++;
-      folded.push(c);
-      continue;
-    }
-    other++;
-    const as = unhomoglyph(c);
-    if (!/^[a-z]+$/i.test(as)) return w;
-    folded.push(as);
-  }
-  return latin > other ? folded.join('') : w;
-}
-
-/**
- * A word's compatibility forms folded (NFKC, then lower case): fullwidth
- * "ｖｉａｇｒａ", mathematical "𝐯𝐢𝐚𝐠𝐫𝐚", circled letters and ligatures ("ﬁ")
- * read as the plain word, and "…" as "...". Lower case after NFKC: mathematical
- * capitals have no lower case of their own.
- */
-function foldWord(w: string): string {
-  if (!NON_ASCII.test(w)) return w;
-  const folded = foldLookalikes(w.normalize('NFKC').toLowerCase());
-  return folded === w ? w : folded.toLowerCase();
 }
 
 /** Normalises one word to a token, or '' to drop it. Numbers are bucketed by length. */
