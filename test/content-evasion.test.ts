@@ -2,7 +2,10 @@
 // that it never meets the token the model learnt. Each case tokenizes the
 // obfuscated form and the plain one and asserts they give the same token.
 import assert from 'node:assert/strict';
-import { builtinHeuristics, mismatchedLinks, mixedScriptWords } from '../lib/checks/content/heuristics';
+import { templateFingerprint } from '../lib/checks/content/fingerprint';
+import { foldText } from '../lib/checks/content/fold';
+import { builtinHeuristics, mismatchedLinks, mixedScriptWords, RULE_MAX_CHARS, ruleHits } from '../lib/checks/content/heuristics';
+import { parseRules } from '../lib/checks/content/rules-file';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
 import { DEFAULT_TOKENIZER_OPTIONS, tokenize } from '../lib/checks/content/tokenize';
@@ -167,5 +170,93 @@ describe('HTML_LINK_MISMATCH reads the href host as a browser resolves it', () =
   });
   it('an encoded href to the shown domain is no mismatch', async () => {
     assert.deepEqual(await hosts('http://WWW.%70aypal.com./login'), []);
+  });
+});
+
+describe('operator rules read the words as a reader sees them', () => {
+  const rules = parseRules(
+    [
+      'body R_VIAGRA /viagra/i', 'score R_VIAGRA 2', 'describe R_VIAGRA Viagra',
+      'body R_PAYPAL "paypal account"', 'score R_PAYPAL 1', 'describe R_PAYPAL PayPal',
+      'body R_ZWSP /\\x{200b}/', 'score R_ZWSP 1', 'describe R_ZWSP A zero-width space',
+      'header R_FREE Subject =~ /\\bfree\\b/i', 'score R_FREE 1', 'describe R_FREE Free',
+      'header R_FROM From =~ /paypal/i', 'score R_FROM 1', 'describe R_FROM PayPal in From',
+    ].join('\n'),
+    'test.rules',
+  );
+  const settings = { ...DEFAULT_CONTENT_SETTINGS.heuristics, rules };
+  const fired = async (spec: Spec) => ruleHits(await parse(spec), settings).map((h) => h.name).sort();
+  const obfuscated: [string, string][] = [
+    ['a soft hyphen', 'vi\u00adagra'],
+    ['zero-width spaces', 'V\u200bia\u200bgra'],
+    ['a word joiner and a byte order mark', 'vi\u2060ag\ufeffra'],
+    ['fullwidth letters', 'ｖｉａｇｒａ'],
+    ['mathematical bold capitals', '𝐕𝐈𝐀𝐆𝐑𝐀'],
+    ['Cyrillic а', 'vi\u0430gr\u0430'],
+    ['Greek α', 'Vi\u03b1gr\u03b1'],
+  ];
+  for (const [name, word] of obfuscated) {
+    it(`a body rule catches ${name} (plain text and HTML)`, async () => {
+      assert.ok((await fired({ text: `Cheap ${word} today` })).includes('R_VIAGRA'));
+      assert.ok((await fired({ html: `<p>Cheap ${word} today</p>` })).includes('R_VIAGRA'));
+    });
+  }
+  it('a literal rule too, and a capital look-alike folds to a capital', async () => {
+    assert.ok((await fired({ text: 'Verify your P\u0430yP\u0430l \u0430ccount now' })).includes('R_PAYPAL'));
+    assert.equal(foldText('\u0406nvoice \u0412uy P\u0430yPal'), 'Invoice Buy PayPal');
+  });
+  it('a capital look-alike in a subject word is read through its small letter (s:Invoice, not the skeleton\'s s:lnvoice)', async () => {
+    const got = await tokens({ subject: '\u0406nvoice overdue' });
+    assert.ok(got.includes('s:Invoice'), got.join(' '));
+  });
+  it('a rule that matches an invisible character itself still fires', async () => {
+    assert.deepEqual(await fired({ text: 'Cheap V\u200bia\u200bgra today' }), ['R_VIAGRA', 'R_ZWSP']);
+  });
+  it('header rules read the subject and header values folded too', async () => {
+    assert.ok((await fired({ subject: 'ＦＲＥＥ gift for you', text: 'hello' })).includes('R_FREE'));
+    assert.ok((await fired({ subject: 'Fr\u200bee gift for you', text: 'hello' })).includes('R_FREE'));
+    const raw = 'From: "P\u0430yP\u0430l" <service@example.com>\r\nSubject: hi\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n';
+    const parts = await messageParts(createContext({ ip: '192.0.2.1', raw: Buffer.from(raw, 'utf8') }));
+    assert.deepEqual(ruleHits(parts, settings).map((h) => h.name), ['R_FROM']);
+  });
+  it('ordinary text, accents and Russian words fire nothing (guard)', async () => {
+    assert.deepEqual(await fired({ subject: 'Freedom', text: 'Café crème, Вы выиграли приз, naïve façade' }), []);
+  });
+  it('the folded copy is of the text read (64 KiB), not read further', async () => {
+    assert.ok(!(await fired({ text: `${'x\u200b'.repeat(RULE_MAX_CHARS / 2)} viagra` })).includes('R_VIAGRA'));
+    assert.ok((await fired({ text: `${'x\u200b'.repeat(RULE_MAX_CHARS / 2 - 10)} vi\u00adagra` })).includes('R_VIAGRA'));
+  });
+});
+
+describe('template fingerprints read the words as a reader sees them', () => {
+  const letter = (transform: (word: string) => string) =>
+    `Dear Customer,\n\nYour statement for account AC-10023 is now available. ${['Please', 'review', 'your', 'recent', 'transactions', 'and', 'confirm', 'your', 'banking', 'details', 'through', 'our', 'secure', 'portal', 'before', 'the', 'end', 'of', 'this', 'week'].map(transform).join(' ')}.\nThank you for banking with us.\n`;
+  const plain = templateFingerprint(letter((w) => w))!;
+  it('invisible characters inserted per recipient do not change the fingerprint', () => {
+    assert.ok(plain);
+    let n = 0;
+    const zw = ['\u200b', '\u00ad', '\u200c', '\u2060', '\ufeff'];
+    const a = templateFingerprint(letter((w) => (w.length > 3 ? `${w.slice(0, 2)}${zw[n++ % zw.length]}${w.slice(2)}` : w)))!;
+    const b = templateFingerprint(letter((w) => (w.length > 4 ? `${w.slice(0, 3)}\u200d${w.slice(3)}` : w)))!;
+    assert.equal(a.key, plain.key);
+    assert.deepEqual(a.bands, plain.bands);
+    assert.equal(b.key, plain.key);
+  });
+  it('fullwidth letters and Cyrillic look-alikes do not change it either', () => {
+    const fullwidth = (w: string) => [...w].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join('');
+    const a = templateFingerprint(letter((w) => (w === 'review' || w === 'banking' ? fullwidth(w) : w)))!;
+    const b = templateFingerprint(letter((w) => (w.length > 3 ? w.replace('a', '\u0430').replace('o', '\u043e') : w)))!;
+    assert.equal(a.key, plain.key);
+    assert.equal(b.key, plain.key);
+    assert.deepEqual(b.bands, plain.bands);
+  });
+  it('an ASCII text\'s fingerprint is what it was before folding (bulk counters of a running fleet carry on)', () => {
+    // Computed with the code before foldText (commit ff64c19).
+    const text = 'Dear John Smith,\n\nYour statement for account AC-10023 dated 2024-01-05 is now available. The balance is $1,234.56.\nYou can view it in online banking at https://bank.example/statements?u=AC-10023. Thank you for banking with us, John.\n\n-- \nJane Roe, Customer Service\n';
+    assert.deepEqual(templateFingerprint(text), {
+      key: 'a81a7e891d43345e6538',
+      bands: ['f4c243ebc8fd3bd1', '8aa88f0dcee4c68a', 'be01d884c383886d', '2a82b517205c3cfa'],
+      words: 22,
+    });
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { trimChars } from '../../util/text';
+import { foldText } from './fold';
 
 /**
  * Template fingerprints: messages made from one template with per-recipient
@@ -46,8 +47,13 @@ const GREETING = /^\s*(?:dear|hi|hello|hey|good\s+(?:morning|afternoon|evening)|
  * is every word that carries a digit (amounts, dates, account references),
  * every capitalised word (names; a template's own sentence starts repeat in
  * every copy anyway), e-mail addresses and URL paths (URLs keep their host).
+ * The text is read folded first (foldText: invisible characters out, NFKC,
+ * look-alike letters in Latin, case kept), so a sender who varies invisible
+ * characters or fullwidth letters per recipient still sends one template.
+ * ASCII text is its own fold: its fingerprint is what it was before.
  */
-export function templateWords(text: string): string[] {
+export function templateWords(written: string): string[] {
+  const text = foldText(written);
   const sig = /^-- ?$/m.exec(text);
   const body = sig ? text.slice(0, sig.index) : text;
   const words: string[] = [];

@@ -4,6 +4,7 @@ import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
 import { bodyTexts, hostOf } from './parts';
+import { foldText, NON_ASCII } from './fold';
 import { anyShareMatches } from './safe-regex';
 import type { RuleTest } from './rules-file';
 import type { HeuristicSettings } from './settings';
@@ -269,26 +270,75 @@ export function builtinHeuristics(parts: MessageParts, s: HeuristicSettings, lin
   return hits;
 }
 
+/**
+ * What the `body` and `header` tests read of one message: each body as decoded
+ * and, when it differs, as a reader sees its words (foldText: invisible
+ * characters out, NFKC, look-alike letters in Latin), each folded once per
+ * message. A test matches either: "vi\u00adagra", "ｖｉａｇｒａ" and "viаgrа" meet
+ * /viagra/i, and a pattern for an invisible character still meets the text
+ * that has it. ASCII text is its own fold and is read once.
+ */
+class RuleTexts {
+  readonly bodies: string[];
+  private foldedBodies?: (string | undefined)[];
+  private readonly foldedValues = new Map<string, string | undefined>();
+
+  constructor(readonly parts: MessageParts) {
+    // The text and, beside a plain part, the HTML's visible text (bodyTexts); the HTML's alt text goes with the last.
+    const texts = bodyTexts(parts);
+    const alt = parts.html?.altText ?? '';
+    this.bodies = texts.map((text, i) => (i === texts.length - 1 ? `${text}\n${alt}` : text).slice(0, RULE_MAX_CHARS));
+  }
+
+  /** The body's fold when it differs from the body (read up to RULE_MAX_CHARS too: NFKC may lengthen it). */
+  foldedBody(i: number): string | undefined {
+    this.foldedBodies ??= this.bodies.map((body) => folded(body));
+    return this.foldedBodies[i];
+  }
+
+  /** A header value's (or the part of it read) fold when it differs. */
+  foldedValue(value: string): string | undefined {
+    if (!NON_ASCII.test(value)) return undefined;
+    if (!this.foldedValues.has(value)) this.foldedValues.set(value, folded(value));
+    return this.foldedValues.get(value);
+  }
+}
+
+function folded(text: string): string | undefined {
+  const f = foldText(text);
+  // No longer than what was read: NFKC may lengthen a text, and RULE_MAX_CHARS bounds what a rule reads.
+  return f === text ? undefined : f.slice(0, text.length);
+}
+
 /** Whether one test of a rule matches (body: any of the bodies; uri: any link; header: any value). */
-function testMatches(test: RuleTest, parts: MessageParts, bodies: string[]): boolean {
-  if (test.target === 'body') return bodies.some((body) => test.test(body));
+function testMatches(test: RuleTest, texts: RuleTexts): boolean {
+  const { parts } = texts;
+  if (test.target === 'body') {
+    return texts.bodies.some((body, i) => {
+      if (test.test(body)) return true;
+      const f = texts.foldedBody(i);
+      return f !== undefined && test.test(f);
+    });
+  }
   // RULE_MAX_CHARS shared among the links or a header's values: every link's scheme and host is read, whatever
   // comes first (parts holds at most 300 links: their starts fit the 75 KiB of starts anyShareMatches reads).
+  // Links are read as written: a uri rule is about the link, and the url: tokens read its host as a browser does.
   if (test.target === 'uri') return anyShareMatches(parts.urls, RULE_MAX_CHARS, (u) => test.test(u), MAX_URL_CHARS);
   const values = test.header === 'subject' ? [parts.subject] : parts.headers.filter((h) => h.key === test.header).map((h) => h.value);
-  // Every distinct value's start, up to 75 KiB of starts, then the longer ones further (anyShareMatches).
-  return anyShareMatches(values, RULE_MAX_CHARS, (v) => test.test(v));
+  // Every distinct value's start, up to 75 KiB of starts, then the longer ones further (anyShareMatches); each as written or folded.
+  return anyShareMatches(values, RULE_MAX_CHARS, (v) => {
+    if (test.test(v)) return true;
+    const f = texts.foldedValue(v);
+    return f !== undefined && test.test(f);
+  });
 }
 
 /** Operator rules from mailward.content.rules: a rule fires when all its tests match. */
 export function ruleHits(parts: MessageParts, s: HeuristicSettings): Hit[] {
   const hits: Hit[] = [];
-  // The text and, beside a plain part, the HTML's visible text (bodyTexts); the HTML's alt text goes with the last.
-  const texts = bodyTexts(parts);
-  const alt = parts.html?.altText ?? '';
-  const bodies = texts.map((text, i) => (i === texts.length - 1 ? `${text}\n${alt}` : text).slice(0, RULE_MAX_CHARS));
+  const texts = new RuleTexts(parts);
   for (const rule of s.rules) {
-    if (!rule.tests.every((t) => testMatches(t, parts, bodies))) continue;
+    if (!rule.tests.every((t) => testMatches(t, texts))) continue;
     const detail = rule.tests.map((t) => `${t.target}${t.header ? ` ${t.header}` : ''} matches ${t.pattern}`).join(' and ');
     hits.push({ name: rule.name, detail });
   }
