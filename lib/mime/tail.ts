@@ -5,8 +5,13 @@ import { headerBlockEnd, MAX_HEADER_BYTES } from './header-block';
 import { fitLines, insideLine, MAX_PARSE_LINES } from './limits';
 import { base64Resume, blankLineEnd, decodingHeader, delimiterLineEnd, tailPartType, type ContentFields, type OpenMultipart, type TailPart } from './tail-part';
 
-/** Text parts read at or past the cut of a partial parse: counted cheaply, the bound that matters is MAX_TAIL_BYTES. */
-const MAX_TAIL_PARTS = 32;
+/**
+ * Text parts read at or past the cut of a partial parse: the bounds that matter
+ * are MAX_TAIL_BYTES and MAX_TAIL_LINES. Not fewer: Apple Mail puts an HTML
+ * fragment between inline photos, and the parts left unread are scored
+ * (MIME_TEXT_UNREAD). Each is a parse of its own: 256 tiny ones cost ~40 ms.
+ */
+const MAX_TAIL_PARTS = 256;
 /**
  * Multiparts open at once that the walk follows: each open boundary is
  * searched for, so time is the message's bytes times this. A multipart nested
