@@ -23,3 +23,16 @@ export function asciiDomain(domain: string): string {
     .map((label) => (/[^\x00-\x7f]/.test(label) && !/[*?]/.test(label) ? domainToASCII(label) || label : label))
     .join('.');
 }
+
+/**
+ * `name` is a DNS host name in form: labels of letters, digits, hyphens and
+ * underscores (`_domainkey`), at most 63 characters each and 253 in all, in
+ * ASCII once internationalised labels are converted. A DKIM d= is the
+ * sender's to write: `bank.example/x.attacker.test` is a name in the
+ * attacker's zone (DNS reads from the right), while the Public Suffix List
+ * code reads it as a URL (from the left) and finds bank.example in it.
+ */
+export function isHostName(name: string): boolean {
+  const ascii = asciiDomain(name);
+  return ascii.length > 0 && ascii.length <= 253 && ascii.split('.').every((label) => /^[a-z0-9_-]{1,63}$/.test(label));
+}

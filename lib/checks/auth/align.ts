@@ -1,4 +1,5 @@
 import { getDomain } from 'tldts';
+import { isHostName } from '../../util/domain';
 
 /** Same options mailauth uses for its own DMARC alignment (private suffixes count as boundaries). */
 const TLD_OPTIONS = { allowIcannDomains: true, allowPrivateDomains: true };
@@ -13,9 +14,13 @@ export function orgDomain(domain: string): string {
   return getDomain(clean, TLD_OPTIONS) ?? clean;
 }
 
-/** DMARC relaxed alignment: both names share an organisational domain. */
+/**
+ * DMARC relaxed alignment: both names share an organisational domain. A name
+ * that is not a host name aligns with nothing: tldts reads `bank.example/x.attacker.test`
+ * as a URL whose organisational domain is bank.example.
+ */
 export function relaxedAligned(a: string, b: string): boolean {
-  if (!a || !b) return false;
+  if (!a || !b || !isHostName(normaliseDomain(a)) || !isHostName(normaliseDomain(b))) return false;
   return orgDomain(a) === orgDomain(b);
 }
 

@@ -1,7 +1,7 @@
 import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { withDeadline } from '../../util/deadline';
-import { asciiDomain } from '../../util/domain';
+import { asciiDomain, isHostName } from '../../util/domain';
 import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
@@ -101,6 +101,10 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
 function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>()) {
   return async (name: string, type: string): Promise<any[]> => {
     const key = name.toLowerCase().replace(/\.$/, '');
+    // A DKIM or ARC key lives at s._domainkey.<d=>, and d= is the sender's to write. One that is no
+    // host name (d=bank.example/x.attacker.test: a name in the attacker's zone) has no key: mailauth's
+    // DMARC alignment reads it with tldts as a URL, as bank.example, and would pass DMARC for it.
+    if (/(^|\.)_domainkey\./.test(key) && !isHostName(key)) throw Object.assign(new Error(`${type} ${name}: not a host name`), { code: 'ENOTFOUND' });
     let answer: any[];
     try {
       answer = await (dmarcNames.has(key) ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));

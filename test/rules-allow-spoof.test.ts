@@ -1,0 +1,62 @@
+// Allowed senders against a spammer who knows the list, through the library
+// front door (createMailward().scan()) with real signatures and a real DNS
+// server: an allow entry must hold only for mail that authenticates as the
+// allowed sender, whatever the spammer writes into its own signature.
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { relaxedAligned } from '../lib/checks/auth/align';
+import { createMailward, type Mailward, type ScanResult } from '../lib/index';
+import { configDir, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+
+function symbol(result: ScanResult, name: string) {
+  return result.verdict.symbols.find((s) => s.name === name);
+}
+
+function names(result: ScanResult): string {
+  return result.verdict.symbols.map((s) => s.name).join(', ');
+}
+
+describe('rules: allow entries cannot be spoofed through the library front door', function () {
+  this.timeout(20_000);
+  let world: AuthWorld;
+  let dir: string;
+  let mw: Mailward;
+
+  before(async () => {
+    world = await startAuthWorld();
+    dir = configDir({
+      'mailward.ini': sharedIni(world.dns),
+      // example.com (p=reject) is a partner the operator allows, for everyone and by address for bob.
+      'mailward.rules.ini': '[allow]\nsenders = example.com\n[allow:bob@example.org]\nsenders = ceo@example.com\n',
+    });
+    mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof', 'rules'] });
+  });
+  after(async () => {
+    await mw?.close();
+    await world?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const scan = (raw: string, ip: string, mailFrom: string) => mw.scan({ ip, helo: 'mail.attacker.test', mailFrom, rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
+
+  it('a DKIM d= that is no host name (d=example.com/x.attacker.test, a key in the attacker\'s zone) aligns with nothing: no DMARC pass, no allow', async () => {
+    // DNS reads the name from the right: the key is the attacker's to publish. The Public Suffix
+    // List code reads it from the left, as a URL, and found example.com in it: DKIM_VALID_ALIGNED,
+    // DMARC_PASS under example.com's p=reject, and the allow entry held.
+    const forged = 'example.com/x.attacker.test';
+    world.dns.set(`sel._domainkey.${forged}`, { TXT: [`v=DKIM1; k=rsa; p=${world.keys.attacker.publicKey}`] });
+    const raw = await sign(message({ from: 'CEO <ceo@example.com>' }), forged, 'sel', world.keys.attacker);
+    const result = await scan(raw, IP.attacker, 'x@attacker.test');
+    assert.equal(symbol(result, 'ALLOWLIST'), undefined, names(result));
+    assert.equal(symbol(result, 'DMARC_PASS'), undefined, names(result));
+    assert.equal(symbol(result, 'DKIM_VALID_ALIGNED'), undefined, names(result));
+    assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), names(result));
+    assert.match(symbol(result, 'ALLOWLIST_NOT_HELD')!.detail, /example\.com does not hold: From: example\.com is not authenticated/);
+    assert.notEqual(result.verdict.action, 'accept');
+    assert.match(result.context.headerChanges.add.find(([n]) => n === 'Authentication-Results')![1], /dmarc=fail/);
+    assert.ok(!world.dns.queries.some((q) => q.includes(forged)), 'its key is not even looked up');
+    // Alignment itself refuses such a name (the path of an authentication that did not finish).
+    assert.equal(relaxedAligned(forged, 'example.com'), false);
+    assert.equal(relaxedAligned('mail.example.com', 'example.com'), true);
+  });
+});
