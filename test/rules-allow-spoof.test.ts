@@ -4,6 +4,8 @@
 // allowed sender, whatever the spammer writes into its own signature.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { dkimSign } from 'mailauth';
+import { authResults } from '../lib/checks/auth';
 import { relaxedAligned } from '../lib/checks/auth/align';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { configDir, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
@@ -58,5 +60,25 @@ describe('rules: allow entries cannot be spoofed through the library front door'
     // Alignment itself refuses such a name (the path of an authentication that did not finish).
     assert.equal(relaxedAligned(forged, 'example.com'), false);
     assert.equal(relaxedAligned('mail.example.com', 'example.com'), true);
+  });
+
+  it('a genuine signature with l= holds only while nothing follows the signed body: a replay with a part appended is not allowed', async () => {
+    // example.com's own newsletter, signed with l= (its whole body at the time), which the spammer received.
+    const original = message({ from: 'News <news@example.com>' });
+    const body = original.slice(original.indexOf('\r\n\r\n') + 4);
+    const signed = await dkimSign(original, { signTime: new Date(), signatureData: [{ signingDomain: 'example.com', selector: 's1', privateKey: world.keys.example.privateKey, maxBodyLength: body.length }] } as any);
+    const raw = `${signed.signatures}${original}`;
+    const genuine = await scan(raw, IP.attacker, 'x@attacker.test');
+    assert.ok(symbol(genuine, 'ALLOWLIST'), names(genuine));
+    // Replayed from the spammer's server with its own text after the signed part: the signature and
+    // DMARC still pass (mailauth counts l= signatures), but the allow entry does not hold.
+    const replayed = await scan(`${raw}\r\nYour account is locked: http://login.attacker.test/example\r\n`, IP.attacker, 'x@attacker.test');
+    assert.equal(symbol(replayed, 'ALLOWLIST'), undefined, names(replayed));
+    assert.equal(replayed.verdict.reason.includes('forced'), false, replayed.verdict.reason);
+    const dkim = authResults(replayed.context)!.dkim[0]!;
+    assert.equal(dkim.result, 'pass');
+    assert.ok(dkim.unsignedBody! > 40, JSON.stringify(dkim));
+    assert.ok(symbol(replayed, 'DMARC_PASS'), names(replayed));
+    assert.match(symbol(replayed, 'ALLOWLIST_NOT_HELD')!.detail, /From: example\.com is not authenticated \(.*dkim=pass aligned \(example\.com, l= leaves \d+ bytes of the body unsigned\)/);
   });
 });

@@ -24,6 +24,12 @@ export interface DkimSignatureResult {
    * anyone): these are the only recipients it vouches for.
    */
   signedRecipients?: string[];
+  /**
+   * A passing signature whose l= leaves part of the body unsigned: the bytes
+   * (canonical body) past l=. Whoever relays or replays the message can add
+   * there what it likes; the rules do not take such a signature for the sender.
+   */
+  unsignedBody?: number;
 }
 
 /**
@@ -184,6 +190,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     aligned: !!fromDomain && relaxedAligned(String(r.signingDomain ?? ''), fromDomain),
     comment: String(r.status?.comment ?? ''),
     ...(r.status?.result === 'pass' ? { signedRecipients: signedRecipients(r.signingHeaders?.headers) } : {}),
+    ...(r.status?.result === 'pass' && Number(r.status?.underSized) > 0 ? { unsignedBody: Number(r.status.underSized) } : {}),
   }));
 
   const { result: dmarcResult, policy, pct } = dmarcOf(result.dmarc);

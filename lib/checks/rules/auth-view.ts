@@ -11,7 +11,7 @@ import { alignedDkimTempError, alignedSpfTempError } from '../auth/results';
 export interface AuthView {
   fromDomain: string;
   spf: { result: string; domain: string; aligned: boolean };
-  dkim: { result: string; domain: string; aligned: boolean }[];
+  dkim: { result: string; domain: string; aligned: boolean; unsignedBody?: number }[];
   dmarc: { result: string };
 }
 
@@ -34,10 +34,27 @@ export function sameFromDomain(auth: AuthView, fromDomain: string): boolean {
   return !!auth.fromDomain && asciiDomain(auth.fromDomain) === asciiDomain(fromDomain);
 }
 
+/**
+ * A DKIM signature passing aligned with From:, over the whole body. One whose
+ * l= leaves some of the body unsigned vouches for what the sender wrote, not
+ * for what a replayer appended after it (a sender's signed newsletter, resent
+ * with a phishing part added): it authenticates nothing for the rules.
+ */
+function alignedDkim(auth: AuthView): boolean {
+  return auth.dkim.some((d) => d.result === 'pass' && d.aligned && !d.unsignedBody);
+}
+
+/** DMARC pass, unless it can only rest on signatures that leave part of the body unsigned (mailauth counts those). */
+function dmarcPass(auth: AuthView): boolean {
+  if (auth.dmarc.result !== 'pass') return false;
+  const partial = auth.dkim.some((d) => d.result === 'pass' && d.aligned && d.unsignedBody);
+  return !partial || (auth.spf.result === 'pass' && auth.spf.aligned) || alignedDkim(auth);
+}
+
 /** `fromDomain` (the From: domain as the rules read it) is authenticated: DMARC pass, or SPF or DKIM passing aligned with it. */
 export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string): boolean {
   if (!auth || !sameFromDomain(auth, fromDomain)) return false;
-  return auth.dmarc.result === 'pass' || (auth.spf.result === 'pass' && auth.spf.aligned) || auth.dkim.some((d) => d.result === 'pass' && d.aligned);
+  return dmarcPass(auth) || (auth.spf.result === 'pass' && auth.spf.aligned) || alignedDkim(auth);
 }
 
 /** A result a DNS failure kept from being known: the rule that asks cannot be decided. */
@@ -54,7 +71,7 @@ export function authHas(auth: AuthView | undefined, token: AuthToken, fromDomain
   const sameFrom = sameFromDomain(auth, fromDomain);
   const spf = auth.spf.result === 'pass';
   const dkim = auth.dkim.some((d) => d.result === 'pass');
-  const dmarc = sameFrom && auth.dmarc.result === 'pass';
+  const dmarc = sameFrom && dmarcPass(auth);
   const spfAlignedTemp = alignedSpfTempError(auth.spf, auth.fromDomain);
   const dkimAlignedTemp = !!alignedDkimTempError(auth.dkim, auth.fromDomain);
   const known = (value: boolean, unknown: boolean): boolean | Undecided => (value ? true : unknown ? 'undecided' : false);
@@ -70,7 +87,7 @@ export function authHas(auth: AuthView | undefined, token: AuthToken, fromDomain
     case 'spf-aligned':
       return known(sameFrom && spf && auth.spf.aligned, sameFrom && spfAlignedTemp);
     case 'dkim-aligned':
-      return known(sameFrom && auth.dkim.some((d) => d.result === 'pass' && d.aligned), sameFrom && dkimAlignedTemp);
+      return known(sameFrom && alignedDkim(auth), sameFrom && dkimAlignedTemp);
     case 'none': {
       if (spf || dkim || dmarc) return false;
       const anyTemp = auth.spf.result === 'temperror' || auth.dmarc.result === 'temperror' || auth.dkim.some((d) => d.result === 'temperror');

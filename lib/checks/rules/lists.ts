@@ -143,7 +143,8 @@ export function allowHolds(entry: ListEntry, identity: Identity, ip: string, aut
 function authWords(auth: AuthView): string {
   const parts = [`spf=${auth.spf.result}${auth.spf.aligned ? ' aligned' : ''}`];
   const dkim = auth.dkim.find((d) => d.result === 'pass' && d.aligned) ?? auth.dkim.find((d) => d.result === 'pass') ?? auth.dkim[0];
-  parts.push(dkim ? `dkim=${dkim.result}${dkim.aligned ? ' aligned' : ''} (${dkim.domain})` : 'dkim=none');
+  const unsigned = dkim?.unsignedBody ? `, l= leaves ${dkim.unsignedBody} bytes of the body unsigned` : '';
+  parts.push(dkim ? `dkim=${dkim.result}${dkim.aligned ? ' aligned' : ''} (${dkim.domain}${unsigned})` : 'dkim=none');
   parts.push(`dmarc=${auth.dmarc.result}`);
   return parts.join(' ');
 }
