@@ -81,4 +81,24 @@ describe('rules: allow entries cannot be spoofed through the library front door'
     assert.ok(symbol(replayed, 'DMARC_PASS'), names(replayed));
     assert.match(symbol(replayed, 'ALLOWLIST_NOT_HELD')!.detail, /From: example\.com is not authenticated \(.*dkim=pass aligned \(example\.com, l= leaves \d+ bytes of the body unsigned\)/);
   });
+
+  it('a signature that does not cover From: authenticates no From: (RFC 6376 6.1.1): a From: swapped into the partner\'s signed message is not allowed', async () => {
+    // A message example.com signed without From: in h= (a signer set up wrong), which the spammer received.
+    const original = message({ from: 'News <news@example.com>' });
+    const signed = await dkimSign(original, { signTime: new Date(), headerList: 'Subject:Date:Message-ID:To', signatureData: [{ signingDomain: 'example.com', selector: 's1', privateKey: world.keys.example.privateKey }] } as any);
+    assert.doesNotMatch(signed.signatures, /From/i);
+    const swapped = `${signed.signatures}${original}`.replace('From: News <news@example.com>', 'From: CEO <ceo@example.com>');
+    const result = await scan(swapped, IP.attacker, 'x@attacker.test');
+    assert.equal(symbol(result, 'ALLOWLIST'), undefined, names(result));
+    assert.equal(symbol(result, 'DMARC_PASS'), undefined, names(result));
+    assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), names(result));
+    assert.match(symbol(result, 'DKIM_INVALID')!.detail, /d=example\.com s=s1: permerror \(the signature does not cover From:/);
+    assert.notEqual(result.verdict.action, 'accept');
+    const ar = result.context.headerChanges.add.find(([n]) => n === 'Authentication-Results')![1];
+    assert.match(ar, /dmarc=fail/);
+    assert.doesNotMatch(ar, /dkim=pass/);
+    // Signed with From: as usual, the same message holds the entry.
+    const proper = await sign(message({ from: 'CEO <ceo@example.com>' }), 'example.com', 's1', world.keys.example);
+    assert.ok(symbol(await scan(proper, IP.attacker, 'x@attacker.test'), 'ALLOWLIST'));
+  });
 });

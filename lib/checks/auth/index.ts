@@ -2,7 +2,7 @@ import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { withDeadline } from '../../util/deadline';
 import { asciiDomain, isHostName } from '../../util/domain';
-import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
+import { domainOf, fromMailboxes, headerBlockEnd, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
@@ -174,7 +174,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
       return domain ? [`_dmarc.${domain}`, `_dmarc.${orgDomain(domain)}`] : [];
     }),
   );
-  const result = await authenticate(forMailauth(ctx), {
+  const options = {
     ip: ctx.ip,
     helo: ctx.helo || undefined,
     // The null sender has no domain: mailauth then checks SPF for postmaster@<HELO name> (RFC 7208 2.4).
@@ -183,12 +183,29 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff, dmarcNames) as any,
     minBitLength: settings.minKeyBits,
     disableBimi: true,
-  });
+  };
+  let raw = forMailauth(ctx);
+  let result = await authenticate(raw, options);
+  // mailauth 4.13 passes a signature whose h= leaves From: out, and DMARC on it: anyone holding a
+  // message so signed can write any From: of that domain into it. RFC 6376 6.1.1: such a signature
+  // fails. It is taken out and the message authenticated again, so that DMARC and
+  // Authentication-Results do not count it either (the key look-ups come from the cache).
+  const dkimFields = headerValues(ctx, 'dkim-signature').map((v) => v.replace(/\s+/g, ''));
+  const fromUnsigned = ((result.dkim?.results ?? []) as any[]).filter(
+    (r) => r.status?.result === 'pass' && r.signature && !signsFrom(r.signingHeaders?.headers) && dkimFields.some((f) => f.includes(`b=${r.signature}`)),
+  );
+  if (fromUnsigned.length) {
+    raw = withoutSignatures(raw, fromUnsigned.map((r) => String(r.signature ?? '')));
+    result = await authenticate(raw, options);
+  }
   const olderSeal =
     result.arc && result.arc.status?.result === 'fail' && tempErrorNames.length
       ? await olderSealKeyTempError((result.dkim as any)?.arc, mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff), tempErrorNames, settings.minKeyBits)
       : undefined;
   const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal);
+  for (const r of fromUnsigned) {
+    auth.dkim.push({ result: 'permerror', domain: normaliseDomain(String(r.signingDomain ?? '')), selector: String(r.selector ?? ''), aligned: false, comment: 'the signature does not cover From: (h=), RFC 6376 6.1.1' });
+  }
   // mailauth evaluates DMARC only for exactly one From: address; a forger adds a second one to turn it off.
   const headerFrom = result.dkim?.headerFrom;
   if (!(Array.isArray(headerFrom) && headerFrom.length === 1)) {
@@ -210,6 +227,35 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   }
   if (tempErrorNames.length) auth.temporaryError = true;
   return { auth, headers: headerPairs(result.headers ?? '') };
+}
+
+/** The header lines a signature hashed (mailauth's signingHeaders.headers) include a From: field, its name read as mailauth reads it. */
+function signsFrom(lines: unknown): boolean {
+  return Array.isArray(lines) && lines.some((line) => /^[^:]+/.exec(String(line))?.[0].trim().toLowerCase() === 'from');
+}
+
+/**
+ * The message without the DKIM-Signature fields whose b= is one of
+ * `signatures`, continuation lines included, split into fields as mailauth
+ * splits them; every other byte is kept.
+ */
+function withoutSignatures(raw: Buffer, signatures: string[]): Buffer {
+  const end = headerBlockEnd(raw);
+  const wanted = signatures.filter(Boolean);
+  if (end < 0 || !wanted.length) return raw;
+  const blockEnd = end + (raw[end] === 0x0d ? 2 : 1);
+  // latin1 maps bytes to characters one to one, as mailauth's 'binary' reading does.
+  const fields: string[] = [];
+  for (const line of raw.subarray(0, blockEnd).toString('latin1').split(/(?<=\n)/)) {
+    if (/^\s/.test(line) && fields.length) fields[fields.length - 1] += line;
+    else fields.push(line);
+  }
+  const kept = fields.filter((field) => {
+    if (/^[^:]+/.exec(field)?.[0].trim().toLowerCase() !== 'dkim-signature') return true;
+    const flat = field.replace(/\s+/g, '');
+    return !wanted.some((b) => flat.includes(`b=${b}`));
+  });
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(blockEnd)]);
 }
 
 /** At most this many author domains get a DMARC look-up: a forged From: may name thousands. */
