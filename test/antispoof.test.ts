@@ -382,8 +382,14 @@ describe('antispoof module with auth results, against a real DNS server', functi
       const undecided = await scan(partial, own, IP.nobody, 'alice@example.com');
       assert.ok(symbol(undecided, 'ANTISPOOF_TEMPERROR'), names(undecided).join());
       assert.equal(symbol(undecided, 'SPOOF_LOCAL_DOMAIN'), undefined);
+      // Nor a PTR name of its own (example.com has ptr_suffixes) whose look-up never answers: it could never be web.example.com.
+      world.dns.set('67.0.0.127.in-addr.arpa', { PTR: ['mx.slow.attacker.test'] });
+      world.dns.silentNames.add('mx.slow.attacker.test');
+      const ownPtr = await scan(partial, message({ from: 'ceo@example.com', subject: 'Wire transfer' }), '127.0.0.67', 'ceo@example.com');
+      assert.ok(symbol(ownPtr, 'SPOOF_LOCAL_DOMAIN'), names(ownPtr).join());
     } finally {
       world.dns.silentNames.clear();
+      world.dns.remove('67.0.0.127.in-addr.arpa');
     }
   });
 

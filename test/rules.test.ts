@@ -37,12 +37,14 @@ const PTR_ZONES = {
   '12.2.0.192.in-addr.arpa': { PTR: ['partner.test.evil'] },
   'partner.test.evil': { A: ['192.0.2.12'] },
   // 192.0.2.13 has no PTR at all; 192.0.2.14's reverse zone never answers.
+  // 192.0.2.15: a PTR into a zone of the client's own that never answers (set up in before()).
+  '15.2.0.192.in-addr.arpa': { PTR: ['mx.slow.evil.test'] },
 };
 let dnsServer: TestDnsServer;
 let dns: DnsResolver;
 before(async () => {
   dnsServer = await startDnsServer(PTR_ZONES);
-  dnsServer.silentNames.add('14.2.0.192.in-addr.arpa');
+  dnsServer.silentNames.add('14.2.0.192.in-addr.arpa').add('mx.slow.evil.test');
   dns = new DnsResolver({ servers: [dnsServer.server], timeoutMs: 300, cacheSize: 100, maxTtl: 60, negativeTtl: 60 });
 });
 after(async () => {
@@ -314,6 +316,11 @@ describe('rules: conditions', () => {
     assert.equal((await run(s, { ip: '192.0.2.13' })).ledger.forced?.action, 'quarantine');
     assert.equal((await run(s, { ip: '192.0.2.11' })).ledger.forced?.action, 'quarantine', 'an unconfirmed PTR is no PTR');
     assert.equal((await run(s, {})).ledger.forced, undefined);
+    // A PTR name in the client's own zone, whose look-up it lets time out, could never be partner.test:
+    // the rule still decides (a sender must not switch rules off with a silent name server of its own).
+    const own = await run(s, { ip: '192.0.2.15' });
+    assert.equal(own.ledger.has('RULE_UNDECIDED'), false);
+    assert.equal(own.ledger.forced?.action, 'quarantine');
   });
 
   it('an allow rule on ptr cannot be spoofed by a PTR the client wrote for its own address', async () => {

@@ -7,6 +7,11 @@ export interface ConfirmedNames {
   names: string[];
   /** A look-up failed temporarily: a name may be missing from `names`. */
   tempError: boolean;
+  /**
+   * With tempError: the PTR names whose own A/AAAA look-up failed. Absent
+   * when the PTR look-up itself failed (then any name may be missing).
+   */
+  pending?: string[];
 }
 
 /** PTR names checked per address (a PTR set can be long and is the client's to choose). */
@@ -16,18 +21,34 @@ const memo = new WeakMap<object, Promise<ConfirmedNames>>();
 
 async function lookUp(ip: string, dns: DnsResolver): Promise<ConfirmedNames> {
   if (!isIP(ip)) return { names: [], tempError: false };
-  const confirmed: string[] = [];
+  let ptrs: string[];
   try {
-    const ptrs = ((await dns.reverse(ip)) as string[]).map((n) => n.toLowerCase().replace(/\.$/, ''));
-    for (const name of ptrs.slice(0, MAX_NAMES)) {
-      const addresses = (await dns.resolve(name, isIP(ip) === 6 ? 'AAAA' : 'A')) as string[];
-      if (addresses.includes(ip)) confirmed.push(name);
-    }
-    return { names: confirmed, tempError: false };
+    ptrs = ((await dns.reverse(ip)) as string[]).map((n) => n.toLowerCase().replace(/\.$/, ''));
   } catch (err) {
-    if (err instanceof DnsTempError) return { names: confirmed, tempError: true };
+    if (err instanceof DnsTempError) return { names: [], tempError: true };
     throw err;
   }
+  // Each name on its own (side by side): one that does not answer says nothing about the others.
+  const answers = await Promise.allSettled(ptrs.slice(0, MAX_NAMES).map((name) => dns.resolve(name, isIP(ip) === 6 ? 'AAAA' : 'A')));
+  const confirmed: string[] = [];
+  const pending: string[] = [];
+  answers.forEach((answer, i) => {
+    const name = ptrs[i]!;
+    if (answer.status === 'fulfilled') {
+      if ((answer.value as string[]).includes(ip)) confirmed.push(name);
+    } else if (answer.reason instanceof DnsTempError) pending.push(name);
+    else throw answer.reason;
+  });
+  return pending.length ? { names: confirmed, tempError: true, pending } : { names: confirmed, tempError: false };
+}
+
+/**
+ * Could a look-up that failed have confirmed a name `wanted` accepts? The PTR
+ * names are the client's to write: one in a zone of its own that never answers
+ * could never be the partner's, and must not leave a check undecided.
+ */
+export function pendingCouldMatch(result: ConfirmedNames, wanted: (name: string) => boolean): boolean {
+  return result.tempError && (result.pending === undefined || result.pending.some(wanted));
 }
 
 /**

@@ -1,4 +1,4 @@
-import { confirmedNames, type ConfirmedNames } from '../../dns/fcrdns';
+import { confirmedNames, pendingCouldMatch, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
 import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
 import { bodyTexts, hostOf, messageParts, urlsIn } from '../content/parts';
@@ -72,9 +72,10 @@ function localDomainOf(settings: AntispoofSettings, written: string): string | u
 
 async function ptrMatch(evidence: Evidence, suffixes: string[]): Promise<{ name?: string; tempError: boolean }> {
   if (!suffixes.length) return { tempError: false };
-  const { names, tempError } = await evidence.confirmedNames();
-  const name = names.find((n) => suffixes.some((s) => withinDomain(n, s)));
-  return { name, tempError };
+  const confirmed = await evidence.confirmedNames();
+  const wanted = (n: string) => suffixes.some((s) => withinDomain(n, s));
+  const name = confirmed.names.find(wanted);
+  return { name, tempError: !name && pendingCouldMatch(confirmed, wanted) };
 }
 
 /** Why the server may send for the claim, or undefined. */

@@ -1,4 +1,5 @@
 import { ConfigError } from '../../config/errors';
+import { pendingCouldMatch } from '../../dns/fcrdns';
 import { AUTH_TOKENS, authHas, authView, type AuthToken, type Undecided } from './auth-view';
 import { AddressPattern, hostHasSuffix, IpSet } from './match';
 import type { MessageView, Texts } from './message-view';
@@ -159,9 +160,10 @@ function compileCondition(keyword: string, rest: string, line: number, text: str
       // Only forward-confirmed names: anyone can give their own address a PTR of yourbank.com.
       const suffixes = nonEmpty(splitValues(rest), keyword);
       return make('mail', async (v) => {
-        const { names, tempError } = await v.confirmedPtrNames();
-        if (names.some((name) => suffixes.some((s) => hostHasSuffix(name, s)))) return true;
-        return tempError ? 'undecided' : false;
+        const confirmed = await v.confirmedPtrNames();
+        const wanted = (name: string) => suffixes.some((s) => hostHasSuffix(name, s));
+        if (confirmed.names.some(wanted)) return true;
+        return pendingCouldMatch(confirmed, wanted) ? 'undecided' : false;
       });
     }
     case 'helo': {
