@@ -101,4 +101,18 @@ describe('rules: allow entries cannot be spoofed through the library front door'
     const proper = await sign(message({ from: 'CEO <ceo@example.com>' }), 'example.com', 's1', world.keys.example);
     assert.ok(symbol(await scan(proper, IP.attacker, 'x@attacker.test'), 'ALLOWLIST'));
   });
+
+  it('a From: written as the first line after white space is a From: (as mailauth and mail readers take it), not a message without one allowed on its envelope', async () => {
+    // The envelope's SPF passes for example.com (a shared sending service can give that), while the
+    // reader is shown another sender. mailward read no From: header and allowed it on the envelope.
+    for (const line of [' From:', '\tFrom:', '\fFrom:', 'From\f:', 'From\v:']) {
+      const raw = `${line} CEO <ceo@monitor.test>\r\n${message({ from: 'x' }).replace(/^From: x\r\n/m, '')}`;
+      const result = await scan(raw, IP.example, 'bounce@example.com');
+      assert.equal(symbol(result, 'ALLOWLIST'), undefined, `${JSON.stringify(line)}: ${names(result)}`);
+      assert.deepEqual(result.context.headers.filter((h) => h.key === 'from').map((h) => h.value), ['CEO <ceo@monitor.test>'], JSON.stringify(line));
+      assert.equal(symbol(result, 'FROM_MISSING'), undefined, names(result));
+      // mailauth read the same From: (monitor.test publishes p=none).
+      assert.match(symbol(result, 'DMARC_POLICY_NONE')?.detail ?? '', /From: monitor\.test fails DMARC/, names(result));
+    }
+  });
 });
