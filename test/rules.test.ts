@@ -457,6 +457,12 @@ describe('rules: allowed and blocked senders are spoof-safe', () => {
     assert.equal(elsewhere.ledger.forced, undefined);
     const unauth = await run(s, {});
     assert.equal(unauth.ledger.forced?.action, 'accept');
+    // A "server" that is every address is as unconditional as unauthenticated:, and said so.
+    for (const wide of ['0.0.0.0/0', '::/0', '::ffff:0.0.0.0/96', '192.0.2.1|0.0.0.0/00']) {
+      const all = settings('', `[allow]\nsenders = ceo@partner.test[${wide}]\n`);
+      assert.match(all.warnings.join('\n'), /names every address \([^)]+\) as its sending server: anyone can forge that sender/, wide);
+    }
+    assert.deepEqual(settings('', '[allow]\nsenders = ceo@partner.test[192.0.2.0/24|2001:db8::/32]\n').warnings, []);
   });
 
   it('a From: in our own domain is never allowed by an entry alone, only with a named server', async () => {

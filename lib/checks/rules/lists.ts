@@ -154,7 +154,11 @@ export function entryWarnings(kind: ListKind, entry: ListEntry, where: string, o
   if (kind !== 'allow') return [];
   const out: string[] = [];
   const domain = entry.pattern.domain;
-  if (domain && isOwnDomain(domain, ownDomains) && !entry.servers) {
+  // A network of prefix 0 is every client of its family: the entry holds for anyone, our own domains too.
+  const everyone = entry.servers?.entries.find((e) => /\/0+$/.test(e.trim()) || /^[0:]*:ffff:[^/]*\/0*96$/i.test(e.trim()));
+  if (everyone) {
+    out.push(`${where}: allow entry ${entry.text} names every address (${everyone}) as its sending server: anyone can forge that sender and be allowed`);
+  } else if (domain && isOwnDomain(domain, ownDomains) && !entry.servers) {
     out.push(`${where}: allow entry ${entry.text} names our own domain ${domain}: it never holds without a named sending server ([IP or CIDR])`);
   } else if (entry.unauthenticated) {
     out.push(`${where}: allow entry ${entry.text} is unauthenticated: anyone can forge that sender and be allowed`);
