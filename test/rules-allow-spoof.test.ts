@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { dkimSign } from 'mailauth';
 import { authResults } from '../lib/checks/auth';
-import { relaxedAligned } from '../lib/checks/auth/align';
+import { orgDomain, relaxedAligned } from '../lib/checks/auth/align';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { configDir, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
@@ -60,6 +60,9 @@ describe('rules: allow entries cannot be spoofed through the library front door'
     // Alignment itself refuses such a name (the path of an authentication that did not finish).
     assert.equal(relaxedAligned(forged, 'example.com'), false);
     assert.equal(relaxedAligned('mail.example.com', 'example.com'), true);
+    // Nor is it example.com's organisation anywhere else (learned reputation keys its aggregates by it).
+    assert.equal(orgDomain(forged), forged);
+    assert.equal(orgDomain('Mail.Example.com.'), 'example.com');
   });
 
   it('a genuine signature with l= holds only while nothing follows the signed body: a replay with a part appended is not allowed', async () => {

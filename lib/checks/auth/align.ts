@@ -8,9 +8,14 @@ export function normaliseDomain(domain: string): string {
   return domain.trim().toLowerCase().replace(/\.$/, '');
 }
 
-/** The organisational domain (public suffix + one label), or the name itself when there is none. */
+/**
+ * The organisational domain (public suffix + one label), or the name itself
+ * when there is none, or when it is no host name: tldts reads
+ * `bank.example/x.attacker.test` (a name in attacker.test's zone) as a URL of bank.example.
+ */
 export function orgDomain(domain: string): string {
   const clean = normaliseDomain(domain);
+  if (!isHostName(clean)) return clean;
   return getDomain(clean, TLD_OPTIONS) ?? clean;
 }
 
