@@ -57,6 +57,18 @@ describe('rules: allow entries cannot be spoofed through the library front door'
     assert.notEqual(result.verdict.action, 'accept');
     assert.match(result.context.headerChanges.add.find(([n]) => n === 'Authentication-Results')![1], /dmarc=fail/);
     assert.ok(!world.dns.queries.some((q) => q.includes(forged)), 'its key is not even looked up');
+    // Nor can its key time out in the attacker's own zone to look like an aligned signature the
+    // DNS kept from verifying: that held back example.com's p=reject (DMARC_TEMPERROR) and left
+    // "not auth aligned" rules undecided.
+    world.dns.silentNames.add(`slow._domainkey.${forged}`);
+    try {
+      const slow = await sign(message({ from: 'CEO <ceo@example.com>' }), forged, 'slow', world.keys.attacker);
+      const held = await scan(slow, IP.attacker, 'x@attacker.test');
+      assert.ok(symbol(held, 'DMARC_POLICY_REJECT'), names(held));
+      assert.equal(symbol(held, 'DMARC_TEMPERROR'), undefined, names(held));
+    } finally {
+      world.dns.silentNames.delete(`slow._domainkey.${forged}`);
+    }
     // Alignment itself refuses such a name (the path of an authentication that did not finish).
     assert.equal(relaxedAligned(forged, 'example.com'), false);
     assert.equal(relaxedAligned('mail.example.com', 'example.com'), true);
