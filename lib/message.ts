@@ -7,7 +7,7 @@ import { trimChars } from './util/text';
 
 // The MIME decoding machinery (the cut, the tail walk past it, <meta> charsets) lives in lib/mime/;
 // these names were always imported from here, and still are.
-export { headerBlockEnd, parseHeaderBlock, type HeaderField } from './mime/header-block';
+export { headerBlockCut, headerBlockEnd, parseHeaderBlock, type HeaderField } from './mime/header-block';
 export { MAX_PARSE_BYTES, MAX_PARSE_LINES, mimePrefix } from './mime/limits';
 export { parsedMessage } from './mime/parse';
 

@@ -130,4 +130,16 @@ describe('rules: allow entries cannot be spoofed through the library front door'
       assert.match(symbol(result, 'DMARC_POLICY_NONE')?.detail ?? '', /From: monitor\.test fails DMARC/, names(result));
     }
   });
+
+  it('a header block longer than mailward reads (1 MB) with the From: past it is not allowed on its envelope', async () => {
+    // mailauth reads the whole block and authenticates that From:; readers are shown it.
+    const junk = Array.from({ length: 12_000 }, (_, i) => `X-Junk-${i}: ${'a'.repeat(90)}`).join('\r\n');
+    const raw = `${junk}\r\nFrom: CEO <ceo@monitor.test>\r\n${message({ from: 'x' }).replace(/^From: x\r\n/m, '')}`;
+    const result = await scan(raw, IP.example, 'bounce@example.com');
+    assert.equal(symbol(result, 'ALLOWLIST'), undefined, names(result));
+    assert.equal(authResults(result.context)!.fromDomain, 'monitor.test');
+    // The same envelope with no From: anywhere is allowed on its SPF pass, as documented.
+    const none = await scan(message({ from: 'x' }).replace(/^From: x\r\n/m, ''), IP.example, 'bounce@example.com');
+    assert.match(symbol(none, 'ALLOWLIST')?.detail ?? '', /SPF pass for example\.com/, names(none));
+  });
 });

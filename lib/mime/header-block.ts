@@ -18,6 +18,12 @@ export function headerBlockEnd(raw: Buffer): number {
   return Math.min(crlf, lf);
 }
 
+/** Part of the header block lies past what parseHeaderBlock indexes (MAX_HEADER_BYTES): a field there is seen by others, not by us. */
+export function headerBlockCut(raw: Buffer): boolean {
+  const end = headerBlockEnd(raw);
+  return end > MAX_HEADER_BYTES || (end < 0 && raw.length > MAX_HEADER_BYTES);
+}
+
 export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complete: boolean } {
   let end = headerBlockEnd(raw);
   const complete = end >= 0 && end <= MAX_HEADER_BYTES;

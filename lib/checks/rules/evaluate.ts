@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { DnsResolver } from '../../dns/resolver';
-import { headerValues, type MessageContext } from '../../message';
+import { headerBlockCut, headerValues, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit } from '../../score/types';
 import type { Logger } from '../types';
@@ -205,7 +205,7 @@ function listSource(kind: ListKind, matches: ListMatch[]): string {
 async function evaluateLists(ctx: MessageContext, view: MessageView, ledger: Ledger, dc: DataContext): Promise<Hit[]> {
   const hits: Hit[] = [];
   const recipients = ctx.rcptTo.map((r) => r.toLowerCase());
-  const identity = identityOf(view.fromAddresses, ctx.mailFrom, headerValues(ctx, 'from').length);
+  const identity = identityOf(view.fromAddresses, ctx.mailFrom, headerValues(ctx, 'from').length, !!ctx.raw && headerBlockCut(ctx.raw));
   if (!recipients.length || !identity) return hits;
   const problems: string[] = [];
   // Only the entries that can match: an allow entry is checked against the one identity, a block entry against every sender address.

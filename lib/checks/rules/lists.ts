@@ -99,7 +99,7 @@ export interface Identity {
   all: string[];
 }
 
-export function identityOf(fromAddresses: string[], mailFrom: string | undefined, fromHeaders = fromAddresses.length): Identity | undefined {
+export function identityOf(fromAddresses: string[], mailFrom: string | undefined, fromHeaders = fromAddresses.length, headersCut = false): Identity | undefined {
   const all = [...new Set([...fromAddresses, ...(mailFrom ? [mailFrom.toLowerCase()] : [])])];
   // Two From: addresses are a forger's trick: nothing to allow.
   if (fromAddresses.length > 1) return { address: '', source: 'from', all };
@@ -107,6 +107,9 @@ export function identityOf(fromAddresses: string[], mailFrom: string | undefined
   // A From: with no address still shows the reader something (an encoded name, a group's name):
   // allowing it on the envelope's SPF would let anyone on the sender's shared ESP show anything.
   if (fromHeaders > 0) return { address: '', source: 'from', all };
+  // Nor when the header block is longer than we read: a From: past it is shown to the reader,
+  // and authenticated by mailauth, which reads it whole.
+  if (headersCut) return { address: '', source: 'from', all };
   if (mailFrom) return { address: mailFrom.toLowerCase(), source: 'envelope', all };
   return all.length ? { address: '', source: 'from', all } : undefined;
 }
