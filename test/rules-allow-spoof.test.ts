@@ -142,4 +142,30 @@ describe('rules: allow entries cannot be spoofed through the library front door'
     const none = await scan(message({ from: 'x' }).replace(/^From: x\r\n/m, ''), IP.example, 'bounce@example.com');
     assert.match(symbol(none, 'ALLOWLIST')?.detail ?? '', /SPF pass for example\.com/, names(none));
   });
+
+  it('From: tricks under the spammer\'s own valid signature and SPF hold no entry (display name, groups, encoded words, two From:, look-alike and sub-domains)', async () => {
+    const encoded = `=?utf-8?B?${Buffer.from('ceo@example.com').toString('base64')}?=`;
+    const forms = [
+      '"ceo@example.com" <x@attacker.test>',
+      `${encoded} <x@attacker.test>`,
+      encoded,
+      'CEO <ceo@example.com>',
+      'ceo@example.com: x@attacker.test;',
+      'x@attacker.test, ceo@example.com',
+      'ceo(x@attacker.test)@example.com',
+      'ceo@EXAMPLE.COM.',
+      'ceo@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com',
+      'ceo@example.com.attacker.test',
+      'ceo@evil.example.com',
+      '"ceo@example.com"@attacker.test',
+    ];
+    for (const from of forms) {
+      const signed = await sign(message({ from }), 'attacker.test', 'sel', world.keys.attacker);
+      for (const raw of [signed, `From: CEO <ceo@example.com>\r\n${signed}`]) {
+        const result = await scan(raw, IP.attacker, 'x@attacker.test');
+        assert.equal(symbol(result, 'ALLOWLIST'), undefined, `${from}: ${names(result)}`);
+        assert.equal(result.verdict.reason.includes('forced by allow list'), false, `${from}: ${result.verdict.reason}`);
+      }
+    }
+  });
 });
