@@ -447,6 +447,18 @@ describe('content: tokens and MIME', () => {
       const paddedRead = await verdictOf(padded);
       assert.doesNotMatch(paddedRead.words, /PADDED SPAM/);
       assert.match(paddedRead.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it/);
+      // Review (h-review2): ordinary lines shorter than 75 bytes run out of the tail's lines before its bytes too; that is no padding.
+      const altHead = ['From: news@example.com', 'Subject: catalogue', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="ALT"', '', ''].join(CRLF);
+      const row = '<td class="p">' + 'Product name and price '.repeat(2).slice(0, 40) + '</td>' + CRLF;
+      const newsletter = altHead + ['--ALT', 'Content-Type: text/plain', '', 'See the web version'.repeat(3), '--ALT', 'Content-Type: text/html', '', ''].join(CRLF) + row.repeat(45_000) + '<p>LAST ROW</p>' + CRLF + '--ALT--' + CRLF;
+      assert.equal((await verdictOf(newsletter)).unread, undefined);
+      const log = ['From: cron@example.com', 'Subject: log', 'Content-Type: text/plain', '', ''].join(CRLF) + ('2026-12-02T10:00:00Z host app[123]: request served in 12 ms, ok' + CRLF).repeat(45_000);
+      assert.equal((await verdictOf(log)).unread, undefined);
+      // Padding of lines with a few blanks each, or of dots, is still padding.
+      const spaced = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html', '', ''].join(CRLF) + (' '.repeat(60) + CRLF).repeat(42_000) + '<p>PADDED SPAM</p>' + CRLF;
+      assert.match((await verdictOf(spaced)).unread ?? '', /^1 text part read only in part/);
+      const dots = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/plain', '', ''].join(CRLF) + ('.' + CRLF).repeat(42_000) + 'PADDED SPAM' + CRLF;
+      assert.match((await verdictOf(dots)).unread ?? '', /^1 text part read only in part/);
       // A walk stopped by its own bound says what follows was not read.
       const tiny = head + img(1600 * 1024) + '--B\r\nContent-Type: image/gif\r\n\r\nx\r\n'.repeat(10_050) + small(0, 'AFTER THE WALK') + '--B--\r\n';
       assert.match((await verdictOf(tiny)).unread ?? '', /stopped at 10000 parts past the cut/);

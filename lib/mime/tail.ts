@@ -42,6 +42,26 @@ const MAX_TAIL_BYTES = 1024 * 1024;
 const MAX_TAIL_LINES = MAX_PARSE_LINES / 2;
 /** Share of the tail budgets the text part the cut falls in may spend (it comes first: the parts past it have the rest). */
 const CROSSING_SHARE = 0.5;
+/**
+ * Bytes per line unit below which a stretch the line budget cut short reads as
+ * padding (blank or near-blank lines), not text: MAX_TAIL_BYTES / MAX_TAIL_LINES
+ * is 75, so any text of lines shorter than that (HTML of 70-byte lines, text
+ * wrapped at 72) is cut by the line budget too, and is no sign of hiding.
+ */
+const PADDING_BYTES_PER_UNIT = 24;
+/** At least this share of white space (blanks, tabs, line ends) makes a stretch padding whatever its line length. */
+const PADDING_BLANK_SHARE = 0.9;
+
+/** Whether raw[start, end), cut short by the line budget after `units` line units, is padding rather than text. */
+function looksLikePadding(raw: Buffer, start: number, end: number, units: number): boolean {
+  if (end - start < units * PADDING_BYTES_PER_UNIT) return true;
+  let blank = 0;
+  for (let i = start; i < end; i++) {
+    const c = raw[i]!;
+    if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) blank++;
+  }
+  return blank >= (end - start) * PADDING_BLANK_SHARE;
+}
 
 /**
  * The byte ranges (header block and body) of the text parts at and past the
@@ -158,7 +178,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
     // A piece cut inside a line costs its = signs too: charged nothing, each such part had the whole line budget again.
     const { end, units } = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit;
-    if (fit.by === 'lines' && !part.message) cutShort++;
+    if (fit.by === 'lines' && !part.message && looksLikePadding(raw, part.start, end, units)) cutShort++;
     l.bytes -= part.header.length + end - part.start;
     l.lines -= headerLines + units;
     l.parts--;
