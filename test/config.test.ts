@@ -170,4 +170,15 @@ describe('configuration', () => {
   it('refuses a [scores] entry for a symbol nobody defines', () => {
     rejects('[scores]\nNOT_A_SYMBOL = 1\n', 'mailward.ini [scores] NOT_A_SYMBOL: no such symbol (see docs/symbols.md)');
   });
+  it('a rules_file named like an Object property (constructor, toString) is not found, not a TypeError', () => {
+    // Review of 0f3e6de (h-review2): texts is a plain object, so texts['constructor'] was Object's own
+    // function, handed to the rules parser as the file's text: "text.split is not a function".
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      assert.throws(
+        () => loadConfig({ texts: { 'mailward.content.ini': `[heuristics]\nrules_file = ${name}\n` }, readFile: () => null }),
+        (err: unknown) => err instanceof ConfigError && /not found in the config directory/.test(err.message),
+        name,
+      );
+    }
+  });
 });

@@ -109,7 +109,7 @@ function readShipped(dir: string): Shipped {
 function readRaw(file: string, options: LoadOptions, defaults: Shipped): RawIni {
   const found = defaults.texts.get(file);
   const shipped = found ? parseIni(found.text, found.path) : { main: {} };
-  const supplied = options.texts?.[file];
+  const supplied = options.texts && Object.hasOwn(options.texts, file) ? options.texts[file] : undefined;
   if (supplied !== undefined && supplied !== null && supplied.length) return mergeIni(shipped, parseIni(supplied, file));
   if (options.configDir) {
     const path = join(options.configDir, file);
@@ -128,7 +128,9 @@ function readRaw(file: string, options: LoadOptions, defaults: Shipped): RawIni 
 
 /** A non-ini file (e.g. mailward.rules), whole: supplied text, else configDir, else shipped; not merged. */
 function readText(file: string, options: LoadOptions, defaults: Shipped): { text: string; source: string } | null {
-  const supplied = options.texts?.[file] ?? (options.texts && file in options.texts ? null : options.readFile?.(file));
+  // Own keys only: a plain object's `constructor` or `toString` is no file (rules_file = constructor).
+  const held = options.texts !== undefined && Object.hasOwn(options.texts, file);
+  const supplied = held ? options.texts![file] : options.readFile?.(file);
   // Present but empty is an operator's empty rules file: no rules, not the shipped ones.
   if (supplied !== undefined && supplied !== null) {
     return { text: Array.isArray(supplied) ? supplied.join('\n') : supplied, source: file };
