@@ -262,6 +262,19 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
     assert.match(two.ctx.headerChanges.add.find(([n]) => n === 'X-Mailward-Bulk')![1], /^count=2; template=[0-9a-f]{12}; window=24h$/);
     assert.equal((await ledgerOf().counts('gina')).bulk, 1);
   });
+  it('bulk: an HTML-only message is fingerprinted by its visible text, in linear time (560 KB of "<script" took 12 s)', async () => {
+    // Review (stop 22): the fingerprint's HTML strip was a lazy regex from each "<script" to its close: quadratic.
+    const raw = `From: web@example.com\r\nTo: x@remote.example\r\nSubject: form\r\nContent-Type: text/html\r\n\r\n<p>hello</p>${'<script'.repeat(80_000)}\r\n`;
+    const started = Date.now();
+    const one = await scan({ ip: '10.0.0.2', relaying: true, mailFrom: 'web@example.com', rcptTo: ['x@remote.example'], raw });
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+    assert.equal(one.ledger.has('OUTBOUND_BULK'), false);
+    // Visible text, not markup: two HTML letters of one template with different markup count as one template.
+    const letter = (n: number, markup: string) => `From: news@example.com\r\nTo: r${n}@remote.example\r\nSubject: news\r\nContent-Type: text/html\r\n\r\n<${markup}>Dear Reader${n}, our autumn catalogue is out with new tools seeds and garden furniture for every season and budget.</${markup}><style>p{color:red}</style>\r\n`;
+    await scan({ ip: '10.0.0.3', relaying: true, authUser: 'hugo', mailFrom: 'news@example.com', rcptTo: ['r1@remote.example'], raw: letter(1, 'p') });
+    const second = await scan({ ip: '10.0.0.3', relaying: true, authUser: 'hugo', mailFrom: 'news@example.com', rcptTo: ['r2@remote.example'], raw: letter(2, 'div') });
+    assert.ok(second.ledger.has('OUTBOUND_BULK'));
+  });
 });
 
 describe('outbound module: a Redis that refuses a command (Runtime, Redis state)', function () {
