@@ -62,10 +62,8 @@ export class SegmentedPool implements Pool {
     }
     const now = Date.now();
     const born = this.once.get(key)?.born;
-    if (born !== undefined && (keep || now - born >= this.promoteAfterMs)) {
+    if (keep || (born !== undefined && now - born >= this.promoteAfterMs)) {
       this.once.delete(key);
-      this.again.set(key, entry, lruOptions);
-    } else if (keep) {
       this.again.set(key, entry, lruOptions);
     } else {
       // An entry expired in `again` is still held there until it is read or pushed out.
@@ -96,11 +94,6 @@ export class SegmentedPool implements Pool {
 
   get size(): number {
     return this.again.size + this.once.size;
-  }
-
-  /** Entries per segment (for tests and diagnostics). */
-  get segments(): { once: number; again: number } {
-    return { once: this.once.size, again: this.again.size };
   }
 
   clear(): void {
