@@ -27,9 +27,15 @@ export function withoutInvisibles(text: string): string {
   return NON_ASCII.test(text) ? text.replace(IGNORABLE, '') : text;
 }
 
-const LATIN = /\p{Script=Latin}/u;
-const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Cherokee}]/u;
-const LETTER = /\p{L}/u;
+/** Text without the characters that show nothing, its compatibility forms folded (NFKC), case kept. */
+export function visibleNfkc(text: string): string {
+  return NON_ASCII.test(text) ? text.replace(IGNORABLE, '').normalize('NFKC') : text;
+}
+
+export const LATIN = /\p{Script=Latin}/u;
+/** Scripts with letters that read as Latin ones (Unicode's confusables). */
+export const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Cherokee}]/u;
+export const LETTER = /\p{L}/u;
 const ASCII_LETTERS = /^[a-z]+$/i;
 
 /**
@@ -118,7 +124,6 @@ function foldLookalikeWords(text: string): string {
  */
 export function foldText(text: string): string {
   if (!NON_ASCII.test(text)) return text;
-  const folded = text.replace(IGNORABLE, '').normalize('NFKC');
   // Words are white-space separated, as the tokenizer's: "e-mаil" folds as one word.
-  return foldLookalikeWords(folded);
+  return foldLookalikeWords(visibleNfkc(text));
 }

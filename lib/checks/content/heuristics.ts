@@ -4,7 +4,7 @@ import unhomoglyph from 'unhomoglyph';
 import type { Hit } from '../../score/types';
 import type { MessageParts } from './parts';
 import { bodyTexts, hostOf } from './parts';
-import { foldText, NON_ASCII } from './fold';
+import { foldText, LATIN, LETTER, LOOKALIKE_SCRIPT, NON_ASCII } from './fold';
 import { anyShareMatches } from './safe-regex';
 import type { RuleTest } from './rules-file';
 import type { HeuristicSettings } from './settings';
@@ -16,10 +16,7 @@ export const RULE_MAX_CHARS = 64 * 1024;
 /** A uri rule reads each link up to this length. */
 const MAX_URL_CHARS = 2048;
 
-const LATIN = /\p{Script=Latin}/u;
-const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}\p{Script=Armenian}\p{Script=Cherokee}]/u;
 const WORDS = /[\p{L}\p{M}\u200b-\u200d\u2060\ufeff\u00ad]+/gu;
-const LETTER = /\p{L}/u;
 
 /** A letter of another script that reads as Latin (Unicode's confusables: Cyrillic а, Greek ο). */
 function readsAsLatin(letter: string): boolean {

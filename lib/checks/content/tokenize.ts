@@ -2,7 +2,7 @@ import { getDomain, getPublicSuffix } from 'tldts';
 // Subpath imports only: natural's package root loads mongoose, pg and redis and reads ./.env.
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
 import { trimChars } from '../../util/text';
-import { foldLookalikes, foldWord, NON_ASCII, withoutInvisibles } from './fold';
+import { foldLookalikes, foldWord, NON_ASCII, visibleNfkc, withoutInvisibles } from './fold';
 import type { MessageParts } from './parts';
 import { linkHostAndPath } from './parts';
 
@@ -171,7 +171,7 @@ function bodyWords(written: string, sink: Sink): void {
 function headerWords(text: string, prefix: string, keepCase: boolean, sink: Sink): void {
   if (!text) return;
   // As body words: invisible characters out, compatibility forms and look-alike letters folded (case kept).
-  if (NON_ASCII.test(text)) text = withoutInvisibles(text).normalize('NFKC');
+  text = visibleNfkc(text);
   for (let raw of text.split(/[\s"<>()[\],;:]+/)) {
     if (!raw) continue;
     if (NON_ASCII.test(raw)) raw = foldLookalikes(raw);

@@ -66,7 +66,6 @@ async function countSimilar(store: StateStore, bands: string[], recipients: numb
   return best;
 }
 
-
 /** A List-Unsubscribe that can work: at least one <mailto:...> or <https://...> URI (RFC 2369 / 8058). */
 export function unsubscribeProblem(value: string | undefined): 'missing' | 'unusable' | null {
   if (value === undefined || !value.trim()) return 'missing';
