@@ -203,16 +203,17 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   let pos = top + sep;
   /** Why the walk stopped before the message's end, if it did: what comes after was not looked at. */
   let stopped: string | undefined;
+  /** The decoys ran out (in any search: then "no delimiter" is not the message's end). */
+  const decoysSpent = (): boolean => {
+    if (decoys <= MAX_TAIL_DECOYS) return false;
+    stopped = `${MAX_TAIL_DECOYS} lines like a boundary delimiter`;
+    return true;
+  };
   // On once the budgets are spent, to count the text parts they leave unread: the walk's own
   // bounds (decoys, parts walked, header bytes) bound its cost either way.
   for (;;) {
     const delimiter = nextDelimiter(pos);
-    // The decoys may run out in this very search (a nested multipart's first one): no delimiter then is not the end.
-    if (decoys > MAX_TAIL_DECOYS) {
-      stopped = `${MAX_TAIL_DECOYS} lines like a boundary delimiter`;
-      break;
-    }
-    if (!delimiter) break;
+    if (decoysSpent() || !delimiter) break;
     const { end, close } = delimiterLineEnd(raw, delimiter.start - 1 + open[delimiter.level]!.search.length);
     const parent = open[delimiter.level]!;
     open.length = delimiter.level + (close ? 0 : 1);
@@ -223,7 +224,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
       continue;
     }
     const partEnd = nextDelimiter(pos)?.start ?? raw.length;
-    if (decoys > MAX_TAIL_DECOYS) continue;
+    if (decoysSpent()) break;
     if (partEnd > cut && ++walked > MAX_TAIL_WALKED) {
       stopped = `${MAX_TAIL_WALKED} parts past the cut`;
       break;
