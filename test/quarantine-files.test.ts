@@ -222,14 +222,12 @@ describe('a first listing of many files the index lacks', function () {
     }
   });
 
-  it('SQLite: 10,000 files are indexed and listed in well under the 5.6 s they took (one transaction per record, each scanning every recipient row)', async () => {
+  // How long the first listing takes is measured by `npm run bench` (bench/quarantine.ts), as a
+  // ratio to reading the records; the query plan above keeps the per-record scan from coming back.
+  it('SQLite: 10,000 files the index lacks are indexed at the first listing, newest first, and found by recipient', async () => {
     filesOnly(10_000);
-    const started = Date.now();
     const listed = await new FileQuarantine(dir).list({ limit: 5 });
-    const took = Date.now() - started;
     assert.deepEqual(listed.map((r) => r.ref), ['MANY000000', 'MANY000001', 'MANY000002', 'MANY000003', 'MANY000004']);
-    // 0.3 s on the machine where the old code took 5.6 s: the bound leaves room for a slow one.
-    assert.ok(took < 2500, `first listing took ${took} ms`);
     assert.equal((await new FileQuarantine(dir).list({ rcpt: 'USER7@example.com', limit: 10_000 })).length, 200);
   });
 
