@@ -205,9 +205,9 @@ for (const backend of backends) {
     it('a report whose count could not be written is not taken for a duplicate when it comes again', async () => {
       await ledger.recordMessage('<lost@example.com>', 'alice');
       const report = arfReport({ mid: '<lost@example.com>' });
-      // The store fails the one write that counts (Redis gone between two commands).
+      // The store fails the one write that sees and counts (Redis gone).
       const failing = Object.create(store) as StateStore;
-      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
+      failing.countOnceShared = () => Promise.reject(new Error('connection lost'));
       await assert.rejects(countReport(await parseArf(report), settings, new OutboundLedger(failing, settings, clock, 'node-a'), clock), /connection lost/);
       const retry = await countReport(await parseArf(report), settings, ledger, clock);
       assert.equal(retry.status, 'counted', retry.detail);
@@ -218,7 +218,7 @@ for (const backend of backends) {
       assert.equal(await ledger.countInvalid('alice', 'rel.7@example.com', ['Gone@Remote.example', 'gone@remote.example', 'left@remote.example']), 2);
       assert.equal(await ledger.countInvalid('alice', 'rel.7@example.com', ['gone@remote.example']), 0);
       const failing = Object.create(store) as StateStore;
-      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
+      failing.countOnceShared = () => Promise.reject(new Error('connection lost'));
       await assert.rejects(new OutboundLedger(failing, settings, clock, 'node-a').countInvalid('alice', 'rel.8@example.com', ['x@remote.example']), /connection lost/);
       assert.equal(await ledger.countInvalid('alice', 'rel.8@example.com', ['x@remote.example']), 1);
       assert.equal((await ledger.counts('alice')).invalid, 3);
@@ -228,7 +228,7 @@ for (const backend of backends) {
       assert.equal(await ledger.countInvalid('alice', 'rel.9@example.com', ['gone@remote.example']), 1);
       assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.9@example.com', 'Gone@remote.example'), 0);
       const failing = Object.create(store) as StateStore;
-      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
+      failing.countOnceShared = () => Promise.reject(new Error('connection lost'));
       await assert.rejects(new OutboundLedger(failing, settings, clock, 'node-a').countUnvouchedInvalid('alice', 'rel.9@example.com', 'a@remote.example'), /connection lost/);
       assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.9@example.com', 'a@remote.example'), 1);
       assert.equal(await ledger.countUnvouchedInvalid('alice', 'rel.9@example.com', 'b@remote.example'), 0);
@@ -296,10 +296,10 @@ for (const backend of backends) {
       assert.deepEqual(subdomains, ['counted', 'duplicate', 'duplicate']);
       assert.equal((await ledger.counts('alice')).complaint, 5);
 
-      // A write that fails takes the sighting back: the report's next delivery counts.
+      // A write that fails leaves no sighting: the report's next delivery counts.
       await ledger.recordMessage('<team.3@example.com>', 'alice', rcpts);
       const failing = Object.create(store) as StateStore;
-      failing.hashIncrByShared = () => Promise.reject(new Error('connection lost'));
+      failing.countOnceShared = () => Promise.reject(new Error('connection lost'));
       const failingLedger = new OutboundLedger(failing, settings, clock, 'node-a');
       await assert.rejects(countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, failingLedger, clock), /connection lost/);
       assert.equal((await countReport(await parseArf(arfReport({ mid: '<team.3@example.com>', rcpt: '' })), settings, ledger, clock)).status, 'counted');

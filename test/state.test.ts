@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createClient } from 'redis';
 import { MemoryStore, RedisStore, type StateStore } from '../lib/state';
+import { OverlayStore } from '../lib/state/overlay';
 import type { StateSettings } from '../lib/state/types';
 import { freePort } from './support/haraka';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
@@ -117,6 +118,25 @@ for (const backend of backends) {
       assert.deepEqual(await store.setMembers('set:none'), []);
     });
 
+    it('counts once: every mark checked against its limit, then all marks and the count written together, or nothing', async () => {
+      const once = (mark: string, fields = { x: 1 }) => store.countOnceShared([{ key: mark, limit: 1 }, { key: 'o:msg', limit: 2 }], 60, 'o:h', fields, 60);
+      assert.deepEqual(await once('o:a'), { counted: true });
+      assert.deepEqual([await store.get('o:a'), await store.get('o:msg'), await store.hashGetAll('o:h')], ['1', '1', { x: '1' }]);
+      assert.deepEqual(await once('o:a'), { counted: false, atLimit: 0 }, 'a mark at its limit');
+      assert.deepEqual(await once('o:b'), { counted: true });
+      assert.deepEqual(await once('o:c'), { counted: false, atLimit: 1 }, 'the second mark at its limit of 2');
+      // Refused: nothing written, not even the marks that were below their limits.
+      assert.deepEqual([await store.get('o:a'), await store.get('o:c'), await store.get('o:msg'), await store.hashGetAll('o:h')], ['1', null, '2', { x: '2' }]);
+    });
+
+    it('counts once under concurrency: of twenty calls at once against a limit of 3, three count', async () => {
+      const calls = Array.from({ length: 20 }, (_, i) => store.countOnceShared([{ key: `p:${i % 10}`, limit: 1 }, { key: 'p:cap', limit: 3 }], 60, 'p:h', { y: 1 }, 60));
+      const results = await Promise.all(calls);
+      assert.equal(results.filter((r) => r.counted).length, 3);
+      assert.deepEqual(await store.hashGetAll('p:h'), { y: '3' });
+      assert.equal(await store.get('p:cap'), '3');
+    });
+
     it('lists keys by prefix, without the store\'s own prefix', async () => {
       await store.set('list:one', '1');
       await store.hashIncrBy('list:two', { a: 1 }, 60);
@@ -133,6 +153,22 @@ for (const backend of backends) {
           assert.deepEqual({ ...(await client.hGetAll(`${prefix}raw:h`)) }, { a: '1' });
           const ttl = await client.ttl(`${prefix}raw:h`);
           assert.ok(ttl > 290 && ttl <= 300, `ttl ${ttl}`);
+        } finally {
+          await client.quit();
+        }
+      });
+
+      it('counts once: a count Redis refuses (WRONGTYPE) leaves no mark, with the expiries asked for otherwise', async () => {
+        const client = createClient({ url: REDIS_URL });
+        await client.connect();
+        try {
+          await client.set(`${prefix}q:wrong`, 'not a hash');
+          await assert.rejects(store.countOnceShared([{ key: 'q:mark', limit: 1 }], 60, 'q:wrong', { z: 1 }, 60), /WRONGTYPE/);
+          assert.equal(await client.get(`${prefix}q:mark`), null, 'no mark without its count');
+          assert.deepEqual(await store.countOnceShared([{ key: 'q:mark', limit: 1 }], 600, 'q:h', { z: 1 }, 300), { counted: true });
+          const [markTtl, hashTtl] = [await client.ttl(`${prefix}q:mark`), await client.ttl(`${prefix}q:h`)];
+          assert.ok(markTtl > 590 && markTtl <= 600, `mark ttl ${markTtl}`);
+          assert.ok(hashTtl > 290 && hashTtl <= 300, `hash ttl ${hashTtl}`);
         } finally {
           await client.quit();
         }
@@ -346,5 +382,18 @@ describe('RedisStore: the URL in what it logs', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('OverlayStore: counts once against what the shared store holds, writing only in process', () => {
+  it('a mark the shared store holds refuses the count; a new one counts here, and the shared store is unchanged', async () => {
+    const base = new MemoryStore(1000);
+    await base.countOnceShared([{ key: 'o:seen', limit: 1 }], 60, 'o:h', { x: 1 }, 60);
+    const overlay = new OverlayStore(base);
+    assert.deepEqual(await overlay.countOnceShared([{ key: 'o:seen', limit: 1 }], 60, 'o:h', { x: 1 }, 60), { counted: false, atLimit: 0 });
+    assert.deepEqual(await overlay.countOnceShared([{ key: 'o:new', limit: 1 }], 60, 'o:h', { x: 1 }, 60), { counted: true });
+    assert.deepEqual([await overlay.get('o:new'), await overlay.hashGetAll('o:h')], ['1', { x: '2' }]);
+    assert.deepEqual([await base.get('o:new'), await base.hashGetAll('o:h')], [null, { x: '1' }]);
+    await overlay.close();
   });
 });

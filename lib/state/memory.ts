@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { StateStore } from './types';
+import type { CountMark, CountOnceResult, StateStore } from './types';
 
 type Value = string | Map<string, string> | Set<string>;
 type Entry = { value: Value; born?: number };
@@ -214,18 +214,34 @@ export class MemoryStore implements StateStore {
   }
 
   async incrBy(key: string, by: number, ttlSeconds: number): Promise<number> {
+    return this.addToCounter(key, by, ttlSeconds);
+  }
+
+  /** In process, nothing to fall back from; checked and written without an await, so no other operation comes between. */
+  async countOnceShared(marks: CountMark[], marksTtlSeconds: number, key: string, fields: Record<string, number>, ttlSeconds: number): Promise<CountOnceResult> {
+    const atLimit = marks.findIndex((m) => this.counterValue(m.key) >= m.limit);
+    if (atLimit >= 0) return { counted: false, atLimit };
+    this.addToHash(key, fields, ttlSeconds);
+    for (const m of marks) this.addToCounter(m.key, 1, marksTtlSeconds);
+    return { counted: true };
+  }
+
+  private counterValue(key: string): number {
     const current = Number(this.read(key) ?? 0);
-    const next = (Number.isFinite(current) ? current : 0) + by;
+    return Number.isFinite(current) ? current : 0;
+  }
+
+  private addToCounter(key: string, by: number, ttlSeconds: number): number {
+    const next = this.counterValue(key) + by;
     this.putExtending(key, String(next), ttlSeconds);
     return next;
   }
 
-  /** In process, there is nothing to fall back from. */
-  hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
-    return this.hashIncrBy(key, fields, ttlSeconds);
+  async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
+    this.addToHash(key, fields, ttlSeconds);
   }
 
-  async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
+  private addToHash(key: string, fields: Record<string, number>, ttlSeconds: number): void {
     const existing = this.read(key);
     const hash = existing instanceof Map ? existing : new Map<string, string>();
     for (const [field, by] of Object.entries(fields)) hash.set(field, String(Number(hash.get(field) ?? 0) + by));

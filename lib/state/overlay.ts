@@ -1,5 +1,5 @@
 import { MemoryStore } from './memory';
-import type { StateStore } from './types';
+import type { CountMark, StateStore } from './types';
 
 /**
  * A state store that reads a shared one and writes only in process: for tools
@@ -44,12 +44,15 @@ export class OverlayStore implements StateStore {
   }
 
   async incrBy(key: string, by: number, ttlSeconds: number) {
-    if (!this.touched.has(key)) {
-      const current = Number(await this.base.get(key)) || 0;
-      this.touched.add(key);
-      if (current) await this.local.set(key, String(current), ttlSeconds);
-    }
+    await this.copyCounter(key, ttlSeconds);
     return this.local.incrBy(key, by, ttlSeconds);
+  }
+
+  private async copyCounter(key: string, ttlSeconds: number): Promise<void> {
+    if (this.touched.has(key)) return;
+    const current = Number(await this.base.get(key)) || 0;
+    this.touched.add(key);
+    if (current) await this.local.set(key, String(current), ttlSeconds);
   }
 
   private async copyHash(key: string, ttlSeconds?: number): Promise<void> {
@@ -59,14 +62,16 @@ export class OverlayStore implements StateStore {
     if (Object.keys(current).length) await this.local.hashSet(key, current, ttlSeconds);
   }
 
-  /** Written here only, like every write of an overlay. */
-  hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number) {
-    return this.hashIncrBy(key, fields, ttlSeconds);
-  }
-
   async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {
     await this.copyHash(key, ttlSeconds);
     await this.local.hashIncrBy(key, fields, ttlSeconds);
+  }
+
+  /** Written here only, like every write of an overlay: the marks and the hash are copied first. */
+  async countOnceShared(marks: CountMark[], marksTtlSeconds: number, key: string, fields: Record<string, number>, ttlSeconds: number) {
+    await this.copyHash(key, ttlSeconds);
+    for (const m of marks) await this.copyCounter(m.key, marksTtlSeconds);
+    return this.local.countOnceShared(marks, marksTtlSeconds, key, fields, ttlSeconds);
   }
 
   hashGetAll(key: string) {

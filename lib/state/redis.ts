@@ -1,7 +1,7 @@
 import { createClient, ErrorReply } from 'redis';
 import type { Logger } from '../checks/types';
 import { MemoryStore } from './memory';
-import type { StateSettings, StateStore } from './types';
+import type { CountMark, CountOnceResult, StateSettings, StateStore } from './types';
 import { withDeadline } from '../util/deadline';
 import { redactUrl } from '../config/reader';
 import { lua, runScript } from '../util/lua';
@@ -245,21 +245,28 @@ export class RedisStore implements StateStore {
     );
   }
 
-  private async hashIncrByRemote(c: Client, key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
-    const pairs = Object.entries(fields).flatMap(([field, by]) => [field, String(by)]);
-    await runScript(c, HASH_INCR_SCRIPT, { keys: [this.k(key)], arguments: [String(ttlMs(ttlSeconds)), ...pairs] });
-  }
-
   hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {
+    const pairs = Object.entries(fields).flatMap(([field, by]) => [field, String(by)]);
     return this.op(
-      (c) => this.hashIncrByRemote(c, key, fields, ttlSeconds),
+      async (c) => {
+        await runScript(c, HASH_INCR_SCRIPT, { keys: [this.k(key)], arguments: [String(ttlMs(ttlSeconds)), ...pairs] });
+      },
       (m) => m.hashIncrBy(key, fields, ttlSeconds),
     );
   }
 
-  async hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
-    const result = await this.attempt((c) => this.hashIncrByRemote(c, key, fields, ttlSeconds));
+  async countOnceShared(marks: CountMark[], marksTtlSeconds: number, key: string, fields: Record<string, number>, ttlSeconds: number): Promise<CountOnceResult> {
+    const pairs = Object.entries(fields).flatMap(([field, by]) => [field, String(by)]);
+    const result = await this.attempt(async (c) =>
+      Number(
+        await runScript(c, COUNT_ONCE_SCRIPT, {
+          keys: [this.k(key), ...marks.map((m) => this.k(m.key))],
+          arguments: [String(ttlMs(ttlSeconds)), String(ttlMs(marksTtlSeconds)), String(marks.length), ...marks.map((m) => String(m.limit)), ...pairs],
+        }),
+      ),
+    );
     if (!result.ok) throw result.error;
+    return result.value < 0 ? { counted: true } : { counted: false, atLimit: result.value };
   }
 
   hashGetAll(key: string) {
@@ -374,6 +381,39 @@ const HASH_INCR_SCRIPT = lua(`
 for i = 2, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]) end
 ${EXTEND_EXPIRY}
 return 1`);
+
+/**
+ * KEYS: the hash, then the marks. ARGV: the hash's ttl ms, the marks' ttl ms,
+ * the number of marks, each mark's limit, then field, amount pairs. Returns
+ * -1 when it counted, else the (0-based) index of the first mark at its limit.
+ * Everything is checked before anything is written: Redis does not undo the
+ * writes of a script that fails half way, so a command that could fail
+ * (WRONGTYPE, a mark that is not a number) fails before the first write, and
+ * the count is written before the marks (a refused first write, OOM or
+ * READONLY, leaves no mark without its count).
+ */
+const COUNT_ONCE_SCRIPT = lua(`
+local function extend(key, ms)
+  local left = redis.call('PTTL', key)
+  if ms > 0 and left < ms then redis.call('PEXPIRE', key, ms) end
+end
+local n = tonumber(ARGV[3])
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then return redis.error_reply('WRONGTYPE the count is not a hash') end
+for i = 1, n do
+  kind = redis.call('TYPE', KEYS[i + 1]).ok
+  if kind ~= 'string' and kind ~= 'none' then return redis.error_reply('WRONGTYPE a mark is not a counter') end
+  local seen = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+  if seen == nil then return redis.error_reply('ERR a mark is not a number') end
+  if seen >= tonumber(ARGV[3 + i]) then return i - 1 end
+end
+for j = 4 + n, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[1], ARGV[j], ARGV[j + 1]) end
+extend(KEYS[1], tonumber(ARGV[1]))
+for i = 1, n do
+  redis.call('INCRBYFLOAT', KEYS[i + 1], 1)
+  extend(KEYS[i + 1], tonumber(ARGV[2]))
+end
+return -1`);
 
 function ttlMs(ttlSeconds: number): number {
   return Math.ceil(ttlSeconds) * 1000;

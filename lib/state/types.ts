@@ -44,16 +44,31 @@ export interface StateStore {
   /** get that never answers from a fallback, likewise (the run-time lists' change mark). */
   getShared(key: string): Promise<string | null>;
   /**
-   * hashIncrBy that never writes to a fallback: it rejects when the shared
-   * backend did not take the increment (down, too slow, or a refused command
-   * such as READONLY, OOM, WRONGTYPE), for counts only the shared store may
-   * hold (a complaint counted in one process's memory is lost with it).
+   * Counts an event once, as one atomic step (one script in Redis): when every
+   * mark has been counted fewer than its `limit` times, adds 1 to each mark (a
+   * counter, expiry extended to marksTtlSeconds as incrBy does) and `fields`
+   * to the hash at `key` (as hashIncrBy); otherwise changes nothing. A mark
+   * without its count (a "seen" report whose complaint was never counted)
+   * cannot be left behind. Never writes to a fallback: it rejects when the
+   * shared backend did not take it (down, too slow, or a refused command such
+   * as READONLY, OOM, WRONGTYPE), for counts only the shared store may hold (a
+   * complaint counted in one process's memory is lost with it). When it
+   * rejects, nothing was written, or (a reply lost on the way back) all of it.
    */
-  hashIncrByShared(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void>;
+  countOnceShared(marks: CountMark[], marksTtlSeconds: number, key: string, fields: Record<string, number>, ttlSeconds: number): Promise<CountOnceResult>;
   /** Keys (without the store's prefix) that start with `prefix`; for listings, not hot paths. */
   keys(prefix: string): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/** A counter that countOnceShared checks and increments: at most `limit` counts in all. */
+export interface CountMark {
+  key: string;
+  limit: number;
+}
+
+/** Counted, or not because the mark at index `atLimit` had reached its limit. */
+export type CountOnceResult = { counted: true } | { counted: false; atLimit: number };
 
 export interface StateSettings {
   backend: 'memory' | 'redis';

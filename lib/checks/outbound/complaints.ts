@@ -110,46 +110,38 @@ export async function countReport(
   // An Original-Rcpt-To makes a report new only when it could be checked above. Attributed
   // by signature (no recipients recorded), a made-up one per report would count each time.
   const perRecipient = recipients !== null && report.originalRcptTo !== '';
-  const seen: string[] = [];
-  if (perRecipient) {
-    const rcptKey = `${original}|${kind}|rcpt|${recipientKey(report.originalRcptTo)}`;
-    if (!(await ledger.firstTime(rcptKey))) {
-      return { status: 'duplicate', sender, via, detail: `${about}: already counted for ${report.originalRcptTo}` };
-    }
-    seen.push(rcptKey);
-  } else {
-    // Without a checkable Original-Rcpt-To, nothing tells one recipient's report from another's:
-    // the same report sent again by the same reporter must not take every recipient's place.
-    // So it counts once per (message, reporter domain); and once per message in all when any
-    // authenticating domain may report (reporters empty), as anyone can set up domains of their
-    // own. Trap hits come only from trap_reporters, a list the operator wrote.
-    // The reporter counts by its organisational domain: fbl1. and fbl2. of one listed provider
-    // are one reporter, not two.
-    const open = c.reporters.length === 0 && !isTrap;
-    const reporter = orgDomain(report.reporterDomain) || report.reporterDomain;
-    const redactedKey = open ? `${original}|${kind}|redacted` : `${original}|${kind}|redacted|${reporter}`;
-    if (!(await ledger.firstTime(redactedKey))) {
-      const by = open ? 'without Original-Rcpt-To (any reporter may report: once per message)' : `without Original-Rcpt-To from ${reporter || '(no domain)'}`;
-      return { status: 'duplicate', sender, via, detail: `${about}: already counted ${by}` };
-    }
-    seen.push(redactedKey);
-  }
+  // Without a checkable Original-Rcpt-To, nothing tells one recipient's report from another's:
+  // the same report sent again by the same reporter must not take every recipient's place.
+  // So it counts once per (message, reporter domain); and once per message in all when any
+  // authenticating domain may report (reporters empty), as anyone can set up domains of their
+  // own. Trap hits come only from trap_reporters, a list the operator wrote.
+  // The reporter counts by its organisational domain: fbl1. and fbl2. of one listed provider
+  // are one reporter, not two.
+  const open = c.reporters.length === 0 && !isTrap;
+  const reporter = orgDomain(report.reporterDomain) || report.reporterDomain;
+  const reportKey = perRecipient
+    ? `${original}|${kind}|rcpt|${recipientKey(report.originalRcptTo)}`
+    : open
+      ? `${original}|${kind}|redacted`
+      : `${original}|${kind}|redacted|${reporter}`;
   // Without Original-Rcpt-To (providers redact it) a report may be any recipient's: all the
   // reports about the message, named or not, count at most once per recipient in all.
   const allowed = recipients?.length ?? 1;
   const messageKey = `${original}|${kind}|message`;
-  if ((await ledger.timesSeen(messageKey)) > allowed) {
-    // Not counted: take the recipient's sighting back (counting is what "seen" means).
-    await ledger.unsee([...seen, messageKey]);
-    return { status: 'duplicate', sender, via, detail: `${about}: already counted${allowed > 1 ? ` ${allowed} times (once per recipient)` : ''}` };
-  }
-  seen.push(messageKey);
-  try {
-    await ledger.addShared(sender, { [kind]: 1 });
-  } catch (err) {
-    // Seen but not counted: the report's next delivery (or import) must count.
-    await ledger.unsee(seen);
-    throw err;
+  // Seen and counted in one atomic step: a store that fails in between can no longer leave the
+  // report marked seen but not counted, which made its redelivery read as a duplicate.
+  const refused = await ledger.countOnce(sender, { [kind]: 1 }, [
+    { key: reportKey, limit: 1 },
+    { key: messageKey, limit: allowed },
+  ]);
+  if (refused !== null) {
+    const already =
+      refused === 1
+        ? `already counted${allowed > 1 ? ` ${allowed} times (once per recipient)` : ''}`
+        : perRecipient
+          ? `already counted for ${report.originalRcptTo}`
+          : `already counted ${open ? 'without Original-Rcpt-To (any reporter may report: once per message)' : `without Original-Rcpt-To from ${reporter || '(no domain)'}`}`;
+    return { status: 'duplicate', sender, via, detail: `${about}: ${already}` };
   }
   const suspension = await ledger.evaluate(sender);
   return { status: 'counted', kind, sender, via, suspension, detail: `${about}: ${kind} counted against ${sender} (found by ${via})` };

@@ -51,7 +51,7 @@ export function recipientKey(address: string): string {
 /** Another reinstate of the same sender is running. */
 export class ReinstateBusyError extends Error {}
 
-/** A count that did not reach the shared store (see addShared). */
+/** A count that did not reach the shared store (see countOnce). */
 export class NotSharedError extends Error {}
 
 function zero(): Counts {
@@ -120,22 +120,6 @@ export class OutboundLedger {
   async add(sender: string, counts: Partial<Counts>): Promise<void> {
     const fields = this.sliceFields(counts);
     if (Object.keys(fields).length) await this.store.hashIncrBy(STATS + sender, fields, this.ttl());
-  }
-
-  /**
-   * add() that fails (NotSharedError) unless the count reached the shared
-   * store: a command Redis refuses (READONLY, OOM, WRONGTYPE) or a Redis that
-   * is away would otherwise be answered by the in-process stand-in without an
-   * error, and a report counted there is lost with the process.
-   */
-  async addShared(sender: string, counts: Partial<Counts>): Promise<void> {
-    const fields = this.sliceFields(counts);
-    if (!Object.keys(fields).length) return;
-    try {
-      await this.store.hashIncrByShared(STATS + sender, fields, this.ttl());
-    } catch (err) {
-      throw new NotSharedError(`the shared state did not take the count: ${(err as Error).message}`);
-    }
   }
 
   /**
@@ -279,23 +263,28 @@ export class OutboundLedger {
     return keys.length ? keys : null;
   }
 
-  /** True the first time a report key is seen (atomic across nodes): nothing is counted twice. */
-  async firstTime(reportKey: string): Promise<boolean> {
-    return (await this.timesSeen(reportKey)) === 1;
-  }
-
-  /** How many times a report key has been seen, this time included (atomic across nodes). */
-  async timesSeen(reportKey: string): Promise<number> {
-    return this.store.incrBy(SEEN + hash(reportKey), 1, this.settings.recordSeconds);
-  }
-
   /**
-   * Takes back a sighting whose count could not be written, so that the next
-   * delivery of the same report counts instead of reading as a duplicate.
-   * Best effort: it fails when the store is what failed.
+   * Counts a report against its sender once: the report's sightings and its
+   * count are one atomic write (one script in Redis, across nodes), so a
+   * report is never marked seen without being counted, whatever fails when.
+   * Each key may have been counted `limit` times in all (1: once). Returns
+   * null when it counted, else the index of the first key at its limit (and
+   * nothing changed). Fails (NotSharedError) unless the shared store took it:
+   * a command Redis refuses (READONLY, OOM, WRONGTYPE) or a Redis that is away
+   * would otherwise be answered by the in-process stand-in, and a report
+   * counted there is lost with the process. Then nothing was written, or (the
+   * answer lost on its way back) all of it, and the report's next delivery is
+   * a duplicate.
    */
-  async unsee(reportKeys: string[]): Promise<void> {
-    await Promise.all(reportKeys.map((key) => this.store.incrBy(SEEN + hash(key), -1, this.settings.recordSeconds))).catch(() => undefined);
+  async countOnce(sender: string, counts: Partial<Counts>, reports: { key: string; limit: number }[]): Promise<number | null> {
+    const marks = reports.map((r) => ({ key: SEEN + hash(r.key), limit: r.limit }));
+    let result;
+    try {
+      result = await this.store.countOnceShared(marks, this.settings.recordSeconds, STATS + sender, this.sliceFields(counts), this.ttl());
+    } catch (err) {
+      throw new NotSharedError(`the shared state did not take the count: ${(err as Error).message}`);
+    }
+    return result.counted ? null : result.atLimit;
   }
 
   /**
@@ -305,11 +294,10 @@ export class OutboundLedger {
    */
   async countInvalid(sender: string, messageId: string, recipients: string[]): Promise<number> {
     const keys = [...new Set(recipients.map((r) => dsnKey(messageId, r)))];
-    const fresh: string[] = [];
-    for (const key of keys) if (await this.firstTime(key)) fresh.push(key);
-    if (!fresh.length) return 0;
-    await this.addInvalid(sender, fresh.length, fresh);
-    return fresh.length;
+    // One at a time: a write that fails leaves those before it counted and the rest for the next try.
+    let counted = 0;
+    for (const key of keys) if ((await this.countOnce(sender, { invalid: 1 }, [{ key, limit: 1 }])) === null) counted++;
+    return counted;
   }
 
   /**
@@ -317,29 +305,16 @@ export class OutboundLedger {
    * not authenticated for the recipient's domain): counted like those above,
    * but one such per message at most, whatever the recipient. Anyone who got
    * the message could otherwise count each of its recipients, one forged DSN
-   * at a time. Returns 1 when it counted.
+   * at a time. A recipient not counted here keeps its chance: a later bounce
+   * or vouched-for DSN of it still counts. Returns 1 when it counted.
    */
   async countUnvouchedInvalid(sender: string, messageId: string, recipient: string): Promise<number> {
-    const key = dsnKey(messageId, recipient);
-    if (!(await this.firstTime(key))) return 0;
-    // No '@': no recipient's key can be this one.
+    // No '@' in the slot: no recipient's key can be this one.
     const slot = `dsn|${messageId}|unvouched`;
-    if (!(await this.firstTime(slot))) {
-      // Not counted here: a later bounce or vouched-for DSN of this recipient still counts.
-      await this.unsee([key]);
-      return 0;
-    }
-    await this.addInvalid(sender, 1, [key, slot]);
-    return 1;
-  }
-
-  /** Adds invalid-recipient counts whose report keys were just seen; a failed write takes the sightings back. */
-  private async addInvalid(sender: string, n: number, seen: string[]): Promise<void> {
-    try {
-      await this.addShared(sender, { invalid: n });
-    } catch (err) {
-      await this.unsee(seen);
-      throw err;
-    }
+    const refused = await this.countOnce(sender, { invalid: 1 }, [
+      { key: dsnKey(messageId, recipient), limit: 1 },
+      { key: slot, limit: 1 },
+    ]);
+    return refused === null ? 1 : 0;
   }
 }
