@@ -120,7 +120,7 @@ describe('memory state: short-lived counters cannot push out long-lived records'
   });
 
   it('SegmentedPool: a key that expired in the kept segment and is written again is held once', async () => {
-    const pool = new SegmentedPool(10, 0);
+    const pool = new SegmentedPool(10, { promoteAfterMs: 0 });
     pool.set('k', { value: 'a' }, { ttl: 20 });
     pool.set('k', { value: 'b' }, { ttl: 20 });
     await new Promise((r) => setTimeout(r, 40));

@@ -23,6 +23,11 @@ const lru = (max: number): Pool => new LRUCache<string, Entry>({ max });
 /** A key written again this long after its first write has a history: see SegmentedPool. */
 export const PROMOTE_AFTER_MS = 60_000;
 
+export interface SegmentedPoolOptions {
+  promoteAfterMs?: number;
+  clock?: () => number;
+}
+
 /**
  * A pool for keys of which most are written once and a few again and again
  * (learnt reputation: one verdict from each of a botnet's fresh IPv6
@@ -38,10 +43,13 @@ export class SegmentedPool implements Pool {
   private readonly once: Pool;
   private readonly again: Pool;
 
-  constructor(
-    maxEachSegment: number,
-    private readonly promoteAfterMs = PROMOTE_AFTER_MS,
-  ) {
+  private readonly promoteAfterMs: number;
+  /** Time of writes, for promotion (injected by tests; lru-cache keeps its own clock for TTLs). */
+  private readonly clock: () => number;
+
+  constructor(maxEachSegment: number, options: SegmentedPoolOptions = {}) {
+    this.promoteAfterMs = options.promoteAfterMs ?? PROMOTE_AFTER_MS;
+    this.clock = options.clock ?? Date.now;
     this.once = lru(maxEachSegment);
     this.again = lru(maxEachSegment);
   }
@@ -60,7 +68,7 @@ export class SegmentedPool implements Pool {
       this.again.set(key, entry, lruOptions);
       return this;
     }
-    const now = Date.now();
+    const now = this.clock();
     const born = this.once.get(key)?.born;
     if (keep || (born !== undefined && now - born >= this.promoteAfterMs)) {
       this.once.delete(key);
@@ -155,9 +163,9 @@ export class MemoryStore implements StateStore {
   private readonly reputation: Pool;
   private readonly counters: Pool;
 
-  constructor(maxEntries = 100_000, options: { promoteAfterMs?: number } = {}) {
+  constructor(maxEntries = 100_000, options: SegmentedPoolOptions = {}) {
     this.records = lru(maxEntries);
-    this.reputation = new SegmentedPool(maxEntries, options.promoteAfterMs);
+    this.reputation = new SegmentedPool(maxEntries, options);
     this.counters = lru(maxEntries);
   }
 
