@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMailward } from '../lib';
-import { ipEntity, LearnedStore, netEntity } from '../lib/checks/reputation/learned';
+import { domainEntities, entityKey, evictionGroup, ipEntity, LearnedStore, netEntity } from '../lib/checks/reputation/learned';
 import { parseReputationSettings } from '../lib/checks/reputation/settings';
 import { IniReader } from '../lib/config/reader';
 import { OutboundLedger } from '../lib/checks/outbound/ledger';
 import { SentMessages } from '../lib/checks/backscatter/sent';
-import { MemoryStore, SegmentedPool } from '../lib/state/memory';
+import { GroupBoundedLru, keptPerGroup, MemoryStore, PROMOTE_AFTER_MS, SegmentedPool } from '../lib/state/memory';
 import { bounce, outbound } from './backscatter/support';
 
 const letters = (n: number): string => {
@@ -155,3 +155,92 @@ describe('memory state: short-lived counters cannot push out long-lived records'
   });
 });
 
+
+describe('memory state: a flood from one network cannot evict the kept reputation of other networks', function () {
+  this.timeout(120_000);
+  // Review (stop 23): the kept segment was one LRU for every entity. Thousands of fresh addresses of one
+  // IPv6 /48, each promoted (a trap hit at once, or a return a minute after the first event), pushed out a
+  // regular sender's history and an earlier trap hitter's record. Scaled down: memory_max_entries = 1000.
+  const MAX = 1000;
+  const FLOOD = 5000;
+  const learnedSettings = parseReputationSettings(new IniReader('mailward.reputation.ini', {})).settings.learned;
+  /** 8 addresses in each of 625 /64s of 2001:db8:77::/48. */
+  const floodIp = (i: number): string => `2001:db8:77:${(i >> 3).toString(16)}::${((i & 7) + 1).toString(16)}`;
+  const regularIp = '198.51.100.20';
+  const regularV6 = '2001:db8:aa::25';
+  const regular = [ipEntity(regularIp), netEntity(regularIp), ipEntity(regularV6), netEntity(regularV6), ...domainEntities('regular.example')];
+  // One in the flood's neighbouring /48 (same /32): only the flood's own /48 pays for the flood.
+  const trappers = [ipEntity('203.0.113.99'), netEntity('203.0.113.99'), ipEntity('2001:db8:76::99'), netEntity('2001:db8:76::99')];
+
+  let store: MemoryStore;
+  let learned: LearnedStore;
+  let now: number;
+  beforeEach(async () => {
+    now = Date.UTC(2026, 0, 5, 12);
+    const clock = (): number => now;
+    store = new MemoryStore(MAX, { clock });
+    learned = new LearnedStore(store, learnedSettings, clock);
+    // A sender seen over time (two events a minute apart), and trap hitters, before the flood.
+    await learned.record(regular, 'ham');
+    now += PROMOTE_AFTER_MS;
+    await learned.record(regular, 'ham');
+    await learned.record(trappers, 'trap');
+  });
+  afterEach(() => store.close());
+
+  async function assertOthersSurvive(): Promise<void> {
+    for (const entity of regular) assert.equal((await learned.read(entity)).raw.ham, 2, `${entityKey(entity)} keeps its history`);
+    for (const entity of trappers) assert.equal((await learned.read(entity)).raw.trap, 1, `${entityKey(entity)} keeps its trap hit`);
+    const size = store.size.reputation;
+    assert.ok(size <= 2 * MAX, `bounded: ${size} reputation entries`);
+  }
+
+  it('thousands of addresses of one /48, each hitting a spamtrap once', async () => {
+    for (let i = 0; i < FLOOD; i++) await learned.record([ipEntity(floodIp(i)), netEntity(floodIp(i))], 'trap');
+    await assertOthersSurvive();
+    // The flood is still penalised: its newest trap hitters, and their /64, are known.
+    for (let i = FLOOD - 16; i < FLOOD; i++) assert.equal((await learned.read(ipEntity(floodIp(i)))).raw.trap, 1, `${floodIp(i)} is known`);
+    assert.equal((await learned.read(netEntity(floodIp(FLOOD - 1)))).raw.trap, 8, 'the newest /64 of the flood has all its trap hits');
+    // Trap hits are kept at once, so every key of the flood is a kept one: no more than its network's share.
+    const others = new Set([...regular, ...trappers].map(entityKey));
+    const floodKeys = (await store.keys('rep:')).filter((k) => !others.has(k));
+    assert.ok(floodKeys.length > 0 && floodKeys.length <= keptPerGroup(MAX), `the flood holds ${floodKeys.length} kept entries`);
+  });
+
+  it('groups: an IP and its /64 by their /48, IPv4 by its /24, a domain and its aggregate by the organisation', () => {
+    const group = evictionGroup;
+    assert.equal(group(ipEntity('2001:db8:77:1::5')), 'net:2001:db8:77::/48');
+    assert.equal(group(netEntity('2001:db8:77:ffff::5')), 'net:2001:db8:77::/48');
+    assert.notEqual(group(ipEntity('2001:db8:76::99')), group(ipEntity('2001:db8:77::99')));
+    assert.equal(group(ipEntity('::ffff:203.0.113.99')), 'net:203.0.113.0/24');
+    assert.equal(group(netEntity('203.0.113.99')), 'net:203.0.113.0/24');
+    assert.equal(group(domainEntities('x9.spammer.example')[0]!), 'org:spammer.example');
+    assert.equal(group(domainEntities('x9.spammer.example')[1]!), 'org:spammer.example');
+  });
+
+  it('GroupBoundedLru: a full group pushes out its own oldest; a write without a group keeps the key in its group', () => {
+    const pool = new GroupBoundedLru(10, 3);
+    pool.set('other', { value: 'o' }, { group: 'b' });
+    for (const k of ['a1', 'a2', 'a3']) pool.set(k, { value: k }, { group: 'a' });
+    pool.set('a1', { value: 'a1 again' }); // as hashSet writes: still a's, now its newest
+    pool.set('a4', { value: 'a4' }, { group: 'a' });
+    assert.deepEqual([...pool.keys()].sort(), ['a1', 'a3', 'a4', 'other']);
+    assert.equal(pool.get('a1')?.value, 'a1 again');
+    pool.delete('a3');
+    assert.equal(pool.groupSize('a'), 2);
+    pool.clear();
+    assert.equal(pool.groupSize('a'), 0);
+  });
+
+  it('thousands of addresses of one /48, each returning after promoteAfterMs', async () => {
+    const BATCH = 100;
+    for (let start = 0; start < FLOOD; start += BATCH) {
+      for (let i = start; i < start + BATCH; i++) await learned.record([ipEntity(floodIp(i)), netEntity(floodIp(i))], 'spam');
+      now += PROMOTE_AFTER_MS;
+      for (let i = start; i < start + BATCH; i++) await learned.record([ipEntity(floodIp(i)), netEntity(floodIp(i))], 'spam');
+    }
+    await assertOthersSurvive();
+    for (let i = FLOOD - 16; i < FLOOD; i++) assert.equal((await learned.read(ipEntity(floodIp(i)))).raw.spam, 2, `${floodIp(i)} is known`);
+    assert.equal((await learned.read(netEntity(floodIp(FLOOD - 1)))).raw.spam, 16, 'the newest /64 of the flood has all its events');
+  });
+});

@@ -3,7 +3,7 @@ import { MemoryStore } from './memory';
 import { RedisStore } from './redis';
 import type { StateSettings, StateStore } from './types';
 
-export type { CountMark, CountOnceResult, StateSettings, StateStore } from './types';
+export type { CountMark, CountOnceResult, StateSettings, StateStore, WriteHints } from './types';
 export { MemoryStore } from './memory';
 export { RedisStore } from './redis';
 

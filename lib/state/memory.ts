@@ -1,10 +1,13 @@
 import { LRUCache } from 'lru-cache';
-import type { CountMark, CountOnceResult, StateStore } from './types';
+import type { CountMark, CountOnceResult, StateStore, WriteHints } from './types';
 
 type Value = string | Map<string, string> | Set<string>;
 type Entry = { value: Value; born?: number };
-/** `keep`: the write is evidence worth keeping at once (SegmentedPool); plain pools ignore it. */
-type SetOptions = { ttl?: number; keep?: boolean };
+/**
+ * `keep`: the write is evidence worth keeping at once (SegmentedPool); `group`:
+ * whom the key is about (GroupBoundedLru). Plain pools ignore both.
+ */
+type SetOptions = { ttl?: number; keep?: boolean; group?: string };
 
 /** What the store needs of a pool: the part of LRUCache's interface it uses. */
 interface Pool {
@@ -23,6 +26,103 @@ const lru = (max: number): Pool => new LRUCache<string, Entry>({ max });
 /** A key written again this long after its first write has a history: see SegmentedPool. */
 export const PROMOTE_AFTER_MS = 60_000;
 
+/**
+ * Kept entries one group (one network, one organisation) may hold in a
+ * segment of `maxEachSegment`: a thousandth of it, at least 32 (200 with the
+ * default memory_max_entries: a site's mail servers and their networks many
+ * times over). Filling the kept segment so takes a thousand groups, each
+ * earning promotion.
+ */
+export function keptPerGroup(maxEachSegment: number): number {
+  return Math.max(32, Math.ceil(maxEachSegment / 1000));
+}
+
+/**
+ * An LRU in which the keys of one group hold at most `maxPerGroup` entries: a
+ * key of a full group pushes out its group's least recently written key,
+ * never another group's. Keys written without a group are bounded by the LRU
+ * alone. A key keeps the group it was first written with (a later write
+ * without one, e.g. hashSet, does not take it out of its group's count).
+ */
+export class GroupBoundedLru implements Pool {
+  private readonly cache: LRUCache<string, Entry>;
+  /** Each group's keys, least recently written first (a Set keeps insertion order). */
+  private readonly members = new Map<string, Set<string>>();
+  private readonly groupOf = new Map<string, string>();
+
+  constructor(
+    max: number,
+    private readonly maxPerGroup: number,
+  ) {
+    // Whatever removes a key (evicted, expired, deleted, cleared) takes it out of its group; an overwrite does not.
+    this.cache = new LRUCache<string, Entry>({ max, dispose: (_entry, key, reason) => reason !== 'set' && this.leave(key) });
+  }
+
+  private leave(key: string): void {
+    const group = this.groupOf.get(key);
+    if (group === undefined) return;
+    this.groupOf.delete(key);
+    const keys = this.members.get(group)!;
+    keys.delete(key);
+    if (!keys.size) this.members.delete(group);
+  }
+
+  /** Makes `key` its group's most recently written key, pushing out the group's oldest while the group is full. */
+  private join(key: string, group: string): void {
+    this.leave(key);
+    let keys = this.members.get(group);
+    if (!keys) this.members.set(group, (keys = new Set()));
+    while (keys.size >= this.maxPerGroup) {
+      const oldest = keys.values().next().value!;
+      if (!this.cache.delete(oldest)) this.leave(oldest);
+    }
+    keys.add(key);
+    this.groupOf.set(key, group);
+  }
+
+  /** Keys of `group` held (for tests and diagnostics). */
+  groupSize(group: string): number {
+    return this.members.get(group)?.size ?? 0;
+  }
+
+  get(key: string): Entry | undefined {
+    return this.cache.get(key);
+  }
+
+  set(key: string, entry: Entry, options: SetOptions = {}): this {
+    const { group = this.groupOf.get(key), keep: _keep, ...lruOptions } = options;
+    if (group !== undefined) this.join(key, group);
+    this.cache.set(key, entry, lruOptions);
+    return this;
+  }
+
+  delete(key: string): boolean {
+    return this.cache.delete(key);
+  }
+
+  has(key: string): boolean {
+    return this.cache.has(key);
+  }
+
+  getRemainingTTL(key: string): number {
+    return this.cache.getRemainingTTL(key);
+  }
+
+  keys(): Iterable<string> {
+    return this.cache.keys();
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  clear(): void {
+    this.cache.clear();
+    this.members.clear();
+    this.groupOf.clear();
+  }
+}
+
 export interface SegmentedPoolOptions {
   promoteAfterMs?: number;
   clock?: () => number;
@@ -38,10 +138,17 @@ export interface SegmentedPoolOptions {
  * entity seen over time (the segmented LRU, or "2Q", of database buffer
  * caches). Not on a second write alone: a flooding client makes two in one
  * session (two unknown recipients, a verdict and an unknown recipient).
+ *
+ * Promotion can be earned in bulk too: thousands of fresh addresses of one
+ * IPv6 /48, each hitting a trap once or coming back after a minute, filled
+ * `again` and pushed out a regular sender's history and other trap hitters.
+ * So in `again` each group (the writer names it: an IPv6 /48, an IPv4 /24, an
+ * organisational domain) holds at most keptPerGroup entries, and a flood
+ * pushes out its own group's oldest, which keeps its newest (still penalised).
  */
 export class SegmentedPool implements Pool {
   private readonly once: Pool;
-  private readonly again: Pool;
+  private readonly again: GroupBoundedLru;
 
   private readonly promoteAfterMs: number;
   /** Time of writes, for promotion (injected by tests; lru-cache keeps its own clock for TTLs). */
@@ -51,7 +158,7 @@ export class SegmentedPool implements Pool {
     this.promoteAfterMs = options.promoteAfterMs ?? PROMOTE_AFTER_MS;
     this.clock = options.clock ?? Date.now;
     this.once = lru(maxEachSegment);
-    this.again = lru(maxEachSegment);
+    this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment));
   }
 
   private holder(key: string): Pool | undefined {
@@ -63,16 +170,16 @@ export class SegmentedPool implements Pool {
   }
 
   set(key: string, entry: Entry, options: SetOptions = {}): this {
-    const { keep, ...lruOptions } = options;
+    const { keep, group, ...lruOptions } = options;
     if (this.again.has(key)) {
-      this.again.set(key, entry, lruOptions);
+      this.again.set(key, entry, { ...lruOptions, group });
       return this;
     }
     const now = this.clock();
     const born = this.once.get(key)?.born;
     if (keep || (born !== undefined && now - born >= this.promoteAfterMs)) {
       this.once.delete(key);
-      this.again.set(key, entry, lruOptions);
+      this.again.set(key, entry, { ...lruOptions, group });
     } else {
       // An entry expired in `again` is still held there until it is read or pushed out.
       this.again.delete(key);
@@ -153,8 +260,9 @@ const EVIDENCE_FIELD = /:(?:trap|complaint)$/;
  * (one rep:ip: key each) pushed out a suspension, which so lifted itself, and
  * the Message-IDs complaints are attributed by. Now each kind of key can only
  * push out its own kind. Within learnt reputation, fresh addresses (IPv6 gives
- * a sender as many as it likes) push out only entities seen once: see
- * SegmentedPool.
+ * a sender as many as it likes) push out only entities seen once, and those
+ * that earn their keep push out only their own network's: see SegmentedPool.
+ * Worst case: 4 x maxEntries entries (the reputation pool has two segments).
  */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
@@ -190,11 +298,11 @@ export class MemoryStore implements StateStore {
   }
 
   /** put for counters: extends the key's expiry to ttlSeconds, never shortens it (as RedisStore does for a fleet). */
-  private putExtending(key: string, value: Value, ttlSeconds: number, keep = false): void {
+  private putExtending(key: string, value: Value, ttlSeconds: number, keep = false, group?: string): void {
     const remaining = this.pool(key).getRemainingTTL(key);
     const wanted = ttlSeconds * 1000;
     const ttl = Number.isFinite(remaining) && remaining > wanted ? remaining : wanted;
-    this.pool(key).set(key, { value }, { ...(ttl > 0 ? { ttl } : {}), ...(keep ? { keep } : {}) });
+    this.pool(key).set(key, { value }, { ...(ttl > 0 ? { ttl } : {}), ...(keep ? { keep } : {}), ...(group !== undefined ? { group } : {}) });
   }
 
   private read(key: string): Value | undefined {
@@ -245,16 +353,17 @@ export class MemoryStore implements StateStore {
     return next;
   }
 
-  async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void> {
-    this.addToHash(key, fields, ttlSeconds);
+  async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number, hints: WriteHints = {}): Promise<void> {
+    this.addToHash(key, fields, ttlSeconds, hints);
   }
 
-  private addToHash(key: string, fields: Record<string, number>, ttlSeconds: number): void {
+  private addToHash(key: string, fields: Record<string, number>, ttlSeconds: number, hints: WriteHints = {}): void {
     const existing = this.read(key);
     const hash = existing instanceof Map ? existing : new Map<string, string>();
     for (const [field, by] of Object.entries(fields)) hash.set(field, String(Number(hash.get(field) ?? 0) + by));
-    const evidence = isReputationKey(key) && Object.keys(fields).some((f) => EVIDENCE_FIELD.test(f));
-    this.putExtending(key, hash, ttlSeconds, evidence);
+    const reputation = isReputationKey(key);
+    const evidence = reputation && Object.keys(fields).some((f) => EVIDENCE_FIELD.test(f));
+    this.putExtending(key, hash, ttlSeconds, evidence, reputation ? hints.group : undefined);
   }
 
   async hashGetAll(key: string): Promise<Record<string, string>> {

@@ -1,5 +1,5 @@
 import { MemoryStore } from './memory';
-import type { CountMark, StateStore } from './types';
+import type { CountMark, StateStore, WriteHints } from './types';
 
 /**
  * A state store that reads a shared one and writes only in process: for tools
@@ -62,9 +62,9 @@ export class OverlayStore implements StateStore {
     if (Object.keys(current).length) await this.local.hashSet(key, current, ttlSeconds);
   }
 
-  async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {
+  async hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number, hints?: WriteHints) {
     await this.copyHash(key, ttlSeconds);
-    await this.local.hashIncrBy(key, fields, ttlSeconds);
+    await this.local.hashIncrBy(key, fields, ttlSeconds, hints);
   }
 
   /** Written here only, like every write of an overlay: the marks and the hash are copied first. */

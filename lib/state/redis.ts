@@ -1,7 +1,7 @@
 import { createClient, ErrorReply } from 'redis';
 import type { Logger } from '../checks/types';
 import { MemoryStore } from './memory';
-import type { CountMark, CountOnceResult, StateSettings, StateStore } from './types';
+import type { CountMark, CountOnceResult, StateSettings, StateStore, WriteHints } from './types';
 import { withDeadline } from '../util/deadline';
 import { redactUrl } from '../config/reader';
 import { lua, runScript } from '../util/lua';
@@ -245,13 +245,14 @@ export class RedisStore implements StateStore {
     );
   }
 
-  hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number) {
+  /** The hints only matter to the in-process fallback. */
+  hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number, hints?: WriteHints) {
     const pairs = Object.entries(fields).flatMap(([field, by]) => [field, String(by)]);
     return this.op(
       async (c) => {
         await runScript(c, HASH_INCR_SCRIPT, { keys: [this.k(key)], arguments: [String(ttlMs(ttlSeconds)), ...pairs] });
       },
-      (m) => m.hashIncrBy(key, fields, ttlSeconds),
+      (m) => m.hashIncrBy(key, fields, ttlSeconds, hints),
     );
   }
 

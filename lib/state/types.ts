@@ -25,7 +25,7 @@ export interface StateStore {
    */
   incrBy(key: string, by: number, ttlSeconds: number): Promise<number>;
   /** Adds to several fields of a hash at once (atomically in Redis); extends the hash's expiry as incrBy does. */
-  hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number): Promise<void>;
+  hashIncrBy(key: string, fields: Record<string, number>, ttlSeconds: number, hints?: WriteHints): Promise<void>;
   hashGetAll(key: string): Promise<Record<string, string>>;
   hashSet(key: string, fields: Record<string, string>, ttlSeconds?: number): Promise<void>;
   /** Removes fields of a hash (e.g. time buckets past their horizon); keeps the hash's expiry. */
@@ -69,6 +69,17 @@ export interface CountMark {
 
 /** Counted, or not because the mark at index `atLimit` had reached its limit. */
 export type CountOnceResult = { counted: true } | { counted: false; atLimit: number };
+
+/** What a writer knows of a key that an in-process store uses to bound it; Redis ignores it. */
+export interface WriteHints {
+  /**
+   * Whom a learnt-reputation key is about, for eviction: the IPv6 /48 or IPv4
+   * /24 of an IP or network, the organisational domain of a domain. The memory
+   * store keeps a bounded number of one group's entries among those it keeps
+   * longest, so a flood from one network pushes out only that network's own.
+   */
+  group?: string;
+}
 
 export interface StateSettings {
   backend: 'memory' | 'redis';

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { StateStore } from '../../state/types';
 import { orgDomain } from '../auth/align';
-import { networkOf, normaliseIp } from './net';
+import { networkOf, normaliseIp, siteNetworkOf } from './net';
 import { EVENT_KINDS, type EventKind, type LearnedSettings } from './settings';
 
 /**
@@ -29,6 +29,27 @@ const KEY_PREFIX: Record<EntityType, string> = { ip: 'rep:ip:', net: 'rep:net:',
 
 export function entityKey(entity: Entity): string {
   return KEY_PREFIX[entity.type] + entity.id;
+}
+
+/**
+ * Whom an entity's key belongs to, for the memory store's eviction
+ * (WriteHints.group): an IP and its /64 or /24 to their /48 or /24, a domain
+ * and its aggregate to the organisational domain. A flood of fresh addresses
+ * of one network, or of fresh subdomains of one domain, so pushes out only
+ * its own kind's oldest.
+ */
+export function evictionGroup(entity: Entity): string {
+  switch (entity.type) {
+    case 'ip':
+      return `net:${siteNetworkOf(entity.id)}`;
+    case 'net':
+      // A net's id is a CIDR networkOf wrote: its address part is the network's first address.
+      return `net:${siteNetworkOf(entity.id.slice(0, entity.id.indexOf('/')))}`;
+    case 'domain':
+      return `org:${orgEntity(entity.id).id}`;
+    case 'org':
+      return `org:${entity.id}`;
+  }
 }
 
 export function ipEntity(ip: string): Entity {
@@ -211,7 +232,7 @@ export class LearnedStore {
     const now = this.clock();
     const field = this.bucketField(now, kind);
     const ttl = this.s.horizonSeconds + this.s.bucketSeconds;
-    await Promise.all(entities.map((e) => this.state.hashIncrBy(entityKey(e), { [field]: n }, ttl)));
+    await Promise.all(entities.map((e) => this.state.hashIncrBy(entityKey(e), { [field]: n }, ttl, { group: evictionGroup(e) })));
   }
 
   async read(entity: Entity, at = this.clock()): Promise<Decayed> {

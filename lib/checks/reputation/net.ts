@@ -50,6 +50,18 @@ export function networkOf(ip: string): string {
   return `${groups.join(':')}::/64`;
 }
 
+/**
+ * The block one holder is typically given, written as a CIDR: an IPv6 /48
+ * (a site; a /64 is one LAN of it), an IPv4 /24. Bounds what one network's
+ * flood may hold in the memory store (see WriteHints).
+ */
+export function siteNetworkOf(ip: string): string {
+  const n = normaliseIp(ip);
+  if (isIPv4(n)) return networkOf(n);
+  const groups = n.split(':').slice(0, 3).map((g) => g.replace(/^0+(?=.)/, ''));
+  return `${groups.join(':')}::/48`;
+}
+
 /** The DNS list query name of an address: reversed octets (IPv4) or nibbles (IPv6). */
 export function reversedLabels(ip: string): string {
   const n = normaliseIp(ip);
