@@ -470,6 +470,77 @@ describe('content: tokens and MIME', () => {
       assert.match(decoyed.unread ?? '', /stopped at 50000 lines like a boundary delimiter/);
     });
 
+    describe('HTML padding whose lines are long and not blank, but show nothing, gives MIME_TEXT_UNREAD; real mail of heavy markup does not', () => {
+      const parseCheck = builtinModule.createChecks(null, undefined as never).find((c) => c.name === 'builtin.parse')!;
+      const verdictOf = async (raw: string) => {
+        const ctx = createContext({ ip: '192.0.2.1', raw });
+        const e = await parsedMessage(ctx);
+        const hits = (await parseCheck.run(ctx, undefined as never, undefined as never)) ?? [];
+        return { words: (e?.text ?? '') + (e?.html ?? ''), unread: hits.find((h) => h.name === 'MIME_TEXT_UNREAD')?.detail };
+      };
+      const htmlMessage = (body: string) => ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '', ''].join(CRLF) + body;
+      // Review: 50,000 lines of 36 bytes, none blank, past the cut and the tail's 14,000 lines; the spam stands after them.
+      const crafted: [string, string][] = [
+        ['a comment a line', '<html><body>' + CRLF + `<!-- ${'x'.repeat(29)} -->${CRLF}`.repeat(50_000)],
+        ['empty elements', '<html><body>' + CRLF + `<div></div><span></span><div></div>${CRLF}`.repeat(50_000)],
+        ['&nbsp; runs', '<html><body>' + CRLF + `${'&nbsp;'.repeat(6)}${CRLF}`.repeat(50_000)],
+        ['zero-width characters', '<html><body>' + CRLF + `${'&#8203;&zwnj;'.repeat(3)}<br>${CRLF}`.repeat(50_000)],
+        // One comment opened before the cut and still open past the tail's lines: its text is no text.
+        ['one comment of 50,000 lines', '<html><body><!--' + CRLF + `${'x'.repeat(34)}${CRLF}`.repeat(50_000) + '-->'],
+      ];
+      for (const [name, padding] of crafted) {
+        it(`an HTML part of ${name} before its text`, async () => {
+          const r = await verdictOf(htmlMessage(padding + '<p>PADDED SPAM</p>' + CRLF));
+          assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+          assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
+        });
+      }
+
+      it('an HTML part of comment padding in base64 of short lines: judged as decoded', async () => {
+        const html = '<html><body>' + CRLF + `<!-- ${'x'.repeat(29)} -->${CRLF}`.repeat(50_000) + '<p>PADDED SPAM</p>' + CRLF;
+        const body = Buffer.from(html).toString('base64').replace(/.{40}/g, `$&${CRLF}`);
+        const raw = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: base64', '', ''].join(CRLF) + body + CRLF;
+        const r = await verdictOf(raw);
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part .*HTML that shows almost nothing/);
+      });
+
+      it('an HTML part of comment padding wholly past the cut (after a large image)', async () => {
+        const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(29)} -->${CRLF}`.repeat(20_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
+        const r = await verdictOf(head + img(1600 * 1024) + part);
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part/);
+      });
+
+      it('a long newsletter of short lines heavy with inline CSS and table markup, and a long CSV, do not', async () => {
+        // A product grid as template engines write it (attributes a line, links with tracking): ~5% of it shows.
+        const product = (i: number) =>
+          [
+            '<tr>',
+            '  <td align="left" valign="top" class="item" bgcolor="#ffffff"',
+            '      style="padding:0 24px 12px 24px;font-family:Arial,sans-serif;">',
+            `    <a href="https://shop.example.com/p/${10000 + i}?utm_source=news"`,
+            '       style="color:#1a73e8;text-decoration:none;">Woollen scarf</a>',
+            `    <span style="font-size:13px;color:#555555;">EUR ${(i % 90) + 9}.90</span>`,
+            '  </td>',
+            '</tr>',
+            i % 4 ? '' : '<tr><td style="padding:0 24px;">Warm and soft, made to last.</td></tr>',
+          ]
+            .filter(Boolean)
+            .join(CRLF) + CRLF;
+        const grid = Array.from({ length: 5_400 }, (_, i) => product(i)).join('');
+        const altHead = ['From: news@shop.example.com', 'Subject: new in', 'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="ALT"', '', ''].join(CRLF);
+        const newsletter = altHead + ['--ALT', 'Content-Type: text/plain', '', 'See the web version', '--ALT', 'Content-Type: text/html; charset=utf-8', '', '<html><body><table>', ''].join(CRLF) + grid + '<p>LAST ROW</p></table></body></html>' + CRLF + '--ALT--' + CRLF;
+        assert.ok(newsletter.split('\n').length > 40_000 && newsletter.length / newsletter.split('\n').length < 75, 'cut by the lines, not the bytes');
+        const read = await verdictOf(newsletter);
+        assert.ok(read.words.includes('Woollen scarf'));
+        assert.equal(read.unread, undefined);
+        const csv = ['From: reports@example.com', 'Subject: orders', 'Content-Type: text/plain; charset=utf-8', '', 'date,order,item,qty,price,currency,status', ''].join(CRLF) +
+          Array.from({ length: 45_000 }, (_, i) => `2026-12-01,ORD-${100000 + i},widget-${i % 37},${(i % 5) + 1},19.99,EUR,shipped${CRLF}`).join('');
+        assert.equal((await verdictOf(csv)).unread, undefined);
+      });
+    });
+
     it('a fake delimiter and text/plain header inside an attachment straddling the cut, or in the epilogue, is not read as a text part', async () => {
       const start = head + img(1200 * 1024) + ['--B', 'Content-Type: text/plain; name="notes.txt"', 'Content-Disposition: attachment; filename="notes.txt"', '', ''].join(CRLF);
       // The fake block stands 5 KB before the cut, the attachment goes on 20 KB past it.

@@ -131,6 +131,12 @@ export interface TailPart {
   end: number;
   /** An inline message/rfc822: dropped when the message turns out to be a report. */
   message: boolean;
+  /**
+   * Set when the line budget cut its reading short in lines that are not padding by their bytes:
+   * if it is HTML, what was read is judged decoded (htmlLooksLikePadding). `insideComment`: read
+   * from inside an HTML comment (commentOpenAt).
+   */
+  lineCut?: { insideComment: boolean };
 }
 
 /** The header block postal-mime needs to decode a part's body (type, charset, transfer encoding, disposition), one field a line. */

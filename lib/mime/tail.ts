@@ -3,6 +3,7 @@ import type { Email } from 'postal-mime';
 import { decodeParts } from './decode';
 import { headerBlockEnd, MAX_HEADER_BYTES } from './header-block';
 import { fitLines, insideLine, MAX_PARSE_LINES } from './limits';
+import { bytesLookLikePadding, commentOpenAt, htmlLooksLikePadding } from './padding';
 import { base64Resume, blankLineEnd, decodingHeader, delimiterLineEnd, tailPartType, type ContentFields, type OpenMultipart, type TailPart } from './tail-part';
 
 /**
@@ -42,27 +43,6 @@ const MAX_TAIL_BYTES = 1024 * 1024;
 const MAX_TAIL_LINES = MAX_PARSE_LINES / 2;
 /** Share of the tail budgets the text part the cut falls in may spend (it comes first: the parts past it have the rest). */
 const CROSSING_SHARE = 0.5;
-/**
- * Bytes per line unit below which a stretch the line budget cut short reads as
- * padding (blank or near-blank lines), not text: MAX_TAIL_BYTES / MAX_TAIL_LINES
- * is 75, so any text of lines shorter than that (HTML of 70-byte lines, text
- * wrapped at 72) is cut by the line budget too, and is no sign of hiding.
- */
-const PADDING_BYTES_PER_UNIT = 24;
-/** At least this share of white space (blanks, tabs, line ends) makes a stretch padding whatever its line length. */
-const PADDING_BLANK_SHARE = 0.9;
-
-/** Whether raw[start, end), cut short by the line budget after `units` line units, is padding rather than text. */
-function looksLikePadding(raw: Buffer, start: number, end: number, units: number): boolean {
-  if (end - start < units * PADDING_BYTES_PER_UNIT) return true;
-  let blank = 0;
-  for (let i = start; i < end; i++) {
-    const c = raw[i]!;
-    if (c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a) blank++;
-  }
-  return blank >= (end - start) * PADDING_BLANK_SHARE;
-}
-
 /**
  * The byte ranges (header block and body) of the text parts at and past the
  * cut of a partial parse, to be decoded one by one: a spammer puts a large
@@ -162,8 +142,9 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   /**
    * Takes a part within `l`: its decoding header (whole, or nothing), and its body from `start`,
    * cut to the budgets at a line end (a first line too long for the bytes left is cut inside it).
+   * `bodyStart`: where its body begins, before `start` when it is read from the cut (commentOpenAt).
    */
-  const take = (part: TailPart, l: Limits, share = 1): void => {
+  const take = (part: TailPart, l: Limits, share = 1, bodyStart = part.start): void => {
     // What this part may spend: all that is left, or a share of it.
     let bytes = Math.floor(l.bytes * share);
     let lines = Math.floor(l.lines * share);
@@ -178,11 +159,17 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
     // A piece cut inside a line costs its = signs too: charged nothing, each such part had the whole line budget again.
     const { end, units } = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit;
-    if (fit.by === 'lines' && !part.message && looksLikePadding(raw, part.start, end, units)) cutShort++;
+    // Cut short by the lines: padding by its bytes (short or blank lines) is counted here; other lines
+    // may still show nothing (comments, empty elements, &nbsp;), which only the decoded HTML tells.
+    let lineCut: TailPart['lineCut'];
+    if (fit.by === 'lines' && !part.message) {
+      if (bytesLookLikePadding(raw, part.start, end, units)) cutShort++;
+      else lineCut = { insideComment: commentOpenAt(raw, bodyStart, part.start) };
+    }
     l.bytes -= part.header.length + end - part.start;
     l.lines -= headerLines + units;
     l.parts--;
-    ranges.push({ ...part, end });
+    ranges.push({ ...part, end, lineCut });
   };
   /** Where a text part's body is read from past the cut: the cut, or the next whole base64 unit after it. */
   const resumeAt = (fields: ContentFields, bodyStart: number, end: number): number => {
@@ -193,7 +180,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   if (!enter(topType.boundary, topType.type)) {
     // A message that is one text part (no multipart): the rest of its body, or its padding with short lines hides the text after them.
     if (topType.read && topType.type.startsWith('text/') && raw.length > cut) {
-      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text);
+      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text, 1, top + sep);
     }
     return { ranges, unread: 0, cutShort };
   }
@@ -263,7 +250,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     // The text part the cut falls in: its body from the cut on, with at most half the budgets, so that neither
     // its padding hides the parts after it nor theirs the text just past the cut. The body from the cut on of a
     // message or a multipart is neither: one straddling the cut is taken whole (its start twice).
-    if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE);
+    if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE, headerEnd);
     else take({ header, start: headerEnd, end: partEnd, message }, limits);
   }
   return { ranges: report ? ranges.filter((r) => !r.message) : ranges, unread, cutShort, stopped };
@@ -273,7 +260,7 @@ interface TailWalk {
   ranges: TailPart[];
   /** Text parts wholly past the cut left unread because the budgets were spent. */
   unread: number;
-  /** Text parts read only in part because the line budget ran out inside them. */
+  /** Text parts read only in part because the line budget ran out inside padding of short or blank lines (see TailPart.lineCut for the rest). */
   cutShort: number;
   /** Set when the walk stopped before the message's end (one of its own bounds): why. */
   stopped?: string;
@@ -292,8 +279,11 @@ export async function appendTailTextParts(email: Email, raw: Buffer, cut: number
   const text: string[] = [];
   const html: string[] = [];
   const walk = tailTextRanges(raw, cut);
-  for (const { header, start, end } of walk.ranges) {
+  let cutShort = walk.cutShort;
+  for (const { header, start, end, lineCut } of walk.ranges) {
     const part = await decodeParts(Buffer.concat([header, raw.subarray(start, end)])).catch(() => undefined);
+    // One HTML read of what was decoded anyway: within the tail's byte budget, once.
+    if (lineCut && part?.html && htmlLooksLikePadding(part.html, lineCut.insideComment)) cutShort++;
     if (!part || (!part.text && !part.html)) continue;
     found++;
     if (part.text) text.push(part.text);
@@ -303,7 +293,7 @@ export async function appendTailTextParts(email: Email, raw: Buffer, cut: number
   if (html.length) email.html = [email.html ?? '', ...html].filter(Boolean).join('\n');
   const unread = [
     walk.unread ? `${walk.unread} text part${walk.unread === 1 ? '' : 's'} past the cut left unread (the tail budget: ${MAX_TAIL_BYTES / 1024 / 1024} MB, ${MAX_TAIL_LINES} lines, ${MAX_TAIL_PARTS} parts)` : '',
-    walk.cutShort ? `${walk.cutShort} text part${walk.cutShort === 1 ? '' : 's'} read only in part (the tail's ${MAX_TAIL_LINES} lines ran out inside ${walk.cutShort === 1 ? 'it' : 'them'}: padding with short lines?)` : '',
+    cutShort ? `${cutShort} text part${cutShort === 1 ? '' : 's'} read only in part (the tail's ${MAX_TAIL_LINES} lines ran out inside ${cutShort === 1 ? 'it' : 'them'}, in what reads as padding: short or blank lines, or HTML that shows almost nothing)` : '',
     walk.stopped ? `the walk past the cut stopped at ${walk.stopped}: what follows was not read` : '',
   ].filter(Boolean);
   return { found, unread: unread.length ? unread.join('; ') : undefined };
