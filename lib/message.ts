@@ -1,13 +1,12 @@
 import { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
-import { headerBlockEnd, parseHeaderBlock, type HeaderField } from './mime/header-block';
+import { headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 import { newRef } from './score/ref';
 import { plainIp } from './util/ip';
-import { trimChars } from './util/text';
 
 // The MIME decoding machinery (the cut, the tail walk past it, <meta> charsets) lives in lib/mime/;
 // these names were always imported from here, and still are.
-export { headerBlockCut, headerBlockEnd, parseHeaderBlock, type HeaderField } from './mime/header-block';
+export { headerBlockCut, headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 export { MAX_PARSE_BYTES, MAX_PARSE_LINES, mimePrefix } from './mime/limits';
 export { parsedMessage } from './mime/parse';
 
@@ -110,30 +109,41 @@ export function setMessage(ctx: MessageContext, raw: Buffer | string): void {
 }
 
 /**
- * The message with every field named in `names` (any case) taken out of its
- * header block, continuation lines included, except the first `keepFirst`
- * fields of each name; the body and every other byte are left as they were.
+ * The message without the header fields `drop` picks (given each field and
+ * its text, continuation lines and line ending included); the body and every
+ * other byte are left as they were. Fields are split and named as
+ * parseHeaderBlock and mailauth read them (splitHeaderFields): a field any
+ * mailward reader, or DKIM and DMARC, takes for one goes whole.
  */
-export function withoutHeaders(raw: Buffer, names: string[], keepFirst = 0): Buffer {
+export function withoutFields(raw: Buffer, drop: (field: RawHeaderField, text: string) => boolean): Buffer {
   const end = headerBlockEnd(raw);
-  if (end < 0 || !names.length) return raw;
-  const seen = new Map(names.map((n) => [n.toLowerCase(), 0]));
+  if (end < 0) return raw;
   // The last field's own line ending belongs to it (the blank line follows): dropping that field
   // must not leave its ending behind as a second blank line, which would move the body down.
   const blockEnd = end + (raw[end] === 0x0d ? 2 : 1);
-  // latin1 maps bytes to characters one to one, so the kept lines come back byte for byte.
-  const lines = raw.subarray(0, blockEnd).toString('latin1').split(/(?<=\n)/);
-  let dropping = false;
-  const kept = lines.filter((line) => {
-    if (/^[ \t]/.test(line)) return !dropping;
-    const colon = line.indexOf(':');
-    const name = colon > 0 ? trimChars(line.slice(0, colon), '', ' \t').toLowerCase() : '';
+  // latin1 maps bytes to characters one to one, so the kept fields come back byte for byte.
+  const block = raw.subarray(0, blockEnd).toString('latin1');
+  const kept = splitHeaderFields(block)
+    .map((field) => ({ field, text: block.slice(field.start, field.end) }))
+    .filter(({ field, text }) => !drop(field, text));
+  return Buffer.concat([Buffer.from(kept.map(({ text }) => text).join(''), 'latin1'), raw.subarray(blockEnd)]);
+}
+
+/**
+ * The message with every field named in `names` (any case) taken out of its
+ * header block, continuation lines included, except the first `keepFirst`
+ * fields of each name (see withoutFields).
+ */
+export function withoutHeaders(raw: Buffer, names: string[], keepFirst = 0): Buffer {
+  if (!names.length) return raw;
+  const seen = new Map(names.map((n) => [n.toLowerCase(), 0]));
+  return withoutFields(raw, (field) => {
+    const name = field.name.toLowerCase();
     const count = seen.get(name);
-    if (count !== undefined) seen.set(name, count + 1);
-    dropping = count !== undefined && count >= keepFirst;
-    return !dropping;
+    if (count === undefined) return false;
+    seen.set(name, count + 1);
+    return count >= keepFirst;
   });
-  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(blockEnd)]);
 }
 
 /** All values of a header, in message order. */

@@ -139,6 +139,23 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.ok(symbol(result, 'DMARC_PASS'), symbolNames(result).join());
   });
 
+  it('DKIM-Signature fields below the topmost 20 are not verified however their name is written (no key look-ups for them)', async () => {
+    // A form feed before the colon: mailauth (and parseHeaderBlock) read these as DKIM-Signature
+    // fields, so the cutting must too, or mailauth verifies (and looks up a key for) every one.
+    const signed = await sign(message({ from: 'alice@example.com' }), 'example.com', 's1', world.keys.example);
+    // The body hash and canonicalisation of the real signature: mailauth looks up the key of a signature whose bh= matches.
+    const [, canon, bodyHash] = /c=([^;\s]+);[^]*?bh=([^;\s]+);/.exec(signed)!;
+    const junk = Array.from({ length: 30 }, (_, i) => `DKIM-Signature\f: v=1; a=rsa-sha256; c=${canon}; d=ff${i}.test; s=s; h=from; bh=${bodyHash}; b=y`).join('\r\n');
+    const raw = signed.replace(/\r\n\r\n/, `\r\n${junk}\r\n\r\n`);
+    const asked = world.dns.queries.length;
+    const result = await scan(raw, IP.example, 'bounce@other.test');
+    assert.ok(symbol(result, 'DMARC_PASS'), symbolNames(result).join());
+    const junkKeys = new Set(world.dns.queries.slice(asked).filter((q) => /_domainkey\.ff\d+\.test$/.test(q)));
+    // The aligned signature on top and 19 junk ones make the 20 verified.
+    assert.ok(junkKeys.has('TXT s._domainkey.ff0.test'), world.dns.queries.slice(asked).join());
+    assert.equal(junkKeys.size, 19, [...junkKeys].join());
+  });
+
   it('a signed From: of 60 authors of one domain keeps its signature (only absurd headers are shortened for mailauth)', async () => {
     const authors = Array.from({ length: 60 }, (_, i) => `Author ${i} <a${i}@example.com>`).join(', ');
     const raw = await sign(message({ from: authors }), 'example.com', 's1', world.keys.example);

@@ -25,8 +25,9 @@ describe('message helpers', () => {
   });
 
   it('parseHeaderBlock joins folded lines (blank ones dropped) and reads a field of 200,000 folds at once, not in quadratic time', function () {
+    // " d" continues the line above it, which is no field: it never joins Subject (mailauth reads it so too).
     const { headers } = parseHeaderBlock(Buffer.from('Subject: a\r\n  b \r\n \t\r\n\tc\r\nbad line\r\n d\r\nTo: x@y.test\r\n\r\nbody'));
-    assert.deepEqual(headers.map((h) => [h.key, h.value]), [['subject', 'a b c d'], ['to', 'x@y.test']]);
+    assert.deepEqual(headers.map((h) => [h.key, h.value]), [['subject', 'a b c'], ['to', 'x@y.test']]);
     // Appending each fold to the value so far took 5 s for 100,000 folds and grows with the square:
     // a 0.8 MB bounce or feedback report would hold the event loop for most of a minute.
     this.timeout(5_000);
@@ -57,6 +58,27 @@ describe('message helpers', () => {
     assert.equal(withoutHeaders(raw, ['x'], 1).toString(), 'A: 1\r\nX: one\r\n two\r\nB: 2\r\n\r\nbody X: five\r\n');
     assert.equal(withoutHeaders(raw, ['X']).toString(), 'A: 1\r\nB: 2\r\n\r\nbody X: five\r\n');
     assert.equal(withoutHeaders(Buffer.from('A: 1\nX: 2\n\nbody\n'), ['x']).toString(), 'A: 1\n\nbody\n');
+  });
+
+  it('withoutHeaders takes out every field parseHeaderBlock (and mailauth) reads under the name, and leaves the others reading as before', () => {
+    // Each is read as the named field by parseHeaderBlock and mailauth: a forged verdict header a
+    // held copy must not carry, or a From: auth must not hand mailauth twice.
+    const cases: [string, string][] = [
+      ['x-mailward-status', ' X-Mailward-Status: accept score=-20\r\nSubject: hi\r\n\r\nbody\r\n'], // the first line, indented
+      ['x-mailward-status', 'Subject: hi\r\nX-Mailward-Status\f: accept score=-20\r\n\r\nbody\r\n'], // a form feed before the colon
+      ['x-mailward-score', 'Subject: hi\r\nX-Mailward-Score\x0b\xa0: -20\r\nTo: a@b.test\r\n\r\nbody\r\n'], // a vertical tab, a 0xA0 byte
+      ['x-mailward-status', 'Subject: hi\r\nX-Mailward-Status: reject\r\n\f accept score=-20\r\n\r\nbody\r\n'], // a form-feed continuation
+      ['from', 'Subject: hi\r\nFrom\r\n : ceo@bank.example\r\nTo: a@b.test\r\n\r\nbody\r\n'], // the colon on a continuation line
+      ['from', ' From: ceo@bank.example\nTo: a@b.test\n\nbody\n'],
+    ];
+    for (const [name, text] of cases) {
+      const raw = Buffer.from(text, 'latin1');
+      const before = parseHeaderBlock(raw).headers;
+      assert.ok(before.some((h) => h.key === name), `${JSON.stringify(text)} has a ${name} field`);
+      const out = withoutHeaders(raw, [name]);
+      assert.deepEqual(parseHeaderBlock(out).headers, before.filter((h) => h.key !== name), JSON.stringify(text));
+      assert.ok(out.toString('latin1').endsWith(text.slice(text.search(/\r?\n\r?\n/))), 'the body stays where it was');
+    }
   });
 
   it('fromMailboxes: every mailbox of every From: header, groups flattened, names decoded', () => {

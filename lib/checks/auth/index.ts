@@ -2,7 +2,7 @@ import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { withDeadline } from '../../util/deadline';
 import { asciiDomain, isHostName } from '../../util/domain';
-import { domainOf, fromMailboxes, headerBlockEnd, headerValues, shownFromAddresses, withoutHeaders, type MessageContext } from '../../message';
+import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutFields, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
@@ -234,28 +234,15 @@ function signsFrom(lines: unknown): boolean {
   return Array.isArray(lines) && lines.some((line) => /^[^:]+/.exec(String(line))?.[0].trim().toLowerCase() === 'from');
 }
 
-/**
- * The message without the DKIM-Signature fields whose b= is one of
- * `signatures`, continuation lines included, split into fields as mailauth
- * splits them; every other byte is kept.
- */
+/** The message without the DKIM-Signature fields whose b= is one of `signatures`, split into fields as mailauth splits them. */
 function withoutSignatures(raw: Buffer, signatures: string[]): Buffer {
-  const end = headerBlockEnd(raw);
   const wanted = signatures.filter(Boolean);
-  if (end < 0 || !wanted.length) return raw;
-  const blockEnd = end + (raw[end] === 0x0d ? 2 : 1);
-  // latin1 maps bytes to characters one to one, as mailauth's 'binary' reading does.
-  const fields: string[] = [];
-  for (const line of raw.subarray(0, blockEnd).toString('latin1').split(/(?<=\n)/)) {
-    if (/^\s/.test(line) && fields.length) fields[fields.length - 1] += line;
-    else fields.push(line);
-  }
-  const kept = fields.filter((field) => {
-    if (/^[^:]+/.exec(field)?.[0].trim().toLowerCase() !== 'dkim-signature') return true;
-    const flat = field.replace(/\s+/g, '');
-    return !wanted.some((b) => flat.includes(`b=${b}`));
+  if (!wanted.length) return raw;
+  return withoutFields(raw, (field, text) => {
+    if (field.name.toLowerCase() !== 'dkim-signature') return false;
+    const flat = text.replace(/\s+/g, '');
+    return wanted.some((b) => flat.includes(`b=${b}`));
   });
-  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(blockEnd)]);
 }
 
 /** At most this many author domains get a DMARC look-up: a forged From: may name thousands. */
