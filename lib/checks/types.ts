@@ -9,6 +9,8 @@ import type { StateStore } from '../state/types';
 /** Text of a module's extra config file, or null when there is none anywhere (not even shipped). */
 export interface ConfigTexts {
   text(file: string): { text: string; source: string } | null;
+  /** The files the loader reads by their own names (mailward.ini, each mailward.<module>.ini, their rules files, host_list): a file the configuration names must not be one of them. */
+  standardFiles?: readonly string[];
 }
 
 /** SMTP phases, in the order a transaction goes through them. */

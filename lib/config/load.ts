@@ -176,7 +176,7 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
       continue;
     }
     const reader = new IniReader(module.file, readRaw(module.file, options, defaults));
-    const texts: ConfigTexts = { text: (file) => readText(file, options, defaults) };
+    const texts: ConfigTexts = { text: (file) => readText(file, options, defaults), standardFiles: configFiles() };
     const parsed = module.parseSettings(reader, shared, texts);
     reader.finish();
     for (const def of parsed.symbols ?? []) symbols.define(def);

@@ -124,6 +124,23 @@ export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
 
 export const RULES_FILE = DEFAULT_CONTENT_SETTINGS.heuristics.rulesFile;
 
+/**
+ * Why `name` cannot be an operator's rules file, or undefined. Haraka's loader
+ * (haraka-config) refuses a name that leaves its config directory and reads an
+ * absolute one as it is, where the CLI reads every name under --config DIR:
+ * only a plain file name reads the same file under both. A standard file
+ * (mailward.ini, another module's rules) would be parsed as content rules.
+ */
+function rulesFileProblem(name: string, standardFiles: readonly string[]): string | undefined {
+  if (!name || name === '.' || name.includes('..') || /[/\\]/.test(name)) {
+    return `${JSON.stringify(name)}: a plain file name in the config directory is expected (no "/", "\\" or ".."), e.g. site.rules`;
+  }
+  if (name !== RULES_FILE && standardFiles.includes(name)) {
+    return `${name} is one of mailward's own configuration files, not a content rules file: name a file of your own (e.g. site.rules), or ${RULES_FILE}`;
+  }
+  return undefined;
+}
+
 export function parseContentSettings(reader: IniReader, shared: SharedSettings, files?: ConfigTexts): ContentSettings {
   const d = DEFAULT_CONTENT_SETTINGS;
   const main = reader.section('main');
@@ -144,6 +161,8 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
 
   const heuristicsEnabled = heuristics.boolean('enabled', d.heuristics.enabled);
   const rulesFile = heuristics.string('rules_file', d.heuristics.rulesFile);
+  const misnamed = rulesFile === 'none' ? undefined : rulesFileProblem(rulesFile, files?.standardFiles ?? []);
+  if (misnamed) throw heuristics.error('rules_file', misnamed);
   let rules: ContentRule[] = [];
   if (heuristicsEnabled && rulesFile !== 'none') {
     const found = files?.text(rulesFile);
