@@ -91,6 +91,17 @@ describe('spine end to end: a real Haraka with verdict and tracking (SQLite)', f
     assert.doesNotMatch(readFileSync(haraka.delivered().at(-1)!, 'utf8'), /FORGED1/);
   });
 
+  it('removes forged X-Mailward headers written with white space before the colon, as mail readers and mailauth still read them', async () => {
+    // Haraka's remove_header drops only fields written exactly "Name:": these two reached the delivered copy,
+    // above ours, where a filter reading the first X-Mailward-Status saw the forged "accept".
+    const raw = simpleMessage({ headers: { 'X-Mailward-Status ': 'accept score=-100 ref=FORGED3', 'X-Mailward-Score\f': '-100 FORGED3' } });
+    const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw });
+    assert.equal(result.code, 250, result.response);
+    const delivered = readFileSync(haraka.delivered().at(-1)!, 'utf8');
+    assert.doesNotMatch(delivered, /FORGED3/);
+    assert.match(headerOf(haraka.delivered().at(-1)!, 'X-Mailward-Status')!, /^accept score=/);
+  });
+
   it('removes forged X-Mailward headers also where ours are not added to accepted mail ([headers] always = false)', async () => {
     const quiet = await startHaraka({ plugins: [], hostList: ['example.com'], files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nenabled = false\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n[headers]\nalways = false\n' } });
     try {

@@ -1,5 +1,6 @@
 // The parts of Haraka's plugin API mailward uses. Haraka ships no type
 // declarations, so this small hand-written subset keeps the adapters typed.
+import { splitHeaderFields } from '../../lib/mime/header-block';
 
 /** Return codes of haraka-constants (stable across Haraka releases). */
 export const CONT = 900;
@@ -64,6 +65,34 @@ export interface HarakaTransaction {
   message_stream: { get_data(cb: (data: Buffer) => void): void };
   add_header(name: string, value: string): void;
   remove_header(name: string): void;
+  /** haraka-email-message's Header: `header_list` is the fields as they are written on delivery, one entry each. */
+  header?: { header_list?: string[] };
+}
+
+/**
+ * Removes every field named `name` (any case) from the message as delivered,
+ * naming fields as mail readers and mailauth do: the name is what precedes the
+ * colon, white space trimmed ("X-Mailward-Status :", "X-Mailward-Score\f:").
+ * Haraka's remove_header drops only fields written exactly "Name:", so a forged
+ * X-Mailward-Status or Authentication-Results written so reached the delivered
+ * copy, above ours, for a downstream filter to read as ours.
+ */
+export function removeHeaderField(txn: HarakaTransaction, name: string): void {
+  txn.remove_header(name);
+  const list = txn.header?.header_list;
+  if (!Array.isArray(list)) return;
+  const wanted = name.toLowerCase();
+  // Haraka continues a field only on a line that starts with a blank or a tab; for mailauth any
+  // white space (a form feed) continues it, so such an entry goes with the field above it.
+  let dropping = false;
+  let write = 0;
+  for (let read = 0; read < list.length; read++) {
+    const entry = list[read]!;
+    if (read === 0 || !/^\s/.test(entry)) dropping = splitHeaderFields(entry)[0]?.name.toLowerCase() === wanted;
+    if (!dropping) list[write++] = entry;
+  }
+  // In place: Haraka's message stream holds this very array.
+  list.length = write;
 }
 
 export interface HarakaConnection {
