@@ -528,6 +528,18 @@ describe('content: tokens and MIME', () => {
         }
       });
 
+      it('a quoted-printable newsletter whose last Outlook conditional comment before the cut ends on a soft line break does not', async () => {
+        // Review: `-->` written as `-=` CRLF `->` was not seen, so the part read from the cut was taken as inside a comment (0% visible).
+        const row = (i: number) =>
+          ['<tr>', '  <td align=3D"left" valign=3D"top" class=3D"item" bgcolor=3D"#ffffff">', `    <a href=3D"https://shop.example.com/p/${10000 + i}">Woollen scarf</a>`, `    <span>EUR ${(i % 90) + 9}.90</span>`, '  </td>', '</tr>'].join(CRLF) + CRLF;
+        const rows = (from: number, n: number) => Array.from({ length: n }, (_, i) => row(from + i)).join('');
+        const mso = '<!--[if mso]><table role=3D"presentation" width=3D"600"><tr><td ><![endif]-=' + CRLF + '->' + CRLF;
+        const body = '<html><body><table>' + CRLF + rows(0, 4_000) + mso + rows(4_000, 6_000) + '</table></body></html>' + CRLF;
+        const raw = ['From: news@shop.example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', ''].join(CRLF) + body;
+        assert.ok(body.indexOf('[if mso]') < body.split(CRLF).slice(0, 28_000).join(CRLF).length, 'the comment stands before the cut');
+        assert.equal((await verdictOf(raw)).unread, undefined);
+      });
+
       it('a long newsletter of short lines heavy with inline CSS and table markup, and a long CSV, do not', async () => {
         // A product grid as template engines write it (attributes a line, links with tracking): ~5% of it shows.
         const product = (i: number) =>

@@ -41,10 +41,14 @@ export function bytesLookLikePadding(raw: Buffer, start: number, end: number, un
  * Whether the raw body bytes [bodyStart, at) leave an HTML comment open at `at`:
  * a part read from the cut on may start inside one comment 40,000 lines long,
  * whose text is no text. As written (7bit, 8bit, quoted-printable: `<!--` and
- * `-->` are not encoded); a base64 body shows neither. Two backward searches.
+ * `-->` are not encoded); a base64 body shows neither. Quoted-printable soft
+ * line breaks (`=` at a line's end) are read past: one falls inside `-->`
+ * (`-=` CRLF `->`) of about one Outlook conditional comment in 40, and the
+ * part read from the cut then counted as one comment, 0% visible. Linear: one
+ * copy without them, two backward searches.
  */
 export function commentOpenAt(raw: Buffer, bodyStart: number, at: number): boolean {
-  const before = raw.subarray(bodyStart, at);
+  const before = raw.toString('latin1', bodyStart, at).replace(/=\r?\n/g, '');
   return before.lastIndexOf('<!--') > before.lastIndexOf('-->');
 }
 
