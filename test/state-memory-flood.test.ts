@@ -232,6 +232,14 @@ describe('memory state: a flood from one network cannot evict the kept reputatio
     assert.equal(pool.groupSize('a'), 0);
   });
 
+  it('GroupBoundedLru with a bound of 1: each new key of the group pushes out the one before', () => {
+    // Review: pushing out the group's only key dropped its set, and the new key joined a set no one read (unbounded).
+    const pool = new GroupBoundedLru(10, 1);
+    for (const k of ['a1', 'a2', 'a3']) pool.set(k, { value: k }, { group: 'a' });
+    assert.deepEqual([...pool.keys()], ['a3']);
+    assert.equal(pool.groupSize('a'), 1);
+  });
+
   it('thousands of addresses of one /48, each returning after promoteAfterMs', async () => {
     const BATCH = 100;
     for (let start = 0; start < FLOOD; start += BATCH) {

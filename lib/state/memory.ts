@@ -76,6 +76,8 @@ export class GroupBoundedLru implements Pool {
       const oldest = keys.values().next().value!;
       if (!this.cache.delete(oldest)) this.leave(oldest);
     }
+    // Pushing out the last one (a bound of 1) dropped the group's entry: the key would join a set no one reads.
+    this.members.set(group, keys);
     keys.add(key);
     this.groupOf.set(key, group);
   }
