@@ -252,3 +252,40 @@ describe('memory state: a flood from one network cannot evict the kept reputatio
     assert.equal((await learned.read(netEntity(floodIp(FLOOD - 1)))).raw.spam, 16, 'the newest /64 of the flood has all its events');
   });
 });
+
+// Review of 4983ee6 (GroupBoundedLru). These two tests FAIL: they show what the per-/48 bound does not do.
+describe('memory state: what the per-network bound of the kept reputation does not cover (review, failing)', function () {
+  this.timeout(120_000);
+  const MAX = 1000; // keptPerGroup(1000) = 32; the default 200000 gives 200, a provider's /48 holds thousands
+  const learnedSettings = parseReputationSettings(new IniReader('mailward.reputation.ini', {})).settings.learned;
+  let store: MemoryStore;
+  let learned: LearnedStore;
+  let now: number;
+  beforeEach(() => {
+    now = Date.UTC(2026, 0, 5, 12);
+    const clock = (): number => now;
+    store = new MemoryStore(MAX, { clock });
+    learned = new LearnedStore(store, learnedSettings, clock);
+  });
+  afterEach(() => store.close());
+
+  it("a large provider's /48 (Microsoft 365's 2a01:111:f403::/48): its other tenants' ordinary mail does not wash out one tenant's trap hit", async () => {
+    const spamming = '2a01:111:f403:c10c::7';
+    await learned.record([ipEntity(spamming), netEntity(spamming)], 'trap');
+    // 100 other addresses of the /48 (other tenants' mail servers), each sending twice a few minutes apart.
+    const other = (i: number): string => `2a01:111:f403:${(0xc000 + i).toString(16)}::${(i % 7) + 1}`;
+    for (let i = 0; i < 100; i++) await learned.record([ipEntity(other(i)), netEntity(other(i))], 'ham');
+    now += PROMOTE_AFTER_MS;
+    for (let i = 0; i < 100; i++) await learned.record([ipEntity(other(i)), netEntity(other(i))], 'ham');
+    assert.equal((await learned.read(ipEntity(spamming))).raw.trap, 1, 'the spamming tenant keeps its trap hit');
+    assert.equal((await learned.read(ipEntity(other(0)))).raw.ham, 2, "a regular sender's history is kept");
+  });
+
+  it('one holder of a /40 (256 /48s, a fraction of an LIR\'s /32) still pushes out other networks\' kept reputation', async () => {
+    const trapper = '203.0.113.99';
+    await learned.record([ipEntity(trapper), netEntity(trapper)], 'trap');
+    // 40 /48s of 2001:db8:ff00::/40, 40 fresh addresses in each, each hitting a trap once (kept at once).
+    for (let n = 0; n < 40; n++) for (let i = 0; i < 40; i++) await learned.record([ipEntity(`2001:db8:ff${n.toString(16).padStart(2, '0')}:${i.toString(16)}::1`)], 'trap');
+    assert.equal((await learned.read(ipEntity(trapper))).raw.trap, 1, 'another network keeps its trap hit');
+  });
+});
