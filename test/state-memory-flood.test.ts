@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMailward } from '../lib';
-import { domainEntities, entityKey, evictionGroup, ipEntity, LearnedStore, netEntity } from '../lib/checks/reputation/learned';
+import { domainEntities, entityKey, evictionBlock, evictionGroup, ipEntity, LearnedStore, netEntity } from '../lib/checks/reputation/learned';
 import { parseReputationSettings } from '../lib/checks/reputation/settings';
 import { IniReader } from '../lib/config/reader';
 import { OutboundLedger } from '../lib/checks/outbound/ledger';
 import { SentMessages } from '../lib/checks/backscatter/sent';
-import { GroupBoundedLru, keptPerGroup, MemoryStore, PROMOTE_AFTER_MS, SegmentedPool } from '../lib/state/memory';
+import { GroupBoundedLru, keptPerBlock, keptPerGroup, MemoryStore, PROMOTE_AFTER_MS, SegmentedPool } from '../lib/state/memory';
 import { bounce, outbound } from './backscatter/support';
 
 const letters = (n: number): string => {
@@ -253,39 +253,131 @@ describe('memory state: a flood from one network cannot evict the kept reputatio
   });
 });
 
-// Review of 4983ee6 (GroupBoundedLru). These two tests FAIL: they show what the per-/48 bound does not do.
-describe('memory state: what the per-network bound of the kept reputation does not cover (review, failing)', function () {
+// Review of 4983ee6 (GroupBoundedLru): with one bound per /48 of a thousandth of the segment, (1) a large
+// provider's /48 is one group, and its many ordinary senders pushed out one tenant's trap hit and their own
+// history; (2) one holder of many /48s (of one /40) still pushed out another network's trap hit.
+describe('memory state: evidence is pushed out last, and one holder of many networks is bounded too', function () {
   this.timeout(120_000);
-  const MAX = 1000; // keptPerGroup(1000) = 32; the default 200000 gives 200, a provider's /48 holds thousands
+  const MAX = 1000; // keptPerGroup(1000) = 32, keptPerBlock(1000) = 160; the default 200000 gives 2000 and 10000
   const learnedSettings = parseReputationSettings(new IniReader('mailward.reputation.ini', {})).settings.learned;
   let store: MemoryStore;
   let learned: LearnedStore;
   let now: number;
-  beforeEach(() => {
+  function open(max: number): void {
     now = Date.UTC(2026, 0, 5, 12);
     const clock = (): number => now;
-    store = new MemoryStore(MAX, { clock });
+    store = new MemoryStore(max, { clock });
     learned = new LearnedStore(store, learnedSettings, clock);
-  });
+  }
   afterEach(() => store.close());
 
-  it("a large provider's /48 (Microsoft 365's 2a01:111:f403::/48): its other tenants' ordinary mail does not wash out one tenant's trap hit", async () => {
-    const spamming = '2a01:111:f403:c10c::7';
+  const spamming = '2a01:111:f403:c10c::7';
+  /** Other tenants' mail servers in the same /48. */
+  const other = (i: number): string => `2a01:111:f403:${(0xc000 + i).toString(16)}::${(i % 7) + 1}`;
+  /** One trap hit of the spamming tenant, then `n` other addresses of its /48, each sending twice a minute apart. */
+  async function providerTraffic(n: number): Promise<void> {
     await learned.record([ipEntity(spamming), netEntity(spamming)], 'trap');
-    // 100 other addresses of the /48 (other tenants' mail servers), each sending twice a few minutes apart.
-    const other = (i: number): string => `2a01:111:f403:${(0xc000 + i).toString(16)}::${(i % 7) + 1}`;
-    for (let i = 0; i < 100; i++) await learned.record([ipEntity(other(i)), netEntity(other(i))], 'ham');
+    for (let i = 0; i < n; i++) await learned.record([ipEntity(other(i)), netEntity(other(i))], 'ham');
     now += PROMOTE_AFTER_MS;
-    for (let i = 0; i < 100; i++) await learned.record([ipEntity(other(i)), netEntity(other(i))], 'ham');
+    for (let i = 0; i < n; i++) await learned.record([ipEntity(other(i)), netEntity(other(i))], 'ham');
+  }
+
+  it("a large provider's /48 (Microsoft 365's 2a01:111:f403::/48): its other tenants' ordinary mail does not wash out one tenant's trap hit", async () => {
+    open(MAX);
+    // 100 addresses: 200 kept entries without evidence, far over the /48's share of 32 at this scale.
+    await providerTraffic(100);
     assert.equal((await learned.read(ipEntity(spamming))).raw.trap, 1, 'the spamming tenant keeps its trap hit');
-    assert.equal((await learned.read(ipEntity(other(0)))).raw.ham, 2, "a regular sender's history is kept");
+    assert.equal((await learned.read(netEntity(spamming))).raw.trap, 1, "and so does the tenant's /64");
+    // The review also asserted other(0)'s history here: a group over its share keeps only its newest
+    // entries without evidence (the next test: at the default size, a /48's share holds 1,000 senders).
+    assert.equal((await learned.read(ipEntity(other(99)))).raw.ham, 2, "the newest senders' history is kept");
+    // Every entry of the /48 was kept (a trap hit, or a return after a minute): no more than its share.
+    const group = evictionGroup(ipEntity(spamming));
+    const ofGroup = (key: string): string => evictionGroup(key.startsWith('rep:ip:') ? ipEntity(key.slice(7)) : { type: 'net', id: key.slice(8) });
+    const held = (await store.keys('rep:')).filter((k) => ofGroup(k) === group);
+    assert.ok(held.length <= keptPerGroup(MAX), `${group} holds ${held.length} entries`);
   });
 
-  it('one holder of a /40 (256 /48s, a fraction of an LIR\'s /32) still pushes out other networks\' kept reputation', async () => {
-    const trapper = '203.0.113.99';
-    await learned.record([ipEntity(trapper), netEntity(trapper)], 'trap');
-    // 40 /48s of 2001:db8:ff00::/40, 40 fresh addresses in each, each hitting a trap once (kept at once).
-    for (let n = 0; n < 40; n++) for (let i = 0; i < 40; i++) await learned.record([ipEntity(`2001:db8:ff${n.toString(16).padStart(2, '0')}:${i.toString(16)}::1`)], 'trap');
-    assert.equal((await learned.read(ipEntity(trapper))).raw.trap, 1, 'another network keeps its trap hit');
+  it("at the default memory_max_entries a provider's /48 keeps 500 regular senders' history and a tenant's trap hit", async () => {
+    open(200_000);
+    // 1,002 kept entries: within the /48's share (2,000), over the old one (200).
+    await providerTraffic(500);
+    assert.equal((await learned.read(ipEntity(spamming))).raw.trap, 1, 'the spamming tenant keeps its trap hit');
+    for (const i of [0, 1, 250, 499]) assert.equal((await learned.read(ipEntity(other(i)))).raw.ham, 2, `${other(i)} keeps its history`);
+    assert.equal((await learned.read(netEntity(other(0)))).raw.ham, 2, "the first sender's /64 keeps its history");
+  });
+
+  for (const [family, addr] of [
+    // 40 /48s of 2001:db8:ff00::/40 (a /40 is 256 /48s, a fraction of a LIR's /32), 40 addresses each.
+    ['IPv6: one holder of a /40', (n: number, i: number) => `2001:db8:ff${n.toString(16).padStart(2, '0')}:${i.toString(16)}::1`],
+    // 40 /24s of 198.18.0.0/16, 40 addresses each.
+    ['IPv4: one holder of 40 /24s of a /16', (n: number, i: number) => `198.18.${n}.${i + 1}`],
+  ] as const) {
+    it(`${family}: 1,600 trap hitters in 40 networks do not push out other networks' kept reputation`, async () => {
+      open(MAX);
+      const trapper = '203.0.113.99';
+      const trapperV6 = '2001:db9::99';
+      await learned.record([ipEntity(trapper), netEntity(trapper), ipEntity(trapperV6), netEntity(trapperV6)], 'trap');
+      for (let n = 0; n < 40; n++) for (let i = 0; i < 40; i++) await learned.record([ipEntity(addr(n, i))], 'trap');
+      for (const e of [ipEntity(trapper), netEntity(trapper), ipEntity(trapperV6), netEntity(trapperV6)]) {
+        assert.equal((await learned.read(e)).raw.trap, 1, `another network keeps its trap hit (${entityKey(e)})`);
+      }
+      // The holder is still penalised: its newest trap hitters are known; its block holds no more than its share.
+      for (let i = 30; i < 40; i++) assert.equal((await learned.read(ipEntity(addr(39, i)))).raw.trap, 1, `${addr(39, i)} is known`);
+      const block = evictionBlock(ipEntity(addr(0, 0)))!;
+      const held = (await store.keys('rep:ip:')).filter((k) => evictionBlock(ipEntity(k.slice('rep:ip:'.length))) === block);
+      assert.ok(held.length > 0 && held.length <= keptPerBlock(MAX), `the holder's block ${block} holds ${held.length} kept entries`);
+    });
+  }
+
+  it('blocks: an IP and its network by their IPv6 /32 or IPv4 /16; none for domains', () => {
+    assert.equal(evictionBlock(ipEntity('2001:db8:ff27:3::1')), 'net:2001:db8::/32');
+    assert.equal(evictionBlock(netEntity('2001:0db8:ff27:3::1')), 'net:2001:db8::/32');
+    assert.equal(evictionBlock(ipEntity('::ffff:198.18.7.9')), 'net:198.18.0.0/16');
+    assert.equal(evictionBlock(netEntity('198.18.7.9')), 'net:198.18.0.0/16');
+    assert.equal(evictionBlock(domainEntities('x9.spammer.example')[0]!), undefined);
+    assert.equal(evictionBlock(domainEntities('x9.spammer.example')[1]!), undefined);
+  });
+
+  it('GroupBoundedLru: a full group pushes out its oldest key without evidence first, and evidence only for newer evidence', () => {
+    const pool = new GroupBoundedLru(100, 3);
+    assert.equal(pool.set('trap1', { value: 't1' }, { group: 'a', keep: true }), true);
+    pool.set('ham1', { value: 'h1' }, { group: 'a' });
+    pool.set('ham2', { value: 'h2' }, { group: 'a' });
+    pool.set('ham3', { value: 'h3' }, { group: 'a' }); // pushes out ham1, not the older trap1
+    assert.deepEqual([...pool.keys()].sort(), ['ham2', 'ham3', 'trap1']);
+    pool.set('ham2', { value: 'h2 trap' }, { keep: true }); // a later trap hit: now evidence
+    pool.set('trap3', { value: 't3' }, { group: 'a', keep: true }); // pushes out ham3, the only one without
+    assert.deepEqual([...pool.keys()].sort(), ['ham2', 'trap1', 'trap3']);
+    // A full group of evidence: a key without evidence is not held, and pushes out no one.
+    assert.equal(pool.set('ham4', { value: 'h4' }, { group: 'a' }), false);
+    assert.equal(pool.has('ham4'), false);
+    assert.deepEqual([...pool.keys()].sort(), ['ham2', 'trap1', 'trap3']);
+    // Newer evidence pushes out the oldest evidence.
+    pool.set('trap4', { value: 't4' }, { group: 'a', keep: true });
+    assert.deepEqual([...pool.keys()].sort(), ['ham2', 'trap3', 'trap4']);
+    assert.equal(pool.groupSize('a'), 3);
+  });
+
+  it('GroupBoundedLru: a block bounds the groups in it together', () => {
+    const pool = new GroupBoundedLru(100, 3, 4);
+    pool.set('x', { value: 'x' }, { group: 'other', block: 'B2' });
+    for (const g of ['a', 'b', 'c']) for (const k of ['1', '2']) pool.set(g + k, { value: g + k }, { group: g, block: 'B', keep: true });
+    assert.deepEqual([...pool.keys()].sort(), ['b1', 'b2', 'c1', 'c2', 'x']);
+    assert.equal(pool.blockSize('B'), 4);
+    assert.equal(pool.groupSize('a'), 0);
+  });
+
+  it('SegmentedPool: a key without evidence that its full group does not take stays in probation', () => {
+    let t = 0;
+    const pool = new SegmentedPool(100, { promoteAfterMs: 10, clock: () => t });
+    const cap = keptPerGroup(100);
+    for (let i = 0; i < cap; i++) pool.set(`trap${i}`, { value: 'trap' }, { group: 'a', keep: true });
+    pool.set('ham', { value: 'first' }, { group: 'a' });
+    t += 10;
+    pool.set('ham', { value: 'again' }, { group: 'a' }); // would be promoted: the group holds only evidence
+    assert.equal(pool.get('ham')?.value, 'again');
+    for (let i = 0; i < cap; i++) assert.ok(pool.has(`trap${i}`), `trap${i} is kept`);
+    assert.equal(pool.size, cap + 1);
   });
 });

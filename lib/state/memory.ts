@@ -4,10 +4,11 @@ import type { CountMark, CountOnceResult, StateStore, WriteHints } from './types
 type Value = string | Map<string, string> | Set<string>;
 type Entry = { value: Value; born?: number };
 /**
- * `keep`: the write is evidence worth keeping at once (SegmentedPool); `group`:
- * whom the key is about (GroupBoundedLru). Plain pools ignore both.
+ * `keep`: the write is evidence worth keeping (a trap hit, a complaint):
+ * SegmentedPool keeps its key at once, GroupBoundedLru pushes it out last.
+ * `group`, `block`: whom the key is about (GroupBoundedLru). Plain pools ignore all three.
  */
-type SetOptions = { ttl?: number; keep?: boolean; group?: string };
+type SetOptions = { ttl?: number; keep?: boolean; group?: string; block?: string };
 
 /** What the store needs of a pool: the part of LRUCache's interface it uses. */
 interface Pool {
@@ -27,75 +28,161 @@ const lru = (max: number): Pool => new LRUCache<string, Entry>({ max });
 export const PROMOTE_AFTER_MS = 60_000;
 
 /**
- * Kept entries one group (one network, one organisation) may hold in a
- * segment of `maxEachSegment`: a thousandth of it, at least 32 (200 with the
- * default memory_max_entries: a site's mail servers and their networks many
- * times over). Filling the kept segment so takes a thousand groups, each
- * earning promotion.
+ * Kept entries one group (one IPv6 /48, IPv4 /24 or organisation) may hold in
+ * a segment of `maxEachSegment`: a hundredth of it, at least 32 (2,000 with
+ * the default memory_max_entries: a large provider's /48, Microsoft 365's
+ * 2a01:111:f403::/48, sends from thousands of addresses). Filling the kept
+ * segment so takes a hundred groups, and (for addresses) twenty blocks.
  */
 export function keptPerGroup(maxEachSegment: number): number {
-  return Math.max(32, Math.ceil(maxEachSegment / 1000));
+  return Math.max(32, Math.ceil(maxEachSegment / 100));
 }
 
 /**
- * An LRU in which the keys of one group hold at most `maxPerGroup` entries: a
- * key of a full group pushes out its group's least recently written key,
- * never another group's. Keys written without a group are bounded by the LRU
- * alone. A key keeps the group it was first written with (a later write
- * without one, e.g. hashSet, does not take it out of its group's count).
+ * Kept entries one block (an IPv6 /32, an IPv4 /16: what one holder of many
+ * networks has) may hold: five groups' shares, a twentieth of the segment
+ * (10,000 by default). A /40 has 256 /48s, each with a share of its own.
+ */
+export function keptPerBlock(maxEachSegment: number): number {
+  return 5 * keptPerGroup(maxEachSegment);
+}
+
+/**
+ * One level of grouping: each group's keys, least recently written first, in
+ * two lists, those without evidence and those with (a Set keeps insertion
+ * order, so the oldest of either is its first: O(1)).
+ */
+class GroupLevel {
+  private readonly groupOf = new Map<string, string>();
+  private readonly members = new Map<string, { plain: Set<string>; evidence: Set<string> }>();
+
+  constructor(private readonly limit: number) {}
+
+  groupOfKey(key: string): string | undefined {
+    return this.groupOf.get(key);
+  }
+
+  size(group: string): number {
+    const m = this.members.get(group);
+    return m ? m.plain.size + m.evidence.size : 0;
+  }
+
+  /** A full group takes a key without evidence only in place of another without: evidence goes last. */
+  admits(group: string, evidence: boolean): boolean {
+    return evidence || this.size(group) < this.limit || (this.members.get(group)?.plain.size ?? 0) > 0;
+  }
+
+  /** The key a new one of `group` pushes out: none while the group has room, else its oldest without evidence, else its oldest. */
+  victim(group: string): string | undefined {
+    if (this.size(group) < this.limit) return undefined;
+    const m = this.members.get(group)!;
+    return (m.plain.size ? m.plain : m.evidence).values().next().value;
+  }
+
+  add(key: string, group: string, evidence: boolean): void {
+    let m = this.members.get(group);
+    if (!m) this.members.set(group, (m = { plain: new Set(), evidence: new Set() }));
+    (evidence ? m.evidence : m.plain).add(key);
+    this.groupOf.set(key, group);
+  }
+
+  remove(key: string): void {
+    const group = this.groupOf.get(key);
+    if (group === undefined) return;
+    this.groupOf.delete(key);
+    const m = this.members.get(group)!;
+    m.plain.delete(key);
+    m.evidence.delete(key);
+    if (!m.plain.size && !m.evidence.size) this.members.delete(group);
+  }
+
+  clear(): void {
+    this.groupOf.clear();
+    this.members.clear();
+  }
+}
+
+/**
+ * An LRU in which the keys of one group hold at most `maxPerGroup` entries,
+ * and those of one block (a looser group: the writer nests groups in blocks)
+ * at most `maxPerBlock`. A key of a full group or block pushes out one of its
+ * own: the least recently written key without evidence (never written with
+ * `keep`), and only if there is none the least recently written with; a key
+ * without evidence is not held at all where there is none to push out (set
+ * returns false). So evidence is pushed out only by newer evidence of its own
+ * group or block, or by the LRU when the whole pool is full. Keys written
+ * without a group are bounded by the LRU alone. A key keeps the group and
+ * block it was first written with, and its evidence, while it is held (a later
+ * write without them, e.g. hashSet, does not change them).
  */
 export class GroupBoundedLru implements Pool {
   private readonly cache: LRUCache<string, Entry>;
-  /** Each group's keys, least recently written first (a Set keeps insertion order). */
-  private readonly members = new Map<string, Set<string>>();
-  private readonly groupOf = new Map<string, string>();
+  private readonly groups: GroupLevel;
+  private readonly blocks: GroupLevel;
+  /** Held keys written with `keep`. */
+  private readonly evidence = new Set<string>();
 
-  constructor(
-    max: number,
-    private readonly maxPerGroup: number,
-  ) {
+  constructor(max: number, maxPerGroup: number, maxPerBlock = Infinity) {
+    this.groups = new GroupLevel(maxPerGroup);
+    this.blocks = new GroupLevel(maxPerBlock);
     // Whatever removes a key (evicted, expired, deleted, cleared) takes it out of its group; an overwrite does not.
     this.cache = new LRUCache<string, Entry>({ max, dispose: (_entry, key, reason) => reason !== 'set' && this.leave(key) });
   }
 
   private leave(key: string): void {
-    const group = this.groupOf.get(key);
-    if (group === undefined) return;
-    this.groupOf.delete(key);
-    const keys = this.members.get(group)!;
-    keys.delete(key);
-    if (!keys.size) this.members.delete(group);
+    this.groups.remove(key);
+    this.blocks.remove(key);
+    this.evidence.delete(key);
   }
 
-  /** Makes `key` its group's most recently written key, pushing out the group's oldest while the group is full. */
-  private join(key: string, group: string): void {
+  /**
+   * Makes `key` the most recently written of its group and block, pushing out
+   * others of them while they are full; false (and the key not held) where
+   * the key, without evidence, would have to push out evidence.
+   */
+  private join(key: string, group: string | undefined, block: string | undefined, evidence: boolean): boolean {
     this.leave(key);
-    let keys = this.members.get(group);
-    if (!keys) this.members.set(group, (keys = new Set()));
-    while (keys.size >= this.maxPerGroup) {
-      const oldest = keys.values().next().value!;
-      if (!this.cache.delete(oldest)) this.leave(oldest);
+    const levels = [
+      [this.groups, group],
+      [this.blocks, block],
+    ] as const;
+    // Checked for both levels before pushing anyone out: a refused key costs no one their entry.
+    if (!levels.every(([level, g]) => g === undefined || level.admits(g, evidence))) return false;
+    for (const [level, g] of levels) {
+      if (g === undefined) continue;
+      for (let victim = level.victim(g); victim !== undefined; victim = level.victim(g)) {
+        if (!this.cache.delete(victim)) this.leave(victim);
+      }
     }
-    // Pushing out the last one (a bound of 1) dropped the group's entry: the key would join a set no one reads.
-    this.members.set(group, keys);
-    keys.add(key);
-    this.groupOf.set(key, group);
+    if (group !== undefined) this.groups.add(key, group, evidence);
+    if (block !== undefined) this.blocks.add(key, block, evidence);
+    if (evidence) this.evidence.add(key);
+    return true;
   }
 
   /** Keys of `group` held (for tests and diagnostics). */
   groupSize(group: string): number {
-    return this.members.get(group)?.size ?? 0;
+    return this.groups.size(group);
+  }
+
+  /** Keys of `block` held (for tests and diagnostics). */
+  blockSize(block: string): number {
+    return this.blocks.size(block);
   }
 
   get(key: string): Entry | undefined {
     return this.cache.get(key);
   }
 
-  set(key: string, entry: Entry, options: SetOptions = {}): this {
-    const { group = this.groupOf.get(key), keep: _keep, ...lruOptions } = options;
-    if (group !== undefined) this.join(key, group);
+  /** Holds the entry, or returns false: its key, without evidence, found its group or block full of evidence. */
+  set(key: string, entry: Entry, options: SetOptions = {}): boolean {
+    const { group = this.groups.groupOfKey(key), block = this.blocks.groupOfKey(key), keep, ...lruOptions } = options;
+    if (!this.join(key, group, block, keep === true || this.evidence.has(key))) {
+      this.cache.delete(key);
+      return false;
+    }
     this.cache.set(key, entry, lruOptions);
-    return this;
+    return true;
   }
 
   delete(key: string): boolean {
@@ -120,8 +207,9 @@ export class GroupBoundedLru implements Pool {
 
   clear(): void {
     this.cache.clear();
-    this.members.clear();
-    this.groupOf.clear();
+    this.groups.clear();
+    this.blocks.clear();
+    this.evidence.clear();
   }
 }
 
@@ -145,8 +233,12 @@ export interface SegmentedPoolOptions {
  * IPv6 /48, each hitting a trap once or coming back after a minute, filled
  * `again` and pushed out a regular sender's history and other trap hitters.
  * So in `again` each group (the writer names it: an IPv6 /48, an IPv4 /24, an
- * organisational domain) holds at most keptPerGroup entries, and a flood
- * pushes out its own group's oldest, which keeps its newest (still penalised).
+ * organisational domain) holds at most keptPerGroup entries and each block
+ * (an IPv6 /32, an IPv4 /16) keptPerBlock, and a flood pushes out its own
+ * group's or block's oldest, which keeps its newest (still penalised). There
+ * entries without evidence go first: a large provider's many ordinary senders
+ * (one /48) do not push out one of its tenants' trap hits. A key without
+ * evidence that its full group (all evidence) does not take stays in `once`.
  */
 export class SegmentedPool implements Pool {
   private readonly once: Pool;
@@ -160,7 +252,7 @@ export class SegmentedPool implements Pool {
     this.promoteAfterMs = options.promoteAfterMs ?? PROMOTE_AFTER_MS;
     this.clock = options.clock ?? Date.now;
     this.once = lru(maxEachSegment);
-    this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment));
+    this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment));
   }
 
   private holder(key: string): Pool | undefined {
@@ -172,21 +264,17 @@ export class SegmentedPool implements Pool {
   }
 
   set(key: string, entry: Entry, options: SetOptions = {}): this {
-    const { keep, group, ...lruOptions } = options;
-    if (this.again.has(key)) {
-      this.again.set(key, entry, { ...lruOptions, group });
-      return this;
-    }
+    const { keep, group, block, ...lruOptions } = options;
     const now = this.clock();
     const born = this.once.get(key)?.born;
-    if (keep || (born !== undefined && now - born >= this.promoteAfterMs)) {
+    const kept = this.again.has(key) || keep || (born !== undefined && now - born >= this.promoteAfterMs);
+    if (kept && this.again.set(key, entry, { ...lruOptions, keep, group, block })) {
       this.once.delete(key);
-      this.again.set(key, entry, { ...lruOptions, group });
-    } else {
-      // An entry expired in `again` is still held there until it is read or pushed out.
-      this.again.delete(key);
-      this.once.set(key, { ...entry, born: born ?? now }, lruOptions);
+      return this;
     }
+    // Not kept (or not taken): an entry expired in `again` is still held there until it is read or pushed out.
+    this.again.delete(key);
+    this.once.set(key, { ...entry, born: born ?? now }, lruOptions);
     return this;
   }
 
@@ -263,8 +351,10 @@ const EVIDENCE_FIELD = /:(?:trap|complaint)$/;
  * the Message-IDs complaints are attributed by. Now each kind of key can only
  * push out its own kind. Within learnt reputation, fresh addresses (IPv6 gives
  * a sender as many as it likes) push out only entities seen once, and those
- * that earn their keep push out only their own network's: see SegmentedPool.
- * Worst case: 4 x maxEntries entries (the reputation pool has two segments).
+ * that earn their keep push out only their own network's, and evidence last:
+ * see SegmentedPool. Worst case: 4 x maxEntries entries (the reputation pool
+ * has two segments), and for each kept one a few slots of bookkeeping (its
+ * group, block and evidence: GroupBoundedLru), never an entry more.
  */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;
@@ -300,11 +390,12 @@ export class MemoryStore implements StateStore {
   }
 
   /** put for counters: extends the key's expiry to ttlSeconds, never shortens it (as RedisStore does for a fleet). */
-  private putExtending(key: string, value: Value, ttlSeconds: number, keep = false, group?: string): void {
+  private putExtending(key: string, value: Value, ttlSeconds: number, keep = false, hints: WriteHints = {}): void {
     const remaining = this.pool(key).getRemainingTTL(key);
     const wanted = ttlSeconds * 1000;
     const ttl = Number.isFinite(remaining) && remaining > wanted ? remaining : wanted;
-    this.pool(key).set(key, { value }, { ...(ttl > 0 ? { ttl } : {}), ...(keep ? { keep } : {}), ...(group !== undefined ? { group } : {}) });
+    const { group, block } = hints;
+    this.pool(key).set(key, { value }, { ...(ttl > 0 ? { ttl } : {}), ...(keep ? { keep } : {}), ...(group !== undefined ? { group } : {}), ...(block !== undefined ? { block } : {}) });
   }
 
   private read(key: string): Value | undefined {
@@ -365,7 +456,7 @@ export class MemoryStore implements StateStore {
     for (const [field, by] of Object.entries(fields)) hash.set(field, String(Number(hash.get(field) ?? 0) + by));
     const reputation = isReputationKey(key);
     const evidence = reputation && Object.keys(fields).some((f) => EVIDENCE_FIELD.test(f));
-    this.putExtending(key, hash, ttlSeconds, evidence, reputation ? hints.group : undefined);
+    this.putExtending(key, hash, ttlSeconds, evidence, reputation ? hints : {});
   }
 
   async hashGetAll(key: string): Promise<Record<string, string>> {

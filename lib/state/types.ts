@@ -79,6 +79,11 @@ export interface WriteHints {
    * longest, so a flood from one network pushes out only that network's own.
    */
   group?: string;
+  /**
+   * The looser group `group` lies in (the IPv6 /32 or IPv4 /16 of an IP or
+   * network): one holder of many networks is bounded too. None for domains.
+   */
+  block?: string;
 }
 
 export interface StateSettings {

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
-import type { StateStore } from '../../state/types';
+import type { StateStore, WriteHints } from '../../state/types';
 import { orgDomain } from '../auth/align';
-import { networkOf, normaliseIp, siteNetworkOf } from './net';
+import { holderBlockOf, networkOf, normaliseIp, siteNetworkOf } from './net';
 import { EVENT_KINDS, type EventKind, type LearnedSettings } from './settings';
 
 /**
@@ -49,6 +49,23 @@ export function evictionGroup(entity: Entity): string {
       return `org:${orgEntity(entity.id).id}`;
     case 'org':
       return `org:${entity.id}`;
+  }
+}
+
+/**
+ * The looser group an IP's or network's key also belongs to (WriteHints.block):
+ * its IPv6 /32 or IPv4 /16, so one holder of many /48s (or /24s) cannot fill
+ * the memory store's kept reputation either. None for domains: registering
+ * organisational domains costs each its own.
+ */
+export function evictionBlock(entity: Entity): string | undefined {
+  switch (entity.type) {
+    case 'ip':
+      return `net:${holderBlockOf(entity.id)}`;
+    case 'net':
+      return `net:${holderBlockOf(entity.id.slice(0, entity.id.indexOf('/')))}`;
+    default:
+      return undefined;
   }
 }
 
@@ -208,6 +225,11 @@ export function symbolFactor(total: number, s: LearnedSettings): number {
 /** Below this fraction of a symbol's weight the reputation counts as neutral. */
 export const NEUTRAL_FACTOR = 0.05;
 
+function evictionHints(entity: Entity): WriteHints {
+  const block = evictionBlock(entity);
+  return block === undefined ? { group: evictionGroup(entity) } : { group: evictionGroup(entity), block };
+}
+
 export class LearnedStore {
   constructor(
     private readonly state: StateStore,
@@ -232,7 +254,7 @@ export class LearnedStore {
     const now = this.clock();
     const field = this.bucketField(now, kind);
     const ttl = this.s.horizonSeconds + this.s.bucketSeconds;
-    await Promise.all(entities.map((e) => this.state.hashIncrBy(entityKey(e), { [field]: n }, ttl, { group: evictionGroup(e) })));
+    await Promise.all(entities.map((e) => this.state.hashIncrBy(entityKey(e), { [field]: n }, ttl, evictionHints(e))));
   }
 
   async read(entity: Entity, at = this.clock()): Promise<Decayed> {

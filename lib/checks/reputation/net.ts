@@ -62,6 +62,18 @@ export function siteNetworkOf(ip: string): string {
   return `${groups.join(':')}::/48`;
 }
 
+/**
+ * The block a holder of many networks typically has, written as a CIDR: an
+ * IPv6 /32 (a LIR's usual allocation, with 65,536 /48s in it), an IPv4 /16.
+ * The memory store's second, looser bound (see WriteHints.block).
+ */
+export function holderBlockOf(ip: string): string {
+  const n = normaliseIp(ip);
+  if (isIPv4(n)) return `${n.split('.').slice(0, 2).join('.')}.0.0/16`;
+  const groups = n.split(':').slice(0, 2).map((g) => g.replace(/^0+(?=.)/, ''));
+  return `${groups.join(':')}::/32`;
+}
+
 /** The DNS list query name of an address: reversed octets (IPv4) or nibbles (IPv6). */
 export function reversedLabels(ip: string): string {
   const n = normaliseIp(ip);
