@@ -62,7 +62,9 @@ function build(plugin: HarakaPlugin, previous?: Runtime): Runtime {
 function scheduleReload(): void {
   clearTimeout(reloadTimer);
   reloadTimer = setTimeout(() => {
-    if (!reader) return;
+    // A reload renews a running runtime: after closeRuntime() a late change (a config directory
+    // removed) must not build one from the old plugin, for the next runtimeFor() to hand out.
+    if (!reader || !current) return;
     try {
       const previous = current;
       current = build(reader, previous);
@@ -101,5 +103,7 @@ export function runtimeFor(plugin: HarakaPlugin): Runtime {
 export async function closeRuntime(): Promise<void> {
   const r = current;
   current = undefined;
+  reader = undefined;
+  clearTimeout(reloadTimer);
   await r?.close();
 }
