@@ -25,6 +25,15 @@ function parts(raw: string) {
   return messageParts(createContext({ ip: '192.0.2.1', raw }));
 }
 
+/** What the parse check reads of `raw` (its text and HTML) and the detail of MIME_TEXT_UNREAD, if raised. */
+async function verdictOf(raw: string): Promise<{ words: string; unread?: string }> {
+  const parseCheck = builtinModule.createChecks(null, undefined as never).find((c) => c.name === 'builtin.parse')!;
+  const ctx = createContext({ ip: '192.0.2.1', raw });
+  const e = await parsedMessage(ctx);
+  const hits = (await parseCheck.run(ctx, undefined as never, undefined as never)) ?? [];
+  return { words: (e?.text ?? '') + (e?.html ?? ''), unread: hits.find((h) => h.name === 'MIME_TEXT_UNREAD')?.detail };
+}
+
 const SPAMMY = ['viagra', 'cheap', 'pills', 'winner', 'casino', 'bonus'];
 const HAMMY = ['meeting', 'agenda', 'patch', 'review', 'lunch', 'minutes'];
 
@@ -418,13 +427,6 @@ describe('content: tokens and MIME', () => {
     const fake = (delimiter: string, words: string) => [delimiter, 'Content-Type: text/plain; charset=utf-8', '', words].join(CRLF) + CRLF;
 
     it('text parts the tail budgets leave unread give MIME_TEXT_UNREAD with the count; parts all read, or read in part, do not', async () => {
-      const parseCheck = builtinModule.createChecks(null, undefined as never).find((c) => c.name === 'builtin.parse')!;
-      const verdictOf = async (raw: string) => {
-        const ctx = createContext({ ip: '192.0.2.1', raw });
-        const e = await parsedMessage(ctx);
-        const hits = (await parseCheck.run(ctx, undefined as never, undefined as never)) ?? [];
-        return { words: (e?.text ?? '') + (e?.html ?? ''), unread: hits.find((h) => h.name === 'MIME_TEXT_UNREAD')?.detail };
-      };
       const small = (i: number, words: string) => ['--B', 'Content-Type: text/plain', '', `part ${i} ${words}`].join(CRLF) + CRLF;
       // 256 decoy parts spend the tail's part budget; the spam stands in the 264th.
       const parts = Array.from({ length: 264 }, (_, i) => small(i, i === 263 ? 'SPAM PAST THE BUDGET' : 'hello')).join('');
@@ -471,13 +473,6 @@ describe('content: tokens and MIME', () => {
     });
 
     describe('HTML padding whose lines are long and not blank, but show nothing, gives MIME_TEXT_UNREAD; real mail of heavy markup does not', () => {
-      const parseCheck = builtinModule.createChecks(null, undefined as never).find((c) => c.name === 'builtin.parse')!;
-      const verdictOf = async (raw: string) => {
-        const ctx = createContext({ ip: '192.0.2.1', raw });
-        const e = await parsedMessage(ctx);
-        const hits = (await parseCheck.run(ctx, undefined as never, undefined as never)) ?? [];
-        return { words: (e?.text ?? '') + (e?.html ?? ''), unread: hits.find((h) => h.name === 'MIME_TEXT_UNREAD')?.detail };
-      };
       const htmlMessage = (body: string) => ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', '', ''].join(CRLF) + body;
       // Review: 50,000 lines of 36 bytes, none blank, past the cut and the tail's 14,000 lines; the spam stands after them.
       const crafted: [string, string][] = [
