@@ -3,6 +3,7 @@ import { LRUCache } from 'lru-cache';
 import { getDomain, getPublicSuffix } from 'tldts';
 import unhomoglyph from 'unhomoglyph';
 import { asciiDomain, domainAndParents } from '../../util/domain';
+import { detached } from '../../util/text';
 
 /** A domain is at most 253 characters; a forged header's longer text is cut, not read whole. */
 const MAX_DOMAIN = 255;
@@ -152,8 +153,10 @@ export class LookalikeDomains {
     const key = written.slice(0, MAX_DOMAIN);
     let answer = this.answers.get(key);
     if (answer === undefined) {
-      answer = this.findCousin(key) ?? false;
-      this.answers.set(key, answer);
+      // Kept past this message: its own copy, not a view into the header it came from (see detached).
+      const own = detached(key);
+      answer = this.findCousin(own) ?? false;
+      this.answers.set(own, answer);
     }
     return answer || undefined;
   }

@@ -1,6 +1,7 @@
 import type { Email } from 'postal-mime';
 import { firstHeader, parsedMessage, type HeaderField, type MessageContext } from '../../message';
 import { analyseHtml, type HtmlInfo } from './html';
+import { detached } from '../../util/text';
 
 export interface AttachmentInfo {
   mimeType: string;
@@ -136,6 +137,8 @@ function writtenHost(authority: string): string {
 
 // Authorities repeat across messages (one host, many links).
 const resolvedHosts = new Map<string, string>();
+/** User information, a host name of 253 and a port fit with room to spare. */
+const MAX_CACHED_AUTHORITY = 512;
 
 /**
  * The host of an authority as a browser resolves it (WHATWG URL): lower case,
@@ -147,9 +150,11 @@ const resolvedHosts = new Map<string, string>();
  * host name ("_", "{": template debris) give ''; an authority it refuses is
  * read as written, in lower case.
  */
-function resolvedHost(authority: string): string {
-  let host = resolvedHosts.get(authority);
+function resolvedHost(written: string): string {
+  let host = resolvedHosts.get(written);
   if (host === undefined) {
+    // Cached past this message: a key of its own, not a view into the message's text (see detached).
+    const authority = detached(written);
     try {
       host = new URL(`http://${authority}/`).hostname.replace(/\.$/, '');
       if (!/^[a-z0-9.-]+$|^\[[0-9a-f:.]+\]$/.test(host)) host = '';
@@ -157,7 +162,8 @@ function resolvedHost(authority: string): string {
       host = writtenHost(authority).toLowerCase();
     }
     if (resolvedHosts.size > 50_000) resolvedHosts.clear();
-    resolvedHosts.set(authority, host);
+    // An authority longer than any host name is computed each time, not kept (50,000 of them could be 50 GB).
+    if (authority.length <= MAX_CACHED_AUTHORITY) resolvedHosts.set(authority, host);
   }
   return host;
 }

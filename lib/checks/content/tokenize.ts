@@ -1,7 +1,7 @@
 import { getDomain, getPublicSuffix } from 'tldts';
 // Subpath imports only: natural's package root loads mongoose, pg and redis and reads ./.env.
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
-import { trimChars } from '../../util/text';
+import { detached, trimChars } from '../../util/text';
 import { foldLookalikes, foldWord, NON_ASCII, visibleNfkc, withoutInvisibles } from './fold';
 import type { MessageParts } from './parts';
 import { linkHostAndPath } from './parts';
@@ -80,9 +80,10 @@ const stems = new Map<string, string>();
 function stem(word: string): string {
   let s = stems.get(word);
   if (s === undefined) {
-    s = PorterStemmer.stem(word);
+    const key = detached(word);
+    s = PorterStemmer.stem(key);
     if (stems.size > 200_000) stems.clear();
-    stems.set(word, s);
+    stems.set(key, s);
   }
   return s;
 }
@@ -204,9 +205,11 @@ function header(parts: MessageParts, name: string): string {
 
 // getDomain/getPublicSuffix parse the host each time; hosts repeat.
 const hostInfo = new Map<string, [string, string]>();
-function domainAndSuffix(host: string): [string, string] {
-  let info = hostInfo.get(host);
+function domainAndSuffix(written: string): [string, string] {
+  let info = hostInfo.get(written);
   if (!info) {
+    // Kept past this message: its own copy, and what is derived from it refers to that copy (see detached).
+    const host = detached(written);
     const domain = registrableDomain(host);
     info = [domain, domain === 'ip' ? '' : (getPublicSuffix(host) ?? '')];
     if (hostInfo.size > 50_000) hostInfo.clear();
