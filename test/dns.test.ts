@@ -60,3 +60,33 @@ describe('DnsResolver against a real DNS server on loopback', () => {
     assert.equal(reverseName('2001:db8::1'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa');
   });
 });
+
+describe('DnsResolver cache: bounded in bytes, not only in answers', () => {
+  let dns: TestDnsServer;
+  const names = Array.from({ length: 20 }, (_, i) => `big${i}.hostile.example`);
+
+  before(async () => {
+    // What a hostile zone can serve for every name a sender makes us look up: TXT answers of 8 KB (over TCP).
+    dns = await startDnsServer(Object.fromEntries(names.map((name) => [name, { TXT: [`v=spf1 ${'x'.repeat(8000)}`] }])));
+  });
+  after(() => dns.stop());
+
+  it('keeps at most cache_max_kb of answers: the oldest big ones are asked again', async () => {
+    const settings = { servers: [dns.server], timeoutMs: 2000, cacheSize: 10_000, maxTtl: 600, negativeTtl: 60, cacheMaxBytes: 40 * 1024 };
+    const resolver = new DnsResolver(settings);
+    for (const name of names) assert.equal((await resolver.resolve(name, 'TXT'))[0].join('').length, 8007);
+    const asked = dns.queries.length;
+    for (const name of names) await resolver.resolve(name, 'TXT');
+    // 20 answers of 8 KB are 160 KB; 40 KB hold at most 4 of them, so at least 16 are asked again.
+    const again = dns.queries.length - asked;
+    assert.ok(again >= 16, `only ${again} of 20 answers were asked again: the cache kept more than 40 KB`);
+  });
+
+  it('still serves small answers from the cache', async () => {
+    const resolver = new DnsResolver({ servers: [dns.server], timeoutMs: 2000, cacheSize: 10_000, maxTtl: 600, negativeTtl: 60 });
+    await resolver.resolve(names[0]!, 'TXT');
+    const asked = dns.queries.length;
+    await resolver.resolve(names[0]!, 'TXT');
+    assert.equal(dns.queries.length, asked);
+  });
+});

@@ -102,6 +102,7 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       servers: dns.ipList('servers', []),
       timeoutMs: dns.number('timeout_ms', 1500, { min: 50, max: 30000 }),
       cacheSize: dns.number('cache_size', 10000, { min: 0, integer: true }),
+      cacheMaxBytes: dns.number('cache_max_kb', 16384, { min: 1, integer: true }) * 1024,
       maxTtl: dns.number('max_ttl', 3600, { min: 0 }),
       negativeTtl: dns.number('negative_ttl', 300, { min: 0 }),
     },

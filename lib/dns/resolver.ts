@@ -8,6 +8,8 @@ export interface DnsSettings {
   /** Hard deadline per look-up, whatever the resolver's own retries do. */
   timeoutMs: number;
   cacheSize: number;
+  /** Bytes the cached answers may take in all (about: their JSON length); default DEFAULT_CACHE_MAX_BYTES. */
+  cacheMaxBytes?: number;
   /** Upper bound on how long an answer is cached, in seconds. */
   maxTtl: number;
   /** How long "no such name" and "no data" answers are cached, in seconds. */
@@ -32,6 +34,23 @@ const NO_ANSWER = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN']);
 type Answer = unknown[];
 
 /**
+ * 16 MB. An answer is ~100 bytes (10,000 of them ~1 MB), but a TXT answer
+ * over TCP can be 64 KB, and whoever sends mail names the domains looked up
+ * (SPF of the sender, DKIM selectors): 10,000 answers of 64 KB from one zone
+ * were 650 MB of cache.
+ */
+export const DEFAULT_CACHE_MAX_BYTES = 16 * 1024 * 1024;
+
+/** What one cached answer costs, about: its key and its JSON (an answer that cannot be measured counts as too big to keep). */
+function answerBytes(answer: Answer, key: string): number {
+  try {
+    return key.length + JSON.stringify(answer).length + 64;
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
+
+/**
  * A resolver for checks: configured servers (never the process-wide ones, so
  * Haraka's own look-ups are untouched), a hard deadline enforced with a timer
  * and `cancel()` (Node's per-try timeout alone runs to many seconds), and an
@@ -42,7 +61,13 @@ export class DnsResolver {
   private readonly cache: LRUCache<string, { answer: Answer }>;
 
   constructor(readonly settings: DnsSettings) {
-    this.cache = new LRUCache({ max: Math.max(1, settings.cacheSize), ttlAutopurge: false });
+    this.cache = new LRUCache({
+      max: Math.max(1, settings.cacheSize),
+      // Bounded in bytes too: answers far larger than usual are what a hostile zone serves.
+      maxSize: Math.max(1, settings.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES),
+      sizeCalculation: (value, key) => answerBytes(value.answer, key),
+      ttlAutopurge: false,
+    });
   }
 
   private newResolver(): Resolver {
