@@ -51,3 +51,81 @@ function baseRow(ctx: MessageContext, node: string, now: number) {
     processingMs: Math.max(0, now - ctx.startedAt),
   };
 }
+
+/**
+ * A row's size does not grow with what a client sends. A Message-ID folded
+ * over 800 lines went into the row whole, and so did every refused recipient
+ * of a transaction (3,000 RCPT TO: a reason of 244 KB): rows of megabytes in
+ * tracking.sqlite from one connection. One-line fields keep RFC 5322's line
+ * length, the reason and each symbol's detail a few KB, the recipients 1,000
+ * (their number is then said in the reason).
+ */
+export const ROW_LIMITS = { field: 998, reason: 4000, detail: 2000, recipients: 1000 } as const;
+
+/** `text` cut to `max` characters, saying how many were left out. */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let kept = max - 40;
+  // Never half of a surrogate pair (PostgreSQL's jsonb refuses one).
+  if (/[\uD800-\uDBFF]/.test(text[kept - 1] ?? '')) kept--;
+  return `${text.slice(0, kept)}… (${text.length - kept} more characters)`;
+}
+
+function field(text: string | null, max = ROW_LIMITS.field): string | null {
+  if (text === null || text.length <= max) return text;
+  const kept = /[\uD800-\uDBFF]/.test(text[max - 1] ?? '') ? max - 1 : max;
+  return text.slice(0, kept);
+}
+
+/** The row within ROW_LIMITS (the same row when it already is). */
+export function boundRow(row: TrackingRow): TrackingRow {
+  const long = (s: string | null) => s !== null && s.length > ROW_LIMITS.field;
+  const oversize =
+    [row.node, row.queueId, row.messageId, row.remoteIp, row.ptr, row.helo, row.mailFrom, row.parseResult].some(long) ||
+    row.reason.length > ROW_LIMITS.reason ||
+    row.rcptTo.length > ROW_LIMITS.recipients ||
+    row.rcptTo.some(long) ||
+    row.symbols.some((s) => s.detail.length > ROW_LIMITS.detail);
+  if (!oversize) return row;
+  const recipients = row.rcptTo.length > ROW_LIMITS.recipients ? `; recipients: the first ${ROW_LIMITS.recipients} of ${row.rcptTo.length} recorded` : '';
+  return {
+    ...row,
+    node: field(row.node)!,
+    queueId: field(row.queueId),
+    messageId: field(row.messageId),
+    remoteIp: field(row.remoteIp)!,
+    ptr: field(row.ptr),
+    helo: field(row.helo),
+    mailFrom: field(row.mailFrom),
+    parseResult: field(row.parseResult)!,
+    rcptTo: row.rcptTo.slice(0, ROW_LIMITS.recipients).map((r) => field(r)!),
+    reason: clip(row.reason + recipients, ROW_LIMITS.reason),
+    symbols: row.symbols.map((s) => (s.detail.length > ROW_LIMITS.detail ? { ...s, detail: clip(s.detail, ROW_LIMITS.detail) } : s)),
+  };
+}
+
+/** Refused recipients named in a row's reason; the others are counted. */
+export const NAMED_REFUSED_RECIPIENTS = 20;
+
+/**
+ * The reason's note on refused recipients: those another plugin refused (with
+ * its reason), then those attempted that were not accepted, the first
+ * NAMED_REFUSED_RECIPIENTS of them named. `attemptedCount`: every RCPT TO of
+ * the transaction, when the caller kept only the first of them.
+ */
+export function refusedRecipientsNote(
+  refused: readonly { address: string; reason: string }[],
+  attempted: readonly string[],
+  accepted: readonly string[],
+  attemptedCount = attempted.length,
+): string {
+  const taken = new Set(accepted);
+  const named = new Set(refused.map((r) => r.address));
+  const notAccepted = attempted.filter((a) => !taken.has(a) && !named.has(a)).map((address) => ({ address, reason: 'recipient not accepted' }));
+  const all = [...refused, ...notAccepted];
+  const total = Math.max(all.length, attemptedCount - accepted.length);
+  if (!total) return '';
+  const shown = all.slice(0, NAMED_REFUSED_RECIPIENTS).map((r) => `${r.address} (${r.reason})`);
+  const more = total - shown.length;
+  return `; refused recipients: ${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
+}

@@ -1,5 +1,6 @@
 import type { Logger } from '../checks/types';
 import { Spool } from './spool';
+import { boundRow } from './row';
 import type { RowStore } from './store';
 import type { TrackingRow, TrackingWriter } from './types';
 
@@ -73,8 +74,9 @@ export class BatchingTrackingWriter implements TrackingWriter {
     if (this.spool.hasRows()) setImmediate(() => this.scheduleReplay());
   }
 
-  write(row: TrackingRow): void {
+  write(written: TrackingRow): void {
     try {
+      const row = boundRow(written);
       if (this.closed || this.queue.length >= this.options.maxQueue) {
         this.toSpool([row]);
         if (!this.closed) this.warnOverflow();
@@ -83,7 +85,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
       this.queue.push(row);
       if (this.queue.length >= this.options.batchSize) this.scheduleDrain();
     } catch (err) {
-      this.log.error(`tracking: cannot queue row ${row?.ref}: ${(err as Error).message}`);
+      this.log.error(`tracking: cannot queue row ${written?.ref}: ${(err as Error).message}`);
     }
   }
 

@@ -1,5 +1,5 @@
 import { createTrackingWriter } from '../../lib/tracking';
-import { rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
+import { NAMED_REFUSED_RECIPIENTS, refusedRecipientsNote, rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
 import type { TrackingWriter } from '../../lib/tracking/types';
 import { hook } from '../shared/adapter';
 import { addressOf, DENYSOFT, replyText, type HarakaConnection, type HarakaPlugin } from '../shared/haraka';
@@ -40,19 +40,22 @@ function writerFor(plugin: HarakaPlugin): TrackingWriter | undefined {
 }
 
 const ATTEMPTED = 'mailward_attempted_rcpts';
+const ATTEMPTED_COUNT = 'mailward_attempted_rcpt_count';
+/**
+ * Recipients kept per transaction for the row's note (which names only
+ * NAMED_REFUSED_RECIPIENTS of them): Haraka sets no limit on RCPT TO, and a
+ * client that sent 100,000 kept as many here until the transaction ended.
+ */
+const KEPT_RECIPIENTS = 50 * NAMED_REFUSED_RECIPIENTS;
 
-function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | undefined, attempted: string[] = []): void {
+function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | undefined, attempted: string[] = [], attemptedCount = attempted.length): void {
   if (state.tracked) return;
   state.tracked = true;
   const out = writerFor(plugin);
   if (!out) return;
   const node = runtimeFor(plugin).config.shared.nodeName;
-  const refused = [
-    ...state.refusedRecipients,
-    ...attempted.filter((a) => !(accepted ?? []).includes(a) && !state.refusedRecipients.some((r) => r.address === a)).map((address) => ({ address, reason: 'recipient not accepted' })),
-  ];
   if (accepted) state.ctx.rcptTo = accepted;
-  const refusedNote = refused.length ? `; refused recipients: ${refused.map((r) => `${r.address} (${r.reason})`).join(', ')}` : '';
+  const refusedNote = refusedRecipientsNote(state.refusedRecipients, attempted, accepted ?? [], attemptedCount);
   if (state.verdict) {
     const row = rowFromVerdict(state.ctx, state.verdict, node);
     if (state.outcome && state.outcome.phase !== 'data' && state.outcome.phase !== 'data_post') {
@@ -67,7 +70,7 @@ function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | 
     return;
   }
   const outcome = state.outcome ??
-    (refused.length && !(accepted ?? []).length
+    (refusedNote && !(accepted ?? []).length
       ? { action: 'reject', phase: 'rcpt', reason: 'every recipient was refused' }
       : { action: 'abandoned', phase: state.ctx.mailFrom === undefined ? 'connect' : 'rcpt', reason: 'the client ended the transaction before a verdict' });
   const ledger = state.ledger;
@@ -100,7 +103,10 @@ export = {
   tracking_rcpt: hook(async function (connection, params) {
     const txn = connection.transaction;
     const address: string | undefined = addressOf(params[0]);
-    if (txn && address) (txn.notes[ATTEMPTED] ??= []).push(address);
+    if (!txn || !address) return;
+    txn.notes[ATTEMPTED_COUNT] = (txn.notes[ATTEMPTED_COUNT] ?? 0) + 1;
+    const attempted: string[] = (txn.notes[ATTEMPTED] ??= []);
+    if (attempted.length < KEPT_RECIPIENTS) attempted.push(address);
   }),
 
   /** Any plugin's refusal: params are [code, message, plugin, function, params, hook]. */
@@ -113,7 +119,7 @@ export = {
     if (hookName === 'rcpt' && txn) {
       const state = transactionState(runtime, connection, txn);
       const address = addressOf(Array.isArray(hookParams) ? hookParams[0] : hookParams);
-      if (address) state.refusedRecipients.push({ address, reason });
+      if (address && state.refusedRecipients.length < KEPT_RECIPIENTS) state.refusedRecipients.push({ address, reason });
       return;
     }
     const state = txn ? transactionState(runtime, connection, txn) : connectionState(runtime, connection);
@@ -123,7 +129,7 @@ export = {
   tracking_reset: hook(async function (connection) {
     const txn = connection.transaction;
     const state = existingTransactionState(txn);
-    if (txn && state) write(this, state, txn.rcpt_to.map((r) => addressOf(r)!), txn.notes[ATTEMPTED]);
+    if (txn && state) write(this, state, txn.rcpt_to.map((r) => addressOf(r)!), txn.notes[ATTEMPTED], txn.notes[ATTEMPTED_COUNT]);
   }),
 
   /** A connection refused before any transaction still gets its row. */

@@ -1,0 +1,108 @@
+// A tracking row's size does not grow with what one client sends: thousands of
+// refused RCPT TO in one transaction, a Message-ID folded over many lines. Each
+// was written whole into the row (and the refused recipients were matched
+// against each other in quadratic time), so one transaction could leave a row
+// of megabytes in tracking.sqlite.
+import assert from 'node:assert/strict';
+import { createConnection } from 'node:net';
+import { loadConfig } from '../lib/config/load';
+import { createTrackingReader } from '../lib/tracking';
+import type { TrackingReader } from '../lib/tracking/types';
+import { type HarakaInstance, removeDir, startHaraka } from './support/haraka';
+import { waitFor } from './support/wait';
+
+/** Writes the whole conversation at once (PIPELINING) and returns every reply line. */
+function pipelined(port: number, commands: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(port, '127.0.0.1');
+    let text = '';
+    let sent = false;
+    socket.on('data', (data) => {
+      text += data.toString('latin1');
+      if (!sent && /^220 /m.test(text)) {
+        sent = true;
+        socket.write(commands.map((c) => `${c}\r\n`).join(''));
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text.split('\r\n')));
+  });
+}
+
+/** Sends `commands` one at a time, each after the reply to the one before, and returns every reply line. */
+function conversation(port: number, commands: string[]): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(port, '127.0.0.1');
+    const lines: string[] = [];
+    let buffer = '';
+    let next = 0;
+    socket.on('data', (data) => {
+      buffer += data.toString('latin1');
+      for (let at = buffer.indexOf('\r\n'); at >= 0; at = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        lines.push(line);
+        if (!/^\d{3} /.test(line)) continue;
+        if (next < commands.length) socket.write(`${commands[next++]}\r\n`);
+        else socket.end();
+      }
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(lines));
+  });
+}
+
+describe('tracking rows end to end: bounded whatever the client sends', function () {
+  this.timeout(120_000);
+  let haraka: HarakaInstance;
+  let reader: TrackingReader;
+
+  before(async () => {
+    haraka = await startHaraka({
+      plugins: [],
+      // Like a recipient plugin that knows the mailboxes: every unknown one refused (through Haraka's deny hook).
+      pluginFiles: { refuse_unknown: "exports.hook_rcpt = function (next, connection, params) { if (/^nobody/.test(params[0].user)) return next(DENY, 'no such user'); next(); };\n" },
+      files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n' },
+    });
+    reader = createTrackingReader(loadConfig({ configDir: haraka.configDir }).shared.tracking);
+  });
+  after(async () => {
+    await reader?.close();
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+  });
+
+  it('3,000 refused recipients in one transaction: the reason names 20 and counts the rest', async () => {
+    const refused = Array.from({ length: 3000 }, (_, i) => `RCPT TO:<nobody-with-a-long-mailbox-name-${i}@example.com>`);
+    const lines = await pipelined(haraka.port, ['EHLO client.example', 'MAIL FROM:<flood@sender.example>', ...refused, 'RCPT TO:<bob@example.com>', 'RSET', 'QUIT']);
+    assert.equal(lines.filter((l) => l.startsWith('550')).length, 3000);
+    const [row] = await waitFor('the row', async () => {
+      const rows = await reader.find({ from: 'flood@sender.example' });
+      return rows.length ? rows : undefined;
+    });
+    assert.deepEqual(row!.rcptTo, ['bob@example.com']);
+    assert.match(row!.reason, /refused recipients: nobody-with-a-long-mailbox-name-0@example\.com \(no such user \(by refuse_unknown\)\), /);
+    assert.match(row!.reason, /, and 2980 more$/);
+    assert.ok(row!.reason.length < 4000, `a reason of ${row!.reason.length} characters`);
+  });
+
+  it('a Message-ID folded over 800 lines is kept to its first 998 characters', async () => {
+    const id = `<${Array.from({ length: 800 }, () => 'x'.repeat(70)).join('\r\n ')}@sender.example>`;
+    const lines = await conversation(haraka.port, [
+      'EHLO client.example',
+      'MAIL FROM:<long-id@sender.example>',
+      'RCPT TO:<bob@example.com>',
+      'DATA',
+      `From: a@sender.example\r\nTo: bob@example.com\r\nSubject: hi\r\nMessage-ID: ${id}\r\n\r\nhello\r\n.`,
+      'QUIT',
+    ]);
+    assert.ok(lines.some((l) => l.startsWith('354 ')), lines.slice(-4).join('\n'));
+    const [row] = await waitFor('the row', async () => {
+      const rows = await reader.find({ from: 'long-id@sender.example' });
+      return rows.length ? rows : undefined;
+    });
+    assert.ok(row!.messageId, 'no message id');
+    assert.ok(row!.messageId!.length <= 998, `a message id of ${row!.messageId!.length} characters`);
+    assert.ok(row!.messageId!.startsWith('<xxxx'));
+  });
+});
