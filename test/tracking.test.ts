@@ -121,6 +121,7 @@ function baseSettings(dir: string, over: Partial<TrackingSettings>): TrackingSet
     maxQueue: 1000,
     spoolPath: join(dir, 'tracking.spool'),
     retryIntervalMs: 60_000,
+    retentionDays: 0,
     ...over,
   };
 }
@@ -150,6 +151,31 @@ function behaviour(backend: Backend): void {
     open.push(r);
     return r;
   }
+
+  it('retention_days: deletes the rows of transactions older than that, and only those', async () => {
+    const day = 86_400_000;
+    const now = Date.UTC(2026, 5, 1);
+    const w = writer({ retentionDays: 30 });
+    const expired = Array.from({ length: 12 }, (_, i) => makeRow(200 + i, { time: new Date(now - (31 + i) * day).toISOString() }));
+    const kept = Array.from({ length: 3 }, (_, i) => makeRow(300 + i, { time: new Date(now - (29 - i) * day).toISOString() }));
+    for (const row of [...expired, ...kept]) w.write(row);
+    await w.flush();
+    assert.equal(await w.purgeExpired(now), 12);
+    const r = reader();
+    for (const row of expired) assert.equal(await r.get(row.ref), null, row.time);
+    for (const row of kept) assert.ok(await r.get(row.ref), row.time);
+    // Nothing more to delete the next hour.
+    assert.equal(await w.purgeExpired(now), 0);
+  });
+
+  it('retention_days = 0 keeps every row', async () => {
+    const w = writer({ retentionDays: 0 });
+    const old = makeRow(400, { time: '2000-01-01T00:00:00.000Z' });
+    w.write(old);
+    await w.flush();
+    assert.equal(await w.purgeExpired(), 0);
+    assert.ok(await reader().get(old.ref));
+  });
 
   it('stores a row and reads it back field for field', async () => {
     const w = writer();

@@ -19,6 +19,8 @@ export interface TrackingSettings {
   spoolPath: string;
   /** How often a spool left by an outage is retried. */
   retryIntervalMs: number;
+  /** Rows older than this many days are deleted (0: kept for ever). */
+  retentionDays: number;
 }
 
 export interface QuarantineSettings {
@@ -139,6 +141,7 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       maxQueue: tracking.number('max_queue', 10000, { min: 1, integer: true }),
       spoolPath: resolvePath(dataDir, tracking.string('spool_path', 'tracking.spool')),
       retryIntervalMs: tracking.number('retry_interval_ms', 5000, { min: 100 }),
+      retentionDays: tracking.number('retention_days', 90, { min: 0 }),
     },
     quarantine: {
       dir: resolvePath(dataDir, quarantine.string('dir', 'quarantine')),

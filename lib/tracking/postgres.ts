@@ -275,6 +275,13 @@ export class PostgresTrackingStore implements TrackingStore {
     }
   }
 
+  async purgeBefore(time: Date, limit: number): Promise<number> {
+    await this.ensureSchema();
+    const t = this.qualifiedTable;
+    const result = await this.pool.query(`DELETE FROM ${t} WHERE ctid IN (SELECT ctid FROM ${t} WHERE time < $1 ORDER BY time LIMIT $2)`, [time, limit]);
+    return result.rowCount ?? 0;
+  }
+
   /** Number of rows (tests, benchmarks). */
   async count(): Promise<number> {
     const result = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.qualifiedTable}`);

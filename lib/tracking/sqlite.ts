@@ -165,6 +165,13 @@ export class SqliteTrackingStore implements TrackingStore {
     return rows.length ? insertMany(rows) : 0;
   }
 
+  async purgeBefore(time: Date, limit: number): Promise<number> {
+    const { insertMany } = this.open();
+    if (!insertMany) throw new Error(`${this.description} is open read-only`);
+    // `time` is ISO 8601 UTC in every row, so text order is time order (and the time index serves it).
+    return this.db.prepare(`DELETE FROM ${TABLE} WHERE rowid IN (SELECT rowid FROM ${TABLE} WHERE time < ? ORDER BY time LIMIT ?)`).run(time.toISOString(), limit).changes;
+  }
+
   async get(ref: string): Promise<TrackingRow | null> {
     const row = this.db.prepare(`SELECT * FROM ${TABLE} WHERE ref = ?`).get(ref) as DbRow | undefined;
     return row ? fromDb(row) : null;

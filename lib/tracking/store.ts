@@ -10,6 +10,11 @@ export interface RowStore {
   readonly description: string;
   /** Inserts the rows; resolves with how many were new. Rejects when the database is unusable. */
   insert(rows: TrackingRow[]): Promise<number>;
+  /**
+   * Deletes up to `limit` rows of transactions that started before `time`;
+   * resolves with how many went. Without it, `retention_days` purges nothing.
+   */
+  purgeBefore?(time: Date, limit: number): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -11,7 +11,14 @@ export interface BatchingOptions {
   maxQueue: number;
   spoolPath: string;
   retryIntervalMs: number;
+  /** Rows of transactions older than this many days are deleted, once an hour (0 or absent: kept). */
+  retentionDays?: number;
 }
+
+/** How often expired rows are deleted, and how many one statement deletes (each batch a short write lock). */
+const PURGE_INTERVAL_MS = 3_600_000;
+const PURGE_BATCH = 5000;
+const DAY_MS = 86_400_000;
 
 export interface WriterStats {
   /** Rows waiting in memory. */
@@ -56,6 +63,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
   private readonly spool: Spool;
   private readonly flushTimer: NodeJS.Timeout;
   private readonly retryTimer: NodeJS.Timeout;
+  private readonly purgeTimer?: NodeJS.Timeout;
   private readonly counts = { written: 0, spooled: 0, replayed: 0 };
   private lastOverflowWarning = 0;
 
@@ -70,6 +78,12 @@ export class BatchingTrackingWriter implements TrackingWriter {
     // Timers must not keep a process alive; close() drains what is left.
     this.flushTimer.unref();
     this.retryTimer.unref();
+    if ((options.retentionDays ?? 0) > 0 && store.purgeBefore) {
+      this.purgeTimer = setInterval(() => void this.purgeExpired(), PURGE_INTERVAL_MS);
+      this.purgeTimer.unref();
+      // And soon after start: a node restarted more often than hourly still purges.
+      setTimeout(() => void this.purgeExpired(), 60_000 + Math.random() * 60_000).unref();
+    }
     // Rows spooled by a previous run (or its interrupted replay) go in as soon as possible.
     if (this.spool.hasRows()) setImmediate(() => this.scheduleReplay());
   }
@@ -104,6 +118,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
     if (this.closed) return;
     clearInterval(this.flushTimer);
     clearInterval(this.retryTimer);
+    clearInterval(this.purgeTimer);
     this.scheduleDrain();
     if (!this.outage) this.scheduleReplay();
     this.closed = true;
@@ -179,6 +194,36 @@ export class BatchingTrackingWriter implements TrackingWriter {
         this.inFlight = [];
       }
     }
+  }
+
+  /**
+   * Deletes the rows older than retention_days, PURGE_BATCH at a time on the
+   * writer's one chain (never racing a batch), letting other work in between.
+   * Resolves with how many went; never rejects (a failure is logged and the
+   * next hour tries again).
+   */
+  purgeExpired(now = Date.now()): Promise<number> {
+    const days = this.options.retentionDays ?? 0;
+    const purge = this.store.purgeBefore?.bind(this.store);
+    if (!(days > 0) || !purge || this.closed) return Promise.resolve(0);
+    const before = new Date(now - days * DAY_MS);
+    let removed = 0;
+    const step = async (): Promise<boolean> => {
+      const n = await purge(before, PURGE_BATCH);
+      removed += n;
+      return n >= PURGE_BATCH;
+    };
+    const run = async (): Promise<void> => {
+      try {
+        while (!this.closed && (await step())) await new Promise((resolve) => setImmediate(resolve));
+        if (removed) this.log.info(`tracking: deleted ${removed} row(s) older than ${days} days from ${this.store.description}`);
+      } catch (err) {
+        this.log.warn(`tracking: deleting rows older than ${days} days from ${this.store.description} failed: ${(err as Error).message}`);
+      }
+    };
+    const done = this.tail.then(run);
+    this.tail = done;
+    return done.then(() => removed);
   }
 
   private async replay(): Promise<void> {
