@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -122,6 +122,7 @@ function baseSettings(dir: string, over: Partial<TrackingSettings>): TrackingSet
     spoolPath: join(dir, 'tracking.spool'),
     retryIntervalMs: 60_000,
     retentionDays: 0,
+    maxSpoolBytes: 1024 * 1024 * 1024,
     ...over,
   };
 }
@@ -292,6 +293,25 @@ function behaviour(backend: Backend): void {
     assert.equal(w.stats().held, 0);
     assert.equal(w.stats().outage, false);
     assert.equal(await countRows(settings), 5);
+  });
+
+  it('max_spool_mb: a database down for long fills the spool only to its bound, then rows wait in memory up to max_queue', async () => {
+    const real = openTrackingStore(settings, log);
+    open.push(real);
+    const down = Object.assign(Object.create(real) as TrackingStore, {
+      description: real.description,
+      insert: () => Promise.reject(new Error('connection refused')),
+    });
+    const w = writer({ maxQueue: 50, batchSize: 10, maxSpoolBytes: 20_000 }, down);
+    for (let i = 0; i < 200; i++) w.write(makeRow(i));
+    await w.flush();
+    await w.flush();
+    // Rows of ~700 bytes: 20 KB of spool holds about 28 of the 200.
+    const spooled = Spool.files(settings.spoolPath).reduce((sum, f) => sum + statSync(f).size, 0);
+    assert.ok(spooled > 0 && spooled <= 20_000, `spool files of ${spooled} bytes`);
+    assert.equal(w.stats().held, 50);
+    assert.ok(log.lines.some((l) => l.startsWith('error') && l.includes('max_spool_mb')), log.lines.join('\n'));
+    assert.ok(log.lines.some((l) => /oldest row\(s\) lost/.test(l)), log.lines.join('\n'));
   });
 
   it('more rows held in memory than a spread can pass (max_queue 200,000) are kept, not lost to a RangeError, when a retry fails', async () => {

@@ -19,6 +19,8 @@ export interface TrackingSettings {
   spoolPath: string;
   /** How often a spool left by an outage is retried. */
   retryIntervalMs: number;
+  /** This process's spool files take at most this many bytes (max_spool_mb). */
+  maxSpoolBytes: number;
   /** Rows older than this many days are deleted (0: kept for ever). */
   retentionDays: number;
 }
@@ -142,6 +144,7 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       spoolPath: resolvePath(dataDir, tracking.string('spool_path', 'tracking.spool')),
       retryIntervalMs: tracking.number('retry_interval_ms', 5000, { min: 100 }),
       retentionDays: tracking.number('retention_days', 90, { min: 0 }),
+      maxSpoolBytes: tracking.number('max_spool_mb', 1024, { min: 1 }) * 1024 * 1024,
     },
     quarantine: {
       dir: resolvePath(dataDir, quarantine.string('dir', 'quarantine')),

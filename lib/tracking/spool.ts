@@ -44,10 +44,14 @@ export class Spool {
     readonly basePath: string,
     private readonly log?: Logger,
     readonly pid = process.pid,
+    /** This process's files (its spool and the one it is replaying) take at most this many bytes (max_spool_mb). */
+    readonly maxBytes = Infinity,
   ) {
     this.path = `${basePath}.${pid}`;
     this.replayingPath = `${this.path}.replaying`;
   }
+
+  private lastFullWarning = 0;
 
   /** Appends rows; never throws (a failure is logged, and false returned: the caller keeps the rows). */
   append(rows: TrackingRow[]): boolean {
@@ -57,6 +61,13 @@ export class Spool {
     try {
       let text = '';
       for (const row of rows) text += `${JSON.stringify(row)}\n`;
+      // A database down for weeks must not fill the disk: past max_spool_mb the rows are the
+      // caller's to keep (in memory up to max_queue, then dropped, counted, in an error).
+      const used = size(this.path) + size(this.replayingPath);
+      if (used + Buffer.byteLength(text) > this.maxBytes) {
+        this.warnFull(used);
+        return false;
+      }
       fd = openForAppend(this.path);
       before = fstatSync(fd).size;
       // Half a line at the end (a crash mid-append, a reused pid): start ours on a fresh one, or
@@ -84,6 +95,13 @@ export class Spool {
         // append never throws; the rows are written or already reported
       }
     }
+  }
+
+  private warnFull(used: number): void {
+    const now = Date.now();
+    if (now - this.lastFullWarning < 60_000) return;
+    this.lastFullWarning = now;
+    this.log?.error(`tracking: the spool ${this.path} holds ${Math.round(used / 1024)} KB, its bound (max_spool_mb); rows wait in memory up to max_queue, then the oldest are lost`);
   }
 
   /** True when rows wait in a spool file this process should replay (its own, or a dead process's). */

@@ -11,6 +11,8 @@ export interface BatchingOptions {
   maxQueue: number;
   spoolPath: string;
   retryIntervalMs: number;
+  /** This process's spool files take at most this many bytes; beyond, rows wait in memory (up to maxQueue). Absent: unbounded. */
+  maxSpoolBytes?: number;
   /** Rows of transactions older than this many days are deleted, once an hour (0 or absent: kept). */
   retentionDays?: number;
 }
@@ -72,7 +74,7 @@ export class BatchingTrackingWriter implements TrackingWriter {
     private readonly options: BatchingOptions,
     private readonly log: Logger,
   ) {
-    this.spool = new Spool(options.spoolPath, log);
+    this.spool = new Spool(options.spoolPath, log, process.pid, options.maxSpoolBytes ?? Infinity);
     this.flushTimer = setInterval(() => this.scheduleDrain(), options.flushIntervalMs);
     this.retryTimer = setInterval(() => this.scheduleReplay(), options.retryIntervalMs);
     // Timers must not keep a process alive; close() drains what is left.
