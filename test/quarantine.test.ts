@@ -138,6 +138,12 @@ describe('quarantine store', () => {
     assert.match((verifyRelease(key, stamp, { mailFrom: bob, rcptTo: alice }, changed, 1_000_000_000_000) as { error: string }).error, /does not match/);
     assert.match((verifyRelease(key, stamp, { mailFrom: bob, rcptTo: alice }, RAW, 1_000_000_000_000 + 2 * DAY) as { error: string }).error, /expired/);
     assert.match((verifyRelease(key, 'HHH8 1 abc', { mailFrom: bob, rcptTo: alice }, RAW) as { error: string }).error, /malformed/);
+    // Anyone can send the header: what is logged of it stays short, however long its ref (it was echoed whole, 100 KB a message).
+    const long = 'A'.repeat(100_000);
+    for (const forged of [`${long} 1 ${'0'.repeat(32)}`, `${long} 1 deadbeef ${'0'.repeat(32)}`]) {
+      const { error } = verifyRelease(key, forged, { mailFrom: bob, rcptTo: alice }, RAW) as { error: string };
+      assert.equal(error, 'malformed release stamp');
+    }
     assert.deepEqual(verifyRelease(releaseKey(join(dir, 'other'), true)!, stamp, { mailFrom: bob, rcptTo: alice }, RAW, 1_000_000_000_000), { error: 'release stamp for HHH8 does not match this message' }, 'another key');
   });
 

@@ -123,10 +123,10 @@ export function releaseHeaderLine(stamp: string, eol: string): string {
 export function verifyRelease(key: Buffer, value: string, envelope: ReleaseEnvelope, raw: Buffer, now = Date.now()): { ref: string } | { error: string } {
   // Unfolded, the tag list may read "a, b" where the header was folded.
   const text = value.trim().replace(/\s+/g, ' ').replace(/, /g, ',');
-  const old = /^([0-9A-Z]+) \d+ [0-9a-f]{32}$/.exec(text);
+  const old = /^([0-9A-Z]{1,32}) \d+ [0-9a-f]{32}$/.exec(text);
   if (old) return { error: `release stamp for ${old[1]} without recipients (made by an older mailward): release again` };
   // One way to write each part: a stamp that verified must not verify again spelt otherwise.
-  const m = /^([0-9A-Z]+) ([1-9]\d*) ([0-9a-f]{8}(?:,[0-9a-f]{8})*) ([0-9a-f]{32})$/.exec(text);
+  const m = /^([0-9A-Z]{1,32}) ([1-9]\d*) ([0-9a-f]{8}(?:,[0-9a-f]{8})*) ([0-9a-f]{32})$/.exec(text);
   if (!m) return { error: 'malformed release stamp' };
   const [, ref, exp, tags, given] = m as unknown as [string, string, string, string, string];
   const expires = Number(exp);
