@@ -32,6 +32,7 @@ export const rulesSymbols: SymbolDef[] = [
 interface Opened {
   store?: Promise<SenderListStore | undefined>;
   purgeTimer?: NodeJS.Timeout;
+  firstPurge?: NodeJS.Timeout;
   closers: (() => Promise<void>)[];
 }
 
@@ -96,6 +97,9 @@ function startPurge(settings: RulesSettings, services: Services, state: Opened):
   };
   state.purgeTimer = setInterval(() => void run(), settings.purgeIntervalMinutes * 60_000);
   state.purgeTimer.unref();
+  // And soon after start (or at the interval, if sooner): an MTA restarted more often than every interval still purges.
+  state.firstPurge = setTimeout(() => void run(), Math.min(60_000 + Math.random() * 60_000, settings.purgeIntervalMinutes * 60_000));
+  state.firstPurge.unref();
 }
 
 export const rulesModule: CheckModule<RulesSettings> = {
@@ -107,10 +111,13 @@ export const rulesModule: CheckModule<RulesSettings> = {
     return { settings: parseRulesSettings(reader, shared, files) };
   },
   createChecks(settings, services) {
-    if (!settings.enabled) return [];
-    for (const warning of settings.warnings) services.log.warn(`mailward rules: ${warning}`);
     const state: Opened = { closers: [] };
     opened.set(settings, state);
+    // The quarantine's retention is no rule: it holds with the rules switched off too (it did not,
+    // and every quarantined message was kept for ever).
+    startPurge(settings, services, state);
+    if (!settings.enabled) return [];
+    for (const warning of settings.warnings) services.log.warn(`mailward rules: ${warning}`);
     // Opened on first use: a deployment without lists never creates the file.
     const store = () => {
       state.store ??= (async () => {
@@ -120,7 +127,6 @@ export const rulesModule: CheckModule<RulesSettings> = {
       })();
       return state.store;
     };
-    startPurge(settings, services, state);
     if (settings.listStore === 'auto' && settings.stateBackend === 'redis') {
       warnIfLeftBehind(settings.listSqlitePath, 'mailward rules: run-time allow and block lists', '[lists] store', (m) => services.log.warn(m));
     }
@@ -147,6 +153,7 @@ export const rulesModule: CheckModule<RulesSettings> = {
     if (!state) return;
     opened.delete(settings);
     if (state.purgeTimer) clearInterval(state.purgeTimer);
+    if (state.firstPurge) clearTimeout(state.firstPurge);
     for (const close of state.closers) await close().catch(() => {});
   },
 };
