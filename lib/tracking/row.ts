@@ -127,5 +127,7 @@ export function refusedRecipientsNote(
   if (!total) return '';
   const shown = all.slice(0, NAMED_REFUSED_RECIPIENTS).map((r) => `${r.address} (${r.reason})`);
   const more = total - shown.length;
+  // A repeated RCPT TO of an accepted address is in the count but has no name of its own here.
+  if (!shown.length) return `; ${total} refused recipient(s)`;
   return `; refused recipients: ${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
 }
