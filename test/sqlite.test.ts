@@ -11,6 +11,7 @@ import { BayesModel } from '../lib/checks/content/bayes';
 import { SqliteBayesStore } from '../lib/checks/content/store';
 import { SqliteListStore } from '../lib/checks/rules/list-store';
 import { SqliteTrackingStore } from '../lib/tracking/sqlite';
+import { openSharedSqlite } from '../lib/util/sqlite';
 
 const run = promisify(execFile);
 
@@ -54,6 +55,17 @@ describe('openSharedSqlite', () => {
     const start = String(Date.now() + 1500);
     const results = await Promise.all([0, 1].map(() => run(process.execPath, ['-e', script, dir, start])));
     for (const { stdout } of results) assert.deepEqual(JSON.parse(stdout), Array(40).fill('wal'));
+  });
+
+  it('caps what a checkpoint leaves of the WAL (journal_size_limit), so a burst does not keep its size on disk', () => {
+    // Every SQLite file mailward writes (tracking, Bayes model, quarantine index, lists) opens here.
+    const db = openSharedSqlite(join(dir, 'limit.sqlite'));
+    try {
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('journal_size_limit', { simple: true }), 64 * 1024 * 1024);
+    } finally {
+      db.close();
+    }
   });
 
   it('closes the file again when setting it up fails, so a store that retries on every use leaks nothing', async () => {

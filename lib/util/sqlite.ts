@@ -4,6 +4,14 @@ import Database from 'better-sqlite3';
 
 const RETRY_PAUSE_MS = 20;
 
+/**
+ * What a checkpoint leaves of the WAL file. Without a limit the -wal file
+ * keeps the size of its largest burst (a bulk learn, a tracking backlog) for
+ * good; with it, the next checkpoint that resets the log truncates it to this.
+ * Per connection, not kept in the file: set on every open.
+ */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -20,6 +28,7 @@ function useWal(db: Database.Database, timeoutMs: number): void {
   for (;;) {
     try {
       if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
       return;
     } catch (err) {
       if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
