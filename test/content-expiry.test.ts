@@ -171,8 +171,8 @@ describe('content: Bayes model expiry', () => {
 
   it('the daily policy follows [bayes]: prune_after_days = 0 keeps every token, seen_days = 0 every record, both 0 no prune', async () => {
     const bayes = DEFAULT_CONTENT_SETTINGS.bayes;
-    assert.deepEqual(prunePolicy(bayes), { olderThanDays: 180, maxCount: 1, seenDays: 365 });
-    assert.equal(prunePolicy({ ...bayes, pruneAfterDays: 0, seenDays: 0 }), undefined);
+    assert.deepEqual(prunePolicy(bayes), { olderThanDays: 180, maxCount: 1, seenDays: 365, maxTokens: 1_000_000 });
+    assert.equal(prunePolicy({ ...bayes, pruneAfterDays: 0, seenDays: 0, maxTokens: 0 }), undefined);
     const seenOnly = prunePolicy({ ...bayes, pruneAfterDays: 0 })!;
     const c = await open(new SqliteBayesStore(join(dir, 'policy.sqlite')));
     await c.learnOnce(['lonely'], 'spam');

@@ -20,6 +20,8 @@ export class Classifier {
   lastError = '';
   private timers: NodeJS.Timeout[] = [];
   private loading?: Promise<void>;
+  /** [bayes] max_tokens applied before the first load (set by start); 0: none. */
+  private capAtLoad = 0;
   private saving: Promise<void> = Promise.resolve();
   /** The largest totals read from the store so far: a later read below min_learns means the model was lost. */
   private peak = { spam: 0, ham: 0 };
@@ -31,8 +33,13 @@ export class Classifier {
     public minLearns = 0,
   ) {}
 
-  /** Loads now (in the background) and starts the periodic save, reload and (with a policy) daily prune. */
+  /**
+   * Loads now (in the background) and starts the periodic save, reload and
+   * (with a policy) daily prune. A policy's size bound is also applied to the
+   * store before that first load, so a model grown past it is never read whole.
+   */
   start(saveIntervalS: number, reloadIntervalS: number, prune?: PrunePolicy): void {
+    this.capAtLoad = prune?.maxTokens ?? 0;
     void this.ready();
     this.timers.push(setInterval(() => void this.flush(), saveIntervalS * 1000).unref());
     this.timers.push(setInterval(() => void this.reload(), reloadIntervalS * 1000).unref());
@@ -51,7 +58,7 @@ export class Classifier {
     await this.flush();
     try {
       const removed = await this.store.prune(policy);
-      if (removed.tokens || removed.seen) this.log.info(`mailward content: ${pruneSummary(removed, policy)}`);
+      if (removed.tokens || removed.seen || removed.evicted) this.log.info(`mailward content: ${pruneSummary(removed, policy)}`);
       return removed;
     } catch (err) {
       this.log.warn(`mailward content: expiring the Bayes model in ${this.store.description} failed: ${(err as Error).message}`);
@@ -60,8 +67,21 @@ export class Classifier {
   }
 
   ready(): Promise<void> {
-    this.loading ??= this.reload().then(() => this.warnLegacy());
+    this.loading ??= this.cap(this.capAtLoad)
+      .then(() => this.reload())
+      .then(() => this.warnLegacy());
     return this.loading;
+  }
+
+  /** The store's size bound on its own (before the first load); never throws. */
+  private async cap(maxTokens: number): Promise<void> {
+    if (!maxTokens) return;
+    try {
+      const evicted = await this.store.capTokens(maxTokens);
+      if (evicted) this.log.info(`mailward content: removed the ${evicted} least-seen tokens of the Bayes model (max_tokens ${maxTokens})`);
+    } catch (err) {
+      this.log.warn(`mailward content: bounding the Bayes model in ${this.store.description} failed: ${(err as Error).message}`);
+    }
   }
 
   /** After an upgrade of the tokenizer the old counts are not used: say so once, with the remedy. */
@@ -203,12 +223,12 @@ export class Classifier {
   }
 }
 
-/** The expiry settings as a policy, or undefined when expiry is off (prune_after_days and seen_days 0). */
+/** The expiry settings as a policy, or undefined when expiry is off (prune_after_days, seen_days and max_tokens 0). */
 export function prunePolicy(settings: BayesSettings): PrunePolicy | undefined {
-  if (!settings.pruneAfterDays && !settings.seenDays) return undefined;
+  if (!settings.pruneAfterDays && !settings.seenDays && !settings.maxTokens) return undefined;
   // prune_after_days = 0 keeps every token: a cutoff before any learn.
   const olderThanDays = settings.pruneAfterDays || Number.MAX_SAFE_INTEGER;
-  return { olderThanDays, maxCount: settings.pruneMaxCount, seenDays: settings.seenDays };
+  return { olderThanDays, maxCount: settings.pruneMaxCount, seenDays: settings.seenDays, maxTokens: settings.maxTokens };
 }
 
 /** "expired 12 tokens (seen in at most 1 learnt message, not learnt for 180 days) and 3 seen records (older than 365 days)". */
@@ -217,7 +237,8 @@ export function pruneSummary(removed: PruneResult, policy: PrunePolicy): string 
     policy.olderThanDays >= Number.MAX_SAFE_INTEGER
       ? `expired ${removed.tokens} tokens (token expiry off)`
       : `expired ${removed.tokens} tokens (seen in at most ${policy.maxCount} learnt message${policy.maxCount === 1 ? '' : 's'}, not learnt for ${policy.olderThanDays} days)`;
-  return policy.seenDays ? `${tokens} and ${removed.seen} seen records (older than ${policy.seenDays} days)` : tokens;
+  const capped = removed.evicted ? `; removed the ${removed.evicted} least-seen tokens over max_tokens (${policy.maxTokens})` : '';
+  return (policy.seenDays ? `${tokens} and ${removed.seen} seen records (older than ${policy.seenDays} days)` : tokens) + capped;
 }
 
 /**

@@ -31,6 +31,8 @@ export interface BayesSettings {
   pruneMaxCount: number;
   /** Seen records (idempotent learning) older than this many days are removed with them (0: kept). */
   seenDays: number;
+  /** Size bound, at start and once a day: beyond it the least useful tokens go (0: no bound). */
+  maxTokens: number;
   autolearn: boolean;
   /** Autolearn spam when every other module together scored at least this. */
   autolearnSpamScore: number;
@@ -102,6 +104,7 @@ export const DEFAULT_CONTENT_SETTINGS: ContentSettings = {
     pruneAfterDays: 180,
     pruneMaxCount: 1,
     seenDays: 365,
+    maxTokens: 1_000_000,
     autolearn: false,
     autolearnSpamScore: 12,
     autolearnHamScore: -2,
@@ -194,6 +197,7 @@ export function parseContentSettings(reader: IniReader, shared: SharedSettings, 
       pruneAfterDays: bayes.number('prune_after_days', d.bayes.pruneAfterDays, { min: 0, integer: true }),
       pruneMaxCount: bayes.number('prune_max_count', d.bayes.pruneMaxCount, { min: 1, integer: true }),
       seenDays: bayes.number('seen_days', d.bayes.seenDays, { min: 0, integer: true }),
+      maxTokens: bayes.number('max_tokens', d.bayes.maxTokens, { min: 0, integer: true }),
       autolearn: autolearn.boolean('enabled', d.bayes.autolearn),
       autolearnSpamScore: autolearn.number('spam_score', d.bayes.autolearnSpamScore),
       autolearnHamScore: autolearn.number('ham_score', d.bayes.autolearnHamScore),

@@ -44,6 +44,14 @@ export interface BayesStore {
    * them, so a process that also carries mail is not blocked.
    */
   prune(policy: PrunePolicy): Promise<PruneResult>;
+  /**
+   * The size bound: when more than `maxTokens` tokens are stored, removes the
+   * least useful ones (lowest spam + ham count, then the longest not learnt)
+   * until `maxTokens` are left. Returns how many went. Tokens seen in several
+   * messages never expire by age, so without it a steady feed of new spam
+   * would grow the model (held whole in memory) without limit.
+   */
+  capTokens(maxTokens: number): Promise<number>;
   /** Messages learnt into the previous (v1) model, when the current one is empty: a reason to retrain. */
   legacyLearns(): Promise<number>;
   close(): Promise<void>;
@@ -54,6 +62,8 @@ export interface PrunePolicy {
   maxCount: number;
   /** Seen records (idempotent learning) older than this many days go too; 0 or absent: kept. */
   seenDays?: number;
+  /** After the expiry, at most this many tokens are kept (capTokens); 0 or absent: no bound. */
+  maxTokens?: number;
   /** Clock (ms), for tests. */
   now?: number;
 }
@@ -61,6 +71,15 @@ export interface PrunePolicy {
 export interface PruneResult {
   tokens: number;
   seen: number;
+  /** Tokens removed by the size bound (policy.maxTokens), when it removed any. */
+  evicted?: number;
+}
+
+/** Runs the size bound after the expiry, when the policy sets one. */
+async function withCap(store: BayesStore, policy: PrunePolicy, result: PruneResult): Promise<PruneResult> {
+  if (!policy.maxTokens) return result;
+  const evicted = await store.capTokens(policy.maxTokens);
+  return evicted ? { ...result, evicted } : result;
 }
 
 /** That message `id` was learnt as `label` on `day`: what makes learning it again count once. */
@@ -226,7 +245,30 @@ export class SqliteBayesStore implements BayesStore {
         await yieldToEventLoop();
       }
     }
-    return { tokens, seen };
+    return withCap(this, policy, { tokens, seen });
+  }
+
+  async capTokens(maxTokens: number): Promise<number> {
+    const db = this.open();
+    const excess = (db.prepare(`SELECT count(*) FROM ${TOKENS}`).pluck().get() as number) - maxTokens;
+    if (excess <= 0) return 0;
+    // The last token to go in (count, last_day, token) order; a LIMIT/OFFSET sort keeps only `excess` rows.
+    const cut = db
+      .prepare(`SELECT spam + ham AS n, last_day AS day, token FROM ${TOKENS} ORDER BY n, day, token LIMIT 1 OFFSET ?`)
+      .get(excess - 1) as { n: number; day: number; token: string };
+    // Then in keyset batches like the expiry, so the event loop runs between them.
+    const page = db.prepare(`SELECT token FROM ${TOKENS} WHERE token > ? ORDER BY token LIMIT ${PRUNE_BATCH}`).pluck();
+    const remove = db.prepare(`DELETE FROM ${TOKENS} WHERE token >= ? AND token <= ? AND (spam + ham, last_day, token) <= (?, ?, ?)`);
+    let after = '';
+    let removed = 0;
+    for (;;) {
+      const tokens = page.all(after) as string[];
+      if (!tokens.length) return removed;
+      const last = tokens[tokens.length - 1]!;
+      removed += remove.run(tokens[0], last, cut.n, cut.day, cut.token).changes;
+      after = last;
+      await yieldToEventLoop();
+    }
   }
 
   private async pruneTokens(policy: PrunePolicy): Promise<number> {
@@ -318,6 +360,26 @@ for i = 4, #ARGV do
   if not day then
     if count > 0 then redis.call('HSET', KEYS[3], token, ARGV[3]) end
   elseif tonumber(day) < tonumber(ARGV[1]) and count <= tonumber(ARGV[2]) then
+    redis.call('HDEL', KEYS[1], token)
+    redis.call('HDEL', KEYS[2], token)
+    redis.call('HDEL', KEYS[3], token)
+    if count > 0 then removed = removed + 1 end
+  end
+end
+return removed
+`);
+
+/**
+ * RedisBayesStore.capTokens for one batch. KEYS: spam, ham, day. ARGV: token,
+ * count pairs. A token learnt again since it was counted (now above that
+ * count) is kept.
+ */
+const CAP_SCRIPT = lua(`
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local token = ARGV[i]
+  local count = (tonumber(redis.call('HGET', KEYS[1], token)) or 0) + (tonumber(redis.call('HGET', KEYS[2], token)) or 0)
+  if count <= tonumber(ARGV[i + 1]) then
     redis.call('HDEL', KEYS[1], token)
     redis.call('HDEL', KEYS[2], token)
     redis.call('HDEL', KEYS[3], token)
@@ -468,7 +530,38 @@ export class RedisBayesStore implements BayesStore {
         seen += Number(await runScript(c, PRUNE_SEEN_SCRIPT, options)) || 0;
       }
     }
-    return { tokens, seen };
+    return withCap(this, policy, { tokens, seen });
+  }
+
+  async capTokens(maxTokens: number): Promise<number> {
+    const c = await this.connect();
+    const p = this.prefix;
+    // Each token is in spam, ham or both: within the bound by these sizes alone, nothing to read (the usual case, at every start).
+    if ((await c.hLen(`${p}spam`)) + (await c.hLen(`${p}ham`)) <= maxTokens) return 0;
+    const counts = new Map<string, number>();
+    for (const key of [`${p}spam`, `${p}ham`]) {
+      for await (const batch of c.hScanIterator(key, { COUNT: 5000 })) {
+        for (const { field, value } of batch) counts.set(field, (counts.get(field) ?? 0) + Math.max(0, Number(value) || 0));
+      }
+    }
+    const excess = counts.size - maxTokens;
+    if (excess <= 0) return 0;
+    const days = new Map<string, number>();
+    for await (const batch of c.hScanIterator(`${p}day`, { COUNT: 5000 })) {
+      for (const { field, value } of batch) if (counts.has(field)) days.set(field, Number(value) || 0);
+    }
+    // Undated tokens (counted before dating) count as learnt today, as the expiry dates them.
+    const today = dayNumber(Date.now());
+    const weakest = [...counts]
+      .map(([token, n]) => ({ token, n, day: days.get(token) ?? today }))
+      .sort((a, b) => a.n - b.n || a.day - b.day || (a.token < b.token ? -1 : a.token > b.token ? 1 : 0))
+      .slice(0, excess);
+    let removed = 0;
+    for (let i = 0; i < weakest.length; i += PRUNE_BATCH) {
+      const args = weakest.slice(i, i + PRUNE_BATCH).flatMap((t) => [t.token, String(t.n)]);
+      removed += Number(await runScript(c, CAP_SCRIPT, { keys: [`${p}spam`, `${p}ham`, `${p}day`], arguments: args })) || 0;
+    }
+    return removed;
   }
 
   private async pruneTokens(policy: PrunePolicy): Promise<number> {

@@ -69,7 +69,7 @@ interface PruneOptions {
 /**
  * --older-than/--max-count/--seen-days, else [bayes] prune_after_days,
  * prune_max_count and seen_days (prune_after_days may say "never": then
- * --older-than is needed).
+ * --older-than is needed); the size bound is always [bayes] max_tokens.
  */
 function prunePolicyOf(v: PruneOptions, settings: ContentSettings): PrunePolicy {
   const olderThanDays = v['older-than'] !== undefined ? wholeNumber(v['older-than'], '--older-than', 0) : settings.bayes.pruneAfterDays;
@@ -78,7 +78,7 @@ function prunePolicyOf(v: PruneOptions, settings: ContentSettings): PrunePolicy 
   }
   const maxCount = v['max-count'] !== undefined ? wholeNumber(v['max-count'], '--max-count', 1) : settings.bayes.pruneMaxCount;
   const seenDays = v['seen-days'] !== undefined ? wholeNumber(v['seen-days'], '--seen-days', 0) : settings.bayes.seenDays;
-  return { olderThanDays, maxCount, seenDays };
+  return { olderThanDays, maxCount, seenDays, maxTokens: settings.bayes.maxTokens };
 }
 
 export const command: CliCommand = {
