@@ -144,6 +144,23 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a From: of thousands of local addresses is judged once per local domain, naming the count; a second domain past them still judged', async () => {
+    // Judged one by one, each of 2,000 claims added its own sentence to one ledger detail
+    // (20,000 held the event loop for 145 s here). The verdict depends only on the domain.
+    const local = Array.from({ length: 2_000 }, (_, i) => `"Staff ${i}" <staff${i}@example.com>`);
+    const many = Array.from({ length: 20_000 }, (_, i) => `user${i}@d${i % 500}.example.org`).join(', ');
+    const from = [...local, 'x@attacker.test', 'webform@widget.test'].join(', ');
+    const raw = await sign(message({ from, to: many, headers: { Cc: many, 'Reply-To': many } }), 'attacker.test', 'sel', world.keys.attacker);
+    const result = await scan(mw, raw, IP.attacker, 'bounce@attacker.test');
+    const spoof = symbol(result, 'SPOOF_LOCAL_DOMAIN');
+    assert.ok(spoof, names(result).join());
+    assert.notEqual(result.verdict.action, 'accept');
+    const judged = spoof.detail.match(/claims local domain [\w.]+/g) ?? [];
+    assert.deepEqual(judged, ['claims local domain example.com', 'claims local domain widget.test'], spoof.detail.slice(0, 300));
+    assert.match(spoof.detail, /From: staff0@example\.com \(and 1999 more From: addresses at it\) claims local domain example\.com, but 127\.0\.0\.66 is not a listed sending server/);
+    assert.match(spoof.detail, /From: webform@widget\.test claims local domain widget\.test/);
+  });
+
   it('a From: with no address but our address as its text (encoded word, group name), or a Sender: in our domain, is claimed', async () => {
     const encoded = `=?utf-8?B?${Buffer.from('ceo@example.com').toString('base64')}?=`;
     for (const from of [encoded, 'ceo@example.com:;']) {

@@ -38,6 +38,8 @@ interface Claim {
   how?: string;
   /** The local domain claimed (the entry from the settings). */
   domain: string;
+  /** Other addresses of the same source, local domain and way of finding, judged by this claim. */
+  others?: number;
 }
 
 /** Per-message evidence, looked up once and shared by every claim. */
@@ -140,7 +142,8 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
 type ClaimHit = Hit & { byServer?: boolean };
 
 async function checkClaim(claim: Claim, settings: AntispoofSettings, evidence: Evidence): Promise<ClaimHit> {
-  const who = `${claim.source} ${claim.address}${claim.how ? ` (${claim.how})` : ''} claims local domain ${claim.domain}`;
+  const more = claim.others ? ` (and ${claim.others} more ${claim.source} address${claim.others === 1 ? '' : 'es'} at it)` : '';
+  const who = `${claim.source} ${claim.address}${more}${claim.how ? ` (${claim.how})` : ''} claims local domain ${claim.domain}`;
   const authorised = await authorisedBy(claim, policyFor(settings, claim.domain), evidence);
   if (authorised.reason) return { name: 'LOCAL_DOMAIN_AUTHORISED', detail: `${who}: ${authorised.reason}`, byServer: authorised.byServer };
 
@@ -310,10 +313,19 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       // Every From: mailbox is a claim: the local address may be the second one, in a group, or in a second header.
       const mailboxes = fromMailboxes(ctx);
       const hits: Hit[] = [];
-      const claims: Claim[] = [];
+      // One claim per source, local domain and way of finding: the verdict depends on nothing
+      // else (the address only names it), and a From: of 20,000 local addresses judged one by
+      // one held the event loop for minutes (each a look-up and a ledger detail grown by one).
+      const claimsByKey = new Map<string, Claim>();
+      const seen = new Set<string>();
       const claim = (source: Claim['source'], address: string, how?: string) => {
         const local = localDomainOf(settings, domainOf(address));
-        if (local && !claims.some((c) => c.source === source && c.address === address)) claims.push({ source, address, domain: local, ...(how ? { how } : {}) });
+        if (!local || seen.has(`${source}\0${address}`)) return;
+        seen.add(`${source}\0${address}`);
+        const key = `${source}\0${local}\0${how ?? ''}`;
+        const judged = claimsByKey.get(key);
+        if (judged) judged.others = (judged.others ?? 0) + 1;
+        else claimsByKey.set(key, { source, address, domain: local, ...(how ? { how } : {}) });
       };
       for (const { address } of mailboxes) claim('From:', address);
       // A From: with no address at all: clients show its text, which may be our address.
@@ -322,6 +334,7 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       for (const { address } of mailboxesOf(headerValues(ctx, 'sender'))) claim('Sender:', address);
       const envelope = (ctx.mailFrom ?? '').toLowerCase();
       const envelopeLocal = settings.checkEnvelope ? localDomainOf(settings, domainOf(envelope)) : undefined;
+      const claims = [...claimsByKey.values()];
       if (envelopeLocal) claims.push({ source: 'MAIL FROM', address: envelope, domain: envelopeLocal });
 
       const evidence = new Evidence(ctx, services.dns, authResults(ctx));
