@@ -40,6 +40,18 @@ describe('Ledger', () => {
     assert.equal(ledger.get('BAYES_SPAM')!.detail, 'p=0.9; p=0.99');
   });
 
+  it('a symbol repeated thousands of times shows the first details and counts the rest', () => {
+    // Each repeat searched and copied the whole detail so far: quadratic in a check adding one hit per address.
+    const ledger = new Ledger(table());
+    for (let i = 0; i < 20_000; i++) ledger.add({ name: 'BAYES_SPAM', detail: `address${i}@example.com is one of many` });
+    const { detail } = ledger.get('BAYES_SPAM')!;
+    assert.ok(detail.length < 4200, `${detail.length} characters`);
+    assert.match(detail, /^address0@example\.com is one of many; address1@example\.com/);
+    assert.match(detail, /; and 19\d{3} more$/);
+    ledger.add({ name: 'BAYES_SPAM', detail: 'address5@example.com is one of many' });
+    assert.match(ledger.get('BAYES_SPAM')!.detail, /; and 19\d{3} more$/);
+  });
+
   it('counts a weight that is not a finite number as 0 and says so: one NaN would turn the total into NaN, below every threshold', () => {
     const ledger = new Ledger(table());
     ledger.add({ name: 'BAYES_SPAM', factor: Infinity / Infinity, detail: 'p=0.99' });

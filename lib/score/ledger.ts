@@ -2,6 +2,9 @@ import type { SymbolTable } from './symbol-table';
 import type { ForcedAction, Hit, ScoredSymbol } from './types';
 import { severity } from './types';
 
+/** Characters of joined details a repeated symbol shows (a tracking row keeps 2,000 of a detail). */
+const MAX_JOINED_DETAIL = 4000;
+
 /**
  * The per-message account of everything that fired. Checks add hits; only the
  * verdict reads the total. A symbol fires once: a repeat keeps the stronger score
@@ -13,6 +16,8 @@ export class Ledger {
   private readonly caps = new Map<string, number>();
   /** Recipients refused at RCPT time with the reason (e.g. a spamtrap). */
   readonly refusedRecipients = new Map<string, string>();
+  /** Per symbol repeated: the details shown (at most MAX_JOINED_DETAIL), and how many more were left out. */
+  private readonly joined = new Map<string, { shown: string; omitted: number }>();
 
   constructor(readonly table: SymbolTable) {}
 
@@ -27,12 +32,27 @@ export class Ledger {
     const existing = this.entries.get(name);
     if (existing) {
       if (Math.abs(score) > Math.abs(existing.score)) existing.score = score;
-      if (detail && !existing.detail.includes(detail)) existing.detail = existing.detail ? `${existing.detail}; ${detail}` : detail;
+      if (detail) this.join(existing, detail);
       return existing;
     }
     const symbol: ScoredSymbol = { name, score, group: def.group, detail };
     this.entries.set(name, symbol);
     return symbol;
+  }
+
+  /**
+   * Joins a repeated symbol's detail to what it says, up to MAX_JOINED_DETAIL
+   * characters, then only counts them: each join searched and copied the
+   * detail so far, quadratic in a check that adds one hit per address of a
+   * 20,000-address header (seconds to minutes of event loop).
+   */
+  private join(symbol: ScoredSymbol, detail: string): void {
+    let joined = this.joined.get(symbol.name);
+    if (!joined) this.joined.set(symbol.name, (joined = { shown: symbol.detail, omitted: 0 }));
+    if (joined.shown.includes(detail)) return;
+    if (joined.shown && joined.shown.length + detail.length > MAX_JOINED_DETAIL) joined.omitted++;
+    else joined.shown = joined.shown ? `${joined.shown}; ${detail}` : detail;
+    symbol.detail = joined.omitted ? `${joined.shown}; and ${joined.omitted} more` : joined.shown;
   }
 
   addAll(hits: Iterable<Hit>): void {
@@ -49,6 +69,7 @@ export class Ledger {
 
   remove(name: string): void {
     this.entries.delete(name);
+    this.joined.delete(name);
   }
 
   /** Symbols by descending absolute score, the order an explanation reads best in. */
