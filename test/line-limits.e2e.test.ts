@@ -7,7 +7,6 @@
 // as one 1513-octet line once tagged.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import PostalMime from 'postal-mime';
 import { main } from '../lib/cli/main';
 import { loadConfig } from '../lib/config/load';
@@ -16,6 +15,7 @@ import { createTrackingReader } from '../lib/tracking';
 import type { TrackingReader } from '../lib/tracking/types';
 import { type HarakaInstance, removeDir, sendMail, simpleMessage, startHaraka } from './support/haraka';
 import { repoPath } from './support/paths';
+import { smtpConversation } from './support/smtp-conversation';
 import { waitFor } from './support/wait';
 
 const REF = /\(ref ([0-9A-Z]{10})\)$/;
@@ -26,28 +26,6 @@ const RULES =
   `rule blocked-senders\n  sender ${SPAM_DOMAINS.map((d) => `*@${d}`).join(', ')}\n  action block\n\n` +
   `rule traps\n  recipient ${TRAPS.join(', ')}\n  action block\n`;
 
-/** Sends `commands` one at a time over raw SMTP and returns every reply line as sent (without CRLF). */
-function smtp(port: number, commands: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(port, '127.0.0.1');
-    const lines: string[] = [];
-    let buffer = '';
-    let next = 0;
-    socket.on('data', (data) => {
-      buffer += data.toString('latin1');
-      for (let at = buffer.indexOf('\r\n'); at >= 0; at = buffer.indexOf('\r\n')) {
-        const line = buffer.slice(0, at);
-        buffer = buffer.slice(at + 2);
-        lines.push(line);
-        if (!/^\d{3} /.test(line)) continue;
-        if (next < commands.length) socket.write(`${commands[next++]}\r\n`);
-        else socket.end();
-      }
-    });
-    socket.on('error', reject);
-    socket.on('close', () => resolve(lines));
-  });
-}
 
 function assertReplyLine(line: string | undefined, code: string): string {
   assert.ok(line, `no ${code} reply`);
@@ -84,7 +62,7 @@ describe('line limits end to end: SMTP reply lines', function () {
   });
 
   it('a block rule with 60 sender patterns and no reason refuses MAIL FROM in one line of at most 512 octets ending in the ref; the row keeps the whole reason', async () => {
-    const lines = await smtp(haraka.port, ['EHLO client.example.net', `MAIL FROM:<x@${SPAM_DOMAINS[59]}>`, 'QUIT']);
+    const lines = await smtpConversation(haraka.port, ['EHLO client.example.net', `MAIL FROM:<x@${SPAM_DOMAINS[59]}>`, 'QUIT']);
     const reply = lines.find((l) => l.startsWith('550'));
     const ref = assertReplyLine(reply, '550');
     assert.match(reply!, /^550 \[[^\]]+\] 5\.7\.1 Message refused by rule blocked-senders: sender \*@spam-domain-number-0\.example, .*\.\.\. and \d+ more \(ref /);
@@ -95,7 +73,7 @@ describe('line limits end to end: SMTP reply lines', function () {
   });
 
   it('a recipient refused by a rule with 60 long recipient patterns gets a 550 line of at most 512 octets ending in the ref', async () => {
-    const lines = await smtp(haraka.port, ['EHLO client.example.net', 'MAIL FROM:<a@example.net>', `RCPT TO:<${TRAPS[59]}>`, 'QUIT']);
+    const lines = await smtpConversation(haraka.port, ['EHLO client.example.net', 'MAIL FROM:<a@example.net>', `RCPT TO:<${TRAPS[59]}>`, 'QUIT']);
     const reply = lines.find((l) => l.startsWith('550'));
     assertReplyLine(reply, '550');
     assert.match(reply!, /5\.7\.1 Recipient refused: rule traps: recipient a-rather-long-spamtrap-mailbox-name-0@example\.com, .*\.\.\. and \d+ more \(ref /);

@@ -9,6 +9,7 @@ import { loadConfig } from '../lib/config/load';
 import { createTrackingReader } from '../lib/tracking';
 import type { TrackingReader } from '../lib/tracking/types';
 import { type HarakaInstance, removeDir, startHaraka } from './support/haraka';
+import { smtpConversation } from './support/smtp-conversation';
 import { waitFor } from './support/wait';
 
 /** Writes the whole conversation at once (PIPELINING) and returns every reply line. */
@@ -29,28 +30,6 @@ function pipelined(port: number, commands: string[]): Promise<string[]> {
   });
 }
 
-/** Sends `commands` one at a time, each after the reply to the one before, and returns every reply line. */
-function conversation(port: number, commands: string[]): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(port, '127.0.0.1');
-    const lines: string[] = [];
-    let buffer = '';
-    let next = 0;
-    socket.on('data', (data) => {
-      buffer += data.toString('latin1');
-      for (let at = buffer.indexOf('\r\n'); at >= 0; at = buffer.indexOf('\r\n')) {
-        const line = buffer.slice(0, at);
-        buffer = buffer.slice(at + 2);
-        lines.push(line);
-        if (!/^\d{3} /.test(line)) continue;
-        if (next < commands.length) socket.write(`${commands[next++]}\r\n`);
-        else socket.end();
-      }
-    });
-    socket.on('error', reject);
-    socket.on('close', () => resolve(lines));
-  });
-}
 
 describe('tracking rows end to end: bounded whatever the client sends', function () {
   this.timeout(120_000);
@@ -88,7 +67,7 @@ describe('tracking rows end to end: bounded whatever the client sends', function
 
   it('a Message-ID folded over 800 lines is kept to its first 998 characters', async () => {
     const id = `<${Array.from({ length: 800 }, () => 'x'.repeat(70)).join('\r\n ')}@sender.example>`;
-    const lines = await conversation(haraka.port, [
+    const lines = await smtpConversation(haraka.port, [
       'EHLO client.example',
       'MAIL FROM:<long-id@sender.example>',
       'RCPT TO:<bob@example.com>',
