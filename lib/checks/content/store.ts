@@ -347,23 +347,38 @@ return was
 `);
 
 /**
+ * Lua shared by the expiry and the size bound. KEYS: spam, ham, day.
+ * countOf: a token's spam + ham count; forget: removes the token from all
+ * three, 1 if it was counted (0 for a date without counts).
+ */
+const TOKEN_LUA = `
+local function countOf(token)
+  return (tonumber(redis.call('HGET', KEYS[1], token)) or 0) + (tonumber(redis.call('HGET', KEYS[2], token)) or 0)
+end
+local function forget(token, count)
+  redis.call('HDEL', KEYS[1], token)
+  redis.call('HDEL', KEYS[2], token)
+  redis.call('HDEL', KEYS[3], token)
+  if count > 0 then return 1 end
+  return 0
+end`;
+
+/**
  * RedisBayesStore.prune for one batch, atomic per batch. KEYS: spam, ham, day.
  * ARGV: cutoff day, max count, today, tokens... A token with no date (learnt
  * before tokens were dated) is dated today: its age starts now.
  */
 const PRUNE_SCRIPT = lua(`
+${TOKEN_LUA}
 local removed = 0
 for i = 4, #ARGV do
   local token = ARGV[i]
   local day = redis.call('HGET', KEYS[3], token)
-  local count = (tonumber(redis.call('HGET', KEYS[1], token)) or 0) + (tonumber(redis.call('HGET', KEYS[2], token)) or 0)
+  local count = countOf(token)
   if not day then
     if count > 0 then redis.call('HSET', KEYS[3], token, ARGV[3]) end
   elseif tonumber(day) < tonumber(ARGV[1]) and count <= tonumber(ARGV[2]) then
-    redis.call('HDEL', KEYS[1], token)
-    redis.call('HDEL', KEYS[2], token)
-    redis.call('HDEL', KEYS[3], token)
-    if count > 0 then removed = removed + 1 end
+    removed = removed + forget(token, count)
   end
 end
 return removed
@@ -375,16 +390,12 @@ return removed
  * count) is kept.
  */
 const CAP_SCRIPT = lua(`
+${TOKEN_LUA}
 local removed = 0
 for i = 1, #ARGV, 2 do
   local token = ARGV[i]
-  local count = (tonumber(redis.call('HGET', KEYS[1], token)) or 0) + (tonumber(redis.call('HGET', KEYS[2], token)) or 0)
-  if count <= tonumber(ARGV[i + 1]) then
-    redis.call('HDEL', KEYS[1], token)
-    redis.call('HDEL', KEYS[2], token)
-    redis.call('HDEL', KEYS[3], token)
-    if count > 0 then removed = removed + 1 end
-  end
+  local count = countOf(token)
+  if count <= tonumber(ARGV[i + 1]) then removed = removed + forget(token, count) end
 end
 return removed
 `);
