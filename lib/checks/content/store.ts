@@ -257,36 +257,32 @@ export class SqliteBayesStore implements BayesStore {
       .prepare(`SELECT spam + ham AS n, last_day AS day, token FROM ${TOKENS} ORDER BY n, day, token LIMIT 1 OFFSET ?`)
       .get(excess - 1) as { n: number; day: number; token: string };
     // Then in keyset batches like the expiry, so the event loop runs between them.
+    return this.deleteTokensInPages('(spam + ham, last_day, token) <= (?, ?, ?)', [cut.n, cut.day, cut.token]);
+  }
+
+  /**
+   * Deletes the tokens that meet `condition` in keyset pages of PRUNE_BATCH in
+   * primary-key order: each page a short transaction, then the event loop runs.
+   */
+  private async deleteTokensInPages(condition: string, params: unknown[]): Promise<number> {
+    const db = this.open();
     const page = db.prepare(`SELECT token FROM ${TOKENS} WHERE token > ? ORDER BY token LIMIT ${PRUNE_BATCH}`).pluck();
-    const remove = db.prepare(`DELETE FROM ${TOKENS} WHERE token >= ? AND token <= ? AND (spam + ham, last_day, token) <= (?, ?, ?)`);
+    const remove = db.prepare(`DELETE FROM ${TOKENS} WHERE token >= ? AND token <= ? AND ${condition}`);
     let after = '';
     let removed = 0;
     for (;;) {
       const tokens = page.all(after) as string[];
       if (!tokens.length) return removed;
       const last = tokens[tokens.length - 1]!;
-      removed += remove.run(tokens[0], last, cut.n, cut.day, cut.token).changes;
+      removed += remove.run(tokens[0], last, ...params).changes;
       after = last;
       await yieldToEventLoop();
     }
   }
 
   private async pruneTokens(policy: PrunePolicy): Promise<number> {
-    const db = this.open();
     const cutoff = dayNumber(policy.now ?? Date.now()) - policy.olderThanDays;
-    // Keyset pages in primary-key order: each batch is a short transaction, then the event loop runs.
-    const page = db.prepare(`SELECT token FROM ${TOKENS} WHERE token > ? ORDER BY token LIMIT ${PRUNE_BATCH}`).pluck();
-    const remove = db.prepare(`DELETE FROM ${TOKENS} WHERE token >= ? AND token <= ? AND spam + ham <= ? AND last_day < ?`);
-    let after = '';
-    let removed = 0;
-    for (;;) {
-      const tokens = page.all(after) as string[];
-      if (!tokens.length) return removed;
-      const last = tokens[tokens.length - 1]!;
-      removed += remove.run(tokens[0], last, policy.maxCount, cutoff).changes;
-      after = last;
-      await yieldToEventLoop();
-    }
+    return this.deleteTokensInPages('spam + ham <= ? AND last_day < ?', [policy.maxCount, cutoff]);
   }
 
   async legacyLearns(): Promise<number> {
