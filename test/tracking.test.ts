@@ -314,6 +314,26 @@ function behaviour(backend: Backend): void {
     assert.ok(log.lines.some((l) => /oldest row\(s\) lost/.test(l)), log.lines.join('\n'));
   });
 
+  it('max_spool_mb: rows a full spool refuses at exit (spoolPending) are counted as lost in an error, not dropped silently', async () => {
+    const real = openTrackingStore(settings, log);
+    open.push(real);
+    const down = Object.assign(Object.create(real) as TrackingStore, {
+      description: real.description,
+      insert: () => Promise.reject(new Error('connection refused')),
+    });
+    const w = writer({ maxQueue: 50, batchSize: 10, maxSpoolBytes: 20_000 }, down);
+    for (let i = 0; i < 60; i++) w.write(makeRow(i));
+    await w.flush();
+    const held = w.stats().held;
+    assert.ok(held > 0, 'the spool filled up: rows wait in memory');
+    const before = log.lines.length;
+    // The process exits: these rows and the next one have nowhere to go but the (full) spool.
+    w.write(makeRow(1000));
+    w.spoolPending();
+    const said = log.lines.slice(before).filter((l) => l.startsWith('error'));
+    assert.ok(said.some((l) => l.includes(`${held + 1} row(s) lost`)), `after spoolPending: ${said.join('\n') || '(nothing logged)'}`);
+  });
+
   it('more rows held in memory than a spread can pass (max_queue 200,000) are kept, not lost to a RangeError, when a retry fails', async () => {
     const real = openTrackingStore(settings, log);
     open.push(real);

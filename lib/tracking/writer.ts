@@ -142,6 +142,11 @@ export class BatchingTrackingWriter implements TrackingWriter {
     this.queue = [];
     this.inFlight = [];
     if (rows.length) this.toSpool(rows);
+    // The process is exiting: what the spool refused (full at max_spool_mb, unwritable) is lost
+    // now, and the full-spool warning may have been said a minute ago or promise memory that is going.
+    if (this.held.length) {
+      this.log.error(`tracking: ${this.held.length} row(s) lost at exit: neither ${this.store.description} nor the spool ${this.spool.path} took them`);
+    }
   }
 
   /** This process's spool file (`<spool_path>.<pid>`). */
