@@ -169,6 +169,32 @@ function behaviour(backend: Backend): void {
     assert.equal(await w.purgeExpired(now), 0);
   });
 
+  it('retention_days: a purge of many rows lets rows written meanwhile in between its batches', async () => {
+    const day = 86_400_000;
+    const now = Date.now();
+    const real = openTrackingStore(settings, log);
+    open.push(real);
+    // The real store, with its calls recorded in order.
+    const calls: string[] = [];
+    const store = Object.assign(Object.create(real) as TrackingStore, {
+      description: real.description,
+      insert: (rows: TrackingRow[]) => (calls.push('insert'), real.insert(rows)),
+      purgeBefore: (time: Date, limit: number) => (calls.push('purge'), real.purgeBefore!(time, limit)),
+    });
+    // A backlog of three purge statements (5,000 rows each): a first purge after an upgrade.
+    await real.insert(Array.from({ length: 10_001 }, (_, i) => makeRow(10_000 + i, { time: new Date(now - 100 * day - i * 1000).toISOString() })));
+    const w = writer({ retentionDays: 30 }, store);
+    const fresh = makeRow(1, { time: new Date(now).toISOString() });
+    const purged = w.purgeExpired(now);
+    w.write(fresh);
+    await w.flush();
+    assert.equal(await purged, 10_001);
+    // Before: the row waited for the whole purge (purge, purge, purge, insert); on a year of rows, minutes
+    // during which every new row waited, and past max_queue went to the spool.
+    assert.ok(calls.indexOf('insert') < calls.lastIndexOf('purge'), calls.join(', '));
+    assert.ok(await reader().get(fresh.ref));
+  });
+
   it('retention_days = 0 keeps every row', async () => {
     const w = writer({ retentionDays: 0 });
     const old = makeRow(400, { time: '2000-01-01T00:00:00.000Z' });

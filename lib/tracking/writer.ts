@@ -204,10 +204,11 @@ export class BatchingTrackingWriter implements TrackingWriter {
   }
 
   /**
-   * Deletes the rows older than retention_days, PURGE_BATCH at a time on the
-   * writer's one chain (never racing a batch), letting other work in between.
-   * Resolves with how many went; never rejects (a failure is logged and the
-   * next hour tries again).
+   * Deletes the rows older than retention_days, PURGE_BATCH at a time, each
+   * statement its own task on the writer's one chain (never racing a batch):
+   * rows written meanwhile go in between, not after a backlog of thousands of
+   * statements. Resolves with how many went; never rejects (a failure is
+   * logged and the next hour tries again).
    */
   purgeExpired(now = Date.now()): Promise<number> {
     const days = this.options.retentionDays ?? 0;
@@ -215,22 +216,26 @@ export class BatchingTrackingWriter implements TrackingWriter {
     if (!(days > 0) || !purge || this.closed) return Promise.resolve(0);
     const before = new Date(now - days * DAY_MS);
     let removed = 0;
-    const step = async (): Promise<boolean> => {
-      const n = await purge(before, PURGE_BATCH);
-      removed += n;
-      return n >= PURGE_BATCH;
-    };
-    const run = async (): Promise<void> => {
-      try {
-        while (!this.closed && (await step())) await new Promise((resolve) => setImmediate(resolve));
+    return new Promise((resolve) => {
+      const finish = () => {
         if (removed) this.log.info(`tracking: deleted ${removed} row(s) older than ${days} days from ${this.store.description}`);
-      } catch (err) {
-        this.log.warn(`tracking: deleting rows older than ${days} days from ${this.store.description} failed: ${(err as Error).message}`);
-      }
-    };
-    const done = this.tail.then(run);
-    this.tail = done;
-    return done.then(() => removed);
+        resolve(removed);
+      };
+      const step = async (): Promise<void> => {
+        if (this.closed) return finish();
+        try {
+          const n = await purge(before, PURGE_BATCH);
+          removed += n;
+          // Queued behind whatever was scheduled while this statement ran (a drain, a replay).
+          if (n >= PURGE_BATCH && !this.closed) this.tail = this.tail.then(step);
+          else finish();
+        } catch (err) {
+          this.log.warn(`tracking: deleting rows older than ${days} days from ${this.store.description} failed: ${(err as Error).message}`);
+          finish();
+        }
+      };
+      this.tail = this.tail.then(step);
+    });
   }
 
   private async replay(): Promise<void> {
