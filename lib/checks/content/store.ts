@@ -454,11 +454,10 @@ export class RedisBayesStore implements BayesStore {
     return this.connecting!;
   }
 
-  async load(model: BayesModel): Promise<void> {
-    const c = await this.connect();
+  /** Every token's spam and ham counts, read with HSCAN in batches: a big model never blocks Redis with one huge reply. */
+  private async tokenCounts(c: Awaited<ReturnType<RedisBayesStore['connect']>>): Promise<Map<string, [number, number]>> {
     const counts = new Map<string, [number, number]>();
     for (const [index, key] of [`${this.prefix}spam`, `${this.prefix}ham`].entries()) {
-      // HSCAN in batches: a big model never blocks Redis with one huge reply.
       for await (const batch of c.hScanIterator(key, { COUNT: 5000 })) {
         for (const { field, value } of batch) {
           const entry = counts.get(field) ?? [0, 0];
@@ -467,6 +466,12 @@ export class RedisBayesStore implements BayesStore {
         }
       }
     }
+    return counts;
+  }
+
+  async load(model: BayesModel): Promise<void> {
+    const c = await this.connect();
+    const counts = await this.tokenCounts(c);
     const totals = await c.hGetAll(`${this.prefix}totals`);
     model.tokens.clear();
     for (const [token, [s, h]] of counts) model.setCounts(token, s, h);
@@ -545,12 +550,8 @@ export class RedisBayesStore implements BayesStore {
     const p = this.prefix;
     // Each token is in spam, ham or both: within the bound by these sizes alone, nothing to read (the usual case, at every start).
     if ((await c.hLen(`${p}spam`)) + (await c.hLen(`${p}ham`)) <= maxTokens) return 0;
-    const counts = new Map<string, number>();
-    for (const key of [`${p}spam`, `${p}ham`]) {
-      for await (const batch of c.hScanIterator(key, { COUNT: 5000 })) {
-        for (const { field, value } of batch) counts.set(field, (counts.get(field) ?? 0) + Math.max(0, Number(value) || 0));
-      }
-    }
+    // Set per hash, then summed: HSCAN may return a field twice, which added up would misplace it.
+    const counts = new Map([...(await this.tokenCounts(c))].map(([token, [s, h]]) => [token, Math.max(0, s) + Math.max(0, h)]));
     const excess = counts.size - maxTokens;
     if (excess <= 0) return 0;
     const days = new Map<string, number>();
