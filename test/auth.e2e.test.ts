@@ -74,6 +74,17 @@ describe('auth and antispoof end to end through a real Haraka', function () {
     assert.match(header(result.delivered, 'Authentication-Results'), /^mx\.widget\.test; /);
   });
 
+  it('a forged field above a line starting with a bare CR does not take the end of the header block with it', async () => {
+    // Haraka writes a bare CR as "\r\n ": the entry for "\rX-Folded: x" starts with an empty line, where the scanned
+    // and the delivered copy's header block end (From: below is body: FROM_MISSING). Removing the forged
+    // "X-Mailward-Score :" above it took that entry along as a continuation, and the delivered copy's header block
+    // then went on to a From: of our p=reject domain that no check had read (accepted, FROM_MISSING only).
+    const raw = `Subject: Urgent wire transfer\r\nX-Mailward-Score : 1\r\n\rX-Folded: x\r\nFrom: CEO <ceo@example.com>\r\nTo: staff@widget.test\r\nMIME-Version: 1.0\r\n\r\nPay now.\r\n`;
+    const result = await send(raw, IP.attacker, 'bounce@attacker.test');
+    const block = (result.delivered ?? '').split(/\r?\n\r?\n/)[0]!;
+    assert.ok(result.code === 550 || !/^From: CEO <ceo@example\.com>/m.test(block), `${result.code} ${result.response}\n${block}`);
+  });
+
   it('pass/pass/pass is accepted with a correct Authentication-Results header', async () => {
     const raw = await sign(message({ to: 'staff@widget.test' }), 'example.com', 's1', world.keys.example);
     const result = await send(raw, IP.example, 'alice@example.com');

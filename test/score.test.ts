@@ -52,6 +52,15 @@ describe('Ledger', () => {
     assert.match(ledger.get('BAYES_SPAM')!.detail, /; and 19\d{3} more$/);
   });
 
+  it('counts a detail left out once, however often it repeats past the bound', () => {
+    // "and N more" said N details: one omitted detail repeated counted each repeat, where a shown one is never repeated.
+    const ledger = new Ledger(table());
+    ledger.add({ name: 'BAYES_SPAM', detail: 'x'.repeat(3990) });
+    for (let i = 0; i < 5; i++) ledger.add({ name: 'BAYES_SPAM', detail: 'the same left-out detail' });
+    ledger.add({ name: 'BAYES_SPAM', detail: 'another left-out detail' });
+    assert.match(ledger.get('BAYES_SPAM')!.detail, /; and 2 more$/);
+  });
+
   it('counts a weight that is not a finite number as 0 and says so: one NaN would turn the total into NaN, below every threshold', () => {
     const ledger = new Ledger(table());
     ledger.add({ name: 'BAYES_SPAM', factor: Infinity / Infinity, detail: 'p=0.99' });

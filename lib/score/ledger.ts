@@ -17,7 +17,7 @@ export class Ledger {
   /** Recipients refused at RCPT time with the reason (e.g. a spamtrap). */
   readonly refusedRecipients = new Map<string, string>();
   /** Per symbol repeated: the details shown (at most MAX_JOINED_DETAIL), and how many more were left out. */
-  private readonly joined = new Map<string, { shown: string; omitted: number }>();
+  private readonly joined = new Map<string, { shown: string; omitted: Set<string> }>();
 
   constructor(readonly table: SymbolTable) {}
 
@@ -48,11 +48,12 @@ export class Ledger {
    */
   private join(symbol: ScoredSymbol, detail: string): void {
     let joined = this.joined.get(symbol.name);
-    if (!joined) this.joined.set(symbol.name, (joined = { shown: symbol.detail, omitted: 0 }));
+    if (!joined) this.joined.set(symbol.name, (joined = { shown: symbol.detail, omitted: new Set() }));
     if (joined.shown.includes(detail)) return;
-    if (joined.shown && joined.shown.length + detail.length > MAX_JOINED_DETAIL) joined.omitted++;
+    // A left-out detail is counted once, as a shown one is shown once (a Set: linear, not a search of the text).
+    if (joined.shown && joined.shown.length + detail.length > MAX_JOINED_DETAIL) joined.omitted.add(detail);
     else joined.shown = joined.shown ? `${joined.shown}; ${detail}` : detail;
-    symbol.detail = joined.omitted ? `${joined.shown}; and ${joined.omitted} more` : joined.shown;
+    symbol.detail = joined.omitted.size ? `${joined.shown}; and ${joined.omitted.size} more` : joined.shown;
   }
 
   addAll(hits: Iterable<Hit>): void {

@@ -78,9 +78,10 @@ export interface HarakaTransaction {
  * copy, above ours, for a downstream filter to read as ours.
  */
 export function removeHeaderField(txn: HarakaTransaction, name: string): void {
-  txn.remove_header(name);
   const list = txn.header?.header_list;
-  if (!Array.isArray(list)) return;
+  // Haraka's remove_header (for its parsed headers) comes after the pass below: run first, it took a
+  // "Name:" field out alone, and the form-feed line that continued it then joined the field above.
+  if (!Array.isArray(list)) return txn.remove_header(name);
   const wanted = name.toLowerCase();
   // Haraka continues a field only on a line that starts with a blank or a tab; for mailauth any
   // white space (a form feed) continues it, so such an entry goes with the field above it.
@@ -88,11 +89,21 @@ export function removeHeaderField(txn: HarakaTransaction, name: string): void {
   let write = 0;
   for (let read = 0; read < list.length; read++) {
     const entry = list[read]!;
+    // Haraka writes a bare CR as "\r\n ": an entry made from a line that starts with one holds an empty
+    // line, where the delivered copy's header block ends, as the scanned copy's did. It is never a
+    // continuation to drop with a forged field above it: that took the end of the block with it and
+    // turned fields no check had read (a From: of ours) into the delivered copy's header fields.
+    if (/(?:^|\n)\r?\n/.test(entry)) {
+      dropping = false;
+      list[write++] = entry;
+      continue;
+    }
     if (read === 0 || !/^\s/.test(entry)) dropping = splitHeaderFields(entry)[0]?.name.toLowerCase() === wanted;
     if (!dropping) list[write++] = entry;
   }
   // In place: Haraka's message stream holds this very array.
   list.length = write;
+  txn.remove_header(name);
 }
 
 export interface HarakaConnection {
