@@ -101,6 +101,14 @@ function countingStore(store: TrackingStore): TrackingStore & { batches: number[
   });
 }
 
+/** A view of the real store whose every insert fails, as a database that is down would (close the real one). */
+function unreachable(store: TrackingStore): TrackingStore {
+  return Object.assign(Object.create(store) as TrackingStore, {
+    description: store.description,
+    insert: () => Promise.reject(new Error('connection refused')),
+  });
+}
+
 interface Backend {
   name: 'sqlite' | 'postgres';
   /** Fresh settings (own file or own table) for one test. */
@@ -324,10 +332,7 @@ function behaviour(backend: Backend): void {
   it('max_spool_mb: a database down for long fills the spool only to its bound, then rows wait in memory up to max_queue', async () => {
     const real = openTrackingStore(settings, log);
     open.push(real);
-    const down = Object.assign(Object.create(real) as TrackingStore, {
-      description: real.description,
-      insert: () => Promise.reject(new Error('connection refused')),
-    });
+    const down = unreachable(real);
     const w = writer({ maxQueue: 50, batchSize: 10, maxSpoolBytes: 20_000 }, down);
     for (let i = 0; i < 200; i++) w.write(makeRow(i));
     await w.flush();
@@ -343,10 +348,7 @@ function behaviour(backend: Backend): void {
   it('max_spool_mb: rows a full spool refuses at exit (spoolPending) are counted as lost in an error, not dropped silently', async () => {
     const real = openTrackingStore(settings, log);
     open.push(real);
-    const down = Object.assign(Object.create(real) as TrackingStore, {
-      description: real.description,
-      insert: () => Promise.reject(new Error('connection refused')),
-    });
+    const down = unreachable(real);
     const w = writer({ maxQueue: 50, batchSize: 10, maxSpoolBytes: 20_000 }, down);
     for (let i = 0; i < 60; i++) w.write(makeRow(i));
     await w.flush();
@@ -363,10 +365,7 @@ function behaviour(backend: Backend): void {
   it('more rows held in memory than a spread can pass (max_queue 200,000) are kept, not lost to a RangeError, when a retry fails', async () => {
     const real = openTrackingStore(settings, log);
     open.push(real);
-    const down = Object.assign(Object.create(real) as TrackingStore, {
-      description: real.description,
-      insert: () => Promise.reject(new Error('connection refused')),
-    });
+    const down = unreachable(real);
     writeFileSync(join(settings.spoolPath, '..', 'not-a-dir'), '');
     const w = writer({ maxQueue: 200_000, batchSize: 10_000, spoolPath: join(settings.spoolPath, '..', 'not-a-dir', 'spool') }, down);
     for (let i = 0; i < 150_000; i++) w.write(makeRow(i));
