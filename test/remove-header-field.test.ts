@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { removeHeaderField, type HarakaTransaction } from '../plugins/shared/haraka';
+import { removeHeaderFields, type HarakaTransaction } from '../plugins/shared/haraka';
 
 // haraka-email-message's Header (no type declarations): the header list Haraka's message stream delivers.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -12,17 +12,17 @@ function transaction(lines: string[]) {
   return { txn, list: header.header_list };
 }
 
-describe('removeHeaderField on Haraka\'s header list', () => {
+describe('removeHeaderFields on Haraka\'s header list', () => {
   it('takes a form-feed continuation with a field Haraka\'s own remove_header drops', () => {
     // For mailauth and mailward "\f..." continues the forged field; left behind, it joined Subject in the delivered copy.
     const { txn, list } = transaction(['Subject: hi\n', 'X-Mailward-Score: -100\n', '\fX-Stranded: yes\n', 'To: b@example.com\n']);
-    removeHeaderField(txn, 'X-Mailward-Score');
+    removeHeaderFields(txn, ['X-Mailward-Score']);
     assert.deepEqual(list, ['Subject: hi\n', 'To: b@example.com\n']);
   });
 
   it('keeps an entry that starts with an empty line (a bare CR): the header block ends there', () => {
     const { txn, list } = transaction(['Subject: hi\n', 'X-Mailward-Score : -100\n', '\rX-Folded: x\n', 'From: ceo@example.com\n']);
-    removeHeaderField(txn, 'X-Mailward-Score');
+    removeHeaderFields(txn, ['X-Mailward-Score']);
     assert.deepEqual(list, ['Subject: hi\n', '\r\n X-Folded: x\n', 'From: ceo@example.com\n']);
   });
 });

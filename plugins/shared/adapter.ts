@@ -3,7 +3,7 @@ import type { Phase } from '../../lib/checks/types';
 import { setMessage } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
-import { addressOf, removeHeaderField, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
+import { addressOf, removeHeaderFields, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
 import { runtimeFor } from './runtime';
 import { connectionState, type MailwardState, transactionState } from './state';
 
@@ -63,7 +63,7 @@ export function addFoldedHeader(txn: HarakaTransaction, name: string, value: str
 export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction): void {
   const { add, remove } = state.ctx.headerChanges;
   // Both lists are kept whole: the quarantined copy is rebuilt from them.
-  for (const name of remove.slice(state.appliedRemovals)) removeHeaderField(txn, name);
+  removeHeaderFields(txn, remove.slice(state.appliedRemovals));
   state.appliedRemovals = remove.length;
   for (const [name, value] of add.slice(state.appliedHeaders)) addFoldedHeader(txn, name, value);
   state.appliedHeaders = add.length;

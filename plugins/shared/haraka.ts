@@ -70,40 +70,43 @@ export interface HarakaTransaction {
 }
 
 /**
- * Removes every field named `name` (any case) from the message as delivered,
- * naming fields as mail readers and mailauth do: the name is what precedes the
- * colon, white space trimmed ("X-Mailward-Status :", "X-Mailward-Score\f:").
- * Haraka's remove_header drops only fields written exactly "Name:", so a forged
- * X-Mailward-Status or Authentication-Results written so reached the delivered
- * copy, above ours, for a downstream filter to read as ours.
+ * Removes every field named in `names` (any case) from the message as
+ * delivered, in one pass over the header list, naming fields as mail readers
+ * and mailauth do: the name is what precedes the colon, white space trimmed
+ * ("X-Mailward-Status :", "X-Mailward-Score\f:"). Haraka's remove_header
+ * drops only fields written exactly "Name:", so a forged X-Mailward-Status or
+ * Authentication-Results written so reached the delivered copy, above ours,
+ * for a downstream filter to read as ours.
  */
-export function removeHeaderField(txn: HarakaTransaction, name: string): void {
+export function removeHeaderFields(txn: HarakaTransaction, names: readonly string[]): void {
+  if (!names.length) return;
   const list = txn.header?.header_list;
-  // Haraka's remove_header (for its parsed headers) comes after the pass below: run first, it took a
-  // "Name:" field out alone, and the form-feed line that continued it then joined the field above.
-  if (!Array.isArray(list)) return txn.remove_header(name);
-  const wanted = name.toLowerCase();
-  // Haraka continues a field only on a line that starts with a blank or a tab; for mailauth any
-  // white space (a form feed) continues it, so such an entry goes with the field above it.
-  let dropping = false;
-  let write = 0;
-  for (let read = 0; read < list.length; read++) {
-    const entry = list[read]!;
-    // Haraka writes a bare CR as "\r\n ": an entry made from a line that starts with one holds an empty
-    // line, where the delivered copy's header block ends, as the scanned copy's did. It is never a
-    // continuation to drop with a forged field above it: that took the end of the block with it and
-    // turned fields no check had read (a From: of ours) into the delivered copy's header fields.
-    if (/(?:^|\n)\r?\n/.test(entry)) {
-      dropping = false;
-      list[write++] = entry;
-      continue;
+  if (Array.isArray(list)) {
+    const wanted = new Set(names.map((name) => name.toLowerCase()));
+    // Haraka continues a field only on a line that starts with a blank or a tab; for mailauth any
+    // white space (a form feed) continues it, so such an entry goes with the field above it.
+    let dropping = false;
+    let write = 0;
+    for (let read = 0; read < list.length; read++) {
+      const entry = list[read]!;
+      // Haraka writes a bare CR as "\r\n ": an entry made from a line that starts with one holds an empty
+      // line, where the delivered copy's header block ends, as the scanned copy's did. It is never a
+      // continuation to drop with a forged field above it: that took the end of the block with it and
+      // turned fields no check had read (a From: of ours) into the delivered copy's header fields.
+      if (/(?:^|\n)\r?\n/.test(entry)) {
+        dropping = false;
+        list[write++] = entry;
+        continue;
+      }
+      if (read === 0 || !/^\s/.test(entry)) dropping = wanted.has(splitHeaderFields(entry)[0]?.name.toLowerCase() ?? '');
+      if (!dropping) list[write++] = entry;
     }
-    if (read === 0 || !/^\s/.test(entry)) dropping = splitHeaderFields(entry)[0]?.name.toLowerCase() === wanted;
-    if (!dropping) list[write++] = entry;
+    // In place: Haraka's message stream holds this very array.
+    list.length = write;
   }
-  // In place: Haraka's message stream holds this very array.
-  list.length = write;
-  txn.remove_header(name);
+  // Haraka's remove_header (for its parsed headers) comes after the pass above: run first, it took a
+  // "Name:" field out alone, and the form-feed line that continued it then joined the field above.
+  for (const name of names) txn.remove_header(name);
 }
 
 export interface HarakaConnection {

@@ -5,7 +5,7 @@ import type { Verdict } from '../../lib/score/types';
 import { fitReply, formatSymbols, smtpReplyText } from '../../lib/score/verdict';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import { addFoldedHeader, hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
-import { addressOf, DENY, DENYSOFT, DSN, OK, removeHeaderField, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
+import { addressOf, DENY, DENYSOFT, DSN, OK, removeHeaderFields, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { existingTransactionState, type MailwardState } from '../shared/state';
 
@@ -127,7 +127,7 @@ export = {
 
     const headers = runtime.config.shared.headers;
     // A sender's copies go whether or not ours are added: downstream filters may read them.
-    for (const name of VERDICT_HEADERS) removeHeaderField(txn, name);
+    removeHeaderFields(txn, VERDICT_HEADERS);
     if (verdict.action !== 'accept' || headers.always) addVerdictHeaders(txn, verdict);
     const taggedSubject =
       headers.subjectTag && (verdict.action === 'add_header' || verdict.action === 'quarantine')
@@ -135,7 +135,7 @@ export = {
         : undefined;
     if (taggedSubject !== undefined) {
       // The Subject as read is unfolded: a long one, folded by its sender, must be folded again.
-      removeHeaderField(txn, 'Subject');
+      removeHeaderFields(txn, ['Subject']);
       addFoldedHeader(txn, 'Subject', taggedSubject);
     }
     this.loginfo(`mailward ${verdict.action} score=${verdict.score} ref=${verdict.ref}: ${verdict.reason}`, connection);
