@@ -62,19 +62,20 @@ function baseRow(ctx: MessageContext, node: string, now: number) {
  */
 export const ROW_LIMITS = { field: 998, reason: 4000, detail: 2000, recipients: 1000 } as const;
 
+/** The first `n` UTF-16 units of `text`, one fewer where the cut would split a surrogate pair (PostgreSQL's jsonb refuses half of one). */
+function head(text: string, n: number): string {
+  return text.slice(0, /[\uD800-\uDBFF]/.test(text[n - 1] ?? '') ? n - 1 : n);
+}
+
 /** `text` cut to `max` characters, saying how many were left out. */
-export function clip(text: string, max: number): string {
+function clip(text: string, max: number): string {
   if (text.length <= max) return text;
-  let kept = max - 40;
-  // Never half of a surrogate pair (PostgreSQL's jsonb refuses one).
-  if (/[\uD800-\uDBFF]/.test(text[kept - 1] ?? '')) kept--;
-  return `${text.slice(0, kept)}… (${text.length - kept} more characters)`;
+  const kept = head(text, max - 40);
+  return `${kept}… (${text.length - kept.length} more characters)`;
 }
 
 function field(text: string | null, max = ROW_LIMITS.field): string | null {
-  if (text === null || text.length <= max) return text;
-  const kept = /[\uD800-\uDBFF]/.test(text[max - 1] ?? '') ? max - 1 : max;
-  return text.slice(0, kept);
+  return text === null || text.length <= max ? text : head(text, max);
 }
 
 /** The row within ROW_LIMITS (the same row when it already is). */
