@@ -85,6 +85,26 @@ describe('auth and antispoof end to end through a real Haraka', function () {
     assert.ok(result.code === 550 || !/^From: CEO <ceo@example\.com>/m.test(block), `${result.code} ${result.response}\n${block}`);
   });
 
+  it('after a line starting with a bare CR, our X-Mailward-* fields and Authentication-Results are still in the delivered header block', async () => {
+    // Haraka writes "\rX-Folded: x" as an entry that starts with an empty line: the delivered copy's header block
+    // ends there. Our fields were appended to the header list, below it, in the body: a filter or mail reader saw
+    // no verdict and no Authentication-Results. They are now added at the top.
+    const raw = message({ to: 'staff@widget.test', headers: { '\rX-Folded': 'x' } });
+    const result = await send(raw, IP.example, 'alice@example.com');
+    assert.equal(result.code, 250, result.response);
+    const delivered = result.delivered!;
+    const block = delivered.slice(0, delivered.search(/\r?\n\r?\n/));
+    assert.match(block, /^X-Mailward-Status: accept score=/m, block);
+    assert.match(block, /^X-Mailward-Ref: [0-9A-Z]{10}\r?$/m, block);
+    assert.match(block, /^Authentication-Results: mx\.widget\.test; /m, block);
+    assert.match(block, /^Received-SPF: pass /m, block);
+    // Ours on top: the verdict's (the latest), then auth's (in mailauth's order), then the message as it came.
+    // (The test store writes the envelope, X-Envelope-From and -To, above the message.)
+    const names = block.split(/\r?\n/).filter((l) => !/^[ \t]/.test(l)).map((l) => l.slice(0, l.indexOf(':'))).filter((n) => !n.startsWith('X-Envelope-'));
+    assert.deepEqual(names.slice(0, 5), ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref', 'Received-SPF', 'Authentication-Results'], block);
+    assert.ok(names.indexOf('From') > 4, block);
+  });
+
   it('pass/pass/pass is accepted with a correct Authentication-Results header', async () => {
     const raw = await sign(message({ to: 'staff@widget.test' }), 'example.com', 's1', world.keys.example);
     const result = await send(raw, IP.example, 'alice@example.com');

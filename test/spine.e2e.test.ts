@@ -244,6 +244,9 @@ describe('spine end to end: PostgreSQL tracking, an outage, and the quarantine',
     assert.match(held, /X-Mailward-Ref: /);
     // As it would have been delivered: with [headers] subject_tag, tagged (once).
     assert.deepEqual(held.match(/^Subject: [^\r\n]*/gim), ['Subject: [SPAM?] hold me']);
+    // Ours on top, in the order the delivered copy would have them (prependHeaderFields).
+    const names = held.slice(0, held.search(/\r?\n\r?\n/)).split(/\r?\n/).filter((l) => !/^[ \t]/.test(l)).map((l) => l.slice(0, l.indexOf(':')));
+    assert.deepEqual(names.slice(0, 4), ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref', 'Subject']);
     await waitFor('quarantine row', async () => (await rows()).some((r) => r.ref === ref && r.action === 'quarantine'));
   });
 });

@@ -1,6 +1,6 @@
 import { ALL_MODULES } from '../../lib/checks';
 import type { Phase } from '../../lib/checks/types';
-import { setMessage } from '../../lib/message';
+import { headerValues, setMessage } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import { addressOf, removeHeaderFields, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
@@ -49,24 +49,64 @@ function syncRecipients(state: MailwardState, txn: HarakaTransaction, current?: 
 }
 
 /**
- * Adds a header field folded to lines of at most 78 octets where white space
- * allows (never over 998): Haraka writes a value as it is given, on one line
- * however long. Non-ASCII text is encoded first, in words short enough to fold
- * between (Haraka would encode it as one word, folds included). X-Mailward-*
- * fields are left on one line.
+ * A field's value as mailward writes it: folded to lines of at most 78 octets
+ * where white space allows (never over 998), since Haraka writes a value as it
+ * is given, on one line however long. Non-ASCII text is encoded first, in words
+ * short enough to fold between (Haraka would encode it as one word, folds
+ * included). X-Mailward-* fields are left on one line.
  */
-export function addFoldedHeader(txn: HarakaTransaction, name: string, value: string): void {
-  txn.add_header(name, valueToWrite(name, encodedHeaderValue(value)));
+export function writtenValue(name: string, value: string): string {
+  return valueToWrite(name, encodedHeaderValue(value));
+}
+
+/**
+ * Puts mailward's own header fields at the top of the message as delivered,
+ * in the order given, above every field there, those of an earlier call too:
+ * the latest on top, as trace fields are added (RFC 8601 §5 asks this of
+ * Authentication-Results, RFC 7208 §9.1 of Received-SPF). Every field
+ * mailward adds goes through here. Appended (txn.add_header), a field could
+ * land in the body: Haraka writes a header line that starts with a bare CR as
+ * an empty line, where the delivered copy's header block ends, and a field
+ * added after it was body to a filter or mail reader (no verdict, no
+ * Authentication-Results). Whatever the message holds, the top is in the
+ * header block.
+ */
+export function prependHeaderFields(state: MailwardState, txn: HarakaTransaction, fields: readonly (readonly [string, string])[]): void {
+  const written = fields.map(([name, value]): [string, string] => [name, writtenValue(name, value)]);
+  // Each add_leading_header goes above the one before: the last first keeps the order given.
+  for (const [name, value] of [...written].reverse()) txn.add_leading_header(name, value);
+  state.addedOnTop.unshift(...written);
+}
+
+/**
+ * A field a check removes by name only to take some of its kind out, then
+ * puts back (auth: every Authentication-Results goes, those of other hosts
+ * come back): the sender's own, with a value the message came with, not
+ * mailward's. On top it would read as added at our boundary, above our
+ * Received (RFC 8601 §5): it goes back at the end, where it always went
+ * (txn.add_header; after a bare-CR line that is the body, as before).
+ */
+function isPutBack(state: MailwardState, removedNow: ReadonlySet<string>, [name, value]: readonly [string, string]): boolean {
+  return removedNow.has(name.toLowerCase()) && headerValues(state.ctx, name).includes(value);
 }
 
 /** Applies header edits checks asked for since the last time. */
 export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction): void {
   const { add, remove } = state.ctx.headerChanges;
-  // Both lists are kept whole: the quarantined copy is rebuilt from them.
-  removeHeaderFields(txn, remove.slice(state.appliedRemovals));
+  // Both lists are kept whole: the held copy takes the removals out of the message as received, the
+  // tracking row reads an added Message-ID.
+  const removals = remove.slice(state.appliedRemovals);
+  removeHeaderFields(txn, removals);
   state.appliedRemovals = remove.length;
-  for (const [name, value] of add.slice(state.appliedHeaders)) addFoldedHeader(txn, name, value);
+  const removedNow = new Set(removals.map((name) => name.toLowerCase()));
+  const added = add.slice(state.appliedHeaders);
   state.appliedHeaders = add.length;
+  prependHeaderFields(state, txn, added.filter((field) => !isPutBack(state, removedNow, field)));
+  for (const [name, value] of added.filter((field) => isPutBack(state, removedNow, field))) {
+    const written = writtenValue(name, value);
+    txn.add_header(name, written);
+    state.putBack.push([name, written]);
+  }
 }
 
 /** Runs one module's checks of one phase for the connection's current state. */

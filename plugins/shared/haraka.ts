@@ -63,7 +63,10 @@ export interface HarakaTransaction {
   results: HarakaResults;
   data_bytes?: number;
   message_stream: { get_data(cb: (data: Buffer) => void): void };
+  /** Adds a field at the end of the header list: mailward's own go on top instead (prependHeaderFields). */
   add_header(name: string, value: string): void;
+  /** Adds a field at the top of the header list (haraka-email-message's Header.add, an unshift). */
+  add_leading_header(name: string, value: string): void;
   remove_header(name: string): void;
   /** haraka-email-message's Header: `header_list` is the fields as they are written on delivery, one entry each. */
   header?: { header_list?: string[] };

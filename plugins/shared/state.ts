@@ -20,6 +20,10 @@ export interface MailwardState {
   /** Header additions and removals already applied to the transaction. */
   appliedHeaders: number;
   appliedRemovals: number;
+  /** The fields mailward put on top of the header (prependHeaderFields), top first, as written: the held copy has the same. */
+  addedOnTop: [name: string, written: string][];
+  /** The sender's fields a check removed by name and put back, at the end of the header (see applyHeaderChanges), as written. */
+  putBack: [name: string, written: string][];
   verdict?: Verdict;
   outcome?: Outcome;
   /** Recipients refused at RCPT by any plugin, with the reason. */
@@ -43,7 +47,7 @@ export function connectionState(runtime: Runtime, connection: HarakaConnection):
       relaying: connection.relaying,
       authUser: connection.notes.auth_user,
     });
-    state = { ctx, ledger: runtime.newLedger(), appliedHeaders: 0, appliedRemovals: 0, refusedRecipients: [] };
+    state = { ctx, ledger: runtime.newLedger(), appliedHeaders: 0, appliedRemovals: 0, addedOnTop: [], putBack: [], refusedRecipients: [] };
     connection.notes[KEY] = state;
   }
   state.ctx.helo = connection.hello.host ?? state.ctx.helo;
@@ -73,7 +77,7 @@ export function transactionState(runtime: Runtime, connection: HarakaConnection,
     Object.assign(ctx.notes, conn.ctx.notes);
     const ledger = runtime.newLedger();
     for (const s of conn.ledger.symbols) ledger.add({ name: s.name, detail: s.detail, factor: factorOf(runtime, s.name, s.score) });
-    state = { ctx, ledger, appliedHeaders: 0, appliedRemovals: 0, refusedRecipients: [] };
+    state = { ctx, ledger, appliedHeaders: 0, appliedRemovals: 0, addedOnTop: [], putBack: [], refusedRecipients: [] };
     txn.notes[KEY] = state;
   }
   const ctx = state.ctx;

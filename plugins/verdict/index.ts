@@ -1,11 +1,11 @@
 import { openQuarantine, type FileQuarantine } from '../../lib/quarantine';
 import type { Runtime } from '../../lib/runtime';
 import { firstHeader, withoutHeaders } from '../../lib/message';
+import { headerBlockEnd } from '../../lib/mime/header-block';
 import type { Verdict } from '../../lib/score/types';
 import { fitReply, formatSymbols, smtpReplyText } from '../../lib/score/verdict';
-import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
-import { addFoldedHeader, hook, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
-import { addressOf, DENY, DENYSOFT, DSN, OK, removeHeaderFields, type HarakaPlugin, type HarakaTransaction } from '../shared/haraka';
+import { hook, prependHeaderFields, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
+import { addressOf, DENY, DENYSOFT, DSN, OK, removeHeaderFields, type HarakaPlugin } from '../shared/haraka';
 import { runtimeFor } from '../shared/runtime';
 import { existingTransactionState, type MailwardState } from '../shared/state';
 
@@ -38,30 +38,29 @@ function statusHeader(verdict: Verdict): string {
   return text.length > 900 ? `${text.slice(0, 880)} ...` : text;
 }
 
-function addVerdictHeaders(txn: HarakaTransaction, verdict: Verdict): void {
-  txn.add_header('X-Mailward-Score', String(verdict.score));
-  txn.add_header('X-Mailward-Status', statusHeader(verdict));
-  txn.add_header('X-Mailward-Ref', verdict.ref);
+function verdictHeaders(verdict: Verdict): [string, string][] {
+  return [
+    ['X-Mailward-Score', String(verdict.score)],
+    ['X-Mailward-Status', statusHeader(verdict)],
+    ['X-Mailward-Ref', verdict.ref],
+  ];
 }
 
 /**
  * The message as it would have been delivered: without the headers mailward
  * removes (a sender's forged X-Mailward-* and Authentication-Results), with
- * the ones it added on top, so a released copy explains itself.
+ * the ones it added on top and those of the sender's it put back at the end
+ * of the header block, in the same order and written the same way
+ * (applyHeaderChanges), so a released copy explains itself.
  */
-function heldCopy(state: MailwardState, verdict: Verdict, taggedSubject: string | undefined): Buffer {
-  const added: [string, string][] = [
-    ...state.ctx.headerChanges.add,
-    ['X-Mailward-Score', String(verdict.score)],
-    ['X-Mailward-Status', statusHeader(verdict)],
-    ['X-Mailward-Ref', verdict.ref],
-    ...(taggedSubject !== undefined ? [['Subject', taggedSubject] as [string, string]] : []),
-  ];
-  // Encoded and folded as on the delivered copy (addFoldedHeader), ours one line each.
-  const top = added.map(([name, value]) => `${name}: ${valueToWrite(name, encodedHeaderValue(value))}\r\n`).join('');
+function heldCopy(state: MailwardState, taggedSubject: string | undefined): Buffer {
+  const lines = (fields: [string, string][]) => Buffer.from(fields.map(([name, written]) => `${name}: ${written}\r\n`).join(''), 'utf8');
   const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : [])];
   const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), removed);
-  return Buffer.concat([Buffer.from(top, 'utf8'), raw]);
+  const end = headerBlockEnd(raw);
+  // After the last field's own line ending (no blank line at all: the whole message is header).
+  const at = end < 0 ? raw.length : end + (raw[end] === 0x0d ? 2 : 1);
+  return Buffer.concat([lines(state.addedOnTop), raw.subarray(0, at), lines(state.putBack), raw.subarray(at)]);
 }
 
 /**
@@ -128,16 +127,17 @@ export = {
     const headers = runtime.config.shared.headers;
     // A sender's copies go whether or not ours are added: downstream filters may read them.
     removeHeaderFields(txn, VERDICT_HEADERS);
-    if (verdict.action !== 'accept' || headers.always) addVerdictHeaders(txn, verdict);
     const taggedSubject =
       headers.subjectTag && (verdict.action === 'add_header' || verdict.action === 'quarantine')
         ? `${headers.subjectTag} ${firstHeader(state.ctx, 'subject') ?? ''}`.trim()
         : undefined;
-    if (taggedSubject !== undefined) {
-      // The Subject as read is unfolded: a long one, folded by its sender, must be folded again.
-      removeHeaderFields(txn, ['Subject']);
-      addFoldedHeader(txn, 'Subject', taggedSubject);
-    }
+    // The Subject as read is unfolded: a long one, folded by its sender, is folded again (prependHeaderFields).
+    if (taggedSubject !== undefined) removeHeaderFields(txn, ['Subject']);
+    // Ours on top, the tagged Subject just below them.
+    prependHeaderFields(state, txn, [
+      ...(verdict.action !== 'accept' || headers.always ? verdictHeaders(verdict) : []),
+      ...(taggedSubject !== undefined ? [['Subject', taggedSubject] as [string, string]] : []),
+    ]);
     this.loginfo(`mailward ${verdict.action} score=${verdict.score} ref=${verdict.ref}: ${verdict.reason}`, connection);
 
     switch (verdict.action) {
@@ -159,7 +159,7 @@ export = {
               reason: verdict.reason,
               symbols: verdict.symbols,
             },
-            heldCopy(state, verdict, taggedSubject),
+            heldCopy(state, taggedSubject),
           );
           state.quarantined = true;
         } catch (err) {
