@@ -19,8 +19,10 @@ export interface ScanResult {
   verdict: Verdict;
   /** The tracking row for this message (written too when tracking is on). */
   row: TrackingRow;
-  /** Recipients refused at RCPT (e.g. spamtraps), with the reason. */
+  /** Recipients refused at RCPT (e.g. spamtraps), with the reason: the first 1,000 (KEPT_RECIPIENTS). */
   refusedRecipients: Record<string, string>;
+  /** How many recipients were refused in all, those named in refusedRecipients and the rest. */
+  refusedCount: number;
   context: MessageContext;
 }
 
@@ -61,18 +63,20 @@ export function createMailward(options: MailwardOptions = {}): Mailward {
       await runtime.runPhase(modules, 'mail', ctx, ledger);
       const recipients = [...ctx.rcptTo];
       ctx.rcptTo = [];
+      const accepted: string[] = [];
       for (const recipient of recipients) {
         ctx.rcptTo.push(recipient);
         await runtime.runPhase(modules, 'rcpt', ctx, ledger, { recipient });
+        // Asked while it is the latest: the ledger names only the first refusals of a transaction.
+        if (ledger.refusal(recipient) === undefined) accepted.push(recipient);
       }
-      const accepted = ctx.rcptTo.filter((r) => !ledger.refusedRecipients.has(r.toLowerCase()));
       ctx.rcptTo = accepted.length ? accepted : ctx.rcptTo;
       await runtime.runPhase(modules, 'data', ctx, ledger);
       const verdict = runtime.decide(ctx, ledger);
       if (options.learn !== false) await runtime.afterVerdict(ctx, verdict);
       const row = rowFromVerdict(ctx, verdict, runtime.config.shared.nodeName);
       options.onRow?.(row);
-      return { verdict, row, refusedRecipients: Object.fromEntries(ledger.refusedRecipients), context: ctx };
+      return { verdict, row, refusedRecipients: Object.fromEntries(ledger.refusedRecipients), refusedCount: ledger.refusedCount, context: ctx };
     },
     close: () => runtime.close(),
   };

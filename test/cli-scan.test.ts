@@ -189,6 +189,18 @@ describe('mailward scan', function () {
     }
   });
 
+  it('names the first 1,000 refused recipients and counts the others', async () => {
+    const traps = join(dir, 'traps');
+    mkdirSync(traps);
+    writeFileSync(join(traps, 'mailward.ini'), '[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n');
+    writeFileSync(join(traps, 'mailward.reputation.ini'), '[dnsbl]\nenabled = false\n[practices]\nenabled = false\n[learned]\nenabled = false\n[spamtrap]\naddresses = trap-*@example.com\n');
+    const to = Array.from({ length: 1002 }, (_, i) => ['--to', `trap-${i}@example.com`]).flat();
+    const io = capture();
+    assert.equal(await main(['scan', join(dir, 'clean.eml'), '--config', traps, '--ip', '192.0.2.9', ...to, '--to', 'bob@example.com'], io), 0);
+    assert.equal(io.stdout.filter((l) => / refused: mailbox unavailable$/.test(l)).length, 1000);
+    assert.ok(io.stdout.includes('  and 2 more recipient(s) refused'), io.stdout.slice(-3).join('\n'));
+  });
+
   it('rejects an unknown option with the usage', async () => {
     const io = capture();
     assert.equal(await main(['scan', '--colour'], io), 2);

@@ -239,3 +239,26 @@ describe('reputation: learning from verdicts', () => {
     assert.equal(score(last!, 'REP_IP_GOOD'), -1);
   });
 });
+
+describe('reputation: a flood of spam-trap recipients in one scan', () => {
+  let dir: string;
+  let mw: Mailward;
+  before(() => {
+    dir = writeConfig({ dnsServer: '127.0.0.1:9', reputation: '[dnsbl]\nenabled = false\n[practices]\nenabled = false\n[learned]\nenabled = false\n[spamtrap]\naddresses = *@honey.example.com\n' });
+    mw = reputationOnly(dir);
+  });
+  after(async () => {
+    await mw.close();
+    removeDir(dir);
+  });
+
+  it('names the first 1,000 refused recipients, counts all 1,500, and accepts only the others', async () => {
+    // Before: all 1,500 kept by name (the ledger's map grew with every refused RCPT TO), and no total.
+    const traps = Array.from({ length: 1500 }, (_, i) => `t${i}@honey.example.com`);
+    const r = await mw.scan({ ip: '192.0.2.60', helo: 'x.test', mailFrom: 'promo@spamco.test', rcptTo: [...traps, 'user@example.com'] });
+    assert.equal(Object.keys(r.refusedRecipients).length, 1000);
+    assert.equal(r.refusedRecipients['t0@honey.example.com'], 'mailbox unavailable');
+    assert.equal(r.refusedCount, 1500);
+    assert.deepEqual(r.context.rcptTo, ['user@example.com'], 'a trap past the first 1,000 was accepted');
+  });
+});

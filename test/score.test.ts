@@ -87,6 +87,22 @@ describe('Ledger', () => {
     ledger.force({ action: 'accept', source: 'allow list', reason: 'allowed' });
     assert.equal(ledger.forced!.action, 'reject');
   });
+
+  it('names the first 1,000 refused recipients and counts the rest, still answering the RCPT being refused', () => {
+    // Before: every refused RCPT TO of a transaction was kept by name (100,000 of them: a map as large).
+    const ledger = new Ledger(table());
+    for (let i = 0; i < 1500; i++) {
+      ledger.refuseRecipient(`Trap-${i}@example.com`, 'mailbox unavailable');
+      // A second check refusing the same RCPT (a spam trap and a block rule) counts once.
+      if (i % 2) ledger.refuseRecipient(`trap-${i}@example.com`, 'rule r: blocked');
+      assert.ok(ledger.refusal(`trap-${i}@Example.com`), `RCPT ${i} was not told it is refused`);
+    }
+    assert.equal(ledger.refusedRecipients.size, 1000);
+    assert.equal(ledger.refusedCount, 1500);
+    assert.equal(ledger.refusal('trap-1@example.com'), 'rule r: blocked');
+    assert.equal(ledger.refusal('trap-1200@example.com'), undefined, 'past the first 1,000 only the latest is known');
+    assert.equal(ledger.refusal('bob@example.com'), undefined);
+  });
 });
 
 describe('SymbolTable', () => {

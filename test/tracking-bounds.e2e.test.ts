@@ -8,7 +8,7 @@ import { createConnection } from 'node:net';
 import { loadConfig } from '../lib/config/load';
 import { createTrackingReader } from '../lib/tracking';
 import type { TrackingReader } from '../lib/tracking/types';
-import { type HarakaInstance, removeDir, startHaraka } from './support/haraka';
+import { type HarakaInstance, type HarakaOptions, removeDir, startHaraka } from './support/haraka';
 import { smtpConversation } from './support/smtp-conversation';
 import { waitFor } from './support/wait';
 
@@ -31,32 +31,37 @@ function pipelined(port: number, commands: string[]): Promise<string[]> {
 }
 
 
-describe('tracking rows end to end: bounded whatever the client sends', function () {
-  this.timeout(120_000);
-  let haraka: HarakaInstance;
-  let reader: TrackingReader;
+const TRACKED = '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n';
 
+/** A Haraka of the suite's own (rows flushed every 50 ms) and a reader of its rows, stopped after the suite. */
+function trackedHaraka(options: HarakaOptions): { haraka: HarakaInstance; reader: TrackingReader } {
+  const started = {} as { haraka: HarakaInstance; reader: TrackingReader };
   before(async () => {
-    haraka = await startHaraka({
-      plugins: [],
-      // Like a recipient plugin that knows the mailboxes: every unknown one refused (through Haraka's deny hook).
-      pluginFiles: { refuse_unknown: "exports.hook_rcpt = function (next, connection, params) { if (/^nobody/.test(params[0].user)) return next(DENY, 'no such user'); next(); };\n" },
-      files: { 'mailward.ini': '[main]\ndata_dir = data\n[tracking]\nflush_interval_ms = 50\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n' },
-    });
-    reader = createTrackingReader(loadConfig({ configDir: haraka.configDir }).shared.tracking);
+    started.haraka = await startHaraka({ ...options, files: { 'mailward.ini': TRACKED, ...options.files } });
+    started.reader = createTrackingReader(loadConfig({ configDir: started.haraka.configDir }).shared.tracking);
   });
   after(async () => {
-    await reader?.close();
-    await haraka?.stop();
-    if (haraka) removeDir(haraka.dir);
+    await started.reader?.close();
+    await started.haraka?.stop();
+    if (started.haraka) removeDir(started.haraka.dir);
+  });
+  return started;
+}
+
+describe('tracking rows end to end: bounded whatever the client sends', function () {
+  this.timeout(120_000);
+  const started = trackedHaraka({
+    plugins: [],
+    // Like a recipient plugin that knows the mailboxes: every unknown one refused (through Haraka's deny hook).
+    pluginFiles: { refuse_unknown: "exports.hook_rcpt = function (next, connection, params) { if (/^nobody/.test(params[0].user)) return next(DENY, 'no such user'); next(); };\n" },
   });
 
   it('3,000 refused recipients in one transaction: the reason names 20 and counts the rest', async () => {
     const refused = Array.from({ length: 3000 }, (_, i) => `RCPT TO:<nobody-with-a-long-mailbox-name-${i}@example.com>`);
-    const lines = await pipelined(haraka.port, ['EHLO client.example', 'MAIL FROM:<flood@sender.example>', ...refused, 'RCPT TO:<bob@example.com>', 'RSET', 'QUIT']);
+    const lines = await pipelined(started.haraka.port, ['EHLO client.example', 'MAIL FROM:<flood@sender.example>', ...refused, 'RCPT TO:<bob@example.com>', 'RSET', 'QUIT']);
     assert.equal(lines.filter((l) => l.startsWith('550')).length, 3000);
     const [row] = await waitFor('the row', async () => {
-      const rows = await reader.find({ from: 'flood@sender.example' });
+      const rows = await started.reader.find({ from: 'flood@sender.example' });
       return rows.length ? rows : undefined;
     });
     assert.deepEqual(row!.rcptTo, ['bob@example.com']);
@@ -67,7 +72,7 @@ describe('tracking rows end to end: bounded whatever the client sends', function
 
   it('a Message-ID folded over 800 lines is kept to its first 998 characters', async () => {
     const id = `<${Array.from({ length: 800 }, () => 'x'.repeat(70)).join('\r\n ')}@sender.example>`;
-    const lines = await smtpConversation(haraka.port, [
+    const lines = await smtpConversation(started.haraka.port, [
       'EHLO client.example',
       'MAIL FROM:<long-id@sender.example>',
       'RCPT TO:<bob@example.com>',
@@ -77,11 +82,33 @@ describe('tracking rows end to end: bounded whatever the client sends', function
     ]);
     assert.ok(lines.some((l) => l.startsWith('354 ')), lines.slice(-4).join('\n'));
     const [row] = await waitFor('the row', async () => {
-      const rows = await reader.find({ from: 'long-id@sender.example' });
+      const rows = await started.reader.find({ from: 'long-id@sender.example' });
       return rows.length ? rows : undefined;
     });
     assert.ok(row!.messageId, 'no message id');
     assert.ok(row!.messageId!.length <= 998, `a message id of ${row!.messageId!.length} characters`);
     assert.ok(row!.messageId!.startsWith('<xxxx'));
+  });
+});
+
+describe('tracking rows end to end: spam traps past the refusals the ledger names', function () {
+  this.timeout(120_000);
+  const started = trackedHaraka({
+    plugins: ['mailward/plugins/reputation'],
+    // Test clients connect from 127.x.y.z.
+    files: { 'mailward.reputation.ini': '[main]\nskip_internal = false\n[dnsbl]\nenabled = false\n[practices]\nenabled = false\n[learned]\nenabled = false\n[spamtrap]\naddresses = trap-*@example.com\n' },
+  });
+
+  it('1,500 trap recipients: each is refused (the ledger names only 1,000), and the row counts them all', async () => {
+    const traps = Array.from({ length: 1500 }, (_, i) => `RCPT TO:<trap-${i}@example.com>`);
+    const lines = await pipelined(started.haraka.port, ['EHLO client.example', 'MAIL FROM:<trapped@sender.example>', ...traps, 'RCPT TO:<bob@example.com>', 'RSET', 'QUIT']);
+    assert.equal(lines.filter((l) => /^550 5\.7\.1 Recipient refused: mailbox unavailable/.test(l)).length, 1500);
+    const [row] = await waitFor('the row', async () => {
+      const rows = await started.reader.find({ from: 'trapped@sender.example' });
+      return rows.length ? rows : undefined;
+    });
+    assert.deepEqual(row!.rcptTo, ['bob@example.com']);
+    assert.match(row!.reason, /refused recipients: trap-0@example\.com \(/);
+    assert.match(row!.reason, /, and 1480 more$/);
   });
 });

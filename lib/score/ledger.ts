@@ -6,6 +6,13 @@ import { severity } from './types';
 const MAX_JOINED_DETAIL = 4000;
 
 /**
+ * Recipients of one transaction kept by name: refused ones in the ledger, a
+ * tracking row's rcpt_to, the tracking plugin's note. Haraka sets no limit on
+ * RCPT TO; past this many, recipients are only counted.
+ */
+export const KEPT_RECIPIENTS = 1000;
+
+/**
  * The per-message account of everything that fired. Checks add hits; only the
  * verdict reads the total. A symbol fires once: a repeat keeps the stronger score
  * and joins the details, so a message cannot be punished twice for one finding.
@@ -14,8 +21,12 @@ export class Ledger {
   private readonly entries = new Map<string, ScoredSymbol>();
   private forcedAction?: ForcedAction;
   private readonly caps = new Map<string, number>();
-  /** Recipients refused at RCPT time with the reason (e.g. a spamtrap). */
-  readonly refusedRecipients = new Map<string, string>();
+  /** The first KEPT_RECIPIENTS recipients refused at RCPT time, with the reason (e.g. a spamtrap). */
+  private readonly refused = new Map<string, string>();
+  /** Refusals past those named: counted, not kept (100,000 refused RCPT TO grew this map without bound). */
+  private refusedUnnamed = 0;
+  /** The latest refusal, named or not: the RCPT being answered is always told its reason. */
+  private lastRefused?: { address: string; reason: string };
   /** Per symbol repeated: the details shown (at most MAX_JOINED_DETAIL), and how many more were left out. */
   private readonly joined = new Map<string, { shown: string; omitted: Set<string> }>();
 
@@ -118,8 +129,36 @@ export class Ledger {
     return this.forcedAction;
   }
 
+  /**
+   * Refuses a recipient at RCPT. Past KEPT_RECIPIENTS names a refusal is only
+   * counted: once per RCPT TO (two checks refusing the one being answered
+   * count once), since the names that would tell a repeat are not kept.
+   */
   refuseRecipient(recipient: string, reason: string): void {
-    this.refusedRecipients.set(recipient.toLowerCase(), reason);
+    const address = recipient.toLowerCase();
+    if (this.refused.has(address) || this.refused.size < KEPT_RECIPIENTS) this.refused.set(address, reason);
+    else if (this.lastRefused?.address !== address) this.refusedUnnamed += 1;
+    this.lastRefused = { address, reason };
+  }
+
+  /**
+   * Why a recipient was refused, or undefined. Always known for the recipient
+   * refused last (the RCPT being answered); of the earlier ones, only for the
+   * first KEPT_RECIPIENTS.
+   */
+  refusal(recipient: string): string | undefined {
+    const address = recipient.toLowerCase();
+    return this.refused.get(address) ?? (this.lastRefused?.address === address ? this.lastRefused.reason : undefined);
+  }
+
+  /** The first KEPT_RECIPIENTS refused recipients, with the reason; refusedCount says how many in all. */
+  get refusedRecipients(): ReadonlyMap<string, string> {
+    return this.refused;
+  }
+
+  /** Every refusal: those named in refusedRecipients and those only counted. */
+  get refusedCount(): number {
+    return this.refused.size + this.refusedUnnamed;
   }
 }
 

@@ -1,4 +1,5 @@
 import { firstHeader, type MessageContext } from '../message';
+import { KEPT_RECIPIENTS } from '../score/ledger';
 import type { Verdict } from '../score/types';
 import type { TrackingRow } from './types';
 
@@ -60,7 +61,7 @@ function baseRow(ctx: MessageContext, node: string, now: number) {
  * length, the reason and each symbol's detail a few KB, the recipients 1,000
  * (their number is then said in the reason).
  */
-export const ROW_LIMITS = { field: 998, reason: 4000, detail: 2000, recipients: 1000 } as const;
+export const ROW_LIMITS = { field: 998, reason: 4000, detail: 2000, recipients: KEPT_RECIPIENTS } as const;
 
 /** The first `n` UTF-16 units of `text`, one fewer where the cut would split a surrogate pair (PostgreSQL's jsonb refuses half of one). */
 function head(text: string, n: number): string {

@@ -28,7 +28,7 @@ async function settlePending(plugin: HarakaPlugin, connection: HarakaConnection)
 /** Refused by mailward itself (a spam trap): that is a trap hit, not an unknown recipient. */
 function refusedByUs(connection: HarakaConnection, address: string | undefined): boolean {
   const state = existingTransactionState(connection.transaction);
-  return !!address && !!state?.ledger.refusedRecipients.has(address.toLowerCase());
+  return !!address && state?.ledger.refusal(address) !== undefined;
 }
 
 export = definePlugin('reputation', {

@@ -1,5 +1,6 @@
 import { createTrackingWriter } from '../../lib/tracking';
-import { NAMED_REFUSED_RECIPIENTS, refusedRecipientsNote, rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
+import { KEPT_RECIPIENTS } from '../../lib/score/ledger';
+import { refusedRecipientsNote, rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
 import type { TrackingWriter } from '../../lib/tracking/types';
 import { hook } from '../shared/adapter';
 import { addressOf, DENYSOFT, replyText, type HarakaConnection, type HarakaPlugin } from '../shared/haraka';
@@ -41,12 +42,10 @@ function writerFor(plugin: HarakaPlugin): TrackingWriter | undefined {
 
 const ATTEMPTED = 'mailward_attempted_rcpts';
 const ATTEMPTED_COUNT = 'mailward_attempted_rcpt_count';
-/**
- * Recipients kept per transaction for the row's note (which names only
- * NAMED_REFUSED_RECIPIENTS of them): Haraka sets no limit on RCPT TO, and a
- * client that sent 100,000 kept as many here until the transaction ended.
- */
-const KEPT_RECIPIENTS = 50 * NAMED_REFUSED_RECIPIENTS;
+// Recipients are kept per transaction for the row's note (which names only
+// NAMED_REFUSED_RECIPIENTS of them) up to KEPT_RECIPIENTS, then counted: Haraka
+// sets no limit on RCPT TO, and a client that sent 100,000 kept as many here
+// until the transaction ended.
 
 function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | undefined, attempted: string[] = [], attemptedCount = attempted.length): void {
   if (state.tracked) return;

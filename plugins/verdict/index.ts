@@ -109,7 +109,7 @@ export = {
     const refusal = forcedRefusal(state);
     if (refusal) return refusal;
     const address: string | undefined = addressOf(params[0]);
-    const reason = address ? state.ledger.refusedRecipients.get(address.toLowerCase()) : undefined;
+    const reason = address ? state.ledger.refusal(address) : undefined;
     if (reason) return { code: DENY, message: refusalReply(550, 'Recipient refused: ', reason, state.ctx.ref) };
   }),
 

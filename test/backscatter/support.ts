@@ -94,7 +94,7 @@ export function backscatterRuntime(sharedIni: string, backscatterIni: string, ba
       const ledger = runtime.newLedger();
       for (const phase of ['connect', 'helo', 'mail', 'rcpt', 'data'] as const) await runtime.runPhase(modules, phase, ctx, ledger);
       const verdict = runtime.decide(ctx, ledger);
-      return { verdict, row: undefined as never, refusedRecipients: {}, context: ctx };
+      return { verdict, row: undefined as never, refusedRecipients: {}, refusedCount: 0, context: ctx };
     },
     close: () => runtime.close(),
   };

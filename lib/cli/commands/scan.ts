@@ -21,7 +21,9 @@ function printText(io: CliIO, name: string, result: ScanResult, describe: (symbo
   for (const s of verdict.symbols) {
     io.out(`  ${s.score >= 0 ? '+' : ''}${String(s.score).padStart(7)}  ${s.name.padEnd(28)} ${s.group.padEnd(12)} ${describe(s.name)}${s.detail ? ` [${s.detail}]` : ''}`);
   }
-  for (const [rcpt, reason] of Object.entries(result.refusedRecipients)) io.out(`  recipient ${rcpt} refused: ${reason}`);
+  const named = Object.entries(result.refusedRecipients);
+  for (const [rcpt, reason] of named) io.out(`  recipient ${rcpt} refused: ${reason}`);
+  if (result.refusedCount > named.length) io.out(`  and ${result.refusedCount - named.length} more recipient(s) refused`);
   if (result.row.parseResult !== 'ok') io.out(`  parse: ${result.row.parseResult}`);
 }
 
