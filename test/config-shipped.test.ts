@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { GTUBE } from '../lib/checks/builtin';
 import type { ContentSettings } from '../lib/checks/content/settings';
 import { loadConfig, SHIPPED_CONFIG_DIR, shippedFiles, type MailwardConfig } from '../lib/config/load';
 import { main } from '../lib/cli/main';
@@ -102,5 +103,28 @@ describe('shipped defaults missing or unreadable', () => {
     assert.ok(broken.out.length > 0);
     const intact = await run();
     assert.deepEqual(intact.err, []);
+  });
+
+  it('a mailward command run with a shipped directory of its own loads its configuration over those defaults', async () => {
+    // Before: main() used the directory for its warning only; the command loaded the package's config/.
+    const shipped = shippedCopy();
+    const ini = join(shipped, 'mailward.ini');
+    writeFileSync(ini, readFileSync(ini, 'utf8').replace(/^\[scores\]$/m, '[scores]\nMIME_TEXT_UNREAD = 3.5\nGTUBE = 42'));
+    const run = async (args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await main(args, { out: (l) => void out.push(l), err: (l) => void err.push(l) }, shipped);
+      assert.deepEqual(err.filter((l) => !/messages? scanned/.test(l)), []);
+      return { code, out };
+    };
+    const symbols = await run(['symbols', '--json', '--config', operator]);
+    assert.equal(symbols.code, 0);
+    assert.equal(symbols.out.map((l) => JSON.parse(l) as { name: string; score: number }).find((d) => d.name === 'MIME_TEXT_UNREAD')?.score, 3.5);
+    const eml = join(dir, 'gtube.eml');
+    writeFileSync(eml, `From: a@example.net\r\nTo: bob@example.com\r\nSubject: t\r\n\r\n${GTUBE}\r\n`);
+    writeFileSync(join(operator, 'mailward.ini'), `[main]\ndata_dir = ${dir}\n[dns]\nservers = 127.0.0.1:9\ntimeout_ms = 300\n[tracking]\nenabled = false\n`);
+    const scan = await run(['scan', eml, '--config', operator, '--json']);
+    const verdict = JSON.parse(scan.out[0]!) as { symbols: { name: string; score: number }[] };
+    assert.equal(verdict.symbols.find((s) => s.name === 'GTUBE')?.score, 42);
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors';
-import { shippedDefaultsWarnings } from '../config/load';
+import { loadConfig, readShippedDefaults, type ShippedDefaults } from '../config/load';
 import { multiLine } from './safe-text';
 import { type CliCommand, type CliIO, UserError } from './types';
 
@@ -124,9 +124,12 @@ export async function main(argv: string[], io: CliIO = consoleIO, shippedDir?: s
       return 0;
     }
     const args = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    // Read once for the whole command, however many times it loads its configuration.
+    let shipped: ShippedDefaults | undefined;
+    const defaults = () => (shipped ??= readShippedDefaults(shippedDir));
     // A command that reads configuration would otherwise run on built-in defaults, without the shipped rules, in silence.
-    if ('config' in command.options) for (const w of shippedDefaultsWarnings(shippedDir)) io.err(`mailward ${name}: warning: ${w}`);
-    return await command.run(args as never, io);
+    if ('config' in command.options) for (const w of defaults().warnings) io.err(`mailward ${name}: warning: ${w}`);
+    return await command.run(args as never, io, { loadConfig: (configDir) => loadConfig({ configDir, shipped: defaults() }) });
   } catch (err) {
     if (err instanceof UserError) {
       // Some quote a message (a release refused: its recipients, the server's reply); usage lines stay lines.

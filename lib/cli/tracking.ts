@@ -1,6 +1,6 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { loadConfig, type MailwardConfig } from '../config/load';
+import type { MailwardConfig } from '../config/load';
 import { createTrackingReader } from '../tracking';
 import { parseRow, Spool } from '../tracking/spool';
 import { DEFAULT_FIND_LIMIT, rowMatches } from '../tracking/store';
@@ -26,8 +26,8 @@ export interface TrackingSource {
   spoolWhere: string;
 }
 
-export function openTracking(configDir: string | undefined): TrackingSource {
-  const config = loadConfig({ configDir });
+export function openTracking(config: MailwardConfig): TrackingSource {
+  const configDir = config.configDir;
   const t = config.shared.tracking;
   const where = t.backend === 'postgres' ? `postgres ${t.postgresSchema}.${t.postgresTable}` : `sqlite ${t.sqlitePath}`;
   const source: TrackingSource = { config, reader: null, where, problem: null, spoolFiles: Spool.files(t.spoolPath), spoolWhere: `${t.spoolPath}.*` };

@@ -1,8 +1,19 @@
 import type { ParseArgsConfig } from 'node:util';
+import type { MailwardConfig } from '../config/load';
 
 export interface CliIO {
   out(line: string): void;
   err(line: string): void;
+}
+
+/** What main() gives every command besides its arguments and output. */
+export interface CliContext {
+  /**
+   * The configuration from `--config DIR` (undefined: the shipped defaults
+   * alone), over the shipped defaults main() read once for the command (from
+   * the directory main() was given, for tests).
+   */
+  loadConfig(configDir: string | undefined): MailwardConfig;
 }
 
 export interface CliArgs {
@@ -21,7 +32,7 @@ export interface CliCommand {
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
   /** Returns the exit code. Throw UserError for mistakes the user can fix (no stack trace). */
-  run(args: CliArgs, io: CliIO): Promise<number>;
+  run(args: CliArgs, io: CliIO, cli: CliContext): Promise<number>;
 }
 
 /** A problem the user can fix: printed as one line, exit code 2 by default. */

@@ -32,6 +32,8 @@ export interface LoadOptions {
   readFile?: (file: string) => string | string[] | null;
   /** Where the shipped defaults are (default SHIPPED_CONFIG_DIR, the package's config/); for tests. */
   shippedDir?: string;
+  /** The shipped defaults already read (readShippedDefaults), for several loads of one command; shippedDir is then not read. */
+  shipped?: ShippedDefaults;
 }
 
 export interface ModuleConfig<S = unknown> {
@@ -60,19 +62,15 @@ export function shippedFiles(): string[] {
   return configFiles().filter((f) => f.startsWith('mailward.'));
 }
 
-/** What is wrong with the shipped defaults (missing or unreadable directory or files); empty when all is there. */
-export function shippedDefaultsWarnings(dir: string = SHIPPED_CONFIG_DIR): string[] {
-  return readShipped(dir).warnings;
-}
-
-/** The shipped defaults, read once per load; what is missing or unreadable is a warning, not an error. */
-interface Shipped {
+/** The shipped defaults, read once per load (or once per CLI command); what is missing or unreadable is a warning, not an error. */
+export interface ShippedDefaults {
   texts: Map<string, { text: string; path: string }>;
+  /** What is wrong with them (missing or unreadable directory or files); empty when all is there. */
   warnings: string[];
 }
 
-function readShipped(dir: string): Shipped {
-  const texts: Shipped['texts'] = new Map();
+export function readShippedDefaults(dir: string = SHIPPED_CONFIG_DIR): ShippedDefaults {
+  const texts: ShippedDefaults['texts'] = new Map();
   const warnings: string[] = [];
   const files = shippedFiles();
   let present: Set<string>;
@@ -106,7 +104,7 @@ function readShipped(dir: string): Shipped {
   return { texts, warnings };
 }
 
-function readRaw(file: string, options: LoadOptions, defaults: Shipped): RawIni {
+function readRaw(file: string, options: LoadOptions, defaults: ShippedDefaults): RawIni {
   const found = defaults.texts.get(file);
   const shipped = found ? parseIni(found.text, found.path) : { main: {} };
   const supplied = options.texts && Object.hasOwn(options.texts, file) ? options.texts[file] : undefined;
@@ -127,7 +125,7 @@ function readRaw(file: string, options: LoadOptions, defaults: Shipped): RawIni 
 }
 
 /** A non-ini file (e.g. mailward.rules), whole: supplied text, else configDir, else shipped; not merged. */
-function readText(file: string, options: LoadOptions, defaults: Shipped): { text: string; source: string } | null {
+function readText(file: string, options: LoadOptions, defaults: ShippedDefaults): { text: string; source: string } | null {
   // Own keys only: a plain object's `constructor` or `toString` is no file (rules_file = constructor).
   const held = options.texts !== undefined && Object.hasOwn(options.texts, file);
   const supplied = held ? options.texts![file] : options.readFile?.(file);
@@ -161,7 +159,7 @@ export function loadConfig(options: LoadOptions = {}): MailwardConfig {
   }
   const baseDir = options.baseDir ?? (options.configDir ? dirname(resolve(options.configDir)) : process.cwd());
   // Without them mail still flows, on built-in defaults and without the shipped rules: said loudly, not silently.
-  const defaults = readShipped(options.shippedDir ?? SHIPPED_CONFIG_DIR);
+  const defaults = options.shipped ?? readShippedDefaults(options.shippedDir);
   const sharedReader = new IniReader(SHARED_FILE, readRaw(SHARED_FILE, options, defaults));
   const shared = parseSharedSettings(sharedReader, baseDir);
 

@@ -1,4 +1,4 @@
-import { loadConfig, type MailwardConfig } from '../../config/load';
+import type { MailwardConfig } from '../../config/load';
 import type { CliCommand, CliIO } from '../../cli/types';
 import { UserError } from '../../cli/types';
 import { openSharedState } from '../../cli/shared-state';
@@ -40,13 +40,12 @@ function failOnProblem(store: SenderListStore, problem: () => string | undefined
 }
 
 /** The configured run-time list store, for the CLI (the MTA reads the same one). */
-export function openLists(configDir: string | undefined): OpenedLists {
-  const config = loadConfig({ configDir });
+export function openLists(config: MailwardConfig): OpenedLists {
   const settings = config.modules.find((m) => m.module.name === 'rules')!.settings as RulesSettings;
   let state: StateStore | undefined;
   let problem: (() => string | undefined) | undefined;
   const useState = settings.listStore === 'state' || (settings.listStore === 'auto' && settings.stateBackend === 'redis');
-  if (useState) ({ store: state, problem } = openSharedState(config.shared, configDir, 'run-time allowed and blocked senders'));
+  if (useState) ({ store: state, problem } = openSharedState(config.shared, config.configDir, 'run-time allowed and blocked senders'));
   const opened = openListStore(settings, { state: state! });
   const store = problem ? failOnProblem(opened, problem) : opened;
   return {
@@ -102,7 +101,7 @@ function listCommand(kind: ListKind): CliCommand {
       unauthenticated: { type: 'boolean' },
       json: { type: 'boolean' },
     },
-    async run(args, io: CliIO) {
+    async run(args, io: CliIO, cli) {
       const [action, sender, ...extra] = args.positionals;
       const v = args.values as { config?: string; rcpt?: string; domain?: string; via?: string; unauthenticated?: boolean; json?: boolean };
       if (!action || !['add', 'remove', 'list'].includes(action)) throw new UserError(`give add, remove or list (usage: ${this.usage.split('\n')[0]})`);
@@ -114,7 +113,7 @@ function listCommand(kind: ListKind): CliCommand {
       } catch (err) {
         throw new UserError((err as Error).message);
       }
-      const lists = openLists(v.config);
+      const lists = openLists(cli.loadConfig(v.config));
       try {
         if (action === 'list') {
           if (sender) throw new UserError('list takes no sender');

@@ -38,13 +38,13 @@ export const command: CliCommand = {
   summary: 'import ARF feedback reports (RFC 5965) and count them against the senders of the reported mail',
   usage: USAGE,
   options: { config: { type: 'string' }, json: { type: 'boolean' } },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; json?: boolean };
     const [action, ...paths] = args.positionals;
     if (action !== 'import') throw new UserError(`say import\nusage: ${USAGE}`);
     if (!paths.length) throw new UserError(`import needs at least one FILE or DIR\nusage: ${USAGE}`);
     const files = collect(paths);
-    const { store, ledger, settings, problem } = openOutboundState(v.config, 'outbound counters');
+    const { store, ledger, settings, problem } = openOutboundState(cli.loadConfig(v.config), 'outbound counters');
     const results: { file: string; status: ComplaintOutcome['status'] | 'invalid'; detail: string; sender?: string; suspended?: string }[] = [];
     try {
       for (const file of files) {

@@ -43,13 +43,13 @@ export const command: CliCommand = {
     config: { type: 'string' },
     json: { type: 'boolean' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; json?: boolean };
     if (args.positionals.length !== 1) throw new UserError(`give exactly one ref\nusage: ${command.usage}`);
     // Refs are Crockford base32: read aloud or retyped, they come back in any case.
     const ref = args.positionals[0]!.trim().replace(/^ref\s+/i, '').toUpperCase();
     if (!/^[0-9A-Z]{1,32}$/.test(ref)) throw new UserError(`${JSON.stringify(args.positionals[0])} is not a ref (10 letters and digits, e.g. 7KQ2M9XA4F)`);
-    const source = openTracking(v.config);
+    const source = openTracking(cli.loadConfig(v.config));
     try {
       let row = await tryRead(source, (r) => r.get(ref));
       let spooledIn: string | null = null;

@@ -1,4 +1,3 @@
-import { loadConfig } from '../../config/load';
 import { Classifier, createBayesStore, pruneSummary } from '../../checks/content/classifier';
 import { learnMessage, unlearnMessage } from '../../checks/content/learn';
 import type { LearnOutcome, UnlearnOutcome } from '../../checks/content/seen';
@@ -95,12 +94,12 @@ export const command: CliCommand = {
     'seen-days': { type: 'string' },
     config: { type: 'string' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as PruneOptions & { spam?: string[]; ham?: string[]; unlearn?: boolean; prune?: boolean; config?: string };
     if (!v.prune && (v['older-than'] ?? v['max-count'] ?? v['seen-days']) !== undefined) throw new UserError('--older-than, --max-count and --seen-days go with --prune');
     if (!v.spam?.length && !v.ham?.length && !v.prune) throw new UserError(`give --spam PATH and/or --ham PATH, or --prune\nusage: ${command.usage}`);
     if (args.positionals.length) throw new UserError(`unexpected ${JSON.stringify(args.positionals[0])}: paths go after --spam or --ham`);
-    const config = loadConfig({ configDir: v.config });
+    const config = cli.loadConfig(v.config);
     const settings = config.modules.find((m) => m.module.name === 'content')!.settings as ContentSettings;
     const policy = v.prune ? prunePolicyOf(v, settings) : undefined;
     const classifier = new Classifier(createBayesStore(settings.bayes), silentLogger);

@@ -5,7 +5,6 @@ import { RedisBayesStore, SqliteBayesStore } from '../../checks/content/store';
 import { openListStore } from '../../checks/rules';
 import { SqliteListStore } from '../../checks/rules/list-store';
 import type { RulesSettings } from '../../checks/rules/settings';
-import { loadConfig } from '../../config/load';
 import { copiedMark } from '../../util/sqlite';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, UserError } from '../types';
@@ -29,10 +28,10 @@ export const command: CliCommand = {
   summary: "copy a single node's SQLite classifier model and run-time allow/block lists into the Redis of [state] (joining a fleet)",
   usage: USAGE,
   options: { config: { type: 'string' }, force: { type: 'boolean' }, 'mark-copied': { type: 'boolean' } },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; force?: boolean; 'mark-copied'?: boolean };
     if (args.positionals.length) throw new UserError(`no arguments expected\nusage: ${USAGE}`);
-    const config = loadConfig({ configDir: v.config });
+    const config = cli.loadConfig(v.config);
     if (v['mark-copied']) {
       // Copied before (by hand, by an older mailward): only say so, so MTAs stop warning.
       const rules = config.modules.find((m) => m.module.name === 'rules')?.settings as RulesSettings | undefined;

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../config/load';
+import type { MailwardConfig } from '../../config/load';
 import { OutboundLedger, ReinstateBusyError, suspensionText, type OutboundSettings, type SenderReport } from '../../checks/outbound';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
@@ -22,11 +22,10 @@ export interface OutboundState {
 }
 
 /** The MTA's shared outbound ledger (Redis); the in-process store is out of a command's reach. */
-export function openOutboundState(configDir: string | undefined, what: string): OutboundState {
-  const config = loadConfig({ configDir });
+export function openOutboundState(config: MailwardConfig, what: string): OutboundState {
   const settings = config.modules.find((m) => m.module.name === 'outbound')?.settings as OutboundSettings | undefined;
   if (!settings) throw new UserError('the outbound module is not configured', 1);
-  const { store, problem } = openSharedState(config.shared, configDir, what);
+  const { store, problem } = openSharedState(config.shared, config.configDir, what);
   return { store, settings, ledger: new OutboundLedger(store, settings, Date.now, config.shared.nodeName), problem };
 }
 
@@ -71,7 +70,7 @@ export const command: CliCommand = {
     json: { type: 'boolean' },
     since: { type: 'string' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; json?: boolean; since?: string };
     const [action, ...rest] = args.positionals;
     if (action !== 'status' && action !== 'reinstate' && action !== 'report') throw new UserError(`say status, reinstate or report\nusage: ${USAGE}`);
@@ -80,7 +79,7 @@ export const command: CliCommand = {
     if (v.since && action !== 'report') throw new UserError('--since goes with report');
     const since = v.since ? parseSince(v.since).getTime() : undefined;
 
-    const { store, ledger, settings, problem } = openOutboundState(v.config, 'outbound counters and suspensions');
+    const { store, ledger, settings, problem } = openOutboundState(cli.loadConfig(v.config), 'outbound counters and suspensions');
     const check = () => {
       const p = problem();
       if (p) throw new UserError(`cannot reach the shared state: ${p}`, 1);

@@ -5,7 +5,7 @@ import { addEntry, openLists } from '../../checks/rules/cli';
 import { normaliseAddress } from '../../checks/rules/match';
 import { relaxedAligned } from '../../checks/auth/align';
 import { silentLogger } from '../../runtime';
-import { loadConfig, type MailwardConfig } from '../../config/load';
+import type { MailwardConfig } from '../../config/load';
 import { createContext, fromMailboxes, headerValues, parsedMessage } from '../../message';
 import { ClaimBusyError, CorruptRecordError, damage, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
@@ -152,7 +152,7 @@ export const command: CliCommand = {
     raw: { type: 'boolean' },
     force: { type: 'boolean' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const [action, ref, ...extra] = args.positionals;
     const v = args.values as { config?: string; rcpt?: string; since?: string; all?: boolean; limit?: string; json?: boolean; raw?: boolean; force?: boolean };
     if (!action || !(ACTIONS as readonly string[]).includes(action)) throw new UserError(`give one of ${ACTIONS.join(', ')}`);
@@ -163,7 +163,7 @@ export const command: CliCommand = {
     const normalRef = ref?.toUpperCase();
     if (normalRef && !/^[0-9A-Z]+$/.test(normalRef)) throw new UserError(`${JSON.stringify(ref)} is not a reference`);
 
-    const config = loadConfig({ configDir: v.config });
+    const config = cli.loadConfig(v.config);
     // The store's warnings (an index it could not write, a record it could not settle) are the operator's to read.
     const said = oneLineIO(io);
     const store = openQuarantine(config.shared, { debug() {}, info() {}, warn: (m) => said.err(`warning: ${m.replace(/^mailward quarantine: /, '')}`), error: (m) => said.err(m) });
@@ -199,7 +199,7 @@ export const command: CliCommand = {
           said.out(`ham learning: ${result.learned}`);
           if (action === 'release-approve') {
             const from = result.record.mailFrom;
-            const approved = await approveSender(v.config, result.record, said);
+            const approved = await approveSender(config, result.record, said);
             if (!approved && !from) said.err('warning: nothing to approve: no sender address (null sender and no From:)');
           }
           return 0;
@@ -256,8 +256,8 @@ export const command: CliCommand = {
  * address: a From: of "unauthenticated:*@*.*" must not become a wildcard.
  * Its lines quote that address: `io` escapes them (oneLineIO).
  */
-async function approveSender(configDir: string | undefined, record: QuarantineRecord, io: CliIO): Promise<boolean> {
-  const { shared } = loadConfig({ configDir });
+async function approveSender(config: MailwardConfig, record: QuarantineRecord, io: CliIO): Promise<boolean> {
+  const { shared } = config;
   const store = openQuarantine(shared);
   const held = await store.get(record.ref);
   await store.close();
@@ -290,7 +290,7 @@ async function approveSender(configDir: string | undefined, record: QuarantineRe
   for (const symbol of record.symbols.filter((x) => shared.policy.notOverridable.has(x.name))) {
     io.err(`warning: the held message carries ${symbol.name} (${symbol.detail}), which no approval overrides: this sender's next message is judged by its score again. Make sure it is who it claims to be.`);
   }
-  const lists = openLists(configDir);
+  const lists = openLists(config);
   try {
     for (const rcpt of record.rcptTo) {
       const result = await addEntry(lists, 'allow', `user:${rcpt.toLowerCase()}`, address.toLowerCase());

@@ -14,7 +14,7 @@ import {
   symbolFactor,
 } from '../../checks/reputation/learned';
 import { EVENT_KINDS, type EventKind } from '../../checks/reputation/settings';
-import { loadConfig, type MailwardConfig } from '../../config/load';
+import type { MailwardConfig } from '../../config/load';
 import type { StateStore } from '../../state';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, type CliIO, UserError } from '../types';
@@ -46,16 +46,15 @@ interface Opened {
  * so that is an error. A Redis that cannot be reached is one too (the MTA
  * would fall back to in-process state; showing that would be a lie).
  */
-function open(configDir: string | undefined): Opened & { problem: () => string | undefined } {
-  const config = loadConfig({ configDir });
+function open(config: MailwardConfig): Opened & { problem: () => string | undefined } {
   const settings = config.modules.find((m) => m.module.name === 'reputation')!.settings as ReputationSettings;
-  const { store, problem } = openSharedState(config.shared, configDir, 'learned reputation');
+  const { store, problem } = openSharedState(config.shared, config.configDir, 'learned reputation');
   const s = config.shared.state;
   return { config, settings, state: store, where: `redis ${redactUrl(s.redisUrl)} (prefix ${s.prefix})`, problem };
 }
 
-async function withState<T>(configDir: string | undefined, body: (o: Opened) => Promise<T>): Promise<T> {
-  const opened = open(configDir);
+async function withState<T>(config: MailwardConfig, body: (o: Opened) => Promise<T>): Promise<T> {
+  const opened = open(config);
   try {
     const result = await body(opened);
     const problem = opened.problem();
@@ -125,7 +124,7 @@ export const command: CliCommand = {
     kind: { type: 'string' },
     count: { type: 'string' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; json?: boolean; kind?: string; count?: string };
     const [action, targetText, ...extra] = args.positionals;
     if (!action || !['show', 'forget', 'report'].includes(action) || !targetText || extra.length) {
@@ -137,7 +136,7 @@ export const command: CliCommand = {
     } catch (err) {
       throw new UserError((err as Error).message);
     }
-    return withState(v.config, async (o) => {
+    return withState(cli.loadConfig(v.config), async (o) => {
       if (action === 'show') {
         await show(target, o, io, !!v.json);
         return 0;

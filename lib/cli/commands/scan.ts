@@ -1,7 +1,6 @@
 import { isIP } from 'node:net';
 import { createContext, firstHeader } from '../../message';
 import { createMailward, type ScanResult } from '../../index';
-import { loadConfig } from '../../config/load';
 import { createStateStore } from '../../state';
 import { OverlayStore } from '../../state/overlay';
 import { silentLogger } from '../../runtime';
@@ -39,13 +38,13 @@ export const command: CliCommand = {
     config: { type: 'string' },
     json: { type: 'boolean' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { ip?: string; helo?: string; from?: string; to?: string[]; config?: string; json?: boolean };
     if (!args.positionals.length) throw new UserError(`nothing to scan\nusage: ${command.usage}`);
     if (v.ip !== undefined && !isIP(v.ip)) throw new UserError(`--ip ${JSON.stringify(v.ip)} is not an IP address`);
     // Scanning files must not write tracking rows, learn or count: it only explains. It reads the
     // MTA's state (run-time lists, learned reputation) and writes only into a copy of its own.
-    const config = loadConfig({ configDir: v.config });
+    const config = cli.loadConfig(v.config);
     const state = new OverlayStore(createStateStore(config.shared.state, silentLogger));
     const mailward = createMailward({ config, learn: false, state, adoptState: true });
     const describe = (name: string) => (mailward.runtime.config.symbols.has(name) ? mailward.runtime.config.symbols.get(name).description : '');

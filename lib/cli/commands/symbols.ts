@@ -1,9 +1,8 @@
-import { loadConfig } from '../../config/load';
+import { loadConfig, type MailwardConfig } from '../../config/load';
 import type { CliCommand } from '../types';
 
 /** The symbol registry as a Markdown page (docs/symbols.md is this output). */
-export function symbolsMarkdown(configDir?: string): string {
-  const config = loadConfig({ configDir });
+export function symbolsMarkdown(config: MailwardConfig = loadConfig()): string {
   const lines = [
     '# Symbols',
     '',
@@ -29,13 +28,14 @@ export const command: CliCommand = {
   summary: 'list every symbol with its weight (after [scores] overrides) and meaning',
   usage: 'mailward symbols [--config DIR] [--markdown] [--json]',
   options: { config: { type: 'string' }, markdown: { type: 'boolean' }, json: { type: 'boolean' } },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; markdown?: boolean; json?: boolean };
+    const config = cli.loadConfig(v.config);
     if (v.markdown) {
-      io.out(symbolsMarkdown(v.config).trimEnd());
+      io.out(symbolsMarkdown(config).trimEnd());
       return 0;
     }
-    const all = loadConfig({ configDir: v.config }).symbols.all();
+    const all = config.symbols.all();
     if (v.json) {
       for (const def of all) io.out(JSON.stringify(def));
       return 0;

@@ -1,7 +1,7 @@
 import type { BackscatterSettings } from '../../checks/backscatter/settings';
 import { normaliseSubject } from '../../checks/backscatter/subject';
 import { SubjectThrottle, type SubjectBlock } from '../../checks/backscatter/throttle';
-import { loadConfig } from '../../config/load';
+import type { MailwardConfig } from '../../config/load';
 import type { StateStore } from '../../state/types';
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { openSharedState } from '../shared-state';
@@ -28,11 +28,10 @@ function printBlocks(io: CliIO, blocks: SubjectBlock[], now: number): void {
 }
 
 /** The configured shared state, or a one-line error when the CLI cannot see the MTA's blocks. */
-async function openState(configDir: string | undefined): Promise<{ store: StateStore; throttle: SubjectThrottle; problem: () => string | undefined }> {
-  const config = loadConfig({ configDir });
+async function openState(config: MailwardConfig): Promise<{ store: StateStore; throttle: SubjectThrottle; problem: () => string | undefined }> {
   const settings = config.modules.find((m) => m.module.name === 'backscatter')?.settings as BackscatterSettings | undefined;
   if (!settings) throw new UserError('the backscatter module is not configured', 1);
-  const { store, problem } = openSharedState(config.shared, configDir, 'throttle blocks');
+  const { store, problem } = openSharedState(config.shared, config.configDir, 'throttle blocks');
   return { store, throttle: new SubjectThrottle(store, settings.throttle, Date.now, config.shared.nodeName), problem };
 }
 
@@ -45,14 +44,14 @@ export const command: CliCommand = {
     json: { type: 'boolean' },
     all: { type: 'boolean' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; json?: boolean; all?: boolean };
     const [action, ...rest] = args.positionals;
     if (action !== 'list' && action !== 'clear') throw new UserError(`say list or clear\nusage: ${USAGE}`);
     if (action === 'list' && rest.length) throw new UserError(`list takes no arguments\nusage: ${USAGE}`);
     if (action === 'clear' && (v.all ? rest.length > 0 : rest.length === 0)) throw new UserError(`clear takes one SUBJECT (quoted) or ID, or --all\nusage: ${USAGE}`);
 
-    const { store, throttle, problem } = await openState(v.config);
+    const { store, throttle, problem } = await openState(cli.loadConfig(v.config));
     try {
       const blocks = await throttle.list();
       const unreachable = problem();

@@ -71,7 +71,7 @@ export const command: CliCommand = {
     limit: { type: 'string' },
     json: { type: 'boolean' },
   },
-  async run(args, io) {
+  async run(args, io, cli) {
     const v = args.values as { config?: string; since?: string; ip?: string; from?: string; to?: string; action?: string; limit?: string; json?: boolean };
     if (args.positionals.length) throw new UserError(`unexpected argument ${JSON.stringify(args.positionals[0])}\nusage: ${command.usage}`);
     const limit = parseLimit(v.limit);
@@ -80,7 +80,7 @@ export const command: CliCommand = {
       throw new UserError(`--action ${JSON.stringify(v.action)}: one of ${ACTIONS.join(', ')} or an early end such as abandoned; a refusal shown as reject@rcpt is found with --action reject`);
     }
     const filter = { since, ip: v.ip, from: v.from, to: v.to, action: v.action, limit };
-    const source = openTracking(v.config);
+    const source = openTracking(cli.loadConfig(v.config));
     try {
       const stored = await tryRead(source, (r) => r.find(filter));
       // The database cannot be read: show what waits in the spool (the newest rows, as a rule),
