@@ -192,18 +192,26 @@ export function mailboxesOf(values: string[]): Mailbox[] {
 }
 
 /**
- * The From: header(s) parsed once per message: several checks read them, and
- * a forger controls their size.
+ * Address headers (From:, Reply-To:, Sender:) parsed once per message and
+ * name: several checks read them, and a forger controls their size.
  */
-const fromFields = new WeakMap<MessageContext, { headers: HeaderField[]; fields: AddressField[] }>();
+const addressFields = new WeakMap<MessageContext, { headers: HeaderField[]; byName: Map<string, AddressField[]> }>();
 
-function fromFieldsOf(ctx: MessageContext): AddressField[] {
-  let cached = fromFields.get(ctx);
+function addressFieldsOf(ctx: MessageContext, name: string): AddressField[] {
+  let cached = addressFields.get(ctx);
   if (!cached || cached.headers !== ctx.headers) {
-    cached = { headers: ctx.headers, fields: headerValues(ctx, 'from').map(parseAddressField) };
-    fromFields.set(ctx, cached);
+    cached = { headers: ctx.headers, byName: new Map() };
+    addressFields.set(ctx, cached);
   }
-  return cached.fields;
+  const key = name.toLowerCase();
+  let fields = cached.byName.get(key);
+  if (!fields) cached.byName.set(key, (fields = headerValues(ctx, key).map(parseAddressField)));
+  return fields;
+}
+
+/** Every mailbox in every header of this name (Reply-To, Sender), groups flattened, in message order; parsed once per message. */
+export function headerMailboxes(ctx: MessageContext, name: string): Mailbox[] {
+  return addressFieldsOf(ctx, name).flatMap((f) => f.mailboxes);
 }
 
 /**
@@ -212,7 +220,7 @@ function fromFieldsOf(ctx: MessageContext): AddressField[] {
  * address it wants believed second, in a group, or in a second From: header.
  */
 export function fromMailboxes(ctx: MessageContext): Mailbox[] {
-  return fromFieldsOf(ctx).flatMap((f) => f.mailboxes);
+  return headerMailboxes(ctx, 'from');
 }
 
 /** A word that reads as an address: what a reader takes for one in a display or group name (any script in the domain). */
@@ -238,7 +246,7 @@ export function addressesInText(text: string, asWritten = false): string[] {
  * must judge. Empty when From: has an address.
  */
 export function shownFromAddresses(ctx: MessageContext, asWritten = false): string[] {
-  const fields = fromFieldsOf(ctx);
+  const fields = addressFieldsOf(ctx, 'from');
   if (fields.some((f) => f.mailboxes.some((m) => m.address))) return [];
   return [...new Set(fields.flatMap((f) => f.names).flatMap((name) => addressesInText(name, asWritten)))];
 }

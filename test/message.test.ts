@@ -1,6 +1,6 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
-import { createContext, fromMailboxes, parseHeaderBlock, withoutHeaders } from '../lib/message';
+import { createContext, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, setMessage, withoutHeaders } from '../lib/message';
 import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
@@ -89,6 +89,17 @@ describe('message helpers', () => {
       { name: 'CEO', address: 'ceo@example.com', written: 'CEO@Example.com' },
       { name: 'Jürgen', address: 'j@example.com', written: 'j@example.com' },
     ]);
+  });
+
+  it('headerMailboxes: Reply-To: and Sender: read as mailboxesOf reads them, each name apart, and read again for a new message', () => {
+    const raw = 'From: a@example.com\r\nReply-To: "Help" <Help@Partner.test>, b@c.test\r\nSender: s@list.test\r\n\r\nbody\r\n';
+    const ctx = createContext({ ip: '192.0.2.1', raw });
+    assert.deepEqual(headerMailboxes(ctx, 'Reply-To'), mailboxesOf(headerValues(ctx, 'reply-to')));
+    assert.deepEqual(headerMailboxes(ctx, 'sender').map((m) => m.address), ['s@list.test']);
+    assert.deepEqual(fromMailboxes(ctx).map((m) => m.address), ['a@example.com']);
+    setMessage(ctx, 'From: a@example.com\r\nReply-To: other@d.test\r\n\r\nbody\r\n');
+    assert.deepEqual(headerMailboxes(ctx, 'reply-to').map((m) => m.address), ['other@d.test']);
+    assert.deepEqual(headerMailboxes(ctx, 'sender'), []);
   });
 
   it('withoutHeaders removes the named fields with their continuation lines, and keeps every other byte', () => {

@@ -1,6 +1,6 @@
 import { confirmedNames, pendingCouldMatch, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { addressesInText, domainOf, fromMailboxes, headerValues, mailboxesOf, shownFromAddresses, type MessageContext } from '../../message';
+import { addressesInText, domainOf, fromMailboxes, headerMailboxes, headerValues, shownFromAddresses, type MessageContext } from '../../message';
 import { bodyTexts, hostOf, messageParts, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
@@ -244,8 +244,8 @@ function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnve
   const written: [string, string][] = [
     ...fromMailboxes(ctx).map((m): [string, string] => ['From:', m.written]),
     ...shownFromAddresses(ctx, true).map((a): [string, string] => ['From:', a]),
-    ...mailboxesOf(headerValues(ctx, 'reply-to')).map((m): [string, string] => ['Reply-To:', m.written]),
-    ...mailboxesOf(headerValues(ctx, 'sender')).map((m): [string, string] => ['Sender:', m.written]),
+    ...headerMailboxes(ctx, 'reply-to').map((m): [string, string] => ['Reply-To:', m.written]),
+    ...headerMailboxes(ctx, 'sender').map((m): [string, string] => ['Sender:', m.written]),
   ];
   if (checkEnvelope && ctx.mailFrom) written.push(['MAIL FROM', ctx.mailFrom]);
   const looks = new Set<string>();
@@ -331,7 +331,7 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       // A From: with no address at all: clients show its text, which may be our address.
       for (const address of shownFromAddresses(ctx)) claim('From:', address, 'shown as text, From: has no address');
       // Clients show Sender: too ("on behalf of").
-      for (const { address } of mailboxesOf(headerValues(ctx, 'sender'))) claim('Sender:', address);
+      for (const { address } of headerMailboxes(ctx, 'sender')) claim('Sender:', address);
       const envelope = (ctx.mailFrom ?? '').toLowerCase();
       const envelopeLocal = settings.checkEnvelope ? localDomainOf(settings, domainOf(envelope)) : undefined;
       const claims = [...claimsByKey.values()];

@@ -1,4 +1,4 @@
-import { firstHeader, fromMailboxes, headerValues, mailboxesOf, parsedMessage, type MessageContext } from '../../message';
+import { firstHeader, fromMailboxes, headerMailboxes, parsedMessage, type MessageContext } from '../../message';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { authResults, fromDomainAuthenticated } from '../auth/results';
@@ -71,7 +71,7 @@ function authenticatedSender(ctx: MessageContext): string {
  */
 function replyAddresses(ctx: MessageContext): string[] {
   if (!ctx.authUser) return [];
-  return [...mailboxesOf(headerValues(ctx, 'reply-to')), ...fromMailboxes(ctx)].map((m) => m.address);
+  return [...headerMailboxes(ctx, 'reply-to'), ...fromMailboxes(ctx)].map((m) => m.address);
 }
 
 function errorHit(err: unknown, what: string): Hit {
