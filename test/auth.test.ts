@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { sealMessage } from 'mailauth';
-import { AUTH_DEFAULTS, authResults, authModule } from '../lib/checks/auth';
+import { AUTH_DEFAULTS, authResults, authModule, ownAuthResults, resinfoEntries } from '../lib/checks/auth';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
@@ -62,6 +62,20 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.equal(auth.dkim.length, 1);
     assert.deepEqual({ ...auth.dkim[0], comment: '' }, { result: 'pass', domain: 'example.com', selector: 's1', aligned: true, comment: '', signedRecipients: ['bob@example.org'] });
     assert.deepEqual(auth.dmarc, { result: 'pass', policy: 'reject', domain: 'example.com' });
+    // The field, for an MTA that assembles its own (Haraka): our authserv-id and its entries, one per method.
+    assert.deepEqual(ownAuthResults(result.context), { authservId: 'mx.example.org', value: ar });
+    const { authservId, entries } = resinfoEntries(ar);
+    assert.equal(authservId, 'mx.example.org');
+    assert.deepEqual(entries.map((e) => e.slice(0, e.indexOf('='))).sort(), ['dkim', 'dmarc', 'spf']);
+  });
+
+  it('resinfoEntries splits an Authentication-Results value at its top-level semicolons only', () => {
+    assert.deepEqual(resinfoEntries('mx.example.org 1; spf=pass (a; comment (nested;)) smtp.mailfrom="a;b"@example.com ;dkim=fail;none'), {
+      authservId: 'mx.example.org',
+      entries: ['spf=pass (a; comment (nested;)) smtp.mailfrom="a;b"@example.com', 'dkim=fail'],
+    });
+    assert.deepEqual(resinfoEntries('mx.example.org; none'), { authservId: 'mx.example.org', entries: [] });
+    assert.deepEqual(resinfoEntries('mx.example.org; x="q\\";y"; z=1'), { authservId: 'mx.example.org', entries: ['x="q\\";y"', 'z=1'] });
   });
 
   it('removes Authentication-Results forged in our own name, keeping other hosts\' results', async () => {

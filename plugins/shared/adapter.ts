@@ -4,6 +4,7 @@ import { headerValues, setMessage } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import { addressOf, removeHeaderFields, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
+import { takeOutDataDoneField } from './auth-results';
 import { runtimeFor } from './runtime';
 import { connectionState, type MailwardState, transactionState } from './state';
 
@@ -36,8 +37,12 @@ export function hook(body: HookBody) {
 }
 
 /** The raw message, fetched from Haraka once per transaction and attached to the context. */
-export async function loadMessage(state: MailwardState, txn: HarakaTransaction): Promise<void> {
-  state.data ??= new Promise<Buffer>((resolve) => txn.message_stream.get_data(resolve));
+export async function loadMessage(state: MailwardState, connection: HarakaConnection, txn: HarakaTransaction): Promise<void> {
+  if (!state.data) {
+    // Haraka's own Authentication-Results (data_done) is not the sender's: see auth-results.ts.
+    takeOutDataDoneField(state, connection, txn);
+    state.data = new Promise<Buffer>((resolve) => txn.message_stream.get_data(resolve));
+  }
   const raw = await state.data;
   if (!state.ctx.raw) setMessage(state.ctx, raw);
 }
@@ -128,7 +133,7 @@ export async function runModulePhase(
   }
   if (txn && phase === 'data') {
     syncRecipients(state, txn);
-    await loadMessage(state, txn);
+    await loadMessage(state, connection, txn);
   }
   const before = new Set(state.ledger.symbols.map((s) => s.name));
   await runtime.runPhase([moduleName], phase, state.ctx, state.ledger, { recipient });
@@ -172,6 +177,10 @@ const HOOK_PHASES: [hook: string, phase: Phase][] = [
 export interface PluginExtras {
   /** More hooks, registered after the phase hooks: hook name -> body. */
   hooks?: Record<string, HookBody>;
+  /** Priorities of some of those hooks (Haraka's default 0 otherwise). */
+  hookPriorities?: Record<string, number>;
+  /** Runs in the data_post hook after the module's checks and their header changes. */
+  afterData?: (state: MailwardState, connection: HarakaConnection) => void;
   /**
    * Priority of the phase hooks (Haraka runs lower first). The default,
    * checkPriority(module) (-20 to -13), runs checks before the operator's own
@@ -194,12 +203,13 @@ export function definePlugin(moduleName: string, extras: PluginExtras = {}): Rec
       for (const [hookName, phase] of HOOK_PHASES) {
         if (phases.has(phase)) this.register_hook(hookName, `mailward_${hookName}`, extras.priority ?? checkPriority(moduleName));
       }
-      for (const hookName of Object.keys(extras.hooks ?? {})) this.register_hook(hookName, `mailward_extra_${hookName}`);
+      for (const hookName of Object.keys(extras.hooks ?? {})) this.register_hook(hookName, `mailward_extra_${hookName}`, extras.hookPriorities?.[hookName]);
     },
   };
   for (const [hookName, phase] of HOOK_PHASES) {
     plugin[`mailward_${hookName}`] = hook(async function (connection, params) {
-      await runModulePhase(this, runtimeFor(this), moduleName, phase, connection, params);
+      const state = await runModulePhase(this, runtimeFor(this), moduleName, phase, connection, params);
+      if (phase === 'data' && connection.transaction) extras.afterData?.(state, connection);
     });
   }
   for (const [hookName, body] of Object.entries(extras.hooks ?? {})) plugin[`mailward_extra_${hookName}`] = hook(body);

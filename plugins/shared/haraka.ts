@@ -69,7 +69,7 @@ export interface HarakaTransaction {
   add_leading_header(name: string, value: string): void;
   remove_header(name: string): void;
   /** haraka-email-message's Header: `header_list` is the fields as they are written on delivery, one entry each. */
-  header?: { header_list?: string[] };
+  header?: { header_list?: string[]; headers?: Record<string, string[]>; headers_decoded?: Record<string, string[]> };
 }
 
 /**
@@ -121,6 +121,12 @@ export interface HarakaConnection {
   notes: Record<string, any>;
   transaction: HarakaTransaction | null;
   results: HarakaResults;
+  /**
+   * Haraka's Authentication-Results collector: stores a resinfo (in the
+   * transaction's notes when there is one) and returns the field it would
+   * write, "<local.host>;\r\n\t<result>;...", or '' without results.
+   */
+  auth_results?(message?: string): string;
 }
 
 export interface HarakaConfig {

@@ -29,6 +29,8 @@ export interface MailwardState {
   /** Recipients refused at RCPT by any plugin, with the reason. */
   refusedRecipients: { address: string; reason: string }[];
   quarantined?: boolean;
+  /** The auth check's Authentication-Results entries were handed to Haraka's own field (see auth-results.ts). */
+  authResultsShared?: boolean;
   tracked?: boolean;
 }
 

@@ -7,9 +7,9 @@ import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
 import { olderSealKeyTempError } from './arc';
-import { AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
+import { AUTH_FIELD_NOTE, AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
-export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, type AuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
+export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, ownAuthResults, resinfoEntries, type AuthResults, type OwnAuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
 export { orgDomain, relaxedAligned, withinDomain } from './align';
 
 export interface AuthSettings {
@@ -460,7 +460,10 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
       ctx.notes[AUTH_NOTE] = run.auth;
       for (const [name, value] of run.headers) {
         const key = name.toLowerCase();
-        if (key === 'authentication-results' && settings.addAuthenticationResults) ctx.headerChanges.add.push([name, value]);
+        if (key === 'authentication-results' && settings.addAuthenticationResults) {
+          ctx.headerChanges.add.push([name, value]);
+          ctx.notes[AUTH_FIELD_NOTE] = { authservId: settings.authservId || ctx.localHostname || 'localhost', value };
+        }
         if (key === 'received-spf' && settings.addReceivedSpf) ctx.headerChanges.add.push([name, value]);
       }
       return [...forged, ...fromHeaderHits(ctx), ...authHits(run.auth, settings)];

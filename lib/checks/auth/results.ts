@@ -305,3 +305,50 @@ export function headerPairs(block: string): [string, string][] {
   }
   return pairs;
 }
+
+/**
+ * The Authentication-Results field the auth check added, in `ctx.notes`
+ * (read with `ownAuthResults(ctx)`): an MTA adapter whose MTA assembles a
+ * field of its own from its plugins' results (Haraka) hands these entries on.
+ */
+export const AUTH_FIELD_NOTE = 'auth.field';
+
+export interface OwnAuthResults {
+  /** Our authserv-id: `[headers] authserv_id` or the MTA's host name. */
+  authservId: string;
+  /** The field's value as mailauth wrote it, unfolded. */
+  value: string;
+}
+
+export function ownAuthResults(ctx: MessageContext): OwnAuthResults | undefined {
+  return ctx.notes[AUTH_FIELD_NOTE] as OwnAuthResults | undefined;
+}
+
+/**
+ * An Authentication-Results value split at its top-level semicolons (RFC
+ * 8601 §2.2): the authserv-id (with its version, if any) and each resinfo,
+ * trimmed. A ';' in a comment or a quoted string (an envelope sender's quoted
+ * local part) does not split.
+ */
+export function resinfoEntries(value: string): { authservId: string; entries: string[] } {
+  const parts: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '\\' && (quoted || depth > 0)) i++;
+    else if (quoted) quoted = c !== '"';
+    else if (c === '"' && depth === 0) quoted = true;
+    else if (c === '(') depth++;
+    else if (c === ')' && depth > 0) depth--;
+    else if (c === ';' && depth === 0) {
+      parts.push(value.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(value.slice(start));
+  const [head = '', ...rest] = parts.map((p) => p.trim());
+  // "none" says there are no results (RFC 8601 §2.2): nothing to hand on.
+  return { authservId: head.split(/\s+/)[0] ?? '', entries: rest.filter((e) => e && e.toLowerCase() !== 'none') };
+}

@@ -1,0 +1,148 @@
+// mailward's Authentication-Results beside the one Haraka assembles itself.
+//
+// Haraka collects the results its plugins report with
+// connection.auth_results(resinfo) (auth/auth_base on AUTH, spf, dkim, third
+// parties) in connection.notes and transaction.notes.authentication_results.
+// When any were collected it writes a field of its own twice
+// (connection.js): at data_done, appended to the header before the data_post
+// hooks run, and in data_post_respond, after them, where it first REMOVES
+// every Authentication-Results field and then puts its field, "<local.host>;
+// <every result>", on top. mailward's field, added in data_post, was thrown
+// away with the rest, and Haraka's data_done field, in our name, was read as
+// a forged one (AUTH_RESULTS_FORGED). Here:
+//   - the data_done field is taken out before the message is read: Haraka
+//     writes it again, with whatever is reported later, in data_post_respond;
+//   - with the authserv-id Haraka uses (its host name), mailward's entries are
+//     handed to Haraka, so that its one field carries them as well;
+//   - with another authserv-id, or when a plugin reports only after mailward's
+//     hook, mailward's own field is put back (queue hook, before delivery).
+import { ownAuthResults, resinfoEntries } from '../../lib/checks/auth';
+import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
+import type { HarakaConnection, HarakaTransaction } from './haraka';
+import type { MailwardState } from './state';
+
+const AR = 'Authentication-Results';
+
+/** The results Haraka has collected so far, the connection's then the transaction's, as it assembles them. */
+function collected(connection: HarakaConnection): { conn: string[]; txn: string[] } {
+  const list = (notes: Record<string, any> | undefined): string[] => (Array.isArray(notes?.authentication_results) ? notes!.authentication_results.map(String) : []);
+  return { conn: list(connection.notes), txn: list(connection.transaction?.notes) };
+}
+
+function harakaHasResults(connection: HarakaConnection): boolean {
+  const { conn, txn } = collected(connection);
+  return conn.length + txn.length > 0;
+}
+
+const same = (a: string | undefined, b: string | undefined) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
+
+/**
+ * Is this header entry the field Haraka appended at data_done: its host name,
+ * then the connection's results and the first of the transaction's (a
+ * data_post hook may have reported more since)?
+ */
+function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
+  const colon = entry.indexOf(':');
+  if (colon < 0 || entry.slice(0, colon) !== AR) return false;
+  const { authservId, entries } = resinfoEntries(entry.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' '));
+  const { conn, txn } = collected(connection);
+  const expected = [...conn, ...txn].map((e) => e.trim());
+  return same(authservId, connection.local.host) && entries.length > conn.length && entries.length <= expected.length && entries.every((e, i) => e === expected[i]);
+}
+
+/**
+ * Takes out of the header the field Haraka appended at data_done, before
+ * mailward reads the message: it is Haraka's own, not a forged one in our
+ * name, and Haraka removes it in data_post_respond anyway (it wrote it
+ * because it holds results, and then writes them all again on top). The held
+ * copy has it on top, where the delivered copy will (until the auth plugin
+ * replaces it with the combined field).
+ */
+export function takeOutDataDoneField(state: MailwardState, connection: HarakaConnection, txn: HarakaTransaction): void {
+  const list = txn.header?.header_list;
+  if (!Array.isArray(list) || !harakaHasResults(connection)) return;
+  // It was appended: the last such entry.
+  for (let i = list.length - 1; i >= 0; i--) {
+    if (!isDataDoneField(list[i]!, connection)) continue;
+    const [entry] = list.splice(i, 1);
+    // Haraka's parsed copies of the field (header.get), kept in step.
+    const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
+    for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
+      const values = parsed?.[AR.toLowerCase()];
+      if (Array.isArray(values)) {
+        const at = values.lastIndexOf(value);
+        values.splice(at < 0 ? values.length - 1 : at, 1);
+      }
+    }
+    state.addedOnTop.unshift([AR, value]);
+    return;
+  }
+}
+
+/** Hands mailward's entries to Haraka, each once (notes hold them as Haraka sanitised them: no control characters). */
+function handOver(connection: HarakaConnection, entries: string[]): void {
+  const { conn, txn } = collected(connection);
+  const have = new Set([...conn, ...txn].map((e) => e.trim()));
+  for (const entry of entries) if (!have.has(entry.replace(/[\x00-\x1f\x7f]/g, '').trim())) connection.auth_results?.(entry);
+}
+
+/** Haraka's field as data_post_respond writes it: every field of the name out, its own on top. */
+function writeHarakaField(txn: HarakaTransaction, connection: HarakaConnection): string {
+  const combined = connection.auth_results?.() ?? '';
+  txn.remove_header(AR);
+  if (combined) txn.add_leading_header(AR, combined);
+  return combined;
+}
+
+/**
+ * Right after the auth check wrote its field (data_post): if Haraka holds
+ * results, it will replace every Authentication-Results field with its own.
+ * With our authserv-id its host name, mailward's entries go to Haraka and the
+ * combined field replaces ours now, in the message and in the held copy
+ * (the verdict's quarantine copy is taken before data_post_respond). With
+ * another authserv-id Haraka's field is added beside ours, as it will stand
+ * (ours comes back at queue time). Haraka also drops the other hosts'
+ * fields mailward put back (with connection.ini clean_auth_results, its
+ * default, there are none: it renamed them Original-Authentication-Results).
+ */
+export function shareAuthResults(state: MailwardState, connection: HarakaConnection): void {
+  const own = ownAuthResults(state.ctx);
+  const txn = connection.transaction;
+  if (!own || !txn || state.authResultsShared || !harakaHasResults(connection)) return;
+  const written = valueToWrite(AR, encodedHeaderValue(own.value));
+  if (same(own.authservId, connection.local.host)) {
+    handOver(connection, resinfoEntries(own.value).entries);
+    state.authResultsShared = true;
+    const combined = writeHarakaField(txn, connection);
+    // Ours and Haraka's data_done field (takeOutDataDoneField) give way to the combined one.
+    state.addedOnTop = state.addedOnTop.filter(([name]) => name !== AR);
+    state.addedOnTop.unshift([AR, combined]);
+  } else {
+    const field = connection.auth_results?.() ?? '';
+    txn.add_leading_header(AR, field);
+    state.addedOnTop = state.addedOnTop.filter(([name, value]) => !(name === AR && value !== written));
+    state.addedOnTop.unshift([AR, field]);
+  }
+  state.putBack = state.putBack.filter(([name]) => name !== AR);
+}
+
+/**
+ * Before delivery (queue hook, after data_post_respond): Haraka's field
+ * replaced ours when it held results mailward did not hand over, from a
+ * plugin that reported after mailward's data_post hook, or under another
+ * authserv-id. Ours comes back: combined with Haraka's when the authserv-id
+ * is the same, as a field of its own on top otherwise.
+ */
+export function restoreAuthResults(state: MailwardState, connection: HarakaConnection): void {
+  const own = ownAuthResults(state.ctx);
+  const txn = connection.transaction;
+  if (!own || !txn || state.authResultsShared || !harakaHasResults(connection)) return;
+  if (same(own.authservId, connection.local.host)) {
+    handOver(connection, resinfoEntries(own.value).entries);
+    state.authResultsShared = true;
+    writeHarakaField(txn, connection);
+    return;
+  }
+  // Haraka held results, so data_post_respond took every field of the name out, ours too.
+  txn.add_leading_header(AR, valueToWrite(AR, encodedHeaderValue(own.value)));
+}

@@ -1,0 +1,154 @@
+// mailward's Authentication-Results beside results Haraka collects itself: a
+// real Haraka with a plain plugin that reports through
+// connection.auth_results(), as Haraka's auth, spf and dkim plugins do. When
+// any result was reported, Haraka (connection.js data_post_respond) removes
+// every Authentication-Results field and writes its own, combined, on top:
+// mailward's SPF/DKIM/DMARC results were gone from the delivered copy.
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../lib/cli/main';
+import { closeSharedIndexes } from '../lib/quarantine';
+import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
+import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+
+// Reports at RCPT (before DATA: Haraka also appends a field of its own at the end of the header at
+// data_done) for a recipient early@ or both@, and in data_post after mailward's checks for late@ or both@.
+const REPORTER = `
+const addr = (a) => String(typeof a.address === 'function' ? a.address() : a.address);
+exports.register = function () {
+  this.register_hook('rcpt', 'report_rcpt');
+  this.register_hook('data_post', 'report_data_post');
+};
+exports.report_rcpt = function (next, connection, params) {
+  if (/^(early|both)@/.test(addr(params[0]))) connection.auth_results('x-test=pass (early)');
+  next();
+};
+exports.report_data_post = function (next, connection) {
+  if (connection.transaction.rcpt_to.some((r) => /^(late|both)@/.test(addr(r)))) connection.auth_results('x-test=pass (late)');
+  next();
+};
+`;
+
+describe('Authentication-Results beside results Haraka collects (connection.auth_results)', function () {
+  this.timeout(60_000);
+  let world: AuthWorld;
+  let haraka: HarakaInstance;
+
+  before(async () => {
+    world = await startAuthWorld();
+    haraka = await startHaraka({
+      plugins: ['mailward/plugins/auth', 'mailward/plugins/rules'],
+      pluginFiles: { test_auth_reporter: REPORTER },
+      hostList: ['widget.test'],
+      me: 'mx.widget.test',
+      files: {
+        'mailward.ini': `[main]\ndata_dir = data\n\n[dns]\nservers = ${world.dns.server}\ntimeout_ms = 400\n`,
+        'mailward.rules': 'rule hold\n  header Subject contains [holdme]\n  action quarantine\n',
+      },
+    });
+  });
+  after(async () => {
+    await closeSharedIndexes();
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+    await world?.stop();
+  });
+
+  async function send(to: string, subject?: string) {
+    const raw = await sign(message({ to, subject }), 'example.com', 's1', world.keys.example);
+    const before = new Set(haraka.delivered());
+    const result = await sendMail({ port: haraka.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: 'mail.sender.test' });
+    assert.equal(result.code, 250, result.response);
+    const fresh = haraka.delivered().filter((f) => !before.has(f));
+    assert.equal(fresh.length, 1);
+    const text = readFileSync(fresh[0]!, 'utf8');
+    return text.slice(0, text.search(/\r?\n\r?\n/));
+  }
+
+  /** Every Authentication-Results field of a header block, unfolded. */
+  function authResults(block: string): string[] {
+    return [...block.matchAll(/^Authentication-Results:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)/gim)].map((m) => m[1]!.replace(/\r?\n[ \t]+/g, ' ').trim());
+  }
+
+  function assertOurs(field: string, block: string): void {
+    assert.match(field, /spf=pass \([a-z.]+: domain of alice@example\.com designates 127\.0\.0\.10 as permitted sender\) smtp\.mailfrom=alice@example\.com/, block);
+    assert.match(field, /dkim=pass header\.i=@example\.com header\.s=s1/, block);
+    assert.match(field, /dmarc=pass \(p=REJECT[^)]*\) header\.from=example\.com/, block);
+  }
+
+  for (const [to, reported] of [
+    ['early@widget.test', ['early']],
+    ['late@widget.test', ['late']],
+    ['both@widget.test', ['early', 'late']],
+  ] as const) {
+    it(`a result reported ${reported.join(' and ')} is written with mailward's in one field: ${to}`, async () => {
+      const block = await send(to);
+      const fields = authResults(block);
+      assert.equal(fields.length, 1, block);
+      const field = fields[0]!;
+      assert.match(field, /^mx\.widget\.test; /, block);
+      assertOurs(field, block);
+      for (const when of reported) assert.equal(field.split(`x-test=pass (${when})`).length, 2, block);
+      // Each of mailward's entries once.
+      for (const method of ['spf', 'dkim', 'dmarc']) assert.equal(field.split(`; ${method}=`).length, 2, `${method}: ${block}`);
+      // Haraka's own field (appended before data_post) is not a forged one.
+      assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/);
+      assert.match(block, /^X-Mailward-Status: accept /m);
+    });
+  }
+
+  /** Sends a message the rules quarantine; the held copy's header block. */
+  async function hold(to: string): Promise<string> {
+    const raw = await sign(message({ to, subject: '[holdme] figures' }), 'example.com', 's1', world.keys.example);
+    const result = await sendMail({ port: haraka.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: 'mail.sender.test' });
+    assert.equal(result.code, 250, result.response);
+    const ref = /ref ([0-9A-Z]{10})/.exec(result.response)![1]!;
+    const out: string[] = [];
+    assert.equal(await main(['quarantine', 'show', ref, '--raw', '--config', haraka.configDir], { out: (l) => out.push(l), err: (l) => out.push(l) }), 0, out.join('\n'));
+    const held = out.join('\n');
+    return held.slice(0, held.search(/\r?\n\r?\n/));
+  }
+
+  it('the held copy of a quarantined message has the field as it would have been delivered', async () => {
+    // Held before data_post_respond: what a plugin reports after mailward's hook is not in it.
+    const block = await hold('early@widget.test');
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    assert.match(fields[0]!, /^mx\.widget\.test; /, block);
+    assertOurs(fields[0]!, block);
+    assert.equal(fields[0]!.split('x-test=pass (early)').length, 2, block);
+    assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/);
+  });
+
+  it('without a result reported by Haraka, mailward writes its field as before', async () => {
+    const block = await send('staff@widget.test');
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    assertOurs(fields[0]!, block);
+    assert.doesNotMatch(fields[0]!, /x-test/);
+  });
+
+  it('an authserv-id other than the host name: mailward keeps a field of its own beside Haraka\'s', async () => {
+    writeFileSync(join(haraka.configDir, 'mailward.auth.ini'), '[headers]\nauthserv_id = auth.widget.test\n');
+    const deadline = Date.now() + 10_000;
+    while (!/mailward configuration reloaded/.test(haraka.logs()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.match(haraka.logs(), /mailward configuration reloaded/);
+    const block = await send('both@widget.test');
+    const fields = authResults(block);
+    assert.equal(fields.length, 2, block);
+    const ours = fields.find((f) => f.startsWith('auth.widget.test;'));
+    const haraka_ = fields.find((f) => f.startsWith('mx.widget.test;'));
+    assert.ok(ours && haraka_, block);
+    assertOurs(ours, block);
+    assert.match(haraka_, /x-test=pass \(early\).*x-test=pass \(late\)/, block);
+    assert.doesNotMatch(haraka_, /spf=|dkim=|dmarc=/, block);
+    assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/);
+
+    const held = await hold('early@widget.test');
+    const heldFields = authResults(held);
+    assert.equal(heldFields.length, 2, held);
+    assertOurs(heldFields.find((f) => f.startsWith('auth.widget.test;')) ?? '', held);
+    assert.equal(heldFields.find((f) => f.startsWith('mx.widget.test;')), 'mx.widget.test; x-test=pass (early)', held);
+  });
+});
