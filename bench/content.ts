@@ -37,12 +37,16 @@ export interface ContentBenchResult {
 }
 
 /** Runs `work` while measuring the longest event-loop delay (ms). */
-async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; maxStallMs: number; result: T }> {
+export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; maxStallMs: number; result: T }> {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
+  // The histogram samples from its first timer turn on: a stall before it would go unseen.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   const started = process.hrtime.bigint();
   const result = await work();
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  // One more timer turn, so that a stall at the very end (or work that never yielded) is sampled too.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   histogram.disable();
   return { ms, maxStallMs: histogram.max / 1e6, result };
 }

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import { createClient } from 'redis';
 import { BayesModel } from '../lib/checks/content/bayes';
 import { Classifier, prunePolicy } from '../lib/checks/content/classifier';
+import { BucketCounts, FirstTokens } from '../lib/checks/content/cut';
 import { DEFAULT_CONTENT_SETTINGS } from '../lib/checks/content/settings';
 import { dayNumber, RedisBayesStore, SqliteBayesStore, type BayesStore } from '../lib/checks/content/store';
 import { silentLogger } from '../lib/runtime';
@@ -66,6 +67,90 @@ async function bound(makeStore: () => BayesStore, backdateAll: (days: number) =>
   await started.close();
 }
 
+interface Seeded {
+  token: string;
+  spam: number;
+  ham: number;
+  day: number;
+}
+
+/**
+ * `n` tokens with counts 1..4 and days among the last 5, some spam, some ham,
+ * some both (a Redis token in both hashes), in no order: many ties of (count,
+ * day), broken by token. Deterministic.
+ */
+function seededModel(n: number): Seeded[] {
+  const today = dayNumber(Date.now());
+  const out: Seeded[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = (i * 7919) % 1009;
+    const spam = x % 3 === 0 ? 0 : 1 + (x % 2);
+    const ham = x % 3 === 1 ? 0 : 1 + ((x >> 2) % 2);
+    out.push({ token: `k${((i * 104_729) % 1_000_003).toString(36)}-${i}`, spam, ham, day: today - (x % 5) });
+  }
+  return out;
+}
+
+/** What the bound keeps: all but the `excess` first in (spam + ham, day, token) order. */
+function expectedKept(model: Seeded[], maxTokens: number): string[] {
+  const order = [...model].sort((a, b) => a.spam + a.ham - (b.spam + b.ham) || a.day - b.day || (a.token < b.token ? -1 : a.token > b.token ? 1 : 0));
+  return order
+    .slice(Math.max(0, model.length - maxTokens))
+    .map((t) => t.token)
+    .sort();
+}
+
+function seedSqlite(path: string, model: Seeded[]): void {
+  const db = new Database(path);
+  const insert = db.prepare('INSERT INTO bayes_tokens_v2 (token, spam, ham, last_day) VALUES (?, ?, ?, ?)');
+  db.transaction(() => {
+    for (const t of model) insert.run(t.token, t.spam, t.ham, t.day);
+  })();
+  db.close();
+}
+
+async function seedRedis(client: ReturnType<typeof createClient>, prefix: string, model: Seeded[]): Promise<void> {
+  for (let i = 0; i < model.length; i += 5000) {
+    const part = model.slice(i, i + 5000);
+    const spam = part.filter((t) => t.spam);
+    const ham = part.filter((t) => t.ham);
+    if (spam.length) await client.hSet(`${prefix}spam`, Object.fromEntries(spam.map((t) => [t.token, String(t.spam)])));
+    if (ham.length) await client.hSet(`${prefix}ham`, Object.fromEntries(ham.map((t) => [t.token, String(t.ham)])));
+    await client.hSet(`${prefix}day`, Object.fromEntries(part.map((t) => [t.token, String(t.day)])));
+  }
+}
+
+/** Setting up a model file: the store creates its tables. */
+async function newSqliteModel(path: string): Promise<void> {
+  const store = new SqliteBayesStore(path);
+  await store.load(new BayesModel());
+  await store.close();
+}
+
+/**
+ * Runs `work` while a setImmediate loop counts the event loop's turns, and
+ * of them those before `stillWhole()` turns false (the first token removed).
+ */
+async function countTurns<T>(work: () => Promise<T>, stillWhole: () => boolean | Promise<boolean>): Promise<{ result: T; turns: number; turnsBeforeRemoval: number }> {
+  let done = false;
+  let turns = 0;
+  let turnsBeforeRemoval = 0;
+  let removing = false;
+  const tick = async () => {
+    if (done) return;
+    turns++;
+    if (!removing && (await stillWhole())) turnsBeforeRemoval++;
+    else removing = true;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  try {
+    return { result: await work(), turns, turnsBeforeRemoval };
+  } finally {
+    done = true;
+  }
+}
+
 describe('content: Bayes model size bound (max_tokens)', () => {
   it('[bayes] max_tokens: 1,000,000 by default, in the daily policy even with age expiry off; 0 turns it off', () => {
     const bayes = DEFAULT_CONTENT_SETTINGS.bayes;
@@ -113,6 +198,151 @@ describe('content: Bayes model size bound (max_tokens)', () => {
       } finally {
         await client.quit();
       }
+    });
+  });
+
+  it('the cut: buckets in (count, day) order, the cut bucket partly; the first tokens kept once each', () => {
+    const buckets = new BucketCounts();
+    buckets.add(2, 100, 5);
+    buckets.add(1, 101, 3);
+    buckets.add(1, 100, 4);
+    buckets.add(1, 101, 1);
+    assert.equal(buckets.total, 13);
+    assert.equal(buckets.cut(13), undefined);
+    assert.deepEqual(buckets.cut(12), { count: 1, day: 100, take: 1, whole: false });
+    assert.deepEqual(buckets.cut(9), { count: 1, day: 100, take: 4, whole: true });
+    assert.deepEqual(buckets.cut(6), { count: 1, day: 101, take: 3, whole: false });
+    assert.deepEqual(buckets.cut(0), { count: 2, day: 100, take: 5, whole: true });
+
+    const first = new FirstTokens(4);
+    for (const token of ['m', 'c', 'x', 'c', 'a', 'q', 'b', 'a', 'z']) first.offer(token);
+    assert.deepEqual([...first.tokens].sort(), ['a', 'b', 'c', 'm']);
+    const none = new FirstTokens(0);
+    none.offer('a');
+    assert.deepEqual(none.tokens, []);
+  });
+
+  describe('the cut on a larger model: same order as a full sort, and the event loop turns', () => {
+    const model = seededModel(3000);
+
+    it('SQLite: each bound keeps exactly what a full (count, day, token) sort keeps', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mw-bound-'));
+      try {
+        // 2999: one token; 2500, 1800: inside a bucket; 3000 and above: none; 1: all but the strongest.
+        for (const max of [3000, 2999, 2500, 1800, 700, 1]) {
+          const path = join(dir, `bayes-${max}.sqlite`);
+          await newSqliteModel(path);
+          seedSqlite(path, model);
+          const store = new SqliteBayesStore(path);
+          assert.equal(await store.capTokens(max), Math.max(0, model.length - max));
+          assert.deepEqual([...(await storedTokens(store)).keys()].sort(), expectedKept(model, max), `max_tokens ${max}`);
+          await store.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('SQLite: the event loop turns while the cut is found, before anything is removed (50,000 tokens)', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'mw-bound-'));
+      const path = join(dir, 'bayes.sqlite');
+      try {
+        await newSqliteModel(path);
+        const big = seededModel(50_000);
+        seedSqlite(path, big);
+        // The first token in key order that the bound removes: present until the first removal.
+        const kept = new Set(expectedKept(big, 40_000));
+        const first = big.map((t) => t.token).sort().find((t) => !kept.has(t))!;
+        const watch = new Database(path, { readonly: true });
+        const present = watch.prepare('SELECT 1 FROM bayes_tokens_v2 WHERE token = ?').pluck();
+        const store = new SqliteBayesStore(path);
+        try {
+          const { result, turns, turnsBeforeRemoval } = await countTurns(() => store.capTokens(40_000), () => present.get(first) !== undefined);
+          assert.equal(result, 10_000);
+          // One count and one sorted OFFSET query over the whole table ran before the first page was removed: no turn at all.
+          assert.ok(turnsBeforeRemoval >= 10, `${turnsBeforeRemoval} turns before the first removal (of ${turns})`);
+        } finally {
+          await store.close();
+          watch.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    describe('Redis', () => {
+      let prefix: string;
+      let client: ReturnType<typeof createClient>;
+      beforeEach(async () => {
+        prefix = uniqueRedisPrefix('bound');
+        client = createClient({ url: REDIS_URL });
+        await client.connect();
+      });
+      afterEach(async () => {
+        await client.quit();
+        await deleteRedisKeys(prefix);
+      });
+
+      it('each bound keeps exactly what a full (count, day, token) sort keeps; evicted tokens lose their date', async () => {
+        for (const max of [3000, 2999, 2500, 1800, 700, 1]) {
+          const store = new RedisBayesStore(REDIS_URL, `${prefix}${max}:`);
+          await seedRedis(client, store.prefix, model);
+          assert.equal(await store.capTokens(max), Math.max(0, model.length - max));
+          const kept = expectedKept(model, max);
+          assert.deepEqual([...(await storedTokens(store)).keys()].sort(), kept, `max_tokens ${max}`);
+          assert.equal(await client.hLen(`${store.prefix}day`), kept.length);
+          await store.close();
+        }
+      });
+
+      it('the event loop turns while the model is read and cut (50,000 tokens)', async () => {
+        const big = seededModel(50_000);
+        const store = new RedisBayesStore(REDIS_URL, `${prefix}b:`);
+        await seedRedis(client, store.prefix, big);
+        try {
+          const { result, turns } = await countTurns(() => store.capTokens(40_000), () => true);
+          assert.equal(result, 10_000);
+          assert.ok(turns >= 25, `${turns} turns`);
+        } finally {
+          await store.close();
+        }
+      });
+
+      it('within the bound, a token in both classes counts once: the model is not read, only the smaller hash', async () => {
+        const store = new RedisBayesStore(REDIS_URL, `${prefix}w:`);
+        const p = store.prefix;
+        // 40 tokens: 30 in spam only, 10 in both; hash sizes 40 + 10 = 50.
+        const tokens = Array.from({ length: 40 }, (_, i) => `w${i}`);
+        await client.hSet(`${p}spam`, Object.fromEntries(tokens.map((t) => [t, '1'])));
+        await client.hSet(`${p}ham`, Object.fromEntries(tokens.slice(0, 10).map((t) => [t, '1'])));
+        await client.hSet(`${p}day`, Object.fromEntries(tokens.map((t) => [t, String(dayNumber(Date.now()))])));
+        const monitor = createClient({ url: REDIS_URL });
+        await monitor.connect();
+        const commands: string[] = [];
+        await monitor.monitor((line: string) => {
+          if (line.includes(p)) commands.push(line);
+        });
+        try {
+          const reads = async (max: number) => {
+            commands.length = 0;
+            const removed = await store.capTokens(max);
+            await client.ping(); // MONITOR's lines for capTokens arrive before this reply
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            return { removed, scanned: commands.filter((l) => l.includes('"HSCAN"')).map((l) => l.match(/"HSCAN" "([^"]+)"/)![1]) };
+          };
+          // The hash sizes alone are within: nothing read.
+          assert.deepEqual(await reads(50), { removed: 0, scanned: [] });
+          // 40 tokens <= 45 < 50 entries: only ham's 10 are read (to find the spam hash has them), not the model.
+          assert.deepEqual(await reads(45), { removed: 0, scanned: [`${p}ham`] });
+          assert.deepEqual(await reads(40), { removed: 0, scanned: [`${p}ham`] });
+          // One over: cut.
+          assert.equal((await reads(39)).removed, 1);
+          assert.equal((await storedTokens(store)).size, 39);
+        } finally {
+          monitor.destroy();
+          await store.close();
+        }
+      });
     });
   });
 });
