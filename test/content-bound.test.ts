@@ -319,15 +319,19 @@ describe('content: Bayes model size bound (max_tokens)', () => {
         const monitor = createClient({ url: REDIS_URL });
         await monitor.connect();
         const commands: string[] = [];
+        let marked: (() => void) | undefined;
         await monitor.monitor((line: string) => {
-          if (line.includes(p)) commands.push(line);
+          if (line.includes(`${p}marker`)) marked?.();
+          else if (line.includes(p)) commands.push(line);
         });
         try {
           const reads = async (max: number) => {
             commands.length = 0;
             const removed = await store.capTokens(max);
-            await client.ping(); // MONITOR's lines for capTokens arrive before this reply
-            await new Promise((resolve) => setTimeout(resolve, 50));
+            // Redis feeds MONITOR in execution order: once this marker is seen, so is every command of capTokens.
+            const seen = new Promise<void>((resolve) => (marked = resolve));
+            await client.get(`${p}marker`);
+            await seen;
             return { removed, scanned: commands.filter((l) => l.includes('"HSCAN"')).map((l) => l.match(/"HSCAN" "([^"]+)"/)![1]) };
           };
           // The hash sizes alone are within: nothing read.
