@@ -271,7 +271,7 @@ export class SqliteBayesStore implements BayesStore {
     });
     const cut = buckets.cut(maxTokens);
     if (!cut) return 0;
-    // The last token to go, in (count, last_day, token) order; none found (the bucket shrank meanwhile): the whole bucket.
+    // The last token to go, in (count, last_day, token) order; none found (the bucket has shrunk since it was counted): the whole bucket.
     const token = cut.whole ? undefined : await this.tokenInBucket(cut);
     if (token === undefined) return this.deleteTokensInPages('(spam + ham, last_day) <= (?, ?)', [cut.count, cut.day]);
     return this.deleteTokensInPages('(spam + ham, last_day, token) <= (?, ?, ?)', [cut.count, cut.day, token]);
@@ -283,12 +283,18 @@ export class SqliteBayesStore implements BayesStore {
     const inBucket = `FROM ${TOKENS} WHERE token > ? AND token <= ? AND spam + ham = ? AND last_day = ?`;
     const count = db.prepare(`SELECT count(*) ${inBucket}`).pluck();
     const nth = db.prepare(`SELECT token ${inBucket} ORDER BY token LIMIT 1 OFFSET ?`).pluck();
+    // Both statements on one snapshot: another process's learn between them cannot move the n-th token out of this range.
+    const inRange = db.transaction((after: string, last: string, before: number): [number, string | undefined] => {
+      const here = count.get(after, last, cut.count, cut.day) as number;
+      if (before + here < cut.take) return [here, undefined];
+      return [here, nth.get(after, last, cut.count, cut.day, cut.take - before - 1) as string | undefined];
+    });
     let before = 0;
     let found: string | undefined;
     await this.eachTokenRange(CAP_PAGE, (after, last) => {
-      const here = count.get(after, last, cut.count, cut.day) as number;
-      if (before + here >= cut.take) {
-        found = nth.get(after, last, cut.count, cut.day, cut.take - before - 1) as string;
+      const [here, token] = inRange(after, last, before);
+      if (token !== undefined) {
+        found = token;
         return true;
       }
       before += here;
@@ -648,7 +654,7 @@ export class RedisBayesStore implements BayesStore {
    * (count, day) bucket (lib/checks/content/cut.ts), then removes in batches
    * those below the cut; of the cut bucket, the first tokens in token order
    * are kept aside in a bounded heap and removed last. Reading every count
-   * and day into memory and sorting them held the event loop ~4 s on 1.2M
+   * and day into memory and sorting them held the event loop 5-7 s on 1.2M
    * tokens, on every node. A token in both hashes is counted once: the larger
    * hash is read first, then the tokens of the smaller one it lacks.
    */
