@@ -329,7 +329,7 @@ describe('a file system that refuses fsync', () => {
   }
 
   for (const [code, kind] of [['EIO', 'file'], ['ENOSPC', 'file'], ['EIO', 'directory']] as const) {
-    it(`fsync of a ${kind} failing with ${code} still fails the put, and leaves nothing behind (the MTA delivers the message instead)`, async () => {
+    it(`fsync of a ${kind} failing with ${code} still fails the put, and leaves nothing behind (the MTA delivers or defers the message instead)`, async () => {
       const { warnings, log } = logger();
       const q = new FileQuarantine(dir, { log });
       await refusingSync(code, [kind], async () => {

@@ -31,6 +31,10 @@ export interface QuarantineSettings {
   /** Where `mailward quarantine release` re-injects a message by SMTP (the MTA's own listener). */
   releaseHost: string;
   releasePort: number;
+  /** Bytes the directory may take (max_mb); 0: no bound. */
+  maxBytes: number;
+  /** What a message meant to be held gets when the bound (or the disk) is reached. */
+  whenFull: 'defer' | 'deliver';
 }
 
 export interface HeaderSettings {
@@ -151,6 +155,8 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       retentionDays: quarantine.number('retention_days', 30, { min: 1 }),
       releaseHost: quarantine.string('release_host', '127.0.0.1'),
       releasePort: quarantine.number('release_port', 25, { min: 1, max: 65535, integer: true }),
+      maxBytes: Math.ceil(quarantine.number('max_mb', 10240, { min: 0 }) * 1024 * 1024),
+      whenFull: quarantine.oneOf('when_full', ['defer', 'deliver'] as const, 'defer'),
     },
     headers: {
       always: headers.boolean('always', true),

@@ -6,14 +6,24 @@ import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, ty
 import { SqliteQuarantineIndex } from './index-sqlite';
 import { tidyLeftovers } from './leftovers';
 import type { QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
+import { QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
 
 export interface FileQuarantineOptions {
   /** Default: a SQLite index in the quarantine directory (`index.sqlite`), one handle per process. */
   index?: QuarantineIndex;
   /** Held messages older than this are deleted by purge(). */
   retentionDays?: number;
+  /** The directory's byte bound ([quarantine] max_mb): a put past it fails with QuarantineFullError. Absent or 0: none. */
+  maxBytes?: number;
+  /** Named in the log when full (the caller acts on it). Default defer. */
+  whenFull?: BoundSettings['whenFull'];
+  /** Milliseconds since the epoch (tests move it for the once-a-minute rescan). */
+  clock?: () => number;
   log?: Logger;
 }
+
+/** What the disk or a quota says when it is full: handled as the bound is ([quarantine] when_full), not as a broken store. */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
 const INDEX_FILE = 'index.sqlite';
 const sharedIndexes = new Map<string, SqliteQuarantineIndex>();
@@ -161,10 +171,10 @@ export class FileQuarantine implements QuarantineStore {
     return { eml: join(this.dir, `${ref}.eml`), meta: join(this.dir, `${ref}.json`) };
   }
 
-  private async writeMeta(record: QuarantineRecord): Promise<void> {
+  private async writeMeta(record: QuarantineRecord, text = JSON.stringify(record, null, 2)): Promise<void> {
     const { meta } = this.paths(record.ref);
     try {
-      await writeDurably(`${meta}.tmp`, JSON.stringify(record, null, 2), this.log);
+      await writeDurably(`${meta}.tmp`, text, this.log);
       await rename(`${meta}.tmp`, meta);
       await syncDirectory(this.dir, this.log);
     } catch (err) {
@@ -188,9 +198,54 @@ export class FileQuarantine implements QuarantineStore {
     }
   }
 
+  private get bound(): BoundSettings {
+    return { maxBytes: this.options.maxBytes ?? 0, whenFull: this.options.whenFull ?? 'defer' };
+  }
+
+  private now(): number {
+    return (this.options.clock ?? Date.now)();
+  }
+
+  /**
+   * Keeps the message, within the byte bound: past it (or when the disk or a
+   * quota is full) it fails with a QuarantineFullError, and nothing is left in
+   * the directory.
+   */
   async put(entry: QuarantineEntry, raw: Buffer): Promise<void> {
+    const record: QuarantineRecord = { ...entry, size: raw.length, status: 'held' };
+    const text = JSON.stringify(record, null, 2);
+    const sizes = [raw.length, Buffer.byteLength(text)];
+    const bound = this.bound;
+    const usage = bound.maxBytes ? usageFor(this.dir) : undefined;
+    await usage?.reserve(sizes, bound, this.now(), this.log);
+    try {
+      await this.write(record, text, raw);
+    } catch (err) {
+      usage?.subtract(...sizes);
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (!NO_SPACE.has(code)) throw err;
+      const why = `the disk of ${this.dir} is full (${code})`;
+      usageFor(this.dir).sayFull(this.now(), bound, why, this.log);
+      throw new QuarantineFullError('no_space', `${why}: ${(err as Error).message}`, code);
+    }
+    await this.indexRecord(record);
+  }
+
+  /**
+   * Counts the directory for the byte bound now rather than at the first put
+   * (the MTA at start: a first put then waits for no walk of the directory).
+   * Returns the bytes counted, or undefined when there is no bound.
+   */
+  async startUsage(): Promise<number | undefined> {
+    if (!this.bound.maxBytes) return undefined;
+    const usage = usageFor(this.dir);
+    await usage.ensureScanned(this.now(), this.log);
+    return usage.bytes;
+  }
+
+  private async write(record: QuarantineRecord, text: string, raw: Buffer): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const { eml, meta } = this.paths(entry.ref);
+    const { eml, meta } = this.paths(record.ref);
     // On disk before its record is written: a record must never outlive its message's data.
     try {
       await writeDurably(`${eml}.tmp`, raw, this.log);
@@ -203,26 +258,24 @@ export class FileQuarantine implements QuarantineStore {
       await link(`${eml}.tmp`, eml);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') throw new Error(`a message with ref ${entry.ref} is already held: not replaced`);
+      if (code === 'EEXIST') throw new Error(`a message with ref ${record.ref} is already held: not replaced`);
       // A file system without hard links: check, then rename (not atomic, but refs are 50 random bits).
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
-      if (await exists(eml)) throw new Error(`a message with ref ${entry.ref} is already held: not replaced`);
+      if (await exists(eml)) throw new Error(`a message with ref ${record.ref} is already held: not replaced`);
       await rename(`${eml}.tmp`, eml);
     } finally {
       await unlink(`${eml}.tmp`).catch(() => {});
     }
-    const record: QuarantineRecord = { ...entry, size: raw.length, status: 'held' };
     try {
       await syncDirectory(this.dir, this.log);
-      await this.writeMeta(record);
+      await this.writeMeta(record, text);
     } catch (err) {
-      // The put fails, so the MTA delivers the message instead: a copy left here would be listed and could go out
-      // twice. Its record goes first (one whose directory could not be flushed may be in place already).
+      // The put fails, so the MTA delivers or defers the message instead: a copy left here would be listed and
+      // could go out twice. Its record goes first (one whose directory could not be flushed may be in place already).
       await unlink(meta).catch(() => {});
       await unlink(eml).catch(() => {});
       throw err;
     }
-    await this.indexRecord(record);
   }
 
   async get(ref: string): Promise<{ entry: QuarantineRecord; raw: Buffer } | null> {
@@ -406,9 +459,13 @@ export class FileQuarantine implements QuarantineStore {
     const claim = await this.claim(ref, 'delete');
     try {
       let found = false;
+      // This process's running total learns of its own deletes at once; others' at its next rescan.
+      const usage = this.bound.maxBytes && usageStarted(this.dir) ? usageFor(this.dir) : undefined;
       for (const path of [meta, eml]) {
         try {
+          const size = usage ? await stat(path).then((s) => s.size, () => 0) : 0;
           await unlink(path);
+          usage?.subtract(size);
           found = true;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -442,6 +499,8 @@ export class FileQuarantine implements QuarantineStore {
         this.log?.info(`mailward quarantine: purge skipped ${ref}: ${err.message}`);
       }
     }
+    // Counted again, from the files: deletes by the CLI and by other nodes sharing the directory.
+    if (this.bound.maxBytes && usageStarted(this.dir)) await usageFor(this.dir).rescan(this.now(), this.log);
     return purged;
   }
 

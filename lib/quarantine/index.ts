@@ -3,10 +3,11 @@ import type { SharedSettings } from '../config/shared';
 import { FileQuarantine } from './files';
 import { PostgresQuarantineIndex } from './index-postgres';
 
-export { FileQuarantine, closeSharedIndexes, CorruptRecordError, damage } from './files';
+export { FileQuarantine, closeSharedIndexes, CorruptRecordError, damage, type FileQuarantineOptions } from './files';
 export { SqliteQuarantineIndex } from './index-sqlite';
 export { ClaimBusyError, describeClaim, STALE_LOCK_MS, type ClaimInfo } from './claim';
 export { PostgresQuarantineIndex } from './index-postgres';
+export { QuarantineFullError, isQuarantineFull, usageFor, forgetUsage, onDisk, BLOCK_BYTES, RESCAN_MS, type FullReason } from './usage';
 export { releaseMessage, type ReleaseOptions, type ReleaseResult, ReleaseError } from './release';
 export type { QuarantineEntry, QuarantineRecord, QuarantineFilter, QuarantineIndex, QuarantineStore, QuarantineStatus } from './types';
 
@@ -21,5 +22,5 @@ export function openQuarantine(shared: SharedSettings, log?: Logger): FileQuaran
     tracking.backend === 'postgres'
       ? new PostgresQuarantineIndex({ url: tracking.postgresUrl, schema: tracking.postgresSchema, table: 'mailward_quarantine', log })
       : undefined;
-  return new FileQuarantine(quarantine.dir, { index, retentionDays: quarantine.retentionDays, log });
+  return new FileQuarantine(quarantine.dir, { index, retentionDays: quarantine.retentionDays, maxBytes: quarantine.maxBytes, whenFull: quarantine.whenFull, log });
 }

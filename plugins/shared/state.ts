@@ -29,6 +29,12 @@ export interface MailwardState {
   /** Recipients refused at RCPT by any plugin, with the reason. */
   refusedRecipients: { address: string; reason: string }[];
   quarantined?: boolean;
+  /**
+   * A quarantine verdict whose message could not be held (the quarantine full,
+   * the disk full, the store failing): what was done instead, for the tracking
+   * row (soft_reject: deferred with 452; add_header: delivered with its verdict headers).
+   */
+  notHeld?: { action: 'soft_reject' | 'add_header'; reason: string };
   /** The auth check's Authentication-Results entries were handed to Haraka's own field (see auth-results.ts). */
   authResultsShared?: boolean;
   tracked?: boolean;

@@ -57,11 +57,16 @@ function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | 
   const refusedNote = refusedRecipientsNote(state.refusedRecipients, attempted, accepted ?? [], attemptedCount);
   if (state.verdict) {
     const row = rowFromVerdict(state.ctx, state.verdict, node);
+    if (state.notHeld) {
+      // A quarantine verdict whose message could not be held: what was done instead (deferred, or delivered).
+      row.action = state.notHeld.action;
+      row.reason = `${state.verdict.reason}; then ${state.notHeld.reason}`;
+    }
     if (state.outcome && state.outcome.phase !== 'data' && state.outcome.phase !== 'data_post') {
       // Accepted by us, but refused later (e.g. by the queue): record what the client was told.
       row.action = state.outcome.action;
       row.phase = state.outcome.phase;
-      row.reason = `${state.verdict.reason}; then ${state.outcome.reason}`;
+      row.reason = `${row.reason}; then ${state.outcome.reason}`;
     }
     if (state.quarantined) row.reason = `${row.reason}; held in quarantine`;
     row.reason += refusedNote;

@@ -1,4 +1,4 @@
-import { openQuarantine, type FileQuarantine } from '../../lib/quarantine';
+import { isQuarantineFull, openQuarantine, type FileQuarantine } from '../../lib/quarantine';
 import type { Runtime } from '../../lib/runtime';
 import { firstHeader, withoutHeaders } from '../../lib/message';
 import { headerBlockEnd } from '../../lib/mime/header-block';
@@ -74,6 +74,30 @@ function refusalReply(code: 550 | 451, head: string, reason: string, ref: string
   return new DSN(code, fitReply(`${status} ${head}`, reason.split(', '), tail), `${status} ${head}${reason}${tail}`);
 }
 
+/**
+ * What a quarantine verdict gets when its message cannot be held: a
+ * temporary refusal (452: the sender retries, nothing is lost) when the
+ * quarantine or its disk is full and `[quarantine] when_full = defer`;
+ * otherwise delivery with its verdict headers. Never a permanent refusal. A
+ * message larger than the whole bound is delivered whatever when_full says: it
+ * could never be held, and deferring it would only have its sender retry for
+ * days and then bounce it.
+ */
+function notHeld(plugin: HarakaPlugin, connection: unknown, state: MailwardState, runtime: Runtime, err: unknown): { code: number; message: DSN } | undefined {
+  const ref = state.ctx.ref;
+  const why = (err as Error).message;
+  if (isQuarantineFull(err) && err.reason !== 'too_large' && runtime.config.shared.quarantine.whenFull === 'defer') {
+    state.notHeld = { action: 'soft_reject', reason: `deferred (452), not held: ${why}` };
+    plugin.logwarn(`mailward: quarantine cannot hold ref ${ref}, deferred (452, [quarantine] when_full = defer): ${why}`, connection);
+    return { code: DENYSOFT, message: new DSN(452, `4.3.1 Insufficient storage for quarantine (ref ${ref})`) };
+  }
+  state.notHeld = { action: 'add_header', reason: `delivered with its verdict headers, not held: ${why}` };
+  // Never lose mail: if it cannot be held, it is delivered with its verdict headers.
+  const policy = isQuarantineFull(err) ? (err.reason === 'too_large' ? 'larger than the whole bound' : '[quarantine] when_full = deliver') : 'the store failed';
+  plugin.logerror(`mailward: quarantine cannot hold ref ${ref}, delivering it instead (${policy}): ${why}`, connection);
+  return undefined;
+}
+
 function forcedRefusal(state: MailwardState): { code: number; message: DSN } | undefined {
   const forced = state.ledger.forced;
   if (!forced || (forced.action !== 'reject' && forced.action !== 'soft_reject')) return undefined;
@@ -85,7 +109,11 @@ function forcedRefusal(state: MailwardState): { code: number; message: DSN } | u
 
 export = {
   register(this: HarakaPlugin) {
-    runtimeFor(this);
+    const runtime = runtimeFor(this);
+    // The quarantine's byte count, taken now (a directory walk) rather than by the first held message.
+    void quarantineFor(runtime)
+      .startUsage()
+      .catch((err: Error) => this.logwarn(`mailward: counting the quarantine failed: ${err.message}`));
     this.register_hook('mail', 'verdict_mail', LATE);
     this.register_hook('rcpt', 'verdict_rcpt', LATE);
     this.register_hook('data_post', 'verdict_data_post', LATE);
@@ -163,8 +191,7 @@ export = {
           );
           state.quarantined = true;
         } catch (err) {
-          // Never lose mail: if it cannot be held, it is delivered with its verdict headers.
-          this.logerror(`mailward: quarantine store failed, delivering ref ${verdict.ref} instead: ${(err as Error).message}`, connection);
+          return notHeld(this, connection, state, runtime, err);
         }
         return;
       default:
