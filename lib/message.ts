@@ -15,6 +15,15 @@ export interface HeaderChanges {
   add: [string, string][];
   /** Names of headers to remove (all instances), e.g. forged X-Mailward-* from outside. */
   remove: string[];
+  /**
+   * Of `add`, the message's own fields a check removed by name only to keep
+   * them (auth: other hosts' Authentication-Results, when one claims our
+   * name), listed here as well: an MTA adapter puts these back where they
+   * were, at the end of the header, and mailward's own on top. Told, not
+   * guessed from the values: a sender's forged field may carry exactly the
+   * value of ours.
+   */
+  putBack: [string, string][];
 }
 
 export interface ParseResult {
@@ -92,7 +101,7 @@ export function createContext(init: ContextInit): MessageContext {
     rcptTo: [...(init.rcptTo ?? [])],
     headers: [],
     notes: {},
-    headerChanges: { add: [], remove: [] },
+    headerChanges: { add: [], remove: [], putBack: [] },
     parse: { ok: true, error: '' },
   };
   if (init.raw !== undefined) setMessage(ctx, init.raw);

@@ -10,15 +10,23 @@ import { join } from 'node:path';
 import { main } from '../lib/cli/main';
 import { closeSharedIndexes } from '../lib/quarantine';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
+import { repoPath } from './support/paths';
 import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 // Reports at RCPT (before DATA: Haraka also appends a field of its own at the end of the header at
 // data_done) for a recipient early@ or both@, and in data_post after mailward's checks for late@ or both@.
+// At EHLO, before any transaction (a result of the connection's, as a failed SMTP AUTH is), for a client
+// that says EHLO conn.sender.test.
 const REPORTER = `
 const addr = (a) => String(typeof a.address === 'function' ? a.address() : a.address);
 exports.register = function () {
+  this.register_hook('ehlo', 'report_ehlo');
   this.register_hook('rcpt', 'report_rcpt');
   this.register_hook('data_post', 'report_data_post');
+};
+exports.report_ehlo = function (next, connection, helo) {
+  if (helo === 'conn.sender.test') connection.auth_results('x-test=fail (conn)');
+  next();
 };
 exports.report_rcpt = function (next, connection, params) {
   if (/^(early|both)@/.test(addr(params[0]))) connection.auth_results('x-test=pass (early)');
@@ -55,12 +63,13 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     await world?.stop();
   });
 
-  async function send(to: string, subject?: string) {
-    const raw = await sign(message({ to, subject }), 'example.com', 's1', world.keys.example);
-    const before = new Set(haraka.delivered());
-    const result = await sendMail({ port: haraka.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: 'mail.sender.test' });
+  async function send(to: string, subject?: string, options: { helo?: string; headers?: Record<string, string>; raw?: string; server?: HarakaInstance } = {}) {
+    const raw = options.raw ?? (await sign(message({ to, subject, headers: options.headers }), 'example.com', 's1', world.keys.example));
+    const server = options.server ?? haraka;
+    const before = new Set(server.delivered());
+    const result = await sendMail({ port: server.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: options.helo ?? 'mail.sender.test' });
     assert.equal(result.code, 250, result.response);
-    const fresh = haraka.delivered().filter((f) => !before.has(f));
+    const fresh = server.delivered().filter((f) => !before.has(f));
     assert.equal(fresh.length, 1);
     const text = readFileSync(fresh[0]!, 'utf8');
     return text.slice(0, text.search(/\r?\n\r?\n/));
@@ -98,6 +107,17 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     });
   }
 
+  it('a result of the connection\'s only (reported before MAIL): Haraka\'s data_done field is not a forged one', async () => {
+    // Haraka appends "mx.widget.test; x-test=fail (conn)" at data_done, with no result of the transaction's.
+    const block = await send('staff@widget.test', undefined, { helo: 'conn.sender.test' });
+    assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/);
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    assert.match(fields[0]!, /^mx\.widget\.test; /, block);
+    assert.equal(fields[0]!.split('x-test=fail (conn)').length, 2, block);
+    assertOurs(fields[0]!, block);
+  });
+
   /** Sends a message the rules quarantine; the held copy's header block. */
   async function hold(to: string): Promise<string> {
     const raw = await sign(message({ to, subject: '[holdme] figures' }), 'example.com', 's1', world.keys.example);
@@ -119,6 +139,22 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     assertOurs(fields[0]!, block);
     assert.equal(fields[0]!.split('x-test=pass (early)').length, 2, block);
     assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/);
+  });
+
+  /** The names of a header block's fields, in order (but the test store's X-Envelope-*, written as it stores a copy). */
+  function fieldNames(block: string): string[] {
+    return block
+      .split(/\r?\n/)
+      .filter((line) => line && !/^[ \t]/.test(line))
+      .map((line) => line.slice(0, line.indexOf(':')))
+      .filter((name) => !/^X-Envelope-/i.test(name));
+  }
+
+  it('the held copy has the fields in the order the delivered copy has them', async () => {
+    // Delivered: Haraka's field on top (data_post_respond), above the X-Mailward-* fields.
+    const delivered = fieldNames(await send('early@widget.test'));
+    assert.equal(delivered[0], 'Authentication-Results', delivered.join(', '));
+    assert.deepEqual(fieldNames(await hold('early@widget.test')), delivered);
   });
 
   it('without a result reported by Haraka, mailward writes its field as before', async () => {
@@ -150,5 +186,117 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     assert.equal(heldFields.length, 2, held);
     assertOurs(heldFields.find((f) => f.startsWith('auth.widget.test;')) ?? '', held);
     assert.equal(heldFields.find((f) => f.startsWith('mx.widget.test;')), 'mx.widget.test; x-test=pass (early)', held);
+    // Delivered: ours on top (queue hook), Haraka's below it, then the X-Mailward-* fields; held alike.
+    const delivered = await send('early@widget.test');
+    const names = fieldNames(delivered);
+    assert.deepEqual(names.slice(0, 3), ['Authentication-Results', 'Authentication-Results', 'X-Mailward-Score'], delivered);
+    assert.match(authResults(delivered)[0]!, /^auth\.widget\.test; /, delivered);
+    assert.deepEqual(fieldNames(held), names);
+    assert.deepEqual(authResults(held).map((f) => f.split(';')[0]), authResults(delivered).map((f) => f.split(';')[0]));
+  });
+});
+
+// With Haraka's clean_auth_results = false the sender's Authentication-Results reach mailward as they came
+// (not renamed Original-Authentication-Results): a forged one in our name may carry exactly what Haraka or
+// mailward would write.
+const PRE_REPORTER = `
+const addr = (a) => String(typeof a.address === 'function' ? a.address() : a.address);
+exports.register = function () {
+  this.register_hook('ehlo', 'report_ehlo');
+  // In data_post before mailward's checks (-20): no result at data_done, so no field of Haraka's then.
+  this.register_hook('data_post', 'report_pre', -50);
+};
+exports.report_ehlo = function (next, connection, helo) {
+  if (helo === 'conn.sender.test') connection.auth_results('x-test=fail (conn)');
+  next();
+};
+exports.report_pre = function (next, connection) {
+  if (connection.transaction.rcpt_to.some((r) => /^pre@/.test(addr(r)))) connection.auth_results('x-test=pass (pre)');
+  next();
+};
+`;
+
+describe('Authentication-Results in our name from the sender, with clean_auth_results = false', function () {
+  this.timeout(60_000);
+  let world: AuthWorld;
+  let haraka: HarakaInstance;
+
+  before(async () => {
+    world = await startAuthWorld();
+    haraka = await startHaraka({
+      plugins: ['mailward/plugins/auth'],
+      pluginFiles: { test_auth_pre_reporter: PRE_REPORTER },
+      hostList: ['widget.test'],
+      me: 'mx.widget.test',
+      files: {
+        'mailward.ini': `[main]\ndata_dir = data\n\n[dns]\nservers = ${world.dns.server}\ntimeout_ms = 400\n`,
+        // Haraka's own connection.ini, but the setting.
+        'connection.ini': readFileSync(repoPath('node_modules', 'Haraka', 'config', 'connection.ini'), 'utf8').replace(/^\[headers\]$/m, '[headers]\nclean_auth_results = false'),
+      },
+    });
+  });
+  after(async () => {
+    await haraka?.stop();
+    if (haraka) removeDir(haraka.dir);
+    await world?.stop();
+  });
+
+  /** Sends raw (signed by example.com); the delivered copy's header block. */
+  async function send(to: string, raw: string, helo = 'mail.sender.test'): Promise<string> {
+    const before = new Set(haraka.delivered());
+    const result = await sendMail({ port: haraka.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo });
+    assert.equal(result.code, 250, result.response);
+    const fresh = haraka.delivered().filter((f) => !before.has(f));
+    assert.equal(fresh.length, 1);
+    const text = readFileSync(fresh[0]!, 'utf8');
+    return text.slice(0, text.search(/\r?\n\r?\n/));
+  }
+
+  /** The header block's fields, each unfolded as it was written (folding takes nothing out). */
+  function fields(block: string): { name: string; value: string }[] {
+    return block
+      .replace(/\r?\n(?=[ \t])/g, '')
+      .split(/\r?\n/)
+      .map((line) => ({ name: line.slice(0, line.indexOf(':')), value: line.slice(line.indexOf(':') + 1).trim() }));
+  }
+
+  it('a forged field with the content of the one Haraka appends, results of the connection\'s only: still forged', async () => {
+    const raw = await sign(message({ to: 'staff@widget.test', headers: { 'Authentication-Results': 'mx.widget.test;\r\n\tx-test=fail (conn)' } }), 'example.com', 's1', world.keys.example);
+    const block = await send('staff@widget.test', raw, 'conn.sender.test');
+    assert.match(block, /AUTH_RESULTS_FORGED/, block);
+    // Haraka's field, ours in it; the forged one gone with the rest of the name.
+    const ars = fields(block).filter((f) => f.name === 'Authentication-Results');
+    assert.equal(ars.length, 1, block);
+    assert.match(ars[0]!.value, /^mx\.widget\.test;\s+x-test=fail \(conn\);.*spf=pass/, block);
+  });
+
+  it('a forged field with the content Haraka collected in data_post before mailward (no field of Haraka\'s at data_done): forged', async () => {
+    const raw = await sign(message({ to: 'pre@widget.test', headers: { 'Authentication-Results': 'mx.widget.test;\r\n\tx-test=pass (pre)' } }), 'example.com', 's1', world.keys.example);
+    const block = await send('pre@widget.test', raw);
+    assert.match(block, /AUTH_RESULTS_FORGED/, block);
+    const ars = fields(block).filter((f) => f.name === 'Authentication-Results');
+    assert.equal(ars.length, 1, block);
+    assert.match(ars[0]!.value, /^mx\.widget\.test;\s+x-test=pass \(pre\);.*spf=pass/, block);
+  });
+
+  it('a forged field with exactly the value of ours: ours goes on top, the forged one goes', async () => {
+    const raw = await sign(message({ to: 'staff@widget.test' }), 'example.com', 's1', world.keys.example);
+    const first = fields(await send('staff@widget.test', raw));
+    const ours = first.find((f) => f.name === 'Authentication-Results')!.value;
+    assert.match(ours, /^mx\.widget\.test; .*spf=pass/);
+    // The same signed message, with ours (as the first delivery had it) written by the sender.
+    const block = await send('staff@widget.test', `Authentication-Results: ${ours}\r\n${raw}`);
+    assert.match(block, /AUTH_RESULTS_FORGED/, block);
+    const all = fields(block);
+    const ars = all.filter((f) => f.name === 'Authentication-Results');
+    assert.equal(ars.length, 1, block);
+    assert.equal(ars[0]!.value, ours, block);
+    // On top, above Haraka's Received, as the first delivery had it, not at the end of the sender's fields.
+    assert.deepEqual(
+      all.map((f) => f.name).slice(0, all.findIndex((f) => f.name === 'Received')),
+      first.map((f) => f.name).slice(0, first.findIndex((f) => f.name === 'Received')),
+      block,
+    );
+    assert.ok(all.findIndex((f) => f.name === 'Authentication-Results') < all.findIndex((f) => f.name === 'Received'), block);
   });
 });

@@ -88,6 +88,8 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.equal(added.length, 2);
     assert.match(added[0]!, /^upstream\.example\.net; spf=pass/);
     assert.match(added[1]!, /^mx\.example\.org; .*dkim=pass header\.i=@example\.com/);
+    // The other host's field is listed as put back (an MTA adapter writes it where it was), ours is not.
+    assert.deepEqual(result.context.headerChanges.putBack, [['Authentication-Results', added[0]!]]);
     const clean = await scan(await sign(message(), 'example.com', 's1', world.keys.example), IP.example, 'alice@example.com');
     assert.ok(!symbolNames(clean).includes('AUTH_RESULTS_FORGED'));
     assert.deepEqual(clean.context.headerChanges.remove, []);

@@ -74,6 +74,7 @@ describe('prependHeaderFields: mailward\'s fields on top of Haraka\'s header lis
     ]);
     state.ctx.headerChanges.remove.push('Authentication-Results');
     state.ctx.headerChanges.add.push(['Authentication-Results', 'other.example; spf=pass smtp.mailfrom=a@other.example']);
+    state.ctx.headerChanges.putBack.push(['Authentication-Results', 'other.example; spf=pass smtp.mailfrom=a@other.example']);
     state.ctx.headerChanges.add.push(['Authentication-Results', 'mx.example.com; spf=none smtp.mailfrom=a@other.example']);
     applyHeaderChanges(state, txn);
     assert.deepEqual(list, [
@@ -84,5 +85,18 @@ describe('prependHeaderFields: mailward\'s fields on top of Haraka\'s header lis
     ]);
     assert.deepEqual(state.addedOnTop, [['Authentication-Results', 'mx.example.com; spf=none smtp.mailfrom=a@other.example']]);
     assert.deepEqual(state.putBack, [['Authentication-Results', 'other.example; spf=pass smtp.mailfrom=a@other.example']]);
+  });
+
+  it('puts ours on top when a sender\'s forged field in our name carries exactly its value', () => {
+    // The sender can compute our field (SPF, DKIM, DMARC of its own message): the value alone does not tell the
+    // sender's field from ours, the check's put-back list does.
+    const ours = 'mx.example.com; spf=pass smtp.mailfrom=a@other.example';
+    const { txn, state, list } = transaction(['Received: from relay.other.example by mx.example.com\n', `Authentication-Results: ${ours}\n`, 'Subject: hi\n']);
+    state.ctx.headerChanges.remove.push('Authentication-Results');
+    state.ctx.headerChanges.add.push(['Authentication-Results', ours]);
+    applyHeaderChanges(state, txn);
+    assert.deepEqual(list, [`Authentication-Results: ${ours}\n`, 'Received: from relay.other.example by mx.example.com\n', 'Subject: hi\n']);
+    assert.deepEqual(state.addedOnTop, [['Authentication-Results', ours]]);
+    assert.deepEqual(state.putBack, []);
   });
 });

@@ -11,11 +11,16 @@
 // away with the rest, and Haraka's data_done field, in our name, was read as
 // a forged one (AUTH_RESULTS_FORGED). Here:
 //   - the data_done field is taken out before the message is read: Haraka
-//     writes it again, with whatever is reported later, in data_post_respond;
+//     writes it again, with whatever is reported later, in data_post_respond
+//     (known by where it stands, after the message's own fields, and what it
+//     says: a sender's field of the same content stays a forged one);
 //   - with the authserv-id Haraka uses (its host name), mailward's entries are
 //     handed to Haraka, so that its one field carries them as well;
 //   - with another authserv-id, or when a plugin reports only after mailward's
-//     hook, mailward's own field is put back (queue hook, before delivery).
+//     hook, mailward's own field is put back (queue hook, before delivery);
+//   - the fields as they will stand on top of the delivered copy, above every
+//     field mailward adds, are kept in state.authResultsOnTop: the held copy
+//     of a quarantined message writes them first, in the same order.
 import { ownAuthResults, resinfoEntries } from '../../lib/checks/auth';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import type { HarakaConnection, HarakaTransaction } from './haraka';
@@ -37,9 +42,23 @@ function harakaHasResults(connection: HarakaConnection): boolean {
 const same = (a: string | undefined, b: string | undefined) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
 
 /**
- * Is this header entry the field Haraka appended at data_done: its host name,
- * then the connection's results and the first of the transaction's (a
- * data_post hook may have reported more since)?
+ * How many fields the message came with, Haraka's Received included: Haraka
+ * parses its header_lines, one line each as it came, a line that starts with
+ * white space continuing the field before. Fields Haraka drops as unsafe
+ * (`__proto__:`) are counted all the same: the count can only be too high,
+ * which makes recognising Haraka's field stricter, never looser.
+ */
+function receivedFieldCount(txn: HarakaTransaction): number | undefined {
+  const lines = txn.header_lines;
+  return Array.isArray(lines) ? lines.filter((line) => !/^[ \t]/.test(String(line))).length : undefined;
+}
+
+/**
+ * Is this header entry, in content, the field Haraka appended at data_done:
+ * its host name, then every result of the connection's (all reported before
+ * the transaction began, so all there at data_done) and, of the
+ * transaction's, those reported by then (a data_post hook may have reported
+ * more since), in the order Haraka collected them?
  */
 function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
   const colon = entry.indexOf(':');
@@ -47,7 +66,7 @@ function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
   const { authservId, entries } = resinfoEntries(entry.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' '));
   const { conn, txn } = collected(connection);
   const expected = [...conn, ...txn].map((e) => e.trim());
-  return same(authservId, connection.local.host) && entries.length > conn.length && entries.length <= expected.length && entries.every((e, i) => e === expected[i]);
+  return same(authservId, connection.local.host) && entries.length >= Math.max(1, conn.length) && entries.length <= expected.length && entries.every((e, i) => e === expected[i]);
 }
 
 /**
@@ -57,26 +76,32 @@ function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
  * because it holds results, and then writes them all again on top). The held
  * copy has it on top, where the delivered copy will (until the auth plugin
  * replaces it with the combined field).
+ *
+ * A sender may write a field with the very same content (a failed SMTP AUTH's
+ * `auth=fail` is the sender's to know), so where it stands decides: Haraka
+ * appends its field after every field the message came with (after the
+ * Original-Authentication-Results it renames them to, with
+ * clean_auth_results), and only the last field of the name after those can
+ * be it. A sender's field in our name stays a forged one.
  */
 export function takeOutDataDoneField(state: MailwardState, connection: HarakaConnection, txn: HarakaTransaction): void {
   const list = txn.header?.header_list;
-  if (!Array.isArray(list) || !harakaHasResults(connection)) return;
-  // It was appended: the last such entry.
-  for (let i = list.length - 1; i >= 0; i--) {
-    if (!isDataDoneField(list[i]!, connection)) continue;
-    const [entry] = list.splice(i, 1);
-    // Haraka's parsed copies of the field (header.get), kept in step.
-    const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
-    for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
-      const values = parsed?.[AR.toLowerCase()];
-      if (Array.isArray(values)) {
-        const at = values.lastIndexOf(value);
-        values.splice(at < 0 ? values.length - 1 : at, 1);
-      }
+  const own = receivedFieldCount(txn);
+  if (!Array.isArray(list) || own === undefined || !harakaHasResults(connection)) return;
+  let i = list.length - 1;
+  while (i >= own && !list[i]!.toLowerCase().startsWith(`${AR.toLowerCase()}:`)) i--;
+  if (i < own || !isDataDoneField(list[i]!, connection)) return;
+  const [entry] = list.splice(i, 1);
+  // Haraka's parsed copies of the field (header.get), kept in step.
+  const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
+  for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
+    const values = parsed?.[AR.toLowerCase()];
+    if (Array.isArray(values)) {
+      const at = values.lastIndexOf(value);
+      values.splice(at < 0 ? values.length - 1 : at, 1);
     }
-    state.addedOnTop.unshift([AR, value]);
-    return;
   }
+  state.authResultsOnTop = [[AR, value]];
 }
 
 /** Hands mailward's entries to Haraka, each once (notes hold them as Haraka sanitised them: no control characters). */
@@ -110,18 +135,22 @@ export function shareAuthResults(state: MailwardState, connection: HarakaConnect
   const txn = connection.transaction;
   if (!own || !txn || state.authResultsShared || !harakaHasResults(connection)) return;
   const written = valueToWrite(AR, encodedHeaderValue(own.value));
+  // Haraka's field, and with another authserv-id ours above it, stand above every field mailward adds
+  // (state.authResultsOnTop): none of the name stays among those.
+  state.addedOnTop = state.addedOnTop.filter(([name]) => name !== AR);
   if (same(own.authservId, connection.local.host)) {
     handOver(connection, resinfoEntries(own.value).entries);
     state.authResultsShared = true;
-    const combined = writeHarakaField(txn, connection);
     // Ours and Haraka's data_done field (takeOutDataDoneField) give way to the combined one.
-    state.addedOnTop = state.addedOnTop.filter(([name]) => name !== AR);
-    state.addedOnTop.unshift([AR, combined]);
+    state.authResultsOnTop = [[AR, writeHarakaField(txn, connection)]];
   } else {
     const field = connection.auth_results?.() ?? '';
     txn.add_leading_header(AR, field);
-    state.addedOnTop = state.addedOnTop.filter(([name, value]) => !(name === AR && value !== written));
-    state.addedOnTop.unshift([AR, field]);
+    // Delivered: Haraka's on top (data_post_respond), ours above it (restoreAuthResults, queue hook).
+    state.authResultsOnTop = [
+      [AR, written],
+      [AR, field],
+    ];
   }
   state.putBack = state.putBack.filter(([name]) => name !== AR);
 }

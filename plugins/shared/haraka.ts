@@ -68,6 +68,8 @@ export interface HarakaTransaction {
   /** Adds a field at the top of the header list (haraka-email-message's Header.add, an unshift). */
   add_leading_header(name: string, value: string): void;
   remove_header(name: string): void;
+  /** The message's header as received, one line as it came each (Haraka's Received first), parsed into `header`. */
+  header_lines?: string[];
   /** haraka-email-message's Header: `header_list` is the fields as they are written on delivery, one entry each. */
   header?: { header_list?: string[]; headers?: Record<string, string[]>; headers_decoded?: Record<string, string[]> };
 }

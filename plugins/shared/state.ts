@@ -20,6 +20,8 @@ export interface MailwardState {
   /** Header additions and removals already applied to the transaction. */
   appliedHeaders: number;
   appliedRemovals: number;
+  /** Of headerChanges.putBack, how many were applied (absent: none). */
+  appliedPutBack?: number;
   /** The fields mailward put on top of the header (prependHeaderFields), top first, as written: the held copy has the same. */
   addedOnTop: [name: string, written: string][];
   /** The sender's fields a check removed by name and put back, at the end of the header (see applyHeaderChanges), as written. */
@@ -35,6 +37,15 @@ export interface MailwardState {
    * row (soft_reject: deferred with 452; add_header: delivered with its verdict headers).
    */
   notHeld?: { action: 'soft_reject' | 'add_header'; reason: string };
+  /**
+   * When Haraka holds authentication results of its own (auth-results.ts): the
+   * Authentication-Results fields as they stand on top of the delivered copy,
+   * above every field mailward added (Haraka writes its field there after the
+   * data_post hooks, having removed every other of the name; with another
+   * authserv-id ours goes above it at queue time). The held copy writes them
+   * first, and no other field of the name.
+   */
+  authResultsOnTop?: [name: string, written: string][];
   /** The auth check's Authentication-Results entries were handed to Haraka's own field (see auth-results.ts). */
   authResultsShared?: boolean;
   tracked?: boolean;

@@ -26,6 +26,7 @@ function quarantineFor(runtime: Runtime): FileQuarantine {
 }
 
 const VERDICT_HEADERS = ['X-Mailward-Score', 'X-Mailward-Status', 'X-Mailward-Ref'];
+const AUTH_RESULTS = 'Authentication-Results';
 
 /**
  * Our X-Mailward-* fields are written on one line each, as filters read them:
@@ -51,16 +52,23 @@ function verdictHeaders(verdict: Verdict): [string, string][] {
  * removes (a sender's forged X-Mailward-* and Authentication-Results), with
  * the ones it added on top and those of the sender's it put back at the end
  * of the header block, in the same order and written the same way
- * (applyHeaderChanges), so a released copy explains itself.
+ * (applyHeaderChanges), so a released copy explains itself. When Haraka holds
+ * authentication results of its own, its Authentication-Results (and ours
+ * beside it under another authserv-id) stand above all of those, and no other
+ * field of the name is left, as Haraka writes the delivered copy
+ * (auth-results.ts).
  */
 function heldCopy(state: MailwardState, taggedSubject: string | undefined): Buffer {
   const lines = (fields: [string, string][]) => Buffer.from(fields.map(([name, written]) => `${name}: ${written}\r\n`).join(''), 'utf8');
-  const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : [])];
+  const authOnTop = state.authResultsOnTop;
+  const replaced = authOnTop ? [AUTH_RESULTS] : [];
+  const kept = ([name]: [string, string]) => !replaced.some((r) => r.toLowerCase() === name.toLowerCase());
+  const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : []), ...replaced];
   const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), removed);
   const end = headerBlockEnd(raw);
   // After the last field's own line ending (no blank line at all: the whole message is header).
   const at = end < 0 ? raw.length : end + (raw[end] === 0x0d ? 2 : 1);
-  return Buffer.concat([lines(state.addedOnTop), raw.subarray(0, at), lines(state.putBack), raw.subarray(at)]);
+  return Buffer.concat([lines(authOnTop ?? []), lines(state.addedOnTop.filter(kept)), raw.subarray(0, at), lines(state.putBack.filter(kept)), raw.subarray(at)]);
 }
 
 /**

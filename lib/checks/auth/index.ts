@@ -417,7 +417,10 @@ function dropForgedResults(ctx: MessageContext, authservId: string): Hit[] {
   const forged = all.filter(ours);
   if (!forged.length) return [];
   ctx.headerChanges.remove.push('Authentication-Results');
-  for (const value of all.filter((v) => !ours(v))) ctx.headerChanges.add.push(['Authentication-Results', value]);
+  for (const value of all.filter((v) => !ours(v))) {
+    ctx.headerChanges.add.push(['Authentication-Results', value]);
+    ctx.headerChanges.putBack.push(['Authentication-Results', value]);
+  }
   return [{ name: 'AUTH_RESULTS_FORGED', detail: `${forged.length} header${forged.length > 1 ? 's' : ''} claiming ${authservId} removed` }];
 }
 
