@@ -5,7 +5,7 @@
 // against the tricks they exist for, which must still fire.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { analyseHtml } from '../lib/checks/content/html';
+import { analyseHtml } from '../lib/util/html';
 import { builtinHeuristics, invisibleInsideWords, mismatchedLinks, mixedScriptWords, ruleHits, type LinkContext } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';

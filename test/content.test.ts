@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { BayesModel, chi2Q, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
 import { bulkHits } from '../lib/checks/content/bulk';
 import { templateFingerprint, templateWords } from '../lib/checks/content/fingerprint';
-import { analyseHtml } from '../lib/checks/content/html';
+import { analyseHtml } from '../lib/util/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';

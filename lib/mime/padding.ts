@@ -2,8 +2,8 @@
  * Whether what the tail walk read of a text part before its line budget ran
  * out is padding (hiding the text after it) rather than text: see tail.ts.
  */
-import { analyseHtml } from '../checks/content/html';
-import { withoutInvisibles } from '../checks/content/fold';
+import { analyseHtml } from '../util/html';
+import { withoutInvisibles } from '../util/invisible';
 
 /**
  * Bytes per line unit below which a stretch the line budget cut short reads as

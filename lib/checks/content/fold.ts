@@ -1,4 +1,5 @@
 import unhomoglyph from 'unhomoglyph';
+import { NON_ASCII, visibleNfkc } from '../../util/invisible';
 
 /**
  * Undoing word obfuscation: what the Bayes tokenizer, the operator `body` and
@@ -8,29 +9,6 @@ import unhomoglyph from 'unhomoglyph';
  * nothing inside it, compatibility forms (fullwidth, mathematical letters),
  * look-alike letters of another script.
  */
-
-export const NON_ASCII = /[^\x00-\x7f]/;
-
-/**
- * Characters that show nothing (Unicode's Default_Ignorable_Code_Point: soft
- * hyphen, zero-width space, joiners, word joiner, byte order mark, bidi marks,
- * variation selectors...). A spammer puts them inside a word ("Via\u200bgra")
- * so that it never meets the token the model learnt; they are taken out, so
- * the word joins rather than splits (the BOM is white space to JavaScript's
- * \s). The heuristics read the parts' text, which keeps them
- * (INVISIBLE_CHARACTERS).
- */
-const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
-
-/** Text without the characters that show nothing (see IGNORABLE). */
-export function withoutInvisibles(text: string): string {
-  return NON_ASCII.test(text) ? text.replace(IGNORABLE, '') : text;
-}
-
-/** Text without the characters that show nothing, its compatibility forms folded (NFKC), case kept. */
-export function visibleNfkc(text: string): string {
-  return NON_ASCII.test(text) ? text.replace(IGNORABLE, '').normalize('NFKC') : text;
-}
 
 export const LATIN = /\p{Script=Latin}/u;
 /** Scripts with letters that read as Latin ones (Unicode's confusables). */

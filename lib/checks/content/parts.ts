@@ -1,6 +1,6 @@
 import type { Email } from 'postal-mime';
 import { firstHeader, parsedMessage, type HeaderField, type MessageContext } from '../../message';
-import { analyseHtml, type HtmlInfo } from './html';
+import { analyseHtml, type HtmlInfo } from '../../util/html';
 import { detached } from '../../util/text';
 
 export interface AttachmentInfo {

@@ -2,7 +2,8 @@ import { getDomain, getPublicSuffix } from 'tldts';
 // Subpath imports only: natural's package root loads mongoose, pg and redis and reads ./.env.
 import { PorterStemmer } from 'natural/lib/natural/stemmers';
 import { detached, trimChars } from '../../util/text';
-import { foldLookalikes, foldWord, NON_ASCII, visibleNfkc, withoutInvisibles } from './fold';
+import { foldLookalikes, foldWord } from './fold';
+import { NON_ASCII, visibleNfkc, withoutInvisibles } from '../../util/invisible';
 import type { MessageParts } from './parts';
 import { linkHostAndPath } from './parts';
 
