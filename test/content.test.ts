@@ -15,6 +15,7 @@ import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
 import { createMailward, type Verdict } from '../lib';
 import { createContext, MAX_PARSE_BYTES, MAX_PARSE_LINES, parsedMessage } from '../lib/message';
+import { bodyBefore, htmlLooksLikePadding, unshownOpenAt } from '../lib/mime/padding';
 import { lineCount, postalInputs } from './support/postal-spy';
 import { Ledger } from '../lib/score/ledger';
 import { SymbolTable } from '../lib/score/symbol-table';
@@ -499,6 +500,80 @@ describe('content: tokens and MIME', () => {
         const r = await verdictOf(raw);
         assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
         assert.match(r.unread ?? '', /^1 text part read only in part .*HTML that shows almost nothing/);
+      });
+
+      it('an HTML part read from inside an unclosed <style>, <script> or <title> opened before the cut', async () => {
+        // Review (h-mime): only an open comment was seen; a style sheet of 50,000 lines read from the cut on was all "text".
+        const hidden: [string, string, string][] = [
+          ['<html><head><style type="text/css">', '.c{} .pad { color: #123456; } .x{}', '</style></head><body>'],
+          ['<html><head><SCRIPT>', 'var pad = "xxxxxxxxxxxxxxxxxxxxxxx";', '</script></head><body>'],
+          ['<html><head><title>', 'Your account statement is ready xx', '</title></head><body>'],
+        ];
+        for (const [open, line, close] of hidden) {
+          const r = await verdictOf(htmlMessage(open + CRLF + `${line}${CRLF}`.repeat(50_000) + close + '<p>PADDED SPAM</p>' + CRLF));
+          assert.ok(!r.words.includes('PADDED SPAM'), `${open}: the spam is past what was read`);
+          assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/, open);
+        }
+        // Closed before the cut (an end tag in capitals, with a blank), or opened inside a comment: the text after it shows.
+        const rows = `<p>Order ${'line of text '.repeat(2)}</p>${CRLF}`.repeat(50_000);
+        for (const closed of ['<html><head><style>.a{}</STYLE ></head><body>', '<html><body><!-- <style> -->']) {
+          assert.equal((await verdictOf(htmlMessage(closed + CRLF + rows))).unread, undefined, closed);
+        }
+      });
+
+      it('a base64 HTML part of 76-character lines whose content is one comment, or comment lines (cut by the bytes, not the lines)', async () => {
+        // Review (h-mime): base64 lines are 78 bytes, so both bounds that cut it are the byte bounds, which were never judged;
+        // and where the cut fell inside the one comment was not known for base64.
+        const one = '<html><body><!--' + CRLF + `${'x'.repeat(70)}${CRLF}`.repeat(44_000) + '-->';
+        const lines = '<html><body>' + CRLF + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(44_000);
+        for (const padding of [one, lines]) {
+          const body = Buffer.from(padding + '<p>PADDED SPAM</p>' + CRLF).toString('base64').replace(/.{76}/g, `$&${CRLF}`);
+          const raw = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: base64', '', ''].join(CRLF) + body + CRLF;
+          assert.ok(raw.length / raw.split('\n').length > 75, 'cut by the bytes');
+          const r = await verdictOf(raw);
+          assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+          assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 1 MB ran out inside it, in what reads as padding/);
+        }
+      });
+
+      it('what the body before the cut leaves open is read through its transfer encoding, and an end tag or --> the cut splits closes it again', () => {
+        const raw = (s: string) => Buffer.from(`HEADER${s}`, 'latin1');
+        const open = (s: string, encoding: string) => unshownOpenAt(bodyBefore(raw(s), 6, 6 + s.length, encoding));
+        // base64: a `=` ends a chunk and decoding goes on (Buffer.from stops there); quoted-printable: encoded `<`, soft breaks.
+        assert.equal(open(`QQ==${CRLF}${Buffer.from('<p>x</p><!-- pad').toString('base64')}`, 'base64'), '<p>x</p><!-- pad'.slice(8));
+        assert.equal(open(`<p>x</p>=3C!-- pad`, 'quoted-printable'), '<!-- pad');
+        assert.equal(open(`<p>x</p><!-- pad -=${CRLF}-> <p>shown</p>`, 'quoted-printable'), '');
+        assert.equal(open(`<STYLE media=3Dall>p{}`, 'quoted-printable'), '<STYLE media=all>p{}');
+        assert.equal(open('<!-- <style> --> <script>if (a<b) document.write("<!--")</script>', '7bit'), '');
+        // A cut at each character of a closing `</style>` or `-->` after a long sheet or comment: what follows shows.
+        const shown = '<p>' + 'Order confirmed, thank you. '.repeat(40) + '</p>';
+        for (const [opener, closer] of [['<style type="text/css">', '</style>'], ['<!--', '-->'], ['<title>', '</TITLE >']]) {
+          const html = `<html><head>${opener}${'x'.repeat(500)}${closer}</head><body>${shown}`;
+          const at = html.indexOf(closer);
+          for (let k = 0; k <= closer.length; k++) {
+            assert.equal(htmlLooksLikePadding(html.slice(at + k), unshownOpenAt(html.slice(0, at + k))), false, `${closer} cut after ${k}`);
+          }
+          assert.equal(htmlLooksLikePadding(html.slice(at - 10), unshownOpenAt(html.slice(0, at - 10)).replace(/x+$/, '')), false, opener);
+        }
+      });
+
+      it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {
+        const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(16_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
+        const r = await verdictOf(head + img(1600 * 1024) + part);
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 1 MB ran out inside it/);
+      });
+
+      it('long text and HTML parts of ordinary long lines that the byte bound cuts do not', async () => {
+        const row = (i: number) => `<tr><td class="p">Woollen scarf no. ${i}</td><td class="price">EUR ${(i % 90) + 9}.90</td><td><a href="https://shop.example.com/p/${i}">buy</a></td></tr>${CRLF}`;
+        const html = '<html><body><table>' + CRLF + Array.from({ length: 30_000 }, (_, i) => row(i)).join('') + '</table></body></html>' + CRLF;
+        const b64 = ['From: news@shop.example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: base64', '', ''].join(CRLF) +
+          Buffer.from(html).toString('base64').replace(/.{76}/g, `$&${CRLF}`) + CRLF;
+        assert.equal((await verdictOf(b64)).unread, undefined, 'base64 HTML');
+        const text = ['From: a@example.com', 'Subject: report', 'Content-Type: text/plain', '', ''].join(CRLF) + `${'A line of an ordinary long report, wrapped at no column at all, '.repeat(2)}${CRLF}`.repeat(30_000);
+        assert.equal((await verdictOf(text)).unread, undefined, 'text');
+        const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + html + '--B--' + CRLF;
+        assert.equal((await verdictOf(head + img(1600 * 1024) + part)).unread, undefined, 'HTML past the cut');
       });
 
       it('an HTML part of comment padding wholly past the cut (after a large image)', async () => {

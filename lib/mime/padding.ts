@@ -1,8 +1,8 @@
 /**
- * Whether what the tail walk read of a text part before its line budget ran
- * out is padding (hiding the text after it) rather than text: see tail.ts.
+ * Whether what the tail walk read of a text part before its line or byte budget
+ * ran out is padding (hiding the text after it) rather than text: see tail.ts.
  */
-import { analyseHtml } from '../util/html';
+import { analyseHtml, SKIP_TAGS } from '../util/html';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -26,7 +26,12 @@ const PADDING_BLANK_SHARE = 0.9;
  */
 const PADDING_VISIBLE_SHARE = 0.005;
 
-/** Whether raw[start, end), cut short by the line budget after `units` line units, is padding by its bytes: short or blank lines. */
+/**
+ * Whether raw[start, end), cut short by the line or byte budget after `units`
+ * line units, is padding by its bytes: short or blank lines. Cut by the byte
+ * budget, its lines are long (the short-line test cannot hold) and only
+ * white space tells.
+ */
 export function bytesLookLikePadding(raw: Buffer, start: number, end: number, units: number): boolean {
   if (end - start < units * PADDING_BYTES_PER_UNIT) return true;
   let blank = 0;
@@ -37,19 +42,135 @@ export function bytesLookLikePadding(raw: Buffer, start: number, end: number, un
   return blank >= (end - start) * PADDING_BLANK_SHARE;
 }
 
+/** Base64 alphabet values by byte, -1 for any other byte. */
+const BASE64_VALUE = new Int8Array(256).fill(-1);
+for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'].entries()) BASE64_VALUE[c.charCodeAt(0)] = i;
+const HEX_VALUE = new Int8Array(256).fill(-1);
+for (const [i, c] of [...'0123456789abcdef'].entries()) HEX_VALUE[c.charCodeAt(0)] = HEX_VALUE[c.toUpperCase().charCodeAt(0)] = i;
+
 /**
- * Whether the raw body bytes [bodyStart, at) leave an HTML comment open at `at`:
- * a part read from the cut on may start inside one comment 40,000 lines long,
- * whose text is no text. As written (7bit, 8bit, quoted-printable: `<!--` and
- * `-->` are not encoded); a base64 body shows neither. Quoted-printable soft
- * line breaks (`=` at a line's end) are read past: one falls inside `-->`
- * (`-=` CRLF `->`) of about one Outlook conditional comment in 40, and the
- * part read from the cut then counted as one comment, 0% visible. Linear: one
- * copy without them, two backward searches.
+ * Base64 decoded as postal-mime decodes it: bytes outside the alphabet
+ * skipped, a `=` ending a chunk and the next starting afresh. Not
+ * Buffer.from(..., 'base64'), which stops at the first `=`: a `QQ==` line
+ * early in a part hid every `<!--` after it. One pass, no allocation a chunk.
  */
-export function commentOpenAt(raw: Buffer, bodyStart: number, at: number): boolean {
-  const before = raw.toString('latin1', bodyStart, at).replace(/=\r?\n/g, '');
-  return before.lastIndexOf('<!--') > before.lastIndexOf('-->');
+function decodeBase64(bytes: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(Math.ceil((bytes.length * 3) / 4));
+  let n = 0;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const v = BASE64_VALUE[bytes[i]!]!;
+    if (v < 0) {
+      if (bytes[i] === 0x3d) acc = bits = 0;
+      continue;
+    }
+    acc = ((acc << 6) | v) & 0xffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * Quoted-printable decoded: `=XX` is the byte, `=` before the line end (blanks
+ * allowed) a soft line break that joins the lines; a `=` that is neither stays.
+ * A soft break inside `-->` (`-=` CRLF `->`: about one Outlook conditional
+ * comment in 40) or an encoded `<` (`=3C!--`, `<=73tyle>`) is read as a reader's
+ * client reads it. One pass: the blanks after a `=` hold no other `=`.
+ */
+function decodeQuotedPrintable(bytes: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(bytes.length);
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c !== 0x3d) {
+      out[n++] = c;
+      continue;
+    }
+    let j = i + 1;
+    while (bytes[j] === 0x20 || bytes[j] === 0x09) j++;
+    if (bytes[j] === 0x0d) j++;
+    if (bytes[j] === 0x0a || j >= bytes.length) {
+      i = Math.min(j, bytes.length);
+      continue;
+    }
+    const hi = i + 2 < bytes.length ? HEX_VALUE[bytes[i + 1]!]! : -1;
+    const lo = hi >= 0 ? HEX_VALUE[bytes[i + 2]!]! : -1;
+    if (lo >= 0) {
+      out[n++] = hi * 16 + lo;
+      i += 2;
+    } else out[n++] = c;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * A part's body bytes raw[bodyStart, at) with their transfer encoding undone
+ * (`encoding` as the part declares it, lower case, comments out), as latin1:
+ * what is looked for in them (markup) is ASCII. Linear; at most the 2 MB
+ * before the cut.
+ */
+export function bodyBefore(raw: Buffer, bodyStart: number, at: number, encoding: string): string {
+  const bytes = raw.subarray(bodyStart, Math.max(bodyStart, at));
+  if (encoding === 'base64') return decodeBase64(bytes).toString('latin1');
+  if (encoding === 'quoted-printable') return decodeQuotedPrintable(bytes).toString('latin1');
+  return bytes.toString('latin1');
+}
+
+/** The next `<!--` or start tag of an element whose content shows nothing (SKIP_TAGS). */
+const UNSHOWN_START = new RegExp(`<!--|<(${[...SKIP_TAGS].join('|')})(?=[\\s/>]|$)`, 'gi');
+/** The end tag of each of them. */
+const UNSHOWN_END = new Map([...SKIP_TAGS].map((name) => [name, new RegExp(`</${name}(?=[\\s/>]|$)`, 'gi')]));
+
+/** Characters of the hidden content before the cut kept with its opener (unshownOpenAt): more than an end tag. */
+const OPEN_TAIL = 64;
+
+/**
+ * What is open at the end of the HTML `before` whose content shows nothing (a
+ * comment, or `<style>`, `<script>`, `<title>`, `<template>`: SKIP_TAGS), to
+ * be put before the HTML read from there on: the opener and the last
+ * characters after it; '' when none is open. A part read from the cut on may
+ * start inside one comment or style sheet 40,000 lines long, whose text is
+ * no text: it is judged with this put before it (htmlLooksLikePadding). The
+ * last characters are kept because a cut inside a line (base64, a soft line
+ * break, the byte bound) may split the end tag or `-->` itself: `</sty` |
+ * `le>` must close the style sheet again, or the text after it read as hidden.
+ * Read forward as a browser does: a `<style>` inside a comment opens nothing,
+ * nor a `<!--` inside a script. Linear: each search starts where the last ended.
+ */
+export function unshownOpenAt(before: string): string {
+  for (let at = 0; ; ) {
+    UNSHOWN_START.lastIndex = at;
+    const start = UNSHOWN_START.exec(before);
+    if (!start) return '';
+    const name = start[1]?.toLowerCase();
+    const end = name ? endTagAfter(before, name, start.index + start[0].length) : commentEndAfter(before, start.index);
+    if (end >= 0) {
+      at = end;
+      continue;
+    }
+    if (before.length - start.index <= OPEN_TAIL) return before.slice(start.index);
+    // A blank after the opener: `<!--` and `->` of the tail must not make `<!--->`, an empty comment.
+    return `${name ? `<${name}>` : '<!--'} ${before.slice(-OPEN_TAIL)}`;
+  }
+}
+
+/** Where the comment opened at `open` ends, or -1: `<!-->` and `<!--->` are empty comments, as in htmlparser2 and browsers. */
+function commentEndAfter(html: string, open: number): number {
+  const end = html.indexOf('-->', open + 2);
+  return end < 0 ? -1 : end + 3;
+}
+
+/** Where the end tag of `name` first found at or after `from` ends, or -1. */
+function endTagAfter(html: string, name: string, from: number): number {
+  const endTag = UNSHOWN_END.get(name)!;
+  endTag.lastIndex = from;
+  const end = endTag.exec(html);
+  return end ? end.index + end[0].length : -1;
 }
 
 /**
@@ -82,8 +203,11 @@ export function htmlVisibleShare(html: string): number {
   return measured > 0 ? visible / measured : visible ? 1 : 0;
 }
 
-/** Whether the decoded HTML a line-cut reading took in is padding: almost nothing in it shows (PADDING_VISIBLE_SHARE). */
-export function htmlLooksLikePadding(html: string, insideComment: boolean): boolean {
-  // Read from inside a comment: what follows up to its end is comment too, as the prefix's parse read it.
-  return htmlVisibleShare(insideComment ? `<!--${html}` : html) < PADDING_VISIBLE_SHARE;
+/**
+ * Whether the decoded HTML a reading cut short took in is padding: almost
+ * nothing in it shows (PADDING_VISIBLE_SHARE). `open`: what was open where it
+ * was read from (unshownOpenAt): up to its end, what follows is hidden too.
+ */
+export function htmlLooksLikePadding(html: string, open: string): boolean {
+  return htmlVisibleShare(open + html) < PADDING_VISIBLE_SHARE;
 }

@@ -132,11 +132,16 @@ export interface TailPart {
   /** An inline message/rfc822: dropped when the message turns out to be a report. */
   message: boolean;
   /**
-   * Set when the line budget cut its reading short in lines that are not padding by their bytes:
-   * if it is HTML, what was read is judged decoded (htmlLooksLikePadding). `insideComment`: read
-   * from inside an HTML comment (commentOpenAt).
+   * Set when the line or byte budget (`by`) cut its reading short in what is not padding by its
+   * bytes: if it is HTML, what was read is judged decoded (htmlLooksLikePadding), with what the
+   * body before `start` (from `bodyStart`, in its transfer `encoding`) leaves open (unshownOpenAt).
    */
-  lineCut?: { insideComment: boolean };
+  readInPart?: { by: 'lines' | 'bytes'; bodyStart: number; encoding: string };
+}
+
+/** A part's Content-Transfer-Encoding as postal-mime takes it: comments out, trimmed, lower case. */
+export function transferEncoding(fields: ContentFields): string {
+  return (fields.encoding ?? '').replace(/\([^()]*\)/g, '').trim().toLowerCase();
 }
 
 /** The header block postal-mime needs to decode a part's body (type, charset, transfer encoding, disposition), one field a line. */

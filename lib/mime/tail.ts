@@ -3,8 +3,8 @@ import type { Email } from 'postal-mime';
 import { decodeParts } from './decode';
 import { headerBlockEnd, MAX_HEADER_BYTES } from './header-block';
 import { fitLines, insideLine, MAX_PARSE_LINES } from './limits';
-import { bytesLookLikePadding, commentOpenAt, htmlLooksLikePadding } from './padding';
-import { base64Resume, blankLineEnd, decodingHeader, delimiterLineEnd, tailPartType, type ContentFields, type OpenMultipart, type TailPart } from './tail-part';
+import { bodyBefore, bytesLookLikePadding, htmlLooksLikePadding, unshownOpenAt } from './padding';
+import { base64Resume, blankLineEnd, decodingHeader, delimiterLineEnd, tailPartType, transferEncoding, type ContentFields, type OpenMultipart, type TailPart } from './tail-part';
 
 /**
  * Text parts read at or past the cut of a partial parse: the bounds that matter
@@ -79,7 +79,7 @@ const CROSSING_SHARE = 0.5;
  */
 function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   const top = headerBlockEnd(raw);
-  if (top < 0) return { ranges: [], unread: 0, cutShort: 0 };
+  if (top < 0) return { ranges: [], unread: 0, cutShort: { lines: 0, bytes: 0 } };
   const open: OpenMultipart[] = [];
   const enter = (boundary: string | undefined, type: string): boolean => {
     if (!boundary || open.length >= MAX_TAIL_DEPTH) return false;
@@ -137,14 +137,15 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   const hasRoom = (l: Limits) => l.parts > 0 && l.bytes > 0 && l.lines > 0;
   /** Text parts wholly past the cut that the budgets left unread: the walk goes on to count them. */
   let unread = 0;
-  /** Text parts whose reading the line budget cut short: short-line padding hides what follows it (no such bound on bytes). */
-  let cutShort = 0;
+  /** Text parts whose reading the line or byte budget cut short inside padding by its bytes (short or blank lines): it hides what follows. */
+  const cutShort = { lines: 0, bytes: 0 };
   /**
    * Takes a part within `l`: its decoding header (whole, or nothing), and its body from `start`,
    * cut to the budgets at a line end (a first line too long for the bytes left is cut inside it).
-   * `bodyStart`: where its body begins, before `start` when it is read from the cut (commentOpenAt).
+   * `bodyStart`: where its body begins, before `start` when it is read from the cut, and `encoding` its
+   * transfer encoding: what its body before the cut leaves open is read from them (unshownOpenAt).
    */
-  const take = (part: TailPart, l: Limits, share = 1, bodyStart = part.start): void => {
+  const take = (part: TailPart, l: Limits, share = 1, bodyStart = part.start, encoding = ''): void => {
     // What this part may spend: all that is left, or a share of it.
     let bytes = Math.floor(l.bytes * share);
     let lines = Math.floor(l.lines * share);
@@ -159,28 +160,28 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     const fit = fitLines(raw, part.start, part.end, bytes, lines);
     // A piece cut inside a line costs its = signs too: charged nothing, each such part had the whole line budget again.
     const { end, units } = fit.by === 'bytes' && fit.end === part.start ? insideLine(raw, part.start, bytes, lines) : fit;
-    // Cut short by the lines: padding by its bytes (short or blank lines) is counted here; other lines
-    // may still show nothing (comments, empty elements, &nbsp;), which only the decoded HTML tells.
-    let lineCut: TailPart['lineCut'];
-    if (fit.by === 'lines' && !part.message) {
-      if (bytesLookLikePadding(raw, part.start, end, units)) cutShort++;
-      else lineCut = { insideComment: commentOpenAt(raw, bodyStart, part.start) };
+    // Cut short by either bound: padding by its bytes (short or blank lines) is counted here; other lines
+    // may still show nothing (comments, empty elements, &nbsp;), which only the decoded HTML tells. The byte
+    // bound too: 1 MB of 76-byte comment lines is under 14,000 lines, and hid what followed it in silence.
+    let readInPart: TailPart['readInPart'];
+    if (fit.by && !part.message) {
+      if (bytesLookLikePadding(raw, part.start, end, units)) cutShort[fit.by]++;
+      else readInPart = { by: fit.by, bodyStart, encoding };
     }
     l.bytes -= part.header.length + end - part.start;
     l.lines -= headerLines + units;
     l.parts--;
-    ranges.push({ ...part, end, lineCut });
+    ranges.push({ ...part, end, readInPart });
   };
   /** Where a text part's body is read from past the cut: the cut, or the next whole base64 unit after it. */
   const resumeAt = (fields: ContentFields, bodyStart: number, end: number): number => {
     const from = Math.max(cut, bodyStart);
-    const base64 = (fields.encoding ?? '').replace(/\([^()]*\)/g, '').trim().toLowerCase() === 'base64';
-    return base64 && from > bodyStart ? base64Resume(raw, bodyStart, from, end) : from;
+    return transferEncoding(fields) === 'base64' && from > bodyStart ? base64Resume(raw, bodyStart, from, end) : from;
   };
   if (!enter(topType.boundary, topType.type)) {
     // A message that is one text part (no multipart): the rest of its body, or its padding with short lines hides the text after them.
     if (topType.read && topType.type.startsWith('text/') && raw.length > cut) {
-      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text, 1, top + sep);
+      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text, 1, top + sep, transferEncoding(topType.fields));
     }
     return { ranges, unread: 0, cutShort };
   }
@@ -250,7 +251,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     // The text part the cut falls in: its body from the cut on, with at most half the budgets, so that neither
     // its padding hides the parts after it nor theirs the text just past the cut. The body from the cut on of a
     // message or a multipart is neither: one straddling the cut is taken whole (its start twice).
-    if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE, headerEnd);
+    if (headerEnd < cut && part.type.startsWith('text/')) take({ header, start: resumeAt(part.fields, headerEnd, partEnd), end: partEnd, message }, limits, CROSSING_SHARE, headerEnd, transferEncoding(part.fields));
     else take({ header, start: headerEnd, end: partEnd, message }, limits);
   }
   return { ranges: report ? ranges.filter((r) => !r.message) : ranges, unread, cutShort, stopped };
@@ -260,8 +261,8 @@ interface TailWalk {
   ranges: TailPart[];
   /** Text parts wholly past the cut left unread because the budgets were spent. */
   unread: number;
-  /** Text parts read only in part because the line budget ran out inside padding of short or blank lines (see TailPart.lineCut for the rest). */
-  cutShort: number;
+  /** Text parts read only in part because the line or byte budget ran out inside padding of short or blank lines (see TailPart.readInPart for the rest). */
+  cutShort: { lines: number; bytes: number };
   /** Set when the walk stopped before the message's end (one of its own bounds): why. */
   stopped?: string;
 }
@@ -273,17 +274,23 @@ export interface TailText {
   unread?: string;
 }
 
+/** The detail for `n` text parts whose reading the tail's `bound` cut short inside padding. */
+function readInPartDetail(n: number, bound: string): string {
+  if (!n) return '';
+  return `${n} text part${n === 1 ? '' : 's'} read only in part (the tail's ${bound} ran out inside ${n === 1 ? 'it' : 'them'}, in what reads as padding: short or blank lines, or HTML that shows almost nothing)`;
+}
+
 /** Decodes the text parts at and past the cut (tailTextRanges) and appends their text and HTML to `email`. */
 export async function appendTailTextParts(email: Email, raw: Buffer, cut: number): Promise<TailText> {
   let found = 0;
   const text: string[] = [];
   const html: string[] = [];
   const walk = tailTextRanges(raw, cut);
-  let cutShort = walk.cutShort;
-  for (const { header, start, end, lineCut } of walk.ranges) {
+  const cutShort = { ...walk.cutShort };
+  for (const { header, start, end, readInPart } of walk.ranges) {
     const part = await decodeParts(Buffer.concat([header, raw.subarray(start, end)])).catch(() => undefined);
-    // One HTML read of what was decoded anyway: within the tail's byte budget, once.
-    if (lineCut && part?.html && htmlLooksLikePadding(part.html, lineCut.insideComment)) cutShort++;
+    // One HTML read of what was decoded anyway (within the tail's byte budget), and one scan of the body before the cut.
+    if (readInPart && part?.html && htmlLooksLikePadding(part.html, unshownOpenAt(bodyBefore(raw, readInPart.bodyStart, start, readInPart.encoding)))) cutShort[readInPart.by]++;
     if (!part || (!part.text && !part.html)) continue;
     found++;
     if (part.text) text.push(part.text);
@@ -293,7 +300,8 @@ export async function appendTailTextParts(email: Email, raw: Buffer, cut: number
   if (html.length) email.html = [email.html ?? '', ...html].filter(Boolean).join('\n');
   const unread = [
     walk.unread ? `${walk.unread} text part${walk.unread === 1 ? '' : 's'} past the cut left unread (the tail budget: ${MAX_TAIL_BYTES / 1024 / 1024} MB, ${MAX_TAIL_LINES} lines, ${MAX_TAIL_PARTS} parts)` : '',
-    cutShort ? `${cutShort} text part${cutShort === 1 ? '' : 's'} read only in part (the tail's ${MAX_TAIL_LINES} lines ran out inside ${cutShort === 1 ? 'it' : 'them'}, in what reads as padding: short or blank lines, or HTML that shows almost nothing)` : '',
+    readInPartDetail(cutShort.lines, `${MAX_TAIL_LINES} lines`),
+    readInPartDetail(cutShort.bytes, `${MAX_TAIL_BYTES / 1024 / 1024} MB`),
     walk.stopped ? `the walk past the cut stopped at ${walk.stopped}: what follows was not read` : '',
   ].filter(Boolean);
   return { found, unread: unread.length ? unread.join('; ') : undefined };

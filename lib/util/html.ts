@@ -24,10 +24,14 @@ export interface HtmlInfo {
   deep: boolean;
 }
 
-// Not `head`: browsers show what a stray <head> holds (text, or anything after <body>), and its
-// own children that show nothing (title, style, script) are skipped anyway. Not `noscript`:
-// mail clients run no scripts, so they show it.
-const SKIP_TAGS = new Set(['script', 'style', 'title', 'template']);
+/**
+ * Elements whose content shows nothing: analyseHtml skips it, and the MIME tail
+ * (lib/mime/padding.ts) reads a part from inside one as hidden.
+ * Not `head`: browsers show what a stray <head> holds (text, or anything after <body>), and its
+ * own children that show nothing (title, style, script) are skipped anyway. Not `noscript`:
+ * mail clients run no scripts, so they show it.
+ */
+export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'template']);
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
 const HIDDEN_STYLE =
   /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?\s*(?:;|$|!)|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
