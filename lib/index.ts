@@ -2,7 +2,7 @@ import type { LoadOptions, MailwardConfig } from './config/load';
 import { createContext, setMessage, type ContextInit, type MessageContext } from './message';
 import { Runtime, type RuntimeOptions } from './runtime';
 import type { Verdict } from './score/types';
-import { rowFromVerdict } from './tracking/row';
+import { recordRecipients, rowFromVerdict } from './tracking/row';
 import type { TrackingRow } from './tracking/types';
 
 export { ConfigError } from './config/errors';
@@ -74,7 +74,9 @@ export function createMailward(options: MailwardOptions = {}): Mailward {
       await runtime.runPhase(modules, 'data', ctx, ledger);
       const verdict = runtime.decide(ctx, ledger);
       if (options.learn !== false) await runtime.afterVerdict(ctx, verdict);
-      const row = rowFromVerdict(ctx, verdict, runtime.config.shared.nodeName);
+      // The row says what an MTA's client was told: the accepted recipients, and the refused ones in the reason.
+      const refused = [...ledger.refusedRecipients].map(([address, reason]) => ({ address, reason }));
+      const row = recordRecipients(rowFromVerdict(ctx, verdict, runtime.config.shared.nodeName), { accepted, refused, attemptedCount: recipients.length });
       options.onRow?.(row);
       return { verdict, row, refusedRecipients: Object.fromEntries(ledger.refusedRecipients), refusedCount: ledger.refusedCount, context: ctx };
     },

@@ -80,6 +80,9 @@ for (const backend of ['memory', 'redis'] as const) {
       assert.doesNotMatch(Object.values(r.refusedRecipients).join(' '), /trap/i);
       assert.deepEqual(r.context.rcptTo, ['user@example.com']);
       assert.equal(score(r, 'SPAMTRAP'), 6);
+      // The tracking row names them as the Haraka tracking plugin's does (before: the library's row did not).
+      assert.deepEqual(r.row.rcptTo, ['user@example.com']);
+      assert.match(r.row.reason, /; refused recipients: trap@example\.com \(mailbox unavailable\), x@honey\.example\.com \(mailbox unavailable\)$/);
     });
 
     it('then penalises the IP and its neighbours (one hit per message), and the sender domain only once SPF or DKIM passed for it', async () => {
@@ -260,5 +263,13 @@ describe('reputation: a flood of spam-trap recipients in one scan', () => {
     assert.equal(r.refusedRecipients['t0@honey.example.com'], 'mailbox unavailable');
     assert.equal(r.refusedCount, 1500);
     assert.deepEqual(r.context.rcptTo, ['user@example.com'], 'a trap past the first 1,000 was accepted');
+    assert.deepEqual(r.row.rcptTo, ['user@example.com']);
+    assert.match(r.row.reason, /; refused recipients: t0@honey\.example\.com \(mailbox unavailable\), .*, and 1480 more$/);
+  });
+
+  it('records in the row a scan whose every recipient was refused', async () => {
+    const r = await mw.scan({ ip: '192.0.2.61', helo: 'x.test', mailFrom: 'promo@spamco.test', rcptTo: ['t1@honey.example.com'] });
+    assert.deepEqual(r.row.rcptTo, [], 'the row lists only accepted recipients');
+    assert.match(r.row.reason, /; refused recipients: t1@honey\.example\.com \(mailbox unavailable\)$/);
   });
 });

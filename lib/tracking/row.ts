@@ -133,3 +133,27 @@ export function refusedRecipientsNote(
   if (!shown.length) return `; ${total} refused recipient(s)`;
   return `; refused recipients: ${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`;
 }
+
+/** What became of a transaction's recipients, for its row (recordRecipients). */
+export interface RecipientOutcome {
+  /** Accepted at RCPT: the row's rcpt_to. */
+  accepted: readonly string[];
+  /** Refused, with the reason (another plugin's, or mailward's own: spam traps, block rules). */
+  refused: readonly { address: string; reason: string }[];
+  /** The RCPT TO addresses kept (not necessarily all), and how many there were in all. */
+  attempted?: readonly string[];
+  attemptedCount?: number;
+}
+
+/**
+ * Records the recipients in `row`: `rcptTo` the accepted ones, the refused
+ * ones named (then counted) at the end of `reason`. One place for both front
+ * doors, the Haraka tracking plugin and createMailward().scan: before, the
+ * library's rows said nothing of the recipients refused at RCPT.
+ */
+export function recordRecipients(row: TrackingRow, r: RecipientOutcome): TrackingRow {
+  const attempted = r.attempted ?? [];
+  row.rcptTo = [...r.accepted];
+  row.reason += refusedRecipientsNote(r.refused, attempted, r.accepted, r.attemptedCount ?? attempted.length);
+  return row;
+}

@@ -1,6 +1,6 @@
 import { createTrackingWriter } from '../../lib/tracking';
 import { KEPT_RECIPIENTS } from '../../lib/score/ledger';
-import { refusedRecipientsNote, rowForEarlyEnd, rowFromVerdict } from '../../lib/tracking/row';
+import { recordRecipients, rowForEarlyEnd, rowFromVerdict, type RecipientOutcome } from '../../lib/tracking/row';
 import type { TrackingWriter } from '../../lib/tracking/types';
 import { hook } from '../shared/adapter';
 import { addressOf, DENYSOFT, replyText, type HarakaConnection, type HarakaPlugin } from '../shared/haraka';
@@ -53,8 +53,8 @@ function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | 
   const out = writerFor(plugin);
   if (!out) return;
   const node = runtimeFor(plugin).config.shared.nodeName;
-  if (accepted) state.ctx.rcptTo = accepted;
-  const refusedNote = refusedRecipientsNote(state.refusedRecipients, attempted, accepted ?? [], attemptedCount);
+  // Without a transaction (refused at connect) the row keeps the context's (no) recipients.
+  const recipients: RecipientOutcome = { accepted: accepted ?? state.ctx.rcptTo, refused: state.refusedRecipients, attempted, attemptedCount };
   if (state.verdict) {
     const row = rowFromVerdict(state.ctx, state.verdict, node);
     if (state.notHeld) {
@@ -69,23 +69,17 @@ function write(plugin: HarakaPlugin, state: MailwardState, accepted: string[] | 
       row.reason = `${row.reason}; then ${state.outcome.reason}`;
     }
     if (state.quarantined) row.reason = `${row.reason}; held in quarantine`;
-    row.reason += refusedNote;
-    out.write(row);
+    out.write(recordRecipients(row, recipients));
     return;
   }
+  const anyRefused = state.refusedRecipients.length > 0 || attemptedCount > (accepted ?? []).length;
   const outcome = state.outcome ??
-    (refusedNote && !(accepted ?? []).length
+    (anyRefused && !(accepted ?? []).length
       ? { action: 'reject', phase: 'rcpt', reason: 'every recipient was refused' }
       : { action: 'abandoned', phase: state.ctx.mailFrom === undefined ? 'connect' : 'rcpt', reason: 'the client ended the transaction before a verdict' });
   const ledger = state.ledger;
   out.write(
-    rowForEarlyEnd(state.ctx, node, {
-      ...outcome,
-      reason: outcome.reason + refusedNote,
-      symbols: ledger.symbols,
-      score: ledger.total,
-      groups: ledger.groups,
-    }),
+    recordRecipients(rowForEarlyEnd(state.ctx, node, { ...outcome, symbols: ledger.symbols, score: ledger.total, groups: ledger.groups }), recipients),
   );
 }
 
