@@ -270,6 +270,48 @@ describe('content: Bayes model size bound (max_tokens)', () => {
       }
     });
 
+    it('SQLite: a token learnt while the cut runs is not kept as such: new (count 1, today), it goes when the cut reaches tokens seen twice', async () => {
+      // docs/content.md said "a token learnt meanwhile is kept"; it is judged by its counts when its range is removed.
+      const dir = mkdtempSync(join(tmpdir(), 'mw-bound-'));
+      const path = join(dir, 'bayes.sqlite');
+      try {
+        await newSqliteModel(path);
+        const big = seededModel(12_000);
+        seedSqlite(path, big);
+        const kept = new Set(expectedKept(big, 700));
+        // Every token seen once goes at this bound: the cut lies among those seen twice or more.
+        assert.ok(big.every((t) => t.spam + t.ham > 1 || !kept.has(t.token)));
+        const first = big.map((t) => t.token).sort().find((t) => !kept.has(t))!;
+        const watch = new Database(path, { readonly: true });
+        const present = watch.prepare('SELECT 1 FROM bayes_tokens_v2 WHERE token = ?').pluck();
+        const store = new SqliteBayesStore(path);
+        const learner = new SqliteBayesStore(path);
+        let learnt = false;
+        try {
+          // Learnt once the removal has begun (the cut placed), in a range ('zz...', last in key order) not yet removed.
+          const { result } = await countTurns(() => store.capTokens(700), async () => {
+            if (present.get(first) !== undefined) return true;
+            if (!learnt) {
+              learnt = true;
+              await learner.save(new Map([['zz-learnt-meanwhile', [1, 0]]]));
+            }
+            return false;
+          });
+          assert.ok(learnt, 'learnt during the cut');
+          assert.equal(result, big.length - 700 + 1, 'the planned tokens and the one learnt meanwhile');
+          const after = await storedTokens(store);
+          assert.equal(after.has('zz-learnt-meanwhile'), false);
+          assert.deepEqual([...after.keys()].sort(), [...kept].sort());
+        } finally {
+          await store.close();
+          await learner.close();
+          watch.close();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     describe('Redis', () => {
       let prefix: string;
       let client: ReturnType<typeof createClient>;

@@ -52,7 +52,11 @@ export interface BayesStore {
    * messages never expire by age, so without it a steady feed of new spam
    * would grow the model (held whole in memory) without limit. Like prune,
    * works in batches and yields between them (it runs at start and daily
-   * inside the MTA); a token learnt meanwhile is kept.
+   * inside the MTA). The cut is placed on the counts read first; a token
+   * learnt meanwhile is not kept as such: it goes or stays by its counts when
+   * its batch is removed (a new token, count 1 and today, goes whenever the
+   * cut reaches the tokens seen twice), or stays when its batch was already
+   * passed or the scan missed it. See docs/content.md, "Size bound".
    */
   capTokens(maxTokens: number): Promise<number>;
   /** Messages learnt into the previous (v1) model, when the current one is empty: a reason to retrain. */
@@ -479,7 +483,8 @@ return out
  * RedisBayesStore.capTokens, removing one batch (CAP_LUA's KEYS and ARGV).
  * ARGV[3], ARGV[4]: the cut's count and day; ARGV[5]: '1' when the cut
  * bucket's tokens go too; tokens from ARGV[6]. Removes the tokens below the
- * cut (counted now: one learnt again since is kept); returns how many, then
+ * cut (by their counts now: one learnt since ranks by its new count, and goes
+ * if that is still below the cut); returns how many, then
  * the cut bucket's tokens when they do not all go (for the caller to choose).
  */
 const CAP_SCRIPT = lua(`
