@@ -110,3 +110,33 @@ export class FirstTokens {
     }
   }
 }
+
+/**
+ * Drops the tokens an HSCAN batch repeats from the batches just before it.
+ * Redis returns a field twice only when its hash shrank during the scan
+ * (another node deleting most of it meanwhile), and then only fields of the
+ * slots visited just before the cursor that fold into the slot at the cursor:
+ * at most (old slots / new slots) slots, ending where the last batch ended.
+ * A batch of COUNT fields spans about COUNT slots (COUNT / 5 at least: Redis
+ * lets a table hold 5 fields a slot on average while a fork forbids
+ * resizing). Counted twice, such a token made the size bound remove one
+ * token more. A record of every token counted would be the model's size; the
+ * last `window` tokens (whole batches) suffice unless the hash shrank to under
+ * about a thousandth of its table (window 8,000: 1,600 slots at least).
+ */
+export class RecentTokens {
+  private readonly batches: Set<string>[] = [];
+  private held = 0;
+
+  constructor(private readonly window: number) {}
+
+  /** The tokens of `batch` not in the recent batches (each once), remembered in turn. */
+  fresh(batch: readonly string[]): string[] {
+    const kept = new Set<string>();
+    for (const token of batch) if (!this.batches.some((b) => b.has(token))) kept.add(token);
+    this.batches.push(kept);
+    this.held += kept.size;
+    while (this.held - this.batches[0]!.size >= this.window) this.held -= this.batches.shift()!.size;
+    return [...kept];
+  }
+}

@@ -4,7 +4,7 @@ import { lua, runScript } from '../../util/lua';
 import { openSharedSqlite } from '../../util/sqlite';
 import type { BayesModel, Label } from './bayes';
 import { redactUrl } from '../../config/reader';
-import { BucketCounts, FirstTokens, type Cut } from './cut';
+import { BucketCounts, FirstTokens, RecentTokens, type Cut } from './cut';
 
 /**
  * Version of the token vocabulary (lib/checks/content/tokenize.ts). Counts
@@ -107,6 +107,8 @@ const LOAD_PAGE = 10_000;
 const PRUNE_BATCH = 2000;
 /** Tokens per range the SQLite size bound counts in one statement (a few ms each). */
 const CAP_PAGE = 5000;
+/** Tokens of the last HSCAN batches the Redis size bound checks a batch against for repeats (RecentTokens). */
+const CAP_RECENT = 4 * PRUNE_BATCH;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const TOKENS = `bayes_tokens_v${MODEL_VERSION}`;
@@ -711,7 +713,11 @@ export class RedisBayesStore implements BayesStore {
     return { keys: [`${p}spam`, `${p}ham`, `${p}day`, first], arguments: [String(dayNumber(Date.now())), fromSecond ? '1' : '0', ...args] };
   }
 
-  /** Runs `run` on HSCAN batches of `key`'s tokens (after `head`), `first` being the hash read first; the event loop turns between them. */
+  /**
+   * Runs `run` on HSCAN batches of `key`'s tokens (after `head`), `first` being
+   * the hash read first; the event loop turns between them. A token the scan
+   * repeats (RecentTokens) is left out: counted twice, it made one token more go.
+   */
   private async eachCapBatch(
     c: RedisClient,
     first: string,
@@ -719,8 +725,10 @@ export class RedisBayesStore implements BayesStore {
     head: string[],
     run: (options: { keys: string[]; arguments: string[] }) => Promise<void>,
   ): Promise<void> {
+    const recent = new RecentTokens(CAP_RECENT);
     for await (const batch of c.hScanIterator(key, { COUNT: PRUNE_BATCH })) {
-      if (batch.length) await run(this.capOptions(first, key !== first, [...head, ...batch.map((e) => e.field)]));
+      const tokens = recent.fresh(batch.map((e) => e.field));
+      if (tokens.length) await run(this.capOptions(first, key !== first, [...head, ...tokens]));
     }
   }
 
