@@ -74,6 +74,17 @@ function figures(backend: 'sqlite' | 'redis'): BoundFigures {
   return { backend, tokens: TOKENS, maxTokens: TOKENS - OVER, baselineStallMs: 0, baselineMs: 0, capStallMs: 0, capMs: 0, removed: 0 };
 }
 
+/** Records the baseline's figures, then runs capTokens on the same model and records its own. */
+async function measureCap(f: BoundFigures, baseline: { maxStallMs: number; ms: number }, store: SqliteBayesStore | RedisBayesStore): Promise<void> {
+  f.baselineStallMs = baseline.maxStallMs;
+  f.baselineMs = baseline.ms;
+  collectGarbage();
+  const cap = await timed(() => store.capTokens(f.maxTokens));
+  f.capStallMs = cap.maxStallMs;
+  f.capMs = cap.ms;
+  f.removed = cap.result;
+}
+
 async function benchSqlite(): Promise<BoundFigures> {
   const f = figures('sqlite');
   const dir = mkdtempSync(join(tmpdir(), 'mw-bench-bound-'));
@@ -92,13 +103,7 @@ async function benchSqlite(): Promise<BoundFigures> {
       return db.prepare('SELECT spam + ham AS n, last_day AS day, token FROM bayes_tokens_v2 ORDER BY n, day, token LIMIT 1 OFFSET ?').get(excess - 1);
     });
     db.close();
-    f.baselineStallMs = baseline.maxStallMs;
-    f.baselineMs = baseline.ms;
-    collectGarbage();
-    const cap = await timed(() => store.capTokens(f.maxTokens));
-    f.capStallMs = cap.maxStallMs;
-    f.capMs = cap.ms;
-    f.removed = cap.result;
+    await measureCap(f, baseline, store);
   } catch (err) {
     f.error = (err as Error).message;
   } finally {
@@ -151,13 +156,7 @@ async function benchRedis(): Promise<BoundFigures> {
         .sort((a, b) => a.n - b.n || a.day - b.day || (a.token < b.token ? -1 : a.token > b.token ? 1 : 0))
         .slice(0, counts.size - f.maxTokens).length;
     });
-    f.baselineStallMs = baseline.maxStallMs;
-    f.baselineMs = baseline.ms;
-    collectGarbage();
-    const cap = await timed(() => store.capTokens(f.maxTokens));
-    f.capStallMs = cap.maxStallMs;
-    f.capMs = cap.ms;
-    f.removed = cap.result;
+    await measureCap(f, baseline, store);
   } catch (err) {
     f.error = (err as Error).message;
   } finally {
