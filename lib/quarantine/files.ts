@@ -5,7 +5,7 @@ import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
 import { tidyLeftovers } from './leftovers';
-import type { QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
+import type { HeldSummary, QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
 import { QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
 
 export interface FileQuarantineOptions {
@@ -312,21 +312,41 @@ export class FileQuarantine implements QuarantineStore {
   }
 
   async list(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
+    return this.fromIndex(
+      () => this.index.list(filter),
+      () => this.listFromFiles(filter),
+    );
+  }
+
+  /** How many messages are held and when the oldest was held: counted by the index after a sync, as list() reads it. */
+  async held(): Promise<HeldSummary> {
+    return this.fromIndex(
+      () => this.index.held(),
+      async () => {
+        const held = await this.listFromFiles({ status: 'held', limit: Infinity });
+        // Newest first: the oldest is the last.
+        return held.length ? { count: held.length, oldest: held[held.length - 1]!.time } : { count: 0 };
+      },
+    );
+  }
+
+  /** A read of the index once it is in line with the files (sync), or of the files themselves when the index cannot be read. */
+  private async fromIndex<T>(read: () => Promise<T>, fromFiles: () => Promise<T>): Promise<T> {
     try {
       const resets = this.index.resets;
       await this.sync();
-      const found = await this.index.list(filter);
+      const found = await read();
       // The index was found corrupt on the way and started empty: fill it from the files, then read again.
       if (this.index.resets === resets) return found;
       await this.sync();
-      return this.index.list(filter);
+      return read();
     } catch (err) {
       // The index is a cache of the files (PostgreSQL down, a locked file): what is held can
       // still be listed, more slowly, from the records themselves.
-      const records = await this.listFromFiles(filter).catch(() => undefined);
-      if (!records) throw err;
+      const found = await fromFiles().catch(() => undefined);
+      if (found === undefined) throw err;
       this.log?.warn(`mailward quarantine: the index cannot be read (${(err as Error).message}); listed from the files`);
-      return records;
+      return found;
     }
   }
 

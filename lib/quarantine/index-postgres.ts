@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
 import type { Logger } from '../checks/types';
-import type { QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
+import type { HeldSummary, QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
 import { redactUrl } from '../config/reader';
 
 export interface PostgresIndexOptions {
@@ -168,6 +168,13 @@ export class PostgresQuarantineIndex implements QuarantineIndex {
     await this.ensure();
     const { rows } = await this.pool.query(`SELECT ref FROM ${this.t} WHERE time < $1`, [time.toISOString()]);
     return rows.map((r) => r.ref as string);
+  }
+
+  async held(): Promise<HeldSummary> {
+    await this.ensure();
+    const { rows } = await this.pool.query(`SELECT COUNT(*)::int AS count, MIN(time) AS oldest FROM ${this.t} WHERE status = 'held'`);
+    const { count, oldest } = rows[0] as { count: number; oldest: Date | null };
+    return oldest === null ? { count } : { count, oldest: oldest.toISOString() };
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,7 @@
 import { renameSync, statSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { Logger } from '../checks/types';
-import type { QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
+import type { HeldSummary, QuarantineFilter, QuarantineIndex, QuarantineRecord } from './types';
 import { openSharedSqlite } from '../util/sqlite';
 
 const SCHEMA = `
@@ -179,6 +179,11 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
 
   async olderThan(time: Date): Promise<string[]> {
     return (this.run(() => this.db.prepare('SELECT ref FROM quarantine WHERE time < ?').all(time.toISOString())) as { ref: string }[]).map((r) => r.ref);
+  }
+
+  async held(): Promise<HeldSummary> {
+    const row = this.run(() => this.db.prepare("SELECT COUNT(*) AS count, MIN(time) AS oldest FROM quarantine WHERE status = 'held'").get()) as { count: number; oldest: string | null };
+    return row.oldest === null ? { count: row.count } : { count: row.count, oldest: row.oldest };
   }
 
   async close(): Promise<void> {

@@ -43,6 +43,13 @@ export interface QuarantineFilter {
   limit?: number;
 }
 
+/** How many messages are held (status held) and when the oldest of them was held. */
+export interface HeldSummary {
+  count: number;
+  /** ISO 8601 time the oldest held message was held; absent when none is held. */
+  oldest?: string;
+}
+
 export interface QuarantineStore {
   /** Keeps the whole message; resolves only once it is safely on disk. */
   put(entry: QuarantineEntry, raw: Buffer): Promise<void>;
@@ -67,6 +74,8 @@ export interface QuarantineIndex {
   refs(): Promise<Set<string>>;
   /** Refs held before this time. */
   olderThan(time: Date): Promise<string[]>;
+  /** Messages held (status held), counted by the index: no record is read. */
+  held(): Promise<HeldSummary>;
   /** How often the index was found corrupt and started empty (SQLite): a caller that saw it change syncs again. */
   readonly resets?: number;
   close(): Promise<void>;

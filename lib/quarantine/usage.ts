@@ -56,7 +56,8 @@ export interface BoundSettings {
   whenFull: 'defer' | 'deliver';
 }
 
-const mb = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 2 : 0)} MB`;
+/** Bytes as MB, two decimals below 10 MB (the log lines, `mailward quarantine usage`). */
+export const mb = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 2 : 0)} MB`;
 
 /** The running total of one quarantine directory in this process (see usageFor). */
 export class QuarantineUsage {
@@ -156,16 +157,25 @@ export class QuarantineUsage {
   sayFull(now: number, bound: BoundSettings, why: string, log?: Logger): void {
     if (now - this.saidFullAt < FULL_LOG_MS) return;
     this.saidFullAt = now;
-    const meanwhile =
-      bound.whenFull === 'defer'
-        ? 'messages to be held are deferred (452, [quarantine] when_full = defer) until there is room'
-        : 'messages to be held are delivered with their verdict headers instead ([quarantine] when_full = deliver)';
-    log?.error(`mailward quarantine: full: ${why}; ${meanwhile}. Raise [quarantine] max_mb, lower retention_days, or delete held messages.`);
+    log?.error(`mailward quarantine: full: ${why}; ${whileFull(bound.whenFull)}. ${MAKE_ROOM}`);
   }
 }
 
-/** Sum of every file in the directory, each rounded up to a block; 0 if it does not exist yet. */
-async function countDirectory(dir: string): Promise<number> {
+/** What happens to a message to be held while the quarantine is full (the log line, `mailward quarantine usage`). */
+export function whileFull(whenFull: BoundSettings['whenFull']): string {
+  return whenFull === 'defer'
+    ? 'messages to be held are deferred (452, [quarantine] when_full = defer) until there is room'
+    : 'messages to be held are delivered with their verdict headers instead ([quarantine] when_full = deliver)';
+}
+
+/** The operator's ways out of a full quarantine. */
+export const MAKE_ROOM = 'Raise [quarantine] max_mb, lower retention_days, or delete held messages.';
+
+/**
+ * Sum of every file in the directory, each rounded up to a block; 0 if it does
+ * not exist yet. The running total's scan, and `mailward quarantine usage`.
+ */
+export async function countDirectory(dir: string): Promise<number> {
   let names: string[];
   try {
     names = await readdir(dir);

@@ -11,8 +11,9 @@ import { ClaimBusyError, CorruptRecordError, damage, describeClaim, openQuaranti
 import { type CliCommand, type CliIO, UserError } from '../types';
 import { parseSince } from '../since';
 import { jsonText, oneLine, oneLineIO } from '../safe-text';
+import { printUsage, quarantineUsage, usageSummary } from '../quarantine-usage';
 
-const ACTIONS = ['list', 'show', 'release', 'release-approve', 'delete', 'digest', 'purge'] as const;
+const ACTIONS = ['list', 'usage', 'show', 'release', 'release-approve', 'delete', 'digest', 'purge'] as const;
 
 function when(iso: string): string {
   return iso.slice(0, 16).replace('T', ' ');
@@ -138,9 +139,9 @@ async function show(io: CliIO, store: FileQuarantine, ref: string, raw: boolean)
 
 export const command: CliCommand = {
   name: 'quarantine',
-  summary: 'list, show, release (and approve the sender), delete, digest or purge held messages',
+  summary: 'list, show, release (and approve the sender), delete, digest or purge held messages; usage: how full it is',
   usage:
-    'mailward quarantine list [--rcpt R] [--since 2d] [--all] [--limit N] [--json] | show REF [--raw] | release REF [--force] | ' +
+    'mailward quarantine list [--rcpt R] [--since 2d] [--all] [--limit N] [--json] | usage [--json] | show REF [--raw] | release REF [--force] | ' +
     'release-approve REF | delete REF | digest [--rcpt R] [--since 1d] | purge   [--config DIR]',
   options: {
     config: { type: 'string' },
@@ -176,8 +177,22 @@ export const command: CliCommand = {
           // A stat per message, no read: what show and release would refuse as damaged is marked here too.
           const damaged = await store.damaged(records);
           if (v.json) io.out(jsonText(records.map((r) => (damaged.has(r.ref) ? { ...r, damaged: damaged.get(r.ref) } : r)), 2));
-          else if (!records.length) io.out(`nothing ${v.all ? 'in' : 'held in'} quarantine${v.rcpt ? ` for ${v.rcpt}` : ''}`);
-          else printList(io, records, damaged);
+          else {
+            if (!records.length) io.out(`nothing ${v.all ? 'in' : 'held in'} quarantine${v.rcpt ? ` for ${v.rcpt}` : ''}`);
+            else printList(io, records, damaged);
+            // Whether more can be held at all: the bound's answer, before the MTA's 452 says it.
+            // Only a summary: the listing stands if it cannot be had.
+            const usage = await quarantineUsage(store, config.shared.quarantine, Date.now()).catch((err: Error) => err);
+            if (usage instanceof Error) said.err(`warning: usage not counted: ${usage.message}`);
+            else io.out(usageSummary(usage));
+          }
+          return 0;
+        }
+        case 'usage': {
+          // Exit 0 when full too: the report is what was asked for; `full` (JSON) or the "full:" line says it.
+          const report = await quarantineUsage(store, config.shared.quarantine, Date.now());
+          if (v.json) io.out(jsonText(report, 2));
+          else printUsage(said, report);
           return 0;
         }
         case 'show':

@@ -1,0 +1,136 @@
+// `mailward quarantine usage`: how full the quarantine is against its byte
+// bound ([quarantine] max_mb), counted now from the files, and the summary line
+// that ends `mailward quarantine list`.
+import assert from 'node:assert/strict';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileQuarantine } from '../lib/quarantine';
+import { entry, quarantineWorld, RAW } from './support/quarantine';
+
+const DAY = 86_400_000;
+
+/** What `du` would say, file by file in 4 KB blocks: counted here independently of usage.ts. */
+function blocksOf(dir: string): number {
+  return readdirSync(dir).reduce((sum, name) => {
+    const s = statSync(join(dir, name));
+    return sum + (s.isFile() ? Math.ceil(s.size / 4096) * 4096 : 0);
+  }, 0);
+}
+
+interface Report {
+  dir: string;
+  bytes: number;
+  maxBytes: number | null;
+  percent: number | null;
+  whenFull: string;
+  held: number;
+  oldest: string | null;
+  oldestAgeSeconds: number | null;
+  full: boolean;
+}
+
+describe('mailward quarantine usage', () => {
+  // The stand-in MTA (unused here) listens in 28000-28999.
+  const w = quarantineWorld('qusage', 28000);
+  const ini = (lines: string) => writeFileSync(join(w.configDir, 'mailward.ini'), `[quarantine]\n${lines}\n`);
+  const threeDaysAgo = () => new Date(Date.now() - 3 * DAY).toISOString();
+
+  /** Three held (the oldest 3 days old), one released: released messages take room but are not counted as held. */
+  async function holdFew(oldest: string): Promise<void> {
+    const q = new FileQuarantine(w.qdir);
+    await q.put(entry('USE0000001', { time: oldest }), RAW);
+    await q.put(entry('USE0000002', { time: new Date(Date.now() - DAY).toISOString() }), RAW);
+    await q.put(entry('USE0000003'), RAW);
+    await q.put(entry('USE0000004', { time: new Date(Date.now() - 5 * DAY).toISOString() }), RAW);
+    await q.update('USE0000004', { status: 'released', statusTime: new Date().toISOString() });
+  }
+
+  it('prints the directory, bytes counted now, the bound, percent, when_full, held messages and the oldest one', async () => {
+    ini('max_mb = 1\nwhen_full = defer');
+    const oldest = threeDaysAgo();
+    await holdFew(oldest);
+    const r = await w.cli('quarantine', 'usage');
+    assert.equal(r.code, 0, r.err);
+    const bytes = blocksOf(w.qdir);
+    assert.ok(bytes > 8 * 4096, `${bytes}: four messages and their records, and the index`);
+    const percent = ((bytes / 1048576) * 100).toFixed(1);
+    assert.match(r.out, new RegExp(`^directory: ${w.qdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    assert.match(r.out, new RegExp(`^used: +${(bytes / 1048576).toFixed(2)} MB \\(${bytes} bytes, counted now`, 'm'));
+    assert.match(r.out, /^bound: +1\.00 MB \(\[quarantine\] max_mb\)$/m);
+    assert.match(r.out, new RegExp(`^percent: +${percent.replace('.', '\\.')}%$`, 'm'));
+    assert.match(r.out, /^when_full: defer$/m);
+    assert.match(r.out, /^held: +3 messages$/m);
+    assert.match(r.out, new RegExp(`^oldest: +3d 0h ago \\(${oldest.replace(/\./g, '\\.')}\\)$`, 'm'));
+    assert.doesNotMatch(r.out, /^full:/m, 'room left');
+
+    const json = await w.cli('quarantine', 'usage', '--json');
+    assert.equal(json.code, 0, json.err);
+    const report = JSON.parse(json.out) as Report;
+    assert.ok(report.oldestAgeSeconds! >= 3 * 86_400 && report.oldestAgeSeconds! < 3 * 86_400 + 3_600, String(report.oldestAgeSeconds));
+    assert.deepEqual({ ...report, oldestAgeSeconds: 0 }, {
+      dir: w.qdir,
+      bytes: blocksOf(w.qdir),
+      maxBytes: 1048576,
+      percent: Number(((blocksOf(w.qdir) / 1048576) * 100).toFixed(1)),
+      whenFull: 'defer',
+      held: 3,
+      oldest,
+      oldestAgeSeconds: 0,
+      full: false,
+    });
+  });
+
+  for (const [whenFull, says] of [
+    ['defer', /^full: messages to be held are deferred \(452, \[quarantine\] when_full = defer\) until there is room\. Raise \[quarantine\] max_mb, lower retention_days, or delete held messages\.$/m],
+    ['deliver', /^full: messages to be held are delivered with their verdict headers instead \(\[quarantine\] when_full = deliver\)\. Raise \[quarantine\] max_mb/m],
+  ] as const) {
+    it(`says when it is full (when_full = ${whenFull}), and still exits 0`, async () => {
+      // 40 KB: less than the messages, their records and the index take.
+      ini(`max_mb = 0.04\nwhen_full = ${whenFull}`);
+      await holdFew(threeDaysAgo());
+      const r = await w.cli('quarantine', 'usage');
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, says);
+      assert.match(r.out, new RegExp(`^when_full: ${whenFull}$`, 'm'));
+      const report = JSON.parse((await w.cli('quarantine', 'usage', '--json')).out) as Report;
+      assert.equal(report.full, true);
+      assert.ok(report.percent! > 100, String(report.percent));
+      assert.equal(report.whenFull, whenFull);
+    });
+  }
+
+  it('full also when less room is left than the smallest message takes (two blocks), though under the bound', async () => {
+    ini('max_mb = 1');
+    await holdFew(threeDaysAgo());
+    // Bound = what is used now plus one block: under it, but no message and record fit.
+    ini(`max_mb = ${(blocksOf(w.qdir) + 4096) / 1048576}`);
+    const report = JSON.parse((await w.cli('quarantine', 'usage', '--json')).out) as Report;
+    assert.ok(report.bytes < report.maxBytes!, `${report.bytes} < ${report.maxBytes}`);
+    assert.equal(report.full, true);
+  });
+
+  it('max_mb = 0: no bound, no percent, never full; an empty quarantine has no oldest', async () => {
+    ini('max_mb = 0');
+    const r = await w.cli('quarantine', 'usage');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^bound: +none \(\[quarantine\] max_mb = 0\)$/m);
+    assert.match(r.out, /^percent: +-$/m);
+    assert.match(r.out, /^held: +0 messages$/m);
+    assert.match(r.out, /^oldest: +-$/m);
+    const report = JSON.parse((await w.cli('quarantine', 'usage', '--json')).out) as Report;
+    assert.deepEqual([report.maxBytes, report.percent, report.full, report.held, report.oldest, report.oldestAgeSeconds], [null, null, false, 0, null, null]);
+  });
+
+  it('mailward quarantine list ends with a one-line usage summary (not with --json)', async () => {
+    ini('max_mb = 0.04');
+    await holdFew(threeDaysAgo());
+    const list = await w.cli('quarantine', 'list');
+    assert.equal(list.code, 0, list.err);
+    const lines = list.out.split('\n');
+    assert.equal(lines.length, 1 + 3 + 1, list.out);
+    assert.match(lines.at(-1)!, /^quarantine: 0\.\d\d MB of 0\.04 MB used \(\d+\.\d%\), 3 held, FULL \(mailward quarantine usage\)$/);
+    ini('max_mb = 1');
+    assert.match((await w.cli('quarantine', 'list')).out.split('\n').at(-1)!, /^quarantine: 0\.\d\d MB of 1\.00 MB used \(\d+\.\d%\), 3 held \(mailward quarantine usage\)$/);
+    assert.equal((JSON.parse((await w.cli('quarantine', 'list', '--json')).out) as unknown[]).length, 3);
+  });
+});
