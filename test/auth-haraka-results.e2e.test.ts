@@ -16,13 +16,19 @@ import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/au
 // Reports at RCPT (before DATA: Haraka also appends a field of its own at the end of the header at
 // data_done) for a recipient early@ or both@, and in data_post after mailward's checks for late@ or both@.
 // At EHLO, before any transaction (a result of the connection's, as a failed SMTP AUTH is), for a client
-// that says EHLO conn.sender.test.
+// that says EHLO conn.sender.test. Before mailward's data_post hook it removes Return-Path, as
+// haraka-plugin-headers does (an operator may run it at an earlier priority).
 const REPORTER = `
 const addr = (a) => String(typeof a.address === 'function' ? a.address() : a.address);
 exports.register = function () {
   this.register_hook('ehlo', 'report_ehlo');
   this.register_hook('rcpt', 'report_rcpt');
   this.register_hook('data_post', 'report_data_post');
+  this.register_hook('data_post', 'drop_return_path', -50);
+};
+exports.drop_return_path = function (next, connection) {
+  connection.transaction.remove_header('Return-Path');
+  next();
 };
 exports.report_ehlo = function (next, connection, helo) {
   if (helo === 'conn.sender.test') connection.auth_results('x-test=fail (conn)');
@@ -118,6 +124,23 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     assertOurs(fields[0]!, block);
   });
 
+  // Haraka's data_done field does not always stand after the message's fields: Haraka adds it before it
+  // parses a header not followed by an empty line (on top then), drops fields it finds unsafe, and a
+  // data_post plugin before mailward may take out a field above it.
+  for (const [what, raw] of [
+    ['a message of header fields only (no empty line after them)', () => message({ to: 'staff@widget.test' }).split('\r\n\r\n')[0] + '\r\n'],
+    ['a field Haraka drops as unsafe (constructor:)', () => message({ to: 'staff@widget.test', headers: { constructor: 'x' } })],
+    ['a field a data_post plugin before mailward removes (Return-Path)', () => message({ to: 'staff@widget.test', prepend: ['Return-Path: <alice@example.com>'] })],
+  ] as const) {
+    it(`Haraka's data_done field is not a forged one: ${what}`, async () => {
+      const block = await send('staff@widget.test', undefined, { helo: 'conn.sender.test', raw: raw() });
+      assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/, block);
+      const fields = authResults(block);
+      assert.equal(fields.length, 1, block);
+      assert.match(fields[0]!, /^mx\.widget\.test; x-test=fail \(conn\); .*spf=pass/, block);
+    });
+  }
+
   /** Sends a message the rules quarantine; the held copy's header block. */
   async function hold(to: string): Promise<string> {
     const raw = await sign(message({ to, subject: '[holdme] figures' }), 'example.com', 's1', world.keys.example);
@@ -205,13 +228,19 @@ exports.register = function () {
   this.register_hook('ehlo', 'report_ehlo');
   // In data_post before mailward's checks (-20): no result at data_done, so no field of Haraka's then.
   this.register_hook('data_post', 'report_pre', -50);
+  // At DATA, before the message: a field above the message's own (as haraka-plugin-fcrdns adds).
+  this.register_hook('data', 'tag');
+};
+exports.tag = function (next, connection) {
+  if (connection.transaction.rcpt_to.some((r) => /^pretag@/.test(addr(r)))) connection.transaction.add_header('X-Test-Tag', 'data hook');
+  next();
 };
 exports.report_ehlo = function (next, connection, helo) {
   if (helo === 'conn.sender.test') connection.auth_results('x-test=fail (conn)');
   next();
 };
 exports.report_pre = function (next, connection) {
-  if (connection.transaction.rcpt_to.some((r) => /^pre@/.test(addr(r)))) connection.auth_results('x-test=pass (pre)');
+  if (connection.transaction.rcpt_to.some((r) => /^pre(tag)?@/.test(addr(r)))) connection.auth_results('x-test=pass (pre)');
   next();
 };
 `;
@@ -273,6 +302,18 @@ describe('Authentication-Results in our name from the sender, with clean_auth_re
   it('a forged field with the content Haraka collected in data_post before mailward (no field of Haraka\'s at data_done): forged', async () => {
     const raw = await sign(message({ to: 'pre@widget.test', headers: { 'Authentication-Results': 'mx.widget.test;\r\n\tx-test=pass (pre)' } }), 'example.com', 's1', world.keys.example);
     const block = await send('pre@widget.test', raw);
+    assert.match(block, /AUTH_RESULTS_FORGED/, block);
+    const ars = fields(block).filter((f) => f.name === 'Authentication-Results');
+    assert.equal(ars.length, 1, block);
+    assert.match(ars[0]!.value, /^mx\.widget\.test;\s+x-test=pass \(pre\);.*spf=pass/, block);
+  });
+
+  it('a forged field with the content Haraka collected, the last of the message\'s, below a field a plugin added at DATA: forged', async () => {
+    // The plugin's field stands above the message's own: the sender's last field is one place lower
+    // than the message's field count, where Haraka's data_done field would be.
+    const raw = await sign(message({ to: 'pretag@widget.test', headers: { 'Authentication-Results': 'mx.widget.test;\r\n\tx-test=pass (pre)' } }), 'example.com', 's1', world.keys.example);
+    const block = await send('pretag@widget.test', raw);
+    assert.match(block, /^X-Test-Tag: data hook/m, block);
     assert.match(block, /AUTH_RESULTS_FORGED/, block);
     const ars = fields(block).filter((f) => f.name === 'Authentication-Results');
     assert.equal(ars.length, 1, block);

@@ -12,8 +12,8 @@
 // a forged one (AUTH_RESULTS_FORGED). Here:
 //   - the data_done field is taken out before the message is read: Haraka
 //     writes it again, with whatever is reported later, in data_post_respond
-//     (known by where it stands, after the message's own fields, and what it
-//     says: a sender's field of the same content stays a forged one);
+//     (known by what it says, and by being one more field of that content
+//     than the message came with: a sender's copy stays a forged one);
 //   - with the authserv-id Haraka uses (its host name), mailward's entries are
 //     handed to Haraka, so that its one field carries them as well;
 //   - with another authserv-id, or when a plugin reports only after mailward's
@@ -42,16 +42,25 @@ function harakaHasResults(connection: HarakaConnection): boolean {
 const same = (a: string | undefined, b: string | undefined) => !!a && !!b && a.toLowerCase() === b.toLowerCase();
 
 /**
- * How many fields the message came with, Haraka's Received included: Haraka
- * parses its header_lines, one line each as it came, a line that starts with
- * white space continuing the field before. Fields Haraka drops as unsafe
- * (`__proto__:`) are counted all the same: the count can only be too high,
- * which makes recognising Haraka's field stricter, never looser.
+ * The fields the message came with, as Haraka parsed them from its
+ * header_lines (Haraka's Received included): a line that starts with a blank
+ * or a tab continues the field before, and so does whatever follows a bare CR
+ * (Haraka writes it "\r\n ").
  */
-function receivedFieldCount(txn: HarakaTransaction): number | undefined {
+function receivedFields(txn: HarakaTransaction): string[] | undefined {
   const lines = txn.header_lines;
-  return Array.isArray(lines) ? lines.filter((line) => !/^[ \t]/.test(String(line))).length : undefined;
+  if (!Array.isArray(lines)) return undefined;
+  const fields: string[] = [];
+  for (const raw of lines) {
+    const line = String(raw).replace(/\r(?!\n)/g, '\r\n ');
+    if (!/^[ \t]/.test(line)) fields.push(line);
+    else if (fields.length) fields[fields.length - 1] += line;
+  }
+  return fields;
 }
+
+const OAR = 'original-authentication-results';
+const named = (entry: string, name: string) => entry.slice(0, name.length + 1).toLowerCase() === `${name}:`;
 
 /**
  * Is this header entry, in content, the field Haraka appended at data_done:
@@ -78,27 +87,34 @@ function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
  * replaces it with the combined field).
  *
  * A sender may write a field with the very same content (a failed SMTP AUTH's
- * `auth=fail` is the sender's to know), so where it stands decides: Haraka
- * appends its field after every field the message came with (after the
- * Original-Authentication-Results it renames them to, with
- * clean_auth_results), and only the last field of the name after those can
- * be it. A sender's field in our name stays a forged one.
+ * `auth=fail` is the sender's to know), so it is counted, not placed: Haraka's
+ * is there when the header holds more fields of that content than the
+ * message came with (txn.header_lines), none of those counted when Haraka's
+ * clean_auth_results renamed them (more Original-Authentication-Results than
+ * the message came with). Where it stands says nothing reliable: Haraka puts it
+ * on top of a message without an empty line after its header (it parses such
+ * a header only after adding the field), drops fields it finds unsafe
+ * (`constructor:`), and a data_post plugin before mailward may remove a field
+ * above it or add one. A sender's field of the same content stays a forged one.
  */
 export function takeOutDataDoneField(state: MailwardState, connection: HarakaConnection, txn: HarakaTransaction): void {
   const list = txn.header?.header_list;
-  const own = receivedFieldCount(txn);
-  if (!Array.isArray(list) || own === undefined || !harakaHasResults(connection)) return;
-  let i = list.length - 1;
-  while (i >= own && !list[i]!.toLowerCase().startsWith(`${AR.toLowerCase()}:`)) i--;
-  if (i < own || !isDataDoneField(list[i]!, connection)) return;
-  const [entry] = list.splice(i, 1);
+  const came = receivedFields(txn);
+  if (!Array.isArray(list) || !came || !harakaHasResults(connection)) return;
+  const isHarakas = (entry: string) => isDataDoneField(entry, connection);
+  const renamed = list.filter((entry) => named(entry, OAR)).length > came.filter((field) => named(field, OAR)).length;
+  const sendersLeft = renamed ? 0 : came.filter(isHarakas).length;
+  const at = list.map((entry, i) => (isHarakas(entry) ? i : -1)).filter((i) => i >= 0);
+  // The same content either way: the last one goes, and any left is the sender's, forged.
+  if (at.length <= sendersLeft) return;
+  const [entry] = list.splice(at[at.length - 1]!, 1);
   // Haraka's parsed copies of the field (header.get), kept in step.
   const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
   for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
     const values = parsed?.[AR.toLowerCase()];
     if (Array.isArray(values)) {
-      const at = values.lastIndexOf(value);
-      values.splice(at < 0 ? values.length - 1 : at, 1);
+      const i = values.lastIndexOf(value);
+      values.splice(i < 0 ? values.length - 1 : i, 1);
     }
   }
   state.authResultsOnTop = [[AR, value]];
