@@ -1,7 +1,7 @@
 // mailward in front of nodemailer's smtp-server: the library guide's example
 // (docs/library.md), kept as a file that the tests run.
 import { SMTPServer } from 'smtp-server';
-import { createMailward, smtpReplyText, type Mailward } from '../lib/index';
+import { createMailward, smtpReplyText, withHeaderChanges, type Mailward } from '../lib/index';
 
 export interface ExampleServer {
   server: SMTPServer;
@@ -34,9 +34,9 @@ export function startExampleServer(port: number, configDir?: string): Promise<Ex
         const err = Object.assign(new Error(smtpReplyText(verdict)), { responseCode: verdict.action === 'reject' ? 550 : 451 });
         return callback(err);
       }
-      // Deliver (here: keep) the message with the headers mailward asked for.
-      const added = [...context.headerChanges.add, ['X-Mailward-Ref', verdict.ref]].map(([name, value]) => `${name}: ${value}\r\n`).join('');
-      delivered.push(Buffer.concat([Buffer.from(added), context.raw ?? Buffer.alloc(0)]));
+      // Deliver (here: keep) the message with the header edits mailward asked for: removals (a forged
+      // Authentication-Results in our name), its fields on top, the sender's it kept where they were.
+      delivered.push(withHeaderChanges(context.raw ?? Buffer.alloc(0), context.headerChanges, [['X-Mailward-Ref', verdict.ref]]));
       callback(null, `Message accepted (ref ${verdict.ref})`);
     },
   });

@@ -7,7 +7,7 @@ import type { TrackingRow } from './tracking/types';
 
 export { ConfigError } from './config/errors';
 export { loadConfig, type LoadOptions, type MailwardConfig } from './config/load';
-export { createContext, setMessage, rawBody, domainOf, headerValues, firstHeader, parsedMessage, type MessageContext, type ContextInit, type HeaderChanges } from './message';
+export { createContext, setMessage, rawBody, domainOf, headerValues, firstHeader, parsedMessage, withHeaderChanges, type MessageContext, type ContextInit, type HeaderChanges } from './message';
 export { Ledger } from './score/ledger';
 export { SymbolTable } from './score/symbol-table';
 export { decide, smtpReplyText, formatSymbols, actionForScore } from './score/verdict';

@@ -2,6 +2,7 @@ import { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
 import { headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 import { newRef } from './score/ref';
+import { encodedHeaderValue, valueToWrite } from './util/header';
 import { plainIp } from './util/ip';
 
 // The MIME decoding machinery (the cut, the tail walk past it, <meta> charsets) lives in lib/mime/;
@@ -153,6 +154,52 @@ export function withoutHeaders(raw: Buffer, names: string[], keepFirst = 0): Buf
     seen.set(name, count + 1);
     return count >= keepFirst;
   });
+}
+
+/**
+ * Of the fields a check added, those it listed as put back (headerChanges.putBack:
+ * the message's own fields it removed by name only to keep them) and the rest,
+ * mailward's own. Each listed pair matches one added field, the same pair, in
+ * order: told, not guessed from the values (a sender's forged field may carry
+ * exactly the value of ours).
+ */
+export function splitPutBack(added: readonly [string, string][], putBack: readonly [string, string][]): { onTop: [string, string][]; back: [string, string][] } {
+  const left = [...putBack];
+  const onTop: [string, string][] = [];
+  const back: [string, string][] = [];
+  for (const field of added) {
+    const at = left.findIndex(([name, value]) => name === field[0] && value === field[1]);
+    if (at < 0) onTop.push(field);
+    else {
+      left.splice(at, 1);
+      back.push(field);
+    }
+  }
+  return { onTop, back };
+}
+
+/**
+ * The message with the header edits the checks asked for (headerChanges), for
+ * an MTA that writes the message itself: every field named in `remove` taken
+ * out (a sender's forged Authentication-Results in our name, X-Mailward-*),
+ * the fields mailward adds on top, in the order given, below `extra` (the
+ * MTA's own, e.g. X-Mailward-Ref), and the message's own fields a check put
+ * back at the end of the header block, where they stood (RFC 8601 §5: on top
+ * they would read as added at our boundary). Values are written as the Haraka
+ * plugins write them: non-ASCII encoded, folded.
+ */
+export function withHeaderChanges(raw: Buffer, changes: HeaderChanges, extra: readonly [string, string][] = []): Buffer {
+  const { onTop, back } = splitPutBack(changes.add, changes.putBack);
+  const lines = (fields: readonly [string, string][]) =>
+    Buffer.from(fields.map(([name, value]) => `${name}: ${valueToWrite(name, encodedHeaderValue(value))}\r\n`).join(''), 'utf8');
+  // A message of header fields only gets the empty line that ends its header, as Haraka writes one:
+  // its fields are then fields to remove, and the put-backs go above that line.
+  const ending = raw.subarray(-2).toString() === '\r\n' ? '\r\n' : raw.subarray(-1).toString() === '\n' ? '\n' : '\r\n\r\n';
+  const whole = headerBlockEnd(raw) < 0 ? Buffer.concat([raw, Buffer.from(ending)]) : raw;
+  const kept = withoutHeaders(whole, changes.remove);
+  const end = headerBlockEnd(kept);
+  const at = end < 0 ? kept.length : end + (kept[end] === 0x0d ? 2 : 1);
+  return Buffer.concat([lines([...extra, ...onTop]), kept.subarray(0, at), lines(back), kept.subarray(at)]);
 }
 
 /** All values of a header, in message order. */

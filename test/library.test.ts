@@ -99,6 +99,19 @@ describe('library front door: createMailward() without Haraka', function () {
       assert.match(example.delivered.at(-1)!.toString(), /^X-Mailward-Ref: [0-9A-Z]{10}\r\n/m);
     });
 
+    it('delivers no Authentication-Results forged in our name, and another host\'s once, below our own', async () => {
+      const raw = `Authentication-Results: other.example; spf=pass smtp.mailfrom=alice@example.net\r\nAuthentication-Results: mx.example.com; dmarc=pass header.from=example.net\r\n${simpleMessage()}`;
+      const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw });
+      assert.equal(result.code, 250, result.response);
+      const delivered = example.delivered.at(-1)!.toString();
+      const header = delivered.slice(0, delivered.indexOf('\r\n\r\n'));
+      const fields = [...header.matchAll(/^Authentication-Results: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)/gm)].map((m) => m[1]!.replace(/\r\n[ \t]+/g, ' '));
+      assert.equal(fields.filter((f) => /dmarc=pass header\.from=example\.net/.test(f)).length, 0, header);
+      assert.equal(fields.filter((f) => f.startsWith('other.example;')).length, 1, header);
+      // Ours on top, the other host's where it was, below it (RFC 8601 §5: it came with the message).
+      assert.ok(fields.findIndex((f) => f.startsWith('mx.example.com;')) < fields.findIndex((f) => f.startsWith('other.example;')), header);
+    });
+
     it('refuses GTUBE with 550 and the explanation', async () => {
       const result = await sendMail({ port, from: 'alice@example.net', to: ['bob@example.com'], raw: simpleMessage({ body: `${GTUBE}\r\n` }) });
       assert.equal(result.code, 550);

@@ -1,6 +1,6 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
-import { createContext, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, setMessage, withoutHeaders } from '../lib/message';
+import { createContext, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
 import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
@@ -109,5 +109,36 @@ describe('message helpers', () => {
     assert.equal(withoutHeaders(raw, []), raw);
     const headerless = Buffer.from('no header block at all');
     assert.equal(withoutHeaders(headerless, ['X-A']), headerless);
+  });
+
+  describe('withHeaderChanges (an MTA that writes the message itself)', () => {
+    const changes = {
+      remove: ['Authentication-Results'],
+      add: [
+        ['Authentication-Results', 'mx.example.com; spf=pass smtp.mailfrom=a@example.net'],
+        ['Authentication-Results', 'other.example; dkim=pass header.d=example.net'],
+      ] as [string, string][],
+      putBack: [['Authentication-Results', 'other.example; dkim=pass header.d=example.net']] as [string, string][],
+    };
+
+    it('takes the removals out, puts ours on top below the extra fields and the put-backs at the end of the header', () => {
+      const raw = Buffer.from('Authentication-Results: mx.example.com; spf=pass\r\nAuthentication-Results: other.example; dkim=pass header.d=example.net\r\nFrom: a@example.net\r\nSubject: hi\r\n\r\nAuthentication-Results: body\r\n');
+      assert.equal(
+        withHeaderChanges(raw, changes, [['X-Mailward-Ref', 'ABCDEFGHJK']]).toString(),
+        'X-Mailward-Ref: ABCDEFGHJK\r\nAuthentication-Results: mx.example.com; spf=pass smtp.mailfrom=a@example.net\r\nFrom: a@example.net\r\nSubject: hi\r\nAuthentication-Results: other.example; dkim=pass header.d=example.net\r\n\r\nAuthentication-Results: body\r\n',
+      );
+    });
+
+    it('a message of header fields only: its fields are removed too, the put-backs go at the end of its header', () => {
+      const raw = Buffer.from('From: a@example.net\nAuthentication-Results: mx.example.com; spf=pass\n');
+      assert.equal(
+        withHeaderChanges(raw, changes).toString(),
+        'Authentication-Results: mx.example.com; spf=pass smtp.mailfrom=a@example.net\r\nFrom: a@example.net\nAuthentication-Results: other.example; dkim=pass header.d=example.net\r\n\n',
+      );
+      assert.equal(
+        withHeaderChanges(Buffer.from('From: a@example.net'), { add: [], remove: ['From'], putBack: [] }, [['X-Mailward-Ref', 'R']]).toString(),
+        'X-Mailward-Ref: R\r\n\r\n',
+      );
+    });
   });
 });

@@ -1,6 +1,6 @@
 import { ALL_MODULES } from '../../lib/checks';
 import type { Phase } from '../../lib/checks/types';
-import { setMessage } from '../../lib/message';
+import { setMessage, splitPutBack } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import { addressOf, removeHeaderFields, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
@@ -83,32 +83,6 @@ export function prependHeaderFields(state: MailwardState, txn: HarakaTransaction
   state.addedOnTop.unshift(...written);
 }
 
-/**
- * The sender's own fields a check removed by name only to take some of its
- * kind out, and puts back (auth: every Authentication-Results goes, those of
- * other hosts come back), as the check lists them (headerChanges.putBack).
- * On top they would read as added at our boundary, above our Received
- * (RFC 8601 §5): they go back at the end, where they always went
- * (txn.add_header; after a bare-CR line that is the body, as before). The
- * check says which they are: a sender's forged field in our name with exactly
- * the value of ours made ours look like one of them, and ours went to the end.
- */
-function splitPutBack(added: [string, string][], putBack: [string, string][]): { onTop: [string, string][]; back: [string, string][] } {
-  // Each listed put-back matches one added field, the same pair, in order.
-  const left = [...putBack];
-  const onTop: [string, string][] = [];
-  const back: [string, string][] = [];
-  for (const field of added) {
-    const at = left.findIndex(([name, value]) => name === field[0] && value === field[1]);
-    if (at < 0) onTop.push(field);
-    else {
-      left.splice(at, 1);
-      back.push(field);
-    }
-  }
-  return { onTop, back };
-}
-
 /** Applies header edits checks asked for since the last time. */
 export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction): void {
   const { add, remove, putBack } = state.ctx.headerChanges;
@@ -119,6 +93,8 @@ export function applyHeaderChanges(state: MailwardState, txn: HarakaTransaction)
   state.appliedRemovals = remove.length;
   const added = add.slice(state.appliedHeaders);
   state.appliedHeaders = add.length;
+  // The sender's fields put back go at the end, where they always went (txn.add_header; after a bare-CR
+  // line that is the body, as before), mailward's own on top (see splitPutBack).
   const { onTop, back } = splitPutBack(added, putBack.slice(state.appliedPutBack ?? 0));
   state.appliedPutBack = putBack.length;
   prependHeaderFields(state, txn, onTop);
