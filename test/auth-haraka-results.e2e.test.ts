@@ -32,6 +32,9 @@ exports.drop_return_path = function (next, connection) {
 };
 exports.report_ehlo = function (next, connection, helo) {
   if (helo === 'conn.sender.test') connection.auth_results('x-test=fail (conn)');
+  // A result with non-ASCII text (a failed SMTP AUTH's user name, an IDN in smtp.mailfrom): Haraka writes
+  // its field RFC 2047-encoded.
+  if (helo === 'utf8.sender.test') connection.auth_results('x-test=fail (conn) smtp.auth=jörg');
   next();
 };
 exports.report_rcpt = function (next, connection, params) {
@@ -140,6 +143,14 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
       assert.match(fields[0]!, /^mx\.widget\.test; x-test=fail \(conn\); .*spf=pass/, block);
     });
   }
+
+  it('Haraka\'s data_done field is not a forged one: a result with non-ASCII text (written RFC 2047-encoded)', async () => {
+    const block = await send('early@widget.test', undefined, { helo: 'utf8.sender.test' });
+    assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/, block);
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    assert.match(fields[0]!, /^mx\.widget\.test; /, block);
+  });
 
   /** Sends a message the rules quarantine; the held copy's header block. */
   async function hold(to: string): Promise<string> {

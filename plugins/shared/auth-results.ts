@@ -21,6 +21,7 @@
 //   - the fields as they will stand on top of the delivered copy, above every
 //     field mailward adds, are kept in state.authResultsOnTop: the held copy
 //     of a quarantined message writes them first, in the same order.
+import { decodeWords } from 'postal-mime';
 import { ownAuthResults, resinfoEntries } from '../../lib/checks/auth';
 import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
 import type { HarakaConnection, HarakaTransaction } from './haraka';
@@ -72,10 +73,16 @@ const named = (entry: string, name: string) => entry.slice(0, name.length + 1).t
 function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
   const colon = entry.indexOf(':');
   if (colon < 0 || entry.slice(0, colon) !== AR) return false;
-  const { authservId, entries } = resinfoEntries(entry.slice(colon + 1).replace(/\r?\n[ \t]+/g, ' '));
   const { conn, txn } = collected(connection);
   const expected = [...conn, ...txn].map((e) => e.trim());
-  return same(authservId, connection.local.host) && entries.length >= Math.max(1, conn.length) && entries.length <= expected.length && entries.every((e, i) => e === expected[i]);
+  const says = (value: string) => {
+    const { authservId, entries } = resinfoEntries(value.replace(/\r?\n[ \t]+/g, ' '));
+    return same(authservId, connection.local.host) && entries.length >= Math.max(1, conn.length) && entries.length <= expected.length && entries.every((e, i) => e === expected[i]);
+  };
+  // Haraka writes a value with non-ASCII text (a failed SMTP AUTH's user name, an IDN) RFC 2047-encoded,
+  // from the first such word on as one encoded word, its folds and semicolons inside it (Header.add_end).
+  const value = entry.slice(colon + 1);
+  return says(value) || (/=\?/.test(value) && says(decodeWords(value)));
 }
 
 /**
