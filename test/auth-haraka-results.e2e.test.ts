@@ -35,6 +35,8 @@ exports.report_ehlo = function (next, connection, helo) {
   // A result with non-ASCII text (a failed SMTP AUTH's user name, an IDN in smtp.mailfrom): Haraka writes
   // its field RFC 2047-encoded.
   if (helo === 'utf8.sender.test') connection.auth_results('x-test=fail (conn) smtp.auth=jörg');
+  // Text of the client's that splits results differently: Haraka's auth_base writes a failed user name as given.
+  if (helo === 'split.sender.test') connection.auth_results('x-test=fail (conn) smtp.auth=bo(b;x');
   next();
 };
 exports.report_rcpt = function (next, connection, params) {
@@ -150,6 +152,14 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     const fields = authResults(block);
     assert.equal(fields.length, 1, block);
     assert.match(fields[0]!, /^mx\.widget\.test; /, block);
+  });
+
+  it('Haraka\'s data_done field is not a forged one: a result with a semicolon and an open parenthesis of the client\'s', async () => {
+    const block = await send('early@widget.test', undefined, { helo: 'split.sender.test' });
+    assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/, block);
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    assert.match(fields[0]!, /^mx\.widget\.test; x-test=fail \(conn\) smtp\.auth=bo\(b;x; x-test=pass \(early\)/, block);
   });
 
   /** Sends a message the rules quarantine; the held copy's header block. */

@@ -68,17 +68,24 @@ const named = (entry: string, name: string) => entry.slice(0, name.length + 1).t
  * its host name, then every result of the connection's (all reported before
  * the transaction began, so all there at data_done) and, of the
  * transaction's, those reported by then (a data_post hook may have reported
- * more since), in the order Haraka collected them?
+ * more since), in the order Haraka collected them? Compared as Haraka joins
+ * them, text for text, not split into results again: a result may hold a
+ * semicolon or an open parenthesis of the client's (a failed SMTP AUTH's user
+ * name, as auth_base writes it), which splits it otherwise.
  */
 function isDataDoneField(entry: string, connection: HarakaConnection): boolean {
   const colon = entry.indexOf(':');
   if (colon < 0 || entry.slice(0, colon) !== AR) return false;
   const { conn, txn } = collected(connection);
-  const expected = [...conn, ...txn].map((e) => e.trim());
-  const says = (value: string) => {
-    const { authservId, entries } = resinfoEntries(value.replace(/\r?\n[ \t]+/g, ' '));
-    return same(authservId, connection.local.host) && entries.length >= Math.max(1, conn.length) && entries.length <= expected.length && entries.every((e, i) => e === expected[i]);
-  };
+  const results = [...conn, ...txn];
+  // Haraka's join, ";\r\n\t", unfolded; white space runs as one, case aside (the host name's is not the
+  // sender's to vary, and a sender's copy that differs only so stays one of the same content).
+  const plain = (text: string) => text.replace(/\s+/g, ' ').trim().toLowerCase();
+  // The host name sanitised as Haraka does (no control characters).
+  const host = String(connection.local.host ?? '').replace(/[\x00-\x1f\x7f]/g, '');
+  const written = new Set<string>();
+  for (let n = Math.max(1, conn.length); n <= results.length; n++) written.add(plain([host, ...results.slice(0, n)].join('; ')));
+  const says = (value: string) => written.has(plain(value));
   // Haraka writes a value with non-ASCII text (a failed SMTP AUTH's user name, an IDN) RFC 2047-encoded,
   // from the first such word on as one encoded word, its folds and semicolons inside it (Header.add_end).
   const value = entry.slice(colon + 1);
