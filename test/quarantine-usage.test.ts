@@ -133,4 +133,19 @@ describe('mailward quarantine usage', () => {
     assert.match((await w.cli('quarantine', 'list')).out.split('\n').at(-1)!, /^quarantine: 0\.\d\d MB of 1\.00 MB used \(\d+\.\d%\), 3 held \(mailward quarantine usage\)$/);
     assert.equal((JSON.parse((await w.cli('quarantine', 'list', '--json')).out) as unknown[]).length, 3);
   });
+
+  it('list with an index that cannot be read: the records are read once for the listing and its summary, one warning', async () => {
+    // Before: the summary's held count synced and fell back to the files again, after the listing
+    // had: every record read twice (twice the connect timeout with PostgreSQL unreachable) and
+    // the same warning twice on stderr.
+    writeFileSync(join(w.configDir, 'mailward.ini'), '[quarantine]\nmax_mb = 1\n[tracking]\nbackend = postgres\npostgres_url = postgres://127.0.0.1:1/test\n');
+    await holdFew(threeDaysAgo());
+    const list = await w.cli('quarantine', 'list');
+    assert.equal(list.code, 0, list.err);
+    const lines = list.out.split('\n');
+    assert.equal(lines.length, 1 + 3 + 1, list.out);
+    assert.match(lines.at(-1)!, /, 3 held \(mailward quarantine usage\)$/);
+    const warnings = list.err.split('\n').filter((l) => /the index cannot be read/.test(l));
+    assert.equal(warnings.length, 1, list.err);
+  });
 });

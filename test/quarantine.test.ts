@@ -39,6 +39,7 @@ async function exerciseStore(q: FileQuarantine): Promise<void> {
   await q.update('CCC3', { status: 'released', statusTime: new Date().toISOString() });
   assert.deepEqual((await q.list()).map((r) => r.ref).sort(), ['AAA1', 'BBB2']);
   assert.deepEqual(await q.held(), { count: 2, oldest: old }, 'a released message is not held');
+  assert.deepEqual(await q.listWithHeld({ status: 'all' }), { records: await q.list({ status: 'all' }), held: { count: 2, oldest: old } });
   assert.deepEqual((await q.list({ status: 'all' })).map((r) => r.ref).sort(), ['AAA1', 'BBB2', 'CCC3']);
 
   assert.deepEqual(await q.purge(Date.now(), 30), ['AAA1']);

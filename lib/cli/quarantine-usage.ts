@@ -1,5 +1,5 @@
 import type { SharedSettings } from '../config/shared';
-import { BLOCK_BYTES, countDirectory, MAKE_ROOM, mb, whileFull, type FileQuarantine } from '../quarantine';
+import { BLOCK_BYTES, countDirectory, MAKE_ROOM, mb, whileFull, type FileQuarantine, type HeldSummary } from '../quarantine';
 import type { CliIO } from './types';
 
 /**
@@ -32,9 +32,10 @@ export interface QuarantineUsageReport {
  */
 const SMALLEST_HOLD = 2 * BLOCK_BYTES;
 
-export async function quarantineUsage(store: FileQuarantine, settings: SharedSettings['quarantine'], now: number): Promise<QuarantineUsageReport> {
+/** `held`: store.held()'s answer when the caller has it already (listWithHeld), else asked here. */
+export async function quarantineUsage(store: FileQuarantine, settings: SharedSettings['quarantine'], now: number, held?: HeldSummary): Promise<QuarantineUsageReport> {
   // Held first: it opens the index (and syncs it), whose files are counted too, as the MTA's open index is.
-  const { count, oldest } = await store.held();
+  const { count, oldest } = held ?? (await store.held());
   const bytes = await countDirectory(settings.dir);
   const maxBytes = settings.maxBytes || null;
   const oldestTime = oldest === undefined ? NaN : Date.parse(oldest);

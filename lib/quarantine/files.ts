@@ -314,7 +314,7 @@ export class FileQuarantine implements QuarantineStore {
   async list(filter: QuarantineFilter = {}): Promise<QuarantineRecord[]> {
     return this.fromIndex(
       () => this.index.list(filter),
-      () => this.listFromFiles(filter),
+      async () => selectRecords(await this.recordsFromFiles(), filter),
     );
   }
 
@@ -322,10 +322,22 @@ export class FileQuarantine implements QuarantineStore {
   async held(): Promise<HeldSummary> {
     return this.fromIndex(
       () => this.index.held(),
+      async () => heldIn(await this.recordsFromFiles()),
+    );
+  }
+
+  /**
+   * list() and held() from one sync, and, when the index cannot be read, one
+   * pass over the record files (and one warning): `mailward quarantine list`
+   * with its summary line. Called one after the other, each synced and fell
+   * back on its own, reading every record twice.
+   */
+  async listWithHeld(filter: QuarantineFilter = {}): Promise<{ records: QuarantineRecord[]; held: HeldSummary }> {
+    return this.fromIndex(
+      async () => ({ records: await this.index.list(filter), held: await this.index.held() }),
       async () => {
-        const held = await this.listFromFiles({ status: 'held', limit: Infinity });
-        // Newest first: the oldest is the last.
-        return held.length ? { count: held.length, oldest: held[held.length - 1]!.time } : { count: 0 };
+        const all = await this.recordsFromFiles();
+        return { records: selectRecords(all, filter), held: heldIn(all) };
       },
     );
   }
@@ -371,8 +383,8 @@ export class FileQuarantine implements QuarantineStore {
     return found;
   }
 
-  /** list() without the index: every record file read and filtered here. */
-  private async listFromFiles(filter: QuarantineFilter): Promise<QuarantineRecord[]> {
+  /** Every record file, read without the index (list() and held() when it cannot be read). */
+  private async recordsFromFiles(): Promise<QuarantineRecord[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -381,13 +393,7 @@ export class FileQuarantine implements QuarantineStore {
       throw err;
     }
     const refs = names.filter((n) => n.endsWith('.json') && REF.test(n.slice(0, -5))).map((n) => n.slice(0, -5));
-    const status = filter.status ?? 'held';
-    const since = filter.since?.toISOString();
-    const rcpt = filter.rcpt?.toLowerCase();
-    return (await readRecords(this.dir, refs, this.log))
-      .filter((r) => (status === 'all' || r.status === status) && (!since || r.time >= since) && (!rcpt || r.rcptTo.some((a) => a.toLowerCase() === rcpt)))
-      .sort((a, b) => (a.time === b.time ? a.ref.localeCompare(b.ref) : a.time < b.time ? 1 : -1))
-      .slice(0, filter.limit ?? 1000);
+    return readRecords(this.dir, refs, this.log);
   }
 
   /**
@@ -527,6 +533,24 @@ export class FileQuarantine implements QuarantineStore {
   async close(): Promise<void> {
     await this.ownIndex?.close();
   }
+}
+
+/** list()'s filter and order (newest first) applied to records read from the files. */
+function selectRecords(records: QuarantineRecord[], filter: QuarantineFilter): QuarantineRecord[] {
+  const status = filter.status ?? 'held';
+  const since = filter.since?.toISOString();
+  const rcpt = filter.rcpt?.toLowerCase();
+  return records
+    .filter((r) => (status === 'all' || r.status === status) && (!since || r.time >= since) && (!rcpt || r.rcptTo.some((a) => a.toLowerCase() === rcpt)))
+    .sort((a, b) => (a.time === b.time ? a.ref.localeCompare(b.ref) : a.time < b.time ? 1 : -1))
+    .slice(0, filter.limit ?? 1000);
+}
+
+/** held()'s answer from records read from the files. */
+function heldIn(records: QuarantineRecord[]): HeldSummary {
+  const held = records.filter((r) => r.status === 'held');
+  if (!held.length) return { count: 0 };
+  return { count: held.length, oldest: held.reduce((oldest, r) => (r.time < oldest ? r.time : oldest), held[0]!.time) };
 }
 
 /**

@@ -173,7 +173,9 @@ export const command: CliCommand = {
         case 'list': {
           const limit = v.limit === undefined ? 100 : Number(v.limit);
           if (!Number.isInteger(limit) || limit < 1) throw new UserError(`--limit ${JSON.stringify(v.limit)}: give a whole number, 1 or more`);
-          const records = await store.list({ rcpt: v.rcpt, since: v.since ? parseSince(v.since) : undefined, status: v.all ? 'all' : 'held', limit });
+          const filter = { rcpt: v.rcpt, since: v.since ? parseSince(v.since) : undefined, status: v.all ? ('all' as const) : ('held' as const), limit };
+          // Without --json the summary line needs the held count too: one sync (and one fallback) for both.
+          const { records, held } = v.json ? { records: await store.list(filter), held: undefined } : await store.listWithHeld(filter);
           // A stat per message, no read: what show and release would refuse as damaged is marked here too.
           const damaged = await store.damaged(records);
           if (v.json) io.out(jsonText(records.map((r) => (damaged.has(r.ref) ? { ...r, damaged: damaged.get(r.ref) } : r)), 2));
@@ -182,7 +184,7 @@ export const command: CliCommand = {
             else printList(io, records, damaged);
             // Whether more can be held at all: the bound's answer, before the MTA's 452 says it.
             // Only a summary: the listing stands if it cannot be had.
-            const usage = await quarantineUsage(store, config.shared.quarantine, Date.now()).catch((err: Error) => err);
+            const usage = await quarantineUsage(store, config.shared.quarantine, Date.now(), held).catch((err: Error) => err);
             if (usage instanceof Error) said.err(`warning: usage not counted: ${usage.message}`);
             else io.out(usageSummary(usage));
           }
