@@ -155,6 +155,26 @@ describe('quarantine byte bound: usage accounting', () => {
     await q.put(entry('PURGE00003'), RAW);
   });
 
+  it('a rescan (a purge) while a put is being written keeps its reservation, whether the write then lands or fails', async () => {
+    // Review (h-rev-a): the scan listed the directory before the put's files landed and set the total to
+    // what it found: the held message was missing from the total for good, and a put that then failed
+    // gave back bytes the total no longer held (it drifted below the disk, so the bound let more in).
+    writeFileSync(join(dir, 'filler'), Buffer.alloc(10_000)); // 3 blocks
+    const q = store({ maxBytes: 1024 * KB });
+    await q.startUsage();
+    await duringFirstWrite(() => usageFor(dir).rescan(now), () => q.put(entry('INFLIGHT01'), RAW));
+    assert.equal(usageFor(dir).scans, 2);
+    assert.equal(usageFor(dir).bytes, 3 * 4096 + heldBytes('INFLIGHT01'), 'the put written during the scan');
+    await duringFirstWrite(
+      async () => {
+        await usageFor(dir).rescan(now);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      },
+      () => q.put(entry('INFLIGHT02'), RAW).catch((err) => assert.ok(isQuarantineFull(err), String(err))),
+    );
+    assert.equal(usageFor(dir).bytes, 3 * 4096 + heldBytes('INFLIGHT01'), 'a put failing after the scan gives back only its own reservation');
+  });
+
   it('a write the disk refuses (ENOSPC, EDQUOT) fails as no_space, leaves nothing behind, and gives its reservation back', async () => {
     for (const code of ['ENOSPC', 'EDQUOT']) {
       const { errors, log } = logger();
@@ -181,6 +201,29 @@ describe('quarantine byte bound: usage accounting', () => {
     assert.ok(isQuarantineFull(caught), String(caught));
   });
 });
+
+/** Runs `fn`; its first file write runs `before` first (which may throw, failing the write), then writes. */
+async function duringFirstWrite<T>(before: () => Promise<unknown>, fn: () => Promise<T>): Promise<T> {
+  const probeDir = mkdtempSync(join(tmpdir(), 'mailward-qbound-probe-'));
+  const probe = await open(join(probeDir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as FileHandle;
+  await probe.close();
+  rmSync(probeDir, { recursive: true, force: true });
+  const original = proto.writeFile;
+  let first = true;
+  proto.writeFile = async function (this: FileHandle, ...args: Parameters<FileHandle['writeFile']>) {
+    if (first) {
+      first = false;
+      await before();
+    }
+    return original.apply(this, args);
+  };
+  try {
+    return await fn();
+  } finally {
+    proto.writeFile = original;
+  }
+}
 
 /** Runs `fn` while writing a file fails with `code`, as on a full disk. */
 async function refusingWrite<T>(dir: string, code: string, fn: () => Promise<T>): Promise<T> {

@@ -220,8 +220,9 @@ export class FileQuarantine implements QuarantineStore {
     await usage?.reserve(sizes, bound, this.now(), this.log);
     try {
       await this.write(record, text, raw);
+      usage?.settle(sizes, true);
     } catch (err) {
-      usage?.subtract(...sizes);
+      usage?.settle(sizes, false);
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (!NO_SPACE.has(code)) throw err;
       const why = `the disk of ${this.dir} is full (${code})`;

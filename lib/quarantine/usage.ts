@@ -67,6 +67,12 @@ export class QuarantineUsage {
   private scanning?: Promise<void>;
   /** Changes made while a scan runs: the scan's own count may not include them. */
   private duringScan = 0;
+  /**
+   * Room reserved by puts whose files are still being written. A scan that
+   * starts meanwhile may list the directory before they land: it keeps them
+   * (counted twice at worst, never missed), or the total forgot them for good.
+   */
+  private writing = 0;
   private saidFullAt = -Infinity;
   /** Scans done so far (tests). */
   scans = 0;
@@ -91,7 +97,7 @@ export class QuarantineUsage {
    */
   rescan(now: number, log?: Logger): Promise<void> {
     if (this.scanning) return this.scanning;
-    this.duringScan = 0;
+    this.duringScan = this.writing;
     this.scanning = (async () => {
       try {
         const counted = await countDirectory(this.dir);
@@ -129,7 +135,7 @@ export class QuarantineUsage {
   /**
    * Room for files of these sizes, counted at once (so puts running side by
    * side cannot all pass a bound only one of them fits under), or a
-   * QuarantineFullError. Give the room back with subtract() if the write fails.
+   * QuarantineFullError. Settle it (settle()) when the write is done or failed.
    */
   async reserve(sizes: number[], bound: BoundSettings, now: number, log?: Logger): Promise<void> {
     if (!bound.maxBytes) return;
@@ -147,7 +153,18 @@ export class QuarantineUsage {
       this.sayFull(now, bound, why, log);
       throw new QuarantineFullError('full', `the quarantine is full: ${why}`);
     }
+    this.writing += need;
     this.change(need);
+  }
+
+  /**
+   * The put that reserved room for files of these sizes is done: written
+   * (`kept`), or failed, and its room is given back.
+   */
+  settle(sizes: number[], kept: boolean): void {
+    const bytes = sizes.reduce((sum, s) => sum + onDisk(s), 0);
+    this.writing = Math.max(0, this.writing - bytes);
+    if (!kept) this.change(-bytes);
   }
 
   /**
