@@ -576,6 +576,14 @@ describe('content: tokens and MIME', () => {
         assert.equal((await verdictOf(head + img(1600 * 1024) + part)).unread, undefined, 'HTML past the cut');
       });
 
+      it('a list of short lines the byte bound cuts, after a part that spent the bytes in long lines, does not', async () => {
+        // Review (h-rev-a): the short-line test (under 24 bytes a line) was applied to byte cuts too. After an HTML part of
+        // 900-byte lines, 98 KB and ~13,000 lines were left: a list of 15-byte lines ran out of bytes first and was "padding".
+        const long = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<p>${'Long paragraph of an ordinary report with real words in it. '.repeat(15)}</p>${CRLF}`.repeat(1000);
+        const list = ['--B', 'Content-Type: text/plain', '', ''].join(CRLF) + Array.from({ length: 40_000 }, (_, i) => `Item ${i} ok`).join(CRLF) + CRLF + '--B--' + CRLF;
+        assert.equal((await verdictOf(head + img(1600 * 1024) + long + list)).unread, undefined);
+      });
+
       it('an HTML part of comment padding wholly past the cut (after a large image)', async () => {
         const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(29)} -->${CRLF}`.repeat(20_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
         const r = await verdictOf(head + img(1600 * 1024) + part);

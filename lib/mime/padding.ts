@@ -27,13 +27,15 @@ const PADDING_BLANK_SHARE = 0.9;
 const PADDING_VISIBLE_SHARE = 0.005;
 
 /**
- * Whether raw[start, end), cut short by the line or byte budget after `units`
- * line units, is padding by its bytes: short or blank lines. Cut by the byte
- * budget, its lines are long (the short-line test cannot hold) and only
- * white space tells.
+ * Whether raw[start, end), cut short by the line or byte budget (`by`) after
+ * `units` line units, is padding by its bytes: short or blank lines. Cut by
+ * the byte budget, only white space tells: short lines are no sign there. The
+ * bytes left per line left fall far below 75 once an earlier part spent bytes
+ * in few lines (an HTML part of 900-byte lines), and a list of 15-byte lines
+ * after it then ran out of bytes first and read as padding.
  */
-export function bytesLookLikePadding(raw: Buffer, start: number, end: number, units: number): boolean {
-  if (end - start < units * PADDING_BYTES_PER_UNIT) return true;
+export function bytesLookLikePadding(raw: Buffer, start: number, end: number, units: number, by: 'lines' | 'bytes'): boolean {
+  if (by === 'lines' && end - start < units * PADDING_BYTES_PER_UNIT) return true;
   let blank = 0;
   for (let i = start; i < end; i++) {
     const c = raw[i]!;

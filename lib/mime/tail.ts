@@ -165,7 +165,7 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     // bound too: 1 MB of 76-byte comment lines is under 14,000 lines, and hid what followed it in silence.
     let readInPart: TailPart['readInPart'];
     if (fit.by && !part.message) {
-      if (bytesLookLikePadding(raw, part.start, end, units)) cutShort[fit.by]++;
+      if (bytesLookLikePadding(raw, part.start, end, units, fit.by)) cutShort[fit.by]++;
       else readInPart = { by: fit.by, bodyStart, encoding };
     }
     l.bytes -= part.header.length + end - part.start;
