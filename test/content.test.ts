@@ -557,6 +557,22 @@ describe('content: tokens and MIME', () => {
         }
       });
 
+      it('a base64 HTML part cut inside a large data: font in its <style> does not; padding after such a payload still does', async () => {
+        // Review (h-rev-a): read from inside the open <style>, the 1 MB of the font's payload after the cut was "hidden text"
+        // (0% visible): a newsletter embedding its fonts raised MIME_TEXT_UNREAD (the commit before raised nothing).
+        const text = `<p>${'Order confirmed, thank you for shopping with us. '.repeat(20)}</p>${CRLF}`.repeat(50);
+        const font = Buffer.alloc(2_600_000, 3).toString('base64');
+        const html = `<html><head><style>@font-face{font-family:X;src:url(data:font/woff2;base64,${font}) format("woff2")}</style></head><body>${text}</body></html>`;
+        const raw = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: base64', '', ''].join(CRLF) +
+          Buffer.from(html).toString('base64').replace(/.{76}/g, `$&${CRLF}`) + CRLF;
+        assert.equal((await verdictOf(raw)).unread, undefined);
+        // The payload ends after the cut and comment padding follows: judged as before, without the payload.
+        const before = '<html><head><style>p{background:url(data:image/png;base64,' + 'QUFB'.repeat(1000);
+        const after = 'QUFB'.repeat(100) + ')}</style></head><body>' + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(10_000);
+        assert.equal(htmlLooksLikePadding(after, unshownOpenAt(before)), true);
+        assert.equal(htmlLooksLikePadding(after + `<p>${'shown text '.repeat(2000)}</p>`, unshownOpenAt(before)), false);
+      });
+
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {
         const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(16_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
         const r = await verdictOf(head + img(1600 * 1024) + part);

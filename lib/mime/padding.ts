@@ -156,10 +156,33 @@ export function unshownOpenAt(before: string): string {
       continue;
     }
     if (before.length - start.index <= OPEN_TAIL) return before.slice(start.index);
+    // Cut inside an inline data: payload (a font or image in a style sheet): its `data:` goes with it, so the
+    // payload read after the cut is known as one (PAYLOAD_ACROSS_CUT), not as 1 MB of hidden text.
+    const payload = dataPayloadRunAt(before);
+    const tail = payload >= 0 ? `data:,${before.slice(-Math.min(OPEN_TAIL, payload))}` : before.slice(-OPEN_TAIL);
     // A blank after the opener: `<!--` and `->` of the tail must not make `<!--->`, an empty comment.
-    return `${name ? `<${name}>` : '<!--'} ${before.slice(-OPEN_TAIL)}`;
+    return `${name ? `<${name}>` : '<!--'} ${tail}`;
   }
 }
+
+/** Base64 payload characters and line ends (what an inline data: payload wrapped in the HTML source holds). */
+function isBase64Char(c: number): boolean {
+  return BASE64_VALUE[c]! >= 0 || c === 0x3d || c === 0x0d || c === 0x0a;
+}
+
+/**
+ * When `before` ends inside the base64 payload of a data: URI (`data:...,` then
+ * base64 and line ends up to its end), that payload's length so far; else -1.
+ * One backward scan over the payload.
+ */
+function dataPayloadRunAt(before: string): number {
+  let i = before.length;
+  while (i > 0 && isBase64Char(before.charCodeAt(i - 1))) i--;
+  return /data:[^,"'<>\s]{0,200},$/i.test(before.slice(Math.max(0, i - 206), i)) ? before.length - i : -1;
+}
+
+/** What unshownOpenAt puts before the HTML read when the cut fell inside a data: payload. */
+const PAYLOAD_ACROSS_CUT = /data:[^,"'<>\s]{0,200},[A-Za-z0-9+/=\r\n]*$/i;
 
 /** Where the comment opened at `open` ends, or -1: `<!-->` and `<!--->` are empty comments, as in htmlparser2 and browsers. */
 function commentEndAfter(html: string, open: number): number {
@@ -211,5 +234,15 @@ export function htmlVisibleShare(html: string): number {
  * was read from (unshownOpenAt): up to its end, what follows is hidden too.
  */
 export function htmlLooksLikePadding(html: string, open: string): boolean {
+  // The cut fell inside one inline data: payload (an embedded font or image in a style sheet) and the reading ended
+  // still inside it: one large object read across its length, as an <img> data: URI across the cut reads, not padding.
+  if (open && PAYLOAD_ACROSS_CUT.test(open) && leadingBase64Run(html) === html.length) return false;
   return htmlVisibleShare(open + html) < PADDING_VISIBLE_SHARE;
+}
+
+/** Length of the run of base64 characters and line ends `html` starts with. */
+function leadingBase64Run(html: string): number {
+  let i = 0;
+  while (i < html.length && isBase64Char(html.charCodeAt(i))) i++;
+  return i;
 }
