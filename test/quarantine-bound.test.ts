@@ -175,6 +175,21 @@ describe('quarantine byte bound: usage accounting', () => {
     assert.equal(usageFor(dir).bytes, 3 * 4096 + heldBytes('INFLIGHT01'), 'a put failing after the scan gives back only its own reservation');
   });
 
+  it('a delete whose file is gone before a scan lists the directory is not subtracted twice', async () => {
+    // Review (h-rev-a): delete() unlinks, then subtracts; a scan starting between the two counted the directory
+    // without the file and then subtracted it again: the total fell below the disk (here 2 blocks counted as 0).
+    writeFileSync(join(dir, 'kept'), Buffer.alloc(5_000)); // 2 blocks
+    writeFileSync(join(dir, 'gone'), Buffer.alloc(10_000)); // 3 blocks
+    const usage = usageFor(dir);
+    await usage.ensureScanned(now);
+    assert.equal(usage.bytes, 5 * 4096);
+    unlinkSync(join(dir, 'gone'));
+    const scan = usage.rescan(now);
+    usage.subtract(10_000);
+    await scan;
+    assert.equal(usage.bytes, 2 * 4096);
+  });
+
   it('a write the disk refuses (ENOSPC, EDQUOT) fails as no_space, leaves nothing behind, and gives its reservation back', async () => {
     for (const code of ['ENOSPC', 'EDQUOT']) {
       const { errors, log } = logger();

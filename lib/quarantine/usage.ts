@@ -101,8 +101,8 @@ export class QuarantineUsage {
     this.scanning = (async () => {
       try {
         const counted = await countDirectory(this.dir);
-        // Written or deleted by this process while the files were counted: maybe counted twice,
-        // never missed (a put during the scan errs on the full side until the next one).
+        // Reserved by this process before or while the files were counted: maybe counted twice,
+        // never missed (a put during the scan errs on the full side until the next one); deletes, see subtract().
         this.total = Math.max(0, counted + this.duringScan);
       } catch (err) {
         // Unreadable (permissions, not a directory): the put itself will say so. The total stays.
@@ -127,9 +127,15 @@ export class QuarantineUsage {
     this.change(sizes.reduce((sum, s) => sum + onDisk(s), 0));
   }
 
-  /** Files of these sizes were removed (or a reservation was given back). */
+  /**
+   * Files of these sizes were removed. During a scan the total it sets does
+   * not subtract them again: the scan may have listed the directory after they
+   * were gone (subtracted twice, the total below the disk, the bound passed),
+   * so they count until the next scan if it saw them (errs towards full).
+   */
   subtract(...sizes: number[]): void {
-    this.change(-sizes.reduce((sum, s) => sum + onDisk(s), 0));
+    const bytes = sizes.reduce((sum, s) => sum + onDisk(s), 0);
+    this.total = Math.max(0, this.total - bytes);
   }
 
   /**
