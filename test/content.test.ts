@@ -15,6 +15,7 @@ import { ConfigError } from '../lib/config/errors';
 import { loadConfig } from '../lib/config/load';
 import { createMailward, type Verdict } from '../lib';
 import { createContext, MAX_PARSE_BYTES, MAX_PARSE_LINES, parsedMessage } from '../lib/message';
+import { mimeCut } from '../lib/mime/limits';
 import { bodyBefore, htmlLooksLikePadding, unshownOpenAt } from '../lib/mime/padding';
 import { lineCount, postalInputs } from './support/postal-spy';
 import { Ledger } from '../lib/score/ledger';
@@ -571,6 +572,26 @@ describe('content: tokens and MIME', () => {
         const after = 'QUFB'.repeat(100) + ')}</style></head><body>' + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(10_000);
         assert.equal(htmlLooksLikePadding(after, unshownOpenAt(before)), true);
         assert.equal(htmlLooksLikePadding(after + `<p>${'shown text '.repeat(2000)}</p>`, unshownOpenAt(before)), false);
+      });
+
+      it('a cut that splits the opener itself (a quoted-printable soft break in <!--, a base64 line in <style>) still opens it', async () => {
+        // Review (h-rev-a): unshownOpenAt saw no opener in `<!-`, and the read from the cut began `- lorem ...`: 50,000 lines
+        // of a comment read as text, and the spam after it went unread without a symbol.
+        const head = ['From: a@example.com', 'Subject: hi', 'MIME-Version: 1.0', 'Content-Type: text/html; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', ''].join(CRLF);
+        const lines = Array.from({ length: 50_000 }, () => `${'Shown text of the letter and more of it here'.padEnd(58, '.')}${CRLF}`);
+        lines[0] = `${'<html><body><p>'.padEnd(58, 'x')}${CRLF}`;
+        const k = (mimeCut(Buffer.from(head + lines.join(''))).end - head.length) / 60 - 1;
+        assert.ok(Number.isInteger(k) && k > 0 && k < 40_000, 'the cut falls at a line end');
+        lines[k] = `${lines[k]!.slice(0, 54)}<!-=${CRLF}`;
+        for (let i = k + 1; i < lines.length; i++) lines[i] = `${i === k + 1 ? '- ' : ''}${'lorem ipsum dolor sit amet consectetur adipiscing elit sed do'.slice(0, i === k + 1 ? 56 : 58)}${CRLF}`;
+        const r = await verdictOf(head + lines.join('') + '--><p>PADDED SPAM</p>' + CRLF);
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out/);
+        // Unit: `<sty` | `le>` opens the style sheet; `<s` | `pan>` is a span, and its text shows.
+        const css = `le>${'.pad { color: #123456; } '.repeat(2000)}`;
+        assert.equal(htmlLooksLikePadding(css, unshownOpenAt('<html><head><title>x</title><sty')), true);
+        assert.equal(htmlLooksLikePadding(`pan>${'Shown words. '.repeat(2000)}`, unshownOpenAt('<html><body><s')), false);
+        assert.equal(unshownOpenAt('<!-- <sty -->'), '', 'inside a closed comment');
       });
 
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {

@@ -148,7 +148,7 @@ export function unshownOpenAt(before: string): string {
   for (let at = 0; ; ) {
     UNSHOWN_START.lastIndex = at;
     const start = UNSHOWN_START.exec(before);
-    if (!start) return '';
+    if (!start) return partialOpener(before, at);
     const name = start[1]?.toLowerCase();
     const end = name ? endTagAfter(before, name, start.index + start[0].length) : commentEndAfter(before, start.index);
     if (end >= 0) {
@@ -183,6 +183,24 @@ function dataPayloadRunAt(before: string): number {
 
 /** What unshownOpenAt puts before the HTML read when the cut fell inside a data: payload. */
 const PAYLOAD_ACROSS_CUT = /data:[^,"'<>\s]{0,200},[A-Za-z0-9+/=\r\n]*$/i;
+
+/** `<!--` and the start tags of SKIP_TAGS, lower case: what a cut may split (partialOpener). */
+const OPENERS = ['<!--', ...[...SKIP_TAGS].map((name) => `<${name}`)];
+const LONGEST_OPENER = Math.max(...OPENERS.map((o) => o.length));
+
+/**
+ * The start of an opener that `before` ends with, cut short (`<!-`, `<sty`),
+ * at or after `from`; else ''. A cut inside a line (a quoted-printable soft
+ * break `<!-=` CRLF `-`, a base64 line, the byte bound) may split the opener
+ * itself: put before the HTML read from the cut it opens the comment again, where
+ * the read alone began with `- ...` and its whole hidden content read as text.
+ */
+function partialOpener(before: string, from: number): string {
+  const at = before.lastIndexOf('<');
+  if (at < Math.max(from, before.length - LONGEST_OPENER + 1)) return '';
+  const rest = before.slice(at).toLowerCase();
+  return OPENERS.some((o) => o.length > rest.length && o.startsWith(rest)) ? before.slice(at) : '';
+}
 
 /** Where the comment opened at `open` ends, or -1: `<!-->` and `<!--->` are empty comments, as in htmlparser2 and browsers. */
 function commentEndAfter(html: string, open: number): number {
