@@ -157,7 +157,7 @@ export function unshownOpenAt(before: string): string {
     }
     if (before.length - start.index <= OPEN_TAIL) return before.slice(start.index);
     // Cut inside an inline data: payload (a font or image in a style sheet): its `data:` goes with it, so the
-    // payload read after the cut is known as one (PAYLOAD_ACROSS_CUT), not as 1 MB of hidden text.
+    // payload read after the cut is known as one (dataPayloads), not as 1 MB of hidden text.
     const payload = dataPayloadRunAt(before);
     const tail = payload >= 0 ? `data:,${before.slice(-Math.min(OPEN_TAIL, payload))}` : before.slice(-OPEN_TAIL);
     // A blank after the opener: `<!--` and `->` of the tail must not make `<!--->`, an empty comment.
@@ -180,9 +180,6 @@ function dataPayloadRunAt(before: string): number {
   while (i > 0 && isBase64Char(before.charCodeAt(i - 1))) i--;
   return /data:[^,"'<>\s]{0,200},$/i.test(before.slice(Math.max(0, i - 206), i)) ? before.length - i : -1;
 }
-
-/** What unshownOpenAt puts before the HTML read when the cut fell inside a data: payload. */
-const PAYLOAD_ACROSS_CUT = /data:[^,"'<>\s]{0,200},[A-Za-z0-9+/=\r\n]*$/i;
 
 /** `<!--` and the start tags of SKIP_TAGS, lower case: what a cut may split (partialOpener). */
 const OPENERS = ['<!--', ...[...SKIP_TAGS].map((name) => `<${name}`)];
@@ -235,16 +232,37 @@ const DATA_URI_PAYLOAD = /\bdata:[^,"'<>\s]{0,200},[A-Za-z0-9+/=%\s]*/gi;
  * characters); analyseHtml reads at most 1 MB, which bounds the part read past
  * the cut anyway.
  */
-export function htmlVisibleShare(html: string): number {
+export function htmlVisibleShare(html: string, payloads = dataPayloads(html)): number {
   if (!html.length) return 1;
   const { text, altText } = analyseHtml(html);
   const visible = withoutInvisibles(`${text} ${altText}`).replace(/\s+/g, '').length;
-  let payload = 0;
-  for (const m of html.matchAll(DATA_URI_PAYLOAD)) payload += m[0].length;
-  const measured = html.length - payload;
+  const measured = html.length - payloads.bytes;
   // All of it inline images: nothing shows but them (padding if nothing else does).
   return measured > 0 ? visible / measured : visible ? 1 : 0;
 }
+
+/** The characters of data: URI payloads in `html`, and the length of the last one if `html` ends inside it. */
+function dataPayloads(html: string): { bytes: number; endsInside: number } {
+  let bytes = 0;
+  let endsInside = 0;
+  let last: RegExpMatchArray | undefined;
+  for (const m of html.matchAll(DATA_URI_PAYLOAD)) {
+    bytes += m[0].length;
+    last = m;
+  }
+  // Base64 and line ends only: words and blanks after a `data:` are hidden text, not an object.
+  if (last && last.index! + last[0].length === html.length && !/[^A-Za-z0-9+/=\r\n]/.test(last[0].slice(last[0].indexOf(',') + 1))) {
+    endsInside = last[0].length;
+  }
+  return { bytes, endsInside };
+}
+
+/**
+ * A data: payload at least this long that the reading ended inside is one large
+ * inline object (a photo, a font) the bound ran out in, not padding: images of
+ * nothing are a few dozen characters each (a 1x1 GIF: 40).
+ */
+const LARGE_INLINE_OBJECT = 64 * 1024;
 
 /**
  * Whether the decoded HTML a reading cut short took in is padding: almost
@@ -252,15 +270,12 @@ export function htmlVisibleShare(html: string): number {
  * was read from (unshownOpenAt): up to its end, what follows is hidden too.
  */
 export function htmlLooksLikePadding(html: string, open: string): boolean {
-  // The cut fell inside one inline data: payload (an embedded font or image in a style sheet) and the reading ended
-  // still inside it: one large object read across its length, as an <img> data: URI across the cut reads, not padding.
-  if (open && PAYLOAD_ACROSS_CUT.test(open) && leadingBase64Run(html) === html.length) return false;
-  return htmlVisibleShare(open + html) < PADDING_VISIBLE_SHARE;
+  // A reading that ran out inside one large base64 inline image or font (a greeting card's photo first in its HTML;
+  // a font in a style sheet the cut fell in, whose `data:` unshownOpenAt keeps): one object, as an <img> data: URI
+  // across the cut reads, not padding.
+  const read = open + html;
+  const payloads = dataPayloads(read);
+  if (payloads.endsInside >= LARGE_INLINE_OBJECT) return false;
+  return htmlVisibleShare(read, payloads) < PADDING_VISIBLE_SHARE;
 }
 
-/** Length of the run of base64 characters and line ends `html` starts with. */
-function leadingBase64Run(html: string): number {
-  let i = 0;
-  while (i < html.length && isBase64Char(html.charCodeAt(i))) i++;
-  return i;
-}
