@@ -16,7 +16,7 @@ import { removeDir, startHaraka, type HarakaInstance } from '../test/support/har
 const run = promisify(execFile);
 const MESSAGES = Number(process.env.MAILWARD_BENCH_MESSAGES ?? 3000);
 const CONCURRENCY = Number(process.env.MAILWARD_BENCH_CONCURRENCY ?? 8);
-const MODULE_BENCHES = ['tracking', 'auth', 'reputation', 'backscatter', 'content', 'bound', 'quarantine'];
+const MODULE_BENCHES = ['tracking', 'auth', 'reputation', 'backscatter', 'content', 'bound', 'quarantine', 'hostile'];
 
 interface LoadResult {
   elapsedMs: number;

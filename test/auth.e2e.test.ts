@@ -198,6 +198,8 @@ describe('auth and antispoof end to end through a real Haraka', function () {
     assert.match(status, /SPF_TEMPERROR 0/);
     assert.match(status, /DKIM_TEMPERROR 0/);
     assert.match(status, /DMARC_TEMPERROR 0/);
-    assert.ok(elapsed < 8000, `took ${elapsed} ms`);
+    // The TEMPERROR symbols are what the 400 ms DNS deadline promises; the bound, far above the few look-ups
+    // in series it allows, only catches a look-up left to the resolver's own retries (23 s by default).
+    assert.ok(elapsed < 20_000, `took ${elapsed} ms`);
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { sealMessage } from 'mailauth';
-import { AUTH_DEFAULTS, authResults, authModule, ownAuthResults, resinfoEntries } from '../lib/checks/auth';
+import { AUTH_DEFAULTS, authResults, authModule, forMailauth, ownAuthResults, resinfoEntries } from '../lib/checks/auth';
+import { createContext, headerValues, parseHeaderBlock } from '../lib/message';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
@@ -134,10 +135,17 @@ describe('auth module (mailauth) against a real DNS server', function () {
   });
 
   it('a From: of 50,000 addresses is judged as quickly as any (mailauth reads its first ones), and its spoof still fails DMARC', async function () {
+    // hang guard, not a performance test: typical 1000ms (the whole scan here; the old path took 8 s).
+    this.timeout(30_000);
     // mailauth's address parser copies its list per address: 50,000 took about 8 s of blocked event loop.
-    this.timeout(4_000);
+    // What keeps it off that path: mailauth is handed a From: of the first few addresses only.
     const many = Array.from({ length: 50_000 }, (_, i) => `u${i}@s${i}.test`);
     const unsigned = message({ from: ['CEO <ceo@example.com>', ...many].join(', ') });
+    const handed = parseHeaderBlock(forMailauth(createContext({ ip: IP.attacker, raw: unsigned }))).headers.filter((h) => h.key === 'from');
+    assert.equal(handed.length, 1);
+    const handedAddresses = handed[0]!.value.split(',').length;
+    assert.ok(handedAddresses >= 1 && handedAddresses <= 100, `mailauth handed a From: of ${handedAddresses} addresses`);
+    assert.match(handed[0]!.value, /^ceo@example\.com, u0@s0\.test, /);
     const result = await scan(unsigned, IP.attacker, 'bounce@attacker.test');
     assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
     const detail = symbol(result, 'FROM_MULTIPLE')!.detail;
@@ -145,11 +153,17 @@ describe('auth module (mailauth) against a real DNS server', function () {
   });
 
   it('10,000 DKIM-Signature headers cost no more than a few: the topmost 20 are verified', async function () {
-    // mailauth walks every header for every signature: 8,000 took over 3 s.
-    this.timeout(3_000);
+    // hang guard, not a performance test: typical 250ms (the whole scan here).
+    this.timeout(10_000);
+    // mailauth walks every header for every signature: 8,000 took over 3 s. What keeps it off that
+    // path: mailauth is handed the topmost 20 signatures only, the aligned one on top among them.
     const junk = Array.from({ length: 10_000 }, (_, i) => `DKIM-Signature: v=1; a=rsa-sha256; d=d${i}.test; s=s; h=from; bh=x; b=y`).join('\r\n');
     const signed = await sign(message({ from: 'alice@example.com' }), 'example.com', 's1', world.keys.example);
     const raw = signed.replace(/\r\n\r\n/, `\r\n${junk}\r\n\r\n`);
+    const handed = parseHeaderBlock(forMailauth(createContext({ ip: IP.example, raw }))).headers.filter((h) => h.key === 'dkim-signature');
+    assert.equal(handed.length, 20, `mailauth handed ${handed.length} DKIM-Signature fields`);
+    assert.match(handed[0]!.value, /d=example\.com/);
+    assert.equal(headerValues(createContext({ ip: IP.example, raw }), 'dkim-signature').length, 10_001, 'the message itself keeps them all');
     // An envelope of another domain: DMARC can pass only through the aligned signature on top.
     const result = await scan(raw, IP.example, 'bounce@other.test');
     assert.ok(symbol(result, 'DMARC_PASS'), symbolNames(result).join());
@@ -364,8 +378,10 @@ describe('auth module (mailauth) against a real DNS server', function () {
       assert.ok(result.verdict.symbols.every((s) => s.score === 0));
       assert.equal(result.verdict.action, 'accept');
       assert.equal(authResults(result.context)!.temporaryError, true);
-      // SPF, DKIM and DMARC each wait one 300 ms look-up at most (plus the SPF A/AAAA pair).
-      assert.ok(elapsed < 3000, `took ${elapsed} ms`);
+      // The symbols above are what the deadline promises. SPF, DKIM and DMARC each wait one 300 ms look-up
+      // at most (typical 900ms in all here); the bound, far above that, only catches a look-up left to the
+      // resolver's own retries (the default runs to 23 s) or one that never ends.
+      assert.ok(elapsed < 15_000, `took ${elapsed} ms`);
     });
 
     it('a trusted sealer whose ARC key times out: ARC_TEMPERROR, and the DMARC policy is not applied', async () => {
@@ -539,7 +555,9 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.deepEqual([...symbolNames(result)].sort(), ['AUTH_RESULTS_FORGED', 'AUTH_TEMPERROR']);
         assert.deepEqual(result.context.headerChanges.remove, ['Authentication-Results']);
         assert.equal(symbol(result, 'AUTH_TEMPERROR')!.score, 0);
-        assert.ok(elapsed < 2000, `took ${elapsed} ms`);
+        // AUTH_TEMPERROR, not DKIM_/SPF_TEMPERROR, says the 300 ms authentication deadline fired before any
+        // 5 s DNS look-up deadline could; the bound (typical 480ms) only checks that no look-up was waited for.
+        assert.ok(elapsed < 5000, `took ${elapsed} ms`);
         assert.equal(authResults(result.context)!.temporaryError, true);
       });
     });

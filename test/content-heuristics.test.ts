@@ -214,10 +214,13 @@ describe('content heuristics: the tricks still fire', () => {
     assert.equal(info.hiddenText, 'secret', 'the hidden element open at the limit still hides, until its close tag');
     assert.deepEqual(info.links, [{ href: 'http://evil.example.net/', text: 'www.paypal.com' }]);
     assert.equal(info.altText, 'Buy');
-    // htmlparser2 alone takes seconds on this (it walks its stack for every unmatched close tag); read flat, well under one.
+    // htmlparser2 alone takes seconds on this (it walks its stack for every unmatched close tag). What keeps
+    // the time linear is reading flat past MAX_DEPTH, which the result reports; bench/hostile.ts times it.
     const started = Date.now();
     const unmatched = analyseHtml(`<p>Hello</p>${'<div>'.repeat(50_000)}World${'</span>'.repeat(50_000)}`);
-    assert.ok(Date.now() - started < 2500, `${Date.now() - started} ms`);
+    // hang guard, not a performance test: typical 85ms.
+    assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+    assert.equal(unmatched.deep, true, 'read flat past 500 open elements');
     assert.match(unmatched.text, /World/);
   });
 

@@ -814,7 +814,8 @@ describe('content: tokens and MIME', () => {
       assert.match(r.words, /LAST PART WORDS/);
       assert.doesNotMatch(r.words, /DECOY/);
       assert.match(r.partial, /and 1 text part crossing or after it$/);
-      assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+      // hang guard, not a performance test: typical 310ms (the partial note above is what says the cut held).
+      assert.ok(Date.now() - started < 10_000, `${Date.now() - started} ms`);
     });
   });
 
@@ -1238,17 +1239,20 @@ describe('content: template fingerprints', () => {
   it('trims punctuation around words in linear time: a word of 150,000 dots is no hang (a 274 KB message held Haraka for 28 s)', () => {
     assert.deepEqual(templateWords("'quoted'... -dashed- words."), ['quoted', 'dashed', 'words']);
     // The regex /^[.'-]+|[.'-]+$/ retried its second branch at every dot: 64,000 took 3.4 s, 150,000 about 20 s.
+    // bench/hostile.ts times this against prose of the same size.
     const started = Date.now();
     const words = templateWords(`please read a${'.'.repeat(150_000)}a this notice`);
     const ms = Date.now() - started;
-    assert.ok(ms < 1000, `${ms} ms`);
+    // hang guard, not a performance test: typical 1ms.
+    assert.ok(ms < 3000, `${ms} ms`);
     assert.deepEqual(words, ['please', 'read', 'this', 'notice'], 'the overlong word is skipped');
     // The tokenizer's 'plain' words are trimmed by the same loop.
     const plain = { ...DEFAULT_TOKENIZER_OPTIONS, words: 'plain' as const };
     assert.equal(normaliseWord("'-free-'", plain), 'free');
     const t = Date.now();
     assert.equal(normaliseWord(`a${'-'.repeat(100_000)}a`, plain), 'skip:a:100000');
-    assert.ok(Date.now() - t < 1000, `${Date.now() - t} ms`);
+    // hang guard, not a performance test: typical 0.1ms.
+    assert.ok(Date.now() - t < 3000, `${Date.now() - t} ms`);
   });
 
   it('near-identical texts (one sentence added) still share a band', () => {

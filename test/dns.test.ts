@@ -49,9 +49,13 @@ describe('DnsResolver against a real DNS server on loopback', () => {
   it('gives up on a silent server at the deadline', async () => {
     dns.mode = 'silent';
     const started = Date.now();
+    // TIMEOUT is the code of the resolver's own deadline timer (c-ares, left to its tries, ends with ETIMEOUT):
+    // the deadline fired, and not before its 400 ms (load only makes it later).
     await assert.rejects(resolver.resolve('silent.example.net', 'A'), (err: unknown) => err instanceof DnsTempError && err.code === 'TIMEOUT');
     const elapsed = Date.now() - started;
-    assert.ok(elapsed >= 380 && elapsed < 1500, `took ${elapsed} ms`);
+    assert.ok(elapsed >= 380, `gave up after ${elapsed} ms, before the deadline`);
+    // hang guard, not a performance test: typical 400ms.
+    assert.ok(elapsed < 10_000, `took ${elapsed} ms`);
   });
 
   it('builds reverse names for IPv4 and IPv6', () => {

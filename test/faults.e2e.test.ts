@@ -70,11 +70,13 @@ describe('faults under load: DNS, Redis and PostgreSQL go away and come back', f
     assert.equal(await rig.distinctRefs(), sent, 'no row twice');
 
     // Latency: a silent DNS costs each message a few look-up deadlines in series (PTR, DNSBL, SPF, DMARC, ...:
-    // about ten at most); nothing waits on Redis or PostgreSQL beyond their deadlines. Enough connections
-    // (40 for 25 msgs/s) that the client's own queue adds little.
+    // about ten at most, 3 s); nothing waits on Redis or PostgreSQL beyond their deadlines. Enough connections
+    // (40 for 25 msgs/s) that the client's own queue adds little. The replies above are what the deadlines
+    // promise; the bound is far above the deadlines in series (and what a loaded machine adds to 25 msgs/s)
+    // and below what no deadline costs: Haraka's 30 s plugin timeout, an unanswered connect's minutes.
     const worst = (what: string) => Math.max(0, ...results.filter((s) => windowOf(s, windows) === what).map((s) => s.latencyMs));
     const calm = Math.max(0, ...results.filter((s) => windowOf(s, windows) === 'none').map((s) => s.latencyMs));
-    const bound = 2_000 + 10 * DNS_TIMEOUT_MS;
+    const bound = 15_000;
     for (const what of ['none', 'dns-silent', 'dns-servfail', 'redis-down', 'postgres-down', 'postgres-silent']) {
       assert.ok(worst(what) <= bound, `worst latency during ${what}: ${worst(what)} ms > ${bound} ms (calm: ${calm} ms)`);
     }

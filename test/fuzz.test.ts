@@ -23,8 +23,14 @@ const CASES = Number(process.env.MAILWARD_FUZZ_CASES ?? 10_000);
 /** Seeds are FIRST_SEED .. FIRST_SEED + CASES - 1; set MAILWARD_FUZZ_SEED to explore other ranges. */
 const FIRST_SEED = Number(process.env.MAILWARD_FUZZ_SEED ?? 1);
 const CONCURRENCY = 16;
-/** Per message: far above the DNS deadline (300 ms) times the look-ups in series, far below a hang. */
-const SCAN_DEADLINE_MS = 10_000;
+/**
+ * Per message: a hang guard, not a performance test: typical slowest 1.7 s of 10,000 (16 scans at once;
+ * 8 s with the machine at load average 5, where the former 10 s deadline failed).
+ * Far above the DNS deadline (300 ms) times the look-ups in series and above what a loaded machine
+ * adds to 16 concurrent scans; a scan that never ends, or blocks the event loop for this long, fails.
+ * How fast hostile inputs are read is measured by `npm run bench` (bench/hostile.ts), not here.
+ */
+const SCAN_DEADLINE_MS = 40_000;
 const ACTIONS = new Set(['accept', 'add_header', 'quarantine', 'soft_reject', 'reject']);
 const FIXTURES = repoPath('test', 'fixtures', 'fuzz');
 

@@ -29,8 +29,9 @@ describe('message helpers', () => {
     const { headers } = parseHeaderBlock(Buffer.from('Subject: a\r\n  b \r\n \t\r\n\tc\r\nbad line\r\n d\r\nTo: x@y.test\r\n\r\nbody'));
     assert.deepEqual(headers.map((h) => [h.key, h.value]), [['subject', 'a b c'], ['to', 'x@y.test']]);
     // Appending each fold to the value so far took 5 s for 100,000 folds and grows with the square:
-    // a 0.8 MB bounce or feedback report would hold the event loop for most of a minute.
-    this.timeout(5_000);
+    // a 0.8 MB bounce or feedback report would hold the event loop for most of a minute (200,000 folds: 20 s).
+    // hang guard, not a performance test: typical 175ms; bench/hostile.ts times it against as many fields.
+    this.timeout(10_000);
     const folds = 200_000;
     const hostile = parseHeaderBlock(Buffer.from(['X-Fold: a', ...Array<string>(folds).fill(' b'), 'To: x@y.test', '', ''].join('\r\n')));
     assert.equal(hostile.headers[0]!.value.length, 1 + 2 * folds);
@@ -44,12 +45,13 @@ describe('message helpers', () => {
     let started = Date.now();
     const { headers } = parseHeaderBlock(raw);
     let ms = Date.now() - started;
-    assert.ok(ms < 1000, `parseHeaderBlock: ${ms} ms`);
+    // hang guard, not a performance test: typical 1ms for both (bench/hostile.ts times them).
+    assert.ok(ms < 3000, `parseHeaderBlock: ${ms} ms`);
     assert.deepEqual(headers.map((h) => h.key), ['subject', 'to'], 'a name with blanks inside is no name');
     started = Date.now();
     const kept = withoutHeaders(raw, ['To']);
     ms = Date.now() - started;
-    assert.ok(ms < 1000, `withoutHeaders: ${ms} ms`);
+    assert.ok(ms < 3000, `withoutHeaders: ${ms} ms`);
     assert.equal(kept.length, raw.length - 'To: x@y.test\r\n'.length);
   });
 

@@ -267,7 +267,8 @@ describe('outbound module: relayed mail, bounces of it and feedback reports (Run
     const raw = `From: web@example.com\r\nTo: x@remote.example\r\nSubject: form\r\nContent-Type: text/html\r\n\r\n<p>hello</p>${'<script'.repeat(80_000)}\r\n`;
     const started = Date.now();
     const one = await scan({ ip: '10.0.0.2', relaying: true, mailFrom: 'web@example.com', rcptTo: ['x@remote.example'], raw });
-    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+    // hang guard, not a performance test: typical 60ms (the whole scan).
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
     assert.equal(one.ledger.has('OUTBOUND_BULK'), false);
     // Visible text, not markup: two HTML letters of one template with different markup count as one template.
     const letter = (n: number, markup: string) => `From: news@example.com\r\nTo: r${n}@remote.example\r\nSubject: news\r\nContent-Type: text/html\r\n\r\n<${markup}>Dear Reader${n}, our autumn catalogue is out with new tools seeds and garden furniture for every season and budget.</${markup}><style>p{color:red}</style>\r\n`;

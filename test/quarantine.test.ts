@@ -172,7 +172,8 @@ describe('quarantine store', () => {
       const started = Date.now();
       const result = verifyRelease(key, forged, { mailFrom: bob, rcptTo: alice }, Buffer.from(`Subject: a\r\n\r\n${hostile}\r\n`), 1_000_000_000_000);
       const ms = Date.now() - started;
-      assert.ok(ms < 1000, `${ms} ms`);
+      // hang guard, not a performance test: typical 2ms (bench/hostile.ts times it against a body of text).
+      assert.ok(ms < 3000, `${ms} ms`);
       assert.deepEqual(result, { error: 'release stamp for LLL1 does not match this message' });
     }
   });

@@ -96,7 +96,9 @@ describe('reputation end to end: two Haraka nodes sharing Redis', function () {
       const result = await sendMail({ port: b.port, from: 'a@sender.test', to: ['bob@example.com'], raw: m2.raw, localAddress: '127.0.7.9' });
       const elapsed = Date.now() - started;
       assert.equal(result.code, 250, result.response);
-      assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+      // DNSBL_TEMPERROR (below) is what the 300 ms DNS deadline promises; the bound, far above the look-ups it
+      // allows, only catches one left to the resolver's own retries (23 s by default) or one that never ends.
+      assert.ok(elapsed < 15_000, `took ${elapsed} ms`);
       assert.match(statusFor(b, m2.subject), /DNSBL_TEMPERROR 0\b/);
     } finally {
       dns.mode = 'normal';

@@ -191,7 +191,9 @@ describe('reputation: DNS lists and sending practices (real DNS server on loopba
     const started = Date.now();
     const r = await mw.scan({ ip: '192.0.2.99', helo: 'host99.bad.test', mailFrom: 'a@spammy.test', rcptTo: ['u@example.com'] });
     const elapsed = Date.now() - started;
-    assert.ok(elapsed < 3000, `took ${elapsed} ms`);
+    // The TEMPERROR symbols below are what the 300 ms DNS deadline promises; the bound, far above the look-ups
+    // it allows, only catches one left to the resolver's own retries (23 s by default) or one that never ends.
+    assert.ok(elapsed < 10_000, `took ${elapsed} ms`);
     const fired = names(r);
     assert.ok(fired.includes('DNSBL_TEMPERROR'), fired.join());
     assert.ok(fired.includes('RDNS_TEMPERROR'), fired.join());

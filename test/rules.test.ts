@@ -276,7 +276,8 @@ describe('rules: conditions', () => {
     const started = Date.now();
     const far = await run(s, { headers: [...Array.from({ length: 15 }, (_, i) => pad(i)), last] });
     const ms = Date.now() - started;
-    assert.ok(ms < 3000, `${ms} ms`);
+    // hang guard, not a performance test: typical 100ms (16 s when each field was read up to 256 KiB).
+    assert.ok(ms < 5000, `${ms} ms`);
     assert.equal(far.ledger.forced?.action, 'quarantine', 'the last field gets its share: 16 KiB');
   });
 

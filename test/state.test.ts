@@ -276,7 +276,10 @@ describe('RedisStore: Redis stopped mid-run (a redis-server of its own)', () => 
     assert.equal(await store.incrBy('c', 1, 60), 2);
     await store.hashIncrBy('h', { a: 1 }, 60);
     assert.deepEqual(await store.hashGetAll('h'), { a: '1' });
-    assert.ok(Date.now() - started < 3000, `fallback took ${Date.now() - started} ms`);
+    // The answers above came from the fallback (Redis is stopped); the bound, far above the 200 ms
+    // command deadline, only catches an operation left waiting on the reconnecting client.
+    assert.equal(store.degraded, true, 'the fallback answered');
+    assert.ok(Date.now() - started < 10_000, `fallback took ${Date.now() - started} ms`);
     const warnings = log.lines.filter((l) => l.startsWith('warn'));
     assert.ok(warnings.some((l) => /Redis .* unavailable/.test(l)), log.lines.join('\n'));
     assert.ok(warnings.length <= 2, `warned once per outage, not per operation: ${warnings.length}`);
@@ -307,7 +310,8 @@ describe('RedisStore: Redis stopped mid-run (a redis-server of its own)', () => 
       const started = Date.now();
       for (let i = 0; i < 50; i++) await store.incrBy('hung', 1, 60);
       // 50 deadlines would be 10 s: while down nothing is sent, so nothing waits (or piles up) on the hung connection.
-      assert.ok(Date.now() - started < 1000, `50 operations took ${Date.now() - started} ms`);
+      // The bound is half of that, far above what 50 in-process answers take (a few ms).
+      assert.ok(Date.now() - started < 5000, `50 operations took ${Date.now() - started} ms`);
       assert.equal(store.degraded, true);
     } finally {
       server!.kill('SIGCONT');
@@ -359,7 +363,8 @@ describe('RedisStore: a black hole (connections accepted, never answered) that c
     proxy.mode = 'forward'; // answered again; the hung connections stay hung (state lost in a firewall)
     const back = Date.now();
     while (store.degraded) {
-      assert.ok(Date.now() - back < 5000, `still degraded ${Date.now() - back} ms after Redis answered again\n${log.lines.join('\n')}`);
+      // Probes run every second: ten of them, not one, under a loaded machine.
+      assert.ok(Date.now() - back < 10_000, `still degraded ${Date.now() - back} ms after Redis answered again\n${log.lines.join('\n')}`);
       await store.get('k');
       await sleep(100);
     }
