@@ -2,7 +2,7 @@ import { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
 import { headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 import { newRef } from './score/ref';
-import { encodedHeaderValue, valueToWrite } from './util/header';
+import { headerValueToWrite } from './util/header';
 import { plainIp } from './util/ip';
 
 // The MIME decoding machinery (the cut, the tail walk past it, <meta> charsets) lives in lib/mime/;
@@ -186,12 +186,13 @@ export function splitPutBack(added: readonly [string, string][], putBack: readon
  * MTA's own, e.g. X-Mailward-Ref), and the message's own fields a check put
  * back at the end of the header block, where they stood (RFC 8601 §5: on top
  * they would read as added at our boundary). Values are written as the Haraka
- * plugins write them: non-ASCII encoded, folded.
+ * plugins write them: non-ASCII encoded (Authentication-Results
+ * written in ASCII instead, never encoded), folded.
  */
 export function withHeaderChanges(raw: Buffer, changes: HeaderChanges, extra: readonly [string, string][] = []): Buffer {
   const { onTop, back } = splitPutBack(changes.add, changes.putBack);
   const lines = (fields: readonly [string, string][]) =>
-    Buffer.from(fields.map(([name, value]) => `${name}: ${valueToWrite(name, encodedHeaderValue(value))}\r\n`).join(''), 'utf8');
+    Buffer.from(fields.map(([name, value]) => `${name}: ${headerValueToWrite(name, value)}\r\n`).join(''), 'utf8');
   // A message of header fields only gets the empty line that ends its header, as Haraka writes one:
   // its fields are then fields to remove, and the put-backs go above that line.
   const ending = raw.subarray(-2).toString() === '\r\n' ? '\r\n' : raw.subarray(-1).toString() === '\n' ? '\n' : '\r\n\r\n';

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../lib/cli/main';
+import { resinfoEntries } from '../lib/checks/auth';
 import { closeSharedIndexes } from '../lib/quarantine';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
 import { repoPath } from './support/paths';
@@ -74,11 +75,11 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     await world?.stop();
   });
 
-  async function send(to: string, subject?: string, options: { helo?: string; headers?: Record<string, string>; raw?: string; server?: HarakaInstance } = {}) {
+  async function send(to: string, subject?: string, options: { helo?: string; from?: string; headers?: Record<string, string>; raw?: string; server?: HarakaInstance } = {}) {
     const raw = options.raw ?? (await sign(message({ to, subject, headers: options.headers }), 'example.com', 's1', world.keys.example));
     const server = options.server ?? haraka;
     const before = new Set(server.delivered());
-    const result = await sendMail({ port: server.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: options.helo ?? 'mail.sender.test' });
+    const result = await sendMail({ port: server.port, from: options.from ?? 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: options.helo ?? 'mail.sender.test' });
     assert.equal(result.code, 250, result.response);
     const fresh = server.delivered().filter((f) => !before.has(f));
     assert.equal(fresh.length, 1);
@@ -152,6 +153,38 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     const fields = authResults(block);
     assert.equal(fields.length, 1, block);
     assert.match(fields[0]!, /^mx\.widget\.test; /, block);
+  });
+
+  /** The field's resinfos as an RFC 8601 reader splits them: nothing RFC 2047-encoded (such readers do not decode it), ASCII. */
+  function parsedEntries(field: string, block: string): string[] {
+    assert.doesNotMatch(field, /=\?/, block);
+    assert.match(field, /^[\x20-\x7e]+$/, block);
+    const { authservId, entries } = resinfoEntries(field);
+    assert.equal(authservId, 'mx.widget.test', block);
+    return entries;
+  }
+
+  it('a result of Haraka\'s with non-ASCII text (a failed SMTP AUTH\'s user name): the delivered field stays parseable', async () => {
+    // Haraka's add_leading_header Q-encoded its combined field from "jörg" on: mailward's results after it were lost.
+    const block = await send('early@widget.test', undefined, { helo: 'utf8.sender.test' });
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    const entries = parsedEntries(fields[0]!, block);
+    assert.deepEqual(entries.slice(0, 2), ['x-test=fail (conn) smtp.auth="j?rg"', 'x-test=pass (early)'], block);
+    assert.deepEqual(entries.slice(2).map((e) => e.split('=')[0]).sort(), ['dkim', 'dmarc', 'spf'], block);
+    assertOurs(fields[0]!, block);
+  });
+
+  it('an SMTPUTF8 sender with a non-ASCII local part: mailward\'s field is written in ASCII, smtp.mailfrom kept', async () => {
+    // mailward RFC 2047-encoded the field's non-ASCII words: the encoded word swallowed smtp.mailfrom and the ";".
+    // (The client sends the domain as an A-label, MAIL FROM:<jörg@xn--mnchen-3ya.example> SMTPUTF8.)
+    const block = await send('staff@widget.test', undefined, { from: 'jörg@münchen.example' });
+    const fields = authResults(block);
+    assert.equal(fields.length, 1, block);
+    const entries = parsedEntries(fields[0]!, block);
+    assert.deepEqual(entries.map((e) => e.split('=')[0]).sort(), ['dkim', 'dmarc', 'spf'], block);
+    // The local part is not ASCII: the domain alone, as an A-label (RFC 8601 pvalue, RFC 8616).
+    assert.match(entries.find((e) => e.startsWith('spf='))!, / smtp\.mailfrom=xn--mnchen-3ya\.example( |$)/, block);
   });
 
   it('Haraka\'s data_done field is not a forged one: a result with a semicolon and an open parenthesis of the client\'s', async () => {

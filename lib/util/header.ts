@@ -1,4 +1,5 @@
 import * as mimeFuncs from 'nodemailer/lib/mime-funcs';
+import { asciiAuthResults } from './auth-results-value';
 
 /** RFC 5322 2.1.1: a header line should be at most 78 characters and must be at most 998 (CRLF excluded). */
 export const HEADER_LINE_SOFT = 78;
@@ -72,4 +73,15 @@ export function encodedHeaderValue(value: string): string {
  */
 export function valueToWrite(name: string, value: string): string {
   return /^x-mailward-/i.test(name) ? value : foldHeaderValue(name, value);
+}
+
+/**
+ * A field's value as mailward writes it, whole: non-ASCII text encoded
+ * (encodedHeaderValue), then folded (valueToWrite). Authentication-Results is
+ * never RFC 2047-encoded (its readers do not decode it, and an encoded word
+ * swallows the results after it): its non-ASCII text is written in ASCII
+ * (asciiAuthResults).
+ */
+export function headerValueToWrite(name: string, value: string): string {
+  return valueToWrite(name, /^authentication-results$/i.test(name) ? asciiAuthResults(value) : encodedHeaderValue(value));
 }

@@ -2,7 +2,7 @@ import { ALL_MODULES } from '../../lib/checks';
 import type { Phase } from '../../lib/checks/types';
 import { setMessage, splitPutBack } from '../../lib/message';
 import type { Runtime } from '../../lib/runtime';
-import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
+import { headerValueToWrite } from '../../lib/util/header';
 import { addressOf, removeHeaderFields, type HarakaConnection, type HarakaPlugin, type HarakaTransaction, type Next } from './haraka';
 import { takeOutDataDoneField } from './auth-results';
 import { runtimeFor } from './runtime';
@@ -58,10 +58,11 @@ function syncRecipients(state: MailwardState, txn: HarakaTransaction, current?: 
  * where white space allows (never over 998), since Haraka writes a value as it
  * is given, on one line however long. Non-ASCII text is encoded first, in words
  * short enough to fold between (Haraka would encode it as one word, folds
- * included). X-Mailward-* fields are left on one line.
+ * included), except in Authentication-Results, which is written in ASCII and
+ * never encoded (headerValueToWrite). X-Mailward-* fields are left on one line.
  */
 export function writtenValue(name: string, value: string): string {
-  return valueToWrite(name, encodedHeaderValue(value));
+  return headerValueToWrite(name, value);
 }
 
 /**

@@ -18,12 +18,17 @@
 //     handed to Haraka, so that its one field carries them as well;
 //   - with another authserv-id, or when a plugin reports only after mailward's
 //     hook, mailward's own field is put back (queue hook, before delivery);
+//   - Haraka RFC 2047-encodes its field when a result holds non-ASCII text (a
+//     failed SMTP AUTH's user name), which RFC 8601 readers cannot parse: the
+//     entries handed to it are ASCII already, and at the queue hook its field
+//     is written again in ASCII (asciiAuthResults);
 //   - the fields as they will stand on top of the delivered copy, above every
 //     field mailward adds, are kept in state.authResultsOnTop: the held copy
 //     of a quarantined message writes them first, in the same order.
 import { decodeWords } from 'postal-mime';
 import { ownAuthResults, resinfoEntries } from '../../lib/checks/auth';
-import { encodedHeaderValue, valueToWrite } from '../../lib/util/header';
+import { asciiAuthResults } from '../../lib/util/auth-results-value';
+import { headerValueToWrite } from '../../lib/util/header';
 import type { HarakaConnection, HarakaTransaction } from './haraka';
 import type { MailwardState } from './state';
 
@@ -141,12 +146,50 @@ function handOver(connection: HarakaConnection, entries: string[]): void {
   for (const entry of entries) if (!have.has(entry.replace(/[\x00-\x1f\x7f]/g, '').trim())) connection.auth_results?.(entry);
 }
 
-/** Haraka's field as data_post_respond writes it: every field of the name out, its own on top. */
+/**
+ * Haraka's combined field in ASCII: its plugins' results may hold non-ASCII
+ * text (auth_base's failed SMTP AUTH user name, an IDN), which Haraka's
+ * Header.add_leading_header RFC 2047-encodes, from the first such word on, as
+ * one encoded word that swallows the semicolons and results after it; RFC
+ * 8601 readers do not decode it (asciiAuthResults).
+ */
+function harakaField(connection: HarakaConnection): string {
+  return asciiAuthResults(connection.auth_results?.() ?? '');
+}
+
+/** Haraka's field as data_post_respond writes it (every field of the name out, its own on top), in ASCII. */
 function writeHarakaField(txn: HarakaTransaction, connection: HarakaConnection): string {
-  const combined = connection.auth_results?.() ?? '';
+  const combined = harakaField(connection);
   txn.remove_header(AR);
   if (combined) txn.add_leading_header(AR, combined);
   return combined;
+}
+
+/**
+ * Before delivery: Haraka's field as data_post_respond wrote it, RFC 2047-encoded when
+ * a result held non-ASCII text, replaced with the same field in ASCII, where it stands.
+ */
+function asciiHarakaField(txn: HarakaTransaction, connection: HarakaConnection): void {
+  const raw = connection.auth_results?.() ?? '';
+  const list = txn.header?.header_list;
+  if (!/[^\x00-\x7f]/.test(raw) || !Array.isArray(list)) return;
+  const plain = (text: string) => text.replace(/\s+/g, ' ').trim();
+  const at = list.findIndex((entry) => entry.slice(0, AR.length + 1) === `${AR}:` && plain(decodeWords(entry.slice(AR.length + 1))) === plain(raw));
+  if (at < 0) return;
+  const [entry] = list.splice(at, 1);
+  // Haraka's parsed copies of the field (header.get), kept in step.
+  const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
+  for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
+    const values = parsed?.[AR.toLowerCase()];
+    if (Array.isArray(values)) {
+      const i = values.indexOf(value);
+      if (i >= 0) values.splice(i, 1);
+      else values.shift();
+    }
+  }
+  txn.add_leading_header(AR, harakaField(connection));
+  // Where it stood: add_leading_header put it on top.
+  if (at > 0) list.splice(at, 0, list.shift()!);
 }
 
 /**
@@ -164,7 +207,7 @@ export function shareAuthResults(state: MailwardState, connection: HarakaConnect
   const own = ownAuthResults(state.ctx);
   const txn = connection.transaction;
   if (!own || !txn || state.authResultsShared || !harakaHasResults(connection)) return;
-  const written = valueToWrite(AR, encodedHeaderValue(own.value));
+  const written = headerValueToWrite(AR, own.value);
   // Haraka's field, and with another authserv-id ours above it, stand above every field mailward adds
   // (state.authResultsOnTop): none of the name stays among those.
   state.addedOnTop = state.addedOnTop.filter(([name]) => name !== AR);
@@ -174,7 +217,7 @@ export function shareAuthResults(state: MailwardState, connection: HarakaConnect
     // Ours and Haraka's data_done field (takeOutDataDoneField) give way to the combined one.
     state.authResultsOnTop = [[AR, writeHarakaField(txn, connection)]];
   } else {
-    const field = connection.auth_results?.() ?? '';
+    const field = harakaField(connection);
     txn.add_leading_header(AR, field);
     // Delivered: Haraka's on top (data_post_respond), ours above it (restoreAuthResults, queue hook).
     state.authResultsOnTop = [
@@ -190,12 +233,15 @@ export function shareAuthResults(state: MailwardState, connection: HarakaConnect
  * replaced ours when it held results mailward did not hand over, from a
  * plugin that reported after mailward's data_post hook, or under another
  * authserv-id. Ours comes back: combined with Haraka's when the authserv-id
- * is the same, as a field of its own on top otherwise.
+ * is the same, as a field of its own on top otherwise. Haraka's field, when
+ * data_post_respond RFC 2047-encoded it, is first written again in ASCII.
  */
 export function restoreAuthResults(state: MailwardState, connection: HarakaConnection): void {
   const own = ownAuthResults(state.ctx);
   const txn = connection.transaction;
-  if (!own || !txn || state.authResultsShared || !harakaHasResults(connection)) return;
+  if (!txn || !harakaHasResults(connection)) return;
+  asciiHarakaField(txn, connection);
+  if (!own || state.authResultsShared) return;
   if (same(own.authservId, connection.local.host)) {
     handOver(connection, resinfoEntries(own.value).entries);
     state.authResultsShared = true;
@@ -203,5 +249,5 @@ export function restoreAuthResults(state: MailwardState, connection: HarakaConne
     return;
   }
   // Haraka held results, so data_post_respond took every field of the name out, ours too.
-  txn.add_leading_header(AR, valueToWrite(AR, encodedHeaderValue(own.value)));
+  txn.add_leading_header(AR, headerValueToWrite(AR, own.value));
 }

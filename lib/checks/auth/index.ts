@@ -1,5 +1,6 @@
 import { authenticate, dmarc as verifyDmarc } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
+import { asciiAuthResults } from '../../util/auth-results-value';
 import { withDeadline } from '../../util/deadline';
 import { asciiDomain, isHostName } from '../../util/domain';
 import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutFields, withoutHeaders, type MessageContext } from '../../message';
@@ -462,8 +463,11 @@ function createAuthCheck(settings: AuthSettings, services: Services): Check {
         return [...forged, ...fromHeaderHits(ctx), { name: 'AUTH_TEMPERROR', detail: message }];
       }
       ctx.notes[AUTH_NOTE] = run.auth;
-      for (const [name, value] of run.headers) {
+      for (const [name, raw] of run.headers) {
         const key = name.toLowerCase();
+        // mailauth writes an SMTPUTF8 sender's address, a U-label domain, as UTF-8; the field is written
+        // in ASCII, never RFC 2047-encoded, so that its readers can parse it (asciiAuthResults).
+        const value = key === 'authentication-results' ? asciiAuthResults(raw) : raw;
         if (key === 'authentication-results' && settings.addAuthenticationResults) {
           ctx.headerChanges.add.push([name, value]);
           ctx.notes[AUTH_FIELD_NOTE] = { authservId: settings.authservId || ctx.localHostname || 'localhost', value };

@@ -316,7 +316,7 @@ export const AUTH_FIELD_NOTE = 'auth.field';
 export interface OwnAuthResults {
   /** Our authserv-id: `[headers] authserv_id` or the MTA's host name. */
   authservId: string;
-  /** The field's value as mailauth wrote it, unfolded. */
+  /** The field's value as mailauth wrote it, unfolded, its non-ASCII text written in ASCII (asciiAuthResults). */
   value: string;
 }
 
