@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { BayesModel, chi2Q, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
 import { bulkHits } from '../lib/checks/content/bulk';
 import { templateFingerprint, templateWords } from '../lib/checks/content/fingerprint';
-import { analyseHtml } from '../lib/util/html';
+import { analyseHtml, DEEP_HIDDEN } from '../lib/util/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';
@@ -602,6 +602,52 @@ describe('content: tokens and MIME', () => {
         assert.equal(htmlLooksLikePadding(css, unshownOpenAt('<html><head><title>x</title><sty')), true);
         assert.equal(htmlLooksLikePadding(`pan>${'Shown words. '.repeat(2000)}`, unshownOpenAt('<html><body><s')), false);
         assert.equal(unshownOpenAt('<!-- <sty -->'), '', 'inside a closed comment');
+      });
+
+      it('an HTML part read from inside an element hidden by its attributes, opened before the cut', async () => {
+        // Review (h-hide): a <div style="display:none"> opened before the cut and holding 1.8 MB of words hid the spam after
+        // it: read from the cut on, its words were "shown" text, and no symbol was raised.
+        const pad = `${'lorem ipsum dolor sit amet consec'}${CRLF}`.repeat(50_000);
+        const hiders = ['<div style="display:none">', '<span style="visibility: hidden">', '<div style="font-size:0px;">', '<td style="opacity:0">', '<div hidden>', '<font color="#ffffff">'];
+        for (const hider of hiders) {
+          const r = await verdictOf(htmlMessage(`<html><body><p>Hello</p>${hider}<table><tr><td>${CRLF}${pad}</td></tr></table></${hider.slice(1, hider.search(/[ >]/))}><p>PADDED SPAM</p>${CRLF}`));
+          assert.ok(!r.words.includes('PADDED SPAM'), `${hider}: the spam is past what was read`);
+          assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/, hider);
+        }
+        // Closed before the cut (a preheader), or hidden inside an element closed before it: the text after the cut shows.
+        const rows = `<p>Order ${'line of text '.repeat(2)}</p>${CRLF}`.repeat(50_000);
+        for (const closed of ['<div style="display:none">Preheader</div><table><tr><td>', '<div><span hidden>x</span></div><div style="display:none"><div>y</div></div><div>']) {
+          assert.equal((await verdictOf(htmlMessage(`<html><body>${closed}${CRLF}${rows}</td></tr></table>`))).unread, undefined, closed);
+        }
+        // What is reopened: the outermost hiding element open at the cut and every element open inside it, so that their end
+        // tags past the cut close them as the real ones; a visible element inside a hidden one is hidden with it.
+        assert.equal(unshownOpenAt('<body><div class="a"><div style="display:none"><div style="display:block"><p>x'), '<div hidden><div><p>');
+        assert.equal(unshownOpenAt('<body><div hidden><div>x</div></div><div><p>x'), '');
+        assert.equal(unshownOpenAt('<body><div style="display:none"><style>p{}'), '<div hidden><style>p{}');
+        // Closed past the cut, by one end tag or by the same names nested: what follows shows again.
+        const words = 'hidden words of no use at all '.repeat(5000);
+        const shown = `<p>${'Shown text of the letter. '.repeat(2000)}</p>`;
+        assert.equal(htmlLooksLikePadding(`${words}</div>${shown}`, unshownOpenAt('<body><div style="display:none">x')), false);
+        assert.equal(htmlLooksLikePadding(`${words}</div>${words}</div>`, unshownOpenAt('<body><div style="display:none"><div>x')), true);
+        assert.equal(htmlLooksLikePadding(`${words}</div>${words}</div>${shown}`, unshownOpenAt('<body><div style="display:none"><div>x')), false);
+        // A cut inside the hiding start tag, or inside its end tag: the two halves are read as one tag.
+        assert.equal(htmlLooksLikePadding(`ne">${words}`, unshownOpenAt('<body><div style="display:no')), true);
+        assert.equal(htmlLooksLikePadding(`v>${shown}`, unshownOpenAt('<body><div style="display:none">x</di')), false);
+      });
+
+      it('hostile nesting before the cut: read flat past 500 levels, a hiding element open there still hides what follows', async () => {
+        // 200,000 unclosed elements (millions of tags cost the same per tag): analyseHtml follows 500 levels and reads the
+        // rest flat; the open elements past them are not known one by one, so one hiding element is reopened that no end tag closes.
+        const deep = '<div>'.repeat(200_000);
+        assert.equal(unshownOpenAt(`<body>${deep}<div style="display:none">x`), DEEP_HIDDEN);
+        assert.equal(unshownOpenAt(`<body>${deep}<div style="display:none">x</div>`), '');
+        assert.equal(unshownOpenAt(`<body>${'<b>'.repeat(700_000)}<p>x`), '');
+        const pad = `${'lorem ipsum dolor sit amet consec'}${CRLF}`.repeat(50_000);
+        const r = await verdictOf(htmlMessage(`<html><body>${'<div><span>'.repeat(3000)}${CRLF}<div style="display:none">${CRLF}${pad}</div><p>PADDED SPAM</p>${CRLF}`));
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
+        const rows = `<p>Order ${'line of text '.repeat(2)}</p>${CRLF}`.repeat(50_000);
+        assert.equal((await verdictOf(htmlMessage(`<html><body>${'<div><span>'.repeat(3000)}${CRLF}${rows}`))).unread, undefined);
       });
 
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {

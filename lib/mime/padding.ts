@@ -143,8 +143,31 @@ const OPEN_TAIL = 64;
  * `le>` must close the style sheet again, or the text after it read as hidden.
  * Read forward as a browser does: a `<style>` inside a comment opens nothing,
  * nor a `<!--` inside a script. Linear: each search starts where the last ended.
+ *
+ * An element hidden by its attributes (display:none, visibility:hidden, a zero
+ * font size, `hidden`...: whatever analyseHtml reads as hiding) open at the
+ * cut goes first, as its start tag and those of the elements open inside it
+ * (hiddenOpenAt): a `<div style="display:none">` opened before the cut and
+ * holding 1 MB of words hid the text after it, which was read as shown.
  */
 export function unshownOpenAt(before: string): string {
+  return hiddenOpenAt(before) + skippedOpenAt(before);
+}
+
+/**
+ * The start tags that reopen the hiding element open at the end of `before`
+ * and those open inside it (HtmlInfo.hiddenOpen), '' when none is: one pass of
+ * analyseHtml over all of it (at most the 2 MB before the cut; it reads
+ * nesting past 500 levels flat, and then reopens one hiding element that
+ * nothing after the cut closes when what is open there hides: only forged
+ * markup nests so deep). A hiding element closed before the cut reopens nothing.
+ */
+function hiddenOpenAt(before: string): string {
+  return before.length ? analyseHtml(before, before.length).hiddenOpen : '';
+}
+
+/** What is open at the end of `before` whose content shows nothing, and a tag the cut split (see unshownOpenAt). */
+function skippedOpenAt(before: string): string {
   for (let at = 0; ; ) {
     UNSHOWN_START.lastIndex = at;
     const start = UNSHOWN_START.exec(before);
@@ -181,22 +204,23 @@ function dataPayloadRunAt(before: string): number {
   return /data:[^,"'<>\s]{0,200},$/i.test(before.slice(Math.max(0, i - 206), i)) ? before.length - i : -1;
 }
 
-/** `<!--` and the start tags of SKIP_TAGS, lower case: what a cut may split (partialOpener). */
-const OPENERS = ['<!--', ...[...SKIP_TAGS].map((name) => `<${name}`)];
-const LONGEST_OPENER = Math.max(...OPENERS.map((o) => o.length));
+/** Characters of a tag the cut split kept (partialOpener): more than real start tags with their style attributes. */
+const MAX_PARTIAL_TAG = 4096;
 
 /**
- * The start of an opener that `before` ends with, cut short (`<!-`, `<sty`),
- * at or after `from`; else ''. A cut inside a line (a quoted-printable soft
- * break `<!-=` CRLF `-`, a base64 line, the byte bound) may split the opener
- * itself: put before the HTML read from the cut it opens the comment again, where
- * the read alone began with `- ...` and its whole hidden content read as text.
+ * The start of a tag that `before` ends with, cut short (`<!-`, `<sty`, `<div
+ * style="display:no`, `</di`), at or after `from`: its last `<` with no `>`
+ * after it, within MAX_PARTIAL_TAG characters; else ''. A cut inside a line (a
+ * quoted-printable soft break `<!-=` CRLF `-`, a base64 line, the byte bound)
+ * may split the tag itself: put before the HTML read from the cut it is read
+ * whole again, where the read alone began with `- ...` or `ne">...` and the
+ * whole hidden content after it read as text. Kept whatever the tag: the two
+ * halves together are what a reader's client reads.
  */
 function partialOpener(before: string, from: number): string {
   const at = before.lastIndexOf('<');
-  if (at < Math.max(from, before.length - LONGEST_OPENER + 1)) return '';
-  const rest = before.slice(at).toLowerCase();
-  return OPENERS.some((o) => o.length > rest.length && o.startsWith(rest)) ? before.slice(at) : '';
+  if (at < Math.max(from, before.length - MAX_PARTIAL_TAG) || before.indexOf('>', at) >= 0) return '';
+  return before.slice(at);
 }
 
 /** Where the comment opened at `open` ends, or -1: `<!-->` and `<!--->` are empty comments, as in htmlparser2 and browsers. */

@@ -22,7 +22,23 @@ export interface HtmlInfo {
   truncated: boolean;
   /** True when elements nested deeper than MAX_DEPTH (500): no real mail does; the rest was read flat. */
   deep: boolean;
+  /**
+   * Start tags that, put before HTML that continues this input, hide it as what is open at its end
+   * hides it: the outermost hiding element open at the end (as `<name hidden>`) and the elements
+   * open inside it (names only: they are hidden with it), up to the first whose content shows
+   * nothing anyway (SKIP_TAGS); '' when no hiding element is open. The MIME tail reads a part
+   * from a cut with it (lib/mime/padding.ts), so that the end tags past the cut close them as
+   * they close the real ones. Read flat (past MAX_DEPTH), where the open elements are not known
+   * one by one: DEEP_HIDDEN when the end is hidden, which no end tag of real markup closes.
+   */
+  hiddenOpen: string;
 }
+
+/**
+ * What hiddenOpen reopens when the input ended hidden past MAX_DEPTH: one hiding element that no
+ * real markup's end tag closes (a forger's own `</mailward-deep-hidden>` would, after nesting 500 deep).
+ */
+export const DEEP_HIDDEN = '<mailward-deep-hidden hidden>';
 
 /**
  * Elements whose content shows nothing: analyseHtml skips it, and the MIME tail
@@ -333,9 +349,24 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     },
     { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
   );
+  /** See HtmlInfo.hiddenOpen: read at the end of the input, before parser.end() closes what is open. */
+  const reopenHidden = (): string => {
+    if (flatFrom >= 0) return state().hidden || flatHideRest ? DEEP_HIDDEN : '';
+    const from = stack.findIndex((f) => f.hidden && !f.skip);
+    if (from < 0) return '';
+    const tags: string[] = [];
+    for (let i = from; i < stack.length && !stack[i]!.skip; i++) tags.push(i === from ? `<${stack[i]!.tag} hidden>` : `<${stack[i]!.tag}>`);
+    return tags.join('');
+  };
+  let hiddenOpen = '';
   parser.write(input);
-  if (flatFrom < 0) parser.end();
-  else readFlat(input.slice(flatFrom), flatOpen, flatClose, (data) => take(data, top().skip || !!flatSkip, state().hidden || flatHideRest, flatLink ?? top().link));
+  if (flatFrom < 0) {
+    hiddenOpen = reopenHidden();
+    parser.end();
+  } else {
+    readFlat(input.slice(flatFrom), flatOpen, flatClose, (data) => take(data, top().skip || !!flatSkip, state().hidden || flatHideRest, flatLink ?? top().link));
+    hiddenOpen = reopenHidden();
+  }
   for (const link of links) link.text = link.text.replace(/\s+/g, ' ').trim();
   return {
     text: text.join('').replace(/[ \t\r\f\v\u00a0]+/g, ' ').replace(/\n\s*/g, '\n').trim(),
@@ -346,6 +377,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     tags,
     truncated,
     deep: flatFrom >= 0,
+    hiddenOpen,
   };
 }
 
