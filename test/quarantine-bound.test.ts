@@ -97,6 +97,25 @@ describe('quarantine byte bound: usage accounting', () => {
     assert.equal(errors.length, 2, 'said again a minute later');
   });
 
+  it('says at start when the quarantine already holds more than the bound (an upgrade to a version with max_mb)', async () => {
+    const { errors, log } = logger();
+    writeFileSync(join(dir, 'held-before'), Buffer.alloc(40 * KB));
+    const q = store({ maxBytes: 32 * KB, log });
+    assert.equal(await q.startUsage(), 40 * KB);
+    assert.equal(errors.length, 1, errors.join('\n'));
+    assert.match(errors[0]!, /already holds 0\.04 MB at start, its bound is \[quarantine\] max_mb = 0\.03 MB/);
+    // Under the bound, nothing is said.
+    const roomy = mkdtempSync(join(tmpdir(), 'mailward-qbound-roomy-'));
+    try {
+      const quiet = logger();
+      const r = new FileQuarantine(roomy, { index, maxBytes: 1024 * KB, log: quiet.log });
+      await r.startUsage();
+      assert.equal(quiet.errors.length, 0, quiet.errors.join('\n'));
+    } finally {
+      rmSync(roomy, { recursive: true, force: true });
+    }
+  });
+
   it('no bound (max_mb 0): never refuses, never scans', async () => {
     writeFileSync(join(dir, 'filler'), Buffer.alloc(100 * KB));
     const q = store({ maxBytes: 0 });

@@ -6,7 +6,7 @@ import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, ty
 import { SqliteQuarantineIndex } from './index-sqlite';
 import { tidyLeftovers } from './leftovers';
 import type { HeldSummary, QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
-import { QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
+import { mb, QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
 
 export interface FileQuarantineOptions {
   /** Default: a SQLite index in the quarantine directory (`index.sqlite`), one handle per process. */
@@ -238,9 +238,15 @@ export class FileQuarantine implements QuarantineStore {
    * Returns the bytes counted, or undefined when there is no bound.
    */
   async startUsage(): Promise<number | undefined> {
-    if (!this.bound.maxBytes) return undefined;
+    const bound = this.bound;
+    if (!bound.maxBytes) return undefined;
     const usage = usageFor(this.dir);
     await usage.ensureScanned(this.now(), this.log);
+    // Said at start, not at the first message to hold: after an upgrade to a version with the bound
+    // (10240 MB by default), a quarantine already larger holds nothing more until it shrinks.
+    if ((usage.bytes ?? 0) >= bound.maxBytes) {
+      usage.sayFull(this.now(), bound, `${this.dir} already holds ${mb(usage.bytes ?? 0)} at start, its bound is [quarantine] max_mb = ${mb(bound.maxBytes)} (mailward.ini)`, this.log);
+    }
     return usage.bytes;
   }
 
