@@ -87,4 +87,23 @@ describe('Authentication-Results with non-ASCII text', () => {
   it('a quoted value with an escaped quote; a U-label authserv-id', () => {
     assert.equal(asciiAuthResults('mx.münchen.example; x=pass smtp.auth="a\\"ü"'), 'mx.xn--mnchen-3ya.example; x=pass smtp.auth="a\\"?"');
   });
+  // mailauth's Received-SPF: "<result> (<comment>) client-ip=<ip>;", its comment naming the envelope
+  // sender. RFC 2047-encoded, the word of a sender at the end of the comment swallowed its ")", and
+  // client-ip=... was read as part of a comment that never closed.
+  for (const [label, written] of [
+    ['withHeaderChanges', (value: string) => {
+      const raw = Buffer.from('From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n');
+      const out = withHeaderChanges(raw, { add: [['Received-SPF', value]], remove: [], putBack: [] }).toString('utf8');
+      return /^Received-SPF: ((?:.*)(?:\r\n[ \t].*)*)/m.exec(out)![1]!;
+    }],
+    ['the Haraka adapter', (value: string) => writtenValue('Received-SPF', value)],
+  ] as const) {
+    it(`Received-SPF with a non-ASCII sender, written by ${label}: in ASCII, its comment closed, client-ip kept`, () => {
+      const value = 'neutral (mx.widget.test: 192.0.2.1 is neither permitted nor denied by domain of jörg@münchen.example) client-ip=192.0.2.1;';
+      assert.equal(
+        unfolded(written(value)),
+        'neutral (mx.widget.test: 192.0.2.1 is neither permitted nor denied by domain of j?rg@m?nchen.example) client-ip=192.0.2.1;',
+      );
+    });
+  }
 });

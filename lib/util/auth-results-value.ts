@@ -20,6 +20,8 @@ import { asciiDomain, isHostName } from './domain';
 // RFC 8616 also lets SMTPUTF8 mail carry UTF-8 as it is (RFC 6532), but the
 // MTA (Haraka's Header) RFC 2047-encodes every field value with non-ASCII text
 // and ASCII is valid in every message, so the field is always written in ASCII.
+// Received-SPF (RFC 7208 §9.1: a result, a comment, key=value pairs) is
+// written by the same rules (headerValueToWrite).
 
 const NON_ASCII = /[^\x00-\x7f]/;
 const NON_ASCII_G = /[^\x00-\x7f]/gu;

@@ -76,12 +76,20 @@ export function valueToWrite(name: string, value: string): string {
 }
 
 /**
+ * Trace fields of results, key=value pairs, comments and quoted strings
+ * (Authentication-Results, RFC 8601; Received-SPF, RFC 7208 §9.1): never RFC
+ * 2047-encoded, as their readers do not decode them and an encoded word
+ * swallows what follows it (a comment's ")" and the pairs after it).
+ */
+const RESULT_TRACE_FIELD = /^(?:authentication-results|received-spf)$/i;
+
+/**
  * A field's value as mailward writes it, whole: non-ASCII text encoded
- * (encodedHeaderValue), then folded (valueToWrite). Authentication-Results is
- * never RFC 2047-encoded (its readers do not decode it, and an encoded word
- * swallows the results after it): its non-ASCII text is written in ASCII
- * (asciiAuthResults).
+ * (encodedHeaderValue), then folded (valueToWrite). Authentication-Results and
+ * Received-SPF are never RFC 2047-encoded: their non-ASCII text is written in
+ * ASCII (asciiAuthResults, whose rules for comments, quoted strings and
+ * key=value pairs fit Received-SPF's grammar as well).
  */
 export function headerValueToWrite(name: string, value: string): string {
-  return valueToWrite(name, /^authentication-results$/i.test(name) ? asciiAuthResults(value) : encodedHeaderValue(value));
+  return valueToWrite(name, RESULT_TRACE_FIELD.test(name) ? asciiAuthResults(value) : encodedHeaderValue(value));
 }
