@@ -96,6 +96,19 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.deepEqual(clean.context.headerChanges.remove, []);
   });
 
+  it('a U-label host name: a field forged in our name in the A-label form we write it in is removed too', async () => {
+    // Our field is written in ASCII (asciiAuthResults): the authserv-id mx.münchen.example as
+    // mx.xn--mnchen-3ya.example. Downstream reads that as our name, so a sender's field claiming it is forged.
+    const forged = 'Authentication-Results: mx.xn--mnchen-3ya.example; dkim=pass header.d=example.com; dmarc=pass\r\n';
+    const raw = forged + (await sign(message(), 'example.com', 's1', world.keys.example));
+    const result = await mw.scan({ ip: IP.example, helo: 'mail.sender.test', mailFrom: 'alice@example.com', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.münchen.example' });
+    const added = result.context.headerChanges.add.filter(([n]) => n === 'Authentication-Results').map(([, v]) => v);
+    assert.equal(added.length, 1, added.join('\n'));
+    assert.match(added[0]!, /^mx\.xn--mnchen-3ya\.example; /);
+    assert.ok(symbolNames(result).includes('AUTH_RESULTS_FORGED'), symbolNames(result).join());
+    assert.deepEqual(result.context.headerChanges.remove, ['Authentication-Results']);
+  });
+
   it('spoof: From example.com sent from the attacker\'s SPF-authorised IP with DKIM d=attacker.test fails DMARC under p=reject', async () => {
     const raw = await sign(message({ from: 'CEO <ceo@example.com>' }), 'attacker.test', 'sel', world.keys.attacker);
     const result = await scan(raw, IP.attacker, 'bounce@attacker.test');

@@ -415,7 +415,10 @@ function unknownResults(ctx: MessageContext): AuthResults {
  */
 function dropForgedResults(ctx: MessageContext, authservId: string): Hit[] {
   const all = headerValues(ctx, 'authentication-results');
-  const ours = (value: string) => (value.split(';')[0] ?? '').trim().split(/\s+/)[0]?.toLowerCase() === authservId.toLowerCase();
+  // Our name as configured and as our field carries it (a U-label host name as its A-label, asciiAuthResults):
+  // downstream reads either as ours.
+  const names = new Set([authservId, asciiAuthResults(authservId)].map((name) => name.toLowerCase()));
+  const ours = (value: string) => names.has((value.split(';')[0] ?? '').trim().split(/\s+/)[0]?.toLowerCase() ?? '');
   const forged = all.filter(ours);
   if (!forged.length) return [];
   ctx.headerChanges.remove.push('Authentication-Results');
