@@ -106,4 +106,15 @@ describe('Authentication-Results with non-ASCII text', () => {
       );
     });
   }
+  it('a non-ASCII space (a failed SMTP AUTH user name with U+00A0, U+2028, U+3000...) is text, not left in the field', () => {
+    // auth_base writes the client's user name as given (control characters removed only). Left as it was, one
+    // non-ASCII character made Haraka RFC 2047-encode the whole field again at the queue hook.
+    const value = 'mx.widget.test; auth=fail (plain) smtp.auth=j\u00a0rg; spf=pass smtp.mailfrom=a@b.example';
+    assert.equal(asciiAuthResults(value), 'mx.widget.test; auth=fail (plain) smtp.auth="j?rg"; spf=pass smtp.mailfrom=a@b.example');
+    for (const space of ['\u0085', '\u00a0', '\u1680', '\u2000', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff']) {
+      const written = asciiAuthResults(`mx.widget.test; auth=fail smtp.auth=a${space}b;${space}spf=pass (x${space}y) smtp.mailfrom=a@b.example`);
+      assert.match(written, /^[\x00-\x7f]*$/, JSON.stringify(written));
+      assert.equal(parseHeader(`${AR}: ${written}`).parsed.spf?.smtp?.mailfrom, 'a@b.example', written);
+    }
+  });
 });

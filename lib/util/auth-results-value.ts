@@ -88,18 +88,21 @@ export function asciiAuthResults(value: string): string {
       }
       out += replaced(value.slice(i, j + 1));
       i = j + 1;
-    } else if (/[\s;]/.test(c)) {
-      out += c;
+    } else if (/[\s\u0085;]/.test(c)) {
+      // Between words: a non-ASCII space (U+00A0, U+3000...) separates them as a space does, written as one.
+      out += NON_ASCII.test(c) ? ' ' : c;
       i++;
     } else {
-      // A word: up to white space, a semicolon or a comment outside a quoted string.
+      // A word: up to white space, a semicolon or a comment outside a quoted string. Only ASCII white space
+      // ends it (RFC 5322 WSP): a non-ASCII space inside a word (a failed AUTH's user name "j\u00a0rg") is
+      // its text, made ASCII with it, never left in the field (Haraka would RFC 2047-encode the field).
       let j = i;
       let inQuotes = false;
       for (; j < value.length; j++) {
         const d = value[j]!;
         if (inQuotes && d === '\\') j++;
         else if (d === '"') inQuotes = !inQuotes;
-        else if (!inQuotes && /[\s;(]/.test(d)) break;
+        else if (!inQuotes && /[ \t\r\n;(]/.test(d)) break;
       }
       out += asciiWord(value.slice(i, j));
       i = j;
