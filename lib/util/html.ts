@@ -24,8 +24,9 @@ export interface HtmlInfo {
   deep: boolean;
   /**
    * Start tags that, put before HTML that continues this input, hide it as what is open at its end
-   * hides it: the outermost hiding element open at the end (as `<name hidden>`) and the elements
-   * open inside it (names only: they are hidden with it), up to the first whose content shows
+   * hides it: the block and table elements open around the outermost hiding element open at the
+   * end (names only, CLOSES_INSIDE), that element (as `<name hidden>`) and the elements open inside it
+   * (names only: they are hidden with it), up to the first whose content shows
    * nothing anyway (SKIP_TAGS); '' when no hiding element is open. The MIME tail reads a part
    * from a cut with it (lib/mime/padding.ts), so that the end tags past the cut close them as
    * they close the real ones. Read flat (past MAX_DEPTH), where the open elements are not known
@@ -69,6 +70,15 @@ function styleColor(style: string, property: 'color' | 'background-color' | 'bac
 const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#[ef]{3}\b|#(?:[ef][0-9a-f]){3}\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
 /** Selectors that match only on hover, focus and the like: their background is not under the text at rest. */
 const NOT_AT_REST = /:(?:hover|focus|active|visited)\b|::?(?:selection|placeholder)\b/i;
+/**
+ * Elements reopened around a hiding element (hiddenOpen): those whose end tag a browser closes every
+ * element open inside them with (`</td>`, `</li>`, `</p>`, `</div>`, `</table>`...). Not html, head or
+ * body (their end tags close nothing), nor inline or unknown ones: past a `<div>` a browser's `</x>` or
+ * `</font>` does not close it, and one past the cut must not show what the hiding element still hides.
+ */
+const CLOSES_INSIDE = new Set(
+  'address article aside blockquote button caption center dd details dialog dir div dl dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup li listing main menu nav ol p pre section summary table tbody td tfoot th thead tr ul'.split(' '),
+);
 /** Open elements followed; deeper markup is read flat (see analyseHtml). */
 const MAX_DEPTH = 500;
 /** Past MAX_DEPTH, open elements followed that change how their text looks (hide it, give it a background). */
@@ -355,6 +365,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     const from = stack.findIndex((f) => f.hidden && !f.skip);
     if (from < 0) return '';
     const tags: string[] = [];
+    // The elements around it too (names only: they show): an end tag of one past the cut (`</td>`, `</li>`, `</p>`)
+    // closes the hiding element inside it, left unclosed, as it does in the whole part.
+    for (let i = 1; i < from; i++) if (CLOSES_INSIDE.has(stack[i]!.tag)) tags.push(`<${stack[i]!.tag}>`);
     for (let i = from; i < stack.length && !stack[i]!.skip; i++) tags.push(i === from ? `<${stack[i]!.tag} hidden>` : `<${stack[i]!.tag}>`);
     return tags.join('');
   };
