@@ -207,6 +207,40 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('a child resets an inherited zero font size, visibility:hidden or white text; display:none, opacity and a zero height it cannot', () => {
+    // Review (h-reset): every descendant of a font-size:0 cell counted as hidden, so responsive newsletters (inline-block
+    // columns in a <td style="font-size:0">, their text at 14px) had their text read as hidden.
+    const info = (html: string) => analyseHtml(html);
+    const responsive = info(`<table><tr><td style="font-size:0;text-align:center"><div style="display:inline-block;width:50%"><div style="font-size:14px;color:#333">${poison}</div></div></td></tr></table>`);
+    assert.match(responsive.text, /meadow/);
+    assert.equal(responsive.hiddenText, '');
+    // Read flat past 500 open elements too: the reset, and what is left hidden once it closes.
+    const deep = info(`${'<div>'.repeat(501)}<td style="font-size:0"><div style="font-size:14px">${poison}</div>secret</td>`);
+    assert.match(deep.text, /meadow/);
+    assert.equal(deep.hiddenText, 'secret');
+    for (const shown of [
+      `<div style="visibility:hidden"><p style="visibility:visible">${poison}</p></div>`,
+      `<div style="color:#ffffff"><p style="color:#222222">${poison}</p></div>`,
+      `<font color="#fff"><table><tr><td bgcolor="red">${poison}</td></tr></table></font>`,
+      `<td style="font-size:0"><font size="2">${poison}</font></td>`,
+    ]) {
+      assert.match(info(shown).text, /meadow/, shown);
+    }
+    for (const hidden of [
+      `<div style="font-size:0">${poison}</div>`,
+      `<div style="font-size:0"><span style="font-size:100%">${poison}</span><b style="font-size:1em">${poison}</b></div>`,
+      `<div style="display:none"><p style="font-size:14px;visibility:visible;color:#000">${poison}</p></div>`,
+      `<div style="opacity:0"><p style="font-size:14px">${poison}</p></div>`,
+      `<div style="max-height:0;overflow:hidden"><p style="font-size:14px">${poison}</p></div>`,
+      `<div hidden><p style="visibility:visible">${poison}</p></div>`,
+      `<div style="font-size:14px"><span style="font-size:14px;font-size:0">${poison}</span></div>`,
+      `<div style="color:#333"><p><font color="#ffffff">${poison}</font></p></div>`,
+    ]) {
+      assert.match(info(hidden).hiddenText, /meadow/, hidden);
+      assert.doesNotMatch(info(hidden).text, /meadow/, hidden);
+    }
+  });
+
   it('reads on past 500 open elements without stacking them: what follows deep markup is kept, in time linear in its size', () => {
     const deep = '<span>'.repeat(501);
     const info = analyseHtml(`<p>Hello</p><div style="display:none">${deep}secret</div><p>Visit <a href="http://evil.example.net/">www.paypal.com</a> now<script>var x = "<a href=x>";</script><img src=x alt="Buy"></p>`);

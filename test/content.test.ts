@@ -623,6 +623,10 @@ describe('content: tokens and MIME', () => {
         // tags past the cut close them as the real ones; a visible element inside a hidden one is hidden with it.
         assert.equal(unshownOpenAt('<body><div class="a"><div style="display:none"><div style="display:block"><p>x'), '<div><div hidden><div><p>');
         assert.equal(unshownOpenAt('<body><div hidden><div>x</div></div><div><p>x'), '');
+        // A zero font size reset inside: reopened with its reset, so the text past the cut shows until the child's end tag.
+        assert.equal(unshownOpenAt('<body><table><tr><td style="font-size:0"><div style="font-size:14px">x'), '<table><tr><td style="font-size:0"><div style="font-size:16px">');
+        assert.equal(htmlLooksLikePadding(`${'Shown text of the letter. '.repeat(2000)}</div>`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px">x')), false);
+        assert.equal(htmlLooksLikePadding(`</div>${'hidden words of no use at all '.repeat(2000)}`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px">x')), true);
         assert.equal(unshownOpenAt('<body><div style="display:none"><style>p{}'), '<div hidden><style>p{}');
         // Closed past the cut, by one end tag or by the same names nested: what follows shows again.
         const words = 'hidden words of no use at all '.repeat(5000);

@@ -25,8 +25,9 @@ export interface HtmlInfo {
   /**
    * Start tags that, put before HTML that continues this input, hide it as what is open at its end
    * hides it: the block and table elements open around the outermost hiding element open at the
-   * end (names only, CLOSES_INSIDE), that element (as `<name hidden>`) and the elements open inside it
-   * (names only: they are hidden with it), up to the first whose content shows
+   * end (names only, CLOSES_INSIDE), that element and the elements open inside it, each with what it
+   * changes of how its text shows (reopenLook: `<div hidden>`, `<td style="font-size:0">`, a child
+   * that shows again `<div style="font-size:16px">`), up to the first whose content shows
    * nothing anyway (SKIP_TAGS); '' when no hiding element is open. The MIME tail reads a part
    * from a cut with it (lib/mime/padding.ts), so that the end tags past the cut close them as
    * they close the real ones. Read flat (past MAX_DEPTH), where the open elements are not known
@@ -50,16 +51,30 @@ export const DEEP_HIDDEN = '<mailward-deep-hidden hidden>';
  */
 export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'template']);
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
-const HIDDEN_STYLE =
-  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?\s*(?:;|$|!)|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+/**
+ * Styles that hide an element's content for good: no descendant's style shows it again (display:none,
+ * zero opacity, zero height with the overflow cut). A zero font size, visibility:hidden and the text
+ * colour are inherited values a descendant may reset (see Look).
+ */
+const GONE_STYLE =
+  /display\s*:\s*none|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+/** A zero font size (the value of a font-size declaration). */
+const ZERO_SIZE = /^0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?$/i;
+/**
+ * A font size that shows text inside a zero-size parent: an absolute length or keyword. Not em, %, ex,
+ * ch, smaller or larger (relative to the parent's zero), nor calc() or inherit: those stay zero as far as we know.
+ */
+const SHOWN_SIZE = /^(?:0*[1-9]\d*(?:\.\d*)?|0*\.\d*[1-9]\d*)\s*(?:px|pt|pc|rem|in|cm|mm|q|vw|vh|vmin|vmax)$|^(?:xx?x?-small|small|medium|large|xx?x?-large)$/i;
 const WHITE = /^(?:#fff(?:fff)?|white|rgb\(\s*255\s*,\s*255\s*,\s*255\s*\))$/i;
 /** Text pieces kept per field: enough for every check, bounded for hostile input. */
 const MAX_TEXT_CHARS = 200_000;
 const MAX_LINKS = 500;
 
-function styleColor(style: string, property: 'color' | 'background-color' | 'background'): string | undefined {
-  const match = new RegExp(`(?:^|;)\\s*${property}\\s*:\\s*([^;!]+)`, 'i').exec(style);
-  return match?.[1]?.trim();
+/** The value of the last declaration of `property` in a style attribute (the last one wins, as in a browser). */
+function styleValue(style: string, property: 'color' | 'background-color' | 'background' | 'font-size' | 'visibility'): string | undefined {
+  let value: string | undefined;
+  for (const match of style.matchAll(new RegExp(`(?:^|;)\\s*${property}\\s*:\\s*([^;!]+)`, 'gi'))) value = match[1]!.trim();
+  return value;
 }
 
 /**
@@ -157,26 +172,45 @@ function unknownBackground(attrs: Record<string, string>, sheet: SheetBackground
 }
 
 /**
- * Whether an element hides its content: hiding styles, or white text on a
- * white background — or on no background we know of, unless one may come
- * from where we do not compute it (a style sheet rule, a background
- * image): a dark footer with white text is not hidden.
+ * How an element shows its text, as far as hiding goes. `gone` is inherited for good; `tiny`
+ * (a zero font size), `unseen` (visibility:hidden) and `white` (the text colour) are inherited
+ * values that a descendant's own font size, visibility:visible or colour resets, as in a browser:
+ * responsive newsletters put their columns' text, at 14px, in a `<td style="font-size:0">`.
  */
-function hides(tag: string, attrs: Record<string, string>, inheritedBg: string, bgUnknown: boolean): boolean {
-  if ('hidden' in attrs) return true;
-  const style = attrs.style ?? '';
-  if (style && HIDDEN_STYLE.test(style)) return true;
-  const color = (style ? styleColor(style, 'color') : undefined) ?? (tag === 'font' ? attrs.color : undefined);
-  if (color && WHITE.test(color)) {
-    const bg = (style ? (styleColor(style, 'background-color') ?? styleColor(style, 'background')) : undefined) ?? attrs.bgcolor ?? inheritedBg;
-    if (bg ? WHITE.test(bg) : !bgUnknown) return true;
-  }
-  return false;
+interface Look {
+  gone: boolean;
+  tiny: boolean;
+  unseen: boolean;
+  white: boolean;
+  /** White text on white, or on no background we know of (see hides). */
+  faded: boolean;
 }
 
-interface Frame {
+/**
+ * How an element opened under `parent` shows its text: hiding styles, or white text on a white
+ * background — or on no background we know of, unless one may come from where we do not compute
+ * it (a style sheet rule, a background image): a dark footer with white text is not hidden.
+ */
+function lookOf(tag: string, attrs: Record<string, string>, parent: Look, bg: string, bgUnknown: boolean): Look {
+  const style = attrs.style ?? '';
+  const gone = parent.gone || 'hidden' in attrs || (!!style && GONE_STYLE.test(style));
+  const size = style ? styleValue(style, 'font-size') : undefined;
+  // <font size>: any number is an absolute size (size=0 reads as 1).
+  const tiny = size !== undefined ? ZERO_SIZE.test(size) || (parent.tiny && !SHOWN_SIZE.test(size)) : parent.tiny && !(tag === 'font' && /^\s*[+-]?\d/.test(attrs.size ?? ''));
+  const visibility = style ? styleValue(style, 'visibility')?.toLowerCase() : undefined;
+  const unseen = visibility === 'hidden' || visibility === 'collapse' ? true : visibility === 'visible' ? false : parent.unseen;
+  const color = (style ? styleValue(style, 'color') : undefined) ?? (tag === 'font' ? attrs.color : undefined);
+  const white = color && !/^(?:inherit|unset|currentcolor)$/i.test(color) ? WHITE.test(color) : parent.white;
+  const faded = white && (bg ? WHITE.test(bg) : !bgUnknown);
+  return { gone, tiny, unseen, white, faded };
+}
+
+const hides = (look: Look): boolean => look.gone || look.tiny || look.unseen || look.faded;
+
+interface Frame extends Look {
   tag: string;
   skip: boolean;
+  /** Its text is hidden (hides(look)). */
   hidden: boolean;
   bg: string;
   /** A background may be set where we do not look (a style sheet rule, a background image). */
@@ -205,19 +239,22 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   // Real backgrounds the style sheets give, and the text of the <style> element being read.
   const sheet: SheetBackgrounds = { classes: new Set(), elsewhere: false };
   let styleText = '';
-  const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, bg: '', bgUnknown: false }];
+  const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, gone: false, tiny: false, unseen: false, white: false, faded: false, bg: '', bgUnknown: false }];
   const top = () => stack[stack.length - 1]!;
   /** The state an element opened under `parent` gives its text (link aside). */
   const frameFor = (name: string, attrs: Record<string, string>, parent: Frame): Frame => {
     if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
     // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
     if (name === 'head') attrs = {};
-    const bg = attrs.bgcolor ?? (attrs.style ? (styleColor(attrs.style, 'background-color') ?? styleColor(attrs.style, 'background')) : undefined) ?? parent.bg;
+    // The style attribute before bgcolor, as in a browser.
+    const bg = (attrs.style ? (styleValue(attrs.style, 'background-color') ?? styleValue(attrs.style, 'background')) : undefined) ?? attrs.bgcolor ?? parent.bg;
     const bgUnknown = parent.bgUnknown || unknownBackground(attrs, sheet);
+    const look = lookOf(name, attrs, parent, bg, bgUnknown);
     return {
       tag: name,
       skip: parent.skip || SKIP_TAGS.has(name),
-      hidden: parent.hidden || hides(name, attrs, parent.bg, bgUnknown),
+      hidden: hides(look),
+      ...look,
       bg,
       bgUnknown,
       link: parent.link,
@@ -290,7 +327,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     flatOpenCount.set(name, at);
     const parent = state();
     const frame = frameFor(name, attrs, parent);
-    if (frame.hidden === parent.hidden && frame.bg === parent.bg && frame.bgUnknown === parent.bgUnknown) return;
+    const same = (['hidden', 'gone', 'tiny', 'unseen', 'white', 'bg', 'bgUnknown'] as const).every((key) => frame[key] === parent[key]);
+    if (same) return;
     if (styled.length >= MAX_FLAT_STYLED) flatHideRest = true;
     else styled.push({ ...frame, at });
   };
@@ -368,7 +406,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     // The elements around it too (names only: they show): an end tag of one past the cut (`</td>`, `</li>`, `</p>`)
     // closes the hiding element inside it, left unclosed, as it does in the whole part.
     for (let i = 1; i < from; i++) if (CLOSES_INSIDE.has(stack[i]!.tag)) tags.push(`<${stack[i]!.tag}>`);
-    for (let i = from; i < stack.length && !stack[i]!.skip; i++) tags.push(i === from ? `<${stack[i]!.tag} hidden>` : `<${stack[i]!.tag}>`);
+    // Each with what it changes of how its text shows: a visible child of a `font-size:0` parent shows again.
+    for (let i = from; i < stack.length && !stack[i]!.skip; i++) tags.push(`<${stack[i]!.tag}${reopenLook(stack[i]!, i === from ? stack[0]! : stack[i - 1]!)}>`);
     return tags.join('');
   };
   let hiddenOpen = '';
@@ -392,6 +431,20 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     deep: flatFrom >= 0,
     hiddenOpen,
   };
+}
+
+/**
+ * The attributes that give a reopened element (HtmlInfo.hiddenOpen) how it changes the look of
+ * `parent` (the visible root for the outermost): `hidden` where it hides for good, else the
+ * resettable styles it sets or resets.
+ */
+function reopenLook(frame: Look, parent: Look): string {
+  if (frame.gone) return parent.gone ? '' : ' hidden';
+  const style: string[] = [];
+  if (frame.tiny !== parent.tiny) style.push(frame.tiny ? 'font-size:0' : 'font-size:16px');
+  if (frame.unseen !== parent.unseen) style.push(frame.unseen ? 'visibility:hidden' : 'visibility:visible');
+  if (frame.faded !== parent.faded) style.push(frame.faded ? 'color:#fff;background-color:#fff' : 'color:#000');
+  return style.length ? ` style="${style.join(';')}"` : '';
 }
 
 /**
