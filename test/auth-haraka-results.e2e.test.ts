@@ -12,7 +12,7 @@ import { resinfoEntries } from '../lib/checks/auth';
 import { closeSharedIndexes } from '../lib/quarantine';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
 import { repoPath } from './support/paths';
-import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { harakaIni, IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 // Reports at RCPT (before DATA: Haraka also appends a field of its own at the end of the header at
 // data_done) for a recipient early@ or both@, and in data_post after mailward's checks for late@ or both@.
@@ -63,7 +63,7 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
       hostList: ['widget.test'],
       me: 'mx.widget.test',
       files: {
-        'mailward.ini': `[main]\ndata_dir = data\n\n[dns]\nservers = ${world.dns.server}\ntimeout_ms = 400\n`,
+        'mailward.ini': harakaIni(world),
         'mailward.rules': 'rule hold\n  header Subject contains [holdme]\n  action quarantine\n',
       },
     });
@@ -312,7 +312,7 @@ describe('Authentication-Results in our name from the sender, with clean_auth_re
       hostList: ['widget.test'],
       me: 'mx.widget.test',
       files: {
-        'mailward.ini': `[main]\ndata_dir = data\n\n[dns]\nservers = ${world.dns.server}\ntimeout_ms = 400\n`,
+        'mailward.ini': harakaIni(world),
         // Haraka's own connection.ini, but the setting.
         'connection.ini': readFileSync(repoPath('node_modules', 'Haraka', 'config', 'connection.ini'), 'utf8').replace(/^\[headers\]$/m, '[headers]\nclean_auth_results = false'),
       },

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
-import { forwardFromExample, IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { forwardFromExample, harakaIni, IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 const O365_RECEIVED = [
   'Received: from NAM12-MW2-obe.outbound.protection.outlook.com (mail-mw2nam12lp2049.outbound.protection.outlook.com [104.47.66.49]) by mx1.widget.test with ESMTPS id 1A73BB4005F; Mon, 24 Feb 2020 16:21:33 +0000',
@@ -36,7 +36,7 @@ describe('auth and antispoof end to end through a real Haraka', function () {
       hostList: ['example.com', 'widget.test'],
       me: 'mx.widget.test',
       files: {
-        'mailward.ini': `[main]\ndata_dir = data\n\n[dns]\nservers = ${world.dns.server}\ntimeout_ms = 400\n`,
+        'mailward.ini': harakaIni(world),
         'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n',
         'mailward.antispoof.ini': ANTISPOOF_INI,
       },
