@@ -241,6 +241,30 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('reads the declaration a browser applies: the last !important one, else the last valid one', () => {
+    // Review (h-rev-f): reading the last declaration let a later one that a browser drops, or that an earlier
+    // !important one overrides, show text that stays hidden: `font-size:0 !important;font-size:14px`.
+    for (const hidden of [
+      `<div style="font-size:0 !important;font-size:14px">${poison}</div>`,
+      `<div style="font-size:0;font-size:bogus">${poison}</div>`,
+      `<div style="visibility:hidden !important;visibility:visible">${poison}</div>`,
+      `<div style="visibility:hidden;visibility:nope">${poison}</div>`,
+      `<div style="background:#fff"><p style="color:#fff !important;color:#000">${poison}</p></div>`,
+      `<div style="background:#fff"><p style="color:#fff;color:#12">${poison}</p></div>`,
+    ]) {
+      assert.match(analyseHtml(hidden).hiddenText, /meadow/, hidden);
+      assert.doesNotMatch(analyseHtml(hidden).text, /meadow/, hidden);
+    }
+    for (const shown of [
+      `<div style="font-size:0"><p style="font-size:0;font-size:14px">${poison}</p></div>`,
+      `<div style="font-size:14px !important;font-size:0">${poison}</div>`,
+      `<div style="font-size:0"><p style="font-size:14px;font-size:-5px">${poison}</p></div>`,
+      `<div style="background:#fff"><p style="color:#fff;color:#333">${poison}</p></div>`,
+    ]) {
+      assert.match(analyseHtml(shown).text, /meadow/, shown);
+    }
+  });
+
   it('reads on past 500 open elements without stacking them: what follows deep markup is kept, in time linear in its size', () => {
     const deep = '<span>'.repeat(501);
     const info = analyseHtml(`<p>Hello</p><div style="display:none">${deep}secret</div><p>Visit <a href="http://evil.example.net/">www.paypal.com</a> now<script>var x = "<a href=x>";</script><img src=x alt="Buy"></p>`);

@@ -70,10 +70,35 @@ const WHITE = /^(?:#fff(?:fff)?|white|rgb\(\s*255\s*,\s*255\s*,\s*255\s*\))$/i;
 const MAX_TEXT_CHARS = 200_000;
 const MAX_LINKS = 500;
 
-/** The value of the last declaration of `property` in a style attribute (the last one wins, as in a browser). */
-function styleValue(style: string, property: 'color' | 'background-color' | 'background' | 'font-size' | 'visibility'): string | undefined {
+type StyleProperty = 'color' | 'background-color' | 'background' | 'font-size' | 'visibility';
+const COLOR_VALUE = /^(?:#(?:[0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})|(?:rgba?|hsla?|hwb|lab|lch|oklab|oklch|color|var)\(.*\)|[a-z]+)$/i;
+/**
+ * Values a browser takes for each property we read: it drops a declaration with any other value, and the one
+ * before it wins (`font-size:0;font-size:x` is still zero). Loose where a list would be long (colour names,
+ * the background shorthand): an unknown word there still wins.
+ */
+const VALID_VALUE: Record<StyleProperty, RegExp> = {
+  'font-size': /^(?:\+?(?:\d+(?:\.\d*)?|\.\d+)\s*(?:px|pt|pc|rem|em|ex|ch|%|in|cm|mm|q|vw|vh|vmin|vmax)?|xx?x?-small|small|medium|large|xx?x?-large|smaller|larger|inherit|initial|unset|revert|(?:calc|var|min|max|clamp)\(.*\))$/i,
+  visibility: /^(?:visible|hidden|collapse|inherit|initial|unset|revert)$/i,
+  color: COLOR_VALUE,
+  'background-color': COLOR_VALUE,
+  background: /./,
+};
+
+/**
+ * The value of the declaration of `property` that wins in a style attribute, as in a browser: the last
+ * `!important` one, else the last valid one (VALID_VALUE).
+ */
+function styleValue(style: string, property: StyleProperty): string | undefined {
   let value: string | undefined;
-  for (const match of style.matchAll(new RegExp(`(?:^|;)\\s*${property}\\s*:\\s*([^;!]+)`, 'gi'))) value = match[1]!.trim();
+  let important = false;
+  for (const match of style.matchAll(new RegExp(`(?:^|;)\\s*${property}\\s*:\\s*([^;!]+)(!\\s*important)?`, 'gi'))) {
+    const candidate = match[1]!.trim();
+    const isImportant = match[2] !== undefined;
+    if ((important && !isImportant) || !VALID_VALUE[property].test(candidate)) continue;
+    value = candidate;
+    important = isImportant;
+  }
   return value;
 }
 
