@@ -68,6 +68,11 @@ function pairs(scale: number): Pair[] {
       ordinary: () => analyseHtml(`<p>Hello</p>${'<div>x</div>'.repeat(tags)}`),
     },
     {
+      name: 'analyseHtml, 400 font sizes of 2,000 digits in em under a zero size (vs in px)',
+      hostile: () => analyseHtml(`<div style="font-size:0">${`<span style="font-size:.${'1'.repeat(2000)}em">a</span>`.repeat(n(400))}</div>`),
+      ordinary: () => analyseHtml(`<div style="font-size:0">${`<span style="font-size:.${'1'.repeat(2000)}px">a</span>`.repeat(n(400))}</div>`),
+    },
+    {
       name: 'verifyRelease, a forged stamp on 100,000 blanks and 100,000 line ends (vs on text)',
       hostile: () => [`x${' '.repeat(runs)}y`, `x${CRLF.repeat(runs / 2)}y`].map((body) => verifyRelease(key, stamp, envelope, Buffer.from(`Subject: a${CRLF}${CRLF}${body}${CRLF}`), 1_000_000_000_000)),
       ordinary: () => [`x${'t'.repeat(runs)}y`, `x${'t'.repeat(runs)}y`].map((body) => verifyRelease(key, stamp, envelope, Buffer.from(`Subject: a${CRLF}${CRLF}${body}${CRLF}`), 1_000_000_000_000)),

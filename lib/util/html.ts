@@ -63,8 +63,9 @@ const ZERO_SIZE = /^0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?$/i;
 /**
  * A font size that shows text inside a zero-size parent: an absolute length or keyword. Not em, %, ex,
  * ch, smaller or larger (relative to the parent's zero), nor calc() or inherit: those stay zero as far as we know.
+ * Each digit run has one reading (`.0*[1-9]`, not `.\d*[1-9]`): a long run of digits costs linear time, not quadratic.
  */
-const SHOWN_SIZE = /^(?:0*[1-9]\d*(?:\.\d*)?|0*\.\d*[1-9]\d*)\s*(?:px|pt|pc|rem|in|cm|mm|q|vw|vh|vmin|vmax)$|^(?:xx?x?-small|small|medium|large|xx?x?-large)$/i;
+const SHOWN_SIZE = /^(?:0*[1-9]\d*(?:\.\d*)?|0*\.0*[1-9]\d*)\s*(?:px|pt|pc|rem|in|cm|mm|q|vw|vh|vmin|vmax)$|^(?:xx?x?-small|small|medium|large|xx?x?-large)$/i;
 const WHITE = /^(?:#fff(?:fff)?|white|rgb\(\s*255\s*,\s*255\s*,\s*255\s*\))$/i;
 /** Text pieces kept per field: enough for every check, bounded for hostile input. */
 const MAX_TEXT_CHARS = 200_000;
