@@ -627,6 +627,11 @@ describe('content: tokens and MIME', () => {
         assert.equal(unshownOpenAt('<body><table><tr><td style="font-size:0"><div style="font-size:14px">x'), '<table><tr><td style="font-size:0"><div style="font-size:16px">');
         assert.equal(htmlLooksLikePadding(`${'Shown text of the letter. '.repeat(2000)}</div>`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px">x')), false);
         assert.equal(htmlLooksLikePadding(`</div>${'hidden words of no use at all '.repeat(2000)}`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px">x')), true);
+        // Review (h-rev-f): the text colour and background open at the cut go with it, so white text on a dark
+        // column shows past the cut, and white text on a white paragraph past it stays hidden.
+        assert.equal(htmlLooksLikePadding(`<font color="#fff">${'Shown text of the letter. '.repeat(2000)}</font></div>`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px;background:#123">x')), false);
+        assert.equal(htmlLooksLikePadding(`<font color="#fff">${'Shown text of the letter. '.repeat(2000)}</font></div>`, unshownOpenAt('<body><td bgcolor="#123"><div style="font-size:0"><div style="font-size:14px">x')), false);
+        assert.equal(htmlLooksLikePadding(`<p style="background:#fff">${'hidden words of no use at all '.repeat(2000)}</p></div>`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px;color:#fff;background:#000">x')), true);
         assert.equal(unshownOpenAt('<body><div style="display:none"><style>p{}'), '<div hidden><style>p{}');
         // Closed past the cut, by one end tag or by the same names nested: what follows shows again.
         const words = 'hidden words of no use at all '.repeat(5000);

@@ -461,15 +461,20 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
 
 /**
  * The attributes that give a reopened element (HtmlInfo.hiddenOpen) how it changes the look of
- * `parent` (the visible root for the outermost): `hidden` where it hides for good, else the
- * resettable styles it sets or resets.
+ * `parent` (the visible root for the outermost, so that it carries the text colour and background
+ * its ancestors give it): `hidden` where it hides for good, else the resettable styles it sets or
+ * resets, and the text colour and background that white-on-white is judged from after the cut (a
+ * white text's dark column open at the cut shows what follows; a white one on white hides it).
  */
-function reopenLook(frame: Look, parent: Look): string {
+function reopenLook(frame: Frame, parent: Frame): string {
   if (frame.gone) return parent.gone ? '' : ' hidden';
   const style: string[] = [];
   if (frame.tiny !== parent.tiny) style.push(frame.tiny ? 'font-size:0' : 'font-size:16px');
   if (frame.unseen !== parent.unseen) style.push(frame.unseen ? 'visibility:hidden' : 'visibility:visible');
-  if (frame.faded !== parent.faded) style.push(frame.faded ? 'color:#fff;background-color:#fff' : 'color:#000');
+  if (frame.white !== parent.white) style.push(frame.white ? 'color:#fff' : 'color:#000');
+  // Only whether the background is white counts (hides), so any other reads as black: no markup of the input is copied.
+  if (frame.bg !== parent.bg && frame.bg) style.push(`background-color:${WHITE.test(frame.bg) ? '#fff' : '#000'}`);
+  if (frame.bgUnknown && !parent.bgUnknown) style.push('background-image:url(#)');
   return style.length ? ` style="${style.join(';')}"` : '';
 }
 
