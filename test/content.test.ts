@@ -632,6 +632,8 @@ describe('content: tokens and MIME', () => {
         assert.equal(htmlLooksLikePadding(`<font color="#fff">${'Shown text of the letter. '.repeat(2000)}</font></div>`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px;background:#123">x')), false);
         assert.equal(htmlLooksLikePadding(`<font color="#fff">${'Shown text of the letter. '.repeat(2000)}</font></div>`, unshownOpenAt('<body><td bgcolor="#123"><div style="font-size:0"><div style="font-size:14px">x')), false);
         assert.equal(htmlLooksLikePadding(`<p style="background:#fff">${'hidden words of no use at all '.repeat(2000)}</p></div>`, unshownOpenAt('<body><td style="font-size:0"><div style="font-size:14px;color:#fff;background:#000">x')), true);
+        // So does the background of a cell around the hiding element: once it closes, white text in the cell shows.
+        assert.equal(htmlLooksLikePadding(`</span><font color="#fff">${'Shown text of the letter. '.repeat(2000)}</font></td>`, unshownOpenAt('<body><table><tr><td bgcolor="#000"><span style="visibility:hidden">x')), false);
         assert.equal(unshownOpenAt('<body><div style="display:none"><style>p{}'), '<div hidden><style>p{}');
         // Closed past the cut, by one end tag or by the same names nested: what follows shows again.
         const words = 'hidden words of no use at all '.repeat(5000);

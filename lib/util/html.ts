@@ -25,8 +25,8 @@ export interface HtmlInfo {
   /**
    * Start tags that, put before HTML that continues this input, hide it as what is open at its end
    * hides it: the block and table elements open around the outermost hiding element open at the
-   * end (names only, CLOSES_INSIDE), that element and the elements open inside it, each with what it
-   * changes of how its text shows (reopenLook: `<div hidden>`, `<td style="font-size:0">`, a child
+   * end (CLOSES_INSIDE), that element and the elements open inside it, each with what it
+   * changes of how its text shows (a text colour and background around it included) (reopenLook: `<div hidden>`, `<td style="font-size:0">`, a child
    * that shows again `<div style="font-size:16px">`), up to the first whose content shows
    * nothing anyway (SKIP_TAGS); '' when no hiding element is open. The MIME tail reads a part
    * from a cut with it (lib/mime/padding.ts), so that the end tags past the cut close them as
@@ -431,9 +431,14 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     const tags: string[] = [];
     // The elements around it too (names only: they show): an end tag of one past the cut (`</td>`, `</li>`, `</p>`)
     // closes the hiding element inside it, left unclosed, as it does in the whole part.
-    for (let i = 1; i < from; i++) if (CLOSES_INSIDE.has(stack[i]!.tag)) tags.push(`<${stack[i]!.tag}>`);
-    // Each with what it changes of how its text shows: a visible child of a `font-size:0` parent shows again.
-    for (let i = from; i < stack.length && !stack[i]!.skip; i++) tags.push(`<${stack[i]!.tag}${reopenLook(stack[i]!, i === from ? stack[0]! : stack[i - 1]!)}>`);
+    // Each with what it changes of how its text shows, from the last one reopened: a visible child of a
+    // `font-size:0` parent shows again, and a `<td bgcolor>` around it keeps its white text shown once it closes.
+    let reopened = stack[0]!;
+    for (let i = 1; i < stack.length && !stack[i]!.skip; i++) {
+      if (i < from && !CLOSES_INSIDE.has(stack[i]!.tag)) continue;
+      tags.push(`<${stack[i]!.tag}${reopenLook(stack[i]!, reopened)}>`);
+      reopened = stack[i]!;
+    }
     return tags.join('');
   };
   let hiddenOpen = '';
