@@ -251,6 +251,10 @@ describe('content heuristics: the tricks still fire', () => {
       `<div style="visibility:hidden;visibility:nope">${poison}</div>`,
       `<div style="background:#fff"><p style="color:#fff !important;color:#000">${poison}</p></div>`,
       `<div style="background:#fff"><p style="color:#fff;color:#12">${poison}</p></div>`,
+      // A transparent background shows the white one behind it (review h-rev-f).
+      `<div style="background:#fff"><p style="color:#fff;background:none">${poison}</p></div>`,
+      `<div style="background:#fff"><p style="color:#fff;background-color:transparent">${poison}</p></div>`,
+      `<table bgcolor="#fff"><tr><td style="background-color:rgba(0,0,0,0)"><font color="#fff">${poison}</font></td></tr></table>`,
     ]) {
       assert.match(analyseHtml(hidden).hiddenText, /meadow/, hidden);
       assert.doesNotMatch(analyseHtml(hidden).text, /meadow/, hidden);

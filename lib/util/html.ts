@@ -66,6 +66,8 @@ const ZERO_SIZE = /^0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?$/i;
  * Each digit run has one reading (`.0*[1-9]`, not `.\d*[1-9]`): a long run of digits costs linear time, not quadratic.
  */
 const SHOWN_SIZE = /^(?:0*[1-9]\d*(?:\.\d*)?|0*\.0*[1-9]\d*)\s*(?:px|pt|pc|rem|in|cm|mm|q|vw|vh|vmin|vmax)$|^(?:xx?x?-small|small|medium|large|xx?x?-large)$/i;
+/** Backgrounds that paint nothing: the parent's shows through. */
+const NO_BACKGROUND = /^(?:transparent|none|inherit|initial|unset|revert|(?:rgba|hsla)\([^)]*[,/]\s*0*(?:\.0+)?%?\s*\))$/i;
 const WHITE = /^(?:#fff(?:fff)?|white|rgb\(\s*255\s*,\s*255\s*,\s*255\s*\))$/i;
 /** Text pieces kept per field: enough for every check, bounded for hostile input. */
 const MAX_TEXT_CHARS = 200_000;
@@ -273,7 +275,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
     if (name === 'head') attrs = {};
     // The style attribute before bgcolor, as in a browser.
-    const bg = (attrs.style ? (styleValue(attrs.style, 'background-color') ?? styleValue(attrs.style, 'background')) : undefined) ?? attrs.bgcolor ?? parent.bg;
+    const own = (attrs.style ? (styleValue(attrs.style, 'background-color') ?? styleValue(attrs.style, 'background')) : undefined) ?? attrs.bgcolor;
+    // A transparent background (or none, or inherit) shows the one behind it: white text stays on white.
+    const bg = own !== undefined && !NO_BACKGROUND.test(own.trim()) ? own : parent.bg;
     const bgUnknown = parent.bgUnknown || unknownBackground(attrs, sheet);
     const look = lookOf(name, attrs, parent, bg, bgUnknown);
     return {
