@@ -191,16 +191,27 @@ export function splitPutBack(added: readonly [string, string][], putBack: readon
  */
 export function withHeaderChanges(raw: Buffer, changes: HeaderChanges, extra: readonly [string, string][] = []): Buffer {
   const { onTop, back } = splitPutBack(changes.add, changes.putBack);
-  const lines = (fields: readonly [string, string][]) =>
-    Buffer.from(fields.map(([name, value]) => `${name}: ${headerValueToWrite(name, value)}\r\n`).join(''), 'utf8');
+  const written = (fields: readonly [string, string][]) => fields.map(([name, value]): [string, string] => [name, headerValueToWrite(name, value)]);
   // A message of header fields only gets the empty line that ends its header, as Haraka writes one:
   // its fields are then fields to remove, and the put-backs go above that line.
   const ending = raw.subarray(-2).toString() === '\r\n' ? '\r\n' : raw.subarray(-1).toString() === '\n' ? '\n' : '\r\n\r\n';
   const whole = headerBlockEnd(raw) < 0 ? Buffer.concat([raw, Buffer.from(ending)]) : raw;
-  const kept = withoutHeaders(whole, changes.remove);
+  return withFieldsWritten(whole, changes.remove, written([...extra, ...onTop]), written(back));
+}
+
+/**
+ * `raw` without the fields named in `remove`, with `top` above its header and
+ * `back` at the end of its header block, after the last field's own line
+ * ending (a message with no empty line is all header: at its end). Values
+ * are written as given: withHeaderChanges, and the quarantine's held copy,
+ * which repeats what the MTA wrote.
+ */
+export function withFieldsWritten(raw: Buffer, remove: string[], top: readonly [string, string][], back: readonly [string, string][]): Buffer {
+  const lines = (fields: readonly [string, string][]) => Buffer.from(fields.map(([name, value]) => `${name}: ${value}\r\n`).join(''), 'utf8');
+  const kept = withoutHeaders(raw, remove);
   const end = headerBlockEnd(kept);
   const at = end < 0 ? kept.length : end + (kept[end] === 0x0d ? 2 : 1);
-  return Buffer.concat([lines([...extra, ...onTop]), kept.subarray(0, at), lines(back), kept.subarray(at)]);
+  return Buffer.concat([lines(top), kept.subarray(0, at), lines(back), kept.subarray(at)]);
 }
 
 /** All values of a header, in message order. */

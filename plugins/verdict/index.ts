@@ -1,7 +1,6 @@
 import { isQuarantineFull, openQuarantine, type FileQuarantine } from '../../lib/quarantine';
 import type { Runtime } from '../../lib/runtime';
-import { firstHeader, withoutHeaders } from '../../lib/message';
-import { headerBlockEnd } from '../../lib/mime/header-block';
+import { firstHeader, withFieldsWritten } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
 import { fitReply, formatSymbols, smtpReplyText } from '../../lib/score/verdict';
 import { hook, prependHeaderFields, runModulePhase, VERDICT_PRIORITY } from '../shared/adapter';
@@ -59,16 +58,11 @@ function verdictHeaders(verdict: Verdict): [string, string][] {
  * (auth-results.ts).
  */
 function heldCopy(state: MailwardState, taggedSubject: string | undefined): Buffer {
-  const lines = (fields: [string, string][]) => Buffer.from(fields.map(([name, written]) => `${name}: ${written}\r\n`).join(''), 'utf8');
   const authOnTop = state.authResultsOnTop;
   const replaced = authOnTop ? [AUTH_RESULTS] : [];
   const kept = ([name]: [string, string]) => !replaced.some((r) => r.toLowerCase() === name.toLowerCase());
   const removed = [...state.ctx.headerChanges.remove, ...VERDICT_HEADERS, ...(taggedSubject !== undefined ? ['Subject'] : []), ...replaced];
-  const raw = withoutHeaders(state.ctx.raw ?? Buffer.alloc(0), removed);
-  const end = headerBlockEnd(raw);
-  // After the last field's own line ending (no blank line at all: the whole message is header).
-  const at = end < 0 ? raw.length : end + (raw[end] === 0x0d ? 2 : 1);
-  return Buffer.concat([lines(authOnTop ?? []), lines(state.addedOnTop.filter(kept)), raw.subarray(0, at), lines(state.putBack.filter(kept)), raw.subarray(at)]);
+  return withFieldsWritten(state.ctx.raw ?? Buffer.alloc(0), removed, [...(authOnTop ?? []), ...state.addedOnTop.filter(kept)], state.putBack.filter(kept));
 }
 
 /**
