@@ -69,6 +69,24 @@ const OAR = 'original-authentication-results';
 const named = (entry: string, name: string) => entry.slice(0, name.length + 1).toLowerCase() === `${name}:`;
 
 /**
+ * Takes the Authentication-Results entry `at` out of the header list, and its
+ * value out of Haraka's parsed copies (header.get) in step: the copy with
+ * that value nearest `end`, or the one at `end` when none has it (a decoded
+ * copy differs from the encoded entry). Returns its value.
+ */
+function takeField(txn: HarakaTransaction, list: string[], at: number, end: 'first' | 'last'): string {
+  const [entry] = list.splice(at, 1);
+  const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
+  for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
+    const values = parsed?.[AR.toLowerCase()];
+    if (!Array.isArray(values)) continue;
+    const i = end === 'last' ? values.lastIndexOf(value) : values.indexOf(value);
+    values.splice(i >= 0 ? i : end === 'last' ? values.length - 1 : 0, 1);
+  }
+  return value;
+}
+
+/**
  * Is this header entry, in content, the field Haraka appended at data_done:
  * its host name, then every result of the connection's (all reported before
  * the transaction began, so all there at data_done) and, of the
@@ -126,17 +144,8 @@ export function takeOutDataDoneField(state: MailwardState, connection: HarakaCon
   const at = list.map((entry, i) => (isHarakas(entry) ? i : -1)).filter((i) => i >= 0);
   // The same content either way: the last one goes, and any left is the sender's, forged.
   if (at.length <= sendersLeft) return;
-  const [entry] = list.splice(at[at.length - 1]!, 1);
-  // Haraka's parsed copies of the field (header.get), kept in step.
-  const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
-  for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
-    const values = parsed?.[AR.toLowerCase()];
-    if (Array.isArray(values)) {
-      const i = values.lastIndexOf(value);
-      values.splice(i < 0 ? values.length - 1 : i, 1);
-    }
-  }
-  state.authResultsOnTop = [[AR, value]];
+  // Appended: of Haraka's parsed copies with its value, the last.
+  state.authResultsOnTop = [[AR, takeField(txn, list, at[at.length - 1]!, 'last')]];
 }
 
 /** Hands mailward's entries to Haraka, each once (notes hold them as Haraka sanitised them: no control characters). */
@@ -176,17 +185,8 @@ function asciiHarakaField(txn: HarakaTransaction, connection: HarakaConnection):
   const plain = (text: string) => text.replace(/\s+/g, ' ').trim();
   const at = list.findIndex((entry) => entry.slice(0, AR.length + 1) === `${AR}:` && plain(decodeWords(entry.slice(AR.length + 1))) === plain(raw));
   if (at < 0) return;
-  const [entry] = list.splice(at, 1);
-  // Haraka's parsed copies of the field (header.get), kept in step.
-  const value = entry!.slice(AR.length + 2).replace(/\n$/, '');
-  for (const parsed of [txn.header?.headers, txn.header?.headers_decoded]) {
-    const values = parsed?.[AR.toLowerCase()];
-    if (Array.isArray(values)) {
-      const i = values.indexOf(value);
-      if (i >= 0) values.splice(i, 1);
-      else values.shift();
-    }
-  }
+  // Written on top: of Haraka's parsed copies, the first.
+  takeField(txn, list, at, 'first');
   txn.add_leading_header(AR, harakaField(connection));
   // Where it stood: add_leading_header put it on top.
   if (at > 0) list.splice(at, 0, list.shift()!);
