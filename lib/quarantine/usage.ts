@@ -26,6 +26,11 @@ export function onDisk(bytes: number): number {
   return Math.ceil(bytes / BLOCK_BYTES) * BLOCK_BYTES;
 }
 
+/** Files of these sizes on disk, each in whole blocks. */
+function onDiskTotal(sizes: readonly number[]): number {
+  return sizes.reduce((sum, s) => sum + onDisk(s), 0);
+}
+
 /**
  * Why a message could not be held for lack of room: `full`, the bound is
  * reached; `too_large`, the message alone is larger than the bound (it can never
@@ -122,11 +127,6 @@ export class QuarantineUsage {
     if (this.scanning) this.duringScan += bytes;
   }
 
-  /** Files of these sizes were written (or are about to be: a reservation). */
-  add(...sizes: number[]): void {
-    this.change(sizes.reduce((sum, s) => sum + onDisk(s), 0));
-  }
-
   /**
    * Files of these sizes were removed. During a scan the total it sets does
    * not subtract them again: the scan may have listed the directory after they
@@ -134,7 +134,7 @@ export class QuarantineUsage {
    * so they count until the next scan if it saw them (errs towards full).
    */
   subtract(...sizes: number[]): void {
-    const bytes = sizes.reduce((sum, s) => sum + onDisk(s), 0);
+    const bytes = onDiskTotal(sizes);
     this.total = Math.max(0, this.total - bytes);
   }
 
@@ -146,7 +146,7 @@ export class QuarantineUsage {
   async reserve(sizes: number[], bound: BoundSettings, now: number, log?: Logger): Promise<void> {
     if (!bound.maxBytes) return;
     await this.ensureScanned(now, log);
-    const need = sizes.reduce((sum, s) => sum + onDisk(s), 0);
+    const need = onDiskTotal(sizes);
     if (need > bound.maxBytes) {
       throw new QuarantineFullError('too_large', `the message alone (${mb(need)}) is larger than the quarantine's bound ([quarantine] max_mb, ${mb(bound.maxBytes)})`);
     }
@@ -168,7 +168,7 @@ export class QuarantineUsage {
    * (`kept`), or failed, and its room is given back.
    */
   settle(sizes: number[], kept: boolean): void {
-    const bytes = sizes.reduce((sum, s) => sum + onDisk(s), 0);
+    const bytes = onDiskTotal(sizes);
     this.writing = Math.max(0, this.writing - bytes);
     if (!kept) this.change(-bytes);
   }
