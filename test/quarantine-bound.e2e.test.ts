@@ -60,17 +60,17 @@ describe('quarantine byte bound end to end', function () {
     rmSync(base, { recursive: true, force: true });
   });
 
-  /** A quarantine directory already past a bound of 0.1 MB (104,857 bytes): 120 KB of other files. */
+  /** A quarantine directory already past a bound of 1 MB (the least max_mb): 1.2 MB of other files. */
   function fullQuarantine(): string {
     const qdir = join(base, 'quarantine');
     mkdirSync(qdir);
-    writeFileSync(join(qdir, 'filler'), Buffer.alloc(120 * 1024));
+    writeFileSync(join(qdir, 'filler'), Buffer.alloc(1200 * 1024));
     return qdir;
   }
 
   it('when_full = defer (the default): 452 4.3.1 with the ref, nothing held or delivered, row soft_reject; a message larger than the bound itself is delivered', async () => {
     const qdir = fullQuarantine();
-    ({ haraka, reader } = await harakaWith(qdir, ['max_mb = 0.1']));
+    ({ haraka, reader } = await harakaWith(qdir, ['max_mb = 1']));
     const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: spam('hold me') });
     assert.equal(result.code, 452, result.response);
     assert.match(result.response, /^452 4\.3\.1 Insufficient storage for quarantine \(ref [0-9A-Z]{10}\)$/);
@@ -83,7 +83,7 @@ describe('quarantine byte bound end to end', function () {
     assert.match(haraka.logs(), /mailward quarantine: full: .*\[quarantine\] max_mb/);
 
     // Larger than the whole bound: it could never be held, and deferring it would only delay its bounce.
-    const big = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: spam('too big to hold', `${'x'.repeat(76)}\r\n`.repeat(1600)) });
+    const big = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: spam('too big to hold', `${'x'.repeat(76)}\r\n`.repeat(16000)) });
     assert.equal(big.code, 250, big.response);
     const delivered = await waitFor('the large message delivered', () => haraka!.delivered()[0]);
     const text = readFileSync(delivered, 'utf8');
@@ -96,7 +96,7 @@ describe('quarantine byte bound end to end', function () {
 
   it('when_full = deliver: 250, delivered with its verdict headers, row add_header', async () => {
     const qdir = fullQuarantine();
-    ({ haraka, reader } = await harakaWith(qdir, ['max_mb = 0.1', 'when_full = deliver']));
+    ({ haraka, reader } = await harakaWith(qdir, ['max_mb = 1', 'when_full = deliver']));
     const result = await sendMail({ port: haraka.port, from: 'alice@example.net', to: ['bob@example.com'], raw: spam('deliver me') });
     assert.equal(result.code, 250, result.response);
     assert.doesNotMatch(result.response, /held for review/);

@@ -291,15 +291,20 @@ describe('quarantine byte bound: settings', () => {
     assert.equal(q.whenFull, 'defer');
   });
 
-  it('reads max_mb (0: no bound; fractions allowed) and when_full', () => {
+  it('reads max_mb (0: no bound; fractions allowed from 1 MB) and when_full', () => {
     assert.equal(load('[quarantine]\nmax_mb = 0\n').maxBytes, 0);
-    assert.equal(load('[quarantine]\nmax_mb = 0.5\n').maxBytes, 512 * 1024);
+    assert.equal(load('[quarantine]\nmax_mb = 1\n').maxBytes, 1024 * 1024);
+    assert.equal(load('[quarantine]\nmax_mb = 1.5\n').maxBytes, 1536 * 1024);
     assert.equal(load('[quarantine]\nwhen_full = deliver\n').whenFull, 'deliver');
   });
 
   it('names file, section and key of a bad value', () => {
     assert.throws(() => load('[quarantine]\nmax_mb = -1\n'), /mailward\.ini \[quarantine\] max_mb: must be at least 0, got -1/);
     assert.throws(() => load('[quarantine]\nmax_mb = lots\n'), /mailward\.ini \[quarantine\] max_mb: expected a number, got "lots"/);
+    // Above 0 but below 1 MB: full from the start, every message meant to be held deferred or delivered.
+    for (const tiny of ['0.001', '0.5', '0.999']) {
+      assert.throws(() => load(`[quarantine]\nmax_mb = ${tiny}\n`), new RegExp(`mailward\\.ini \\[quarantine\\] max_mb: must be 0 \\(no bound\\) or at least 1 \\(MB\\), got ${tiny.replace('.', '\\.')}`));
+    }
     assert.throws(() => load('[quarantine]\nwhen_full = reject\n'), /mailward\.ini \[quarantine\] when_full: expected one of defer, deliver, got "reject"/);
   });
 });

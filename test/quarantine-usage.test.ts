@@ -33,6 +33,8 @@ describe('mailward quarantine usage', () => {
   // The stand-in MTA (unused here) listens in 28000-28999.
   const w = quarantineWorld('qusage', 28000);
   const ini = (lines: string) => writeFileSync(join(w.configDir, 'mailward.ini'), `[quarantine]\n${lines}\n`);
+  /** 1 MB of other files in the quarantine directory: with the held messages, past a bound of 1 MB (the least max_mb). */
+  const filler = () => writeFileSync(join(w.qdir, 'filler'), Buffer.alloc(1024 * 1024));
   const threeDaysAgo = () => new Date(Date.now() - 3 * DAY).toISOString();
 
   /** Three held (the oldest 3 days old), one released: released messages take room but are not counted as held. */
@@ -85,9 +87,10 @@ describe('mailward quarantine usage', () => {
     ['deliver', /^full: messages to be held are delivered with their verdict headers instead \(\[quarantine\] when_full = deliver\)\. Raise \[quarantine\] max_mb/m],
   ] as const) {
     it(`says when it is full (when_full = ${whenFull}), and still exits 0`, async () => {
-      // 40 KB: less than the messages, their records and the index take.
-      ini(`max_mb = 0.04\nwhen_full = ${whenFull}`);
+      // 1 MB (the least max_mb): less than the messages, their records, the index and 1 MB of other files take.
+      ini(`max_mb = 1\nwhen_full = ${whenFull}`);
       await holdFew(threeDaysAgo());
+      filler();
       const r = await w.cli('quarantine', 'usage');
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, says);
@@ -102,6 +105,7 @@ describe('mailward quarantine usage', () => {
   it('full also when less room is left than the smallest message takes (two blocks), though under the bound', async () => {
     ini('max_mb = 1');
     await holdFew(threeDaysAgo());
+    filler();
     // Bound = what is used now plus one block: under it, but no message and record fit.
     ini(`max_mb = ${(blocksOf(w.qdir) + 4096) / 1048576}`);
     const report = JSON.parse((await w.cli('quarantine', 'usage', '--json')).out) as Report;
@@ -122,15 +126,16 @@ describe('mailward quarantine usage', () => {
   });
 
   it('mailward quarantine list ends with a one-line usage summary (not with --json)', async () => {
-    ini('max_mb = 0.04');
+    ini('max_mb = 1');
     await holdFew(threeDaysAgo());
+    filler();
     const list = await w.cli('quarantine', 'list');
     assert.equal(list.code, 0, list.err);
     const lines = list.out.split('\n');
     assert.equal(lines.length, 1 + 3 + 1, list.out);
-    assert.match(lines.at(-1)!, /^quarantine: 0\.\d\d MB of 0\.04 MB used \(\d+\.\d%\), 3 held, FULL \(mailward quarantine usage\)$/);
-    ini('max_mb = 1');
-    assert.match((await w.cli('quarantine', 'list')).out.split('\n').at(-1)!, /^quarantine: 0\.\d\d MB of 1\.00 MB used \(\d+\.\d%\), 3 held \(mailward quarantine usage\)$/);
+    assert.match(lines.at(-1)!, /^quarantine: 1\.\d\d MB of 1\.00 MB used \(\d+\.\d%\), 3 held, FULL \(mailward quarantine usage\)$/);
+    ini('max_mb = 2');
+    assert.match((await w.cli('quarantine', 'list')).out.split('\n').at(-1)!, /^quarantine: 1\.\d\d MB of 2\.00 MB used \(\d+\.\d%\), 3 held \(mailward quarantine usage\)$/);
     assert.equal((JSON.parse((await w.cli('quarantine', 'list', '--json')).out) as unknown[]).length, 3);
   });
 

@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { DnsSettings } from '../dns/resolver';
 import type { ActionPolicy, Thresholds } from '../score/verdict';
 import type { StateSettings } from '../state/types';
-import type { IniReader } from './reader';
+import type { IniReader, SectionReader } from './reader';
 
 export interface TrackingSettings {
   enabled: boolean;
@@ -155,7 +155,7 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       retentionDays: quarantine.number('retention_days', 30, { min: 1 }),
       releaseHost: quarantine.string('release_host', '127.0.0.1'),
       releasePort: quarantine.number('release_port', 25, { min: 1, max: 65535, integer: true }),
-      maxBytes: Math.ceil(quarantine.number('max_mb', 10240, { min: 0 }) * 1024 * 1024),
+      maxBytes: Math.ceil(quarantineMaxMb(quarantine) * 1024 * 1024),
       whenFull: quarantine.oneOf('when_full', ['defer', 'deliver'] as const, 'defer'),
     },
     headers: {
@@ -163,6 +163,24 @@ export function parseSharedSettings(ini: IniReader, baseDir: string): SharedSett
       subjectTag: headers.string('subject_tag', ''),
     },
   };
+}
+
+/**
+ * The least non-zero `[quarantine] max_mb`. Every held message takes two
+ * blocks (8 KB) at the least and a typical one tens to hundreds of KB, and the
+ * directory's index counts too: below 1 MB the quarantine is full from the
+ * start and every message meant to be held is deferred or delivered (with an
+ * error each minute). Such a value is a slip (0.001 for 1, MB read as GB), so
+ * it is refused rather than turning holding off in silence; 0 turns the bound off.
+ */
+export const MIN_QUARANTINE_MB = 1;
+
+function quarantineMaxMb(quarantine: SectionReader): number {
+  const value = quarantine.number('max_mb', 10240, { min: 0 });
+  if (value !== 0 && value < MIN_QUARANTINE_MB) {
+    throw quarantine.error('max_mb', `must be 0 (no bound) or at least ${MIN_QUARANTINE_MB} (MB), got ${quarantine.values.max_mb}: a bound this small holds nothing, so every message meant to be held would be deferred or delivered`);
+  }
+  return value;
 }
 
 /**
