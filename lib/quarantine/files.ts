@@ -217,12 +217,12 @@ export class FileQuarantine implements QuarantineStore {
     const sizes = [raw.length, Buffer.byteLength(text)];
     const bound = this.bound;
     const usage = bound.maxBytes ? usageFor(this.dir) : undefined;
-    await usage?.reserve(sizes, bound, this.now(), this.log);
+    const reservation = await usage?.reserve(sizes, bound, this.now(), this.log);
     try {
       await this.write(record, text, raw);
-      usage?.settle(sizes, true);
+      if (reservation) usage?.settle(reservation, true);
     } catch (err) {
-      usage?.settle(sizes, false);
+      if (reservation) usage?.settle(reservation, false);
       const code = (err as NodeJS.ErrnoException).code ?? '';
       if (!NO_SPACE.has(code)) throw err;
       const why = `the disk of ${this.dir} is full (${code})`;
@@ -492,8 +492,9 @@ export class FileQuarantine implements QuarantineStore {
     const claim = await this.claim(ref, 'delete');
     try {
       let found = false;
-      // This process's running total learns of its own deletes at once; others' at its next rescan.
-      const usage = this.bound.maxBytes && usageStarted(this.dir) ? usageFor(this.dir) : undefined;
+      // The count shared by the host's processes (and this process's own) learns of the delete at once,
+      // the CLI's included; a process that counts alone sees others' deletes at its next rescan.
+      const usage = this.bound.maxBytes ? usageFor(this.dir) : undefined;
       for (const path of [meta, eml]) {
         try {
           const size = usage ? await stat(path).then((s) => s.size, () => 0) : 0;

@@ -1,18 +1,25 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
+import { isSharedUsageFile, SHARED_USAGE_FILE, SharedUsage } from './shared-usage';
 
 /**
  * The byte bound of the quarantine (`[quarantine] max_mb`). Retention alone
  * bounds it by age, not size: a flood of quarantined mail filled the disk.
  *
- * Each process keeps a running total per quarantine directory: one scan of the
- * directory at start (or at the first put), then what it writes is added and
- * what it deletes is subtracted, so a put costs no directory walk. Other
- * processes (the CLI's deletes, other nodes sharing the directory) are seen at
- * the next rescan: at every purge, and at most once a minute while the bound is
- * reached. Sizes are rounded up to 4 KB blocks, as a file system stores them
- * (a 300-byte record takes a block), so the total is close to what `du` says.
+ * The total is shared by the processes of one host through a small SQLite
+ * file in the directory (shared-usage.ts): Haraka's cluster workers and the
+ * CLI reserve room from one count, so together they stay within the bound.
+ * Each process also keeps its own running total, as before the shared file:
+ * one scan of the directory at start (or at the first put), then what it
+ * writes is added and what it deletes is subtracted, so a put costs no
+ * directory walk. That total decides only when the shared file cannot be used
+ * (it cannot be opened, is corrupt, or stays locked): said once, and mail is
+ * still held or handled by when_full, never rejected for it. Deletes elsewhere
+ * are seen at the next rescan: at every purge, and at most once a minute while
+ * the bound is reached. Sizes are rounded up to 4 KB blocks, as a file system
+ * stores them (a 300-byte record takes a block), so the total is close to what
+ * `du` says.
  */
 
 /** The allocation unit the total rounds each file up to. */
@@ -61,6 +68,16 @@ export interface BoundSettings {
   whenFull: 'defer' | 'deliver';
 }
 
+/** Room taken by reserve(): settle() it. `id`: its row in the shared file; `bounded`: there was a bound to reserve against. */
+export interface Reservation {
+  bytes: number;
+  id?: number;
+  bounded?: boolean;
+}
+
+/** The shared file could not be used (see QuarantineUsage.attempt). */
+const FAILED = Symbol('shared usage failed');
+
 /** Bytes as MB, two decimals below 10 MB (the log lines, `mailward quarantine usage`). */
 export const mb = (bytes: number) => `${(bytes / 1048576).toFixed(bytes < 10 * 1048576 ? 2 : 0)} MB`;
 
@@ -79,15 +96,54 @@ export class QuarantineUsage {
    */
   private writing = 0;
   private saidFullAt = -Infinity;
+  /** The total shared with the host's other processes; null: it cannot be used, this process counts alone. */
+  private shared?: SharedUsage | null;
   /** Scans done so far (tests). */
   scans = 0;
 
   constructor(readonly dir: string) {}
 
-  /** Bytes this process counts in the directory (undefined before the first scan). */
+  /** Bytes counted in the directory, shared or by this process alone (undefined before this process's first scan). */
   get bytes(): number | undefined {
-    return this.scanned ? this.total : undefined;
+    if (!this.scanned) return undefined;
+    const shared = this.attempt(undefined, (s) => s.total());
+    return shared === FAILED ? this.total : shared;
   }
+
+  /** Whether the shared total is in use (not fallen back to this process's own). */
+  get isShared(): boolean {
+    return this.attempt(undefined, () => true) === true;
+  }
+
+  /**
+   * Runs `op` on the shared file (opened on first use). Any failure (the file
+   * cannot be opened, is corrupt, stays locked past SHARED_BUSY_MS) turns it
+   * off for this process, with one warning, and answers FAILED: the caller goes
+   * on with this process's own total.
+   */
+  private attempt<T>(log: Logger | undefined, op: (shared: SharedUsage) => T): T | typeof FAILED {
+    if (this.shared === null) return FAILED;
+    try {
+      this.shared ??= new SharedUsage(join(this.dir, SHARED_USAGE_FILE));
+      return op(this.shared);
+    } catch (err) {
+      try {
+        this.shared?.close();
+      } catch {
+        // Closing a broken handle: nothing more to do.
+      }
+      this.shared = null;
+      (log ?? this.log)?.warn(
+        `mailward quarantine: the byte count shared by this host's processes, ${join(this.dir, SHARED_USAGE_FILE)}, cannot be used (${(err as Error).message}); ` +
+          'this process counts [quarantine] max_mb on its own until it restarts, so processes sharing the directory may together pass the bound. ' +
+          'Mail is still held (or handled by when_full). Remove or repair the file.',
+      );
+      return FAILED;
+    }
+  }
+
+  /** The logger last given (the fallback warning may come from a call that has none). */
+  private log?: Logger;
 
   /** The first scan, once; later calls wait for it. */
   async ensureScanned(now: number, log?: Logger): Promise<void> {
@@ -102,16 +158,21 @@ export class QuarantineUsage {
    */
   rescan(now: number, log?: Logger): Promise<void> {
     if (this.scanning) return this.scanning;
+    this.log = log ?? this.log;
     this.duringScan = this.writing;
+    // Before the listing: puts other processes settle meanwhile are held aside until it ends (shared-usage.ts).
+    const scanId = this.attempt(log, (s) => s.startScan(now));
     this.scanning = (async () => {
       try {
         const counted = await countDirectory(this.dir);
         // Reserved by this process before or while the files were counted: maybe counted twice,
         // never missed (a put during the scan errs on the full side until the next one); deletes, see subtract().
         this.total = Math.max(0, counted + this.duringScan);
+        if (scanId !== FAILED) this.attempt(log, (s) => s.finishScan(scanId, counted, now));
       } catch (err) {
         // Unreadable (permissions, not a directory): the put itself will say so. The total stays.
         log?.warn(`mailward quarantine: cannot count the bytes in ${this.dir} for [quarantine] max_mb: ${(err as Error).message}`);
+        if (scanId !== FAILED) this.attempt(log, (s) => s.abortScan(scanId));
       } finally {
         this.scanned = true;
         this.scannedAt = now;
@@ -136,41 +197,84 @@ export class QuarantineUsage {
   subtract(...sizes: number[]): void {
     const bytes = onDiskTotal(sizes);
     this.total = Math.max(0, this.total - bytes);
+    this.attempt(undefined, (s) => s.subtract(bytes));
   }
 
   /**
    * Room for files of these sizes, counted at once (so puts running side by
-   * side cannot all pass a bound only one of them fits under), or a
-   * QuarantineFullError. Settle it (settle()) when the write is done or failed.
+   * side, in this process or another of the host, cannot all pass a bound only
+   * one of them fits under), or a QuarantineFullError. Settle the reservation
+   * (settle()) when the write is done or failed.
    */
-  async reserve(sizes: number[], bound: BoundSettings, now: number, log?: Logger): Promise<void> {
-    if (!bound.maxBytes) return;
-    await this.ensureScanned(now, log);
+  async reserve(sizes: number[], bound: BoundSettings, now: number, log?: Logger): Promise<Reservation> {
     const need = onDiskTotal(sizes);
+    if (!bound.maxBytes) return { bytes: need };
+    this.log = log ?? this.log;
+    await this.ensureScanned(now, log);
     if (need > bound.maxBytes) {
       throw new QuarantineFullError('too_large', `the message alone (${mb(need)}) is larger than the quarantine's bound ([quarantine] max_mb, ${mb(bound.maxBytes)})`);
     }
-    if (this.total + need > bound.maxBytes && now - this.scannedAt >= RESCAN_MS) {
-      // Full by our count: deletes elsewhere (the CLI, another node) may have made room since.
-      await this.rescan(now, log);
+    const shared = await this.reserveShared(need, bound, now, log);
+    let total: number;
+    if (shared === FAILED) {
+      if (this.total + need > bound.maxBytes && now - this.scannedAt >= RESCAN_MS) {
+        // Full by our count: deletes elsewhere (the CLI, another node) may have made room since.
+        await this.rescan(now, log);
+      }
+      if (this.total + need <= bound.maxBytes) return this.reserved(need);
+      total = this.total;
+    } else if (shared.id !== null) {
+      return this.reserved(need, shared.id);
+    } else {
+      total = shared.total;
     }
-    if (this.total + need > bound.maxBytes) {
-      const why = `${this.dir} holds ${mb(this.total)}, its bound is [quarantine] max_mb = ${mb(bound.maxBytes)} (mailward.ini)`;
-      this.sayFull(now, bound, why, log);
-      throw new QuarantineFullError('full', `the quarantine is full: ${why}`);
-    }
-    this.writing += need;
-    this.change(need);
+    const why = `${this.dir} holds ${mb(total)}, its bound is [quarantine] max_mb = ${mb(bound.maxBytes)} (mailward.ini)`;
+    this.sayFull(now, bound, why, log);
+    throw new QuarantineFullError('full', `the quarantine is full: ${why}`);
   }
 
   /**
-   * The put that reserved room for files of these sizes is done: written
-   * (`kept`), or failed, and its room is given back.
+   * The shared file's answer: a reservation's id, or null (full) with the
+   * total; FAILED when it cannot be used. A put that fits is one transaction;
+   * only when room runs out are dead processes' reservations dropped and, at
+   * most once a minute for all the host's processes, the directory scanned.
    */
-  settle(sizes: number[], kept: boolean): void {
-    const bytes = onDiskTotal(sizes);
+  private async reserveShared(need: number, bound: BoundSettings, now: number, log?: Logger): Promise<{ id: number | null; total: number } | typeof FAILED> {
+    let r = this.attempt(log, (s) => s.reserve(need, bound.maxBytes, now));
+    if (r === FAILED || r.id !== null) return r;
+    const freed = this.attempt(log, (s) => s.dropDead(now));
+    if (freed === FAILED) return FAILED;
+    if (freed > 0) r = this.attempt(log, (s) => s.reserve(need, bound.maxBytes, now));
+    if (r === FAILED || r.id !== null) return r;
+    const scannedAt = this.attempt(log, (s) => s.scannedAt());
+    if (scannedAt === FAILED) return FAILED;
+    if (now - scannedAt < RESCAN_MS) return r;
+    await this.rescan(now, log);
+    return this.attempt(log, (s) => s.reserve(need, bound.maxBytes, now));
+  }
+
+  private reserved(bytes: number, id?: number): Reservation {
+    this.writing += bytes;
+    this.change(bytes);
+    return { bytes, id, bounded: true };
+  }
+
+  /**
+   * The put holding this reservation is done: written (`kept`), or failed,
+   * and its room is given back.
+   */
+  settle(reservation: Reservation, kept: boolean): void {
+    if (!reservation.bounded) return;
+    const { bytes, id } = reservation;
     this.writing = Math.max(0, this.writing - bytes);
     if (!kept) this.change(-bytes);
+    if (id !== undefined) this.attempt(undefined, (s) => s.settle(id, bytes, kept));
+  }
+
+  /** Closes the shared file (tests; a process exits anyway). */
+  close(): void {
+    if (this.shared) this.shared.close();
+    this.shared = undefined;
   }
 
   /**
@@ -206,6 +310,8 @@ export async function countDirectory(dir: string): Promise<number> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw err;
   }
+  // The shared count's own file is bookkeeping of the bound, a few KB with its WAL capped at 256 KB: not counted.
+  names = names.filter((name) => !isSharedUsageFile(name));
   let total = 0;
   // In chunks: a directory of 100,000 files must not open 100,000 stats at once.
   for (let i = 0; i < names.length; i += 256) {
@@ -239,7 +345,8 @@ export function usageStarted(dir: string): boolean {
   return usages.get(dir)?.bytes !== undefined;
 }
 
-/** Forgets every running total (tests). */
+/** Forgets every running total and closes the shared files (tests). */
 export function forgetUsage(): void {
+  for (const usage of usages.values()) usage.close();
   usages.clear();
 }

@@ -1,0 +1,231 @@
+import { hostname } from 'node:os';
+import type Database from 'better-sqlite3';
+import { openSharedSqlite } from '../util/sqlite';
+
+/**
+ * The byte bound's total shared by every process on this host that holds mail
+ * in one quarantine directory (Haraka's cluster workers, the `mailward` CLI):
+ * a small SQLite file in the directory. Before it, each process counted on its
+ * own and believed it had the whole room, so N workers could fill the
+ * directory to N times `max_mb` between two counts.
+ *
+ * What it holds: `base`, the bytes the last scan counted plus the puts settled
+ * and minus the deletes since, and one row per reservation, a put whose files
+ * are being written (host, pid, bytes, time). The directory holds base plus
+ * every reservation. Each change is one BEGIN IMMEDIATE transaction, so two
+ * processes cannot both take the last room.
+ *
+ * A process that dies mid-put leaves its reservation: it is dropped when room
+ * runs out and its pid is gone (same host), or after RESERVATION_TTL_MS (a pid
+ * of another host, or reused). The files it may have written are counted
+ * again at the next scan.
+ *
+ * A scan walks the directory outside any transaction, then sets base to what
+ * it counted. Puts settled meanwhile may be in the count or not: their rows
+ * are kept (marked kept, with a sequence number) until a scan that started
+ * after them, or are added on top when the last running scan finishes
+ * (counted twice at worst until the next one, never missed). In-flight
+ * reservations are rows and are never touched by a scan.
+ *
+ * SQLite's locks need one host's file system: a directory shared over NFS by
+ * several hosts is not supported (see docs/quarantine.md).
+ */
+
+/** The file's name in the quarantine directory; never a held message, never counted (see isSharedUsageFile). */
+export const SHARED_USAGE_FILE = 'usage.sqlite';
+/** Waiting for another process's transaction longer than this means something holds the file: the process counts alone. */
+export const SHARED_BUSY_MS = 1000;
+/** A reservation older than this is dropped whoever holds it: a put takes seconds, a pid may be reused or of another host. */
+export const RESERVATION_TTL_MS = 15 * 60_000;
+/** What a checkpoint leaves of this small file's WAL (SQLite checkpoints it every 1000 pages, ~4 MB). */
+const WAL_LIMIT_BYTES = 256 * 1024;
+
+/** The shared file and SQLite's companions (WAL, shared memory, rollback journal). */
+export function isSharedUsageFile(name: string): boolean {
+  return name === SHARED_USAGE_FILE || (name.startsWith(`${SHARED_USAGE_FILE}-`) && ['wal', 'shm', 'journal'].includes(name.slice(SHARED_USAGE_FILE.length + 1)));
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS usage_total (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  base       INTEGER NOT NULL,   -- bytes: the last scan, plus settled puts, minus deletes since
+  scanned_at INTEGER,            -- ms since the epoch of the last finished scan; NULL: never
+  seq        INTEGER NOT NULL    -- orders scans and the puts settled while one runs
+);
+INSERT OR IGNORE INTO usage_total VALUES (1, 0, NULL, 0);
+CREATE TABLE IF NOT EXISTS usage_reservation (
+  id       INTEGER PRIMARY KEY,
+  host     TEXT NOT NULL,
+  pid      INTEGER NOT NULL,
+  bytes    INTEGER NOT NULL,
+  at       INTEGER NOT NULL,
+  kept_seq INTEGER              -- NULL: being written; else settled while a scan ran (see finishScan)
+);
+CREATE TABLE IF NOT EXISTS usage_scan (
+  id   INTEGER PRIMARY KEY,
+  host TEXT NOT NULL,
+  pid  INTEGER NOT NULL,
+  at   INTEGER NOT NULL,
+  seq  INTEGER NOT NULL
+);
+`;
+
+/** Whether a process of this host is alive: EPERM is a live process of another user. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+export class SharedUsage {
+  private readonly db: Database.Database;
+  private readonly host = hostname();
+  private readonly pid = process.pid;
+
+  constructor(readonly path: string) {
+    this.db = openSharedSqlite(path, SHARED_BUSY_MS, (db) => {
+      // A lost commit costs at most a count that the next scan corrects: no fsync on the mail path.
+      db.pragma('synchronous = NORMAL');
+      db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
+      db.exec(SCHEMA);
+    });
+  }
+
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once per handle: preparing on every call cost more than the transaction itself. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  private immediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  private get row(): { base: number; scanned_at: number | null; seq: number } {
+    return this.sql('SELECT base, scanned_at, seq FROM usage_total WHERE id = 1').get() as { base: number; scanned_at: number | null; seq: number };
+  }
+
+  private reserved(): number {
+    return (this.sql('SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_reservation').get() as { n: number }).n;
+  }
+
+  /** Bytes in the directory by the shared count: base and every reservation. */
+  total(): number {
+    // A read: one snapshot of both tables, no write lock.
+    return this.db.transaction(() => this.row.base + this.reserved()).deferred();
+  }
+
+  /** When the last scan by any process finished (ms), or -Infinity. */
+  scannedAt(): number {
+    return this.row.scanned_at ?? -Infinity;
+  }
+
+  /** Reserves `bytes` if the total stays within `maxBytes`: the reservation's id, or null (full; `total` says how full). */
+  reserve(bytes: number, maxBytes: number, now: number): { id: number | null; total: number } {
+    return this.immediate(() => {
+      const total = this.row.base + this.reserved();
+      if (total + bytes > maxBytes) return { id: null, total };
+      const info = this.sql('INSERT INTO usage_reservation (host, pid, bytes, at) VALUES (?, ?, ?, ?)').run(this.host, this.pid, bytes, now);
+      return { id: Number(info.lastInsertRowid), total: total + bytes };
+    });
+  }
+
+  /** The put is done: its bytes join base (`kept`), or are given back. */
+  settle(id: number, bytes: number, kept: boolean): void {
+    this.immediate(() => {
+      const found = this.sql('DELETE FROM usage_reservation WHERE id = ? AND kept_seq IS NULL').run(id).changes > 0;
+      if (!kept) return;
+      const scanning = this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() !== undefined;
+      if (scanning && found) {
+        // A running scan may or may not have listed its files: kept aside until finishScan decides.
+        const seq = this.row.seq + 1;
+        this.sql('UPDATE usage_total SET seq = ? WHERE id = 1').run(seq);
+        this.sql('INSERT INTO usage_reservation (id, host, pid, bytes, at, kept_seq) VALUES (?, ?, ?, ?, ?, ?)').run(id, this.host, this.pid, bytes, 0, seq);
+      } else {
+        // Found or dropped meanwhile as stale (a put slower than the TTL): its files are on disk either way.
+        this.sql('UPDATE usage_total SET base = base + ? WHERE id = 1').run(bytes);
+      }
+    });
+  }
+
+  /** Files of these bytes were deleted (a scan that runs meanwhile may count them: errs towards full). */
+  subtract(bytes: number): void {
+    if (bytes > 0) this.immediate(() => this.sql('UPDATE usage_total SET base = MAX(0, base - ?) WHERE id = 1').run(bytes));
+  }
+
+  /** A scan starts (before the directory is listed): its id for finishScan. */
+  startScan(now: number): number {
+    return this.immediate(() => {
+      const seq = this.row.seq + 1;
+      this.sql('UPDATE usage_total SET seq = ? WHERE id = 1').run(seq);
+      return Number(this.sql('INSERT INTO usage_scan (host, pid, at, seq) VALUES (?, ?, ?, ?)').run(this.host, this.pid, now, seq).lastInsertRowid);
+    });
+  }
+
+  /**
+   * The scan counted `counted` bytes: base becomes that. Puts settled before it
+   * started were listed (their rows go); those settled since, maybe not: added
+   * on top once no scan runs. In-flight reservations stay as they are.
+   */
+  finishScan(id: number, counted: number, now: number): void {
+    this.immediate(() => {
+      const scan = this.sql('SELECT seq FROM usage_scan WHERE id = ?').get(id) as { seq: number } | undefined;
+      // Dropped as stale meanwhile: treat every kept row as unseen (errs towards full).
+      const startSeq = scan?.seq ?? 0;
+      this.sql('DELETE FROM usage_scan WHERE id = ?').run(id);
+      this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL AND kept_seq < ?').run(startSeq);
+      let base = counted;
+      if (this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() === undefined) {
+        base += (this.sql('SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_reservation WHERE kept_seq IS NOT NULL').get() as { n: number }).n;
+        this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL').run();
+      }
+      this.sql('UPDATE usage_total SET base = ?, scanned_at = ? WHERE id = 1').run(base, now);
+    });
+  }
+
+  /** The scan failed: it no longer holds settled puts aside. */
+  abortScan(id: number): void {
+    this.immediate(() => {
+      this.sql('DELETE FROM usage_scan WHERE id = ?').run(id);
+      if (this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() === undefined) {
+        const kept = (this.sql('SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_reservation WHERE kept_seq IS NOT NULL').get() as { n: number }).n;
+        this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL').run();
+        this.sql('UPDATE usage_total SET base = base + ? WHERE id = 1').run(kept);
+      }
+    });
+  }
+
+  /**
+   * Drops reservations and scans left by processes that died (a pid of this
+   * host that is gone) or older than RESERVATION_TTL_MS. Returns the bytes
+   * given back. Called only when room runs out: a put that fits checks nothing.
+   */
+  dropDead(now: number): number {
+    return this.immediate(() => {
+      const stale = (row: { host: string; pid: number; at: number }) =>
+        now - row.at >= RESERVATION_TTL_MS || (row.host === this.host && row.pid !== this.pid && !alive(row.pid));
+      let freed = 0;
+      const reservations = this.sql('SELECT id, host, pid, bytes, at FROM usage_reservation WHERE kept_seq IS NULL').all() as { id: number; host: string; pid: number; bytes: number; at: number }[];
+      for (const r of reservations.filter(stale)) {
+        this.sql('DELETE FROM usage_reservation WHERE id = ?').run(r.id);
+        freed += r.bytes;
+      }
+      const scans = this.sql('SELECT id, host, pid, at FROM usage_scan').all() as { id: number; host: string; pid: number; at: number }[];
+      for (const s of scans.filter(stale)) this.sql('DELETE FROM usage_scan WHERE id = ?').run(s.id);
+      return freed;
+    });
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

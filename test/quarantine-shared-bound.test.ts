@@ -1,0 +1,143 @@
+// The byte bound ([quarantine] max_mb) across processes of one host sharing the
+// quarantine directory (Haraka's cluster workers, the CLI): one count in
+// usage.sqlite in the directory. Before it, each process counted alone and
+// believed it had the whole room: N workers filled the directory to N times
+// the bound.
+import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { closeSharedIndexes, countDirectory, FileQuarantine, forgetUsage, isQuarantineFull, SqliteQuarantineIndex, usageFor } from '../lib/quarantine';
+import { entry, RAW } from './support/quarantine';
+
+const WORKER = join(__dirname, 'support', 'quarantine-put-worker.js');
+
+/** What one held RAW takes by the count: the message and its record, a block each. */
+const HELD = 2 * 4096;
+
+function start(args: string[]): ChildProcess {
+  return fork(WORKER, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function nextMessage<T>(child: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`worker ${child.pid} exited (${code}) before answering`));
+    child.once('exit', onExit);
+    child.once('message', (m) => {
+      child.off('exit', onExit);
+      if (m && typeof m === 'object' && 'error' in m) reject(new Error(String((m as { error: unknown }).error)));
+      else resolve(m as T);
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+}
+
+function logger() {
+  const warnings: string[] = [];
+  return { warnings, log: { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} } };
+}
+
+describe('quarantine byte bound shared by processes on one host', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let indexDir: string;
+  const children: ChildProcess[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'mailward-qshared-'));
+    indexDir = mkdtempSync(join(tmpdir(), 'mailward-qshared-index-'));
+  });
+  afterEach(async () => {
+    for (const child of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited(child);
+    }
+    await closeSharedIndexes();
+    forgetUsage();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(indexDir, { recursive: true, force: true });
+  });
+
+  it('two processes putting at once hold no more than the bound together', async () => {
+    // Room for 12 held messages; each process tries 12. Counting alone, each held 12: 24 on disk, twice the bound.
+    const bound = 12 * HELD;
+    const workers = ['A', 'B'].map((p) => start([dir, String(bound), indexDir, 'put', '12', `PUT${p}`]));
+    children.push(...workers);
+    await Promise.all(workers.map((w) => nextMessage<string>(w)));
+    const results = workers.map((w) => nextMessage<{ held: number; full: number }>(w));
+    for (const w of workers) w.send('go');
+    const answers = await Promise.all(results);
+    await Promise.all(workers.map(exited));
+    const held = readdirSync(dir).filter((n) => n.endsWith('.eml'));
+    assert.equal(answers[0]!.held + answers[1]!.held, held.length);
+    assert.equal(held.length, 12, `${held.length} messages held (${answers.map((a) => a.held).join(' + ')}) against room for 12`);
+    assert.ok((await countDirectory(dir)) <= bound, 'the directory within the bound');
+    assert.equal(answers[0]!.full + answers[1]!.full, 12, 'the rest turned away as full');
+
+    // The shared file is bookkeeping: not counted, not listed, not a leftover for the listing or the purge.
+    assert.ok(readdirSync(dir).includes('usage.sqlite'), readdirSync(dir).join(' '));
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: bound, retentionDays: 30 });
+      assert.equal(await store.startUsage(), bound);
+      assert.equal((await store.list()).length, 12);
+      assert.equal((await store.held()).count, 12);
+      assert.deepEqual(await store.purge(Date.now() + 31 * 86_400_000), held.map((n) => n.slice(0, -4)).sort());
+      assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith('usage.sqlite')), [], 'the purge left the shared file alone');
+      // The purge's deletes and its rescan gave the room back to every process.
+      assert.equal(usageFor(dir).bytes, 0);
+    } finally {
+      await index.close();
+    }
+  });
+
+  it("a process killed mid-put does not keep its reservation: it counts until room runs out, then is dropped", async () => {
+    const child = start([dir, String(2 * HELD), indexDir, 'hang', 'KILLED0001']);
+    children.push(child);
+    await nextMessage<string>(child); // ready
+    await nextMessage<string>(child); // hanging: room reserved, its file being written
+    child.kill('SIGKILL');
+    await exited(child);
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 2 * HELD });
+      await store.startUsage();
+      assert.equal(usageFor(dir).bytes, HELD, "the dead process's reservation is still counted (shared, not forgotten by this process's scan)");
+      await store.put(entry('ALIVE00001'), RAW);
+      // Full by the count with the dead reservation: it is dropped (its pid is gone) and the put fits.
+      await store.put(entry('ALIVE00002'), RAW);
+      assert.equal(usageFor(dir).bytes, 2 * HELD);
+      await assert.rejects(store.put(entry('ALIVE00003'), RAW), (err: unknown) => isQuarantineFull(err));
+    } finally {
+      await index.close();
+    }
+  });
+
+  for (const [what, spoil] of [
+    ['a directory in its place', (path: string) => mkdirSync(path)],
+    ['not a database', (path: string) => writeFileSync(path, 'not a SQLite file, just text long enough to be read as a header '.repeat(20))],
+  ] as const) {
+    it(`the shared file unusable (${what}): messages are still held, within this process's own count, with one warning`, async () => {
+      spoil(join(dir, 'usage.sqlite'));
+      const { warnings, log } = logger();
+      const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+      try {
+        const store = new FileQuarantine(dir, { index, maxBytes: 2 * HELD, log });
+        await store.startUsage();
+        await store.put(entry('FALLBACK01'), RAW);
+        await store.put(entry('FALLBACK02'), RAW);
+        assert.ok(await store.get('FALLBACK02'), 'held');
+        // The bound still holds, by this process's count.
+        await assert.rejects(store.put(entry('FALLBACK03'), RAW), (err: unknown) => isQuarantineFull(err));
+        assert.equal(usageFor(dir).bytes, 2 * HELD);
+        const said = warnings.filter((w) => /usage\.sqlite, cannot be used .*counts \[quarantine\] max_mb on its own/.test(w));
+        assert.equal(said.length, 1, warnings.join('\n'));
+      } finally {
+        await index.close();
+      }
+    });
+  }
+});
