@@ -4,11 +4,13 @@
 // believed it had the whole room: N workers filled the directory to N times
 // the bound.
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { closeSharedIndexes, countDirectory, FileQuarantine, forgetUsage, isQuarantineFull, SqliteQuarantineIndex, usageFor } from '../lib/quarantine';
+import { SharedUsage } from '../lib/quarantine/shared-usage';
 import { entry, RAW } from './support/quarantine';
 
 const WORKER = join(__dirname, 'support', 'quarantine-put-worker.js');
@@ -140,4 +142,27 @@ describe('quarantine byte bound shared by processes on one host', function () {
       }
     });
   }
+
+  it("a scan left by a dead process does not hold settled puts aside for good: the next scan drops it and folds them in", async () => {
+    const path = join(dir, 'usage.sqlite');
+    const shared = new SharedUsage(path);
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const other = new Database(path);
+    try {
+      other.prepare('INSERT INTO usage_scan (host, pid, at, seq) VALUES (?, ?, ?, 1)').run(hostname(), deadPid, Date.now());
+      const reservations = () => (other.prepare('SELECT COUNT(*) AS n FROM usage_reservation').get() as { n: number }).n;
+      for (let i = 0; i < 3; i++) shared.settle(shared.reserve(HELD, 1e9, Date.now()).id!, HELD, true);
+      assert.equal(reservations(), 3, 'kept aside while the (dead) scan seems to run');
+      assert.equal(shared.total(), 3 * HELD);
+      const scan = shared.startScan(Date.now());
+      // Settled while this scan lists the directory: kept aside until no scan runs, then folded in.
+      shared.settle(shared.reserve(HELD, 1e9, Date.now()).id!, HELD, true);
+      shared.finishScan(scan, 3 * HELD, Date.now());
+      assert.equal(reservations(), 0, 'the dead scan dropped, the put settled during the scan folded into the base');
+      assert.equal(shared.total(), 4 * HELD);
+    } finally {
+      other.close();
+      shared.close();
+    }
+  });
 });

@@ -37,7 +37,7 @@ export const SHARED_USAGE_FILE = 'usage.sqlite';
 export const SHARED_BUSY_MS = 1000;
 /** A reservation older than this is dropped whoever holds it: a put takes seconds, a pid may be reused or of another host. */
 export const RESERVATION_TTL_MS = 15 * 60_000;
-/** What a checkpoint leaves of this small file's WAL (SQLite checkpoints it every 1000 pages, ~4 MB). */
+/** What a checkpoint leaves of this small file's WAL (SQLite checkpoints it every 1000 pages, ~4 MB: it grows to that between). */
 const WAL_LIMIT_BYTES = 256 * 1024;
 
 /** The shared file and SQLite's companions (WAL, shared memory, rollback journal). */
@@ -165,6 +165,7 @@ export class SharedUsage {
   /** A scan starts (before the directory is listed): its id for finishScan. */
   startScan(now: number): number {
     return this.immediate(() => {
+      this.dropDeadScans(now);
       const seq = this.row.seq + 1;
       this.sql('UPDATE usage_total SET seq = ? WHERE id = 1').run(seq);
       return Number(this.sql('INSERT INTO usage_scan (host, pid, at, seq) VALUES (?, ?, ?, ?)').run(this.host, this.pid, now, seq).lastInsertRowid);
@@ -211,18 +212,26 @@ export class SharedUsage {
    */
   dropDead(now: number): number {
     return this.immediate(() => {
-      const stale = (row: { host: string; pid: number; at: number }) =>
-        now - row.at >= RESERVATION_TTL_MS || (row.host === this.host && row.pid !== this.pid && !alive(row.pid));
       let freed = 0;
       const reservations = this.sql('SELECT id, host, pid, bytes, at FROM usage_reservation WHERE kept_seq IS NULL').all() as { id: number; host: string; pid: number; bytes: number; at: number }[];
-      for (const r of reservations.filter(stale)) {
+      for (const r of reservations.filter((row) => this.stale(row, now))) {
         this.sql('DELETE FROM usage_reservation WHERE id = ?').run(r.id);
         freed += r.bytes;
       }
-      const scans = this.sql('SELECT id, host, pid, at FROM usage_scan').all() as { id: number; host: string; pid: number; at: number }[];
-      for (const s of scans.filter(stale)) this.sql('DELETE FROM usage_scan WHERE id = ?').run(s.id);
+      this.dropDeadScans(now);
       return freed;
     });
+  }
+
+  /** A row left by a process of this host that is gone, or older than RESERVATION_TTL_MS. */
+  private stale(row: { host: string; pid: number; at: number }, now: number): boolean {
+    return now - row.at >= RESERVATION_TTL_MS || (row.host === this.host && row.pid !== this.pid && !alive(row.pid));
+  }
+
+  /** Scans of dead processes would hold settled puts aside for good (never folded into base): dropped. */
+  private dropDeadScans(now: number): void {
+    const scans = this.sql('SELECT id, host, pid, at FROM usage_scan').all() as { id: number; host: string; pid: number; at: number }[];
+    for (const s of scans.filter((row) => this.stale(row, now))) this.sql('DELETE FROM usage_scan WHERE id = ?').run(s.id);
   }
 
   close(): void {

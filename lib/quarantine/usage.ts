@@ -310,7 +310,7 @@ export async function countDirectory(dir: string): Promise<number> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw err;
   }
-  // The shared count's own file is bookkeeping of the bound, a few KB with its WAL capped at 256 KB: not counted.
+  // The shared count's own file is bookkeeping of the bound (a few KB, its WAL a few MB at most): not counted.
   names = names.filter((name) => !isSharedUsageFile(name));
   let total = 0;
   // In chunks: a directory of 100,000 files must not open 100,000 stats at once.
