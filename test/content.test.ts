@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { BayesModel, chi2Q, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
 import { bulkHits } from '../lib/checks/content/bulk';
 import { templateFingerprint, templateWords } from '../lib/checks/content/fingerprint';
-import { analyseHtml, DEEP_HIDDEN } from '../lib/util/html';
+import { analyseHtml } from '../lib/util/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';
@@ -674,7 +674,7 @@ describe('content: tokens and MIME', () => {
         // 200,000 unclosed elements (millions of tags cost the same per tag): analyseHtml follows 500 levels and reads the
         // rest flat; the open elements past them are not known one by one, so one hiding element is reopened that no end tag closes.
         const deep = '<div>'.repeat(200_000);
-        assert.equal(unshownOpenAt(`<body>${deep}<div style="display:none">x`), DEEP_HIDDEN);
+        assert.match(unshownOpenAt(`<body>${deep}<div style="display:none">x`), /^<mailward-deep-hidden-[0-9a-f]{16} hidden>$/);
         assert.equal(unshownOpenAt(`<body>${deep}<div style="display:none">x</div>`), '');
         assert.equal(unshownOpenAt(`<body>${'<b>'.repeat(700_000)}<p>x`), '');
         const pad = `${'lorem ipsum dolor sit amet consec'}${CRLF}`.repeat(50_000);
@@ -683,6 +683,91 @@ describe('content: tokens and MIME', () => {
         assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
         const rows = `<p>Order ${'line of text '.repeat(2)}</p>${CRLF}`.repeat(50_000);
         assert.equal((await verdictOf(htmlMessage(`<html><body>${'<div><span>'.repeat(3000)}${CRLF}${rows}`))).unread, undefined);
+      });
+
+      /**
+       * A text/html part of 60-byte lines, `line(i)` each, and the index of the last line before the cut (a line end):
+       * lines to change there keep the cut where it is.
+       */
+      const linesAtCut = () => {
+        const lines = Array.from({ length: 50_000 }, (_, i) => (i ? 'Shown text of the letter and more of it here' : '<html><body><p>').padEnd(58, '.') + CRLF);
+        const k = (mimeCut(Buffer.from(htmlMessage(lines.join('')))).end - htmlMessage('').length) / 60 - 1;
+        assert.ok(Number.isInteger(k) && k > 200 && k < 40_000, 'the cut falls at a line end');
+        const message = (from: (i: number) => string | undefined, end: string) =>
+          htmlMessage(lines.map((l, i) => (from(i) ?? l.slice(0, 58)).padEnd(58, ' ') + CRLF).join('') + end);
+        return { k, message };
+      };
+      const hiddenLine = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed';
+
+      it('a < or > in an attribute value, or a <!-- or <style> in one, starts, ends or opens nothing for what the cut leaves open', async () => {
+        // Review (opn): the start tag the cut splits was found by the last `<` before the cut with no `>` after it, and what is
+        // open (a comment, a style sheet) by searching `<!--` and `<style` forward: a `<` in `title="a<b"` took the hiding
+        // tag's place, a `>` in one dropped it, and `alt="<!--"` swallowed the real <style> up to a `-->` in its CSS.
+        const words = 'hidden words of no use at all '.repeat(5000);
+        const css = '.pad { color: #123456; } '.repeat(3000);
+        const split: [string, string][] = [
+          ['<body><div style="display:none" title="a<b', `">${words}`],
+          ['<body><div title="a>b" style="display:no', `ne">${words}`],
+          ["<body><div title='x<y>z' style=display:no", `ne>${words}`],
+          ['<body><img alt="<!--"><style>/*-->*/ p{}', css],
+          ['<body><img alt="<style>"><!-- </style> x', words],
+          ['<body><p title="<template>">a</p><!-- x', words],
+        ];
+        for (const [before, after] of split) assert.equal(htmlLooksLikePadding(after, unshownOpenAt(before)), true, before);
+        // Through the MIME tail: the hiding tag split at the cut between its attributes, a `<` in the one before the cut.
+        const { k, message } = linesAtCut();
+        const split1 = message((i) => (i === k ? '<div style="display:none" title="a<b"' : i === k + 1 ? `>${hiddenLine.slice(1)}` : i > k ? hiddenLine : undefined), '</div><p>PADDED SPAM</p>' + CRLF);
+        const r = await verdictOf(split1);
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
+        // And a style sheet open at the cut after an image whose alt text holds `<!--`, with a `-->` in the sheet.
+        const sheet = message((i) => (i === 1 ? '<img alt="<!--" src="a.png"><style>/* --> */' : i > 1 ? '.pad { color: #123456; } .x { margin: 0 }' : undefined), '</style><p>PADDED SPAM</p>' + CRLF);
+        assert.match((await verdictOf(sheet)).unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
+        // Ham: a newsletter with `<` and `>` in alt texts, cut inside an image's tag or just after it, reads as shown.
+        for (const at of [k, k + 1]) {
+          const ham = message((i) => (i === at ? '<p>We <img alt="<3 and >_<" src="https://shop.example/h.png"' : i === at + 1 ? ' width="20"> our readers.</p>' : undefined), '</body></html>' + CRLF);
+          assert.equal((await verdictOf(ham)).unread, undefined, `cut before line ${at}`);
+        }
+        assert.equal(htmlLooksLikePadding(`"><p>${'Shown text of the letter. '.repeat(2000)}</p>`, unshownOpenAt('<body><p>Hi</p><img alt="<3 love" src="https://x.example/a.png')), false);
+      });
+
+      it('a start tag the cut splits is kept by its name and the attributes that decide hiding, however long', async () => {
+        // Review (opn): a split tag was kept only within 4 KB of the cut (MAX_PARTIAL_TAG): a hiding div padded past it by an
+        // attribute of 8 KB lost its opener, and the 1 MB of words it hid read as shown.
+        const words = 'hidden words of no use at all '.repeat(5000);
+        const shown = `<p>${'Shown text of the letter. '.repeat(2000)}</p>`;
+        const pad = 'x'.repeat(8000);
+        const split: [string, string, boolean][] = [
+          [`<body><div data-pad="${pad}" style="display:no`, `ne">${words}`, true],
+          [`<body><div style="display:none;${'color:red;'.repeat(800)}`, `">${words}`, true],
+          [`<body><div title="${pad}`, `" style="display:none">${words}`, true],
+          [`<body><div data-pad="${pad}" hidden data-more="${pad}`, `">${words}`, true],
+          [`<body><div style="display:none" data-pad="${pad}`, `">${words}</div>${shown}`, false],
+          [`<body><p>Hi</p><img alt="<3" src="data:image/png;base64,${'QUFB'.repeat(3000)}`, `QUFB">${shown}`, false],
+        ];
+        for (const [before, after, hidden] of split) assert.equal(htmlLooksLikePadding(after, unshownOpenAt(before)), hidden, before.slice(0, 40));
+        // Bounded however long the tag: its name and each attribute kept by both ends.
+        const huge = 'y'.repeat(1024 * 1024);
+        assert.ok(unshownOpenAt(`<body><div data-a="${huge}" title="${huge}" class="${huge}" style="display:none;${huge}`).length < 48 * 1024);
+        // Through the MIME tail: the hiding div's 9 KB attribute spans 150 lines before the cut.
+        const { k, message } = linesAtCut();
+        const raw = message((i) => (i === k - 150 ? '<div style="display:none" data-pad="' : i > k - 150 && i <= k ? 'x'.repeat(58) : i === k + 1 ? `">${hiddenLine}` : i > k ? hiddenLine : undefined), '</div><p>PADDED SPAM</p>' + CRLF);
+        const r = await verdictOf(raw);
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
+      });
+
+      it('a forged </mailward-deep-hidden> past the cut does not close the hiding element reopened past 500 levels', async () => {
+        // Review (opn): the element reopened for a hiding one open past MAX_DEPTH had a fixed name, so its end tag, which closes
+        // nothing in a browser, closed it past the cut and the words after it read as shown.
+        const words = 'hidden words of no use at all '.repeat(5000);
+        const open = unshownOpenAt(`<body>${'<div>'.repeat(600)}<div style="display:none">x`);
+        assert.equal(htmlLooksLikePadding(`</mailward-deep-hidden>${words}`, open), true);
+        assert.notEqual(unshownOpenAt(`<body>${'<div>'.repeat(600)}<div hidden>x`).match(/<[^ ]+/)![0], open.match(/<[^ ]+/)![0], 'a name of its own each time');
+        const pad = `</mailward-deep-hidden>${'lorem ipsum dolor sit amet'}${CRLF}`.repeat(50_000);
+        const r = await verdictOf(htmlMessage(`<html><body>${'<div><span>'.repeat(3000)}${CRLF}<div style="display:none">${CRLF}${pad}</div><p>PADDED SPAM</p>${CRLF}`));
+        assert.ok(!r.words.includes('PADDED SPAM'), 'the spam is past what was read');
+        assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
       });
 
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {

@@ -2,7 +2,9 @@
  * Whether what the tail walk read of a text part before its line or byte budget
  * ran out is padding (hiding the text after it) rather than text: see tail.ts.
  */
-import { analyseHtml, SKIP_TAGS } from '../util/html';
+import { randomBytes } from 'node:crypto';
+import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
+import { analyseHtml, DEEP_HIDDEN, SKIP_TAGS } from '../util/html';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -123,11 +125,6 @@ export function bodyBefore(raw: Buffer, bodyStart: number, at: number, encoding:
   return bytes.toString('latin1');
 }
 
-/** The next `<!--` or start tag of an element whose content shows nothing (SKIP_TAGS). */
-const UNSHOWN_START = new RegExp(`<!--|<(${[...SKIP_TAGS].join('|')})(?=[\\s/>]|$)`, 'gi');
-/** The end tag of each of them. */
-const UNSHOWN_END = new Map([...SKIP_TAGS].map((name) => [name, new RegExp(`</${name}(?=[\\s/>]|$)`, 'gi')]));
-
 /** Characters of the hidden content before the cut kept with its opener (unshownOpenAt): more than an end tag. */
 const OPEN_TAIL = 64;
 
@@ -141,8 +138,9 @@ const OPEN_TAIL = 64;
  * last characters are kept because a cut inside a line (base64, a soft line
  * break, the byte bound) may split the end tag or `-->` itself: `</sty` |
  * `le>` must close the style sheet again, or the text after it read as hidden.
- * Read forward as a browser does: a `<style>` inside a comment opens nothing,
- * nor a `<!--` inside a script. Linear: each search starts where the last ended.
+ * Read as analyseHtml reads it, by htmlparser2's tokenizer (endOfHtml): a
+ * `<style>` inside a comment opens nothing, nor a `<!--` inside a script or in
+ * an attribute value (`<img alt="<!--">`).
  *
  * An element hidden by its attributes (display:none, visibility:hidden, a zero
  * font size, `hidden`...: whatever analyseHtml reads as hiding) open at the
@@ -161,31 +159,136 @@ export function unshownOpenAt(before: string): string {
  * nesting past 500 levels flat, and then reopens one hiding element that
  * nothing after the cut closes when what is open there hides: only forged
  * markup nests so deep). A hiding element closed before the cut reopens nothing.
+ *
+ * That element (DEEP_HIDDEN) is renamed here for each call, with a random
+ * name: markup past the cut that writes `</mailward-deep-hidden>` after 500
+ * levels of nesting closed it, and the words after it read as shown while a
+ * browser, which knows no such element, still hid them.
  */
 function hiddenOpenAt(before: string): string {
-  return before.length ? analyseHtml(before, before.length).hiddenOpen : '';
+  const open = before.length ? analyseHtml(before, before.length).hiddenOpen : '';
+  return open.includes(DEEP_HIDDEN) ? open.split(DEEP_HIDDEN).join(`<mailward-deep-hidden-${randomBytes(8).toString('hex')} hidden>`) : open;
+}
+
+/** Of SKIP_TAGS, those whose content htmlparser2's tokenizer reads as raw text up to their end tag (`<template>` holds markup). */
+const RAW_TEXT = new Set(['script', 'style', 'title']);
+
+/** How htmlparser2's tokenizer leaves HTML it was given up to here: what is open, what is cut short. */
+interface HtmlEnd {
+  /** The outermost element open whose content shows nothing (SKIP_TAGS), and where its start tag begins. */
+  skip?: { name: string; from: number };
+  /** Where the token the end cuts short begins (a tag, a comment, a declaration...): the input's length when none is. */
+  pending: number;
+  /**
+   * The start tag cut short, once its name is read: its name, the first value of each attribute in
+   * LOOK_ATTRIBUTES, and where what follows its name or last whole attribute begins (the attribute being read).
+   */
+  tag?: { name: string; attrs: Map<string, string>; restFrom: number };
+}
+
+/**
+ * Attributes that analyseHtml (lib/util/html.ts: frameFor, lookOf,
+ * unknownBackground, image) reads to tell how an element shows its content:
+ * of a start tag the cut splits, only these are kept (cutTag). Keep in step
+ * with html.ts.
+ */
+const LOOK_ATTRIBUTES = new Set(['style', 'hidden', 'class', 'bgcolor', 'background', 'color', 'size', 'alt', 'title']);
+
+/**
+ * `html` through htmlparser2's tokenizer, as analyseHtml's parser reads it
+ * (quoted attribute values, comments, raw text elements): where each token
+ * starts is the tokenizer's own, so a `<` or `>` inside an attribute value
+ * (`<div title="a<b" style="display:none">`) starts or ends no tag, and a
+ * `<!--` or `<style>` inside one opens nothing. Linear; attribute values are
+ * kept only for LOOK_ATTRIBUTES.
+ */
+function endOfHtml(html: string): HtmlEnd {
+  let pending = 0;
+  let skip: { name: string; from: number; depth: number } | undefined;
+  let tag: HtmlEnd['tag'];
+  let tagFrom = 0;
+  let attrName = '';
+  let attrValue = '';
+  const slice = (start: number, end: number) => html.slice(start, end);
+  const opened = (end: number) => {
+    pending = end + 1;
+    const name = tag!.name;
+    if (!skip && SKIP_TAGS.has(name)) skip = { name, from: tagFrom, depth: 1 };
+    else if (skip?.name === name) skip.depth++;
+    tag = undefined;
+  };
+  const done = (_start: number, end: number) => {
+    pending = end + 1;
+  };
+  const callbacks: TokenizerCallbacks = {
+    ontext: (_start, end) => {
+      pending = end;
+    },
+    ontextentity: (_codepoint, end) => {
+      pending = end;
+    },
+    onopentagname(start, end) {
+      tagFrom = start - 1;
+      tag = { name: slice(start, end).toLowerCase(), attrs: new Map(), restFrom: end };
+    },
+    onattribname(start, end) {
+      attrName = slice(start, end).toLowerCase();
+      attrValue = '';
+    },
+    onattribdata(start, end) {
+      if (LOOK_ATTRIBUTES.has(attrName)) attrValue += slice(start, end);
+    },
+    onattribentity(codepoint) {
+      if (LOOK_ATTRIBUTES.has(attrName)) attrValue += String.fromCodePoint(codepoint);
+    },
+    onattribend(_quote, end) {
+      if (!tag) return;
+      if (LOOK_ATTRIBUTES.has(attrName) && !tag.attrs.has(attrName)) tag.attrs.set(attrName, attrValue);
+      tag.restFrom = end;
+    },
+    onopentagend: opened,
+    onselfclosingtag: opened,
+    onclosetag(start, end) {
+      const name = slice(start, end).toLowerCase();
+      if (skip?.name === name && --skip.depth === 0) skip = undefined;
+      // The tokenizer reads on to the next `>` (no callback there): up to it, the end tag is what the end cuts short.
+      const gt = html.indexOf('>', end);
+      pending = gt < 0 ? start - 2 : gt + 1;
+    },
+    oncomment: done,
+    oncdata: done,
+    ondeclaration: done,
+    onprocessinginstruction: done,
+    onend() {},
+  };
+  new Tokenizer({ decodeEntities: true }, callbacks).write(html);
+  return { skip, pending, tag };
 }
 
 /** What is open at the end of `before` whose content shows nothing, and a tag the cut split (see unshownOpenAt). */
 function skippedOpenAt(before: string): string {
-  for (let at = 0; ; ) {
-    UNSHOWN_START.lastIndex = at;
-    const start = UNSHOWN_START.exec(before);
-    if (!start) return partialOpener(before, at);
-    const name = start[1]?.toLowerCase();
-    const end = name ? endTagAfter(before, name, start.index + start[0].length) : commentEndAfter(before, start.index);
-    if (end >= 0) {
-      at = end;
-      continue;
-    }
-    if (before.length - start.index <= OPEN_TAIL) return before.slice(start.index);
-    // Cut inside an inline data: payload (a font or image in a style sheet): its `data:` goes with it, so the
-    // payload read after the cut is known as one (dataPayloads), not as 1 MB of hidden text.
-    const payload = dataPayloadRunAt(before);
-    const tail = payload >= 0 ? `data:,${before.slice(-Math.min(OPEN_TAIL, payload))}` : before.slice(-OPEN_TAIL);
-    // A blank after the opener: `<!--` and `->` of the tail must not make `<!--->`, an empty comment.
-    return `${name ? `<${name}>` : '<!--'} ${tail}`;
-  }
+  const end = endOfHtml(before);
+  // Raw text up to its end tag: its opener and last characters (a split `</sty`), whatever the tokenizer holds back.
+  if (end.skip && RAW_TEXT.has(end.skip.name)) return withTail(before, `<${end.skip.name}>`, end.skip.from);
+  // A <template> holds markup: what the end cuts short inside it goes after it.
+  const template = end.skip ? `<${end.skip.name}>` : '';
+  if (before.startsWith('<!--', end.pending)) return template + withTail(before, '<!--', end.pending);
+  return template + cutTag(before, end);
+}
+
+/**
+ * `opener` (a comment's or a raw text element's, whose start tag begins at
+ * `from`) and the last OPEN_TAIL characters of `before`; the whole of it from
+ * `from` when that is no longer.
+ */
+function withTail(before: string, opener: string, from: number): string {
+  if (before.length - from <= OPEN_TAIL) return before.slice(from);
+  // Cut inside an inline data: payload (a font or image in a style sheet): its `data:` goes with it, so the
+  // payload read after the cut is known as one (dataPayloads), not as 1 MB of hidden text.
+  const payload = dataPayloadRunAt(before);
+  const tail = payload >= 0 ? `data:,${before.slice(-Math.min(OPEN_TAIL, payload))}` : before.slice(-OPEN_TAIL);
+  // A blank after the opener: `<!--` and `->` of the tail must not make `<!--->`, an empty comment.
+  return `${opener} ${tail}`;
 }
 
 /** Base64 payload characters and line ends (what an inline data: payload wrapped in the HTML source holds). */
@@ -204,37 +307,49 @@ function dataPayloadRunAt(before: string): number {
   return /data:[^,"'<>\s]{0,200},$/i.test(before.slice(Math.max(0, i - 206), i)) ? before.length - i : -1;
 }
 
-/** Characters of a tag the cut split kept (partialOpener): more than real start tags with their style attributes. */
-const MAX_PARTIAL_TAG = 4096;
+/**
+ * Characters kept of each end of a name or value of a tag the cut splits
+ * (cutTag). The tag must not be kept whole: the HTML read past the cut is
+ * judged after it within analyseHtml's 1 MB, so a tag padded to 1 MB would
+ * push what was read out of what is judged; and a bound on its characters (4
+ * KB, before) was evaded by padding the hiding tag past it. What decides how
+ * the tag hides is its name and the attributes analyseHtml reads
+ * (LOOK_ATTRIBUTES), each of which it reads only so far (a style's first 2,048
+ * characters, a class's first 1,024) or by its start and end (colours, sizes,
+ * `rgba(..., 0)`): kept by their first and last 2,048 characters, they read as
+ * the whole does, however long the rest. At most 9 such attributes, the name
+ * and what the cut falls in: under 48 KB at worst.
+ */
+const MAX_TAG_END_CHARS = 2048;
+
+/** `s` with its middle left out past MAX_TAG_END_CHARS characters at each end. */
+function bothEnds(s: string): string {
+  return s.length <= 2 * MAX_TAG_END_CHARS ? s : s.slice(0, MAX_TAG_END_CHARS) + s.slice(-MAX_TAG_END_CHARS);
+}
 
 /**
- * The start of a tag that `before` ends with, cut short (`<!-`, `<sty`, `<div
- * style="display:no`, `</di`), at or after `from`: its last `<` with no `>`
- * after it, within MAX_PARTIAL_TAG characters; else ''. A cut inside a line (a
- * quoted-printable soft break `<!-=` CRLF `-`, a base64 line, the byte bound)
- * may split the tag itself: put before the HTML read from the cut it is read
- * whole again, where the read alone began with `- ...` or `ne">...` and the
- * whole hidden content after it read as text. Kept whatever the tag: the two
- * halves together are what a reader's client reads.
+ * The token `before` ends inside, cut short (`<!-`, `<sty`, `<div
+ * style="display:no`, `</di`), as htmlparser2's tokenizer reads it (endOfHtml);
+ * else ''. A cut inside a line (a quoted-printable soft break `<!-=` CRLF `-`,
+ * a base64 line, the byte bound) may split the tag itself: put before the HTML
+ * read from the cut it is read whole again, where the read alone began with `-
+ * ...` or `ne">...` and the whole hidden content after it read as text. Kept
+ * whatever the tag: the two halves together are what a reader's client reads.
+ * A start tag whose name was read is kept as its name, its LOOK_ATTRIBUTES and
+ * what follows its last whole attribute (the one the cut falls in), raw, so that the rest past the cut (`ne">`)
+ * ends it as in the whole part; each by both ends (MAX_TAG_END_CHARS).
  */
-function partialOpener(before: string, from: number): string {
-  const at = before.lastIndexOf('<');
-  if (at < Math.max(from, before.length - MAX_PARTIAL_TAG) || before.indexOf('>', at) >= 0) return '';
-  return before.slice(at);
+function cutTag(before: string, end: HtmlEnd): string {
+  if (before.charCodeAt(end.pending) !== 0x3c) return '';
+  const { tag } = end;
+  if (!tag) return headAndTail(before, end.pending);
+  const attrs = [...tag.attrs].map(([name, value]) => ` ${name}="${bothEnds(value).replace(/&/g, '&amp;').replace(/"/g, '&quot;')}"`);
+  return `<${bothEnds(tag.name)}${attrs.join('')} ${headAndTail(before, tag.restFrom)}`;
 }
 
-/** Where the comment opened at `open` ends, or -1: `<!-->` and `<!--->` are empty comments, as in htmlparser2 and browsers. */
-function commentEndAfter(html: string, open: number): number {
-  const end = html.indexOf('-->', open + 2);
-  return end < 0 ? -1 : end + 3;
-}
-
-/** Where the end tag of `name` first found at or after `from` ends, or -1. */
-function endTagAfter(html: string, name: string, from: number): number {
-  const endTag = UNSHOWN_END.get(name)!;
-  endTag.lastIndex = from;
-  const end = endTag.exec(html);
-  return end ? end.index + end[0].length : -1;
+/** before.slice(from) by both ends (MAX_TAG_END_CHARS), without copying the middle. */
+function headAndTail(before: string, from: number): string {
+  return before.length - from <= 2 * MAX_TAG_END_CHARS ? before.slice(from) : before.slice(from, from + MAX_TAG_END_CHARS) + before.slice(-MAX_TAG_END_CHARS);
 }
 
 /**
