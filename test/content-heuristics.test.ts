@@ -269,6 +269,36 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('catches white in other notations, transparent text, low contrast, the font shorthand, tiny sizes and iframe content', () => {
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const color of ['#ffff', '#ffffffff', 'rgb(255 255 255)', 'rgb(100%,100%,100%)', 'rgba(255,255,255,1)', 'hsl(0,0%,100%)', 'hsl(0 0% 100%)', 'WHITE', 'transparent', 'rgba(0,0,0,0)']) {
+      assert.equal(hidden(`<p style="color:${color}">${poison}</p>`), true, color);
+    }
+    assert.equal(hidden(`<p style="color:#fff;color:notacolour">${poison}</p>`), true, 'an unknown word is no colour');
+    assert.equal(hidden(`<p style="color:#fafafa">${poison}</p>`), true, 'near-white on white');
+    assert.equal(hidden(`<div style="background:#000"><p style="color:#111">${poison}</p></div>`), true, 'dark grey on black');
+    assert.equal(hidden(`<td bgcolor="#336699"><font color="#336699">${poison}</font></td>`), true, 'same colour on a coloured background');
+    for (const font of ['font: 0/0 a', 'font:0px Arial', 'font-size:14px;font:0/0 a']) assert.equal(hidden(`<p style="${font}">${poison}</p>`), true, font);
+    assert.equal(hidden(`<p style="font:0/0 a;font-size:14px">${poison}</p>`), false, 'the last of font and font-size wins');
+    assert.equal(hidden(`<div style="font-size:0"><span style="font-size:1px">${poison}</span></div>`), true);
+    assert.equal(hidden(`<span style="font-size:1px">${poison}</span>`), true);
+    for (const tag of ['iframe', 'noembed', 'noframes']) assert.doesNotMatch(analyseHtml(`<${tag}>${poison}</${tag}>`).text, /meadow/, tag);
+  });
+
+  it('ham-shaped colours and sizes stay shown', () => {
+    const shown = (html: string) => /meadow/.test(analyseHtml(html).text) && analyseHtml(html).hiddenText === '';
+    for (const html of [
+      `<table><tr><td style="background-color:#222222"><p style="color:#ffffff">${poison}</p></td></tr></table>`,
+      `<table><tr><td style="font-size:0"><div style="display:inline-block"><p style="font-size:14px">${poison}</p></div></td></tr></table>`,
+      `<p style="color:#999">${poison}</p>`,
+      `<div style="color:#333"><p style="color:inherit">${poison}</p></div>`,
+      `<div style="background:#003366"><p style="color:#99ccff">${poison}</p></div>`,
+      `<div style="background:#808080"><p style="color:red">${poison}</p></div>`,
+    ]) {
+      assert.equal(shown(html), true, html);
+    }
+  });
+
   it('reads on past 500 open elements without stacking them: what follows deep markup is kept, in time linear in its size', () => {
     const deep = '<span>'.repeat(501);
     const info = analyseHtml(`<p>Hello</p><div style="display:none">${deep}secret</div><p>Visit <a href="http://evil.example.net/">www.paypal.com</a> now<script>var x = "<a href=x>";</script><img src=x alt="Buy"></p>`);

@@ -1,4 +1,5 @@
 import { Parser, Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
+import { colorDifference, colorKey, contrastRatio, cssColor, fromKey, legacyColor, over, type ColorValue, type Rgba } from './css-color';
 
 /** One `<a href>` with the text a reader sees. */
 export interface HtmlLink {
@@ -12,7 +13,7 @@ export interface HtmlInfo {
   text: string;
   /** `alt` and `title` texts of images. */
   altText: string;
-  /** Text a reader does not see (display:none, zero font size, white on white...). */
+  /** Text a reader does not see (display:none, a font size of 1px or less, text colour of too low a contrast with its background...). */
   hiddenText: string;
   links: HtmlLink[];
   images: number;
@@ -45,11 +46,13 @@ export const DEEP_HIDDEN = '<mailward-deep-hidden hidden>';
 /**
  * Elements whose content shows nothing: analyseHtml skips it, and the MIME tail
  * (lib/mime/padding.ts) reads a part from inside one as hidden.
+ * `iframe`, `noembed` and `noframes` hold raw text that browsers do not render (an iframe shows its
+ * src, not its content; embeds and frames are supported, so their fallbacks never show).
  * Not `head`: browsers show what a stray <head> holds (text, or anything after <body>), and its
  * own children that show nothing (title, style, script) are skipped anyway. Not `noscript`:
  * mail clients run no scripts, so they show it.
  */
-export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'template']);
+export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'template', 'iframe', 'noembed', 'noframes']);
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
 /**
  * Styles that hide an element's content for good: no descendant's style shows it again (display:none,
@@ -58,51 +61,170 @@ const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', '
  */
 const GONE_STYLE =
   /display\s*:\s*none|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
-/** A zero font size (the value of a font-size declaration). */
-const ZERO_SIZE = /^0*(?:\.0+)?\s*(?:px|pt|em|rem|%)?$/i;
 /**
- * A font size that shows text inside a zero-size parent: an absolute length or keyword. Not em, %, ex,
- * ch, smaller or larger (relative to the parent's zero), nor calc() or inherit: those stay zero as far as we know.
- * Each digit run has one reading (`.0*[1-9]`, not `.\d*[1-9]`): a long run of digits costs linear time, not quadratic.
+ * Font size (px) at or below which text is too small to read (1.5pt, 0.125em of 16px). The SpamAssassin
+ * corpus's ham has no text at 4px or less; 2px letters are specks. See docs/content.md.
  */
-const SHOWN_SIZE = /^(?:0*[1-9]\d*(?:\.\d*)?|0*\.0*[1-9]\d*)\s*(?:px|pt|pc|rem|in|cm|mm|q|vw|vh|vmin|vmax)$|^(?:xx?x?-small|small|medium|large|xx?x?-large)$/i;
-/** Backgrounds that paint nothing: the parent's shows through. */
-const NO_BACKGROUND = /^(?:transparent|none|inherit|initial|unset|revert|(?:rgba|hsla)\([^)]*[,/]\s*0*(?:\.0+)?%?\s*\))$/i;
-const WHITE = /^(?:#fff(?:fff)?|white|rgb\(\s*255\s*,\s*255\s*,\s*255\s*\))$/i;
+const TINY_PX = 2;
+/**
+ * WCAG 2 contrast ratio below which text reads as hidden on its background (1 is the same colour,
+ * 21 black on white; WCAG asks 4.5 for body text, #999 on white is 2.8). See docs/content.md.
+ */
+const LOW_CONTRAST = 1.3;
+/** CIEDE2000 difference (ΔE00 / 100) under which a low contrast hides text: a hue apart shows (red on grey, yellow on white). */
+const LOW_DIFFERENCE = 0.2;
+/** Text of at most this opacity is hidden on any background (contrast under 1.2 on black or white alike). */
+const FAINT_ALPHA = 0.1;
+const WHITE_RGBA: Rgba = { r: 255, g: 255, b: 255, a: 1 };
+/** The size of a page's text where no one sets it (medium). */
+const DEFAULT_PX = 16;
+/** Font sizes read are capped: only small ones matter, and a huge one must not print as 1e+21px (reopenLook). */
+const MAX_PX = 1000;
+const KEYWORD_PX: Record<string, number> = { 'xx-small': 9, 'x-small': 10, small: 13, medium: 16, large: 18, 'x-large': 24, 'xx-large': 32, 'xxx-large': 48 };
+const UNIT_PX: Record<string, number> = { px: 1, pt: 4 / 3, pc: 16, in: 96, cm: 96 / 2.54, mm: 96 / 25.4, q: 96 / 101.6, rem: DEFAULT_PX };
+/** `<font size>` 1 to 7 (size=0 reads as 1; +n and -n from 3). */
+const FONT_ATTR_PX = [10, 10, 13, 16, 18, 24, 32, 48];
+/** A font-size value a browser takes: a length (unitless in quirks mode), a keyword, a function. Negative ones are dropped. */
+const FONT_SIZE_VALUE = /^(?:\+?(?:\d+(?:\.\d*)?|\.\d+)\s*(?:px|pt|pc|rem|em|ex|ch|%|in|cm|mm|q|vw|vh|vmin|vmax)?|xx?x?-small|small|medium|large|xx?x?-large|smaller|larger|inherit|initial|unset|revert|(?:calc|var|min|max|clamp)\(.*\))$/i;
+/** What may stand before the size in the `font` shorthand: style, variant, weight, stretch. */
+const FONT_PREFIX = /^(?:normal|italic|oblique|small-caps|bold|bolder|lighter|[1-9]\d{0,2}|1000|(?:ultra-|extra-|semi-)?(?:condensed|expanded))$/i;
+/** The `font` shorthand of a system font: its size is the system's, readable. */
+const SYSTEM_FONT = /^(?:caption|icon|menu|message-box|small-caption|status-bar)$/i;
 /** Text pieces kept per field: enough for every check, bounded for hostile input. */
 const MAX_TEXT_CHARS = 200_000;
 const MAX_LINKS = 500;
 
-type StyleProperty = 'color' | 'background-color' | 'background' | 'font-size' | 'visibility';
-const COLOR_VALUE = /^(?:#(?:[0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})|(?:rgba?|hsla?|hwb|lab|lch|oklab|oklch|color|var)\(.*\)|[a-z]+)$/i;
+type StyleProperty = 'color' | 'background-color' | 'background' | 'font-size' | 'font' | 'visibility';
 /**
  * Values a browser takes for each property we read: it drops a declaration with any other value, and the one
- * before it wins (`font-size:0;font-size:x` is still zero). Loose where a list would be long (colour names,
- * the background shorthand): an unknown word there still wins.
+ * before it wins (`font-size:0;font-size:x` is still zero). Colours must be real CSS colours (a name of the
+ * list, hex, rgb(), hsl()...: cssColor) or a function we do not compute; loose for the background shorthand.
  */
-const VALID_VALUE: Record<StyleProperty, RegExp> = {
-  'font-size': /^(?:\+?(?:\d+(?:\.\d*)?|\.\d+)\s*(?:px|pt|pc|rem|em|ex|ch|%|in|cm|mm|q|vw|vh|vmin|vmax)?|xx?x?-small|small|medium|large|xx?x?-large|smaller|larger|inherit|initial|unset|revert|(?:calc|var|min|max|clamp)\(.*\))$/i,
-  visibility: /^(?:visible|hidden|collapse|inherit|initial|unset|revert)$/i,
-  color: COLOR_VALUE,
-  'background-color': COLOR_VALUE,
-  background: /./,
+const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
+  'font-size': (value) => FONT_SIZE_VALUE.test(value),
+  font: (value) => fontShorthandSize(value) !== undefined,
+  visibility: (value) => /^(?:visible|hidden|collapse|inherit|initial|unset|revert)$/i.test(value),
+  color: (value) => cssColor(value) !== undefined,
+  'background-color': (value) => cssColor(value) !== undefined,
+  background: (value) => /./.test(value),
 };
 
+/** One declaration of a style attribute. */
+interface Declaration {
+  property: StyleProperty;
+  value: string;
+}
+
 /**
- * The value of the declaration of `property` that wins in a style attribute, as in a browser: the last
- * `!important` one, else the last valid one (VALID_VALUE).
+ * The declaration of one of `properties` that wins in a style attribute, as in a browser: the last
+ * `!important` one, else the last valid one (VALID_VALUE). Several properties when one sets what the
+ * other does (`font` and `font-size`): the last of them wins.
  */
-function styleValue(style: string, property: StyleProperty): string | undefined {
-  let value: string | undefined;
+function styleDeclaration(style: string, properties: readonly StyleProperty[]): Declaration | undefined {
+  let winner: Declaration | undefined;
   let important = false;
-  for (const match of style.matchAll(new RegExp(`(?:^|;)\\s*${property}\\s*:\\s*([^;!]+)(!\\s*important)?`, 'gi'))) {
-    const candidate = match[1]!.trim();
-    const isImportant = match[2] !== undefined;
-    if ((important && !isImportant) || !VALID_VALUE[property].test(candidate)) continue;
-    value = candidate;
+  for (const match of style.matchAll(new RegExp(`(?:^|;)\\s*(${properties.join('|')})\\s*:\\s*([^;!]+)(!\\s*important)?`, 'gi'))) {
+    const property = match[1]!.toLowerCase() as StyleProperty;
+    const candidate = match[2]!.trim();
+    const isImportant = match[3] !== undefined;
+    if ((important && !isImportant) || !VALID_VALUE[property](candidate)) continue;
+    winner = { property, value: candidate };
     important = isImportant;
   }
-  return value;
+  return winner;
+}
+
+const styleValue = (style: string, property: StyleProperty): string | undefined => styleDeclaration(style, [property])?.value;
+
+/** A value's space-separated parts at the top level (not inside parentheses), commas and slashes apart too. */
+function cssTokens(value: string): string[] {
+  const tokens: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i <= value.length; i++) {
+    const c = value[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth = Math.max(0, depth - 1);
+    else if (i === value.length || (depth === 0 && /[\s,/]/.test(c!))) {
+      if (i > start) tokens.push(value.slice(start, i));
+      if (c === ',' || c === '/') tokens.push(c);
+      start = i + 1;
+    }
+  }
+  return tokens;
+}
+
+/**
+ * The size the `font` shorthand sets (`font: 0/0 a`, `font: bold 12px/1.4 Arial`), or undefined when a
+ * browser drops it: a size with a family after it, after style, variant, weight and stretch only.
+ */
+function fontShorthandSize(value: string): string | undefined {
+  const tokens = cssTokens(value);
+  if (tokens.length === 1 && (SYSTEM_FONT.test(tokens[0]!) || /^(?:inherit|initial|unset|revert)$/i.test(tokens[0]!))) {
+    return SYSTEM_FONT.test(tokens[0]!) ? 'small' : tokens[0];
+  }
+  let i = 0;
+  while (i < tokens.length && FONT_PREFIX.test(tokens[i]!)) i++;
+  const size = tokens[i];
+  // Unitless lengths (quirks mode) are for font-size alone: in the shorthand only 0 goes without a unit.
+  if (size === undefined || !FONT_SIZE_VALUE.test(size) || /^\+?[\d.]+$/.test(size) !== /^\+?0*\.?0*$/.test(size)) return undefined;
+  if (/^(?:inherit|initial|unset|revert)$/i.test(size)) return undefined;
+  i++;
+  if (tokens[i] === '/') i += 2;
+  return i < tokens.length ? size : undefined;
+}
+
+/** A font-size value (FONT_SIZE_VALUE) in px, from the parent's; a size we do not compute (calc(), var()) is the parent's. */
+function fontSizePx(value: string, parentPx: number): number {
+  const v = value.toLowerCase();
+  const length = /^\+?(\d+(?:\.\d*)?|\.\d+)\s*([a-z%]*)$/.exec(v);
+  if (length) {
+    const n = parseFloat(length[1]!);
+    const unit = length[2] || 'px';
+    if (unit in UNIT_PX) return n * UNIT_PX[unit]!;
+    if (unit === 'em') return n * parentPx;
+    if (unit === '%') return (n * parentPx) / 100;
+    if (unit === 'ex' || unit === 'ch') return (n * parentPx) / 2;
+    // vw, vh, vmin, vmax: of a phone's 400px screen, about.
+    return n * 4;
+  }
+  if (v in KEYWORD_PX) return KEYWORD_PX[v]!;
+  if (v === 'smaller') return parentPx / 1.2;
+  if (v === 'larger') return parentPx * 1.2;
+  if (v === 'initial') return DEFAULT_PX;
+  return parentPx;
+}
+
+/** The font size an element gives its text, in px: its style's `font-size` or `font` (the last of them), or `<font size>`. */
+function fontPxOf(tag: string, attrs: Record<string, string>, parentPx: number): number {
+  const declaration = attrs.style ? styleDeclaration(attrs.style, ['font-size', 'font']) : undefined;
+  if (declaration) {
+    const value = declaration.property === 'font' ? fontShorthandSize(declaration.value)! : declaration.value;
+    return Math.min(MAX_PX, fontSizePx(value, parentPx));
+  }
+  const size = tag === 'font' ? /^\s*([+-]?)(\d+)/.exec(attrs.size ?? '') : null;
+  if (!size) return parentPx;
+  const n = Number(size[2]!.slice(0, 3));
+  const index = size[1] === '+' ? 3 + n : size[1] === '-' ? 3 - n : n;
+  return FONT_ATTR_PX[Math.max(0, Math.min(7, index))]!;
+}
+
+/**
+ * The colour the `background` shorthand paints (`background: #000 url(x) no-repeat`): the colour among
+ * its parts, 'unknown' when a gradient or a function we do not compute paints it, undefined when none
+ * (`none`, an image alone: the image is unknownBackground's).
+ */
+function backgroundShorthandColor(value: string): ColorValue | undefined {
+  const tokens = cssTokens(value);
+  if (tokens.length === 1 && cssColor(tokens[0]!) === 'inherit') return 'inherit';
+  let color: ColorValue | undefined;
+  for (const token of tokens) {
+    if (/^url\(/i.test(token)) continue;
+    const read = cssColor(token);
+    if (read === 'unknown') return 'unknown';
+    if (read !== undefined && read !== 'inherit' && read !== 'initial') color = read;
+  }
+  return color;
 }
 
 /**
@@ -186,51 +308,88 @@ function withoutComments(css: string): string {
 
 /**
  * Whether an element may sit on a background we do not compute: the style
- * sheet gives one to a selector we do not resolve, or to one of its classes,
+ * sheet gives one to a selector we do not resolve (unless an ancestor paints a
+ * colour inline: `underKnown`), or to one of its classes,
  * or it has a background image. Its style attribute is already cut to
  * MAX_STYLE_ATTR.
  */
-function unknownBackground(attrs: Record<string, string>, sheet: SheetBackgrounds): boolean {
-  if (sheet.elsewhere) return true;
+function unknownBackground(attrs: Record<string, string>, sheet: SheetBackgrounds, underKnown: boolean): boolean {
+  // A rule on a selector we do not resolve: taken to be under an element only where no inline colour of an ancestor is.
+  if (sheet.elsewhere && !underKnown) return true;
   const classes = sheet.classes;
   if (classes.size && attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c))) return true;
+  return backgroundImage(attrs);
+}
+
+/** Whether an element has a background image (attribute or style). */
+function backgroundImage(attrs: Record<string, string>): boolean {
   if (attrs.background && attrs.background.trim()) return true;
   const style = attrs.style ?? '';
   return style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style);
 }
 
 /**
- * How an element shows its text, as far as hiding goes. `gone` is inherited for good; `tiny`
- * (a zero font size), `unseen` (visibility:hidden) and `white` (the text colour) are inherited
- * values that a descendant's own font size, visibility:visible or colour resets, as in a browser:
- * responsive newsletters put their columns' text, at 14px, in a `<td style="font-size:0">`.
+ * How an element shows its text, as far as hiding goes. `gone` is inherited for good; the font
+ * size, visibility and text colour are inherited values that a descendant's own font size,
+ * visibility:visible or colour resets, as in a browser: responsive newsletters put their
+ * columns' text, at 14px, in a `<td style="font-size:0">`.
  */
 interface Look {
   gone: boolean;
+  /** The font size (px) as far as we know it: DEFAULT_PX where nothing sets it. */
+  fontPx: number;
+  /** Too small to read: fontPx at most TINY_PX. */
   tiny: boolean;
   unseen: boolean;
-  white: boolean;
-  /** White text on white, or on no background we know of (see hides). */
+  /** The text colour an element or an ancestor sets (colorKey); '' for the default one, a link's, or one we do not compute. */
+  color: string;
+  /** Text of too low a contrast with its background to read (see lookOf). */
   faded: boolean;
 }
 
+/** The background an element paints: its style's `background-color` or `background` (the last of them), else `bgcolor`. */
+function ownBackground(attrs: Record<string, string>, textColor: string): ColorValue | undefined {
+  const declaration = attrs.style ? styleDeclaration(attrs.style, ['background-color', 'background']) : undefined;
+  if (!declaration) return attrs.bgcolor !== undefined ? legacyColor(attrs.bgcolor) : undefined;
+  // currentcolor paints the text's own colour.
+  if (/^currentcolor$/i.test(declaration.value)) return textColor ? fromKey(textColor) : 'unknown';
+  return declaration.property === 'background' ? backgroundShorthandColor(declaration.value) : cssColor(declaration.value);
+}
+
 /**
- * How an element opened under `parent` shows its text: hiding styles, or white text on a white
- * background — or on no background we know of, unless one may come from where we do not compute
- * it (a style sheet rule, a background image): a dark footer with white text is not hidden.
+ * The text colour an element gives (colorKey, '' for none known): its style's `color`, else
+ * `<font color>` or `<body text>`; a link without its own colour takes the client's link colour.
  */
-function lookOf(tag: string, attrs: Record<string, string>, parent: Look, bg: string, bgUnknown: boolean): Look {
+function textColorOf(tag: string, attrs: Record<string, string>, parent: string): string {
+  const style = attrs.style ? styleValue(attrs.style, 'color') : undefined;
+  let value: ColorValue | undefined = style !== undefined ? cssColor(style) : undefined;
+  if (value === undefined && tag === 'font' && attrs.color !== undefined) value = legacyColor(attrs.color);
+  if (value === undefined && tag === 'body' && attrs.text !== undefined) value = legacyColor(attrs.text);
+  if (value === undefined) return tag === 'a' && attrs.href !== undefined ? '' : parent;
+  if (value === 'inherit') return parent;
+  return value === 'unknown' || value === 'initial' ? '' : colorKey(value);
+}
+
+/**
+ * How an element opened under `parent` shows its text: hiding styles, a font size too small to read,
+ * or a text colour of too low a contrast with the background behind it (`bg`, white where none is
+ * known) — not judged where a background may come from where we do not compute it (a style sheet
+ * rule, a background image, a gradient): a dark footer with white text is not hidden. Text drawn
+ * fully or almost transparent is hidden on any background.
+ */
+function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color: string, bg: string, bgUnknown: boolean): Look {
   const style = attrs.style ?? '';
   const gone = parent.gone || 'hidden' in attrs || (!!style && GONE_STYLE.test(style));
-  const size = style ? styleValue(style, 'font-size') : undefined;
-  // <font size>: any number is an absolute size (size=0 reads as 1).
-  const tiny = size !== undefined ? ZERO_SIZE.test(size) || (parent.tiny && !SHOWN_SIZE.test(size)) : parent.tiny && !(tag === 'font' && /^\s*[+-]?\d/.test(attrs.size ?? ''));
+  const fontPx = fontPxOf(tag, attrs, parent.fontPx);
   const visibility = style ? styleValue(style, 'visibility')?.toLowerCase() : undefined;
   const unseen = visibility === 'hidden' || visibility === 'collapse' ? true : visibility === 'visible' ? false : parent.unseen;
-  const color = (style ? styleValue(style, 'color') : undefined) ?? (tag === 'font' ? attrs.color : undefined);
-  const white = color && !/^(?:inherit|unset|currentcolor)$/i.test(color) ? WHITE.test(color) : parent.white;
-  const faded = white && (bg ? WHITE.test(bg) : !bgUnknown);
-  return { gone, tiny, unseen, white, faded };
+  let faded = false;
+  if (color) {
+    const text = fromKey(color);
+    const under = bg ? fromKey(bg) : WHITE_RGBA;
+    faded = text.a <= FAINT_ALPHA || (!bgUnknown && contrastRatio(text, under) < LOW_CONTRAST && colorDifference(text, under) < LOW_DIFFERENCE);
+  }
+  return { gone, fontPx, tiny: fontPx <= TINY_PX, unseen, color, faded };
 }
 
 const hides = (look: Look): boolean => look.gone || look.tiny || look.unseen || look.faded;
@@ -267,19 +426,25 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   // Real backgrounds the style sheets give, and the text of the <style> element being read.
   const sheet: SheetBackgrounds = { classes: new Set(), elsewhere: false };
   let styleText = '';
-  const stack: Frame[] = [{ tag: '#root', skip: false, hidden: false, gone: false, tiny: false, unseen: false, white: false, faded: false, bg: '', bgUnknown: false }];
+  const stack: Frame[] = [
+    { tag: '#root', skip: false, hidden: false, gone: false, fontPx: DEFAULT_PX, tiny: false, unseen: false, color: '', faded: false, bg: '', bgUnknown: false },
+  ];
   const top = () => stack[stack.length - 1]!;
   /** The state an element opened under `parent` gives its text (link aside). */
   const frameFor = (name: string, attrs: Record<string, string>, parent: Frame): Frame => {
     if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
     // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
     if (name === 'head') attrs = {};
-    // The style attribute before bgcolor, as in a browser.
-    const own = (attrs.style ? (styleValue(attrs.style, 'background-color') ?? styleValue(attrs.style, 'background')) : undefined) ?? attrs.bgcolor;
-    // A transparent background (or none, or inherit) shows the one behind it: white text stays on white.
-    const bg = own !== undefined && !NO_BACKGROUND.test(own.trim()) ? own : parent.bg;
-    const bgUnknown = parent.bgUnknown || unknownBackground(attrs, sheet);
-    const look = lookOf(name, attrs, parent, bg, bgUnknown);
+    const color = textColorOf(name, attrs, parent.color);
+    const own = ownBackground(attrs, color);
+    let bg = parent.bg;
+    // An opaque colour of its own is painted over what a style sheet gives it or its ancestors: only an image may cover it.
+    const bgUnknown =
+      typeof own === 'object' && own.a === 1 ? backgroundImage(attrs) : parent.bgUnknown || unknownBackground(attrs, sheet, !!parent.bg) || own === 'unknown';
+    // A transparent background (or none, or inherit) shows the one behind it: white text stays on white;
+    // a translucent one is painted over it.
+    if (typeof own === 'object' && own.a > 0) bg = colorKey(own.a < 1 ? over(own, bg ? fromKey(bg) : WHITE_RGBA) : own);
+    const look = lookOf(name, attrs, parent, color, bg, bgUnknown);
     return {
       tag: name,
       skip: parent.skip || SKIP_TAGS.has(name),
@@ -357,7 +522,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     flatOpenCount.set(name, at);
     const parent = state();
     const frame = frameFor(name, attrs, parent);
-    const same = (['hidden', 'gone', 'tiny', 'unseen', 'white', 'bg', 'bgUnknown'] as const).every((key) => frame[key] === parent[key]);
+    const same = (['hidden', 'gone', 'tiny', 'unseen', 'color', 'bg', 'bgUnknown'] as const).every((key) => frame[key] === parent[key]);
     if (same) return;
     if (styled.length >= MAX_FLAT_STYLED) flatHideRest = true;
     else styled.push({ ...frame, at });
@@ -472,17 +637,17 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
  * The attributes that give a reopened element (HtmlInfo.hiddenOpen) how it changes the look of
  * `parent` (the visible root for the outermost, so that it carries the text colour and background
  * its ancestors give it): `hidden` where it hides for good, else the resettable styles it sets or
- * resets, and the text colour and background that white-on-white is judged from after the cut (a
- * white text's dark column open at the cut shows what follows; a white one on white hides it).
+ * resets, and the font size, text colour and background that the judgement is made from after the
+ * cut (a white text's dark column open at the cut shows what follows; a white one on white hides it).
  */
 function reopenLook(frame: Frame, parent: Frame): string {
   if (frame.gone) return parent.gone ? '' : ' hidden';
   const style: string[] = [];
-  if (frame.tiny !== parent.tiny) style.push(frame.tiny ? 'font-size:0' : 'font-size:16px');
+  if (frame.fontPx !== parent.fontPx) style.push(`font-size:${Number(frame.fontPx.toFixed(6))}px`);
   if (frame.unseen !== parent.unseen) style.push(frame.unseen ? 'visibility:hidden' : 'visibility:visible');
-  if (frame.white !== parent.white) style.push(frame.white ? 'color:#fff' : 'color:#000');
-  // Only whether the background is white counts (hides), so any other reads as black: no markup of the input is copied.
-  if (frame.bg !== parent.bg && frame.bg) style.push(`background-color:${WHITE.test(frame.bg) ? '#fff' : '#000'}`);
+  // Colours as we computed them (rgba()): no markup of the input is copied.
+  if (frame.color !== parent.color) style.push(frame.color ? `color:rgba(${frame.color})` : 'color:initial');
+  if (frame.bg !== parent.bg && frame.bg) style.push(`background-color:rgba(${frame.bg})`);
   if (frame.bgUnknown && !parent.bgUnknown) style.push('background-image:url(#)');
   return style.length ? ` style="${style.join(';')}"` : '';
 }
