@@ -165,4 +165,21 @@ describe('quarantine byte bound shared by processes on one host', function () {
       shared.close();
     }
   });
+  it('an older scan that finishes after a newer one does not overwrite its count: a put both saw settled between them is not lost', () => {
+    // Two processes count the directory at once (workers starting, a purge). A put settles while only A runs:
+    // kept aside. B starts after it (lists its files), finishes first and drops the kept row. A listed before
+    // the put and finishes last: before, base became A's count, the put's bytes gone from the total.
+    const shared = new SharedUsage(join(dir, 'usage.sqlite'));
+    try {
+      const before = 10 * HELD;
+      const a = shared.startScan(Date.now());
+      shared.settle(shared.reserve(HELD, 1e9, Date.now()).id!, HELD, true);
+      const b = shared.startScan(Date.now());
+      shared.finishScan(b, before + HELD, Date.now());
+      shared.finishScan(a, before, Date.now());
+      assert.equal(shared.total(), before + HELD, 'the put counted once, neither lost nor twice');
+    } finally {
+      shared.close();
+    }
+  });
 });

@@ -24,8 +24,10 @@ import { openSharedSqlite } from '../util/sqlite';
  * it counted. Puts settled meanwhile may be in the count or not: their rows
  * are kept (marked kept, with a sequence number) until a scan that started
  * after them, or are added on top when the last running scan finishes
- * (counted twice at worst until the next one, never missed). In-flight
- * reservations are rows and are never touched by a scan.
+ * (counted twice at worst until the next one, never missed). A scan that
+ * finishes after one that started later leaves base as that one set it (its
+ * own listing is older). In-flight reservations are rows and are never touched
+ * by a scan.
  *
  * SQLite's locks need one host's file system: a directory shared over NFS by
  * several hosts is not supported (see docs/quarantine.md).
@@ -53,6 +55,12 @@ CREATE TABLE IF NOT EXISTS usage_total (
   seq        INTEGER NOT NULL    -- orders scans and the puts settled while one runs
 );
 INSERT OR IGNORE INTO usage_total VALUES (1, 0, NULL, 0);
+-- The start seq of the scan whose count base is: an older scan finishing later must not overwrite it.
+CREATE TABLE IF NOT EXISTS usage_counted (
+  id       INTEGER PRIMARY KEY CHECK (id = 1),
+  scan_seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO usage_counted VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS usage_reservation (
   id       INTEGER PRIMARY KEY,
   host     TEXT NOT NULL,
@@ -183,6 +191,13 @@ export class SharedUsage {
       // Dropped as stale meanwhile: treat every kept row as unseen (errs towards full).
       const startSeq = scan?.seq ?? 0;
       this.sql('DELETE FROM usage_scan WHERE id = ?').run(id);
+      const countedSeq = (this.sql('SELECT scan_seq FROM usage_counted WHERE id = 1').get() as { scan_seq: number }).scan_seq;
+      if (startSeq < countedSeq) {
+        // A scan that started later already set base and dropped the kept rows it listed: this older
+        // count may miss those puts (they would be lost from the total). Only fold in what is left.
+        this.foldKeptIfNoScan();
+        return;
+      }
       this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL AND kept_seq < ?').run(startSeq);
       let base = counted;
       if (this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() === undefined) {
@@ -190,6 +205,7 @@ export class SharedUsage {
         this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL').run();
       }
       this.sql('UPDATE usage_total SET base = ?, scanned_at = ? WHERE id = 1').run(base, now);
+      this.sql('UPDATE usage_counted SET scan_seq = ? WHERE id = 1').run(startSeq);
     });
   }
 
@@ -197,12 +213,16 @@ export class SharedUsage {
   abortScan(id: number): void {
     this.immediate(() => {
       this.sql('DELETE FROM usage_scan WHERE id = ?').run(id);
-      if (this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() === undefined) {
-        const kept = (this.sql('SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_reservation WHERE kept_seq IS NOT NULL').get() as { n: number }).n;
-        this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL').run();
-        this.sql('UPDATE usage_total SET base = base + ? WHERE id = 1').run(kept);
-      }
+      this.foldKeptIfNoScan();
     });
+  }
+
+  /** No scan runs any more: puts kept aside join base (no count of this base listed them). */
+  private foldKeptIfNoScan(): void {
+    if (this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() !== undefined) return;
+    const kept = (this.sql('SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_reservation WHERE kept_seq IS NOT NULL').get() as { n: number }).n;
+    this.sql('DELETE FROM usage_reservation WHERE kept_seq IS NOT NULL').run();
+    this.sql('UPDATE usage_total SET base = base + ? WHERE id = 1').run(kept);
   }
 
   /**
