@@ -5,7 +5,7 @@
 // the bound.
 import assert from 'node:assert/strict';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
@@ -178,6 +178,23 @@ describe('quarantine byte bound shared by processes on one host', function () {
       shared.finishScan(b, before + HELD, Date.now());
       shared.finishScan(a, before, Date.now());
       assert.equal(shared.total(), before + HELD, 'the put counted once, neither lost nor twice');
+    } finally {
+      shared.close();
+    }
+  });
+  it('created by root (the CLI) in a directory of another user (the MTA): owned like the directory, so the MTA can write it', function () {
+    if (process.getuid?.() !== 0) this.skip(); // Only root creates files for another user; CI runs as root.
+    const own = join(dir, 'mta-owned');
+    mkdirSync(own);
+    chownSync(own, 65534, 65534);
+    // What `mailward quarantine delete` run by root does first on a directory without the file yet.
+    const shared = new SharedUsage(join(own, 'usage.sqlite'));
+    try {
+      shared.subtract(4096);
+      for (const name of readdirSync(own)) {
+        const s = statSync(join(own, name));
+        assert.deepEqual([name, s.uid, s.gid], [name, 65534, 65534], `${name} owned by the directory's owner, not root`);
+      }
     } finally {
       shared.close();
     }

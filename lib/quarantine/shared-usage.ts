@@ -1,4 +1,6 @@
+import { chownSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSharedSqlite } from '../util/sqlite';
 
@@ -88,12 +90,33 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * Root (the CLI run by the operator) creating the file in a directory of the
+ * MTA's user would leave it root's, read-only to Haraka, whose workers then
+ * count alone: created empty first and given the directory's owner, so SQLite
+ * gives its -wal/-shm the same owner (it does so for the files of a database
+ * when run as root). Best effort: any failure leaves it to SQLite.
+ */
+function createOwnedLikeDirectory(path: string): void {
+  if (process.getuid?.() !== 0) return;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const dir = statSync(dirname(path));
+    if (dir.uid === 0 && dir.gid === 0) return;
+    closeSync(openSync(path, 'wx', 0o644));
+    chownSync(path, dir.uid, dir.gid);
+  } catch {
+    // Exists already (EEXIST), or cannot be made: SQLite opens or creates it as before.
+  }
+}
+
 export class SharedUsage {
   private readonly db: Database.Database;
   private readonly host = hostname();
   private readonly pid = process.pid;
 
   constructor(readonly path: string) {
+    createOwnedLikeDirectory(path);
     this.db = openSharedSqlite(path, SHARED_BUSY_MS, (db) => {
       // A lost commit costs at most a count that the next scan corrects: no fsync on the mail path.
       db.pragma('synchronous = NORMAL');
