@@ -175,7 +175,15 @@ export class SharedUsage {
     this.immediate(() => {
       const found = this.sql('DELETE FROM usage_reservation WHERE id = ? AND kept_seq IS NULL').run(id).changes > 0;
       if (!kept) return;
-      const scanning = this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() !== undefined;
+      let scanning = this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() !== undefined;
+      if (scanning && found) {
+        // A scan of a dead process would keep every put aside until some later scan starts (when full,
+        // or at the purge): one row per put, each summed by every reservation. Checked only while a scan row exists.
+        // By pid only: the caller's clock is not the one the scans were stamped with (tests).
+        this.dropDeadScans();
+        this.foldKeptIfNoScan();
+        scanning = this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() !== undefined;
+      }
       if (scanning && found) {
         // A running scan may or may not have listed its files: kept aside until finishScan decides.
         const seq = this.row.seq + 1;
@@ -266,13 +274,13 @@ export class SharedUsage {
     });
   }
 
-  /** A row left by a process of this host that is gone, or older than RESERVATION_TTL_MS. */
-  private stale(row: { host: string; pid: number; at: number }, now: number): boolean {
-    return now - row.at >= RESERVATION_TTL_MS || (row.host === this.host && row.pid !== this.pid && !alive(row.pid));
+  /** A row left by a process of this host that is gone, or older than RESERVATION_TTL_MS (when `now` is given). */
+  private stale(row: { host: string; pid: number; at: number }, now?: number): boolean {
+    return (now !== undefined && now - row.at >= RESERVATION_TTL_MS) || (row.host === this.host && row.pid !== this.pid && !alive(row.pid));
   }
 
   /** Scans of dead processes would hold settled puts aside for good (never folded into base): dropped. */
-  private dropDeadScans(now: number): void {
+  private dropDeadScans(now?: number): void {
     const scans = this.sql('SELECT id, host, pid, at FROM usage_scan').all() as { id: number; host: string; pid: number; at: number }[];
     for (const s of scans.filter((row) => this.stale(row, now))) this.sql('DELETE FROM usage_scan WHERE id = ?').run(s.id);
   }
