@@ -770,6 +770,34 @@ describe('content: tokens and MIME', () => {
         assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
       });
 
+      it('ham: a dark newsletter (white text on a dark table) cut at the bound reads as shown past the cut', async () => {
+        // Review (rv3): only a hiding element open at the cut is reopened (hiddenOpen); the dark background around the cut
+        // (a table's bgcolor or style, a style sheet class) is not, so every white cell read past the cut was judged on
+        // white, hidden, and the newsletter raised MIME_TEXT_UNREAD though a reader sees all of it.
+        const shown = 'Shown text of the letter, news of the week.';
+        const dark = (td: string, table: string, headExtra = '') => {
+          const row = `<tr>${td}${shown}</td></tr>${CRLF}`;
+          return `<html><head>${headExtra}</head><body>${table}${CRLF}${row.repeat(50_000)}</table><p>THE END</p></body></html>${CRLF}`;
+        };
+        const bodies: [string, string][] = [
+          ['table style', dark('<td style="color:#ffffff">', '<table style="background-color:#111111" width="600">')],
+          ['table bgcolor', dark('<td><font color="#ffffff">', '<table bgcolor="#000000" width="600">')],
+          ['style sheet class', dark('<td style="color:#ffffff">', '<table class="dark" width="600">', '<style>.dark { background: #000000; }</style>')],
+        ];
+        const flagged: string[] = [];
+        for (const [name, body] of bodies) {
+          assert.equal(analyseHtml(body).hiddenText, '', `${name}: the whole part shows everything`);
+          const r = await verdictOf(htmlMessage(body));
+          assert.ok(!r.words.includes('THE END'), `${name}: cut twice (the parse and the tail)`);
+          if (r.unread !== undefined) flagged.push(name);
+        }
+        assert.deepEqual(flagged, [], 'MIME_TEXT_UNREAD raised on ham');
+        // A start tag the cut splits is read without the elements around it too: white text of a dark table read on white.
+        const after = `">${shown.repeat(2000)}</td></tr></table>`;
+        assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<body><table style="background:#000"><tr><td style="color:#fff')), false);
+        assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<body><table bgcolor="#000000"><tr><td><font color="#ffffff" size="2')), false);
+      });
+
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {
         const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(16_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
         const r = await verdictOf(head + img(1600 * 1024) + part);

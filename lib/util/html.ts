@@ -29,7 +29,9 @@ export interface HtmlInfo {
    * end (CLOSES_INSIDE), that element and the elements open inside it, each with what it
    * changes of how its text shows (a text colour and background around it included) (reopenLook: `<div hidden>`, `<td style="font-size:0">`, a child
    * that shows again `<div style="font-size:16px">`), up to the first whose content shows
-   * nothing anyway (SKIP_TAGS); '' when no hiding element is open. The MIME tail reads a part
+   * nothing anyway (SKIP_TAGS). When no hiding element is open, the block and table elements open
+   * with what they change of the look (a dark table's background and white text), '' when none
+   * changes it: white text past the cut is then judged on the background it has. The MIME tail reads a part
    * from a cut with it (lib/mime/padding.ts), so that the end tags past the cut close them as
    * they close the real ones. Read flat (past MAX_DEPTH), where the open elements are not known
    * one by one: DEEP_HIDDEN when the end is hidden, which no end tag of real markup closes.
@@ -595,8 +597,11 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   /** See HtmlInfo.hiddenOpen: read at the end of the input, before parser.end() closes what is open. */
   const reopenHidden = (): string => {
     if (flatFrom >= 0) return state().hidden || flatHideRest ? DEEP_HIDDEN : '';
-    const from = stack.findIndex((f) => f.hidden && !f.skip);
-    if (from < 0) return '';
+    const hiding = stack.findIndex((f) => f.hidden && !f.skip);
+    // None hiding: the block elements open are still reopened when one of them changes the look (a dark
+    // table's background, its white text), or the white text past the cut reads as on white, hidden.
+    const from = hiding < 0 ? stack.length : hiding;
+    let looks = false;
     const tags: string[] = [];
     // The elements around it too (names only: they show): an end tag of one past the cut (`</td>`, `</li>`, `</p>`)
     // closes the hiding element inside it, left unclosed, as it does in the whole part.
@@ -605,10 +610,12 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     let reopened = stack[0]!;
     for (let i = 1; i < stack.length && !stack[i]!.skip; i++) {
       if (i < from && !CLOSES_INSIDE.has(stack[i]!.tag)) continue;
-      tags.push(`<${stack[i]!.tag}${reopenLook(stack[i]!, reopened)}>`);
+      const look = reopenLook(stack[i]!, reopened);
+      looks ||= look !== '';
+      tags.push(`<${stack[i]!.tag}${look}>`);
       reopened = stack[i]!;
     }
-    return tags.join('');
+    return hiding >= 0 || looks ? tags.join('') : '';
   };
   let hiddenOpen = '';
   parser.write(input);
