@@ -757,6 +757,14 @@ describe('content: tokens and MIME', () => {
         assert.match(r.unread ?? '', /^1 text part read only in part \(the tail's 14000 lines ran out inside it, in what reads as padding/);
       });
 
+      it('a split start tag keeps every attribute the look is read from: a body\'s text colour, a link\'s href', () => {
+        // Review (rv3): LOOK_ATTRIBUTES missed `text` and `href`, which html.ts reads (textColorOf): `<body text="#ffffff"`
+        // split after it read its white text as shown, and a link in a white div, split after its href, read as hidden.
+        const shown = 'Shown text of the letter. '.repeat(2000);
+        assert.equal(htmlLooksLikePadding(`n"><p>${shown}`, unshownOpenAt('<html><body text="#ffffff" lang="e')), true);
+        assert.equal(htmlLooksLikePadding(`ank">${shown}</a></div>`, unshownOpenAt('<body><div style="color:#fff"><a href="https://x.example/" target="_bl')), false);
+      });
+
       it('a forged </mailward-deep-hidden> past the cut does not close the hiding element reopened past 500 levels', async () => {
         // Review (opn): the element reopened for a hiding one open past MAX_DEPTH had a fixed name, so its end tag, which closes
         // nothing in a browser, closed it past the cut and the words after it read as shown.

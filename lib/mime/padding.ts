@@ -187,12 +187,13 @@ interface HtmlEnd {
 }
 
 /**
- * Attributes that analyseHtml (lib/util/html.ts: frameFor, lookOf,
- * unknownBackground, image) reads to tell how an element shows its content:
+ * Attributes that analyseHtml (lib/util/html.ts: frameFor, lookOf, textColorOf,
+ * unknownBackground, image) reads to tell how an element shows its content
+ * (`text`: a body's text colour; `href`: a link takes the client's link colour):
  * of a start tag the cut splits, only these are kept (cutTag). Keep in step
  * with html.ts.
  */
-const LOOK_ATTRIBUTES = new Set(['style', 'hidden', 'class', 'bgcolor', 'background', 'color', 'size', 'alt', 'title']);
+const LOOK_ATTRIBUTES = new Set(['style', 'hidden', 'class', 'bgcolor', 'background', 'color', 'size', 'alt', 'title', 'text', 'href']);
 
 /**
  * `html` through htmlparser2's tokenizer, as analyseHtml's parser reads it
@@ -317,8 +318,10 @@ function dataPayloadRunAt(before: string): number {
  * (LOOK_ATTRIBUTES), each of which it reads only so far (a style's first 2,048
  * characters, a class's first 1,024) or by its start and end (colours, sizes,
  * `rgba(..., 0)`): kept by their first and last 2,048 characters, they read as
- * the whole does, however long the rest. At most 9 such attributes, the name
- * and what the cut falls in: under 48 KB at worst.
+ * the whole does, however long the rest. At most 11 such attributes, the name
+ * and what the cut falls in: under 56 KB of characters kept, but each `"`
+ * kept grows to `&quot;` (6): about 250 KB at worst, which still leaves the
+ * read past the cut (half the tail's 1 MB at most) within analyseHtml's 1 MB.
  */
 const MAX_TAG_END_CHARS = 2048;
 
