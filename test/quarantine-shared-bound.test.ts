@@ -118,6 +118,59 @@ describe('quarantine byte bound shared by processes on one host', function () {
     }
   });
 
+  it('a reservation left by an earlier life of this pid (a restarted container, Haraka pid 1 again) is dropped when room runs out, in a file made before start tokens', async () => {
+    // The file as a version without start tokens made it, with a put of the previous life of this very pid in it:
+    // by pid alone it is this process's own, held for 15 minutes (the TTL) while mail is turned away.
+    const path = join(dir, 'usage.sqlite');
+    const old = new Database(path);
+    try {
+      old.exec(`
+        CREATE TABLE usage_total (id INTEGER PRIMARY KEY CHECK (id = 1), base INTEGER NOT NULL, scanned_at INTEGER, seq INTEGER NOT NULL);
+        INSERT INTO usage_total VALUES (1, 0, NULL, 0);
+        CREATE TABLE usage_counted (id INTEGER PRIMARY KEY CHECK (id = 1), scan_seq INTEGER NOT NULL);
+        INSERT INTO usage_counted VALUES (1, 0);
+        CREATE TABLE usage_reservation (id INTEGER PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, bytes INTEGER NOT NULL, at INTEGER NOT NULL, kept_seq INTEGER);
+        CREATE TABLE usage_scan (id INTEGER PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, at INTEGER NOT NULL, seq INTEGER NOT NULL);`);
+      old.prepare('INSERT INTO usage_reservation (host, pid, bytes, at) VALUES (?, ?, ?, ?)').run(hostname(), process.pid, HELD, Date.now());
+    } finally {
+      old.close();
+    }
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 2 * HELD });
+      await store.startUsage();
+      assert.equal(usageFor(dir).bytes, HELD, 'the leftover counts until room runs out');
+      await store.put(entry('RESTART001'), RAW);
+      await store.put(entry('RESTART002'), RAW);
+      assert.equal(usageFor(dir).bytes, 2 * HELD);
+      await assert.rejects(store.put(entry('RESTART003'), RAW), (err: unknown) => isQuarantineFull(err));
+    } finally {
+      await index.close();
+    }
+  });
+
+  it("rows of this pid with another start token are an earlier life's and dropped at once; this handle's own are kept", () => {
+    const path = join(dir, 'usage.sqlite');
+    const shared = new SharedUsage(path);
+    const other = new Database(path);
+    try {
+      const now = Date.now();
+      other.prepare("INSERT INTO usage_reservation (host, pid, start_token, bytes, at) VALUES (?, ?, 'an earlier start', ?, ?)").run(hostname(), process.pid, HELD, now);
+      other.prepare("INSERT INTO usage_scan (host, pid, start_token, at, seq) VALUES (?, ?, 'an earlier start', ?, 1)").run(hostname(), process.pid, now);
+      const mine = shared.reserve(HELD, 2 * HELD, now);
+      assert.notEqual(mine.id, null);
+      assert.equal(shared.reserve(HELD, 2 * HELD, now).id, null, 'full with the leftover');
+      assert.equal(shared.dropDead(now), HELD, "only the earlier life's reservation given back");
+      assert.equal((other.prepare('SELECT COUNT(*) AS n FROM usage_scan').get() as { n: number }).n, 0, "the earlier life's scan dropped");
+      assert.equal(shared.total(), HELD, 'this handle\'s reservation kept');
+      shared.settle(mine.id!, HELD, true);
+      assert.equal(shared.total(), HELD);
+    } finally {
+      other.close();
+      shared.close();
+    }
+  });
+
   for (const [what, spoil] of [
     ['a directory in its place', (path: string) => mkdirSync(path)],
     ['not a database', (path: string) => writeFileSync(path, 'not a SQLite file, just text long enough to be read as a header '.repeat(20))],

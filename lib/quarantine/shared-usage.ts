@@ -1,4 +1,5 @@
 import { chownSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
@@ -13,14 +14,16 @@ import { openSharedSqlite } from '../util/sqlite';
  *
  * What it holds: `base`, the bytes the last scan counted plus the puts settled
  * and minus the deletes since, and one row per reservation, a put whose files
- * are being written (host, pid, bytes, time). The directory holds base plus
+ * are being written (host, pid, start token, bytes, time). The directory holds base plus
  * every reservation. Each change is one BEGIN IMMEDIATE transaction, so two
  * processes cannot both take the last room.
  *
  * A process that dies mid-put leaves its reservation: it is dropped when room
- * runs out and its pid is gone (same host), or after RESERVATION_TTL_MS (a pid
- * of another host, or reused). The files it may have written are counted
- * again at the next scan.
+ * runs out and its pid is gone (same host), or it is this process's pid with
+ * another start token (an earlier life of the same pid: a restarted
+ * container's Haraka is pid 1 again), or after RESERVATION_TTL_MS (a pid of
+ * another host, or reused). The files it may have written are counted again at
+ * the next scan.
  *
  * A scan walks the directory outside any transaction, then sets base to what
  * it counted. Puts settled meanwhile may be in the count or not: their rows
@@ -43,6 +46,18 @@ export const SHARED_BUSY_MS = 1000;
 export const RESERVATION_TTL_MS = 15 * 60_000;
 /** What a checkpoint leaves of this small file's WAL (SQLite checkpoints it every 1000 pages, ~4 MB: it grows to that between). */
 const WAL_LIMIT_BYTES = 256 * 1024;
+
+/**
+ * This process's start: rows of this pid with another token (or none, written
+ * before tokens were kept) are an earlier life's. Kept on `process`, not in the
+ * module: two copies of this module in one process must not judge each other's
+ * rows dead.
+ */
+const START_KEY = Symbol.for('mailward.quarantine.process-start');
+function processStart(): string {
+  const holder = process as unknown as Record<symbol, string | undefined>;
+  return (holder[START_KEY] ??= randomUUID());
+}
 
 /** The shared file and SQLite's companions (WAL, shared memory, rollback journal). */
 export function isSharedUsageFile(name: string): boolean {
@@ -69,16 +84,32 @@ CREATE TABLE IF NOT EXISTS usage_reservation (
   pid      INTEGER NOT NULL,
   bytes    INTEGER NOT NULL,
   at       INTEGER NOT NULL,
-  kept_seq INTEGER              -- NULL: being written; else settled while a scan ran (see finishScan)
+  kept_seq INTEGER,             -- NULL: being written; else settled while a scan ran (see finishScan)
+  start_token TEXT              -- the writer's processStart(); NULL: written before tokens were kept
 );
 CREATE TABLE IF NOT EXISTS usage_scan (
   id   INTEGER PRIMARY KEY,
   host TEXT NOT NULL,
   pid  INTEGER NOT NULL,
   at   INTEGER NOT NULL,
-  seq  INTEGER NOT NULL
+  seq  INTEGER NOT NULL,
+  start_token TEXT
 );
 `;
+
+/**
+ * A file made by a version without start tokens gets the column. In one
+ * IMMEDIATE transaction: two processes opening it at once must not both add it.
+ * Older processes still running write rows without it (NULL): see stale().
+ */
+function addStartTokens(db: Database.Database): void {
+  db.transaction(() => {
+    for (const table of ['usage_reservation', 'usage_scan']) {
+      const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'start_token')) db.exec(`ALTER TABLE ${table} ADD COLUMN start_token TEXT`);
+    }
+  }).immediate();
+}
 
 /** Whether a process of this host is alive: EPERM is a live process of another user. */
 function alive(pid: number): boolean {
@@ -110,10 +141,19 @@ function createOwnedLikeDirectory(path: string): void {
   }
 }
 
+/** Who wrote a reservation or scan row, and when. */
+interface Row {
+  host: string;
+  pid: number;
+  start_token: string | null;
+  at: number;
+}
+
 export class SharedUsage {
   private readonly db: Database.Database;
   private readonly host = hostname();
   private readonly pid = process.pid;
+  private readonly start = processStart();
 
   constructor(readonly path: string) {
     createOwnedLikeDirectory(path);
@@ -122,6 +162,7 @@ export class SharedUsage {
       db.pragma('synchronous = NORMAL');
       db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
       db.exec(SCHEMA);
+      addStartTokens(db);
     });
   }
 
@@ -165,7 +206,7 @@ export class SharedUsage {
     return this.immediate(() => {
       const total = this.row.base + this.reserved();
       if (total + bytes > maxBytes) return { id: null, total };
-      const info = this.sql('INSERT INTO usage_reservation (host, pid, bytes, at) VALUES (?, ?, ?, ?)').run(this.host, this.pid, bytes, now);
+      const info = this.sql('INSERT INTO usage_reservation (host, pid, start_token, bytes, at) VALUES (?, ?, ?, ?, ?)').run(this.host, this.pid, this.start, bytes, now);
       return { id: Number(info.lastInsertRowid), total: total + bytes };
     });
   }
@@ -188,7 +229,7 @@ export class SharedUsage {
         // A running scan may or may not have listed its files: kept aside until finishScan decides.
         const seq = this.row.seq + 1;
         this.sql('UPDATE usage_total SET seq = ? WHERE id = 1').run(seq);
-        this.sql('INSERT INTO usage_reservation (id, host, pid, bytes, at, kept_seq) VALUES (?, ?, ?, ?, ?, ?)').run(id, this.host, this.pid, bytes, 0, seq);
+        this.sql('INSERT INTO usage_reservation (id, host, pid, start_token, bytes, at, kept_seq) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, this.host, this.pid, this.start, bytes, 0, seq);
       } else {
         // Found or dropped meanwhile as stale (a put slower than the TTL): its files are on disk either way.
         this.sql('UPDATE usage_total SET base = base + ? WHERE id = 1').run(bytes);
@@ -207,7 +248,7 @@ export class SharedUsage {
       this.dropDeadScans(now);
       const seq = this.row.seq + 1;
       this.sql('UPDATE usage_total SET seq = ? WHERE id = 1').run(seq);
-      return Number(this.sql('INSERT INTO usage_scan (host, pid, at, seq) VALUES (?, ?, ?, ?)').run(this.host, this.pid, now, seq).lastInsertRowid);
+      return Number(this.sql('INSERT INTO usage_scan (host, pid, start_token, at, seq) VALUES (?, ?, ?, ?, ?)').run(this.host, this.pid, this.start, now, seq).lastInsertRowid);
     });
   }
 
@@ -258,13 +299,14 @@ export class SharedUsage {
 
   /**
    * Drops reservations and scans left by processes that died (a pid of this
-   * host that is gone) or older than RESERVATION_TTL_MS. Returns the bytes
+   * host that is gone, or this pid in an earlier life) or older than
+   * RESERVATION_TTL_MS. Returns the bytes
    * given back. Called only when room runs out: a put that fits checks nothing.
    */
   dropDead(now: number): number {
     return this.immediate(() => {
       let freed = 0;
-      const reservations = this.sql('SELECT id, host, pid, bytes, at FROM usage_reservation WHERE kept_seq IS NULL').all() as { id: number; host: string; pid: number; bytes: number; at: number }[];
+      const reservations = this.sql('SELECT id, host, pid, start_token, bytes, at FROM usage_reservation WHERE kept_seq IS NULL').all() as (Row & { id: number; bytes: number })[];
       for (const r of reservations.filter((row) => this.stale(row, now))) {
         this.sql('DELETE FROM usage_reservation WHERE id = ?').run(r.id);
         freed += r.bytes;
@@ -274,14 +316,22 @@ export class SharedUsage {
     });
   }
 
-  /** A row left by a process of this host that is gone, or older than RESERVATION_TTL_MS (when `now` is given). */
-  private stale(row: { host: string; pid: number; at: number }, now?: number): boolean {
-    return (now !== undefined && now - row.at >= RESERVATION_TTL_MS) || (row.host === this.host && row.pid !== this.pid && !alive(row.pid));
+  /**
+   * A row left by a process of this host that is gone, or older than
+   * RESERVATION_TTL_MS (when `now` is given). This pid with another start
+   * token, or none, is an earlier life of it (the pid alone would call it ours
+   * and hold its bytes until the TTL).
+   */
+  private stale(row: Row, now?: number): boolean {
+    if (now !== undefined && now - row.at >= RESERVATION_TTL_MS) return true;
+    if (row.host !== this.host) return false;
+    if (row.pid === this.pid) return row.start_token !== this.start;
+    return !alive(row.pid);
   }
 
   /** Scans of dead processes would hold settled puts aside for good (never folded into base): dropped. */
   private dropDeadScans(now?: number): void {
-    const scans = this.sql('SELECT id, host, pid, at FROM usage_scan').all() as { id: number; host: string; pid: number; at: number }[];
+    const scans = this.sql('SELECT id, host, pid, start_token, at FROM usage_scan').all() as (Row & { id: number })[];
     for (const s of scans.filter((row) => this.stale(row, now))) this.sql('DELETE FROM usage_scan WHERE id = ?').run(s.id);
   }
 
