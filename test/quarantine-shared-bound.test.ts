@@ -196,6 +196,50 @@ describe('quarantine byte bound shared by processes on one host', function () {
     });
   }
 
+  it('the shared file repaired: tried again at most once a minute; once it opens, the directory is counted again and the shared count decides again', async () => {
+    // Before, one failure (a lock held past a second, a broken file) left the process counting alone until it restarted.
+    const RETRY_MS = 60_000; // SHARED_RETRY_MS
+    const path = join(dir, 'usage.sqlite');
+    mkdirSync(path);
+    const warnings: string[] = [];
+    const infos: string[] = [];
+    const debugs: string[] = [];
+    const log = { debug: (m: string) => debugs.push(m), info: (m: string) => infos.push(m), warn: (m: string) => warnings.push(m), error() {} };
+    let now = 1_000_000_000_000;
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 6 * HELD, log, clock: () => now });
+      await store.startUsage();
+      await store.put(entry('ALONE00001'), RAW);
+      assert.equal(usageFor(dir).isShared, false, 'counting alone');
+      now += RETRY_MS;
+      await store.put(entry('ALONE00002'), RAW);
+      assert.equal(usageFor(dir).isShared, false, 'still broken a minute later: tried, still alone');
+      assert.equal(debugs.filter((m) => /still cannot be used/.test(m)).length, 1, debugs.join('\n'));
+      assert.equal(warnings.length, 1, `one warning, not one per try: ${warnings.join('\n')}`);
+      rmSync(path, { recursive: true }); // repaired
+      now += RETRY_MS / 2;
+      await store.put(entry('ALONE00003'), RAW);
+      assert.equal(usageFor(dir).isShared, false, 'not tried again within a minute of the last try');
+      now += RETRY_MS / 2;
+      await store.put(entry('SHARED0001'), RAW);
+      assert.equal(usageFor(dir).isShared, true, 'the shared count is used again');
+      assert.deepEqual(infos.filter((m) => /usage\.sqlite, can be used again/.test(m)).length, 1, infos.join('\n'));
+      const other = new SharedUsage(path); // another process of this host
+      try {
+        assert.equal(other.total(), 4 * HELD, 'the puts made while counting alone are in the shared total (the directory counted again), and the one since');
+        // Another process's put in flight takes the last room: by its own count (4 of 6) this process would hold more.
+        assert.notEqual(other.reserve(2 * HELD, 6 * HELD, now).id, null);
+        await assert.rejects(store.put(entry('SHARED0002'), RAW), (err: unknown) => isQuarantineFull(err));
+      } finally {
+        other.close();
+      }
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+    } finally {
+      await index.close();
+    }
+  });
+
   it("a scan left by a dead process does not hold settled puts aside for good: the next scan drops it and folds them in", async () => {
     const path = join(dir, 'usage.sqlite');
     const shared = new SharedUsage(path);

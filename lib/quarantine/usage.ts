@@ -15,7 +15,10 @@ import { isSharedUsageFile, SHARED_USAGE_FILE, SharedUsage } from './shared-usag
  * writes is added and what it deletes is subtracted, so a put costs no
  * directory walk. That total decides only when the shared file cannot be used
  * (it cannot be opened, is corrupt, or stays locked): said once, and mail is
- * still held or handled by when_full, never rejected for it. Deletes elsewhere
+ * still held or handled by when_full, never rejected for it. The file is tried
+ * again at most once a minute (at a put or a scan); once it opens, the
+ * directory is counted again (this process's puts and deletes meanwhile are
+ * not in the shared total) and the shared total decides again. Deletes elsewhere
  * are seen at the next rescan: at every purge, and at most once a minute while
  * the bound is reached. Sizes are rounded up to 4 KB blocks, as a file system
  * stores them (a 300-byte record takes a block), so the total is close to what
@@ -26,6 +29,8 @@ import { isSharedUsageFile, SHARED_USAGE_FILE, SharedUsage } from './shared-usag
 export const BLOCK_BYTES = 4096;
 /** While full, the directory is scanned again at most this often (other nodes' deletes). */
 export const RESCAN_MS = 60_000;
+/** After the shared file failed, it is tried again at most this often (by the callers' clock). */
+export const SHARED_RETRY_MS = 60_000;
 /** The error saying the quarantine is full is logged at most this often. */
 export const FULL_LOG_MS = 60_000;
 
@@ -98,6 +103,19 @@ export class QuarantineUsage {
   private saidFullAt = -Infinity;
   /** The total shared with the host's other processes; null: it cannot be used, this process counts alone. */
   private shared?: SharedUsage | null;
+  /** When the shared file failed or was last tried again (the last `now` seen: some callers give none). */
+  private offAt = -Infinity;
+  private lastNow = -Infinity;
+  /**
+   * The shared file opened again, the scan that refreshes its base not done:
+   * puts go by this process's own total until then (the base misses what this
+   * process held and deleted while it counted alone).
+   */
+  private returning = false;
+  /** Room reserved by puts that went by this process's own total (no shared row), still being written. */
+  private writingAlone = 0;
+  /** Those reserved before or during the running scan: added to its shared count (maybe twice, never missed). */
+  private aloneDuringScan = 0;
   /** Scans done so far (tests). */
   scans = 0;
 
@@ -119,7 +137,7 @@ export class QuarantineUsage {
    * Runs `op` on the shared file (opened on first use). Any failure (the file
    * cannot be opened, is corrupt, stays locked past SHARED_BUSY_MS) turns it
    * off for this process, with one warning, and answers FAILED: the caller goes
-   * on with this process's own total.
+   * on with this process's own total until reopenIfDue() succeeds.
    */
   private attempt<T>(log: Logger | undefined, op: (shared: SharedUsage) => T): T | typeof FAILED {
     if (this.shared === null) return FAILED;
@@ -133,13 +151,35 @@ export class QuarantineUsage {
         // Closing a broken handle: nothing more to do.
       }
       this.shared = null;
+      this.offAt = this.lastNow;
       (log ?? this.log)?.warn(
         `mailward quarantine: the byte count shared by this host's processes, ${join(this.dir, SHARED_USAGE_FILE)}, cannot be used (${(err as Error).message}); ` +
-          'this process counts [quarantine] max_mb on its own until it restarts, so processes sharing the directory may together pass the bound. ' +
+          'this process counts [quarantine] max_mb on its own and tries the file again at most once a minute, so processes sharing the directory may together pass the bound meanwhile. ' +
           'Mail is still held (or handled by when_full). Remove or repair the file.',
       );
       return FAILED;
     }
+  }
+
+  /**
+   * Off, and SHARED_RETRY_MS since it failed or was last tried: opens the
+   * shared file again. True when it opened (the caller rescans before trusting
+   * it); a failed try is silent (the warning was said once) and waits another
+   * interval.
+   */
+  private reopenIfDue(now: number, log?: Logger): boolean {
+    if (this.shared !== null || now - this.offAt < SHARED_RETRY_MS) return false;
+    this.offAt = now;
+    const path = join(this.dir, SHARED_USAGE_FILE);
+    try {
+      this.shared = new SharedUsage(path);
+    } catch (err) {
+      (log ?? this.log)?.debug(`mailward quarantine: ${path} still cannot be used (${(err as Error).message}); tried again in a minute`);
+      return false;
+    }
+    this.returning = true;
+    (log ?? this.log)?.info(`mailward quarantine: the byte count shared by this host's processes, ${path}, can be used again: this process counts the directory again and shares [quarantine] max_mb with them`);
+    return true;
   }
 
   /** The logger last given (the fallback warning may come from a call that has none). */
@@ -159,7 +199,10 @@ export class QuarantineUsage {
   rescan(now: number, log?: Logger): Promise<void> {
     if (this.scanning) return this.scanning;
     this.log = log ?? this.log;
+    this.lastNow = now;
+    this.reopenIfDue(now, log);
     this.duringScan = this.writing;
+    this.aloneDuringScan = this.writingAlone;
     // Before the listing: puts other processes settle meanwhile are held aside until it ends (shared-usage.ts).
     const scanId = this.attempt(log, (s) => s.startScan(now));
     this.scanning = (async () => {
@@ -168,7 +211,8 @@ export class QuarantineUsage {
         // Reserved by this process before or while the files were counted: maybe counted twice,
         // never missed (a put during the scan errs on the full side until the next one); deletes, see subtract().
         this.total = Math.max(0, counted + this.duringScan);
-        if (scanId !== FAILED) this.attempt(log, (s) => s.finishScan(scanId, counted, now));
+        // Puts that went by this process's own total have no shared row: added, as duringScan is to its own.
+        if (scanId !== FAILED) this.attempt(log, (s) => s.finishScan(scanId, counted + Math.max(0, this.aloneDuringScan), now));
       } catch (err) {
         // Unreadable (permissions, not a directory): the put itself will say so. The total stays.
         log?.warn(`mailward quarantine: cannot count the bytes in ${this.dir} for [quarantine] max_mb: ${(err as Error).message}`);
@@ -178,14 +222,17 @@ export class QuarantineUsage {
         this.scannedAt = now;
         this.scans++;
         this.scanning = undefined;
+        // Whether the shared base is fresh now or the file failed again (off, said once): no longer returning.
+        this.returning = false;
       }
     })();
     return this.scanning;
   }
 
-  private change(bytes: number): void {
+  private change(bytes: number, alone: boolean): void {
     this.total = Math.max(0, this.total + bytes);
     if (this.scanning) this.duringScan += bytes;
+    if (this.scanning && alone) this.aloneDuringScan += bytes;
   }
 
   /**
@@ -210,7 +257,10 @@ export class QuarantineUsage {
     const need = onDiskTotal(sizes);
     if (!bound.maxBytes) return { bytes: need };
     this.log = log ?? this.log;
+    this.lastNow = now;
     await this.ensureScanned(now, log);
+    // Counting alone since the shared file failed: tried again at most once a minute; if it opens, a scan first.
+    if (this.shared === null && !this.scanning && this.reopenIfDue(now, log)) await this.rescan(now, log);
     if (need > bound.maxBytes) {
       throw new QuarantineFullError('too_large', `the message alone (${mb(need)}) is larger than the quarantine's bound ([quarantine] max_mb, ${mb(bound.maxBytes)})`);
     }
@@ -240,6 +290,7 @@ export class QuarantineUsage {
    * most once a minute for all the host's processes, the directory scanned.
    */
   private async reserveShared(need: number, bound: BoundSettings, now: number, log?: Logger): Promise<{ id: number | null; total: number } | typeof FAILED> {
+    if (this.returning) return FAILED;
     let r = this.attempt(log, (s) => s.reserve(need, bound.maxBytes, now));
     if (r === FAILED || r.id !== null) return r;
     const freed = this.attempt(log, (s) => s.dropDead(now));
@@ -255,7 +306,8 @@ export class QuarantineUsage {
 
   private reserved(bytes: number, id?: number): Reservation {
     this.writing += bytes;
-    this.change(bytes);
+    if (id === undefined) this.writingAlone += bytes;
+    this.change(bytes, id === undefined);
     return { bytes, id, bounded: true };
   }
 
@@ -267,7 +319,8 @@ export class QuarantineUsage {
     if (!reservation.bounded) return;
     const { bytes, id } = reservation;
     this.writing = Math.max(0, this.writing - bytes);
-    if (!kept) this.change(-bytes);
+    if (id === undefined) this.writingAlone = Math.max(0, this.writingAlone - bytes);
+    if (!kept) this.change(-bytes, id === undefined);
     if (id !== undefined) this.attempt(undefined, (s) => s.settle(id, bytes, kept));
   }
 
