@@ -73,6 +73,12 @@ function pairs(scale: number): Pair[] {
       ordinary: () => analyseHtml(`<div style="font-size:0">${`<span style="font-size:.${'1'.repeat(2000)}px">a</span>`.repeat(n(400))}</div>`),
     },
     {
+      // colord's number pattern tried every split of each digit run, multiplied over the numbers: 2.5 s per value before.
+      name: 'analyseHtml, 200 colours rgba() of four 45-digit runs, unclosed (vs of short numbers)',
+      hostile: () => analyseHtml(`<p style="color:rgba(${Array<string>(4).fill('1'.repeat(45)).join(',')},x">a</p>`.repeat(n(200))),
+      ordinary: () => analyseHtml(`<p style="color:rgba(${Array<string>(4).fill('1'.repeat(2)).join(',')},${'x'.repeat(176)}">a</p>`.repeat(n(200))),
+    },
+    {
       name: 'verifyRelease, a forged stamp on 100,000 blanks and 100,000 line ends (vs on text)',
       hostile: () => [`x${' '.repeat(runs)}y`, `x${CRLF.repeat(runs / 2)}y`].map((body) => verifyRelease(key, stamp, envelope, Buffer.from(`Subject: a${CRLF}${CRLF}${body}${CRLF}`), 1_000_000_000_000)),
       ordinary: () => [`x${'t'.repeat(runs)}y`, `x${'t'.repeat(runs)}y`].map((body) => verifyRelease(key, stamp, envelope, Buffer.from(`Subject: a${CRLF}${CRLF}${body}${CRLF}`), 1_000_000_000_000)),

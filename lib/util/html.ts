@@ -58,11 +58,12 @@ export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
 /**
  * Styles that hide an element's content for good: no descendant's style shows it again (display:none,
- * zero opacity, zero height with the overflow cut). A zero font size, visibility:hidden and the text
- * colour are inherited values a descendant may reset (see Look).
+ * an opacity of at most FAINT_ALPHA (0.1 or 10%: a descendant's multiplies it), zero height with the
+ * overflow cut). A zero font size, visibility:hidden and the text colour are inherited values a
+ * descendant may reset (see Look). Each digit run has one reading (no backtracking over zeros).
  */
 const GONE_STYLE =
-  /display\s*:\s*none|opacity\s*:\s*0*(?:\.0+)?\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+  /display\s*:\s*none|opacity\s*:\s*(?:0*(?:\.(?:0\d*|10*))?|0*(?:[1-9](?:\.\d*)?|10(?:\.0*)?|\.\d*)?%)\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
 /**
  * Font size (px) at or below which text is too small to read (1.5pt, 0.125em of 16px). The SpamAssassin
  * corpus's ham has no text at 4px or less; 2px letters are specks. See docs/content.md.
@@ -235,6 +236,8 @@ function backgroundShorthandColor(value: string): ColorValue | undefined {
  * such as #f4f4f4: every channel at least e0).
  */
 const REAL_BACKGROUND = /background(?:-color|-image)?\s*:\s*(?!#[ef]{3}\b|#(?:[ef][0-9a-f]){3}\b|white\b|none\b|transparent\b|inherit\b|initial\b|unset\b|url\(\s*['"]?\s*\))[#a-z(]/i;
+/** A background declaration that paints over an inline background colour: an image, or an `!important` one. */
+const COVERING_BACKGROUND = /background(?:-image)?\s*:[^;}]*url\(|background(?:-color|-image)?\s*:[^;}]*!\s*important/i;
 /** Selectors that match only on hover, focus and the like: their background is not under the text at rest. */
 const NOT_AT_REST = /:(?:hover|focus|active|visited)\b|::?(?:selection|placeholder)\b/i;
 /**
@@ -261,6 +264,8 @@ const MAX_STYLE_CHARS = 64 * 1024;
 interface SheetBackgrounds {
   /** Classes given a real background (`.ftr td`, `td.dark`): an element carrying one may sit on it. */
   classes: Set<string>;
+  /** Of those classes, ones given a background image or an `!important` background: painted over an element's inline colour too. */
+  covering: Set<string>;
   /** A real background on a selector naming no class (`body`, `#hero`, `td`, `table[role] td`): it may be under any element. */
   elsewhere: boolean;
 }
@@ -278,12 +283,15 @@ function sheetBackgrounds(css: string, into: SheetBackgrounds): void {
       if (open >= 0) selectorStart = open + 1;
       open = i;
     } else if (c === '}') {
-      if (open >= 0 && REAL_BACKGROUND.test(sheet.slice(open + 1, i))) {
+      const declarations = open >= 0 ? sheet.slice(open + 1, i) : '';
+      if (REAL_BACKGROUND.test(declarations)) {
+        const covers = COVERING_BACKGROUND.test(declarations);
         for (const selector of sheet.slice(selectorStart, open).split(',')) {
           if (NOT_AT_REST.test(selector)) continue;
           // Escaped characters belong to the class name: .md\:bg-dark is class "md:bg-dark".
           const classes = [...selector.matchAll(/\.((?:\\.|[\w-])+)/g)].map((match) => match[1]!.replace(/\\(.)/g, '$1'));
           for (const name of classes) into.classes.add(name);
+          if (covers) for (const name of classes) into.covering.add(name);
           // A body, id, type or attribute selector: we do not match those, so it may be under any element.
           if (!classes.length && /\S/.test(selector)) into.elsewhere = true;
         }
@@ -319,9 +327,13 @@ function unknownBackground(attrs: Record<string, string>, sheet: SheetBackground
   // A rule on a selector we do not resolve: taken to be under an element only where no inline colour of an ancestor is.
   if (sheet.elsewhere && !underKnown) return true;
   const classes = sheet.classes;
-  if (classes.size && attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c))) return true;
+  if (hasClassOf(attrs, classes)) return true;
   return backgroundImage(attrs);
 }
+
+/** Whether an element carries one of `classes`. */
+const hasClassOf = (attrs: Record<string, string>, classes: Set<string>): boolean =>
+  classes.size > 0 && !!attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c));
 
 /** Whether an element has a background image (attribute or style). */
 function backgroundImage(attrs: Record<string, string>): boolean {
@@ -426,7 +438,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   let images = 0;
   const tags = new Set<string>();
   // Real backgrounds the style sheets give, and the text of the <style> element being read.
-  const sheet: SheetBackgrounds = { classes: new Set(), elsewhere: false };
+  const sheet: SheetBackgrounds = { classes: new Set(), covering: new Set(), elsewhere: false };
   let styleText = '';
   const stack: Frame[] = [
     { tag: '#root', skip: false, hidden: false, gone: false, fontPx: DEFAULT_PX, tiny: false, unseen: false, color: '', faded: false, bg: '', bgUnknown: false },
@@ -440,9 +452,12 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     const color = textColorOf(name, attrs, parent.color);
     const own = ownBackground(attrs, color);
     let bg = parent.bg;
-    // An opaque colour of its own is painted over what a style sheet gives it or its ancestors: only an image may cover it.
+    // An opaque colour of its own is painted over its ancestors' backgrounds and a style sheet's colours: not over its own
+    // image, nor over an image or an !important background a style sheet gives one of its classes.
     const bgUnknown =
-      typeof own === 'object' && own.a === 1 ? backgroundImage(attrs) : parent.bgUnknown || unknownBackground(attrs, sheet, !!parent.bg) || own === 'unknown';
+      typeof own === 'object' && own.a === 1
+        ? backgroundImage(attrs) || hasClassOf(attrs, sheet.covering)
+        : parent.bgUnknown || unknownBackground(attrs, sheet, !!parent.bg) || own === 'unknown';
     // A transparent background (or none, or inherit) shows the one behind it: white text stays on white;
     // a translucent one is painted over it.
     if (typeof own === 'object' && own.a > 0) bg = colorKey(own.a < 1 ? over(own, bg ? fromKey(bg) : WHITE_RGBA) : own);
