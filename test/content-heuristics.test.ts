@@ -313,6 +313,16 @@ describe('content heuristics: the tricks still fire', () => {
     assert.match(analyseHtml(html.replace('.hero{', '.other{')).hiddenText, /meadow/);
   });
 
+  it('review rv4: past 500 open elements, unclosed <font color> tags of an old editor do not hide the rest', () => {
+    const minutes = Array.from({ length: 700 }, (_, i) => `<font color="${i % 2 ? '#000080' : '#000000'}" face="Arial">line ${i} of the minutes `).join('');
+    const info = analyseHtml(`<p>${minutes}${poison}`);
+    assert.equal(info.deep, true);
+    assert.match(info.text, /meadow/);
+    assert.equal(info.hiddenText, '');
+    // A colour there that hides its text still does, and so does what follows once no frame has room.
+    assert.match(analyseHtml(`<p>${minutes}<font color="#ffffff">${poison}</font>`).hiddenText, /meadow/);
+  });
+
   it('ham-shaped colours and sizes stay shown', () => {
     const shown = (html: string) => /meadow/.test(analyseHtml(html).text) && analyseHtml(html).hiddenText === '';
     for (const html of [

@@ -13,7 +13,7 @@ export interface HtmlInfo {
   text: string;
   /** `alt` and `title` texts of images. */
   altText: string;
-  /** Text a reader does not see (display:none, a font size of 1px or less, text colour of too low a contrast with its background...). */
+  /** Text a reader does not see (display:none, a font size of 2px or less, text colour of too low a contrast with its background...). */
   hiddenText: string;
   links: HtmlLink[];
   images: number;
@@ -539,8 +539,11 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     flatOpenCount.set(name, at);
     const parent = state();
     const frame = frameFor(name, attrs, parent);
-    const same = (['hidden', 'gone', 'tiny', 'unseen', 'color', 'bg', 'bgUnknown'] as const).every((key) => frame[key] === parent[key]);
-    if (same) return;
+    const sameLook = (['hidden', 'gone', 'tiny', 'unseen', 'bg', 'bgUnknown'] as const).every((key) => frame[key] === parent[key]);
+    if (sameLook && frame.color === parent.color) return;
+    // No room for a frame that only recolours shown text: let go, its text shows as it does (old editors leave a
+    // `<font color>` open per paragraph); a descendant it would hide changes more than the colour and finds no room either.
+    if (styled.length >= MAX_FLAT_STYLED && sameLook && !frame.hidden) return;
     if (styled.length >= MAX_FLAT_STYLED) flatHideRest = true;
     else styled.push({ ...frame, at });
   };
