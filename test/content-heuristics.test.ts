@@ -323,6 +323,15 @@ describe('content heuristics: the tricks still fire', () => {
     assert.match(analyseHtml(`<p>${minutes}<font color="#ffffff">${poison}</font>`).hiddenText, /meadow/);
   });
 
+  it('review rv4: a gradient background image over an element\'s own colour is not judged (as the docs say)', () => {
+    for (const style of ['background-color:#ffffff;background-image:linear-gradient(#000000,#000000)', 'background:#fff;background-image:radial-gradient(#000,#111)']) {
+      const info = analyseHtml(`<table><tr><td style="${style}"><span style="color:#ffffff">${poison}</span></td></tr></table>`);
+      assert.match(info.text, /meadow/, style);
+      assert.equal(info.hiddenText, '', style);
+    }
+    assert.match(analyseHtml(`<td style="background-color:#ffffff"><span style="color:#ffffff">${poison}</span></td>`).hiddenText, /meadow/);
+  });
+
   it('ham-shaped colours and sizes stay shown', () => {
     const shown = (html: string) => /meadow/.test(analyseHtml(html).text) && analyseHtml(html).hiddenText === '';
     for (const html of [

@@ -335,11 +335,12 @@ function unknownBackground(attrs: Record<string, string>, sheet: SheetBackground
 const hasClassOf = (attrs: Record<string, string>, classes: Set<string>): boolean =>
   classes.size > 0 && !!attrs.class && attrs.class.slice(0, 1024).split(/\s+/).some((c) => classes.has(c));
 
-/** Whether an element has a background image (attribute or style). */
+/** Whether an element has a background image (attribute or style): a picture, or a gradient painted over its colour. */
 function backgroundImage(attrs: Record<string, string>): boolean {
   if (attrs.background && attrs.background.trim()) return true;
   const style = attrs.style ?? '';
-  return style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style);
+  if (style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style)) return true;
+  return /gradient\s*\(/i.test(style) && /background(?:-image)?\s*:[^;]{0,200}gradient\s*\(/i.test(style);
 }
 
 /**
