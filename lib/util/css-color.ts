@@ -41,8 +41,20 @@ function plainNumbers(value: string): string {
   return value.replace(CSS_NUMBER, (n) => Math.max(-MAX_NUMBER, Math.min(MAX_NUMBER, Number(n))).toFixed(6));
 }
 
+/** Values read, kept: a message repeats its few colours in every element's style (colord's parse dominates). */
+const readColors = new Map<string, ColorValue | undefined>();
+const MAX_READ_COLORS = 1024;
+
 /** A CSS colour value (a `color` or `background-color` declaration's), or undefined when a browser drops it. */
 export function cssColor(value: string): ColorValue | undefined {
+  if (readColors.has(value)) return readColors.get(value);
+  const read = readCssColor(value);
+  if (readColors.size >= MAX_READ_COLORS) readColors.clear();
+  readColors.set(value, typeof read === 'object' ? Object.freeze(read) : read);
+  return read;
+}
+
+function readCssColor(value: string): ColorValue | undefined {
   const v = value.trim();
   if (TAKES_PARENT.test(v)) return 'inherit';
   if (/^initial$/i.test(v)) return 'initial';
