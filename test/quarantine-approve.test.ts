@@ -19,6 +19,21 @@ describe('mailward quarantine release-approve: whom it approves', () => {
     assert.match((await w.cli('allow', 'list')).out, /bob@partner\.test/);
   });
 
+  // The approval warns when the held message would not have held an entry: mail a trusted ARC sealer
+  // forwarded after it saw DMARC pass for that From: does ([lists] trusted_arc), a forwarding it saw fail does not.
+  for (const [recorded, warned] of [['pass', false], ['fail', true]] as const) {
+    it(`mail a trusted ARC sealer forwarded with dmarc=${recorded}: ${warned ? 'warned' : 'no warning'} that it was not authenticated`, async () => {
+      const detail = `From: partner.test fails DMARC (no aligned SPF pass or DKIM signature), policy p=reject, neutralised: forwarded through trusted ARC sealer lists.example.org (i=1) which recorded dmarc=${recorded} on receipt`;
+      const ref = recorded === 'pass' ? 'APP0000003' : 'APP0000004';
+      await new FileQuarantine(w.qdir).put(entry(ref, { mailFrom: 'bounces@lists.example.org', symbols: [{ name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: 'auth', detail }] }), held('Bob <bob@partner.test>'));
+      const r = await w.cli('quarantine', 'release-approve', ref);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^approved bob@partner\.test for alice@example\.com$/m);
+      if (warned) assert.match(r.err, /warning: the held message was not authenticated for partner\.test/);
+      else assert.doesNotMatch(r.err, /was not authenticated/);
+    });
+  }
+
   for (const from of ['Bob Smith', '"Bob Smith"', 'Bob <>', '=?utf-8?q?ceo=40bank.test?=']) {
     it(`nothing, with a warning, when the From: holds no address (${from}); the release goes through`, async () => {
       await new FileQuarantine(w.qdir).put(entry('APP0000002', { mailFrom: 'bounces+x1@esp.test' }), held(from));

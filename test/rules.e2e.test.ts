@@ -11,7 +11,8 @@ import { closeSharedIndexes, FileQuarantine, releaseMessage, ReleaseError } from
 import { releaseHeaderLine, releaseKey, signRelease } from '../lib/quarantine/release-token';
 import { GTUBE } from '../lib/checks/builtin';
 import { type HarakaInstance, removeDir, sendMail, startHaraka } from './support/haraka';
-import { IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { forwardFromExample, IP, message, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { waitFor } from './support/wait';
 
 const RELAY_CLIENT = '127.0.0.50';
 // Everything from 8 up to 30 is held, so a held message answers 250 and can be released.
@@ -99,6 +100,8 @@ describe('rules end to end through a real Haraka', function () {
       files: {
         'mailward.ini': SHARED_INI(world.dns.server),
         'mailward.antispoof.ini': '[domains]\nlist = widget.test\n',
+        // A mailing list the operator trusts: its seal neutralises a DMARC fail (and lets allow entries hold).
+        'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n',
         'mailward.rules': RULES,
         'relay.ini': '[relay]\nacl = true\n',
         relay_acl_allow: `${RELAY_CLIENT}/32\n`,
@@ -337,6 +340,35 @@ describe('rules end to end through a real Haraka', function () {
     // alice@example.com forged from a server example.com does not authorise.
     const forged = await send(message({ from: 'Alice <alice@example.com>', to: 'staff@widget.test', subject: 'Pay this [spammy]' }), IP.attacker, 'alice@example.com');
     assert.equal(forged.newDeliveries, 0, 'a forged From: of an allowed sender is not allowed');
+  });
+
+  it('an allow entry holds for mail a trusted ARC sealer forwarded after DMARC passed, and the explanation names the sealer', async () => {
+    const add = await cli('allow', 'add', '--rcpt', 'news@widget.test', 'alice@example.com');
+    assert.equal(add.code, 0, add.text);
+    try {
+      // alice@example.com posts to the list at fwd.test; its footer breaks her DKIM, its server is not in her SPF.
+      const post = async (subject: string) => sign(message({ from: 'Alice <alice@example.com>', to: 'list@fwd.test', subject }), 'example.com', 's1', world.keys.example);
+      const listed = await send(await forwardFromExample(world, await post('Digest [spammy]')), IP.forwarder, 'list-bounces@fwd.test', 'news@widget.test');
+      assert.equal(listed.code, 250, listed.response);
+      assert.equal(listed.newDeliveries, 1, listed.response);
+      assert.match(listed.delivered!, /dmarc=fail/);
+      assert.match(status(listed.delivered), /^accept .*ALLOWLIST 0/);
+      assert.match(status(listed.delivered), /DMARC_FAIL_ARC_OVERRIDE 0/);
+      const ref = /\bref=([0-9A-Z]{10})/.exec(status(listed.delivered))![1]!;
+      const explained = await waitFor(`ref ${ref} in the tracking`, async () => {
+        const io = capture();
+        return (await main(['explain', ref, '--json', '--config', haraka.configDir], io)) === 0 ? io.text() : undefined;
+      }, 10_000, 100);
+      const allow = (JSON.parse(explained) as { symbols: { name: string; detail?: string }[] }).symbols.find((x) => x.name === 'ALLOWLIST');
+      assert.match(allow?.detail ?? '', /^alice@example\.com: allow list \(news@widget\.test: alice@example\.com, DMARC passed at trusted ARC sealer fwd\.test \(here: .*dmarc=fail\)\)$/, explained);
+
+      // The same post through a list the operator does not trust: the entry does not hold, the DMARC policy applies.
+      const untrusted = await send(await forwardFromExample(world, await post('Digest [spammy]'), 'untrusted'), IP.untrustedForwarder, 'list@untrusted.test', 'news@widget.test');
+      assert.equal(untrusted.newDeliveries, 0, untrusted.response);
+      assert.doesNotMatch(untrusted.response, /ALLOWLIST /);
+    } finally {
+      await cli('allow', 'remove', '--rcpt', 'news@widget.test', 'alice@example.com');
+    }
   });
 
   it('release-approve of a cousin domain (examp1e.com) warns, and the approval does not let its next message through', async () => {

@@ -12,7 +12,17 @@ export interface AuthView {
   fromDomain: string;
   spf: { result: string; domain: string; aligned: boolean };
   dkim: { result: string; domain: string; aligned: boolean; unsignedBody?: number }[];
-  dmarc: { result: string };
+  dmarc: {
+    result: string;
+    /** The From: domain DMARC was judged for. */
+    domain?: string;
+    /** A DMARC fail neutralised by a trusted ARC sealer (auth's [arc] trusted_sealers): the sealer. */
+    arcOverride?: string;
+    /** From: named several domains, each judged on its own. */
+    authors?: string[];
+  };
+  /** What the newest ARC sealer recorded for DMARC on receipt ('' unknown). */
+  arc?: { upstreamDmarc?: string };
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -55,6 +65,29 @@ function dmarcPass(auth: AuthView): boolean {
 export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string): boolean {
   if (!auth || !sameFromDomain(auth, fromDomain)) return false;
   return dmarcPass(auth) || (auth.spf.result === 'pass' && auth.spf.aligned) || alignedDkim(auth);
+}
+
+/**
+ * Mail a trusted ARC sealer forwarded for this From: domain: DMARC failed here
+ * (a mailing list's footer breaks the author's DKIM, its server the SPF), and
+ * the auth module neutralised the fail (`dmarc.arcOverride`) because the chain
+ * of a sealer listed in [arc] trusted_sealers verifies. How that sealer sees
+ * the From: domain, in words, and whether it vouches for it: only when DMARC was
+ * judged for this very From: domain (the one the rules read, not one of several
+ * authors, nor one a header that reads two ways gave mailauth) and the sealer
+ * recorded dmarc=pass on receipt. [arc] require_upstream_pass = false lets a
+ * sealer neutralise a fail it saw itself: that is a forwarding the operator
+ * trusts, not an authentication of the author, so it allows nothing.
+ * Not part of `fromAuthenticated`: the `auth` conditions of filter rules keep
+ * reporting what this server measured.
+ */
+export function arcVouch(auth: AuthView | undefined, fromDomain: string): { sealer: string; vouches: boolean; why: string } | undefined {
+  const sealer = auth?.dmarc.arcOverride;
+  if (!auth || !sealer || !sameFromDomain(auth, fromDomain)) return undefined;
+  if (!auth.dmarc.domain || asciiDomain(auth.dmarc.domain) !== asciiDomain(fromDomain) || (auth.dmarc.authors?.length ?? 0) > 1) return undefined;
+  const recorded = auth.arc?.upstreamDmarc || 'nothing';
+  if (recorded !== 'pass') return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=${recorded} on receipt` };
+  return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
 }
 
 /** A result a DNS failure kept from being known: the rule that asks cannot be decided. */

@@ -227,7 +227,7 @@ async function evaluateLists(ctx: MessageContext, view: MessageView, ledger: Led
       const candidates = allowEntries.filter((e) => scopes.includes(e.scope as never) && e.entry.pattern.matches(identity.address));
       let holding: ListMatch | undefined;
       for (const c of candidates) {
-        const result = allowHolds(c.entry, identity, ctx.ip, auth, ownDomain);
+        const result = allowHolds(c.entry, identity, ctx.ip, auth, ownDomain, dc.settings.trustedArc);
         if (result.holds) {
           holding = { ...c };
           held.push({ ...c, entry: { ...c.entry, text: `${c.entry.text}, ${result.why}` } });

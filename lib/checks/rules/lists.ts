@@ -1,4 +1,4 @@
-import { fromAuthenticated, sameFromDomain, type AuthView } from './auth-view';
+import { arcVouch, fromAuthenticated, sameFromDomain, type AuthView } from './auth-view';
 import { AddressPattern, addressDomain, asciiDomain, IpSet, looksLikeIpOrCidr } from './match';
 
 /**
@@ -122,17 +122,25 @@ export interface HoldResult {
 
 /**
  * Does a matching allow entry actually hold for this message? Only when the
- * identity is authenticated, or the mail comes from a named sending server, or
+ * identity is authenticated (here, or at a trusted ARC sealer that forwarded
+ * it, when `trustedArc`), or the mail comes from a named sending server, or
  * the entry says so explicitly; a From: in one of our own domains needs a
  * named sending server whatever the entry says.
  */
-export function allowHolds(entry: ListEntry, identity: Identity, ip: string, auth: AuthView | undefined, ownDomain: boolean): HoldResult {
+export function allowHolds(entry: ListEntry, identity: Identity, ip: string, auth: AuthView | undefined, ownDomain: boolean, trustedArc: boolean): HoldResult {
   if (entry.servers?.has(ip)) return { holds: true, why: `sent from named server ${ip}` };
   if (ownDomain) return { holds: false, why: `${addressDomain(identity.address)} is one of our own domains: a list entry allows it only from a named sending server` };
   if (entry.unauthenticated) return { holds: true, why: 'unauthenticated entry' };
   if (identity.source === 'from') {
     const domain = addressDomain(identity.address);
     if (fromAuthenticated(auth, domain)) return { holds: true, why: authWords(auth!) };
+    // A mailing list the operator trusts broke DKIM and SPF; its sealer saw DMARC pass for this From:.
+    const arc = arcVouch(auth, domain);
+    if (arc?.vouches && trustedArc) return { holds: true, why: `${arc.why} (here: ${authWords(auth!)})` };
+    if (arc) {
+      const off = arc.vouches ? `${arc.why}, but [lists] trusted_arc = false` : arc.why;
+      return { holds: false, why: `From: ${domain} is not authenticated (${authWords(auth!)}); ${off}` };
+    }
     if (auth && auth.fromDomain && !sameFromDomain(auth, domain)) {
       return { holds: false, why: `authentication was for From: domain ${auth.fromDomain}, not ${domain}: the From: header reads two ways` };
     }

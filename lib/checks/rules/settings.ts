@@ -15,6 +15,8 @@ export interface RulesSettings {
   localDomains: Set<string>;
   listStore: 'auto' | 'state' | 'sqlite';
   listSqlitePath: string;
+  /** An allow entry holds for mail a trusted ARC sealer forwarded after seeing DMARC pass for its From:. */
+  trustedArc: boolean;
   /** Entries from the ini file, by list. */
   staticLists: Record<ListKind, ScopedEntry[]>;
   /** Legal but weak entries, logged once the logger is there (createChecks) and shown by the CLI. */
@@ -42,6 +44,7 @@ export function parseRulesSettings(reader: IniReader, shared: SharedSettings, fi
     localDomains,
     listStore: lists.oneOf('store', ['auto', 'state', 'sqlite'] as const, 'auto'),
     listSqlitePath: resolvePath(shared.dataDir, lists.string('sqlite_path', 'senders.sqlite')),
+    trustedArc: lists.boolean('trusted_arc', true),
     staticLists: { allow: [], block: [] },
     warnings: [],
     quarantineDir: shared.quarantine.dir,

@@ -4,6 +4,8 @@ import type { ContentSettings } from '../../checks/content/settings';
 import { addEntry, openLists } from '../../checks/rules/cli';
 import { normaliseAddress } from '../../checks/rules/match';
 import { relaxedAligned } from '../../checks/auth/align';
+import type { RulesSettings } from '../../checks/rules/settings';
+import { asciiDomain } from '../../util/domain';
 import { silentLogger } from '../../runtime';
 import type { MailwardConfig } from '../../config/load';
 import { createContext, fromMailboxes, headerValues, parsedMessage } from '../../message';
@@ -322,7 +324,15 @@ async function approveSender(config: MailwardConfig, record: QuarantineRecord, i
   const domain = address.slice(address.lastIndexOf('@') + 1);
   // SPF_PASS names its domain first: it holds the entry when aligned with the approved address.
   const spfAligned = (detail: string) => relaxedAligned(detail.split(/[:\s]/)[0] ?? '', domain);
-  const authenticated = record.symbols.some((x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED' || (x.name === 'SPF_PASS' && spfAligned(x.detail)));
+  // A trusted ARC sealer that saw DMARC pass for this very From: domain holds the entry too ([lists] trusted_arc).
+  const trustedArc = (config.modules.find((m) => m.module.name === 'rules')?.settings as RulesSettings | undefined)?.trustedArc ?? false;
+  const arcVouched = (detail: string) => {
+    const m = /^From: (\S+) fails DMARC .* which recorded dmarc=pass on receipt$/.exec(detail);
+    return !!m && asciiDomain(m[1]!) === asciiDomain(domain);
+  };
+  const authenticated = record.symbols.some(
+    (x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED' || (x.name === 'SPF_PASS' && spfAligned(x.detail)) || (trustedArc && x.name === 'DMARC_FAIL_ARC_OVERRIDE' && arcVouched(x.detail)),
+  );
   if (!authenticated) {
     io.err(
       `warning: the held message was not authenticated for ${domain} (no DMARC pass, no aligned DKIM signature or SPF pass): ` +
