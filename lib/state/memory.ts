@@ -48,6 +48,14 @@ export function keptPerBlock(maxEachSegment: number): number {
 }
 
 /**
+ * SegmentedPool's `overflow`: first events past their group's or block's
+ * budget, a twentieth of the segment (one block's share; 10,000 by default).
+ */
+export function overflowSize(maxEachSegment: number): number {
+  return keptPerBlock(maxEachSegment);
+}
+
+/**
  * One level of grouping: each group's keys, least recently written first, in
  * two lists, those without evidence and those with (a Set keeps insertion
  * order, so the oldest of either is its first: O(1)).
@@ -218,6 +226,52 @@ export interface SegmentedPoolOptions {
   clock?: () => number;
 }
 
+/** Groups and blocks whose first events FirstEventBudget counts (the most recently active; a few hundred kB). */
+const BUDGETED_GROUPS = 4096;
+
+/**
+ * How many new keys (first events) each group and each block may put into
+ * SegmentedPool's `once` per window: as many as it may keep (keptPerGroup,
+ * keptPerBlock). Counted per group, not per key: a bounded map of the most
+ * recently active groups and blocks, each a window start and a count. A group
+ * the map forgot starts a new window (only a group idle longer than the
+ * busiest 4,096 are active is forgotten, and a flooding one never is).
+ */
+class FirstEventBudget {
+  private readonly windows = new LRUCache<string, { start: number; count: number }>({ max: BUDGETED_GROUPS });
+
+  constructor(
+    private readonly perGroup: number,
+    private readonly perBlock: number,
+    private readonly windowMs: number,
+  ) {}
+
+  private left(name: string, limit: number, now: number): boolean {
+    const w = this.windows.get(name);
+    return !w || now - w.start >= this.windowMs || w.count < limit;
+  }
+
+  private count(name: string, now: number): void {
+    const w = this.windows.get(name);
+    if (!w || now - w.start >= this.windowMs) this.windows.set(name, { start: now, count: 1 });
+    else w.count++;
+  }
+
+  /** True (and counted) while neither the key's group nor its block has used its budget this window; keys without either always. */
+  admit(group: string | undefined, block: string | undefined, now: number): boolean {
+    // Both checked before either is counted: a refused key costs its group nothing.
+    if (group !== undefined && !this.left(`g:${group}`, this.perGroup, now)) return false;
+    if (block !== undefined && !this.left(`b:${block}`, this.perBlock, now)) return false;
+    if (group !== undefined) this.count(`g:${group}`, now);
+    if (block !== undefined) this.count(`b:${block}`, now);
+    return true;
+  }
+
+  clear(): void {
+    this.windows.clear();
+  }
+}
+
 /**
  * A pool for keys of which most are written once and a few again and again
  * (learnt reputation: one verdict from each of a botnet's fresh IPv6
@@ -239,10 +293,27 @@ export interface SegmentedPoolOptions {
  * entries without evidence go first: a large provider's many ordinary senders
  * (one /48) do not push out one of its tenants' trap hits. A key without
  * evidence that its full group (all evidence) does not take stays in `once`.
+ *
+ * And `once` itself was one LRU: a flood of fresh addresses of one /48 pushed
+ * out every other sender's first event, so a new regular sender coming back
+ * after a minute found none and was never promoted while the flood lasted. A
+ * share of `once` per group does not do (review): on a busy node `once` is
+ * full for good, so the share binds for good, and a provider's /48 with more
+ * new senders a minute than its share cycled through them and promoted none.
+ * So a group (block) may put at most keptPerGroup (keptPerBlock) first events
+ * into `once` per promotion interval (FirstEventBudget); what it puts there
+ * nothing of its own pushes out, so those that come back are promoted. Its
+ * further first events go to `overflow`, a small LRU of their own: a flood
+ * pushes out only older first events of its own (or of other groups over
+ * their budget), and its newest, still there when they come back, are
+ * promoted and penalised as before. Keys
+ * without a group or block are not counted (as before). No bookkeeping per key.
  */
 export class SegmentedPool implements Pool {
   private readonly once: Pool;
+  private readonly overflow: Pool;
   private readonly again: GroupBoundedLru;
+  private readonly budget: FirstEventBudget;
 
   private readonly promoteAfterMs: number;
   /** Time of writes, for promotion (injected by tests; lru-cache keeps its own clock for TTLs). */
@@ -252,11 +323,14 @@ export class SegmentedPool implements Pool {
     this.promoteAfterMs = options.promoteAfterMs ?? PROMOTE_AFTER_MS;
     this.clock = options.clock ?? Date.now;
     this.once = lru(maxEachSegment);
+    this.overflow = lru(overflowSize(maxEachSegment));
     this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment));
+    // A window of at least a second: with promoteAfterMs = 0 (tests) every write is a window of its own otherwise.
+    this.budget = new FirstEventBudget(keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment), Math.max(this.promoteAfterMs, 1000));
   }
 
   private holder(key: string): Pool | undefined {
-    return this.again.has(key) ? this.again : this.once.has(key) ? this.once : undefined;
+    return this.again.has(key) ? this.again : this.once.has(key) ? this.once : this.overflow.has(key) ? this.overflow : undefined;
   }
 
   get(key: string): Entry | undefined {
@@ -266,22 +340,26 @@ export class SegmentedPool implements Pool {
   set(key: string, entry: Entry, options: SetOptions = {}): this {
     const { keep, group, block, ...lruOptions } = options;
     const now = this.clock();
-    const born = this.once.get(key)?.born;
+    const probation = this.once.has(key) ? this.once : this.overflow.has(key) ? this.overflow : undefined;
+    const born = probation?.get(key)?.born;
     const kept = this.again.has(key) || keep || (born !== undefined && now - born >= this.promoteAfterMs);
     if (kept && this.again.set(key, entry, { ...lruOptions, keep, group, block })) {
-      this.once.delete(key);
+      probation?.delete(key);
       return this;
     }
     // Not kept (or not taken): an entry expired in `again` is still held there until it is read or pushed out.
     this.again.delete(key);
-    this.once.set(key, { ...entry, born: born ?? now }, lruOptions);
+    // A first event goes to `once` within its group's and block's budget, past it to `overflow`; a later one stays where its first went.
+    const pool = probation ?? (this.budget.admit(group, block, now) ? this.once : this.overflow);
+    pool.set(key, { ...entry, born: born ?? now }, lruOptions);
     return this;
   }
 
   delete(key: string): boolean {
     const a = this.again.delete(key);
     const o = this.once.delete(key);
-    return a || o;
+    const f = this.overflow.delete(key);
+    return a || o || f;
   }
 
   has(key: string): boolean {
@@ -295,15 +373,18 @@ export class SegmentedPool implements Pool {
   *keys(): Iterable<string> {
     yield* this.again.keys();
     yield* this.once.keys();
+    yield* this.overflow.keys();
   }
 
   get size(): number {
-    return this.again.size + this.once.size;
+    return this.again.size + this.once.size + this.overflow.size;
   }
 
   clear(): void {
     this.again.clear();
     this.once.clear();
+    this.overflow.clear();
+    this.budget.clear();
   }
 }
 
@@ -352,9 +433,10 @@ const EVIDENCE_FIELD = /:(?:trap|complaint)$/;
  * push out its own kind. Within learnt reputation, fresh addresses (IPv6 gives
  * a sender as many as it likes) push out only entities seen once, and those
  * that earn their keep push out only their own network's, and evidence last:
- * see SegmentedPool. Worst case: 4 x maxEntries entries (the reputation pool
- * has two segments), and for each kept one a few slots of bookkeeping (its
- * group, block and evidence: GroupBoundedLru), never an entry more.
+ * see SegmentedPool. Worst case: 4.05 x maxEntries entries (the reputation
+ * pool has two segments and an overflow of a twentieth), for each kept one a
+ * few slots of bookkeeping (its group, block and evidence: GroupBoundedLru),
+ * and a window for each of the 4,096 most active groups (FirstEventBudget).
  */
 export class MemoryStore implements StateStore {
   readonly backend = 'memory' as const;

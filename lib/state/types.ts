@@ -76,7 +76,9 @@ export interface WriteHints {
    * Whom a learnt-reputation key is about, for eviction: the IPv6 /48 or IPv4
    * /24 of an IP or network, the organisational domain of a domain. The memory
    * store keeps a bounded number of one group's entries among those it keeps
-   * longest, so a flood from one network pushes out only that network's own.
+   * longest, so a flood from one network pushes out only that network's own,
+   * and takes a bounded number of one group's new keys a minute among those
+   * seen once, so a flood pushes out no other sender's first event.
    */
   group?: string;
   /**
