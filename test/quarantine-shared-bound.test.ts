@@ -5,12 +5,13 @@
 // the bound.
 import assert from 'node:assert/strict';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { closeSharedIndexes, countDirectory, FileQuarantine, forgetUsage, isQuarantineFull, SqliteQuarantineIndex, usageFor } from '../lib/quarantine';
-import { SharedUsage } from '../lib/quarantine/shared-usage';
+import { moveAsideIfCorrupt, SharedUsage } from '../lib/quarantine/shared-usage';
 import { entry, RAW } from './support/quarantine';
 
 const WORKER = join(__dirname, 'support', 'quarantine-put-worker.js');
@@ -173,10 +174,18 @@ describe('quarantine byte bound shared by processes on one host', function () {
 
   for (const [what, spoil] of [
     ['a directory in its place', (path: string) => mkdirSync(path)],
-    ['not a database', (path: string) => writeFileSync(path, 'not a SQLite file, just text long enough to be read as a header '.repeat(20))],
+    [
+      'locked by another process past a second',
+      (path: string) => {
+        const holder = new Database(path);
+        holder.pragma('journal_mode = WAL');
+        holder.exec('CREATE TABLE usage_total (id INTEGER PRIMARY KEY); BEGIN EXCLUSIVE; INSERT INTO usage_total VALUES (1)');
+        return () => holder.close();
+      },
+    ],
   ] as const) {
     it(`the shared file unusable (${what}): messages are still held, within this process's own count, with one warning`, async () => {
-      spoil(join(dir, 'usage.sqlite'));
+      const release = spoil(join(dir, 'usage.sqlite'));
       const { warnings, log } = logger();
       const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
       try {
@@ -190,11 +199,143 @@ describe('quarantine byte bound shared by processes on one host', function () {
         assert.equal(usageFor(dir).bytes, 2 * HELD);
         const said = warnings.filter((w) => /usage\.sqlite, cannot be used .*counts \[quarantine\] max_mb on its own/.test(w));
         assert.equal(said.length, 1, warnings.join('\n'));
+        // Not corrupt: left where it is for the operator (only a corrupt file is rebuilt).
+        assert.deepEqual(readdirSync(dir).filter((n) => n.includes('corrupt')), []);
       } finally {
+        if (typeof release === 'function') release();
         await index.close();
       }
     });
   }
+
+  /** Bytes that are no SQLite file (no header), as a disk error or a stray write leaves them. */
+  function garbage(bytes: number): Buffer {
+    const b = randomBytes(bytes);
+    b.write('garbage!', 0);
+    return b;
+  }
+  const asideFiles = () => readdirSync(dir).filter((n) => /^usage\.sqlite\.corrupt-[-0-9TZ]+$/.test(n));
+
+  it('a corrupt shared file (garbage bytes) is moved aside, made anew and counted from the directory: one warning naming it, the shared count decides again', async () => {
+    // Before, the process warned, counted alone (trying again each minute, failing again) until someone removed the file.
+    const path = join(dir, 'usage.sqlite');
+    const bad = garbage(6000);
+    writeFileSync(path, bad);
+    writeFileSync(join(dir, 'OTHER.bin'), Buffer.alloc(10_000)); // something to count
+    const { warnings, log } = logger();
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 10 * HELD, log });
+      await store.startUsage();
+      const aside = asideFiles();
+      assert.equal(aside.length, 1, readdirSync(dir).join(' '));
+      assert.deepEqual(readFileSync(join(dir, aside[0]!)), bad, 'kept as it was, for the operator');
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.ok(warnings[0]!.includes(`${path}, is corrupt`) && warnings[0]!.includes(`moved aside to ${join(dir, aside[0]!)}`), warnings[0]);
+      assert.equal(usageFor(dir).isShared, true, 'the new file is used');
+      const other = new SharedUsage(path); // another process of this host
+      try {
+        const counted = await countDirectory(dir); // OTHER.bin and the file moved aside: 12 KB + 8 KB
+        assert.equal(counted, 20 * 1024);
+        assert.equal(other.total(), counted, 'the new file starts from a count of the directory');
+        await store.put(entry('REBUILT001'), RAW);
+        assert.equal(other.total(), counted + HELD);
+        // The shared count decides: another process takes the rest of the room, this one is full.
+        assert.notEqual(other.reserve(10 * HELD - counted - HELD, 10 * HELD, Date.now()).id, null);
+        await assert.rejects(store.put(entry('REBUILT002'), RAW), (err: unknown) => isQuarantineFull(err));
+      } finally {
+        other.close();
+      }
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+    } finally {
+      await index.close();
+    }
+  });
+
+  it('a shared file replaced by another process that found it corrupt: not moved aside again; this process opens the new one and counts into it', async () => {
+    const path = join(dir, 'usage.sqlite');
+    const { warnings, log } = logger();
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 10 * HELD, log });
+      await store.startUsage();
+      await store.put(entry('BEFORE0001'), RAW);
+      const corrupt = statSync(path).ino;
+      // Another process found it corrupt: moved it aside and made a new one (empty: its count not yet done).
+      const aside = moveAsideIfCorrupt(path, corrupt);
+      assert.ok(aside && existsSync(aside));
+      const other = new SharedUsage(path);
+      try {
+        // A third noticing the same file at once finds the new one in its place: it moves nothing.
+        assert.equal(moveAsideIfCorrupt(path, corrupt), null);
+        assert.equal(statSync(path).ino, other.inode, 'the new file stays');
+        await store.put(entry('AFTER00001'), RAW);
+        await store.startUsage(); // waits for the count into the new file
+        assert.equal(usageFor(dir).isShared, true);
+        assert.equal(other.total(), await countDirectory(dir), 'counted into the new file: nothing missed');
+      } finally {
+        other.close();
+      }
+      assert.deepEqual(warnings, [], 'the process that moved it said so, not this one');
+    } finally {
+      await index.close();
+    }
+  });
+
+  it('a file counted around because it was locked, found corrupt when tried again a minute later: moved aside and rebuilt then', async () => {
+    const path = join(dir, 'usage.sqlite');
+    const holder = new Database(path);
+    holder.pragma('journal_mode = WAL');
+    holder.exec('CREATE TABLE usage_total (id INTEGER PRIMARY KEY); BEGIN EXCLUSIVE; INSERT INTO usage_total VALUES (1)');
+    const { warnings, log } = logger();
+    let now = 1_000_000_000_000;
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 10 * HELD, log, clock: () => now });
+      await store.startUsage();
+      assert.equal(usageFor(dir).isShared, false, 'locked: counting alone');
+      holder.close();
+      writeFileSync(path, garbage(4096));
+      now += 60_000; // SHARED_RETRY_MS
+      await store.put(entry('RETRIED001'), RAW);
+      await store.startUsage(); // waits for the count into the new file
+      assert.equal(usageFor(dir).isShared, true);
+      assert.equal(asideFiles().length, 1, readdirSync(dir).join(' '));
+      assert.equal(warnings.length, 2, warnings.join('\n'));
+      assert.match(warnings[0]!, /cannot be used/);
+      assert.match(warnings[1]!, /is corrupt .*moved aside to/);
+      const other = new SharedUsage(path);
+      try {
+        assert.equal(other.total(), await countDirectory(dir));
+      } finally {
+        other.close();
+      }
+    } finally {
+      if (holder.open) holder.close();
+      await index.close();
+    }
+  });
+
+  it('two processes opening a corrupt shared file at once: one moves it aside, both share the new one and hold no more than the bound together', async () => {
+    const bad = garbage(4096);
+    writeFileSync(join(dir, 'usage.sqlite'), bad);
+    const bound = 12 * HELD + 4096; // the file moved aside is counted: it stays in the directory
+    const workers = ['A', 'B'].map((p) => start([dir, String(bound), indexDir, 'putlate', '12', `COR${p}`]));
+    children.push(...workers);
+    await Promise.all(workers.map((w) => nextMessage<string>(w)));
+    const results = workers.map((w) => nextMessage<{ held: number; full: number }>(w));
+    for (const w of workers) w.send('go');
+    const answers = await Promise.all(results);
+    await Promise.all(workers.map(exited));
+    assert.equal(asideFiles().length, 1, readdirSync(dir).join(' '));
+    assert.deepEqual(readFileSync(join(dir, asideFiles()[0]!)), bad);
+    const held = readdirSync(dir).filter((n) => n.endsWith('.eml')).length;
+    assert.equal(answers[0]!.held + answers[1]!.held, held);
+    // Counting alone, each would hold 12. Both count the directory into the new file as they start: a put
+    // settled during the other's count may be counted twice until the next one (errs towards full), so fewer than 12 may fit.
+    assert.ok(held <= 12 && held >= 6, `${answers.map((a) => a.held).join(' + ')} held against room for 12`);
+    assert.ok((await countDirectory(dir)) <= bound, 'the directory within the bound');
+  });
 
   it('the shared file repaired: tried again at most once a minute; once it opens, the directory is counted again and the shared count decides again', async () => {
     // Before, one failure (a lock held past a second, a broken file) left the process counting alone until it restarted.

@@ -1,8 +1,8 @@
-import { chownSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, openSync, renameSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { openSharedSqlite } from '../util/sqlite';
 
 /**
@@ -59,9 +59,63 @@ function processStart(): string {
   return (holder[START_KEY] ??= randomUUID());
 }
 
-/** The shared file and SQLite's companions (WAL, shared memory, rollback journal). */
+/** The shared file and SQLite's companions (WAL, shared memory, rollback journal), and the rebuild's lock (see moveAsideIfCorrupt). */
 export function isSharedUsageFile(name: string): boolean {
-  return name === SHARED_USAGE_FILE || (name.startsWith(`${SHARED_USAGE_FILE}-`) && ['wal', 'shm', 'journal'].includes(name.slice(SHARED_USAGE_FILE.length + 1)));
+  return name === SHARED_USAGE_FILE || (name.startsWith(`${SHARED_USAGE_FILE}-`) && ['wal', 'shm', 'journal', 'lock', 'lock-journal'].includes(name.slice(SHARED_USAGE_FILE.length + 1)));
+}
+
+/**
+ * SQLite's answers for a file that is not, or no longer, a sound database. Not
+ * SQLITE_BUSY/LOCKED (another process holds it), SQLITE_FULL or SQLITE_IOERR:
+ * the file may be fine, so it is kept and the process counts alone meanwhile.
+ */
+export function isCorrupt(err: unknown): boolean {
+  return /^SQLITE_(NOTADB|CORRUPT)/.test((err as { code?: unknown } | null)?.code?.toString() ?? '');
+}
+
+/** The inode at `path`, or 0 when there is no file. */
+function inodeOf(path: string): number {
+  try {
+    return statSync(path).ino;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}
+
+/**
+ * The shared file at `path` was found corrupt while it was the file of inode
+ * `inode`: moves it (and its -wal and -shm) aside as
+ * `usage.sqlite.corrupt-TIME`, kept for the operator, never deleted. Returns
+ * that name, or null when the file at `path` is another one already (a
+ * process that noticed at the same time replaced it: its new file must not be
+ * moved aside in turn, nor the count it is rebuilding lost). A stat then a
+ * rename is not atomic, so both run under a lock: an exclusive transaction
+ * on a small SQLite file of its own, `usage.sqlite-lock`, whose lock the
+ * kernel drops if its holder dies (a lock file left by a crash would need an
+ * age to be judged stale). Throws when the lock cannot be had within
+ * SHARED_BUSY_MS: the caller then counts alone, as for a busy file.
+ */
+export function moveAsideIfCorrupt(path: string, inode: number, now = new Date()): string | null {
+  const lockPath = `${path}-lock`;
+  createOwnedLikeDirectory(lockPath);
+  const lock = new Database(lockPath, { timeout: SHARED_BUSY_MS });
+  try {
+    lock.exec('BEGIN EXCLUSIVE');
+    if (inodeOf(path) !== inode) return null;
+    const aside = `${path}.corrupt-${now.toISOString().replace(/[:.]/g, '-')}`;
+    // The WAL and shared memory first: a process opening the path meanwhile must not apply the old WAL to a new file.
+    for (const suffix of ['-wal', '-shm', '']) {
+      try {
+        renameSync(`${path}${suffix}`, `${aside}${suffix}`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return aside;
+  } finally {
+    lock.close(); // Ends the transaction: the lock is released.
+  }
 }
 
 const SCHEMA = `
@@ -154,16 +208,34 @@ export class SharedUsage {
   private readonly host = hostname();
   private readonly pid = process.pid;
   private readonly start = processStart();
+  /**
+   * The file this handle is on. Another process that found it corrupt may have
+   * moved it aside and made a new one (replaced()); a corrupt error on opening
+   * carries the inode found (`inode` on the error) for moveAsideIfCorrupt.
+   */
+  readonly inode: number;
 
   constructor(readonly path: string) {
     createOwnedLikeDirectory(path);
-    this.db = openSharedSqlite(path, SHARED_BUSY_MS, (db) => {
-      // A lost commit costs at most a count that the next scan corrects: no fsync on the mail path.
-      db.pragma('synchronous = NORMAL');
-      db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
-      db.exec(SCHEMA);
-      addStartTokens(db);
-    });
+    const found = inodeOf(path);
+    try {
+      this.db = openSharedSqlite(path, SHARED_BUSY_MS, (db) => {
+        // A lost commit costs at most a count that the next scan corrects: no fsync on the mail path.
+        db.pragma('synchronous = NORMAL');
+        db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
+        db.exec(SCHEMA);
+        addStartTokens(db);
+      });
+    } catch (err) {
+      if (isCorrupt(err) && found) Object.assign(err as object, { inode: found });
+      throw err;
+    }
+    this.inode = inodeOf(path);
+  }
+
+  /** The file at the path is no longer this handle's (moved aside as corrupt by another process, or removed). */
+  replaced(): boolean {
+    return inodeOf(this.path) !== this.inode;
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -211,10 +283,14 @@ export class SharedUsage {
     });
   }
 
-  /** The put is done: its bytes join base (`kept`), or are given back. */
-  settle(id: number, bytes: number, kept: boolean): void {
+  /**
+   * The put is done: its bytes join base (`kept`), or are given back. `id`
+   * null: reserved in a file since replaced (moved aside as corrupt), so not
+   * a row of this one; kept, its bytes are added as a put settled now.
+   */
+  settle(id: number | null, bytes: number, kept: boolean): void {
     this.immediate(() => {
-      const found = this.sql('DELETE FROM usage_reservation WHERE id = ? AND kept_seq IS NULL').run(id).changes > 0;
+      const found = id === null || this.sql('DELETE FROM usage_reservation WHERE id = ? AND kept_seq IS NULL').run(id).changes > 0;
       if (!kept) return;
       let scanning = this.sql('SELECT 1 FROM usage_scan LIMIT 1').get() !== undefined;
       if (scanning && found) {
@@ -229,7 +305,7 @@ export class SharedUsage {
         // A running scan may or may not have listed its files: kept aside until finishScan decides.
         const seq = this.row.seq + 1;
         this.sql('UPDATE usage_total SET seq = ? WHERE id = 1').run(seq);
-        this.sql('INSERT INTO usage_reservation (id, host, pid, start_token, bytes, at, kept_seq) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, this.host, this.pid, this.start, bytes, 0, seq);
+        this.sql('INSERT INTO usage_reservation (id, host, pid, start_token, bytes, at, kept_seq) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id ?? null, this.host, this.pid, this.start, bytes, 0, seq);
       } else {
         // Found or dropped meanwhile as stale (a put slower than the TTL): its files are on disk either way.
         this.sql('UPDATE usage_total SET base = base + ? WHERE id = 1').run(bytes);

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
-import { isSharedUsageFile, SHARED_USAGE_FILE, SharedUsage } from './shared-usage';
+import { isCorrupt, isSharedUsageFile, moveAsideIfCorrupt, SHARED_USAGE_FILE, SharedUsage } from './shared-usage';
 
 /**
  * The byte bound of the quarantine (`[quarantine] max_mb`). Retention alone
@@ -14,8 +14,10 @@ import { isSharedUsageFile, SHARED_USAGE_FILE, SharedUsage } from './shared-usag
  * one scan of the directory at start (or at the first put), then what it
  * writes is added and what it deletes is subtracted, so a put costs no
  * directory walk. That total decides only when the shared file cannot be used
- * (it cannot be opened, is corrupt, or stays locked): said once, and mail is
- * still held or handled by when_full, never rejected for it. The file is tried
+ * (it cannot be opened, or stays locked): said once, and mail is
+ * still held or handled by when_full, never rejected for it. A file found
+ * corrupt is not waited on: it holds only a count, so it is moved aside and
+ * made anew at once, and the directory counted again (rebuild()). The file is tried
  * again at most once a minute (at a put or a scan); once it opens, the
  * directory is counted again (this process's puts and deletes meanwhile are
  * not in the shared total) and the shared total decides again. Deletes elsewhere
@@ -73,10 +75,15 @@ export interface BoundSettings {
   whenFull: 'defer' | 'deliver';
 }
 
-/** Room taken by reserve(): settle() it. `id`: its row in the shared file; `bounded`: there was a bound to reserve against. */
+/**
+ * Room taken by reserve(): settle() it. `id`: its row in the shared file,
+ * `file`: that file's handle (a row of a file since replaced is not one of the
+ * new file's); `bounded`: there was a bound to reserve against.
+ */
 export interface Reservation {
   bytes: number;
   id?: number;
+  file?: SharedUsage;
   bounded?: boolean;
 }
 
@@ -134,31 +141,102 @@ export class QuarantineUsage {
   }
 
   /**
-   * Runs `op` on the shared file (opened on first use). Any failure (the file
-   * cannot be opened, is corrupt, stays locked past SHARED_BUSY_MS) turns it
-   * off for this process, with one warning, and answers FAILED: the caller goes
-   * on with this process's own total until reopenIfDue() succeeds.
+   * Runs `op` on the shared file (opened on first use). A file found corrupt
+   * is rebuilt (rebuild()); any other failure (the file cannot be opened,
+   * stays locked past SHARED_BUSY_MS, the disk is full) turns it off for this
+   * process, with one warning. Either way the answer is FAILED: the caller goes
+   * on with this process's own total until the file is open again and counted
+   * (reopenIfDue(), then a rescan).
    */
   private attempt<T>(log: Logger | undefined, op: (shared: SharedUsage) => T): T | typeof FAILED {
     if (this.shared === null) return FAILED;
+    const path = join(this.dir, SHARED_USAGE_FILE);
+    let inode: number | undefined;
     try {
-      this.shared ??= new SharedUsage(join(this.dir, SHARED_USAGE_FILE));
+      if (this.shared?.replaced()) {
+        // Another process found it corrupt and made a new one (or it was removed): its count starts
+        // afresh, so this process counts the directory into it, as after a rebuild of its own.
+        this.off();
+        this.rebuilt = true;
+        this.recountSoon(log);
+        return FAILED;
+      }
+      this.shared ??= new SharedUsage(path);
+      inode = this.shared.inode;
       return op(this.shared);
     } catch (err) {
-      try {
-        this.shared?.close();
-      } catch {
-        // Closing a broken handle: nothing more to do.
-      }
-      this.shared = null;
-      this.offAt = this.lastNow;
+      inode ??= (err as { inode?: number }).inode;
+      this.off();
+      if (isCorrupt(err) && inode !== undefined && this.rebuild(path, inode, err as Error, log)) return FAILED;
       (log ?? this.log)?.warn(
-        `mailward quarantine: the byte count shared by this host's processes, ${join(this.dir, SHARED_USAGE_FILE)}, cannot be used (${(err as Error).message}); ` +
+        `mailward quarantine: the byte count shared by this host's processes, ${path}, cannot be used (${(err as Error).message}); ` +
           'this process counts [quarantine] max_mb on its own and tries the file again at most once a minute, so processes sharing the directory may together pass the bound meanwhile. ' +
           'Mail is still held (or handled by when_full). Remove or repair the file.',
       );
       return FAILED;
     }
+  }
+
+  /** Closes the shared handle: this process counts alone until reopenIfDue(). */
+  private off(): void {
+    try {
+      this.shared?.close();
+    } catch {
+      // Closing a broken handle: nothing more to do.
+    }
+    this.shared = null;
+    this.offAt = this.lastNow;
+  }
+
+  /**
+   * The shared file is corrupt: it holds only a count the files give again,
+   * so it is moved aside (kept for the operator), made anew and counted by a
+   * scan at once, with one warning naming the file moved aside. Another
+   * process that found it at the same time and moved it first is not a
+   * second warning: this one opens the new file and counts too. False when it
+   * could not be moved (the lock busy, a rename refused): the caller warns
+   * and counts alone, as for any other failure.
+   */
+  private rebuild(path: string, inode: number, err: Error, log?: Logger): boolean {
+    let aside: string | null;
+    try {
+      aside = moveAsideIfCorrupt(path, inode);
+    } catch (moveErr) {
+      (log ?? this.log)?.debug(`mailward quarantine: ${path} is corrupt, but could not be moved aside (${(moveErr as Error).message})`);
+      return false;
+    }
+    if (aside) {
+      (log ?? this.log)?.warn(
+        `mailward quarantine: the byte count shared by this host's processes, ${path}, is corrupt (${err.message}): ` +
+          `moved aside to ${aside} (kept for a look; delete it when done) and made anew from a count of the directory. Nothing to do: mail is held (or handled by when_full) meanwhile.`,
+      );
+    }
+    this.rebuilt = true;
+    this.recountSoon(log);
+    return true;
+  }
+
+  /** Set by a rebuild: the reopen that follows is not news ("can be used again"), its failure is (said once). */
+  private rebuilt = false;
+  /** The recount after a rebuild (tests wait for it through ensureScanned/rescan). */
+  private recounting?: Promise<void>;
+
+  /**
+   * Opens the (new) shared file now and counts the directory into it, after a
+   * scan that runs already (it started on the old file, or alone).
+   */
+  private recountSoon(log?: Logger): void {
+    this.offAt = -Infinity;
+    this.recounting ??= (async () => {
+      try {
+        // Not within the call that found the file corrupt: rescan() may be on its way to set `scanning`.
+        await Promise.resolve();
+        while (this.scanning) await this.scanning;
+        if (this.shared === null) await this.rescan(Number.isFinite(this.lastNow) ? this.lastNow : Date.now(), log);
+      } finally {
+        this.recounting = undefined;
+      }
+    })();
   }
 
   /**
@@ -174,10 +252,20 @@ export class QuarantineUsage {
     try {
       this.shared = new SharedUsage(path);
     } catch (err) {
-      (log ?? this.log)?.debug(`mailward quarantine: ${path} still cannot be used (${(err as Error).message}); tried again in a minute`);
+      // Found corrupt at this try (it was busy before, say): rebuilt, and opened by the recount that follows.
+      const inode = (err as { inode?: number }).inode;
+      if (isCorrupt(err) && inode !== undefined && this.rebuild(path, inode, err as Error, log)) return false;
+      if (this.rebuilt) {
+        this.rebuilt = false;
+        (log ?? this.log)?.warn(`mailward quarantine: ${path} could not be made anew (${(err as Error).message}); this process counts [quarantine] max_mb on its own and tries the file again at most once a minute`);
+      } else (log ?? this.log)?.debug(`mailward quarantine: ${path} still cannot be used (${(err as Error).message}); tried again in a minute`);
       return false;
     }
     this.returning = true;
+    if (this.rebuilt) {
+      this.rebuilt = false;
+      return true;
+    }
     (log ?? this.log)?.info(`mailward quarantine: the byte count shared by this host's processes, ${path}, can be used again: this process counts the directory again and shares [quarantine] max_mb with them`);
     return true;
   }
@@ -187,8 +275,9 @@ export class QuarantineUsage {
 
   /** The first scan, once; later calls wait for it. */
   async ensureScanned(now: number, log?: Logger): Promise<void> {
-    if (this.scanning) return this.scanning;
-    if (!this.scanned) await this.rescan(now, log);
+    if (!this.scanned && !this.scanning && !this.recounting) await this.rescan(now, log);
+    // The count a rebuilt shared file starts from (rebuild()) is part of the first count too.
+    while (this.recounting || this.scanning) await (this.recounting ?? this.scanning);
   }
 
   /**
@@ -274,7 +363,7 @@ export class QuarantineUsage {
       if (this.total + need <= bound.maxBytes) return this.reserved(need);
       total = this.total;
     } else if (shared.id !== null) {
-      return this.reserved(need, shared.id);
+      return this.reserved(need, shared.id, this.shared ?? undefined);
     } else {
       total = shared.total;
     }
@@ -304,11 +393,11 @@ export class QuarantineUsage {
     return this.attempt(log, (s) => s.reserve(need, bound.maxBytes, now));
   }
 
-  private reserved(bytes: number, id?: number): Reservation {
+  private reserved(bytes: number, id?: number, file?: SharedUsage): Reservation {
     this.writing += bytes;
     if (id === undefined) this.writingAlone += bytes;
     this.change(bytes, id === undefined);
-    return { bytes, id, bounded: true };
+    return { bytes, id, file, bounded: true };
   }
 
   /**
@@ -321,7 +410,8 @@ export class QuarantineUsage {
     this.writing = Math.max(0, this.writing - bytes);
     if (id === undefined) this.writingAlone = Math.max(0, this.writingAlone - bytes);
     if (!kept) this.change(-bytes, id === undefined);
-    if (id !== undefined) this.attempt(undefined, (s) => s.settle(id, bytes, kept));
+    // Reserved in a file replaced since (corrupt): its id is not a row of this one.
+    if (id !== undefined) this.attempt(undefined, (s) => s.settle(s === reservation.file ? id : null, bytes, kept));
   }
 
   /** Closes the shared file (tests; a process exits anyway). */

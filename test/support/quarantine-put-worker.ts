@@ -1,6 +1,7 @@
 // A separate OS process holding mail in a shared quarantine directory, as a
 // Haraka cluster worker does (test/quarantine-shared-bound.test.ts forks it).
-// argv: dir, maxBytes, index directory, mode (`put N PREFIX` | `hang REF`).
+// argv: dir, maxBytes, index directory, mode (`put N PREFIX` | `putlate N PREFIX` | `hang REF`).
+// `putlate` opens the count only at 'go', so two workers open it at the same moment.
 // Messages from the parent: 'go'. To the parent: 'ready', 'hanging', { held, full }.
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ async function hangWrites(): Promise<void> {
 async function main(): Promise<void> {
   const index = new SqliteQuarantineIndex(join(indexDir, `index-${process.pid}.sqlite`));
   const store = new FileQuarantine(dir, { index, maxBytes: Number(maxBytes) });
-  await store.startUsage();
+  if (mode !== 'putlate') await store.startUsage();
   if (mode === 'hang') {
     await hangWrites();
     send('ready');
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   }
   send('ready');
   await new Promise<void>((resolve) => process.once('message', () => resolve()));
+  if (mode === 'putlate') await store.startUsage();
   let held = 0;
   let full = 0;
   // Two at a time, as a worker with several connections does.
