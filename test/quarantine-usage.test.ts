@@ -2,16 +2,17 @@
 // bound ([quarantine] max_mb), counted now from the files, and the summary line
 // that ends `mailward quarantine list`.
 import assert from 'node:assert/strict';
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileQuarantine } from '../lib/quarantine';
+import { FileQuarantine, forgetUsage, mb } from '../lib/quarantine';
+import { SharedUsage } from '../lib/quarantine/shared-usage';
 import { entry, quarantineWorld, RAW } from './support/quarantine';
 
 const DAY = 86_400_000;
 
-/** What `du` would say, file by file in 4 KB blocks: counted here independently of usage.ts. */
+/** What `du` would say, file by file in 4 KB blocks, but for the bound's own usage.sqlite: counted here independently of usage.ts. */
 function blocksOf(dir: string): number {
-  return readdirSync(dir).reduce((sum, name) => {
+  return readdirSync(dir).filter((name) => !/^usage\.sqlite(-wal|-shm)?$/.test(name)).reduce((sum, name) => {
     const s = statSync(join(dir, name));
     return sum + (s.isFile() ? Math.ceil(s.size / 4096) * 4096 : 0);
   }, 0);
@@ -137,6 +138,32 @@ describe('mailward quarantine usage', () => {
     ini('max_mb = 2');
     assert.match((await w.cli('quarantine', 'list')).out.split('\n').at(-1)!, /^quarantine: 1\.\d\d MB of 2\.00 MB used \(\d+\.\d%\), 3 held \(mailward quarantine usage\)$/);
     assert.equal((JSON.parse((await w.cli('quarantine', 'list', '--json')).out) as unknown[]).length, 3);
+  });
+
+  it("list's summary reads the MTA's shared total (usage.sqlite) instead of a stat of every file; usage counts the files now", async () => {
+    // Before, the summary walked the directory (a stat per file: 0.8 s for 40,000 files) though the shared total knew.
+    ini('max_mb = 2');
+    const mta = new FileQuarantine(w.qdir, { maxBytes: 2 * 1048576 }); // holds with the bound: makes and counts usage.sqlite
+    await mta.put(entry('SHR0000001', { time: threeDaysAgo() }), RAW);
+    await mta.put(entry('SHR0000002'), RAW);
+    forgetUsage(); // that process ends: its count stays in the file
+    await mta.close();
+    const shared = new SharedUsage(join(w.qdir, 'usage.sqlite'));
+    const sharedBytes = shared.total();
+    shared.close();
+    // A file the shared total has not seen yet (copied in by hand: seen at the MTA's next count).
+    filler();
+    const summary = async () => (await w.cli('quarantine', 'list')).out.split('\n').at(-1)!;
+    assert.equal(await summary(), `quarantine: ${mb(sharedBytes)} of 2.00 MB used (${((sharedBytes / 2097152) * 100).toFixed(1)}%), 2 held (mailward quarantine usage)`);
+    const report = JSON.parse((await w.cli('quarantine', 'usage', '--json')).out) as Report;
+    assert.equal(report.bytes, blocksOf(w.qdir), 'usage: counted now, the filler included');
+    assert.ok(report.bytes >= sharedBytes + 1048576);
+
+    // No count in the file to read (corrupt here): the summary counts the files, as before.
+    writeFileSync(join(w.qdir, 'usage.sqlite'), 'garbage '.repeat(1000));
+    for (const name of readdirSync(w.qdir).filter((n) => /^usage\.sqlite-(wal|shm)$/.test(n))) rmSync(join(w.qdir, name));
+    const counted = blocksOf(w.qdir);
+    assert.equal(await summary(), `quarantine: ${mb(counted)} of 2.00 MB used (${((counted / 2097152) * 100).toFixed(1)}%), 2 held (mailward quarantine usage)`);
   });
 
   it('list with an index that cannot be read: the records are read once for the listing and its summary, one warning', async () => {

@@ -195,6 +195,31 @@ function createOwnedLikeDirectory(path: string): void {
   }
 }
 
+/**
+ * The shared total as the MTA bounds by it (base and every reservation), read
+ * without changing the file: a listing's summary, instead of a stat of every
+ * file in the directory. Undefined when there is no file (nothing held with a
+ * bound yet: it is not made here), its first count is not done (just made or
+ * rebuilt), or it cannot be read (corrupt, locked, an older schema): the
+ * caller counts the directory instead.
+ */
+export function readSharedTotal(path: string): number | undefined {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: SHARED_BUSY_MS });
+    const read = db.transaction(() => {
+      const row = db!.prepare('SELECT base, scanned_at FROM usage_total WHERE id = 1').get() as { base: number; scanned_at: number | null } | undefined;
+      if (!row || row.scanned_at === null) return undefined;
+      return row.base + (db!.prepare('SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_reservation').get() as { n: number }).n;
+    });
+    return read.deferred();
+  } catch {
+    return undefined;
+  } finally {
+    db?.close();
+  }
+}
+
 /** Who wrote a reservation or scan row, and when. */
 interface Row {
   host: string;

@@ -186,7 +186,8 @@ export const command: CliCommand = {
             else printList(io, records, damaged);
             // Whether more can be held at all: the bound's answer, before the MTA's 452 says it.
             // Only a summary: the listing stands if it cannot be had.
-            const usage = await quarantineUsage(store, config.shared.quarantine, Date.now(), held).catch((err: Error) => err);
+            // The MTA's shared total when it has one (no stat of every file); `usage` counts the files now.
+            const usage = await quarantineUsage(store, config.shared.quarantine, Date.now(), held, true).catch((err: Error) => err);
             if (usage instanceof Error) said.err(`warning: usage not counted: ${usage.message}`);
             else io.out(usageSummary(usage));
           }
