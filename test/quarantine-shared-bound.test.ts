@@ -19,10 +19,6 @@ const WORKER = join(__dirname, 'support', 'quarantine-put-worker.js');
 /** What one held RAW takes by the count: the message and its record, a block each. */
 const HELD = 2 * 4096;
 
-function start(args: string[]): ChildProcess {
-  return fork(WORKER, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-}
-
 function nextMessage<T>(child: ChildProcess): Promise<T> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`worker ${child.pid} exited (${code}) before answering`));
@@ -53,6 +49,17 @@ describe('quarantine byte bound shared by processes on one host', function () {
     dir = mkdtempSync(join(tmpdir(), 'mailward-qshared-'));
     indexDir = mkdtempSync(join(tmpdir(), 'mailward-qshared-index-'));
   });
+  /**
+   * A worker holding mail in `dir` with its own index (another Haraka worker),
+   * once it says it is ready: killed after the test if still running.
+   * `mode`: see test/support/quarantine-put-worker.ts.
+   */
+  async function startWorker(maxBytes: number, ...mode: string[]): Promise<ChildProcess> {
+    const child = fork(WORKER, [dir, String(maxBytes), indexDir, ...mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(child);
+    await nextMessage<string>(child);
+    return child;
+  }
   afterEach(async () => {
     for (const child of children.splice(0)) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -67,9 +74,7 @@ describe('quarantine byte bound shared by processes on one host', function () {
   it('two processes putting at once hold no more than the bound together', async () => {
     // Room for 12 held messages; each process tries 12. Counting alone, each held 12: 24 on disk, twice the bound.
     const bound = 12 * HELD;
-    const workers = ['A', 'B'].map((p) => start([dir, String(bound), indexDir, 'put', '12', `PUT${p}`]));
-    children.push(...workers);
-    await Promise.all(workers.map((w) => nextMessage<string>(w)));
+    const workers = await Promise.all(['A', 'B'].map((p) => startWorker(bound, 'put', '12', `PUT${p}`)));
     const results = workers.map((w) => nextMessage<{ held: number; full: number }>(w));
     for (const w of workers) w.send('go');
     const answers = await Promise.all(results);
@@ -98,9 +103,7 @@ describe('quarantine byte bound shared by processes on one host', function () {
   });
 
   it("a process killed mid-put does not keep its reservation: it counts until room runs out, then is dropped", async () => {
-    const child = start([dir, String(2 * HELD), indexDir, 'hang', 'KILLED0001']);
-    children.push(child);
-    await nextMessage<string>(child); // ready
+    const child = await startWorker(2 * HELD, 'hang', 'KILLED0001');
     await nextMessage<string>(child); // hanging: room reserved, its file being written
     child.kill('SIGKILL');
     await exited(child);
@@ -320,9 +323,7 @@ describe('quarantine byte bound shared by processes on one host', function () {
     const bad = garbage(4096);
     writeFileSync(join(dir, 'usage.sqlite'), bad);
     const bound = 12 * HELD + 4096; // the file moved aside is counted: it stays in the directory
-    const workers = ['A', 'B'].map((p) => start([dir, String(bound), indexDir, 'putlate', '12', `COR${p}`]));
-    children.push(...workers);
-    await Promise.all(workers.map((w) => nextMessage<string>(w)));
+    const workers = await Promise.all(['A', 'B'].map((p) => startWorker(bound, 'putlate', '12', `COR${p}`)));
     const results = workers.map((w) => nextMessage<{ held: number; full: number }>(w));
     for (const w of workers) w.send('go');
     const answers = await Promise.all(results);
