@@ -258,7 +258,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.match(symbol(result, 'ARC_PASS')!.detail, /sealed by fwd\.test \(i=1\), a trusted sealer/);
     const auth = authResults(result.context)!;
     assert.equal(auth.dmarc.arcOverride, 'fwd.test');
-    assert.deepEqual({ ...auth.arc, comment: '' }, { result: 'pass', sealer: 'fwd.test', instance: 1, trusted: true, upstreamDmarc: 'pass', comment: '' });
+    assert.deepEqual({ ...auth.arc, comment: '' }, { result: 'pass', sealer: 'fwd.test', instance: 1, trusted: true, upstreamDmarc: 'pass', upstreamFrom: 'example.com', comment: '' });
     assert.equal(result.verdict.action, 'accept');
   });
 

@@ -2,11 +2,14 @@
 // dmarc.arcOverride lets an entry hold only for the From: domain DMARC was
 // judged for, with the sealer's recorded dmarc=pass, and says which sealer.
 import assert from 'node:assert/strict';
-import { arcVouch, authHas, fromAuthenticated, type AuthView } from '../lib/checks/rules/auth-view';
+import { rmSync } from 'node:fs';
+import { arcVouch, authHas, authView, fromAuthenticated, type AuthView } from '../lib/checks/rules/auth-view';
+import { createMailward, type Mailward } from '../lib/index';
+import { configDir, directResolver, forwardFromExample, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 import { allowHolds, identityOf, parseEntry } from '../lib/checks/rules/lists';
 
 /** What the auth module leaves for a list-forwarded message: footer broke DKIM, list server not in SPF. */
-function forwarded(over: { fromDomain?: string; dmarcDomain?: string; arcOverride?: string | null; upstreamDmarc?: string; authors?: string[] } = {}): AuthView {
+function forwarded(over: { fromDomain?: string; dmarcDomain?: string; arcOverride?: string | null; upstreamDmarc?: string; upstreamFrom?: string; authors?: string[] } = {}): AuthView {
   const fromDomain = over.fromDomain ?? 'lists-member.example';
   return {
     fromDomain,
@@ -21,7 +24,7 @@ function forwarded(over: { fromDomain?: string; dmarcDomain?: string; arcOverrid
       ...(over.arcOverride === null ? {} : { arcOverride: over.arcOverride ?? 'lists.example.org' }),
       ...(over.authors ? { authors: over.authors } : {}),
     },
-    arc: { upstreamDmarc: over.upstreamDmarc ?? 'pass' },
+    arc: { upstreamDmarc: over.upstreamDmarc ?? 'pass', upstreamFrom: over.upstreamFrom ?? over.dmarcDomain ?? fromDomain },
   };
 }
 
@@ -78,6 +81,23 @@ describe('rules: allow entries for mail a trusted ARC sealer forwarded', () => {
     }
   });
 
+  it('do not hold when the sealer recorded dmarc=pass for another From: domain, or named none', () => {
+    // The sealer judged another From: than the one left (the first of two From: headers, the second signed and kept).
+    const other = holds(forwarded({ upstreamFrom: 'attacker.example' }));
+    assert.equal(other.holds, false, other.why);
+    assert.match(other.why, /trusted ARC sealer lists\.example\.org forwarded it but recorded dmarc=pass for From: attacker\.example, not lists-member\.example$/);
+    // Its organisational domain, or a subdomain, is not the From: domain either.
+    assert.equal(holds(forwarded({ upstreamFrom: 'sub.lists-member.example' })).holds, false);
+    assert.equal(arcVouch(forwarded({ fromDomain: 'news.lists-member.example', upstreamFrom: 'lists-member.example' }), 'news.lists-member.example')?.vouches, false);
+    const unnamed = holds(forwarded({ upstreamFrom: '' }));
+    assert.equal(unnamed.holds, false, unnamed.why);
+    assert.match(unnamed.why, /recorded dmarc=pass without naming the From: domain \(no header\.from\)$/);
+    // The same domain in another case or form is the same domain.
+    assert.equal(holds(forwarded({ upstreamFrom: 'Lists-Member.EXAMPLE.' })).holds, true);
+    const e = parseEntry('allow', 'news@bücher.example');
+    assert.equal(allowHolds(e, fromOne('news@bücher.example'), '192.0.2.25', forwarded({ fromDomain: 'xn--bcher-kva.example', upstreamFrom: 'bücher.example' }), false, true).holds, true);
+  });
+
   it('do not hold with [lists] trusted_arc = false, and say the sealer would have vouched', () => {
     const result = holds(forwarded(), fromOne(NEWSLETTER), false);
     assert.equal(result.holds, false);
@@ -90,5 +110,53 @@ describe('rules: allow entries for mail a trusted ARC sealer forwarded', () => {
     assert.equal(fromAuthenticated(auth, 'lists-member.example'), false);
     assert.equal(authHas(auth, 'aligned', 'lists-member.example'), false);
     assert.equal(authHas(auth, 'dmarc', 'lists-member.example'), false);
+  });
+});
+
+describe('rules: allow entries and a trusted sealer\'s ARC seal, through mailauth against a real DNS server', function () {
+  this.timeout(20_000);
+  let world: AuthWorld;
+  let dir: string;
+  let mw: Mailward;
+
+  before(async () => {
+    world = await startAuthWorld();
+    dir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+    mw = createMailward({ configDir: dir, modules: ['builtin', 'auth'] });
+  });
+  after(async () => {
+    await mw?.close();
+    await world?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const exampleCom = parseEntry('allow', 'example.com');
+  const holdsFor = async (raw: string, from = 'ceo@example.com') => {
+    const result = await mw.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
+    const auth = authView(result.context);
+    return { auth, ...allowHolds(exampleCom, identityOf([from], 'list-bounces@fwd.test')!, IP.forwarder, auth, false, true) };
+  };
+
+  it('an entry holds for a post the sealer saw pass DMARC for that From: domain', async () => {
+    const post = await forwardFromExample(world, await sign(message(), 'example.com', 's1', world.keys.example));
+    const result = await holdsFor(post, 'alice@example.com');
+    assert.equal(result.auth?.dmarc.arcOverride, 'fwd.test');
+    assert.equal(result.auth?.arc?.upstreamFrom, 'example.com');
+    assert.equal(result.holds, true, result.why);
+  });
+
+  it('not when the pass the sealer recorded was for another From: domain', async () => {
+    // The sealer's ARC-Authentication-Results speak of another From: than the one its seal covers (one it
+    // judged before a change, or the last of several dmarc= results, the one mailauth keeps): its seal and
+    // message signature verify, auth neutralises the DMARC fail, and only the rules' check stands between.
+    const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
+    const aboutAnother = (found: string) => `${found.replace(/;\s*dmarc=[^;]*/gi, '')};\r\n dmarc=pass (p=NONE) header.from=attacker.test`;
+    const fwd = { sealer: 'fwd.test', key: world.keys.fwd, resolver: directResolver(world.dns.server) };
+    const sealed = await forwardWithArc(spoof, { ...fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' }, recorded: aboutAnother });
+    const result = await holdsFor(sealed);
+    assert.equal(result.auth?.dmarc.arcOverride, 'fwd.test', JSON.stringify(result.auth));
+    assert.equal(result.auth?.dmarc.domain, 'example.com');
+    assert.equal(result.holds, false, result.why);
+    assert.match(result.why, /recorded dmarc=pass for From: attacker\.test, not example\.com$/);
   });
 });

@@ -90,6 +90,12 @@ export interface AuthResults {
      */
     upstreamDmarc: string;
     /**
+     * The From: domain that dmarc result was for (its `header.from`, lower
+     * case; '' when it names none or the seal did not verify). A sealer's pass
+     * for another From: domain than this message's says nothing about this one.
+     */
+    upstreamFrom?: string;
+    /**
      * temperror only: the newest seal verified and an older hop's key did not
      * come, so `upstreamDmarc` is what the sealer really recorded ('' nothing).
      */
@@ -200,6 +206,8 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   const lastSeal = (result.dkim as any)?.arc?.lastEntry?.['arc-seal']?.parsed?.d?.value;
   const sealer = normaliseDomain(String(lastSeal ?? arcRaw?.signature?.signingDomain ?? ''));
   let upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
+  // header.from is a domain (RFC 7489 11.2); some write the address.
+  let upstreamFrom = normaliseDomain(String(arcRaw?.authenticationResults?.dmarc?.header?.from ?? '').replace(/^.*@/, ''));
   const trusted = !!sealer && trustedSealers.some((t) => withinDomain(sealer, t));
   let arcResult: AuthResults['arc']['result'] = arcStatus === 'pass' ? 'pass' : arcStatus === 'fail' ? 'fail' : 'none';
   let arcComment = String(arcRaw?.status?.comment ?? '');
@@ -209,6 +217,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     arcResult = 'temperror';
     arcComment = `the seals above i=${olderSeal.instance} verify; DNS failure fetching the key ${olderSeal.key} of i=${olderSeal.instance}`;
     upstreamDmarc = olderSeal.upstreamDmarc;
+    upstreamFrom = '';
     sealVerified = true;
   } else if (arcResult === 'fail' && sealer) {
     // Only a key in the sealer's own zone: the names and the sealer are written by the sender,
@@ -231,6 +240,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       instance: typeof arcRaw?.i === 'number' ? arcRaw.i : 0,
       trusted,
       upstreamDmarc,
+      ...(upstreamFrom && arcResult === 'pass' ? { upstreamFrom } : {}),
       ...(sealVerified ? { sealVerified } : {}),
       comment: arcComment,
     },

@@ -21,8 +21,8 @@ export interface AuthView {
     /** From: named several domains, each judged on its own. */
     authors?: string[];
   };
-  /** What the newest ARC sealer recorded for DMARC on receipt ('' unknown). */
-  arc?: { upstreamDmarc?: string };
+  /** What the newest ARC sealer recorded for DMARC on receipt ('' unknown), and for which From: domain (its header.from). */
+  arc?: { upstreamDmarc?: string; upstreamFrom?: string };
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -75,7 +75,11 @@ export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string
  * the From: domain, in words, and whether it vouches for it: only when DMARC was
  * judged for this very From: domain (the one the rules read, not one of several
  * authors, nor one a header that reads two ways gave mailauth) and the sealer
- * recorded dmarc=pass on receipt. [arc] require_upstream_pass = false lets a
+ * recorded dmarc=pass on receipt for this very From: domain (its header.from:
+ * the sealer may have judged another From: than the one left, as one that
+ * judges the first of two From: headers and signs the last, after which the
+ * first is removed; a pass that names no domain proves nothing either).
+ * [arc] require_upstream_pass = false lets a
  * sealer neutralise a fail it saw itself: that is a forwarding the operator
  * trusts, not an authentication of the author, so it allows nothing.
  * Not part of `fromAuthenticated`: the `auth` conditions of filter rules keep
@@ -87,6 +91,11 @@ export function arcVouch(auth: AuthView | undefined, fromDomain: string): { seal
   if (!auth.dmarc.domain || asciiDomain(auth.dmarc.domain) !== asciiDomain(fromDomain) || (auth.dmarc.authors?.length ?? 0) > 1) return undefined;
   const recorded = auth.arc?.upstreamDmarc || 'nothing';
   if (recorded !== 'pass') return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=${recorded} on receipt` };
+  const recordedFor = auth.arc?.upstreamFrom ?? '';
+  if (!recordedFor || asciiDomain(recordedFor) !== asciiDomain(fromDomain)) {
+    const what = recordedFor ? `for From: ${recordedFor}, not ${fromDomain}` : 'without naming the From: domain (no header.from)';
+    return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=pass ${what}` };
+  }
   return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
 }
 
