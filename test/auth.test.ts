@@ -254,7 +254,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_INVALID', 'DMARC_FAIL_ARC_OVERRIDE', 'SPF_PASS']);
     const override = symbol(result, 'DMARC_FAIL_ARC_OVERRIDE')!;
     assert.equal(override.score, 0);
-    assert.match(override.detail, /p=reject, neutralised: forwarded through trusted ARC sealer fwd\.test \(i=1\) which recorded dmarc=pass/);
+    assert.match(override.detail, /p=reject, neutralised: forwarded through trusted ARC sealer fwd\.test \(i=1\) which recorded dmarc=pass \(header\.from=example\.com\) on receipt$/);
     assert.match(symbol(result, 'ARC_PASS')!.detail, /sealed by fwd\.test \(i=1\), a trusted sealer/);
     const auth = authResults(result.context)!;
     assert.equal(auth.dmarc.arcOverride, 'fwd.test');

@@ -21,10 +21,16 @@ describe('mailward quarantine release-approve: whom it approves', () => {
 
   // The approval warns when the held message would not have held an entry: mail a trusted ARC sealer
   // forwarded after it saw DMARC pass for that From: does ([lists] trusted_arc), a forwarding it saw fail does not.
-  for (const [recorded, warned] of [['pass', false], ['fail', true]] as const) {
+  // The pass must name this From: domain (header.from), as for the entry: a pass for another one, or naming none, warns.
+  const arcCases = [
+    ['pass (header.from=partner.test)', false, 'APP0000003'],
+    ['fail', true, 'APP0000004'],
+    ['pass (header.from=attacker.test)', true, 'APP0000005'],
+    ['pass', true, 'APP0000006'],
+  ] as const;
+  for (const [recorded, warned, ref] of arcCases) {
     it(`mail a trusted ARC sealer forwarded with dmarc=${recorded}: ${warned ? 'warned' : 'no warning'} that it was not authenticated`, async () => {
       const detail = `From: partner.test fails DMARC (no aligned SPF pass or DKIM signature), policy p=reject, neutralised: forwarded through trusted ARC sealer lists.example.org (i=1) which recorded dmarc=${recorded} on receipt`;
-      const ref = recorded === 'pass' ? 'APP0000003' : 'APP0000004';
       await new FileQuarantine(w.qdir).put(entry(ref, { mailFrom: 'bounces@lists.example.org', symbols: [{ name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: 'auth', detail }] }), held('Bob <bob@partner.test>'));
       const r = await w.cli('quarantine', 'release-approve', ref);
       assert.equal(r.code, 0, r.err);

@@ -327,7 +327,8 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
           return [
             {
               name: 'DMARC_FAIL_ARC_OVERRIDE',
-              detail: `${why}, neutralised: forwarded through trusted ARC sealer ${arc.sealer} (i=${arc.instance}) which recorded dmarc=${arc.upstreamDmarc || 'unknown'} on receipt`,
+              // The From: domain the sealer's result names: release-approve reads it (an allow entry holds only when it is this From:).
+              detail: `${why}, neutralised: forwarded through trusted ARC sealer ${arc.sealer} (i=${arc.instance}) which recorded dmarc=${arc.upstreamDmarc || 'unknown'}${arc.upstreamFrom ? ` (header.from=${arc.upstreamFrom})` : ''} on receipt`,
             },
           ];
         }

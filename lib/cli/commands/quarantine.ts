@@ -325,11 +325,12 @@ async function approveSender(config: MailwardConfig, record: QuarantineRecord, i
   const domain = address.slice(address.lastIndexOf('@') + 1);
   // SPF_PASS names its domain first: it holds the entry when aligned with the approved address.
   const spfAligned = (detail: string) => relaxedAligned(detail.split(/[:\s]/)[0] ?? '', domain);
-  // A trusted ARC sealer that saw DMARC pass for this very From: domain holds the entry too ([lists] trusted_arc).
+  // A trusted ARC sealer that saw DMARC pass for this very From: domain holds the entry too ([lists] trusted_arc):
+  // the domain DMARC failed for here and the one the sealer's pass names (header.from) are both the approved one.
   const trustedArc = (config.modules.find((m) => m.module.name === 'rules')?.settings as RulesSettings | undefined)?.trustedArc ?? false;
   const arcVouched = (detail: string) => {
-    const m = /^From: (\S+) fails DMARC .* which recorded dmarc=pass on receipt$/.exec(detail);
-    return !!m && asciiDomain(m[1]!) === asciiDomain(domain);
+    const m = /^From: (\S+) fails DMARC .* which recorded dmarc=pass \(header\.from=(\S+)\) on receipt$/.exec(detail);
+    return !!m && asciiDomain(m[1]!) === asciiDomain(domain) && asciiDomain(m[2]!) === asciiDomain(domain);
   };
   const authenticated = record.symbols.some(
     (x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED' || (x.name === 'SPF_PASS' && spfAligned(x.detail)) || (trustedArc && x.name === 'DMARC_FAIL_ARC_OVERRIDE' && arcVouched(x.detail)),
