@@ -3,13 +3,15 @@
 // judged for, with the sealer's recorded dmarc=pass, and says which sealer.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { authenticate } from 'mailauth';
+import { summarise } from '../lib/checks/auth/results';
 import { arcVouch, authHas, authView, fromAuthenticated, type AuthView } from '../lib/checks/rules/auth-view';
 import { createMailward, type Mailward } from '../lib/index';
 import { configDir, directResolver, forwardFromExample, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 import { allowHolds, identityOf, parseEntry } from '../lib/checks/rules/lists';
 
 /** What the auth module leaves for a list-forwarded message: footer broke DKIM, list server not in SPF. */
-function forwarded(over: { fromDomain?: string; dmarcDomain?: string; arcOverride?: string | null; upstreamDmarc?: string; upstreamFrom?: string; authors?: string[] } = {}): AuthView {
+function forwarded(over: { fromDomain?: string; dmarcDomain?: string; arcOverride?: string | null; upstreamDmarc?: string; upstreamFrom?: string; unsignedBody?: number; authors?: string[] } = {}): AuthView {
   const fromDomain = over.fromDomain ?? 'lists-member.example';
   return {
     fromDomain,
@@ -24,7 +26,7 @@ function forwarded(over: { fromDomain?: string; dmarcDomain?: string; arcOverrid
       ...(over.arcOverride === null ? {} : { arcOverride: over.arcOverride ?? 'lists.example.org' }),
       ...(over.authors ? { authors: over.authors } : {}),
     },
-    arc: { upstreamDmarc: over.upstreamDmarc ?? 'pass', upstreamFrom: over.upstreamFrom ?? over.dmarcDomain ?? fromDomain },
+    arc: { upstreamDmarc: over.upstreamDmarc ?? 'pass', upstreamFrom: over.upstreamFrom ?? over.dmarcDomain ?? fromDomain, ...(over.unsignedBody ? { unsignedBody: over.unsignedBody } : {}) },
   };
 }
 
@@ -98,6 +100,13 @@ describe('rules: allow entries for mail a trusted ARC sealer forwarded', () => {
     assert.equal(allowHolds(e, fromOne('news@bücher.example'), '192.0.2.25', forwarded({ fromDomain: 'xn--bcher-kva.example', upstreamFrom: 'bücher.example' }), false, true).holds, true);
   });
 
+  it('do not hold when the sealer\'s ARC-Message-Signature leaves part of the body unsigned (l=)', () => {
+    // A genuine post, replayed with a phishing part appended past l=: the seal still verifies.
+    const result = holds(forwarded({ unsignedBody: 312 }));
+    assert.equal(result.holds, false, result.why);
+    assert.match(result.why, /trusted ARC sealer lists\.example\.org recorded dmarc=pass, but its ARC-Message-Signature leaves 312 bytes of the body unsigned \(l=\)$/);
+  });
+
   it('do not hold with [lists] trusted_arc = false, and say the sealer would have vouched', () => {
     const result = holds(forwarded(), fromOne(NEWSLETTER), false);
     assert.equal(result.holds, false);
@@ -143,6 +152,16 @@ describe('rules: allow entries and a trusted sealer\'s ARC seal, through mailaut
     assert.equal(result.auth?.dmarc.arcOverride, 'fwd.test');
     assert.equal(result.auth?.arc?.upstreamFrom, 'example.com');
     assert.equal(result.holds, true, result.why);
+  });
+
+  it('the newest ARC-Message-Signature\'s unsigned body (l=) reaches the rules', async () => {
+    const post = await forwardFromExample(world, await sign(message(), 'example.com', 's1', world.keys.example));
+    const verified = await authenticate(post, { ip: IP.forwarder, helo: 'mail.fwd.test', sender: 'list-bounces@fwd.test', mta: 'mx.example.org', resolver: directResolver(world.dns.server) as any, disableBimi: true });
+    assert.equal((verified.arc as any)?.status?.result, 'pass');
+    assert.equal(summarise(verified, ['fwd.test']).arc.unsignedBody, undefined);
+    // mailauth cannot seal with l=; its verifier reports one as it does for DKIM (status.underSized: bytes past l=).
+    (verified.arc as any).signature.status.underSized = 312;
+    assert.equal(summarise(verified, ['fwd.test']).arc.unsignedBody, 312);
   });
 
   it('not when the pass the sealer recorded was for another From: domain', async () => {

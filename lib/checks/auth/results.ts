@@ -96,6 +96,12 @@ export interface AuthResults {
      */
     upstreamFrom?: string;
     /**
+     * Result pass: the newest ARC-Message-Signature's l= leaves this many bytes
+     * of the (canonical) body unsigned. Whoever relays the sealed message on can
+     * append there what it likes, under the sealer's verified seal.
+     */
+    unsignedBody?: number;
+    /**
      * temperror only: the newest seal verified and an older hop's key did not
      * come, so `upstreamDmarc` is what the sealer really recorded ('' nothing).
      */
@@ -241,6 +247,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       trusted,
       upstreamDmarc,
       ...(upstreamFrom && arcResult === 'pass' ? { upstreamFrom } : {}),
+      ...(arcResult === 'pass' && Number(arcRaw?.signature?.status?.underSized) > 0 ? { unsignedBody: Number(arcRaw.signature.status.underSized) } : {}),
       ...(sealVerified ? { sealVerified } : {}),
       comment: arcComment,
     },

@@ -22,7 +22,7 @@ export interface AuthView {
     authors?: string[];
   };
   /** What the newest ARC sealer recorded for DMARC on receipt ('' unknown), and for which From: domain (its header.from). */
-  arc?: { upstreamDmarc?: string; upstreamFrom?: string };
+  arc?: { upstreamDmarc?: string; upstreamFrom?: string; unsignedBody?: number };
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -78,7 +78,9 @@ export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string
  * recorded dmarc=pass on receipt for this very From: domain (its header.from:
  * the sealer may have judged another From: than the one left, as one that
  * judges the first of two From: headers and signs the last, after which the
- * first is removed; a pass that names no domain proves nothing either).
+ * first is removed; a pass that names no domain proves nothing either), over
+ * the whole body (an ARC-Message-Signature whose l= leaves part of it unsigned
+ * vouches for a post a replayer can extend, as a DKIM signature's l= does).
  * [arc] require_upstream_pass = false lets a
  * sealer neutralise a fail it saw itself: that is a forwarding the operator
  * trusts, not an authentication of the author, so it allows nothing.
@@ -96,6 +98,8 @@ export function arcVouch(auth: AuthView | undefined, fromDomain: string): { seal
     const what = recordedFor ? `for From: ${recordedFor}, not ${fromDomain}` : 'without naming the From: domain (no header.from)';
     return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=pass ${what}` };
   }
+  const unsigned = auth.arc?.unsignedBody ?? 0;
+  if (unsigned > 0) return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} recorded dmarc=pass, but its ARC-Message-Signature leaves ${unsigned} bytes of the body unsigned (l=)` };
   return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
 }
 
