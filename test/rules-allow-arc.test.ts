@@ -3,7 +3,7 @@
 // judged for, with the sealer's recorded dmarc=pass, and says which sealer.
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { authenticate } from 'mailauth';
+import { authenticate, sealMessage } from 'mailauth';
 import { summarise } from '../lib/checks/auth/results';
 import { arcVouch, authHas, authView, fromAuthenticated, type AuthView } from '../lib/checks/rules/auth-view';
 import { createMailward, type Mailward } from '../lib/index';
@@ -105,6 +105,9 @@ describe('rules: allow entries for mail a trusted ARC sealer forwarded', () => {
     const result = holds(forwarded({ unsignedBody: 312 }));
     assert.equal(result.holds, false, result.why);
     assert.match(result.why, /trusted ARC sealer lists\.example\.org recorded dmarc=pass, but its ARC-Message-Signature leaves 312 bytes of the body unsigned \(l=\)$/);
+    const unsignedFrom = holds({ ...forwarded(), arc: { upstreamDmarc: 'pass', upstreamFrom: 'lists-member.example', fromUnsigned: true } });
+    assert.equal(unsignedFrom.holds, false, unsignedFrom.why);
+    assert.match(unsignedFrom.why, /its ARC-Message-Signature does not sign From:$/);
   });
 
   it('do not hold with [lists] trusted_arc = false, and say the sealer would have vouched', () => {
@@ -162,6 +165,25 @@ describe('rules: allow entries and a trusted sealer\'s ARC seal, through mailaut
     // mailauth cannot seal with l=; its verifier reports one as it does for DKIM (status.underSized: bytes past l=).
     (verified.arc as any).signature.status.underSized = 312;
     assert.equal(summarise(verified, ['fwd.test']).arc.unsignedBody, 312);
+  });
+
+  it('not when the sealer\'s ARC-Message-Signature does not sign From: (the address could be rewritten under the seal)', async () => {
+    // A genuine post of alice@example.com through fwd.test, whose message signature leaves From: out of h=:
+    // the seal verifies whatever From: says, so a replayer makes it ceo@example.com (the same domain the sealer's pass names).
+    const post = await sign(message(), 'example.com', 's1', world.keys.example);
+    const arrival = await authenticate(post, { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com', mta: 'mx.fwd.test', resolver: directResolver(world.dns.server) as any, disableBimi: true });
+    const found = /Authentication-Results: [^;]+;\s*([\s\S]*)$/.exec(arrival.headers)![1]!.trim();
+    const changed = `${post}-- \r\nSent through the fwd.test list\r\n`;
+    const seal = await sealMessage(changed, { signingDomain: 'fwd.test', selector: 'arc', privateKey: world.keys.fwd.privateKey, authResults: found, cv: 'none', signTime: new Date(), headerList: 'to:subject:date:message-id' } as any);
+    const sealed = `${seal.toString()}${changed}`;
+    const genuine = await holdsFor(sealed, 'alice@example.com');
+    assert.equal(genuine.auth?.dmarc.arcOverride, 'fwd.test', JSON.stringify(genuine.auth));
+    assert.equal(genuine.holds, false, genuine.why);
+    const rewritten = await holdsFor(sealed.replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>'));
+    assert.equal(rewritten.auth?.dmarc.arcOverride, 'fwd.test', JSON.stringify(rewritten.auth));
+    assert.equal(rewritten.auth?.arc?.upstreamFrom, 'example.com');
+    assert.equal(rewritten.holds, false, rewritten.why);
+    assert.match(rewritten.why, /trusted ARC sealer fwd\.test recorded dmarc=pass, but its ARC-Message-Signature does not sign From:$/);
   });
 
   it('not when the pass the sealer recorded was for another From: domain', async () => {

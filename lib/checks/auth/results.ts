@@ -102,6 +102,12 @@ export interface AuthResults {
      */
     unsignedBody?: number;
     /**
+     * Result pass: the newest ARC-Message-Signature does not sign From: (its h=
+     * lacks it; DKIM requires it, mailauth does not check). The From: can then
+     * be rewritten under the sealer's verified seal.
+     */
+    fromUnsigned?: boolean;
+    /**
      * temperror only: the newest seal verified and an older hop's key did not
      * come, so `upstreamDmarc` is what the sealer really recorded ('' nothing).
      */
@@ -210,6 +216,9 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   const arcRaw: any = result.arc;
   const arcStatus = arcRaw ? String(arcRaw.status?.result ?? 'none') : 'none';
   const lastSeal = (result.dkim as any)?.arc?.lastEntry?.['arc-seal']?.parsed?.d?.value;
+  const amsSigned = String((result.dkim as any)?.arc?.lastEntry?.['arc-message-signature']?.parsed?.h?.value ?? '')
+    .split(':')
+    .map((name) => name.trim().toLowerCase());
   const sealer = normaliseDomain(String(lastSeal ?? arcRaw?.signature?.signingDomain ?? ''));
   let upstreamDmarc = String(arcRaw?.authenticationResults?.dmarc?.result ?? '').toLowerCase();
   // header.from is a domain (RFC 7489 11.2); some write the address.
@@ -248,6 +257,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       upstreamDmarc,
       ...(upstreamFrom && arcResult === 'pass' ? { upstreamFrom } : {}),
       ...(arcResult === 'pass' && Number(arcRaw?.signature?.status?.underSized) > 0 ? { unsignedBody: Number(arcRaw.signature.status.underSized) } : {}),
+      ...(arcResult === 'pass' && !amsSigned.includes('from') ? { fromUnsigned: true } : {}),
       ...(sealVerified ? { sealVerified } : {}),
       comment: arcComment,
     },

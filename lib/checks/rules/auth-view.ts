@@ -22,7 +22,7 @@ export interface AuthView {
     authors?: string[];
   };
   /** What the newest ARC sealer recorded for DMARC on receipt ('' unknown), and for which From: domain (its header.from). */
-  arc?: { upstreamDmarc?: string; upstreamFrom?: string; unsignedBody?: number };
+  arc?: { upstreamDmarc?: string; upstreamFrom?: string; unsignedBody?: number; fromUnsigned?: boolean };
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -80,7 +80,9 @@ export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string
  * judges the first of two From: headers and signs the last, after which the
  * first is removed; a pass that names no domain proves nothing either), over
  * the whole body (an ARC-Message-Signature whose l= leaves part of it unsigned
- * vouches for a post a replayer can extend, as a DKIM signature's l= does).
+ * vouches for a post a replayer can extend, as a DKIM signature's l= does),
+ * and with From: among what it signs (else any address of that domain can be
+ * put in under the seal).
  * [arc] require_upstream_pass = false lets a
  * sealer neutralise a fail it saw itself: that is a forwarding the operator
  * trusts, not an authentication of the author, so it allows nothing.
@@ -98,6 +100,7 @@ export function arcVouch(auth: AuthView | undefined, fromDomain: string): { seal
     const what = recordedFor ? `for From: ${recordedFor}, not ${fromDomain}` : 'without naming the From: domain (no header.from)';
     return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=pass ${what}` };
   }
+  if (auth.arc?.fromUnsigned) return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} recorded dmarc=pass, but its ARC-Message-Signature does not sign From:` };
   const unsigned = auth.arc?.unsignedBody ?? 0;
   if (unsigned > 0) return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} recorded dmarc=pass, but its ARC-Message-Signature leaves ${unsigned} bytes of the body unsigned (l=)` };
   return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
