@@ -76,16 +76,13 @@ export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string
  * judged for this very From: domain (the one the rules read, not one of several
  * authors, nor one a header that reads two ways gave mailauth) and the sealer
  * recorded dmarc=pass on receipt for this very From: domain (its header.from:
- * the sealer may have judged another From: than the one left, as one that
- * judges the first of two From: headers and signs the last, after which the
- * first is removed; a pass that names no domain proves nothing either), over
- * the whole body (an ARC-Message-Signature whose l= leaves part of it unsigned
- * vouches for a post a replayer can extend, as a DKIM signature's l= does),
- * and with From: among what it signs (else any address of that domain can be
- * put in under the seal).
- * [arc] require_upstream_pass = false lets a
- * sealer neutralise a fail it saw itself: that is a forwarding the operator
- * trusts, not an authentication of the author, so it allows nothing.
+ * a pass for another domain, or naming none, says nothing about this one),
+ * under an ARC-Message-Signature that signs From: and the whole body (without
+ * From: in h=, or with l=, a replayer can change the address or append to a
+ * genuine post under the verified seal, as with a DKIM signature's l=).
+ * [arc] require_upstream_pass = false lets a sealer neutralise a fail it saw
+ * itself: that is a forwarding the operator trusts, not an authentication of
+ * the author, so it allows nothing.
  * Not part of `fromAuthenticated`: the `auth` conditions of filter rules keep
  * reporting what this server measured.
  */
