@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { BayesModel, chi2Q, DEFAULT_BAYES_OPTIONS, type BayesOptions } from '../lib/checks/content/bayes';
 import { bulkHits } from '../lib/checks/content/bulk';
 import { templateFingerprint, templateWords } from '../lib/checks/content/fingerprint';
-import { analyseHtml } from '../lib/util/html';
+import { analyseHtml, LOOK_ATTRIBUTES } from '../lib/util/html';
 import { builtinHeuristics, mixedScriptWords, ruleHits } from '../lib/checks/content/heuristics';
 import { messageParts, type MessageParts } from '../lib/checks/content/parts';
 import { parseRules } from '../lib/checks/content/rules-file';
@@ -763,6 +763,37 @@ describe('content: tokens and MIME', () => {
         const shown = 'Shown text of the letter. '.repeat(2000);
         assert.equal(htmlLooksLikePadding(`n"><p>${shown}`, unshownOpenAt('<html><body text="#ffffff" lang="e')), true);
         assert.equal(htmlLooksLikePadding(`ank">${shown}</a></div>`, unshownOpenAt('<body><div style="color:#fff"><a href="https://x.example/" target="_bl')), false);
+      });
+
+      it('a start tag the cut splits keeps what each attribute html.ts reads does to the look (LOOK_ATTRIBUTES, one list)', () => {
+        // padding.ts kept its own list of the attributes html.ts reads, in step by a comment (it missed `text` and `href`
+        // once). Each attribute of html.ts's one list has a case here: split after it, the read past the cut must come out
+        // as in the whole part, and must not without it (the attribute renamed), so the case shows the attribute counts.
+        // A class was kept on the split tag but the style sheet giving it a dark background was not: its white text read as hidden.
+        const shown = 'Shown text of the letter. '.repeat(2000);
+        const sheet = '<html><head><style>.dk{background:#000}</style></head><body>';
+        const cases: Record<string, [before: string, after: string, hidden: boolean]> = {
+          style: ['<body><div style="display:none" lang="e', `n">${shown}`, true],
+          hidden: ['<body><div hidden lang="e', `n">${shown}`, true],
+          class: [`${sheet}<div style="color:#fff"><div class="dk" lang="e`, `n">${shown}</div>`, false],
+          bgcolor: ['<body><div style="color:#fff"><table><tr><td bgcolor="#000000" lang="e', `n">${shown}</td>`, false],
+          background: ['<body><div style="color:#fff"><table><tr><td background="night.png" lang="e', `n">${shown}</td>`, false],
+          color: ['<body><font color="#ffffff" lang="e', `n">${shown}`, true],
+          size: ['<body><div style="font-size:0"><font size="3" lang="e', `n">${shown}</font>`, false],
+          alt: ['<body><img alt="' + 'A picture of the product. '.repeat(40) + '" lang="e', `n">${'<!-- nothing -->'.repeat(5000)}`, false],
+          title: ['<body><img title="' + 'A picture of the product. '.repeat(40) + '" lang="e', `n">${'<!-- nothing -->'.repeat(5000)}`, false],
+          text: ['<html><body text="#ffffff" lang="e', `n"><p>${shown}`, true],
+          href: ['<body><div style="color:#fff"><a href="https://x.example/" lang="e', `n">${shown}</a></div>`, false],
+        };
+        assert.deepEqual(Object.keys(cases).sort(), [...LOOK_ATTRIBUTES].sort(), 'a case for each attribute html.ts reads');
+        for (const [name, [before, after, hidden]] of Object.entries(cases)) {
+          assert.equal(htmlLooksLikePadding(after, unshownOpenAt(before)), hidden, `${name}: split after it`);
+          const without = before.replace(new RegExp(`(<[a-z]+ )${name}(?=[ =])(?!.*<)`), `$1data-${name}`);
+          assert.notEqual(without, before, name);
+          assert.equal(htmlLooksLikePadding(after, unshownOpenAt(without)), !hidden, `${name}: without it`);
+        }
+        // Past the cut too: a cell of the class the sheet before the cut colours dark keeps its white text shown.
+        assert.equal(htmlLooksLikePadding(`<td class="dk"><font color="#fff">${shown}</font></td>`, unshownOpenAt(`${sheet}<table><tr><td>x</td></tr>`)), false);
       });
 
       it('a forged </mailward-deep-hidden> past the cut does not close the hiding element reopened past 500 levels', async () => {

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
-import { analyseHtml, DEEP_HIDDEN, SKIP_TAGS } from '../util/html';
+import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, SKIP_TAGS } from '../util/html';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -166,7 +166,10 @@ export function unshownOpenAt(before: string): string {
  * browser, which knows no such element, still hid them.
  */
 function hiddenOpenAt(before: string): string {
-  const open = before.length ? analyseHtml(before, before.length).hiddenOpen : '';
+  if (!before.length) return '';
+  const info = analyseHtml(before, before.length);
+  // The style sheets' backgrounds first: a class past the cut (or on a tag it splits) is read on them.
+  const open = info.sheetOpen + info.hiddenOpen;
   return open.includes(DEEP_HIDDEN) ? open.split(DEEP_HIDDEN).join(`<mailward-deep-hidden-${randomBytes(8).toString('hex')} hidden>`) : open;
 }
 
@@ -187,21 +190,12 @@ interface HtmlEnd {
 }
 
 /**
- * Attributes that analyseHtml (lib/util/html.ts: frameFor, lookOf, textColorOf,
- * unknownBackground, image) reads to tell how an element shows its content
- * (`text`: a body's text colour; `href`: a link takes the client's link colour):
- * of a start tag the cut splits, only these are kept (cutTag). Keep in step
- * with html.ts.
- */
-const LOOK_ATTRIBUTES = new Set(['style', 'hidden', 'class', 'bgcolor', 'background', 'color', 'size', 'alt', 'title', 'text', 'href']);
-
-/**
  * `html` through htmlparser2's tokenizer, as analyseHtml's parser reads it
  * (quoted attribute values, comments, raw text elements): where each token
  * starts is the tokenizer's own, so a `<` or `>` inside an attribute value
  * (`<div title="a<b" style="display:none">`) starts or ends no tag, and a
  * `<!--` or `<style>` inside one opens nothing. Linear; attribute values are
- * kept only for LOOK_ATTRIBUTES.
+ * kept only for LOOK_ATTRIBUTES (html.ts: all its reader is given of an element).
  */
 function endOfHtml(html: string): HtmlEnd {
   let pending = 0;

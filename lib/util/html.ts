@@ -37,6 +37,13 @@ export interface HtmlInfo {
    * one by one: DEEP_HIDDEN when the end is hidden, which no end tag of real markup closes.
    */
   hiddenOpen: string;
+  /**
+   * A `<style>` element restating the backgrounds the input's style sheets give (SheetBackgrounds: the classes
+   * given one, those given an image, a selector naming no class), '' when none: put before HTML that continues
+   * this input (the MIME tail, lib/mime/padding.ts), a `class` past the cut, or on a start tag the cut splits,
+   * gives the background it gives in the whole part. At most MAX_STYLE_CHARS.
+   */
+  sheetOpen: string;
 }
 
 /**
@@ -249,6 +256,20 @@ const NOT_AT_REST = /:(?:hover|focus|active|visited)\b|::?(?:selection|placehold
 const CLOSES_INSIDE = new Set(
   'address article aside blockquote button caption center dd details dialog dir div dl dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup li listing main menu nav ol p pre section summary table tbody td tfoot th thead tr ul'.split(' '),
 );
+/**
+ * The attributes analyseHtml reads of an element (frameFor, lookOf, textColorOf, fontPxOf, ownBackground,
+ * unknownBackground, newLink, image): it is given only these (lookAttributes), so an attribute read that is not
+ * listed here reads as absent. The MIME tail keeps these of a start tag the cut splits (lib/mime/padding.ts).
+ */
+export const LOOK_ATTRIBUTES: ReadonlySet<string> = new Set(['style', 'hidden', 'class', 'bgcolor', 'background', 'color', 'size', 'alt', 'title', 'text', 'href']);
+
+/** Of an element's attributes, those in LOOK_ATTRIBUTES: what the reader sees of it. */
+function lookAttributes(attrs: Record<string, string>): Record<string, string> {
+  const seen: Record<string, string> = {};
+  for (const name of LOOK_ATTRIBUTES) if (Object.prototype.hasOwnProperty.call(attrs, name)) seen[name] = attrs[name]!;
+  return seen;
+}
+
 /** Open elements followed; deeper markup is read flat (see analyseHtml). */
 const MAX_DEPTH = 500;
 /** Past MAX_DEPTH, open elements followed that change how their text looks (hide it, give it a background). */
@@ -300,6 +321,34 @@ function sheetBackgrounds(css: string, into: SheetBackgrounds): void {
       selectorStart = i + 1;
     }
   }
+}
+
+/**
+ * `sheet` restated as one style sheet that sheetBackgrounds reads back the same (see HtmlInfo.sheetOpen), within
+ * MAX_STYLE_CHARS: class names escaped (every character but letters, digits, `_` and `-`), those holding a blank
+ * or a comma left out (no selector reads back as them).
+ */
+function restateSheet(sheet: SheetBackgrounds): string {
+  const rules: string[] = [];
+  let size = 0;
+  const add = (rule: string): boolean => {
+    if (size + rule.length > MAX_STYLE_CHARS - 16) return false;
+    rules.push(rule);
+    size += rule.length;
+    return true;
+  };
+  if (sheet.elsewhere) add('mailward-elsewhere{background:#000}');
+  const selector = (name: string) => (/[\s,]/.test(name) ? '' : `.${name.replace(/[^\w-]/g, '\\$&')}`);
+  for (const [names, declaration] of [
+    [sheet.covering, '{background:url(#)}'],
+    [sheet.classes, '{background:#000}'],
+  ] as const) {
+    for (const name of names) {
+      const s = selector(name);
+      if (s && !add(s + declaration)) break;
+    }
+  }
+  return rules.length ? `<style>${rules.join('')}</style>` : '';
 }
 
 /** CSS without its comments (a commented-out rule gives nothing a background), in one pass. */
@@ -528,8 +577,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   // elements around it closed, so the rest counts as hidden. Only hostile markup gets here.
   let flatHideRest = false;
   const state = () => styled[styled.length - 1] ?? top();
-  const flatOpen = (name: string, attrs: Record<string, string>) => {
+  const flatOpen = (name: string, all: Record<string, string>) => {
     if (flatSkip) return; // inside a script, style, title (raw text) or template
+    const attrs = lookAttributes(all);
     if (tags.size < 64) tags.add(name);
     if (SKIP_TAGS.has(name)) flatSkip = name;
     else if (name === 'a') flatLink = newLink(attrs) ?? flatLink;
@@ -575,8 +625,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
 
   const parser = new Parser(
     {
-      onopentag(name, attrs) {
+      onopentag(name, all) {
         if (flatFrom >= 0) return; // the paused parser's last events
+        const attrs = lookAttributes(all);
         if (stack.length > MAX_DEPTH) {
           // htmlparser2 walks its stack of open elements for every unmatched close tag: no real
           // message nests this deep, and a forged one would cost time quadratic in its size. The
@@ -656,6 +707,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     truncated,
     deep: flatFrom >= 0,
     hiddenOpen,
+    sheetOpen: restateSheet(sheet),
   };
 }
 
