@@ -837,6 +837,33 @@ describe('content: tokens and MIME', () => {
         assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<body><table bgcolor="#000000"><tr><td><font color="#ffffff" size="2')), false);
       });
 
+      it('ham: a dark page (the body\'s or html\'s background) with no block element open at the cut reads as shown past it', async () => {
+        // Review: only block and table elements open at the cut were reopened with their look; a `<body style="background:#000">`
+        // (or bgcolor, or `<html style>`) was not, so white text read past the cut was judged on white, hidden, and a dark
+        // newsletter of inline text raised MIME_TEXT_UNREAD.
+        const shown = 'Shown text of the letter, news of the week.';
+        const page = (open: string, line: string) => `${open}${CRLF}${line.repeat(50_000)}<p>THE END</p></body></html>${CRLF}`;
+        const bodies: [string, string][] = [
+          ['body style', page('<html><body style="background:#000000">', `<font color="#ffffff">${shown}</font><br>${CRLF}`)],
+          ['body bgcolor and text', page('<html><body bgcolor="#000000" text="#ffffff">', `${shown}<br>${CRLF}`)],
+          ['html style', page('<html style="background-color:#111"><body>', `<span style="color:#fff">${shown}</span><br>${CRLF}`)],
+        ];
+        const flagged: string[] = [];
+        for (const [name, body] of bodies) {
+          assert.equal(analyseHtml(body).hiddenText, '', `${name}: the whole part shows everything`);
+          const r = await verdictOf(htmlMessage(body));
+          assert.ok(!r.words.includes('THE END'), `${name}: cut twice (the parse and the tail)`);
+          if (r.unread !== undefined) flagged.push(name);
+        }
+        assert.deepEqual(flagged, [], 'MIME_TEXT_UNREAD raised on ham');
+        // Padding on that page still reads as padding: black text on the black body, and a forged end tag of the
+        // element the page's look is reopened under (or `</body>`) does not bring back the white page.
+        const words = 'hidden words of no use at all '.repeat(5000);
+        for (const close of ['', '</mailward-page>', '</body>']) {
+          assert.equal(htmlLooksLikePadding(`${close}<font color="#000">${words}</font>`, unshownOpenAt('<html><body bgcolor="#000000"><font color="#fff">x</font>')), true, close);
+        }
+      });
+
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {
         const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(16_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
         const r = await verdictOf(head + img(1600 * 1024) + part);

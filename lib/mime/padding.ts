@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
-import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, SKIP_TAGS } from '../util/html';
+import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, SKIP_TAGS } from '../util/html';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -170,7 +170,9 @@ function hiddenOpenAt(before: string): string {
   const info = analyseHtml(before, before.length);
   // The style sheets' backgrounds first: a class past the cut (or on a tag it splits) is read on them.
   const open = info.sheetOpen + info.hiddenOpen;
-  return open.includes(DEEP_HIDDEN) ? open.split(DEEP_HIDDEN).join(`<mailward-deep-hidden-${randomBytes(8).toString('hex')} hidden>`) : open;
+  const name = randomBytes(8).toString('hex');
+  // The page's look (PAGE_LOOK) likewise: a forged `</mailward-page>` closed a dark body's background and its black text read as shown.
+  return open.split(DEEP_HIDDEN).join(`<mailward-deep-hidden-${name} hidden>`).split(`<${PAGE_LOOK}`).join(`<${PAGE_LOOK}-${name}`);
 }
 
 /** Of SKIP_TAGS, those whose content htmlparser2's tokenizer reads as raw text up to their end tag (`<template>` holds markup). */

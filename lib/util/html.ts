@@ -31,7 +31,8 @@ export interface HtmlInfo {
    * that shows again `<div style="font-size:16px">`), up to the first whose content shows
    * nothing anyway (SKIP_TAGS). When no hiding element is open, the block and table elements open
    * with what they change of the look (a dark table's background and white text), '' when none
-   * changes it: white text past the cut is then judged on the background it has. The MIME tail reads a part
+   * changes it: white text past the cut is then judged on the background it has. An open html or body
+   * that changes the look (`<body bgcolor="#000" text="#fff">`) is reopened first as PAGE_LOOK with it. The MIME tail reads a part
    * from a cut with it (lib/mime/padding.ts), so that the end tags past the cut close them as
    * they close the real ones. Read flat (past MAX_DEPTH), where the open elements are not known
    * one by one: DEEP_HIDDEN when the end is hidden, which no end tag of real markup closes.
@@ -51,6 +52,12 @@ export interface HtmlInfo {
  * real markup's end tag closes (a forger's own `</mailward-deep-hidden>` would, after nesting 500 deep).
  */
 export const DEEP_HIDDEN = '<mailward-deep-hidden hidden>';
+
+/**
+ * What hiddenOpen reopens the look of an open `<html>` or `<body>` under (its background, its text colour): an element
+ * no real markup's end tag closes (the MIME tail renames it at random for each message: a forged end tag closes nothing).
+ */
+export const PAGE_LOOK = 'mailward-page';
 
 /**
  * Elements whose content shows nothing: analyseHtml skips it, and the MIME tail
@@ -679,10 +686,14 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     // `font-size:0` parent shows again, and a `<td bgcolor>` around it keeps its white text shown once it closes.
     let reopened = stack[0]!;
     for (let i = 1; i < stack.length && !stack[i]!.skip; i++) {
-      if (i < from && !CLOSES_INSIDE.has(stack[i]!.tag)) continue;
+      const page = i < from && (stack[i]!.tag === 'body' || stack[i]!.tag === 'html');
+      if (i < from && !CLOSES_INSIDE.has(stack[i]!.tag) && !page) continue;
       const look = reopenLook(stack[i]!, reopened);
       looks ||= look !== '';
-      tags.push(`<${stack[i]!.tag}${look}>`);
+      // The page's background and text colour (`<body bgcolor>`, `<html style>`) under an element of its own whose end
+      // tag nothing writes: `</body>` past the cut must not close it where a browser's closes nothing.
+      if (page && !look) continue;
+      tags.push(`<${page ? PAGE_LOOK : stack[i]!.tag}${look}>`);
       reopened = stack[i]!;
     }
     return hiding >= 0 || looks ? tags.join('') : '';
