@@ -305,6 +305,37 @@ describe('content heuristics: the tricks still fire', () => {
     for (const opacity of ['0.11', '.5', '10.5%', '50%', '1']) assert.equal(hidden(`<p style="opacity:${opacity}">${poison}</p>`), false, opacity);
   });
 
+  it('a text fill colour paints the text instead of its colour; nested opacities multiply, and no descendant undoes them', () => {
+    // Review: `-webkit-text-fill-color:transparent` (WebKit, Blink, Gecko paint text with it) hid text whose `color` read as
+    // shown, and `opacity:0.3` inside `opacity:0.3` (0.09 in a browser) read as shown: each opacity was judged alone.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const html of [
+      `<div style="-webkit-text-fill-color:transparent">${poison}</div>`,
+      `<div style="-webkit-text-fill-color:transparent"><p style="color:#000">${poison}</p></div>`,
+      `<div style="color:#000;-webkit-text-fill-color:#fefefe">${poison}</div>`,
+      `<table bgcolor="#000"><tr><td style="color:#fff;-webkit-text-fill-color:rgba(0,0,0,0.9)">${poison}</td></tr></table>`,
+      `<div style="opacity:0.3"><p style="opacity:0.3">${poison}</p></div>`,
+      `<div style="opacity:50%"><div style="opacity:0.5"><p style="opacity:0.4">${poison}</p></div></div>`,
+      `<div style="opacity:0.3"><p style="opacity:0.3"><span style="opacity:1">${poison}</span></p></div>`,
+      `<div style="opacity:0.5"><p style="color:rgba(0,0,0,0.2)">${poison}</p></div>`,
+      // Read flat past 500 open elements too.
+      `${'<div>'.repeat(501)}<div style="opacity:0.3"><p style="opacity:0.3">${poison}</p></div>`,
+      `${'<div>'.repeat(501)}<div style="-webkit-text-fill-color:transparent"><p style="color:#000">${poison}</p></div>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
+    for (const html of [
+      `<div style="color:#fff;-webkit-text-fill-color:#000">${poison}</div>`,
+      `<div style="-webkit-text-fill-color:transparent"><p style="-webkit-text-fill-color:currentcolor">${poison}</p></div>`,
+      `<div style="-webkit-text-fill-color:var(--brand)">${poison}</div>`,
+      `<div style="-webkit-text-fill-color:nonsense">${poison}</div>`,
+      `<div style="opacity:0.3"><p style="opacity:0.5">${poison}</p></div>`,
+      `<div style="opacity:0.3;opacity:1"><p style="opacity:0.3">${poison}</p></div>`,
+    ]) {
+      assert.equal(hidden(html), false, html);
+    }
+  });
+
   it('review rv4: a style sheet image on an element\'s class covers its own bgcolor (hero with white text)', () => {
     const html = `<style>.hero{background-image:url(https://example.com/hero.jpg)}</style><table><tr><td class="hero" bgcolor="#ffffff" style="color:#ffffff">${poison}</td></tr></table>`;
     assert.match(analyseHtml(html).text, /meadow/);

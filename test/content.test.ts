@@ -864,6 +864,15 @@ describe('content: tokens and MIME', () => {
         }
       });
 
+      it('a text fill colour and an opacity open at the cut go with what is reopened: the text past it is judged with them', () => {
+        const words = `<p>${'hidden words of no use at all '.repeat(5000)}</p>`;
+        const shown = `<p>${'Shown text of the letter. '.repeat(2000)}</p>`;
+        assert.equal(htmlLooksLikePadding(words, unshownOpenAt('<body><div style="-webkit-text-fill-color:transparent"><p>x</p>')), true);
+        assert.equal(htmlLooksLikePadding(`<span style="opacity:0.3">${words}</span>`, unshownOpenAt('<body><div style="opacity:0.3"><p>x</p>')), true);
+        assert.equal(htmlLooksLikePadding(`</div>${shown}`, unshownOpenAt('<body><div style="-webkit-text-fill-color:transparent"><p>x</p>')), false);
+        assert.equal(htmlLooksLikePadding(`<span style="opacity:0.5">${shown}</span>`, unshownOpenAt('<body><div style="opacity:0.5"><p>x</p>')), false);
+      });
+
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {
         const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(16_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
         const r = await verdictOf(head + img(1600 * 1024) + part);

@@ -107,11 +107,15 @@ const FONT_SIZE_VALUE = /^(?:\+?(?:\d+(?:\.\d*)?|\.\d+)\s*(?:px|pt|pc|rem|em|ex|
 const FONT_PREFIX = /^(?:normal|italic|oblique|small-caps|bold|bolder|lighter|[1-9]\d{0,2}|1000|(?:ultra-|extra-|semi-)?(?:condensed|expanded))$/i;
 /** The `font` shorthand of a system font: its size is the system's, readable. */
 const SYSTEM_FONT = /^(?:caption|icon|menu|message-box|small-caption|status-bar)$/i;
+/** An opacity a browser takes: a number or a percentage (clamped to 0..1). */
+const OPACITY_VALUE = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?%?$/i;
+/** A text fill colour (Look.fill) that a function we do not compute sets (`var()`): the text's colour is not known. */
+const UNKNOWN_FILL = 'unknown';
 /** Text pieces kept per field: enough for every check, bounded for hostile input. */
 const MAX_TEXT_CHARS = 200_000;
 const MAX_LINKS = 500;
 
-type StyleProperty = 'color' | 'background-color' | 'background' | 'font-size' | 'font' | 'visibility';
+type StyleProperty = 'color' | '-webkit-text-fill-color' | 'background-color' | 'background' | 'font-size' | 'font' | 'visibility' | 'opacity';
 /**
  * Values a browser takes for each property we read: it drops a declaration with any other value, and the one
  * before it wins (`font-size:0;font-size:x` is still zero). Colours must be real CSS colours (a name of the
@@ -122,6 +126,8 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   font: (value) => fontShorthandSize(value) !== undefined,
   visibility: (value) => /^(?:visible|hidden|collapse|inherit|initial|unset|revert)$/i.test(value),
   color: (value) => cssColor(value) !== undefined,
+  '-webkit-text-fill-color': (value) => cssColor(value) !== undefined,
+  opacity: (value) => OPACITY_VALUE.test(value),
   'background-color': (value) => cssColor(value) !== undefined,
   background: (value) => /./.test(value),
 };
@@ -414,8 +420,34 @@ interface Look {
   unseen: boolean;
   /** The text colour an element or an ancestor sets (colorKey); '' for the default one, a link's, or one we do not compute. */
   color: string;
+  /**
+   * The text fill colour an element or an ancestor sets (`-webkit-text-fill-color`, colorKey; UNKNOWN_FILL for one
+   * we do not compute): WebKit, Blink and Gecko paint the text with it instead of `color`; '' for none (`color` paints).
+   */
+  fill: string;
+  /** The product of the element's and its ancestors' opacities (a browser composites each group over the one around it). */
+  opacity: number;
   /** Text of too low a contrast with its background to read (see lookOf). */
   faded: boolean;
+}
+
+/** The text fill colour an element gives (see Look.fill), from its parent's. */
+function fillOf(attrs: Record<string, string>, parent: string): string {
+  const value = attrs.style ? styleValue(attrs.style, '-webkit-text-fill-color') : undefined;
+  if (value === undefined) return parent;
+  if (/^currentcolor$/i.test(value)) return '';
+  const read = cssColor(value);
+  if (read === 'inherit' || read === undefined) return parent;
+  if (read === 'initial') return '';
+  return read === 'unknown' ? UNKNOWN_FILL : colorKey(read);
+}
+
+/** The opacity an element's style sets (the winning declaration, clamped to 0..1), 1 where none. */
+function ownOpacity(attrs: Record<string, string>): number {
+  const value = attrs.style ? styleValue(attrs.style, 'opacity') : undefined;
+  if (value === undefined) return 1;
+  const n = parseFloat(value) / (value.endsWith('%') ? 100 : 1);
+  return Number.isNaN(n) ? 1 : Math.max(0, Math.min(1, n));
 }
 
 /** The background an element paints: its style's `background-color` or `background` (the last of them), else `bgcolor`. */
@@ -450,17 +482,22 @@ function textColorOf(tag: string, attrs: Record<string, string>, parent: string)
  */
 function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color: string, bg: string, bgUnknown: boolean): Look {
   const style = attrs.style ?? '';
-  const gone = parent.gone || 'hidden' in attrs || (!!style && GONE_STYLE.test(style));
+  // Opacities multiply down the tree (0.3 inside 0.3 is 0.09): no descendant raises what its ancestors lowered.
+  const opacity = parent.opacity * ownOpacity(attrs);
+  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && GONE_STYLE.test(style));
   const fontPx = fontPxOf(tag, attrs, parent.fontPx);
+  const fill = fillOf(attrs, parent.fill);
+  // The fill colour paints the text where one is set: `color` is then not what shows.
+  const painted = fill === UNKNOWN_FILL ? '' : fill || color;
   const visibility = style ? styleValue(style, 'visibility')?.toLowerCase() : undefined;
   const unseen = visibility === 'hidden' || visibility === 'collapse' ? true : visibility === 'visible' ? false : parent.unseen;
   let faded = false;
-  if (color) {
-    const text = fromKey(color);
+  if (painted) {
+    const text = fromKey(painted);
     const under = bg ? fromKey(bg) : WHITE_RGBA;
-    faded = text.a <= FAINT_ALPHA || (!bgUnknown && contrastRatio(text, under) < LOW_CONTRAST && colorDifference(text, under) < LOW_DIFFERENCE);
+    faded = text.a * opacity <= FAINT_ALPHA || (!bgUnknown && contrastRatio(text, under) < LOW_CONTRAST && colorDifference(text, under) < LOW_DIFFERENCE);
   }
-  return { gone, fontPx, tiny: fontPx <= TINY_PX, unseen, color, faded };
+  return { gone, fontPx, tiny: fontPx <= TINY_PX, unseen, color, fill, opacity, faded };
 }
 
 const hides = (look: Look): boolean => look.gone || look.tiny || look.unseen || look.faded;
@@ -498,7 +535,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   const sheet: SheetBackgrounds = { classes: new Set(), covering: new Set(), elsewhere: false };
   let styleText = '';
   const stack: Frame[] = [
-    { tag: '#root', skip: false, hidden: false, gone: false, fontPx: DEFAULT_PX, tiny: false, unseen: false, color: '', faded: false, bg: '', bgUnknown: false },
+    { tag: '#root', skip: false, hidden: false, gone: false, fontPx: DEFAULT_PX, tiny: false, unseen: false, color: '', fill: '', opacity: 1, faded: false, bg: '', bgUnknown: false },
   ];
   const top = () => stack[stack.length - 1]!;
   /** The state an element opened under `parent` gives its text (link aside). */
@@ -597,8 +634,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     flatOpenCount.set(name, at);
     const parent = state();
     const frame = frameFor(name, attrs, parent);
-    const sameLook = (['hidden', 'gone', 'tiny', 'unseen', 'bg', 'bgUnknown'] as const).every((key) => frame[key] === parent[key]);
-    if (sameLook && frame.color === parent.color) return;
+    const sameLook = (['hidden', 'gone', 'tiny', 'unseen', 'bg', 'bgUnknown', 'opacity'] as const).every((key) => frame[key] === parent[key]);
+    if (sameLook && frame.color === parent.color && frame.fill === parent.fill) return;
     // No room for a frame that only recolours shown text: let go, its text shows as it does (old editors leave a
     // `<font color>` open per paragraph); a descendant it would hide changes more than the colour and finds no room either.
     if (styled.length >= MAX_FLAT_STYLED && sameLook && !frame.hidden) return;
@@ -736,6 +773,10 @@ function reopenLook(frame: Frame, parent: Frame): string {
   if (frame.unseen !== parent.unseen) style.push(frame.unseen ? 'visibility:hidden' : 'visibility:visible');
   // Colours as we computed them (rgba()): no markup of the input is copied.
   if (frame.color !== parent.color) style.push(frame.color ? `color:rgba(${frame.color})` : 'color:initial');
+  if (frame.fill !== parent.fill) {
+    style.push(`-webkit-text-fill-color:${frame.fill === UNKNOWN_FILL ? 'var(--fill)' : frame.fill ? `rgba(${frame.fill})` : 'currentcolor'}`);
+  }
+  if (frame.opacity !== parent.opacity) style.push(`opacity:${Number((frame.opacity / parent.opacity).toFixed(6))}`);
   if (frame.bg !== parent.bg && frame.bg) style.push(`background-color:rgba(${frame.bg})`);
   if (frame.bgUnknown && !parent.bgUnknown) style.push('background-image:url(#)');
   return style.length ? ` style="${style.join(';')}"` : '';
