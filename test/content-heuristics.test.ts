@@ -336,6 +336,21 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('a font size of calc(), min(), max() or clamp() of constant lengths is computed; any other stays unknown (not hidden)', () => {
+    // Review: every math function read as the parent's size, so `font-size:calc(0px)` or `min(0px, 14px)` hid text that read as shown.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const size of ['calc(0px)', 'calc( 0.1em )', 'min(0px, 14px)', 'MIN(0em,14px)', 'max(0px, 1px)', 'clamp(0px, 0px, 14px)', 'min(-5px, 14px)', 'clamp(0px, 2px, 1pt)']) {
+      assert.equal(hidden(`<div style="font-size:${size}">${poison}</div>`), true, size);
+    }
+    assert.equal(hidden(`<div style="font:calc(0px)/0 a">${poison}</div>`), true, 'font shorthand');
+    for (const size of ['calc(14px)', 'clamp(0px, 1vw, 14px)', 'calc(0px + 0px)', 'min(1px, var(--x))', 'max(0px, 14px)', 'clamp(1px, 16px)', 'min(0px, min(1px, 2px))', 'calc(0)']) {
+      assert.equal(hidden(`<div style="font-size:${size}">${poison}</div>`), false, size);
+    }
+    // A computed absolute size resets a zero one above it; one relative to the zero stays zero.
+    assert.equal(hidden(`<td style="font-size:0"><p style="font-size:calc(14px)">${poison}</p></td>`), false);
+    assert.equal(hidden(`<td style="font-size:0"><p style="font-size:calc(1em)">${poison}</p></td>`), true);
+  });
+
   it('review rv4: a style sheet image on an element\'s class covers its own bgcolor (hero with white text)', () => {
     const html = `<style>.hero{background-image:url(https://example.com/hero.jpg)}</style><table><tr><td class="hero" bgcolor="#ffffff" style="color:#ffffff">${poison}</td></tr></table>`;
     assert.match(analyseHtml(html).text, /meadow/);

@@ -197,9 +197,34 @@ function fontShorthandSize(value: string): string | undefined {
   return i < tokens.length ? size : undefined;
 }
 
-/** A font-size value (FONT_SIZE_VALUE) in px, from the parent's; a size we do not compute (calc(), var()) is the parent's. */
+/** A constant length of a simple math function's argument: px, em (of the parent's size), rem, pt. */
+const MATH_LENGTH = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(px|em|rem|pt)$/;
+
+/**
+ * What `calc(a)`, `min(a, ...)`, `max(a, ...)` or `clamp(a, b, c)` of constant lengths (MATH_LENGTH) comes to in px,
+ * clamped at 0 as a browser clamps a math function's font size; undefined for anything else (other units, operators,
+ * nested functions, var()): not computed.
+ */
+function mathFunctionPx(v: string, parentPx: number): number | undefined {
+  const call = /^(calc|min|max|clamp)\(([^()]*)\)$/.exec(v);
+  if (!call) return undefined;
+  const args: number[] = [];
+  for (const arg of call[2]!.split(',')) {
+    const length = MATH_LENGTH.exec(arg.trim());
+    if (!length) return undefined;
+    args.push(parseFloat(length[1]!) * (length[2] === 'em' ? parentPx : UNIT_PX[length[2]!]!));
+  }
+  const name = call[1]!;
+  if ((name === 'calc' && args.length !== 1) || (name === 'clamp' && args.length !== 3)) return undefined;
+  const px = name === 'min' ? Math.min(...args) : name === 'max' || name === 'calc' ? Math.max(...args) : Math.max(args[0]!, Math.min(args[1]!, args[2]!));
+  return Math.max(0, px);
+}
+
+/** A font-size value (FONT_SIZE_VALUE) in px, from the parent's; a size we do not compute (var(), calc() of more than constants) is the parent's. */
 function fontSizePx(value: string, parentPx: number): number {
-  const v = value.toLowerCase();
+  const v = value.toLowerCase().trim();
+  const math = mathFunctionPx(v, parentPx);
+  if (math !== undefined) return math;
   const length = /^\+?(\d+(?:\.\d*)?|\.\d+)\s*([a-z%]*)$/.exec(v);
   if (length) {
     const n = parseFloat(length[1]!);
