@@ -79,6 +79,16 @@ function pairs(scale: number): Pair[] {
       ordinary: () => analyseHtml(`<p style="color:rgba(${Array<string>(4).fill('1'.repeat(2)).join(',')},${'x'.repeat(176)}">a</p>`.repeat(n(200))),
     },
     {
+      // The sheets' classes are restated for the MIME tail (sheetOpen, at most 64 KB), and every opacity multiplies down the tree.
+      name: 'analyseHtml, 50,000 dark classes in style sheets and 2,000 nested opacities and fills (vs one class, no style)',
+      hostile: () =>
+        analyseHtml(
+          Array.from({ length: n(50_000) }, (_, i) => `${i % 1000 ? '' : '<style>'}.c${i}{background:#000}${i % 1000 === 999 ? '</style>' : ''}`).join('') +
+            `${'<div style="opacity:0.999;-webkit-text-fill-color:#111">a'.repeat(n(2000))}`,
+        ),
+      ordinary: () => analyseHtml(`${`<style>${'.c{background:#000}'.repeat(1000)}</style>`.repeat(n(50))}${'<div>a'.repeat(n(2000))}`),
+    },
+    {
       name: 'verifyRelease, a forged stamp on 100,000 blanks and 100,000 line ends (vs on text)',
       hostile: () => [`x${' '.repeat(runs)}y`, `x${CRLF.repeat(runs / 2)}y`].map((body) => verifyRelease(key, stamp, envelope, Buffer.from(`Subject: a${CRLF}${CRLF}${body}${CRLF}`), 1_000_000_000_000)),
       ordinary: () => [`x${'t'.repeat(runs)}y`, `x${'t'.repeat(runs)}y`].map((body) => verifyRelease(key, stamp, envelope, Buffer.from(`Subject: a${CRLF}${CRLF}${body}${CRLF}`), 1_000_000_000_000)),
