@@ -792,6 +792,11 @@ describe('content: tokens and MIME', () => {
           assert.notEqual(without, before, name);
           assert.equal(htmlLooksLikePadding(after, unshownOpenAt(without)), !hidden, `${name}: without it`);
         }
+        // The restated sheet is not counted in the length judged: 2,000 dark classes (about 50 KB) before a short read of 1% text.
+        const classes = Array.from({ length: 2000 }, (_, i) => `.dark-cell-${i}{background:#000}`).join('');
+        const short = `<p>${'Shown text. '.repeat(20)}</p>${'<div><!-- spacer --></div>'.repeat(800)}`;
+        assert.equal(htmlLooksLikePadding(short, unshownOpenAt(`<html><head><style>${classes}</style></head><body><p>x</p>`)), false, 'a large sheet before a short read');
+        assert.equal(htmlLooksLikePadding(short.replace(/Shown text/g, '<!-- -->'), unshownOpenAt(`<html><head><style>${classes}</style></head><body><p>x</p>`)), true);
         // Past the cut too: a cell of the class the sheet before the cut colours dark keeps its white text shown.
         assert.equal(htmlLooksLikePadding(`<td class="dk"><font color="#fff">${shown}</font></td>`, unshownOpenAt(`${sheet}<table><tr><td>x</td></tr>`)), false);
       });

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
-import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, SKIP_TAGS } from '../util/html';
+import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, RESTATED_SHEET, SKIP_TAGS } from '../util/html';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -370,11 +370,11 @@ const DATA_URI_PAYLOAD = /\bdata:[^,"'<>\s]{0,200},[A-Za-z0-9+/=%\s]*/gi;
  * characters); analyseHtml reads at most 1 MB, which bounds the part read past
  * the cut anyway.
  */
-export function htmlVisibleShare(html: string, payloads = dataPayloads(html)): number {
+export function htmlVisibleShare(html: string, payloads = dataPayloads(html), unmeasured = 0): number {
   if (!html.length) return 1;
   const { text, altText } = analyseHtml(html);
   const visible = withoutInvisibles(`${text} ${altText}`).replace(/\s+/g, '').length;
-  const measured = html.length - payloads.bytes;
+  const measured = html.length - payloads.bytes - unmeasured;
   // All of it inline images: nothing shows but them (padding if nothing else does).
   return measured > 0 ? visible / measured : visible ? 1 : 0;
 }
@@ -414,6 +414,8 @@ export function htmlLooksLikePadding(html: string, open: string): boolean {
   const read = open + html;
   const payloads = dataPayloads(read);
   if (payloads.endsInside >= LARGE_INLINE_OBJECT) return false;
-  return htmlVisibleShare(read, payloads) < PADDING_VISIBLE_SHARE;
+  // The style sheets restated before it (HtmlInfo.sheetOpen) are not what was read: up to 64 KB of them must not make a short read's text a small share.
+  const sheet = open.startsWith(`<${RESTATED_SHEET}>`) ? open.indexOf('</style>') + '</style>'.length : 0;
+  return htmlVisibleShare(read, payloads, sheet) < PADDING_VISIBLE_SHARE;
 }
 

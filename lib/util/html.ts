@@ -361,6 +361,9 @@ function sheetBackgrounds(css: string, into: SheetBackgrounds): void {
   }
 }
 
+/** The start tag of a restated sheet (sheetOpen): the MIME tail leaves it out of the length it judges (htmlLooksLikePadding). */
+export const RESTATED_SHEET = 'style mailward-sheet';
+
 /**
  * `sheet` restated as one style sheet that sheetBackgrounds reads back the same (see HtmlInfo.sheetOpen), within
  * MAX_STYLE_CHARS: class names escaped (every character but letters, digits, `_` and `-`), those holding a blank
@@ -386,7 +389,7 @@ function restateSheet(sheet: SheetBackgrounds): string {
       if (s && !add(s + declaration)) break;
     }
   }
-  return rules.length ? `<style>${rules.join('')}</style>` : '';
+  return rules.length ? `<${RESTATED_SHEET}>${rules.join('')}</style>` : '';
 }
 
 /** CSS without its comments (a commented-out rule gives nothing a background), in one pass. */
