@@ -319,6 +319,30 @@ describe('quarantine byte bound shared by processes on one host', function () {
     }
   });
 
+  it('the rebuild\'s lock file itself spoilt (garbage bytes): the corrupt shared file is still moved aside and rebuilt, not counted around for good', async () => {
+    // Before, the lock could not be taken (SQLITE_NOTADB on usage.sqlite-lock): every process warned and
+    // counted alone, the bound passable N-fold, at every retry again, though the lock file holds nothing.
+    const path = join(dir, 'usage.sqlite');
+    writeFileSync(`${path}-lock`, garbage(4096));
+    writeFileSync(path, garbage(4096));
+    const { warnings, log } = logger();
+    const index = new SqliteQuarantineIndex(join(indexDir, 'parent.sqlite'));
+    try {
+      const store = new FileQuarantine(dir, { index, maxBytes: 10 * HELD, log });
+      await store.startUsage();
+      assert.equal(asideFiles().length, 1, readdirSync(dir).join(' '));
+      assert.equal(usageFor(dir).isShared, true, 'the new file is used');
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+      assert.match(warnings[0]!, /is corrupt .*moved aside to/);
+      // The lock works again for the next one.
+      const other = new SharedUsage(path);
+      other.close();
+      assert.equal(moveAsideIfCorrupt(path, statSync(path).ino) !== null, true);
+    } finally {
+      await index.close();
+    }
+  });
+
   it('two processes opening a corrupt shared file at once: one moves it aside, both share the new one and hold no more than the bound together', async () => {
     const bad = garbage(4096);
     writeFileSync(join(dir, 'usage.sqlite'), bad);

@@ -1,4 +1,4 @@
-import { chownSync, closeSync, mkdirSync, openSync, renameSync, statSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, openSync, renameSync, statSync, truncateSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -101,7 +101,7 @@ export function moveAsideIfCorrupt(path: string, inode: number, now = new Date()
   createOwnedLikeDirectory(lockPath);
   const lock = new Database(lockPath, { timeout: SHARED_BUSY_MS });
   try {
-    lock.exec('BEGIN EXCLUSIVE');
+    lockExclusive(lock, lockPath);
     if (inodeOf(path) !== inode) return null;
     const aside = `${path}.corrupt-${now.toISOString().replace(/[:.]/g, '-')}`;
     // The WAL and shared memory first: a process opening the path meanwhile must not apply the old WAL to a new file.
@@ -115,6 +115,23 @@ export function moveAsideIfCorrupt(path: string, inode: number, now = new Date()
     return aside;
   } finally {
     lock.close(); // Ends the transaction: the lock is released.
+  }
+}
+
+/**
+ * Takes the rebuild's lock. The lock file holds nothing (never written): one
+ * spoilt like the shared file (garbage bytes, SQLITE_NOTADB) would refuse the
+ * lock, and so every rebuild, for good. It is emptied in place (the same inode
+ * for every process: no two hold two locks) and tried once more; no process
+ * can hold a lock on a file SQLite cannot read.
+ */
+function lockExclusive(lock: Database.Database, lockPath: string): void {
+  try {
+    lock.exec('BEGIN EXCLUSIVE');
+  } catch (err) {
+    if (!isCorrupt(err)) throw err;
+    truncateSync(lockPath, 0);
+    lock.exec('BEGIN EXCLUSIVE');
   }
 }
 
