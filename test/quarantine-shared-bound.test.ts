@@ -5,7 +5,7 @@
 // the bound.
 import assert from 'node:assert/strict';
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import Database from 'better-sqlite3';
@@ -340,6 +340,52 @@ describe('quarantine byte bound shared by processes on one host', function () {
       assert.equal(moveAsideIfCorrupt(path, statSync(path).ino) !== null, true);
     } finally {
       await index.close();
+    }
+  });
+
+  it('a shared file moved aside while another process is opening it: that process ends on the new file, or knows it is not on it', async () => {
+    // Before, the opener took the inode of the path after its setup: the new file's, though its handle was on the
+    // old one. replaced() said no, so it kept reserving in the file moved aside, unseen by the others (the bound
+    // passable), and would have moved the sound new file aside at its first corrupt answer.
+    const path = join(dir, 'usage.sqlite');
+    const old = new SharedUsage(path);
+    const oldInode = old.inode;
+    old.close();
+    const holder = new Database(path);
+    holder.exec('BEGIN IMMEDIATE'); // the opener's setup waits for it (SHARED_BUSY_MS)
+    let fresh: SharedUsage | undefined;
+    try {
+      const child = fork(join(__dirname, 'support', 'shared-usage-open-worker.js'), [path, String(3 * HELD)], { stdio: 'ignore' });
+      children.push(child);
+      const answer = nextMessage<{ replaced: boolean; reserved: boolean }>(child);
+      // Its file, WAL and shared memory open: the open is done, the setup waits for the lock.
+      const wanted = [path, `${path}-wal`, `${path}-shm`];
+      const open = () => {
+        try {
+          const links = readdirSync(`/proc/${child.pid}/fd`).map((fd) => {
+            try {
+              return readlinkSync(`/proc/${child.pid}/fd/${fd}`);
+            } catch {
+              return '';
+            }
+          });
+          return wanted.every((w) => links.includes(w));
+        } catch {
+          return false;
+        }
+      };
+      // A worker that failed before opening answers with its error (nextMessage rejects).
+      while (!open() && child.exitCode === null) await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(moveAsideIfCorrupt(path, oldInode)); // found corrupt by another process: moved aside, made anew
+      fresh = new SharedUsage(path);
+      holder.exec('COMMIT');
+      holder.close();
+      const { replaced, reserved } = await answer;
+      assert.equal(reserved, true);
+      assert.ok(replaced || fresh.total() === 3 * HELD, `the reservation went to the file moved aside, and the opener believes it is on the new one (replaced: ${replaced}, new file's total: ${fresh.total()})`);
+    } finally {
+      if (holder.open) holder.close();
+      fresh?.close();
     }
   });
 

@@ -259,20 +259,34 @@ export class SharedUsage {
 
   constructor(readonly path: string) {
     createOwnedLikeDirectory(path);
-    const found = inodeOf(path);
-    try {
-      this.db = openSharedSqlite(path, SHARED_BUSY_MS, (db) => {
-        // A lost commit costs at most a count that the next scan corrects: no fsync on the mail path.
-        db.pragma('synchronous = NORMAL');
-        db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
-        db.exec(SCHEMA);
-        addStartTokens(db);
-      });
-    } catch (err) {
-      if (isCorrupt(err) && found) Object.assign(err as object, { inode: found });
-      throw err;
+    // The inode before the open and after the setup (which may wait SHARED_BUSY_MS for a lock): the same
+    // one, so the handle is on it. Else the file was made or replaced meanwhile (moved aside as corrupt by
+    // another process): the handle may be on the file moved aside while the path names the new one, and
+    // replaced() would never say so. Opened again (a rebuild happens once: a third try is not expected).
+    for (let tries = 1; ; tries++) {
+      const found = inodeOf(path);
+      let db: Database.Database;
+      try {
+        db = openSharedSqlite(path, SHARED_BUSY_MS, (db) => {
+          // A lost commit costs at most a count that the next scan corrects: no fsync on the mail path.
+          db.pragma('synchronous = NORMAL');
+          db.pragma(`journal_size_limit = ${WAL_LIMIT_BYTES}`);
+          db.exec(SCHEMA);
+          addStartTokens(db);
+        });
+      } catch (err) {
+        if (isCorrupt(err) && found) Object.assign(err as object, { inode: found });
+        throw err;
+      }
+      const after = inodeOf(path);
+      if (after === found || tries === 3) {
+        this.db = db;
+        // After three changes under it, a stale inode (0 when none): replaced() says so at the first use.
+        this.inode = after === found ? after : 0;
+        return;
+      }
+      db.close();
     }
-    this.inode = inodeOf(path);
   }
 
   /** The file at the path is no longer this handle's (moved aside as corrupt by another process, or removed). */
