@@ -226,6 +226,12 @@ export interface SegmentedPoolOptions {
   clock?: () => number;
 }
 
+/**
+ * How long (in promotion intervals) the overflow holds a first event before a
+ * newer one may push it out: long enough for its sender to come back.
+ */
+const OVERFLOW_HOLD_INTERVALS = 2;
+
 /** Groups and blocks whose first events FirstEventBudget counts (the most recently active; a few hundred kB). */
 const BUDGETED_GROUPS = 4096;
 
@@ -303,15 +309,17 @@ class FirstEventBudget {
  * So a group (block) may put at most keptPerGroup (keptPerBlock) first events
  * into `once` per promotion interval (FirstEventBudget); what it puts there
  * nothing of its own pushes out, so those that come back are promoted. Its
- * further first events go to `overflow`, a small LRU of their own: a flood
- * pushes out only older first events of its own (or of other groups over
- * their budget), and its newest, still there when they come back, are
- * promoted and penalised as before. Keys
+ * further first events go to `overflow`, a small LRU of their own that holds
+ * each at least OVERFLOW_HOLD_INTERVALS (overflowTakes): a flood pushes out
+ * only older first events of its own (or of other groups over their budget)
+ * that had the time to come back, and those it holds are promoted and
+ * penalised as before. Keys
  * without a group or block are not counted (as before). No bookkeeping per key.
  */
 export class SegmentedPool implements Pool {
   private readonly once: Pool;
-  private readonly overflow: Pool;
+  private readonly overflow: LRUCache<string, Entry>;
+  private readonly overflowHoldMs: number;
   private readonly again: GroupBoundedLru;
   private readonly budget: FirstEventBudget;
 
@@ -323,7 +331,8 @@ export class SegmentedPool implements Pool {
     this.promoteAfterMs = options.promoteAfterMs ?? PROMOTE_AFTER_MS;
     this.clock = options.clock ?? Date.now;
     this.once = lru(maxEachSegment);
-    this.overflow = lru(overflowSize(maxEachSegment));
+    this.overflow = new LRUCache<string, Entry>({ max: overflowSize(maxEachSegment) });
+    this.overflowHoldMs = OVERFLOW_HOLD_INTERVALS * this.promoteAfterMs;
     this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment));
     // A window of at least a second: with promoteAfterMs = 0 (tests) every write is a window of its own otherwise.
     this.budget = new FirstEventBudget(keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment), Math.max(this.promoteAfterMs, 1000));
@@ -351,8 +360,29 @@ export class SegmentedPool implements Pool {
     this.again.delete(key);
     // A first event goes to `once` within its group's and block's budget, past it to `overflow`; a later one stays where its first went.
     const pool = probation ?? (this.budget.admit(group, block, now) ? this.once : this.overflow);
+    if (pool === this.overflow && !probation && !this.overflowTakes(now)) return this;
     pool.set(key, { ...entry, born: born ?? now }, lruOptions);
     return this;
+  }
+
+  /**
+   * Whether the overflow takes a new first event: it has room, or its least
+   * recently used entry has been held OVERFLOW_HOLD_INTERVALS (its sender had
+   * the time to come back). Otherwise the new one is not held (as if pushed
+   * out at once). Review of the first version, which always pushed out the
+   * least recently used: a provider's /48 with more first events past its
+   * budget a minute than the overflow holds lost some; those came back as
+   * first events again and each pushed out the first event of the next
+   * sender to come back (they come back in the order they came), which did
+   * the same: from the fifth minute on it promoted none.
+   */
+  private overflowTakes(now: number): boolean {
+    if (this.overflow.size < this.overflow.max) return true;
+    for (const k of this.overflow.rkeys()) {
+      const born = this.overflow.peek(k)?.born;
+      return born === undefined || now - born >= this.overflowHoldMs;
+    }
+    return true;
   }
 
   delete(key: string): boolean {
