@@ -435,6 +435,32 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a spoof of our example.com under a trusted fwd.test seal that auth does not honour (a pass for another From:, or From: unsigned): SPOOF_LOCAL_DOMAIN', async () => {
+    const dir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+    dirs.push(dir);
+    const trusting = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
+    instances.push(trusting);
+    const fwd = { sealer: 'fwd.test', key: world.keys.fwd, resolver: directResolver(world.dns.server) };
+    // fwd.test's verified seal records dmarc=pass, for attacker.test's From: (not example.com's).
+    const passForAttacker = (found: string) => `${found.replace(/;\s*dmarc=[^;]*/gi, '')};\r\n dmarc=pass (p=NONE) header.from=attacker.test`;
+    const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
+    const other = await forwardWithArc(spoof, { ...fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' }, recorded: passForAttacker });
+    // A genuine post of alice@example.com through fwd.test, whose message signature leaves From: out, its From: rewritten.
+    const post = await sign(message(), 'example.com', 's1', world.keys.example);
+    const unsignedFrom = await forwardWithArc(post, { ...fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' }, headerList: 'to:subject:date:message-id' });
+    const rewritten = unsignedFrom.replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>');
+    for (const raw of [other, rewritten]) {
+      const result = await scan(trusting, raw, IP.forwarder, 'list-bounces@fwd.test');
+      assert.ok(symbol(result, 'ARC_PASS'), names(result).join());
+      assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), names(result).join());
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), names(result).join());
+      assert.equal(symbol(result, 'LOCAL_DOMAIN_AUTHORISED'), undefined, names(result).join());
+    }
+    // The same post sealed as fwd.test does (From: signed, the pass for example.com): authorised.
+    const honoured = await scan(trusting, await forwardWithArc(post, { ...fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' } }), IP.forwarder, 'list-bounces@fwd.test');
+    assert.match(symbol(honoured, 'LOCAL_DOMAIN_AUTHORISED')?.detail ?? names(honoured).join(), /trusted ARC sealer fwd\.test/);
+  });
+
   it('a spoof of widget.test (no DMARC) whose own older ARC hop times out below trusted fwd.test: SPOOF_LOCAL_DOMAIN, as through fwd.test alone', async () => {
     const dir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
     dirs.push(dir);

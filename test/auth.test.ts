@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
-import { sealMessage } from 'mailauth';
-import { AUTH_DEFAULTS, authResults, authModule, forMailauth, ownAuthResults, resinfoEntries } from '../lib/checks/auth';
+import { authenticate, sealMessage } from 'mailauth';
+import { AUTH_DEFAULTS, authHits, authResults, authModule, forMailauth, ownAuthResults, resinfoEntries } from '../lib/checks/auth';
 import { createContext, headerValues, parseHeaderBlock } from '../lib/message';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
+import { summarise } from '../lib/checks/auth/results';
 import { repoPath } from './support/paths';
 import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
@@ -302,6 +303,75 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /trusted ARC sealer fwd\.test recorded dmarc=fail, so no override/);
   });
 
+  // What a trusted sealer's verified seal vouches for: the message it sealed, whose From: domain it saw pass DMARC.
+  const spoofOfExample = () => message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
+  const viaFwdFromAttacker = (raw: string, more: { recorded?: (found: string) => string; headerList?: string } = {}) =>
+    forwardWithArc(raw, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' }, resolver: directResolver(world.dns.server), ...more });
+  /** The sealer's ARC-Authentication-Results say dmarc=pass, for attacker.test's From:. */
+  const passForAttacker = (found: string) => `${found.replace(/;\s*dmarc=[^;]*/gi, '')};\r\n dmarc=pass (p=NONE) header.from=attacker.test`;
+  /** A genuine post of alice@example.com through fwd.test, its ARC-Message-Signature leaving From: out of h=. */
+  const sealedWithoutFrom = async () => {
+    const post = await sign(message(), 'example.com', 's1', world.keys.example);
+    return forwardWithArc(post, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' }, resolver: directResolver(world.dns.server), headerList: 'to:subject:date:message-id' });
+  };
+
+  it('a trusted sealer\'s dmarc=pass for another From: domain does not neutralise this From: domain\'s fail', async () => {
+    // A spoof of example.com (p=reject) through fwd.test, whose verified seal records a pass for attacker.test.
+    const result = await scan(await viaFwdFromAttacker(spoofOfExample(), { recorded: passForAttacker }), IP.forwarder, 'list-bounces@fwd.test');
+    assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_NONE', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+    assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /p=reject; trusted ARC sealer fwd\.test recorded dmarc=pass for From: attacker\.test, not example\.com, so no override$/);
+    const auth = authResults(result.context)!;
+    assert.equal(auth.dmarc.arcOverride, undefined);
+    assert.equal(auth.dmarc.arcDeclined, 'fwd.test');
+    assert.equal(auth.arc.upstreamFrom, 'attacker.test');
+  });
+
+  it('a trusted sealer whose ARC-Message-Signature does not sign From: neutralises nothing: the From: can be rewritten under its seal', async () => {
+    const sealed = await sealedWithoutFrom();
+    const rewritten = sealed.replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>');
+    for (const raw of [sealed, rewritten]) {
+      const result = await scan(raw, IP.forwarder, 'list-bounces@fwd.test');
+      assert.deepEqual(symbolNames(result), ['ARC_PASS', 'DKIM_INVALID', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+      assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /trusted ARC sealer fwd\.test's ARC-Message-Signature does not sign From: \(it could be rewritten under the seal\), so no override$/);
+      assert.equal(authResults(result.context)!.dmarc.arcOverride, undefined);
+      assert.equal(authResults(result.context)!.arc.upstreamFrom, 'example.com');
+    }
+  });
+
+  it('a trusted sealer whose ARC-Message-Signature leaves body bytes unsigned (l=) neutralises nothing', async () => {
+    const post = await forwardFromExample(world, await sign(message(), 'example.com', 's1', world.keys.example));
+    const verified = await authenticate(post, { ip: IP.forwarder, helo: 'mail.fwd.test', sender: 'list-bounces@fwd.test', mta: 'mx.example.org', resolver: directResolver(world.dns.server) as any, disableBimi: true });
+    const settings = { ...AUTH_DEFAULTS, trustedSealers: ['fwd.test'] };
+    const genuine = summarise(verified, ['fwd.test']);
+    assert.deepEqual(authHits(genuine, settings).map((h) => h.name).filter((n) => n.startsWith('DMARC')), ['DMARC_FAIL_ARC_OVERRIDE']);
+    // mailauth cannot seal with l=; its verifier reports one as it does for DKIM (status.underSized: bytes past l=).
+    (verified.arc as any).signature.status.underSized = 312;
+    const appended = summarise(verified, ['fwd.test']);
+    const hits = authHits(appended, settings).filter((h) => h.name.startsWith('DMARC'));
+    assert.deepEqual(hits.map((h) => h.name), ['DMARC_POLICY_REJECT']);
+    assert.match(hits[0]!.detail!, /fwd\.test's ARC-Message-Signature leaves 312 bytes of the body unsigned \(l=\), so no override$/);
+    assert.equal(appended.dmarc.arcOverride, undefined);
+    assert.equal(appended.dmarc.arcDeclined, 'fwd.test');
+  });
+
+  it('[arc] require_upstream_pass = false: whatever the sealer recorded for this From: domain, but still not a result for another, nor a seal that leaves From: unsigned', async () => {
+    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    const lenient = createMailward({ configDir: lenientDir, modules: ['builtin', 'auth'] });
+    const scanLenient = (raw: string) => lenient.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
+    try {
+      // The sealer saw the spoof fail and forwarded it: the operator trusts its forwarding.
+      const sawFail = await scanLenient(await viaFwdFromAttacker(spoofOfExample()));
+      assert.match(symbol(sawFail, 'DMARC_FAIL_ARC_OVERRIDE')?.detail ?? symbolNames(sawFail).join(), /recorded dmarc=fail \(header\.from=example\.com\) on receipt$/);
+      const other = await scanLenient(await viaFwdFromAttacker(spoofOfExample(), { recorded: passForAttacker }));
+      assert.match(symbol(other, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(other).join(), /recorded dmarc=pass for From: attacker\.test, not example\.com, so no override$/);
+      const rewritten = await scanLenient((await sealedWithoutFrom()).replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>'));
+      assert.match(symbol(rewritten, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(rewritten).join(), /does not sign From: .*so no override$/);
+    } finally {
+      await lenient.close();
+      rmSync(lenientDir, { recursive: true, force: true });
+    }
+  });
+
   it('a broken ARC chain gives ARC_FAIL', async () => {
     const original = await sign(message(), 'example.com', 's1', world.keys.example);
     const forwarded = await forwardFromExample(world, original);
@@ -441,7 +511,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject.*trusted ARC sealer fwd\.test.*not applied/);
         assert.ok(['ARC_TEMPERROR', 'DMARC_TEMPERROR'].every((name) => symbol(result, name)!.score === 0));
         assert.equal(result.verdict.action, 'accept');
-        assert.deepEqual({ ...authResults(result.context)!.arc, comment: '' }, { result: 'temperror', sealer: 'fwd.test', instance: 2, trusted: true, upstreamDmarc: 'pass', sealVerified: true, comment: '' });
+        assert.deepEqual({ ...authResults(result.context)!.arc, comment: '' }, { result: 'temperror', sealer: 'fwd.test', instance: 2, trusted: true, upstreamDmarc: 'pass', upstreamFrom: 'example.com', sealVerified: true, comment: '' });
       });
       // The same chain with list.test's key answered: the override, so the time-out cost nothing the chain would have given.
       await withFresh(trustingFwd(), async (fresh) => {
@@ -495,6 +565,22 @@ describe('auth module (mailauth) against a real DNS server', function () {
         } finally {
           world.dns.silentNames.clear();
         }
+      });
+    });
+
+    it('an older hop\'s key times out below a trusted seal whose message signature does not sign From:: the DMARC policy, no override either way', async () => {
+      // list.test (i=1), then fwd.test (i=2, dmarc=pass for example.com) under an ARC-Message-Signature without From:; the From: rewritten.
+      const original = await sign(message({ subject: 'two hops' }), 'example.com', 's1', world.keys.example);
+      const resolver = directResolver(world.dns.server);
+      const viaList = await forwardWithArc(original, { sealer: 'list.test', key: world.keys.list, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' }, resolver, footer: '' });
+      const sealed = await forwardWithArc(viaList, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' }, resolver, headerList: 'to:subject:date:message-id' });
+      const rewritten = sealed.replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>');
+      await withFresh(trustingFwd(), async (fresh) => {
+        world.dns.silentNames.add('arc._domainkey.list.test');
+        const result = await fresh.scan(viaFwd(rewritten));
+        assert.deepEqual(symbolNames(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_POLICY_REJECT', 'SPF_PASS']);
+        assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /fwd\.test's ARC-Message-Signature does not sign From: .*so no override \(its chain could not be checked: /);
+        assert.equal(authResults(result.context)!.dmarc.arcDeclined, 'fwd.test');
       });
     });
 

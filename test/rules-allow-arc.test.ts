@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { authenticate, sealMessage } from 'mailauth';
 import { summarise } from '../lib/checks/auth/results';
+import { AUTH_DEFAULTS, authHits } from '../lib/checks/auth';
 import { arcVouch, authHas, authView, fromAuthenticated, type AuthView } from '../lib/checks/rules/auth-view';
 import { createMailward, type Mailward } from '../lib/index';
 import { configDir, directResolver, forwardFromExample, forwardWithArc, IP, message, sharedIni, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
@@ -100,16 +101,6 @@ describe('rules: allow entries for mail a trusted ARC sealer forwarded', () => {
     assert.equal(allowHolds(e, fromOne('news@bücher.example'), '192.0.2.25', forwarded({ fromDomain: 'xn--bcher-kva.example', upstreamFrom: 'bücher.example' }), false, true).holds, true);
   });
 
-  it('do not hold when the sealer\'s ARC-Message-Signature leaves part of the body unsigned (l=)', () => {
-    // A genuine post, replayed with a phishing part appended past l=: the seal still verifies.
-    const result = holds(forwarded({ unsignedBody: 312 }));
-    assert.equal(result.holds, false, result.why);
-    assert.match(result.why, /trusted ARC sealer lists\.example\.org recorded dmarc=pass, but its ARC-Message-Signature leaves 312 bytes of the body unsigned \(l=\)$/);
-    const unsignedFrom = holds({ ...forwarded(), arc: { upstreamDmarc: 'pass', upstreamFrom: 'lists-member.example', fromUnsigned: true } });
-    assert.equal(unsignedFrom.holds, false, unsignedFrom.why);
-    assert.match(unsignedFrom.why, /its ARC-Message-Signature does not sign From:$/);
-  });
-
   it('do not hold with [lists] trusted_arc = false, and say the sealer would have vouched', () => {
     const result = holds(forwarded(), fromOne(NEWSLETTER), false);
     assert.equal(result.holds, false);
@@ -164,7 +155,13 @@ describe('rules: allow entries and a trusted sealer\'s ARC seal, through mailaut
     assert.equal(summarise(verified, ['fwd.test']).arc.unsignedBody, undefined);
     // mailauth cannot seal with l=; its verifier reports one as it does for DKIM (status.underSized: bytes past l=).
     (verified.arc as any).signature.status.underSized = 312;
-    assert.equal(summarise(verified, ['fwd.test']).arc.unsignedBody, 312);
+    const auth = summarise(verified, ['fwd.test']);
+    assert.equal(auth.arc.unsignedBody, 312);
+    // auth gives no override for it (arcOverrideRefusal), so an entry does not hold.
+    authHits(auth, { ...AUTH_DEFAULTS, trustedSealers: ['fwd.test'] });
+    assert.equal(auth.dmarc.arcOverride, undefined);
+    const result = allowHolds(exampleCom, identityOf(['alice@example.com'], 'list-bounces@fwd.test')!, IP.forwarder, authView({ notes: { auth } } as any), false, true);
+    assert.equal(result.holds, false, result.why);
   });
 
   it('not when the sealer\'s ARC-Message-Signature does not sign From: (the address could be rewritten under the seal)', async () => {
@@ -176,28 +173,33 @@ describe('rules: allow entries and a trusted sealer\'s ARC seal, through mailaut
     const changed = `${post}-- \r\nSent through the fwd.test list\r\n`;
     const seal = await sealMessage(changed, { signingDomain: 'fwd.test', selector: 'arc', privateKey: world.keys.fwd.privateKey, authResults: found, cv: 'none', signTime: new Date(), headerList: 'to:subject:date:message-id' } as any);
     const sealed = `${seal.toString()}${changed}`;
+    // auth itself gives no override for such a seal (arcOverrideRefusal): nothing for an entry to hold on.
     const genuine = await holdsFor(sealed, 'alice@example.com');
-    assert.equal(genuine.auth?.dmarc.arcOverride, 'fwd.test', JSON.stringify(genuine.auth));
+    assert.equal(genuine.auth?.dmarc.arcOverride, undefined, JSON.stringify(genuine.auth));
     assert.equal(genuine.holds, false, genuine.why);
     const rewritten = await holdsFor(sealed.replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>'));
-    assert.equal(rewritten.auth?.dmarc.arcOverride, 'fwd.test', JSON.stringify(rewritten.auth));
+    assert.equal(rewritten.auth?.dmarc.arcOverride, undefined, JSON.stringify(rewritten.auth));
     assert.equal(rewritten.auth?.arc?.upstreamFrom, 'example.com');
     assert.equal(rewritten.holds, false, rewritten.why);
-    assert.match(rewritten.why, /trusted ARC sealer fwd\.test recorded dmarc=pass, but its ARC-Message-Signature does not sign From:$/);
+    assert.match(rewritten.why, /^From: example\.com is not authenticated \(/);
   });
 
   it('not when the pass the sealer recorded was for another From: domain', async () => {
     // The sealer's ARC-Authentication-Results speak of another From: than the one its seal covers (one it
     // judged before a change, or the last of several dmarc= results, the one mailauth keeps): its seal and
-    // message signature verify, auth neutralises the DMARC fail, and only the rules' check stands between.
+    // message signature verify, and auth does not neutralise the DMARC fail for it.
     const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
     const aboutAnother = (found: string) => `${found.replace(/;\s*dmarc=[^;]*/gi, '')};\r\n dmarc=pass (p=NONE) header.from=attacker.test`;
     const fwd = { sealer: 'fwd.test', key: world.keys.fwd, resolver: directResolver(world.dns.server) };
     const sealed = await forwardWithArc(spoof, { ...fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' }, recorded: aboutAnother });
     const result = await holdsFor(sealed);
-    assert.equal(result.auth?.dmarc.arcOverride, 'fwd.test', JSON.stringify(result.auth));
+    assert.equal(result.auth?.dmarc.arcOverride, undefined, JSON.stringify(result.auth));
     assert.equal(result.auth?.dmarc.domain, 'example.com');
     assert.equal(result.holds, false, result.why);
-    assert.match(result.why, /recorded dmarc=pass for From: attacker\.test, not example\.com$/);
+    assert.match(result.why, /^From: example\.com is not authenticated \(/);
+    // Were an override there anyway (require_upstream_pass = false accepts a sealer's result that names none),
+    // the rules' own check still refuses a pass recorded for another From: domain.
+    const withOverride = { ...result.auth!, dmarc: { ...result.auth!.dmarc, arcOverride: 'fwd.test' } };
+    assert.match(arcVouch(withOverride, 'example.com')!.why, /recorded dmarc=pass for From: attacker\.test, not example\.com$/);
   });
 });

@@ -90,6 +90,8 @@ async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Eviden
   if (auth && policy.alignedDkim && hasAlignedDkim(auth, claim.domain)) return { reason: `aligned DKIM signature for ${claim.domain}`, tempError: ptr.tempError };
   if (auth && policy.alignedSpf && hasAlignedSpf(auth, claim.domain)) return { reason: `SPF pass for ${auth.spf.domain}, aligned with ${claim.domain}`, tempError: ptr.tempError };
   // Mailing lists break DKIM and SPF; a trusted ARC sealer that saw DMARC pass for this From: domain vouches for it.
+  // auth sets arcOverride only for a seal that signs From: and the whole body, and whose pass names this
+  // very From: domain (arcOverrideRefusal): a spoof replayed under another message's seal does not get it.
   if (auth && policy.trustedArc && claim.source === 'From:' && auth.dmarc.arcOverride && relaxedAligned(auth.dmarc.domain, claim.domain)) {
     return { reason: `forwarded by trusted ARC sealer ${auth.dmarc.arcOverride}, which saw DMARC pass for ${claim.domain}`, tempError: ptr.tempError };
   }

@@ -11,6 +11,8 @@ export interface OlderSealTempError {
   key: string;
   /** dmarc= in the newest ARC-Authentication-Results, which the verified newest seal covers ('' when absent). */
   upstreamDmarc: string;
+  /** header.from of that dmarc= result ('' when it names none). */
+  upstreamFrom: string;
 }
 
 /**
@@ -62,5 +64,7 @@ export async function olderSealKeyTempError(arcData: any, lookup: Lookup, tempEr
     instance: chain.length - (asked.length - 1),
     key: last.key,
     upstreamDmarc: String(aar?.dmarc?.value ?? '').toLowerCase(),
+    // header.from is a domain (RFC 7489 11.2); some write the address.
+    upstreamFrom: normaliseDomain(String(aar?.dmarc?.header?.from ?? '').replace(/^.*@/, '')),
   };
 }

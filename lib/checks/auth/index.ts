@@ -8,7 +8,7 @@ import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
 import { olderSealKeyTempError } from './arc';
-import { AUTH_FIELD_NOTE, AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
+import { arcOverrideRefusal, AUTH_FIELD_NOTE, AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, ownAuthResults, resinfoEntries, type AuthResults, type OwnAuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
 export { orgDomain, relaxedAligned, withinDomain } from './align';
@@ -63,7 +63,7 @@ export const authSymbols: SymbolDef[] = [
   { name: 'DMARC_POLICY_NONE', score: 1, group: g, description: 'DMARC fail; the From: domain only monitors (p=none)' },
   { name: 'DMARC_NONE', score: 0, group: g, description: 'The From: domain publishes no DMARC record' },
   { name: 'DMARC_TEMPERROR', score: 0, group: g, description: 'DMARC could not be decided because of a DNS failure (its record, or an aligned DKIM key, aligned SPF or a trusted ARC key): no policy applied' },
-  { name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: g, description: 'DMARC failed but a trusted ARC sealer ([arc] trusted_sealers) vouches it passed before forwarding: no policy symbol' },
+  { name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: g, description: 'DMARC failed but a trusted ARC sealer ([arc] trusted_sealers) vouches it passed for this From: domain before forwarding, under a seal signing From: and the whole body: no policy symbol' },
   { name: 'ARC_PASS', score: 0, group: g, description: 'The ARC chain validates (credit only through a trusted sealer)' },
   { name: 'ARC_FAIL', score: 0.5, group: g, description: 'The message carries an ARC chain that does not validate' },
   { name: 'ARC_TEMPERROR', score: 0, group: g, description: 'The ARC chain could not be checked because a key look-up failed (DNS)' },
@@ -299,8 +299,12 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   switch (dmarc.result) {
     case 'pass':
       return [{ name: 'DMARC_PASS', detail: `From: ${domain} (p=${dmarc.policy || 'none'})` }];
-    case 'temperror':
-      return [{ name: 'DMARC_TEMPERROR', detail: `${of}From: ${domain}: DNS failure` }];
+    case 'temperror': {
+      // A trusted chain that verifies but would not override a fail is no reason for later checks to wait on DMARC.
+      const refused = arc.result === 'pass' && arc.trusted ? arcOverrideRefusal(auth, settings.requireUpstreamPass) : '';
+      if (refused) dmarc.arcDeclined = arc.sealer;
+      return [{ name: 'DMARC_TEMPERROR', detail: `${of}From: ${domain}: DNS failure${refused ? `; ${refused}` : ''}` }];
+    }
     case 'none':
       return dmarc.domain ? [{ name: 'DMARC_NONE', detail: `${domain} publishes no DMARC record` }] : [];
     case 'fail': {
@@ -315,14 +319,16 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
         // failed): an override it would not give either way is no reason to hold the policy back.
         // Recording nothing is no pass either (as for a chain that verifies, below): a spoofer
         // adding a hop of its own whose key never answers must not get more than without it.
-        if (arc.sealVerified && settings.requireUpstreamPass && arc.upstreamDmarc !== 'pass') {
+        const refused = arc.sealVerified ? arcOverrideRefusal(auth, settings.requireUpstreamPass) : '';
+        if (refused) {
           dmarc.arcDeclined = arc.sealer;
-          return policyHits(policy, dmarc.pct, `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc || 'nothing'}, so no override (its chain could not be checked: ${arc.comment})`);
+          return policyHits(policy, dmarc.pct, `${why}; ${refused} (its chain could not be checked: ${arc.comment})`);
         }
         return [{ name: 'DMARC_TEMPERROR', detail: `${why}; the chain of trusted ARC sealer ${arc.sealer} could not be checked (DNS failure), so the policy is not applied` }];
       }
       if (arc.result === 'pass' && arc.trusted) {
-        if (!settings.requireUpstreamPass || arc.upstreamDmarc === 'pass') {
+        const refused = arcOverrideRefusal(auth, settings.requireUpstreamPass);
+        if (!refused) {
           dmarc.arcOverride = arc.sealer;
           return [
             {
@@ -332,8 +338,9 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
             },
           ];
         }
+        // The policy applies as without the sealer (pct= included); the detail says why its seal was not honoured.
         dmarc.arcDeclined = arc.sealer;
-        return [{ name: `DMARC_POLICY_${policy.toUpperCase()}`, detail: `${why}; trusted ARC sealer ${arc.sealer} recorded dmarc=${arc.upstreamDmarc || 'nothing'}, so no override` }];
+        return policyHits(policy, dmarc.pct, `${why}; ${refused}`);
       }
       return policyHits(policy, dmarc.pct, why);
     }

@@ -1,5 +1,6 @@
 import type { AuthenticateResult } from 'mailauth';
 import { mailboxesOf, type MessageContext } from '../../message';
+import { asciiDomain } from '../../util/domain';
 import { normaliseDomain, relaxedAligned, withinDomain } from './align';
 import type { OlderSealTempError } from './arc';
 
@@ -57,13 +58,19 @@ export interface AuthResults {
     domain: string;
     /** pct= of the record: the share of failing mail the policy is meant for (100 when absent). */
     pct?: number;
-    /** A DMARC fail neutralised by a trusted ARC sealer: the sealer's domain. */
+    /**
+     * A DMARC fail neutralised by a trusted ARC sealer: the sealer's domain.
+     * Only under a newest ARC-Message-Signature that signs From: and the whole
+     * body, whose recorded dmarc result is for this From: domain
+     * (arcOverrideRefusal).
+     */
     arcOverride?: string;
     /**
-     * A DMARC fail a trusted ARC sealer does not neutralise because its own
-     * (verified) seal records dmarc other than pass on receipt ([arc]
-     * require_upstream_pass), whether or not the rest of its chain could be
-     * checked: the sealer's domain.
+     * A DMARC fail (or one not evaluated) a trusted ARC sealer's verified seal
+     * does not neutralise (arcOverrideRefusal: it recorded no dmarc=pass for
+     * this From: domain, or its message signature leaves From: or body bytes
+     * unsigned), whether or not the rest of its chain could be checked: the
+     * sealer's domain. The policy symbol's detail says why.
      */
     arcDeclined?: string;
     /**
@@ -91,20 +98,22 @@ export interface AuthResults {
     upstreamDmarc: string;
     /**
      * The From: domain that dmarc result was for (its `header.from`, lower
-     * case; '' when it names none or the seal did not verify). A sealer's pass
+     * case; absent when it names none or the seal did not verify). A sealer's pass
      * for another From: domain than this message's says nothing about this one.
      */
     upstreamFrom?: string;
     /**
-     * Result pass: the newest ARC-Message-Signature's l= leaves this many bytes
-     * of the (canonical) body unsigned. Whoever relays the sealed message on can
-     * append there what it likes, under the sealer's verified seal.
+     * The newest seal verified (result pass, or sealVerified): the newest
+     * ARC-Message-Signature's l= leaves this many bytes of the (canonical) body
+     * unsigned. Whoever relays the sealed message on can append there what it
+     * likes, under the sealer's verified seal.
      */
     unsignedBody?: number;
     /**
-     * Result pass: the newest ARC-Message-Signature does not sign From: (its h=
-     * lacks it; DKIM requires it, mailauth does not check). The From: can then
-     * be rewritten under the sealer's verified seal.
+     * The newest seal verified (result pass, or sealVerified): the newest
+     * ARC-Message-Signature does not sign From: (its h= lacks it; DKIM requires
+     * it, mailauth does not check). The From: can then be rewritten under the
+     * sealer's verified seal.
      */
     fromUnsigned?: boolean;
     /**
@@ -232,7 +241,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     arcResult = 'temperror';
     arcComment = `the seals above i=${olderSeal.instance} verify; DNS failure fetching the key ${olderSeal.key} of i=${olderSeal.instance}`;
     upstreamDmarc = olderSeal.upstreamDmarc;
-    upstreamFrom = '';
+    upstreamFrom = olderSeal.upstreamFrom;
     sealVerified = true;
   } else if (arcResult === 'fail' && sealer) {
     // Only a key in the sealer's own zone: the names and the sealer are written by the sender,
@@ -244,6 +253,9 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
     }
   }
 
+  // What the newest message signature covers is known when the newest seal verified.
+  const sealed = arcResult === 'pass' || sealVerified;
+  const underSized = Number(arcRaw?.signature?.status?.underSized ?? (result.dkim as any)?.arc?.lastEntry?.messageSignature?.status?.underSized);
   const auth: AuthResults = {
     fromDomain,
     spf: { result: spfResult, domain: spfDomain, aligned: false, comment: String(result.spf ? (result.spf.status?.comment ?? '') : '') },
@@ -255,9 +267,9 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       instance: typeof arcRaw?.i === 'number' ? arcRaw.i : 0,
       trusted,
       upstreamDmarc,
-      ...(upstreamFrom && arcResult === 'pass' ? { upstreamFrom } : {}),
-      ...(arcResult === 'pass' && Number(arcRaw?.signature?.status?.underSized) > 0 ? { unsignedBody: Number(arcRaw.signature.status.underSized) } : {}),
-      ...(arcResult === 'pass' && !amsSigned.includes('from') ? { fromUnsigned: true } : {}),
+      ...(upstreamFrom && sealed ? { upstreamFrom } : {}),
+      ...(sealed && underSized > 0 ? { unsignedBody: underSized } : {}),
+      ...(sealed && !amsSigned.includes('from') ? { fromUnsigned: true } : {}),
       ...(sealVerified ? { sealVerified } : {}),
       comment: arcComment,
     },
@@ -265,6 +277,34 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
   };
   auth.spf.aligned = !!fromDomain && hasAlignedSpf(auth, fromDomain);
   return auth;
+}
+
+/**
+ * Why the newest trusted sealer's verified seal does not neutralise this
+ * message's DMARC fail, or '' when it does. The seal vouches for the message
+ * it sealed, so its ARC-Message-Signature must sign From: (else a replayer
+ * writes any address of the domain under it) and the whole body (else it
+ * appends a part past l=). With `requireUpstreamPass` the sealer must have
+ * recorded dmarc=pass for this very From: domain (its header.from, exactly,
+ * after IDNA/case folding: DMARC's domain is the From: domain, RFC 7489 3.1,
+ * and a pass for a sibling or the organisational domain says nothing about
+ * this one's policy) of a single-author From:. Without it, whatever the
+ * sealer recorded (or nothing) is accepted, but not a result naming another
+ * From: domain: that result is about another message.
+ */
+export function arcOverrideRefusal(auth: AuthResults, requireUpstreamPass: boolean): string {
+  const { arc, dmarc } = auth;
+  const by = `trusted ARC sealer ${arc.sealer}`;
+  if (arc.fromUnsigned) return `${by}'s ARC-Message-Signature does not sign From: (it could be rewritten under the seal), so no override`;
+  if (arc.unsignedBody) return `${by}'s ARC-Message-Signature leaves ${arc.unsignedBody} bytes of the body unsigned (l=), so no override`;
+  const recorded = arc.upstreamDmarc || 'nothing';
+  if (requireUpstreamPass && recorded !== 'pass') return `${by} recorded dmarc=${recorded}, so no override`;
+  const authors = dmarc.authors?.length ?? 0;
+  if (requireUpstreamPass && authors > 1) return `${by} recorded dmarc=pass for one From: domain at most, and From: names ${authors}, so no override`;
+  const recordedFor = arc.upstreamFrom ?? '';
+  if (requireUpstreamPass && !recordedFor) return `${by} recorded dmarc=pass without naming the From: domain (no header.from), so no override`;
+  if (recordedFor && asciiDomain(recordedFor) !== asciiDomain(dmarc.domain)) return `${by} recorded dmarc=${recorded} for From: ${recordedFor}, not ${dmarc.domain || 'this message\'s'}, so no override`;
+  return '';
 }
 
 /** At most this many addresses are kept per signature: a signed To: can be as long as the signer likes. */

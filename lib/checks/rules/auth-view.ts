@@ -22,7 +22,7 @@ export interface AuthView {
     authors?: string[];
   };
   /** What the newest ARC sealer recorded for DMARC on receipt ('' unknown), and for which From: domain (its header.from). */
-  arc?: { upstreamDmarc?: string; upstreamFrom?: string; unsignedBody?: number; fromUnsigned?: boolean };
+  arc?: { upstreamDmarc?: string; upstreamFrom?: string };
 }
 
 export function authView(ctx: MessageContext): AuthView | undefined {
@@ -76,13 +76,13 @@ export function fromAuthenticated(auth: AuthView | undefined, fromDomain: string
  * judged for this very From: domain (the one the rules read, not one of several
  * authors, nor one a header that reads two ways gave mailauth) and the sealer
  * recorded dmarc=pass on receipt for this very From: domain (its header.from:
- * a pass for another domain, or naming none, says nothing about this one),
- * under an ARC-Message-Signature that signs From: and the whole body (without
- * From: in h=, or with l=, a replayer can change the address or append to a
- * genuine post under the verified seal, as with a DKIM signature's l=).
- * [arc] require_upstream_pass = false lets a sealer neutralise a fail it saw
- * itself: that is a forwarding the operator trusts, not an authentication of
- * the author, so it allows nothing.
+ * a pass for another domain, or naming none, says nothing about this one).
+ * That the sealer's ARC-Message-Signature signs From: and the whole body is
+ * auth's condition for the override itself (arcOverrideRefusal): without it
+ * there is no arcOverride here. [arc] require_upstream_pass = false lets a
+ * sealer neutralise a fail it saw itself (or recorded nothing): that is a
+ * forwarding the operator trusts, not an authentication of the author, so it
+ * allows nothing; hence the recorded pass and header.from are checked here too.
  * Not part of `fromAuthenticated`: the `auth` conditions of filter rules keep
  * reporting what this server measured.
  */
@@ -97,9 +97,6 @@ export function arcVouch(auth: AuthView | undefined, fromDomain: string): { seal
     const what = recordedFor ? `for From: ${recordedFor}, not ${fromDomain}` : 'without naming the From: domain (no header.from)';
     return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=pass ${what}` };
   }
-  if (auth.arc?.fromUnsigned) return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} recorded dmarc=pass, but its ARC-Message-Signature does not sign From:` };
-  const unsigned = auth.arc?.unsignedBody ?? 0;
-  if (unsigned > 0) return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} recorded dmarc=pass, but its ARC-Message-Signature leaves ${unsigned} bytes of the body unsigned (l=)` };
   return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
 }
 
