@@ -336,6 +336,49 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('ham: gradient text (a background clipped to the text, painted through a transparent fill) shows', async () => {
+    // Review: `background:linear-gradient(...); -webkit-background-clip:text; -webkit-text-fill-color:transparent`, the
+    // gradient headings of marketing mail, read as hidden once the fill colour was judged: the transparent fill lets the
+    // background clipped to the glyphs show. With a preheader, a newsletter of gradient headings raised HTML_HIDDEN_TEXT.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    const gradient = 'background:linear-gradient(90deg,#ff3366,#6633ff)';
+    for (const html of [
+      `<h1 style="${gradient};-webkit-background-clip:text;background-clip:text;-webkit-text-fill-color:transparent;color:#333">${poison}</h1>`,
+      `<h1 style="background-image:url(https://example.com/gold.png);-webkit-background-clip:text;color:transparent">${poison}</h1>`,
+      // The clip reaches the descendants' text; a solid colour clipped to the text paints it that colour.
+      `<div style="${gradient};background-clip:text"><p style="-webkit-text-fill-color:transparent">${poison}</p></div>`,
+      `<h1 style="background:#cc0000;-webkit-background-clip:text;-webkit-text-fill-color:rgba(0,0,0,0)">${poison}</h1>`,
+      // The gradient a style sheet gives its class, clipped inline.
+      `<style>.brand{background-image:linear-gradient(#f36,#63f)}</style><h1 class="brand" style="-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1>`,
+      `<table bgcolor="#000000"><tr><td><h1 style="background:#ffcc00;-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1></td></tr></table>`,
+    ]) {
+      assert.equal(hidden(html), false, html);
+    }
+    // Still hidden: a colour clipped to the text that is the page's own, no background to clip, a clip that is not to the text.
+    for (const html of [
+      `<h1 style="background:#ffffff;-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1>`,
+      `<table bgcolor="#000000"><tr><td><h1 style="background:#000;background-clip:text;color:transparent">${poison}</h1></td></tr></table>`,
+      `<h1 style="-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1>`,
+      `<h1 style="${gradient};-webkit-background-clip:border-box;-webkit-text-fill-color:transparent">${poison}</h1>`,
+      // A `background` shorthand after the clip resets it.
+      `<h1 style="-webkit-background-clip:text;${gradient};-webkit-text-fill-color:transparent">${poison}</h1>`,
+      `<h1 style="${gradient};-webkit-background-clip:text;-webkit-text-fill-color:transparent;opacity:0.05">${poison}</h1>`,
+      `${'<div>'.repeat(501)}<h1 style="background:#fff;-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
+    const heading = (words: string) => `<h2 style="${gradient};-webkit-background-clip:text;-webkit-text-fill-color:transparent;color:#6633ff">${words}</h2>`;
+    const headings = [
+      'New arrivals for the summer season',
+      'Our customers loved these picks',
+      'Last chance for the spring offers',
+      'Gift ideas for every budget',
+      'Meet the team behind the collection',
+      'Events near you this month',
+    ];
+    assert.ok(!(await names({ html: newsletter(headings.map(heading).join('<p>Read more on our website.</p>'), preheader) })).includes('HTML_HIDDEN_TEXT'));
+  });
+
   it('a font size of calc(), min(), max() or clamp() of constant lengths is computed; any other stays unknown (not hidden)', () => {
     // Review: every math function read as the parent's size, so `font-size:calc(0px)` or `min(0px, 14px)` hid text that read as shown.
     const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);

@@ -878,6 +878,18 @@ describe('content: tokens and MIME', () => {
         assert.equal(htmlLooksLikePadding(`<span style="opacity:0.5">${shown}</span>`, unshownOpenAt('<body><div style="opacity:0.5"><p>x</p>')), false);
       });
 
+      it('ham: gradient text open at the cut (a background clipped to it, a transparent fill) reads as shown past it', () => {
+        // The fill colour open at the cut is carried past it; the background clipped to the text must go with it, or the
+        // gradient heading's words past the cut read as transparent, hidden.
+        const shown = `<p>${'Shown text of the letter. '.repeat(2000)}</p>`;
+        const words = `<p>${'hidden words of no use at all '.repeat(5000)}</p>`;
+        const clip = (background: string) => `<body><div style="background:${background};-webkit-background-clip:text;-webkit-text-fill-color:transparent"><p>x</p>`;
+        assert.equal(htmlLooksLikePadding(shown, unshownOpenAt(clip('linear-gradient(90deg,#f36,#63f)'))), false);
+        assert.equal(htmlLooksLikePadding(shown, unshownOpenAt(clip('#cc0000'))), false);
+        // White clipped to the text on the white page is white text.
+        assert.equal(htmlLooksLikePadding(words, unshownOpenAt(clip('#ffffff'))), true);
+      });
+
       it('an HTML part of 1 MB of 76-byte comment lines wholly past the cut: the byte bound cuts it, under the line bound', async () => {
         const part = ['--B', 'Content-Type: text/html', '', ''].join(CRLF) + `<!-- ${'x'.repeat(65)} -->${CRLF}`.repeat(16_000) + '<p>PADDED SPAM</p>' + CRLF + '--B--' + CRLF;
         const r = await verdictOf(head + img(1600 * 1024) + part);

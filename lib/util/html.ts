@@ -109,13 +109,25 @@ const FONT_PREFIX = /^(?:normal|italic|oblique|small-caps|bold|bolder|lighter|[1
 const SYSTEM_FONT = /^(?:caption|icon|menu|message-box|small-caption|status-bar)$/i;
 /** An opacity a browser takes: a number or a percentage (clamped to 0..1). */
 const OPACITY_VALUE = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?%?$/i;
+/** A `background-clip` a browser takes: a box or `text` per background layer. */
+const BACKGROUND_CLIP_VALUE = /^(?:(?:border-box|padding-box|content-box|text|border|padding|content)\s*(?:,\s*|$))+$|^(?:inherit|initial|unset|revert)$/i;
 /** A text fill colour (Look.fill) that a function we do not compute sets (`var()`): the text's colour is not known. */
 const UNKNOWN_FILL = 'unknown';
 /** Text pieces kept per field: enough for every check, bounded for hostile input. */
 const MAX_TEXT_CHARS = 200_000;
 const MAX_LINKS = 500;
 
-type StyleProperty = 'color' | '-webkit-text-fill-color' | 'background-color' | 'background' | 'font-size' | 'font' | 'visibility' | 'opacity';
+type StyleProperty =
+  | 'color'
+  | '-webkit-text-fill-color'
+  | 'background-color'
+  | 'background'
+  | 'background-clip'
+  | '-webkit-background-clip'
+  | 'font-size'
+  | 'font'
+  | 'visibility'
+  | 'opacity';
 /**
  * Values a browser takes for each property we read: it drops a declaration with any other value, and the one
  * before it wins (`font-size:0;font-size:x` is still zero). Colours must be real CSS colours (a name of the
@@ -130,6 +142,8 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   opacity: (value) => OPACITY_VALUE.test(value),
   'background-color': (value) => cssColor(value) !== undefined,
   background: (value) => /./.test(value),
+  'background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
+  '-webkit-background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
 };
 
 /** One declaration of a style attribute. */
@@ -455,6 +469,12 @@ interface Look {
   fill: string;
   /** The product of the element's and its ancestors' opacities (a browser composites each group over the one around it). */
   opacity: number;
+  /**
+   * The background an element or an ancestor clips to its text (`background-clip:text`, the gradient headings of
+   * marketing mail): colorKey of its colour, UNKNOWN_FILL for an image or gradient; '' for none. Text painted
+   * transparent (`-webkit-text-fill-color:transparent`) shows it: that text is not hidden.
+   */
+  clip: string;
   /** Text of too low a contrast with its background to read (see lookOf). */
   faded: boolean;
 }
@@ -476,6 +496,23 @@ function ownOpacity(attrs: Record<string, string>): number {
   if (value === undefined) return 1;
   const n = parseFloat(value) / (value.endsWith('%') ? 100 : 1);
   return Number.isNaN(n) ? 1 : Math.max(0, Math.min(1, n));
+}
+
+/**
+ * The background an element clips to its text (see Look.clip) when its style sets `background-clip:text`: its
+ * colour, UNKNOWN_FILL for an image, a gradient, a colour we do not compute or a style sheet's background on one of
+ * its classes; undefined when it clips none.
+ */
+function clipOf(attrs: Record<string, string>, own: ColorValue | undefined, sheet: SheetBackgrounds): string | undefined {
+  const style = attrs.style;
+  if (!style || !/background-clip/i.test(style)) return undefined;
+  // The last of them wins: the `background` shorthand after the clip resets it (`-webkit-background-clip` is an alias).
+  const last = styleDeclaration(style, ['background', 'background-clip', '-webkit-background-clip']);
+  if (!last || !/(?:^|[\s,])text(?:$|[\s,])/i.test(last.property === 'background' ? last.value.replace(/\([^()]*\)/g, '()') : last.value)) return undefined;
+  // A style sheet's image or !important background on one of its classes paints over its own colour; any other only where it has none.
+  if (backgroundImage(attrs) || own === 'unknown' || hasClassOf(attrs, sheet.covering)) return UNKNOWN_FILL;
+  if (typeof own === 'object' && own.a > 0) return colorKey(own);
+  return hasClassOf(attrs, sheet.classes) ? UNKNOWN_FILL : undefined;
 }
 
 /** The background an element paints: its style's `background-color` or `background` (the last of them), else `bgcolor`. */
@@ -508,7 +545,7 @@ function textColorOf(tag: string, attrs: Record<string, string>, parent: string)
  * rule, a background image, a gradient): a dark footer with white text is not hidden. Text drawn
  * fully or almost transparent is hidden on any background.
  */
-function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color: string, bg: string, bgUnknown: boolean): Look {
+function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color: string, bg: string, bgUnknown: boolean, clip: string): Look {
   const style = attrs.style ?? '';
   // Opacities multiply down the tree (0.3 inside 0.3 is 0.09): no descendant raises what its ancestors lowered.
   const opacity = parent.opacity * ownOpacity(attrs);
@@ -516,7 +553,9 @@ function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color:
   const fontPx = fontPxOf(tag, attrs, parent.fontPx);
   const fill = fillOf(attrs, parent.fill);
   // The fill colour paints the text where one is set: `color` is then not what shows.
-  const painted = fill === UNKNOWN_FILL ? '' : fill || color;
+  let painted = fill === UNKNOWN_FILL ? '' : fill || color;
+  // A background clipped to the text shows through a translucent paint (gradient text): its colour, or unknown for a gradient.
+  if (painted && clip && fromKey(painted).a < 1) painted = clip === UNKNOWN_FILL ? '' : colorKey(over(fromKey(painted), fromKey(clip)));
   const visibility = style ? styleValue(style, 'visibility')?.toLowerCase() : undefined;
   const unseen = visibility === 'hidden' || visibility === 'collapse' ? true : visibility === 'visible' ? false : parent.unseen;
   let faded = false;
@@ -525,7 +564,7 @@ function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color:
     const under = bg ? fromKey(bg) : WHITE_RGBA;
     faded = text.a * opacity <= FAINT_ALPHA || (!bgUnknown && contrastRatio(text, under) < LOW_CONTRAST && colorDifference(text, under) < LOW_DIFFERENCE);
   }
-  return { gone, fontPx, tiny: fontPx <= TINY_PX, unseen, color, fill, opacity, faded };
+  return { gone, fontPx, tiny: fontPx <= TINY_PX, unseen, color, fill, opacity, clip, faded };
 }
 
 const hides = (look: Look): boolean => look.gone || look.tiny || look.unseen || look.faded;
@@ -563,7 +602,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   const sheet: SheetBackgrounds = { classes: new Set(), covering: new Set(), elsewhere: false };
   let styleText = '';
   const stack: Frame[] = [
-    { tag: '#root', skip: false, hidden: false, gone: false, fontPx: DEFAULT_PX, tiny: false, unseen: false, color: '', fill: '', opacity: 1, faded: false, bg: '', bgUnknown: false },
+    { tag: '#root', skip: false, hidden: false, gone: false, fontPx: DEFAULT_PX, tiny: false, unseen: false, color: '', fill: '', opacity: 1, clip: '', faded: false, bg: '', bgUnknown: false },
   ];
   const top = () => stack[stack.length - 1]!;
   /** The state an element opened under `parent` gives its text (link aside). */
@@ -573,17 +612,22 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     if (name === 'head') attrs = {};
     const color = textColorOf(name, attrs, parent.color);
     const own = ownBackground(attrs, color);
+    // A background clipped to the text (`background-clip:text`) is painted in the text, not behind it: the text
+    // keeps the background behind its parent, and the clipped one is judged as its paint (lookOf).
+    const clip = clipOf(attrs, own, sheet);
     let bg = parent.bg;
     // An opaque colour of its own is painted over its ancestors' backgrounds and a style sheet's colours: not over its own
     // image, nor over an image or an !important background a style sheet gives one of its classes.
     const bgUnknown =
-      typeof own === 'object' && own.a === 1
-        ? backgroundImage(attrs) || hasClassOf(attrs, sheet.covering)
-        : parent.bgUnknown || unknownBackground(attrs, sheet, !!parent.bg) || own === 'unknown';
+      clip !== undefined
+        ? parent.bgUnknown || (sheet.elsewhere && !parent.bg) || hasClassOf(attrs, sheet.classes)
+        : typeof own === 'object' && own.a === 1
+          ? backgroundImage(attrs) || hasClassOf(attrs, sheet.covering)
+          : parent.bgUnknown || unknownBackground(attrs, sheet, !!parent.bg) || own === 'unknown';
     // A transparent background (or none, or inherit) shows the one behind it: white text stays on white;
     // a translucent one is painted over it.
-    if (typeof own === 'object' && own.a > 0) bg = colorKey(own.a < 1 ? over(own, bg ? fromKey(bg) : WHITE_RGBA) : own);
-    const look = lookOf(name, attrs, parent, color, bg, bgUnknown);
+    if (clip === undefined && typeof own === 'object' && own.a > 0) bg = colorKey(own.a < 1 ? over(own, bg ? fromKey(bg) : WHITE_RGBA) : own);
+    const look = lookOf(name, attrs, parent, color, bg, bgUnknown, clip ?? parent.clip);
     return {
       tag: name,
       skip: parent.skip || SKIP_TAGS.has(name),
@@ -663,7 +707,7 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     const parent = state();
     const frame = frameFor(name, attrs, parent);
     const sameLook = (['hidden', 'gone', 'tiny', 'unseen', 'bg', 'bgUnknown', 'opacity'] as const).every((key) => frame[key] === parent[key]);
-    if (sameLook && frame.color === parent.color && frame.fill === parent.fill) return;
+    if (sameLook && frame.color === parent.color && frame.fill === parent.fill && frame.clip === parent.clip) return;
     // No room for a frame that only recolours shown text: let go, its text shows as it does (old editors leave a
     // `<font color>` open per paragraph); a descendant it would hide changes more than the colour and finds no room either.
     if (styled.length >= MAX_FLAT_STYLED && sameLook && !frame.hidden) return;
@@ -806,6 +850,10 @@ function reopenLook(frame: Frame, parent: Frame): string {
   }
   if (frame.opacity !== parent.opacity) style.push(`opacity:${Number((frame.opacity / parent.opacity).toFixed(6))}`);
   if (frame.bg !== parent.bg && frame.bg) style.push(`background-color:rgba(${frame.bg})`);
+  // Last: with it, the background given is the one clipped to the text, not one behind it (clipOf).
+  if (frame.clip !== parent.clip && frame.clip) {
+    style.push(`background:${frame.clip === UNKNOWN_FILL ? 'url(#)' : `rgba(${frame.clip})`};-webkit-background-clip:text`);
+  }
   if (frame.bgUnknown && !parent.bgUnknown) style.push('background-image:url(#)');
   return style.length ? ` style="${style.join(';')}"` : '';
 }
