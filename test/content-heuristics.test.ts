@@ -392,6 +392,13 @@ describe('content heuristics: the tricks still fire', () => {
     // A computed absolute size resets a zero one above it; one relative to the zero stays zero.
     assert.equal(hidden(`<td style="font-size:0"><p style="font-size:calc(14px)">${poison}</p></td>`), false);
     assert.equal(hidden(`<td style="font-size:0"><p style="font-size:calc(1em)">${poison}</p></td>`), true);
+    // Fluid type in a responsive column (`font-size:0` on the column, for the inline-block gaps): a viewport unit in a
+    // math function is read as fontSizePx reads one alone (of a 400px screen), not as the zero above it.
+    for (const size of ['16px;font-size:clamp(14px, 2vw, 18px)', 'max(14px, 1.2vw)', 'clamp(0.875rem, 3.5vw, 1.125rem)']) {
+      assert.equal(hidden(`<td style="font-size:0"><p style="font-size:${size}">${poison}</p></td>`), false, size);
+    }
+    assert.equal(hidden(`<div style="font-size:calc(0vw)">${poison}</div>`), true);
+    assert.equal(hidden(`<div style="font-size:20px"><p style="font-size:min(10%, 14px)">${poison}</p></div>`), true);
   });
 
   it('review rv4: a style sheet image on an element\'s class covers its own bgcolor (hero with white text)', () => {

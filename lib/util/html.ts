@@ -211,8 +211,11 @@ function fontShorthandSize(value: string): string | undefined {
   return i < tokens.length ? size : undefined;
 }
 
-/** A constant length of a simple math function's argument: px, em (of the parent's size), rem, pt. */
-const MATH_LENGTH = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(px|em|rem|pt)$/;
+/**
+ * A constant length of a simple math function's argument, read as fontSizePx reads a size: px, pt, pc, rem, em and %
+ * (of the parent's size), and viewport units (of a phone's 400px screen): fluid type (`clamp(14px, 2vw, 18px)`) is read.
+ */
+const MATH_LENGTH = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(px|em|rem|pt|pc|%|vw|vh|vmin|vmax)$/;
 
 /**
  * What `calc(a)`, `min(a, ...)`, `max(a, ...)` or `clamp(a, b, c)` of constant lengths (MATH_LENGTH) comes to in px,
@@ -226,7 +229,8 @@ function mathFunctionPx(v: string, parentPx: number): number | undefined {
   for (const arg of call[2]!.split(',')) {
     const length = MATH_LENGTH.exec(arg.trim());
     if (!length) return undefined;
-    args.push(parseFloat(length[1]!) * (length[2] === 'em' ? parentPx : UNIT_PX[length[2]!]!));
+    const unit = length[2]!;
+    args.push(parseFloat(length[1]!) * (unit === 'em' ? parentPx : unit === '%' ? parentPx / 100 : unit.startsWith('v') ? 4 : UNIT_PX[unit]!));
   }
   const name = call[1]!;
   if ((name === 'calc' && args.length !== 1) || (name === 'clamp' && args.length !== 3)) return undefined;
