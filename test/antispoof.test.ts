@@ -435,7 +435,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
-  it('a spoof of our example.com under a trusted fwd.test seal that auth does not honour (a pass for another From:, or From: unsigned): SPOOF_LOCAL_DOMAIN', async () => {
+  it('a spoof of our example.com under a trusted fwd.test seal that auth does not honour (a pass for another From:, From: unsigned, or a second From: above the signed one): SPOOF_LOCAL_DOMAIN', async () => {
     const dir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
     dirs.push(dir);
     const trusting = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
@@ -449,7 +449,10 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const post = await sign(message(), 'example.com', 's1', world.keys.example);
     const unsignedFrom = await forwardWithArc(post, { ...fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' }, headerList: 'to:subject:date:message-id' });
     const rewritten = unsignedFrom.replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>');
-    for (const raw of [other, rewritten]) {
+    // The post sealed as fwd.test does (h= names from once), a second From: added above the signed one.
+    const sealed = await forwardWithArc(post, { ...fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' } });
+    const secondFrom = `From: CEO <ceo@example.com>\r\n${sealed}`;
+    for (const raw of [other, rewritten, secondFrom]) {
       const result = await scan(trusting, raw, IP.forwarder, 'list-bounces@fwd.test');
       assert.ok(symbol(result, 'ARC_PASS'), names(result).join());
       assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), names(result).join());
@@ -457,7 +460,7 @@ describe('antispoof module with auth results, against a real DNS server', functi
       assert.equal(symbol(result, 'LOCAL_DOMAIN_AUTHORISED'), undefined, names(result).join());
     }
     // The same post sealed as fwd.test does (From: signed, the pass for example.com): authorised.
-    const honoured = await scan(trusting, await forwardWithArc(post, { ...fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' } }), IP.forwarder, 'list-bounces@fwd.test');
+    const honoured = await scan(trusting, sealed, IP.forwarder, 'list-bounces@fwd.test');
     assert.match(symbol(honoured, 'LOCAL_DOMAIN_AUTHORISED')?.detail ?? names(honoured).join(), /trusted ARC sealer fwd\.test/);
   });
 

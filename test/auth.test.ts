@@ -372,6 +372,18 @@ describe('auth module (mailauth) against a real DNS server', function () {
     }
   });
 
+  it('a second From: added above a trusted sealer\'s signed one is not covered by its seal: no override', async () => {
+    // h=from signs the bottom-most From: only (RFC 6376 5.4.2); a replayer adds another above it, which readers show.
+    const post = await forwardFromExample(world, await sign(message(), 'example.com', 's1', world.keys.example));
+    const added = `From: CEO <ceo@example.com>\r\n${post}`;
+    const result = await scan(added, IP.forwarder, 'list-bounces@fwd.test');
+    assert.ok(symbol(result, 'ARC_PASS'), symbolNames(result).join());
+    assert.equal(symbol(result, 'DMARC_FAIL_ARC_OVERRIDE'), undefined, symbolNames(result).join());
+    assert.match(symbol(result, 'DMARC_POLICY_REJECT')!.detail, /trusted ARC sealer fwd\.test's ARC-Message-Signature does not sign every From: field \(2; h= names from fewer times\), so no override$/);
+    assert.equal(authResults(result.context)!.dmarc.arcOverride, undefined);
+    assert.equal(authResults(result.context)!.dmarc.arcDeclined, 'fwd.test');
+  });
+
   it('a broken ARC chain gives ARC_FAIL', async () => {
     const original = await sign(message(), 'example.com', 's1', world.keys.example);
     const forwarded = await forwardFromExample(world, original);

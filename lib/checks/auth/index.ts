@@ -204,7 +204,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     result.arc && result.arc.status?.result === 'fail' && tempErrorNames.length
       ? await olderSealKeyTempError((result.dkim as any)?.arc, mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff), tempErrorNames, settings.minKeyBits)
       : undefined;
-  const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal);
+  const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal, headerValues(ctx, 'from').length);
   for (const r of fromUnsigned) {
     auth.dkim.push({ result: 'permerror', domain: normaliseDomain(String(r.signingDomain ?? '')), selector: String(r.selector ?? ''), aligned: false, comment: 'the signature does not cover From: (h=), RFC 6376 6.1.1' });
   }

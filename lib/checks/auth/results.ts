@@ -117,6 +117,13 @@ export interface AuthResults {
      */
     fromUnsigned?: boolean;
     /**
+     * With fromUnsigned, when h= does name From: but fewer times than the
+     * message has From: fields: their number. h= signs the bottom-most
+     * instances only (RFC 6376 5.4.2), so a From: added above the sealed one
+     * is unsigned, and it is the one readers show.
+     */
+    fromFields?: number;
+    /**
      * temperror only: the newest seal verified and an older hop's key did not
      * come, so `upstreamDmarc` is what the sealer really recorded ('' nothing).
      */
@@ -199,7 +206,7 @@ function arcKeyNames(arcRaw: any): string[] {
  * chain stopped at an older hop's key that did not come, below verified seals
  * (see olderSealKeyTempError).
  */
-export function summarise(result: AuthenticateResult, trustedSealers: string[], tempErrorNames: string[] = [], olderSeal?: OlderSealTempError): AuthResults {
+export function summarise(result: AuthenticateResult, trustedSealers: string[], tempErrorNames: string[] = [], olderSeal?: OlderSealTempError, fromFields = 1): AuthResults {
   const from = result.dkim?.headerFrom ?? [];
   const fromAddress = Array.isArray(from) && from.length === 1 ? String(from[0]) : '';
   const fromDomain = fromAddress.includes('@') ? normaliseDomain(fromAddress.slice(fromAddress.lastIndexOf('@') + 1)) : '';
@@ -255,6 +262,8 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
 
   // What the newest message signature covers is known when the newest seal verified.
   const sealed = arcResult === 'pass' || sealVerified;
+  // Each `from` in h= signs one From: field, from the bottom up: every one must be signed.
+  const fromSigned = amsSigned.filter((name) => name === 'from').length;
   const underSized = Number(arcRaw?.signature?.status?.underSized ?? (result.dkim as any)?.arc?.lastEntry?.messageSignature?.status?.underSized);
   const auth: AuthResults = {
     fromDomain,
@@ -269,7 +278,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
       upstreamDmarc,
       ...(upstreamFrom && sealed ? { upstreamFrom } : {}),
       ...(sealed && underSized > 0 ? { unsignedBody: underSized } : {}),
-      ...(sealed && !amsSigned.includes('from') ? { fromUnsigned: true } : {}),
+      ...(sealed && fromSigned < Math.max(1, fromFields) ? { fromUnsigned: true, ...(fromSigned ? { fromFields } : {}) } : {}),
       ...(sealVerified ? { sealVerified } : {}),
       comment: arcComment,
     },
@@ -295,6 +304,7 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
 export function arcOverrideRefusal(auth: AuthResults, requireUpstreamPass: boolean): string {
   const { arc, dmarc } = auth;
   const by = `trusted ARC sealer ${arc.sealer}`;
+  if (arc.fromUnsigned && arc.fromFields) return `${by}'s ARC-Message-Signature does not sign every From: field (${arc.fromFields}; h= names from fewer times), so no override`;
   if (arc.fromUnsigned) return `${by}'s ARC-Message-Signature does not sign From: (it could be rewritten under the seal), so no override`;
   if (arc.unsignedBody) return `${by}'s ARC-Message-Signature leaves ${arc.unsignedBody} bytes of the body unsigned (l=), so no override`;
   const recorded = arc.upstreamDmarc || 'nothing';
