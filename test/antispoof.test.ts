@@ -464,6 +464,40 @@ describe('antispoof module with auth results, against a real DNS server', functi
     assert.match(symbol(honoured, 'LOCAL_DOMAIN_AUTHORISED')?.detail ?? names(honoured).join(), /trusted ARC sealer fwd\.test/);
   });
 
+  it('[arc] require_upstream_pass = false: a trusted sealer that saw our example.com fail DMARC (or recorded nothing) does not authorise it', async () => {
+    // auth then neutralises the fail (the operator trusts that forwarding), but nobody authenticated the author.
+    const dir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    dirs.push(dir);
+    const lenient = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'antispoof'] });
+    instances.push(lenient);
+    const fwd = { sealer: 'fwd.test', key: world.keys.fwd, resolver: directResolver(world.dns.server) };
+    const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
+    const fromAttacker = { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' };
+    const sawFail = await forwardWithArc(spoof, { ...fwd, receivedFrom: fromAttacker });
+    const nothing = await forwardWithArc(spoof, { ...fwd, receivedFrom: fromAttacker, recorded: (found) => found.replace(/;\s*dmarc=[^;]*/gi, '') });
+    for (const raw of [sawFail, nothing]) {
+      const result = await scan(lenient, raw, IP.forwarder, 'list-bounces@fwd.test');
+      assert.ok(symbol(result, 'DMARC_FAIL_ARC_OVERRIDE'), names(result).join());
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), names(result).join());
+      assert.equal(symbol(result, 'LOCAL_DOMAIN_AUTHORISED'), undefined, names(result).join());
+    }
+    // Nor is there anything to wait for when an older hop's key (the spoofer's own) times out below that verified seal.
+    const twoHops = await forwardWithArc(await sealAsSpoofer(world, spoof), { ...fwd, receivedFrom: { ip: IP.list, helo: 'mail.list.test', sender: 'list-bounces@list.test' } });
+    world.dns.silentNames.add('arc._domainkey.list.test');
+    try {
+      const result = await scan(lenient, twoHops, IP.forwarder, 'list-bounces@fwd.test');
+      assert.ok(symbol(result, 'ARC_TEMPERROR'), names(result).join());
+      assert.ok(symbol(result, 'SPOOF_LOCAL_DOMAIN'), names(result).join());
+      assert.equal(symbol(result, 'ANTISPOOF_TEMPERROR'), undefined);
+    } finally {
+      world.dns.silentNames.clear();
+    }
+    // A genuine post the sealer saw pass for example.com still is.
+    const post = await sign(message(), 'example.com', 's1', world.keys.example);
+    const honoured = await scan(lenient, await forwardWithArc(post, { ...fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' } }), IP.forwarder, 'list-bounces@fwd.test');
+    assert.match(symbol(honoured, 'LOCAL_DOMAIN_AUTHORISED')?.detail ?? names(honoured).join(), /trusted ARC sealer fwd\.test/);
+  });
+
   it('a spoof of widget.test (no DMARC) whose own older ARC hop times out below trusted fwd.test: SPOOF_LOCAL_DOMAIN, as through fwd.test alone', async () => {
     const dir = configDir({ 'mailward.ini': sharedIni(world.dns, 300), 'mailward.antispoof.ini': ANTISPOOF_INI, 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
     dirs.push(dir);

@@ -92,7 +92,8 @@ async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Eviden
   // Mailing lists break DKIM and SPF; a trusted ARC sealer that saw DMARC pass for this From: domain vouches for it.
   // auth sets arcOverride only for a seal that signs From: and the whole body, and whose pass names this
   // very From: domain (arcOverrideRefusal): a spoof replayed under another message's seal does not get it.
-  if (auth && policy.trustedArc && claim.source === 'From:' && auth.dmarc.arcOverride && relaxedAligned(auth.dmarc.domain, claim.domain)) {
+  // With auth's require_upstream_pass = false it is set without that pass: sealerSawPass asks for it here.
+  if (auth && policy.trustedArc && claim.source === 'From:' && auth.dmarc.arcOverride && sealerSawPass(auth) && relaxedAligned(auth.dmarc.domain, claim.domain)) {
     return { reason: `forwarded by trusted ARC sealer ${auth.dmarc.arcOverride}, which saw DMARC pass for ${claim.domain}`, tempError: ptr.tempError };
   }
   return { tempError: ptr.tempError };
@@ -122,6 +123,18 @@ async function unmetConditions(service: TrustedService, evidence: Evidence): Pro
 }
 
 /**
+ * The newest trusted sealer's verified seal records dmarc=pass for the From:
+ * domain DMARC judged here, one author. auth's [arc] require_upstream_pass =
+ * false neutralises a fail the sealer saw itself (or recorded nothing of):
+ * the operator trusts that forwarding, but nobody authenticated the author,
+ * so it authorises no claim of our domain (a spoof posted to the list).
+ */
+function sealerSawPass(auth: AuthResults): boolean {
+  const recordedFor = auth.arc.upstreamFrom ?? '';
+  return auth.arc.upstreamDmarc === 'pass' && !!recordedFor && asciiDomain(recordedFor) === asciiDomain(auth.dmarc.domain) && (auth.dmarc.authors?.length ?? 0) <= 1;
+}
+
+/**
  * Whether a DNS failure during authentication could have authorised the claim.
  * Only those count: a spoofer who signs with a domain of its own whose key
  * never answers, or whose SPF chain answers slowly enough to pass the auth
@@ -136,7 +149,10 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
   // only ever neutralises a DMARC fail, so a domain without DMARC gets none through a chain that
   // verifies, and a spoofer must not get more by adding a hop of its own whose key never answers.
   const overridable = auth.dmarc.result === 'fail' || auth.dmarc.result === 'temperror';
-  const arcCouldVouch = auth.arc.trusted && overridable && !auth.dmarc.arcDeclined && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
+  // Once the newest seal verified, what it recorded is known: without a pass for this From: it would not authorise.
+  const sealKnown = auth.arc.result === 'pass' || !!auth.arc.sealVerified;
+  const arcCouldVouch =
+    auth.arc.trusted && overridable && !auth.dmarc.arcDeclined && (!sealKnown || sealerSawPass(auth)) && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
   return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }
 
