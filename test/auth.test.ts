@@ -384,6 +384,15 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.equal(authResults(result.context)!.dmarc.arcDeclined, 'fwd.test');
   });
 
+  it('a DKIM signature does not authenticate a second From: added above the one it signs', async () => {
+    // h=from signs the bottom-most From: only (RFC 6376 5.4.2): the prepended one, which readers show, is unsigned.
+    const signed = await sign(message(), 'example.com', 's1', world.keys.example);
+    const result = await scan(`From: CEO <ceo@example.com>\r\n${signed}`, IP.nobody, 'alice@example.com');
+    assert.equal(symbol(result, 'DMARC_PASS'), undefined, symbolNames(result).join());
+    assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
+    assert.match(symbol(result, 'DKIM_INVALID')!.detail, /d=example\.com s=s1: permerror \(the signature does not cover every From: field/);
+  });
+
   it('a broken ARC chain gives ARC_FAIL', async () => {
     const original = await sign(message(), 'example.com', 's1', world.keys.example);
     const forwarded = await forwardFromExample(world, original);

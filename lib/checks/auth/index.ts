@@ -192,9 +192,12 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   // message so signed can write any From: of that domain into it. RFC 6376 6.1.1: such a signature
   // fails. It is taken out and the message authenticated again, so that DMARC and
   // Authentication-Results do not count it either (the key look-ups come from the cache).
+  // Every From: field: h= signs one instance per `from`, bottom up (RFC 6376 5.4.2), so a From: added
+  // above the signed one of a genuine message is unsigned, and it is the one readers show.
   const dkimFields = headerValues(ctx, 'dkim-signature').map((v) => v.replace(/\s+/g, ''));
+  const fromFields = Math.max(1, headerValues(ctx, 'from').length);
   const fromUnsigned = ((result.dkim?.results ?? []) as any[]).filter(
-    (r) => r.status?.result === 'pass' && r.signature && !signsFrom(r.signingHeaders?.headers) && dkimFields.some((f) => f.includes(`b=${r.signature}`)),
+    (r) => r.status?.result === 'pass' && r.signature && signedFromFields(r.signingHeaders?.headers) < fromFields && dkimFields.some((f) => f.includes(`b=${r.signature}`)),
   );
   if (fromUnsigned.length) {
     raw = withoutSignatures(raw, fromUnsigned.map((r) => String(r.signature ?? '')));
@@ -206,7 +209,8 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
       : undefined;
   const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal, headerValues(ctx, 'from').length);
   for (const r of fromUnsigned) {
-    auth.dkim.push({ result: 'permerror', domain: normaliseDomain(String(r.signingDomain ?? '')), selector: String(r.selector ?? ''), aligned: false, comment: 'the signature does not cover From: (h=), RFC 6376 6.1.1' });
+    const comment = signedFromFields(r.signingHeaders?.headers) ? `the signature does not cover every From: field (${fromFields}; h=), RFC 6376 5.4.2` : 'the signature does not cover From: (h=), RFC 6376 6.1.1';
+    auth.dkim.push({ result: 'permerror', domain: normaliseDomain(String(r.signingDomain ?? '')), selector: String(r.selector ?? ''), aligned: false, comment });
   }
   // mailauth evaluates DMARC only for exactly one From: address; a forger adds a second one to turn it off.
   const headerFrom = result.dkim?.headerFrom;
@@ -231,9 +235,9 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   return { auth, headers: headerPairs(result.headers ?? '') };
 }
 
-/** The header lines a signature hashed (mailauth's signingHeaders.headers) include a From: field, its name read as mailauth reads it. */
-function signsFrom(lines: unknown): boolean {
-  return Array.isArray(lines) && lines.some((line) => /^[^:]+/.exec(String(line))?.[0].trim().toLowerCase() === 'from');
+/** How many From: fields the header lines a signature hashed (mailauth's signingHeaders.headers) include, names read as mailauth reads them. */
+function signedFromFields(lines: unknown): number {
+  return Array.isArray(lines) ? lines.filter((line) => /^[^:]+/.exec(String(line))?.[0].trim().toLowerCase() === 'from').length : 0;
 }
 
 /** The message without the DKIM-Signature fields whose b= is one of `signatures`, split into fields as mailauth splits them. */
