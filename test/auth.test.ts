@@ -8,7 +8,7 @@ import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { summarise } from '../lib/checks/auth/results';
 import { repoPath } from './support/paths';
-import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, signWithHeaderList, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 function symbolNames(result: ScanResult): string[] {
   return result.verdict.symbols.map((s) => s.name).sort();
@@ -391,6 +391,27 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.equal(symbol(result, 'DMARC_PASS'), undefined, symbolNames(result).join());
     assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
     assert.match(symbol(result, 'DKIM_INVALID')!.detail, /d=example\.com s=s1: permerror \(the signature does not cover every From: field/);
+  });
+
+  it('the From: count does not touch legitimate single-From: mail: over-signed h=, folded or odd-cased From:, a From: in an attached message', async () => {
+    // The message's From: fields (headerValues) and the ones a signature hashed (mailauth's signingHeaders) must be counted alike.
+    const attached = message({ body: '--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: Old <old@other.test>\r\nSubject: old\r\n\r\nhi\r\n--b--\r\n' }).replace('text/plain; charset=utf-8', 'multipart/mixed; boundary="b"');
+    const variants: [string, string][] = [
+      ['over-signed h=from:from', signWithHeaderList(message(), 'example.com', 's1', world.keys.example, 'From:From:To:To:Subject:Date:Message-ID')],
+      ['folded value', await sign(message({ from: 'Alice Example\r\n <alice@example.com>' }), 'example.com', 's1', world.keys.example)],
+      ['folded before the colon', await sign(message().replace('From: ', 'From\r\n : '), 'example.com', 's1', world.keys.example)],
+      ['blank before the colon', await sign(message().replace('From: ', 'From : '), 'example.com', 's1', world.keys.example)],
+      ['upper case', await sign(message().replace('From: ', 'FROM: '), 'example.com', 's1', world.keys.example)],
+      ['From: in a message/rfc822 part', await sign(attached, 'example.com', 's1', world.keys.example)],
+    ];
+    for (const [label, raw] of variants) {
+      const result = await scan(raw, IP.nobody, 'alice@example.com');
+      assert.ok(symbol(result, 'DKIM_VALID_ALIGNED') && symbol(result, 'DMARC_PASS'), `${label}: ${symbolNames(result).join()}`);
+      assert.equal(symbol(result, 'DKIM_INVALID'), undefined, label);
+    }
+    // Over-signing is what keeps a From: added above out: the signature then fails outright.
+    const added = await scan(`From: CEO <ceo@example.com>\r\n${variants[0]![1]}`, IP.nobody, 'alice@example.com');
+    assert.ok(symbol(added, 'DKIM_INVALID') && symbol(added, 'DMARC_POLICY_REJECT'), symbolNames(added).join());
   });
 
   it('a broken ARC chain gives ARC_FAIL', async () => {
