@@ -513,4 +513,17 @@ describe('memory state: a flood of first events from one network or block cannot
     for (let i = 0; i < 1000; i++) pool.set(`z${i}`, { value: 'z' }, { group: 'z' });
     assert.ok(pool.has('a-next'));
   });
+
+  it('SegmentedPool: expired first events in the overflow are room, not first events to hold', async () => {
+    // lru-cache counts expired entries in its size until they are read or pushed out, and its iteration skips
+    // them: the overflow, full of expired entries and holding one fresh, refused every further first event
+    // for two promotion intervals (a set would have pushed out an expired one).
+    let t = 0;
+    const pool = new SegmentedPool(100, { promoteAfterMs: 10, clock: () => t });
+    const past = keptPerGroup(100) + overflowSize(100);
+    for (let i = 0; i < past; i++) pool.set(`old${i}`, { value: 'o' }, { group: 'a', ttl: 5 });
+    await new Promise((r) => setTimeout(r, 40));
+    for (let i = 0; i < 10; i++) pool.set(`new${i}`, { value: 'n' }, { group: 'a' });
+    for (let i = 0; i < 10; i++) assert.ok(pool.has(`new${i}`), `new${i}, past the budget, is held in place of an expired one`);
+  });
 });

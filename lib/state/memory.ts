@@ -320,6 +320,9 @@ export class SegmentedPool implements Pool {
   private readonly once: Pool;
   private readonly overflow: LRUCache<string, Entry>;
   private readonly overflowHoldMs: number;
+  /** When overflowTakes last purged the overflow's expired entries, and at most how often it does. */
+  private overflowPurgedAt = -Infinity;
+  private readonly purgeEveryMs: number;
   private readonly again: GroupBoundedLru;
   private readonly budget: FirstEventBudget;
 
@@ -335,7 +338,8 @@ export class SegmentedPool implements Pool {
     this.overflowHoldMs = OVERFLOW_HOLD_INTERVALS * this.promoteAfterMs;
     this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment));
     // A window of at least a second: with promoteAfterMs = 0 (tests) every write is a window of its own otherwise.
-    this.budget = new FirstEventBudget(keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment), Math.max(this.promoteAfterMs, 1000));
+    this.purgeEveryMs = Math.max(this.promoteAfterMs, 1000);
+    this.budget = new FirstEventBudget(keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment), this.purgeEveryMs);
   }
 
   private holder(key: string): Pool | undefined {
@@ -378,11 +382,18 @@ export class SegmentedPool implements Pool {
    */
   private overflowTakes(now: number): boolean {
     if (this.overflow.size < this.overflow.max) return true;
+    // rkeys skips expired entries: the first it yields is the least recently used still held.
     for (const k of this.overflow.rkeys()) {
       const born = this.overflow.peek(k)?.born;
-      return born === undefined || now - born >= this.overflowHoldMs;
+      if (born === undefined || now - born >= this.overflowHoldMs) return true;
+      break;
     }
-    return true;
+    // Expired entries still count in size until read or pushed out (review of 3a963d0: an overflow full of
+    // them and one fresh first event refused all others for two intervals). They are room: purge them, at
+    // most once a window (a pass over the overflow; a flood past it is refused here write after write).
+    if (now - this.overflowPurgedAt < this.purgeEveryMs) return false;
+    this.overflowPurgedAt = now;
+    return this.overflow.purgeStale() && this.overflow.size < this.overflow.max;
   }
 
   delete(key: string): boolean {
@@ -415,6 +426,7 @@ export class SegmentedPool implements Pool {
     this.once.clear();
     this.overflow.clear();
     this.budget.clear();
+    this.overflowPurgedAt = -Infinity;
   }
 }
 
