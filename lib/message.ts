@@ -7,7 +7,7 @@ import { plainIp } from './util/ip';
 
 // The MIME decoding machinery (the cut, the tail walk past it, <meta> charsets) lives in lib/mime/;
 // these names were always imported from here, and still are.
-export { headerBlockCut, headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
+export { fieldsPastIndex, headerBlockCut, headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 export { MAX_PARSE_BYTES, MAX_PARSE_LINES, mimePrefix } from './mime/limits';
 export { parsedMessage } from './mime/parse';
 
@@ -314,7 +314,15 @@ export function addressesInText(text: string, asWritten = false): string[] {
  * must judge. Empty when From: has an address.
  */
 export function shownFromAddresses(ctx: MessageContext, asWritten = false): string[] {
-  const fields = addressFieldsOf(ctx, 'from');
+  return shownAddresses(addressFieldsOf(ctx, 'from'), asWritten);
+}
+
+/** The same for From: values read elsewhere (fieldsPastIndex), together with the indexed ones. */
+export function shownFromAddressesWith(ctx: MessageContext, values: string[], asWritten = false): string[] {
+  return shownAddresses([...addressFieldsOf(ctx, 'from'), ...values.map(parseAddressField)], asWritten);
+}
+
+function shownAddresses(fields: AddressField[], asWritten: boolean): string[] {
   if (fields.some((f) => f.mailboxes.some((m) => m.address))) return [];
   return [...new Set(fields.flatMap((f) => f.names).flatMap((name) => addressesInText(name, asWritten)))];
 }

@@ -144,6 +144,32 @@ describe('antispoof module with auth results, against a real DNS server', functi
     }
   });
 
+  it('a From: or Sender: of ours after 1 MB of padding header fields (read by mail readers and mailauth) is still claimed: SPOOF_LOCAL_DOMAIN', async () => {
+    const pad = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(1000)}`);
+    const cases = [
+      // widget.test publishes no DMARC: nothing but antispoof speaks for it.
+      message({ from: 'CEO <ceo@widget.test>', prepend: pad }),
+      // An attacker's From: in the index, ours past it.
+      message({ from: '"CEO" <ceo@example.com>', prepend: ['From: x@attacker.test', ...pad] }),
+      message({ from: 'x@attacker.test', prepend: pad, headers: { Sender: 'ceo@widget.test' } }),
+    ];
+    for (const unsigned of cases) {
+      const raw = await sign(unsigned, 'attacker.test', 'sel', world.keys.attacker);
+      const result = await scan(mw, raw, IP.attacker, 'bounce@attacker.test');
+      const spoof = symbol(result, 'SPOOF_LOCAL_DOMAIN');
+      assert.match(spoof?.detail ?? names(result).join(), /(From|Sender): ceo@(example\.com|widget\.test) \(past the first 1 MB of header\) claims local domain/);
+      assert.notEqual(result.verdict.action, 'accept');
+    }
+    // A From: past the cut longer than what is parsed of it: our domain further on is still a claim.
+    const long = [...Array.from({ length: 20_000 }, (_, i) => `user${i}@d${i}.example.org`), 'ceo@widget.test'].join(', ');
+    const beyond = await scan(mw, await sign(message({ from: long, prepend: pad }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
+    assert.match(symbol(beyond, 'SPOOF_LOCAL_DOMAIN')?.detail ?? names(beyond).join(), /From: …@widget\.test \(past the first 1 MB of header, beyond the 256 KB of it parsed\) claims local domain widget\.test/);
+    // Our own server's message with that much header is still authorised.
+    const own = await scan(mw, await sign(message({ from: 'alice@example.com', prepend: pad }), 'example.com', 's1', world.keys.example), IP.nobody, 'alice@example.com');
+    assert.equal(symbol(own, 'SPOOF_LOCAL_DOMAIN'), undefined, names(own).join());
+    assert.match(symbol(own, 'LOCAL_DOMAIN_AUTHORISED')?.detail ?? '', /aligned DKIM signature for example\.com/);
+  });
+
   it('a From: of thousands of local addresses is judged once per local domain, naming the count; a second domain past them still judged', async () => {
     // Judged one by one, each of 2,000 claims added its own sentence to one ledger detail
     // (20,000 held the event loop for 145 s here). The verdict depends only on the domain.

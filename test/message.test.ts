@@ -1,9 +1,24 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
-import { createContext, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
+import { createContext, fieldsPastIndex, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
 import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
+  it('fieldsPastIndex: the From:/Sender: fields past the first 1 MB of header, split as the index splits them; none when the block is not cut', () => {
+    const padding = (n: number) => Array.from({ length: n }, (_, i) => `X-Pad-${i}: ${'a'.repeat(1000)}`).join('\r\n');
+    const pad = padding(1000);
+    const body = '\r\n\r\nFrom: body@example.com\r\n';
+    assert.deepEqual(fieldsPastIndex(Buffer.from(`From: a@example.org\r\n${body}`), ['from']), []);
+    // A folded name, a field folded across the cut, and a field after them; a From: in the body is no field.
+    const straddle = 'X'.repeat(1024 * 1024 - pad.length);
+    const raw = Buffer.from(`${pad}\r\nSender: "Board"\r\n ${straddle}\r\n <board@example.com>\r\nFROM\r\n : CEO\r\n\t<ceo@example.com>\r\nSubject: x${body}`);
+    assert.ok(pad.length < 1024 * 1024 && raw.indexOf('<board@') > 1024 * 1024);
+    const fields = fieldsPastIndex(raw, ['from', 'sender']);
+    assert.deepEqual(fields.map((f) => [f.key, mailboxesOf([f.value]).map((m) => m.address)]), [['sender', ['board@example.com']], ['from', ['ceo@example.com']]]);
+    // No blank line: the whole message is header.
+    assert.deepEqual(fieldsPastIndex(Buffer.from(`${padding(1100)}\r\nFrom: ceo@example.com\r\n`), ['from']).map((f) => f.value), ['ceo@example.com']);
+  });
+
   it('an IPv4 client reported as IPv6 by a dual-stack socket is IPv4 in the context (reverse DNS, DNSBLs, rules, the row)', () => {
     for (const ip of ['::ffff:192.0.2.1', '::FFFF:c000:201', '0:0:0:0:0:ffff:192.0.2.1']) assert.equal(createContext({ ip }).ip, '192.0.2.1', ip);
     assert.equal(createContext({ ip: '2001:db8::1' }).ip, '2001:db8::1');

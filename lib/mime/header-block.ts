@@ -96,3 +96,46 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
   }
   return { headers, complete };
 }
+
+/**
+ * Fields named `keys` (lower case) that lie past what parseHeaderBlock indexes, when the header
+ * block is cut (headerBlockCut): mailauth and mail readers read the whole header, so a forger
+ * can put a From: after 1 MB of padding fields. Read from the start of the field the cut falls in,
+ * split as splitHeaderFields splits (names trimmed, continuation lines joined). One linear walk
+ * by line, with no array of lines (the rest of the block may be 20 MB of tiny lines); only the
+ * fields asked for are decoded.
+ */
+export function fieldsPastIndex(raw: Buffer, keys: readonly string[]): HeaderField[] {
+  if (!headerBlockCut(raw)) return [];
+  const end = headerBlockEnd(raw);
+  const text = raw.subarray(0, end < 0 ? raw.length : end).toString('latin1');
+  const continues = (at: number) => at > 0 && /\s/.test(text[at] ?? '') && !(text[at] === '\r' && (at + 1 >= text.length || text[at + 1] === '\n'));
+  // Back to the first line of the field the cut falls in: its name may have been indexed with its value cut short.
+  let start = text.lastIndexOf('\n', MAX_HEADER_BYTES - 1) + 1;
+  while (continues(start)) start = text.lastIndexOf('\n', start - 2) + 1;
+  const fields: HeaderField[] = [];
+  const finish = (from: number, to: number) => {
+    const field = text.slice(from, to);
+    const colon = field.indexOf(':');
+    if (colon < 0) return;
+    const name = field.slice(0, colon).replace(/\r?\n/g, '').trim();
+    const key = name.toLowerCase();
+    if (!keys.includes(key) || !/^[\x21-\x39\x3b-\x7e]+$/.test(name)) return;
+    const utf8 = (part: string) => Buffer.from(part.replace(/\r$/, ''), 'latin1').toString('utf8');
+    const value = field.slice(colon + 1).split('\n').map((piece) => utf8(piece).trim()).filter(Boolean).join(' ');
+    fields.push({ key, name, value });
+  };
+  let fieldStart = start;
+  let at = start;
+  while (at < text.length) {
+    const nl = text.indexOf('\n', at);
+    const next = nl < 0 ? text.length : nl + 1;
+    if (next < text.length && !continues(next)) {
+      finish(fieldStart, next);
+      fieldStart = next;
+    }
+    at = next;
+  }
+  finish(fieldStart, text.length);
+  return fields;
+}

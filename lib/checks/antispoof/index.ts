@@ -1,6 +1,6 @@
 import { confirmedNames, pendingCouldMatch, type ConfirmedNames } from '../../dns/fcrdns';
 import type { DnsResolver } from '../../dns/resolver';
-import { addressesInText, domainOf, fromMailboxes, headerMailboxes, headerValues, shownFromAddresses, type MessageContext } from '../../message';
+import { addressesInText, domainOf, fieldsPastIndex, type HeaderField, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, shownFromAddresses, shownFromAddressesWith, type MessageContext } from '../../message';
 import { bodyTexts, hostOf, messageParts, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
@@ -258,12 +258,14 @@ async function lookalikeLinks(ctx: MessageContext, lookalikes: LookalikeDomains)
 const MAX_COUSIN_DOMAINS = 20;
 
 /** Cousin domains of ours in the addresses a reader sees or replies to. */
-function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean): Hit[] {
+function cousinHits(ctx: MessageContext, lookalikes: LookalikeDomains, checkEnvelope: boolean, pastIndex: [string, string][]): Hit[] {
   const written: [string, string][] = [
     ...fromMailboxes(ctx).map((m): [string, string] => ['From:', m.written]),
     ...shownFromAddresses(ctx, true).map((a): [string, string] => ['From:', a]),
     ...headerMailboxes(ctx, 'reply-to').map((m): [string, string] => ['Reply-To:', m.written]),
     ...headerMailboxes(ctx, 'sender').map((m): [string, string] => ['Sender:', m.written]),
+    // Those past the first 1 MB of header (fieldsPastIndex): a reader sees them too.
+    ...pastIndex,
   ];
   if (checkEnvelope && ctx.mailFrom) written.push(['MAIL FROM', ctx.mailFrom]);
   const looks = new Set<string>();
@@ -320,6 +322,32 @@ function waived(claim: Claim, auth: AuthResults | undefined, ledger: Ledger): st
   return removed.length ? `; not counted, this server being authorised for ${claim.domain}: ${removed.join(', ')}` : '';
 }
 
+/**
+ * Bytes of From:/Sender:/Reply-To: values past the index parsed as addresses: each address costs
+ * a parse and a domain look-up (400,000 in 13 MB took 6 s). Ordinary mail never gets here.
+ */
+const PAST_INDEX_BUDGET = 256 * 1024;
+
+/** The fields past the index within PAST_INDEX_BUDGET, and the From:/Sender: fields (or their rest) beyond it. */
+function budgeted(fields: HeaderField[]): { read: HeaderField[]; unread: HeaderField[] } {
+  const read: HeaderField[] = [];
+  const unread: HeaderField[] = [];
+  let left = PAST_INDEX_BUDGET;
+  for (const field of fields) {
+    if (field.value.length <= left) {
+      read.push(field);
+      left -= field.value.length;
+      continue;
+    }
+    // Cut at the last comma within the budget, so no address is read cut short.
+    const cut = field.value.lastIndexOf(',', left);
+    if (cut > 0) read.push({ ...field, value: field.value.slice(0, cut) });
+    left = 0;
+    if (field.key !== 'reply-to') unread.push({ ...field, value: field.value.slice(Math.max(cut, 0)) });
+  }
+  return { read, unread };
+}
+
 function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
   const lookalikes = settings.lookalike ? new LookalikeDomains(settings.domains, settings.lookalikeIgnore, settings.typoMinLength) : undefined;
   return {
@@ -346,10 +374,27 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
         else claimsByKey.set(key, { source, address, domain: local, ...(how ? { how } : {}) });
       };
       for (const { address } of mailboxes) claim('From:', address);
+      // Past 1 MB of header our index stops, but mail readers and mailauth read on: a From: put
+      // after padding fields is a claim like any other (read only when the block is that long).
+      const past = budgeted(ctx.raw ? fieldsPastIndex(ctx.raw, ['from', 'sender', 'reply-to']) : []);
+      const pastValues = (key: string) => past.read.filter((f) => f.key === key).map((f) => f.value);
+      const pastFrom = mailboxesOf(pastValues('from'));
+      const pastSender = mailboxesOf(pastValues('sender'));
+      const pastHow = 'past the first 1 MB of header';
+      for (const { address } of pastFrom) claim('From:', address, pastHow);
+      // Beyond the budget, our domain written as text is enough to count as a claim.
+      for (const { key, value } of past.unread) {
+        const text = value.toLowerCase();
+        for (const domain of settings.domains) {
+          if (text.includes(`@${domain}`) || text.includes(`.${domain}`)) claim(key === 'sender' ? 'Sender:' : 'From:', `…@${domain}`, `${pastHow}, beyond the ${PAST_INDEX_BUDGET / 1024} KB of it parsed`);
+        }
+      }
       // A From: with no address at all: clients show its text, which may be our address.
-      for (const address of shownFromAddresses(ctx)) claim('From:', address, 'shown as text, From: has no address');
+      const shown = pastValues('from').length ? shownFromAddressesWith(ctx, pastValues('from')) : shownFromAddresses(ctx);
+      for (const address of shown) claim('From:', address, 'shown as text, From: has no address');
       // Clients show Sender: too ("on behalf of").
       for (const { address } of headerMailboxes(ctx, 'sender')) claim('Sender:', address);
+      for (const { address } of pastSender) claim('Sender:', address, pastHow);
       const envelope = (ctx.mailFrom ?? '').toLowerCase();
       const envelopeLocal = settings.checkEnvelope ? localDomainOf(settings, domainOf(envelope)) : undefined;
       const claims = [...claimsByKey.values()];
@@ -366,7 +411,11 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
         const spoof = mailboxes.map((m) => (m.name ? displayNameSpoof(m.name, m.address, settings, lookalikes) : undefined)).find(Boolean);
         if (spoof) hits.push(spoof);
       }
-      if (lookalikes) hits.push(...cousinHits(ctx, lookalikes, settings.checkEnvelope));
+      if (lookalikes) {
+        const pastWritten = (source: string, found: { written: string }[]) => found.map((m): [string, string] => [source, m.written]);
+        const pastIndex = [...pastWritten('From:', pastFrom), ...pastWritten('Reply-To:', mailboxesOf(pastValues('reply-to'))), ...pastWritten('Sender:', pastSender)];
+        hits.push(...cousinHits(ctx, lookalikes, settings.checkEnvelope, pastIndex));
+      }
       const cousinLinks = lookalikes && (await lookalikeLinks(ctx, lookalikes));
       if (cousinLinks) hits.push(cousinLinks);
       return hits;
