@@ -19,6 +19,16 @@ describe('message helpers', () => {
     assert.deepEqual(fieldsPastIndex(Buffer.from(`${padding(1100)}\r\nFrom: ceo@example.com\r\n`), ['from']).map((f) => f.value), ['ceo@example.com']);
   });
 
+  it('fieldsPastIndex: a body after a blank line written \\n\\r\\n (bare-LF header lines) is no header: its quoted From: lines are not claimed', () => {
+    // mailauth (and Haraka) end the header at any LF, optional CR, LF: a 2 MB message whose header
+    // lines end in bare LF and whose blank line is CRLF has a small header and a large body.
+    const quoted = Array.from({ length: 1100 }, (_, i) => `> From: colleague${i}@example.com\r\n> ${'a'.repeat(1000)}\r\nFrom: colleague${i}@example.com\r\n`).join('');
+    for (const sep of ['\n\r\n', '\n\n']) {
+      const raw = Buffer.from(`From: list@lists.example.org\nSubject: digest${sep}${quoted}`);
+      assert.deepEqual(fieldsPastIndex(raw, ['from', 'sender']), [], JSON.stringify(sep));
+    }
+  });
+
   it('an IPv4 client reported as IPv6 by a dual-stack socket is IPv4 in the context (reverse DNS, DNSBLs, rules, the row)', () => {
     for (const ip of ['::ffff:192.0.2.1', '::FFFF:c000:201', '0:0:0:0:0:ffff:192.0.2.1']) assert.equal(createContext({ ip }).ip, '192.0.2.1', ip);
     assert.equal(createContext({ ip: '2001:db8::1' }).ip, '2001:db8::1');

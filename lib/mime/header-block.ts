@@ -107,8 +107,13 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
  */
 export function fieldsPastIndex(raw: Buffer, keys: readonly string[]): HeaderField[] {
   if (!headerBlockCut(raw)) return [];
-  const end = headerBlockEnd(raw);
-  const text = raw.subarray(0, end < 0 ? raw.length : end).toString('latin1');
+  // Where mailauth (and Haraka) end the header: at LF, optional CR, LF. headerBlockEnd misses a
+  // blank line written \n\r\n after bare-LF lines, and what follows it is body, whose quoted
+  // From: lines (a forward, a digest) must not be claimed as fields.
+  const end = [raw.indexOf('\n\n'), raw.indexOf('\n\r\n')].filter((at) => at >= 0).reduce((a, b) => Math.min(a, b), -1 >>> 1);
+  if (end <= MAX_HEADER_BYTES) return [];
+  const last = Math.min(end, raw.length);
+  const text = raw.subarray(0, raw[last - 1] === 0x0d ? last - 1 : last).toString('latin1'); // without the last line's CR
   const continues = (at: number) => at > 0 && /\s/.test(text[at] ?? '') && !(text[at] === '\r' && (at + 1 >= text.length || text[at + 1] === '\n'));
   // Back to the first line of the field the cut falls in: its name may have been indexed with its value cut short.
   let start = text.lastIndexOf('\n', MAX_HEADER_BYTES - 1) + 1;
