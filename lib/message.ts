@@ -1,6 +1,6 @@
 import { addressParser } from 'postal-mime';
 import type { Email } from 'postal-mime';
-import { headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
+import { headerBlockBounds, headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 import { newRef } from './score/ref';
 import { headerValueToWrite } from './util/header';
 import { plainIp } from './util/ip';
@@ -126,11 +126,10 @@ export function setMessage(ctx: MessageContext, raw: Buffer | string): void {
  * mailward reader, or DKIM and DMARC, takes for one goes whole.
  */
 export function withoutFields(raw: Buffer, drop: (field: RawHeaderField, text: string) => boolean): Buffer {
-  const end = headerBlockEnd(raw);
-  if (end < 0) return raw;
   // The last field's own line ending belongs to it (the blank line follows): dropping that field
   // must not leave its ending behind as a second blank line, which would move the body down.
-  const blockEnd = end + (raw[end] === 0x0d ? 2 : 1);
+  const blockEnd = headerBlockEnd(raw);
+  if (blockEnd < 0) return raw;
   // latin1 maps bytes to characters one to one, so the kept fields come back byte for byte.
   const block = raw.subarray(0, blockEnd).toString('latin1');
   const kept = splitHeaderFields(block)
@@ -210,7 +209,7 @@ export function withFieldsWritten(raw: Buffer, remove: string[], top: readonly [
   const lines = (fields: readonly [string, string][]) => Buffer.from(fields.map(([name, value]) => `${name}: ${value}\r\n`).join(''), 'utf8');
   const kept = withoutHeaders(raw, remove);
   const end = headerBlockEnd(kept);
-  const at = end < 0 ? kept.length : end + (kept[end] === 0x0d ? 2 : 1);
+  const at = end < 0 ? kept.length : end;
   return Buffer.concat([lines(top), kept.subarray(0, at), lines(back), kept.subarray(at)]);
 }
 
@@ -335,10 +334,8 @@ export function firstHeader(ctx: MessageContext, name: string): string | undefin
 /** The message body as text (undecoded), or '' before DATA. */
 export function rawBody(ctx: MessageContext): string {
   if (!ctx.raw) return '';
-  const end = headerBlockEnd(ctx.raw);
-  if (end < 0) return '';
-  const sep = ctx.raw[end] === 0x0d ? 4 : 2;
-  return ctx.raw.subarray(end + sep).toString('utf8');
+  const bounds = headerBlockBounds(ctx.raw);
+  return bounds ? ctx.raw.subarray(bounds.bodyStart).toString('utf8') : '';
 }
 
 export function domainOf(address: string | undefined): string {

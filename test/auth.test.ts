@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { authenticate, sealMessage } from 'mailauth';
 import { AUTH_DEFAULTS, authHits, authResults, authModule, forMailauth, ownAuthResults, resinfoEntries } from '../lib/checks/auth';
-import { createContext, headerValues, parseHeaderBlock } from '../lib/message';
+import { createContext, headerValues, parseHeaderBlock, parsedMessage, rawBody } from '../lib/message';
 import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
@@ -146,6 +146,21 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.ok(!symbol(pass, 'DMARC_PASS'));
     assert.equal(authResults(pass.context)!.dmarc.result, 'none');
     assert.ok(symbol(pass, 'FROM_MULTIPLE'));
+  });
+
+  it('a header whose lines end in bare LF and whose blank line is CRLF (\\n\\r\\n) ends there, as mailauth ends it: a body From: line is body, not a second author', async () => {
+    // mailauth and Haraka end the header at LF, optional CR, LF; mailward looked only for \r\n\r\n
+    // or \n\n, so it indexed the body below as header: two From: fields, FROM_MULTIPLE, no DMARC_PASS.
+    const raw = 'From: alice@example.com\nTo: bob@example.org\nSubject: fwd\nDate: Thu, 3 Dec 2026 10:00:00 +0000\nMessage-ID: <lf-crlf@example.com>\n\r\n' + 'From: x@attacker.test\r\nSubject: quoted\r\n\r\nforwarded text\r\n';
+    const result = await scan(raw, IP.example, 'alice@example.com');
+    assert.deepEqual(headerValues(result.context, 'from'), ['alice@example.com']);
+    assert.deepEqual(headerValues(result.context, 'subject'), ['fwd']);
+    assert.equal(parseHeaderBlock(result.context.raw!).complete, true);
+    assert.ok(!symbol(result, 'FROM_MULTIPLE'), symbolNames(result).join());
+    assert.ok(symbol(result, 'DMARC_PASS'), symbolNames(result).join());
+    assert.equal(authResults(result.context)!.fromDomain, 'example.com');
+    assert.equal(rawBody(result.context), 'From: x@attacker.test\r\nSubject: quoted\r\n\r\nforwarded text\r\n');
+    assert.match((await parsedMessage(result.context))!.text ?? '', /^From: x@attacker\.test\r?\nSubject: quoted/);
   });
 
   it('a From: of 50,000 addresses is judged as quickly as any (mailauth reads its first ones), and its spoof still fails DMARC', async function () {

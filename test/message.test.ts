@@ -1,6 +1,6 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
-import { createContext, fieldsPastIndex, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
+import { createContext, fieldsPastIndex, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, rawBody, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
 import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
@@ -26,6 +26,22 @@ describe('message helpers', () => {
     for (const sep of ['\n\r\n', '\n\n']) {
       const raw = Buffer.from(`From: list@lists.example.org\nSubject: digest${sep}${quoted}`);
       assert.deepEqual(fieldsPastIndex(raw, ['from', 'sender']), [], JSON.stringify(sep));
+    }
+  });
+
+  it('the header ends where mailauth ends it (LF, optional CR, LF): the body starts right after each of \\r\\n\\r\\n, \\n\\n, \\n\\r\\n and \\r\\n\\n', () => {
+    for (const [eol, sep] of [['\r\n', '\r\n\r\n'], ['\n', '\n\n'], ['\n', '\n\r\n'], ['\r\n', '\r\n\n']] as const) {
+      const head = `From: list@a.example${eol}Subject: d${sep}`;
+      const body = 'From: colleague@example.com\r\nX-Quoted: 1\r\n\r\nhello\r\n';
+      const raw = Buffer.from(head + body);
+      const what = JSON.stringify(sep);
+      assert.deepEqual(parseHeaderBlock(raw), { headers: [{ key: 'from', name: 'From', value: 'list@a.example' }, { key: 'subject', name: 'Subject', value: 'd' }], complete: true }, what);
+      assert.equal(rawBody(createContext({ ip: '192.0.2.1', raw })), body, what);
+      // Fields removed and added stay in the header; the body is left byte for byte.
+      assert.equal(withoutHeaders(raw, ['subject']).toString(), `From: list@a.example${eol}${sep.slice(eol.length)}${body}`, what);
+      const changed = withHeaderChanges(raw, { add: [['X-Added', 'yes']], remove: ['subject'], putBack: [] }).toString();
+      assert.ok(changed.endsWith(sep.slice(eol.length) + body), what);
+      assert.deepEqual(parseHeaderBlock(Buffer.from(changed)).headers.map((h) => h.key).sort(), ['from', 'x-added'], what);
     }
   });
 

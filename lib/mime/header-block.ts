@@ -10,12 +10,22 @@ export interface HeaderField {
 /** Upper bound on the header block we index; the rest is still delivered untouched. */
 export const MAX_HEADER_BYTES = 1024 * 1024;
 
+/**
+ * Where the header block ends, as mailauth (its DKIM message parser) and Haraka end it: at the first
+ * LF, optional CR, LF. So `\r\n\r\n`, `\n\n` (and `\r\n\n`, which holds it) and also `\n\r\n` (bare-LF
+ * header lines, then a CRLF blank line): what follows it is body to them, so it must be to us, or a
+ * body's quoted `From:` line becomes a header field. `end`: just past the last field's line ending
+ * (where the blank line starts); `bodyStart`: just past the blank line. Undefined without one.
+ */
+export function headerBlockBounds(raw: Buffer): { end: number; bodyStart: number } | undefined {
+  const at = [raw.indexOf('\n\n'), raw.indexOf('\n\r\n')].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), -1 >>> 1);
+  if (at === -1 >>> 1) return undefined;
+  return { end: at + 1, bodyStart: at + (raw[at + 1] === 0x0d ? 3 : 2) };
+}
+
+/** headerBlockBounds' `end` (just past the last field's line ending), or -1 without a blank line. */
 export function headerBlockEnd(raw: Buffer): number {
-  const crlf = raw.indexOf('\r\n\r\n');
-  const lf = raw.indexOf('\n\n');
-  if (crlf < 0) return lf;
-  if (lf < 0) return crlf;
-  return Math.min(crlf, lf);
+  return headerBlockBounds(raw)?.end ?? -1;
 }
 
 /** Part of the header block lies past what parseHeaderBlock indexes (MAX_HEADER_BYTES): a field there is seen by others, not by us. */
@@ -107,10 +117,10 @@ export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complet
  */
 export function fieldsPastIndex(raw: Buffer, keys: readonly string[]): HeaderField[] {
   if (!headerBlockCut(raw)) return [];
-  // Where mailauth (and Haraka) end the header: at LF, optional CR, LF. headerBlockEnd misses a
-  // blank line written \n\r\n after bare-LF lines, and what follows it is body, whose quoted
-  // From: lines (a forward, a digest) must not be claimed as fields.
-  const end = [raw.indexOf('\n\n'), raw.indexOf('\n\r\n')].filter((at) => at >= 0).reduce((a, b) => Math.min(a, b), -1 >>> 1);
+  // Where mailauth (and Haraka) end the header (headerBlockBounds): what follows is body, whose
+  // quoted From: lines (a forward, a digest) must not be claimed as fields.
+  const bounds = headerBlockBounds(raw);
+  const end = bounds ? bounds.end - 1 : -1 >>> 1; // at the last line's LF
   if (end <= MAX_HEADER_BYTES) return [];
   const last = Math.min(end, raw.length);
   const text = raw.subarray(0, raw[last - 1] === 0x0d ? last - 1 : last).toString('latin1'); // without the last line's CR

@@ -1,7 +1,7 @@
 /** The walk past the cut of a partial parse, following declared boundaries, and the decoding of the text parts it finds. */
 import type { Email } from 'postal-mime';
 import { decodeParts } from './decode';
-import { headerBlockEnd, MAX_HEADER_BYTES } from './header-block';
+import { headerBlockBounds, MAX_HEADER_BYTES } from './header-block';
 import { fitLines, insideLine, MAX_PARSE_LINES } from './limits';
 import { bodyBefore, bytesLookLikePadding, htmlLooksLikePadding, unshownOpenAt } from './padding';
 import { base64Resume, blankLineEnd, decodingHeader, delimiterLineEnd, tailPartType, transferEncoding, type ContentFields, type OpenMultipart, type TailPart } from './tail-part';
@@ -78,8 +78,8 @@ const CROSSING_SHARE = 0.5;
  * than postal-mime has just decoded there, each far cheaper.
  */
 function tailTextRanges(raw: Buffer, cut: number): TailWalk {
-  const top = headerBlockEnd(raw);
-  if (top < 0) return { ranges: [], unread: 0, cutShort: { lines: 0, bytes: 0 } };
+  const bounds = headerBlockBounds(raw);
+  if (!bounds) return { ranges: [], unread: 0, cutShort: { lines: 0, bytes: 0 } };
   const open: OpenMultipart[] = [];
   const enter = (boundary: string | undefined, type: string): boolean => {
     if (!boundary || open.length >= MAX_TAIL_DEPTH) return false;
@@ -113,8 +113,8 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
     }
     return found;
   };
-  const sep = raw[top] === 0x0d ? 4 : 2;
-  const topType = tailPartType(raw.subarray(0, top + sep), false);
+  const bodyStart = bounds.bodyStart;
+  const topType = tailPartType(raw.subarray(0, bodyStart), false);
   /**
    * Whether a delivery-status or feedback-report part was walked, anywhere:
    * postal-mime then keeps every message/rfc822 an attachment (a bounce's or
@@ -181,14 +181,14 @@ function tailTextRanges(raw: Buffer, cut: number): TailWalk {
   if (!enter(topType.boundary, topType.type)) {
     // A message that is one text part (no multipart): the rest of its body, or its padding with short lines hides the text after them.
     if (topType.read && topType.type.startsWith('text/') && raw.length > cut) {
-      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, top + sep, raw.length), end: raw.length, message: false }, left.text, 1, top + sep, transferEncoding(topType.fields));
+      take({ header: decodingHeader(topType.fields, topType.type), start: resumeAt(topType.fields, bodyStart, raw.length), end: raw.length, message: false }, left.text, 1, bodyStart, transferEncoding(topType.fields));
     }
     return { ranges, unread: 0, cutShort };
   }
   let walked = 0;
   /** Header bytes of the parts read past the cut: postal-mime refuses a message whose part headers pass MAX_HEADER_BYTES in all, and each costs a parse. */
   let headerBytes = 0;
-  let pos = top + sep;
+  let pos = bodyStart;
   /** Why the walk stopped before the message's end, if it did: what comes after was not looked at. */
   let stopped: string | undefined;
   /** The decoys ran out (in any search: then "no delimiter" is not the message's end). */
