@@ -5,7 +5,7 @@ import { bodyTexts, hostOf, messageParts, urlsIn } from '../content/parts';
 import type { Ledger } from '../../score/ledger';
 import type { Hit, SymbolDef } from '../../score/types';
 import { relaxedAligned, withinDomain } from '../auth/align';
-import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, type AuthResults } from '../auth/results';
+import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim, hasAlignedSpf, sealerRecordedPass, type AuthResults } from '../auth/results';
 import { asciiDomain } from '../../util/domain';
 import type { Check, CheckModule, Services } from '../types';
 import { LookalikeDomains } from './lookalike';
@@ -92,8 +92,8 @@ async function authorisedBy(claim: Claim, policy: SenderPolicy, evidence: Eviden
   // Mailing lists break DKIM and SPF; a trusted ARC sealer that saw DMARC pass for this From: domain vouches for it.
   // auth sets arcOverride only for a seal that signs From: and the whole body, and whose pass names this
   // very From: domain (arcOverrideRefusal): a spoof replayed under another message's seal does not get it.
-  // With auth's require_upstream_pass = false it is set without that pass: sealerSawPass asks for it here.
-  if (auth && policy.trustedArc && claim.source === 'From:' && auth.dmarc.arcOverride && sealerSawPass(auth) && relaxedAligned(auth.dmarc.domain, claim.domain)) {
+  // With auth's require_upstream_pass = false it is set without that pass: sealerRecordedPass asks for it here.
+  if (auth && policy.trustedArc && claim.source === 'From:' && auth.dmarc.arcOverride && sealerRecordedPass(auth) && relaxedAligned(auth.dmarc.domain, claim.domain)) {
     return { reason: `forwarded by trusted ARC sealer ${auth.dmarc.arcOverride}, which saw DMARC pass for ${claim.domain}`, tempError: ptr.tempError };
   }
   return { tempError: ptr.tempError };
@@ -123,18 +123,6 @@ async function unmetConditions(service: TrustedService, evidence: Evidence): Pro
 }
 
 /**
- * The newest trusted sealer's verified seal records dmarc=pass for the From:
- * domain DMARC judged here, one author. auth's [arc] require_upstream_pass =
- * false neutralises a fail the sealer saw itself (or recorded nothing of):
- * the operator trusts that forwarding, but nobody authenticated the author,
- * so it authorises no claim of our domain (a spoof posted to the list).
- */
-function sealerSawPass(auth: AuthResults): boolean {
-  const recordedFor = auth.arc.upstreamFrom ?? '';
-  return auth.arc.upstreamDmarc === 'pass' && !!recordedFor && asciiDomain(recordedFor) === asciiDomain(auth.dmarc.domain) && (auth.dmarc.authors?.length ?? 0) <= 1;
-}
-
-/**
  * Whether a DNS failure during authentication could have authorised the claim.
  * Only those count: a spoofer who signs with a domain of its own whose key
  * never answers, or whose SPF chain answers slowly enough to pass the auth
@@ -152,7 +140,7 @@ function authUndecided(claim: Claim, policy: SenderPolicy, auth: AuthResults | u
   // Once the newest seal verified, what it recorded is known: without a pass for this From: it would not authorise.
   const sealKnown = auth.arc.result === 'pass' || !!auth.arc.sealVerified;
   const arcCouldVouch =
-    auth.arc.trusted && overridable && !auth.dmarc.arcDeclined && (!sealKnown || sealerSawPass(auth)) && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
+    auth.arc.trusted && overridable && !auth.dmarc.arcDeclined && (!sealKnown || sealerRecordedPass(auth)) && (auth.arc.result === 'temperror' || (auth.arc.result === 'pass' && auth.dmarc.result === 'temperror'));
   return policy.trustedArc && claim.source === 'From:' && arcCouldVouch;
 }
 

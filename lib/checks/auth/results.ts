@@ -289,6 +289,16 @@ export function summarise(result: AuthenticateResult, trustedSealers: string[], 
 }
 
 /**
+ * The newest sealer's seal recorded dmarc=pass for the From: domain DMARC judged here, of a
+ * single-author From: (its header.from, after IDNA/case folding). What antispoof and the rules'
+ * allow entries ask of an override: auth's [arc] require_upstream_pass = false sets one without it.
+ */
+export function sealerRecordedPass(auth: { arc?: { upstreamDmarc?: string; upstreamFrom?: string }; dmarc: { domain?: string; authors?: string[] } }): boolean {
+  const recordedFor = auth.arc?.upstreamFrom ?? '';
+  return auth.arc?.upstreamDmarc === 'pass' && !!recordedFor && asciiDomain(recordedFor) === asciiDomain(auth.dmarc.domain ?? '') && (auth.dmarc.authors?.length ?? 0) <= 1;
+}
+
+/**
  * Why the newest trusted sealer's verified seal does not neutralise this
  * message's DMARC fail, or '' when it does. The seal vouches for the message
  * it sealed, so its ARC-Message-Signature must sign From: (else a replayer

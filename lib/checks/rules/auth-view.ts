@@ -1,6 +1,6 @@
 import type { MessageContext } from '../../message';
 import { asciiDomain } from '../../util/domain';
-import { alignedDkimTempError, alignedSpfTempError } from '../auth/results';
+import { alignedDkimTempError, alignedSpfTempError, sealerRecordedPass } from '../auth/results';
 
 /**
  * The part of the auth module's `ctx.notes.auth` the rules read
@@ -90,14 +90,13 @@ export function arcVouch(auth: AuthView | undefined, fromDomain: string): { seal
   const sealer = auth?.dmarc.arcOverride;
   if (!auth || !sealer || !sameFromDomain(auth, fromDomain)) return undefined;
   if (!auth.dmarc.domain || asciiDomain(auth.dmarc.domain) !== asciiDomain(fromDomain) || (auth.dmarc.authors?.length ?? 0) > 1) return undefined;
+  // The decision antispoof makes too (sealerRecordedPass); here dmarc.domain is fromDomain. The rest says why not.
+  if (sealerRecordedPass(auth)) return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
   const recorded = auth.arc?.upstreamDmarc || 'nothing';
   if (recorded !== 'pass') return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=${recorded} on receipt` };
   const recordedFor = auth.arc?.upstreamFrom ?? '';
-  if (!recordedFor || asciiDomain(recordedFor) !== asciiDomain(fromDomain)) {
-    const what = recordedFor ? `for From: ${recordedFor}, not ${fromDomain}` : 'without naming the From: domain (no header.from)';
-    return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=pass ${what}` };
-  }
-  return { sealer, vouches: true, why: `DMARC passed at trusted ARC sealer ${sealer}` };
+  const what = recordedFor ? `for From: ${recordedFor}, not ${fromDomain}` : 'without naming the From: domain (no header.from)';
+  return { sealer, vouches: false, why: `trusted ARC sealer ${sealer} forwarded it but recorded dmarc=pass ${what}` };
 }
 
 /** A result a DNS failure kept from being known: the rule that asks cannot be decided. */
