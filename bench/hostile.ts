@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { templateWords } from '../lib/checks/content/fingerprint';
 import { DEFAULT_TOKENIZER_OPTIONS, normaliseWord } from '../lib/checks/content/tokenize';
-import { parseHeaderBlock, withoutHeaders } from '../lib/message';
+import { fieldsPastIndex, parseHeaderBlock, withoutHeaders } from '../lib/message';
 import { signRelease, verifyRelease } from '../lib/quarantine/release-token';
 import { analyseHtml } from '../lib/util/html';
 
@@ -53,6 +53,11 @@ function pairs(scale: number): Pair[] {
   const envelope = { mailFrom: 'bob@partner.test', rcptTo: ['alice@example.com'] };
   const stamp = signRelease(key, 'BENCH1', envelope, Buffer.from(`Subject: a${CRLF}${CRLF}hello${CRLF}`), 1_000_000_000_000);
   const runs = n(100_000);
+  // A From: past the 1 MB header index (read by antispoof): folded into blank lines, vs one long line.
+  const padding = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(1000)}`).join(CRLF);
+  const blankLines = n(2_000_000);
+  const pastFolded = Buffer.from(`${padding}${CRLF}From: a@b.test${` ${CRLF}`.repeat(blankLines)}${CRLF}body`);
+  const pastLong = Buffer.from(`${padding}${CRLF}From: a@b.test ${'x'.repeat(blankLines * 3)}${CRLF}${CRLF}body`);
   return [
     { name: 'parseHeaderBlock, one field of 200,000 folds (vs as many short fields)', hostile: () => parseHeaderBlock(folded), ordinary: () => parseHeaderBlock(fields) },
     {
@@ -87,6 +92,11 @@ function pairs(scale: number): Pair[] {
             `${'<div style="opacity:0.999;-webkit-text-fill-color:#111">a'.repeat(n(2000))}`,
         ),
       ordinary: () => analyseHtml(`${`<style>${'.c{background:#000}'.repeat(1000)}</style>`.repeat(n(50))}${'<div>a'.repeat(n(2000))}`),
+    },
+    {
+      name: 'fieldsPastIndex, a From: past 1 MB of header folded into 2,000,000 blank lines (vs one line as long)',
+      hostile: () => fieldsPastIndex(pastFolded, ['from']),
+      ordinary: () => fieldsPastIndex(pastLong, ['from']),
     },
     {
       name: 'verifyRelease, a forged stamp on 100,000 blanks and 100,000 line ends (vs on text)',

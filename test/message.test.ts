@@ -19,6 +19,14 @@ describe('message helpers', () => {
     assert.deepEqual(fieldsPastIndex(Buffer.from(`${padding(1100)}\r\nFrom: ceo@example.com\r\n`), ['from']).map((f) => f.value), ['ceo@example.com']);
   });
 
+  it('fieldsPastIndex: values decoded as UTF-8 as the index decodes them (folded names, bad bytes, CRLF and bare LF lines)', () => {
+    const pad = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(1000)}`).join('\r\n');
+    const from = Buffer.concat([Buffer.from('From: "J\u00fcrgen\r\n M\u00fcller \u5f20'), Buffer.from([0xff, 0xc3]), Buffer.from('\n  \r\n\t" <j@example.com>\r\n\r\nbody')]);
+    const fields = fieldsPastIndex(Buffer.concat([Buffer.from(`${pad}\r\n`), from]), ['from']);
+    assert.deepEqual(fields.map((f) => f.value), ['"J\u00fcrgen M\u00fcller \u5f20\ufffd\ufffd " <j@example.com>']);
+    assert.deepEqual(mailboxesOf(fields.map((f) => f.value)).map((m) => m.address), ['j@example.com']);
+  });
+
   it('fieldsPastIndex: a body after a blank line written \\n\\r\\n (bare-LF header lines) is no header: its quoted From: lines are not claimed', () => {
     // mailauth (and Haraka) end the header at any LF, optional CR, LF: a 2 MB message whose header
     // lines end in bare LF and whose blank line is CRLF has a small header and a large body.

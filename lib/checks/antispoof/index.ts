@@ -336,6 +336,20 @@ function budgeted(fields: HeaderField[]): { read: HeaderField[]; unread: HeaderF
   return { read, unread };
 }
 
+/**
+ * `text` names `domain` or a subdomain of it as an address's domain (`@example.com`,
+ * `@mail.example.com`): our domain written as text, where the rest of a field is too long to parse.
+ * Whole labels only: `@example.community` and `@example.com-shop.net` are someone else's.
+ */
+function namesDomain(text: string, domain: string): boolean {
+  for (let at = text.indexOf(domain); at >= 0; at = text.indexOf(domain, at + 1)) {
+    const before = text[at - 1];
+    const after = text[at + domain.length] ?? '';
+    if ((before === '@' || before === '.') && !/[a-z0-9-]/.test(after) && !(after === '.' && /[a-z0-9]/.test(text[at + domain.length + 1] ?? ''))) return true;
+  }
+  return false;
+}
+
 function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
   const lookalikes = settings.lookalike ? new LookalikeDomains(settings.domains, settings.lookalikeIgnore, settings.typoMinLength) : undefined;
   return {
@@ -374,7 +388,7 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       for (const { key, value } of past.unread) {
         const text = value.toLowerCase();
         for (const domain of settings.domains) {
-          if (text.includes(`@${domain}`) || text.includes(`.${domain}`)) claim(key === 'sender' ? 'Sender:' : 'From:', `…@${domain}`, `${pastHow}, beyond the ${PAST_INDEX_BUDGET / 1024} KB of it parsed`);
+          if (namesDomain(text, domain)) claim(key === 'sender' ? 'Sender:' : 'From:', `…@${domain}`, `${pastHow}, beyond the ${PAST_INDEX_BUDGET / 1024} KB of it parsed`);
         }
       }
       // A From: with no address at all: clients show its text, which may be our address.
