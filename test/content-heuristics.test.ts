@@ -305,6 +305,19 @@ describe('content heuristics: the tricks still fire', () => {
     for (const opacity of ['0.11', '.5', '10.5%', '50%', '1']) assert.equal(hidden(`<p style="opacity:${opacity}">${poison}</p>`), false, opacity);
   });
 
+  it('display:none and a faint opacity are judged by the declaration that wins, as a browser does', () => {
+    // A later valid declaration shows the element (a template's `display:none` for some clients, then
+    // `display:block` for the rest): read as hidden for good before, by a regex that saw the first one.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const style of ['display:none;display:block', 'display:none; display : inline-block', 'opacity:0;opacity:1', 'opacity:0.05; opacity: 0.9', 'display:none;display:block flow', 'DISPLAY:NONE;display:table-cell']) {
+      assert.equal(hidden(`<p style="${style}">${poison}</p>`), false, style);
+    }
+    // An !important declaration wins over later ones; a value a browser drops leaves the one before it.
+    for (const style of ['display:none !important;display:block', 'display:none;display:nonsense', 'display:block;display:none', 'opacity:0 !important;opacity:1', 'opacity:0;opacity:high', 'display:none;display:block inline flex grid']) {
+      assert.equal(hidden(`<p style="${style}">${poison}</p>`), true, style);
+    }
+  });
+
   it('a text fill colour paints the text instead of its colour; nested opacities multiply, and no descendant undoes them', () => {
     // Review: `-webkit-text-fill-color:transparent` (WebKit, Blink, Gecko paint text with it) hid text whose `color` read as
     // shown, and `opacity:0.3` inside `opacity:0.3` (0.09 in a browser) read as shown: each opacity was judged alone.

@@ -71,13 +71,19 @@ export const PAGE_LOOK = 'mailward-page';
 export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'template', 'iframe', 'noembed', 'noframes']);
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
 /**
- * Styles that hide an element's content for good: no descendant's style shows it again (display:none,
- * an opacity of at most FAINT_ALPHA (0.1 or 10%: a descendant's multiplies it), zero height with the
- * overflow cut). A zero font size, visibility:hidden and the text colour are inherited values a
- * descendant may reset (see Look). Each digit run has one reading (no backtracking over zeros).
+ * Styles that hide an element's content for good, no descendant's style shows it again: zero height
+ * with the overflow cut; also `display:none` and an opacity of at most FAINT_ALPHA (a descendant's
+ * multiplies it), read as the winning declaration (lookOf), since `opacity:0;opacity:1` shows. A zero
+ * font size, visibility:hidden and the text colour are inherited values a descendant may reset (see Look).
  */
-const GONE_STYLE =
-  /display\s*:\s*none|opacity\s*:\s*(?:0*(?:\.(?:0\d*|10*))?|0*(?:[1-9](?:\.\d*)?|10(?:\.0*)?|\.\d*)?%)\s*(?:;|$|!)|max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+const GONE_STYLE = /max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+/**
+ * A `display` value a browser takes (a keyword, or the two- and three-keyword forms): any other is dropped and the
+ * declaration before it wins, so `display:none;display:nonsense` still hides.
+ */
+const DISPLAY_KEYWORD =
+  /^(?:none|contents|block|inline|inline-block|flow-root|list-item|flex|inline-flex|grid|inline-grid|table|inline-table|table-(?:row-group|header-group|footer-group|row|cell|column-group|column|caption)|ruby|ruby-base|ruby-text|ruby-base-container|ruby-text-container|math|run-in|-webkit-box|-webkit-inline-box|-webkit-flex|-webkit-inline-flex|-ms-flexbox|-ms-inline-flexbox|inherit|initial|unset|revert|revert-layer)$/i;
+const DISPLAY_MULTI = /^(?:(?:block|inline|run-in|flow|flow-root|table|flex|grid|ruby|list-item)(?:\s+|$)){2,3}$/i;
 /**
  * Font size (px) at or below which text is too small to read (1.5pt, 0.125em of 16px). The SpamAssassin
  * corpus's ham has no text at 4px or less; 2px letters are specks. See docs/content.md.
@@ -127,6 +133,7 @@ type StyleProperty =
   | 'font-size'
   | 'font'
   | 'visibility'
+  | 'display'
   | 'opacity';
 /**
  * Values a browser takes for each property we read: it drops a declaration with any other value, and the one
@@ -140,6 +147,7 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   color: (value) => cssColor(value) !== undefined,
   '-webkit-text-fill-color': (value) => cssColor(value) !== undefined,
   opacity: (value) => OPACITY_VALUE.test(value),
+  display: (value) => DISPLAY_KEYWORD.test(value) || DISPLAY_MULTI.test(value),
   'background-color': (value) => cssColor(value) !== undefined,
   background: (value) => /./.test(value),
   'background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
@@ -553,7 +561,7 @@ function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color:
   const style = attrs.style ?? '';
   // Opacities multiply down the tree (0.3 inside 0.3 is 0.09): no descendant raises what its ancestors lowered.
   const opacity = parent.opacity * ownOpacity(attrs);
-  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && GONE_STYLE.test(style));
+  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && (styleValue(style, 'display')?.toLowerCase() === 'none' || GONE_STYLE.test(style)));
   const fontPx = fontPxOf(tag, attrs, parent.fontPx);
   const fill = fillOf(attrs, parent.fill);
   // The fill colour paints the text where one is set: `color` is then not what shows.
