@@ -305,6 +305,33 @@ describe('content heuristics: the tricks still fire', () => {
     for (const opacity of ['0.11', '.5', '10.5%', '50%', '1']) assert.equal(hidden(`<p style="opacity:${opacity}">${poison}</p>`), false, opacity);
   });
 
+  it('a gradient of one colour all the way is that colour: white text on a white gradient is hidden, on a black one shown', () => {
+    // Any gradient left the background unknown, so white text on `linear-gradient(#fff,#fff)` went unjudged (shown).
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const html of [
+      `<div style="background:linear-gradient(#fff,#fff);color:#fff">${poison}</div>`,
+      `<div style="background-image:linear-gradient(to right, white, #fefefe 80%)"><p style="color:#ffffff">${poison}</p></div>`,
+      `<div style="background:#000"><div style="background:-webkit-linear-gradient(top,#fff 0%,#fff 100%)"><p style="color:#fff">${poison}</p></div></div>`,
+      `<div style="background:#000 radial-gradient(circle at center, #fff, #fff)"><p style="color:#fff">${poison}</p></div>`,
+      // A one-colour gradient clipped to the text is text of that colour.
+      `<h1 style="background:linear-gradient(#fff,#fff);-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
+    for (const html of [
+      `<div style="background:linear-gradient(#000,#000);color:#fff">${poison}</div>`,
+      `<div style="background-color:#fff;background-image:linear-gradient(#111,#111);color:#fff">${poison}</div>`,
+      `<div style="background:linear-gradient(#fff,#000);color:#fff">${poison}</div>`,
+      `<div style="background:linear-gradient(rgba(255,255,255,.5),rgba(255,255,255,.5)),url(x.jpg);color:#fff">${poison}</div>`,
+      `<div style="background:linear-gradient(#fff,#fff),url(x.jpg);color:#fff">${poison}</div>`,
+      `<div style="background:linear-gradient(var(--a),var(--a));color:#fff">${poison}</div>`,
+      `<div style="background:linear-gradient(#fff,#fff)"><p style="background:#000;color:#fff">${poison}</p></div>`,
+      `<h1 style="background:linear-gradient(90deg,#ff3366,#ff3366);-webkit-background-clip:text;-webkit-text-fill-color:transparent">${poison}</h1>`,
+    ]) {
+      assert.equal(hidden(html), false, html);
+    }
+  });
+
   it('display:none and a faint opacity are judged by the declaration that wins, as a browser does', () => {
     // A later valid declaration shows the element (a template's `display:none` for some clients, then
     // `display:block` for the rest): read as hidden for good before, by a regex that saw the first one.

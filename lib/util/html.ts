@@ -128,6 +128,7 @@ type StyleProperty =
   | '-webkit-text-fill-color'
   | 'background-color'
   | 'background'
+  | 'background-image'
   | 'background-clip'
   | '-webkit-background-clip'
   | 'font-size'
@@ -150,6 +151,7 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   display: (value) => DISPLAY_KEYWORD.test(value) || DISPLAY_MULTI.test(value),
   'background-color': (value) => cssColor(value) !== undefined,
   background: (value) => /./.test(value),
+  'background-image': (value) => /./.test(value),
   'background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
   '-webkit-background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
 };
@@ -292,13 +294,54 @@ function backgroundShorthandColor(value: string): ColorValue | undefined {
   const tokens = cssTokens(value);
   if (tokens.length === 1 && cssColor(tokens[0]!) === 'inherit') return 'inherit';
   let color: ColorValue | undefined;
+  let painted: Rgba | undefined;
   for (const token of tokens) {
     if (/^url\(/i.test(token)) continue;
+    if (GRADIENT.test(token)) {
+      // Painted over the colour: known only when it is one colour all the way.
+      painted = solidGradient(token);
+      if (!painted) return 'unknown';
+      continue;
+    }
     const read = cssColor(token);
     if (read === 'unknown') return 'unknown';
     if (read !== undefined && read !== 'inherit' && read !== 'initial') color = read;
   }
-  return color;
+  return painted ?? color;
+}
+
+/** A gradient image: `linear-gradient(...)`, its repeating, radial and conic forms, with or without a vendor prefix. */
+const GRADIENT = /^(?:-(?:webkit|moz|o|ms)-)?(?:repeating-)?(?:linear|radial|conic)-gradient\(/i;
+/** Colour stops of one gradient at most this far apart (contrast ratio) paint one colour: text judged on the first reads alike on all. */
+const SOLID_GRADIENT_CONTRAST = 1.05;
+
+/**
+ * The colour a gradient paints when every stop is one opaque colour (`linear-gradient(#fff,#fff)`: white text on
+ * it is as hidden as on white), else undefined: a gradient of several colours, a translucent stop or a function
+ * we do not compute leaves what is under the text unknown.
+ */
+function solidGradient(token: string): Rgba | undefined {
+  const open = token.indexOf('(');
+  if (open < 0 || !token.endsWith(')')) return undefined;
+  const stops: Rgba[] = [];
+  for (const part of cssTokens(token.slice(open + 1, -1))) {
+    const read = cssColor(part);
+    if (read === undefined) continue; // a direction, a shape, a position
+    if (typeof read !== 'object' || read.a < 1) return undefined;
+    stops.push(read);
+  }
+  if (stops.length < 2) return undefined;
+  const first = stops[0]!;
+  return stops.every((stop) => contrastRatio(stop, first) < SOLID_GRADIENT_CONTRAST) ? first : undefined;
+}
+
+/** The gradient of one colour the winning background image declaration paints over the element's colour, if that is what it paints. */
+function solidGradientImage(style: string): Rgba | undefined {
+  if (!/gradient\s*\(/i.test(style)) return undefined;
+  const image = styleDeclaration(style, ['background', 'background-image']);
+  if (!image || !/gradient\s*\(/i.test(image.value)) return undefined;
+  const layers = cssTokens(image.value).filter((token) => GRADIENT.test(token) || /^url\(/i.test(token));
+  return layers.length === 1 && GRADIENT.test(layers[0]!) ? solidGradient(layers[0]!) : undefined;
 }
 
 /**
@@ -456,7 +499,7 @@ function backgroundImage(attrs: Record<string, string>): boolean {
   if (attrs.background && attrs.background.trim()) return true;
   const style = attrs.style ?? '';
   if (style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style)) return true;
-  return /gradient\s*\(/i.test(style) && /background(?:-image)?\s*:[^;]{0,200}gradient\s*\(/i.test(style);
+  return /gradient\s*\(/i.test(style) && /background(?:-image)?\s*:[^;]{0,200}gradient\s*\(/i.test(style) && !solidGradientImage(style);
 }
 
 /**
@@ -527,8 +570,13 @@ function clipOf(attrs: Record<string, string>, own: ColorValue | undefined, shee
   return hasClassOf(attrs, sheet.classes) ? UNKNOWN_FILL : undefined;
 }
 
-/** The background an element paints: its style's `background-color` or `background` (the last of them), else `bgcolor`. */
+/**
+ * The background an element paints: a gradient of one colour its style paints over its colour (solidGradientImage),
+ * else its style's `background-color` or `background` (the last of them), else `bgcolor`.
+ */
 function ownBackground(attrs: Record<string, string>, textColor: string): ColorValue | undefined {
+  const gradient = attrs.style ? solidGradientImage(attrs.style) : undefined;
+  if (gradient) return gradient;
   const declaration = attrs.style ? styleDeclaration(attrs.style, ['background-color', 'background']) : undefined;
   if (!declaration) return attrs.bgcolor !== undefined ? legacyColor(attrs.bgcolor) : undefined;
   // currentcolor paints the text's own colour.
