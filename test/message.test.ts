@@ -1,6 +1,6 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
-import { createContext, fieldsPastIndex, fromMailboxes, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, rawBody, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
+import { createContext, fieldsPastIndex, fromMailboxes, headerBlockCut, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, rawBody, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
 import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
@@ -50,6 +50,27 @@ describe('message helpers', () => {
       const changed = withHeaderChanges(raw, { add: [['X-Added', 'yes']], remove: ['subject'], putBack: [] }).toString();
       assert.ok(changed.endsWith(sep.slice(eol.length) + body), what);
       assert.deepEqual(parseHeaderBlock(Buffer.from(changed)).headers.map((h) => h.key).sort(), ['from', 'x-added'], what);
+    }
+  });
+
+  it('a header whose fields end exactly at the 1 MB index limit is indexed whole for each separator: complete, not cut, nothing read past it; one byte more is cut', () => {
+    // The limit bounds the fields' text; the last field's own line ending may fall past it.
+    const M = 1024 * 1024;
+    for (const [eol, sep] of [['\r\n', '\r\n\r\n'], ['\n', '\n\n'], ['\n', '\n\r\n'], ['\r\n', '\r\n\n']] as const) {
+      for (const over of [-1, 0, 1]) {
+        const from = 'From: ceo@example.com';
+        const pad = `X-Pad: ${'a'.repeat(M + over - from.length - eol.length - 'X-Pad: '.length)}`;
+        const raw = Buffer.from(`${pad}${eol}${from}${sep}From: body@example.org\r\n`);
+        assert.equal(raw.indexOf(sep) - M, over);
+        const what = `${JSON.stringify(sep)}, fields end ${over} byte(s) from the limit`;
+        const ctx = createContext({ ip: '192.0.2.1', raw });
+        const cut = over > 0;
+        assert.equal(ctx.parse.ok, !cut, what);
+        assert.equal(headerBlockCut(raw), cut, what);
+        assert.deepEqual(headerValues(ctx, 'from'), [cut ? 'ceo@example.co' : 'ceo@example.com'], what);
+        // Past the index: only a field the cut falls in, read whole; the body's From: never.
+        assert.deepEqual(fieldsPastIndex(raw, ['from']).map((f) => f.value), cut ? ['ceo@example.com'] : [], what);
+      }
     }
   });
 

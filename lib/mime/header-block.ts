@@ -28,10 +28,20 @@ export function headerBlockEnd(raw: Buffer): number {
   return headerBlockBounds(raw)?.end ?? -1;
 }
 
+/**
+ * Where the last field's text ends, its own line ending (LF or CRLF) left out, given headerBlockBounds'
+ * `end`. This, not `end`, is what must lie within MAX_HEADER_BYTES for the index to hold every field
+ * whole: a block of fields filling the 1 MB, whose last CRLF falls just past it, is indexed whole
+ * (its trailing CR is no part of a field), not cut.
+ */
+function fieldsEnd(raw: Buffer, end: number): number {
+  return end - (end >= 2 && raw[end - 2] === 0x0d ? 2 : 1);
+}
+
 /** Part of the header block lies past what parseHeaderBlock indexes (MAX_HEADER_BYTES): a field there is seen by others, not by us. */
 export function headerBlockCut(raw: Buffer): boolean {
-  const end = headerBlockEnd(raw);
-  return end > MAX_HEADER_BYTES || (end < 0 && raw.length > MAX_HEADER_BYTES);
+  const bounds = headerBlockBounds(raw);
+  return bounds ? fieldsEnd(raw, bounds.end) > MAX_HEADER_BYTES : raw.length > MAX_HEADER_BYTES;
 }
 
 /**
@@ -88,9 +98,11 @@ export function splitHeaderFields(text: string): RawHeaderField[] {
 }
 
 export function parseHeaderBlock(raw: Buffer): { headers: HeaderField[]; complete: boolean } {
-  let end = headerBlockEnd(raw);
-  const complete = end >= 0 && end <= MAX_HEADER_BYTES;
-  if (end < 0 || end > MAX_HEADER_BYTES) end = Math.min(raw.length, MAX_HEADER_BYTES);
+  const bounds = headerBlockBounds(raw);
+  // Complete when every field lies within the limit (headerBlockCut's test), though the last one's
+  // line ending may not: the text read then ends at the limit, in that ending.
+  const complete = !!bounds && fieldsEnd(raw, bounds.end) <= MAX_HEADER_BYTES;
+  const end = Math.min(bounds?.end ?? raw.length, MAX_HEADER_BYTES);
   // Read as mailauth reads it (byte for byte, as latin1; values decoded as UTF-8): what authentication
   // takes for a From: field, the rules and antispoof must too, and the reverse.
   const text = raw.subarray(0, end).toString('latin1');
@@ -120,10 +132,10 @@ export function fieldsPastIndex(raw: Buffer, keys: readonly string[]): HeaderFie
   // Where mailauth (and Haraka) end the header (headerBlockBounds): what follows is body, whose
   // quoted From: lines (a forward, a digest) must not be claimed as fields.
   const bounds = headerBlockBounds(raw);
-  const end = bounds ? bounds.end - 1 : -1 >>> 1; // at the last line's LF
-  if (end <= MAX_HEADER_BYTES) return [];
-  const last = Math.min(end, raw.length);
-  const text = raw.subarray(0, raw[last - 1] === 0x0d ? last - 1 : last).toString('latin1'); // without the last line's CR
+  // Up to the end of the last field's text (without a blank line, of the message, a final CR left out).
+  const last = bounds ? fieldsEnd(raw, bounds.end) : raw[raw.length - 1] === 0x0d ? raw.length - 1 : raw.length;
+  if (last <= MAX_HEADER_BYTES) return [];
+  const text = raw.subarray(0, last).toString('latin1');
   const continues = (at: number) => at > 0 && /\s/.test(text[at] ?? '') && !(text[at] === '\r' && (at + 1 >= text.length || text[at + 1] === '\n'));
   // Back to the first line of the field the cut falls in: its name may have been indexed with its value cut short.
   let start = text.lastIndexOf('\n', MAX_HEADER_BYTES - 1) + 1;
