@@ -156,6 +156,25 @@ describe('quarantine store', () => {
     assert.deepEqual(verifyRelease(releaseKey(join(dir, 'other'), true)!, stamp, { mailFrom: bob, rcptTo: alice }, RAW, 1_000_000_000_000), { error: 'release stamp for HHH8 does not match this message' }, 'another key');
   });
 
+  it('release stamps digest the body from where the header ends for each separator (\\n\\r\\n too), and a stamp made before that still verifies', () => {
+    const key = Buffer.alloc(32, 0x5a);
+    const envelope = { mailFrom: 'bob@partner.test', rcptTo: ['alice@example.com'] };
+    const now = 1_000_000_000_000;
+    // Made by mailward before its header ended at \n\r\n (da0ee86), with this key, for this body
+    // under a \r\n\r\n, \n\n or \r\n\n header: a stamp still queued across an upgrade.
+    const before = 'OLD1 1000086400 6ac1e9bf 18758ef146e543409131d5f9f9e72c25';
+    for (const [eol, sep] of [['\r\n', '\r\n\r\n'], ['\n', '\n\n'], ['\n', '\n\r\n'], ['\r\n', '\r\n\n']] as const) {
+      const held = Buffer.from(`From: bob@partner.test${eol}Subject: hi${sep}Hello Alice\r\n\r\nBob\r\n`);
+      // Released: stamped on top, its line ends made CRLF by the SMTP transit (nodemailer writes CRLF only).
+      const arrived = (stamp: string) => Buffer.from(`Received: from localhost\r\n${releaseHeaderLine(stamp, '\r\n')}${held.toString('latin1').replace(/\r?\n/g, '\r\n')}`, 'latin1');
+      const stamp = signRelease(key, 'NEW1', envelope, held, now);
+      const what = JSON.stringify(sep);
+      assert.deepEqual(verifyRelease(key, stamp, envelope, arrived(stamp), now), { ref: 'NEW1' }, what);
+      assert.deepEqual(verifyRelease(key, before, envelope, held, now), { ref: 'OLD1' }, what);
+      assert.deepEqual(verifyRelease(key, before, envelope, arrived(before), now), { ref: 'OLD1' }, what);
+    }
+  });
+
   it('a forged stamp on a body of long blank runs is refused at once: the body digest is not quadratic in them', () => {
     const key = releaseKey(dir, true)!;
     const bob = 'bob@partner.test';
