@@ -126,16 +126,28 @@ export function setMessage(ctx: MessageContext, raw: Buffer | string): void {
  * mailward reader, or DKIM and DMARC, takes for one goes whole.
  */
 export function withoutFields(raw: Buffer, drop: (field: RawHeaderField, text: string) => boolean): Buffer {
+  const split = keptFields(raw, drop);
+  return split ? Buffer.concat([split.fields, split.rest]) : raw;
+}
+
+/**
+ * withoutFields in two pieces: the kept fields, and the rest of the message from the blank line on.
+ * Undefined without a blank line. A caller that adds fields at the end of the header adds them
+ * between the two: once every field is dropped, the rest starts with the blank line, and a search
+ * for the header's end in the message put together again finds none there (a blank line first is
+ * no header end to mailauth) but one in the body.
+ */
+function keptFields(raw: Buffer, drop: (field: RawHeaderField, text: string) => boolean): { fields: Buffer; rest: Buffer } | undefined {
   // The last field's own line ending belongs to it (the blank line follows): dropping that field
   // must not leave its ending behind as a second blank line, which would move the body down.
   const blockEnd = headerBlockEnd(raw);
-  if (blockEnd < 0) return raw;
+  if (blockEnd < 0) return undefined;
   // latin1 maps bytes to characters one to one, so the kept fields come back byte for byte.
   const block = raw.subarray(0, blockEnd).toString('latin1');
   const kept = splitHeaderFields(block)
     .map((field) => ({ field, text: block.slice(field.start, field.end) }))
     .filter(({ field, text }) => !drop(field, text));
-  return Buffer.concat([Buffer.from(kept.map(({ text }) => text).join(''), 'latin1'), raw.subarray(blockEnd)]);
+  return { fields: Buffer.from(kept.map(({ text }) => text).join(''), 'latin1'), rest: raw.subarray(blockEnd) };
 }
 
 /**
@@ -145,14 +157,19 @@ export function withoutFields(raw: Buffer, drop: (field: RawHeaderField, text: s
  */
 export function withoutHeaders(raw: Buffer, names: string[], keepFirst = 0): Buffer {
   if (!names.length) return raw;
+  return withoutFields(raw, namedFields(names, keepFirst));
+}
+
+/** withoutHeaders' choice: the fields named in `names` (any case) but the first `keepFirst` of each name. */
+function namedFields(names: string[], keepFirst: number): (field: RawHeaderField) => boolean {
   const seen = new Map(names.map((n) => [n.toLowerCase(), 0]));
-  return withoutFields(raw, (field) => {
+  return (field) => {
     const name = field.name.toLowerCase();
     const count = seen.get(name);
     if (count === undefined) return false;
     seen.set(name, count + 1);
     return count >= keepFirst;
-  });
+  };
 }
 
 /**
@@ -207,10 +224,11 @@ export function withHeaderChanges(raw: Buffer, changes: HeaderChanges, extra: re
  */
 export function withFieldsWritten(raw: Buffer, remove: string[], top: readonly [string, string][], back: readonly [string, string][]): Buffer {
   const lines = (fields: readonly [string, string][]) => Buffer.from(fields.map(([name, value]) => `${name}: ${value}\r\n`).join(''), 'utf8');
-  const kept = withoutHeaders(raw, remove);
-  const end = headerBlockEnd(kept);
-  const at = end < 0 ? kept.length : end;
-  return Buffer.concat([lines(top), kept.subarray(0, at), lines(back), kept.subarray(at)]);
+  // Where the kept fields end, as split, not the header end of what is left: with every field
+  // removed that lies in the body (after its first blank line), and `back` went into the body.
+  const kept = keptFields(raw, namedFields(remove, 0));
+  if (!kept) return Buffer.concat([lines(top), raw, lines(back)]);
+  return Buffer.concat([lines(top), kept.fields, lines(back), kept.rest]);
 }
 
 /** All values of a header, in message order. */

@@ -1,6 +1,6 @@
 // The shared message helpers every check reads headers through.
 import assert from 'node:assert/strict';
-import { createContext, fieldsPastIndex, fromMailboxes, headerBlockCut, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, rawBody, setMessage, withHeaderChanges, withoutHeaders } from '../lib/message';
+import { createContext, fieldsPastIndex, fromMailboxes, headerBlockCut, headerMailboxes, headerValues, mailboxesOf, parseHeaderBlock, rawBody, setMessage, withFieldsWritten, withHeaderChanges, withoutHeaders } from '../lib/message';
 import { IpSet } from '../lib/util/ip';
 
 describe('message helpers', () => {
@@ -199,6 +199,24 @@ describe('message helpers', () => {
         withHeaderChanges(raw, changes, [['X-Mailward-Ref', 'ABCDEFGHJK']]).toString(),
         'X-Mailward-Ref: ABCDEFGHJK\r\nAuthentication-Results: mx.example.com; spf=pass smtp.mailfrom=a@example.net\r\nFrom: a@example.net\r\nSubject: hi\r\nAuthentication-Results: other.example; dkim=pass header.d=example.net\r\n\r\nAuthentication-Results: body\r\n',
       );
+    });
+
+    it('every field of the header removed: the put-backs still end the header, the body is left byte for byte (each separator)', () => {
+      for (const [eol, sep] of [['\r\n', '\r\n\r\n'], ['\n', '\n\n'], ['\n', '\n\r\n'], ['\r\n', '\r\n\n']] as const) {
+        const body = 'Hello\r\n\r\nFrom: quoted@example.org\r\n';
+        const raw = Buffer.from(`Authentication-Results: mx.example.com; spf=pass${eol}Authentication-Results: other.example; dkim=pass header.d=example.net${sep}${body}`);
+        const what = JSON.stringify(sep);
+        const out = withHeaderChanges(raw, changes, [['X-Mailward-Ref', 'R']]);
+        assert.equal(
+          out.toString(),
+          `X-Mailward-Ref: R\r\nAuthentication-Results: mx.example.com; spf=pass smtp.mailfrom=a@example.net\r\nAuthentication-Results: other.example; dkim=pass header.d=example.net\r\n${sep.slice(eol.length)}${body}`,
+          what,
+        );
+        assert.equal(rawBody(createContext({ ip: '192.0.2.1', raw: out })), body, what);
+        // The quarantine's held copy is written by the same function, without a field on top.
+        const held = withFieldsWritten(raw, ['Authentication-Results'], [], [['Authentication-Results', 'other.example; dkim=pass header.d=example.net']]);
+        assert.equal(held.toString(), `Authentication-Results: other.example; dkim=pass header.d=example.net\r\n${sep.slice(eol.length)}${body}`, what);
+      }
     });
 
     it('a message of header fields only: its fields are removed too, the put-backs go at the end of its header', () => {
