@@ -527,3 +527,133 @@ describe('memory state: a flood of first events from one network or block cannot
     for (let i = 0; i < 10; i++) assert.ok(pool.has(`new${i}`), `new${i}, past the budget, is held in place of an expired one`);
   });
 });
+
+// Known after 9912645: the overflow was ONE pool for every network over its first-event budget. One network's
+// flood of fresh addresses filled it in seconds and, every entry held two minutes, refused every other
+// network's first events past their budget while the flood lasted: a provider's /48 with many genuinely new
+// senders promoted only those within its budget. Now each network (block) is sure of a share of it.
+describe('memory state: one network\'s flood cannot take the overflow from other networks over their budget', function () {
+  this.timeout(120_000);
+  const MAX = 1000; // budget 32 entries a minute per /48, overflow 160 (an eighth, 20, per /48; a quarter, 40, per /32)
+  const learnedSettings = parseReputationSettings(new IniReader('mailward.reputation.ini', {})).settings.learned;
+  let store: MemoryStore;
+  let learned: LearnedStore;
+  let now: number;
+  beforeEach(() => {
+    now = Date.UTC(2026, 0, 5, 12);
+    const clock = (): number => now;
+    store = new MemoryStore(MAX, { clock });
+    learned = new LearnedStore(store, learnedSettings, clock);
+  });
+  afterEach(() => store.close());
+
+  /** Fresh addresses of the flood's /48, 8 to a /64. */
+  const floodIp = (i: number): string => `2001:db8:77:${(i >> 3).toString(16)}::${((i & 7) + 1).toString(16)}`;
+  /** A provider's /48 (another /32), with 100 genuinely new senders a minute. */
+  const provider = (i: number): string => `2a01:111:f403:${(0xc000 + i).toString(16)}::${(i % 7) + 1}`;
+  const victims = {
+    'in the flood\'s /48': '2001:db8:77:f00d::25',
+    'in another /48 of the flood\'s /32': '2001:db8:78::25',
+    'in a network under its budget': '198.51.100.20',
+  };
+  const record = (ip: string, verdict: 'ham' | 'spam') => learned.record([ipEntity(ip), netEntity(ip)], verdict);
+
+  /**
+   * Two minutes of a flood of `rate` fresh addresses a minute of one /48 (one verdict each), interleaved with
+   * the provider's 100 new senders and one new sender in each of `victims` (mid-minute), which all come back
+   * in the second minute. Counted as they come back: whose first event was still there (promoted then).
+   */
+  async function duringFlood(rate: number): Promise<{ provider: number } & Record<string, number | boolean>> {
+    let flooded = 0;
+    const flood = async (n: number): Promise<void> => {
+      for (let j = 0; j < n; j++) await record(floodIp(flooded++), 'spam');
+    };
+    for (let i = 0; i < 100; i++) {
+      await record(provider(i), 'ham');
+      if (i === 50) for (const ip of Object.values(victims)) await record(ip, 'ham');
+      await flood(rate / 100);
+    }
+    now += PROMOTE_AFTER_MS + 1000;
+    const result: { provider: number } & Record<string, number | boolean> = { provider: 0 };
+    for (let i = 0; i < 100; i++) {
+      await record(provider(i), 'ham');
+      if ((await learned.read(ipEntity(provider(i)))).raw.ham === 2) result.provider++;
+      if (i === 50) for (const [who, ip] of Object.entries(victims)) {
+        await record(ip, 'ham');
+        result[who] = (await learned.read(ipEntity(ip))).raw.ham === 2;
+      }
+      await flood(rate / 100);
+    }
+    return result;
+  }
+
+  it('a provider /48 over its budget during a 5,000-address-a-minute flood of another /48 keeps its share of the overflow', async () => {
+    const during = await duringFlood(5000);
+    console.log(`    promoted on return during the flood: ${JSON.stringify(during)}`);
+    // Before: 16 (its budget's 32 entries), the overflow all the flood's. Now 16 + its share (20 entries: 10 senders).
+    assert.ok(during.provider >= 16 + 10, `provider promoted ${during.provider} of 100`);
+    assert.equal(during['in another /48 of the flood\'s /32'], true);
+    assert.equal(during['in a network under its budget'], true);
+  });
+
+  it('alone, the provider /48 has the whole overflow, as before', async () => {
+    // 32 entries within the budget and 160 in the overflow: 96 of its 100 senders' first events held.
+    const alone = await duringFlood(0);
+    console.log(`    promoted on return, no flood: ${JSON.stringify(alone)}`);
+    assert.equal(alone.provider, 96);
+  });
+
+  it('the cost of the attack for a sender in the flood\'s /48, in its /32 and elsewhere', async () => {
+    console.log('    promoted on return, by flood rate:');
+    for (const rate of [100, 300, 1000, 5000]) {
+      await store.close(); // empties it
+      now = Date.UTC(2026, 0, 5, 12);
+      const r = await duringFlood(rate);
+      console.log(`      ${rate}/min: ${JSON.stringify(r)}`);
+      // Whatever the rate, a sender outside the flood's /48 is promoted, and the provider keeps at least its share.
+      assert.equal(r['in another /48 of the flood\'s /32'], true, `${rate}/min: the flood's /32`);
+      assert.equal(r['in a network under its budget'], true, `${rate}/min: elsewhere`);
+      assert.ok(r.provider >= 16 + 10, `${rate}/min: provider promoted ${r.provider}`);
+    }
+    // A new sender in the flood's own /48 is not, once the flood uses the /48's budget and overflow share
+    // before it comes (here from 300 addresses a minute): the price of sharing the attacker's network.
+  });
+
+  it('SegmentedPool: a flooding group keeps no more than its share of a full overflow; others take theirs from it', () => {
+    let t = 0;
+    const pool = new SegmentedPool(100, { promoteAfterMs: 10, clock: () => t }); // budget 32, overflow 160, share 20 (40 a block)
+    for (let i = 0; i < 1000; i++) pool.set(`a${i}`, { value: 'a' }, { group: 'a', block: 'A' });
+    for (let i = 0; i < 1000; i++) pool.set(`b${i}`, { value: 'b' }, { group: 'b', block: 'B' });
+    const held = (p: string): number => Array.from({ length: 1000 }, (_, i) => pool.has(`${p}${i}`)).filter(Boolean).length;
+    // b: its budget (32) and its share of the overflow (20), taken from a's first events (a held 160 while alone).
+    assert.equal(held('b'), 32 + 20);
+    assert.equal(held('a'), 32 + 140);
+    // a, at more than its share, is refused; b, at its share, too (its own are not yet held two intervals).
+    pool.set('a-more', { value: 'a' }, { group: 'a', block: 'A' });
+    pool.set('b-more', { value: 'b' }, { group: 'b', block: 'B' });
+    assert.equal(pool.has('a-more') || pool.has('b-more'), false);
+    // A third group takes its share from a's, the one over its share; none of b's.
+    for (let i = 0; i < 1000; i++) pool.set(`c${i}`, { value: 'c' }, { group: 'c', block: 'C' });
+    assert.equal(held('c'), 32 + 20);
+    assert.equal(held('b'), 32 + 20);
+    assert.equal(held('a'), 32 + 120);
+  });
+});
+
+describe('memory state: a key is counted once in the reputation pool\'s size', function () {
+  it('SegmentedPool: a key whose first event expired in `once`, written again past the budget, is counted once', async () => {
+    let t = 0;
+    const pool = new SegmentedPool(100, { promoteAfterMs: 10, clock: () => t });
+    pool.set('k', { value: 'first' }, { group: 'a', ttl: 5 });
+    for (let i = 1; i < keptPerGroup(100); i++) pool.set(`a${i}`, { value: 'a' }, { group: 'a' });
+    await new Promise((r) => setTimeout(r, 40)); // k expires in `once` (lru-cache's own clock), still counted there
+    pool.set('k', { value: 'again' }, { group: 'a' }); // a first event again, past a's budget: the overflow
+    assert.equal(pool.get('k')?.value, 'again');
+    assert.deepEqual([...pool.keys()].filter((k) => k === 'k'), ['k']);
+    assert.equal(pool.size, keptPerGroup(100), 'k and the 31 others, once each');
+    // And promoted from the overflow: held once still.
+    t += 10;
+    pool.set('k', { value: 'kept' }, { group: 'a' });
+    assert.equal(pool.size, keptPerGroup(100));
+  });
+});

@@ -2,7 +2,8 @@ import { LRUCache } from 'lru-cache';
 import type { CountMark, CountOnceResult, StateStore, WriteHints } from './types';
 
 type Value = string | Map<string, string> | Set<string>;
-type Entry = { value: Value; born?: number };
+/** `born`: when a probation entry was first written; `group`, `block`: whose share of the overflow it counts toward. */
+type Entry = { value: Value; born?: number; group?: Share; block?: Share };
 /**
  * `keep`: the write is evidence worth keeping (a trap hit, a complaint):
  * SegmentedPool keeps its key at once, GroupBoundedLru pushes it out last.
@@ -50,9 +51,20 @@ export function keptPerBlock(maxEachSegment: number): number {
 /**
  * SegmentedPool's `overflow`: first events past their group's or block's
  * budget, a twentieth of the segment (one block's share; 10,000 by default).
+ * Each group and block is sure of a part of it: overflowPerGroup, overflowPerBlock.
  */
 export function overflowSize(maxEachSegment: number): number {
   return keptPerBlock(maxEachSegment);
+}
+
+/** Overflow entries one group is sure of while others want room: an eighth of it (1,250 by default). */
+export function overflowPerGroup(maxEachSegment: number): number {
+  return Math.ceil(overflowSize(maxEachSegment) / 8);
+}
+
+/** Overflow entries one block is sure of while others want room: a quarter of it (2,500 by default). */
+export function overflowPerBlock(maxEachSegment: number): number {
+  return Math.ceil(overflowSize(maxEachSegment) / 4);
 }
 
 /**
@@ -278,6 +290,200 @@ class FirstEventBudget {
   }
 }
 
+/** One group's or block's part of the overflow: its entries there, and their keys in the order they came. */
+class Share {
+  count = 0;
+  /** Keys as they entered, oldest first, from `head` on; some since gone (skipped when met, dropped by Overflow.enter). */
+  keys: string[] = [];
+  head = 0;
+  constructor(
+    readonly name: string,
+    readonly limit: number,
+    readonly level: Map<string, Share>,
+  ) {}
+}
+
+/**
+ * SegmentedPool's overflow: first events past their group's or block's
+ * budget, an LRU of overflowSize entries, each counted toward its group's and
+ * block's Share (as it enters, and in lru-cache's dispose hook as it leaves,
+ * whatever removes it). Each group is sure of overflowPerGroup entries and
+ * each block of overflowPerBlock while others want room, and may hold more
+ * while no one does:
+ * - a group or block at its bound takes a new first event only in place of
+ *   its own oldest, once that one was held OVERFLOW_HOLD_INTERVALS (its sender
+ *   had the time to come back): so its senders coming back as first events do
+ *   not push out the next ones to come back (review of 5e95922);
+ * - one within its bounds takes room there is, else the oldest entry of a
+ *   group or block holding more than its bound, else (all within theirs) the
+ *   least recently used entry once it was held that long; otherwise the new
+ *   first event is not held (as if pushed out at once).
+ * Before, the overflow was one pool for all: one network's flood filled it in
+ * seconds, and every other network over its budget kept none of its further
+ * first events (so promoted none of those senders) while the flood lasted.
+ */
+class Overflow implements Pool {
+  private readonly cache: LRUCache<string, Entry>;
+  private readonly groups = new Map<string, Share>();
+  private readonly blocks = new Map<string, Share>();
+  /** Shares holding more than their bound (taken while there was room): the first to give it back. */
+  private readonly over = new Set<Share>();
+  /** When makeRoom last purged expired entries, and at most how often it does. */
+  private purgedAt = -Infinity;
+
+  constructor(
+    max: number,
+    private readonly perGroup: number,
+    private readonly perBlock: number,
+    private readonly holdMs: number,
+    private readonly purgeEveryMs: number,
+  ) {
+    // Whatever removes an entry (evicted, expired, deleted, cleared) takes it from its shares; an overwrite does not.
+    this.cache = new LRUCache<string, Entry>({ max, dispose: (entry, _key, reason) => reason !== 'set' && this.leave(entry) });
+  }
+
+  private leave(entry: Entry): void {
+    for (const share of [entry.group, entry.block]) {
+      if (!share) continue;
+      share.count--;
+      if (share.count <= share.limit) this.over.delete(share);
+      if (share.count === 0) share.level.delete(share.name);
+    }
+  }
+
+  private enter(share: Share, key: string): void {
+    share.count++;
+    share.keys.push(key);
+    if (share.count > share.limit) this.over.add(share);
+    // Keys that left (or were met) stay in the list: rebuilt (each key once, at its last entry) when they are over half of it.
+    if (share.keys.length > 2 * share.count + 32) {
+      const seen = new Set<string>();
+      const live = [];
+      for (let i = share.keys.length - 1; i >= share.head; i--) {
+        const k = share.keys[i]!;
+        if (!seen.has(k) && this.of(k, share)) live.push(k);
+        seen.add(k);
+      }
+      share.keys = live.reverse();
+      share.head = 0;
+    }
+  }
+
+  /** Whether `key` is held (expired or not) as one of `share`'s. */
+  private of(key: string, share: Share): boolean {
+    const e = this.cache.peek(key, { allowStale: true });
+    return e !== undefined && (e.group === share || e.block === share);
+  }
+
+  /** The share's oldest held entry; expired ones met on the way are pushed out (they are room). */
+  private oldest(share: Share): { key: string; born: number } | undefined {
+    while (share.head < share.keys.length) {
+      const key = share.keys[share.head]!;
+      if (!this.of(key, share)) share.head++;
+      else if (!this.cache.has(key)) this.cache.delete(key);
+      else return { key, born: this.cache.peek(key)!.born ?? -Infinity };
+    }
+    return undefined;
+  }
+
+  private held(born: number, now: number): boolean {
+    return now - born >= this.holdMs;
+  }
+
+  /** Makes room for a new first event of `group` and `block`, or returns false (see the class). */
+  private makeRoom(group: string | undefined, block: string | undefined, now: number): boolean {
+    // Expired entries count in size until read or pushed out: when full, they are room (review of 3a963d0). A pass
+    // over the overflow, at most once a window (a flood past it is refused write after write).
+    if (this.cache.size >= this.cache.max && now - this.purgedAt >= this.purgeEveryMs) {
+      this.purgedAt = now;
+      this.cache.purgeStale();
+    }
+    if (this.cache.size < this.cache.max) return true;
+    const g = group === undefined ? undefined : this.groups.get(group);
+    const b = block === undefined ? undefined : this.blocks.get(block);
+    // At its bound: its own oldest, if held long enough. Both checked before either is pushed out.
+    const victims: string[] = [];
+    for (const share of [g, b]) {
+      if (!share || share.count < share.limit) continue;
+      if (victims.length && this.of(victims[0]!, share)) continue; // the group's oldest is its block's too
+      const oldest = this.oldest(share);
+      if (!oldest || share.count < share.limit) continue; // expired ones made room
+      if (!this.held(oldest.born, now)) return false;
+      victims.push(oldest.key);
+    }
+    if (victims.length) {
+      for (const key of victims) this.cache.delete(key);
+      return true;
+    }
+    for (const share of this.over) {
+      const oldest = this.oldest(share);
+      if (oldest) return this.cache.delete(oldest.key);
+    }
+    // rkeys skips expired entries: the first it yields is the least recently used still held (a set pushes it out).
+    for (const k of this.cache.rkeys()) return this.held(this.cache.peek(k)?.born ?? -Infinity, now);
+    return true;
+  }
+
+  private share(level: Map<string, Share>, name: string | undefined, limit: number): Share | undefined {
+    if (name === undefined) return undefined;
+    let share = level.get(name);
+    if (!share) level.set(name, (share = new Share(name, limit, level)));
+    return share;
+  }
+
+  /** Holds a new first event of `group` and `block`; false if it is not held. */
+  admit(key: string, entry: Entry, group: string | undefined, block: string | undefined, now: number, options: SetOptions = {}): boolean {
+    this.cache.delete(key);
+    if (!this.makeRoom(group, block, now)) return false;
+    const g = this.share(this.groups, group, this.perGroup);
+    const b = this.share(this.blocks, block, this.perBlock);
+    // A literal, not a spread and then more fields: V8 keeps this one's fields in the object (measured:
+    // a spread of { value } with a field added takes some 200 bytes, this some 60; bench/state-bytes.ts).
+    this.cache.set(key, { value: entry.value, born: entry.born, group: g, block: b }, options);
+    if (g) this.enter(g, key);
+    if (b) this.enter(b, key);
+    return true;
+  }
+
+  get(key: string): Entry | undefined {
+    return this.cache.get(key);
+  }
+
+  /** A later write of a key held here: it keeps its shares. */
+  set(key: string, entry: Entry, options: SetOptions = {}): void {
+    const held = this.cache.peek(key, { allowStale: true });
+    this.cache.set(key, { value: entry.value, born: entry.born, group: held?.group, block: held?.block }, options);
+  }
+
+  delete(key: string): boolean {
+    return this.cache.delete(key);
+  }
+
+  has(key: string): boolean {
+    return this.cache.has(key);
+  }
+
+  getRemainingTTL(key: string): number {
+    return this.cache.getRemainingTTL(key);
+  }
+
+  keys(): Iterable<string> {
+    return this.cache.keys();
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  clear(): void {
+    this.cache.clear();
+    this.groups.clear();
+    this.blocks.clear();
+    this.over.clear();
+    this.purgedAt = -Infinity;
+  }
+}
+
 /**
  * A pool for keys of which most are written once and a few again and again
  * (learnt reputation: one verdict from each of a botnet's fresh IPv6
@@ -309,20 +515,21 @@ class FirstEventBudget {
  * So a group (block) may put at most keptPerGroup (keptPerBlock) first events
  * into `once` per promotion interval (FirstEventBudget); what it puts there
  * nothing of its own pushes out, so those that come back are promoted. Its
- * further first events go to `overflow`, a small LRU of their own that holds
- * each at least OVERFLOW_HOLD_INTERVALS (overflowTakes): a flood pushes out
- * only older first events of its own (or of other groups over their budget)
- * that had the time to come back, and those it holds are promoted and
- * penalised as before. Keys
- * without a group or block are not counted (as before). No bookkeeping per key.
+ * further first events go to `overflow` (Overflow), where each group and
+ * block is sure of a share while others want room and holds each first event
+ * OVERFLOW_HOLD_INTERVALS before one of its own may push it out: a flood
+ * pushes out only older first events of its own that had the time to come
+ * back (or, while others want room, those it holds past its share), and those
+ * it holds are promoted and penalised as before. Keys without a group or
+ * block are not counted (as before). No bookkeeping per key in the segments;
+ * in the overflow, its shares and a place in their lists.
+ *
+ * A key is held in one segment: written, any expired copy of it in the others
+ * goes (lru-cache counts one in size until it is read or pushed out).
  */
 export class SegmentedPool implements Pool {
   private readonly once: Pool;
-  private readonly overflow: LRUCache<string, Entry>;
-  private readonly overflowHoldMs: number;
-  /** When overflowTakes last purged the overflow's expired entries, and at most how often it does. */
-  private overflowPurgedAt = -Infinity;
-  private readonly purgeEveryMs: number;
+  private readonly overflow: Overflow;
   private readonly again: GroupBoundedLru;
   private readonly budget: FirstEventBudget;
 
@@ -334,12 +541,11 @@ export class SegmentedPool implements Pool {
     this.promoteAfterMs = options.promoteAfterMs ?? PROMOTE_AFTER_MS;
     this.clock = options.clock ?? Date.now;
     this.once = lru(maxEachSegment);
-    this.overflow = new LRUCache<string, Entry>({ max: overflowSize(maxEachSegment) });
-    this.overflowHoldMs = OVERFLOW_HOLD_INTERVALS * this.promoteAfterMs;
-    this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment));
     // A window of at least a second: with promoteAfterMs = 0 (tests) every write is a window of its own otherwise.
-    this.purgeEveryMs = Math.max(this.promoteAfterMs, 1000);
-    this.budget = new FirstEventBudget(keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment), this.purgeEveryMs);
+    const windowMs = Math.max(this.promoteAfterMs, 1000);
+    this.overflow = new Overflow(overflowSize(maxEachSegment), overflowPerGroup(maxEachSegment), overflowPerBlock(maxEachSegment), OVERFLOW_HOLD_INTERVALS * this.promoteAfterMs, windowMs);
+    this.again = new GroupBoundedLru(maxEachSegment, keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment));
+    this.budget = new FirstEventBudget(keptPerGroup(maxEachSegment), keptPerBlock(maxEachSegment), windowMs);
   }
 
   private holder(key: string): Pool | undefined {
@@ -356,44 +562,26 @@ export class SegmentedPool implements Pool {
     const probation = this.once.has(key) ? this.once : this.overflow.has(key) ? this.overflow : undefined;
     const born = probation?.get(key)?.born;
     const kept = this.again.has(key) || keep || (born !== undefined && now - born >= this.promoteAfterMs);
+    // Wherever a key goes, an expired copy of it in another segment goes too: lru-cache counts one in its size
+    // until it is read or pushed out, so a key whose `once` entry expired, written again into the overflow,
+    // was counted twice.
     if (kept && this.again.set(key, entry, { ...lruOptions, keep, group, block })) {
-      probation?.delete(key);
+      this.once.delete(key);
+      this.overflow.delete(key);
       return this;
     }
     // Not kept (or not taken): an entry expired in `again` is still held there until it is read or pushed out.
     this.again.delete(key);
-    // A first event goes to `once` within its group's and block's budget, past it to `overflow`; a later one stays where its first went.
-    const pool = probation ?? (this.budget.admit(group, block, now) ? this.once : this.overflow);
-    if (pool === this.overflow && !probation && !this.overflowTakes(now)) return this;
-    pool.set(key, { ...entry, born: born ?? now }, lruOptions);
-    return this;
-  }
-
-  /**
-   * Whether the overflow takes a new first event: it has room, or its least
-   * recently used entry has been held OVERFLOW_HOLD_INTERVALS (its sender had
-   * the time to come back). Otherwise the new one is not held (as if pushed
-   * out at once). Review of the first version, which always pushed out the
-   * least recently used: a provider's /48 with more first events past its
-   * budget a minute than the overflow holds lost some; those came back as
-   * first events again and each pushed out the first event of the next
-   * sender to come back (they come back in the order they came), which did
-   * the same: from the fifth minute on it promoted none.
-   */
-  private overflowTakes(now: number): boolean {
-    if (this.overflow.size < this.overflow.max) return true;
-    // rkeys skips expired entries: the first it yields is the least recently used still held.
-    for (const k of this.overflow.rkeys()) {
-      const born = this.overflow.peek(k)?.born;
-      if (born === undefined || now - born >= this.overflowHoldMs) return true;
-      break;
+    // A later event stays where its first went; a first event goes to `once` within its group's and block's budget, past it to `overflow`.
+    if (probation) {
+      probation.set(key, { ...entry, born }, lruOptions);
+      return this;
     }
-    // Expired entries still count in size until read or pushed out (review of 3a963d0: an overflow full of
-    // them and one fresh first event refused all others for two intervals). They are room: purge them, at
-    // most once a window (a pass over the overflow; a flood past it is refused here write after write).
-    if (now - this.overflowPurgedAt < this.purgeEveryMs) return false;
-    this.overflowPurgedAt = now;
-    return this.overflow.purgeStale() && this.overflow.size < this.overflow.max;
+    this.once.delete(key);
+    this.overflow.delete(key);
+    if (this.budget.admit(group, block, now)) this.once.set(key, { ...entry, born: now }, lruOptions);
+    else this.overflow.admit(key, { ...entry, born: now }, group, block, now, lruOptions);
+    return this;
   }
 
   delete(key: string): boolean {
@@ -426,7 +614,6 @@ export class SegmentedPool implements Pool {
     this.once.clear();
     this.overflow.clear();
     this.budget.clear();
-    this.overflowPurgedAt = -Infinity;
   }
 }
 
@@ -478,6 +665,7 @@ const EVIDENCE_FIELD = /:(?:trap|complaint)$/;
  * see SegmentedPool. Worst case: 4.05 x maxEntries entries (the reputation
  * pool has two segments and an overflow of a twentieth), for each kept one a
  * few slots of bookkeeping (its group, block and evidence: GroupBoundedLru),
+ * for each overflow entry its shares and a place in their lists (Overflow),
  * and a window for each of the 4,096 most active groups (FirstEventBudget).
  */
 export class MemoryStore implements StateStore {
