@@ -638,6 +638,21 @@ describe('memory state: one network\'s flood cannot take the overflow from other
     assert.equal(held('b'), 32 + 20);
     assert.equal(held('a'), 32 + 120);
   });
+  it('SegmentedPool: a provider keeps its share against up to four flooding networks; eight in four blocks take it', () => {
+    const held: number[] = [];
+    for (const nets of [1, 4, 8]) {
+      const pool = new SegmentedPool(1000, { clock: () => 0 }); // budget 32, overflow 160: 20 a group, 40 a block
+      // One minute: `nets` flooding /48s, two to a /32, 5,000 first events in all, between the provider's 200.
+      for (let i = 0, n = 0; i < 200; i++) {
+        pool.set(`p${i}`, { value: 'p' }, { group: 'p', block: 'P' });
+        for (let j = 0; j < 25; j++, n++) pool.set(`f${n}`, { value: 'f' }, { group: `g${n % nets}`, block: `b${(n % nets) >> 1}` });
+      }
+      held.push(Array.from({ length: 200 }, (_, i) => pool.has(`p${i}`)).filter(Boolean).length);
+    }
+    console.log(`    provider first events held with 1, 4, 8 flooding networks: ${held.join(', ')} (budget 32)`);
+    // Before: 32 (its budget) each time. Eight networks at their share fill the overflow: the limit of shares.
+    assert.deepEqual(held.slice(0, 2), [32 + 20, 32 + 20]);
+  });
 });
 
 describe('memory state: a key is counted once in the reputation pool\'s size', function () {
