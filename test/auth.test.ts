@@ -139,13 +139,43 @@ describe('auth module (mailauth) against a real DNS server', function () {
       assert.equal(auth.fromDomain, '', form);
       assert.equal(auth.dmarc.domain, 'example.com', form);
     }
-    // Every author passing authenticates no single From: domain: no DMARC_PASS, nothing allowed on it.
+    // An author whose domain publishes no DMARC record is vouched for by no one: the message does not pass as a whole.
     const both = await sign(message({ from: 'alice@example.com, x@attacker.test' }), 'example.com', 's1', world.keys.example);
     const signed = await sign(both, 'attacker.test', 'sel', world.keys.attacker);
     const pass = await scan(signed, IP.example, 'alice@example.com');
     assert.ok(!symbol(pass, 'DMARC_PASS'));
     assert.equal(authResults(pass.context)!.dmarc.result, 'none');
+    assert.equal(symbol(pass, 'DMARC_NONE')!.detail, 'From: names 2 domains (example.com pass p=reject, attacker.test none), each judged; attacker.test publishes no DMARC record, so the message does not pass as a whole');
     assert.ok(symbol(pass, 'FROM_MULTIPLE'));
+  });
+
+  it('several From: authors that all pass DMARC: DMARC_PASS, each author named with its own result (RFC 7489 6.6.1)', async () => {
+    // example.com (p=reject) and quarantine.test (p=quarantine) each sign: each author domain passes on its own.
+    const forms = {
+      'two addresses in one From:': message({ from: 'Alice <alice@example.com>, Shop <shop@quarantine.test>' }),
+      'two From: headers': message({ from: 'Alice <alice@example.com>', headers: { From: 'Shop <shop@quarantine.test>' } }),
+    };
+    for (const [form, unsigned] of Object.entries(forms)) {
+      const signed = await sign(await sign(unsigned, 'example.com', 's1', world.keys.example), 'quarantine.test', 's1', world.keys.quarantine);
+      const result = await scan(signed, IP.nobody, 'bounce@other.test');
+      assert.equal(symbol(result, 'DMARC_PASS')?.detail, 'From: names 2 domains (example.com pass p=reject, quarantine.test pass p=quarantine): every author domain passes DMARC', `${form}: ${symbolNames(result).join()}`);
+      assert.ok(!symbolNames(result).some((n) => n.startsWith('DMARC_') && n !== 'DMARC_PASS'), form);
+      assert.ok(symbol(result, 'FROM_MULTIPLE'), form);
+      const auth = authResults(result.context)!;
+      assert.equal(auth.dmarc.result, 'pass', form);
+      // No single From: domain: allow entries and the rules' auth conditions match one, and get none.
+      assert.equal(auth.dmarc.domain, '', form);
+      assert.equal(auth.fromDomain, '', form);
+      assert.deepEqual(auth.dmarc.authorResults, [
+        { domain: 'example.com', result: 'pass', policy: 'reject' },
+        { domain: 'quarantine.test', result: 'pass', policy: 'quarantine' },
+      ], form);
+    }
+    // One of them unsigned: that author fails, and its policy applies, named per author.
+    const half = await sign(message({ from: 'alice@example.com, shop@quarantine.test' }), 'example.com', 's1', world.keys.example);
+    const failed = await scan(half, IP.nobody, 'bounce@other.test');
+    assert.ok(!symbol(failed, 'DMARC_PASS'), symbolNames(failed).join());
+    assert.match(symbol(failed, 'DMARC_POLICY_QUARANTINE')!.detail, /^From: names 2 domains \(example\.com pass p=reject, quarantine\.test fail p=quarantine\), each judged; From: quarantine\.test fails DMARC/);
   });
 
   it('a header whose lines end in bare LF and whose blank line is CRLF (\\n\\r\\n) ends there, as mailauth ends it: a body From: line is body, not a second author', async () => {
@@ -161,6 +191,47 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.equal(authResults(result.context)!.fromDomain, 'example.com');
     assert.equal(rawBody(result.context), 'From: x@attacker.test\r\nSubject: quoted\r\n\r\nforwarded text\r\n');
     assert.match((await parsedMessage(result.context))!.text ?? '', /^From: x@attacker\.test\r?\nSubject: quoted/);
+  });
+
+  describe('a From: past the 1 MB header index (mailauth reads the whole header)', () => {
+    // Header lines of ~1 KB each: 1,100 of them put what follows past the first 1 MB that mailward indexes.
+    const padding = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(990)}`);
+
+    it('the only From: past the cut is the author: no FROM_MISSING, DMARC judged for its domain', async () => {
+      const raw = message({ prepend: padding, from: 'CEO <ceo@example.com>' });
+      assert.ok(raw.indexOf('From: CEO') > 1024 * 1024);
+      assert.deepEqual(headerValues(createContext({ ip: IP.attacker, raw }), 'from'), [], 'the index does not hold it');
+      const result = await scan(raw, IP.attacker, 'bounce@attacker.test');
+      assert.ok(!symbol(result, 'FROM_MISSING'), symbol(result, 'FROM_MISSING')?.detail);
+      assert.ok(!symbol(result, 'FROM_MULTIPLE'), symbolNames(result).join());
+      assert.match(symbol(result, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(result).join(), /^From: example\.com fails DMARC/);
+      // One with no address at all there is still a From: header, and says where it is.
+      const nameOnly = await scan(message({ prepend: padding, from: 'Just A Name' }), IP.attacker, 'bounce@attacker.test');
+      assert.equal(symbol(nameOnly, 'FROM_MISSING')?.detail, 'From: has no address, it is past the first 1 MB of header');
+    });
+
+    it('a second From: past the cut is an author DMARC judges: its failing policy applies', async () => {
+      // mailauth sees two From: fields and evaluates no DMARC; mailward judged only the indexed one (no record): no policy at all.
+      const raw = message({ prepend: ['From: x@attacker.test', ...padding], from: 'CEO <ceo@example.com>' });
+      const result = await scan(raw, IP.attacker, 'bounce@attacker.test');
+      assert.match(symbol(result, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(result).join(), /^From: names 2 domains \(attacker\.test none, example\.com fail p=reject\), each judged; From: example\.com fails DMARC/);
+      assert.equal(symbol(result, 'FROM_MULTIPLE')?.detail, '2 From: headers (x@attacker.test, ceo@example.com), 1 of them past the first 1 MB of header');
+      assert.deepEqual(authResults(result.context)!.dmarc.authors, ['attacker.test', 'example.com']);
+    });
+
+    it('a From: the cut falls in is one field, not two (the index holds it cut short)', async () => {
+      const top = message({ from: 'CEO <ceo@example.com>' });
+      // The From: line starts 18 bytes before the cut: the index holds "CEO <ceo@exa".
+      const before = top.slice(0, top.indexOf('From: '));
+      const filler = 1024 * 1024 - 18 - before.length - '\r\n'.length;
+      const raw = `${before}X-Pad: ${'a'.repeat(filler - 'X-Pad: '.length)}\r\n${top.slice(top.indexOf('From: '))}`;
+      assert.equal(raw.indexOf('From: ') + 18, 1024 * 1024);
+      assert.deepEqual(headerValues(createContext({ ip: IP.attacker, raw }), 'from'), ['CEO <ceo@exa']);
+      const result = await scan(raw, IP.attacker, 'bounce@attacker.test');
+      assert.ok(!symbol(result, 'FROM_MULTIPLE'), symbol(result, 'FROM_MULTIPLE')?.detail);
+      assert.ok(!symbol(result, 'FROM_MISSING'), symbol(result, 'FROM_MISSING')?.detail);
+      assert.match(symbol(result, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(result).join(), /^From: example\.com fails DMARC/);
+    });
   });
 
   it('a From: of 50,000 addresses is judged as quickly as any (mailauth reads its first ones), and its spoof still fails DMARC', async function () {
@@ -381,6 +452,44 @@ describe('auth module (mailauth) against a real DNS server', function () {
       assert.match(symbol(other, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(other).join(), /recorded dmarc=pass for From: attacker\.test, not example\.com, so no override$/);
       const rewritten = await scanLenient((await sealedWithoutFrom()).replace('From: Alice <alice@example.com>', 'From: CEO <ceo@example.com>'));
       assert.match(symbol(rewritten, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(rewritten).join(), /does not sign From: .*so no override$/);
+    } finally {
+      await lenient.close();
+      rmSync(lenientDir, { recursive: true, force: true });
+    }
+  });
+
+  it('[arc] require_upstream_pass = false: a From: of several authors gets no override either, as with true (the seal vouches for one From: domain at most)', async () => {
+    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    const lenient = createMailward({ configDir: lenientDir, modules: ['builtin', 'auth'] });
+    try {
+      // A post by alice@example.com naming shop@quarantine.test as co-author, through the trusted list: its footer breaks
+      // example.com's signature, so both authors fail here (p=reject, p=quarantine).
+      const post = await sign(message({ from: 'Alice <alice@example.com>, Shop <shop@quarantine.test>' }), 'example.com', 's1', world.keys.example);
+      const recordings: [string, ((found: string) => string) | undefined][] = [
+        // mailauth evaluates no DMARC for two authors: the sealer records none (nothing vouched for at all).
+        ['nothing', undefined],
+        // A pass naming one of them: quarantine.test was never vouched for.
+        ['dmarc=pass for example.com', (found) => `${found.replace(/;\s*dmarc=[^;]*/gi, '')};\r\n dmarc=pass (p=REJECT) header.from=example.com`],
+      ];
+      for (const [what, recorded] of recordings) {
+        const forwarded = await forwardWithArc(post, {
+          sealer: 'fwd.test',
+          key: world.keys.fwd,
+          receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' },
+          resolver: directResolver(world.dns.server),
+          ...(recorded ? { recorded } : {}),
+        });
+        for (const [name, scanner] of [['require_upstream_pass = false', lenient], ['require_upstream_pass = true', mw]] as const) {
+          const result = await scanner.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw: forwarded, localHostname: 'mx.example.org' });
+          const why = `${what}, ${name}: ${symbolNames(result).join()}`;
+          assert.ok(symbol(result, 'ARC_PASS'), why);
+          assert.equal(symbol(result, 'DMARC_FAIL_ARC_OVERRIDE'), undefined, why);
+          assert.match(symbol(result, 'DMARC_POLICY_REJECT')?.detail ?? '', /^From: names 2 domains \(example\.com fail p=reject, quarantine\.test fail p=quarantine\), each judged; From: example\.com fails DMARC .*; trusted ARC sealer fwd\.test's seal vouches for one From: domain at most \(it recorded dmarc=(nothing|pass for example\.com)\), and From: names 2 \(example\.com, quarantine\.test\), so no override$/, why);
+          const auth = authResults(result.context)!;
+          assert.equal(auth.dmarc.arcOverride, undefined, why);
+          assert.equal(auth.dmarc.arcDeclined, 'fwd.test', why);
+        }
+      }
     } finally {
       await lenient.close();
       rmSync(lenientDir, { recursive: true, force: true });

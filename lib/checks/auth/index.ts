@@ -3,12 +3,13 @@ import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { asciiAuthResults } from '../../util/auth-results-value';
 import { withDeadline } from '../../util/deadline';
 import { asciiDomain, isHostName } from '../../util/domain';
-import { domainOf, fromMailboxes, headerValues, shownFromAddresses, withoutFields, withoutHeaders, type MessageContext } from '../../message';
+import { domainOf, headerValues, withoutFields, withoutHeaders, type MessageContext } from '../../message';
 import type { Hit, SymbolDef } from '../../score/types';
 import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
 import { olderSealKeyTempError } from './arc';
-import { arcOverrideRefusal, AUTH_FIELD_NOTE, AUTH_NOTE, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
+import { authorFields, shownAuthorAddresses } from './from';
+import { arcOverrideRefusal, AUTH_FIELD_NOTE, AUTH_NOTE, authorOutcomes, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, ownAuthResults, resinfoEntries, type AuthResults, type OwnAuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
 export { orgDomain, relaxedAligned, withinDomain } from './align';
@@ -57,7 +58,7 @@ export const authSymbols: SymbolDef[] = [
   { name: 'DKIM_INVALID', score: 1, group: g, description: 'A DKIM signature does not verify (body or headers changed, missing or bad key)' },
   { name: 'DKIM_NONE', score: 0, group: g, description: 'The message carries no DKIM signature' },
   { name: 'DKIM_TEMPERROR', score: 0, group: g, description: 'A DKIM key could not be fetched because of a DNS failure' },
-  { name: 'DMARC_PASS', score: -1, group: g, description: 'DMARC pass: aligned SPF or DKIM for the From: domain' },
+  { name: 'DMARC_PASS', score: -1, group: g, description: 'DMARC pass: aligned SPF or DKIM for the From: domain (for each author domain of a From: that names several)' },
   { name: 'DMARC_POLICY_REJECT', score: 8, group: g, description: 'DMARC fail and the From: domain asks receivers to reject (p=reject)' },
   { name: 'DMARC_POLICY_QUARANTINE', score: 5, group: g, description: 'DMARC fail and the From: domain asks receivers to quarantine (p=quarantine)' },
   { name: 'DMARC_POLICY_NONE', score: 1, group: g, description: 'DMARC fail; the From: domain only monitors (p=none)' },
@@ -70,8 +71,8 @@ export const authSymbols: SymbolDef[] = [
   { name: 'AUTH_RESULTS_FORGED', score: 1, group: g, description: 'The message arrived with an Authentication-Results header in our own name (authserv-id); it was removed' },
   { name: 'AUTH_NONE', score: 1, group: g, description: 'No authentication at all: no SPF record, no DKIM signature, no DMARC record' },
   { name: 'AUTH_TEMPERROR', score: 0, group: g, description: 'Authentication did not finish (deadline or internal error); nothing counted against the mail' },
-  { name: 'FROM_MULTIPLE', score: 2, group: g, description: 'The message has several From: headers or addresses: no single author domain to authenticate (DMARC is checked for each, the strictest failing policy applies)' },
-  { name: 'FROM_MISSING', score: 2, group: g, description: 'The message has no From: address (no header, an empty group, or only a name, which may show an address as text)' },
+  { name: 'FROM_MULTIPLE', score: 2, group: g, description: 'The message has several From: headers or addresses (past the 1 MB header index too): no single author domain to authenticate (DMARC is checked for each: the strictest failing policy applies, DMARC_PASS only when all pass)' },
+  { name: 'FROM_MISSING', score: 2, group: g, description: 'The message has no From: address (no header anywhere in the header block, an empty group, or only a name, which may show an address as text)' },
 ];
 
 function parseSettings(reader: import('../../config/reader').IniReader): AuthSettings {
@@ -157,7 +158,8 @@ export function forMailauth(ctx: MessageContext): Buffer {
   // Each signature makes mailauth walk every header (and look up a key): 8,000 took 3 s.
   // Mail carries a few; the newest (topmost) are the ones that matter.
   if (headerValues(ctx, 'dkim-signature').length > MAX_DKIM_SIGNATURES) raw = withoutHeaders(raw, ['dkim-signature'], MAX_DKIM_SIGNATURES);
-  const addresses = fromMailboxes(ctx).map((m) => m.written);
+  // Every From: field, those past the header index too (their first 256 KB): mailauth parses them all.
+  const addresses = authorFields(ctx).mailboxes.map((m) => m.written);
   if (addresses.length <= MAX_FROM_FOR_MAILAUTH) return raw;
   return Buffer.concat([Buffer.from(`From: ${addresses.slice(0, MAX_AUTHOR_DOMAINS).join(', ')}\r\n`, 'utf8'), withoutHeaders(raw, ['from'])]);
 }
@@ -195,7 +197,8 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   // Every From: field: h= signs one instance per `from`, bottom up (RFC 6376 5.4.2), so a From: added
   // above the signed one of a genuine message is unsigned, and it is the one readers show.
   const dkimFields = headerValues(ctx, 'dkim-signature').map((v) => v.replace(/\s+/g, ''));
-  const fromFields = Math.max(1, headerValues(ctx, 'from').length);
+  // Past the header index too (authorFields): mailauth signs and reads those.
+  const fromFields = Math.max(1, authorFields(ctx).fields);
   const fromUnsigned = ((result.dkim?.results ?? []) as any[]).filter(
     (r) => r.status?.result === 'pass' && r.signature && signedFromFields(r.signingHeaders?.headers) < fromFields && dkimFields.some((f) => f.includes(`b=${r.signature}`)),
   );
@@ -207,7 +210,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     result.arc && result.arc.status?.result === 'fail' && tempErrorNames.length
       ? await olderSealKeyTempError((result.dkim as any)?.arc, mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff), tempErrorNames, settings.minKeyBits)
       : undefined;
-  const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal, headerValues(ctx, 'from').length);
+  const auth = summarise(result, settings.trustedSealers, tempErrorNames, olderSeal, authorFields(ctx).fields);
   for (const r of fromUnsigned) {
     const comment = signedFromFields(r.signingHeaders?.headers) ? `the signature does not cover every From: field (${fromFields}; h=), RFC 6376 5.4.2` : 'the signature does not cover From: (h=), RFC 6376 6.1.1';
     auth.dkim.push({ result: 'permerror', domain: normaliseDomain(String(r.signingDomain ?? '')), selector: String(r.selector ?? ''), aligned: false, comment });
@@ -254,30 +257,40 @@ function withoutSignatures(raw: Buffer, signatures: string[]): Buffer {
 /** At most this many author domains get a DMARC look-up: a forged From: may name thousands. */
 const MAX_AUTHOR_DOMAINS = 10;
 
-/** One address per author domain, the first ones in message order: From:'s addresses, or with none the addresses its text shows. */
+/**
+ * One address per author domain, the first ones in message order: From:'s addresses (past the
+ * header index too: mailauth reads those), or with none the addresses its text shows.
+ */
 function authorAddresses(ctx: MessageContext): string[] {
-  const written = fromMailboxes(ctx).map((m) => m.address).filter((a) => a.includes('@'));
+  const fields = authorFields(ctx);
+  const written = fields.mailboxes.map((m) => m.address).filter((a) => a.includes('@'));
   const byDomain = new Map<string, string>();
-  for (const address of written.length ? written : shownFromAddresses(ctx)) {
+  for (const address of written.length ? written : shownAuthorAddresses(ctx, fields)) {
     if (byDomain.size >= MAX_AUTHOR_DOMAINS) break;
     if (!byDomain.has(domainOf(address))) byDomain.set(domainOf(address), address);
   }
   return [...byDomain.values()];
 }
 
-/** RFC 5322 wants exactly one From: header with one address (several only with a Sender:). */
+/**
+ * RFC 5322 wants exactly one From: header with one address (several only with a Sender:). Counted
+ * over the whole header: a From: past the 1 MB header index is one (authorFields).
+ */
 function fromHeaderHits(ctx: MessageContext): Hit[] {
-  const headers = headerValues(ctx, 'from');
-  const addresses = [...new Set(fromMailboxes(ctx).map((m) => m.address).filter(Boolean))];
-  if (headers.length > 1 || addresses.length > 1) {
-    const what = headers.length > 1 ? `${headers.length} From: headers` : `From: has ${addresses.length} addresses`;
+  const fields = authorFields(ctx);
+  const headers = fields.fields;
+  const past = headers - headerValues(ctx, 'from').length;
+  const where = past > 0 ? `, ${past === headers ? (headers === 1 ? 'it is' : 'all are') : `${past} of them`} past the first 1 MB of header` : '';
+  const addresses = [...new Set(fields.mailboxes.map((m) => m.address).filter(Boolean))];
+  if (headers > 1 || addresses.length > 1) {
+    const what = headers > 1 ? `${headers} From: headers` : `From: has ${addresses.length}${fields.unparsed ? ' or more' : ''} addresses`;
     const shown = addresses.length > 10 ? `${addresses.slice(0, 10).join(', ')} and ${addresses.length - 10} more` : addresses.join(', ');
-    return [{ name: 'FROM_MULTIPLE', detail: `${what}${addresses.length ? ` (${shown})` : ''}` }];
+    return [{ name: 'FROM_MULTIPLE', detail: `${what}${addresses.length ? ` (${shown})` : ''}${where}` }];
   }
   if (addresses.length) return [];
-  if (!headers.length) return [{ name: 'FROM_MISSING', detail: 'no From: header' }];
-  const shown = shownFromAddresses(ctx);
-  return [{ name: 'FROM_MISSING', detail: `From: has no address${shown.length ? `, but its text shows ${shown.join(', ')}` : ''}` }];
+  if (!headers) return [{ name: 'FROM_MISSING', detail: 'no From: header' }];
+  const shown = shownAuthorAddresses(ctx, fields);
+  return [{ name: 'FROM_MISSING', detail: `From: has no address${where}${shown.length ? `, but its text shows ${shown.join(', ')}` : ''}` }];
 }
 
 function spfHits(auth: AuthResults): Hit[] {
@@ -298,10 +311,13 @@ function dkimHits(auth: AuthResults): Hit[] {
 function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   const { dmarc, arc } = auth;
   const domain = dmarc.domain || '(no single From: domain)';
-  // Several author domains: say so, each was judged on its own.
-  const of = dmarc.authors && dmarc.authors.length > 1 ? `From: names ${dmarc.authors.length} domains (${dmarc.authors.join(', ')}), each judged; ` : '';
+  // Several author domains: say so, and what each one's own check gave (RFC 7489 6.6.1).
+  const several = !!dmarc.authors && dmarc.authors.length > 1;
+  const outcomes = several ? `From: names ${dmarc.authors!.length} domains (${dmarc.authorResults?.length ? authorOutcomes(dmarc) : dmarc.authors!.join(', ')})` : '';
+  const of = several ? `${outcomes}, each judged; ` : '';
   switch (dmarc.result) {
     case 'pass':
+      if (several) return [{ name: 'DMARC_PASS', detail: `${outcomes}: every author domain passes DMARC` }];
       return [{ name: 'DMARC_PASS', detail: `From: ${domain} (p=${dmarc.policy || 'none'})` }];
     case 'temperror': {
       // A trusted chain that verifies but would not override a fail is no reason for later checks to wait on DMARC.
@@ -309,8 +325,13 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
       if (refused) dmarc.arcDeclined = arc.sealer;
       return [{ name: 'DMARC_TEMPERROR', detail: `${of}From: ${domain}: DNS failure${refused ? `; ${refused}` : ''}` }];
     }
-    case 'none':
+    case 'none': {
+      if (several) {
+        const unrecorded = (dmarc.authorResults ?? []).filter((a) => a.result === 'none').map((a) => a.domain);
+        return [{ name: 'DMARC_NONE', detail: `${of}${unrecorded.join(', ') || 'an author domain'} publish${unrecorded.length === 1 ? 'es' : ''} no DMARC record, so the message does not pass as a whole` }];
+      }
       return dmarc.domain ? [{ name: 'DMARC_NONE', detail: `${domain} publishes no DMARC record` }] : [];
+    }
     case 'fail': {
       const policy = dmarc.policy || 'none';
       const why = `${of}From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
@@ -337,7 +358,8 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
           return [
             {
               name: 'DMARC_FAIL_ARC_OVERRIDE',
-              // The From: domain the sealer's result names: release-approve reads it (an allow entry holds only when it is this From:).
+              // The From: domain the sealer's result names, for the operator (release-approve decides from heldAuth's data;
+              // it reads this wording only for records held before that was kept).
               detail: `${why}, neutralised: forwarded through trusted ARC sealer ${arc.sealer} (i=${arc.instance}) which recorded dmarc=${arc.upstreamDmarc || 'unknown'}${arc.upstreamFrom ? ` (header.from=${arc.upstreamFrom})` : ''} on receipt`,
             },
           ];
@@ -387,7 +409,7 @@ function tagValue(header: string, tag: string): string {
  * look-up pending: antispoof and DMARC-dependent rules still judge the claim.
  */
 function unknownResults(ctx: MessageContext): AuthResults {
-  const authors = fromMailboxes(ctx).filter((m) => m.address.includes('@'));
+  const authors = authorFields(ctx).mailboxes.filter((m) => m.address.includes('@'));
   const fromDomain = authors.length === 1 ? normaliseDomain(domainOf(authors[0]!.address)) : '';
   // The null sender's SPF identity is the HELO name (RFC 7208 2.4), unless it is an address literal.
   const heloName = ctx.helo && !/^\[|^[\d.]+$|:/.test(ctx.helo) ? ctx.helo : '';

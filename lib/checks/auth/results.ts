@@ -75,12 +75,16 @@ export interface AuthResults {
     arcDeclined?: string;
     /**
      * From: did not name exactly one address (several, or none but an
-     * address shown as text): the domains DMARC was evaluated for, each on its
-     * own (RFC 7489 6.6.1). `domain` and the result are then the strictest
-     * failure's; every author passing gives 'none', never 'pass', since no
-     * single From: domain is authenticated.
+     * address shown as text, or one past the header index): the domains DMARC
+     * was evaluated for, each on its own (RFC 7489 6.6.1). The result is then:
+     * the strictest failure's (`domain` its author); else a DNS failure's;
+     * else 'pass' when every author passed (`domain` '': no single From:
+     * domain, which allow entries and rules ask for); else 'none' (an author
+     * publishes no record: nothing vouches for it).
      */
     authors?: string[];
+    /** With `authors`: each author domain's own outcome, in message order (the symbol detail names them). */
+    authorResults?: AuthorDmarc[];
   };
   arc: {
     /** temperror: a key of the chain could not be fetched (DNS failure), so it was not judged. */
@@ -138,6 +142,13 @@ export interface AuthResults {
    * the message carries (envelope domain, signatures, ARC sealer) is a temperror.
    */
   incomplete?: boolean;
+}
+
+/** One author domain's DMARC outcome, for a From: naming several. */
+export interface AuthorDmarc {
+  domain: string;
+  result: DmarcResult;
+  policy: DmarcPolicy;
 }
 
 export const AUTH_NOTE = 'auth';
@@ -318,10 +329,12 @@ export function arcOverrideRefusal(auth: AuthResults, requireUpstreamPass: boole
   if (arc.fromUnsigned) return `${by}'s ARC-Message-Signature does not sign From: (it could be rewritten under the seal), so no override`;
   if (arc.unsignedBody) return `${by}'s ARC-Message-Signature leaves ${arc.unsignedBody} bytes of the body unsigned (l=), so no override`;
   const recorded = arc.upstreamDmarc || 'nothing';
-  if (requireUpstreamPass && recorded !== 'pass') return `${by} recorded dmarc=${recorded}, so no override`;
-  const authors = dmarc.authors?.length ?? 0;
-  if (requireUpstreamPass && authors > 1) return `${by} recorded dmarc=pass for one From: domain at most, and From: names ${authors}, so no override`;
   const recordedFor = arc.upstreamFrom ?? '';
+  // Whatever require_upstream_pass says: a seal's dmarc result names one From: domain at most
+  // (header.from), so an override of a several-author From: would cover an author it never vouched for.
+  const authors = dmarc.authors?.length ?? 0;
+  if (authors > 1) return `${by}'s seal vouches for one From: domain at most (it recorded dmarc=${recorded}${recordedFor ? ` for ${recordedFor}` : ''}), and From: names ${authors} (${dmarc.authors!.join(', ')}), so no override`;
+  if (requireUpstreamPass && recorded !== 'pass') return `${by} recorded dmarc=${recorded}, so no override`;
   if (requireUpstreamPass && !recordedFor) return `${by} recorded dmarc=pass without naming the From: domain (no header.from), so no override`;
   if (recordedFor && asciiDomain(recordedFor) !== asciiDomain(dmarc.domain)) return `${by} recorded dmarc=${recorded} for From: ${recordedFor}, not ${dmarc.domain || 'this message\'s'}, so no override`;
   return '';
@@ -357,16 +370,31 @@ const POLICY_RANK: Record<string, number> = { reject: 3, quarantine: 2, none: 1,
 
 /**
  * DMARC for a From: that names several author domains (or none but shows
- * addresses as text), from one mailauth answer per domain: the strictest
- * failing policy applies (RFC 7489 6.6.1); else a DNS failure; else nothing.
+ * addresses as text), from one mailauth answer per domain. RFC 7489 6.6.1:
+ * each domain is an Author Domain checked on its own, and the strictest
+ * policy among the checks that fail applies. So: a failure, the strictest;
+ * else a DNS failure (an author might have failed); else pass when every
+ * author passed; else none (an author without a record is vouched for by
+ * no one, so the message as a whole does not pass).
  */
 export function authorsDmarc(answers: { domain: string; raw: any }[]): AuthResults['dmarc'] {
   const authors = answers.map((a) => a.domain);
   const judged = answers.map((a) => ({ domain: a.domain, ...dmarcOf(a.raw) }));
+  const authorResults: AuthorDmarc[] = judged.map(({ domain, result, policy }) => ({ domain, result, policy }));
   const failed = judged.filter((j) => j.result === 'fail').sort((a, b) => POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!);
   const chosen = failed[0] ?? judged.find((j) => j.result === 'temperror');
-  if (!chosen) return { result: 'none', policy: '', domain: '', authors };
-  return { result: chosen.result, policy: chosen.policy, domain: chosen.domain, ...(chosen.pct < 100 ? { pct: chosen.pct } : {}), authors };
+  if (chosen) return { result: chosen.result, policy: chosen.policy, domain: chosen.domain, ...(chosen.pct < 100 ? { pct: chosen.pct } : {}), authors, authorResults };
+  if (judged.length && judged.every((j) => j.result === 'pass')) {
+    // No single From: domain: `domain` stays '' (allow entries and rules match one); the policy is the strictest published.
+    const strictest = [...judged].sort((a, b) => POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!)[0]!;
+    return { result: 'pass', policy: strictest.policy, domain: '', authors, authorResults };
+  }
+  return { result: 'none', policy: '', domain: '', authors, authorResults };
+}
+
+/** Each author's outcome, for a symbol detail: `a.example pass p=reject, b.example none`. */
+export function authorOutcomes(dmarc: AuthResults['dmarc']): string {
+  return (dmarc.authorResults ?? []).map((a) => `${a.domain} ${a.result}${a.policy && a.result !== 'none' ? ` p=${a.policy}` : ''}`).join(', ');
 }
 
 function normaliseDmarc(result: string): DmarcResult {

@@ -56,7 +56,7 @@ function minutes(n: number): string {
 /** Why the sender is vouched for ('' when not): DMARC pass, or SPF or DKIM aligned with the From: domain. */
 function authenticatedSender(ctx: MessageContext): string {
   const auth = authResults(ctx);
-  return auth && fromDomainAuthenticated(auth) ? `From: domain ${auth.fromDomain || auth.dmarc.domain} is authenticated (dmarc=${auth.dmarc.result}, spf=${auth.spf.result}${auth.spf.aligned ? ' aligned' : ''})` : '';
+  return auth && fromDomainAuthenticated(auth) ? `From: domain ${auth.fromDomain || auth.dmarc.domain || auth.dmarc.authors?.join(', ') || '(none)'} is authenticated (dmarc=${auth.dmarc.result}, spf=${auth.spf.result}${auth.spf.aligned ? ' aligned' : ''})` : '';
 }
 
 /**
