@@ -195,12 +195,15 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     assert.match(fields[0]!, /^mx\.widget\.test; x-test=fail \(conn\) smtp\.auth=bo\(b;x; x-test=pass \(early\)/, block);
   });
 
+  let lastHeld = '';
+
   /** Sends a message the rules quarantine; the held copy's header block. */
   async function hold(to: string): Promise<string> {
     const raw = await sign(message({ to, subject: '[holdme] figures' }), 'example.com', 's1', world.keys.example);
     const result = await sendMail({ port: haraka.port, from: 'alice@example.com', to: [to], raw, localAddress: IP.example, helo: 'mail.sender.test' });
     assert.equal(result.code, 250, result.response);
     const ref = /ref ([0-9A-Z]{10})/.exec(result.response)![1]!;
+    lastHeld = ref;
     const out: string[] = [];
     assert.equal(await main(['quarantine', 'show', ref, '--raw', '--config', haraka.configDir], { out: (l) => out.push(l), err: (l) => out.push(l) }), 0, out.join('\n'));
     const held = out.join('\n');
@@ -216,6 +219,11 @@ describe('Authentication-Results beside results Haraka collects (connection.auth
     assertOurs(fields[0]!, block);
     assert.equal(fields[0]!.split('x-test=pass (early)').length, 2, block);
     assert.doesNotMatch(block, /AUTH_RESULTS_FORGED/);
+    // Its record keeps what auth decided as data (release-approve reads it): DMARC passed, no ARC sealer vouched.
+    const out: string[] = [];
+    assert.equal(await main(['quarantine', 'list', '--all', '--json', '--config', haraka.configDir], { out: (l) => out.push(l), err: (l) => out.push(l) }), 0, out.join('\n'));
+    const record = (JSON.parse(out.join('\n')) as { ref: string; auth?: unknown }[]).find((r) => r.ref === lastHeld);
+    assert.deepEqual(record?.auth, { arcVouchedFor: '' }, out.join('\n'));
   });
 
   /** The names of a header block's fields, in order (but the test store's X-Envelope-*, written as it stores a copy). */

@@ -7,6 +7,7 @@ import { IniReader } from '../lib/config/reader';
 import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { summarise } from '../lib/checks/auth/results';
+import { heldAuth } from '../lib/quarantine';
 import { repoPath } from './support/paths';
 import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, signWithHeaderList, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
@@ -490,6 +491,28 @@ describe('auth module (mailauth) against a real DNS server', function () {
           assert.equal(auth.dmarc.arcDeclined, 'fwd.test', why);
         }
       }
+    } finally {
+      await lenient.close();
+      rmSync(lenientDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a held message keeps, as data, the From: domain a trusted sealer vouched for (heldAuth, read by quarantine release-approve)', async () => {
+    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    const lenient = createMailward({ configDir: lenientDir, modules: ['builtin', 'auth'] });
+    const viaFwd = (m: Mailward, raw: string) => m.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
+    try {
+      // A genuine post: the sealer recorded dmarc=pass for example.com, the override holds.
+      const genuine = await viaFwd(mw, await forwardFromExample(world, await sign(message(), 'example.com', 's1', world.keys.example)));
+      assert.ok(symbol(genuine, 'DMARC_FAIL_ARC_OVERRIDE'), symbolNames(genuine).join());
+      assert.deepEqual(heldAuth(genuine.context), { arcVouchedFor: 'example.com' });
+      // An override without a recorded pass (require_upstream_pass = false; the sealer saw the spoof fail) vouches for no one.
+      const sawFail = await viaFwd(lenient, await viaFwdFromAttacker(spoofOfExample()));
+      assert.ok(symbol(sawFail, 'DMARC_FAIL_ARC_OVERRIDE'), symbolNames(sawFail).join());
+      assert.deepEqual(heldAuth(sawFail.context), { arcVouchedFor: '' });
+      // No override at all; and a message auth never saw keeps nothing (older records are read as before).
+      assert.deepEqual(heldAuth((await scan(spoofOfExample(), IP.attacker, 'x@attacker.test')).context), { arcVouchedFor: '' });
+      assert.equal(heldAuth(createContext({ ip: IP.attacker, raw: spoofOfExample() })), undefined);
     } finally {
       await lenient.close();
       rmSync(lenientDir, { recursive: true, force: true });

@@ -19,6 +19,7 @@ describe('mailward quarantine release-approve: whom it approves', () => {
     assert.match((await w.cli('allow', 'list')).out, /bob@partner\.test/);
   });
 
+  // Records held before mailward kept auth data (no `auth`): read from the symbol's detail, as then.
   // The approval warns when the held message would not have held an entry: mail a trusted ARC sealer
   // forwarded after it saw DMARC pass for that From: does ([lists] trusted_arc), a forwarding it saw fail does not.
   // The pass must name this From: domain (header.from), as for the entry: a pass for another one, or naming none, warns.
@@ -32,6 +33,27 @@ describe('mailward quarantine release-approve: whom it approves', () => {
     it(`mail a trusted ARC sealer forwarded with dmarc=${recorded}: ${warned ? 'warned' : 'no warning'} that it was not authenticated`, async () => {
       const detail = `From: partner.test fails DMARC (no aligned SPF pass or DKIM signature), policy p=reject, neutralised: forwarded through trusted ARC sealer lists.example.org (i=1) which recorded dmarc=${recorded} on receipt`;
       await new FileQuarantine(w.qdir).put(entry(ref, { mailFrom: 'bounces@lists.example.org', symbols: [{ name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: 'auth', detail }] }), held('Bob <bob@partner.test>'));
+      const r = await w.cli('quarantine', 'release-approve', ref);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^approved bob@partner\.test for alice@example\.com$/m);
+      if (warned) assert.match(r.err, /warning: the held message was not authenticated for partner\.test/);
+      else assert.doesNotMatch(r.err, /was not authenticated/);
+    });
+  }
+
+  // Held since mailward records it: the decision comes from the record's auth data (heldAuth at hold time), not from
+  // the symbol's wording. The detail below reads as a vouch for partner.test and the data says none, and the reverse.
+  const vouchLike = 'From: partner.test fails DMARC (no aligned SPF pass or DKIM signature), policy p=reject, neutralised: forwarded through trusted ARC sealer lists.example.org (i=1) which recorded dmarc=pass (header.from=partner.test) on receipt';
+  const reworded = 'DMARC of partner.test neutralised by trusted ARC sealer lists.example.org (it saw dmarc=pass for partner.test)';
+  const dataCases = [
+    ['the data names partner.test, whatever the wording', reworded, 'partner.test', false, 'APP0000007'],
+    ['the data names no domain, whatever the wording', vouchLike, '', true, 'APP0000008'],
+    ['the data names another domain', vouchLike, 'attacker.test', true, 'APP0000009'],
+  ] as const;
+  for (const [what, detail, arcVouchedFor, warned, ref] of dataCases) {
+    it(`a record with auth data: ${what} (${warned ? 'warned' : 'no warning'})`, async () => {
+      const symbols = [{ name: 'DMARC_FAIL_ARC_OVERRIDE', score: 0, group: 'auth', detail }];
+      await new FileQuarantine(w.qdir).put(entry(ref, { mailFrom: 'bounces@lists.example.org', symbols, auth: { arcVouchedFor } }), held('Bob <bob@partner.test>'));
       const r = await w.cli('quarantine', 'release-approve', ref);
       assert.equal(r.code, 0, r.err);
       assert.match(r.out, /^approved bob@partner\.test for alice@example\.com$/m);

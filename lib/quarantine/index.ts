@@ -8,8 +8,9 @@ export { SqliteQuarantineIndex } from './index-sqlite';
 export { ClaimBusyError, describeClaim, STALE_LOCK_MS, type ClaimInfo } from './claim';
 export { PostgresQuarantineIndex } from './index-postgres';
 export { QuarantineFullError, isQuarantineFull, usageFor, forgetUsage, onDisk, countDirectory, whileFull, MAKE_ROOM, mb, BLOCK_BYTES, RESCAN_MS, type FullReason } from './usage';
+export { heldAuth } from './held-auth';
 export { releaseMessage, type ReleaseOptions, type ReleaseResult, ReleaseError } from './release';
-export type { HeldSummary, QuarantineEntry, QuarantineRecord, QuarantineFilter, QuarantineIndex, QuarantineStore, QuarantineStatus } from './types';
+export type { HeldAuth, HeldSummary, QuarantineEntry, QuarantineRecord, QuarantineFilter, QuarantineIndex, QuarantineStore, QuarantineStatus } from './types';
 
 /**
  * The quarantine as configured: files in `[quarantine] dir` with a SQLite

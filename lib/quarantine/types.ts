@@ -12,6 +12,22 @@ export interface QuarantineEntry {
   score: number;
   reason: string;
   symbols: Verdict['symbols'];
+  /**
+   * What authentication decided, as data, for the commands that act on a held message
+   * (release-approve). Absent in records written before mailward kept it, and when the auth
+   * check did not run.
+   */
+  auth?: HeldAuth;
+}
+
+/** The part of the auth check's results a held message keeps (heldAuth). */
+export interface HeldAuth {
+  /**
+   * The From: domain (ASCII, lower case) a trusted ARC sealer vouched for: the auth check
+   * neutralised its DMARC fail (DMARC_FAIL_ARC_OVERRIDE) and the sealer recorded dmarc=pass for
+   * this very, single From: domain (sealerRecordedPass, as the rules' allow entries ask). '' none.
+   */
+  arcVouchedFor: string;
 }
 
 /** held: waiting; released: delivered again by `mailward quarantine release` (kept until retention ends). */

@@ -1,4 +1,4 @@
-import { isQuarantineFull, openQuarantine, type FileQuarantine } from '../../lib/quarantine';
+import { heldAuth, isQuarantineFull, openQuarantine, type FileQuarantine } from '../../lib/quarantine';
 import type { Runtime } from '../../lib/runtime';
 import { firstHeader, withFieldsWritten } from '../../lib/message';
 import type { Verdict } from '../../lib/score/types';
@@ -188,6 +188,7 @@ export = {
               score: verdict.score,
               reason: verdict.reason,
               symbols: verdict.symbols,
+              auth: heldAuth(state.ctx),
             },
             heldCopy(state, taggedSubject),
           );

@@ -328,13 +328,19 @@ async function approveSender(config: MailwardConfig, record: QuarantineRecord, i
   // A trusted ARC sealer that saw DMARC pass for this very From: domain holds the entry too ([lists] trusted_arc):
   // the domain DMARC failed for here and the one the sealer's pass names (header.from) are both the approved one.
   const trustedArc = (config.modules.find((m) => m.module.name === 'rules')?.settings as RulesSettings | undefined)?.trustedArc ?? false;
-  const arcVouched = (detail: string) => {
+  // Decided at hold time from the auth check's results (record.auth.arcVouchedFor, heldAuth).
+  // Records held before mailward kept that have only the symbol's wording: for those alone the
+  // detail is read as it was then written ("From: D fails DMARC ... which recorded dmarc=pass
+  // (header.from=D) on receipt"). Remove this fallback once no such record can still be held.
+  const legacyArcVouched = (detail: string) => {
     const m = /^From: (\S+) fails DMARC .* which recorded dmarc=pass \(header\.from=(\S+)\) on receipt$/.exec(detail);
     return !!m && asciiDomain(m[1]!) === asciiDomain(domain) && asciiDomain(m[2]!) === asciiDomain(domain);
   };
-  const authenticated = record.symbols.some(
-    (x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED' || (x.name === 'SPF_PASS' && spfAligned(x.detail)) || (trustedArc && x.name === 'DMARC_FAIL_ARC_OVERRIDE' && arcVouched(x.detail)),
-  );
+  const arcVouched = record.auth
+    ? !!record.auth.arcVouchedFor && asciiDomain(record.auth.arcVouchedFor) === asciiDomain(domain)
+    : record.symbols.some((x) => x.name === 'DMARC_FAIL_ARC_OVERRIDE' && legacyArcVouched(x.detail));
+  const authenticated =
+    record.symbols.some((x) => x.name === 'DMARC_PASS' || x.name === 'DKIM_VALID_ALIGNED' || (x.name === 'SPF_PASS' && spfAligned(x.detail))) || (trustedArc && arcVouched);
   if (!authenticated) {
     io.err(
       `warning: the held message was not authenticated for ${domain} (no DMARC pass, no aligned DKIM signature or SPF pass): ` +

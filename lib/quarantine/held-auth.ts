@@ -1,0 +1,17 @@
+import { authResults, sealerRecordedPass } from '../checks/auth/results';
+import type { MessageContext } from '../message';
+import { asciiDomain } from '../util/domain';
+import type { HeldAuth } from './types';
+
+/**
+ * What a held message keeps of the auth check's results (QuarantineEntry.auth), read when it is
+ * held: release-approve decides from it whether a trusted ARC sealer vouched for the From: it
+ * approves, instead of reading DMARC_FAIL_ARC_OVERRIDE's wording. Undefined when auth did not run.
+ */
+export function heldAuth(ctx: MessageContext): HeldAuth | undefined {
+  const auth = authResults(ctx);
+  if (!auth) return undefined;
+  // The rules' arcVouch (an allow entry holds) asks the same: an override, and a pass recorded for this single From: domain.
+  const vouched = !!auth.dmarc.arcOverride && sealerRecordedPass(auth);
+  return { arcVouchedFor: vouched ? asciiDomain(auth.dmarc.domain) : '' };
+}
