@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync, readlinkSync } from 'node:fs';
+import { ownLikeDirectory } from '../util/owner';
 import { processAlive } from '../util/process';
 
 /**
@@ -133,6 +134,7 @@ async function create(path: string, info: ClaimInfo, keepEmpty: boolean): Promis
   let handle;
   try {
     handle = await open(path, 'wx');
+    ownLikeDirectory(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;

@@ -1,9 +1,10 @@
-import { access, link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, link, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
+import { makeDirectory, ownLikeDirectory } from '../util/owner';
 import { tidyLeftovers } from './leftovers';
 import type { HeldSummary, QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
 import { mb, QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
@@ -54,6 +55,7 @@ const REF = /^[0-9A-Z]+$/;
  */
 async function writeDurably(path: string, data: string | Buffer, log?: Logger): Promise<void> {
   const handle = await open(path, 'w');
+  ownLikeDirectory(path);
   try {
     await handle.writeFile(data);
     await syncHandle(handle, 'file', path, log);
@@ -194,7 +196,8 @@ export class FileQuarantine implements QuarantineStore {
       await this.index.upsert(record);
     } catch (err) {
       this.log?.warn(`mailward quarantine: ${record.ref} (${record.status}) is on disk but not in the index yet; the next listing indexes it (${(err as Error).message})`);
-      await writeFile(join(this.dir, `${record.ref}${REINDEX}`), '').catch(() => {});
+      const marker = join(this.dir, `${record.ref}${REINDEX}`);
+      await writeFile(marker, '').then(() => ownLikeDirectory(marker), () => {});
     }
   }
 
@@ -251,7 +254,7 @@ export class FileQuarantine implements QuarantineStore {
   }
 
   private async write(record: QuarantineRecord, text: string, raw: Buffer): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    makeDirectory(this.dir); // Owned like its parent when root (the CLI, Haraka's register()) makes it.
     const { eml, meta } = this.paths(record.ref);
     // On disk before its record is written: a record must never outlive its message's data.
     try {
@@ -443,7 +446,7 @@ export class FileQuarantine implements QuarantineStore {
   /** Locks one message against a concurrent release or delete (see claim.ts). */
   async claim(ref: string, action: 'release' | 'delete'): Promise<Claim> {
     this.paths(ref);
-    await mkdir(this.dir, { recursive: true });
+    makeDirectory(this.dir); // Owned like its parent when root (the CLI, Haraka's register()) makes it.
     return takeClaim(this.dir, ref, action, { mayBeEmpty: action === 'delete' });
   }
 

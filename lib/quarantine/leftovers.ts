@@ -1,4 +1,5 @@
 import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { ownLikeDirectory } from '../util/owner';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { createContext, firstHeader } from '../message';
@@ -113,6 +114,7 @@ export async function tidyLeftovers(dir: string, names: string[], now: number, l
       const tmp = join(dir, `${ref}.json.recovered.tmp`);
       try {
         await writeFile(tmp, JSON.stringify(record, null, 2));
+        ownLikeDirectory(tmp); // The MTA's, when the CLI (root) recovers it.
         await link(tmp, join(dir, `${ref}.json`));
       } finally {
         await unlink(tmp).catch(() => {});

@@ -1,8 +1,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerBlockEnd } from '../message';
 import { trimChars } from '../util/text';
+import { makeDirectory, ownLikeDirectory, withReadAdvice } from '../util/owner';
 
 /**
  * A released message goes back through the MTA and so through every check
@@ -42,13 +43,17 @@ export function releaseKey(quarantineDir: string, create: boolean): Buffer | nul
   try {
     return Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
   } catch (err) {
+    // Unreadable (made by root for another user): said, not taken for "no key", which would hold every release again.
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw withReadAdvice(err as Error, path);
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) return null;
   }
-  mkdirSync(quarantineDir, { recursive: true });
+  makeDirectory(quarantineDir);
   const key = randomBytes(32);
   try {
     writeFileSync(path, key.toString('hex'), { flag: 'wx', mode: 0o600 });
     chmodSync(path, 0o600);
+    // 0600: made by root (`mailward quarantine release`), it must be the MTA's, which reads it.
+    ownLikeDirectory(path);
     return key;
   } catch (err) {
     // Another process created it first: use theirs.

@@ -1,8 +1,8 @@
-import { chownSync, closeSync, mkdirSync, openSync, renameSync, statSync, truncateSync } from 'node:fs';
+import { renameSync, statSync, truncateSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { createOwnedLikeDirectory } from '../util/owner';
 import { openSharedSqlite } from '../util/sqlite';
 
 /**
@@ -193,26 +193,6 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Root (the CLI run by the operator) creating the file in a directory of the
- * MTA's user would leave it root's, read-only to Haraka, whose workers then
- * count alone: created empty first and given the directory's owner, so SQLite
- * gives its -wal/-shm the same owner (it does so for the files of a database
- * when run as root). Best effort: any failure leaves it to SQLite.
- */
-function createOwnedLikeDirectory(path: string): void {
-  if (process.getuid?.() !== 0) return;
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    const dir = statSync(dirname(path));
-    if (dir.uid === 0 && dir.gid === 0) return;
-    closeSync(openSync(path, 'wx', 0o644));
-    chownSync(path, dir.uid, dir.gid);
-  } catch {
-    // Exists already (EEXIST), or cannot be made: SQLite opens or creates it as before.
-  }
-}
-
-/**
  * The shared total as the MTA bounds by it (base and every reservation), read
  * without changing the file: a listing's summary, instead of a stat of every
  * file in the directory. Undefined when there is no file (nothing held with a
@@ -258,7 +238,6 @@ export class SharedUsage {
   readonly inode: number;
 
   constructor(readonly path: string) {
-    createOwnedLikeDirectory(path);
     // The inode before the open and after the setup (which may wait SHARED_BUSY_MS for a lock): the same
     // one, so the handle is on it. Else the file was made or replaced meanwhile (moved aside as corrupt by
     // another process): the handle may be on the file moved aside while the path names the new one, and

@@ -1,9 +1,10 @@
-import { closeSync, createReadStream, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
 import type { TrackingRow } from './types';
 import { processAlive } from '../util/process';
+import { makeDirectory, ownLikeDirectory, withWriteAdvice } from '../util/owner';
 
 export interface ReplayResult {
   /** Rows read back from the spool. */
@@ -307,13 +308,21 @@ function size(path: string): number {
 
 /** Opens (creating it, and its directory, if missing) a file to append to and read its tail. */
 function openForAppend(path: string): number {
+  let fd: number;
   try {
-    return openSync(path, 'a+');
+    fd = openSync(path, 'a+');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    mkdirSync(dirname(path), { recursive: true });
-    return openSync(path, 'a+');
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw withWriteAdvice(err, path);
+    makeDirectory(dirname(path));
+    try {
+      fd = openSync(path, 'a+');
+    } catch (again) {
+      throw withWriteAdvice(again, path);
+    }
   }
+  // Made by root (Haraka's master in cluster mode, or before the drop): the MTA's user replays it.
+  ownLikeDirectory(path);
+  return fd;
 }
 
 /** Is the last byte of the open file (`length` bytes long) a newline? */

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { createOwnedLikeDirectory, unwritableAdvice, withWriteAdvice } from './owner';
 import Database from 'better-sqlite3';
 
 const RETRY_PAUSE_MS = 20;
@@ -42,17 +42,30 @@ function useWal(db: Database.Database, timeoutMs: number): void {
  * the writer, and a busy timeout, so two writers wait briefly instead of failing.
  * `setup` (pragmas, schema) runs on the new handle; if it throws, the handle is
  * closed, so a store that tries again on every use does not leak one per try.
+ *
+ * Root (the CLI, or Haraka's register() before it drops privileges) makes the
+ * file owned like its directory (see util/owner). A file this process cannot
+ * write is refused at once, the error naming it and the `chown` to run:
+ * SQLite would open it read-only and fail later, at the first write, with
+ * only "attempt to write a readonly database".
  */
 export function openSharedSqlite(path: string, busyTimeoutMs = 2000, setup?: (db: Database.Database) => void): Database.Database {
-  mkdirSync(dirname(path), { recursive: true });
+  createOwnedLikeDirectory(path);
+  const advice = unwritableAdvice(path);
+  if (advice) throw Object.assign(new Error(`cannot write ${path}: ${advice}`), { code: 'EACCES' });
   const timeout = Math.floor(busyTimeoutMs);
-  const db = new Database(path, { timeout });
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout });
+  } catch (err) {
+    throw withWriteAdvice(err, path);
+  }
   try {
     useWal(db, timeout);
     setup?.(db);
   } catch (err) {
     db.close();
-    throw err;
+    throw withWriteAdvice(err, path);
   }
   return db;
 }

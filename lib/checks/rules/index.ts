@@ -54,7 +54,14 @@ async function checkRelease(ctx: MessageContext, ledger: Ledger, settings: Rules
   const values = headerValues(ctx, RELEASE_HEADER);
   if (!values.length) return [];
   ctx.headerChanges.remove.push(RELEASE_HEADER);
-  const key = releaseKey(settings.quarantineDir, false);
+  let key: Buffer | null;
+  try {
+    key = releaseKey(settings.quarantineDir, false);
+  } catch (err) {
+    // The key unreadable (made by root for another user): the released copy is held again; the log says why and what to run.
+    services.log.warn(`mailward rules: ${RELEASE_HEADER} not honoured: ${(err as Error).message}`);
+    return [];
+  }
   if (!key || !ctx.raw) return [];
   // Every recipient of this transaction must be one the operator released to.
   const result = verifyRelease(key, values[0]!, { mailFrom: ctx.mailFrom ?? '', rcptTo: ctx.rcptTo }, ctx.raw, services.clock());

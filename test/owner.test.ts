@@ -1,0 +1,73 @@
+// Files root makes for the MTA's user (util/owner): owned like their directory,
+// and a clear error, naming the `chown` to run, for one the process cannot write.
+// Root only (only root makes files for another user): skipped otherwise.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { releaseKey } from '../lib/quarantine/release-token';
+import { makeDirectory } from '../lib/util/owner';
+import { openSharedSqlite } from '../lib/util/sqlite';
+import { repoPath } from './support/paths';
+
+const MTA = 65534; // nobody:nogroup
+
+describe('files made by root in a directory of the MTA user', () => {
+  let base: string;
+  let own: string;
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip(); // Needs root: only root makes files for another user.
+  });
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'mailward-owner-'));
+    chmodSync(base, 0o755);
+    own = join(base, 'data');
+    mkdirSync(own);
+    chownSync(own, MTA, MTA);
+  });
+  afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+  const owners = (dir: string) => readdirSync(dir).map((n) => `${n} ${statSync(join(dir, n)).uid}:${statSync(join(dir, n)).gid}`);
+
+  it('a SQLite file (the Bayes model, tracking, the quarantine index) and its -wal/-shm, in directories made on the way: the directory owner\'s', () => {
+    const db = openSharedSqlite(join(own, 'sub', 'bayes.sqlite'));
+    try {
+      db.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+      assert.deepEqual(owners(own), [`sub ${MTA}:${MTA}`]);
+      assert.deepEqual(owners(join(own, 'sub')).sort(), ['bayes.sqlite', 'bayes.sqlite-shm', 'bayes.sqlite-wal'].map((n) => `${n} ${MTA}:${MTA}`));
+    } finally {
+      db.close();
+    }
+  });
+
+  it('mkdir -p: every directory made is the owner\'s of the one it is made in', () => {
+    makeDirectory(join(own, 'a', 'b', 'c'));
+    for (const d of ['a', 'a/b', 'a/b/c']) assert.equal(`${statSync(join(own, d)).uid}:${statSync(join(own, d)).gid}`, `${MTA}:${MTA}`, d);
+  });
+
+  it('the release key (0600) made by `mailward quarantine release`: the MTA\'s, so it can read it', () => {
+    const qdir = join(own, 'quarantine');
+    releaseKey(qdir, true);
+    const s = statSync(join(qdir, 'release.key'));
+    assert.deepEqual([s.uid, s.gid, s.mode & 0o777], [MTA, MTA, 0o600]);
+  });
+
+  it('the MTA user facing a file root made before: an error naming the file and the chown to run (the store falls back, mail flows)', () => {
+    const path = join(own, 'tracking.sqlite');
+    writeFileSync(path, ''); // root's, 0644: what an older version left
+    const key = join(own, 'quarantine', 'release.key');
+    mkdirSync(join(own, 'quarantine'));
+    chownSync(join(own, 'quarantine'), MTA, MTA);
+    writeFileSync(key, 'ab'.repeat(32), { mode: 0o600 });
+    const script = `
+      const { openSharedSqlite } = require(${JSON.stringify(repoPath('dist', 'lib', 'util', 'sqlite.js'))});
+      const { releaseKey } = require(${JSON.stringify(repoPath('dist', 'lib', 'quarantine', 'release-token.js'))});
+      for (const f of [() => openSharedSqlite(${JSON.stringify(path)}), () => releaseKey(${JSON.stringify(join(own, 'quarantine'))}, false)]) {
+        try { f(); console.log('no error'); } catch (e) { console.log(e.message); }
+      }`;
+    const out = execFileSync(process.execPath, ['-e', script], { uid: MTA, gid: MTA, cwd: base, encoding: 'utf8' }).trim().split('\n');
+    assert.equal(out[0], `cannot write ${path}: ${path} not writable by nobody:nogroup (this process's user): run \`chown nobody:nogroup ${path}\``);
+    assert.match(out[1]!, new RegExp(`EACCES.*; ${key} not readable by nobody:nogroup \\(this process's user\\): run \`chown nobody:nogroup ${key}\`$`));
+  });
+});
