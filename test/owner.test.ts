@@ -13,7 +13,7 @@ import { repoPath } from './support/paths';
 
 const MTA = 65534; // nobody:nogroup
 
-describe('files made by root in a directory of the MTA user', () => {
+describe('files made by root in a directory of the MTA user (needs root: skipped otherwise)', () => {
   let base: string;
   let own: string;
   before(function () {
@@ -51,6 +51,17 @@ describe('files made by root in a directory of the MTA user', () => {
     releaseKey(qdir, true);
     const s = statSync(join(qdir, 'release.key'));
     assert.deepEqual([s.uid, s.gid, s.mode & 0o777], [MTA, MTA, 0o600]);
+  });
+
+  it('root opening a file an older version left root\'s in the MTA user\'s directory: it works (root), and says which chown the MTA needs', () => {
+    const path = join(own, 'tracking.sqlite');
+    writeFileSync(path, '');
+    const warned: string[] = [];
+    openSharedSqlite(path, 2000, undefined, (m) => warned.push(m)).close();
+    assert.deepEqual(warned, [`${path} not owned by nobody:nogroup, the owner of ${own}: that user (the MTA's, after it drops privileges) cannot write it; run \`chown nobody:nogroup ${path}\``]);
+    const fresh = join(own, 'bayes.sqlite');
+    openSharedSqlite(fresh, 2000, undefined, (m) => warned.push(m)).close();
+    assert.equal(warned.length, 1, 'a file made now is the directory owner\'s: nothing to say');
   });
 
   it('the MTA user facing a file root made before: an error naming the file and the chown to run (the store falls back, mail flows)', () => {

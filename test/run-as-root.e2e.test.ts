@@ -38,7 +38,7 @@ function notOwnedByMta(dir: string): string[] {
   return wrong;
 }
 
-describe('Haraka started as root with smtp.ini user/group, the CLI run as root', function () {
+describe('Haraka started as root with smtp.ini user/group, the CLI run as root (needs root: skipped otherwise)', function () {
   this.timeout(120_000);
   let base: string;
   let dir: string;

@@ -67,7 +67,7 @@ export class SqliteQuarantineIndex implements QuarantineIndex {
     this.db = openSharedSqlite(this.path, 250, (db) => {
       db.pragma('foreign_keys = ON');
       db.exec(SCHEMA);
-    });
+    }, (m) => this.log?.warn(`mailward quarantine: ${m}`));
     this.inode = statSync(this.path).ino;
   }
 

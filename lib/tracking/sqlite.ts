@@ -117,7 +117,7 @@ export class SqliteTrackingStore implements TrackingStore {
       // WAL + NORMAL: a power cut may lose the last commits but never corrupts.
       opening.pragma('synchronous = NORMAL');
       opening.exec(SCHEMA);
-    });
+    }, (m) => options.log?.warn(`tracking: ${m}`));
     // Like INSERT OR IGNORE for a known ref, but only for the ref: OR IGNORE would
     // also swallow a NOT NULL violation, silently losing a malformed row we want logged.
     let insert: Database.Statement;

@@ -105,6 +105,42 @@ export function unwritableAdvice(path: string): string | undefined {
   return `${denied.join(', ')} not writable by ${who} (this process's user): run \`chown ${who} ${denied.join(' ')}\``;
 }
 
+/** A user or group name from /etc/passwd or /etc/group, or the number. */
+function nameOf(file: '/etc/passwd' | '/etc/group', id: number): string {
+  try {
+    const line = readFileSync(file, 'utf8').split('\n').find((l) => l.split(':')[2] === String(id));
+    if (line) return line.split(':')[0]!;
+  } catch {
+    // no such file
+  }
+  return String(id);
+}
+
+/**
+ * Root opening a file (and its -wal/-shm) in a directory of another owner that
+ * is not that owner's (left by an older version run as root): root writes it,
+ * and Haraka's handle opened in register() keeps working after the drop, but
+ * the MTA's user cannot open it again (after an error, a restart without root).
+ * What to run, said while it still works; undefined when all is well.
+ */
+export function foreignOwnerAdvice(path: string): string | undefined {
+  if (!isRoot()) return undefined;
+  try {
+    const dir = statSync(dirname(path));
+    if (dir.uid === 0 && dir.gid === 0) return undefined;
+    const wrong = [path, `${path}-wal`, `${path}-shm`].filter((p) => {
+      if (!existsSync(p)) return false;
+      const s = statSync(p);
+      return s.uid !== dir.uid || s.gid !== dir.gid;
+    });
+    if (!wrong.length) return undefined;
+    const who = `${nameOf('/etc/passwd', dir.uid)}:${nameOf('/etc/group', dir.gid)}`;
+    return `${wrong.join(', ')} not owned by ${who}, the owner of ${dirname(path)}: that user (the MTA's, after it drops privileges) cannot write it; run \`chown ${who} ${wrong.join(' ')}\``;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The error, its message completed with unwritableAdvice(path) when that explains it. */
 export function withWriteAdvice<E>(err: E, path: string): E {
   const advice = unwritableAdvice(path);

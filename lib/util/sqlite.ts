@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createOwnedLikeDirectory, unwritableAdvice, withWriteAdvice } from './owner';
+import { createOwnedLikeDirectory, foreignOwnerAdvice, unwritableAdvice, withWriteAdvice } from './owner';
 import Database from 'better-sqlite3';
 
 const RETRY_PAUSE_MS = 20;
@@ -47,12 +47,15 @@ function useWal(db: Database.Database, timeoutMs: number): void {
  * file owned like its directory (see util/owner). A file this process cannot
  * write is refused at once, the error naming it and the `chown` to run:
  * SQLite would open it read-only and fail later, at the first write, with
- * only "attempt to write a readonly database".
+ * only "attempt to write a readonly database". Root opening one that the
+ * directory's owner could not write is told through `warn`.
  */
-export function openSharedSqlite(path: string, busyTimeoutMs = 2000, setup?: (db: Database.Database) => void): Database.Database {
+export function openSharedSqlite(path: string, busyTimeoutMs = 2000, setup?: (db: Database.Database) => void, warn?: (message: string) => void): Database.Database {
   createOwnedLikeDirectory(path);
   const advice = unwritableAdvice(path);
   if (advice) throw Object.assign(new Error(`cannot write ${path}: ${advice}`), { code: 'EACCES' });
+  const foreign = warn && foreignOwnerAdvice(path);
+  if (foreign) warn(foreign);
   const timeout = Math.floor(busyTimeoutMs);
   let db: Database.Database;
   try {
