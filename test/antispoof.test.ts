@@ -164,22 +164,22 @@ describe('antispoof module with auth results, against a real DNS server', functi
     const long = [...Array.from({ length: 20_000 }, (_, i) => `user${i}@d${i}.example.org`), 'ceo@widget.test'].join(', ');
     const beyond = await scan(mw, await sign(message({ from: long, prepend: pad }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
     assert.match(symbol(beyond, 'SPOOF_LOCAL_DOMAIN')?.detail ?? names(beyond).join(), /From: …@widget\.test \(past the first 1 MB of header, beyond the 256 KB of it parsed\) claims local domain widget\.test/);
-    // Only our domain as a whole label counts: widget.testing and widget.test-shop.example.org are someone else's.
-    for (const other of ['ceo@widget.testing', 'ceo@widget.test-shop.example.org', 'ceo@mywidget.test']) {
-      const notOurs = [...Array.from({ length: 20_000 }, (_, i) => `user${i}@d${i}.example.org`), other].join(', ');
-      const result = await scan(mw, await sign(message({ from: notOurs, prepend: pad }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
-      assert.equal(symbol(result, 'SPOOF_LOCAL_DOMAIN'), undefined, `${other}: ${symbol(result, 'SPOOF_LOCAL_DOMAIN')?.detail}`);
-    }
-    // A subdomain of ours, and ours at the very end of the field, still count.
-    for (const ours of ['ceo@mail.widget.test', 'ceo@widget.test']) {
-      const tail = [...Array.from({ length: 20_000 }, (_, i) => `user${i}@d${i}.example.org`), ours].join(', ');
-      const result = await scan(mw, await sign(message({ from: tail, prepend: pad }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
-      assert.match(symbol(result, 'SPOOF_LOCAL_DOMAIN')?.detail ?? names(result).join(), /beyond the 256 KB of it parsed\) claims local domain widget\.test/, ours);
-    }
     // Our own server's message with that much header is still authorised.
     const own = await scan(mw, await sign(message({ from: 'alice@example.com', prepend: pad }), 'example.com', 's1', world.keys.example), IP.nobody, 'alice@example.com');
     assert.equal(symbol(own, 'SPOOF_LOCAL_DOMAIN'), undefined, names(own).join());
     assert.match(symbol(own, 'LOCAL_DOMAIN_AUTHORISED')?.detail ?? '', /aligned DKIM signature for example\.com/);
+  });
+
+  it('past 1 MB of header and beyond the part parsed, only our domain as whole labels is a claim (not widget.testing or widget.test-shop...)', async () => {
+    const pad = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(1000)}`);
+    // Past the 256 KB parsed of a From: past the cut, our domain written as text counted even inside another one.
+    const many = Array.from({ length: 11_000 }, (_, i) => `user${i}@d${i}.example.org`);
+    const notOurs = [...many, 'ceo@widget.testing', 'ceo@widget.test-shop.example.org', 'ceo@mywidget.test'].join(', ');
+    const others = await scan(mw, await sign(message({ from: notOurs, prepend: pad }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
+    assert.equal(symbol(others, 'SPOOF_LOCAL_DOMAIN'), undefined, symbol(others, 'SPOOF_LOCAL_DOMAIN')?.detail);
+    // A subdomain of ours still counts.
+    const sub = await scan(mw, await sign(message({ from: [...many, 'ceo@mail.widget.test'].join(', '), prepend: pad }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
+    assert.match(symbol(sub, 'SPOOF_LOCAL_DOMAIN')?.detail ?? names(sub).join(), /beyond the 256 KB of it parsed\) claims local domain widget\.test/);
   });
 
   it('a From: of thousands of local addresses is judged once per local domain, naming the count; a second domain past them still judged', async () => {
