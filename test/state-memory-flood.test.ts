@@ -655,6 +655,39 @@ describe('memory state: one network\'s flood cannot take the overflow from other
   });
 });
 
+// Review of 208cfef: the shares' bookkeeping. Overflow at SegmentedPool(100): 160 entries, 20 a group, 40 a block;
+// promoteAfterMs 10, so a first event is held two intervals at 20; budget windows of a second (all of it here).
+describe('memory state: each network\'s share of the overflow is counted right', function () {
+  const names = (p: string, n: number, from = 0): string[] => Array.from({ length: n }, (_, i) => `${p}${from + i}`);
+  const heldOf = (pool: SegmentedPool, keys: string[]): number => keys.filter((k) => pool.has(k)).length;
+
+  it('SegmentedPool: a network whose last overflow entry its own new one pushes out keeps one share, not two', () => {
+    // admit took the group's share before the set that pushed out (LRU, held) the group's last entry: the
+    // dispose hook dropped that share from the map, the new entry counted toward the dropped one, the group's
+    // next first event opened a second share; and when the first share's entry left (its sender came back and
+    // was promoted) it dropped the second from the map, so the group began a third: 40 entries where its share
+    // is 20, taken from seven other networks each within theirs.
+    let t = 0;
+    const pool = new SegmentedPool(100, { promoteAfterMs: 10, clock: () => t });
+    const write = (key: string, g: string): void => void pool.set(key, { value: 'v' }, { group: g, block: g.toUpperCase() });
+    for (const k of names('a-once', 32)) write(k, 'a');
+    write('a0', 'a'); // the only overflow entry of a, and the least recently used
+    for (const g of ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']) {
+      for (const k of names(`${g}-once`, 32)) write(k, g);
+      for (const k of names(g, g === 'i' ? 19 : 20)) write(k, g); // overflow full, no one past its share
+    }
+    t = 20; // a0 held two intervals: a's new first event takes its place, then the others' oldest
+    for (const k of names('a', 30, 1)) write(k, 'a');
+    assert.equal(heldOf(pool, names('a', 31)), 20, 'a holds its share');
+    t = 30;
+    write('a1', 'a'); // a1's sender comes back: promoted, out of the overflow
+    assert.ok(pool.has('a1'));
+    for (const k of names('a', 30, 31)) write(k, 'a');
+    // Its share again: the one freed by a1, then at its share (its oldest, from t = 20, not yet held long enough).
+    assert.equal(heldOf(pool, names('a', 60, 2)), 20, 'a, not promoted, in the overflow');
+  });
+});
+
 describe('memory state: a key is counted once in the reputation pool\'s size', function () {
   it('SegmentedPool: a key whose first event expired in `once`, written again past the budget, is counted once', async () => {
     let t = 0;

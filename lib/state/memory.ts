@@ -435,13 +435,17 @@ class Overflow implements Pool {
   admit(key: string, entry: Entry, group: string | undefined, block: string | undefined, now: number, options: SetOptions = {}): boolean {
     this.cache.delete(key);
     if (!this.makeRoom(group, block, now)) return false;
-    const g = this.share(this.groups, group, this.perGroup);
-    const b = this.share(this.blocks, block, this.perBlock);
     // A literal, not a spread and then more fields: V8 keeps this one's fields in the object (measured:
     // a spread of { value } with a field added takes some 200 bytes, this some 60; bench/state-bytes.ts).
-    this.cache.set(key, { value: entry.value, born: entry.born, group: g, block: b }, options);
-    if (g) this.enter(g, key);
-    if (b) this.enter(b, key);
+    const stored: Entry = { value: entry.value, born: entry.born, group: undefined, block: undefined };
+    this.cache.set(key, stored, options);
+    // The shares after the set: the entry it pushes out may be the last of this group or block, and its
+    // dispose drop the share from the map (review of 208cfef: the new entry then counted toward a share no
+    // longer in the map, the group's next opened another, and the first, emptied, dropped that one).
+    stored.group = this.share(this.groups, group, this.perGroup);
+    stored.block = this.share(this.blocks, block, this.perBlock);
+    if (stored.group) this.enter(stored.group, key);
+    if (stored.block) this.enter(stored.block, key);
     return true;
   }
 
