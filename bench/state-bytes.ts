@@ -39,5 +39,8 @@ const cases: [string, () => number][] = [
   ['overflow, one network', () => perEntry(3_000, 9_000, () => ({ group: 'net:g', block: 'net:b' }))],
   // One block's budget (10,000) in `once`, then 500 networks of it, 20 entries each, in the overflow.
   ['overflow, 500 networks', () => perEntry(11_000, 9_000, (i) => ({ group: `net:g${i < 10_000 ? i % 5 : Math.floor(i / 20)}`, block: 'net:b' }))],
+  // One block's budget in `once`, then each key a network of its own in the overflow (a /32 flooding from a
+  // /48 per address): a share for each entry's network, the worst case of the shares' bookkeeping.
+  ['overflow, a network each', () => perEntry(11_000, 9_000, (i) => ({ group: `net:g${i}`, block: 'net:b' }))],
 ];
 for (const [label, run] of cases) console.log(`${label}: ${run().toFixed(0)} bytes an entry`);

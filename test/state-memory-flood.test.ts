@@ -686,6 +686,32 @@ describe('memory state: each network\'s share of the overflow is counted right',
     // Its share again: the one freed by a1, then at its share (its oldest, from t = 20, not yet held long enough).
     assert.equal(heldOf(pool, names('a', 60, 2)), 20, 'a, not promoted, in the overflow');
   });
+
+  it('SegmentedPool: a sender that left its network\'s overflow and came back is not taken for the network\'s oldest', () => {
+    // Each share listed its keys as they entered, a key that left staying in the list until met at its head: a
+    // key that left mid-list (promoted, then pushed out of the kept segment) and came back as a first event had
+    // two places, and at the older one it was taken for the network's oldest entry, though just written: the
+    // network at its share then refused every new first event until that one was held two intervals, although
+    // its entries behind it had been.
+    let t = 0;
+    const pool = new SegmentedPool(100, { promoteAfterMs: 10, clock: () => t });
+    const write = (key: string, g: string, keep?: boolean): void => void pool.set(key, { value: 'v' }, { group: g, block: g.toUpperCase(), keep });
+    for (const k of names('p-once', 32)) write(k, 'p');
+    for (const k of names('p', 20)) write(k, 'p'); // p at its share of the overflow
+    for (const k of names('q-once', 32)) write(k, 'q');
+    for (const k of names('q', 140)) write(k, 'q'); // q past its share; the overflow full
+    t = 10;
+    write('p5', 'p'); // p5's sender comes back: promoted
+    for (const k of names('p-trap', 32)) write(k, 'p', true); // p's trap hits push it out of the kept segment
+    assert.equal(pool.has('p5'), false);
+    write('p5', 'p'); // a first event again, past p's budget: the overflow (room: p5 left it)
+    assert.ok(pool.has('p5'));
+    t = 20; // p0..p4 and p6..p19 held two intervals, p5 not
+    const fresh = names('p-new', 10);
+    for (const k of fresh) write(k, 'p');
+    assert.equal(heldOf(pool, fresh), 10, 'each in place of one of p\'s oldest held two intervals');
+    assert.ok(pool.has('p5'), 'p5, written at 10, is still held');
+  });
 });
 
 describe('memory state: a key is counted once in the reputation pool\'s size', function () {

@@ -290,12 +290,13 @@ class FirstEventBudget {
   }
 }
 
-/** One group's or block's part of the overflow: its entries there, and their keys in the order they came. */
+/**
+ * One group's or block's part of the overflow: the keys of its entries there, oldest first (a Set keeps
+ * insertion order; a key that leaves is deleted from it, one that comes back goes last: review of 208cfef,
+ * whose list kept a place for a key that had left, at which the key, back, was taken for the oldest).
+ */
 class Share {
-  count = 0;
-  /** Keys as they entered, oldest first, from `head` on; some since gone (skipped when met, dropped by Overflow.enter). */
-  keys: string[] = [];
-  head = 0;
+  readonly keys = new Set<string>();
   constructor(
     readonly name: string,
     readonly limit: number,
@@ -339,49 +340,28 @@ class Overflow implements Pool {
     private readonly purgeEveryMs: number,
   ) {
     // Whatever removes an entry (evicted, expired, deleted, cleared) takes it from its shares; an overwrite does not.
-    this.cache = new LRUCache<string, Entry>({ max, dispose: (entry, _key, reason) => reason !== 'set' && this.leave(entry) });
+    this.cache = new LRUCache<string, Entry>({ max, dispose: (entry, key, reason) => reason !== 'set' && this.leave(entry, key) });
   }
 
-  private leave(entry: Entry): void {
+  private leave(entry: Entry, key: string): void {
     for (const share of [entry.group, entry.block]) {
       if (!share) continue;
-      share.count--;
-      if (share.count <= share.limit) this.over.delete(share);
-      if (share.count === 0) share.level.delete(share.name);
+      share.keys.delete(key);
+      if (share.keys.size <= share.limit) this.over.delete(share);
+      if (share.keys.size === 0) share.level.delete(share.name);
     }
   }
 
   private enter(share: Share, key: string): void {
-    share.count++;
-    share.keys.push(key);
-    if (share.count > share.limit) this.over.add(share);
-    // Keys that left (or were met) stay in the list: rebuilt (each key once, at its last entry) when they are over half of it.
-    if (share.keys.length > 2 * share.count + 32) {
-      const seen = new Set<string>();
-      const live = [];
-      for (let i = share.keys.length - 1; i >= share.head; i--) {
-        const k = share.keys[i]!;
-        if (!seen.has(k) && this.of(k, share)) live.push(k);
-        seen.add(k);
-      }
-      share.keys = live.reverse();
-      share.head = 0;
-    }
-  }
-
-  /** Whether `key` is held (expired or not) as one of `share`'s. */
-  private of(key: string, share: Share): boolean {
-    const e = this.cache.peek(key, { allowStale: true });
-    return e !== undefined && (e.group === share || e.block === share);
+    share.keys.add(key);
+    if (share.keys.size > share.limit) this.over.add(share);
   }
 
   /** The share's oldest held entry; expired ones met on the way are pushed out (they are room). */
   private oldest(share: Share): { key: string; born: number } | undefined {
-    while (share.head < share.keys.length) {
-      const key = share.keys[share.head]!;
-      if (!this.of(key, share)) share.head++;
-      else if (!this.cache.has(key)) this.cache.delete(key);
-      else return { key, born: this.cache.peek(key)!.born ?? -Infinity };
+    for (const key of share.keys) {
+      if (this.cache.has(key)) return { key, born: this.cache.peek(key)!.born ?? -Infinity };
+      this.cache.delete(key); // expired: its dispose takes it from the share (deleting while iterating a Set is safe)
     }
     return undefined;
   }
@@ -404,10 +384,10 @@ class Overflow implements Pool {
     // At its bound: its own oldest, if held long enough. Both checked before either is pushed out.
     const victims: string[] = [];
     for (const share of [g, b]) {
-      if (!share || share.count < share.limit) continue;
-      if (victims.length && this.of(victims[0]!, share)) continue; // the group's oldest is its block's too
+      if (!share || share.keys.size < share.limit) continue;
+      if (victims.length && share.keys.has(victims[0]!)) continue; // the group's oldest is its block's too
       const oldest = this.oldest(share);
-      if (!oldest || share.count < share.limit) continue; // expired ones made room
+      if (!oldest || share.keys.size < share.limit) continue; // expired ones made room
       if (!this.held(oldest.born, now)) return false;
       victims.push(oldest.key);
     }
@@ -526,7 +506,7 @@ class Overflow implements Pool {
  * back (or, while others want room, those it holds past its share), and those
  * it holds are promoted and penalised as before. Keys without a group or
  * block are not counted (as before). No bookkeeping per key in the segments;
- * in the overflow, its shares and a place in their lists.
+ * in the overflow, its shares and its key in theirs.
  *
  * A key is held in one segment: written, any expired copy of it in the others
  * goes (lru-cache counts one in size until it is read or pushed out).
@@ -669,7 +649,7 @@ const EVIDENCE_FIELD = /:(?:trap|complaint)$/;
  * see SegmentedPool. Worst case: 4.05 x maxEntries entries (the reputation
  * pool has two segments and an overflow of a twentieth), for each kept one a
  * few slots of bookkeeping (its group, block and evidence: GroupBoundedLru),
- * for each overflow entry its shares and a place in their lists (Overflow),
+ * for each overflow entry its shares and its key in theirs (Overflow),
  * and a window for each of the 4,096 most active groups (FirstEventBudget).
  */
 export class MemoryStore implements StateStore {
