@@ -558,13 +558,15 @@ export class SegmentedPool implements Pool {
     this.again.delete(key);
     // A later event stays where its first went; a first event goes to `once` within its group's and block's budget, past it to `overflow`.
     if (probation) {
-      probation.set(key, { ...entry, born }, lruOptions);
+      probation.set(key, { value: entry.value, born }, lruOptions);
       return this;
     }
     this.once.delete(key);
     this.overflow.delete(key);
-    if (this.budget.admit(group, block, now)) this.once.set(key, { ...entry, born: now }, lruOptions);
-    else this.overflow.admit(key, { ...entry, born: now }, group, block, now, lruOptions);
+    // Literals, not a spread and then a field: V8 keeps a literal's fields in the object (216 bytes
+    // against 56 measured for the spread form; bench/state-bytes.ts), and `once` holds 200,000 of them.
+    if (this.budget.admit(group, block, now)) this.once.set(key, { value: entry.value, born: now }, lruOptions);
+    else this.overflow.admit(key, { value: entry.value, born: now }, group, block, now, lruOptions);
     return this;
   }
 
