@@ -233,6 +233,55 @@ describe('auth module (mailauth) against a real DNS server', function () {
       assert.ok(!symbol(result, 'FROM_MISSING'), symbol(result, 'FROM_MISSING')?.detail);
       assert.match(symbol(result, 'DMARC_POLICY_REJECT')?.detail ?? symbolNames(result).join(), /^From: example\.com fails DMARC/);
     });
+
+    it('an indexed From: is not dropped as "the field the cut falls in" when the cut falls in another field: a second From: past the cut that starts with its text is another author', async () => {
+      // The index's last field is a complete From: of quarantine.test; the cut falls in a field with no valid
+      // name (no part of the index), and the first From: past it starts with the indexed one's text, in a
+      // subdomain of a domain the sender authenticates. Taken for the same field, the indexed author vanished:
+      // DMARC judged only example.com's subdomain, which passes, and a reader's first From: had no DMARC at all.
+      const top = message({ from: 'ceo@quarantine.test' });
+      const head = `${top.slice(top.indexOf('\r\n') + 2, top.indexOf('\r\n\r\n') + 2)}From: ceo@quarantine.test\r\n`;
+      const filler = 1024 * 1024 + 500 - head.length;
+      const raw = `${head}X Pad: ${'a'.repeat(filler)}\r\nFrom: ceo@quarantine.test.example.com\r\n\r\nHello\r\n`;
+      const ctx = createContext({ ip: IP.example, raw });
+      assert.equal(ctx.headers[ctx.headers.length - 1]!.key, 'from', 'the index ends with the whole first From:');
+      const result = await scan(raw, IP.example, 'bounce@example.com');
+      assert.ok(!symbol(result, 'DMARC_PASS'), symbolNames(result).join());
+      assert.deepEqual(authResults(result.context)!.dmarc.authors, ['quarantine.test', 'quarantine.test.example.com']);
+      assert.match(symbol(result, 'DMARC_POLICY_QUARANTINE')?.detail ?? symbolNames(result).join(), /each judged; From: quarantine\.test fails DMARC/);
+      assert.match(symbol(result, 'FROM_MULTIPLE')?.detail ?? '', /^2 From: headers/);
+    });
+
+    it('a From: past the cut beyond the text parsed for authors: no DMARC_PASS for the authors that were', async () => {
+      // The past From:'s value is longer than the 256 KB parsed: its address (quarantine.test, never
+      // judged) is unread; the indexed example.com passes. "Every author passes" was said of one of two.
+      const name = 'A'.repeat(300 * 1024);
+      const raw = message({ from: 'alice@example.com', headers: { 'X-Pad': 'b'.repeat(1024 * 1024) }, body: 'Hello\r\n' }).replace('\r\n\r\nHello', `\r\nFrom: "${name}" <shop@quarantine.test>\r\n\r\nHello`);
+      const result = await scan(raw, IP.example, 'alice@example.com');
+      assert.ok(!symbol(result, 'DMARC_PASS'), symbolNames(result).join());
+      const auth = authResults(result.context)!;
+      assert.notEqual(auth.dmarc.result, 'pass');
+      assert.equal(symbol(result, 'DMARC_NONE')?.detail, 'From: text past the first 1 MB of header beyond what is parsed not judged, so the message does not pass as a whole');
+      assert.equal(auth.fromDomain, '', 'no single From: domain');
+      assert.doesNotMatch(headerChange(result, 'Authentication-Results') ?? '', /dmarc=pass/);
+    });
+  });
+
+  it('a From: of more author domains than are judged (10): no DMARC_PASS for the ten that pass, the 11th never judged', async () => {
+    // Ten subdomains of example.com pass (SPF aligned, relaxed); quarantine.test, the 11th, is never looked up.
+    const authors = [...Array.from({ length: 10 }, (_, i) => `a${i}@s${i}.example.com`), 'ceo@quarantine.test'];
+    const result = await scan(message({ from: authors.join(', ') }), IP.example, 'bounce@example.com');
+    assert.ok(!symbol(result, 'DMARC_PASS'), symbolNames(result).join());
+    const auth = authResults(result.context)!;
+    assert.equal(auth.dmarc.result, 'none');
+    assert.equal(auth.dmarc.authors!.length, 10);
+    assert.equal(
+      symbol(result, 'DMARC_NONE')?.detail,
+      `From: names 10 domains (${authors.slice(0, 10).map((a) => `${a.split('@')[1]} pass p=reject`).join(', ')}), each judged; 1 more author domain not judged (the first 10 are), so the message does not pass as a whole`,
+    );
+    // Ten that pass and nothing more: DMARC_PASS.
+    const ten = await scan(message({ from: authors.slice(0, 10).join(', ') }), IP.example, 'bounce@example.com');
+    assert.ok(symbol(ten, 'DMARC_PASS'), symbolNames(ten).join());
   });
 
   it('a From: of 50,000 addresses is judged as quickly as any (mailauth reads its first ones), and its spoof still fails DMARC', async function () {
@@ -251,6 +300,21 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), symbolNames(result).join());
     const detail = symbol(result, 'FROM_MULTIPLE')!.detail;
     assert.match(detail, /^From: has 50001 addresses \(ceo@example\.com, u0@s0\.test, .* and 49991 more\)$/);
+  });
+
+  it('a From: past the 1 MB header index whose addresses lie beyond the text parsed for authors: mailauth is handed a shortened From: too', () => {
+    // 300 KB of display name first, then 50,000 addresses: the parsed 256 KB of it holds none, so the
+    // count stayed under the limit and mailauth got the whole field to parse (quadratic in its addresses).
+    const many = Array.from({ length: 50_000 }, (_, i) => `u${i}@s${i}.test`);
+    const raw = message({ from: 'alice@example.com', headers: { 'X-Pad': 'b'.repeat(1024 * 1024) }, body: 'Hello\r\n' }).replace(
+      '\r\n\r\nHello',
+      `\r\nFrom: "${'A'.repeat(300 * 1024)}" <ceo@example.com>, ${many.join(', ')}\r\n\r\nHello`,
+    );
+    const handed = forMailauth(createContext({ ip: IP.attacker, raw }));
+    assert.ok(handed.length < raw.length - 500_000, `mailauth was handed ${handed.length} of ${raw.length} bytes`);
+    const from = parseHeaderBlock(handed).headers.filter((h) => h.key === 'from');
+    // The addresses parsed, on top; one is written twice, so that mailauth does not take it for the single author.
+    assert.deepEqual(from.map((h) => h.value), ['alice@example.com, alice@example.com']);
   });
 
   it('10,000 DKIM-Signature headers cost no more than a few: the topmost 20 are verified', async function () {

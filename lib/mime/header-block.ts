@@ -5,6 +5,12 @@ export interface HeaderField {
   key: string;
   name: string;
   value: string;
+  /**
+   * fieldsPastIndex only: this is the field the cut falls in, and the index holds it (its name and
+   * colon lie before the cut) with its value cut short. Decided by position, never by comparing
+   * text: a different field whose value merely starts with an indexed one's is another field.
+   */
+  cutShort?: boolean;
 }
 
 /** Upper bound on the header block we index; the rest is still delivered untouched. */
@@ -152,7 +158,8 @@ export function fieldsPastIndex(raw: Buffer, keys: readonly string[]): HeaderFie
     // and a decode per line (5 s). The same text either way: no UTF-8 sequence holds a CR or an LF.
     const decoded = Buffer.from(field.slice(colon + 1), 'latin1').toString('utf8');
     const value = decoded.split('\n').map((piece) => piece.trim()).filter(Boolean).join(' ');
-    fields.push({ key, name, value });
+    // Its colon before the cut: parseHeaderBlock indexed this field (same name), its value cut short.
+    fields.push({ key, name, value, ...(from + colon < MAX_HEADER_BYTES ? { cutShort: true } : {}) });
   };
   let fieldStart = start;
   let at = start;

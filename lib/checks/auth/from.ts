@@ -1,5 +1,4 @@
 import { fieldsPastIndex, fromMailboxes, headerValues, mailboxesOf, shownFromAddressesWith, type Mailbox, type MessageContext } from '../../message';
-import { MAX_HEADER_BYTES } from '../../mime/header-block';
 
 /** Characters of From: text past the header index that are parsed for authors (a forger sets its length; 10 domains are judged). */
 const PAST_FROM_BUDGET = 256 * 1024;
@@ -28,10 +27,13 @@ export function authorFields(ctx: MessageContext): AuthorFields {
   const cached = raw && cache.get(raw);
   if (cached) return cached;
   const indexed = headerValues(ctx, 'from').length;
-  const past = raw ? fieldsPastIndex(raw, ['from']).map((f) => f.value) : [];
-  // fieldsPastIndex reads from the start of the field the cut falls in, which the index holds cut
-  // short: that is the same field again (its whole value), not another author.
-  const repeated = raw && past.length && straddlesCut(raw) && repeatsLastIndexed(ctx, past[0]!);
+  const pastFields = raw ? fieldsPastIndex(raw, ['from']) : [];
+  const past = pastFields.map((f) => f.value);
+  // fieldsPastIndex reads from the start of the field the cut falls in: when that is a From: the
+  // index holds cut short, it is the same field again (its whole value), not another author. Known
+  // by its position (cutShort), not by its text: a second From: past the cut whose value starts
+  // with the last indexed one's is another field, and the indexed author must not vanish.
+  const repeated = !!pastFields[0]?.cutShort && lastIndexedFrom(ctx) !== undefined;
   let left = PAST_FROM_BUDGET;
   let unparsed = false;
   const pastValues: string[] = [];
@@ -65,20 +67,7 @@ export function shownAuthorAddresses(ctx: MessageContext, fields = authorFields(
   return shownFromAddressesWith(ctx, fields.pastValues, asWritten);
 }
 
-/** The index ends inside a field: the byte before the cut does not end a line, or the line after it continues the field. */
-function straddlesCut(raw: Buffer): boolean {
-  if (raw.length <= MAX_HEADER_BYTES) return false;
-  return raw[MAX_HEADER_BYTES - 1] !== 0x0a || raw[MAX_HEADER_BYTES] === 0x20 || raw[MAX_HEADER_BYTES] === 0x09;
-}
-
 function lastIndexedFrom(ctx: MessageContext): string | undefined {
   const last = ctx.headers[ctx.headers.length - 1];
   return last?.key === 'from' ? last.value : undefined;
-}
-
-/** The last indexed field is a From: whose (cut short) value the first past From: starts with. */
-function repeatsLastIndexed(ctx: MessageContext, firstPast: string): boolean {
-  const value = lastIndexedFrom(ctx);
-  // A character cut in two decodes as U+FFFD.
-  return value !== undefined && firstPast.startsWith(value.replace(/\uFFFD+$/, ''));
 }

@@ -159,9 +159,16 @@ export function forMailauth(ctx: MessageContext): Buffer {
   // Mail carries a few; the newest (topmost) are the ones that matter.
   if (headerValues(ctx, 'dkim-signature').length > MAX_DKIM_SIGNATURES) raw = withoutHeaders(raw, ['dkim-signature'], MAX_DKIM_SIGNATURES);
   // Every From: field, those past the header index too (their first 256 KB): mailauth parses them all.
-  const addresses = authorFields(ctx).mailboxes.map((m) => m.written);
-  if (addresses.length <= MAX_FROM_FOR_MAILAUTH) return raw;
-  return Buffer.concat([Buffer.from(`From: ${addresses.slice(0, MAX_AUTHOR_DOMAINS).join(', ')}\r\n`, 'utf8'), withoutHeaders(raw, ['from'])]);
+  // Past that text (unparsed) any number of addresses may follow: they are not counted, so the From:
+  // is shortened all the same (to the addresses parsed; the rest is judged by no one, authorsDmarc).
+  const fields = authorFields(ctx);
+  const addresses = fields.mailboxes.map((m) => m.written);
+  if (addresses.length <= MAX_FROM_FOR_MAILAUTH && !fields.unparsed) return raw;
+  const handed = addresses.slice(0, MAX_AUTHOR_DOMAINS);
+  // A From: of more addresses than are handed must not read as a single author to mailauth: it would
+  // evaluate DMARC for that one alone, pass it, and write dmarc=pass into Authentication-Results.
+  if (handed.length === 1) handed.push(handed[0]!);
+  return Buffer.concat([Buffer.from(`From: ${handed.join(', ')}\r\n`, 'utf8'), withoutHeaders(raw, ['from'])]);
 }
 
 /** One mailauth authenticate() call for a message; exported for the benchmark. */
@@ -171,7 +178,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   // SPF, DKIM and ARC get the first half of the deadline; what is left is DMARC's, for the
   // author domains' own records only (an SPF record may include names that start with _dmarc.).
   const cutoff = Date.now() + settings.timeoutMs / 2;
-  const authors = authorAddresses(ctx);
+  const { addresses: authors, unjudged } = authorAddresses(ctx);
   const dmarcNames = new Set(
     authors.flatMap((address) => {
       const domain = asciiDomain(domainOf(address));
@@ -230,7 +237,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
           raw: await verifyDmarc({ headerFrom: address, spfDomains, dkimDomains, arcResult: result.arc, resolver } as any),
         })),
       );
-      auth.dmarc = authorsDmarc(answers);
+      auth.dmarc = authorsDmarc(answers, unjudged);
       if (auth.dmarc.result === 'temperror') auth.temporaryError = true;
     }
   }
@@ -261,15 +268,28 @@ const MAX_AUTHOR_DOMAINS = 10;
  * One address per author domain, the first ones in message order: From:'s addresses (past the
  * header index too: mailauth reads those), or with none the addresses its text shows.
  */
-function authorAddresses(ctx: MessageContext): string[] {
+function authorAddresses(ctx: MessageContext): { addresses: string[]; unjudged: string } {
   const fields = authorFields(ctx);
   const written = fields.mailboxes.map((m) => m.address).filter((a) => a.includes('@'));
   const byDomain = new Map<string, string>();
+  const skipped = new Set<string>();
   for (const address of written.length ? written : shownAuthorAddresses(ctx, fields)) {
-    if (byDomain.size >= MAX_AUTHOR_DOMAINS) break;
-    if (!byDomain.has(domainOf(address))) byDomain.set(domainOf(address), address);
+    const domain = domainOf(address);
+    if (byDomain.has(domain)) continue;
+    // Counted (not judged) past the limit, to say how many: a few more than the limit are enough to say "not all".
+    if (byDomain.size >= MAX_AUTHOR_DOMAINS) {
+      skipped.add(domain);
+      if (skipped.size > MAX_AUTHOR_DOMAINS) break;
+      continue;
+    }
+    byDomain.set(domain, address);
   }
-  return [...byDomain.values()];
+  // Which authors no DMARC look-up judged: their message never passes DMARC as a whole (authorsDmarc).
+  const unjudged = [
+    ...(skipped.size ? [`${skipped.size > MAX_AUTHOR_DOMAINS ? `over ${MAX_AUTHOR_DOMAINS}` : skipped.size} more author domain${skipped.size === 1 ? '' : 's'} not judged (the first ${MAX_AUTHOR_DOMAINS} are)`] : []),
+    ...(fields.unparsed ? ['From: text past the first 1 MB of header beyond what is parsed not judged'] : []),
+  ].join('; ');
+  return { addresses: [...byDomain.values()], unjudged };
 }
 
 /**
@@ -326,6 +346,11 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
       return [{ name: 'DMARC_TEMPERROR', detail: `${of}From: ${domain}: DNS failure${refused ? `; ${refused}` : ''}` }];
     }
     case 'none': {
+      if (dmarc.unjudged) {
+        const unrecorded = (dmarc.authorResults ?? []).filter((a) => a.result === 'none').map((a) => a.domain);
+        const also = unrecorded.length ? `; ${unrecorded.join(', ')} publish${unrecorded.length === 1 ? 'es' : ''} no DMARC record` : '';
+        return [{ name: 'DMARC_NONE', detail: `${of}${dmarc.unjudged}${also}, so the message does not pass as a whole` }];
+      }
       if (several) {
         const unrecorded = (dmarc.authorResults ?? []).filter((a) => a.result === 'none').map((a) => a.domain);
         return [{ name: 'DMARC_NONE', detail: `${of}${unrecorded.join(', ') || 'an author domain'} publish${unrecorded.length === 1 ? 'es' : ''} no DMARC record, so the message does not pass as a whole` }];

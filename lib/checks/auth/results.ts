@@ -85,6 +85,12 @@ export interface AuthResults {
     authors?: string[];
     /** With `authors`: each author domain's own outcome, in message order (the symbol detail names them). */
     authorResults?: AuthorDmarc[];
+    /**
+     * With `authors`: why some author of the From: was not judged ('' or absent: every one was):
+     * more domains than are looked up, From: text past the index beyond what is parsed, an
+     * address mailauth read that the list lacks. Such a From: never passes as a whole.
+     */
+    unjudged?: string;
   };
   arc: {
     /** temperror: a key of the chain could not be fetched (DNS failure), so it was not judged. */
@@ -377,19 +383,22 @@ const POLICY_RANK: Record<string, number> = { reject: 3, quarantine: 2, none: 1,
  * author passed; else none (an author without a record is vouched for by
  * no one, so the message as a whole does not pass).
  */
-export function authorsDmarc(answers: { domain: string; raw: any }[]): AuthResults['dmarc'] {
+export function authorsDmarc(answers: { domain: string; raw: any }[], unjudged = ''): AuthResults['dmarc'] {
   const authors = answers.map((a) => a.domain);
   const judged = answers.map((a) => ({ domain: a.domain, ...dmarcOf(a.raw) }));
   const authorResults: AuthorDmarc[] = judged.map(({ domain, result, policy }) => ({ domain, result, policy }));
   const failed = judged.filter((j) => j.result === 'fail').sort((a, b) => POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!);
   const chosen = failed[0] ?? judged.find((j) => j.result === 'temperror');
-  if (chosen) return { result: chosen.result, policy: chosen.policy, domain: chosen.domain, ...(chosen.pct < 100 ? { pct: chosen.pct } : {}), authors, authorResults };
-  if (judged.length && judged.every((j) => j.result === 'pass')) {
+  const more = unjudged ? { unjudged } : {};
+  if (chosen) return { result: chosen.result, policy: chosen.policy, domain: chosen.domain, ...(chosen.pct < 100 ? { pct: chosen.pct } : {}), authors, authorResults, ...more };
+  // "Every author passes" only of every author: one never looked up (the 11th domain, an address
+  // past the text parsed) may be anyone's, and a pass would vouch for it (DMARC_PASS, -1).
+  if (!unjudged && judged.length && judged.every((j) => j.result === 'pass')) {
     // No single From: domain: `domain` stays '' (allow entries and rules match one); the policy is the strictest published.
     const strictest = [...judged].sort((a, b) => POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!)[0]!;
     return { result: 'pass', policy: strictest.policy, domain: '', authors, authorResults };
   }
-  return { result: 'none', policy: '', domain: '', authors, authorResults };
+  return { result: 'none', policy: '', domain: '', authors, authorResults, ...more };
 }
 
 /** Each author's outcome, for a symbol detail: `a.example pass p=reject, b.example none`. */
