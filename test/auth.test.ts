@@ -8,6 +8,7 @@ import { parseIni } from '../lib/config/ini';
 import { createMailward, type Mailward, type ScanResult } from '../lib/index';
 import { summarise } from '../lib/checks/auth/results';
 import { heldAuth } from '../lib/quarantine';
+import { arcVouch } from '../lib/checks/rules/auth-view';
 import { repoPath } from './support/paths';
 import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, signWithHeaderList, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
@@ -581,6 +582,21 @@ describe('auth module (mailauth) against a real DNS server', function () {
       await lenient.close();
       rmSync(lenientDir, { recursive: true, force: true });
     }
+  });
+
+  it('heldAuth vouches only where the rules\' allow entry would (arcVouch): not for a From: of two addresses of one domain', async () => {
+    // Two authors of one domain: DMARC is judged once for example.com (authors path, fromDomain ''), and the
+    // sealer's recorded pass for example.com lets the override through. The rules' arcVouch asks for the
+    // single From: domain too (sameFromDomain) and vouches for nothing; heldAuth said example.com, so
+    // release-approve called such a message authenticated where the entry it adds would not hold.
+    const recorded = () => 'spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com; dmarc=pass header.from=example.com';
+    const signed = await sign(message({ from: 'Alice <alice@example.com>, Bob <bob@example.com>' }), 'example.com', 's1', world.keys.example);
+    const forwarded = await forwardWithArc(signed, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' }, resolver: directResolver(world.dns.server), recorded });
+    const result = await scan(forwarded, IP.forwarder, 'list-bounces@fwd.test');
+    const auth = authResults(result.context)!;
+    assert.equal(auth.fromDomain, '');
+    assert.equal(arcVouch(auth, 'example.com'), undefined);
+    assert.deepEqual(heldAuth(result.context), { arcVouchedFor: '' }, symbolNames(result).join());
   });
 
   it('a second From: added above a trusted sealer\'s signed one is not covered by its seal: no override', async () => {

@@ -11,7 +11,10 @@ import type { HeldAuth } from './types';
 export function heldAuth(ctx: MessageContext): HeldAuth | undefined {
   const auth = authResults(ctx);
   if (!auth) return undefined;
-  // The rules' arcVouch (an allow entry holds) asks the same: an override, and a pass recorded for this single From: domain.
-  const vouched = !!auth.dmarc.arcOverride && sealerRecordedPass(auth);
+  // The rules' arcVouch (an allow entry holds) asks the same: an override, a pass recorded for this
+  // From: domain, and that domain the single From: domain (fromDomain: not one of two addresses of it,
+  // whose DMARC is judged once, per author domain, and which no entry matches).
+  const single = !!auth.fromDomain && asciiDomain(auth.fromDomain) === asciiDomain(auth.dmarc.domain);
+  const vouched = !!auth.dmarc.arcOverride && sealerRecordedPass(auth) && single;
   return { arcVouchedFor: vouched ? asciiDomain(auth.dmarc.domain) : '' };
 }
