@@ -19,6 +19,24 @@ describe('mailward quarantine release-approve: whom it approves', () => {
     assert.match((await w.cli('allow', 'list')).out, /bob@partner\.test/);
   });
 
+  it('a From: past the first 1 MB of header counts: nothing approved for a message of two authors, nor for one whose only From: there has no address', async () => {
+    // approveSender counted the indexed From: only: it approved bob@partner.test for a message whose
+    // second From: (ceo@bank.test, which auth judged and readers show) lay past the cut, and the
+    // envelope sender for one whose only From:, a name, lay there.
+    const padding = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(990)}`).join('\r\n');
+    const past = (top: string, below: string) => Buffer.from(`${top}To: alice@example.com\r\nSubject: hi\r\n${padding}\r\nFrom: ${below}\r\n\r\nHello Alice\r\n`);
+    await new FileQuarantine(w.qdir).put(entry('APP0000007', { mailFrom: 'bounces+x1@esp.test' }), past('From: Bob <bob@partner.test>\r\n', 'CEO <ceo@bank.test>'));
+    const two = await w.cli('quarantine', 'release-approve', 'APP0000007');
+    assert.equal(two.code, 0, two.err);
+    assert.match(two.err, /^warning: nothing approved: the message has 2 From: addresses \(bob@partner\.test, ceo@bank\.test\)/m);
+    assert.doesNotMatch(two.out, /approved/);
+    await new FileQuarantine(w.qdir).put(entry('APP0000008', { mailFrom: 'bounces+x1@esp.test' }), past('', 'Bob Smith'));
+    const nameOnly = await w.cli('quarantine', 'release-approve', 'APP0000008');
+    assert.equal(nameOnly.code, 0, nameOnly.err);
+    assert.match(nameOnly.err, /^warning: nothing approved: the From: holds no address \("Bob Smith"\)/m);
+    assert.doesNotMatch((await w.cli('allow', 'list')).out, /partner\.test|esp\.test/, 'nothing approved');
+  });
+
   // Records held before mailward kept auth data (no `auth`): read from the symbol's detail, as then.
   // The approval warns when the held message would not have held an entry: mail a trusted ARC sealer
   // forwarded after it saw DMARC pass for that From: does ([lists] trusted_arc), a forwarding it saw fail does not.

@@ -8,6 +8,7 @@ import type { RulesSettings } from '../../checks/rules/settings';
 import { asciiDomain } from '../../util/domain';
 import { silentLogger } from '../../runtime';
 import type { MailwardConfig } from '../../config/load';
+import { authorFields } from '../../checks/auth/from';
 import { createContext, fromMailboxes, headerValues, parsedMessage } from '../../message';
 import { ClaimBusyError, CorruptRecordError, damage, describeClaim, openQuarantine, releaseMessage, ReleaseError, type FileQuarantine, type QuarantineRecord } from '../../quarantine';
 import { type CliCommand, type CliIO, UserError } from '../types';
@@ -284,12 +285,14 @@ async function approveSender(config: MailwardConfig, record: QuarantineRecord, i
   let address = record.mailFrom;
   if (held) {
     const ctx = createContext({ ip: record.remoteIp, raw: held.raw });
-    const from = fromMailboxes(ctx).filter((m) => m.address);
+    // Every From: field, those past the first 1 MB of header too (authorFields: what auth judged, what readers show).
+    const authors = authorFields(ctx);
+    const from = authors.mailboxes.filter((m) => m.address);
     if (from.length > 1) {
       io.err(`warning: nothing approved: the message has ${from.length} From: addresses (${from.map((m) => m.address).join(', ')}); add the one you trust with "mailward allow add --rcpt USER SENDER"`);
       return true;
     }
-    const [written] = headerValues(ctx, 'from');
+    const [written] = [...headerValues(ctx, 'from'), ...authors.pastValues, ...(authors.fields ? [''] : [])];
     if (from.length === 1) address = from[0]!.address;
     else if (written !== undefined) {
       // A From: with a name and no address (or an encoded word, a group) showed the reader someone the
