@@ -332,6 +332,66 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('review of e7b1228: style declarations split as a browser splits them; display values only as browsers take them', () => {
+    // A later declaration that a browser drops (a `!` hack, junk after !important, a keyword Blink and WebKit do not
+    // take, two outer types) read as valid and showed what `display:none` before it hides; a comment inside the value,
+    // a `;` in a string or url() split declarations a browser keeps whole; a table column's content is never rendered.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const style of [
+      'display:none;display:block!ie',
+      'display:none;display:block !important x',
+      'display:/**/none',
+      'display:none/* a */',
+      'display:none;font-family:"a;display:block;"',
+      'display:none;background:url(a;display:block;)',
+      'display:none;display:run-in',
+      'display:none;display:-ms-flexbox',
+      'display:none;display:ruby-base-container',
+      'display:none;display:block block',
+      'display:none;display:inline run-in',
+      'display:none;display:flex list-item',
+      'display:table-column',
+      'display:TABLE-COLUMN-GROUP',
+      'color:#fff;color:#000!x',
+    ]) {
+      assert.equal(hidden(`<p style='${style}'>${poison}</p>`), true, style);
+    }
+    for (const style of [
+      'display:none;display:block !important',
+      'display:none;display:block ! IMPORTANT',
+      'font-family:"Yahoo!";display:block',
+      'display:none;display:/* shown */block',
+      'display:none;display:inline flow-root',
+      'display:none;display:block list-item',
+      'display:none;display:list-item inline flow',
+      'display:none;display:-webkit-box',
+      'color:#000;background:url("a!b;c")',
+    ]) {
+      assert.equal(hidden(`<p style='${style}'>${poison}</p>`), false, style);
+    }
+  });
+
+  it('review of 6137021: a one-colour gradient sized smaller than its element (an underline) is not its background', () => {
+    // `linear-gradient(#fff,#fff)` at `100% 1px` is a link's white underline on a dark cell: its white text read as on white, hidden.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const html of [
+      `<div style="background:#000"><a href="#" style="color:#fff;background:linear-gradient(#fff,#fff) no-repeat 0 100%/100% 1px">${poison}</a></div>`,
+      `<div style="background:#000"><a href="#" style="color:#fff;background-image:linear-gradient(#fff,#fff);background-size:100% 1px;background-repeat:no-repeat">${poison}</a></div>`,
+      `<div style="background:#000;color:#fff"><span style="background-image:linear-gradient(#ffffff,#ffffff);background-position:0 100%;background-size:100% 2px;background-repeat:no-repeat">${poison}</span></div>`,
+      `<div style="color:#fff;background:#000 linear-gradient(#fff,#fff) no-repeat;background-size:0 0">${poison}</div>`,
+    ]) {
+      assert.equal(hidden(html), false, html);
+    }
+    // Sized to cover it, it is still its background.
+    for (const html of [
+      `<div style="color:#fff;background:linear-gradient(#fff,#fff) center/cover">${poison}</div>`,
+      `<div style="color:#fff;background-image:linear-gradient(#fff,#fff);background-size:100% 100%">${poison}</div>`,
+      `<div style="color:#fff;background:#000 linear-gradient(#fff,#fff);background-size:auto">${poison}</div>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
+  });
+
   it('display:none and a faint opacity are judged by the declaration that wins, as a browser does', () => {
     // A later valid declaration shows the element (a template's `display:none` for some clients, then
     // `display:block` for the rest): read as hidden for good before, by a regex that saw the first one.

@@ -78,12 +78,29 @@ const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', '
  */
 const GONE_STYLE = /max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
 /**
- * A `display` value a browser takes (a keyword, or the two- and three-keyword forms): any other is dropped and the
- * declaration before it wins, so `display:none;display:nonsense` still hides.
+ * A one-keyword `display` value that Blink, WebKit and Gecko all take: any other is dropped and the declaration before
+ * it wins, so `display:none;display:nonsense` still hides. Not `run-in`, `ruby-base`, the ruby containers nor `-ms-`
+ * and `-moz-` values: some engine drops them, and a reader of Gmail or Apple Mail would see `display:none` win.
  */
 const DISPLAY_KEYWORD =
-  /^(?:none|contents|block|inline|inline-block|flow-root|list-item|flex|inline-flex|grid|inline-grid|table|inline-table|table-(?:row-group|header-group|footer-group|row|cell|column-group|column|caption)|ruby|ruby-base|ruby-text|ruby-base-container|ruby-text-container|math|run-in|-webkit-box|-webkit-inline-box|-webkit-flex|-webkit-inline-flex|-ms-flexbox|-ms-inline-flexbox|inherit|initial|unset|revert|revert-layer)$/i;
-const DISPLAY_MULTI = /^(?:(?:block|inline|run-in|flow|flow-root|table|flex|grid|ruby|list-item)(?:\s+|$)){2,3}$/i;
+  /^(?:none|contents|block|inline|inline-block|flow-root|list-item|flex|inline-flex|grid|inline-grid|table|inline-table|table-(?:row-group|header-group|footer-group|row|cell|column-group|column|caption)|ruby|ruby-text|math|-webkit-box|-webkit-inline-box|-webkit-flex|-webkit-inline-flex|inherit|initial|unset|revert|revert-layer)$/i;
+/** `display` values that hide what an element holds: a table column's children are not rendered (CSS 2.1 17.2.1). */
+const DISPLAY_GONE = new Set(['none', 'table-column', 'table-column-group']);
+
+/**
+ * A two- or three-keyword `display` value (CSS Display 3): an outer type and an inner one, or `list-item` with at
+ * most one of each (its inner one flow or flow-root), no keyword twice. `block block` and `inline run-in` are
+ * dropped by browsers: read as valid, they let a `display:none` before them read as shown.
+ */
+function displayMulti(value: string): boolean {
+  const words = value.toLowerCase().split(/\s+/);
+  if (words.length < 2 || words.length > 3 || new Set(words).size !== words.length) return false;
+  const outer = words.filter((w) => w === 'block' || w === 'inline').length;
+  const inner = words.filter((w) => /^(?:flow|flow-root|table|flex|grid|ruby)$/.test(w));
+  const listItem = words.includes('list-item');
+  if (outer + inner.length + (listItem ? 1 : 0) !== words.length || outer > 1 || inner.length > 1) return false;
+  return listItem ? inner.every((w) => w === 'flow' || w === 'flow-root') : outer === 1 && inner.length === 1;
+}
 /**
  * Font size (px) at or below which text is too small to read (1.5pt, 0.125em of 16px). The SpamAssassin
  * corpus's ham has no text at 4px or less; 2px letters are specks. See docs/content.md.
@@ -129,6 +146,7 @@ type StyleProperty =
   | 'background-color'
   | 'background'
   | 'background-image'
+  | 'background-size'
   | 'background-clip'
   | '-webkit-background-clip'
   | 'font-size'
@@ -148,10 +166,11 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   color: (value) => cssColor(value) !== undefined,
   '-webkit-text-fill-color': (value) => cssColor(value) !== undefined,
   opacity: (value) => OPACITY_VALUE.test(value),
-  display: (value) => DISPLAY_KEYWORD.test(value) || DISPLAY_MULTI.test(value),
+  display: (value) => DISPLAY_KEYWORD.test(value) || displayMulti(value),
   'background-color': (value) => cssColor(value) !== undefined,
   background: (value) => /./.test(value),
   'background-image': (value) => /./.test(value),
+  'background-size': (value) => /./.test(value),
   'background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
   '-webkit-background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
 };
@@ -162,6 +181,69 @@ interface Declaration {
   value: string;
 }
 
+/** One declaration of a style attribute as a browser's CSS parser splits it (styleDeclarations). */
+interface ParsedDeclaration {
+  property: string;
+  value: string;
+  important: boolean;
+}
+
+/** The last style attribute split (styleDeclarations): each element's is read for a dozen properties. */
+let lastSplit: { style: string; declarations: ParsedDeclaration[] } = { style: '', declarations: [] };
+
+/**
+ * A style attribute's declarations, split as a browser's CSS parser splits them, in one linear pass: at a `;`
+ * outside a string, an escape and (), [] or {} (`font-family:"a;display:block"` and `url(a;b)` are one value each);
+ * a CSS comment is a blank (`display:` a comment `none` hides). A declaration whose value holds a `!` other than a
+ * final `!important` is dropped (`display:block!ie`, `display:block !important x`): a browser drops it too.
+ */
+function styleDeclarations(style: string): ParsedDeclaration[] {
+  if (lastSplit.style === style) return lastSplit.declarations;
+  const declarations: ParsedDeclaration[] = [];
+  let current = '';
+  let bangs = 0;
+  let quote = '';
+  let depth = 0;
+  const end = () => {
+    const colon = current.indexOf(':');
+    const property = colon > 0 ? current.slice(0, colon).trim().toLowerCase() : '';
+    let value = colon > 0 ? current.slice(colon + 1).trim() : '';
+    const important = /!\s*important$/i.test(value);
+    if (important) value = value.replace(/\s*!\s*important$/i, '');
+    // Each `!` outside strings and brackets: any but the one of a final !important makes a value no browser takes.
+    if (/^-?[a-z][a-z0-9-]*$/.test(property) && value && bangs === (important ? 1 : 0)) {
+      declarations.push({ property, value, important });
+    }
+    current = '';
+    bangs = 0;
+  };
+  for (let i = 0; i < style.length; i++) {
+    const c = style[i]!;
+    if (c === '\\') {
+      current += style.slice(i, i + 2);
+      i++;
+    } else if (quote) {
+      current += c;
+      if (c === quote) quote = '';
+    } else if (c === '/' && style[i + 1] === '*') {
+      const close = style.indexOf('*/', i + 2);
+      current += ' ';
+      i = close < 0 ? style.length : close + 1;
+    } else if (c === ';' && depth === 0) {
+      end();
+    } else {
+      if (c === '"' || c === "'") quote = c;
+      else if (c === '(' || c === '[' || c === '{') depth++;
+      else if ((c === ')' || c === ']' || c === '}') && depth > 0) depth--;
+      else if (c === '!' && depth === 0) bangs++;
+      current += c;
+    }
+  }
+  end();
+  lastSplit = { style, declarations };
+  return declarations;
+}
+
 /**
  * The declaration of one of `properties` that wins in a style attribute, as in a browser: the last
  * `!important` one, else the last valid one (VALID_VALUE). Several properties when one sets what the
@@ -170,13 +252,12 @@ interface Declaration {
 function styleDeclaration(style: string, properties: readonly StyleProperty[]): Declaration | undefined {
   let winner: Declaration | undefined;
   let important = false;
-  for (const match of style.matchAll(new RegExp(`(?:^|;)\\s*(${properties.join('|')})\\s*:\\s*([^;!]+)(!\\s*important)?`, 'gi'))) {
-    const property = match[1]!.toLowerCase() as StyleProperty;
-    const candidate = match[2]!.trim();
-    const isImportant = match[3] !== undefined;
-    if ((important && !isImportant) || !VALID_VALUE[property](candidate)) continue;
-    winner = { property, value: candidate };
-    important = isImportant;
+  for (const declaration of styleDeclarations(style)) {
+    const property = declaration.property as StyleProperty;
+    if (!properties.includes(property)) continue;
+    if ((important && !declaration.important) || !VALID_VALUE[property](declaration.value)) continue;
+    winner = { property, value: declaration.value };
+    important = declaration.important;
   }
   return winner;
 }
@@ -290,7 +371,7 @@ function fontPxOf(tag: string, attrs: Record<string, string>, parentPx: number):
  * its parts, 'unknown' when a gradient or a function we do not compute paints it, undefined when none
  * (`none`, an image alone: the image is unknownBackground's).
  */
-function backgroundShorthandColor(value: string): ColorValue | undefined {
+function backgroundShorthandColor(value: string, gradientCovers: boolean): ColorValue | undefined {
   const tokens = cssTokens(value);
   if (tokens.length === 1 && cssColor(tokens[0]!) === 'inherit') return 'inherit';
   let color: ColorValue | undefined;
@@ -298,8 +379,8 @@ function backgroundShorthandColor(value: string): ColorValue | undefined {
   for (const token of tokens) {
     if (/^url\(/i.test(token)) continue;
     if (GRADIENT.test(token)) {
-      // Painted over the colour: known only when it is one colour all the way.
-      painted = solidGradient(token);
+      // Painted over the colour: known only when it is one colour all the way, over all of it.
+      painted = gradientCovers ? solidGradient(token) : undefined;
       if (!painted) return 'unknown';
       continue;
     }
@@ -335,9 +416,27 @@ function solidGradient(token: string): Rgba | undefined {
   return stops.every((stop) => contrastRatio(stop, first) < SOLID_GRADIENT_CONTRAST) ? first : undefined;
 }
 
+/** A `background-size` that makes a gradient as large as the element: `auto`, `cover`, `contain`, `100%` (a gradient has no size of its own). */
+const FULL_SIZE = /^(?:auto|cover|contain|100%)$/i;
+
+/**
+ * Whether a background image covers the whole element at the size the winning `background-size` (or the shorthand's
+ * `/ size`) gives it. A gradient of one colour sized `100% 1px` is an underline (a link's, a heading's), not the
+ * background under the text: white on a dark cell with a white underline read as white on white.
+ */
+function gradientCovers(style: string): boolean {
+  if (!/background-size|\//i.test(style)) return true;
+  const size = styleDeclaration(style, ['background', 'background-size']);
+  if (!size) return true;
+  const tokens = cssTokens(size.value);
+  const slash = tokens.indexOf('/');
+  const given = size.property === 'background-size' ? tokens : slash < 0 ? [] : tokens.slice(slash + 1, slash + 3).filter((t) => /^[\d.+-]|^(?:auto|cover|contain)$/i.test(t));
+  return given.every((t) => FULL_SIZE.test(t));
+}
+
 /** The gradient of one colour the winning background image declaration paints over the element's colour, if that is what it paints. */
 function solidGradientImage(style: string): Rgba | undefined {
-  if (!/gradient\s*\(/i.test(style)) return undefined;
+  if (!/gradient\s*\(/i.test(style) || !gradientCovers(style)) return undefined;
   const image = styleDeclaration(style, ['background', 'background-image']);
   if (!image || !/gradient\s*\(/i.test(image.value)) return undefined;
   const layers = cssTokens(image.value).filter((token) => GRADIENT.test(token) || /^url\(/i.test(token));
@@ -581,7 +680,7 @@ function ownBackground(attrs: Record<string, string>, textColor: string): ColorV
   if (!declaration) return attrs.bgcolor !== undefined ? legacyColor(attrs.bgcolor) : undefined;
   // currentcolor paints the text's own colour.
   if (/^currentcolor$/i.test(declaration.value)) return textColor ? fromKey(textColor) : 'unknown';
-  return declaration.property === 'background' ? backgroundShorthandColor(declaration.value) : cssColor(declaration.value);
+  return declaration.property === 'background' ? backgroundShorthandColor(declaration.value, gradientCovers(attrs.style!)) : cssColor(declaration.value);
 }
 
 /**
@@ -609,7 +708,7 @@ function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color:
   const style = attrs.style ?? '';
   // Opacities multiply down the tree (0.3 inside 0.3 is 0.09): no descendant raises what its ancestors lowered.
   const opacity = parent.opacity * ownOpacity(attrs);
-  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && (styleValue(style, 'display')?.toLowerCase() === 'none' || GONE_STYLE.test(style)));
+  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && (DISPLAY_GONE.has(styleValue(style, 'display')?.toLowerCase() ?? '') || GONE_STYLE.test(style)));
   const fontPx = fontPxOf(tag, attrs, parent.fontPx);
   const fill = fillOf(attrs, parent.fill);
   // The fill colour paints the text where one is set: `color` is then not what shows.
