@@ -9,6 +9,7 @@ import { alignedDkimTempError, alignedSpfTempError, authResults, hasAlignedDkim,
 import { asciiDomain } from '../../util/domain';
 import type { Check, CheckModule, Services } from '../types';
 import { LookalikeDomains } from './lookalike';
+import { domainsWritten } from './written';
 import { normaliseName, parseAntispoofSettings, visibleText, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
 
 export { ANTISPOOF_DEFAULTS, IpSet, type AntispoofSettings, type SenderPolicy, type TrustedService } from './settings';
@@ -336,20 +337,6 @@ function budgeted(fields: HeaderField[]): { read: HeaderField[]; unread: HeaderF
   return { read, unread };
 }
 
-/**
- * `text` names `domain` or a subdomain of it as an address's domain (`@example.com`,
- * `@mail.example.com`): our domain written as text, where the rest of a field is too long to parse.
- * Whole labels only: `@example.community` and `@example.com-shop.net` are someone else's.
- */
-function namesDomain(text: string, domain: string): boolean {
-  for (let at = text.indexOf(domain); at >= 0; at = text.indexOf(domain, at + 1)) {
-    const before = text[at - 1];
-    const after = text[at + domain.length] ?? '';
-    if ((before === '@' || before === '.') && !/[a-z0-9-]/.test(after) && !(after === '.' && /[a-z0-9]/.test(text[at + domain.length + 1] ?? ''))) return true;
-  }
-  return false;
-}
-
 function createAntispoofCheck(settings: AntispoofSettings, services: Services): Check {
   const lookalikes = settings.lookalike ? new LookalikeDomains(settings.domains, settings.lookalikeIgnore, settings.typoMinLength) : undefined;
   return {
@@ -386,9 +373,8 @@ function createAntispoofCheck(settings: AntispoofSettings, services: Services): 
       for (const { address } of pastFrom) claim('From:', address, pastHow);
       // Beyond the budget, our domain written as text is enough to count as a claim.
       for (const { key, value } of past.unread) {
-        const text = value.toLowerCase();
-        for (const domain of settings.domains) {
-          if (namesDomain(text, domain)) claim(key === 'sender' ? 'Sender:' : 'From:', `…@${domain}`, `${pastHow}, beyond the ${PAST_INDEX_BUDGET / 1024} KB of it parsed`);
+        for (const domain of domainsWritten(value, settings.domains)) {
+          claim(key === 'sender' ? 'Sender:' : 'From:', `…@${domain}`, `${pastHow}, beyond the ${PAST_INDEX_BUDGET / 1024} KB of it parsed`);
         }
       }
       // A From: with no address at all: clients show its text, which may be our address.
