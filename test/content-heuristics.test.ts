@@ -382,8 +382,10 @@ describe('content heuristics: the tricks still fire', () => {
     ]) {
       assert.equal(hidden(html), false, html);
     }
-    // Sized to cover it, it is still its background.
+    // Sized to cover it, or tiled over all of it (repeat is the default), it is still its background.
     for (const html of [
+      `<div style="background:#000"><p style="color:#fff;background:linear-gradient(#fff,#fff);background-size:10px 10px">${poison}</p></div>`,
+      `<div style="background:#000"><p style="color:#fff;background:linear-gradient(#fff,#fff) 0 0/4px 4px round">${poison}</p></div>`,
       `<div style="color:#fff;background:linear-gradient(#fff,#fff) center/cover">${poison}</div>`,
       `<div style="color:#fff;background-image:linear-gradient(#fff,#fff);background-size:100% 100%">${poison}</div>`,
       `<div style="color:#fff;background:#000 linear-gradient(#fff,#fff);background-size:auto">${poison}</div>`,

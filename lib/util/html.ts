@@ -147,6 +147,7 @@ type StyleProperty =
   | 'background'
   | 'background-image'
   | 'background-size'
+  | 'background-repeat'
   | 'background-clip'
   | '-webkit-background-clip'
   | 'font-size'
@@ -171,6 +172,7 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   background: (value) => /./.test(value),
   'background-image': (value) => /./.test(value),
   'background-size': (value) => /./.test(value),
+  'background-repeat': (value) => /./.test(value),
   'background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
   '-webkit-background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
 };
@@ -418,20 +420,29 @@ function solidGradient(token: string): Rgba | undefined {
 
 /** A `background-size` that makes a gradient as large as the element: `auto`, `cover`, `contain`, `100%` (a gradient has no size of its own). */
 const FULL_SIZE = /^(?:auto|cover|contain|100%)$/i;
+/** A `background-size` of nothing: no tile is painted. */
+const ZERO_SIZE = /^[+-]?(?:0+\.?0*|\.0+)(?:[a-z]+|%)?$/i;
+/** `background-repeat` keywords; of them only `repeat` and `round` tile without gaps in their direction. */
+const REPEAT_KEYWORD = /^(?:repeat|repeat-x|repeat-y|no-repeat|space|round)$/i;
 
 /**
- * Whether a background image covers the whole element at the size the winning `background-size` (or the shorthand's
- * `/ size`) gives it. A gradient of one colour sized `100% 1px` is an underline (a link's, a heading's), not the
- * background under the text: white on a dark cell with a white underline read as white on white.
+ * Whether a background image covers the whole element: sized to it (the winning `background-size`, or the shorthand's
+ * `/ size`), or tiled both ways (the winning `background-repeat`, or the shorthand's; `repeat` by default) at a size
+ * above zero. A gradient of one colour sized `100% 1px` and not repeated is an underline (a link's, a heading's), not
+ * the background under the text: white on a dark cell with a white underline read as white on white. Sized `10px`
+ * and repeated it covers all, as a spammer's white tiles under white text do.
  */
 function gradientCovers(style: string): boolean {
-  if (!/background-size|\//i.test(style)) return true;
+  if (!/background-(?:size|repeat)|\/|repeat|space|round/i.test(style)) return true;
   const size = styleDeclaration(style, ['background', 'background-size']);
-  if (!size) return true;
-  const tokens = cssTokens(size.value);
+  const tokens = size ? cssTokens(size.value) : [];
   const slash = tokens.indexOf('/');
-  const given = size.property === 'background-size' ? tokens : slash < 0 ? [] : tokens.slice(slash + 1, slash + 3).filter((t) => /^[\d.+-]|^(?:auto|cover|contain)$/i.test(t));
-  return given.every((t) => FULL_SIZE.test(t));
+  const given = size?.property === 'background-size' ? tokens : slash < 0 ? [] : tokens.slice(slash + 1, slash + 3).filter((t) => /^[\d.+-]|^(?:auto|cover|contain)$/i.test(t));
+  if (given.some((t) => ZERO_SIZE.test(t))) return false;
+  if (given.every((t) => FULL_SIZE.test(t))) return true;
+  const repeat = styleDeclaration(style, ['background', 'background-repeat']);
+  const keywords = repeat ? cssTokens(repeat.value).filter((t) => REPEAT_KEYWORD.test(t)) : [];
+  return keywords.every((k) => /^(?:repeat|round)$/i.test(k));
 }
 
 /** The gradient of one colour the winning background image declaration paints over the element's colour, if that is what it paints. */
