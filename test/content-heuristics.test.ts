@@ -12,6 +12,7 @@ import { parseRules } from '../lib/checks/content/rules-file';
 import { DEFAULT_CONTENT_SETTINGS, type HeuristicSettings } from '../lib/checks/content/settings';
 import { ConfigError } from '../lib/config/errors';
 import { createContext } from '../lib/message';
+import { htmlLooksLikePadding, unshownOpenAt } from '../lib/mime/padding';
 import { repoPath } from './support/paths';
 
 const shippedRules = parseRules(readFileSync(repoPath('config', 'mailward.content.rules'), 'utf8'), 'mailward.content.rules');
@@ -330,6 +331,43 @@ describe('content heuristics: the tricks still fire', () => {
     ]) {
       assert.equal(hidden(html), false, html);
     }
+  });
+
+  it('content misplaced directly in a table, section or row is judged where browsers move it: before the table, on its parent', () => {
+    // Foster parenting: `<table bgcolor=#000><font color=#fff>` on a white page shows its words white on white, out of the
+    // table; they were judged on the table's black, shown.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const html of [
+      `<table style="background:#000"><font color="#fff">${poison}</font><tr><td>a</td></tr></table>`,
+      `<table bgcolor="#000"><tr><font color="#fff">${poison}</font><td>a</td></tr></table>`,
+      `<table bgcolor="#000"><tbody><div style="color:#fff">${poison}</div><tr><td>a</td></tr></tbody></table>`,
+      `<body style="color:#fff"><table bgcolor="#000">${poison}<tr><td>a</td></tr></table></body>`,
+      `<div style="background:#000"><div style="background:#fff"><table bgcolor="#000"><tr><td>a</td></tr><font color="#fff">${poison}</font></table></div></div>`,
+    ]) {
+      assert.equal(hidden(html), true, html);
+    }
+    // Ham-shaped tables: text in cells and captions stays on the table's background; moved out onto a dark parent it shows.
+    for (const html of [
+      `<table bgcolor="#000"><tr><td><font color="#fff">${poison}</font></td></tr></table>`,
+      `<table style="background:#000;color:#fff"><tr><th>${poison}</th></tr></table>`,
+      `<table bgcolor="#000"><caption><font color="#fff">${poison}</font></caption></table>`,
+      `<div style="background:#000"><table bgcolor="#000"><font color="#fff">${poison}</font><tr><td>a</td></tr></table></div>`,
+      `<table bgcolor="#000"><tr><td><table><tr><td>x</td></tr><font color="#fff">${poison}</font></table></td></tr></table>`,
+      `<table style="display:none"><font>${poison}</font></table>`,
+      `<table bgcolor="#000"><tr><td style="color:#fff">a</td></tr><tr><td style="color:#fff">${poison}</td></tr></table>`,
+      // Old editors' markup: a <font> or <center> between the table and its rows. Moved out, it is empty in a browser:
+      // the rows and cells that htmlparser2 nests in it go back into the table, on its background.
+      `<table bgcolor="#000"><font face="Arial" color="#fff"><tr><td style="color:#fff">${poison}</td></tr></font></table>`,
+      `<table bgcolor="#000"><tbody><tr><td>a</td></tr><center><center><tr><td><font color="#fff">${poison}</font></td></tr></center></center></tbody></table>`,
+    ]) {
+      assert.equal(hidden(html), false, html);
+    }
+    // The MIME tail reads a cut inside such content as the whole part does: on the table's parent.
+    const after = `${'Shown text of the letter, news of the week. '.repeat(200)}</font></table></div></div><p>end</p>`;
+    assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<table bgcolor="#000"><font color="#fff">x')), true);
+    assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<div style="background:#000"><table bgcolor="#000"><font color="#fff">x')), false);
+    assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<div style="background:#000"><div style="background:#fff"><table bgcolor="#000"><font color="#fff">x')), true);
+    assert.equal(htmlLooksLikePadding(after, unshownOpenAt('<div style="background:#fff"><div style="background:#000"><table bgcolor="#fff"><font color="#fff">x')), false);
   });
 
   it('review of e7b1228: style declarations split as a browser splits them; display values only as browsers take them', () => {

@@ -750,7 +750,31 @@ interface Frame extends Look {
   link?: HtmlLink;
   /** Past MAX_DEPTH: how many elements of its name were open, itself included, when it opened. */
   at?: number;
+  /**
+   * Of a table, table section or row: the frame whose look content misplaced directly in it takes (FOSTER_KEPT),
+   * the table's parent's: browsers move that content out before the table (HTML foster parenting).
+   */
+  outside?: Frame;
+  /** Moved out of a table (outside): reopened on the look of the element reopened before that table (reopenHidden). */
+  fostered?: boolean;
+  /**
+   * Of content moved out of a table and what it holds: the table section it was moved out of. A cell, row or section
+   * tag in it goes back into that table in a browser (its stack is cleared back to the table), and takes its look.
+   */
+  section?: Frame;
+  /** The frame its look was computed from where that is not the one it is open in (a row back in its table). */
+  lookFrom?: Frame;
 }
+
+/** Elements whose misplaced content a browser moves out before the table (foster parenting). */
+const TABLE_SECTIONS = new Set(['table', 'tbody', 'thead', 'tfoot', 'tr']);
+/** Table structure: in content moved out of a table, a browser puts it back in that table. */
+const TABLE_STRUCTURE = new Set(['caption', 'colgroup', 'col', 'tbody', 'thead', 'tfoot', 'tr', 'td', 'th', 'table']);
+/**
+ * Elements a browser keeps in a table section (structure, a style sheet...): any other is moved out. A table in a
+ * table (which a browser closes and follows) is kept too: judged on the outer table's look, as before.
+ */
+const FOSTER_KEPT = new Set([...TABLE_STRUCTURE, 'style', 'script', 'template', 'input', 'form']);
 
 /**
  * Reads an HTML part once with htmlparser2 (tolerant of broken markup, linear
@@ -925,8 +949,22 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         }
         const parent = top();
         if (tags.size < 64) tags.add(name);
-        const frame = frameFor(name, attrs, parent);
-        if (name === 'a') frame.link = newLink(attrs) ?? parent.link;
+        // Misplaced directly in a table (not in a cell or a caption), it is moved out before it by browsers: it shows
+        // on the background and with the look of the table's parent (`<table bgcolor=#000><font color=#fff>` on white).
+        // A row or cell in content moved out goes back into the table (htmlparser2 nests it in that content).
+        const back = parent.section !== undefined && TABLE_STRUCTURE.has(name);
+        const under = back ? parent.section! : parent;
+        const fostered = under.outside !== undefined && !FOSTER_KEPT.has(name);
+        const from = fostered ? under.outside! : under;
+        const frame = frameFor(name, attrs, from);
+        if (from !== parent) frame.lookFrom = from;
+        if (fostered) {
+          frame.fostered = true;
+          frame.section = under;
+        } else if (parent.section && !back) frame.section = parent.section;
+        if (name === 'table') frame.outside = under;
+        else if (TABLE_SECTIONS.has(name) && under.outside) frame.outside = under.outside;
+        if (name === 'a') frame.link = newLink(attrs) ?? from.link;
         if (name === 'img') image(attrs, frame.skip);
         block(name);
         stack.push(frame);
@@ -935,7 +973,9 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         if (flatFrom >= 0) return;
         const frame = top();
         if (frame.tag === 'style' && styleText.length < MAX_STYLE_CHARS) styleText += data;
-        take(data, frame.skip, frame.hidden, frame.link);
+        // Text misplaced directly in a table is moved out before it too (blanks stay, and show nothing).
+        const shown = frame.outside && /\S/.test(data) ? frame.outside : frame;
+        take(data, shown.skip, shown.hidden, shown.link);
       },
       onclosetag(name) {
         if (flatFrom >= 0) return;
@@ -964,10 +1004,15 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
     // Each with what it changes of how its text shows, from the last one reopened: a visible child of a
     // `font-size:0` parent shows again, and a `<td bgcolor>` around it keeps its white text shown once it closes.
     let reopened = stack[0]!;
+    // What a table reopened was reopened under: re-read, the element moved out of it (Frame.fostered) is moved there again.
+    const underTable: Frame[] = [];
     for (let i = 1; i < stack.length && !stack[i]!.skip; i++) {
       const page = i < from && (stack[i]!.tag === 'body' || stack[i]!.tag === 'html');
       if (i < from && !CLOSES_INSIDE.has(stack[i]!.tag) && !page) continue;
-      const look = reopenLook(stack[i]!, reopened);
+      if (stack[i]!.tag === 'table') underTable.push(reopened);
+      // Re-read, each is judged on the look a browser gives it (lookFrom): a table section is always reopened.
+      const on = stack[i]!.fostered ? (underTable[underTable.length - 1] ?? reopened) : (stack[i]!.lookFrom ?? reopened);
+      const look = reopenLook(stack[i]!, on);
       looks ||= look !== '';
       // The page's background and text colour (`<body bgcolor>`, `<html style>`) under an element of its own whose end
       // tag nothing writes: `</body>` past the cut must not close it where a browser's closes nothing.
