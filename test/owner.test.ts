@@ -3,11 +3,11 @@
 // Root only (only root makes files for another user): skipped otherwise.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { releaseKey } from '../lib/quarantine/release-token';
-import { makeDirectory } from '../lib/util/owner';
+import { createFile, createOwnedLikeDirectory, makeDirectory } from '../lib/util/owner';
 import { openSharedSqlite } from '../lib/util/sqlite';
 import { repoPath } from './support/paths';
 
@@ -80,5 +80,29 @@ describe('files made by root in a directory of the MTA user (needs root: skipped
     const out = execFileSync(process.execPath, ['-e', script], { uid: MTA, gid: MTA, cwd: base, encoding: 'utf8' }).trim().split('\n');
     assert.equal(out[0], `cannot write ${path}: ${path} not writable by nobody:nogroup (this process's user): run \`chown nobody:nogroup ${path}\``);
     assert.match(out[1]!, new RegExp(`EACCES.*; ${key} not readable by nobody:nogroup \\(this process's user\\): run \`chown nobody:nogroup ${key}\`$`));
+  });
+
+  it('createFile: a new file is the directory owner\'s through its descriptor; a name planted as a symlink is refused (EEXIST), its target untouched', () => {
+    closeSync(createFile(join(own, 'new')));
+    assert.equal(`${statSync(join(own, 'new')).uid}`, `${MTA}`);
+    const victim = join(base, 'victim');
+    writeFileSync(victim, 'x', { mode: 0o600 });
+    symlinkSync(victim, join(own, 'planted'));
+    assert.throws(() => createFile(join(own, 'planted')), { code: 'EEXIST' });
+    createOwnedLikeDirectory(join(own, 'planted')); // what openSharedSqlite does first: nothing
+    assert.deepEqual([statSync(victim).uid, statSync(victim).mode & 0o777, readFileSync(victim, 'utf8')], [0, 0o600, 'x']);
+    assert.ok(lstatSync(join(own, 'planted')).isSymbolicLink());
+  });
+
+  it('mkdir -p: a directory that exists (made by another process, or a symlink root did not make) is not chowned', () => {
+    mkdirSync(join(own, 'a'));
+    const elsewhere = join(base, 'elsewhere');
+    mkdirSync(elsewhere);
+    symlinkSync(elsewhere, join(own, 'link'));
+    makeDirectory(join(own, 'a', 'b'));
+    makeDirectory(join(own, 'link', 'c'));
+    assert.equal(statSync(join(own, 'a')).uid, 0);
+    assert.equal(statSync(join(own, 'a', 'b')).uid, 0, 'made in a directory of root\'s: root\'s');
+    assert.deepEqual([statSync(elsewhere).uid, statSync(join(elsewhere, 'c')).uid], [0, 0], 'made in a directory of root\'s: root\'s');
   });
 });

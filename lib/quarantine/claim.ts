@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { link, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { readFileSync, readlinkSync } from 'node:fs';
-import { ownLikeDirectory } from '../util/owner';
+import { link, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { closeSync, ftruncateSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createFile, replaceFile } from '../util/owner';
 import { processAlive } from '../util/process';
 
 /**
@@ -131,22 +131,27 @@ export interface Claim {
  * others, read as an unknown holder); otherwise it is removed and the error raised.
  */
 async function create(path: string, info: ClaimInfo, keepEmpty: boolean): Promise<'written' | 'empty' | false> {
-  let handle;
+  let fd: number;
   try {
-    handle = await open(path, 'wx');
-    ownLikeDirectory(path);
+    fd = createFile(path); // Made by root (the CLI), the MTA user's like its directory (util/owner).
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
   }
   let failure: unknown;
   try {
-    await handle.writeFile(JSON.stringify(info));
+    writeFileSync(fd, JSON.stringify(info));
   } catch (err) {
     failure = err;
-    if (keepEmpty) await handle.truncate(0).catch(() => {});
+    if (keepEmpty) {
+      try {
+        ftruncateSync(fd, 0);
+      } catch {
+        // kept as it is
+      }
+    }
   } finally {
-    await handle.close().catch(() => {});
+    closeSync(fd);
   }
   if (!failure) return 'written';
   if (keepEmpty) return 'empty';
@@ -212,7 +217,16 @@ export async function takeClaim(dir: string, ref: string, action: string, option
       await rename(path, join(dir, `${ref}${DELIVERED_SUFFIX}`));
       done = true;
       // Best effort: what went out, for whoever looks (the marker's presence is what counts).
-      await writeFile(join(dir, `${ref}${DELIVERED_SUFFIX}`), JSON.stringify({ ...info, delivered: new Date().toISOString(), note })).catch(() => {});
+      // Through a new file renamed over it, never written through the name (its directory's owner may have made it a
+      // symlink to a file of root's meanwhile); the marker stays present throughout.
+      const marker = join(dir, `${ref}${DELIVERED_SUFFIX}`);
+      const tmp = `${marker}.${process.pid}.tmp`;
+      try {
+        replaceFile(tmp, JSON.stringify({ ...info, delivered: new Date().toISOString(), note }));
+        await rename(tmp, marker);
+      } catch {
+        await unlink(tmp).catch(() => {});
+      }
     },
   };
 }

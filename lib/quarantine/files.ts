@@ -1,10 +1,10 @@
-import { access, link, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { access, link, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
-import { makeDirectory, ownLikeDirectory } from '../util/owner';
+import { createFile, makeDirectory } from '../util/owner';
 import { tidyLeftovers } from './leftovers';
 import type { HeldSummary, QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
 import { mb, QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
@@ -54,9 +54,23 @@ const REF = /^[0-9A-Z]+$/;
  * cut can leave a record beside an empty or cut-short message.
  */
 async function writeDurably(path: string, data: string | Buffer, log?: Logger): Promise<void> {
-  const handle = await open(path, 'w');
-  ownLikeDirectory(path);
+  // A new file, never one written through: a name left by a crash, or planted as a symlink or hard link to a
+  // file of root's by the directory's owner, is removed first. Made by root, the MTA user's (util/owner).
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+  const fd = createFile(path);
+  let made;
   try {
+    made = fstatSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  // Opened again for a FileHandle: the very file made above, or nothing is written.
+  const handle = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+  try {
+    const opened = await handle.stat();
+    if (opened.ino !== made.ino || opened.dev !== made.dev) throw new Error(`${path} was replaced while it was being written`);
     await handle.writeFile(data);
     await syncHandle(handle, 'file', path, log);
   } finally {
@@ -197,7 +211,11 @@ export class FileQuarantine implements QuarantineStore {
     } catch (err) {
       this.log?.warn(`mailward quarantine: ${record.ref} (${record.status}) is on disk but not in the index yet; the next listing indexes it (${(err as Error).message})`);
       const marker = join(this.dir, `${record.ref}${REINDEX}`);
-      await writeFile(marker, '').then(() => ownLikeDirectory(marker), () => {});
+      try {
+        closeSync(createFile(marker)); // Exists already (EEXIST): marked before.
+      } catch {
+        // not marked: the warning above stands
+      }
     }
   }
 

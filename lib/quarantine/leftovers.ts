@@ -1,5 +1,5 @@
-import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { ownLikeDirectory } from '../util/owner';
+import { link, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { replaceFile } from '../util/owner';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { createContext, firstHeader } from '../message';
@@ -113,8 +113,7 @@ export async function tidyLeftovers(dir: string, names: string[], now: number, l
       // Whole or not at all (a temporary name), and never over a record a late put wrote meanwhile (link, not rename).
       const tmp = join(dir, `${ref}.json.recovered.tmp`);
       try {
-        await writeFile(tmp, JSON.stringify(record, null, 2));
-        ownLikeDirectory(tmp); // The MTA's, when the CLI (root) recovers it.
+        replaceFile(tmp, JSON.stringify(record, null, 2)); // The MTA's, when the CLI (root) recovers it (util/owner).
         await link(tmp, join(dir, `${ref}.json`));
       } finally {
         await unlink(tmp).catch(() => {});

@@ -1,9 +1,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerBlockEnd } from '../message';
 import { trimChars } from '../util/text';
-import { makeDirectory, ownLikeDirectory, withReadAdvice } from '../util/owner';
+import { createFile, makeDirectory, withReadAdvice } from '../util/owner';
 
 /**
  * A released message goes back through the MTA and so through every check
@@ -50,10 +50,14 @@ export function releaseKey(quarantineDir: string, create: boolean): Buffer | nul
   makeDirectory(quarantineDir);
   const key = randomBytes(32);
   try {
-    writeFileSync(path, key.toString('hex'), { flag: 'wx', mode: 0o600 });
-    chmodSync(path, 0o600);
-    // 0600: made by root (`mailward quarantine release`), it must be the MTA's, which reads it.
-    ownLikeDirectory(path);
+    // 0600 whatever the umask; made by root (`mailward quarantine release`), the MTA's, which reads it (util/owner).
+    const fd = createFile(path, 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+      writeFileSync(fd, key.toString('hex'));
+    } finally {
+      closeSync(fd);
+    }
     return key;
   } catch (err) {
     // Another process created it first: use theirs.

@@ -1,9 +1,9 @@
-import { renameSync, statSync, truncateSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
 import { createOwnedLikeDirectory } from '../util/owner';
-import { openSharedSqlite } from '../util/sqlite';
+import { openSharedSqlite, refuseLinkedSqlite } from '../util/sqlite';
 
 /**
  * The byte bound's total shared by every process on this host that holds mail
@@ -99,6 +99,7 @@ function inodeOf(path: string): number {
 export function moveAsideIfCorrupt(path: string, inode: number, now = new Date()): string | null {
   const lockPath = `${path}-lock`;
   createOwnedLikeDirectory(lockPath);
+  refuseLinkedSqlite(lockPath);
   const lock = new Database(lockPath, { timeout: SHARED_BUSY_MS });
   try {
     lockExclusive(lock, lockPath);
@@ -130,7 +131,14 @@ function lockExclusive(lock: Database.Database, lockPath: string): void {
     lock.exec('BEGIN EXCLUSIVE');
   } catch (err) {
     if (!isCorrupt(err)) throw err;
-    truncateSync(lockPath, 0);
+    // Through a descriptor, never a symlink or a file with another name: root may be the one emptying it.
+    const fd = openSync(lockPath, constants.O_WRONLY | constants.O_NOFOLLOW);
+    try {
+      if (fstatSync(fd).nlink > 1) throw new Error(`${lockPath} has more than one name (a hard link): not emptied; remove it`);
+      ftruncateSync(fd, 0);
+    } finally {
+      closeSync(fd);
+    }
     lock.exec('BEGIN EXCLUSIVE');
   }
 }
@@ -203,6 +211,7 @@ function alive(pid: number): boolean {
 export function readSharedTotal(path: string): number | undefined {
   let db: Database.Database | undefined;
   try {
+    refuseLinkedSqlite(path); // Root (the CLI's listing): SQLite would give a hard-linked -wal or -shm the file's owner.
     db = new Database(path, { fileMustExist: true, timeout: SHARED_BUSY_MS });
     const read = db.transaction(() => {
       const row = db!.prepare('SELECT base, scanned_at FROM usage_total WHERE id = 1').get() as { base: number; scanned_at: number | null } | undefined;

@@ -1,10 +1,10 @@
-import { closeSync, createReadStream, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
 import type { TrackingRow } from './types';
 import { processAlive } from '../util/process';
-import { makeDirectory, ownLikeDirectory, withWriteAdvice } from '../util/owner';
+import { createFile, makeDirectory, withWriteAdvice } from '../util/owner';
 
 export interface ReplayResult {
   /** Rows read back from the spool. */
@@ -168,7 +168,13 @@ export class Spool {
   private async replayClaimed(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
     let fd: number;
     try {
-      fd = openSync(this.replayingPath, 'r');
+      // As root, never through a symlink or a hard link the directory's owner put there (to a file of root's,
+      // whose lines would become rows readable in the tracking database).
+      fd = openSync(this.replayingPath, constants.O_RDONLY | (isRoot() ? constants.O_NOFOLLOW : 0));
+      if (isRoot() && fstatSync(fd).nlink > 1) {
+        closeSync(fd);
+        throw new Error(`${this.replayingPath} has more than one name (a hard link): root does not replay it; remove it`);
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // Another process claimed it (its replay inserts the rows): not a database failure.
@@ -308,21 +314,38 @@ function size(path: string): number {
 
 /** Opens (creating it, and its directory, if missing) a file to append to and read its tail. */
 function openForAppend(path: string): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'a+');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw withWriteAdvice(err, path);
-    makeDirectory(dirname(path));
+  const append = constants.O_RDWR | constants.O_APPEND;
+  for (let attempt = 0; ; attempt++) {
     try {
-      fd = openSync(path, 'a+');
-    } catch (again) {
-      throw withWriteAdvice(again, path);
+      // Made by root (Haraka's master in cluster mode, or before the drop), the MTA user's, who replays it (util/owner).
+      return createFile(path, 0o666, append);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && attempt === 0) {
+        makeDirectory(dirname(path));
+        continue;
+      }
+      if (code !== 'EEXIST' && code !== 'ENOENT') throw withWriteAdvice(err, path);
     }
+    // There already. As root, never through a symlink or a hard link: the directory's owner may have put one
+    // there to a file of root's, which root would append rows to.
+    let fd: number;
+    try {
+      fd = openSync(path, append | (isRoot() ? constants.O_NOFOLLOW : 0));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue; // replayed (renamed) meanwhile
+      throw withWriteAdvice(err, path);
+    }
+    if (isRoot() && fstatSync(fd).nlink > 1) {
+      closeSync(fd);
+      throw new Error(`${path} has more than one name (a hard link): root does not append to it; remove it`);
+    }
+    return fd;
   }
-  // Made by root (Haraka's master in cluster mode, or before the drop): the MTA's user replays it.
-  ownLikeDirectory(path);
-  return fd;
+}
+
+function isRoot(): boolean {
+  return process.geteuid?.() === 0;
 }
 
 /** Is the last byte of the open file (`length` bytes long) a newline? */

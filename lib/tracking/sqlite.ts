@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { openSharedSqlite } from '../util/sqlite';
+import { openSharedSqlite, refuseLinkedSqlite } from '../util/sqlite';
 import type { Logger } from '../checks/types';
 import { addressMatch, DEFAULT_FIND_LIMIT, likeLiteral, rowValues, type TrackingStore } from './store';
 import type { TraceFilter, TrackingRow } from './types';
@@ -110,6 +110,7 @@ export class SqliteTrackingStore implements TrackingStore {
     if (this.opened) return this.opened;
     const options = this.options;
     if (options.readonly) {
+      refuseLinkedSqlite(this.path); // `mailward trace` as root: SQLite would give a hard-linked -shm the file's owner.
       this.opened = { db: new Database(this.path, { readonly: true, fileMustExist: true, timeout: Math.round(options.busyTimeoutMs ?? 2000) }) };
       return this.opened;
     }

@@ -1,6 +1,6 @@
-import { accessSync, chownSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, type Stats, unlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 
 /**
  * Files made by root for the MTA's user. Haraka is started as root (to bind
@@ -13,34 +13,109 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
  * owner, as a file made by the MTA itself would. SQLite gives a database's
  * -wal, -shm and journal its owner when run as root: the database file is
  * enough. Everything here is best effort and does nothing unless root.
+ *
+ * That owner (the MTA's user, perhaps compromised) controls the names in the
+ * directory: root never chowns a path, only the descriptor of a file or
+ * directory it has just created (O_EXCL, O_NOFOLLOW), in the directory it
+ * holds open, so a name swapped for a symlink or a hard link to a file of
+ * root's is never handed over.
  */
 
 function isRoot(): boolean {
   return process.geteuid?.() === 0;
 }
 
-/** Gives `path` the owner of its directory when root made it there and the directory is someone else's. */
-export function ownLikeDirectory(path: string): void {
-  if (!isRoot()) return;
+const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+
+/**
+ * Whether `/proc/self/fd/N/name` can stand for openat(N, name) and mkdirat(N,
+ * name) (Linux), which Node lacks. Without it root gives nothing away: what it
+ * makes stays root's.
+ */
+let procFd: boolean | undefined;
+function hasProcFd(): boolean {
+  procFd ??= existsSync('/proc/self/fd');
+  return procFd;
+}
+
+/** `name` in the directory open as `dirFd`, whatever its path names meanwhile. */
+function inDirectory(dirFd: number, name: string): string {
+  return `/proc/self/fd/${dirFd}/${name}`;
+}
+
+/**
+ * Gives what root has just made (open as `fd`) the owner of the directory it
+ * was made in (`dir`, stat of that directory's descriptor), unless the
+ * directory is root's. Only through the descriptor: the directory's owner
+ * controls the names in it and may swap one for a symlink or a hard link to a
+ * file of root's (/etc/shadow) at any moment, so a path is never chowned. And
+ * only a file of root's with no other name, or a directory of root's with no
+ * subdirectory: anything else is not what this process made.
+ */
+function giveLikeDirectory(fd: number, dir: Stats): void {
+  if (dir.uid === 0) return; // A directory of root's: what root makes there stays root's (its group included).
   try {
-    const dir = statSync(dirname(path));
-    if (dir.uid === 0 && dir.gid === 0) return;
-    const own = statSync(path);
-    if (own.uid !== dir.uid || own.gid !== dir.gid) chownSync(path, dir.uid, dir.gid);
+    const own = fstatSync(fd);
+    if (own.uid !== 0) return;
+    if (own.isDirectory() ? own.nlink > 2 : !own.isFile() || own.nlink !== 1) return;
+    fchownSync(fd, dir.uid, dir.gid);
   } catch {
-    // Gone meanwhile, or a file system without owners: left as it is.
+    // A file system without owners: left as it is.
+  }
+}
+
+/**
+ * Creates the file at `path` (O_CREAT | O_EXCL | O_NOFOLLOW: never an existing
+ * file, nor through a symlink put there) and returns its descriptor. Made by
+ * root in a directory of another owner, it takes that directory's owner, as a
+ * file made by the MTA itself would. EEXIST when the name is taken.
+ */
+export function createFile(path: string, mode = 0o644, access = O_WRONLY): number {
+  const flags = access | O_CREAT | O_EXCL | O_NOFOLLOW;
+  if (!isRoot() || !hasProcFd()) return openSync(path, flags, mode);
+  const dirFd = openSync(dirname(path), O_RDONLY | O_DIRECTORY);
+  try {
+    const fd = openSync(inDirectory(dirFd, basename(path)), flags, mode);
+    giveLikeDirectory(fd, fstatSync(dirFd));
+    return fd;
+  } finally {
+    closeSync(dirFd);
   }
 }
 
 /** `mkdir -p`, each directory it makes owned like the one it is made in. */
 export function makeDirectory(dir: string): void {
-  const first = mkdirSync(dir, { recursive: true });
-  if (!first || !isRoot()) return;
-  let path = resolve(first);
-  ownLikeDirectory(path);
-  for (const part of relative(path, resolve(dir)).split(sep).filter(Boolean)) {
-    path = join(path, part);
-    ownLikeDirectory(path);
+  if (!isRoot() || !hasProcFd()) {
+    mkdirSync(dir, { recursive: true });
+    return;
+  }
+  let existing = resolve(dir);
+  const missing: string[] = [];
+  while (!existsSync(existing)) {
+    missing.unshift(basename(existing));
+    existing = dirname(existing);
+  }
+  if (!missing.length) return;
+  // One level at a time through descriptors: a directory made here and then
+  // swapped for a symlink (to /etc) is neither chowned nor walked into.
+  let fd = openSync(existing, O_RDONLY | O_DIRECTORY);
+  try {
+    for (const name of missing) {
+      const parent = fstatSync(fd);
+      let made = true;
+      try {
+        mkdirSync(inDirectory(fd, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        made = false; // Another process made it: not ours to chown.
+      }
+      const next = openSync(inDirectory(fd, name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      closeSync(fd);
+      fd = next;
+      if (made) giveLikeDirectory(fd, parent);
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -53,11 +128,59 @@ export function createOwnedLikeDirectory(path: string, mode = 0o644): void {
   makeDirectory(dirname(path));
   if (!isRoot()) return;
   try {
-    closeSync(openSync(path, 'wx', mode));
-    ownLikeDirectory(path);
+    closeSync(createFile(path, mode));
   } catch {
     // Exists already (EEXIST), or cannot be made: the caller opens or creates it as before.
   }
+}
+
+/**
+ * Writes `data` to `path` as a new file (see createFile): an existing one is
+ * removed first, never written through (it may be a symlink or a hard link to
+ * a file of root's, put there by the directory's owner).
+ */
+export function replaceFile(path: string, data: string | Buffer, mode = 0o644): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const fd = createFile(path, mode);
+  try {
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Why root should not open the SQLite file at `path` in a directory of
+ * another owner: the file, its -wal, -shm or -journal a symlink or a hard
+ * link. SQLite run as root gives the -wal and -shm it opens the database's
+ * owner with fchown, following a hard link (measured: a -wal hard-linked to a
+ * file of root's became the MTA user's, and was overwritten), and follows a
+ * symlinked database. Undefined when all is well, or not root.
+ */
+export function linkedSqliteAdvice(path: string): string | undefined {
+  if (!isRoot()) return undefined;
+  try {
+    const dir = statSync(dirname(path));
+    // Root's and writable by root alone: nobody else can have put a link there.
+    if (dir.uid === 0 && !(dir.mode & 0o022)) return undefined;
+  } catch {
+    return undefined;
+  }
+  const linked: string[] = [];
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      const s = lstatSync(p);
+      if (s.isSymbolicLink() || (s.isFile() && s.nlink > 1)) linked.push(p);
+    } catch {
+      // absent
+    }
+  }
+  if (!linked.length) return undefined;
+  return `${linked.join(', ')} a symlink or a file with more than one name (hard link), in ${dirname(path)} owned by another user: root does not open it (SQLite would hand the file it names to that user); remove it`;
 }
 
 /** This process's user and group names (numbers when the names are unknown), as `chown` takes them. */
@@ -127,7 +250,7 @@ export function foreignOwnerAdvice(path: string): string | undefined {
   if (!isRoot()) return undefined;
   try {
     const dir = statSync(dirname(path));
-    if (dir.uid === 0 && dir.gid === 0) return undefined;
+    if (dir.uid === 0) return undefined;
     const wrong = [path, `${path}-wal`, `${path}-shm`].filter((p) => {
       if (!existsSync(p)) return false;
       const s = statSync(p);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createOwnedLikeDirectory, foreignOwnerAdvice, unwritableAdvice, withWriteAdvice } from './owner';
+import { createOwnedLikeDirectory, foreignOwnerAdvice, linkedSqliteAdvice, unwritableAdvice, withWriteAdvice } from './owner';
 import Database from 'better-sqlite3';
 
 const RETRY_PAUSE_MS = 20;
@@ -14,6 +14,16 @@ export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Throws, as root, for a SQLite file that is, or whose -wal, -shm or -journal
+ * is, a symlink or a hard link in a directory others can write (see
+ * linkedSqliteAdvice in util/owner): to be called before every open by root.
+ */
+export function refuseLinkedSqlite(path: string): void {
+  const linked = linkedSqliteAdvice(path);
+  if (linked) throw Object.assign(new Error(`not opening ${path}: ${linked}`), { code: 'ELOOP' });
 }
 
 /**
@@ -44,14 +54,16 @@ function useWal(db: Database.Database, timeoutMs: number): void {
  * closed, so a store that tries again on every use does not leak one per try.
  *
  * Root (the CLI, or Haraka's register() before it drops privileges) makes the
- * file owned like its directory (see util/owner). A file this process cannot
- * write is refused at once, the error naming it and the `chown` to run:
- * SQLite would open it read-only and fail later, at the first write, with
- * only "attempt to write a readonly database". Root opening one that the
- * directory's owner could not write is told through `warn`.
+ * file owned like its directory (see util/owner), and refuses one that is a
+ * symlink or a hard link there. A file this process cannot write is refused
+ * at once, the error naming it and the `chown` to run: SQLite would open it
+ * read-only and fail later, at the first write, with only "attempt to write a
+ * readonly database". Root opening one that the directory's owner could not
+ * write is told through `warn`.
  */
 export function openSharedSqlite(path: string, busyTimeoutMs = 2000, setup?: (db: Database.Database) => void, warn?: (message: string) => void): Database.Database {
   createOwnedLikeDirectory(path);
+  refuseLinkedSqlite(path);
   const advice = unwritableAdvice(path);
   if (advice) throw Object.assign(new Error(`cannot write ${path}: ${advice}`), { code: 'EACCES' });
   const foreign = warn && foreignOwnerAdvice(path);

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { copyModel } from '../../checks/content/copy';
 import type { ContentSettings } from '../../checks/content/settings';
 import { RedisBayesStore, SqliteBayesStore } from '../../checks/content/store';
@@ -9,14 +9,14 @@ import { copiedMark } from '../../util/sqlite';
 import { openSharedState } from '../shared-state';
 import { type CliCommand, UserError } from '../types';
 import { redactUrl } from '../../config/reader';
-import { ownLikeDirectory } from '../../util/owner';
+import { replaceFile } from '../../util/owner';
 
 const USAGE = 'mailward migrate [--config DIR] [--force | --mark-copied]';
 
 /** Says beside a SQLite file that its contents are in Redis now: an MTA stops warning that it was left behind. */
 function markCopied(path: string, what: string, to: string): void {
-  writeFileSync(copiedMark(path), `${JSON.stringify({ copied: what, to, at: new Date().toISOString() })}\n`);
-  ownLikeDirectory(copiedMark(path));
+  // Replaced, never written through: made by root, the MTA user's like its directory (util/owner).
+  replaceFile(copiedMark(path), `${JSON.stringify({ copied: what, to, at: new Date().toISOString() })}\n`);
 }
 
 /**

@@ -1,0 +1,162 @@
+// Root acting in a directory of the MTA's user (util/owner): that user, perhaps
+// compromised, controls the names there and may put a symlink or a hard link to
+// a file of root's where root is about to make or write one. Root must neither
+// hand that file over (chown) nor write through the name. Root only: skipped otherwise.
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { closeSharedIndexes, FileQuarantine } from '../lib/quarantine/files';
+import { tidyLeftovers } from '../lib/quarantine/leftovers';
+import { Spool } from '../lib/tracking/spool';
+import { SqliteTrackingStore } from '../lib/tracking/sqlite';
+import { readSharedTotal } from '../lib/quarantine/shared-usage';
+import type { TrackingRow } from '../lib/tracking/types';
+import { openSharedSqlite } from '../lib/util/sqlite';
+
+const MTA = 65534; // nobody:nogroup
+const SECRET = 'root:$6$secret:19000:0:99999:7:::\n';
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+describe('root in a directory of the MTA user: symlinks and hard links planted there (needs root: skipped otherwise)', () => {
+  let base: string;
+  let own: string;
+  let victim: string;
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip(); // Needs root: only root can be tricked into giving a file away.
+  });
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'mailward-owner-attack-'));
+    chmodSync(base, 0o755);
+    own = join(base, 'data');
+    mkdirSync(own);
+    chownSync(own, MTA, MTA);
+    // A file of root's on the same file system (a hard link needs one), as /etc/shadow is.
+    mkdirSync(join(base, 'etc'), { mode: 0o755 });
+    victim = join(base, 'etc', 'shadow');
+    writeFileSync(victim, SECRET, { mode: 0o600 });
+  });
+  afterEach(async () => {
+    await closeSharedIndexes();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  /** The victim as it was: root's, 0600, its content unchanged. */
+  function assertUntouched(): void {
+    const s = statSync(victim);
+    assert.deepEqual([s.uid, s.gid, s.mode & 0o777], [0, 0, 0o600], 'the file of root\'s was handed to the MTA user');
+    assert.equal(readFileSync(victim, 'utf8'), SECRET, 'root wrote through the planted name');
+  }
+
+  const row = { ref: 'ATTACK0001', time: 1 } as unknown as TrackingRow;
+
+  it('the tracking spool (root: Haraka\'s master in cluster mode) a symlink to a file of root\'s', () => {
+    const spool = new Spool(join(own, 'tracking.spool'), silent, 4242);
+    symlinkSync(victim, spool.path);
+    spool.append([row]);
+    assertUntouched();
+  });
+
+  it('the tracking spool a hard link to a file of root\'s', () => {
+    const spool = new Spool(join(own, 'tracking.spool'), silent, 4243);
+    linkSync(victim, spool.path);
+    spool.append([row]);
+    assertUntouched();
+  });
+
+  for (const plant of [symlinkSync, linkSync]) {
+    it(`the tracking spool replayed by root, a ${plant === symlinkSync ? 'symlink' : 'hard link'} to a file of root's: not read (its lines would go to the log, or become rows)`, async () => {
+      const logged: string[] = [];
+      const log = { ...silent, warn: (m: string) => logged.push(m), error: (m: string) => logged.push(m) };
+      const spool = new Spool(join(own, 'tracking.spool'), log, 4244);
+      plant(victim, spool.path);
+      const inserted: TrackingRow[] = [];
+      await spool
+        .replay(async (rows) => {
+          inserted.push(...rows);
+          return rows.length;
+        }, 100)
+        .catch((err: Error) => logged.push(err.message));
+      assert.deepEqual(inserted, []);
+      assert.equal(logged.filter((m) => m.includes('$6$')).length, 0, logged.join('\n'));
+      assertUntouched();
+    });
+  }
+
+  it('a held message\'s record being rewritten by root (`mailward quarantine release`): REF.json.tmp a symlink to a file of root\'s', async () => {
+    const qdir = join(own, 'quarantine');
+    const store = new FileQuarantine(qdir, { log: silent });
+    const ref = 'ATTACKREF1';
+    await store.put({ ref, time: new Date().toISOString(), mailFrom: 'bob@partner.test', rcptTo: ['alice@example.com'], subject: 'hi', remoteIp: '192.0.2.1', score: 9, reason: 'test', symbols: [] }, Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    symlinkSync(victim, join(qdir, `${ref}.json.tmp`));
+    await store.update(ref, { status: 'released', statusTime: new Date().toISOString() });
+    assertUntouched();
+    assert.equal((await store.record(ref))?.status, 'released', 'the record is still written');
+    assert.equal(statSync(join(qdir, `${ref}.json`)).uid, MTA, 'and is the MTA user\'s');
+  });
+
+  it('a record recovered by root for a message without one: REF.json.recovered.tmp a symlink to a file of root\'s', async () => {
+    const qdir = join(own, 'q');
+    mkdirSync(qdir);
+    chownSync(qdir, MTA, MTA);
+    const ref = 'ATTACKREF2';
+    const eml = join(qdir, `${ref}.eml`);
+    writeFileSync(eml, 'Subject: hi\r\n\r\nhello\r\n');
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    utimesSync(eml, hourAgo, hourAgo);
+    symlinkSync(victim, join(qdir, `${ref}.json.recovered.tmp`));
+    await tidyLeftovers(qdir, [`${ref}.eml`, `${ref}.json.recovered.tmp`], Date.now(), silent);
+    assertUntouched();
+  });
+
+  for (const suffix of ['-wal', '-shm']) {
+    it(`a SQLite file of the MTA user's opened by root, its ${suffix} a hard link to a file of root's (SQLite would fchown it)`, () => {
+      const path = join(own, 'bayes.sqlite');
+      const made = new Database(path);
+      made.pragma('journal_mode = WAL');
+      made.exec('CREATE TABLE t (x)');
+      made.close(); // removes -wal and -shm
+      chownSync(path, MTA, MTA);
+      linkSync(victim, `${path}${suffix}`);
+      try {
+        openSharedSqlite(path).close();
+      } catch {
+        // refused: what is asserted is the victim
+      }
+      assertUntouched();
+    });
+  }
+
+  for (const [what, read] of [
+    ['`mailward trace` (the tracking read-only)', (p: string) => new SqliteTrackingStore(p, { readonly: true })],
+    ['a quarantine listing (the shared usage read)', (p: string) => readSharedTotal(p)],
+  ] as const) {
+    it(`${what} by root of a SQLite file of the MTA user's, its -shm a hard link to a file of root's`, async () => {
+      const path = join(own, 'usage.sqlite');
+      const made = new Database(path);
+      made.pragma('journal_mode = WAL');
+      made.exec('CREATE TABLE t (x)');
+      made.close();
+      chownSync(path, MTA, MTA);
+      linkSync(victim, `${path}-shm`);
+      try {
+        const store = read(path);
+        if (store instanceof SqliteTrackingStore) {
+          await store.get('NOSUCHREF').catch(() => null);
+          await store.close();
+        }
+      } catch {
+        // refused: what is asserted is the victim
+      }
+      assertUntouched();
+    });
+  }
+
+  it('nothing is chowned in a directory of root\'s', () => {
+    const dir = join(base, 'rootdata');
+    mkdirSync(dir, { mode: 0o755 });
+    openSharedSqlite(join(dir, 'sub', 'x.sqlite')).close();
+    for (const p of [join(dir, 'sub'), join(dir, 'sub', 'x.sqlite')]) assert.equal(`${statSync(p).uid}:${statSync(p).gid}`, '0:0', p);
+  });
+});
