@@ -78,8 +78,28 @@ describe('files made by root in a directory of the MTA user (needs root: skipped
         try { f(); console.log('no error'); } catch (e) { console.log(e.message); }
       }`;
     const out = execFileSync(process.execPath, ['-e', script], { uid: MTA, gid: MTA, cwd: base, encoding: 'utf8' }).trim().split('\n');
-    assert.equal(out[0], `cannot write ${path}: ${path} not writable by nobody:nogroup (this process's user): run \`chown nobody:nogroup ${path}\``);
+    assert.equal(out[0], `attempt to write a readonly database; ${path} not writable by nobody:nogroup (this process's user): run \`chown nobody:nogroup ${path}\``);
     assert.match(out[1]!, new RegExp(`EACCES.*; ${key} not readable by nobody:nogroup \\(this process's user\\): run \`chown nobody:nogroup ${key}\`$`));
+  });
+
+  it('an operator\'s user with read access reads a model the MTA has open (its -wal and -shm there): not refused, and not told to take the MTA\'s files', () => {
+    const path = join(own, 'bayes.sqlite');
+    const mta = openSharedSqlite(path); // root here; the files are the MTA user's, as if it had made them
+    try {
+      mta.exec('CREATE TABLE t (x); INSERT INTO t VALUES (1)');
+      assert.deepEqual(owners(own).sort(), ['bayes.sqlite', 'bayes.sqlite-shm', 'bayes.sqlite-wal'].map((n) => `${n} ${MTA}:${MTA}`));
+      const script = `
+        const { openSharedSqlite } = require(${JSON.stringify(repoPath('dist', 'lib', 'util', 'sqlite.js'))});
+        const warned = [];
+        const db = openSharedSqlite(${JSON.stringify(path)}, 2000, undefined, (m) => warned.push(m));
+        console.log(JSON.stringify({ rows: db.prepare('SELECT x FROM t').all(), warned }));`;
+      const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { uid: 1234, gid: 1234, cwd: base, encoding: 'utf8' })) as { rows: unknown[]; warned: string[] };
+      assert.deepEqual(out.rows, [{ x: 1 }]);
+      assert.equal(out.warned.length, 1);
+      assert.match(out.warned[0]!, new RegExp(`${own} is nobody's; run this as nobody or as root$`));
+    } finally {
+      mta.close();
+    }
   });
 
   it('createFile: a new file is the directory owner\'s through its descriptor; a name planted as a symlink is refused (EEXIST), its target untouched', () => {

@@ -225,6 +225,17 @@ export function unwritableAdvice(path: string): string | undefined {
   const denied = [...files, ...(existsSync(dir) ? [dir] : [])].filter((p) => !writable(p));
   if (!denied.length) return undefined;
   const who = owner();
+  let dirOwner: number | undefined;
+  try {
+    dirOwner = statSync(dir).uid;
+  } catch {
+    // no directory yet
+  }
+  if (dirOwner !== undefined && dirOwner !== 0 && dirOwner !== process.geteuid?.()) {
+    // Another user's data (the MTA's): chowning it to this user would take it from the MTA.
+    const them = nameOf('/etc/passwd', dirOwner);
+    return `${denied.join(', ')} not writable by ${who} (this process's user): ${dir} is ${them}'s; run this as ${them} or as root`;
+  }
   return `${denied.join(', ')} not writable by ${who} (this process's user): run \`chown ${who} ${denied.join(' ')}\``;
 }
 

@@ -55,19 +55,19 @@ function useWal(db: Database.Database, timeoutMs: number): void {
  *
  * Root (the CLI, or Haraka's register() before it drops privileges) makes the
  * file owned like its directory (see util/owner), and refuses one that is a
- * symlink or a hard link there. A file this process cannot write is refused
- * at once, the error naming it and the `chown` to run: SQLite would open it
- * read-only and fail later, at the first write, with only "attempt to write a
- * readonly database". Root opening one that the directory's owner could not
- * write is told through `warn`.
+ * symlink or a hard link there. A file this process cannot write is opened
+ * read-only by SQLite (reads work, the first write fails with only "attempt
+ * to write a readonly database"): `warn` (a writer's) is told at once, naming
+ * it and the `chown` to run, and an error here says so too. Root opening one
+ * that the directory's owner could not write is told through `warn`.
  */
 export function openSharedSqlite(path: string, busyTimeoutMs = 2000, setup?: (db: Database.Database) => void, warn?: (message: string) => void): Database.Database {
   createOwnedLikeDirectory(path);
   refuseLinkedSqlite(path);
-  const advice = unwritableAdvice(path);
-  if (advice) throw Object.assign(new Error(`cannot write ${path}: ${advice}`), { code: 'EACCES' });
-  const foreign = warn && foreignOwnerAdvice(path);
-  if (foreign) warn(foreign);
+  // Not refused: SQLite opens such a file read-only, and an operator's user with read access reads through it
+  // (a model in use by the MTA, its -wal and -shm there); the writer is told at once, and every error below says why.
+  const advice = warn && (unwritableAdvice(path) ?? foreignOwnerAdvice(path));
+  if (advice) warn(advice);
   const timeout = Math.floor(busyTimeoutMs);
   let db: Database.Database;
   try {
