@@ -96,6 +96,20 @@ describe('root in a directory of the MTA user: symlinks and hard links planted t
     assert.equal(statSync(join(qdir, `${ref}.json`)).uid, MTA, 'and is the MTA user\'s');
   });
 
+  it('a held message read by root (`mailward quarantine show`/`release`): REF.eml a symlink to a file of root\'s is not read', async () => {
+    const qdir = join(own, 'quarantine');
+    const store = new FileQuarantine(qdir, { log: silent });
+    const ref = 'ATTACKREF3';
+    await store.put({ ref, time: new Date().toISOString(), mailFrom: 'bob@partner.test', rcptTo: ['mallory@evil.test'], subject: 'hi', remoteIp: '192.0.2.1', score: 9, reason: 'test', symbols: [] }, Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    rmSync(join(qdir, `${ref}.eml`));
+    symlinkSync(victim, join(qdir, `${ref}.eml`));
+    // Released, the message would go to the record's recipients: root's file must never be what is read.
+    await assert.rejects(store.get(ref), /is a symlink, not a file a put made: not read; remove it/);
+    rmSync(join(qdir, `${ref}.json`));
+    symlinkSync(victim, join(qdir, `${ref}.json`));
+    await assert.rejects(store.record(ref), /is a symlink/);
+  });
+
   it('a record recovered by root for a message without one: REF.json.recovered.tmp a symlink to a file of root\'s', async () => {
     const qdir = join(own, 'q');
     mkdirSync(qdir);

@@ -1,4 +1,4 @@
-import { access, link, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { access, link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { closeSync, constants, fstatSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../checks/types';
@@ -47,6 +47,28 @@ export async function closeSharedIndexes(): Promise<void> {
 }
 
 const REF = /^[0-9A-Z]+$/;
+
+/**
+ * The file at `path` itself, never one a symlink put at its name points to:
+ * the directory's owner (the MTA's user) controls its names, and root (the
+ * CLI) reading a file of root's through one would print it (`show`) or send
+ * it to the record's recipients (`release`). Put's names are never symlinks.
+ */
+async function readNamed(path: string): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ELOOP') e.message = `${path} is a symlink, not a file a put made: not read; remove it`;
+    throw e;
+  }
+  try {
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
 
 /**
  * Writes a file and flushes it to the disk before resolving: a held message is
@@ -309,7 +331,7 @@ export class FileQuarantine implements QuarantineStore {
   async get(ref: string): Promise<{ entry: QuarantineRecord; raw: Buffer } | null> {
     const { eml, meta } = this.paths(ref);
     try {
-      const [raw, json] = await Promise.all([readFile(eml), readFile(meta, 'utf8')]);
+      const [raw, json] = await Promise.all([readNamed(eml), readNamed(meta).then((b) => b.toString('utf8'))]);
       return { entry: parseRecord(meta, json), raw };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
@@ -321,7 +343,7 @@ export class FileQuarantine implements QuarantineStore {
   async record(ref: string): Promise<QuarantineRecord | null> {
     const { meta } = this.paths(ref);
     try {
-      return parseRecord(meta, await readFile(meta, 'utf8'));
+      return parseRecord(meta, (await readNamed(meta)).toString('utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
