@@ -2,7 +2,7 @@
 // a failed release, and the quarantine/allow/block commands through main().
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { existsSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -131,6 +131,17 @@ describe('quarantine store', () => {
     assert.match(record!.error!, /ECONNREFUSED/);
     assert.deepEqual((await q.list()).map((r) => r.ref), ['GGG7']);
     await assert.rejects(releaseMessage(q, 'NOPE', { host: '127.0.0.1', port }), /no quarantined message NOPE/);
+  });
+
+  it('a release.key cut short (empty after a failed write or a crash) is refused, not used as an empty key anyone can sign with', () => {
+    const kdir = join(dir, 'cut-key');
+    mkdirSync(kdir, { recursive: true });
+    writeFileSync(join(kdir, 'release.key'), '');
+    // The MTA's side: a stamp signed with an empty key must not be honoured.
+    assert.throws(() => releaseKey(kdir, false), /holds 0 of the 32 bytes of a release key \(cut short\): not used; remove it/);
+    assert.throws(() => releaseKey(kdir, true), /cut short/);
+    writeFileSync(join(kdir, 'release.key'), 'ab'.repeat(32));
+    assert.equal(releaseKey(kdir, false)!.length, 32, 'a whole key is used');
   });
 
   it('release stamps verify for the same sender and body only, and expire', () => {

@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fchmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerBlockEnd } from '../message';
 import { trimChars } from '../util/text';
@@ -37,31 +37,48 @@ export function releaseKeyPath(quarantineDir: string): string {
   return join(quarantineDir, KEY_FILE);
 }
 
+const KEY_BYTES = 32;
+
+/**
+ * The key read from its file. One cut short (a write failing with ENOSPC, a
+ * crash, or read while another process was still writing it) is refused: an
+ * empty key would let any sender sign a release stamp and skip every check.
+ */
+function readKey(path: string): Buffer {
+  const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
+  if (key.length !== KEY_BYTES) throw new Error(`${path} holds ${key.length} of the ${KEY_BYTES} bytes of a release key (cut short): not used; remove it (the next \`mailward quarantine release\` makes a new one)`);
+  return key;
+}
+
 /** The key, created on first use by the releasing side. */
 export function releaseKey(quarantineDir: string, create: boolean): Buffer | null {
   const path = releaseKeyPath(quarantineDir);
   try {
-    return Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
+    return readKey(path);
   } catch (err) {
     // Unreadable (made by root for another user): said, not taken for "no key", which would hold every release again.
     if ((err as NodeJS.ErrnoException).code === 'EACCES') throw withReadAdvice(err as Error, path);
+    if ((err as NodeJS.ErrnoException).code === undefined) throw err; // cut short (readKey): said, never "no key"
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) return null;
   }
   makeDirectory(quarantineDir);
-  const key = randomBytes(32);
+  const key = randomBytes(KEY_BYTES);
   try {
     // 0600 whatever the umask; made by root (`mailward quarantine release`), the MTA's, which reads it (util/owner).
     const fd = createFile(path, 0o600);
     try {
       fchmodSync(fd, 0o600);
       writeFileSync(fd, key.toString('hex'));
+    } catch (err) {
+      unlinkSync(path); // Not left cut short (ENOSPC): the next try makes it anew.
+      throw err;
     } finally {
       closeSync(fd);
     }
     return key;
   } catch (err) {
     // Another process created it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readKey(path);
     throw err;
   }
 }
