@@ -142,6 +142,19 @@ describe('root in a directory of the MTA user: symlinks and hard links planted t
     });
   }
 
+  it('a SQLite file in a directory of root\'s that others can write (/tmp-like), its -wal a hard link: refused, the error saying why', () => {
+    const shared = join(base, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    const path = join(shared, 'bayes.sqlite');
+    new Database(path).close();
+    chownSync(path, MTA, MTA);
+    linkSync(victim, `${path}-wal`);
+    // Not "owned by another user": the directory is root's; what matters is that another user can write it.
+    assert.throws(() => openSharedSqlite(path), /-wal a symlink or a file with more than one name \(hard link\), in .*shared, which another user can write: root does not open it/);
+    assertUntouched();
+  });
+
   for (const [what, read] of [
     ['`mailward trace` (the tracking read-only)', (p: string) => new SqliteTrackingStore(p, { readonly: true })],
     ['a quarantine listing (the shared usage read)', (p: string) => readSharedTotal(p)],

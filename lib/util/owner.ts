@@ -180,7 +180,7 @@ export function linkedSqliteAdvice(path: string): string | undefined {
     }
   }
   if (!linked.length) return undefined;
-  return `${linked.join(', ')} a symlink or a file with more than one name (hard link), in ${dirname(path)} owned by another user: root does not open it (SQLite would hand the file it names to that user); remove it`;
+  return `${linked.join(', ')} a symlink or a file with more than one name (hard link), in ${dirname(path)}, which another user can write: root does not open it (SQLite would hand the file it names to the database's owner); remove it`;
 }
 
 /** This process's user and group names (numbers when the names are unknown), as `chown` takes them. */
