@@ -37,6 +37,19 @@ describe('mailward quarantine release-approve: whom it approves', () => {
     assert.doesNotMatch((await w.cli('allow', 'list')).out, /partner\.test|esp\.test/, 'nothing approved');
   });
 
+  it('a From: past the first 1 MB of header whose address lies beyond the text parsed still counts: nothing approved', async () => {
+    // authorFields parses 256 KB of From: text past the index: a 300 KB display name kept the second
+    // author (ceo@bank.test, which readers show) out of the mailboxes counted, and bob@partner.test was approved.
+    const padding = Array.from({ length: 1100 }, (_, i) => `X-Pad-${i}: ${'a'.repeat(990)}`).join('\r\n');
+    const raw = Buffer.from(`From: Bob <bob@partner.test>\r\nTo: alice@example.com\r\nSubject: hi\r\n${padding}\r\nFrom: "${'C'.repeat(300 * 1024)}" <ceo@bank.test>\r\n\r\nHello Alice\r\n`);
+    await new FileQuarantine(w.qdir).put(entry('APP0000009', { mailFrom: 'bounces+x1@esp.test' }), raw);
+    const r = await w.cli('quarantine', 'release-approve', 'APP0000009');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /^warning: nothing approved: the message has 2 From: fields, text of them past the first 1 MB of header not read/m);
+    assert.doesNotMatch(r.out, /approved/);
+    assert.doesNotMatch((await w.cli('allow', 'list')).out, /partner\.test|esp\.test/, 'nothing approved');
+  });
+
   // Records held before mailward kept auth data (no `auth`): read from the symbol's detail, as then.
   // The approval warns when the held message would not have held an entry: mail a trusted ARC sealer
   // forwarded after it saw DMARC pass for that From: does ([lists] trusted_arc), a forwarding it saw fail does not.

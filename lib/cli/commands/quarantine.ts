@@ -292,6 +292,12 @@ async function approveSender(config: MailwardConfig, record: QuarantineRecord, i
       io.err(`warning: nothing approved: the message has ${from.length} From: addresses (${from.map((m) => m.address).join(', ')}); add the one you trust with "mailward allow add --rcpt USER SENDER"`);
       return true;
     }
+    // A second From: whose text lies past what is parsed (a 300 KB name before its address) holds
+    // no mailbox counted above, but readers show it: the message still has no single author.
+    if (authors.unparsed) {
+      io.err(`warning: nothing approved: the message has ${authors.fields} From: field${authors.fields === 1 ? '' : 's'}, text of them past the first 1 MB of header not read; add the sender you trust with "mailward allow add --rcpt USER SENDER"`);
+      return true;
+    }
     const [written] = [...headerValues(ctx, 'from'), ...authors.pastValues, ...(authors.fields ? [''] : [])];
     if (from.length === 1) address = from[0]!.address;
     else if (written !== undefined) {
