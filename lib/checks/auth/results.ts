@@ -87,8 +87,8 @@ export interface AuthResults {
     authorResults?: AuthorDmarc[];
     /**
      * With `authors`: why some author of the From: was not judged ('' or absent: every one was):
-     * more domains than are looked up, From: text past the index beyond what is parsed, an
-     * address mailauth read that the list lacks. Such a From: never passes as a whole.
+     * more domains than are looked up, or From: text past the index beyond what is parsed
+     * (authorAddresses). Such a From: never passes as a whole.
      */
     unjudged?: string;
   };
