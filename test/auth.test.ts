@@ -266,6 +266,17 @@ describe('auth module (mailauth) against a real DNS server', function () {
       assert.equal(auth.fromDomain, '', 'no single From: domain');
       assert.doesNotMatch(headerChange(result, 'Authentication-Results') ?? '', /dmarc=pass/);
     });
+
+    it('the same with a From: of a name and no address beside it: mailauth is not handed a From: of one address', async () => {
+      // forMailauth counted the name-only mailbox (written '') as a second address: mailauth read
+      // "From: alice@example.com, " as one author, judged DMARC for it alone and wrote dmarc=pass.
+      const name = 'A'.repeat(300 * 1024);
+      const raw = message({ from: 'alice@example.com', headers: { 'X-Pad': 'b'.repeat(1024 * 1024) }, body: 'Hello\r\n' }).replace('\r\n\r\nHello', `\r\nFrom: Bob Smith\r\nFrom: "${name}" <shop@quarantine.test>\r\n\r\nHello`);
+      const result = await scan(raw, IP.example, 'alice@example.com');
+      assert.ok(!symbol(result, 'DMARC_PASS'), symbolNames(result).join());
+      assert.notEqual(authResults(result.context)!.dmarc.result, 'pass');
+      assert.doesNotMatch(headerChange(result, 'Authentication-Results') ?? '', /dmarc=pass/);
+    });
   });
 
   it('a From: of more author domains than are judged (10): no DMARC_PASS for the ten that pass, the 11th never judged', async () => {

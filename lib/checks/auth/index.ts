@@ -164,7 +164,8 @@ export function forMailauth(ctx: MessageContext): Buffer {
   const fields = authorFields(ctx);
   const addresses = fields.mailboxes.map((m) => m.written);
   if (addresses.length <= MAX_FROM_FOR_MAILAUTH && !fields.unparsed) return raw;
-  const handed = addresses.slice(0, MAX_AUTHOR_DOMAINS);
+  // Mailboxes with an address only: a name-only one is written '', and mailauth counts no address in it.
+  const handed = fields.mailboxes.filter((m) => m.address).slice(0, MAX_AUTHOR_DOMAINS).map((m) => m.written);
   // A From: of more addresses than are handed must not read as a single author to mailauth: it would
   // evaluate DMARC for that one alone, pass it, and write dmarc=pass into Authentication-Results.
   if (handed.length === 1) handed.push(handed[0]!);
