@@ -409,6 +409,25 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('review of 8bb463b: an unquoted url() and a string a newline ends do not swallow the declarations after them', () => {
+    // A browser's tokenizer reads `url(a"b)` to its `)` (a quote or `/*` in it opens nothing) and ends a string at a
+    // newline: the splitter opened a string or a comment there and kept `display:none` inside the value before it.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const style of [
+      'background:url(a"b);display:none;x:"',
+      "background:url(a'b);display:none;x:'",
+      'background:URL( a"b );display:none;x:"',
+      'background:url(a/*b);display:none;x:*/',
+      'font-family:"a\n;display:none;x:"',
+      "font-family:'a\r;display:none;x:'",
+    ]) {
+      assert.equal(hidden(`<p style="${style.replace(/"/g, '&quot;')}">${poison}</p>`), true, style);
+    }
+    for (const style of ['color:#000;background:url( "a;display:none" )', 'color:#000;background:url(a\)b;display:none)']) {
+      assert.equal(hidden(`<p style="${style.replace(/"/g, '&quot;')}">${poison}</p>`), false, style);
+    }
+  });
+
   it('review of 6137021: a one-colour gradient sized smaller than its element (an underline) is not its background', () => {
     // `linear-gradient(#fff,#fff)` at `100% 1px` is a link's white underline on a dark cell: its white text read as on white, hidden.
     const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);

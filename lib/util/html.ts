@@ -226,7 +226,14 @@ function styleDeclarations(style: string): ParsedDeclaration[] {
       i++;
     } else if (quote) {
       current += c;
-      if (c === quote) quote = '';
+      // A newline ends a string as a bad one: what follows is read as declarations again.
+      if (c === quote || c === '\n' || c === '\r' || c === '\f') quote = '';
+    } else if ((c === 'u' || c === 'U') && !/[\w-]/.test(current[current.length - 1] ?? '') && /^url\(\s*[^\s"']/i.test(style.slice(i, i + 80))) {
+      // An unquoted url() is one token to its `)`: a quote or `/*` in it opens nothing (`url(a"b);display:none`).
+      let j = style.indexOf('(', i) + 1;
+      while (j < style.length && style[j] !== ')') j += style[j] === '\\' ? 2 : 1;
+      current += style.slice(i, j + 1);
+      i = j;
     } else if (c === '/' && style[i + 1] === '*') {
       const close = style.indexOf('*/', i + 2);
       current += ' ';
