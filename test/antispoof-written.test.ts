@@ -42,4 +42,13 @@ describe('antispoof: our domains written as text past the parse budget (review o
     assert.deepEqual(domainsWritten(`(${')widget.test'.repeat(200_000)}`, domains), []);
     assert.deepEqual(domainsWritten(`${'@ widget.testx'.repeat(200_000)}`, domains), []);
   });
+
+  it('review of ddab438: comments that each hold occurrences are walked back over once, not once per occurrence', () => {
+    // The walk back from each occurrence crossed every comment before it (each `(...)` holding twenty occurrences of
+    // its own): quadratic, 100 KB of this took 5 s and these 1.4 MB minutes (no assertion on time: mocha's timeout).
+    const group = `(${')widget.test'.repeat(20)})`;
+    assert.deepEqual(domainsWritten(`x${group.repeat(6_000)}`, domains), []);
+    assert.deepEqual(domainsWritten(`ceo@${group.repeat(6_000)}`, domains), ['widget.test']);
+    assert.deepEqual(domainsWritten(`ceo@${group.repeat(3)}x${group.repeat(3)}`, domains), ['widget.test']);
+  });
 });

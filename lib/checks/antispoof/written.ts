@@ -26,24 +26,37 @@ function domainText(value: string): string {
 }
 
 /**
- * Whether the address's domain starts right after `before` (exclusive): `@`, or `@` then blanks and comments. Linear
- * over all the occurrences of a domain: the blanks behind one end at the one before it (a domain is no blank), and
- * a comment is looked back over at most MAX_COMMENT characters (200,000 `)` after one `(` cost no more).
+ * Whether the address's domain starts right after `before` (exclusive): `@`, or `@` then blanks and comments. A
+ * comment is looked back over at most MAX_COMMENT characters (200,000 `)` after one `(` cost no more), and each
+ * position's answer is kept in `memo` (0 unknown, 1 yes, 2 no): the walk back from one occurrence can cross the
+ * comments that hold the ones before it (`(` then `)widget.test` twenty times, then `)`, repeated), which without it
+ * each walked again, quadratic in the field's length.
  */
-function afterAt(text: string, before: number): boolean {
+function afterAt(text: string, before: number, memo: Int8Array): boolean {
+  const walked: number[] = [];
   let i = before - 1;
+  let found = false;
   while (i >= 0) {
+    if (memo[i]) {
+      found = memo[i] === 1;
+      break;
+    }
+    walked.push(i);
     const c = text[i]!;
-    if (c === '@') return true;
+    if (c === '@') {
+      found = true;
+      break;
+    }
     if (/\s/.test(c)) i--;
     else if (c === ')') {
       const floor = Math.max(0, i - MAX_COMMENT);
       while (i >= floor && text[i] !== '(') i--;
-      if (i < floor) return false;
+      if (i < floor) break;
       i--;
-    } else return false;
+    } else break;
   }
-  return false;
+  for (const at of walked) memo[at] = found ? 1 : 2;
+  return found;
 }
 
 /**
@@ -51,11 +64,11 @@ function afterAt(text: string, before: number): boolean {
  * (`@example.com`, `@mail.example.com`, `@ example.com`): our domain written as text, where the rest of a field is too
  * long to parse. Whole labels only: `@example.community` and `@example.com-shop.net` are someone else's.
  */
-function namesDomain(text: string, domain: string): boolean {
+function namesDomain(text: string, domain: string, memo: Int8Array): boolean {
   for (let at = text.indexOf(domain); at >= 0; at = text.indexOf(domain, at + 1)) {
     const after = text[at + domain.length] ?? '';
     if (LABEL_CHAR.test(after) || (after === '.' && LABEL_CHAR.test(text[at + domain.length + 1] ?? ''))) continue;
-    if (text[at - 1] === '.' || afterAt(text, at)) return true;
+    if (text[at - 1] === '.' || afterAt(text, at, memo)) return true;
   }
   return false;
 }
@@ -67,8 +80,10 @@ function namesDomain(text: string, domain: string): boolean {
  */
 export function domainsWritten(value: string, domains: readonly string[]): string[] {
   const text = domainText(value);
+  // What is before a position does not depend on the domain looked for: one memo for all of them.
+  const memo = new Int8Array(text.length);
   return domains.filter((domain) => {
     const unicode = domain.includes('xn--') ? domainToUnicode(domain) : '';
-    return namesDomain(text, domain) || (!!unicode && unicode !== domain && namesDomain(text, unicode));
+    return namesDomain(text, domain, memo) || (!!unicode && unicode !== domain && namesDomain(text, unicode, memo));
   });
 }
