@@ -409,6 +409,29 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('review of 8bb463b, 1348f0e: newsletter template markup reads as shown (only a display:none preheader is hidden)', () => {
+    // Outlook conditional comments, mso- styles, !important resets, url() with ';', wrappers between table tags (old
+    // editors), omitted <tbody>, <form> in a table, nested tables, an underline gradient: none of it hides the copy.
+    const copy = ['Weekly digest', 'Article body', 'Centered offer', 'Subscribe label', 'Deep nested', 'Reset styled', 'Button words', 'Underlined link'];
+    const html = `<!DOCTYPE html><html><head><!--[if mso]><style>table{border-collapse:collapse}</style><![endif]--></head>
+<body style="margin:0;padding:0;background-color:#f4f4f4 !important">
+<div style="display:none;font-size:1px;color:#f4f4f4;line-height:1px;max-height:0;opacity:0;overflow:hidden;mso-hide:all">Preheader shows in the inbox list</div>
+<center><table width="100%" bgcolor="#f4f4f4" style="background:#f4f4f4 url('https://x.example/a;b.png') no-repeat !important;mso-line-height-rule:exactly">
+<!--[if mso]><tr><td><![endif]--><tr><td align="center" style="padding:20px;background-color:#1a1a1a !important;color:#ffffff !important;font-family:'Helvetica Neue',Arial,sans-serif !important">
+<font color="#ffffff" face="Arial">Weekly digest</font></td></tr>
+<tr><td style="background-image:url(https://x.example/p.png?a=1;b=2);background-color:#ffffff;color:#333333;line-height:150%!important">Article body</td></tr></table></center>
+<table bgcolor="#003366" width="600"><center><font face="Arial"><tr><td><font color="#ffffff">Centered offer</font></td></tr></font></center></table>
+<table bgcolor="#333333"><form action="https://x.example/s"><tr><td><font color="#ffffff">Subscribe label</font><input type="text"></td></tr></form></table>
+<table bgcolor="#111111"><tr><td><table><tr><td><table><tr><td style="color:#fafafa">Deep nested</td></tr></table></td></tr></table></td></tr></table>
+<div style="color:#333333 !important;background-color:#ffffff !important;display:block !important;font-size:14px !important">Reset styled</div>
+<table><tr><td><!--[if mso]><table><tr><td><![endif]--><div style="color:#fff;background:#0a0a0a">Button words</div><!--[if mso]></td></tr></table><![endif]--></td></tr></table>
+<table bgcolor="#000000"><tr><td><a href="https://x.example/" style="color:#fff;background-image:linear-gradient(#fff,#fff);background-size:100% 1px;background-repeat:no-repeat">Underlined link</a></td></tr></table>
+</body></html>`;
+    const info = analyseHtml(html);
+    assert.equal(info.hiddenText, 'Preheader shows in the inbox list');
+    for (const words of copy) assert.match(info.text, new RegExp(words), words);
+  });
+
   it('review of 8bb463b: an unquoted url() and a string a newline ends do not swallow the declarations after them', () => {
     // A browser's tokenizer reads `url(a"b)` to its `)` (a quote or `/*` in it opens nothing) and ends a string at a
     // newline: the splitter opened a string or a comment there and kept `display:none` inside the value before it.
