@@ -409,6 +409,13 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('review of 1348f0e: content in a column group is moved out before its table too', () => {
+    // A browser closes the column group at anything but a col and fosters it: white text there shows on the white page.
+    const info = analyseHtml(`<body><table bgcolor="#000"><colgroup><font color="#fff">${poison}</font></colgroup><tr><td><font color="#fff">cell words</font></td></tr></table></body>`);
+    assert.match(info.hiddenText, /meadow/);
+    assert.match(info.text, /cell words/);
+  });
+
   it('review of 8bb463b, 1348f0e: newsletter template markup reads as shown (only a display:none preheader is hidden)', () => {
     // Outlook conditional comments, mso- styles, !important resets, url() with ';', wrappers between table tags (old
     // editors), omitted <tbody>, <form> in a table, nested tables, an underline gradient: none of it hides the copy.

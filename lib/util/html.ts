@@ -773,8 +773,11 @@ interface Frame extends Look {
   lookFrom?: Frame;
 }
 
-/** Elements whose misplaced content a browser moves out before the table (foster parenting). */
-const TABLE_SECTIONS = new Set(['table', 'tbody', 'thead', 'tfoot', 'tr']);
+/**
+ * Elements whose misplaced content a browser moves out before the table (foster parenting). A column group too: any
+ * content but a `col` closes it and is then misplaced in the table (`<colgroup><font color=#fff>` on a white page).
+ */
+const TABLE_SECTIONS = new Set(['table', 'tbody', 'thead', 'tfoot', 'tr', 'colgroup']);
 /** Table structure: in content moved out of a table, a browser puts it back in that table. */
 const TABLE_STRUCTURE = new Set(['caption', 'colgroup', 'col', 'tbody', 'thead', 'tfoot', 'tr', 'td', 'th', 'table']);
 /**
