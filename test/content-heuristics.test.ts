@@ -481,6 +481,17 @@ describe('content heuristics: the tricks still fire', () => {
     }
   });
 
+  it('a zero height hides only with the vertical overflow cut: max-height:0 alone shows its content, as in a browser', () => {
+    // `max-height:0` matched anywhere read as hidden for good, though without overflow:hidden the content overflows and shows.
+    const hidden = (html: string) => /meadow/.test(analyseHtml(html).hiddenText) && !/meadow/.test(analyseHtml(html).text);
+    for (const style of ['max-height:0', 'max-height:0px;mso-hide:all', 'height:0', 'max-height:0;overflow:visible', 'max-height:0;overflow:hidden visible', 'height:0;overflow:hidden;overflow:visible', 'max-height:0;overflow:hidden;max-height:none']) {
+      assert.equal(hidden(`<div style="${style}"><p>${poison}</p></div>`), false, style);
+    }
+    for (const style of ['max-height:0;overflow:hidden', 'overflow:hidden;height:0px', 'height:0em;overflow-y:clip', 'max-height:0;overflow:visible hidden', 'height:0;overflow:hidden!important;overflow:visible', 'height:0;overflow:hidden;height:nonsense']) {
+      assert.equal(hidden(`<div style="${style}"><p style="font-size:14px">${poison}</p></div>`), true, style);
+    }
+  });
+
   it('display:none and a faint opacity are judged by the declaration that wins, as a browser does', () => {
     // A later valid declaration shows the element (a template's `display:none` for some clients, then
     // `display:block` for the rest): read as hidden for good before, by a regex that saw the first one.

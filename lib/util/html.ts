@@ -70,13 +70,33 @@ export const PAGE_LOOK = 'mailward-page';
  */
 export const SKIP_TAGS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'template', 'iframe', 'noembed', 'noframes']);
 const BLOCK_TAGS = new Set(['p', 'div', 'br', 'tr', 'td', 'li', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'blockquote']);
+/** A length of zero in any unit (`0`, `0px`, `0em`, `0%`). */
+const ZERO_LENGTH = /^[+-]?(?:0+\.?0*|\.0+)(?:[a-z]+|%)?$/i;
+/** A `height`/`max-height` value a browser takes: a length, a keyword, a function. */
+const HEIGHT_VALUE = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[a-z]+|%)?|auto|none|min-content|max-content|fit-content|inherit|initial|unset|revert|(?:calc|min|max|clamp|var|fit-content)\(.*\))$/i;
+/** An `overflow` (one or two keywords: x, then y) or `overflow-y` value a browser takes. */
+const OVERFLOW_VALUE = /^(?:visible|hidden|clip|scroll|auto|overlay|inherit|initial|unset|revert)(?:\s+(?:visible|hidden|clip|scroll|auto|overlay))?$/i;
+
 /**
- * Styles that hide an element's content for good, no descendant's style shows it again: zero height
- * with the overflow cut; also `display:none` and an opacity of at most FAINT_ALPHA (a descendant's
- * multiplies it), read as the winning declaration (lookOf), since `opacity:0;opacity:1` shows. A zero
- * font size, visibility:hidden and the text colour are inherited values a descendant may reset (see Look).
+ * Styles that hide an element's content for good, no descendant's style shows it again (lookOf): `display:none`,
+ * an opacity of at most FAINT_ALPHA (a descendant's multiplies it), and this one — each read as the declaration
+ * that applies, since `opacity:0;opacity:1` shows. A zero font size, visibility:hidden and the text colour are
+ * inherited values a descendant may reset (see Look).
+ *
+ * Zero height (`height` or `max-height`) with the vertical overflow cut (`overflow`/`overflow-y` hidden or clip): what
+ * the element holds is clipped away, for good. Without the cut it overflows and shows (`max-height:0` alone hid
+ * nothing in a browser, but read as hidden here). Each the declaration that applies.
  */
-const GONE_STYLE = /max-height\s*:\s*0|(?:^|;)\s*height\s*:\s*0(?:px)?\s*;[^"]*overflow\s*:\s*hidden/i;
+function clippedToNothing(style: string): boolean {
+  if (!/height/i.test(style) || !/overflow/i.test(style)) return false;
+  const zero = (property: 'height' | 'max-height') => ZERO_LENGTH.test(styleValue(style, property) ?? '');
+  if (!zero('height') && !zero('max-height')) return false;
+  const overflow = styleDeclaration(style, ['overflow', 'overflow-y']);
+  if (!overflow) return false;
+  const words = overflow.value.toLowerCase().split(/\s+/);
+  const vertical = overflow.property === 'overflow' ? (words[1] ?? words[0]) : words[0];
+  return vertical === 'hidden' || vertical === 'clip';
+}
 /**
  * A one-keyword `display` value that Blink, WebKit and Gecko all take: any other is dropped and the declaration before
  * it wins, so `display:none;display:nonsense` still hides. Not `run-in`, `ruby-base`, the ruby containers nor `-ms-`
@@ -154,6 +174,10 @@ type StyleProperty =
   | 'font'
   | 'visibility'
   | 'display'
+  | 'height'
+  | 'max-height'
+  | 'overflow'
+  | 'overflow-y'
   | 'opacity';
 /**
  * Values a browser takes for each property we read: it drops a declaration with any other value, and the one
@@ -167,6 +191,10 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   color: (value) => cssColor(value) !== undefined,
   '-webkit-text-fill-color': (value) => cssColor(value) !== undefined,
   opacity: (value) => OPACITY_VALUE.test(value),
+  height: (value) => HEIGHT_VALUE.test(value),
+  'max-height': (value) => HEIGHT_VALUE.test(value),
+  overflow: (value) => OVERFLOW_VALUE.test(value),
+  'overflow-y': (value) => OVERFLOW_VALUE.test(value),
   display: (value) => DISPLAY_KEYWORD.test(value) || displayMulti(value),
   'background-color': (value) => cssColor(value) !== undefined,
   background: (value) => /./.test(value),
@@ -726,7 +754,7 @@ function lookOf(tag: string, attrs: Record<string, string>, parent: Look, color:
   const style = attrs.style ?? '';
   // Opacities multiply down the tree (0.3 inside 0.3 is 0.09): no descendant raises what its ancestors lowered.
   const opacity = parent.opacity * ownOpacity(attrs);
-  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && (DISPLAY_GONE.has(styleValue(style, 'display')?.toLowerCase() ?? '') || GONE_STYLE.test(style)));
+  const gone = parent.gone || opacity <= FAINT_ALPHA || 'hidden' in attrs || (!!style && (DISPLAY_GONE.has(styleValue(style, 'display')?.toLowerCase() ?? '') || clippedToNothing(style)));
   const fontPx = fontPxOf(tag, attrs, parent.fontPx);
   const fill = fillOf(attrs, parent.fill);
   // The fill colour paints the text where one is set: `color` is then not what shows.
