@@ -151,6 +151,15 @@ describe('auth module (mailauth) against a real DNS server', function () {
     assert.ok(symbol(pass, 'FROM_MULTIPLE'));
   });
 
+  it('several From: addresses of one domain: DMARC_PASS names that domain (not "no single From: domain"); without a record, DMARC_NONE names it', async () => {
+    const signed = await sign(message({ from: 'Alice <alice@example.com>, Bob <bob@example.com>' }), 'example.com', 's1', world.keys.example);
+    const pass = await scan(signed, IP.nobody, 'bounce@other.test');
+    assert.equal(symbol(pass, 'DMARC_PASS')?.detail, 'From: example.com for each of its several addresses (p=reject)', symbolNames(pass).join());
+    assert.equal(authResults(pass.context)!.fromDomain, '');
+    const unrecorded = await scan(await sign(message({ from: 'a@attacker.test, b@attacker.test' }), 'attacker.test', 'sel', world.keys.attacker), IP.attacker, 'bounce@attacker.test');
+    assert.equal(symbol(unrecorded, 'DMARC_NONE')?.detail, 'attacker.test publishes no DMARC record', symbolNames(unrecorded).join());
+  });
+
   it('several From: authors that all pass DMARC: DMARC_PASS, each author named with its own result (RFC 7489 6.6.1)', async () => {
     // example.com (p=reject) and quarantine.test (p=quarantine) each sign: each author domain passes on its own.
     const forms = {

@@ -339,6 +339,8 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
   switch (dmarc.result) {
     case 'pass':
       if (several) return [{ name: 'DMARC_PASS', detail: `${outcomes}: every author domain passes DMARC` }];
+      // Several addresses of one domain: that domain passes, though there is no single author (fromDomain '').
+      if (!dmarc.domain && dmarc.authors?.length === 1) return [{ name: 'DMARC_PASS', detail: `From: ${dmarc.authors[0]} for each of its several addresses (p=${dmarc.policy || 'none'})` }];
       return [{ name: 'DMARC_PASS', detail: `From: ${domain} (p=${dmarc.policy || 'none'})` }];
     case 'temperror': {
       // A trusted chain that verifies but would not override a fail is no reason for later checks to wait on DMARC.
@@ -356,7 +358,8 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
         const unrecorded = (dmarc.authorResults ?? []).filter((a) => a.result === 'none').map((a) => a.domain);
         return [{ name: 'DMARC_NONE', detail: `${of}${unrecorded.join(', ') || 'an author domain'} publish${unrecorded.length === 1 ? 'es' : ''} no DMARC record, so the message does not pass as a whole` }];
       }
-      return dmarc.domain ? [{ name: 'DMARC_NONE', detail: `${domain} publishes no DMARC record` }] : [];
+      const only = dmarc.domain || (dmarc.authors?.length === 1 ? dmarc.authors[0] : '');
+      return only ? [{ name: 'DMARC_NONE', detail: `${only} publishes no DMARC record` }] : [];
     }
     case 'fail': {
       const policy = dmarc.policy || 'none';
