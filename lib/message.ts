@@ -7,7 +7,7 @@ import { plainIp } from './util/ip';
 
 // The MIME decoding machinery (the cut, the tail walk past it, <meta> charsets) lives in lib/mime/;
 // these names were always imported from here, and still are.
-export { fieldsPastIndex, headerBlockCut, headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
+export { fieldsPastIndex, withinPastBudget, PAST_INDEX_BUDGET, headerBlockCut, headerBlockEnd, parseHeaderBlock, splitHeaderFields, type HeaderField, type RawHeaderField } from './mime/header-block';
 export { MAX_PARSE_BYTES, MAX_PARSE_LINES, mimePrefix } from './mime/limits';
 export { parsedMessage } from './mime/parse';
 

@@ -175,3 +175,33 @@ export function fieldsPastIndex(raw: Buffer, keys: readonly string[]): HeaderFie
   finish(fieldStart, text.length);
   return fields;
 }
+
+/**
+ * Characters of field values past the index (fieldsPastIndex) that are parsed as addresses: each
+ * costs a parse and a domain look-up (400,000 in 13 MB took 6 s). Ordinary mail never gets here.
+ */
+export const PAST_INDEX_BUDGET = 256 * 1024;
+
+/**
+ * Of fields read past the index, the values within PAST_INDEX_BUDGET (`read`; the field the budget
+ * runs out in cut at its last comma within it, so no address is read cut short) and the rest
+ * (`unread`: that field's remainder, and every field after it whole). Antispoof and auth budget
+ * the same text this one way.
+ */
+export function withinPastBudget(fields: readonly HeaderField[]): { read: HeaderField[]; unread: HeaderField[] } {
+  const read: HeaderField[] = [];
+  const unread: HeaderField[] = [];
+  let left = PAST_INDEX_BUDGET;
+  for (const field of fields) {
+    if (unread.length) unread.push(field);
+    else if (field.value.length <= left) {
+      read.push(field);
+      left -= field.value.length;
+    } else {
+      const cut = field.value.lastIndexOf(',', left);
+      if (cut > 0) read.push({ ...field, value: field.value.slice(0, cut) });
+      unread.push({ ...field, value: field.value.slice(Math.max(cut, 0)) });
+    }
+  }
+  return { read, unread };
+}

@@ -1,7 +1,5 @@
-import { fieldsPastIndex, fromMailboxes, headerValues, mailboxesOf, shownFromAddressesWith, type Mailbox, type MessageContext } from '../../message';
+import { fieldsPastIndex, withinPastBudget, fromMailboxes, headerValues, mailboxesOf, shownFromAddressesWith, type Mailbox, type MessageContext } from '../../message';
 
-/** Characters of From: text past the header index that are parsed for authors (a forger sets its length; 10 domains are judged). */
-const PAST_FROM_BUDGET = 256 * 1024;
 
 /** The message's From: fields as DMARC and mailauth see them: those indexed and those past the 1 MB header index. */
 export interface AuthorFields {
@@ -28,32 +26,20 @@ export function authorFields(ctx: MessageContext): AuthorFields {
   if (cached) return cached;
   const indexed = headerValues(ctx, 'from').length;
   const pastFields = raw ? fieldsPastIndex(raw, ['from']) : [];
-  const past = pastFields.map((f) => f.value);
   // fieldsPastIndex reads from the start of the field the cut falls in: when that is a From: the
   // index holds cut short, it is the same field again (its whole value), not another author. Known
   // by its position (cutShort), not by its text: a second From: past the cut whose value starts
   // with the last indexed one's is another field, and the indexed author must not vanish.
   const repeated = !!pastFields[0]?.cutShort && lastIndexedFrom(ctx) !== undefined;
-  let left = PAST_FROM_BUDGET;
-  let unparsed = false;
-  const pastValues: string[] = [];
-  for (const value of past) {
-    if (value.length <= left) {
-      pastValues.push(value);
-      left -= value.length;
-      continue;
-    }
-    // Cut at the last comma within the budget, so that no address is read cut short.
-    const cut = value.lastIndexOf(',', left);
-    if (cut > 0) pastValues.push(value.slice(0, cut));
-    unparsed = true;
-    break;
-  }
+  // Within the budget antispoof parses too (a forger sets the text's length; 10 domains are judged).
+  const budget = withinPastBudget(pastFields);
+  const pastValues = budget.read.map((f) => f.value);
+  const unparsed = budget.unread.length > 0;
   const indexedMailboxes = fromMailboxes(ctx);
   // The repeated field's cut-short value is left out: its whole value is the first past one.
   const kept = repeated ? indexedMailboxes.slice(0, indexedMailboxes.length - mailboxesOf([lastIndexedFrom(ctx)!]).length) : indexedMailboxes;
   const fields: AuthorFields = {
-    fields: indexed + past.length - (repeated ? 1 : 0),
+    fields: indexed + pastFields.length - (repeated ? 1 : 0),
     mailboxes: [...kept, ...mailboxesOf(pastValues)],
     pastValues,
     unparsed,
