@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
-import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, RESTATED_SHEET, SKIP_TAGS } from '../util/html';
+import { RESTATED_SHEET } from '../util/css-background';
+import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, SKIP_TAGS } from '../util/html';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
