@@ -1,29 +1,7 @@
 import { LRUCache } from 'lru-cache';
+import { Overflow } from './memory-overflow';
+import { lru, LruPool, type Entry, type Pool, type SetOptions, type Value } from './memory-pool';
 import type { CountMark, CountOnceResult, StateStore, WriteHints } from './types';
-
-type Value = string | Map<string, string> | Set<string>;
-/** `born`: when a probation entry was first written; `group`, `block`: whose share of the overflow it counts toward. */
-type Entry = { value: Value; born?: number; group?: Share; block?: Share };
-/**
- * `keep`: the write is evidence worth keeping (a trap hit, a complaint):
- * SegmentedPool keeps its key at once, GroupBoundedLru pushes it out last.
- * `group`, `block`: whom the key is about (GroupBoundedLru). Plain pools ignore all three.
- */
-type SetOptions = { ttl?: number; keep?: boolean; group?: string; block?: string };
-
-/** What the store needs of a pool: the part of LRUCache's interface it uses. */
-interface Pool {
-  get(key: string): Entry | undefined;
-  set(key: string, entry: Entry, options?: SetOptions): unknown;
-  delete(key: string): boolean;
-  has(key: string): boolean;
-  getRemainingTTL(key: string): number;
-  keys(): Iterable<string>;
-  readonly size: number;
-  clear(): void;
-}
-
-const lru = (max: number): Pool => new LRUCache<string, Entry>({ max });
 
 /** A key written again this long after its first write has a history: see SegmentedPool. */
 export const PROMOTE_AFTER_MS = 60_000;
@@ -135,21 +113,20 @@ class GroupLevel {
  * block it was first written with, and its evidence, while it is held (a later
  * write without them, e.g. hashSet, does not change them).
  */
-export class GroupBoundedLru implements Pool {
-  private readonly cache: LRUCache<string, Entry>;
+export class GroupBoundedLru extends LruPool implements Pool {
   private readonly groups: GroupLevel;
   private readonly blocks: GroupLevel;
   /** Held keys written with `keep`. */
   private readonly evidence = new Set<string>();
 
   constructor(max: number, maxPerGroup: number, maxPerBlock = Infinity) {
+    super(max);
     this.groups = new GroupLevel(maxPerGroup);
     this.blocks = new GroupLevel(maxPerBlock);
-    // Whatever removes a key (evicted, expired, deleted, cleared) takes it out of its group; an overwrite does not.
-    this.cache = new LRUCache<string, Entry>({ max, dispose: (_entry, key, reason) => reason !== 'set' && this.leave(key) });
   }
 
-  private leave(key: string): void {
+  /** Whatever removes a key (evicted, expired, deleted, cleared) takes it out of its group; an overwrite does not (join calls it too). */
+  protected override leave(key: string): void {
     this.groups.remove(key);
     this.blocks.remove(key);
     this.evidence.delete(key);
@@ -190,10 +167,6 @@ export class GroupBoundedLru implements Pool {
     return this.blocks.size(block);
   }
 
-  get(key: string): Entry | undefined {
-    return this.cache.get(key);
-  }
-
   /** Holds the entry, or returns false: its key, without evidence, found its group or block full of evidence. */
   set(key: string, entry: Entry, options: SetOptions = {}): boolean {
     const { group = this.groups.groupOfKey(key), block = this.blocks.groupOfKey(key), keep, ...lruOptions } = options;
@@ -205,28 +178,8 @@ export class GroupBoundedLru implements Pool {
     return true;
   }
 
-  delete(key: string): boolean {
-    return this.cache.delete(key);
-  }
-
-  has(key: string): boolean {
-    return this.cache.has(key);
-  }
-
-  getRemainingTTL(key: string): number {
-    return this.cache.getRemainingTTL(key);
-  }
-
-  keys(): Iterable<string> {
-    return this.cache.keys();
-  }
-
-  get size(): number {
-    return this.cache.size;
-  }
-
-  clear(): void {
-    this.cache.clear();
+  override clear(): void {
+    super.clear();
     this.groups.clear();
     this.blocks.clear();
     this.evidence.clear();
@@ -287,184 +240,6 @@ class FirstEventBudget {
 
   clear(): void {
     this.windows.clear();
-  }
-}
-
-/**
- * One group's or block's part of the overflow: the keys of its entries there, oldest first (a Set keeps
- * insertion order; a key that leaves is deleted from it, one that comes back goes last: review of 208cfef,
- * whose list kept a place for a key that had left, at which the key, back, was taken for the oldest).
- */
-class Share {
-  readonly keys = new Set<string>();
-  constructor(
-    readonly name: string,
-    readonly limit: number,
-    readonly level: Map<string, Share>,
-  ) {}
-}
-
-/**
- * SegmentedPool's overflow: first events past their group's or block's
- * budget, an LRU of overflowSize entries, each counted toward its group's and
- * block's Share (as it enters, and in lru-cache's dispose hook as it leaves,
- * whatever removes it). Each group is sure of overflowPerGroup entries and
- * each block of overflowPerBlock while others want room, and may hold more
- * while no one does:
- * - a group or block at its bound takes a new first event only in place of
- *   its own oldest, once that one was held OVERFLOW_HOLD_INTERVALS (its sender
- *   had the time to come back): so its senders coming back as first events do
- *   not push out the next ones to come back (review of 5e95922);
- * - one within its bounds takes room there is, else the oldest entry of a
- *   group or block holding more than its bound, else (all within theirs) the
- *   least recently used entry once it was held that long; otherwise the new
- *   first event is not held (as if pushed out at once).
- * Before, the overflow was one pool for all: one network's flood filled it in
- * seconds, and every other network over its budget kept none of its further
- * first events (so promoted none of those senders) while the flood lasted.
- */
-class Overflow implements Pool {
-  private readonly cache: LRUCache<string, Entry>;
-  private readonly groups = new Map<string, Share>();
-  private readonly blocks = new Map<string, Share>();
-  /** Shares holding more than their bound (taken while there was room): the first to give it back. */
-  private readonly over = new Set<Share>();
-  /** When makeRoom last purged expired entries, and at most how often it does. */
-  private purgedAt = -Infinity;
-
-  constructor(
-    max: number,
-    private readonly perGroup: number,
-    private readonly perBlock: number,
-    private readonly holdMs: number,
-    private readonly purgeEveryMs: number,
-  ) {
-    // Whatever removes an entry (evicted, expired, deleted, cleared) takes it from its shares; an overwrite does not.
-    this.cache = new LRUCache<string, Entry>({ max, dispose: (entry, key, reason) => reason !== 'set' && this.leave(entry, key) });
-  }
-
-  private leave(entry: Entry, key: string): void {
-    for (const share of [entry.group, entry.block]) {
-      if (!share) continue;
-      share.keys.delete(key);
-      if (share.keys.size <= share.limit) this.over.delete(share);
-      if (share.keys.size === 0) share.level.delete(share.name);
-    }
-  }
-
-  private enter(share: Share, key: string): void {
-    share.keys.add(key);
-    if (share.keys.size > share.limit) this.over.add(share);
-  }
-
-  /** The share's oldest held entry; expired ones met on the way are pushed out (they are room). */
-  private oldest(share: Share): { key: string; born: number } | undefined {
-    for (const key of share.keys) {
-      if (this.cache.has(key)) return { key, born: this.cache.peek(key)!.born ?? -Infinity };
-      this.cache.delete(key); // expired: its dispose takes it from the share (deleting while iterating a Set is safe)
-    }
-    return undefined;
-  }
-
-  private held(born: number, now: number): boolean {
-    return now - born >= this.holdMs;
-  }
-
-  /** Makes room for a new first event of `group` and `block`, or returns false (see the class). */
-  private makeRoom(group: string | undefined, block: string | undefined, now: number): boolean {
-    // Expired entries count in size until read or pushed out: when full, they are room (review of 3a963d0). A pass
-    // over the overflow, at most once a window (a flood past it is refused write after write).
-    if (this.cache.size >= this.cache.max && now - this.purgedAt >= this.purgeEveryMs) {
-      this.purgedAt = now;
-      this.cache.purgeStale();
-    }
-    if (this.cache.size < this.cache.max) return true;
-    const g = group === undefined ? undefined : this.groups.get(group);
-    const b = block === undefined ? undefined : this.blocks.get(block);
-    // At its bound: its own oldest, if held long enough. Both checked before either is pushed out.
-    const victims: string[] = [];
-    for (const share of [g, b]) {
-      if (!share || share.keys.size < share.limit) continue;
-      if (victims.length && share.keys.has(victims[0]!)) continue; // the group's oldest is its block's too
-      const oldest = this.oldest(share);
-      if (!oldest || share.keys.size < share.limit) continue; // expired ones made room
-      if (!this.held(oldest.born, now)) return false;
-      victims.push(oldest.key);
-    }
-    if (victims.length) {
-      for (const key of victims) this.cache.delete(key);
-      return true;
-    }
-    for (const share of this.over) {
-      const oldest = this.oldest(share);
-      if (oldest) return this.cache.delete(oldest.key);
-    }
-    // rkeys skips expired entries: the first it yields is the least recently used still held (a set pushes it out).
-    for (const k of this.cache.rkeys()) return this.held(this.cache.peek(k)?.born ?? -Infinity, now);
-    return true;
-  }
-
-  private share(level: Map<string, Share>, name: string | undefined, limit: number): Share | undefined {
-    if (name === undefined) return undefined;
-    let share = level.get(name);
-    if (!share) level.set(name, (share = new Share(name, limit, level)));
-    return share;
-  }
-
-  /** Holds a new first event of `group` and `block`; false if it is not held. */
-  admit(key: string, entry: Entry, group: string | undefined, block: string | undefined, now: number, options: SetOptions = {}): boolean {
-    this.cache.delete(key);
-    if (!this.makeRoom(group, block, now)) return false;
-    // A literal, not a spread and then more fields: V8 keeps this one's fields in the object (measured:
-    // a spread of { value } with a field added takes some 200 bytes, this some 60; bench/state-bytes.ts).
-    const stored: Entry = { value: entry.value, born: entry.born, group: undefined, block: undefined };
-    this.cache.set(key, stored, options);
-    // The shares after the set: the entry it pushes out may be the last of this group or block, and its
-    // dispose drop the share from the map (review of 208cfef: the new entry then counted toward a share no
-    // longer in the map, the group's next opened another, and the first, emptied, dropped that one).
-    stored.group = this.share(this.groups, group, this.perGroup);
-    stored.block = this.share(this.blocks, block, this.perBlock);
-    if (stored.group) this.enter(stored.group, key);
-    if (stored.block) this.enter(stored.block, key);
-    return true;
-  }
-
-  get(key: string): Entry | undefined {
-    return this.cache.get(key);
-  }
-
-  /** A later write of a key held here: it keeps its shares. */
-  set(key: string, entry: Entry, options: SetOptions = {}): void {
-    const held = this.cache.peek(key, { allowStale: true });
-    this.cache.set(key, { value: entry.value, born: entry.born, group: held?.group, block: held?.block }, options);
-  }
-
-  delete(key: string): boolean {
-    return this.cache.delete(key);
-  }
-
-  has(key: string): boolean {
-    return this.cache.has(key);
-  }
-
-  getRemainingTTL(key: string): number {
-    return this.cache.getRemainingTTL(key);
-  }
-
-  keys(): Iterable<string> {
-    return this.cache.keys();
-  }
-
-  get size(): number {
-    return this.cache.size;
-  }
-
-  clear(): void {
-    this.cache.clear();
-    this.groups.clear();
-    this.blocks.clear();
-    this.over.clear();
-    this.purgedAt = -Infinity;
   }
 }
 
