@@ -3,12 +3,16 @@
 // a file of root's where root is about to make or write one. Root must neither
 // hand that file over (chown) nor write through the name. Root only: skipped otherwise.
 import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { closeSharedIndexes, FileQuarantine } from '../lib/quarantine/files';
 import { tidyLeftovers } from '../lib/quarantine/leftovers';
+import { takeClaim } from '../lib/quarantine/claim';
+import { releaseKey } from '../lib/quarantine/release-token';
+import { findInSpool, findSpooled } from '../lib/cli/tracking';
 import { Spool } from '../lib/tracking/spool';
 import { SqliteTrackingStore } from '../lib/tracking/sqlite';
 import { readSharedTotal } from '../lib/quarantine/shared-usage';
@@ -185,5 +189,161 @@ describe('root in a directory of the MTA user: symlinks and hard links planted t
     mkdirSync(dir, { mode: 0o755 });
     openSharedSqlite(join(dir, 'sub', 'x.sqlite')).close();
     for (const p of [join(dir, 'sub'), join(dir, 'sub', 'x.sqlite')]) assert.equal(`${statSync(p).uid}:${statSync(p).gid}`, '0:0', p);
+  });
+});
+
+// The MTA's user may also put a FIFO (or a device, a socket) where root, or the MTA, opens a file
+// of the data directory to read or append: open() and read() would then wait for a writer for ever,
+// and the CLI or the MTA hang. Each such open must refuse what is not a regular file, saying so.
+// Old code blocked; so that it fails here instead of hanging the suite, a helper process opens
+// each FIFO now and then (a reader blocked on it then reads an empty file), and is killed after.
+describe('root in a directory of the MTA user: FIFOs and symlinks planted where a file is read (needs root: skipped otherwise)', () => {
+  let base: string;
+  let own: string;
+  let victim: string;
+  const unblockers: ChildProcess[] = [];
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip();
+  });
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'mailward-owner-fifo-'));
+    chmodSync(base, 0o755);
+    own = join(base, 'data');
+    mkdirSync(own);
+    chownSync(own, MTA, MTA);
+    mkdirSync(join(base, 'etc'), { mode: 0o755 });
+    victim = join(base, 'etc', 'shadow');
+    writeFileSync(victim, SECRET, { mode: 0o600 });
+  });
+  afterEach(async () => {
+    for (const child of unblockers.splice(0)) child.kill();
+    await closeSharedIndexes();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  /** A FIFO at each path (the first), opened and closed by a helper every half second at any of them. */
+  function plantFifo(...paths: string[]): void {
+    execFileSync('mkfifo', [paths[0]!]);
+    chownSync(paths[0]!, MTA, MTA);
+    const script = 'i=0; while [ $i -lt 120 ]; do for f; do [ -p "$f" ] && : 3<>"$f"; done; sleep 0.5; i=$((i+1)); done';
+    unblockers.push(spawn('sh', ['-c', script, 'sh', ...paths], { stdio: 'ignore' }));
+  }
+
+  const row = { ref: 'ATTACK0001', time: '2026-01-01T00:00:00.000Z' } as unknown as TrackingRow;
+
+  it('the tracking spool a FIFO: append refuses it (the caller keeps the rows) instead of writing them into a pipe', function () {
+    this.timeout(30_000);
+    const logged: string[] = [];
+    const spool = new Spool(join(own, 'tracking.spool'), { ...silent, error: (m: string) => logged.push(m) }, 4250);
+    plantFifo(spool.path);
+    assert.equal(spool.append([row]), false, 'rows went into a pipe');
+    assert.match(logged.join('\n'), /is a FIFO \(named pipe\), not a regular file/);
+  });
+
+  it('an orphan spool file a FIFO: the replay is refused with a clear error, not hung', async function () {
+    this.timeout(30_000);
+    const spool = new Spool(join(own, 'tracking.spool'), silent, 4251);
+    plantFifo(join(own, 'tracking.spool'), spool.replayingPath); // no pid: an orphan, claimed by a rename
+    await assert.rejects(spool.replay(async (rows) => rows.length, 100), /tracking\.spool\.4251\.replaying is a FIFO \(named pipe\), not a regular file: not opened; remove it/);
+  });
+
+  it('an orphan spool file a symlink to a file of root\'s: its claim does not touch the target\'s times', async () => {
+    const past = new Date('2001-02-03T04:05:06Z');
+    utimesSync(victim, past, past);
+    const spool = new Spool(join(own, 'tracking.spool'), silent, 4252);
+    symlinkSync(victim, join(own, 'tracking.spool'));
+    await spool.replay(async (rows) => rows.length, 100).catch(() => {});
+    assert.equal(statSync(victim).mtime.toISOString(), past.toISOString(), 'root touched the symlink\'s target');
+    assert.equal(readFileSync(victim, 'utf8'), SECRET);
+  });
+
+  for (const plant of [symlinkSync, linkSync]) {
+    it(`\`mailward trace\`/\`explain\` reading the spool, a ${plant === symlinkSync ? 'symlink' : 'hard link'} to a file of root's: not read, and no error quotes it`, async () => {
+      const secretRow = JSON.stringify({ ref: 'SECRETREF1', time: '2026-01-01T00:00:00.000Z', mailFrom: 'ceo@example.com' });
+      writeFileSync(victim, `${secretRow}\n${SECRET}`, { mode: 0o600 });
+      plant(victim, join(own, 'tracking.spool.4253'));
+      const files = Spool.files(join(own, 'tracking.spool'));
+      const found = await findInSpool(files, 'SECRETREF1').catch((err: Error) => err);
+      assert.ok(found instanceof Error, `read through the planted name: ${JSON.stringify(found)}`);
+      assert.match(found.message, plant === symlinkSync ? /tracking\.spool\.4253 is a symlink, not a spool file: not read; remove it/ : /has more than one name \(a hard link\)/);
+      assert.doesNotMatch(found.message, /SECRETREF1|ceo@|\$6\$/);
+      const listed = await findSpooled(files, {}).catch((err: Error) => err);
+      assert.ok(listed instanceof Error, `listed through the planted name: ${JSON.stringify(listed)}`);
+    });
+  }
+
+  it('`mailward trace` reading a spool file that is a FIFO: refused, not hung', async function () {
+    this.timeout(30_000);
+    const fifo = join(own, 'tracking.spool.4254');
+    plantFifo(fifo);
+    await assert.rejects(findSpooled([fifo], {}), /tracking\.spool\.4254 is a FIFO \(named pipe\), not a regular file/);
+  });
+
+  async function heldMessage(qdir: string, ref: string): Promise<FileQuarantine> {
+    const store = new FileQuarantine(qdir, { log: silent });
+    await store.put({ ref, time: new Date().toISOString(), mailFrom: 'bob@partner.test', rcptTo: ['alice@example.com'], subject: 'hi', remoteIp: '192.0.2.1', score: 9, reason: 'test', symbols: [] }, Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    return store;
+  }
+
+  it('a held message (`quarantine show`/`release`) or its record a FIFO: refused, not hung', async function () {
+    this.timeout(30_000);
+    const qdir = join(own, 'quarantine');
+    const ref = 'FIFOREF001';
+    const store = await heldMessage(qdir, ref);
+    rmSync(join(qdir, `${ref}.eml`));
+    plantFifo(join(qdir, `${ref}.eml`));
+    await assert.rejects(store.get(ref), /FIFOREF001\.eml is a FIFO \(named pipe\), not a regular file/);
+    rmSync(join(qdir, `${ref}.json`));
+    plantFifo(join(qdir, `${ref}.json`));
+    await assert.rejects(store.record(ref), /FIFOREF001\.json is a FIFO/);
+  });
+
+  it('a record the index lacks a FIFO: a listing (sync) says so and goes on', async function () {
+    this.timeout(30_000);
+    const qdir = join(own, 'quarantine');
+    const logged: string[] = [];
+    const store = new FileQuarantine(qdir, { log: { ...silent, warn: (m: string) => logged.push(m) } });
+    mkdirSync(qdir, { recursive: true });
+    plantFifo(join(qdir, 'FIFOREF002.json'));
+    await store.sync();
+    assert.match(logged.join('\n'), /FIFOREF002\.json is a FIFO \(named pipe\), not a regular file: not opened; remove it; its message is not listed/);
+  });
+
+  it('a message without a record a FIFO: no record is made up for it', async function () {
+    this.timeout(30_000);
+    const qdir = join(own, 'q');
+    mkdirSync(qdir);
+    const logged: string[] = [];
+    const eml = join(qdir, 'FIFOREF003.eml');
+    plantFifo(eml);
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    utimesSync(eml, hourAgo, hourAgo);
+    const recorded = await tidyLeftovers(qdir, ['FIFOREF003.eml'], Date.now(), { ...silent, warn: (m: string) => logged.push(m) });
+    assert.deepEqual(recorded, []);
+    assert.match(logged.join('\n'), /FIFOREF003\.eml has no record and none could be written: .*is a FIFO/);
+  });
+
+  it('release.key a FIFO: said (the MTA holds the released copy again, the CLI says what to remove), not hung', function () {
+    this.timeout(30_000);
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    plantFifo(join(qdir, 'release.key'));
+    assert.throws(() => releaseKey(qdir, false), /release\.key is a FIFO \(named pipe\), not a regular file/);
+    assert.throws(() => releaseKey(qdir, true), /release\.key is a FIFO/);
+  });
+
+  it('release.key a symlink: refused, not taken for "no key"', () => {
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    symlinkSync(victim, join(qdir, 'release.key'));
+    assert.throws(() => releaseKey(qdir, true), /ELOOP/);
+  });
+
+  it('a claim (REF.lock) a FIFO: a release is refused with a clear error, not hung', async function () {
+    this.timeout(30_000);
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    plantFifo(join(qdir, 'FIFOREF004.lock'));
+    await assert.rejects(takeClaim(qdir, 'FIFOREF004', 'release'), /FIFOREF004\.lock is a FIFO \(named pipe\), not a regular file/);
   });
 });

@@ -1,9 +1,10 @@
-import { createReadStream, existsSync } from 'node:fs';
+import { constants, createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { MailwardConfig } from '../config/load';
 import { createTrackingReader } from '../tracking';
 import { parseRow, Spool } from '../tracking/spool';
 import { DEFAULT_FIND_LIMIT, rowMatches } from '../tracking/store';
+import { openRegularFile } from '../util/owner';
 import type { TraceFilter, TrackingReader, TrackingRow } from '../tracking/types';
 
 /**
@@ -64,10 +65,29 @@ export function spoolNames(source: TrackingSource): string {
   return source.spoolFiles.length ? source.spoolFiles.join(' and ') : `none at ${source.spoolWhere}`;
 }
 
+/**
+ * The spool file at `file`, open for reading, or null when it is gone (replayed since it was
+ * listed). Only a regular file with that very name: the MTA's user controls the directory, and
+ * root (the CLI) would otherwise hang on a FIFO put there, or read a file of root's a symlink or
+ * a hard link names. Refused with an error that names the file, never quotes it.
+ */
+function openSpoolFile(file: string): number | null {
+  try {
+    return openRegularFile(file, constants.O_RDONLY, { oneName: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') return null;
+    if (e.code === 'ELOOP') e.message = `${file} is a symlink, not a spool file: not read; remove it`;
+    throw e;
+  }
+}
+
 /** Each line of the spool files; a file replayed (removed) since it was listed is simply done. */
 async function* spoolLines(files: string[]): AsyncGenerator<{ file: string; line: string }> {
   for (const file of files) {
-    const input = createReadStream(file, 'utf8');
+    const fd = openSpoolFile(file);
+    if (fd === null) continue;
+    const input = createReadStream('', { fd, encoding: 'utf8' });
     const lines = createInterface({ input, crlfDelay: Infinity });
     try {
       for await (const line of lines) yield { file, line };

@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { link, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { closeSync, ftruncateSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { createFile, replaceFile } from '../util/owner';
+import { link, rename, unlink } from 'node:fs/promises';
+import { closeSync, fstatSync, ftruncateSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createFile, openRegularFile, replaceFile } from '../util/owner';
 import { processAlive } from '../util/process';
 
 /**
@@ -83,13 +83,22 @@ export function describeClaim(info: ClaimInfo): string {
 
 /** What a lock file says, or null (gone). A lock cut short (crash before its write) reads as pid 0 at its mtime. */
 export async function readClaim(path: string): Promise<ClaimInfo | null> {
-  let text: string;
-  let mtime: Date;
+  let fd: number;
   try {
-    [text, { mtime }] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    // A regular file with this name only: a FIFO put here would hang the reader for ever (util/owner).
+    fd = openRegularFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  }
+  let text: string;
+  let mtime: Date;
+  try {
+    // A few hundred bytes: read at once, and its mtime from the same file.
+    text = readFileSync(fd, 'utf8');
+    mtime = fstatSync(fd).mtime;
+  } finally {
+    closeSync(fd);
   }
   try {
     const info = JSON.parse(text) as ClaimInfo;

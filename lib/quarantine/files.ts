@@ -1,10 +1,10 @@
 import { access, link, open, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { closeSync, constants, fstatSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { ClaimBusyError, DELIVERED_SUFFIX, LOCK_SUFFIX, readClaim, takeClaim, type Claim, type ClaimInfo } from './claim';
 import { SqliteQuarantineIndex } from './index-sqlite';
-import { createFile, makeDirectory } from '../util/owner';
+import { createFile, makeDirectory, NotRegularFileError, readRegularFile, readRegularFileSync } from '../util/owner';
 import { tidyLeftovers } from './leftovers';
 import type { HeldSummary, QuarantineEntry, QuarantineFilter, QuarantineIndex, QuarantineRecord, QuarantineStore } from './types';
 import { mb, QuarantineFullError, usageFor, usageStarted, type BoundSettings } from './usage';
@@ -52,21 +52,16 @@ const REF = /^[0-9A-Z]+$/;
  * The file at `path` itself, never one a symlink put at its name points to:
  * the directory's owner (the MTA's user) controls its names, and root (the
  * CLI) reading a file of root's through one would print it (`show`) or send
- * it to the record's recipients (`release`). Put's names are never symlinks.
+ * it to the record's recipients (`release`). Put's names are never symlinks,
+ * nor FIFOs (which would hang the reader for ever): see readRegularFile.
  */
 async function readNamed(path: string): Promise<Buffer> {
-  let handle;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    return await readRegularFile(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ELOOP') e.message = `${path} is a symlink, not a file a put made: not read; remove it`;
     throw e;
-  }
-  try {
-    return await handle.readFile();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -158,7 +153,9 @@ function parseRecord(path: string, json: string): QuarantineRecord {
   try {
     record = JSON.parse(json);
   } catch (err) {
-    throw new CorruptRecordError(`${path} is not a valid quarantine record (${(err as Error).message}): repair or remove it`);
+    // JSON.parse's message quotes the text: only where it failed is said (it may be a file of root's a hard link names).
+    const at = /position \d+/.exec((err as Error).message)?.[0];
+    throw new CorruptRecordError(`${path} is not a valid quarantine record (not JSON${at ? `: ${at}` : ''}): repair or remove it`);
   }
   if (!record || typeof record !== 'object' || Array.isArray(record)) throw new CorruptRecordError(`${path} is not a valid quarantine record (not a JSON object): repair or remove it`);
   const parsed = record as QuarantineRecord;
@@ -617,11 +614,11 @@ async function readRecords(dir: string, refs: string[], log?: Logger): Promise<Q
     for (const ref of refs.slice(i, i + 256)) {
       try {
         const path = join(dir, `${ref}.json`);
-        out.push(parseRecord(path, readFileSync(path, 'utf8')));
+        out.push(parseRecord(path, readRegularFileSync(path).toString('utf8')));
       } catch (err) {
         // Gone meanwhile, or unreadable: as record() would, left out of the index. A corrupt
         // record is said (at every listing, until repaired): its message is otherwise never listed.
-        if (err instanceof CorruptRecordError) log?.warn(`mailward quarantine: ${err.message}; its message is not listed`);
+        if (err instanceof CorruptRecordError || err instanceof NotRegularFileError) log?.warn(`mailward quarantine: ${err.message}; its message is not listed`);
       }
     }
   }

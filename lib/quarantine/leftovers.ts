@@ -1,5 +1,5 @@
-import { link, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { replaceFile } from '../util/owner';
+import { link, rename, stat, unlink } from 'node:fs/promises';
+import { readRegularFile, replaceFile } from '../util/owner';
 import { join } from 'node:path';
 import type { Logger } from '../checks/types';
 import { createContext, firstHeader } from '../message';
@@ -27,7 +27,7 @@ export const RECOVERED_REASON = 'kept without its record (a crash or a full disk
  * envelope is unknown, so it cannot be released, only read, or deleted.
  */
 async function recoveredRecord(ref: string, eml: string, mtime: Date): Promise<QuarantineRecord> {
-  const ctx = createContext({ ip: '', raw: await readFile(eml) });
+  const ctx = createContext({ ip: '', raw: await readRegularFile(eml) });
   const score = Number(firstHeader(ctx, 'x-mailward-score'));
   const status = firstHeader(ctx, 'x-mailward-status');
   return {
@@ -48,7 +48,7 @@ async function recoveredRecord(ref: string, eml: string, mtime: Date): Promise<Q
 /** A REF.json.tmp that holds a whole record of REF (the put crashed between its write and its rename). */
 async function wholeRecord(path: string, ref: string): Promise<boolean> {
   try {
-    const record = JSON.parse(await readFile(path, 'utf8')) as Partial<QuarantineRecord>;
+    const record = JSON.parse((await readRegularFile(path)).toString('utf8')) as Partial<QuarantineRecord>;
     return record.ref === ref && typeof record.time === 'string' && typeof record.mailFrom === 'string' && Array.isArray(record.rcptTo);
   } catch {
     return false;

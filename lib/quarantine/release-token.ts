@@ -1,9 +1,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fchmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerBlockEnd } from '../message';
 import { trimChars } from '../util/text';
-import { createFile, makeDirectory, withReadAdvice } from '../util/owner';
+import { createFile, makeDirectory, readRegularFileSync, withReadAdvice } from '../util/owner';
 
 /**
  * A released message goes back through the MTA and so through every check
@@ -45,7 +45,8 @@ const KEY_BYTES = 32;
  * empty key would let any sender sign a release stamp and skip every check.
  */
 function readKey(path: string): Buffer {
-  const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
+  // A regular file with this name only (util/owner): a FIFO put here would hang the MTA or the CLI.
+  const key = Buffer.from(readRegularFileSync(path).toString('utf8').trim(), 'hex');
   if (key.length !== KEY_BYTES) throw new Error(`${path} holds ${key.length} of the ${KEY_BYTES} bytes of a release key (cut short): not used; remove it (the next \`mailward quarantine release\` makes a new one)`);
   return key;
 }
@@ -58,7 +59,8 @@ export function releaseKey(quarantineDir: string, create: boolean): Buffer | nul
   } catch (err) {
     // Unreadable (made by root for another user): said, not taken for "no key", which would hold every release again.
     if ((err as NodeJS.ErrnoException).code === 'EACCES') throw withReadAdvice(err as Error, path);
-    if ((err as NodeJS.ErrnoException).code === undefined) throw err; // cut short (readKey): said, never "no key"
+    // Cut short (readKey), or not a regular file with this name (a FIFO, a symlink): said, never "no key".
+    if (['ENOTREG', 'ELOOP', undefined].includes((err as NodeJS.ErrnoException).code)) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) return null;
   }
   makeDirectory(quarantineDir);

@@ -1,8 +1,8 @@
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, renameSync, statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
-import { createOwnedLikeDirectory } from '../util/owner';
+import { createOwnedLikeDirectory, openRegularFile } from '../util/owner';
 import { openSharedSqlite, refuseLinkedSqlite } from '../util/sqlite';
 
 /**
@@ -132,7 +132,8 @@ function lockExclusive(lock: Database.Database, lockPath: string): void {
   } catch (err) {
     if (!isCorrupt(err)) throw err;
     // Through a descriptor, never a symlink or a file with another name: root may be the one emptying it.
-    const fd = openSync(lockPath, constants.O_WRONLY | constants.O_NOFOLLOW);
+    // Nor a FIFO (an open for writing would wait for a reader for ever): util/owner.
+    const fd = openRegularFile(lockPath, constants.O_WRONLY);
     try {
       if (fstatSync(fd).nlink > 1) throw new Error(`${lockPath} has more than one name (a hard link): not emptied; remove it`);
       ftruncateSync(fd, 0);

@@ -1,10 +1,10 @@
-import { closeSync, constants, createReadStream, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, createReadStream, fstatSync, ftruncateSync, futimesSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
 import type { TrackingRow } from './types';
 import { processAlive } from '../util/process';
-import { createFile, makeDirectory, withWriteAdvice } from '../util/owner';
+import { createFile, makeDirectory, openRegularFile, withWriteAdvice } from '../util/owner';
 
 export interface ReplayResult {
   /** Rows read back from the spool. */
@@ -153,32 +153,29 @@ export class Spool {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
-    // A rename keeps the mtime: an orphan's is older than our start, so other processes would
-    // take the file for one still and rename it away from under our replay. Written "now", it
-    // is ours for as long as we live (ownership is not an age, so no refresh is needed later).
-    try {
-      const now = new Date();
-      utimesSync(this.replayingPath, now, now);
-    } catch {
-      // taken in between after all: replayClaimed finds it gone
-    }
-    return true;
+    return true; // replayClaimed, called right after, makes it ours by its mtime
   }
 
   private async replayClaimed(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
     let fd: number;
     try {
-      // As root, never through a symlink or a hard link the directory's owner put there (to a file of root's,
-      // whose lines would become rows readable in the tracking database).
-      fd = openSync(this.replayingPath, constants.O_RDONLY | (isRoot() ? constants.O_NOFOLLOW : 0));
-      if (isRoot() && fstatSync(fd).nlink > 1) {
-        closeSync(fd);
-        throw new Error(`${this.replayingPath} has more than one name (a hard link): root does not replay it; remove it`);
-      }
+      // Never through a symlink or (as root) a hard link the directory's owner put there (to a file of root's,
+      // whose lines would become rows readable in the tracking database), nor a FIFO (a replay hung for ever).
+      fd = openRegularFile(this.replayingPath, constants.O_RDONLY, { oneName: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // Another process claimed it (its replay inserts the rows): not a database failure.
       return { rows: 0, added: 0, skipped: 0 };
+    }
+    // A rename keeps the mtime: an orphan's is older than our start, so other processes would
+    // take the file for one still and rename it away from under our replay. Written "now", it
+    // is ours for as long as we live (ownership is not an age, so no refresh is needed later).
+    // Through the descriptor: the name may be a symlink by now (root would touch its target).
+    try {
+      const now = new Date();
+      futimesSync(fd, now, now);
+    } catch {
+      // not ours to touch (another user's file): its replay goes on all the same
     }
     // Read through the open descriptor: a rename by another process cannot fail it part-way.
     const result = await this.replayFile(fd, insert, batchSize);
@@ -327,25 +324,15 @@ function openForAppend(path: string): number {
       }
       if (code !== 'EEXIST' && code !== 'ENOENT') throw withWriteAdvice(err, path);
     }
-    // There already. As root, never through a symlink or a hard link: the directory's owner may have put one
-    // there to a file of root's, which root would append rows to.
-    let fd: number;
+    // There already. Never through a symlink or (as root) a hard link: the directory's owner may have put one
+    // there to a file of root's, which root would append rows to; nor into a FIFO (rows lost, or a hang).
     try {
-      fd = openSync(path, append | (isRoot() ? constants.O_NOFOLLOW : 0));
+      return openRegularFile(path, append, { oneName: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 3) continue; // replayed (renamed) meanwhile
       throw withWriteAdvice(err, path);
     }
-    if (isRoot() && fstatSync(fd).nlink > 1) {
-      closeSync(fd);
-      throw new Error(`${path} has more than one name (a hard link): root does not append to it; remove it`);
-    }
-    return fd;
   }
-}
-
-function isRoot(): boolean {
-  return process.geteuid?.() === 0;
 }
 
 /** Is the last byte of the open file (`length` bytes long) a newline? */

@@ -1,4 +1,5 @@
-import { accessSync, closeSync, constants, existsSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, type Stats, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readFile as readFd, statSync, type Stats, unlinkSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { userInfo } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 
@@ -25,7 +26,7 @@ function isRoot(): boolean {
   return process.geteuid?.() === 0;
 }
 
-const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, O_WRONLY } = constants;
+const { O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_WRONLY } = constants;
 
 /**
  * Whether `/proc/self/fd/N/name` can stand for openat(N, name) and mkdirat(N,
@@ -80,6 +81,71 @@ export function createFile(path: string, mode = 0o644, access = O_WRONLY): numbe
     return fd;
   } finally {
     closeSync(dirFd);
+  }
+}
+
+/** What a file is, in words, for an error: a FIFO planted where a file was expected, say. */
+function kindOf(s: Stats): string {
+  if (s.isFIFO()) return 'a FIFO (named pipe)';
+  if (s.isSocket()) return 'a socket';
+  if (s.isCharacterDevice() || s.isBlockDevice()) return 'a device';
+  if (s.isDirectory()) return 'a directory';
+  return 'not a regular file';
+}
+
+/** A name in a data directory that is not a regular file (code ENOTREG): never read nor written. */
+export class NotRegularFileError extends Error {
+  override name = 'NotRegularFileError';
+  readonly code = 'ENOTREG';
+  constructor(readonly path: string, what: string) {
+    super(`${path} is ${what}, not a regular file: not opened; remove it`);
+  }
+}
+
+/**
+ * Opens an existing file of a data directory (`flags`: O_RDONLY, O_RDWR |
+ * O_APPEND...) as long as it is a regular file with this very name. Its
+ * directory's owner (the MTA's user, perhaps compromised) controls the name:
+ * a FIFO there would block open() and read() for ever (the CLI, or the MTA,
+ * hung), a device would be read or written, a symlink would lead root to a
+ * file of its own. So: O_NOFOLLOW (ELOOP for a symlink), O_NONBLOCK (an open
+ * of a FIFO returns at once; on a regular file it changes nothing), then the
+ * descriptor's own type, NotRegularFileError for anything but a regular file.
+ * With `oneName`, root also refuses a file with more than one name (a hard
+ * link to a file of root's). Errors name the path, never the content.
+ */
+export function openRegularFile(path: string, flags = O_RDONLY, options: { oneName?: boolean } = {}): number {
+  const fd = openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);
+  try {
+    const s = fstatSync(fd);
+    if (!s.isFile()) throw new NotRegularFileError(path, kindOf(s));
+    if (options.oneName && isRoot() && s.nlink > 1) throw new Error(`${path} has more than one name (a hard link): root does not open it; remove it`);
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+const readDescriptor = promisify(readFd);
+
+/** The whole of a regular file of a data directory (see openRegularFile). */
+export async function readRegularFile(path: string, options: { oneName?: boolean } = {}): Promise<Buffer> {
+  const fd = openRegularFile(path, O_RDONLY, options);
+  try {
+    return await readDescriptor(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** readRegularFile, synchronously. */
+export function readRegularFileSync(path: string, options: { oneName?: boolean } = {}): Buffer {
+  const fd = openRegularFile(path, O_RDONLY, options);
+  try {
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
