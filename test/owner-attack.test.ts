@@ -339,6 +339,33 @@ describe('root in a directory of the MTA user: FIFOs and symlinks planted where 
     assert.throws(() => releaseKey(qdir, true), /ELOOP/);
   });
 
+  for (const [what, open] of [
+    ['a SQLite file opened by root (`mailward learn`, `quarantine`, Haraka\'s register())', (p: string) => openSharedSqlite(p).close()],
+    ['the tracking database read by `mailward trace`', (p: string) => new SqliteTrackingStore(p, { readonly: true })],
+  ] as const) {
+    it(`${what}, its -journal a FIFO: refused, not hung (SQLite opens a journal it finds to look for a hot one)`, async function () {
+      this.timeout(30_000);
+      const path = join(own, 'x.sqlite');
+      const made = new Database(path);
+      made.pragma('journal_mode = WAL');
+      made.exec('CREATE TABLE t (x)');
+      made.close();
+      chownSync(path, MTA, MTA);
+      plantFifo(`${path}-journal`);
+      let failure: unknown;
+      try {
+        const store = open(path);
+        if (store instanceof SqliteTrackingStore) {
+          await store.get('NOSUCHREF');
+          await store.close();
+        }
+      } catch (err) {
+        failure = err;
+      }
+      assert.match(String(failure), /x\.sqlite-journal is a FIFO \(named pipe\), not a regular file: SQLite does not open it/);
+    });
+  }
+
   it('a claim (REF.lock) a FIFO: a release is refused with a clear error, not hung', async function () {
     this.timeout(30_000);
     const qdir = join(own, 'quarantine');

@@ -249,6 +249,28 @@ export function linkedSqliteAdvice(path: string): string | undefined {
   return `${linked.join(', ')} a symlink or a file with more than one name (hard link), in ${dirname(path)}, which another user can write: root does not open it (SQLite would hand the file it names to the database's owner); remove it`;
 }
 
+/**
+ * Why SQLite must not open the file at `path`: it, its -wal, -shm or -journal
+ * is there but not a regular file. A FIFO put as the -journal (the directory's
+ * owner may) made SQLite wait for ever (measured): it opens a journal it
+ * finds, to look for a hot one, without O_NONBLOCK. For any user, not only
+ * root; a symlink is followed here (root refuses those: linkedSqliteAdvice).
+ * Undefined when all is well.
+ */
+export function nonRegularSqliteAdvice(path: string): string | undefined {
+  const odd: string[] = [];
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      const s = statSync(p);
+      if (!s.isFile()) odd.push(`${p} is ${kindOf(s)}`);
+    } catch {
+      // absent
+    }
+  }
+  if (!odd.length) return undefined;
+  return `${odd.join(', ')}, not a regular file: SQLite does not open it (a FIFO would hang it); remove it`;
+}
+
 /** This process's user and group names (numbers when the names are unknown), as `chown` takes them. */
 function owner(): string {
   const uid = process.geteuid?.() ?? 0;

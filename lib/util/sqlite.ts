@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createOwnedLikeDirectory, foreignOwnerAdvice, linkedSqliteAdvice, unwritableAdvice, withWriteAdvice } from './owner';
+import { createOwnedLikeDirectory, foreignOwnerAdvice, linkedSqliteAdvice, nonRegularSqliteAdvice, unwritableAdvice, withWriteAdvice } from './owner';
 import Database from 'better-sqlite3';
 
 const RETRY_PAUSE_MS = 20;
@@ -19,11 +19,14 @@ function pause(ms: number): void {
 /**
  * Throws, as root, for a SQLite file that is, or whose -wal, -shm or -journal
  * is, a symlink or a hard link in a directory others can write (see
- * linkedSqliteAdvice in util/owner): to be called before every open by root.
+ * linkedSqliteAdvice in util/owner), and for anyone when one of them is not a
+ * regular file (a FIFO: nonRegularSqliteAdvice): to be called before every open.
  */
 export function refuseLinkedSqlite(path: string): void {
   const linked = linkedSqliteAdvice(path);
   if (linked) throw Object.assign(new Error(`not opening ${path}: ${linked}`), { code: 'ELOOP' });
+  const odd = nonRegularSqliteAdvice(path);
+  if (odd) throw Object.assign(new Error(`not opening ${path}: ${odd}`), { code: 'ENOTREG' });
 }
 
 /**
