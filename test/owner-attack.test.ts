@@ -114,6 +114,20 @@ describe('root in a directory of the MTA user: symlinks and hard links planted t
     await assert.rejects(store.record(ref), /is a symlink/);
   });
 
+  it('a held message or its record read by root (`show`/`release`), a hard link to a file of root\'s: not read', async () => {
+    const qdir = join(own, 'quarantine');
+    const store = new FileQuarantine(qdir, { log: silent });
+    const ref = 'ATTACKREF4';
+    await store.put({ ref, time: new Date().toISOString(), mailFrom: 'bob@partner.test', rcptTo: ['mallory@evil.test'], subject: 'hi', remoteIp: '192.0.2.1', score: 9, reason: 'test', symbols: [] }, Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    rmSync(join(qdir, `${ref}.eml`));
+    linkSync(victim, join(qdir, `${ref}.eml`));
+    await assert.rejects(store.get(ref), /ATTACKREF4\.eml has more than one name \(a hard link\): root does not open it; remove it/);
+    rmSync(join(qdir, `${ref}.json`));
+    writeFileSync(victim, JSON.stringify({ ref, time: 'x', secret: SECRET }), { mode: 0o600 });
+    linkSync(victim, join(qdir, `${ref}.json`));
+    await assert.rejects(store.record(ref), /ATTACKREF4\.json has more than one name/);
+  });
+
   it('a record recovered by root for a message without one: REF.json.recovered.tmp a symlink to a file of root\'s', async () => {
     const qdir = join(own, 'q');
     mkdirSync(qdir);

@@ -53,11 +53,13 @@ const REF = /^[0-9A-Z]+$/;
  * the directory's owner (the MTA's user) controls its names, and root (the
  * CLI) reading a file of root's through one would print it (`show`) or send
  * it to the record's recipients (`release`). Put's names are never symlinks,
- * nor FIFOs (which would hang the reader for ever): see readRegularFile.
+ * nor FIFOs (which would hang the reader for ever): see readRegularFile. A
+ * message has two names for a moment (REF.eml.tmp linked to REF.eml), so a
+ * hard link is refused only when not owned like the directory (root's file).
  */
 async function readNamed(path: string): Promise<Buffer> {
   try {
-    return await readRegularFile(path);
+    return await readRegularFile(path, { ownLinksOnly: true });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ELOOP') e.message = `${path} is a symlink, not a file a put made: not read; remove it`;
@@ -132,7 +134,8 @@ export async function syncHandle(handle: { sync(): Promise<void> }, kind: 'file'
 async function syncDirectory(dir: string, log?: Logger): Promise<void> {
   let handle;
   try {
-    handle = await open(dir, 'r');
+    // O_DIRECTORY: a FIFO put at its name would block the open for ever.
+    handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   } catch {
     return;
   }
@@ -614,7 +617,7 @@ async function readRecords(dir: string, refs: string[], log?: Logger): Promise<Q
     for (const ref of refs.slice(i, i + 256)) {
       try {
         const path = join(dir, `${ref}.json`);
-        out.push(parseRecord(path, readRegularFileSync(path).toString('utf8')));
+        out.push(parseRecord(path, readRegularFileSync(path, { ownLinksOnly: true }).toString('utf8')));
       } catch (err) {
         // Gone meanwhile, or unreadable: as record() would, left out of the index. A corrupt
         // record is said (at every listing, until repaired): its message is otherwise never listed.

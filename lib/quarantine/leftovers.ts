@@ -27,7 +27,7 @@ export const RECOVERED_REASON = 'kept without its record (a crash or a full disk
  * envelope is unknown, so it cannot be released, only read, or deleted.
  */
 async function recoveredRecord(ref: string, eml: string, mtime: Date): Promise<QuarantineRecord> {
-  const ctx = createContext({ ip: '', raw: await readRegularFile(eml) });
+  const ctx = createContext({ ip: '', raw: await readRegularFile(eml, { ownLinksOnly: true }) });
   const score = Number(firstHeader(ctx, 'x-mailward-score'));
   const status = firstHeader(ctx, 'x-mailward-status');
   return {

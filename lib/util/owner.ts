@@ -112,14 +112,19 @@ export class NotRegularFileError extends Error {
  * of a FIFO returns at once; on a regular file it changes nothing), then the
  * descriptor's own type, NotRegularFileError for anything but a regular file.
  * With `oneName`, root also refuses a file with more than one name (a hard
- * link to a file of root's). Errors name the path, never the content.
+ * link to a file of root's); with `ownLinksOnly`, one with more than one name
+ * that is not owned like its directory (a directory not root's), for files
+ * that have two names for a moment by design (a held message). Errors name the
+ * path, never the content.
  */
-export function openRegularFile(path: string, flags = O_RDONLY, options: { oneName?: boolean } = {}): number {
+export function openRegularFile(path: string, flags = O_RDONLY, options: RegularFileOptions = {}): number {
   const fd = openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);
   try {
     const s = fstatSync(fd);
     if (!s.isFile()) throw new NotRegularFileError(path, kindOf(s));
-    if (options.oneName && isRoot() && s.nlink > 1) throw new Error(`${path} has more than one name (a hard link): root does not open it; remove it`);
+    if (isRoot() && s.nlink > 1 && (options.oneName || (options.ownLinksOnly && foreignLink(s, path)))) {
+      throw new Error(`${path} has more than one name (a hard link): root does not open it; remove it`);
+    }
     return fd;
   } catch (err) {
     closeSync(fd);
@@ -127,10 +132,25 @@ export function openRegularFile(path: string, flags = O_RDONLY, options: { oneNa
   }
 }
 
+export interface RegularFileOptions {
+  oneName?: boolean;
+  ownLinksOnly?: boolean;
+}
+
+/** A file (`s`) in a directory of another user that is not that user's: a hard link there is not one the user made of its own file. */
+function foreignLink(s: Stats, path: string): boolean {
+  try {
+    const dir = statSync(dirname(path));
+    return dir.uid !== 0 && s.uid !== dir.uid;
+  } catch {
+    return true;
+  }
+}
+
 const readDescriptor = promisify(readFd);
 
 /** The whole of a regular file of a data directory (see openRegularFile). */
-export async function readRegularFile(path: string, options: { oneName?: boolean } = {}): Promise<Buffer> {
+export async function readRegularFile(path: string, options: RegularFileOptions = {}): Promise<Buffer> {
   const fd = openRegularFile(path, O_RDONLY, options);
   try {
     return await readDescriptor(fd);
@@ -140,7 +160,7 @@ export async function readRegularFile(path: string, options: { oneName?: boolean
 }
 
 /** readRegularFile, synchronously. */
-export function readRegularFileSync(path: string, options: { oneName?: boolean } = {}): Buffer {
+export function readRegularFileSync(path: string, options: RegularFileOptions = {}): Buffer {
   const fd = openRegularFile(path, O_RDONLY, options);
   try {
     return readFileSync(fd);
