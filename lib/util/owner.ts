@@ -90,7 +90,7 @@ function kindOf(s: Stats): string {
   if (s.isSocket()) return 'a socket';
   if (s.isCharacterDevice() || s.isBlockDevice()) return 'a device';
   if (s.isDirectory()) return 'a directory';
-  return 'not a regular file';
+  return 'a file of another kind';
 }
 
 /** A name in a data directory that is not a regular file (code ENOTREG): never read nor written. */
