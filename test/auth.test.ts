@@ -10,7 +10,7 @@ import { summarise } from '../lib/checks/auth/results';
 import { heldAuth } from '../lib/quarantine';
 import { arcVouch } from '../lib/checks/rules/auth-view';
 import { repoPath } from './support/paths';
-import { configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, signWithHeaderList, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
+import { ANSWERED_LOOKUP_MS, configDir, directResolver, forwardFromExample, forwardThrough, forwardWithArc, IP, message, sharedIni, sealAsSpoofer, sign, signWithHeaderList, startAuthWorld, type AuthWorld } from './fixtures/auth/world';
 
 function symbolNames(result: ScanResult): string[] {
   return result.verdict.symbols.map((s) => s.name).sort();
@@ -33,7 +33,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
   before(async () => {
     world = await startAuthWorld();
     dir = configDir({
-      'mailward.ini': sharedIni(world.dns),
+      'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS),
       'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n',
     });
     mw = createMailward({ configDir: dir, modules: ['builtin', 'auth'] });
@@ -527,7 +527,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
   });
 
   it('[arc] require_upstream_pass = false: whatever the sealer recorded for this From: domain, but still not a result for another, nor a seal that leaves From: unsigned', async () => {
-    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
     const lenient = createMailward({ configDir: lenientDir, modules: ['builtin', 'auth'] });
     const scanLenient = (raw: string) => lenient.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
     try {
@@ -545,7 +545,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
   });
 
   it('[arc] require_upstream_pass = false: a From: of several authors gets no override either, as with true (the seal vouches for one From: domain at most)', async () => {
-    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
     const lenient = createMailward({ configDir: lenientDir, modules: ['builtin', 'auth'] });
     try {
       // A post by alice@example.com naming shop@quarantine.test as co-author, through the trusted list: its footer breaks
@@ -583,7 +583,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
   });
 
   it('a held message keeps, as data, the From: domain a trusted sealer vouched for (heldAuth, read by quarantine release-approve)', async () => {
-    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
+    const lenientDir = configDir({ 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\nrequire_upstream_pass = false\n' });
     const lenient = createMailward({ configDir: lenientDir, modules: ['builtin', 'auth'] });
     const viaFwd = (m: Mailward, raw: string) => m.scan({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw, localHostname: 'mx.example.org' });
     try {
