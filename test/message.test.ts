@@ -74,6 +74,23 @@ describe('message helpers', () => {
     }
   });
 
+  it('a message with no blank line (all header) is cut only when its fields run past the 1 MB limit: its final line ending is no part of a field', () => {
+    const M = 1024 * 1024;
+    for (const ending of ['', '\r\n', '\n', '\r']) {
+      for (const over of [-1, 0, 1]) {
+        const from = 'From: ceo@example.com';
+        const pad = `X-Pad: ${'a'.repeat(M + over - from.length - 2 - 'X-Pad: '.length)}`;
+        const raw = Buffer.from(`${pad}\r\n${from}${ending}`);
+        assert.equal(raw.length - ending.length - M, over);
+        const what = `ending ${JSON.stringify(ending)}, fields end ${over} byte(s) from the limit`;
+        const cut = over > 0;
+        assert.equal(headerBlockCut(raw), cut, what);
+        assert.deepEqual(headerValues(createContext({ ip: '192.0.2.1', raw }), 'from'), [cut ? 'ceo@example.co' : 'ceo@example.com'], what);
+        assert.deepEqual(fieldsPastIndex(raw, ['from']).map((f) => f.value), cut ? ['ceo@example.com'] : [], what);
+      }
+    }
+  });
+
   it('an IPv4 client reported as IPv6 by a dual-stack socket is IPv4 in the context (reverse DNS, DNSBLs, rules, the row)', () => {
     for (const ip of ['::ffff:192.0.2.1', '::FFFF:c000:201', '0:0:0:0:0:ffff:192.0.2.1']) assert.equal(createContext({ ip }).ip, '192.0.2.1', ip);
     assert.equal(createContext({ ip: '2001:db8::1' }).ip, '2001:db8::1');

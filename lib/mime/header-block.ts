@@ -24,8 +24,12 @@ export const MAX_HEADER_BYTES = 1024 * 1024;
  * (where the blank line starts); `bodyStart`: just past the blank line. Undefined without one.
  */
 export function headerBlockBounds(raw: Buffer): { end: number; bodyStart: number } | undefined {
-  const at = [raw.indexOf('\n\n'), raw.indexOf('\n\r\n')].filter((i) => i >= 0).reduce((a, b) => Math.min(a, b), -1 >>> 1);
-  if (at === -1 >>> 1) return undefined;
+  // The CRLF form first: in CRLF mail (the usual) it ends the header, and the LF form, which
+  // CRLF mail has nowhere, is then looked for within the header only, not through the whole body.
+  const crlf = raw.indexOf('\n\r\n');
+  const lf = (crlf < 0 ? raw : raw.subarray(0, crlf + 1)).indexOf('\n\n');
+  const at = lf >= 0 ? lf : crlf;
+  if (at < 0) return undefined;
   return { end: at + 1, bodyStart: at + (raw[at + 1] === 0x0d ? 3 : 2) };
 }
 
@@ -44,10 +48,20 @@ function fieldsEnd(raw: Buffer, end: number): number {
   return end - (end >= 2 && raw[end - 2] === 0x0d ? 2 : 1);
 }
 
+/**
+ * Where the last field's text ends in a message without a blank line (all header): at its end, its
+ * final line ending (CRLF, LF or a lone CR) left out, as fieldsEnd leaves it out before a blank line.
+ */
+function unterminatedFieldsEnd(raw: Buffer): number {
+  const n = raw.length;
+  if (raw[n - 1] === 0x0a) return n - (n >= 2 && raw[n - 2] === 0x0d ? 2 : 1);
+  return raw[n - 1] === 0x0d ? n - 1 : n;
+}
+
 /** Part of the header block lies past what parseHeaderBlock indexes (MAX_HEADER_BYTES): a field there is seen by others, not by us. */
 export function headerBlockCut(raw: Buffer): boolean {
   const bounds = headerBlockBounds(raw);
-  return bounds ? fieldsEnd(raw, bounds.end) > MAX_HEADER_BYTES : raw.length > MAX_HEADER_BYTES;
+  return (bounds ? fieldsEnd(raw, bounds.end) : unterminatedFieldsEnd(raw)) > MAX_HEADER_BYTES;
 }
 
 /**
