@@ -4,7 +4,7 @@
 // hand that file over (chown) nor write through the name. Root only: skipped otherwise.
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -18,6 +18,7 @@ import { SqliteTrackingStore } from '../lib/tracking/sqlite';
 import { readSharedTotal } from '../lib/quarantine/shared-usage';
 import type { TrackingRow } from '../lib/tracking/types';
 import { openSharedSqlite } from '../lib/util/sqlite';
+import { readRegularFileSync } from '../lib/util/owner';
 
 const MTA = 65534; // nobody:nogroup
 const SECRET = 'root:$6$secret:19000:0:99999:7:::\n';
@@ -386,5 +387,86 @@ describe('root in a directory of the MTA user: FIFOs and symlinks planted where 
     mkdirSync(qdir);
     plantFifo(join(qdir, 'FIFOREF004.lock'));
     await assert.rejects(takeClaim(qdir, 'FIFOREF004', 'release'), /FIFOREF004\.lock is a FIFO \(named pipe\), not a regular file/);
+  });
+});
+
+describe('root in a quarantine directory others can write: names swapped while root reads or writes (needs root: skipped otherwise)', () => {
+  let base: string;
+  let own: string;
+  let victim: string;
+  const fifos: string[] = [];
+  const restore: (() => void)[] = [];
+  before(function () {
+    if (process.getuid?.() !== 0) this.skip();
+  });
+  beforeEach(() => {
+    base = mkdtempSync(join(tmpdir(), 'mailward-owner-swap-'));
+    chmodSync(base, 0o755);
+    own = join(base, 'data');
+    mkdirSync(own);
+    chownSync(own, MTA, MTA);
+    mkdirSync(join(base, 'etc'), { mode: 0o755 });
+    victim = join(base, 'etc', 'shadow');
+    writeFileSync(victim, SECRET, { mode: 0o600 });
+  });
+  afterEach(async () => {
+    for (const undo of restore.splice(0)) undo();
+    // A writer still waiting on a FIFO (the old code) is let go: a reader opens it.
+    for (const fifo of fifos.splice(0)) {
+      try {
+        closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+      } catch {
+        // gone
+      }
+    }
+    await closeSharedIndexes();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const entry = (ref: string) => ({ ref, time: new Date().toISOString(), mailFrom: 'bob@partner.test', rcptTo: ['mallory@evil.test'], subject: 'hi', remoteIp: '192.0.2.1', score: 9, reason: 'test', symbols: [] });
+
+  it('a quarantine directory of root\'s the MTA\'s group can write (root:group 0770): REF.eml a hard link to a file of root\'s is not read', async () => {
+    const qdir = join(base, 'quarantine');
+    mkdirSync(qdir);
+    chownSync(qdir, 0, MTA);
+    chmodSync(qdir, 0o770);
+    const store = new FileQuarantine(qdir, { log: silent });
+    const ref = 'SWAPREF001';
+    await store.put(entry(ref), Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    rmSync(join(qdir, `${ref}.eml`));
+    linkSync(victim, join(qdir, `${ref}.eml`)); // what a member of the group may do where fs.protected_hardlinks = 0
+    const got = await store.get(ref).then((g) => g?.raw.toString('utf8'), (err: Error) => err);
+    assert.notEqual(got, SECRET, 'root read its own file through the hard link (show prints it, release mails it)');
+    assert.match(String(got), /SWAPREF001\.eml has more than one name \(a hard link\)/);
+  });
+
+  it('the quarantine directory swapped for a symlink to a directory of root\'s while root reads REF.eml: the hard link is judged by the directory it was opened in', () => {
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    chownSync(qdir, MTA, MTA);
+    const eml = join(qdir, 'SWAPREF002.eml');
+    linkSync(victim, eml); // where fs.protected_hardlinks = 0
+    // The MTA's user swaps its quarantine directory for a symlink to a directory of root's right after root opened
+    // REF.eml (it sees the open with inotify): here, at the first look at the directory by its path.
+    const fs = require('node:fs') as typeof import('node:fs');
+    const writable = fs as unknown as { statSync: typeof fs.statSync };
+    const statSync0 = fs.statSync;
+    restore.push(() => (writable.statSync = statSync0));
+    writable.statSync = ((path: string, ...rest: unknown[]) => {
+      if (path === qdir && fs.lstatSync(qdir).isDirectory()) {
+        fs.renameSync(qdir, `${qdir}.away`);
+        fs.symlinkSync(join(base, 'etc'), qdir);
+      }
+      return (statSync0 as (...a: unknown[]) => unknown)(path, ...rest);
+    }) as typeof fs.statSync;
+    let got: unknown;
+    try {
+      got = readRegularFileSync(eml, { ownLinksOnly: true }).toString('utf8');
+    } catch (err) {
+      got = err;
+    }
+    writable.statSync = statSync0;
+    assert.notEqual(got, SECRET, 'root read its own file through the hard link');
+    assert.match(String(got), /SWAPREF002\.eml has more than one name \(a hard link\)/);
   });
 });

@@ -113,22 +113,32 @@ export class NotRegularFileError extends Error {
  * descriptor's own type, NotRegularFileError for anything but a regular file.
  * With `oneName`, root also refuses a file with more than one name (a hard
  * link to a file of root's); with `ownLinksOnly`, one with more than one name
- * that is not owned like its directory (a directory not root's), for files
- * that have two names for a moment by design (a held message). Errors name the
- * path, never the content.
+ * that its directory does not vouch for (foreignLink: not owned like a
+ * directory of another user, or in a directory of root's that others can
+ * write), for files that have two names for a moment by design (a held
+ * message). Errors name the path, never the content.
  */
 export function openRegularFile(path: string, flags = O_RDONLY, options: RegularFileOptions = {}): number {
-  const fd = openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);
+  const asRoot = isRoot();
+  // Links judged by their directory (ownLinksOnly): the one the file is opened in, held open, never its path
+  // looked at again (swapped meanwhile for a symlink to a directory of root's, it would vouch for root's file).
+  const dirFd = asRoot && options.ownLinksOnly ? openSync(dirname(path), O_RDONLY | O_DIRECTORY) : undefined;
   try {
-    const s = fstatSync(fd);
-    if (!s.isFile()) throw new NotRegularFileError(path, kindOf(s));
-    if (isRoot() && s.nlink > 1 && (options.oneName || (options.ownLinksOnly && foreignLink(s, path)))) {
-      throw new Error(`${path} has more than one name (a hard link): root does not open it; remove it`);
+    const at = dirFd !== undefined && hasProcFd() ? inDirectory(dirFd, basename(path)) : path;
+    const fd = openSync(at, flags | O_NOFOLLOW | O_NONBLOCK);
+    try {
+      const s = fstatSync(fd);
+      if (!s.isFile()) throw new NotRegularFileError(path, kindOf(s));
+      if (asRoot && s.nlink > 1 && (options.oneName || (options.ownLinksOnly && foreignLink(s, dirFd)))) {
+        throw new Error(`${path} has more than one name (a hard link): root does not open it; remove it`);
+      }
+      return fd;
+    } catch (err) {
+      closeSync(fd);
+      throw err;
     }
-    return fd;
-  } catch (err) {
-    closeSync(fd);
-    throw err;
+  } finally {
+    if (dirFd !== undefined) closeSync(dirFd);
   }
 }
 
@@ -137,11 +147,20 @@ export interface RegularFileOptions {
   ownLinksOnly?: boolean;
 }
 
-/** A file (`s`) in a directory of another user that is not that user's: a hard link there is not one the user made of its own file. */
-function foreignLink(s: Stats, path: string): boolean {
+/**
+ * A file (`s`) with more than one name that its directory (open as `dirFd`)
+ * does not vouch for: in a directory of another user, one not that user's
+ * (a link the user made to a file of root's, or of a third user's); in a
+ * directory of root's that others can write too (root:group 0770), any (the
+ * group's members may link root's files there). Only in a directory of
+ * root's that root alone can write is every link root's own doing.
+ */
+function foreignLink(s: Stats, dirFd: number | undefined): boolean {
+  if (dirFd === undefined) return true;
   try {
-    const dir = statSync(dirname(path));
-    return dir.uid !== 0 && s.uid !== dir.uid;
+    const dir = fstatSync(dirFd);
+    if (dir.uid === 0) return (dir.mode & 0o022) !== 0;
+    return s.uid !== dir.uid;
   } catch {
     return true;
   }
