@@ -469,4 +469,28 @@ describe('root in a quarantine directory others can write: names swapped while r
     assert.notEqual(got, SECRET, 'root read its own file through the hard link');
     assert.match(String(got), /SWAPREF002\.eml has more than one name \(a hard link\)/);
   });
+
+  it('REF.json.tmp swapped for a FIFO between its creation and its write (`mailward quarantine release` rewriting a record): refused, not hung', async function () {
+    this.timeout(20_000); // the hang guard: the old code waited here for a reader for ever
+    const qdir = join(own, 'quarantine');
+    const store = new FileQuarantine(qdir, { log: silent });
+    const ref = 'SWAPREF003';
+    await store.put(entry(ref), Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    // The MTA's user sees REF.json.tmp made (inotify) and puts a FIFO at its name before root opens it again.
+    const owner = require('../lib/util/owner') as { createFile: (path: string, ...rest: unknown[]) => number };
+    const createFile0 = owner.createFile;
+    restore.push(() => (owner.createFile = createFile0));
+    owner.createFile = (path: string, ...rest: unknown[]) => {
+      const fd = createFile0(path, ...rest);
+      if (path.endsWith('.json.tmp')) {
+        rmSync(path);
+        execFileSync('mkfifo', [path]);
+        fifos.push(path);
+      }
+      return fd;
+    };
+    await assert.rejects(store.update(ref, { status: 'released', statusTime: new Date().toISOString() }), /ENXIO|was replaced while it was being written/);
+    owner.createFile = createFile0;
+    assert.equal((await store.record(ref))?.status, 'held', 'the record is as it was');
+  });
 });

@@ -85,8 +85,10 @@ async function writeDurably(path: string, data: string | Buffer, log?: Logger): 
   } finally {
     closeSync(fd);
   }
-  // Opened again for a FileHandle: the very file made above, or nothing is written.
-  const handle = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+  // Opened again for a FileHandle: the very file made above, or nothing is written. O_NONBLOCK: a FIFO the
+  // directory's owner swapped in meanwhile would otherwise keep this open (root's release, or the MTA) waiting
+  // for a reader for ever; it fails at once (ENXIO), or opens and is not the file made (below).
+  const handle = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const opened = await handle.stat();
     if (opened.ino !== made.ino || opened.dev !== made.dev) throw new Error(`${path} was replaced while it was being written`);
