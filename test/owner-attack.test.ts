@@ -470,6 +470,19 @@ describe('root in a quarantine directory others can write: names swapped while r
     assert.match(String(got), /SWAPREF002\.eml has more than one name \(a hard link\)/);
   });
 
+  it('an operator\'s quarantine directory that is a symlink to the real one: a message read by root mid-put (two names, the MTA user\'s) is read', async () => {
+    const real = join(own, 'quarantine.real');
+    mkdirSync(real);
+    chownSync(real, MTA, MTA);
+    const qdir = join(base, 'quarantine'); // only the last component of a path is never followed
+    symlinkSync(real, qdir);
+    const store = new FileQuarantine(qdir, { log: silent });
+    const ref = 'SWAPREF004';
+    await store.put(entry(ref), Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
+    linkSync(join(real, `${ref}.eml`), join(real, `${ref}.eml.tmp`)); // the moment a put links REF.eml.tmp to REF.eml
+    assert.equal((await store.get(ref))?.raw.toString('utf8'), 'Subject: hi\r\n\r\nhello\r\n');
+  });
+
   it('REF.json.tmp swapped for a FIFO between its creation and its write (`mailward quarantine release` rewriting a record): refused, not hung', async function () {
     this.timeout(20_000); // the hang guard: the old code waited here for a reader for ever
     const qdir = join(own, 'quarantine');
