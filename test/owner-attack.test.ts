@@ -255,11 +255,13 @@ describe('root in a directory of the MTA user: FIFOs and symlinks planted where 
     assert.match(logged.join('\n'), /is a FIFO \(named pipe\), not a regular file/);
   });
 
-  it('an orphan spool file a FIFO: the replay is refused with a clear error, not hung', async function () {
+  it('an orphan spool file a FIFO: the replay refuses it with a clear error (passed over, not a database failure), not hung', async function () {
     this.timeout(30_000);
-    const spool = new Spool(join(own, 'tracking.spool'), silent, 4251);
+    const logged: string[] = [];
+    const spool = new Spool(join(own, 'tracking.spool'), { ...silent, error: (m: string) => logged.push(m) }, 4251);
     plantFifo(join(own, 'tracking.spool'), spool.replayingPath); // no pid: an orphan, claimed by a rename
-    await assert.rejects(spool.replay(async (rows) => rows.length, 100), /tracking\.spool\.4251\.replaying is a FIFO \(named pipe\), not a regular file: not opened; remove it/);
+    assert.equal((await spool.replay(async (rows) => rows.length, 100)).rows, 0);
+    assert.match(logged.join('\n'), /tracking\.spool\.4251\.replaying is a FIFO \(named pipe\), not a regular file: not opened; remove it/);
   });
 
   it('an orphan spool file a symlink to a file of root\'s: its claim does not touch the target\'s times', async () => {
@@ -390,7 +392,7 @@ describe('root in a directory of the MTA user: FIFOs and symlinks planted where 
   });
 });
 
-describe('root in a quarantine directory others can write: names swapped while root reads or writes (needs root: skipped otherwise)', () => {
+describe('root in a directory others can write: names planted or swapped while root reads or writes (needs root: skipped otherwise)', () => {
   let base: string;
   let own: string;
   let victim: string;
@@ -481,6 +483,21 @@ describe('root in a quarantine directory others can write: names swapped while r
     await store.put(entry(ref), Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
     linkSync(join(real, `${ref}.eml`), join(real, `${ref}.eml.tmp`)); // the moment a put links REF.eml.tmp to REF.eml
     assert.equal((await store.get(ref))?.raw.toString('utf8'), 'Subject: hi\r\n\r\nhello\r\n');
+  });
+
+  it('a FIFO at the spool\'s own .replaying name (an orphan claimed by its rename): refused and passed over, not taken for a database outage that stops every replay', async () => {
+    const logged: string[] = [];
+    const spool = new Spool(join(own, 'tracking.spool'), { ...silent, error: (m: string) => logged.push(m) }, 4270);
+    const row = { ref: 'SWAPROW001', time: '2026-01-01T00:00:00.000Z' } as unknown as TrackingRow;
+    assert.equal(spool.append([row]), true);
+    execFileSync('mkfifo', [spool.replayingPath]);
+    fifos.push(spool.replayingPath);
+    const inserted: TrackingRow[] = [];
+    // The writer takes a rejected replay for the database being down: every row then goes to the spool, for ever.
+    const result = await spool.replay(async (rows) => (inserted.push(...rows), rows.length), 100);
+    assert.deepEqual(inserted.map((r) => r.ref), ['SWAPROW001'], 'the rows waiting in the spool were not replayed');
+    assert.equal(result.added, 1);
+    assert.match(logged.join('\n'), /tracking\.spool\.4270\.replaying is a FIFO \(named pipe\), not a regular file/);
   });
 
   it('REF.json.tmp swapped for a FIFO between its creation and its write (`mailward quarantine release` rewriting a record): refused, not hung', async function () {

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../checks/types';
 import type { TrackingRow } from './types';
 import { processAlive } from '../util/process';
-import { createFile, makeDirectory, openRegularFile, withWriteAdvice } from '../util/owner';
+import { createFile, isRefusedFile, makeDirectory, openRegularFile, withWriteAdvice } from '../util/owner';
 
 export interface ReplayResult {
   /** Rows read back from the spool. */
@@ -163,6 +163,13 @@ export class Spool {
       // whose lines would become rows readable in the tracking database), nor a FIFO (a replay hung for ever).
       fd = openRegularFile(this.replayingPath, constants.O_RDONLY, { oneName: true });
     } catch (err) {
+      if (isRefusedFile(err)) {
+        // Not a file of rows (a FIFO, a symlink, a hard link put at the name): said, and passed over. Thrown, the
+        // writer would take it for the database being down and spool every row from then on; the next claim's
+        // rename replaces the name.
+        this.log?.error(`tracking: ${(err as Error).message}; not replayed`);
+        return { rows: 0, added: 0, skipped: 0 };
+      }
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       // Another process claimed it (its replay inserts the rows): not a database failure.
       return { rows: 0, added: 0, skipped: 0 };

@@ -130,7 +130,7 @@ export function openRegularFile(path: string, flags = O_RDONLY, options: Regular
       const s = fstatSync(fd);
       if (!s.isFile()) throw new NotRegularFileError(path, kindOf(s));
       if (asRoot && s.nlink > 1 && (options.oneName || (options.ownLinksOnly && foreignLink(s, dirFd)))) {
-        throw new Error(`${path} has more than one name (a hard link): root does not open it; remove it`);
+        throw new HardLinkedFileError(path);
       }
       return fd;
     } catch (err) {
@@ -140,6 +140,20 @@ export function openRegularFile(path: string, flags = O_RDONLY, options: Regular
   } finally {
     if (dirFd !== undefined) closeSync(dirFd);
   }
+}
+
+/** A name root refuses to open because the file has another one (code ELINKED): perhaps a hard link to a file of root's. */
+export class HardLinkedFileError extends Error {
+  override name = 'HardLinkedFileError';
+  readonly code = 'ELINKED';
+  constructor(readonly path: string) {
+    super(`${path} has more than one name (a hard link): root does not open it; remove it`);
+  }
+}
+
+/** Whether openRegularFile refused the name (a symlink, not a regular file, a hard link), as opposed to failing to open a file. */
+export function isRefusedFile(err: unknown): boolean {
+  return err instanceof NotRegularFileError || err instanceof HardLinkedFileError || (err as NodeJS.ErrnoException)?.code === 'ELOOP';
 }
 
 export interface RegularFileOptions {
