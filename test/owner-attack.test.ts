@@ -500,6 +500,24 @@ describe('root in a directory others can write: names planted or swapped while r
     assert.match(logged.join('\n'), /tracking\.spool\.4270\.replaying is a FIFO \(named pipe\), not a regular file/);
   });
 
+  it('a refusal or failure of root\'s open through the held directory names the file, not /proc/self/fd/N', () => {
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    chownSync(qdir, MTA, MTA);
+    symlinkSync(victim, join(qdir, 'SWAPREF005.eml'));
+    for (const name of ['SWAPREF005.eml', 'SWAPREF006.eml']) {
+      const err = (() => {
+        try {
+          readRegularFileSync(join(qdir, name), { ownLinksOnly: true });
+        } catch (e) {
+          return e as NodeJS.ErrnoException;
+        }
+      })();
+      assert.ok(err?.message.includes(join(qdir, name)) && !err.message.includes('/proc/self/fd'), String(err));
+      assert.equal(err?.path, join(qdir, name));
+    }
+  });
+
   it('REF.json.tmp swapped for a FIFO between its creation and its write (`mailward quarantine release` rewriting a record): refused, not hung', async function () {
     this.timeout(20_000); // the hang guard: the old code waited here for a reader for ever
     const qdir = join(own, 'quarantine');

@@ -125,7 +125,15 @@ export function openRegularFile(path: string, flags = O_RDONLY, options: Regular
   const dirFd = asRoot && options.ownLinksOnly ? openSync(dirname(path), O_RDONLY | O_DIRECTORY) : undefined;
   try {
     const at = dirFd !== undefined && hasProcFd() ? inDirectory(dirFd, basename(path)) : path;
-    const fd = openSync(at, flags | O_NOFOLLOW | O_NONBLOCK);
+    let fd: number;
+    try {
+      fd = openSync(at, flags | O_NOFOLLOW | O_NONBLOCK);
+    } catch (err) {
+      // Said with the file's own path, not /proc/self/fd/N/name.
+      const e = err as NodeJS.ErrnoException;
+      if (at !== path) Object.assign(e, { message: e.message.replace(at, path), path });
+      throw e;
+    }
     try {
       const s = fstatSync(fd);
       if (!s.isFile()) throw new NotRegularFileError(path, kindOf(s));
