@@ -518,6 +518,40 @@ describe('root in a directory others can write: names planted or swapped while r
     }
   });
 
+  it('release.key a hard link to a file of root\'s (a hex secret of another program): not taken as the key, nor its length said', () => {
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    chownSync(qdir, MTA, MTA);
+    const secret = 'ab'.repeat(20) + '\n'; // 20 bytes of hex: a cut-short key's error would say how long root's file is
+    writeFileSync(victim, secret, { mode: 0o600 });
+    linkSync(victim, join(qdir, 'release.key')); // where fs.protected_hardlinks = 0
+    const got = (() => {
+      try {
+        return releaseKey(qdir, false);
+      } catch (err) {
+        return err as Error;
+      }
+    })();
+    assert.ok(got instanceof Error, 'root read its own file as the release key');
+    assert.match(got.message, /release\.key has more than one name \(a hard link\)/);
+    assert.doesNotMatch(got.message, /20 of the/);
+  });
+
+  it('a claim (REF.lock) a hard link to a file of root\'s: not read, so nothing of it is said in the busy error', async () => {
+    const qdir = join(own, 'quarantine');
+    mkdirSync(qdir);
+    chownSync(qdir, MTA, MTA);
+    // A file of root's that happens to read as a claim (JSON with pid, host and time): its other fields would be said.
+    writeFileSync(victim, JSON.stringify({ pid: process.pid, host: 'h', time: new Date().toISOString(), action: SECRET }), { mode: 0o600 });
+    linkSync(victim, join(qdir, 'SWAPREF007.lock')); // where fs.protected_hardlinks = 0
+    const err = await takeClaim(qdir, 'SWAPREF007', 'release').then(
+      () => new Error('claimed'),
+      (e: Error) => e,
+    );
+    assert.doesNotMatch(err.message, /\$6\$/, 'the busy error quoted root\'s file');
+    assert.match(err.message, /SWAPREF007\.lock has more than one name \(a hard link\)/);
+  });
+
   it('REF.json.tmp swapped for a FIFO between its creation and its write (`mailward quarantine release` rewriting a record): refused, not hung', async function () {
     this.timeout(20_000); // the hang guard: the old code waited here for a reader for ever
     const qdir = join(own, 'quarantine');

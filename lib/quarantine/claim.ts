@@ -86,7 +86,8 @@ export async function readClaim(path: string): Promise<ClaimInfo | null> {
   let fd: number;
   try {
     // A regular file with this name only: a FIFO put here would hang the reader for ever (util/owner).
-    fd = openRegularFile(path);
+    // Nor, as root, a hard link to a file of root's (read whole, its fields said in a ClaimBusyError).
+    fd = openRegularFile(path, undefined, { ownLinksOnly: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;

@@ -3,7 +3,7 @@ import { closeSync, fchmodSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headerBlockEnd } from '../message';
 import { trimChars } from '../util/text';
-import { createFile, makeDirectory, readRegularFileSync, withReadAdvice } from '../util/owner';
+import { createFile, isRefusedFile, makeDirectory, readRegularFileSync, withReadAdvice } from '../util/owner';
 
 /**
  * A released message goes back through the MTA and so through every check
@@ -45,8 +45,9 @@ const KEY_BYTES = 32;
  * empty key would let any sender sign a release stamp and skip every check.
  */
 function readKey(path: string): Buffer {
-  // A regular file with this name only (util/owner): a FIFO put here would hang the MTA or the CLI.
-  const key = Buffer.from(readRegularFileSync(path).toString('utf8').trim(), 'hex');
+  // A regular file with this name only (util/owner): a FIFO put here would hang the MTA or the CLI. Nor, as root,
+  // a hard link the directory's owner made to a file of root's (taken as the key, its length said below).
+  const key = Buffer.from(readRegularFileSync(path, { ownLinksOnly: true }).toString('utf8').trim(), 'hex');
   if (key.length !== KEY_BYTES) throw new Error(`${path} holds ${key.length} of the ${KEY_BYTES} bytes of a release key (cut short): not used; remove it (the next \`mailward quarantine release\` makes a new one)`);
   return key;
 }
@@ -59,8 +60,8 @@ export function releaseKey(quarantineDir: string, create: boolean): Buffer | nul
   } catch (err) {
     // Unreadable (made by root for another user): said, not taken for "no key", which would hold every release again.
     if ((err as NodeJS.ErrnoException).code === 'EACCES') throw withReadAdvice(err as Error, path);
-    // Cut short (readKey), or not a regular file with this name (a FIFO, a symlink): said, never "no key".
-    if (['ENOTREG', 'ELOOP', undefined].includes((err as NodeJS.ErrnoException).code)) throw err;
+    // Cut short (readKey), or not a regular file with this name (a FIFO, a symlink, a hard link): said, never "no key".
+    if (isRefusedFile(err) || (err as NodeJS.ErrnoException).code === undefined) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) return null;
   }
   makeDirectory(quarantineDir);
