@@ -289,6 +289,16 @@ describe('root in a directory of the MTA user: FIFOs and symlinks planted where 
     });
   }
 
+  it('`mailward trace` as root reading a spool file of the MTA user\'s that has a second name of its own (a `cp -al` backup): read', async () => {
+    const spoolFile = join(own, 'tracking.spool.4255');
+    writeFileSync(spoolFile, `${JSON.stringify({ ref: 'BACKEDUP01', time: '2026-01-01T00:00:00.000Z', mailFrom: 'a@example.com' })}\n`);
+    chownSync(spoolFile, MTA, MTA);
+    mkdirSync(join(own, 'backup'));
+    linkSync(spoolFile, join(own, 'backup', 'tracking.spool.4255'));
+    const found = await findInSpool([spoolFile], 'BACKEDUP01');
+    assert.equal(found?.row.ref, 'BACKEDUP01');
+  });
+
   it('`mailward trace` reading a spool file that is a FIFO: refused, not hung', async function () {
     this.timeout(30_000);
     const fifo = join(own, 'tracking.spool.4254');

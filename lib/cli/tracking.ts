@@ -69,11 +69,13 @@ export function spoolNames(source: TrackingSource): string {
  * The spool file at `file`, open for reading, or null when it is gone (replayed since it was
  * listed). Only a regular file with that very name: the MTA's user controls the directory, and
  * root (the CLI) would otherwise hang on a FIFO put there, or read a file of root's a symlink or
- * a hard link names. Refused with an error that names the file, never quotes it.
+ * a hard link names. A second name the MTA's user made of its own spool file (a backup made with
+ * `cp -al` or rsnapshot on the same file system) is read: only reading, and nothing of root's.
+ * Refused with an error that names the file, never quotes it.
  */
 function openSpoolFile(file: string): number | null {
   try {
-    return openRegularFile(file, constants.O_RDONLY, { oneName: true });
+    return openRegularFile(file, constants.O_RDONLY, { ownLinksOnly: true });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return null;
