@@ -3,9 +3,10 @@
  * ran out is padding (hiding the text after it) rather than text: see tail.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
+import { type TokenizerCallbacks } from 'htmlparser2';
 import { RESTATED_SHEET } from '../util/css-background';
 import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, SKIP_TAGS } from '../util/html';
+import { RawTextTokenizer } from '../util/html-raw-text';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -176,8 +177,8 @@ function hiddenOpenAt(before: string): string {
   return open.split(DEEP_HIDDEN).join(`<mailward-deep-hidden-${name} hidden>`).split(`<${PAGE_LOOK}`).join(`<${PAGE_LOOK}-${name}`);
 }
 
-/** Of SKIP_TAGS, those whose content htmlparser2's tokenizer reads as raw text up to their end tag (`<template>` holds markup). */
-const RAW_TEXT = new Set(['script', 'style', 'title']);
+/** Of SKIP_TAGS, those whose content the tokenizer reads as raw text up to their end tag (RawTextTokenizer; `<template>` holds markup). */
+const RAW_TEXT = new Set(['script', 'style', 'title', 'iframe', 'noembed', 'noframes']);
 
 /** How htmlparser2's tokenizer leaves HTML it was given up to here: what is open, what is cut short. */
 interface HtmlEnd {
@@ -259,7 +260,7 @@ function endOfHtml(html: string): HtmlEnd {
     onprocessinginstruction: done,
     onend() {},
   };
-  new Tokenizer({ decodeEntities: true }, callbacks).write(html);
+  new RawTextTokenizer({ decodeEntities: true }, callbacks).write(html);
   return { skip, pending, tag };
 }
 

@@ -1,6 +1,7 @@
-import { Parser, Tokenizer, type TokenizerCallbacks } from 'htmlparser2';
+import { Parser, type TokenizerCallbacks } from 'htmlparser2';
 import { backgroundShorthandColor, gradientCovers, MAX_STYLE_CHARS, restateSheet, sheetBackgrounds, solidGradientImage, type SheetBackgrounds } from './css-background';
 import { colorDifference, colorKey, contrastRatio, cssColor, fromKey, legacyColor, over, type ColorValue, type Rgba } from './css-color';
+import { RawTextTokenizer } from './html-raw-text';
 import { clippedToNothing, DEFAULT_PX, DISPLAY_GONE, fontShorthandSize, fontSizePx, styleDeclaration, styleValue } from './css-style';
 
 /** One `<a href>` with the text a reader sees. */
@@ -548,7 +549,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
         block(name);
       },
     },
-    { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true },
+    // Raw-text elements read as browsers read them (RawTextTokenizer): `<iframe><!--</iframe>` hides nothing after it.
+    { decodeEntities: true, lowerCaseTags: true, lowerCaseAttributeNames: true, Tokenizer: RawTextTokenizer },
   );
   /** See HtmlInfo.hiddenOpen: read at the end of the input, before parser.end() closes what is open. */
   const reopenHidden = (): string => {
@@ -673,7 +675,7 @@ function readFlat(html: string, open: (name: string, attrs: Record<string, strin
     onprocessinginstruction() {},
     onend() {},
   };
-  const tokenizer = new Tokenizer({ decodeEntities: true }, callbacks);
+  const tokenizer = new RawTextTokenizer({ decodeEntities: true }, callbacks);
   tokenizer.write(html);
   tokenizer.end();
 }

@@ -1,0 +1,64 @@
+/**
+ * htmlparser2's tokenizer, taught the raw-text elements of HTML it does not know. Browsers read what `<iframe>`,
+ * `<noembed>`, `<noframes>` and `<xmp>` hold as text up to their end tag, as they read `<script>` and `<style>`:
+ * a `<!--`, a `<style>` or an open attribute quote inside opens nothing. htmlparser2 reads it as markup, so
+ * `<iframe><!--</iframe><p>spam</p>` hid all that follows in a comment no browser sees (lib/util/html.ts).
+ *
+ * Browsers also ignore `/>` on these start tags and on htmlparser2's own (`<style/>`, `<iframe/>`): their content is
+ * raw text all the same, where htmlparser2 stops reading it raw. Not in SVG or MathML, where `/>` closes the element
+ * (the Parser's foreign context where the tag starts decides; without a Parser, `/>` is read as htmlparser2 reads it).
+ * Like htmlparser2 for `<style>`, these
+ * are read raw inside `<svg>` too, where a browser reads them as markup.
+ *
+ * It relies on htmlparser2 9's internal states (startSpecial, the `</name` end sequences): test/html-raw-text.test.ts
+ * tells when an upgrade changes them.
+ */
+import { Tokenizer } from 'htmlparser2';
+
+/** The end sequences (`</name`, lower-case bytes, as htmlparser2's own) of the raw-text elements htmlparser2 does not know. */
+const RAW_TEXT_ENDS = new Map(['iframe', 'noembed', 'noframes', 'xmp'].map((name) => [name, Uint8Array.from(`</${name}`, (c) => c.charCodeAt(0))]));
+/** The first letters of their names: other tags take htmlparser2's path alone. */
+const FIRST_LETTERS = new Set([...RAW_TEXT_ENDS.keys()].map((name) => name.charCodeAt(0)));
+const GT = '>'.charCodeAt(0);
+
+/** The tokenizer internals used here (private in htmlparser2's typings). */
+interface TokenizerInternals {
+  buffer: string;
+  offset: number;
+  index: number;
+  xmlMode: boolean;
+  isSpecial: boolean;
+  /** The Parser reading the tokens, or readFlat's callbacks: the Parser says whether SVG or MathML is open. */
+  cbs: { foreignContext?: boolean[] };
+  /** Whether the tag being read started inside SVG or MathML, or may have (the Parser's context before the tag: `<title>` changes it). */
+  inForeignContent?: boolean;
+  startSpecial(sequence: Uint8Array, offset: number): void;
+  stateBeforeTagName(c: number): void;
+  stateBeforeAttributeName(c: number): void;
+  stateInSelfClosingTag(c: number): void;
+}
+
+/** A Tokenizer (for htmlparser2's Parser option `Tokenizer`, or alone) that reads the raw-text elements as browsers do. */
+export class RawTextTokenizer extends Tokenizer {}
+
+const base = Tokenizer.prototype as unknown as TokenizerInternals;
+const own = RawTextTokenizer.prototype as unknown as TokenizerInternals;
+
+own.stateBeforeTagName = function (this: TokenizerInternals, c: number): void {
+  base.stateBeforeTagName.call(this, c);
+  // Read alone (no Parser: readFlat, the MIME tail), the context is not known: `/>` is read as htmlparser2 reads it.
+  this.inForeignContent = this.cbs.foreignContext?.[0] !== false;
+  if (this.xmlMode || !FIRST_LETTERS.has(c | 0x20)) return;
+  // The name is read from the buffer: the whole input is written at once (a name a chunk cuts is read as before).
+  const at = this.index - this.offset;
+  const name = /^[a-z]+/i.exec(this.buffer.slice(at, at + 9))?.[0].toLowerCase() ?? '';
+  const end = RAW_TEXT_ENDS.get(name);
+  // Matched from the name's second letter on by htmlparser2, with the end of the name after it (`<iframes>` is not one).
+  if (end) this.startSpecial(end, 3);
+};
+
+own.stateInSelfClosingTag = function (this: TokenizerInternals, c: number): void {
+  // `<style/>` opens a style element whose content is raw text: read the `/` as a browser does, as nothing.
+  if (c === GT && this.isSpecial && !this.xmlMode && !this.inForeignContent) this.stateBeforeAttributeName(c);
+  else base.stateInSelfClosingTag.call(this, c);
+};

@@ -1,0 +1,65 @@
+// Raw-text elements read as browsers read them (lib/util/html-raw-text.ts): what `<iframe>`, `<noembed>`,
+// `<noframes>` and `<xmp>` hold is text to their end tag, so a `<!--`, a `<style>` or an open quote inside
+// cannot swallow the message after it. htmlparser2 read it as markup: the spam after it was read nowhere.
+import assert from 'node:assert/strict';
+import { unshownOpenAt } from '../lib/mime/padding';
+import { analyseHtml } from '../lib/util/html';
+
+const spam = 'cheap meadow pills';
+
+describe('HTML raw-text elements: their content ends at their end tag, as in a browser', () => {
+  it('a comment opened inside iframe, noembed, noframes or xmp does not hide what follows', () => {
+    for (const tag of ['iframe', 'noembed', 'noframes', 'xmp', 'IFRAME']) {
+      const info = analyseHtml(`<p>Hello</p><${tag}><!--</${tag}><p>${spam}</p><p>more</p>`);
+      assert.match(info.text, /cheap meadow pills/, tag);
+      assert.equal(info.hiddenText, '', tag);
+    }
+  });
+
+  it('nor does a style, script or title start tag, or an open attribute quote, inside one', () => {
+    for (const inner of ['<style>', '<script>', '<title>', '<textarea>', '<a title="', '<![CDATA[']) {
+      const info = analyseHtml(`<iframe src="x">${inner}</iframe ><div>${spam}</div>`);
+      assert.match(info.text, /cheap meadow pills/, inner);
+    }
+  });
+
+  it('markup inside one is not read as markup: a hiding tag inside xmp is shown text, an iframe\'s content stays unread', () => {
+    assert.equal(analyseHtml(`<xmp><b hidden>${spam}</b></xmp>`).hiddenText, '');
+    assert.match(analyseHtml(`<xmp><b hidden>${spam}</b></xmp>`).text, /<b hidden>cheap meadow pills<\/b>/);
+    const iframe = analyseHtml(`<iframe><p style="display:none">${spam}</p></iframe><p>shown</p>`);
+    assert.equal(iframe.hiddenText, '');
+    assert.doesNotMatch(iframe.text, /meadow/);
+    assert.match(iframe.text, /shown/);
+  });
+
+  it('a self-closing slash does not end raw text in HTML (browsers ignore it), but does in SVG', () => {
+    assert.match(analyseHtml(`<iframe/><!--</iframe><p>${spam}</p>`).text, /cheap meadow pills/);
+    assert.match(analyseHtml(`<style/><!--</style><p>${spam}</p>`).text, /cheap meadow pills/);
+    assert.doesNotMatch(analyseHtml(`<style/>p{}</style><p>${spam}</p>`).text, /p\{\}/, 'the style text is not shown');
+    assert.match(analyseHtml(`<svg><title/></svg><p>${spam}</p>`).text, /cheap meadow pills/, 'svg title closes itself');
+  });
+
+  it('a longer tag name is no raw-text element, and one never closed holds the rest (guards)', () => {
+    assert.doesNotMatch(analyseHtml(`<iframes><!-- x --><p>${spam}</p>`).text, /<!--/);
+    assert.doesNotMatch(analyseHtml(`<p>shown</p><iframe>${spam}<p>x`).text, /meadow/);
+  });
+
+  it('past the nesting limit too (the tokenizer alone reads the rest)', function () {
+    this.timeout(20000);
+    const deep = '<div>'.repeat(600);
+    const info = analyseHtml(`${deep}<iframe><!--</iframe><p>${spam}</p>`);
+    assert.equal(info.deep, true);
+    assert.match(info.text, /cheap meadow pills/);
+  });
+
+  it('the MIME tail reads a part cut inside one as the whole part reads (lib/mime/padding.ts)', () => {
+    for (const tag of ['iframe', 'noembed', 'noframes']) {
+      const before = `<p>Hello</p><${tag} src="x"><!-- ${'x'.repeat(100)}`;
+      const after = `</${tag}><p>${spam}</p>`;
+      const opener = unshownOpenAt(before);
+      assert.match(opener, new RegExp(`^<${tag}>`), tag);
+      assert.match(analyseHtml(opener + after).text, /cheap meadow pills/, tag);
+      assert.doesNotMatch(analyseHtml(opener + 'words inside').text, /words/, `${tag}: still inside`);
+    }
+  });
+});
