@@ -5,6 +5,7 @@
  * and style sheets css-background's.
  */
 import { cssColor } from './css-color';
+import { readName, startsIdent, unescapeValue } from './css-escape';
 
 /** A length of zero in any unit (`0`, `0px`, `0em`, `0%`). */
 export const ZERO_LENGTH = /^[+-]?(?:0+\.?0*|\.0+)(?:[a-z]+|%)?$/i;
@@ -148,8 +149,9 @@ function styleDeclarations(style: string): ParsedDeclaration[] {
   let depth = 0;
   const end = () => {
     const colon = current.indexOf(':');
-    const property = colon > 0 ? current.slice(0, colon).trim().toLowerCase() : '';
-    let value = colon > 0 ? current.slice(colon + 1).trim() : '';
+    const property = colon > 0 ? propertyName(current.slice(0, colon).trim()) : '';
+    // Escapes decoded where a browser reads them as part of a name (`n\6f ne`): before `!important` is looked for.
+    let value = colon > 0 ? unescapeValue(current.slice(colon + 1).trim()) : '';
     const important = /!\s*important$/i.test(value);
     if (important) value = value.replace(/\s*!\s*important$/i, '');
     // Each `!` outside strings and brackets: any but the one of a final !important makes a value no browser takes.
@@ -161,14 +163,16 @@ function styleDeclarations(style: string): ParsedDeclaration[] {
   };
   for (let i = 0; i < style.length; i++) {
     const c = style[i]!;
-    if (c === '\\') {
+    // The raw character before, not `current`'s last: indexing a string built by `+=` flattens it, each time.
+    const urlStart = !quote && (c === 'u' || c === 'U' || c === '\\') && !/[\w-]/.test(style[i - 1] ?? '') && unquotedUrlAt(style, i);
+    if (c === '\\' && !urlStart) {
       current += style.slice(i, i + 2);
       i++;
     } else if (quote) {
       current += c;
       // A newline ends a string as a bad one: what follows is read as declarations again.
       if (c === quote || c === '\n' || c === '\r' || c === '\f') quote = '';
-    } else if ((c === 'u' || c === 'U') && !/[\w-]/.test(current[current.length - 1] ?? '') && /^url\(\s*[^\s"']/i.test(style.slice(i, i + 80))) {
+    } else if (urlStart) {
       // An unquoted url() is one token to its `)`: a quote or `/*` in it opens nothing (`url(a"b);display:none`).
       let j = style.indexOf('(', i) + 1;
       while (j < style.length && style[j] !== ')') j += style[j] === '\\' ? 2 : 1;
@@ -191,6 +195,34 @@ function styleDeclarations(style: string): ParsedDeclaration[] {
   end();
   lastSplit = { style, declarations };
   return declarations;
+}
+
+/**
+ * A declaration's property name as a browser matches it: escapes decoded (`disp\lay`, `d\69splay`), ASCII letters
+ * lower-cased (no other: the Kelvin sign is no `k`); '' when it is no identifier.
+ */
+function propertyName(raw: string): string {
+  const { name, end } = readName(raw, 0);
+  if (end !== raw.length || !startsIdent(raw, 0)) return '';
+  return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
+/** Whether an unquoted `url(` starts at `style[i]`, its name written with escapes or not (`\75rl(`): one token to its `)`. */
+function unquotedUrlAt(style: string, i: number): boolean {
+  const head = style.slice(i, i + 80);
+  const { name, end } = readName(head, 0);
+  return /^url$/i.test(name) && /^\(\s*[^\s"']/.test(head.slice(end));
+}
+
+/**
+ * A style attribute written back without the escapes a browser decodes (styleDeclarations, unescapeValue): its
+ * declarations a browser keeps, names and values decoded, `;`-separated, so that every reading of the style, pattern
+ * or declaration, sees what a browser sees. Meant for a style holding a backslash.
+ */
+export function unescapedStyle(style: string): string {
+  return styleDeclarations(style)
+    .map((d) => `${d.property}:${d.value}${d.important ? ' !important' : ''}`)
+    .join(';');
 }
 
 /**

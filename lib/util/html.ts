@@ -2,7 +2,7 @@ import { Parser, type TokenizerCallbacks } from 'htmlparser2';
 import { backgroundShorthandColor, gradientCovers, MAX_STYLE_CHARS, restateSheet, sheetBackgrounds, solidGradientImage, type SheetBackgrounds } from './css-background';
 import { colorDifference, colorKey, contrastRatio, cssColor, fromKey, legacyColor, over, type ColorValue, type Rgba } from './css-color';
 import { RawTextTokenizer } from './html-raw-text';
-import { clippedToNothing, DEFAULT_PX, DISPLAY_GONE, fontShorthandSize, fontSizePx, styleDeclaration, styleValue } from './css-style';
+import { clippedToNothing, DEFAULT_PX, DISPLAY_GONE, fontShorthandSize, fontSizePx, styleDeclaration, styleValue, unescapedStyle } from './css-style';
 
 /** One `<a href>` with the text a reader sees. */
 export interface HtmlLink {
@@ -363,6 +363,8 @@ export function analyseHtml(html: string, maxBytes = 1024 * 1024): HtmlInfo {
   /** The state an element opened under `parent` gives its text (link aside). */
   const frameFor = (name: string, attrs: Record<string, string>, parent: Frame): Frame => {
     if (attrs.style && attrs.style.length > MAX_STYLE_ATTR) attrs.style = attrs.style.slice(0, MAX_STYLE_ATTR);
+    // Read as a browser decodes its escapes (`disp\lay:n\6f ne` hides): every reading of the style then sees plain names.
+    if (attrs.style?.includes('\\')) attrs.style = unescapedStyle(attrs.style);
     // A head's attributes style nothing that is shown: what it holds that shows moves to the body.
     if (name === 'head') attrs = {};
     const color = textColorOf(name, attrs, parent.color);
