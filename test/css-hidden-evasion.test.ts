@@ -1,5 +1,5 @@
 // Styles that hide text read as a browser reads them, where mailward read them otherwise: CSS escapes a browser
-// decodes (lib/util/css-escape.ts).
+// decodes (lib/util/css-escape.ts), and a background image a later declaration removes (lib/util/html.ts).
 import assert from 'node:assert/strict';
 import { analyseHtml } from '../lib/util/html';
 import { unescapeValue } from '../lib/util/css-escape';
@@ -51,6 +51,33 @@ describe('CSS escapes are decoded as a browser decodes them', () => {
     // Style attributes are cut at 2 KB before they are read (html.ts): the splitter and the decoder alone take the long one.
     for (const run of ['\\ ', '\\75', 'u\\75 ', ' \\75 rl(x"y) ', '1\\65 ', '#\\66 ']) {
       assert.match(unescapedStyle(`x:${run.repeat(100_000)};display:n\\6f ne`), /;display:none$/, run);
+    }
+  });
+});
+
+describe('a background image a later declaration removes paints nothing', () => {
+  const onWhite = (style: string): boolean => hidden(`<div style="${style}"><p style="color:#fff">`, '</p></div>');
+  it('background-image:none, or a background shorthand without one, after a gradient or a picture', () => {
+    for (const style of [
+      'background:#fff linear-gradient(#000,#333);background-image:none',
+      'background-image:linear-gradient(#000,#333);background-image:none',
+      'background:linear-gradient(#000,#333);background:#fff',
+      'background:#fff url(https://example.com/dark.jpg);background-image:none',
+    ]) {
+      assert.equal(onWhite(style), true, style);
+    }
+  });
+
+  it('the gradient or picture still counts where it wins, and a value a browser drops removes nothing (guards)', () => {
+    for (const style of [
+      'background:#fff linear-gradient(#000,#333)',
+      'background-image:none;background:#fff linear-gradient(#000,#333)',
+      'background:#fff linear-gradient(#000,#333);background-image:junk',
+      'background:#fff linear-gradient(#000,#333);background:junk',
+      'background:#000 linear-gradient(#000,#333);background-image:none',
+      'background:#fff url(https://example.com/dark.jpg);background-image:none;background-image:url(https://example.com/dark.jpg)',
+    ]) {
+      assert.equal(onWhite(style), false, style);
     }
   });
 });

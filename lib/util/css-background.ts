@@ -9,15 +9,16 @@ import { cssTokens, styleDeclaration, ZERO_LENGTH } from './css-style';
 /**
  * The colour the `background` shorthand paints (`background: #000 url(x) no-repeat`): the colour among
  * its parts, 'unknown' when a gradient or a function we do not compute paints it, undefined when none
- * (`none`, an image alone: the image is unknownBackground's).
+ * (`none`, an image alone: the image is unknownBackground's). `imageLater`: a later `background-image` replaces its
+ * image (`background:#fff linear-gradient(...);background-image:none` paints white), only its colour counts.
  */
-export function backgroundShorthandColor(value: string, gradientCovers: boolean): ColorValue | undefined {
+export function backgroundShorthandColor(value: string, gradientCovers: boolean, imageLater = false): ColorValue | undefined {
   const tokens = cssTokens(value);
   if (tokens.length === 1 && cssColor(tokens[0]!) === 'inherit') return 'inherit';
   let color: ColorValue | undefined;
   let painted: Rgba | undefined;
   for (const token of tokens) {
-    if (/^url\(/i.test(token)) continue;
+    if (/^url\(/i.test(token) || (imageLater && GRADIENT.test(token))) continue;
     if (GRADIENT.test(token)) {
       // Painted over the colour: known only when it is one colour all the way, over all of it.
       painted = gradientCovers ? solidGradient(token) : undefined;

@@ -110,13 +110,37 @@ const VALID_VALUE: Record<StyleProperty, (value: string) => boolean> = {
   'overflow-y': (value) => OVERFLOW_VALUE.test(value),
   display: (value) => DISPLAY_KEYWORD.test(value) || displayMulti(value),
   'background-color': (value) => cssColor(value) !== undefined,
-  background: (value) => /./.test(value),
-  'background-image': (value) => /./.test(value),
+  background: backgroundShorthandValue,
+  'background-image': backgroundImageValue,
   'background-size': (value) => /./.test(value),
   'background-repeat': (value) => /./.test(value),
   'background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
   '-webkit-background-clip': (value) => BACKGROUND_CLIP_VALUE.test(value),
 };
+
+/**
+ * A `background-image` a browser takes: layers of `none` or an image function (url(), a gradient...), or a global
+ * keyword. Any other is dropped: `background-image:junk` after a gradient leaves the gradient painted.
+ */
+function backgroundImageValue(value: string): boolean {
+  const layers = cssTokens(value);
+  if (layers.length === 1 && /^(?:inherit|initial|unset|revert|revert-layer)$/i.test(layers[0]!)) return true;
+  return layers.every((layer) => layer === ',' || /^none$/i.test(layer) || /^[a-z-]+\(.*\)$/is.test(layer));
+}
+
+/** The keywords of the `background` shorthand: repeat, attachment, position, size, box, and the global ones. */
+const BACKGROUND_KEYWORD =
+  /^(?:none|repeat|repeat-x|repeat-y|no-repeat|space|round|scroll|fixed|local|left|right|top|bottom|center|auto|cover|contain|border-box|padding-box|content-box|text|inherit|initial|unset|revert|revert-layer)$/i;
+/**
+ * A `background` shorthand a browser may take, loosely: each part a keyword, a length or percentage, a colour or a
+ * function (an image), `/` or `,`. A word it does not know makes it drop the declaration (`background:junk` after a gradient
+ * leaves the gradient), where reading it would take the gradient away.
+ */
+function backgroundShorthandValue(value: string): boolean {
+  const known = (word: string) => BACKGROUND_KEYWORD.test(word) || /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[a-z]+|%)?$/i.test(word) || cssColor(word) !== undefined;
+  // A part holding a function is taken as it is (`url(a.jpg)no-repeat` is two tokens to a browser); a `#` starts a token (`no-repeat#fff`).
+  return cssTokens(value).every((part) => part === ',' || part === '/' || part.includes('(') || part.split(/(?=#)/).every(known));
+}
 
 /** One declaration of a style attribute. */
 interface Declaration {

@@ -166,9 +166,16 @@ const hasClassOf = (attrs: Record<string, string>, classes: Set<string>): boolea
 function backgroundImage(attrs: Record<string, string>): boolean {
   if (attrs.background && attrs.background.trim()) return true;
   const style = attrs.style ?? '';
-  if (style.includes('url(') && /background(?:-image)?\s*:[^;]{0,200}url\(\s*['"]?[^\s'")]/i.test(style)) return true;
-  return /gradient\s*\(/i.test(style) && /background(?:-image)?\s*:[^;]{0,200}gradient\s*\(/i.test(style) && !solidGradientImage(style);
+  if (!/url\(|gradient\s*\(/i.test(style)) return false;
+  // The winning image declaration paints: a later `background-image:none`, or `background` without one, removes it.
+  const image = paintedImage(style);
+  if (!image) return false;
+  if (/url\(\s*['"]?[^\s'")]/i.test(image)) return true;
+  return /gradient\s*\(/i.test(image) && !solidGradientImage(style);
 }
+
+/** The value of the declaration that sets an element's background image (`background-image` or the `background` shorthand, the last of them). */
+const paintedImage = (style: string): string | undefined => styleDeclaration(style, ['background', 'background-image'])?.value;
 
 /**
  * How an element shows its text, as far as hiding goes. `gone` is inherited for good; the font
@@ -249,7 +256,10 @@ function ownBackground(attrs: Record<string, string>, textColor: string): ColorV
   if (!declaration) return attrs.bgcolor !== undefined ? legacyColor(attrs.bgcolor) : undefined;
   // currentcolor paints the text's own colour.
   if (/^currentcolor$/i.test(declaration.value)) return textColor ? fromKey(textColor) : 'unknown';
-  return declaration.property === 'background' ? backgroundShorthandColor(declaration.value, gradientCovers(attrs.style!)) : cssColor(declaration.value);
+  if (declaration.property !== 'background') return cssColor(declaration.value);
+  // A `background-image` after the shorthand sets the image in its place: the shorthand's gradient paints nothing.
+  const imageLater = styleDeclaration(attrs.style!, ['background', 'background-image'])?.property === 'background-image';
+  return backgroundShorthandColor(declaration.value, gradientCovers(attrs.style!), imageLater);
 }
 
 /**
