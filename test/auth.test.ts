@@ -788,6 +788,47 @@ describe('auth module (mailauth) against a real DNS server', function () {
 
     const viaFwd = (raw: string) => ({ ip: IP.forwarder, helo: 'mail.fwd.test', mailFrom: 'list-bounces@fwd.test', rcptTo: ['bob@example.org'], raw });
 
+    it('a trusted sealer\'s key look-up failing cannot hold back the policy of a From: of several authors (no seal overrides those); with one author it does', async function () {
+      this.timeout(30_000);
+      // The look-ups that must answer get ANSWERED_LOOKUP_MS; the sealer's key SERVFAILs at once, or times out at the
+      // authentication's cut-off for SPF, DKIM and ARC (half of [main] timeout_ms), which mailauth's SPF look-ups,
+      // made after the keys', then meet too (SPF_TEMPERROR: fwd.test, aligned with no author, decides nothing here).
+      const answering = () => ({ 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+      // A post by alice@example.com naming shop@quarantine.test as co-author, through the trusted list: its footer breaks
+      // example.com's signature, so both authors fail here (p=reject, p=quarantine).
+      const post = await sign(message({ from: 'Alice <alice@example.com>, Shop <shop@quarantine.test>' }), 'example.com', 's1', world.keys.example);
+      const several = await forwardWithArc(post, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.example, helo: 'mail.example.com', sender: 'alice@example.com' }, resolver: directResolver(world.dns.server) });
+      const single = await forwardFromExample(world, await sign(message(), 'example.com', 's1', world.keys.example));
+      for (const failure of ['servfail', 'time-out'] as const) {
+        const fail = () => (failure === 'servfail' ? world.dns.servfailNames : world.dns.silentNames).add('arc._domainkey.fwd.test');
+        const names = (result: ScanResult) => symbolNames(result).map((name) => (failure === 'time-out' && name === 'SPF_TEMPERROR' ? 'SPF_PASS' : name));
+        await withFresh(answering(), async (fresh) => {
+          fail();
+          const result = await fresh.scan(viaFwd(several));
+          const why = `${failure}: ${symbolNames(result).join()}`;
+          assert.deepEqual(names(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_POLICY_REJECT', 'FROM_MULTIPLE', 'SPF_PASS'], why);
+          assert.match(
+            symbol(result, 'DMARC_POLICY_REJECT')!.detail,
+            /^From: names 2 domains \(example\.com fail p=reject, quarantine\.test fail p=quarantine\), each judged; From: example\.com fails DMARC .*p=reject; no seal could neutralise it: a seal vouches for one From: domain at most, and From: names 2 \(example\.com, quarantine\.test\), so trusted ARC sealer fwd\.test's seal was not needed \(its chain could not be checked: DNS failure fetching the key arc\._domainkey\.fwd\.test\)$/,
+            why,
+          );
+          const auth = authResults(result.context)!;
+          assert.equal(auth.arc.result, 'temperror', why);
+          assert.equal(auth.dmarc.arcDeclined, 'fwd.test', why);
+          assert.equal(auth.dmarc.arcOverride, undefined, why);
+        });
+        // One author: the sealer might have vouched for it, so the policy waits (DMARC_TEMPERROR).
+        await withFresh(answering(), async (fresh) => {
+          fail();
+          const result = await fresh.scan(viaFwd(single));
+          const why = `${failure}, one author: ${symbolNames(result).join()}`;
+          assert.deepEqual(names(result), ['ARC_TEMPERROR', 'DKIM_INVALID', 'DMARC_TEMPERROR', 'SPF_PASS'], why);
+          assert.match(symbol(result, 'DMARC_TEMPERROR')!.detail, /p=reject; the chain of trusted ARC sealer fwd\.test could not be checked \(DNS failure\), so the policy is not applied$/, why);
+          assert.equal(authResults(result.context)!.dmarc.arcDeclined, undefined, why);
+        });
+      }
+    });
+
     it('an older hop\'s seal key times out below a trusted sealer whose seal verifies: ARC_TEMPERROR and DMARC_TEMPERROR, never the policy', async () => {
       // list.test seals first (i=1), the trusted fwd.test last (i=2, recording dmarc=pass); list.test's key then never answers.
       const original = await sign(message({ subject: 'two hops' }), 'example.com', 's1', world.keys.example);

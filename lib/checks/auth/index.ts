@@ -9,7 +9,7 @@ import type { Check, CheckModule, Services } from '../types';
 import { normaliseDomain, orgDomain, relaxedAligned } from './align';
 import { olderSealKeyTempError } from './arc';
 import { authorFields, shownAuthorAddresses } from './from';
-import { arcOverrideRefusal, AUTH_FIELD_NOTE, AUTH_NOTE, authorOutcomes, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
+import { arcOverrideRefusal, severalAuthorsRefusal, AUTH_FIELD_NOTE, AUTH_NOTE, authorOutcomes, authorsDmarc, headerPairs, summarise, unresolvedAlignedAuth, type AuthResults } from './results';
 
 export { authResults, hasAlignedDkim, hasAlignedSpf, unresolvedAlignedAuth, AUTH_NOTE, ownAuthResults, resinfoEntries, type AuthResults, type OwnAuthResults, type DkimSignatureResult, type SpfResult, type DmarcResult, type DmarcPolicy } from './results';
 export { orgDomain, relaxedAligned, withinDomain } from './align';
@@ -373,7 +373,8 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
         // failed): an override it would not give either way is no reason to hold the policy back.
         // Recording nothing is no pass either (as for a chain that verifies, below): a spoofer
         // adding a hop of its own whose key never answers must not get more than without it.
-        const refused = arc.sealVerified ? arcOverrideRefusal(auth, settings.requireUpstreamPass) : '';
+        // Nor is a From: of several author domains, which no seal overrides, verified or not.
+        const refused = arc.sealVerified ? arcOverrideRefusal(auth, settings.requireUpstreamPass) : severalAuthorsRefusal(auth);
         if (refused) {
           dmarc.arcDeclined = arc.sealer;
           return policyHits(policy, dmarc.pct, `${why}; ${refused} (its chain could not be checked: ${arc.comment})`);

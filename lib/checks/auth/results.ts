@@ -346,6 +346,18 @@ export function arcOverrideRefusal(auth: AuthResults, requireUpstreamPass: boole
   return '';
 }
 
+/**
+ * Why no trusted sealer's seal could neutralise this message's DMARC fail, known without the seal:
+ * a seal records DMARC for one From: domain at most (header.from), and From: names several author
+ * domains (as arcOverrideRefusal says of a verified seal). '' when an override could apply. So a
+ * trusted sealer's key that could not be fetched leaves the outcome as it is: the policy applies.
+ */
+export function severalAuthorsRefusal(auth: AuthResults): string {
+  const authors = auth.dmarc.authors ?? [];
+  if (authors.length <= 1) return '';
+  return `no seal could neutralise it: a seal vouches for one From: domain at most, and From: names ${authors.length} (${authors.join(', ')}), so trusted ARC sealer ${auth.arc.sealer}'s seal was not needed`;
+}
+
 /** At most this many addresses are kept per signature: a signed To: can be as long as the signer likes. */
 const MAX_SIGNED_RECIPIENTS = 100;
 
