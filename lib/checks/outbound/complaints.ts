@@ -35,7 +35,11 @@ function matches(domain: string, list: string[]): boolean {
 export interface ReportSource {
   /** The report's From domain passed DMARC / aligned SPF or DKIM; undefined: not known (no auth results). */
   authenticated?: boolean;
-  /** The From domain authentication was for (the auth module's reading of the header), when known. */
+  /**
+   * The From domain authentication was for (the auth module's reading of the header), when known;
+   * '' when authentication found no single From domain (several addresses or none): no domain the
+   * reporter's, so the report is not trusted. undefined: not known (no finished auth results).
+   */
   fromDomain?: string;
 }
 
@@ -62,9 +66,13 @@ export async function countReport(
     return { status: 'untrusted', detail: `${about}: the reporter ${report.reporterDomain || '(none)'} ${why}` };
   }
   // The domain that authenticated must be the reporter's: otherwise a report signed by any
-  // domain could name a trusted reporter in a second From: reading.
+  // domain could name a trusted reporter in a second From: reading. No single domain (a From: of
+  // several addresses, which may all pass DMARC) is no reporter's either: it fails closed.
+  if (source.fromDomain === '') {
+    return { status: 'untrusted', detail: `${about}: authentication found no single From: domain (several addresses or none), so none is the reporter's` };
+  }
   if (source.fromDomain !== undefined && asciiDomain(source.fromDomain) !== report.reporterDomain) {
-    return { status: 'untrusted', detail: `${about}: the authenticated From: domain ${source.fromDomain || '(none)'} is not the reporter's` };
+    return { status: 'untrusted', detail: `${about}: the authenticated From: domain ${source.fromDomain} is not the reporter's` };
   }
   const isTrap = matches(report.reporterDomain, c.trapReporters);
   if (!isTrap && !c.countTypes.has(report.feedbackType)) {

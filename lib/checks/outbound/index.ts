@@ -90,10 +90,13 @@ function reporterAuthenticated(ctx: MessageContext): boolean | undefined {
   return auth ? fromDomainAuthenticated(auth) : undefined;
 }
 
-/** The From: domain authentication was for, when authentication finished and read one. */
+/**
+ * The From: domain authentication was for, when authentication finished: '' when it read no single
+ * one (several addresses, or none), which countReport trusts as no reporter's. undefined: not known.
+ */
 function reporterFromDomain(ctx: MessageContext): string | undefined {
   const auth = authResults(ctx);
-  return auth && !auth.incomplete && auth.fromDomain ? auth.fromDomain : undefined;
+  return auth && !auth.incomplete ? auth.fromDomain : undefined;
 }
 
 /**
