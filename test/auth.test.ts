@@ -723,7 +723,8 @@ describe('auth module (mailauth) against a real DNS server', function () {
 
     /**
      * A mailward of its own (its own resolver cache, so the look-ups the test
-     * silences are really made); the DNS server answers normally again after.
+     * silences are really made); the DNS server answers normally again after
+     * (no silent nor SERVFAIL names left).
      */
     async function withFresh(files: Record<string, string>, test: (fresh: Mailward) => Promise<void>): Promise<void> {
       const freshDir = configDir(files);
@@ -733,6 +734,7 @@ describe('auth module (mailauth) against a real DNS server', function () {
       } finally {
         world.dns.mode = 'normal';
         world.dns.silentNames.clear();
+        world.dns.servfailNames.clear();
         await fresh.close();
         rmSync(freshDir, { recursive: true, force: true });
       }
@@ -970,6 +972,42 @@ describe('auth module (mailauth) against a real DNS server', function () {
         assert.equal(relayed.verdict.action, 'accept');
         const forged = await fresh.scan({ ip: IP.nobody, helo: 'relay.nothing.test', mailFrom: 'bounce@nothing.test', rcptTo: ['bob@example.org'], raw: spoof });
         assert.deepEqual(symbolNames(forged), ['DKIM_TEMPERROR', 'DMARC_POLICY_REJECT', 'SPF_NONE']);
+      });
+    });
+
+    it('several authors: a DNS failure that leaves one author\'s DMARC fail undecided does not hold back another author\'s certain fail', async function () {
+      this.timeout(30_000);
+      // examp1e.com (p=reject) is the attacker's: it signs with its key and names itself first in From:, beside the
+      // CEO of example.com (p=reject), whose fail is certain. Its own key (or SPF) then SERVFAILs: its fail might have
+      // been a pass, example.com's could not, and the strictest certain fail applies.
+      const answering = { 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS) };
+      const unsigned = message({ from: 'x@examp1e.com, CEO <ceo@example.com>', subject: 'Wire transfer' });
+      const signed = await sign(unsigned, 'examp1e.com', 'sel', world.keys.attacker);
+      const failures: [string, string, string, string, RegExp][] = [
+        ['its DKIM key', signed, 'sel._domainkey.examp1e.com', 'bounce@attacker.test', /examp1e\.com's fail is not final: the aligned DKIM signature d=examp1e\.com s=sel could not be checked \(DNS failure\)/],
+        ['its SPF record', unsigned, 'examp1e.com', 'bounce@examp1e.com', /examp1e\.com's fail is not final: SPF for the aligned examp1e\.com could not be checked \(DNS failure\)/],
+      ];
+      for (const [what, spoof, name, mailFrom, note] of failures) {
+        await withFresh(answering, async (fresh) => {
+          world.dns.servfailNames.add(name);
+          // Sent from a host in no SPF record: neither author passes whatever answers.
+          const result = await fresh.scan({ ip: IP.nobody, helo: 'mail.attacker.test', mailFrom, rcptTo: ['bob@example.org'], raw: spoof });
+          const why = `${what}: ${result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n')}`;
+          assert.equal(symbol(result, 'DMARC_TEMPERROR'), undefined, why);
+          const reject = symbol(result, 'DMARC_POLICY_REJECT');
+          assert.match(reject?.detail ?? '', /^From: names 2 domains \(examp1e\.com fail p=reject, example\.com fail p=reject\), each judged; From: example\.com fails DMARC \(no aligned SPF pass or DKIM signature\), policy p=reject; /, why);
+          assert.match(reject!.detail, note, why);
+          assert.equal(authResults(result.context)!.dmarc.domain, 'example.com', why);
+        });
+      }
+      // Without a certain fail, the undecided one stays DMARC_TEMPERROR: example.com's genuine letter with a co-author whose key fails.
+      const both = await sign(await sign(message({ from: 'x@examp1e.com, Alice <alice@example.com>' }), 'example.com', 's1', world.keys.example), 'examp1e.com', 'sel', world.keys.attacker);
+      await withFresh(answering, async (fresh) => {
+        world.dns.servfailNames.add('sel._domainkey.examp1e.com');
+        const result = await fresh.scan({ ip: IP.nobody, helo: 'mail.attacker.test', mailFrom: 'bounce@attacker.test', rcptTo: ['bob@example.org'], raw: both });
+        const why = result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n');
+        assert.match(symbol(result, 'DMARC_TEMPERROR')?.detail ?? '', /^From: names 2 domains \(examp1e\.com fail p=reject, example\.com pass p=reject\), each judged; From: examp1e\.com fails DMARC .*; the aligned DKIM signature d=examp1e\.com s=sel could not be checked/, why);
+        assert.ok(symbol(result, 'DKIM_VALID'), why);
       });
     });
 

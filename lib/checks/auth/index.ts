@@ -238,7 +238,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
           raw: await verifyDmarc({ headerFrom: address, spfDomains, dkimDomains, arcResult: result.arc, resolver } as any),
         })),
       );
-      auth.dmarc = authorsDmarc(answers, unjudged);
+      auth.dmarc = authorsDmarc(answers, unjudged, (domain) => !!unresolvedAlignedAuth(auth, domain));
       if (auth.dmarc.result === 'temperror') auth.temporaryError = true;
     }
   }
@@ -363,9 +363,11 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
     }
     case 'fail': {
       const policy = dmarc.policy || 'none';
-      const why = `${of}From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
+      const failed = `${of}From: ${domain} fails DMARC (no aligned SPF pass or DKIM signature), policy p=${policy}`;
       const unchecked = unresolvedAlignedAuth(auth, dmarc.domain);
-      if (unchecked) return [{ name: 'DMARC_TEMPERROR', detail: `${why}; ${unchecked} could not be checked (DNS failure) and might have passed, so the policy is not applied` }];
+      if (unchecked) return [{ name: 'DMARC_TEMPERROR', detail: `${failed}; ${unchecked} could not be checked (DNS failure) and might have passed, so the policy is not applied` }];
+      // A certain fail applies; other authors' fails that a DNS failure may have caused are named (authorsDmarc put them after it).
+      const why = `${failed}${several ? undecidedAuthors(auth) : ''}`;
       // A dependency failure must not turn into a rejection: the sealer we
       // trust may have vouched for this message, we could not tell.
       if (arc.result === 'temperror' && arc.trusted) {
@@ -403,6 +405,16 @@ function dmarcHits(auth: AuthResults, settings: AuthSettings): Hit[] {
     default:
       return [];
   }
+}
+
+/** The other failing authors of a several-author From: whose fail a DNS failure may have caused, for the policy symbol's detail. */
+function undecidedAuthors(auth: AuthResults): string {
+  return (auth.dmarc.authorResults ?? [])
+    .filter((a) => a.result === 'fail' && a.domain !== auth.dmarc.domain)
+    .map((a) => ({ domain: a.domain, unchecked: unresolvedAlignedAuth(auth, a.domain) }))
+    .filter((a) => a.unchecked)
+    .map((a) => `; ${a.domain}'s fail is not final: ${a.unchecked} could not be checked (DNS failure)`)
+    .join('');
 }
 
 function arcHits(auth: AuthResults): Hit[] {

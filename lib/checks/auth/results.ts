@@ -393,13 +393,20 @@ const POLICY_RANK: Record<string, number> = { reject: 3, quarantine: 2, none: 1,
  * policy among the checks that fail applies. So: a failure, the strictest;
  * else a DNS failure (an author might have failed); else pass when every
  * author passed; else none (an author without a record is vouched for by
- * no one, so the message as a whole does not pass).
+ * no one, so the message as a whole does not pass). `undecided`: a failing
+ * author whose fail a DNS failure may have caused (unresolvedAlignedAuth).
+ * A certain failure goes before those, whatever their policies: an author
+ * whose own key or SPF never answers (a spoofer's own domain beside the one
+ * it spoofs) must not hold back another author's policy.
  */
-export function authorsDmarc(answers: { domain: string; raw: any }[], unjudged = ''): AuthResults['dmarc'] {
+export function authorsDmarc(answers: { domain: string; raw: any }[], unjudged = '', undecided: (domain: string) => boolean = () => false): AuthResults['dmarc'] {
   const authors = answers.map((a) => a.domain);
   const judged = answers.map((a) => ({ domain: a.domain, ...dmarcOf(a.raw) }));
   const authorResults: AuthorDmarc[] = judged.map(({ domain, result, policy }) => ({ domain, result, policy }));
-  const failed = judged.filter((j) => j.result === 'fail').sort((a, b) => POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!);
+  const unsure = new Set(judged.filter((j) => j.result === 'fail' && undecided(j.domain)).map((j) => j.domain));
+  const failed = judged
+    .filter((j) => j.result === 'fail')
+    .sort((a, b) => Number(unsure.has(a.domain)) - Number(unsure.has(b.domain)) || POLICY_RANK[b.policy]! - POLICY_RANK[a.policy]!);
   const chosen = failed[0] ?? judged.find((j) => j.result === 'temperror');
   const more = unjudged ? { unjudged } : {};
   if (chosen) return { result: chosen.result, policy: chosen.policy, domain: chosen.domain, ...(chosen.pct < 100 ? { pct: chosen.pct } : {}), authors, authorResults, ...more };
