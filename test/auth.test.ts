@@ -1011,6 +1011,36 @@ describe('auth module (mailauth) against a real DNS server', function () {
       });
     });
 
+    it('a spoof\'s own signature whose key never answers does not starve the aligned DKIM key or a trusted sealer\'s key of the look-up time: the policy applies', async function () {
+      this.timeout(30_000);
+      // SPF, DKIM and ARC keys share the first half of [main] timeout_ms, and mailauth fetches the keys one after
+      // the other: the spoofer's own key (silent) used it up, so example.com's and fwd.test's keys, asked for after,
+      // failed as time-outs and read as "might have passed". Every look-up but the spoofer's must answer here.
+      const answering = () => ({ 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS), 'mailward.auth.ini': '[arc]\ntrusted_sealers = fwd.test\n' });
+      const spoof = message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' });
+      // A signature in example.com's name (its selector, the spoofer's key): it fails, as it should.
+      const forgedAligned = await sign(spoof, 'example.com', 's1', world.keys.attacker);
+      // The spoof sent through the trusted list, which seals what it saw: dmarc=fail, so no override.
+      const sealed = await forwardWithArc(spoof, { sealer: 'fwd.test', key: world.keys.fwd, receivedFrom: { ip: IP.attacker, helo: 'mail.attacker.test', sender: 'x@attacker.test' }, resolver: directResolver(world.dns.server) });
+      const cases: [string, string, string][] = [
+        ['aligned DKIM key', forgedAligned, 'DKIM_INVALID'],
+        ['trusted sealer key', sealed, 'ARC_PASS'],
+      ];
+      for (const [what, raw, expected] of cases) {
+        // The spoofer's own signature on top, verified first; its key never answers.
+        const slow = await sign(raw, 'attacker.test', 'slow', world.keys.attacker);
+        await withFresh(answering(), async (fresh) => {
+          world.dns.silentNames.add('slow._domainkey.attacker.test');
+          const result = await fresh.scan({ ip: IP.attacker, helo: 'mail.attacker.test', mailFrom: 'bounce@attacker.test', rcptTo: ['bob@example.org'], raw: slow });
+          const why = `${what}: ${result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n')}`;
+          assert.equal(symbol(result, 'DMARC_TEMPERROR'), undefined, why);
+          assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), why);
+          assert.ok(symbol(result, expected), why);
+          assert.match(symbol(result, 'DKIM_TEMPERROR')?.detail ?? '', /^d=attacker\.test s=slow: /, why);
+        });
+      }
+    });
+
     it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
       await withFresh({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' }, async (slow) => {
         world.dns.mode = 'silent';

@@ -197,6 +197,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     disableBimi: true,
   };
   let raw = forMailauth(ctx);
+  await prefetchKeys(ctx, dns, cutoff);
   let result = await authenticate(raw, options);
   // mailauth 4.13 passes a signature whose h= leaves From: out, and DMARC on it: anyone holding a
   // message so signed can write any From: of that domain into it. RFC 6376 6.1.1: such a signature
@@ -244,6 +245,30 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   }
   if (tempErrorNames.length) auth.temporaryError = true;
   return { auth, headers: headerPairs(result.headers ?? '') };
+}
+
+/** ARC key names fetched ahead (prefetchKeys): each ARC set names two; mail carries a few sets. */
+const MAX_ARC_KEYS = 20;
+
+/**
+ * The DKIM and ARC keys the message names, fetched all at once (each by the cut-off) into the
+ * resolver's cache before mailauth asks for them. mailauth fetches them one after the other
+ * within the cut-off, so a spoofer's own signature on top, whose key never answers, used it up:
+ * the key of a signature in the From: domain's name, or of a trusted sealer, asked for after it,
+ * failed as a time-out, and a certain DMARC fail read as one that might have passed
+ * (DMARC_TEMPERROR). Answers, "no such key" included, are cached; a failed look-up is not, and
+ * mailauth's own then fails as before.
+ */
+async function prefetchKeys(ctx: MessageContext, dns: DnsResolver, cutoff: number): Promise<void> {
+  const dkim = headerValues(ctx, 'dkim-signature').slice(0, MAX_DKIM_SIGNATURES);
+  const arc = [...headerValues(ctx, 'arc-message-signature'), ...headerValues(ctx, 'arc-seal')];
+  const names = new Set<string>();
+  for (const [index, header] of [...dkim, ...arc].entries()) {
+    if (index >= dkim.length + MAX_ARC_KEYS) break;
+    const name = `${tagValue(header, 's')}._domainkey.${tagValue(header, 'd')}`.toLowerCase();
+    if (isHostName(name)) names.add(name);
+  }
+  await Promise.allSettled([...names].map((name) => beforeCutoff(dns.resolve(name, 'TXT'), name, cutoff)));
 }
 
 /** How many From: fields the header lines a signature hashed (mailauth's signingHeaders.headers) include, names read as mailauth reads them. */
