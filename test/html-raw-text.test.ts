@@ -39,6 +39,16 @@ describe('HTML raw-text elements: their content ends at their end tag, as in a b
     assert.match(analyseHtml(`<svg><title/></svg><p>${spam}</p>`).text, /cheap meadow pills/, 'svg title closes itself');
   });
 
+  it('an end tag with a slash after its name (`</iframe/>`) ends raw text, as in a browser: what follows is read', () => {
+    for (const tag of ['iframe', 'noembed', 'noframes', 'xmp', 'style', 'script', 'title', 'textarea']) {
+      const info = analyseHtml(`<p>Hello</p><${tag}>x</${tag}/><p>${spam}</p>`);
+      assert.match(info.text, /cheap meadow pills/, tag);
+      assert.match(analyseHtml(`<${tag}>x</${tag.toUpperCase()}/ junk><p>${spam}</p>`).text, /cheap meadow pills/, `${tag}: upper case, junk after the slash`);
+    }
+    // Only the element's own end tag: a longer name goes on being raw text.
+    assert.doesNotMatch(analyseHtml(`<iframe></iframex/><p>${spam}</p>`).text, /meadow/);
+  });
+
   it('a longer tag name is no raw-text element, and one never closed holds the rest (guards)', () => {
     assert.doesNotMatch(analyseHtml(`<iframes><!-- x --><p>${spam}</p>`).text, /<!--/);
     assert.doesNotMatch(analyseHtml(`<p>shown</p><iframe>${spam}<p>x`).text, /meadow/);

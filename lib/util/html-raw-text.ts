@@ -20,6 +20,8 @@ const RAW_TEXT_ENDS = new Map(['iframe', 'noembed', 'noframes', 'xmp'].map((name
 /** The first letters of their names: other tags take htmlparser2's path alone. */
 const FIRST_LETTERS = new Set([...RAW_TEXT_ENDS.keys()].map((name) => name.charCodeAt(0)));
 const GT = '>'.charCodeAt(0);
+const SLASH = '/'.charCodeAt(0);
+const SPACE = ' '.charCodeAt(0);
 
 /** The tokenizer internals used here (private in htmlparser2's typings). */
 interface TokenizerInternals {
@@ -28,6 +30,9 @@ interface TokenizerInternals {
   index: number;
   xmlMode: boolean;
   isSpecial: boolean;
+  /** The `</name` end sequence looked for in raw text, and how much of it has matched. */
+  currentSequence: Uint8Array;
+  sequenceIndex: number;
   /** The Parser reading the tokens, or readFlat's callbacks: the Parser says whether SVG or MathML is open. */
   cbs: { foreignContext?: boolean[] };
   /** Whether the tag being read started inside SVG or MathML, or may have (the Parser's context before the tag: `<title>` changes it). */
@@ -36,6 +41,7 @@ interface TokenizerInternals {
   stateBeforeTagName(c: number): void;
   stateBeforeAttributeName(c: number): void;
   stateInSelfClosingTag(c: number): void;
+  stateInSpecialTag(c: number): void;
 }
 
 /** A Tokenizer (for htmlparser2's Parser option `Tokenizer`, or alone) that reads the raw-text elements as browsers do. */
@@ -61,4 +67,12 @@ own.stateInSelfClosingTag = function (this: TokenizerInternals, c: number): void
   // `<style/>` opens a style element whose content is raw text: read the `/` as a browser does, as nothing.
   if (c === GT && this.isSpecial && !this.xmlMode && !this.inForeignContent) this.stateBeforeAttributeName(c);
   else base.stateInSelfClosingTag.call(this, c);
+};
+
+own.stateInSpecialTag = function (this: TokenizerInternals, c: number): void {
+  // `</iframe/>` (`</style/ x>`) ends raw text in a browser, as `</iframe >` does: htmlparser2 takes only `>` or a
+  // blank after the name, and read all that follows as the element's text. A blank in its place ends it the same way
+  // (the name is read up to here, the rest skipped to its `>`).
+  const named = this.sequenceIndex === this.currentSequence.length;
+  base.stateInSpecialTag.call(this, named && c === SLASH && !this.xmlMode ? SPACE : c);
 };
