@@ -49,6 +49,18 @@ describe('HTML raw-text elements: their content ends at their end tag, as in a b
     assert.doesNotMatch(analyseHtml(`<iframe></iframex/><p>${spam}</p>`).text, /meadow/);
   });
 
+  it('inside SVG or MathML these names are markup, as in a browser: a comment in one hides its text', () => {
+    for (const [open, close] of [['<svg>', '</svg>'], ['<math>', '</math>']]) {
+      for (const tag of ['iframe', 'noembed', 'noframes', 'xmp']) {
+        const info = analyseHtml(`<p>Hello</p>${open}<${tag}><!--</${tag}>${spam}-->${close}<p>after</p>`);
+        assert.doesNotMatch(info.text, /meadow/, `${open}${tag}`);
+        assert.match(info.text, /after/, `${open}${tag}`);
+      }
+    }
+    // An HTML integration point (foreignObject) holds HTML again: an iframe there is raw text.
+    assert.match(analyseHtml(`<svg><foreignObject><iframe><!--</iframe><p>${spam}</p></foreignObject></svg>`).text, /meadow/);
+  });
+
   it('a longer tag name is no raw-text element, and one never closed holds the rest (guards)', () => {
     assert.doesNotMatch(analyseHtml(`<iframes><!-- x --><p>${spam}</p>`).text, /<!--/);
     assert.doesNotMatch(analyseHtml(`<p>shown</p><iframe>${spam}<p>x`).text, /meadow/);

@@ -7,8 +7,7 @@
  * Browsers also ignore `/>` on these start tags and on htmlparser2's own (`<style/>`, `<iframe/>`): their content is
  * raw text all the same, where htmlparser2 stops reading it raw. Not in SVG or MathML, where `/>` closes the element
  * (the Parser's foreign context where the tag starts decides; without a Parser, `/>` is read as htmlparser2 reads it).
- * Like htmlparser2 for `<style>`, these
- * are read raw inside `<svg>` too, where a browser reads them as markup.
+ * Inside SVG or MathML they are markup, as in a browser (htmlparser2's own `<style>` is still read raw there).
  *
  * It relies on htmlparser2 9's internal states (startSpecial, the `</name` end sequences): test/html-raw-text.test.ts
  * tells when an upgrade changes them.
@@ -60,7 +59,8 @@ own.stateBeforeTagName = function (this: TokenizerInternals, c: number): void {
   const name = /^[a-z]+/i.exec(this.buffer.slice(at, at + 9))?.[0].toLowerCase() ?? '';
   const end = RAW_TEXT_ENDS.get(name);
   // Matched from the name's second letter on by htmlparser2, with the end of the name after it (`<iframes>` is not one).
-  if (end) this.startSpecial(end, 3);
+  // Inside SVG or MathML (known only with a Parser) they are markup: `<svg><iframe><!--</iframe>x-->` hides x.
+  if (end && this.cbs.foreignContext?.[0] !== true) this.startSpecial(end, 3);
 };
 
 own.stateInSelfClosingTag = function (this: TokenizerInternals, c: number): void {
