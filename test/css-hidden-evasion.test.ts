@@ -35,6 +35,16 @@ describe('CSS escapes are decoded as a browser decodes them', () => {
     assert.equal(unescapeValue('1\\65 3'), '1\\?e3', 'the unit e3, no exponent');
   });
 
+  it('a unit an escape starts with a digit is no unit a browser knows: 1\\30px is 1 of the unit "0px", not 10px', () => {
+    // The declaration is dropped, the hiding one before it wins.
+    for (const style of ['font-size:0;font-size:1\\30px', 'font-size:0;font-size:1\\30', 'opacity:0;opacity:1\\30', 'font-size:0;font-size:2\\31 px']) {
+      assert.equal(hidden(`<p style="${style}">`), true, style);
+    }
+    assert.equal(unescapeValue('1\\30px'), '1\\?0px');
+    assert.equal(unescapeValue('1\\2d 5px'), '1\\?-5px', 'a unit "-5px", not the numbers 1 and -5px');
+    assert.equal(unescapeValue('0\\70x'), '0px', 'a unit starting with a letter reads plain (guard)');
+  });
+
   it('an unquoted url() whose name is escaped is one token: a quote in it opens no string', () => {
     assert.equal(hidden('<p style="background:u\\72l(a&quot;b);display:none">'), true);
   });

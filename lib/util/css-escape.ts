@@ -90,9 +90,10 @@ export function unescapeValue(value: string): string {
       out += number[0];
       i += number[0].length;
       if (startsIdent(value, i)) {
-        // The unit: a name that, written plain, must not read as the number's exponent (`1\65 3` is 1 of unit "e3").
+        // The unit: a name that, written plain, must read as the unit again: not as the number's exponent (`1\65 3`
+        // is 1 of unit "e3"), nor as its digits (`1\30px` is 1 of unit "0px", dropped by a browser, not 10px).
         const unit = readName(value, i);
-        out += writeName(unit.name, !/^e[+-]?\d/i.test(unit.name));
+        out += writeName(unit.name, startsIdent(unit.name, 0) && !/^e[+-]?\d/i.test(unit.name));
         i = unit.end;
       }
     } else if (startsIdent(value, i)) {
