@@ -91,3 +91,29 @@ describe('a background image a later declaration removes paints nothing', () => 
     }
   });
 });
+
+describe('a background shorthand a browser takes is never dropped (the dark one before it would then read as painted)', () => {
+  /** Black text on the element whose style ends with `background`, after a black background. */
+  const blackOnIt = (background: string): boolean => hidden(`<div style="background:#000;${background}"><p style="color:#000">`, '</p></div>');
+  it('system colours and numbers with an exponent are parts a browser takes', () => {
+    for (const background of ['background:Canvas', 'background:ButtonFace url(x.png) no-repeat', 'background:window', 'background:#fff url(x.png) 1e1px 0', 'background:#fff 5E-1% 0']) {
+      assert.equal(blackOnIt(background), false, background);
+    }
+  });
+
+  it('common shorthands of newsletters are taken (guards)', () => {
+    for (const background of [
+      'background:#fff url(x.png) 50% / cover no-repeat',
+      'background:#FFF URL(x.png) CENTER CENTER / COVER NO-REPEAT',
+      'background:#fff url(x.png) left top / 600px 300px no-repeat scroll padding-box border-box',
+      'background:rgb(255 255 255 / 100%)',
+      'background:#ffffff none repeat scroll 0 0 !important',
+      'background:url(x.png)no-repeat#fff',
+      'background:#fff url(a.png) no-repeat right 10px top 20px',
+      'background:var(--x)',
+    ]) {
+      assert.equal(blackOnIt(background), false, background);
+    }
+    assert.equal(blackOnIt('background:#fff url(x.png) junk'), true, 'a word no browser knows: dropped');
+  });
+});

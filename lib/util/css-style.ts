@@ -132,12 +132,20 @@ function backgroundImageValue(value: string): boolean {
 const BACKGROUND_KEYWORD =
   /^(?:none|repeat|repeat-x|repeat-y|no-repeat|space|round|scroll|fixed|local|left|right|top|bottom|center|auto|cover|contain|border-box|padding-box|content-box|text|inherit|initial|unset|revert|revert-layer)$/i;
 /**
- * A `background` shorthand a browser may take, loosely: each part a keyword, a length or percentage, a colour or a
- * function (an image), `/` or `,`. A word it does not know makes it drop the declaration (`background:junk` after a gradient
- * leaves the gradient), where reading it would take the gradient away.
+ * The system colours (CSS Color 4, the deprecated ones too): a browser takes them, css-color does not compute them.
+ * The shorthand is taken with them (its colour not known), not dropped for the dark background before it.
+ */
+const SYSTEM_COLOR =
+  /^(?:accentcolor|accentcolortext|activetext|buttonborder|buttonface|buttontext|canvas|canvastext|field|fieldtext|graytext|highlight|highlighttext|linktext|mark|marktext|selecteditem|selecteditemtext|visitedtext|activeborder|activecaption|appworkspace|background|buttonhighlight|buttonshadow|captiontext|inactiveborder|inactivecaption|inactivecaptiontext|infobackground|infotext|menu|menutext|scrollbar|threeddarkshadow|threedface|threedhighlight|threedlightshadow|threedshadow|window|windowframe|windowtext)$/i;
+/**
+ * A `background` shorthand a browser may take, loosely: each part a keyword, a length or percentage (its number with
+ * an exponent or not: `1e1px`), a colour (a system one too) or a function (an image), `/` or `,`. A word it does not
+ * know makes it drop the declaration (`background:junk` after a gradient leaves the gradient), where reading it would
+ * take the gradient away.
  */
 function backgroundShorthandValue(value: string): boolean {
-  const known = (word: string) => BACKGROUND_KEYWORD.test(word) || /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[a-z]+|%)?$/i.test(word) || cssColor(word) !== undefined;
+  const known = (word: string) =>
+    BACKGROUND_KEYWORD.test(word) || /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?(?:[a-z]+|%)?$/i.test(word) || cssColor(word) !== undefined || SYSTEM_COLOR.test(word);
   // A part holding a function is taken as it is (`url(a.jpg)no-repeat` is two tokens to a browser); a `#` starts a token (`no-repeat#fff`).
   return cssTokens(value).every((part) => part === ',' || part === '/' || part.includes('(') || part.split(/(?=#)/).every(known));
 }
