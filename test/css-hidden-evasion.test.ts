@@ -49,6 +49,15 @@ describe('CSS escapes are decoded as a browser decodes them', () => {
     assert.equal(hidden('<p style="background:u\\72l(a&quot;b);display:none">'), true);
   });
 
+  it('an unquoted url() is one token however many blanks open it: a quote in it opens no string', () => {
+    for (const blanks of [' ', ' '.repeat(100), '\n'.repeat(300)]) {
+      assert.equal(hidden(`<p style="background:url(${blanks}a&quot;b);display:none">`), true, `${blanks.length} blanks`);
+      assert.equal(hidden(`<p style="background:u\\72l(${blanks}a&quot;b);display:none">`), true, `${blanks.length} blanks, escaped`);
+    }
+    assert.equal(hidden(`<p style="background:url(${' '.repeat(100)}&quot;a;display:none&quot;)">`), false, 'a quoted url() holds its `;` (guard)');
+    assert.equal(hidden('<p style="background:url(\u00a0&quot;b);display:none">'), true, 'a no-break space is no CSS blank: the url is unquoted');
+  });
+
   it('text stays as written where there is no escape, and font names in escapes read (guards)', () => {
     assert.equal(hidden('<p style="font:12px \\5FAE\\8F6F\\96C5\\9ED1">'), false);
     assert.equal(unescapedStyle('font-family:\\5FAE\\8F6F\\96C5\\9ED1;color:red'), 'font-family:微软雅黑;color:red');

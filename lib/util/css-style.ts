@@ -239,11 +239,17 @@ function propertyName(raw: string): string {
   return name.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }
 
-/** Whether an unquoted `url(` starts at `style[i]`, its name written with escapes or not (`\75rl(`): one token to its `)`. */
+/**
+ * Whether an unquoted `url(` starts at `style[i]`, its name written with escapes or not (`\75rl(`): one token to its
+ * `)`. The blanks after `(` are skipped however many (a browser skips them all): each is skipped for one `url(` only.
+ */
 function unquotedUrlAt(style: string, i: number): boolean {
-  const head = style.slice(i, i + 80);
-  const { name, end } = readName(head, 0);
-  return /^url$/i.test(name) && /^\(\s*[^\s"']/.test(head.slice(end));
+  const { name, end } = readName(style.slice(i, i + 80), 0);
+  if (!/^url$/i.test(name) || style[i + end] !== '(') return false;
+  let j = i + end + 1;
+  // CSS's blanks only: a no-break space starts the address (`url(\u00a0"a)` is a bad url to its `)`, no string).
+  while (j < style.length && /[ \t\n\r\f]/.test(style[j]!)) j++;
+  return j < style.length && !/["']/.test(style[j]!);
 }
 
 /**
