@@ -3,7 +3,9 @@
 // cannot swallow the message after it. htmlparser2 read it as markup: the spam after it was read nowhere.
 import assert from 'node:assert/strict';
 import { unshownOpenAt } from '../lib/mime/padding';
+import { Parser, Tokenizer } from 'htmlparser2';
 import { analyseHtml } from '../lib/util/html';
+import { RawTextTokenizer } from '../lib/util/html-raw-text';
 
 const spam = 'cheap meadow pills';
 
@@ -59,6 +61,18 @@ describe('HTML raw-text elements: their content ends at their end tag, as in a b
     }
     // An HTML integration point (foreignObject) holds HTML again: an iframe there is raw text.
     assert.match(analyseHtml(`<svg><foreignObject><iframe><!--</iframe><p>${spam}</p></foreignObject></svg>`).text, /meadow/);
+  });
+
+  it('htmlparser2\'s own Tokenizer is left as it is: other readers in the process (dom-serializer, domutils) read as before (guard)', () => {
+    const own = (cls: typeof Tokenizer, name: string): unknown => Object.getOwnPropertyDescriptor(cls.prototype, name)?.value;
+    for (const name of ['stateBeforeTagName', 'stateInSelfClosingTag', 'stateInSpecialTag']) {
+      assert.notEqual(own(RawTextTokenizer, name), undefined, name);
+      assert.notEqual(own(RawTextTokenizer, name), own(Tokenizer, name), name);
+    }
+    let text = '';
+    const parser = new Parser({ ontext: (data) => (text += data) }, { decodeEntities: true });
+    parser.end(`<iframe><!--</iframe>${spam}--><p>after</p>`);
+    assert.equal(text, 'after', 'a plain Parser reads the comment as htmlparser2 does');
   });
 
   it('a longer tag name is no raw-text element, and one never closed holds the rest (guards)', () => {
