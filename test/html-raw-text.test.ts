@@ -61,6 +61,12 @@ describe('HTML raw-text elements: their content ends at their end tag, as in a b
     }
     // An HTML integration point (foreignObject) holds HTML again: an iframe there is raw text.
     assert.match(analyseHtml(`<svg><foreignObject><iframe><!--</iframe><p>${spam}</p></foreignObject></svg>`).text, /meadow/);
+    // So does an HTML element that breaks out of SVG in a browser (`<div>`, `<p>`, `<font color>`...): not read as a comment.
+    for (const breakout of ['<div>', '<p>', '<span>', '<table>', '<b>', '<font color="red">']) {
+      assert.match(analyseHtml(`<svg>${breakout}<iframe><!--</iframe><p>${spam}</p>--></svg>`).text, /meadow/, breakout);
+      assert.match(analyseHtml(`<math><mrow>${breakout}<xmp><!--</xmp><p>${spam}</p>--></math>`).text, /meadow/, `math ${breakout}`);
+      assert.match(analyseHtml(`<svg>${breakout}<style/><!--</style><p>${spam}</p>--></svg>`).text, /meadow/, `${breakout}: /> ignored, as in HTML`);
+    }
   });
 
   it('htmlparser2\'s own Tokenizer is left as it is: other readers in the process (dom-serializer, domutils) read as before (guard)', () => {
