@@ -69,9 +69,34 @@ describe('HTML raw-text elements: their content ends at their end tag, as in a b
     }
   });
 
+  it('a breakout closes the SVG or MathML for good, as in a browser: an iframe after the breakout element is raw text however deep', () => {
+    // <p> pops the <svg> in a browser: the iframe after </p> is HTML (raw text), its "comment" is text and the <p> after it shows.
+    assert.match(analyseHtml(`<svg><p></p><iframe><!--</iframe><p>${spam}</p>--></svg>`).text, /meadow/, 'after the breakout ended');
+    assert.match(analyseHtml(`<math><mrow><b>x</b><xmp><!--</xmp><p>${spam}</p>--></math>`).text, /meadow/, 'math');
+    // More than 32 HTML elements inside the breakout one: still HTML.
+    assert.match(analyseHtml(`<svg><div>${'<section>'.repeat(40)}<iframe><!--</iframe><p>${spam}</p>--></svg>`).text, /meadow/, 'deep');
+    // A nested SVG in an HTML integration point: the breakout closes the inner SVG only, the outer is SVG again after foreignObject.
+    const nested = analyseHtml(`<svg><foreignObject><svg><p>a</p></svg></foreignObject><iframe><!--</iframe>${spam}--></svg><p>after</p>`);
+    assert.doesNotMatch(nested.text, /meadow/, 'outer SVG');
+    assert.match(nested.text, /after/);
+  });
+
+  it('<font> breaks out of SVG or MathML only with color, face or size, as in a browser', () => {
+    for (const font of ['<font>', '<font class="x">', '<font colour="red">']) {
+      assert.doesNotMatch(analyseHtml(`<svg>${font}<iframe><!--</iframe><p>${spam}</p>--></svg><p>after</p>`).text, /meadow/, font);
+    }
+    for (const font of ['<font color="red">', '<font class=x SIZE=2>', '<font face>', '<FONT Color=red/>']) {
+      assert.match(analyseHtml(`<svg>${font}<iframe><!--</iframe><p>${spam}</p>--></svg>`).text, /meadow/, font);
+    }
+  });
+
+  it('upper-case breakout names break out too', () => {
+    assert.match(analyseHtml(`<SVG><DIV><IFRAME><!--</IFRAME><P>${spam}</P>--></SVG>`).text, /meadow/);
+  });
+
   it('htmlparser2\'s own Tokenizer is left as it is: other readers in the process (dom-serializer, domutils) read as before (guard)', () => {
     const own = (cls: typeof Tokenizer, name: string): unknown => Object.getOwnPropertyDescriptor(cls.prototype, name)?.value;
-    for (const name of ['stateBeforeTagName', 'stateInSelfClosingTag', 'stateInSpecialTag']) {
+    for (const name of ['stateBeforeTagName', 'stateInSelfClosingTag', 'stateInSpecialTag', 'stateInAttributeName']) {
       assert.notEqual(own(RawTextTokenizer, name), undefined, name);
       assert.notEqual(own(RawTextTokenizer, name), own(Tokenizer, name), name);
     }

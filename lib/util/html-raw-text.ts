@@ -8,7 +8,8 @@
  * raw text all the same, where htmlparser2 stops reading it raw. Not in SVG or MathML, where `/>` closes the element
  * (the Parser's foreign context where the tag starts decides; without a Parser, `/>` is read as htmlparser2 reads it).
  * Inside SVG or MathML they are markup, as in a browser (htmlparser2's own `<style>` is still read raw there), but not
- * past an HTML element that breaks out of it (`<svg><div><iframe>` is raw text, `<svg><div><style/>` too).
+ * after an HTML element broke out of it, which closes the SVG in a browser (`<svg><div><iframe>`, `<svg><p></p><iframe>`
+ * are raw text, `<svg><div><style/>` too).
  *
  * It relies on htmlparser2 9's internal states (startSpecial, the `</name` end sequences): test/html-raw-text.test.ts
  * tells when an upgrade changes them.
@@ -21,31 +22,25 @@ const RAW_TEXT_ENDS = new Map(['iframe', 'noembed', 'noframes', 'xmp'].map((name
 const FIRST_LETTERS = new Set([...RAW_TEXT_ENDS.keys()].map((name) => name.charCodeAt(0)));
 /**
  * The HTML elements that, started inside SVG or MathML, close it in a browser and are HTML again (the HTML standard's
- * "in foreign content" breakout; `<font>` only with color, face or size there, taken as one always). htmlparser2's
- * Parser does not model them: its foreign context stays SVG's. The void ones are never open and need no place here.
+ * "in foreign content" breakout; `<font>` only with a color, face or size attribute). htmlparser2's Parser does not
+ * model them: its foreign context stays SVG's, so the tokenizer marks it HTML (the browser has popped the SVG: all
+ * after it is HTML until the Parser's `</svg>` drops the entry, or an integration point's end brings the outer back).
  */
 const BREAKOUT = new Set(
-  'b big blockquote body center code dd div dl dt em font h1 h2 h3 h4 h5 h6 head i li listing menu nobr ol p pre ruby s small span strong strike sub sup table tt u ul var'.split(' '),
+  'b big blockquote body center code dd div dl dt em h1 h2 h3 h4 h5 h6 head i li listing menu nobr ol p pre ruby s small span strong strike sub sup table tt u ul var'.split(' '),
 );
+/** The attributes that make `<font>` break out. */
+const FONT_BREAKOUT = new Set(['color', 'face', 'size']);
+/** A tag name at the start of a slice (longer than any name above), with what ends it. */
+const TAG_NAME = /^[a-z][a-z0-9]*(?=[\s/>]|$)/i;
+const EQ = '='.charCodeAt(0);
+/** What ends an attribute name besides `=`, `/` and `>` (htmlparser2's blanks: space, tab, LF, FF, CR). */
+const TAG_BLANKS = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d]);
 
-/**
- * Whether a tag starting here is in SVG or MathML as a browser reads it: the Parser's foreign context (integration
- * points such as foreignObject are HTML again), unless an element that breaks out of it is open inside the SVG or MathML
- * (`<svg><div><iframe>` is an HTML iframe). Without a Parser, false.
- */
+/** Whether a tag starting here is in SVG or MathML as a browser reads it (the Parser's foreign context). Without a Parser, false. */
 function inForeignContent(cbs: TokenizerInternals['cbs']): boolean {
-  if (cbs.foreignContext?.[0] !== true) return false;
-  const stack = cbs.stack ?? [];
-  // The innermost BREAKOUT_WALK open elements only (each tag start looks): past them, the Parser's context stands.
-  for (let i = 0; i < Math.min(stack.length, BREAKOUT_WALK); i++) {
-    const name = stack[i]!;
-    if (name === 'svg' || name === 'math') return true;
-    if (BREAKOUT.has(name)) return false;
-  }
-  return true;
+  return cbs.foreignContext?.[0] === true;
 }
-/** How many of the innermost open elements are looked at for a breakout (a bound on the work per tag). */
-const BREAKOUT_WALK = 32;
 const GT = '>'.charCodeAt(0);
 const SLASH = '/'.charCodeAt(0);
 const SPACE = ' '.charCodeAt(0);
@@ -61,7 +56,10 @@ interface TokenizerInternals {
   currentSequence: Uint8Array;
   sequenceIndex: number;
   /** The Parser reading the tokens, or readFlat's callbacks: the Parser says whether SVG or MathML is open, and what is open. */
-  cbs: { foreignContext?: boolean[]; stack?: string[] };
+  cbs: { foreignContext?: boolean[] };
+  /** A `<font>` started in SVG or MathML is being read: a color, face or size attribute makes it break out. */
+  fontInForeignContent?: boolean;
+  sectionStart: number;
   /** Whether the tag being read started inside SVG or MathML, or may have (the Parser's context before the tag: `<title>` changes it). */
   inForeignContent?: boolean;
   startSpecial(sequence: Uint8Array, offset: number): void;
@@ -69,6 +67,7 @@ interface TokenizerInternals {
   stateBeforeAttributeName(c: number): void;
   stateInSelfClosingTag(c: number): void;
   stateInSpecialTag(c: number): void;
+  stateInAttributeName(c: number): void;
 }
 
 /** A Tokenizer (for htmlparser2's Parser option `Tokenizer`, or alone) that reads the raw-text elements as browsers do. */
@@ -79,6 +78,8 @@ const own = RawTextTokenizer.prototype as unknown as TokenizerInternals;
 
 own.stateBeforeTagName = function (this: TokenizerInternals, c: number): void {
   base.stateBeforeTagName.call(this, c);
+  this.fontInForeignContent = false;
+  if (!this.xmlMode && inForeignContent(this.cbs)) breakOut(this);
   // Read alone (no Parser: readFlat, the MIME tail), the context is not known: `/>` is read as htmlparser2 reads it.
   this.inForeignContent = this.cbs.foreignContext === undefined || inForeignContent(this.cbs);
   if (this.xmlMode || !FIRST_LETTERS.has(c | 0x20)) return;
@@ -88,7 +89,7 @@ own.stateBeforeTagName = function (this: TokenizerInternals, c: number): void {
   const end = RAW_TEXT_ENDS.get(name);
   // Matched from the name's second letter on by htmlparser2, with the end of the name after it (`<iframes>` is not one).
   // Inside SVG or MathML (known only with a Parser) they are markup: `<svg><iframe><!--</iframe>x-->` hides x; not
-  // past an element that breaks out of it (`<svg><div><iframe>` is raw text).
+  // after an element that broke out of it (`<svg><div><iframe>`, `<svg><p></p><iframe>` are raw text).
   if (end && !inForeignContent(this.cbs)) this.startSpecial(end, 3);
 };
 
@@ -104,4 +105,23 @@ own.stateInSpecialTag = function (this: TokenizerInternals, c: number): void {
   // (the name is read up to here, the rest skipped to its `>`).
   const named = this.sequenceIndex === this.currentSequence.length;
   base.stateInSpecialTag.call(this, named && c === SLASH && !this.xmlMode ? SPACE : c);
+};
+
+/** An HTML element starting in SVG or MathML breaks out of it: the Parser's innermost foreign context is HTML from here. */
+function breakOut(tokenizer: TokenizerInternals): void {
+  const at = tokenizer.index - tokenizer.offset;
+  const name = TAG_NAME.exec(tokenizer.buffer.slice(at, at + 12))?.[0].toLowerCase() ?? '';
+  if (name === 'font') tokenizer.fontInForeignContent = true;
+  else if (BREAKOUT.has(name)) tokenizer.cbs.foreignContext![0] = false;
+}
+
+own.stateInAttributeName = function (this: TokenizerInternals, c: number): void {
+  if (this.fontInForeignContent && (c === EQ || c === GT || c === SLASH || TAG_BLANKS.has(c))) {
+    const name = this.buffer.slice(this.sectionStart - this.offset, this.index - this.offset).toLowerCase();
+    if (FONT_BREAKOUT.has(name)) {
+      this.cbs.foreignContext![0] = false;
+      this.fontInForeignContent = false;
+    }
+  }
+  base.stateInAttributeName.call(this, c);
 };
