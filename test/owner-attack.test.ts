@@ -4,7 +4,7 @@
 // hand that file over (chown) nor write through the name. Root only: skipped otherwise.
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, constants, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, linkSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -508,6 +508,36 @@ describe('root in a directory others can write: names planted or swapped while r
     assert.deepEqual(inserted.map((r) => r.ref), ['SWAPROW001'], 'the rows waiting in the spool were not replayed');
     assert.equal(result.added, 1);
     assert.match(logged.join('\n'), /tracking\.spool\.4270\.replaying is a FIFO \(named pipe\), not a regular file/);
+  });
+
+  it('an orphan spool file of the MTA user\'s with a second name of its own (a `cp -al` backup), replayed by root: its rows are inserted, not renamed over and lost', async () => {
+    const spool = new Spool(join(own, 'tracking.spool'), silent, 4271);
+    const orphan = join(own, 'tracking.spool.4272'); // a dead process's file, claimed by a rename to our .replaying
+    writeFileSync(orphan, `${JSON.stringify({ ref: 'BACKEDUP02', time: '2026-01-01T00:00:00.000Z' })}\n`);
+    chownSync(orphan, MTA, MTA);
+    mkdirSync(join(own, 'backup'));
+    linkSync(orphan, join(own, 'backup', 'tracking.spool.4272'));
+    assert.equal(spool.append([{ ref: 'OWNROW0001', time: '2026-01-01T00:00:00.000Z' } as unknown as TrackingRow]), true);
+    const inserted: string[] = [];
+    await spool.replay(async (rows) => (inserted.push(...rows.map((r) => r.ref)), rows.length), 100);
+    assert.deepEqual(inserted.sort(), ['BACKEDUP02', 'OWNROW0001'], 'the backed-up orphan\'s rows were passed over');
+  });
+
+  it('a spool file with a second name root does not trust (not owned like the directory): set aside, not renamed over by the next claim', async () => {
+    const logged: string[] = [];
+    const spool = new Spool(join(own, 'tracking.spool'), { ...silent, error: (m: string) => logged.push(m) }, 4273);
+    const orphan = join(own, 'tracking.spool.4274');
+    writeFileSync(orphan, `${JSON.stringify({ ref: 'ROOTSROW01', time: '2026-01-01T00:00:00.000Z' })}\n`); // root's (an older version's)
+    mkdirSync(join(own, 'backup'));
+    linkSync(orphan, join(own, 'backup', 'tracking.spool.4274'));
+    assert.equal(spool.append([{ ref: 'OWNROW0002', time: '2026-01-01T00:00:00.000Z' } as unknown as TrackingRow]), true);
+    const inserted: string[] = [];
+    await spool.replay(async (rows) => (inserted.push(...rows.map((r) => r.ref)), rows.length), 100);
+    assert.deepEqual(inserted, ['OWNROW0002']);
+    const aside = readdirSync(own).filter((n: string) => n.startsWith('tracking.spool.4273.replaying.refused-'));
+    assert.equal(aside.length, 1, `not set aside: ${readdirSync(own).join(' ')}`);
+    assert.match(readFileSync(join(own, aside[0]), 'utf8'), /ROOTSROW01/);
+    assert.match(logged.join('\n'), /has more than one name \(a hard link\).*set aside as .*tracking\.spool\.4273\.replaying\.refused-/);
   });
 
   it('a refusal or failure of root\'s open through the held directory names the file, not /proc/self/fd/N', () => {

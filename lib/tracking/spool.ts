@@ -159,15 +159,17 @@ export class Spool {
   private async replayClaimed(insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
     let fd: number;
     try {
-      // Never through a symlink or (as root) a hard link the directory's owner put there (to a file of root's,
-      // whose lines would become rows readable in the tracking database), nor a FIFO (a replay hung for ever).
-      fd = openRegularFile(this.replayingPath, constants.O_RDONLY, { oneName: true });
+      // Never through a symlink or (as root) a hard link the directory's owner put there to a file not its own
+      // (root's, whose lines would become rows readable in the tracking database), nor a FIFO (a replay hung for
+      // ever). A second name of the MTA user's own spool file (a `cp -al` backup) is read: it holds real rows.
+      fd = openRegularFile(this.replayingPath, constants.O_RDONLY, { ownLinksOnly: true });
     } catch (err) {
       if (isRefusedFile(err)) {
-        // Not a file of rows (a FIFO, a symlink, a hard link put at the name): said, and passed over. Thrown, the
-        // writer would take it for the database being down and spool every row from then on; the next claim's
-        // rename replaces the name.
-        this.log?.error(`tracking: ${(err as Error).message}; not replayed`);
+        // Not read: said, and passed over. Thrown, the writer would take it for the database being down and
+        // spool every row from then on. The next claim's rename replaces the name: a FIFO or a symlink holds no
+        // rows, but a refused hard link may (a spool file of root's, from an older version, with a backup
+        // name), so that one is set aside under a name no replay claims, for the operator.
+        this.log?.error(`tracking: ${(err as Error).message}; not replayed${this.setAside(err)}`);
         return { rows: 0, added: 0, skipped: 0 };
       }
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -195,6 +197,18 @@ export class Spool {
       this.log?.warn(`tracking: ${this.replayingPath} was taken by another process during its replay; its rows are in`);
     }
     return result;
+  }
+
+  /** For a refused hard link at our `.replaying` name: renames it aside (see replayClaimed); what the log adds. */
+  private setAside(err: unknown): string {
+    if ((err as NodeJS.ErrnoException).code !== 'ELINKED') return '';
+    const aside = `${this.replayingPath}.refused-${Date.now()}`;
+    try {
+      renameSync(this.replayingPath, aside); // a rename only moves the name, whatever file it is
+      return `; set aside as ${aside}`;
+    } catch (e) {
+      return `; could not set it aside (${(e as Error).message})`;
+    }
   }
 
   private async replayFile(fd: number, insert: (rows: TrackingRow[]) => Promise<number>, batchSize: number): Promise<ReplayResult> {
