@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { oneLine } from './safe-text';
 import { UserError } from './types';
@@ -46,14 +46,25 @@ function isMaildir(dir: string): boolean {
   return ['cur', 'new'].every((d) => isDirectory(join(dir, d)));
 }
 
-function readHead(file: string, bytes: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(bytes);
-    return head.subarray(0, readSync(fd, head, 0, bytes, 0));
-  } finally {
+function readHead(fd: number, bytes: number): Buffer {
+  const head = Buffer.alloc(bytes);
+  return head.subarray(0, readSync(fd, head, 0, bytes, 0));
+}
+
+/**
+ * Opens a file the walk found to be a regular one, refusing it if it is not one now: the owner of
+ * a Maildir walked as root can swap a message for a FIFO after the walk's stat, and an open or a
+ * read of it would wait for ever. O_NONBLOCK makes the open of a FIFO return at once (on a regular
+ * file it changes nothing); the descriptor's own type is then checked. Symlinks are followed, as
+ * the walk does: the operator named these paths.
+ */
+function openMessageFile(file: string): number {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (!fstatSync(fd).isFile()) {
     closeSync(fd);
+    throw new Error('not a regular file (a FIFO, a device or a socket put there since it was listed)');
   }
+  return fd;
 }
 
 /**
@@ -78,64 +89,77 @@ function lineKind(data: Buffer, at: number, eof: boolean): 'from' | 'quoted' | '
  * undone. `chunkSize` is for tests.
  */
 export function* mboxMessages(file: string, chunkSize = MBOX_CHUNK): Generator<SourceEntry> {
-  const fd = openSync(file, 'r');
+  const fd = openMessageFile(file);
   try {
-    let parts: Buffer[] = [];
-    let count = 0;
-    let carry = Buffer.alloc(0); // the start of a line too short yet to tell what it is
-    let lineStart = true; // the next byte starts a line
-    let dropLine = false; // inside a "From " line, which is not part of any message
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(chunkSize);
-      const got = readSync(fd, chunk, 0, chunkSize, null);
-      const eof = got === 0;
-      const data = carry.length ? Buffer.concat([carry, chunk.subarray(0, got)]) : chunk.subarray(0, got);
-      carry = Buffer.alloc(0);
-      let pos = 0;
-      let kept = 0; // data[kept, pos) belongs to the current message, not yet in parts
-      while (pos < data.length) {
-        if (lineStart) {
-          const kind = lineKind(data, pos, eof);
-          if (kind === 'undecided') {
-            carry = data.subarray(pos);
-            break;
-          }
-          if (kind === 'from') {
-            if (pos > kept) parts.push(data.subarray(kept, pos));
-            if (count) yield entry(`${file}#${count}`, Buffer.concat(parts));
-            parts = [];
-            count++;
-            dropLine = true;
-          } else if (kind === 'quoted') {
-            if (pos > kept) parts.push(data.subarray(kept, pos));
-            kept = pos + 1;
-          }
-          lineStart = false;
-        }
-        const nl = data.indexOf(LF, pos);
-        pos = nl < 0 ? data.length : nl + 1;
-        if (dropLine) kept = pos;
-        if (nl >= 0) {
-          lineStart = true;
-          dropLine = false;
-        }
-      }
-      const end = carry.length ? data.length - carry.length : data.length;
-      if (end > kept) parts.push(data.subarray(kept, end));
-      if (eof) break;
-    }
-    if (count) yield entry(`${file}#${count}`, Buffer.concat(parts));
+    yield* mboxFrom(fd, file, chunkSize);
   } finally {
     closeSync(fd);
   }
 }
 
+/** mboxMessages of the mbox open as `fd`, read from its start. */
+function* mboxFrom(fd: number, file: string, chunkSize = MBOX_CHUNK): Generator<SourceEntry> {
+  let position = 0;
+  let parts: Buffer[] = [];
+  let count = 0;
+  let carry = Buffer.alloc(0); // the start of a line too short yet to tell what it is
+  let lineStart = true; // the next byte starts a line
+  let dropLine = false; // inside a "From " line, which is not part of any message
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(chunkSize);
+    const got = readSync(fd, chunk, 0, chunkSize, position);
+    position += got;
+    const eof = got === 0;
+    const data = carry.length ? Buffer.concat([carry, chunk.subarray(0, got)]) : chunk.subarray(0, got);
+    carry = Buffer.alloc(0);
+    let pos = 0;
+    let kept = 0; // data[kept, pos) belongs to the current message, not yet in parts
+    while (pos < data.length) {
+      if (lineStart) {
+        const kind = lineKind(data, pos, eof);
+        if (kind === 'undecided') {
+          carry = data.subarray(pos);
+          break;
+        }
+        if (kind === 'from') {
+          if (pos > kept) parts.push(data.subarray(kept, pos));
+          if (count) yield entry(`${file}#${count}`, Buffer.concat(parts));
+          parts = [];
+          count++;
+          dropLine = true;
+        } else if (kind === 'quoted') {
+          if (pos > kept) parts.push(data.subarray(kept, pos));
+          kept = pos + 1;
+        }
+        lineStart = false;
+      }
+      const nl = data.indexOf(LF, pos);
+      pos = nl < 0 ? data.length : nl + 1;
+      if (dropLine) kept = pos;
+      if (nl >= 0) {
+        lineStart = true;
+        dropLine = false;
+      }
+    }
+    const end = carry.length ? data.length - carry.length : data.length;
+    if (end > kept) parts.push(data.subarray(kept, end));
+    if (eof) break;
+  }
+  if (count) yield entry(`${file}#${count}`, Buffer.concat(parts));
+}
+
 function* fileMessages(file: string): Generator<SourceEntry> {
-  const head = readHead(file, 1000);
-  if (head.subarray(0, FROM.length).equals(FROM)) yield* mboxMessages(file);
-  // Without reading the whole of what is not a message (an image, a video).
-  else if (!hasHeaderBlock(head)) yield { kind: 'not a message', name: file };
-  else yield entry(file, readFileSync(file));
+  // One descriptor for the whole file: its name is never opened again (see openMessageFile).
+  const fd = openMessageFile(file);
+  try {
+    const head = readHead(fd, 1000);
+    if (head.subarray(0, FROM.length).equals(FROM)) yield* mboxFrom(fd, file);
+    // Without reading the whole of what is not a message (an image, a video).
+    else if (!hasHeaderBlock(head)) yield { kind: 'not a message', name: file };
+    else yield entry(file, readFileSync(fd));
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** `visited`: directories already read (device and inode), so that a symbolic link loop is followed once. */
