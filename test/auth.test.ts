@@ -1041,6 +1041,28 @@ describe('auth module (mailauth) against a real DNS server', function () {
       }
     });
 
+    it('a spoof\'s own signature whose key never answers does not starve SPF for the aligned envelope domain: SPF is decided and the policy applies', async function () {
+      this.timeout(60_000);
+      // mailauth checks SPF after the keys. [dns] timeout_ms is 5 s (every other look-up answers).
+      // - cut-off at 7 s (half of 14 s): the spoofer's key times out after 5 s in the prefetch; asked for again by
+      //   mailauth, it took the 2 s left, and SPF for example.com (the envelope domain, aligned with From:) met the
+      //   cut-off: SPF_TEMPERROR, and with it DMARC_TEMPERROR instead of example.com's p=reject.
+      // - cut-off at 3 s (the default 6 s): the key alone runs to the cut-off, so SPF is fetched beside it.
+      const spoof = await sign(message({ from: 'CEO <ceo@example.com>', subject: 'Wire transfer' }), 'attacker.test', 'slow', world.keys.attacker);
+      for (const timeout of ['14000', '6000']) {
+        const files = { 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS), 'mailward.auth.ini': `[main]\ntimeout_ms = ${timeout}\n` };
+        await withFresh(files, async (fresh) => {
+          world.dns.silentNames.add('slow._domainkey.attacker.test');
+          const result = await fresh.scan({ ip: IP.attacker, helo: 'mail.attacker.test', mailFrom: 'ceo@example.com', rcptTo: ['bob@example.org'], raw: spoof });
+          const why = `timeout_ms ${timeout}: ${result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n')}`;
+          assert.ok(symbol(result, 'SPF_FAIL'), why);
+          assert.equal(symbol(result, 'DMARC_TEMPERROR'), undefined, why);
+          assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), why);
+          assert.match(symbol(result, 'DKIM_TEMPERROR')?.detail ?? '', /^d=attacker\.test s=slow: /, why);
+        });
+      }
+    });
+
     it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
       await withFresh({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' }, async (slow) => {
         world.dns.mode = 'silent';

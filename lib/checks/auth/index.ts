@@ -1,4 +1,4 @@
-import { authenticate, dmarc as verifyDmarc } from 'mailauth';
+import { authenticate, dmarc as verifyDmarc, spf as verifySpf } from 'mailauth';
 import { DnsTempError, type DnsResolver } from '../../dns/resolver';
 import { asciiAuthResults } from '../../util/auth-results-value';
 import { withDeadline } from '../../util/deadline';
@@ -100,18 +100,28 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
  * "no records" is an ENOTFOUND error (mailauth counts void look-ups and tells
  * "no key" from a failure by it) and a temporary failure keeps a DNS-like code.
  */
-function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>()) {
+function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>(), failedBefore?: Set<string>) {
   return async (name: string, type: string): Promise<any[]> => {
     const key = name.toLowerCase().replace(/\.$/, '');
     // A DKIM or ARC key lives at s._domainkey.<d=>, and d= is the sender's to write. One that is no
     // host name (d=bank.example/x.attacker.test: a name in the attacker's zone) has no key: mailauth's
     // DMARC alignment reads it with tldts as a URL, as bank.example, and would pass DMARC for it.
     if (/(^|\.)_domainkey\./.test(key) && !isHostName(key)) throw Object.assign(new Error(`${type} ${name}: not a host name`), { code: 'ENOTFOUND' });
+    // A look-up that failed already for this message (the prefetch's) fails at once: waited for a second
+    // time, a spoofer's never-answering key took the time of the look-ups after it (SPF) as well.
+    // The DMARC records are left out: they have their own half of the deadline.
+    const remembered = `${type.toUpperCase()} ${key}`;
+    const cutOff = !dmarcNames.has(key);
+    if (cutOff && failedBefore?.has(remembered)) {
+      onTempError(key);
+      throw Object.assign(new Error(`${type} ${name}: DNS failure (earlier look-up for this message)`), { code: 'ETIMEOUT' });
+    }
     let answer: any[];
     try {
-      answer = await (dmarcNames.has(key) ? dns.resolve(name, type) : beforeCutoff(dns.resolve(name, type), name, cutoff));
+      answer = await (cutOff ? beforeCutoff(dns.resolve(name, type), name, cutoff) : dns.resolve(name, type));
     } catch (err) {
       if (err instanceof DnsTempError) {
+        if (cutOff) failedBefore?.add(remembered);
         onTempError(key);
         throw Object.assign(new Error(err.message), { code: err.code === 'TIMEOUT' ? 'ETIMEOUT' : err.code });
       }
@@ -175,6 +185,8 @@ export function forMailauth(ctx: MessageContext): Buffer {
 /** One mailauth authenticate() call for a message; exported for the benchmark. */
 export async function runAuthenticate(ctx: MessageContext, settings: AuthSettings, dns: DnsResolver): Promise<AuthRun> {
   const tempErrorNames: string[] = [];
+  /** `TYPE name` of the look-ups bound by the cut-off that failed temporarily (mailauthResolver). */
+  const failedBefore = new Set<string>();
   const mta = settings.authservId || ctx.localHostname || 'localhost';
   // SPF, DKIM and ARC get the first half of the deadline; what is left is DMARC's, for the
   // author domains' own records only (an SPF record may include names that start with _dmarc.).
@@ -192,12 +204,14 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
     // The null sender has no domain: mailauth then checks SPF for postmaster@<HELO name> (RFC 7208 2.4).
     sender: ctx.mailFrom || undefined,
     mta,
-    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff, dmarcNames) as any,
+    resolver: mailauthResolver(dns, (name) => tempErrorNames.push(name), cutoff, dmarcNames, failedBefore) as any,
     minBitLength: settings.minKeyBits,
     disableBimi: true,
   };
   let raw = forMailauth(ctx);
-  await prefetchKeys(ctx, dns, cutoff);
+  // Its failures are remembered (failedBefore), not reported: mailauth's own look-up of the name reports it.
+  const prefetchResolver = mailauthResolver(dns, () => {}, cutoff, dmarcNames, failedBefore);
+  await prefetch(ctx, prefetchResolver, () => verifySpf({ ...options, resolver: prefetchResolver } as any));
   let result = await authenticate(raw, options);
   // mailauth 4.13 passes a signature whose h= leaves From: out, and DMARC on it: anyone holding a
   // message so signed can write any From: of that domain into it. RFC 6376 6.1.1: such a signature
@@ -247,19 +261,20 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   return { auth, headers: headerPairs(result.headers ?? '') };
 }
 
-/** ARC key names fetched ahead (prefetchKeys): each ARC set names two; mail carries a few sets. */
+/** ARC key names fetched ahead (prefetch): each ARC set names two; mail carries a few sets. */
 const MAX_ARC_KEYS = 20;
 
 /**
- * The DKIM and ARC keys the message names, fetched all at once (each by the cut-off) into the
- * resolver's cache before mailauth asks for them. mailauth fetches them one after the other
+ * The DKIM and ARC keys the message names, and SPF, fetched all at once (each by the cut-off) into
+ * the resolver's cache before mailauth asks for them. mailauth fetches them one after the other
  * within the cut-off, so a spoofer's own signature on top, whose key never answers, used it up:
  * the key of a signature in the From: domain's name, or of a trusted sealer, asked for after it,
- * failed as a time-out, and a certain DMARC fail read as one that might have passed
- * (DMARC_TEMPERROR). Answers, "no such key" included, are cached; a failed look-up is not, and
- * mailauth's own then fails as before.
+ * or SPF for the envelope domain (mailauth checks it after the keys), failed as a time-out, and a
+ * certain DMARC fail read as one that might have passed (DMARC_TEMPERROR). Answers, "no such key"
+ * included, are cached; a failed look-up is remembered by `lookup` (mailauthResolver's
+ * failedBefore), so that mailauth's own fails at once instead of waiting a second time.
  */
-async function prefetchKeys(ctx: MessageContext, dns: DnsResolver, cutoff: number): Promise<void> {
+async function prefetch(ctx: MessageContext, lookup: (name: string, type: string) => Promise<any[]>, spf: () => Promise<unknown>): Promise<void> {
   const dkim = headerValues(ctx, 'dkim-signature').slice(0, MAX_DKIM_SIGNATURES);
   const arc = [...headerValues(ctx, 'arc-message-signature'), ...headerValues(ctx, 'arc-seal')];
   const names = new Set<string>();
@@ -268,7 +283,7 @@ async function prefetchKeys(ctx: MessageContext, dns: DnsResolver, cutoff: numbe
     const name = `${tagValue(header, 's')}._domainkey.${tagValue(header, 'd')}`.toLowerCase();
     if (isHostName(name)) names.add(name);
   }
-  await Promise.allSettled([...names].map((name) => beforeCutoff(dns.resolve(name, 'TXT'), name, cutoff)));
+  await Promise.allSettled([spf(), ...[...names].map((name) => lookup(name, 'TXT'))]);
 }
 
 /** How many From: fields the header lines a signature hashed (mailauth's signingHeaders.headers) include, names read as mailauth reads them. */
