@@ -1041,6 +1041,36 @@ describe('auth module (mailauth) against a real DNS server', function () {
       }
     });
 
+    it('an IDN From: domain (U-label) whose aligned DKIM key (d= the A-label) fails to answer is DMARC_TEMPERROR, alone or beside a certain fail', async function () {
+      this.timeout(30_000);
+      // bänk.test's genuine letter relayed from a host outside its SPF: only its signature, d=xn--bnk-qla.test, could pass
+      // DMARC (mailauth aligns the From: domain as its A-label). Its key SERVFAILs: the fail might have been a pass.
+      const answering = { 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS) };
+      const cases: [string, string, RegExp][] = [
+        ['one author', 'CEO <ceo@bänk.test>', /^From: bänk\.test fails DMARC .*p=reject; the aligned DKIM signature d=xn--bnk-qla\.test s=s1 could not be checked/m],
+        // Beside shop@quarantine.test, whose fail is certain: p=quarantine applies, bänk.test's p=reject does not.
+        ['several authors', 'CEO <ceo@bänk.test>, Shop <shop@quarantine.test>', /From: quarantine\.test fails DMARC .*p=quarantine; bänk\.test's fail is not final: the aligned DKIM signature d=xn--bnk-qla\.test s=s1 could not be checked/m],
+      ];
+      for (const [what, from, detail] of cases) {
+        const signed = await sign(message({ from, subject: 'relayed' }), 'xn--bnk-qla.test', 's1', world.keys.example);
+        if (what === 'one author') {
+          // The key answering, the signature passes DMARC for bänk.test.
+          await withFresh(answering, async (fresh) => {
+            const result = await fresh.scan({ ip: IP.nobody, helo: 'relay.nothing.test', mailFrom: 'bounce@nothing.test', rcptTo: ['bob@example.org'], raw: signed });
+            assert.ok(symbol(result, 'DMARC_PASS'), result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n'));
+          });
+        }
+        await withFresh(answering, async (fresh) => {
+          world.dns.servfailNames.add('s1._domainkey.xn--bnk-qla.test');
+          const result = await fresh.scan({ ip: IP.nobody, helo: 'relay.nothing.test', mailFrom: 'bounce@nothing.test', rcptTo: ['bob@example.org'], raw: signed });
+          const why = `${what}: ${result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n')}`;
+          assert.equal(symbol(result, 'DMARC_POLICY_REJECT'), undefined, why);
+          assert.match(result.verdict.symbols.map((s) => s.detail).join('\n'), detail, why);
+          assert.notEqual(result.verdict.action, 'reject', why);
+        });
+      }
+    });
+
     it('a spoof\'s own signature whose key never answers does not starve SPF for the aligned envelope domain: SPF is decided and the policy applies', async function () {
       this.timeout(60_000);
       // mailauth checks SPF after the keys. [dns] timeout_ms is 5 s (every other look-up answers).

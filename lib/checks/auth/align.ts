@@ -1,5 +1,5 @@
 import { getDomain } from 'tldts';
-import { isHostName } from '../../util/domain';
+import { asciiDomain, isHostName } from '../../util/domain';
 
 /** Same options mailauth uses for its own DMARC alignment (private suffixes count as boundaries). */
 const TLD_OPTIONS = { allowIcannDomains: true, allowPrivateDomains: true };
@@ -22,11 +22,13 @@ export function orgDomain(domain: string): string {
 /**
  * DMARC relaxed alignment: both names share an organisational domain. A name
  * that is not a host name aligns with nothing: tldts reads `bank.example/x.attacker.test`
- * as a URL whose organisational domain is bank.example.
+ * as a URL whose organisational domain is bank.example. Compared as A-labels, as
+ * mailauth aligns them: a From: domain written as a U-label (bänk.example) aligns
+ * with the d= and SPF names its DNS uses (xn--bnk-qla.example).
  */
 export function relaxedAligned(a: string, b: string): boolean {
   if (!a || !b || !isHostName(normaliseDomain(a)) || !isHostName(normaliseDomain(b))) return false;
-  return orgDomain(a) === orgDomain(b);
+  return orgDomain(asciiDomain(normaliseDomain(a))) === orgDomain(asciiDomain(normaliseDomain(b)));
 }
 
 /** `name` is `domain` or one of its subdomains. */
