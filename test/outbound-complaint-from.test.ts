@@ -52,6 +52,28 @@ describe('outbound: a feedback report whose From: names no single domain', funct
     }
   }
 
+  it('a report From: a group of one mailbox (RFC 6854: one reporter, which mailauth reads as no address) counts', async () => {
+    const mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'backscatter', 'outbound'] });
+    try {
+      const mid = '<offer.2@example.com>';
+      await mw.scan({ ip: '192.0.2.25', helo: 'laptop', mailFrom: 'alice@example.com', authUser: 'alice', relaying: true, rcptTo: ['trent@attacker.example'],
+        raw: `From: Alice <alice@example.com>\r\nTo: trent@attacker.example\r\nSubject: Offer\r\nDate: Tue, 11 Mar 2025 09:57:58 +0000\r\nMessage-ID: ${mid}\r\n\r\nOur offer.\r\n` });
+      await recorded(mid);
+      const raw = arfReport({ reporter: 'fbl@r1.attacker.example', rcpt: 'trent@attacker.example', mid })
+        .replace(/\r?\n/g, '\r\n')
+        .replace('From: Feedback Loop <fbl@r1.attacker.example>', 'From: Feedback Loop: fbl@r1.attacker.example;');
+      assert.equal((await parseArf(raw)).reporter, 'fbl@r1.attacker.example');
+      const r = await mw.scan({ ip: '203.0.113.66', helo: 'r1.attacker.example', mailFrom: 'fbl@r1.attacker.example', rcptTo: ['fbl@example.com'], raw });
+      const auth = authResults(r.context)!;
+      // mailauth finds no From: address in a group (its fromDomain ''); auth judged the one author domain and it passes.
+      assert.deepEqual([auth.fromDomain, auth.dmarc.result, auth.dmarc.authors], ['', 'pass', ['r1.attacker.example']]);
+      const detail = r.verdict.symbols.find((s) => s.name === 'FEEDBACK_REPORT')?.detail ?? '(no FEEDBACK_REPORT)';
+      assert.match(detail, /^counted:/, detail);
+    } finally {
+      await mw.close();
+    }
+  });
+
   it('is untrusted even when every author passes DMARC; a report From: one of those addresses counts', async () => {
     const mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'backscatter', 'outbound'] });
     try {

@@ -93,10 +93,15 @@ function reporterAuthenticated(ctx: MessageContext): boolean | undefined {
 /**
  * The From: domain authentication was for, when authentication finished: '' when it read no single
  * one (several addresses, or none), which countReport trusts as no reporter's. undefined: not known.
+ * mailauth reads no address in a From: group (RFC 6854: `From: Feedback Loop: fbl@isp.example;`),
+ * so its fromDomain is ''; auth judged DMARC for the From:'s one author domain then (dmarc.authors),
+ * every author it names (no unjudged ones), and that domain is the one authentication was for.
  */
 function reporterFromDomain(ctx: MessageContext): string | undefined {
   const auth = authResults(ctx);
-  return auth && !auth.incomplete ? auth.fromDomain : undefined;
+  if (!auth || auth.incomplete) return undefined;
+  const { authors, unjudged } = auth.dmarc;
+  return auth.fromDomain || (authors?.length === 1 && !unjudged ? authors[0]! : '');
 }
 
 /**
