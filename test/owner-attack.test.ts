@@ -24,6 +24,22 @@ const MTA = 65534; // nobody:nogroup
 const SECRET = 'root:$6$secret:19000:0:99999:7:::\n';
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
+/**
+ * A world for an attack: `own`, a data directory of the MTA user's (nobody), and `victim`, a file of
+ * root's (0600) on the same file system (a hard link needs one), as /etc/shadow is.
+ */
+function plantedWorld(prefix: string): { base: string; own: string; victim: string } {
+  const base = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(base, 0o755);
+  const own = join(base, 'data');
+  mkdirSync(own);
+  chownSync(own, MTA, MTA);
+  mkdirSync(join(base, 'etc'), { mode: 0o755 });
+  const victim = join(base, 'etc', 'shadow');
+  writeFileSync(victim, SECRET, { mode: 0o600 });
+  return { base, own, victim };
+}
+
 describe('root in a directory of the MTA user: symlinks and hard links planted there (needs root: skipped otherwise)', () => {
   let base: string;
   let own: string;
@@ -32,15 +48,7 @@ describe('root in a directory of the MTA user: symlinks and hard links planted t
     if (process.getuid?.() !== 0) this.skip(); // Needs root: only root can be tricked into giving a file away.
   });
   beforeEach(() => {
-    base = mkdtempSync(join(tmpdir(), 'mailward-owner-attack-'));
-    chmodSync(base, 0o755);
-    own = join(base, 'data');
-    mkdirSync(own);
-    chownSync(own, MTA, MTA);
-    // A file of root's on the same file system (a hard link needs one), as /etc/shadow is.
-    mkdirSync(join(base, 'etc'), { mode: 0o755 });
-    victim = join(base, 'etc', 'shadow');
-    writeFileSync(victim, SECRET, { mode: 0o600 });
+    ({ base, own, victim } = plantedWorld('mailward-owner-attack-'));
   });
   afterEach(async () => {
     await closeSharedIndexes();
@@ -221,14 +229,7 @@ describe('root in a directory of the MTA user: FIFOs and symlinks planted where 
     if (process.getuid?.() !== 0) this.skip();
   });
   beforeEach(() => {
-    base = mkdtempSync(join(tmpdir(), 'mailward-owner-fifo-'));
-    chmodSync(base, 0o755);
-    own = join(base, 'data');
-    mkdirSync(own);
-    chownSync(own, MTA, MTA);
-    mkdirSync(join(base, 'etc'), { mode: 0o755 });
-    victim = join(base, 'etc', 'shadow');
-    writeFileSync(victim, SECRET, { mode: 0o600 });
+    ({ base, own, victim } = plantedWorld('mailward-owner-fifo-'));
   });
   afterEach(async () => {
     for (const child of unblockers.splice(0)) child.kill();
@@ -412,14 +413,7 @@ describe('root in a directory others can write: names planted or swapped while r
     if (process.getuid?.() !== 0) this.skip();
   });
   beforeEach(() => {
-    base = mkdtempSync(join(tmpdir(), 'mailward-owner-swap-'));
-    chmodSync(base, 0o755);
-    own = join(base, 'data');
-    mkdirSync(own);
-    chownSync(own, MTA, MTA);
-    mkdirSync(join(base, 'etc'), { mode: 0o755 });
-    victim = join(base, 'etc', 'shadow');
-    writeFileSync(victim, SECRET, { mode: 0o600 });
+    ({ base, own, victim } = plantedWorld('mailward-owner-swap-'));
   });
   afterEach(async () => {
     for (const undo of restore.splice(0)) undo();
