@@ -11,11 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMailward } from '../lib';
 import { authResults } from '../lib/checks/auth';
-import { OutboundLedger, parseArf } from '../lib/checks/outbound';
-import { RedisStore } from '../lib/state';
+import { parseArf } from '../lib/checks/outbound';
 import { startDnsServer, type TestDnsServer } from './support/dns-server';
 import { deleteRedisKeys } from './support/redis';
-import { arfReport, outboundSettings, uniquePrefix } from './outbound/support';
+import { arfReport, recordedBy, uniquePrefix } from './outbound/support';
 
 describe('outbound: a feedback report whose From: names no single domain', function () {
   this.timeout(60_000);
@@ -39,26 +38,13 @@ describe('outbound: a feedback report whose From: names no single domain', funct
     await deleteRedisKeys(prefix);
   });
 
-  /** The relayed message's record is written after its verdict: wait until Redis has it. */
-  async function recorded(mid: string): Promise<void> {
-    const log = { debug() {}, info() {}, warn() {}, error() {} };
-    const store = new RedisStore({ backend: 'redis', redisUrl: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2000, memoryMaxEntries: 100 }, log);
-    try {
-      const ledger = new OutboundLedger(store, outboundSettings(), Date.now);
-      for (let i = 0; i < 100 && (await ledger.senderOf(mid)) !== 'alice'; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(await ledger.senderOf(mid), 'alice', 'the relayed message was recorded');
-    } finally {
-      await store.close();
-    }
-  }
-
   it('a report From: a group of one mailbox (RFC 6854: one reporter, which mailauth reads as no address) counts', async () => {
     const mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'backscatter', 'outbound'] });
     try {
       const mid = '<offer.2@example.com>';
       await mw.scan({ ip: '192.0.2.25', helo: 'laptop', mailFrom: 'alice@example.com', authUser: 'alice', relaying: true, rcptTo: ['trent@attacker.example'],
         raw: `From: Alice <alice@example.com>\r\nTo: trent@attacker.example\r\nSubject: Offer\r\nDate: Tue, 11 Mar 2025 09:57:58 +0000\r\nMessage-ID: ${mid}\r\n\r\nOur offer.\r\n` });
-      await recorded(mid);
+      await recordedBy(prefix, mid, 'alice');
       const raw = arfReport({ reporter: 'fbl@r1.attacker.example', rcpt: 'trent@attacker.example', mid })
         .replace(/\r?\n/g, '\r\n')
         .replace('From: Feedback Loop <fbl@r1.attacker.example>', 'From: Feedback Loop: fbl@r1.attacker.example;');
@@ -80,7 +66,7 @@ describe('outbound: a feedback report whose From: names no single domain', funct
       const mid = '<offer.1@example.com>';
       await mw.scan({ ip: '192.0.2.25', helo: 'laptop', mailFrom: 'alice@example.com', authUser: 'alice', relaying: true, rcptTo: ['mallory@attacker.example'],
         raw: `From: Alice <alice@example.com>\r\nTo: mallory@attacker.example\r\nSubject: Offer\r\nDate: Tue, 11 Mar 2025 09:57:58 +0000\r\nMessage-ID: ${mid}\r\n\r\nOur offer.\r\n` });
-      await recorded(mid);
+      await recordedBy(prefix, mid, 'alice');
       const report = (rcpt: string) => arfReport({ reporter: 'fbl@r1.attacker.example', rcpt, mid }).replace(/\r?\n/g, '\r\n');
       const shapes = {
         'two addresses in one From:': report('mallory@attacker.example').replace('From: Feedback Loop <fbl@r1.attacker.example>', 'From: fbl@r1.attacker.example, fbl@r2.attacker.example'),

@@ -8,11 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createMailward } from '../lib';
-import { OutboundLedger } from '../lib/checks/outbound';
-import { RedisStore } from '../lib/state';
 import { startDnsServer, type TestDnsServer } from './support/dns-server';
 import { deleteRedisKeys } from './support/redis';
-import { arfReport, outboundSettings, uniquePrefix } from './outbound/support';
+import { arfReport, recordedBy, uniquePrefix } from './outbound/support';
 
 describe('outbound: complaints about one message from rotating reporter domains', function () {
   this.timeout(60_000);
@@ -30,19 +28,6 @@ describe('outbound: complaints about one message from rotating reporter domains'
   });
   after(async () => { await dns.stop(); rmSync(dir, { recursive: true, force: true }); await deleteRedisKeys(prefix); });
 
-  /** The relayed message's record is written after its verdict (waited for up to 2 s): wait until Redis has it. */
-  async function recorded(mid: string): Promise<void> {
-    const log = { debug() {}, info() {}, warn() {}, error() {} };
-    const store = new RedisStore({ backend: 'redis', redisUrl: 'redis://127.0.0.1:6379', prefix, timeoutMs: 2000, memoryMaxEntries: 100 }, log);
-    try {
-      const ledger = new OutboundLedger(store, outboundSettings(), Date.now);
-      for (let i = 0; i < 100 && (await ledger.senderOf(mid)) !== 'alice'; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(await ledger.senderOf(mid), 'alice', 'the relayed message was recorded');
-    } finally {
-      await store.close();
-    }
-  }
-
   it('counts one complaint for the one recipient, whatever domains report it; the sender is not suspended', async () => {
     const mw = createMailward({ configDir: dir, modules: ['builtin', 'auth', 'backscatter', 'outbound'] });
     try {
@@ -50,7 +35,7 @@ describe('outbound: complaints about one message from rotating reporter domains'
       const out = await mw.scan({ ip: '192.0.2.25', helo: 'laptop', mailFrom: 'alice@example.com', authUser: 'alice', relaying: true, rcptTo: ['mallory@attacker.example'],
         raw: `From: Alice <alice@example.com>\r\nTo: mallory@attacker.example\r\nSubject: Lunch?\r\nDate: Tue, 11 Mar 2025 09:57:58 +0000\r\nMessage-ID: ${mid}\r\n\r\nLunch on Friday?\r\n` });
       assert.equal(out.verdict.action, 'accept');
-      await recorded(mid);
+      await recordedBy(prefix, mid, 'alice');
       const details: string[] = [];
       for (let i = 1; i <= N; i++) {
         const reporter = `fbl@r${i}.attacker.example`;

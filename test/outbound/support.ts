@@ -4,6 +4,9 @@ import { parseIni } from '../../lib/config/ini';
 import { IniReader } from '../../lib/config/reader';
 import { parseOutboundSettings, type OutboundSettings } from '../../lib/checks/outbound/settings';
 import { simpleMessage } from '../support/haraka';
+import assert from 'node:assert/strict';
+import { OutboundLedger } from '../../lib/checks/outbound';
+import { RedisStore } from '../../lib/state';
 
 
 export function uniquePrefix(what: string): string {
@@ -140,4 +143,17 @@ export function deliveryStatus(mid: string, failed: string[], reportingMta = 'mx
     '--dsn1--',
     '',
   ].join('\r\n');
+}
+
+/** A relayed message's record is written after its verdict: waits (up to 5 s) until Redis under `prefix` has it as `sender`'s. */
+export async function recordedBy(prefix: string, mid: string, sender: string): Promise<void> {
+  const log = { debug() {}, info() {}, warn() {}, error() {} };
+  const store = new RedisStore({ backend: 'redis', redisUrl: REDIS_URL, prefix, timeoutMs: 2000, memoryMaxEntries: 100 }, log);
+  try {
+    const ledger = new OutboundLedger(store, outboundSettings(), Date.now);
+    for (let i = 0; i < 100 && (await ledger.senderOf(mid)) !== sender; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await ledger.senderOf(mid), sender, 'the relayed message was recorded');
+  } finally {
+    await store.close();
+  }
 }
