@@ -1093,6 +1093,29 @@ describe('auth module (mailauth) against a real DNS server', function () {
       }
     });
 
+    it('an author\'s own DMARC record that its SPF includes and that never answers is waited for once in SPF, not again after the prefetch: the other author\'s policy applies', async function () {
+      this.timeout(60_000);
+      // From: ceo@example.com (p=reject) and an author of the spoofer's own, slowdmarc.test, whose SPF includes
+      // _dmarc.slowdmarc.test: an author's DMARC record, which the DMARC half of the deadline exempts from the cut-off.
+      // [dns] timeout_ms 3 s, [main] timeout_ms 8 s (cut-off 4 s). The prefetch's SPF waited 3 s for it, mailauth's
+      // SPF 3 s again and DMARC 3 s: 9 s, past the deadline (AUTH_TEMPERROR, example.com's policy not applied).
+      world.dns.set('slowdmarc.test', { TXT: ['v=spf1 include:_dmarc.slowdmarc.test -all'] });
+      const files = { 'mailward.ini': sharedIni(world.dns, 3000), 'mailward.auth.ini': '[main]\ntimeout_ms = 8000\n' };
+      try {
+        await withFresh(files, async (fresh) => {
+          world.dns.silentNames.add('_dmarc.slowdmarc.test');
+          const raw = message({ from: 'CEO <ceo@example.com>, Someone <x@slowdmarc.test>', subject: 'Wire transfer' });
+          const result = await fresh.scan({ ip: IP.attacker, helo: 'mail.attacker.test', mailFrom: 'x@slowdmarc.test', rcptTo: ['bob@example.org'], raw });
+          const why = result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n');
+          assert.equal(symbol(result, 'AUTH_TEMPERROR'), undefined, why);
+          assert.ok(symbol(result, 'SPF_TEMPERROR'), why);
+          assert.ok(symbol(result, 'DMARC_POLICY_REJECT'), why);
+        });
+      } finally {
+        world.dns.remove('slowdmarc.test');
+      }
+    });
+
     it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
       await withFresh({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' }, async (slow) => {
         world.dns.mode = 'silent';

@@ -100,7 +100,7 @@ function parseSettings(reader: import('../../config/reader').IniReader): AuthSet
  * "no records" is an ENOTFOUND error (mailauth counts void look-ups and tells
  * "no key" from a failure by it) and a temporary failure keeps a DNS-like code.
  */
-function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>(), failedBefore?: Set<string>) {
+function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void, cutoff = Infinity, dmarcNames = new Set<string>(), failedBefore?: Set<string>, bindAll = false) {
   return async (name: string, type: string): Promise<any[]> => {
     const key = name.toLowerCase().replace(/\.$/, '');
     // A DKIM or ARC key lives at s._domainkey.<d=>, and d= is the sender's to write. One that is no
@@ -109,10 +109,12 @@ function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void,
     if (/(^|\.)_domainkey\./.test(key) && !isHostName(key)) throw Object.assign(new Error(`${type} ${name}: not a host name`), { code: 'ENOTFOUND' });
     // A look-up that failed already for this message (the prefetch's) fails at once: waited for a second
     // time, a spoofer's never-answering key took the time of the look-ups after it (SPF) as well.
-    // The DMARC records are left out: they have their own half of the deadline.
+    // The author domains' DMARC records have their own half of the deadline (not the cut-off), except in
+    // the prefetch (bindAll): it asks for them only as SPF names (include:_dmarc.<an author of the spoofer's>).
     const remembered = `${type.toUpperCase()} ${key}`;
-    const cutOff = !dmarcNames.has(key);
-    if (cutOff && failedBefore?.has(remembered)) {
+    const dmarcName = dmarcNames.has(key);
+    const cutOff = bindAll || !dmarcName;
+    if (failedBefore?.has(remembered)) {
       onTempError(key);
       throw Object.assign(new Error(`${type} ${name}: DNS failure (earlier look-up for this message)`), { code: 'ETIMEOUT' });
     }
@@ -121,7 +123,8 @@ function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void,
       answer = await (cutOff ? beforeCutoff(dns.resolve(name, type), name, cutoff) : dns.resolve(name, type));
     } catch (err) {
       if (err instanceof DnsTempError) {
-        if (cutOff) failedBefore?.add(remembered);
+        // A DMARC record the cut-off ended is not remembered: the DNS did not fail, and DMARC asks for it afresh.
+        if (!(dmarcName && err instanceof CutOff)) failedBefore?.add(remembered);
         onTempError(key);
         throw Object.assign(new Error(err.message), { code: err.code === 'TIMEOUT' ? 'ETIMEOUT' : err.code });
       }
@@ -141,8 +144,11 @@ class Deadline extends Error {}
  * would otherwise use up the whole deadline and leave DMARC unevaluated.
  */
 function beforeCutoff<T>(lookup: Promise<T>, name: string, cutoff: number): Promise<T> {
-  return cutoff === Infinity ? lookup : withDeadline(lookup, Math.max(0, cutoff - Date.now()), () => new DnsTempError(name, 'TIMEOUT'));
+  return cutoff === Infinity ? lookup : withDeadline(lookup, Math.max(0, cutoff - Date.now()), () => new CutOff(name, 'TIMEOUT'));
 }
+
+/** A look-up ended by the cut-off rather than failed by the DNS. */
+class CutOff extends DnsTempError {}
 
 export interface AuthRun {
   auth: AuthResults;
@@ -210,7 +216,7 @@ export async function runAuthenticate(ctx: MessageContext, settings: AuthSetting
   };
   let raw = forMailauth(ctx);
   // Its failures are remembered (failedBefore), not reported: mailauth's own look-up of the name reports it.
-  const prefetchResolver = mailauthResolver(dns, () => {}, cutoff, dmarcNames, failedBefore);
+  const prefetchResolver = mailauthResolver(dns, () => {}, cutoff, dmarcNames, failedBefore, true);
   await prefetch(ctx, prefetchResolver, () => verifySpf({ ...options, resolver: prefetchResolver } as any));
   let result = await authenticate(raw, options);
   // mailauth 4.13 passes a signature whose h= leaves From: out, and DMARC on it: anyone holding a
