@@ -1116,6 +1116,26 @@ describe('auth module (mailauth) against a real DNS server', function () {
       }
     });
 
+    it('an SPF include whose server fails (SERVFAIL) gives SPF_TEMPERROR, not the -all after it', async function () {
+      this.timeout(30_000);
+      // mailauth's SPF skips an include whose look-up fails with a code it does not know as temporary
+      // (ESERVFAIL) and goes on to -all: every temporary failure reaches it as ETIMEOUT (before, only the
+      // failure remembered from the prefetch's SPF did, so this held only where the prefetch met the same failure).
+      world.dns.set('flakyinclude.test', { TXT: [`v=spf1 include:spf.flakyinclude.test -all`] });
+      try {
+        await withFresh({ 'mailward.ini': sharedIni(world.dns, ANSWERED_LOOKUP_MS) }, async (fresh) => {
+          world.dns.servfailNames.add('spf.flakyinclude.test');
+          const raw = message({ from: 'News <news@flakyinclude.test>', subject: 'newsletter' });
+          const result = await fresh.scan({ ip: IP.example, helo: 'mail.flakyinclude.test', mailFrom: 'news@flakyinclude.test', rcptTo: ['bob@example.org'], raw });
+          const why = result.verdict.symbols.map((s) => `${s.name} ${s.detail}`).join('\n');
+          assert.equal(symbol(result, 'SPF_FAIL'), undefined, why);
+          assert.ok(symbol(result, 'SPF_TEMPERROR'), why);
+        });
+      } finally {
+        world.dns.remove('flakyinclude.test');
+      }
+    });
+
     it('the whole authentication has its own deadline: AUTH_TEMPERROR', async () => {
       await withFresh({ 'mailward.ini': sharedIni(world.dns, 5000), 'mailward.auth.ini': '[main]\ntimeout_ms = 300\n' }, async (slow) => {
         world.dns.mode = 'silent';

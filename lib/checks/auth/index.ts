@@ -126,7 +126,9 @@ function mailauthResolver(dns: DnsResolver, onTempError: (name: string) => void,
         // A DMARC record the cut-off ended is not remembered: the DNS did not fail, and DMARC asks for it afresh.
         if (!(dmarcName && err instanceof CutOff)) failedBefore?.add(remembered);
         onTempError(key);
-        throw Object.assign(new Error(err.message), { code: err.code === 'TIMEOUT' ? 'ETIMEOUT' : err.code });
+        // Every temporary failure reaches mailauth as ETIMEOUT, one it knows as temporary: its SPF skips an
+        // include or redirect whose look-up failed with another code (ESERVFAIL) and goes on to the -all after it.
+        throw Object.assign(new Error(err.message), { code: 'ETIMEOUT' });
       }
       throw err;
     }
