@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { type TokenizerCallbacks } from 'htmlparser2';
 import { RESTATED_SHEET } from '../util/css-background';
 import { analyseHtml, DEEP_HIDDEN, LOOK_ATTRIBUTES, PAGE_LOOK, SKIP_TAGS } from '../util/html';
-import { RawTextTokenizer } from '../util/html-raw-text';
+import { RAW_TEXT_ELEMENTS, RawTextTokenizer } from '../util/html-raw-text';
 import { withoutInvisibles } from '../util/invisible';
 
 /**
@@ -178,7 +178,7 @@ function hiddenOpenAt(before: string): string {
 }
 
 /** Of SKIP_TAGS, those whose content the tokenizer reads as raw text up to their end tag (RawTextTokenizer; `<template>` holds markup). */
-const RAW_TEXT = new Set(['script', 'style', 'title', 'iframe', 'noembed', 'noframes']);
+const RAW_TEXT = new Set([...SKIP_TAGS].filter((name) => RAW_TEXT_ELEMENTS.has(name)));
 
 /** How htmlparser2's tokenizer leaves HTML it was given up to here: what is open, what is cut short. */
 interface HtmlEnd {

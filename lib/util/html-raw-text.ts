@@ -18,6 +18,8 @@ import { Tokenizer } from 'htmlparser2';
 
 /** The end sequences (`</name`, lower-case bytes, as htmlparser2's own) of the raw-text elements htmlparser2 does not know. */
 const RAW_TEXT_ENDS = new Map(['iframe', 'noembed', 'noframes', 'xmp'].map((name) => [name, Uint8Array.from(`</${name}`, (c) => c.charCodeAt(0))]));
+/** Every element RawTextTokenizer reads as raw text to its end tag: htmlparser2's own and those taught here. */
+export const RAW_TEXT_ELEMENTS: ReadonlySet<string> = new Set(['script', 'style', 'title', 'textarea', ...RAW_TEXT_ENDS.keys()]);
 /** The first letters of their names: other tags take htmlparser2's path alone. */
 const FIRST_LETTERS = new Set([...RAW_TEXT_ENDS.keys()].map((name) => name.charCodeAt(0)));
 /**
